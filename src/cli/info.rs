@@ -1,0 +1,63 @@
+//! `phaseflow info`: the adapters on this machine and which one a run would use.
+
+use super::CliError;
+use crate::gpu::{AdapterChoice, chosen_index, list_adapters};
+
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+pub fn run(args: &InfoArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    let adapters = list_adapters();
+    let chosen = chosen_index(choice);
+    if args.json {
+        let value = serde_json::json!({
+            "adapters": adapters,
+            "chosen": chosen.as_ref().ok(),
+            "error": chosen.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+        return chosen.map(|_| ()).map_err(CliError::from);
+    }
+    if adapters.is_empty() {
+        println!("no GPU adapters found");
+    }
+    for a in &adapters {
+        let mark = if chosen.as_ref().ok() == Some(&a.index) {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} [{}] {} ({}, {})",
+            a.index, a.name, a.backend, a.device_type
+        );
+        println!("      driver: {} {}", a.driver, a.driver_info);
+        println!(
+            "      f64: {} · timestamps: {} · storage binding: {} · buffer: {} · workgroups/dim: {} · invocations/workgroup: {}",
+            if a.shader_f64 { "yes" } else { "no" },
+            if a.timestamps { "yes" } else { "no" },
+            mib(a.max_storage_buffer_binding_size),
+            mib(a.max_buffer_size),
+            a.max_compute_workgroups_per_dimension,
+            a.max_compute_invocations_per_workgroup,
+        );
+    }
+    match chosen {
+        Ok(i) => {
+            println!(
+                "\n* = chosen (choose another with --adapter INDEX|NAME or PHASEFLOW_ADAPTER)"
+            );
+            let _ = i;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

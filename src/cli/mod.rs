@@ -1,0 +1,126 @@
+//! The `phaseflow` command line. Library errors become one clear message and an exit code:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | the run failed (I/O while writing results, a GPU error mid-run) |
+//! | 2 | bad input: usage, system, config, input files, sizes |
+//! | 3 | no usable GPU adapter |
+
+mod format;
+mod info;
+mod simulate;
+pub mod spec;
+mod systems;
+
+use crate::gpu::GpuError;
+use crate::model::Diagnostics;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const ABOUT: &str = "Headless GPU compute engine: huge ensembles of ODE trajectories in WGSL through wgpu, \
+on any Vulkan/Metal/DX12 GPU or on a CPU through Mesa's software Vulkan (lavapipe).";
+
+#[derive(Debug, Parser)]
+#[command(name = "phaseflow", version, about = ABOUT, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// GPU adapter to use: an index or part of a name as `phaseflow info` lists them
+    /// [default: the best one: discrete, then integrated, then software]
+    #[arg(
+        long,
+        global = true,
+        env = "PHASEFLOW_ADAPTER",
+        value_name = "INDEX|NAME"
+    )]
+    adapter: Option<String>,
+
+    /// Say more about what is happening (adapter choice, how the run is split into chunks)
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the GPU adapters, the one phaseflow would use, its limits and features
+    Info(info::InfoArgs),
+    /// List the built-in systems, or show one (`phaseflow systems show lorenz`)
+    Systems(systems::SystemsArgs),
+    /// Integrate an ensemble of trajectories of a system on the GPU
+    #[command(long_about = simulate::LONG_ABOUT)]
+    Simulate(Box<simulate::SimulateArgs>),
+}
+
+/// What went wrong, sorted by who can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The user's input is wrong (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// The user's system or config has errors with positions (exit 2).
+    #[error("{0}")]
+    Diagnostics(Diagnostics),
+    /// No usable GPU (exit 3).
+    #[error("{0}")]
+    NoGpu(String),
+    /// The run itself failed (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Runtime(_) => 1,
+            CliError::Input(_) | CliError::Diagnostics(_) => 2,
+            CliError::NoGpu(_) => 3,
+        }
+    }
+}
+
+impl From<GpuError> for CliError {
+    fn from(e: GpuError) -> Self {
+        match e {
+            GpuError::NoAdapter | GpuError::NoSuchAdapter { .. } | GpuError::Device { .. } => {
+                CliError::NoGpu(e.to_string())
+            }
+            other => CliError::Runtime(other.to_string()),
+        }
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose {
+        "info,wgpu_core=warn,wgpu_hal=error,naga=warn"
+    } else {
+        "warn,wgpu_core=error,wgpu_hal=error,naga=error"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+}
+
+/// Runs the command line; never panics on user input.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let choice = crate::gpu::AdapterChoice::parse(cli.adapter.as_deref().unwrap_or(""));
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args, &choice),
+        Command::Systems(args) => systems::run(&args),
+        Command::Simulate(args) => simulate::run(&args, &choice),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match &e {
+                CliError::Diagnostics(d) => eprintln!("{d}"),
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! A simulation request as the user states it (config file and flags), and its translation
+//! into a checked `FixedStepProblem`. Every way of getting it wrong ends here as one
+//! sentence naming the flag or key, never later in the middle of a run.
+
+use super::CliError;
+use crate::io::read_matrix;
+use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
+use crate::model::{System, builtin, builtin_names, load_system_file};
+use crate::ode::{
+    Axis, Ensemble, FixedStepProblem, InitialStates, Parameters, Save, Solver, Table, TimeGrid,
+};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// toml's map keeps insertion order (the `preserve_order` feature), so grid axes come out
+/// in the order the user wrote them.
+type OrderedMap = toml::map::Map<String, toml::Value>;
+
+/// Everything `phaseflow simulate` accepts; the config file's keys have the same names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// A built-in system's name or the path of a system file.
+    pub system: Option<String>,
+    pub n: Option<usize>,
+    pub solver: Option<Solver>,
+    pub tspan: Option<[f64; 2]>,
+    pub dt: Option<f64>,
+    pub save_every: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+    /// Initial-state overrides: name → value.
+    #[serde(default)]
+    pub set: OrderedMap,
+    /// Parameter overrides: name → value.
+    #[serde(default)]
+    pub param: OrderedMap,
+    /// Parameter sweeps: name → [lo, hi] or [lo, hi, count].
+    #[serde(default)]
+    pub sweep: OrderedMap,
+    pub params_file: Option<PathBuf>,
+    pub u0: Option<U0Spec>,
+}
+
+/// How initial states vary across the ensemble (at most one of these).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct U0Spec {
+    /// name → [lo, hi]: uniform random in a box.
+    pub uniform: Option<OrderedMap>,
+    /// name → [lo, hi, count]: a regular grid.
+    pub grid: Option<OrderedMap>,
+    /// name → step: trajectory j starts at default + j*step.
+    pub perturb: Option<OrderedMap>,
+    /// An .npy of shape [N, dim].
+    pub file: Option<PathBuf>,
+}
+
+impl RunSpec {
+    /// Reads a run config; problems point into the file.
+    pub fn from_file(path: &Path) -> Result<RunSpec, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Input(format!("cannot read config '{}': {e}", path.display()))
+        })?;
+        let source = Source::new(path.display().to_string(), text);
+        let mut spec: RunSpec = toml::from_str(&source.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            CliError::Diagnostics(
+                Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
+            )
+        })?;
+        // Relative paths in a config are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for p in [spec.params_file.as_mut(), spec.out.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            rebase(p);
+        }
+        if let Some(p) = spec.u0.as_mut().and_then(|u| u.file.as_mut()) {
+            rebase(p);
+        }
+        if let Some(sys) = spec.system.as_mut()
+            && sys.ends_with(".toml")
+            && Path::new(sys).is_relative()
+        {
+            *sys = base.join(&*sys).display().to_string();
+        }
+        Ok(spec)
+    }
+
+    /// Fields set in `over` replace those here; tables are merged key by key.
+    pub fn merge(mut self, over: RunSpec) -> RunSpec {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
+        }
+        take!(
+            system,
+            n,
+            solver,
+            tspan,
+            dt,
+            save_every,
+            out,
+            seed,
+            params_file,
+            u0
+        );
+        self.set.extend(over.set);
+        self.param.extend(over.param);
+        self.sweep.extend(over.sweep);
+        self
+    }
+}
+
+/// Loads a system by built-in name or file path.
+pub fn load_system(name: &str) -> Result<System, CliError> {
+    if let Some(result) = builtin(name) {
+        return result.map_err(CliError::Diagnostics);
+    }
+    let path = Path::new(name);
+    if path.exists() || name.ends_with(".toml") {
+        return load_system_file(path).map_err(CliError::Diagnostics);
+    }
+    let names = builtin_names();
+    let hint = match did_you_mean(name, names.iter().copied()) {
+        Some(m) => format!("did you mean '{m}'?"),
+        None => format!("built-in systems: {}", names.join(", ")),
+    };
+    Err(CliError::Input(format!(
+        "unknown system '{name}' (not a built-in and no such file); {hint}"
+    )))
+}
+
+fn number(v: &toml::Value, what: &str) -> Result<f64, CliError> {
+    match v {
+        toml::Value::Float(f) => Ok(*f),
+        toml::Value::Integer(i) => Ok(*i as f64),
+        other => Err(CliError::Input(format!(
+            "{what} must be a number, not {other}"
+        ))),
+    }
+}
+
+fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, CliError> {
+    match v {
+        toml::Value::Array(a) => a.iter().map(|x| number(x, what)).collect(),
+        other => Ok(vec![number(other, what)?]),
+    }
+}
+
+fn lookup(
+    names: &[String],
+    name: &str,
+    kind: &str,
+    flag: &str,
+    system: &str,
+) -> Result<usize, CliError> {
+    names.iter().position(|n| n == name).ok_or_else(|| {
+        let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
+            Some(m) => format!("did you mean '{m}'? "),
+            None => String::new(),
+        };
+        CliError::Input(format!(
+            "{flag}: '{name}' is not a {kind} of {system}; {hint}its {kind}s are: {}",
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })
+}
+
+/// `[lo, hi]` or `[lo, hi, count]` for axis `name`.
+fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Axis, CliError> {
+    let count = |c: f64| -> Result<usize, CliError> {
+        if c >= 1.0 && c.fract() == 0.0 {
+            Ok(c as usize)
+        } else {
+            Err(CliError::Input(format!(
+                "{what}: the point count must be a whole number ≥ 1, not {c}"
+            )))
+        }
+    };
+    match values {
+        [lo, hi] if !need_count => Ok(Axis {
+            index,
+            lo: *lo,
+            hi: *hi,
+            count: None,
+        }),
+        [lo, hi, c] => Ok(Axis {
+            index,
+            lo: *lo,
+            hi: *hi,
+            count: Some(count(*c)?),
+        }),
+        _ if need_count => Err(CliError::Input(format!("{what} must be lo:hi:count"))),
+        _ => Err(CliError::Input(format!(
+            "{what} must be lo:hi or lo:hi:count"
+        ))),
+    }
+}
+
+fn table(path: &Path, what: &str) -> Result<Table, CliError> {
+    let (data, rows, cols) =
+        read_matrix(path).map_err(|e| CliError::Input(format!("{what}: {e}")))?;
+    Ok(Table {
+        data,
+        rows,
+        cols,
+        origin: path.display().to_string(),
+    })
+}
+
+/// The checked problem a spec describes.
+pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
+    let system_name = spec.system.as_deref().ok_or_else(|| {
+        CliError::Input(
+            "no system given; name a built-in (see `phaseflow systems`) or a system file".into(),
+        )
+    })?;
+    let system = load_system(system_name)?;
+    let sname = system.name().to_string();
+    let state_names: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
+    let param_names: Vec<String> = system.params.iter().map(|v| v.name.clone()).collect();
+
+    let (t0, t1) = match (spec.tspan, system.meta.tspan) {
+        (Some([a, b]), _) => (a, b),
+        (None, Some(span)) => span,
+        (None, None) => {
+            return Err(CliError::Input(format!(
+                "{sname} suggests no time span; give --tspan t0:t1"
+            )));
+        }
+    };
+    let dt = spec
+        .dt
+        .or(system.meta.dt)
+        .ok_or_else(|| CliError::Input(format!("{sname} suggests no step; give --dt")))?;
+    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| CliError::Input(e.to_string()))?;
+    let save = match spec.save_every {
+        None => Save::Final,
+        Some(0) => return Err(CliError::Input("--save-every must be at least 1".into())),
+        Some(k) => Save::Every(k),
+    };
+
+    let mut ensemble = Ensemble::new(&system, spec.n.unwrap_or(0));
+    for (name, v) in &spec.set {
+        let i = lookup(&state_names, name, "state", "--set", &sname)?;
+        ensemble.base_state[i] = number(v, &format!("--set {name}"))?;
+    }
+    for (name, v) in &spec.param {
+        let i = lookup(&param_names, name, "parameter", "--param", &sname)?;
+        ensemble.base_params[i] = number(v, &format!("--param {name}"))?;
+    }
+
+    if !spec.sweep.is_empty() && spec.params_file.is_some() {
+        return Err(CliError::Input(
+            "give either --sweep or --params, not both".into(),
+        ));
+    }
+    if !spec.sweep.is_empty() {
+        let mut axes = Vec::new();
+        for (name, v) in &spec.sweep {
+            let i = lookup(&param_names, name, "parameter", "--sweep", &sname)?;
+            let what = format!("--sweep {name}");
+            axes.push(axis(i, &numbers(v, &what)?, &what, spec.sweep.len() > 1)?);
+        }
+        ensemble.params = Parameters::Sweep(axes);
+    }
+    if let Some(path) = &spec.params_file {
+        ensemble.params = Parameters::Table(table(path, "--params")?);
+    }
+
+    if let Some(u0) = &spec.u0 {
+        let given = [
+            u0.uniform.is_some(),
+            u0.grid.is_some(),
+            u0.perturb.is_some(),
+            u0.file.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            return Err(CliError::Input(
+                "give one way of varying initial states: --u0-uniform, --u0-grid, --u0-perturb or --u0".into(),
+            ));
+        }
+        if let Some(map) = &u0.uniform {
+            let mut ranges = Vec::new();
+            for (name, v) in map {
+                let i = lookup(&state_names, name, "state", "--u0-uniform", &sname)?;
+                let what = format!("--u0-uniform {name}");
+                match numbers(v, &what)?[..] {
+                    [lo, hi] => ranges.push((i, lo, hi)),
+                    _ => return Err(CliError::Input(format!("{what} must be lo:hi"))),
+                }
+            }
+            ensemble.initial = InitialStates::Uniform {
+                seed: spec.seed.unwrap_or(0),
+                ranges,
+            };
+        } else if let Some(map) = &u0.grid {
+            let mut axes = Vec::new();
+            for (name, v) in map {
+                let i = lookup(&state_names, name, "state", "--u0-grid", &sname)?;
+                let what = format!("--u0-grid {name}");
+                axes.push(axis(i, &numbers(v, &what)?, &what, map.len() > 1)?);
+            }
+            ensemble.initial = InitialStates::Grid(axes);
+        } else if let Some(map) = &u0.perturb {
+            let (name, v) = map
+                .iter()
+                .next()
+                .ok_or_else(|| CliError::Input("--u0-perturb needs name=step".into()))?;
+            if map.len() > 1 {
+                return Err(CliError::Input("--u0-perturb takes one state".into()));
+            }
+            let state = lookup(&state_names, name, "state", "--u0-perturb", &sname)?;
+            ensemble.initial = InitialStates::Perturb {
+                state,
+                step: number(v, &format!("--u0-perturb {name}"))?,
+            };
+        } else if let Some(path) = &u0.file {
+            ensemble.initial = InitialStates::Table(table(path, "--u0")?);
+        }
+    }
+
+    // N may be implied by a grid or a table; if given too, it must agree.
+    match (spec.n, ensemble.implied_size()) {
+        (Some(n), Some(m)) if n != m => {
+            return Err(CliError::Input(format!(
+                "-n {n} disagrees with the {m} trajectories the grid or input file implies"
+            )));
+        }
+        (None, Some(m)) => ensemble.n = m,
+        (None, None) => {
+            return Err(CliError::Input(
+                "give the number of trajectories with -n".into(),
+            ));
+        }
+        _ => {}
+    }
+    if ensemble.n == 0 {
+        return Err(CliError::Input(
+            "the number of trajectories must be at least 1 (-n 0 given)".into(),
+        ));
+    }
+    ensemble
+        .validate(&system)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(FixedStepProblem {
+        system,
+        solver: spec.solver.unwrap_or_default(),
+        grid,
+        save,
+        ensemble,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml_text: &str) -> RunSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn a_sweep_spec_builds_the_problem() {
+        let p = build_problem(&spec(
+            "system = 'lorenz'\nn = 11\ndt = 0.01\ntspan = [0, 1]\n[sweep]\nrho = [0, 50]\n[param]\nsigma = 12",
+        ))
+        .unwrap();
+        assert_eq!(p.grid.n_steps, 100);
+        assert_eq!(p.ensemble.params(10..11), vec![12.0, 50.0, 8.0 / 3.0]);
+    }
+
+    #[test]
+    fn mistakes_get_one_clear_sentence() {
+        let cases = [
+            ("system = 'lorenzz'\nn = 1", "did you mean 'lorenz'?"),
+            ("system = 'lorenz'\nn = 0", "at least 1"),
+            ("system = 'lorenz'", "give the number of trajectories"),
+            (
+                "system = 'lorenz'\nn = 5\n[sweep]\nrh = [0, 1]",
+                "'rh' is not a parameter of lorenz; did you mean 'rho'?",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\n[sweep]\nrho = [0, 1]\nbeta = [0, 1, 5]",
+                "must be lo:hi:count",
+            ),
+            (
+                "system = 'lorenz'\nn = 7\n[sweep]\nrho = [0, 1, 2]\nbeta = [0, 1, 3]",
+                "disagrees",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\ndt = 0.3\ntspan = [0, 1]",
+                "not a whole number of steps",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\n[u0]\nuniform = { q = [0, 1] }",
+                "'q' is not a state of lorenz",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = build_problem(&spec(text)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}

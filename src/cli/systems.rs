@@ -1,0 +1,105 @@
+//! `phaseflow systems`: the built-in catalog.
+
+use super::CliError;
+use super::spec::load_system;
+use crate::model::{System, builtin_names};
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct SystemsArgs {
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// Print JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Print a system's equations, states, parameters and reference
+    Show {
+        /// A built-in name or the path of a system file
+        system: String,
+    },
+}
+
+fn to_json(s: &System) -> serde_json::Value {
+    let vars = |v: &[crate::model::Var]| {
+        v.iter()
+            .map(|v| json!({"name": v.name, "default": v.default}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "name": s.name(),
+        "description": s.meta.description,
+        "reference": s.meta.reference,
+        "dim": s.dim(),
+        "states": vars(&s.states),
+        "parameters": vars(&s.params),
+        "equations": s.equations,
+        "tspan": s.meta.tspan.map(|(a, b)| [a, b]),
+        "dt": s.meta.dt,
+        "non_autonomous": s.uses_time(),
+    })
+}
+
+pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
+    match &args.action {
+        None => {
+            let systems: Vec<System> = builtin_names()
+                .into_iter()
+                .map(load_system)
+                .collect::<Result<_, _>>()?;
+            if args.json {
+                let all: Vec<_> = systems.iter().map(to_json).collect();
+                println!("{}", serde_json::to_string_pretty(&all).expect("JSON"));
+                return Ok(());
+            }
+            let width = systems.iter().map(|s| s.name().len()).max().unwrap_or(0);
+            for s in &systems {
+                println!(
+                    "{:width$}  dim {}  {}",
+                    s.name(),
+                    s.dim(),
+                    s.meta.description
+                );
+            }
+            println!("\n`phaseflow systems show NAME` prints the equations.");
+        }
+        Some(Action::Show { system }) => {
+            let s = load_system(system)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&to_json(&s)).expect("JSON")
+                );
+                return Ok(());
+            }
+            let vars = |v: &[crate::model::Var]| {
+                v.iter()
+                    .map(|v| format!("{} = {}", v.name, v.default))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!("{}: {}", s.name(), s.meta.description);
+            println!("reference:  {}", s.meta.reference);
+            println!("states:     {}", vars(&s.states));
+            println!(
+                "parameters: {}",
+                if s.params.is_empty() {
+                    "(none)".into()
+                } else {
+                    vars(&s.params)
+                }
+            );
+            if let (Some((a, b)), Some(dt)) = (s.meta.tspan, s.meta.dt) {
+                println!("suggested:  t from {a} to {b}, dt = {dt}");
+            }
+            println!();
+            for line in s.equations.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}

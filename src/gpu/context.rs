@@ -1,0 +1,285 @@
+//! The headless GPU context: adapter choice, device creation with the features and limits
+//! the adapter really has, and a record of errors the driver reports asynchronously.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found. phaseflow needs a Vulkan, Metal or DX12 driver; with no GPU, \
+         install Mesa's software Vulkan driver (Debian/Ubuntu: `sudo apt-get install mesa-vulkan-drivers`, \
+         or run `make setup`)"
+    )]
+    NoAdapter,
+    #[error("no adapter matches '{wanted}'; available: {available}")]
+    NoSuchAdapter { wanted: String, available: String },
+    #[error("could not open a device on '{adapter}': {source}")]
+    Device {
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+    #[error("the GPU reported an error: {0}")]
+    Driver(String),
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+    #[error("{0}")]
+    Shader(#[from] super::shader::ShaderError),
+}
+
+/// Which adapter to use: the best one, or one named by index or by part of its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AdapterChoice {
+    #[default]
+    Best,
+    Index(usize),
+    Name(String),
+}
+
+impl AdapterChoice {
+    /// `""`/`"auto"` → best; a number → index in `phaseflow info`'s list; else a name part.
+    pub fn parse(s: &str) -> AdapterChoice {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("auto") {
+            AdapterChoice::Best
+        } else if let Ok(i) = s.parse() {
+            AdapterChoice::Index(i)
+        } else {
+            AdapterChoice::Name(s.to_string())
+        }
+    }
+}
+
+/// What `phaseflow info` shows about one adapter.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub shader_f64: bool,
+    pub timestamps: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+}
+
+fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
+    let info = a.get_info();
+    let limits = a.limits();
+    let features = a.features();
+    AdapterSummary {
+        index,
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        shader_f64: features.contains(wgpu::Features::SHADER_F64),
+        timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+    }
+}
+
+/// Lower is better: real GPUs before software ones.
+fn rank(a: &wgpu::Adapter) -> (u8, u8) {
+    let info = a.get_info();
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal => 0,
+        wgpu::Backend::Dx12 => 1,
+        _ => 2,
+    };
+    (kind, backend)
+}
+
+fn enumerate() -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// Every adapter on this machine, in the order `--adapter N` refers to.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    enumerate()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summarize(i, a))
+        .collect()
+}
+
+/// Index (in `list_adapters` order) of the adapter `choice` selects, without opening it.
+pub fn chosen_index(choice: &AdapterChoice) -> Result<usize, GpuError> {
+    choose(&enumerate(), choice)
+}
+
+fn choose(adapters: &[wgpu::Adapter], choice: &AdapterChoice) -> Result<usize, GpuError> {
+    if adapters.is_empty() {
+        return Err(GpuError::NoAdapter);
+    }
+    let describe = || {
+        adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("[{i}] {}", a.get_info().name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match choice {
+        AdapterChoice::Best => Ok((0..adapters.len())
+            .min_by_key(|&i| rank(&adapters[i]))
+            .unwrap_or(0)),
+        AdapterChoice::Index(i) if *i < adapters.len() => Ok(*i),
+        AdapterChoice::Index(i) => Err(GpuError::NoSuchAdapter {
+            wanted: i.to_string(),
+            available: describe(),
+        }),
+        AdapterChoice::Name(n) => {
+            let needle = n.to_lowercase();
+            adapters
+                .iter()
+                .position(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| GpuError::NoSuchAdapter {
+                    wanted: n.clone(),
+                    available: describe(),
+                })
+        }
+    }
+}
+
+/// An open device on the chosen adapter. Cheap to share behind an `Arc`; `Send + Sync`.
+pub struct GpuContext {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    errors: Arc<Mutex<Vec<String>>>,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl GpuContext {
+    pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        let adapters = enumerate();
+        let index = choose(&adapters, choice)?;
+        let adapter = adapters.into_iter().nth(index).expect("index from choose");
+        let summary = summarize(index, &adapter);
+
+        let offered = adapter.features();
+        let features = offered & (wgpu::Features::SHADER_F64 | wgpu::Features::TIMESTAMP_QUERY);
+        // Ask for everything the adapter offers: bigger bindings and buffers mean fewer chunks.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("phaseflow"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|source| GpuError::Device {
+            adapter: summary.name.clone(),
+            source,
+        })?;
+
+        // wgpu panics on errors nobody captured; we record them and fail the run instead.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("GPU error: {e}");
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+
+        Ok(GpuContext {
+            adapter,
+            device,
+            queue,
+            summary,
+            limits,
+            features,
+            errors,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn has_f64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F64)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Fails if the driver reported an error since the last check.
+    pub fn check_errors(&self) -> Result<(), GpuError> {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let all = errors.join("; ");
+            errors.clear();
+            Err(GpuError::Driver(all))
+        }
+    }
+
+    /// A compute pipeline for a WGSL source (validated by naga first), made once per
+    /// distinct source and layout label and reused afterwards.
+    pub fn pipeline(
+        &self,
+        label: &str,
+        wgsl: &str,
+        layout: &wgpu::PipelineLayout,
+        f64: bool,
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let key = format!("{label}\u{0}{wgsl}");
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        super::shader::validate(label, wgsl, f64)?;
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            },
+        ));
+        self.check_errors()?;
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything that touches wgpu directly: the headless context, shader assembly and
+//! validation, readback and timestamp timing.
+
+pub mod context;
+pub mod readback;
+pub mod shader;
+pub mod timing;
+
+pub use context::{
+    AdapterChoice, AdapterSummary, GpuContext, GpuError, chosen_index, list_adapters,
+};

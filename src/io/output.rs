@@ -1,0 +1,105 @@
+//! An output directory whose files appear together: each is written under a temporary
+//! name and renamed into place by `commit`. Dropped without a commit (an error, Ctrl-C
+//! unwinding), the temporaries are removed, so a failed run leaves no half-written results.
+
+use npyz::AutoSerialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error("cannot write to output directory '{path}': {source}")]
+    Unwritable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing '{path}' failed: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct OutputDir {
+    dir: PathBuf,
+    /// (temporary, final) paths written so far.
+    pending: Vec<(PathBuf, PathBuf)>,
+}
+
+impl OutputDir {
+    /// Creates the directory if needed and proves it writable, before any work is done.
+    pub fn create(dir: &Path) -> Result<OutputDir, OutputError> {
+        let unwritable = |source| OutputError::Unwritable {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(unwritable)?;
+        let probe = dir.join(format!(".phaseflow-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"probe").map_err(unwritable)?;
+        std::fs::remove_file(&probe).map_err(unwritable)?;
+        Ok(OutputDir {
+            dir: dir.to_path_buf(),
+            pending: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn stage(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<(), OutputError> {
+        let final_path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.partial"));
+        write(&tmp).map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            OutputError::Write {
+                path: final_path.display().to_string(),
+                source,
+            }
+        })?;
+        self.pending.push((tmp, final_path));
+        Ok(())
+    }
+
+    pub fn write_npy<T: AutoSerialize + Copy>(
+        &mut self,
+        name: &str,
+        shape: &[u64],
+        data: &[T],
+    ) -> Result<(), OutputError> {
+        self.stage(name, |p| super::npy::write_npy(p, shape, data))
+    }
+
+    pub fn write_json(&mut self, name: &str, value: &serde_json::Value) -> Result<(), OutputError> {
+        let text =
+            serde_json::to_string_pretty(value).expect("JSON values always serialise") + "\n";
+        self.stage(name, |p| std::fs::write(p, text))
+    }
+
+    /// Moves every staged file into place.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
+        let mut done = Vec::new();
+        for (tmp, final_path) in std::mem::take(&mut self.pending) {
+            std::fs::rename(&tmp, &final_path).map_err(|source| OutputError::Write {
+                path: final_path.display().to_string(),
+                source,
+            })?;
+            done.push(final_path);
+        }
+        Ok(done)
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.pending {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The system language: equations written the way papers write them, parsed and checked
+//! once, then evaluated in f64 on the CPU or emitted as WGSL.
+
+pub mod catalog;
+pub mod diagnostic;
+pub mod expr;
+pub mod lexer;
+pub mod parser;
+pub mod system;
+pub mod system_file;
+pub mod wgsl;
+
+pub use catalog::{builtin, builtin_names};
+pub use diagnostic::{Diagnostic, Diagnostics, Source};
+pub use system::{Meta, System, Var};
+pub use system_file::{load_system_file, parse_system};
+pub use wgsl::emit_system;

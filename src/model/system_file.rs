@@ -1,0 +1,309 @@
+//! System files: TOML with the equations as a string. Read through toml's spanned document
+//! so that every problem, including those inside the equations, points into the file.
+//!
+//! ```toml
+//! name = "lorenz"
+//! description = "Lorenz's convection model"
+//! reference = "E. N. Lorenz, J. Atmos. Sci. 20 (1963) 130-141"
+//! states = { x = 1.0, y = 0.0, z = 0.0 }
+//! parameters = { sigma = 10.0, rho = 28.0, beta = 2.6666666666666665 }
+//! tspan = [0.0, 10.0]   # optional suggestion
+//! dt = 0.001            # optional suggestion
+//! equations = """
+//! dx = sigma*(y - x)
+//! dy = x*(rho - z) - y
+//! dz = x*y - beta*z
+//! """
+//! ```
+
+use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
+use super::system::{Meta, System, Var};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+const KEYS: [&str; 8] = [
+    "name",
+    "description",
+    "reference",
+    "states",
+    "parameters",
+    "equations",
+    "tspan",
+    "dt",
+];
+
+/// Reads a system file from disk. I/O problems become a diagnostic too.
+pub fn load_system_file(path: &Path) -> Result<System, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::bare(format!("cannot read system file '{}': {e}", path.display()))
+    })?;
+    parse_system(&Source::new(path.display().to_string(), text))
+}
+
+/// Parses and checks a system file's text.
+pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
+    let doc = DeTable::parse(&source.text).map_err(|e| toml_error(source, &e))?;
+    let doc = doc.get_ref();
+    let mut errors = Vec::new();
+    let mut err = |d: Diagnostic| errors.push(d);
+    let whole = 0..source.text.len().min(1);
+
+    for (key, _) in doc.iter() {
+        let k: &str = key.get_ref();
+        if !KEYS.contains(&k) {
+            let hint = match did_you_mean(k, KEYS) {
+                Some(m) => format!("did you mean '{m}'?"),
+                None => format!("the keys are: {}", KEYS.join(", ")),
+            };
+            err(Diagnostic::new(
+                format!("unknown key '{k}' in a system file"),
+                source,
+                key.span(),
+            )
+            .with_hint(hint));
+        }
+    }
+    let get = |k: &str| {
+        doc.iter()
+            .find(|(key, _)| **key.get_ref() == *k)
+            .map(|(_, v)| v)
+    };
+
+    let string = |k: &str,
+                  required: bool,
+                  err: &mut dyn FnMut(Diagnostic)|
+     -> Option<(String, Range<usize>)> {
+        match get(k) {
+            Some(v) => match v.get_ref() {
+                DeValue::String(s) => Some((s.to_string(), v.span())),
+                _ => {
+                    err(Diagnostic::new(
+                        format!("'{k}' must be a string"),
+                        source,
+                        v.span(),
+                    ));
+                    None
+                }
+            },
+            None if required => {
+                err(Diagnostic::new(
+                    format!("the system file has no '{k}'"),
+                    source,
+                    whole.clone(),
+                )
+                .with_hint(format!("add {k} = \"...\"")));
+                None
+            }
+            None => None,
+        }
+    };
+
+    let name = string("name", true, &mut err);
+    let description = string("description", false, &mut err);
+    let reference = string("reference", false, &mut err);
+    let equations = string("equations", true, &mut err);
+    let states = match get("states") {
+        Some(v) => vars(source, v, "states", &mut err),
+        None => {
+            err(
+                Diagnostic::new("the system file has no 'states'", source, whole.clone())
+                    .with_hint(
+                        "add states = { x = 1.0, ... } with each state's default initial value",
+                    ),
+            );
+            Vec::new()
+        }
+    };
+    let params =
+        get("parameters").map_or_else(Vec::new, |v| vars(source, v, "parameters", &mut err));
+    let dt = get("dt").and_then(|v| match number(v.get_ref()) {
+        Some(x) if x > 0.0 && x.is_finite() => Some(x),
+        _ => {
+            err(Diagnostic::new(
+                "'dt' must be a positive number",
+                source,
+                v.span(),
+            ));
+            None
+        }
+    });
+    let tspan = get("tspan").and_then(|v| {
+        let pair = match v.get_ref() {
+            DeValue::Array(a) if a.len() == 2 => number(a[0].get_ref()).zip(number(a[1].get_ref())),
+            _ => None,
+        };
+        match pair {
+            Some((a, b)) if a < b && a.is_finite() && b.is_finite() => Some((a, b)),
+            _ => {
+                err(Diagnostic::new(
+                    "'tspan' must be [start, end] with start < end",
+                    source,
+                    v.span(),
+                ));
+                None
+            }
+        }
+    });
+
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
+    }
+    let (name, _) = name.expect("checked above");
+    let (eq_text, eq_span) = equations.expect("checked above");
+    let meta = Meta {
+        name,
+        description: description.map(|d| d.0).unwrap_or_default(),
+        reference: reference.map(|d| d.0).unwrap_or_default(),
+        tspan,
+        dt,
+    };
+    match raw_string_range(source, eq_span, &eq_text) {
+        Some(range) => System::build(meta, states, params, source, range),
+        // The string has escapes, so positions in it differ from positions in the file:
+        // report against the decoded text instead.
+        None => {
+            let inner = Source::new(format!("{} (equations)", source.name), eq_text.clone());
+            System::build(meta, states, params, &inner, 0..eq_text.len())
+        }
+    }
+}
+
+/// Turns a TOML syntax error into a diagnostic with a caret.
+pub fn toml_error(source: &Arc<Source>, e: &toml::de::Error) -> Diagnostics {
+    let span = e.span().unwrap_or(0..0);
+    let message = e.message().trim().replace('\n', " ");
+    Diagnostic::new(format!("invalid TOML: {message}"), source, span).into()
+}
+
+fn vars(
+    source: &Arc<Source>,
+    value: &Spanned<DeValue>,
+    what: &str,
+    err: &mut dyn FnMut(Diagnostic),
+) -> Vec<Var> {
+    let DeValue::Table(table) = value.get_ref() else {
+        err(Diagnostic::new(
+            format!("'{what}' must be a table of name = value"),
+            source,
+            value.span(),
+        )
+        .with_hint(format!("{what} = {{ x = 1.0, y = 0.0 }}")));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in table.iter() {
+        match number(v.get_ref()) {
+            Some(x) if x.is_finite() => out.push(Var {
+                name: key.get_ref().to_string(),
+                default: x,
+                span: Some(key.span()),
+            }),
+            _ => err(Diagnostic::new(
+                format!("the default of '{}' must be a finite number", key.get_ref()),
+                source,
+                v.span(),
+            )),
+        }
+    }
+    out
+}
+
+fn number(v: &DeValue) -> Option<f64> {
+    match v {
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+            .ok()
+            .map(|i| i as f64),
+        DeValue::Float(f) => {
+            let s = f.as_str().replace('_', "");
+            match s.trim_start_matches('+') {
+                "inf" => Some(f64::INFINITY),
+                "-inf" => Some(f64::NEG_INFINITY),
+                "nan" | "-nan" => Some(f64::NAN),
+                s => s.parse().ok(),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Where a string value's characters sit in the file, when they are written there verbatim
+/// (no escapes): then equation positions are file positions.
+fn raw_string_range(source: &Source, span: Range<usize>, value: &str) -> Option<Range<usize>> {
+    let raw = source.text.get(span.clone())?;
+    let delim = ["\"\"\"", "'''", "\"", "'"]
+        .into_iter()
+        .find(|d| raw.starts_with(d))?;
+    let mut start = span.start + delim.len();
+    let end = span.end.checked_sub(delim.len())?;
+    if delim.len() == 3 {
+        // TOML trims a newline right after the opening delimiter.
+        if source.text[start..].starts_with("\r\n") {
+            start += 2;
+        } else if source.text[start..].starts_with('\n') {
+            start += 1;
+        }
+    }
+    (source.text.get(start..end)? == value).then_some(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"name = "decay"
+description = "exponential decay"
+states = { x = 1.0 }
+parameters = { k = 0.5 }
+equations = """
+dx = -k*x
+"""
+"#;
+
+    #[test]
+    fn reads_a_system_file() {
+        let s = parse_system(&Source::new("decay.toml", FILE)).unwrap();
+        assert_eq!(s.name(), "decay");
+        assert_eq!(s.states[0].name, "x");
+        assert_eq!(s.params[0].default, 0.5);
+    }
+
+    #[test]
+    fn equation_errors_point_into_the_file() {
+        let text = FILE.replace("-k*x", "-kk*x");
+        let e = parse_system(&Source::new("decay.toml", text)).unwrap_err();
+        let d = e.first();
+        assert_eq!(d.position(), Some((6, 7)), "{e}");
+        assert_eq!(d.hint.as_deref(), Some("did you mean 'k'?"));
+        assert!(e.to_string().contains("--> decay.toml:6:7"), "{e}");
+    }
+
+    #[test]
+    fn missing_equation_points_at_the_state() {
+        let text = FILE.replace("{ x = 1.0 }", "{ x = 1.0, y = 2.0 }");
+        let e = parse_system(&Source::new("decay.toml", text)).unwrap_err();
+        assert_eq!(e.first().message, "state 'y' has no equation");
+        assert_eq!(e.first().position(), Some((3, 21)));
+    }
+
+    #[test]
+    fn structural_errors() {
+        let e = parse_system(&Source::new("f", FILE.replace("states", "sates"))).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|d| d.message == "unknown key 'sates' in a system file"
+                    && d.hint.as_deref() == Some("did you mean 'states'?"))
+        );
+        let e = parse_system(&Source::new("f", FILE.replace("k = 0.5", "k = \"a\""))).unwrap_err();
+        assert!(
+            e.first()
+                .message
+                .contains("default of 'k' must be a finite number")
+        );
+        let e = parse_system(&Source::new("f", "name = \n")).unwrap_err();
+        assert!(e.first().message.starts_with("invalid TOML"), "{e}");
+        assert_eq!(e.first().position(), Some((1, 8)), "{e}");
+    }
+}

@@ -1,0 +1,160 @@
+//! WGSL for a system's right-hand side. The output uses the type alias `real` (defined by
+//! the kernel template as f32 or f64) and never the user's names, so no user name can clash
+//! with a WGSL keyword.
+//!
+//! Emitted items: `struct State { x0, x1, ... }`, `struct Params { p0, ... }`, one
+//! `powi_N` helper per integer power used, and
+//! `fn rhs(t: real, s: State, p: Params) -> State`.
+
+use super::expr::{BinOp, Func, Node, powi_steps};
+use super::system::System;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+pub fn emit_system(system: &System) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "// system '{}'", system.name());
+    let fields = |prefix: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| format!("    {prefix}{i}: real,\n"))
+            .collect()
+    };
+    let _ = writeln!(out, "struct State {{\n{}}}\n", fields("x", system.dim()));
+    // WGSL forbids empty structs; a system without parameters gets one unused member.
+    let params = if system.n_params() == 0 {
+        "    unused: real,\n".to_string()
+    } else {
+        fields("p", system.n_params())
+    };
+    let _ = writeln!(out, "struct Params {{\n{params}}}\n");
+
+    let mut powers = BTreeSet::new();
+    system.visit_nodes(&mut |n| {
+        if let Node::PowInt(_, k) = n
+            && k.unsigned_abs() > 1
+        {
+            powers.insert(k.unsigned_abs());
+        }
+    });
+    for k in powers {
+        out.push_str(&powi_function(k));
+    }
+
+    let _ = writeln!(out, "fn rhs(t: real, s: State, p: Params) -> State {{");
+    for (i, a) in system.aux.iter().enumerate() {
+        let _ = writeln!(out, "    let a{i} = {}; // {}", expr(&a.value), a.name);
+    }
+    let _ = writeln!(out, "    var d: State;");
+    for (i, r) in system.rhs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    d.x{i} = {}; // d{}",
+            expr(r),
+            system.states[i].name
+        );
+    }
+    out.push_str("    return d;\n}\n");
+    out
+}
+
+/// `x^k` by the same squarings and products as the f64 evaluator (`expr::powi`).
+fn powi_function(k: u32) -> String {
+    let (squarings, bits) = powi_steps(k);
+    let mut body = String::from("    let q0 = x;\n");
+    for j in 1..=squarings {
+        let _ = writeln!(body, "    let q{j} = q{} * q{};", j - 1, j - 1);
+    }
+    let product = bits
+        .iter()
+        .map(|b| format!("q{b}"))
+        .collect::<Vec<_>>()
+        .join(" * ");
+    format!("fn powi_{k}(x: real) -> real {{\n{body}    return {product};\n}}\n\n")
+}
+
+/// A WGSL expression for a node. Every compound is parenthesised, so WGSL's precedence
+/// rules never matter.
+pub fn expr(n: &Node) -> String {
+    match n {
+        Node::Const(v) => literal(*v),
+        Node::State(i) => format!("s.x{i}"),
+        Node::Param(i) => format!("p.p{i}"),
+        Node::Aux(i) => format!("a{i}"),
+        Node::Time => "t".into(),
+        Node::Neg(x) => format!("(-{})", expr(x)),
+        Node::Bin(op, a, b) => {
+            let o = match op {
+                BinOp::Add => "+",
+                BinOp::Sub => "-",
+                BinOp::Mul => "*",
+                BinOp::Div => "/",
+                BinOp::Pow => unreachable!("Pow is lowered before emission"),
+            };
+            format!("({} {o} {})", expr(a), expr(b))
+        }
+        Node::PowInt(x, k) => {
+            let base = match k.unsigned_abs() {
+                0 => return "real(1.0)".into(),
+                1 => expr(x),
+                m => format!("powi_{m}({})", expr(x)),
+            };
+            if *k < 0 {
+                format!("(real(1.0) / {base})")
+            } else {
+                base
+            }
+        }
+        Node::Call(f, args) => {
+            let a: Vec<String> = args.iter().map(expr).collect();
+            match f {
+                Func::Log10 => format!("(log({}) * real(0.4342944819032518))", a[0]),
+                f => format!("{}({})", f.name(), a.join(", ")),
+            }
+        }
+    }
+}
+
+/// A literal that WGSL parses as the same number (shortest round-trip form); non-finite
+/// folded constants are spelled by their bits, as WGSL has no literal for them.
+fn literal(v: f64) -> String {
+    if v.is_nan() {
+        return "real(bitcast<f32>(0x7fc00000u))".into();
+    }
+    if v.is_infinite() {
+        let bits = if v > 0.0 {
+            "0x7f800000u"
+        } else {
+            "0xff800000u"
+        };
+        return format!("real(bitcast<f32>({bits}))");
+    }
+    let mut s = format!("{v:?}");
+    if !s.contains(['.', 'e', 'E']) {
+        s.push_str(".0");
+    }
+    format!("real({s})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_valid_wgsl_numbers() {
+        assert_eq!(literal(10.0), "real(10.0)");
+        assert_eq!(literal(-2.5), "real(-2.5)");
+        assert_eq!(literal(1e-10), "real(1e-10)");
+        assert_eq!(literal(8.0 / 3.0), "real(2.6666666666666665)");
+    }
+
+    #[test]
+    fn powers_become_helpers() {
+        let s = System::from_equations("p", &[("x", 1.0)], &[], "dx = x^5 - x^-2").unwrap();
+        let w = emit_system(&s);
+        assert!(w.contains("fn powi_5(x: real) -> real"), "{w}");
+        assert!(w.contains("let q2 = q1 * q1;"), "{w}");
+        assert!(w.contains("return q0 * q2;"), "{w}");
+        assert!(w.contains("(real(1.0) / powi_2(s.x0))"), "{w}");
+        assert!(!w.contains("pow("), "{w}");
+    }
+}

@@ -1,0 +1,170 @@
+//! WGSL for the fixed-step ensemble kernel (`shaders/ode/fixed_step.wgsl`): the system's
+//! right-hand side, a Runge–Kutta step unrolled from the tableau, and per-component
+//! accessors for the struct-of-arrays buffers.
+
+use super::tableau::Tableau;
+use crate::gpu::shader::{ShaderError, compose};
+use crate::model::{System, emit_system};
+use std::fmt::Write;
+
+pub const TEMPLATE: &str = "ode/fixed_step.wgsl";
+
+/// The complete, composed kernel source for one system × tableau × workgroup size (f32).
+pub fn fixed_step_wgsl(
+    system: &System,
+    tableau: &Tableau,
+    workgroup_size: u32,
+) -> Result<String, ShaderError> {
+    let wg = workgroup_size.to_string();
+    compose(
+        TEMPLATE,
+        &[
+            ("REAL", "f32"),
+            ("WORKGROUP_SIZE", &wg),
+            ("SYSTEM", &emit_system(system)),
+            ("STEP", &rk_step(tableau, system.dim())),
+            ("ACCESS", &accessors(system.dim(), system.n_params())),
+        ],
+    )
+}
+
+fn lit(v: f64) -> String {
+    let s = format!("{v:?}");
+    if s.contains(['.', 'e']) {
+        format!("real({s})")
+    } else {
+        format!("real({s}.0)")
+    }
+}
+
+/// `sum_j coef_j * k_j.x{c}` over non-zero coefficients, in ascending j (the CPU twin sums
+/// in the same order); `None` if all are zero.
+fn weighted(coefs: &[f64], c: usize) -> Option<String> {
+    let terms: Vec<String> = coefs
+        .iter()
+        .enumerate()
+        .filter(|&(_, &a)| a != 0.0)
+        .map(|(j, &a)| {
+            if a == 1.0 {
+                format!("k{j}.x{c}")
+            } else {
+                format!("{} * k{j}.x{c}", lit(a))
+            }
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" + "))
+}
+
+fn combine(coefs: &[f64], dim: usize) -> String {
+    let parts: Vec<String> = (0..dim)
+        .map(|c| match weighted(coefs, c) {
+            Some(sum) => format!("y.x{c} + dt * ({sum})"),
+            None => format!("y.x{c}"),
+        })
+        .collect();
+    format!("State({})", parts.join(", "))
+}
+
+/// `fn rk_step(t, dt, y, p) -> State`, fully unrolled.
+pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
+    let mut s = format!("// {} (order {})\n", tableau.name, tableau.order);
+    s.push_str("fn rk_step(t: real, dt: real, y: State, p: Params) -> State {\n");
+    for i in 0..tableau.stages() {
+        let ti = if tableau.c[i] == 0.0 {
+            "t".to_string()
+        } else {
+            format!("t + {} * dt", lit(tableau.c[i]))
+        };
+        let yi = if tableau.a[i].iter().all(|&a| a == 0.0) {
+            "y".to_string()
+        } else {
+            combine(tableau.a[i], dim)
+        };
+        let _ = writeln!(s, "    let k{i} = rhs({ti}, {yi}, p);");
+    }
+    let _ = writeln!(s, "    return {};\n}}", combine(tableau.b, dim));
+    s
+}
+
+/// Loads, stores and saves of one trajectory's components, plus the finiteness test.
+pub fn accessors(dim: usize, n_params: usize) -> String {
+    let offset = |c: usize| match c {
+        0 => String::new(),
+        1 => " + win.stride".into(),
+        c => format!(" + {c}u * win.stride"),
+    };
+    let list = |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join(", ");
+    let lines = |n: usize, f: &dyn Fn(usize) -> String| {
+        (0..n)
+            .map(|c| format!("    {};\n", f(c)))
+            .collect::<String>()
+    };
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "fn load_state(i: u32) -> State {{\n    return State({});\n}}\n",
+        list(dim, &|c| format!("state[i{}]", offset(c)))
+    );
+    let _ = writeln!(
+        s,
+        "fn store_state(i: u32, u: State) {{\n{}}}\n",
+        lines(dim, &|c| format!("state[i{}] = u.x{c}", offset(c)))
+    );
+    let params = if n_params == 0 {
+        "real(0.0)".to_string()
+    } else {
+        list(n_params, &|c| format!("params[i{}]", offset(c)))
+    };
+    let _ = writeln!(
+        s,
+        "fn load_params(i: u32) -> Params {{\n    return Params({params});\n}}\n"
+    );
+    let _ = writeln!(
+        s,
+        "fn save_state(slot: u32, i: u32, u: State) {{\n    let base = slot * {dim}u * win.stride + i;\n{}}}\n",
+        lines(dim, &|c| format!("saved[base{}] = u.x{c}", offset(c)))
+    );
+    let _ = writeln!(
+        s,
+        "fn save_nan(slot: u32, i: u32) {{\n    let base = slot * {dim}u * win.stride + i;\n{}}}\n",
+        lines(dim, &|c| format!(
+            "saved[base{}] = real(nan_f32())",
+            offset(c)
+        ))
+    );
+    let _ = writeln!(
+        s,
+        "fn state_finite(u: State) -> bool {{\n    return {};\n}}",
+        (0..dim)
+            .map(|c| format!("finite_f32(u.x{c})"))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ode::tableau::{HEUN, RK4};
+
+    #[test]
+    fn rk4_step_skips_zero_coefficients() {
+        let s = rk_step(&RK4, 2);
+        assert!(s.contains("let k0 = rhs(t, y, p);"), "{s}");
+        assert!(
+            s.contains("let k2 = rhs(t + real(0.5) * dt, State(y.x0 + dt * (real(0.5) * k1.x0)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("let k3 = rhs(t + real(1.0) * dt, State(y.x0 + dt * (k2.x0)"),
+            "{s}"
+        );
+        let h = rk_step(&HEUN, 1);
+        assert!(
+            h.contains("return State(y.x0 + dt * (real(0.5) * k0.x0 + real(0.5) * k1.x0));"),
+            "{h}"
+        );
+    }
+}

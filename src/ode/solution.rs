@@ -1,0 +1,111 @@
+//! Results of an ensemble run, in host memory.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// How a trajectory ended. The codes are those written to `status.npy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Status {
+    /// Not finished (only seen inside a run).
+    Running = 0,
+    Success = 1,
+    /// The step budget ran out before the end of the span (adaptive solvers).
+    MaxSteps = 2,
+    /// The step size fell below its minimum (adaptive solvers).
+    StepUnderflow = 3,
+    /// The state became NaN or infinite; saves from then on are NaN.
+    NonFinite = 4,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Running,
+        Status::Success,
+        Status::MaxSteps,
+        Status::StepUnderflow,
+        Status::NonFinite,
+    ];
+
+    pub fn from_code(code: u32) -> Status {
+        Status::ALL
+            .into_iter()
+            .find(|s| *s as u32 == code)
+            .unwrap_or(Status::Running)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Status::Running => "did not finish",
+            Status::Success => "succeeded",
+            Status::MaxSteps => "hit max steps",
+            Status::StepUnderflow => "had step size underflow",
+            Status::NonFinite => "became non-finite",
+        }
+    }
+}
+
+/// Where the time went, for throughput figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    /// Trajectories × steps actually requested.
+    pub trajectory_steps: u64,
+    /// Pipeline and buffer creation, once per run.
+    pub setup: Duration,
+    /// Wall time from the first upload to the last readback.
+    pub solve: Duration,
+    /// Sum of compute-pass times from GPU timestamps, where the adapter has them.
+    pub gpu: Option<Duration>,
+    pub chunks: usize,
+    pub dispatches: usize,
+}
+
+impl RunStats {
+    /// Trajectory-steps per second of solve time.
+    pub fn throughput(&self) -> f64 {
+        self.trajectory_steps as f64 / self.solve.as_secs_f64().max(1e-12)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Solution {
+    pub n: usize,
+    pub dim: usize,
+    pub state_names: Vec<String>,
+    /// Time of each save slot.
+    pub times: Vec<f64>,
+    /// Row-major [n_save][n][dim].
+    pub states: Vec<f32>,
+    pub status: Vec<Status>,
+    pub stats: RunStats,
+}
+
+impl Solution {
+    pub fn n_save(&self) -> usize {
+        self.times.len()
+    }
+
+    /// State of trajectory `j` at save slot `s`.
+    pub fn state(&self, s: usize, j: usize) -> &[f32] {
+        let at = (s * self.n + j) * self.dim;
+        &self.states[at..at + self.dim]
+    }
+
+    pub fn final_state(&self, j: usize) -> &[f32] {
+        self.state(self.n_save() - 1, j)
+    }
+
+    /// How many trajectories ended with each status, in code order, zero counts left out.
+    pub fn status_counts(&self) -> Vec<(Status, usize)> {
+        let mut counts = [0usize; 5];
+        for s in &self.status {
+            counts[*s as usize] += 1;
+        }
+        Status::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|&(_, c)| c > 0)
+            .collect()
+    }
+}

@@ -1,0 +1,213 @@
+//! Splitting a run into pieces the device can hold: chunks of trajectories (bounded by the
+//! storage-binding size, the buffer size, the dispatch grid and a memory budget) and, within
+//! a chunk, batches of save slots (bounded the same way), each batch made of dispatch
+//! windows short enough that no single dispatch runs for long.
+
+use std::ops::Range;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum PlanError {
+    #[error(
+        "one trajectory's buffers ({need} bytes) do not fit the device's {limit}-byte storage binding \
+         or the memory budget; save less often"
+    )]
+    TooLarge { need: u64, limit: u64 },
+}
+
+/// What the device allows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceLimits {
+    pub max_binding: u64,
+    pub max_buffer: u64,
+    pub max_groups_per_dim: u32,
+}
+
+impl DeviceLimits {
+    pub fn of(limits: &wgpu::Limits) -> DeviceLimits {
+        DeviceLimits {
+            max_binding: limits.max_storage_buffer_binding_size,
+            max_buffer: limits.max_buffer_size,
+            max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
+        }
+    }
+}
+
+/// The shape of a run, for planning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunShape {
+    pub n: usize,
+    pub dim: usize,
+    pub n_params: usize,
+    pub n_slots: usize,
+    pub bytes_per_real: u64,
+    pub workgroup_size: u32,
+}
+
+/// Caps the user (or a test) may put on the plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanCaps {
+    /// Device memory the run may use, in bytes.
+    pub memory_budget: u64,
+    pub max_chunk: Option<usize>,
+    pub max_slots_per_batch: Option<usize>,
+}
+
+impl Default for PlanCaps {
+    fn default() -> Self {
+        PlanCaps {
+            memory_budget: 1 << 30,
+            max_chunk: None,
+            max_slots_per_batch: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Trajectories per chunk: the row length of every per-trajectory buffer.
+    pub chunk: usize,
+    /// Save slots held on the device at once.
+    pub slots_per_batch: usize,
+}
+
+/// A batch should hold at least this many slots (or all of them) before chunks shrink.
+const MIN_SLOTS_PER_BATCH: usize = 16;
+
+pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<Plan, PlanError> {
+    let bytes = shape.bytes_per_real;
+    let elems = (limits.max_binding.min(limits.max_buffer) / bytes) as usize;
+    let widest = shape.dim.max(shape.n_params).max(1);
+    let max_grid = limits.max_groups_per_dim as usize
+        * limits.max_groups_per_dim as usize
+        * shape.workgroup_size as usize;
+    let slot_cap = shape
+        .n_slots
+        .min(caps.max_slots_per_batch.unwrap_or(usize::MAX))
+        .max(1);
+    let s_min = slot_cap.min(MIN_SLOTS_PER_BATCH);
+
+    // Device bytes per trajectory with `s` slots per batch: state, params, saved and its
+    // staging copy, status and its staging copy.
+    let per_traj = |s: usize| bytes * (shape.dim + shape.n_params + 2 * s * shape.dim + 2) as u64;
+
+    let mut chunk = shape
+        .n
+        .min(elems / widest)
+        .min(max_grid)
+        .min(caps.max_chunk.unwrap_or(usize::MAX))
+        .min(elems / (shape.dim * s_min).max(1));
+    chunk = chunk.min((caps.memory_budget / per_traj(s_min)) as usize);
+    if chunk == 0 {
+        return Err(PlanError::TooLarge {
+            need: per_traj(s_min),
+            limit: limits.max_binding.min(caps.memory_budget),
+        });
+    }
+    let by_binding = elems / (shape.dim * chunk);
+    let by_budget = ((caps.memory_budget / bytes / chunk as u64)
+        .saturating_sub((shape.dim + shape.n_params + 2) as u64)
+        / (2 * shape.dim as u64)) as usize;
+    let slots_per_batch = slot_cap.min(by_binding).min(by_budget).max(s_min);
+    Ok(Plan {
+        chunk,
+        slots_per_batch,
+    })
+}
+
+impl Plan {
+    /// Trajectory ranges of the chunks.
+    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        (0..n.div_ceil(self.chunk)).map(move |c| c * self.chunk..((c + 1) * self.chunk).min(n))
+    }
+
+    /// Slot ranges of the batches.
+    pub fn batches(&self, n_slots: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        (0..n_slots.div_ceil(self.slots_per_batch))
+            .map(move |b| b * self.slots_per_batch..((b + 1) * self.slots_per_batch).min(n_slots))
+    }
+}
+
+/// Splits `steps` into windows of at most `max_len` steps.
+pub fn windows(steps: Range<u32>, max_len: u32) -> impl Iterator<Item = Range<u32>> {
+    let max_len = max_len.max(1);
+    let mut at = steps.start;
+    std::iter::from_fn(move || {
+        if at >= steps.end {
+            return None;
+        }
+        let end = steps.end.min(at.saturating_add(max_len));
+        let w = at..end;
+        at = end;
+        Some(w)
+    })
+}
+
+/// Workgroup counts (x, y) covering `n` invocations with at most `max_per_dim` per side.
+pub fn dispatch_grid(n: usize, workgroup_size: u32, max_per_dim: u32) -> (u32, u32) {
+    let groups = n.div_ceil(workgroup_size as usize).max(1);
+    let x = groups.min(max_per_dim as usize);
+    (x as u32, groups.div_ceil(x) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAVAPIPE: DeviceLimits = DeviceLimits {
+        max_binding: 128 << 20,
+        max_buffer: 2 << 30,
+        max_groups_per_dim: 65535,
+    };
+
+    fn shape(n: usize, dim: usize, n_slots: usize) -> RunShape {
+        RunShape {
+            n,
+            dim,
+            n_params: 3,
+            n_slots,
+            bytes_per_real: 4,
+            workgroup_size: 64,
+        }
+    }
+
+    #[test]
+    fn small_runs_are_one_chunk_one_batch() {
+        let p = plan(&shape(100_000, 3, 1), &LAVAPIPE, &PlanCaps::default()).unwrap();
+        assert_eq!(
+            p,
+            Plan {
+                chunk: 100_000,
+                slots_per_batch: 1
+            }
+        );
+    }
+
+    #[test]
+    fn large_runs_respect_binding_and_budget() {
+        let caps = PlanCaps::default();
+        let p = plan(&shape(10_000_000, 6, 1), &LAVAPIPE, &caps).unwrap();
+        assert!(p.chunk * 6 * 4 <= 128 << 20);
+        let p = plan(&shape(1_000_000, 3, 1001), &LAVAPIPE, &caps).unwrap();
+        assert!(p.slots_per_batch * 3 * p.chunk * 4 <= 128 << 20, "{p:?}");
+        assert!(p.slots_per_batch >= 16);
+        let per_traj = 4 * (3 + 3 + 2 * p.slots_per_batch * 3 + 2) as u64;
+        assert!(per_traj * p.chunk as u64 <= caps.memory_budget, "{p:?}");
+    }
+
+    #[test]
+    fn chunks_batches_and_windows_cover_everything_once() {
+        let p = Plan {
+            chunk: 4,
+            slots_per_batch: 3,
+        };
+        assert_eq!(p.chunks(10).collect::<Vec<_>>(), vec![0..4, 4..8, 8..10]);
+        assert_eq!(p.batches(7).collect::<Vec<_>>(), vec![0..3, 3..6, 6..7]);
+        assert_eq!(
+            windows(5..12, 3).collect::<Vec<_>>(),
+            vec![5..8, 8..11, 11..12]
+        );
+        assert_eq!(dispatch_grid(65535 * 64 + 1, 64, 65535), (65535, 2));
+        assert_eq!(dispatch_grid(10, 64, 65535), (1, 1));
+    }
+}

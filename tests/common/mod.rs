@@ -1,0 +1,57 @@
+//! Shared by the integration tests: one GPU context per test binary, and small helpers.
+#![allow(dead_code)]
+
+use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::model::{System, builtin};
+use phaseflow::ode::{self, Ensemble, FixedStepProblem, Save, Solver, TimeGrid};
+use std::sync::OnceLock;
+
+pub fn gpu() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        GpuContext::new(&AdapterChoice::Best).unwrap_or_else(|e| {
+            panic!("these tests need a GPU adapter (install mesa-vulkan-drivers): {e}")
+        })
+    })
+}
+
+pub fn system(name: &str) -> System {
+    builtin(name)
+        .expect("built-in exists")
+        .expect("built-in parses")
+}
+
+pub fn problem(
+    system: System,
+    solver: Solver,
+    t1: f64,
+    dt: f64,
+    save: Save,
+    ensemble: Ensemble,
+) -> FixedStepProblem {
+    FixedStepProblem {
+        system,
+        solver,
+        grid: TimeGrid::from_span(0.0, t1, dt).unwrap(),
+        save,
+        ensemble,
+    }
+}
+
+pub fn run(p: &FixedStepProblem) -> ode::Solution {
+    ode::simulate(gpu(), p, &ode::RunOptions::default()).unwrap()
+}
+
+/// Rounds through f32, as the GPU sees its inputs.
+pub fn f32_round(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| x as f32 as f64).collect()
+}
+
+/// The CPU twin's saves ([slot][dim]) and status for trajectory `j` of a problem, from the
+/// same f32-rounded inputs the GPU gets.
+pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
+    let u0 = f32_round(&p.ensemble.states(j..j + 1));
+    let params = f32_round(&p.ensemble.params(j..j + 1));
+    let plan = ode::SavePlan::new(p.save, p.grid.n_steps).unwrap();
+    ode::cpu::integrate(&p.system, p.solver.tableau(), &u0, &params, &p.grid, &plan)
+}
