@@ -36,7 +36,7 @@ pub fn uniform_f64(seed: u64, index: u64, stream: u32) -> f64 {
         [index as u32, (index >> 32) as u32, block, 0x7068_6166], // "phaf"
         [seed as u32, (seed >> 32) as u32],
     );
-    let (a, b) = if stream % 2 == 0 {
+    let (a, b) = if stream.is_multiple_of(2) {
         (r[0], r[1])
     } else {
         (r[2], r[3])

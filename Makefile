@@ -1,0 +1,33 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test`.
+# Both install Mesa's software Vulkan driver first when the machine has no Vulkan driver.
+
+CARGO ?= cargo
+BIN := target/release/phaseflow
+
+.PHONY: setup build demo test lint fmt clean
+
+setup:
+	@./scripts/ensure-vulkan.sh
+	@command -v $(CARGO) >/dev/null || { echo "phaseflow needs Rust: https://rustup.rs" >&2; exit 1; }
+
+build: setup
+	$(CARGO) build --release
+
+# A Lorenz ensemble of 10^5 trajectories, rho swept over [0, 50], on the best adapter.
+demo: build
+	$(BIN) info
+	$(BIN) simulate lorenz -n 100000 --sweep rho=0:50 --tspan 0:10 --dt 0.001 --solver rk4
+
+# Release profile: the tests drive real GPU work, and it shares the demo's build.
+test: setup
+	$(CARGO) test --release
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+clean:
+	$(CARGO) clean

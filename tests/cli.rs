@@ -1,0 +1,251 @@
+//! The `phaseflow` binary as a user meets it: exit codes, one clear error message, nothing
+//! half-written, and .npy files with the documented shapes.
+
+use phaseflow::io::read_matrix;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn phaseflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phaseflow-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts exit code 2 and a single clear message containing `expected`, no panic.
+fn assert_input_error(o: &Output, expected: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(expected), "expected '{expected}' in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+/// The npy header's shape, e.g. "(3, 100, 2)".
+fn npy_shape(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..128]).into_owned();
+    let start = header.find("'shape': (").unwrap() + 10;
+    let end = header[start..].find(')').unwrap();
+    header[start..start + end]
+        .trim_end_matches([',', ' '])
+        .to_string()
+}
+
+#[test]
+fn simulate_writes_documented_npy_files() {
+    let out = temp_dir("ok");
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "50",
+        "--sweep",
+        "rho=0:50",
+        "--tspan",
+        "0:1",
+        "--dt",
+        "0.01",
+        "--save-every",
+        "25",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("trajectory-steps/s") && text.contains("50 succeeded"),
+        "{text}"
+    );
+    assert_eq!(npy_shape(&out.join("states.npy")), "5, 50, 3");
+    assert_eq!(npy_shape(&out.join("times.npy")), "5");
+    assert_eq!(npy_shape(&out.join("status.npy")), "50");
+    let (params, rows, cols) = read_matrix(&out.join("params.npy")).unwrap();
+    assert_eq!((rows, cols), (50, 3));
+    assert_eq!(params[49 * 3 + 1], 50.0);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["n"], 50);
+    assert_eq!(run["status"]["success"], 50);
+    assert!(!out.read_dir().unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    }));
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn json_summary_and_config_file() {
+    let dir = temp_dir("config");
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        "system = 'duffing'\nn = 6\ntspan = [0, 1]\ndt = 0.01\nsolver = 'heun'\n[sweep]\ngamma = [0.2, 0.6, 3]\nomega = [1.0, 1.4, 2]\n",
+    )
+    .unwrap();
+    let o = phaseflow(&["simulate", "--config", config.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["solver"], "heun");
+    assert_eq!(v["n"], 6);
+    assert_eq!(v["steps"], 100);
+    assert!(v["timing"]["trajectory_steps_per_s"].as_f64().unwrap() > 0.0);
+
+    // A bad key in the config points at its line and column.
+    std::fs::write(&config, "system = 'duffing'\nn = 6\nsolverr = 'rk4'\n").unwrap();
+    let o = phaseflow(&["simulate", "--config", config.to_str().unwrap()]);
+    assert_input_error(&o, "run.toml:3:1");
+    assert!(
+        stderr(&o).contains("unknown field `solverr`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_exit_code_2_and_one_message() {
+    assert_input_error(
+        &phaseflow(&["simulate", "lorenzz", "-n", "5"]),
+        "did you mean 'lorenz'?",
+    );
+    assert_input_error(&phaseflow(&["simulate", "lorenz", "-n", "0"]), "at least 1");
+    assert_input_error(
+        &phaseflow(&["simulate", "lorenz", "-n", "5", "--sweep", "rho=0:x"]),
+        "'x' is not a finite number",
+    );
+    assert_input_error(
+        &phaseflow(&["simulate", "lorenz", "-n", "5", "--param", "rh=1"]),
+        "did you mean 'rho'?",
+    );
+    assert_input_error(
+        &phaseflow(&[
+            "simulate", "lorenz", "-n", "5", "--dt", "0.3", "--tspan", "0:1",
+        ]),
+        "whole number of steps",
+    );
+    assert_input_error(
+        &phaseflow(&["simulate", "lorenz", "-n", "5", "--solver", "rk5"]),
+        "invalid value 'rk5'",
+    );
+}
+
+#[test]
+fn bad_system_file_points_at_the_error() {
+    let dir = temp_dir("sysfile");
+    let file = dir.join("mine.toml");
+    std::fs::write(
+        &file,
+        "name = 'mine'\nstates = { x = 1.0, y = 0.0 }\nparameters = { k = 2.0 }\nequations = '''\ndx = y\ndy = -kk*x\n'''\n",
+    )
+    .unwrap();
+    let o = phaseflow(&[
+        "simulate",
+        file.to_str().unwrap(),
+        "-n",
+        "3",
+        "--tspan",
+        "0:1",
+        "--dt",
+        "0.1",
+    ]);
+    assert_input_error(&o, "unknown name 'kk'");
+    let err = stderr(&o);
+    assert!(
+        err.contains("mine.toml:6:7") && err.contains("dy = -kk*x") && err.contains("^^"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean 'k'?"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_files_write_nothing() {
+    let dir = temp_dir("files");
+    let out = dir.join("out");
+    let u0 = dir.join("u0.npy");
+    phaseflow::io::write_npy(&u0, &[2, 3], &[1.0f64, 0.0, 0.0, f64::NAN, 0.0, 0.0]).unwrap();
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "--u0",
+        u0.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "non-finite value (NaN) at row 1, column 0");
+    assert!(!out.exists(), "no output directory for a refused run");
+
+    phaseflow::io::write_npy(&u0, &[2, 2], &[1.0f64, 0.0, 0.0, 1.0]).unwrap();
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "--u0",
+        u0.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "has 2 columns but the system has 3 states");
+
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "3",
+        "--u0",
+        u0.to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "-n 3 disagrees");
+
+    // An output path that cannot be a directory fails before any computing.
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "3",
+        "-o",
+        u0.join("sub").to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "cannot write to output directory");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn info_and_systems() {
+    let o = phaseflow(&["info", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let chosen = v["chosen"].as_u64().unwrap() as usize;
+    assert!(v["adapters"][chosen]["name"].is_string());
+
+    let o = phaseflow(&["info", "--adapter", "no-such-gpu"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no adapter matches 'no-such-gpu'"));
+
+    let o = phaseflow(&["systems", "show", "lorenz"]);
+    assert!(stdout(&o).contains("dz = x*y - beta*z"), "{}", stdout(&o));
+    let o = phaseflow(&["systems", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(all.as_array().unwrap().len() >= 12);
+    let o = phaseflow(&["simulate", "--help"]);
+    assert!(stdout(&o).contains("states.npy [n_save, N, dim] f32"));
+}

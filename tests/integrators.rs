@@ -1,0 +1,139 @@
+//! Orders of convergence and agreement with analytic solutions, on the GPU (f32) and the
+//! CPU twin (f64).
+
+mod common;
+use common::*;
+use phaseflow::model::System;
+use phaseflow::ode::{Axis, Ensemble, Parameters, Save, SavePlan, Solver, TimeGrid, cpu};
+
+/// Max over trajectories of the final-state error against x = cos(wt), v = -w sin(wt),
+/// with w swept over [0.5, 1.5] across 8 trajectories, on the GPU. The error is measured
+/// as sqrt(ex^2 + (ev/w)^2), the distance in the oscillator's own phase plane, which does
+/// not depend on where in its cycle the trajectory ends.
+fn harmonic_error_gpu(solver: Solver, dt: f64) -> f64 {
+    let s = system("harmonic");
+    let mut e = Ensemble::new(&s, 8);
+    e.params = Parameters::Sweep(vec![Axis {
+        index: 0,
+        lo: 0.5,
+        hi: 1.5,
+        count: None,
+    }]);
+    let t1 = 10.0;
+    let p = problem(s, solver, t1, dt, Save::Final, e);
+    let sol = run(&p);
+    (0..8)
+        .map(|j| {
+            let w = p.ensemble.params(j..j + 1)[0] as f32 as f64;
+            let exact = [(w * t1).cos(), -w * (w * t1).sin()];
+            let got = sol.final_state(j);
+            (got[0] as f64 - exact[0]).hypot((got[1] as f64 - exact[1]) / w)
+        })
+        .fold(0.0, f64::max)
+}
+
+fn harmonic_error_cpu(solver: Solver, dt: f64) -> f64 {
+    let s = system("harmonic");
+    let grid = TimeGrid::from_span(0.0, 10.0, dt).unwrap();
+    let plan = SavePlan::new(Save::Final, grid.n_steps).unwrap();
+    let (end, _) = cpu::integrate(&s, solver.tableau(), &[1.0, 0.0], &[1.0], &grid, &plan);
+    (end[0] - 10f64.cos()).hypot(end[1] + 10f64.sin())
+}
+
+/// Ratios of successive errors as dt halves, which approach 2^order.
+fn ratios(errors: &[f64]) -> Vec<f64> {
+    errors.windows(2).map(|w| w[0] / w[1]).collect()
+}
+
+/// Step sizes chosen so that the error stays well above f32 round-off (~1e-6 here) on the
+/// GPU, yet small enough to be in the asymptotic regime: RK4 errors run 5e-3 → 2e-5.
+#[test]
+fn gpu_orders_of_convergence() {
+    let cases = [
+        (Solver::Euler, [0.02, 0.01, 0.005], 2.0),
+        (Solver::Heun, [0.1, 0.05, 0.025], 4.0),
+        (Solver::Rk4, [0.5, 0.25, 0.125], 16.0),
+    ];
+    for (solver, dts, expected) in cases {
+        let errors: Vec<f64> = dts
+            .iter()
+            .map(|&dt| harmonic_error_gpu(solver, dt))
+            .collect();
+        eprintln!(
+            "{}: errors {errors:?}, ratios {:.2?}",
+            solver.name(),
+            ratios(&errors)
+        );
+        for r in ratios(&errors) {
+            assert!(
+                (r / expected - 1.0).abs() < 0.1,
+                "{}: errors {errors:?} give ratio {r}, expected about {expected}",
+                solver.name()
+            );
+        }
+    }
+}
+
+/// In f64 the asymptotic regime can be followed much further.
+#[test]
+fn cpu_twin_orders_of_convergence() {
+    let cases = [
+        (Solver::Euler, 0.01, 2.0),
+        (Solver::Heun, 0.01, 4.0),
+        (Solver::Rk4, 0.1, 16.0),
+    ];
+    for (solver, dt0, expected) in cases {
+        let errors: Vec<f64> = (0..4)
+            .map(|k| harmonic_error_cpu(solver, dt0 / 2f64.powi(k)))
+            .collect();
+        eprintln!("{} (f64): ratios {:.3?}", solver.name(), ratios(&errors));
+        for r in ratios(&errors) {
+            assert!(
+                (r / expected - 1.0).abs() < 0.02,
+                "{}: {errors:?} ratio {r}",
+                solver.name()
+            );
+        }
+    }
+}
+
+/// Logistic growth from 0.1 with r = K = 1 against its closed form, RK4 on the GPU.
+/// RK4's truncation error at dt = 0.01 is ~1e-10, so what remains is f32 round-off of a
+/// quantity of size ~1: allow 2e-6 (about 30 ulps).
+#[test]
+fn gpu_rk4_matches_logistic_closed_form() {
+    let s = system("logistic");
+    let p = problem(
+        s,
+        Solver::Rk4,
+        10.0,
+        0.01,
+        Save::Every(50),
+        Ensemble::new(&system("logistic"), 4),
+    );
+    let sol = run(&p);
+    for (slot, &t) in sol.times.iter().enumerate() {
+        let exact = 0.1 * t.exp() / (1.0 + 0.1 * (t.exp() - 1.0));
+        for j in 0..4 {
+            let got = sol.state(slot, j)[0] as f64;
+            assert!((got - exact).abs() < 2e-6, "t={t}: {got} vs {exact}");
+        }
+    }
+}
+
+/// A system defined inline, as a library user would.
+#[test]
+fn inline_system_through_the_library() {
+    let s = System::from_equations("decay", &[("x", 1.0)], &[("k", 0.5)], "dx = -k*x").unwrap();
+    let p = problem(
+        s.clone(),
+        Solver::Rk4,
+        2.0,
+        0.01,
+        Save::Final,
+        Ensemble::new(&s, 3),
+    );
+    let sol = run(&p);
+    let exact = (-1.0f64).exp();
+    assert!((sol.final_state(2)[0] as f64 - exact).abs() < 1e-6);
+}
