@@ -50,14 +50,7 @@ pub fn run(args: &InfoArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             a.max_compute_invocations_per_workgroup,
         );
     }
-    match chosen {
-        Ok(i) => {
-            println!(
-                "\n* = chosen (choose another with --adapter INDEX|NAME or PHASEFLOW_ADAPTER)"
-            );
-            let _ = i;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+    chosen?;
+    println!("\n* = chosen (choose another with --adapter INDEX|NAME or PHASEFLOW_ADAPTER)");
+    Ok(())
 }

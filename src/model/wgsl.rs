@@ -116,7 +116,7 @@ pub fn expr(n: &Node) -> String {
 
 /// A literal that WGSL parses as the same number (shortest round-trip form); non-finite
 /// folded constants are spelled by their bits, as WGSL has no literal for them.
-fn literal(v: f64) -> String {
+pub fn literal(v: f64) -> String {
     if v.is_nan() {
         return "real(bitcast<f32>(0x7fc00000u))".into();
     }

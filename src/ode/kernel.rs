@@ -4,6 +4,7 @@
 
 use super::tableau::Tableau;
 use crate::gpu::shader::{ShaderError, compose};
+use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
 use std::fmt::Write;
 
@@ -28,15 +29,6 @@ pub fn fixed_step_wgsl(
     )
 }
 
-fn lit(v: f64) -> String {
-    let s = format!("{v:?}");
-    if s.contains(['.', 'e']) {
-        format!("real({s})")
-    } else {
-        format!("real({s}.0)")
-    }
-}
-
 /// `sum_j coef_j * k_j.x{c}` over non-zero coefficients, in ascending j (the CPU twin sums
 /// in the same order); `None` if all are zero.
 fn weighted(coefs: &[f64], c: usize) -> Option<String> {
@@ -48,7 +40,7 @@ fn weighted(coefs: &[f64], c: usize) -> Option<String> {
             if a == 1.0 {
                 format!("k{j}.x{c}")
             } else {
-                format!("{} * k{j}.x{c}", lit(a))
+                format!("{} * k{j}.x{c}", literal(a))
             }
         })
         .collect();
@@ -73,7 +65,7 @@ pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
         let ti = if tableau.c[i] == 0.0 {
             "t".to_string()
         } else {
-            format!("t + {} * dt", lit(tableau.c[i]))
+            format!("t + {} * dt", literal(tableau.c[i]))
         };
         let yi = if tableau.a[i].iter().all(|&a| a == 0.0) {
             "y".to_string()
