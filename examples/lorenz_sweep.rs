@@ -14,12 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rho = system.param_index("rho").expect("lorenz has rho");
     let n = 10_000;
     let mut ensemble = Ensemble::new(&system, n);
-    ensemble.params = Parameters::Sweep(vec![Axis {
-        index: rho,
-        lo: 0.0,
-        hi: 50.0,
-        count: None,
-    }]);
+    ensemble.params = Parameters::Sweep(vec![Axis::linear(rho, 0.0, 50.0)]);
     let problem = FixedStepProblem {
         system,
         solver: Solver::Rk4,

@@ -7,7 +7,7 @@
 //! let ctx = gpu::GpuContext::new(&gpu::AdapterChoice::Best).unwrap();
 //! let system = model::builtin("lorenz").unwrap().unwrap();
 //! let mut ensemble = ode::Ensemble::new(&system, 1000);
-//! ensemble.params = ode::Parameters::Sweep(vec![ode::Axis { index: 1, lo: 0.0, hi: 50.0, count: None }]);
+//! ensemble.params = ode::Parameters::Sweep(vec![ode::Axis::linear(1, 0.0, 50.0)]);
 //! let problem = ode::FixedStepProblem {
 //!     system,
 //!     solver: ode::Solver::Rk4,

@@ -26,12 +26,7 @@ fn sweep_puts_each_value_on_its_trajectory() {
     let s = drift();
     let n = 101;
     let mut e = Ensemble::new(&s, n);
-    e.params = Parameters::Sweep(vec![Axis {
-        index: 0,
-        lo: -2.0,
-        hi: 3.0,
-        count: None,
-    }]);
+    e.params = Parameters::Sweep(vec![Axis::linear(0, -2.0, 3.0)]);
     let p = problem(s, Solver::Rk4, 1.0, 0.25, Save::Final, e);
     let sol = run(&p);
     for j in 0..n {
@@ -45,18 +40,8 @@ fn two_parameter_grid_varies_the_first_axis_slowest() {
     let s = drift();
     let mut e = Ensemble::new(&s, 12);
     e.params = Parameters::Sweep(vec![
-        Axis {
-            index: 1,
-            lo: 0.0,
-            hi: 2.0,
-            count: Some(3),
-        },
-        Axis {
-            index: 0,
-            lo: 10.0,
-            hi: 40.0,
-            count: Some(4),
-        },
+        Axis::grid(1, 0.0, 2.0, 3),
+        Axis::grid(0, 10.0, 40.0, 4),
     ]);
     let sol = run(&problem(s, Solver::Euler, 1.0, 1.0, Save::Final, e));
     for j in 0..12 {
@@ -72,12 +57,7 @@ fn n_beyond_one_dispatch_dimension() {
     let s = System::from_equations("ramp", &[("x", 0.0)], &[("a", 0.0)], "dx = a").unwrap();
     let n = 65_535 * 64 + 4_321;
     let mut e = Ensemble::new(&s, n);
-    e.params = Parameters::Sweep(vec![Axis {
-        index: 0,
-        lo: 0.0,
-        hi: (n - 1) as f64,
-        count: None,
-    }]);
+    e.params = Parameters::Sweep(vec![Axis::linear(0, 0.0, (n - 1) as f64)]);
     let sol = run(&problem(s, Solver::Euler, 1.0, 1.0, Save::Final, e));
     assert_eq!(
         sol.stats.chunks, 1,
@@ -95,12 +75,7 @@ fn n_beyond_one_dispatch_dimension() {
 fn blow_up_marks_only_its_own_trajectory() {
     let s = System::from_equations("blowup", &[("x", 0.1)], &[], "dx = x^2").unwrap();
     let mut e = Ensemble::new(&s, 20);
-    e.initial = InitialStates::Grid(vec![Axis {
-        index: 0,
-        lo: 0.1,
-        hi: 2.0,
-        count: None,
-    }]);
+    e.initial = InitialStates::Grid(vec![Axis::linear(0, 0.1, 2.0)]);
     let p = problem(s, Solver::Rk4, 0.8, 0.001, Save::Every(100), e);
     let sol = run(&p);
     for j in 0..20 {
@@ -138,44 +113,34 @@ fn blow_up_marks_only_its_own_trajectory() {
     );
 }
 
-/// A NaN parameter poisons its own trajectory only.
-#[test]
-fn nan_parameter_is_contained() {
-    let s = system("lorenz");
-    let mut e = Ensemble::new(&s, 64);
-    let mut data = Vec::new();
-    for j in 0..64 {
-        data.extend([10.0, if j == 17 { f64::NAN } else { 28.0 }, 8.0 / 3.0]);
-    }
-    e.params = Parameters::Table(ode::Table {
+fn lorenz_params_table(rows: usize, row: impl Fn(usize) -> Vec<f64>) -> Parameters {
+    let data: Vec<f64> = (0..rows).flat_map(&row).collect();
+    let cols = data.len() / rows;
+    Parameters::Table(ode::Table {
         data,
-        rows: 64,
-        cols: 3,
+        rows,
+        cols,
         origin: "test".into(),
-    });
-    let p = problem(s, Solver::Rk4, 1.0, 0.01, Save::Final, e);
-    // validate() refuses NaN inputs up front; the kernel must still contain one that gets
-    // through, so run it directly past the check.
-    assert!(ode::run::check(&p).is_err());
-    let mut loose = p.clone();
-    loose.ensemble.params = Parameters::Default;
-    let clean = run(&loose);
-    let sol = poisoned_run(&p);
-    for j in 0..64 {
-        if j == 17 {
-            assert_eq!(sol.status[j], Status::NonFinite);
-        } else {
-            assert_eq!(sol.status[j], Status::Success);
-            assert_eq!(sol.final_state(j), clean.final_state(j));
-        }
-    }
+    })
 }
 
-/// Runs a problem whose inputs validate() would refuse, by uploading them through a
-/// parameter table of finite values and a system that injects the NaN itself.
-fn poisoned_run(p: &ode::FixedStepProblem) -> ode::Solution {
-    // rho is NaN exactly for trajectory 17 via 0/0 in the right-hand side: k = 0 there.
-    let s = System::from_equations(
+/// A NaN in the inputs is refused before any work.
+#[test]
+fn nan_input_is_refused_before_running() {
+    let s = system("lorenz");
+    let mut e = Ensemble::new(&s, 64);
+    e.params = lorenz_params_table(64, |j| {
+        vec![10.0, if j == 17 { f64::NAN } else { 28.0 }, 8.0 / 3.0]
+    });
+    assert!(ode::run::check(&problem(s, Solver::Rk4, 1.0, 0.01, Save::Final, e)).is_err());
+}
+
+/// A NaN that arises inside one trajectory (here 0/0 in its right-hand side, k = 0 for
+/// trajectory 17 only) marks that trajectory and leaves every other one bit-identical to
+/// a clean run.
+#[test]
+fn nan_in_one_trajectory_is_contained() {
+    let poisoned = System::from_equations(
         "lorenz_nan",
         &[("x", 1.0), ("y", 0.0), ("z", 0.0)],
         &[
@@ -187,18 +152,28 @@ fn poisoned_run(p: &ode::FixedStepProblem) -> ode::Solution {
         "r = rho*k/k\ndx = sigma*(y - x)\ndy = x*(r - z) - y\ndz = x*y - beta*z",
     )
     .unwrap();
-    let mut e = Ensemble::new(&s, 64);
-    let mut data = Vec::new();
-    for j in 0..64 {
-        data.extend([10.0, 28.0, 8.0 / 3.0, if j == 17 { 0.0 } else { 1.0 }]);
-    }
-    e.params = Parameters::Table(ode::Table {
-        data,
-        rows: 64,
-        cols: 4,
-        origin: "test".into(),
+    let mut e = Ensemble::new(&poisoned, 64);
+    e.params = lorenz_params_table(64, |j| {
+        vec![10.0, 28.0, 8.0 / 3.0, if j == 17 { 0.0 } else { 1.0 }]
     });
-    run(&problem(s, p.solver, p.grid.t1(), p.grid.dt, p.save, e))
+    let sol = run(&problem(poisoned, Solver::Rk4, 1.0, 0.01, Save::Final, e));
+    let lorenz = system("lorenz");
+    let clean = run(&problem(
+        lorenz.clone(),
+        Solver::Rk4,
+        1.0,
+        0.01,
+        Save::Final,
+        Ensemble::new(&lorenz, 64),
+    ));
+    for j in 0..64 {
+        if j == 17 {
+            assert_eq!(sol.status[j], Status::NonFinite);
+        } else {
+            assert_eq!(sol.status[j], Status::Success);
+            assert_eq!(sol.final_state(j), clean.final_state(j));
+        }
+    }
 }
 
 #[test]
@@ -238,12 +213,7 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
         seed: 3,
         ranges: vec![(0, -10.0, 10.0), (2, 10.0, 30.0)],
     };
-    e.params = Parameters::Sweep(vec![Axis {
-        index: 1,
-        lo: 0.0,
-        hi: 50.0,
-        count: None,
-    }]);
+    e.params = Parameters::Sweep(vec![Axis::linear(1, 0.0, 50.0)]);
     let p = problem(s, Solver::Rk4, 2.0, 0.005, Save::Every(37), e);
     let whole = run(&p);
     let options = RunOptions {
@@ -270,6 +240,25 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
         .zip(&pieces.states)
         .all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(same_bits);
+    // One-step windows: each batch spans several submissions of 64 windows, which are
+    // not waited on one by one; results and timing still come back whole.
+    let one_step = RunOptions {
+        steps_per_dispatch: 1,
+        min_window_steps: 1,
+        ..RunOptions::default()
+    };
+    let many = ode::simulate(gpu(), &p, &one_step).unwrap();
+    assert_eq!(many.stats.dispatches, 400);
+    assert!(
+        whole
+            .states
+            .iter()
+            .zip(&many.states)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    if gpu().has_timestamps() {
+        assert!(many.stats.gpu.unwrap() > std::time::Duration::ZERO);
+    }
     // And a different workgroup size changes nothing either.
     let wide = ode::simulate(
         gpu(),

@@ -189,18 +189,8 @@ fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Ax
         }
     };
     match values {
-        [lo, hi] if !need_count => Ok(Axis {
-            index,
-            lo: *lo,
-            hi: *hi,
-            count: None,
-        }),
-        [lo, hi, c] => Ok(Axis {
-            index,
-            lo: *lo,
-            hi: *hi,
-            count: Some(count(*c)?),
-        }),
+        [lo, hi] if !need_count => Ok(Axis::linear(index, *lo, *hi)),
+        [lo, hi, c] => Ok(Axis::grid(index, *lo, *hi, count(*c)?)),
         _ if need_count => Err(CliError::Input(format!("{what} must be lo:hi:count"))),
         _ => Err(CliError::Input(format!(
             "{what} must be lo:hi or lo:hi:count"
@@ -219,7 +209,8 @@ fn table(path: &Path, what: &str) -> Result<Table, CliError> {
     })
 }
 
-/// The checked problem a spec describes.
+/// The problem a spec describes. Names, sizes and ranges are checked here; the values in
+/// input tables are checked once, by `ode::run::check`, before any work starts.
 pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
     let system_name = spec.system.as_deref().ok_or_else(|| {
         CliError::Input(
@@ -351,9 +342,6 @@ pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
             "the number of trajectories must be at least 1 (-n 0 given)".into(),
         ));
     }
-    ensemble
-        .validate(&system)
-        .map_err(|e| CliError::Input(e.to_string()))?;
     Ok(FixedStepProblem {
         system,
         solver: spec.solver.unwrap_or_default(),

@@ -683,6 +683,7 @@ mod tests {
                 "'a' is defined twice",
             ),
             ("dx = x // 2\ndy = -y\ndz = -z\n", "'//' is not an operator"),
+            ("dx = x == 2\ndy = -y\ndz = -z\n", "'==' is not an operator"),
             (
                 "dx = r\nr = 1\ndy = -y\ndz = -z\n",
                 "'r' is used before it is defined",

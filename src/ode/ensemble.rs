@@ -50,6 +50,26 @@ pub struct Axis {
 }
 
 impl Axis {
+    /// `lo..=hi` spread linearly over all trajectories (a one-axis sweep).
+    pub fn linear(index: usize, lo: f64, hi: f64) -> Axis {
+        Axis {
+            index,
+            lo,
+            hi,
+            count: None,
+        }
+    }
+
+    /// `count` points from `lo` to `hi` inclusive (one axis of a grid).
+    pub fn grid(index: usize, lo: f64, hi: f64, count: usize) -> Axis {
+        Axis {
+            index,
+            lo,
+            hi,
+            count: Some(count),
+        }
+    }
+
     fn value(&self, k: usize, count: usize) -> f64 {
         if count <= 1 {
             self.lo
@@ -249,8 +269,23 @@ impl Ensemble {
 
     /// Initial states of trajectories `range`, row-major [j][dim].
     pub fn states(&self, range: Range<usize>) -> Vec<f64> {
+        let mut out = Vec::new();
+        self.fill_states(range, &mut out);
+        out
+    }
+
+    /// Parameters of trajectories `range`, row-major [j][n_params].
+    pub fn params(&self, range: Range<usize>) -> Vec<f64> {
+        let mut out = Vec::new();
+        self.fill_params(range, &mut out);
+        out
+    }
+
+    /// `states` into a buffer the caller reuses.
+    pub fn fill_states(&self, range: Range<usize>, out: &mut Vec<f64>) {
         let dim = self.base_state.len();
-        let mut out = Vec::with_capacity(range.len() * dim);
+        out.clear();
+        out.reserve(range.len() * dim);
         for j in range {
             let row_start = out.len();
             out.extend_from_slice(&self.base_state);
@@ -267,13 +302,13 @@ impl Ensemble {
                 InitialStates::Table(t) => row.copy_from_slice(&t.data[j * dim..(j + 1) * dim]),
             }
         }
-        out
     }
 
-    /// Parameters of trajectories `range`, row-major [j][n_params].
-    pub fn params(&self, range: Range<usize>) -> Vec<f64> {
+    /// `params` into a buffer the caller reuses.
+    pub fn fill_params(&self, range: Range<usize>, out: &mut Vec<f64>) {
         let np = self.base_params.len();
-        let mut out = Vec::with_capacity(range.len() * np);
+        out.clear();
+        out.reserve(range.len() * np);
         for j in range {
             let row_start = out.len();
             out.extend_from_slice(&self.base_params);
@@ -284,7 +319,6 @@ impl Ensemble {
                 Parameters::Table(t) => row.copy_from_slice(&t.data[j * np..(j + 1) * np]),
             }
         }
-        out
     }
 }
 
@@ -317,12 +351,7 @@ mod tests {
     fn sweep_and_grid_orders() {
         let s = lorenz();
         let mut e = Ensemble::new(&s, 5);
-        e.params = Parameters::Sweep(vec![Axis {
-            index: 1,
-            lo: 0.0,
-            hi: 50.0,
-            count: None,
-        }]);
+        e.params = Parameters::Sweep(vec![Axis::linear(1, 0.0, 50.0)]);
         e.validate(&s).unwrap();
         let p = e.params(0..5);
         let rho: Vec<f64> = p.chunks(3).map(|r| r[1]).collect();
@@ -330,20 +359,7 @@ mod tests {
         assert!(p.chunks(3).all(|r| r[0] == 10.0));
 
         let mut e = Ensemble::new(&s, 6);
-        e.params = Parameters::Sweep(vec![
-            Axis {
-                index: 0,
-                lo: 1.0,
-                hi: 2.0,
-                count: Some(2),
-            },
-            Axis {
-                index: 1,
-                lo: 0.0,
-                hi: 2.0,
-                count: Some(3),
-            },
-        ]);
+        e.params = Parameters::Sweep(vec![Axis::grid(0, 1.0, 2.0, 2), Axis::grid(1, 0.0, 2.0, 3)]);
         e.validate(&s).unwrap();
         let p = e.params(0..6);
         let pairs: Vec<(f64, f64)> = p.chunks(3).map(|r| (r[0], r[1])).collect();

@@ -116,6 +116,7 @@ impl Resources {
         problem: &FixedStepProblem,
         plan: &Plan,
         options: &RunOptions,
+        passes_per_batch: u32,
     ) -> Result<Self, SimError> {
         let dev = &ctx.device;
         let system = &problem.system;
@@ -231,7 +232,7 @@ impl Resources {
             status,
             saved_staging,
             status_staging,
-            timer: PassTimer::new(ctx, 1),
+            timer: PassTimer::new(ctx, passes_per_batch),
         })
     }
 }
@@ -275,7 +276,19 @@ pub fn simulate(
         plan.chunk,
         plan.slots_per_batch
     );
-    let res = Resources::new(ctx, problem, &plan, options)?;
+    // Windows of the largest chunk: smaller chunks get longer windows, so never more.
+    let max_len = |chunk_len: usize| {
+        (options.steps_per_dispatch / chunk_len as u64)
+            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64) as u32
+    };
+    let batches: Vec<Range<usize>> = plan.batches(save_plan.n_slots()).collect();
+    let passes_per_batch = batches
+        .iter()
+        .map(|slots| batch_windows(&save_plan, slots, max_len(plan.chunk.min(n))).len())
+        .max()
+        .unwrap_or(1)
+        .div_ceil(WINDOWS_PER_SUBMIT) as u32;
+    let res = Resources::new(ctx, problem, &plan, options, passes_per_batch)?;
     let setup = setup_start.elapsed();
 
     let solve_start = Instant::now();
@@ -293,25 +306,20 @@ pub fn simulate(
         },
     };
     let mut gpu_time = res.timer.as_ref().map(|_| std::time::Duration::ZERO);
+    let mut host = HostUpload::default();
     for chunk in plan.chunks(n) {
-        upload_chunk(ctx, &res, problem, &plan, chunk.clone());
-        let mut first_submit = true;
-        let batches: Vec<Range<usize>> = plan.batches(save_plan.n_slots()).collect();
+        host.upload(ctx, &res, problem, &plan, chunk.clone());
+        let (gx, gy) = dispatch_grid(
+            chunk.len(),
+            options.workgroup_size,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        );
         for (b, slots) in batches.iter().enumerate() {
-            let begin = if slots.start == 0 {
-                0
-            } else {
-                save_plan.step_of_slot(slots.start - 1)
-            };
-            let end = save_plan.step_of_slot(slots.end - 1);
-            let max_len = (options.steps_per_dispatch / chunk.len() as u64)
-                .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-                as u32;
-            let all: Vec<Range<u32>> = windows(begin..end, max_len).collect();
+            let all = batch_windows(&save_plan, slots, max_len(chunk.len()));
             let groups: Vec<&[Range<u32>]> = all.chunks(WINDOWS_PER_SUBMIT).collect();
+            let saved_bytes = (slots.len() * dim * plan.chunk * 4) as u64;
+            let last_batch = b + 1 == batches.len();
             for (g, group) in groups.iter().enumerate() {
-                let last_of_batch = g + 1 == groups.len();
-                let last_of_chunk = last_of_batch && b + 1 == batches.len();
                 let uniforms: Vec<u8> = group
                     .iter()
                     .flat_map(|w| {
@@ -334,24 +342,20 @@ pub fn simulate(
                         slot
                     })
                     .collect();
+                // Queue writes land before the next submission and after the previous
+                // ones, so the slots can be rewritten while earlier groups still run.
                 ctx.queue.write_buffer(&res.uniforms, 0, &uniforms);
 
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
-                if first_submit {
+                if b == 0 && g == 0 {
                     enc.clear_buffer(&res.status, 0, None);
-                    first_submit = false;
                 }
                 {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some("fixed_step"),
-                        timestamp_writes: res.timer.as_ref().map(|t| t.writes(0)),
+                        timestamp_writes: res.timer.as_ref().map(|t| t.writes(g as u32)),
                     });
                     pass.set_pipeline(&res.pipeline);
-                    let (gx, gy) = dispatch_grid(
-                        chunk.len(),
-                        options.workgroup_size,
-                        ctx.limits.max_compute_workgroups_per_dimension,
-                    );
                     for w in 0..group.len() {
                         pass.set_bind_group(
                             0,
@@ -362,49 +366,42 @@ pub fn simulate(
                     }
                 }
                 out.stats.dispatches += group.len();
-                let saved_bytes = (slots.len() * dim * plan.chunk * 4) as u64;
+                // Only the batch's last submission is waited on: its results and the
+                // timestamps of all its passes come back together.
+                let last_of_batch = g + 1 == groups.len();
                 if last_of_batch {
                     enc.copy_buffer_to_buffer(&res.saved, 0, &res.saved_staging, 0, saved_bytes);
-                }
-                if last_of_chunk {
-                    enc.copy_buffer_to_buffer(
-                        &res.status,
-                        0,
-                        &res.status_staging,
-                        0,
-                        chunk.len() as u64 * 4,
-                    );
-                }
-                if let Some(t) = &res.timer {
-                    t.resolve(&mut enc, 1);
+                    if last_batch {
+                        let bytes = chunk.len() as u64 * 4;
+                        enc.copy_buffer_to_buffer(&res.status, 0, &res.status_staging, 0, bytes);
+                    }
+                    if let Some(t) = &res.timer {
+                        t.resolve(&mut enc, groups.len() as u32);
+                    }
                 }
                 ctx.queue.submit([enc.finish()]);
-                if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
-                    *total += t.read(ctx, 1)?;
-                }
-                if last_of_batch {
-                    with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
-                        scatter_saves(
-                            bytemuck::cast_slice(bytes),
-                            &mut out.states,
-                            &plan,
-                            slots,
-                            &chunk,
-                            n,
-                            dim,
-                        )
-                    })?;
-                }
-                if last_of_chunk {
-                    with_mapped(ctx, &res.status_staging, chunk.len() as u64 * 4, |bytes| {
-                        let codes: &[u32] = bytemuck::cast_slice(bytes);
-                        for (s, &c) in out.status[chunk.clone()].iter_mut().zip(codes) {
-                            *s = Status::from_code(c);
-                        }
-                    })?;
-                }
+            }
+            with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
+                scatter_saves(
+                    bytemuck::cast_slice(bytes),
+                    &mut out.states,
+                    &plan,
+                    slots,
+                    &chunk,
+                    n,
+                    dim,
+                )
+            })?;
+            if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
+                *total += t.read(ctx, groups.len() as u32)?;
             }
         }
+        with_mapped(ctx, &res.status_staging, chunk.len() as u64 * 4, |bytes| {
+            let codes: &[u32] = bytemuck::cast_slice(bytes);
+            for (s, &c) in out.status[chunk.clone()].iter_mut().zip(codes) {
+                *s = Status::from_code(c);
+            }
+        })?;
         out.stats.chunks += 1;
     }
     out.stats.solve = solve_start.elapsed();
@@ -412,31 +409,55 @@ pub fn simulate(
     Ok(out)
 }
 
-/// Writes the chunk's initial states and parameters, transposed to struct-of-arrays f32.
-fn upload_chunk(
-    ctx: &GpuContext,
-    res: &Resources,
-    problem: &FixedStepProblem,
-    plan: &Plan,
-    chunk: Range<usize>,
-) {
-    let soa = |rows: Vec<f64>, cols: usize| -> Vec<f32> {
-        let mut out = vec![0f32; cols * plan.chunk];
-        for (j, row) in rows.chunks(cols.max(1)).enumerate() {
+/// Dispatch windows of the batch holding save slots `slots`: it integrates from the step
+/// of the slot before it (or from the start) to the step of its last slot.
+fn batch_windows(save_plan: &SavePlan, slots: &Range<usize>, max_len: u32) -> Vec<Range<u32>> {
+    let begin = match slots.start {
+        0 => 0,
+        s => save_plan.step_of_slot(s - 1),
+    };
+    windows(begin..save_plan.step_of_slot(slots.end - 1), max_len).collect()
+}
+
+/// Host-side upload buffers, reused by every chunk of a run.
+#[derive(Default)]
+struct HostUpload {
+    rows: Vec<f64>,
+    soa: Vec<f32>,
+}
+
+impl HostUpload {
+    /// Writes the chunk's initial states and parameters, transposed to struct-of-arrays f32.
+    fn upload(
+        &mut self,
+        ctx: &GpuContext,
+        res: &Resources,
+        problem: &FixedStepProblem,
+        plan: &Plan,
+        chunk: Range<usize>,
+    ) {
+        let system = &problem.system;
+        problem.ensemble.fill_states(chunk.clone(), &mut self.rows);
+        self.transpose(system.dim(), plan.chunk);
+        ctx.queue
+            .write_buffer(&res.state, 0, bytemuck::cast_slice(&self.soa));
+        if system.n_params() > 0 {
+            problem.ensemble.fill_params(chunk, &mut self.rows);
+            self.transpose(system.n_params(), plan.chunk);
+            ctx.queue
+                .write_buffer(&res.params, 0, bytemuck::cast_slice(&self.soa));
+        }
+    }
+
+    /// `rows` ([j][cols] f64) into `soa` ([cols][stride] f32).
+    fn transpose(&mut self, cols: usize, stride: usize) {
+        self.soa.clear();
+        self.soa.resize(cols * stride, 0.0);
+        for (j, row) in self.rows.chunks(cols).enumerate() {
             for (c, &v) in row.iter().enumerate() {
-                out[c * plan.chunk + j] = v as f32;
+                self.soa[c * stride + j] = v as f32;
             }
         }
-        out
-    };
-    let system = &problem.system;
-    let u0 = soa(problem.ensemble.states(chunk.clone()), system.dim());
-    ctx.queue
-        .write_buffer(&res.state, 0, bytemuck::cast_slice(&u0));
-    if system.n_params() > 0 {
-        let p = soa(problem.ensemble.params(chunk), system.n_params());
-        ctx.queue
-            .write_buffer(&res.params, 0, bytemuck::cast_slice(&p));
     }
 }
 
