@@ -1,6 +1,6 @@
 //! phaseflow: a headless GPU compute engine. WGSL compute shaders run through wgpu integrate
-//! huge ensembles of ODE trajectories; a host-side planner cuts runs into pieces the device
-//! can hold.
+//! huge ensembles of ODE trajectories (fixed-step or adaptive, f32 or f64); a host-side
+//! planner cuts runs into pieces the device can hold.
 //!
 //! ```no_run
 //! use phaseflow::{gpu, model, ode};
@@ -8,15 +8,23 @@
 //! let system = model::builtin("lorenz").unwrap().unwrap();
 //! let mut ensemble = ode::Ensemble::new(&system, 1000);
 //! ensemble.params = ode::Parameters::Sweep(vec![ode::Axis::linear(1, 0.0, 50.0)]);
-//! let problem = ode::FixedStepProblem {
+//! // Adaptive Tsit5, each trajectory with its own step size, saved on a common grid.
+//! let problem = ode::AdaptiveProblem {
 //!     system,
-//!     solver: ode::Solver::Rk4,
-//!     grid: ode::TimeGrid::from_span(0.0, 10.0, 1e-3).unwrap(),
-//!     save: ode::Save::Final,
+//!     solver: ode::Solver::Tsit5,
+//!     t0: 0.0,
+//!     t1: 10.0,
+//!     saveat: ode::SaveAt::grid(0.0, 0.1, 10.0).unwrap(),
+//!     control: ode::Control {
+//!         rtol: ode::Tolerance::All(1e-6),
+//!         atol: ode::Tolerance::All(1e-6),
+//!         ..ode::Control::default()
+//!     },
 //!     ensemble,
+//!     precision: ode::Precision::F32,
 //! };
-//! let solution = ode::simulate(&ctx, &problem, &ode::RunOptions::default()).unwrap();
-//! println!("{:?}", solution.final_state(0));
+//! let solution = ode::simulate_adaptive(&ctx, &problem, &ode::RunOptions::default()).unwrap();
+//! println!("{:?} {:?}", solution.final_state(0), solution.status_counts());
 //! ```
 
 pub mod cli;
@@ -25,5 +33,8 @@ pub mod gpu;
 pub mod io;
 pub mod model;
 pub mod ode;
+pub mod precision;
 pub mod rng;
 pub mod schedule;
+
+pub use precision::Precision;

@@ -107,7 +107,7 @@ fn json_summary_and_config_file() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["solver"], "heun");
     assert_eq!(v["n"], 6);
-    assert_eq!(v["steps"], 100);
+    assert_eq!(v["method"]["steps"], 100);
     assert!(v["timing"]["trajectory_steps_per_s"].as_f64().unwrap() > 0.0);
 
     // A bad key in the config points at its line and column.

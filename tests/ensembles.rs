@@ -31,7 +31,7 @@ fn sweep_puts_each_value_on_its_trajectory() {
     let sol = run(&p);
     for j in 0..n {
         let a = (-2.0 + 5.0 * j as f64 / 100.0) as f32;
-        assert_eq!(sol.final_state(j), &[a, 0.0], "trajectory {j}");
+        assert_eq!(sol.final_state(j), [a as f64, 0.0], "trajectory {j}");
     }
 }
 
@@ -46,7 +46,7 @@ fn two_parameter_grid_varies_the_first_axis_slowest() {
     let sol = run(&problem(s, Solver::Euler, 1.0, 1.0, Save::Final, e));
     for j in 0..12 {
         let (b, a) = ((j / 4) as f32, 10.0 + 10.0 * (j % 4) as f32);
-        assert_eq!(sol.final_state(j), &[a, b], "trajectory {j}");
+        assert_eq!(sol.final_state(j), [a as f64, b as f64], "trajectory {j}");
     }
 }
 
@@ -64,7 +64,7 @@ fn n_beyond_one_dispatch_dimension() {
         "one chunk, so one dispatch covers all of them"
     );
     for j in [0, 1, 65_535 * 64 - 1, 65_535 * 64, n - 2, n - 1] {
-        assert_eq!(sol.final_state(j)[0], j as f32, "trajectory {j}");
+        assert_eq!(sol.final_state(j)[0], j as f64, "trajectory {j}");
     }
     assert!(sol.status.iter().all(|&s| s == Status::Success));
 }
@@ -84,7 +84,7 @@ fn blow_up_marks_only_its_own_trajectory() {
             assert_eq!(sol.status[j], Status::Success, "x0 = {x0}");
             for (slot, &t) in sol.times.iter().enumerate() {
                 let exact = x0 / (1.0 - x0 * t);
-                let got = sol.state(slot, j)[0] as f64;
+                let got = sol.state(slot, j)[0];
                 assert!(
                     (got - exact).abs() <= 1e-4 * exact,
                     "x0 {x0} t {t}: {got} vs {exact}"
@@ -196,10 +196,10 @@ fn saves_land_exactly_on_the_requested_grid() {
         assert_eq!(sol.times[slot], 0.0 + step as f64 * 0.1);
     }
     // Slot 0 is the initial state, bit for bit.
-    assert_eq!(sol.state(0, 1), &[1.0, 0.0]);
+    assert_eq!(sol.state(0, 1), [1.0, 0.0]);
     let (cpu, _) = cpu_twin(&p, 0);
     for slot in 0..5 {
-        assert!((sol.state(slot, 0)[0] as f64 - cpu[slot * 2]).abs() < 1e-6);
+        assert!((sol.state(slot, 0)[0] - cpu[slot * 2]).abs() < 1e-6);
     }
 }
 
@@ -234,12 +234,7 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
     );
     assert_eq!(whole.times, pieces.times);
     assert_eq!(whole.status, pieces.status);
-    let same_bits = whole
-        .states
-        .iter()
-        .zip(&pieces.states)
-        .all(|(a, b)| a.to_bits() == b.to_bits());
-    assert!(same_bits);
+    assert!(whole.states.same_bits(&pieces.states));
     // One-step windows: each batch spans several submissions of 64 windows, which are
     // not waited on one by one; results and timing still come back whole.
     let one_step = RunOptions {
@@ -249,13 +244,7 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
     };
     let many = ode::simulate(gpu(), &p, &one_step).unwrap();
     assert_eq!(many.stats.dispatches, 400);
-    assert!(
-        whole
-            .states
-            .iter()
-            .zip(&many.states)
-            .all(|(a, b)| a.to_bits() == b.to_bits())
-    );
+    assert!(whole.states.same_bits(&many.states));
     if gpu().has_timestamps() {
         assert!(many.stats.gpu.unwrap() > std::time::Duration::ZERO);
     }
@@ -269,11 +258,5 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
         },
     )
     .unwrap();
-    assert!(
-        whole
-            .states
-            .iter()
-            .zip(&wide.states)
-            .all(|(a, b)| a.to_bits() == b.to_bits())
-    );
+    assert!(whole.states.same_bits(&wide.states));
 }

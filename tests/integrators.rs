@@ -31,7 +31,14 @@ fn harmonic_error_cpu(solver: Solver, dt: f64) -> f64 {
     let s = system("harmonic");
     let grid = TimeGrid::from_span(0.0, 10.0, dt).unwrap();
     let plan = SavePlan::new(Save::Final, grid.n_steps).unwrap();
-    let (end, _) = cpu::integrate(&s, solver.tableau(), &[1.0, 0.0], &[1.0], &grid, &plan);
+    let (end, _) = cpu::integrate(
+        &s,
+        solver.tableau().unwrap(),
+        &[1.0, 0.0],
+        &[1.0],
+        &grid,
+        &plan,
+    );
     (end[0] - 10f64.cos()).hypot(end[1] + 10f64.sin())
 }
 
@@ -100,7 +107,7 @@ fn gpu_rk4_matches_logistic_closed_form() {
     for (slot, &t) in sol.times.iter().enumerate() {
         let exact = 0.1 * t.exp() / (1.0 + 0.1 * (t.exp() - 1.0));
         for j in 0..4 {
-            let got = sol.state(slot, j)[0] as f64;
+            let got = sol.state(slot, j)[0];
             assert!((got - exact).abs() < 2e-6, "t={t}: {got} vs {exact}");
         }
     }
@@ -120,5 +127,5 @@ fn inline_system_through_the_library() {
     );
     let sol = run(&p);
     let exact = (-1.0f64).exp();
-    assert!((sol.final_state(2)[0] as f64 - exact).abs() < 1e-6);
+    assert!((sol.final_state(2)[0] - exact).abs() < 1e-6);
 }

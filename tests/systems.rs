@@ -3,10 +3,13 @@
 
 mod common;
 use common::*;
-use phaseflow::gpu::shader::{shader_files, validate};
+use phaseflow::gpu::math_f64::probe_wgsl;
+use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
+use phaseflow::model::expr::Func;
+use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
 use phaseflow::ode::kernel::fixed_step_wgsl;
-use phaseflow::ode::{Ensemble, InitialStates, Save, Solver, Status};
+use phaseflow::ode::{Control, Ensemble, InitialStates, Precision, Save, Solver, Status};
 
 #[test]
 fn catalog_spans_dimensions_and_kinds() {
@@ -39,22 +42,42 @@ fn catalog_spans_dimensions_and_kinds() {
 
 #[test]
 fn every_shader_file_and_generated_kernel_validates() {
-    // Template files with placeholders are validated through their generated kernels;
-    // complete files are validated as they are.
+    // Complete files are validated with their includes expanded; templates (placeholders)
+    // and the `real` preludes (which need the status helpers) through generated kernels.
     for (path, text) in shader_files() {
-        if !text.contains("{{") {
-            validate(path, text, false).unwrap_or_else(|e| panic!("{e}"));
+        if !text.contains("{{") && !path.starts_with("common/real_") {
+            let wgsl = compose(path, &[]).unwrap();
+            validate(path, &wgsl, wgsl.contains("f64")).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+    let control = Control::default();
     for name in builtin_names() {
         let s = system(name);
-        for solver in Solver::ALL {
-            for wg in [64, 256] {
-                let wgsl = fixed_step_wgsl(&s, solver.tableau(), wg).unwrap();
-                validate(&format!("{name}/{}", solver.name()), &wgsl, false)
-                    .unwrap_or_else(|e| panic!("{e}"));
+        for precision in [Precision::F32, Precision::F64] {
+            let f64 = precision == Precision::F64;
+            for solver in Solver::FIXED {
+                for wg in [64, 256] {
+                    let wgsl =
+                        fixed_step_wgsl(&s, solver.tableau().unwrap(), wg, precision).unwrap();
+                    validate(&format!("{name}/{}", solver.name()), &wgsl, f64)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            for solver in Solver::ADAPTIVE {
+                for dense in [false, true] {
+                    let pair = solver.pair().unwrap();
+                    let wgsl = adaptive_wgsl(&s, pair, &control, 64, precision, dense).unwrap();
+                    validate(&format!("{name}/{}", solver.name()), &wgsl, f64)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
             }
         }
+    }
+    for f in Func::ALL.into_iter().filter(|f| f.needs_f64_library()) {
+        let args = ["a.x", "a.y", "a.x"];
+        let call = format!("m64_{}({})", f.name(), args[..f.arity()].join(", "));
+        let wgsl = probe_wgsl(&call).unwrap();
+        validate(&call, &wgsl, true).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -94,7 +117,7 @@ fn gpu_matches_cpu_twin_on_every_system() {
             let scale = cpu.iter().fold(1.0f64, |m, v| m.max(v.abs()));
             for slot in 0..sol.n_save() {
                 for c in 0..sol.dim {
-                    let g = sol.state(slot, j)[c] as f64;
+                    let g = sol.state(slot, j)[c];
                     let r = cpu[slot * sol.dim + c];
                     worst = worst.max((g - r).abs() / scale);
                     assert!(

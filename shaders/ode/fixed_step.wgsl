@@ -3,11 +3,12 @@
 // individual steps. Buffers are struct-of-arrays (component-major, row length `stride`),
 // so neighbouring invocations read and write neighbouring words.
 //
-// Filled in by ode::kernel: REAL (f32), WORKGROUP_SIZE, SYSTEM (State, Params, rhs from
-// model::wgsl), STEP (rk_step from the tableau), ACCESS (loads and stores per component).
+// Filled in by ode::kernel: REAL_LIB (common/real_f32.wgsl or real_f64.wgsl: the `real`
+// type and its helpers), WORKGROUP_SIZE, SYSTEM (State, Params, rhs from model::wgsl), STEP
+// (rk_step from the tableau), ACCESS (loads and stores per component).
 #include "common/status.wgsl"
 
-alias real = {{REAL}};
+{{REAL_LIB}}
 
 {{SYSTEM}}
 {{STEP}}

@@ -6,7 +6,8 @@ use super::spec::{RunSpec, U0Spec, build_problem};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::ode::{
-    self, FixedStepProblem, InitialStates, Parameters, RunOptions, Save, SimError, Solution, Solver,
+    self, InitialStates, Parameters, Precision, Problem, RunOptions, Save, SimError, Solution,
+    Solver, StateValues, Tolerance,
 };
 use crate::schedule::PlanCaps;
 use serde_json::json;
@@ -19,19 +20,32 @@ Each trajectory has its own initial state and parameters. One GPU invocation int
 trajectory for many steps; the host only moves whole chunks.
 
 The system is a built-in (see `phaseflow systems`) or a system file. Time span and step
-default to the system's suggestion. Without --save-every only the final state is kept.
+default to the system's suggestion.
+
+Fixed-step solvers (euler, heun, rk4) take steps of --dt; --save-every K keeps every K-th
+step. Adaptive solvers (bs3, dp5, tsit5, dop853) control each trajectory's own step size to
+--rtol/--atol (per state with NAME=VALUE); --saveat t0:dt:t1 interpolates every trajectory
+onto the same times with the method's continuous extension. Either way, without a save
+option only the final state is kept (the cheapest mode).
+
+--precision f64 computes and stores in double precision where the adapter allows it.
 
 Examples:
   phaseflow simulate lorenz -n 100000 --sweep rho=0:50
   phaseflow simulate lorenz -n 10000 --u0-uniform x=-20:20 --u0-uniform z=0:50 --seed 1 -o out
   phaseflow simulate duffing --sweep gamma=0.2:0.6:200 --sweep omega=1:1.4:50 --save-every 100
   phaseflow simulate my_system.toml -n 1000 --tspan 0:50 --dt 0.01
+  phaseflow simulate lorenz -n 100000 --sweep rho=0:50 --solver tsit5 --rtol 1e-6 --atol 1e-6
+  phaseflow simulate lorenz --solver dop853 --rtol 1e-12 --atol 1e-12 --precision f64 \
+      --saveat 0:0.01:10 -n 1 -o out
   phaseflow simulate --config run.toml
 
-Output (with -o DIR): states.npy [n_save, N, dim] f32, times.npy [n_save] f64,
-status.npy [N] u8 (1 success, 4 non-finite), params.npy [N, n_params] f64 and u0.npy
-[N, dim] f64 when they vary across trajectories, and run.json describing the run.
-Files appear together when the run has finished; a failed run leaves none.";
+Output (with -o DIR): states.npy [n_save, N, dim] f32 (f64 with --precision f64),
+times.npy [n_save] f64, status.npy [N] u8 (1 success, 2 max steps, 3 step-size underflow,
+4 non-finite), for adaptive solvers stats.npy [N, 3] u32 (accepted steps, rejected steps,
+right-hand-side evaluations), params.npy [N, n_params] f64 and u0.npy [N, dim] f64 when
+they vary across trajectories, and run.json describing the run. Files appear together when
+the run has finished; a failed run leaves none.";
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -46,21 +60,64 @@ pub struct SimulateArgs {
     #[arg(short, long)]
     n: Option<usize>,
 
-    /// Runge–Kutta method
-    #[arg(long, value_enum)]
+    /// Runge–Kutta method: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
+    /// dop853
+    #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
+
+    /// Arithmetic and output precision (f64 needs an adapter with SHADER_F64)
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
 
     /// Time span [default: the system's suggestion]
     #[arg(long, value_name = "T0:T1", value_parser = parse_span, allow_hyphen_values = true)]
     tspan: Option<[f64; 2]>,
 
-    /// Step size; must divide the span [default: the system's suggestion]
+    /// Step size; must divide the span [default: the system's suggestion]. Adaptive
+    /// solvers: the first step [default: chosen per trajectory]
     #[arg(long)]
     dt: Option<f64>,
 
-    /// Save the initial state and every K-th step (and the final state)
+    /// Fixed-step solvers: save the initial state and every K-th step (and the final state)
     #[arg(long, value_name = "K")]
     save_every: Option<u32>,
+
+    /// Adaptive solvers: save every trajectory at t0, t0+dt, ... up to t1 (interpolated)
+    #[arg(long, value_name = "T0:DT:T1", allow_hyphen_values = true)]
+    saveat: Option<String>,
+
+    /// Adaptive solvers: relative tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
+    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance)]
+    rtol: Vec<(String, f64)>,
+
+    /// Adaptive solvers: absolute tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
+    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance)]
+    atol: Vec<(String, f64)>,
+
+    /// Adaptive solvers: smallest step before a trajectory stops with "step-size underflow"
+    #[arg(long)]
+    dtmin: Option<f64>,
+
+    /// Adaptive solvers: largest step [default: the span]
+    #[arg(long)]
+    dtmax: Option<f64>,
+
+    /// Adaptive solvers: step attempts per trajectory before it stops with "max steps"
+    /// [default: 100000]
+    #[arg(long)]
+    max_steps: Option<u32>,
+
+    /// Adaptive solvers: safety factor of the step-size controller [default: 0.9]
+    #[arg(long)]
+    safety: Option<f64>,
+
+    /// Adaptive solvers: largest factor a step may grow by [default: 10]
+    #[arg(long)]
+    max_growth: Option<f64>,
+
+    /// Adaptive solvers: smallest factor a step may shrink by [default: 0.2]
+    #[arg(long)]
+    max_shrink: Option<f64>,
 
     /// Set the default initial value of a state
     #[arg(long, value_name = "STATE=VALUE", value_parser = parse_assign)]
@@ -135,6 +192,31 @@ fn parse_span(s: &str) -> Result<[f64; 2], String> {
     }
 }
 
+/// `VALUE` (every state) or `STATE=VALUE`; the state is "*" for every state.
+fn parse_tolerance(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = s.split_once('=').unwrap_or(("*", s));
+    let v = value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("'{}' is not a finite number", value.trim()))?;
+    Ok((name.trim().to_string(), v))
+}
+
+fn tolerance_value(pairs: &[(String, f64)]) -> Option<toml::Value> {
+    match pairs {
+        [] => None,
+        [(name, v)] if name == "*" => Some(toml::Value::Float(*v)),
+        _ => Some(toml::Value::Table(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), toml::Value::Float(*v)))
+                .collect(),
+        )),
+    }
+}
+
 /// `name=v1[:v2[:v3]]`.
 fn parse_assign(s: &str) -> Result<(String, Vec<f64>), String> {
     let (name, values) = s.split_once('=').ok_or("expected NAME=VALUE")?;
@@ -180,6 +262,16 @@ impl SimulateArgs {
             sweep: to_map(&self.sweep),
             params_file: self.params.clone(),
             u0: any_u0.then_some(u0),
+            precision: self.precision,
+            rtol: tolerance_value(&self.rtol),
+            atol: tolerance_value(&self.atol),
+            dtmin: self.dtmin,
+            dtmax: self.dtmax,
+            max_steps: self.max_steps,
+            safety: self.safety,
+            max_growth: self.max_growth,
+            max_shrink: self.max_shrink,
+            saveat: self.saveat.clone().map(toml::Value::String),
         }
     }
 }
@@ -199,7 +291,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         None => args.spec(),
     };
     let problem = build_problem(&spec)?;
-    ode::run::check(&problem)?;
+    problem.check()?;
     // Prove the output directory writable before spending any time computing.
     let out = spec
         .out
@@ -217,7 +309,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         },
         ..RunOptions::default()
     };
-    let solution = ode::simulate(&ctx, &problem, &options)?;
+    let solution = problem.simulate(&ctx, &options)?;
 
     let mut summary = summary_json(&ctx, &problem, &solution);
     if let Some(mut dir) = out {
@@ -236,7 +328,51 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     Ok(())
 }
 
-fn summary_json(ctx: &GpuContext, p: &FixedStepProblem, s: &Solution) -> serde_json::Value {
+/// What the run integrated and how, by kind of solver.
+fn method_json(p: &Problem, s: &Solution) -> serde_json::Value {
+    match p {
+        Problem::Fixed(f) => json!({
+            "t0": f.grid.t0,
+            "t1": f.grid.t1(),
+            "dt": f.grid.dt,
+            "steps": f.grid.n_steps,
+            "save_every": match f.save { Save::Final => None, Save::Every(k) => Some(k) },
+        }),
+        Problem::Adaptive(a) => {
+            let tol = |t: &Tolerance| match t {
+                Tolerance::All(v) => json!(v),
+                Tolerance::PerState(v) => json!(v),
+            };
+            let c = &a.control;
+            let steps = s.steps.as_deref().unwrap_or(&[]);
+            let attempts: Vec<u64> = steps.iter().map(|c| c.attempts()).collect();
+            json!({
+                "t0": a.t0,
+                "t1": a.t1,
+                "rtol": tol(&c.rtol),
+                "atol": tol(&c.atol),
+                "dt_initial": c.dt_initial,
+                "dtmin": c.dt_min,
+                "dtmax": a.dt_max(),
+                "max_steps": c.max_steps,
+                "safety": c.safety,
+                "max_growth": c.max_growth,
+                "max_shrink": c.max_shrink,
+                "saveat": match &a.saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
+                "steps": {
+                    "accepted": steps.iter().map(|c| c.accepted as u64).sum::<u64>(),
+                    "rejected": steps.iter().map(|c| c.rejected as u64).sum::<u64>(),
+                    "rhs_evals": steps.iter().map(|c| c.rhs_evals as u64).sum::<u64>(),
+                    "attempts_mean": attempts.iter().sum::<u64>() as f64 / attempts.len().max(1) as f64,
+                    "attempts_max": attempts.iter().max(),
+                },
+            })
+        }
+    }
+}
+
+fn summary_json(ctx: &GpuContext, p: &Problem, s: &Solution) -> serde_json::Value {
+    let system = p.system();
     let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
     let counts: serde_json::Map<String, serde_json::Value> = s
         .status_counts()
@@ -254,18 +390,15 @@ fn summary_json(ctx: &GpuContext, p: &FixedStepProblem, s: &Solution) -> serde_j
         .collect();
     json!({
         "phaseflow": env!("CARGO_PKG_VERSION"),
-        "system": p.system.name(),
-        "equations": p.system.equations,
-        "states": names(&p.system.states),
-        "parameters": names(&p.system.params),
-        "solver": p.solver,
-        "precision": "f32",
+        "system": system.name(),
+        "equations": system.equations,
+        "states": names(&system.states),
+        "parameters": names(&system.params),
+        "solver": p.solver(),
+        "adaptive": p.solver().is_adaptive(),
+        "precision": p.precision(),
         "n": s.n,
-        "t0": p.grid.t0,
-        "t1": p.grid.t1(),
-        "dt": p.grid.dt,
-        "steps": p.grid.n_steps,
-        "save_every": match p.save { Save::Final => None, Save::Every(k) => Some(k) },
+        "method": method_json(p, s),
         "n_save": s.n_save(),
         "status": counts,
         "adapter": { "name": ctx.summary.name, "backend": ctx.summary.backend, "type": ctx.summary.device_type, "driver": ctx.summary.driver_info },
@@ -283,55 +416,95 @@ fn summary_json(ctx: &GpuContext, p: &FixedStepProblem, s: &Solution) -> serde_j
 
 fn write_outputs(
     dir: &mut OutputDir,
-    p: &FixedStepProblem,
+    p: &Problem,
     s: &Solution,
 ) -> Result<Vec<serde_json::Value>, crate::io::OutputError> {
     let (n, dim) = (s.n as u64, s.dim as u64);
+    let dtype = match s.states.precision() {
+        Precision::F32 => "float32",
+        Precision::F64 => "float64",
+    };
     let mut files = vec![
-        json!({"file": "states.npy", "shape": [s.n_save(), s.n, s.dim], "dtype": "float32"}),
+        json!({"file": "states.npy", "shape": [s.n_save(), s.n, s.dim], "dtype": dtype}),
         json!({"file": "times.npy", "shape": [s.n_save()], "dtype": "float64"}),
         json!({"file": "status.npy", "shape": [s.n], "dtype": "uint8"}),
     ];
-    dir.write_npy("states.npy", &[s.n_save() as u64, n, dim], &s.states)?;
+    let shape = [s.n_save() as u64, n, dim];
+    match &s.states {
+        StateValues::F32(v) => dir.write_npy("states.npy", &shape, v)?,
+        StateValues::F64(v) => dir.write_npy("states.npy", &shape, v)?,
+    }
     dir.write_npy("times.npy", &[s.n_save() as u64], &s.times)?;
     let codes: Vec<u8> = s.status.iter().map(|&st| st as u8).collect();
     dir.write_npy("status.npy", &[n], &codes)?;
-    if p.ensemble.params != Parameters::Default && p.system.n_params() > 0 {
-        let params = p.ensemble.params(0..s.n);
-        dir.write_npy("params.npy", &[n, p.system.n_params() as u64], &params)?;
+    if let Some(steps) = &s.steps {
+        let table: Vec<u32> = steps
+            .iter()
+            .flat_map(|c| [c.accepted, c.rejected, c.rhs_evals])
+            .collect();
+        dir.write_npy("stats.npy", &[n, 3], &table)?;
         files.push(
-            json!({"file": "params.npy", "shape": [s.n, p.system.n_params()], "dtype": "float64"}),
+            json!({"file": "stats.npy", "shape": [s.n, 3], "dtype": "uint32",
+            "columns": ["accepted", "rejected", "rhs_evals"]}),
         );
     }
-    if p.ensemble.initial != InitialStates::Default {
-        let u0 = p.ensemble.states(0..s.n);
+    let (system, ensemble) = (p.system(), p.ensemble());
+    if ensemble.params != Parameters::Default && system.n_params() > 0 {
+        let params = ensemble.params(0..s.n);
+        dir.write_npy("params.npy", &[n, system.n_params() as u64], &params)?;
+        files.push(
+            json!({"file": "params.npy", "shape": [s.n, system.n_params()], "dtype": "float64"}),
+        );
+    }
+    if ensemble.initial != InitialStates::Default {
+        let u0 = ensemble.states(0..s.n);
         dir.write_npy("u0.npy", &[n, dim], &u0)?;
         files.push(json!({"file": "u0.npy", "shape": [s.n, s.dim], "dtype": "float64"}));
     }
     Ok(files)
 }
 
-fn print_summary(
-    ctx: &GpuContext,
-    p: &FixedStepProblem,
-    s: &Solution,
-    out: Option<&std::path::Path>,
-) {
-    let saving = match p.save {
-        Save::Final => "final state only".to_string(),
-        Save::Every(k) => format!("saving every {k} steps ({} saves)", s.n_save()),
-    };
-    println!(
-        "{} · {} · f32 · {} trajectories × {} steps (dt {}, t {} → {}) · {}",
-        p.system.name(),
-        p.solver.name(),
-        grouped(s.n as u64),
-        grouped(p.grid.n_steps as u64),
-        p.grid.dt,
-        p.grid.t0,
-        p.grid.t1(),
-        saving
+fn print_summary(ctx: &GpuContext, p: &Problem, s: &Solution, out: Option<&std::path::Path>) {
+    let system = p.system();
+    let head = format!(
+        "{} · {} · {} · {} trajectories",
+        system.name(),
+        p.solver().name(),
+        p.precision().name(),
+        grouped(s.n as u64)
     );
+    match p {
+        Problem::Fixed(f) => {
+            let saving = match f.save {
+                Save::Final => "final state only".to_string(),
+                Save::Every(k) => format!("saving every {k} steps ({} saves)", s.n_save()),
+            };
+            println!(
+                "{head} × {} steps (dt {}, t {} → {}) · {saving}",
+                grouped(f.grid.n_steps as u64),
+                f.grid.dt,
+                f.grid.t0,
+                f.grid.t1(),
+            );
+        }
+        Problem::Adaptive(a) => {
+            let tol = |t: &Tolerance| match t {
+                Tolerance::All(v) => format!("{v:e}"),
+                Tolerance::PerState(v) => format!("{v:?}"),
+            };
+            let saving = match &a.saveat {
+                ode::SaveAt::Final => "final state only".to_string(),
+                ode::SaveAt::Times(t) => format!("{} save times", t.len()),
+            };
+            println!(
+                "{head} · t {} → {} · rtol {} atol {} · {saving}",
+                a.t0,
+                a.t1,
+                tol(&a.control.rtol),
+                tol(&a.control.atol)
+            );
+        }
+    }
     println!(
         "adapter  {} ({}, {})",
         ctx.summary.name, ctx.summary.backend, ctx.summary.device_type
@@ -341,14 +514,31 @@ fn print_summary(
         .gpu
         .map(|g| format!(", GPU {}", seconds(g.as_secs_f64())))
         .unwrap_or_default();
+    let unit = if p.solver().is_adaptive() {
+        "step attempts/s"
+    } else {
+        "trajectory-steps/s"
+    };
     println!(
-        "solve    {}{gpu} · {:.3e} trajectory-steps/s · setup {} · {} chunk(s), {} dispatch(es)",
+        "solve    {}{gpu} · {:.3e} {unit} · setup {} · {} chunk(s), {} dispatch(es)",
         seconds(s.stats.solve.as_secs_f64()),
         s.stats.throughput(),
         seconds(s.stats.setup.as_secs_f64()),
         s.stats.chunks,
         s.stats.dispatches
     );
+    if let Some(steps) = &s.steps {
+        let attempts: Vec<u64> = steps.iter().map(|c| c.attempts()).collect();
+        let accepted: u64 = steps.iter().map(|c| c.accepted as u64).sum();
+        let rejected: u64 = steps.iter().map(|c| c.rejected as u64).sum();
+        println!(
+            "steps    {} accepted, {} rejected · per trajectory: mean {:.1}, max {} attempts",
+            grouped(accepted),
+            grouped(rejected),
+            attempts.iter().sum::<u64>() as f64 / attempts.len().max(1) as f64,
+            grouped(attempts.iter().copied().max().unwrap_or(0))
+        );
+    }
     let counts: Vec<String> = s
         .status_counts()
         .into_iter()
@@ -356,8 +546,9 @@ fn print_summary(
         .collect();
     println!("status   {}", counts.join(", "));
     if let Some(dir) = out {
+        let stats = if s.steps.is_some() { ",stats" } else { "" };
         println!(
-            "wrote    {}/{{states,times,status}}.npy and run.json",
+            "wrote    {}/{{states,times,status{stats}}}.npy and run.json",
             dir.display()
         );
     }

@@ -7,7 +7,8 @@ use crate::io::read_matrix;
 use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::{
-    Axis, Ensemble, FixedStepProblem, InitialStates, Parameters, Save, Solver, Table, TimeGrid,
+    AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Parameters,
+    Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,19 @@ pub struct RunSpec {
     pub sweep: OrderedMap,
     pub params_file: Option<PathBuf>,
     pub u0: Option<U0Spec>,
+    pub precision: Option<Precision>,
+    /// Adaptive solvers: a number for every state, a list (one per state) or a table of
+    /// state names ("*" for the others).
+    pub rtol: Option<toml::Value>,
+    pub atol: Option<toml::Value>,
+    pub dtmin: Option<f64>,
+    pub dtmax: Option<f64>,
+    pub max_steps: Option<u32>,
+    pub safety: Option<f64>,
+    pub max_growth: Option<f64>,
+    pub max_shrink: Option<f64>,
+    /// Adaptive solvers: "t0:dt:t1" or a list of times.
+    pub saveat: Option<toml::Value>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -109,7 +123,17 @@ impl RunSpec {
             out,
             seed,
             params_file,
-            u0
+            u0,
+            precision,
+            rtol,
+            atol,
+            dtmin,
+            dtmax,
+            max_steps,
+            safety,
+            max_growth,
+            max_shrink,
+            saveat
         );
         self.set.extend(over.set);
         self.param.extend(over.param);
@@ -209,9 +233,107 @@ fn table(path: &Path, what: &str) -> Result<Table, CliError> {
     })
 }
 
+/// A tolerance given as a number, a per-state list or a table of state names.
+fn tolerance(
+    v: &toml::Value,
+    what: &str,
+    states: &[String],
+    system: &str,
+    default: f64,
+) -> Result<Tolerance, CliError> {
+    match v {
+        toml::Value::Array(_) => Ok(Tolerance::PerState(numbers(v, what)?)),
+        toml::Value::Table(map) => {
+            let all = map.get("*").map(|x| number(x, what)).transpose()?;
+            let mut values = vec![all.unwrap_or(default); states.len()];
+            for (name, x) in map.iter().filter(|(k, _)| *k != "*") {
+                let i = lookup(states, name, "state", what, system)?;
+                values[i] = number(x, &format!("{what} {name}"))?;
+            }
+            Ok(Tolerance::PerState(values))
+        }
+        other => Ok(Tolerance::All(number(other, what)?)),
+    }
+}
+
+/// Save times: "t0:dt:t1" or a list of numbers.
+fn save_times(v: &toml::Value) -> Result<SaveAt, CliError> {
+    match v {
+        toml::Value::String(text) => {
+            let parts: Vec<f64> = text
+                .split(':')
+                .map(|p| p.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| {
+                    CliError::Input(format!("saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"))
+                })?;
+            match parts[..] {
+                [lo, step, hi] => {
+                    SaveAt::grid(lo, step, hi).map_err(|e| CliError::Input(e.to_string()))
+                }
+                _ => Err(CliError::Input(format!(
+                    "saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"
+                ))),
+            }
+        }
+        other => Ok(SaveAt::Times(numbers(other, "saveat")?)),
+    }
+}
+
+/// The adaptive problem a spec describes.
+fn adaptive_problem(
+    spec: &RunSpec,
+    system: System,
+    (t0, t1): (f64, f64),
+    ensemble: Ensemble,
+) -> Result<AdaptiveProblem, CliError> {
+    let sname = system.name().to_string();
+    let states: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
+    if spec.save_every.is_some() {
+        return Err(CliError::Input(
+            "--save-every counts fixed steps; adaptive solvers save at times: use --saveat t0:dt:t1"
+                .into(),
+        ));
+    }
+    let defaults = Control::default();
+    let tol = |v: &Option<toml::Value>, what: &str, default: &Tolerance| match v {
+        Some(v) => tolerance(v, what, &states, &sname, 1e-6),
+        None => Ok(default.clone()),
+    };
+    let control = Control {
+        rtol: tol(&spec.rtol, "--rtol", &defaults.rtol)?,
+        atol: tol(&spec.atol, "--atol", &defaults.atol)?,
+        dt_initial: spec.dt,
+        dt_min: spec.dtmin.unwrap_or(defaults.dt_min),
+        dt_max: spec.dtmax,
+        max_steps: spec.max_steps.unwrap_or(defaults.max_steps),
+        safety: spec.safety.unwrap_or(defaults.safety),
+        max_growth: spec.max_growth.unwrap_or(defaults.max_growth),
+        max_shrink: spec.max_shrink.unwrap_or(defaults.max_shrink),
+    };
+    let saveat = match &spec.saveat {
+        Some(v) => save_times(v)?,
+        None => SaveAt::Final,
+    };
+    let problem = AdaptiveProblem {
+        system,
+        solver: spec.solver.unwrap_or_default(),
+        t0,
+        t1,
+        saveat,
+        control,
+        ensemble,
+        precision: spec.precision.unwrap_or_default(),
+    };
+    problem
+        .check()
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(problem)
+}
+
 /// The problem a spec describes. Names, sizes and ranges are checked here; the values in
-/// input tables are checked once, by `ode::run::check`, before any work starts.
-pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
+/// input tables are checked once, by `Problem::check`, before any work starts.
+pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     let system_name = spec.system.as_deref().ok_or_else(|| {
         CliError::Input(
             "no system given; name a built-in (see `phaseflow systems`) or a system file".into(),
@@ -230,16 +352,6 @@ pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
                 "{sname} suggests no time span; give --tspan t0:t1"
             )));
         }
-    };
-    let dt = spec
-        .dt
-        .or(system.meta.dt)
-        .ok_or_else(|| CliError::Input(format!("{sname} suggests no step; give --dt")))?;
-    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| CliError::Input(e.to_string()))?;
-    let save = match spec.save_every {
-        None => Save::Final,
-        Some(0) => return Err(CliError::Input("--save-every must be at least 1".into())),
-        Some(k) => Save::Every(k),
     };
 
     let mut ensemble = Ensemble::new(&system, spec.n.unwrap_or(0));
@@ -342,13 +454,45 @@ pub fn build_problem(spec: &RunSpec) -> Result<FixedStepProblem, CliError> {
             "the number of trajectories must be at least 1 (-n 0 given)".into(),
         ));
     }
-    Ok(FixedStepProblem {
+    let solver = spec.solver.unwrap_or_default();
+    if solver.is_adaptive() {
+        return adaptive_problem(spec, system, (t0, t1), ensemble).map(Problem::Adaptive);
+    }
+    let adaptive_only = [
+        ("--rtol", spec.rtol.is_some()),
+        ("--atol", spec.atol.is_some()),
+        ("--saveat", spec.saveat.is_some()),
+        ("--dtmin", spec.dtmin.is_some()),
+        ("--dtmax", spec.dtmax.is_some()),
+        ("--max-steps", spec.max_steps.is_some()),
+        ("--safety", spec.safety.is_some()),
+        ("--max-growth", spec.max_growth.is_some()),
+        ("--max-shrink", spec.max_shrink.is_some()),
+    ];
+    if let Some((flag, _)) = adaptive_only.iter().find(|(_, given)| *given) {
+        return Err(CliError::Input(format!(
+            "{flag} applies to adaptive solvers (bs3, dp5, tsit5, dop853); {} takes fixed steps of --dt",
+            solver.name()
+        )));
+    }
+    let dt = spec
+        .dt
+        .or(system.meta.dt)
+        .ok_or_else(|| CliError::Input(format!("{sname} suggests no step; give --dt")))?;
+    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| CliError::Input(e.to_string()))?;
+    let save = match spec.save_every {
+        None => Save::Final,
+        Some(0) => return Err(CliError::Input("--save-every must be at least 1".into())),
+        Some(k) => Save::Every(k),
+    };
+    Ok(Problem::Fixed(FixedStepProblem {
         system,
-        solver: spec.solver.unwrap_or_default(),
+        solver,
         grid,
         save,
         ensemble,
-    })
+        precision: spec.precision.unwrap_or_default(),
+    }))
 }
 
 #[cfg(test)]
@@ -365,8 +509,27 @@ mod tests {
             "system = 'lorenz'\nn = 11\ndt = 0.01\ntspan = [0, 1]\n[sweep]\nrho = [0, 50]\n[param]\nsigma = 12",
         ))
         .unwrap();
+        let Problem::Fixed(p) = p else {
+            panic!("rk4 is fixed-step")
+        };
         assert_eq!(p.grid.n_steps, 100);
         assert_eq!(p.ensemble.params(10..11), vec![12.0, 50.0, 8.0 / 3.0]);
+    }
+
+    #[test]
+    fn an_adaptive_spec_builds_tolerances_and_saves() {
+        let p = build_problem(&spec(
+            "system = 'lorenz'\nn = 2\nsolver = 'tsit5'\ntspan = [0, 1]\nsaveat = '0:0.25:1'\n\
+             atol = 1e-9\nprecision = 'f64'\n[rtol]\n'*' = 1e-7\nz = 1e-8",
+        ))
+        .unwrap();
+        let Problem::Adaptive(p) = p else {
+            panic!("tsit5 is adaptive")
+        };
+        assert_eq!(p.control.rtol, Tolerance::PerState(vec![1e-7, 1e-7, 1e-8]));
+        assert_eq!(p.control.atol, Tolerance::All(1e-9));
+        assert_eq!(p.saveat, SaveAt::Times(vec![0.0, 0.25, 0.5, 0.75, 1.0]));
+        assert_eq!(p.precision, Precision::F64);
     }
 
     #[test]
@@ -394,6 +557,22 @@ mod tests {
             (
                 "system = 'lorenz'\nn = 5\n[u0]\nuniform = { q = [0, 1] }",
                 "'q' is not a state of lorenz",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nrtol = 1e-8",
+                "--rtol applies to adaptive solvers",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsave_every = 3",
+                "use --saveat",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsaveat = '0:0.1:99'",
+                "outside the span",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nsolver = 'dp5'\n[rtol]\nw = 1e-3",
+                "'w' is not a state of lorenz",
             ),
         ];
         for (text, expected) in cases {

@@ -28,6 +28,12 @@ pub enum GpuError {
     Readback(String),
     #[error("{0}")]
     Shader(#[from] super::shader::ShaderError),
+    #[error(
+        "--precision f64 needs an adapter with 64-bit float and integer shaders (SHADER_F64 and \
+         SHADER_INT64); '{0}' has not got them. Use --precision f32, or pick another adapter \
+         (`phaseflow info` lists them)"
+    )]
+    NoF64(String),
 }
 
 /// Which adapter to use: the best one, or one named by index or by part of its name.
@@ -81,7 +87,7 @@ fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         device_type: format!("{:?}", info.device_type),
         driver: info.driver,
         driver_info: info.driver_info,
-        shader_f64: features.contains(wgpu::Features::SHADER_F64),
+        shader_f64: features.contains(F64_FEATURES),
         timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
@@ -162,6 +168,10 @@ fn choose(adapters: &[wgpu::Adapter], choice: &AdapterChoice) -> Result<usize, G
     }
 }
 
+/// What f64 kernels need from an adapter.
+pub const F64_FEATURES: wgpu::Features =
+    wgpu::Features::SHADER_F64.union(wgpu::Features::SHADER_INT64);
+
 /// An open device on the chosen adapter. Cheap to share behind an `Arc`; `Send + Sync`.
 pub struct GpuContext {
     pub adapter: wgpu::Adapter,
@@ -182,7 +192,7 @@ impl GpuContext {
         let summary = summarize(index, &adapter);
 
         let offered = adapter.features();
-        let features = offered & (wgpu::Features::SHADER_F64 | wgpu::Features::TIMESTAMP_QUERY);
+        let features = offered & (F64_FEATURES | wgpu::Features::TIMESTAMP_QUERY);
         // Ask for everything the adapter offers: bigger bindings and buffers mean fewer chunks.
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -220,8 +230,10 @@ impl GpuContext {
         })
     }
 
+    /// f64 kernels need 64-bit floats and, for the math library's bit tests, 64-bit
+    /// integers; adapters with the first practically always have the second.
     pub fn has_f64(&self) -> bool {
-        self.features.contains(wgpu::Features::SHADER_F64)
+        self.features.contains(F64_FEATURES)
     }
 
     pub fn has_timestamps(&self) -> bool {

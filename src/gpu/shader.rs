@@ -112,7 +112,8 @@ fn expand_includes(
     Ok(())
 }
 
-/// Parses and validates WGSL with naga. `f64` allows 64-bit floats.
+/// Parses and validates WGSL with naga. `f64` allows 64-bit floats and integers (the f64
+/// math library reads bits through u64).
 pub fn validate(label: &str, wgsl: &str, f64: bool) -> Result<naga::Module, ShaderError> {
     let source = Source::new(label, wgsl);
     let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| {
@@ -127,7 +128,7 @@ pub fn validate(label: &str, wgsl: &str, f64: bool) -> Result<naga::Module, Shad
     })?;
     let mut caps = naga::valid::Capabilities::empty();
     if f64 {
-        caps |= naga::valid::Capabilities::FLOAT64;
+        caps |= naga::valid::Capabilities::FLOAT64 | naga::valid::Capabilities::SHADER_INT64;
     }
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .validate(&module)

@@ -87,6 +87,22 @@ impl Func {
         }
     }
 
+    /// Functions Vulkan has no f64 version of, which f64 kernels take from phaseflow's
+    /// math library (`shaders/common/math_f64.wgsl`, as `m64_<name>`).
+    pub fn needs_f64_library(self) -> bool {
+        !matches!(
+            self,
+            Func::Sqrt
+                | Func::Abs
+                | Func::Sign
+                | Func::Floor
+                | Func::Ceil
+                | Func::Min
+                | Func::Max
+                | Func::Clamp
+        )
+    }
+
     pub fn from_name(name: &str) -> Option<Func> {
         Func::ALL.into_iter().find(|f| f.name() == name)
     }

@@ -8,10 +8,13 @@
 
 use super::expr::{BinOp, Func, Node, powi_steps};
 use super::system::System;
+use crate::precision::Precision;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-pub fn emit_system(system: &System) -> String {
+/// The system's WGSL for kernels computing in `precision`: f64 kernels call the f64 math
+/// library (`m64_*`) for transcendental functions, which Vulkan lacks for f64.
+pub fn emit_system(system: &System, precision: Precision) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "// system '{}'", system.name());
     let fields = |prefix: &str, n: usize| -> String {
@@ -42,14 +45,19 @@ pub fn emit_system(system: &System) -> String {
 
     let _ = writeln!(out, "fn rhs(t: real, s: State, p: Params) -> State {{");
     for (i, a) in system.aux.iter().enumerate() {
-        let _ = writeln!(out, "    let a{i} = {}; // {}", expr(&a.value), a.name);
+        let _ = writeln!(
+            out,
+            "    let a{i} = {}; // {}",
+            expr(&a.value, precision),
+            a.name
+        );
     }
     let _ = writeln!(out, "    var d: State;");
     for (i, r) in system.rhs.iter().enumerate() {
         let _ = writeln!(
             out,
             "    d.x{i} = {}; // d{}",
-            expr(r),
+            expr(r, precision),
             system.states[i].name
         );
     }
@@ -74,7 +82,8 @@ fn powi_function(k: u32) -> String {
 
 /// A WGSL expression for a node. Every compound is parenthesised, so WGSL's precedence
 /// rules never matter.
-pub fn expr(n: &Node) -> String {
+pub fn expr(n: &Node, precision: Precision) -> String {
+    let expr = |n: &Node| expr(n, precision);
     match n {
         Node::Const(v) => literal(*v),
         Node::State(i) => format!("s.x{i}"),
@@ -106,9 +115,14 @@ pub fn expr(n: &Node) -> String {
         }
         Node::Call(f, args) => {
             let a: Vec<String> = args.iter().map(expr).collect();
-            match f {
-                Func::Log10 => format!("(log({}) * real(0.4342944819032518))", a[0]),
-                f => format!("{}({})", f.name(), a.join(", ")),
+            match (f, precision) {
+                (Func::Log10, Precision::F32) => {
+                    format!("(log({}) * real(0.4342944819032518))", a[0])
+                }
+                (f, Precision::F64) if f.needs_f64_library() => {
+                    format!("m64_{}({})", f.name(), a.join(", "))
+                }
+                (f, _) => format!("{}({})", f.name(), a.join(", ")),
             }
         }
     }
@@ -150,7 +164,7 @@ mod tests {
     #[test]
     fn powers_become_helpers() {
         let s = System::from_equations("p", &[("x", 1.0)], &[], "dx = x^5 - x^-2").unwrap();
-        let w = emit_system(&s);
+        let w = emit_system(&s, Precision::F32);
         assert!(w.contains("fn powi_5(x: real) -> real"), "{w}");
         assert!(w.contains("let q2 = q1 * q1;"), "{w}");
         assert!(w.contains("return q0 * q2;"), "{w}");

@@ -7,6 +7,20 @@ use super::solution::Status;
 use super::tableau::Tableau;
 use crate::model::System;
 
+/// `sum_j coef_j * k[j][c]` over the non-zero coefficients in ascending `j`, a coefficient
+/// of 1 not multiplied: the same operations in the same order as the WGSL generator's
+/// `kernel::weighted`. `None` when every coefficient is zero.
+pub fn weighted_sum(coefs: &[f64], k: &[Vec<f64>], c: usize) -> Option<f64> {
+    let mut acc = None;
+    for (j, &a) in coefs.iter().enumerate() {
+        if a != 0.0 {
+            let term = if a == 1.0 { k[j][c] } else { a * k[j][c] };
+            acc = Some(acc.map_or(term, |x: f64| x + term));
+        }
+    }
+    acc
+}
+
 /// One explicit Runge–Kutta step from `(t, y)` with step `dt`.
 pub struct Stepper<'a> {
     system: &'a System,
@@ -33,18 +47,7 @@ impl<'a> Stepper<'a> {
         for i in 0..tab.stages() {
             // Same association as the WGSL: y + dt * (a_i0 k0 + a_i1 k1 + ...).
             for (c, s) in self.stage.iter_mut().enumerate() {
-                let mut acc = None;
-                for (j, &a) in tab.a[i].iter().enumerate() {
-                    if a != 0.0 {
-                        let term = if a == 1.0 {
-                            self.k[j][c]
-                        } else {
-                            a * self.k[j][c]
-                        };
-                        acc = Some(acc.map_or(term, |x: f64| x + term));
-                    }
-                }
-                *s = match acc {
+                *s = match weighted_sum(tab.a[i], &self.k, c) {
                     Some(sum) => y[c] + dt * sum,
                     None => y[c],
                 };
@@ -58,18 +61,7 @@ impl<'a> Stepper<'a> {
                 .rhs_f64(ti, &self.stage, p, &mut self.aux, &mut self.k[i]);
         }
         for (c, yc) in y.iter_mut().enumerate() {
-            let mut acc = None;
-            for (j, &b) in tab.b.iter().enumerate() {
-                if b != 0.0 {
-                    let term = if b == 1.0 {
-                        self.k[j][c]
-                    } else {
-                        b * self.k[j][c]
-                    };
-                    acc = Some(acc.map_or(term, |x: f64| x + term));
-                }
-            }
-            *yc += dt * acc.unwrap_or(0.0);
+            *yc += dt * weighted_sum(tab.b, &self.k, c).unwrap_or(0.0);
         }
     }
 }

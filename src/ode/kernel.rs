@@ -6,32 +6,41 @@ use super::tableau::Tableau;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
+use crate::precision::Precision;
 use std::fmt::Write;
 
 pub const TEMPLATE: &str = "ode/fixed_step.wgsl";
 
-/// The complete, composed kernel source for one system × tableau × workgroup size (f32).
+/// The complete, composed kernel source for one system × tableau × workgroup size ×
+/// precision.
 pub fn fixed_step_wgsl(
     system: &System,
     tableau: &Tableau,
     workgroup_size: u32,
+    precision: Precision,
 ) -> Result<String, ShaderError> {
     let wg = workgroup_size.to_string();
     compose(
         TEMPLATE,
         &[
-            ("REAL", "f32"),
+            ("REAL_LIB", &real_lib(precision)?),
             ("WORKGROUP_SIZE", &wg),
-            ("SYSTEM", &emit_system(system)),
+            ("SYSTEM", &emit_system(system, precision)),
             ("STEP", &rk_step(tableau, system.dim())),
             ("ACCESS", &accessors(system.dim(), system.n_params())),
         ],
     )
 }
 
+/// The `real` type and its helpers (`finite_real`, `nan_real`, `REAL_EPS`; for f64 also the
+/// math library) for a precision.
+pub fn real_lib(precision: Precision) -> Result<String, ShaderError> {
+    compose(&format!("common/real_{}.wgsl", precision.wgsl()), &[])
+}
+
 /// `sum_j coef_j * k_j.x{c}` over non-zero coefficients, in ascending j (the CPU twin sums
 /// in the same order); `None` if all are zero.
-fn weighted(coefs: &[f64], c: usize) -> Option<String> {
+pub(super) fn weighted(coefs: &[f64], c: usize) -> Option<String> {
     let terms: Vec<String> = coefs
         .iter()
         .enumerate()
@@ -47,7 +56,7 @@ fn weighted(coefs: &[f64], c: usize) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" + "))
 }
 
-fn combine(coefs: &[f64], dim: usize) -> String {
+pub(super) fn combine(coefs: &[f64], dim: usize) -> String {
     let parts: Vec<String> = (0..dim)
         .map(|c| match weighted(coefs, c) {
             Some(sum) => format!("y.x{c} + dt * ({sum})"),
@@ -120,16 +129,13 @@ pub fn accessors(dim: usize, n_params: usize) -> String {
     let _ = writeln!(
         s,
         "fn save_nan(slot: u32, i: u32) {{\n    let base = slot * {dim}u * win.stride + i;\n{}}}\n",
-        lines(dim, &|c| format!(
-            "saved[base{}] = real(nan_f32())",
-            offset(c)
-        ))
+        lines(dim, &|c| format!("saved[base{}] = nan_real()", offset(c)))
     );
     let _ = writeln!(
         s,
         "fn state_finite(u: State) -> bool {{\n    return {};\n}}",
         (0..dim)
-            .map(|c| format!("finite_f32(u.x{c})"))
+            .map(|c| format!("finite_real(u.x{c})"))
             .collect::<Vec<_>>()
             .join(" && ")
     );

@@ -1,16 +1,28 @@
-//! Ensembles of ODE trajectories: problems, Runge–Kutta tableaus, the WGSL kernel and its
-//! host driver, and the CPU f64 twin that tests hold the GPU to.
+//! Ensembles of ODE trajectories: problems, Runge–Kutta tableaus and embedded pairs, the
+//! fixed-step and adaptive WGSL kernels with their host drivers, and the CPU f64 twins that
+//! tests hold the GPU to.
 
+pub mod adaptive;
+pub mod adaptive_cpu;
+pub mod adaptive_kernel;
+pub mod adaptive_run;
+pub mod any;
 pub mod cpu;
+pub mod device;
 pub mod ensemble;
 pub mod kernel;
+pub mod pair;
 pub mod problem;
 pub mod run;
 pub mod solution;
 pub mod tableau;
 
+pub use adaptive::{AdaptiveProblem, Control, ControlError, SaveAt, Tolerance};
+pub use adaptive_run::simulate_adaptive;
+pub use any::Problem;
+pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Parameters, Table};
 pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
 pub use run::{FixedStepProblem, RunOptions, SimError, simulate};
-pub use solution::{RunStats, Solution, Status};
+pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use tableau::{Solver, Tableau};

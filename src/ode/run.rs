@@ -2,10 +2,14 @@
 //! run; per chunk one upload, per batch of save slots one submission of dispatch windows
 //! and one readback. No step ever waits on the host.
 
+use super::device::{
+    Binding, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes, bind_group,
+    bind_group_layout, buffer, pipeline_layout,
+};
 use super::ensemble::{Ensemble, EnsembleError};
 use super::kernel::fixed_step_wgsl;
 use super::problem::{ProblemError, Save, SavePlan, TimeGrid};
-use super::solution::{RunStats, Solution, Status};
+use super::solution::{RunStats, Solution, StateValues, Status};
 use super::tableau::Solver;
 use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
@@ -28,10 +32,16 @@ pub enum SimError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Control(#[from] super::adaptive::ControlError),
     #[error(
         "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
     )]
     OutputTooLarge { gib: f64 },
+    #[error("'{0}' is an adaptive solver; give it tolerances instead of a fixed step")]
+    NotFixedStep(&'static str),
+    #[error("{0} save times do not fit one device buffer; save less often")]
+    TooManySaves(usize),
 }
 
 /// A fixed-step ensemble problem.
@@ -42,6 +52,7 @@ pub struct FixedStepProblem {
     pub grid: TimeGrid,
     pub save: Save,
     pub ensemble: Ensemble,
+    pub precision: Precision,
 }
 
 /// Knobs that change how a run is carried out, never its results.
@@ -70,18 +81,14 @@ impl Default for RunOptions {
 }
 
 /// Host-side results are refused above this size (the in-memory `Solution` holds them all).
-const MAX_HOST_OUTPUT: u64 = 16 << 30;
+pub(super) const MAX_HOST_OUTPUT: u64 = 16 << 30;
 
 /// Dispatch windows recorded into one submission; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
 
-/// Uniform slots are bound at dynamic offsets, which must be 256-byte aligned.
-const UNIFORM_STRIDE: u64 = 256;
-
-/// Mirrors `struct Window` in `shaders/ode/fixed_step.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct WindowUniform {
+/// The per-dispatch values of `struct Window` in `shaders/ode/fixed_step.wgsl`.
+#[derive(Debug, Default, Clone, Copy)]
+struct WindowArgs {
     n_traj: u32,
     stride: u32,
     step_begin: u32,
@@ -91,9 +98,24 @@ struct WindowUniform {
     save_initial: u32,
     save_first: u32,
     save_count: u32,
-    t0: f32,
-    dt: f32,
-    _pad: u32,
+    t0: f64,
+    dt: f64,
+}
+
+fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
+    UniformBytes::default()
+        .u32(w.n_traj)
+        .u32(w.stride)
+        .u32(w.step_begin)
+        .u32(w.step_end)
+        .u32(w.n_steps)
+        .u32(w.save_every)
+        .u32(w.save_initial)
+        .u32(w.save_first)
+        .u32(w.save_count)
+        .real(precision, w.t0)
+        .real(precision, w.dt)
+        .finish()
 }
 
 /// Buffers, layout and pipeline of one run, made once and reused by every chunk.
@@ -118,109 +140,63 @@ impl Resources {
         options: &RunOptions,
         passes_per_batch: u32,
     ) -> Result<Self, SimError> {
-        let dev = &ctx.device;
         let system = &problem.system;
-        let wgsl = fixed_step_wgsl(system, problem.solver.tableau(), options.workgroup_size)
+        let precision = problem.precision;
+        let tableau = problem
+            .solver
+            .tableau()
+            .ok_or(SimError::NotFixedStep(problem.solver.name()))?;
+        let wgsl = fixed_step_wgsl(system, tableau, options.workgroup_size, precision)
             .map_err(GpuError::from)?;
-
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("fixed_step"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(size_of::<WindowUniform>() as u64),
-                    },
-                    count: None,
-                },
-                storage(1, false),
-                storage(2, true),
-                storage(3, false),
-                storage(4, false),
+        let uniform_size = window_uniform(precision, &WindowArgs::default()).len() as u64;
+        let storage = |read_only| Binding::Storage { read_only };
+        let layout = bind_group_layout(
+            ctx,
+            "fixed_step",
+            &[
+                Binding::DynamicUniform(uniform_size),
+                storage(false), // state
+                storage(true),  // params
+                storage(false), // saved
+                storage(false), // status
             ],
-        });
-        let pipeline_layout = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("fixed_step"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = ctx.pipeline("ode/fixed_step", &wgsl, &pipeline_layout, false)?;
+        );
+        let pipeline = ctx.pipeline(
+            "ode/fixed_step",
+            &wgsl,
+            &pipeline_layout(ctx, &layout),
+            precision == Precision::F64,
+        )?;
 
-        let real = 4u64;
-        let c = plan.chunk as u64;
-        let buffer = |label: &str, size: u64, usage| {
-            dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: size.max(4),
-                usage,
-                mapped_at_creation: false,
-            })
-        };
         use wgpu::BufferUsages as U;
-        let saved_bytes = plan.slots_per_batch as u64 * system.dim() as u64 * c * real;
+        let real = precision.bytes();
+        let c = plan.chunk as u64;
+        let dim = system.dim() as u64;
+        let saved_bytes = plan.slots_per_batch as u64 * dim * c * real;
         let uniforms = buffer(
+            ctx,
             "windows",
             UNIFORM_STRIDE * WINDOWS_PER_SUBMIT as u64,
             U::UNIFORM | U::COPY_DST,
         );
-        let state = buffer(
-            "state",
-            system.dim() as u64 * c * real,
-            U::STORAGE | U::COPY_DST,
-        );
+        let state = buffer(ctx, "state", dim * c * real, U::STORAGE | U::COPY_DST);
         let params = buffer(
+            ctx,
             "params",
             system.n_params() as u64 * c * real,
             U::STORAGE | U::COPY_DST,
         );
-        let saved = buffer("saved", saved_bytes, U::STORAGE | U::COPY_SRC);
-        let status = buffer("status", c * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST);
-        let saved_staging = buffer("saved staging", saved_bytes, U::MAP_READ | U::COPY_DST);
-        let status_staging = buffer("status staging", c * 4, U::MAP_READ | U::COPY_DST);
-
-        let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("fixed_step"),
-            layout: &layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(size_of::<WindowUniform>() as u64),
-                    }),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: state.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: saved.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: status.as_entire_binding(),
-                },
-            ],
-        });
+        let saved = buffer(ctx, "saved", saved_bytes, U::STORAGE | U::COPY_SRC);
+        let status = buffer(ctx, "status", c * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST);
+        let saved_staging = buffer(ctx, "saved staging", saved_bytes, U::MAP_READ | U::COPY_DST);
+        let status_staging = buffer(ctx, "status staging", c * 4, U::MAP_READ | U::COPY_DST);
+        let bind_group = bind_group(
+            ctx,
+            "fixed_step",
+            &layout,
+            uniform_size,
+            &[&uniforms, &state, &params, &saved, &status],
+        );
         ctx.check_errors()?;
         Ok(Resources {
             pipeline,
@@ -241,8 +217,13 @@ impl Resources {
 pub fn check(problem: &FixedStepProblem) -> Result<SavePlan, SimError> {
     problem.ensemble.validate(&problem.system)?;
     let save_plan = SavePlan::new(problem.save, problem.grid.n_steps)?;
-    let bytes =
-        save_plan.n_slots() as u64 * problem.ensemble.n as u64 * problem.system.dim() as u64 * 4;
+    if problem.solver.tableau().is_none() {
+        return Err(SimError::NotFixedStep(problem.solver.name()));
+    }
+    let bytes = save_plan.n_slots() as u64
+        * problem.ensemble.n as u64
+        * problem.system.dim() as u64
+        * problem.precision.bytes();
     if bytes > MAX_HOST_OUTPUT {
         return Err(SimError::OutputTooLarge {
             gib: bytes as f64 / (1u64 << 30) as f64,
@@ -259,6 +240,10 @@ pub fn simulate(
 ) -> Result<Solution, SimError> {
     let setup_start = Instant::now();
     let save_plan = check(problem)?;
+    let precision = problem.precision;
+    if precision == Precision::F64 && !ctx.has_f64() {
+        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
+    }
     let system = &problem.system;
     let (n, dim) = (problem.ensemble.n, system.dim());
     let shape = RunShape {
@@ -266,8 +251,9 @@ pub fn simulate(
         dim,
         n_params: system.n_params(),
         n_slots: save_plan.n_slots(),
-        bytes_per_real: 4,
+        bytes_per_real: precision.bytes(),
         workgroup_size: options.workgroup_size,
+        extra_bytes: 0,
     };
     let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
     log::info!(
@@ -297,8 +283,9 @@ pub fn simulate(
         dim,
         state_names: system.states.iter().map(|v| v.name.clone()).collect(),
         times: save_plan.times(&problem.grid),
-        states: vec![f32::NAN; save_plan.n_slots() * n * dim],
+        states: StateValues::nan(precision, save_plan.n_slots() * n * dim),
         status: vec![Status::Running; n],
+        steps: None,
         stats: RunStats {
             trajectory_steps: n as u64 * problem.grid.n_steps as u64,
             setup,
@@ -308,7 +295,15 @@ pub fn simulate(
     let mut gpu_time = res.timer.as_ref().map(|_| std::time::Duration::ZERO);
     let mut host = HostUpload::default();
     for chunk in plan.chunks(n) {
-        host.upload(ctx, &res, problem, &plan, chunk.clone());
+        host.upload(
+            ctx,
+            &problem.ensemble,
+            (dim, system.n_params()),
+            precision,
+            plan.chunk,
+            chunk.clone(),
+            (&res.state, &res.params),
+        );
         let (gx, gy) = dispatch_grid(
             chunk.len(),
             options.workgroup_size,
@@ -317,13 +312,14 @@ pub fn simulate(
         for (b, slots) in batches.iter().enumerate() {
             let all = batch_windows(&save_plan, slots, max_len(chunk.len()));
             let groups: Vec<&[Range<u32>]> = all.chunks(WINDOWS_PER_SUBMIT).collect();
-            let saved_bytes = (slots.len() * dim * plan.chunk * 4) as u64;
+            let saved_bytes =
+                slots.len() as u64 * dim as u64 * plan.chunk as u64 * precision.bytes();
             let last_batch = b + 1 == batches.len();
             for (g, group) in groups.iter().enumerate() {
                 let uniforms: Vec<u8> = group
                     .iter()
                     .flat_map(|w| {
-                        let u = WindowUniform {
+                        let args = WindowArgs {
                             n_traj: chunk.len() as u32,
                             stride: plan.chunk as u32,
                             step_begin: w.start,
@@ -333,11 +329,10 @@ pub fn simulate(
                             save_initial: save_plan.initial as u32,
                             save_first: slots.start as u32,
                             save_count: slots.len() as u32,
-                            t0: problem.grid.t0 as f32,
-                            dt: problem.grid.dt as f32,
-                            _pad: 0,
+                            t0: problem.grid.t0,
+                            dt: problem.grid.dt,
                         };
-                        let mut slot = bytemuck::bytes_of(&u).to_vec();
+                        let mut slot = window_uniform(precision, &args);
                         slot.resize(UNIFORM_STRIDE as usize, 0);
                         slot
                     })
@@ -382,15 +377,15 @@ pub fn simulate(
                 ctx.queue.submit([enc.finish()]);
             }
             with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
-                scatter_saves(
-                    bytemuck::cast_slice(bytes),
-                    &mut out.states,
-                    &plan,
-                    slots,
-                    &chunk,
+                SaveBatch {
+                    slots: slots.clone(),
+                    chunk: chunk.clone(),
+                    stride: plan.chunk,
                     n,
                     dim,
-                )
+                    bytes,
+                }
+                .scatter(&mut out.states)
             })?;
             if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
                 *total += t.read(ctx, groups.len() as u32)?;
@@ -417,67 +412,4 @@ fn batch_windows(save_plan: &SavePlan, slots: &Range<usize>, max_len: u32) -> Ve
         s => save_plan.step_of_slot(s - 1),
     };
     windows(begin..save_plan.step_of_slot(slots.end - 1), max_len).collect()
-}
-
-/// Host-side upload buffers, reused by every chunk of a run.
-#[derive(Default)]
-struct HostUpload {
-    rows: Vec<f64>,
-    soa: Vec<f32>,
-}
-
-impl HostUpload {
-    /// Writes the chunk's initial states and parameters, transposed to struct-of-arrays f32.
-    fn upload(
-        &mut self,
-        ctx: &GpuContext,
-        res: &Resources,
-        problem: &FixedStepProblem,
-        plan: &Plan,
-        chunk: Range<usize>,
-    ) {
-        let system = &problem.system;
-        problem.ensemble.fill_states(chunk.clone(), &mut self.rows);
-        self.transpose(system.dim(), plan.chunk);
-        ctx.queue
-            .write_buffer(&res.state, 0, bytemuck::cast_slice(&self.soa));
-        if system.n_params() > 0 {
-            problem.ensemble.fill_params(chunk, &mut self.rows);
-            self.transpose(system.n_params(), plan.chunk);
-            ctx.queue
-                .write_buffer(&res.params, 0, bytemuck::cast_slice(&self.soa));
-        }
-    }
-
-    /// `rows` ([j][cols] f64) into `soa` ([cols][stride] f32).
-    fn transpose(&mut self, cols: usize, stride: usize) {
-        self.soa.clear();
-        self.soa.resize(cols * stride, 0.0);
-        for (j, row) in self.rows.chunks(cols).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                self.soa[c * stride + j] = v as f32;
-            }
-        }
-    }
-}
-
-/// Copies one batch's slots from the device layout [slot][dim][chunk] into the solution's
-/// [slot][n][dim].
-fn scatter_saves(
-    saved: &[f32],
-    out: &mut [f32],
-    plan: &Plan,
-    slots: &Range<usize>,
-    chunk: &Range<usize>,
-    n: usize,
-    dim: usize,
-) {
-    for (s_local, s) in slots.clone().enumerate() {
-        for c in 0..dim {
-            let src = &saved[(s_local * dim + c) * plan.chunk..][..chunk.len()];
-            for (j, &v) in src.iter().enumerate() {
-                out[(s * n + chunk.start + j) * dim + c] = v;
-            }
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! Results of an ensemble run, in host memory.
 
+use super::device::Precision;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -49,7 +50,8 @@ impl Status {
 /// Where the time went, for throughput figures.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunStats {
-    /// Trajectories × steps actually requested.
+    /// Trajectory-steps: trajectories × steps for fixed-step runs, step attempts (accepted
+    /// and rejected) summed over trajectories for adaptive ones.
     pub trajectory_steps: u64,
     /// Pipeline and buffer creation, once per run.
     pub setup: Duration,
@@ -68,6 +70,75 @@ impl RunStats {
     }
 }
 
+/// Saved states in the run's precision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateValues {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl StateValues {
+    pub fn nan(precision: Precision, len: usize) -> StateValues {
+        match precision {
+            Precision::F32 => StateValues::F32(vec![f32::NAN; len]),
+            Precision::F64 => StateValues::F64(vec![f64::NAN; len]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            StateValues::F32(v) => v.len(),
+            StateValues::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            StateValues::F32(v) => v[i] as f64,
+            StateValues::F64(v) => v[i],
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self {
+            StateValues::F32(_) => Precision::F32,
+            StateValues::F64(_) => Precision::F64,
+        }
+    }
+
+    /// Bitwise equality (NaN equals NaN), for determinism checks.
+    pub fn same_bits(&self, other: &StateValues) -> bool {
+        match (self, other) {
+            (StateValues::F32(a), StateValues::F32(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (StateValues::F64(a), StateValues::F64(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Per-trajectory step statistics of an adaptive run, the columns of `stats.npy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StepCounts {
+    pub accepted: u32,
+    pub rejected: u32,
+    /// Right-hand-side evaluations, the initial-step heuristic's and dense output's included.
+    pub rhs_evals: u32,
+}
+
+impl StepCounts {
+    pub fn attempts(&self) -> u64 {
+        self.accepted as u64 + self.rejected as u64
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Solution {
     pub n: usize,
@@ -76,8 +147,10 @@ pub struct Solution {
     /// Time of each save slot.
     pub times: Vec<f64>,
     /// Row-major [n_save][n][dim].
-    pub states: Vec<f32>,
+    pub states: StateValues,
     pub status: Vec<Status>,
+    /// Per trajectory, for adaptive runs.
+    pub steps: Option<Vec<StepCounts>>,
     pub stats: RunStats,
 }
 
@@ -87,12 +160,12 @@ impl Solution {
     }
 
     /// State of trajectory `j` at save slot `s`.
-    pub fn state(&self, s: usize, j: usize) -> &[f32] {
+    pub fn state(&self, s: usize, j: usize) -> Vec<f64> {
         let at = (s * self.n + j) * self.dim;
-        &self.states[at..at + self.dim]
+        (at..at + self.dim).map(|i| self.states.get(i)).collect()
     }
 
-    pub fn final_state(&self, j: usize) -> &[f32] {
+    pub fn final_state(&self, j: usize) -> Vec<f64> {
         self.state(self.n_save() - 1, j)
     }
 

@@ -1,6 +1,7 @@
 //! Butcher tableaus of explicit Runge–Kutta methods. The same numbers drive the WGSL
 //! generator and the CPU reference integrator.
 
+use super::pair::{BS3, DOP853, DP5, Pair, TSIT5};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,32 +46,71 @@ pub const RK4: Tableau = Tableau {
     c: &[0.0, 0.5, 0.5, 1.0],
 };
 
-/// A fixed-step solver the user can name.
+/// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
-    /// Forward Euler, order 1.
+    /// Forward Euler, order 1 (fixed step).
     Euler,
-    /// Heun's method (RK2, explicit trapezoid), order 2.
+    /// Heun's method (RK2, explicit trapezoid), order 2 (fixed step).
     Heun,
-    /// Classic Runge–Kutta, order 4.
+    /// Classic Runge–Kutta, order 4 (fixed step).
     #[default]
     Rk4,
+    /// Bogacki–Shampine 3(2), adaptive, cubic Hermite dense output.
+    Bs3,
+    /// Dormand–Prince 5(4), adaptive, fourth-order dense output.
+    Dp5,
+    /// Tsitouras 5(4), adaptive, fourth-order dense output.
+    Tsit5,
+    /// Dormand–Prince 8(5,3), adaptive, seventh-order dense output; for tight tolerances.
+    Dop853,
 }
 
 impl Solver {
-    pub const ALL: [Solver; 3] = [Solver::Euler, Solver::Heun, Solver::Rk4];
+    pub const ALL: [Solver; 7] = [
+        Solver::Euler,
+        Solver::Heun,
+        Solver::Rk4,
+        Solver::Bs3,
+        Solver::Dp5,
+        Solver::Tsit5,
+        Solver::Dop853,
+    ];
+    pub const FIXED: [Solver; 3] = [Solver::Euler, Solver::Heun, Solver::Rk4];
+    pub const ADAPTIVE: [Solver; 4] = [Solver::Bs3, Solver::Dp5, Solver::Tsit5, Solver::Dop853];
 
-    pub fn tableau(self) -> &'static Tableau {
+    /// The tableau of a fixed-step solver.
+    pub fn tableau(self) -> Option<&'static Tableau> {
         match self {
-            Solver::Euler => &EULER,
-            Solver::Heun => &HEUN,
-            Solver::Rk4 => &RK4,
+            Solver::Euler => Some(&EULER),
+            Solver::Heun => Some(&HEUN),
+            Solver::Rk4 => Some(&RK4),
+            _ => None,
         }
     }
 
+    /// The embedded pair of an adaptive solver.
+    pub fn pair(self) -> Option<&'static Pair> {
+        match self {
+            Solver::Bs3 => Some(&BS3),
+            Solver::Dp5 => Some(&DP5),
+            Solver::Tsit5 => Some(&TSIT5),
+            Solver::Dop853 => Some(&DOP853),
+            _ => None,
+        }
+    }
+
+    pub fn is_adaptive(self) -> bool {
+        self.pair().is_some()
+    }
+
     pub fn name(self) -> &'static str {
-        self.tableau().name
+        match (self.tableau(), self.pair()) {
+            (Some(t), _) => t.name,
+            (_, Some(p)) => p.name,
+            _ => unreachable!("every solver has a tableau or a pair"),
+        }
     }
 
     pub fn from_name(name: &str) -> Option<Solver> {
@@ -87,8 +127,8 @@ mod tests {
     /// Order conditions up to each method's order (Butcher's trees up to order 4).
     #[test]
     fn tableaus_satisfy_their_order_conditions() {
-        for s in Solver::ALL {
-            let t = s.tableau();
+        for s in Solver::FIXED {
+            let t = s.tableau().unwrap();
             let n = t.stages();
             let a = |i: usize, j: usize| t.a[i].get(j).copied().unwrap_or(0.0);
             for i in 0..n {

@@ -42,6 +42,8 @@ pub struct RunShape {
     pub n_slots: usize,
     pub bytes_per_real: u64,
     pub workgroup_size: u32,
+    /// Further device bytes per trajectory (an adaptive run's controller state).
+    pub extra_bytes: u64,
 }
 
 /// Caps the user (or a test) may put on the plan.
@@ -89,7 +91,9 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
 
     // Device bytes per trajectory with `s` slots per batch: state, params, saved and its
     // staging copy, status and its staging copy.
-    let per_traj = |s: usize| bytes * (shape.dim + shape.n_params + 2 * s * shape.dim + 2) as u64;
+    let per_traj = |s: usize| {
+        bytes * (shape.dim + shape.n_params + 2 * s * shape.dim + 2) as u64 + shape.extra_bytes
+    };
 
     let mut chunk = shape
         .n
@@ -105,7 +109,8 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
         });
     }
     let by_binding = elems / (shape.dim * chunk);
-    let by_budget = ((caps.memory_budget / bytes / chunk as u64)
+    let by_budget = (((caps.memory_budget / chunk as u64).saturating_sub(shape.extra_bytes)
+        / bytes)
         .saturating_sub((shape.dim + shape.n_params + 2) as u64)
         / (2 * shape.dim as u64)) as usize;
     let slots_per_batch = slot_cap.min(by_binding).min(by_budget).max(s_min);
@@ -168,6 +173,7 @@ mod tests {
             n_slots,
             bytes_per_real: 4,
             workgroup_size: 64,
+            extra_bytes: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use phaseflow::gpu::{AdapterChoice, GpuContext};
 use phaseflow::model::{System, builtin};
-use phaseflow::ode::{self, Ensemble, FixedStepProblem, Save, Solver, TimeGrid};
+use phaseflow::ode::{self, Ensemble, FixedStepProblem, Precision, Save, Solver, TimeGrid};
 use std::sync::OnceLock;
 
 pub fn gpu() -> &'static GpuContext {
@@ -35,6 +35,7 @@ pub fn problem(
         grid: TimeGrid::from_span(0.0, t1, dt).unwrap(),
         save,
         ensemble,
+        precision: Precision::F32,
     }
 }
 
@@ -53,5 +54,6 @@ pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
     let u0 = f32_round(&p.ensemble.states(j..j + 1));
     let params = f32_round(&p.ensemble.params(j..j + 1));
     let plan = ode::SavePlan::new(p.save, p.grid.n_steps).unwrap();
-    ode::cpu::integrate(&p.system, p.solver.tableau(), &u0, &params, &p.grid, &plan)
+    let tableau = p.solver.tableau().expect("fixed-step solver");
+    ode::cpu::integrate(&p.system, tableau, &u0, &params, &p.grid, &plan)
 }

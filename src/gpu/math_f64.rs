@@ -1,0 +1,90 @@
+//! Host side of the f64 math library (`shaders/common/math_f64.wgsl`): evaluates library
+//! calls on the device, so tests can hold each function to Rust's std (its CPU twin).
+
+use super::context::{GpuContext, GpuError};
+use super::readback::with_mapped;
+use super::shader::compose;
+use wgpu::util::DeviceExt;
+
+pub const PROBE: &str = "common/math_f64_probe.wgsl";
+
+/// The probe kernel for one WGSL call expression over `a.x` (and `a.y`).
+pub fn probe_wgsl(call: &str) -> Result<String, super::shader::ShaderError> {
+    compose(PROBE, &[("CALL", call)])
+}
+
+/// Evaluates `call` (e.g. `m64_sin(a.x)`, `m64_pow(a.x, a.y)`) for every argument pair.
+pub fn evaluate(ctx: &GpuContext, call: &str, args: &[(f64, f64)]) -> Result<Vec<f64>, GpuError> {
+    if !ctx.has_f64() {
+        return Err(GpuError::NoF64(ctx.summary.name.clone()));
+    }
+    let wgsl = probe_wgsl(call)?;
+    let dev = &ctx.device;
+    let flat: Vec<f64> = args.iter().flat_map(|&(x, y)| [x, y]).collect();
+    let input = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("math args"),
+        contents: bytemuck::cast_slice(&flat),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let bytes = (args.len() * 8) as u64;
+    let output = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("math results"),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("math staging"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("math probe"),
+        entries: &[storage(0, true), storage(1, false)],
+    });
+    let pipeline_layout = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("math probe"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = ctx.pipeline("math_f64_probe", &wgsl, &pipeline_layout, true)?;
+    let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("math probe"),
+        layout: &layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let groups = args.len().div_ceil(64) as u32;
+    let (gx, gy) = (groups.min(65535), groups.div_ceil(65535));
+    let mut enc = dev.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+    }
+    enc.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    with_mapped(ctx, &staging, bytes, |b| {
+        bytemuck::cast_slice::<u8, f64>(b).to_vec()
+    })
+}

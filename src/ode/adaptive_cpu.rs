@@ -1,0 +1,333 @@
+//! The CPU twin of the adaptive kernel, in f64. It defines what the kernel computes: the
+//! same stages, error norm, PI controller, initial-step heuristic, dense output, save rules
+//! and statuses, operation for operation, so tests can hold the GPU to it.
+
+use super::adaptive::{Control, Exponents};
+use super::cpu::weighted_sum;
+use super::pair::{ErrorEstimate, Pair};
+use super::solution::{Status, StepCounts};
+use crate::model::System;
+
+/// One trajectory's saves ([slot][dim], NaN where never reached), status and counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub saves: Vec<f64>,
+    pub status: Status,
+    pub counts: StepCounts,
+}
+
+/// Everything about a run that is the same for every trajectory.
+pub struct Setup<'a> {
+    pub system: &'a System,
+    pub pair: &'a Pair,
+    pub control: &'a Control,
+    pub t0: f64,
+    pub t1: f64,
+    pub save_times: &'a [f64],
+}
+
+/// The scaled RMS norm's weights: `atol + rtol * max(|a|, |b|)`.
+fn scale(rtol: &[f64], atol: &[f64], a: &[f64], b: &[f64], c: usize) -> f64 {
+    atol[c] + rtol[c] * a[c].abs().max(b[c].abs())
+}
+
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+/// Integrates one trajectory.
+pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
+    let Setup {
+        system,
+        pair,
+        control,
+        t0,
+        t1,
+        save_times,
+    } = *setup;
+    let dim = system.dim();
+    let n_stages = pair.stages();
+    let fsal = n_stages - 1;
+    let rtol = control.rtol.values(dim);
+    let atol = control.atol.values(dim);
+    let exps = Exponents::of(pair);
+    let dt_max = control.dt_max.unwrap_or(t1 - t0);
+    let weights = pair.dense_weights();
+
+    let mut k = vec![vec![0.0; dim]; pair.all_stages()];
+    let mut stage = vec![0.0; dim];
+    let mut y1 = vec![0.0; dim];
+    let mut aux = Vec::new();
+    let mut out = Outcome {
+        saves: vec![f64::NAN; save_times.len() * dim],
+        status: Status::Running,
+        counts: StepCounts::default(),
+    };
+    let mut y = u0.to_vec();
+    let mut t = t0;
+    let mut slot = 0;
+
+    system.rhs_f64(t, &y, p, &mut aux, &mut k[0]);
+    out.counts.rhs_evals = 1;
+    if !all_finite(&y) || !all_finite(&k[0]) {
+        out.status = Status::NonFinite;
+        return out;
+    }
+    let mut h = match control.dt_initial {
+        Some(h) => h,
+        None => {
+            out.counts.rhs_evals += 1;
+            initial_step(setup, &rtol, &atol, dt_max, &y, p, &mut k)
+        }
+    }
+    .min(dt_max);
+    while slot < save_times.len() && save_times[slot] <= t {
+        out.saves[slot * dim..(slot + 1) * dim].copy_from_slice(&y);
+        slot += 1;
+    }
+    let mut err_prev = 1.0f64;
+    let mut rejected_last = false;
+    let underflow = |h: f64, t: f64| h < control.dt_min.max(4.0 * f64::EPSILON * t.abs());
+
+    loop {
+        if t >= t1 {
+            out.status = Status::Success;
+            break;
+        }
+        if out.counts.attempts() >= control.max_steps as u64 {
+            out.status = Status::MaxSteps;
+            break;
+        }
+        let last = h >= t1 - t;
+        let hu = if last { t1 - t } else { h };
+
+        // Stages 1..fsal; the last is evaluated at the new state (FSAL).
+        for i in 1..n_stages {
+            for (c, s) in stage.iter_mut().enumerate() {
+                *s = match weighted_sum(pair.a[i], &k, c) {
+                    Some(sum) => y[c] + hu * sum,
+                    None => y[c],
+                };
+            }
+            if i == fsal {
+                y1.copy_from_slice(&stage);
+            }
+            let ti = if pair.c[i] == 0.0 {
+                t
+            } else if pair.c[i] == 1.0 {
+                t + hu
+            } else {
+                t + pair.c[i] * hu
+            };
+            system.rhs_f64(ti, &stage, p, &mut aux, &mut k[i]);
+        }
+        out.counts.rhs_evals += pair.evals_per_attempt();
+        let err = error_norm(pair, &rtol, &atol, hu, &y, &y1, &k);
+
+        if !(err <= 1.0) {
+            out.counts.rejected += 1;
+            let fac = if err.is_finite() {
+                (control.safety * err.powf(-exps.reject)).max(control.max_shrink)
+            } else {
+                control.max_shrink
+            };
+            h = hu * fac;
+            rejected_last = true;
+            if underflow(h, t) {
+                out.status = Status::StepUnderflow;
+                break;
+            }
+            continue;
+        }
+
+        let t_new = if last { t1 } else { t + hu };
+        let mut dense_ready = false;
+        while slot < save_times.len() && save_times[slot] <= t_new {
+            let dst = &mut out.saves[slot * dim..(slot + 1) * dim];
+            if save_times[slot] == t_new {
+                dst.copy_from_slice(&y1);
+            } else {
+                if !dense_ready {
+                    extra_stages(setup, t, hu, &y, p, &mut k, &mut aux);
+                    out.counts.rhs_evals += pair.extra_c.len() as u32;
+                    dense_ready = true;
+                }
+                let theta = (save_times[slot] - t) / hu;
+                interpolate(&weights, theta, hu, &y, &k, dst);
+            }
+            slot += 1;
+        }
+
+        out.counts.accepted += 1;
+        let mut fac = if err == 0.0 {
+            control.max_growth
+        } else {
+            (control.safety * err.powf(-exps.alpha) * err_prev.powf(exps.beta))
+                .clamp(control.max_shrink, control.max_growth)
+        };
+        if rejected_last {
+            fac = fac.min(1.0);
+        }
+        err_prev = err.max(1e-4);
+        h = (hu * fac).min(dt_max);
+        y.copy_from_slice(&y1);
+        let (first, rest) = k.split_at_mut(1);
+        first[0].copy_from_slice(&rest[fsal - 1]);
+        t = t_new;
+        rejected_last = false;
+        if !all_finite(&y) || !all_finite(&k[0]) {
+            out.status = Status::NonFinite;
+            break;
+        }
+        if t < t1 && underflow(h, t) {
+            out.status = Status::StepUnderflow;
+            break;
+        }
+    }
+    out
+}
+
+/// The scaled error of a step attempt (1 = exactly at tolerance).
+fn error_norm(
+    pair: &Pair,
+    rtol: &[f64],
+    atol: &[f64],
+    h: f64,
+    y: &[f64],
+    y1: &[f64],
+    k: &[Vec<f64>],
+) -> f64 {
+    let dim = y.len();
+    match pair.error {
+        ErrorEstimate::Single(e) => {
+            let mut acc = 0.0;
+            for c in 0..dim {
+                let q = (h * weighted_sum(e, k, c).unwrap_or(0.0)) / scale(rtol, atol, y, y1, c);
+                acc += q * q;
+            }
+            (acc / dim as f64).sqrt()
+        }
+        ErrorEstimate::Dop853 { e5, e3 } => {
+            let (mut s5, mut s3) = (0.0, 0.0);
+            for c in 0..dim {
+                let sc = scale(rtol, atol, y, y1, c);
+                let q5 = weighted_sum(e5, k, c).unwrap_or(0.0) / sc;
+                let q3 = weighted_sum(e3, k, c).unwrap_or(0.0) / sc;
+                s5 += q5 * q5;
+                s3 += q3 * q3;
+            }
+            let mut deno = s5 + 0.01 * s3;
+            if deno <= 0.0 {
+                deno = 1.0;
+            }
+            h.abs() * s5 / (dim as f64 * deno).sqrt()
+        }
+    }
+}
+
+/// The dense-output stages beyond the main ones (DOP853's three).
+fn extra_stages(
+    setup: &Setup,
+    t: f64,
+    h: f64,
+    y: &[f64],
+    p: &[f64],
+    k: &mut [Vec<f64>],
+    aux: &mut Vec<f64>,
+) {
+    let pair = setup.pair;
+    let mut stage = vec![0.0; y.len()];
+    for i in pair.stages()..pair.all_stages() {
+        for (c, s) in stage.iter_mut().enumerate() {
+            *s = match weighted_sum(pair.row(i), k, c) {
+                Some(sum) => y[c] + h * sum,
+                None => y[c],
+            };
+        }
+        let mut ki = vec![0.0; y.len()];
+        setup
+            .system
+            .rhs_f64(t + pair.node(i) * h, &stage, p, aux, &mut ki);
+        k[i] = ki;
+    }
+}
+
+/// `w_i(θ)` by Horner's rule: `θ * (W0 + θ * (W1 + ...))`, as the kernel computes it.
+pub fn dense_weight(w: &[f64], theta: f64) -> f64 {
+    let mut acc = w[w.len() - 1];
+    for &c in w[..w.len() - 1].iter().rev() {
+        acc = c + theta * acc;
+    }
+    theta * acc
+}
+
+/// `y + h * sum_i w_i(θ) k_i` over the stages whose weight polynomial is not zero.
+fn interpolate(
+    weights: &[Vec<f64>],
+    theta: f64,
+    h: f64,
+    y: &[f64],
+    k: &[Vec<f64>],
+    out: &mut [f64],
+) {
+    let w: Vec<f64> = weights
+        .iter()
+        .map(|wi| {
+            if wi.iter().all(|&c| c == 0.0) {
+                0.0
+            } else {
+                dense_weight(wi, theta)
+            }
+        })
+        .collect();
+    for (c, o) in out.iter_mut().enumerate() {
+        let mut acc: Option<f64> = None;
+        for (i, wi) in weights.iter().enumerate() {
+            if wi.iter().any(|&v| v != 0.0) {
+                let term = w[i] * k[i][c];
+                acc = Some(acc.map_or(term, |a| a + term));
+            }
+        }
+        *o = y[c] + h * acc.unwrap_or(0.0);
+    }
+}
+
+/// Hairer's starting step size (Solving ODEs I, §II.4): a first guess from the sizes of y0
+/// and f0, refined with one explicit Euler step. Uses `k[1]` as scratch.
+fn initial_step(
+    setup: &Setup,
+    rtol: &[f64],
+    atol: &[f64],
+    dt_max: f64,
+    y0: &[f64],
+    p: &[f64],
+    k: &mut [Vec<f64>],
+) -> f64 {
+    let dim = y0.len();
+    let sc: Vec<f64> = (0..dim).map(|c| atol[c] + rtol[c] * y0[c].abs()).collect();
+    let rms =
+        |f: &dyn Fn(usize) -> f64| ((0..dim).map(|c| f(c) * f(c)).sum::<f64>() / dim as f64).sqrt();
+    let d0 = rms(&|c| y0[c] / sc[c]);
+    let d1 = rms(&|c| k[0][c] / sc[c]);
+    let mut h0 = if d0 < 1e-5 || d1 < 1e-5 {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
+    h0 = h0.min(dt_max);
+    let y1: Vec<f64> = (0..dim).map(|c| y0[c] + h0 * k[0][c]).collect();
+    let mut aux = Vec::new();
+    let mut f1 = vec![0.0; dim];
+    setup
+        .system
+        .rhs_f64(setup.t0 + h0, &y1, p, &mut aux, &mut f1);
+    k[1].copy_from_slice(&f1);
+    let d2 = rms(&|c| (f1[c] - k[0][c]) / sc[c]) / h0;
+    let d = d1.max(d2);
+    let h1 = if d <= 1e-15 {
+        (h0 * 1e-3).max(1e-6)
+    } else {
+        (0.01 / d).powf(1.0 / setup.pair.order as f64)
+    };
+    (100.0 * h0).min(h1)
+}

@@ -1,0 +1,422 @@
+//! Running an adaptive ensemble on the GPU. Buffers, bind group and pipeline are made once
+//! per run. Per chunk: one upload; per batch of save slots: dispatches of bounded length
+//! until every trajectory has written the batch's slots (the host learns that from one
+//! counter per submission, never per step), then one readback.
+
+use super::adaptive::{AdaptiveProblem, SaveAt};
+use super::adaptive_kernel::adaptive_wgsl;
+use super::device::{
+    Binding, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes, bind_group,
+    bind_group_layout, buffer, pipeline_layout,
+};
+use super::run::{MAX_HOST_OUTPUT, RunOptions, SimError};
+use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
+use crate::gpu::readback::with_mapped;
+use crate::gpu::timing::PassTimer;
+use crate::gpu::{GpuContext, GpuError};
+use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+/// Most dispatches recorded into one submission (each has its own uniform slot and
+/// counter).
+const MAX_WINDOWS: usize = 64;
+
+/// Rows of the per-trajectory `counts` buffer read back at the end of a chunk: status,
+/// accepted, rejected, rhs evaluations.
+const COUNT_ROWS: u64 = 4;
+
+struct Resources {
+    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    uniforms: wgpu::Buffer,
+    state: wgpu::Buffer,
+    params: wgpu::Buffer,
+    saved: wgpu::Buffer,
+    counts: wgpu::Buffer,
+    unfinished: wgpu::Buffer,
+    saved_staging: wgpu::Buffer,
+    counts_staging: wgpu::Buffer,
+    unfinished_staging: wgpu::Buffer,
+    timer: Option<PassTimer>,
+}
+
+impl Resources {
+    fn new(
+        ctx: &GpuContext,
+        problem: &AdaptiveProblem,
+        plan: &Plan,
+        options: &RunOptions,
+        save_times: &[f64],
+    ) -> Result<Self, SimError> {
+        let system = &problem.system;
+        let precision = problem.precision;
+        let pair = problem.pair()?;
+        let wgsl = adaptive_wgsl(
+            system,
+            pair,
+            &problem.control,
+            options.workgroup_size,
+            precision,
+            problem.saveat != SaveAt::Final,
+        )
+        .map_err(GpuError::from)?;
+        let uniform_size = window_uniform(precision, &WindowArgs::default()).len() as u64;
+        let storage = |read_only| Binding::Storage { read_only };
+        let layout = bind_group_layout(
+            ctx,
+            "adaptive",
+            &[
+                Binding::DynamicUniform(uniform_size),
+                storage(false), // state
+                storage(true),  // params
+                storage(false), // saved
+                storage(false), // control
+                storage(false), // counts
+                storage(true),  // save times
+                storage(false), // unfinished
+            ],
+        );
+        let pipeline = ctx.pipeline(
+            "ode/adaptive",
+            &wgsl,
+            &pipeline_layout(ctx, &layout),
+            precision == Precision::F64,
+        )?;
+
+        use wgpu::BufferUsages as U;
+        let real = precision.bytes();
+        let c = plan.chunk as u64;
+        let dim = system.dim() as u64;
+        let saved_bytes = plan.slots_per_batch as u64 * dim * c * real;
+        let uniforms = buffer(
+            ctx,
+            "windows",
+            UNIFORM_STRIDE * MAX_WINDOWS as u64,
+            U::UNIFORM | U::COPY_DST,
+        );
+        let state = buffer(ctx, "state", dim * c * real, U::STORAGE | U::COPY_DST);
+        let params = buffer(
+            ctx,
+            "params",
+            system.n_params() as u64 * c * real,
+            U::STORAGE | U::COPY_DST,
+        );
+        let saved = buffer(ctx, "saved", saved_bytes, U::STORAGE | U::COPY_SRC);
+        let control = buffer(ctx, "control", (3 + dim) * c * real, U::STORAGE);
+        let counts = buffer(
+            ctx,
+            "counts",
+            6 * c * 4,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        );
+        let times = buffer(
+            ctx,
+            "save times",
+            save_times.len() as u64 * real,
+            U::STORAGE | U::COPY_DST,
+        );
+        let mut bytes = Vec::with_capacity(save_times.len() * real as usize);
+        for &t in save_times {
+            precision.push_bytes(t, &mut bytes);
+        }
+        ctx.queue.write_buffer(&times, 0, &bytes);
+        let unfinished = buffer(
+            ctx,
+            "unfinished",
+            4 * MAX_WINDOWS as u64,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        );
+        let saved_staging = buffer(ctx, "saved staging", saved_bytes, U::MAP_READ | U::COPY_DST);
+        let counts_staging = buffer(
+            ctx,
+            "counts staging",
+            COUNT_ROWS * c * 4,
+            U::MAP_READ | U::COPY_DST,
+        );
+        let unfinished_staging = buffer(ctx, "unfinished staging", 4, U::MAP_READ | U::COPY_DST);
+        let bind_group = bind_group(
+            ctx,
+            "adaptive",
+            &layout,
+            uniform_size,
+            &[
+                &uniforms,
+                &state,
+                &params,
+                &saved,
+                &control,
+                &counts,
+                &times,
+                &unfinished,
+            ],
+        );
+        ctx.check_errors()?;
+        Ok(Resources {
+            pipeline,
+            bind_group,
+            uniforms,
+            state,
+            params,
+            saved,
+            counts,
+            unfinished,
+            saved_staging,
+            counts_staging,
+            unfinished_staging,
+            timer: PassTimer::new(ctx, 1),
+        })
+    }
+}
+
+/// The per-dispatch values of `struct Window` in `shaders/ode/adaptive.wgsl`.
+#[derive(Debug, Default, Clone, Copy)]
+struct WindowArgs {
+    n_traj: u32,
+    stride: u32,
+    save_first: u32,
+    save_end: u32,
+    n_slots: u32,
+    max_attempts: u32,
+    window: u32,
+    max_steps: u32,
+    t0: f64,
+    t1: f64,
+    dt_initial: f64,
+    dt_min: f64,
+    dt_max: f64,
+}
+
+fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
+    UniformBytes::default()
+        .u32(w.n_traj)
+        .u32(w.stride)
+        .u32(w.save_first)
+        .u32(w.save_end)
+        .u32(w.n_slots)
+        .u32(w.max_attempts)
+        .u32(w.window)
+        .u32(w.max_steps)
+        .real(precision, w.t0)
+        .real(precision, w.t1)
+        .real(precision, w.dt_initial)
+        .real(precision, w.dt_min)
+        .real(precision, w.dt_max)
+        .finish()
+}
+
+/// Checks a problem without touching the GPU; returns the save times.
+pub fn check(problem: &AdaptiveProblem) -> Result<Vec<f64>, SimError> {
+    let times = problem.check()?;
+    problem.ensemble.validate(&problem.system)?;
+    let bytes = times.len() as u64
+        * problem.ensemble.n as u64
+        * problem.system.dim() as u64
+        * problem.precision.bytes();
+    if bytes > MAX_HOST_OUTPUT {
+        return Err(SimError::OutputTooLarge {
+            gib: bytes as f64 / (1u64 << 30) as f64,
+        });
+    }
+    Ok(times)
+}
+
+/// Integrates every trajectory of an adaptive problem on the GPU.
+pub fn simulate_adaptive(
+    ctx: &GpuContext,
+    problem: &AdaptiveProblem,
+    options: &RunOptions,
+) -> Result<Solution, SimError> {
+    let setup_start = Instant::now();
+    let times = check(problem)?;
+    let precision = problem.precision;
+    if precision == Precision::F64 && !ctx.has_f64() {
+        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
+    }
+    let system = &problem.system;
+    let (n, dim) = (problem.ensemble.n, system.dim());
+    let real = precision.bytes();
+    if times.len() as u64 * real > DeviceLimits::of(&ctx.limits).max_binding {
+        return Err(SimError::TooManySaves(times.len()));
+    }
+    let shape = RunShape {
+        n,
+        dim,
+        n_params: system.n_params(),
+        n_slots: times.len(),
+        bytes_per_real: real,
+        workgroup_size: options.workgroup_size,
+        // control rows, counts and their staging copy
+        extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS) * 4,
+    };
+    let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
+    log::info!(
+        "plan: {} chunk(s) of up to {} trajectories, {} save slot(s) per batch",
+        n.div_ceil(plan.chunk),
+        plan.chunk,
+        plan.slots_per_batch
+    );
+    let res = Resources::new(ctx, problem, &plan, options, &times)?;
+    let setup = setup_start.elapsed();
+
+    let solve_start = Instant::now();
+    let mut out = Solution {
+        n,
+        dim,
+        state_names: system.states.iter().map(|v| v.name.clone()).collect(),
+        times: times.clone(),
+        states: StateValues::nan(precision, times.len() * n * dim),
+        status: vec![Status::Running; n],
+        steps: Some(vec![StepCounts::default(); n]),
+        stats: RunStats {
+            setup,
+            ..RunStats::default()
+        },
+    };
+    let mut gpu_time = res.timer.as_ref().map(|_| Duration::ZERO);
+    let mut host = HostUpload::default();
+    let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
+    for chunk in plan.chunks(n) {
+        host.upload(
+            ctx,
+            &problem.ensemble,
+            (dim, system.n_params()),
+            precision,
+            plan.chunk,
+            chunk.clone(),
+            (&res.state, &res.params),
+        );
+        let (gx, gy) = dispatch_grid(
+            chunk.len(),
+            options.workgroup_size,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        );
+        let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
+            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
+            as u32;
+        let args = WindowArgs {
+            n_traj: chunk.len() as u32,
+            stride: plan.chunk as u32,
+            n_slots: times.len() as u32,
+            max_attempts,
+            max_steps: problem.control.max_steps,
+            t0: problem.t0,
+            t1: problem.t1,
+            dt_initial: problem.control.dt_initial.unwrap_or(0.0),
+            dt_min: problem.control.dt_min,
+            dt_max: problem.dt_max(),
+            ..WindowArgs::default()
+        };
+        let mut first_submission = true;
+        for (b, slots) in batches.iter().enumerate() {
+            let args = WindowArgs {
+                save_first: slots.start as u32,
+                save_end: slots.end as u32,
+                ..args
+            };
+            // Dispatch windows until no trajectory has work left in this batch; the group
+            // grows so that long batches cost few round trips.
+            let mut group = 1usize;
+            loop {
+                let uniforms: Vec<u8> = (0..group)
+                    .flat_map(|w| {
+                        let mut slot = window_uniform(
+                            precision,
+                            &WindowArgs {
+                                window: w as u32,
+                                ..args
+                            },
+                        );
+                        slot.resize(UNIFORM_STRIDE as usize, 0);
+                        slot
+                    })
+                    .collect();
+                ctx.queue.write_buffer(&res.uniforms, 0, &uniforms);
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                if first_submission {
+                    enc.clear_buffer(&res.counts, 0, None);
+                    first_submission = false;
+                }
+                enc.clear_buffer(&res.unfinished, 0, Some(4 * group as u64));
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("adaptive"),
+                        timestamp_writes: res.timer.as_ref().map(|t| t.writes(0)),
+                    });
+                    pass.set_pipeline(&res.pipeline);
+                    for w in 0..group {
+                        pass.set_bind_group(
+                            0,
+                            &res.bind_group,
+                            &[(w as u64 * UNIFORM_STRIDE) as u32],
+                        );
+                        pass.dispatch_workgroups(gx, gy, 1);
+                    }
+                }
+                let last = 4 * (group as u64 - 1);
+                enc.copy_buffer_to_buffer(&res.unfinished, last, &res.unfinished_staging, 0, 4);
+                if let Some(t) = &res.timer {
+                    t.resolve(&mut enc, 1);
+                }
+                ctx.queue.submit([enc.finish()]);
+                out.stats.dispatches += group;
+                let left = with_mapped(ctx, &res.unfinished_staging, 4, |b| {
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                })?;
+                if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
+                    *total += t.read(ctx, 1)?;
+                }
+                if left == 0 {
+                    break;
+                }
+                group = (group * 2).min(MAX_WINDOWS);
+            }
+
+            let saved_bytes = slots.len() as u64 * dim as u64 * plan.chunk as u64 * real;
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(&res.saved, 0, &res.saved_staging, 0, saved_bytes);
+            let last_batch = b + 1 == batches.len();
+            if last_batch {
+                let rows = COUNT_ROWS * plan.chunk as u64 * 4;
+                enc.copy_buffer_to_buffer(&res.counts, 0, &res.counts_staging, 0, rows);
+            }
+            ctx.queue.submit([enc.finish()]);
+            with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
+                SaveBatch {
+                    slots: slots.clone(),
+                    chunk: chunk.clone(),
+                    stride: plan.chunk,
+                    n,
+                    dim,
+                    bytes,
+                }
+                .scatter(&mut out.states)
+            })?;
+            if last_batch {
+                let rows = COUNT_ROWS * plan.chunk as u64 * 4;
+                with_mapped(ctx, &res.counts_staging, rows, |bytes| {
+                    let words: &[u32] = bytemuck::cast_slice(bytes);
+                    let row = |r: usize, j: usize| words[r * plan.chunk + j];
+                    let steps = out.steps.as_mut().expect("adaptive runs count steps");
+                    for j in 0..chunk.len() {
+                        out.status[chunk.start + j] = Status::from_code(row(0, j));
+                        steps[chunk.start + j] = StepCounts {
+                            accepted: row(1, j),
+                            rejected: row(2, j),
+                            rhs_evals: row(3, j),
+                        };
+                    }
+                })?;
+            }
+        }
+        out.stats.chunks += 1;
+    }
+    out.stats.solve = solve_start.elapsed();
+    out.stats.gpu = gpu_time;
+    out.stats.trajectory_steps = out
+        .steps
+        .as_ref()
+        .map(|s| s.iter().map(StepCounts::attempts).sum())
+        .unwrap_or(0);
+    Ok(out)
+}

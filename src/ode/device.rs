@@ -1,0 +1,244 @@
+//! Pieces both ensemble runners (fixed-step and adaptive) use to talk to the device: the
+//! run's floating-point precision, buffers and bind-group layouts, uniform packing that
+//! follows WGSL's layout rules, and the host-side transposes between row-major trajectories
+//! and the kernels' struct-of-arrays buffers.
+
+use super::ensemble::Ensemble;
+use super::solution::StateValues;
+use crate::gpu::GpuContext;
+pub use crate::precision::Precision;
+use std::ops::Range;
+
+/// One binding of a compute bind-group layout, in binding order.
+#[derive(Debug, Clone, Copy)]
+pub enum Binding {
+    /// A uniform bound at a dynamic offset, of this size.
+    DynamicUniform(u64),
+    Storage {
+        read_only: bool,
+    },
+}
+
+pub fn bind_group_layout(
+    ctx: &GpuContext,
+    label: &str,
+    bindings: &[Binding],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match *b {
+                Binding::DynamicUniform(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(size),
+                },
+                Binding::Storage { read_only } => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    ctx.device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
+/// A bind group over `buffers` in binding order; the first is a uniform window of
+/// `uniform_size` bytes when `uniform_size` is given.
+pub fn bind_group(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    uniform_size: u64,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: if i == 0 {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(uniform_size),
+                })
+            } else {
+                b.as_entire_binding()
+            },
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+pub fn pipeline_layout(ctx: &GpuContext, layout: &wgpu::BindGroupLayout) -> wgpu::PipelineLayout {
+    ctx.device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        })
+}
+
+pub fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(4).next_multiple_of(4),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// Uniform slots are bound at dynamic offsets, which must be 256-byte aligned.
+pub const UNIFORM_STRIDE: u64 = 256;
+
+/// Packs a uniform struct of scalars the way WGSL lays it out: each member aligned to its
+/// size, the struct padded to its largest alignment.
+#[derive(Debug, Default)]
+pub struct UniformBytes {
+    bytes: Vec<u8>,
+    align: usize,
+}
+
+impl UniformBytes {
+    fn pad_to(&mut self, align: usize) {
+        self.align = self.align.max(align);
+        while !self.bytes.len().is_multiple_of(align) {
+            self.bytes.push(0);
+        }
+    }
+
+    pub fn u32(mut self, v: u32) -> Self {
+        self.pad_to(4);
+        self.bytes.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn real(mut self, precision: Precision, v: f64) -> Self {
+        self.pad_to(precision.bytes() as usize);
+        precision.push_bytes(v, &mut self.bytes);
+        self
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        let align = self.align.max(4);
+        self.pad_to(align);
+        self.bytes
+    }
+}
+
+/// Host-side upload buffers, reused by every chunk of a run.
+#[derive(Default)]
+pub struct HostUpload {
+    rows: Vec<f64>,
+    soa: Vec<u8>,
+}
+
+impl HostUpload {
+    /// Writes the chunk's initial states into `state` and parameters into `params`,
+    /// transposed to struct-of-arrays with row length `stride`.
+    pub fn upload(
+        &mut self,
+        ctx: &GpuContext,
+        ensemble: &Ensemble,
+        (dim, n_params): (usize, usize),
+        precision: Precision,
+        stride: usize,
+        chunk: Range<usize>,
+        (state, params): (&wgpu::Buffer, &wgpu::Buffer),
+    ) {
+        ensemble.fill_states(chunk.clone(), &mut self.rows);
+        self.transpose(dim, stride, precision);
+        ctx.queue.write_buffer(state, 0, &self.soa);
+        if n_params > 0 {
+            ensemble.fill_params(chunk, &mut self.rows);
+            self.transpose(n_params, stride, precision);
+            ctx.queue.write_buffer(params, 0, &self.soa);
+        }
+    }
+
+    /// `rows` ([j][cols] f64) into `soa` ([cols][stride] in `precision`).
+    fn transpose(&mut self, cols: usize, stride: usize, precision: Precision) {
+        let width = precision.bytes() as usize;
+        self.soa.clear();
+        self.soa.resize(cols * stride * width, 0);
+        let mut one = Vec::with_capacity(8);
+        for (j, row) in self.rows.chunks(cols).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                one.clear();
+                precision.push_bytes(v, &mut one);
+                let at = (c * stride + j) * width;
+                self.soa[at..at + width].copy_from_slice(&one);
+            }
+        }
+    }
+}
+
+/// Where a batch of save slots read back from the device goes in the solution.
+pub struct SaveBatch<'a> {
+    /// Run-wide slot numbers of the batch.
+    pub slots: Range<usize>,
+    /// Trajectories of the chunk.
+    pub chunk: Range<usize>,
+    /// Row length of the device buffer.
+    pub stride: usize,
+    pub n: usize,
+    pub dim: usize,
+    pub bytes: &'a [u8],
+}
+
+impl SaveBatch<'_> {
+    /// Copies the device layout [slot][dim][stride] into the solution's [slot][n][dim].
+    pub fn scatter(&self, out: &mut StateValues) {
+        fn go<T: bytemuck::Pod>(b: &SaveBatch, saved: &[T], out: &mut [T]) {
+            for (s_local, s) in b.slots.clone().enumerate() {
+                for c in 0..b.dim {
+                    let src = &saved[(s_local * b.dim + c) * b.stride..][..b.chunk.len()];
+                    for (j, &v) in src.iter().enumerate() {
+                        out[(s * b.n + b.chunk.start + j) * b.dim + c] = v;
+                    }
+                }
+            }
+        }
+        match out {
+            StateValues::F32(v) => go(self, bytemuck::cast_slice(self.bytes), v),
+            StateValues::F64(v) => go(self, bytemuck::cast_slice(self.bytes), v),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniforms_follow_wgsl_alignment() {
+        let f32s = UniformBytes::default()
+            .u32(1)
+            .real(Precision::F32, 2.0)
+            .finish();
+        assert_eq!(f32s.len(), 8);
+        let f64s = UniformBytes::default()
+            .u32(1)
+            .real(Precision::F64, 2.0)
+            .u32(3)
+            .finish();
+        // u32 at 0, f64 at 8, u32 at 16, padded to 24.
+        assert_eq!(f64s.len(), 24);
+        assert_eq!(&f64s[8..16], &2.0f64.to_le_bytes());
+        assert_eq!(&f64s[16..20], &3u32.to_le_bytes());
+    }
+}
