@@ -71,16 +71,42 @@ fn m64_ldexp(x: f64, k: i32) -> f64 {
 
 // --- double-double helpers ------------------------------------------------------------------
 
+// Driver compilers may rewrite (a + b) - a as b (legal for them: SPIR-V from naga carries no
+// NoContraction), which erases exactly the rounding errors double-double arithmetic
+// recovers. Every kernel that includes this library sets m64_one to 1.0 from a buffer at the
+// start of main (math_init); multiplying by it hides where a value came from, at the cost of
+// one multiply, and changes no value (not even the sign of zero, inf or NaN).
+var<private> m64_one: f64;
+
+fn m64_hide(x: f64) -> f64 {
+    return x * m64_one;
+}
+
 // a + b = s + e exactly, when |a| >= |b|.
 fn m64_fast_two_sum(a: f64, b: f64) -> vec2<f64> {
-    let s = a + b;
+    let s = m64_hide(a + b);
     return vec2<f64>(s, b - (s - a));
+}
+
+// a * b = p + e exactly (Dekker, with Veltkamp's split). Vulkan does not promise that
+// fma is fused, so exact products cannot rely on it. |a|, |b| < 1e290 (no overflow).
+fn m64_split(a: f64) -> vec2<f64> {
+    let c = m64_hide(f64(134217729.0) * a); // 2^27 + 1
+    let h = c - m64_hide(c - a);
+    return vec2<f64>(h, a - h);
+}
+
+fn m64_two_prod(a: f64, b: f64) -> vec2<f64> {
+    let p = m64_hide(a * b);
+    let sa = m64_split(a);
+    let sb = m64_split(b);
+    return vec2<f64>(p, ((sa.x * sb.x - p) + sa.x * sb.y + sa.y * sb.x) + sa.y * sb.y);
 }
 
 // a + b = s + e exactly.
 fn m64_two_sum(a: f64, b: f64) -> vec2<f64> {
-    let s = a + b;
-    let bb = s - a;
+    let s = m64_hide(a + b);
+    let bb = m64_hide(s - a);
     return vec2<f64>(s, (a - (s - bb)) + (b - bb));
 }
 
@@ -163,7 +189,8 @@ fn m64_log_dd(x: f64) -> vec2<f64> {
     let f = m - f64(1.0);
     let d = m64_fast_two_sum(f64(2.0), f);
     let sh = f / d.x;
-    let sl = (fma(-sh, d.x, f) - sh * d.y) / d.x;
+    let sd = m64_two_prod(sh, d.x);
+    let sl = (((f - sd.x) - sd.y) - sh * d.y) / d.x;
     let z = sh * sh;
     // R(z) = sum_{k=1..11} 2 z^(k-1) / (2k + 1); the series term is s * z * R(z).
     var q = f64(2.0 / 23.0);
@@ -207,8 +234,8 @@ fn m64_log_scaled(x: f64, ch: f64, cl: f64) -> f64 {
     if !finite_f64(l.x) {
         return l.x;
     }
-    let p = l.x * ch;
-    return p + (fma(l.x, ch, -p) + (l.x * cl + l.y * ch));
+    let p = m64_two_prod(l.x, ch);
+    return p.x + (p.y + (l.x * cl + l.y * ch));
 }
 
 fn m64_log2(x: f64) -> f64 {
@@ -262,12 +289,16 @@ fn m64_pow(x: f64, y: f64) -> f64 {
     let sign = select(f64(1.0), f64(-1.0), x < f64(0.0) && odd);
     let l = m64_log_dd(ax);
     let ph = y * l.x;
-    let pl = fma(y, l.x, -ph) + y * l.y;
     if ph > M64_EXP_MAX + f64(1.0) {
         return sign * m64_inf();
     }
     if ph < M64_EXP_MIN - f64(1.0) {
         return sign * f64(0.0);
+    }
+    // |ph| <= 746 here, so |y| is only huge when log(x) is tiny; then y*l.x needs no split.
+    var pl = y * l.y;
+    if abs(y) < f64(1e290) {
+        pl += m64_two_prod(y, l.x).y;
     }
     return sign * m64_exp_dd(ph, pl);
 }
@@ -406,9 +437,8 @@ fn m64_rem_pio2_large(x: f64) -> M64Reduced {
         quadrant += f64(1.0);
     }
     let q = quadrant - f64(8.0) * floor(quadrant * f64(0.125));
-    let rh = acc.x * M64_PIO2_H;
-    let rl = fma(acc.x, M64_PIO2_H, -rh) + (acc.x * M64_PIO2_L + acc.y * M64_PIO2_H);
-    let r = m64_fast_two_sum(rh, rl);
+    let rp = m64_two_prod(acc.x, M64_PIO2_H);
+    let r = m64_fast_two_sum(rp.x, rp.y + (acc.x * M64_PIO2_L + acc.y * M64_PIO2_H));
     var n = u32(q) & 3u;
     if x < f64(0.0) {
         return M64Reduced(-r.x, -r.y, (4u - n) & 3u);
@@ -444,13 +474,16 @@ fn m64_cos_kernel(rh: f64, rl: f64) -> f64 {
     q = q * z + f64(-1.0 / 720.0);
     q = q * z + f64(1.0 / 24.0);
     let hz = f64(0.5) * z;
-    let w = f64(1.0) - hz;
+    let w = m64_hide(f64(1.0) - hz);
     return w + (((f64(1.0) - w) - hz) + (z * z * q - rh * rl));
 }
 
 fn m64_sin(x: f64) -> f64 {
     if !finite_f64(x) {
         return nan_f64();
+    }
+    if x == f64(0.0) {
+        return x; // keeps the sign of zero
     }
     let r = m64_rem_pio2(x);
     switch r.quadrant {
@@ -477,6 +510,9 @@ fn m64_cos(x: f64) -> f64 {
 fn m64_tan(x: f64) -> f64 {
     if !finite_f64(x) {
         return nan_f64();
+    }
+    if x == f64(0.0) {
+        return x;
     }
     let r = m64_rem_pio2(x);
     let s = m64_sin_kernel(r.hi, r.lo);

@@ -12,3 +12,8 @@ fn finite_real(x: real) -> bool {
 fn nan_real() -> real {
     return nan_f64();
 }
+
+// Called first thing in main with 1.0 read from a buffer (see m64_hide).
+fn math_init(one: real) {
+    m64_one = one;
+}

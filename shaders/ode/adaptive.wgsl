@@ -31,6 +31,7 @@ struct Window {
     dt_initial: real,  // 0: Hairer's heuristic
     dt_min: real,
     dt_max: real,
+    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
 }
 
 @group(0) @binding(0) var<uniform> win: Window;
@@ -65,6 +66,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
+    math_init(win.one);
     let i = (wg.y * groups.x + wg.x) * {{WORKGROUP_SIZE}}u + lane;
     if i >= win.n_traj {
         return;

@@ -24,6 +24,7 @@ struct Window {
     save_count: u32,    // slots saved[] holds in this batch
     t0: real,
     dt: real,
+    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
 }
 
 @group(0) @binding(0) var<uniform> win: Window;
@@ -50,6 +51,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
+    math_init(win.one);
     // Two-dimensional dispatch, so one chunk may hold more than 65,535 workgroups.
     let i = (wg.y * groups.x + wg.x) * {{WORKGROUP_SIZE}}u + lane;
     if i >= win.n_traj {

@@ -20,7 +20,11 @@ pub fn evaluate(ctx: &GpuContext, call: &str, args: &[(f64, f64)]) -> Result<Vec
     }
     let wgsl = probe_wgsl(call)?;
     let dev = &ctx.device;
-    let flat: Vec<f64> = args.iter().flat_map(|&(x, y)| [x, y]).collect();
+    // args[0] is the runtime 1.0 the library's compiler barrier needs (m64_hide).
+    let flat: Vec<f64> = std::iter::once((1.0, 1.0))
+        .chain(args.iter().copied())
+        .flat_map(|(x, y)| [x, y])
+        .collect();
     let input = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("math args"),
         contents: bytemuck::cast_slice(&flat),

@@ -202,6 +202,7 @@ fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
         .real(precision, w.dt_initial)
         .real(precision, w.dt_min)
         .real(precision, w.dt_max)
+        .real(precision, 1.0)
         .finish()
 }
 

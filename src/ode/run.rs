@@ -115,6 +115,7 @@ fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
         .u32(w.save_count)
         .real(precision, w.t0)
         .real(precision, w.dt)
+        .real(precision, 1.0)
         .finish()
 }
 
