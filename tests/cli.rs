@@ -249,3 +249,61 @@ fn info_and_systems() {
     let o = phaseflow(&["simulate", "--help"]);
     assert!(stdout(&o).contains("states.npy [n_save, N, dim] f32"));
 }
+
+#[test]
+fn adaptive_runs_write_statistics_and_f64_states() {
+    let out = temp_dir("adaptive");
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "10",
+        "--sweep",
+        "rho=10:30",
+        "--solver",
+        "tsit5",
+        "--rtol",
+        "1e-8",
+        "--atol",
+        "1e-8",
+        "--rtol",
+        "z=1e-9",
+        "--saveat",
+        "0:0.5:5",
+        "--precision",
+        "f64",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("tsit5 · f64"), "{text}");
+    assert!(text.contains("10 succeeded"), "{text}");
+    assert!(text.contains("rejected · per trajectory: mean"), "{text}");
+    assert_eq!(npy_shape(&out.join("states.npy")), "11, 10, 3");
+    assert_eq!(npy_shape(&out.join("stats.npy")), "10, 3");
+    let states = std::fs::read(out.join("states.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&states[..80]).contains("<f8"));
+    let (times, rows, _) = read_matrix(&out.join("times.npy")).unwrap();
+    assert_eq!(rows, 11);
+    assert_eq!(times[4], 2.0);
+    let (stats, _, cols) = read_matrix(&out.join("stats.npy")).unwrap();
+    assert_eq!(cols, 3);
+    // accepted > 0 and every attempt costs at least 6 right-hand sides (Tsit5, FSAL)
+    assert!(stats[0] > 10.0 && stats[2] >= 6.0 * (stats[0] + stats[1]));
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["method"]["rtol"], serde_json::json!([1e-8, 1e-8, 1e-9]));
+    assert_eq!(run["precision"], "f64");
+
+    let o = phaseflow(&["simulate", "lorenz", "-n", "5", "--rtol", "1e-8"]);
+    assert_input_error(&o, "--rtol applies to adaptive solvers");
+    let o = phaseflow(&[
+        "simulate", "lorenz", "-n", "5", "--solver", "dp5", "--saveat", "0:0.1",
+    ]);
+    assert_input_error(&o, "must be t0:dt:t1");
+    let o = phaseflow(&[
+        "simulate", "lorenz", "-n", "5", "--solver", "dp5", "--atol", "0",
+    ]);
+    assert_input_error(&o, "atol must be a positive");
+}

@@ -22,7 +22,7 @@ fn harmonic_error_gpu(solver: Solver, dt: f64) -> f64 {
             let w = p.ensemble.params(j..j + 1)[0] as f32 as f64;
             let exact = [(w * t1).cos(), -w * (w * t1).sin()];
             let got = sol.final_state(j);
-            (got[0] as f64 - exact[0]).hypot((got[1] as f64 - exact[1]) / w)
+            (got[0] - exact[0]).hypot((got[1] - exact[1]) / w)
         })
         .fold(0.0, f64::max)
 }

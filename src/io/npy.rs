@@ -86,6 +86,18 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), NpyError> {
             .into_iter()
             .map(f64::from)
             .collect(),
+        (TypeChar::Uint, Some(4)) => file
+            .into_vec::<u32>()
+            .map_err(io)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, Some(1)) => file
+            .into_vec::<u8>()
+            .map_err(io)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
         _ => return Err(bad_dtype()),
     };
     let data = if fortran && cols > 1 {

@@ -124,7 +124,8 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
         out.counts.rhs_evals += pair.evals_per_attempt();
         let err = error_norm(pair, &rtol, &atol, hu, &y, &y1, &k);
 
-        if !(err <= 1.0) {
+        let accept = err <= 1.0; // false for NaN too
+        if !accept {
             out.counts.rejected += 1;
             let fac = if err.is_finite() {
                 (control.safety * err.powf(-exps.reject)).max(control.max_shrink)

@@ -6,8 +6,8 @@
 use super::adaptive::{AdaptiveProblem, SaveAt};
 use super::adaptive_kernel::adaptive_wgsl;
 use super::device::{
-    Binding, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes, bind_group,
-    bind_group_layout, buffer, pipeline_layout,
+    Binding, DeviceRows, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::run::{MAX_HOST_OUTPUT, RunOptions, SimError};
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
@@ -276,17 +276,17 @@ pub fn simulate_adaptive(
     };
     let mut gpu_time = res.timer.as_ref().map(|_| Duration::ZERO);
     let mut host = HostUpload::default();
+    let rows = DeviceRows {
+        state: &res.state,
+        params: &res.params,
+        dim,
+        n_params: system.n_params(),
+        precision,
+        stride: plan.chunk,
+    };
     let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
     for chunk in plan.chunks(n) {
-        host.upload(
-            ctx,
-            &problem.ensemble,
-            (dim, system.n_params()),
-            precision,
-            plan.chunk,
-            chunk.clone(),
-            (&res.state, &res.params),
-        );
+        host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
             chunk.len(),
             options.workgroup_size,

@@ -140,6 +140,17 @@ impl UniformBytes {
     }
 }
 
+/// Where a chunk's initial states and parameters go on the device, and in what layout.
+pub struct DeviceRows<'a> {
+    pub state: &'a wgpu::Buffer,
+    pub params: &'a wgpu::Buffer,
+    pub dim: usize,
+    pub n_params: usize,
+    pub precision: Precision,
+    /// Row length of the struct-of-arrays buffers.
+    pub stride: usize,
+}
+
 /// Host-side upload buffers, reused by every chunk of a run.
 #[derive(Default)]
 pub struct HostUpload {
@@ -148,25 +159,21 @@ pub struct HostUpload {
 }
 
 impl HostUpload {
-    /// Writes the chunk's initial states into `state` and parameters into `params`,
-    /// transposed to struct-of-arrays with row length `stride`.
+    /// Writes the chunk's initial states and parameters, transposed to struct-of-arrays.
     pub fn upload(
         &mut self,
         ctx: &GpuContext,
         ensemble: &Ensemble,
-        (dim, n_params): (usize, usize),
-        precision: Precision,
-        stride: usize,
+        to: &DeviceRows,
         chunk: Range<usize>,
-        (state, params): (&wgpu::Buffer, &wgpu::Buffer),
     ) {
         ensemble.fill_states(chunk.clone(), &mut self.rows);
-        self.transpose(dim, stride, precision);
-        ctx.queue.write_buffer(state, 0, &self.soa);
-        if n_params > 0 {
+        self.transpose(to.dim, to.stride, to.precision);
+        ctx.queue.write_buffer(to.state, 0, &self.soa);
+        if to.n_params > 0 {
             ensemble.fill_params(chunk, &mut self.rows);
-            self.transpose(n_params, stride, precision);
-            ctx.queue.write_buffer(params, 0, &self.soa);
+            self.transpose(to.n_params, to.stride, to.precision);
+            ctx.queue.write_buffer(to.params, 0, &self.soa);
         }
     }
 

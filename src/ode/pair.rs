@@ -6,6 +6,10 @@
 //! the next step's first stage. Stages are numbered from 0 in the code (the papers count
 //! from 1).
 
+// Coefficients are written as their sources publish them, with more digits than an f64
+// holds, so they can be checked against the papers digit for digit.
+#![allow(clippy::excessive_precision)]
+
 /// How the local error is estimated from the stages.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ErrorEstimate {
@@ -28,10 +32,13 @@ pub enum DenseForm {
     /// alone are the cubic Hermite interpolant) and `r4.. = h * sum_i d_i k_i`.
     Nested(&'static [&'static [f64]]),
     /// Tsitouras' interpolant (2011), per stage `b_i(θ) = scale * θ^lead * prod (θ - root)
-    /// * quadratic`, given as (scale, lead power, linear roots, optional monic quadratic
-    /// `θ² + q1 θ + q0`).
-    Factored(&'static [(f64, u32, &'static [f64], Option<(f64, f64)>)]),
+    /// * quadratic`.
+    Factored(&'static [FactoredWeight]),
 }
+
+/// One stage's interpolation weight in factored form: (scale, power of θ in front, linear
+/// roots, optional monic quadratic `θ² + q1 θ + q0` as `(q1, q0)`).
+pub type FactoredWeight = (f64, u32, &'static [f64], Option<(f64, f64)>);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pair {
@@ -801,7 +808,6 @@ mod tests {
     fn dense_output_has_its_order() {
         for p in ALL {
             let w = p.dense_weights();
-            let n = p.all_stages();
             let at = |theta: f64| -> Vec<f64> {
                 w.iter()
                     .map(|wi| {
@@ -812,10 +818,9 @@ mod tests {
                     })
                     .collect()
             };
-            let one = at(1.0);
-            for i in 0..n {
+            for (i, wi) in at(1.0).iter().enumerate() {
                 let bi = p.b.get(i).copied().unwrap_or(0.0);
-                assert!((one[i] - bi).abs() < 1e-12, "{} w_{i}(1)", p.name);
+                assert!((wi - bi).abs() < 1e-12, "{} w_{i}(1)", p.name);
             }
             for theta in [0.2, 0.5, 0.9] {
                 let got = elementary(p, &at(theta));

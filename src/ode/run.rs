@@ -3,8 +3,8 @@
 //! and one readback. No step ever waits on the host.
 
 use super::device::{
-    Binding, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes, bind_group,
-    bind_group_layout, buffer, pipeline_layout,
+    Binding, DeviceRows, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::ensemble::{Ensemble, EnsembleError};
 use super::kernel::fixed_step_wgsl;
@@ -295,16 +295,16 @@ pub fn simulate(
     };
     let mut gpu_time = res.timer.as_ref().map(|_| std::time::Duration::ZERO);
     let mut host = HostUpload::default();
+    let rows = DeviceRows {
+        state: &res.state,
+        params: &res.params,
+        dim,
+        n_params: system.n_params(),
+        precision,
+        stride: plan.chunk,
+    };
     for chunk in plan.chunks(n) {
-        host.upload(
-            ctx,
-            &problem.ensemble,
-            (dim, system.n_params()),
-            precision,
-            plan.chunk,
-            chunk.clone(),
-            (&res.state, &res.params),
-        );
+        host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
             chunk.len(),
             options.workgroup_size,
