@@ -47,6 +47,9 @@ struct Window {
 
 const FLAG_STARTED: u32 = 1u;
 const FLAG_REJECTED: u32 = 2u;
+// flags >> WAIT_SHIFT: the save_end of a batch whose slots this trajectory has all written
+// but whose next step belongs to a later batch; it waits for that batch.
+const WAIT_SHIFT: u32 = 2u;
 
 {{ACCESS}}
 fn underflow(h: real, t: real) -> bool {
@@ -84,6 +87,9 @@ fn main(
     var evals = counts[i + 3u * stride];
     var slot = counts[i + 4u * stride];
     var flags = counts[i + 5u * stride];
+    if (flags >> WAIT_SHIFT) == win.save_end {
+        return;
+    }
     var y = load_state(i);
     let p = load_params(i);
     var st: Stages;
@@ -177,7 +183,8 @@ fn main(
             next += 1u;
         }
         if crosses {
-            break; // redone by the next batch
+            flags = (flags & ((1u << WAIT_SHIFT) - 1u)) | (win.save_end << WAIT_SHIFT);
+            break; // redone, whole, by the next batch
         }
 
         accepted += 1u;
@@ -208,7 +215,8 @@ fn main(
     counts[i + 4u * stride] = slot;
     counts[i + 5u * stride] = flags;
     if status == STATUS_RUNNING {
-        if slot < win.save_end || final_batch {
+        let waiting = (flags >> WAIT_SHIFT) == win.save_end;
+        if !waiting && (slot < win.save_end || final_batch) {
             atomicAdd(&unfinished[win.window], 1u);
         }
     } else if status != STATUS_SUCCESS {
