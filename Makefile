@@ -13,10 +13,12 @@ setup:
 build: setup
 	$(CARGO) build --release
 
-# A Lorenz ensemble of 10^5 trajectories, rho swept over [0, 50], on the best adapter.
+# A Lorenz ensemble of 10^5 trajectories, rho swept over [0, 50], on the best adapter:
+# fixed-step RK4, then adaptive Tsit5 (each trajectory its own step size).
 demo: build
 	$(BIN) info
 	$(BIN) simulate lorenz -n 100000 --sweep rho=0:50 --tspan 0:10 --dt 0.001 --solver rk4
+	$(BIN) simulate lorenz -n 100000 --sweep rho=0:50 --tspan 0:10 --solver tsit5 --rtol 1e-6 --atol 1e-6
 
 # Release profile: the tests drive real GPU work, and it shares the demo's build.
 test: setup

@@ -6,7 +6,7 @@
 use super::adaptive::{AdaptiveProblem, SaveAt};
 use super::adaptive_kernel::adaptive_wgsl;
 use super::device::{
-    Binding, DeviceRows, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    Binding, EnsembleBuffers, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::run::{MAX_HOST_OUTPUT, RunOptions, SimError};
@@ -29,13 +29,9 @@ const COUNT_ROWS: u64 = 4;
 struct Resources {
     pipeline: std::sync::Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
-    uniforms: wgpu::Buffer,
-    state: wgpu::Buffer,
-    params: wgpu::Buffer,
-    saved: wgpu::Buffer,
+    buffers: EnsembleBuffers,
     counts: wgpu::Buffer,
     unfinished: wgpu::Buffer,
-    saved_staging: wgpu::Buffer,
     counts_staging: wgpu::Buffer,
     unfinished_staging: wgpu::Buffer,
     timer: Option<PassTimer>,
@@ -88,21 +84,13 @@ impl Resources {
         let real = precision.bytes();
         let c = plan.chunk as u64;
         let dim = system.dim() as u64;
-        let saved_bytes = plan.slots_per_batch as u64 * dim * c * real;
-        let uniforms = buffer(
+        let buffers = EnsembleBuffers::new(
             ctx,
-            "windows",
-            UNIFORM_STRIDE * MAX_WINDOWS as u64,
-            U::UNIFORM | U::COPY_DST,
+            (system.dim(), system.n_params()),
+            precision,
+            (plan.chunk, plan.slots_per_batch),
+            MAX_WINDOWS,
         );
-        let state = buffer(ctx, "state", dim * c * real, U::STORAGE | U::COPY_DST);
-        let params = buffer(
-            ctx,
-            "params",
-            system.n_params() as u64 * c * real,
-            U::STORAGE | U::COPY_DST,
-        );
-        let saved = buffer(ctx, "saved", saved_bytes, U::STORAGE | U::COPY_SRC);
         let control = buffer(ctx, "control", (3 + dim) * c * real, U::STORAGE);
         let counts = buffer(
             ctx,
@@ -127,7 +115,6 @@ impl Resources {
             4 * MAX_WINDOWS as u64,
             U::STORAGE | U::COPY_SRC | U::COPY_DST,
         );
-        let saved_staging = buffer(ctx, "saved staging", saved_bytes, U::MAP_READ | U::COPY_DST);
         let counts_staging = buffer(
             ctx,
             "counts staging",
@@ -141,10 +128,10 @@ impl Resources {
             &layout,
             uniform_size,
             &[
-                &uniforms,
-                &state,
-                &params,
-                &saved,
+                &buffers.uniforms,
+                &buffers.state,
+                &buffers.params,
+                &buffers.saved,
                 &control,
                 &counts,
                 &times,
@@ -155,13 +142,9 @@ impl Resources {
         Ok(Resources {
             pipeline,
             bind_group,
-            uniforms,
-            state,
-            params,
-            saved,
+            buffers,
             counts,
             unfinished,
-            saved_staging,
             counts_staging,
             unfinished_staging,
             timer: PassTimer::new(ctx, 1),
@@ -276,14 +259,9 @@ pub fn simulate_adaptive(
     };
     let mut gpu_time = res.timer.as_ref().map(|_| Duration::ZERO);
     let mut host = HostUpload::default();
-    let rows = DeviceRows {
-        state: &res.state,
-        params: &res.params,
-        dim,
-        n_params: system.n_params(),
-        precision,
-        stride: plan.chunk,
-    };
+    let rows = res
+        .buffers
+        .rows(dim, system.n_params(), precision, plan.chunk);
     let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
     for chunk in plan.chunks(n) {
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
@@ -332,7 +310,7 @@ pub fn simulate_adaptive(
                         slot
                     })
                     .collect();
-                ctx.queue.write_buffer(&res.uniforms, 0, &uniforms);
+                ctx.queue.write_buffer(&res.buffers.uniforms, 0, &uniforms);
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 if first_submission {
                     enc.clear_buffer(&res.counts, 0, None);
@@ -375,14 +353,20 @@ pub fn simulate_adaptive(
 
             let saved_bytes = slots.len() as u64 * dim as u64 * plan.chunk as u64 * real;
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&res.saved, 0, &res.saved_staging, 0, saved_bytes);
+            enc.copy_buffer_to_buffer(
+                &res.buffers.saved,
+                0,
+                &res.buffers.saved_staging,
+                0,
+                saved_bytes,
+            );
             let last_batch = b + 1 == batches.len();
             if last_batch {
                 let rows = COUNT_ROWS * plan.chunk as u64 * 4;
                 enc.copy_buffer_to_buffer(&res.counts, 0, &res.counts_staging, 0, rows);
             }
             ctx.queue.submit([enc.finish()]);
-            with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
+            with_mapped(ctx, &res.buffers.saved_staging, saved_bytes, |bytes| {
                 SaveBatch {
                     slots: slots.clone(),
                     chunk: chunk.clone(),

@@ -102,6 +102,67 @@ pub fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsage
     })
 }
 
+/// The buffers every ensemble kernel has: per-dispatch uniform slots, initial/current
+/// states, parameters, one batch of save slots and its staging copy.
+pub struct EnsembleBuffers {
+    pub uniforms: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+    pub params: wgpu::Buffer,
+    pub saved: wgpu::Buffer,
+    pub saved_staging: wgpu::Buffer,
+}
+
+impl EnsembleBuffers {
+    /// For chunks of `chunk` trajectories, `slots_per_batch` save slots and `windows`
+    /// uniform slots.
+    pub fn new(
+        ctx: &GpuContext,
+        (dim, n_params): (usize, usize),
+        precision: Precision,
+        (chunk, slots_per_batch): (usize, usize),
+        windows: usize,
+    ) -> EnsembleBuffers {
+        use wgpu::BufferUsages as U;
+        let row = chunk as u64 * precision.bytes();
+        let saved_bytes = (slots_per_batch * dim) as u64 * row;
+        EnsembleBuffers {
+            uniforms: buffer(
+                ctx,
+                "windows",
+                UNIFORM_STRIDE * windows as u64,
+                U::UNIFORM | U::COPY_DST,
+            ),
+            state: buffer(ctx, "state", dim as u64 * row, U::STORAGE | U::COPY_DST),
+            params: buffer(
+                ctx,
+                "params",
+                n_params as u64 * row,
+                U::STORAGE | U::COPY_DST,
+            ),
+            saved: buffer(ctx, "saved", saved_bytes, U::STORAGE | U::COPY_SRC),
+            saved_staging: buffer(ctx, "saved staging", saved_bytes, U::MAP_READ | U::COPY_DST),
+        }
+    }
+
+    /// Where uploads of a chunk's initial states and parameters go.
+    pub fn rows(
+        &self,
+        dim: usize,
+        n_params: usize,
+        precision: Precision,
+        stride: usize,
+    ) -> DeviceRows<'_> {
+        DeviceRows {
+            state: &self.state,
+            params: &self.params,
+            dim,
+            n_params,
+            precision,
+            stride,
+        }
+    }
+}
+
 /// Uniform slots are bound at dynamic offsets, which must be 256-byte aligned.
 pub const UNIFORM_STRIDE: u64 = 256;
 

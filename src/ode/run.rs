@@ -3,7 +3,7 @@
 //! and one readback. No step ever waits on the host.
 
 use super::device::{
-    Binding, DeviceRows, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    Binding, EnsembleBuffers, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::ensemble::{Ensemble, EnsembleError};
@@ -123,12 +123,8 @@ fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
 struct Resources {
     pipeline: std::sync::Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
-    uniforms: wgpu::Buffer,
-    state: wgpu::Buffer,
-    params: wgpu::Buffer,
-    saved: wgpu::Buffer,
+    buffers: EnsembleBuffers,
     status: wgpu::Buffer,
-    saved_staging: wgpu::Buffer,
     status_staging: wgpu::Buffer,
     timer: Option<PassTimer>,
 }
@@ -170,44 +166,35 @@ impl Resources {
         )?;
 
         use wgpu::BufferUsages as U;
-        let real = precision.bytes();
         let c = plan.chunk as u64;
-        let dim = system.dim() as u64;
-        let saved_bytes = plan.slots_per_batch as u64 * dim * c * real;
-        let uniforms = buffer(
+        let buffers = EnsembleBuffers::new(
             ctx,
-            "windows",
-            UNIFORM_STRIDE * WINDOWS_PER_SUBMIT as u64,
-            U::UNIFORM | U::COPY_DST,
+            (system.dim(), system.n_params()),
+            precision,
+            (plan.chunk, plan.slots_per_batch),
+            WINDOWS_PER_SUBMIT,
         );
-        let state = buffer(ctx, "state", dim * c * real, U::STORAGE | U::COPY_DST);
-        let params = buffer(
-            ctx,
-            "params",
-            system.n_params() as u64 * c * real,
-            U::STORAGE | U::COPY_DST,
-        );
-        let saved = buffer(ctx, "saved", saved_bytes, U::STORAGE | U::COPY_SRC);
         let status = buffer(ctx, "status", c * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST);
-        let saved_staging = buffer(ctx, "saved staging", saved_bytes, U::MAP_READ | U::COPY_DST);
         let status_staging = buffer(ctx, "status staging", c * 4, U::MAP_READ | U::COPY_DST);
         let bind_group = bind_group(
             ctx,
             "fixed_step",
             &layout,
             uniform_size,
-            &[&uniforms, &state, &params, &saved, &status],
+            &[
+                &buffers.uniforms,
+                &buffers.state,
+                &buffers.params,
+                &buffers.saved,
+                &status,
+            ],
         );
         ctx.check_errors()?;
         Ok(Resources {
             pipeline,
             bind_group,
-            uniforms,
-            state,
-            params,
-            saved,
+            buffers,
             status,
-            saved_staging,
             status_staging,
             timer: PassTimer::new(ctx, passes_per_batch),
         })
@@ -295,14 +282,9 @@ pub fn simulate(
     };
     let mut gpu_time = res.timer.as_ref().map(|_| std::time::Duration::ZERO);
     let mut host = HostUpload::default();
-    let rows = DeviceRows {
-        state: &res.state,
-        params: &res.params,
-        dim,
-        n_params: system.n_params(),
-        precision,
-        stride: plan.chunk,
-    };
+    let rows = res
+        .buffers
+        .rows(dim, system.n_params(), precision, plan.chunk);
     for chunk in plan.chunks(n) {
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
@@ -340,7 +322,7 @@ pub fn simulate(
                     .collect();
                 // Queue writes land before the next submission and after the previous
                 // ones, so the slots can be rewritten while earlier groups still run.
-                ctx.queue.write_buffer(&res.uniforms, 0, &uniforms);
+                ctx.queue.write_buffer(&res.buffers.uniforms, 0, &uniforms);
 
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 if b == 0 && g == 0 {
@@ -366,7 +348,13 @@ pub fn simulate(
                 // timestamps of all its passes come back together.
                 let last_of_batch = g + 1 == groups.len();
                 if last_of_batch {
-                    enc.copy_buffer_to_buffer(&res.saved, 0, &res.saved_staging, 0, saved_bytes);
+                    enc.copy_buffer_to_buffer(
+                        &res.buffers.saved,
+                        0,
+                        &res.buffers.saved_staging,
+                        0,
+                        saved_bytes,
+                    );
                     if last_batch {
                         let bytes = chunk.len() as u64 * 4;
                         enc.copy_buffer_to_buffer(&res.status, 0, &res.status_staging, 0, bytes);
@@ -377,7 +365,7 @@ pub fn simulate(
                 }
                 ctx.queue.submit([enc.finish()]);
             }
-            with_mapped(ctx, &res.saved_staging, saved_bytes, |bytes| {
+            with_mapped(ctx, &res.buffers.saved_staging, saved_bytes, |bytes| {
                 SaveBatch {
                     slots: slots.clone(),
                     chunk: chunk.clone(),
