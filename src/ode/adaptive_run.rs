@@ -9,7 +9,7 @@ use super::device::{
     Binding, EnsembleBuffers, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
-use super::run::{MAX_HOST_OUTPUT, RunOptions, SimError};
+use super::run::{RunOptions, SimError, host_output_fits, precision_available};
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
@@ -193,15 +193,12 @@ fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
 pub fn check(problem: &AdaptiveProblem) -> Result<Vec<f64>, SimError> {
     let times = problem.check()?;
     problem.ensemble.validate(&problem.system)?;
-    let bytes = times.len() as u64
-        * problem.ensemble.n as u64
-        * problem.system.dim() as u64
-        * problem.precision.bytes();
-    if bytes > MAX_HOST_OUTPUT {
-        return Err(SimError::OutputTooLarge {
-            gib: bytes as f64 / (1u64 << 30) as f64,
-        });
-    }
+    host_output_fits(
+        times.len(),
+        problem.ensemble.n,
+        problem.system.dim(),
+        problem.precision,
+    )?;
     Ok(times)
 }
 
@@ -214,9 +211,7 @@ pub fn simulate_adaptive(
     let setup_start = Instant::now();
     let times = check(problem)?;
     let precision = problem.precision;
-    if precision == Precision::F64 && !ctx.has_f64() {
-        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
-    }
+    precision_available(ctx, precision)?;
     let system = &problem.system;
     let (n, dim) = (problem.ensemble.n, system.dim());
     let real = precision.bytes();

@@ -81,7 +81,7 @@ impl Default for RunOptions {
 }
 
 /// Host-side results are refused above this size (the in-memory `Solution` holds them all).
-pub(super) const MAX_HOST_OUTPUT: u64 = 16 << 30;
+const MAX_HOST_OUTPUT: u64 = 16 << 30;
 
 /// Dispatch windows recorded into one submission; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
@@ -208,16 +208,37 @@ pub fn check(problem: &FixedStepProblem) -> Result<SavePlan, SimError> {
     if problem.solver.tableau().is_none() {
         return Err(SimError::NotFixedStep(problem.solver.name()));
     }
-    let bytes = save_plan.n_slots() as u64
-        * problem.ensemble.n as u64
-        * problem.system.dim() as u64
-        * problem.precision.bytes();
+    host_output_fits(
+        save_plan.n_slots(),
+        problem.ensemble.n,
+        problem.system.dim(),
+        problem.precision,
+    )?;
+    Ok(save_plan)
+}
+
+/// The in-memory `Solution` holds every saved state: refuse runs whose saves would not fit.
+pub(super) fn host_output_fits(
+    n_slots: usize,
+    n: usize,
+    dim: usize,
+    precision: Precision,
+) -> Result<(), SimError> {
+    let bytes = n_slots as u64 * n as u64 * dim as u64 * precision.bytes();
     if bytes > MAX_HOST_OUTPUT {
         return Err(SimError::OutputTooLarge {
             gib: bytes as f64 / (1u64 << 30) as f64,
         });
     }
-    Ok(save_plan)
+    Ok(())
+}
+
+/// f64 runs need an adapter that has f64 (and i64) shaders.
+pub(super) fn precision_available(ctx: &GpuContext, precision: Precision) -> Result<(), SimError> {
+    if precision == Precision::F64 && !ctx.has_f64() {
+        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
+    }
+    Ok(())
 }
 
 /// Integrates every trajectory of the problem on the GPU.
@@ -229,9 +250,7 @@ pub fn simulate(
     let setup_start = Instant::now();
     let save_plan = check(problem)?;
     let precision = problem.precision;
-    if precision == Precision::F64 && !ctx.has_f64() {
-        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
-    }
+    precision_available(ctx, precision)?;
     let system = &problem.system;
     let (n, dim) = (problem.ensemble.n, system.dim());
     let shape = RunShape {
