@@ -70,12 +70,30 @@ impl PassTimer {
         encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.readback, 0, 8 * count as u64);
     }
 
+    /// Records the copy of the first `passes` passes' timestamps into `dst` (a readback
+    /// ring's staging buffer of at least 16 bytes per pass).
+    pub fn resolve_into(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        passes: u32,
+        dst: &wgpu::Buffer,
+    ) {
+        let count = 2 * passes;
+        encoder.resolve_query_set(&self.queries, 0..count, &self.resolved, 0);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, dst, 0, 8 * count as u64);
+    }
+
+    /// Total time of the passes whose resolved timestamps are `bytes`.
+    pub fn duration(&self, bytes: &[u8]) -> Duration {
+        let ticks: &[u64] = bytemuck::cast_slice(bytes);
+        let total: u64 = ticks.chunks(2).map(|p| p[1].saturating_sub(p[0])).sum();
+        Duration::from_nanos((total as f64 * self.period_ns) as u64)
+    }
+
     /// Total GPU time of the first `passes` passes of the last submission.
     pub fn read(&self, ctx: &GpuContext, passes: u32) -> Result<Duration, GpuError> {
         with_mapped(ctx, &self.readback, 16 * passes as u64, |bytes| {
-            let ticks: &[u64] = bytemuck::cast_slice(bytes);
-            let total: u64 = ticks.chunks(2).map(|p| p[1].saturating_sub(p[0])).sum();
-            Duration::from_nanos((total as f64 * self.period_ns) as u64)
+            self.duration(bytes)
         })
     }
 }

@@ -10,10 +10,12 @@ use super::device::{
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::run::{RunOptions, SimError, host_output_fits, precision_available};
-use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
+use super::sink::{MemorySink, Sink};
+use super::solution::{RunStats, Solution, Status, StepCounts};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
+use crate::schedule::ReadbackRing;
 use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan};
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -32,7 +34,6 @@ struct Resources {
     buffers: EnsembleBuffers,
     counts: wgpu::Buffer,
     unfinished: wgpu::Buffer,
-    counts_staging: wgpu::Buffer,
     unfinished_staging: wgpu::Buffer,
     timer: Option<PassTimer>,
 }
@@ -115,12 +116,6 @@ impl Resources {
             4 * MAX_WINDOWS as u64,
             U::STORAGE | U::COPY_SRC | U::COPY_DST,
         );
-        let counts_staging = buffer(
-            ctx,
-            "counts staging",
-            COUNT_ROWS * c * 4,
-            U::MAP_READ | U::COPY_DST,
-        );
         let unfinished_staging = buffer(ctx, "unfinished staging", 4, U::MAP_READ | U::COPY_DST);
         let bind_group = bind_group(
             ctx,
@@ -145,7 +140,6 @@ impl Resources {
             buffers,
             counts,
             unfinished,
-            counts_staging,
             unfinished_staging,
             timer: PassTimer::new(ctx, 1),
         })
@@ -202,12 +196,41 @@ pub fn check(problem: &AdaptiveProblem) -> Result<Vec<f64>, SimError> {
     Ok(times)
 }
 
-/// Integrates every trajectory of an adaptive problem on the GPU.
+/// Integrates every trajectory of an adaptive problem on the GPU into memory.
 pub fn simulate_adaptive(
     ctx: &GpuContext,
     problem: &AdaptiveProblem,
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
+    let times = check(problem)?;
+    let system = &problem.system;
+    let (n, dim) = (problem.ensemble.n, system.dim());
+    let mut sink = MemorySink::new(n, dim, times.len(), problem.precision);
+    let stats = run_adaptive_into(ctx, problem, options, &mut sink)?;
+    Ok(sink.into_solution(
+        dim,
+        system.states.iter().map(|v| v.name.clone()).collect(),
+        times,
+        stats,
+    ))
+}
+
+/// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
+/// statuses and step counts when it is the chunk's last batch.
+struct Unit {
+    chunk: Range<usize>,
+    slots: Range<usize>,
+    last_batch: bool,
+}
+
+/// Integrates every trajectory of an adaptive problem on the GPU, handing results to `sink`
+/// as they arrive (see `run::run_into`).
+pub fn run_adaptive_into(
+    ctx: &GpuContext,
+    problem: &AdaptiveProblem,
+    options: &RunOptions,
+    sink: &mut dyn Sink,
+) -> Result<RunStats, SimError> {
     let setup_start = Instant::now();
     let times = check(problem)?;
     let precision = problem.precision;
@@ -225,34 +248,59 @@ pub fn simulate_adaptive(
         n_slots: times.len(),
         bytes_per_real: real,
         workgroup_size: options.workgroup_size,
-        // control rows, counts and their staging copy
-        extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS) * 4,
+        // control rows, counts and their staging copies
+        extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS * options.ring as u64) * 4,
+        ring: options.ring,
     };
     let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
-    log::info!(
-        "plan: {} chunk(s) of up to {} trajectories, {} save slot(s) per batch",
-        n.div_ceil(plan.chunk),
-        plan.chunk,
-        plan.slots_per_batch
-    );
+    log::info!("plan: {}", plan.describe(n, times.len(), options.ring));
     let res = Resources::new(ctx, problem, &plan, options, &times)?;
-    let setup = setup_start.elapsed();
+    let row_bytes = plan.chunk as u64 * real;
+    let mut ring: ReadbackRing<Unit> = ReadbackRing::new(
+        ctx,
+        options.ring,
+        &[
+            (
+                "saved",
+                plan.slots_per_batch as u64 * dim as u64 * row_bytes,
+            ),
+            ("counts", COUNT_ROWS * plan.chunk as u64 * 4),
+        ],
+    );
+    let mut stats = RunStats {
+        setup: setup_start.elapsed(),
+        gpu: res.timer.as_ref().map(|_| Duration::ZERO),
+        ..RunStats::default()
+    };
 
     let solve_start = Instant::now();
-    let mut out = Solution {
-        n,
-        dim,
-        state_names: system.states.iter().map(|v| v.name.clone()).collect(),
-        times: times.clone(),
-        states: StateValues::nan(precision, times.len() * n * dim),
-        status: vec![Status::Running; n],
-        steps: Some(vec![StepCounts::default(); n]),
-        stats: RunStats {
-            setup,
-            ..RunStats::default()
-        },
+    let mut attempts = 0u64;
+    let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
+        sink.saves(&SaveBatch {
+            slots: unit.slots.clone(),
+            chunk: unit.chunk.clone(),
+            stride: plan.chunk,
+            n,
+            dim,
+            bytes: bytes[0],
+        })?;
+        if unit.last_batch {
+            let words: &[u32] = bytemuck::cast_slice(bytes[1]);
+            let row = |r: usize, j: usize| words[r * plan.chunk + j];
+            let len = unit.chunk.len();
+            let status: Vec<Status> = (0..len).map(|j| Status::from_code(row(0, j))).collect();
+            let steps: Vec<StepCounts> = (0..len)
+                .map(|j| StepCounts {
+                    accepted: row(1, j),
+                    rejected: row(2, j),
+                    rhs_evals: row(3, j),
+                })
+                .collect();
+            attempts += steps.iter().map(StepCounts::attempts).sum::<u64>();
+            sink.chunk_done(unit.chunk.clone(), &status, Some(&steps))?;
+        }
+        Ok(())
     };
-    let mut gpu_time = res.timer.as_ref().map(|_| Duration::ZERO);
     let mut host = HostUpload::default();
     let rows = res
         .buffers
@@ -333,11 +381,14 @@ pub fn simulate_adaptive(
                     t.resolve(&mut enc, 1);
                 }
                 ctx.queue.submit([enc.finish()]);
-                out.stats.dispatches += group;
+                stats.dispatches += group;
+                // Earlier units' results are consumed while this group runs; then the one
+                // counter says whether the batch needs more.
+                ring.drain(ctx, &mut consume)?;
                 let left = with_mapped(ctx, &res.unfinished_staging, 4, |b| {
                     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
                 })?;
-                if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
+                if let (Some(t), Some(total)) = (&res.timer, stats.gpu.as_mut()) {
                     *total += t.read(ctx, 1)?;
                 }
                 if left == 0 {
@@ -346,57 +397,34 @@ pub fn simulate_adaptive(
                 group = (group * 2).min(MAX_WINDOWS);
             }
 
-            let saved_bytes = slots.len() as u64 * dim as u64 * plan.chunk as u64 * real;
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(
-                &res.buffers.saved,
-                0,
-                &res.buffers.saved_staging,
-                0,
-                saved_bytes,
-            );
+            let saved_bytes = slots.len() as u64 * dim as u64 * row_bytes;
             let last_batch = b + 1 == batches.len();
+            let count_bytes = if last_batch {
+                COUNT_ROWS * plan.chunk as u64 * 4
+            } else {
+                0
+            };
+            let (ring_slot, staging) = ring.acquire(ctx, &mut consume)?;
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(&res.buffers.saved, 0, &staging[0], 0, saved_bytes);
             if last_batch {
-                let rows = COUNT_ROWS * plan.chunk as u64 * 4;
-                enc.copy_buffer_to_buffer(&res.counts, 0, &res.counts_staging, 0, rows);
+                enc.copy_buffer_to_buffer(&res.counts, 0, &staging[1], 0, count_bytes);
             }
-            ctx.queue.submit([enc.finish()]);
-            with_mapped(ctx, &res.buffers.saved_staging, saved_bytes, |bytes| {
-                SaveBatch {
-                    slots: slots.clone(),
+            ring.submitted(
+                ring_slot,
+                ctx.queue.submit([enc.finish()]),
+                vec![saved_bytes, count_bytes],
+                Unit {
                     chunk: chunk.clone(),
-                    stride: plan.chunk,
-                    n,
-                    dim,
-                    bytes,
-                }
-                .scatter(&mut out.states)
-            })?;
-            if last_batch {
-                let rows = COUNT_ROWS * plan.chunk as u64 * 4;
-                with_mapped(ctx, &res.counts_staging, rows, |bytes| {
-                    let words: &[u32] = bytemuck::cast_slice(bytes);
-                    let row = |r: usize, j: usize| words[r * plan.chunk + j];
-                    let steps = out.steps.as_mut().expect("adaptive runs count steps");
-                    for j in 0..chunk.len() {
-                        out.status[chunk.start + j] = Status::from_code(row(0, j));
-                        steps[chunk.start + j] = StepCounts {
-                            accepted: row(1, j),
-                            rejected: row(2, j),
-                            rhs_evals: row(3, j),
-                        };
-                    }
-                })?;
-            }
+                    slots: slots.clone(),
+                    last_batch,
+                },
+            );
         }
-        out.stats.chunks += 1;
+        stats.chunks += 1;
     }
-    out.stats.solve = solve_start.elapsed();
-    out.stats.gpu = gpu_time;
-    out.stats.trajectory_steps = out
-        .steps
-        .as_ref()
-        .map(|s| s.iter().map(StepCounts::attempts).sum())
-        .unwrap_or(0);
-    Ok(out)
+    ring.drain(ctx, &mut consume)?;
+    stats.solve = solve_start.elapsed();
+    stats.trajectory_steps = attempts;
+    Ok(stats)
 }

@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod pair;
 pub mod problem;
 pub mod run;
+pub mod sink;
 pub mod solution;
 pub mod tableau;
 
@@ -23,6 +24,7 @@ pub use any::Problem;
 pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Parameters, Table};
 pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
-pub use run::{FixedStepProblem, RunOptions, SimError, simulate};
+pub use run::{FixedStepProblem, RunOptions, SimError, run_into, simulate};
+pub use sink::{FanOut, MemorySink, Sink, SinkError, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use tableau::{Solver, Tableau};

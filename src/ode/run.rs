@@ -9,15 +9,16 @@ use super::device::{
 use super::ensemble::{Ensemble, EnsembleError};
 use super::kernel::fixed_step_wgsl;
 use super::problem::{ProblemError, Save, SavePlan, TimeGrid};
-use super::solution::{RunStats, Solution, StateValues, Status};
+use super::sink::{MemorySink, Sink, SinkError};
+use super::solution::{RunStats, Solution, Status};
 use super::tableau::Solver;
-use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
 use crate::model::System;
 use crate::schedule::plan::{
     DeviceLimits, Plan, PlanCaps, PlanError, RunShape, dispatch_grid, plan, windows,
 };
+use crate::schedule::ring::ReadbackRing;
 use std::ops::Range;
 use std::time::Instant;
 use thiserror::Error;
@@ -40,6 +41,8 @@ pub enum SimError {
     OutputTooLarge { gib: f64 },
     #[error("'{0}' is an adaptive solver; give it tolerances instead of a fixed step")]
     NotFixedStep(&'static str),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
     #[error("{0} save times do not fit one device buffer; save less often")]
     TooManySaves(usize),
 }
@@ -67,6 +70,9 @@ pub struct RunOptions {
     /// leave each workgroup too little work (on lavapipe, 26-step windows at N = 10^7 ran
     /// at 40% of the speed of 256-step ones).
     pub min_window_steps: u32,
+    /// Units of work in flight (readback slots): while the device runs one, the host
+    /// consumes the results of the one before.
+    pub ring: usize,
 }
 
 impl Default for RunOptions {
@@ -76,6 +82,7 @@ impl Default for RunOptions {
             caps: PlanCaps::default(),
             steps_per_dispatch: 1 << 28,
             min_window_steps: 256,
+            ring: 3,
         }
     }
 }
@@ -125,7 +132,6 @@ struct Resources {
     bind_group: wgpu::BindGroup,
     buffers: EnsembleBuffers,
     status: wgpu::Buffer,
-    status_staging: wgpu::Buffer,
     timer: Option<PassTimer>,
 }
 
@@ -175,7 +181,6 @@ impl Resources {
             WINDOWS_PER_SUBMIT,
         );
         let status = buffer(ctx, "status", c * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST);
-        let status_staging = buffer(ctx, "status staging", c * 4, U::MAP_READ | U::COPY_DST);
         let bind_group = bind_group(
             ctx,
             "fixed_step",
@@ -195,7 +200,6 @@ impl Resources {
             bind_group,
             buffers,
             status,
-            status_staging,
             timer: PassTimer::new(ctx, passes_per_batch),
         })
     }
@@ -241,12 +245,43 @@ pub(super) fn precision_available(ctx: &GpuContext, precision: Precision) -> Res
     Ok(())
 }
 
-/// Integrates every trajectory of the problem on the GPU.
+/// Integrates every trajectory of the problem on the GPU into memory.
 pub fn simulate(
     ctx: &GpuContext,
     problem: &FixedStepProblem,
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
+    let save_plan = check(problem)?;
+    let system = &problem.system;
+    let (n, dim) = (problem.ensemble.n, system.dim());
+    let mut sink = MemorySink::new(n, dim, save_plan.n_slots(), problem.precision);
+    let stats = run_into(ctx, problem, options, &mut sink)?;
+    Ok(sink.into_solution(
+        dim,
+        system.states.iter().map(|v| v.name.clone()).collect(),
+        save_plan.times(&problem.grid),
+        stats,
+    ))
+}
+
+/// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
+/// statuses when it is the chunk's last batch.
+struct Unit {
+    chunk: Range<usize>,
+    slots: Range<usize>,
+    last_batch: bool,
+    passes: u32,
+}
+
+/// Integrates every trajectory of the problem on the GPU, handing results to `sink` as
+/// they arrive. Units of work (a batch of save slots of a chunk) are read back through a
+/// ring of `options.ring` slots, so the host consumes one while the device runs the next.
+pub fn run_into(
+    ctx: &GpuContext,
+    problem: &FixedStepProblem,
+    options: &RunOptions,
+    sink: &mut dyn Sink,
+) -> Result<RunStats, SimError> {
     let setup_start = Instant::now();
     let save_plan = check(problem)?;
     let precision = problem.precision;
@@ -261,13 +296,12 @@ pub fn simulate(
         bytes_per_real: precision.bytes(),
         workgroup_size: options.workgroup_size,
         extra_bytes: 0,
+        ring: options.ring,
     };
     let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
     log::info!(
-        "plan: {} chunk(s) of up to {} trajectories, {} save slot(s) per batch",
-        n.div_ceil(plan.chunk),
-        plan.chunk,
-        plan.slots_per_batch
+        "plan: {}",
+        plan.describe(n, save_plan.n_slots(), options.ring)
     );
     // Windows of the largest chunk: smaller chunks get longer windows, so never more.
     let max_len = |chunk_len: usize| {
@@ -282,29 +316,53 @@ pub fn simulate(
         .unwrap_or(1)
         .div_ceil(WINDOWS_PER_SUBMIT) as u32;
     let res = Resources::new(ctx, problem, &plan, options, passes_per_batch)?;
-    let setup = setup_start.elapsed();
+    let row_bytes = plan.chunk as u64 * precision.bytes();
+    let mut ring: ReadbackRing<Unit> = ReadbackRing::new(
+        ctx,
+        options.ring,
+        &[
+            (
+                "saved",
+                plan.slots_per_batch as u64 * dim as u64 * row_bytes,
+            ),
+            ("status", plan.chunk as u64 * 4),
+            ("timestamps", 16 * passes_per_batch as u64),
+        ],
+    );
+    let mut stats = RunStats {
+        trajectory_steps: n as u64 * problem.grid.n_steps as u64,
+        setup: setup_start.elapsed(),
+        gpu: res.timer.as_ref().map(|_| std::time::Duration::ZERO),
+        ..RunStats::default()
+    };
 
     let solve_start = Instant::now();
-    let mut out = Solution {
-        n,
-        dim,
-        state_names: system.states.iter().map(|v| v.name.clone()).collect(),
-        times: save_plan.times(&problem.grid),
-        states: StateValues::nan(precision, save_plan.n_slots() * n * dim),
-        status: vec![Status::Running; n],
-        steps: None,
-        stats: RunStats {
-            trajectory_steps: n as u64 * problem.grid.n_steps as u64,
-            setup,
-            ..RunStats::default()
-        },
+    let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
+        sink.saves(&SaveBatch {
+            slots: unit.slots.clone(),
+            chunk: unit.chunk.clone(),
+            stride: plan.chunk,
+            n,
+            dim,
+            bytes: bytes[0],
+        })?;
+        if unit.last_batch {
+            let codes: &[u32] = bytemuck::cast_slice(&bytes[1][..unit.chunk.len() * 4]);
+            let status: Vec<Status> = codes.iter().map(|&c| Status::from_code(c)).collect();
+            sink.chunk_done(unit.chunk.clone(), &status, None)?;
+        }
+        if let (Some(t), Some(total)) = (&res.timer, stats.gpu.as_mut()) {
+            *total += t.duration(&bytes[2][..16 * unit.passes as usize]);
+        }
+        Ok(())
     };
-    let mut gpu_time = res.timer.as_ref().map(|_| std::time::Duration::ZERO);
     let mut host = HostUpload::default();
     let rows = res
         .buffers
         .rows(dim, system.n_params(), precision, plan.chunk);
     for chunk in plan.chunks(n) {
+        // Queue writes land after the work already submitted and before the next
+        // submission, so the next chunk's upload may be queued while this one runs.
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
             chunk.len(),
@@ -314,9 +372,10 @@ pub fn simulate(
         for (b, slots) in batches.iter().enumerate() {
             let all = batch_windows(&save_plan, slots, max_len(chunk.len()));
             let groups: Vec<&[Range<u32>]> = all.chunks(WINDOWS_PER_SUBMIT).collect();
-            let saved_bytes =
-                slots.len() as u64 * dim as u64 * plan.chunk as u64 * precision.bytes();
+            let saved_bytes = slots.len() as u64 * dim as u64 * row_bytes;
             let last_batch = b + 1 == batches.len();
+            let (ring_slot, staging) = ring.acquire(ctx, &mut consume)?;
+            let mut submission = None;
             for (g, group) in groups.iter().enumerate() {
                 let uniforms: Vec<u8> = group
                     .iter()
@@ -339,8 +398,6 @@ pub fn simulate(
                         slot
                     })
                     .collect();
-                // Queue writes land before the next submission and after the previous
-                // ones, so the slots can be rewritten while earlier groups still run.
                 ctx.queue.write_buffer(&res.buffers.uniforms, 0, &uniforms);
 
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -362,54 +419,44 @@ pub fn simulate(
                         pass.dispatch_workgroups(gx, gy, 1);
                     }
                 }
-                out.stats.dispatches += group.len();
-                // Only the batch's last submission is waited on: its results and the
-                // timestamps of all its passes come back together.
-                let last_of_batch = g + 1 == groups.len();
-                if last_of_batch {
-                    enc.copy_buffer_to_buffer(
-                        &res.buffers.saved,
-                        0,
-                        &res.buffers.saved_staging,
-                        0,
-                        saved_bytes,
-                    );
+                stats.dispatches += group.len();
+                // The unit's last submission copies its results (and the timestamps of
+                // all its passes) into the ring slot; only that one is ever waited on.
+                if g + 1 == groups.len() {
+                    enc.copy_buffer_to_buffer(&res.buffers.saved, 0, &staging[0], 0, saved_bytes);
                     if last_batch {
                         let bytes = chunk.len() as u64 * 4;
-                        enc.copy_buffer_to_buffer(&res.status, 0, &res.status_staging, 0, bytes);
+                        enc.copy_buffer_to_buffer(&res.status, 0, &staging[1], 0, bytes);
                     }
                     if let Some(t) = &res.timer {
-                        t.resolve(&mut enc, groups.len() as u32);
+                        t.resolve_into(&mut enc, groups.len() as u32, &staging[2]);
                     }
                 }
-                ctx.queue.submit([enc.finish()]);
+                submission = Some(ctx.queue.submit([enc.finish()]));
             }
-            with_mapped(ctx, &res.buffers.saved_staging, saved_bytes, |bytes| {
-                SaveBatch {
-                    slots: slots.clone(),
+            let status_bytes = if last_batch {
+                chunk.len() as u64 * 4
+            } else {
+                0
+            };
+            let timestamp_bytes = res.timer.as_ref().map_or(0, |_| 16 * groups.len() as u64);
+            ring.submitted(
+                ring_slot,
+                submission.expect("a batch has at least one window"),
+                vec![saved_bytes, status_bytes, timestamp_bytes],
+                Unit {
                     chunk: chunk.clone(),
-                    stride: plan.chunk,
-                    n,
-                    dim,
-                    bytes,
-                }
-                .scatter(&mut out.states)
-            })?;
-            if let (Some(t), Some(total)) = (&res.timer, gpu_time.as_mut()) {
-                *total += t.read(ctx, groups.len() as u32)?;
-            }
+                    slots: slots.clone(),
+                    last_batch,
+                    passes: groups.len() as u32,
+                },
+            );
         }
-        with_mapped(ctx, &res.status_staging, chunk.len() as u64 * 4, |bytes| {
-            let codes: &[u32] = bytemuck::cast_slice(bytes);
-            for (s, &c) in out.status[chunk.clone()].iter_mut().zip(codes) {
-                *s = Status::from_code(c);
-            }
-        })?;
-        out.stats.chunks += 1;
+        stats.chunks += 1;
     }
-    out.stats.solve = solve_start.elapsed();
-    out.stats.gpu = gpu_time;
-    Ok(out)
+    ring.drain(ctx, &mut consume)?;
+    stats.solve = solve_start.elapsed();
+    Ok(stats)
 }
 
 /// Dispatch windows of the batch holding save slots `slots`: it integrates from the step

@@ -44,6 +44,8 @@ pub struct RunShape {
     pub workgroup_size: u32,
     /// Further device bytes per trajectory (an adaptive run's controller state).
     pub extra_bytes: u64,
+    /// Readback slots in flight, each with its own staging copy of a batch of saves.
+    pub ring: usize,
 }
 
 /// Caps the user (or a test) may put on the plan.
@@ -89,10 +91,12 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
         .max(1);
     let s_min = slot_cap.min(MIN_SLOTS_PER_BATCH);
 
-    // Device bytes per trajectory with `s` slots per batch: state, params, saved and its
-    // staging copy, status and its staging copy.
+    // Device bytes per trajectory with `s` slots per batch: state, params, saved and one
+    // staging copy per ring slot, status and its staging copies.
+    let copies = 1 + shape.ring.max(1);
     let per_traj = |s: usize| {
-        bytes * (shape.dim + shape.n_params + 2 * s * shape.dim + 2) as u64 + shape.extra_bytes
+        bytes * (shape.dim + shape.n_params + copies * s * shape.dim + copies) as u64
+            + shape.extra_bytes
     };
 
     let mut chunk = shape
@@ -111,8 +115,8 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
     let by_binding = elems / (shape.dim * chunk);
     let by_budget = (((caps.memory_budget / chunk as u64).saturating_sub(shape.extra_bytes)
         / bytes)
-        .saturating_sub((shape.dim + shape.n_params + 2) as u64)
-        / (2 * shape.dim as u64)) as usize;
+        .saturating_sub((shape.dim + shape.n_params + copies) as u64)
+        / (copies * shape.dim) as u64) as usize;
     let slots_per_batch = slot_cap.min(by_binding).min(by_budget).max(s_min);
     Ok(Plan {
         chunk,
@@ -121,6 +125,19 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
 }
 
 impl Plan {
+    /// The plan in words, for `--verbose`.
+    pub fn describe(&self, n: usize, n_slots: usize, ring: usize) -> String {
+        format!(
+            "{} chunk(s) of up to {} trajectories; {} batch(es) of up to {} save slot(s) per \
+             chunk; {} readback slot(s) in flight",
+            n.div_ceil(self.chunk),
+            self.chunk,
+            n_slots.div_ceil(self.slots_per_batch),
+            self.slots_per_batch,
+            ring.max(1)
+        )
+    }
+
     /// Trajectory ranges of the chunks.
     pub fn chunks(&self, n: usize) -> impl Iterator<Item = Range<usize>> + '_ {
         (0..n.div_ceil(self.chunk)).map(move |c| c * self.chunk..((c + 1) * self.chunk).min(n))
@@ -174,6 +191,7 @@ mod tests {
             bytes_per_real: 4,
             workgroup_size: 64,
             extra_bytes: 0,
+            ring: 1,
         }
     }
 

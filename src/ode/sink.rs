@@ -1,0 +1,160 @@
+//! Where an ensemble run's results go as they come off the device. The runners hand every
+//! batch of save slots and every finished chunk to a `Sink`; what happens then (gather in
+//! memory, stream to disk, reduce) is the sink's business, so a run never needs its whole
+//! output in memory unless the caller asks for that.
+
+use super::device::{Precision, SaveBatch};
+use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
+use std::ops::Range;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("writing '{path}' failed: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub trait Sink {
+    /// One batch of save slots of one chunk, in the device layout (see `SaveBatch`).
+    /// Batches of a chunk arrive in slot order; chunks arrive in trajectory order.
+    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError>;
+
+    /// A chunk has finished: its statuses, and its step counts for adaptive runs. Comes
+    /// after all of the chunk's batches.
+    fn chunk_done(
+        &mut self,
+        chunk: Range<usize>,
+        status: &[Status],
+        steps: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError>;
+}
+
+/// Several sinks fed the same results, in order.
+pub struct FanOut<'a>(pub Vec<&'a mut dyn Sink>);
+
+impl Sink for FanOut<'_> {
+    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
+        self.0.iter_mut().try_for_each(|s| s.saves(batch))
+    }
+
+    fn chunk_done(
+        &mut self,
+        chunk: Range<usize>,
+        status: &[Status],
+        steps: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError> {
+        self.0
+            .iter_mut()
+            .try_for_each(|s| s.chunk_done(chunk.clone(), status, steps))
+    }
+}
+
+/// Gathers everything into a `Solution` (memory grows with N × saves).
+pub struct MemorySink {
+    states: StateValues,
+    status: Vec<Status>,
+    steps: Option<Vec<StepCounts>>,
+}
+
+impl MemorySink {
+    pub fn new(n: usize, dim: usize, n_slots: usize, precision: Precision) -> MemorySink {
+        MemorySink {
+            states: StateValues::nan(precision, n_slots * n * dim),
+            status: vec![Status::Running; n],
+            steps: None,
+        }
+    }
+
+    pub fn into_solution(
+        self,
+        dim: usize,
+        state_names: Vec<String>,
+        times: Vec<f64>,
+        stats: RunStats,
+    ) -> Solution {
+        Solution {
+            n: self.status.len(),
+            dim,
+            state_names,
+            times,
+            states: self.states,
+            status: self.status,
+            steps: self.steps,
+            stats,
+        }
+    }
+}
+
+impl Sink for MemorySink {
+    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
+        batch.scatter(&mut self.states);
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        chunk: Range<usize>,
+        status: &[Status],
+        steps: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError> {
+        self.status[chunk.clone()].copy_from_slice(status);
+        if let Some(steps) = steps {
+            let n = self.status.len();
+            self.steps
+                .get_or_insert_with(|| vec![StepCounts::default(); n])[chunk]
+                .copy_from_slice(steps);
+        }
+        Ok(())
+    }
+}
+
+/// Counts statuses and step totals only: what a summary needs, in constant memory.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub status: [usize; 5],
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rhs_evals: u64,
+    pub max_attempts: u64,
+    pub trajectories: usize,
+}
+
+impl Sink for Tally {
+    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        _: Range<usize>,
+        status: &[Status],
+        steps: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError> {
+        for s in status {
+            self.status[*s as usize] += 1;
+        }
+        self.trajectories += status.len();
+        for c in steps.unwrap_or(&[]) {
+            self.accepted += c.accepted as u64;
+            self.rejected += c.rejected as u64;
+            self.rhs_evals += c.rhs_evals as u64;
+            self.max_attempts = self.max_attempts.max(c.attempts());
+        }
+        Ok(())
+    }
+}
+
+impl Tally {
+    /// Statuses with non-zero counts, in code order.
+    pub fn status_counts(&self) -> Vec<(Status, usize)> {
+        Status::ALL
+            .into_iter()
+            .zip(self.status)
+            .filter(|&(_, c)| c > 0)
+            .collect()
+    }
+}
