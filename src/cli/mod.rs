@@ -9,6 +9,8 @@
 
 mod format;
 mod info;
+mod outputs;
+mod progress;
 mod simulate;
 pub mod spec;
 mod systems;

@@ -2,12 +2,14 @@
 
 use super::CliError;
 use super::format::{grouped, seconds};
+use super::outputs::{Output, Outputs};
+use super::progress::Progress;
 use super::spec::{RunSpec, U0Spec, build_problem};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::ode::{
-    self, InitialStates, Parameters, Precision, Problem, RunOptions, Save, SimError, Solution,
-    Solver, StateValues, Tolerance,
+    self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Tally,
+    Tolerance,
 };
 use crate::schedule::PlanCaps;
 use serde_json::json;
@@ -171,6 +173,26 @@ pub struct SimulateArgs {
     /// Most trajectories per chunk (performance only; results do not change)
     #[arg(long, value_name = "N")]
     chunk: Option<usize>,
+
+    /// Device memory the run may use, e.g. 512M or 2G [default: 1G on GPUs, 256M on CPU
+    /// adapters, whose device memory is host memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    gpu_memory: Option<u64>,
+
+    /// Units of work in flight: the host consumes one while the device runs the next
+    /// (performance only; results do not change)
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    ring: u32,
+
+    /// Optional outputs with -o, comma-separated: states (default), trajectory-stats
+    /// (per-trajectory min/max/mean over the saves), ensemble-stats (mean/variance across
+    /// trajectories per save time)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    outputs: Vec<Output>,
+
+    /// No progress bar
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn parse_numbers(s: &str) -> Result<Vec<f64>, String> {
@@ -272,6 +294,7 @@ impl SimulateArgs {
             max_growth: self.max_growth,
             max_shrink: self.max_shrink,
             saveat: self.saveat.clone().map(toml::Value::String),
+            outputs: (!self.outputs.is_empty()).then(|| self.outputs.clone()),
         }
     }
 }
@@ -291,45 +314,95 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         None => args.spec(),
     };
     let problem = build_problem(&spec)?;
-    problem.check()?;
-    // Prove the output directory writable before spending any time computing.
-    let out = spec
-        .out
-        .as_deref()
-        .map(OutputDir::create)
-        .transpose()
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let times = problem.save_times()?;
+    let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
+    // Every output file is created, and its space claimed, before any computing.
+    let mut outputs = match spec.out.as_deref() {
+        Some(dir) => {
+            let dir = OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?;
+            Some(Outputs::open(dir, &problem, times.len(), &outputs_wanted)?)
+        }
+        None => None,
+    };
 
     let ctx = GpuContext::new(choice)?;
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
         caps: PlanCaps {
             max_chunk: args.chunk,
+            memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(&ctx)),
             ..PlanCaps::default()
         },
+        ring: args.ring as usize,
         ..RunOptions::default()
     };
-    let solution = problem.simulate(&ctx, &options)?;
+    let mut tally = Tally::default();
+    let mut progress = Progress::new(problem.ensemble().n, times.len(), args.quiet || args.json);
+    let stats = {
+        let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];
+        if let Some(o) = outputs.as_mut() {
+            sinks.extend(o.sinks());
+        }
+        problem.run_into(&ctx, &options, &mut FanOut(sinks))
+    };
+    progress.finish();
+    let stats = stats?;
 
-    let mut summary = summary_json(&ctx, &problem, &solution);
-    if let Some(mut dir) = out {
-        let files = write_outputs(&mut dir, &problem, &solution)
-            .map_err(|e| CliError::Runtime(e.to_string()))?;
-        summary["files"] = json!(files);
-        dir.write_json("run.json", &summary)
-            .map_err(|e| CliError::Runtime(e.to_string()))?;
-        dir.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
+    let summary = summary_json(&ctx, &problem, &tally, &stats, times.len());
+    if let Some(o) = outputs {
+        o.finish(&problem, &times, summary.clone())?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
-        print_summary(&ctx, &problem, &solution, spec.out.as_deref());
+        print_summary(
+            &ctx,
+            &problem,
+            &tally,
+            &stats,
+            times.len(),
+            spec.out.as_deref(),
+        );
     }
     Ok(())
 }
 
+/// Device memory a run may use unless --gpu-memory says otherwise. On a CPU adapter
+/// (lavapipe) device memory is host memory, so the default stays small there.
+fn default_gpu_memory(ctx: &GpuContext) -> u64 {
+    if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
+        256 << 20
+    } else {
+        1 << 30
+    }
+}
+
+/// `512M`, `2G`, `1.5GiB`, `1000000` (bytes).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 512M or 2G"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit '{other}' (use K, M, G or T)")),
+    };
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(format!("'{s}' is not a positive size"));
+    }
+    Ok(bytes as u64)
+}
+
 /// What the run integrated and how, by kind of solver.
-fn method_json(p: &Problem, s: &Solution) -> serde_json::Value {
+fn method_json(p: &Problem, tally: &Tally) -> serde_json::Value {
     match p {
         Problem::Fixed(f) => json!({
             "t0": f.grid.t0,
@@ -344,8 +417,6 @@ fn method_json(p: &Problem, s: &Solution) -> serde_json::Value {
                 Tolerance::PerState(v) => json!(v),
             };
             let c = &a.control;
-            let steps = s.steps.as_deref().unwrap_or(&[]);
-            let attempts: Vec<u64> = steps.iter().map(|c| c.attempts()).collect();
             json!({
                 "t0": a.t0,
                 "t1": a.t1,
@@ -360,21 +431,27 @@ fn method_json(p: &Problem, s: &Solution) -> serde_json::Value {
                 "max_shrink": c.max_shrink,
                 "saveat": match &a.saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
                 "steps": {
-                    "accepted": steps.iter().map(|c| c.accepted as u64).sum::<u64>(),
-                    "rejected": steps.iter().map(|c| c.rejected as u64).sum::<u64>(),
-                    "rhs_evals": steps.iter().map(|c| c.rhs_evals as u64).sum::<u64>(),
-                    "attempts_mean": attempts.iter().sum::<u64>() as f64 / attempts.len().max(1) as f64,
-                    "attempts_max": attempts.iter().max(),
+                    "accepted": tally.accepted,
+                    "rejected": tally.rejected,
+                    "rhs_evals": tally.rhs_evals,
+                    "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
+                    "attempts_max": tally.max_attempts,
                 },
             })
         }
     }
 }
 
-fn summary_json(ctx: &GpuContext, p: &Problem, s: &Solution) -> serde_json::Value {
+fn summary_json(
+    ctx: &GpuContext,
+    p: &Problem,
+    tally: &Tally,
+    stats: &RunStats,
+    n_save: usize,
+) -> serde_json::Value {
     let system = p.system();
     let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
-    let counts: serde_json::Map<String, serde_json::Value> = s
+    let counts: serde_json::Map<String, serde_json::Value> = tally
         .status_counts()
         .into_iter()
         .map(|(st, c)| {
@@ -397,87 +474,45 @@ fn summary_json(ctx: &GpuContext, p: &Problem, s: &Solution) -> serde_json::Valu
         "solver": p.solver(),
         "adaptive": p.solver().is_adaptive(),
         "precision": p.precision(),
-        "n": s.n,
-        "method": method_json(p, s),
-        "n_save": s.n_save(),
+        "n": p.ensemble().n,
+        "method": method_json(p, tally),
+        "n_save": n_save,
         "status": counts,
         "adapter": { "name": ctx.summary.name, "backend": ctx.summary.backend, "type": ctx.summary.device_type, "driver": ctx.summary.driver_info },
         "timing": {
-            "setup_s": s.stats.setup.as_secs_f64(),
-            "solve_s": s.stats.solve.as_secs_f64(),
-            "gpu_s": s.stats.gpu.map(|d| d.as_secs_f64()),
-            "trajectory_steps": s.stats.trajectory_steps,
-            "trajectory_steps_per_s": s.stats.throughput(),
-            "chunks": s.stats.chunks,
-            "dispatches": s.stats.dispatches,
+            "setup_s": stats.setup.as_secs_f64(),
+            "solve_s": stats.solve.as_secs_f64(),
+            "gpu_s": stats.gpu.map(|d| d.as_secs_f64()),
+            "host_s": stats.host.as_secs_f64(),
+            "trajectory_steps": stats.trajectory_steps,
+            "trajectory_steps_per_s": stats.throughput(),
+            "chunks": stats.chunks,
+            "dispatches": stats.dispatches,
         },
     })
 }
 
-fn write_outputs(
-    dir: &mut OutputDir,
+fn print_summary(
+    ctx: &GpuContext,
     p: &Problem,
-    s: &Solution,
-) -> Result<Vec<serde_json::Value>, crate::io::OutputError> {
-    let (n, dim) = (s.n as u64, s.dim as u64);
-    let dtype = match s.states.precision() {
-        Precision::F32 => "float32",
-        Precision::F64 => "float64",
-    };
-    let mut files = vec![
-        json!({"file": "states.npy", "shape": [s.n_save(), s.n, s.dim], "dtype": dtype}),
-        json!({"file": "times.npy", "shape": [s.n_save()], "dtype": "float64"}),
-        json!({"file": "status.npy", "shape": [s.n], "dtype": "uint8"}),
-    ];
-    let shape = [s.n_save() as u64, n, dim];
-    match &s.states {
-        StateValues::F32(v) => dir.write_npy("states.npy", &shape, v)?,
-        StateValues::F64(v) => dir.write_npy("states.npy", &shape, v)?,
-    }
-    dir.write_npy("times.npy", &[s.n_save() as u64], &s.times)?;
-    let codes: Vec<u8> = s.status.iter().map(|&st| st as u8).collect();
-    dir.write_npy("status.npy", &[n], &codes)?;
-    if let Some(steps) = &s.steps {
-        let table: Vec<u32> = steps
-            .iter()
-            .flat_map(|c| [c.accepted, c.rejected, c.rhs_evals])
-            .collect();
-        dir.write_npy("stats.npy", &[n, 3], &table)?;
-        files.push(
-            json!({"file": "stats.npy", "shape": [s.n, 3], "dtype": "uint32",
-            "columns": ["accepted", "rejected", "rhs_evals"]}),
-        );
-    }
-    let (system, ensemble) = (p.system(), p.ensemble());
-    if ensemble.params != Parameters::Default && system.n_params() > 0 {
-        let params = ensemble.params(0..s.n);
-        dir.write_npy("params.npy", &[n, system.n_params() as u64], &params)?;
-        files.push(
-            json!({"file": "params.npy", "shape": [s.n, system.n_params()], "dtype": "float64"}),
-        );
-    }
-    if ensemble.initial != InitialStates::Default {
-        let u0 = ensemble.states(0..s.n);
-        dir.write_npy("u0.npy", &[n, dim], &u0)?;
-        files.push(json!({"file": "u0.npy", "shape": [s.n, s.dim], "dtype": "float64"}));
-    }
-    Ok(files)
-}
-
-fn print_summary(ctx: &GpuContext, p: &Problem, s: &Solution, out: Option<&std::path::Path>) {
+    tally: &Tally,
+    stats: &RunStats,
+    n_save: usize,
+    out: Option<&std::path::Path>,
+) {
     let system = p.system();
     let head = format!(
         "{} · {} · {} · {} trajectories",
         system.name(),
         p.solver().name(),
         p.precision().name(),
-        grouped(s.n as u64)
+        grouped(p.ensemble().n as u64)
     );
     match p {
         Problem::Fixed(f) => {
             let saving = match f.save {
                 Save::Final => "final state only".to_string(),
-                Save::Every(k) => format!("saving every {k} steps ({} saves)", s.n_save()),
+                Save::Every(k) => format!("saving every {k} steps ({n_save} saves)"),
             };
             println!(
                 "{head} × {} steps (dt {}, t {} → {}) · {saving}",
@@ -509,8 +544,7 @@ fn print_summary(ctx: &GpuContext, p: &Problem, s: &Solution, out: Option<&std::
         "adapter  {} ({}, {})",
         ctx.summary.name, ctx.summary.backend, ctx.summary.device_type
     );
-    let gpu = s
-        .stats
+    let gpu = stats
         .gpu
         .map(|g| format!(", GPU {}", seconds(g.as_secs_f64())))
         .unwrap_or_default();
@@ -520,36 +554,30 @@ fn print_summary(ctx: &GpuContext, p: &Problem, s: &Solution, out: Option<&std::
         "trajectory-steps/s"
     };
     println!(
-        "solve    {}{gpu} · {:.3e} {unit} · setup {} · {} chunk(s), {} dispatch(es)",
-        seconds(s.stats.solve.as_secs_f64()),
-        s.stats.throughput(),
-        seconds(s.stats.setup.as_secs_f64()),
-        s.stats.chunks,
-        s.stats.dispatches
+        "solve    {}{gpu}, host {} · {:.3e} {unit} · setup {} · {} chunk(s), {} dispatch(es)",
+        seconds(stats.solve.as_secs_f64()),
+        seconds(stats.host.as_secs_f64()),
+        stats.throughput(),
+        seconds(stats.setup.as_secs_f64()),
+        stats.chunks,
+        stats.dispatches
     );
-    if let Some(steps) = &s.steps {
-        let attempts: Vec<u64> = steps.iter().map(|c| c.attempts()).collect();
-        let accepted: u64 = steps.iter().map(|c| c.accepted as u64).sum();
-        let rejected: u64 = steps.iter().map(|c| c.rejected as u64).sum();
+    if p.solver().is_adaptive() {
         println!(
             "steps    {} accepted, {} rejected · per trajectory: mean {:.1}, max {} attempts",
-            grouped(accepted),
-            grouped(rejected),
-            attempts.iter().sum::<u64>() as f64 / attempts.len().max(1) as f64,
-            grouped(attempts.iter().copied().max().unwrap_or(0))
+            grouped(tally.accepted),
+            grouped(tally.rejected),
+            (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
+            grouped(tally.max_attempts)
         );
     }
-    let counts: Vec<String> = s
+    let counts: Vec<String> = tally
         .status_counts()
         .into_iter()
         .map(|(st, c)| format!("{} {}", grouped(c as u64), st.describe()))
         .collect();
     println!("status   {}", counts.join(", "));
     if let Some(dir) = out {
-        let stats = if s.steps.is_some() { ",stats" } else { "" };
-        println!(
-            "wrote    {}/{{states,times,status{stats}}}.npy and run.json",
-            dir.display()
-        );
+        println!("wrote    {}/ (files listed in run.json)", dir.display());
     }
 }

@@ -54,6 +54,8 @@ pub struct RunSpec {
     pub max_shrink: Option<f64>,
     /// Adaptive solvers: "t0:dt:t1" or a list of times.
     pub saveat: Option<toml::Value>,
+    /// Optional outputs with `out` (default: states).
+    pub outputs: Option<Vec<super::outputs::Output>>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -133,7 +135,8 @@ impl RunSpec {
             safety,
             max_growth,
             max_shrink,
-            saveat
+            saveat,
+            outputs
         );
         self.set.extend(over.set);
         self.param.extend(over.param);

@@ -2,6 +2,7 @@
 //! name and renamed into place by `commit`. Dropped without a commit (an error, Ctrl-C
 //! unwinding), the temporaries are removed, so a failed run leaves no half-written results.
 
+use super::npy_stream::{Dtype, NpyStream};
 use npyz::AutoSerialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -20,6 +21,11 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "not enough disk space for '{path}' ({gib:.2} GiB); free some space, save less often \
+         or write elsewhere"
+    )]
+    NoSpace { path: String, gib: f64 },
 }
 
 pub struct OutputDir {
@@ -74,6 +80,36 @@ impl OutputDir {
         data: &[T],
     ) -> Result<(), OutputError> {
         self.stage(name, |p| super::npy::write_npy(p, shape, data))
+    }
+
+    /// A `.npy` file to be written in pieces while the run goes on (see `NpyStream`); its
+    /// full size is claimed on disk now, so a full disk fails here, before any work.
+    pub fn stream_npy(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+        shape: &[u64],
+    ) -> Result<NpyStream, OutputError> {
+        let mut stream = None;
+        let gib = shape.iter().product::<u64>() as f64 * dtype.width() as f64 / (1u64 << 30) as f64;
+        let final_path = self.dir.join(name);
+        self.stage(name, |p| {
+            stream = Some(NpyStream::create(p, dtype, shape)?);
+            Ok(())
+        })
+        .map_err(|e| match e {
+            OutputError::Write { source, .. }
+                if source.raw_os_error() == Some(libc::ENOSPC)
+                    || source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                OutputError::NoSpace {
+                    path: final_path.display().to_string(),
+                    gib,
+                }
+            }
+            other => other,
+        })?;
+        Ok(stream.expect("created"))
     }
 
     pub fn write_json(&mut self, name: &str, value: &serde_json::Value) -> Result<(), OutputError> {

@@ -275,13 +275,16 @@ pub fn run_adaptive_into(
 
     let solve_start = Instant::now();
     let mut attempts = 0u64;
+    let mut host_time = std::time::Duration::ZERO;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
+        let started = Instant::now();
         sink.saves(&SaveBatch {
             slots: unit.slots.clone(),
             chunk: unit.chunk.clone(),
             stride: plan.chunk,
             n,
             dim,
+            precision,
             bytes: bytes[0],
         })?;
         if unit.last_batch {
@@ -299,6 +302,7 @@ pub fn run_adaptive_into(
             attempts += steps.iter().map(StepCounts::attempts).sum::<u64>();
             sink.chunk_done(unit.chunk.clone(), &status, Some(&steps))?;
         }
+        host_time += started.elapsed();
         Ok(())
     };
     let mut host = HostUpload::default();
@@ -425,6 +429,7 @@ pub fn run_adaptive_into(
     }
     ring.drain(ctx, &mut consume)?;
     stats.solve = solve_start.elapsed();
+    stats.host = host_time;
     stats.trajectory_steps = attempts;
     Ok(stats)
 }

@@ -1,11 +1,12 @@
 //! Either kind of ensemble run, for callers (the CLI, servers) that take both.
 
 use super::adaptive::AdaptiveProblem;
-use super::adaptive_run::{self, simulate_adaptive};
+use super::adaptive_run::{self, run_adaptive_into, simulate_adaptive};
 use super::device::Precision;
 use super::ensemble::Ensemble;
-use super::run::{self, FixedStepProblem, RunOptions, SimError, simulate};
-use super::solution::Solution;
+use super::run::{self, FixedStepProblem, RunOptions, SimError, run_into, simulate};
+use super::sink::Sink;
+use super::solution::{RunStats, Solution};
 use super::tableau::Solver;
 use crate::gpu::GpuContext;
 use crate::model::System;
@@ -50,6 +51,27 @@ impl Problem {
         match self {
             Problem::Fixed(p) => run::check(p).map(|_| ()),
             Problem::Adaptive(p) => adaptive_run::check(p).map(|_| ()),
+        }
+    }
+
+    /// The save times (fixed step: the times of the saved steps).
+    pub fn save_times(&self) -> Result<Vec<f64>, SimError> {
+        match self {
+            Problem::Fixed(p) => Ok(run::check(p)?.times(&p.grid)),
+            Problem::Adaptive(p) => adaptive_run::check(p),
+        }
+    }
+
+    /// Runs, handing results to `sink` as they arrive.
+    pub fn run_into(
+        &self,
+        ctx: &GpuContext,
+        options: &RunOptions,
+        sink: &mut dyn Sink,
+    ) -> Result<RunStats, SimError> {
+        match self {
+            Problem::Fixed(p) => run_into(ctx, p, options, sink),
+            Problem::Adaptive(p) => run_adaptive_into(ctx, p, options, sink),
         }
     }
 

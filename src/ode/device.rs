@@ -255,7 +255,8 @@ impl HostUpload {
     }
 }
 
-/// Where a batch of save slots read back from the device goes in the solution.
+/// A batch of save slots read back from the device: layout [slot][stride][dim] in the
+/// run's precision, of which the chunk's trajectories are the first `chunk.len()` rows.
 pub struct SaveBatch<'a> {
     /// Run-wide slot numbers of the batch.
     pub slots: Range<usize>,
@@ -265,25 +266,45 @@ pub struct SaveBatch<'a> {
     pub stride: usize,
     pub n: usize,
     pub dim: usize,
+    pub precision: Precision,
     pub bytes: &'a [u8],
 }
 
 impl SaveBatch<'_> {
-    /// Copies the device layout [slot][dim][stride] into the solution's [slot][n][dim].
+    /// The chunk's states at the batch's `s_local`-th slot, [trajectory][component], as raw
+    /// little-endian values: exactly the bytes this block has in `states.npy`.
+    pub fn slot(&self, s_local: usize) -> &[u8] {
+        let w = self.precision.bytes() as usize;
+        let at = s_local * self.stride * self.dim * w;
+        &self.bytes[at..at + self.chunk.len() * self.dim * w]
+    }
+
+    /// The value of component `c` of the chunk's `j`-th trajectory at slot `s_local`.
+    pub fn get(&self, s_local: usize, c: usize, j: usize) -> f64 {
+        let k = j * self.dim + c;
+        let slot = self.slot(s_local);
+        match self.precision {
+            Precision::F32 => {
+                f32::from_le_bytes(slot[4 * k..4 * k + 4].try_into().expect("4 bytes")) as f64
+            }
+            Precision::F64 => {
+                f64::from_le_bytes(slot[8 * k..8 * k + 8].try_into().expect("8 bytes"))
+            }
+        }
+    }
+
+    /// Copies the batch into the solution's [slot][n][dim].
     pub fn scatter(&self, out: &mut StateValues) {
-        fn go<T: bytemuck::Pod>(b: &SaveBatch, saved: &[T], out: &mut [T]) {
+        fn go<T: bytemuck::Pod>(b: &SaveBatch, out: &mut [T]) {
             for (s_local, s) in b.slots.clone().enumerate() {
-                for c in 0..b.dim {
-                    let src = &saved[(s_local * b.dim + c) * b.stride..][..b.chunk.len()];
-                    for (j, &v) in src.iter().enumerate() {
-                        out[(s * b.n + b.chunk.start + j) * b.dim + c] = v;
-                    }
-                }
+                let at = (s * b.n + b.chunk.start) * b.dim;
+                let src: &[T] = bytemuck::cast_slice(b.slot(s_local));
+                out[at..at + src.len()].copy_from_slice(src);
             }
         }
         match out {
-            StateValues::F32(v) => go(self, bytemuck::cast_slice(self.bytes), v),
-            StateValues::F64(v) => go(self, bytemuck::cast_slice(self.bytes), v),
+            StateValues::F32(v) => go(self, v),
+            StateValues::F64(v) => go(self, v),
         }
     }
 }

@@ -87,7 +87,11 @@ pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
     s
 }
 
-/// Loads, stores and saves of one trajectory's components, plus the finiteness test.
+/// Loads, stores and saves of one trajectory's components, plus the finiteness test. State
+/// and parameters are struct-of-arrays ([component][stride]); saves are [slot][stride][dim],
+/// the file's own layout, so a slot of a chunk reaches disk as one contiguous block (each
+/// invocation writes `dim` adjacent values and its neighbours the next ones, so the writes
+/// stay coalesced).
 pub fn accessors(dim: usize, n_params: usize) -> String {
     let offset = |c: usize| match c {
         0 => String::new(),
@@ -123,13 +127,13 @@ pub fn accessors(dim: usize, n_params: usize) -> String {
     );
     let _ = writeln!(
         s,
-        "fn save_state(slot: u32, i: u32, u: State) {{\n    let base = slot * {dim}u * win.stride + i;\n{}}}\n",
-        lines(dim, &|c| format!("saved[base{}] = u.x{c}", offset(c)))
+        "fn save_state(slot: u32, i: u32, u: State) {{\n    let base = (slot * win.stride + i) * {dim}u;\n{}}}\n",
+        lines(dim, &|c| format!("saved[base + {c}u] = u.x{c}"))
     );
     let _ = writeln!(
         s,
-        "fn save_nan(slot: u32, i: u32) {{\n    let base = slot * {dim}u * win.stride + i;\n{}}}\n",
-        lines(dim, &|c| format!("saved[base{}] = nan_real()", offset(c)))
+        "fn save_nan(slot: u32, i: u32) {{\n    let base = (slot * win.stride + i) * {dim}u;\n{}}}\n",
+        lines(dim, &|c| format!("saved[base + {c}u] = nan_real()"))
     );
     let _ = writeln!(
         s,

@@ -16,10 +16,11 @@ pub mod problem;
 pub mod run;
 pub mod sink;
 pub mod solution;
+pub mod stream;
 pub mod tableau;
 
 pub use adaptive::{AdaptiveProblem, Control, ControlError, SaveAt, Tolerance};
-pub use adaptive_run::simulate_adaptive;
+pub use adaptive_run::{run_adaptive_into, simulate_adaptive};
 pub use any::Problem;
 pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Parameters, Table};
@@ -27,4 +28,5 @@ pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
 pub use run::{FixedStepProblem, RunOptions, SimError, run_into, simulate};
 pub use sink::{FanOut, MemorySink, Sink, SinkError, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
+pub use stream::{EnsembleStats, NpySink, TrajectoryStats};
 pub use tableau::{Solver, Tableau};

@@ -337,13 +337,16 @@ pub fn run_into(
     };
 
     let solve_start = Instant::now();
+    let mut host_time = std::time::Duration::ZERO;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
+        let started = Instant::now();
         sink.saves(&SaveBatch {
             slots: unit.slots.clone(),
             chunk: unit.chunk.clone(),
             stride: plan.chunk,
             n,
             dim,
+            precision,
             bytes: bytes[0],
         })?;
         if unit.last_batch {
@@ -354,6 +357,7 @@ pub fn run_into(
         if let (Some(t), Some(total)) = (&res.timer, stats.gpu.as_mut()) {
             *total += t.duration(&bytes[2][..16 * unit.passes as usize]);
         }
+        host_time += started.elapsed();
         Ok(())
     };
     let mut host = HostUpload::default();
@@ -456,6 +460,7 @@ pub fn run_into(
     }
     ring.drain(ctx, &mut consume)?;
     stats.solve = solve_start.elapsed();
+    stats.host = host_time;
     Ok(stats)
 }
 

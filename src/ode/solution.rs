@@ -59,6 +59,8 @@ pub struct RunStats {
     pub solve: Duration,
     /// Sum of compute-pass times from GPU timestamps, where the adapter has them.
     pub gpu: Option<Duration>,
+    /// Time the host spent consuming results (the sinks: scatter, transpose, write).
+    pub host: Duration,
     pub chunks: usize,
     pub dispatches: usize,
 }

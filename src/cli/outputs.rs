@@ -1,0 +1,190 @@
+//! What `simulate -o DIR` writes, streamed while the run goes on: the files are created (and
+//! their space claimed) before any work, filled as chunks arrive, and moved into place
+//! together when the run has finished.
+
+use super::CliError;
+use crate::io::{Dtype, NpyStream, OutputDir};
+use crate::ode::{
+    EnsembleStats, InitialStates, NpySink, Parameters, Problem, Sink, TrajectoryStats,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Optional outputs of a run (`--outputs`); `times.npy`, `status.npy` and `run.json` are
+/// always written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// states.npy: every saved state [n_save, N, dim]
+    States,
+    /// trajectory_{min,max,mean}.npy [N, dim]: over each trajectory's saves
+    TrajectoryStats,
+    /// ensemble_{mean,var,count}.npy [n_save, dim]: across trajectories per save time
+    EnsembleStats,
+}
+
+/// Rows of the per-trajectory input tables written at a time.
+const ROWS_PER_BLOCK: usize = 1 << 16;
+
+pub struct Outputs {
+    dir: OutputDir,
+    npy: NpySink,
+    trajectory: Option<TrajectoryStats>,
+    ensemble: Option<EnsembleStats>,
+    files: Vec<Value>,
+}
+
+fn write_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Runtime(e.to_string())
+}
+
+impl Outputs {
+    /// Opens every file the run will write; a full disk or an unwritable path fails here.
+    pub fn open(
+        mut dir: OutputDir,
+        problem: &Problem,
+        n_save: usize,
+        which: &[Output],
+    ) -> Result<Outputs, CliError> {
+        let input = |e: crate::io::OutputError| CliError::Input(e.to_string());
+        let (n, dim) = (problem.ensemble().n, problem.system().dim());
+        let mut files = vec![json!({"file": "times.npy", "shape": [n_save], "dtype": "float64"})];
+        let real = NpySink::states_dtype(problem.precision());
+        let dtype_name = |d: Dtype| match d {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+            Dtype::U32 => "uint32",
+            Dtype::U8 => "uint8",
+        };
+        let mut stream = |dir: &mut OutputDir, name: &str, dtype: Dtype, shape: &[u64]| {
+            files.push(json!({"file": name, "shape": shape, "dtype": dtype_name(dtype)}));
+            dir.stream_npy(name, dtype, shape).map_err(input)
+        };
+        let (n64, dim64) = (n as u64, dim as u64);
+        let states = if which.contains(&Output::States) {
+            Some(stream(
+                &mut dir,
+                "states.npy",
+                real,
+                &[n_save as u64, n64, dim64],
+            )?)
+        } else {
+            None
+        };
+        let status = stream(&mut dir, "status.npy", Dtype::U8, &[n64])?;
+        let stats = if problem.solver().is_adaptive() {
+            Some(stream(&mut dir, "stats.npy", Dtype::U32, &[n64, 3])?)
+        } else {
+            None
+        };
+        let trajectory = if which.contains(&Output::TrajectoryStats) {
+            let mut open = |name| stream(&mut dir, name, Dtype::F64, &[n64, dim64]);
+            let (lo, hi, mean) = (
+                open("trajectory_min.npy")?,
+                open("trajectory_max.npy")?,
+                open("trajectory_mean.npy")?,
+            );
+            Some(TrajectoryStats::new(lo, hi, mean, dim))
+        } else {
+            None
+        };
+        let ensemble = which
+            .contains(&Output::EnsembleStats)
+            .then(|| EnsembleStats::new(n_save, dim));
+        Ok(Outputs {
+            dir,
+            npy: NpySink::new(states, status, stats),
+            trajectory,
+            ensemble,
+            files,
+        })
+    }
+
+    /// The sinks the run feeds.
+    pub fn sinks(&mut self) -> Vec<&mut dyn Sink> {
+        let mut sinks: Vec<&mut dyn Sink> = vec![&mut self.npy];
+        if let Some(t) = self.trajectory.as_mut() {
+            sinks.push(t);
+        }
+        if let Some(e) = self.ensemble.as_mut() {
+            sinks.push(e);
+        }
+        sinks
+    }
+
+    /// Writes what is known only at the end (times, inputs, ensemble statistics, run.json),
+    /// flushes every stream and moves all files into place.
+    pub fn finish(
+        mut self,
+        problem: &Problem,
+        times: &[f64],
+        mut summary: Value,
+    ) -> Result<(), CliError> {
+        let dir = &mut self.dir;
+        dir.write_npy("times.npy", &[times.len() as u64], times)
+            .map_err(write_error)?;
+        let (system, ensemble) = (problem.system(), problem.ensemble());
+        let n = ensemble.n;
+        if ensemble.params != Parameters::Default && system.n_params() > 0 {
+            let cols = system.n_params();
+            let mut s = dir
+                .stream_npy("params.npy", Dtype::F64, &[n as u64, cols as u64])
+                .map_err(write_error)?;
+            write_rows(&mut s, n, cols, |r| ensemble.params(r))?;
+            s.finish().map_err(write_error)?;
+            self.files
+                .push(json!({"file": "params.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if ensemble.initial != InitialStates::Default {
+            let cols = system.dim();
+            let mut s = dir
+                .stream_npy("u0.npy", Dtype::F64, &[n as u64, cols as u64])
+                .map_err(write_error)?;
+            write_rows(&mut s, n, cols, |r| ensemble.states(r))?;
+            s.finish().map_err(write_error)?;
+            self.files
+                .push(json!({"file": "u0.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if let Some(e) = &self.ensemble {
+            let (mean, var, count) = e.result();
+            let shape = [times.len() as u64, system.dim() as u64];
+            dir.write_npy("ensemble_mean.npy", &shape, &mean)
+                .map_err(write_error)?;
+            dir.write_npy("ensemble_var.npy", &shape, &var)
+                .map_err(write_error)?;
+            dir.write_npy("ensemble_count.npy", &shape, &count)
+                .map_err(write_error)?;
+            for (name, dtype) in [
+                ("ensemble_mean.npy", "float64"),
+                ("ensemble_var.npy", "float64"),
+                ("ensemble_count.npy", "uint32"),
+            ] {
+                self.files
+                    .push(json!({"file": name, "shape": shape, "dtype": dtype}));
+            }
+        }
+        self.npy.finish().map_err(write_error)?;
+        if let Some(t) = self.trajectory {
+            t.finish().map_err(write_error)?;
+        }
+        summary["files"] = json!(self.files);
+        dir.write_json("run.json", &summary).map_err(write_error)?;
+        self.dir.commit().map_err(write_error)?;
+        Ok(())
+    }
+}
+
+/// Writes an [n, cols] f64 table produced `ROWS_PER_BLOCK` rows at a time.
+fn write_rows(
+    s: &mut NpyStream,
+    n: usize,
+    cols: usize,
+    rows: impl Fn(std::ops::Range<usize>) -> Vec<f64>,
+) -> Result<(), CliError> {
+    for start in (0..n).step_by(ROWS_PER_BLOCK) {
+        let block = rows(start..(start + ROWS_PER_BLOCK).min(n));
+        s.write_at((start * cols) as u64, bytemuck::cast_slice(&block))
+            .map_err(write_error)?;
+    }
+    Ok(())
+}
