@@ -243,3 +243,95 @@ fn a_full_disk_fails_before_any_work() {
     assert!(err.contains("states.npy"), "{err}");
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Ctrl-C (SIGINT) stops the run after the work in flight, with exit code 130 and files
+/// marked partial in run.json; `--resume` finishes it, and every file is then the same
+/// bytes as an uninterrupted run's, ensemble statistics included.
+#[test]
+fn interrupted_runs_resume_to_the_same_bytes() {
+    let args = [
+        "simulate",
+        "lorenz",
+        "-n",
+        "200000",
+        "--sweep",
+        "rho=0:50",
+        "--tspan",
+        "0:2",
+        "--dt",
+        "0.0001",
+        "--save-every",
+        "1000",
+        "--chunk",
+        "10000",
+        "--outputs",
+        "states,trajectory-stats,ensemble-stats",
+        "-q",
+        "-o",
+    ];
+    let whole = temp_dir("whole");
+    let o = phaseflow(&[&args[..], &[whole.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let cut = temp_dir("cut");
+    let child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args([&args[..], &[cut.to_str().unwrap()]].concat())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the run is under way (its output files exist before any work).
+    while !cut.join(".states.npy.partial").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cut.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["complete"], false);
+    let done = run["trajectories_done"].as_u64().unwrap();
+    assert!(done < 200_000 && done.is_multiple_of(10_000), "{done}");
+    assert!(!cut.join("ensemble_mean.npy").exists());
+
+    // Resume refuses options that would change the run.
+    let o = phaseflow(&["simulate", "--resume", cut.to_str().unwrap(), "-n", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = phaseflow(&[
+        "simulate",
+        "--resume",
+        cut.to_str().unwrap(),
+        "-q",
+        "--ring",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "states.npy",
+        "status.npy",
+        "trajectory_min.npy",
+        "trajectory_max.npy",
+        "trajectory_mean.npy",
+        "ensemble_mean.npy",
+        "ensemble_var.npy",
+        "ensemble_count.npy",
+        "params.npy",
+        "times.npy",
+    ] {
+        assert_eq!(
+            std::fs::read(whole.join(f)).unwrap(),
+            std::fs::read(cut.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cut.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["complete"], true);
+    assert_eq!(run["status"]["success"], 200_000);
+    let o = phaseflow(&["simulate", "--resume", cut.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "a complete run is not resumed");
+}

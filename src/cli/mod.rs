@@ -70,6 +70,9 @@ pub enum CliError {
     /// The run itself failed (exit 1).
     #[error("{0}")]
     Runtime(String),
+    /// Stopped by Ctrl-C; what was done is saved and marked partial (exit 130).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -78,6 +81,7 @@ impl CliError {
             CliError::Runtime(_) => 1,
             CliError::Input(_) | CliError::Diagnostics(_) => 2,
             CliError::NoGpu(_) => 3,
+            CliError::Interrupted(_) => 130,
         }
     }
 }

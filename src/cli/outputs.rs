@@ -4,8 +4,10 @@
 
 use super::CliError;
 use crate::io::{Dtype, NpyStream, OutputDir};
+use crate::ode::device::SaveBatch;
 use crate::ode::{
-    EnsembleStats, InitialStates, NpySink, Parameters, Problem, Sink, TrajectoryStats,
+    EnsembleStats, InitialStates, NpySink, Parameters, Problem, Sink, Status, StepCounts, Tally,
+    TrajectoryStats,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,11 +42,13 @@ fn write_error(e: impl std::fmt::Display) -> CliError {
 
 impl Outputs {
     /// Opens every file the run will write; a full disk or an unwritable path fails here.
+    /// Resuming (`done` trajectories already written), the files are opened in place.
     pub fn open(
         mut dir: OutputDir,
         problem: &Problem,
         n_save: usize,
         which: &[Output],
+        done: Option<usize>,
     ) -> Result<Outputs, CliError> {
         let input = |e: crate::io::OutputError| CliError::Input(e.to_string());
         let (n, dim) = (problem.ensemble().n, problem.system().dim());
@@ -58,10 +62,14 @@ impl Outputs {
         };
         let mut stream = |dir: &mut OutputDir, name: &str, dtype: Dtype, shape: &[u64]| {
             files.push(json!({"file": name, "shape": shape, "dtype": dtype_name(dtype)}));
-            dir.stream_npy(name, dtype, shape).map_err(input)
+            match done {
+                None => dir.stream_npy(name, dtype, shape),
+                Some(_) => dir.existing_npy(name, dtype, shape),
+            }
+            .map_err(input)
         };
         let (n64, dim64) = (n as u64, dim as u64);
-        let states = if which.contains(&Output::States) {
+        let mut states = if which.contains(&Output::States) {
             Some(stream(
                 &mut dir,
                 "states.npy",
@@ -88,9 +96,18 @@ impl Outputs {
         } else {
             None
         };
-        let ensemble = which
+        let mut ensemble = which
             .contains(&Output::EnsembleStats)
             .then(|| EnsembleStats::new(n_save, dim));
+        if let (Some(e), Some(done)) = (ensemble.as_mut(), done) {
+            let states = states.as_mut().ok_or_else(|| {
+                CliError::Input(
+                    "this run's ensemble statistics cannot be resumed: it did not keep states"
+                        .into(),
+                )
+            })?;
+            replay(states, e, problem, n_save, done)?;
+        }
         Ok(Outputs {
             dir,
             npy: NpySink::new(states, status, stats),
@@ -98,6 +115,43 @@ impl Outputs {
             ensemble,
             files,
         })
+    }
+
+    /// Statuses and step counts of the first `done` trajectories, read back (resuming).
+    pub fn tally_prefix(&mut self, done: usize) -> Result<Tally, CliError> {
+        let mut tally = Tally::default();
+        for start in (0..done).step_by(ROWS_PER_BLOCK) {
+            let end = (start + ROWS_PER_BLOCK).min(done);
+            let codes = self
+                .npy
+                .status
+                .read_at(start as u64, end - start)
+                .map_err(write_error)?;
+            let status: Vec<Status> = codes.iter().map(|&c| Status::from_code(c as u32)).collect();
+            let steps = match self.npy.stats.as_mut() {
+                Some(s) => {
+                    let raw = s
+                        .read_at(3 * start as u64, 3 * (end - start))
+                        .map_err(write_error)?;
+                    let words: &[u32] = bytemuck::cast_slice(&raw);
+                    Some(
+                        words
+                            .chunks(3)
+                            .map(|w| StepCounts {
+                                accepted: w[0],
+                                rejected: w[1],
+                                rhs_evals: w[2],
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                None => None,
+            };
+            tally
+                .chunk_done(start..end, &status, steps.as_deref())
+                .map_err(write_error)?;
+        }
+        Ok(tally)
     }
 
     /// The sinks the run feeds.
@@ -114,11 +168,14 @@ impl Outputs {
 
     /// Writes what is known only at the end (times, inputs, ensemble statistics, run.json),
     /// flushes every stream and moves all files into place.
+    /// `complete`: false when the run was interrupted; run.json then says how far it got
+    /// and the ensemble statistics (which need every trajectory) are not written.
     pub fn finish(
         mut self,
         problem: &Problem,
         times: &[f64],
         mut summary: Value,
+        complete: bool,
     ) -> Result<(), CliError> {
         let dir = &mut self.dir;
         dir.write_npy("times.npy", &[times.len() as u64], times)
@@ -145,7 +202,7 @@ impl Outputs {
             self.files
                 .push(json!({"file": "u0.npy", "shape": [n, cols], "dtype": "float64"}));
         }
-        if let Some(e) = &self.ensemble {
+        if let Some(e) = self.ensemble.as_ref().filter(|_| complete) {
             let (mean, var, count) = e.result();
             let shape = [times.len() as u64, system.dim() as u64];
             dir.write_npy("ensemble_mean.npy", &shape, &mean)
@@ -172,6 +229,42 @@ impl Outputs {
         self.dir.commit().map_err(write_error)?;
         Ok(())
     }
+}
+
+/// Feeds the ensemble accumulators the states of the first `done` trajectories, read back
+/// from `states.npy` slot by slot in trajectory order: the same updates in the same order as
+/// the uninterrupted run made, so the result is the same bits.
+fn replay(
+    states: &mut NpyStream,
+    stats: &mut EnsembleStats,
+    problem: &Problem,
+    n_save: usize,
+    done: usize,
+) -> Result<(), CliError> {
+    let (n, dim, precision) = (
+        problem.ensemble().n,
+        problem.system().dim(),
+        problem.precision(),
+    );
+    for s in 0..n_save {
+        for start in (0..done).step_by(ROWS_PER_BLOCK) {
+            let end = (start + ROWS_PER_BLOCK).min(done);
+            let bytes = states
+                .read_at(((s * n + start) * dim) as u64, (end - start) * dim)
+                .map_err(write_error)?;
+            let batch = SaveBatch {
+                slots: s..s + 1,
+                chunk: start..end,
+                stride: end - start,
+                n,
+                dim,
+                precision,
+                bytes: &bytes,
+            };
+            stats.saves(&batch).map_err(write_error)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes an [n, cols] f64 table produced `ROWS_PER_BLOCK` rows at a time.

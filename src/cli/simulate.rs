@@ -13,7 +13,9 @@ use crate::ode::{
 };
 use crate::schedule::PlanCaps;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const LONG_ABOUT: &str = "\
 Integrate an ensemble of trajectories of a system on the GPU.
@@ -193,6 +195,11 @@ pub struct SimulateArgs {
     /// No progress bar
     #[arg(short, long)]
     quiet: bool,
+
+    /// Continue the interrupted run whose output directory is DIR (its run.json holds the
+    /// run); the result is the same bytes as an uninterrupted run
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
 }
 
 fn parse_numbers(s: &str) -> Result<Vec<f64>, String> {
@@ -308,21 +315,100 @@ impl From<SimError> for CliError {
     }
 }
 
+/// Set by Ctrl-C: the run stops after the work in flight (see `RunOptions::cancel`).
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+fn install_interrupt_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if CANCEL.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted twice: quitting now");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupted: finishing the work in flight and saving what is done \
+                 (Ctrl-C again quits at once)"
+            );
+        });
+    });
+}
+
+/// The spec and progress of an interrupted run, from its run.json.
+fn resume_spec(dir: &Path) -> Result<(RunSpec, usize), CliError> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CliError::Input(format!(
+            "--resume: cannot read '{}': {e}; give the output directory of an interrupted run",
+            path.display()
+        ))
+    })?;
+    let run: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Input(format!("--resume: '{}' is not JSON: {e}", path.display())))?;
+    if run["complete"] == json!(true) {
+        return Err(CliError::Input(format!(
+            "--resume: the run in '{}' is already complete",
+            dir.display()
+        )));
+    }
+    let spec: RunSpec = serde_json::from_value(run["spec"].clone()).map_err(|e| {
+        CliError::Input(format!(
+            "--resume: '{}' does not describe a resumable run ({e})",
+            path.display()
+        ))
+    })?;
+    let done = run["trajectories_done"].as_u64().ok_or_else(|| {
+        CliError::Input(format!(
+            "--resume: '{}' does not say how many trajectories are done",
+            path.display()
+        ))
+    })?;
+    Ok((spec, done as usize))
+}
+
 pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    let spec = match &args.config {
-        Some(path) => RunSpec::from_file(path)?.merge(args.spec()),
-        None => args.spec(),
+    let (spec, done) = match &args.resume {
+        Some(dir) => {
+            if !args.spec().is_empty() || args.config.is_some() {
+                return Err(CliError::Input(
+                    "--resume takes the run from DIR/run.json; give it only with performance \
+                     options (--chunk, --ring, --gpu-memory, --workgroup-size, -q, --json)"
+                        .into(),
+                ));
+            }
+            let (spec, done) = resume_spec(dir)?;
+            (spec, Some(done))
+        }
+        None => match &args.config {
+            Some(path) => (RunSpec::from_file(path)?.merge(args.spec()), None),
+            None => (args.spec(), None),
+        },
     };
     let problem = build_problem(&spec)?;
     let times = problem.save_times()?;
+    let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
     // Every output file is created, and its space claimed, before any computing.
     let mut outputs = match spec.out.as_deref() {
         Some(dir) => {
-            let dir = OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?;
-            Some(Outputs::open(dir, &problem, times.len(), &outputs_wanted)?)
+            let dir = match done {
+                Some(_) => OutputDir::reopen(dir),
+                None => OutputDir::create(dir),
+            }
+            .map_err(|e| CliError::Input(e.to_string()))?;
+            Some(Outputs::open(
+                dir,
+                &problem,
+                times.len(),
+                &outputs_wanted,
+                done,
+            )?)
         }
         None => None,
+    };
+    let mut tally = match (outputs.as_mut(), done) {
+        (Some(o), Some(d)) => o.tally_prefix(d)?,
+        _ => Tally::default(),
     };
 
     let ctx = GpuContext::new(choice)?;
@@ -334,10 +420,12 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             ..PlanCaps::default()
         },
         ring: args.ring as usize,
+        start: done.unwrap_or(0),
+        cancel: Some(&CANCEL),
         ..RunOptions::default()
     };
-    let mut tally = Tally::default();
-    let mut progress = Progress::new(problem.ensemble().n, times.len(), args.quiet || args.json);
+    install_interrupt_handler();
+    let mut progress = Progress::new(n - options.start, times.len(), args.quiet || args.json);
     let stats = {
         let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];
         if let Some(o) = outputs.as_mut() {
@@ -347,10 +435,14 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     };
     progress.finish();
     let stats = stats?;
+    let complete = stats.completed == n;
 
-    let summary = summary_json(&ctx, &problem, &tally, &stats, times.len());
+    let mut summary = summary_json(&ctx, &problem, &tally, &stats, times.len());
+    summary["complete"] = json!(complete);
+    summary["trajectories_done"] = json!(stats.completed);
+    summary["spec"] = serde_json::to_value(spec.clone().absolute()).expect("JSON");
     if let Some(o) = outputs {
-        o.finish(&problem, &times, summary.clone())?;
+        o.finish(&problem, &times, summary.clone(), complete)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
@@ -363,6 +455,21 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             times.len(),
             spec.out.as_deref(),
         );
+    }
+    if !complete {
+        let how = match spec.out.as_deref() {
+            Some(dir) => format!(
+                "the files in {} are marked partial in run.json; continue with \
+                 `phaseflow simulate --resume {}`",
+                dir.display(),
+                dir.display()
+            ),
+            None => "nothing was written (no -o)".into(),
+        };
+        return Err(CliError::Interrupted(format!(
+            "interrupted after {} of {} trajectories; {how}",
+            stats.completed, n
+        )));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// toml's map keeps insertion order (the `preserve_order` feature), so grid axes come out
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 type OrderedMap = toml::map::Map<String, toml::Value>;
 
 /// Everything `phaseflow simulate` accepts; the config file's keys have the same names.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// A built-in system's name or the path of a system file.
@@ -59,7 +59,7 @@ pub struct RunSpec {
 }
 
 /// How initial states vary across the ensemble (at most one of these).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct U0Spec {
     /// name → [lo, hi]: uniform random in a box.
@@ -108,6 +108,43 @@ impl RunSpec {
             *sys = base.join(&*sys).display().to_string();
         }
         Ok(spec)
+    }
+
+    /// The spec with every path absolute, as stored in run.json for `--resume`.
+    pub fn absolute(mut self) -> RunSpec {
+        let abs = |p: &mut PathBuf| {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a;
+            }
+        };
+        for p in [self.params_file.as_mut(), self.out.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            abs(p);
+        }
+        if let Some(p) = self.u0.as_mut().and_then(|u| u.file.as_mut()) {
+            abs(p);
+        }
+        if let Some(sys) = self.system.as_mut()
+            && builtin(sys).is_none()
+            && let Ok(a) = std::path::absolute(&*sys)
+        {
+            *sys = a.display().to_string();
+        }
+        self
+    }
+
+    /// Whether no field is set (performance flags are not part of a spec).
+    pub fn is_empty(&self) -> bool {
+        serde_json::to_value(self)
+            .map(|v| {
+                v.as_object().is_some_and(|m| {
+                    m.values()
+                        .all(|x| x.is_null() || x.as_object().is_some_and(|o| o.is_empty()))
+                })
+            })
+            .unwrap_or(false)
     }
 
     /// Fields set in `over` replace those here; tables are merged key by key.

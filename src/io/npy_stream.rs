@@ -87,6 +87,43 @@ impl NpyStream {
         })
     }
 
+    /// Opens an existing stream file for writing in place (resuming a run); its header must
+    /// be the one `create` would write for `dtype` and `shape`.
+    pub fn open_existing(path: &Path, dtype: Dtype, shape: &[u64]) -> std::io::Result<NpyStream> {
+        let header = npy_header(dtype, shape);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let mut found = vec![0u8; header.len()];
+        std::io::Read::read_exact(&mut file, &mut found)?;
+        let len: u64 = shape.iter().product();
+        let total = header.len() as u64 + len * dtype.width() as u64;
+        if found != header || file.metadata()?.len() != total {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it does not hold the array this run writes",
+            ));
+        }
+        Ok(NpyStream {
+            file,
+            path: path.to_path_buf(),
+            data_offset: header.len() as u64,
+            dtype,
+            len,
+        })
+    }
+
+    /// Reads `count` elements from element `index` on (for resuming: what was written).
+    pub fn read_at(&mut self, index: u64, count: usize) -> std::io::Result<Vec<u8>> {
+        let width = self.dtype.width() as u64;
+        self.file
+            .seek(SeekFrom::Start(self.data_offset + index * width))?;
+        let mut out = vec![0u8; count * width as usize];
+        std::io::Read::read_exact(&mut self.file, &mut out)?;
+        Ok(out)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -51,6 +51,34 @@ impl OutputDir {
         })
     }
 
+    /// An existing output directory whose files are written in place (resuming a run).
+    pub fn reopen(dir: &Path) -> Result<OutputDir, OutputError> {
+        if !dir.is_dir() {
+            return Err(OutputError::Unwritable {
+                path: dir.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        Ok(OutputDir {
+            dir: dir.to_path_buf(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// An already written stream file of this directory, opened in place.
+    pub fn existing_npy(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: &[u64],
+    ) -> Result<NpyStream, OutputError> {
+        let path = self.dir.join(name);
+        NpyStream::open_existing(&path, dtype, shape).map_err(|source| OutputError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }

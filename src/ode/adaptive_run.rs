@@ -276,6 +276,7 @@ pub fn run_adaptive_into(
     let solve_start = Instant::now();
     let mut attempts = 0u64;
     let mut host_time = std::time::Duration::ZERO;
+    let mut completed = options.start;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
         sink.saves(&SaveBatch {
@@ -288,6 +289,7 @@ pub fn run_adaptive_into(
             bytes: bytes[0],
         })?;
         if unit.last_batch {
+            completed = unit.chunk.end;
             let words: &[u32] = bytemuck::cast_slice(bytes[1]);
             let row = |r: usize, j: usize| words[r * plan.chunk + j];
             let len = unit.chunk.len();
@@ -310,7 +312,7 @@ pub fn run_adaptive_into(
         .buffers
         .rows(dim, system.n_params(), precision, plan.chunk);
     let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
-    for chunk in plan.chunks(n) {
+    'chunks: for chunk in plan.chunks_from(options.start, n) {
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
             chunk.len(),
@@ -335,6 +337,9 @@ pub fn run_adaptive_into(
         };
         let mut first_submission = true;
         for (b, slots) in batches.iter().enumerate() {
+            if options.cancelled() {
+                break 'chunks;
+            }
             let args = WindowArgs {
                 save_first: slots.start as u32,
                 save_end: slots.end as u32,
@@ -430,6 +435,7 @@ pub fn run_adaptive_into(
     ring.drain(ctx, &mut consume)?;
     stats.solve = solve_start.elapsed();
     stats.host = host_time;
+    stats.completed = completed;
     stats.trajectory_steps = attempts;
     Ok(stats)
 }

@@ -20,6 +20,7 @@ use crate::schedule::plan::{
 };
 use crate::schedule::ring::ReadbackRing;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use thiserror::Error;
 
@@ -73,6 +74,17 @@ pub struct RunOptions {
     /// Units of work in flight (readback slots): while the device runs one, the host
     /// consumes the results of the one before.
     pub ring: usize,
+    /// First trajectory to integrate; those before it are already done (a resumed run).
+    pub start: usize,
+    /// Set to stop the run: no new work is submitted, the work in flight is finished and
+    /// consumed, and `RunStats::completed` says how far it got.
+    pub cancel: Option<&'static AtomicBool>,
+}
+
+impl RunOptions {
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for RunOptions {
@@ -83,6 +95,8 @@ impl Default for RunOptions {
             steps_per_dispatch: 1 << 28,
             min_window_steps: 256,
             ring: 3,
+            start: 0,
+            cancel: None,
         }
     }
 }
@@ -330,7 +344,6 @@ pub fn run_into(
         ],
     );
     let mut stats = RunStats {
-        trajectory_steps: n as u64 * problem.grid.n_steps as u64,
         setup: setup_start.elapsed(),
         gpu: res.timer.as_ref().map(|_| std::time::Duration::ZERO),
         ..RunStats::default()
@@ -338,6 +351,7 @@ pub fn run_into(
 
     let solve_start = Instant::now();
     let mut host_time = std::time::Duration::ZERO;
+    let mut completed = options.start;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
         sink.saves(&SaveBatch {
@@ -350,6 +364,7 @@ pub fn run_into(
             bytes: bytes[0],
         })?;
         if unit.last_batch {
+            completed = unit.chunk.end;
             let codes: &[u32] = bytemuck::cast_slice(&bytes[1][..unit.chunk.len() * 4]);
             let status: Vec<Status> = codes.iter().map(|&c| Status::from_code(c)).collect();
             sink.chunk_done(unit.chunk.clone(), &status, None)?;
@@ -364,7 +379,7 @@ pub fn run_into(
     let rows = res
         .buffers
         .rows(dim, system.n_params(), precision, plan.chunk);
-    for chunk in plan.chunks(n) {
+    'chunks: for chunk in plan.chunks_from(options.start, n) {
         // Queue writes land after the work already submitted and before the next
         // submission, so the next chunk's upload may be queued while this one runs.
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
@@ -374,6 +389,9 @@ pub fn run_into(
             ctx.limits.max_compute_workgroups_per_dimension,
         );
         for (b, slots) in batches.iter().enumerate() {
+            if options.cancelled() {
+                break 'chunks;
+            }
             let all = batch_windows(&save_plan, slots, max_len(chunk.len()));
             let groups: Vec<&[Range<u32>]> = all.chunks(WINDOWS_PER_SUBMIT).collect();
             let saved_bytes = slots.len() as u64 * dim as u64 * row_bytes;
@@ -461,6 +479,8 @@ pub fn run_into(
     ring.drain(ctx, &mut consume)?;
     stats.solve = solve_start.elapsed();
     stats.host = host_time;
+    stats.completed = completed;
+    stats.trajectory_steps = (completed - options.start) as u64 * problem.grid.n_steps as u64;
     Ok(stats)
 }
 

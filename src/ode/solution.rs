@@ -63,6 +63,8 @@ pub struct RunStats {
     pub host: Duration,
     pub chunks: usize,
     pub dispatches: usize,
+    /// Trajectories `0..completed` are done: all of them unless the run was cancelled.
+    pub completed: usize,
 }
 
 impl RunStats {

@@ -140,7 +140,15 @@ impl Plan {
 
     /// Trajectory ranges of the chunks.
     pub fn chunks(&self, n: usize) -> impl Iterator<Item = Range<usize>> + '_ {
-        (0..n.div_ceil(self.chunk)).map(move |c| c * self.chunk..((c + 1) * self.chunk).min(n))
+        self.chunks_from(0, n)
+    }
+
+    /// Trajectory ranges of the chunks of `start..n` (a resumed run starts past the
+    /// trajectories already done).
+    pub fn chunks_from(&self, start: usize, n: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        (start..n)
+            .step_by(self.chunk)
+            .map(move |c| c..(c + self.chunk).min(n))
     }
 
     /// Slot ranges of the batches.
