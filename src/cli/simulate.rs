@@ -5,11 +5,11 @@ use super::format::{grouped, seconds};
 use super::outputs::{Output, Outputs};
 use super::progress::Progress;
 use super::spec::{RunSpec, U0Spec, build_problem};
-use crate::gpu::{AdapterChoice, GpuContext};
+use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::{
     self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Tally,
-    Tolerance,
+    Tolerance, run_on_devices,
 };
 use crate::schedule::PlanCaps;
 use serde_json::json;
@@ -195,6 +195,11 @@ pub struct SimulateArgs {
     /// No progress bar
     #[arg(short, long)]
     quiet: bool,
+
+    /// Run on several adapters at once: `all`, or a comma-separated list of indices or name
+    /// parts from `phaseflow info` (results are the same bytes as on one)
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
 
     /// Continue the interrupted run whose output directory is DIR (its run.json holds the
     /// run); the result is the same bytes as an uninterrupted run
@@ -411,12 +416,13 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         _ => Tally::default(),
     };
 
-    let ctx = GpuContext::new(choice)?;
+    let devices = open_devices(args.devices.as_deref(), choice)?;
+    let ctx = &devices[0];
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
         caps: PlanCaps {
             max_chunk: args.chunk,
-            memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(&ctx)),
+            memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(ctx)),
             ..PlanCaps::default()
         },
         ring: args.ring as usize,
@@ -431,13 +437,14 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         if let Some(o) = outputs.as_mut() {
             sinks.extend(o.sinks());
         }
-        problem.run_into(&ctx, &options, &mut FanOut(sinks))
+        run_on_devices(&devices, &problem, &options, &mut FanOut(sinks))
     };
     progress.finish();
     let stats = stats?;
     let complete = stats.completed == n;
 
-    let mut summary = summary_json(&ctx, &problem, &tally, &stats, times.len());
+    let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
+    summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
     summary["complete"] = json!(complete);
     summary["trajectories_done"] = json!(stats.completed);
     summary["spec"] = serde_json::to_value(spec.clone().absolute()).expect("JSON");
@@ -448,7 +455,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         print_summary(
-            &ctx,
+            &devices,
             &problem,
             &tally,
             &stats,
@@ -472,6 +479,25 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         )));
     }
     Ok(())
+}
+
+/// The devices to run on: the one --adapter chooses, or --devices (a list of indices or
+/// name parts from `phaseflow info`, or `all`).
+fn open_devices(list: Option<&str>, choice: &AdapterChoice) -> Result<Vec<GpuContext>, CliError> {
+    let choices: Vec<AdapterChoice> = match list.map(str::trim) {
+        None => vec![choice.clone()],
+        Some("all") => (0..list_adapters().len())
+            .map(AdapterChoice::Index)
+            .collect(),
+        Some(items) => items.split(',').map(AdapterChoice::parse).collect(),
+    };
+    if choices.is_empty() {
+        return Err(GpuError::NoAdapter.into());
+    }
+    choices
+        .iter()
+        .map(|c| GpuContext::new(c).map_err(CliError::from))
+        .collect()
 }
 
 /// Device memory a run may use unless --gpu-memory says otherwise. On a CPU adapter
@@ -600,7 +626,7 @@ fn summary_json(
 }
 
 fn print_summary(
-    ctx: &GpuContext,
+    devices: &[GpuContext],
     p: &Problem,
     tally: &Tally,
     stats: &RunStats,
@@ -647,10 +673,12 @@ fn print_summary(
             );
         }
     }
-    println!(
-        "adapter  {} ({}, {})",
-        ctx.summary.name, ctx.summary.backend, ctx.summary.device_type
-    );
+    for ctx in devices {
+        println!(
+            "adapter  {} ({}, {})",
+            ctx.summary.name, ctx.summary.backend, ctx.summary.device_type
+        );
+    }
     let gpu = stats
         .gpu
         .map(|g| format!(", GPU {}", seconds(g.as_secs_f64())))

@@ -215,6 +215,32 @@ pub fn simulate_adaptive(
     ))
 }
 
+/// How an adaptive run is cut up on this device.
+pub fn plan_adaptive(
+    ctx: &GpuContext,
+    problem: &AdaptiveProblem,
+    options: &RunOptions,
+) -> Result<Plan, SimError> {
+    let times = check(problem)?;
+    let system = &problem.system;
+    let (dim, real) = (system.dim(), problem.precision.bytes());
+    if times.len() as u64 * real > DeviceLimits::of(&ctx.limits).max_binding {
+        return Err(SimError::TooManySaves(times.len()));
+    }
+    let shape = RunShape {
+        n: problem.ensemble.n,
+        dim,
+        n_params: system.n_params(),
+        n_slots: times.len(),
+        bytes_per_real: real,
+        workgroup_size: options.workgroup_size,
+        // control rows, counts and their staging copies
+        extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS * options.ring as u64) * 4,
+        ring: options.ring,
+    };
+    Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)
+}
+
 /// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
 /// statuses and step counts when it is the chunk's last batch.
 struct Unit {
@@ -238,21 +264,7 @@ pub fn run_adaptive_into(
     let system = &problem.system;
     let (n, dim) = (problem.ensemble.n, system.dim());
     let real = precision.bytes();
-    if times.len() as u64 * real > DeviceLimits::of(&ctx.limits).max_binding {
-        return Err(SimError::TooManySaves(times.len()));
-    }
-    let shape = RunShape {
-        n,
-        dim,
-        n_params: system.n_params(),
-        n_slots: times.len(),
-        bytes_per_real: real,
-        workgroup_size: options.workgroup_size,
-        // control rows, counts and their staging copies
-        extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS * options.ring as u64) * 4,
-        ring: options.ring,
-    };
-    let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
+    let plan = plan_adaptive(ctx, problem, options)?;
     log::info!("plan: {}", plan.describe(n, times.len(), options.ring));
     let res = Resources::new(ctx, problem, &plan, options, &times)?;
     let row_bytes = plan.chunk as u64 * real;
@@ -312,7 +324,12 @@ pub fn run_adaptive_into(
         .buffers
         .rows(dim, system.n_params(), precision, plan.chunk);
     let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
-    'chunks: for chunk in plan.chunks_from(options.start, n) {
+    let (part, parts) = options.part;
+    let mine = plan
+        .chunks_from(options.start, n)
+        .skip(part)
+        .step_by(parts.max(1));
+    'chunks: for chunk in mine {
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
         let (gx, gy) = dispatch_grid(
             chunk.len(),

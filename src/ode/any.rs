@@ -10,6 +10,7 @@ use super::solution::{RunStats, Solution};
 use super::tableau::Solver;
 use crate::gpu::GpuContext;
 use crate::model::System;
+use crate::schedule::Plan;
 
 #[derive(Debug, Clone)]
 pub enum Problem {
@@ -59,6 +60,14 @@ impl Problem {
         match self {
             Problem::Fixed(p) => Ok(run::check(p)?.times(&p.grid)),
             Problem::Adaptive(p) => adaptive_run::check(p),
+        }
+    }
+
+    /// How the run is cut up on `ctx`.
+    pub fn plan(&self, ctx: &GpuContext, options: &RunOptions) -> Result<Plan, SimError> {
+        match self {
+            Problem::Fixed(p) => run::plan_run(ctx, p, options),
+            Problem::Adaptive(p) => adaptive_run::plan_adaptive(ctx, p, options),
         }
     }
 

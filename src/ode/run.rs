@@ -79,6 +79,8 @@ pub struct RunOptions {
     /// Set to stop the run: no new work is submitted, the work in flight is finished and
     /// consumed, and `RunStats::completed` says how far it got.
     pub cancel: Option<&'static AtomicBool>,
+    /// (i, d): run only every d-th chunk from the i-th on (device i of d, see `ode::multi`).
+    pub part: (usize, usize),
 }
 
 impl RunOptions {
@@ -97,6 +99,7 @@ impl Default for RunOptions {
             ring: 3,
             start: 0,
             cancel: None,
+            part: (0, 1),
         }
     }
 }
@@ -278,6 +281,27 @@ pub fn simulate(
     ))
 }
 
+/// How a run is cut up on this device.
+pub fn plan_run(
+    ctx: &GpuContext,
+    problem: &FixedStepProblem,
+    options: &RunOptions,
+) -> Result<Plan, SimError> {
+    let save_plan = check(problem)?;
+    let system = &problem.system;
+    let shape = RunShape {
+        n: problem.ensemble.n,
+        dim: system.dim(),
+        n_params: system.n_params(),
+        n_slots: save_plan.n_slots(),
+        bytes_per_real: problem.precision.bytes(),
+        workgroup_size: options.workgroup_size,
+        extra_bytes: 0,
+        ring: options.ring,
+    };
+    Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)
+}
+
 /// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
 /// statuses when it is the chunk's last batch.
 struct Unit {
@@ -302,17 +326,7 @@ pub fn run_into(
     precision_available(ctx, precision)?;
     let system = &problem.system;
     let (n, dim) = (problem.ensemble.n, system.dim());
-    let shape = RunShape {
-        n,
-        dim,
-        n_params: system.n_params(),
-        n_slots: save_plan.n_slots(),
-        bytes_per_real: precision.bytes(),
-        workgroup_size: options.workgroup_size,
-        extra_bytes: 0,
-        ring: options.ring,
-    };
-    let plan = plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?;
+    let plan = plan_run(ctx, problem, options)?;
     log::info!(
         "plan: {}",
         plan.describe(n, save_plan.n_slots(), options.ring)
@@ -352,6 +366,7 @@ pub fn run_into(
     let solve_start = Instant::now();
     let mut host_time = std::time::Duration::ZERO;
     let mut completed = options.start;
+    let mut finished = 0usize;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
         sink.saves(&SaveBatch {
@@ -365,6 +380,7 @@ pub fn run_into(
         })?;
         if unit.last_batch {
             completed = unit.chunk.end;
+            finished += unit.chunk.len();
             let codes: &[u32] = bytemuck::cast_slice(&bytes[1][..unit.chunk.len() * 4]);
             let status: Vec<Status> = codes.iter().map(|&c| Status::from_code(c)).collect();
             sink.chunk_done(unit.chunk.clone(), &status, None)?;
@@ -379,7 +395,12 @@ pub fn run_into(
     let rows = res
         .buffers
         .rows(dim, system.n_params(), precision, plan.chunk);
-    'chunks: for chunk in plan.chunks_from(options.start, n) {
+    let (part, parts) = options.part;
+    let mine = plan
+        .chunks_from(options.start, n)
+        .skip(part)
+        .step_by(parts.max(1));
+    'chunks: for chunk in mine {
         // Queue writes land after the work already submitted and before the next
         // submission, so the next chunk's upload may be queued while this one runs.
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
@@ -480,7 +501,7 @@ pub fn run_into(
     stats.solve = solve_start.elapsed();
     stats.host = host_time;
     stats.completed = completed;
-    stats.trajectory_steps = (completed - options.start) as u64 * problem.grid.n_steps as u64;
+    stats.trajectory_steps = finished as u64 * problem.grid.n_steps as u64;
     Ok(stats)
 }
 
