@@ -10,7 +10,7 @@ use super::device::{
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::run::{RunOptions, SimError, host_output_fits, precision_available};
-use super::sink::{MemorySink, Sink};
+use super::sink::{Sink, gather};
 use super::solution::{RunStats, Solution, Status, StepCounts};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
@@ -203,16 +203,13 @@ pub fn simulate_adaptive(
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
     let times = check(problem)?;
-    let system = &problem.system;
-    let (n, dim) = (problem.ensemble.n, system.dim());
-    let mut sink = MemorySink::new(n, dim, times.len(), problem.precision);
-    let stats = run_adaptive_into(ctx, problem, options, &mut sink)?;
-    Ok(sink.into_solution(
-        dim,
-        system.states.iter().map(|v| v.name.clone()).collect(),
+    gather(
+        &problem.system,
+        problem.ensemble.n,
         times,
-        stats,
-    ))
+        problem.precision,
+        |sink| run_adaptive_into(ctx, problem, options, sink),
+    )
 }
 
 /// How an adaptive run is cut up on this device.

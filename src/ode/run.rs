@@ -9,7 +9,7 @@ use super::device::{
 use super::ensemble::{Ensemble, EnsembleError};
 use super::kernel::fixed_step_wgsl;
 use super::problem::{ProblemError, Save, SavePlan, TimeGrid};
-use super::sink::{MemorySink, Sink, SinkError};
+use super::sink::{Sink, SinkError, gather};
 use super::solution::{RunStats, Solution, Status};
 use super::tableau::Solver;
 use crate::gpu::timing::PassTimer;
@@ -268,17 +268,14 @@ pub fn simulate(
     problem: &FixedStepProblem,
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
-    let save_plan = check(problem)?;
-    let system = &problem.system;
-    let (n, dim) = (problem.ensemble.n, system.dim());
-    let mut sink = MemorySink::new(n, dim, save_plan.n_slots(), problem.precision);
-    let stats = run_into(ctx, problem, options, &mut sink)?;
-    Ok(sink.into_solution(
-        dim,
-        system.states.iter().map(|v| v.name.clone()).collect(),
-        save_plan.times(&problem.grid),
-        stats,
-    ))
+    let times = check(problem)?.times(&problem.grid);
+    gather(
+        &problem.system,
+        problem.ensemble.n,
+        times,
+        problem.precision,
+        |sink| run_into(ctx, problem, options, sink),
+    )
 }
 
 /// How a run is cut up on this device.

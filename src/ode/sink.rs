@@ -4,7 +4,9 @@
 //! output in memory unless the caller asks for that.
 
 use super::device::{Precision, SaveBatch};
+use super::run::SimError;
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
+use crate::model::System;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -51,6 +53,21 @@ impl Sink for FanOut<'_> {
             .iter_mut()
             .try_for_each(|s| s.chunk_done(chunk.clone(), status, steps))
     }
+}
+
+/// Runs `run` into a `MemorySink` and returns the gathered `Solution`.
+pub fn gather(
+    system: &System,
+    n: usize,
+    times: Vec<f64>,
+    precision: Precision,
+    run: impl FnOnce(&mut dyn Sink) -> Result<RunStats, SimError>,
+) -> Result<Solution, SimError> {
+    let dim = system.dim();
+    let mut sink = MemorySink::new(n, dim, times.len(), precision);
+    let stats = run(&mut sink)?;
+    let names = system.states.iter().map(|v| v.name.clone()).collect();
+    Ok(sink.into_solution(dim, names, times, stats))
 }
 
 /// Gathers everything into a `Solution` (memory grows with N × saves).
