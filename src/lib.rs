@@ -32,6 +32,7 @@ mod embedded;
 pub mod gpu;
 pub mod io;
 pub mod model;
+pub mod nn;
 pub mod ode;
 pub mod precision;
 pub mod rng;

@@ -1,0 +1,166 @@
+//! Checkpoints as `.safetensors` in PyTorch's `state_dict` layout, with the architecture as
+//! JSON in the header metadata (`architecture`), so a network trained here loads into the
+//! equivalent PyTorch `nn.Sequential` and back.
+
+use super::model::{Architecture, ModelError, Params};
+use safetensors::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("cannot read '{path}': {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write '{path}': {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("'{path}' is not a safetensors file: {message}")]
+    Format { path: String, message: String },
+    #[error(
+        "'{path}' has no architecture in its metadata; it was not written by phaseflow or by the fixture's recipe"
+    )]
+    NoArchitecture { path: String },
+    #[error("'{path}': the architecture in its metadata is not valid: {message}")]
+    BadArchitecture { path: String, message: String },
+    #[error("'{path}': tensor '{name}' holds {dtype}; expected F32 or F64")]
+    Dtype {
+        path: String,
+        name: String,
+        dtype: String,
+    },
+    #[error("'{path}': {source}")]
+    Model {
+        path: String,
+        #[source]
+        source: ModelError,
+    },
+}
+
+/// Every tensor of a safetensors file as (shape, f64 values), and its metadata.
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f64>)>;
+
+pub fn read_tensors(path: &Path) -> Result<(Tensors, HashMap<String, String>), CheckpointError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
+        path: p.clone(),
+        message: e.to_string(),
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(format)?;
+    let mut out = HashMap::new();
+    for (name, view) in tensors.tensors() {
+        let data = view.data();
+        let values: Vec<f64> = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect(),
+            other => {
+                return Err(CheckpointError::Dtype {
+                    path: p,
+                    name,
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        out.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// A network from a checkpoint.
+pub fn load(path: &Path) -> Result<(Architecture, Params), CheckpointError> {
+    let p = path.display().to_string();
+    let (tensors, meta) = read_tensors(path)?;
+    let text = meta
+        .get("architecture")
+        .ok_or_else(|| CheckpointError::NoArchitecture { path: p.clone() })?;
+    let arch: Architecture =
+        serde_json::from_str(text).map_err(|e| CheckpointError::BadArchitecture {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+    let params = Params::from_named(&arch, &|name| tensors.get(name).cloned())
+        .map_err(|source| CheckpointError::Model { path: p, source })?;
+    Ok((arch, params))
+}
+
+/// An f32 tensor for the writer.
+struct F32Tensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &F32Tensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Writes a checkpoint: parameters as f32 (as PyTorch keeps them), the architecture and
+/// `extra` entries in the metadata.
+pub fn save(
+    path: &Path,
+    arch: &Architecture,
+    params: &Params,
+    extra: &[(&str, String)],
+) -> Result<(), CheckpointError> {
+    let tensors: BTreeMap<String, F32Tensor> = params
+        .named()
+        .into_iter()
+        .map(|(name, shape, values)| {
+            let bytes = values
+                .iter()
+                .flat_map(|&v| (v as f32).to_le_bytes())
+                .collect();
+            (name, F32Tensor { shape, bytes })
+        })
+        .collect();
+    let mut meta = HashMap::new();
+    meta.insert(
+        "architecture".to_string(),
+        serde_json::to_string(arch).expect("architectures serialise"),
+    );
+    meta.insert(
+        "framework".to_string(),
+        format!("phaseflow {}", env!("CARGO_PKG_VERSION")),
+    );
+    for (k, v) in extra {
+        meta.insert(k.to_string(), v.clone());
+    }
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .map_err(|e| CheckpointError::Format {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    std::fs::write(path, bytes).map_err(|source| CheckpointError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,378 @@
+//! An MLP with an optional Fourier-feature encoding in front: its architecture (as JSON, the
+//! same description checkpoints carry) and its parameters, named as PyTorch's `state_dict`
+//! names those of the equivalent `nn.Sequential` (`encoding.B`, `layers.0.weight` [out, in],
+//! `layers.0.bias`, `layers.2.weight`, ...: linear layers at even indices, activations
+//! between them).
+
+use crate::rng::uniform_f64;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ModelError {
+    #[error("the architecture needs at least two layer widths (input and output), got {0:?}")]
+    TooFewLayers(Vec<usize>),
+    #[error("layer widths must be at least 1: {0:?}")]
+    ZeroWidth(Vec<usize>),
+    #[error("the encoding produces {got} features but the first layer takes {want}")]
+    EncodingWidth { got: usize, want: usize },
+    #[error("parameter '{name}' has shape {got:?}; the architecture needs {want:?}")]
+    Shape {
+        name: String,
+        got: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error("parameter '{0}' is missing")]
+    Missing(String),
+}
+
+/// Element-wise nonlinearity after a linear layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    None,
+    Relu,
+    Tanh,
+    /// GELU in its tanh form (PyTorch's `GELU(approximate="tanh")`).
+    Gelu,
+    /// x · sigmoid(x).
+    Silu,
+    /// sin(x), for SIREN-style networks.
+    Sin,
+}
+
+const GELU_K: f64 = 0.7978845608028654; // sqrt(2/pi)
+const GELU_C: f64 = 0.044715;
+
+impl Activation {
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => 0.5 * x * (1.0 + (GELU_K * (x + GELU_C * x * x * x)).tanh()),
+            Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Sin => x.sin(),
+        }
+    }
+
+    /// d apply / dx at x.
+    pub fn derivative(self, x: f64) -> f64 {
+        match self {
+            Activation::None => 1.0,
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Tanh => 1.0 - x.tanh().powi(2),
+            Activation::Gelu => {
+                let u = GELU_K * (x + GELU_C * x * x * x);
+                let t = u.tanh();
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_C * x * x)
+            }
+            Activation::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Sin => x.cos(),
+        }
+    }
+}
+
+/// How inputs become Fourier features: `z = (2π) x B`, features `[cos z, sin z]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingKind {
+    /// B ~ N(0, σ²) (Tancik et al. 2020), trainable or fixed.
+    Gaussian,
+    /// Log-spaced frequencies σ^(j/m) per input (the "positional" encoding).
+    Positional,
+    /// B = identity: [cos 2πx, sin 2πx].
+    Basic,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    pub kind: EncodingKind,
+    pub inputs: usize,
+    /// Columns of B; the encoding outputs twice as many values.
+    pub features: usize,
+    /// Whether z carries the factor 2π.
+    #[serde(default = "yes")]
+    pub two_pi: bool,
+    /// The only order there is: cosines first, then sines.
+    #[serde(default = "cos_then_sin")]
+    pub order: String,
+    /// Scale of B (Gaussian: standard deviation; positional: largest frequency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    /// Whether training updates B.
+    #[serde(default)]
+    pub trainable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn cos_then_sin() -> String {
+    "cos_then_sin".into()
+}
+
+/// The architecture, as stored in a checkpoint's metadata (`architecture`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// "fourier_mlp" with an encoding, "mlp" without.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    /// Widths from the first linear layer's input to the output.
+    pub layers: Vec<usize>,
+    pub activation: Activation,
+    pub output_activation: Activation,
+}
+
+impl Architecture {
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.layers.len() < 2 {
+            return Err(ModelError::TooFewLayers(self.layers.clone()));
+        }
+        if self.layers.contains(&0) {
+            return Err(ModelError::ZeroWidth(self.layers.clone()));
+        }
+        if let Some(e) = &self.encoding
+            && 2 * e.features != self.layers[0]
+        {
+            return Err(ModelError::EncodingWidth {
+                got: 2 * e.features,
+                want: self.layers[0],
+            });
+        }
+        Ok(())
+    }
+
+    /// Inputs the network takes (before any encoding).
+    pub fn inputs(&self) -> usize {
+        self.encoding.as_ref().map_or(self.layers[0], |e| e.inputs)
+    }
+
+    pub fn outputs(&self) -> usize {
+        *self.layers.last().expect("checked")
+    }
+
+    pub fn n_linear(&self) -> usize {
+        self.layers.len() - 1
+    }
+
+    /// The activation after linear layer `l`.
+    pub fn activation_after(&self, l: usize) -> Activation {
+        if l + 1 == self.n_linear() {
+            self.output_activation
+        } else {
+            self.activation
+        }
+    }
+}
+
+/// A row-major matrix of f64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn zeros(rows: usize, cols: usize) -> Matrix {
+        Matrix {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    pub fn at(&self, r: usize, c: usize) -> f64 {
+        self.data[r * self.cols + c]
+    }
+}
+
+/// A tensor by name: (shape, values).
+pub type NamedTensor = (Vec<usize>, Vec<f64>);
+
+/// Parameters of a network (f64 on the host; the device holds f32 copies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Encoding matrix B [inputs, features].
+    pub b: Option<Matrix>,
+    /// Weights [out, in] per linear layer.
+    pub weights: Vec<Matrix>,
+    pub biases: Vec<Vec<f64>>,
+}
+
+/// How the linear layers are initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Glorot/Xavier uniform (tanh, sigmoid-like, linear).
+    Glorot,
+    /// He/Kaiming uniform (ReLU-like).
+    He,
+    /// SIREN (Sitzmann et al. 2020): first layer U(-1/in, 1/in), others
+    /// U(-sqrt(6/in)/30, sqrt(6/in)/30), for sin activations with ω0 = 30 folded in.
+    Siren,
+}
+
+/// A standard normal sample from two counter-based uniforms (Box–Muller).
+fn normal(seed: u64, index: u64, stream: u32) -> f64 {
+    let u1 = uniform_f64(seed, index, stream).max(f64::MIN_POSITIVE);
+    let u2 = uniform_f64(seed, index, stream + 1);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+impl Params {
+    /// Fresh parameters: weights from `init`, biases zero, B from the encoding's kind.
+    pub fn init(arch: &Architecture, init: Init, seed: u64) -> Result<Params, ModelError> {
+        arch.check()?;
+        let b = arch.encoding.as_ref().map(|e| encoding_matrix(e, seed));
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for l in 0..arch.n_linear() {
+            let (fan_in, fan_out) = (arch.layers[l], arch.layers[l + 1]);
+            let bound = match init {
+                Init::Glorot => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+                Init::He => (6.0 / fan_in as f64).sqrt(),
+                Init::Siren if l == 0 => 1.0 / fan_in as f64,
+                Init::Siren => (6.0 / fan_in as f64).sqrt() / 30.0,
+            };
+            let stream = 16 + 2 * l as u32;
+            let data = (0..fan_out * fan_in)
+                .map(|k| bound * (2.0 * uniform_f64(seed, k as u64, stream) - 1.0))
+                .collect();
+            weights.push(Matrix {
+                rows: fan_out,
+                cols: fan_in,
+                data,
+            });
+            biases.push(vec![0.0; fan_out]);
+        }
+        Ok(Params { b, weights, biases })
+    }
+
+    /// (PyTorch name, shape, values) of every parameter, in state_dict order.
+    pub fn named(&self) -> Vec<(String, Vec<usize>, &[f64])> {
+        let mut out = Vec::new();
+        if let Some(b) = &self.b {
+            out.push(("encoding.B".to_string(), vec![b.rows, b.cols], &b.data[..]));
+        }
+        for (l, (w, bias)) in self.weights.iter().zip(&self.biases).enumerate() {
+            out.push((
+                format!("layers.{}.weight", 2 * l),
+                vec![w.rows, w.cols],
+                &w.data[..],
+            ));
+            out.push((
+                format!("layers.{}.bias", 2 * l),
+                vec![bias.len()],
+                &bias[..],
+            ));
+        }
+        out
+    }
+
+    /// Parameters from named tensors, checked against the architecture.
+    pub fn from_named(
+        arch: &Architecture,
+        get: &dyn Fn(&str) -> Option<NamedTensor>,
+    ) -> Result<Params, ModelError> {
+        arch.check()?;
+        let fetch = |name: &str, want: Vec<usize>| -> Result<Vec<f64>, ModelError> {
+            let (shape, data) = get(name).ok_or_else(|| ModelError::Missing(name.into()))?;
+            if shape != want {
+                return Err(ModelError::Shape {
+                    name: name.into(),
+                    got: shape,
+                    want,
+                });
+            }
+            Ok(data)
+        };
+        let b = match &arch.encoding {
+            Some(e) => Some(Matrix {
+                rows: e.inputs,
+                cols: e.features,
+                data: fetch("encoding.B", vec![e.inputs, e.features])?,
+            }),
+            None => None,
+        };
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for l in 0..arch.n_linear() {
+            let (i, o) = (arch.layers[l], arch.layers[l + 1]);
+            weights.push(Matrix {
+                rows: o,
+                cols: i,
+                data: fetch(&format!("layers.{}.weight", 2 * l), vec![o, i])?,
+            });
+            biases.push(fetch(&format!("layers.{}.bias", 2 * l), vec![o])?);
+        }
+        Ok(Params { b, weights, biases })
+    }
+
+    /// Every parameter in `named` order, flattened (for optimisers and tests).
+    pub fn flat(&self) -> Vec<f64> {
+        self.named()
+            .into_iter()
+            .flat_map(|(_, _, v)| v.to_vec())
+            .collect()
+    }
+
+    /// The inverse of `flat`.
+    pub fn set_flat(&mut self, values: &[f64]) {
+        let mut at = 0;
+        let mut take = |dst: &mut [f64]| {
+            dst.copy_from_slice(&values[at..at + dst.len()]);
+            at += dst.len();
+        };
+        if let Some(b) = self.b.as_mut() {
+            take(&mut b.data);
+        }
+        for (w, bias) in self.weights.iter_mut().zip(self.biases.iter_mut()) {
+            take(&mut w.data);
+            take(bias);
+        }
+    }
+}
+
+/// B for an encoding: Gaussian N(0, σ²) (σ default 10), positional log-spaced σ^(j/m)
+/// along each input, basic identity.
+fn encoding_matrix(e: &Encoding, seed: u64) -> Matrix {
+    let mut b = Matrix::zeros(e.inputs, e.features);
+    match e.kind {
+        EncodingKind::Gaussian => {
+            let sigma = e.sigma.unwrap_or(10.0);
+            for (k, v) in b.data.iter_mut().enumerate() {
+                *v = sigma * normal(seed, k as u64, 2);
+            }
+        }
+        EncodingKind::Positional => {
+            let sigma = e.sigma.unwrap_or(10.0);
+            let per = (e.features / e.inputs).max(1);
+            for f in 0..e.features {
+                let (i, j) = (f / per, f % per);
+                if i < e.inputs {
+                    b.data[i * e.features + f] = sigma.powf(j as f64 / per as f64);
+                }
+            }
+        }
+        EncodingKind::Basic => {
+            for i in 0..e.inputs.min(e.features) {
+                b.data[i * e.features + i] = 1.0;
+            }
+        }
+    }
+    b
+}
