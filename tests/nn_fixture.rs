@@ -81,3 +81,66 @@ fn checkpoints_round_trip_in_pytorch_layout() {
     assert_eq!(meta["note"], "round trip");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod common;
+
+/// The fixture on the GPU (f32): outputs agree with the f64 reference to the precision of
+/// f32 arithmetic. Error budget: z = 2π x·B reaches ~|60| here, so cos/sin of an f32
+/// argument carry ~60 × 6e-8 ≈ 4e-6 absolute; 64-term dot products add ~64 × 6e-8 relative
+/// per layer, and tanh does not amplify: 1e-4 absolute on outputs of size ~1.
+#[test]
+fn the_fixture_on_the_gpu_matches_its_outputs() {
+    let ctx = common::gpu();
+    let (arch, params) = load(&data("torch_mlp_fixture.safetensors")).unwrap();
+    let (io, _) = read_tensors(&data("torch_mlp_fixture_io.safetensors")).unwrap();
+    let x = matrix(&io["inputs"]);
+    let want = matrix(&io["outputs_f64"]);
+    let net = phaseflow::nn::GpuNet::new(ctx, &arch, &params).unwrap();
+    let batch = net.batch(ctx, x.rows);
+    let got = net.forward(ctx, &batch, &x).unwrap();
+    let worst = got
+        .data
+        .iter()
+        .zip(&want.data)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    println!("worst {worst:e}");
+    assert!(worst < 1e-4, "{worst:e}");
+}
+
+/// The fixture's gradients on the GPU: the loss mean(y²) and the gradient of every
+/// parameter, B included, against the f64 reference. f32 sums over 256 samples of products
+/// of ~1e-6-accurate factors: measured ≤ 5.2e-6 of each tensor's largest entry; bound 1e-4.
+#[test]
+fn the_fixture_gradients_on_the_gpu() {
+    let ctx = common::gpu();
+    let (mut arch, params) = load(&data("torch_mlp_fixture.safetensors")).unwrap();
+    arch.encoding.as_mut().unwrap().trainable = true;
+    let (io, _) = read_tensors(&data("torch_mlp_fixture_io.safetensors")).unwrap();
+    let x = matrix(&io["inputs"]);
+    let zero = Matrix::zeros(x.rows, 3);
+    let net = phaseflow::nn::GpuNet::new(ctx, &arch, &params).unwrap();
+    let trainer =
+        phaseflow::nn::Trainer::new(ctx, net, &x, &zero, phaseflow::nn::Optimizer::default())
+            .unwrap();
+    let (loss, grads) = trainer.gradients(ctx).unwrap();
+    let want_loss = io["loss"].1[0];
+    assert!(
+        (loss - want_loss).abs() < 1e-5 * want_loss,
+        "{loss} vs {want_loss}"
+    );
+    for (name, _, values) in grads.named() {
+        let want = &io[&format!("grad.{name}")].1;
+        let scale = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        let worst = values
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        println!("{name}: worst {:e} of scale {scale:e}", worst / scale);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{name}: {worst:e} vs scale {scale:e}"
+        );
+    }
+}

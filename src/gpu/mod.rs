@@ -2,6 +2,7 @@
 //! validation, readback and timestamp timing.
 
 pub mod context;
+pub mod layout;
 pub mod math_f64;
 pub mod readback;
 pub mod shader;
