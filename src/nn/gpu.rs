@@ -53,6 +53,20 @@ pub fn linear_forward_wgsl(act: Activation) -> Result<String, ShaderError> {
     compose("nn/linear_forward.wgsl", &[("ACT", &activation_wgsl(act))])
 }
 
+pub fn act_backward_wgsl(act: Activation) -> Result<String, ShaderError> {
+    compose("nn/act_backward.wgsl", &[("DACT", &derivative_wgsl(act))])
+}
+
+/// C = A·B (`transposed_a` false) or C = Aᵀ·B (true).
+pub fn matmul_wgsl(transposed_a: bool) -> Result<String, ShaderError> {
+    let at = if transposed_a {
+        "a[kk * dims.m + row]"
+    } else {
+        "a[row * dims.k + kk]"
+    };
+    compose("nn/matmul.wgsl", &[("A_AT", at)])
+}
+
 pub fn encode_forward_wgsl() -> Result<String, ShaderError> {
     compose("nn/encode_forward.wgsl", &[])
 }

@@ -4,7 +4,9 @@
 //! Kernels: `shaders/nn/{mse,act_backward,matmul,column_sum,encode_backward,adam}.wgsl`;
 //! their CPU twin is `nn::cpu::{mse, backward}` plus the update rule in `Optimizer`.
 
-use super::gpu::{Batch, GpuNet, derivative_wgsl, line_grid, tile_grid, to_f32, uniform, zeros};
+use super::gpu::{
+    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, tile_grid, to_f32, uniform, zeros,
+};
 use super::model::{Matrix, Params};
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
 use crate::gpu::readback::with_mapped;
@@ -190,16 +192,8 @@ impl Trainer {
             "matmul",
             &[Binding::Uniform, s(true), s(true), s(false)],
         );
-        let nn = pipe(
-            "nn/matmul_nn",
-            compose("nn/matmul.wgsl", &[("A_AT", "a[row * dims.k + kk]")])?,
-            &mm_layout,
-        )?;
-        let tn = pipe(
-            "nn/matmul_tn",
-            compose("nn/matmul.wgsl", &[("A_AT", "a[kk * dims.m + row]")])?,
-            &mm_layout,
-        )?;
+        let nn = pipe("nn/matmul_nn", matmul_wgsl(false)?, &mm_layout)?;
+        let tn = pipe("nn/matmul_tn", matmul_wgsl(true)?, &mm_layout)?;
         let sum_layout =
             bind_group_layout(ctx, "column_sum", &[Binding::Uniform, s(true), s(false)]);
         let colsum = pipe(
@@ -222,10 +216,7 @@ impl Trainer {
             let (fan_in, fan_out) = (arch.layers[l], arch.layers[l + 1]);
             let act = pipe(
                 "nn/act_backward",
-                compose(
-                    "nn/act_backward.wgsl",
-                    &[("DACT", &derivative_wgsl(arch.activation_after(l)))],
-                )?,
+                act_backward_wgsl(arch.activation_after(l))?,
                 &act_layout,
             )?;
             let len = n * fan_out;
