@@ -99,3 +99,51 @@ fn optimiser_steps_match_the_cpu_twin() {
         assert_ne!(gpu, start.flat(), "the parameters moved");
     }
 }
+
+/// The spectral-bias check (Tancik et al. 2020 in one dimension):
+/// f(x) = sin(2π·3x) + 0.5 sin(2π·17x) + 0.25 sin(2π·41x) from 256 uniform points, tested
+/// at the 256 midpoints; 3×64 ReLU, Adam 1e-3, 5,000 full-batch steps. Without an encoding
+/// the test MSE stays above 0.05 (the high frequencies are missed); with 64 Gaussian
+/// features, σ = 10, it falls below 1e-3. (PyTorch on the same set-up: 0.12 vs 2e-4.)
+#[test]
+fn fourier_features_overcome_spectral_bias() {
+    let ctx = common::gpu();
+    let f = |x: f64| {
+        use std::f64::consts::TAU;
+        (TAU * 3.0 * x).sin() + 0.5 * (TAU * 17.0 * x).sin() + 0.25 * (TAU * 41.0 * x).sin()
+    };
+    let train_x = column((0..256).map(|i| i as f64 / 256.0));
+    let test_x = column((0..256).map(|i| (i as f64 + 0.5) / 256.0));
+    let train_y = column(train_x.data.iter().map(|&x| f(x)));
+    let test_y = column(test_x.data.iter().map(|&x| f(x)));
+    let mut results = Vec::new();
+    for encoding in [
+        None,
+        Some(Encoding {
+            kind: EncodingKind::Gaussian,
+            inputs: 1,
+            features: 64,
+            two_pi: true,
+            order: "cos_then_sin".into(),
+            sigma: Some(10.0),
+            trainable: false,
+        }),
+    ] {
+        let arch = mlp(encoding, &[64, 64, 64], Activation::Relu);
+        let start = Params::init(&arch, Init::He, 1).unwrap();
+        let net = GpuNet::new(ctx, &arch, &start).unwrap();
+        let mut trainer = Trainer::new(ctx, net, &train_x, &train_y, Optimizer::default()).unwrap();
+        for _ in 0..5000 {
+            trainer.step(ctx);
+        }
+        let p = trainer.params(ctx).unwrap();
+        let (test_mse, _) = cpu::mse(&cpu::forward(&arch, &p, &test_x).y, &test_y);
+        results.push(test_mse);
+    }
+    println!(
+        "test MSE without encoding {:e}, with {:e}",
+        results[0], results[1]
+    );
+    assert!(results[0] > 0.05, "{results:?}");
+    assert!(results[1] < 1e-3, "{results:?}");
+}

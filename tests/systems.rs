@@ -8,7 +8,7 @@ use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
 use phaseflow::nn::Activation;
-use phaseflow::nn::gpu::{act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
+use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
 use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
 use phaseflow::ode::kernel::fixed_step_wgsl;
 use phaseflow::ode::{Control, Ensemble, InitialStates, Precision, Save, Solver, Status};
@@ -83,14 +83,30 @@ fn every_shader_file_and_generated_kernel_validates() {
         Activation::Silu,
         Activation::Sin,
     ] {
-        for wgsl in [linear_forward_wgsl(act), act_backward_wgsl(act)] {
-            validate(&format!("nn {act:?}"), &wgsl.unwrap(), false)
-                .unwrap_or_else(|e| panic!("{e}"));
+        for kernels in [Kernels::Tiled, Kernels::Direct] {
+            validate(
+                &format!("nn {act:?}"),
+                &linear_forward_wgsl(act, kernels).unwrap(),
+                false,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
+        validate(
+            &format!("nn {act:?}"),
+            &act_backward_wgsl(act).unwrap(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     for transposed in [false, true] {
-        validate("nn/matmul", &matmul_wgsl(transposed).unwrap(), false)
+        for kernels in [Kernels::Tiled, Kernels::Direct] {
+            validate(
+                "nn/matmul",
+                &matmul_wgsl(transposed, kernels).unwrap(),
+                false,
+            )
             .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
     for f in Func::ALL.into_iter().filter(|f| f.needs_f64_library()) {
         let args = ["a.x", "a.y", "a.x"];

@@ -49,8 +49,42 @@ pub fn activation_wgsl(act: Activation) -> String {
     format!("fn act(x: f32) -> f32 {{\n    return {body};\n}}")
 }
 
-pub fn linear_forward_wgsl(act: Activation) -> Result<String, ShaderError> {
-    compose("nn/linear_forward.wgsl", &[("ACT", &activation_wgsl(act))])
+/// How matrix products run: in 16×16 tiles through workgroup memory (GPUs), or one
+/// invocation per output element (CPU adapters, where workgroup barriers are costly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    Tiled,
+    Direct,
+}
+
+impl Kernels {
+    /// The faster form for an adapter.
+    pub fn for_adapter(ctx: &GpuContext) -> Kernels {
+        if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
+            Kernels::Direct
+        } else {
+            Kernels::Tiled
+        }
+    }
+
+    /// Dispatch size for an [rows, cols] result.
+    pub(super) fn grid(self, rows: usize, cols: usize) -> (u32, u32, u32) {
+        match self {
+            Kernels::Tiled => tile_grid(rows, cols),
+            Kernels::Direct => {
+                let (x, y) = line_grid(rows * cols);
+                (x, y, 1)
+            }
+        }
+    }
+}
+
+pub fn linear_forward_wgsl(act: Activation, kernels: Kernels) -> Result<String, ShaderError> {
+    let file = match kernels {
+        Kernels::Tiled => "nn/linear_forward.wgsl",
+        Kernels::Direct => "nn/linear_forward_direct.wgsl",
+    };
+    compose(file, &[("ACT", &activation_wgsl(act))])
 }
 
 pub fn act_backward_wgsl(act: Activation) -> Result<String, ShaderError> {
@@ -58,13 +92,17 @@ pub fn act_backward_wgsl(act: Activation) -> Result<String, ShaderError> {
 }
 
 /// C = A·B (`transposed_a` false) or C = Aᵀ·B (true).
-pub fn matmul_wgsl(transposed_a: bool) -> Result<String, ShaderError> {
+pub fn matmul_wgsl(transposed_a: bool, kernels: Kernels) -> Result<String, ShaderError> {
     let at = if transposed_a {
         "a[kk * dims.m + row]"
     } else {
         "a[row * dims.k + kk]"
     };
-    compose("nn/matmul.wgsl", &[("A_AT", at)])
+    let file = match kernels {
+        Kernels::Tiled => "nn/matmul.wgsl",
+        Kernels::Direct => "nn/matmul_direct.wgsl",
+    };
+    compose(file, &[("A_AT", at)])
 }
 
 pub fn encode_forward_wgsl() -> Result<String, ShaderError> {
@@ -119,6 +157,7 @@ pub(super) fn tile_grid(n: usize, cols: usize) -> (u32, u32, u32) {
 
 pub struct GpuNet {
     pub arch: Architecture,
+    pub kernels: Kernels,
     pub(super) b: Option<wgpu::Buffer>,
     pub(super) weights: Vec<wgpu::Buffer>,
     pub(super) biases: Vec<wgpu::Buffer>,
@@ -142,7 +181,17 @@ pub struct Batch {
 }
 
 impl GpuNet {
+    /// The network on `ctx`, with the kernels that suit the adapter.
     pub fn new(ctx: &GpuContext, arch: &Architecture, params: &Params) -> Result<GpuNet, GpuError> {
+        GpuNet::with_kernels(ctx, arch, params, Kernels::for_adapter(ctx))
+    }
+
+    pub fn with_kernels(
+        ctx: &GpuContext,
+        arch: &Architecture,
+        params: &Params,
+        kernels: Kernels,
+    ) -> Result<GpuNet, GpuError> {
         let s = |read_only| Binding::Storage { read_only };
         let linear_layout = bind_group_layout(
             ctx,
@@ -158,7 +207,7 @@ impl GpuNet {
         );
         let mut linear = Vec::new();
         for l in 0..arch.n_linear() {
-            let wgsl = linear_forward_wgsl(arch.activation_after(l))?;
+            let wgsl = linear_forward_wgsl(arch.activation_after(l), kernels)?;
             linear.push(ctx.pipeline(
                 "nn/linear_forward",
                 &wgsl,
@@ -185,6 +234,7 @@ impl GpuNet {
         };
         let net = GpuNet {
             arch: arch.clone(),
+            kernels,
             b: params
                 .b
                 .as_ref()
@@ -305,7 +355,7 @@ impl GpuNet {
             pass.dispatch_workgroups(groups.min(65535), groups.div_ceil(65535), 1);
         }
         for (l, group) in batch.linear_groups.iter().enumerate() {
-            let (gx, gy, gz) = tile_grid(batch.n, self.arch.layers[l + 1]);
+            let (gx, gy, gz) = self.kernels.grid(batch.n, self.arch.layers[l + 1]);
             pass.set_pipeline(&self.linear[l]);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(gx, gy, gz);

@@ -5,7 +5,7 @@
 //! their CPU twin is `nn::cpu::{mse, backward}` plus the update rule in `Optimizer`.
 
 use super::gpu::{
-    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, tile_grid, to_f32, uniform, zeros,
+    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, to_f32, uniform, zeros,
 };
 use super::model::{Matrix, Params};
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
@@ -192,8 +192,9 @@ impl Trainer {
             "matmul",
             &[Binding::Uniform, s(true), s(true), s(false)],
         );
-        let nn = pipe("nn/matmul_nn", matmul_wgsl(false)?, &mm_layout)?;
-        let tn = pipe("nn/matmul_tn", matmul_wgsl(true)?, &mm_layout)?;
+        let kernels = net.kernels;
+        let nn = pipe("nn/matmul_nn", matmul_wgsl(false, kernels)?, &mm_layout)?;
+        let tn = pipe("nn/matmul_tn", matmul_wgsl(true, kernels)?, &mm_layout)?;
         let sum_layout =
             bind_group_layout(ctx, "column_sum", &[Binding::Uniform, s(true), s(false)]);
         let colsum = pipe(
@@ -239,7 +240,7 @@ impl Trainer {
                 0,
                 &[&dims, &grad_h[l + 1], layer_input(l), &gw],
             );
-            backward.push((tn.clone(), g, tile_grid(fan_out, fan_in)));
+            backward.push((tn.clone(), g, kernels.grid(fan_out, fan_in)));
             // db = column sums of dA.
             let gb = zeros(ctx, "bias gradient", fan_out);
             let dims = uniform(ctx, [n as u32, fan_out as u32, 0, 0]);
@@ -255,7 +256,7 @@ impl Trainer {
                     0,
                     &[&dims, &grad_h[l + 1], &net.weights[l], &grad_h[l]],
                 );
-                backward.push((nn.clone(), g, tile_grid(n, fan_in)));
+                backward.push((nn.clone(), g, kernels.grid(n, fan_in)));
             }
             grads[l] = (Some(gw), Some(gb));
         }
@@ -284,7 +285,7 @@ impl Trainer {
             let gb = zeros(ctx, "B gradient", e.inputs * e.features);
             let dims = uniform(ctx, [e.inputs as u32, n as u32, e.features as u32, 0]);
             let g = bind_group(ctx, "dB", &mm_layout, 0, &[&dims, &batch.x, &dz, &gb]);
-            backward.push((tn.clone(), g, tile_grid(e.inputs, e.features)));
+            backward.push((tn.clone(), g, kernels.grid(e.inputs, e.features)));
             grad_b_enc = Some(gb);
         }
 
