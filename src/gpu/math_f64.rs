@@ -2,6 +2,7 @@
 //! calls on the device, so tests can hold each function to Rust's std (its CPU twin).
 
 use super::context::{GpuContext, GpuError};
+use super::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
 use super::readback::with_mapped;
 use super::shader::compose;
 use wgpu::util::DeviceExt;
@@ -31,52 +32,19 @@ pub fn evaluate(ctx: &GpuContext, call: &str, args: &[(f64, f64)]) -> Result<Vec
         usage: wgpu::BufferUsages::STORAGE,
     });
     let bytes = (args.len() * 8) as u64;
-    let output = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("math results"),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("math staging"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("math probe"),
-        entries: &[storage(0, true), storage(1, false)],
-    });
-    let pipeline_layout = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("math probe"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let pipeline = ctx.pipeline("math_f64_probe", &wgsl, &pipeline_layout, true)?;
-    let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("math probe"),
-        layout: &layout,
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: input.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: output.as_entire_binding(),
-            },
-        ],
-    });
+    use wgpu::BufferUsages as U;
+    let output = buffer(ctx, "math results", bytes, U::STORAGE | U::COPY_SRC);
+    let staging = buffer(ctx, "math staging", bytes, U::MAP_READ | U::COPY_DST);
+    let storage = |read_only| Binding::Storage { read_only };
+    let layout = bind_group_layout(ctx, "math probe", &[storage(true), storage(false)]);
+    let pipeline = ctx.pipeline(
+        "math_f64_probe",
+        &wgsl,
+        &pipeline_layout(ctx, &layout),
+        true,
+    )?;
+    // No uniform here: binding 0 is bound whole like the rest.
+    let bind_group = bind_group(ctx, "math probe", &layout, 0, &[&input, &output]);
     let groups = args.len().div_ceil(64) as u32;
     let (gx, gy) = (groups.min(65535), groups.div_ceil(65535));
     let mut enc = dev.create_command_encoder(&Default::default());

@@ -4,7 +4,7 @@
 //! twin is `nn::cpu`.
 
 use super::model::{Activation, Architecture, Matrix, Params};
-use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
+use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::gpu::{GpuContext, GpuError};
@@ -122,14 +122,13 @@ pub(super) fn storage(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Bu
 }
 
 pub(super) fn zeros(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: (4 * len.max(1)) as u64,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    })
+    use wgpu::BufferUsages as U;
+    buffer(
+        ctx,
+        label,
+        4 * len as u64,
+        U::STORAGE | U::COPY_DST | U::COPY_SRC,
+    )
 }
 
 pub(super) fn uniform(ctx: &GpuContext, words: [u32; 4]) -> wgpu::Buffer {

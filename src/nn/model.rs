@@ -262,6 +262,20 @@ impl Params {
         Ok(Params { b, weights, biases })
     }
 
+    /// Zero parameters of the architecture's shapes (to be filled with `set_flat`).
+    pub fn zeros(arch: &Architecture) -> Params {
+        Params {
+            b: arch
+                .encoding
+                .as_ref()
+                .map(|e| Matrix::zeros(e.inputs, e.features)),
+            weights: (0..arch.n_linear())
+                .map(|l| Matrix::zeros(arch.layers[l + 1], arch.layers[l]))
+                .collect(),
+            biases: arch.layers[1..].iter().map(|&w| vec![0.0; w]).collect(),
+        }
+    }
+
     /// (PyTorch name, shape, values) of every parameter, in state_dict order.
     pub fn named(&self) -> Vec<(String, Vec<usize>, &[f64])> {
         let mut out = Vec::new();

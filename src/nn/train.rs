@@ -109,9 +109,6 @@ type Pipeline = Arc<wgpu::ComputePipeline>;
 pub struct Trainer {
     pub net: GpuNet,
     pub batch: Batch,
-    target: wgpu::Buffer,
-    /// Gradient with respect to each layer's input (then the output), like `Batch::h`.
-    grad_h: Vec<wgpu::Buffer>,
     slots: Vec<Slot>,
     optimizer: Optimizer,
     t: u32,
@@ -330,8 +327,6 @@ impl Trainer {
         Ok(Trainer {
             net,
             batch,
-            target: target_buf,
-            grad_h,
             slots,
             optimizer,
             t: 0,
@@ -452,18 +447,9 @@ impl Trainer {
             )?);
             values.extend(read(ctx, &self.net.biases[l], arch.layers[l + 1])?);
         }
-        let mut p = Params::init(arch, super::model::Init::Glorot, 0)
-            .expect("the architecture was checked");
+        let mut p = Params::zeros(arch);
         p.set_flat(&values);
         Ok(p)
-    }
-
-    pub fn target(&self) -> &wgpu::Buffer {
-        &self.target
-    }
-
-    pub fn input_gradients(&self) -> &[wgpu::Buffer] {
-        &self.grad_h
     }
 }
 

@@ -26,6 +26,18 @@ pub struct Setup<'a> {
     pub save_times: &'a [f64],
 }
 
+/// `t + c·h` as the kernel's generator writes it (`adaptive_kernel::stage_time`): `t` for
+/// c = 0 and `t + h` for c = 1, so both round the same way.
+fn stage_time(t: f64, c: f64, h: f64) -> f64 {
+    if c == 0.0 {
+        t
+    } else if c == 1.0 {
+        t + h
+    } else {
+        t + c * h
+    }
+}
+
 /// The scaled RMS norm's weights: `atol + rtol * max(|a|, |b|)`.
 fn scale(rtol: &[f64], atol: &[f64], a: &[f64], b: &[f64], c: usize) -> f64 {
     atol[c] + rtol[c] * a[c].abs().max(b[c].abs())
@@ -112,13 +124,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             if i == fsal {
                 y1.copy_from_slice(&stage);
             }
-            let ti = if pair.c[i] == 0.0 {
-                t
-            } else if pair.c[i] == 1.0 {
-                t + hu
-            } else {
-                t + pair.c[i] * hu
-            };
+            let ti = stage_time(t, pair.c[i], hu);
             system.rhs_f64(ti, &stage, p, &mut aux, &mut k[i]);
         }
         out.counts.rhs_evals += pair.evals_per_attempt();
@@ -248,7 +254,7 @@ fn extra_stages(
         let mut ki = vec![0.0; y.len()];
         setup
             .system
-            .rhs_f64(t + pair.node(i) * h, &stage, p, aux, &mut ki);
+            .rhs_f64(stage_time(t, pair.node(i), h), &stage, p, aux, &mut ki);
         k[i] = ki;
     }
 }

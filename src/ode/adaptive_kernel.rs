@@ -165,7 +165,7 @@ fn reject_factor(err: real) -> real {{
                     s,
                     "    let q{c} = (dt * {}) / {};\n    acc += q{c} * q{c};",
                     paren(or_zero(weighted(e, c))),
-                    scale_of(pair, control, dim, c)
+                    scale_of(control, dim, c)
                 );
             }
             let _ = writeln!(s, "    return Trial(y1, sqrt(acc / real({dim}.0)));\n}}\n");
@@ -176,7 +176,7 @@ fn reject_factor(err: real) -> real {{
                 let _ = writeln!(
                     s,
                     "    let sc{c} = {};\n    let q5_{c} = {} / sc{c};\n    let q3_{c} = {} / sc{c};\n    s5 += q5_{c} * q5_{c};\n    s3 += q3_{c} * q3_{c};",
-                    scale_of(pair, control, dim, c),
+                    scale_of(control, dim, c),
                     paren(or_zero(weighted(e5, c))),
                     paren(or_zero(weighted(e3, c)))
                 );
@@ -290,7 +290,8 @@ fn paren(s: String) -> String {
     format!("({s})")
 }
 
-fn scale_of(_pair: &Pair, control: &Control, dim: usize, c: usize) -> String {
+/// The error norm's weight of component `c` (step start `y`, step end `y1`).
+fn scale_of(control: &Control, dim: usize, c: usize) -> String {
     scale(control, dim, c, "y", Some("y1"))
 }
 

@@ -6,7 +6,7 @@
 use super::adaptive::{AdaptiveProblem, SaveAt};
 use super::adaptive_kernel::adaptive_wgsl;
 use super::device::{
-    Binding, EnsembleBuffers, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::run::{RunOptions, SimError, host_output_fits, precision_available};
@@ -238,14 +238,6 @@ pub fn plan_adaptive(
     Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)
 }
 
-/// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
-/// statuses and step counts when it is the chunk's last batch.
-struct Unit {
-    chunk: Range<usize>,
-    slots: Range<usize>,
-    last_batch: bool,
-}
-
 /// Integrates every trajectory of an adaptive problem on the GPU, handing results to `sink`
 /// as they arrive (see `run::run_into`).
 pub fn run_adaptive_into(
@@ -288,15 +280,7 @@ pub fn run_adaptive_into(
     let mut completed = options.start;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
-        sink.saves(&SaveBatch {
-            slots: unit.slots.clone(),
-            chunk: unit.chunk.clone(),
-            stride: plan.chunk,
-            n,
-            dim,
-            precision,
-            bytes: bytes[0],
-        })?;
+        sink.saves(&unit.saves((n, dim, plan.chunk), precision, bytes[0]))?;
         if unit.last_batch {
             completed = unit.chunk.end;
             let words: &[u32] = bytemuck::cast_slice(bytes[1]);
@@ -441,6 +425,7 @@ pub fn run_adaptive_into(
                     chunk: chunk.clone(),
                     slots: slots.clone(),
                     last_batch,
+                    passes: 0,
                 },
             );
         }

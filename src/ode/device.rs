@@ -163,6 +163,38 @@ impl HostUpload {
     }
 }
 
+/// What one readback slot holds: one batch of save slots of one chunk, with the chunk's
+/// statuses (and step counts) when it is the chunk's last batch.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub chunk: Range<usize>,
+    pub slots: Range<usize>,
+    pub last_batch: bool,
+    /// Compute passes whose timestamps travel with it (fixed-step runs).
+    pub passes: u32,
+}
+
+impl Unit {
+    /// The unit's saves, read back into `bytes`, for a run of `n` trajectories of `dim`
+    /// states whose device rows are `stride` long.
+    pub fn saves<'a>(
+        &self,
+        (n, dim, stride): (usize, usize, usize),
+        precision: Precision,
+        bytes: &'a [u8],
+    ) -> SaveBatch<'a> {
+        SaveBatch {
+            slots: self.slots.clone(),
+            chunk: self.chunk.clone(),
+            stride,
+            n,
+            dim,
+            precision,
+            bytes,
+        }
+    }
+}
+
 /// A batch of save slots read back from the device: layout [slot][stride][dim] in the
 /// run's precision, of which the chunk's trajectories are the first `chunk.len()` rows.
 pub struct SaveBatch<'a> {

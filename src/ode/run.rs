@@ -3,7 +3,7 @@
 //! and one readback. No step ever waits on the host.
 
 use super::device::{
-    Binding, EnsembleBuffers, HostUpload, Precision, SaveBatch, UNIFORM_STRIDE, UniformBytes,
+    Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
 use super::ensemble::{Ensemble, EnsembleError};
@@ -299,15 +299,6 @@ pub fn plan_run(
     Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)
 }
 
-/// What a readback slot holds: one batch of save slots of one chunk, and the chunk's
-/// statuses when it is the chunk's last batch.
-struct Unit {
-    chunk: Range<usize>,
-    slots: Range<usize>,
-    last_batch: bool,
-    passes: u32,
-}
-
 /// Integrates every trajectory of the problem on the GPU, handing results to `sink` as
 /// they arrive. Units of work (a batch of save slots of a chunk) are read back through a
 /// ring of `options.ring` slots, so the host consumes one while the device runs the next.
@@ -366,15 +357,7 @@ pub fn run_into(
     let mut finished = 0usize;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
-        sink.saves(&SaveBatch {
-            slots: unit.slots.clone(),
-            chunk: unit.chunk.clone(),
-            stride: plan.chunk,
-            n,
-            dim,
-            precision,
-            bytes: bytes[0],
-        })?;
+        sink.saves(&unit.saves((n, dim, plan.chunk), precision, bytes[0]))?;
         if unit.last_batch {
             completed = unit.chunk.end;
             finished += unit.chunk.len();

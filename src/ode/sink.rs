@@ -168,10 +168,6 @@ impl Sink for Tally {
 impl Tally {
     /// Statuses with non-zero counts, in code order.
     pub fn status_counts(&self) -> Vec<(Status, usize)> {
-        Status::ALL
-            .into_iter()
-            .zip(self.status)
-            .filter(|&(_, c)| c > 0)
-            .collect()
+        Status::nonzero(self.status)
     }
 }

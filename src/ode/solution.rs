@@ -36,6 +36,15 @@ impl Status {
             .unwrap_or(Status::Running)
     }
 
+    /// (status, count) for counts indexed by code, zero counts left out.
+    pub fn nonzero(counts: [usize; 5]) -> Vec<(Status, usize)> {
+        Status::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|&(_, c)| c > 0)
+            .collect()
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Status::Running => "did not finish",
@@ -179,10 +188,6 @@ impl Solution {
         for s in &self.status {
             counts[*s as usize] += 1;
         }
-        Status::ALL
-            .into_iter()
-            .zip(counts)
-            .filter(|&(_, c)| c > 0)
-            .collect()
+        Status::nonzero(counts)
     }
 }
