@@ -4,8 +4,8 @@
 mod common;
 use phaseflow::nn::cpu;
 use phaseflow::nn::{
-    Activation, Architecture, Encoding, EncodingKind, GpuNet, Init, Matrix, Optimizer, Params,
-    Schedule, Trainer,
+    Activation, Architecture, Encoding, EncodingKind, FusedTrainer, GpuNet, Init, Matrix,
+    Optimizer, Params, Schedule, TrainConfig, Trainer, fused_supported,
 };
 
 fn mlp(encoding: Option<Encoding>, hidden: &[usize], act: Activation) -> Architecture {
@@ -131,12 +131,24 @@ fn fourier_features_overcome_spectral_bias() {
     ] {
         let arch = mlp(encoding, &[64, 64, 64], Activation::Relu);
         let start = Params::init(&arch, Init::He, 1).unwrap();
-        let net = GpuNet::new(ctx, &arch, &start).unwrap();
-        let mut trainer = Trainer::new(ctx, net, &train_x, &train_y, Optimizer::default()).unwrap();
-        for _ in 0..5000 {
-            trainer.step(ctx);
-        }
-        let p = trainer.params(ctx).unwrap();
+        // The fused kernels where the adapter has them, the layer-by-layer ones otherwise.
+        let p = if fused_supported(ctx, &arch) {
+            let config = TrainConfig::default();
+            let mut trainer =
+                FusedTrainer::new(ctx, &arch, &start, &train_x, &train_y, config).unwrap();
+            for _ in 0..5000 {
+                trainer.step(ctx);
+            }
+            trainer.params(ctx).unwrap()
+        } else {
+            let net = GpuNet::new(ctx, &arch, &start).unwrap();
+            let mut trainer =
+                Trainer::new(ctx, net, &train_x, &train_y, Optimizer::default()).unwrap();
+            for _ in 0..5000 {
+                trainer.step(ctx);
+            }
+            trainer.params(ctx).unwrap()
+        };
         let (test_mse, _) = cpu::mse(&cpu::forward(&arch, &p, &test_x).y, &test_y);
         results.push(test_mse);
     }

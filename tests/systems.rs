@@ -7,8 +7,9 @@ use phaseflow::gpu::math_f64::probe_wgsl;
 use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
-use phaseflow::nn::Activation;
+use phaseflow::nn::fused::{self, FusedLayout, Loss};
 use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
+use phaseflow::nn::{Activation, Architecture, Encoding, EncodingKind};
 use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
 use phaseflow::ode::kernel::fixed_step_wgsl;
 use phaseflow::ode::{Control, Ensemble, InitialStates, Precision, Save, Solver, Status};
@@ -39,6 +40,24 @@ fn catalog_spans_dimensions_and_kinds() {
             s.name(),
             names[systems.iter().position(|x| x.name() == s.name()).unwrap()]
         );
+    }
+}
+
+fn fused_arch(act: Activation, encoding: bool, trainable: bool) -> Architecture {
+    Architecture {
+        kind: "fourier_mlp".into(),
+        encoding: encoding.then(|| Encoding {
+            kind: EncodingKind::Gaussian,
+            inputs: 3,
+            features: 12,
+            two_pi: true,
+            order: "cos_then_sin".into(),
+            sigma: Some(3.0),
+            trainable,
+        }),
+        layers: vec![if encoding { 24 } else { 3 }, 40, 128, 2],
+        activation: act,
+        output_activation: Activation::Tanh,
     }
 }
 
@@ -75,14 +94,7 @@ fn every_shader_file_and_generated_kernel_validates() {
             }
         }
     }
-    for act in [
-        Activation::None,
-        Activation::Relu,
-        Activation::Tanh,
-        Activation::Gelu,
-        Activation::Silu,
-        Activation::Sin,
-    ] {
+    for act in Activation::ALL {
         for kernels in [Kernels::Tiled, Kernels::Direct] {
             validate(
                 &format!("nn {act:?}"),
@@ -106,6 +118,24 @@ fn every_shader_file_and_generated_kernel_validates() {
                 false,
             )
             .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    // The fused network kernels, generated per architecture: every activation, with and
+    // without an encoding (fixed and trained), both losses.
+    for act in Activation::ALL {
+        for (encoding, trainable) in [(false, false), (true, false), (true, true)] {
+            let arch = fused_arch(act, encoding, trainable);
+            let layout = FusedLayout::new(&arch);
+            let label = format!("fused {act:?} {encoding} {trainable}");
+            for wgsl in [
+                fused::forward_wgsl(&layout).unwrap(),
+                fused::backward_wgsl(&layout).unwrap(),
+                fused::weight_grad_wgsl(&layout).unwrap().0,
+                fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
+                fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
+            ] {
+                validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+            }
         }
     }
     for f in Func::ALL.into_iter().filter(|f| f.needs_f64_library()) {

@@ -10,7 +10,7 @@ struct Step {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
-    grad_scale: f32, // gradient clipping: g is multiplied by this first
+    clip: u32,       // 1: g is first multiplied by state[4] (grad_clip.wgsl)
     sgd: u32,        // 1: plain SGD (with momentum beta1)
     _p0: u32,
     _p1: u32,
@@ -22,6 +22,7 @@ struct Step {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -33,7 +34,7 @@ fn main(
     if i >= step.len {
         return;
     }
-    let g = grad[i] * step.grad_scale;
+    let g = grad[i] * select(1.0, state[4], step.clip == 1u);
     var p = param[i] * (1.0 - step.lr * step.weight_decay);
     if step.sgd == 1u {
         let mi = step.beta1 * m[i] + g;

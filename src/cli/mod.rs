@@ -7,6 +7,7 @@
 //! | 2 | bad input: usage, system, config, input files, sizes |
 //! | 3 | no usable GPU adapter |
 
+mod bench;
 mod format;
 mod info;
 mod outputs;
@@ -53,6 +54,8 @@ enum Command {
     /// Integrate an ensemble of trajectories of a system on the GPU
     #[command(long_about = simulate::LONG_ABOUT)]
     Simulate(Box<simulate::SimulateArgs>),
+    /// Measure a scenario's throughput (after checking its result against the CPU twin)
+    Bench(bench::BenchArgs),
 }
 
 /// What went wrong, sorted by who can fix it.
@@ -118,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(&args, &choice),
         Command::Systems(args) => systems::run(&args),
         Command::Simulate(args) => simulate::run(&args, &choice),
+        Command::Bench(args) => bench::run(&args, &choice),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,8 @@ pub enum GpuError {
          (`phaseflow info` lists them)"
     )]
     NoF64(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Which adapter to use: the best one, or one named by index or by part of its name.
@@ -192,7 +194,8 @@ impl GpuContext {
         let summary = summarize(index, &adapter);
 
         let offered = adapter.features();
-        let features = offered & (F64_FEATURES | wgpu::Features::TIMESTAMP_QUERY);
+        let features =
+            offered & (F64_FEATURES | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         // Ask for everything the adapter offers: bigger bindings and buffers mean fewer chunks.
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -234,6 +237,13 @@ impl GpuContext {
     /// integers; adapters with the first practically always have the second.
     pub fn has_f64(&self) -> bool {
         self.features.contains(F64_FEATURES)
+    }
+
+    /// Subgroup operations with subgroups of at least 8 invocations, which the fused
+    /// network kernels use to share weight loads between invocations.
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+            && self.adapter.get_info().subgroup_min_size >= 8
     }
 
     pub fn has_timestamps(&self) -> bool {

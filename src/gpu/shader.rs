@@ -126,11 +126,15 @@ pub fn validate(label: &str, wgsl: &str, f64: bool) -> Result<naga::Module, Shad
             diagnostic: Box::new(Diagnostic::new(e.message().to_string(), &source, span)),
         }
     })?;
-    let mut caps = naga::valid::Capabilities::empty();
+    // Subgroup operations are allowed: kernels that use them are only chosen for adapters
+    // that offer them (`GpuContext::has_subgroups`).
+    let mut caps = naga::valid::Capabilities::SUBGROUP;
     if f64 {
         caps |= naga::valid::Capabilities::FLOAT64 | naga::valid::Capabilities::SHADER_INT64;
     }
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .map_err(|e| {
             let span = e

@@ -3,11 +3,15 @@
 
 pub mod checkpoint;
 pub mod cpu;
+pub mod fused;
+pub mod fused_net;
 pub mod gpu;
 pub mod model;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, load, save};
+pub use fused::{FusedLayout, Loss};
+pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};
 pub use gpu::{Batch, GpuNet};
 pub use model::{
     Activation, Architecture, Encoding, EncodingKind, Init, Matrix, ModelError, Params,

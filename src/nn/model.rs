@@ -41,6 +41,17 @@ pub enum Activation {
     Sin,
 }
 
+impl Activation {
+    pub const ALL: [Activation; 6] = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Sin,
+    ];
+}
+
 const GELU_K: f64 = 0.7978845608028654; // sqrt(2/pi)
 const GELU_C: f64 = 0.044715;
 

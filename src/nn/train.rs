@@ -290,8 +290,17 @@ impl Trainer {
         let adam_layout = bind_group_layout(
             ctx,
             "adam",
-            &[Binding::Uniform, s(false), s(true), s(false), s(false)],
+            &[
+                Binding::Uniform,
+                s(false),
+                s(true),
+                s(false),
+                s(false),
+                s(true),
+            ],
         );
+        // No clipping here: adam.wgsl's clip factor is never read.
+        let no_clip = zeros(ctx, "clip state", 8);
         let adam = pipe("nn/adam", compose("nn/adam.wgsl", &[])?, &adam_layout)?;
         let step_buffer = || {
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -305,7 +314,13 @@ impl Trainer {
         let mut add = |param: &wgpu::Buffer, grad: wgpu::Buffer, len: usize| {
             let (m, v) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
             let step = step_buffer();
-            let group = bind_group(ctx, "adam", &adam_layout, 0, &[&step, param, &grad, &m, &v]);
+            let group = bind_group(
+                ctx,
+                "adam",
+                &adam_layout,
+                0,
+                &[&step, param, &grad, &m, &v, &no_clip],
+            );
             slots.push(Slot {
                 grad,
                 step,
@@ -370,7 +385,7 @@ impl Trainer {
                 (o.beta2 as f32).to_bits(),
                 (o.eps as f32).to_bits(),
                 (o.weight_decay as f32).to_bits(),
-                1f32.to_bits(),
+                0,
                 u32::from(o.sgd),
                 0,
                 0,

@@ -1,0 +1,54 @@
+// The forward pass of a whole MLP, its Fourier encoding included, in one dispatch: one
+// invocation per sample, layer after layer. Activations live feature-major in `h` as rows
+// of vec4 (row r of sample s at h[r * n + s]), so each invocation reads and writes only
+// its own column and no barrier is needed between layers. Weights are shared through the
+// subgroup: in each step lane k loads the weight quad of output o0 + k and
+// subgroupBroadcast hands it to every lane. On CPU adapters (lavapipe) that turns eight
+// identical loads into one; on GPUs it reads weights once per subgroup.
+//
+// The pass stores what the backward pass needs: the encoded input and every layer's
+// pre-activation z (the activation is recomputed from z when it is read).
+//
+// Filled in by nn::fused: ACT (fn act / act4), BODY (the layers, with their offsets).
+
+struct Step {
+    n: u32,           // the row stride of h: the batch rounded up to 64
+    batch: u32,       // samples in the batch
+    base: u32,        // first position of the batch in the data set (or in `order`)
+    m: u32,           // samples in the data set: the row stride of x
+    ordered: u32,     // 1: sample s is data row order[base + s]
+    per_split: u32,   // samples per partial sum in the weight-gradient pass
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> order: array<u32>;
+@group(0) @binding(4) var<storage, read_write> h: array<vec4<f32>>;
+
+{{ACT}}
+
+fn data_row(s: u32) -> u32 {
+    // Padding invocations (s >= batch) read the last sample; nothing uses their results.
+    var k = step.base + min(s, step.batch - 1u);
+    if step.ordered == 1u {
+        k = order[k];
+    }
+    return k;
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane_id: u32,
+) {
+    // No early return: every invocation takes part in the broadcasts. The dispatch covers
+    // exactly n invocations.
+    let s = gid.x;
+    let n = step.n;
+    let lane = lane_id & 7u;
+    let row = data_row(s);
+{{BODY}}
+}

@@ -1,0 +1,239 @@
+//! `phaseflow bench`: named scenarios that check their own result before timing it.
+//! The neural-core scenarios so far: `mlp-train` (full Adam steps of the Fourier-feature
+//! MLP) and `mlp-infer` (its forward pass over a large batch).
+
+use super::CliError;
+use crate::gpu::{AdapterChoice, GpuContext};
+use crate::nn::{
+    Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, GpuNet, Init, Matrix,
+    Optimizer, Params, TrainConfig, Trainer, cpu,
+};
+use crate::rng::uniform_f64;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Training throughput: Gaussian Fourier features (128 outputs) → 3×64 ReLU → 1,
+    /// full Adam steps on batches of --batch samples (default 16384)
+    MlpTrain,
+    /// Inference throughput of the same network on --batch samples (default 1048576)
+    MlpInfer,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Samples per batch
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Timed repetitions (after one untimed warm-up)
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Also time the layer-by-layer kernels, for the ratio
+    #[arg(long)]
+    compare: bool,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+/// The network of the neural-core benchmark.
+pub fn benchmark_mlp() -> Architecture {
+    Architecture {
+        kind: "fourier_mlp".into(),
+        encoding: Some(Encoding {
+            kind: EncodingKind::Gaussian,
+            inputs: 2,
+            features: 64,
+            two_pi: true,
+            order: "cos_then_sin".into(),
+            sigma: Some(10.0),
+            trainable: false,
+        }),
+        layers: vec![128, 64, 64, 64, 1],
+        activation: Activation::Relu,
+        output_activation: Activation::None,
+    }
+}
+
+fn samples(n: usize) -> (Matrix, Matrix) {
+    let x: Vec<f64> = (0..2 * n).map(|k| uniform_f64(1, k as u64, 0)).collect();
+    let t = (0..n)
+        .map(|r| (6.0 * x[2 * r]).sin() * (4.0 * x[2 * r + 1]).cos())
+        .collect();
+    (
+        Matrix {
+            rows: n,
+            cols: 2,
+            data: x,
+        },
+        Matrix {
+            rows: n,
+            cols: 1,
+            data: t,
+        },
+    )
+}
+
+fn sync(ctx: &GpuContext) -> Result<(), CliError> {
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| CliError::Runtime(format!("waiting for the GPU failed: {e}")))?;
+    Ok(())
+}
+
+fn rel_diff(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-30)
+}
+
+struct Row {
+    what: String,
+    batch: usize,
+    seconds: f64,
+    samples_per_s: f64,
+    check: String,
+}
+
+pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    let ctx = GpuContext::new(choice)?;
+    let arch = benchmark_mlp();
+    let params = Params::init(&arch, Init::He, 1).expect("a valid architecture");
+    let reps = args.reps.max(1);
+    let mut rows = Vec::new();
+    match args.scenario {
+        Scenario::MlpTrain => {
+            let batch = args.batch.unwrap_or(1 << 14);
+            let (x, t) = samples(batch);
+            let mut trainer =
+                FusedTrainer::new(&ctx, &arch, &params, &x, &t, TrainConfig::default())?;
+            // Self-check: the first step's loss against the f64 twin.
+            trainer.step(&ctx);
+            let got = trainer.loss(&ctx)?;
+            let want = cpu::mse(&cpu::forward(&arch, &params, &x).y, &t).0;
+            if rel_diff(got, want) > 1e-4 {
+                return Err(CliError::Runtime(format!(
+                    "self-check failed: device loss {got} vs CPU twin {want}"
+                )));
+            }
+            let start = Instant::now();
+            for _ in 0..reps {
+                trainer.step(&ctx);
+            }
+            sync(&ctx)?;
+            let seconds = start.elapsed().as_secs_f64() / reps as f64;
+            rows.push(Row {
+                what: "fused".into(),
+                batch,
+                seconds,
+                samples_per_s: batch as f64 / seconds,
+                check: format!("loss {got:.6e} = twin ± {:.1e}", rel_diff(got, want)),
+            });
+            if args.compare {
+                let net = GpuNet::new(&ctx, &arch, &params)?;
+                let mut layered = Trainer::new(&ctx, net, &x, &t, Optimizer::default())?;
+                layered.step(&ctx);
+                let got = layered.loss(&ctx)?;
+                let reps = reps.min(3);
+                let start = Instant::now();
+                for _ in 0..reps {
+                    layered.step(&ctx);
+                }
+                sync(&ctx)?;
+                let seconds = start.elapsed().as_secs_f64() / reps as f64;
+                rows.push(Row {
+                    what: "layer by layer".into(),
+                    batch,
+                    seconds,
+                    samples_per_s: batch as f64 / seconds,
+                    check: format!("loss {got:.6e} = twin ± {:.1e}", rel_diff(got, want)),
+                });
+            }
+        }
+        Scenario::MlpInfer => {
+            let batch = args.batch.unwrap_or(1 << 20);
+            let (x, _) = samples(batch);
+            let net = FusedNet::new(&ctx, &arch, &params)?;
+            let y = net.predict(&ctx, &x)?;
+            let head = 512.min(batch);
+            let x_head = Matrix {
+                rows: head,
+                cols: 2,
+                data: x.data[..2 * head].to_vec(),
+            };
+            let want = cpu::forward(&arch, &params, &x_head).y;
+            let scale = want.data.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+            let worst = want
+                .data
+                .iter()
+                .zip(&y.data)
+                .map(|(w, g)| (w - g).abs())
+                .fold(0.0, f64::max)
+                / scale;
+            if worst > 1e-4 {
+                return Err(CliError::Runtime(format!(
+                    "self-check failed: outputs differ from the CPU twin by {worst:.2e}"
+                )));
+            }
+            let reps = reps.min(3);
+            let start = Instant::now();
+            for _ in 0..reps {
+                net.predict(&ctx, &x)?;
+            }
+            let seconds = start.elapsed().as_secs_f64() / reps as f64;
+            rows.push(Row {
+                what: "fused".into(),
+                batch,
+                seconds,
+                samples_per_s: batch as f64 / seconds,
+                check: format!("{head} outputs = twin ± {worst:.1e}"),
+            });
+        }
+    }
+    let name = match args.scenario {
+        Scenario::MlpTrain => "mlp-train",
+        Scenario::MlpInfer => "mlp-infer",
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "scenario": name,
+            "adapter": ctx.summary,
+            "version": env!("CARGO_PKG_VERSION"),
+            "results": rows.iter().map(|r| serde_json::json!({
+                "kernels": r.what,
+                "batch": r.batch,
+                "seconds": r.seconds,
+                "samples_per_s": r.samples_per_s,
+                "check": r.check,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+    } else {
+        println!(
+            "{name} on {} ({})",
+            ctx.summary.name, ctx.summary.device_type
+        );
+        println!(
+            "{:<16} {:>9} {:>12} {:>14}  check",
+            "kernels", "batch", "ms/step", "samples/s"
+        );
+        for r in &rows {
+            println!(
+                "{:<16} {:>9} {:>12.2} {:>14.4e}  {}",
+                r.what,
+                r.batch,
+                1e3 * r.seconds,
+                r.samples_per_s,
+                r.check
+            );
+        }
+        if rows.len() == 2 {
+            println!(
+                "fused / layer by layer: {:.1}×",
+                rows[0].samples_per_s / rows[1].samples_per_s
+            );
+        }
+    }
+    Ok(())
+}

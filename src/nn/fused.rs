@@ -1,0 +1,766 @@
+//! The fused MLP kernels: one dispatch for the whole forward pass, one for the backward
+//! pass of the activation gradients, one for every weight gradient. This module holds the
+//! device layout they share and generates their WGSL from an architecture (every offset
+//! and width baked in as a constant). Templates: `shaders/nn/fused_*.wgsl`; CPU twin:
+//! `nn::cpu`.
+//!
+//! Layout. Parameters are one f32 vector read as vec4: B as [inputs, F'] and each layer's
+//! weight as [out', in'] followed by its bias [out'], where the primed widths are padded
+//! (F' and hidden outputs to 16, the last layer's outputs to 8, inputs to 4, cosines and
+//! sines of the encoding each to F'). Padding entries are zero and get zero gradients, so
+//! the optimiser leaves them at zero. Activations are feature-major rows of vec4 in one
+//! scratch buffer.
+
+use super::gpu::{activation_wgsl, derivative_wgsl};
+use super::model::{Activation, Architecture, Matrix, Params};
+use crate::gpu::shader::{ShaderError, compose};
+use std::fmt::Write;
+
+/// Which loss the training step minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean squared error over all outputs of the batch.
+    Mse,
+    /// ‖y − t‖ / ‖t‖ over the whole batch.
+    RelativeL2,
+}
+
+/// Outputs computed per step of the forward kernel's inner loop (two weight loads).
+const BLOCK: usize = 16;
+
+/// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedLayout {
+    pub arch: Architecture,
+    /// Padded encoding features F' (0 without an encoding).
+    pub f_pad: usize,
+    pub in_pad: Vec<usize>,
+    pub out_pad: Vec<usize>,
+    pub b_off: usize,
+    pub w_off: Vec<usize>,
+    pub bias_off: Vec<usize>,
+    /// Floats in the parameter vector.
+    pub len: usize,
+    /// Scratch rows (vec4): the encoded (or copied) input, the raw input when B is
+    /// trained, each layer's z and δ, the encoding's gradients.
+    pub h0_row: usize,
+    pub x_row: usize,
+    pub z_row: Vec<usize>,
+    pub d_row: Vec<usize>,
+    pub g_row: usize,
+    pub e_row: usize,
+    pub rows: usize,
+}
+
+fn round(v: usize, to: usize) -> usize {
+    v.div_ceil(to) * to
+}
+
+impl FusedLayout {
+    pub fn new(arch: &Architecture) -> FusedLayout {
+        let n = arch.n_linear();
+        let f_pad = arch.encoding.as_ref().map_or(0, |e| round(e.features, 16));
+        let out_pad: Vec<usize> = (0..n)
+            .map(|l| {
+                let w = arch.layers[l + 1];
+                if l + 1 == n {
+                    round(w, 8)
+                } else {
+                    round(w, BLOCK)
+                }
+            })
+            .collect();
+        let in_pad: Vec<usize> = (0..n)
+            .map(|l| match (l, &arch.encoding) {
+                (0, Some(_)) => 2 * f_pad,
+                (0, None) => round(arch.layers[0], 4),
+                _ => out_pad[l - 1],
+            })
+            .collect();
+        let mut at = 0;
+        let b_off = at;
+        if let Some(e) = &arch.encoding {
+            at += e.inputs * f_pad;
+        }
+        let (mut w_off, mut bias_off) = (Vec::new(), Vec::new());
+        for l in 0..n {
+            w_off.push(at);
+            at += out_pad[l] * in_pad[l];
+            bias_off.push(at);
+            at += out_pad[l];
+        }
+        // Slack: the bias broadcast of an 8-wide last layer reads one quad past its end.
+        let len = round(at, 4) + 16;
+
+        let mut rows = 0;
+        let mut take = |r: usize| {
+            let start = rows;
+            rows += r;
+            start
+        };
+        let h0_row = take(in_pad[0] / 4);
+        let trained_b = arch.encoding.as_ref().is_some_and(|e| e.trainable);
+        let x_row = if trained_b {
+            take(arch.inputs().div_ceil(4))
+        } else {
+            0
+        };
+        let z_row = out_pad.iter().map(|&o| take(o / 4)).collect();
+        let d_row = out_pad.iter().map(|&o| take(o / 4)).collect();
+        let (g_row, e_row) = if trained_b {
+            (take(in_pad[0] / 4), take(f_pad / 4))
+        } else {
+            (0, 0)
+        };
+        FusedLayout {
+            arch: arch.clone(),
+            f_pad,
+            in_pad,
+            out_pad,
+            b_off,
+            w_off,
+            bias_off,
+            len,
+            h0_row,
+            x_row,
+            z_row,
+            d_row,
+            g_row,
+            e_row,
+            rows,
+        }
+    }
+
+    fn trained_b(&self) -> bool {
+        self.arch.encoding.as_ref().is_some_and(|e| e.trainable)
+    }
+
+    /// Where input column `c` of layer 0 sits in its padded row (sines start at F').
+    fn col0(&self, c: usize) -> usize {
+        match &self.arch.encoding {
+            Some(e) if c >= e.features => self.f_pad + c - e.features,
+            _ => c,
+        }
+    }
+
+    fn col(&self, l: usize, c: usize) -> usize {
+        if l == 0 { self.col0(c) } else { c }
+    }
+
+    /// The parameters in device layout.
+    pub fn pack(&self, p: &Params) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.len];
+        if let (Some(b), Some(_)) = (&p.b, &self.arch.encoding) {
+            for i in 0..b.rows {
+                for f in 0..b.cols {
+                    out[self.b_off + i * self.f_pad + f] = b.at(i, f) as f32;
+                }
+            }
+        }
+        for (l, (w, bias)) in p.weights.iter().zip(&p.biases).enumerate() {
+            for o in 0..w.rows {
+                for c in 0..w.cols {
+                    out[self.w_off[l] + o * self.in_pad[l] + self.col(l, c)] = w.at(o, c) as f32;
+                }
+                out[self.bias_off[l] + o] = bias[o] as f32;
+            }
+        }
+        out
+    }
+
+    /// Parameters (or gradients) from the device layout.
+    pub fn unpack(&self, v: &[f32]) -> Params {
+        let mut p = Params::zeros(&self.arch);
+        if let Some(b) = p.b.as_mut() {
+            let cols = b.cols;
+            for i in 0..b.rows {
+                for f in 0..cols {
+                    b.data[i * cols + f] = v[self.b_off + i * self.f_pad + f] as f64;
+                }
+            }
+        }
+        for l in 0..p.weights.len() {
+            let (rows, cols) = (p.weights[l].rows, p.weights[l].cols);
+            for o in 0..rows {
+                for c in 0..cols {
+                    p.weights[l].data[o * cols + c] =
+                        v[self.w_off[l] + o * self.in_pad[l] + self.col(l, c)] as f64;
+                }
+                p.biases[l][o] = v[self.bias_off[l] + o] as f64;
+            }
+        }
+        p
+    }
+
+    /// Reads `x` [rows, cols] as feature-major f32 [cols][rows], the data layout of the
+    /// kernels.
+    pub fn feature_major(x: &Matrix) -> Vec<f32> {
+        let mut out = vec![0.0f32; x.rows * x.cols];
+        for r in 0..x.rows {
+            for c in 0..x.cols {
+                out[c * x.rows + r] = x.at(r, c) as f32;
+            }
+        }
+        out
+    }
+}
+
+/// `act`, `act4` (hidden layers) and `act_out`, `act_out4` (the output layer), with their
+/// derivatives `dact4`, `dact_out4`.
+fn activations(arch: &Architecture) -> String {
+    let named = |name: &str, a: Activation| {
+        let act = activation_wgsl(a).replace("fn act(", &format!("fn {name}("));
+        let dact = derivative_wgsl(a).replace("fn dact(", &format!("fn d{name}("));
+        format!(
+            "{act}\n{dact}\nfn {name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>({name}(v.x), {name}(v.y), {name}(v.z), {name}(v.w));\n}}\nfn d{name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>(d{name}(v.x), d{name}(v.y), d{name}(v.z), d{name}(v.w));\n}}\n"
+        )
+    };
+    format!(
+        "{}\n{}",
+        named("act", arch.activation),
+        named("act_out", arch.output_activation)
+    )
+}
+
+fn scale(arch: &Architecture) -> f32 {
+    match &arch.encoding {
+        Some(e) if e.two_pi => 2.0 * std::f32::consts::PI,
+        _ => 1.0,
+    }
+}
+
+/// WGSL float literal that reads back exactly.
+fn lit(v: f32) -> String {
+    format!("{v:?}")
+}
+
+const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
+
+/// The forward kernel for `layout`.
+pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
+    let arch = &layout.arch;
+    let mut b = String::new();
+    let d = arch.inputs();
+    let xs: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+    for j in 0..d {
+        writeln!(b, "    let x{j} = x[{j}u * step.m + row];").unwrap();
+    }
+    let quad = |vals: &[String], q: usize| -> String {
+        let c: Vec<String> = (0..4)
+            .map(|e| vals.get(4 * q + e).cloned().unwrap_or("0.0".into()))
+            .collect();
+        format!("vec4<f32>({})", c.join(", "))
+    };
+    match &arch.encoding {
+        Some(_) => {
+            let fq = layout.f_pad / 4;
+            let bq = layout.b_off / 4;
+            let terms: Vec<String> = (0..d)
+                .map(|j| format!("p[{}u + fq] * x{j}", bq + j * fq))
+                .collect();
+            writeln!(
+                b,
+                "    for (var fq = 0u; fq < {fq}u; fq++) {{\n        let z = {} * ({});\n        h[({}u + fq) * n + s] = cos(z);\n        h[({}u + fq) * n + s] = sin(z);\n    }}",
+                lit(scale(arch)),
+                terms.join(" + "),
+                layout.h0_row,
+                layout.h0_row + fq
+            )
+            .unwrap();
+            if layout.trained_b() {
+                for q in 0..d.div_ceil(4) {
+                    writeln!(
+                        b,
+                        "    h[{}u * n + s] = {};",
+                        layout.x_row + q,
+                        quad(&xs, q)
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        None => {
+            for q in 0..layout.in_pad[0] / 4 {
+                writeln!(
+                    b,
+                    "    h[{}u * n + s] = {};",
+                    layout.h0_row + q,
+                    quad(&xs, q)
+                )
+                .unwrap();
+            }
+        }
+    }
+    for l in 0..arch.n_linear() {
+        let in_q = layout.in_pad[l] / 4;
+        let out = layout.out_pad[l];
+        let block = out.min(BLOCK);
+        let (input_row, input) = if l == 0 {
+            (layout.h0_row, "h[at]".to_string())
+        } else {
+            (layout.z_row[l - 1], "act4(h[at])".to_string())
+        };
+        writeln!(
+            b,
+            "    // layer {l}: {} -> {}",
+            arch.layers[l],
+            arch.layers[l + 1]
+        )
+        .unwrap();
+        writeln!(b, "    for (var o0 = 0u; o0 < {out}u; o0 += {block}u) {{").unwrap();
+        writeln!(
+            b,
+            "        let bq = p[{}u + (o0 >> 2u) + (lane & 3u)];",
+            layout.bias_off[l] / 4
+        )
+        .unwrap();
+        for j in 0..block {
+            writeln!(
+                b,
+                "        var c{j} = subgroupBroadcast(bq, {}u).{};",
+                j / 4,
+                COMPONENTS[j % 4]
+            )
+            .unwrap();
+        }
+        writeln!(b, "        var at = {input_row}u * n + s;").unwrap();
+        for k in 0..block / 8 {
+            writeln!(
+                b,
+                "        var w{k} = {}u + (o0 + {}u + lane) * {in_q}u;",
+                layout.w_off[l] / 4,
+                8 * k
+            )
+            .unwrap();
+        }
+        writeln!(b, "        for (var iq = 0u; iq < {in_q}u; iq++) {{").unwrap();
+        writeln!(b, "            let a = {input};\n            at += n;").unwrap();
+        for k in 0..block / 8 {
+            writeln!(
+                b,
+                "            let wl{k} = p[w{k}];\n            w{k} += 1u;"
+            )
+            .unwrap();
+            for j in 0..8 {
+                let c = 8 * k + j;
+                writeln!(
+                    b,
+                    "            {{ let u = subgroupBroadcast(wl{k}, {j}u); c{c} = fma(u.x, a.x, c{c}); c{c} = fma(u.y, a.y, c{c}); c{c} = fma(u.z, a.z, c{c}); c{c} = fma(u.w, a.w, c{c}); }}"
+                )
+                .unwrap();
+            }
+        }
+        writeln!(b, "        }}").unwrap();
+        for q in 0..block / 4 {
+            writeln!(
+                b,
+                "        h[({}u + (o0 >> 2u) + {q}u) * n + s] = vec4<f32>(c{}, c{}, c{}, c{});",
+                layout.z_row[l],
+                4 * q,
+                4 * q + 1,
+                4 * q + 2,
+                4 * q + 3
+            )
+            .unwrap();
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    compose(
+        "nn/fused_forward.wgsl",
+        &[("ACT", &activations(arch)), ("BODY", &b)],
+    )
+}
+
+/// The backward kernel (activation gradients) for `layout`.
+pub fn backward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
+    let arch = &layout.arch;
+    let n_lin = arch.n_linear();
+    let last = n_lin - 1;
+    let outputs = arch.outputs();
+    let mut b = String::new();
+    // Output layer: δ = factor · (y − t) · act_out'(z), zero for padding.
+    writeln!(
+        b,
+        "    for (var oq = 0u; oq < {}u; oq++) {{",
+        layout.out_pad[last] / 4
+    )
+    .unwrap();
+    writeln!(
+        b,
+        "        let z = h[({}u + oq) * n + s];",
+        layout.z_row[last]
+    )
+    .unwrap();
+    writeln!(
+        b,
+        "        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
+    )
+    .unwrap();
+    for (e, c) in COMPONENTS.iter().enumerate() {
+        writeln!(
+            b,
+            "        {{ let o = oq * 4u + {e}u; keep.{c} = live && o < {outputs}u; t.{c} = targets[min(o, {}u) * step.m + row]; }}",
+            outputs - 1,
+        )
+        .unwrap();
+    }
+    writeln!(
+        b,
+        "        h[({}u + oq) * n + s] = select(vec4<f32>(0.0), factor * (act_out4(z) - t) * dact_out4(z), keep);\n    }}",
+        layout.d_row[last]
+    )
+    .unwrap();
+    // Hidden layers, then (when B is trained) the encoding's input gradient g = W0ᵀ δ0.
+    let first = if layout.trained_b() { 0 } else { 1 };
+    for l in (first..n_lin).rev() {
+        let in_q = layout.in_pad[l] / 4;
+        let out_q = layout.out_pad[l] / 4;
+        let w = layout.w_off[l] / 4;
+        writeln!(b, "    // δ into layer {l}'s input").unwrap();
+        writeln!(
+            b,
+            "    for (var i0 = 0u; i0 < {}u; i0 += 16u) {{",
+            layout.in_pad[l]
+        )
+        .unwrap();
+        for c in 0..16 {
+            writeln!(b, "        var c{c} = 0.0;").unwrap();
+        }
+        writeln!(
+            b,
+            "        var at = {}u * n + s;\n        var w0 = {w}u + (lane >> 2u) * {in_q}u + (i0 >> 2u) + (lane & 3u);\n        var w1 = w0 + {}u;",
+            layout.d_row[l],
+            2 * in_q
+        )
+        .unwrap();
+        writeln!(b, "        for (var oq = 0u; oq < {out_q}u; oq++) {{").unwrap();
+        writeln!(
+            b,
+            "            let d = h[at];\n            at += n;\n            let wa = p[w0];\n            let wb = p[w1];\n            w0 += {s}u;\n            w1 += {s}u;",
+            s = 4 * in_q
+        )
+        .unwrap();
+        // Lane 4r + q of wa holds W[o0 + r][i0 + 4q ..], of wb W[o0 + 2 + r][...].
+        for (src, rows) in [("wa", [0, 1]), ("wb", [2, 3])] {
+            for (r, &row) in rows.iter().enumerate() {
+                for q in 0..4 {
+                    let dr = COMPONENTS[row];
+                    let mut line = format!(
+                        "            {{ let u = subgroupBroadcast({src}, {}u);",
+                        4 * r + q
+                    );
+                    for (e, comp) in COMPONENTS.iter().enumerate() {
+                        let c = 4 * q + e;
+                        write!(line, " c{c} = fma(u.{comp}, d.{dr}, c{c});").unwrap();
+                    }
+                    line.push_str(" }");
+                    writeln!(b, "{line}").unwrap();
+                }
+            }
+        }
+        writeln!(b, "        }}").unwrap();
+        for q in 0..4 {
+            let v = format!(
+                "vec4<f32>(c{}, c{}, c{}, c{})",
+                4 * q,
+                4 * q + 1,
+                4 * q + 2,
+                4 * q + 3
+            );
+            if l == 0 {
+                writeln!(
+                    b,
+                    "        h[({}u + (i0 >> 2u) + {q}u) * n + s] = {v};",
+                    layout.g_row
+                )
+                .unwrap();
+            } else {
+                writeln!(
+                    b,
+                    "        {{ let zq = h[({}u + (i0 >> 2u) + {q}u) * n + s]; h[({}u + (i0 >> 2u) + {q}u) * n + s] = {v} * dact4(zq); }}",
+                    layout.z_row[l - 1],
+                    layout.d_row[l - 1]
+                )
+                .unwrap();
+            }
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    if layout.trained_b() {
+        // e = dL/dz of the encoding: scale · (cos z · g_sin − sin z · g_cos).
+        let fq = layout.f_pad / 4;
+        writeln!(
+            b,
+            "    for (var fq = 0u; fq < {fq}u; fq++) {{\n        let gc = h[({g}u + fq) * n + s];\n        let gs = h[({g}u + {fq}u + fq) * n + s];\n        let cz = h[({h0}u + fq) * n + s];\n        let sz = h[({h0}u + {fq}u + fq) * n + s];\n        h[({e}u + fq) * n + s] = {scale} * (cz * gs - sz * gc);\n    }}",
+            g = layout.g_row,
+            h0 = layout.h0_row,
+            e = layout.e_row,
+            scale = lit(scale(arch))
+        )
+        .unwrap();
+    }
+    compose(
+        "nn/fused_backward.wgsl",
+        &[("ACT", &activations(arch)), ("BODY", &b)],
+    )
+}
+
+/// One group of weight-gradient tasks: δ rows × input rows of one layer (or B).
+struct GradGroup {
+    d_row: usize,
+    a_row: usize,
+    /// Apply the hidden activation to the inputs (they are stored as z).
+    act: bool,
+    blocks: usize,
+    in_q: usize,
+    outputs: usize,
+    inputs: usize,
+    /// Float index of gradient (o, i): off + o · o_stride + i · i_stride.
+    off: usize,
+    o_stride: usize,
+    i_stride: usize,
+    /// The column map of layer 0's padded input (cosines, then sines at F').
+    col0: Option<(usize, usize)>,
+    bias: Option<usize>,
+}
+
+impl GradGroup {
+    fn tasks(&self) -> usize {
+        self.blocks * (self.in_q + usize::from(self.bias.is_some()))
+    }
+}
+
+fn grad_groups(layout: &FusedLayout) -> Vec<GradGroup> {
+    let arch = &layout.arch;
+    let mut groups = Vec::new();
+    if let (Some(e), true) = (&arch.encoding, layout.trained_b()) {
+        // dB[j][f] = Σ x_j e_f: outputs are features, inputs are the raw inputs.
+        groups.push(GradGroup {
+            d_row: layout.e_row,
+            a_row: layout.x_row,
+            act: false,
+            blocks: layout.f_pad / 8,
+            in_q: e.inputs.div_ceil(4),
+            outputs: e.features,
+            inputs: e.inputs,
+            off: layout.b_off,
+            o_stride: 1,
+            i_stride: layout.f_pad,
+            col0: None,
+            bias: None,
+        });
+    }
+    for l in 0..arch.n_linear() {
+        let col0 = match (&arch.encoding, l) {
+            (Some(e), 0) => Some((e.features, layout.f_pad)),
+            _ => None,
+        };
+        groups.push(GradGroup {
+            d_row: layout.d_row[l],
+            a_row: if l == 0 {
+                layout.h0_row
+            } else {
+                layout.z_row[l - 1]
+            },
+            act: l > 0,
+            blocks: layout.out_pad[l] / 8,
+            in_q: layout.in_pad[l] / 4,
+            outputs: arch.layers[l + 1],
+            inputs: arch.layers[l],
+            off: layout.w_off[l],
+            o_stride: layout.in_pad[l],
+            i_stride: 1,
+            col0,
+            bias: Some(layout.bias_off[l]),
+        });
+    }
+    groups
+}
+
+/// The weight-gradient kernel for `layout`, and its number of tasks.
+pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderError> {
+    let groups = grad_groups(layout);
+    let mut body = String::new();
+    let mut dispatch = String::new();
+    let mut first = 0;
+    for (k, g) in groups.iter().enumerate() {
+        let per = g.in_q + usize::from(g.bias.is_some());
+        let a = if g.act { "act4(h[ad])" } else { "h[ad]" };
+        // Which padded input columns hold real inputs: all below `inputs`, except in
+        // layer 0 with an encoding, where cosines and sines are padded separately.
+        let real = match g.col0 {
+            Some((features, f_pad)) => {
+                format!(
+                    "(i < {features}u || (i >= {f_pad}u && i < {}u))",
+                    f_pad + features
+                )
+            }
+            None => format!("i < {}u", g.inputs),
+        };
+        let bias_write = match g.bias {
+            Some(off) => format!(
+                "    if is_bias {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = acc[k].x;\n            }}\n        }}\n        return;\n    }}\n",
+                outs = g.outputs
+            ),
+            None => String::new(),
+        };
+        let is_bias = if g.bias.is_some() {
+            format!("iq == {}u", g.in_q)
+        } else {
+            "false".into()
+        };
+        write!(
+            body,
+            "fn group{k}(t: u32, s0: u32, s1: u32, base: u32) {{
+    let ob = t / {per}u;
+    let iq = t % {per}u;
+    let is_bias = {is_bias};
+    let n = step.n;
+    var acc: array<vec4<f32>, 8>;
+    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
+    var ad = ({a_row}u + min(iq, {last_q}u)) * n + s0;
+    var dd = ({d_row}u + 2u * ob) * n + s0;
+    for (var s = s0; s < s1; s++) {{
+        let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let d0 = h[dd];
+        let d1 = h[dd + n];
+        ad += 1u;
+        dd += 1u;
+        c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
+        c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
+        c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
+        c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
+    }}
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+    acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
+{bias_write}    for (var k = 0u; k < 8u; k++) {{
+        let o = ob * 8u + k;
+        for (var e = 0u; e < 4u; e++) {{
+            let i = iq * 4u + e;
+            if o < {outs}u && {real} {{
+                g[base + {off}u + o * {os}u + i * {is}u] = acc[k][e];
+            }}
+        }}
+    }}
+}}
+
+",
+            a_row = g.a_row,
+            last_q = g.in_q - 1,
+            d_row = g.d_row,
+            outs = g.outputs,
+            off = g.off,
+            os = g.o_stride,
+            is = g.i_stride,
+        )
+        .unwrap();
+        let end = first + g.tasks();
+        writeln!(
+            dispatch,
+            "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base);\n    }}"
+        )
+        .unwrap();
+        first = end;
+    }
+    let tasks = first;
+    let wgsl = compose(
+        "nn/fused_weight_grad.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("LEN", &layout.len.to_string()),
+            ("TASKS", &tasks.to_string()),
+            ("BODY", &body),
+            ("DISPATCH", &dispatch),
+        ],
+    )?;
+    Ok((wgsl, tasks))
+}
+
+/// The loss kernel for `layout`.
+pub fn loss_wgsl(layout: &FusedLayout, loss: Loss) -> Result<String, ShaderError> {
+    let last = layout.arch.n_linear() - 1;
+    compose(
+        "nn/fused_loss.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("OUTPUTS", &layout.arch.outputs().to_string()),
+            ("Z_ROW", &layout.z_row[last].to_string()),
+            (
+                "RELATIVE",
+                if loss == Loss::RelativeL2 {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::model::{Encoding, EncodingKind, Init};
+
+    fn arch(encoding: bool, trainable: bool) -> Architecture {
+        Architecture {
+            kind: if encoding { "fourier_mlp" } else { "mlp" }.into(),
+            encoding: encoding.then(|| Encoding {
+                kind: EncodingKind::Gaussian,
+                inputs: 3,
+                features: 10,
+                two_pi: true,
+                order: "cos_then_sin".into(),
+                sigma: Some(2.0),
+                trainable,
+            }),
+            layers: vec![if encoding { 20 } else { 3 }, 24, 5],
+            activation: Activation::Tanh,
+            output_activation: Activation::None,
+        }
+    }
+
+    #[test]
+    fn pack_and_unpack_are_inverse_and_padding_is_zero() {
+        for (enc, tr) in [(false, false), (true, false), (true, true)] {
+            let a = arch(enc, tr);
+            let layout = FusedLayout::new(&a);
+            let p = Params::init(&a, Init::Glorot, 7).unwrap();
+            let packed = layout.pack(&p);
+            let back = layout.unpack(&packed);
+            for (x, y) in p.flat().iter().zip(back.flat()) {
+                assert_eq!(*x as f32 as f64, y);
+            }
+            let nonzero = packed.iter().filter(|v| **v != 0.0).count();
+            let real = p.flat().iter().filter(|v| **v as f32 != 0.0).count();
+            assert_eq!(nonzero, real, "padding must stay zero");
+            assert_eq!(layout.len % 4, 0);
+        }
+    }
+
+    #[test]
+    fn widths_are_padded_for_the_kernels() {
+        let layout = FusedLayout::new(&arch(true, true));
+        assert_eq!(layout.f_pad, 16);
+        assert_eq!(layout.in_pad, vec![32, 32]);
+        assert_eq!(layout.out_pad, vec![32, 8]);
+        // Every scratch region is disjoint.
+        let mut regions = vec![
+            (layout.h0_row, layout.in_pad[0] / 4),
+            (layout.x_row, 1),
+            (layout.g_row, layout.in_pad[0] / 4),
+            (layout.e_row, layout.f_pad / 4),
+        ];
+        for l in 0..2 {
+            regions.push((layout.z_row[l], layout.out_pad[l] / 4));
+            regions.push((layout.d_row[l], layout.out_pad[l] / 4));
+        }
+        regions.sort();
+        for w in regions.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "{regions:?}");
+        }
+        assert_eq!(regions.last().map(|r| r.0 + r.1), Some(layout.rows));
+    }
+}

@@ -1,0 +1,631 @@
+//! The fused MLP on the device: inference (`FusedNet`) and training (`FusedTrainer`). Every
+//! pipeline, buffer and bind group is made once; a training step is one command buffer of
+//! six or seven dispatches (forward, loss, backward, weight gradients, their sum over
+//! splits, clipping, Adam), and the host reads nothing back unless asked.
+//! Kernels: `shaders/nn/fused_*.wgsl`, `grad_clip.wgsl`, `adam.wgsl`; CPU twin: `nn::cpu`
+//! and `Optimizer::apply`.
+
+use super::fused::{FusedLayout, Loss, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl};
+use super::model::{Architecture, Matrix, Params};
+use super::train::Optimizer;
+use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
+use crate::gpu::readback::with_mapped;
+use crate::gpu::shader::compose;
+use crate::gpu::{GpuContext, GpuError};
+use crate::rng::uniform_f64;
+use std::sync::Arc;
+use wgpu::BufferUsages as U;
+
+type Pipeline = Arc<wgpu::ComputePipeline>;
+
+/// One recorded dispatch.
+struct Pass {
+    pipeline: Pipeline,
+    group: wgpu::BindGroup,
+    size: (u32, u32, u32),
+}
+
+impl Pass {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.group, &[]);
+        pass.dispatch_workgroups(self.size.0, self.size.1, self.size.2);
+    }
+}
+
+fn storage_rw() -> Binding {
+    Binding::Storage { read_only: false }
+}
+
+fn storage_ro() -> Binding {
+    Binding::Storage { read_only: true }
+}
+
+fn data_buffer(ctx: &GpuContext, label: &str, floats: &[f32]) -> wgpu::Buffer {
+    let b = buffer(
+        ctx,
+        label,
+        4 * floats.len().max(1) as u64,
+        U::STORAGE | U::COPY_DST | U::COPY_SRC,
+    );
+    ctx.queue.write_buffer(&b, 0, bytemuck::cast_slice(floats));
+    b
+}
+
+fn read_f32(ctx: &GpuContext, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+    let bytes = 4 * len as u64;
+    let staging = buffer(ctx, "read", bytes, U::MAP_READ | U::COPY_DST);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    with_mapped(ctx, &staging, bytes, |b| bytemuck::cast_slice(b).to_vec())
+}
+
+/// The step uniform every fused kernel reads (`struct Step`).
+fn step_words(
+    n: usize,
+    batch: usize,
+    base: usize,
+    m: usize,
+    ordered: bool,
+    per_split: usize,
+) -> [u32; 8] {
+    [
+        n as u32,
+        batch as u32,
+        base as u32,
+        m as u32,
+        u32::from(ordered),
+        per_split as u32,
+        0,
+        0,
+    ]
+}
+
+/// Samples per forward dispatch such that the scratch fits one storage binding.
+fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
+    let per_sample = 16 * layout.rows as u64;
+    let by_binding = ctx.limits.max_storage_buffer_binding_size / per_sample;
+    let by_buffer = ctx.limits.max_buffer_size / per_sample;
+    let by_grid = 65535 * 64;
+    ((by_binding.min(by_buffer) as usize).min(by_grid) / 64) * 64
+}
+
+/// Whether the fused kernels can run this network on this adapter: subgroups of at
+/// least 8, hidden widths up to 128 (wider layers use the layer-by-layer kernels).
+pub fn fused_supported(ctx: &GpuContext, arch: &Architecture) -> bool {
+    ctx.has_subgroups() && arch.layers[1..].iter().all(|&w| w <= 128)
+}
+
+/// A network for inference with the fused forward kernel.
+pub struct FusedNet {
+    pub layout: FusedLayout,
+    params: wgpu::Buffer,
+    forward: Pipeline,
+    forward_layout: wgpu::BindGroupLayout,
+}
+
+impl FusedNet {
+    pub fn new(
+        ctx: &GpuContext,
+        arch: &Architecture,
+        params: &Params,
+    ) -> Result<FusedNet, GpuError> {
+        if !ctx.has_subgroups() {
+            return Err(GpuError::Unsupported(
+                "the fused network kernels need subgroups of at least 8 invocations".into(),
+            ));
+        }
+        let layout = FusedLayout::new(arch);
+        let forward_layout = bind_group_layout(
+            ctx,
+            "fused forward",
+            &[
+                Binding::Uniform,
+                storage_ro(),
+                storage_ro(),
+                storage_ro(),
+                storage_rw(),
+            ],
+        );
+        let forward = ctx.pipeline(
+            "nn/fused_forward",
+            &forward_wgsl(&layout)?,
+            &pipeline_layout(ctx, &forward_layout),
+            false,
+        )?;
+        let params = data_buffer(ctx, "parameters", &layout.pack(params));
+        Ok(FusedNet {
+            layout,
+            params,
+            forward,
+            forward_layout,
+        })
+    }
+
+    /// The network's outputs for `x` [rows, inputs], in chunks that fit the device.
+    pub fn predict(&self, ctx: &GpuContext, x: &Matrix) -> Result<Matrix, GpuError> {
+        let arch = &self.layout.arch;
+        let rows = x.rows;
+        let chunk = max_batch(ctx, &self.layout)
+            .min(rows.div_ceil(64) * 64)
+            .max(64);
+        let chunks = rows.div_ceil(chunk);
+        let last = arch.n_linear() - 1;
+        let out_q = self.layout.out_pad[last] / 4;
+        let data = data_buffer(ctx, "inputs", &FusedLayout::feature_major(x));
+        let order = buffer(ctx, "order", 4, U::STORAGE);
+        let scratch = buffer(
+            ctx,
+            "activations",
+            16 * (self.layout.rows * chunk) as u64,
+            U::STORAGE | U::COPY_SRC,
+        );
+        let step = buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST);
+        let group = bind_group(
+            ctx,
+            "fused forward",
+            &self.forward_layout,
+            0,
+            &[&step, &self.params, &data, &order, &scratch],
+        );
+        let chunk_bytes = 16 * (out_q * chunk) as u64;
+        let readback = buffer(
+            ctx,
+            "outputs",
+            chunk_bytes * chunks as u64,
+            U::MAP_READ | U::COPY_DST,
+        );
+        for k in 0..chunks {
+            let base = k * chunk;
+            let batch = chunk.min(rows - base);
+            ctx.queue.write_buffer(
+                &step,
+                0,
+                bytemuck::cast_slice(&step_words(chunk, batch, base, rows, false, 0)),
+            );
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.forward);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups((chunk / 64) as u32, 1, 1);
+            }
+            enc.copy_buffer_to_buffer(
+                &scratch,
+                16 * (self.layout.z_row[last] * chunk) as u64,
+                &readback,
+                chunk_bytes * k as u64,
+                chunk_bytes,
+            );
+            ctx.queue.submit([enc.finish()]);
+        }
+        let outputs = arch.outputs();
+        let act = arch.output_activation;
+        let data = with_mapped(ctx, &readback, chunk_bytes * chunks as u64, |b| {
+            let z: &[f32] = bytemuck::cast_slice(b);
+            let mut y = vec![0.0; rows * outputs];
+            for (r, row) in y.chunks_mut(outputs).enumerate() {
+                let (k, s) = (r / chunk, r % chunk);
+                for (o, v) in row.iter_mut().enumerate() {
+                    let at = ((k * out_q + o / 4) * chunk + s) * 4 + o % 4;
+                    *v = act.apply(z[at] as f64);
+                }
+            }
+            y
+        })?;
+        Ok(Matrix {
+            rows,
+            cols: outputs,
+            data,
+        })
+    }
+
+    /// The current parameters, read back.
+    pub fn params(&self, ctx: &GpuContext) -> Result<Params, GpuError> {
+        Ok(self
+            .layout
+            .unpack(&read_f32(ctx, &self.params, self.layout.len)?))
+    }
+}
+
+/// How a `FusedTrainer` trains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    /// Samples per step; `None` is the whole data set (full batch). Minibatches are drawn
+    /// without replacement from a fresh permutation every epoch; a last partial batch is
+    /// dropped.
+    pub batch: Option<usize>,
+    /// Clip the gradient to this global L2 norm.
+    pub clip: Option<f64>,
+    /// Seed of the minibatch permutations.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            optimizer: Optimizer::default(),
+            loss: Loss::Mse,
+            batch: None,
+            clip: None,
+            seed: 0,
+        }
+    }
+}
+
+pub struct FusedTrainer {
+    pub net: FusedNet,
+    config: TrainConfig,
+    /// Samples in the data set, per step, and the padded stride.
+    m: usize,
+    batch: usize,
+    n: usize,
+    grad: wgpu::Buffer,
+    state: wgpu::Buffer,
+    step_uniform: wgpu::Buffer,
+    adam_uniform: wgpu::Buffer,
+    order: wgpu::Buffer,
+    per_split: usize,
+    gradient_passes: Vec<Pass>,
+    update_passes: Vec<Pass>,
+    t: u32,
+    epoch: u64,
+    cursor: usize,
+    /// The host's copy of the permutation and where the last batch started in it.
+    host_order: Vec<u32>,
+    last_base: usize,
+}
+
+impl FusedTrainer {
+    /// A trainer for `x` [m, inputs] against `target` [m, outputs].
+    pub fn new(
+        ctx: &GpuContext,
+        arch: &Architecture,
+        params: &Params,
+        x: &Matrix,
+        target: &Matrix,
+        config: TrainConfig,
+    ) -> Result<FusedTrainer, GpuError> {
+        let net = FusedNet::new(ctx, arch, params)?;
+        let layout = net.layout.clone();
+        let m = x.rows;
+        let batch = config.batch.unwrap_or(m).min(m).max(1);
+        let n = batch.div_ceil(64) * 64;
+        let most = max_batch(ctx, &layout);
+        if n > most {
+            return Err(GpuError::Unsupported(format!(
+                "a batch of {batch} samples needs more memory than one storage binding of this adapter holds; at most {most}"
+            )));
+        }
+        let s = storage_ro;
+        let w = storage_rw;
+        let pipe = |label: &str, wgsl: &str, bindings: &[Binding]| {
+            let l = bind_group_layout(ctx, label, bindings);
+            let p = ctx.pipeline(label, wgsl, &pipeline_layout(ctx, &l), false)?;
+            Ok::<_, GpuError>((p, l))
+        };
+
+        let xs = data_buffer(ctx, "inputs", &FusedLayout::feature_major(x));
+        let ts = data_buffer(ctx, "targets", &FusedLayout::feature_major(target));
+        let identity: Vec<u32> = (0..m as u32).collect();
+        let order = buffer(ctx, "order", 4 * m as u64, U::STORAGE | U::COPY_DST);
+        ctx.queue
+            .write_buffer(&order, 0, bytemuck::cast_slice(&identity));
+        let scratch = buffer(
+            ctx,
+            "activations",
+            16 * (layout.rows * n) as u64,
+            U::STORAGE,
+        );
+        let state = buffer(
+            ctx,
+            "loss state",
+            32,
+            U::STORAGE | U::COPY_SRC | U::COPY_DST,
+        );
+        let step_uniform = buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST);
+        let len = layout.len;
+        let grad = buffer(ctx, "gradient", 4 * len as u64, U::STORAGE | U::COPY_SRC);
+
+        // Splits of the batch for the weight gradients: enough workgroups to fill the
+        // adapter, each summing at least 64 samples.
+        let (grad_src, tasks) = weight_grad_wgsl(&layout)?;
+        let task_groups = tasks.div_ceil(64);
+        let want: usize = if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
+            16
+        } else {
+            1024
+        };
+        let splits = want.div_ceil(task_groups).clamp(1, (batch / 64).max(1));
+        let per_split = batch.div_ceil(splits);
+        let splits = batch.div_ceil(per_split);
+
+        let mut gradient_passes = Vec::new();
+        let (p, l) = pipe(
+            "nn/fused_forward",
+            &forward_wgsl(&layout)?,
+            &[Binding::Uniform, s(), s(), s(), w()],
+        )?;
+        gradient_passes.push(Pass {
+            group: bind_group(
+                ctx,
+                "forward",
+                &l,
+                0,
+                &[&step_uniform, &net.params, &xs, &order, &scratch],
+            ),
+            pipeline: p,
+            size: ((n / 64) as u32, 1, 1),
+        });
+        let (p, l) = pipe(
+            "nn/fused_loss",
+            &loss_wgsl(&layout, config.loss)?,
+            &[Binding::Uniform, s(), s(), s(), w()],
+        )?;
+        gradient_passes.push(Pass {
+            group: bind_group(
+                ctx,
+                "loss",
+                &l,
+                0,
+                &[&step_uniform, &ts, &order, &scratch, &state],
+            ),
+            pipeline: p,
+            size: (1, 1, 1),
+        });
+        let (p, l) = pipe(
+            "nn/fused_backward",
+            &backward_wgsl(&layout)?,
+            &[Binding::Uniform, s(), s(), s(), w(), s()],
+        )?;
+        gradient_passes.push(Pass {
+            group: bind_group(
+                ctx,
+                "backward",
+                &l,
+                0,
+                &[&step_uniform, &net.params, &ts, &order, &scratch, &state],
+            ),
+            pipeline: p,
+            size: ((n / 64) as u32, 1, 1),
+        });
+        let (p, l) = pipe(
+            "nn/fused_weight_grad",
+            &grad_src,
+            &[Binding::Uniform, s(), w()],
+        )?;
+        if splits == 1 {
+            gradient_passes.push(Pass {
+                group: bind_group(
+                    ctx,
+                    "weight gradients",
+                    &l,
+                    0,
+                    &[&step_uniform, &scratch, &grad],
+                ),
+                pipeline: p,
+                size: (task_groups as u32, 1, 1),
+            });
+        } else {
+            let partial = buffer(
+                ctx,
+                "partial gradients",
+                4 * (splits * len) as u64,
+                U::STORAGE,
+            );
+            gradient_passes.push(Pass {
+                group: bind_group(
+                    ctx,
+                    "weight gradients",
+                    &l,
+                    0,
+                    &[&step_uniform, &scratch, &partial],
+                ),
+                pipeline: p,
+                size: (task_groups as u32, splits as u32, 1),
+            });
+            let (p, l) = pipe(
+                "nn/fused_reduce",
+                &compose("nn/fused_reduce.wgsl", &[])?,
+                &[Binding::Uniform, s(), w()],
+            )?;
+            let dims = data_uniform(ctx, [len as u32, splits as u32, 0, 0]);
+            let groups = len.div_ceil(64) as u32;
+            gradient_passes.push(Pass {
+                group: bind_group(ctx, "gradient sum", &l, 0, &[&dims, &partial, &grad]),
+                pipeline: p,
+                size: (groups.min(65535), groups.div_ceil(65535), 1),
+            });
+        }
+
+        let mut update_passes = Vec::new();
+        if let Some(max_norm) = config.clip {
+            let (p, l) = pipe(
+                "nn/grad_clip",
+                &compose("nn/grad_clip.wgsl", &[])?,
+                &[Binding::Uniform, s(), w()],
+            )?;
+            let dims = data_uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
+            update_passes.push(Pass {
+                group: bind_group(ctx, "clip", &l, 0, &[&dims, &grad, &state]),
+                pipeline: p,
+                size: (1, 1, 1),
+            });
+        }
+        let (p, l) = pipe(
+            "nn/adam",
+            &compose("nn/adam.wgsl", &[])?,
+            &[Binding::Uniform, w(), s(), w(), w(), s()],
+        )?;
+        let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
+        let zeros = vec![0.0f32; len];
+        let (m1, m2) = (
+            data_buffer(ctx, "adam m", &zeros),
+            data_buffer(ctx, "adam v", &zeros),
+        );
+        let groups = len.div_ceil(64) as u32;
+        update_passes.push(Pass {
+            group: bind_group(
+                ctx,
+                "adam",
+                &l,
+                0,
+                &[&adam_uniform, &net.params, &grad, &m1, &m2, &state],
+            ),
+            pipeline: p,
+            size: (groups.min(65535), groups.div_ceil(65535), 1),
+        });
+        ctx.check_errors()?;
+        let trainer = FusedTrainer {
+            net,
+            config,
+            m,
+            batch,
+            n,
+            grad,
+            state,
+            step_uniform,
+            adam_uniform,
+            order,
+            per_split,
+            gradient_passes,
+            update_passes,
+            t: 0,
+            epoch: 0,
+            cursor: 0,
+            host_order: identity,
+            last_base: 0,
+        };
+        trainer.write_step(ctx, 0);
+        Ok(trainer)
+    }
+
+    fn minibatches(&self) -> bool {
+        self.batch < self.m
+    }
+
+    fn write_step(&self, ctx: &GpuContext, base: usize) {
+        let words = step_words(
+            self.n,
+            self.batch,
+            base,
+            self.m,
+            self.minibatches(),
+            self.per_split,
+        );
+        ctx.queue
+            .write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&words));
+    }
+
+    /// A fresh permutation of the data set (Fisher–Yates from the counter-based RNG).
+    fn shuffle(&mut self, ctx: &GpuContext) {
+        let mut order: Vec<u32> = (0..self.m as u32).collect();
+        for i in (1..order.len()).rev() {
+            let u = uniform_f64(self.config.seed, self.epoch * self.m as u64 + i as u64, 40);
+            let j = ((u * (i + 1) as f64) as usize).min(i);
+            order.swap(i, j);
+        }
+        ctx.queue
+            .write_buffer(&self.order, 0, bytemuck::cast_slice(&order));
+        self.host_order = order;
+        self.epoch += 1;
+    }
+
+    /// Samples per step.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The data rows of the last step's batch.
+    pub fn batch_rows(&self) -> Vec<usize> {
+        self.host_order[self.last_base..self.last_base + self.batch]
+            .iter()
+            .map(|&r| r as usize)
+            .collect()
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.t
+    }
+
+    /// One optimiser step on the next batch, recorded into one command buffer; nothing is
+    /// read back.
+    pub fn step(&mut self, ctx: &GpuContext) {
+        if self.minibatches() {
+            if self.cursor == 0 || self.cursor + self.batch > self.m {
+                self.shuffle(ctx);
+                self.cursor = 0;
+            }
+            self.write_step(ctx, self.cursor);
+            self.last_base = self.cursor;
+            self.cursor += self.batch;
+        }
+        self.t += 1;
+        let o = &self.config.optimizer;
+        let words: [u32; 12] = [
+            self.net.layout.len as u32,
+            self.t,
+            (o.lr_at(self.t) as f32).to_bits(),
+            (o.beta1 as f32).to_bits(),
+            (o.beta2 as f32).to_bits(),
+            (o.eps as f32).to_bits(),
+            (o.weight_decay as f32).to_bits(),
+            u32::from(self.config.clip.is_some()),
+            u32::from(o.sgd),
+            0,
+            0,
+            0,
+        ];
+        ctx.queue
+            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in self.gradient_passes.iter().chain(&self.update_passes) {
+                p.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+    }
+
+    /// The loss of the last step's batch (before its update), read back.
+    pub fn loss(&self, ctx: &GpuContext) -> Result<f64, GpuError> {
+        Ok(read_f32(ctx, &self.state, 8)?[2] as f64)
+    }
+
+    /// The global gradient norm of the last step (before clipping); only with clipping.
+    pub fn grad_norm(&self, ctx: &GpuContext) -> Result<Option<f64>, GpuError> {
+        if self.config.clip.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(read_f32(ctx, &self.state, 8)?[5] as f64))
+    }
+
+    /// The loss and gradients at the current parameters on the current batch (no update).
+    pub fn gradients(&self, ctx: &GpuContext) -> Result<(f64, Params), GpuError> {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in &self.gradient_passes {
+                p.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        let g = read_f32(ctx, &self.grad, self.net.layout.len)?;
+        Ok((self.loss(ctx)?, self.net.layout.unpack(&g)))
+    }
+
+    pub fn params(&self, ctx: &GpuContext) -> Result<Params, GpuError> {
+        self.net.params(ctx)
+    }
+}
+
+fn data_uniform(ctx: &GpuContext, words: [u32; 4]) -> wgpu::Buffer {
+    let b = buffer(ctx, "dims", 16, U::UNIFORM | U::COPY_DST);
+    ctx.queue.write_buffer(&b, 0, bytemuck::cast_slice(&words));
+    b
+}

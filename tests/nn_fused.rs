@@ -1,0 +1,267 @@
+//! The fused MLP kernels against the f64 CPU twin on random inputs: forward outputs,
+//! losses (MSE and relative L2) and every gradient, for encodings fixed and trained,
+//! every activation, widths that need padding, minibatches; Adam steps with clipping.
+//!
+//! Tolerances: the kernels compute in f32 with sums of up to 128 terms per output and
+//! batch sums of up to a few hundred samples. Relative to the largest magnitude of a
+//! tensor, f32 rounding of such sums stays below ~1e-5; we allow 2e-4 for gradients
+//! (they pass through several layers of such sums) and 2e-5 for outputs.
+
+use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::nn::{
+    Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Loss, Matrix,
+    Optimizer, Params, TrainConfig, cpu,
+};
+use phaseflow::rng::uniform_f64;
+
+fn ctx() -> GpuContext {
+    GpuContext::new(&AdapterChoice::Best).expect("an adapter")
+}
+
+fn arch(
+    inputs: usize,
+    features: Option<(usize, bool)>,
+    hidden: &[usize],
+    outputs: usize,
+    act: Activation,
+) -> Architecture {
+    let encoding = features.map(|(f, trainable)| Encoding {
+        kind: EncodingKind::Gaussian,
+        inputs,
+        features: f,
+        two_pi: true,
+        order: "cos_then_sin".into(),
+        sigma: Some(1.5),
+        trainable,
+    });
+    let first = features.map_or(inputs, |(f, _)| 2 * f);
+    let mut layers = vec![first];
+    layers.extend_from_slice(hidden);
+    layers.push(outputs);
+    Architecture {
+        kind: if encoding.is_some() {
+            "fourier_mlp"
+        } else {
+            "mlp"
+        }
+        .into(),
+        encoding,
+        layers,
+        activation: act,
+        output_activation: Activation::None,
+    }
+}
+
+fn random(rows: usize, cols: usize, seed: u64, stream: u32) -> Matrix {
+    Matrix {
+        rows,
+        cols,
+        data: (0..rows * cols)
+            .map(|k| 2.0 * uniform_f64(seed, k as u64, stream) - 1.0)
+            .collect(),
+    }
+}
+
+/// Params of `arch` with nonzero random biases (so bias gradients are exercised).
+fn params(arch: &Architecture, seed: u64) -> Params {
+    let mut p = Params::init(arch, Init::Glorot, seed).unwrap();
+    for (l, b) in p.biases.iter_mut().enumerate() {
+        for (k, v) in b.iter_mut().enumerate() {
+            *v = 0.1 * (2.0 * uniform_f64(seed, k as u64, 90 + l as u32) - 1.0);
+        }
+    }
+    p
+}
+
+fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{name}");
+    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= rel * scale,
+        "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
+    );
+}
+
+fn check_gradients(ctx: &GpuContext, a: &Architecture, loss: Loss, m: usize, seed: u64) {
+    let p = params(a, seed);
+    let x = random(m, a.inputs(), seed, 1);
+    let t = random(m, a.outputs(), seed, 2);
+    let trainer = FusedTrainer::new(
+        ctx,
+        a,
+        &p,
+        &x,
+        &t,
+        TrainConfig {
+            loss,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    let (gpu_loss, gpu_grads) = trainer.gradients(ctx).unwrap();
+    let fwd = cpu::forward(a, &p, &x);
+    let (want_loss, dy) = match loss {
+        Loss::Mse => cpu::mse(&fwd.y, &t),
+        Loss::RelativeL2 => cpu::relative_l2(&fwd.y, &t),
+    };
+    let want = cpu::backward(a, &p, &fwd, &x, &dy);
+    let label = format!("{:?} {:?} {:?}", a.layers, a.activation, loss);
+    assert!(
+        (gpu_loss - want_loss).abs() <= 2e-5 * want_loss,
+        "{label}: loss {gpu_loss} vs {want_loss}"
+    );
+    for ((name, _, g), (_, _, w)) in gpu_grads.named().iter().zip(want.named()) {
+        let trained = name != "encoding.B" || a.encoding.as_ref().is_some_and(|e| e.trainable);
+        if trained {
+            assert_close(&format!("{label} {name}"), g, w, 2e-4);
+        } else {
+            assert!(
+                g.iter().all(|v| *v == 0.0),
+                "{label}: a fixed B has no gradient"
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_gradients_match_the_cpu_twin() {
+    let ctx = ctx();
+    if !ctx.has_subgroups() {
+        eprintln!("adapter without subgroups: the fused kernels are not used here");
+        return;
+    }
+    let cases = [
+        // (inputs, encoding, hidden, outputs, activation, samples)
+        (
+            2,
+            Some((64, false)),
+            vec![64, 64, 64],
+            1,
+            Activation::Relu,
+            300,
+        ),
+        (3, Some((10, true)), vec![24, 17], 5, Activation::Tanh, 130),
+        (1, None, vec![32, 32], 2, Activation::Gelu, 64),
+        (3, None, vec![20], 3, Activation::Silu, 77),
+        (2, Some((8, true)), vec![16, 16], 1, Activation::Sin, 200),
+    ];
+    for (k, (inputs, enc, hidden, outputs, act, m)) in cases.into_iter().enumerate() {
+        let a = arch(inputs, enc, &hidden, outputs, act);
+        check_gradients(&ctx, &a, Loss::Mse, m, k as u64);
+        check_gradients(&ctx, &a, Loss::RelativeL2, m, 10 + k as u64);
+    }
+}
+
+#[test]
+fn fused_inference_matches_the_cpu_twin_across_chunks() {
+    let ctx = ctx();
+    if !ctx.has_subgroups() {
+        return;
+    }
+    let a = arch(2, Some((32, false)), &[64, 48], 3, Activation::Tanh);
+    let p = params(&a, 3);
+    let x = random(5000, 2, 3, 4);
+    let net = FusedNet::new(&ctx, &a, &p).unwrap();
+    let y = net.predict(&ctx, &x).unwrap();
+    let want = cpu::forward(&a, &p, &x).y;
+    assert_close("outputs", &y.data, &want.data, 2e-5);
+}
+
+/// Adam (with clipping) on minibatches: the device's parameters follow the CPU twin that
+/// replays the same batches, within f32 accumulation over the steps.
+#[test]
+fn fused_adam_steps_on_minibatches_follow_the_twin() {
+    let ctx = ctx();
+    if !ctx.has_subgroups() {
+        return;
+    }
+    let a = arch(2, Some((16, true)), &[32, 32], 1, Activation::Tanh);
+    let p0 = params(&a, 5);
+    let m = 256;
+    let x = random(m, 2, 5, 1);
+    let t = random(m, 1, 5, 2);
+    let optimizer = Optimizer {
+        lr: 3e-3,
+        weight_decay: 1e-3,
+        ..Optimizer::default()
+    };
+    let clip = 0.05;
+    let mut trainer = FusedTrainer::new(
+        &ctx,
+        &a,
+        &p0,
+        &x,
+        &t,
+        TrainConfig {
+            optimizer,
+            batch: Some(64),
+            clip: Some(clip),
+            seed: 9,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    // The twin replays the same batches (the trainer tells which rows it drew).
+    let mut p = p0.flat();
+    let (mut m1, mut m2) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    let mut params = p0.clone();
+    let mut clipped = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for step in 1..=10u32 {
+        trainer.step(&ctx);
+        let rows = trainer.batch_rows();
+        seen.extend(rows.iter().copied());
+        let pick = |src: &Matrix| Matrix {
+            rows: rows.len(),
+            cols: src.cols,
+            data: rows
+                .iter()
+                .flat_map(|&r| src.data[r * src.cols..(r + 1) * src.cols].to_vec())
+                .collect(),
+        };
+        let (xb, tb) = (pick(&x), pick(&t));
+        let fwd = cpu::forward(&a, &params, &xb);
+        let (loss, dy) = cpu::mse(&fwd.y, &tb);
+        let got_loss = trainer.loss(&ctx).unwrap();
+        assert!(
+            (got_loss - loss).abs() <= 1e-4 * loss,
+            "step {step}: loss {got_loss} vs {loss}"
+        );
+        let g = cpu::backward(&a, &params, &fwd, &xb, &dy).flat();
+        let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let got_norm = trainer.grad_norm(&ctx).unwrap().unwrap();
+        assert!(
+            (got_norm - norm).abs() <= 1e-4 * norm,
+            "step {step}: norm {got_norm} vs {norm}"
+        );
+        let scale = if norm > clip {
+            clipped += 1;
+            clip / norm
+        } else {
+            1.0
+        };
+        let g: Vec<f64> = g.iter().map(|v| v * scale).collect();
+        optimizer.apply(step, &mut p, &g, &mut m1, &mut m2);
+        params.set_flat(&p);
+        let got = trainer.params(&ctx).unwrap().flat();
+        // Adam moves every parameter by about lr per step; f32 state drifts by far less
+        // than 1% of that.
+        let worst = got
+            .iter()
+            .zip(&p)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 0.01 * optimizer.lr,
+            "step {step}: worst {worst:.3e}"
+        );
+    }
+    assert!(clipped > 0, "the test should exercise clipping");
+    // Ten batches of 64 from 256 rows: two and a half epochs, every row drawn.
+    assert_eq!(seen.len(), m);
+}
