@@ -307,3 +307,20 @@ fn adaptive_runs_write_statistics_and_f64_states() {
     ]);
     assert_input_error(&o, "atol must be a positive");
 }
+
+/// The neural benchmarks check themselves against the CPU twin before timing; at a tiny
+/// size that check is what CI exercises. The JSON report carries what comparisons need.
+#[test]
+fn bench_scenarios_self_check_and_report_json() {
+    for (scenario, batch) in [("mlp-train", "256"), ("mlp-infer", "1000")] {
+        let o = phaseflow(&["bench", scenario, "--batch", batch, "--reps", "1", "--json"]);
+        assert!(o.status.success(), "{scenario}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+        assert_eq!(v["scenario"], scenario);
+        assert!(v["adapter"]["name"].is_string());
+        let r = &v["results"][0];
+        assert_eq!(r["batch"].as_u64(), Some(batch.parse().unwrap()));
+        assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["check"].as_str().unwrap().contains("twin"));
+    }
+}
