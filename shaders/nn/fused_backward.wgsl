@@ -7,16 +7,7 @@
 //
 // Filled in by nn::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY.
 
-struct Step {
-    n: u32,
-    batch: u32,
-    base: u32,
-    m: u32,
-    ordered: u32,
-    per_split: u32,
-    _p0: u32,
-    _p1: u32,
-}
+#include "nn/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
@@ -28,13 +19,7 @@ struct Step {
 
 {{ACT}}
 
-fn data_row(s: u32) -> u32 {
-    var k = step.base + min(s, step.batch - 1u);
-    if step.ordered == 1u {
-        k = order[k];
-    }
-    return k;
-}
+#include "nn/fused_rows.wgsl"
 
 @compute @workgroup_size(64)
 fn main(

@@ -11,16 +11,7 @@
 //
 // Filled in by nn::fused: ACT (fn act / act4), BODY (the layers, with their offsets).
 
-struct Step {
-    n: u32,           // the row stride of h: the batch rounded up to 64
-    batch: u32,       // samples in the batch
-    base: u32,        // first position of the batch in the data set (or in `order`)
-    m: u32,           // samples in the data set: the row stride of x
-    ordered: u32,     // 1: sample s is data row order[base + s]
-    per_split: u32,   // samples per partial sum in the weight-gradient pass
-    _p0: u32,
-    _p1: u32,
-}
+#include "nn/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
@@ -30,14 +21,7 @@ struct Step {
 
 {{ACT}}
 
-fn data_row(s: u32) -> u32 {
-    // Padding invocations (s >= batch) read the last sample; nothing uses their results.
-    var k = step.base + min(s, step.batch - 1u);
-    if step.ordered == 1u {
-        k = order[k];
-    }
-    return k;
-}
+#include "nn/fused_rows.wgsl"
 
 @compute @workgroup_size(64)
 fn main(

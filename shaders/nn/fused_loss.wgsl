@@ -7,22 +7,15 @@
 // Filled in by nn::fused: ACT (fn act_out), OUTPUTS, Z_ROW (first row of the output
 // layer's z), RELATIVE (true for relative L2).
 
-struct Step {
-    n: u32,
-    batch: u32,
-    base: u32,
-    m: u32,
-    ordered: u32,
-    per_split: u32,
-    _p0: u32,
-    _p1: u32,
-}
+#include "nn/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> targets: array<f32>;
 @group(0) @binding(2) var<storage, read> order: array<u32>;
 @group(0) @binding(3) var<storage, read> h: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
+
+#include "nn/fused_rows.wgsl"
 
 {{ACT}}
 
@@ -37,10 +30,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     for (var k = lane; k < step.batch * outputs; k += 256u) {
         let s = k / outputs;
         let o = k % outputs;
-        var r = step.base + s;
-        if step.ordered == 1u {
-            r = order[r];
-        }
+        let r = data_row(s);
         let y = act_out(h[({{Z_ROW}}u + o / 4u) * step.n + s][o % 4u]);
         let t = targets[o * step.m + r];
         se += (y - t) * (y - t);

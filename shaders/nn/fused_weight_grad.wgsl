@@ -8,16 +8,7 @@
 // Filled in by nn::fused: ACT (fn act4), LEN (floats per gradient vector), TASKS (the
 // number of tasks), BODY (one function per layer), DISPATCH (the task → layer chain).
 
-struct Step {
-    n: u32,
-    batch: u32,
-    base: u32,
-    m: u32,
-    ordered: u32,
-    per_split: u32,
-    _p0: u32,
-    _p1: u32,
-}
+#include "nn/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;

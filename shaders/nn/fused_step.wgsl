@@ -1,0 +1,12 @@
+// The uniform every fused network kernel reads, written by nn::fused_net once per step.
+
+struct Step {
+    n: u32,           // the row stride of h: the batch rounded up to 64
+    batch: u32,       // samples in the batch
+    base: u32,        // first position of the batch in the data set (or in `order`)
+    m: u32,           // samples in the data set: the row stride of x and targets
+    ordered: u32,     // 1: sample s is data row order[base + s]
+    per_split: u32,   // samples per partial sum in the weight-gradient pass
+    _p0: u32,
+    _p1: u32,
+}
