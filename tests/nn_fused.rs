@@ -147,6 +147,8 @@ fn fused_gradients_match_the_cpu_twin() {
         ),
         (3, Some((10, true)), vec![24, 17], 5, Activation::Tanh, 130),
         (1, None, vec![32, 32], 2, Activation::Gelu, 64),
+        // The spectral-bias test's network without its encoding.
+        (1, None, vec![64, 64, 64], 1, Activation::Relu, 256),
         (3, None, vec![20], 3, Activation::Silu, 77),
         (2, Some((8, true)), vec![16, 16], 1, Activation::Sin, 200),
     ];

@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Samples per batch
     #[arg(long)]
     batch: Option<usize>,
-    /// Timed repetitions (after one untimed warm-up)
+    /// Timed repetitions after one untimed warm-up (at most 3 for inference and for the
+    /// layer-by-layer comparison, which take seconds each)
     #[arg(long, default_value_t = 10)]
     reps: usize,
     /// Also time the layer-by-layer kernels, for the ratio
@@ -96,6 +97,39 @@ struct Row {
     check: String,
 }
 
+impl Row {
+    fn new(what: &str, batch: usize, seconds: f64, check: String) -> Row {
+        Row {
+            what: what.into(),
+            batch,
+            seconds,
+            samples_per_s: batch as f64 / seconds,
+            check,
+        }
+    }
+}
+
+/// Seconds per call of `step`, over `reps` calls and the device work they queued.
+fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Result<f64, CliError> {
+    let start = Instant::now();
+    for _ in 0..reps {
+        step();
+    }
+    sync(ctx)?;
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// A loss within 1e-4 of the twin's (f32 sums over the batch), as the report's check.
+fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
+    let diff = rel_diff(got, want);
+    if diff > 1e-4 {
+        return Err(CliError::Runtime(format!(
+            "self-check failed: device loss {got} vs CPU twin {want}"
+        )));
+    }
+    Ok(format!("loss {got:.6e} = twin ± {diff:.1e}"))
+}
+
 pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ctx = GpuContext::new(choice)?;
     let arch = benchmark_mlp();
@@ -106,49 +140,21 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         Scenario::MlpTrain => {
             let batch = args.batch.unwrap_or(1 << 14);
             let (x, t) = samples(batch);
+            // Self-check of each form: the first step's loss against the f64 twin.
+            let want = cpu::mse(&cpu::forward(&arch, &params, &x).y, &t).0;
             let mut trainer =
                 FusedTrainer::new(&ctx, &arch, &params, &x, &t, TrainConfig::default())?;
-            // Self-check: the first step's loss against the f64 twin.
             trainer.step(&ctx);
-            let got = trainer.loss(&ctx)?;
-            let want = cpu::mse(&cpu::forward(&arch, &params, &x).y, &t).0;
-            if rel_diff(got, want) > 1e-4 {
-                return Err(CliError::Runtime(format!(
-                    "self-check failed: device loss {got} vs CPU twin {want}"
-                )));
-            }
-            let start = Instant::now();
-            for _ in 0..reps {
-                trainer.step(&ctx);
-            }
-            sync(&ctx)?;
-            let seconds = start.elapsed().as_secs_f64() / reps as f64;
-            rows.push(Row {
-                what: "fused".into(),
-                batch,
-                seconds,
-                samples_per_s: batch as f64 / seconds,
-                check: format!("loss {got:.6e} = twin ± {:.1e}", rel_diff(got, want)),
-            });
+            let check = check_loss(trainer.loss(&ctx)?, want)?;
+            let seconds = time(&ctx, reps, || trainer.step(&ctx))?;
+            rows.push(Row::new("fused", batch, seconds, check));
             if args.compare {
                 let net = GpuNet::new(&ctx, &arch, &params)?;
                 let mut layered = Trainer::new(&ctx, net, &x, &t, Optimizer::default())?;
                 layered.step(&ctx);
-                let got = layered.loss(&ctx)?;
-                let reps = reps.min(3);
-                let start = Instant::now();
-                for _ in 0..reps {
-                    layered.step(&ctx);
-                }
-                sync(&ctx)?;
-                let seconds = start.elapsed().as_secs_f64() / reps as f64;
-                rows.push(Row {
-                    what: "layer by layer".into(),
-                    batch,
-                    seconds,
-                    samples_per_s: batch as f64 / seconds,
-                    check: format!("loss {got:.6e} = twin ± {:.1e}", rel_diff(got, want)),
-                });
+                let check = check_loss(layered.loss(&ctx)?, want)?;
+                let seconds = time(&ctx, reps.min(3), || layered.step(&ctx))?;
+                rows.push(Row::new("layer by layer", batch, seconds, check));
             }
         }
         Scenario::MlpInfer => {
@@ -176,19 +182,17 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                     "self-check failed: outputs differ from the CPU twin by {worst:.2e}"
                 )));
             }
-            let reps = reps.min(3);
-            let start = Instant::now();
-            for _ in 0..reps {
-                net.predict(&ctx, &x)?;
+            let mut failed = None;
+            let seconds = time(&ctx, reps.min(3), || {
+                if let Err(e) = net.predict(&ctx, &x) {
+                    failed = Some(e);
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
-            let seconds = start.elapsed().as_secs_f64() / reps as f64;
-            rows.push(Row {
-                what: "fused".into(),
-                batch,
-                seconds,
-                samples_per_s: batch as f64 / seconds,
-                check: format!("{head} outputs = twin ± {worst:.1e}"),
-            });
+            let check = format!("{head} outputs = twin ± {worst:.1e}");
+            rows.push(Row::new("fused", batch, seconds, check));
         }
     }
     let name = match args.scenario {

@@ -503,11 +503,7 @@ fn open_devices(list: Option<&str>, choice: &AdapterChoice) -> Result<Vec<GpuCon
 /// Device memory a run may use unless --gpu-memory says otherwise. On a CPU adapter
 /// (lavapipe) device memory is host memory, so the default stays small there.
 fn default_gpu_memory(ctx: &GpuContext) -> u64 {
-    if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
-        256 << 20
-    } else {
-        1 << 30
-    }
+    if ctx.is_cpu() { 256 << 20 } else { 1 << 30 }
 }
 
 /// `512M`, `2G`, `1.5GiB`, `1000000` (bytes).

@@ -239,6 +239,12 @@ impl GpuContext {
         self.features.contains(F64_FEATURES)
     }
 
+    /// A CPU adapter (lavapipe, WARP): device memory is host memory, and workgroup
+    /// barriers and per-lane memory accesses are costly.
+    pub fn is_cpu(&self) -> bool {
+        self.summary.device_type.eq_ignore_ascii_case("cpu")
+    }
+
     /// Subgroup operations with subgroups of at least 8 invocations, which the fused
     /// network kernels use to share weight loads between invocations.
     pub fn has_subgroups(&self) -> bool {

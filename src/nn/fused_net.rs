@@ -6,6 +6,7 @@
 //! and `Optimizer::apply`.
 
 use super::fused::{FusedLayout, Loss, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl};
+use super::gpu::{read_f32, storage, uniform, zeros};
 use super::model::{Architecture, Matrix, Params};
 use super::train::Optimizer;
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
@@ -39,26 +40,6 @@ fn storage_rw() -> Binding {
 
 fn storage_ro() -> Binding {
     Binding::Storage { read_only: true }
-}
-
-fn data_buffer(ctx: &GpuContext, label: &str, floats: &[f32]) -> wgpu::Buffer {
-    let b = buffer(
-        ctx,
-        label,
-        4 * floats.len().max(1) as u64,
-        U::STORAGE | U::COPY_DST | U::COPY_SRC,
-    );
-    ctx.queue.write_buffer(&b, 0, bytemuck::cast_slice(floats));
-    b
-}
-
-fn read_f32(ctx: &GpuContext, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-    let bytes = 4 * len as u64;
-    let staging = buffer(ctx, "read", bytes, U::MAP_READ | U::COPY_DST);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
-    ctx.queue.submit([enc.finish()]);
-    with_mapped(ctx, &staging, bytes, |b| bytemuck::cast_slice(b).to_vec())
 }
 
 /// The step uniform every fused kernel reads (`struct Step`).
@@ -111,9 +92,11 @@ impl FusedNet {
         arch: &Architecture,
         params: &Params,
     ) -> Result<FusedNet, GpuError> {
-        if !ctx.has_subgroups() {
+        if !fused_supported(ctx, arch) {
             return Err(GpuError::Unsupported(
-                "the fused network kernels need subgroups of at least 8 invocations".into(),
+                "the fused network kernels need subgroups of at least 8 invocations and hidden \
+                 widths of at most 128; use nn::GpuNet and nn::Trainer"
+                    .into(),
             ));
         }
         let layout = FusedLayout::new(arch);
@@ -134,7 +117,7 @@ impl FusedNet {
             &pipeline_layout(ctx, &forward_layout),
             false,
         )?;
-        let params = data_buffer(ctx, "parameters", &layout.pack(params));
+        let params = storage(ctx, "parameters", &layout.pack(params));
         Ok(FusedNet {
             layout,
             params,
@@ -153,7 +136,7 @@ impl FusedNet {
         let chunks = rows.div_ceil(chunk);
         let last = arch.n_linear() - 1;
         let out_q = self.layout.out_pad[last] / 4;
-        let data = data_buffer(ctx, "inputs", &FusedLayout::feature_major(x));
+        let data = storage(ctx, "inputs", &FusedLayout::feature_major(x));
         let order = buffer(ctx, "order", 4, U::STORAGE);
         let scratch = buffer(
             ctx,
@@ -308,8 +291,8 @@ impl FusedTrainer {
             Ok::<_, GpuError>((p, l))
         };
 
-        let xs = data_buffer(ctx, "inputs", &FusedLayout::feature_major(x));
-        let ts = data_buffer(ctx, "targets", &FusedLayout::feature_major(target));
+        let xs = storage(ctx, "inputs", &FusedLayout::feature_major(x));
+        let ts = storage(ctx, "targets", &FusedLayout::feature_major(target));
         let identity: Vec<u32> = (0..m as u32).collect();
         let order = buffer(ctx, "order", 4 * m as u64, U::STORAGE | U::COPY_DST);
         ctx.queue
@@ -334,11 +317,7 @@ impl FusedTrainer {
         // adapter, each summing at least 64 samples.
         let (grad_src, tasks) = weight_grad_wgsl(&layout)?;
         let task_groups = tasks.div_ceil(64);
-        let want: usize = if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
-            16
-        } else {
-            1024
-        };
+        let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
         let splits = want.div_ceil(task_groups).clamp(1, (batch / 64).max(1));
         let per_split = batch.div_ceil(splits);
         let splits = batch.div_ceil(per_split);
@@ -432,7 +411,7 @@ impl FusedTrainer {
                 &compose("nn/fused_reduce.wgsl", &[])?,
                 &[Binding::Uniform, s(), w()],
             )?;
-            let dims = data_uniform(ctx, [len as u32, splits as u32, 0, 0]);
+            let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
             let groups = len.div_ceil(64) as u32;
             gradient_passes.push(Pass {
                 group: bind_group(ctx, "gradient sum", &l, 0, &[&dims, &partial, &grad]),
@@ -448,7 +427,7 @@ impl FusedTrainer {
                 &compose("nn/grad_clip.wgsl", &[])?,
                 &[Binding::Uniform, s(), w()],
             )?;
-            let dims = data_uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
+            let dims = uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
             update_passes.push(Pass {
                 group: bind_group(ctx, "clip", &l, 0, &[&dims, &grad, &state]),
                 pipeline: p,
@@ -461,11 +440,7 @@ impl FusedTrainer {
             &[Binding::Uniform, w(), s(), w(), w(), s()],
         )?;
         let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
-        let zeros = vec![0.0f32; len];
-        let (m1, m2) = (
-            data_buffer(ctx, "adam m", &zeros),
-            data_buffer(ctx, "adam v", &zeros),
-        );
+        let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
         let groups = len.div_ceil(64) as u32;
         update_passes.push(Pass {
             group: bind_group(
@@ -622,10 +597,4 @@ impl FusedTrainer {
     pub fn params(&self, ctx: &GpuContext) -> Result<Params, GpuError> {
         self.net.params(ctx)
     }
-}
-
-fn data_uniform(ctx: &GpuContext, words: [u32; 4]) -> wgpu::Buffer {
-    let b = buffer(ctx, "dims", 16, U::UNIFORM | U::COPY_DST);
-    ctx.queue.write_buffer(&b, 0, bytemuck::cast_slice(&words));
-    b
 }

@@ -60,7 +60,7 @@ pub enum Kernels {
 impl Kernels {
     /// The faster form for an adapter.
     pub fn for_adapter(ctx: &GpuContext) -> Kernels {
-        if ctx.summary.device_type.eq_ignore_ascii_case("cpu") {
+        if ctx.is_cpu() {
             Kernels::Direct
         } else {
             Kernels::Tiled
@@ -138,6 +138,37 @@ pub(super) fn uniform(ctx: &GpuContext, words: [u32; 4]) -> wgpu::Buffer {
             contents: bytemuck::cast_slice(&words),
             usage: wgpu::BufferUsages::UNIFORM,
         })
+}
+
+/// The first `len` f32 values of a storage buffer (one copy and one map).
+pub(super) fn read_f32(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, GpuError> {
+    let bytes = 4 * len as u64;
+    let staging = buffer(
+        ctx,
+        "read",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    );
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    with_mapped(ctx, &staging, bytes, |b| bytemuck::cast_slice(b).to_vec())
+}
+
+/// The same, as f64.
+pub(super) fn read_f64(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f64>, GpuError> {
+    Ok(read_f32(ctx, src, len)?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
 
 pub(super) fn to_f32(v: &[f64]) -> Vec<f32> {

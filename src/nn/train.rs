@@ -5,7 +5,7 @@
 //! their CPU twin is `nn::cpu::{mse, backward}` plus the update rule in `Optimizer`.
 
 use super::gpu::{
-    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, to_f32, uniform, zeros,
+    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, read_f64, to_f32, uniform, zeros,
 };
 use super::model::{Matrix, Params};
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
@@ -440,7 +440,7 @@ impl Trainer {
             values.resize(e.inputs * e.features, 0.0);
         }
         for slot in &self.slots {
-            values.extend(read(ctx, &slot.grad, slot.len)?);
+            values.extend(read_f64(ctx, &slot.grad, slot.len)?);
         }
         let mut p = self.params(ctx)?;
         p.set_flat(&values);
@@ -452,38 +452,18 @@ impl Trainer {
         let arch = &self.net.arch;
         let mut values = Vec::new();
         if let (Some(b), Some(e)) = (&self.net.b, &arch.encoding) {
-            values.extend(read(ctx, b, e.inputs * e.features)?);
+            values.extend(read_f64(ctx, b, e.inputs * e.features)?);
         }
         for l in 0..arch.n_linear() {
-            values.extend(read(
+            values.extend(read_f64(
                 ctx,
                 &self.net.weights[l],
                 arch.layers[l] * arch.layers[l + 1],
             )?);
-            values.extend(read(ctx, &self.net.biases[l], arch.layers[l + 1])?);
+            values.extend(read_f64(ctx, &self.net.biases[l], arch.layers[l + 1])?);
         }
         let mut p = Params::zeros(arch);
         p.set_flat(&values);
         Ok(p)
     }
-}
-
-/// `len` f32 values of a storage buffer, as f64.
-fn read(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f64>, GpuError> {
-    let bytes = (4 * len) as u64;
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("read"),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-    ctx.queue.submit([enc.finish()]);
-    with_mapped(ctx, &staging, bytes, |b| {
-        bytemuck::cast_slice::<u8, f32>(b)
-            .iter()
-            .map(|&v| v as f64)
-            .collect()
-    })
 }
