@@ -324,3 +324,271 @@ fn bench_scenarios_self_check_and_report_json() {
         assert!(r["check"].as_str().unwrap().contains("twin"));
     }
 }
+
+fn fit_summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// `fit` on an expression: the loss curve on the terminal and in loss.csv, a checkpoint
+/// whose network (evaluated by the f64 twin) has the test MSE the summary reports, and the
+/// pictures (fit.png for one input, target | network for two).
+#[test]
+fn fit_expression_writes_checkpoint_curve_and_pictures() {
+    use phaseflow::io::Image;
+    use phaseflow::nn::{Matrix, cpu, load};
+    let out = temp_dir("fit-expr");
+    let o = phaseflow(&[
+        "fit",
+        "--expr",
+        "sin(2*pi*x) + 0.5*x",
+        "--steps",
+        "300",
+        "--hidden",
+        "16,16",
+        "--features",
+        "8",
+        "--sigma",
+        "2",
+        "--lr",
+        "3e-3",
+        "--log-every",
+        "10",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("step      300  loss"), "{text}");
+    assert!(text.contains("test: MSE"), "{text}");
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 31, "header and every 10th step");
+    let first: f64 = lines[1].split(',').nth(1).unwrap().parse().unwrap();
+    let last: f64 = lines[30].split(',').nth(1).unwrap().parse().unwrap();
+    assert!(last < 0.1 * first, "the loss fell: {first} → {last}");
+
+    let summary = fit_summary(&out);
+    assert_eq!(summary["steps"], 300);
+    let reported = summary["test"]["mse"].as_f64().unwrap();
+    assert!(reported < 1e-2, "a smooth function is learnt: {reported}");
+    let (arch, params) = load(&out.join("model.safetensors")).unwrap();
+    assert_eq!(arch.layers, vec![16, 16, 16, 1]);
+    let x = Matrix {
+        rows: 256,
+        cols: 1,
+        data: (0..256).map(|i| (i as f64 + 0.5) / 256.0).collect(),
+    };
+    let t = Matrix {
+        rows: 256,
+        cols: 1,
+        data: x
+            .data
+            .iter()
+            .map(|&v| (std::f64::consts::TAU * v).sin() + 0.5 * v)
+            .collect(),
+    };
+    let twin = cpu::mse(&cpu::forward(&arch, &params, &x).y, &t).0;
+    assert!(
+        (twin - reported).abs() < 1e-3 * reported + 1e-9,
+        "twin {twin} vs GPU {reported}"
+    );
+    for png in ["loss.png", "fit.png"] {
+        let img = Image::read_png(&out.join(png)).unwrap();
+        assert_eq!(
+            (img.width, img.height, img.channels),
+            (960, 600, 3),
+            "{png}"
+        );
+    }
+
+    let out2 = temp_dir("fit-expr2");
+    let o = phaseflow(&[
+        "fit",
+        "--expr",
+        "x*y",
+        "--inputs",
+        "2",
+        "--points",
+        "8",
+        "--steps",
+        "5",
+        "-q",
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("step "), "-q prints no curve");
+    let img = Image::read_png(&out2.join("reconstruction.png")).unwrap();
+    assert_eq!((img.width, img.height, img.channels), (16, 8, 1));
+    // Top-right of the target half is the largest x*y, bottom-left the smallest.
+    assert!(
+        img.data[7] > 0.9 && img.data[7 * 16] < 0.1,
+        "{:?}",
+        &img.data[..16]
+    );
+}
+
+/// `fit` on a PNG with held-out pixels reports a PSNR and renders every pixel; on an .npy
+/// the leading columns are inputs and the rest outputs.
+#[test]
+fn fit_images_and_samples() {
+    use phaseflow::io::{Image, write_npy};
+    let dir = temp_dir("fit-data");
+    let picture = Image {
+        width: 12,
+        height: 10,
+        channels: 3,
+        data: (0..360).map(|i| ((i * 7) % 11) as f64 / 10.0).collect(),
+    };
+    let png = dir.join("in.png");
+    std::fs::write(&png, picture.to_png().unwrap()).unwrap();
+    let out = dir.join("image");
+    let o = phaseflow(&[
+        "fit",
+        "--image",
+        png.to_str().unwrap(),
+        "--holdout",
+        "--steps",
+        "20",
+        "--hidden",
+        "16",
+        "--features",
+        "8",
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["test"]["psnr_db"].as_f64().unwrap().is_finite());
+    assert_eq!(
+        v["batch"], 30,
+        "every other pixel of 12×10 in each direction"
+    );
+    let back = Image::read_png(&out.join("reconstruction.png")).unwrap();
+    assert_eq!((back.width, back.height, back.channels), (12, 10, 3));
+
+    // Two inputs, two outputs, by --inputs.
+    let rows: Vec<f64> = (0..64)
+        .flat_map(|i| {
+            let (a, b) = (i as f64 / 64.0, (i % 8) as f64 / 8.0);
+            [a, b, a + b, a - b]
+        })
+        .collect();
+    let data = dir.join("samples.npy");
+    write_npy(&data, &[64, 4], &rows).unwrap();
+    let out = dir.join("samples");
+    let o = phaseflow(&[
+        "fit",
+        "--data",
+        data.to_str().unwrap(),
+        "--inputs",
+        "2",
+        "--test",
+        data.to_str().unwrap(),
+        "--steps",
+        "10",
+        "--encoding",
+        "none",
+        "--hidden",
+        "8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = fit_summary(&out);
+    assert_eq!(s["architecture"]["layers"], serde_json::json!([2, 8, 2]));
+    assert!(s["test"]["mse"].as_f64().unwrap().is_finite());
+    assert!(!out.join("fit.png").exists(), "no picture for two inputs");
+}
+
+/// Bad input to `fit`: exit 2, one message (with line, column and caret for expressions),
+/// and no output directory.
+#[test]
+fn fit_rejects_bad_input_before_any_work() {
+    let dir = temp_dir("fit-bad");
+    let out = dir.join("never");
+    let o_arg = out.to_str().unwrap();
+    let o = phaseflow(&["fit", "--expr", "sin(2*pi*q)", "-o", o_arg]);
+    assert_input_error(&o, "unknown name 'q'");
+    let err = stderr(&o);
+    assert!(err.contains("<--expr>:1:10"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    assert_input_error(
+        &phaseflow(&["fit", "--expr", "x + t", "-o", o_arg]),
+        "the inputs are: x",
+    );
+    assert_input_error(
+        &phaseflow(&["fit", "--expr", "x", "--inputs", "4", "-o", o_arg]),
+        "--inputs must be 1, 2 or 3",
+    );
+    assert_input_error(
+        &phaseflow(&["fit", "--expr", "x", "--schedule", "sometimes", "-o", o_arg]),
+        "--schedule must be",
+    );
+    assert_input_error(
+        &phaseflow(&["fit", "--image", "/nonexistent.png", "-o", o_arg]),
+        "cannot read '/nonexistent.png'",
+    );
+    let one = dir.join("one.npy");
+    phaseflow::io::write_npy(&one, &[3, 1], &[1.0f64, 2.0, 3.0]).unwrap();
+    assert_input_error(
+        &phaseflow(&["fit", "--data", one.to_str().unwrap(), "-o", o_arg]),
+        "has 1 column;",
+    );
+    let o = phaseflow(&["fit", "-o", o_arg]);
+    assert_eq!(o.status.code(), Some(2), "no target is a usage error");
+    assert!(!out.exists(), "nothing written");
+}
+
+/// Ctrl-C during `fit` stops at the next loss read-back and writes the network trained so
+/// far, with the steps it had in its summary; exit 130.
+#[test]
+fn interrupted_fit_writes_the_network_so_far() {
+    use std::io::BufRead;
+    let out = temp_dir("fit-cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args([
+            "fit",
+            "--expr",
+            "x*x",
+            "--steps",
+            "1000000",
+            "--log-every",
+            "10",
+            "--hidden",
+            "8",
+            "--features",
+            "4",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Interrupt once the handler is in place: it is before the third line is printed.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("steps of") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after"), "{err}");
+    assert!(
+        rest.iter().any(|l| l.contains("model.safetensors")),
+        "{rest:?}"
+    );
+    let s = fit_summary(&out);
+    let steps = s["steps"].as_u64().unwrap();
+    assert!(steps < 1_000_000 && steps.is_multiple_of(10), "{steps}");
+    assert_eq!(s["steps_asked"], 1_000_000);
+    phaseflow::nn::load(&out.join("model.safetensors")).unwrap();
+}

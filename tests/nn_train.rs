@@ -4,8 +4,8 @@
 mod common;
 use phaseflow::nn::cpu;
 use phaseflow::nn::{
-    Activation, Architecture, Encoding, EncodingKind, FusedTrainer, GpuNet, Init, Matrix,
-    Optimizer, Params, Schedule, TrainConfig, Trainer, fused_supported,
+    Activation, AnyTrainer, Architecture, Encoding, EncodingKind, GpuNet, Init, Matrix, Optimizer,
+    Params, Schedule, TrainConfig, Trainer,
 };
 
 fn mlp(encoding: Option<Encoding>, hidden: &[usize], act: Activation) -> Architecture {
@@ -132,23 +132,11 @@ fn fourier_features_overcome_spectral_bias() {
         let arch = mlp(encoding, &[64, 64, 64], Activation::Relu);
         let start = Params::init(&arch, Init::He, 1).unwrap();
         // The fused kernels where the adapter has them, the layer-by-layer ones otherwise.
-        let p = if fused_supported(ctx, &arch) {
-            let config = TrainConfig::default();
-            let mut trainer =
-                FusedTrainer::new(ctx, &arch, &start, &train_x, &train_y, config).unwrap();
-            for _ in 0..5000 {
-                trainer.step(ctx);
-            }
-            trainer.params(ctx).unwrap()
-        } else {
-            let net = GpuNet::new(ctx, &arch, &start).unwrap();
-            let mut trainer =
-                Trainer::new(ctx, net, &train_x, &train_y, Optimizer::default()).unwrap();
-            for _ in 0..5000 {
-                trainer.step(ctx);
-            }
-            trainer.params(ctx).unwrap()
-        };
+        let config = TrainConfig::default();
+        let mut trainer = AnyTrainer::new(ctx, &arch, &start, &train_x, &train_y, config).unwrap();
+        let p = phaseflow::nn::fit(ctx, &mut trainer, 5000, 5000, |_, _| true)
+            .unwrap()
+            .params;
         let (test_mse, _) = cpu::mse(&cpu::forward(&arch, &p, &test_x).y, &test_y);
         results.push(test_mse);
     }
@@ -158,4 +146,49 @@ fn fourier_features_overcome_spectral_bias() {
     );
     assert!(results[0] > 0.05, "{results:?}");
     assert!(results[1] < 1e-3, "{results:?}");
+}
+
+/// Networks wider than the fused kernels take train and predict layer by layer behind the
+/// same face; what only the fused kernels do is refused, not silently changed. Prediction
+/// runs in chunks of 65,536 rows, the last one padded: 70,000 rows cover both.
+#[test]
+fn wide_networks_fall_back_to_the_layered_kernels() {
+    let ctx = common::gpu();
+    let arch = mlp(None, &[160], Activation::Tanh);
+    let start = Params::init(&arch, Init::Glorot, 3).unwrap();
+    let x = column((0..64).map(|i| i as f64 / 64.0));
+    let t = column(x.data.iter().map(|v| v * v));
+    let mut trainer = AnyTrainer::new(ctx, &arch, &start, &x, &t, TrainConfig::default()).unwrap();
+    assert_eq!(trainer.kernels(), "layer by layer");
+    let report = phaseflow::nn::fit(ctx, &mut trainer, 20, 5, |_, _| true).unwrap();
+    assert_eq!(report.curve.len(), 4);
+    assert!(report.curve[3].1 < report.curve[0].1, "{:?}", report.curve);
+    let refused = AnyTrainer::new(
+        ctx,
+        &arch,
+        &start,
+        &x,
+        &t,
+        TrainConfig {
+            loss: phaseflow::nn::Loss::RelativeL2,
+            ..TrainConfig::default()
+        },
+    );
+    assert!(matches!(
+        refused,
+        Err(phaseflow::gpu::GpuError::Unsupported(_))
+    ));
+
+    let many = column((0..70_000).map(|i| i as f64 / 70_000.0));
+    let got = phaseflow::nn::predict(ctx, &arch, &report.params, &many).unwrap();
+    let want = cpu::forward(&arch, &report.params, &many).y;
+    assert_eq!(got.rows, 70_000);
+    let worst = got
+        .data
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    // f32 through 160 tanh units of size ~1: a few 1e-7, bounded by 1e-5.
+    assert!(worst < 1e-5, "{worst:e}");
 }

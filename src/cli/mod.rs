@@ -8,8 +8,11 @@
 //! | 3 | no usable GPU adapter |
 
 mod bench;
+mod fit;
+mod fit_data;
 mod format;
 mod info;
+mod interrupt;
 mod outputs;
 mod progress;
 mod simulate;
@@ -21,8 +24,9 @@ use crate::model::Diagnostics;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-const ABOUT: &str = "Headless GPU compute engine: huge ensembles of ODE trajectories in WGSL through wgpu, \
-on any Vulkan/Metal/DX12 GPU or on a CPU through Mesa's software Vulkan (lavapipe).";
+const ABOUT: &str = "Headless GPU compute engine: huge ensembles of ODE trajectories and neural \
+networks in WGSL through wgpu, on any Vulkan/Metal/DX12 GPU or on a CPU through Mesa's software \
+Vulkan (lavapipe).";
 
 #[derive(Debug, Parser)]
 #[command(name = "phaseflow", version, about = ABOUT, long_about = None, max_term_width = 100)]
@@ -54,6 +58,9 @@ enum Command {
     /// Integrate an ensemble of trajectories of a system on the GPU
     #[command(long_about = simulate::LONG_ABOUT)]
     Simulate(Box<simulate::SimulateArgs>),
+    /// Fit an MLP (optionally with Fourier features) to an expression, samples or an image
+    #[command(long_about = fit::LONG_ABOUT)]
+    Fit(Box<fit::FitArgs>),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
 }
@@ -121,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(&args, &choice),
         Command::Systems(args) => systems::run(&args),
         Command::Simulate(args) => simulate::run(&args, &choice),
+        Command::Fit(args) => fit::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
     };
     match result {

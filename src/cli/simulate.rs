@@ -2,6 +2,7 @@
 
 use super::CliError;
 use super::format::{grouped, seconds};
+use super::interrupt;
 use super::outputs::{Output, Outputs};
 use super::progress::Progress;
 use super::spec::{RunSpec, U0Spec, build_problem};
@@ -14,8 +15,6 @@ use crate::ode::{
 use crate::schedule::PlanCaps;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const LONG_ABOUT: &str = "\
 Integrate an ensemble of trajectories of a system on the GPU.
@@ -320,25 +319,6 @@ impl From<SimError> for CliError {
     }
 }
 
-/// Set by Ctrl-C: the run stops after the work in flight (see `RunOptions::cancel`).
-static CANCEL: AtomicBool = AtomicBool::new(false);
-
-fn install_interrupt_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if CANCEL.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted twice: quitting now");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted: finishing the work in flight and saving what is done \
-                 (Ctrl-C again quits at once)"
-            );
-        });
-    });
-}
-
 /// The spec and progress of an interrupted run, from its run.json.
 fn resume_spec(dir: &Path) -> Result<(RunSpec, usize), CliError> {
     let path = dir.join("run.json");
@@ -427,10 +407,10 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         },
         ring: args.ring as usize,
         start: done.unwrap_or(0),
-        cancel: Some(&CANCEL),
+        cancel: Some(&interrupt::CANCEL),
         ..RunOptions::default()
     };
-    install_interrupt_handler();
+    interrupt::install_handler();
     let mut progress = Progress::new(n - options.start, times.len(), args.quiet || args.json);
     let stats = {
         let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];

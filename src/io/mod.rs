@@ -1,10 +1,14 @@
-//! Files in and out: `.npy` arrays that numpy opens, and output directories whose files
-//! appear all together or not at all.
+//! Files in and out: `.npy` arrays that numpy opens, PNG images and charts, and output
+//! directories whose files appear all together or not at all.
 
+pub mod image;
 pub mod npy;
 pub mod npy_stream;
 pub mod output;
+pub mod plot;
 
+pub use image::{Image, ImageError};
 pub use npy::{NpyError, read_matrix, write_npy};
 pub use npy_stream::{Dtype, NpyStream};
 pub use output::{OutputDir, OutputError};
+pub use plot::{Chart, PlotError, Scale, Series};

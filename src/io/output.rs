@@ -146,6 +146,11 @@ impl OutputDir {
         self.stage(name, |p| std::fs::write(p, text))
     }
 
+    /// A file whose whole content is already in memory (a checkpoint, a PNG).
+    pub fn write_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        self.stage(name, |p| std::fs::write(p, bytes))
+    }
+
     /// Moves every staged file into place.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let mut done = Vec::new();

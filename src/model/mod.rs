@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod diagnostic;
 pub mod expr;
+pub mod function;
 pub mod lexer;
 pub mod parser;
 pub mod system;
@@ -12,6 +13,7 @@ pub mod wgsl;
 
 pub use catalog::{builtin, builtin_names};
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
+pub use function::Function;
 pub use system::{Meta, System, Var};
 pub use system_file::{load_system_file, parse_system};
 pub use wgsl::emit_system;

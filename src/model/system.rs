@@ -186,6 +186,28 @@ impl System {
     }
 }
 
+/// Resolves a single expression whose names are `inputs` (as parameters) and `pi`.
+pub(crate) fn resolve_expression(
+    source: &Arc<Source>,
+    expr: &Expr,
+    inputs: &[Var],
+) -> Result<Node, Diagnostics> {
+    let mut r = Resolver {
+        source,
+        states: &[],
+        params: inputs,
+        aux_names: HashMap::new(),
+        later_aux: HashMap::new(),
+        equation_targets: HashMap::new(),
+        errors: Vec::new(),
+    };
+    let node = r.expr(expr, &mut []);
+    match node {
+        Some(n) if r.errors.is_empty() => Ok(n.fold()),
+        _ => Err(Diagnostics(r.errors)),
+    }
+}
+
 struct Resolver<'a> {
     source: &'a Arc<Source>,
     states: &'a [Var],

@@ -131,6 +131,25 @@ pub fn save(
     params: &Params,
     extra: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
+    let bytes = save_bytes(arch, params, extra).map_err(|e| match e {
+        CheckpointError::Format { message, .. } => CheckpointError::Format {
+            path: path.display().to_string(),
+            message,
+        },
+        other => other,
+    })?;
+    std::fs::write(path, bytes).map_err(|source| CheckpointError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The bytes of the checkpoint `save` writes.
+pub fn save_bytes(
+    arch: &Architecture,
+    params: &Params,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>, CheckpointError> {
     let tensors: BTreeMap<String, F32Tensor> = params
         .named()
         .into_iter()
@@ -154,13 +173,10 @@ pub fn save(
     for (k, v) in extra {
         meta.insert(k.to_string(), v.clone());
     }
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| CheckpointError::Format {
-            path: path.display().to_string(),
+    safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta)).map_err(|e| {
+        CheckpointError::Format {
+            path: "<checkpoint>".into(),
             message: e.to_string(),
-        })?;
-    std::fs::write(path, bytes).map_err(|source| CheckpointError::Write {
-        path: path.display().to_string(),
-        source,
+        }
     })
 }

@@ -3,13 +3,15 @@
 
 pub mod checkpoint;
 pub mod cpu;
+pub mod fit;
 pub mod fused;
 pub mod fused_net;
 pub mod gpu;
 pub mod model;
 pub mod train;
 
-pub use checkpoint::{CheckpointError, load, save};
+pub use checkpoint::{CheckpointError, load, save, save_bytes};
+pub use fit::{AnyTrainer, FitReport, fit, predict};
 pub use fused::{FusedLayout, Loss};
 pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};
 pub use gpu::{Batch, GpuNet};

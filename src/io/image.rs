@@ -1,0 +1,145 @@
+//! Images as fields to fit: PNG in (grey or RGB, values scaled to [0, 1]) and out.
+
+use std::path::Path;
+
+/// Pixels row by row from the top, `channels` values each (1: grey, 3: RGB), in [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read '{path}': {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("'{path}' is not a PNG image phaseflow can read: {message}")]
+    Decode { path: String, message: String },
+}
+
+impl Image {
+    /// Reads a PNG; colour images become RGB, grey ones stay grey, alpha is dropped and
+    /// 16-bit channels keep their precision.
+    pub fn read_png(path: &Path) -> Result<Image, ImageError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let img =
+            image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|e| {
+                ImageError::Decode {
+                    path: p,
+                    message: e.to_string(),
+                }
+            })?;
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        let grey = !img.color().has_color();
+        let (channels, data): (usize, Vec<f64>) = if grey {
+            let g = img.to_luma16();
+            (
+                1,
+                g.into_raw().iter().map(|&v| v as f64 / 65535.0).collect(),
+            )
+        } else {
+            let c = img.to_rgb16();
+            (
+                3,
+                c.into_raw().iter().map(|&v| v as f64 / 65535.0).collect(),
+            )
+        };
+        Ok(Image {
+            width,
+            height,
+            channels,
+            data,
+        })
+    }
+
+    /// The coordinates of every pixel's centre, row by row: (x, y) in (0, 1)², y downwards.
+    pub fn pixel_centres(&self) -> Vec<f64> {
+        let mut xy = Vec::with_capacity(2 * self.width * self.height);
+        for r in 0..self.height {
+            for c in 0..self.width {
+                xy.push((c as f64 + 0.5) / self.width as f64);
+                xy.push((r as f64 + 0.5) / self.height as f64);
+            }
+        }
+        xy
+    }
+
+    /// PNG bytes, values clamped to [0, 1] and rounded to 8 bits.
+    pub fn to_png(&self) -> Result<Vec<u8>, String> {
+        let byte = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let color = match self.channels {
+            1 => image::ColorType::L8,
+            3 => image::ColorType::Rgb8,
+            n => return Err(format!("images have 1 or 3 channels, not {n}")),
+        };
+        let bytes: Vec<u8> = self.data.iter().map(|&v| byte(v)).collect();
+        super::plot::encode_png(self.width as u32, self.height as u32, &bytes, color)
+    }
+
+    /// Peak signal-to-noise ratio against `reference` in dB (peak 1), as the Fourier
+    /// feature paper reports image fits.
+    pub fn psnr(&self, reference: &Image) -> f64 {
+        let mse = self
+            .data
+            .iter()
+            .zip(&reference.data)
+            .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
+            .sum::<f64>()
+            / self.data.len() as f64;
+        -10.0 * mse.log10()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trip_keeps_8_bit_values_and_channels() {
+        let dir = std::env::temp_dir().join(format!("phaseflow-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for channels in [1, 3] {
+            let data: Vec<f64> = (0..5 * 3 * channels)
+                .map(|i| ((i * 37) % 256) as f64 / 255.0)
+                .collect();
+            let img = Image {
+                width: 5,
+                height: 3,
+                channels,
+                data,
+            };
+            let path = dir.join(format!("c{channels}.png"));
+            std::fs::write(&path, img.to_png().unwrap()).unwrap();
+            let back = Image::read_png(&path).unwrap();
+            assert_eq!((back.width, back.height, back.channels), (5, 3, channels));
+            for (a, b) in back.data.iter().zip(&img.data) {
+                assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+            }
+            assert!(back.psnr(&img) > 100.0);
+        }
+        let centres = Image {
+            width: 2,
+            height: 1,
+            channels: 1,
+            data: vec![0.0; 2],
+        }
+        .pixel_centres();
+        assert_eq!(centres, vec![0.25, 0.5, 0.75, 0.5]);
+        std::fs::write(dir.join("bad.png"), b"not a png").unwrap();
+        assert!(matches!(
+            Image::read_png(&dir.join("bad.png")),
+            Err(ImageError::Decode { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
