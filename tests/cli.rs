@@ -322,6 +322,17 @@ fn bench_scenarios_self_check_and_report_json() {
         assert_eq!(r["batch"].as_u64(), Some(batch.parse().unwrap()));
         assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
         assert!(r["check"].as_str().unwrap().contains("twin"));
+        if scenario == "mlp-train" {
+            // lavapipe has timestamp queries: one GPU time per dispatch of the step.
+            let passes = r["gpu_seconds_per_pass"].as_array().unwrap();
+            let names: Vec<&str> = passes.iter().map(|p| p["pass"].as_str().unwrap()).collect();
+            assert_eq!(
+                names[..4],
+                ["forward", "loss", "backward", "weight gradients"]
+            );
+            assert_eq!(names.last(), Some(&"adam"));
+            assert!(passes.iter().all(|p| p["seconds"].as_f64().unwrap() > 0.0));
+        }
     }
 }
 

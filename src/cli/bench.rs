@@ -95,6 +95,8 @@ struct Row {
     seconds: f64,
     samples_per_s: f64,
     check: String,
+    /// GPU time of each dispatch of one step (timestamp queries), where measured.
+    passes: Vec<(&'static str, f64)>,
 }
 
 impl Row {
@@ -105,6 +107,7 @@ impl Row {
             seconds,
             samples_per_s: batch as f64 / seconds,
             check,
+            passes: Vec::new(),
         }
     }
 }
@@ -147,7 +150,14 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             trainer.step(&ctx);
             let check = check_loss(trainer.loss(&ctx)?, want)?;
             let seconds = time(&ctx, reps, || trainer.step(&ctx))?;
-            rows.push(Row::new("fused", batch, seconds, check));
+            let mut row = Row::new("fused", batch, seconds, check);
+            if let Some(passes) = trainer.profile(&ctx)? {
+                row.passes = passes
+                    .into_iter()
+                    .map(|(label, t)| (label, t.as_secs_f64()))
+                    .collect();
+            }
+            rows.push(row);
             if args.compare {
                 let net = GpuNet::new(&ctx, &arch, &params)?;
                 let mut layered = Trainer::new(&ctx, net, &x, &t, Optimizer::default())?;
@@ -210,6 +220,9 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 "seconds": r.seconds,
                 "samples_per_s": r.samples_per_s,
                 "check": r.check,
+                "gpu_seconds_per_pass": r.passes.iter()
+                    .map(|(l, t)| serde_json::json!({"pass": l, "seconds": t}))
+                    .collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
@@ -231,6 +244,14 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 r.samples_per_s,
                 r.check
             );
+        }
+        for r in rows.iter().filter(|r| !r.passes.is_empty()) {
+            let parts: Vec<String> = r
+                .passes
+                .iter()
+                .map(|(l, t)| format!("{l} {:.2}", 1e3 * t))
+                .collect();
+            println!("{} GPU ms per pass: {}", r.what, parts.join(", "));
         }
         if rows.len() == 2 {
             println!(

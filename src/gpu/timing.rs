@@ -90,6 +90,19 @@ impl PassTimer {
         Duration::from_nanos((total as f64 * self.period_ns) as u64)
     }
 
+    /// GPU time of each of the first `passes` passes of the last submission.
+    pub fn read_each(&self, ctx: &GpuContext, passes: u32) -> Result<Vec<Duration>, GpuError> {
+        with_mapped(ctx, &self.readback, 16 * passes as u64, |bytes| {
+            let ticks: &[u64] = bytemuck::cast_slice(bytes);
+            ticks
+                .chunks(2)
+                .map(|p| {
+                    Duration::from_nanos((p[1].saturating_sub(p[0]) as f64 * self.period_ns) as u64)
+                })
+                .collect()
+        })
+    }
+
     /// Total GPU time of the first `passes` passes of the last submission.
     pub fn read(&self, ctx: &GpuContext, passes: u32) -> Result<Duration, GpuError> {
         with_mapped(ctx, &self.readback, 16 * passes as u64, |bytes| {

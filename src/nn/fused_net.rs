@@ -12,6 +12,7 @@ use super::train::Optimizer;
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::shader::compose;
+use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
 use crate::rng::uniform_f64;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ type Pipeline = Arc<wgpu::ComputePipeline>;
 
 /// One recorded dispatch.
 struct Pass {
+    label: &'static str,
     pipeline: Pipeline,
     group: wgpu::BindGroup,
     size: (u32, u32, u32),
@@ -329,6 +331,7 @@ impl FusedTrainer {
             &[Binding::Uniform, s(), s(), s(), w()],
         )?;
         gradient_passes.push(Pass {
+            label: "forward",
             group: bind_group(
                 ctx,
                 "forward",
@@ -345,6 +348,7 @@ impl FusedTrainer {
             &[Binding::Uniform, s(), s(), s(), w()],
         )?;
         gradient_passes.push(Pass {
+            label: "loss",
             group: bind_group(
                 ctx,
                 "loss",
@@ -361,6 +365,7 @@ impl FusedTrainer {
             &[Binding::Uniform, s(), s(), s(), w(), s()],
         )?;
         gradient_passes.push(Pass {
+            label: "backward",
             group: bind_group(
                 ctx,
                 "backward",
@@ -378,6 +383,7 @@ impl FusedTrainer {
         )?;
         if splits == 1 {
             gradient_passes.push(Pass {
+                label: "weight gradients",
                 group: bind_group(
                     ctx,
                     "weight gradients",
@@ -396,6 +402,7 @@ impl FusedTrainer {
                 U::STORAGE,
             );
             gradient_passes.push(Pass {
+                label: "weight gradients",
                 group: bind_group(
                     ctx,
                     "weight gradients",
@@ -414,6 +421,7 @@ impl FusedTrainer {
             let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
             let groups = len.div_ceil(64) as u32;
             gradient_passes.push(Pass {
+                label: "gradient sum",
                 group: bind_group(ctx, "gradient sum", &l, 0, &[&dims, &partial, &grad]),
                 pipeline: p,
                 size: (groups.min(65535), groups.div_ceil(65535), 1),
@@ -429,6 +437,7 @@ impl FusedTrainer {
             )?;
             let dims = uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
             update_passes.push(Pass {
+                label: "clip",
                 group: bind_group(ctx, "clip", &l, 0, &[&dims, &grad, &state]),
                 pipeline: p,
                 size: (1, 1, 1),
@@ -443,6 +452,7 @@ impl FusedTrainer {
         let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
         let groups = len.div_ceil(64) as u32;
         update_passes.push(Pass {
+            label: "adam",
             group: bind_group(
                 ctx,
                 "adam",
@@ -530,6 +540,19 @@ impl FusedTrainer {
     /// One optimiser step on the next batch, recorded into one command buffer; nothing is
     /// read back.
     pub fn step(&mut self, ctx: &GpuContext) {
+        self.prepare(ctx);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in self.gradient_passes.iter().chain(&self.update_passes) {
+                p.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+    }
+
+    /// Picks the next batch and writes the step's uniforms.
+    fn prepare(&mut self, ctx: &GpuContext) {
         if self.minibatches() {
             if self.cursor == 0 || self.cursor + self.batch > self.m {
                 self.shuffle(ctx);
@@ -557,14 +580,37 @@ impl FusedTrainer {
         ];
         ctx.queue
             .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
+    }
+
+    /// One step with every dispatch in its own timed pass: each dispatch's GPU time, or
+    /// `None` where the adapter has no timestamp queries.
+    pub fn profile(
+        &mut self,
+        ctx: &GpuContext,
+    ) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
+        let count = self.gradient_passes.len() + self.update_passes.len();
+        let Some(timer) = PassTimer::new(ctx, count as u32) else {
+            return Ok(None);
+        };
+        // The same bookkeeping as `step`, then the dispatches one pass each.
+        self.prepare(ctx);
+        let passes: Vec<&Pass> = self
+            .gradient_passes
+            .iter()
+            .chain(&self.update_passes)
+            .collect();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in self.gradient_passes.iter().chain(&self.update_passes) {
-                p.record(&mut pass);
-            }
+        for (i, p) in passes.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(p.label),
+                timestamp_writes: Some(timer.writes(i as u32)),
+            });
+            p.record(&mut pass);
         }
+        timer.resolve(&mut enc, passes.len() as u32);
         ctx.queue.submit([enc.finish()]);
+        let each = timer.read_each(ctx, passes.len() as u32)?;
+        Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
     }
 
     /// The loss of the last step's batch (before its update), read back.
