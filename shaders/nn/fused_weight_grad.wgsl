@@ -1,6 +1,7 @@
 // Weight and bias gradients of every layer in one dispatch: sums over the samples of
-// δ_l ⊗ a_(l-1) (and of δ_l for the bias). One invocation per task: 8 outputs × 4 inputs
-// (or 8 biases) of one layer, over one split of the samples; x of the dispatch runs over
+// δ_l ⊗ a_(l-1) (and of δ_l for the bias). One invocation per task: 8 outputs × 8 inputs
+// (or 8 biases) of one layer, over one split of the samples (four loads per sample for 64
+// products; with 8 × 4 it was three for 32, and the pass took 15% longer on lavapipe); x of the dispatch runs over
 // tasks, y over splits. Each split writes its partial sums to its own copy of the
 // gradient vector (`g` at split · LEN), which fused_reduce.wgsl adds up; with one split
 // `g` is the gradient itself.

@@ -526,8 +526,13 @@ struct GradGroup {
 }
 
 impl GradGroup {
+    /// Pairs of input quads: a task covers 8 outputs × 8 inputs.
+    fn pairs(&self) -> usize {
+        self.in_q.div_ceil(2)
+    }
+
     fn tasks(&self) -> usize {
-        self.blocks * (self.in_q + usize::from(self.bias.is_some()))
+        self.blocks * (self.pairs() + usize::from(self.bias.is_some()))
     }
 }
 
@@ -585,8 +590,12 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
     let mut dispatch = String::new();
     let mut first = 0;
     for (k, g) in groups.iter().enumerate() {
-        let per = g.in_q + usize::from(g.bias.is_some());
-        let a = if g.act { "act4(h[ad])" } else { "h[ad]" };
+        let per = g.pairs() + usize::from(g.bias.is_some());
+        let (a, b) = if g.act {
+            ("act4(h[ad])", "act4(h[ae])")
+        } else {
+            ("h[ad]", "h[ae]")
+        };
         // Which padded input columns hold real inputs: all below `inputs`, except in
         // layer 0 with an encoding, where cosines and sines are padded separately.
         let real = match g.col0 {
@@ -606,7 +615,7 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
             None => String::new(),
         };
         let is_bias = if g.bias.is_some() {
-            format!("iq == {}u", g.in_q)
+            format!("ip == {}u", g.pairs())
         } else {
             "false".into()
         };
@@ -614,39 +623,54 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
             body,
             "fn group{k}(t: u32, s0: u32, s1: u32, base: u32) {{
     let ob = t / {per}u;
-    let iq = t % {per}u;
+    let ip = t % {per}u;
     let is_bias = {is_bias};
     let n = step.n;
     var acc: array<vec4<f32>, 8>;
+    var bcc: array<vec4<f32>, 8>;
     var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
     var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
-    var ad = ({a_row}u + min(iq, {last_q}u)) * n + s0;
+    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
+    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
+    // The second quad of the last pair may lie past the inputs: its sums are not written.
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * n + s0;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * n + s0;
     var dd = ({d_row}u + 2u * ob) * n + s0;
     for (var s = s0; s < s1; s++) {{
         let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let b = select({b}, vec4<f32>(0.0), is_bias);
         let d0 = h[dd];
         let d1 = h[dd + n];
         ad += 1u;
+        ae += 1u;
         dd += 1u;
         c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
         c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
         c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
         c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
+        e0 = fma(vec4<f32>(d0.x), b, e0); e1 = fma(vec4<f32>(d0.y), b, e1);
+        e2 = fma(vec4<f32>(d0.z), b, e2); e3 = fma(vec4<f32>(d0.w), b, e3);
+        e4 = fma(vec4<f32>(d1.x), b, e4); e5 = fma(vec4<f32>(d1.y), b, e5);
+        e6 = fma(vec4<f32>(d1.z), b, e6); e7 = fma(vec4<f32>(d1.w), b, e7);
     }}
     acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
     acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
+    bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
+    bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
 {bias_write}    for (var k = 0u; k < 8u; k++) {{
         let o = ob * 8u + k;
-        for (var e = 0u; e < 4u; e++) {{
-            let i = iq * 4u + e;
-            if o < {outs}u && {real} {{
-                g[base + {off}u + o * {os}u + i * {is}u] = acc[k][e];
+        for (var e = 0u; e < 8u; e++) {{
+            let i = ip * 8u + e;
+            if o < {outs}u && i < {in_end}u && {real} {{
+                let v = select(bcc[k][e & 3u], acc[k][e & 3u], e < 4u);
+                g[base + {off}u + o * {os}u + i * {is}u] = v;
             }}
         }}
     }}
 }}
 
 ",
+            in_end = 4 * g.in_q,
             a_row = g.a_row,
             last_q = g.in_q - 1,
             d_row = g.d_row,
