@@ -74,19 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sigma: Some(s),
             trainable: false,
         });
-        let first = encoding.as_ref().map_or(2, |e| 2 * e.features);
-        let arch = Architecture {
-            kind: if encoding.is_some() {
-                "fourier_mlp"
-            } else {
-                "mlp"
-            }
-            .into(),
-            encoding,
-            layers: vec![first, 64, 64, 64, 1],
-            activation: Activation::Relu,
-            output_activation: Activation::None,
-        };
+        let arch = Architecture::mlp(2, encoding, &[64, 64, 64], 1, Activation::Relu);
         let start = Params::init(&arch, Init::He, 7)?;
         let mut trainer = AnyTrainer::new(
             &ctx,

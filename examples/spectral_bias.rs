@@ -41,19 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         trainable: false,
     };
     for encoding in [None, Some(gaussian)] {
-        let first = encoding.as_ref().map_or(1, |e| 2 * e.features);
-        let arch = Architecture {
-            kind: if encoding.is_some() {
-                "fourier_mlp"
-            } else {
-                "mlp"
-            }
-            .into(),
-            encoding,
-            layers: vec![first, 64, 64, 64, 1],
-            activation: Activation::Relu,
-            output_activation: Activation::None,
-        };
+        let arch = Architecture::mlp(1, encoding, &[64, 64, 64], 1, Activation::Relu);
         let start = Params::init(&arch, Init::He, 1)?;
         let config = TrainConfig::default(); // Adam 1e-3, full batch, MSE
         let mut trainer = AnyTrainer::new(&ctx, &arch, &start, &train_x, &train_y, config)?;

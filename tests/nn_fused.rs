@@ -34,22 +34,7 @@ fn arch(
         sigma: Some(1.5),
         trainable,
     });
-    let first = features.map_or(inputs, |(f, _)| 2 * f);
-    let mut layers = vec![first];
-    layers.extend_from_slice(hidden);
-    layers.push(outputs);
-    Architecture {
-        kind: if encoding.is_some() {
-            "fourier_mlp"
-        } else {
-            "mlp"
-        }
-        .into(),
-        encoding,
-        layers,
-        activation: act,
-        output_activation: Activation::None,
-    }
+    Architecture::mlp(inputs, encoding, hidden, outputs, act)
 }
 
 fn random(rows: usize, cols: usize, seed: u64, stream: u32) -> Matrix {

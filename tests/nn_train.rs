@@ -9,22 +9,7 @@ use phaseflow::nn::{
 };
 
 fn mlp(encoding: Option<Encoding>, hidden: &[usize], act: Activation) -> Architecture {
-    let first = encoding.as_ref().map_or(1, |e| 2 * e.features);
-    let mut layers = vec![first];
-    layers.extend_from_slice(hidden);
-    layers.push(1);
-    Architecture {
-        kind: if encoding.is_some() {
-            "fourier_mlp"
-        } else {
-            "mlp"
-        }
-        .into(),
-        encoding,
-        layers,
-        activation: act,
-        output_activation: Activation::None,
-    }
+    Architecture::mlp(1, encoding, hidden, 1, act)
 }
 
 fn column(values: impl Iterator<Item = f64>) -> Matrix {

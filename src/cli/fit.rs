@@ -251,21 +251,13 @@ fn architecture(args: &FitArgs, data: &FitData) -> Result<Architecture, CliError
             })
         }
     };
-    let mut layers = vec![encoding.as_ref().map_or(inputs, |e| 2 * e.features)];
-    layers.extend(hidden);
-    layers.push(data.train_y.cols);
-    Ok(Architecture {
-        kind: if encoding.is_some() {
-            "fourier_mlp"
-        } else {
-            "mlp"
-        }
-        .into(),
+    Ok(Architecture::mlp(
+        inputs,
         encoding,
-        layers,
-        activation: args.activation,
-        output_activation: Activation::None,
-    })
+        &hidden,
+        data.train_y.cols,
+        args.activation,
+    ))
 }
 
 /// Initial parameters; B's row for each input is divided by that input's range, so σ

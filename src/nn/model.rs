@@ -148,6 +148,33 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// An MLP from `inputs` inputs (through `encoding`, when there is one) over the
+    /// `hidden` widths to `outputs` outputs, `activation` after every hidden layer and
+    /// none after the last.
+    pub fn mlp(
+        inputs: usize,
+        encoding: Option<Encoding>,
+        hidden: &[usize],
+        outputs: usize,
+        activation: Activation,
+    ) -> Architecture {
+        let mut layers = vec![encoding.as_ref().map_or(inputs, |e| 2 * e.features)];
+        layers.extend_from_slice(hidden);
+        layers.push(outputs);
+        Architecture {
+            kind: if encoding.is_some() {
+                "fourier_mlp"
+            } else {
+                "mlp"
+            }
+            .into(),
+            encoding,
+            layers,
+            activation,
+            output_activation: Activation::None,
+        }
+    }
+
     pub fn check(&self) -> Result<(), ModelError> {
         if self.layers.len() < 2 {
             return Err(ModelError::TooFewLayers(self.layers.clone()));
