@@ -2,7 +2,7 @@
 
 use npyz::{AutoSerialize, DType, NpyFile, Order, TypeChar, WriterBuilder};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use thiserror::Error;
 
@@ -41,77 +41,91 @@ pub fn write_npy<T: AutoSerialize + Copy>(
 /// Reads a 2-D numeric array as row-major f64: (data, rows, cols). Accepts f32/f64 and
 /// integer dtypes, C or Fortran order.
 pub fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), NpyError> {
+    let p = path.display().to_string();
+    let file = NpyFile::new(BufReader::new(File::open(path).map_err(|source| {
+        NpyError::Io {
+            path: p.clone(),
+            source,
+        }
+    })?))
+    .map_err(|source| NpyError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let (shape, data) = read_array(file, &p)?;
+    match shape[..] {
+        [r, c] => Ok((data, r, c)),
+        [r] => Ok((data, r, 1)),
+        _ => Err(NpyError::NotMatrix {
+            path: p,
+            shape: shape.iter().map(|&d| d as u64).collect(),
+        }),
+    }
+}
+
+/// Reads any numeric array (f32/f64, signed or unsigned integers) as f64 in C order, with
+/// its shape; `name` is what errors call it.
+pub fn read_array<R: Read>(
+    file: NpyFile<R>,
+    name: &str,
+) -> Result<(Vec<usize>, Vec<f64>), NpyError> {
     let io = |source| NpyError::Io {
-        path: path.display().to_string(),
+        path: name.to_string(),
         source,
     };
-    let file = NpyFile::new(BufReader::new(File::open(path).map_err(io)?)).map_err(io)?;
-    let shape = file.shape().to_vec();
-    let (rows, cols) = match shape[..] {
-        [r, c] => (r as usize, c as usize),
-        [r] => (r as usize, 1),
-        _ => {
-            return Err(NpyError::NotMatrix {
-                path: path.display().to_string(),
-                shape,
-            });
-        }
-    };
+    let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     let fortran = file.order() == Order::Fortran;
     let dtype = file.dtype();
     let bad_dtype = || NpyError::DType {
-        path: path.display().to_string(),
+        path: name.to_string(),
         dtype: dtype.descr(),
     };
     let DType::Plain(ts) = &dtype else {
         return Err(bad_dtype());
     };
+    fn widen<T: Into<f64>>(v: Vec<T>) -> Vec<f64> {
+        v.into_iter().map(Into::into).collect()
+    }
     let values: Vec<f64> = match (ts.type_char(), ts.num_bytes()) {
         (TypeChar::Float, Some(8)) => file.into_vec::<f64>().map_err(io)?,
-        (TypeChar::Float, Some(4)) => file
-            .into_vec::<f32>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
+        (TypeChar::Float, Some(4)) => widen(file.into_vec::<f32>().map_err(io)?),
         (TypeChar::Int, Some(8)) => file
             .into_vec::<i64>()
             .map_err(io)?
             .into_iter()
             .map(|v| v as f64)
             .collect(),
-        (TypeChar::Int, Some(4)) => file
-            .into_vec::<i32>()
+        (TypeChar::Int, Some(4)) => widen(file.into_vec::<i32>().map_err(io)?),
+        (TypeChar::Uint, Some(8)) => file
+            .into_vec::<u64>()
             .map_err(io)?
             .into_iter()
-            .map(f64::from)
+            .map(|v| v as f64)
             .collect(),
-        (TypeChar::Uint, Some(4)) => file
-            .into_vec::<u32>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Uint, Some(1)) => file
-            .into_vec::<u8>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
+        (TypeChar::Uint, Some(4)) => widen(file.into_vec::<u32>().map_err(io)?),
+        (TypeChar::Uint, Some(1)) => widen(file.into_vec::<u8>().map_err(io)?),
         _ => return Err(bad_dtype()),
     };
-    let data = if fortran && cols > 1 {
+    let data = if fortran && shape.len() > 1 {
+        // Fortran order: the first index varies fastest.
+        let mut c_strides = vec![1; shape.len()];
+        for k in (0..shape.len() - 1).rev() {
+            c_strides[k] = c_strides[k + 1] * shape[k + 1];
+        }
         let mut c_order = vec![0.0; values.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                c_order[r * cols + c] = values[c * rows + r];
+        for (f, &v) in values.iter().enumerate() {
+            let (mut rest, mut c) = (f, 0);
+            for (&d, &stride) in shape.iter().zip(&c_strides) {
+                c += (rest % d) * stride;
+                rest /= d;
             }
+            c_order[c] = v;
         }
         c_order
     } else {
         values
     };
-    Ok((data, rows, cols))
+    Ok((shape, data))
 }
 
 #[cfg(test)]
