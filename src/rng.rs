@@ -45,6 +45,14 @@ pub fn uniform_f64(seed: u64, index: u64, stream: u32) -> f64 {
     (bits & ((1u64 << 53) - 1)) as f64 / (1u64 << 53) as f64
 }
 
+/// A standard normal sample from the uniforms of streams `stream` and `stream + 1`
+/// (Box–Muller).
+pub fn normal_f64(seed: u64, index: u64, stream: u32) -> f64 {
+    let u1 = uniform_f64(seed, index, stream).max(f64::MIN_POSITIVE);
+    let u2 = uniform_f64(seed, index, stream + 1);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

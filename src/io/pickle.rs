@@ -421,7 +421,8 @@ mod tests {
     /// Protocol 2 stores bytes as `_codecs.encode(text, "latin1")`.
     #[test]
     fn reads_protocol_2_bytes() {
-        let p = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00a\xc3\xbfX\x06\x00\x00\x00latin1\x86R.";
+        let p =
+            b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00a\xc3\xbfX\x06\x00\x00\x00latin1\x86R.";
         assert_eq!(load(p), Ok(Value::Bytes(vec![b'a', 0xff])));
     }
 

@@ -1,12 +1,14 @@
 //! Neural networks on the GPU: MLPs with Fourier-feature encodings, their CPU twins,
-//! checkpoints in PyTorch's layout.
+//! checkpoints in PyTorch's layout; DeepONet's model and CPU twin.
 
 pub mod checkpoint;
 pub mod cpu;
+pub mod deeponet;
 pub mod fit;
 pub mod fused;
 pub mod fused_net;
 pub mod gpu;
+pub mod grf;
 pub mod model;
 pub mod train;
 

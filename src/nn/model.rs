@@ -4,7 +4,7 @@
 //! `layers.0.bias`, `layers.2.weight`, ...: linear layers at even indices, activations
 //! between them).
 
-use crate::rng::uniform_f64;
+use crate::rng::{normal_f64, uniform_f64};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -264,13 +264,6 @@ pub enum Init {
     Siren,
 }
 
-/// A standard normal sample from two counter-based uniforms (Box–Muller).
-fn normal(seed: u64, index: u64, stream: u32) -> f64 {
-    let u1 = uniform_f64(seed, index, stream).max(f64::MIN_POSITIVE);
-    let u2 = uniform_f64(seed, index, stream + 1);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 impl Params {
     /// Fresh parameters: weights from `init`, biases zero, B from the encoding's kind.
     pub fn init(arch: &Architecture, init: Init, seed: u64) -> Result<Params, ModelError> {
@@ -407,7 +400,7 @@ fn encoding_matrix(e: &Encoding, seed: u64) -> Matrix {
         EncodingKind::Gaussian => {
             let sigma = e.sigma.unwrap_or(10.0);
             for (k, v) in b.data.iter_mut().enumerate() {
-                *v = sigma * normal(seed, k as u64, 2);
+                *v = sigma * normal_f64(seed, k as u64, 2);
             }
         }
         EncodingKind::Positional => {

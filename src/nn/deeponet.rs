@@ -1,0 +1,419 @@
+//! DeepONet (Lu et al., Nature Machine Intelligence 2021): a branch MLP reads an input
+//! function u at m sensors, a trunk MLP reads an output location y, and
+//! G(u)(y)_c = Σ_i b_i(u) t_i(y) + b0_c over the latent width p for each output c.
+//!
+//! Semantics follow DeepXDE's `DeepONetCartesianProd` where it defines them: the branch's
+//! last layer is linear, the trunk applies the activation to its last layer too, one bias
+//! b0 per output, and several outputs share the nets by splitting their last layers
+//! (`split_both`: both nets give p·k values, group c pairs with group c; `split_branch`:
+//! the branch gives p·k, the trunk p shared by all outputs; `split_trunk`: the reverse).
+//! Parameters are named as a PyTorch module with submodules `branch` and `trunk` (each
+//! the `nn.Sequential` of `nn::model`) and a parameter `b` [k].
+//!
+//! Data layouts: aligned (every function observed at the same points: G is
+//! [functions, points, outputs], a product of the two nets' outputs) and unaligned (one
+//! (u, y) pair per sample). This module is the f64 CPU twin of both.
+
+use super::cpu;
+use super::model::{Activation, Architecture, Encoding, Init, Matrix, ModelError, Params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    SplitBoth,
+    SplitBranch,
+    SplitTrunk,
+}
+
+/// The architecture, as a checkpoint's metadata holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeepONetArch {
+    pub branch: Architecture,
+    pub trunk: Architecture,
+    /// p: terms of the sum per output.
+    pub latent: usize,
+    /// k: outputs per location.
+    pub outputs: usize,
+    pub strategy: Strategy,
+}
+
+/// Widths and options of one of the two nets.
+#[derive(Debug, Clone)]
+pub struct NetSpec {
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub encoding: Option<Encoding>,
+}
+
+impl DeepONetArch {
+    /// A DeepONet with DeepXDE's conventions: `activation` between hidden layers of both
+    /// nets and after the trunk's last layer, none after the branch's.
+    pub fn new(
+        branch: NetSpec,
+        trunk: NetSpec,
+        latent: usize,
+        outputs: usize,
+        strategy: Strategy,
+        activation: Activation,
+    ) -> DeepONetArch {
+        let (b_out, t_out) = match strategy {
+            Strategy::SplitBoth => (latent * outputs, latent * outputs),
+            Strategy::SplitBranch => (latent * outputs, latent),
+            Strategy::SplitTrunk => (latent, latent * outputs),
+        };
+        let branch = Architecture::mlp(
+            branch.inputs,
+            branch.encoding,
+            &branch.hidden,
+            b_out,
+            activation,
+        );
+        let mut trunk = Architecture::mlp(
+            trunk.inputs,
+            trunk.encoding,
+            &trunk.hidden,
+            t_out,
+            activation,
+        );
+        trunk.output_activation = activation;
+        DeepONetArch {
+            branch,
+            trunk,
+            latent,
+            outputs,
+            strategy,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), ModelError> {
+        self.branch.check()?;
+        self.trunk.check()?;
+        let (b_out, t_out) = (self.branch.outputs(), self.trunk.outputs());
+        let want = match self.strategy {
+            Strategy::SplitBoth => (self.latent * self.outputs, self.latent * self.outputs),
+            Strategy::SplitBranch => (self.latent * self.outputs, self.latent),
+            Strategy::SplitTrunk => (self.latent, self.latent * self.outputs),
+        };
+        if (b_out, t_out) != want || self.latent == 0 || self.outputs == 0 {
+            return Err(ModelError::Shape {
+                name: "branch and trunk outputs".into(),
+                got: vec![b_out, t_out],
+                want: vec![want.0, want.1],
+            });
+        }
+        Ok(())
+    }
+
+    /// Sensors the branch reads.
+    pub fn sensors(&self) -> usize {
+        self.branch.inputs()
+    }
+
+    /// Coordinates of a location.
+    pub fn dims(&self) -> usize {
+        self.trunk.inputs()
+    }
+
+    /// Column of the branch output and of the trunk output that term i of output c uses.
+    fn columns(&self, c: usize, i: usize) -> (usize, usize) {
+        let p = self.latent;
+        match self.strategy {
+            Strategy::SplitBoth => (c * p + i, c * p + i),
+            Strategy::SplitBranch => (c * p + i, i),
+            Strategy::SplitTrunk => (i, c * p + i),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepONetParams {
+    pub branch: Params,
+    pub trunk: Params,
+    /// b0, one per output.
+    pub bias: Vec<f64>,
+}
+
+impl DeepONetParams {
+    /// Fresh parameters: each net from `init` with its own seed, b0 = 0.
+    pub fn init(arch: &DeepONetArch, init: Init, seed: u64) -> Result<Self, ModelError> {
+        arch.check()?;
+        Ok(DeepONetParams {
+            branch: Params::init(&arch.branch, init, seed.wrapping_mul(2))?,
+            trunk: Params::init(&arch.trunk, init, seed.wrapping_mul(2) + 1)?,
+            bias: vec![0.0; arch.outputs],
+        })
+    }
+
+    /// (name, shape, values) in the order of the equivalent PyTorch module's state_dict.
+    pub fn named(&self) -> Vec<(String, Vec<usize>, &[f64])> {
+        fn prefixed<'a>(prefix: &str, p: &'a Params) -> Vec<(String, Vec<usize>, &'a [f64])> {
+            p.named()
+                .into_iter()
+                .map(|(n, s, v)| (format!("{prefix}.{n}"), s, v))
+                .collect()
+        }
+        let mut out = prefixed("branch", &self.branch);
+        out.extend(prefixed("trunk", &self.trunk));
+        out.push(("b".into(), vec![self.bias.len()], &self.bias[..]));
+        out
+    }
+
+    pub fn flat(&self) -> Vec<f64> {
+        let mut v = self.branch.flat();
+        v.extend(self.trunk.flat());
+        v.extend(&self.bias);
+        v
+    }
+
+    pub fn set_flat(&mut self, values: &[f64]) {
+        let (nb, nt) = (self.branch.flat().len(), self.trunk.flat().len());
+        self.branch.set_flat(&values[..nb]);
+        self.trunk.set_flat(&values[nb..nb + nt]);
+        self.bias.copy_from_slice(&values[nb + nt..]);
+    }
+}
+
+/// What the aligned forward pass keeps for the backward pass.
+pub struct AlignedForward {
+    pub branch: cpu::Forward,
+    pub trunk: cpu::Forward,
+    /// G [functions, points, outputs], row-major.
+    pub g: Vec<f64>,
+}
+
+/// G for every function (rows of `u` [functions, sensors]) at every location (rows of `y`
+/// [points, dims]).
+pub fn forward_aligned(
+    arch: &DeepONetArch,
+    p: &DeepONetParams,
+    u: &Matrix,
+    y: &Matrix,
+) -> AlignedForward {
+    let branch = cpu::forward(&arch.branch, &p.branch, u);
+    let trunk = cpu::forward(&arch.trunk, &p.trunk, y);
+    let (nf, ny, k) = (u.rows, y.rows, arch.outputs);
+    let mut g = vec![0.0; nf * ny * k];
+    for f in 0..nf {
+        for j in 0..ny {
+            for c in 0..k {
+                let mut acc = p.bias[c];
+                for i in 0..arch.latent {
+                    let (bc, tc) = arch.columns(c, i);
+                    acc += branch.y.at(f, bc) * trunk.y.at(j, tc);
+                }
+                g[(f * ny + j) * k + c] = acc;
+            }
+        }
+    }
+    AlignedForward { branch, trunk, g }
+}
+
+/// Gradients of a loss whose gradient with respect to G is `dg` (same layout as G).
+pub fn backward_aligned(
+    arch: &DeepONetArch,
+    p: &DeepONetParams,
+    fwd: &AlignedForward,
+    u: &Matrix,
+    y: &Matrix,
+    dg: &[f64],
+) -> DeepONetParams {
+    let (nf, ny, k) = (u.rows, y.rows, arch.outputs);
+    let (bo, to) = (fwd.branch.y.cols, fwd.trunk.y.cols);
+    let mut db = Matrix::zeros(nf, bo);
+    let mut dt = Matrix::zeros(ny, to);
+    let mut dbias = vec![0.0; k];
+    for f in 0..nf {
+        for j in 0..ny {
+            for c in 0..k {
+                let d = dg[(f * ny + j) * k + c];
+                dbias[c] += d;
+                for i in 0..arch.latent {
+                    let (bc, tc) = arch.columns(c, i);
+                    db.data[f * bo + bc] += d * fwd.trunk.y.at(j, tc);
+                    dt.data[j * to + tc] += d * fwd.branch.y.at(f, bc);
+                }
+            }
+        }
+    }
+    DeepONetParams {
+        branch: cpu::backward(&arch.branch, &p.branch, &fwd.branch, u, &db),
+        trunk: cpu::backward(&arch.trunk, &p.trunk, &fwd.trunk, y, &dt),
+        bias: dbias,
+    }
+}
+
+/// G for unaligned samples: row r pairs function `u[r]` with location `y[r]`; [n, outputs].
+pub fn forward_unaligned(
+    arch: &DeepONetArch,
+    p: &DeepONetParams,
+    u: &Matrix,
+    y: &Matrix,
+) -> Matrix {
+    let branch = cpu::forward(&arch.branch, &p.branch, u).y;
+    let trunk = cpu::forward(&arch.trunk, &p.trunk, y).y;
+    let k = arch.outputs;
+    let mut g = Matrix::zeros(u.rows, k);
+    for r in 0..u.rows {
+        for c in 0..k {
+            let mut acc = p.bias[c];
+            for i in 0..arch.latent {
+                let (bc, tc) = arch.columns(c, i);
+                acc += branch.at(r, bc) * trunk.at(r, tc);
+            }
+            g.data[r * k + c] = acc;
+        }
+    }
+    g
+}
+
+/// DeepXDE's "mean l2 relative error": the mean over functions of ‖G_f − T_f‖ / ‖T_f‖,
+/// each norm over all of that function's points and outputs. `per_function` values each.
+pub fn mean_relative_l2(g: &[f64], target: &[f64], per_function: usize) -> f64 {
+    let (mut sum, mut count) = (0.0, 0);
+    for (gf, tf) in g.chunks(per_function).zip(target.chunks(per_function)) {
+        let diff: f64 = gf.iter().zip(tf).map(|(a, b)| (a - b) * (a - b)).sum();
+        let norm: f64 = tf.iter().map(|b| b * b).sum();
+        sum += (diff / norm).sqrt();
+        count += 1;
+    }
+    sum / count.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::EncodingKind;
+    use crate::rng::uniform_f64;
+
+    fn random(rows: usize, cols: usize, seed: u64) -> Matrix {
+        Matrix {
+            rows,
+            cols,
+            data: (0..rows * cols)
+                .map(|i| 2.0 * uniform_f64(seed, i as u64, 5) - 1.0)
+                .collect(),
+        }
+    }
+
+    fn arch(strategy: Strategy, outputs: usize, encoded: bool) -> DeepONetArch {
+        let encoding = encoded.then(|| Encoding {
+            kind: EncodingKind::Gaussian,
+            inputs: 2,
+            features: 3,
+            two_pi: true,
+            order: "cos_then_sin".into(),
+            sigma: Some(1.0),
+            trainable: true,
+        });
+        DeepONetArch::new(
+            NetSpec {
+                inputs: 5,
+                hidden: vec![7, 6],
+                encoding: None,
+            },
+            NetSpec {
+                inputs: 2,
+                hidden: vec![6],
+                encoding,
+            },
+            4,
+            outputs,
+            strategy,
+            Activation::Tanh,
+        )
+    }
+
+    /// Loss = mean of (G − T)² over everything, so dG = 2 (G − T) / count.
+    fn loss_and_grad(
+        a: &DeepONetArch,
+        p: &DeepONetParams,
+        u: &Matrix,
+        y: &Matrix,
+        t: &[f64],
+    ) -> (f64, DeepONetParams) {
+        let fwd = forward_aligned(a, p, u, y);
+        let n = t.len() as f64;
+        let loss = fwd
+            .g
+            .iter()
+            .zip(t)
+            .map(|(g, t)| (g - t).powi(2))
+            .sum::<f64>()
+            / n;
+        let dg: Vec<f64> = fwd
+            .g
+            .iter()
+            .zip(t)
+            .map(|(g, t)| 2.0 * (g - t) / n)
+            .collect();
+        (loss, backward_aligned(a, p, &fwd, u, y, &dg))
+    }
+
+    /// Every parameter's gradient against central differences (h = 1e-6: the error of
+    /// the difference, ~h² · third derivative, and rounding, ~1e-16 / h, both near 1e-10).
+    #[test]
+    fn gradients_match_central_differences() {
+        for (strategy, outputs, encoded) in [
+            (Strategy::SplitBoth, 1, false),
+            (Strategy::SplitBoth, 2, true),
+            (Strategy::SplitBranch, 3, false),
+            (Strategy::SplitTrunk, 2, true),
+        ] {
+            let a = arch(strategy, outputs, encoded);
+            let mut p = DeepONetParams::init(&a, Init::Glorot, 3).unwrap();
+            p.bias
+                .iter_mut()
+                .enumerate()
+                .for_each(|(c, b)| *b = 0.1 * c as f64);
+            let (u, y) = (random(3, 5, 1), random(4, 2, 2));
+            let t = random(3, 4 * outputs, 3).data;
+            let (_, grad) = loss_and_grad(&a, &p, &u, &y, &t);
+            let (x0, g) = (p.flat(), grad.flat());
+            let h = 1e-6;
+            let mut worst: f64 = 0.0;
+            for i in 0..x0.len() {
+                let mut q = p.clone();
+                let mut x = x0.clone();
+                x[i] += h;
+                q.set_flat(&x);
+                let up = loss_and_grad(&a, &q, &u, &y, &t).0;
+                x[i] -= 2.0 * h;
+                q.set_flat(&x);
+                let down = loss_and_grad(&a, &q, &u, &y, &t).0;
+                worst = worst.max(((up - down) / (2.0 * h) - g[i]).abs());
+            }
+            assert!(worst < 1e-8, "{strategy:?} {outputs}: {worst:e}");
+        }
+    }
+
+    /// The unaligned form of the aligned data gives the same values; the relative error
+    /// is DeepXDE's per-function mean.
+    #[test]
+    fn unaligned_agrees_with_aligned_and_metric_is_per_function() {
+        let a = arch(Strategy::SplitBranch, 2, true);
+        let p = DeepONetParams::init(&a, Init::Glorot, 9).unwrap();
+        let (u, y) = (random(3, 5, 4), random(4, 2, 5));
+        let aligned = forward_aligned(&a, &p, &u, &y).g;
+        let mut uu = Matrix::zeros(12, 5);
+        let mut yy = Matrix::zeros(12, 2);
+        for f in 0..3 {
+            for j in 0..4 {
+                let r = f * 4 + j;
+                uu.data[r * 5..r * 5 + 5].copy_from_slice(&u.data[f * 5..f * 5 + 5]);
+                yy.data[r * 2..r * 2 + 2].copy_from_slice(&y.data[j * 2..j * 2 + 2]);
+            }
+        }
+        let unaligned = forward_unaligned(&a, &p, &uu, &yy);
+        for (x, z) in aligned.iter().zip(&unaligned.data) {
+            assert!((x - z).abs() < 1e-15);
+        }
+        let t = [1.0, 0.0, 0.0, 2.0];
+        let g = [1.5, 0.0, 0.0, 2.0];
+        assert!((mean_relative_l2(&g, &t, 2) - 0.25).abs() < 1e-15);
+        let named: Vec<String> = p.named().into_iter().map(|(n, _, _)| n).collect();
+        assert_eq!(named[0], "branch.layers.0.weight");
+        assert!(named.contains(&"trunk.encoding.B".to_string()));
+        assert_eq!(named.last().map(String::as_str), Some("b"));
+    }
+}
