@@ -86,19 +86,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let report = nn::fit(&ctx, &mut trainer, 1000, 1000, |_, _| true)?;
         let y = nn::predict(&ctx, &arch, &report.params, &test_x)?;
-        let mse = y
-            .data
-            .iter()
-            .zip(&test_y.data)
-            .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
-            .sum::<f64>()
-            / y.data.len() as f64;
         let label = sigma.map_or("no encoding".to_string(), |s| {
             format!("Gaussian features σ = {s}")
         });
         println!(
             "{label}: test PSNR {:.2} dB ({:.1} s)",
-            -10.0 * mse.log10(),
+            phaseflow::io::image::psnr(&y.data, &test_y.data),
             report.seconds
         );
         if sigma.is_some() {

@@ -3,10 +3,12 @@
 //! loss curve and pictures of the fit.
 
 use super::CliError;
-use super::fit_data::{FitData, INPUT_NAMES, Kind, from_expression, from_image, from_samples};
+use super::fit_data::{
+    FitData, INPUT_NAMES, Kind, bounds, from_expression, from_image, from_samples,
+};
 use super::format::seconds;
 use super::interrupt;
-use crate::gpu::{AdapterChoice, GpuContext, GpuError};
+use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
@@ -283,13 +285,6 @@ fn initial_params(args: &FitArgs, arch: &Architecture, widths: &[f64]) -> Params
     params
 }
 
-fn gpu_error(e: GpuError) -> CliError {
-    match e {
-        GpuError::Unsupported(m) => CliError::Input(m),
-        other => other.into(),
-    }
-}
-
 /// Errors on held-out data: MSE, relative L2 and (images) PSNR.
 struct TestScore {
     mse: f64,
@@ -307,16 +302,7 @@ fn score(y: &Matrix, target: &Matrix, image: bool) -> TestScore {
         .map(|(a, b)| (a - b) * (a - b))
         .sum::<f64>()
         .sqrt();
-    let psnr = image.then(|| {
-        let clamped: f64 = y
-            .data
-            .iter()
-            .zip(&target.data)
-            .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
-            .sum::<f64>()
-            / y.data.len() as f64;
-        -10.0 * clamped.log10()
-    });
+    let psnr = image.then(|| crate::io::image::psnr(&y.data, &target.data));
     TestScore {
         mse,
         rel_l2: diff / norm.max(1e-300),
@@ -361,8 +347,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     };
     let ctx = GpuContext::new(choice)?;
     let start = initial_params(args, &arch, &data.widths);
-    let mut trainer = AnyTrainer::new(&ctx, &arch, &start, &data.train_x, &data.train_y, config)
-        .map_err(gpu_error)?;
+    let mut trainer = AnyTrainer::new(&ctx, &arch, &start, &data.train_x, &data.train_y, config)?;
     let per_step = batch.unwrap_or(m);
     interrupt::install_handler();
     let text = !args.json;
@@ -466,15 +451,19 @@ fn plural(n: usize, what: &str) -> String {
 fn describe_encoding(arch: &Architecture) -> String {
     match &arch.encoding {
         None => plural(arch.layers[0], "input"),
-        Some(e) => format!(
-            "{} → {:?} Fourier features ({}{})",
-            plural(e.inputs, "input"),
-            e.kind,
-            2 * e.features,
-            e.sigma.map_or(String::new(), |s| format!(", σ = {s}"))
-        )
-        .to_lowercase()
-        .replace("fourier", "Fourier"),
+        Some(e) => {
+            let kind = match e.kind {
+                EncodingKind::Gaussian => "Gaussian",
+                EncodingKind::Positional => "positional",
+                EncodingKind::Basic => "basic",
+            };
+            let sigma = e.sigma.map_or(String::new(), |s| format!(", σ = {s}"));
+            format!(
+                "{} → {kind} Fourier features ({}{sigma})",
+                plural(e.inputs, "input"),
+                2 * e.features
+            )
+        }
     }
 }
 
@@ -555,11 +544,7 @@ fn picture(
             let g = super::fit_data::grid(2, *points, *lo, *hi, 0.5);
             let p = predict(ctx, arch, params, &g)?;
             let t: Vec<f64> = g.data.chunks(2).map(|r| function.eval(r)).collect();
-            let (tmin, tmax) = t
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                    (a.min(v), b.max(v))
-                });
+            let (tmin, tmax) = bounds(&t);
             let span = (tmax - tmin).max(1e-300);
             let n = *points;
             let mut pixels = vec![0.0; 2 * n * n];
@@ -583,12 +568,7 @@ fn picture(
             )))
         }
         _ if x.cols == 1 && y.cols == 1 => {
-            let (lo, hi) = x
-                .data
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                    (a.min(v), b.max(v))
-                });
+            let (lo, hi) = bounds(&x.data);
             let dense = Matrix {
                 rows: 2048,
                 cols: 1,

@@ -33,6 +33,15 @@ pub enum Kind {
     Image(Image),
 }
 
+/// The smallest and largest of `values` (infinities reversed when there are none).
+pub fn bounds<'a>(values: impl IntoIterator<Item = &'a f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
 /// The points of a regular grid over [lo, hi]^d with `points` per axis, the first input
 /// varying fastest; `offset` 0 gives lo + i·h, 0.5 the cell midpoints.
 pub fn grid(d: usize, points: usize, lo: f64, hi: f64, offset: f64) -> Matrix {
@@ -203,9 +212,7 @@ pub fn from_samples(
     let widths = (0..train_x.cols)
         .map(|c| {
             let col = train_x.data.iter().skip(c).step_by(train_x.cols);
-            let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
-                (l.min(v), h.max(v))
-            });
+            let (lo, hi) = bounds(col);
             if hi > lo { hi - lo } else { 1.0 }
         })
         .collect();

@@ -102,6 +102,9 @@ impl From<GpuError> for CliError {
             GpuError::NoAdapter | GpuError::NoSuchAdapter { .. } | GpuError::Device { .. } => {
                 CliError::NoGpu(e.to_string())
             }
+            // What was asked is beyond this adapter (a batch too large, a feature it lacks):
+            // the request must change, so it is bad input.
+            GpuError::Unsupported(m) => CliError::Input(m),
             other => CliError::Runtime(other.to_string()),
         }
     }

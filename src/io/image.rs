@@ -86,18 +86,23 @@ impl Image {
         super::plot::encode_png(self.width as u32, self.height as u32, &bytes, color)
     }
 
-    /// Peak signal-to-noise ratio against `reference` in dB (peak 1), as the Fourier
-    /// feature paper reports image fits.
+    /// Peak signal-to-noise ratio against `reference` in dB (see `psnr`).
     pub fn psnr(&self, reference: &Image) -> f64 {
-        let mse = self
-            .data
-            .iter()
-            .zip(&reference.data)
-            .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
-            .sum::<f64>()
-            / self.data.len() as f64;
-        -10.0 * mse.log10()
+        psnr(&self.data, &reference.data)
     }
+}
+
+/// Peak signal-to-noise ratio of `values` against `reference` in dB, peak 1, values
+/// clamped to [0, 1] as a picture would show them (how the Fourier feature paper reports
+/// image fits).
+pub fn psnr(values: &[f64], reference: &[f64]) -> f64 {
+    let mse = values
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
+        .sum::<f64>()
+        / values.len() as f64;
+    -10.0 * mse.log10()
 }
 
 #[cfg(test)]
@@ -135,6 +140,18 @@ mod tests {
         }
         .pixel_centres();
         assert_eq!(centres, vec![0.25, 0.5, 0.75, 0.5]);
+        // 16-bit channels keep their precision: 1/65535 steps survive.
+        let deep =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 2, vec![0u16, 1, 65534, 65535])
+                .unwrap();
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageLuma16(deep)
+            .write_to(&mut bytes, image::ImageOutputFormat::Png)
+            .unwrap();
+        std::fs::write(dir.join("deep.png"), bytes.into_inner()).unwrap();
+        let deep = Image::read_png(&dir.join("deep.png")).unwrap();
+        assert_eq!(deep.channels, 1);
+        assert_eq!(deep.data, vec![0.0, 1.0 / 65535.0, 65534.0 / 65535.0, 1.0]);
         std::fs::write(dir.join("bad.png"), b"not a png").unwrap();
         assert!(matches!(
             Image::read_png(&dir.join("bad.png")),

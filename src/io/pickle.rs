@@ -426,6 +426,16 @@ mod tests {
         assert_eq!(load(p), Ok(Value::Bytes(vec![b'a', 0xff])));
     }
 
+    /// Protocol 4's opcodes: FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL, as in
+    /// `pickle.dumps(np.dtype("f8"), 4)` up to its state.
+    #[test]
+    fn reads_protocol_4_globals() {
+        let mut p = vec![0x80, 4, 0x95];
+        p.extend(30u64.to_le_bytes());
+        p.extend(b"\x8c\x05numpy\x94\x8c\x05dtype\x94\x93\x94\x8c\x02f8\x94\x85\x94R\x94h\x05.");
+        assert_eq!(load(&p), Ok(Value::Dtype("<f8".into())));
+    }
+
     #[test]
     fn refuses_code_and_garbage() {
         assert_eq!(

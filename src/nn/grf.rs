@@ -63,8 +63,8 @@ impl Grf {
                 k[i * n + j] = (-d * d / (2.0 * length_scale * length_scale)).exp();
             }
         }
-        let mut jitter = 1e-12;
-        while jitter <= 1e-4 * 1.0001 {
+        for exponent in (4..=12).rev() {
+            let jitter = 10f64.powi(-exponent);
             let mut kj = k.clone();
             for i in 0..n {
                 kj[i * n + i] += jitter;
@@ -77,7 +77,6 @@ impl Grf {
                     jitter,
                 });
             }
-            jitter *= 10.0;
         }
         Err(GrfError::NotPositive)
     }
