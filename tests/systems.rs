@@ -7,9 +7,12 @@ use phaseflow::gpu::math_f64::probe_wgsl;
 use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
+use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
 use phaseflow::nn::fused::{self, FusedLayout, Loss};
 use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
-use phaseflow::nn::{Activation, Architecture, Encoding, EncodingKind};
+use phaseflow::nn::{
+    Activation, Architecture, DeepONetArch, Encoding, EncodingKind, NetSpec, Strategy,
+};
 use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
 use phaseflow::ode::kernel::fixed_step_wgsl;
 use phaseflow::ode::{Control, Ensemble, InitialStates, Precision, Save, Solver, Status};
@@ -131,10 +134,36 @@ fn every_shader_file_and_generated_kernel_validates() {
             let label = format!("fused {act:?} {encoding} {trainable}");
             for wgsl in [
                 fused::forward_wgsl(&layout).unwrap(),
-                fused::backward_wgsl(&layout).unwrap(),
+                fused::backward_wgsl(&layout, fused::OutputDelta::FromLoss).unwrap(),
+                fused::backward_wgsl(&layout, fused::OutputDelta::Given).unwrap(),
                 fused::weight_grad_wgsl(&layout).unwrap().0,
                 fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
                 fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
+            ] {
+                validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+    // DeepONet's combine (training and prediction) and reduce kernels, for each split
+    // strategy and a latent width whose columns do not all start quads.
+    for strategy in [
+        Strategy::SplitBoth,
+        Strategy::SplitBranch,
+        Strategy::SplitTrunk,
+    ] {
+        for latent in [8, 5] {
+            let net = |inputs| NetSpec {
+                inputs,
+                hidden: vec![16],
+                encoding: None,
+            };
+            let arch = DeepONetArch::new(net(7), net(2), latent, 2, strategy, Activation::Relu);
+            let layout = DeepONetLayout::new(&arch);
+            let label = format!("deeponet {strategy:?} {latent}");
+            for wgsl in [
+                combine_wgsl(&layout, true).unwrap(),
+                combine_wgsl(&layout, false).unwrap(),
+                reduce_wgsl(&layout).unwrap(),
             ] {
                 validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
             }

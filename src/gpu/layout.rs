@@ -85,6 +85,37 @@ pub fn bind_group(
     })
 }
 
+/// A bind group over `resources` in binding order, for windows of buffers.
+pub fn bind_group_of(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    resources: Vec<wgpu::BindingResource<'_>>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, resource)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource,
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// `size` bytes of `buffer` from `offset`, as a binding.
+pub fn window(buffer: &wgpu::Buffer, (offset, size): (u64, u64)) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset,
+        size: wgpu::BufferSize::new(size),
+    })
+}
+
 pub fn pipeline_layout(ctx: &GpuContext, layout: &wgpu::BindGroupLayout) -> wgpu::PipelineLayout {
     ctx.device
         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

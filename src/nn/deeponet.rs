@@ -174,6 +174,66 @@ impl DeepONetParams {
     }
 }
 
+/// An aligned data set: every function observed at the same points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlignedData {
+    /// Input functions at the sensors, [functions, sensors].
+    pub u: Matrix,
+    /// Locations, [points, dims].
+    pub y: Matrix,
+    /// G(u)(y) as [functions, points, outputs], row-major.
+    pub g: Vec<f64>,
+    pub outputs: usize,
+}
+
+impl AlignedData {
+    pub fn functions(&self) -> usize {
+        self.u.rows
+    }
+
+    pub fn points(&self) -> usize {
+        self.y.rows
+    }
+
+    /// Whether the shapes fit each other and `arch`; the message says what does not.
+    pub fn check(&self, arch: &DeepONetArch) -> Result<(), String> {
+        if self.u.cols != arch.sensors() {
+            return Err(format!(
+                "the input functions have {} sensor values each; the branch net reads {}",
+                self.u.cols,
+                arch.sensors()
+            ));
+        }
+        if self.y.cols != arch.dims() {
+            return Err(format!(
+                "the points have {} coordinates; the trunk net reads {}",
+                self.y.cols,
+                arch.dims()
+            ));
+        }
+        if self.outputs != arch.outputs {
+            return Err(format!(
+                "the data has {} outputs per point; the model has {}",
+                self.outputs, arch.outputs
+            ));
+        }
+        if self.g.len() != self.u.rows * self.y.rows * self.outputs {
+            return Err(format!(
+                "the outputs hold {} values; {} functions × {} points × {} outputs need {}",
+                self.g.len(),
+                self.u.rows,
+                self.y.rows,
+                self.outputs,
+                self.u.rows * self.y.rows * self.outputs
+            ));
+        }
+        if self.u.rows == 0 || self.y.rows == 0 {
+            return Err("the data set is empty".into());
+        }
+        Ok(())
+    }
+}
+
 /// What the aligned forward pass keeps for the backward pass.
 pub struct AlignedForward {
     pub branch: cpu::Forward,

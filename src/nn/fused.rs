@@ -206,16 +206,20 @@ impl FusedLayout {
     }
 }
 
+/// `name`, `name4`, `dname` and `dname4`: activation `a` and its derivative, for scalars
+/// and quads.
+pub(super) fn activation_fns(name: &str, a: Activation) -> String {
+    let act = activation_wgsl(a).replace("fn act(", &format!("fn {name}("));
+    let dact = derivative_wgsl(a).replace("fn dact(", &format!("fn d{name}("));
+    format!(
+        "{act}\n{dact}\nfn {name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>({name}(v.x), {name}(v.y), {name}(v.z), {name}(v.w));\n}}\nfn d{name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>(d{name}(v.x), d{name}(v.y), d{name}(v.z), d{name}(v.w));\n}}\n"
+    )
+}
+
 /// `act`, `act4` (hidden layers) and `act_out`, `act_out4` (the output layer), with their
 /// derivatives `dact4`, `dact_out4`.
 fn activations(arch: &Architecture) -> String {
-    let named = |name: &str, a: Activation| {
-        let act = activation_wgsl(a).replace("fn act(", &format!("fn {name}("));
-        let dact = derivative_wgsl(a).replace("fn dact(", &format!("fn d{name}("));
-        format!(
-            "{act}\n{dact}\nfn {name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>({name}(v.x), {name}(v.y), {name}(v.z), {name}(v.w));\n}}\nfn d{name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>(d{name}(v.x), d{name}(v.y), d{name}(v.z), d{name}(v.w));\n}}\n"
-        )
-    };
+    let named = activation_fns;
     format!(
         "{}\n{}",
         named("act", arch.activation),
@@ -231,11 +235,11 @@ fn scale(arch: &Architecture) -> f32 {
 }
 
 /// WGSL float literal that reads back exactly.
-fn lit(v: f32) -> String {
+pub(super) fn lit(v: f32) -> String {
     format!("{v:?}")
 }
 
-const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
+pub(super) const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
 
 /// The forward kernel for `layout`.
 pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
@@ -372,45 +376,57 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
     )
 }
 
+/// Where the backward pass finds the output layer's δ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputDelta {
+    /// Computed from the targets and the loss state (`fused_loss.wgsl`).
+    FromLoss,
+    /// Already in the scratch's last δ rows, written by another kernel (DeepONet's
+    /// combine kernel, which owns the loss of the two nets).
+    Given,
+}
+
 /// The backward kernel (activation gradients) for `layout`.
-pub fn backward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
+pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String, ShaderError> {
     let arch = &layout.arch;
     let n_lin = arch.n_linear();
     let last = n_lin - 1;
     let outputs = arch.outputs();
     let mut b = String::new();
     // Output layer: δ = factor · (y − t) · act_out'(z), zero for padding.
-    writeln!(
-        b,
-        "    for (var oq = 0u; oq < {}u; oq++) {{",
-        layout.out_pad[last] / 4
-    )
-    .unwrap();
-    writeln!(
-        b,
-        "        let z = h[({}u + oq) * n + s];",
-        layout.z_row[last]
-    )
-    .unwrap();
-    writeln!(
-        b,
-        "        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
-    )
-    .unwrap();
-    for (e, c) in COMPONENTS.iter().enumerate() {
+    if delta == OutputDelta::FromLoss {
         writeln!(
+            b,
+            "    for (var oq = 0u; oq < {}u; oq++) {{",
+            layout.out_pad[last] / 4
+        )
+        .unwrap();
+        writeln!(
+            b,
+            "        let z = h[({}u + oq) * n + s];",
+            layout.z_row[last]
+        )
+        .unwrap();
+        writeln!(
+            b,
+            "        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
+        )
+        .unwrap();
+        for (e, c) in COMPONENTS.iter().enumerate() {
+            writeln!(
             b,
             "        {{ let o = oq * 4u + {e}u; keep.{c} = live && o < {outputs}u; t.{c} = targets[min(o, {}u) * step.m + row]; }}",
             outputs - 1,
         )
         .unwrap();
-    }
-    writeln!(
+        }
+        writeln!(
         b,
         "        h[({}u + oq) * n + s] = select(vec4<f32>(0.0), factor * (act_out4(z) - t) * dact_out4(z), keep);\n    }}",
         layout.d_row[last]
     )
     .unwrap();
+    }
     // Hidden layers, then (when B is trained) the encoding's input gradient g = W0ᵀ δ0.
     let first = if layout.trained_b() { 0 } else { 1 };
     for l in (first..n_lin).rev() {

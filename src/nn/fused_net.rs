@@ -5,11 +5,15 @@
 //! Kernels: `shaders/nn/fused_*.wgsl`, `grad_clip.wgsl`, `adam.wgsl`; CPU twin: `nn::cpu`
 //! and `Optimizer::apply`.
 
-use super::fused::{FusedLayout, Loss, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl};
+use super::fused::{
+    FusedLayout, Loss, OutputDelta, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl,
+};
 use super::gpu::{read_f32, storage, uniform, zeros};
 use super::model::{Architecture, Matrix, Params};
 use super::train::Optimizer;
-use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
+use crate::gpu::layout::{
+    Binding, bind_group, bind_group_layout, bind_group_of, buffer, pipeline_layout,
+};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::shader::compose;
 use crate::gpu::timing::PassTimer;
@@ -18,34 +22,34 @@ use crate::rng::uniform_f64;
 use std::sync::Arc;
 use wgpu::BufferUsages as U;
 
-type Pipeline = Arc<wgpu::ComputePipeline>;
+pub(super) type Pipeline = Arc<wgpu::ComputePipeline>;
 
 /// One recorded dispatch.
-struct Pass {
-    label: &'static str,
-    pipeline: Pipeline,
-    group: wgpu::BindGroup,
-    size: (u32, u32, u32),
+pub(super) struct Pass {
+    pub label: &'static str,
+    pub pipeline: Pipeline,
+    pub group: wgpu::BindGroup,
+    pub size: (u32, u32, u32),
 }
 
 impl Pass {
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.group, &[]);
         pass.dispatch_workgroups(self.size.0, self.size.1, self.size.2);
     }
 }
 
-fn storage_rw() -> Binding {
+pub(super) fn storage_rw() -> Binding {
     Binding::Storage { read_only: false }
 }
 
-fn storage_ro() -> Binding {
+pub(super) fn storage_ro() -> Binding {
     Binding::Storage { read_only: true }
 }
 
 /// The step uniform every fused kernel reads (`struct Step`).
-fn step_words(
+pub(super) fn step_words(
     n: usize,
     batch: usize,
     base: usize,
@@ -66,12 +70,110 @@ fn step_words(
 }
 
 /// Samples per forward dispatch such that the scratch fits one storage binding.
-fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
+pub(super) fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
     let per_sample = 16 * layout.rows as u64;
     let by_binding = ctx.limits.max_storage_buffer_binding_size / per_sample;
     let by_buffer = ctx.limits.max_buffer_size / per_sample;
     let by_grid = 65535 * 64;
     ((by_binding.min(by_buffer) as usize).min(by_grid) / 64) * 64
+}
+
+/// A pipeline and its bind-group layout.
+pub(super) fn pipe(
+    ctx: &GpuContext,
+    label: &str,
+    wgsl: &str,
+    bindings: &[Binding],
+) -> Result<(Pipeline, wgpu::BindGroupLayout), GpuError> {
+    let l = bind_group_layout(ctx, label, bindings);
+    let p = ctx.pipeline(label, wgsl, &pipeline_layout(ctx, &l), false)?;
+    Ok((p, l))
+}
+
+/// The weight-gradient dispatch of one net into `grad` (its whole gradient vector), and
+/// the samples per split. The batch is split so that there are enough workgroups to fill
+/// the adapter, each summing at least 64 samples; with more than one split, each writes
+/// its own copy of the gradient and a second dispatch adds them up.
+pub(super) fn weight_grad_passes(
+    ctx: &GpuContext,
+    layout: &FusedLayout,
+    batch: usize,
+    step: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+    grad: wgpu::BindingResource<'_>,
+) -> Result<(Vec<Pass>, usize), GpuError> {
+    let (grad_src, tasks) = weight_grad_wgsl(layout)?;
+    let task_groups = tasks.div_ceil(64);
+    let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
+    let splits = want.div_ceil(task_groups).clamp(1, (batch / 64).max(1));
+    let per_split = batch.div_ceil(splits);
+    let splits = batch.div_ceil(per_split);
+    let len = layout.len;
+    let (p, l) = pipe(
+        ctx,
+        "nn/fused_weight_grad",
+        &grad_src,
+        &[Binding::Uniform, storage_ro(), storage_rw()],
+    )?;
+    if splits == 1 {
+        let group = bind_group_of(
+            ctx,
+            "weight gradients",
+            &l,
+            vec![step.as_entire_binding(), scratch.as_entire_binding(), grad],
+        );
+        let pass = Pass {
+            label: "weight gradients",
+            group,
+            pipeline: p,
+            size: (task_groups as u32, 1, 1),
+        };
+        return Ok((vec![pass], per_split));
+    }
+    let partial = buffer(
+        ctx,
+        "partial gradients",
+        4 * (splits * len) as u64,
+        U::STORAGE,
+    );
+    let mut passes = vec![Pass {
+        label: "weight gradients",
+        group: bind_group(ctx, "weight gradients", &l, 0, &[step, scratch, &partial]),
+        pipeline: p,
+        size: (task_groups as u32, splits as u32, 1),
+    }];
+    let (p, l) = pipe(
+        ctx,
+        "nn/fused_reduce",
+        &compose("nn/fused_reduce.wgsl", &[])?,
+        &[Binding::Uniform, storage_ro(), storage_rw()],
+    )?;
+    let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
+    let groups = len.div_ceil(64) as u32;
+    passes.push(Pass {
+        label: "gradient sum",
+        group: bind_group_of(
+            ctx,
+            "gradient sum",
+            &l,
+            vec![dims.as_entire_binding(), partial.as_entire_binding(), grad],
+        ),
+        pipeline: p,
+        size: (groups.min(65535), groups.div_ceil(65535), 1),
+    });
+    Ok((passes, per_split))
+}
+
+/// A permutation of 0..m, the same for the same seed, stream and epoch (Fisher–Yates from
+/// the counter-based RNG).
+pub(super) fn permutation(seed: u64, stream: u32, epoch: u64, m: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..m as u32).collect();
+    for i in (1..order.len()).rev() {
+        let u = uniform_f64(seed, epoch * m as u64 + i as u64, stream);
+        let j = ((u * (i + 1) as f64) as usize).min(i);
+        order.swap(i, j);
+    }
+    order
 }
 
 /// Whether the fused kernels can run this network on this adapter: subgroups of at
@@ -287,11 +389,7 @@ impl FusedTrainer {
         }
         let s = storage_ro;
         let w = storage_rw;
-        let pipe = |label: &str, wgsl: &str, bindings: &[Binding]| {
-            let l = bind_group_layout(ctx, label, bindings);
-            let p = ctx.pipeline(label, wgsl, &pipeline_layout(ctx, &l), false)?;
-            Ok::<_, GpuError>((p, l))
-        };
+        let pipe = |label: &str, wgsl: &str, bindings: &[Binding]| pipe(ctx, label, wgsl, bindings);
 
         let xs = storage(ctx, "inputs", &FusedLayout::feature_major(x));
         let ts = storage(ctx, "targets", &FusedLayout::feature_major(target));
@@ -314,15 +412,6 @@ impl FusedTrainer {
         let step_uniform = buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST);
         let len = layout.len;
         let grad = buffer(ctx, "gradient", 4 * len as u64, U::STORAGE | U::COPY_SRC);
-
-        // Splits of the batch for the weight gradients: enough workgroups to fill the
-        // adapter, each summing at least 64 samples.
-        let (grad_src, tasks) = weight_grad_wgsl(&layout)?;
-        let task_groups = tasks.div_ceil(64);
-        let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
-        let splits = want.div_ceil(task_groups).clamp(1, (batch / 64).max(1));
-        let per_split = batch.div_ceil(splits);
-        let splits = batch.div_ceil(per_split);
 
         let mut gradient_passes = Vec::new();
         let (p, l) = pipe(
@@ -361,7 +450,7 @@ impl FusedTrainer {
         });
         let (p, l) = pipe(
             "nn/fused_backward",
-            &backward_wgsl(&layout)?,
+            &backward_wgsl(&layout, OutputDelta::FromLoss)?,
             &[Binding::Uniform, s(), s(), s(), w(), s()],
         )?;
         gradient_passes.push(Pass {
@@ -376,57 +465,15 @@ impl FusedTrainer {
             pipeline: p,
             size: ((n / 64) as u32, 1, 1),
         });
-        let (p, l) = pipe(
-            "nn/fused_weight_grad",
-            &grad_src,
-            &[Binding::Uniform, s(), w()],
+        let (passes, per_split) = weight_grad_passes(
+            ctx,
+            &layout,
+            batch,
+            &step_uniform,
+            &scratch,
+            grad.as_entire_binding(),
         )?;
-        if splits == 1 {
-            gradient_passes.push(Pass {
-                label: "weight gradients",
-                group: bind_group(
-                    ctx,
-                    "weight gradients",
-                    &l,
-                    0,
-                    &[&step_uniform, &scratch, &grad],
-                ),
-                pipeline: p,
-                size: (task_groups as u32, 1, 1),
-            });
-        } else {
-            let partial = buffer(
-                ctx,
-                "partial gradients",
-                4 * (splits * len) as u64,
-                U::STORAGE,
-            );
-            gradient_passes.push(Pass {
-                label: "weight gradients",
-                group: bind_group(
-                    ctx,
-                    "weight gradients",
-                    &l,
-                    0,
-                    &[&step_uniform, &scratch, &partial],
-                ),
-                pipeline: p,
-                size: (task_groups as u32, splits as u32, 1),
-            });
-            let (p, l) = pipe(
-                "nn/fused_reduce",
-                &compose("nn/fused_reduce.wgsl", &[])?,
-                &[Binding::Uniform, s(), w()],
-            )?;
-            let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
-            let groups = len.div_ceil(64) as u32;
-            gradient_passes.push(Pass {
-                label: "gradient sum",
-                group: bind_group(ctx, "gradient sum", &l, 0, &[&dims, &partial, &grad]),
-                pipeline: p,
-                size: (groups.min(65535), groups.div_ceil(65535), 1),
-            });
-        }
+        gradient_passes.extend(passes);
 
         let mut update_passes = Vec::new();
         if let Some(max_norm) = config.clip {
@@ -507,12 +554,7 @@ impl FusedTrainer {
 
     /// A fresh permutation of the data set (Fisher–Yates from the counter-based RNG).
     fn shuffle(&mut self, ctx: &GpuContext) {
-        let mut order: Vec<u32> = (0..self.m as u32).collect();
-        for i in (1..order.len()).rev() {
-            let u = uniform_f64(self.config.seed, self.epoch * self.m as u64 + i as u64, 40);
-            let j = ((u * (i + 1) as f64) as usize).min(i);
-            order.swap(i, j);
-        }
+        let order = permutation(self.config.seed, 40, self.epoch, self.m);
         ctx.queue
             .write_buffer(&self.order, 0, bytemuck::cast_slice(&order));
         self.host_order = order;

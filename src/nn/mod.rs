@@ -4,6 +4,8 @@
 pub mod checkpoint;
 pub mod cpu;
 pub mod deeponet;
+pub mod deeponet_gpu;
+pub mod deeponet_kernels;
 pub mod fit;
 pub mod fused;
 pub mod fused_net;
@@ -13,6 +15,8 @@ pub mod model;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, load, save, save_bytes};
+pub use deeponet::{AlignedData, DeepONetArch, DeepONetParams, NetSpec, Strategy};
+pub use deeponet_gpu::{DeepONetNet, DeepONetTrainConfig, DeepONetTrainer, Metrics};
 pub use fit::{AnyTrainer, FitReport, fit, predict};
 pub use fused::{FusedLayout, Loss};
 pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};

@@ -1,0 +1,108 @@
+// DeepONet's product of the two nets on the aligned (Cartesian-product) layout:
+// G[f, y, c] = b0[c] + Σ_i B[f, bc(c, i)] · T[y, tc(c, i)] for every function f of the
+// batch and every point y, read from the fused forward passes' scratch (feature-major
+// rows of vec4; the branch output's and trunk output's activations are applied here).
+//
+// Training (TRAIN = true): one invocation per function ("row task") and one per point
+// ("column task"); both recompute G instead of sharing it, which costs one extra product
+// of the two small outputs and saves a dispatch and a [functions, points] buffer. With the
+// MSE loss, dL/dG = 2 (G − target) / count. A row task writes the branch's output δ,
+// dL/dB[f] = Σ_y dG[f, y] T[y], and its partial sums (Σ (G − target)², Σ dG per output) for
+// deeponet_reduce.wgsl; a column task writes the trunk's output δ,
+// dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The fused backward kernels take it from there.
+//
+// Prediction (TRAIN = false): row tasks only; each writes G[f, ·, ·] to `out`.
+//
+// Filled in by nn::deeponet_gpu: ACT (fn branch_out4 / trunk_out4 and their derivatives),
+// TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB / DB and ZT / DT
+// (first scratch rows of z and δ of each net's output layer), BIAS (float offset of b0 in
+// p), DECLARE, ROW_BODY, COLUMN_BODY (the unrolled products), ROW_END.
+
+#include "nn/fused_step.wgsl"
+
+@group(0) @binding(0) var<uniform> sb: Step;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> p: array<f32>;
+@group(0) @binding(3) var<storage, read> targets: array<f32>;
+@group(0) @binding(4) var<storage, read> order_b: array<u32>;
+@group(0) @binding(5) var<storage, read> order_t: array<u32>;
+@group(0) @binding(6) var<storage, read_write> hb: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> ht: array<vec4<f32>>;
+// Training: [Σ (G − target)², Σ dG per output] per row task. Prediction: G.
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;
+
+{{ACT}}
+
+// Data rows (functions and points) of batch entries, as in fused_rows.wgsl.
+fn function_row(f: u32) -> u32 {
+    var k = sb.base + min(f, sb.batch - 1u);
+    if sb.ordered == 1u {
+        k = order_b[k];
+    }
+    return k;
+}
+
+fn point_row(y: u32) -> u32 {
+    var k = st.base + min(y, st.batch - 1u);
+    if st.ordered == 1u {
+        k = order_t[k];
+    }
+    return k;
+}
+
+fn row_task(f: u32) {
+    let live = f < sb.batch;
+    let rf = function_row(f);
+    let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
+    var b: array<vec4<f32>, {{BQ}}>;
+    var acc: array<vec4<f32>, {{BQ}}>;
+    for (var q = 0u; q < {{BQ}}u; q++) {
+        b[q] = branch_out4(hb[({{ZB}}u + q) * sb.n + f]);
+        acc[q] = vec4<f32>(0.0);
+    }
+    var sse = 0.0;
+{{DECLARE}}
+    for (var y = 0u; y < st.batch; y++) {
+        var t: array<vec4<f32>, {{TQ}}>;
+        for (var q = 0u; q < {{TQ}}u; q++) {
+            t[q] = trunk_out4(ht[({{ZT}}u + q) * st.n + y]);
+        }
+        let at = (rf * st.m + point_row(y)) * {{K}}u;
+{{ROW_BODY}}
+    }
+{{ROW_END}}
+}
+
+fn column_task(y: u32) {
+    let live = y < st.batch;
+    let ry = point_row(y);
+    let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
+    var t: array<vec4<f32>, {{TQ}}>;
+    var acc: array<vec4<f32>, {{TQ}}>;
+    for (var q = 0u; q < {{TQ}}u; q++) {
+        t[q] = trunk_out4(ht[({{ZT}}u + q) * st.n + y]);
+        acc[q] = vec4<f32>(0.0);
+    }
+    for (var f = 0u; f < sb.batch; f++) {
+        var b: array<vec4<f32>, {{BQ}}>;
+        for (var q = 0u; q < {{BQ}}u; q++) {
+            b[q] = branch_out4(hb[({{ZB}}u + q) * sb.n + f]);
+        }
+        let at = (function_row(f) * st.m + ry) * {{K}}u;
+{{COLUMN_BODY}}
+    }
+    for (var q = 0u; q < {{TQ}}u; q++) {
+        let z = ht[({{ZT}}u + q) * st.n + y];
+        ht[({{DT}}u + q) * st.n + y] = select(vec4<f32>(0.0), acc[q] * dtrunk_out4(z), live);
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let task = gid.x;
+    if task < sb.n {
+        row_task(task);
+    } else if {{TRAIN}} && task < sb.n + st.n {
+        column_task(task - sb.n);
+    }
+}

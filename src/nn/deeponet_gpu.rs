@@ -1,0 +1,677 @@
+//! DeepONet on the device, on the aligned layout: inference (`DeepONetNet`) and training
+//! (`DeepONetTrainer`). Each net runs the fused MLP kernels over its own batch (functions
+//! for the branch, points for the trunk); the combine kernel forms G = B·Tᵀ + b0 and, when
+//! training, the MSE loss and both nets' output δ; then each net's fused backward and
+//! weight-gradient kernels, and one Adam dispatch over the one parameter vector. A
+//! training step is one command buffer of nine dispatches; pipelines, buffers and bind
+//! groups are made once. Kernels: `nn::deeponet_kernels`; CPU twin: `nn::deeponet`.
+
+use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, mean_relative_l2};
+use super::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
+use super::fused::{FusedLayout, OutputDelta, backward_wgsl, forward_wgsl};
+use super::fused_net::{
+    Pass, fused_supported, max_batch, permutation, pipe, step_words, storage_ro, storage_rw,
+    weight_grad_passes,
+};
+use super::gpu::{read_f32, storage, zeros};
+use super::model::Matrix;
+use super::train::Optimizer;
+use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
+use crate::gpu::readback::with_mapped;
+use crate::gpu::shader::compose;
+use crate::gpu::timing::PassTimer;
+use crate::gpu::{GpuContext, GpuError};
+use wgpu::BufferUsages as U;
+
+/// One net's data and scratch on the device.
+struct NetData {
+    layout: FusedLayout,
+    step: wgpu::Buffer,
+    x: wgpu::Buffer,
+    order: wgpu::Buffer,
+    scratch: wgpu::Buffer,
+    /// Rows of `x`, rows per batch and the padded stride.
+    m: usize,
+    batch: usize,
+    n: usize,
+}
+
+impl NetData {
+    fn new(
+        ctx: &GpuContext,
+        layout: &FusedLayout,
+        x: &Matrix,
+        batch: usize,
+        what: &str,
+    ) -> Result<NetData, GpuError> {
+        let n = batch.div_ceil(64) * 64;
+        let most = max_batch(ctx, layout);
+        if n > most {
+            return Err(GpuError::Unsupported(format!(
+                "a batch of {batch} {what} needs more memory than one storage binding of this \
+                 adapter holds; at most {most}"
+            )));
+        }
+        let identity: Vec<u32> = (0..x.rows as u32).collect();
+        let order = buffer(ctx, "order", 4 * x.rows as u64, U::STORAGE | U::COPY_DST);
+        ctx.queue
+            .write_buffer(&order, 0, bytemuck::cast_slice(&identity));
+        let data = NetData {
+            layout: layout.clone(),
+            step: buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST),
+            x: storage(ctx, "inputs", &FusedLayout::feature_major(x)),
+            order,
+            scratch: buffer(
+                ctx,
+                "activations",
+                16 * (layout.rows * n) as u64,
+                U::STORAGE,
+            ),
+            m: x.rows,
+            batch,
+            n,
+        };
+        data.write_step(ctx, 0, false, batch);
+        Ok(data)
+    }
+
+    fn write_step(&self, ctx: &GpuContext, base: usize, ordered: bool, per_split: usize) {
+        let words = step_words(self.n, self.batch, base, self.m, ordered, per_split);
+        ctx.queue
+            .write_buffer(&self.step, 0, bytemuck::cast_slice(&words));
+    }
+
+    /// The fused forward pass over this net's batch with parameters `params`.
+    fn forward(
+        &self,
+        ctx: &GpuContext,
+        params: wgpu::BindingResource<'_>,
+        label: &'static str,
+    ) -> Result<Pass, GpuError> {
+        let (pipeline, l) = pipe(
+            ctx,
+            "nn/fused_forward",
+            &forward_wgsl(&self.layout)?,
+            &[
+                Binding::Uniform,
+                storage_ro(),
+                storage_ro(),
+                storage_ro(),
+                storage_rw(),
+            ],
+        )?;
+        let group = bind_group_of(
+            ctx,
+            label,
+            &l,
+            vec![
+                self.step.as_entire_binding(),
+                params,
+                self.x.as_entire_binding(),
+                self.order.as_entire_binding(),
+                self.scratch.as_entire_binding(),
+            ],
+        );
+        Ok(Pass {
+            label,
+            pipeline,
+            group,
+            size: ((self.n / 64) as u32, 1, 1),
+        })
+    }
+}
+
+/// The combine pass (training: `out` gets the partial sums; prediction: G).
+fn combine_pass(
+    ctx: &GpuContext,
+    layout: &DeepONetLayout,
+    train: bool,
+    params: &wgpu::Buffer,
+    targets: &wgpu::Buffer,
+    [branch, trunk]: [&NetData; 2],
+    out: &wgpu::Buffer,
+) -> Result<Pass, GpuError> {
+    let (pipeline, l) = pipe(
+        ctx,
+        "nn/deeponet_combine",
+        &combine_wgsl(layout, train)?,
+        &[
+            Binding::Uniform,
+            Binding::Uniform,
+            storage_ro(),
+            storage_ro(),
+            storage_ro(),
+            storage_ro(),
+            storage_rw(),
+            storage_rw(),
+            storage_rw(),
+        ],
+    )?;
+    let group = bind_group_of(
+        ctx,
+        "combine",
+        &l,
+        [
+            &branch.step,
+            &trunk.step,
+            params,
+            targets,
+            &branch.order,
+            &trunk.order,
+            &branch.scratch,
+            &trunk.scratch,
+            out,
+        ]
+        .iter()
+        .map(|b| b.as_entire_binding())
+        .collect(),
+    );
+    let tasks = branch.n + if train { trunk.n } else { 0 };
+    Ok(Pass {
+        label: "combine",
+        pipeline,
+        group,
+        size: ((tasks / 64) as u32, 1, 1),
+    })
+}
+
+/// A trained DeepONet on the device.
+pub struct DeepONetNet {
+    pub layout: DeepONetLayout,
+    params: wgpu::Buffer,
+}
+
+impl DeepONetNet {
+    pub fn new(
+        ctx: &GpuContext,
+        arch: &DeepONetArch,
+        params: &DeepONetParams,
+    ) -> Result<DeepONetNet, GpuError> {
+        arch.check()
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        if !(fused_supported(ctx, &arch.branch) && fused_supported(ctx, &arch.trunk)) {
+            return Err(GpuError::Unsupported(
+                "DeepONet runs on the fused network kernels, which need subgroups of at least \
+                 8 invocations and hidden widths of at most 128"
+                    .into(),
+            ));
+        }
+        let layout = DeepONetLayout::new(arch);
+        let params = storage(ctx, "deeponet parameters", &layout.pack(params));
+        Ok(DeepONetNet { layout, params })
+    }
+
+    pub fn params(&self, ctx: &GpuContext) -> Result<DeepONetParams, GpuError> {
+        Ok(self
+            .layout
+            .unpack(&read_f32(ctx, &self.params, self.layout.len)?))
+    }
+
+    /// G for every function (rows of `u`) at every point (rows of `y`), as
+    /// [functions, points, outputs]. The trunk runs once; the functions go through in
+    /// chunks that fit the adapter's bindings. One function at many points is the
+    /// low-latency case (three dispatches and one read-back); many functions the
+    /// throughput case.
+    pub fn predict(&self, ctx: &GpuContext, u: &Matrix, y: &Matrix) -> Result<Vec<f64>, GpuError> {
+        let arch = &self.layout.arch;
+        let k = arch.outputs;
+        let (nf, ny) = (u.rows, y.rows);
+        if nf == 0 || ny == 0 {
+            return Ok(Vec::new());
+        }
+        let bl = &self.layout.branch;
+        let per_function = 4 * (ny * k) as u64;
+        let by_out = (ctx.limits.max_storage_buffer_binding_size / per_function) as usize;
+        let chunk = (max_batch(ctx, bl).min(by_out) / 64 * 64).min(nf.div_ceil(64) * 64);
+        if chunk == 0 {
+            return Err(GpuError::Unsupported(format!(
+                "{ny} points × {k} outputs of one function do not fit one storage binding"
+            )));
+        }
+        let trunk = NetData::new(ctx, &self.layout.trunk, y, ny, "points")?;
+        let branch = NetData::new(ctx, bl, u, chunk.min(nf), "functions")?;
+        let regions = self.layout.regions();
+        let out = buffer(
+            ctx,
+            "predictions",
+            per_function * chunk as u64,
+            U::STORAGE | U::COPY_SRC,
+        );
+        let total = per_function * nf as u64;
+        let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
+        let trunk_pass = trunk.forward(ctx, window(&self.params, regions[1]), "trunk forward")?;
+        let branch_pass =
+            branch.forward(ctx, window(&self.params, regions[0]), "branch forward")?;
+        let combine = combine_pass(
+            ctx,
+            &self.layout,
+            false,
+            &self.params,
+            &branch.x,
+            [&branch, &trunk],
+            &out,
+        )?;
+        for base in (0..nf).step_by(chunk) {
+            let batch = chunk.min(nf - base);
+            let words = step_words(branch.n, batch, base, nf, false, 0);
+            ctx.queue
+                .write_buffer(&branch.step, 0, bytemuck::cast_slice(&words));
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                if base == 0 {
+                    trunk_pass.record(&mut pass);
+                }
+                branch_pass.record(&mut pass);
+                combine.record(&mut pass);
+            }
+            enc.copy_buffer_to_buffer(
+                &out,
+                0,
+                &readback,
+                per_function * base as u64,
+                per_function * batch as u64,
+            );
+            ctx.queue.submit([enc.finish()]);
+        }
+        with_mapped(ctx, &readback, total, |b| {
+            bytemuck::cast_slice::<u8, f32>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
+    }
+
+    /// MSE and DeepXDE's mean relative L2 error on `data`.
+    pub fn evaluate(&self, ctx: &GpuContext, data: &AlignedData) -> Result<Metrics, GpuError> {
+        let g = self.predict(ctx, &data.u, &data.y)?;
+        let mse = g
+            .iter()
+            .zip(&data.g)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            / g.len() as f64;
+        Ok(Metrics {
+            mse,
+            mean_relative_l2: mean_relative_l2(&g, &data.g, data.points() * data.outputs),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    pub mse: f64,
+    pub mean_relative_l2: f64,
+}
+
+/// How a `DeepONetTrainer` trains. The loss is the MSE over the batch's functions, points
+/// and outputs, as DeepXDE's default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeepONetTrainConfig {
+    pub optimizer: Optimizer,
+    /// Functions per step; `None`: all. Drawn without replacement from a fresh
+    /// permutation each epoch; a last partial batch is dropped.
+    pub functions_per_batch: Option<usize>,
+    /// Points per step, likewise (each step's functions are seen at the same points).
+    pub points_per_batch: Option<usize>,
+    /// Seed of the permutations.
+    pub seed: u64,
+}
+
+/// Walks through a permutation of one axis of the data, batch by batch.
+struct Sampler {
+    m: usize,
+    batch: usize,
+    epoch: u64,
+    cursor: usize,
+    stream: u32,
+    /// The current permutation (the identity until the first shuffle) and where the last
+    /// batch started in it.
+    order: Vec<u32>,
+    base: usize,
+}
+
+impl Sampler {
+    fn new(m: usize, batch: usize, stream: u32) -> Sampler {
+        Sampler {
+            m,
+            batch,
+            epoch: 0,
+            cursor: 0,
+            stream,
+            order: (0..m as u32).collect(),
+            base: 0,
+        }
+    }
+
+    fn rows(&self) -> Vec<usize> {
+        self.order[self.base..self.base + self.batch]
+            .iter()
+            .map(|&r| r as usize)
+            .collect()
+    }
+
+    fn active(&self) -> bool {
+        self.batch < self.m
+    }
+
+    /// The next batch's start in the permutation, with the new permutation when an epoch
+    /// begins.
+    fn next(&mut self, seed: u64) -> (usize, bool) {
+        let mut fresh = false;
+        if self.cursor == 0 || self.cursor + self.batch > self.m {
+            self.order = permutation(seed, self.stream, self.epoch, self.m);
+            self.epoch += 1;
+            self.cursor = 0;
+            fresh = true;
+        }
+        self.base = self.cursor;
+        self.cursor += self.batch;
+        (self.base, fresh)
+    }
+}
+
+pub struct DeepONetTrainer {
+    pub net: DeepONetNet,
+    config: DeepONetTrainConfig,
+    branch: NetData,
+    trunk: NetData,
+    branch_split: usize,
+    trunk_split: usize,
+    grad: wgpu::Buffer,
+    state: wgpu::Buffer,
+    adam_uniform: wgpu::Buffer,
+    gradient_passes: Vec<Pass>,
+    update: Pass,
+    functions: Sampler,
+    points: Sampler,
+    t: u32,
+    // Keeps the targets alive beside the bind groups that read them.
+    _targets: wgpu::Buffer,
+}
+
+impl DeepONetTrainer {
+    pub fn new(
+        ctx: &GpuContext,
+        arch: &DeepONetArch,
+        params: &DeepONetParams,
+        data: &AlignedData,
+        config: DeepONetTrainConfig,
+    ) -> Result<DeepONetTrainer, GpuError> {
+        data.check(arch).map_err(GpuError::Unsupported)?;
+        let net = DeepONetNet::new(ctx, arch, params)?;
+        let layout = net.layout.clone();
+        let (nf, ny) = (data.functions(), data.points());
+        let fb = config.functions_per_batch.unwrap_or(nf).clamp(1, nf);
+        let pb = config.points_per_batch.unwrap_or(ny).clamp(1, ny);
+        let branch = NetData::new(ctx, &layout.branch, &data.u, fb, "functions")?;
+        let trunk = NetData::new(ctx, &layout.trunk, &data.y, pb, "points")?;
+        let regions = layout.regions();
+        let targets = storage(
+            ctx,
+            "targets",
+            &data.g.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        );
+        let grad = zeros(ctx, "gradient", layout.len);
+        let state = buffer(ctx, "loss state", 32, U::STORAGE | U::COPY_SRC);
+        let partial = buffer(
+            ctx,
+            "partial sums",
+            4 * (branch.n * (arch.outputs + 1)) as u64,
+            U::STORAGE,
+        );
+
+        let params_buf = &net.params;
+        let mut passes = vec![
+            branch.forward(ctx, window(params_buf, regions[0]), "branch forward")?,
+            trunk.forward(ctx, window(params_buf, regions[1]), "trunk forward")?,
+            combine_pass(
+                ctx,
+                &layout,
+                true,
+                params_buf,
+                &targets,
+                [&branch, &trunk],
+                &partial,
+            )?,
+        ];
+        let (pipeline, l) = pipe(
+            ctx,
+            "nn/deeponet_reduce",
+            &reduce_wgsl(&layout)?,
+            &[
+                Binding::Uniform,
+                Binding::Uniform,
+                storage_ro(),
+                storage_rw(),
+                storage_rw(),
+            ],
+        )?;
+        passes.push(Pass {
+            label: "loss and b0 gradient",
+            group: bind_group_of(
+                ctx,
+                "reduce",
+                &l,
+                [&branch.step, &trunk.step, &partial, &grad, &state]
+                    .iter()
+                    .map(|b| b.as_entire_binding())
+                    .collect(),
+            ),
+            pipeline,
+            size: (1, 1, 1),
+        });
+        let mut splits = Vec::new();
+        for (net_data, region, label) in [
+            (&branch, 0, "branch backward"),
+            (&trunk, 1, "trunk backward"),
+        ] {
+            let (pipeline, l) = pipe(
+                ctx,
+                "nn/fused_backward",
+                &backward_wgsl(&net_data.layout, OutputDelta::Given)?,
+                &[
+                    Binding::Uniform,
+                    storage_ro(),
+                    storage_ro(),
+                    storage_ro(),
+                    storage_rw(),
+                    storage_ro(),
+                ],
+            )?;
+            passes.push(Pass {
+                label,
+                group: bind_group_of(
+                    ctx,
+                    label,
+                    &l,
+                    vec![
+                        net_data.step.as_entire_binding(),
+                        window(params_buf, regions[region]),
+                        net_data.x.as_entire_binding(),
+                        net_data.order.as_entire_binding(),
+                        net_data.scratch.as_entire_binding(),
+                        state.as_entire_binding(),
+                    ],
+                ),
+                pipeline,
+                size: ((net_data.n / 64) as u32, 1, 1),
+            });
+        }
+        for (net_data, region) in [(&branch, 0), (&trunk, 1)] {
+            let (grad_passes, per_split) = weight_grad_passes(
+                ctx,
+                &net_data.layout,
+                net_data.batch,
+                &net_data.step,
+                &net_data.scratch,
+                window(&grad, regions[region]),
+            )?;
+            passes.extend(grad_passes);
+            splits.push(per_split);
+        }
+
+        let (pipeline, l) = pipe(
+            ctx,
+            "nn/adam",
+            &compose("nn/adam.wgsl", &[])?,
+            &[
+                Binding::Uniform,
+                storage_rw(),
+                storage_ro(),
+                storage_rw(),
+                storage_rw(),
+                storage_ro(),
+            ],
+        )?;
+        let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
+        let (m1, m2) = (
+            zeros(ctx, "adam m", layout.len),
+            zeros(ctx, "adam v", layout.len),
+        );
+        let groups = layout.len.div_ceil(64) as u32;
+        let update = Pass {
+            label: "adam",
+            group: bind_group_of(
+                ctx,
+                "adam",
+                &l,
+                [&adam_uniform, params_buf, &grad, &m1, &m2, &state]
+                    .iter()
+                    .map(|b| b.as_entire_binding())
+                    .collect(),
+            ),
+            pipeline,
+            size: (groups.min(65535), groups.div_ceil(65535), 1),
+        };
+        ctx.check_errors()?;
+        branch.write_step(ctx, 0, false, splits[0]);
+        trunk.write_step(ctx, 0, false, splits[1]);
+        Ok(DeepONetTrainer {
+            net,
+            functions: Sampler::new(nf, fb, 50),
+            points: Sampler::new(ny, pb, 51),
+            config,
+            branch,
+            trunk,
+            branch_split: splits[0],
+            trunk_split: splits[1],
+            grad,
+            state,
+            adam_uniform,
+            gradient_passes: passes,
+            update,
+            t: 0,
+            _targets: targets,
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.t
+    }
+
+    /// Picks the next batch of functions and points and writes the step's uniforms.
+    fn prepare(&mut self, ctx: &GpuContext) {
+        let seed = self.config.seed;
+        for (sampler, data, split) in [
+            (&mut self.functions, &self.branch, self.branch_split),
+            (&mut self.points, &self.trunk, self.trunk_split),
+        ] {
+            if sampler.active() {
+                let (base, fresh) = sampler.next(seed);
+                if fresh {
+                    ctx.queue
+                        .write_buffer(&data.order, 0, bytemuck::cast_slice(&sampler.order));
+                }
+                data.write_step(ctx, base, true, split);
+            }
+        }
+        self.t += 1;
+        let o = &self.config.optimizer;
+        let words: [u32; 12] = [
+            self.net.layout.len as u32,
+            self.t,
+            (o.lr_at(self.t) as f32).to_bits(),
+            (o.beta1 as f32).to_bits(),
+            (o.beta2 as f32).to_bits(),
+            (o.eps as f32).to_bits(),
+            (o.weight_decay as f32).to_bits(),
+            0,
+            u32::from(o.sgd),
+            0,
+            0,
+            0,
+        ];
+        ctx.queue
+            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
+    }
+
+    /// One optimiser step on the next batch, recorded into one command buffer; nothing is
+    /// read back.
+    pub fn step(&mut self, ctx: &GpuContext) {
+        self.prepare(ctx);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in self.gradient_passes.iter().chain([&self.update]) {
+                p.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+    }
+
+    /// The loss of the last step's batch (before its update), read back.
+    pub fn loss(&self, ctx: &GpuContext) -> Result<f64, GpuError> {
+        Ok(read_f32(ctx, &self.state, 8)?[2] as f64)
+    }
+
+    /// The loss and gradients at the current parameters on the current batch (no update).
+    pub fn gradients(&self, ctx: &GpuContext) -> Result<(f64, DeepONetParams), GpuError> {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in &self.gradient_passes {
+                p.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        let g = read_f32(ctx, &self.grad, self.net.layout.len)?;
+        Ok((self.loss(ctx)?, self.net.layout.unpack(&g)))
+    }
+
+    pub fn params(&self, ctx: &GpuContext) -> Result<DeepONetParams, GpuError> {
+        self.net.params(ctx)
+    }
+
+    /// The functions and points (data rows) of the last step's batch.
+    pub fn batch_rows(&self) -> (Vec<usize>, Vec<usize>) {
+        (self.functions.rows(), self.points.rows())
+    }
+
+    /// One step with every dispatch in its own timed pass: each dispatch's GPU time, or
+    /// `None` where the adapter has no timestamp queries.
+    pub fn profile(
+        &mut self,
+        ctx: &GpuContext,
+    ) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
+        let count = self.gradient_passes.len() + 1;
+        let Some(timer) = PassTimer::new(ctx, count as u32) else {
+            return Ok(None);
+        };
+        self.prepare(ctx);
+        let passes: Vec<&Pass> = self.gradient_passes.iter().chain([&self.update]).collect();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for (i, p) in passes.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(p.label),
+                timestamp_writes: Some(timer.writes(i as u32)),
+            });
+            p.record(&mut pass);
+        }
+        timer.resolve(&mut enc, count as u32);
+        ctx.queue.submit([enc.finish()]);
+        let each = timer.read_each(ctx, count as u32)?;
+        Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
+    }
+}

@@ -1,0 +1,319 @@
+//! DeepONet's device layout and the WGSL of its combine and reduce kernels. The two nets
+//! run the fused MLP kernels (`nn::fused`); what is DeepONet's own is the product of their
+//! outputs and its loss (`shaders/nn/deeponet_combine.wgsl`, `deeponet_reduce.wgsl`).
+//! CPU twin: `nn::deeponet`.
+//!
+//! Layout. One f32 parameter vector holds the branch's fused layout, then the trunk's,
+//! then b0, each region starting at a multiple of 64 floats (256 bytes, the largest storage
+//! offset alignment WebGPU allows), so each net's kernels bind their region as if it were
+//! the whole vector and one Adam dispatch updates everything.
+
+use super::deeponet::{DeepONetArch, DeepONetParams, Strategy};
+use super::fused::{COMPONENTS, FusedLayout, activation_fns};
+use crate::gpu::shader::{ShaderError, compose};
+use std::fmt::Write;
+
+/// Floats between region starts: 256 bytes.
+pub const REGION_ALIGN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepONetLayout {
+    pub arch: DeepONetArch,
+    pub branch: FusedLayout,
+    pub trunk: FusedLayout,
+    /// Float offsets of the trunk's region and of b0.
+    pub trunk_off: usize,
+    pub bias_off: usize,
+    /// Floats in the whole vector.
+    pub len: usize,
+}
+
+impl DeepONetLayout {
+    pub fn new(arch: &DeepONetArch) -> DeepONetLayout {
+        let branch = FusedLayout::new(&arch.branch);
+        let trunk = FusedLayout::new(&arch.trunk);
+        let trunk_off = branch.len.next_multiple_of(REGION_ALIGN);
+        let bias_off = (trunk_off + trunk.len).next_multiple_of(REGION_ALIGN);
+        DeepONetLayout {
+            arch: arch.clone(),
+            branch,
+            trunk,
+            trunk_off,
+            bias_off,
+            len: bias_off + arch.outputs.next_multiple_of(4),
+        }
+    }
+
+    /// Bytes of the branch's, the trunk's and b0's regions: (offset, size).
+    pub fn regions(&self) -> [(u64, u64); 3] {
+        [
+            (0, 4 * self.branch.len as u64),
+            (4 * self.trunk_off as u64, 4 * self.trunk.len as u64),
+            (
+                4 * self.bias_off as u64,
+                4 * (self.len - self.bias_off) as u64,
+            ),
+        ]
+    }
+
+    pub fn pack(&self, p: &DeepONetParams) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.len];
+        let b = self.branch.pack(&p.branch);
+        out[..b.len()].copy_from_slice(&b);
+        let t = self.trunk.pack(&p.trunk);
+        out[self.trunk_off..self.trunk_off + t.len()].copy_from_slice(&t);
+        for (c, v) in p.bias.iter().enumerate() {
+            out[self.bias_off + c] = *v as f32;
+        }
+        out
+    }
+
+    pub fn unpack(&self, v: &[f32]) -> DeepONetParams {
+        DeepONetParams {
+            branch: self.branch.unpack(&v[..self.branch.len]),
+            trunk: self
+                .trunk
+                .unpack(&v[self.trunk_off..self.trunk_off + self.trunk.len]),
+            bias: (0..self.arch.outputs)
+                .map(|c| v[self.bias_off + c] as f64)
+                .collect(),
+        }
+    }
+}
+
+/// One piece of the sum for an output: four terms when both columns start a quad, one
+/// otherwise.
+enum Term {
+    Quad(usize, usize),
+    Scalar(usize, usize),
+}
+
+fn terms(arch: &DeepONetArch, c: usize) -> Vec<Term> {
+    let p = arch.latent;
+    let column = |i: usize| match arch.strategy {
+        Strategy::SplitBoth => (c * p + i, c * p + i),
+        Strategy::SplitBranch => (c * p + i, i),
+        Strategy::SplitTrunk => (i, c * p + i),
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p {
+        let (bc, tc) = column(i);
+        if bc % 4 == 0 && tc % 4 == 0 && i + 4 <= p {
+            out.push(Term::Quad(bc / 4, tc / 4));
+            i += 4;
+        } else {
+            out.push(Term::Scalar(bc, tc));
+            i += 1;
+        }
+    }
+    out
+}
+
+fn scalar(array: &str, col: usize) -> String {
+    format!("{array}[{}].{}", col / 4, COMPONENTS[col % 4])
+}
+
+/// `b0 + Σ B·T` for output `c`.
+fn sum(arch: &DeepONetArch, c: usize, b0: &str) -> String {
+    let mut s = b0.to_string();
+    for term in terms(arch, c) {
+        match term {
+            Term::Quad(bq, tq) => write!(s, " + dot(b[{bq}], t[{tq}])").unwrap(),
+            Term::Scalar(bc, tc) => {
+                write!(s, " + {} * {}", scalar("b", bc), scalar("t", tc)).unwrap()
+            }
+        }
+    }
+    s
+}
+
+/// `acc += d · other` over the columns of output `c`; `branch`: acc holds the branch's
+/// columns and `other` is t.
+fn accumulate(arch: &DeepONetArch, c: usize, branch: bool) -> String {
+    let mut s = String::new();
+    for term in terms(arch, c) {
+        match (term, branch) {
+            (Term::Quad(bq, tq), true) => writeln!(
+                s,
+                "        acc[{bq}] = fma(vec4<f32>(d{c}), t[{tq}], acc[{bq}]);"
+            ),
+            (Term::Quad(bq, tq), false) => writeln!(
+                s,
+                "        acc[{tq}] = fma(vec4<f32>(d{c}), b[{bq}], acc[{tq}]);"
+            ),
+            (Term::Scalar(bc, tc), true) => writeln!(
+                s,
+                "        {} += d{c} * {};",
+                scalar("acc", bc),
+                scalar("t", tc)
+            ),
+            (Term::Scalar(bc, tc), false) => writeln!(
+                s,
+                "        {} += d{c} * {};",
+                scalar("acc", tc),
+                scalar("b", bc)
+            ),
+        }
+        .unwrap();
+    }
+    s
+}
+
+/// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G).
+pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, ShaderError> {
+    let arch = &layout.arch;
+    let k = arch.outputs;
+    let (bl, tl) = (&layout.branch, &layout.trunk);
+    let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
+    let bq = arch.branch.outputs().div_ceil(4);
+    let tq = arch.trunk.outputs().div_ceil(4);
+    let bias = layout.bias_off;
+
+    let mut declare = String::new();
+    let mut row = String::new();
+    let mut column = String::new();
+    let mut row_end = String::new();
+    for c in 0..k {
+        writeln!(declare, "    let b0_{c} = p[{}u];", bias + c).unwrap();
+        writeln!(
+            row,
+            "        let g{c} = {};",
+            sum(arch, c, &format!("b0_{c}"))
+        )
+        .unwrap();
+        if train {
+            writeln!(declare, "    var ds{c} = 0.0;").unwrap();
+            writeln!(
+                row,
+                "        let e{c} = g{c} - targets[at + {c}u];\n        sse += e{c} * e{c};\n        let d{c} = factor * e{c};\n        ds{c} += d{c};"
+            )
+            .unwrap();
+            row.push_str(&accumulate(arch, c, true));
+            writeln!(
+                column,
+                "        let d{c} = factor * ({} - targets[at + {c}u]);",
+                sum(arch, c, &format!("p[{}u]", bias + c))
+            )
+            .unwrap();
+            column.push_str(&accumulate(arch, c, false));
+        } else {
+            writeln!(
+                row,
+                "        if live {{\n            out[(f * st.batch + y) * {k}u + {c}u] = g{c};\n        }}"
+            )
+            .unwrap();
+        }
+    }
+    if train {
+        writeln!(
+            row_end,
+            "    for (var q = 0u; q < {bq}u; q++) {{\n        let z = hb[({z}u + q) * sb.n + f];\n        hb[({d}u + q) * sb.n + f] = select(vec4<f32>(0.0), acc[q] * dbranch_out4(z), live);\n    }}\n    out[f * {w}u] = select(0.0, sse, live);",
+            z = bl.z_row[b_last],
+            d = bl.d_row[b_last],
+            w = k + 1
+        )
+        .unwrap();
+        for c in 0..k {
+            writeln!(
+                row_end,
+                "    out[f * {}u + {}u] = select(0.0, ds{c}, live);",
+                k + 1,
+                c + 1
+            )
+            .unwrap();
+        }
+    }
+    let act = format!(
+        "{}\n{}",
+        activation_fns("branch_out", arch.branch.output_activation),
+        activation_fns("trunk_out", arch.trunk.output_activation)
+    );
+    compose(
+        "nn/deeponet_combine.wgsl",
+        &[
+            ("ACT", &act),
+            ("TRAIN", if train { "true" } else { "false" }),
+            ("K", &k.to_string()),
+            ("BQ", &bq.to_string()),
+            ("TQ", &tq.to_string()),
+            ("ZB", &bl.z_row[b_last].to_string()),
+            ("ZT", &tl.z_row[t_last].to_string()),
+            ("DT", &tl.d_row[t_last].to_string()),
+            ("DECLARE", &declare),
+            ("ROW_BODY", &row),
+            ("COLUMN_BODY", &column),
+            ("ROW_END", &row_end),
+        ],
+    )
+}
+
+/// The kernel that adds the combine kernel's partial sums.
+pub fn reduce_wgsl(layout: &DeepONetLayout) -> Result<String, ShaderError> {
+    compose(
+        "nn/deeponet_reduce.wgsl",
+        &[
+            ("K", &layout.arch.outputs.to_string()),
+            ("BIAS", &layout.bias_off.to_string()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::deeponet::NetSpec;
+    use crate::nn::{Activation, Init};
+
+    fn arch(strategy: Strategy, latent: usize, outputs: usize) -> DeepONetArch {
+        DeepONetArch::new(
+            NetSpec {
+                inputs: 10,
+                hidden: vec![12],
+                encoding: None,
+            },
+            NetSpec {
+                inputs: 2,
+                hidden: vec![9],
+                encoding: None,
+            },
+            latent,
+            outputs,
+            strategy,
+            Activation::Tanh,
+        )
+    }
+
+    #[test]
+    fn pack_and_unpack_are_inverse_with_aligned_regions() {
+        let a = arch(Strategy::SplitBranch, 5, 3);
+        let layout = DeepONetLayout::new(&a);
+        let mut p = DeepONetParams::init(&a, Init::Glorot, 4).unwrap();
+        p.bias = vec![0.5, -0.25, 2.0];
+        let back = layout.unpack(&layout.pack(&p));
+        for (x, y) in p.flat().iter().zip(back.flat()) {
+            assert_eq!(*x as f32 as f64, y);
+        }
+        for (off, size) in layout.regions() {
+            assert_eq!(off % 256, 0);
+            assert!(off + size <= 4 * layout.len as u64);
+        }
+        assert!(layout.branch.len <= layout.trunk_off);
+        assert!(layout.trunk_off + layout.trunk.len <= layout.bias_off);
+    }
+
+    #[test]
+    fn sums_use_quads_where_columns_align() {
+        // p = 8, split both: output 1 uses columns 8..16 of both nets, two quads.
+        let a = arch(Strategy::SplitBoth, 8, 2);
+        assert_eq!(sum(&a, 1, "b0"), "b0 + dot(b[2], t[2]) + dot(b[3], t[3])");
+        // p = 5, split branch: output 1 reads branch columns 5..10 and trunk 0..5.
+        let a = arch(Strategy::SplitBranch, 5, 2);
+        let s = sum(&a, 1, "b0");
+        assert!(
+            s.starts_with("b0 + b[1].y * t[0].x + b[1].z * t[0].y"),
+            "{s}"
+        );
+        assert_eq!(s.matches('*').count(), 5);
+    }
+}

@@ -1,0 +1,344 @@
+//! DeepONet on the device against its f64 CPU twin (`nn::deeponet`): the loss and every
+//! gradient for each split strategy, with encodings, padding and minibatches of functions
+//! and points; predictions; Adam steps replayed by the twin.
+//!
+//! Tolerances as in tests/nn_fused.rs: the kernels compute in f32 with sums of at most a
+//! few hundred terms (the products over the latent width, the batch sums over functions
+//! and points), whose rounding stays below ~1e-5 of each tensor's largest magnitude; the
+//! gradients pass through both nets, so we allow 2e-4 of each tensor's scale, and 2e-5 for
+//! the loss and the predictions.
+
+mod common;
+
+use common::gpu;
+use phaseflow::nn::deeponet::{backward_aligned, forward_aligned};
+use phaseflow::nn::{
+    Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
+    DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,
+};
+use phaseflow::rng::uniform_f64;
+
+fn random(rows: usize, cols: usize, seed: u64, stream: u32) -> Matrix {
+    Matrix {
+        rows,
+        cols,
+        data: (0..rows * cols)
+            .map(|k| 2.0 * uniform_f64(seed, k as u64, stream) - 1.0)
+            .collect(),
+    }
+}
+
+fn encoding(inputs: usize, features: usize, trainable: bool) -> Option<Encoding> {
+    Some(Encoding {
+        kind: EncodingKind::Gaussian,
+        inputs,
+        features,
+        two_pi: true,
+        order: "cos_then_sin".into(),
+        sigma: Some(1.0),
+        trainable,
+    })
+}
+
+struct Case {
+    arch: DeepONetArch,
+    functions: usize,
+    points: usize,
+}
+
+fn cases() -> Vec<Case> {
+    let net = |inputs, hidden: &[usize], encoding| NetSpec {
+        inputs,
+        hidden: hidden.to_vec(),
+        encoding,
+    };
+    vec![
+        // DeepXDE's antiderivative network, with batches that need padding.
+        Case {
+            arch: DeepONetArch::new(
+                net(100, &[40], None),
+                net(1, &[40], None),
+                40,
+                1,
+                Strategy::SplitBoth,
+                Activation::Relu,
+            ),
+            functions: 70,
+            points: 37,
+        },
+        // Two outputs, a trained Fourier encoding in the trunk, two hidden branch layers.
+        Case {
+            arch: DeepONetArch::new(
+                net(12, &[16, 16], None),
+                net(2, &[24], encoding(2, 8, true)),
+                8,
+                2,
+                Strategy::SplitBoth,
+                Activation::Tanh,
+            ),
+            functions: 65,
+            points: 80,
+        },
+        // Latent width 5: the columns of outputs 1 and 2 do not start quads.
+        Case {
+            arch: DeepONetArch::new(
+                net(9, &[20], None),
+                net(3, &[18], None),
+                5,
+                3,
+                Strategy::SplitBranch,
+                Activation::Gelu,
+            ),
+            functions: 20,
+            points: 130,
+        },
+        Case {
+            arch: DeepONetArch::new(
+                net(6, &[16], encoding(6, 10, false)),
+                net(1, &[12, 12], None),
+                6,
+                2,
+                Strategy::SplitTrunk,
+                Activation::Silu,
+            ),
+            functions: 90,
+            points: 5,
+        },
+    ]
+}
+
+fn params(arch: &DeepONetArch, seed: u64) -> DeepONetParams {
+    let mut p = DeepONetParams::init(arch, Init::Glorot, seed).unwrap();
+    for (c, b) in p.bias.iter_mut().enumerate() {
+        *b = 0.2 * c as f64 - 0.1;
+    }
+    for net in [&mut p.branch, &mut p.trunk] {
+        for (l, b) in net.biases.iter_mut().enumerate() {
+            for (k, v) in b.iter_mut().enumerate() {
+                *v = 0.1 * (2.0 * uniform_f64(seed, k as u64, 70 + l as u32) - 1.0);
+            }
+        }
+    }
+    p
+}
+
+fn data(case: &Case, seed: u64) -> AlignedData {
+    let a = &case.arch;
+    AlignedData {
+        u: random(case.functions, a.sensors(), seed, 1),
+        y: random(case.points, a.dims(), seed, 2),
+        g: random(case.functions, case.points * a.outputs, seed, 3).data,
+        outputs: a.outputs,
+    }
+}
+
+/// The rows `fs` of `d`'s functions and `ps` of its points, as a data set of their own.
+fn subset(d: &AlignedData, fs: &[usize], ps: &[usize]) -> AlignedData {
+    let pick = |m: &Matrix, rows: &[usize]| Matrix {
+        rows: rows.len(),
+        cols: m.cols,
+        data: rows
+            .iter()
+            .flat_map(|&r| m.data[r * m.cols..(r + 1) * m.cols].to_vec())
+            .collect(),
+    };
+    let k = d.outputs;
+    let mut g = Vec::new();
+    for &f in fs {
+        for &p in ps {
+            let at = (f * d.points() + p) * k;
+            g.extend_from_slice(&d.g[at..at + k]);
+        }
+    }
+    AlignedData {
+        u: pick(&d.u, fs),
+        y: pick(&d.y, ps),
+        g,
+        outputs: k,
+    }
+}
+
+/// MSE and its gradient from the twin.
+fn twin(a: &DeepONetArch, p: &DeepONetParams, d: &AlignedData) -> (f64, DeepONetParams) {
+    let fwd = forward_aligned(a, p, &d.u, &d.y);
+    let n = d.g.len() as f64;
+    let loss = fwd
+        .g
+        .iter()
+        .zip(&d.g)
+        .map(|(g, t)| (g - t).powi(2))
+        .sum::<f64>()
+        / n;
+    let dg: Vec<f64> = fwd
+        .g
+        .iter()
+        .zip(&d.g)
+        .map(|(g, t)| 2.0 * (g - t) / n)
+        .collect();
+    (loss, backward_aligned(a, p, &fwd, &d.u, &d.y, &dg))
+}
+
+fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{name}");
+    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= rel * scale,
+        "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
+    );
+}
+
+/// Every tensor within 2e-4 of its scale; a fixed encoding's B has no gradient.
+fn assert_gradients(name: &str, a: &DeepONetArch, got: &DeepONetParams, want: &DeepONetParams) {
+    let fixed = |net: &str| {
+        let arch = if net == "branch" { &a.branch } else { &a.trunk };
+        arch.encoding.as_ref().is_some_and(|e| !e.trainable)
+    };
+    for ((tensor, _, g), (_, _, w)) in got.named().iter().zip(want.named()) {
+        let net = tensor.split('.').next().unwrap_or("");
+        if tensor.ends_with("encoding.B") && fixed(net) {
+            assert!(g.iter().all(|v| *v == 0.0), "{name}: {tensor} is fixed");
+        } else {
+            assert_close(&format!("{name} {tensor}"), g, w, 2e-4);
+        }
+    }
+}
+
+#[test]
+fn loss_and_gradients_match_the_twin() {
+    let ctx = gpu();
+    for (i, case) in cases().iter().enumerate() {
+        let a = &case.arch;
+        let p = params(a, 10 + i as u64);
+        let d = data(case, 20 + i as u64);
+        let trainer = DeepONetTrainer::new(ctx, a, &p, &d, DeepONetTrainConfig::default()).unwrap();
+        let (loss, grad) = trainer.gradients(ctx).unwrap();
+        let (want_loss, want) = twin(a, &p, &d);
+        let name = format!("case {i}");
+        assert!(
+            (loss - want_loss).abs() <= 2e-5 * want_loss,
+            "{name}: loss {loss} vs {want_loss}"
+        );
+        assert_gradients(&name, a, &grad, &want);
+    }
+}
+
+/// With batches of functions and points, a step with learning rate 0 leaves the
+/// parameters alone, and the gradients are those of the batch it drew.
+#[test]
+fn minibatch_gradients_are_the_drawn_batch() {
+    let ctx = gpu();
+    for (i, case) in cases().iter().enumerate().take(3) {
+        let a = &case.arch;
+        let p = params(a, 30 + i as u64);
+        let d = data(case, 40 + i as u64);
+        let config = DeepONetTrainConfig {
+            optimizer: Optimizer {
+                lr: 0.0,
+                ..Optimizer::default()
+            },
+            functions_per_batch: Some(case.functions / 3),
+            points_per_batch: Some(case.points / 2),
+            seed: 5,
+        };
+        let mut trainer = DeepONetTrainer::new(ctx, a, &p, &d, config).unwrap();
+        let mut seen = vec![false; case.functions];
+        for step in 0..4 {
+            trainer.step(ctx);
+            let (fs, ps) = trainer.batch_rows();
+            assert_eq!((fs.len(), ps.len()), (case.functions / 3, case.points / 2));
+            fs.iter().for_each(|&f| seen[f] = true);
+            if step == 0 || step == 3 {
+                let (loss, grad) = trainer.gradients(ctx).unwrap();
+                let (want_loss, want) = twin(a, &p, &subset(&d, &fs, &ps));
+                let name = format!("case {i} step {step}");
+                assert!(
+                    (loss - want_loss).abs() <= 2e-5 * want_loss,
+                    "{name}: loss {loss} vs {want_loss}"
+                );
+                assert_gradients(&name, a, &grad, &want);
+            }
+        }
+        // Three batches of a third make an epoch; the fourth starts a new permutation.
+        assert!(seen.iter().filter(|s| **s).count() >= 3 * (case.functions / 3));
+    }
+}
+
+#[test]
+fn predictions_match_the_twin() {
+    let ctx = gpu();
+    for (i, case) in cases().iter().enumerate() {
+        let a = &case.arch;
+        let p = params(a, 50 + i as u64);
+        let d = data(case, 60 + i as u64);
+        let net = DeepONetNet::new(ctx, a, &p).unwrap();
+        let got = net.predict(ctx, &d.u, &d.y).unwrap();
+        let want = forward_aligned(a, &p, &d.u, &d.y).g;
+        assert_close(&format!("case {i}"), &got, &want, 2e-5);
+        // One function: the low-latency path is the same computation.
+        let one = Matrix {
+            rows: 1,
+            cols: d.u.cols,
+            data: d.u.data[..d.u.cols].to_vec(),
+        };
+        let got = net.predict(ctx, &one, &d.y).unwrap();
+        assert_close(
+            &format!("case {i}, one function"),
+            &got,
+            &want[..case.points * a.outputs],
+            2e-5,
+        );
+    }
+}
+
+/// Five Adam steps on minibatches, replayed by the twin on the same batches: the
+/// parameters agree to a small fraction of the learning rate (each Adam step moves a
+/// parameter by about lr, and f32 rounding of the gradients changes that by far less).
+#[test]
+fn adam_steps_are_replayed_by_the_twin() {
+    let ctx = gpu();
+    let case = &cases()[1];
+    let a = &case.arch;
+    let p0 = params(a, 80);
+    let d = data(case, 81);
+    let optimizer = Optimizer {
+        lr: 1e-2,
+        weight_decay: 0.01,
+        ..Optimizer::default()
+    };
+    let config = DeepONetTrainConfig {
+        optimizer,
+        functions_per_batch: Some(32),
+        points_per_batch: Some(40),
+        seed: 9,
+    };
+    let mut trainer = DeepONetTrainer::new(ctx, a, &p0, &d, config).unwrap();
+    let mut p = p0.clone();
+    let n = p.flat().len();
+    let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+    for t in 1..=5 {
+        trainer.step(ctx);
+        let (fs, ps) = trainer.batch_rows();
+        let (_, g) = twin(a, &p, &subset(&d, &fs, &ps));
+        let mut x = p.flat();
+        optimizer.apply(t, &mut x, &g.flat(), &mut m, &mut v);
+        p.set_flat(&x);
+    }
+    let got = trainer.params(ctx).unwrap().flat();
+    let worst = got
+        .iter()
+        .zip(p.flat())
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 0.01 * optimizer.lr, "worst {worst:e}");
+    assert!(
+        got.iter()
+            .zip(p0.flat())
+            .any(|(g, w)| (g - w).abs() > 2.0 * optimizer.lr),
+        "the parameters moved"
+    );
+}
