@@ -24,30 +24,36 @@ struct Step {
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> state: array<f32>;
 
+// Each invocation updates PER consecutive elements: on CPU adapters the fixed cost of an
+// invocation (and of a workgroup) outweighs the update itself. nn::gpu::adam_grid sizes
+// the dispatch.
+const PER: u32 = 4u;
+
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let i = (wg.y * groups.x + wg.x) * 64u + lane;
-    if i >= step.len {
-        return;
+    let first = ((wg.y * groups.x + wg.x) * 64u + lane) * PER;
+    let scale = select(1.0, state[4], step.clip == 1u);
+    let decay = 1.0 - step.lr * step.weight_decay;
+    let c1 = 1.0 - pow(step.beta1, f32(step.t));
+    let c2 = 1.0 - pow(step.beta2, f32(step.t));
+    for (var i = first; i < min(first + PER, step.len); i++) {
+        let g = grad[i] * scale;
+        var p = param[i] * decay;
+        if step.sgd == 1u {
+            let mi = step.beta1 * m[i] + g;
+            m[i] = mi;
+            p -= step.lr * mi;
+        } else {
+            let mi = step.beta1 * m[i] + (1.0 - step.beta1) * g;
+            let vi = step.beta2 * v[i] + (1.0 - step.beta2) * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            p -= step.lr * (mi / c1) / (sqrt(vi / c2) + step.eps);
+        }
+        param[i] = p;
     }
-    let g = grad[i] * select(1.0, state[4], step.clip == 1u);
-    var p = param[i] * (1.0 - step.lr * step.weight_decay);
-    if step.sgd == 1u {
-        let mi = step.beta1 * m[i] + g;
-        m[i] = mi;
-        p -= step.lr * mi;
-    } else {
-        let mi = step.beta1 * m[i] + (1.0 - step.beta1) * g;
-        let vi = step.beta2 * v[i] + (1.0 - step.beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        let mhat = mi / (1.0 - pow(step.beta1, f32(step.t)));
-        let vhat = vi / (1.0 - pow(step.beta2, f32(step.t)));
-        p -= step.lr * mhat / (sqrt(vhat) + step.eps);
-    }
-    param[i] = p;
 }

@@ -13,10 +13,16 @@
 //
 // Prediction (TRAIN = false): row tasks only; each writes G[f, ·, ·] to `out`.
 //
+// The other net's output, the same for every invocation of a subgroup at each step of the
+// loop, is loaded a quad per lane and handed round with subgroupBroadcast (as in
+// fused_forward.wgsl): on CPU adapters every load is a loop over the lanes, and this
+// makes ceil(quads / 8) loads of what would be `quads`.
+//
 // Filled in by nn::deeponet_gpu: ACT (fn branch_out4 / trunk_out4 and their derivatives),
 // TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB / DB and ZT / DT
 // (first scratch rows of z and δ of each net's output layer), BIAS (float offset of b0 in
-// p), DECLARE, ROW_BODY, COLUMN_BODY (the unrolled products), ROW_END.
+// p), DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
+// products), ROW_END.
 
 #include "nn/fused_step.wgsl"
 
@@ -50,7 +56,7 @@ fn point_row(y: u32) -> u32 {
     return k;
 }
 
-fn row_task(f: u32) {
+fn row_task(f: u32, lane: u32) {
     let live = f < sb.batch;
     let rf = function_row(f);
     let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
@@ -63,17 +69,14 @@ fn row_task(f: u32) {
     var sse = 0.0;
 {{DECLARE}}
     for (var y = 0u; y < st.batch; y++) {
-        var t: array<vec4<f32>, {{TQ}}>;
-        for (var q = 0u; q < {{TQ}}u; q++) {
-            t[q] = trunk_out4(ht[({{ZT}}u + q) * st.n + y]);
-        }
+{{LOAD_T}}
         let at = (rf * st.m + point_row(y)) * {{K}}u;
 {{ROW_BODY}}
     }
 {{ROW_END}}
 }
 
-fn column_task(y: u32) {
+fn column_task(y: u32, lane: u32) {
     let live = y < st.batch;
     let ry = point_row(y);
     let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
@@ -84,10 +87,7 @@ fn column_task(y: u32) {
         acc[q] = vec4<f32>(0.0);
     }
     for (var f = 0u; f < sb.batch; f++) {
-        var b: array<vec4<f32>, {{BQ}}>;
-        for (var q = 0u; q < {{BQ}}u; q++) {
-            b[q] = branch_out4(hb[({{ZB}}u + q) * sb.n + f]);
-        }
+{{LOAD_B}}
         let at = (function_row(f) * st.m + ry) * {{K}}u;
 {{COLUMN_BODY}}
     }
@@ -98,11 +98,16 @@ fn column_task(y: u32) {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane_id: u32,
+) {
+    // Both branches are uniform per subgroup: sb.n and st.n are multiples of 64.
     let task = gid.x;
+    let lane = lane_id & 7u;
     if task < sb.n {
-        row_task(task);
+        row_task(task, lane);
     } else if {{TRAIN}} && task < sb.n + st.n {
-        column_task(task - sb.n);
+        column_task(task - sb.n, lane);
     }
 }

@@ -1,6 +1,10 @@
 //! `phaseflow bench`: named scenarios that check their own result before timing it.
 //! The neural-core scenarios so far: `mlp-train` (full Adam steps of the Fourier-feature
-//! MLP) and `mlp-infer` (its forward pass over a large batch).
+//! MLP) and `mlp-infer` (its forward pass over a large batch); DeepONet's
+//! `deeponet-train` (iterations of DeepXDE's aligned antiderivative example) and
+//! `deeponet-infer` (one function at 100 points, and many functions).
+
+mod deeponet;
 
 use super::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
@@ -18,20 +22,26 @@ pub enum Scenario {
     MlpTrain,
     /// Inference throughput of the same network on --batch samples (default 1048576)
     MlpInfer,
+    /// DeepONet training: DeepXDE's aligned antiderivative set-up (150 functions × 100
+    /// points, branch [100, 40, 40], trunk [1, 40, 40], ReLU), full-batch Adam iterations
+    DeeponetTrain,
+    /// DeepONet inference with the same network: latency of one function at 100 points,
+    /// and throughput over --batch functions (default 10000)
+    DeeponetInfer,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// What to measure
     #[arg(value_enum)]
-    scenario: Scenario,
-    /// Samples per batch
+    pub(super) scenario: Scenario,
+    /// Samples per batch (functions for deeponet-infer)
     #[arg(long)]
-    batch: Option<usize>,
+    pub(super) batch: Option<usize>,
     /// Timed repetitions after one untimed warm-up (at most 3 for inference and for the
     /// layer-by-layer comparison, which take seconds each)
     #[arg(long, default_value_t = 10)]
-    reps: usize,
+    pub(super) reps: usize,
     /// Also time the layer-by-layer kernels, for the ratio
     #[arg(long)]
     compare: bool,
@@ -85,22 +95,24 @@ fn sync(ctx: &GpuContext) -> Result<(), CliError> {
     Ok(())
 }
 
-fn rel_diff(a: f64, b: f64) -> f64 {
+pub(super) fn rel_diff(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-30)
 }
 
-struct Row {
+pub(super) struct Row {
     what: String,
     batch: usize,
     seconds: f64,
     samples_per_s: f64,
-    check: String,
+    pub(super) check: String,
     /// GPU time of each dispatch of one step (timestamp queries), where measured.
-    passes: Vec<(&'static str, f64)>,
+    pub(super) passes: Vec<(&'static str, f64)>,
+    /// A line of the scenario's own figures.
+    pub(super) note: Option<String>,
 }
 
 impl Row {
-    fn new(what: &str, batch: usize, seconds: f64, check: String) -> Row {
+    pub(super) fn new(what: &str, batch: usize, seconds: f64, check: String) -> Row {
         Row {
             what: what.into(),
             batch,
@@ -108,12 +120,13 @@ impl Row {
             samples_per_s: batch as f64 / seconds,
             check,
             passes: Vec::new(),
+            note: None,
         }
     }
 }
 
 /// Seconds per call of `step`, over `reps` calls and the device work they queued.
-fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Result<f64, CliError> {
+pub(super) fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Result<f64, CliError> {
     let start = Instant::now();
     for _ in 0..reps {
         step();
@@ -123,7 +136,7 @@ fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Result<f64, Cl
 }
 
 /// A loss within 1e-4 of the twin's (f32 sums over the batch), as the report's check.
-fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
+pub(super) fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
     let diff = rel_diff(got, want);
     if diff > 1e-4 {
         return Err(CliError::Runtime(format!(
@@ -135,6 +148,12 @@ fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
 
 pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ctx = GpuContext::new(choice)?;
+    if matches!(
+        args.scenario,
+        Scenario::DeeponetTrain | Scenario::DeeponetInfer
+    ) {
+        return deeponet::run(&ctx, args);
+    }
     let arch = benchmark_mlp();
     let params = Params::init(&arch, Init::He, 1).expect("a valid architecture");
     let reps = args.reps.max(1);
@@ -204,10 +223,18 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             let check = format!("{head} outputs = twin ± {worst:.1e}");
             rows.push(Row::new("fused", batch, seconds, check));
         }
+        Scenario::DeeponetTrain | Scenario::DeeponetInfer => unreachable!("handled above"),
     }
+    report(&ctx, args, &rows);
+    Ok(())
+}
+
+pub(super) fn report(ctx: &GpuContext, args: &BenchArgs, rows: &[Row]) {
     let name = match args.scenario {
         Scenario::MlpTrain => "mlp-train",
         Scenario::MlpInfer => "mlp-infer",
+        Scenario::DeeponetTrain => "deeponet-train",
+        Scenario::DeeponetInfer => "deeponet-infer",
     };
     if args.json {
         let value = serde_json::json!({
@@ -220,6 +247,7 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 "seconds": r.seconds,
                 "samples_per_s": r.samples_per_s,
                 "check": r.check,
+                "note": r.note,
                 "gpu_seconds_per_pass": r.passes.iter()
                     .map(|(l, t)| serde_json::json!({"pass": l, "seconds": t}))
                     .collect::<Vec<_>>(),
@@ -235,7 +263,7 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             "{:<16} {:>9} {:>12} {:>14}  check",
             "kernels", "batch", "ms/step", "samples/s"
         );
-        for r in &rows {
+        for r in rows {
             println!(
                 "{:<16} {:>9} {:>12.2} {:>14.4e}  {}",
                 r.what,
@@ -244,6 +272,11 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 r.samples_per_s,
                 r.check
             );
+        }
+        for r in rows.iter() {
+            if let Some(note) = &r.note {
+                println!("{}: {note}", r.what);
+            }
         }
         for r in rows.iter().filter(|r| !r.passes.is_empty()) {
             let parts: Vec<String> = r
@@ -260,5 +293,4 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             );
         }
     }
-    Ok(())
 }

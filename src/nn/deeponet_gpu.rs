@@ -13,7 +13,7 @@ use super::fused_net::{
     Pass, fused_supported, max_batch, permutation, pipe, step_words, storage_ro, storage_rw,
     weight_grad_passes,
 };
-use super::gpu::{read_f32, storage, zeros};
+use super::gpu::{adam_grid, read_f32, storage, zeros};
 use super::model::Matrix;
 use super::train::Optimizer;
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
@@ -22,6 +22,12 @@ use crate::gpu::shader::compose;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
 use wgpu::BufferUsages as U;
+
+/// Bytes of one Adam record (`struct Step` of adam.wgsl) and between records (the
+/// largest uniform offset alignment WebGPU allows); records per command buffer.
+const ADAM_RECORD: u64 = 48;
+const ADAM_STRIDE: u64 = 256;
+const CHUNK: usize = 64;
 
 /// One net's data and scratch on the device.
 struct NetData {
@@ -511,12 +517,14 @@ impl DeepONetTrainer {
             splits.push(per_split);
         }
 
+        // The Adam uniform holds one record per step of a chunk, bound at a dynamic offset,
+        // so that `steps` records many full-batch steps into one command buffer.
         let (pipeline, l) = pipe(
             ctx,
-            "nn/adam",
+            "nn/adam (dynamic step)",
             &compose("nn/adam.wgsl", &[])?,
             &[
-                Binding::Uniform,
+                Binding::DynamicUniform(ADAM_RECORD),
                 storage_rw(),
                 storage_ro(),
                 storage_rw(),
@@ -524,25 +532,32 @@ impl DeepONetTrainer {
                 storage_ro(),
             ],
         )?;
-        let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
+        let adam_uniform = buffer(
+            ctx,
+            "adam steps",
+            ADAM_STRIDE * CHUNK as u64,
+            U::UNIFORM | U::COPY_DST,
+        );
         let (m1, m2) = (
             zeros(ctx, "adam m", layout.len),
             zeros(ctx, "adam v", layout.len),
         );
-        let groups = layout.len.div_ceil(64) as u32;
         let update = Pass {
             label: "adam",
             group: bind_group_of(
                 ctx,
                 "adam",
                 &l,
-                [&adam_uniform, params_buf, &grad, &m1, &m2, &state]
-                    .iter()
-                    .map(|b| b.as_entire_binding())
+                std::iter::once(window(&adam_uniform, (0, ADAM_RECORD)))
+                    .chain(
+                        [params_buf, &grad, &m1, &m2, &state]
+                            .iter()
+                            .map(|b| b.as_entire_binding()),
+                    )
                     .collect(),
             ),
             pipeline,
-            size: (groups.min(65535), groups.div_ceil(65535), 1),
+            size: adam_grid(layout.len),
         };
         ctx.check_errors()?;
         branch.write_step(ctx, 0, false, splits[0]);
@@ -571,8 +586,9 @@ impl DeepONetTrainer {
         self.t
     }
 
-    /// Picks the next batch of functions and points and writes the step's uniforms.
-    fn prepare(&mut self, ctx: &GpuContext) {
+    /// Picks the next batch of functions and points, writes their uniforms, and gives the
+    /// step's Adam record.
+    fn prepare(&mut self, ctx: &GpuContext) -> [u32; 12] {
         let seed = self.config.seed;
         for (sampler, data, split) in [
             (&mut self.functions, &self.branch, self.branch_split),
@@ -589,7 +605,7 @@ impl DeepONetTrainer {
         }
         self.t += 1;
         let o = &self.config.optimizer;
-        let words: [u32; 12] = [
+        [
             self.net.layout.len as u32,
             self.t,
             (o.lr_at(self.t) as f32).to_bits(),
@@ -602,23 +618,55 @@ impl DeepONetTrainer {
             0,
             0,
             0,
-        ];
-        ctx.queue
-            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
+        ]
+    }
+
+    fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, slot: usize) {
+        for p in &self.gradient_passes {
+            p.record(pass);
+        }
+        pass.set_pipeline(&self.update.pipeline);
+        pass.set_bind_group(0, &self.update.group, &[(slot as u64 * ADAM_STRIDE) as u32]);
+        let (x, y, z) = self.update.size;
+        pass.dispatch_workgroups(x, y, z);
     }
 
     /// One optimiser step on the next batch, recorded into one command buffer; nothing is
     /// read back.
     pub fn step(&mut self, ctx: &GpuContext) {
-        self.prepare(ctx);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in self.gradient_passes.iter().chain([&self.update]) {
-                p.record(&mut pass);
+        self.run(ctx, 1);
+    }
+
+    /// `count` optimiser steps. With full batches (the uniforms of the nets do not change)
+    /// up to 64 steps go into one command buffer, each reading its own Adam record: on
+    /// CPU adapters the host's work per submission is a good part of a small step.
+    pub fn run(&mut self, ctx: &GpuContext, count: usize) {
+        let per_buffer = if self.functions.active() || self.points.active() {
+            1
+        } else {
+            CHUNK
+        };
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(per_buffer);
+            let mut records = vec![0u32; n * ADAM_STRIDE as usize / 4];
+            for k in 0..n {
+                let words = self.prepare(ctx);
+                let at = k * ADAM_STRIDE as usize / 4;
+                records[at..at + 12].copy_from_slice(&words);
             }
+            ctx.queue
+                .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&records));
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for k in 0..n {
+                    self.record_step(&mut pass, k);
+                }
+            }
+            ctx.queue.submit([enc.finish()]);
+            left -= n;
         }
-        ctx.queue.submit([enc.finish()]);
     }
 
     /// The loss of the last step's batch (before its update), read back.
@@ -659,7 +707,9 @@ impl DeepONetTrainer {
         let Some(timer) = PassTimer::new(ctx, count as u32) else {
             return Ok(None);
         };
-        self.prepare(ctx);
+        let words = self.prepare(ctx);
+        ctx.queue
+            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
         let passes: Vec<&Pass> = self.gradient_passes.iter().chain([&self.update]).collect();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for (i, p) in passes.iter().enumerate() {
@@ -667,7 +717,13 @@ impl DeepONetTrainer {
                 label: Some(p.label),
                 timestamp_writes: Some(timer.writes(i as u32)),
             });
-            p.record(&mut pass);
+            if i + 1 == passes.len() {
+                pass.set_pipeline(&p.pipeline);
+                pass.set_bind_group(0, &p.group, &[0]);
+                pass.dispatch_workgroups(p.size.0, p.size.1, p.size.2);
+            } else {
+                p.record(&mut pass);
+            }
         }
         timer.resolve(&mut enc, count as u32);
         ctx.queue.submit([enc.finish()]);

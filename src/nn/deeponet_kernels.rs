@@ -160,6 +160,41 @@ fn accumulate(arch: &DeepONetArch, c: usize, branch: bool) -> String {
     s
 }
 
+/// `array` [quads] = `act`(row `index` of the scratch `h` from row `z`), loaded a quad per
+/// lane (of groups of eight) and shared with subgroupBroadcast.
+fn shared_loads(
+    array: &str,
+    quads: usize,
+    act: &str,
+    h: &str,
+    z: usize,
+    stride: &str,
+    index: &str,
+) -> String {
+    let mut s = format!(
+        "        var {array}: array<vec4<f32>, {quads}>;
+"
+    );
+    for r in 0..quads.div_ceil(8) {
+        writeln!(
+            s,
+            "        let v{r} = {act}({h}[({z}u + min(lane + {}u, {}u)) * {stride} + {index}]);",
+            8 * r,
+            quads - 1
+        )
+        .unwrap();
+        for q in 8 * r..quads.min(8 * r + 8) {
+            writeln!(
+                s,
+                "        {array}[{q}] = subgroupBroadcast(v{r}, {}u);",
+                q - 8 * r
+            )
+            .unwrap();
+        }
+    }
+    s
+}
+
 /// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G).
 pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, ShaderError> {
     let arch = &layout.arch;
@@ -224,6 +259,8 @@ pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, Shad
             .unwrap();
         }
     }
+    let load_t = shared_loads("t", tq, "trunk_out4", "ht", tl.z_row[t_last], "st.n", "y");
+    let load_b = shared_loads("b", bq, "branch_out4", "hb", bl.z_row[b_last], "sb.n", "f");
     let act = format!(
         "{}\n{}",
         activation_fns("branch_out", arch.branch.output_activation),
@@ -241,6 +278,8 @@ pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, Shad
             ("ZT", &tl.z_row[t_last].to_string()),
             ("DT", &tl.d_row[t_last].to_string()),
             ("DECLARE", &declare),
+            ("LOAD_T", &load_t),
+            ("LOAD_B", &load_b),
             ("ROW_BODY", &row),
             ("COLUMN_BODY", &column),
             ("ROW_END", &row_end),

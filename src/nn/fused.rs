@@ -299,7 +299,8 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
     for l in 0..arch.n_linear() {
         let in_q = layout.in_pad[l] / 4;
         let out = layout.out_pad[l];
-        let block = out.min(BLOCK);
+        // The last layer is padded to 8 only: blocks of 16 would run past it.
+        let block = if out.is_multiple_of(BLOCK) { BLOCK } else { 8 };
         let (input_row, input) = if l == 0 {
             (layout.h0_row, "h[at]".to_string())
         } else {

@@ -8,7 +8,7 @@
 use super::fused::{
     FusedLayout, Loss, OutputDelta, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl,
 };
-use super::gpu::{read_f32, storage, uniform, zeros};
+use super::gpu::{adam_grid, read_f32, storage, uniform, zeros};
 use super::model::{Architecture, Matrix, Params};
 use super::train::Optimizer;
 use crate::gpu::layout::{
@@ -92,7 +92,7 @@ pub(super) fn pipe(
 
 /// The weight-gradient dispatch of one net into `grad` (its whole gradient vector), and
 /// the samples per split. The batch is split so that there are enough workgroups to fill
-/// the adapter, each summing at least 64 samples; with more than one split, each writes
+/// the adapter, each summing at least 256 samples; with more than one split, each writes
 /// its own copy of the gradient and a second dispatch adds them up.
 pub(super) fn weight_grad_passes(
     ctx: &GpuContext,
@@ -105,7 +105,9 @@ pub(super) fn weight_grad_passes(
     let (grad_src, tasks) = weight_grad_wgsl(layout)?;
     let task_groups = tasks.div_ceil(64);
     let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
-    let splits = want.div_ceil(task_groups).clamp(1, (batch / 64).max(1));
+    // At least 256 samples per split: below that the extra dispatch that adds the splits
+    // costs more than the parallelism gains (DeepONet's branch batches of ~150 functions).
+    let splits = want.div_ceil(task_groups).clamp(1, (batch / 256).max(1));
     let per_split = batch.div_ceil(splits);
     let splits = batch.div_ceil(per_split);
     let len = layout.len;
@@ -497,7 +499,6 @@ impl FusedTrainer {
         )?;
         let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
         let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
-        let groups = len.div_ceil(64) as u32;
         update_passes.push(Pass {
             label: "adam",
             group: bind_group(
@@ -508,7 +509,7 @@ impl FusedTrainer {
                 &[&adam_uniform, &net.params, &grad, &m1, &m2, &state],
             ),
             pipeline: p,
-            size: (groups.min(65535), groups.div_ceil(65535), 1),
+            size: adam_grid(len),
         });
         ctx.check_errors()?;
         let trainer = FusedTrainer {

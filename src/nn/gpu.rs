@@ -33,6 +33,12 @@ pub(super) fn line_grid(len: usize) -> (u32, u32) {
     (groups.min(65535), groups.div_ceil(65535))
 }
 
+/// The dispatch of adam.wgsl over `len` parameters (four per invocation).
+pub(super) fn adam_grid(len: usize) -> (u32, u32, u32) {
+    let (x, y) = line_grid(len.div_ceil(4));
+    (x, y, 1)
+}
+
 /// WGSL for an activation, `fn act(x: f32) -> f32` (the same formulas as
 /// `Activation::apply`).
 pub fn activation_wgsl(act: Activation) -> String {

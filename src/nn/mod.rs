@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cpu;
 pub mod deeponet;
+pub mod deeponet_data;
 pub mod deeponet_gpu;
 pub mod deeponet_kernels;
 pub mod fit;

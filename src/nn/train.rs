@@ -5,7 +5,8 @@
 //! their CPU twin is `nn::cpu::{mse, backward}` plus the update rule in `Optimizer`.
 
 use super::gpu::{
-    Batch, GpuNet, act_backward_wgsl, line_grid, matmul_wgsl, read_f64, to_f32, uniform, zeros,
+    Batch, GpuNet, act_backward_wgsl, adam_grid, line_grid, matmul_wgsl, read_f64, to_f32, uniform,
+    zeros,
 };
 use super::model::{Matrix, Params};
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
@@ -400,9 +401,9 @@ impl Trainer {
             let mut pass = enc.begin_compute_pass(&Default::default());
             pass.set_pipeline(&self.adam);
             for slot in &self.slots {
-                let (x, y) = line_grid(slot.len);
+                let (x, y, z) = adam_grid(slot.len);
                 pass.set_bind_group(0, &slot.group, &[]);
-                pass.dispatch_workgroups(x, y, 1);
+                pass.dispatch_workgroups(x, y, z);
             }
         }
         ctx.queue.submit([enc.finish()]);
