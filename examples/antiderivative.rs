@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = GpuContext::new(&AdapterChoice::Best)?;
     let train = read_aligned(path.as_ref())?;
     // The published training functions are as smooth as a GRF with length scale 0.5 (see
-    // tests/deeponet_data.rs); 0.2 is what DeepXDE's documentation names.
+    // tests/deeponet_data.rs), though the example is usually described with 0.2.
     let tests = [
         (0.5, antiderivative(100, 0.5, 1000, 2)?),
         (0.2, antiderivative(100, 0.2, 1000, 2)?),
