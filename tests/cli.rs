@@ -334,6 +334,144 @@ fn bench_scenarios_self_check_and_report_json() {
             assert!(passes.iter().all(|p| p["seconds"].as_f64().unwrap() > 0.0));
         }
     }
+    // DeepONet: 1,000 training iterations (the figure is per 1,000), and inference.
+    let o = phaseflow(&["bench", "deeponet-train", "--reps", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let r = &v["results"][0];
+    assert_eq!(r["batch"].as_u64(), Some(150));
+    assert!(r["check"].as_str().unwrap().contains("twin"));
+    assert!(r["note"].as_str().unwrap().contains("per 1,000 iterations"));
+    let passes = r["gpu_seconds_per_pass"].as_array().unwrap();
+    assert_eq!(passes[2]["pass"], "combine");
+    let o = phaseflow(&[
+        "bench",
+        "deeponet-infer",
+        "--batch",
+        "300",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["results"][1]["batch"].as_u64(), Some(300));
+    assert!(
+        v["results"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("latency p50")
+    );
+}
+
+/// An antiderivative data set written by the library in our .npz layout.
+fn deeponet_data(dir: &Path, name: &str, functions: usize, seed: u64) -> PathBuf {
+    let data = phaseflow::nn::deeponet_data::antiderivative(20, 0.5, functions, seed).unwrap();
+    let path = dir.join(name);
+    phaseflow::nn::deeponet_data::write_aligned(&path, &data).unwrap();
+    path
+}
+
+#[test]
+fn train_deeponet_then_predict() {
+    let dir = temp_dir("deeponet");
+    deeponet_data(&dir, "train.npz", 60, 1);
+    let test = deeponet_data(&dir, "test.npz", 30, 2);
+    let config = dir.join("train.toml");
+    std::fs::write(
+        &config,
+        "out = \"run\"\n[data]\ntrain = \"train.npz\"\ntest = \"test.npz\"\n\
+         [model]\nbranch = [24]\ntrunk = [24]\nlatent = 16\n\
+         [train]\niterations = 600\nevaluate_every = 200\n",
+    )
+    .unwrap();
+    let o = phaseflow(&["train", "deeponet", "--config", config.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.matches("validation MSE").count(), 3, "{text}");
+    let run = dir.join("run");
+    for f in [
+        "model.safetensors",
+        "history.csv",
+        "loss.png",
+        "prediction.png",
+        "summary.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let best = summary["validation_mean_relative_l2"].as_f64().unwrap();
+    assert!(best < 0.3, "{best}");
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 4);
+
+    // The checkpoint predicts the test file with the error the summary reports.
+    let out = dir.join("g.npy");
+    let o = phaseflow(&[
+        "predict",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--data",
+        test.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let rel = v["mean_relative_l2"].as_f64().unwrap();
+    assert!((rel - best).abs() < 1e-6 * best.max(1.0), "{rel} vs {best}");
+    assert_eq!(npy_shape(&out), "30, 20, 1");
+
+    // Bad input: exit 2, one message, nothing written.
+    std::fs::write(&config, "[data]\ntrain = \"train.npz\"\nwhat = 1\n").unwrap();
+    let o = phaseflow(&[
+        "train",
+        "deeponet",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "unknown field `what`");
+    assert!(stderr(&o).contains("train.toml:3"), "{}", stderr(&o));
+    std::fs::write(&config, "[data]\ntrain = \"train.npz\"\n").unwrap();
+    let o = phaseflow(&[
+        "train",
+        "deeponet",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "validation = 0.1");
+    std::fs::write(
+        &config,
+        "[data]\ntrain = \"missing.npz\"\nvalidation = 0.2\n",
+    )
+    .unwrap();
+    let o = phaseflow(&[
+        "train",
+        "deeponet",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        dir.join("bad").to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "missing.npz");
+    assert!(!dir.join("bad").exists());
+    let o = phaseflow(&[
+        "predict",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--functions",
+        test.to_str().unwrap(),
+        "--points",
+        test.to_str().unwrap(),
+        "-o",
+        dir.join("x.npy").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!dir.join("x.npy").exists());
 }
 
 fn fit_summary(dir: &Path) -> serde_json::Value {

@@ -169,7 +169,7 @@ fn parse_domain(s: &str) -> Result<(f64, f64), CliError> {
     Ok((lo, hi))
 }
 
-fn parse_schedule(s: &str, steps: u32) -> Result<Schedule, CliError> {
+pub(super) fn parse_schedule(s: &str, steps: u32) -> Result<Schedule, CliError> {
     let bad = || {
         CliError::Input(format!(
             "--schedule must be constant, cosine or step:EVERY:GAMMA (e.g. step:1000:0.5); got '{s}'"

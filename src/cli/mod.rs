@@ -14,10 +14,12 @@ mod format;
 mod info;
 mod interrupt;
 mod outputs;
+mod predict;
 mod progress;
 mod simulate;
 pub mod spec;
 mod systems;
+mod train;
 
 use crate::gpu::GpuError;
 use crate::model::Diagnostics;
@@ -61,6 +63,10 @@ enum Command {
     /// Fit an MLP (optionally with Fourier features) to an expression, samples or an image
     #[command(long_about = fit::LONG_ABOUT)]
     Fit(Box<fit::FitArgs>),
+    /// Train an operator network (DeepONet) from a config
+    Train(train::TrainArgs),
+    /// Evaluate a trained DeepONet on new input functions
+    Predict(predict::PredictArgs),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
 }
@@ -132,6 +138,8 @@ pub fn main() -> ExitCode {
         Command::Systems(args) => systems::run(&args),
         Command::Simulate(args) => simulate::run(&args, &choice),
         Command::Fit(args) => fit::run(&args, &choice),
+        Command::Train(args) => train::run(&args, &choice),
+        Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
     };
     match result {

@@ -2,6 +2,7 @@
 //! JSON in the header metadata (`architecture`), so a network trained here loads into the
 //! equivalent PyTorch `nn.Sequential` and back.
 
+use super::deeponet::{DeepONetArch, DeepONetParams};
 use super::model::{Architecture, ModelError, Params};
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
@@ -150,8 +151,70 @@ pub fn save_bytes(
     params: &Params,
     extra: &[(&str, String)],
 ) -> Result<Vec<u8>, CheckpointError> {
-    let tensors: BTreeMap<String, F32Tensor> = params
-        .named()
+    let architecture = serde_json::to_string(arch).expect("architectures serialise");
+    serialize(params.named(), architecture, extra)
+}
+
+/// A DeepONet checkpoint: tensors named as the PyTorch module with submodules `branch`
+/// and `trunk` and parameter `b` (see `nn::deeponet`), the architecture in the metadata.
+pub fn save_deeponet_bytes(
+    arch: &DeepONetArch,
+    params: &DeepONetParams,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>, CheckpointError> {
+    let architecture = serde_json::to_string(arch).expect("architectures serialise");
+    serialize(params.named(), architecture, extra)
+}
+
+/// A DeepONet from a checkpoint written by `save_deeponet_bytes`.
+pub fn load_deeponet(path: &Path) -> Result<(DeepONetArch, DeepONetParams), CheckpointError> {
+    let p = path.display().to_string();
+    let (tensors, meta) = read_tensors(path)?;
+    let text = meta
+        .get("architecture")
+        .ok_or_else(|| CheckpointError::NoArchitecture { path: p.clone() })?;
+    let arch: DeepONetArch =
+        serde_json::from_str(text).map_err(|e| CheckpointError::BadArchitecture {
+            path: p.clone(),
+            message: format!("not a DeepONet: {e}"),
+        })?;
+    let model = |source| CheckpointError::Model {
+        path: p.clone(),
+        source,
+    };
+    arch.check().map_err(model)?;
+    let net = |prefix: &str, a: &Architecture| {
+        Params::from_named(a, &|name| tensors.get(&format!("{prefix}.{name}")).cloned())
+    };
+    let branch = net("branch", &arch.branch).map_err(model)?;
+    let trunk = net("trunk", &arch.trunk).map_err(model)?;
+    let bias = match tensors.get("b") {
+        Some((shape, values)) if shape[..] == [arch.outputs] => values.clone(),
+        Some((shape, _)) => {
+            return Err(model(ModelError::Shape {
+                name: "b".into(),
+                got: shape.clone(),
+                want: vec![arch.outputs],
+            }));
+        }
+        None => return Err(model(ModelError::Missing("b".into()))),
+    };
+    Ok((
+        arch,
+        DeepONetParams {
+            branch,
+            trunk,
+            bias,
+        },
+    ))
+}
+
+fn serialize(
+    named: Vec<(String, Vec<usize>, &[f64])>,
+    architecture: String,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>, CheckpointError> {
+    let tensors: BTreeMap<String, F32Tensor> = named
         .into_iter()
         .map(|(name, shape, values)| {
             let bytes = values
@@ -162,10 +225,7 @@ pub fn save_bytes(
         })
         .collect();
     let mut meta = HashMap::new();
-    meta.insert(
-        "architecture".to_string(),
-        serde_json::to_string(arch).expect("architectures serialise"),
-    );
+    meta.insert("architecture".to_string(), architecture);
     meta.insert(
         "framework".to_string(),
         format!("phaseflow {}", env!("CARGO_PKG_VERSION")),

@@ -15,7 +15,7 @@ pub mod grf;
 pub mod model;
 pub mod train;
 
-pub use checkpoint::{CheckpointError, load, save, save_bytes};
+pub use checkpoint::{CheckpointError, load, load_deeponet, save, save_bytes, save_deeponet_bytes};
 pub use deeponet::{AlignedData, DeepONetArch, DeepONetParams, NetSpec, Strategy};
 pub use deeponet_gpu::{DeepONetNet, DeepONetTrainConfig, DeepONetTrainer, Metrics};
 pub use fit::{AnyTrainer, FitReport, fit, predict};
