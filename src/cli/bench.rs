@@ -286,7 +286,7 @@ pub(super) fn report(ctx: &GpuContext, args: &BenchArgs, rows: &[Row]) {
                 .collect();
             println!("{} GPU ms per pass: {}", r.what, parts.join(", "));
         }
-        if rows.len() == 2 {
+        if args.scenario == Scenario::MlpTrain && rows.len() == 2 {
             println!(
                 "fused / layer by layer: {:.1}×",
                 rows[0].samples_per_s / rows[1].samples_per_s
