@@ -8,11 +8,8 @@
 //!     cargo run --release --example antiderivative
 
 use phaseflow::gpu::{AdapterChoice, GpuContext};
-use phaseflow::nn::deeponet_data::{antiderivative, read_aligned};
-use phaseflow::nn::{
-    Activation, DeepONetArch, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init, NetSpec,
-    Strategy,
-};
+use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
+use phaseflow::nn::{DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,19 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (0.5, antiderivative(100, 0.5, 1000, 2)?),
         (0.2, antiderivative(100, 0.2, 1000, 2)?),
     ];
-    let net = |inputs| NetSpec {
-        inputs,
-        hidden: vec![40],
-        encoding: None,
-    };
-    let arch = DeepONetArch::new(
-        net(100),
-        net(1),
-        40,
-        1,
-        Strategy::SplitBoth,
-        Activation::Relu,
-    );
+    let arch = antiderivative_arch(100);
     let start = DeepONetParams::init(&arch, Init::Glorot, 1)?;
     let mut trainer =
         DeepONetTrainer::new(&ctx, &arch, &start, &train, DeepONetTrainConfig::default())?;

@@ -12,7 +12,7 @@ mod common;
 
 use common::gpu;
 use phaseflow::nn::deeponet::{backward_aligned, forward_aligned};
-use phaseflow::nn::deeponet_data::{antiderivative, read_aligned};
+use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
     DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,
@@ -358,19 +358,7 @@ fn antiderivative_reaches_deepxde_accuracy() {
     );
     let train = read_aligned(path.as_ref()).unwrap();
     let test = antiderivative(100, 0.5, 1000, 2).unwrap();
-    let net = |inputs| NetSpec {
-        inputs,
-        hidden: vec![40],
-        encoding: None,
-    };
-    let arch = DeepONetArch::new(
-        net(100),
-        net(1),
-        40,
-        1,
-        Strategy::SplitBoth,
-        Activation::Relu,
-    );
+    let arch = antiderivative_arch(100);
     let start = DeepONetParams::init(&arch, Init::Glorot, 1).unwrap();
     let mut trainer =
         DeepONetTrainer::new(ctx, &arch, &start, &train, DeepONetTrainConfig::default()).unwrap();

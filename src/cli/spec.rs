@@ -72,19 +72,23 @@ pub struct U0Spec {
     pub file: Option<PathBuf>,
 }
 
+/// A TOML config file as `T`; a problem points into the file (line, column, caret).
+pub(super) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("cannot read config '{}': {e}", path.display())))?;
+    let source = Source::new(path.display().to_string(), text);
+    toml::from_str(&source.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        CliError::Diagnostics(
+            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
+        )
+    })
+}
+
 impl RunSpec {
     /// Reads a run config; problems point into the file.
     pub fn from_file(path: &Path) -> Result<RunSpec, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::Input(format!("cannot read config '{}': {e}", path.display()))
-        })?;
-        let source = Source::new(path.display().to_string(), text);
-        let mut spec: RunSpec = toml::from_str(&source.text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            CliError::Diagnostics(
-                Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
-            )
-        })?;
+        let mut spec: RunSpec = read_toml(path)?;
         // Relative paths in a config are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {

@@ -5,10 +5,10 @@
 
 use super::fit::parse_schedule;
 use super::format::seconds;
+use super::spec::read_toml;
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
-use crate::model::{Diagnostic, Source};
 use crate::nn::deeponet_data::read_aligned;
 use crate::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer,
@@ -131,15 +131,7 @@ impl Default for TrainConfig {
 }
 
 fn read_config(path: &Path) -> Result<Config, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Input(format!("cannot read config '{}': {e}", path.display())))?;
-    let source = Source::new(path.display().to_string(), text);
-    let mut config: Config = toml::from_str(&source.text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        CliError::Diagnostics(
-            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
-        )
-    })?;
+    let mut config: Config = read_toml(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in [
         Some(&mut config.data.train),

@@ -11,8 +11,9 @@
 //! trunk inputs [n_points, dims]) and `y` [n_functions, n_points] (one output) or
 //! [n_functions, n_points, n_outputs].
 
-use super::deeponet::AlignedData;
+use super::deeponet::{AlignedData, DeepONetArch, NetSpec, Strategy};
 use super::grf::Grf;
+use super::model::Activation;
 use super::model::Matrix;
 use crate::io::{NpzError, NpzValue, read_npz, write_npz};
 use std::collections::BTreeMap;
@@ -169,6 +170,23 @@ pub fn antiderivative(
         g,
         outputs: 1,
     })
+}
+
+/// DeepXDE's network for that example: branch [sensors, 40, 40], trunk [1, 40, 40], ReLU.
+pub fn antiderivative_arch(sensors: usize) -> DeepONetArch {
+    let net = |inputs| NetSpec {
+        inputs,
+        hidden: vec![40],
+        encoding: None,
+    };
+    DeepONetArch::new(
+        net(sensors),
+        net(1),
+        40,
+        1,
+        Strategy::SplitBoth,
+        Activation::Relu,
+    )
 }
 
 #[cfg(test)]

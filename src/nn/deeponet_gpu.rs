@@ -10,8 +10,8 @@ use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, mean_relative_l
 use super::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
 use super::fused::{FusedLayout, OutputDelta, backward_wgsl, forward_wgsl};
 use super::fused_net::{
-    Pass, fused_supported, max_batch, permutation, pipe, step_words, storage_ro, storage_rw,
-    weight_grad_passes,
+    Pass, fused_supported, max_batch, permutation, pipe, profile_passes, step_words, storage_ro,
+    storage_rw, submit, weight_grad_passes,
 };
 use super::gpu::{adam_grid, read_f32, storage, zeros};
 use super::model::Matrix;
@@ -19,7 +19,6 @@ use super::train::Optimizer;
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::shader::compose;
-use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
 use wgpu::BufferUsages as U;
 
@@ -676,14 +675,7 @@ impl DeepONetTrainer {
 
     /// The loss and gradients at the current parameters on the current batch (no update).
     pub fn gradients(&self, ctx: &GpuContext) -> Result<(f64, DeepONetParams), GpuError> {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in &self.gradient_passes {
-                p.record(&mut pass);
-            }
-        }
-        ctx.queue.submit([enc.finish()]);
+        submit(ctx, &self.gradient_passes);
         let g = read_f32(ctx, &self.grad, self.net.layout.len)?;
         Ok((self.loss(ctx)?, self.net.layout.unpack(&g)))
     }
@@ -703,31 +695,20 @@ impl DeepONetTrainer {
         &mut self,
         ctx: &GpuContext,
     ) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
-        let count = self.gradient_passes.len() + 1;
-        let Some(timer) = PassTimer::new(ctx, count as u32) else {
-            return Ok(None);
-        };
         let words = self.prepare(ctx);
         ctx.queue
             .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
         let passes: Vec<&Pass> = self.gradient_passes.iter().chain([&self.update]).collect();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for (i, p) in passes.iter().enumerate() {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(p.label),
-                timestamp_writes: Some(timer.writes(i as u32)),
-            });
-            if i + 1 == passes.len() {
+        let last = passes.len() - 1;
+        profile_passes(ctx, &passes, |i, p, pass| {
+            if i == last {
+                // Adam reads its record at a dynamic offset: the first slot.
                 pass.set_pipeline(&p.pipeline);
                 pass.set_bind_group(0, &p.group, &[0]);
                 pass.dispatch_workgroups(p.size.0, p.size.1, p.size.2);
             } else {
-                p.record(&mut pass);
+                p.record(pass);
             }
-        }
-        timer.resolve(&mut enc, count as u32);
-        ctx.queue.submit([enc.finish()]);
-        let each = timer.read_each(ctx, count as u32)?;
-        Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
+        })
     }
 }

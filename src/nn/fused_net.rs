@@ -40,6 +40,43 @@ impl Pass {
     }
 }
 
+/// Records `passes` into one compute pass and submits it.
+pub(super) fn submit<'a>(ctx: &GpuContext, passes: impl IntoIterator<Item = &'a Pass>) {
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for p in passes {
+            p.record(&mut pass);
+        }
+    }
+    ctx.queue.submit([enc.finish()]);
+}
+
+/// Runs `passes` once, each in its own timed compute pass (`record` records pass i), and
+/// gives each one's GPU time, or `None` where the adapter has no timestamp queries.
+pub(super) fn profile_passes(
+    ctx: &GpuContext,
+    passes: &[&Pass],
+    record: impl Fn(usize, &Pass, &mut wgpu::ComputePass<'_>),
+) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
+    let count = passes.len() as u32;
+    let Some(timer) = PassTimer::new(ctx, count) else {
+        return Ok(None);
+    };
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    for (i, p) in passes.iter().enumerate() {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(p.label),
+            timestamp_writes: Some(timer.writes(i as u32)),
+        });
+        record(i, p, &mut pass);
+    }
+    timer.resolve(&mut enc, count);
+    ctx.queue.submit([enc.finish()]);
+    let each = timer.read_each(ctx, count)?;
+    Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
+}
+
 pub(super) fn storage_rw() -> Binding {
     Binding::Storage { read_only: false }
 }
@@ -584,14 +621,7 @@ impl FusedTrainer {
     /// read back.
     pub fn step(&mut self, ctx: &GpuContext) {
         self.prepare(ctx);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in self.gradient_passes.iter().chain(&self.update_passes) {
-                p.record(&mut pass);
-            }
-        }
-        ctx.queue.submit([enc.finish()]);
+        submit(ctx, self.gradient_passes.iter().chain(&self.update_passes));
     }
 
     /// Picks the next batch and writes the step's uniforms.
@@ -631,10 +661,6 @@ impl FusedTrainer {
         &mut self,
         ctx: &GpuContext,
     ) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
-        let count = self.gradient_passes.len() + self.update_passes.len();
-        let Some(timer) = PassTimer::new(ctx, count as u32) else {
-            return Ok(None);
-        };
         // The same bookkeeping as `step`, then the dispatches one pass each.
         self.prepare(ctx);
         let passes: Vec<&Pass> = self
@@ -642,18 +668,7 @@ impl FusedTrainer {
             .iter()
             .chain(&self.update_passes)
             .collect();
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for (i, p) in passes.iter().enumerate() {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(p.label),
-                timestamp_writes: Some(timer.writes(i as u32)),
-            });
-            p.record(&mut pass);
-        }
-        timer.resolve(&mut enc, passes.len() as u32);
-        ctx.queue.submit([enc.finish()]);
-        let each = timer.read_each(ctx, passes.len() as u32)?;
-        Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
+        profile_passes(ctx, &passes, |_, p, pass| p.record(pass))
     }
 
     /// The loss of the last step's batch (before its update), read back.
@@ -671,14 +686,7 @@ impl FusedTrainer {
 
     /// The loss and gradients at the current parameters on the current batch (no update).
     pub fn gradients(&self, ctx: &GpuContext) -> Result<(f64, Params), GpuError> {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in &self.gradient_passes {
-                p.record(&mut pass);
-            }
-        }
-        ctx.queue.submit([enc.finish()]);
+        submit(ctx, &self.gradient_passes);
         let g = read_f32(ctx, &self.grad, self.net.layout.len)?;
         Ok((self.loss(ctx)?, self.net.layout.unpack(&g)))
     }

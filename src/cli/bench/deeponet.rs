@@ -6,36 +6,16 @@ use super::{BenchArgs, Row, Scenario, check_loss, rel_diff, report, time};
 use crate::cli::CliError;
 use crate::gpu::GpuContext;
 use crate::nn::deeponet::forward_aligned;
-use crate::nn::deeponet_data::antiderivative;
-use crate::nn::{
-    Activation, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer,
-    Init, Matrix, NetSpec, Strategy,
-};
+use crate::nn::deeponet_data::{antiderivative, antiderivative_arch};
+use crate::nn::{DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init, Matrix};
 use std::time::Instant;
-
-/// DeepXDE's antiderivative DeepONet: branch [100, 40, 40], trunk [1, 40, 40], ReLU.
-pub fn benchmark_deeponet() -> DeepONetArch {
-    let net = |inputs| NetSpec {
-        inputs,
-        hidden: vec![40],
-        encoding: None,
-    };
-    DeepONetArch::new(
-        net(100),
-        net(1),
-        40,
-        1,
-        Strategy::SplitBoth,
-        Activation::Relu,
-    )
-}
 
 fn data_error(e: impl std::fmt::Display) -> CliError {
     CliError::Runtime(format!("making the benchmark data failed: {e}"))
 }
 
 pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
-    let arch = benchmark_deeponet();
+    let arch = antiderivative_arch(100);
     let params = DeepONetParams::init(&arch, Init::Glorot, 1).map_err(data_error)?;
     let reps = args.reps.max(1);
     let mut rows = Vec::new();
