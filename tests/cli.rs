@@ -424,40 +424,23 @@ fn train_deeponet_then_predict() {
     assert_eq!(npy_shape(&out), "30, 20, 1");
 
     // Bad input: exit 2, one message, nothing written.
-    std::fs::write(&config, "[data]\ntrain = \"train.npz\"\nwhat = 1\n").unwrap();
-    let o = phaseflow(&[
-        "train",
-        "deeponet",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        dir.join("bad").to_str().unwrap(),
-    ]);
+    let train_with = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        phaseflow(&[
+            "train",
+            "deeponet",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            dir.join("bad").to_str().unwrap(),
+        ])
+    };
+    let o = train_with("[data]\ntrain = \"train.npz\"\nwhat = 1\n");
     assert_input_error(&o, "unknown field `what`");
     assert!(stderr(&o).contains("train.toml:3"), "{}", stderr(&o));
-    std::fs::write(&config, "[data]\ntrain = \"train.npz\"\n").unwrap();
-    let o = phaseflow(&[
-        "train",
-        "deeponet",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        dir.join("bad").to_str().unwrap(),
-    ]);
+    let o = train_with("[data]\ntrain = \"train.npz\"\n");
     assert_input_error(&o, "validation = 0.1");
-    std::fs::write(
-        &config,
-        "[data]\ntrain = \"missing.npz\"\nvalidation = 0.2\n",
-    )
-    .unwrap();
-    let o = phaseflow(&[
-        "train",
-        "deeponet",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        dir.join("bad").to_str().unwrap(),
-    ]);
+    let o = train_with("[data]\ntrain = \"missing.npz\"\nvalidation = 0.2\n");
     assert_input_error(&o, "missing.npz");
     assert!(!dir.join("bad").exists());
     let o = phaseflow(&[
