@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{assert_close, gpu, random_matrix};
 use phaseflow::nn::deeponet::{backward_aligned, forward_aligned};
 use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{
@@ -18,16 +18,6 @@ use phaseflow::nn::{
     DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,
 };
 use phaseflow::rng::uniform_f64;
-
-fn random(rows: usize, cols: usize, seed: u64, stream: u32) -> Matrix {
-    Matrix {
-        rows,
-        cols,
-        data: (0..rows * cols)
-            .map(|k| 2.0 * uniform_f64(seed, k as u64, stream) - 1.0)
-            .collect(),
-    }
-}
 
 fn encoding(inputs: usize, features: usize, trainable: bool) -> Option<Encoding> {
     Some(Encoding {
@@ -126,9 +116,9 @@ fn params(arch: &DeepONetArch, seed: u64) -> DeepONetParams {
 fn data(case: &Case, seed: u64) -> AlignedData {
     let a = &case.arch;
     AlignedData {
-        u: random(case.functions, a.sensors(), seed, 1),
-        y: random(case.points, a.dims(), seed, 2),
-        g: random(case.functions, case.points * a.outputs, seed, 3).data,
+        u: random_matrix(case.functions, a.sensors(), seed, 1),
+        y: random_matrix(case.points, a.dims(), seed, 2),
+        g: random_matrix(case.functions, case.points * a.outputs, seed, 3).data,
         outputs: a.outputs,
     }
 }
@@ -177,20 +167,6 @@ fn twin(a: &DeepONetArch, p: &DeepONetParams, d: &AlignedData) -> (f64, DeepONet
         .map(|(g, t)| 2.0 * (g - t) / n)
         .collect();
     (loss, backward_aligned(a, p, &fwd, &d.u, &d.y, &dg))
-}
-
-fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f64::max);
-    assert!(
-        worst <= rel * scale,
-        "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
-    );
 }
 
 /// Every tensor within 2e-4 of its scale; a fixed encoding's B has no gradient.

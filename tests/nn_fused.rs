@@ -7,6 +7,9 @@
 //! tensor, f32 rounding of such sums stays below ~1e-5; we allow 2e-4 for gradients
 //! (they pass through several layers of such sums) and 2e-5 for outputs.
 
+mod common;
+
+use common::{assert_close, random_matrix};
 use phaseflow::gpu::{AdapterChoice, GpuContext};
 use phaseflow::nn::{
     Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Loss, Matrix,
@@ -37,16 +40,6 @@ fn arch(
     Architecture::mlp(inputs, encoding, hidden, outputs, act)
 }
 
-fn random(rows: usize, cols: usize, seed: u64, stream: u32) -> Matrix {
-    Matrix {
-        rows,
-        cols,
-        data: (0..rows * cols)
-            .map(|k| 2.0 * uniform_f64(seed, k as u64, stream) - 1.0)
-            .collect(),
-    }
-}
-
 /// Params of `arch` with nonzero random biases (so bias gradients are exercised).
 fn params(arch: &Architecture, seed: u64) -> Params {
     let mut p = Params::init(arch, Init::Glorot, seed).unwrap();
@@ -58,24 +51,10 @@ fn params(arch: &Architecture, seed: u64) -> Params {
     p
 }
 
-fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f64::max);
-    assert!(
-        worst <= rel * scale,
-        "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
-    );
-}
-
 fn check_gradients(ctx: &GpuContext, a: &Architecture, loss: Loss, m: usize, seed: u64) {
     let p = params(a, seed);
-    let x = random(m, a.inputs(), seed, 1);
-    let t = random(m, a.outputs(), seed, 2);
+    let x = random_matrix(m, a.inputs(), seed, 1);
+    let t = random_matrix(m, a.outputs(), seed, 2);
     let trainer = FusedTrainer::new(
         ctx,
         a,
@@ -152,7 +131,7 @@ fn fused_inference_matches_the_cpu_twin_across_chunks() {
     }
     let a = arch(2, Some((32, false)), &[64, 48], 3, Activation::Tanh);
     let p = params(&a, 3);
-    let x = random(5000, 2, 3, 4);
+    let x = random_matrix(5000, 2, 3, 4);
     let net = FusedNet::new(&ctx, &a, &p).unwrap();
     let y = net.predict(&ctx, &x).unwrap();
     let want = cpu::forward(&a, &p, &x).y;
@@ -170,8 +149,8 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
     let a = arch(2, Some((16, true)), &[32, 32], 1, Activation::Tanh);
     let p0 = params(&a, 5);
     let m = 256;
-    let x = random(m, 2, 5, 1);
-    let t = random(m, 1, 5, 2);
+    let x = random_matrix(m, 2, 5, 1);
+    let t = random_matrix(m, 1, 5, 2);
     let optimizer = Optimizer {
         lr: 3e-3,
         weight_decay: 1e-3,

@@ -95,7 +95,7 @@ fn sync(ctx: &GpuContext) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(super) fn rel_diff(a: f64, b: f64) -> f64 {
+fn rel_diff(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-30)
 }
 
@@ -133,6 +133,24 @@ pub(super) fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Res
     }
     sync(ctx)?;
     Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// Outputs within 1e-4 of the twin's largest magnitude (`got` may run longer than `want`):
+/// the worst difference relative to that scale, as the report's check.
+pub(super) fn check_outputs(got: &[f64], want: &[f64]) -> Result<f64, CliError> {
+    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+    let worst = want
+        .iter()
+        .zip(got)
+        .map(|(w, g)| (w - g).abs())
+        .fold(0.0, f64::max)
+        / scale;
+    if worst > 1e-4 {
+        return Err(CliError::Runtime(format!(
+            "self-check failed: outputs differ from the CPU twin by {worst:.2e}"
+        )));
+    }
+    Ok(worst)
 }
 
 /// A loss within 1e-4 of the twin's (f32 sums over the batch), as the report's check.
@@ -198,19 +216,7 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 data: x.data[..2 * head].to_vec(),
             };
             let want = cpu::forward(&arch, &params, &x_head).y;
-            let scale = want.data.iter().map(|v| v.abs()).fold(1e-30, f64::max);
-            let worst = want
-                .data
-                .iter()
-                .zip(&y.data)
-                .map(|(w, g)| (w - g).abs())
-                .fold(0.0, f64::max)
-                / scale;
-            if worst > 1e-4 {
-                return Err(CliError::Runtime(format!(
-                    "self-check failed: outputs differ from the CPU twin by {worst:.2e}"
-                )));
-            }
+            let worst = check_outputs(&y.data, &want.data)?;
             let mut failed = None;
             let seconds = time(&ctx, reps.min(3), || {
                 if let Err(e) = net.predict(&ctx, &x) {

@@ -5,7 +5,7 @@
 use super::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
-use crate::nn::deeponet::mean_relative_l2;
+use crate::nn::deeponet::{check_inputs, mean_relative_l2};
 use crate::nn::deeponet_data::read_aligned;
 use crate::nn::{DeepONetNet, Matrix, load_deeponet};
 use serde_json::json;
@@ -53,20 +53,7 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             ));
         }
     };
-    if u.cols != arch.sensors() {
-        return Err(CliError::Input(format!(
-            "the functions have {} sensor values each; the model reads {}",
-            u.cols,
-            arch.sensors()
-        )));
-    }
-    if y.cols != arch.dims() {
-        return Err(CliError::Input(format!(
-            "the points have {} coordinates; the model reads {}",
-            y.cols,
-            arch.dims()
-        )));
-    }
+    check_inputs(&arch, &u, &y).map_err(CliError::Input)?;
     if let Some((_, k)) = &truth
         && *k != arch.outputs
     {

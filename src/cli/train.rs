@@ -160,13 +160,12 @@ fn split(d: AlignedData, share: f64) -> Result<(AlignedData, AlignedData), CliEr
         )));
     }
     let nf = d.functions();
-    let held = ((nf as f64 * share).round() as usize).clamp(1, nf.saturating_sub(1).max(1));
-    if held >= nf {
+    if nf < 2 {
         return Err(CliError::Input(format!(
-            "{nf} functions are too few to hold some out for validation"
+            "{nf} function is too few to hold some out for validation"
         )));
     }
-    let keep = nf - held;
+    let keep = nf - ((nf as f64 * share).round() as usize).clamp(1, nf - 1);
     let per = d.points() * d.outputs;
     let rows = |lo: usize, hi: usize| Matrix {
         rows: hi - lo,

@@ -86,18 +86,28 @@ pub fn read_tensors(path: &Path) -> Result<(Tensors, HashMap<String, String>), C
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
-/// A network from a checkpoint.
-pub fn load(path: &Path) -> Result<(Architecture, Params), CheckpointError> {
+/// A checkpoint's tensors and the architecture in its metadata, read as `T` (`what` the
+/// model is, for the message when it is not).
+fn read_with_architecture<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<(Tensors, T), CheckpointError> {
     let p = path.display().to_string();
     let (tensors, meta) = read_tensors(path)?;
     let text = meta
         .get("architecture")
         .ok_or_else(|| CheckpointError::NoArchitecture { path: p.clone() })?;
-    let arch: Architecture =
-        serde_json::from_str(text).map_err(|e| CheckpointError::BadArchitecture {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
+    let arch = serde_json::from_str(text).map_err(|e| CheckpointError::BadArchitecture {
+        path: p,
+        message: format!("not {what}: {e}"),
+    })?;
+    Ok((tensors, arch))
+}
+
+/// A network from a checkpoint.
+pub fn load(path: &Path) -> Result<(Architecture, Params), CheckpointError> {
+    let p = path.display().to_string();
+    let (tensors, arch): (_, Architecture) = read_with_architecture(path, "an MLP")?;
     let params = Params::from_named(&arch, &|name| tensors.get(name).cloned())
         .map_err(|source| CheckpointError::Model { path: p, source })?;
     Ok((arch, params))
@@ -169,15 +179,7 @@ pub fn save_deeponet_bytes(
 /// A DeepONet from a checkpoint written by `save_deeponet_bytes`.
 pub fn load_deeponet(path: &Path) -> Result<(DeepONetArch, DeepONetParams), CheckpointError> {
     let p = path.display().to_string();
-    let (tensors, meta) = read_tensors(path)?;
-    let text = meta
-        .get("architecture")
-        .ok_or_else(|| CheckpointError::NoArchitecture { path: p.clone() })?;
-    let arch: DeepONetArch =
-        serde_json::from_str(text).map_err(|e| CheckpointError::BadArchitecture {
-            path: p.clone(),
-            message: format!("not a DeepONet: {e}"),
-        })?;
+    let (tensors, arch): (_, DeepONetArch) = read_with_architecture(path, "a DeepONet")?;
     let model = |source| CheckpointError::Model {
         path: p.clone(),
         source,

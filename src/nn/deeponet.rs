@@ -197,20 +197,7 @@ impl AlignedData {
 
     /// Whether the shapes fit each other and `arch`; the message says what does not.
     pub fn check(&self, arch: &DeepONetArch) -> Result<(), String> {
-        if self.u.cols != arch.sensors() {
-            return Err(format!(
-                "the input functions have {} sensor values each; the branch net reads {}",
-                self.u.cols,
-                arch.sensors()
-            ));
-        }
-        if self.y.cols != arch.dims() {
-            return Err(format!(
-                "the points have {} coordinates; the trunk net reads {}",
-                self.y.cols,
-                arch.dims()
-            ));
-        }
+        check_inputs(arch, &self.u, &self.y)?;
         if self.outputs != arch.outputs {
             return Err(format!(
                 "the data has {} outputs per point; the model has {}",
@@ -232,6 +219,26 @@ impl AlignedData {
         }
         Ok(())
     }
+}
+
+/// Whether input functions `u` [functions, sensors] and points `y` [points, dims] fit
+/// `arch`; the message says what does not.
+pub fn check_inputs(arch: &DeepONetArch, u: &Matrix, y: &Matrix) -> Result<(), String> {
+    if u.cols != arch.sensors() {
+        return Err(format!(
+            "the input functions have {} sensor values each; the branch net reads {}",
+            u.cols,
+            arch.sensors()
+        ));
+    }
+    if y.cols != arch.dims() {
+        return Err(format!(
+            "the points have {} coordinates; the trunk net reads {}",
+            y.cols,
+            arch.dims()
+        ));
+    }
+    Ok(())
 }
 
 /// What the aligned forward pass keeps for the backward pass.

@@ -6,27 +6,20 @@
 //! training step is one command buffer of nine dispatches; pipelines, buffers and bind
 //! groups are made once. Kernels: `nn::deeponet_kernels`; CPU twin: `nn::deeponet`.
 
-use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, mean_relative_l2};
+use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, check_inputs, mean_relative_l2};
 use super::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
 use super::fused::{FusedLayout, OutputDelta, backward_wgsl, forward_wgsl};
 use super::fused_net::{
-    Pass, fused_supported, max_batch, permutation, pipe, profile_passes, step_words, storage_ro,
-    storage_rw, submit, weight_grad_passes,
+    Pass, Sampler, adam_pass, fused_supported, max_batch, pipe, profile_passes, step_words,
+    storage_ro, storage_rw, submit, weight_grad_passes,
 };
-use super::gpu::{adam_grid, read_f32, storage, zeros};
+use super::gpu::{read_f32, storage, zeros};
 use super::model::Matrix;
 use super::train::Optimizer;
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
-use crate::gpu::shader::compose;
 use crate::gpu::{GpuContext, GpuError};
 use wgpu::BufferUsages as U;
-
-/// Bytes of one Adam record (`struct Step` of adam.wgsl) and between records (the
-/// largest uniform offset alignment WebGPU allows); records per command buffer.
-const ADAM_RECORD: u64 = 48;
-const ADAM_STRIDE: u64 = 256;
-const CHUNK: usize = 64;
 
 /// One net's data and scratch on the device.
 struct NetData {
@@ -39,6 +32,8 @@ struct NetData {
     m: usize,
     batch: usize,
     n: usize,
+    /// Samples per partial sum of the weight gradients (`weight_grad_passes`).
+    per_split: usize,
 }
 
 impl NetData {
@@ -75,13 +70,14 @@ impl NetData {
             m: x.rows,
             batch,
             n,
+            per_split: batch,
         };
-        data.write_step(ctx, 0, false, batch);
+        data.write_step(ctx, 0, false);
         Ok(data)
     }
 
-    fn write_step(&self, ctx: &GpuContext, base: usize, ordered: bool, per_split: usize) {
-        let words = step_words(self.n, self.batch, base, self.m, ordered, per_split);
+    fn write_step(&self, ctx: &GpuContext, base: usize, ordered: bool) {
+        let words = step_words(self.n, self.batch, base, self.m, ordered, self.per_split);
         ctx.queue
             .write_buffer(&self.step, 0, bytemuck::cast_slice(&words));
     }
@@ -219,6 +215,7 @@ impl DeepONetNet {
     /// throughput case.
     pub fn predict(&self, ctx: &GpuContext, u: &Matrix, y: &Matrix) -> Result<Vec<f64>, GpuError> {
         let arch = &self.layout.arch;
+        check_inputs(arch, u, y).map_err(GpuError::Unsupported)?;
         let k = arch.outputs;
         let (nf, ny) = (u.rows, y.rows);
         if nf == 0 || ny == 0 {
@@ -323,73 +320,16 @@ pub struct DeepONetTrainConfig {
     pub seed: u64,
 }
 
-/// Walks through a permutation of one axis of the data, batch by batch.
-struct Sampler {
-    m: usize,
-    batch: usize,
-    epoch: u64,
-    cursor: usize,
-    stream: u32,
-    /// The current permutation (the identity until the first shuffle) and where the last
-    /// batch started in it.
-    order: Vec<u32>,
-    base: usize,
-}
-
-impl Sampler {
-    fn new(m: usize, batch: usize, stream: u32) -> Sampler {
-        Sampler {
-            m,
-            batch,
-            epoch: 0,
-            cursor: 0,
-            stream,
-            order: (0..m as u32).collect(),
-            base: 0,
-        }
-    }
-
-    fn rows(&self) -> Vec<usize> {
-        self.order[self.base..self.base + self.batch]
-            .iter()
-            .map(|&r| r as usize)
-            .collect()
-    }
-
-    fn active(&self) -> bool {
-        self.batch < self.m
-    }
-
-    /// The next batch's start in the permutation, with the new permutation when an epoch
-    /// begins.
-    fn next(&mut self, seed: u64) -> (usize, bool) {
-        let mut fresh = false;
-        if self.cursor == 0 || self.cursor + self.batch > self.m {
-            self.order = permutation(seed, self.stream, self.epoch, self.m);
-            self.epoch += 1;
-            self.cursor = 0;
-            fresh = true;
-        }
-        self.base = self.cursor;
-        self.cursor += self.batch;
-        (self.base, fresh)
-    }
-}
-
 pub struct DeepONetTrainer {
     pub net: DeepONetNet,
     config: DeepONetTrainConfig,
-    branch: NetData,
-    trunk: NetData,
-    branch_split: usize,
-    trunk_split: usize,
+    /// The branch's data (functions) and the trunk's (points), with their samplers.
+    nets: [(NetData, Sampler); 2],
     grad: wgpu::Buffer,
     state: wgpu::Buffer,
     adam_uniform: wgpu::Buffer,
     gradient_passes: Vec<Pass>,
     update: Pass,
-    functions: Sampler,
-    points: Sampler,
     t: u32,
     // Keeps the targets alive beside the bind groups that read them.
     _targets: wgpu::Buffer,
@@ -409,8 +349,8 @@ impl DeepONetTrainer {
         let (nf, ny) = (data.functions(), data.points());
         let fb = config.functions_per_batch.unwrap_or(nf).clamp(1, nf);
         let pb = config.points_per_batch.unwrap_or(ny).clamp(1, ny);
-        let branch = NetData::new(ctx, &layout.branch, &data.u, fb, "functions")?;
-        let trunk = NetData::new(ctx, &layout.trunk, &data.y, pb, "points")?;
+        let mut branch = NetData::new(ctx, &layout.branch, &data.u, fb, "functions")?;
+        let mut trunk = NetData::new(ctx, &layout.trunk, &data.y, pb, "points")?;
         let regions = layout.regions();
         let targets = storage(
             ctx,
@@ -466,7 +406,6 @@ impl DeepONetTrainer {
             pipeline,
             size: (1, 1, 1),
         });
-        let mut splits = Vec::new();
         for (net_data, region, label) in [
             (&branch, 0, "branch backward"),
             (&trunk, 1, "trunk backward"),
@@ -503,7 +442,7 @@ impl DeepONetTrainer {
                 size: ((net_data.n / 64) as u32, 1, 1),
             });
         }
-        for (net_data, region) in [(&branch, 0), (&trunk, 1)] {
+        for (net_data, region) in [(&mut branch, 0), (&mut trunk, 1)] {
             let (grad_passes, per_split) = weight_grad_passes(
                 ctx,
                 &net_data.layout,
@@ -513,63 +452,18 @@ impl DeepONetTrainer {
                 window(&grad, regions[region]),
             )?;
             passes.extend(grad_passes);
-            splits.push(per_split);
+            net_data.per_split = per_split;
+            net_data.write_step(ctx, 0, false);
         }
-
-        // The Adam uniform holds one record per step of a chunk, bound at a dynamic offset,
-        // so that `steps` records many full-batch steps into one command buffer.
-        let (pipeline, l) = pipe(
-            ctx,
-            "nn/adam (dynamic step)",
-            &compose("nn/adam.wgsl", &[])?,
-            &[
-                Binding::DynamicUniform(ADAM_RECORD),
-                storage_rw(),
-                storage_ro(),
-                storage_rw(),
-                storage_rw(),
-                storage_ro(),
-            ],
-        )?;
-        let adam_uniform = buffer(
-            ctx,
-            "adam steps",
-            ADAM_STRIDE * CHUNK as u64,
-            U::UNIFORM | U::COPY_DST,
-        );
-        let (m1, m2) = (
-            zeros(ctx, "adam m", layout.len),
-            zeros(ctx, "adam v", layout.len),
-        );
-        let update = Pass {
-            label: "adam",
-            group: bind_group_of(
-                ctx,
-                "adam",
-                &l,
-                std::iter::once(window(&adam_uniform, (0, ADAM_RECORD)))
-                    .chain(
-                        [params_buf, &grad, &m1, &m2, &state]
-                            .iter()
-                            .map(|b| b.as_entire_binding()),
-                    )
-                    .collect(),
-            ),
-            pipeline,
-            size: adam_grid(layout.len),
-        };
+        let (update, adam_uniform) = adam_pass(ctx, layout.len, params_buf, &grad, &state)?;
         ctx.check_errors()?;
-        branch.write_step(ctx, 0, false, splits[0]);
-        trunk.write_step(ctx, 0, false, splits[1]);
         Ok(DeepONetTrainer {
             net,
-            functions: Sampler::new(nf, fb, 50),
-            points: Sampler::new(ny, pb, 51),
             config,
-            branch,
-            trunk,
-            branch_split: splits[0],
-            trunk_split: splits[1],
+            nets: [
+                (branch, Sampler::new(nf, fb, 50)),
+                (trunk, Sampler::new(ny, pb, 51)),
+            ],
             grad,
             state,
             adam_uniform,
@@ -585,86 +479,38 @@ impl DeepONetTrainer {
         self.t
     }
 
-    /// Picks the next batch of functions and points, writes their uniforms, and gives the
-    /// step's Adam record.
-    fn prepare(&mut self, ctx: &GpuContext) -> [u32; 12] {
-        let seed = self.config.seed;
-        for (sampler, data, split) in [
-            (&mut self.functions, &self.branch, self.branch_split),
-            (&mut self.points, &self.trunk, self.trunk_split),
-        ] {
+    /// Picks the next batch of functions and points and writes the step's uniforms.
+    fn prepare(&mut self, ctx: &GpuContext) {
+        for (data, sampler) in &mut self.nets {
             if sampler.active() {
-                let (base, fresh) = sampler.next(seed);
-                if fresh {
+                let (base, fresh) = sampler.next(self.config.seed);
+                if let Some(order) = fresh {
                     ctx.queue
-                        .write_buffer(&data.order, 0, bytemuck::cast_slice(&sampler.order));
+                        .write_buffer(&data.order, 0, bytemuck::cast_slice(order));
                 }
-                data.write_step(ctx, base, true, split);
+                data.write_step(ctx, base, true);
             }
         }
         self.t += 1;
-        let o = &self.config.optimizer;
-        [
-            self.net.layout.len as u32,
-            self.t,
-            (o.lr_at(self.t) as f32).to_bits(),
-            (o.beta1 as f32).to_bits(),
-            (o.beta2 as f32).to_bits(),
-            (o.eps as f32).to_bits(),
-            (o.weight_decay as f32).to_bits(),
-            0,
-            u32::from(o.sgd),
-            0,
-            0,
-            0,
-        ]
-    }
-
-    fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, slot: usize) {
-        for p in &self.gradient_passes {
-            p.record(pass);
-        }
-        pass.set_pipeline(&self.update.pipeline);
-        pass.set_bind_group(0, &self.update.group, &[(slot as u64 * ADAM_STRIDE) as u32]);
-        let (x, y, z) = self.update.size;
-        pass.dispatch_workgroups(x, y, z);
+        let words = self
+            .config
+            .optimizer
+            .adam_words(self.net.layout.len, self.t, false);
+        ctx.queue
+            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
     }
 
     /// One optimiser step on the next batch, recorded into one command buffer; nothing is
     /// read back.
     pub fn step(&mut self, ctx: &GpuContext) {
-        self.run(ctx, 1);
+        self.prepare(ctx);
+        submit(ctx, self.gradient_passes.iter().chain([&self.update]));
     }
 
-    /// `count` optimiser steps. With full batches (the uniforms of the nets do not change)
-    /// up to 64 steps go into one command buffer, each reading its own Adam record: on
-    /// CPU adapters the host's work per submission is a good part of a small step.
+    /// `count` optimiser steps.
     pub fn run(&mut self, ctx: &GpuContext, count: usize) {
-        let per_buffer = if self.functions.active() || self.points.active() {
-            1
-        } else {
-            CHUNK
-        };
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(per_buffer);
-            let mut records = vec![0u32; n * ADAM_STRIDE as usize / 4];
-            for k in 0..n {
-                let words = self.prepare(ctx);
-                let at = k * ADAM_STRIDE as usize / 4;
-                records[at..at + 12].copy_from_slice(&words);
-            }
-            ctx.queue
-                .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&records));
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for k in 0..n {
-                    self.record_step(&mut pass, k);
-                }
-            }
-            ctx.queue.submit([enc.finish()]);
-            left -= n;
+        for _ in 0..count {
+            self.step(ctx);
         }
     }
 
@@ -686,7 +532,7 @@ impl DeepONetTrainer {
 
     /// The functions and points (data rows) of the last step's batch.
     pub fn batch_rows(&self) -> (Vec<usize>, Vec<usize>) {
-        (self.functions.rows(), self.points.rows())
+        (self.nets[0].1.rows(), self.nets[1].1.rows())
     }
 
     /// One step with every dispatch in its own timed pass: each dispatch's GPU time, or
@@ -695,20 +541,8 @@ impl DeepONetTrainer {
         &mut self,
         ctx: &GpuContext,
     ) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
-        let words = self.prepare(ctx);
-        ctx.queue
-            .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
+        self.prepare(ctx);
         let passes: Vec<&Pass> = self.gradient_passes.iter().chain([&self.update]).collect();
-        let last = passes.len() - 1;
-        profile_passes(ctx, &passes, |i, p, pass| {
-            if i == last {
-                // Adam reads its record at a dynamic offset: the first slot.
-                pass.set_pipeline(&p.pipeline);
-                pass.set_bind_group(0, &p.group, &[0]);
-                pass.dispatch_workgroups(p.size.0, p.size.1, p.size.2);
-            } else {
-                p.record(pass);
-            }
-        })
+        profile_passes(ctx, &passes, |_, p, pass| p.record(pass))
     }
 }

@@ -203,6 +203,102 @@ pub(super) fn weight_grad_passes(
     Ok((passes, per_split))
 }
 
+/// The Adam (or SGD) update of `len` parameters from `grad`, with fresh moments, and the
+/// uniform to write each step's `Optimizer::adam_words` into.
+pub(super) fn adam_pass(
+    ctx: &GpuContext,
+    len: usize,
+    params: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    state: &wgpu::Buffer,
+) -> Result<(Pass, wgpu::Buffer), GpuError> {
+    let (pipeline, l) = pipe(
+        ctx,
+        "nn/adam",
+        &compose("nn/adam.wgsl", &[])?,
+        &[
+            Binding::Uniform,
+            storage_rw(),
+            storage_ro(),
+            storage_rw(),
+            storage_rw(),
+            storage_ro(),
+        ],
+    )?;
+    let uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
+    let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
+    let pass = Pass {
+        label: "adam",
+        group: bind_group(
+            ctx,
+            "adam",
+            &l,
+            0,
+            &[&uniform, params, grad, &m1, &m2, state],
+        ),
+        pipeline,
+        size: adam_grid(len),
+    };
+    Ok((pass, uniform))
+}
+
+/// Walks through a data set (or one axis of it) batch by batch: all of it every step, or
+/// minibatches drawn without replacement from a fresh permutation each epoch (a last
+/// partial batch is dropped).
+pub(super) struct Sampler {
+    m: usize,
+    batch: usize,
+    epoch: u64,
+    cursor: usize,
+    stream: u32,
+    /// The current permutation (the identity until the first shuffle) and where the last
+    /// batch started in it.
+    order: Vec<u32>,
+    base: usize,
+}
+
+impl Sampler {
+    pub(super) fn new(m: usize, batch: usize, stream: u32) -> Sampler {
+        Sampler {
+            m,
+            batch,
+            epoch: 0,
+            cursor: 0,
+            stream,
+            order: (0..m as u32).collect(),
+            base: 0,
+        }
+    }
+
+    /// Whether batches are smaller than the data.
+    pub(super) fn active(&self) -> bool {
+        self.batch < self.m
+    }
+
+    /// The data rows of the last batch.
+    pub(super) fn rows(&self) -> Vec<usize> {
+        self.order[self.base..self.base + self.batch]
+            .iter()
+            .map(|&r| r as usize)
+            .collect()
+    }
+
+    /// Moves to the next batch: its start in the permutation, and the new permutation
+    /// when an epoch begins (to be uploaded to the `order` buffer).
+    pub(super) fn next(&mut self, seed: u64) -> (usize, Option<&[u32]>) {
+        let mut fresh = false;
+        if self.cursor == 0 || self.cursor + self.batch > self.m {
+            self.order = permutation(seed, self.stream, self.epoch, self.m);
+            self.epoch += 1;
+            self.cursor = 0;
+            fresh = true;
+        }
+        self.base = self.cursor;
+        self.cursor += self.batch;
+        (self.base, fresh.then_some(&self.order[..]))
+    }
+}
+
 /// A permutation of 0..m, the same for the same seed, stream and epoch (Fisher–Yates from
 /// the counter-based RNG).
 pub(super) fn permutation(seed: u64, stream: u32, epoch: u64, m: usize) -> Vec<u32> {
@@ -398,11 +494,7 @@ pub struct FusedTrainer {
     gradient_passes: Vec<Pass>,
     update_passes: Vec<Pass>,
     t: u32,
-    epoch: u64,
-    cursor: usize,
-    /// The host's copy of the permutation and where the last batch started in it.
-    host_order: Vec<u32>,
-    last_base: usize,
+    sampler: Sampler,
 }
 
 impl FusedTrainer {
@@ -529,25 +621,8 @@ impl FusedTrainer {
                 size: (1, 1, 1),
             });
         }
-        let (p, l) = pipe(
-            "nn/adam",
-            &compose("nn/adam.wgsl", &[])?,
-            &[Binding::Uniform, w(), s(), w(), w(), s()],
-        )?;
-        let adam_uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
-        let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
-        update_passes.push(Pass {
-            label: "adam",
-            group: bind_group(
-                ctx,
-                "adam",
-                &l,
-                0,
-                &[&adam_uniform, &net.params, &grad, &m1, &m2, &state],
-            ),
-            pipeline: p,
-            size: adam_grid(len),
-        });
+        let (adam, adam_uniform) = adam_pass(ctx, len, &net.params, &grad, &state)?;
+        update_passes.push(adam);
         ctx.check_errors()?;
         let trainer = FusedTrainer {
             net,
@@ -564,17 +639,10 @@ impl FusedTrainer {
             gradient_passes,
             update_passes,
             t: 0,
-            epoch: 0,
-            cursor: 0,
-            host_order: identity,
-            last_base: 0,
+            sampler: Sampler::new(m, batch, 40),
         };
         trainer.write_step(ctx, 0);
         Ok(trainer)
-    }
-
-    fn minibatches(&self) -> bool {
-        self.batch < self.m
     }
 
     fn write_step(&self, ctx: &GpuContext, base: usize) {
@@ -583,20 +651,11 @@ impl FusedTrainer {
             self.batch,
             base,
             self.m,
-            self.minibatches(),
+            self.sampler.active(),
             self.per_split,
         );
         ctx.queue
             .write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&words));
-    }
-
-    /// A fresh permutation of the data set (Fisher–Yates from the counter-based RNG).
-    fn shuffle(&mut self, ctx: &GpuContext) {
-        let order = permutation(self.config.seed, 40, self.epoch, self.m);
-        ctx.queue
-            .write_buffer(&self.order, 0, bytemuck::cast_slice(&order));
-        self.host_order = order;
-        self.epoch += 1;
     }
 
     /// Samples per step.
@@ -606,10 +665,7 @@ impl FusedTrainer {
 
     /// The data rows of the last step's batch.
     pub fn batch_rows(&self) -> Vec<usize> {
-        self.host_order[self.last_base..self.last_base + self.batch]
-            .iter()
-            .map(|&r| r as usize)
-            .collect()
+        self.sampler.rows()
     }
 
     /// Steps taken so far.
@@ -626,31 +682,20 @@ impl FusedTrainer {
 
     /// Picks the next batch and writes the step's uniforms.
     fn prepare(&mut self, ctx: &GpuContext) {
-        if self.minibatches() {
-            if self.cursor == 0 || self.cursor + self.batch > self.m {
-                self.shuffle(ctx);
-                self.cursor = 0;
+        if self.sampler.active() {
+            let (base, fresh) = self.sampler.next(self.config.seed);
+            if let Some(order) = fresh {
+                ctx.queue
+                    .write_buffer(&self.order, 0, bytemuck::cast_slice(order));
             }
-            self.write_step(ctx, self.cursor);
-            self.last_base = self.cursor;
-            self.cursor += self.batch;
+            self.write_step(ctx, base);
         }
         self.t += 1;
-        let o = &self.config.optimizer;
-        let words: [u32; 12] = [
-            self.net.layout.len as u32,
+        let words = self.config.optimizer.adam_words(
+            self.net.layout.len,
             self.t,
-            (o.lr_at(self.t) as f32).to_bits(),
-            (o.beta1 as f32).to_bits(),
-            (o.beta2 as f32).to_bits(),
-            (o.eps as f32).to_bits(),
-            (o.weight_decay as f32).to_bits(),
-            u32::from(self.config.clip.is_some()),
-            u32::from(o.sgd),
-            0,
-            0,
-            0,
-        ];
+            self.config.clip.is_some(),
+        );
         ctx.queue
             .write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&words));
     }

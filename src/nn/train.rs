@@ -61,6 +61,25 @@ impl Default for Optimizer {
 }
 
 impl Optimizer {
+    /// The `struct Step` of adam.wgsl for step `t` over `len` parameters; `clip`: the
+    /// gradient is first scaled by grad_clip.wgsl's factor.
+    pub(super) fn adam_words(&self, len: usize, t: u32, clip: bool) -> [u32; 12] {
+        [
+            len as u32,
+            t,
+            (self.lr_at(t) as f32).to_bits(),
+            (self.beta1 as f32).to_bits(),
+            (self.beta2 as f32).to_bits(),
+            (self.eps as f32).to_bits(),
+            (self.weight_decay as f32).to_bits(),
+            u32::from(clip),
+            u32::from(self.sgd),
+            0,
+            0,
+            0,
+        ]
+    }
+
     /// The learning rate at step `t` (from 1).
     pub fn lr_at(&self, t: u32) -> f64 {
         match self.schedule {
@@ -375,23 +394,8 @@ impl Trainer {
     /// read back.
     pub fn step(&mut self, ctx: &GpuContext) {
         self.t += 1;
-        let o = &self.optimizer;
-        let lr = o.lr_at(self.t) as f32;
         for slot in &self.slots {
-            let words: [u32; 12] = [
-                slot.len as u32,
-                self.t,
-                lr.to_bits(),
-                (o.beta1 as f32).to_bits(),
-                (o.beta2 as f32).to_bits(),
-                (o.eps as f32).to_bits(),
-                (o.weight_decay as f32).to_bits(),
-                0,
-                u32::from(o.sgd),
-                0,
-                0,
-                0,
-            ];
+            let words = self.optimizer.adam_words(slot.len, self.t, false);
             ctx.queue
                 .write_buffer(&slot.step, 0, bytemuck::cast_slice(&words));
         }

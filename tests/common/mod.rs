@@ -57,3 +57,29 @@ pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
     let tableau = p.solver.tableau().expect("fixed-step solver");
     ode::cpu::integrate(&p.system, tableau, &u0, &params, &p.grid, &plan)
 }
+
+/// A [rows, cols] matrix of uniform values in [-1, 1) from `seed` and `stream`.
+pub fn random_matrix(rows: usize, cols: usize, seed: u64, stream: u32) -> phaseflow::nn::Matrix {
+    phaseflow::nn::Matrix {
+        rows,
+        cols,
+        data: (0..rows * cols)
+            .map(|k| 2.0 * phaseflow::rng::uniform_f64(seed, k as u64, stream) - 1.0)
+            .collect(),
+    }
+}
+
+/// Every value of `got` within `rel` of the largest magnitude of `want`.
+pub fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{name}");
+    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= rel * scale,
+        "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
+    );
+}

@@ -2,7 +2,7 @@
 //! way as its published set (150 GRF functions at 100 sensors, left-Riemann labels), so
 //! the benchmark needs no file.
 
-use super::{BenchArgs, Row, Scenario, check_loss, rel_diff, report, time};
+use super::{BenchArgs, Row, Scenario, check_loss, check_outputs, report, time};
 use crate::cli::CliError;
 use crate::gpu::GpuContext;
 use crate::nn::deeponet::forward_aligned;
@@ -61,17 +61,7 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
                 data: data.u.data[..100].to_vec(),
             };
             let want = forward_aligned(&arch, &params, &head, &data.y).g;
-            let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(w, g)| rel_diff(*g, *w) * w.abs() / scale)
-                .fold(0.0, f64::max);
-            if worst > 1e-4 {
-                return Err(CliError::Runtime(format!(
-                    "self-check failed: predictions differ from the CPU twin by {worst:.2e}"
-                )));
-            }
+            let worst = check_outputs(&got, &want)?;
             let check = format!("first function = twin ± {worst:.1e}");
             // Latency: one function at 100 points, host to host, each call waited for.
             let mut failed = None;
