@@ -60,7 +60,7 @@ fn twin(p: &AdaptiveProblem, j: usize) -> adaptive_cpu::Outcome {
     adaptive_cpu::integrate(
         &setup,
         &round(p.ensemble.states(j..j + 1)),
-        &round(p.ensemble.params(j..j + 1)),
+        &round(p.ensemble.param_slots(j..j + 1)),
     )
 }
 

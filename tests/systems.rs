@@ -15,7 +15,9 @@ use phaseflow::nn::{
 };
 use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
 use phaseflow::ode::kernel::fixed_step_wgsl;
-use phaseflow::ode::{Control, Ensemble, InitialStates, Precision, Save, Solver, Status};
+use phaseflow::ode::{
+    Control, Ensemble, InitialStates, Inputs, Precision, Save, Solver, Status, Table,
+};
 
 #[test]
 fn catalog_spans_dimensions_and_kinds() {
@@ -202,6 +204,18 @@ fn gpu_matches_cpu_twin_on_every_system() {
             .map(|(i, &v)| (i, v - 0.1 * v.abs().max(0.1), v + 0.1 * v.abs().max(0.1)))
             .collect();
         e.initial = InitialStates::Uniform { seed: 11, ranges };
+        // Systems with inputs get a different random signal per trajectory, so that the
+        // interpolation (and where each trajectory's values sit) is checked too.
+        let cols = s.n_input_values();
+        if cols > 0 {
+            let data = random_matrix(n, cols, 12, 0).data;
+            e.inputs = Inputs::Table(Table {
+                data,
+                rows: n,
+                cols,
+                origin: "random inputs".into(),
+            });
+        }
         let p = problem(s, Solver::Rk4, 100.0 * dt, dt, Save::Every(10), e);
         let sol = run(&p);
         assert_eq!(sol.n_save(), 11);

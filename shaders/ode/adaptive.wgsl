@@ -74,6 +74,7 @@ fn main(
     if i >= win.n_traj {
         return;
     }
+    traj = i;
     let stride = win.stride;
     var status = counts[i];
     if status != STATUS_RUNNING {
@@ -140,8 +141,10 @@ fn main(
             status = STATUS_MAX_STEPS;
             break;
         }
-        let last = h >= win.t1 - t;
-        let hu = select(h, win.t1 - t, last);
+        // Steps end at t1 and at the inputs' sensor times (kinks of their interpolants).
+        let stop = break_after(t, win.t1);
+        let last = h >= stop - t;
+        let hu = select(h, stop - t, last);
         let trial = attempt(t, hu, y, p, &st);
         budget -= 1u;
 
@@ -156,7 +159,7 @@ fn main(
             continue;
         }
 
-        let t_new = select(t + hu, win.t1, last);
+        let t_new = select(t + hu, stop, last);
         var next = slot;
         var dense_ready = false;
         var crosses = false;

@@ -57,6 +57,7 @@ fn main(
     if i >= win.n_traj {
         return;
     }
+    traj = i;
     if status[i] != STATUS_RUNNING {
         save_nan_from(win.save_first, i);
         return;

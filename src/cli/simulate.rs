@@ -143,6 +143,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE.npy")]
     u0: Option<PathBuf>,
 
+    /// Input signals of systems that declare inputs, from an .npy of shape
+    /// [N, total sensors] (each input's sensor values in declaration order)
+    #[arg(long, value_name = "FILE.npy")]
+    inputs: Option<PathBuf>,
+
     /// Initial states uniform at random in a box (repeat per state; others at default)
     #[arg(long, value_name = "STATE=LO:HI", value_parser = parse_assign)]
     u0_uniform: Vec<(String, Vec<f64>)>,
@@ -294,6 +299,7 @@ impl SimulateArgs {
             param: to_map(&self.param),
             sweep: to_map(&self.sweep),
             params_file: self.params.clone(),
+            inputs_file: self.inputs.clone(),
             u0: any_u0.then_some(u0),
             precision: self.precision,
             rtol: tolerance_value(&self.rtol),

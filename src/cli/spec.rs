@@ -7,7 +7,7 @@ use crate::io::read_matrix;
 use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::{
-    AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Parameters,
+    AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
 };
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ pub struct RunSpec {
     #[serde(default)]
     pub sweep: OrderedMap,
     pub params_file: Option<PathBuf>,
+    /// Input signals' sensor values: an .npy [N, total sensors].
+    pub inputs_file: Option<PathBuf>,
     pub u0: Option<U0Spec>,
     pub precision: Option<Precision>,
     /// Adaptive solvers: a number for every state, a list (one per state) or a table of
@@ -96,7 +98,11 @@ impl RunSpec {
                 *p = base.join(&*p);
             }
         };
-        for p in [spec.params_file.as_mut(), spec.out.as_mut()]
+        for p in [
+            spec.params_file.as_mut(),
+            spec.inputs_file.as_mut(),
+            spec.out.as_mut(),
+        ]
             .into_iter()
             .flatten()
         {
@@ -121,7 +127,11 @@ impl RunSpec {
                 *p = a;
             }
         };
-        for p in [self.params_file.as_mut(), self.out.as_mut()]
+        for p in [
+            self.params_file.as_mut(),
+            self.inputs_file.as_mut(),
+            self.out.as_mut(),
+        ]
             .into_iter()
             .flatten()
         {
@@ -166,6 +176,7 @@ impl RunSpec {
             out,
             seed,
             params_file,
+            inputs_file,
             u0,
             precision,
             rtol,
@@ -424,6 +435,15 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     }
     if let Some(path) = &spec.params_file {
         ensemble.params = Parameters::Table(table(path, "--params")?);
+    }
+    match (&spec.inputs_file, system.inputs.is_empty()) {
+        (Some(path), false) => ensemble.inputs = Inputs::Table(table(path, "--inputs")?),
+        (Some(_), true) => {
+            return Err(CliError::Input(format!(
+                "--inputs was given, but {sname} has no inputs"
+            )));
+        }
+        (None, _) => {}
     }
 
     if let Some(u0) = &spec.u0 {

@@ -3,6 +3,7 @@
 //! emitter, so both compute the same operations in the same order.
 
 pub use super::parser::BinOp;
+use super::signal::Signal;
 
 /// A built-in function of the equation language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +184,8 @@ pub enum Node {
     /// since WGSL's `pow` is undefined for negative bases.
     PowInt(Box<Node>, i32),
     Call(Func, Vec<Node>),
+    /// An input signal evaluated at a time (usually `t` itself).
+    Input(Signal, Box<Node>),
 }
 
 /// Values a node may refer to.
@@ -220,6 +223,7 @@ impl Node {
                 }
                 f.eval(&vals[..args.len()])
             }
+            Node::Input(signal, at) => signal.eval(env.params, at.eval(env)),
         }
     }
 
@@ -230,6 +234,7 @@ impl Node {
             Node::Bin(op, a, b) => Node::Bin(op, Box::new(a.fold()), Box::new(b.fold())),
             Node::PowInt(x, n) => Node::PowInt(Box::new(x.fold()), n),
             Node::Call(f, args) => Node::Call(f, args.into_iter().map(Node::fold).collect()),
+            Node::Input(signal, at) => return Node::Input(signal, Box::new(at.fold())),
             leaf => return leaf,
         };
         if folded.is_constant() {
@@ -248,7 +253,9 @@ impl Node {
     fn is_constant(&self) -> bool {
         match self {
             Node::Const(_) => true,
-            Node::State(_) | Node::Param(_) | Node::Aux(_) | Node::Time => false,
+            Node::State(_) | Node::Param(_) | Node::Aux(_) | Node::Time | Node::Input(..) => {
+                false
+            }
             Node::Neg(x) | Node::PowInt(x, _) => x.is_constant(),
             Node::Bin(_, a, b) => a.is_constant() && b.is_constant(),
             Node::Call(_, args) => args.iter().all(Node::is_constant),
@@ -259,7 +266,7 @@ impl Node {
     pub fn visit(&self, f: &mut impl FnMut(&Node)) {
         f(self);
         match self {
-            Node::Neg(x) | Node::PowInt(x, _) => x.visit(f),
+            Node::Neg(x) | Node::PowInt(x, _) | Node::Input(_, x) => x.visit(f),
             Node::Bin(_, a, b) => {
                 a.visit(f);
                 b.visit(f);

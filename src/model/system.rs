@@ -4,6 +4,7 @@
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
 use super::expr::{BinOp, Env, Func, MAX_UNROLLED_POWER, Node};
 use super::parser::{Expr, ExprKind, Statement, Target, parse_statements};
+use super::signal::{Input, Signal};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -49,6 +50,9 @@ pub struct System {
     pub meta: Meta,
     pub states: Vec<Var>,
     pub params: Vec<Var>,
+    /// Time-dependent inputs; their sensor values follow the parameters in each
+    /// trajectory's parameter slots.
+    pub inputs: Vec<Input>,
     pub aux: Vec<AuxDef>,
     /// One right-hand side per state, in state order.
     pub rhs: Vec<Node>,
@@ -60,11 +64,11 @@ pub struct System {
 pub const RESERVED: [&str; 2] = ["t", "pi"];
 
 impl System {
-    /// Resolves and checks `source.text[range]` against the given states and parameters.
+    /// Resolves and checks `source.text[range]` against the given states, parameters and
+    /// inputs.
     pub fn build(
         meta: Meta,
-        states: Vec<Var>,
-        params: Vec<Var>,
+        (states, params, inputs): (Vec<Var>, Vec<Var>, Vec<Input>),
         source: &Arc<Source>,
         range: Range<usize>,
     ) -> Result<System, Diagnostics> {
@@ -73,6 +77,7 @@ impl System {
             source,
             states: &states,
             params: &params,
+            inputs: &inputs,
             aux_names: HashMap::new(),
             later_aux: HashMap::new(),
             equation_targets: HashMap::new(),
@@ -88,6 +93,7 @@ impl System {
             equations: source.text[range].trim_matches('\n').to_string(),
             states,
             params,
+            inputs,
             aux,
             rhs: rhs
                 .into_iter()
@@ -103,6 +109,17 @@ impl System {
         params: &[(&str, f64)],
         equations: &str,
     ) -> Result<System, Diagnostics> {
+        System::from_equations_with_inputs(name, states, params, Vec::new(), equations)
+    }
+
+    /// A system with time-dependent inputs from an equation string.
+    pub fn from_equations_with_inputs(
+        name: &str,
+        states: &[(&str, f64)],
+        params: &[(&str, f64)],
+        inputs: Vec<Input>,
+        equations: &str,
+    ) -> Result<System, Diagnostics> {
         let source = Source::new(format!("<{name} equations>"), equations);
         let vars = |v: &[(&str, f64)]| v.iter().map(|&(n, d)| Var::new(n, d)).collect();
         let meta = Meta {
@@ -111,8 +128,7 @@ impl System {
         };
         System::build(
             meta,
-            vars(states),
-            vars(params),
+            (vars(states), vars(params), inputs),
             &source,
             0..equations.len(),
         )
@@ -128,6 +144,36 @@ impl System {
 
     pub fn n_params(&self) -> usize {
         self.params.len()
+    }
+
+    /// Values each trajectory carries besides its state: the parameters, then every
+    /// input's sensor values.
+    pub fn n_param_slots(&self) -> usize {
+        self.n_params() + self.n_input_values()
+    }
+
+    /// Sensor values of all inputs together.
+    pub fn n_input_values(&self) -> usize {
+        self.inputs.iter().map(|i| i.sensors).sum()
+    }
+
+    /// Every input's default at each of its sensors, in slot order.
+    pub fn default_inputs(&self) -> Vec<f64> {
+        self.inputs
+            .iter()
+            .flat_map(|i| std::iter::repeat_n(i.default, i.sensors))
+            .collect()
+    }
+
+    /// The first sensor time of any input after `t`, or `end`: where adaptive steps stop
+    /// (the CPU twin of the kernels' `break_after`).
+    pub fn break_after(&self, t: f64, end: f64) -> f64 {
+        (0..self.inputs.len()).fold(end, |e, k| self.signal(k).next_sensor(t, e))
+    }
+
+    /// Where input `k`'s values sit among the parameter slots.
+    pub fn signal(&self, k: usize) -> Signal {
+        signal_of(self.params.len(), &self.inputs, k)
     }
 
     pub fn state_index(&self, name: &str) -> Option<usize> {
@@ -146,10 +192,11 @@ impl System {
         self.params.iter().map(|v| v.default).collect()
     }
 
-    /// Whether any right-hand side depends on time (a non-autonomous system).
+    /// Whether any right-hand side depends on time (a non-autonomous system), directly or
+    /// through an input.
     pub fn uses_time(&self) -> bool {
         let mut found = false;
-        let mut check = |n: &Node| found |= matches!(n, Node::Time);
+        let mut check = |n: &Node| found |= matches!(n, Node::Time | Node::Input(..));
         self.aux.iter().for_each(|a| a.value.visit(&mut check));
         self.rhs.iter().for_each(|r| r.visit(&mut check));
         found
@@ -161,7 +208,8 @@ impl System {
         self.rhs.iter().for_each(|r| r.visit(f));
     }
 
-    /// The right-hand side in f64: `du = f(t, u, p)`. `aux` is scratch space, reused
+    /// The right-hand side in f64: `du = f(t, u, p)`, `p` being the parameter slots
+    /// (parameters, then input values). `aux` is scratch space, reused
     /// between calls so that reference integrators do not allocate per step.
     pub fn rhs_f64(&self, t: f64, u: &[f64], p: &[f64], aux: &mut Vec<f64>, du: &mut [f64]) {
         aux.clear();
@@ -196,6 +244,7 @@ pub(crate) fn resolve_expression(
         source,
         states: &[],
         params: inputs,
+        inputs: &[],
         aux_names: HashMap::new(),
         later_aux: HashMap::new(),
         equation_targets: HashMap::new(),
@@ -212,6 +261,7 @@ struct Resolver<'a> {
     source: &'a Arc<Source>,
     states: &'a [Var],
     params: &'a [Var],
+    inputs: &'a [Input],
     /// Auxiliaries defined so far: name → index.
     aux_names: HashMap<String, usize>,
     /// Auxiliaries defined on a later line: name → span of that definition.
@@ -250,11 +300,30 @@ impl Resolver<'_> {
             );
         }
         let mut seen: HashMap<&str, &str> = HashMap::new();
+        let input_vars: Vec<Var> = self
+            .inputs
+            .iter()
+            .map(|i| Var {
+                name: i.name.clone(),
+                default: i.default,
+                span: i.span.clone(),
+            })
+            .collect();
+        for (input, var) in self.inputs.iter().zip(&input_vars) {
+            if let Some(problem) = input.problem() {
+                self.declaration_error(
+                    problem,
+                    var,
+                    "inputs = { u = { sensors = 100, span = [0.0, 1.0] } }",
+                );
+            }
+        }
         let all = self
             .states
             .iter()
             .map(|v| (v, "state"))
-            .chain(self.params.iter().map(|v| (v, "parameter")));
+            .chain(self.params.iter().map(|v| (v, "parameter")))
+            .chain(input_vars.iter().map(|v| (v, "input")));
         for (var, kind) in all {
             let name = var.name.as_str();
             if !is_identifier(name) {
@@ -427,6 +496,13 @@ impl Resolver<'_> {
                         Some(format!("write d{name} = ... (or {name}' = ...)")),
                     );
                     None
+                } else if self.inputs.iter().any(|v| &v.name == name) {
+                    self.error(
+                        format!("'{name}' is an input and cannot be assigned"),
+                        span,
+                        Some("inputs get their values from the run; use another name for a helper".into()),
+                    );
+                    None
                 } else if self.params.iter().any(|v| &v.name == name) {
                     self.error(
                         format!("'{name}' is a parameter and cannot be assigned"),
@@ -483,6 +559,21 @@ impl Resolver<'_> {
             } => {
                 let resolved: Vec<Option<Node>> =
                     args.iter().map(|a| self.expr(a, aux_used)).collect();
+                if let Some(k) = self.inputs.iter().position(|i| &i.name == func) {
+                    if resolved.len() != 1 {
+                        self.error(
+                            format!(
+                                "input '{func}' takes one argument (a time), but {} were given",
+                                resolved.len()
+                            ),
+                            span,
+                            Some(format!("write {func}(t), or {func} alone for the same")),
+                        );
+                        return None;
+                    }
+                    let at = resolved.into_iter().next()??;
+                    return Some(Node::Input(self.signal(k), Box::new(at)));
+                }
                 let Some(f) = Func::from_name(func) else {
                     let known = self.is_known_name(func);
                     let names: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
@@ -529,9 +620,14 @@ impl Resolver<'_> {
 
     fn is_known_name(&self, name: &str) -> bool {
         RESERVED.contains(&name)
+            || self.inputs.iter().any(|v| v.name == name)
             || self.states.iter().any(|v| v.name == name)
             || self.params.iter().any(|v| v.name == name)
             || self.aux_names.contains_key(name)
+    }
+
+    fn signal(&self, k: usize) -> Signal {
+        signal_of(self.params.len(), self.inputs, k)
     }
 
     fn name(&mut self, name: &str, span: Range<usize>, aux_used: &mut [bool]) -> Option<Node> {
@@ -546,6 +642,9 @@ impl Resolver<'_> {
         }
         if let Some(i) = self.params.iter().position(|v| v.name == name) {
             return Some(Node::Param(i));
+        }
+        if let Some(k) = self.inputs.iter().position(|v| v.name == name) {
+            return Some(Node::Input(self.signal(k), Box::new(Node::Time)));
         }
         if let Some(&i) = self.aux_names.get(name) {
             aux_used[i] = true;
@@ -589,6 +688,7 @@ impl Resolver<'_> {
             .copied()
             .chain(self.states.iter().map(|v| v.name.as_str()))
             .chain(self.params.iter().map(|v| v.name.as_str()))
+            .chain(self.inputs.iter().map(|v| v.name.as_str()))
             .chain(self.aux_names.keys().map(String::as_str))
             .collect();
         let hint = match did_you_mean(name, candidates.iter().copied()) {
@@ -604,6 +704,18 @@ impl Resolver<'_> {
         };
         self.error(format!("unknown name '{name}'"), span, Some(hint));
         None
+    }
+}
+
+/// Input `k`'s place among parameter slots: after the `n_params` parameters and the
+/// sensors of the inputs before it.
+fn signal_of(n_params: usize, inputs: &[Input], k: usize) -> Signal {
+    let input = &inputs[k];
+    Signal {
+        first: n_params + inputs[..k].iter().map(|i| i.sensors).sum::<usize>(),
+        sensors: input.sensors,
+        t0: input.t0,
+        t1: input.t1,
     }
 }
 

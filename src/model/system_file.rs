@@ -9,6 +9,8 @@
 //! parameters = { sigma = 10.0, rho = 28.0, beta = 2.6666666666666665 }
 //! tspan = [0.0, 10.0]   # optional suggestion
 //! dt = 0.001            # optional suggestion
+//! # optional time-dependent inputs, used in equations as u(t) (or u):
+//! # inputs = { u = { sensors = 100, span = [0.0, 1.0], default = 0.0 } }
 //! equations = """
 //! dx = sigma*(y - x)
 //! dy = x*(rho - z) - y
@@ -17,6 +19,7 @@
 //! ```
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
+use super::signal::Input;
 use super::system::{Meta, System, Var};
 use std::ops::Range;
 use std::path::Path;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "name",
     "description",
     "reference",
@@ -33,6 +36,7 @@ const KEYS: [&str; 8] = [
     "equations",
     "tspan",
     "dt",
+    "inputs",
 ];
 
 /// Reads a system file from disk. I/O problems become a diagnostic too.
@@ -148,6 +152,8 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
         }
     });
 
+    let inputs = get("inputs").map_or_else(Vec::new, |v| inputs(source, v, tspan, &mut err));
+
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
@@ -161,12 +167,12 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
         dt,
     };
     match raw_string_range(source, eq_span, &eq_text) {
-        Some(range) => System::build(meta, states, params, source, range),
+        Some(range) => System::build(meta, (states, params, inputs), source, range),
         // The string has escapes, so positions in it differ from positions in the file:
         // report against the decoded text instead.
         None => {
             let inner = Source::new(format!("{} (equations)", source.name), eq_text.clone());
-            System::build(meta, states, params, &inner, 0..eq_text.len())
+            System::build(meta, (states, params, inputs), &inner, 0..eq_text.len())
         }
     }
 }
@@ -207,6 +213,89 @@ fn vars(
                 v.span(),
             )),
         }
+    }
+    out
+}
+
+/// `inputs = { u = { sensors = 100, span = [0.0, 1.0], default = 0.0 } }`; the span
+/// defaults to the system's `tspan`, the default value to 0.
+fn inputs(
+    source: &Arc<Source>,
+    value: &Spanned<DeValue>,
+    tspan: Option<(f64, f64)>,
+    err: &mut dyn FnMut(Diagnostic),
+) -> Vec<Input> {
+    const EXAMPLE: &str = "inputs = { u = { sensors = 100, span = [0.0, 1.0] } }";
+    let DeValue::Table(table) = value.get_ref() else {
+        err(
+            Diagnostic::new("'inputs' must be a table of name = { ... }", source, value.span())
+                .with_hint(EXAMPLE),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in table.iter() {
+        let name = key.get_ref().to_string();
+        let DeValue::Table(fields) = v.get_ref() else {
+            err(
+                Diagnostic::new(format!("input '{name}' must be a table"), source, v.span())
+                    .with_hint(EXAMPLE),
+            );
+            continue;
+        };
+        let mut input = Input::new(name.clone(), 0, tspan.unwrap_or((f64::NAN, f64::NAN)));
+        input.span = Some(key.span());
+        let mut has_sensors = false;
+        for (field, fv) in fields.iter() {
+            let bad = |what: &str| Diagnostic::new(what.to_string(), source, fv.span());
+            match &**field.get_ref() {
+                "sensors" => match number(fv.get_ref()) {
+                    Some(x) if x >= 2.0 && x.fract() == 0.0 && x <= 1e6 => {
+                        input.sensors = x as usize;
+                        has_sensors = true;
+                    }
+                    _ => err(bad("'sensors' must be a whole number from 2 to 1,000,000")),
+                },
+                "span" => {
+                    let pair = match fv.get_ref() {
+                        DeValue::Array(a) if a.len() == 2 => {
+                            number(a[0].get_ref()).zip(number(a[1].get_ref()))
+                        }
+                        _ => None,
+                    };
+                    match pair {
+                        Some((a, b)) if a < b && a.is_finite() && b.is_finite() => {
+                            (input.t0, input.t1) = (a, b);
+                        }
+                        _ => err(bad("'span' must be [start, end] with start < end")),
+                    }
+                }
+                "default" => match number(fv.get_ref()) {
+                    Some(x) if x.is_finite() => input.default = x,
+                    _ => err(bad("'default' must be a finite number")),
+                },
+                other => err(Diagnostic::new(
+                    format!("unknown key '{other}' in input '{name}'"),
+                    source,
+                    field.span(),
+                )
+                .with_hint("an input has sensors, span and default")),
+            }
+        }
+        if !has_sensors {
+            err(
+                Diagnostic::new(format!("input '{name}' has no 'sensors'"), source, v.span())
+                    .with_hint(EXAMPLE),
+            );
+        } else if input.t0.is_nan() {
+            err(Diagnostic::new(
+                format!("input '{name}' has no 'span' and the system has no 'tspan'"),
+                source,
+                v.span(),
+            )
+            .with_hint("add span = [start, end] for the sensor times"));
+        }
+        out.push(input);
     }
     out
 }

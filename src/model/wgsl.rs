@@ -4,7 +4,10 @@
 //!
 //! Emitted items: `struct State { x0, x1, ... }`, `struct Params { p0, ... }`, one
 //! `powi_N` helper per integer power used, and
-//! `fn rhs(t: real, s: State, p: Params) -> State`.
+//! `fn break_after(t: real, end: real) -> real` (where adaptive steps stop for inputs) and
+//! `fn rhs(t: real, s: State, p: Params) -> State`. Inputs become calls of
+//! `input_value(first_slot, sensors, t0, inverse_spacing, time)`, which each kernel defines
+//! over its own parameter buffer (ode::kernel::accessors).
 
 use super::expr::{BinOp, Func, Node, powi_steps};
 use super::system::System;
@@ -43,6 +46,7 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
         out.push_str(&powi_function(k));
     }
 
+    out.push_str(&break_after(system));
     let _ = writeln!(out, "fn rhs(t: real, s: State, p: Params) -> State {{");
     for (i, a) in system.aux.iter().enumerate() {
         let _ = writeln!(
@@ -64,6 +68,44 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
     out.push_str("    return d;\n}\n");
     out
 }
+
+/// `fn break_after(t, end) -> real`, the first sensor time of any input after `t` (or
+/// `end`), computed as `Signal::next_sensor` does; adaptive kernels stop their steps there.
+fn break_after(system: &System) -> String {
+    let mut out = String::new();
+    if !system.inputs.is_empty() {
+        out.push_str(NEXT_SENSOR);
+    }
+    out.push_str("fn break_after(t: real, end: real) -> real {\n    var e = end;\n");
+    for k in 0..system.inputs.len() {
+        let s = system.signal(k);
+        let _ = writeln!(
+            out,
+            "    e = next_sensor(t, {}, {}, {}, e);",
+            literal(s.t0),
+            literal(s.spacing()),
+            literal((s.sensors - 1) as f64)
+        );
+    }
+    out.push_str("    return e;\n}\n\n");
+    out
+}
+
+const NEXT_SENSOR: &str = "fn next_sensor(t: real, t0: real, h: real, last: real, end: real) -> real {
+    var k = max(floor((t - t0) / h), real(-1.0)) + real(1.0);
+    if k > real(0.0) && t0 + (k - real(1.0)) * h > t {
+        k -= real(1.0);
+    }
+    if t0 + k * h <= t {
+        k += real(1.0);
+    }
+    if k > last {
+        return end;
+    }
+    return min(t0 + k * h, end);
+}
+
+";
 
 /// `x^k` by the same squarings and products as the f64 evaluator (`expr::powi`).
 fn powi_function(k: u32) -> String {
@@ -90,6 +132,14 @@ pub fn expr(n: &Node, precision: Precision) -> String {
         Node::Param(i) => format!("p.p{i}"),
         Node::Aux(i) => format!("a{i}"),
         Node::Time => "t".into(),
+        Node::Input(s, at) => format!(
+            "input_value({}u, {}u, {}, {}, {})",
+            s.first,
+            s.sensors,
+            literal(s.t0),
+            literal(s.inverse_spacing()),
+            expr(at)
+        ),
         Node::Neg(x) => format!("(-{})", expr(x)),
         Node::Bin(op, a, b) => {
             let o = match op {

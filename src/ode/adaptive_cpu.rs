@@ -110,8 +110,9 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             out.status = Status::MaxSteps;
             break;
         }
-        let last = h >= t1 - t;
-        let hu = if last { t1 - t } else { h };
+        let stop = system.break_after(t, t1);
+        let last = h >= stop - t;
+        let hu = if last { stop - t } else { h };
 
         // Stages 1..fsal; the last is evaluated at the new state (FSAL).
         for i in 1..n_stages {
@@ -147,7 +148,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             continue;
         }
 
-        let t_new = if last { t1 } else { t + hu };
+        let t_new = if last { stop } else { t + hu };
         let mut dense_ready = false;
         while slot < save_times.len() && save_times[slot] <= t_new {
             let dst = &mut out.saves[slot * dim..(slot + 1) * dim];

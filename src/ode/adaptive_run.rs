@@ -87,7 +87,7 @@ impl Resources {
         let dim = system.dim() as u64;
         let buffers = EnsembleBuffers::new(
             ctx,
-            (system.dim(), system.n_params()),
+            (system.dim(), system.n_param_slots()),
             precision,
             (plan.chunk, plan.slots_per_batch),
             MAX_WINDOWS,
@@ -227,7 +227,7 @@ pub fn plan_adaptive(
     let shape = RunShape {
         n: problem.ensemble.n,
         dim,
-        n_params: system.n_params(),
+        n_params: system.n_param_slots(),
         n_slots: times.len(),
         bytes_per_real: real,
         workgroup_size: options.workgroup_size,
@@ -303,7 +303,7 @@ pub fn run_adaptive_into(
     let mut host = HostUpload::default();
     let rows = res
         .buffers
-        .rows(dim, system.n_params(), precision, plan.chunk);
+        .rows(dim, system.n_param_slots(), precision, plan.chunk);
     let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
     let (part, parts) = options.part;
     let mine = plan

@@ -114,6 +114,7 @@ pub struct DeviceRows<'a> {
     pub state: &'a wgpu::Buffer,
     pub params: &'a wgpu::Buffer,
     pub dim: usize,
+    /// Parameters and input values (`System::n_param_slots`).
     pub n_params: usize,
     pub precision: Precision,
     /// Row length of the struct-of-arrays buffers.
@@ -140,7 +141,7 @@ impl HostUpload {
         self.transpose(to.dim, to.stride, to.precision);
         ctx.queue.write_buffer(to.state, 0, &self.soa);
         if to.n_params > 0 {
-            ensemble.fill_params(chunk, &mut self.rows);
+            ensemble.fill_param_slots(chunk, &mut self.rows);
             self.transpose(to.n_params, to.stride, to.precision);
             ctx.queue.write_buffer(to.params, 0, &self.soa);
         }

@@ -123,6 +123,16 @@ pub enum Parameters {
     Table(Table),
 }
 
+/// Values of the system's input signals, per trajectory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Inputs {
+    /// Every input at its declared default.
+    #[default]
+    Default,
+    /// One row per trajectory: every input's sensor values, inputs in declaration order.
+    Table(Table),
+}
+
 /// How N trajectories differ from each other.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ensemble {
@@ -133,6 +143,9 @@ pub struct Ensemble {
     pub base_params: Vec<f64>,
     pub initial: InitialStates,
     pub params: Parameters,
+    /// The input signals' defaults at every sensor, and how trajectories' inputs differ.
+    pub base_inputs: Vec<f64>,
+    pub inputs: Inputs,
 }
 
 impl Ensemble {
@@ -144,6 +157,8 @@ impl Ensemble {
             base_params: system.default_params(),
             initial: InitialStates::Default,
             params: Parameters::Default,
+            base_inputs: system.default_inputs(),
+            inputs: Inputs::Default,
         }
     }
 
@@ -159,7 +174,10 @@ impl Ensemble {
             (InitialStates::Grid(a), _) => product(a),
             (_, Parameters::Sweep(a)) => product(a),
             (InitialStates::Table(t), _) | (_, Parameters::Table(t)) => Some(t.rows),
-            _ => None,
+            _ => match &self.inputs {
+                Inputs::Table(t) => Some(t.rows),
+                Inputs::Default => None,
+            },
         }
     }
 
@@ -254,9 +272,20 @@ impl Ensemble {
             Parameters::Sweep(axes) => check_axes(axes, &param_names)?,
             Parameters::Default => {}
         }
+        if let Inputs::Table(t) = &self.inputs {
+            check_table(t, system.n_input_values(), "input values")?;
+        }
+        if self.base_inputs.len() != system.n_input_values() {
+            return Err(EnsembleError::BadRange(format!(
+                "{} input defaults for {} input values",
+                self.base_inputs.len(),
+                system.n_input_values()
+            )));
+        }
         for (what, values) in [
             ("initial state", &self.base_state),
             ("parameter", &self.base_params),
+            ("input", &self.base_inputs),
         ] {
             if let Some(v) = values.iter().find(|v| !v.is_finite()) {
                 return Err(EnsembleError::BadRange(format!(
@@ -306,9 +335,31 @@ impl Ensemble {
 
     /// `params` into a buffer the caller reuses.
     pub fn fill_params(&self, range: Range<usize>, out: &mut Vec<f64>) {
+        self.fill_rows(range, false, out);
+    }
+
+    /// What the kernels and the CPU integrators read per trajectory: the parameters, then
+    /// every input's sensor values; row-major [j][n_param_slots].
+    pub fn param_slots(&self, range: Range<usize>) -> Vec<f64> {
+        let mut out = Vec::new();
+        self.fill_param_slots(range, &mut out);
+        out
+    }
+
+    /// `param_slots` into a buffer the caller reuses.
+    pub fn fill_param_slots(&self, range: Range<usize>, out: &mut Vec<f64>) {
+        self.fill_rows(range, true, out);
+    }
+
+    fn fill_rows(&self, range: Range<usize>, with_inputs: bool, out: &mut Vec<f64>) {
         let np = self.base_params.len();
+        let ni = if with_inputs {
+            self.base_inputs.len()
+        } else {
+            0
+        };
         out.clear();
-        out.reserve(range.len() * np);
+        out.reserve(range.len() * (np + ni));
         for j in range {
             let row_start = out.len();
             out.extend_from_slice(&self.base_params);
@@ -317,6 +368,12 @@ impl Ensemble {
                 Parameters::Default => {}
                 Parameters::Sweep(axes) => apply_grid(axes, j, self.n, row),
                 Parameters::Table(t) => row.copy_from_slice(&t.data[j * np..(j + 1) * np]),
+            }
+            if ni > 0 {
+                match &self.inputs {
+                    Inputs::Default => out.extend_from_slice(&self.base_inputs),
+                    Inputs::Table(t) => out.extend_from_slice(&t.data[j * ni..(j + 1) * ni]),
+                }
             }
         }
     }

@@ -87,6 +87,22 @@ pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
     s
 }
 
+/// Input signals (model::signal): the same interpolation as `Signal::eval`, reading the
+/// sensor values that follow the parameters in this trajectory's parameter slots.
+const INPUT_VALUE: &str = "// The trajectory this invocation integrates, set once by main(); input_value reads it.
+var<private> traj: u32;
+
+fn input_value(first: u32, m: u32, t0: real, inverse_spacing: real, t: real) -> real {
+    let s = clamp((t - t0) * inverse_spacing, real(0.0), real(m - 1u));
+    let j = min(u32(s), m - 2u);
+    let f = s - real(j);
+    let a = params[traj + (first + j) * win.stride];
+    let b = params[traj + (first + j + 1u) * win.stride];
+    return a + f * (b - a);
+}
+
+";
+
 /// Loads, stores and saves of one trajectory's components, plus the finiteness test. State
 /// and parameters are struct-of-arrays ([component][stride]); saves are [slot][stride][dim],
 /// the file's own layout, so a slot of a chunk reaches disk as one contiguous block (each
@@ -125,6 +141,7 @@ pub fn accessors(dim: usize, n_params: usize) -> String {
         s,
         "fn load_params(i: u32) -> Params {{\n    return Params({params});\n}}\n"
     );
+    s.push_str(INPUT_VALUE);
     let _ = writeln!(
         s,
         "fn save_state(slot: u32, i: u32, u: State) {{\n    let base = (slot * win.stride + i) * {dim}u;\n{}}}\n",

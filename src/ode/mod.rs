@@ -24,7 +24,7 @@ pub use adaptive::{AdaptiveProblem, Control, ControlError, SaveAt, Tolerance};
 pub use adaptive_run::{run_adaptive_into, simulate_adaptive};
 pub use any::Problem;
 pub use device::Precision;
-pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Parameters, Table};
+pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Inputs, Parameters, Table};
 pub use multi::run_on_devices;
 pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
 pub use run::{FixedStepProblem, RunOptions, SimError, run_into, simulate};

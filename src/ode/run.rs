@@ -192,7 +192,7 @@ impl Resources {
         let c = plan.chunk as u64;
         let buffers = EnsembleBuffers::new(
             ctx,
-            (system.dim(), system.n_params()),
+            (system.dim(), system.n_param_slots()),
             precision,
             (plan.chunk, plan.slots_per_batch),
             WINDOWS_PER_SUBMIT,
@@ -289,7 +289,7 @@ pub fn plan_run(
     let shape = RunShape {
         n: problem.ensemble.n,
         dim: system.dim(),
-        n_params: system.n_params(),
+        n_params: system.n_param_slots(),
         n_slots: save_plan.n_slots(),
         bytes_per_real: problem.precision.bytes(),
         workgroup_size: options.workgroup_size,
@@ -374,7 +374,7 @@ pub fn run_into(
     let mut host = HostUpload::default();
     let rows = res
         .buffers
-        .rows(dim, system.n_params(), precision, plan.chunk);
+        .rows(dim, system.n_param_slots(), precision, plan.chunk);
     let (part, parts) = options.part;
     let mine = plan
         .chunks_from(options.start, n)

@@ -52,7 +52,7 @@ pub fn f32_round(v: &[f64]) -> Vec<f64> {
 /// same f32-rounded inputs the GPU gets.
 pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
     let u0 = f32_round(&p.ensemble.states(j..j + 1));
-    let params = f32_round(&p.ensemble.params(j..j + 1));
+    let params = f32_round(&p.ensemble.param_slots(j..j + 1));
     let plan = ode::SavePlan::new(p.save, p.grid.n_steps).unwrap();
     let tableau = p.solver.tableau().expect("fixed-step solver");
     ode::cpu::integrate(&p.system, tableau, &u0, &params, &p.grid, &plan)
