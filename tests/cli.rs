@@ -457,6 +457,114 @@ fn train_deeponet_then_predict() {
     assert!(!dir.join("x.npy").exists());
 }
 
+/// Generate → train → predict for a system with two inputs and two outputs (the reactor),
+/// with normalisation: the data set's shapes, the summary's per-output errors, the
+/// checkpoint predicting the test file with the summary's error; bad generation configs
+/// give exit 2 and write nothing.
+#[test]
+fn generate_train_predict_two_inputs() {
+    let dir = temp_dir("generate");
+    let config = dir.join("generate.toml");
+    let generate_with = |text: &str, out: &str| {
+        std::fs::write(&config, text).unwrap();
+        phaseflow(&[
+            "generate",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            dir.join(out).to_str().unwrap(),
+        ])
+    };
+    let good = "system = \"cstr\"\nfunctions = 64\ntest_functions = 16\npoints = 11\n\
+                steps_per_point = 98\noutputs = [\"ca\", \"T\"]\n\
+                [inputs.tc]\nlength_scale = 1.0\nscale = 1.0\n\
+                [inputs.cf]\nlength_scale = 1.0\nscale = 0.05\n";
+    let o = generate_with(good, "data");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let data = dir.join("data");
+    let members = phaseflow::io::read_npz(&data.join("train.npz")).unwrap();
+    assert_eq!(members.len(), 3);
+    let test = phaseflow::nn::deeponet_data::read_aligned(&data.join("test.npz")).unwrap();
+    assert_eq!(
+        (test.functions(), test.points(), test.outputs, test.u.cols),
+        (16, 11, 2, 100)
+    );
+    assert!(data.join("summary.json").is_file());
+
+    let train = dir.join("train.toml");
+    std::fs::write(
+        &train,
+        "out = \"run\"\n[data]\ntrain = \"data/train.npz\"\ntest = \"data/test.npz\"\n\
+         [model]\nbranch = [16]\ntrunk = [16]\nlatent = 8\nnormalize = true\n\
+         [train]\niterations = 200\nevaluate_every = 100\n",
+    )
+    .unwrap();
+    let o = phaseflow(&[
+        "train",
+        "deeponet",
+        "--config",
+        train.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let best = summary["validation_mean_relative_l2"].as_f64().unwrap();
+    let each = summary["validation_mean_relative_l2_per_output"]
+        .as_array()
+        .unwrap();
+    assert_eq!(each.len(), 2);
+    // Normalised, the temperature (≈ 384 K) is within a few percent after 200 steps.
+    assert!(each[1].as_f64().unwrap() < 0.05, "{summary}");
+    assert!(
+        summary["architecture"]["scaling"]["g"]["mean"][1]
+            .as_f64()
+            .unwrap()
+            > 300.0
+    );
+    let out = dir.join("g.npy");
+    let o = phaseflow(&[
+        "predict",
+        dir.join("run/model.safetensors").to_str().unwrap(),
+        "--data",
+        data.join("test.npz").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let rel = v["mean_relative_l2"].as_f64().unwrap();
+    assert!((rel - best).abs() < 1e-6, "{rel} vs {best}");
+    assert_eq!(npy_shape(&out), "16, 11, 2");
+
+    for (text, expected) in [
+        (
+            good.replace("[inputs.cf]", "[inputs.cx]"),
+            "has no input 'cx'",
+        ),
+        (
+            good.replace("outputs = [\"ca\", \"T\"]", "outputs = [\"q\"]"),
+            "has no state 'q'",
+        ),
+        (
+            good.replace("system = \"cstr\"", "system = \"lorenz\""),
+            "has no input",
+        ),
+        (
+            good.replace("points = 11", "points = 11\nsolver = \"tsit5\""),
+            "fixed-step",
+        ),
+        (
+            good.replace("functions = 64", "functoins = 64"),
+            "unknown field `functoins`",
+        ),
+    ] {
+        let o = generate_with(&text, "bad");
+        assert_input_error(&o, expected);
+        assert!(!dir.join("bad").join("train.npz").exists());
+    }
+}
+
 fn fit_summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }

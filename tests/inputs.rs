@@ -6,8 +6,8 @@ use common::*;
 use phaseflow::model::{Input, System};
 use phaseflow::ode::adaptive_cpu::{self, Setup};
 use phaseflow::ode::{
-    self, AdaptiveProblem, Control, Ensemble, Inputs, Precision, RunOptions, Save, SaveAt,
-    Solver, Status, Table, Tolerance,
+    self, AdaptiveProblem, Control, Ensemble, Inputs, Precision, RunOptions, Save, SaveAt, Solver,
+    Status, Table, Tolerance,
 };
 
 fn random_inputs(n: usize, cols: usize, seed: u64) -> Inputs {
@@ -131,13 +131,20 @@ fn adaptive_runs_follow_each_trajectorys_signal() {
             &p.ensemble.states(j..j + 1),
             &p.ensemble.param_slots(j..j + 1),
         );
-        assert_eq!(twin.counts, sol.steps.as_ref().unwrap()[j], "trajectory {j}");
+        assert_eq!(
+            twin.counts,
+            sol.steps.as_ref().unwrap()[j],
+            "trajectory {j}"
+        );
         for c in 0..2 {
             let g = sol.state(last, j)[c];
             let t = twin.saves[last * 2 + c];
             let r = reference.final_state(j)[c];
             assert!((g - t).abs() < 1e-12, "trajectory {j}: gpu {g} twin {t}");
-            assert!((g - r).abs() < 2e-6, "trajectory {j}: gpu {g} reference {r}");
+            assert!(
+                (g - r).abs() < 2e-6,
+                "trajectory {j}: gpu {g} reference {r}"
+            );
         }
     }
 }

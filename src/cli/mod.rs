@@ -11,6 +11,7 @@ mod bench;
 mod fit;
 mod fit_data;
 mod format;
+mod generate;
 mod info;
 mod interrupt;
 mod outputs;
@@ -63,6 +64,9 @@ enum Command {
     /// Fit an MLP (optionally with Fourier features) to an expression, samples or an image
     #[command(long_about = fit::LONG_ABOUT)]
     Fit(Box<fit::FitArgs>),
+    /// Generate operator-learning data (input functions → solutions) from an ensemble run
+    #[command(long_about = generate::LONG_ABOUT)]
+    Generate(generate::GenerateArgs),
     /// Train an operator network (DeepONet) from a config
     Train(train::TrainArgs),
     /// Evaluate a trained DeepONet on new input functions
@@ -138,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Systems(args) => systems::run(&args),
         Command::Simulate(args) => simulate::run(&args, &choice),
         Command::Fit(args) => fit::run(&args, &choice),
+        Command::Generate(args) => generate::run(&args, &choice),
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),

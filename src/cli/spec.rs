@@ -103,8 +103,8 @@ impl RunSpec {
             spec.inputs_file.as_mut(),
             spec.out.as_mut(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             rebase(p);
         }
@@ -132,8 +132,8 @@ impl RunSpec {
             self.inputs_file.as_mut(),
             self.out.as_mut(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             abs(p);
         }

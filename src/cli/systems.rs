@@ -36,6 +36,9 @@ fn to_json(s: &System) -> serde_json::Value {
         "dim": s.dim(),
         "states": vars(&s.states),
         "parameters": vars(&s.params),
+        "inputs": s.inputs.iter().map(|i| json!({
+            "name": i.name, "sensors": i.sensors, "span": [i.t0, i.t1], "default": i.default,
+        })).collect::<Vec<_>>(),
         "equations": s.equations,
         "tspan": s.meta.tspan.map(|(a, b)| [a, b]),
         "dt": s.meta.dt,
@@ -92,6 +95,12 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
                     vars(&s.params)
                 }
             );
+            for i in &s.inputs {
+                println!(
+                    "input:      {}(t), {} sensors on [{}, {}], linear between them, default {}",
+                    i.name, i.sensors, i.t0, i.t1, i.default
+                );
+            }
             if let (Some((a, b)), Some(dt)) = (s.meta.tspan, s.meta.dt) {
                 println!("suggested:  t from {a} to {b}, dt = {dt}");
             }

@@ -9,10 +9,12 @@ use super::spec::read_toml;
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
+use crate::nn::deeponet::mean_relative_l2_per_output;
 use crate::nn::deeponet_data::read_aligned;
+use crate::nn::deeponet_scaling::Scaling;
 use crate::nn::{
-    Activation, AlignedData, DeepONetArch, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer,
-    Init, Matrix, NetSpec, Optimizer, Strategy, save_deeponet_bytes,
+    Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
+    DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, Strategy, save_deeponet_bytes,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -83,6 +85,9 @@ struct ModelConfig {
     strategy: Strategy,
     init: String,
     seed: u64,
+    /// Scale inputs and outputs to zero mean and unit spread (fitted on the training data,
+    /// stored in the checkpoint).
+    normalize: bool,
 }
 
 impl Default for ModelConfig {
@@ -95,6 +100,7 @@ impl Default for ModelConfig {
             strategy: Strategy::SplitBoth,
             init: "glorot".into(),
             seed: 1,
+            normalize: false,
         }
     }
 }
@@ -214,7 +220,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             "[train] iterations and evaluate_every must be at least 1".into(),
         ));
     }
-    let arch = DeepONetArch::new(
+    let mut arch = DeepONetArch::new(
         NetSpec {
             inputs: train.u.cols,
             hidden: m.branch.clone(),
@@ -230,6 +236,9 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         m.strategy,
         m.activation,
     );
+    if m.normalize {
+        arch.scaling = Some(Scaling::fit(&train));
+    }
     validation.check(&arch).map_err(|e| {
         CliError::Input(format!("the test data does not fit the training data: {e}"))
     })?;
@@ -305,8 +314,10 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         history.push((done, loss, metrics.mse, metrics.mean_relative_l2));
         if text {
             println!(
-                "  step {done:>8}  train MSE {loss:.4e}  validation MSE {:.4e}  mean rel. L2 {:.4}",
-                metrics.mse, metrics.mean_relative_l2
+                "  step {done:>8}  train MSE{} {loss:.4e}  validation MSE {:.4e}  mean rel. L2 {:.4}",
+                if m.normalize { " (scaled)" } else { "" },
+                metrics.mse,
+                metrics.mean_relative_l2
             );
         }
         if best.as_ref().is_none_or(|b| metrics.mean_relative_l2 < b.0) {
@@ -326,6 +337,14 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let train_seconds = clock.elapsed().as_secs_f64();
     let (best_err, best_step, params) = best.expect("at least one evaluation");
     let interrupted = done < t.iterations && !stopped_early;
+    let best_g =
+        DeepONetNet::new(&ctx, &arch, &params)?.predict(&ctx, &validation.u, &validation.y)?;
+    let per_output = mean_relative_l2_per_output(
+        &best_g,
+        &validation.g,
+        validation.points(),
+        validation.outputs,
+    );
     let summary = json!({
         "architecture": arch,
         "adapter": ctx.summary,
@@ -342,6 +361,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "seconds_per_1000_iterations": 1e3 * train_seconds / done as f64,
         "best_step": best_step,
         "validation_mean_relative_l2": best_err,
+        "validation_mean_relative_l2_per_output": per_output,
         "validation_mse": history.iter().find(|h| h.0 == best_step).map(|h| h.2),
         "final_train_mse": history.last().map(|h| h.1),
     });
@@ -369,6 +389,10 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 ""
             }
         );
+        if per_output.len() > 1 {
+            let each: Vec<String> = per_output.iter().map(|e| format!("{e:.4}")).collect();
+            println!("  per output: {}", each.join(", "));
+        }
         for p in &written {
             println!("wrote {}", p.display());
         }

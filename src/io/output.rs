@@ -83,7 +83,8 @@ impl OutputDir {
         &self.dir
     }
 
-    fn stage(
+    /// A file made by `write` at a temporary path, moved into place by `commit`.
+    pub fn stage(
         &mut self,
         name: &str,
         write: impl FnOnce(&Path) -> std::io::Result<()>,

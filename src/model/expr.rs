@@ -253,9 +253,7 @@ impl Node {
     fn is_constant(&self) -> bool {
         match self {
             Node::Const(_) => true,
-            Node::State(_) | Node::Param(_) | Node::Aux(_) | Node::Time | Node::Input(..) => {
-                false
-            }
+            Node::State(_) | Node::Param(_) | Node::Aux(_) | Node::Time | Node::Input(..) => false,
             Node::Neg(x) | Node::PowInt(x, _) => x.is_constant(),
             Node::Bin(_, a, b) => a.is_constant() && b.is_constant(),
             Node::Call(_, args) => args.iter().all(Node::is_constant),

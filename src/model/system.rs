@@ -500,7 +500,10 @@ impl Resolver<'_> {
                     self.error(
                         format!("'{name}' is an input and cannot be assigned"),
                         span,
-                        Some("inputs get their values from the run; use another name for a helper".into()),
+                        Some(
+                            "inputs get their values from the run; use another name for a helper"
+                                .into(),
+                        ),
                     );
                     None
                 } else if self.params.iter().any(|v| &v.name == name) {

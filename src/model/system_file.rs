@@ -227,10 +227,12 @@ fn inputs(
 ) -> Vec<Input> {
     const EXAMPLE: &str = "inputs = { u = { sensors = 100, span = [0.0, 1.0] } }";
     let DeValue::Table(table) = value.get_ref() else {
-        err(
-            Diagnostic::new("'inputs' must be a table of name = { ... }", source, value.span())
-                .with_hint(EXAMPLE),
-        );
+        err(Diagnostic::new(
+            "'inputs' must be a table of name = { ... }",
+            source,
+            value.span(),
+        )
+        .with_hint(EXAMPLE));
         return Vec::new();
     };
     let mut out = Vec::new();

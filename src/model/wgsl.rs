@@ -91,7 +91,8 @@ fn break_after(system: &System) -> String {
     out
 }
 
-const NEXT_SENSOR: &str = "fn next_sensor(t: real, t0: real, h: real, last: real, end: real) -> real {
+const NEXT_SENSOR: &str =
+    "fn next_sensor(t: real, t0: real, h: real, last: real, end: real) -> real {
     var k = max(floor((t - t0) / h), real(-1.0)) + real(1.0);
     if k > real(0.0) && t0 + (k - real(1.0)) * h > t {
         k -= real(1.0);

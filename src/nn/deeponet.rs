@@ -15,6 +15,7 @@
 //! (u, y) pair per sample). This module is the f64 CPU twin of both.
 
 use super::cpu;
+use super::deeponet_scaling::Scaling;
 use super::model::{Activation, Architecture, Encoding, Init, Matrix, ModelError, Params};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,10 @@ pub struct DeepONetArch {
     /// k: outputs per location.
     pub outputs: usize,
     pub strategy: Strategy,
+    /// Normalisation of inputs and outputs, when the network was trained on scaled data;
+    /// predictions are always in the data's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
 }
 
 /// Widths and options of one of the two nets.
@@ -83,6 +88,7 @@ impl DeepONetArch {
             latent,
             outputs,
             strategy,
+            scaling: None,
         }
     }
 
@@ -100,6 +106,15 @@ impl DeepONetArch {
                 name: "branch and trunk outputs".into(),
                 got: vec![b_out, t_out],
                 want: vec![want.0, want.1],
+            });
+        }
+        if let Some(s) = &self.scaling
+            && !s.matches(self.sensors(), self.dims(), self.outputs)
+        {
+            return Err(ModelError::Shape {
+                name: "scaling (means and positive standard deviations)".into(),
+                got: vec![s.u.cols(), s.y.cols(), s.g.cols()],
+                want: vec![self.sensors(), self.dims(), self.outputs],
             });
         }
         Ok(())
@@ -345,6 +360,21 @@ pub fn mean_relative_l2(g: &[f64], target: &[f64], per_function: usize) -> f64 {
         count += 1;
     }
     sum / count.max(1) as f64
+}
+
+/// `mean_relative_l2` of each output on its own, for [functions, points, outputs] data:
+/// with outputs of different scales the joint figure hides the small one.
+pub fn mean_relative_l2_per_output(
+    g: &[f64],
+    target: &[f64],
+    points: usize,
+    outputs: usize,
+) -> Vec<f64> {
+    let pick =
+        |v: &[f64], c: usize| -> Vec<f64> { v.iter().skip(c).step_by(outputs).copied().collect() };
+    (0..outputs)
+        .map(|c| mean_relative_l2(&pick(g, c), &pick(target, c), points))
+        .collect()
 }
 
 #[cfg(test)]

@@ -213,9 +213,30 @@ impl DeepONetNet {
     /// chunks that fit the adapter's bindings. One function at many points is the
     /// low-latency case (three dispatches and one read-back); many functions the
     /// throughput case.
+    /// With a `Scaling` in the architecture, inputs are scaled on the way in and outputs
+    /// restored on the way out: the result is in the data's units either way.
     pub fn predict(&self, ctx: &GpuContext, u: &Matrix, y: &Matrix) -> Result<Vec<f64>, GpuError> {
         let arch = &self.layout.arch;
         check_inputs(arch, u, y).map_err(GpuError::Unsupported)?;
+        match &arch.scaling {
+            None => self.predict_network(ctx, u, y),
+            Some(s) => {
+                let (u, y) = s.inputs(u, y);
+                let mut g = self.predict_network(ctx, &u, &y)?;
+                s.g.restore(&mut g);
+                Ok(g)
+            }
+        }
+    }
+
+    /// The network's own outputs for its own (scaled) inputs.
+    fn predict_network(
+        &self,
+        ctx: &GpuContext,
+        u: &Matrix,
+        y: &Matrix,
+    ) -> Result<Vec<f64>, GpuError> {
+        let arch = &self.layout.arch;
         let k = arch.outputs;
         let (nf, ny) = (u.rows, y.rows);
         if nf == 0 || ny == 0 {
@@ -344,6 +365,17 @@ impl DeepONetTrainer {
         config: DeepONetTrainConfig,
     ) -> Result<DeepONetTrainer, GpuError> {
         data.check(arch).map_err(GpuError::Unsupported)?;
+        arch.check()
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        // The network learns the data in its own units (see `predict`).
+        let scaled;
+        let data = match &arch.scaling {
+            Some(s) => {
+                scaled = s.apply(data);
+                &scaled
+            }
+            None => data,
+        };
         let net = DeepONetNet::new(ctx, arch, params)?;
         let layout = net.layout.clone();
         let (nf, ny) = (data.functions(), data.points());

@@ -84,12 +84,18 @@ impl Grf {
     /// `count` functions [count, points]: function f uses the normals of indices
     /// f·points .. (f + 1)·points of `seed`.
     pub fn sample(&self, seed: u64, count: usize) -> Matrix {
+        self.sample_stream(seed, 0, count)
+    }
+
+    /// `sample` from another stream of the generator: independent functions for the same
+    /// seed (one stream per input signal).
+    pub fn sample_stream(&self, seed: u64, stream: u32, count: usize) -> Matrix {
         let n = self.points.len();
         let mut data = vec![0.0; count * n];
         let mut z = vec![0.0; n];
         for f in 0..count {
             for (i, zi) in z.iter_mut().enumerate() {
-                *zi = normal_f64(seed, (f * n + i) as u64, 0);
+                *zi = normal_f64(seed, (f * n + i) as u64, stream);
             }
             for i in 0..n {
                 let row = &self.factor[i * n..i * n + i + 1];

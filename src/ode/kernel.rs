@@ -89,7 +89,8 @@ pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
 
 /// Input signals (model::signal): the same interpolation as `Signal::eval`, reading the
 /// sensor values that follow the parameters in this trajectory's parameter slots.
-const INPUT_VALUE: &str = "// The trajectory this invocation integrates, set once by main(); input_value reads it.
+const INPUT_VALUE: &str =
+    "// The trajectory this invocation integrates, set once by main(); input_value reads it.
 var<private> traj: u32;
 
 fn input_value(first: u32, m: u32, t0: real, inverse_spacing: real, t: real) -> real {
