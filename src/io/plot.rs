@@ -113,13 +113,22 @@ impl Chart {
             let (x0, x1) = axis_range(xs, self.x_scale);
             let (y0, y1) = axis_range(ys, self.y_scale);
             let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+            // Linear axes' spans, to print a tick that rounding put at ±1e-17 as 0.
+            let (sx, sy) = (Some(x1 - x0), Some(y1 - y0));
             let result = match (self.x_scale, self.y_scale) {
-                (Scale::Linear, Scale::Linear) => self.draw(&root, x0..x1, y0..y1),
-                (Scale::Linear, Scale::Log) => self.draw(&root, x0..x1, (y0..y1).log_scale()),
-                (Scale::Log, Scale::Linear) => self.draw(&root, (x0..x1).log_scale(), y0..y1),
-                (Scale::Log, Scale::Log) => {
-                    self.draw(&root, (x0..x1).log_scale(), (y0..y1).log_scale())
+                (Scale::Linear, Scale::Linear) => self.draw(&root, x0..x1, y0..y1, (sx, sy)),
+                (Scale::Linear, Scale::Log) => {
+                    self.draw(&root, x0..x1, (y0..y1).log_scale(), (sx, None))
                 }
+                (Scale::Log, Scale::Linear) => {
+                    self.draw(&root, (x0..x1).log_scale(), y0..y1, (None, sy))
+                }
+                (Scale::Log, Scale::Log) => self.draw(
+                    &root,
+                    (x0..x1).log_scale(),
+                    (y0..y1).log_scale(),
+                    (None, None),
+                ),
             };
             result.map_err(fail)?;
             root.present().map_err(|e| fail(e.to_string()))?;
@@ -132,6 +141,7 @@ impl Chart {
         root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
         x: X,
         y: Y,
+        (x_span, y_span): (Option<f64>, Option<f64>),
     ) -> Result<(), String>
     where
         X: AsRangedCoord<Value = f64>,
@@ -150,8 +160,8 @@ impl Chart {
             .map_err(|x| e(&x))?;
         chart
             .configure_mesh()
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
+            .x_label_formatter(&|v| tick(snap(*v, x_span)))
+            .y_label_formatter(&|v| tick(snap(*v, y_span)))
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style(("sans-serif", 16))
@@ -185,6 +195,14 @@ impl Chart {
                 .map_err(|x| e(&x))?;
         }
         Ok(())
+    }
+}
+
+/// Zero for a value within 1e-9 of a linear axis's span of it.
+fn snap(v: f64, span: Option<f64>) -> f64 {
+    match span {
+        Some(s) if v.abs() < 1e-9 * s => 0.0,
+        _ => v,
     }
 }
 
@@ -250,6 +268,8 @@ mod tests {
         assert_eq!(tick(12345.0), "12345");
         assert_eq!(tick(1e6), "1e6");
         assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(snap(-1.39e-17, Some(0.45))), "0");
+        assert_eq!(tick(snap(1e-8, None)), "1e-8");
     }
 
     #[test]
