@@ -540,11 +540,11 @@ fn generate_train_predict_two_inputs() {
     for (text, expected) in [
         (
             good.replace("[inputs.cf]", "[inputs.cx]"),
-            "has no input 'cx'",
+            "'cx' is not an input of cstr",
         ),
         (
             good.replace("outputs = [\"ca\", \"T\"]", "outputs = [\"q\"]"),
-            "has no state 'q'",
+            "'q' is not a state of cstr",
         ),
         (
             good.replace("system = \"cstr\"", "system = \"lorenz\""),

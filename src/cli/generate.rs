@@ -4,7 +4,7 @@
 //! labels; written as phaseflow's aligned `.npz` for `phaseflow train deeponet`.
 
 use super::format::seconds;
-use super::spec::{load_system, read_toml};
+use super::spec::{load_system, lookup, read_toml};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
@@ -125,15 +125,6 @@ fn read_config(path: &Path) -> Result<Config, CliError> {
     Ok(config)
 }
 
-fn lookup(names: &[String], name: &str, what: &str, system: &str) -> Result<usize, CliError> {
-    names.iter().position(|n| n == name).ok_or_else(|| {
-        CliError::Input(format!(
-            "{system} has no {what} '{name}'; its {what}s are: {}",
-            names.join(", ")
-        ))
-    })
-}
-
 /// The spec for `count` functions with `seed`; `test` picks the inputs' test tables.
 fn spec(
     config: &Config,
@@ -153,22 +144,22 @@ fn spec(
     let (state_names, param_names) = (names(&system.states), names(&system.params));
     let mut initial = system.default_state();
     for (name, &v) in &config.initial {
-        initial[lookup(&state_names, name, "state", sname)?] = v;
+        initial[lookup(&state_names, name, "state", "[initial]", sname)?] = v;
     }
     let mut params = system.default_params();
     for (name, &v) in &config.parameters {
-        params[lookup(&param_names, name, "parameter", sname)?] = v;
+        params[lookup(&param_names, name, "parameter", "[parameters]", sname)?] = v;
     }
     let outputs = match &config.outputs {
         None => (0..system.dim()).collect(),
         Some(list) => list
             .iter()
-            .map(|n| lookup(&state_names, n, "state", sname))
+            .map(|n| lookup(&state_names, n, "state", "outputs", sname))
             .collect::<Result<_, _>>()?,
     };
     let input_names: Vec<String> = system.inputs.iter().map(|i| i.name.clone()).collect();
     for name in config.inputs.keys() {
-        lookup(&input_names, name, "input", sname)?;
+        lookup(&input_names, name, "input", "[inputs]", sname)?;
     }
     let mut signals = Vec::new();
     for input in &system.inputs {

@@ -233,7 +233,7 @@ fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, CliError> {
     }
 }
 
-fn lookup(
+pub(super) fn lookup(
     names: &[String],
     name: &str,
     kind: &str,
@@ -245,8 +245,13 @@ fn lookup(
             Some(m) => format!("did you mean '{m}'? "),
             None => String::new(),
         };
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         CliError::Input(format!(
-            "{flag}: '{name}' is not a {kind} of {system}; {hint}its {kind}s are: {}",
+            "{flag}: '{name}' is not {article} {kind} of {system}; {hint}its {kind}s are: {}",
             if names.is_empty() {
                 "(none)".to_string()
             } else {
