@@ -4,7 +4,7 @@
 //! labels; written as phaseflow's aligned `.npz` for `phaseflow train deeponet`.
 
 use super::format::seconds;
-use super::spec::{load_system, lookup, read_toml};
+use super::spec::{load_system, lookup, read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
@@ -102,26 +102,15 @@ pub const TEST_SEED_OFFSET: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn read_config(path: &Path) -> Result<Config, CliError> {
     let mut config: Config = read_toml(path)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let rebase = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
-    if let Some(p) = config.out.as_mut() {
-        rebase(p);
-    }
-    for input in config.inputs.values_mut() {
-        for p in [input.file.as_mut(), input.test_file.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            rebase(p);
-        }
-    }
-    if config.system.ends_with(".toml") && Path::new(&config.system).is_relative() {
-        config.system = base.join(&config.system).display().to_string();
-    }
+    let inputs = config
+        .inputs
+        .values_mut()
+        .flat_map(|i| [i.file.as_mut(), i.test_file.as_mut()]);
+    relative_to_config(
+        path,
+        inputs.chain([config.out.as_mut()]).flatten(),
+        Some(&mut config.system),
+    );
     Ok(config)
 }
 

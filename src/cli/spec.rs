@@ -91,32 +91,19 @@ impl RunSpec {
     /// Reads a run config; problems point into the file.
     pub fn from_file(path: &Path) -> Result<RunSpec, CliError> {
         let mut spec: RunSpec = read_toml(path)?;
-        // Relative paths in a config are relative to the config file.
-        let base = path.parent().unwrap_or(Path::new("."));
-        let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        for p in [
-            spec.params_file.as_mut(),
-            spec.inputs_file.as_mut(),
-            spec.out.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            rebase(p);
-        }
-        if let Some(p) = spec.u0.as_mut().and_then(|u| u.file.as_mut()) {
-            rebase(p);
-        }
-        if let Some(sys) = spec.system.as_mut()
-            && sys.ends_with(".toml")
-            && Path::new(sys).is_relative()
-        {
-            *sys = base.join(&*sys).display().to_string();
-        }
+        let u0_file = spec.u0.as_mut().and_then(|u| u.file.as_mut());
+        relative_to_config(
+            path,
+            [
+                spec.params_file.as_mut(),
+                spec.inputs_file.as_mut(),
+                spec.out.as_mut(),
+                u0_file,
+            ]
+            .into_iter()
+            .flatten(),
+            spec.system.as_mut(),
+        );
         Ok(spec)
     }
 
@@ -230,6 +217,27 @@ fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, CliError> {
     match v {
         toml::Value::Array(a) => a.iter().map(|x| number(x, what)).collect(),
         other => Ok(vec![number(other, what)?]),
+    }
+}
+
+/// Relative paths in a config are relative to the config file: `paths`, and `system` when
+/// it names a system file (`*.toml`) rather than a built-in.
+pub(super) fn relative_to_config<'a>(
+    config: &Path,
+    paths: impl IntoIterator<Item = &'a mut PathBuf>,
+    system: Option<&mut String>,
+) {
+    let base = config.parent().unwrap_or(Path::new("."));
+    for p in paths {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    if let Some(sys) = system
+        && sys.ends_with(".toml")
+        && Path::new(sys).is_relative()
+    {
+        *sys = base.join(&*sys).display().to_string();
     }
 }
 

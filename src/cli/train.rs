@@ -5,7 +5,7 @@
 
 use super::fit::parse_schedule;
 use super::format::seconds;
-use super::spec::read_toml;
+use super::spec::{read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
@@ -138,19 +138,17 @@ impl Default for TrainConfig {
 
 fn read_config(path: &Path) -> Result<Config, CliError> {
     let mut config: Config = read_toml(path)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    for p in [
-        Some(&mut config.data.train),
-        config.data.test.as_mut(),
-        config.out.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
+    relative_to_config(
+        path,
+        [
+            Some(&mut config.data.train),
+            config.data.test.as_mut(),
+            config.out.as_mut(),
+        ]
+        .into_iter()
+        .flatten(),
+        None,
+    );
     Ok(config)
 }
 

@@ -63,17 +63,16 @@ impl Input {
 
     /// The sensor times.
     pub fn times(&self) -> Vec<f64> {
-        let h = (self.t1 - self.t0) / (self.sensors - 1) as f64;
-        (0..self.sensors)
-            .map(|j| {
-                if j + 1 == self.sensors {
-                    self.t1
-                } else {
-                    self.t0 + j as f64 * h
-                }
-            })
-            .collect()
+        linspace(self.t0, self.t1, self.sensors)
     }
+}
+
+/// `n` (≥ 2) equally spaced times from `t0` to `t1`: `t0 + j h`, the last exactly `t1`.
+pub fn linspace(t0: f64, t1: f64, n: usize) -> Vec<f64> {
+    let h = (t1 - t0) / (n - 1) as f64;
+    (0..n)
+        .map(|j| if j + 1 == n { t1 } else { t0 + j as f64 * h })
+        .collect()
 }
 
 /// Where an input's values sit among a trajectory's parameter slots, and its sensor grid.

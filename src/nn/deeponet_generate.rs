@@ -12,6 +12,7 @@ use super::grf::{Grf, GrfError};
 use super::model::Matrix;
 use crate::gpu::GpuContext;
 use crate::model::System;
+use crate::model::signal::linspace;
 use crate::ode::{
     Ensemble, FixedStepProblem, Inputs, Precision, RunOptions, Save, SimError, Solver, Status,
     Table, TimeGrid, simulate,
@@ -218,19 +219,10 @@ impl OperatorDataSpec {
 
     /// The output times, [points, 1].
     pub fn times(&self) -> Matrix {
-        let h = (self.t1 - self.t0) / (self.points - 1) as f64;
         Matrix {
             rows: self.points,
             cols: 1,
-            data: (0..self.points)
-                .map(|i| {
-                    if i + 1 == self.points {
-                        self.t1
-                    } else {
-                        self.t0 + i as f64 * h
-                    }
-                })
-                .collect(),
+            data: linspace(self.t0, self.t1, self.points),
         }
     }
 }

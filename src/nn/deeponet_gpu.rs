@@ -365,8 +365,8 @@ impl DeepONetTrainer {
         config: DeepONetTrainConfig,
     ) -> Result<DeepONetTrainer, GpuError> {
         data.check(arch).map_err(GpuError::Unsupported)?;
-        arch.check()
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        // Checks the architecture, scaling included, before the data is scaled with it.
+        let net = DeepONetNet::new(ctx, arch, params)?;
         // The network learns the data in its own units (see `predict`).
         let scaled;
         let data = match &arch.scaling {
@@ -376,7 +376,6 @@ impl DeepONetTrainer {
             }
             None => data,
         };
-        let net = DeepONetNet::new(ctx, arch, params)?;
         let layout = net.layout.clone();
         let (nf, ny) = (data.functions(), data.points());
         let fb = config.functions_per_batch.unwrap_or(nf).clamp(1, nf);

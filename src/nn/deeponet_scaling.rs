@@ -38,7 +38,7 @@ impl Affine {
             .zip(&mean)
             .map(|(s, m)| {
                 let sd = (s / rows.max(1) as f64).sqrt();
-                if sd > 1e-12 * m.abs().max(1e-300) && sd > 0.0 {
+                if sd > 0.0 && sd > 1e-12 * m.abs() {
                     sd
                 } else {
                     1.0
