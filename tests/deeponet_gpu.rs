@@ -1,6 +1,6 @@
 //! DeepONet on the device against its f64 CPU twin (`nn::deeponet`): the loss and every
 //! gradient for each split strategy, with encodings, padding and minibatches of functions
-//! and points; predictions; Adam steps replayed by the twin.
+//! and points; predictions; Adam steps replayed by the twin; resumed runs.
 //!
 //! Tolerances as in tests/nn_fused.rs: the kernels compute in f32 with sums of at most a
 //! few hundred terms (the products over the latent width, the batch sums over functions
@@ -16,6 +16,7 @@ use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_ali
 use phaseflow::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
     DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,
+    load_deeponet_state, save_deeponet_state_bytes,
 };
 use phaseflow::rng::uniform_f64;
 
@@ -94,6 +95,20 @@ fn cases() -> Vec<Case> {
             ),
             functions: 90,
             points: 5,
+        },
+        // Small nets over many functions: the weight gradients are summed in splits of
+        // the samples (nn::fused_net::gradient_splits), b0's gradient in the first.
+        Case {
+            arch: DeepONetArch::new(
+                net(4, &[8], None),
+                net(1, &[8], None),
+                8,
+                1,
+                Strategy::SplitBoth,
+                Activation::Tanh,
+            ),
+            functions: 600,
+            points: 3,
         },
     ]
 }
@@ -317,6 +332,53 @@ fn adam_steps_are_replayed_by_the_twin() {
             .zip(p0.flat())
             .any(|(g, w)| (g - w).abs() > 2.0 * optimizer.lr),
         "the parameters moved"
+    );
+}
+
+/// A run stopped after some steps, saved to a file and resumed takes exactly the steps the
+/// uninterrupted run takes: the same parameters and Adam moments to the bit, with
+/// minibatches whose epochs end inside each part.
+#[test]
+fn a_resumed_run_takes_the_same_steps() {
+    let ctx = gpu();
+    let case = &cases()[1];
+    let a = &case.arch;
+    let p0 = params(a, 90);
+    let d = data(case, 91);
+    let config = DeepONetTrainConfig {
+        optimizer: Optimizer {
+            lr: 1e-2,
+            ..Optimizer::default()
+        },
+        functions_per_batch: Some(30),
+        points_per_batch: Some(35),
+        seed: 4,
+    };
+    let mut straight = DeepONetTrainer::new(ctx, a, &p0, &d, config.clone()).unwrap();
+    straight.run(ctx, 11);
+    let mut first = DeepONetTrainer::new(ctx, a, &p0, &d, config.clone()).unwrap();
+    first.run(ctx, 5);
+    let saved = first.state(ctx).unwrap();
+    assert_eq!(saved.step, 5);
+    let path = std::env::temp_dir().join(format!("resume-{}.safetensors", std::process::id()));
+    std::fs::write(&path, save_deeponet_state_bytes(a, &saved, &[]).unwrap()).unwrap();
+    let (arch, loaded, _) = load_deeponet_state(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(&arch, a);
+    assert_eq!(loaded, saved, "the state survives the file");
+    let mut resumed = DeepONetTrainer::resume(ctx, a, &loaded, &d, config).unwrap();
+    resumed.run(ctx, 6);
+    let (want, got) = (straight.state(ctx).unwrap(), resumed.state(ctx).unwrap());
+    assert_eq!(got.step, 11);
+    assert_eq!(got.samplers, want.samplers);
+    assert!(want.samplers[0].0 >= 3, "epochs ended: {:?}", want.samplers);
+    assert_eq!(got.params.flat(), want.params.flat());
+    for k in 0..2 {
+        assert_eq!(got.moments[k].flat(), want.moments[k].flat());
+    }
+    assert!(
+        got.params.flat() != saved.params.flat(),
+        "the resumed run moved"
     );
 }
 

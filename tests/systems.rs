@@ -7,7 +7,8 @@ use phaseflow::gpu::math_f64::probe_wgsl;
 use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
-use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
+use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_wgsl};
+use phaseflow::nn::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
 use phaseflow::nn::fused::{self, FusedLayout, Loss};
 use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
 use phaseflow::nn::{
@@ -72,7 +73,9 @@ fn every_shader_file_and_generated_kernel_validates() {
     // the `real` preludes (which need the status helpers) and nn/fused_rows.wgsl (which
     // needs its includer's bindings) through generated kernels.
     for (path, text) in shader_files() {
-        if !text.contains("{{") && !path.starts_with("common/real_") && path != "nn/fused_rows.wgsl"
+        if !text.contains("{{")
+            && !path.starts_with("common/real_")
+            && !matches!(path, "nn/fused_rows.wgsl" | "nn/deeponet_rows.wgsl")
         {
             let wgsl = compose(path, &[]).unwrap();
             validate(path, &wgsl, wgsl.contains("f64")).unwrap_or_else(|e| panic!("{e}"));
@@ -146,28 +149,39 @@ fn every_shader_file_and_generated_kernel_validates() {
             }
         }
     }
-    // DeepONet's combine (training and prediction) and reduce kernels, for each split
-    // strategy and a latent width whose columns do not all start quads.
+    // DeepONet's kernels (the paired forward and weight-gradient kernels, the combine
+    // kernel for training and prediction) for each split strategy, a latent width whose
+    // columns do not all start quads, a trunk with a trained Fourier encoding, and both
+    // workgroup sizes (CPU adapters, GPUs).
     for strategy in [
         Strategy::SplitBoth,
         Strategy::SplitBranch,
         Strategy::SplitTrunk,
     ] {
-        for latent in [8, 5] {
+        for (latent, encoded) in [(8, false), (5, false), (8, true)] {
             let net = |inputs| NetSpec {
                 inputs,
                 hidden: vec![16],
                 encoding: None,
             };
-            let arch = DeepONetArch::new(net(7), net(2), latent, 2, strategy, Activation::Relu);
+            let mut trunk = net(2);
+            if encoded {
+                trunk.encoding = fused_arch(Activation::Relu, true, true)
+                    .encoding
+                    .map(|e| Encoding { inputs: 2, ..e });
+            }
+            let arch = DeepONetArch::new(net(7), trunk, latent, 2, strategy, Activation::Tanh);
             let layout = DeepONetLayout::new(&arch);
-            let label = format!("deeponet {strategy:?} {latent}");
-            for wgsl in [
-                combine_wgsl(&layout, true).unwrap(),
-                combine_wgsl(&layout, false).unwrap(),
-                reduce_wgsl(&layout).unwrap(),
-            ] {
-                validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+            let label = format!("deeponet {strategy:?} {latent} {encoded}");
+            for wg in [8, 64] {
+                for wgsl in [
+                    forward_pair_wgsl(&layout, wg).unwrap(),
+                    weight_grad_pair_wgsl(&layout, wg).unwrap().0,
+                    combine_wgsl(&layout, true, wg).unwrap(),
+                    combine_wgsl(&layout, false, wg).unwrap(),
+                ] {
+                    validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+                }
             }
         }
     }

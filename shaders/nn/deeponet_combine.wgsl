@@ -4,12 +4,13 @@
 // rows of vec4; the branch output's and trunk output's activations are applied here).
 //
 // Training (TRAIN = true): one invocation per function ("row task") and one per point
-// ("column task"); both recompute G instead of sharing it, which costs one extra product
+// ("column task"), each going on with its net's backward pass; both recompute G instead of sharing it, which costs one extra product
 // of the two small outputs and saves a dispatch and a [functions, points] buffer. With the
 // MSE loss, dL/dG = 2 (G − target) / count. A row task writes the branch's output δ,
 // dL/dB[f] = Σ_y dG[f, y] T[y], and its partial sums (Σ (G − target)², Σ dG per output) for
-// deeponet_reduce.wgsl; a column task writes the trunk's output δ,
-// dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The fused backward kernels take it from there.
+// deeponet_weight_grad.wgsl; a column task writes the trunk's output δ,
+// dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The nets' backward passes take it from there
+// (one dispatch fewer than a separate backward kernel: on CPU adapters ~0.1 ms a step).
 //
 // Prediction (TRAIN = false): row tasks only; each writes G[f, ·, ·] to `out`.
 //
@@ -20,40 +21,41 @@
 //
 // Filled in by nn::deeponet_gpu: ACT (fn branch_out4 / trunk_out4 and their derivatives),
 // TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB / DB and ZT / DT
-// (first scratch rows of z and δ of each net's output layer), BIAS (float offset of b0 in
-// p), DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
-// products), ROW_END.
+// (first scratch rows of z and δ of each net's output layer), BIASES (b0 from pt),
+// DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
+// products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
 
 #include "nn/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> p: array<f32>;
-@group(0) @binding(3) var<storage, read> targets: array<f32>;
-@group(0) @binding(4) var<storage, read> order_b: array<u32>;
-@group(0) @binding(5) var<storage, read> order_t: array<u32>;
-@group(0) @binding(6) var<storage, read_write> hb: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> ht: array<vec4<f32>>;
+// The branch's parameters, and the trunk's followed by b0.
+@group(0) @binding(2) var<storage, read> pb: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pt: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> targets: array<f32>;
+@group(0) @binding(5) var<storage, read> order_b: array<u32>;
+@group(0) @binding(6) var<storage, read> order_t: array<u32>;
+@group(0) @binding(7) var<storage, read_write> hb: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> ht: array<vec4<f32>>;
 // Training: [Σ (G − target)², Σ dG per output] per row task. Prediction: G.
-@group(0) @binding(8) var<storage, read_write> out: array<f32>;
+@group(0) @binding(9) var<storage, read_write> out: array<f32>;
 
 {{ACT}}
 
-// Data rows (functions and points) of batch entries, as in fused_rows.wgsl.
-fn function_row(f: u32) -> u32 {
-    var k = sb.base + min(f, sb.batch - 1u);
-    if sb.ordered == 1u {
-        k = order_b[k];
-    }
-    return k;
+#include "nn/deeponet_rows.wgsl"
+
+// Training: the backward passes of the branch (sample s = function f) and the trunk (s =
+// point y) from the output δ a row or column task has just written, in the same
+// invocation: fused_backward.wgsl's bodies with their bindings renamed
+// (nn::deeponet_pair). Prediction: empty.
+fn branch_backward(s: u32, lane: u32) {
+    let n = sb.n;
+{{BRANCH_BACKWARD}}
 }
 
-fn point_row(y: u32) -> u32 {
-    var k = st.base + min(y, st.batch - 1u);
-    if st.ordered == 1u {
-        k = order_t[k];
-    }
-    return k;
+fn trunk_backward(s: u32, lane: u32) {
+    let n = st.n;
+{{TRUNK_BACKWARD}}
 }
 
 fn row_task(f: u32, lane: u32) {
@@ -67,6 +69,7 @@ fn row_task(f: u32, lane: u32) {
         acc[q] = vec4<f32>(0.0);
     }
     var sse = 0.0;
+{{BIASES}}
 {{DECLARE}}
     for (var y = 0u; y < st.batch; y++) {
 {{LOAD_T}}
@@ -86,6 +89,7 @@ fn column_task(y: u32, lane: u32) {
         t[q] = trunk_out4(ht[({{ZT}}u + q) * st.n + y]);
         acc[q] = vec4<f32>(0.0);
     }
+{{BIASES}}
     for (var f = 0u; f < sb.batch; f++) {
 {{LOAD_B}}
         let at = (function_row(f) * st.m + ry) * {{K}}u;
@@ -97,17 +101,22 @@ fn column_task(y: u32, lane: u32) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size({{WG}})
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(subgroup_invocation_id) lane_id: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
 ) {
-    // Both branches are uniform per subgroup: sb.n and st.n are multiples of 64.
+    // Both branches are uniform per subgroup: sb.n and st.n are multiples of WG.
     let task = gid.x;
     let lane = lane_id & 7u;
-    if task < sb.n {
+    if wg.x * {{WG}}u < sb.n {
         row_task(task, lane);
-    } else if {{TRAIN}} && task < sb.n + st.n {
+        if {{TRAIN}} {
+            branch_backward(task, lane);
+        }
+    } else if {{TRAIN}} && wg.x * {{WG}}u < sb.n + st.n {
         column_task(task - sb.n, lane);
+        trunk_backward(task - sb.n, lane);
     }
 }

@@ -3,6 +3,7 @@
 //! equivalent PyTorch `nn.Sequential` and back.
 
 use super::deeponet::{DeepONetArch, DeepONetParams};
+use super::deeponet_gpu::DeepONetTrainState;
 use super::model::{Architecture, ModelError, Params};
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
@@ -86,12 +87,12 @@ pub fn read_tensors(path: &Path) -> Result<(Tensors, HashMap<String, String>), C
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
-/// A checkpoint's tensors and the architecture in its metadata, read as `T` (`what` the
-/// model is, for the message when it is not).
+/// A checkpoint's tensors, the architecture in its metadata read as `T` (`what` the model
+/// is, for the message when it is not), and the metadata.
 fn read_with_architecture<T: serde::de::DeserializeOwned>(
     path: &Path,
     what: &str,
-) -> Result<(Tensors, T), CheckpointError> {
+) -> Result<(Tensors, T, HashMap<String, String>), CheckpointError> {
     let p = path.display().to_string();
     let (tensors, meta) = read_tensors(path)?;
     let text = meta
@@ -101,13 +102,13 @@ fn read_with_architecture<T: serde::de::DeserializeOwned>(
         path: p,
         message: format!("not {what}: {e}"),
     })?;
-    Ok((tensors, arch))
+    Ok((tensors, arch, meta))
 }
 
 /// A network from a checkpoint.
 pub fn load(path: &Path) -> Result<(Architecture, Params), CheckpointError> {
     let p = path.display().to_string();
-    let (tensors, arch): (_, Architecture) = read_with_architecture(path, "an MLP")?;
+    let (tensors, arch, _): (_, Architecture, _) = read_with_architecture(path, "an MLP")?;
     let params = Params::from_named(&arch, &|name| tensors.get(name).cloned())
         .map_err(|source| CheckpointError::Model { path: p, source })?;
     Ok((arch, params))
@@ -178,37 +179,115 @@ pub fn save_deeponet_bytes(
 
 /// A DeepONet from a checkpoint written by `save_deeponet_bytes`.
 pub fn load_deeponet(path: &Path) -> Result<(DeepONetArch, DeepONetParams), CheckpointError> {
-    let p = path.display().to_string();
-    let (tensors, arch): (_, DeepONetArch) = read_with_architecture(path, "a DeepONet")?;
+    let (tensors, arch, _): (_, DeepONetArch, _) = read_with_architecture(path, "a DeepONet")?;
+    let params = deeponet_params(path, &tensors, &arch, "")?;
+    Ok((arch, params))
+}
+
+/// The DeepONet tensors named `prefix` + the model's names.
+fn deeponet_params(
+    path: &Path,
+    tensors: &Tensors,
+    arch: &DeepONetArch,
+    prefix: &str,
+) -> Result<DeepONetParams, CheckpointError> {
     let model = |source| CheckpointError::Model {
-        path: p.clone(),
+        path: path.display().to_string(),
         source,
     };
     arch.check().map_err(model)?;
-    let net = |prefix: &str, a: &Architecture| {
-        Params::from_named(a, &|name| tensors.get(&format!("{prefix}.{name}")).cloned())
+    let net = |net: &str, a: &Architecture| {
+        Params::from_named(a, &|name| {
+            tensors.get(&format!("{prefix}{net}.{name}")).cloned()
+        })
     };
     let branch = net("branch", &arch.branch).map_err(model)?;
     let trunk = net("trunk", &arch.trunk).map_err(model)?;
-    let bias = match tensors.get("b") {
+    let name = format!("{prefix}b");
+    let bias = match tensors.get(&name) {
         Some((shape, values)) if shape[..] == [arch.outputs] => values.clone(),
         Some((shape, _)) => {
             return Err(model(ModelError::Shape {
-                name: "b".into(),
+                name,
                 got: shape.clone(),
                 want: vec![arch.outputs],
             }));
         }
-        None => return Err(model(ModelError::Missing("b".into()))),
+        None => return Err(model(ModelError::Missing(name))),
     };
-    Ok((
-        arch,
-        DeepONetParams {
-            branch,
-            trunk,
-            bias,
-        },
-    ))
+    Ok(DeepONetParams {
+        branch,
+        trunk,
+        bias,
+    })
+}
+
+/// Where a DeepONet training run stands, stored beside its tensors (`train_state`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Position {
+    step: u32,
+    samplers: [(u64, usize); 2],
+}
+
+/// A DeepONet training run's state, to go on with later (`load_deeponet_state`): the
+/// parameters under the model's names (so the file is also a checkpoint of the current
+/// network), Adam's moments under `exp_avg.` and `exp_avg_sq.` + those names (PyTorch's
+/// names for them), the step and sampler positions as JSON in `train_state`, and `extra`.
+pub fn save_deeponet_state_bytes(
+    arch: &DeepONetArch,
+    state: &DeepONetTrainState,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>, CheckpointError> {
+    let architecture = serde_json::to_string(arch).expect("architectures serialise");
+    let mut named = state.params.named();
+    for (prefix, m) in ["exp_avg.", "exp_avg_sq."].iter().zip(&state.moments) {
+        named.extend(
+            m.named()
+                .into_iter()
+                .map(|(n, shape, v)| (format!("{prefix}{n}"), shape, v)),
+        );
+    }
+    let position = serde_json::to_string(&Position {
+        step: state.step,
+        samplers: state.samplers,
+    })
+    .expect("positions serialise");
+    let mut meta = vec![("train_state", position)];
+    meta.extend(extra.iter().cloned());
+    serialize(named, architecture, &meta)
+}
+
+/// A training state written by `save_deeponet_state_bytes`, with its architecture and
+/// all of the file's metadata.
+pub fn load_deeponet_state(
+    path: &Path,
+) -> Result<(DeepONetArch, DeepONetTrainState, HashMap<String, String>), CheckpointError> {
+    let (tensors, arch, meta): (_, DeepONetArch, _) = read_with_architecture(path, "a DeepONet")?;
+    let p = path.display().to_string();
+    let position: Position = meta
+        .get("train_state")
+        .ok_or_else(|| CheckpointError::Format {
+            path: p.clone(),
+            message: "no train_state in the metadata: it is a model checkpoint, not a \
+                      training state"
+                .into(),
+        })
+        .and_then(|text| {
+            serde_json::from_str(text).map_err(|e| CheckpointError::Format {
+                path: p.clone(),
+                message: format!("train_state: {e}"),
+            })
+        })?;
+    let state = DeepONetTrainState {
+        step: position.step,
+        params: deeponet_params(path, &tensors, &arch, "")?,
+        moments: [
+            deeponet_params(path, &tensors, &arch, "exp_avg.")?,
+            deeponet_params(path, &tensors, &arch, "exp_avg_sq.")?,
+        ],
+        samplers: position.samplers,
+    };
+    Ok((arch, state, meta))
 }
 
 fn serialize(

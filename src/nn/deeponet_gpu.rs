@@ -1,17 +1,20 @@
 //! DeepONet on the device, on the aligned layout: inference (`DeepONetNet`) and training
-//! (`DeepONetTrainer`). Each net runs the fused MLP kernels over its own batch (functions
-//! for the branch, points for the trunk); the combine kernel forms G = B·Tᵀ + b0 and, when
-//! training, the MSE loss and both nets' output δ; then each net's fused backward and
-//! weight-gradient kernels, and one Adam dispatch over the one parameter vector. A
-//! training step is one command buffer of nine dispatches; pipelines, buffers and bind
-//! groups are made once. Kernels: `nn::deeponet_kernels`; CPU twin: `nn::deeponet`.
+//! (`DeepONetTrainer`). Both nets run the fused MLP kernels, paired so that one dispatch
+//! runs the branch over its batch of functions and the trunk over its batch of points
+//! (`nn::deeponet_pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training, the
+//! MSE loss's partial sums and both nets' output δ; then the paired backward pass, the
+//! paired weight gradients (with the loss and b0's gradient), and one Adam dispatch over
+//! the one parameter vector. A training step is one command buffer of five dispatches;
+//! pipelines, buffers and bind groups are made once. Kernels: `nn::deeponet_kernels`,
+//! `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
 
 use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, check_inputs, mean_relative_l2};
-use super::deeponet_kernels::{DeepONetLayout, combine_wgsl, reduce_wgsl};
-use super::fused::{FusedLayout, OutputDelta, backward_wgsl, forward_wgsl};
+use super::deeponet_kernels::{DeepONetLayout, combine_wgsl};
+use super::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
+use super::fused::FusedLayout;
 use super::fused_net::{
-    Pass, Sampler, adam_pass, fused_supported, max_batch, pipe, profile_passes, step_words,
-    storage_ro, storage_rw, submit, weight_grad_passes,
+    Pass, Sampler, adam_pass, fused_supported, gradient_splits, gradient_sum_pass, max_batch, pipe,
+    profile_passes, step_words, storage_ro, storage_rw, submit,
 };
 use super::gpu::{read_f32, storage, zeros};
 use super::model::Matrix;
@@ -21,9 +24,22 @@ use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
 use wgpu::BufferUsages as U;
 
+/// Invocations per workgroup of DeepONet's kernels, and so the unit each net's batch is
+/// padded to. On CPU adapters one subgroup: a dispatch's workgroups are shared among a few
+/// threads, and with 64 a batch of 150 functions is three workgroups on two cores, the
+/// last mostly padding (eight made a training step 20% faster on lavapipe). On GPUs 64,
+/// a few subgroups.
+fn workgroup_size(ctx: &GpuContext) -> usize {
+    let subgroup = ctx.adapter.get_info().subgroup_max_size.max(8) as usize;
+    if ctx.is_cpu() {
+        subgroup
+    } else {
+        subgroup.max(64)
+    }
+}
+
 /// One net's data and scratch on the device.
 struct NetData {
-    layout: FusedLayout,
     step: wgpu::Buffer,
     x: wgpu::Buffer,
     order: wgpu::Buffer,
@@ -32,7 +48,7 @@ struct NetData {
     m: usize,
     batch: usize,
     n: usize,
-    /// Samples per partial sum of the weight gradients (`weight_grad_passes`).
+    /// Samples per partial sum of the weight gradients.
     per_split: usize,
 }
 
@@ -44,7 +60,7 @@ impl NetData {
         batch: usize,
         what: &str,
     ) -> Result<NetData, GpuError> {
-        let n = batch.div_ceil(64) * 64;
+        let n = batch.div_ceil(workgroup_size(ctx)) * workgroup_size(ctx);
         let most = max_batch(ctx, layout);
         if n > most {
             return Err(GpuError::Unsupported(format!(
@@ -57,7 +73,6 @@ impl NetData {
         ctx.queue
             .write_buffer(&order, 0, bytemuck::cast_slice(&identity));
         let data = NetData {
-            layout: layout.clone(),
             step: buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST),
             x: storage(ctx, "inputs", &FusedLayout::feature_major(x)),
             order,
@@ -81,48 +96,128 @@ impl NetData {
         ctx.queue
             .write_buffer(&self.step, 0, bytemuck::cast_slice(&words));
     }
-
-    /// The fused forward pass over this net's batch with parameters `params`.
-    fn forward(
-        &self,
-        ctx: &GpuContext,
-        params: wgpu::BindingResource<'_>,
-        label: &'static str,
-    ) -> Result<Pass, GpuError> {
-        let (pipeline, l) = pipe(
-            ctx,
-            "nn/fused_forward",
-            &forward_wgsl(&self.layout)?,
-            &[
-                Binding::Uniform,
-                storage_ro(),
-                storage_ro(),
-                storage_ro(),
-                storage_rw(),
-            ],
-        )?;
-        let group = bind_group_of(
-            ctx,
-            label,
-            &l,
-            vec![
-                self.step.as_entire_binding(),
-                params,
-                self.x.as_entire_binding(),
-                self.order.as_entire_binding(),
-                self.scratch.as_entire_binding(),
-            ],
-        );
-        Ok(Pass {
-            label,
-            pipeline,
-            group,
-            size: ((self.n / 64) as u32, 1, 1),
-        })
-    }
 }
 
-/// The combine pass (training: `out` gets the partial sums; prediction: G).
+/// Both nets' forward passes in one dispatch (`groups` workgroups: all of them run both
+/// nets; the branch's alone run only the branch).
+fn forward_pass(
+    ctx: &GpuContext,
+    layout: &DeepONetLayout,
+    params: &wgpu::Buffer,
+    [branch, trunk]: [&NetData; 2],
+) -> Result<Pass, GpuError> {
+    let wg = workgroup_size(ctx);
+    let mut bindings = vec![Binding::Uniform, Binding::Uniform];
+    bindings.extend([storage_ro(); 6]);
+    bindings.extend([storage_rw(); 2]);
+    let (pipeline, l) = pipe(
+        ctx,
+        "nn/deeponet_forward",
+        &forward_pair_wgsl(layout, wg)?,
+        &bindings,
+    )?;
+    let regions = layout.regions();
+    let group = bind_group_of(
+        ctx,
+        "forward",
+        &l,
+        vec![
+            branch.step.as_entire_binding(),
+            trunk.step.as_entire_binding(),
+            window(params, regions[0]),
+            window(params, regions[1]),
+            branch.x.as_entire_binding(),
+            trunk.x.as_entire_binding(),
+            branch.order.as_entire_binding(),
+            trunk.order.as_entire_binding(),
+            branch.scratch.as_entire_binding(),
+            trunk.scratch.as_entire_binding(),
+        ],
+    );
+    Ok(Pass {
+        label: "forward",
+        pipeline,
+        group,
+        size: (((branch.n + trunk.n) / wg) as u32, 1, 1),
+    })
+}
+
+/// The passes after the combine pass: both nets' weight gradients, the loss and b0's
+/// gradient into `grad` (and `state`), in one dispatch, or two when the samples are split
+/// (`nn::fused_net::gradient_splits`). Sets each net's `per_split`.
+fn weight_grad_passes(
+    ctx: &GpuContext,
+    layout: &DeepONetLayout,
+    [branch, trunk]: [&mut NetData; 2],
+    partial_sums: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    state: &wgpu::Buffer,
+) -> Result<Vec<Pass>, GpuError> {
+    let (wgsl, groups) = weight_grad_pair_wgsl(layout, workgroup_size(ctx))?;
+    let splits = gradient_splits(ctx, groups, branch.batch.max(trunk.batch));
+    for net in [&mut *branch, &mut *trunk] {
+        net.per_split = net.batch.div_ceil(splits);
+        net.write_step(ctx, 0, false);
+    }
+    let (pipeline, l) = pipe(
+        ctx,
+        "nn/deeponet_weight_grad",
+        &wgsl,
+        &[
+            Binding::Uniform,
+            Binding::Uniform,
+            storage_ro(),
+            storage_ro(),
+            storage_rw(),
+            storage_ro(),
+            storage_rw(),
+        ],
+    )?;
+    let copies = (splits > 1).then(|| {
+        buffer(
+            ctx,
+            "partial gradients",
+            4 * (splits * layout.len) as u64,
+            U::STORAGE,
+        )
+    });
+    let group = bind_group_of(
+        ctx,
+        "weight gradients",
+        &l,
+        [
+            &branch.step,
+            &trunk.step,
+            &branch.scratch,
+            &trunk.scratch,
+            copies.as_ref().unwrap_or(grad),
+            partial_sums,
+            state,
+        ]
+        .iter()
+        .map(|b| b.as_entire_binding())
+        .collect(),
+    );
+    let mut passes = vec![Pass {
+        label: "weight gradients and loss",
+        pipeline,
+        group,
+        size: (groups as u32, splits as u32, 1),
+    }];
+    if let Some(copies) = &copies {
+        passes.push(gradient_sum_pass(
+            ctx,
+            layout.len,
+            splits,
+            copies,
+            grad.as_entire_binding(),
+        )?);
+    }
+    Ok(passes)
+}
+
+/// The combine pass (training: `out` gets the partial sums and the pass goes on with both
+/// nets' backward passes; prediction: G).
 fn combine_pass(
     ctx: &GpuContext,
     layout: &DeepONetLayout,
@@ -132,13 +227,15 @@ fn combine_pass(
     [branch, trunk]: [&NetData; 2],
     out: &wgpu::Buffer,
 ) -> Result<Pass, GpuError> {
+    let wg = workgroup_size(ctx);
     let (pipeline, l) = pipe(
         ctx,
         "nn/deeponet_combine",
-        &combine_wgsl(layout, train)?,
+        &combine_wgsl(layout, train, wg)?,
         &[
             Binding::Uniform,
             Binding::Uniform,
+            storage_ro(),
             storage_ro(),
             storage_ro(),
             storage_ro(),
@@ -148,14 +245,15 @@ fn combine_pass(
             storage_rw(),
         ],
     )?;
-    let group = bind_group_of(
-        ctx,
-        "combine",
-        &l,
+    let [branch_region, trunk_and_bias, _] = layout.regions_with_bias();
+    let mut entries = vec![
+        branch.step.as_entire_binding(),
+        trunk.step.as_entire_binding(),
+        window(params, branch_region),
+        window(params, trunk_and_bias),
+    ];
+    entries.extend(
         [
-            &branch.step,
-            &trunk.step,
-            params,
             targets,
             &branch.order,
             &trunk.order,
@@ -164,15 +262,15 @@ fn combine_pass(
             out,
         ]
         .iter()
-        .map(|b| b.as_entire_binding())
-        .collect(),
+        .map(|b| b.as_entire_binding()),
     );
+    let group = bind_group_of(ctx, "combine", &l, entries);
     let tasks = branch.n + if train { trunk.n } else { 0 };
     Ok(Pass {
         label: "combine",
         pipeline,
         group,
-        size: ((tasks / 64) as u32, 1, 1),
+        size: ((tasks / wg) as u32, 1, 1),
     })
 }
 
@@ -245,7 +343,8 @@ impl DeepONetNet {
         let bl = &self.layout.branch;
         let per_function = 4 * (ny * k) as u64;
         let by_out = (ctx.limits.max_storage_buffer_binding_size / per_function) as usize;
-        let chunk = (max_batch(ctx, bl).min(by_out) / 64 * 64).min(nf.div_ceil(64) * 64);
+        let wg = workgroup_size(ctx);
+        let chunk = (max_batch(ctx, bl).min(by_out) / wg * wg).min(nf.div_ceil(wg) * wg);
         if chunk == 0 {
             return Err(GpuError::Unsupported(format!(
                 "{ny} points × {k} outputs of one function do not fit one storage binding"
@@ -253,7 +352,6 @@ impl DeepONetNet {
         }
         let trunk = NetData::new(ctx, &self.layout.trunk, y, ny, "points")?;
         let branch = NetData::new(ctx, bl, u, chunk.min(nf), "functions")?;
-        let regions = self.layout.regions();
         let out = buffer(
             ctx,
             "predictions",
@@ -262,9 +360,7 @@ impl DeepONetNet {
         );
         let total = per_function * nf as u64;
         let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
-        let trunk_pass = trunk.forward(ctx, window(&self.params, regions[1]), "trunk forward")?;
-        let branch_pass =
-            branch.forward(ctx, window(&self.params, regions[0]), "branch forward")?;
+        let forward = forward_pass(ctx, &self.layout, &self.params, [&branch, &trunk])?;
         let combine = combine_pass(
             ctx,
             &self.layout,
@@ -282,10 +378,12 @@ impl DeepONetNet {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
+                // The trunk's points are the same for every chunk: it runs with the first.
                 if base == 0 {
-                    trunk_pass.record(&mut pass);
+                    forward.record(&mut pass);
+                } else {
+                    forward.record_first(&mut pass, (branch.n / wg) as u32);
                 }
-                branch_pass.record(&mut pass);
                 combine.record(&mut pass);
             }
             enc.copy_buffer_to_buffer(
@@ -341,6 +439,20 @@ pub struct DeepONetTrainConfig {
     pub seed: u64,
 }
 
+/// Where a training run stands, to go on with it later exactly as if it had not stopped
+/// (`DeepONetTrainer::state`, `DeepONetTrainer::resume`; saved by
+/// `nn::save_deeponet_state_bytes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepONetTrainState {
+    /// Steps taken.
+    pub step: u32,
+    pub params: DeepONetParams,
+    /// Adam's first and second moments, shaped as the parameters.
+    pub moments: [DeepONetParams; 2],
+    /// The function and point samplers: (permutations drawn, position in the current one).
+    pub samplers: [(u64, usize); 2],
+}
+
 pub struct DeepONetTrainer {
     pub net: DeepONetNet,
     config: DeepONetTrainConfig,
@@ -349,6 +461,9 @@ pub struct DeepONetTrainer {
     grad: wgpu::Buffer,
     state: wgpu::Buffer,
     adam_uniform: wgpu::Buffer,
+    /// Adam's first and second moments.
+    moments: [wgpu::Buffer; 2],
+    /// Forward, combine (with backward) and weight gradients; then the update.
     gradient_passes: Vec<Pass>,
     update: Pass,
     t: u32,
@@ -382,7 +497,6 @@ impl DeepONetTrainer {
         let pb = config.points_per_batch.unwrap_or(ny).clamp(1, ny);
         let mut branch = NetData::new(ctx, &layout.branch, &data.u, fb, "functions")?;
         let mut trunk = NetData::new(ctx, &layout.trunk, &data.y, pb, "points")?;
-        let regions = layout.regions();
         let targets = storage(
             ctx,
             "targets",
@@ -398,9 +512,8 @@ impl DeepONetTrainer {
         );
 
         let params_buf = &net.params;
-        let mut passes = vec![
-            branch.forward(ctx, window(params_buf, regions[0]), "branch forward")?,
-            trunk.forward(ctx, window(params_buf, regions[1]), "trunk forward")?,
+        let head = vec![
+            forward_pass(ctx, &layout, params_buf, [&branch, &trunk])?,
             combine_pass(
                 ctx,
                 &layout,
@@ -411,82 +524,18 @@ impl DeepONetTrainer {
                 &partial,
             )?,
         ];
-        let (pipeline, l) = pipe(
-            ctx,
-            "nn/deeponet_reduce",
-            &reduce_wgsl(&layout)?,
-            &[
-                Binding::Uniform,
-                Binding::Uniform,
-                storage_ro(),
-                storage_rw(),
-                storage_rw(),
-            ],
-        )?;
-        passes.push(Pass {
-            label: "loss and b0 gradient",
-            group: bind_group_of(
+        let gradient_passes: Vec<Pass> = head
+            .into_iter()
+            .chain(weight_grad_passes(
                 ctx,
-                "reduce",
-                &l,
-                [&branch.step, &trunk.step, &partial, &grad, &state]
-                    .iter()
-                    .map(|b| b.as_entire_binding())
-                    .collect(),
-            ),
-            pipeline,
-            size: (1, 1, 1),
-        });
-        for (net_data, region, label) in [
-            (&branch, 0, "branch backward"),
-            (&trunk, 1, "trunk backward"),
-        ] {
-            let (pipeline, l) = pipe(
-                ctx,
-                "nn/fused_backward",
-                &backward_wgsl(&net_data.layout, OutputDelta::Given)?,
-                &[
-                    Binding::Uniform,
-                    storage_ro(),
-                    storage_ro(),
-                    storage_ro(),
-                    storage_rw(),
-                    storage_ro(),
-                ],
-            )?;
-            passes.push(Pass {
-                label,
-                group: bind_group_of(
-                    ctx,
-                    label,
-                    &l,
-                    vec![
-                        net_data.step.as_entire_binding(),
-                        window(params_buf, regions[region]),
-                        net_data.x.as_entire_binding(),
-                        net_data.order.as_entire_binding(),
-                        net_data.scratch.as_entire_binding(),
-                        state.as_entire_binding(),
-                    ],
-                ),
-                pipeline,
-                size: ((net_data.n / 64) as u32, 1, 1),
-            });
-        }
-        for (net_data, region) in [(&mut branch, 0), (&mut trunk, 1)] {
-            let (grad_passes, per_split) = weight_grad_passes(
-                ctx,
-                &net_data.layout,
-                net_data.batch,
-                &net_data.step,
-                &net_data.scratch,
-                window(&grad, regions[region]),
-            )?;
-            passes.extend(grad_passes);
-            net_data.per_split = per_split;
-            net_data.write_step(ctx, 0, false);
-        }
-        let (update, adam_uniform) = adam_pass(ctx, layout.len, params_buf, &grad, &state)?;
+                &layout,
+                [&mut branch, &mut trunk],
+                &partial,
+                &grad,
+                &state,
+            )?)
+            .collect();
+        let adam = adam_pass(ctx, layout.len, params_buf, &grad, &state)?;
         ctx.check_errors()?;
         Ok(DeepONetTrainer {
             net,
@@ -497,9 +546,10 @@ impl DeepONetTrainer {
             ],
             grad,
             state,
-            adam_uniform,
-            gradient_passes: passes,
-            update,
+            adam_uniform: adam.uniform,
+            moments: adam.moments,
+            gradient_passes,
+            update: adam.pass,
             t: 0,
             _targets: targets,
         })
@@ -508,6 +558,50 @@ impl DeepONetTrainer {
     /// Steps taken so far.
     pub fn steps(&self) -> u32 {
         self.t
+    }
+
+    /// Where this run stands (parameters, Adam's moments, step, samplers), read back.
+    pub fn state(&self, ctx: &GpuContext) -> Result<DeepONetTrainState, GpuError> {
+        let layout = &self.net.layout;
+        let read = |b: &wgpu::Buffer| -> Result<DeepONetParams, GpuError> {
+            Ok(layout.unpack(&read_f32(ctx, b, layout.len)?))
+        };
+        Ok(DeepONetTrainState {
+            step: self.t,
+            params: self.params(ctx)?,
+            moments: [read(&self.moments[0])?, read(&self.moments[1])?],
+            samplers: [self.nets[0].1.position(), self.nets[1].1.position()],
+        })
+    }
+
+    /// A trainer that goes on from `state` (of a run on the same architecture, data and
+    /// config): the steps it takes are those the run would have taken next.
+    pub fn resume(
+        ctx: &GpuContext,
+        arch: &DeepONetArch,
+        state: &DeepONetTrainState,
+        data: &AlignedData,
+        config: DeepONetTrainConfig,
+    ) -> Result<DeepONetTrainer, GpuError> {
+        let seed = config.seed;
+        let mut trainer = DeepONetTrainer::new(ctx, arch, &state.params, data, config)?;
+        let layout = &trainer.net.layout;
+        for (buffer, m) in trainer.moments.iter().zip(&state.moments) {
+            ctx.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&layout.pack(m)));
+        }
+        for ((net, sampler), position) in trainer.nets.iter_mut().zip(state.samplers) {
+            let order = sampler.restore(seed, position).ok_or_else(|| {
+                GpuError::Unsupported(format!(
+                    "the saved sampler position {position:?} does not fit {} rows of data",
+                    net.m
+                ))
+            })?;
+            ctx.queue
+                .write_buffer(&net.order, 0, bytemuck::cast_slice(order));
+        }
+        trainer.t = state.step;
+        Ok(trainer)
     }
 
     /// Picks the next batch of functions and points and writes the step's uniforms.

@@ -1,6 +1,7 @@
 //! DeepONet's device layout and the WGSL of its combine and reduce kernels. The two nets
 //! run the fused MLP kernels (`nn::fused`); what is DeepONet's own is the product of their
-//! outputs and its loss (`shaders/nn/deeponet_combine.wgsl`, `deeponet_reduce.wgsl`).
+//! outputs and its loss (`shaders/nn/deeponet_combine.wgsl`); `nn::deeponet_pair` runs the
+//! two nets' fused kernels side by side.
 //! CPU twin: `nn::deeponet`.
 //!
 //! Layout. One f32 parameter vector holds the branch's fused layout, then the trunk's,
@@ -9,6 +10,7 @@
 //! the whole vector and one Adam dispatch updates everything.
 
 use super::deeponet::{DeepONetArch, DeepONetParams, Strategy};
+use super::deeponet_pair::{activations as pair_activations, backward_bodies};
 use super::fused::{COMPONENTS, FusedLayout, activation_fns};
 use crate::gpu::shader::{ShaderError, compose};
 use std::fmt::Write;
@@ -54,6 +56,14 @@ impl DeepONetLayout {
                 4 * (self.len - self.bias_off) as u64,
             ),
         ]
+    }
+
+    /// As `regions`, but the trunk's runs on to the end of the vector (b0 included), as
+    /// the combine kernel binds it.
+    pub fn regions_with_bias(&self) -> [(u64, u64); 3] {
+        let mut r = self.regions();
+        r[1].1 = 4 * (self.len - self.trunk_off) as u64;
+        r
     }
 
     pub fn pack(&self, p: &DeepONetParams) -> Vec<f32> {
@@ -196,21 +206,33 @@ fn shared_loads(
 }
 
 /// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G).
-pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, ShaderError> {
+pub fn combine_wgsl(
+    layout: &DeepONetLayout,
+    train: bool,
+    wg: usize,
+) -> Result<String, ShaderError> {
     let arch = &layout.arch;
     let k = arch.outputs;
     let (bl, tl) = (&layout.branch, &layout.trunk);
     let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
     let bq = arch.branch.outputs().div_ceil(4);
     let tq = arch.trunk.outputs().div_ceil(4);
-    let bias = layout.bias_off;
+    // b0 lies in the trunk's binding, which runs on to the end of the vector.
+    let bias = layout.bias_off - layout.trunk_off;
 
+    let mut biases = String::new();
     let mut declare = String::new();
     let mut row = String::new();
     let mut column = String::new();
     let mut row_end = String::new();
     for c in 0..k {
-        writeln!(declare, "    let b0_{c} = p[{}u];", bias + c).unwrap();
+        writeln!(
+            biases,
+            "    let b0_{c} = pt[{}u].{};",
+            (bias + c) / 4,
+            COMPONENTS[(bias + c) % 4]
+        )
+        .unwrap();
         writeln!(
             row,
             "        let g{c} = {};",
@@ -228,7 +250,7 @@ pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, Shad
             writeln!(
                 column,
                 "        let d{c} = factor * ({} - targets[at + {c}u]);",
-                sum(arch, c, &format!("p[{}u]", bias + c))
+                sum(arch, c, &format!("b0_{c}"))
             )
             .unwrap();
             column.push_str(&accumulate(arch, c, false));
@@ -262,10 +284,16 @@ pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, Shad
     let load_t = shared_loads("t", tq, "trunk_out4", "ht", tl.z_row[t_last], "st.n", "y");
     let load_b = shared_loads("b", bq, "branch_out4", "hb", bl.z_row[b_last], "sb.n", "f");
     let act = format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         activation_fns("branch_out", arch.branch.output_activation),
-        activation_fns("trunk_out", arch.trunk.output_activation)
+        activation_fns("trunk_out", arch.trunk.output_activation),
+        pair_activations(layout)
     );
+    let [branch_backward, trunk_backward] = if train {
+        backward_bodies(layout)
+    } else {
+        [String::new(), String::new()]
+    };
     compose(
         "nn/deeponet_combine.wgsl",
         &[
@@ -283,17 +311,10 @@ pub fn combine_wgsl(layout: &DeepONetLayout, train: bool) -> Result<String, Shad
             ("ROW_BODY", &row),
             ("COLUMN_BODY", &column),
             ("ROW_END", &row_end),
-        ],
-    )
-}
-
-/// The kernel that adds the combine kernel's partial sums.
-pub fn reduce_wgsl(layout: &DeepONetLayout) -> Result<String, ShaderError> {
-    compose(
-        "nn/deeponet_reduce.wgsl",
-        &[
-            ("K", &layout.arch.outputs.to_string()),
-            ("BIAS", &layout.bias_off.to_string()),
+            ("BIASES", &biases),
+            ("BRANCH_BACKWARD", &branch_backward),
+            ("TRUNK_BACKWARD", &trunk_backward),
+            ("WG", &wg.to_string()),
         ],
     )
 }

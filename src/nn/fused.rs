@@ -218,7 +218,7 @@ pub(super) fn activation_fns(name: &str, a: Activation) -> String {
 
 /// `act`, `act4` (hidden layers) and `act_out`, `act_out4` (the output layer), with their
 /// derivatives `dact4`, `dact_out4`.
-fn activations(arch: &Architecture) -> String {
+pub(super) fn activations(arch: &Architecture) -> String {
     let named = activation_fns;
     format!(
         "{}\n{}",
@@ -243,6 +243,20 @@ pub(super) const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
 
 /// The forward kernel for `layout`.
 pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
+    compose(
+        "nn/fused_forward.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("BODY", &forward_body(layout)),
+        ],
+    )
+}
+
+/// The forward pass of one sample `s` (its data row `row`, lane `lane` of its group of
+/// eight, scratch stride `n`), reading bindings `p`, `x`, `h` and `step` and calling
+/// `act4`: the body of fused_forward.wgsl, and of DeepONet's paired kernel under other
+/// names (`nn::deeponet_pair`).
+pub(super) fn forward_body(layout: &FusedLayout) -> String {
     let arch = &layout.arch;
     let mut b = String::new();
     let d = arch.inputs();
@@ -371,10 +385,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
         }
         writeln!(b, "    }}").unwrap();
     }
-    compose(
-        "nn/fused_forward.wgsl",
-        &[("ACT", &activations(arch)), ("BODY", &b)],
-    )
+    b
 }
 
 /// Where the backward pass finds the output layer's δ.
@@ -389,6 +400,18 @@ pub enum OutputDelta {
 
 /// The backward kernel (activation gradients) for `layout`.
 pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String, ShaderError> {
+    compose(
+        "nn/fused_backward.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("BODY", &backward_body(layout, delta)),
+        ],
+    )
+}
+
+/// The backward pass of one sample, as `forward_body` (with `FromLoss`, also `targets`,
+/// `live` and `factor`).
+pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
     let arch = &layout.arch;
     let n_lin = arch.n_linear();
     let last = n_lin - 1;
@@ -517,10 +540,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
         )
         .unwrap();
     }
-    compose(
-        "nn/fused_backward.wgsl",
-        &[("ACT", &activations(arch)), ("BODY", &b)],
-    )
+    b
 }
 
 /// One group of weight-gradient tasks: δ rows × input rows of one layer (or B).
@@ -602,6 +622,30 @@ fn grad_groups(layout: &FusedLayout) -> Vec<GradGroup> {
 
 /// The weight-gradient kernel for `layout`, and its number of tasks.
 pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderError> {
+    let parts = weight_grad_parts(layout);
+    let wgsl = compose(
+        "nn/fused_weight_grad.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("LEN", &layout.len.to_string()),
+            ("TASKS", &parts.tasks.to_string()),
+            ("BODY", &parts.body),
+            ("DISPATCH", &parts.dispatch),
+        ],
+    )?;
+    Ok((wgsl, parts.tasks))
+}
+
+/// The pieces of a weight-gradient kernel: one function `group{k}` per layer (reading
+/// `h` and `step`, writing `g`, calling `act4`), the chain that sends task `t` to its
+/// group, and the number of tasks.
+pub(super) struct WeightGradParts {
+    pub body: String,
+    pub dispatch: String,
+    pub tasks: usize,
+}
+
+pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let groups = grad_groups(layout);
     let mut body = String::new();
     let mut dispatch = String::new();
@@ -705,18 +749,11 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
         .unwrap();
         first = end;
     }
-    let tasks = first;
-    let wgsl = compose(
-        "nn/fused_weight_grad.wgsl",
-        &[
-            ("ACT", &activations(&layout.arch)),
-            ("LEN", &layout.len.to_string()),
-            ("TASKS", &tasks.to_string()),
-            ("BODY", &body),
-            ("DISPATCH", &dispatch),
-        ],
-    )?;
-    Ok((wgsl, tasks))
+    WeightGradParts {
+        body,
+        dispatch,
+        tasks: first,
+    }
 }
 
 /// The loss kernel for `layout`.

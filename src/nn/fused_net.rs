@@ -38,6 +38,13 @@ impl Pass {
         pass.set_bind_group(0, &self.group, &[]);
         pass.dispatch_workgroups(self.size.0, self.size.1, self.size.2);
     }
+
+    /// Records this pass with only its first `x` workgroups along x.
+    pub fn record_first(&self, pass: &mut wgpu::ComputePass<'_>, x: u32) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.group, &[]);
+        pass.dispatch_workgroups(x.min(self.size.0), self.size.1, self.size.2);
+    }
 }
 
 /// Records `passes` into one compute pass and submits it.
@@ -141,11 +148,7 @@ pub(super) fn weight_grad_passes(
 ) -> Result<(Vec<Pass>, usize), GpuError> {
     let (grad_src, tasks) = weight_grad_wgsl(layout)?;
     let task_groups = tasks.div_ceil(64);
-    let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
-    // At least 256 samples per split: below that the extra dispatch that adds the splits
-    // costs more than the parallelism gains (DeepONet's branch batches of ~150 functions).
-    let splits = want.div_ceil(task_groups).clamp(1, (batch / 256).max(1));
-    let per_split = batch.div_ceil(splits);
+    let per_split = batch.div_ceil(gradient_splits(ctx, task_groups, batch));
     let splits = batch.div_ceil(per_split);
     let len = layout.len;
     let (p, l) = pipe(
@@ -175,12 +178,36 @@ pub(super) fn weight_grad_passes(
         4 * (splits * len) as u64,
         U::STORAGE,
     );
-    let mut passes = vec![Pass {
-        label: "weight gradients",
-        group: bind_group(ctx, "weight gradients", &l, 0, &[step, scratch, &partial]),
-        pipeline: p,
-        size: (task_groups as u32, splits as u32, 1),
-    }];
+    let passes = vec![
+        Pass {
+            label: "weight gradients",
+            group: bind_group(ctx, "weight gradients", &l, 0, &[step, scratch, &partial]),
+            pipeline: p,
+            size: (task_groups as u32, splits as u32, 1),
+        },
+        gradient_sum_pass(ctx, len, splits, &partial, grad)?,
+    ];
+    Ok((passes, per_split))
+}
+
+/// How many splits of the samples a weight-gradient dispatch of `task_groups` workgroups
+/// over `batch` samples should have: enough workgroups to fill the adapter, each summing
+/// at least 256 samples.
+pub(super) fn gradient_splits(ctx: &GpuContext, task_groups: usize, batch: usize) -> usize {
+    let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
+    // Below 256 samples per split the extra dispatch that adds the splits costs more than
+    // the parallelism gains (DeepONet's branch batches of ~150 functions).
+    want.div_ceil(task_groups).clamp(1, (batch / 256).max(1))
+}
+
+/// The pass that adds `splits` copies of a `len`-float gradient in `partial` into `grad`.
+pub(super) fn gradient_sum_pass(
+    ctx: &GpuContext,
+    len: usize,
+    splits: usize,
+    partial: &wgpu::Buffer,
+    grad: wgpu::BindingResource<'_>,
+) -> Result<Pass, GpuError> {
     let (p, l) = pipe(
         ctx,
         "nn/fused_reduce",
@@ -189,7 +216,7 @@ pub(super) fn weight_grad_passes(
     )?;
     let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
     let groups = len.div_ceil(64) as u32;
-    passes.push(Pass {
+    Ok(Pass {
         label: "gradient sum",
         group: bind_group_of(
             ctx,
@@ -199,19 +226,25 @@ pub(super) fn weight_grad_passes(
         ),
         pipeline: p,
         size: (groups.min(65535), groups.div_ceil(65535), 1),
-    });
-    Ok((passes, per_split))
+    })
 }
 
-/// The Adam (or SGD) update of `len` parameters from `grad`, with fresh moments, and the
-/// uniform to write each step's `Optimizer::adam_words` into.
+/// An optimiser on the device: its update pass, the uniform to write each step's
+/// `Optimizer::adam_words` into, and its moments (first, second).
+pub(super) struct AdamPass {
+    pub pass: Pass,
+    pub uniform: wgpu::Buffer,
+    pub moments: [wgpu::Buffer; 2],
+}
+
+/// The Adam (or SGD) update of `len` parameters from `grad`, with fresh moments.
 pub(super) fn adam_pass(
     ctx: &GpuContext,
     len: usize,
     params: &wgpu::Buffer,
     grad: &wgpu::Buffer,
     state: &wgpu::Buffer,
-) -> Result<(Pass, wgpu::Buffer), GpuError> {
+) -> Result<AdamPass, GpuError> {
     let (pipeline, l) = pipe(
         ctx,
         "nn/adam",
@@ -239,7 +272,11 @@ pub(super) fn adam_pass(
         pipeline,
         size: adam_grid(len),
     };
-    Ok((pass, uniform))
+    Ok(AdamPass {
+        pass,
+        uniform,
+        moments: [m1, m2],
+    })
 }
 
 /// Walks through a data set (or one axis of it) batch by batch: all of it every step, or
@@ -281,6 +318,28 @@ impl Sampler {
             .iter()
             .map(|&r| r as usize)
             .collect()
+    }
+
+    /// Where the walk stands: (permutations drawn, position in the current one).
+    pub(super) fn position(&self) -> (u64, usize) {
+        (self.epoch, self.cursor)
+    }
+
+    /// Goes back to `position` (from `position`, with the same seed), and gives the
+    /// permutation then current, to upload to the `order` buffer; `None` if the position
+    /// does not fit this data.
+    pub(super) fn restore(&mut self, seed: u64, (epoch, cursor): (u64, usize)) -> Option<&[u32]> {
+        if cursor > self.m || (epoch == 0 && cursor > 0) {
+            return None;
+        }
+        self.order = match epoch {
+            0 => (0..self.m as u32).collect(),
+            e => permutation(seed, self.stream, e - 1, self.m),
+        };
+        self.epoch = epoch;
+        self.cursor = cursor;
+        self.base = cursor.saturating_sub(self.batch);
+        Some(&self.order)
     }
 
     /// Moves to the next batch: its start in the permutation, and the new permutation
@@ -621,8 +680,9 @@ impl FusedTrainer {
                 size: (1, 1, 1),
             });
         }
-        let (adam, adam_uniform) = adam_pass(ctx, len, &net.params, &grad, &state)?;
-        update_passes.push(adam);
+        let adam = adam_pass(ctx, len, &net.params, &grad, &state)?;
+        update_passes.push(adam.pass);
+        let adam_uniform = adam.uniform;
         ctx.check_errors()?;
         let trainer = FusedTrainer {
             net,

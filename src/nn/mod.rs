@@ -8,6 +8,7 @@ pub mod deeponet_data;
 pub mod deeponet_generate;
 pub mod deeponet_gpu;
 pub mod deeponet_kernels;
+pub mod deeponet_pair;
 pub mod deeponet_scaling;
 pub mod fit;
 pub mod fused;
@@ -17,9 +18,14 @@ pub mod grf;
 pub mod model;
 pub mod train;
 
-pub use checkpoint::{CheckpointError, load, load_deeponet, save, save_bytes, save_deeponet_bytes};
+pub use checkpoint::{
+    CheckpointError, load, load_deeponet, load_deeponet_state, save, save_bytes,
+    save_deeponet_bytes, save_deeponet_state_bytes,
+};
 pub use deeponet::{AlignedData, DeepONetArch, DeepONetParams, NetSpec, Strategy};
-pub use deeponet_gpu::{DeepONetNet, DeepONetTrainConfig, DeepONetTrainer, Metrics};
+pub use deeponet_gpu::{
+    DeepONetNet, DeepONetTrainConfig, DeepONetTrainState, DeepONetTrainer, Metrics,
+};
 pub use fit::{AnyTrainer, FitReport, fit, predict};
 pub use fused::{FusedLayout, Loss};
 pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};

@@ -34,9 +34,13 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
                 DeepONetTrainer::new(ctx, &arch, &params, &data, DeepONetTrainConfig::default())?;
             trainer.step(ctx);
             let check = check_loss(trainer.loss(ctx)?, want)?;
-            // Iterations come in thousands: the figure the issue asks for is s / 1,000.
-            let iterations = 1000 * reps.div_ceil(10);
-            let seconds = time(ctx, 1, || trainer.run(ctx, iterations))? / iterations as f64;
+            // Blocks of 1,000 iterations (the figure the issue asks for is s / 1,000); the
+            // median block is the figure, the fastest one the floor a quiet machine reaches.
+            let mut blocks = (0..reps.div_ceil(2))
+                .map(|_| time(ctx, 1, || trainer.run(ctx, 1000)).map(|s| s / 1000.0))
+                .collect::<Result<Vec<f64>, _>>()?;
+            blocks.sort_by(f64::total_cmp);
+            let seconds = blocks[blocks.len() / 2];
             let mut row = Row::new("fused", data.functions(), seconds, check);
             if let Some(passes) = trainer.profile(ctx)? {
                 row.passes = passes
@@ -45,8 +49,10 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
                     .collect();
             }
             row.note = Some(format!(
-                "{:.3} s per 1,000 iterations ({iterations} timed)",
-                1e3 * seconds
+                "{:.3} s per 1,000 iterations (median of {} blocks of 1,000; fastest {:.3} s)",
+                1e3 * seconds,
+                blocks.len(),
+                1e3 * blocks[0]
             ));
             rows.push(row);
         }
