@@ -457,6 +457,68 @@ fn train_deeponet_then_predict() {
     assert!(!dir.join("x.npy").exists());
 }
 
+/// A run stopped at 300 iterations and resumed to 600 (with --resume) ends where a run of
+/// 600 ends: the same state to the bit, the history of both parts; resuming a finished
+/// run or with another architecture is refused.
+#[test]
+fn train_deeponet_resumes_where_it_stopped() {
+    let dir = temp_dir("deeponet-resume");
+    deeponet_data(&dir, "train.npz", 60, 1);
+    deeponet_data(&dir, "test.npz", 30, 2);
+    let config = dir.join("train.toml");
+    let train = |iterations: u32, latent: u32, out: &str, resume: Option<&str>| {
+        std::fs::write(
+            &config,
+            format!(
+                "[data]\ntrain = \"train.npz\"\ntest = \"test.npz\"\n\
+                 [model]\nbranch = [24]\ntrunk = [24]\nlatent = {latent}\n\
+                 [train]\niterations = {iterations}\nevaluate_every = 100\n\
+                 functions_per_batch = 25\npoints_per_batch = 15\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.join(out);
+        let mut args = vec![
+            "train".to_string(),
+            "deeponet".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        if let Some(r) = resume {
+            args.extend(["--resume".into(), dir.join(r).display().to_string()]);
+        }
+        phaseflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = train(600, 16, "straight", None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train(300, 16, "parts", None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train(600, 16, "parts", Some("parts"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("resuming at step 300 of 600"),
+        "{}",
+        stdout(&o)
+    );
+    let state = |run: &str| {
+        phaseflow::nn::load_deeponet_state(&dir.join(run).join("state.safetensors")).unwrap()
+    };
+    let ((_, straight, _), (_, parts, _)) = (state("straight"), state("parts"));
+    assert_eq!(parts.step, 600);
+    assert_eq!(parts, straight);
+    let history = |run: &str| std::fs::read_to_string(dir.join(run).join("history.csv")).unwrap();
+    assert_eq!(history("parts"), history("straight"));
+    assert_eq!(history("parts").lines().count(), 7);
+
+    let o = train(600, 16, "again", Some("parts"));
+    assert_input_error(&o, "already taken 600 steps");
+    let o = train(900, 12, "other", Some("parts"));
+    assert_input_error(&o, "another architecture");
+    assert!(!dir.join("again").exists() && !dir.join("other").exists());
+}
+
 /// Generate → train → predict for a system with two inputs and two outputs (the reactor),
 /// with normalisation: the data set's shapes, the summary's per-output errors, the
 /// checkpoint predicting the test file with the summary's error; bad generation configs

@@ -14,7 +14,8 @@ use crate::nn::deeponet_data::read_aligned;
 use crate::nn::deeponet_scaling::Scaling;
 use crate::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
-    DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, Strategy, save_deeponet_bytes,
+    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, Strategy, load_deeponet,
+    load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -26,7 +27,8 @@ values, trunk net over the output location) on an aligned data set: every functi
 the same points. Data files are .npz: DeepXDE's aligned layout (X = (branch inputs, trunk \
 inputs), y) or phaseflow's (functions, points, values). The config names the data, the model \
 and the training; paths in it are relative to the config file. Writes model.safetensors \
-(PyTorch state_dict names), history.csv, loss.png, prediction.png and summary.json.";
+(PyTorch state_dict names), state.safetensors (where the run stands, for --resume), \
+history.csv, loss.png, prediction.png and summary.json.";
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -49,6 +51,10 @@ pub struct DeepONetArgs {
     /// Output directory (overrides `out` in the config)
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Go on with the run whose output directory this is (its state.safetensors and
+    /// model.safetensors), up to [train] iterations in all
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
     /// Print the summary as JSON instead of text
     #[arg(long)]
     json: bool,
@@ -188,6 +194,58 @@ fn split(d: AlignedData, share: f64) -> Result<(AlignedData, AlignedData), CliEr
 /// One evaluation: (step, train loss, validation MSE, validation mean relative L2).
 type Record = (u32, f64, f64, f64);
 
+/// The run's own record beside the trainer's state in state.safetensors (`run`).
+#[derive(serde::Serialize, Deserialize)]
+struct RunRecord {
+    history: Vec<Record>,
+    best_step: u32,
+    best_error: f64,
+    since_best: u32,
+}
+
+/// Where a run left off, read from its output directory for `--resume`.
+struct Resumed {
+    state: DeepONetTrainState,
+    record: RunRecord,
+    best: DeepONetParams,
+}
+
+fn read_resumed(dir: &Path, arch: &DeepONetArch, iterations: u32) -> Result<Resumed, CliError> {
+    let input = |e: crate::nn::CheckpointError| CliError::Input(e.to_string());
+    let path = dir.join("state.safetensors");
+    let (saved_arch, state, meta) = load_deeponet_state(&path).map_err(input)?;
+    if &saved_arch != arch {
+        return Err(CliError::Input(format!(
+            "'{}' was trained with another architecture or normalisation than this config \
+             and data give; resume with the config and data of that run",
+            path.display()
+        )));
+    }
+    let record: RunRecord = meta
+        .get("run")
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| {
+            CliError::Input(format!(
+                "'{}' has no readable run record (metadata 'run')",
+                path.display()
+            ))
+        })?;
+    if state.step >= iterations {
+        return Err(CliError::Input(format!(
+            "the run in '{}' has already taken {} steps and [train] iterations = {iterations}; \
+             raise iterations to go on",
+            dir.display(),
+            state.step
+        )));
+    }
+    let (_, best) = load_deeponet(&dir.join("model.safetensors")).map_err(input)?;
+    Ok(Resumed {
+        state,
+        record,
+        best,
+    })
+}
+
 pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let TrainModel::Deeponet(args) = &args.model;
     let config = read_config(&args.config)?;
@@ -250,6 +308,10 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     let schedule = parse_schedule(&t.schedule, t.iterations)?;
+    let resumed = match &args.resume {
+        Some(dir) => Some(read_resumed(dir, &arch, t.iterations)?),
+        None => None,
+    };
     let out_path = args.out.clone().or(config.out.clone()).ok_or_else(|| {
         CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())
     })?;
@@ -270,7 +332,10 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         points_per_batch: t.points_per_batch,
         seed: t.seed,
     };
-    let mut trainer = DeepONetTrainer::new(&ctx, &arch, &start, &train, train_config)?;
+    let mut trainer = match &resumed {
+        Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, &train, train_config)?,
+        None => DeepONetTrainer::new(&ctx, &arch, &start, &train, train_config)?,
+    };
     let text = !args.json;
     if text {
         println!(
@@ -298,11 +363,28 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     }
     interrupt::install_handler();
     let clock = Instant::now();
-    let mut history: Vec<Record> = Vec::new();
-    let mut best: Option<(f64, u32, DeepONetParams)> = None;
-    let mut since_best = 0;
-    let mut done = 0;
+    let (mut history, mut best, mut since_best, mut done) = match resumed {
+        Some(r) => {
+            if text {
+                println!(
+                    "resuming at step {} of {} (best validation mean rel. L2 so far {:.4} at \
+                     step {})",
+                    r.state.step, t.iterations, r.record.best_error, r.record.best_step
+                );
+            }
+            let best = (r.record.best_error, r.record.best_step, r.best);
+            (
+                r.record.history,
+                Some(best),
+                r.record.since_best,
+                r.state.step,
+            )
+        }
+        None => (Vec::new(), None, 0, 0),
+    };
     let mut stopped_early = false;
+    // Steps taken by this process (a resumed run's earlier ones took other seconds).
+    let first_step = done;
     while done < t.iterations {
         let n = t.evaluate_every.min(t.iterations - done);
         trainer.run(&ctx, n as usize);
@@ -355,21 +437,36 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "iterations": done,
         "iterations_asked": t.iterations,
         "stopped_early": stopped_early,
+        "resumed_from": args.resume,
         "seconds": train_seconds,
-        "seconds_per_1000_iterations": 1e3 * train_seconds / done as f64,
+        "seconds_per_1000_iterations": 1e3 * train_seconds / (done - first_step).max(1) as f64,
         "best_step": best_step,
         "validation_mean_relative_l2": best_err,
         "validation_mean_relative_l2_per_output": per_output,
         "validation_mse": history.iter().find(|h| h.0 == best_step).map(|h| h.2),
         "final_train_mse": history.last().map(|h| h.1),
     });
+    let record = RunRecord {
+        history,
+        best_step,
+        best_error: best_err,
+        since_best,
+    };
+    let state = save_deeponet_state_bytes(
+        &arch,
+        &trainer.state(&ctx)?,
+        &[("run", serde_json::to_string(&record).expect("JSON"))],
+    )
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    out.write_bytes("state.safetensors", &state)
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     write_outputs(
         &mut out,
         &ctx,
         &arch,
         &params,
         &validation,
-        &history,
+        &record.history,
         &summary,
     )?;
     let written = out.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -377,10 +474,10 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         println!(
-            "trained {done} iterations in {} ({:.3} s per 1,000, evaluations included); best \
+            "trained to iteration {done} in {} ({:.3} s per 1,000, evaluations included); best \
              validation mean relative L2 {best_err:.4} at step {best_step}{}",
             seconds(train_seconds),
-            1e3 * train_seconds / done as f64,
+            1e3 * train_seconds / (done - first_step).max(1) as f64,
             if stopped_early {
                 " (stopped early)"
             } else {
