@@ -60,7 +60,7 @@ impl NetData {
         batch: usize,
         what: &str,
     ) -> Result<NetData, GpuError> {
-        let n = batch.div_ceil(workgroup_size(ctx)) * workgroup_size(ctx);
+        let n = batch.next_multiple_of(workgroup_size(ctx));
         let most = max_batch(ctx, layout);
         if n > most {
             return Err(GpuError::Unsupported(format!(
