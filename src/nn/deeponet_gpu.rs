@@ -2,11 +2,11 @@
 //! (`DeepONetTrainer`). Both nets run the fused MLP kernels, paired so that one dispatch
 //! runs the branch over its batch of functions and the trunk over its batch of points
 //! (`nn::deeponet_pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training, the
-//! MSE loss's partial sums and both nets' output δ; then the paired backward pass, the
-//! paired weight gradients (with the loss and b0's gradient), and one Adam dispatch over
-//! the one parameter vector. A training step is one command buffer of five dispatches;
-//! pipelines, buffers and bind groups are made once. Kernels: `nn::deeponet_kernels`,
-//! `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
+//! MSE loss's partial sums and both nets' output δ, and goes on with both nets' backward
+//! passes; then the paired weight gradients (with the loss and b0's gradient), and one
+//! Adam dispatch over the one parameter vector. A training step is one command buffer of
+//! four dispatches; pipelines, buffers and bind groups are made once. Kernels:
+//! `nn::deeponet_kernels`, `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
 
 use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, check_inputs, mean_relative_l2};
 use super::deeponet_kernels::{DeepONetLayout, combine_wgsl};
@@ -98,8 +98,8 @@ impl NetData {
     }
 }
 
-/// Both nets' forward passes in one dispatch (`groups` workgroups: all of them run both
-/// nets; the branch's alone run only the branch).
+/// Both nets' forward passes in one dispatch: the branch's workgroups first, then the
+/// trunk's (`Pass::record_first` runs the branch's alone).
 fn forward_pass(
     ctx: &GpuContext,
     layout: &DeepONetLayout,
@@ -344,7 +344,7 @@ impl DeepONetNet {
         let per_function = 4 * (ny * k) as u64;
         let by_out = (ctx.limits.max_storage_buffer_binding_size / per_function) as usize;
         let wg = workgroup_size(ctx);
-        let chunk = (max_batch(ctx, bl).min(by_out) / wg * wg).min(nf.div_ceil(wg) * wg);
+        let chunk = (max_batch(ctx, bl).min(by_out) / wg * wg).min(nf.next_multiple_of(wg));
         if chunk == 0 {
             return Err(GpuError::Unsupported(format!(
                 "{ny} points × {k} outputs of one function do not fit one storage binding"

@@ -91,8 +91,7 @@ fn rename(text: &str, name: impl Fn(&str) -> Option<String>) -> String {
 
 /// Both nets' activation functions under their prefixes.
 pub(super) fn activations(layout: &DeepONetLayout) -> String {
-    [(Side::Branch, &layout.branch), (Side::Trunk, &layout.trunk)]
-        .iter()
+    sides(layout)
         .map(|(side, l)| {
             let p = side.prefix();
             format!(
@@ -101,7 +100,6 @@ pub(super) fn activations(layout: &DeepONetLayout) -> String {
                 activation_fns(&format!("{p}_act_out"), l.arch.output_activation)
             )
         })
-        .collect::<Vec<_>>()
         .join("\n")
 }
 
