@@ -1,6 +1,7 @@
 //! DeepONet on the device against its f64 CPU twin (`nn::deeponet`): the loss and every
 //! gradient for each split strategy, with encodings, padding and minibatches of functions
-//! and points; predictions; Adam steps replayed by the twin; resumed runs.
+//! and points (or of samples, for unaligned data); predictions; Adam steps replayed by the
+//! twin; resumed runs.
 //!
 //! Tolerances as in tests/nn_fused.rs: the kernels compute in f32 with sums of at most a
 //! few hundred terms (the products over the latent width, the batch sums over functions
@@ -11,7 +12,9 @@
 mod common;
 
 use common::{assert_close, gpu, random_matrix};
-use phaseflow::nn::deeponet::{backward_aligned, forward_aligned};
+use phaseflow::nn::deeponet::{
+    UnalignedData, backward_aligned, backward_unaligned, forward_aligned, forward_unaligned,
+};
 use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
@@ -235,6 +238,7 @@ fn minibatch_gradients_are_the_drawn_batch() {
             },
             functions_per_batch: Some(case.functions / 3),
             points_per_batch: Some(case.points / 2),
+            samples_per_batch: None,
             seed: 5,
         };
         let mut trainer = DeepONetTrainer::new(ctx, a, &p, &d, config).unwrap();
@@ -306,6 +310,7 @@ fn adam_steps_are_replayed_by_the_twin() {
         optimizer,
         functions_per_batch: Some(32),
         points_per_batch: Some(40),
+        samples_per_batch: None,
         seed: 9,
     };
     let mut trainer = DeepONetTrainer::new(ctx, a, &p0, &d, config).unwrap();
@@ -352,6 +357,7 @@ fn a_resumed_run_takes_the_same_steps() {
         },
         functions_per_batch: Some(30),
         points_per_batch: Some(35),
+        samples_per_batch: None,
         seed: 4,
     };
     let mut straight = DeepONetTrainer::new(ctx, a, &p0, &d, config.clone()).unwrap();
@@ -406,4 +412,158 @@ fn antiderivative_reaches_deepxde_accuracy() {
     assert!(before.mean_relative_l2 > 0.5, "{before:?}");
     assert!(after.mean_relative_l2 <= 0.015, "{after:?}");
     assert!(trainer.loss(ctx).unwrap() < 1e-4);
+}
+
+/// Unaligned samples for `case`: as many as its functions and points together, with the
+/// first function and location repeated further down.
+fn unaligned(case: &Case, seed: u64) -> UnalignedData {
+    let a = &case.arch;
+    let n = case.functions + case.points;
+    let mut d = UnalignedData {
+        u: random_matrix(n, a.sensors(), seed, 1),
+        y: random_matrix(n, a.dims(), seed, 2),
+        g: random_matrix(n, a.outputs, seed, 3),
+    };
+    let (m, dims) = (a.sensors(), a.dims());
+    let (u0, y0) = (d.u.data[..m].to_vec(), d.y.data[..dims].to_vec());
+    d.u.data[(n - 1) * m..].copy_from_slice(&u0);
+    d.y.data[(n - 2) * dims..(n - 1) * dims].copy_from_slice(&y0);
+    d
+}
+
+fn unaligned_rows(d: &UnalignedData, rows: &[usize]) -> UnalignedData {
+    let pick = |m: &Matrix| Matrix {
+        rows: rows.len(),
+        cols: m.cols,
+        data: rows
+            .iter()
+            .flat_map(|&r| m.data[r * m.cols..(r + 1) * m.cols].to_vec())
+            .collect(),
+    };
+    UnalignedData {
+        u: pick(&d.u),
+        y: pick(&d.y),
+        g: pick(&d.g),
+    }
+}
+
+/// MSE over samples and outputs and its gradient from the twin.
+fn unaligned_twin(
+    a: &DeepONetArch,
+    p: &DeepONetParams,
+    d: &UnalignedData,
+) -> (f64, DeepONetParams) {
+    let fwd = forward_unaligned(a, p, &d.u, &d.y);
+    let n = d.g.data.len() as f64;
+    let e: Vec<f64> = fwd
+        .g
+        .data
+        .iter()
+        .zip(&d.g.data)
+        .map(|(g, t)| g - t)
+        .collect();
+    let loss = e.iter().map(|e| e * e).sum::<f64>() / n;
+    let dg: Vec<f64> = e.iter().map(|e| 2.0 * e / n).collect();
+    (loss, backward_unaligned(a, p, &fwd, &d.u, &d.y, &dg))
+}
+
+/// Unaligned data, all samples in one batch, then minibatches of samples: the loss and
+/// every gradient against the twin on the samples drawn (the branch and the trunk see the
+/// same samples in the same order).
+#[test]
+fn unaligned_loss_and_gradients_match_the_twin() {
+    let ctx = gpu();
+    for (i, case) in cases().iter().enumerate() {
+        let a = &case.arch;
+        let p = params(a, 110 + i as u64);
+        let d = unaligned(case, 120 + i as u64);
+        let name = format!("unaligned case {i}");
+        let trainer = DeepONetTrainer::new(ctx, a, &p, &d, DeepONetTrainConfig::default()).unwrap();
+        let (loss, grad) = trainer.gradients(ctx).unwrap();
+        let (want_loss, want) = unaligned_twin(a, &p, &d);
+        assert!(
+            (loss - want_loss).abs() <= 2e-5 * want_loss,
+            "{name}: loss {loss} vs {want_loss}"
+        );
+        assert_gradients(&name, a, &grad, &want);
+
+        let config = DeepONetTrainConfig {
+            optimizer: Optimizer {
+                lr: 0.0,
+                ..Optimizer::default()
+            },
+            samples_per_batch: Some(d.samples() / 3),
+            seed: 6,
+            ..DeepONetTrainConfig::default()
+        };
+        let mut trainer = DeepONetTrainer::new(ctx, a, &p, &d, config).unwrap();
+        for step in 0..4 {
+            trainer.step(ctx);
+            let (fs, ps) = trainer.batch_rows();
+            assert_eq!(fs, ps, "{name}: the nets see the same samples");
+            assert_eq!(fs.len(), d.samples() / 3);
+            if step == 3 {
+                let (loss, grad) = trainer.gradients(ctx).unwrap();
+                let (want_loss, want) = unaligned_twin(a, &p, &unaligned_rows(&d, &fs));
+                assert!(
+                    (loss - want_loss).abs() <= 2e-5 * want_loss,
+                    "{name} step {step}: loss {loss} vs {want_loss}"
+                );
+                assert_gradients(&format!("{name} step {step}"), a, &grad, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn unaligned_predictions_match_the_twin() {
+    let ctx = gpu();
+    for (i, case) in cases().iter().enumerate() {
+        let a = &case.arch;
+        let p = params(a, 130 + i as u64);
+        let d = unaligned(case, 140 + i as u64);
+        let net = DeepONetNet::new(ctx, a, &p).unwrap();
+        let got = net.predict_samples(ctx, &d.u, &d.y).unwrap();
+        let want = forward_unaligned(a, &p, &d.u, &d.y).g.data;
+        assert_close(&format!("unaligned case {i}"), &got, &want, 2e-5);
+    }
+    // Mismatched rows are refused with a message, not a panic.
+    let case = &cases()[0];
+    let d = unaligned(case, 1);
+    let net = DeepONetNet::new(ctx, &case.arch, &params(&case.arch, 1)).unwrap();
+    let e = net
+        .predict_samples(ctx, &d.u, &d.y.row_range(0, 3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pair each function with one location"), "{e}");
+}
+
+/// Aligned options for unaligned data (and the reverse) are refused.
+#[test]
+fn batch_options_must_fit_the_layout() {
+    let ctx = gpu();
+    let case = &cases()[2];
+    let a = &case.arch;
+    let p = params(a, 3);
+    let config = DeepONetTrainConfig {
+        functions_per_batch: Some(4),
+        ..DeepONetTrainConfig::default()
+    };
+    let e = DeepONetTrainer::new(ctx, a, &p, &unaligned(case, 4), config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("unaligned data takes samples per batch"), "{e}");
+    let config = DeepONetTrainConfig {
+        samples_per_batch: Some(4),
+        ..DeepONetTrainConfig::default()
+    };
+    let e = DeepONetTrainer::new(ctx, a, &p, &data(case, 5), config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("aligned data takes functions and points per batch"),
+        "{e}"
+    );
 }

@@ -7,7 +7,8 @@ use phaseflow::gpu::math_f64::probe_wgsl;
 use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
-use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_wgsl};
+use phaseflow::nn::deeponet::DataLayout;
+use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
 use phaseflow::nn::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
 use phaseflow::nn::fused::{self, FusedLayout, Loss};
 use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
@@ -150,7 +151,7 @@ fn every_shader_file_and_generated_kernel_validates() {
         }
     }
     // DeepONet's kernels (the paired forward and weight-gradient kernels, the combine
-    // kernel for training and prediction) for each split strategy, a latent width whose
+    // kernels of both data layouts for training and prediction) for each split strategy, a latent width whose
     // columns do not all start quads, a trunk with a trained Fourier encoding, and both
     // workgroup sizes (CPU adapters, GPUs).
     for strategy in [
@@ -176,9 +177,16 @@ fn every_shader_file_and_generated_kernel_validates() {
             for wg in [8, 64] {
                 for wgsl in [
                     forward_pair_wgsl(&layout, wg).unwrap(),
-                    weight_grad_pair_wgsl(&layout, wg).unwrap().0,
+                    weight_grad_pair_wgsl(&layout, DataLayout::Aligned, wg)
+                        .unwrap()
+                        .0,
+                    weight_grad_pair_wgsl(&layout, DataLayout::Unaligned, wg)
+                        .unwrap()
+                        .0,
                     combine_wgsl(&layout, true, wg).unwrap(),
                     combine_wgsl(&layout, false, wg).unwrap(),
+                    combine_unaligned_wgsl(&layout, true, wg).unwrap(),
+                    combine_unaligned_wgsl(&layout, false, wg).unwrap(),
                 ] {
                     validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
                 }

@@ -7,7 +7,9 @@
 // than one split, `g` holds one copy of the gradient per split, which fused_reduce.wgsl
 // adds up (the loss workgroup writes b0's sums into copy 0; the other copies' b0 stays 0).
 //
-// Filled in by nn::deeponet_pair: ACT, K (outputs), BIAS (float offset of b0), LEN
+// Filled in by nn::deeponet_pair: ACT, K (outputs), COUNT (values in the batch's loss:
+// functions × points × outputs, or samples × outputs for unaligned data, where the per-
+// function sums above are per sample), BIAS (float offset of b0), LEN
 // (floats per gradient copy), TRUNK_OFF (float offset of the trunk's region), TB and TT
 // (the branch's and the trunk's tasks), BRANCH and TRUNK (their group functions),
 // BRANCH_DISPATCH and TRUNK_DISPATCH (task → group chains; the trunk's reads its task as
@@ -48,7 +50,7 @@ fn add_partial_sums(lane: u32) {
         if lane == 0u {
             let total = sums[0];
             if j == 0u {
-                let count = f32(sb.batch * st.batch * {{K}}u);
+                let count = f32({{COUNT}});
                 state[0] = total;
                 state[2] = total / count;
                 state[3] = 2.0 / count;

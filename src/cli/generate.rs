@@ -1,7 +1,8 @@
 //! `phaseflow generate --config generate.toml`: operator-learning data from an ensemble.
 //! Input functions (Gaussian random fields or .npy tables) drive a system with inputs, one
 //! trajectory per function, and the chosen states at equally spaced times become the
-//! labels; written as phaseflow's aligned `.npz` for `phaseflow train deeponet`.
+//! labels; written as phaseflow's aligned `.npz` for `phaseflow train deeponet` (or, with
+//! `points_per_function`, the training set as unaligned samples at random points).
 
 use super::format::seconds;
 use super::spec::{load_system, lookup, read_toml, relative_to_config};
@@ -10,7 +11,7 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
 use crate::model::System;
 use crate::nn::Matrix;
-use crate::nn::deeponet_data::write_aligned;
+use crate::nn::deeponet_data::{write_aligned, write_unaligned};
 use crate::nn::deeponet_generate::{
     GenerateError, Generated, OperatorDataSpec, SignalSource, generate,
 };
@@ -25,7 +26,10 @@ run: each input function (a Gaussian random field sampled at the input's sensors
 an .npy) drives the system's input signal u(t) (linear between sensors), all functions are \
 integrated together on the GPU, and the chosen states at `points` equally spaced times are the \
 labels. Writes train.npz (and test.npz with `test_functions`) in phaseflow's aligned layout \
-(functions [F, sensors], points [P, 1], values [F, P, outputs]) and summary.json.";
+(functions [F, sensors], points [P, 1], values [F, P, outputs]) and summary.json. With \
+`points_per_function = K` the training set is unaligned instead: each function observed at K of \
+the times drawn at random (sample_functions [F·K, sensors], sample_points [F·K, 1], \
+sample_values [F·K, outputs]); the test set stays aligned.";
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -56,6 +60,9 @@ struct Config {
     points: usize,
     #[serde(default = "ten")]
     steps_per_point: u32,
+    /// Write the training set unaligned: each function at this many of the `points`
+    /// times, drawn at random.
+    points_per_function: Option<usize>,
     #[serde(default)]
     solver: Solver,
     /// State names; every state by default.
@@ -251,6 +258,14 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             )
         })
         .transpose()?;
+    if let Some(k) = config.points_per_function
+        && !(1..=config.points).contains(&k)
+    {
+        return Err(CliError::Input(format!(
+            "points_per_function must be between 1 and points ({}), got {k}",
+            config.points
+        )));
+    }
     let out_path = args.out.clone().or(config.out.clone()).ok_or_else(|| {
         CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())
     })?;
@@ -265,13 +280,26 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     }
     stop_if_interrupted()?;
     let mut files = Vec::new();
-    for (name, set) in &sets {
+    // The training set's draws of points: a stream of their own beside the functions'.
+    let unaligned = config
+        .points_per_function
+        .map(|k| sets[0].1.data.to_unaligned(k, config.seed));
+    for (i, (name, set)) in sets.iter().enumerate() {
         out.stage(name, |p| {
-            write_aligned(p, &set.data).map_err(std::io::Error::other)
+            match (&unaligned, i) {
+                (Some(samples), 0) => write_unaligned(p, samples),
+                _ => write_aligned(p, &set.data),
+            }
+            .map_err(std::io::Error::other)
         })
         .map_err(|e| CliError::Runtime(e.to_string()))?;
         files.push(json!({
             "file": name,
+            "layout": if unaligned.is_some() && i == 0 { "unaligned" } else { "aligned" },
+            "samples": match (&unaligned, i) {
+                (Some(s), 0) => s.samples(),
+                _ => set.data.functions() * set.data.points(),
+            },
             "functions": set.data.functions(),
             "sample_seconds": set.sample_seconds,
             "simulate_seconds": set.simulate_seconds,
@@ -300,12 +328,19 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
-        for (name, set) in &sets {
+        for (i, (name, set)) in sets.iter().enumerate() {
+            let points = match (&unaligned, i) {
+                (Some(_), 0) => format!(
+                    "{} random points each (unaligned, of {})",
+                    config.points_per_function.unwrap_or(0),
+                    set.data.points()
+                ),
+                _ => format!("{} points", set.data.points()),
+            };
             println!(
-                "{name}: {} functions × {} points of {} ({} sensor values each); sampling {}, \
+                "{name}: {} functions × {points} of {} ({} sensor values each); sampling {}, \
                  integrating {}",
                 set.data.functions(),
-                set.data.points(),
                 system.name(),
                 set.data.u.cols,
                 seconds(set.sample_seconds),

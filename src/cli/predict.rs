@@ -1,12 +1,13 @@
 //! `phaseflow predict MODEL`: evaluates a DeepONet checkpoint on new input functions at
-//! given points; writes G as `.npy` [functions, points, outputs]. With a data file that
-//! holds the true values too, prints the errors.
+//! given points; writes G as `.npy` [functions, points, outputs] ([samples, outputs] for an
+//! unaligned data file). With a data file that holds the true values too, prints the
+//! errors.
 
 use super::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
-use crate::nn::deeponet::{check_inputs, mean_relative_l2};
-use crate::nn::deeponet_data::read_aligned;
+use crate::nn::deeponet::{DeepONetData, check_inputs};
+use crate::nn::deeponet_data::read_data;
 use crate::nn::{DeepONetNet, Matrix, load_deeponet};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ use std::time::Instant;
 pub struct PredictArgs {
     /// A DeepONet checkpoint (model.safetensors from `phaseflow train deeponet`)
     model: PathBuf,
-    /// Input functions and points in one .npz (ours or DeepXDE's aligned layout); its
-    /// values, when present, are compared with the predictions
+    /// Input functions and points in one .npz (ours or DeepXDE's, aligned or unaligned);
+    /// its values are compared with the predictions
     #[arg(long, conflicts_with_all = ["functions", "points"])]
     data: Option<PathBuf>,
     /// Input functions at the sensors, .npy [functions, sensors]
@@ -26,7 +27,8 @@ pub struct PredictArgs {
     /// Points, .npy [points, dims]
     #[arg(long, requires = "functions")]
     points: Option<PathBuf>,
-    /// Where to write the predictions (.npy, f32 [functions, points, outputs])
+    /// Where to write the predictions (.npy, f32 [functions, points, outputs], or
+    /// [samples, outputs] for unaligned data)
     #[arg(long, short)]
     out: PathBuf,
     /// Print the summary as JSON
@@ -43,8 +45,9 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let (arch, params) = load_deeponet(&args.model).map_err(|e| CliError::Input(e.to_string()))?;
     let (u, y, truth) = match (&args.data, &args.functions, &args.points) {
         (Some(path), _, _) => {
-            let d = read_aligned(path).map_err(|e| CliError::Input(e.to_string()))?;
-            (d.u, d.y, Some((d.g, d.outputs)))
+            let d = read_data(path).map_err(|e| CliError::Input(e.to_string()))?;
+            let (u, y, _) = d.as_ref().parts();
+            (u.clone(), y.clone(), Some(d))
         }
         (None, Some(f), Some(p)) => (matrix(f)?, matrix(p)?, None),
         _ => {
@@ -54,14 +57,10 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     check_inputs(&arch, &u, &y).map_err(CliError::Input)?;
-    if let Some((_, k)) = &truth
-        && *k != arch.outputs
-    {
-        return Err(CliError::Input(format!(
-            "the data has {k} outputs per point; the model has {}",
-            arch.outputs
-        )));
+    if let Some(d) = &truth {
+        d.as_ref().check(&arch).map_err(CliError::Input)?;
     }
+    let unaligned = matches!(truth, Some(DeepONetData::Unaligned(_)));
     let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty());
     let name = args
         .out
@@ -74,25 +73,31 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ctx = GpuContext::new(choice)?;
     let net = DeepONetNet::new(&ctx, &arch, &params)?;
     let clock = Instant::now();
-    let g = net.predict(&ctx, &u, &y)?;
+    let g = if unaligned {
+        net.predict_samples(&ctx, &u, &y)?
+    } else {
+        net.predict(&ctx, &u, &y)?
+    };
     let seconds = clock.elapsed().as_secs_f64();
-    let shape = [u.rows as u64, y.rows as u64, arch.outputs as u64];
+    let k = arch.outputs as u64;
+    let shape = if unaligned {
+        vec![u.rows as u64, k]
+    } else {
+        vec![u.rows as u64, y.rows as u64, k]
+    };
     let values: Vec<f32> = g.iter().map(|&v| v as f32).collect();
     out.write_npy(name, &shape, &values)
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     let written = out.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
-    let errors = truth.map(|(t, k)| {
-        let mse = g
-            .iter()
-            .zip(&t)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f64>()
-            / g.len() as f64;
-        (mse, mean_relative_l2(&g, &t, y.rows * k))
+    let errors = truth.map(|d| {
+        let (_, _, t) = d.as_ref().parts();
+        let mse = g.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / g.len() as f64;
+        (mse, d.as_ref().mean_relative_l2(&g))
     });
     let summary = json!({
+        "layout": if unaligned { "unaligned" } else { "aligned" },
         "functions": u.rows,
-        "points": y.rows,
+        "points": if unaligned { 1 } else { y.rows },
         "outputs": arch.outputs,
         "seconds": seconds,
         "functions_per_s": u.rows as f64 / seconds,
@@ -103,10 +108,13 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
+        let what = if unaligned {
+            format!("{} samples", u.rows)
+        } else {
+            format!("{} functions × {} points", u.rows, y.rows)
+        };
         println!(
-            "predicted {} functions × {} points in {:.3} s ({:.3e} functions/s, transfers included)",
-            u.rows,
-            y.rows,
+            "predicted {what} in {:.3} s ({:.3e} functions/s, transfers included)",
             seconds,
             u.rows as f64 / seconds
         );

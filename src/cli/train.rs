@@ -1,6 +1,7 @@
-//! `phaseflow train deeponet --config train.toml`: trains a DeepONet on an aligned data set
-//! (DeepXDE's `.npz` or ours), evaluating on a test file or a held-out share of the training
-//! functions, with early stopping on the validation error. Everything appears in the
+//! `phaseflow train deeponet --config train.toml`: trains a DeepONet on an aligned or
+//! unaligned data set (DeepXDE's `.npz` or ours), evaluating on a test file (of either
+//! layout) or a held-out share of the training functions (samples, when unaligned), with
+//! early stopping on the validation error. Everything appears in the
 //! output directory together at the end (or at Ctrl-C, with the best network so far).
 
 use super::fit::parse_schedule;
@@ -9,8 +10,8 @@ use super::spec::{read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
-use crate::nn::deeponet::mean_relative_l2_per_output;
-use crate::nn::deeponet_data::read_aligned;
+use crate::nn::deeponet::{DataLayout, DeepONetData};
+use crate::nn::deeponet_data::read_data;
 use crate::nn::deeponet_scaling::Scaling;
 use crate::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
@@ -23,12 +24,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub const LONG_ABOUT: &str = "Train a DeepONet (branch net over the input function's sensor \
-values, trunk net over the output location) on an aligned data set: every function observed at \
-the same points. Data files are .npz: DeepXDE's aligned layout (X = (branch inputs, trunk \
-inputs), y) or phaseflow's (functions, points, values). The config names the data, the model \
-and the training; paths in it are relative to the config file. Writes model.safetensors \
-(PyTorch state_dict names), state.safetensors (where the run stands, for --resume), \
-history.csv, loss.png, prediction.png and summary.json.";
+values, trunk net over the output location) on an aligned data set (every function observed at \
+the same points) or an unaligned one (one (function, location, value) sample per row). Data \
+files are .npz: DeepXDE's layouts (aligned: X = (branch inputs, trunk inputs), y; unaligned: \
+X_train0, X_train1, y_train) or phaseflow's (aligned: functions, points, values; unaligned: \
+sample_functions, sample_points, sample_values); the layout is read from the members. The \
+config names the data, the model and the training; paths in it are relative to the config \
+file. Writes model.safetensors (PyTorch state_dict names), state.safetensors (where the run \
+stands, for --resume), history.csv, loss.png, prediction.png (aligned validation data with \
+one coordinate) and summary.json.";
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -76,7 +80,8 @@ struct Config {
 struct DataConfig {
     train: PathBuf,
     test: Option<PathBuf>,
-    /// Share of the training functions held out for validation when there is no test file.
+    /// Share of the training functions (samples, when unaligned) held out for validation
+    /// when there is no test file.
     #[serde(default)]
     validation: f64,
 }
@@ -120,6 +125,7 @@ struct TrainConfig {
     weight_decay: f64,
     functions_per_batch: Option<usize>,
     points_per_batch: Option<usize>,
+    samples_per_batch: Option<usize>,
     evaluate_every: u32,
     /// Stop after this many evaluations without a better validation error (0: never).
     patience: u32,
@@ -135,6 +141,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             functions_per_batch: None,
             points_per_batch: None,
+            samples_per_batch: None,
             evaluate_every: 1000,
             patience: 0,
             seed: 0,
@@ -158,37 +165,61 @@ fn read_config(path: &Path) -> Result<Config, CliError> {
     Ok(config)
 }
 
-fn load(path: &Path) -> Result<AlignedData, CliError> {
-    read_aligned(path).map_err(|e| CliError::Input(e.to_string()))
+fn load(path: &Path) -> Result<DeepONetData, CliError> {
+    read_data(path).map_err(|e| CliError::Input(e.to_string()))
 }
 
-/// The first functions of `d` as training data and the rest as validation data.
-fn split(d: AlignedData, share: f64) -> Result<(AlignedData, AlignedData), CliError> {
+/// The first functions (samples, when unaligned) of `d` as training data and the rest as
+/// validation data.
+fn split(d: DeepONetData, share: f64) -> Result<(DeepONetData, DeepONetData), CliError> {
     if !(share > 0.0 && share < 1.0) {
         return Err(CliError::Input(format!(
             "[data] validation must be a share of the functions between 0 and 1, got {share}"
         )));
     }
-    let nf = d.functions();
-    if nf < 2 {
+    let (n, what) = match &d {
+        DeepONetData::Aligned(a) => (a.functions(), "function"),
+        DeepONetData::Unaligned(u) => (u.samples(), "sample"),
+    };
+    if n < 2 {
         return Err(CliError::Input(format!(
-            "{nf} function is too few to hold some out for validation"
+            "{n} {what} is too few to hold some out for validation"
         )));
     }
-    let keep = nf - ((nf as f64 * share).round() as usize).clamp(1, nf - 1);
-    let per = d.points() * d.outputs;
-    let rows = |lo: usize, hi: usize| Matrix {
-        rows: hi - lo,
-        cols: d.u.cols,
-        data: d.u.data[lo * d.u.cols..hi * d.u.cols].to_vec(),
-    };
-    let part = |lo: usize, hi: usize| AlignedData {
-        u: rows(lo, hi),
-        y: d.y.clone(),
-        g: d.g[lo * per..hi * per].to_vec(),
-        outputs: d.outputs,
-    };
-    Ok((part(0, keep), part(keep, nf)))
+    let keep = n - ((n as f64 * share).round() as usize).clamp(1, n - 1);
+    Ok(match d {
+        DeepONetData::Aligned(d) => {
+            let per = d.points() * d.outputs;
+            let part = |lo: usize, hi: usize| {
+                DeepONetData::Aligned(AlignedData {
+                    u: d.u.row_range(lo, hi),
+                    y: d.y.clone(),
+                    g: d.g[lo * per..hi * per].to_vec(),
+                    outputs: d.outputs,
+                })
+            };
+            (part(0, keep), part(keep, n))
+        }
+        DeepONetData::Unaligned(d) => (
+            DeepONetData::Unaligned(d.rows(0, keep)),
+            DeepONetData::Unaligned(d.rows(keep, n)),
+        ),
+    })
+}
+
+/// "150 functions × 100 points" or "10000 samples".
+fn size(d: &DeepONetData) -> String {
+    match d {
+        DeepONetData::Aligned(a) => format!("{} functions × {} points", a.functions(), a.points()),
+        DeepONetData::Unaligned(u) => format!("{} unaligned samples", u.samples()),
+    }
+}
+
+fn size_json(d: &DeepONetData) -> serde_json::Value {
+    match d {
+        DeepONetData::Aligned(a) => json!({"functions": a.functions(), "points": a.points()}),
+        DeepONetData::Unaligned(u) => json!({"samples": u.samples()}),
+    }
 }
 
 /// One evaluation: (step, train loss, validation MSE, validation mean relative L2).
@@ -276,26 +307,39 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             "[train] iterations and evaluate_every must be at least 1".into(),
         ));
     }
+    let layout = train.as_ref().layout();
+    let batches_fit = match layout {
+        DataLayout::Aligned => t.samples_per_batch.is_none(),
+        DataLayout::Unaligned => t.functions_per_batch.is_none() && t.points_per_batch.is_none(),
+    };
+    if !batches_fit {
+        return Err(CliError::Input(
+            "[train] functions_per_batch and points_per_batch are for aligned data, \
+             samples_per_batch for unaligned data; the training data is the other kind"
+                .into(),
+        ));
+    }
+    let (u, y, _) = train.as_ref().parts();
     let mut arch = DeepONetArch::new(
         NetSpec {
-            inputs: train.u.cols,
+            inputs: u.cols,
             hidden: m.branch.clone(),
             encoding: None,
         },
         NetSpec {
-            inputs: train.y.cols,
+            inputs: y.cols,
             hidden: m.trunk.clone(),
             encoding: None,
         },
         m.latent,
-        train.outputs,
+        train.as_ref().outputs(),
         m.strategy,
         m.activation,
     );
     if m.normalize {
         arch.scaling = Some(Scaling::fit(&train));
     }
-    validation.check(&arch).map_err(|e| {
+    validation.as_ref().check(&arch).map_err(|e| {
         CliError::Input(format!("the test data does not fit the training data: {e}"))
     })?;
     let init = match m.init.as_str() {
@@ -330,6 +374,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         },
         functions_per_batch: t.functions_per_batch,
         points_per_batch: t.points_per_batch,
+        samples_per_batch: t.samples_per_batch,
         seed: t.seed,
     };
     let mut trainer = match &resumed {
@@ -350,15 +395,14 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             ctx.summary.name
         );
         println!(
-            "data: {} training functions × {} points; {} {} functions",
-            train.functions(),
-            train.points(),
-            validation.functions(),
+            "data: training {}; {} {}",
+            size(&train),
             if held_out {
                 "held-out validation"
             } else {
                 "test"
-            }
+            },
+            size(&validation)
         );
     }
     interrupt::install_handler();
@@ -417,22 +461,16 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let train_seconds = clock.elapsed().as_secs_f64();
     let (best_err, best_step, params) = best.expect("at least one evaluation");
     let interrupted = done < t.iterations && !stopped_early;
-    let best_g =
-        DeepONetNet::new(&ctx, &arch, &params)?.predict(&ctx, &validation.u, &validation.y)?;
-    let per_output = mean_relative_l2_per_output(
-        &best_g,
-        &validation.g,
-        validation.points(),
-        validation.outputs,
-    );
+    let best_g = DeepONetNet::new(&ctx, &arch, &params)?.predict_data(&ctx, &validation)?;
+    let per_output = validation.as_ref().mean_relative_l2_per_output(&best_g);
     let summary = json!({
         "architecture": arch,
         "adapter": ctx.summary,
         "data": {
-            "train": config.data.train, "train_functions": train.functions(),
-            "points": train.points(),
+            "train": config.data.train,
+            "train_size": size_json(&train),
             "validation": if held_out { json!(config.data.validation) } else { json!(config.data.test) },
-            "validation_functions": validation.functions(),
+            "validation_size": size_json(&validation),
         },
         "iterations": done,
         "iterations_asked": t.iterations,
@@ -506,7 +544,7 @@ fn write_outputs(
     ctx: &GpuContext,
     arch: &DeepONetArch,
     params: &DeepONetParams,
-    validation: &AlignedData,
+    validation: &DeepONetData,
     history: &[Record],
     summary: &serde_json::Value,
 ) -> Result<(), CliError> {
@@ -545,7 +583,7 @@ fn write_outputs(
         .map_err(io)?;
     // Predicted against true curves for the first validation functions (one coordinate,
     // first output).
-    if arch.dims() == 1 {
+    if let (DeepONetData::Aligned(validation), 1) = (validation, arch.dims()) {
         let net = crate::nn::DeepONetNet::new(ctx, arch, params)?;
         let shown = validation.functions().min(3);
         let u = Matrix {

@@ -12,11 +12,13 @@
 //!
 //! Data layouts: aligned (every function observed at the same points: G is
 //! [functions, points, outputs], a product of the two nets' outputs) and unaligned (one
-//! (u, y) pair per sample). This module is the f64 CPU twin of both.
+//! (u, y) pair per sample, DeepXDE's `Triple` data). This module is the f64 CPU twin of
+//! both.
 
 use super::cpu;
 use super::deeponet_scaling::Scaling;
 use super::model::{Activation, Architecture, Encoding, Init, Matrix, ModelError, Params};
+use crate::rng::uniform_f64;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +238,203 @@ impl AlignedData {
     }
 }
 
+/// How a data set pairs functions with locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataLayout {
+    /// Every function at every location (a Cartesian product).
+    Aligned,
+    /// Sample r: function r at location r.
+    Unaligned,
+}
+
+/// An unaligned data set: sample r pairs function `u[r]` with location `y[r]` and value
+/// `g[r]` (DeepXDE's `Triple` data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnalignedData {
+    /// Input functions at the sensors, [samples, sensors].
+    pub u: Matrix,
+    /// Locations, [samples, dims].
+    pub y: Matrix,
+    /// G(u)(y), [samples, outputs].
+    pub g: Matrix,
+}
+
+impl UnalignedData {
+    pub fn samples(&self) -> usize {
+        self.u.rows
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.g.cols
+    }
+
+    /// Whether the shapes fit each other and `arch`; the message says what does not.
+    pub fn check(&self, arch: &DeepONetArch) -> Result<(), String> {
+        check_inputs(arch, &self.u, &self.y)?;
+        if self.g.cols != arch.outputs {
+            return Err(format!(
+                "the data has {} outputs per sample; the model has {}",
+                self.g.cols, arch.outputs
+            ));
+        }
+        if self.y.rows != self.u.rows || self.g.rows != self.u.rows {
+            return Err(format!(
+                "an unaligned data set needs as many locations and values as functions; it has \
+                 {} functions, {} locations and {} values",
+                self.u.rows, self.y.rows, self.g.rows
+            ));
+        }
+        if self.u.rows == 0 {
+            return Err("the data set is empty".into());
+        }
+        Ok(())
+    }
+
+    /// The rows `lo..hi` as a data set of their own.
+    pub fn rows(&self, lo: usize, hi: usize) -> UnalignedData {
+        UnalignedData {
+            u: self.u.row_range(lo, hi),
+            y: self.y.row_range(lo, hi),
+            g: self.g.row_range(lo, hi),
+        }
+    }
+}
+
+/// A data set of either layout, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeepONetData {
+    Aligned(AlignedData),
+    Unaligned(UnalignedData),
+}
+
+impl DeepONetData {
+    pub fn as_ref(&self) -> DataRef<'_> {
+        match self {
+            DeepONetData::Aligned(d) => DataRef::Aligned(d),
+            DeepONetData::Unaligned(d) => DataRef::Unaligned(d),
+        }
+    }
+}
+
+/// A data set of either layout, borrowed: what trainers and metrics take (`&AlignedData`
+/// and `&UnalignedData` convert into it).
+#[derive(Debug, Clone, Copy)]
+pub enum DataRef<'a> {
+    Aligned(&'a AlignedData),
+    Unaligned(&'a UnalignedData),
+}
+
+impl<'a> From<&'a AlignedData> for DataRef<'a> {
+    fn from(d: &'a AlignedData) -> Self {
+        DataRef::Aligned(d)
+    }
+}
+
+impl<'a> From<&'a UnalignedData> for DataRef<'a> {
+    fn from(d: &'a UnalignedData) -> Self {
+        DataRef::Unaligned(d)
+    }
+}
+
+impl<'a> From<&'a DeepONetData> for DataRef<'a> {
+    fn from(d: &'a DeepONetData) -> Self {
+        d.as_ref()
+    }
+}
+
+impl<'a> DataRef<'a> {
+    pub fn layout(self) -> DataLayout {
+        match self {
+            DataRef::Aligned(_) => DataLayout::Aligned,
+            DataRef::Unaligned(_) => DataLayout::Unaligned,
+        }
+    }
+
+    /// Branch inputs, trunk inputs and G's values (row-major, `outputs` per location).
+    pub fn parts(self) -> (&'a Matrix, &'a Matrix, &'a [f64]) {
+        match self {
+            DataRef::Aligned(d) => (&d.u, &d.y, &d.g),
+            DataRef::Unaligned(d) => (&d.u, &d.y, &d.g.data),
+        }
+    }
+
+    pub fn outputs(self) -> usize {
+        match self {
+            DataRef::Aligned(d) => d.outputs,
+            DataRef::Unaligned(d) => d.outputs(),
+        }
+    }
+
+    pub fn check(self, arch: &DeepONetArch) -> Result<(), String> {
+        match self {
+            DataRef::Aligned(d) => d.check(arch),
+            DataRef::Unaligned(d) => d.check(arch),
+        }
+    }
+
+    /// DeepXDE's mean relative L2 error of predictions `g` (laid out as the data's values)
+    /// per function (`mean_relative_l2`, `mean_relative_l2_by_function`).
+    pub fn mean_relative_l2(self, g: &[f64]) -> f64 {
+        match self {
+            DataRef::Aligned(d) => mean_relative_l2(g, &d.g, d.points() * d.outputs),
+            DataRef::Unaligned(d) => mean_relative_l2_by_function(&d.u, g, &d.g.data, d.outputs()),
+        }
+    }
+
+    /// The same for each output on its own: with outputs of different scales the joint
+    /// figure hides the small one.
+    pub fn mean_relative_l2_per_output(self, g: &[f64]) -> Vec<f64> {
+        match self {
+            DataRef::Aligned(d) => mean_relative_l2_per_output(g, &d.g, d.points(), d.outputs),
+            DataRef::Unaligned(d) => {
+                let k = d.outputs();
+                let pick = |v: &[f64], c: usize| -> Vec<f64> {
+                    v.iter().skip(c).step_by(k).copied().collect()
+                };
+                (0..k)
+                    .map(|c| {
+                        mean_relative_l2_by_function(&d.u, &pick(g, c), &pick(&d.g.data, c), 1)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl AlignedData {
+    /// Unaligned samples that observe each function at `per_function` of the points,
+    /// drawn at random without replacement (seeded; function f's draws depend only on
+    /// `seed` and f), in function order.
+    pub fn to_unaligned(&self, per_function: usize, seed: u64) -> UnalignedData {
+        let (nf, ny, k) = (self.functions(), self.points(), self.outputs);
+        let per = per_function.min(ny);
+        let (m, dims) = (self.u.cols, self.y.cols);
+        let mut d = UnalignedData {
+            u: Matrix::zeros(nf * per, m),
+            y: Matrix::zeros(nf * per, dims),
+            g: Matrix::zeros(nf * per, k),
+        };
+        for f in 0..nf {
+            // A partial Fisher–Yates shuffle: the first `per` entries are the draws.
+            let mut points: Vec<usize> = (0..ny).collect();
+            for i in 0..per {
+                let r = uniform_f64(seed, (f * ny + i) as u64, 17);
+                let j = i + ((r * (ny - i) as f64) as usize).min(ny - i - 1);
+                points.swap(i, j);
+            }
+            for (i, &p) in points[..per].iter().enumerate() {
+                let r = f * per + i;
+                d.u.data[r * m..(r + 1) * m].copy_from_slice(&self.u.data[f * m..(f + 1) * m]);
+                d.y.data[r * dims..(r + 1) * dims]
+                    .copy_from_slice(&self.y.data[p * dims..(p + 1) * dims]);
+                let at = (f * ny + p) * k;
+                d.g.data[r * k..(r + 1) * k].copy_from_slice(&self.g[at..at + k]);
+            }
+        }
+        d
+    }
+}
+
 /// Whether input functions `u` [functions, sensors] and points `y` [points, dims] fit
 /// `arch`; the message says what does not.
 pub fn check_inputs(arch: &DeepONetArch, u: &Matrix, y: &Matrix) -> Result<(), String> {
@@ -325,15 +524,23 @@ pub fn backward_aligned(
     }
 }
 
+/// What the unaligned forward pass keeps for the backward pass.
+pub struct UnalignedForward {
+    pub branch: cpu::Forward,
+    pub trunk: cpu::Forward,
+    /// G [samples, outputs].
+    pub g: Matrix,
+}
+
 /// G for unaligned samples: row r pairs function `u[r]` with location `y[r]`; [n, outputs].
 pub fn forward_unaligned(
     arch: &DeepONetArch,
     p: &DeepONetParams,
     u: &Matrix,
     y: &Matrix,
-) -> Matrix {
-    let branch = cpu::forward(&arch.branch, &p.branch, u).y;
-    let trunk = cpu::forward(&arch.trunk, &p.trunk, y).y;
+) -> UnalignedForward {
+    let branch = cpu::forward(&arch.branch, &p.branch, u);
+    let trunk = cpu::forward(&arch.trunk, &p.trunk, y);
     let k = arch.outputs;
     let mut g = Matrix::zeros(u.rows, k);
     for r in 0..u.rows {
@@ -341,12 +548,45 @@ pub fn forward_unaligned(
             let mut acc = p.bias[c];
             for i in 0..arch.latent {
                 let (bc, tc) = arch.columns(c, i);
-                acc += branch.at(r, bc) * trunk.at(r, tc);
+                acc += branch.y.at(r, bc) * trunk.y.at(r, tc);
             }
             g.data[r * k + c] = acc;
         }
     }
-    g
+    UnalignedForward { branch, trunk, g }
+}
+
+/// Gradients of a loss whose gradient with respect to G is `dg` [samples, outputs]: each
+/// sample's δ reaches only its own branch and trunk rows.
+pub fn backward_unaligned(
+    arch: &DeepONetArch,
+    p: &DeepONetParams,
+    fwd: &UnalignedForward,
+    u: &Matrix,
+    y: &Matrix,
+    dg: &[f64],
+) -> DeepONetParams {
+    let k = arch.outputs;
+    let (bo, to) = (fwd.branch.y.cols, fwd.trunk.y.cols);
+    let mut db = Matrix::zeros(u.rows, bo);
+    let mut dt = Matrix::zeros(y.rows, to);
+    let mut dbias = vec![0.0; k];
+    for r in 0..u.rows {
+        for c in 0..k {
+            let d = dg[r * k + c];
+            dbias[c] += d;
+            for i in 0..arch.latent {
+                let (bc, tc) = arch.columns(c, i);
+                db.data[r * bo + bc] += d * fwd.trunk.y.at(r, tc);
+                dt.data[r * to + tc] += d * fwd.branch.y.at(r, bc);
+            }
+        }
+    }
+    DeepONetParams {
+        branch: cpu::backward(&arch.branch, &p.branch, &fwd.branch, u, &db),
+        trunk: cpu::backward(&arch.trunk, &p.trunk, &fwd.trunk, y, &dt),
+        bias: dbias,
+    }
 }
 
 /// DeepXDE's "mean l2 relative error": the mean over functions of ‖G_f − T_f‖ / ‖T_f‖,
@@ -360,6 +600,33 @@ pub fn mean_relative_l2(g: &[f64], target: &[f64], per_function: usize) -> f64 {
         count += 1;
     }
     sum / count.max(1) as f64
+}
+
+/// DeepXDE's metric for unaligned samples (`g`, `target` [samples, outputs]), per function:
+/// samples whose sensor values (rows of `u`) are identical belong to one function and
+/// share one norm. When every function has one sample this is DeepXDE's per-sample mean
+/// for its `Triple` data; when the samples are an aligned set laid out flat it is the
+/// aligned figure. A function whose targets are all zero has no relative error and is
+/// left out of the mean (DeepXDE's would be infinite).
+pub fn mean_relative_l2_by_function(u: &Matrix, g: &[f64], target: &[f64], outputs: usize) -> f64 {
+    let mut groups: std::collections::HashMap<Vec<u64>, (f64, f64)> = Default::default();
+    for (r, (gr, tr)) in g.chunks(outputs).zip(target.chunks(outputs)).enumerate() {
+        let key = u.data[r * u.cols..(r + 1) * u.cols]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let (diff, norm) = groups.entry(key).or_default();
+        for (a, b) in gr.iter().zip(tr) {
+            *diff += (a - b) * (a - b);
+            *norm += b * b;
+        }
+    }
+    let ratios: Vec<f64> = groups
+        .values()
+        .filter(|(_, norm)| *norm > 0.0)
+        .map(|(diff, norm)| (diff / norm).sqrt())
+        .collect();
+    ratios.iter().sum::<f64>() / ratios.len().max(1) as f64
 }
 
 /// `mean_relative_l2` of each output on its own, for [functions, points, outputs] data:
@@ -381,7 +648,6 @@ pub fn mean_relative_l2_per_output(
 mod tests {
     use super::*;
     use crate::nn::EncodingKind;
-    use crate::rng::uniform_f64;
 
     fn random(rows: usize, cols: usize, seed: u64) -> Matrix {
         Matrix {
@@ -484,6 +750,63 @@ mod tests {
         }
     }
 
+    /// The unaligned backward pass against central differences (as above), with samples
+    /// that repeat a function and a location.
+    #[test]
+    fn unaligned_gradients_match_central_differences() {
+        for (strategy, outputs, encoded) in [
+            (Strategy::SplitBoth, 1, true),
+            (Strategy::SplitBranch, 2, false),
+            (Strategy::SplitTrunk, 3, true),
+        ] {
+            let a = arch(strategy, outputs, encoded);
+            let mut p = DeepONetParams::init(&a, Init::Glorot, 5).unwrap();
+            p.bias
+                .iter_mut()
+                .enumerate()
+                .for_each(|(c, b)| *b = 0.1 * c as f64 - 0.05);
+            let (mut u, mut y) = (random(6, 5, 11), random(6, 2, 12));
+            let (u0, y0) = (u.data[..5].to_vec(), y.data[..2].to_vec());
+            u.data[15..20].copy_from_slice(&u0);
+            y.data[8..10].copy_from_slice(&y0);
+            let t = random(6, outputs, 13).data;
+            let loss_and_grad = |q: &DeepONetParams| {
+                let fwd = forward_unaligned(&a, q, &u, &y);
+                let n = t.len() as f64;
+                let loss: f64 = fwd
+                    .g
+                    .data
+                    .iter()
+                    .zip(&t)
+                    .map(|(g, t)| (g - t).powi(2))
+                    .sum();
+                let dg: Vec<f64> = fwd
+                    .g
+                    .data
+                    .iter()
+                    .zip(&t)
+                    .map(|(g, t)| 2.0 * (g - t) / n)
+                    .collect();
+                (loss / n, backward_unaligned(&a, q, &fwd, &u, &y, &dg))
+            };
+            let (x0, g) = (p.flat(), loss_and_grad(&p).1.flat());
+            let h = 1e-6;
+            let mut worst: f64 = 0.0;
+            for i in 0..x0.len() {
+                let mut q = p.clone();
+                let mut x = x0.clone();
+                x[i] += h;
+                q.set_flat(&x);
+                let up = loss_and_grad(&q).0;
+                x[i] -= 2.0 * h;
+                q.set_flat(&x);
+                let down = loss_and_grad(&q).0;
+                worst = worst.max(((up - down) / (2.0 * h) - g[i]).abs());
+            }
+            assert!(worst < 1e-8, "{strategy:?} {outputs}: {worst:e}");
+        }
+    }
+
     /// The unaligned form of the aligned data gives the same values; the relative error
     /// is DeepXDE's per-function mean.
     #[test]
@@ -501,13 +824,45 @@ mod tests {
                 yy.data[r * 2..r * 2 + 2].copy_from_slice(&y.data[j * 2..j * 2 + 2]);
             }
         }
-        let unaligned = forward_unaligned(&a, &p, &uu, &yy);
+        let unaligned = forward_unaligned(&a, &p, &uu, &yy).g;
         for (x, z) in aligned.iter().zip(&unaligned.data) {
             assert!((x - z).abs() < 1e-15);
         }
         let t = [1.0, 0.0, 0.0, 2.0];
         let g = [1.5, 0.0, 0.0, 2.0];
         assert!((mean_relative_l2(&g, &t, 2) - 0.25).abs() < 1e-15);
+        // The same values as four one-output samples of two functions (rows 0, 1 and
+        // 2, 3), in another order; a third function with zero targets is left out.
+        let u2 = Matrix {
+            rows: 6,
+            cols: 1,
+            data: vec![7.0, 8.0, 7.0, 8.0, 9.0, 9.0],
+        };
+        let (g2, t2) = (
+            [1.5, 0.0, 0.0, 2.0, 1.0, 3.0],
+            [1.0, 0.0, 0.0, 2.0, 0.0, 0.0],
+        );
+        assert!((mean_relative_l2_by_function(&u2, &g2, &t2, 1) - 0.25).abs() < 1e-15);
+        // Two of the four points of each function, each value where the aligned set has it.
+        let data = AlignedData {
+            u: u.clone(),
+            y: y.clone(),
+            g: aligned.clone(),
+            outputs: 2,
+        };
+        let un = data.to_unaligned(2, 3);
+        assert_eq!((un.samples(), un.outputs()), (6, 2));
+        for r in 0..6 {
+            let f = r / 2;
+            assert_eq!(un.u.data[r * 5..r * 5 + 5], u.data[f * 5..f * 5 + 5]);
+            let j = (0..4).find(|&j| y.data[j * 2..j * 2 + 2] == un.y.data[r * 2..r * 2 + 2]);
+            let j = j.expect("a point of the aligned set");
+            assert_eq!(
+                un.g.data[r * 2..r * 2 + 2],
+                aligned[(f * 4 + j) * 2..(f * 4 + j) * 2 + 2]
+            );
+        }
+        assert_ne!(un.y.data[..2], un.y.data[2..4], "drawn without replacement");
         let named: Vec<String> = p.named().into_iter().map(|(n, _, _)| n).collect();
         assert_eq!(named[0], "branch.layers.0.weight");
         assert!(named.contains(&"trunk.encoding.B".to_string()));

@@ -1,15 +1,18 @@
-//! DeepONet on the device, on the aligned layout: inference (`DeepONetNet`) and training
-//! (`DeepONetTrainer`). Both nets run the fused MLP kernels, paired so that one dispatch
-//! runs the branch over its batch of functions and the trunk over its batch of points
-//! (`nn::deeponet_pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training, the
-//! MSE loss's partial sums and both nets' output δ, and goes on with both nets' backward
+//! DeepONet on the device, on aligned and unaligned data: inference (`DeepONetNet`) and
+//! training (`DeepONetTrainer`). Both nets run the fused MLP kernels, paired so that one
+//! dispatch runs the branch over its batch of functions and the trunk over its batch of
+//! points (`nn::deeponet_pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training,
+//! the MSE loss's partial sums and both nets' output δ, and goes on with both nets' backward
 //! passes; then the paired weight gradients (with the loss and b0's gradient), and one
 //! Adam dispatch over the one parameter vector. A training step is one command buffer of
-//! four dispatches; pipelines, buffers and bind groups are made once. Kernels:
-//! `nn::deeponet_kernels`, `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
+//! four dispatches; pipelines, buffers and bind groups are made once. Unaligned data runs
+//! the same passes with both nets' batches the same samples in the same order (one
+//! permutation stream for both samplers) and a combine kernel that pairs batch entry s of
+//! the branch with entry s of the trunk. Kernels: `nn::deeponet_kernels`,
+//! `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
 
-use super::deeponet::{AlignedData, DeepONetArch, DeepONetParams, check_inputs, mean_relative_l2};
-use super::deeponet_kernels::{DeepONetLayout, combine_wgsl};
+use super::deeponet::{DataLayout, DataRef, DeepONetArch, DeepONetParams, check_inputs};
+use super::deeponet_kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
 use super::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
 use super::fused::FusedLayout;
 use super::fused_net::{
@@ -148,12 +151,13 @@ fn forward_pass(
 fn weight_grad_passes(
     ctx: &GpuContext,
     layout: &DeepONetLayout,
+    data: DataLayout,
     [branch, trunk]: [&mut NetData; 2],
     partial_sums: &wgpu::Buffer,
     grad: &wgpu::Buffer,
     state: &wgpu::Buffer,
 ) -> Result<Vec<Pass>, GpuError> {
-    let (wgsl, groups) = weight_grad_pair_wgsl(layout, workgroup_size(ctx))?;
+    let (wgsl, groups) = weight_grad_pair_wgsl(layout, data, workgroup_size(ctx))?;
     let splits = gradient_splits(ctx, groups, branch.batch.max(trunk.batch));
     for net in [&mut *branch, &mut *trunk] {
         net.per_split = net.batch.div_ceil(splits);
@@ -218,9 +222,11 @@ fn weight_grad_passes(
 
 /// The combine pass (training: `out` gets the partial sums and the pass goes on with both
 /// nets' backward passes; prediction: G).
+#[allow(clippy::too_many_arguments)]
 fn combine_pass(
     ctx: &GpuContext,
     layout: &DeepONetLayout,
+    data: DataLayout,
     train: bool,
     params: &wgpu::Buffer,
     targets: &wgpu::Buffer,
@@ -228,10 +234,23 @@ fn combine_pass(
     out: &wgpu::Buffer,
 ) -> Result<Pass, GpuError> {
     let wg = workgroup_size(ctx);
+    let (name, wgsl, tasks) = match data {
+        DataLayout::Aligned => (
+            "nn/deeponet_combine",
+            combine_wgsl(layout, train, wg)?,
+            branch.n + if train { trunk.n } else { 0 },
+        ),
+        // Batch entry s of both nets is sample s.
+        DataLayout::Unaligned => (
+            "nn/deeponet_combine_unaligned",
+            combine_unaligned_wgsl(layout, train, wg)?,
+            branch.n,
+        ),
+    };
     let (pipeline, l) = pipe(
         ctx,
-        "nn/deeponet_combine",
-        &combine_wgsl(layout, train, wg)?,
+        name,
+        &wgsl,
         &[
             Binding::Uniform,
             Binding::Uniform,
@@ -265,7 +284,6 @@ fn combine_pass(
         .map(|b| b.as_entire_binding()),
     );
     let group = bind_group_of(ctx, "combine", &l, entries);
-    let tasks = branch.n + if train { trunk.n } else { 0 };
     Ok(Pass {
         label: "combine",
         pipeline,
@@ -364,6 +382,7 @@ impl DeepONetNet {
         let combine = combine_pass(
             ctx,
             &self.layout,
+            DataLayout::Aligned,
             false,
             &self.params,
             &branch.x,
@@ -403,18 +422,141 @@ impl DeepONetNet {
         })
     }
 
-    /// MSE and DeepXDE's mean relative L2 error on `data`.
-    pub fn evaluate(&self, ctx: &GpuContext, data: &AlignedData) -> Result<Metrics, GpuError> {
-        let g = self.predict(ctx, &data.u, &data.y)?;
+    /// G for unaligned samples: row r of `u` [samples, sensors] at row r of `y`
+    /// [samples, dims], as [samples, outputs], in the data's units as `predict`.
+    pub fn predict_samples(
+        &self,
+        ctx: &GpuContext,
+        u: &Matrix,
+        y: &Matrix,
+    ) -> Result<Vec<f64>, GpuError> {
+        let arch = &self.layout.arch;
+        check_inputs(arch, u, y).map_err(GpuError::Unsupported)?;
+        if u.rows != y.rows {
+            return Err(GpuError::Unsupported(format!(
+                "unaligned samples pair each function with one location; got {} functions and \
+                 {} locations",
+                u.rows, y.rows
+            )));
+        }
+        match &arch.scaling {
+            None => self.predict_samples_network(ctx, u, y),
+            Some(s) => {
+                let (u, y) = s.inputs(u, y);
+                let mut g = self.predict_samples_network(ctx, &u, &y)?;
+                s.g.restore(&mut g);
+                Ok(g)
+            }
+        }
+    }
+
+    fn predict_samples_network(
+        &self,
+        ctx: &GpuContext,
+        u: &Matrix,
+        y: &Matrix,
+    ) -> Result<Vec<f64>, GpuError> {
+        let k = self.layout.arch.outputs;
+        let n = u.rows;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let per_sample = 4 * k as u64;
+        let by_out = (ctx.limits.max_storage_buffer_binding_size / per_sample) as usize;
+        let wg = workgroup_size(ctx);
+        let most = max_batch(ctx, &self.layout.branch).min(max_batch(ctx, &self.layout.trunk));
+        let chunk = (most.min(by_out) / wg * wg).min(n.next_multiple_of(wg));
+        if chunk == 0 {
+            return Err(GpuError::Unsupported(
+                "one workgroup of samples does not fit one storage binding".into(),
+            ));
+        }
+        let nets = [
+            NetData::new(ctx, &self.layout.branch, u, chunk.min(n), "samples")?,
+            NetData::new(ctx, &self.layout.trunk, y, chunk.min(n), "samples")?,
+        ];
+        let out = buffer(
+            ctx,
+            "predictions",
+            per_sample * chunk as u64,
+            U::STORAGE | U::COPY_SRC,
+        );
+        let total = per_sample * n as u64;
+        let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
+        let forward = forward_pass(ctx, &self.layout, &self.params, [&nets[0], &nets[1]])?;
+        let combine = combine_pass(
+            ctx,
+            &self.layout,
+            DataLayout::Unaligned,
+            false,
+            &self.params,
+            &nets[0].x,
+            [&nets[0], &nets[1]],
+            &out,
+        )?;
+        for base in (0..n).step_by(chunk) {
+            let batch = chunk.min(n - base);
+            for net in &nets {
+                let words = step_words(net.n, batch, base, n, false, 0);
+                ctx.queue
+                    .write_buffer(&net.step, 0, bytemuck::cast_slice(&words));
+            }
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                forward.record(&mut pass);
+                combine.record(&mut pass);
+            }
+            enc.copy_buffer_to_buffer(
+                &out,
+                0,
+                &readback,
+                per_sample * base as u64,
+                per_sample * batch as u64,
+            );
+            ctx.queue.submit([enc.finish()]);
+        }
+        with_mapped(ctx, &readback, total, |b| {
+            bytemuck::cast_slice::<u8, f32>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
+    }
+
+    /// Predictions for every value of `data`, laid out as its values.
+    pub fn predict_data<'a>(
+        &self,
+        ctx: &GpuContext,
+        data: impl Into<DataRef<'a>>,
+    ) -> Result<Vec<f64>, GpuError> {
+        let data = data.into();
+        let (u, y, _) = data.parts();
+        match data.layout() {
+            DataLayout::Aligned => self.predict(ctx, u, y),
+            DataLayout::Unaligned => self.predict_samples(ctx, u, y),
+        }
+    }
+
+    /// MSE and DeepXDE's mean relative L2 error on `data` (per function; see
+    /// `DataRef::mean_relative_l2`).
+    pub fn evaluate<'a>(
+        &self,
+        ctx: &GpuContext,
+        data: impl Into<DataRef<'a>>,
+    ) -> Result<Metrics, GpuError> {
+        let data = data.into();
+        let g = self.predict_data(ctx, data)?;
+        let (_, _, target) = data.parts();
         let mse = g
             .iter()
-            .zip(&data.g)
+            .zip(target)
             .map(|(a, b)| (a - b) * (a - b))
             .sum::<f64>()
-            / g.len() as f64;
+            / g.len().max(1) as f64;
         Ok(Metrics {
             mse,
-            mean_relative_l2: mean_relative_l2(&g, &data.g, data.points() * data.outputs),
+            mean_relative_l2: data.mean_relative_l2(&g),
         })
     }
 }
@@ -435,6 +577,9 @@ pub struct DeepONetTrainConfig {
     pub functions_per_batch: Option<usize>,
     /// Points per step, likewise (each step's functions are seen at the same points).
     pub points_per_batch: Option<usize>,
+    /// Samples per step for unaligned data, likewise (aligned data takes functions and
+    /// points per batch instead).
+    pub samples_per_batch: Option<usize>,
     /// Seed of the permutations.
     pub seed: u64,
 }
@@ -472,13 +617,15 @@ pub struct DeepONetTrainer {
 }
 
 impl DeepONetTrainer {
-    pub fn new(
+    /// A trainer on `data` of either layout (`&AlignedData` or `&UnalignedData`).
+    pub fn new<'a>(
         ctx: &GpuContext,
         arch: &DeepONetArch,
         params: &DeepONetParams,
-        data: &AlignedData,
+        data: impl Into<DataRef<'a>>,
         config: DeepONetTrainConfig,
     ) -> Result<DeepONetTrainer, GpuError> {
+        let data = data.into();
         data.check(arch).map_err(GpuError::Unsupported)?;
         // Checks the architecture, scaling included, before the data is scaled with it.
         let net = DeepONetNet::new(ctx, arch, params)?;
@@ -487,20 +634,51 @@ impl DeepONetTrainer {
         let data = match &arch.scaling {
             Some(s) => {
                 scaled = s.apply(data);
-                &scaled
+                scaled.as_ref()
             }
             None => data,
         };
         let layout = net.layout.clone();
-        let (nf, ny) = (data.functions(), data.points());
-        let fb = config.functions_per_batch.unwrap_or(nf).clamp(1, nf);
-        let pb = config.points_per_batch.unwrap_or(ny).clamp(1, ny);
-        let mut branch = NetData::new(ctx, &layout.branch, &data.u, fb, "functions")?;
-        let mut trunk = NetData::new(ctx, &layout.trunk, &data.y, pb, "points")?;
+        let (u, y, g) = data.parts();
+        let (nf, ny) = (u.rows, y.rows);
+        let batch = |asked: Option<usize>, all: usize| asked.unwrap_or(all).clamp(1, all);
+        // Unaligned: both nets take the same samples in the same order (one permutation
+        // stream for both samplers).
+        let (fb, pb, streams, what) = match data.layout() {
+            DataLayout::Aligned if config.samples_per_batch.is_none() => (
+                batch(config.functions_per_batch, nf),
+                batch(config.points_per_batch, ny),
+                [50, 51],
+                ["functions", "points"],
+            ),
+            DataLayout::Unaligned
+                if config.functions_per_batch.is_none() && config.points_per_batch.is_none() =>
+            {
+                let b = batch(config.samples_per_batch, nf);
+                (b, b, [50, 50], ["samples", "samples"])
+            }
+            layout => {
+                return Err(GpuError::Unsupported(format!(
+                    "{} data takes {} per batch",
+                    if layout == DataLayout::Aligned {
+                        "aligned"
+                    } else {
+                        "unaligned"
+                    },
+                    if layout == DataLayout::Aligned {
+                        "functions and points"
+                    } else {
+                        "samples"
+                    }
+                )));
+            }
+        };
+        let mut branch = NetData::new(ctx, &layout.branch, u, fb, what[0])?;
+        let mut trunk = NetData::new(ctx, &layout.trunk, y, pb, what[1])?;
         let targets = storage(
             ctx,
             "targets",
-            &data.g.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            &g.iter().map(|&v| v as f32).collect::<Vec<_>>(),
         );
         let grad = zeros(ctx, "gradient", layout.len);
         let state = buffer(ctx, "loss state", 32, U::STORAGE | U::COPY_SRC);
@@ -517,6 +695,7 @@ impl DeepONetTrainer {
             combine_pass(
                 ctx,
                 &layout,
+                data.layout(),
                 true,
                 params_buf,
                 &targets,
@@ -529,6 +708,7 @@ impl DeepONetTrainer {
             .chain(weight_grad_passes(
                 ctx,
                 &layout,
+                data.layout(),
                 [&mut branch, &mut trunk],
                 &partial,
                 &grad,
@@ -541,8 +721,8 @@ impl DeepONetTrainer {
             net,
             config,
             nets: [
-                (branch, Sampler::new(nf, fb, 50)),
-                (trunk, Sampler::new(ny, pb, 51)),
+                (branch, Sampler::new(nf, fb, streams[0])),
+                (trunk, Sampler::new(ny, pb, streams[1])),
             ],
             grad,
             state,
@@ -576,11 +756,11 @@ impl DeepONetTrainer {
 
     /// A trainer that goes on from `state` (of a run on the same architecture, data and
     /// config): the steps it takes are those the run would have taken next.
-    pub fn resume(
+    pub fn resume<'a>(
         ctx: &GpuContext,
         arch: &DeepONetArch,
         state: &DeepONetTrainState,
-        data: &AlignedData,
+        data: impl Into<DataRef<'a>>,
         config: DeepONetTrainConfig,
     ) -> Result<DeepONetTrainer, GpuError> {
         let seed = config.seed;

@@ -1,7 +1,8 @@
-//! DeepONet's device layout and the WGSL of its combine and reduce kernels. The two nets
-//! run the fused MLP kernels (`nn::fused`); what is DeepONet's own is the product of their
-//! outputs and its loss (`shaders/nn/deeponet_combine.wgsl`); `nn::deeponet_pair` runs the
-//! two nets' fused kernels side by side.
+//! DeepONet's device layout and the WGSL of its combine kernels. The two nets run the
+//! fused MLP kernels (`nn::fused`); what is DeepONet's own is the product of their outputs
+//! and its loss (`shaders/nn/deeponet_combine.wgsl` for aligned data,
+//! `deeponet_combine_unaligned.wgsl` for unaligned); `nn::deeponet_pair` runs the two
+//! nets' fused kernels side by side.
 //! CPU twin: `nn::deeponet`.
 //!
 //! Layout. One f32 parameter vector holds the branch's fused layout, then the trunk's,
@@ -138,30 +139,30 @@ fn sum(arch: &DeepONetArch, c: usize, b0: &str) -> String {
     s
 }
 
-/// `acc += d · other` over the columns of output `c`; `branch`: acc holds the branch's
+/// `acc += d · other` over the columns of output `c`; `branch`: `acc` holds the branch's
 /// columns and `other` is t.
-fn accumulate(arch: &DeepONetArch, c: usize, branch: bool) -> String {
+fn accumulate(arch: &DeepONetArch, c: usize, branch: bool, acc: &str) -> String {
     let mut s = String::new();
     for term in terms(arch, c) {
         match (term, branch) {
             (Term::Quad(bq, tq), true) => writeln!(
                 s,
-                "        acc[{bq}] = fma(vec4<f32>(d{c}), t[{tq}], acc[{bq}]);"
+                "        {acc}[{bq}] = fma(vec4<f32>(d{c}), t[{tq}], {acc}[{bq}]);"
             ),
             (Term::Quad(bq, tq), false) => writeln!(
                 s,
-                "        acc[{tq}] = fma(vec4<f32>(d{c}), b[{bq}], acc[{tq}]);"
+                "        {acc}[{tq}] = fma(vec4<f32>(d{c}), b[{bq}], {acc}[{tq}]);"
             ),
             (Term::Scalar(bc, tc), true) => writeln!(
                 s,
                 "        {} += d{c} * {};",
-                scalar("acc", bc),
+                scalar(acc, bc),
                 scalar("t", tc)
             ),
             (Term::Scalar(bc, tc), false) => writeln!(
                 s,
                 "        {} += d{c} * {};",
-                scalar("acc", tc),
+                scalar(acc, tc),
                 scalar("b", bc)
             ),
         }
@@ -205,6 +206,125 @@ fn shared_loads(
     s
 }
 
+/// `let b0_c = …;` for every output: b0 lies in the trunk's binding, which runs on to the
+/// end of the vector.
+fn bias_loads(layout: &DeepONetLayout) -> String {
+    let bias = layout.bias_off - layout.trunk_off;
+    (0..layout.arch.outputs)
+        .map(|c| {
+            format!(
+                "    let b0_{c} = pt[{}u].{};\n",
+                (bias + c) / 4,
+                COMPONENTS[(bias + c) % 4]
+            )
+        })
+        .collect()
+}
+
+/// The activation functions the combine kernels call.
+fn combine_activations(layout: &DeepONetLayout) -> String {
+    let arch = &layout.arch;
+    format!(
+        "{}\n{}\n{}",
+        activation_fns("branch_out", arch.branch.output_activation),
+        activation_fns("trunk_out", arch.trunk.output_activation),
+        pair_activations(layout)
+    )
+}
+
+/// The combine kernel for unaligned data: one invocation per sample, whose function and
+/// location sit at the same batch entry of both nets; training (the MSE loss, both nets'
+/// output δ and their backward passes) or prediction (G [samples, outputs]).
+pub fn combine_unaligned_wgsl(
+    layout: &DeepONetLayout,
+    train: bool,
+    wg: usize,
+) -> Result<String, ShaderError> {
+    let arch = &layout.arch;
+    let k = arch.outputs;
+    let (bl, tl) = (&layout.branch, &layout.trunk);
+    let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
+    let mut body = String::new();
+    let mut end = String::new();
+    for c in 0..k {
+        writeln!(body, "    let g{c} = {};", sum(arch, c, &format!("b0_{c}"))).unwrap();
+        if train {
+            writeln!(
+                body,
+                "    let e{c} = g{c} - targets[at + {c}u];\n    sse += e{c} * e{c};\n    let d{c} = factor * e{c};"
+            )
+            .unwrap();
+            body.push_str(&accumulate(arch, c, true, "acc_b"));
+            body.push_str(&accumulate(arch, c, false, "acc_t"));
+            writeln!(
+                end,
+                "    out[s * {}u + {}u] = select(0.0, d{c}, live);",
+                k + 1,
+                c + 1
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                body,
+                "    if live {{\n        out[s * {k}u + {c}u] = g{c};\n    }}"
+            )
+            .unwrap();
+        }
+    }
+    if train {
+        writeln!(end, "    out[s * {}u] = select(0.0, sse, live);", k + 1).unwrap();
+        for (h, n, z, d, quads, acc, dact) in [
+            (
+                "hb",
+                "sb.n",
+                bl.z_row[b_last],
+                bl.d_row[b_last],
+                arch.branch.outputs().div_ceil(4),
+                "acc_b",
+                "dbranch_out4",
+            ),
+            (
+                "ht",
+                "st.n",
+                tl.z_row[t_last],
+                tl.d_row[t_last],
+                arch.trunk.outputs().div_ceil(4),
+                "acc_t",
+                "dtrunk_out4",
+            ),
+        ] {
+            writeln!(
+                end,
+                "    for (var q = 0u; q < {quads}u; q++) {{\n        let z = {h}[({z}u + q) * {n} + s];\n        {h}[({d}u + q) * {n} + s] = select(vec4<f32>(0.0), {acc}[q] * {dact}(z), live);\n    }}"
+            )
+            .unwrap();
+        }
+    }
+    let [branch_backward, trunk_backward] = if train {
+        backward_bodies(layout)
+    } else {
+        [String::new(), String::new()]
+    };
+    compose(
+        "nn/deeponet_combine_unaligned.wgsl",
+        &[
+            ("ACT", &combine_activations(layout)),
+            ("TRAIN", if train { "true" } else { "false" }),
+            ("K", &k.to_string()),
+            ("BQ", &arch.branch.outputs().div_ceil(4).to_string()),
+            ("TQ", &arch.trunk.outputs().div_ceil(4).to_string()),
+            ("ZB", &bl.z_row[b_last].to_string()),
+            ("ZT", &tl.z_row[t_last].to_string()),
+            ("BIASES", &bias_loads(layout)),
+            ("BODY", &body),
+            ("END", &end),
+            ("BRANCH_BACKWARD", &branch_backward),
+            ("TRUNK_BACKWARD", &trunk_backward),
+            ("WG", &wg.to_string()),
+        ],
+    )
+}
+
 /// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G).
 pub fn combine_wgsl(
     layout: &DeepONetLayout,
@@ -217,22 +337,12 @@ pub fn combine_wgsl(
     let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
     let bq = arch.branch.outputs().div_ceil(4);
     let tq = arch.trunk.outputs().div_ceil(4);
-    // b0 lies in the trunk's binding, which runs on to the end of the vector.
-    let bias = layout.bias_off - layout.trunk_off;
-
-    let mut biases = String::new();
+    let biases = bias_loads(layout);
     let mut declare = String::new();
     let mut row = String::new();
     let mut column = String::new();
     let mut row_end = String::new();
     for c in 0..k {
-        writeln!(
-            biases,
-            "    let b0_{c} = pt[{}u].{};",
-            (bias + c) / 4,
-            COMPONENTS[(bias + c) % 4]
-        )
-        .unwrap();
         writeln!(
             row,
             "        let g{c} = {};",
@@ -246,14 +356,14 @@ pub fn combine_wgsl(
                 "        let e{c} = g{c} - targets[at + {c}u];\n        sse += e{c} * e{c};\n        let d{c} = factor * e{c};\n        ds{c} += d{c};"
             )
             .unwrap();
-            row.push_str(&accumulate(arch, c, true));
+            row.push_str(&accumulate(arch, c, true, "acc"));
             writeln!(
                 column,
                 "        let d{c} = factor * ({} - targets[at + {c}u]);",
                 sum(arch, c, &format!("b0_{c}"))
             )
             .unwrap();
-            column.push_str(&accumulate(arch, c, false));
+            column.push_str(&accumulate(arch, c, false, "acc"));
         } else {
             writeln!(
                 row,
@@ -283,12 +393,7 @@ pub fn combine_wgsl(
     }
     let load_t = shared_loads("t", tq, "trunk_out4", "ht", tl.z_row[t_last], "st.n", "y");
     let load_b = shared_loads("b", bq, "branch_out4", "hb", bl.z_row[b_last], "sb.n", "f");
-    let act = format!(
-        "{}\n{}\n{}",
-        activation_fns("branch_out", arch.branch.output_activation),
-        activation_fns("trunk_out", arch.trunk.output_activation),
-        pair_activations(layout)
-    );
+    let act = combine_activations(layout);
     let [branch_backward, trunk_backward] = if train {
         backward_bodies(layout)
     } else {

@@ -11,6 +11,7 @@
 //! (`shaders/nn/deeponet_{forward,weight_grad,combine}.wgsl`) run one net or the other
 //! by workgroup. CPU twin: `nn::deeponet`.
 
+use super::deeponet::DataLayout;
 use super::deeponet_kernels::DeepONetLayout;
 use super::fused::{
     FusedLayout, OutputDelta, activation_fns, backward_body, forward_body, weight_grad_parts,
@@ -132,8 +133,14 @@ pub fn backward_bodies(layout: &DeepONetLayout) -> [String; 2] {
 /// the branch's and the trunk's tasks).
 pub fn weight_grad_pair_wgsl(
     layout: &DeepONetLayout,
+    data: DataLayout,
     wg: usize,
 ) -> Result<(String, usize), ShaderError> {
+    let k = layout.arch.outputs;
+    let count = match data {
+        DataLayout::Aligned => format!("sb.batch * st.batch * {k}u"),
+        DataLayout::Unaligned => format!("sb.batch * {k}u"),
+    };
     let [b, t] = sides(layout).map(|(side, l)| (side, weight_grad_parts(l)));
     let body = |(side, parts): &(Side, super::fused::WeightGradParts)| {
         rename(&parts.body, |id| side.rename(id))
@@ -149,7 +156,8 @@ pub fn weight_grad_pair_wgsl(
         "nn/deeponet_weight_grad.wgsl",
         &[
             ("ACT", &activations(layout)),
-            ("K", &layout.arch.outputs.to_string()),
+            ("K", &k.to_string()),
+            ("COUNT", &count),
             ("BIAS", &layout.bias_off.to_string()),
             ("LEN", &layout.len.to_string()),
             ("TRUNK_OFF", &layout.trunk_off.to_string()),

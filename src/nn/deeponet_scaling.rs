@@ -6,7 +6,7 @@
 //! trainer fits the network to scaled data, and every prediction is returned in the data's
 //! own units.
 
-use super::deeponet::AlignedData;
+use super::deeponet::{AlignedData, DataRef, DeepONetData, UnalignedData};
 use super::model::Matrix;
 use serde::{Deserialize, Serialize};
 
@@ -85,12 +85,14 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    /// Fitted to a training set.
-    pub fn fit(data: &AlignedData) -> Scaling {
+    /// Fitted to a training set (of unaligned data, over its samples).
+    pub fn fit<'a>(data: impl Into<DataRef<'a>>) -> Scaling {
+        let data = data.into();
+        let (u, y, g) = data.parts();
         Scaling {
-            u: Affine::fit(&data.u.data, data.u.cols),
-            y: Affine::fit(&data.y.data, data.y.cols),
-            g: Affine::fit(&data.g, data.outputs),
+            u: Affine::fit(&u.data, u.cols),
+            y: Affine::fit(&y.data, y.cols),
+            g: Affine::fit(g, data.outputs()),
         }
     }
 
@@ -108,15 +110,27 @@ impl Scaling {
     }
 
     /// A data set in the network's units.
-    pub fn apply(&self, data: &AlignedData) -> AlignedData {
-        let (u, y) = self.inputs(&data.u, &data.y);
-        let mut g = data.g.clone();
+    pub fn apply(&self, data: DataRef) -> DeepONetData {
+        let (u, y, g) = data.parts();
+        let (u, y) = self.inputs(u, y);
+        let mut g = g.to_vec();
         self.g.scale(&mut g);
-        AlignedData {
-            u,
-            y,
-            g,
-            outputs: data.outputs,
+        match data {
+            DataRef::Aligned(d) => DeepONetData::Aligned(AlignedData {
+                u,
+                y,
+                g,
+                outputs: d.outputs,
+            }),
+            DataRef::Unaligned(d) => DeepONetData::Unaligned(UnalignedData {
+                u,
+                y,
+                g: Matrix {
+                    rows: d.g.rows,
+                    cols: d.g.cols,
+                    data: g,
+                },
+            }),
         }
     }
 }

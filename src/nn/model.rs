@@ -236,6 +236,15 @@ impl Matrix {
     pub fn at(&self, r: usize, c: usize) -> f64 {
         self.data[r * self.cols + c]
     }
+
+    /// Rows `lo..hi`.
+    pub fn row_range(&self, lo: usize, hi: usize) -> Matrix {
+        Matrix {
+            rows: hi - lo,
+            cols: self.cols,
+            data: self.data[lo * self.cols..hi * self.cols].to_vec(),
+        }
+    }
 }
 
 /// A tensor by name: (shape, values).
