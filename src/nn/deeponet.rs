@@ -713,8 +713,32 @@ mod tests {
         (loss, backward_aligned(a, p, &fwd, u, y, &dg))
     }
 
-    /// Every parameter's gradient against central differences (h = 1e-6: the error of
-    /// the difference, ~h² · third derivative, and rounding, ~1e-16 / h, both near 1e-10).
+    /// The largest difference between `grad` and central differences of `loss` at `p`
+    /// over every parameter (h = 1e-6: the error of the difference, ~h² · third
+    /// derivative, and rounding, ~1e-16 / h, both near 1e-10).
+    fn worst_difference(
+        p: &DeepONetParams,
+        grad: &DeepONetParams,
+        loss: impl Fn(&DeepONetParams) -> f64,
+    ) -> f64 {
+        let (x0, g) = (p.flat(), grad.flat());
+        let h = 1e-6;
+        let mut worst: f64 = 0.0;
+        for i in 0..x0.len() {
+            let mut q = p.clone();
+            let mut x = x0.clone();
+            x[i] += h;
+            q.set_flat(&x);
+            let up = loss(&q);
+            x[i] -= 2.0 * h;
+            q.set_flat(&x);
+            let down = loss(&q);
+            worst = worst.max(((up - down) / (2.0 * h) - g[i]).abs());
+        }
+        worst
+    }
+
+    /// Every parameter's gradient against central differences (`worst_difference`).
     #[test]
     fn gradients_match_central_differences() {
         for (strategy, outputs, encoded) in [
@@ -732,20 +756,7 @@ mod tests {
             let (u, y) = (random(3, 5, 1), random(4, 2, 2));
             let t = random(3, 4 * outputs, 3).data;
             let (_, grad) = loss_and_grad(&a, &p, &u, &y, &t);
-            let (x0, g) = (p.flat(), grad.flat());
-            let h = 1e-6;
-            let mut worst: f64 = 0.0;
-            for i in 0..x0.len() {
-                let mut q = p.clone();
-                let mut x = x0.clone();
-                x[i] += h;
-                q.set_flat(&x);
-                let up = loss_and_grad(&a, &q, &u, &y, &t).0;
-                x[i] -= 2.0 * h;
-                q.set_flat(&x);
-                let down = loss_and_grad(&a, &q, &u, &y, &t).0;
-                worst = worst.max(((up - down) / (2.0 * h) - g[i]).abs());
-            }
+            let worst = worst_difference(&p, &grad, |q| loss_and_grad(&a, q, &u, &y, &t).0);
             assert!(worst < 1e-8, "{strategy:?} {outputs}: {worst:e}");
         }
     }
@@ -789,20 +800,7 @@ mod tests {
                     .collect();
                 (loss / n, backward_unaligned(&a, q, &fwd, &u, &y, &dg))
             };
-            let (x0, g) = (p.flat(), loss_and_grad(&p).1.flat());
-            let h = 1e-6;
-            let mut worst: f64 = 0.0;
-            for i in 0..x0.len() {
-                let mut q = p.clone();
-                let mut x = x0.clone();
-                x[i] += h;
-                q.set_flat(&x);
-                let up = loss_and_grad(&q).0;
-                x[i] -= 2.0 * h;
-                q.set_flat(&x);
-                let down = loss_and_grad(&q).0;
-                worst = worst.max(((up - down) / (2.0 * h) - g[i]).abs());
-            }
+            let worst = worst_difference(&p, &loss_and_grad(&p).1, |q| loss_and_grad(q).0);
             assert!(worst < 1e-8, "{strategy:?} {outputs}: {worst:e}");
         }
     }

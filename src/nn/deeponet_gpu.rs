@@ -292,6 +292,23 @@ fn combine_pass(
     })
 }
 
+/// A prediction on inputs in the network's own units (`DeepONetNet::in_data_units`).
+type NetworkPass = fn(&DeepONetNet, &GpuContext, &Matrix, &Matrix) -> Result<Vec<f64>, GpuError>;
+
+/// The first `bytes` of a read-back buffer (f32), as f64.
+fn mapped_values(
+    ctx: &GpuContext,
+    readback: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<f64>, GpuError> {
+    with_mapped(ctx, readback, bytes, |b| {
+        bytemuck::cast_slice::<u8, f32>(b)
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    })
+}
+
 /// A trained DeepONet on the device.
 pub struct DeepONetNet {
     pub layout: DeepONetLayout,
@@ -334,11 +351,22 @@ impl DeepONetNet {
     pub fn predict(&self, ctx: &GpuContext, u: &Matrix, y: &Matrix) -> Result<Vec<f64>, GpuError> {
         let arch = &self.layout.arch;
         check_inputs(arch, u, y).map_err(GpuError::Unsupported)?;
-        match &arch.scaling {
-            None => self.predict_network(ctx, u, y),
+        self.in_data_units(ctx, u, y, Self::predict_network)
+    }
+
+    /// `network` on the inputs in the network's units, its outputs back in the data's.
+    fn in_data_units(
+        &self,
+        ctx: &GpuContext,
+        u: &Matrix,
+        y: &Matrix,
+        network: NetworkPass,
+    ) -> Result<Vec<f64>, GpuError> {
+        match &self.layout.arch.scaling {
+            None => network(self, ctx, u, y),
             Some(s) => {
                 let (u, y) = s.inputs(u, y);
-                let mut g = self.predict_network(ctx, &u, &y)?;
+                let mut g = network(self, ctx, &u, &y)?;
                 s.g.restore(&mut g);
                 Ok(g)
             }
@@ -414,12 +442,7 @@ impl DeepONetNet {
             );
             ctx.queue.submit([enc.finish()]);
         }
-        with_mapped(ctx, &readback, total, |b| {
-            bytemuck::cast_slice::<u8, f32>(b)
-                .iter()
-                .map(|&v| v as f64)
-                .collect()
-        })
+        mapped_values(ctx, &readback, total)
     }
 
     /// G for unaligned samples: row r of `u` [samples, sensors] at row r of `y`
@@ -439,15 +462,7 @@ impl DeepONetNet {
                 u.rows, y.rows
             )));
         }
-        match &arch.scaling {
-            None => self.predict_samples_network(ctx, u, y),
-            Some(s) => {
-                let (u, y) = s.inputs(u, y);
-                let mut g = self.predict_samples_network(ctx, &u, &y)?;
-                s.g.restore(&mut g);
-                Ok(g)
-            }
-        }
+        self.in_data_units(ctx, u, y, Self::predict_samples_network)
     }
 
     fn predict_samples_network(
@@ -516,12 +531,7 @@ impl DeepONetNet {
             );
             ctx.queue.submit([enc.finish()]);
         }
-        with_mapped(ctx, &readback, total, |b| {
-            bytemuck::cast_slice::<u8, f32>(b)
-                .iter()
-                .map(|&v| v as f64)
-                .collect()
-        })
+        mapped_values(ctx, &readback, total)
     }
 
     /// Predictions for every value of `data`, laid out as its values.
