@@ -47,4 +47,26 @@ fn main() {
     std::fs::write(out, code).unwrap();
     println!("cargo:rerun-if-changed=shaders");
     println!("cargo:rerun-if-changed=systems");
+    commit(&root);
+}
+
+/// The git commit the binary is built from, for benchmark reports (`PHASEFLOW_COMMIT`;
+/// "unknown" outside a git checkout). Rebuilt when HEAD or the branch it names moves.
+fn commit(root: &Path) {
+    let git = root.join(".git");
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+        println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+        if let Some(branch) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed={}", git.join(branch).display());
+        }
+    }
+    let hash = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=PHASEFLOW_COMMIT={hash}");
 }

@@ -312,6 +312,17 @@ fn adaptive_runs_write_statistics_and_f64_states() {
 /// size that check is what CI exercises. The JSON report carries what comparisons need.
 #[test]
 fn bench_scenarios_self_check_and_report_json() {
+    // peak: the microkernels checked against their twins (an error otherwise), positive
+    // ceilings, f64 where lavapipe has it, the build's commit.
+    let o = phaseflow(&["bench", "peak", "--reps", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["scenario"], "peak");
+    assert!(v["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    for key in ["f32_flops", "f64_flops", "bytes_per_s"] {
+        assert!(v["peak"][key].as_f64().unwrap() > 1e6, "{key}: {v}");
+    }
+    assert_eq!(v["peak"]["timestamps"], true);
     for (scenario, batch) in [("mlp-train", "256"), ("mlp-infer", "1000")] {
         let o = phaseflow(&["bench", scenario, "--batch", batch, "--reps", "1", "--json"]);
         assert!(o.status.success(), "{scenario}: {}", stderr(&o));

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use phaseflow::gpu::math_f64::probe_wgsl;
+use phaseflow::gpu::peak::fma_wgsl;
 use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
@@ -81,6 +82,12 @@ fn every_shader_file_and_generated_kernel_validates() {
             let wgsl = compose(path, &[]).unwrap();
             validate(path, &wgsl, wgsl.contains("f64")).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+    // The peak microkernel in both precisions (the copy kernel is a complete file).
+    for real in ["f32", "f64"] {
+        let wgsl = fma_wgsl(real, 16).unwrap();
+        validate(&format!("peak fma {real}"), &wgsl, real == "f64")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let control = Control::default();
     for name in builtin_names() {

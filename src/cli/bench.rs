@@ -1,5 +1,5 @@
 //! `phaseflow bench`: named scenarios that check their own result before timing it.
-//! The neural-core scenarios so far: `mlp-train` (full Adam steps of the Fourier-feature
+//! `peak` measures the adapter's ceilings (`gpu::peak`). The neural-core scenarios: `mlp-train` (full Adam steps of the Fourier-feature
 //! MLP) and `mlp-infer` (its forward pass over a large batch); DeepONet's
 //! `deeponet-train` (iterations of DeepXDE's aligned antiderivative example) and
 //! `deeponet-infer` (one function at 100 points, and many functions).
@@ -17,6 +17,9 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
+    /// Measured ceilings of the adapter: f32 (and f64) FMA rate and copy bandwidth, from
+    /// microkernels checked against their CPU twin
+    Peak,
     /// Training throughput: Gaussian Fourier features (128 outputs) → 3×64 ReLU → 1,
     /// full Adam steps on batches of --batch samples (default 16384)
     MlpTrain,
@@ -166,6 +169,9 @@ pub(super) fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
 
 pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ctx = GpuContext::new(choice)?;
+    if args.scenario == Scenario::Peak {
+        return peak(&ctx, args);
+    }
     if matches!(
         args.scenario,
         Scenario::DeeponetTrain | Scenario::DeeponetInfer
@@ -229,14 +235,54 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             let check = format!("{head} outputs = twin ± {worst:.1e}");
             rows.push(Row::new("fused", batch, seconds, check));
         }
-        Scenario::DeeponetTrain | Scenario::DeeponetInfer => unreachable!("handled above"),
+        Scenario::Peak | Scenario::DeeponetTrain | Scenario::DeeponetInfer => {
+            unreachable!("handled above")
+        }
     }
     report(&ctx, args, &rows);
     Ok(())
 }
 
+/// `peak`: the adapter's ceilings, each the best of --reps dispatches.
+fn peak(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
+    let p = crate::gpu::peak::measure(ctx, args.reps.min(5))?;
+    if args.json {
+        let value = serde_json::json!({
+            "scenario": "peak",
+            "adapter": ctx.summary,
+            "version": env!("CARGO_PKG_VERSION"),
+            "commit": env!("PHASEFLOW_COMMIT"),
+            "peak": p,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+    } else {
+        println!(
+            "peak on {} ({}), {} time",
+            ctx.summary.name,
+            ctx.summary.device_type,
+            if p.timestamps {
+                "GPU timestamp"
+            } else {
+                "wall"
+            }
+        );
+        println!("f32 FMA     {:>10.1} GFLOP/s", p.f32_flops / 1e9);
+        match p.f64_flops {
+            Some(f) => println!("f64 FMA     {:>10.1} GFLOP/s", f / 1e9),
+            None => println!("f64 FMA     {:>10}", "no SHADER_F64"),
+        }
+        println!(
+            "copy        {:>10.1} GB/s (read + written)",
+            p.bytes_per_s / 1e9
+        );
+        println!("checks: every microkernel's output matches its CPU twin");
+    }
+    Ok(())
+}
+
 pub(super) fn report(ctx: &GpuContext, args: &BenchArgs, rows: &[Row]) {
     let name = match args.scenario {
+        Scenario::Peak => "peak",
         Scenario::MlpTrain => "mlp-train",
         Scenario::MlpInfer => "mlp-infer",
         Scenario::DeeponetTrain => "deeponet-train",
@@ -247,6 +293,7 @@ pub(super) fn report(ctx: &GpuContext, args: &BenchArgs, rows: &[Row]) {
             "scenario": name,
             "adapter": ctx.summary,
             "version": env!("CARGO_PKG_VERSION"),
+            "commit": env!("PHASEFLOW_COMMIT"),
             "results": rows.iter().map(|r| serde_json::json!({
                 "kernels": r.what,
                 "batch": r.batch,

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod layout;
 pub mod math_f64;
+pub mod peak;
 pub mod readback;
 pub mod shader;
 pub mod timing;

@@ -103,7 +103,9 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
             ));
             rows.push(row);
         }
-        Scenario::MlpTrain | Scenario::MlpInfer => unreachable!("the MLP scenarios"),
+        Scenario::Peak | Scenario::MlpTrain | Scenario::MlpInfer => {
+            unreachable!("not DeepONet scenarios")
+        }
     }
     report(ctx, args, &rows);
     Ok(())
