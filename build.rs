@@ -56,8 +56,18 @@ fn commit(root: &Path) {
     let git = root.join(".git");
     if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
         println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+        // A branch lives in its own file or, packed, in packed-refs; a missing file would
+        // make cargo rerun this script on every build.
         if let Some(branch) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed={}", git.join(branch).display());
+            let loose = git.join(branch);
+            let file = if loose.exists() {
+                loose
+            } else {
+                git.join("packed-refs")
+            };
+            if file.exists() {
+                println!("cargo:rerun-if-changed={}", file.display());
+            }
         }
     }
     let hash = std::process::Command::new("git")

@@ -141,16 +141,20 @@ fn data(case: &Case, seed: u64) -> AlignedData {
     }
 }
 
-/// The rows `fs` of `d`'s functions and `ps` of its points, as a data set of their own.
-fn subset(d: &AlignedData, fs: &[usize], ps: &[usize]) -> AlignedData {
-    let pick = |m: &Matrix, rows: &[usize]| Matrix {
+/// Rows `rows` of `m`, in that order.
+fn pick(m: &Matrix, rows: &[usize]) -> Matrix {
+    Matrix {
         rows: rows.len(),
         cols: m.cols,
         data: rows
             .iter()
             .flat_map(|&r| m.data[r * m.cols..(r + 1) * m.cols].to_vec())
             .collect(),
-    };
+    }
+}
+
+/// The rows `fs` of `d`'s functions and `ps` of its points, as a data set of their own.
+fn subset(d: &AlignedData, fs: &[usize], ps: &[usize]) -> AlignedData {
     let k = d.outputs;
     let mut g = Vec::new();
     for &f in fs {
@@ -432,18 +436,10 @@ fn unaligned(case: &Case, seed: u64) -> UnalignedData {
 }
 
 fn unaligned_rows(d: &UnalignedData, rows: &[usize]) -> UnalignedData {
-    let pick = |m: &Matrix| Matrix {
-        rows: rows.len(),
-        cols: m.cols,
-        data: rows
-            .iter()
-            .flat_map(|&r| m.data[r * m.cols..(r + 1) * m.cols].to_vec())
-            .collect(),
-    };
     UnalignedData {
-        u: pick(&d.u),
-        y: pick(&d.y),
-        g: pick(&d.g),
+        u: pick(&d.u, rows),
+        y: pick(&d.y, rows),
+        g: pick(&d.g, rows),
     }
 }
 

@@ -10,7 +10,7 @@ use super::spec::{read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
-use crate::nn::deeponet::{DataLayout, DeepONetData};
+use crate::nn::deeponet::DeepONetData;
 use crate::nn::deeponet_data::read_data;
 use crate::nn::deeponet_scaling::Scaling;
 use crate::nn::{
@@ -307,18 +307,6 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             "[train] iterations and evaluate_every must be at least 1".into(),
         ));
     }
-    let layout = train.as_ref().layout();
-    let batches_fit = match layout {
-        DataLayout::Aligned => t.samples_per_batch.is_none(),
-        DataLayout::Unaligned => t.functions_per_batch.is_none() && t.points_per_batch.is_none(),
-    };
-    if !batches_fit {
-        return Err(CliError::Input(
-            "[train] functions_per_batch and points_per_batch are for aligned data, \
-             samples_per_batch for unaligned data; the training data is the other kind"
-                .into(),
-        ));
-    }
     let (u, y, _) = train.as_ref().parts();
     let mut arch = DeepONetArch::new(
         NetSpec {
@@ -352,6 +340,24 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     let schedule = parse_schedule(&t.schedule, t.iterations)?;
+    let train_config = DeepONetTrainConfig {
+        optimizer: Optimizer {
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            schedule,
+            ..Optimizer::default()
+        },
+        functions_per_batch: t.functions_per_batch,
+        points_per_batch: t.points_per_batch,
+        samples_per_batch: t.samples_per_batch,
+        seed: t.seed,
+    };
+    train_config.check(train.as_ref().layout()).map_err(|e| {
+        CliError::Input(format!(
+            "[train] functions_per_batch and points_per_batch are for aligned data, \
+             samples_per_batch for unaligned data: {e}"
+        ))
+    })?;
     let resumed = match &args.resume {
         Some(dir) => Some(read_resumed(dir, &arch, t.iterations)?),
         None => None,
@@ -365,18 +371,6 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ctx = GpuContext::new(choice)?;
     let start =
         DeepONetParams::init(&arch, init, m.seed).map_err(|e| CliError::Input(e.to_string()))?;
-    let train_config = DeepONetTrainConfig {
-        optimizer: Optimizer {
-            lr: t.lr,
-            weight_decay: t.weight_decay,
-            schedule,
-            ..Optimizer::default()
-        },
-        functions_per_batch: t.functions_per_batch,
-        points_per_batch: t.points_per_batch,
-        samples_per_batch: t.samples_per_batch,
-        seed: t.seed,
-    };
     let mut trainer = match &resumed {
         Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, &train, train_config)?,
         None => DeepONetTrainer::new(&ctx, &arch, &start, &train, train_config)?,

@@ -31,3 +31,17 @@ pub fn with_mapped<R>(
     ctx.check_errors()?;
     Ok(result)
 }
+
+/// The first `bytes` of a storage buffer (one copy to a staging buffer and one map).
+pub fn read_bytes(ctx: &GpuContext, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    let staging = super::layout::buffer(
+        ctx,
+        "read",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    );
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    with_mapped(ctx, &staging, bytes, |b| b.to_vec())
+}

@@ -295,13 +295,37 @@ fn combine_pass(
 /// A prediction on inputs in the network's own units (`DeepONetNet::in_data_units`).
 type NetworkPass = fn(&DeepONetNet, &GpuContext, &Matrix, &Matrix) -> Result<Vec<f64>, GpuError>;
 
-/// The first `bytes` of a read-back buffer (f32), as f64.
-fn mapped_values(
+/// Predictions of `rows` rows, `chunk` at a time: `record` writes a chunk's uniforms
+/// (from its first row and its size) and records its passes, whose results (`per_row`
+/// bytes of f32 a row) land in `out`; each chunk is copied into place in one read-back
+/// buffer, read once at the end, as f64.
+fn predict_in_chunks(
     ctx: &GpuContext,
-    readback: &wgpu::Buffer,
-    bytes: u64,
+    rows: usize,
+    chunk: usize,
+    per_row: u64,
+    out: &wgpu::Buffer,
+    mut record: impl FnMut(usize, usize, &mut wgpu::ComputePass),
 ) -> Result<Vec<f64>, GpuError> {
-    with_mapped(ctx, readback, bytes, |b| {
+    let total = per_row * rows as u64;
+    let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
+    for base in (0..rows).step_by(chunk) {
+        let batch = chunk.min(rows - base);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            record(base, batch, &mut pass);
+        }
+        enc.copy_buffer_to_buffer(
+            out,
+            0,
+            &readback,
+            per_row * base as u64,
+            per_row * batch as u64,
+        );
+        ctx.queue.submit([enc.finish()]);
+    }
+    with_mapped(ctx, &readback, total, |b| {
         bytemuck::cast_slice::<u8, f32>(b)
             .iter()
             .map(|&v| v as f64)
@@ -404,8 +428,6 @@ impl DeepONetNet {
             per_function * chunk as u64,
             U::STORAGE | U::COPY_SRC,
         );
-        let total = per_function * nf as u64;
-        let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
         let forward = forward_pass(ctx, &self.layout, &self.params, [&branch, &trunk])?;
         let combine = combine_pass(
             ctx,
@@ -417,32 +439,18 @@ impl DeepONetNet {
             [&branch, &trunk],
             &out,
         )?;
-        for base in (0..nf).step_by(chunk) {
-            let batch = chunk.min(nf - base);
+        predict_in_chunks(ctx, nf, chunk, per_function, &out, |base, batch, pass| {
             let words = step_words(branch.n, batch, base, nf, false, 0);
             ctx.queue
                 .write_buffer(&branch.step, 0, bytemuck::cast_slice(&words));
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                // The trunk's points are the same for every chunk: it runs with the first.
-                if base == 0 {
-                    forward.record(&mut pass);
-                } else {
-                    forward.record_first(&mut pass, (branch.n / wg) as u32);
-                }
-                combine.record(&mut pass);
+            // The trunk's points are the same for every chunk: it runs with the first.
+            if base == 0 {
+                forward.record(pass);
+            } else {
+                forward.record_first(pass, (branch.n / wg) as u32);
             }
-            enc.copy_buffer_to_buffer(
-                &out,
-                0,
-                &readback,
-                per_function * base as u64,
-                per_function * batch as u64,
-            );
-            ctx.queue.submit([enc.finish()]);
-        }
-        mapped_values(ctx, &readback, total)
+            combine.record(pass);
+        })
     }
 
     /// G for unaligned samples: row r of `u` [samples, sensors] at row r of `y`
@@ -496,8 +504,6 @@ impl DeepONetNet {
             per_sample * chunk as u64,
             U::STORAGE | U::COPY_SRC,
         );
-        let total = per_sample * n as u64;
-        let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
         let forward = forward_pass(ctx, &self.layout, &self.params, [&nets[0], &nets[1]])?;
         let combine = combine_pass(
             ctx,
@@ -509,29 +515,15 @@ impl DeepONetNet {
             [&nets[0], &nets[1]],
             &out,
         )?;
-        for base in (0..n).step_by(chunk) {
-            let batch = chunk.min(n - base);
+        predict_in_chunks(ctx, n, chunk, per_sample, &out, |base, batch, pass| {
             for net in &nets {
                 let words = step_words(net.n, batch, base, n, false, 0);
                 ctx.queue
                     .write_buffer(&net.step, 0, bytemuck::cast_slice(&words));
             }
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                forward.record(&mut pass);
-                combine.record(&mut pass);
-            }
-            enc.copy_buffer_to_buffer(
-                &out,
-                0,
-                &readback,
-                per_sample * base as u64,
-                per_sample * batch as u64,
-            );
-            ctx.queue.submit([enc.finish()]);
-        }
-        mapped_values(ctx, &readback, total)
+            forward.record(pass);
+            combine.record(pass);
+        })
     }
 
     /// Predictions for every value of `data`, laid out as its values.
@@ -594,6 +586,27 @@ pub struct DeepONetTrainConfig {
     pub seed: u64,
 }
 
+impl DeepONetTrainConfig {
+    /// Whether the batch options fit data of `layout`: functions and points per batch for
+    /// aligned data, samples per batch for unaligned data.
+    pub fn check(&self, layout: DataLayout) -> Result<(), String> {
+        match layout {
+            DataLayout::Aligned if self.samples_per_batch.is_some() => Err(
+                "aligned data takes functions and points per batch, not samples per batch".into(),
+            ),
+            DataLayout::Unaligned
+                if self.functions_per_batch.is_some() || self.points_per_batch.is_some() =>
+            {
+                Err(
+                    "unaligned data takes samples per batch, not functions or points per batch"
+                        .into(),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Where a training run stands, to go on with it later exactly as if it had not stopped
 /// (`DeepONetTrainer::state`, `DeepONetTrainer::resume`; saved by
 /// `nn::save_deeponet_state_bytes`).
@@ -651,36 +664,20 @@ impl DeepONetTrainer {
         let layout = net.layout.clone();
         let (u, y, g) = data.parts();
         let (nf, ny) = (u.rows, y.rows);
+        config.check(data.layout()).map_err(GpuError::Unsupported)?;
         let batch = |asked: Option<usize>, all: usize| asked.unwrap_or(all).clamp(1, all);
         // Unaligned: both nets take the same samples in the same order (one permutation
         // stream for both samplers).
         let (fb, pb, streams, what) = match data.layout() {
-            DataLayout::Aligned if config.samples_per_batch.is_none() => (
+            DataLayout::Aligned => (
                 batch(config.functions_per_batch, nf),
                 batch(config.points_per_batch, ny),
                 [50, 51],
                 ["functions", "points"],
             ),
-            DataLayout::Unaligned
-                if config.functions_per_batch.is_none() && config.points_per_batch.is_none() =>
-            {
+            DataLayout::Unaligned => {
                 let b = batch(config.samples_per_batch, nf);
                 (b, b, [50, 50], ["samples", "samples"])
-            }
-            layout => {
-                return Err(GpuError::Unsupported(format!(
-                    "{} data takes {} per batch",
-                    if layout == DataLayout::Aligned {
-                        "aligned"
-                    } else {
-                        "unaligned"
-                    },
-                    if layout == DataLayout::Aligned {
-                        "functions and points"
-                    } else {
-                        "samples"
-                    }
-                )));
             }
         };
         let mut branch = NetData::new(ctx, &layout.branch, u, fb, what[0])?;

@@ -5,7 +5,7 @@
 
 use super::model::{Activation, Architecture, Matrix, Params};
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
-use crate::gpu::readback::with_mapped;
+use crate::gpu::readback::{read_bytes, with_mapped};
 use crate::gpu::shader::{ShaderError, compose};
 use crate::gpu::{GpuContext, GpuError};
 use std::sync::Arc;
@@ -152,17 +152,8 @@ pub(super) fn read_f32(
     src: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<f32>, GpuError> {
-    let bytes = 4 * len as u64;
-    let staging = buffer(
-        ctx,
-        "read",
-        bytes,
-        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-    );
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
-    ctx.queue.submit([enc.finish()]);
-    with_mapped(ctx, &staging, bytes, |b| bytemuck::cast_slice(b).to_vec())
+    let bytes = read_bytes(ctx, src, 4 * len as u64)?;
+    Ok(bytemuck::cast_slice(&bytes).to_vec())
 }
 
 /// The same, as f64.
