@@ -296,6 +296,42 @@ fn adaptive_runs_write_statistics_and_f64_states() {
     assert_eq!(run["method"]["rtol"], serde_json::json!([1e-8, 1e-8, 1e-9]));
     assert_eq!(run["precision"], "f64");
 
+    // An adaptive pair in fixed steps (DiffEqGPU's `adaptive = false`): exactly the steps of
+    // --dt, no step statistics, and the tolerance flags refused.
+    let fixed = temp_dir("fixed-tsit5");
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "4",
+        "--solver",
+        "tsit5",
+        "--fixed-step",
+        "--tspan",
+        "0:1",
+        "--dt",
+        "0.01",
+        "-o",
+        fixed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("× 100 steps"), "{text}");
+    assert!(text.contains("trajectory-steps/s"), "{text}");
+    assert!(!fixed.join("stats.npy").exists());
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "5",
+        "--solver",
+        "tsit5",
+        "--fixed-step",
+        "--rtol",
+        "1e-8",
+    ]);
+    assert_input_error(&o, "without --fixed-step");
+
     let o = phaseflow(&["simulate", "lorenz", "-n", "5", "--rtol", "1e-8"]);
     assert_input_error(&o, "--rtol applies to adaptive solvers");
     let o = phaseflow(&[

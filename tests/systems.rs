@@ -94,10 +94,10 @@ fn every_shader_file_and_generated_kernel_validates() {
         let s = system(name);
         for precision in [Precision::F32, Precision::F64] {
             let f64 = precision == Precision::F64;
-            for solver in Solver::FIXED {
+            // Every solver takes fixed steps (the pairs without their error control).
+            for solver in Solver::ALL {
                 for wg in [64, 256] {
-                    let wgsl =
-                        fixed_step_wgsl(&s, solver.tableau().unwrap(), wg, precision).unwrap();
+                    let wgsl = fixed_step_wgsl(&s, &solver.step_tableau(), wg, precision).unwrap();
                     validate(&format!("{name}/{}", solver.name()), &wgsl, f64)
                         .unwrap_or_else(|e| panic!("{e}"));
                 }
@@ -245,27 +245,41 @@ fn gpu_matches_cpu_twin_on_every_system() {
                 origin: "random inputs".into(),
             });
         }
-        let p = problem(s, Solver::Rk4, 100.0 * dt, dt, Save::Every(10), e);
-        let sol = run(&p);
-        assert_eq!(sol.n_save(), 11);
-        let mut worst = 0.0f64;
-        for j in 0..n {
-            let (cpu, status) = cpu_twin(&p, j);
-            assert_eq!(status, Status::Success, "{name}");
-            assert_eq!(sol.status[j], Status::Success, "{name}");
-            let scale = cpu.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            for slot in 0..sol.n_save() {
-                for c in 0..sol.dim {
-                    let g = sol.state(slot, j)[c];
-                    let r = cpu[slot * sol.dim + c];
-                    worst = worst.max((g - r).abs() / scale);
-                    assert!(
-                        (g - r).abs() <= 1e-4 * scale,
-                        "{name}: trajectory {j} slot {slot} component {c}: gpu {g} cpu {r} (scale {scale})"
-                    );
+        // RK4, and Tsit5's method in fixed steps (paper-lorenz's fixed-step runs).
+        for solver in [Solver::Rk4, Solver::Tsit5] {
+            let p = problem(
+                s.clone(),
+                solver,
+                100.0 * dt,
+                dt,
+                Save::Every(10),
+                e.clone(),
+            );
+            let sol = run(&p);
+            assert_eq!(sol.n_save(), 11);
+            let mut worst = 0.0f64;
+            for j in 0..n {
+                let (cpu, status) = cpu_twin(&p, j);
+                assert_eq!(status, Status::Success, "{name}");
+                assert_eq!(sol.status[j], Status::Success, "{name}");
+                let scale = cpu.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                for slot in 0..sol.n_save() {
+                    for c in 0..sol.dim {
+                        let g = sol.state(slot, j)[c];
+                        let r = cpu[slot * sol.dim + c];
+                        worst = worst.max((g - r).abs() / scale);
+                        assert!(
+                            (g - r).abs() <= 1e-4 * scale,
+                            "{name} {}: trajectory {j} slot {slot} component {c}: gpu {g} cpu {r} (scale {scale})",
+                            solver.name()
+                        );
+                    }
                 }
             }
+            eprintln!(
+                "{name} {}: worst relative difference {worst:.2e}",
+                solver.name()
+            );
         }
-        eprintln!("{name}: worst relative difference {worst:.2e}");
     }
 }

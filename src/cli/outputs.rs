@@ -80,7 +80,7 @@ impl Outputs {
             None
         };
         let status = stream(&mut dir, "status.npy", Dtype::U8, &[n64])?;
-        let stats = if problem.solver().is_adaptive() {
+        let stats = if problem.is_adaptive() {
             Some(stream(&mut dir, "stats.npy", Dtype::U32, &[n64, 3])?)
         } else {
             None

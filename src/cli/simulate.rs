@@ -68,6 +68,11 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
 
+    /// Adaptive solvers: fixed steps of --dt with the pair's propagating method and no error
+    /// control (as DiffEqGPU's `adaptive = false`)
+    #[arg(long)]
+    fixed_step: bool,
+
     /// Arithmetic and output precision (f64 needs an adapter with SHADER_F64)
     #[arg(long, value_enum)]
     precision: Option<Precision>,
@@ -292,6 +297,7 @@ impl SimulateArgs {
             solver: self.solver,
             tspan: self.tspan,
             dt: self.dt,
+            fixed_step: self.fixed_step.then_some(true),
             save_every: self.save_every,
             out: self.out.clone(),
             seed: self.seed,
@@ -587,7 +593,7 @@ fn summary_json(
         "states": names(&system.states),
         "parameters": names(&system.params),
         "solver": p.solver(),
-        "adaptive": p.solver().is_adaptive(),
+        "adaptive": p.is_adaptive(),
         "precision": p.precision(),
         "n": p.ensemble().n,
         "method": method_json(p, tally),
@@ -665,7 +671,7 @@ fn print_summary(
         .gpu
         .map(|g| format!(", GPU {}", seconds(g.as_secs_f64())))
         .unwrap_or_default();
-    let unit = if p.solver().is_adaptive() {
+    let unit = if p.is_adaptive() {
         "step attempts/s"
     } else {
         "trajectory-steps/s"
@@ -679,7 +685,7 @@ fn print_summary(
         stats.chunks,
         stats.dispatches
     );
-    if p.solver().is_adaptive() {
+    if p.is_adaptive() {
         println!(
             "steps    {} accepted, {} rejected · per trajectory: mean {:.1}, max {} attempts",
             grouped(tally.accepted),

@@ -27,6 +27,9 @@ pub struct RunSpec {
     pub solver: Option<Solver>,
     pub tspan: Option<[f64; 2]>,
     pub dt: Option<f64>,
+    /// Adaptive solvers: take fixed steps of `dt` with the pair's propagating method, no
+    /// error control (DiffEqGPU's `adaptive = false`).
+    pub fixed_step: Option<bool>,
     pub save_every: Option<u32>,
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
@@ -159,6 +162,7 @@ impl RunSpec {
             solver,
             tspan,
             dt,
+            fixed_step,
             save_every,
             out,
             seed,
@@ -532,7 +536,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
         ));
     }
     let solver = spec.solver.unwrap_or_default();
-    if solver.is_adaptive() {
+    if solver.is_adaptive() && spec.fixed_step != Some(true) {
         return adaptive_problem(spec, system, (t0, t1), ensemble).map(Problem::Adaptive);
     }
     let adaptive_only = [
@@ -548,7 +552,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     ];
     if let Some((flag, _)) = adaptive_only.iter().find(|(_, given)| *given) {
         return Err(CliError::Input(format!(
-            "{flag} applies to adaptive solvers (bs3, dp5, tsit5, dop853); {} takes fixed steps of --dt",
+            "{flag} applies to adaptive solvers (bs3, dp5, tsit5, dop853) without --fixed-step; {} takes fixed steps of --dt",
             solver.name()
         )));
     }

@@ -40,6 +40,11 @@ impl Problem {
         }
     }
 
+    /// Whether steps are controlled (a pair run with `--fixed-step` is not).
+    pub fn is_adaptive(&self) -> bool {
+        matches!(self, Problem::Adaptive(_))
+    }
+
     pub fn precision(&self) -> Precision {
         match self {
             Problem::Fixed(p) => p.precision,

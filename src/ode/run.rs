@@ -40,8 +40,6 @@ pub enum SimError {
         "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
     )]
     OutputTooLarge { gib: f64 },
-    #[error("'{0}' is an adaptive solver; give it tolerances instead of a fixed step")]
-    NotFixedStep(&'static str),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error("{0} save times do not fit one device buffer; save less often")]
@@ -162,11 +160,8 @@ impl Resources {
     ) -> Result<Self, SimError> {
         let system = &problem.system;
         let precision = problem.precision;
-        let tableau = problem
-            .solver
-            .tableau()
-            .ok_or(SimError::NotFixedStep(problem.solver.name()))?;
-        let wgsl = fixed_step_wgsl(system, tableau, options.workgroup_size, precision)
+        let tableau = problem.solver.step_tableau();
+        let wgsl = fixed_step_wgsl(system, &tableau, options.workgroup_size, precision)
             .map_err(GpuError::from)?;
         let uniform_size = window_uniform(precision, &WindowArgs::default()).len() as u64;
         let storage = |read_only| Binding::Storage { read_only };
@@ -226,9 +221,6 @@ impl Resources {
 pub fn check(problem: &FixedStepProblem) -> Result<SavePlan, SimError> {
     problem.ensemble.validate(&problem.system)?;
     let save_plan = SavePlan::new(problem.save, problem.grid.n_steps)?;
-    if problem.solver.tableau().is_none() {
-        return Err(SimError::NotFixedStep(problem.solver.name()));
-    }
     host_output_fits(
         save_plan.n_slots(),
         problem.ensemble.n,

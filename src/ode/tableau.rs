@@ -101,6 +101,27 @@ impl Solver {
         }
     }
 
+    /// The method a fixed step of this solver takes: a fixed-step solver's tableau, or an
+    /// adaptive pair's propagating method without error control (DiffEqGPU's `adaptive =
+    /// false`, as in its published fixed-step Tsit5 runs). A pair's FSAL stage is left out:
+    /// it evaluates f at the new state, which only the next step's first stage needs.
+    pub fn step_tableau(self) -> Tableau {
+        if let Some(t) = self.tableau() {
+            return *t;
+        }
+        let p = self.pair().expect("every solver has a tableau or a pair");
+        let s = p.stages();
+        let fsal = p.b[s - 1] == 0.0 && p.c[s - 1] == 1.0 && p.a[s - 1] == &p.b[..s - 1];
+        let kept = if fsal { s - 1 } else { s };
+        Tableau {
+            name: p.name,
+            order: p.order,
+            a: &p.a[..kept],
+            b: &p.b[..kept],
+            c: &p.c[..kept],
+        }
+    }
+
     pub fn is_adaptive(self) -> bool {
         self.pair().is_some()
     }
@@ -124,11 +145,33 @@ impl Solver {
 mod tests {
     use super::*;
 
+    /// Tsit5's and DP5's fixed steps take six stages (their seventh is the FSAL stage);
+    /// DOP853's twelve.
+    #[test]
+    fn fixed_steps_of_pairs_leave_out_the_fsal_stage() {
+        let stages = |s: Solver| s.step_tableau().stages();
+        assert_eq!(stages(Solver::Tsit5), 6);
+        assert_eq!(stages(Solver::Dp5), 6);
+        assert_eq!(stages(Solver::Bs3), 3);
+        assert_eq!(stages(Solver::Rk4), 4);
+        assert_eq!(stages(Solver::Dop853), 12);
+        assert_eq!(Solver::Tsit5.step_tableau().order, 5);
+        for s in Solver::ALL {
+            let t = s.step_tableau();
+            assert_eq!(
+                (t.a.len(), t.c.len()),
+                (t.stages(), t.stages()),
+                "{}",
+                t.name
+            );
+        }
+    }
+
     /// Order conditions up to each method's order (Butcher's trees up to order 4).
     #[test]
     fn tableaus_satisfy_their_order_conditions() {
-        for s in Solver::FIXED {
-            let t = s.tableau().unwrap();
+        for s in Solver::ALL {
+            let t = &s.step_tableau();
             let n = t.stages();
             let a = |i: usize, j: usize| t.a[i].get(j).copied().unwrap_or(0.0);
             for i in 0..n {

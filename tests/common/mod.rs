@@ -54,8 +54,8 @@ pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
     let u0 = f32_round(&p.ensemble.states(j..j + 1));
     let params = f32_round(&p.ensemble.param_slots(j..j + 1));
     let plan = ode::SavePlan::new(p.save, p.grid.n_steps).unwrap();
-    let tableau = p.solver.tableau().expect("fixed-step solver");
-    ode::cpu::integrate(&p.system, tableau, &u0, &params, &p.grid, &plan)
+    let tableau = p.solver.step_tableau();
+    ode::cpu::integrate(&p.system, &tableau, &u0, &params, &p.grid, &plan)
 }
 
 /// A [rows, cols] matrix of uniform values in [-1, 1) from `seed` and `stream`.
