@@ -48,6 +48,27 @@ fn main() {
     println!("cargo:rerun-if-changed=shaders");
     println!("cargo:rerun-if-changed=systems");
     commit(&root);
+    dependency_versions(&root);
+}
+
+/// The wgpu and naga versions the lock file pins, for benchmark reports
+/// (`PHASEFLOW_WGPU_VERSION`, `PHASEFLOW_NAGA_VERSION`).
+fn dependency_versions(root: &Path) {
+    let lock = root.join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    for name in ["wgpu", "naga"] {
+        let entry = format!("name = \"{name}\"\nversion = \"");
+        let version = text
+            .find(&entry)
+            .map(|at| &text[at + entry.len()..])
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("unknown");
+        println!(
+            "cargo:rustc-env=PHASEFLOW_{}_VERSION={version}",
+            name.to_uppercase()
+        );
+    }
 }
 
 /// The git commit the binary is built from, for benchmark reports (`PHASEFLOW_COMMIT`;

@@ -344,33 +344,78 @@ fn adaptive_runs_write_statistics_and_f64_states() {
     assert_input_error(&o, "atol must be a positive");
 }
 
-/// The neural benchmarks check themselves against the CPU twin before timing; at a tiny
-/// size that check is what CI exercises. The JSON report carries what comparisons need.
+/// Runs `phaseflow bench ... --json` and returns the report.
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--reps", "1", "--json"]);
+    let o = phaseflow(&all);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("JSON")
+}
+
+/// Every benchmark checks itself against the CPU twin before timing; at a tiny size that
+/// check is what CI exercises. The JSON report carries what comparisons need: adapter,
+/// driver, versions, commit, the measured ceilings, and per result the times, throughput,
+/// counted work and its share of the ceilings.
 #[test]
 fn bench_scenarios_self_check_and_report_json() {
     // peak: the microkernels checked against their twins (an error otherwise), positive
-    // ceilings, f64 where lavapipe has it, the build's commit.
-    let o = phaseflow(&["bench", "peak", "--reps", "1", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    // ceilings, f64 where lavapipe has it, and what the report records.
+    let v = bench_json(&["peak"]);
     assert_eq!(v["scenario"], "peak");
     assert!(v["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(v["wgpu"].as_str().unwrap().starts_with("30."), "{v}");
+    assert!(v["naga"].as_str().unwrap().starts_with("30."), "{v}");
+    assert!(
+        v["adapter"]["driver_info"]
+            .as_str()
+            .unwrap()
+            .contains("Mesa")
+    );
     for key in ["f32_flops", "f64_flops", "bytes_per_s"] {
         assert!(v["peak"][key].as_f64().unwrap() > 1e6, "{key}: {v}");
     }
     assert_eq!(v["peak"]["timestamps"], true);
-    for (scenario, batch) in [("mlp-train", "256"), ("mlp-infer", "1000")] {
-        let o = phaseflow(&["bench", scenario, "--batch", batch, "--reps", "1", "--json"]);
-        assert!(o.status.success(), "{scenario}: {}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["results"].as_array().unwrap().len(), 0);
+
+    let cases = [
+        ("ode-fixed", 64, "trajectory-steps/s", 1),
+        ("ode-adaptive", 64, "step attempts/s", 1),
+        ("ode-sweep", 64, "trajectory-steps/s", 1),
+        ("ode-stream", 64, "trajectory-steps/s", 1),
+        ("mlp-train", 256, "samples/s", 1),
+        ("mlp-infer", 1000, "samples/s", 1),
+        ("deeponet-infer", 300, "functions/s", 2),
+        // N = 8 and 32, fixed-step and adaptive
+        ("paper-lorenz", 32, "", 4),
+    ];
+    for (scenario, size, unit, count) in cases {
+        let v = bench_json(&[scenario, "-n", &size.to_string()]);
         assert_eq!(v["scenario"], scenario);
-        assert!(v["adapter"]["name"].is_string());
-        let r = &v["results"][0];
-        assert_eq!(r["batch"].as_u64(), Some(batch.parse().unwrap()));
-        assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
-        assert!(r["check"].as_str().unwrap().contains("twin"));
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), count, "{scenario}: {v}");
+        for r in results {
+            assert_eq!(r["scenario"], scenario);
+            assert_eq!(r["precision"], "f32");
+            assert!(r["wall_seconds"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["throughput"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["unit"].as_str().unwrap().ends_with(unit), "{r}");
+            assert!(r["check"].as_str().unwrap().contains("twin"), "{r}");
+            assert!(r["flops_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["share_of_peak_flops"].as_f64().unwrap() > 0.0, "{r}");
+            if scenario.starts_with("ode") || scenario == "paper-lorenz" {
+                // f32 solutions over one time unit: within 1e-4 of the f64 reference
+                // (seen: 2e-6 for rho up to 21, 1e-5 for the sweep up to 50).
+                let error = r["error"].as_f64().unwrap();
+                assert!(error > 0.0 && error < 1e-4, "{r}");
+                assert!(r["gpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["bytes_per_s"].as_f64().unwrap() > 0.0, "{r}");
+            }
+        }
         if scenario == "mlp-train" {
             // lavapipe has timestamp queries: one GPU time per dispatch of the step.
+            let r = &results[0];
             let passes = r["gpu_seconds_per_pass"].as_array().unwrap();
             let names: Vec<&str> = passes.iter().map(|p| p["pass"].as_str().unwrap()).collect();
             assert_eq!(
@@ -380,13 +425,32 @@ fn bench_scenarios_self_check_and_report_json() {
             assert_eq!(names.last(), Some(&"adam"));
             assert!(passes.iter().all(|p| p["seconds"].as_f64().unwrap() > 0.0));
         }
+        if scenario == "paper-lorenz" {
+            let rows: Vec<(u64, &str)> = results
+                .iter()
+                .map(|r| (r["size"].as_u64().unwrap(), r["variant"].as_str().unwrap()))
+                .collect();
+            assert_eq!(
+                rows,
+                [
+                    (8, "tsit5 dt=1e-3"),
+                    (8, "tsit5 tol=1e-8"),
+                    (32, "tsit5 dt=1e-3"),
+                    (32, "tsit5 tol=1e-8")
+                ]
+            );
+            // 1,000 fixed steps per trajectory
+            assert_eq!(results[2]["flops"].as_f64().unwrap(), 32.0 * 1000.0 * 192.0);
+        }
+        if scenario == "deeponet-infer" {
+            assert_eq!(results[1]["size"].as_u64(), Some(300));
+            assert!(results[0]["note"].as_str().unwrap().contains("latency p50"));
+        }
     }
-    // DeepONet: 1,000 training iterations (the figure is per 1,000), and inference.
-    let o = phaseflow(&["bench", "deeponet-train", "--reps", "1", "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    // DeepONet: 1,000 training iterations (the figure is per 1,000).
+    let v = bench_json(&["deeponet-train"]);
     let r = &v["results"][0];
-    assert_eq!(r["batch"].as_u64(), Some(150));
+    assert_eq!(r["size"].as_u64(), Some(150));
     assert!(r["check"].as_str().unwrap().contains("twin"));
     assert!(r["note"].as_str().unwrap().contains("per 1,000 iterations"));
     // Four dispatches a step (nn::deeponet_pair).
@@ -396,24 +460,68 @@ fn bench_scenarios_self_check_and_report_json() {
         names,
         ["forward", "combine", "weight gradients and loss", "adam"]
     );
+}
+
+/// `--sweep` runs a scenario over sizes and writes the CSV and both log–log plots; bad
+/// ranges and scenarios without a size are refused before anything is written.
+#[test]
+fn bench_sweep_writes_csv_and_plots() {
+    let out = temp_dir("bench-sweep");
+    let dir = out.join("sweep");
     let o = phaseflow(&[
         "bench",
-        "deeponet-infer",
-        "--batch",
-        "300",
+        "ode-fixed",
+        "--sweep",
+        "N=10..1000/1",
         "--reps",
         "1",
-        "--json",
+        "-o",
+        dir.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
-    assert_eq!(v["results"][1]["batch"].as_u64(), Some(300));
+    let text = stdout(&o);
     assert!(
-        v["results"][0]["note"]
-            .as_str()
-            .unwrap()
-            .contains("latency p50")
+        text.contains("ode-fixed") && text.contains("checks"),
+        "{text}"
     );
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("scenario,variant,size,"), "{csv}");
+    let sizes: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(sizes, ["10", "100", "1000"]);
+    for png in ["time.png", "throughput.png"] {
+        let bytes = std::fs::read(dir.join(png)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(report["results"].as_array().unwrap().len(), 3);
+
+    let none = out.join("none");
+    for (args, message) in [
+        (
+            vec!["ode-fixed", "--sweep", "N=1e5..1e3"],
+            "expected N=LO..HI",
+        ),
+        (
+            vec!["ode-fixed", "--sweep", "1e3..1e5"],
+            "expected N=LO..HI",
+        ),
+        (
+            vec!["peak", "--sweep", "N=1..10"],
+            "needs a scenario with a size",
+        ),
+        (vec!["ode-fixed", "-n", "0"], "at least 1"),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["-o", none.to_str().unwrap()]);
+        assert_input_error(&phaseflow(&all), message);
+        assert!(!none.exists(), "{args:?} wrote output");
+    }
 }
 
 /// An antiderivative data set written by the library in our .npz layout.

@@ -1,6 +1,9 @@
 // The arithmetic ceiling: each invocation runs eight (gpu::peak::CHAINS) independent vec4 chains of
-// a ← fma(a, m, c) for ITERATIONS steps (2 flop per component and step) and writes their
-// sum, so nothing can be left out. m and c come from a buffer so the compiler cannot fold
+// a ← a * m + c for ITERATIONS steps (2 flop per component and step) and writes their
+// sum, so nothing can be left out. A multiply–add rather than fma(): GPU compilers contract
+// it into an FMA instruction all the same, while lavapipe implements fma() with an exact
+// slow path (a * m + c ran at 83–94 GFLOP/s here where fma() ran at 55–70), and the
+// kernels being measured against this ceiling are written as products and sums too. m and c come from a buffer so the compiler cannot fold
 // the loop; |m| < 1 keeps every chain bounded. The CPU twin (gpu::peak::fma_twin) runs
 // the same recurrence in f64.
 //

@@ -1,18 +1,20 @@
-//! `phaseflow bench`: named scenarios that check their own result before timing it.
-//! `peak` measures the adapter's ceilings (`gpu::peak`). The neural-core scenarios: `mlp-train` (full Adam steps of the Fourier-feature
-//! MLP) and `mlp-infer` (its forward pass over a large batch); DeepONet's
-//! `deeponet-train` (iterations of DeepXDE's aligned antiderivative example) and
-//! `deeponet-infer` (one function at 100 points, and many functions).
+//! `phaseflow bench`: named scenarios that check their own result before timing it, and
+//! report wall and GPU time, throughput, counted FLOP/s and bytes/s, and the share of the
+//! adapter's measured ceilings (`gpu::peak`) that represents. Scenarios: `peak`; the ODE
+//! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
+//! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
+//! (`deeponet.rs`). `report.rs` prints tables and JSON and writes sweeps' CSV and plots.
 
 mod deeponet;
+mod neural;
+mod ode;
+mod report;
 
 use super::CliError;
+use crate::gpu::peak::Peak;
 use crate::gpu::{AdapterChoice, GpuContext};
-use crate::nn::{
-    Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, GpuNet, Init, Matrix,
-    Optimizer, Params, TrainConfig, Trainer, cpu,
-};
-use crate::rng::uniform_f64;
+use crate::precision::Precision;
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,17 +22,65 @@ pub enum Scenario {
     /// Measured ceilings of the adapter: f32 (and f64) FMA rate and copy bandwidth, from
     /// microkernels checked against their CPU twin
     Peak,
+    /// RK4 on Lorenz (the published benchmark's problem: rho over [0, 21], t in [0, 1],
+    /// dt = 1e-3), final state only, -n trajectories (default 1048576)
+    OdeFixed,
+    /// Tsit5 at rtol = atol = 1e-6 on the same problem, -n trajectories (default 1048576)
+    OdeAdaptive,
+    /// A one-parameter sweep with saving: Lorenz RK4, rho over [0, 50], t in [0, 1], the
+    /// state saved every 10 steps, -n trajectories (default 65536)
+    OdeSweep,
+    /// The same saves streamed to .npy on disk (a temporary directory), -n trajectories
+    /// (default 262144)
+    OdeStream,
     /// Training throughput: Gaussian Fourier features (128 outputs) → 3×64 ReLU → 1,
-    /// full Adam steps on batches of --batch samples (default 16384)
+    /// full Adam steps on batches of -n samples (default 16384)
     MlpTrain,
-    /// Inference throughput of the same network on --batch samples (default 1048576)
+    /// Inference throughput of the same network on -n samples (default 1048576)
     MlpInfer,
     /// DeepONet training: DeepXDE's aligned antiderivative set-up (150 functions × 100
     /// points, branch [100, 40, 40], trunk [1, 40, 40], ReLU), full-batch Adam iterations
     DeeponetTrain,
     /// DeepONet inference with the same network: latency of one function at 100 points,
-    /// and throughput over --batch functions (default 10000)
+    /// and throughput over -n functions (default 10000)
     DeeponetInfer,
+    /// The published GPU ensemble benchmark: Lorenz, rho = linspace(0, 21, N), u0 = (1, 0,
+    /// 0), t in [0, 1], f32, final state; Tsit5 with dt = 1e-3 fixed and adaptive at rtol =
+    /// atol = 1e-8, N = 8, 32, ... up to -n (default 8388608), with the error achieved
+    PaperLorenz,
+    /// Every scenario above at its default size, in one table
+    All,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Peak => "peak",
+            Scenario::OdeFixed => "ode-fixed",
+            Scenario::OdeAdaptive => "ode-adaptive",
+            Scenario::OdeSweep => "ode-sweep",
+            Scenario::OdeStream => "ode-stream",
+            Scenario::MlpTrain => "mlp-train",
+            Scenario::MlpInfer => "mlp-infer",
+            Scenario::DeeponetTrain => "deeponet-train",
+            Scenario::DeeponetInfer => "deeponet-infer",
+            Scenario::PaperLorenz => "paper-lorenz",
+            Scenario::All => "all",
+        }
+    }
+
+    /// What `all` runs after `peak`, cheapest first.
+    const EVERY: [Scenario; 9] = [
+        Scenario::OdeFixed,
+        Scenario::OdeAdaptive,
+        Scenario::OdeSweep,
+        Scenario::OdeStream,
+        Scenario::MlpTrain,
+        Scenario::MlpInfer,
+        Scenario::DeeponetTrain,
+        Scenario::DeeponetInfer,
+        Scenario::PaperLorenz,
+    ];
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,60 +88,124 @@ pub struct BenchArgs {
     /// What to measure
     #[arg(value_enum)]
     pub(super) scenario: Scenario,
-    /// Samples per batch (functions for deeponet-infer)
-    #[arg(long)]
-    pub(super) batch: Option<usize>,
-    /// Timed repetitions after one untimed warm-up (at most 3 for inference and for the
-    /// layer-by-layer comparison, which take seconds each)
+    /// Problem size: trajectories (ode-*; paper-lorenz: the largest N), samples per batch
+    /// (mlp-*), functions (deeponet-infer)
+    #[arg(short = 'n', long, visible_alias = "batch")]
+    pub(super) size: Option<usize>,
+    /// Timed repetitions after one untimed warm-up (at most 3 for runs that take seconds)
     #[arg(long, default_value_t = 10)]
     pub(super) reps: usize,
-    /// Also time the layer-by-layer kernels, for the ratio
+    /// mlp-train: also time the layer-by-layer kernels, for the ratio
     #[arg(long)]
     compare: bool,
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Run the scenario at sizes from LO to HI, K per decade (default 2), e.g. N=1e3..1e7;
+    /// writes results.csv, time.png and throughput.png (log–log) to -o
+    #[arg(long, value_name = "N=LO..HI[/K]")]
+    sweep: Option<String>,
+    /// Directory for results.json, results.csv and, over several sizes, the plots
+    /// [default with --sweep: bench-SCENARIO]
+    #[arg(short, long)]
+    out: Option<PathBuf>,
 }
 
-/// The network of the neural-core benchmark.
-pub fn benchmark_mlp() -> Architecture {
-    Architecture {
-        kind: "fourier_mlp".into(),
-        encoding: Some(Encoding {
-            kind: EncodingKind::Gaussian,
-            inputs: 2,
-            features: 64,
-            two_pi: true,
-            order: "cos_then_sin".into(),
-            sigma: Some(10.0),
-            trainable: false,
-        }),
-        layers: vec![128, 64, 64, 64, 1],
-        activation: Activation::Relu,
-        output_activation: Activation::None,
+/// One measured configuration of a scenario.
+#[derive(Debug, Clone)]
+pub(super) struct Row {
+    pub(super) scenario: &'static str,
+    /// The variant: kernels, solver, latency or throughput.
+    pub(super) what: String,
+    pub(super) size: usize,
+    pub(super) precision: Precision,
+    /// Wall time of one unit of work (a training step, an ensemble run, a prediction).
+    pub(super) seconds: f64,
+    /// The same unit's GPU time from timestamp queries, where the adapter has them.
+    pub(super) gpu_seconds: Option<f64>,
+    /// Work done in that unit, counted in `unit`s.
+    pub(super) items: f64,
+    pub(super) unit: &'static str,
+    /// Counted floating-point operations in that unit (`ode::cost` conventions).
+    pub(super) flops: Option<f64>,
+    /// Bytes the unit must move at the least (inputs read, results written).
+    pub(super) bytes: Option<f64>,
+    pub(super) check: String,
+    /// Achieved error against an independent reference, where the scenario has one.
+    pub(super) error: Option<f64>,
+    /// GPU time of each dispatch of one step (timestamp queries), where measured.
+    pub(super) passes: Vec<(&'static str, f64)>,
+    /// A line of the scenario's own figures.
+    pub(super) note: Option<String>,
+}
+
+impl Row {
+    pub(super) fn new(
+        scenario: Scenario,
+        what: &str,
+        size: usize,
+        seconds: f64,
+        (items, unit): (f64, &'static str),
+        check: String,
+    ) -> Row {
+        Row {
+            scenario: scenario.name(),
+            what: what.into(),
+            size,
+            precision: Precision::F32,
+            seconds,
+            gpu_seconds: None,
+            items,
+            unit,
+            flops: None,
+            bytes: None,
+            check,
+            error: None,
+            passes: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// Items per second of wall time.
+    pub(super) fn throughput(&self) -> f64 {
+        self.items / self.seconds
+    }
+
+    /// The device's time for the unit: GPU time where measured, wall time otherwise.
+    pub(super) fn device_seconds(&self) -> f64 {
+        self.gpu_seconds.unwrap_or(self.seconds)
+    }
+
+    pub(super) fn flops_per_s(&self) -> Option<f64> {
+        self.flops.map(|f| f / self.device_seconds())
+    }
+
+    pub(super) fn bytes_per_s(&self) -> Option<f64> {
+        self.bytes.map(|b| b / self.device_seconds())
+    }
+
+    /// Counted FLOP/s as a share of the measured FMA ceiling in the row's precision.
+    pub(super) fn share_of_peak_flops(&self, peak: &Peak) -> Option<f64> {
+        let ceiling = match self.precision {
+            Precision::F32 => Some(peak.f32_flops),
+            Precision::F64 => peak.f64_flops,
+        }?;
+        self.flops_per_s().map(|f| f / ceiling)
+    }
+
+    pub(super) fn share_of_peak_bytes(&self, peak: &Peak) -> Option<f64> {
+        self.bytes_per_s().map(|b| b / peak.bytes_per_s)
     }
 }
 
-fn samples(n: usize) -> (Matrix, Matrix) {
-    let x: Vec<f64> = (0..2 * n).map(|k| uniform_f64(1, k as u64, 0)).collect();
-    let t = (0..n)
-        .map(|r| (6.0 * x[2 * r]).sin() * (4.0 * x[2 * r + 1]).cos())
-        .collect();
-    (
-        Matrix {
-            rows: n,
-            cols: 2,
-            data: x,
-        },
-        Matrix {
-            rows: n,
-            cols: 1,
-            data: t,
-        },
-    )
+/// What a scenario's runs share: the device and the options.
+pub(super) struct Bench<'a> {
+    pub(super) ctx: &'a GpuContext,
+    pub(super) reps: usize,
+    pub(super) compare: bool,
 }
 
-fn sync(ctx: &GpuContext) -> Result<(), CliError> {
+pub(super) fn sync(ctx: &GpuContext) -> Result<(), CliError> {
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| CliError::Runtime(format!("waiting for the GPU failed: {e}")))?;
@@ -100,32 +214,6 @@ fn sync(ctx: &GpuContext) -> Result<(), CliError> {
 
 fn rel_diff(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-30)
-}
-
-pub(super) struct Row {
-    what: String,
-    batch: usize,
-    seconds: f64,
-    samples_per_s: f64,
-    pub(super) check: String,
-    /// GPU time of each dispatch of one step (timestamp queries), where measured.
-    pub(super) passes: Vec<(&'static str, f64)>,
-    /// A line of the scenario's own figures.
-    pub(super) note: Option<String>,
-}
-
-impl Row {
-    pub(super) fn new(what: &str, batch: usize, seconds: f64, check: String) -> Row {
-        Row {
-            what: what.into(),
-            batch,
-            seconds,
-            samples_per_s: batch as f64 / seconds,
-            check,
-            passes: Vec::new(),
-            note: None,
-        }
-    }
 }
 
 /// Seconds per call of `step`, over `reps` calls and the device work they queued.
@@ -167,183 +255,140 @@ pub(super) fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
     Ok(format!("loss {got:.6e} = twin ± {diff:.1e}"))
 }
 
-pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    let ctx = GpuContext::new(choice)?;
-    if args.scenario == Scenario::Peak {
-        return peak(&ctx, args);
-    }
-    if matches!(
-        args.scenario,
-        Scenario::DeeponetTrain | Scenario::DeeponetInfer
-    ) {
-        return deeponet::run(&ctx, args);
-    }
-    let arch = benchmark_mlp();
-    let params = Params::init(&arch, Init::He, 1).expect("a valid architecture");
-    let reps = args.reps.max(1);
-    let mut rows = Vec::new();
-    match args.scenario {
-        Scenario::MlpTrain => {
-            let batch = args.batch.unwrap_or(1 << 14);
-            let (x, t) = samples(batch);
-            // Self-check of each form: the first step's loss against the f64 twin.
-            let want = cpu::mse(&cpu::forward(&arch, &params, &x).y, &t).0;
-            let mut trainer =
-                FusedTrainer::new(&ctx, &arch, &params, &x, &t, TrainConfig::default())?;
-            trainer.step(&ctx);
-            let check = check_loss(trainer.loss(&ctx)?, want)?;
-            let seconds = time(&ctx, reps, || trainer.step(&ctx))?;
-            let mut row = Row::new("fused", batch, seconds, check);
-            if let Some(passes) = trainer.profile(&ctx)? {
-                row.passes = passes
-                    .into_iter()
-                    .map(|(label, t)| (label, t.as_secs_f64()))
-                    .collect();
-            }
-            rows.push(row);
-            if args.compare {
-                let net = GpuNet::new(&ctx, &arch, &params)?;
-                let mut layered = Trainer::new(&ctx, net, &x, &t, Optimizer::default())?;
-                layered.step(&ctx);
-                let check = check_loss(layered.loss(&ctx)?, want)?;
-                let seconds = time(&ctx, reps.min(3), || layered.step(&ctx))?;
-                rows.push(Row::new("layer by layer", batch, seconds, check));
-            }
-        }
-        Scenario::MlpInfer => {
-            let batch = args.batch.unwrap_or(1 << 20);
-            let (x, _) = samples(batch);
-            let net = FusedNet::new(&ctx, &arch, &params)?;
-            let y = net.predict(&ctx, &x)?;
-            let head = 512.min(batch);
-            let x_head = Matrix {
-                rows: head,
-                cols: 2,
-                data: x.data[..2 * head].to_vec(),
-            };
-            let want = cpu::forward(&arch, &params, &x_head).y;
-            let worst = check_outputs(&y.data, &want.data)?;
-            let mut failed = None;
-            let seconds = time(&ctx, reps.min(3), || {
-                if let Err(e) = net.predict(&ctx, &x) {
-                    failed = Some(e);
-                }
-            })?;
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
-            let check = format!("{head} outputs = twin ± {worst:.1e}");
-            rows.push(Row::new("fused", batch, seconds, check));
-        }
-        Scenario::Peak | Scenario::DeeponetTrain | Scenario::DeeponetInfer => {
-            unreachable!("handled above")
-        }
-    }
-    report(&ctx, args, &rows);
-    Ok(())
+/// The median of some timings (sorted in place).
+pub(super) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
-/// `peak`: the adapter's ceilings, each the best of --reps dispatches.
-fn peak(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
-    let p = crate::gpu::peak::measure(ctx, args.reps.min(5))?;
-    if args.json {
-        let value = serde_json::json!({
-            "scenario": "peak",
-            "adapter": ctx.summary,
-            "version": env!("CARGO_PKG_VERSION"),
-            "commit": env!("PHASEFLOW_COMMIT"),
-            "peak": p,
-        });
-        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
-    } else {
-        println!(
-            "peak on {} ({}), {} time",
-            ctx.summary.name,
-            ctx.summary.device_type,
-            if p.timestamps {
-                "GPU timestamp"
-            } else {
-                "wall"
-            }
-        );
-        println!("f32 FMA     {:>10.1} GFLOP/s", p.f32_flops / 1e9);
-        match p.f64_flops {
-            Some(f) => println!("f64 FMA     {:>10.1} GFLOP/s", f / 1e9),
-            None => println!("f64 FMA     {:>10}", "no SHADER_F64"),
-        }
-        println!(
-            "copy        {:>10.1} GB/s (read + written)",
-            p.bytes_per_s / 1e9
-        );
-        println!("checks: every microkernel's output matches its CPU twin");
-    }
-    Ok(())
-}
-
-pub(super) fn report(ctx: &GpuContext, args: &BenchArgs, rows: &[Row]) {
-    let name = match args.scenario {
-        Scenario::Peak => "peak",
-        Scenario::MlpTrain => "mlp-train",
-        Scenario::MlpInfer => "mlp-infer",
-        Scenario::DeeponetTrain => "deeponet-train",
-        Scenario::DeeponetInfer => "deeponet-infer",
+/// Sizes from a `--sweep` value: `N=LO..HI[/K]`, K per decade, LO and HI included.
+pub(super) fn sweep_sizes(spec: &str) -> Result<Vec<usize>, CliError> {
+    let bad = || {
+        CliError::Input(format!(
+            "--sweep {spec}: expected N=LO..HI[/K], e.g. N=1e3..1e7 (K sizes per decade, default 2)"
+        ))
     };
-    if args.json {
-        let value = serde_json::json!({
-            "scenario": name,
-            "adapter": ctx.summary,
-            "version": env!("CARGO_PKG_VERSION"),
-            "commit": env!("PHASEFLOW_COMMIT"),
-            "results": rows.iter().map(|r| serde_json::json!({
-                "kernels": r.what,
-                "batch": r.batch,
-                "seconds": r.seconds,
-                "samples_per_s": r.samples_per_s,
-                "check": r.check,
-                "note": r.note,
-                "gpu_seconds_per_pass": r.passes.iter()
-                    .map(|(l, t)| serde_json::json!({"pass": l, "seconds": t}))
-                    .collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
-    } else {
-        println!(
-            "{name} on {} ({})",
-            ctx.summary.name, ctx.summary.device_type
-        );
-        println!(
-            "{:<16} {:>9} {:>12} {:>14}  check",
-            "kernels", "batch", "ms/step", "samples/s"
-        );
-        for r in rows {
-            println!(
-                "{:<16} {:>9} {:>12.2} {:>14.4e}  {}",
-                r.what,
-                r.batch,
-                1e3 * r.seconds,
-                r.samples_per_s,
-                r.check
-            );
-        }
-        for r in rows.iter() {
-            if let Some(note) = &r.note {
-                println!("{}: {note}", r.what);
+    let range = spec.strip_prefix("N=").ok_or_else(bad)?;
+    let (range, per_decade) = match range.split_once('/') {
+        Some((r, k)) => (r, k.parse::<u32>().map_err(|_| bad())?),
+        None => (range, 2),
+    };
+    let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+    let parse = |s: &str| s.trim().parse::<f64>().ok().filter(|v| *v >= 1.0);
+    let (lo, hi) = (parse(lo).ok_or_else(bad)?, parse(hi).ok_or_else(bad)?);
+    if hi < lo || per_decade == 0 || per_decade > 100 || hi > 1e12 {
+        return Err(bad());
+    }
+    let steps = ((hi / lo).log10() * per_decade as f64 + 1e-9).floor() as i32;
+    let mut sizes: Vec<usize> = (0..=steps)
+        .map(|k| (lo * 10f64.powf(k as f64 / per_decade as f64)).round() as usize)
+        .collect();
+    if sizes.last() != Some(&(hi.round() as usize)) {
+        sizes.push(hi.round() as usize);
+    }
+    sizes.dedup();
+    Ok(sizes)
+}
+
+/// One scenario at one size (`None`: its default).
+fn run_scenario(
+    bench: &Bench,
+    scenario: Scenario,
+    size: Option<usize>,
+) -> Result<Vec<Row>, CliError> {
+    match scenario {
+        Scenario::OdeFixed
+        | Scenario::OdeAdaptive
+        | Scenario::OdeSweep
+        | Scenario::OdeStream
+        | Scenario::PaperLorenz => ode::run(bench, scenario, size),
+        Scenario::MlpTrain | Scenario::MlpInfer => neural::run(bench, scenario, size),
+        Scenario::DeeponetTrain | Scenario::DeeponetInfer => deeponet::run(bench, scenario, size),
+        Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
+    }
+}
+
+pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    let sizes = args.sweep.as_deref().map(sweep_sizes).transpose()?;
+    if sizes.is_some() && matches!(args.scenario, Scenario::Peak | Scenario::All) {
+        return Err(CliError::Input(format!(
+            "--sweep needs a scenario with a size; {} has none",
+            args.scenario.name()
+        )));
+    }
+    if args.size == Some(0) {
+        return Err(CliError::Input("-n must be at least 1".into()));
+    }
+    // Made before any work, so that a bad path fails first and nothing is half-written.
+    let out = args.out.clone().or_else(|| {
+        sizes
+            .as_ref()
+            .map(|_| format!("bench-{}", args.scenario.name()).into())
+    });
+    let out = out
+        .map(|dir| crate::io::OutputDir::create(&dir).map_err(|e| CliError::Input(e.to_string())))
+        .transpose()?;
+    let ctx = GpuContext::new(choice)?;
+    let peak = crate::gpu::peak::measure(&ctx, args.reps.clamp(1, 10))?;
+    let bench = Bench {
+        ctx: &ctx,
+        reps: args.reps.max(1),
+        compare: args.compare,
+    };
+    let mut rows = Vec::new();
+    match (args.scenario, &sizes) {
+        (Scenario::Peak, _) => {}
+        (Scenario::All, _) => {
+            for scenario in Scenario::EVERY {
+                if !args.json {
+                    eprintln!("running {} ...", scenario.name());
+                }
+                rows.extend(run_scenario(&bench, scenario, None)?);
             }
         }
-        for r in rows.iter().filter(|r| !r.passes.is_empty()) {
-            let parts: Vec<String> = r
-                .passes
-                .iter()
-                .map(|(l, t)| format!("{l} {:.2}", 1e3 * t))
-                .collect();
-            println!("{} GPU ms per pass: {}", r.what, parts.join(", "));
+        (scenario, Some(sizes)) => {
+            for &n in sizes {
+                if !args.json {
+                    eprintln!("running {} at {n} ...", scenario.name());
+                }
+                rows.extend(run_scenario(&bench, scenario, Some(n))?);
+            }
         }
-        if args.scenario == Scenario::MlpTrain && rows.len() == 2 {
-            println!(
-                "fused / layer by layer: {:.1}×",
-                rows[0].samples_per_s / rows[1].samples_per_s
-            );
+        (scenario, None) => rows = run_scenario(&bench, scenario, args.size)?,
+    }
+    let report = report::Report {
+        ctx: &ctx,
+        scenario: args.scenario,
+        peak,
+        rows,
+    };
+    report.print(args.json);
+    if let Some(dir) = out {
+        report.write(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_sizes_span_the_range_per_decade() {
+        assert_eq!(
+            sweep_sizes("N=1e3..1e5").unwrap(),
+            vec![1000, 3162, 10000, 31623, 100000]
+        );
+        assert_eq!(sweep_sizes("N=10..1000/1").unwrap(), vec![10, 100, 1000]);
+        assert_eq!(sweep_sizes("N=8..20/1").unwrap(), vec![8, 20]);
+        for bad in [
+            "1e3..1e5",
+            "N=1e5..1e3",
+            "N=0..10",
+            "N=1e3..1e5/0",
+            "N=a..b",
+        ] {
+            assert!(sweep_sizes(bad).is_err(), "{bad}");
         }
     }
 }

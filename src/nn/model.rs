@@ -206,6 +206,46 @@ impl Architecture {
         self.layers.len() - 1
     }
 
+    /// Counted operations of one sample's forward pass, for benchmark reports (the
+    /// conventions of `ode::cost`: an FMA is two, a function one): the encoding's B v, 2π and
+    /// one cos and one sin per feature; per linear layer a product and a sum per weight
+    /// (the bias is the first sum); one per activated output.
+    pub fn forward_flops(&self) -> u64 {
+        let encoding = self.encoding.as_ref().map_or(0, |e| {
+            (2 * e.inputs * e.features + usize::from(e.two_pi) * e.features + 2 * e.features) as u64
+        });
+        let layers: u64 = self
+            .layers
+            .windows(2)
+            .enumerate()
+            .map(|(l, w)| {
+                let activated = self.activation_after(l) != Activation::None;
+                (2 * w[0] * w[1] + if activated { w[1] } else { 0 }) as u64
+            })
+            .sum();
+        encoding + layers
+    }
+
+    /// One sample's share of a training step: the forward pass, the loss gradient (two per
+    /// output), the activation gradients (a product and a sum per weight, below the first
+    /// layer, and one product per activated output) and the weight gradients (a product
+    /// and a sum per weight, one sum per bias). A fixed encoding has no backward pass;
+    /// the optimiser's update is per step, not per sample, and left out.
+    pub fn training_flops(&self) -> u64 {
+        let mut backward = 2 * self.outputs() as u64;
+        for (l, w) in self.layers.windows(2).enumerate() {
+            let activated = self.activation_after(l) != Activation::None;
+            backward += (2 * w[0] * w[1] + w[1]) as u64 + if activated { w[1] as u64 } else { 0 };
+            if l > 0 {
+                backward += 2 * (w[0] * w[1]) as u64;
+            }
+        }
+        if let Some(e) = self.encoding.as_ref().filter(|e| e.trainable) {
+            backward += (4 * e.inputs * e.features + 2 * e.features) as u64;
+        }
+        self.forward_flops() + backward
+    }
+
     /// The activation after linear layer `l`.
     pub fn activation_after(&self, l: usize) -> Activation {
         if l + 1 == self.n_linear() {
@@ -429,4 +469,19 @@ fn encoding_matrix(e: &Encoding, seed: u64) -> Matrix {
         }
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [1, 4, 1] ReLU by hand. Forward: 2·1·4 + 4 activations, then 2·4·1: 20. Backward:
+    /// loss 2; first layer's weight gradients 2·4 + 4 biases + 4 activation derivatives
+    /// (16); second layer's weight gradients 2·4 + 1 and δ for the layer below 2·4 (17).
+    #[test]
+    fn operations_counted_by_hand() {
+        let a = Architecture::mlp(1, None, &[4], 1, Activation::Relu);
+        assert_eq!(a.forward_flops(), 20);
+        assert_eq!(a.training_flops(), 20 + 2 + 16 + 17);
+    }
 }

@@ -233,6 +233,8 @@ pub fn plan_adaptive(
         workgroup_size: options.workgroup_size,
         // control rows, counts and their staging copies
         extra_bytes: (3 + dim as u64) * real + (6 + COUNT_ROWS * options.ring as u64) * 4,
+        // the control rows are the widest (the counts are COUNT_ROWS u32s)
+        extra_width: 3 + dim,
         ring: options.ring,
     };
     Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)

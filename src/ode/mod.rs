@@ -7,6 +7,7 @@ pub mod adaptive_cpu;
 pub mod adaptive_kernel;
 pub mod adaptive_run;
 pub mod any;
+pub mod cost;
 pub mod cpu;
 pub mod device;
 pub mod ensemble;

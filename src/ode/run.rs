@@ -286,6 +286,7 @@ pub fn plan_run(
         bytes_per_real: problem.precision.bytes(),
         workgroup_size: options.workgroup_size,
         extra_bytes: 0,
+        extra_width: 0,
         ring: options.ring,
     };
     Ok(plan(&shape, &DeviceLimits::of(&ctx.limits), &options.caps)?)

@@ -44,6 +44,9 @@ pub struct RunShape {
     pub workgroup_size: u32,
     /// Further device bytes per trajectory (an adaptive run's controller state).
     pub extra_bytes: u64,
+    /// Reals per trajectory in the widest of those further buffers: each is one binding,
+    /// so it bounds the chunk like the state does (adaptive: 3 + dim control values).
+    pub extra_width: usize,
     /// Readback slots in flight, each with its own staging copy of a batch of saves.
     pub ring: usize,
 }
@@ -81,7 +84,7 @@ const MIN_SLOTS_PER_BATCH: usize = 16;
 pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<Plan, PlanError> {
     let bytes = shape.bytes_per_real;
     let elems = (limits.max_binding.min(limits.max_buffer) / bytes) as usize;
-    let widest = shape.dim.max(shape.n_params).max(1);
+    let widest = shape.dim.max(shape.n_params).max(shape.extra_width).max(1);
     let max_grid = limits.max_groups_per_dim as usize
         * limits.max_groups_per_dim as usize
         * shape.workgroup_size as usize;
@@ -199,6 +202,7 @@ mod tests {
             bytes_per_real: 4,
             workgroup_size: 64,
             extra_bytes: 0,
+            extra_width: 0,
             ring: 1,
         }
     }
@@ -225,6 +229,17 @@ mod tests {
         assert!(p.slots_per_batch >= 16);
         let per_traj = 4 * (3 + 3 + 2 * p.slots_per_batch * 3 + 2) as u64;
         assert!(per_traj * p.chunk as u64 <= caps.memory_budget, "{p:?}");
+    }
+
+    /// An adaptive run's control rows (3 + dim reals a trajectory) are one binding: at
+    /// N = 8,388,608 Lorenz's would be 192 MiB, so the chunk must shrink to fit 128 MiB.
+    #[test]
+    fn wide_extra_buffers_bound_the_chunk() {
+        let mut s = shape(8_388_608, 3, 1);
+        s.extra_width = 6;
+        s.extra_bytes = 6 * 4 + 40;
+        let p = plan(&s, &LAVAPIPE, &PlanCaps::default()).unwrap();
+        assert!(p.chunk * 6 * 4 <= 128 << 20, "{p:?}");
     }
 
     #[test]

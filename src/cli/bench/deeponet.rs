@@ -2,10 +2,9 @@
 //! way as its published set (150 GRF functions at 100 sensors, left-Riemann labels), so
 //! the benchmark needs no file.
 
-use super::{BenchArgs, Row, Scenario, check_loss, check_outputs, report, time};
+use super::{Bench, Row, Scenario, check_loss, check_outputs, median, time};
 use crate::cli::CliError;
-use crate::gpu::GpuContext;
-use crate::nn::deeponet::forward_aligned;
+use crate::nn::deeponet::{DeepONetArch, forward_aligned};
 use crate::nn::deeponet_data::{antiderivative, antiderivative_arch};
 use crate::nn::{DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init, Matrix};
 use std::time::Instant;
@@ -14,12 +13,29 @@ fn data_error(e: impl std::fmt::Display) -> CliError {
     CliError::Runtime(format!("making the benchmark data failed: {e}"))
 }
 
-pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
+/// Counted operations of `functions` functions at `points` shared points: both nets
+/// (`training`: their training share) and the sum of p products per output and sample.
+fn flops(arch: &DeepONetArch, functions: usize, points: usize, training: bool) -> f64 {
+    let net = |a: &crate::nn::Architecture| {
+        if training {
+            a.training_flops()
+        } else {
+            a.forward_flops()
+        }
+    };
+    let pairs = (functions * points * arch.outputs * arch.latent) as f64;
+    functions as f64 * net(&arch.branch) as f64
+        + points as f64 * net(&arch.trunk) as f64
+        + if training { 6.0 } else { 2.0 } * pairs
+}
+
+pub fn run(bench: &Bench, scenario: Scenario, size: Option<usize>) -> Result<Vec<Row>, CliError> {
+    let ctx = bench.ctx;
     let arch = antiderivative_arch(100);
     let params = DeepONetParams::init(&arch, Init::Glorot, 1).map_err(data_error)?;
-    let reps = args.reps.max(1);
+    let reps = bench.reps;
     let mut rows = Vec::new();
-    match args.scenario {
+    match scenario {
         Scenario::DeeponetTrain => {
             let data = antiderivative(100, 0.5, 150, 3).map_err(data_error)?;
             // Self-check: the first iteration's loss against the f64 twin.
@@ -39,14 +55,17 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
             let mut blocks = (0..reps.div_ceil(2))
                 .map(|_| time(ctx, 1, || trainer.run(ctx, 1000)).map(|s| s / 1000.0))
                 .collect::<Result<Vec<f64>, _>>()?;
-            blocks.sort_by(f64::total_cmp);
-            let seconds = blocks[blocks.len() / 2];
-            let mut row = Row::new("fused", data.functions(), seconds, check);
+            let seconds = median(&mut blocks);
+            let (functions, points) = (data.functions(), data.points());
+            let work = ((functions * points) as f64, "samples");
+            let mut row = Row::new(scenario, "fused", functions, seconds, work, check);
+            row.flops = Some(flops(&arch, functions, points, true));
             if let Some(passes) = trainer.profile(ctx)? {
                 row.passes = passes
                     .into_iter()
                     .map(|(label, t)| (label, t.as_secs_f64()))
                     .collect();
+                row.gpu_seconds = Some(row.passes.iter().map(|p| p.1).sum());
             }
             row.note = Some(format!(
                 "{:.3} s per 1,000 iterations (median of {} blocks of 1,000; fastest {:.3} s)",
@@ -57,7 +76,7 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
             rows.push(row);
         }
         Scenario::DeeponetInfer => {
-            let functions = args.batch.unwrap_or(10_000);
+            let functions = size.unwrap_or(10_000);
             let data = antiderivative(100, 0.5, functions, 4).map_err(data_error)?;
             let net = DeepONetNet::new(ctx, &arch, &params)?;
             let got = net.predict(ctx, &data.u, &data.y)?;
@@ -79,9 +98,16 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
                 }
                 latencies.push(start.elapsed().as_secs_f64());
             }
-            latencies.sort_by(f64::total_cmp);
-            let p50 = latencies[latencies.len() / 2];
-            let mut row = Row::new("one function", 1, p50, check.clone());
+            let p50 = median(&mut latencies);
+            let mut row = Row::new(
+                scenario,
+                "one function",
+                1,
+                p50,
+                (1.0, "functions"),
+                check.clone(),
+            );
+            row.flops = Some(flops(&arch, 1, 100, false));
             row.note = Some(format!(
                 "latency p50 {:.2} ms, p90 {:.2} ms at 100 points",
                 1e3 * p50,
@@ -96,17 +122,14 @@ pub fn run(ctx: &GpuContext, args: &BenchArgs) -> Result<(), CliError> {
             if let Some(e) = failed {
                 return Err(e.into());
             }
-            let mut row = Row::new("many functions", functions, seconds, check);
-            row.note = Some(format!(
-                "{:.4e} functions/s at 100 points",
-                functions as f64 / seconds
-            ));
+            let work = (functions as f64, "functions");
+            let mut row = Row::new(scenario, "many functions", functions, seconds, work, check);
+            row.flops = Some(flops(&arch, functions, 100, false));
+            row.note =
+                Some("100 points each; wall time includes the host's upload and read-back".into());
             rows.push(row);
         }
-        Scenario::Peak | Scenario::MlpTrain | Scenario::MlpInfer => {
-            unreachable!("not DeepONet scenarios")
-        }
+        _ => unreachable!("not a DeepONet scenario"),
     }
-    report(ctx, args, &rows);
-    Ok(())
+    Ok(rows)
 }
