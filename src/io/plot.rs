@@ -86,7 +86,13 @@ fn axis_range(values: impl Iterator<Item = f64>, scale: Scale) -> (f64, f64) {
         }
         Scale::Log => {
             let (l, h) = (lo.log10(), hi.log10());
-            let pad = if h > l { 0.04 * (h - l) } else { 0.5 };
+            // Within one decade a log axis would have no labelled tick: widen it to the
+            // powers of ten around the values.
+            if h - l < 1.0 {
+                let (l, h) = (l.floor(), h.ceil().max(l.floor() + 1.0));
+                return (10f64.powf(l), 10f64.powf(h));
+            }
+            let pad = 0.04 * (h - l);
             (10f64.powf(l - pad), 10f64.powf(h + pad))
         }
     }
@@ -255,6 +261,12 @@ mod tests {
         );
         let (lo, hi) = axis_range([2.0, 2.0].into_iter(), Scale::Linear);
         assert!(lo < 2.0 && hi > 2.0);
+        // Throughputs within one decade: the axis reaches the powers of ten around them.
+        assert_eq!(
+            axis_range([5.3e8, 7.3e8].into_iter(), Scale::Log),
+            (1e8, 1e9)
+        );
+        assert_eq!(axis_range([1e8, 1e8].into_iter(), Scale::Log), (1e8, 1e9));
         assert_eq!(axis_range(std::iter::empty(), Scale::Linear), (0.0, 1.0));
     }
 
