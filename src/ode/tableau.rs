@@ -176,10 +176,12 @@ mod tests {
             let a = |i: usize, j: usize| t.a[i].get(j).copied().unwrap_or(0.0);
             for i in 0..n {
                 let row: f64 = t.a[i].iter().sum();
-                assert!((row - t.c[i]).abs() < 1e-15, "{}: row sum {i}", t.name);
+                assert!((row - t.c[i]).abs() < 1e-13, "{}: row sum {i}", t.name);
             }
+            // DOP853's rows sum a dozen f64-rounded coefficients of size up to ~20:
+            // rounding reaches 1e-14; a wrong coefficient is off by far more.
             let sum = |f: &dyn Fn(usize) -> f64| (0..n).map(f).sum::<f64>();
-            let close = |x: f64, y: f64| (x - y).abs() < 1e-14;
+            let close = |x: f64, y: f64| (x - y).abs() < 1e-13;
             assert!(close(sum(&|i| t.b[i]), 1.0), "{}", t.name);
             if t.order >= 2 {
                 assert!(close(sum(&|i| t.b[i] * t.c[i]), 0.5), "{}", t.name);
