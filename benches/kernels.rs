@@ -7,10 +7,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use phaseflow::gpu::{AdapterChoice, GpuContext};
 use phaseflow::model::builtin;
-use phaseflow::nn::{
-    Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Matrix, Params,
-    TrainConfig,
-};
+use phaseflow::nn::{Architecture, FusedNet, FusedTrainer, Init, Matrix, Params, TrainConfig};
 use phaseflow::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, Parameters, Precision, Problem,
     RunOptions, Save, SaveAt, Solver, TimeGrid, Tolerance,
@@ -75,19 +72,6 @@ fn ode_kernels(c: &mut Criterion, ctx: &GpuContext) {
     group.finish();
 }
 
-fn fourier_mlp() -> Architecture {
-    let encoding = Encoding {
-        kind: EncodingKind::Gaussian,
-        inputs: 2,
-        features: 64,
-        two_pi: true,
-        order: "cos_then_sin".into(),
-        sigma: Some(10.0),
-        trainable: false,
-    };
-    Architecture::mlp(2, Some(encoding), &[64, 64, 64], 1, Activation::Relu)
-}
-
 fn batch(rows: usize, cols: usize) -> Matrix {
     Matrix {
         rows,
@@ -105,7 +89,7 @@ fn sync(ctx: &GpuContext) {
 }
 
 fn nn_kernels(c: &mut Criterion, ctx: &GpuContext) {
-    let arch = fourier_mlp();
+    let arch = Architecture::benchmark_fourier_mlp();
     let params = Params::init(&arch, Init::He, 1).unwrap();
     let rows = 4096;
     let (x, t) = (batch(rows, 2), batch(rows, 1));

@@ -17,6 +17,16 @@ T1 = 1.0
 SAMPLE = 16
 
 
+def threads_arg(default):
+    """`--threads K` from the command line (removed from sys.argv), else `default`."""
+    if "--threads" not in sys.argv:
+        return default
+    at = sys.argv.index("--threads")
+    threads = int(sys.argv[at + 1])
+    del sys.argv[at : at + 2]
+    return threads
+
+
 def pin_threads(threads):
     """Fix every math library's thread pool to `threads` before the framework loads, so a
     comparison with phaseflow (which uses every core through lavapipe, or the GPU) is

@@ -14,11 +14,9 @@ import os
 import sys
 import time
 
-from common import HEADER, pin_threads, row
+from common import threads_arg, HEADER, pin_threads, row
 
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
-if "--threads" in sys.argv:
-    del sys.argv[sys.argv.index("--threads") : sys.argv.index("--threads") + 2]
+THREADS = threads_arg(2)
 pin_threads(THREADS)
 os.environ.setdefault("DDE_BACKEND", "pytorch")
 

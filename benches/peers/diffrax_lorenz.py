@@ -12,11 +12,9 @@ asks (JAX's default).
 
 import sys
 
-from common import T1, HEADER, error, pin_threads, rho, row, sizes, timed
+from common import threads_arg, T1, HEADER, error, pin_threads, rho, row, sizes, timed
 
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
-if "--threads" in sys.argv:
-    del sys.argv[sys.argv.index("--threads") : sys.argv.index("--threads") + 2]
+THREADS = threads_arg(2)
 pin_threads(THREADS)
 
 try:

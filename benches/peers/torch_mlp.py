@@ -13,9 +13,9 @@ import math
 import sys
 import time
 
-from common import HEADER, pin_threads, row
+from common import threads_arg, HEADER, pin_threads, row
 
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+THREADS = threads_arg(1)
 pin_threads(THREADS)
 
 try:

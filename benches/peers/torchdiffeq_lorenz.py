@@ -12,11 +12,9 @@ and `phaseflow bench ode-fixed -n N`. Float32 throughout.
 
 import sys
 
-from common import HEADER, T1, error, pin_threads, rho, row, sizes, timed
+from common import threads_arg, HEADER, T1, error, pin_threads, rho, row, sizes, timed
 
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
-if "--threads" in sys.argv:
-    del sys.argv[sys.argv.index("--threads") : sys.argv.index("--threads") + 2]
+THREADS = threads_arg(2)
 pin_threads(THREADS)
 
 try:

@@ -206,6 +206,22 @@ impl Architecture {
         self.layers.len() - 1
     }
 
+    /// The neural-core benchmark's network (`phaseflow bench mlp-*`, `benches/kernels.rs`):
+    /// Gaussian Fourier features of two inputs (64 frequencies, σ = 10, 128 outputs) →
+    /// 3 × 64 ReLU → 1.
+    pub fn benchmark_fourier_mlp() -> Architecture {
+        let encoding = Encoding {
+            kind: EncodingKind::Gaussian,
+            inputs: 2,
+            features: 64,
+            two_pi: true,
+            order: "cos_then_sin".into(),
+            sigma: Some(10.0),
+            trainable: false,
+        };
+        Architecture::mlp(2, Some(encoding), &[64, 64, 64], 1, Activation::Relu)
+    }
+
     /// Counted operations of one sample's forward pass, for benchmark reports (the
     /// conventions of `ode::cost`: an FMA is two, a function one): the encoding's B v, 2π and
     /// one cos and one sin per feature; per linear layer a product and a sum per weight

@@ -4,29 +4,10 @@
 use super::{Bench, Row, Scenario, check_loss, check_outputs, time};
 use crate::cli::CliError;
 use crate::nn::{
-    Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, GpuNet, Init, Matrix,
-    Optimizer, Params, TrainConfig, Trainer, cpu,
+    Architecture, FusedNet, FusedTrainer, GpuNet, Init, Matrix, Optimizer, Params, TrainConfig,
+    Trainer, cpu,
 };
 use crate::rng::uniform_f64;
-
-/// The network of the neural-core benchmark.
-fn benchmark_mlp() -> Architecture {
-    Architecture {
-        kind: "fourier_mlp".into(),
-        encoding: Some(Encoding {
-            kind: EncodingKind::Gaussian,
-            inputs: 2,
-            features: 64,
-            two_pi: true,
-            order: "cos_then_sin".into(),
-            sigma: Some(10.0),
-            trainable: false,
-        }),
-        layers: vec![128, 64, 64, 64, 1],
-        activation: Activation::Relu,
-        output_activation: Activation::None,
-    }
-}
 
 fn samples(n: usize) -> (Matrix, Matrix) {
     let x: Vec<f64> = (0..2 * n).map(|k| uniform_f64(1, k as u64, 0)).collect();
@@ -59,7 +40,7 @@ fn training_bytes(arch: &Architecture, params: &Params, batch: usize) -> f64 {
 
 pub fn run(bench: &Bench, scenario: Scenario, size: Option<usize>) -> Result<Vec<Row>, CliError> {
     let ctx = bench.ctx;
-    let arch = benchmark_mlp();
+    let arch = Architecture::benchmark_fourier_mlp();
     let params = Params::init(&arch, Init::He, 1).expect("a valid architecture");
     let mut rows = Vec::new();
     match scenario {

@@ -247,6 +247,12 @@ impl Report<'_> {
         let throughput = self.curves(|r| Some(r.throughput()));
         if !time.is_empty() {
             let unit = self.rows[0].unit;
+            let same_unit = self.rows.iter().all(|r| r.unit == unit);
+            let unit = if same_unit {
+                unit
+            } else {
+                "work (units in results.csv)"
+            };
             let charts = [
                 ("time.png", "time per run vs size", "seconds", time),
                 (
