@@ -166,6 +166,17 @@ impl Row {
         }
     }
 
+    /// Each dispatch's GPU time from a profiled step, and their sum as the step's GPU time.
+    pub(super) fn set_passes(&mut self, passes: Option<Vec<(&'static str, std::time::Duration)>>) {
+        if let Some(passes) = passes {
+            self.passes = passes
+                .into_iter()
+                .map(|(label, t)| (label, t.as_secs_f64()))
+                .collect();
+            self.gpu_seconds = Some(self.passes.iter().map(|p| p.1).sum());
+        }
+    }
+
     /// Items per second of wall time.
     pub(super) fn throughput(&self) -> f64 {
         self.items / self.seconds

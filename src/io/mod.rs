@@ -10,7 +10,7 @@ pub mod pickle;
 pub mod plot;
 
 pub use image::{Image, ImageError};
-pub use npy::{NpyError, read_array, read_matrix, write_npy};
+pub use npy::{NpyError, read_array, read_matrix, read_npy, write_npy};
 pub use npy_stream::{Dtype, NpyStream};
 pub use npz::{NpzError, NpzValue, read_npz, write_npz};
 pub use output::{OutputDir, OutputError};

@@ -42,17 +42,7 @@ pub fn write_npy<T: AutoSerialize + Copy>(
 /// integer dtypes, C or Fortran order.
 pub fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), NpyError> {
     let p = path.display().to_string();
-    let file = NpyFile::new(BufReader::new(File::open(path).map_err(|source| {
-        NpyError::Io {
-            path: p.clone(),
-            source,
-        }
-    })?))
-    .map_err(|source| NpyError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    let (shape, data) = read_array(file, &p)?;
+    let (shape, data) = read_npy(path)?;
     match shape[..] {
         [r, c] => Ok((data, r, c)),
         [r] => Ok((data, r, 1)),
@@ -61,6 +51,17 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), NpyError> {
             shape: shape.iter().map(|&d| d as u64).collect(),
         }),
     }
+}
+
+/// Reads an .npy file of any shape as f64 in C order: (shape, data).
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>), NpyError> {
+    let p = path.display().to_string();
+    let io = |source| NpyError::Io {
+        path: p.clone(),
+        source,
+    };
+    let file = NpyFile::new(BufReader::new(File::open(path).map_err(io)?)).map_err(io)?;
+    read_array(file, &p)
 }
 
 /// Reads any numeric array (f32/f64, signed or unsigned integers) as f64 in C order, with

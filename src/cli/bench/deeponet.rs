@@ -60,13 +60,7 @@ pub fn run(bench: &Bench, scenario: Scenario, size: Option<usize>) -> Result<Vec
             let work = ((functions * points) as f64, "samples");
             let mut row = Row::new(scenario, "fused", functions, seconds, work, check);
             row.flops = Some(flops(&arch, functions, points, true));
-            if let Some(passes) = trainer.profile(ctx)? {
-                row.passes = passes
-                    .into_iter()
-                    .map(|(label, t)| (label, t.as_secs_f64()))
-                    .collect();
-                row.gpu_seconds = Some(row.passes.iter().map(|p| p.1).sum());
-            }
+            row.set_passes(trainer.profile(ctx)?);
             row.note = Some(format!(
                 "{:.3} s per 1,000 iterations (median of {} blocks of 1,000; fastest {:.3} s)",
                 1e3 * seconds,

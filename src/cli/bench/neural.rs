@@ -58,13 +58,7 @@ pub fn run(bench: &Bench, scenario: Scenario, size: Option<usize>) -> Result<Vec
             let mut row = Row::new(scenario, "fused", batch, seconds, work, check);
             row.flops = Some(batch as f64 * arch.training_flops() as f64);
             row.bytes = Some(training_bytes(&arch, &params, batch));
-            if let Some(passes) = trainer.profile(ctx)? {
-                row.passes = passes
-                    .into_iter()
-                    .map(|(label, t)| (label, t.as_secs_f64()))
-                    .collect();
-                row.gpu_seconds = Some(row.passes.iter().map(|p| p.1).sum());
-            }
+            row.set_passes(trainer.profile(ctx)?);
             rows.push(row);
             if bench.compare {
                 let net = GpuNet::new(ctx, &arch, &params)?;

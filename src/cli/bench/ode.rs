@@ -8,7 +8,7 @@
 
 use super::{Bench, Row, Scenario, median};
 use crate::cli::CliError;
-use crate::io::{Dtype, NpyStream, read_array};
+use crate::io::{Dtype, NpyStream, read_npy};
 use crate::model::{System, builtin};
 use crate::ode::adaptive_cpu::{self, Setup};
 use crate::ode::{
@@ -300,16 +300,8 @@ fn stream_into(bench: &Bench, problem: &Problem, dir: &std::path::Path) -> Resul
     sink.finish().map_err(failed)?;
     let bytes = std::fs::metadata(&states_path).map_err(failed)?.len();
 
-    let file = npyz::NpyFile::new(std::io::BufReader::new(
-        std::fs::File::open(&states_path).map_err(failed)?,
-    ))
-    .map_err(failed)?;
-    let (_, values) = read_array(file, "states.npy").map_err(failed)?;
-    let status_file = npyz::NpyFile::new(std::io::BufReader::new(
-        std::fs::File::open(dir.join("status.npy")).map_err(failed)?,
-    ))
-    .map_err(failed)?;
-    let (_, codes) = read_array(status_file, "status.npy").map_err(failed)?;
+    let (_, values) = read_npy(&states_path).map_err(failed)?;
+    let (_, codes) = read_npy(&dir.join("status.npy")).map_err(failed)?;
     let statuses: Vec<Status> = codes.iter().map(|&c| Status::from_code(c as u32)).collect();
     let value = |i: usize| values[i];
     let saved = Saved {

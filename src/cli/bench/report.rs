@@ -140,19 +140,14 @@ impl Report<'_> {
             "\nchecks (each result against its CPU twin before timing)"
         );
         for r in &self.rows {
-            let error = or_dash(r.error, |e| format!("; error vs reference {e:.2e}"));
+            let error = r
+                .error
+                .map(|e| format!("; error vs reference {e:.2e}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  {} {} {}: {}{}",
-                r.scenario,
-                r.what,
-                r.size,
-                r.check,
-                if r.error.is_some() {
-                    error
-                } else {
-                    String::new()
-                }
+                "  {} {} {}: {}{error}",
+                r.scenario, r.what, r.size, r.check
             );
         }
         for r in &self.rows {
