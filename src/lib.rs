@@ -37,5 +37,6 @@ pub mod ode;
 pub mod precision;
 pub mod rng;
 pub mod schedule;
+pub mod spec;
 
 pub use precision::Precision;

@@ -400,7 +400,10 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
     assert!(whole.states.same_bits(&pieces.states));
     assert!(whole.status.iter().all(|&s| s == Status::Success));
     for ring in [1, 5] {
-        let k = RunOptions { ring, ..options };
+        let k = RunOptions {
+            ring,
+            ..options.clone()
+        };
         let sol = ode::simulate_adaptive(gpu(), &p, &k).unwrap();
         assert!(whole.states.same_bits(&sol.states), "ring {ring}");
         assert_eq!(whole.steps, sol.steps, "ring {ring}");

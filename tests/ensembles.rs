@@ -261,7 +261,10 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
     assert!(whole.states.same_bits(&wide.states));
     // Nor does the number of readback slots in flight (K), with many small units.
     for ring in [1, 2, 5] {
-        let k = RunOptions { ring, ..options };
+        let k = RunOptions {
+            ring,
+            ..options.clone()
+        };
         let sol = ode::simulate(gpu(), &p, &k).unwrap();
         assert!(whole.states.same_bits(&sol.states), "ring {ring}");
         assert_eq!(whole.status, sol.status, "ring {ring}");

@@ -5,7 +5,6 @@
 //! `points_per_function`, the training set as unaligned samples at random points).
 
 use super::format::seconds;
-use super::spec::{load_system, lookup, read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
@@ -16,6 +15,7 @@ use crate::nn::deeponet_generate::{
     GenerateError, Generated, OperatorDataSpec, SignalSource, generate,
 };
 use crate::ode::{Precision, Solver};
+use crate::spec::{load_system, lookup, read_toml, relative_to_config};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;

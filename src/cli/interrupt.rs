@@ -1,11 +1,16 @@
 //! Ctrl-C: the first one asks the command to stop after the work in flight and save what
 //! is done; the second quits at once.
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Once};
 
-/// Set by the first Ctrl-C.
-pub static CANCEL: AtomicBool = AtomicBool::new(false);
+/// Set by the first Ctrl-C; shared with the runs it stops.
+static CANCEL: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// The flag the first Ctrl-C sets, for `RunOptions::cancel`.
+pub fn token() -> Arc<AtomicBool> {
+    CANCEL.clone()
+}
 
 pub fn install_handler() {
     static ONCE: Once = Once::new();

@@ -18,7 +18,6 @@ mod outputs;
 mod predict;
 mod progress;
 mod simulate;
-pub mod spec;
 mod systems;
 mod train;
 
@@ -102,6 +101,15 @@ impl CliError {
             CliError::Input(_) | CliError::Diagnostics(_) => 2,
             CliError::NoGpu(_) => 3,
             CliError::Interrupted(_) => 130,
+        }
+    }
+}
+
+impl From<crate::spec::SpecError> for CliError {
+    fn from(e: crate::spec::SpecError) -> Self {
+        match e {
+            crate::spec::SpecError::Input(m) => CliError::Input(m),
+            crate::spec::SpecError::Diagnostics(d) => CliError::Diagnostics(d),
         }
     }
 }

@@ -9,21 +9,9 @@ use crate::ode::{
     EnsembleStats, InitialStates, NpySink, Parameters, Problem, Sink, Status, StepCounts, Tally,
     TrajectoryStats,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Optional outputs of a run (`--outputs`); `times.npy`, `status.npy` and `run.json` are
-/// always written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Output {
-    /// states.npy: every saved state [n_save, N, dim]
-    States,
-    /// trajectory_{min,max,mean}.npy [N, dim]: over each trajectory's saves
-    TrajectoryStats,
-    /// ensemble_{mean,var,count}.npy [n_save, dim]: across trajectories per save time
-    EnsembleStats,
-}
+pub use crate::spec::Output;
 
 /// Rows of the per-trajectory input tables written at a time.
 const ROWS_PER_BLOCK: usize = 1 << 16;

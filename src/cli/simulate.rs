@@ -5,7 +5,6 @@ use super::format::{grouped, seconds};
 use super::interrupt;
 use super::outputs::{Output, Outputs};
 use super::progress::Progress;
-use super::spec::{RunSpec, U0Spec, build_problem};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::{
@@ -13,6 +12,7 @@ use crate::ode::{
     Tolerance, run_on_devices,
 };
 use crate::schedule::PlanCaps;
+use crate::spec::{RunSpec, U0Spec, build_problem};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -419,7 +419,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         },
         ring: args.ring as usize,
         start: done.unwrap_or(0),
-        cancel: Some(&interrupt::CANCEL),
+        cancel: Some(interrupt::token()),
         ..RunOptions::default()
     };
     interrupt::install_handler();

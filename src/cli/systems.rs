@@ -1,8 +1,8 @@
 //! `phaseflow systems`: the built-in catalog.
 
 use super::CliError;
-use super::spec::load_system;
 use crate::model::{System, builtin_names};
+use crate::spec::load_system;
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,6 @@
 
 use super::fit::parse_schedule;
 use super::format::seconds;
-use super::spec::{read_toml, relative_to_config};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
@@ -18,6 +17,7 @@ use crate::nn::{
     DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, Strategy, load_deeponet,
     load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
 };
+use crate::spec::{read_toml, relative_to_config};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};

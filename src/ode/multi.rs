@@ -98,7 +98,7 @@ pub fn run_on_devices(
             max_chunk: Some(chunk),
             ..options.caps
         },
-        ..*options
+        ..options.clone()
     };
     let n = problem.ensemble().n;
     let (results, merged) = std::thread::scope(|scope| {
@@ -109,7 +109,7 @@ pub fn run_on_devices(
             receivers.push(rx);
             let opts = RunOptions {
                 part: (i, d),
-                ..shared
+                ..shared.clone()
             };
             workers.push(scope.spawn(move || problem.run_into(ctx, &opts, &mut Forward(tx))));
         }

@@ -20,6 +20,7 @@ use crate::schedule::plan::{
 };
 use crate::schedule::ring::ReadbackRing;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use thiserror::Error;
@@ -58,7 +59,7 @@ pub struct FixedStepProblem {
 }
 
 /// Knobs that change how a run is carried out, never its results.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     pub workgroup_size: u32,
     pub caps: PlanCaps,
@@ -76,14 +77,16 @@ pub struct RunOptions {
     pub start: usize,
     /// Set to stop the run: no new work is submitted, the work in flight is finished and
     /// consumed, and `RunStats::completed` says how far it got.
-    pub cancel: Option<&'static AtomicBool>,
+    pub cancel: Option<Arc<AtomicBool>>,
     /// (i, d): run only every d-th chunk from the i-th on (device i of d, see `ode::multi`).
     pub part: (usize, usize),
 }
 
 impl RunOptions {
     pub(super) fn cancelled(&self) -> bool {
-        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
 

@@ -1,9 +1,9 @@
-//! A simulation request as the user states it (config file and flags), and its translation
-//! into a checked `FixedStepProblem`. Every way of getting it wrong ends here as one
-//! sentence naming the flag or key, never later in the middle of a run.
+//! A simulation request as the user states it (a config file, flags, or a JSON body sent to
+//! `phaseflow serve`), and its translation into a checked `Problem`. Every way of getting it
+//! wrong ends here as one sentence naming the key, never later in the middle of a run.
 
-use super::CliError;
 use crate::io::read_matrix;
+use crate::model::diagnostic::Diagnostics;
 use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::{
@@ -12,6 +12,28 @@ use crate::ode::{
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// What is wrong with a spec: one sentence, or diagnostics pointing into a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Diagnostics(Diagnostics),
+}
+
+/// Optional outputs of a run written to a directory; times.npy, status.npy and run.json are
+/// always written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// states.npy: every saved state [n_save, N, dim]
+    States,
+    /// trajectory_{min,max,mean}.npy [N, dim]: over each trajectory's saves
+    TrajectoryStats,
+    /// ensemble_{mean,var,count}.npy [n_save, dim]: across trajectories per save time
+    EnsembleStats,
+}
 
 /// toml's map keeps insertion order (the `preserve_order` feature), so grid axes come out
 /// in the order the user wrote them.
@@ -60,7 +82,7 @@ pub struct RunSpec {
     /// Adaptive solvers: "t0:dt:t1" or a list of times.
     pub saveat: Option<toml::Value>,
     /// Optional outputs with `out` (default: states).
-    pub outputs: Option<Vec<super::outputs::Output>>,
+    pub outputs: Option<Vec<Output>>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -78,13 +100,13 @@ pub struct U0Spec {
 }
 
 /// A TOML config file as `T`; a problem points into the file (line, column, caret).
-pub(super) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError> {
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpecError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Input(format!("cannot read config '{}': {e}", path.display())))?;
+        .map_err(|e| SpecError::Input(format!("cannot read config '{}': {e}", path.display())))?;
     let source = Source::new(path.display().to_string(), text);
     toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        CliError::Diagnostics(
+        SpecError::Diagnostics(
             Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
         )
     })
@@ -92,7 +114,7 @@ pub(super) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 impl RunSpec {
     /// Reads a run config; problems point into the file.
-    pub fn from_file(path: &Path) -> Result<RunSpec, CliError> {
+    pub fn from_file(path: &Path) -> Result<RunSpec, SpecError> {
         let mut spec: RunSpec = read_toml(path)?;
         let u0_file = spec.u0.as_mut().and_then(|u| u.file.as_mut());
         relative_to_config(
@@ -189,35 +211,35 @@ impl RunSpec {
 }
 
 /// Loads a system by built-in name or file path.
-pub fn load_system(name: &str) -> Result<System, CliError> {
+pub fn load_system(name: &str) -> Result<System, SpecError> {
     if let Some(result) = builtin(name) {
-        return result.map_err(CliError::Diagnostics);
+        return result.map_err(SpecError::Diagnostics);
     }
     let path = Path::new(name);
     if path.exists() || name.ends_with(".toml") {
-        return load_system_file(path).map_err(CliError::Diagnostics);
+        return load_system_file(path).map_err(SpecError::Diagnostics);
     }
     let names = builtin_names();
     let hint = match did_you_mean(name, names.iter().copied()) {
         Some(m) => format!("did you mean '{m}'?"),
         None => format!("built-in systems: {}", names.join(", ")),
     };
-    Err(CliError::Input(format!(
+    Err(SpecError::Input(format!(
         "unknown system '{name}' (not a built-in and no such file); {hint}"
     )))
 }
 
-fn number(v: &toml::Value, what: &str) -> Result<f64, CliError> {
+fn number(v: &toml::Value, what: &str) -> Result<f64, SpecError> {
     match v {
         toml::Value::Float(f) => Ok(*f),
         toml::Value::Integer(i) => Ok(*i as f64),
-        other => Err(CliError::Input(format!(
+        other => Err(SpecError::Input(format!(
             "{what} must be a number, not {other}"
         ))),
     }
 }
 
-fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, CliError> {
+fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, SpecError> {
     match v {
         toml::Value::Array(a) => a.iter().map(|x| number(x, what)).collect(),
         other => Ok(vec![number(other, what)?]),
@@ -226,7 +248,7 @@ fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, CliError> {
 
 /// Relative paths in a config are relative to the config file: `paths`, and `system` when
 /// it names a system file (`*.toml`) rather than a built-in.
-pub(super) fn relative_to_config<'a>(
+pub fn relative_to_config<'a>(
     config: &Path,
     paths: impl IntoIterator<Item = &'a mut PathBuf>,
     system: Option<&mut String>,
@@ -245,13 +267,13 @@ pub(super) fn relative_to_config<'a>(
     }
 }
 
-pub(super) fn lookup(
+pub fn lookup(
     names: &[String],
     name: &str,
     kind: &str,
     flag: &str,
     system: &str,
-) -> Result<usize, CliError> {
+) -> Result<usize, SpecError> {
     names.iter().position(|n| n == name).ok_or_else(|| {
         let hint = match did_you_mean(name, names.iter().map(String::as_str)) {
             Some(m) => format!("did you mean '{m}'? "),
@@ -262,7 +284,7 @@ pub(super) fn lookup(
         } else {
             "a"
         };
-        CliError::Input(format!(
+        SpecError::Input(format!(
             "{flag}: '{name}' is not {article} {kind} of {system}; {hint}its {kind}s are: {}",
             if names.is_empty() {
                 "(none)".to_string()
@@ -274,12 +296,12 @@ pub(super) fn lookup(
 }
 
 /// `[lo, hi]` or `[lo, hi, count]` for axis `name`.
-fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Axis, CliError> {
-    let count = |c: f64| -> Result<usize, CliError> {
+fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Axis, SpecError> {
+    let count = |c: f64| -> Result<usize, SpecError> {
         if c >= 1.0 && c.fract() == 0.0 {
             Ok(c as usize)
         } else {
-            Err(CliError::Input(format!(
+            Err(SpecError::Input(format!(
                 "{what}: the point count must be a whole number ≥ 1, not {c}"
             )))
         }
@@ -287,16 +309,16 @@ fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Ax
     match values {
         [lo, hi] if !need_count => Ok(Axis::linear(index, *lo, *hi)),
         [lo, hi, c] => Ok(Axis::grid(index, *lo, *hi, count(*c)?)),
-        _ if need_count => Err(CliError::Input(format!("{what} must be lo:hi:count"))),
-        _ => Err(CliError::Input(format!(
+        _ if need_count => Err(SpecError::Input(format!("{what} must be lo:hi:count"))),
+        _ => Err(SpecError::Input(format!(
             "{what} must be lo:hi or lo:hi:count"
         ))),
     }
 }
 
-fn table(path: &Path, what: &str) -> Result<Table, CliError> {
+fn table(path: &Path, what: &str) -> Result<Table, SpecError> {
     let (data, rows, cols) =
-        read_matrix(path).map_err(|e| CliError::Input(format!("{what}: {e}")))?;
+        read_matrix(path).map_err(|e| SpecError::Input(format!("{what}: {e}")))?;
     Ok(Table {
         data,
         rows,
@@ -312,7 +334,7 @@ fn tolerance(
     states: &[String],
     system: &str,
     default: f64,
-) -> Result<Tolerance, CliError> {
+) -> Result<Tolerance, SpecError> {
     match v {
         toml::Value::Array(_) => Ok(Tolerance::PerState(numbers(v, what)?)),
         toml::Value::Table(map) => {
@@ -329,7 +351,7 @@ fn tolerance(
 }
 
 /// Save times: "t0:dt:t1" or a list of numbers.
-fn save_times(v: &toml::Value) -> Result<SaveAt, CliError> {
+fn save_times(v: &toml::Value) -> Result<SaveAt, SpecError> {
     match v {
         toml::Value::String(text) => {
             let parts: Vec<f64> = text
@@ -337,13 +359,13 @@ fn save_times(v: &toml::Value) -> Result<SaveAt, CliError> {
                 .map(|p| p.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
                 .collect::<Option<Vec<f64>>>()
                 .ok_or_else(|| {
-                    CliError::Input(format!("saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"))
+                    SpecError::Input(format!("saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"))
                 })?;
             match parts[..] {
                 [lo, step, hi] => {
-                    SaveAt::grid(lo, step, hi).map_err(|e| CliError::Input(e.to_string()))
+                    SaveAt::grid(lo, step, hi).map_err(|e| SpecError::Input(e.to_string()))
                 }
-                _ => Err(CliError::Input(format!(
+                _ => Err(SpecError::Input(format!(
                     "saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"
                 ))),
             }
@@ -358,11 +380,11 @@ fn adaptive_problem(
     system: System,
     (t0, t1): (f64, f64),
     ensemble: Ensemble,
-) -> Result<AdaptiveProblem, CliError> {
+) -> Result<AdaptiveProblem, SpecError> {
     let sname = system.name().to_string();
     let states: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
     if spec.save_every.is_some() {
-        return Err(CliError::Input(
+        return Err(SpecError::Input(
             "--save-every counts fixed steps; adaptive solvers save at times: use --saveat t0:dt:t1"
                 .into(),
         ));
@@ -399,15 +421,15 @@ fn adaptive_problem(
     };
     problem
         .check()
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(|e| SpecError::Input(e.to_string()))?;
     Ok(problem)
 }
 
 /// The problem a spec describes. Names, sizes and ranges are checked here; the values in
 /// input tables are checked once, by `Problem::check`, before any work starts.
-pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
+pub fn build_problem(spec: &RunSpec) -> Result<Problem, SpecError> {
     let system_name = spec.system.as_deref().ok_or_else(|| {
-        CliError::Input(
+        SpecError::Input(
             "no system given; name a built-in (see `phaseflow systems`) or a system file".into(),
         )
     })?;
@@ -420,7 +442,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
         (Some([a, b]), _) => (a, b),
         (None, Some(span)) => span,
         (None, None) => {
-            return Err(CliError::Input(format!(
+            return Err(SpecError::Input(format!(
                 "{sname} suggests no time span; give --tspan t0:t1"
             )));
         }
@@ -437,7 +459,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     }
 
     if !spec.sweep.is_empty() && spec.params_file.is_some() {
-        return Err(CliError::Input(
+        return Err(SpecError::Input(
             "give either --sweep or --params, not both".into(),
         ));
     }
@@ -456,7 +478,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     match (&spec.inputs_file, system.inputs.is_empty()) {
         (Some(path), false) => ensemble.inputs = Inputs::Table(table(path, "--inputs")?),
         (Some(_), true) => {
-            return Err(CliError::Input(format!(
+            return Err(SpecError::Input(format!(
                 "--inputs was given, but {sname} has no inputs"
             )));
         }
@@ -471,7 +493,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
             u0.file.is_some(),
         ];
         if given.iter().filter(|&&g| g).count() > 1 {
-            return Err(CliError::Input(
+            return Err(SpecError::Input(
                 "give one way of varying initial states: --u0-uniform, --u0-grid, --u0-perturb or --u0".into(),
             ));
         }
@@ -482,7 +504,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
                 let what = format!("--u0-uniform {name}");
                 match numbers(v, &what)?[..] {
                     [lo, hi] => ranges.push((i, lo, hi)),
-                    _ => return Err(CliError::Input(format!("{what} must be lo:hi"))),
+                    _ => return Err(SpecError::Input(format!("{what} must be lo:hi"))),
                 }
             }
             ensemble.initial = InitialStates::Uniform {
@@ -501,9 +523,9 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
             let (name, v) = map
                 .iter()
                 .next()
-                .ok_or_else(|| CliError::Input("--u0-perturb needs name=step".into()))?;
+                .ok_or_else(|| SpecError::Input("--u0-perturb needs name=step".into()))?;
             if map.len() > 1 {
-                return Err(CliError::Input("--u0-perturb takes one state".into()));
+                return Err(SpecError::Input("--u0-perturb takes one state".into()));
             }
             let state = lookup(&state_names, name, "state", "--u0-perturb", &sname)?;
             ensemble.initial = InitialStates::Perturb {
@@ -518,20 +540,20 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     // N may be implied by a grid or a table; if given too, it must agree.
     match (spec.n, ensemble.implied_size()) {
         (Some(n), Some(m)) if n != m => {
-            return Err(CliError::Input(format!(
+            return Err(SpecError::Input(format!(
                 "-n {n} disagrees with the {m} trajectories the grid or input file implies"
             )));
         }
         (None, Some(m)) => ensemble.n = m,
         (None, None) => {
-            return Err(CliError::Input(
+            return Err(SpecError::Input(
                 "give the number of trajectories with -n".into(),
             ));
         }
         _ => {}
     }
     if ensemble.n == 0 {
-        return Err(CliError::Input(
+        return Err(SpecError::Input(
             "the number of trajectories must be at least 1 (-n 0 given)".into(),
         ));
     }
@@ -551,7 +573,7 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
         ("--max-shrink", spec.max_shrink.is_some()),
     ];
     if let Some((flag, _)) = adaptive_only.iter().find(|(_, given)| *given) {
-        return Err(CliError::Input(format!(
+        return Err(SpecError::Input(format!(
             "{flag} applies to adaptive solvers (bs3, dp5, tsit5, dop853) without --fixed-step; {} takes fixed steps of --dt",
             solver.name()
         )));
@@ -559,11 +581,11 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, CliError> {
     let dt = spec
         .dt
         .or(system.meta.dt)
-        .ok_or_else(|| CliError::Input(format!("{sname} suggests no step; give --dt")))?;
-    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| CliError::Input(e.to_string()))?;
+        .ok_or_else(|| SpecError::Input(format!("{sname} suggests no step; give --dt")))?;
+    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| SpecError::Input(e.to_string()))?;
     let save = match spec.save_every {
         None => Save::Final,
-        Some(0) => return Err(CliError::Input("--save-every must be at least 1".into())),
+        Some(0) => return Err(SpecError::Input("--save-every must be at least 1".into())),
         Some(k) => Save::Every(k),
     };
     Ok(Problem::Fixed(FixedStepProblem {
