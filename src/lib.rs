@@ -29,6 +29,7 @@
 
 pub mod cli;
 mod embedded;
+pub mod engine;
 pub mod gpu;
 pub mod io;
 pub mod model;
@@ -37,6 +38,7 @@ pub mod ode;
 pub mod precision;
 pub mod rng;
 pub mod schedule;
+pub mod serve;
 pub mod spec;
 
 pub use precision::Precision;

@@ -433,7 +433,12 @@ pub fn build_problem(spec: &RunSpec) -> Result<Problem, SpecError> {
             "no system given; name a built-in (see `phaseflow systems`) or a system file".into(),
         )
     })?;
-    let system = load_system(system_name)?;
+    problem_for_system(load_system(system_name)?, spec)
+}
+
+/// The problem `spec` describes for `system` (its `system` key is not read): for callers
+/// that hold the system already, such as a server given the equations inline.
+pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
     let sname = system.name().to_string();
     let state_names: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
     let param_names: Vec<String> = system.params.iter().map(|v| v.name.clone()).collect();

@@ -17,6 +17,7 @@ mod interrupt;
 mod outputs;
 mod predict;
 mod progress;
+mod serve;
 mod simulate;
 mod systems;
 mod train;
@@ -72,6 +73,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
+    /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(serve::ServeArgs),
 }
 
 /// What went wrong, sorted by who can fix it.
@@ -154,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
+        Command::Serve(args) => serve::run(&args, &choice),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -499,7 +499,7 @@ fn default_gpu_memory(ctx: &GpuContext) -> u64 {
 }
 
 /// `512M`, `2G`, `1.5GiB`, `1000000` (bytes).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);

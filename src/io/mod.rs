@@ -11,7 +11,7 @@ pub mod plot;
 
 pub use image::{Image, ImageError};
 pub use npy::{NpyError, read_array, read_matrix, read_npy, write_npy};
-pub use npy_stream::{Dtype, NpyStream};
-pub use npz::{NpzError, NpzValue, read_npz, write_npz};
+pub use npy_stream::{Dtype, NpyStream, npy_header};
+pub use npz::{NpzError, NpzValue, npz_bytes, read_npz, write_npz};
 pub use output::{OutputDir, OutputError};
 pub use plot::{Chart, PlotError, Scale, Series};

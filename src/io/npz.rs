@@ -171,6 +171,21 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpzValue>, NpzError> {
     Ok(out)
 }
 
+/// An uncompressed `.npz` in memory from ready-made `.npy` files: (name without `.npy`,
+/// file bytes).
+pub fn npz_bytes(entries: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(entries.iter().any(|e| e.1.len() > u32::MAX as usize / 2));
+    for (name, npy) in entries {
+        zip.start_file(format!("{name}.npy"), options)
+            .map_err(std::io::Error::other)?;
+        zip.write_all(npy)?;
+    }
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
 /// Writes f64 arrays as an uncompressed `.npz` (what `np.savez` writes; `np.load` reads it).
 pub fn write_npz(path: &Path, arrays: &[(&str, &[usize], &[f64])]) -> std::io::Result<()> {
     let file = std::fs::File::create(path)?;

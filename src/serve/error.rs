@@ -1,0 +1,102 @@
+//! Every refusal the server gives: an HTTP status and a JSON body that says what was wrong
+//! and where in the request, e.g.
+//! `{"error": {"status": 422, "message": "...", "where": {"field": "n"}}}`.
+
+use crate::engine::EngineError;
+use crate::model::diagnostic::Diagnostics;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub at: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            at: None,
+        }
+    }
+
+    /// 422: the request is well-formed JSON but asks for something wrong.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn field(mut self, name: &str) -> ApiError {
+        self.at = Some(json!({ "field": name }));
+        self
+    }
+
+    /// Points into text the request carried (a system definition): field, 1-based line
+    /// and column, the line itself and a caret under the column.
+    pub fn from_diagnostics(field: &str, d: &Diagnostics) -> ApiError {
+        let first = d.first();
+        let mut e = ApiError::invalid(first.message.clone()).field(field);
+        if let Some(source) = &first.source {
+            let (line, column) = source.line_col(first.span.start);
+            let text = source.text.lines().nth(line - 1).unwrap_or("");
+            e.at = Some(json!({
+                "field": field,
+                "line": line,
+                "column": column,
+                "text": text,
+                "caret": format!("{}^", " ".repeat(column - 1)),
+            }));
+        }
+        if let Some(hint) = &first.hint {
+            e.message = format!("{} ({hint})", e.message);
+        }
+        e
+    }
+
+    /// JSON that does not parse: 400 with the line and column serde_json found.
+    pub fn malformed(e: &serde_json::Error) -> ApiError {
+        let mut err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {e}"),
+        );
+        err.at = Some(json!({ "line": e.line(), "column": e.column() }));
+        err
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        let status = match &e {
+            EngineError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Gpu(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "status": self.status.as_u16(), "message": self.message });
+        if let Some(at) = self.at {
+            body["where"] = at;
+        }
+        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,161 @@
+//! The JSON bodies the server takes, checked into engine inputs. A simulate request has the
+//! keys of a run config (`phaseflow simulate --config`), except that nothing may name a file
+//! on the server: the system is a built-in's name or its definition inline.
+
+use super::error::ApiError;
+use crate::model::diagnostic::{Source, did_you_mean};
+use crate::model::{System, builtin, builtin_names, parse_system};
+use crate::nn::{DeepONetArch, Matrix};
+use crate::ode::Problem;
+use crate::spec::{RunSpec, SpecError, problem_for_system};
+use serde_json::Value;
+
+/// Keys of a run config that read or write server files.
+const FILE_KEYS: [&str; 4] = ["params_file", "inputs_file", "out", "outputs"];
+
+/// Parses a body as JSON (400 with line and column if it is not).
+pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::malformed(&e))
+}
+
+/// `{"system": "lorenz" | {"definition": "<system file TOML>"}, "n": ..., ...}` → problem.
+pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
+    let map = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
+    for key in FILE_KEYS {
+        if map.contains_key(key) {
+            return Err(ApiError::invalid(format!(
+                "'{key}' names files on the server, which requests may not do; send values \
+                 inline (sweeps, generators) and fetch results from /v1/jobs/{{id}}/result"
+            ))
+            .field(key));
+        }
+    }
+    if map
+        .get("u0")
+        .and_then(|u| u.as_object())
+        .is_some_and(|u| u.contains_key("file"))
+    {
+        return Err(ApiError::invalid(
+            "'u0.file' names a file on the server; use u0.uniform, u0.grid or u0.perturb",
+        )
+        .field("u0.file"));
+    }
+    let system = system(map.remove("system"))?;
+    let spec: RunSpec = serde_json::from_value(body).map_err(|e| {
+        let message = e.to_string();
+        let field = message.split('`').nth(1).unwrap_or("").to_string();
+        let err = ApiError::invalid(format!("bad run spec: {message}"));
+        if field.is_empty() {
+            err
+        } else {
+            err.field(&field)
+        }
+    })?;
+    problem_for_system(system, &spec).map_err(|e| match e {
+        SpecError::Input(m) => ApiError::invalid(m),
+        SpecError::Diagnostics(d) => ApiError::from_diagnostics("system", &d),
+    })
+}
+
+fn system(value: Option<Value>) -> Result<System, ApiError> {
+    match value {
+        None => Err(ApiError::invalid(
+            "no system given: send \"system\": \"<built-in name>\" or \"system\": {\"definition\": \"<system TOML>\"}",
+        )
+        .field("system")),
+        Some(Value::String(name)) => match builtin(&name) {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(d)) => Err(ApiError::from_diagnostics("system", &d)),
+            None => {
+                let names = builtin_names();
+                let hint = did_you_mean(&name, names.iter().copied())
+                    .map(|s| format!(" Did you mean '{s}'?"))
+                    .unwrap_or_default();
+                Err(ApiError::invalid(format!(
+                    "unknown system '{name}'.{hint} Built-in systems: {}; or send its definition \
+                     as {{\"definition\": \"...\"}}",
+                    names.join(", ")
+                ))
+                .field("system"))
+            }
+        },
+        Some(Value::Object(o)) => match o.get("definition") {
+            Some(Value::String(text)) if o.len() == 1 => {
+                let source = Source::new("system.definition", text.clone());
+                parse_system(&source)
+                    .map_err(|d| ApiError::from_diagnostics("system.definition", &d))
+            }
+            _ => Err(ApiError::invalid(
+                "'system' as an object takes exactly one key, \"definition\", whose value is the \
+                 text of a system file",
+            )
+            .field("system")),
+        },
+        Some(_) => Err(ApiError::invalid(
+            "'system' must be a built-in's name or {\"definition\": \"...\"}",
+        )
+        .field("system")),
+    }
+}
+
+/// Rows of numbers: `[[..], [..]]`, or a flat list read as rows of `width` (one function's
+/// sensor values, or points of one coordinate).
+fn matrix(value: Option<&Value>, field: &str, width: usize) -> Result<Matrix, ApiError> {
+    let bad = |m: String| ApiError::invalid(m).field(field);
+    let rows = value
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(format!("'{field}' must be a list of numbers or of rows")))?;
+    let number = |v: &Value, at: String| {
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| bad(format!("{at} is not a finite number")))
+    };
+    let mut data = Vec::new();
+    let n_rows;
+    if rows.first().is_some_and(Value::is_array) {
+        n_rows = rows.len();
+        for (i, row) in rows.iter().enumerate() {
+            let row = row
+                .as_array()
+                .ok_or_else(|| bad(format!("{field}[{i}] is not a list")))?;
+            if row.len() != width {
+                return Err(bad(format!(
+                    "{field}[{i}] has {} values; the model needs {width}",
+                    row.len()
+                )));
+            }
+            for (j, v) in row.iter().enumerate() {
+                data.push(number(v, format!("{field}[{i}][{j}]"))?);
+            }
+        }
+    } else {
+        if rows.is_empty() || rows.len() % width != 0 {
+            return Err(bad(format!(
+                "'{field}' has {} values, not a positive multiple of the model's {width}",
+                rows.len()
+            )));
+        }
+        n_rows = rows.len() / width;
+        for (j, v) in rows.iter().enumerate() {
+            data.push(number(v, format!("{field}[{j}]"))?);
+        }
+    }
+    if n_rows == 0 {
+        return Err(bad(format!("'{field}' is empty")));
+    }
+    Ok(Matrix {
+        rows: n_rows,
+        cols: width,
+        data,
+    })
+}
+
+/// `{"u": functions × sensors, "y": points × dims}` for `arch`.
+pub fn prediction_inputs(body: &Value, arch: &DeepONetArch) -> Result<(Matrix, Matrix), ApiError> {
+    Ok((
+        matrix(body.get("u"), "u", arch.sensors())?,
+        matrix(body.get("y"), "y", arch.dims())?,
+    ))
+}

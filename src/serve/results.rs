@@ -1,0 +1,195 @@
+//! The results directory: one folder per finished job (`<id>/job.json` and its `.npy`
+//! arrays), so a restarted server lists and serves what an earlier one computed. A folder is
+//! filled under `.partial-<id>`, its files synced, and renamed into place in one step: a
+//! crash mid-write leaves a `.partial-` folder, which the next start removes, never a result
+//! that looks complete but is not.
+
+use crate::engine::JobId;
+use crate::io::{Dtype, npy_header, npz_bytes, read_npy};
+use crate::ode::{Solution, StateValues};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct ResultStore {
+    root: PathBuf,
+}
+
+/// The arrays of a result, in the order an `.npz` lists them.
+const ARRAYS: [&str; 4] = ["states", "times", "status", "steps"];
+
+fn npy<T: bytemuck::Pod>(dtype: Dtype, shape: &[u64], data: &[T]) -> Vec<u8> {
+    let mut bytes = npy_header(dtype, shape);
+    bytes.extend_from_slice(bytemuck::cast_slice(data));
+    bytes
+}
+
+impl ResultStore {
+    /// Opens (creating) the directory, removes what a crash left half-written, and returns
+    /// the records of the jobs stored there, by id.
+    pub fn open(root: &Path) -> std::io::Result<(ResultStore, BTreeMap<JobId, Value>)> {
+        std::fs::create_dir_all(root.join("models"))?;
+        let mut records = BTreeMap::new();
+        for entry in std::fs::read_dir(root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".partial-") {
+                log::warn!("removing the unfinished result {name}");
+                std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            let Ok(id) = name.parse::<JobId>() else {
+                continue;
+            };
+            match std::fs::read_to_string(entry.path().join("job.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                Some(record) => {
+                    records.insert(id, record);
+                }
+                None => log::warn!("ignoring {name}: no readable job.json"),
+            }
+        }
+        Ok((
+            ResultStore {
+                root: root.to_path_buf(),
+            },
+            records,
+        ))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn models(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Stores a job's record and, for a finished simulation, its arrays, all or nothing.
+    pub fn save(
+        &self,
+        id: JobId,
+        record: &Value,
+        solution: Option<&Solution>,
+    ) -> std::io::Result<()> {
+        let partial = self.root.join(format!(".partial-{id}"));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial)?;
+        let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(partial.join(name))?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        if let Some(s) = solution {
+            let (slots, n, dim) = (s.times.len() as u64, s.n as u64, s.dim as u64);
+            let shape = [slots, n, dim];
+            write(
+                "states.npy",
+                &match &s.states {
+                    StateValues::F32(v) => npy(Dtype::F32, &shape, v),
+                    StateValues::F64(v) => npy(Dtype::F64, &shape, v),
+                },
+            )?;
+            write("times.npy", &npy(Dtype::F64, &[slots], &s.times))?;
+            let status: Vec<u8> = s.status.iter().map(|&st| st as u8).collect();
+            write("status.npy", &npy(Dtype::U8, &[n], &status))?;
+            if let Some(steps) = &s.steps {
+                let flat: Vec<u32> = steps
+                    .iter()
+                    .flat_map(|c| [c.accepted, c.rejected, c.rhs_evals])
+                    .collect();
+                write("steps.npy", &npy(Dtype::U32, &[n, 3], &flat))?;
+            }
+        }
+        write(
+            "job.json",
+            serde_json::to_string_pretty(record)
+                .expect("JSON")
+                .as_bytes(),
+        )?;
+        let done = self.root.join(id.to_string());
+        let _ = std::fs::remove_dir_all(&done);
+        std::fs::rename(&partial, &done)?;
+        // The rename itself is durable once the directory is synced.
+        std::fs::File::open(&self.root).and_then(|d| d.sync_all())
+    }
+
+    fn dir(&self, id: JobId) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    /// The stored `.npy` files of a job, in `ARRAYS` order.
+    fn arrays(&self, id: JobId) -> std::io::Result<Vec<(&'static str, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for name in ARRAYS {
+            match std::fs::read(self.dir(id).join(format!("{name}.npy"))) {
+                Ok(bytes) => out.push((name, bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn has_arrays(&self, id: JobId) -> bool {
+        self.dir(id).join("states.npy").is_file()
+    }
+
+    /// Bytes of the stored states (what `format=json` would have to spell out).
+    pub fn states_bytes(&self, id: JobId) -> u64 {
+        std::fs::metadata(self.dir(id).join("states.npy")).map_or(0, |m| m.len())
+    }
+
+    pub fn npz(&self, id: JobId) -> std::io::Result<Vec<u8>> {
+        let arrays = self.arrays(id)?;
+        let entries: Vec<(&str, &[u8])> = arrays.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        npz_bytes(&entries)
+    }
+
+    pub fn npy(&self, id: JobId, array: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.dir(id).join(format!("{array}.npy")))
+    }
+
+    /// The arrays as JSON: times, states as [save][trajectory][state], status codes and,
+    /// for adaptive runs, step counts.
+    pub fn json(&self, id: JobId, record: &Value) -> Result<Value, String> {
+        let read = |name: &str| read_npy(&self.dir(id).join(format!("{name}.npy")));
+        let (shape, states) = read("states").map_err(|e| e.to_string())?;
+        let (_, times) = read("times").map_err(|e| e.to_string())?;
+        let (_, status) = read("status").map_err(|e| e.to_string())?;
+        let [slots, n, dim] = shape[..] else {
+            return Err("states.npy is not 3-dimensional".into());
+        };
+        let nested: Vec<Vec<&[f64]>> = (0..slots)
+            .map(|s| {
+                (0..n)
+                    .map(|j| &states[(s * n + j) * dim..(s * n + j + 1) * dim])
+                    .collect()
+            })
+            .collect();
+        let mut out = serde_json::json!({
+            "id": id,
+            "state_names": record["summary"]["states"],
+            "shape": [slots, n, dim],
+            "times": times,
+            "states": nested,
+            "status": status.iter().map(|&c| c as u8).collect::<Vec<_>>(),
+        });
+        if let Ok((_, steps)) = read("steps") {
+            out["steps"] = serde_json::json!(
+                steps
+                    .chunks(3)
+                    .map(|c| [c[0] as u32, c[1] as u32, c[2] as u32])
+                    .collect::<Vec<_>>()
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn delete(&self, id: JobId) -> std::io::Result<()> {
+        std::fs::remove_dir_all(self.dir(id))
+    }
+}
