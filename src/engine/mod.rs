@@ -398,10 +398,10 @@ impl Engine {
         }
     }
 
-    /// Bytes in device buffers now. Buffers a finished job dropped are released when the
-    /// device is next polled, which this does first.
+    /// Bytes in device buffers now, as the driver layer counts them. (No poll here: a poll
+    /// can wait behind another thread's wait for the device, and this is called from
+    /// request handlers.)
     pub fn device_bytes(&self) -> i64 {
-        let _ = self.inner.ctx.device.poll(wgpu::PollType::Poll);
         self.inner
             .ctx
             .device
@@ -528,7 +528,9 @@ impl Inner {
                 shared.set_state(JobState::Running);
                 work(Some(&self.ctx));
             }
-            // Buffers the job dropped are freed once the device has been polled.
+            // A stopped run may leave uploads queued for a submission that never came; an
+            // empty submission flushes them, and the poll frees what the job dropped.
+            self.ctx.queue.submit([]);
             let _ = self.ctx.device.poll(wgpu::PollType::Poll);
             let mut q = self.lock_queue();
             q.running -= 1;

@@ -108,8 +108,19 @@ impl Default for RunOptions {
 /// Host-side results are refused above this size (the in-memory `Solution` holds them all).
 const MAX_HOST_OUTPUT: u64 = 16 << 30;
 
-/// Dispatch windows recorded into one submission; each has its own uniform slot.
+/// Dispatch windows recorded into one submission at most; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
+
+/// Trajectory-steps per submission at most (about a second on a CPU adapter, milliseconds
+/// on a GPU), so that a cancelled run stops soon and concurrent runs take turns often.
+const STEPS_PER_SUBMIT: u64 = 1 << 30;
+
+/// Timed passes per batch at most (two timestamps each in one query set).
+const MAX_PASSES: usize = 1024;
+
+/// Submissions of one batch on the device at once; the host waits for the oldest before
+/// adding another.
+const SUBMISSIONS_IN_FLIGHT: usize = 2;
 
 /// The per-dispatch values of `struct Window` in `shaders/ode/fixed_step.wgsl`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -321,12 +332,17 @@ pub fn run_into(
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64) as u32
     };
     let batches: Vec<Range<usize>> = plan.batches(save_plan.n_slots()).collect();
-    let passes_per_batch = batches
+    let largest = plan.chunk.min(n);
+    let most_windows = batches
         .iter()
-        .map(|slots| batch_windows(&save_plan, slots, max_len(plan.chunk.min(n))).len())
+        .map(|slots| batch_windows(&save_plan, slots, max_len(largest)).len())
         .max()
-        .unwrap_or(1)
-        .div_ceil(WINDOWS_PER_SUBMIT) as u32;
+        .unwrap_or(1);
+    let windows_per_submit = ((STEPS_PER_SUBMIT / (largest as u64 * max_len(largest) as u64))
+        as usize)
+        .max(most_windows.div_ceil(MAX_PASSES))
+        .clamp(1, WINDOWS_PER_SUBMIT);
+    let passes_per_batch = most_windows.div_ceil(windows_per_submit) as u32;
     let res = Resources::new(ctx, problem, &plan, options, passes_per_batch)?;
     let row_bytes = plan.chunk as u64 * precision.bytes();
     let mut ring: ReadbackRing<Unit> = ReadbackRing::new(
@@ -377,6 +393,9 @@ pub fn run_into(
         .skip(part)
         .step_by(parts.max(1));
     'chunks: for chunk in mine {
+        if options.cancelled() {
+            break;
+        }
         // Queue writes land after the work already submitted and before the next
         // submission, so the next chunk's upload may be queued while this one runs.
         host.upload(ctx, &problem.ensemble, &rows, chunk.clone());
@@ -390,12 +409,22 @@ pub fn run_into(
                 break 'chunks;
             }
             let all = batch_windows(&save_plan, slots, max_len(chunk.len()));
-            let groups: Vec<&[Range<u32>]> = all.chunks(WINDOWS_PER_SUBMIT).collect();
+            let groups: Vec<&[Range<u32>]> = all.chunks(windows_per_submit).collect();
             let saved_bytes = slots.len() as u64 * dim as u64 * row_bytes;
             let last_batch = b + 1 == batches.len();
             let (ring_slot, staging) = ring.acquire(ctx, &mut consume)?;
             let mut submission = None;
+            let mut in_flight = std::collections::VecDeque::new();
             for (g, group) in groups.iter().enumerate() {
+                if in_flight.len() >= SUBMISSIONS_IN_FLIGHT {
+                    wait_for(ctx, in_flight.pop_front())?;
+                    if options.cancelled() {
+                        // This batch never completes: let what it submitted finish, so that
+                        // its buffers are free when the run returns.
+                        wait_for(ctx, in_flight.pop_back())?;
+                        break 'chunks;
+                    }
+                }
                 let uniforms: Vec<u8> = group
                     .iter()
                     .flat_map(|w| {
@@ -451,7 +480,9 @@ pub fn run_into(
                         t.resolve_into(&mut enc, groups.len() as u32, &staging[2]);
                     }
                 }
-                submission = Some(ctx.queue.submit([enc.finish()]));
+                let index = ctx.queue.submit([enc.finish()]);
+                in_flight.push_back(index.clone());
+                submission = Some(index);
             }
             let status_bytes = if last_batch {
                 chunk.len() as u64 * 4
@@ -479,6 +510,18 @@ pub fn run_into(
     stats.completed = completed;
     stats.trajectory_steps = finished as u64 * problem.grid.n_steps as u64;
     Ok(stats)
+}
+
+fn wait_for(ctx: &GpuContext, submission: Option<wgpu::SubmissionIndex>) -> Result<(), SimError> {
+    if let Some(index) = submission {
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Dispatch windows of the batch holding save slots `slots`: it integrates from the step
