@@ -1,0 +1,430 @@
+//! `phaseflow serve` over real HTTP on loopback: results identical to the library's, 32
+//! concurrent jobs beside a stream of predictions, every bad input refused with the right
+//! 4xx and a message, cancellation, and results that survive a restart and a crash.
+
+mod common;
+
+use common::random_matrix;
+use phaseflow::engine::{EngineConfig, Shutdown};
+use phaseflow::nn::deeponet_data::antiderivative_arch;
+use phaseflow::nn::{DeepONetNet, DeepONetParams, Init, save_deeponet_bytes};
+use phaseflow::ode::{Problem, RunOptions};
+use phaseflow::serve::{Limits, ServeConfig, Server};
+use phaseflow::spec::{RunSpec, build_problem};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phaseflow-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(results: &Path, token: Option<&str>) -> ServeConfig {
+    ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        token: token.map(str::to_string),
+        results: results.to_path_buf(),
+        limits: Limits {
+            max_body_bytes: 64 << 10,
+            max_n: 1_000_000,
+            ..Limits::default()
+        },
+        engine: EngineConfig {
+            runners: 2,
+            memory: Some(256 << 20),
+            ..EngineConfig::default()
+        },
+        models: Vec::new(),
+        on_shutdown: Shutdown::Cancel,
+        handle_signals: false,
+    }
+}
+
+struct Client {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(server: &Server, token: Option<&str>) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            base: format!("http://{}", server.addr()),
+            agent,
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
+        let url = format!("{}{path}", self.base);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut response = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("DELETE", _) => {
+                let mut r = self.agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send(body.unwrap_or_default())
+            }
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap();
+        (status, bytes)
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, bytes) = self.send(method, path, body.map(|b| b.to_string().into_bytes()));
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn submit(&self, spec: Value) -> u64 {
+        let (status, v) = self.json("POST", "/v1/simulate", Some(spec));
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_u64().unwrap()
+    }
+
+    /// Polls until the job has finished; returns its final state.
+    fn wait(&self, id: u64) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, v) = self.json("GET", &format!("/v1/jobs/{id}"), None);
+            assert_eq!(status, 200, "{v}");
+            if !["queued", "running"].contains(&v["state"].as_str().unwrap()) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "job {id}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn library_run(spec: &Value) -> phaseflow::ode::Solution {
+    let spec: RunSpec = serde_json::from_value(spec.clone()).unwrap();
+    let problem: Problem = build_problem(&spec).unwrap();
+    problem
+        .simulate(common::gpu(), &RunOptions::default())
+        .unwrap()
+}
+
+/// The arrays of an `.npz` from the server.
+fn npz_arrays(
+    bytes: &[u8],
+    dir: &Path,
+) -> std::collections::BTreeMap<String, phaseflow::io::NpzValue> {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("result.npz");
+    std::fs::write(&path, bytes).unwrap();
+    phaseflow::io::read_npz(&path).unwrap()
+}
+
+fn states_of(v: &phaseflow::io::NpzValue) -> Vec<f64> {
+    match v {
+        phaseflow::io::NpzValue::Array { data, .. } => data.clone(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+#[test]
+fn results_over_http_equal_the_library_and_bad_inputs_get_4xx() {
+    let dir = temp_dir("main");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+
+    // Fixed step with saves, and adaptive with saveat: npz, npy and JSON all match.
+    let fixed = json!({"system": "lorenz", "n": 300, "sweep": {"rho": [0, 40]}, "tspan": [0, 2], "dt": 0.001, "save_every": 250});
+    let adaptive = json!({"system": "van_der_pol", "n": 50, "solver": "tsit5", "rtol": 1e-7, "atol": 1e-7, "saveat": "0:0.5:5", "tspan": [0, 5], "u0": {"uniform": {"x": [-2, 2]}}, "seed": 7});
+    for (k, spec) in [fixed, adaptive].iter().enumerate() {
+        let id = c.submit(spec.clone());
+        let done = c.wait(id);
+        assert_eq!(done["state"], "succeeded", "{done}");
+        let want = library_run(spec);
+        let want_states: Vec<f64> = (0..want.states.len()).map(|i| want.states.get(i)).collect();
+        let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+        assert_eq!(status, 200);
+        let arrays = npz_arrays(&npz, &dir.join(format!("check-{k}")));
+        assert_eq!(states_of(&arrays["states"]), want_states);
+        assert_eq!(states_of(&arrays["times"]), want.times);
+        let codes: Vec<f64> = want.status.iter().map(|&s| s as u8 as f64).collect();
+        assert_eq!(states_of(&arrays["status"]), codes);
+        assert_eq!(arrays.contains_key("steps"), k == 1);
+        let (status, npy) = c.send("GET", &format!("/v1/jobs/{id}/result?format=npy"), None);
+        assert_eq!(status, 200);
+        assert_eq!(&npy[..6], b"\x93NUMPY");
+        let (status, js) = c.json("GET", &format!("/v1/jobs/{id}/result?format=json"), None);
+        assert_eq!(status, 200);
+        let flat: Vec<f64> = js["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s.as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|t| t.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            })
+            .collect();
+        // JSON carries shortest round-trip decimals; serde_json's default parser may be
+        // one ulp off in f64 (it is not built with float_roundtrip), far below f32's ulp.
+        assert_eq!(flat.len(), want_states.len());
+        let worst = flat
+            .iter()
+            .zip(&want_states)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1e-300))
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-15, "JSON states differ by {worst:e}");
+    }
+
+    // Every bad input: the status, the words of the message and where it points.
+    let bad: Vec<(Vec<u8>, u16, &str, Value)> = vec![
+        (b"{\"system\": \"lorenz\", \"n\": 10,}".to_vec(), 400, "not valid JSON", json!({"line": 1, "column": 30})),
+        (json!({"system": "lorenzz", "n": 10}).to_string().into_bytes(), 422, "Did you mean 'lorenz'", json!({"field": "system"})),
+        (
+            json!({"system": {"definition": "name = \"decay\"\nstates = { x = 1.0 }\nparameters = { k = 1.0 }\nequations = \"\"\"\ndx = -k * * x\n\"\"\"\n"}, "n": 4, "tspan": [0, 1], "dt": 0.1}).to_string().into_bytes(),
+            422,
+            "",
+            json!({"field": "system.definition", "line": 5}),
+        ),
+        (json!({"system": "lorenz", "n": 1_000_000_000_000u64}).to_string().into_bytes(), 422, "limit of 1000000", json!({"field": "n"})),
+        (json!({"system": "lorenz", "n": 1000, "save_every": 1, "tspan": [0, 100], "dt": 0.001}).to_string().into_bytes(), 422, "bytes", json!({"field": "save_every"})),
+        (json!({"system": "lorenz", "nn": 10}).to_string().into_bytes(), 422, "unknown field", json!({"field": "nn"})),
+        (json!({"system": "lorenz", "params_file": "/etc/passwd"}).to_string().into_bytes(), 422, "files on the server", json!({"field": "params_file"})),
+        (vec![b' '; 100 << 10], 413, "limit of 65536 bytes", Value::Null),
+    ];
+    for (body, status, words, at) in bad {
+        let (got, bytes) = c.send("POST", "/v1/simulate", Some(body));
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(got, status, "{v}");
+        assert_eq!(v["error"]["status"], status);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
+        if let Value::Object(want) = at {
+            for (k, w) in want {
+                assert_eq!(v["error"]["where"][&k], w, "{v}");
+            }
+        }
+    }
+    // The bad equation's column points at the second '*'.
+    let (_, v) = c.json("POST", "/v1/simulate", Some(json!({"system": {"definition": "name = \"decay\"\nstates = { x = 1.0 }\nparameters = { k = 1.0 }\nequations = \"\"\"\ndx = -k * * x\n\"\"\"\n"}, "n": 4, "tspan": [0, 1], "dt": 0.1})));
+    assert_eq!(v["error"]["where"]["text"], "dx = -k * * x", "{v}");
+    assert!(
+        v["error"]["where"]["caret"]
+            .as_str()
+            .unwrap()
+            .ends_with('^')
+    );
+    assert_eq!(c.json("GET", "/v1/jobs/999", None).0, 404);
+    assert_eq!(c.json("GET", "/v1/jobs/1/result?format=xml", None).0, 422);
+    assert_eq!(c.json("GET", "/v1/nothing", None).0, 404);
+
+    // Still serving, and /metrics counts it all.
+    let id = c.submit(json!({"system": "rossler", "n": 10}));
+    assert_eq!(c.wait(id)["state"], "succeeded");
+    let (status, text) = c.send("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    for line in [
+        "phaseflow_jobs_finished_total{state=\"succeeded\"} 3",
+        "phaseflow_jobs_queued 0",
+        "phaseflow_http_responses_total{code=\"413\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("phaseflow_trajectory_steps_per_second "));
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_jobs_and_predictions_are_all_correct() {
+    let dir = temp_dir("load");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+
+    let arch = antiderivative_arch(20);
+    let params = DeepONetParams::init(&arch, Init::Glorot, 11).unwrap();
+    let bytes = save_deeponet_bytes(&arch, &params, &[]).unwrap();
+    let (status, v) = c.send("POST", "/v1/models?name=anti", Some(bytes));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&v));
+    assert_eq!(
+        c.json(
+            "POST",
+            "/v1/models?name=bad",
+            Some(json!({"not": "a model"}))
+        )
+        .0,
+        422
+    );
+    let net = DeepONetNet::new(common::gpu(), &arch, &params).unwrap();
+    let y = random_matrix(100, 1, 3, 0);
+
+    let specs: Vec<Value> = (0..32)
+        .map(|k| json!({"system": "lorenz", "n": 200 + 10 * k, "sweep": {"rho": [0, 10 + k]}, "tspan": [0, 1], "dt": 0.001, "save_every": 100}))
+        .collect();
+    std::thread::scope(|s| {
+        let predictor = s.spawn(|| {
+            for k in 0..40 {
+                let u = random_matrix(1, 20, 100 + k, 0);
+                let body = json!({"u": u.data, "y": y.data});
+                let (status, v) = c.json("POST", "/v1/models/anti/predict", Some(body));
+                assert_eq!(status, 200, "{v}");
+                assert_eq!(v["shape"], json!([1, 100, 1]));
+                let want = net.predict(common::gpu(), &u, &y).unwrap();
+                let got: Vec<f64> = v["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+            }
+        });
+        let ids: Vec<u64> = std::thread::scope(|t| {
+            let hs: Vec<_> = specs
+                .iter()
+                .map(|sp| t.spawn(|| c.submit(sp.clone())))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (id, spec) in ids.iter().zip(&specs) {
+            assert_eq!(c.wait(*id)["state"], "succeeded");
+            let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+            assert_eq!(status, 200);
+            let arrays = npz_arrays(&npz, &dir.join(format!("check-{id}")));
+            let want = library_run(spec);
+            let want_states: Vec<f64> =
+                (0..want.states.len()).map(|i| want.states.get(i)).collect();
+            assert_eq!(states_of(&arrays["states"]), want_states, "job {id}");
+        }
+        predictor.join().unwrap();
+    });
+    // Wrong shapes and unknown models.
+    let (status, v) = c.json(
+        "POST",
+        "/v1/models/anti/predict",
+        Some(json!({"u": [[1.0, 2.0]], "y": [0.5]})),
+    );
+    assert_eq!(status, 422);
+    assert_eq!(v["error"]["where"]["field"], "u");
+    assert_eq!(
+        c.json("POST", "/v1/models/nope/predict", Some(json!({}))).0,
+        404
+    );
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tokens_cancellation_and_restart() {
+    let dir = temp_dir("restart");
+    // Beyond loopback only with a token.
+    let mut open = config(&dir, None);
+    open.addr = "0.0.0.0:0".parse().unwrap();
+    assert!(matches!(
+        Server::start(open),
+        Err(phaseflow::serve::ServeError::InsecureBind(_))
+    ));
+
+    let server = Server::start(config(&dir, Some("s3cret"))).unwrap();
+    let c = Client::new(&server, Some("s3cret"));
+    let wrong = Client::new(&server, Some("guess"));
+    let none = Client::new(&server, None);
+    let (status, v) = wrong.json("POST", "/v1/simulate", Some(json!({"system": "lorenz"})));
+    assert_eq!(status, 401);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong bearer token")
+    );
+    assert_eq!(none.json("GET", "/v1/jobs", None).0, 401);
+    assert_eq!(none.json("GET", "/healthz", None).0, 200);
+
+    let kept = c.submit(json!({"system": "lorenz", "n": 100, "save_every": 1000}));
+    assert_eq!(c.wait(kept)["state"], "succeeded");
+    let (_, before) = c.send("GET", &format!("/v1/jobs/{kept}/result"), None);
+
+    // A long job, cancelled while it runs.
+    let long =
+        c.submit(json!({"system": "lorenz", "n": 1_000_000, "tspan": [0, 100], "dt": 0.001}));
+    let started = Instant::now();
+    while c.json("GET", &format!("/v1/jobs/{long}"), None).1["state"] != "running" {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, v) = c.json("DELETE", &format!("/v1/jobs/{long}"), None);
+    assert_eq!((status, v["state"].as_str()), (202, Some("cancelling")));
+    let ended = c.wait(long);
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+    assert_eq!(
+        c.json("GET", &format!("/v1/jobs/{long}/result"), None).0,
+        409
+    );
+    let started = Instant::now();
+    loop {
+        let (_, text) = c.send("GET", "/metrics", None);
+        let text = String::from_utf8(text).unwrap();
+        if text.contains("phaseflow_device_memory_reserved_bytes 0\n") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+
+    // What a crash mid-write leaves behind is removed at the next start.
+    std::fs::create_dir_all(dir.join(".partial-77")).unwrap();
+    std::fs::write(dir.join(".partial-77/states.npy"), b"half").unwrap();
+    let server = Server::start(config(&dir, Some("s3cret"))).unwrap();
+    let c = Client::new(&server, Some("s3cret"));
+    assert!(!dir.join(".partial-77").exists());
+    let (status, after) = c.send("GET", &format!("/v1/jobs/{kept}/result"), None);
+    assert_eq!(status, 200);
+    assert_eq!(after, before);
+    assert_eq!(
+        c.json("GET", &format!("/v1/jobs/{long}"), None).1["state"],
+        "cancelled"
+    );
+    // New jobs get new ids.
+    let next = c.submit(json!({"system": "lorenz", "n": 10}));
+    assert!(next > long);
+    // DELETE of a finished job removes its result.
+    assert_eq!(c.json("DELETE", &format!("/v1/jobs/{kept}"), None).0, 200);
+    assert_eq!(c.json("GET", &format!("/v1/jobs/{kept}"), None).0, 404);
+    assert!(!dir.join(kept.to_string()).exists());
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
