@@ -572,20 +572,6 @@ fn summary_json(
 ) -> serde_json::Value {
     let system = p.system();
     let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
-    let counts: serde_json::Map<String, serde_json::Value> = tally
-        .status_counts()
-        .into_iter()
-        .map(|(st, c)| {
-            (
-                serde_json::to_value(st)
-                    .expect("JSON")
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                json!(c),
-            )
-        })
-        .collect();
     json!({
         "phaseflow": env!("CARGO_PKG_VERSION"),
         "system": system.name(),
@@ -598,7 +584,7 @@ fn summary_json(
         "n": p.ensemble().n,
         "method": method_json(p, tally),
         "n_save": n_save,
-        "status": counts,
+        "status": ode::solution::status_counts_json(tally.status_counts()),
         "adapter": { "name": ctx.summary.name, "backend": ctx.summary.backend, "type": ctx.summary.device_type, "driver": ctx.summary.driver_info },
         "timing": {
             "setup_s": stats.setup.as_secs_f64(),

@@ -275,19 +275,13 @@ impl Engine {
         // A problem whose smallest chunk cannot fit the budget fails now, not in the queue.
         problem.plan(&self.inner.ctx, &options)?;
         let n = problem.ensemble().n as u64;
-        let (tx, rx) = oneshot::channel();
-        let shared = self.inner.new_job(JobKind::Simulate, n, memory, &opts);
-        let runner_view = shared.clone();
-        let inner = Arc::downgrade(&self.inner);
-        let work: Work = Box::new(move |ctx| {
-            let result = match ctx {
-                Some(ctx) => simulate_job(ctx, &problem, options, &runner_view, &inner),
-                None => Err(EngineError::Cancelled { done: 0, total: n }),
-            };
-            let _ = tx.send(result);
-        });
-        self.inner.enqueue(shared.clone(), work)?;
-        Ok(Job::new(JobHandle(shared, Arc::downgrade(&self.inner)), rx))
+        self.inner.submit(
+            JobKind::Simulate,
+            n,
+            memory,
+            &opts,
+            move |ctx, shared, inner| simulate_job(ctx, &problem, options, shared, inner),
+        )
     }
 
     /// Runs a simulation to its end without blocking the caller's executor.
@@ -317,19 +311,13 @@ impl Engine {
         request.check()?;
         let memory = self.inner.job_budget(&opts)?;
         let total = request.steps as u64;
-        let (tx, rx) = oneshot::channel();
-        let shared = self.inner.new_job(JobKind::Train, total, memory, &opts);
-        let runner_view = shared.clone();
-        let inner = Arc::downgrade(&self.inner);
-        let work: Work = Box::new(move |ctx| {
-            let result = match ctx {
-                Some(ctx) => train::run(ctx, &request, &runner_view, &inner),
-                None => Err(EngineError::Cancelled { done: 0, total }),
-            };
-            let _ = tx.send(result);
-        });
-        self.inner.enqueue(shared.clone(), work)?;
-        Ok(Job::new(JobHandle(shared, Arc::downgrade(&self.inner)), rx))
+        self.inner.submit(
+            JobKind::Train,
+            total,
+            memory,
+            &opts,
+            move |ctx, shared, inner| train::run(ctx, &request, shared, inner),
+        )
     }
 
     pub async fn train(
@@ -445,6 +433,33 @@ impl Inner {
     fn new_job(&self, kind: JobKind, total: u64, memory: u64, opts: &JobOptions) -> Arc<JobShared> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         Arc::new(JobShared::new(id, kind, total, memory, opts))
+    }
+
+    /// Queues `run` as a job of `total` units within `memory`; a job resolved without
+    /// running (cancelled while queued, or at shutdown) ends as `Cancelled`.
+    fn submit<T: Send + 'static>(
+        self: &Arc<Self>,
+        kind: JobKind,
+        total: u64,
+        memory: u64,
+        opts: &JobOptions,
+        run: impl FnOnce(&GpuContext, &JobShared, &Weak<Inner>) -> Result<T, EngineError>
+        + Send
+        + 'static,
+    ) -> Result<Job<T>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let shared = self.new_job(kind, total, memory, opts);
+        let runner_view = shared.clone();
+        let inner = Arc::downgrade(self);
+        let work: Work = Box::new(move |ctx| {
+            let result = match ctx {
+                Some(ctx) => run(ctx, &runner_view, &inner),
+                None => Err(EngineError::Cancelled { done: 0, total }),
+            };
+            let _ = tx.send(result);
+        });
+        self.enqueue(shared.clone(), work)?;
+        Ok(Job::new(JobHandle(shared, Arc::downgrade(self)), rx))
     }
 
     fn enqueue(&self, shared: Arc<JobShared>, work: Work) -> Result<(), EngineError> {

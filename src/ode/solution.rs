@@ -20,6 +20,18 @@ pub enum Status {
     NonFinite = 4,
 }
 
+/// `{"success": 998, "max_steps": 2}`: status counts by their snake_case names.
+pub fn status_counts_json(counts: Vec<(Status, usize)>) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = counts
+        .into_iter()
+        .map(|(st, c)| {
+            let name = serde_json::to_value(st).expect("a unit variant serialises");
+            (name.as_str().unwrap_or("").to_string(), c.into())
+        })
+        .collect();
+    serde_json::Value::Object(map)
+}
+
 impl Status {
     pub const ALL: [Status; 5] = [
         Status::Running,

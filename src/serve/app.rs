@@ -5,6 +5,7 @@ use super::request::{json_body, prediction_inputs, simulate_problem};
 use super::results::ResultStore;
 use super::{Limits, metrics};
 use crate::engine::{Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model};
+use crate::ode::solution::status_counts_json;
 use crate::ode::{Problem, Solution};
 use axum::Json;
 use axum::body::Bytes;
@@ -158,22 +159,8 @@ impl App {
 /// What the record says about a finished simulation, beside what the request said.
 fn summary(before: &Value, s: &Solution) -> Value {
     let mut v = before.clone();
-    let counts: serde_json::Map<String, Value> = s
-        .status_counts()
-        .into_iter()
-        .map(|(st, c)| {
-            (
-                serde_json::to_value(st)
-                    .expect("JSON")
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                json!(c),
-            )
-        })
-        .collect();
     v["n_save"] = json!(s.times.len());
-    v["status"] = Value::Object(counts);
+    v["status"] = status_counts_json(s.status_counts());
     v["timing"] = json!({
         "setup_s": s.stats.setup.as_secs_f64(),
         "solve_s": s.stats.solve.as_secs_f64(),
