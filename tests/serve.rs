@@ -376,6 +376,10 @@ fn tokens_cancellation_and_restart() {
     let kept = c.submit(json!({"system": "lorenz", "n": 100, "save_every": 1000}));
     assert_eq!(c.wait(kept)["state"], "succeeded");
     let (_, before) = c.send("GET", &format!("/v1/jobs/{kept}/result"), None);
+    let arch = antiderivative_arch(10);
+    let params = DeepONetParams::init(&arch, Init::Glorot, 2).unwrap();
+    let model = save_deeponet_bytes(&arch, &params, &[]).unwrap();
+    assert_eq!(c.send("POST", "/v1/models?name=kept", Some(model)).0, 201);
 
     // A long job, cancelled while it runs.
     let long =
@@ -418,6 +422,10 @@ fn tokens_cancellation_and_restart() {
         c.json("GET", &format!("/v1/jobs/{long}"), None).1["state"],
         "cancelled"
     );
+    // Uploaded models are loaded again.
+    let (_, models) = c.json("GET", "/v1/models", None);
+    assert_eq!(models["models"][0]["name"], "kept", "{models}");
+    assert_eq!(models["models"][0]["sensors"], 10);
     // New jobs get new ids.
     let next = c.submit(json!({"system": "lorenz", "n": 10}));
     assert!(next > long);

@@ -246,6 +246,8 @@ impl Engine {
         let slots = problem.save_times()?.len() as u64;
         let n = problem.ensemble().n as u64;
         let real = problem.precision().bytes();
+        // Per trajectory beside the states: a status byte and, for adaptive runs, three u32
+        // step counters.
         Ok(slots * n * problem.system().dim() as u64 * real + n * 13)
     }
 
@@ -576,7 +578,8 @@ impl Inner {
     }
 }
 
-/// Reports finished chunks as progress, and stops the run when the job is cancelled.
+/// Reports finished chunks as the job's progress (cancellation reaches the run through
+/// `RunOptions::cancel`).
 struct ProgressSink<'a>(&'a JobShared);
 
 impl Sink for ProgressSink<'_> {

@@ -4,7 +4,9 @@ use super::error::ApiError;
 use super::request::{json_body, prediction_inputs, simulate_problem};
 use super::results::ResultStore;
 use super::{Limits, metrics};
-use crate::engine::{Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model};
+use crate::engine::{
+    Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model, Progress,
+};
 use crate::ode::solution::status_counts_json;
 use crate::ode::{Problem, Solution};
 use axum::Json;
@@ -102,9 +104,7 @@ impl App {
                 s => s.name(),
             };
             v["state"] = json!(state);
-            v["progress"] = json!({"done": p.done, "total": p.total, "fraction": p.fraction()});
-            v["elapsed_s"] = json!(p.elapsed_s);
-            v["running_s"] = json!(p.running_s);
+            put_progress(&mut v, &p);
         }
         if v["state"] == "succeeded" && v["kind"] == "simulate" {
             v["result"] = json!(format!("/v1/jobs/{id}/result"));
@@ -114,17 +114,14 @@ impl App {
 
     /// Stores how a job ended (called off the async threads: it writes files).
     fn finish_job(&self, id: JobId, result: Result<Solution, EngineError>) {
-        let Some(mut record) = lock(&self.jobs).get(&id).map(|e| e.record.clone()) else {
+        let Some((mut record, progress)) = lock(&self.jobs)
+            .get(&id)
+            .map(|e| (e.record.clone(), e.handle.as_ref().map(|h| h.progress())))
+        else {
             return;
         };
-        let progress = lock(&self.jobs)
-            .get(&id)
-            .and_then(|e| e.handle.as_ref().map(|h| h.progress()));
         if let Some(p) = &progress {
-            record["progress"] =
-                json!({"done": p.done, "total": p.total, "fraction": p.fraction()});
-            record["elapsed_s"] = json!(p.elapsed_s);
-            record["running_s"] = json!(p.running_s);
+            put_progress(&mut record, p);
         }
         record["finished_unix"] = json!(unix_now());
         let solution = match result {
@@ -154,6 +151,13 @@ impl App {
             entry.handle = None;
         }
     }
+}
+
+/// A job's progress as its record and status reply show it.
+fn put_progress(v: &mut Value, p: &Progress) {
+    v["progress"] = json!({"done": p.done, "total": p.total, "fraction": p.fraction()});
+    v["elapsed_s"] = json!(p.elapsed_s);
+    v["running_s"] = json!(p.running_s);
 }
 
 /// What the record says about a finished simulation, beside what the request said.
@@ -353,7 +357,7 @@ pub async fn job_result(
         }
         "npy" => {
             let array = q.array.unwrap_or_else(|| "states".into());
-            if !["states", "times", "status", "steps"].contains(&array.as_str()) {
+            if !super::results::ARRAYS.contains(&array.as_str()) {
                 return Err(ApiError::invalid(format!(
                     "no array '{array}'; the arrays are states, times, status and (adaptive) steps"
                 ))

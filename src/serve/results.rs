@@ -17,7 +17,7 @@ pub struct ResultStore {
 }
 
 /// The arrays of a result, in the order an `.npz` lists them.
-const ARRAYS: [&str; 4] = ["states", "times", "status", "steps"];
+pub const ARRAYS: [&str; 4] = ["states", "times", "status", "steps"];
 
 fn npy<T: bytemuck::Pod>(dtype: Dtype, shape: &[u64], data: &[T]) -> Vec<u8> {
     let mut bytes = npy_header(dtype, shape);
