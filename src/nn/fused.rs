@@ -353,6 +353,9 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
             )
             .unwrap();
         }
+        // Each sum is assigned once per iteration, its four products nested in one
+        // expression: lavapipe keeps a variable assigned in a loop in memory and stores it
+        // under the execution mask (load, blend, store) at every assignment.
         writeln!(b, "        for (var iq = 0u; iq < {in_q}u; iq++) {{").unwrap();
         writeln!(b, "            let a = {input};\n            at += n;").unwrap();
         for k in 0..block / 8 {
@@ -365,7 +368,7 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
                 let c = 8 * k + j;
                 writeln!(
                     b,
-                    "            {{ let u = subgroupBroadcast(wl{k}, {j}u); c{c} = fma(u.x, a.x, c{c}); c{c} = fma(u.y, a.y, c{c}); c{c} = fma(u.z, a.z, c{c}); c{c} = fma(u.w, a.w, c{c}); }}"
+                    "            {{ let u = subgroupBroadcast(wl{k}, {j}u); c{c} = fma(u.w, a.w, fma(u.z, a.z, fma(u.y, a.y, fma(u.x, a.x, c{c})))); }}"
                 )
                 .unwrap();
             }
