@@ -3,7 +3,7 @@
 //! every activation, widths that need padding, minibatches; Adam steps with clipping.
 //!
 //! Tolerances: the kernels compute in f32 with sums of up to 128 terms per output and
-//! batch sums of up to a few hundred samples. Relative to the largest magnitude of a
+//! batch sums of up to about a thousand samples. Relative to the largest magnitude of a
 //! tensor, f32 rounding of such sums stays below ~1e-5; we allow 2e-4 for gradients
 //! (they pass through several layers of such sums) and 2e-5 for outputs.
 
@@ -115,6 +115,9 @@ fn fused_gradients_match_the_cpu_twin() {
         (1, None, vec![64, 64, 64], 1, Activation::Relu, 256),
         (3, None, vec![20], 3, Activation::Silu, 77),
         (2, Some((8, true)), vec![16, 16], 1, Activation::Sin, 200),
+        // Enough samples for the weight gradients to be summed in several splits, each
+        // starting at a block of eight samples, the last one ending inside a block.
+        (2, Some((16, false)), vec![32], 2, Activation::Relu, 1100),
     ];
     for (k, (inputs, enc, hidden, outputs, act, m)) in cases.into_iter().enumerate() {
         let a = arch(inputs, enc, &hidden, outputs, act);

@@ -28,13 +28,11 @@
 
 fn branch_forward(s: u32, lane: u32) {
     let n = sb.n;
-    let row = function_row(s);
 {{BRANCH}}
 }
 
 fn trunk_forward(s: u32, lane: u32) {
     let n = st.n;
-    let row = point_row(s);
 {{TRUNK}}
 }
 

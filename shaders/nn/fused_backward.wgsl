@@ -1,6 +1,6 @@
-// The backward pass of a whole MLP for the activation gradients, in one dispatch: one
-// invocation per sample, from the loss back to the first layer (and into the Fourier
-// encoding when B is trained). δ_l = dL/dz_l is stored feature-major in `h` beside the
+// The backward pass of a whole MLP for the activation gradients, in one dispatch: each
+// invocation runs the samples it ran forward, from the loss back to the first layer (and
+// into the Fourier encoding when B is trained). δ_l = dL/dz_l is stored in `h` beside the
 // forward pass's values; the weight gradients are sums over samples of δ_l ⊗ a_(l-1) and
 // are made by fused_weight_grad.wgsl. Weights are shared through the subgroup as in
 // fused_forward.wgsl, here read along columns (Wᵀ δ).
@@ -29,9 +29,6 @@ fn main(
     let s = gid.x;
     let n = step.n;
     let lane = lane_id & 7u;
-    let row = data_row(s);
-    // Padding samples get δ = 0, so they add nothing to any gradient.
-    let live = s < step.batch;
     let factor = state[3];
 {{BODY}}
 }

@@ -1,10 +1,11 @@
-// The forward pass of a whole MLP, its Fourier encoding included, in one dispatch: one
-// invocation per sample, layer after layer. Activations live feature-major in `h` as rows
-// of vec4 (row r of sample s at h[r * n + s]), so each invocation reads and writes only
-// its own column and no barrier is needed between layers. Weights are shared through the
-// subgroup: in each step lane k loads the weight quad of output o0 + k and
-// subgroupBroadcast hands it to every lane. On CPU adapters (lavapipe) that turns eight
-// identical loads into one; on GPUs it reads weights once per subgroup.
+// The forward pass of a whole MLP, its Fourier encoding included, in one dispatch: each
+// invocation runs a few samples (nn::fused::Scratch::per_lane) layer after layer.
+// Activations live in `h` as rows of vec4, blocked by eight samples (nn::fused::Scratch),
+// so each invocation reads and writes only its own samples and no barrier is needed
+// between layers. Weights are shared through the subgroup: in each step lane k loads the
+// weight quad of output o0 + k and subgroupBroadcast hands it to every lane, which uses it
+// for each of its samples. On CPU adapters (lavapipe) that turns eight identical loads into
+// one; on GPUs it reads weights once per subgroup.
 //
 // The pass stores what the backward pass needs: the encoded input and every layer's
 // pre-activation z (the activation is recomputed from z when it is read).
@@ -29,10 +30,9 @@ fn main(
     @builtin(subgroup_invocation_id) lane_id: u32,
 ) {
     // No early return: every invocation takes part in the broadcasts. The dispatch covers
-    // exactly n invocations.
+    // exactly n / SAMPLES invocations, each running SAMPLES samples.
     let s = gid.x;
     let n = step.n;
     let lane = lane_id & 7u;
-    let row = data_row(s);
 {{BODY}}
 }

@@ -1,13 +1,12 @@
 // Weight and bias gradients of every layer in one dispatch: sums over the samples of
 // δ_l ⊗ a_(l-1) (and of δ_l for the bias). One invocation per task: 8 outputs × 8 inputs
-// (or 8 biases) of one layer, over one split of the samples (four loads per sample for 64
-// products; with 8 × 4 it was three for 32, and the pass took 15% longer on lavapipe); x of the dispatch runs over
-// tasks, y over splits. Each split writes its partial sums to its own copy of the
-// gradient vector (`g` at split · LEN), which fused_reduce.wgsl adds up; with one split
-// `g` is the gradient itself.
+// of one layer, over one split of the samples (nn::fused::blocked_group; with 8 × 4 it
+// took 15% longer on lavapipe); x of the dispatch runs over tasks, y over splits. Each
+// split writes its partial sums to its own copy of the gradient vector (`g` at
+// split · LEN), which fused_reduce.wgsl adds up; with one split `g` is the gradient itself.
 //
-// Filled in by nn::fused: ACT (fn act4), LEN (floats per gradient vector), TASKS (the
-// number of tasks), BODY (one function per layer), DISPATCH (the task → layer chain).
+// Filled in by nn::fused: ACT (fn act4), LEN (floats per gradient vector), BODY (one
+// function per layer), DISPATCH (the task → layer chain).
 
 #include "nn/fused_step.wgsl"
 
@@ -21,13 +20,17 @@
 
 @compute @workgroup_size(64)
 fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(subgroup_id) subgroup: u32,
+    @builtin(subgroup_size) size: u32,
+    @builtin(subgroup_invocation_id) lane_id: u32,
 ) {
-    let t = gid.x;
-    if t >= {{TASKS}}u {
-        return;
-    }
+    // Tasks are numbered along the subgroups, so that each cluster of eight lanes holds
+    // eight consecutive tasks (those of one output block) whatever the subgroup size. No
+    // early return: the lanes of a cluster share their loads. TASKS is a multiple of 8.
+    let t = wg.x * 64u + subgroup * size + lane_id;
+    let lane = lane_id & 7u;
+    let cl = lane_id & ~7u;
     let s0 = wg.y * step.per_split;
     let s1 = min(s0 + step.per_split, step.batch);
     let base = wg.y * {{LEN}}u;

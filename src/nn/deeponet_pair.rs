@@ -33,6 +33,15 @@ impl Side {
         }
     }
 
+    /// The function that maps this net's batch entries to data rows
+    /// (`deeponet_rows.wgsl`).
+    fn row_fn(self) -> &'static str {
+        match self {
+            Side::Branch => "function_row",
+            Side::Trunk => "point_row",
+        }
+    }
+
     /// The suffix of this net's bindings and uniform.
     fn letter(self) -> &'static str {
         match self {
@@ -110,7 +119,8 @@ fn sides(layout: &DeepONetLayout) -> [(Side, &FusedLayout); 2] {
 
 /// The paired forward kernel with `wg` invocations per workgroup.
 pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, ShaderError> {
-    let [b, t] = sides(layout).map(|(side, l)| rename(&forward_body(l), |id| side.rename(id)));
+    let [b, t] = sides(layout)
+        .map(|(side, l)| rename(&forward_body(l, side.row_fn()), |id| side.rename(id)));
     compose(
         "nn/deeponet_forward.wgsl",
         &[

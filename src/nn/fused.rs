@@ -8,8 +8,8 @@
 //! weight as [out', in'] followed by its bias [out'], where the primed widths are padded
 //! (F' and hidden outputs to 16, the last layer's outputs to 8, inputs to 4, cosines and
 //! sines of the encoding each to F'). Padding entries are zero and get zero gradients, so
-//! the optimiser leaves them at zero. Activations are feature-major rows of vec4 in one
-//! scratch buffer.
+//! the optimiser leaves them at zero. Activations are rows of vec4 in one scratch buffer,
+//! addressed as `Scratch` says.
 
 use super::gpu::{activation_wgsl, derivative_wgsl};
 use super::model::{Activation, Architecture, Matrix, Params};
@@ -29,10 +29,50 @@ pub enum Loss {
 /// Outputs computed per step of the forward kernel's inner loop (two weight loads).
 const BLOCK: usize = 16;
 
+/// How the scratch holds row `r` (a vec4 of features) of batch sample `s`, with `n` the
+/// padded batch.
+///
+/// Feature-major: at `r · n + s`. Each row is one run over the batch.
+///
+/// Blocked: the output layer's z rows stay feature-major at the start (the loss kernel and
+/// the host read them as one run), and every other row is blocked by eight samples: the
+/// rows of samples 8b..8b+8 form one contiguous block, row r at `r · 8 + col(s)`. A
+/// subgroup of eight reads 128 contiguous bytes per row, and a sample's whole column
+/// is 16 · 8 · rows bytes that stay in cache from one layer to the next. With the
+/// feature-major layout the rows of one sample lie n · 16 bytes apart; on lavapipe a batch
+/// of 2^14 then ran the forward pass 1.4× slower (a probe with one 256 → 64 layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scratch {
+    pub blocked: bool,
+    /// Samples per invocation in the forward and backward kernels: each weight broadcast
+    /// serves this many samples per lane (blocked layouts only).
+    pub per_lane: usize,
+}
+
+impl Scratch {
+    /// DeepONet's kernels: one sample per invocation, feature-major.
+    pub const FEATURE_MAJOR: Scratch = Scratch {
+        blocked: false,
+        per_lane: 1,
+    };
+    /// The fused MLP's kernels.
+    pub const BLOCKED: Scratch = Scratch {
+        blocked: true,
+        per_lane: 4,
+    };
+
+    /// Samples per forward or backward workgroup of 64 invocations: the padded batch is a
+    /// multiple of this.
+    pub fn samples_per_group(self) -> usize {
+        64 * self.per_lane
+    }
+}
+
 /// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedLayout {
     pub arch: Architecture,
+    pub scratch: Scratch,
     /// Padded encoding features F' (0 without an encoding).
     pub f_pad: usize,
     pub in_pad: Vec<usize>,
@@ -42,8 +82,9 @@ pub struct FusedLayout {
     pub bias_off: Vec<usize>,
     /// Floats in the parameter vector.
     pub len: usize,
-    /// Scratch rows (vec4): the encoded (or copied) input, the raw input when B is
-    /// trained, each layer's z and δ, the encoding's gradients.
+    /// Scratch rows (vec4): the output layer's z (first, so that it is feature-major in
+    /// both layouts), the encoded (or copied) input, the raw input when B is trained, the
+    /// other layers' z, each layer's δ, the encoding's gradients.
     pub h0_row: usize,
     pub x_row: usize,
     pub z_row: Vec<usize>,
@@ -58,7 +99,12 @@ fn round(v: usize, to: usize) -> usize {
 }
 
 impl FusedLayout {
+    /// The layout of DeepONet's nets (feature-major scratch).
     pub fn new(arch: &Architecture) -> FusedLayout {
+        FusedLayout::with_scratch(arch, Scratch::FEATURE_MAJOR)
+    }
+
+    pub fn with_scratch(arch: &Architecture, scratch: Scratch) -> FusedLayout {
         let n = arch.n_linear();
         let f_pad = arch.encoding.as_ref().map_or(0, |e| round(e.features, 16));
         let out_pad: Vec<usize> = (0..n)
@@ -99,6 +145,7 @@ impl FusedLayout {
             rows += r;
             start
         };
+        let z_last = take(out_pad[n - 1] / 4);
         let h0_row = take(in_pad[0] / 4);
         let trained_b = arch.encoding.as_ref().is_some_and(|e| e.trainable);
         let x_row = if trained_b {
@@ -106,7 +153,8 @@ impl FusedLayout {
         } else {
             0
         };
-        let z_row = out_pad.iter().map(|&o| take(o / 4)).collect();
+        let mut z_row: Vec<usize> = out_pad[..n - 1].iter().map(|&o| take(o / 4)).collect();
+        z_row.push(z_last);
         let d_row = out_pad.iter().map(|&o| take(o / 4)).collect();
         let (g_row, e_row) = if trained_b {
             (take(in_pad[0] / 4), take(f_pad / 4))
@@ -115,6 +163,7 @@ impl FusedLayout {
         };
         FusedLayout {
             arch: arch.clone(),
+            scratch,
             f_pad,
             in_pad,
             out_pad,
@@ -130,6 +179,57 @@ impl FusedLayout {
             e_row,
             rows,
         }
+    }
+
+    /// Whether scratch row `r` is blocked by eight samples (`Scratch`).
+    fn is_blocked(&self, r: usize) -> bool {
+        let out_rows = self.out_pad[self.out_pad.len() - 1] / 4;
+        self.scratch.blocked && r >= out_rows
+    }
+
+    /// WGSL: the scratch index of row `row` (an expression; a row in the same layout as
+    /// row `first`) of the invocation's sample `k`.
+    fn at(&self, first: usize, row: &str, k: usize) -> String {
+        if self.is_blocked(first) {
+            format!("({row}) * 8u + col{k}")
+        } else {
+            format!("({row}) * n + s{k}")
+        }
+    }
+
+    /// WGSL: the step from one row to the next of row `first`'s layout.
+    fn stride(&self, first: usize) -> &'static str {
+        if self.is_blocked(first) { "8u" } else { "n" }
+    }
+
+    /// WGSL defining the invocation's samples `s0`, `s1`, … (invocation `s` takes samples
+    /// s + k · n / per_lane), with `row_fn` their data rows `row0`, …, and when blocked their
+    /// columns `col0`, … (row r of sample k at r · 8 + col_k).
+    fn samples_prelude(&self, row_fn: Option<&str>) -> String {
+        let per = self.scratch.per_lane;
+        let out_rows = self.out_pad[self.out_pad.len() - 1] / 4;
+        let mut b = String::new();
+        for k in 0..per {
+            if k == 0 {
+                writeln!(b, "    let s0 = s;").unwrap();
+            } else {
+                writeln!(b, "    let s{k} = s + {k}u * (n / {per}u);").unwrap();
+            }
+            if let Some(f) = row_fn {
+                writeln!(b, "    let row{k} = {f}(s{k});").unwrap();
+            }
+            if self.scratch.blocked {
+                // The feature-major output rows come first: n · out_rows vec4.
+                writeln!(
+                    b,
+                    "    let col{k} = n * {out_rows}u - {}u + (s{k} >> 3u) * {}u + (s{k} & 7u);",
+                    8 * out_rows,
+                    8 * (self.rows - out_rows)
+                )
+                .unwrap();
+            }
+        }
+        b
     }
 
     fn trained_b(&self) -> bool {
@@ -247,26 +347,36 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
         "nn/fused_forward.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
-            ("BODY", &forward_body(layout)),
+            ("BODY", &forward_body(layout, "data_row")),
         ],
     )
 }
 
-/// The forward pass of one sample `s` (its data row `row`, lane `lane` of its group of
-/// eight, scratch stride `n`), reading bindings `p`, `x`, `h` and `step` and calling
-/// `act4`: the body of fused_forward.wgsl, and of DeepONet's paired kernel under other
-/// names (`nn::deeponet_pair`).
-pub(super) fn forward_body(layout: &FusedLayout) -> String {
+/// The forward pass of the invocation's samples (`Scratch::per_lane` of them, from
+/// invocation `s`; lane `lane` of its group of eight; padded batch `n`), reading bindings
+/// `p`, `x`, `h` and `step`, calling `act4` and `row_fn` (sample → data row): the body of
+/// fused_forward.wgsl, and of DeepONet's paired kernel under other names
+/// (`nn::deeponet_pair`).
+pub(super) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
     let arch = &layout.arch;
-    let mut b = String::new();
+    let per = layout.scratch.per_lane;
+    let mut b = layout.samples_prelude(Some(row_fn));
     let d = arch.inputs();
-    let xs: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
-    for j in 0..d {
-        writeln!(b, "    let x{j} = x[{j}u * step.m + row];").unwrap();
+    for k in 0..per {
+        for j in 0..d {
+            writeln!(b, "    let x{k}_{j} = x[{j}u * step.m + row{k}];").unwrap();
+        }
     }
-    let quad = |vals: &[String], q: usize| -> String {
+    let quad = |k: usize, q: usize| -> String {
         let c: Vec<String> = (0..4)
-            .map(|e| vals.get(4 * q + e).cloned().unwrap_or("0.0".into()))
+            .map(|e| {
+                let j = 4 * q + e;
+                if j < d {
+                    format!("x{k}_{j}")
+                } else {
+                    "0.0".into()
+                }
+            })
             .collect();
         format!("vec4<f32>({})", c.join(", "))
     };
@@ -274,39 +384,38 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
         Some(_) => {
             let fq = layout.f_pad / 4;
             let bq = layout.b_off / 4;
-            let terms: Vec<String> = (0..d)
-                .map(|j| format!("p[{}u + fq] * x{j}", bq + j * fq))
-                .collect();
-            writeln!(
-                b,
-                "    for (var fq = 0u; fq < {fq}u; fq++) {{\n        let z = {} * ({});\n        h[({}u + fq) * n + s] = cos(z);\n        h[({}u + fq) * n + s] = sin(z);\n    }}",
-                lit(scale(arch)),
-                terms.join(" + "),
-                layout.h0_row,
-                layout.h0_row + fq
-            )
-            .unwrap();
+            writeln!(b, "    for (var fq = 0u; fq < {fq}u; fq++) {{").unwrap();
+            for j in 0..d {
+                writeln!(b, "        let b{j} = p[{}u + fq];", bq + j * fq).unwrap();
+            }
+            for k in 0..per {
+                let terms: Vec<String> = (0..d).map(|j| format!("b{j} * x{k}_{j}")).collect();
+                writeln!(
+                    b,
+                    "        {{ let z = {} * ({}); h[{}] = cos(z); h[{}] = sin(z); }}",
+                    lit(scale(arch)),
+                    terms.join(" + "),
+                    layout.at(layout.h0_row, &format!("{}u + fq", layout.h0_row), k),
+                    layout.at(layout.h0_row, &format!("{}u + fq", layout.h0_row + fq), k),
+                )
+                .unwrap();
+            }
+            writeln!(b, "    }}").unwrap();
             if layout.trained_b() {
-                for q in 0..d.div_ceil(4) {
-                    writeln!(
-                        b,
-                        "    h[{}u * n + s] = {};",
-                        layout.x_row + q,
-                        quad(&xs, q)
-                    )
-                    .unwrap();
+                for k in 0..per {
+                    for q in 0..d.div_ceil(4) {
+                        let at = layout.at(layout.x_row, &format!("{}u", layout.x_row + q), k);
+                        writeln!(b, "    h[{at}] = {};", quad(k, q)).unwrap();
+                    }
                 }
             }
         }
         None => {
-            for q in 0..layout.in_pad[0] / 4 {
-                writeln!(
-                    b,
-                    "    h[{}u * n + s] = {};",
-                    layout.h0_row + q,
-                    quad(&xs, q)
-                )
-                .unwrap();
+            for k in 0..per {
+                for q in 0..layout.in_pad[0] / 4 {
+                    let at = layout.at(layout.h0_row, &format!("{}u", layout.h0_row + q), k);
+                    writeln!(b, "    h[{at}] = {};", quad(k, q)).unwrap();
+                }
             }
         }
     }
@@ -315,10 +424,17 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
         let out = layout.out_pad[l];
         // The last layer is padded to 8 only: blocks of 16 would run past it.
         let block = if out.is_multiple_of(BLOCK) { BLOCK } else { 8 };
-        let (input_row, input) = if l == 0 {
-            (layout.h0_row, "h[at]".to_string())
+        let input_row = if l == 0 {
+            layout.h0_row
         } else {
-            (layout.z_row[l - 1], "act4(h[at])".to_string())
+            layout.z_row[l - 1]
+        };
+        let input = |k: usize| {
+            if l == 0 {
+                format!("h[at{k}]")
+            } else {
+                format!("act4(h[at{k}])")
+            }
         };
         writeln!(
             b,
@@ -337,19 +453,29 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
         for j in 0..block {
             writeln!(
                 b,
-                "        var c{j} = subgroupBroadcast(bq, {}u).{};",
+                "        let b{j} = subgroupBroadcast(bq, {}u).{};",
                 j / 4,
                 COMPONENTS[j % 4]
             )
             .unwrap();
         }
-        writeln!(b, "        var at = {input_row}u * n + s;").unwrap();
-        for k in 0..block / 8 {
+        for k in 0..per {
+            for j in 0..block {
+                writeln!(b, "        var c{k}_{j} = b{j};").unwrap();
+            }
             writeln!(
                 b,
-                "        var w{k} = {}u + (o0 + {}u + lane) * {in_q}u;",
+                "        var at{k} = {};",
+                layout.at(input_row, &format!("{input_row}u"), k)
+            )
+            .unwrap();
+        }
+        for w in 0..block / 8 {
+            writeln!(
+                b,
+                "        var w{w} = {}u + (o0 + {}u + lane) * {in_q}u;",
                 layout.w_off[l] / 4,
-                8 * k
+                8 * w
             )
             .unwrap();
         }
@@ -357,34 +483,53 @@ pub(super) fn forward_body(layout: &FusedLayout) -> String {
         // expression: lavapipe keeps a variable assigned in a loop in memory and stores it
         // under the execution mask (load, blend, store) at every assignment.
         writeln!(b, "        for (var iq = 0u; iq < {in_q}u; iq++) {{").unwrap();
-        writeln!(b, "            let a = {input};\n            at += n;").unwrap();
-        for k in 0..block / 8 {
+        for k in 0..per {
             writeln!(
                 b,
-                "            let wl{k} = p[w{k}];\n            w{k} += 1u;"
+                "            let a{k} = {};\n            at{k} += {};",
+                input(k),
+                layout.stride(input_row)
+            )
+            .unwrap();
+        }
+        for w in 0..block / 8 {
+            writeln!(
+                b,
+                "            let wl{w} = p[w{w}];\n            w{w} += 1u;"
             )
             .unwrap();
             for j in 0..8 {
-                let c = 8 * k + j;
-                writeln!(
-                    b,
-                    "            {{ let u = subgroupBroadcast(wl{k}, {j}u); c{c} = fma(u.w, a.w, fma(u.z, a.z, fma(u.y, a.y, fma(u.x, a.x, c{c})))); }}"
-                )
-                .unwrap();
+                let c = 8 * w + j;
+                let mut line = format!("            {{ let u = subgroupBroadcast(wl{w}, {j}u);");
+                for k in 0..per {
+                    write!(
+                        line,
+                        " c{k}_{c} = fma(u.w, a{k}.w, fma(u.z, a{k}.z, fma(u.y, a{k}.y, fma(u.x, a{k}.x, c{k}_{c}))));"
+                    )
+                    .unwrap();
+                }
+                line.push_str(" }");
+                writeln!(b, "{line}").unwrap();
             }
         }
         writeln!(b, "        }}").unwrap();
-        for q in 0..block / 4 {
-            writeln!(
-                b,
-                "        h[({}u + (o0 >> 2u) + {q}u) * n + s] = vec4<f32>(c{}, c{}, c{}, c{});",
-                layout.z_row[l],
-                4 * q,
-                4 * q + 1,
-                4 * q + 2,
-                4 * q + 3
-            )
-            .unwrap();
+        for k in 0..per {
+            for q in 0..block / 4 {
+                let at = layout.at(
+                    layout.z_row[l],
+                    &format!("{}u + (o0 >> 2u) + {q}u", layout.z_row[l]),
+                    k,
+                );
+                writeln!(
+                    b,
+                    "        h[{at}] = vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{});",
+                    4 * q,
+                    4 * q + 1,
+                    4 * q + 2,
+                    4 * q + 3
+                )
+                .unwrap();
+            }
         }
         writeln!(b, "    }}").unwrap();
     }
@@ -412,47 +557,59 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
     )
 }
 
-/// The backward pass of one sample, as `forward_body` (with `FromLoss`, also `targets`,
-/// `live` and `factor`).
+/// The backward pass of the invocation's samples, as `forward_body` (with `FromLoss`,
+/// also `targets`, `factor` and `data_row`).
 pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
     let arch = &layout.arch;
+    let per = layout.scratch.per_lane;
     let n_lin = arch.n_linear();
     let last = n_lin - 1;
     let outputs = arch.outputs();
-    let mut b = String::new();
+    let from_loss = delta == OutputDelta::FromLoss;
+    let mut b = layout.samples_prelude(from_loss.then_some("data_row"));
     // Output layer: δ = factor · (y − t) · act_out'(z), zero for padding.
-    if delta == OutputDelta::FromLoss {
+    if from_loss {
+        for k in 0..per {
+            // Padding samples get δ = 0, so they add nothing to any gradient.
+            writeln!(b, "    let live{k} = s{k} < step.batch;").unwrap();
+        }
         writeln!(
             b,
             "    for (var oq = 0u; oq < {}u; oq++) {{",
             layout.out_pad[last] / 4
         )
         .unwrap();
-        writeln!(
-            b,
-            "        let z = h[({}u + oq) * n + s];",
-            layout.z_row[last]
-        )
-        .unwrap();
-        writeln!(
-            b,
-            "        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
-        )
-        .unwrap();
-        for (e, c) in COMPONENTS.iter().enumerate() {
+        for k in 0..per {
+            let z_at = layout.at(
+                layout.z_row[last],
+                &format!("{}u + oq", layout.z_row[last]),
+                k,
+            );
+            let d_at = layout.at(
+                layout.d_row[last],
+                &format!("{}u + oq", layout.d_row[last]),
+                k,
+            );
             writeln!(
-            b,
-            "        {{ let o = oq * 4u + {e}u; keep.{c} = live && o < {outputs}u; t.{c} = targets[min(o, {}u) * step.m + row]; }}",
-            outputs - 1,
-        )
-        .unwrap();
+                b,
+                "        {{\n        let z = h[{z_at}];\n        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
+            )
+            .unwrap();
+            for (e, c) in COMPONENTS.iter().enumerate() {
+                writeln!(
+                    b,
+                    "        {{ let o = oq * 4u + {e}u; keep.{c} = live{k} && o < {outputs}u; t.{c} = targets[min(o, {}u) * step.m + row{k}]; }}",
+                    outputs - 1,
+                )
+                .unwrap();
+            }
+            writeln!(
+                b,
+                "        h[{d_at}] = select(vec4<f32>(0.0), factor * (act_out4(z) - t) * dact_out4(z), keep);\n        }}"
+            )
+            .unwrap();
         }
-        writeln!(
-        b,
-        "        h[({}u + oq) * n + s] = select(vec4<f32>(0.0), factor * (act_out4(z) - t) * dact_out4(z), keep);\n    }}",
-        layout.d_row[last]
-    )
-    .unwrap();
+        writeln!(b, "    }}").unwrap();
     }
     // Hidden layers, then (when B is trained) the encoding's input gradient g = W0ᵀ δ0.
     let first = if layout.trained_b() { 0 } else { 1 };
@@ -460,6 +617,7 @@ pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
         let in_q = layout.in_pad[l] / 4;
         let out_q = layout.out_pad[l] / 4;
         let w = layout.w_off[l] / 4;
+        let d_row = layout.d_row[l];
         writeln!(b, "    // δ into layer {l}'s input").unwrap();
         writeln!(
             b,
@@ -467,20 +625,35 @@ pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             layout.in_pad[l]
         )
         .unwrap();
-        for c in 0..16 {
-            writeln!(b, "        var c{c} = 0.0;").unwrap();
+        for k in 0..per {
+            for c in 0..16 {
+                writeln!(b, "        var c{k}_{c} = 0.0;").unwrap();
+            }
+            writeln!(
+                b,
+                "        var at{k} = {};",
+                layout.at(d_row, &format!("{d_row}u"), k)
+            )
+            .unwrap();
         }
         writeln!(
             b,
-            "        var at = {}u * n + s;\n        var w0 = {w}u + (lane >> 2u) * {in_q}u + (i0 >> 2u) + (lane & 3u);\n        var w1 = w0 + {}u;",
-            layout.d_row[l],
+            "        var w0 = {w}u + (lane >> 2u) * {in_q}u + (i0 >> 2u) + (lane & 3u);\n        var w1 = w0 + {}u;",
             2 * in_q
         )
         .unwrap();
         writeln!(b, "        for (var oq = 0u; oq < {out_q}u; oq++) {{").unwrap();
+        for k in 0..per {
+            writeln!(
+                b,
+                "            let d{k} = h[at{k}];\n            at{k} += {};",
+                layout.stride(d_row)
+            )
+            .unwrap();
+        }
         writeln!(
             b,
-            "            let d = h[at];\n            at += n;\n            let wa = p[w0];\n            let wb = p[w1];\n            w0 += {s}u;\n            w1 += {s}u;",
+            "            let wa = p[w0];\n            let wb = p[w1];\n            w0 += {s}u;\n            w1 += {s}u;",
             s = 4 * in_q
         )
         .unwrap();
@@ -493,9 +666,12 @@ pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
                         "            {{ let u = subgroupBroadcast({src}, {}u);",
                         4 * r + q
                     );
-                    for (e, comp) in COMPONENTS.iter().enumerate() {
-                        let c = 4 * q + e;
-                        write!(line, " c{c} = fma(u.{comp}, d.{dr}, c{c});").unwrap();
+                    for k in 0..per {
+                        for (e, comp) in COMPONENTS.iter().enumerate() {
+                            let c = 4 * q + e;
+                            write!(line, " c{k}_{c} = fma(u.{comp}, d{k}.{dr}, c{k}_{c});")
+                                .unwrap();
+                        }
                     }
                     line.push_str(" }");
                     writeln!(b, "{line}").unwrap();
@@ -503,29 +679,27 @@ pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             }
         }
         writeln!(b, "        }}").unwrap();
-        for q in 0..4 {
-            let v = format!(
-                "vec4<f32>(c{}, c{}, c{}, c{})",
-                4 * q,
-                4 * q + 1,
-                4 * q + 2,
-                4 * q + 3
-            );
-            if l == 0 {
-                writeln!(
-                    b,
-                    "        h[({}u + (i0 >> 2u) + {q}u) * n + s] = {v};",
-                    layout.g_row
-                )
-                .unwrap();
-            } else {
-                writeln!(
-                    b,
-                    "        {{ let zq = h[({}u + (i0 >> 2u) + {q}u) * n + s]; h[({}u + (i0 >> 2u) + {q}u) * n + s] = {v} * dact4(zq); }}",
-                    layout.z_row[l - 1],
-                    layout.d_row[l - 1]
-                )
-                .unwrap();
+        for k in 0..per {
+            for q in 0..4 {
+                let v = format!(
+                    "vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{})",
+                    4 * q,
+                    4 * q + 1,
+                    4 * q + 2,
+                    4 * q + 3
+                );
+                let row = |r: usize| layout.at(r, &format!("{r}u + (i0 >> 2u) + {q}u"), k);
+                if l == 0 {
+                    writeln!(b, "        h[{}] = {v};", row(layout.g_row)).unwrap();
+                } else {
+                    writeln!(
+                        b,
+                        "        {{ let zq = h[{}]; h[{}] = {v} * dact4(zq); }}",
+                        row(layout.z_row[l - 1]),
+                        row(layout.d_row[l - 1])
+                    )
+                    .unwrap();
+                }
             }
         }
         writeln!(b, "    }}").unwrap();
@@ -533,15 +707,23 @@ pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
     if layout.trained_b() {
         // e = dL/dz of the encoding: scale · (cos z · g_sin − sin z · g_cos).
         let fq = layout.f_pad / 4;
-        writeln!(
-            b,
-            "    for (var fq = 0u; fq < {fq}u; fq++) {{\n        let gc = h[({g}u + fq) * n + s];\n        let gs = h[({g}u + {fq}u + fq) * n + s];\n        let cz = h[({h0}u + fq) * n + s];\n        let sz = h[({h0}u + {fq}u + fq) * n + s];\n        h[({e}u + fq) * n + s] = {scale} * (cz * gs - sz * gc);\n    }}",
-            g = layout.g_row,
-            h0 = layout.h0_row,
-            e = layout.e_row,
-            scale = lit(scale(arch))
-        )
-        .unwrap();
+        let (g, h0, e) = (layout.g_row, layout.h0_row, layout.e_row);
+        writeln!(b, "    for (var fq = 0u; fq < {fq}u; fq++) {{").unwrap();
+        for k in 0..per {
+            let at = |r: usize, plus: usize| layout.at(r, &format!("{}u + fq", r + plus), k);
+            writeln!(
+                b,
+                "        {{\n        let gc = h[{}];\n        let gs = h[{}];\n        let cz = h[{}];\n        let sz = h[{}];\n        h[{}] = {scale} * (cz * gs - sz * gc);\n        }}",
+                at(g, 0),
+                at(g, fq),
+                at(h0, 0),
+                at(h0, fq),
+                at(e, 0),
+                scale = lit(scale(arch))
+            )
+            .unwrap();
+        }
+        writeln!(b, "    }}").unwrap();
     }
     b
 }
@@ -631,7 +813,6 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
         &[
             ("ACT", &activations(&layout.arch)),
             ("LEN", &layout.len.to_string()),
-            ("TASKS", &parts.tasks.to_string()),
             ("BODY", &parts.body),
             ("DISPATCH", &parts.dispatch),
         ],
@@ -648,6 +829,185 @@ pub(super) struct WeightGradParts {
     pub tasks: usize,
 }
 
+/// The loop of a weight-gradient task over its samples s0..s1, feature-major scratch: one
+/// sample per iteration, into the sums c0..c7 (first input quad) and e0..e7 (second).
+fn feature_major_sums(g: &GradGroup) -> String {
+    let (a, b) = if g.act {
+        ("act4(h[ad])", "act4(h[ae])")
+    } else {
+        ("h[ad]", "h[ae]")
+    };
+    format!(
+        "    // The second quad of the last pair may lie past the inputs: its sums are not written.
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * n + s0;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * n + s0;
+    var dd = ({d_row}u + 2u * ob) * n + s0;
+    for (var s = s0; s < s1; s++) {{
+        let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let b = select({b}, vec4<f32>(0.0), is_bias);
+        let d0 = h[dd];
+        let d1 = h[dd + n];
+        ad += 1u;
+        ae += 1u;
+        dd += 1u;
+        c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
+        c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
+        c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
+        c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
+        e0 = fma(vec4<f32>(d0.x), b, e0); e1 = fma(vec4<f32>(d0.y), b, e1);
+        e2 = fma(vec4<f32>(d0.z), b, e2); e3 = fma(vec4<f32>(d0.w), b, e3);
+        e4 = fma(vec4<f32>(d1.x), b, e4); e5 = fma(vec4<f32>(d1.y), b, e5);
+        e6 = fma(vec4<f32>(d1.z), b, e6); e7 = fma(vec4<f32>(d1.w), b, e7);
+    }}
+",
+        a_row = g.a_row,
+        last_q = g.in_q - 1,
+        d_row = g.d_row,
+    )
+}
+
+/// A weight-gradient group function over a blocked scratch, and its number of tasks.
+///
+/// Task t is output block ob = t / per and input pair ip = t % per, where per is the pairs
+/// rounded up to 8, so that the eight tasks of a cluster of eight lanes (lane `lane` of
+/// the cluster starting at subgroup lane `cl`) share their output block and so their δ
+/// rows. The task loops over blocks of eight samples (s0 is a multiple of 8; samples past
+/// the batch up to the next multiple of 8 have δ = 0): lane j loads the block's sample j
+/// of the two δ rows and shuffles it to the others, so each lane makes two loads of its
+/// own and a quarter of one shared load per sample, where it made four. On lavapipe every
+/// load is a loop over the lanes, and the pass took 35 ms at batch 2^14 with the four loads. Each
+/// sum is assigned once per block, its eight products nested (lavapipe stores a variable
+/// assigned in a loop at every assignment). The bias sums (Σ δ) ride along in every task
+/// and the task with ip = 0 writes them.
+fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usize) {
+    let out_rows = layout.out_pad[layout.out_pad.len() - 1] / 4;
+    let block = 8 * (layout.rows - out_rows);
+    let pairs = g.pairs();
+    let per = pairs.div_ceil(8) * 8;
+    let mut loads = String::new();
+    for e in 0..8 {
+        let (a, b) = if g.act {
+            (format!("act4(h[ad + {e}u])"), format!("act4(h[ae + {e}u])"))
+        } else {
+            (format!("h[ad + {e}u]"), format!("h[ae + {e}u]"))
+        };
+        writeln!(
+            loads,
+            "        let a{e} = {a};\n        let b{e} = {b};\n        let d{e} = subgroupShuffle(dl, cl + {e}u);\n        let f{e} = subgroupShuffle(fl, cl + {e}u);"
+        )
+        .unwrap();
+    }
+    let mut sums = String::new();
+    for (acc, src) in [("c", "a"), ("e", "b")] {
+        for (j, (d, comp)) in ["d", "f"]
+            .iter()
+            .flat_map(|d| COMPONENTS.iter().map(move |c| (d, c)))
+            .enumerate()
+        {
+            let mut expr = format!("{acc}{j}");
+            for e in 0..8 {
+                expr = format!("fma(vec4<f32>({d}{e}.{comp}), {src}{e}, {expr})");
+            }
+            writeln!(sums, "        {acc}{j} = {expr};").unwrap();
+        }
+    }
+    let sum8 = |v: &str| {
+        (0..8)
+            .map(|e| format!("{v}{e}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    writeln!(
+        sums,
+        "        u0 += {};\n        u1 += {};",
+        sum8("d"),
+        sum8("f")
+    )
+    .unwrap();
+    let bias_write = match g.bias {
+        Some(off) => format!(
+            "    if ip == 0u {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = select(u1[k & 3u], u0[k & 3u], k < 4u);\n            }}\n        }}\n    }}\n",
+            outs = g.outputs
+        ),
+        None => String::new(),
+    };
+    let real = real_inputs(g);
+    let mut f = String::new();
+    write!(
+        f,
+        "fn group{k}(t: u32, s0: u32, s1: u32, base: u32, lane: u32, cl: u32) {{
+    let ob = t / {per}u;
+    let ip = t % {per}u;
+    let n = step.n;
+    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
+    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
+    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
+    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
+    // Lanes past the pairs load the last pair and write nothing; the second quad of the
+    // last pair may lie past the inputs: its sums are not written.
+    let col = n * {out_rows}u - {back}u + (s0 >> 3u) * {block}u;
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * 8u + col;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * 8u + col;
+    var dd = ({d_row}u + 2u * ob) * 8u + col;
+    for (var s = s0; s < s1; s += 8u) {{
+        let dl = h[dd + lane];
+        let fl = h[dd + 8u + lane];
+{loads}{sums}        ad += {block}u;
+        ae += {block}u;
+        dd += {block}u;
+    }}
+    var acc: array<vec4<f32>, 8>;
+    var bcc: array<vec4<f32>, 8>;
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+    acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
+    bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
+    bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
+{bias_write}    if ip >= {pairs}u {{
+        return;
+    }}
+    for (var k = 0u; k < 8u; k++) {{
+        let o = ob * 8u + k;
+        for (var e = 0u; e < 8u; e++) {{
+            let i = ip * 8u + e;
+            if o < {outs}u && i < {in_end}u && {real} {{
+                let v = select(bcc[k][e & 3u], acc[k][e & 3u], e < 4u);
+                g[base + {off}u + o * {os}u + i * {is}u] = v;
+            }}
+        }}
+    }}
+}}
+
+",
+        back = 8 * out_rows,
+        a_row = g.a_row,
+        last_q = g.in_q - 1,
+        d_row = g.d_row,
+        in_end = 4 * g.in_q,
+        outs = g.outputs,
+        off = g.off,
+        os = g.o_stride,
+        is = g.i_stride,
+    )
+    .unwrap();
+    (f, g.blocks * per)
+}
+
+/// WGSL: whether padded input column `i` of group `g` holds a real input: all below
+/// `inputs`, except in layer 0 with an encoding, where cosines and sines are padded
+/// separately.
+fn real_inputs(g: &GradGroup) -> String {
+    match g.col0 {
+        Some((features, f_pad)) => {
+            format!(
+                "(i < {features}u || (i >= {f_pad}u && i < {}u))",
+                f_pad + features
+            )
+        }
+        None => format!("i < {}u", g.inputs),
+    }
+}
+
 pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let groups = grad_groups(layout);
     let mut body = String::new();
@@ -655,22 +1015,20 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let mut first = 0;
     for (k, g) in groups.iter().enumerate() {
         let per = g.pairs() + usize::from(g.bias.is_some());
-        let (a, b) = if g.act {
-            ("act4(h[ad])", "act4(h[ae])")
-        } else {
-            ("h[ad]", "h[ae]")
-        };
-        // Which padded input columns hold real inputs: all below `inputs`, except in
-        // layer 0 with an encoding, where cosines and sines are padded separately.
-        let real = match g.col0 {
-            Some((features, f_pad)) => {
-                format!(
-                    "(i < {features}u || (i >= {f_pad}u && i < {}u))",
-                    f_pad + features
-                )
-            }
-            None => format!("i < {}u", g.inputs),
-        };
+        if layout.scratch.blocked {
+            let (f, tasks) = blocked_group(k, layout, g);
+            body.push_str(&f);
+            let end = first + tasks;
+            writeln!(
+                dispatch,
+                "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base, lane, cl);\n    }}"
+            )
+            .unwrap();
+            first = end;
+            continue;
+        }
+        let sums = feature_major_sums(g);
+        let real = real_inputs(g);
         let bias_write = match g.bias {
             Some(off) => format!(
                 "    if is_bias {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = acc[k].x;\n            }}\n        }}\n        return;\n    }}\n",
@@ -696,28 +1054,7 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
     var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
     var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
-    // The second quad of the last pair may lie past the inputs: its sums are not written.
-    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * n + s0;
-    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * n + s0;
-    var dd = ({d_row}u + 2u * ob) * n + s0;
-    for (var s = s0; s < s1; s++) {{
-        let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
-        let b = select({b}, vec4<f32>(0.0), is_bias);
-        let d0 = h[dd];
-        let d1 = h[dd + n];
-        ad += 1u;
-        ae += 1u;
-        dd += 1u;
-        c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
-        c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
-        c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
-        c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
-        e0 = fma(vec4<f32>(d0.x), b, e0); e1 = fma(vec4<f32>(d0.y), b, e1);
-        e2 = fma(vec4<f32>(d0.z), b, e2); e3 = fma(vec4<f32>(d0.w), b, e3);
-        e4 = fma(vec4<f32>(d1.x), b, e4); e5 = fma(vec4<f32>(d1.y), b, e5);
-        e6 = fma(vec4<f32>(d1.z), b, e6); e7 = fma(vec4<f32>(d1.w), b, e7);
-    }}
-    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+{sums}    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
     acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
     bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
     bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
@@ -735,9 +1072,6 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
 
 ",
             in_end = 4 * g.in_q,
-            a_row = g.a_row,
-            last_q = g.in_q - 1,
-            d_row = g.d_row,
             outs = g.outputs,
             off = g.off,
             os = g.o_stride,

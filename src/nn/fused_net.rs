@@ -6,7 +6,8 @@
 //! and `Optimizer::apply`.
 
 use super::fused::{
-    FusedLayout, Loss, OutputDelta, backward_wgsl, forward_wgsl, loss_wgsl, weight_grad_wgsl,
+    FusedLayout, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl, loss_wgsl,
+    weight_grad_wgsl,
 };
 use super::gpu::{adam_grid, read_f32, storage, uniform, zeros};
 use super::model::{Architecture, Matrix, Params};
@@ -118,8 +119,9 @@ pub(super) fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
     let per_sample = 16 * layout.rows as u64;
     let by_binding = ctx.limits.max_storage_buffer_binding_size / per_sample;
     let by_buffer = ctx.limits.max_buffer_size / per_sample;
-    let by_grid = 65535 * 64;
-    ((by_binding.min(by_buffer) as usize).min(by_grid) / 64) * 64
+    let group = layout.scratch.samples_per_group();
+    let by_grid = 65535 * group;
+    ((by_binding.min(by_buffer) as usize).min(by_grid) / group) * group
 }
 
 /// A pipeline and its bind-group layout.
@@ -148,7 +150,11 @@ pub(super) fn weight_grad_passes(
 ) -> Result<(Vec<Pass>, usize), GpuError> {
     let (grad_src, tasks) = weight_grad_wgsl(layout)?;
     let task_groups = tasks.div_ceil(64);
-    let per_split = batch.div_ceil(gradient_splits(ctx, task_groups, batch));
+    let mut per_split = batch.div_ceil(gradient_splits(ctx, task_groups, batch));
+    if layout.scratch.blocked {
+        // Splits start at blocks of eight samples.
+        per_split = per_split.div_ceil(8) * 8;
+    }
     let splits = batch.div_ceil(per_split);
     let len = layout.len;
     let (p, l) = pipe(
@@ -397,7 +403,7 @@ impl FusedNet {
                     .into(),
             ));
         }
-        let layout = FusedLayout::new(arch);
+        let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED);
         let forward_layout = bind_group_layout(
             ctx,
             "fused forward",
@@ -428,9 +434,10 @@ impl FusedNet {
     pub fn predict(&self, ctx: &GpuContext, x: &Matrix) -> Result<Matrix, GpuError> {
         let arch = &self.layout.arch;
         let rows = x.rows;
+        let per_group = self.layout.scratch.samples_per_group();
         let chunk = max_batch(ctx, &self.layout)
-            .min(rows.div_ceil(64) * 64)
-            .max(64);
+            .min(rows.div_ceil(per_group) * per_group)
+            .max(per_group);
         let chunks = rows.div_ceil(chunk);
         let last = arch.n_linear() - 1;
         let out_q = self.layout.out_pad[last] / 4;
@@ -470,7 +477,7 @@ impl FusedNet {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&self.forward);
                 pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups((chunk / 64) as u32, 1, 1);
+                pass.dispatch_workgroups((chunk / per_group) as u32, 1, 1);
             }
             enc.copy_buffer_to_buffer(
                 &scratch,
@@ -570,7 +577,8 @@ impl FusedTrainer {
         let layout = net.layout.clone();
         let m = x.rows;
         let batch = config.batch.unwrap_or(m).min(m).max(1);
-        let n = batch.div_ceil(64) * 64;
+        let group = layout.scratch.samples_per_group();
+        let n = batch.div_ceil(group) * group;
         let most = max_batch(ctx, &layout);
         if n > most {
             return Err(GpuError::Unsupported(format!(
@@ -619,7 +627,7 @@ impl FusedTrainer {
                 &[&step_uniform, &net.params, &xs, &order, &scratch],
             ),
             pipeline: p,
-            size: ((n / 64) as u32, 1, 1),
+            size: ((n / group) as u32, 1, 1),
         });
         let (p, l) = pipe(
             "nn/fused_loss",
@@ -653,7 +661,7 @@ impl FusedTrainer {
                 &[&step_uniform, &net.params, &ts, &order, &scratch, &state],
             ),
             pipeline: p,
-            size: ((n / 64) as u32, 1, 1),
+            size: ((n / group) as u32, 1, 1),
         });
         let (passes, per_split) = weight_grad_passes(
             ctx,
