@@ -931,7 +931,6 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
         ),
         None => String::new(),
     };
-    let real = real_inputs(g);
     let mut f = String::new();
     write!(
         f,
@@ -939,11 +938,7 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
     let ob = t / {per}u;
     let ip = t % {per}u;
     let n = step.n;
-    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
-    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
-    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
-    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
+{sums_decl}    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
     // Lanes past the pairs load the last pair and write nothing; the second quad of the
     // last pair may lie past the inputs: its sums are not written.
     let col = n * {out_rows}u - {back}u + (s0 >> 3u) * {block}u;
@@ -957,16 +952,46 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
         ae += {block}u;
         dd += {block}u;
     }}
-    var acc: array<vec4<f32>, 8>;
+{arrays}{bias_write}    if ip >= {pairs}u {{
+        return;
+    }}
+{writes}}}
+
+",
+        back = 8 * out_rows,
+        a_row = g.a_row,
+        last_q = g.in_q - 1,
+        d_row = g.d_row,
+        writes = weight_writes(g),
+        sums_decl = SUMS,
+        arrays = SUM_ARRAYS,
+    )
+    .unwrap();
+    (f, g.blocks * per)
+}
+
+/// A weight-gradient task's sums: c0..c7 for its first input quad (one per output of the
+/// block), e0..e7 for its second.
+const SUMS: &str = "    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
+    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
+    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
+";
+
+/// The sums copied into arrays `acc` and `bcc`, for the writes' dynamic indexing.
+const SUM_ARRAYS: &str = "    var acc: array<vec4<f32>, 8>;
     var bcc: array<vec4<f32>, 8>;
     acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
     acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
     bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
     bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
-{bias_write}    if ip >= {pairs}u {{
-        return;
-    }}
-    for (var k = 0u; k < 8u; k++) {{
+";
+
+/// WGSL writing a task's 8 × 8 weight gradients (output block `ob`, input pair `ip`) into
+/// `g` at `base`, skipping padding.
+fn weight_writes(g: &GradGroup) -> String {
+    format!(
+        "    for (var k = 0u; k < 8u; k++) {{
         let o = ob * 8u + k;
         for (var e = 0u; e < 8u; e++) {{
             let i = ip * 8u + e;
@@ -976,21 +1001,14 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
             }}
         }}
     }}
-}}
-
 ",
-        back = 8 * out_rows,
-        a_row = g.a_row,
-        last_q = g.in_q - 1,
-        d_row = g.d_row,
-        in_end = 4 * g.in_q,
         outs = g.outputs,
+        in_end = 4 * g.in_q,
+        real = real_inputs(g),
         off = g.off,
         os = g.o_stride,
         is = g.i_stride,
     )
-    .unwrap();
-    (f, g.blocks * per)
 }
 
 /// WGSL: whether padded input column `i` of group `g` holds a real input: all below
@@ -1028,7 +1046,6 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
             continue;
         }
         let sums = feature_major_sums(g);
-        let real = real_inputs(g);
         let bias_write = match g.bias {
             Some(off) => format!(
                 "    if is_bias {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = acc[k].x;\n            }}\n        }}\n        return;\n    }}\n",
@@ -1048,34 +1065,12 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let ip = t % {per}u;
     let is_bias = {is_bias};
     let n = step.n;
-    var acc: array<vec4<f32>, 8>;
-    var bcc: array<vec4<f32>, 8>;
-    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
-    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
-    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
-{sums}    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
-    acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
-    bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
-    bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
-{bias_write}    for (var k = 0u; k < 8u; k++) {{
-        let o = ob * 8u + k;
-        for (var e = 0u; e < 8u; e++) {{
-            let i = ip * 8u + e;
-            if o < {outs}u && i < {in_end}u && {real} {{
-                let v = select(bcc[k][e & 3u], acc[k][e & 3u], e < 4u);
-                g[base + {off}u + o * {os}u + i * {is}u] = v;
-            }}
-        }}
-    }}
-}}
+{sums_decl}{sums}{arrays}{bias_write}{writes}}}
 
 ",
-            in_end = 4 * g.in_q,
-            outs = g.outputs,
-            off = g.off,
-            os = g.o_stride,
-            is = g.i_stride,
+            writes = weight_writes(g),
+            sums_decl = SUMS,
+            arrays = SUM_ARRAYS,
         )
         .unwrap();
         let end = first + g.tasks();
