@@ -1,7 +1,7 @@
 // The uniform every fused network kernel reads, written by nn::fused_net once per step.
 
 struct Step {
-    n: u32,           // the row stride of h: the batch rounded up to 64
+    n: u32,           // the padded batch: feature-major rows of h are n long (nn::fused::Scratch)
     batch: u32,       // samples in the batch
     base: u32,        // first position of the batch in the data set (or in `order`)
     m: u32,           // samples in the data set: the row stride of x and targets
