@@ -30,7 +30,7 @@ fn main(
     @builtin(subgroup_invocation_id) lane_id: u32,
 ) {
     // No early return: every invocation takes part in the broadcasts. The dispatch covers
-    // exactly n / SAMPLES invocations, each running SAMPLES samples.
+    // exactly n / per_lane invocations (nn::fused::Scratch).
     let s = gid.x;
     let n = step.n;
     let lane = lane_id & 7u;

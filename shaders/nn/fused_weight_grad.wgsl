@@ -1,6 +1,6 @@
 // Weight and bias gradients of every layer in one dispatch: sums over the samples of
 // δ_l ⊗ a_(l-1) (and of δ_l for the bias). One invocation per task: 8 outputs × 8 inputs
-// of one layer, over one split of the samples (nn::fused::blocked_group; with 8 × 4 it
+// of one layer, over one split of the samples (nn::fused::blocked_group; tasks of 8 × 4
 // took 15% longer on lavapipe); x of the dispatch runs over tasks, y over splits. Each
 // split writes its partial sums to its own copy of the gradient vector (`g` at
 // split · LEN), which fused_reduce.wgsl adds up; with one split `g` is the gradient itself.
@@ -27,7 +27,8 @@ fn main(
 ) {
     // Tasks are numbered along the subgroups, so that each cluster of eight lanes holds
     // eight consecutive tasks (those of one output block) whatever the subgroup size. No
-    // early return: the lanes of a cluster share their loads. TASKS is a multiple of 8.
+    // early return: the lanes of a cluster share their loads. Each layer has a multiple
+    // of 8 tasks.
     let t = wg.x * 64u + subgroup * size + lane_id;
     let lane = lane_id & 7u;
     let cl = lane_id & ~7u;
