@@ -181,10 +181,30 @@ impl FusedLayout {
         }
     }
 
+    /// Rows of the output layer's z: the first rows, feature-major in both layouts.
+    fn out_rows(&self) -> usize {
+        self.out_pad[self.out_pad.len() - 1] / 4
+    }
+
     /// Whether scratch row `r` is blocked by eight samples (`Scratch`).
     fn is_blocked(&self, r: usize) -> bool {
-        let out_rows = self.out_pad[self.out_pad.len() - 1] / 4;
-        self.scratch.blocked && r >= out_rows
+        self.scratch.blocked && r >= self.out_rows()
+    }
+
+    /// vec4 per block of eight samples in the blocked rows.
+    fn block_len(&self) -> usize {
+        8 * (self.rows - self.out_rows())
+    }
+
+    /// WGSL: the column of sample `s` (an expression) in the blocked rows, row r at
+    /// r · 8 + column; they start after the n · out_rows vec4 of the feature-major rows.
+    fn column(&self, s: &str) -> String {
+        format!(
+            "n * {o}u - {back}u + ({s} >> 3u) * {block}u + ({s} & 7u)",
+            o = self.out_rows(),
+            back = 8 * self.out_rows(),
+            block = self.block_len()
+        )
     }
 
     /// WGSL: the scratch index of row `row` (an expression; a row in the same layout as
@@ -207,7 +227,6 @@ impl FusedLayout {
     /// columns `col0`, … (row r of sample k at r · 8 + col_k).
     fn samples_prelude(&self, row_fn: Option<&str>) -> String {
         let per = self.scratch.per_lane;
-        let out_rows = self.out_pad[self.out_pad.len() - 1] / 4;
         let mut b = String::new();
         for k in 0..per {
             if k == 0 {
@@ -219,14 +238,7 @@ impl FusedLayout {
                 writeln!(b, "    let row{k} = {f}(s{k});").unwrap();
             }
             if self.scratch.blocked {
-                // The feature-major output rows come first: n · out_rows vec4.
-                writeln!(
-                    b,
-                    "    let col{k} = n * {out_rows}u - {}u + (s{k} >> 3u) * {}u + (s{k} & 7u);",
-                    8 * out_rows,
-                    8 * (self.rows - out_rows)
-                )
-                .unwrap();
+                writeln!(b, "    let col{k} = {};", self.column(&format!("s{k}"))).unwrap();
             }
         }
         b
@@ -880,8 +892,7 @@ fn feature_major_sums(g: &GradGroup) -> String {
 /// assigned in a loop at every assignment). The bias sums (Σ δ) ride along in every task
 /// and the task with ip = 0 writes them.
 fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usize) {
-    let out_rows = layout.out_pad[layout.out_pad.len() - 1] / 4;
-    let block = 8 * (layout.rows - out_rows);
+    let block = layout.block_len();
     let pairs = g.pairs();
     let per = pairs.div_ceil(8) * 8;
     let mut loads = String::new();
@@ -941,7 +952,7 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
 {sums_decl}    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
     // Lanes past the pairs load the last pair and write nothing; the second quad of the
     // last pair may lie past the inputs: its sums are not written.
-    let col = n * {out_rows}u - {back}u + (s0 >> 3u) * {block}u;
+    let col = {col};
     var ad = ({a_row}u + min(2u * ip, {last_q}u)) * 8u + col;
     var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * 8u + col;
     var dd = ({d_row}u + 2u * ob) * 8u + col;
@@ -958,7 +969,7 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
 {writes}}}
 
 ",
-        back = 8 * out_rows,
+        col = layout.column("s0"),
         a_row = g.a_row,
         last_q = g.in_q - 1,
         d_row = g.d_row,

@@ -577,8 +577,8 @@ impl FusedTrainer {
         let layout = net.layout.clone();
         let m = x.rows;
         let batch = config.batch.unwrap_or(m).min(m).max(1);
-        let group = layout.scratch.samples_per_group();
-        let n = batch.div_ceil(group) * group;
+        let per_group = layout.scratch.samples_per_group();
+        let n = batch.div_ceil(per_group) * per_group;
         let most = max_batch(ctx, &layout);
         if n > most {
             return Err(GpuError::Unsupported(format!(
@@ -627,7 +627,7 @@ impl FusedTrainer {
                 &[&step_uniform, &net.params, &xs, &order, &scratch],
             ),
             pipeline: p,
-            size: ((n / group) as u32, 1, 1),
+            size: ((n / per_group) as u32, 1, 1),
         });
         let (p, l) = pipe(
             "nn/fused_loss",
@@ -661,7 +661,7 @@ impl FusedTrainer {
                 &[&step_uniform, &net.params, &ts, &order, &scratch, &state],
             ),
             pipeline: p,
-            size: ((n / group) as u32, 1, 1),
+            size: ((n / per_group) as u32, 1, 1),
         });
         let (passes, per_split) = weight_grad_passes(
             ctx,
