@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/release/phaseflow
 
-.PHONY: setup build demo test lint fmt clean
+.PHONY: setup build demo test fuzz lint fmt clean
 
 setup:
 	@./scripts/ensure-vulkan.sh
@@ -23,6 +23,13 @@ demo: build
 # Release profile: the tests drive real GPU work, and it shares the demo's build.
 test: setup
 	$(CARGO) test --release
+
+# The long fuzz run: each fuzz target with PHASEFLOW_FUZZ_CASES generated inputs per property
+# (make test runs a few thousand). FUZZ_CASES=... overrides.
+FUZZ_CASES ?= 200000
+FUZZ_TARGETS := $(patsubst tests/%.rs,--test %,$(wildcard tests/fuzz_*.rs))
+fuzz: setup
+	PHASEFLOW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release $(FUZZ_TARGETS) -- --nocapture
 
 lint:
 	$(CARGO) fmt --check

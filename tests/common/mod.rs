@@ -83,3 +83,5 @@ pub fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
         "{name}: worst difference {worst:.3e} vs scale {scale:.3e}"
     );
 }
+
+pub mod fuzz;
