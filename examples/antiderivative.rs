@@ -1,5 +1,5 @@
 //! DeepXDE's aligned antiderivative DeepONet through the library: train on DeepXDE's
-//! published training set (`../shared/data/antiderivative_aligned_train.npz`, or a path
+//! published training set (`tests/data/antiderivative_aligned_train.npz`, or a path
 //! given as the first argument) with its set-up (branch [100, 40, 40], trunk [1, 40, 40],
 //! ReLU, Adam 1e-3, 10,000 full-batch iterations) and report DeepXDE's metric, the mean
 //! relative L2 error, on 1,000 test functions drawn the same way (GRF, length scale 0.2;
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/antiderivative_aligned_train.npz"
+            "/tests/data/antiderivative_aligned_train.npz"
         )
         .into()
     });

@@ -42,8 +42,11 @@ fn zone_plate() -> Image {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = GpuContext::new(&AdapterChoice::Best)?;
+    // Outputs go under the repository's ignored runs/, never beside the sources.
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runs/image_regression");
+    std::fs::create_dir_all(&out)?;
     let image = zone_plate();
-    std::fs::write("zone_plate.png", image.to_png()?)?;
+    std::fs::write(out.join("zone_plate.png"), image.to_png()?)?;
     // Train on pixels with even row and column, test on the rest.
     let xy = image.pixel_centres();
     let (mut train, mut test) = ((vec![], vec![]), (vec![], vec![]));
@@ -105,9 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 data: fit.data,
                 ..image.clone()
             };
-            std::fs::write("zone_plate_fit.png", rendered.to_png()?)?;
+            std::fs::write(out.join("zone_plate_fit.png"), rendered.to_png()?)?;
         }
     }
-    println!("wrote zone_plate.png and zone_plate_fit.png");
+    println!(
+        "wrote zone_plate.png and zone_plate_fit.png in {}",
+        out.display()
+    );
     Ok(())
 }

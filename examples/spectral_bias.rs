@@ -61,13 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.kernels, report.seconds
         );
         if arch.encoding.is_some() {
-            nn::save(
-                "spectral_bias.safetensors".as_ref(),
-                &arch,
-                &report.params,
-                &[],
-            )?;
-            println!("saved spectral_bias.safetensors");
+            // Under the repository's ignored runs/, never beside the sources.
+            let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runs");
+            std::fs::create_dir_all(&out)?;
+            let path = out.join("spectral_bias.safetensors");
+            nn::save(&path, &arch, &report.params, &[])?;
+            println!("saved {}", path.display());
         }
     }
     Ok(())

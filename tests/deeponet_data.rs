@@ -1,5 +1,5 @@
 //! DeepXDE's published aligned antiderivative training set
-//! (`../shared/data/antiderivative_aligned_train.npz`, whose `X` is a pickled object array)
+//! (`tests/data/antiderivative_aligned_train.npz`, whose `X` is a pickled object array)
 //! reads without Python, with the values NumPy reports for it.
 
 use phaseflow::io::{NpzValue, read_npz};
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(name)
 }
 

@@ -402,7 +402,7 @@ fn antiderivative_reaches_deepxde_accuracy() {
     let ctx = gpu();
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/antiderivative_aligned_train.npz"
+        "/tests/data/antiderivative_aligned_train.npz"
     );
     let train = read_aligned(path.as_ref()).unwrap();
     let test = antiderivative(100, 0.5, 1000, 2).unwrap();

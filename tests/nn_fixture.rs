@@ -1,4 +1,4 @@
-//! The PyTorch fixture (`../shared/data/torch_mlp_fixture*.safetensors`): loading it and
+//! The PyTorch fixture (`tests/data/torch_mlp_fixture*.safetensors`): loading it and
 //! evaluating its inputs reproduces its outputs, its loss and its gradients; a checkpoint
 //! written here has the same names, shapes and metadata, and reads back unchanged.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(name)
 }
 
