@@ -414,7 +414,7 @@ fn declare_size(mut zip: Vec<u8>, size: u32) -> Vec<u8> {
 // The properties.
 
 proptest! {
-    #![proptest_config(common::fuzz::config(3000))]
+    #![proptest_config(common::fuzz::config(5000))]
 
     /// Arbitrary bytes, and arbitrary bytes after numpy's magic, as an in-memory `.npy`.
     #[test]
@@ -466,7 +466,7 @@ proptest! {
 // The properties that go through files: fewer cases by default (file systems are slower
 // than memory), as many as the others in the long run.
 proptest! {
-    #![proptest_config(common::fuzz::config(800))]
+    #![proptest_config(common::fuzz::config(1500))]
 
     /// The file reader agrees with the in-memory one on mutated files.
     #[test]
