@@ -153,7 +153,7 @@ pub fn read_npz_limited(
         total = total.saturating_add(declared);
         if total > max_bytes {
             return Err(bad(format!(
-                "the members declare {total} bytes uncompressed; at most {max_bytes} are read"
+                "the members up to this one declare {total} bytes uncompressed; at most {max_bytes} are read"
             )));
         }
         let bytes = read_member(entry, declared).map_err(|e| match e {
