@@ -10,8 +10,12 @@ pub mod pickle;
 pub mod plot;
 
 pub use image::{Image, ImageError};
-pub use npy::{NpyError, read_array, read_matrix, read_npy, write_npy};
+pub use npy::{
+    MAX_DIMS, MAX_HEADER_BYTES, NpyError, NpyHeader, read_array, read_matrix, read_npy, write_npy,
+};
 pub use npy_stream::{Dtype, NpyStream, npy_header};
-pub use npz::{NpzError, NpzValue, npz_bytes, read_npz, write_npz};
+pub use npz::{
+    MAX_NPZ_BYTES, NpzError, NpzValue, npz_bytes, read_npz, read_npz_limited, write_npz,
+};
 pub use output::{OutputDir, OutputError};
 pub use plot::{Chart, PlotError, Scale, Series};

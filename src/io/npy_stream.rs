@@ -115,8 +115,22 @@ impl NpyStream {
     }
 
     /// Reads `count` elements from element `index` on (for resuming: what was written).
+    /// A range past the array's end (e.g. from an edited run record) is an error before
+    /// anything is allocated.
     pub fn read_at(&mut self, index: u64, count: usize) -> std::io::Result<Vec<u8>> {
         let width = self.dtype.width() as u64;
+        if index
+            .checked_add(count as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "elements {index}..+{count} lie past the end of an array of {} elements",
+                    self.len
+                ),
+            ));
+        }
         self.file
             .seek(SeekFrom::Start(self.data_offset + index * width))?;
         let mut out = vec![0u8; count * width as usize];
@@ -187,6 +201,15 @@ mod tests {
         let (data, rows, cols) = crate::io::read_matrix(&path).unwrap();
         assert_eq!((rows, cols), (2, 3));
         assert_eq!(data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let mut s = NpyStream::open_existing(&path, Dtype::F32, &[2, 3]).unwrap();
+        assert_eq!(
+            s.read_at(4, 2).unwrap(),
+            bytemuck::cast_slice::<f32, u8>(&[5.0f32, 6.0])
+        );
+        let e = s.read_at(4, 3).unwrap_err().to_string();
+        assert!(e.contains("past the end of an array of 6 elements"), "{e}");
+        assert!(s.read_at(u64::MAX, 2).is_err());
+        assert!(NpyStream::open_existing(&path, Dtype::F32, &[3, 2]).is_err());
         let h = npy_header(Dtype::U8, &[7]);
         assert_eq!(h.len() % 64, 0);
         assert!(String::from_utf8_lossy(&h).contains("'shape': (7,)"));

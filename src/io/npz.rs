@@ -3,7 +3,7 @@
 //! pickle, e.g. DeepXDE's `X = (branch inputs, trunk inputs)`) are read through
 //! `io::pickle` without running any Python.
 
-use super::npy::{NpyError, read_array};
+use super::npy::{NpyError, header_length, parse_header, read_array};
 use super::pickle::{self, Value};
 use npyz::WriterBuilder;
 use std::collections::BTreeMap;
@@ -46,36 +46,31 @@ pub enum NpzError {
     },
 }
 
-/// The bytes of a `.npy` after its header.
-fn npy_body(bytes: &[u8]) -> Result<&[u8], String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy member".into());
-    }
-    let (len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
-            12,
-        ),
-        v => return Err(format!(".npy format version {v} is not supported")),
-    };
-    bytes
-        .get(start + len..)
-        .ok_or_else(|| "the .npy header runs past the member".into())
-}
+/// The most bytes an archive's members may hold, uncompressed, all together (4 GiB): a
+/// member is read only up to the size its archive declares, and the declared sizes must
+/// add up to no more than this, so a small archive cannot inflate into all of memory.
+pub const MAX_NPZ_BYTES: u64 = 4 << 30;
 
-/// An array from a pickled NumPy value.
+/// An array from a pickled NumPy value. Recursion follows the pickle's nesting, which
+/// `io::pickle` bounds (`pickle::MAX_DEPTH`).
 fn from_pickle(v: &Value) -> Result<NpzValue, String> {
     let Value::Array { shape, dtype, data } = v else {
         return Err(format!(
-            "an object array holds {v:?}, not an array; only arrays of arrays are supported"
+            "an object array holds {}, not an array; only arrays of arrays are supported",
+            v.kind()
         ));
     };
-    let count: usize = shape.iter().product();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("an array's shape {shape:?} has too many elements"))?;
     match (dtype.as_str(), data.as_ref()) {
         ("|O", Value::List(items)) => {
             if items.len() != count {
-                return Err("object array of the wrong length".into());
+                return Err(format!(
+                    "an object array of shape {shape:?} holds {} items",
+                    items.len()
+                ));
             }
             Ok(NpzValue::Objects {
                 shape: shape.clone(),
@@ -83,24 +78,24 @@ fn from_pickle(v: &Value) -> Result<NpzValue, String> {
             })
         }
         (dt, Value::Bytes(b)) => {
-            let width = match &dt[1..] {
+            let (order, kind) = dt.split_at(dt.chars().next().map_or(0, char::len_utf8));
+            let width = match kind {
                 "f8" | "i8" | "u8" => 8,
                 "f4" | "i4" | "u4" => 4,
                 other => return Err(format!("dtype '{other}' inside an object array")),
             };
-            if dt.starts_with('>') {
-                return Err("big-endian arrays are not supported".into());
+            if order == ">" {
+                return Err("big-endian arrays inside object arrays are not supported".into());
             }
-            if b.len() != count * width {
+            if count.checked_mul(width) != Some(b.len()) {
                 return Err(format!(
-                    "an array of shape {shape:?} holds {} bytes, not {}",
+                    "an array of shape {shape:?} and dtype {dt} holds {} bytes",
                     b.len(),
-                    count * width
                 ));
             }
             let data = b
                 .chunks_exact(width)
-                .map(|c| match &dt[1..] {
+                .map(|c| match kind {
                     "f8" => f64::from_le_bytes(c.try_into().expect("8")),
                     "i8" => i64::from_le_bytes(c.try_into().expect("8")) as f64,
                     "u8" => u64::from_le_bytes(c.try_into().expect("8")) as f64,
@@ -114,12 +109,23 @@ fn from_pickle(v: &Value) -> Result<NpzValue, String> {
                 data,
             })
         }
-        _ => Err(format!("unsupported array {dtype} in an object array")),
+        _ => Err(format!(
+            "an array of dtype {dtype} holding {} inside an object array is not supported",
+            data.kind()
+        )),
     }
 }
 
-/// Every member of an `.npz`, by name (without `.npy`).
+/// Every member of an `.npz`, by name (without `.npy`), reading at most `MAX_NPZ_BYTES`.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpzValue>, NpzError> {
+    read_npz_limited(path, MAX_NPZ_BYTES)
+}
+
+/// `read_npz` with the cap on the members' total uncompressed size given.
+pub fn read_npz_limited(
+    path: &Path,
+    max_bytes: u64,
+) -> Result<BTreeMap<String, NpzValue>, NpzError> {
     let p = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| NpzError::Io {
         path: p.clone(),
@@ -131,44 +137,89 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpzValue>, NpzError> {
     };
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
     let mut out = BTreeMap::new();
+    let mut total = 0u64;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(zip_err)?;
+        let entry = archive.by_index(i).map_err(zip_err)?;
         let member = entry.name().map_err(zip_err)?.to_string();
         let Some(name) = member.strip_suffix(".npy") else {
             continue;
         };
-        let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|source| NpzError::Io {
-                path: p.clone(),
-                source,
-            })?;
         let bad = |message: String| NpzError::Member {
             path: p.clone(),
             member: name.to_string(),
             message,
         };
-        let header = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
-        let value = if header.contains("'descr': '|O'") {
-            let body = npy_body(&bytes).map_err(bad)?;
-            let v = pickle::load(body).map_err(|e| bad(e.to_string()))?;
-            from_pickle(&v).map_err(bad)?
-        } else {
-            let npy = npyz::NpyFile::new(Cursor::new(&bytes)).map_err(|source| NpzError::Io {
+        let declared = entry.size();
+        total = total.saturating_add(declared);
+        if total > max_bytes {
+            return Err(bad(format!(
+                "the members up to this one declare {total} bytes uncompressed; at most {max_bytes} are read"
+            )));
+        }
+        let bytes = read_member(entry, declared).map_err(|e| match e {
+            MemberError::Io(source) => NpzError::Io {
                 path: format!("{p}:{name}"),
                 source,
-            })?;
-            let (shape, data) =
-                read_array(npy, &format!("{p}:{name}")).map_err(|source| NpzError::Npy {
-                    path: p.clone(),
-                    source,
-                })?;
-            NpzValue::Array { shape, data }
-        };
+            },
+            MemberError::Message(m) => bad(m),
+        })?;
+        let value = read_member_array(&bytes, &p, name)?;
         out.insert(name.to_string(), value);
     }
     Ok(out)
+}
+
+enum MemberError {
+    Io(std::io::Error),
+    Message(String),
+}
+
+/// A member's bytes, exactly as many as its archive declares (a member that inflates past
+/// its declared size, or holds less, is refused); memory grows with what is really read,
+/// not with the declaration.
+fn read_member(entry: impl Read, declared: u64) -> Result<Vec<u8>, MemberError> {
+    let mut bytes = Vec::new();
+    entry
+        .take(declared.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(MemberError::Io)?;
+    if bytes.len() as u64 > declared {
+        return Err(MemberError::Message(format!(
+            "it inflates past the {declared} bytes its archive declares"
+        )));
+    }
+    if (bytes.len() as u64) < declared {
+        return Err(MemberError::Message(format!(
+            "it holds {} bytes but its archive declares {declared}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A member's `.npy` bytes as a value: numeric arrays directly, object arrays through the
+/// pickle reader.
+fn read_member_array(bytes: &[u8], path: &str, name: &str) -> Result<NpzValue, NpzError> {
+    let bad = |message: String| NpzError::Member {
+        path: path.to_string(),
+        member: name.to_string(),
+        message,
+    };
+    let header_len = header_length(bytes).map_err(bad)?;
+    let head = bytes
+        .get(..header_len)
+        .ok_or_else(|| bad("it ends inside its .npy header".into()))?;
+    let header = parse_header(head).map_err(bad)?;
+    if header.descr == "|O" {
+        let v = pickle::load(&bytes[header_len..]).map_err(|e| bad(e.to_string()))?;
+        return from_pickle(&v).map_err(bad);
+    }
+    let (shape, data) =
+        read_array(bytes, &format!("{path}:{name}")).map_err(|source| NpzError::Npy {
+            path: path.to_string(),
+            source,
+        })?;
+    Ok(NpzValue::Array { shape, data })
 }
 
 /// An uncompressed `.npz` in memory from ready-made `.npy` files: (name without `.npy`,

@@ -1,6 +1,10 @@
 //! Checkpoints as `.safetensors` in PyTorch's `state_dict` layout, with the architecture as
 //! JSON in the header metadata (`architecture`), so a network trained here loads into the
 //! equivalent PyTorch `nn.Sequential` and back.
+//!
+//! A checkpoint is user input (a file, or an upload to the server): every loader of a model
+//! refuses a weight that is NaN, infinite or beyond f32's range (the GPU computes in f32),
+//! naming the tensor and the index, before anything uses it.
 
 use super::deeponet::{DeepONetArch, DeepONetParams};
 use super::deeponet_gpu::DeepONetTrainState;
@@ -38,6 +42,14 @@ pub enum CheckpointError {
         path: String,
         name: String,
         dtype: String,
+    },
+    #[error("'{path}': weight '{name}' holds {value:e} at index {index}; {why}")]
+    Weight {
+        path: String,
+        name: String,
+        index: usize,
+        value: f64,
+        why: &'static str,
     },
     #[error("'{path}': {source}")]
     Model {
@@ -95,6 +107,12 @@ fn read_with_architecture<T: serde::de::DeserializeOwned>(
 ) -> Result<(Tensors, T, HashMap<String, String>), CheckpointError> {
     let p = path.display().to_string();
     let (tensors, meta) = read_tensors(path)?;
+    check_weights(
+        tensors
+            .iter()
+            .map(|(name, (_, values))| (name.as_str(), &values[..])),
+        &p,
+    )?;
     let text = meta
         .get("architecture")
         .ok_or_else(|| CheckpointError::NoArchitecture { path: p.clone() })?;
@@ -103,6 +121,37 @@ fn read_with_architecture<T: serde::de::DeserializeOwned>(
         message: format!("not {what}: {e}"),
     })?;
     Ok((tensors, arch, meta))
+}
+
+/// Refuses the first weight that the GPU cannot hold: NaN, infinite, or finite but beyond
+/// f32's range (it would become infinite there). `path` is what the message calls the
+/// source. Tensors are checked in name order, so the message is the same every time.
+pub fn check_weights<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a [f64])>,
+    path: &str,
+) -> Result<(), CheckpointError> {
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by_key(|t| t.0);
+    for (name, values) in tensors {
+        let bad = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite() || v.abs() > f32::MAX as f64);
+        if let Some((index, &value)) = bad {
+            return Err(CheckpointError::Weight {
+                path: path.to_string(),
+                name: name.to_string(),
+                index,
+                value,
+                why: if value.is_finite() {
+                    "weights must lie within f32's range (±3.4e38), which the GPU computes in"
+                } else {
+                    "weights must be finite"
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A network from a checkpoint.
@@ -320,4 +369,119 @@ fn serialize(
             message: e.to_string(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Activation, Init, NetSpec, Strategy};
+
+    /// `bytes` (a checkpoint) with the f32 at flat `index` of tensor `name` set to `value`.
+    fn patch(mut bytes: Vec<u8>, name: &str, index: usize, value: f32) -> Vec<u8> {
+        let (header_len, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let info = meta.info(name).unwrap();
+        let at = 8 + header_len + info.data_offsets.0 + 4 * index;
+        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        bytes
+    }
+
+    fn mlp_bytes() -> Vec<u8> {
+        let arch = Architecture::mlp(2, None, &[3], 1, Activation::Tanh);
+        let params = Params::init(&arch, Init::Glorot, 1).unwrap();
+        save_bytes(&arch, &params, &[]).unwrap()
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("phaseflow-ckpt-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_with_the_tensor_named() {
+        let path = temp("nan.safetensors");
+        std::fs::write(&path, patch(mlp_bytes(), "layers.0.weight", 4, f32::NAN)).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("weight 'layers.0.weight' holds NaN at index 4; weights must be finite"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            patch(mlp_bytes(), "layers.2.bias", 0, f32::NEG_INFINITY),
+        )
+        .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("'layers.2.bias' holds -inf at index 0"), "{e}");
+        // The same file with a finite value there loads, and holds it.
+        std::fs::write(&path, patch(mlp_bytes(), "layers.2.bias", 0, 0.25)).unwrap();
+        let (_, params) = load(&path).unwrap();
+        assert_eq!(params.biases[1][0], 0.25);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// The server's upload and the CLI's predict both load through `load_deeponet`; resume
+    /// through `load_deeponet_state`, whose Adam moments are checked too.
+    #[test]
+    fn deeponet_loaders_refuse_non_finite_weights() {
+        let spec = |inputs| NetSpec {
+            inputs,
+            hidden: vec![4],
+            encoding: None,
+        };
+        let arch = DeepONetArch::new(
+            spec(3),
+            spec(1),
+            2,
+            1,
+            Strategy::SplitBoth,
+            Activation::Tanh,
+        );
+        let params = DeepONetParams::init(&arch, Init::Glorot, 3).unwrap();
+        let good = save_deeponet_bytes(&arch, &params, &[]).unwrap();
+        let path = temp("deeponet.safetensors");
+        std::fs::write(&path, &good).unwrap();
+        assert!(load_deeponet(&path).is_ok());
+        std::fs::write(
+            &path,
+            patch(good.clone(), "trunk.layers.0.weight", 2, f32::INFINITY),
+        )
+        .unwrap();
+        let e = load_deeponet(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("weight 'trunk.layers.0.weight' holds inf at index 2"),
+            "{e}"
+        );
+        std::fs::write(&path, patch(good, "b", 0, f32::NAN)).unwrap();
+        let e = load_deeponet(&path).unwrap_err().to_string();
+        assert!(e.contains("weight 'b' holds NaN at index 0"), "{e}");
+        let state = DeepONetTrainState {
+            step: 5,
+            params: params.clone(),
+            moments: [params.clone(), params.clone()],
+            samplers: [(1, 0), (2, 0)],
+        };
+        let bytes = save_deeponet_state_bytes(&arch, &state, &[]).unwrap();
+        std::fs::write(
+            &path,
+            patch(bytes, "exp_avg_sq.branch.layers.0.bias", 1, f32::NAN),
+        )
+        .unwrap();
+        let e = load_deeponet_state(&path).err().unwrap().to_string();
+        assert!(
+            e.contains("'exp_avg_sq.branch.layers.0.bias' holds NaN at index 1"),
+            "{e}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn weights_beyond_f32_are_refused() {
+        let e = check_weights([("b", &[0.0, 1e300][..])], "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'b' holds 1e300 at index 1; weights must lie within f32's range"),
+            "{e}"
+        );
+        assert!(check_weights([("b", &[f32::MAX as f64, -1.0][..])], "x").is_ok());
+    }
 }
