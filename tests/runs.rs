@@ -212,7 +212,7 @@ fn copied_and_moved_runs_resume_where_they_are() {
     assert_eq!(run["complete"], false);
     let done = run["trajectories_done"].as_u64().unwrap() as usize;
     assert!(
-        done >= 2048 && done < 16384 && done.is_multiple_of(2048),
+        (2048..16384).contains(&done) && done.is_multiple_of(2048),
         "{done}"
     );
     let status = npy_data(&original.join("status.npy"));
