@@ -1,6 +1,7 @@
 //! Ctrl-C: the first one asks the command to stop after the work in flight and save what
 //! is done; the second quits at once.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 
@@ -16,11 +17,14 @@ pub fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            // Not eprintln: a closed stderr must not panic the handler.
+            let mut err = std::io::stderr();
             if CANCEL.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted twice: quitting now");
+                let _ = writeln!(err, "\ninterrupted twice: quitting now");
                 std::process::exit(130);
             }
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "\ninterrupted: finishing the work in flight and saving what is done \
                  (Ctrl-C again quits at once)"
             );

@@ -17,6 +17,7 @@ mod interrupt;
 mod outputs;
 mod predict;
 mod progress;
+mod run_dir;
 mod serve;
 mod simulate;
 mod systems;

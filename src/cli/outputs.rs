@@ -6,10 +6,12 @@ use super::CliError;
 use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
 use crate::ode::{
-    EnsembleStats, InitialStates, NpySink, Parameters, Problem, Sink, Status, StepCounts, Tally,
-    TrajectoryStats,
+    EnsembleStats, InitialStates, Inputs, NpySink, Parameters, Problem, Sink, SinkError, Status,
+    StepCounts, Tally, TrajectoryStats,
 };
 use serde_json::{Value, json};
+use std::ops::Range;
+use std::path::PathBuf;
 
 pub use crate::spec::Output;
 
@@ -21,7 +23,44 @@ pub struct Outputs {
     npy: NpySink,
     trajectory: Option<TrajectoryStats>,
     ensemble: Option<EnsembleStats>,
+    checkpoint: Checkpoint,
     files: Vec<Value>,
+}
+
+/// Keeps run.json's `trajectories_done` up to date as chunks finish, so that a run killed
+/// at any moment (SIGKILL, a power cut of the process) can be resumed: fed last, after
+/// every other sink has written the chunk.
+struct Checkpoint {
+    dir: PathBuf,
+    run: Value,
+}
+
+impl Checkpoint {
+    fn write(&self) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(&self.run).expect("JSON") + "\n";
+        let tmp = self.dir.join(".run.json.writing");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, self.dir.join("run.json"))
+    }
+}
+
+impl Sink for Checkpoint {
+    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn chunk_done(
+        &mut self,
+        chunk: Range<usize>,
+        _: &[Status],
+        _: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError> {
+        self.run["trajectories_done"] = json!(chunk.end);
+        self.write().map_err(|source| SinkError::Io {
+            path: self.dir.join("run.json").display().to_string(),
+            source,
+        })
+    }
 }
 
 fn write_error(e: impl std::fmt::Display) -> CliError {
@@ -30,13 +69,16 @@ fn write_error(e: impl std::fmt::Display) -> CliError {
 
 impl Outputs {
     /// Opens every file the run will write; a full disk or an unwritable path fails here.
-    /// Resuming (`done` trajectories already written), the files are opened in place.
+    /// Resuming (`done` trajectories already written), the files are opened where they are.
+    /// `run`: the run.json of the run in progress (state "running"), written by `begin` and
+    /// kept up to date as chunks finish.
     pub fn open(
         mut dir: OutputDir,
         problem: &Problem,
         n_save: usize,
         which: &[Output],
         done: Option<usize>,
+        run: Value,
     ) -> Result<Outputs, CliError> {
         let input = |e: crate::io::OutputError| CliError::Input(e.to_string());
         let (n, dim) = (problem.ensemble().n, problem.system().dim());
@@ -52,7 +94,7 @@ impl Outputs {
             files.push(json!({"file": name, "shape": shape, "dtype": dtype_name(dtype)}));
             match done {
                 None => dir.stream_npy(name, dtype, shape),
-                Some(_) => dir.existing_npy(name, dtype, shape),
+                Some(_) => dir.resume_npy(name, dtype, shape),
             }
             .map_err(input)
         };
@@ -96,13 +138,86 @@ impl Outputs {
             })?;
             replay(states, e, problem, n_save, done)?;
         }
+        let checkpoint = Checkpoint {
+            dir: dir.path().to_path_buf(),
+            run,
+        };
         Ok(Outputs {
             dir,
             npy: NpySink::new(states, status, stats),
             trajectory,
             ensemble,
+            checkpoint,
             files,
         })
+    }
+
+    /// Writes run.json with state "running", after the inputs and before the first chunk:
+    /// from now on the directory can be resumed whatever happens to the process.
+    pub fn begin(&self) -> Result<(), CliError> {
+        self.checkpoint.write().map_err(|e| {
+            CliError::Input(format!(
+                "cannot write '{}': {e}",
+                self.checkpoint.dir.join("run.json").display()
+            ))
+        })
+    }
+
+    /// Writes, now and under their own names, the inputs a resumed run reads back from the
+    /// run directory (so that it needs nothing outside it): the per-trajectory parameters
+    /// and initial states when they vary, the input signals, the system file's text.
+    pub fn write_inputs(
+        &mut self,
+        problem: &Problem,
+        system_text: Option<&str>,
+    ) -> Result<(), CliError> {
+        let (system, ensemble) = (problem.system(), problem.ensemble());
+        let n = ensemble.n;
+        let dir = &self.dir;
+        if let Some(text) = system_text {
+            dir.write_now("system.toml", text.as_bytes())
+                .map_err(write_error)?;
+        }
+        if ensemble.params != Parameters::Default && system.n_params() > 0 {
+            let cols = system.n_params();
+            write_table_now(dir, "params.npy", n, cols, |r| ensemble.params(r))?;
+            self.files
+                .push(json!({"file": "params.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if ensemble.initial != InitialStates::Default {
+            let cols = system.dim();
+            write_table_now(dir, "u0.npy", n, cols, |r| ensemble.states(r))?;
+            self.files
+                .push(json!({"file": "u0.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if let Inputs::Table(t) = &ensemble.inputs {
+            write_table_now(dir, "inputs.npy", t.rows, t.cols, |r| {
+                t.data[r.start * t.cols..r.end * t.cols].to_vec()
+            })?;
+            self.files
+                .push(json!({"file": "inputs.npy", "shape": [t.rows, t.cols], "dtype": "float64"}));
+        }
+        Ok(())
+    }
+
+    /// The files a resumed run finds already written (see `write_inputs`), for its listing.
+    pub fn list_inputs(&mut self, problem: &Problem) {
+        let (system, ensemble) = (problem.system(), problem.ensemble());
+        let n = ensemble.n;
+        if ensemble.params != Parameters::Default && system.n_params() > 0 {
+            let cols = system.n_params();
+            self.files
+                .push(json!({"file": "params.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if ensemble.initial != InitialStates::Default {
+            let cols = system.dim();
+            self.files
+                .push(json!({"file": "u0.npy", "shape": [n, cols], "dtype": "float64"}));
+        }
+        if let Inputs::Table(t) = &ensemble.inputs {
+            self.files
+                .push(json!({"file": "inputs.npy", "shape": [t.rows, t.cols], "dtype": "float64"}));
+        }
     }
 
     /// Statuses and step counts of the first `done` trajectories, read back (resuming).
@@ -151,45 +266,34 @@ impl Outputs {
         if let Some(e) = self.ensemble.as_mut() {
             sinks.push(e);
         }
+        // Last: a chunk is recorded as done only once every file holds it.
+        sinks.push(&mut self.checkpoint);
         sinks
     }
 
-    /// Writes what is known only at the end (times, inputs, ensemble statistics, run.json),
-    /// flushes every stream and moves all files into place.
-    /// `complete`: false when the run was interrupted; run.json then says how far it got
-    /// and the ensemble statistics (which need every trajectory) are not written.
+    /// Writes what is known only at the end (times, ensemble statistics, run.json), flushes
+    /// every stream and moves all files into place.
+    /// `done`: trajectories `0..done` are finished; fewer than N when the run was
+    /// interrupted: the others are then marked "not run" (status 0, NaN states and
+    /// statistics), run.json says how far the run got, and the ensemble statistics (which
+    /// need every trajectory) are not written.
     pub fn finish(
         mut self,
         problem: &Problem,
         times: &[f64],
         mut summary: Value,
-        complete: bool,
+        done: usize,
     ) -> Result<(), CliError> {
         let dir = &mut self.dir;
         dir.write_npy("times.npy", &[times.len() as u64], times)
             .map_err(write_error)?;
-        let (system, ensemble) = (problem.system(), problem.ensemble());
-        let n = ensemble.n;
-        if ensemble.params != Parameters::Default && system.n_params() > 0 {
-            let cols = system.n_params();
-            let mut s = dir
-                .stream_npy("params.npy", Dtype::F64, &[n as u64, cols as u64])
-                .map_err(write_error)?;
-            write_rows(&mut s, n, cols, |r| ensemble.params(r))?;
-            s.finish().map_err(write_error)?;
-            self.files
-                .push(json!({"file": "params.npy", "shape": [n, cols], "dtype": "float64"}));
+        let system = problem.system();
+        let n = problem.ensemble().n;
+        let complete = done >= n;
+        if !complete {
+            self.mark_not_run(done, n, times.len(), system.dim())?;
         }
-        if ensemble.initial != InitialStates::Default {
-            let cols = system.dim();
-            let mut s = dir
-                .stream_npy("u0.npy", Dtype::F64, &[n as u64, cols as u64])
-                .map_err(write_error)?;
-            write_rows(&mut s, n, cols, |r| ensemble.states(r))?;
-            s.finish().map_err(write_error)?;
-            self.files
-                .push(json!({"file": "u0.npy", "shape": [n, cols], "dtype": "float64"}));
-        }
+        let dir = &mut self.dir;
         if let Some(e) = self.ensemble.as_ref().filter(|_| complete) {
             let (mean, var, count) = e.result();
             let shape = [times.len() as u64, system.dim() as u64];
@@ -215,6 +319,50 @@ impl Outputs {
         summary["files"] = json!(self.files);
         dir.write_json("run.json", &summary).map_err(write_error)?;
         self.dir.commit().map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Trajectories `done..n` did not run: NaN in every state and statistic they would
+    /// have (their status is already 0, "not run"; files are created zeroed), so that no
+    /// plausible-looking value stands for work that was not done. Whatever a chunk in
+    /// flight wrote before the stop is overwritten too.
+    fn mark_not_run(
+        &mut self,
+        done: usize,
+        n: usize,
+        n_save: usize,
+        dim: usize,
+    ) -> Result<(), CliError> {
+        let nan_block = |real: Dtype, rows: usize| -> Vec<u8> {
+            match real {
+                Dtype::F64 => bytemuck::cast_slice(&vec![f64::NAN; rows * dim]).to_vec(),
+                _ => bytemuck::cast_slice(&vec![f32::NAN; rows * dim]).to_vec(),
+            }
+        };
+        let codes = vec![0u8; ROWS_PER_BLOCK];
+        for start in (done..n).step_by(ROWS_PER_BLOCK) {
+            let end = (start + ROWS_PER_BLOCK).min(n);
+            self.npy
+                .status
+                .write_at(start as u64, &codes[..end - start])
+                .map_err(write_error)?;
+            if let Some(states) = self.npy.states.as_mut() {
+                let block = nan_block(states.dtype(), end - start);
+                for s in 0..n_save {
+                    states
+                        .write_at(((s * n + start) * dim) as u64, &block)
+                        .map_err(write_error)?;
+                }
+            }
+            if let Some(t) = self.trajectory.as_mut() {
+                let block = nan_block(Dtype::F64, end - start);
+                for stream in [&mut t.min, &mut t.max, &mut t.mean] {
+                    stream
+                        .write_at((start * dim) as u64, &block)
+                        .map_err(write_error)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -255,17 +403,30 @@ fn replay(
     Ok(())
 }
 
-/// Writes an [n, cols] f64 table produced `ROWS_PER_BLOCK` rows at a time.
-fn write_rows(
-    s: &mut NpyStream,
+/// Writes `name`, an [n, cols] f64 table produced `ROWS_PER_BLOCK` rows at a time, now:
+/// under a temporary name, renamed into place when whole.
+fn write_table_now(
+    dir: &OutputDir,
+    name: &str,
     n: usize,
     cols: usize,
-    rows: impl Fn(std::ops::Range<usize>) -> Vec<f64>,
+    rows: impl Fn(Range<usize>) -> Vec<f64>,
 ) -> Result<(), CliError> {
-    for start in (0..n).step_by(ROWS_PER_BLOCK) {
-        let block = rows(start..(start + ROWS_PER_BLOCK).min(n));
-        s.write_at((start * cols) as u64, bytemuck::cast_slice(&block))
-            .map_err(write_error)?;
-    }
-    Ok(())
+    let tmp = dir.path().join(format!(".{name}.writing"));
+    let fill = || -> std::io::Result<()> {
+        let mut s = NpyStream::create(&tmp, Dtype::F64, &[n as u64, cols as u64])?;
+        for start in (0..n).step_by(ROWS_PER_BLOCK) {
+            let block = rows(start..(start + ROWS_PER_BLOCK).min(n));
+            s.write_at((start * cols) as u64, bytemuck::cast_slice(&block))?;
+        }
+        s.finish()?;
+        std::fs::rename(&tmp, dir.path().join(name))
+    };
+    fill().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::Input(format!(
+            "cannot write '{}': {e}",
+            dir.path().join(name).display()
+        ))
+    })
 }

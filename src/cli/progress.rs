@@ -1,26 +1,106 @@
-//! A progress bar fed by the run like any other sink: trajectory-saves done, rate and ETA.
-//! Shown only on a terminal, and never with --quiet or --json.
+//! Progress of a run: the kernel's compilation as its own phase, then the work done, told by
+//! the runner as each dispatch group finishes (so it moves within a chunk), and the
+//! trajectories finished, told by the sinks as chunks finish.
+//!
+//! Shown as a bar on a terminal, never with --quiet or --json. `PHASEFLOW_PROGRESS=lines`
+//! prints one plain line per update to stderr instead, whatever stderr is (for logs and
+//! tests); `PHASEFLOW_PROGRESS=off` shows nothing.
 
 use crate::ode::device::SaveBatch;
-use crate::ode::{Sink, SinkError, Status, StepCounts};
+use crate::ode::{ProgressHook, Sink, SinkError, Status, StepCounts, Tick};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Hidden,
+    Bar,
+    Lines,
+}
+
+impl Mode {
+    fn choose(quiet: bool) -> Mode {
+        match std::env::var("PHASEFLOW_PROGRESS").as_deref() {
+            _ if quiet => Mode::Hidden,
+            Ok("lines") => Mode::Lines,
+            Ok("off") => Mode::Hidden,
+            _ if std::io::stderr().is_terminal() => Mode::Bar,
+            _ => Mode::Hidden,
+        }
+    }
+}
+
+/// What the bar, the hook and the sink share.
+struct Shared {
+    bar: ProgressBar,
+    mode: Mode,
+    n: usize,
+    done: AtomicUsize,
+    started: Instant,
+}
+
+impl Shared {
+    fn message(&self) -> String {
+        format!(
+            "{}/{} trajectories done",
+            self.done.load(Ordering::Relaxed),
+            self.n
+        )
+    }
+
+    fn line(&self, what: &str) {
+        if self.mode == Mode::Lines {
+            let (pos, len) = (self.bar.position(), self.bar.length().unwrap_or(0));
+            let percent = if len == 0 {
+                0.0
+            } else {
+                100.0 * pos as f64 / len as f64
+            };
+            // Not eprintln: a closed stderr must not stop the run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "progress: {what} · {percent:.1}% of the work · {} · {:.1} s",
+                self.message(),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn tick(&self, tick: Tick) {
+        match tick {
+            Tick::Compiling => {
+                self.bar.set_message("compiling the kernel");
+                self.line("compiling the kernel");
+            }
+            Tick::Compiled(took) => {
+                self.bar.set_message(self.message());
+                self.line(&format!("kernel compiled in {:.2} s", took.as_secs_f64()));
+            }
+            Tick::Total(total) => self.bar.set_length(total),
+            Tick::Done(work) => {
+                self.bar.inc(work);
+                self.line("running");
+            }
+        }
+    }
+}
 
 pub struct Progress {
-    bar: ProgressBar,
-    n: usize,
-    done: usize,
+    shared: Arc<Shared>,
 }
 
 impl Progress {
-    /// A bar over `n` trajectories × `n_save` saves, or a hidden one when stderr is not a
-    /// terminal or `quiet`.
-    pub fn new(n: usize, n_save: usize, quiet: bool) -> Progress {
-        let visible = !quiet && std::io::stderr().is_terminal();
+    /// Progress of a run of `n` trajectories, hidden when `quiet`.
+    pub fn new(n: usize, quiet: bool) -> Progress {
+        let mode = Mode::choose(quiet);
         let bar = ProgressBar::with_draw_target(
-            Some((n * n_save) as u64),
-            if visible {
+            Some(0),
+            if mode == Mode::Bar {
                 ProgressDrawTarget::stderr()
             } else {
                 ProgressDrawTarget::hidden()
@@ -32,24 +112,34 @@ impl Progress {
             )
             .expect("valid template"),
         );
-        let mut p = Progress { bar, n, done: 0 };
-        p.message();
-        p
+        if mode == Mode::Bar {
+            // The spinner and the clock move even while the device works on one long group.
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+        let shared = Arc::new(Shared {
+            bar,
+            mode,
+            n,
+            done: AtomicUsize::new(0),
+            started: Instant::now(),
+        });
+        shared.bar.set_message(shared.message());
+        Progress { shared }
     }
 
-    fn message(&mut self) {
-        self.bar
-            .set_message(format!("{}/{} trajectories done", self.done, self.n));
+    /// The hook the runner tells its phases and work to.
+    pub fn hook(&self) -> ProgressHook {
+        let shared = self.shared.clone();
+        ProgressHook::new(move |tick| shared.tick(tick))
     }
 
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        self.shared.bar.finish_and_clear();
     }
 }
 
 impl Sink for Progress {
-    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
-        self.bar.inc((batch.slots.len() * batch.chunk.len()) as u64);
+    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
         Ok(())
     }
 
@@ -59,8 +149,10 @@ impl Sink for Progress {
         _: &[Status],
         _: Option<&[StepCounts]>,
     ) -> Result<(), SinkError> {
-        self.done += chunk.len();
-        self.message();
+        let s = &self.shared;
+        s.done.fetch_add(chunk.len(), Ordering::Relaxed);
+        s.bar.set_message(s.message());
+        s.line("chunk finished");
         Ok(())
     }
 }

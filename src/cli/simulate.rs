@@ -5,6 +5,7 @@ use super::format::{grouped, seconds};
 use super::interrupt;
 use super::outputs::{Output, Outputs};
 use super::progress::Progress;
+use super::run_dir::{self, FreshRunGuard, ResumePoint};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::{
@@ -12,9 +13,10 @@ use crate::ode::{
     Tolerance, run_on_devices,
 };
 use crate::schedule::PlanCaps;
+use crate::schedule::plan::interruptible_chunk;
 use crate::spec::{RunSpec, U0Spec, build_problem};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const LONG_ABOUT: &str = "\
 Integrate an ensemble of trajectories of a system on the GPU.
@@ -45,10 +47,15 @@ Examples:
 
 Output (with -o DIR): states.npy [n_save, N, dim] f32 (f64 with --precision f64),
 times.npy [n_save] f64, status.npy [N] u8 (1 success, 2 max steps, 3 step-size underflow,
-4 non-finite), for adaptive solvers stats.npy [N, 3] u32 (accepted steps, rejected steps,
+4 non-finite, 0 not run: an interrupted run's trajectories past trajectories_done, whose
+states are NaN), for adaptive solvers stats.npy [N, 3] u32 (accepted steps, rejected steps,
 right-hand-side evaluations), params.npy [N, n_params] f64 and u0.npy [N, dim] f64 when
-they vary across trajectories, and run.json describing the run. Files appear together when
-the run has finished; a failed run leaves none.";
+they vary across trajectories, and run.json describing the run. run.json exists from the
+start (state running), so a run stopped any way (Ctrl-C, a kill) continues with
+--resume DIR; result files appear together when the run has finished or was interrupted; a
+failed run leaves none. -o onto a directory that holds a run needs --overwrite.
+
+Progress: a bar on a terminal; PHASEFLOW_PROGRESS=lines prints plain lines to stderr.";
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -60,7 +67,7 @@ pub struct SimulateArgs {
     config: Option<PathBuf>,
 
     /// Number of trajectories (implied by a grid or an input file if not given)
-    #[arg(short, long)]
+    #[arg(short, long, allow_negative_numbers = true)]
     n: Option<usize>,
 
     /// Runge–Kutta method: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
@@ -83,11 +90,11 @@ pub struct SimulateArgs {
 
     /// Step size; must divide the span [default: the system's suggestion]. Adaptive
     /// solvers: the first step [default: chosen per trajectory]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = positive("dt"))]
     dt: Option<f64>,
 
     /// Fixed-step solvers: save the initial state and every K-th step (and the final state)
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
     save_every: Option<u32>,
 
     /// Adaptive solvers: save every trajectory at t0, t0+dt, ... up to t1 (interpolated)
@@ -95,36 +102,36 @@ pub struct SimulateArgs {
     saveat: Option<String>,
 
     /// Adaptive solvers: relative tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
-    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance)]
+    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance, allow_hyphen_values = true)]
     rtol: Vec<(String, f64)>,
 
     /// Adaptive solvers: absolute tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
-    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance)]
+    #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance, allow_hyphen_values = true)]
     atol: Vec<(String, f64)>,
 
     /// Adaptive solvers: smallest step before a trajectory stops with "step-size underflow"
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = non_negative("dtmin"))]
     dtmin: Option<f64>,
 
     /// Adaptive solvers: largest step [default: the span]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = positive("dtmax"))]
     dtmax: Option<f64>,
 
     /// Adaptive solvers: step attempts per trajectory before it stops with "max steps"
     /// [default: 100000]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_steps: Option<u32>,
 
     /// Adaptive solvers: safety factor of the step-size controller [default: 0.9]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     safety: Option<f64>,
 
     /// Adaptive solvers: largest factor a step may grow by [default: 10]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_growth: Option<f64>,
 
     /// Adaptive solvers: smallest factor a step may shrink by [default: 0.2]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_shrink: Option<f64>,
 
     /// Set the default initial value of a state
@@ -166,12 +173,17 @@ pub struct SimulateArgs {
     u0_perturb: Vec<(String, Vec<f64>)>,
 
     /// Seed of the random initial states
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
 
-    /// Write results as .npy files into this directory
+    /// Write results as .npy files into this directory (refused if it holds a run already,
+    /// unless --overwrite)
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// With -o: replace the run already in DIR as a whole (every file of the old run goes)
+    #[arg(long)]
+    overwrite: bool,
 
     /// Print a JSON summary instead of text
     #[arg(long)]
@@ -181,8 +193,9 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workgroup_size: u32,
 
-    /// Most trajectories per chunk (performance only; results do not change)
-    #[arg(long, value_name = "N")]
+    /// Most trajectories per chunk (performance only; results do not change) [default: as
+    /// many as fit, but about 2^31 trajectory-steps at most, so that Ctrl-C loses little]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     chunk: Option<usize>,
 
     /// Device memory the run may use, e.g. 512M or 2G [default: 1G on GPUs, 256M on CPU
@@ -210,10 +223,46 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "LIST")]
     devices: Option<String>,
 
-    /// Continue the interrupted run whose output directory is DIR (its run.json holds the
-    /// run); the result is the same bytes as an uninterrupted run
+    /// Continue the interrupted (or killed) run in DIR, writing into DIR wherever it now is
+    /// (its run.json holds the run); the result is the same bytes as an uninterrupted run
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+}
+
+/// A flag's value parser: a positive, finite number.
+fn positive(what: &'static str) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |s| match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{what} must be positive (got {v})")),
+        Err(_) => Err(format!("{what} must be a positive number, not '{s}'")),
+    }
+}
+
+/// A flag's value parser: zero or a positive, finite number.
+fn non_negative(what: &'static str) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |s| match s.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{what} must be zero or positive (got {v})")),
+        Err(_) => Err(format!("{what} must be a number, not '{s}'")),
+    }
+}
+
+/// Refuses a name given twice to one repeatable flag (`--sweep rho=0:1 --sweep rho=0:2`):
+/// the second would silently replace the first.
+fn no_repeats(flag: &str, pairs: &[(String, Vec<f64>)]) -> Result<(), CliError> {
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(other, _)| other == name) {
+            let what = if name == "*" {
+                format!("{flag} (for every state)")
+            } else {
+                format!("{flag} {name}")
+            };
+            return Err(CliError::Input(format!(
+                "{what} is given twice; give each once"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse_numbers(s: &str) -> Result<Vec<f64>, String> {
@@ -280,6 +329,29 @@ fn to_map(pairs: &[(String, Vec<f64>)]) -> toml::map::Map<String, toml::Value> {
 }
 
 impl SimulateArgs {
+    /// The flags as a spec, to be laid over the config file's; a name repeated within one
+    /// flag is refused.
+    fn checked_spec(&self) -> Result<RunSpec, CliError> {
+        for (flag, pairs) in [
+            ("--sweep", &self.sweep),
+            ("--param", &self.param),
+            ("--set", &self.set),
+            ("--u0-uniform", &self.u0_uniform),
+            ("--u0-grid", &self.u0_grid),
+            ("--u0-perturb", &self.u0_perturb),
+        ] {
+            no_repeats(flag, pairs)?;
+        }
+        let tolerances = |flag, pairs: &[(String, f64)]| {
+            let named: Vec<(String, Vec<f64>)> =
+                pairs.iter().map(|(k, v)| (k.clone(), vec![*v])).collect();
+            no_repeats(flag, &named)
+        };
+        tolerances("--rtol", &self.rtol)?;
+        tolerances("--atol", &self.atol)?;
+        Ok(self.spec())
+    }
+
     /// The flags as a spec, to be laid over the config file's.
     fn spec(&self) -> RunSpec {
         let some_map = |pairs: &[(String, Vec<f64>)]| (!pairs.is_empty()).then(|| to_map(pairs));
@@ -331,75 +403,124 @@ impl From<SimError> for CliError {
     }
 }
 
-/// The spec and progress of an interrupted run, from its run.json.
-fn resume_spec(dir: &Path) -> Result<(RunSpec, usize), CliError> {
-    let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        CliError::Input(format!(
-            "--resume: cannot read '{}': {e}; give the output directory of an interrupted run",
-            path.display()
-        ))
-    })?;
-    let run: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Input(format!("--resume: '{}' is not JSON: {e}", path.display())))?;
-    if run["complete"] == json!(true) {
-        return Err(CliError::Input(format!(
-            "--resume: the run in '{}' is already complete",
-            dir.display()
-        )));
+/// Ensemble statistics keep 3 accumulators per save time and state in host memory; runs
+/// that would need more than this are refused before any work.
+const MAX_ENSEMBLE_STATS_BYTES: u64 = 2 << 30;
+
+/// The run's spec, from run.json (--resume) or from the config and flags, checked for
+/// contradictions between options.
+fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec, CliError> {
+    if let Some(point) = resume {
+        if !args.spec().is_empty() || args.config.is_some() || args.overwrite {
+            return Err(CliError::Input(
+                "--resume takes the run from DIR/run.json; give it only with performance \
+                 options (--chunk, --ring, --gpu-memory, --workgroup-size, --devices, -q, --json)"
+                    .into(),
+            ));
+        }
+        return Ok(point.spec.clone());
     }
-    let spec: RunSpec = serde_json::from_value(run["spec"].clone()).map_err(|e| {
-        CliError::Input(format!(
-            "--resume: '{}' does not describe a resumable run ({e})",
-            path.display()
-        ))
-    })?;
-    let done = run["trajectories_done"].as_u64().ok_or_else(|| {
-        CliError::Input(format!(
-            "--resume: '{}' does not say how many trajectories are done",
-            path.display()
-        ))
-    })?;
-    Ok((spec, done as usize))
+    let flags = args.checked_spec()?;
+    let spec = match &args.config {
+        Some(path) => RunSpec::from_file(path)?.merge(flags),
+        None => flags,
+    };
+    if spec.outputs.is_some() && spec.out.is_none() {
+        return Err(CliError::Input(
+            "--outputs chooses the files written with -o DIR; give -o DIR, or leave --outputs \
+             out"
+            .into(),
+        ));
+    }
+    if args.overwrite && spec.out.is_none() {
+        return Err(CliError::Input(
+            "--overwrite replaces the run in -o DIR; give -o DIR".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Host memory the chosen outputs need beyond the fixed buffers, checked before any work.
+fn check_output_memory(problem: &Problem, n_save: usize, which: &[Output]) -> Result<(), CliError> {
+    if which.contains(&Output::EnsembleStats) {
+        let bytes = 3 * 8 * n_save as u64 * problem.system().dim() as u64;
+        if bytes > MAX_ENSEMBLE_STATS_BYTES {
+            return Err(CliError::Input(format!(
+                "--outputs ensemble-stats would keep 3 × {n_save} save times × {} states in \
+                 memory ({:.1} GiB, at most {} GiB); save less often",
+                problem.system().dim(),
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_ENSEMBLE_STATS_BYTES >> 30
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The most trajectories per chunk: --chunk, or as many as keep the work an interruption
+/// can lose bounded (a chunk is the unit Ctrl-C keeps).
+fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
+    if let Some(c) = args.chunk {
+        return c;
+    }
+    let steps = match problem {
+        Problem::Fixed(f) => f.grid.n_steps as u64,
+        // Unknown before the run: assume a thousand attempts, a long adaptive run.
+        Problem::Adaptive(_) => 1000,
+    };
+    interruptible_chunk(steps)
 }
 
 pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    let (spec, done) = match &args.resume {
-        Some(dir) => {
-            if !args.spec().is_empty() || args.config.is_some() {
-                return Err(CliError::Input(
-                    "--resume takes the run from DIR/run.json; give it only with performance \
-                     options (--chunk, --ring, --gpu-memory, --workgroup-size, -q, --json)"
-                        .into(),
-                ));
-            }
-            let (spec, done) = resume_spec(dir)?;
-            (spec, Some(done))
-        }
-        None => match &args.config {
-            Some(path) => (RunSpec::from_file(path)?.merge(args.spec()), None),
-            None => (args.spec(), None),
-        },
-    };
+    let resume = args.resume.as_deref().map(ResumePoint::read).transpose()?;
+    let spec = run_spec(args, resume.as_ref())?;
+    let done = resume.as_ref().map(|r| r.done);
     let problem = build_problem(&spec)?;
     let times = problem.save_times()?;
     let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
-    // Every output file is created, and its space claimed, before any computing.
+    check_output_memory(&problem, times.len(), &outputs_wanted)?;
+    let fingerprint = run_dir::fingerprint(&problem, &outputs_wanted);
+    if let Some(r) = &resume {
+        r.check(&fingerprint, n)?;
+    }
+    let system_text = match resume {
+        Some(_) => None,
+        None => run_dir::system_text(&spec)?,
+    };
+    let devices = open_devices(args.devices.as_deref(), choice)?;
+    let ctx = &devices[0];
+
+    // Declared before the outputs, so that on failure the staged files go first and then
+    // what the run wrote early, and the directory if it made it.
+    let mut fresh_guard = None;
+    // Every output file is created, and its space claimed, before any computing; run.json
+    // (state "running") follows the inputs it names.
     let mut outputs = match spec.out.as_deref() {
         Some(dir) => {
-            let dir = match done {
-                Some(_) => OutputDir::reopen(dir),
-                None => OutputDir::create(dir),
-            }
-            .map_err(|e| CliError::Input(e.to_string()))?;
-            Some(Outputs::open(
-                dir,
+            let dir_out = match done {
+                Some(_) => OutputDir::reopen(dir).map_err(|e| CliError::Input(e.to_string()))?,
+                None => {
+                    let (out, created) = run_dir::prepare(dir, args.overwrite)?;
+                    fresh_guard = Some(FreshRunGuard::new(dir, created));
+                    out
+                }
+            };
+            let running = run_dir::running_json(&spec, &fingerprint, n, done.unwrap_or(0));
+            let mut o = Outputs::open(
+                dir_out,
                 &problem,
                 times.len(),
                 &outputs_wanted,
                 done,
-            )?)
+                running,
+            )?;
+            match done {
+                None => o.write_inputs(&problem, system_text.as_deref())?,
+                Some(_) => o.list_inputs(&problem),
+            }
+            o.begin()?;
+            Some(o)
         }
         None => None,
     };
@@ -408,22 +529,22 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         _ => Tally::default(),
     };
 
-    let devices = open_devices(args.devices.as_deref(), choice)?;
-    let ctx = &devices[0];
+    let progress_display = Progress::new(n - done.unwrap_or(0), args.quiet || args.json);
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
         caps: PlanCaps {
-            max_chunk: args.chunk,
+            max_chunk: Some(chunk_cap(args, &problem)),
             memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(ctx)),
             ..PlanCaps::default()
         },
         ring: args.ring as usize,
         start: done.unwrap_or(0),
         cancel: Some(interrupt::token()),
+        progress: Some(progress_display.hook()),
         ..RunOptions::default()
     };
     interrupt::install_handler();
-    let mut progress = Progress::new(n - options.start, times.len(), args.quiet || args.json);
+    let mut progress = progress_display;
     let stats = {
         let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];
         if let Some(o) = outputs.as_mut() {
@@ -437,11 +558,16 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
 
     let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
     summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
+    summary["state"] = json!(if complete { "complete" } else { "interrupted" });
     summary["complete"] = json!(complete);
     summary["trajectories_done"] = json!(stats.completed);
-    summary["spec"] = serde_json::to_value(spec.clone().absolute()).expect("JSON");
+    summary["fingerprint"] = json!(fingerprint);
+    summary["spec"] = serde_json::to_value(run_dir::stored_spec(&spec)).expect("JSON");
     if let Some(o) = outputs {
-        o.finish(&problem, &times, summary.clone(), complete)?;
+        o.finish(&problem, &times, summary.clone(), stats.completed)?;
+    }
+    if let Some(g) = fresh_guard.as_mut() {
+        g.disarm();
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
@@ -458,9 +584,11 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     if !complete {
         let how = match spec.out.as_deref() {
             Some(dir) => format!(
-                "the files in {} are marked partial in run.json; continue with \
+                "in {} the {} trajectories not run have status 0 (\"not run\") and NaN \
+                 states, and run.json says \"interrupted\"; continue with \
                  `phaseflow simulate --resume {}`",
                 dir.display(),
+                n - stats.completed,
                 dir.display()
             ),
             None => "nothing was written (no -o)".into(),
@@ -588,6 +716,7 @@ fn summary_json(
         "adapter": { "name": ctx.summary.name, "backend": ctx.summary.backend, "type": ctx.summary.device_type, "driver": ctx.summary.driver_info },
         "timing": {
             "setup_s": stats.setup.as_secs_f64(),
+            "compile_s": stats.compile.as_secs_f64(),
             "solve_s": stats.solve.as_secs_f64(),
             "gpu_s": stats.gpu.map(|d| d.as_secs_f64()),
             "host_s": stats.host.as_secs_f64(),
@@ -657,6 +786,10 @@ fn print_summary(
         .gpu
         .map(|g| format!(", GPU {}", seconds(g.as_secs_f64())))
         .unwrap_or_default();
+    println!(
+        "compile  {} (the kernel, before any work; not GPU time)",
+        seconds(stats.compile.as_secs_f64())
+    );
     let unit = if p.is_adaptive() {
         "step attempts/s"
     } else {

@@ -32,6 +32,10 @@ pub struct OutputDir {
     dir: PathBuf,
     /// (temporary, final) paths written so far.
     pending: Vec<(PathBuf, PathBuf)>,
+    /// (temporary, final) paths of an interrupted run's files found under their temporary
+    /// names (the run was killed): moved into place by `commit` too, but never removed on
+    /// drop, since they hold finished work.
+    adopted: Vec<(PathBuf, PathBuf)>,
 }
 
 impl OutputDir {
@@ -48,6 +52,7 @@ impl OutputDir {
         Ok(OutputDir {
             dir: dir.to_path_buf(),
             pending: Vec::new(),
+            adopted: Vec::new(),
         })
     }
 
@@ -62,7 +67,50 @@ impl OutputDir {
         Ok(OutputDir {
             dir: dir.to_path_buf(),
             pending: Vec::new(),
+            adopted: Vec::new(),
         })
+    }
+
+    /// The temporary name a file has until `commit`.
+    pub fn temporary_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!(".{name}.partial"))
+    }
+
+    /// A stream file of an interrupted run, opened where it is: under its own name (the
+    /// run was stopped with Ctrl-C) or under its temporary name (the run was killed), in
+    /// which case `commit` moves it into place.
+    pub fn resume_npy(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+        shape: &[u64],
+    ) -> Result<NpyStream, OutputError> {
+        let final_path = self.dir.join(name);
+        let tmp = self.temporary_path(name);
+        let path = if tmp.exists() { &tmp } else { &final_path };
+        let stream =
+            NpyStream::open_existing(path, dtype, shape).map_err(|source| OutputError::Write {
+                path: final_path.display().to_string(),
+                source,
+            })?;
+        if tmp.exists() {
+            self.adopted.push((tmp, final_path));
+        }
+        Ok(stream)
+    }
+
+    /// Writes a whole file now, atomically (under its temporary name, then renamed): a
+    /// reader sees the old content or the new one, never a mix. For files that must exist
+    /// while the run goes (its run.json, its inputs).
+    pub fn write_now(&self, name: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        let final_path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.writing"));
+        let error = |source| OutputError::Write {
+            path: final_path.display().to_string(),
+            source,
+        };
+        std::fs::write(&tmp, bytes).map_err(error)?;
+        std::fs::rename(&tmp, &final_path).map_err(error)
     }
 
     /// An already written stream file of this directory, opened in place.
@@ -90,7 +138,7 @@ impl OutputDir {
         write: impl FnOnce(&Path) -> std::io::Result<()>,
     ) -> Result<(), OutputError> {
         let final_path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.partial"));
+        let tmp = self.temporary_path(name);
         write(&tmp).map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
             OutputError::Write {
@@ -155,7 +203,9 @@ impl OutputDir {
     /// Moves every staged file into place.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let mut done = Vec::new();
-        for (tmp, final_path) in std::mem::take(&mut self.pending) {
+        let mut all = std::mem::take(&mut self.adopted);
+        all.append(&mut self.pending);
+        for (tmp, final_path) in all {
             std::fs::rename(&tmp, &final_path).map_err(|source| OutputError::Write {
                 path: final_path.display().to_string(),
                 source,

@@ -9,7 +9,7 @@ use super::device::{
     Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
-use super::run::{RunOptions, SimError, host_output_fits, precision_available};
+use super::run::{RunOptions, SimError, Tick, host_output_fits, precision_available, warm_up};
 use super::sink::{Sink, gather};
 use super::solution::{RunStats, Solution, Status, StepCounts};
 use crate::gpu::readback::with_mapped;
@@ -36,6 +36,8 @@ struct Resources {
     unfinished: wgpu::Buffer,
     unfinished_staging: wgpu::Buffer,
     timer: Option<PassTimer>,
+    /// Time spent compiling the kernel.
+    compile: Duration,
 }
 
 impl Resources {
@@ -74,6 +76,7 @@ impl Resources {
                 storage(false), // unfinished
             ],
         );
+        let compile_start = options.compiling();
         let pipeline = ctx.pipeline(
             "ode/adaptive",
             &wgsl,
@@ -134,6 +137,26 @@ impl Resources {
             ],
         );
         ctx.check_errors()?;
+        warm_up(
+            ctx,
+            &pipeline,
+            &bind_group,
+            &buffers.uniforms,
+            // One trajectory whose span is empty: it passes the early return (llvmpipe
+            // compiles only then) and ends at once; the chunk's first submission clears
+            // what it wrote.
+            &window_uniform(
+                precision,
+                &WindowArgs {
+                    n_traj: 1,
+                    stride: plan.chunk as u32,
+                    max_steps: 1,
+                    dt_max: 1.0,
+                    ..WindowArgs::default()
+                },
+            ),
+        )?;
+        let compile = options.compiled(compile_start);
         Ok(Resources {
             pipeline,
             bind_group,
@@ -142,6 +165,7 @@ impl Resources {
             unfinished,
             unfinished_staging,
             timer: PassTimer::new(ctx, 1),
+            compile,
         })
     }
 }
@@ -272,9 +296,14 @@ pub fn run_adaptive_into(
     );
     let mut stats = RunStats {
         setup: setup_start.elapsed(),
+        compile: res.compile,
         gpu: res.timer.as_ref().map(|_| Duration::ZERO),
         ..RunStats::default()
     };
+    let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
+    options.tick(Tick::Total(
+        (n - options.start.min(n)) as u64 * batches.len() as u64,
+    ));
 
     let solve_start = Instant::now();
     let mut attempts = 0u64;
@@ -306,7 +335,6 @@ pub fn run_adaptive_into(
     let rows = res
         .buffers
         .rows(dim, system.n_param_slots(), precision, plan.chunk);
-    let batches: Vec<Range<usize>> = plan.batches(times.len()).collect();
     let (part, parts) = options.part;
     let mine = plan
         .chunks_from(options.start, n)
@@ -348,6 +376,7 @@ pub fn run_adaptive_into(
             // Dispatch windows until no trajectory has work left in this batch; the group
             // grows so that long batches cost few round trips.
             let mut group = 1usize;
+            let mut through = 0u64;
             loop {
                 let uniforms: Vec<u8> = (0..group)
                     .flat_map(|w| {
@@ -400,6 +429,10 @@ pub fn run_adaptive_into(
                 if let (Some(t), Some(total)) = (&res.timer, stats.gpu.as_mut()) {
                     *total += t.read(ctx, 1)?;
                 }
+                // Trajectories through this batch so far, told as progress.
+                let now_through = chunk.len().saturating_sub(left as usize) as u64;
+                options.tick(Tick::Done(now_through.saturating_sub(through)));
+                through = through.max(now_through);
                 if left == 0 {
                     break;
                 }

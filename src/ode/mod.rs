@@ -28,7 +28,7 @@ pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Inputs, Parameters, Table};
 pub use multi::run_on_devices;
 pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
-pub use run::{FixedStepProblem, RunOptions, SimError, run_into, simulate};
+pub use run::{FixedStepProblem, ProgressHook, RunOptions, SimError, Tick, run_into, simulate};
 pub use sink::{FanOut, MemorySink, Sink, SinkError, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use stream::{EnsembleStats, NpySink, TrajectoryStats};

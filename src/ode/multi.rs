@@ -130,6 +130,7 @@ pub fn run_on_devices(
     for r in results {
         let s = r?;
         stats.setup = stats.setup.max(s.setup);
+        stats.compile = stats.compile.max(s.compile);
         stats.gpu = match (stats.gpu, s.gpu) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),

@@ -22,7 +22,7 @@ use crate::schedule::ring::ReadbackRing;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -80,9 +80,62 @@ pub struct RunOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// (i, d): run only every d-th chunk from the i-th on (device i of d, see `ode::multi`).
     pub part: (usize, usize),
+    /// Told how the run goes while it goes (compilation, work done), for progress displays.
+    pub progress: Option<ProgressHook>,
+}
+
+/// What a run reports while it goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tick {
+    /// The kernel is being compiled (naga, then the driver): long for large systems.
+    Compiling,
+    /// The kernel compiled in this time (part of the setup, never of the GPU time).
+    Compiled(Duration),
+    /// The whole run's work, in units of the run's kind: trajectory-steps for fixed-step
+    /// runs, trajectory-batches (a trajectory through one batch of save slots) for adaptive
+    /// ones. Sent once per device; the value is the same for every device.
+    Total(u64),
+    /// This much more work is done (a dispatch group, or a batch, has finished).
+    Done(u64),
+}
+
+/// A callback for `Tick`s, called from the thread that drives a device (with several
+/// devices, from several threads at once).
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(Tick) + Send + Sync>);
+
+impl ProgressHook {
+    pub fn new(f: impl Fn(Tick) + Send + Sync + 'static) -> ProgressHook {
+        ProgressHook(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
 }
 
 impl RunOptions {
+    pub(super) fn tick(&self, tick: Tick) {
+        if let Some(hook) = &self.progress {
+            (hook.0)(tick);
+        }
+    }
+
+    /// Starts the compile phase (told to the progress hook); `compiled` ends it.
+    pub(super) fn compiling(&self) -> Instant {
+        self.tick(Tick::Compiling);
+        Instant::now()
+    }
+
+    /// Ends the compile phase begun at `started`; returns its length.
+    pub(super) fn compiled(&self, started: Instant) -> Duration {
+        let took = started.elapsed();
+        self.tick(Tick::Compiled(took));
+        took
+    }
+
     pub(super) fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
@@ -101,6 +154,7 @@ impl Default for RunOptions {
             start: 0,
             cancel: None,
             part: (0, 1),
+            progress: None,
         }
     }
 }
@@ -111,9 +165,10 @@ const MAX_HOST_OUTPUT: u64 = 16 << 30;
 /// Dispatch windows recorded into one submission at most; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
 
-/// Trajectory-steps per submission at most (about a second on a CPU adapter, milliseconds
-/// on a GPU), so that a cancelled run stops soon and concurrent runs take turns often.
-const STEPS_PER_SUBMIT: u64 = 1 << 30;
+/// Trajectory-steps per submission at most (about a third of a second on a CPU adapter,
+/// milliseconds on a GPU), so that a cancelled run stops soon, concurrent runs take turns
+/// often and progress moves within a chunk (it is told as each submission finishes).
+const STEPS_PER_SUBMIT: u64 = 1 << 28;
 
 /// Timed passes per batch at most (two timestamps each in one query set).
 const MAX_PASSES: usize = 1024;
@@ -162,6 +217,8 @@ struct Resources {
     buffers: EnsembleBuffers,
     status: wgpu::Buffer,
     timer: Option<PassTimer>,
+    /// Time spent compiling the kernel.
+    compile: Duration,
 }
 
 impl Resources {
@@ -190,6 +247,7 @@ impl Resources {
                 storage(false), // status
             ],
         );
+        let compile_start = options.compiling();
         let pipeline = ctx.pipeline(
             "ode/fixed_step",
             &wgsl,
@@ -221,12 +279,33 @@ impl Resources {
             ],
         );
         ctx.check_errors()?;
+        warm_up(
+            ctx,
+            &pipeline,
+            &bind_group,
+            &buffers.uniforms,
+            // One trajectory and no steps: it passes the early return (llvmpipe compiles
+            // only then), loads and stores its state, and neither saves nor finishes; the
+            // chunk's upload and status clear come after.
+            &window_uniform(
+                precision,
+                &WindowArgs {
+                    n_traj: 1,
+                    stride: plan.chunk as u32,
+                    n_steps: 1,
+                    save_every: 1,
+                    ..WindowArgs::default()
+                },
+            ),
+        )?;
+        let compile = options.compiled(compile_start);
         Ok(Resources {
             pipeline,
             bind_group,
             buffers,
             status,
             timer: PassTimer::new(ctx, passes_per_batch),
+            compile,
         })
     }
 }
@@ -359,9 +438,15 @@ pub fn run_into(
     );
     let mut stats = RunStats {
         setup: setup_start.elapsed(),
+        compile: res.compile,
         gpu: res.timer.as_ref().map(|_| std::time::Duration::ZERO),
         ..RunStats::default()
     };
+    let steps = problem.grid.n_steps as u64;
+    options.tick(Tick::Total((n - options.start.min(n)) as u64 * steps));
+    // Work of each unit's submissions that were not waited for one by one: told when the
+    // unit is consumed (units are consumed in the order they were submitted).
+    let unacknowledged = std::cell::RefCell::new(std::collections::VecDeque::new());
 
     let solve_start = Instant::now();
     let mut host_time = std::time::Duration::ZERO;
@@ -369,6 +454,9 @@ pub fn run_into(
     let mut finished = 0usize;
     let mut consume = |unit: Unit, bytes: &[&[u8]]| -> Result<(), SimError> {
         let started = Instant::now();
+        if let Some(work) = unacknowledged.borrow_mut().pop_front() {
+            options.tick(Tick::Done(work));
+        }
         sink.saves(&unit.saves((n, dim, plan.chunk), precision, bytes[0]))?;
         if unit.last_batch {
             completed = unit.chunk.end;
@@ -417,11 +505,13 @@ pub fn run_into(
             let mut in_flight = std::collections::VecDeque::new();
             for (g, group) in groups.iter().enumerate() {
                 if in_flight.len() >= SUBMISSIONS_IN_FLIGHT {
-                    wait_for(ctx, in_flight.pop_front())?;
+                    let (oldest, work) = in_flight.pop_front().expect("in flight");
+                    wait_for(ctx, Some(oldest))?;
+                    options.tick(Tick::Done(work));
                     if options.cancelled() {
                         // This batch never completes: let what it submitted finish, so that
                         // its buffers are free when the run returns.
-                        wait_for(ctx, in_flight.pop_back())?;
+                        wait_for(ctx, in_flight.pop_back().map(|(index, _)| index))?;
                         break 'chunks;
                     }
                 }
@@ -481,9 +571,14 @@ pub fn run_into(
                     }
                 }
                 let index = ctx.queue.submit([enc.finish()]);
-                in_flight.push_back(index.clone());
+                let work: u64 =
+                    group.iter().map(|w| w.len() as u64).sum::<u64>() * chunk.len() as u64;
+                in_flight.push_back((index.clone(), work));
                 submission = Some(index);
             }
+            unacknowledged
+                .borrow_mut()
+                .push_back(in_flight.iter().map(|(_, work)| work).sum::<u64>());
             let status_bytes = if last_batch {
                 chunk.len() as u64 * 4
             } else {
@@ -510,6 +605,34 @@ pub fn run_into(
     stats.completed = completed;
     stats.trajectory_steps = finished as u64 * problem.grid.n_steps as u64;
     Ok(stats)
+}
+
+/// Drivers may compile a pipeline only when it first runs (lavapipe does, and for a large
+/// system that takes minutes): one tiny dispatch that does no work (`uniform` says how)
+/// makes it happen now, in the compile phase, instead of inside the first timed pass where
+/// it would count as GPU time.
+pub(super) fn warm_up(
+    ctx: &GpuContext,
+    pipeline: &wgpu::ComputePipeline,
+    bind_group: &wgpu::BindGroup,
+    uniforms: &wgpu::Buffer,
+    uniform: &[u8],
+) -> Result<(), SimError> {
+    ctx.queue.write_buffer(uniforms, 0, uniform);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("warm-up"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[0]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    let index = ctx.queue.submit([enc.finish()]);
+    wait_for(ctx, Some(index))?;
+    ctx.check_errors()?;
+    Ok(())
 }
 
 fn wait_for(ctx: &GpuContext, submission: Option<wgpu::SubmissionIndex>) -> Result<(), SimError> {

@@ -9,7 +9,10 @@ use std::time::Duration;
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Status {
-    /// Not finished (only seen inside a run).
+    /// Not run: the trajectory was never integrated (a run stopped before its chunk was
+    /// done; `status.npy` of an interrupted run holds 0 for those), or, inside a run, not
+    /// finished yet.
+    #[serde(rename = "not_run")]
     Running = 0,
     Success = 1,
     /// The step budget ran out before the end of the span (adaptive solvers).
@@ -59,7 +62,7 @@ impl Status {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Status::Running => "did not finish",
+            Status::Running => "not run",
             Status::Success => "succeeded",
             Status::MaxSteps => "hit max steps",
             Status::StepUnderflow => "had step size underflow",
@@ -74,8 +77,10 @@ pub struct RunStats {
     /// Trajectory-steps: trajectories × steps for fixed-step runs, step attempts (accepted
     /// and rejected) summed over trajectories for adaptive ones.
     pub trajectory_steps: u64,
-    /// Pipeline and buffer creation, once per run.
+    /// Pipeline and buffer creation, once per run (kernel compilation included).
     pub setup: Duration,
+    /// Of the setup: compiling the kernel (naga and the driver). Never part of `gpu`.
+    pub compile: Duration,
     /// Wall time from the first upload to the last readback.
     pub solve: Duration,
     /// Sum of compute-pass times from GPU timestamps, where the adapter has them.

@@ -1,0 +1,328 @@
+//! The run directory of `simulate -o DIR`: self-contained and relocatable. Its run.json
+//! exists from before the first chunk (state "running", kept up to date as chunks finish)
+//! and holds the run's spec with every path relative to the directory (the system file,
+//! parameter, initial-state and input tables are copied into it), and a fingerprint of
+//! the settings that produced its files. `--resume DIR` rebuilds the run from DIR alone,
+//! checks the fingerprint, and writes into DIR wherever it now is.
+
+use super::CliError;
+use crate::io::OutputDir;
+use crate::model::builtin;
+use crate::ode::{Ensemble, InitialStates, Inputs, Parameters, Problem, Table};
+use crate::spec::{Output, RunSpec, relative_to_config};
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Names, inside the run directory, of the inputs a resumed run reads back.
+pub const SYSTEM_FILE: &str = "system.toml";
+const PARAMS_FILE: &str = "params.npy";
+const U0_FILE: &str = "u0.npy";
+const INPUTS_FILE: &str = "inputs.npy";
+
+/// Files a fresh run writes before its first chunk (besides the staged streams).
+const EARLY_FILES: [&str; 5] = ["run.json", SYSTEM_FILE, PARAMS_FILE, U0_FILE, INPUTS_FILE];
+
+/// 64-bit FNV-1a over everything formatted into it: stable across runs, platforms and
+/// builds (unlike std's hasher), which is all a fingerprint of settings needs.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn table(&mut self, t: &Table) {
+        // The data, not where it came from: a relocated run reads the same values from
+        // its own copy.
+        let _ = write!(self, "table {}x{}:", t.rows, t.cols);
+        for v in &t.data {
+            self.bytes(&v.to_bits().to_le_bytes());
+        }
+    }
+}
+
+impl Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A fingerprint of everything that decides a run's results: the system (names, defaults,
+/// inputs, equations), the solver and its settings, the time grid or save times, the
+/// precision, the ensemble (sizes, overrides, generators with their seeds, tables' values)
+/// and the outputs. Two runs with the same fingerprint write the same bytes.
+pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
+    let mut h = Fnv::new();
+    let system = problem.system();
+    let vars = |v: &[crate::model::Var]| {
+        v.iter()
+            .map(|v| format!("{}={:?}", v.name, v.default.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let inputs: Vec<String> = system
+        .inputs
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}:{:?}:{:?}:{:?}",
+                i.name, i.sensors, i.t0, i.t1, i.default
+            )
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "system {} states {:?} params {:?} inputs {:?} equations {:?};",
+        system.name(),
+        vars(&system.states),
+        vars(&system.params),
+        inputs,
+        system.equations
+    );
+    let _ = write!(
+        h,
+        "solver {:?} precision {:?} outputs {:?};",
+        problem.solver(),
+        problem.precision(),
+        outputs
+    );
+    match problem {
+        Problem::Fixed(f) => {
+            let _ = write!(h, "fixed {:?} {:?};", f.grid, f.save);
+        }
+        Problem::Adaptive(a) => {
+            let _ = write!(
+                h,
+                "adaptive {:?} {:?} {:?} {:?};",
+                a.t0, a.t1, a.saveat, a.control
+            );
+        }
+    }
+    ensemble_fingerprint(&mut h, problem.ensemble());
+    format!("{:016x}", h.0)
+}
+
+fn ensemble_fingerprint(h: &mut Fnv, e: &Ensemble) {
+    let _ = write!(
+        h,
+        "n {} base {:?} {:?} {:?};",
+        e.n, e.base_state, e.base_params, e.base_inputs
+    );
+    match &e.initial {
+        InitialStates::Table(t) => h.table(t),
+        other => {
+            let _ = write!(h, "initial {other:?};");
+        }
+    }
+    match &e.params {
+        Parameters::Table(t) => h.table(t),
+        other => {
+            let _ = write!(h, "params {other:?};");
+        }
+    }
+    match &e.inputs {
+        Inputs::Table(t) => h.table(t),
+        Inputs::Default => {
+            let _ = write!(h, "inputs default;");
+        }
+    }
+}
+
+/// The spec as run.json stores it: no output path (the run is wherever run.json is) and
+/// every input by its name inside the run directory.
+pub fn stored_spec(spec: &RunSpec) -> RunSpec {
+    let mut s = spec.clone();
+    s.out = None;
+    if let Some(sys) = s.system.as_mut()
+        && builtin(sys).is_none()
+    {
+        *sys = SYSTEM_FILE.into();
+    }
+    if s.params_file.is_some() {
+        s.params_file = Some(PARAMS_FILE.into());
+    }
+    if let Some(file) = s.u0.as_mut().and_then(|u| u.file.as_mut()) {
+        *file = U0_FILE.into();
+    }
+    if s.inputs_file.is_some() {
+        s.inputs_file = Some(INPUTS_FILE.into());
+    }
+    s
+}
+
+/// The text of the system file a spec names, to copy into the run directory (`None` for a
+/// built-in).
+pub fn system_text(spec: &RunSpec) -> Result<Option<String>, CliError> {
+    match spec.system.as_deref() {
+        Some(name) if builtin(name).is_none() => std::fs::read_to_string(name)
+            .map(Some)
+            .map_err(|e| CliError::Input(format!("cannot read system file '{name}': {e}"))),
+        _ => Ok(None),
+    }
+}
+
+/// run.json while the run goes: enough to resume it if the process dies.
+pub fn running_json(spec: &RunSpec, fingerprint: &str, n: usize, done: usize) -> Value {
+    json!({
+        "phaseflow": env!("CARGO_PKG_VERSION"),
+        "state": "running",
+        "complete": false,
+        "n": n,
+        "trajectories_done": done,
+        "fingerprint": fingerprint,
+        "spec": stored_spec(spec),
+    })
+}
+
+/// An unfinished run found in a directory, for `--resume`.
+pub struct ResumePoint {
+    /// The run's spec, its paths resolved inside the directory, its output the directory.
+    pub spec: RunSpec,
+    /// Trajectories `0..done` are finished.
+    pub done: usize,
+    fingerprint: String,
+    path: PathBuf,
+}
+
+impl ResumePoint {
+    pub fn read(dir: &Path) -> Result<ResumePoint, CliError> {
+        let path = dir.join("run.json");
+        let bad = |why: String| CliError::Input(format!("--resume: '{}' {why}", path.display()));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::Input(format!(
+                "--resume: cannot read '{}': {e}; give the output directory of an interrupted run",
+                path.display()
+            ))
+        })?;
+        let run: Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON: {e}")))?;
+        if run["complete"] == json!(true) || run["state"] == json!("complete") {
+            return Err(CliError::Input(format!(
+                "--resume: the run in '{}' is already complete",
+                dir.display()
+            )));
+        }
+        let mut spec: RunSpec = serde_json::from_value(run["spec"].clone())
+            .map_err(|e| bad(format!("does not describe a resumable run ({e})")))?;
+        let done = run["trajectories_done"]
+            .as_u64()
+            .ok_or_else(|| bad("does not say how many trajectories are done".into()))?;
+        let fingerprint = run["fingerprint"]
+            .as_str()
+            .ok_or_else(|| {
+                bad(
+                    "has no fingerprint of its settings (written by an older phaseflow?); \
+                     start the run again"
+                        .into(),
+                )
+            })?
+            .to_string();
+        let u0_file = spec.u0.as_mut().and_then(|u| u.file.as_mut());
+        relative_to_config(
+            &path,
+            [
+                spec.params_file.as_mut(),
+                spec.inputs_file.as_mut(),
+                u0_file,
+            ]
+            .into_iter()
+            .flatten(),
+            spec.system.as_mut(),
+        );
+        spec.out = Some(dir.to_path_buf());
+        Ok(ResumePoint {
+            spec,
+            done: done as usize,
+            fingerprint,
+            path,
+        })
+    }
+
+    /// Refuses a run whose settings are not those that wrote its files (an edited
+    /// run.json, an edited system file or input table).
+    pub fn check(&self, fingerprint: &str, n: usize) -> Result<(), CliError> {
+        if fingerprint != self.fingerprint || self.done > n {
+            return Err(CliError::Input(format!(
+                "--resume: the settings in '{}' are not those that wrote the run's files \
+                 (fingerprint {} expected, {fingerprint} found): run.json or an input in the \
+                 directory was edited; start a new run with -o instead",
+                self.path.display(),
+                self.fingerprint
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The output directory of a new run. A directory that holds a run (a run.json) is refused
+/// unless `overwrite`, which removes it as a whole first, so that no file of the old run
+/// stays beside the new one. Returns the directory and whether it was created here.
+pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), CliError> {
+    if dir.join("run.json").exists() {
+        if !overwrite {
+            return Err(CliError::Input(format!(
+                "'{}' holds a run already (it has a run.json); continue it with \
+                 `phaseflow simulate --resume {}`, replace it with --overwrite, or give \
+                 another -o",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        std::fs::remove_dir_all(dir).map_err(|e| {
+            CliError::Input(format!(
+                "--overwrite: cannot remove the old run in '{}': {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let created = !dir.exists();
+    let out = OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok((out, created))
+}
+
+/// Removes what a new run wrote before its first chunk (run.json, the copied inputs, the
+/// directory if it made it) unless disarmed: a run that fails leaves nothing behind. Its
+/// staged result files are the `OutputDir`'s to remove.
+pub struct FreshRunGuard {
+    dir: PathBuf,
+    created: bool,
+    armed: bool,
+}
+
+impl FreshRunGuard {
+    pub fn new(dir: &Path, created: bool) -> FreshRunGuard {
+        FreshRunGuard {
+            dir: dir.to_path_buf(),
+            created,
+            armed: true,
+        }
+    }
+
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for FreshRunGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for name in EARLY_FILES {
+            let _ = std::fs::remove_file(self.dir.join(name));
+            let _ = std::fs::remove_file(self.dir.join(format!(".{name}.writing")));
+        }
+        if self.created {
+            // Only if empty: the staged files are removed by their own owner first.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
