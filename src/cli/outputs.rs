@@ -236,7 +236,8 @@ impl Outputs {
                     let raw = s
                         .read_at(3 * start as u64, 3 * (end - start))
                         .map_err(write_error)?;
-                    let words: &[u32] = bytemuck::cast_slice(&raw);
+                    // A Vec<u8> need not be 4-byte aligned: copy into words, never cast.
+                    let words: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
                     Some(
                         words
                             .chunks(3)
