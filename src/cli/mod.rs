@@ -19,6 +19,7 @@ mod predict;
 mod progress;
 mod serve;
 mod simulate;
+mod space;
 mod systems;
 mod train;
 
