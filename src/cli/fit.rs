@@ -386,7 +386,11 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     // Proven writable, with room for the results, before any work.
     let estimate = output_estimate(args, &data, &start, log_every);
     let mut out = match &args.out {
-        Some(dir) => Some(super::space::output_dir(dir, estimate, "the checkpoint and pictures")?),
+        Some(dir) => Some(super::space::output_dir(
+            dir,
+            estimate,
+            "the checkpoint and pictures",
+        )?),
         None => None,
     };
     let ctx = GpuContext::new(choice)?;
@@ -515,11 +519,7 @@ fn plot_error(e: impl std::fmt::Display) -> CliError {
 
 /// Stages a picture; one that cannot be drawn or written costs only itself, with a
 /// warning, never the checkpoint and curve staged before it.
-pub(super) fn picture_or_warn(
-    dir: &mut OutputDir,
-    name: &str,
-    png: Result<Vec<u8>, CliError>,
-) {
+pub(super) fn picture_or_warn(dir: &mut OutputDir, name: &str, png: Result<Vec<u8>, CliError>) {
     let written = png.and_then(|bytes| {
         dir.write_bytes(name, &bytes)
             .map_err(|e| CliError::Runtime(e.to_string()))

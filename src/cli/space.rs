@@ -114,7 +114,9 @@ mod tests {
     fn a_claim_beyond_any_disk_is_refused_and_leaves_nothing() {
         let dir = std::env::temp_dir().join(format!("phaseflow-space-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let e = output_dir(&dir, 1 << 60, "the results").err().expect("refused");
+        let e = output_dir(&dir, 1 << 60, "the results")
+            .err()
+            .expect("refused");
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("1048576.0 TiB"), "{e}");
         assert!(!dir.exists(), "a refused run leaves no directory");

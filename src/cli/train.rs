@@ -549,6 +549,9 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     train_config
         .check(train.as_ref().layout())
         .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
+    train_config
+        .check_sizes(train)
+        .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
     let resumed = match &args.resume {
         Some(dir) => Some(read_resumed(dir, &arch, t.iterations, selection)?),
         None => None,
@@ -774,11 +777,9 @@ fn write_checkpoints(
     let sel = record.selection.name();
     let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2\n");
     for h in &record.history {
-        let (test_mse, test_rel) = h
-            .test
-            .map_or((String::new(), String::new()), |(a, b)| {
-                (format!("{a:e}"), format!("{b:e}"))
-            });
+        let (test_mse, test_rel) = h.test.map_or((String::new(), String::new()), |(a, b)| {
+            (format!("{a:e}"), format!("{b:e}"))
+        });
         csv += &format!(
             "{},{:e},{:e},{:e},{test_mse},{test_rel}\n",
             h.step, h.batch_mse, h.mse, h.mean_rel_l2

@@ -54,12 +54,10 @@ impl Image {
             message: e.to_string(),
         };
         // The header's size is checked before anything of that size is allocated.
-        let (w, h) = image::io::Reader::with_format(
-            std::io::Cursor::new(&bytes),
-            image::ImageFormat::Png,
-        )
-        .into_dimensions()
-        .map_err(decode_error)?;
+        let (w, h) =
+            image::io::Reader::with_format(std::io::Cursor::new(&bytes), image::ImageFormat::Png)
+                .into_dimensions()
+                .map_err(decode_error)?;
         let pixels = w as u64 * h as u64;
         if pixels > MAX_PIXELS {
             return Err(ImageError::TooLarge {

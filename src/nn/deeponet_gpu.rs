@@ -616,6 +616,35 @@ impl DeepONetTrainConfig {
     }
 }
 
+impl DeepONetTrainConfig {
+    /// Whether the batches fit `data`: a batch larger than the data would silently be the
+    /// whole data, so it is refused instead (checked by `DeepONetTrainer::new`; callers
+    /// call it first to refuse before any work).
+    pub fn check_sizes<'a>(&self, data: impl Into<DataRef<'a>>) -> Result<(), String> {
+        let data = data.into();
+        let (u, y, _) = data.parts();
+        let (nf, ny) = (u.rows, y.rows);
+        let too_big = [
+            (
+                "functions_per_batch",
+                self.functions_per_batch,
+                nf,
+                "functions",
+            ),
+            ("points_per_batch", self.points_per_batch, ny, "points"),
+            ("samples_per_batch", self.samples_per_batch, nf, "samples"),
+        ]
+        .into_iter()
+        .find(|(_, asked, all, _)| asked.is_some_and(|a| a > *all));
+        match too_big {
+            Some((name, Some(asked), all, what)) => Err(format!(
+                "{name} = {asked} is more than the {all} {what} of the training data"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Where a training run stands, to go on with it later exactly as if it had not stopped
 /// (`DeepONetTrainer::state`, `DeepONetTrainer::resume`; saved by
 /// `nn::save_deeponet_state_bytes`).
@@ -674,19 +703,7 @@ impl DeepONetTrainer {
         let (u, y, g) = data.parts();
         let (nf, ny) = (u.rows, y.rows);
         config.check(data.layout()).map_err(GpuError::Unsupported)?;
-        // A batch larger than the data would silently be the whole data: refused instead.
-        let too_big = [
-            ("functions_per_batch", config.functions_per_batch, nf, "functions"),
-            ("points_per_batch", config.points_per_batch, ny, "points"),
-            ("samples_per_batch", config.samples_per_batch, nf, "samples"),
-        ]
-        .into_iter()
-        .find(|(_, asked, all, _)| asked.is_some_and(|a| a > *all));
-        if let Some((name, Some(asked), all, what)) = too_big {
-            return Err(GpuError::Unsupported(format!(
-                "{name} = {asked} is more than the {all} {what} of the training data"
-            )));
-        }
+        config.check_sizes(data).map_err(GpuError::Unsupported)?;
         let batch = |asked: Option<usize>, all: usize| asked.unwrap_or(all).clamp(1, all);
         // Unaligned: both nets take the same samples in the same order (one permutation
         // stream for both samplers).

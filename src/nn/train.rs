@@ -79,9 +79,7 @@ pub enum OptimizerError {
          steps; got every {every}, factor {gamma}"
     )]
     StepSchedule { every: u32, gamma: f64 },
-    #[error(
-        "a cosine schedule's floor must be finite, ≥ 0 and at most the learning rate; got {0}"
-    )]
+    #[error("a cosine schedule's floor must be finite, ≥ 0 and at most the learning rate; got {0}")]
     CosineFloor(f64),
 }
 
