@@ -547,8 +547,16 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         seed: t.seed,
     };
     train_config
-        .check(train.as_ref().layout())
+        .optimizer
+        .check()
         .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
+    // Empty batches are refused where the file says them; what is left is the layout.
+    train_config.check(train.as_ref().layout()).map_err(|e| {
+        CliError::Input(format!(
+            "[train] functions_per_batch and points_per_batch are for aligned data, \
+             samples_per_batch for unaligned data: {e}"
+        ))
+    })?;
     train_config
         .check_sizes(train)
         .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
