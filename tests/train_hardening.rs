@@ -183,6 +183,14 @@ fn train_refuses_decay_out_of_range_and_batches_beyond_the_data() {
         "points_per_batch = 21 is more than the 20 points",
     );
     assert_input_error(&with("schedule = \"step:10:3\""), "factor in (0, 1]");
+    let c = write(
+        &config,
+        "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n[model]\nbranch = [100000, 100000]\n",
+    );
+    assert_input_error(
+        &train(&c, &["-o", out.to_str().unwrap()]),
+        "GiB as f64); at most 268435456",
+    );
     assert!(!out.exists(), "a refused run writes nothing");
     // --iterations overrides the config and must be at least 1.
     let o = train(
@@ -205,7 +213,12 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
     let dir = temp_dir("fit-range");
     let out = dir.join("out");
     let o = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
+        (&["--hidden", "100000,100000"], "10013100065 parameters (74.6 GiB"),
+        (
+            &["--features", "100000000000"],
+            "at most 268435456 are allowed",
+        ),
         (&["--log-every", "0"], "--log-every must be at least 1"),
         (&["--lr", "nan"], "learning rate must be a positive"),
         (&["--lr=-0.01"], "learning rate must be a positive"),

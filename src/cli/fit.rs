@@ -253,13 +253,17 @@ fn architecture(args: &FitArgs, data: &FitData) -> Result<Architecture, CliError
             })
         }
     };
-    Ok(Architecture::mlp(
+    let arch = Architecture::mlp(
         inputs,
         encoding,
         &hidden,
         data.train_y.cols,
         args.activation,
-    ))
+    );
+    // Before any parameter is allocated: the widths may be absurd.
+    arch.check()
+        .map_err(|e| CliError::Input(format!("{e} (--hidden, --features)")))?;
+    Ok(arch)
 }
 
 /// Initial parameters; B's row for each input is divided by that input's range, so σ
