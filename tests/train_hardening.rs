@@ -94,6 +94,8 @@ fn optimiser_settings_that_cannot_train_are_refused_by_the_library() {
         })
     );
     assert!(with(|o| o.weight_decay = 999.0).is_ok());
+    // A zero rate leaves the parameters where they are: allowed in the library.
+    assert!(with(|o| o.lr = 0.0).is_ok());
     assert!(with(|o| o.beta2 = 1.0).is_err());
     assert!(with(|o| o.eps = 0.0).is_err());
     assert_eq!(
@@ -214,15 +216,27 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
     let out = dir.join("out");
     let o = out.to_str().unwrap();
     let cases: [(&[&str], &str); 12] = [
-        (&["--hidden", "100000,100000"], "10013100065 parameters (74.6 GiB"),
+        (
+            &["--hidden", "100000,100000"],
+            "10013100065 parameters (74.6 GiB",
+        ),
         (
             &["--features", "100000000000"],
             "at most 268435456 are allowed",
         ),
         (&["--log-every", "0"], "--log-every must be at least 1"),
-        (&["--lr", "nan"], "learning rate must be a positive"),
-        (&["--lr=-0.01"], "learning rate must be a positive"),
-        (&["--lr", "inf"], "learning rate must be a positive"),
+        (
+            &["--lr", "nan"],
+            "--lr must be a positive, finite number; got NaN",
+        ),
+        (
+            &["--lr=-0.01"],
+            "--lr must be a positive, finite number; got -0.01",
+        ),
+        (
+            &["--lr", "inf"],
+            "--lr must be a positive, finite number; got inf",
+        ),
         (&["--weight-decay", "2000"], "below 1"),
         (
             &["--weight-decay=-1"],

@@ -328,6 +328,12 @@ fn check_settings(args: &FitArgs) -> Result<(), CliError> {
     if args.batch == Some(0) {
         return Err(CliError::Input("--batch must be at least 1".into()));
     }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(CliError::Input(format!(
+            "--lr must be a positive, finite number; got {}",
+            args.lr
+        )));
+    }
     if !(args.sigma.is_finite() && args.sigma > 0.0) {
         return Err(CliError::Input(format!(
             "--sigma must be a positive, finite number; got {}",

@@ -63,7 +63,7 @@ impl Default for Optimizer {
 /// A setting of the optimiser under which no step can train: refused before the first one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OptimizerError {
-    #[error("the learning rate must be a positive, finite number; got {0}")]
+    #[error("the learning rate must be a finite number ≥ 0; got {0}")]
     LearningRate(f64),
     #[error("the weight decay must be a finite number ≥ 0; got {0}")]
     WeightDecay(f64),
@@ -85,10 +85,12 @@ pub enum OptimizerError {
 
 impl Optimizer {
     /// Whether every setting can train: a NaN, negative or infinite rate would "train"
-    /// to NaN weights without a word, so it is refused here, at every front door.
+    /// to NaN weights without a word, so it is refused here, at every front door. A rate
+    /// of 0 is allowed (the parameters stay put: tests read gradients that way); the
+    /// command line asks for a positive one.
     pub fn check(&self) -> Result<(), OptimizerError> {
         let lr = self.lr;
-        if !(lr.is_finite() && lr > 0.0) {
+        if !(lr.is_finite() && lr >= 0.0) {
             return Err(OptimizerError::LearningRate(lr));
         }
         let decay = self.weight_decay;
