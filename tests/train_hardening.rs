@@ -253,6 +253,61 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
         assert_input_error(&fit(&all), message);
         assert!(!out.exists(), "{args:?} wrote output");
     }
+    // Options of another target are contradictions, not silently ignored.
+    for (flag, value) in [("--test", "t.npy"), ("--holdout", "")] {
+        let mut all = vec![flag];
+        if !value.is_empty() {
+            all.push(value);
+        }
+        all.extend(["-o", o]);
+        assert_input_error(&fit(&all), &format!("{flag} is for --"));
+        assert!(!out.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn generate_config_values_are_refused_where_they_are_written() {
+    let dir = temp_dir("generate-config");
+    let config = dir.join("generate.toml");
+    let cases = [
+        (
+            "functions = 0\n[inputs.u]\nlength_scale = 0.2",
+            "at least 1",
+            "1:13",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = nan",
+            "positive, finite",
+            "3:16",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = -0.2",
+            "positive, finite",
+            "3:16",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = 0.2\nscale = inf",
+            "finite",
+            "4:9",
+        ),
+        ("functions = 10\nsteps_per_point = 0", "at least 1", "2:19"),
+    ];
+    let out = dir.join("data");
+    for (text, message, at) in cases {
+        let c = write(&config, &format!("system = \"antiderivative\"\n{text}\n"));
+        let o = phaseflow(&["generate", "--config", &c, "-o", out.to_str().unwrap()]);
+        assert_input_error(&o, message);
+        // Line numbers count the system line above the case.
+        let (line, column) = at.split_once(':').unwrap();
+        let line: usize = line.parse::<usize>().unwrap() + 1;
+        assert!(
+            stderr(&o).contains(&format!("generate.toml:{line}:{column}")),
+            "{text}: {}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -260,6 +315,10 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
 fn bench_contradictions_and_sizes_beyond_memory_are_refused_before_any_work() {
     let o = phaseflow(&["bench", "all", "-n", "1000"]);
     assert_input_error(&o, "-n 1000 sizes one scenario");
+    let o = phaseflow(&["bench", "ode-fixed", "-n", "1000", "--sweep", "N=10..100"]);
+    assert_input_error(&o, "both give the size");
+    let o = phaseflow(&["bench", "ode-fixed", "-n", "1000", "--reps", "0"]);
+    assert_input_error(&o, "--reps must be at least 1");
     let o = phaseflow(&["bench", "peak", "-n", "1000"]);
     assert_input_error(&o, "-n 1000 sizes one scenario");
     for scenario in ["mlp-train", "mlp-infer", "deeponet-infer", "paper-lorenz"] {

@@ -369,6 +369,16 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     if args.size == Some(0) {
         return Err(CliError::Input("-n must be at least 1".into()));
     }
+    if args.reps == 0 {
+        return Err(CliError::Input(
+            "--reps must be at least 1 (timed repetitions)".into(),
+        ));
+    }
+    if let (Some(n), Some(sweep)) = (args.size, &args.sweep) {
+        return Err(CliError::Input(format!(
+            "-n {n} and --sweep {sweep} both give the size; use one of them"
+        )));
+    }
     if let (Some(n), Scenario::All | Scenario::Peak) = (args.size, args.scenario) {
         return Err(CliError::Input(format!(
             "-n {n} sizes one scenario; `bench {}` runs {} at fixed sizes (leave -n out, or \

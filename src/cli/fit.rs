@@ -328,6 +328,22 @@ fn check_settings(args: &FitArgs) -> Result<(), CliError> {
     if args.batch == Some(0) {
         return Err(CliError::Input("--batch must be at least 1".into()));
     }
+    // Options of another target would be ignored: contradictions, refused.
+    let misplaced = [
+        (
+            "--points",
+            args.points.is_some(),
+            args.expr.is_some(),
+            "--expr",
+        ),
+        ("--test", args.test.is_some(), args.data.is_some(), "--data"),
+        ("--holdout", args.holdout, args.image.is_some(), "--image"),
+    ];
+    if let Some((flag, _, _, target)) = misplaced.iter().find(|m| m.1 && !m.2) {
+        return Err(CliError::Input(format!(
+            "{flag} is for {target} only; this fit has another target"
+        )));
+    }
     if !(args.lr.is_finite() && args.lr > 0.0) {
         return Err(CliError::Input(format!(
             "--lr must be a positive, finite number; got {}",

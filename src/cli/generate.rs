@@ -5,6 +5,7 @@
 //! `points_per_function`, the training set as unaligned samples at random points).
 
 use super::format::seconds;
+use super::train::{at_least_one, finite, positive_if_given};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::read_matrix;
@@ -49,6 +50,7 @@ pub struct GenerateArgs {
 struct Config {
     /// A built-in system with inputs, or a system file.
     system: String,
+    #[serde(deserialize_with = "at_least_one")]
     functions: usize,
     #[serde(default)]
     test_functions: usize,
@@ -58,7 +60,7 @@ struct Config {
     tspan: Option<[f64; 2]>,
     #[serde(default = "hundred")]
     points: usize,
-    #[serde(default = "ten")]
+    #[serde(default = "ten", deserialize_with = "at_least_one")]
     steps_per_point: u32,
     /// Write the training set unaligned: each function at this many of the `points`
     /// times, drawn at random.
@@ -82,10 +84,11 @@ struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputConfig {
+    #[serde(default, deserialize_with = "positive_if_given")]
     length_scale: Option<f64>,
-    #[serde(default = "one_f")]
+    #[serde(default = "one_f", deserialize_with = "finite")]
     scale: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "finite")]
     offset: f64,
     file: Option<PathBuf>,
     test_file: Option<PathBuf>,

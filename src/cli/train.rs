@@ -166,7 +166,7 @@ impl Default for TrainConfig {
 // Range checks inside deserialisation, so that a bad value is reported at its place in
 // the file (line, column, caret), as a type error would be.
 
-fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(super) fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() && v > 0.0 {
         Ok(v)
@@ -199,12 +199,35 @@ fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let v = u32::deserialize(d)?;
-    if v >= 1 {
+pub(super) fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + From<u8>,
+{
+    let v = T::deserialize(d)?;
+    if v >= T::from(1) {
         Ok(v)
     } else {
         Err(serde::de::Error::custom("must be at least 1"))
+    }
+}
+
+/// A positive, finite number where one is given.
+pub(super) fn positive_if_given<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<f64>, D::Error> {
+    positive(d).map(Some)
+}
+
+/// Any finite number.
+pub(super) fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a finite number; got {v}"
+        )))
     }
 }
 
