@@ -32,9 +32,12 @@ files are .npz: DeepXDE's layouts (aligned: X = (branch inputs, trunk inputs), y
 X_train0, X_train1, y_train) or phaseflow's (aligned: functions, points, values; unaligned: \
 sample_functions, sample_points, sample_values); the layout is read from the members. The \
 config names the data, the model and the training; paths in it are relative to the config \
-file. Writes model.safetensors (PyTorch state_dict names), state.safetensors (where the run \
-stands, for --resume), history.csv, loss.png, prediction.png (aligned validation data with \
-one coordinate) and summary.json.";
+file. The best step is chosen on a held-out validation share ([data] validation), else on the \
+training set; a test file ([data] test) is reported at every evaluation but never chosen on. \
+Writes model.safetensors (PyTorch state_dict names), state.safetensors (where the run stands, \
+for --resume, which writes back into the run's own directory), history.csv, summary.json, \
+loss.png and prediction.png (aligned test or validation data with one coordinate; a picture \
+that fails is a warning). The results' disk space is claimed before any work.";
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
