@@ -548,7 +548,7 @@ fn train_deeponet_then_predict() {
     let o = phaseflow(&["train", "deeponet", "--config", config.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert_eq!(text.matches("validation MSE").count(), 3, "{text}");
+    assert_eq!(text.matches("test MSE").count(), 3, "{text}");
     let run = dir.join("run");
     for f in [
         "model.safetensors",
@@ -561,7 +561,7 @@ fn train_deeponet_then_predict() {
     }
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    let best = summary["validation_mean_relative_l2"].as_f64().unwrap();
+    let best = summary["test_mean_relative_l2"].as_f64().unwrap();
     assert!(best < 0.3, "{best}");
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 4);
@@ -730,8 +730,8 @@ fn generate_train_predict_two_inputs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
-    let best = summary["validation_mean_relative_l2"].as_f64().unwrap();
-    let each = summary["validation_mean_relative_l2_per_output"]
+    let best = summary["test_mean_relative_l2"].as_f64().unwrap();
+    let each = summary["test_mean_relative_l2_per_output"]
         .as_array()
         .unwrap();
     assert_eq!(each.len(), 2);
@@ -1110,12 +1110,9 @@ fn generate_unaligned_train_predict() {
         summary["data"]["train_size"]["samples"].as_u64(),
         Some(1200)
     );
-    assert_eq!(
-        summary["data"]["validation_size"]["functions"].as_u64(),
-        Some(20)
-    );
+    assert_eq!(summary["data"]["test_size"]["functions"].as_u64(), Some(20));
     // From ~100% (an untrained net) to well under a quarter of the signal in 600 steps.
-    let best = summary["validation_mean_relative_l2"].as_f64().unwrap();
+    let best = summary["test_mean_relative_l2"].as_f64().unwrap();
     assert!(best < 0.25, "{summary}");
 
     let out = dir.join("g.npy");

@@ -301,6 +301,45 @@ pub(super) fn sweep_sizes(spec: &str) -> Result<Vec<usize>, CliError> {
     Ok(sizes)
 }
 
+/// Host bytes a scenario takes at size `n`, about: its data and results in f64 and their
+/// f32 copies for the device (mlp-train also keeps the CPU twin's activations).
+fn host_bytes(scenario: Scenario, n: usize) -> f64 {
+    let per_item = match scenario {
+        Scenario::MlpTrain => {
+            let arch = crate::nn::Architecture::benchmark_fourier_mlp();
+            let widths: usize = arch.layers.iter().sum();
+            16.0 * (3 + 2 * widths) as f64
+        }
+        Scenario::MlpInfer => 48.0,
+        // 100 sensors and 100 points a function: inputs, labels, predictions and copies.
+        Scenario::DeeponetInfer => 4.0 * 800.0,
+        // Final states, parameters and statuses; saved sweeps 101 states of 3.
+        Scenario::OdeFixed | Scenario::OdeAdaptive | Scenario::PaperLorenz => 64.0,
+        Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
+        Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
+    };
+    per_item * n as f64
+}
+
+/// Refuses a size whose data would not fit in this machine's memory, before allocating.
+fn check_memory(scenario: Scenario, n: usize) -> Result<(), CliError> {
+    let need = host_bytes(scenario, n);
+    let Some(have) = super::space::physical_memory() else {
+        return Ok(());
+    };
+    if need > have as f64 {
+        let gib = |b: f64| b / (1u64 << 30) as f64;
+        return Err(CliError::Input(format!(
+            "bench {} at -n {n} would take about {:.1} GiB of host memory; this machine has \
+             {:.1} GiB: use a smaller -n",
+            scenario.name(),
+            gib(need),
+            gib(have as f64)
+        )));
+    }
+    Ok(())
+}
+
 /// One scenario at one size (`None`: its default).
 fn run_scenario(
     bench: &Bench,
@@ -329,6 +368,32 @@ pub fn run(args: &BenchArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     }
     if args.size == Some(0) {
         return Err(CliError::Input("-n must be at least 1".into()));
+    }
+    if args.reps == 0 {
+        return Err(CliError::Input(
+            "--reps must be at least 1 (timed repetitions)".into(),
+        ));
+    }
+    if let (Some(n), Some(sweep)) = (args.size, &args.sweep) {
+        return Err(CliError::Input(format!(
+            "-n {n} and --sweep {sweep} both give the size; use one of them"
+        )));
+    }
+    if let (Some(n), Scenario::All | Scenario::Peak) = (args.size, args.scenario) {
+        return Err(CliError::Input(format!(
+            "-n {n} sizes one scenario; `bench {}` runs {} at fixed sizes (leave -n out, or \
+             name one scenario)",
+            args.scenario.name(),
+            if args.scenario == Scenario::All {
+                "every scenario"
+            } else {
+                "its microkernels"
+            }
+        )));
+    }
+    let largest = sizes.as_ref().and_then(|s| s.last().copied()).or(args.size);
+    if let Some(n) = largest {
+        check_memory(args.scenario, n)?;
     }
     // Made before any work, so that a bad path fails first and nothing is half-written.
     let out = args.out.clone().or_else(|| {

@@ -253,13 +253,17 @@ fn architecture(args: &FitArgs, data: &FitData) -> Result<Architecture, CliError
             })
         }
     };
-    Ok(Architecture::mlp(
+    let arch = Architecture::mlp(
         inputs,
         encoding,
         &hidden,
         data.train_y.cols,
         args.activation,
-    ))
+    );
+    // Before any parameter is allocated: the widths may be absurd.
+    arch.check()
+        .map_err(|e| CliError::Input(format!("{e} (--hidden, --features)")))?;
+    Ok(arch)
 }
 
 /// Initial parameters; B's row for each input is divided by that input's range, so σ
@@ -310,17 +314,77 @@ fn score(y: &Matrix, target: &Matrix, image: bool) -> TestScore {
     }
 }
 
-pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    let data = load(args)?;
-    let arch = architecture(args, &data)?;
+/// The settings of the run that are wrong whatever the data: refused before the data is
+/// read. A NaN or negative rate, a zero log interval and the like get one sentence each.
+fn check_settings(args: &FitArgs) -> Result<(), CliError> {
     if args.steps == 0 {
         return Err(CliError::Input("--steps must be at least 1".into()));
     }
+    if args.log_every == Some(0) {
+        return Err(CliError::Input(
+            "--log-every must be at least 1 (the loss is read back every K steps)".into(),
+        ));
+    }
+    if args.batch == Some(0) {
+        return Err(CliError::Input("--batch must be at least 1".into()));
+    }
+    // Options of another target would be ignored: contradictions, refused.
+    let misplaced = [
+        (
+            "--points",
+            args.points.is_some(),
+            args.expr.is_some(),
+            "--expr",
+        ),
+        ("--test", args.test.is_some(), args.data.is_some(), "--data"),
+        ("--holdout", args.holdout, args.image.is_some(), "--image"),
+    ];
+    if let Some((flag, _, _, target)) = misplaced.iter().find(|m| m.1 && !m.2) {
+        return Err(CliError::Input(format!(
+            "{flag} is for {target} only; this fit has another target"
+        )));
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(CliError::Input(format!(
+            "--lr must be a positive, finite number; got {}",
+            args.lr
+        )));
+    }
+    if !(args.sigma.is_finite() && args.sigma > 0.0) {
+        return Err(CliError::Input(format!(
+            "--sigma must be a positive, finite number; got {}",
+            args.sigma
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes the results take on disk, about: the checkpoint (f32 parameters and their
+/// metadata), the curve, the charts and pictures, the summary.
+fn output_estimate(args: &FitArgs, data: &FitData, params: &Params, log_every: u32) -> u64 {
+    let checkpoint = 4 * params.flat().len() as u64 + (64 << 10);
+    let curve = 40 * (args.steps / log_every + 2) as u64;
+    let picture = match &data.kind {
+        Kind::Image(image) => (image.width * image.height * image.channels) as u64 + 4096,
+        Kind::Expression { points, .. } if data.train_x.cols == 2 => 2 * (points * points) as u64,
+        _ => super::space::CHART_BYTES,
+    };
+    checkpoint + curve + super::space::CHART_BYTES + picture + (16 << 10)
+}
+
+pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    check_settings(args)?;
+    let data = load(args)?;
+    let arch = architecture(args, &data)?;
     let schedule = parse_schedule(&args.schedule, args.steps)?;
     let m = data.train_x.rows;
     let batch = match args.batch {
-        Some(0) => return Err(CliError::Input("--batch must be at least 1".into())),
-        Some(b) => Some(b.min(m)),
+        Some(b) if b > m => {
+            return Err(CliError::Input(format!(
+                "--batch {b} is more than the {m} training samples; use at most {m}"
+            )));
+        }
+        Some(b) => Some(b),
         None if m > 1 << 16 => Some(1 << 14),
         None => None,
     };
@@ -340,13 +404,22 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         clip: args.clip,
         seed: args.seed,
     };
-    // Proven writable before any work.
+    config
+        .check()
+        .map_err(|e| CliError::Input(format!("{e} (--lr, --weight-decay, --schedule, --clip)")))?;
+    let log_every = args.log_every.unwrap_or((args.steps / 200).max(1));
+    let start = initial_params(args, &arch, &data.widths);
+    // Proven writable, with room for the results, before any work.
+    let estimate = output_estimate(args, &data, &start, log_every);
     let mut out = match &args.out {
-        Some(dir) => Some(OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?),
+        Some(dir) => Some(super::space::output_dir(
+            dir,
+            estimate,
+            "the checkpoint and pictures",
+        )?),
         None => None,
     };
     let ctx = GpuContext::new(choice)?;
-    let start = initial_params(args, &arch, &data.widths);
     let mut trainer = AnyTrainer::new(&ctx, &arch, &start, &data.train_x, &data.train_y, config)?;
     let per_step = batch.unwrap_or(m);
     interrupt::install_handler();
@@ -374,7 +447,6 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             args.lr
         );
     }
-    let log_every = args.log_every.unwrap_or((args.steps / 200).max(1));
     // At most about 20 lines of curve on the terminal; the files get every point.
     let print_every = log_every * (args.steps / log_every / 20).max(1);
     let report = fit(&ctx, &mut trainer, args.steps, log_every, |step, loss| {
@@ -471,6 +543,20 @@ fn plot_error(e: impl std::fmt::Display) -> CliError {
     CliError::Runtime(e.to_string())
 }
 
+/// Stages a picture; one that cannot be drawn or written costs only itself, with a
+/// warning, never the checkpoint and curve staged before it.
+pub(super) fn picture_or_warn(dir: &mut OutputDir, name: &str, png: Result<Vec<u8>, CliError>) {
+    let written = png.and_then(|bytes| {
+        dir.write_bytes(name, &bytes)
+            .map_err(|e| CliError::Runtime(e.to_string()))
+    });
+    if let Err(e) = written {
+        eprintln!("warning: {name} not written: {e}");
+    }
+}
+
+/// The checkpoint, curve and summary first (a failure there fails the run), then the
+/// pictures (a failure there is a warning).
 fn write_outputs(
     dir: &mut OutputDir,
     ctx: &GpuContext,
@@ -488,6 +574,7 @@ fn write_outputs(
         .chain(report.curve.iter().map(|(s, l)| format!("{s},{l:e}\n")))
         .collect();
     dir.write_bytes("loss.csv", csv.as_bytes()).map_err(io)?;
+    dir.write_json("summary.json", summary).map_err(io)?;
     let chart = Chart {
         title: "training loss".into(),
         x_label: "step".into(),
@@ -499,11 +586,11 @@ fn write_outputs(
             points: report.curve.iter().map(|&(s, l)| (s as f64, l)).collect(),
         }],
     };
-    dir.write_bytes("loss.png", &chart.to_png().map_err(plot_error)?)
-        .map_err(io)?;
-    dir.write_json("summary.json", summary).map_err(io)?;
-    if let Some((name, png)) = picture(ctx, data, arch, &report.params)? {
-        dir.write_bytes(name, &png).map_err(io)?;
+    picture_or_warn(dir, "loss.png", chart.to_png().map_err(plot_error));
+    match picture(ctx, data, arch, &report.params) {
+        Ok(Some((name, png))) => picture_or_warn(dir, name, Ok(png)),
+        Ok(None) => {}
+        Err(e) => picture_or_warn(dir, "the picture of the fit", Err(e)),
     }
     Ok(())
 }

@@ -5,9 +5,10 @@
 //! `points_per_function`, the training set as unaligned samples at random points).
 
 use super::format::seconds;
+use super::train::{at_least_one, finite, positive_if_given};
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
-use crate::io::{OutputDir, read_matrix};
+use crate::io::read_matrix;
 use crate::model::System;
 use crate::nn::Matrix;
 use crate::nn::deeponet_data::{write_aligned, write_unaligned};
@@ -49,6 +50,7 @@ pub struct GenerateArgs {
 struct Config {
     /// A built-in system with inputs, or a system file.
     system: String,
+    #[serde(deserialize_with = "at_least_one")]
     functions: usize,
     #[serde(default)]
     test_functions: usize,
@@ -58,7 +60,7 @@ struct Config {
     tspan: Option<[f64; 2]>,
     #[serde(default = "hundred")]
     points: usize,
-    #[serde(default = "ten")]
+    #[serde(default = "ten", deserialize_with = "at_least_one")]
     steps_per_point: u32,
     /// Write the training set unaligned: each function at this many of the `points`
     /// times, drawn at random.
@@ -82,10 +84,11 @@ struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputConfig {
+    #[serde(default, deserialize_with = "positive_if_given")]
     length_scale: Option<f64>,
-    #[serde(default = "one_f")]
+    #[serde(default = "one_f", deserialize_with = "finite")]
     scale: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "finite")]
     offset: f64,
     file: Option<PathBuf>,
     test_file: Option<PathBuf>,
@@ -226,6 +229,21 @@ fn spec(
     })
 }
 
+/// Bytes of one data set's `.npz` (stored f64 arrays): aligned, or unaligned with
+/// `per_function` samples of each function.
+fn disk_estimate(spec: &OperatorDataSpec, per_function: Option<usize>) -> u64 {
+    let (f, p) = (spec.functions as u64, spec.points as u64);
+    let (sensors, outputs) = (
+        spec.system.n_input_values() as u64,
+        spec.outputs.len() as u64,
+    );
+    let values = match per_function {
+        Some(k) => f * k as u64 * (sensors + 1 + outputs),
+        None => f * sensors + p + f * p * outputs,
+    };
+    8 * values + 4096
+}
+
 /// After Ctrl-C nothing is written: a data set cut short would look complete.
 fn stop_if_interrupted() -> Result<(), CliError> {
     if interrupt::requested() {
@@ -266,10 +284,17 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             config.points
         )));
     }
+    // Sizes before any allocation, disk space before any work.
+    for spec in std::iter::once(&train_spec).chain(&test_spec) {
+        spec.check().map_err(|e| CliError::Input(e.to_string()))?;
+    }
     let out_path = args.out.clone().or(config.out.clone()).ok_or_else(|| {
         CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())
     })?;
-    let mut out = OutputDir::create(&out_path).map_err(|e| CliError::Input(e.to_string()))?;
+    let estimate = disk_estimate(&train_spec, config.points_per_function)
+        + test_spec.as_ref().map_or(0, |t| disk_estimate(t, None))
+        + (16 << 10);
+    let mut out = super::space::output_dir(&out_path, estimate, "the data sets")?;
     let ctx = GpuContext::new(choice)?;
     interrupt::install_handler();
 

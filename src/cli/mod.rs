@@ -20,6 +20,7 @@ mod progress;
 mod run_dir;
 mod serve;
 mod simulate;
+mod space;
 mod systems;
 mod train;
 

@@ -1,8 +1,10 @@
 //! `phaseflow train deeponet --config train.toml`: trains a DeepONet on an aligned or
-//! unaligned data set (DeepXDE's `.npz` or ours), evaluating on a test file (of either
-//! layout) or a held-out share of the training functions (samples, when unaligned), with
-//! early stopping on the validation error. Everything appears in the
-//! output directory together at the end (or at Ctrl-C, with the best network so far).
+//! unaligned data set (DeepXDE's `.npz` or ours). The best step (and early stopping) is
+//! chosen on a held-out share of the training functions (samples, when unaligned), or on
+//! the whole training set when none is held out; a test file (of either layout) is only
+//! reported, never chosen on. Everything appears in the output directory together at the
+//! end (or at Ctrl-C, with the best network so far); the checkpoint is never lost to a
+//! picture that cannot be drawn.
 
 use super::fit::parse_schedule;
 use super::format::seconds;
@@ -30,9 +32,12 @@ files are .npz: DeepXDE's layouts (aligned: X = (branch inputs, trunk inputs), y
 X_train0, X_train1, y_train) or phaseflow's (aligned: functions, points, values; unaligned: \
 sample_functions, sample_points, sample_values); the layout is read from the members. The \
 config names the data, the model and the training; paths in it are relative to the config \
-file. Writes model.safetensors (PyTorch state_dict names), state.safetensors (where the run \
-stands, for --resume), history.csv, loss.png, prediction.png (aligned validation data with \
-one coordinate) and summary.json.";
+file. The best step is chosen on a held-out validation share ([data] validation), else on the \
+training set; a test file ([data] test) is reported at every evaluation but never chosen on. \
+Writes model.safetensors (PyTorch state_dict names), state.safetensors (where the run stands, \
+for --resume, which writes back into the run's own directory), history.csv, summary.json, \
+loss.png and prediction.png (aligned test or validation data with one coordinate; a picture \
+that fails is a warning). The results' disk space is claimed before any work.";
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -55,8 +60,12 @@ pub struct DeepONetArgs {
     /// Output directory (overrides `out` in the config)
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Training iterations in all (overrides [train] iterations in the config)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: Option<u32>,
     /// Go on with the run whose output directory this is (its state.safetensors and
-    /// model.safetensors), up to [train] iterations in all
+    /// model.safetensors), up to [train] iterations in all; its results are written back
+    /// into DIR (the config's `out` is not used)
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Print the summary as JSON instead of text
@@ -79,10 +88,11 @@ struct Config {
 #[serde(deny_unknown_fields)]
 struct DataConfig {
     train: PathBuf,
+    /// Reported at every evaluation and at the end; never used to choose the best step.
     test: Option<PathBuf>,
-    /// Share of the training functions (samples, when unaligned) held out for validation
-    /// when there is no test file.
-    #[serde(default)]
+    /// Share of the training functions (samples, when unaligned) held out for validation:
+    /// the best step is chosen on it (on the training set itself when 0).
+    #[serde(default, deserialize_with = "share")]
     validation: f64,
 }
 
@@ -119,13 +129,20 @@ impl Default for ModelConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct TrainConfig {
+    #[serde(deserialize_with = "at_least_one")]
     iterations: u32,
+    #[serde(deserialize_with = "positive")]
     lr: f64,
     schedule: String,
+    #[serde(deserialize_with = "non_negative")]
     weight_decay: f64,
+    #[serde(deserialize_with = "batch")]
     functions_per_batch: Option<usize>,
+    #[serde(deserialize_with = "batch")]
     points_per_batch: Option<usize>,
+    #[serde(deserialize_with = "batch")]
     samples_per_batch: Option<usize>,
+    #[serde(deserialize_with = "at_least_one")]
     evaluate_every: u32,
     /// Stop after this many evaluations without a better validation error (0: never).
     patience: u32,
@@ -146,6 +163,85 @@ impl Default for TrainConfig {
             patience: 0,
             seed: 0,
         }
+    }
+}
+
+// Range checks inside deserialisation, so that a bad value is reported at its place in
+// the file (line, column, caret), as a type error would be.
+
+pub(super) fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a positive, finite number; got {v}"
+        )))
+    }
+}
+
+fn non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a finite number ≥ 0; got {v}"
+        )))
+    }
+}
+
+fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a share of the training functions from 0 up to (not including) 1; got {v}"
+        )))
+    }
+}
+
+pub(super) fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + From<u8>,
+{
+    let v = T::deserialize(d)?;
+    if v >= T::from(1) {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom("must be at least 1"))
+    }
+}
+
+/// A positive, finite number where one is given.
+pub(super) fn positive_if_given<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<f64>, D::Error> {
+    positive(d).map(Some)
+}
+
+/// Any finite number.
+pub(super) fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a finite number; got {v}"
+        )))
+    }
+}
+
+fn batch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let v = usize::deserialize(d)?;
+    if v >= 1 {
+        Ok(Some(v))
+    } else {
+        Err(serde::de::Error::custom(
+            "a batch must hold at least 1 (leave the key out for the whole data set)",
+        ))
     }
 }
 
@@ -222,12 +318,42 @@ fn size_json(d: &DeepONetData) -> serde_json::Value {
     }
 }
 
-/// One evaluation: (step, train loss, validation MSE, validation mean relative L2).
-type Record = (u32, f64, f64, f64);
+/// The set the best step is chosen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Selection {
+    /// The held-out share of the training functions.
+    Validation,
+    /// The whole training set (nothing held out): the best fit of it.
+    Training,
+}
+
+impl Selection {
+    fn name(self) -> &'static str {
+        match self {
+            Selection::Validation => "validation",
+            Selection::Training => "training",
+        }
+    }
+}
+
+/// One evaluation.
+#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
+struct Record {
+    step: u32,
+    /// The loss of the last step's batch (in the network's units when normalised).
+    batch_mse: f64,
+    /// On the selection set (`RunRecord::selection`).
+    mse: f64,
+    mean_rel_l2: f64,
+    /// On the test file, when there is one: reported, never chosen on.
+    test: Option<(f64, f64)>,
+}
 
 /// The run's own record beside the trainer's state in state.safetensors (`run`).
 #[derive(serde::Serialize, Deserialize)]
 struct RunRecord {
+    selection: Selection,
     history: Vec<Record>,
     best_step: u32,
     best_error: f64,
@@ -241,7 +367,12 @@ struct Resumed {
     best: DeepONetParams,
 }
 
-fn read_resumed(dir: &Path, arch: &DeepONetArch, iterations: u32) -> Result<Resumed, CliError> {
+fn read_resumed(
+    dir: &Path,
+    arch: &DeepONetArch,
+    iterations: u32,
+    selection: Selection,
+) -> Result<Resumed, CliError> {
     let input = |e: crate::nn::CheckpointError| CliError::Input(e.to_string());
     let path = dir.join("state.safetensors");
     let (saved_arch, state, meta) = load_deeponet_state(&path).map_err(input)?;
@@ -261,10 +392,19 @@ fn read_resumed(dir: &Path, arch: &DeepONetArch, iterations: u32) -> Result<Resu
                 path.display()
             ))
         })?;
+    if record.selection != selection {
+        return Err(CliError::Input(format!(
+            "the run in '{}' chose its best step on the {} set and this config on the {} set \
+             ([data] validation); resume with the config of that run",
+            dir.display(),
+            record.selection.name(),
+            selection.name()
+        )));
+    }
     if state.step >= iterations {
         return Err(CliError::Input(format!(
             "the run in '{}' has already taken {} steps and [train] iterations = {iterations}; \
-             raise iterations to go on",
+             raise iterations (or --iterations) to go on",
             dir.display(),
             state.step
         )));
@@ -277,34 +417,108 @@ fn read_resumed(dir: &Path, arch: &DeepONetArch, iterations: u32) -> Result<Resu
     })
 }
 
-pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    let TrainModel::Deeponet(args) = &args.model;
-    let config = read_config(&args.config)?;
-    let train_all = load(&config.data.train)?;
-    let (train, validation, held_out) = match &config.data.test {
-        Some(p) => (train_all, load(p)?, false),
-        None if config.data.validation > 0.0 => {
-            let (t, v) = split(train_all, config.data.validation)?;
-            (t, v, true)
+/// Where the results go: a resumed run's own directory (given with -o only if it is the
+/// same one), else -o, else the config's `out`.
+fn output_path(args: &DeepONetArgs, config: &Config) -> Result<PathBuf, CliError> {
+    if let Some(dir) = &args.resume {
+        if let Some(o) = &args.out {
+            let same = |p: &Path| std::fs::canonicalize(p).ok();
+            if same(o).is_none() || same(o) != same(dir) {
+                return Err(CliError::Input(format!(
+                    "--resume continues the run in '{}' and writes there; -o '{}' names \
+                     another directory (leave -o out)",
+                    dir.display(),
+                    o.display()
+                )));
+            }
         }
-        None => {
+        return Ok(dir.clone());
+    }
+    args.out.clone().or(config.out.clone()).ok_or_else(|| {
+        CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())
+    })
+}
+
+/// Bytes the results take on disk, about: the checkpoint (f32 parameters), the state
+/// (parameters and Adam's two moments) with the run record, the history, two charts and
+/// the summary.
+fn output_estimate(parameters: usize, evaluations: u32) -> u64 {
+    let (p, e) = (parameters as u64, evaluations as u64);
+    let checkpoint = 4 * p + (64 << 10);
+    let state = 12 * p + 300 * e + (64 << 10);
+    let history = 160 * e;
+    checkpoint + state + history + 2 * super::space::CHART_BYTES + (16 << 10)
+}
+
+/// The data sets of a run: what it trains on, what it chooses its best step on (the
+/// held-out validation share; the training set when there is none) and what it reports.
+struct Sets {
+    train: DeepONetData,
+    validation: Option<DeepONetData>,
+    test: Option<DeepONetData>,
+}
+
+impl Sets {
+    fn read(data: &DataConfig) -> Result<Sets, CliError> {
+        let all = load(&data.train)?;
+        let test = data.test.as_deref().map(load).transpose()?;
+        if test.is_none() && data.validation == 0.0 {
             return Err(CliError::Input(
                 "the config needs [data] test = \"file.npz\" or [data] validation = 0.1 (a share \
                  of the training functions held out)"
                     .into(),
             ));
         }
-    };
+        let (train, validation) = if data.validation > 0.0 {
+            let (t, v) = split(all, data.validation)?;
+            (t, Some(v))
+        } else {
+            (all, None)
+        };
+        Ok(Sets {
+            train,
+            validation,
+            test,
+        })
+    }
+
+    fn selection(&self) -> Selection {
+        match self.validation {
+            Some(_) => Selection::Validation,
+            None => Selection::Training,
+        }
+    }
+
+    /// The set the best step is chosen on.
+    fn selecting(&self) -> &DeepONetData {
+        self.validation.as_ref().unwrap_or(&self.train)
+    }
+
+    /// The set the final figures and the picture are of: the test file, else the
+    /// validation share.
+    fn reported(&self) -> (&'static str, &DeepONetData) {
+        match (&self.test, &self.validation) {
+            (Some(t), _) => ("test", t),
+            (None, Some(v)) => ("validation", v),
+            (None, None) => ("training", &self.train),
+        }
+    }
+}
+
+pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    let TrainModel::Deeponet(args) = &args.model;
+    let mut config = read_config(&args.config)?;
+    if let Some(n) = args.iterations {
+        config.train.iterations = n;
+    }
+    let sets = Sets::read(&config.data)?;
+    let selection = sets.selection();
+    let train = &sets.train;
     let m = &config.model;
     let t = &config.train;
     if m.latent == 0 || m.branch.contains(&0) || m.trunk.contains(&0) {
         return Err(CliError::Input(
             "[model] widths and latent must be at least 1".into(),
-        ));
-    }
-    if t.iterations == 0 || t.evaluate_every == 0 {
-        return Err(CliError::Input(
-            "[train] iterations and evaluate_every must be at least 1".into(),
         ));
     }
     let (u, y, _) = train.as_ref().parts();
@@ -325,11 +539,17 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         m.activation,
     );
     if m.normalize {
-        arch.scaling = Some(Scaling::fit(&train));
+        arch.scaling = Some(Scaling::fit(train));
     }
-    validation.as_ref().check(&arch).map_err(|e| {
-        CliError::Input(format!("the test data does not fit the training data: {e}"))
-    })?;
+    for (name, set) in [("test", &sets.test), ("validation", &sets.validation)] {
+        if let Some(set) = set {
+            set.as_ref().check(&arch).map_err(|e| {
+                CliError::Input(format!(
+                    "the {name} data does not fit the training data: {e}"
+                ))
+            })?;
+        }
+    }
     let init = match m.init.as_str() {
         "glorot" => Init::Glorot,
         "he" => Init::He,
@@ -352,28 +572,35 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         samples_per_batch: t.samples_per_batch,
         seed: t.seed,
     };
+    train_config
+        .optimizer
+        .check()
+        .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
+    // Empty batches are refused where the file says them; what is left is the layout.
     train_config.check(train.as_ref().layout()).map_err(|e| {
         CliError::Input(format!(
             "[train] functions_per_batch and points_per_batch are for aligned data, \
              samples_per_batch for unaligned data: {e}"
         ))
     })?;
+    train_config
+        .check_sizes(train)
+        .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
     let resumed = match &args.resume {
-        Some(dir) => Some(read_resumed(dir, &arch, t.iterations)?),
+        Some(dir) => Some(read_resumed(dir, &arch, t.iterations, selection)?),
         None => None,
     };
-    let out_path = args.out.clone().or(config.out.clone()).ok_or_else(|| {
-        CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())
-    })?;
-    // Proven writable before any work.
-    let mut out = OutputDir::create(&out_path).map_err(|e| CliError::Input(e.to_string()))?;
-
-    let ctx = GpuContext::new(choice)?;
+    let out_path = output_path(args, &config)?;
     let start =
         DeepONetParams::init(&arch, init, m.seed).map_err(|e| CliError::Input(e.to_string()))?;
+    // Proven writable, with room for the results, before any work.
+    let estimate = output_estimate(start.flat().len(), t.iterations.div_ceil(t.evaluate_every));
+    let mut out = super::space::output_dir(&out_path, estimate, "the checkpoint and state")?;
+
+    let ctx = GpuContext::new(choice)?;
     let mut trainer = match &resumed {
-        Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, &train, train_config)?,
-        None => DeepONetTrainer::new(&ctx, &arch, &start, &train, train_config)?,
+        Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, train, train_config)?,
+        None => DeepONetTrainer::new(&ctx, &arch, &start, train, train_config)?,
     };
     let text = !args.json;
     if text {
@@ -388,16 +615,14 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             start.flat().len(),
             ctx.summary.name
         );
-        println!(
-            "data: training {}; {} {}",
-            size(&train),
-            if held_out {
-                "held-out validation"
-            } else {
-                "test"
-            },
-            size(&validation)
-        );
+        let mut line = format!("data: training {}", size(train));
+        if let Some(v) = &sets.validation {
+            line += &format!("; held-out validation {}", size(v));
+        }
+        if let Some(test) = &sets.test {
+            line += &format!("; test {}", size(test));
+        }
+        println!("{line}; best step chosen on the {} set", selection.name());
     }
     interrupt::install_handler();
     let clock = Instant::now();
@@ -405,9 +630,12 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         Some(r) => {
             if text {
                 println!(
-                    "resuming at step {} of {} (best validation mean rel. L2 so far {:.4} at \
-                     step {})",
-                    r.state.step, t.iterations, r.record.best_error, r.record.best_step
+                    "resuming at step {} of {} (best {} mean rel. L2 so far {:.4} at step {})",
+                    r.state.step,
+                    t.iterations,
+                    selection.name(),
+                    r.record.best_error,
+                    r.record.best_step
                 );
             }
             let best = (r.record.best_error, r.record.best_step, r.best);
@@ -427,19 +655,39 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         let n = t.evaluate_every.min(t.iterations - done);
         trainer.run(&ctx, n as usize);
         done += n;
-        let loss = trainer.loss(&ctx)?;
-        let metrics = trainer.net.evaluate(&ctx, &validation)?;
-        history.push((done, loss, metrics.mse, metrics.mean_relative_l2));
+        let batch_mse = trainer.loss(&ctx)?;
+        let chosen_on = trainer.net.evaluate(&ctx, sets.selecting())?;
+        let test = match &sets.test {
+            Some(test) => {
+                let e = trainer.net.evaluate(&ctx, test)?;
+                Some((e.mse, e.mean_relative_l2))
+            }
+            None => None,
+        };
+        history.push(Record {
+            step: done,
+            batch_mse,
+            mse: chosen_on.mse,
+            mean_rel_l2: chosen_on.mean_relative_l2,
+            test,
+        });
         if text {
+            let test = test.map_or(String::new(), |(mse, rel)| {
+                format!("  test MSE {mse:.4e}  mean rel. L2 {rel:.4}")
+            });
             println!(
-                "  step {done:>8}  train MSE{} {loss:.4e}  validation MSE {:.4e}  mean rel. L2 {:.4}",
+                "  step {done:>8}  batch MSE{} {batch_mse:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{test}",
                 if m.normalize { " (scaled)" } else { "" },
-                metrics.mse,
-                metrics.mean_relative_l2
+                selection.name(),
+                chosen_on.mse,
+                chosen_on.mean_relative_l2
             );
         }
-        if best.as_ref().is_none_or(|b| metrics.mean_relative_l2 < b.0) {
-            best = Some((metrics.mean_relative_l2, done, trainer.params(&ctx)?));
+        if best
+            .as_ref()
+            .is_none_or(|b| chosen_on.mean_relative_l2 < b.0)
+        {
+            best = Some((chosen_on.mean_relative_l2, done, trainer.params(&ctx)?));
             since_best = 0;
         } else {
             since_best += 1;
@@ -455,17 +703,23 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let train_seconds = clock.elapsed().as_secs_f64();
     let (best_err, best_step, params) = best.expect("at least one evaluation");
     let interrupted = done < t.iterations && !stopped_early;
-    let best_g = DeepONetNet::new(&ctx, &arch, &params)?.predict_data(&ctx, &validation)?;
-    let per_output = validation.as_ref().mean_relative_l2_per_output(&best_g);
-    let summary = json!({
+    let best_net = DeepONetNet::new(&ctx, &arch, &params)?;
+    let (reported_name, reported) = sets.reported();
+    let best_g = best_net.predict_data(&ctx, reported)?;
+    let per_output = reported.as_ref().mean_relative_l2_per_output(&best_g);
+    let at_best = history.iter().find(|h| h.step == best_step).copied();
+    let mut summary = json!({
         "architecture": arch,
         "adapter": ctx.summary,
         "data": {
             "train": config.data.train,
-            "train_size": size_json(&train),
-            "validation": if held_out { json!(config.data.validation) } else { json!(config.data.test) },
-            "validation_size": size_json(&validation),
+            "train_size": size_json(train),
+            "validation": (selection == Selection::Validation).then_some(config.data.validation),
+            "validation_size": sets.validation.as_ref().map(size_json),
+            "test": config.data.test,
+            "test_size": sets.test.as_ref().map(size_json),
         },
+        "selected_on": selection.name(),
         "iterations": done,
         "iterations_asked": t.iterations,
         "stopped_early": stopped_early,
@@ -473,52 +727,50 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "seconds": train_seconds,
         "seconds_per_1000_iterations": 1e3 * train_seconds / (done - first_step).max(1) as f64,
         "best_step": best_step,
-        "validation_mean_relative_l2": best_err,
-        "validation_mean_relative_l2_per_output": per_output,
-        "validation_mse": history.iter().find(|h| h.0 == best_step).map(|h| h.2),
-        "final_train_mse": history.last().map(|h| h.1),
+        "final_batch_mse": history.last().map(|h| h.batch_mse),
     });
+    // The best network's errors on each set: the one it was chosen on (from the history)
+    // and the test file (measured again on the network written).
+    summary[format!("{}_mean_relative_l2", selection.name())] = json!(best_err);
+    summary[format!("{}_mse", selection.name())] = json!(at_best.map(|h| h.mse));
+    if let Some(test) = &sets.test {
+        let metrics = best_net.evaluate(&ctx, test)?;
+        summary["test_mean_relative_l2"] = json!(metrics.mean_relative_l2);
+        summary["test_mse"] = json!(metrics.mse);
+    }
+    summary[format!("{reported_name}_mean_relative_l2_per_output")] = json!(per_output);
     let record = RunRecord {
+        selection,
         history,
         best_step,
         best_error: best_err,
         since_best,
     };
-    let state = save_deeponet_state_bytes(
-        &arch,
-        &trainer.state(&ctx)?,
-        &[("run", serde_json::to_string(&record).expect("JSON"))],
-    )
-    .map_err(|e| CliError::Runtime(e.to_string()))?;
-    out.write_bytes("state.safetensors", &state)
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    write_outputs(
-        &mut out,
-        &ctx,
-        &arch,
-        &params,
-        &validation,
-        &record.history,
-        &summary,
-    )?;
+    // The checkpoint and state first: a picture that fails later costs only itself.
+    write_checkpoints(&mut out, &ctx, &arch, &params, &trainer, &record, &summary)?;
+    write_pictures(&mut out, &ctx, &arch, &params, reported, &record);
     let written = out.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         println!(
             "trained to iteration {done} in {} ({:.3} s per 1,000, evaluations included); best \
-             validation mean relative L2 {best_err:.4} at step {best_step}{}",
+             {} mean relative L2 {best_err:.4} at step {best_step}{}",
             seconds(train_seconds),
             1e3 * train_seconds / (done - first_step).max(1) as f64,
+            selection.name(),
             if stopped_early {
                 " (stopped early)"
             } else {
                 ""
             }
         );
+        if let Some(rel) = summary["test_mean_relative_l2"].as_f64() {
+            println!("  test mean relative L2 of that network: {rel:.4}");
+        }
         if per_output.len() > 1 {
             let each: Vec<String> = per_output.iter().map(|e| format!("{e:.4}")).collect();
-            println!("  per output: {}", each.join(", "));
+            println!("  per output ({reported_name}): {}", each.join(", "));
         }
         for p in &written {
             println!("wrote {}", p.display());
@@ -533,87 +785,129 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     Ok(())
 }
 
-fn write_outputs(
+/// model.safetensors, state.safetensors, history.csv and summary.json: a failure here
+/// fails the run (and nothing of it appears).
+fn write_checkpoints(
     dir: &mut OutputDir,
     ctx: &GpuContext,
     arch: &DeepONetArch,
     params: &DeepONetParams,
-    validation: &DeepONetData,
-    history: &[Record],
+    trainer: &DeepONetTrainer,
+    record: &RunRecord,
     summary: &serde_json::Value,
 ) -> Result<(), CliError> {
     let io = |e: crate::io::OutputError| CliError::Runtime(e.to_string());
-    let plot = |e: crate::io::PlotError| CliError::Runtime(e.to_string());
     let checkpoint = save_deeponet_bytes(arch, params, &[("train", summary.to_string())])
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     dir.write_bytes("model.safetensors", &checkpoint)
         .map_err(io)?;
-    let csv: String =
-        std::iter::once("step,train_mse,validation_mse,validation_mean_rel_l2\n".into())
-            .chain(
-                history
-                    .iter()
-                    .map(|(s, l, m, r)| format!("{s},{l:e},{m:e},{r:e}\n")),
-            )
-            .collect();
+    let state = save_deeponet_state_bytes(
+        arch,
+        &trainer.state(ctx)?,
+        &[("run", serde_json::to_string(record).expect("JSON"))],
+    )
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    dir.write_bytes("state.safetensors", &state).map_err(io)?;
+    let sel = record.selection.name();
+    let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2\n");
+    for h in &record.history {
+        let (test_mse, test_rel) = h.test.map_or((String::new(), String::new()), |(a, b)| {
+            (format!("{a:e}"), format!("{b:e}"))
+        });
+        csv += &format!(
+            "{},{:e},{:e},{:e},{test_mse},{test_rel}\n",
+            h.step, h.batch_mse, h.mse, h.mean_rel_l2
+        );
+    }
     dir.write_bytes("history.csv", csv.as_bytes()).map_err(io)?;
-    let series = |label: &str, pick: fn(&Record) -> f64| Series {
-        label: label.into(),
-        points: history.iter().map(|h| (h.0 as f64, pick(h))).collect(),
+    dir.write_json("summary.json", summary).map_err(io)?;
+    Ok(())
+}
+
+/// loss.png and prediction.png: one that cannot be drawn or written is a warning.
+fn write_pictures(
+    dir: &mut OutputDir,
+    ctx: &GpuContext,
+    arch: &DeepONetArch,
+    params: &DeepONetParams,
+    reported: &DeepONetData,
+    record: &RunRecord,
+) {
+    let plot = |e: crate::io::PlotError| CliError::Runtime(e.to_string());
+    let history = &record.history;
+    let series = |label: String, pick: &dyn Fn(&Record) -> Option<f64>| Series {
+        label,
+        points: history
+            .iter()
+            .filter_map(|h| pick(h).map(|v| (h.step as f64, v)))
+            .collect(),
     };
+    let sel = record.selection.name();
+    let mut lines = vec![
+        series("batch MSE".into(), &|h| Some(h.batch_mse)),
+        series(format!("{sel} MSE"), &|h| Some(h.mse)),
+        series(format!("{sel} mean relative L2"), &|h| Some(h.mean_rel_l2)),
+    ];
+    if history.iter().any(|h| h.test.is_some()) {
+        lines.push(series("test MSE".into(), &|h| h.test.map(|t| t.0)));
+        lines.push(series("test mean relative L2".into(), &|h| {
+            h.test.map(|t| t.1)
+        }));
+    }
     let chart = Chart {
         title: "DeepONet training".into(),
         x_label: "iteration".into(),
         y_label: "error".into(),
         x_scale: Scale::Linear,
         y_scale: Scale::Log,
-        series: vec![
-            series("train MSE", |h| h.1),
-            series("validation MSE", |h| h.2),
-            series("validation mean relative L2", |h| h.3),
-        ],
+        series: lines,
     };
-    dir.write_bytes("loss.png", &chart.to_png().map_err(plot)?)
-        .map_err(io)?;
-    // Predicted against true curves for the first validation functions (one coordinate,
+    super::fit::picture_or_warn(dir, "loss.png", chart.to_png().map_err(plot));
+    // Predicted against true curves for the first reported functions (one coordinate,
     // first output).
-    if let (DeepONetData::Aligned(validation), 1) = (validation, arch.dims()) {
-        let net = crate::nn::DeepONetNet::new(ctx, arch, params)?;
-        let shown = validation.functions().min(3);
-        let u = Matrix {
-            rows: shown,
-            cols: validation.u.cols,
-            data: validation.u.data[..shown * validation.u.cols].to_vec(),
-        };
-        let g = net.predict(ctx, &u, &validation.y)?;
-        let (ny, k) = (validation.points(), validation.outputs);
-        let mut curves = Vec::new();
-        for f in 0..shown {
-            let line = |values: &[f64]| -> Vec<(f64, f64)> {
-                (0..ny)
-                    .map(|p| (validation.y.data[p], values[(f * ny + p) * k]))
-                    .collect()
-            };
-            curves.push(Series {
-                label: format!("function {f}: true"),
-                points: line(&validation.g),
-            });
-            curves.push(Series {
-                label: format!("function {f}: DeepONet"),
-                points: line(&g),
-            });
-        }
-        let chart = Chart {
-            title: "validation functions: true and predicted".into(),
-            x_label: "y".into(),
-            y_label: "G(u)(y)".into(),
-            x_scale: Scale::Linear,
-            y_scale: Scale::Linear,
-            series: curves,
-        };
-        dir.write_bytes("prediction.png", &chart.to_png().map_err(plot)?)
-            .map_err(io)?;
+    if let (DeepONetData::Aligned(shown), 1) = (reported, arch.dims()) {
+        let png = prediction_chart(ctx, arch, params, shown).and_then(|c| c.to_png().map_err(plot));
+        super::fit::picture_or_warn(dir, "prediction.png", png);
     }
-    dir.write_json("summary.json", summary).map_err(io)?;
-    Ok(())
+}
+
+fn prediction_chart(
+    ctx: &GpuContext,
+    arch: &DeepONetArch,
+    params: &DeepONetParams,
+    data: &AlignedData,
+) -> Result<Chart, CliError> {
+    let net = DeepONetNet::new(ctx, arch, params)?;
+    let shown = data.functions().min(3);
+    let u = Matrix {
+        rows: shown,
+        cols: data.u.cols,
+        data: data.u.data[..shown * data.u.cols].to_vec(),
+    };
+    let g = net.predict(ctx, &u, &data.y)?;
+    let (ny, k) = (data.points(), data.outputs);
+    let mut curves = Vec::new();
+    for f in 0..shown {
+        let line = |values: &[f64]| -> Vec<(f64, f64)> {
+            (0..ny)
+                .map(|p| (data.y.data[p], values[(f * ny + p) * k]))
+                .collect()
+        };
+        curves.push(Series {
+            label: format!("function {f}: true"),
+            points: line(&data.g),
+        });
+        curves.push(Series {
+            label: format!("function {f}: DeepONet"),
+            points: line(&g),
+        });
+    }
+    Ok(Chart {
+        title: "true and predicted functions".into(),
+        x_label: "y".into(),
+        y_label: "G(u)(y)".into(),
+        x_scale: Scale::Linear,
+        y_scale: Scale::Linear,
+        series: curves,
+    })
 }

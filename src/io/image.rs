@@ -21,7 +21,24 @@ pub enum ImageError {
     },
     #[error("'{path}' is not a PNG image phaseflow can read: {message}")]
     Decode { path: String, message: String },
+    #[error(
+        "'{path}' is {width} × {height} pixels, which would take {gib:.1} GiB as samples; \
+         images of at most {MAX_PIXELS} pixels (4096 × 4096) are read"
+    )]
+    TooLarge {
+        path: String,
+        width: u64,
+        height: u64,
+        gib: f64,
+    },
 }
+
+/// The most pixels `read_png` decodes: a small file can declare a huge image, and its
+/// samples (f64, up to 3 channels, plus their coordinates) are allocated in full.
+pub const MAX_PIXELS: u64 = 1 << 24;
+
+/// Host bytes one pixel takes once read: 3 channels and 2 coordinates, as f64.
+const BYTES_PER_PIXEL: u64 = 5 * 8;
 
 impl Image {
     /// Reads a PNG; colour images become RGB, grey ones stay grey, alpha is dropped and
@@ -32,6 +49,24 @@ impl Image {
             path: p.clone(),
             source,
         })?;
+        let decode_error = |e: image::ImageError| ImageError::Decode {
+            path: p.clone(),
+            message: e.to_string(),
+        };
+        // The header's size is checked before anything of that size is allocated.
+        let (w, h) =
+            image::io::Reader::with_format(std::io::Cursor::new(&bytes), image::ImageFormat::Png)
+                .into_dimensions()
+                .map_err(decode_error)?;
+        let pixels = w as u64 * h as u64;
+        if pixels > MAX_PIXELS {
+            return Err(ImageError::TooLarge {
+                path: p,
+                width: w as u64,
+                height: h as u64,
+                gib: (pixels * BYTES_PER_PIXEL) as f64 / (1u64 << 30) as f64,
+            });
+        }
         let img =
             image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|e| {
                 ImageError::Decode {

@@ -77,7 +77,22 @@ pub enum GenerateError {
         first: usize,
         status: Status,
     },
+    #[error(
+        "generating {functions} functions at {points} points would take {gib:.1} GiB of host \
+         memory (inputs, saved states, labels and random-field kernels); at most {max} GiB: \
+         generate fewer functions, points or sensors"
+    )]
+    TooLarge {
+        functions: usize,
+        points: usize,
+        gib: f64,
+        max: u64,
+    },
 }
+
+/// The most host memory generating one data set may take (the ensemble's saved states
+/// have the same bound).
+pub const MAX_HOST_BYTES: u64 = 16 << 30;
 
 /// A generated data set and what it cost.
 #[derive(Debug)]
@@ -90,7 +105,27 @@ pub struct Generated {
 }
 
 impl OperatorDataSpec {
-    fn check(&self) -> Result<(), GenerateError> {
+    /// Bytes of host memory generating takes at the least, as f64 (no overflow): every
+    /// function's sensor values (sampled, then handed to the ensemble), the saved states
+    /// and the labels (f64), and each random field's kernel matrix and factor.
+    pub fn host_bytes(&self) -> f64 {
+        let s = &self.system;
+        let (f, p) = (self.functions as f64, self.points as f64);
+        let inputs = 2.0 * f * s.n_input_values() as f64;
+        let states = f * p * s.dim() as f64;
+        let labels = f * p * self.outputs.len() as f64;
+        let kernels: f64 = s
+            .inputs
+            .iter()
+            .zip(&self.signals)
+            .filter(|(_, source)| matches!(source, SignalSource::Grf { .. }))
+            .map(|(input, _)| 2.0 * (input.sensors as f64).powi(2))
+            .sum();
+        8.0 * (inputs + states + labels + kernels)
+    }
+
+    /// Whether the spec can be generated: sizes, signals, outputs; before any allocation.
+    pub fn check(&self) -> Result<(), GenerateError> {
         let bad = |m: String| Err(GenerateError::Spec(m));
         let s = &self.system;
         if s.inputs.is_empty() {
@@ -118,6 +153,15 @@ impl OperatorDataSpec {
         }
         if self.initial.len() != s.dim() || self.params.len() != s.n_params() {
             return bad("the initial state or parameters do not match the system".into());
+        }
+        let bytes = self.host_bytes();
+        if bytes > MAX_HOST_BYTES as f64 {
+            return Err(GenerateError::TooLarge {
+                functions: self.functions,
+                points: self.points,
+                gib: bytes / (1u64 << 30) as f64,
+                max: MAX_HOST_BYTES >> 30,
+            });
         }
         for (input, source) in s.inputs.iter().zip(&self.signals) {
             match source {

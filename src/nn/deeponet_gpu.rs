@@ -590,6 +590,15 @@ impl DeepONetTrainConfig {
     /// Whether the batch options fit data of `layout`: functions and points per batch for
     /// aligned data, samples per batch for unaligned data.
     pub fn check(&self, layout: DataLayout) -> Result<(), String> {
+        self.optimizer.check().map_err(|e| e.to_string())?;
+        let batches = [
+            ("functions_per_batch", self.functions_per_batch),
+            ("points_per_batch", self.points_per_batch),
+            ("samples_per_batch", self.samples_per_batch),
+        ];
+        if let Some((name, _)) = batches.iter().find(|b| b.1 == Some(0)) {
+            return Err(format!("{name} must be at least 1"));
+        }
         match layout {
             DataLayout::Aligned if self.samples_per_batch.is_some() => Err(
                 "aligned data takes functions and points per batch, not samples per batch".into(),
@@ -602,6 +611,35 @@ impl DeepONetTrainConfig {
                         .into(),
                 )
             }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DeepONetTrainConfig {
+    /// Whether the batches fit `data`: a batch larger than the data would silently be the
+    /// whole data, so it is refused instead (checked by `DeepONetTrainer::new`; callers
+    /// call it first to refuse before any work).
+    pub fn check_sizes<'a>(&self, data: impl Into<DataRef<'a>>) -> Result<(), String> {
+        let data = data.into();
+        let (u, y, _) = data.parts();
+        let (nf, ny) = (u.rows, y.rows);
+        let too_big = [
+            (
+                "functions_per_batch",
+                self.functions_per_batch,
+                nf,
+                "functions",
+            ),
+            ("points_per_batch", self.points_per_batch, ny, "points"),
+            ("samples_per_batch", self.samples_per_batch, nf, "samples"),
+        ]
+        .into_iter()
+        .find(|(_, asked, all, _)| asked.is_some_and(|a| a > *all));
+        match too_big {
+            Some((name, Some(asked), all, what)) => Err(format!(
+                "{name} = {asked} is more than the {all} {what} of the training data"
+            )),
             _ => Ok(()),
         }
     }
@@ -665,6 +703,7 @@ impl DeepONetTrainer {
         let (u, y, g) = data.parts();
         let (nf, ny) = (u.rows, y.rows);
         config.check(data.layout()).map_err(GpuError::Unsupported)?;
+        config.check_sizes(data).map_err(GpuError::Unsupported)?;
         let batch = |asked: Option<usize>, all: usize| asked.unwrap_or(all).clamp(1, all);
         // Unaligned: both nets take the same samples in the same order (one permutation
         // stream for both samplers).

@@ -544,6 +544,34 @@ impl Default for TrainConfig {
     }
 }
 
+/// A `TrainConfig` that cannot train.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainConfigError {
+    #[error(transparent)]
+    Optimizer(#[from] super::train::OptimizerError),
+    #[error("a batch must hold at least 1 sample")]
+    EmptyBatch,
+    #[error("the gradient clipping norm must be a positive, finite number; got {0}")]
+    Clip(f64),
+}
+
+impl TrainConfig {
+    /// Whether these settings can train (the optimiser's, a batch of at least one sample,
+    /// a positive clipping norm); checked by `FusedTrainer::new` before any upload.
+    pub fn check(&self) -> Result<(), TrainConfigError> {
+        self.optimizer.check()?;
+        if self.batch == Some(0) {
+            return Err(TrainConfigError::EmptyBatch);
+        }
+        if let Some(c) = self.clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(TrainConfigError::Clip(c));
+        }
+        Ok(())
+    }
+}
+
 pub struct FusedTrainer {
     pub net: FusedNet,
     config: TrainConfig,
@@ -573,6 +601,9 @@ impl FusedTrainer {
         target: &Matrix,
         config: TrainConfig,
     ) -> Result<FusedTrainer, GpuError> {
+        config
+            .check()
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
         let net = FusedNet::new(ctx, arch, params)?;
         let layout = net.layout.clone();
         let m = x.rows;

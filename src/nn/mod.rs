@@ -28,9 +28,9 @@ pub use deeponet_gpu::{
 };
 pub use fit::{AnyTrainer, FitReport, fit, predict};
 pub use fused::{FusedLayout, Loss};
-pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};
+pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, TrainConfigError, fused_supported};
 pub use gpu::{Batch, GpuNet};
 pub use model::{
     Activation, Architecture, Encoding, EncodingKind, Init, Matrix, ModelError, Params,
 };
-pub use train::{Optimizer, Schedule, Trainer};
+pub use train::{Optimizer, OptimizerError, Schedule, Trainer};

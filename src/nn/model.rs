@@ -24,7 +24,16 @@ pub enum ModelError {
     },
     #[error("parameter '{0}' is missing")]
     Missing(String),
+    #[error(
+        "the network would have {parameters} parameters ({gib:.1} GiB as f64); at most \
+         {MAX_PARAMETERS} are allowed: use narrower or fewer layers"
+    )]
+    TooLarge { parameters: u128, gib: f64 },
 }
+
+/// The most parameters a network may have: checked before any of them is allocated (a
+/// width typed with two zeros too many would otherwise abort on the allocation).
+pub const MAX_PARAMETERS: u128 = 1 << 28;
 
 /// Element-wise nonlinearity after a linear layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -183,14 +192,36 @@ impl Architecture {
             return Err(ModelError::ZeroWidth(self.layers.clone()));
         }
         if let Some(e) = &self.encoding
-            && 2 * e.features != self.layers[0]
+            && 2 * e.features as u128 != self.layers[0] as u128
         {
             return Err(ModelError::EncodingWidth {
                 got: 2 * e.features,
                 want: self.layers[0],
             });
         }
+        let parameters = self.parameter_count();
+        if parameters > MAX_PARAMETERS {
+            return Err(ModelError::TooLarge {
+                parameters,
+                gib: parameters as f64 * 8.0 / (1u64 << 30) as f64,
+            });
+        }
         Ok(())
+    }
+
+    /// Weights and biases of the linear layers and the encoding's matrix, counted without
+    /// overflow whatever the widths.
+    pub fn parameter_count(&self) -> u128 {
+        let linear: u128 = self
+            .layers
+            .windows(2)
+            .map(|w| w[0] as u128 * w[1] as u128 + w[1] as u128)
+            .sum();
+        let encoding = self
+            .encoding
+            .as_ref()
+            .map_or(0, |e| e.inputs as u128 * e.features as u128);
+        linear + encoding
     }
 
     /// Inputs the network takes (before any encoding).

@@ -60,6 +60,68 @@ impl Default for Optimizer {
     }
 }
 
+/// A setting of the optimiser under which no step can train: refused before the first one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptimizerError {
+    #[error("the learning rate must be a finite number ≥ 0; got {0}")]
+    LearningRate(f64),
+    #[error("the weight decay must be a finite number ≥ 0; got {0}")]
+    WeightDecay(f64),
+    #[error(
+        "the weight decay times the learning rate must be below 1 (each step scales the weights \
+         by 1 − lr·decay); got {decay} × {lr}"
+    )]
+    DecayTooLarge { decay: f64, lr: f64 },
+    #[error("beta1 and beta2 must lie in [0, 1) and eps be positive and finite; got {0}, {1}, {2}")]
+    Moments(f64, f64, f64),
+    #[error(
+        "a step schedule multiplies the learning rate by a factor in (0, 1] every 1 or more \
+         steps; got every {every}, factor {gamma}"
+    )]
+    StepSchedule { every: u32, gamma: f64 },
+    #[error("a cosine schedule's floor must be finite, ≥ 0 and at most the learning rate; got {0}")]
+    CosineFloor(f64),
+}
+
+impl Optimizer {
+    /// Whether every setting can train: a NaN, negative or infinite rate would "train"
+    /// to NaN weights without a word, so it is refused here, at every front door. A rate
+    /// of 0 is allowed (the parameters stay put: tests read gradients that way); the
+    /// command line asks for a positive one.
+    pub fn check(&self) -> Result<(), OptimizerError> {
+        let lr = self.lr;
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(OptimizerError::LearningRate(lr));
+        }
+        let decay = self.weight_decay;
+        if !(decay.is_finite() && decay >= 0.0) {
+            return Err(OptimizerError::WeightDecay(decay));
+        }
+        if decay * lr >= 1.0 {
+            return Err(OptimizerError::DecayTooLarge { decay, lr });
+        }
+        let unit = |b: f64| (0.0..1.0).contains(&b);
+        if !(unit(self.beta1) && unit(self.beta2) && self.eps.is_finite() && self.eps > 0.0) {
+            return Err(OptimizerError::Moments(self.beta1, self.beta2, self.eps));
+        }
+        match self.schedule {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { every, gamma } => {
+                if every == 0 || !(gamma > 0.0 && gamma <= 1.0) {
+                    return Err(OptimizerError::StepSchedule { every, gamma });
+                }
+                Ok(())
+            }
+            Schedule::Cosine { min_lr, .. } => {
+                if !(min_lr.is_finite() && (0.0..=lr).contains(&min_lr)) {
+                    return Err(OptimizerError::CosineFloor(min_lr));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl Optimizer {
     /// The `struct Step` of adam.wgsl for step `t` over `len` parameters; `clip`: the
     /// gradient is first scaled by grad_clip.wgsl's factor.
@@ -156,6 +218,9 @@ impl Trainer {
         target: &Matrix,
         optimizer: Optimizer,
     ) -> Result<Trainer, GpuError> {
+        optimizer
+            .check()
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
         let n = x.rows;
         let arch = net.arch.clone();
         let batch = net.batch(ctx, n);

@@ -13,8 +13,8 @@ use crate::model::{System, builtin};
 use crate::ode::adaptive_cpu::{self, Setup};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, NpySink, Parameters, Problem,
-    RunOptions, RunStats, Save, SaveAt, SavePlan, Solution, Solver, Status, TimeGrid, Tolerance,
-    cost,
+    RunOptions, RunStats, Save, SaveAt, SavePlan, SimError, Solution, Solver, Status, TimeGrid,
+    Tolerance, cost,
 };
 use crate::precision::Precision;
 
@@ -248,7 +248,11 @@ fn in_memory(
     problem: &Problem,
 ) -> Result<Row, CliError> {
     let options = RunOptions::default();
-    let sol = problem.simulate(bench.ctx, &options).map_err(failed)?;
+    let sol = problem.simulate(bench.ctx, &options).map_err(|e| match e {
+        // A size the host cannot hold is the request's fault, found before any work.
+        too_large @ SimError::OutputTooLarge { .. } => CliError::Input(too_large.to_string()),
+        other => failed(other),
+    })?;
     let (check, error) = solution_check(problem, &sol)?;
     let mut runs = vec![sol.stats];
     while runs.len() < bench.reps.min(3) && runs[0].solve.as_secs_f64() < 1.0 {

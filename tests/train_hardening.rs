@@ -1,0 +1,684 @@
+//! `fit`, `train deeponet`, `generate` and `bench` under hostile settings: NaN and
+//! out-of-range values refused where they are written (file, line, column), contradictions
+//! refused, sizes and full disks found before any work, a resumed run continuing in its own
+//! directory, the test file never chosen on, and a checkpoint never lost to a picture.
+//! Runs are tiny (tens of iterations) so the file stays fast on a software GPU.
+
+use phaseflow::nn::deeponet_data::{antiderivative, write_aligned};
+use phaseflow::nn::{Optimizer, OptimizerError, Schedule};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn phaseflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phaseflow-hard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Exit 2, one message containing `expected`, no panic or backtrace.
+fn assert_input_error(o: &Output, expected: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(expected), "expected '{expected}' in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+/// An antiderivative data set (20 sensors, 20 points) of `functions` functions.
+fn data(dir: &Path, name: &str, functions: usize, seed: u64) -> PathBuf {
+    let d = antiderivative(20, 0.5, functions, seed).unwrap();
+    let path = dir.join(name);
+    write_aligned(&path, &d).unwrap();
+    path
+}
+
+fn write(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    path.display().to_string()
+}
+
+fn train(config: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "deeponet", "--config", config];
+    args.extend_from_slice(extra);
+    phaseflow(&args)
+}
+
+#[test]
+fn optimiser_settings_that_cannot_train_are_refused_by_the_library() {
+    let ok = Optimizer::default();
+    assert_eq!(ok.check(), Ok(()));
+    let with = |f: fn(&mut Optimizer)| {
+        let mut o = Optimizer::default();
+        f(&mut o);
+        o.check()
+    };
+    assert!(matches!(
+        with(|o| o.lr = f64::NAN),
+        Err(OptimizerError::LearningRate(v)) if v.is_nan()
+    ));
+    assert_eq!(
+        with(|o| o.lr = -1e-3),
+        Err(OptimizerError::LearningRate(-1e-3))
+    );
+    assert_eq!(
+        with(|o| o.lr = f64::INFINITY),
+        Err(OptimizerError::LearningRate(f64::INFINITY))
+    );
+    assert_eq!(
+        with(|o| o.weight_decay = -0.5),
+        Err(OptimizerError::WeightDecay(-0.5))
+    );
+    assert_eq!(
+        with(|o| o.weight_decay = 1000.0),
+        Err(OptimizerError::DecayTooLarge {
+            decay: 1000.0,
+            lr: 1e-3
+        })
+    );
+    assert!(with(|o| o.weight_decay = 999.0).is_ok());
+    // A zero rate leaves the parameters where they are: allowed in the library.
+    assert!(with(|o| o.lr = 0.0).is_ok());
+    assert!(with(|o| o.beta2 = 1.0).is_err());
+    assert!(with(|o| o.eps = 0.0).is_err());
+    assert_eq!(
+        with(|o| o.schedule = Schedule::Step {
+            every: 10,
+            gamma: 2.0
+        }),
+        Err(OptimizerError::StepSchedule {
+            every: 10,
+            gamma: 2.0
+        })
+    );
+    assert!(
+        with(|o| o.schedule = Schedule::Cosine {
+            total: 10,
+            min_lr: 1.0
+        })
+        .is_err()
+    );
+}
+
+/// Each bad value of a training config is refused at its place in the file, before the
+/// data is read (the data file named does not exist).
+#[test]
+fn train_config_values_are_refused_where_they_are_written() {
+    let dir = temp_dir("config");
+    let config = dir.join("train.toml");
+    let cases = [
+        ("lr = nan", "positive, finite"),
+        ("lr = -0.001", "positive, finite"),
+        ("lr = inf", "positive, finite"),
+        ("weight_decay = -1.0", "≥ 0"),
+        ("functions_per_batch = 0", "at least 1"),
+        ("samples_per_batch = 0", "at least 1"),
+        ("iterations = 0", "at least 1"),
+        ("evaluate_every = 0", "at least 1"),
+    ];
+    for (line, message) in cases {
+        let c = write(
+            &config,
+            &format!("[data]\ntrain = \"missing.npz\"\nvalidation = 0.2\n[train]\n{line}\n"),
+        );
+        let o = train(&c, &["-o", dir.join("out").to_str().unwrap()]);
+        assert_input_error(&o, message);
+        let column = line.find(" = ").unwrap() + 4;
+        assert!(
+            stderr(&o).contains(&format!("train.toml:5:{column}")) && stderr(&o).contains('^'),
+            "{line}: {}",
+            stderr(&o)
+        );
+    }
+    let c = write(
+        &config,
+        "[data]\ntrain = \"missing.npz\"\nvalidation = 1.5\n",
+    );
+    let o = train(&c, &["-o", dir.join("out").to_str().unwrap()]);
+    assert_input_error(&o, "train.toml:3:14");
+    assert!(!dir.join("out").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Settings that are wrong only against each other or the data: one sentence each, exit
+/// 2, nothing written.
+#[test]
+fn train_refuses_decay_out_of_range_and_batches_beyond_the_data() {
+    let dir = temp_dir("train-range");
+    data(&dir, "train.npz", 20, 1);
+    let config = dir.join("train.toml");
+    let out = dir.join("out");
+    let with = |extra: &str| {
+        let c = write(
+            &config,
+            &format!(
+                "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n\
+                 [model]\nbranch = [8]\ntrunk = [8]\nlatent = 8\n[train]\n{extra}\n"
+            ),
+        );
+        train(&c, &["-o", out.to_str().unwrap()])
+    };
+    assert_input_error(&with("lr = 0.01\nweight_decay = 100.0"), "below 1");
+    assert_input_error(
+        &with("functions_per_batch = 1000"),
+        "functions_per_batch = 1000 is more than the 15 functions",
+    );
+    assert_input_error(
+        &with("points_per_batch = 21"),
+        "points_per_batch = 21 is more than the 20 points",
+    );
+    assert_input_error(&with("schedule = \"step:10:3\""), "factor in (0, 1]");
+    let c = write(
+        &config,
+        "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n[model]\nbranch = [100000, 100000]\n",
+    );
+    assert_input_error(
+        &train(&c, &["-o", out.to_str().unwrap()]),
+        "GiB as f64); at most 268435456",
+    );
+    assert!(!out.exists(), "a refused run writes nothing");
+    // --iterations overrides the config and must be at least 1.
+    let o = train(
+        config.to_str().unwrap(),
+        &["-o", out.to_str().unwrap(), "--iterations", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn fit(args: &[&str]) -> Output {
+    let mut all = vec!["fit", "--expr", "sin(2*pi*x)", "--points", "32"];
+    all.extend_from_slice(args);
+    phaseflow(&all)
+}
+
+#[test]
+fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
+    let dir = temp_dir("fit-range");
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 12] = [
+        (
+            &["--hidden", "100000,100000"],
+            "10013100065 parameters (74.6 GiB",
+        ),
+        (
+            &["--features", "100000000000"],
+            "at most 268435456 are allowed",
+        ),
+        (&["--log-every", "0"], "--log-every must be at least 1"),
+        (
+            &["--lr", "nan"],
+            "--lr must be a positive, finite number; got NaN",
+        ),
+        (
+            &["--lr=-0.01"],
+            "--lr must be a positive, finite number; got -0.01",
+        ),
+        (
+            &["--lr", "inf"],
+            "--lr must be a positive, finite number; got inf",
+        ),
+        (&["--weight-decay", "2000"], "below 1"),
+        (
+            &["--weight-decay=-1"],
+            "weight decay must be a finite number",
+        ),
+        (&["--batch", "0"], "--batch must be at least 1"),
+        (&["--batch", "1000"], "more than the 32 training samples"),
+        (&["--clip", "0"], "clipping norm"),
+        (&["--sigma", "inf"], "--sigma must be a positive, finite"),
+    ];
+    for (args, message) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--steps", "5", "-o", o]);
+        assert_input_error(&fit(&all), message);
+        assert!(!out.exists(), "{args:?} wrote output");
+    }
+    // Options of another target are contradictions, not silently ignored.
+    for (flag, value) in [("--test", "t.npy"), ("--holdout", "")] {
+        let mut all = vec![flag];
+        if !value.is_empty() {
+            all.push(value);
+        }
+        all.extend(["-o", o]);
+        assert_input_error(&fit(&all), &format!("{flag} is for --"));
+        assert!(!out.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn generate_config_values_are_refused_where_they_are_written() {
+    let dir = temp_dir("generate-config");
+    let config = dir.join("generate.toml");
+    let cases = [
+        (
+            "functions = 0\n[inputs.u]\nlength_scale = 0.2",
+            "at least 1",
+            "1:13",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = nan",
+            "positive, finite",
+            "3:16",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = -0.2",
+            "positive, finite",
+            "3:16",
+        ),
+        (
+            "functions = 10\n[inputs.u]\nlength_scale = 0.2\nscale = inf",
+            "finite",
+            "4:9",
+        ),
+        ("functions = 10\nsteps_per_point = 0", "at least 1", "2:19"),
+    ];
+    let out = dir.join("data");
+    for (text, message, at) in cases {
+        let c = write(&config, &format!("system = \"antiderivative\"\n{text}\n"));
+        let o = phaseflow(&["generate", "--config", &c, "-o", out.to_str().unwrap()]);
+        assert_input_error(&o, message);
+        // Line numbers count the system line above the case.
+        let (line, column) = at.split_once(':').unwrap();
+        let line: usize = line.parse::<usize>().unwrap() + 1;
+        assert!(
+            stderr(&o).contains(&format!("generate.toml:{line}:{column}")),
+            "{text}: {}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_contradictions_and_sizes_beyond_memory_are_refused_before_any_work() {
+    let o = phaseflow(&["bench", "all", "-n", "1000"]);
+    assert_input_error(&o, "-n 1000 sizes one scenario");
+    let o = phaseflow(&["bench", "ode-fixed", "-n", "1000", "--sweep", "N=10..100"]);
+    assert_input_error(&o, "both give the size");
+    let o = phaseflow(&["bench", "ode-fixed", "-n", "1000", "--reps", "0"]);
+    assert_input_error(&o, "--reps must be at least 1");
+    let o = phaseflow(&["bench", "peak", "-n", "1000"]);
+    assert_input_error(&o, "-n 1000 sizes one scenario");
+    for scenario in ["mlp-train", "mlp-infer", "deeponet-infer", "paper-lorenz"] {
+        let o = phaseflow(&["bench", scenario, "-n", "100000000000000", "--reps", "1"]);
+        assert_input_error(&o, "GiB of host memory");
+        assert!(stderr(&o).contains("-n 100000000000000"), "{}", stderr(&o));
+    }
+}
+
+/// A PNG whose header declares `width` × `height` pixels (its data is not needed: the
+/// size is refused from the header).
+fn png_header(path: &Path, width: u32, height: u32) {
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for chunk in [ihdr, b"IDAT".to_vec(), b"IEND".to_vec()] {
+        png.extend((chunk.len() as u32 - 4).to_be_bytes());
+        png.extend(&chunk);
+        png.extend(crc(&chunk).to_be_bytes());
+    }
+    std::fs::write(path, png).unwrap();
+}
+
+#[test]
+fn images_and_data_sets_too_large_are_refused_with_their_size() {
+    let dir = temp_dir("sizes");
+    let big = dir.join("big.png");
+    png_header(&big, 60_000, 60_000);
+    let o = phaseflow(&["fit", "--image", big.to_str().unwrap()]);
+    assert_input_error(&o, "60000 × 60000 pixels");
+    assert!(stderr(&o).contains("134.1 GiB"), "{}", stderr(&o));
+
+    let config = dir.join("generate.toml");
+    let c = write(
+        &config,
+        "system = \"antiderivative\"\nfunctions = 1000000000\npoints = 100\n\
+         [inputs.u]\nlength_scale = 0.2\n",
+    );
+    let out = dir.join("data");
+    let o = phaseflow(&["generate", "--config", &c, "-o", out.to_str().unwrap()]);
+    assert_input_error(&o, "GiB of host memory");
+    assert!(
+        stderr(&o).contains("1000000000 functions"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--resume DIR` goes on in DIR whatever the config's `out` says; -o elsewhere is a
+/// contradiction; --iterations raises the run's length.
+#[test]
+fn train_resume_continues_in_its_own_directory() {
+    let dir = temp_dir("resume");
+    data(&dir, "train.npz", 20, 1);
+    let config = dir.join("train.toml");
+    let text = |out: &str| {
+        format!(
+            "out = \"{out}\"\n[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n\
+             [model]\nbranch = [8]\ntrunk = [8]\nlatent = 8\n\
+             [train]\niterations = 20\nevaluate_every = 10\n"
+        )
+    };
+    let c = write(&config, &text("first"));
+    let o = train(&c, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The config now names another run's directory, which must stay untouched.
+    let c = write(&config, &text("other"));
+    let first = dir.join("first");
+    let o = train(
+        &c,
+        &[
+            "--resume",
+            first.to_str().unwrap(),
+            "--iterations",
+            "40",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.join("other").exists(), "the config's out was written");
+    let (_, state, _) =
+        phaseflow::nn::load_deeponet_state(&first.join("state.safetensors")).unwrap();
+    assert_eq!(state.step, 40);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["iterations"], 40);
+    let history = std::fs::read_to_string(first.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 5, "{history}");
+
+    let elsewhere = dir.join("elsewhere");
+    let o = train(
+        &c,
+        &[
+            "--resume",
+            first.to_str().unwrap(),
+            "--iterations",
+            "60",
+            "-o",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
+    assert_input_error(&o, "names another directory");
+    assert!(!elsewhere.exists());
+    // Resuming with the best step chosen on another set is refused.
+    let c = write(
+        &config,
+        &text("other").replace("validation = 0.25", "test = \"train.npz\""),
+    );
+    let o = train(
+        &c,
+        &["--resume", first.to_str().unwrap(), "--iterations", "60"],
+    );
+    assert_input_error(&o, "chose its best step on the validation set");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Column `name` of a history.csv, by step.
+fn column(history: &str, name: &str) -> Vec<(u32, f64)> {
+    let mut lines = history.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let k = header.iter().position(|h| *h == name).unwrap_or_else(|| {
+        panic!("no column {name} in {header:?}");
+    });
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].parse().unwrap(), cells[k].parse().unwrap())
+        })
+        .collect()
+}
+
+fn argmin(values: &[(u32, f64)]) -> u32 {
+    values
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|v| v.0)
+        .unwrap()
+}
+
+/// With a test file, the run says "test", reports the test error of the network it
+/// writes, and chooses that network on the training set (or a validation share), never
+/// on the test file.
+#[test]
+fn train_with_a_test_file_never_chooses_on_it() {
+    let dir = temp_dir("test-set");
+    data(&dir, "train.npz", 24, 1);
+    data(&dir, "test.npz", 12, 2);
+    let config = dir.join("train.toml");
+    for (extra, selected) in [("", "training"), ("validation = 0.25\n", "validation")] {
+        let c = write(
+            &config,
+            &format!(
+                "out = \"run\"\n[data]\ntrain = \"train.npz\"\ntest = \"test.npz\"\n{extra}\
+                 [model]\nbranch = [8]\ntrunk = [8]\nlatent = 8\n\
+                 [train]\niterations = 60\nevaluate_every = 10\nlr = 0.01\n"
+            ),
+        );
+        let o = train(&c, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        assert_eq!(text.matches("test MSE").count(), 6, "{text}");
+        assert!(
+            text.contains(&format!("best step chosen on the {selected} set")),
+            "{text}"
+        );
+        let run = dir.join("run");
+        let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["selected_on"], selected);
+        let chosen = column(&history, &format!("{selected}_mean_rel_l2"));
+        assert_eq!(summary["best_step"], argmin(&chosen), "{history}");
+        let best = chosen.iter().find(|c| c.0 == argmin(&chosen)).unwrap().1;
+        let reported = summary[format!("{selected}_mean_relative_l2")]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (reported - best).abs() <= 1e-6 * best,
+            "{reported} vs {best}"
+        );
+        // The test error reported is the written network's, at the chosen step.
+        let test = column(&history, "test_mean_rel_l2");
+        let at_best = test.iter().find(|t| t.0 == argmin(&chosen)).unwrap().1;
+        let test_rel = summary["test_mean_relative_l2"].as_f64().unwrap();
+        assert!(
+            (test_rel - at_best).abs() <= 1e-4 * at_best,
+            "{test_rel} vs {at_best}"
+        );
+        assert_eq!(
+            summary["data"]["validation_size"].is_null(),
+            selected == "training"
+        );
+        assert_eq!(summary["data"]["test_size"]["functions"], 12);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A picture that cannot be written (its temporary path is taken by a directory) is a
+/// warning: the checkpoint, curve and summary are still written, exit 0.
+#[test]
+fn a_picture_that_fails_never_costs_the_checkpoint() {
+    let dir = temp_dir("picture");
+    let out = dir.join("fit");
+    std::fs::create_dir_all(out.join(".loss.png.partial")).unwrap();
+    let o = fit(&["--steps", "5", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: loss.png not written"),
+        "{}",
+        stderr(&o)
+    );
+    for f in ["model.safetensors", "loss.csv", "summary.json", "fit.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(!out.join("loss.png").exists());
+
+    data(&dir, "train.npz", 20, 1);
+    let run = dir.join("run");
+    std::fs::create_dir_all(run.join(".prediction.png.partial")).unwrap();
+    let c = write(
+        &dir.join("train.toml"),
+        "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n\
+         [model]\nbranch = [8]\ntrunk = [8]\nlatent = 8\n\
+         [train]\niterations = 10\nevaluate_every = 10\n",
+    );
+    let o = train(&c, &["-o", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: prediction.png not written"),
+        "{}",
+        stderr(&o)
+    );
+    for f in [
+        "model.safetensors",
+        "state.safetensors",
+        "history.csv",
+        "summary.json",
+        "loss.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A 1 MiB tmpfs mounted at `dir` for the life of the guard; `None` (with a note) where
+/// mounting is not permitted.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("skipped: mounting a small tmpfs is not permitted here (not root?)");
+            return None;
+        }
+        Some(SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// Exit 2 naming the space needed, before any training or integration (nothing printed
+/// on stdout), and nothing left on the small disk.
+fn assert_refused_for_space(o: &Output, disk: &Path) {
+    assert_input_error(o, "not enough disk space");
+    assert!(stderr(o).contains("MiB"), "{}", stderr(o));
+    assert!(stdout(o).is_empty(), "work was done: {}", stdout(o));
+    assert_eq!(
+        std::fs::read_dir(disk).unwrap().count(),
+        0,
+        "something was left on the disk"
+    );
+}
+
+#[test]
+fn full_disks_are_found_before_the_work() {
+    let dir = temp_dir("disk");
+    let disk = dir.join("disk");
+    let Some(_mounted) = SmallDisk::mount(&disk) else {
+        return;
+    };
+    // fit: 128 features → 512 → 512 → 1 is about 330,000 parameters, 1.3 MB of f32.
+    let o = fit(&[
+        "--hidden",
+        "512,512",
+        "--steps",
+        "5",
+        "-o",
+        disk.join("fit").to_str().unwrap(),
+    ]);
+    assert_refused_for_space(&o, &disk);
+
+    // train: a branch of 20 → 400 → 400 and its Adam state take about 2.7 MB.
+    data(&dir, "train.npz", 20, 1);
+    let c = write(
+        &dir.join("train.toml"),
+        "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n\
+         [model]\nbranch = [400, 400]\ntrunk = [8]\nlatent = 8\n\
+         [train]\niterations = 10\nevaluate_every = 10\n",
+    );
+    let o = train(&c, &["-o", disk.join("run").to_str().unwrap()]);
+    assert_refused_for_space(&o, &disk);
+
+    // generate: 4,000 functions × 50 points of f64 labels are 1.6 MB alone.
+    let c = write(
+        &dir.join("generate.toml"),
+        "system = \"antiderivative\"\nfunctions = 4000\npoints = 50\n\
+         [inputs.u]\nlength_scale = 0.2\n",
+    );
+    let o = phaseflow(&[
+        "generate",
+        "--config",
+        &c,
+        "-o",
+        disk.join("data").to_str().unwrap(),
+    ]);
+    assert_refused_for_space(&o, &disk);
+
+    // What fits is written: a small fit on the same disk succeeds.
+    let o = fit(&[
+        "--hidden",
+        "16",
+        "--features",
+        "8",
+        "--steps",
+        "5",
+        "-o",
+        disk.join("small").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(disk.join("small/model.safetensors").is_file());
+    drop(_mounted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
