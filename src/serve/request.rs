@@ -46,6 +46,7 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
     let system = system(map.remove("system"))?;
     let request = body.clone();
     let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
+    refuse_huge_save_grid(&spec)?;
     problem_for_system(system, &spec).map_err(|e| match e {
         SpecError::Input(m) => {
             let field = field_of_message(&m, &request);
@@ -57,6 +58,33 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
         }
         SpecError::Diagnostics(d) => ApiError::from_diagnostics("system", &d),
     })
+}
+
+/// Most save times a `saveat` grid may ask for (80 MB of times alone; the results limit
+/// refuses far fewer for any real ensemble).
+pub const MAX_SAVE_TIMES: f64 = 1e7;
+
+/// A `saveat = "t0:dt:t1"` grid is counted before it is built: `0:1e-12:1` would allocate
+/// terabytes while the spec is read, before any size check could run.
+fn refuse_huge_save_grid(spec: &RunSpec) -> Result<(), ApiError> {
+    let Some(toml::Value::String(text)) = &spec.saveat else {
+        return Ok(());
+    };
+    let parts: Vec<f64> = text
+        .split(':')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    if let [lo, step, hi] = parts[..] {
+        let count = (hi - lo) / step;
+        if step > 0.0 && count > MAX_SAVE_TIMES {
+            return Err(ApiError::invalid(format!(
+                "saveat '{text}' asks for {count:.3e} save times; a request may ask for at \
+                 most {MAX_SAVE_TIMES:.0e}"
+            ))
+            .field("saveat"));
+        }
+    }
+    Ok(())
 }
 
 /// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the
@@ -82,13 +110,53 @@ fn spec_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
+/// The run spec's keys (and `u0`'s kinds as their flags spell them), which a message's
+/// flag may name.
+const SPEC_KEYS: &[&str] = &[
+    "system",
+    "n",
+    "solver",
+    "tspan",
+    "dt",
+    "fixed_step",
+    "save_every",
+    "seed",
+    "set",
+    "param",
+    "sweep",
+    "u0",
+    "u0_uniform",
+    "u0_grid",
+    "u0_perturb",
+    "precision",
+    "rtol",
+    "atol",
+    "dtmin",
+    "dtmax",
+    "max_steps",
+    "safety",
+    "max_growth",
+    "max_shrink",
+    "saveat",
+];
+
 /// The field a run-spec message names through its command-line flag: `--sweep rho: ...`
 /// is `sweep.rho`, `--dt must be ...` is `dt`. `None` where no flag leads the message.
 fn field_of_message(message: &str, request: &Value) -> Option<String> {
+    // `saveat '0:1' must be t0:dt:t1`: the first word is the key.
+    if let Some(first) = message.split(' ').next()
+        && SPEC_KEYS.contains(&first)
+    {
+        return Some(first.to_string());
+    }
     let at = message.find("--")?;
+    // A flag quoted from the user's own text is not the message's subject.
+    if message[..at].contains(['\'', '"']) {
+        return None;
+    }
     let mut words = message[at + 2..].split(|c: char| c.is_whitespace() || c == ':' || c == ',');
     let flag = words.next()?.replace('-', "_");
-    if flag.is_empty() || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if !SPEC_KEYS.contains(&flag.as_str()) {
         return None;
     }
     match flag.as_str() {
@@ -103,7 +171,17 @@ fn field_of_message(message: &str, request: &Value) -> Option<String> {
                 None => flag,
             })
         }
-        _ => Some(flag),
+        // `--u0-uniform x` is the key `x` of `uniform` inside `u0`.
+        f => Some(match f.strip_prefix("u0_") {
+            Some(kind) => {
+                let entries = &request["u0"][kind];
+                match words.find(|w| !w.is_empty()).map(|w| w.trim_matches('\'')) {
+                    Some(name) if entries.get(name).is_some() => format!("u0.{kind}.{name}"),
+                    _ => format!("u0.{kind}"),
+                }
+            }
+            None => flag,
+        }),
     }
 }
 
