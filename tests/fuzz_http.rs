@@ -193,7 +193,7 @@ fn check_simulate(body: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(common::fuzz::config(300))]
+    #![proptest_config(common::fuzz::config(2000))]
 
     #[test]
     fn any_json_body_is_accepted_or_refused_cleanly(v in json_value()) {
