@@ -338,7 +338,7 @@ fn concurrent_jobs_and_predictions_are_all_correct() {
         Some(json!({"u": [[1.0, 2.0]], "y": [0.5]})),
     );
     assert_eq!(status, 422);
-    assert_eq!(v["error"]["where"]["field"], "u");
+    assert_eq!(v["error"]["where"]["field"], "u[0]");
     assert_eq!(
         c.json("POST", "/v1/models/nope/predict", Some(json!({}))).0,
         404

@@ -4,6 +4,7 @@
 //! errors.
 
 use super::CliError;
+use crate::engine::check_prediction_values;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};
 use crate::nn::deeponet::{DeepONetData, check_inputs};
@@ -57,6 +58,17 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     check_inputs(&arch, &u, &y).map_err(CliError::Input)?;
+    // NaN or a value beyond f32 would pass the device and give a finite wrong answer.
+    check_prediction_values(&u, &y).map_err(|e| {
+        let file = |given: &Option<PathBuf>| given.as_ref().map(|p| p.display().to_string());
+        let source = if e.starts_with('u') {
+            file(&args.functions)
+        } else {
+            file(&args.points)
+        };
+        let source = source.or_else(|| file(&args.data)).unwrap_or_default();
+        CliError::Input(format!("{source}: {e}"))
+    })?;
     if let Some(d) = &truth {
         d.as_ref().check(&arch).map_err(CliError::Input)?;
     }

@@ -19,9 +19,11 @@ job or deletes a finished one. POST /v1/models?name=NAME with a DeepONet .safete
 loads a model; POST /v1/models/NAME/predict with {\"u\": [...], \"y\": [...]} predicts.
 GET /healthz and GET /metrics (Prometheus) report health and load.
 
-Results are kept in --results and served again after a restart. Without --token the server
-only listens on loopback addresses. Ctrl-C or SIGTERM stops it: no new requests, unfinished
-jobs cancelled (or finished, with --drain), results stored.
+Results are kept in --results and served again after a restart; job ids are never handed
+out twice, even across a crash. Without --token the server only listens on loopback
+addresses. Ctrl-C or SIGTERM stops it: no new requests, queued and running jobs cancelled
+(or finished, with --drain), results stored. Every error is JSON:
+{\"error\": {\"status\": 422, \"message\": \"...\", \"where\": {\"field\": \"sweep.rho\"}}}.
 
 Example:
   phaseflow serve --addr 127.0.0.1:8080 --results ./results
@@ -74,6 +76,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     job_memory: Option<u64>,
 
+    /// Close a connection after this many seconds without traffic (a client that sends half
+    /// a request, or nothing, is dropped)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+
     /// On stopping, finish queued and running jobs instead of cancelling them
     #[arg(long)]
     drain: bool,
@@ -108,6 +116,7 @@ pub fn run(args: &ServeArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             max_output_bytes: args.max_output,
             max_jobs: args.max_jobs,
             max_body_bytes: args.max_body as usize,
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
             ..Limits::default()
         },
         engine: EngineConfig {

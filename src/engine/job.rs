@@ -115,6 +115,12 @@ impl JobShared {
     }
 
     pub fn set_state(&self, state: JobState) {
+        self.set_state_quiet(state);
+        self.notify();
+    }
+
+    /// `set_state` without calling the progress callback.
+    pub fn set_state_quiet(&self, state: JobState) {
         {
             let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
             match state {
@@ -124,7 +130,6 @@ impl JobShared {
             }
         }
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
-        self.notify();
     }
 
     pub fn set_done(&self, done: u64) {

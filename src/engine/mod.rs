@@ -14,7 +14,7 @@ mod model;
 mod train;
 
 pub use job::{Job, JobHandle, JobId, JobKind, JobOptions, JobState, Progress, ProgressCallback};
-pub use model::Model;
+pub use model::{MAX_INPUT, Model, check_input_value, check_prediction_values};
 pub use train::{TrainOutcome, TrainRequest};
 
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
@@ -26,6 +26,7 @@ use crate::schedule::PlanCaps;
 use job::JobShared;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -54,7 +55,23 @@ pub enum EngineError {
     Cancelled { done: u64, total: u64 },
     #[error("the engine has shut down")]
     ShutDown,
+    /// A bug inside the job (a panic) ended it; the engine and its other jobs carry on.
+    #[error("the job failed on an internal error: {0}")]
+    Internal(String),
 }
+
+/// The text a panic carried (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Runner and batcher threads get a large stack: a job compiles kernels from user
+/// expressions, and a deep expression must end in a located refusal, never an overflow.
+pub(crate) const WORKER_STACK: usize = 64 << 20;
 
 /// How an engine runs its jobs.
 #[derive(Debug, Clone)]
@@ -139,6 +156,8 @@ struct Queue {
     running: usize,
     reserved: u64,
     shutdown: bool,
+    /// The jobs on the device now, so that a cancelling shutdown reaches them too.
+    active: Vec<Arc<JobShared>>,
 }
 
 pub(crate) struct Inner {
@@ -211,6 +230,7 @@ impl Engine {
                 let inner = inner.clone();
                 std::thread::Builder::new()
                     .name(format!("phaseflow-runner-{i}"))
+                    .stack_size(WORKER_STACK)
                     .spawn(move || inner.run_jobs())
                     .expect("spawning a runner thread")
             })
@@ -239,6 +259,11 @@ impl Engine {
     /// its old results directory sets it past the ids it has already used.
     pub fn continue_ids_from(&self, first: JobId) {
         self.inner.next_id.fetch_max(first, Ordering::SeqCst);
+    }
+
+    /// The id the next submitted job will get (a server reserves it durably first).
+    pub fn next_id(&self) -> JobId {
+        self.inner.next_id.load(Ordering::SeqCst)
     }
 
     /// Bytes of host memory the results of `problem` take in a `Solution`.
@@ -455,7 +480,21 @@ impl Inner {
         let inner = Arc::downgrade(self);
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
-                Some(ctx) => run(ctx, &runner_view, &inner),
+                // A panic in the job (or in its progress callback) fails this job only.
+                Some(ctx) => catch_unwind(AssertUnwindSafe(|| {
+                    runner_view.set_state(JobState::Running);
+                    run(ctx, &runner_view, &inner)
+                }))
+                .unwrap_or_else(|panic| {
+                    let message = panic_message(&*panic);
+                    log::error!("job {} failed on a panic: {message}", runner_view.id);
+                    if let Some(inner) = inner.upgrade() {
+                        inner.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Quietly: the progress callback may be what panicked.
+                    runner_view.set_state_quiet(JobState::Failed(message.clone()));
+                    Err(EngineError::Internal(message))
+                }),
                 None => Err(EngineError::Cancelled { done: 0, total }),
             };
             let _ = tx.send(result);
@@ -502,8 +541,8 @@ impl Inner {
         let mut q = self.lock_queue();
         q.shutdown = true;
         if cancel {
-            for p in &q.pending {
-                p.shared.cancel.store(true, Ordering::SeqCst);
+            for shared in q.pending.iter().map(|p| &p.shared).chain(&q.active) {
+                shared.cancel.store(true, Ordering::SeqCst);
             }
         }
         drop(q);
@@ -526,6 +565,7 @@ impl Inner {
                         let p = q.pending.pop_front().expect("head exists");
                         q.running += 1;
                         q.reserved += p.shared.memory;
+                        q.active.push(p.shared.clone());
                         break Some(p);
                     }
                     if q.shutdown && q.pending.is_empty() {
@@ -538,11 +578,11 @@ impl Inner {
                 return;
             };
             if shared.cancelled() {
-                shared.set_state(JobState::Cancelled);
+                // A panicking progress callback must not end the runner.
+                let _ = catch_unwind(AssertUnwindSafe(|| shared.set_state(JobState::Cancelled)));
                 self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
                 work(None);
             } else {
-                shared.set_state(JobState::Running);
                 work(Some(&self.ctx));
             }
             // A stopped run may leave uploads queued for a submission that never came; an
@@ -552,6 +592,7 @@ impl Inner {
             let mut q = self.lock_queue();
             q.running -= 1;
             q.reserved -= shared.memory;
+            q.active.retain(|a| !Arc::ptr_eq(a, &shared));
             drop(q);
             self.wake.notify_all();
         }

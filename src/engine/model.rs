@@ -4,9 +4,10 @@
 //! sees a few large passes instead of many small ones, and a lone request still goes
 //! straight through (no waiting window).
 
-use super::{EngineError, Inner};
+use super::{EngineError, Inner, WORKER_STACK, panic_message};
 use crate::nn::deeponet::check_inputs;
 use crate::nn::{DeepONetArch, DeepONetNet, DeepONetParams, Matrix};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,7 @@ impl Model {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("phaseflow-predict".into())
+            .stack_size(WORKER_STACK)
             .spawn(move || serve_predictions(&engine, &net, rx))
             .expect("spawning a prediction thread");
         Ok(Model(Arc::new(ModelInner {
@@ -58,6 +60,7 @@ impl Model {
 
     fn send(&self, u: Matrix, y: Matrix) -> Result<PendingReply, EngineError> {
         check_inputs(&self.0.arch, &u, &y).map_err(EngineError::BadInput)?;
+        check_prediction_values(&u, &y).map_err(EngineError::BadInput)?;
         if u.rows == 0 || y.rows == 0 {
             return Err(EngineError::BadInput(
                 "a prediction needs at least one function and one point".into(),
@@ -85,6 +88,41 @@ impl Model {
             .blocking_recv()
             .unwrap_or(Err(EngineError::ShutDown))
     }
+}
+
+/// The largest magnitude a prediction input may have: the device computes in f32, where
+/// anything larger is infinite (1e300 would become inf and give a finite wrong answer).
+pub const MAX_INPUT: f64 = f32::MAX as f64;
+
+/// Refuses a value the device cannot represent: NaN, ±inf, or beyond f32's range. `Err`
+/// holds the problem with the value's row and column (0-based) for the caller to place.
+pub fn check_input_value(x: f64) -> Result<(), String> {
+    if x.is_nan() {
+        Err("is NaN".into())
+    } else if !x.is_finite() || x.abs() > MAX_INPUT {
+        Err(format!(
+            "is {x:e}, not a finite number within f32's range (|x| ≤ {MAX_INPUT:.1e})"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Every input function's sensor value (`u`) and every point's coordinate (`y`) finite in
+/// f32, or the first one that is not, by matrix, row and column (0-based).
+pub fn check_prediction_values(u: &Matrix, y: &Matrix) -> Result<(), String> {
+    for (name, what, m) in [("u", "function", u), ("y", "point", y)] {
+        let cols = m.cols.max(1);
+        for (k, &x) in m.data.iter().enumerate() {
+            if let Err(why) = check_input_value(x) {
+                let (row, col) = (k / cols, k % cols);
+                return Err(format!(
+                    "{name} row {row}, column {col} (0-based; {what} {row}) {why}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 type PendingReply = oneshot::Receiver<Result<Vec<f64>, EngineError>>;
@@ -129,7 +167,12 @@ fn run_batch(engine: &Inner, net: &DeepONetNet, mut batch: Vec<Request>) -> u64 
             at += r.u.data.len();
         }
         let per_function = y.rows * net.layout.arch.outputs;
-        match net.predict(&engine.ctx, &u, &y) {
+        // A panic in a pass fails its requests, not the model's batcher.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            net.predict(&engine.ctx, &u, &y).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|panic| Err(format!("internal error: {}", panic_message(&*panic))));
+        match result {
             Ok(g) => {
                 let mut at = 0;
                 for r in group {
@@ -138,8 +181,7 @@ fn run_batch(engine: &Inner, net: &DeepONetNet, mut batch: Vec<Request>) -> u64 
                     at += len;
                 }
             }
-            Err(e) => {
-                let message = e.to_string();
+            Err(message) => {
                 for r in group {
                     let _ = r
                         .reply

@@ -1,5 +1,6 @@
 //! The server's state and its HTTP handlers.
 
+use super::conn::{CONNECTION, ConnActivity, working};
 use super::error::ApiError;
 use super::request::{json_body, prediction_inputs, simulate_problem};
 use super::results::ResultStore;
@@ -35,6 +36,10 @@ pub struct App {
     jobs: Mutex<BTreeMap<JobId, Entry>>,
     pub models: RwLock<HashMap<String, Model>>,
     responses: Mutex<BTreeMap<u16, u64>>,
+    /// Simulate requests being parsed and checked at once.
+    checking: tokio::sync::Semaphore,
+    /// Ids below this are durably reserved in the results directory.
+    reserved_ids: Mutex<JobId>,
     /// Tasks that wait for jobs and store their results; shutdown waits for them.
     pub waiters: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -79,6 +84,8 @@ impl App {
             jobs: Mutex::new(jobs),
             models: RwLock::new(HashMap::new()),
             responses: Mutex::new(BTreeMap::new()),
+            reserved_ids: Mutex::new(0),
+            checking: tokio::sync::Semaphore::new(CHECKING_AT_ONCE),
             waiters: Mutex::new(Vec::new()),
         }
     }
@@ -197,7 +204,11 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
                 format!("the body is larger than this server's limit of {limit} bytes"),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, r.body_text())
+            // The body stopped arriving: the connection went idle and was closed.
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive in full: {}", r.body_text()),
+            )
         }
     })
 }
@@ -205,6 +216,89 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
 pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
     let body = body_bytes(body, app.limits.max_body_bytes)?;
     let request = json_body(&body)?;
+    let _working = working();
+    // Checking a request can take long on hostile input; a few at a time, each on its own
+    // thread, so that they can neither exhaust threads nor starve the other endpoints.
+    let _permit =
+        app.checking.acquire().await.map_err(|_| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
+        })?;
+    // Parsing an inline system and planning the run recurse over user text: they run on a
+    // thread of their own with a large stack, where a panic is caught too.
+    let accepting = app.clone();
+    let job = on_large_stack(move || accept_simulation(&accepting, request)).await?;
+    let id = job.id();
+    let waiter = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let result = job.wait().await;
+            let app2 = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app2.finish_job(id, result)).await;
+        })
+    };
+    let mut waiters = lock(&app.waiters);
+    waiters.retain(|w| !w.is_finished());
+    waiters.push(waiter);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/v1/jobs/{id}"))],
+        Json(json!({"id": id, "state": "queued", "status": format!("/v1/jobs/{id}"), "result": format!("/v1/jobs/{id}/result")})),
+    )
+        .into_response())
+}
+
+/// Simulate requests checked at once (each on a thread of its own); more wait their turn.
+const CHECKING_AT_ONCE: usize = 8;
+
+/// Stack of the threads that parse and plan requests: deep enough for any input the
+/// parser accepts, so a refusal, never an overflow, ends a hostile one.
+const REQUEST_STACK: usize = 256 << 20;
+
+/// Runs `work` on a fresh thread with `REQUEST_STACK` bytes of stack; a panic in it is a
+/// 500 for this request alone.
+async fn on_large_stack<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("phaseflow-request".into())
+        .stack_size(REQUEST_STACK)
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|panic| Err(internal_error(&*panic)));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no thread for the request: {e}; retry later"),
+            )
+        })?;
+    rx.await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request's thread ended without an answer",
+        ))
+    })
+}
+
+/// The 500 for a panic: what it said, and that the server carries on.
+fn internal_error(panic: &(dyn std::any::Any + Send)) -> ApiError {
+    let said = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    log::error!("a request failed on an internal error: {said}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error ({said}); the server carries on, please report this request"),
+    )
+}
+
+/// Checks a simulate request, reserves its id durably, queues it and stores its first
+/// record; the job is accepted once this returns.
+fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiError> {
     let problem = simulate_problem(request.clone())?;
     let n = problem.ensemble().n;
     if n > app.limits.max_n {
@@ -234,7 +328,24 @@ pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
         .into());
     }
     let summary = problem_summary(&problem);
-    let job: Job<Solution> = app.engine.submit_simulate(problem, JobOptions::default())?;
+    let stored = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the results directory cannot record the job: {}", e.kind()),
+        )
+    };
+    // The id is on disk before it is handed out; the lock keeps concurrent submissions
+    // within what is reserved.
+    let job: Job<Solution> = {
+        let mut reserved = lock(&app.reserved_ids);
+        let next = app.engine.next_id();
+        if next >= *reserved {
+            let bound = next + ID_BLOCK;
+            app.store.reserve_ids(bound).map_err(stored)?;
+            *reserved = bound;
+        }
+        app.engine.submit_simulate(problem, JobOptions::default())?
+    };
     let id = job.id();
     let record = json!({
         "id": id,
@@ -244,6 +355,10 @@ pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
         "request": request,
         "summary": summary,
     });
+    if let Err(e) = app.store.save_accepted(id, &record) {
+        job.cancel();
+        return Err(stored(e));
+    }
     lock(&app.jobs).insert(
         id,
         Entry {
@@ -251,24 +366,12 @@ pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
             record,
         },
     );
-    let waiter = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let result = job.wait().await;
-            let app2 = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app2.finish_job(id, result)).await;
-        })
-    };
-    let mut waiters = lock(&app.waiters);
-    waiters.retain(|w| !w.is_finished());
-    waiters.push(waiter);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/v1/jobs/{id}"))],
-        Json(json!({"id": id, "state": "queued", "status": format!("/v1/jobs/{id}"), "result": format!("/v1/jobs/{id}/result")})),
-    )
-        .into_response())
+    Ok(job)
 }
+
+/// Ids reserved on disk at a time (one synced write per this many jobs; a crash skips at
+/// most this many ids, and never repeats one).
+const ID_BLOCK: JobId = 16;
 
 fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
@@ -308,6 +411,7 @@ pub async fn job_result(
     Path(raw): Path<String>,
     Query(q): Query<ResultQuery>,
 ) -> Reply {
+    let _working = working();
     let id = job_id(&raw)?;
     let v = app
         .describe(id)
@@ -382,10 +486,17 @@ pub async fn job_result(
                 ))
                 .field("format"));
             }
-            let out = app
-                .store
-                .json(id, &v)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            let out = app.store.json(id, &v).map_err(|e| {
+                // Never the server's own paths in a message.
+                let root = app.store.root().display().to_string();
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "reading the stored result failed: {}",
+                        e.replace(&root, "<results>")
+                    ),
+                )
+            })?;
             Ok(Json(out).into_response())
         }
         other => Err(
@@ -471,6 +582,7 @@ pub async fn upload_model(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let body = body_bytes(body, app.limits.max_model_bytes)?;
+    let _working = working();
     let name = q.name.ok_or_else(|| {
         ApiError::invalid("give the model a name: POST /v1/models?name=NAME").field("name")
     })?;
@@ -487,11 +599,17 @@ pub async fn upload_model(
         let write_err = |e: std::io::Error| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storing the model failed: {e}"),
+                format!("storing the model failed: {}", e.kind()),
             )
         };
         std::fs::write(&partial, &body).map_err(write_err)?;
-        let loaded = load_model(&app2, &n2, &partial);
+        // The checkpoint reader names the file it read; a client sees "the upload".
+        let loaded = load_model(&app2, &n2, &partial).map_err(|mut e| {
+            e.message = e
+                .message
+                .replace(&partial.display().to_string(), "the uploaded model");
+            e
+        });
         match loaded {
             Ok(m) => {
                 std::fs::rename(&partial, dir.join(format!("{n2}.safetensors")))
@@ -522,6 +640,7 @@ pub async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let body = body_bytes(body, app.limits.max_body_bytes)?;
+    let _working = working();
     let model = app
         .models
         .read()
@@ -556,33 +675,130 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-/// Bearer-token check (everything but /healthz) and the response count by status.
+/// Bytes of a URI the server reads; a longer one gets 414.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+
+/// In front of every route: the bearer-token check (everything but /healthz), refusals
+/// that need no body (a promised body over the limit, an overlong URI), a panic turned
+/// into a 500, every error body made the documented JSON, and the count by status.
 pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let open = request.uri().path() == "/healthz";
-    let response = match (&app.token, open) {
-        (Some(token), false) => {
-            let given = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                next.run(request).await
-            } else {
-                let why = if given.is_some() {
-                    "wrong bearer token"
-                } else {
-                    "this server needs 'Authorization: Bearer <token>'"
-                };
-                ApiError::new(StatusCode::UNAUTHORIZED, why).into_response()
-            }
-        }
-        _ => next.run(request).await,
+    let response = match refuse_early(&app, &request) {
+        Some(refusal) => refusal.into_response(),
+        None => match CatchPanic(Box::pin(within_connection(next, request))).await {
+            Ok(response) => as_json_error(response).await,
+            Err(panic) => internal_error(&*panic).into_response(),
+        },
     };
     *lock(&app.responses)
         .entry(response.status().as_u16())
         .or_default() += 1;
     response
+}
+
+/// Runs the request with its connection known to `conn::working`.
+async fn within_connection(next: Next, request: Request) -> Response {
+    let connection = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<ConnActivity>>()
+        .map(|c| c.0.clone());
+    match connection {
+        Some(c) => CONNECTION.scope(c, next.run(request)).await,
+        None => next.run(request).await,
+    }
+}
+
+/// A refusal decided from the request line and headers alone.
+fn refuse_early(app: &App, request: &Request) -> Option<ApiError> {
+    let uri = request.uri();
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the URI has {uri_len} bytes; this server reads at most {MAX_URI_BYTES}"),
+        ));
+    }
+    if let Some(token) = &app.token
+        && uri.path() != "/healthz"
+    {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token);
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let why = if given.is_some() {
+                "wrong bearer token"
+            } else {
+                "this server needs 'Authorization: Bearer <token>'"
+            };
+            return Some(ApiError::new(StatusCode::UNAUTHORIZED, why));
+        }
+    }
+    // A body promised beyond the limit is refused before a byte of it is read.
+    let limit = if uri.path() == "/v1/models" {
+        app.limits.max_model_bytes
+    } else {
+        app.limits.max_body_bytes
+    };
+    let promised = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match promised {
+        Some(bytes) if bytes > limit as u64 => Some(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than this server's limit of {limit} bytes"),
+        )),
+        _ => None,
+    }
+}
+
+/// The token of an `Authorization` value whose scheme is Bearer, in any letter case
+/// (RFC 9110: schemes are case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// An error response that is not already the documented JSON (the framework's own 400,
+/// 404, 405, 415, 422) made into it, keeping the framework's words.
+async fn as_json_error(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    ApiError::framework(status, &text).into_response()
+}
+
+/// A handler's future, with a panic in it caught as `Err` (the connection and the server
+/// carry on; the client gets a 500).
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -61,6 +61,33 @@ impl ApiError {
         e
     }
 
+    /// The documented body for a status the framework (or a layer) chose on its own: its
+    /// own words where it gave some, else the status's reason.
+    pub fn framework(status: StatusCode, text: &str) -> ApiError {
+        let text = text.trim();
+        let message = match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "this endpoint does not take that method; see the README's Serving section"
+                    .to_string()
+            }
+            _ if !text.is_empty() => text.to_string(),
+            StatusCode::NOT_FOUND => "no such endpoint; see the README's Serving section".into(),
+            _ => status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_string(),
+        };
+        let mut e = ApiError::new(status, message);
+        // serde names an unknown or bad query key in backticks.
+        if let Some(key) = text
+            .split_once("field `")
+            .and_then(|(_, rest)| rest.split('`').next())
+        {
+            e = e.field(key);
+        }
+        e
+    }
+
     /// JSON that does not parse: 400 with the line and column serde_json found.
     pub fn malformed(e: &serde_json::Error) -> ApiError {
         let mut err = ApiError::new(
@@ -77,20 +104,27 @@ impl From<EngineError> for ApiError {
         let status = match &e {
             EngineError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             EngineError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
-            EngineError::Gpu(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Gpu(_) | EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, e.to_string())
     }
 }
 
+impl ApiError {
+    /// The documented body: `{"error": {"status", "message", "where"?}}`.
+    pub fn body(&self) -> Value {
+        let mut body = json!({ "status": self.status.as_u16(), "message": self.message });
+        if let Some(at) = &self.at {
+            body["where"] = at.clone();
+        }
+        json!({ "error": body })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "status": self.status.as_u16(), "message": self.message });
-        if let Some(at) = self.at {
-            body["where"] = at;
-        }
-        let mut response = (self.status, Json(json!({ "error": body }))).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

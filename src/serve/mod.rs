@@ -4,6 +4,7 @@
 //! and the server will not listen beyond loopback without one.
 
 mod app;
+mod conn;
 pub mod error;
 mod metrics;
 pub mod request;
@@ -60,6 +61,9 @@ pub struct Limits {
     pub max_model_bytes: usize,
     /// Bytes of states a `format=json` result may spell out.
     pub max_json_bytes: u64,
+    /// A connection without a byte of traffic this long is closed (a client that sends
+    /// half a request, or nothing, is dropped).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +75,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_model_bytes: 256 << 20,
             max_json_bytes: 8 << 20,
+            idle_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -114,9 +119,8 @@ impl Server {
             max_result_bytes: config.limits.max_output_bytes,
             ..config.engine.clone()
         })?;
-        if let Some(last) = stored.keys().next_back() {
-            engine.continue_ids_from(last + 1);
-        }
+        // Past every id an earlier server may have handed out, crashed or not.
+        engine.continue_ids_from(store.first_free_id(&stored));
         let app = Arc::new(App::new(
             engine,
             store,
@@ -160,6 +164,7 @@ impl Server {
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
+                    .thread_stack_size(8 << 20)
                     .enable_all()
                     .build()
                     .expect("a tokio runtime");
@@ -264,7 +269,12 @@ async fn run(
             return;
         }
     };
-    let served = axum::serve(listener, router(app.clone()))
+    let listener = conn::TimedListener {
+        listener,
+        idle: app.limits.idle_timeout,
+    };
+    let service = router(app.clone()).into_make_service_with_connect_info::<conn::ConnActivity>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(stop_signal(stopped, config.handle_signals))
         .await;
     if let Err(e) = served {

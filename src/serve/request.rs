@@ -3,6 +3,7 @@
 //! on the server: the system is a built-in's name or its definition inline.
 
 use super::error::ApiError;
+use crate::engine::check_input_value;
 use crate::model::diagnostic::{Source, did_you_mean};
 use crate::model::{System, builtin, builtin_names, parse_system};
 use crate::nn::{DeepONetArch, Matrix};
@@ -43,20 +44,145 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
         .field("u0.file"));
     }
     let system = system(map.remove("system"))?;
-    let spec: RunSpec = serde_json::from_value(body).map_err(|e| {
-        let message = e.to_string();
-        let field = message.split('`').nth(1).unwrap_or("").to_string();
-        let err = ApiError::invalid(format!("bad run spec: {message}"));
-        if field.is_empty() {
-            err
-        } else {
-            err.field(&field)
-        }
-    })?;
+    let request = body.clone();
+    let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
+    refuse_huge_save_grid(&spec)?;
     problem_for_system(system, &spec).map_err(|e| match e {
-        SpecError::Input(m) => ApiError::invalid(m),
+        SpecError::Input(m) => {
+            let field = field_of_message(&m, &request);
+            let err = ApiError::invalid(m);
+            match field {
+                Some(f) => err.field(&f),
+                None => err,
+            }
+        }
         SpecError::Diagnostics(d) => ApiError::from_diagnostics("system", &d),
     })
+}
+
+/// Most save times a `saveat` grid may ask for (80 MB of times alone; the results limit
+/// refuses far fewer for any real ensemble).
+pub const MAX_SAVE_TIMES: f64 = 1e7;
+
+/// A `saveat = "t0:dt:t1"` grid is counted before it is built: `0:1e-12:1` would allocate
+/// terabytes while the spec is read, before any size check could run.
+fn refuse_huge_save_grid(spec: &RunSpec) -> Result<(), ApiError> {
+    let Some(toml::Value::String(text)) = &spec.saveat else {
+        return Ok(());
+    };
+    let parts: Vec<f64> = text
+        .split(':')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    if let [lo, step, hi] = parts[..] {
+        let count = (hi - lo) / step;
+        if step > 0.0 && count > MAX_SAVE_TIMES {
+            return Err(ApiError::invalid(format!(
+                "saveat '{text}' asks for {count:.3e} save times; a request may ask for at \
+                 most {MAX_SAVE_TIMES:.0e}"
+            ))
+            .field("saveat"));
+        }
+    }
+    Ok(())
+}
+
+/// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the
+/// bad key (`sweep.rho`, `tspan[1]`), never the bad value.
+fn spec_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    // An unknown key is reported at its parent; the key's name is in the message.
+    let unknown = inner
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (path.as_str(), unknown) {
+        (".", Some(key)) => key.to_string(),
+        (parent, Some(key)) if !parent.ends_with(key) => format!("{parent}.{key}"),
+        (".", None) => String::new(),
+        (p, _) => p.to_string(),
+    };
+    let err = ApiError::invalid(format!("bad run spec: {inner}"));
+    if field.is_empty() {
+        err
+    } else {
+        err.field(&field)
+    }
+}
+
+/// The run spec's keys (and `u0`'s kinds as their flags spell them), which a message's
+/// flag may name.
+const SPEC_KEYS: &[&str] = &[
+    "system",
+    "n",
+    "solver",
+    "tspan",
+    "dt",
+    "fixed_step",
+    "save_every",
+    "seed",
+    "set",
+    "param",
+    "sweep",
+    "u0",
+    "u0_uniform",
+    "u0_grid",
+    "u0_perturb",
+    "precision",
+    "rtol",
+    "atol",
+    "dtmin",
+    "dtmax",
+    "max_steps",
+    "safety",
+    "max_growth",
+    "max_shrink",
+    "saveat",
+];
+
+/// The field a run-spec message names through its command-line flag: `--sweep rho: ...`
+/// is `sweep.rho`, `--dt must be ...` is `dt`. `None` where no flag leads the message.
+fn field_of_message(message: &str, request: &Value) -> Option<String> {
+    // `saveat '0:1' must be t0:dt:t1`: the first word is the key.
+    if let Some(first) = message.split(' ').next()
+        && SPEC_KEYS.contains(&first)
+    {
+        return Some(first.to_string());
+    }
+    let at = message.find("--")?;
+    // A flag quoted from the user's own text is not the message's subject.
+    if message[..at].contains(['\'', '"']) {
+        return None;
+    }
+    let mut words = message[at + 2..].split(|c: char| c.is_whitespace() || c == ':' || c == ',');
+    let flag = words.next()?.replace('-', "_");
+    if !SPEC_KEYS.contains(&flag.as_str()) {
+        return None;
+    }
+    match flag.as_str() {
+        // `--sweep rho ...` or `--sweep: 'rhoo' is not ...`: the key names the entry.
+        "set" | "param" | "sweep" => {
+            let name = words
+                .find(|w| !w.is_empty())
+                .map(|w| w.trim_matches('\''))
+                .filter(|w| request[flag.as_str()].get(w).is_some());
+            Some(match name {
+                Some(n) => format!("{flag}.{n}"),
+                None => flag,
+            })
+        }
+        // `--u0-uniform x` is the key `x` of `uniform` inside `u0`.
+        f => Some(match f.strip_prefix("u0_") {
+            Some(kind) => {
+                let entries = &request["u0"][kind];
+                match words.find(|w| !w.is_empty()).map(|w| w.trim_matches('\'')) {
+                    Some(name) if entries.get(name).is_some() => format!("u0.{kind}.{name}"),
+                    _ => format!("u0.{kind}"),
+                }
+            }
+            None => flag,
+        }),
+    }
 }
 
 fn system(value: Option<Value>) -> Result<System, ApiError> {
@@ -107,24 +233,30 @@ fn matrix(value: Option<&Value>, field: &str, width: usize) -> Result<Matrix, Ap
     let rows = value
         .and_then(Value::as_array)
         .ok_or_else(|| bad(format!("'{field}' must be a list of numbers or of rows")))?;
-    let number = |v: &Value, at: String| {
-        v.as_f64()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| bad(format!("{at} is not a finite number")))
+    // Each value is a number the device can hold (finite in f32); `where.field` is its
+    // JSON path, e.g. `u[3][1]`.
+    let number = |v: &Value, at: String| -> Result<f64, ApiError> {
+        let x = v
+            .as_f64()
+            .ok_or_else(|| ApiError::invalid(format!("{at} is not a number")).field(&at))?;
+        check_input_value(x).map_err(|why| ApiError::invalid(format!("{at} {why}")).field(&at))?;
+        Ok(x)
     };
     let mut data = Vec::new();
     let n_rows;
     if rows.first().is_some_and(Value::is_array) {
         n_rows = rows.len();
         for (i, row) in rows.iter().enumerate() {
+            let at = format!("{field}[{i}]");
             let row = row
                 .as_array()
-                .ok_or_else(|| bad(format!("{field}[{i}] is not a list")))?;
+                .ok_or_else(|| ApiError::invalid(format!("{at} is not a list")).field(&at))?;
             if row.len() != width {
-                return Err(bad(format!(
-                    "{field}[{i}] has {} values; the model needs {width}",
+                return Err(ApiError::invalid(format!(
+                    "{at} has {} values; the model needs {width}",
                     row.len()
-                )));
+                ))
+                .field(&at));
             }
             for (j, v) in row.iter().enumerate() {
                 data.push(number(v, format!("{field}[{i}][{j}]"))?);

@@ -3,6 +3,11 @@
 //! filled under `.partial-<id>`, its files synced, and renamed into place in one step: a
 //! crash mid-write leaves a `.partial-` folder, which the next start removes, never a result
 //! that looks complete but is not.
+//!
+//! Job ids are durable: `next-id` holds a bound below which every id may already have been
+//! handed out, synced to disk before any id under it is; a job's record (state "queued")
+//! is synced before the job is accepted. So a server killed at any moment and restarted
+//! never hands out an id again, and a job it lost is reported as failed, not as unknown.
 
 use crate::engine::JobId;
 use crate::io::{Dtype, npy_header, npz_bytes, read_npy};
@@ -11,6 +16,24 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The file holding the bound on ids handed out.
+const NEXT_ID: &str = "next-id";
+
+fn pretty(record: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(record).expect("a JSON value serializes")
+}
+
+/// Replaces `dir/name` with `bytes` in one step (a synced temporary renamed over it, the
+/// directory synced), so a crash leaves the old file or the new, never half of one.
+fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".tmp-{name}"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
 
 pub struct ResultStore {
     root: PathBuf,
@@ -34,6 +57,10 @@ impl ResultStore {
         for entry in std::fs::read_dir(root)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".tmp-") {
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
             if name.starts_with(".partial-") {
                 log::warn!("removing the unfinished result {name}");
                 std::fs::remove_dir_all(entry.path())?;
@@ -46,7 +73,16 @@ impl ResultStore {
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             {
-                Some(record) => {
+                Some(mut record) => {
+                    if matches!(record["state"].as_str(), Some("queued" | "running")) {
+                        // Accepted but never finished: the server stopped uncleanly.
+                        record["state"] = "failed".into();
+                        record["error"] = "the server stopped (it was killed or crashed) \
+                                           before this job finished; its result is lost, \
+                                           submit it again"
+                            .into();
+                        write_synced(&entry.path(), "job.json", &pretty(&record))?;
+                    }
                     records.insert(id, record);
                 }
                 None => log::warn!("ignoring {name}: no readable job.json"),
@@ -58,6 +94,30 @@ impl ResultStore {
             },
             records,
         ))
+    }
+
+    /// The first id no earlier server may have handed out: past every stored job and past
+    /// what `next-id` reserved.
+    pub fn first_free_id(&self, stored: &BTreeMap<JobId, Value>) -> JobId {
+        let reserved = std::fs::read_to_string(self.root.join(NEXT_ID))
+            .ok()
+            .and_then(|t| t.trim().parse::<JobId>().ok())
+            .unwrap_or(1);
+        let after_stored = stored.keys().next_back().map_or(1, |last| last + 1);
+        reserved.max(after_stored).max(1)
+    }
+
+    /// Records durably that ids below `bound` may be in use; returns once it is on disk.
+    pub fn reserve_ids(&self, bound: JobId) -> std::io::Result<()> {
+        write_synced(&self.root, NEXT_ID, format!("{bound}\n").as_bytes())
+    }
+
+    /// A job's first record, durable before the job is accepted.
+    pub fn save_accepted(&self, id: JobId, record: &Value) -> std::io::Result<()> {
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir)?;
+        write_synced(&dir, "job.json", &pretty(record))?;
+        std::fs::File::open(&self.root).and_then(|d| d.sync_all())
     }
 
     pub fn root(&self) -> &Path {
@@ -104,12 +164,7 @@ impl ResultStore {
                 write("steps.npy", &npy(Dtype::U32, &[n, 3], &flat))?;
             }
         }
-        write(
-            "job.json",
-            serde_json::to_string_pretty(record)
-                .expect("JSON")
-                .as_bytes(),
-        )?;
+        write("job.json", &pretty(record))?;
         let done = self.root.join(id.to_string());
         let _ = std::fs::remove_dir_all(&done);
         std::fs::rename(&partial, &done)?;
