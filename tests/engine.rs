@@ -276,6 +276,14 @@ fn training_job_matches_the_direct_trainer_and_predictions_are_batched() {
     // Predictions: 24 requests from 8 threads, at two sets of points, each against the
     // network's own predict.
     let model = e.load_model(&arch, &outcome.params).unwrap();
+    // Weights handed over in memory are checked like a checkpoint's: a NaN is refused,
+    // naming the tensor, before anything reaches the device.
+    let mut broken = outcome.params.clone();
+    broken.bias[0] = f64::NAN;
+    match e.load_model(&arch, &broken) {
+        Err(EngineError::BadInput(m)) => assert!(m.contains("NaN") && m.contains("weight"), "{m}"),
+        other => panic!("a NaN weight was not refused: {:?}", other.map(|_| ())),
+    }
     let net = DeepONetNet::new(ctx, &arch, &outcome.params).unwrap();
     let points = [random_matrix(100, 1, 5, 0), random_matrix(37, 1, 6, 0)];
     let before = e.stats();

@@ -36,6 +36,14 @@ impl Model {
         arch: &DeepONetArch,
         params: &DeepONetParams,
     ) -> Result<Model, EngineError> {
+        // Weights handed over in memory get the same check as a checkpoint file's: a NaN
+        // weight would answer every prediction with a finite-looking wrong number or NaN.
+        let named = params.named();
+        crate::nn::checkpoint::check_weights(
+            named.iter().map(|(name, _, values)| (name.as_str(), *values)),
+            "the model",
+        )
+        .map_err(|e| EngineError::BadInput(e.to_string()))?;
         let net = DeepONetNet::new(&engine.ctx, arch, params)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
