@@ -150,7 +150,7 @@ impl Emitter {
     /// is parenthesised, so WGSL's precedence rules never matter.
     fn expr(&mut self, n: &Node) -> (String, u32) {
         match n {
-            Node::Const(v) => (literal(*v), 0),
+            Node::Const(v) => (self.constant(*v), 0),
             Node::State(i) => (format!("s.x{i}"), 0),
             Node::Param(i) => (format!("p.p{i}"), 0),
             Node::Aux(i) => (format!("a{i}"), 0),
@@ -220,6 +220,17 @@ impl Emitter {
         }
     }
 
+    /// A folded constant as this precision holds it. f32 kernels get the f32 value: WGSL
+    /// refuses a literal that f32 cannot represent (`sinh(128)` folds to 1.9e55, `exp(-800)`
+    /// to 0 in f64 but 1e-300 is no f32), and f32 arithmetic would have given the rounded
+    /// value (infinity, zero) anyway.
+    fn constant(&self, v: f64) -> String {
+        match self.precision {
+            Precision::F32 => literal(v as f32 as f64),
+            Precision::F64 => literal(v),
+        }
+    }
+
     /// A child of a node: inline when shallow, else bound to a `let` and used by name.
     fn operand(&mut self, n: &Node) -> (String, u32) {
         let (text, levels) = self.expr(n);
@@ -286,5 +297,27 @@ mod tests {
         assert!(w.contains("return q0 * q2;"), "{w}");
         assert!(w.contains("(real(1.0) / powi_2(s.x0))"), "{w}");
         assert!(!w.contains("pow("), "{w}");
+    }
+
+    #[test]
+    fn constants_beyond_f32_and_deep_nesting_give_valid_kernels() {
+        use crate::gpu::shader::validate;
+        use crate::ode::Solver;
+        use crate::ode::kernel::fixed_step_wgsl;
+        let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
+        let eqs = format!(
+            "dx = sinh(128) - sinh(128) * x + 1e-38 * exp(-800) + 3e-42 + x*1e-45\ndy = {deep}\n"
+        );
+        let s = System::from_equations("c", &[("x", 1.0), ("y", 0.0)], &[], &eqs).unwrap();
+        for precision in [Precision::F32, Precision::F64] {
+            let f64 = precision == Precision::F64;
+            let wgsl = fixed_step_wgsl(&s, &Solver::Rk4.step_tableau(), 64, precision).unwrap();
+            validate("constants", &wgsl, f64).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // No emitted expression nests deeper than INLINE_LEVELS calls.
+        let w = emit_system(&s, Precision::F32);
+        assert!(w.contains("let e0 = "), "{w}");
+        let most = w.lines().map(|l| l.matches("sin(").count()).max().unwrap();
+        assert!(most <= INLINE_LEVELS as usize, "{most}");
     }
 }
