@@ -22,8 +22,8 @@ use proptest::prelude::*;
 const TOKENS: &[&str] = &[
     "x", "y", "k", "t", "pi", "dx", "dy", "x'", "dy/dt", "u", "sin", "atan2", "clamp", "pow",
     "sinn", "(", ")", "(", ")", "+", "-", "*", "/", "^", "**", ",", "=", "'", ";", "\n", " ",
-    "#c\n", "1", "0", "2.5", "1e-3", "1e400", "3e38", ".5", "1.", "1e", "0x1f", "//", "==",
-    "!", "\"", "\u{e9}", "\t", "_a1",
+    "#c\n", "1", "0", "2.5", "1e-3", "1e400", "3e38", ".5", "1.", "1e", "0x1f", "//", "==", "!",
+    "\"", "\u{e9}", "\t", "_a1",
 ];
 
 fn token_soup(max: usize) -> impl Strategy<Value = String> {
@@ -41,10 +41,30 @@ fn system_file_text() -> impl Strategy<Value = String> {
         prop::collection::vec(any::<u8>(), 0..300)
             .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         prop::collection::vec(
-            prop::sample::select(&[
-                "name", "states", "=", "{", "}", "[", "]", "\"", "\"\"\"", "x", "1.0", ",",
-                "\n", "equations", "dx = -x", "tspan", "dt", "inputs", "sensors", "span",
-            ][..]),
+            prop::sample::select(
+                &[
+                    "name",
+                    "states",
+                    "=",
+                    "{",
+                    "}",
+                    "[",
+                    "]",
+                    "\"",
+                    "\"\"\"",
+                    "x",
+                    "1.0",
+                    ",",
+                    "\n",
+                    "equations",
+                    "dx = -x",
+                    "tspan",
+                    "dt",
+                    "inputs",
+                    "sensors",
+                    "span",
+                ][..]
+            ),
             0..40
         )
         .prop_map(|t| t.join(" ")),

@@ -252,7 +252,10 @@ mod tests {
         assert!(text.contains("--> big.toml:1:10006"), "{text}");
         let shown = text.lines().nth(3).unwrap();
         let caret = text.lines().nth(4).unwrap();
-        assert!(shown.starts_with("1 | ...") && shown.ends_with("..."), "{shown}");
+        assert!(
+            shown.starts_with("1 | ...") && shown.ends_with("..."),
+            "{shown}"
+        );
         assert!(shown.len() < 140, "{shown}");
         // The caret sits under the 'y'.
         assert_eq!(caret.find('^'), shown.find('y'), "{text}");

@@ -599,7 +599,10 @@ mod tests {
         let limit = MAX_DEPTH as usize;
         for kind in ["paren", "call", "neg", "pow"] {
             let ok = nested(kind, limit);
-            assert!(parse_expression(&Source::new("t", ok.as_str())).is_ok(), "{kind}");
+            assert!(
+                parse_expression(&Source::new("t", ok.as_str())).is_ok(),
+                "{kind}"
+            );
             for levels in [limit + 1, 20_000] {
                 let text = nested(kind, levels);
                 let d = depth_error(&text);
@@ -638,7 +641,10 @@ mod tests {
 
     #[test]
     fn short_chains_are_left_to_right_and_long_ones_are_halved() {
-        assert_eq!(parse1("a-b-c-d-e-f-g-h"), "(((((((a - b) - c) - d) - e) - f) - g) - h)");
+        assert_eq!(
+            parse1("a-b-c-d-e-f-g-h"),
+            "(((((((a - b) - c) - d) - e) - f) - g) - h)"
+        );
         // 9 terms: the first 5 then the last 4, with the right half's operators inverted
         // after the '-' that joins them: a-b+c-d+e - (f-g+h-i).
         assert_eq!(
@@ -657,7 +663,18 @@ mod tests {
         // written (exact here: integers).
         let n = 4_999;
         let text: String = (1..=n)
-            .map(|k| format!("{}{k}", if k == 1 { "" } else if k % 2 == 0 { "-" } else { "+" }))
+            .map(|k| {
+                format!(
+                    "{}{k}",
+                    if k == 1 {
+                        ""
+                    } else if k % 2 == 0 {
+                        "-"
+                    } else {
+                        "+"
+                    }
+                )
+            })
             .collect();
         let src = Source::new("t", text.as_str());
         let e = parse_expression(&src).unwrap();
