@@ -306,7 +306,7 @@ mod tests {
         use crate::ode::kernel::fixed_step_wgsl;
         let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
         let eqs = format!(
-            "dx = sinh(128) - sinh(128) * x + 1e-38 * exp(-800) + 3e-42 + x*1e-45\ndy = {deep}\n"
+            "dx = sinh(128) - sinh(128) * x + 1e-38 * exp(-800) + 3e-42 + x*1e-45 + exp(-740)*x\ndy = {deep}\n"
         );
         let s = System::from_equations("c", &[("x", 1.0), ("y", 0.0)], &[], &eqs).unwrap();
         for precision in [Precision::F32, Precision::F64] {
@@ -319,5 +319,21 @@ mod tests {
         assert!(w.contains("let e0 = "), "{w}");
         let most = w.lines().map(|l| l.matches("sin(").count()).max().unwrap();
         assert!(most <= INLINE_LEVELS as usize, "{most}");
+    }
+
+    #[test]
+    fn constant_operands_reach_no_math_function() {
+        // naga evaluates calls of constants at compile time and has no f64 versions of
+        // most math functions: `sqrt(real(1.0))` failed an f64 kernel.
+        use crate::gpu::shader::validate;
+        use crate::ode::Solver;
+        use crate::ode::kernel::fixed_step_wgsl;
+        let eqs = "c = 2*pi\nh = c\ndx = sqrt(x^0) + sin(c)*x + exp(h) + pow(2, x^0) + sqrt(c) + abs(h)*floor(c)\n";
+        let s = System::from_equations("k", &[("x", 1.0)], &[], eqs).unwrap();
+        for precision in [Precision::F32, Precision::F64] {
+            let f64 = precision == Precision::F64;
+            let wgsl = fixed_step_wgsl(&s, &Solver::Rk4.step_tableau(), 64, precision).unwrap();
+            validate("constant operands", &wgsl, f64).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
