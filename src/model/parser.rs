@@ -101,9 +101,11 @@ pub fn parse_expression(source: &Arc<Source>) -> Result<Expr, Diagnostic> {
 /// what equations from papers need (Horner's form of a degree-30 polynomial uses 91).
 pub const MAX_DEPTH: u32 = 100;
 
-/// How many numbers, names and operations one expression (one line) may have. A bound on the
-/// size keeps the emitted kernels compilable in reasonable time and memory; it is far above
-/// what hand-written equations need.
+/// How many numbers, names and operations one expression (one line) may have: far above
+/// what hand-written equations need, and a bound on the work a single request can cause.
+/// Kernel compile time grows about linearly with size (lavapipe here: 2.5 s for a sum of 100
+/// `sin` terms, 500 nodes; 43 s for 800 terms), so generated systems near the limit compile
+/// for minutes; a 10^5-term sum, 20x the limit, is refused at once.
 pub const MAX_NODES: usize = 10_000;
 
 /// Sums and products of up to this many terms are evaluated strictly left to right, as
