@@ -129,15 +129,29 @@ struct Point {
     k: f64,
 }
 
+/// Whether a subtree folds to a constant: no variables, or a power with a constant exponent
+/// of 0 (`x^0` is 1 for every x).
 fn is_constant(t: &Tree) -> bool {
+    let power =
+        |a: &Tree, b: &Tree| is_constant(b) && (reference(b, &ANYWHERE) == 0.0 || is_constant(a));
     match t {
         Tree::Num(_) | Tree::Var("pi") => true,
         Tree::Var(_) => false,
         Tree::Neg(a) => is_constant(a),
+        Tree::Bin('^', a, b) => power(a, b),
         Tree::Bin(_, a, b) => is_constant(a) && is_constant(b),
+        Tree::Call(Func::Pow, args) => power(&args[0], &args[1]),
         Tree::Call(_, args) => args.iter().all(is_constant),
     }
 }
+
+/// Where a constant subtree is evaluated (it does not matter where).
+const ANYWHERE: Point = Point {
+    t: 0.0,
+    x: 0.0,
+    y: 0.0,
+    k: 0.0,
+};
 
 /// The language's documented semantics, evaluated directly: `^` (and `pow`) with a constant
 /// integer exponent up to 64 is repeated multiplication, with a constant 0.5 a square root,
