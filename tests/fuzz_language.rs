@@ -219,7 +219,7 @@ fn nested(kind: u8, levels: usize) -> String {
 }
 
 proptest! {
-    #![proptest_config(common::fuzz::config(8000))]
+    #![proptest_config(common::fuzz::config(20000))]
 
     #[test]
     fn system_files_parse_or_fail_cleanly(text in system_file_text()) {
@@ -283,7 +283,7 @@ proptest! {
 
 proptest! {
     // Each case composes and validates two kernels with naga: fewer cases.
-    #![proptest_config(common::fuzz::config(300))]
+    #![proptest_config(common::fuzz::config(600))]
 
     #[test]
     fn kernels_of_random_trees_pass_naga(a in tree(), b in tree()) {
