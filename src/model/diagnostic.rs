@@ -93,26 +93,68 @@ impl fmt::Display for Diagnostic {
             let gutter = line.to_string().len();
             writeln!(f, "{:gutter$}--> {}:{}:{}", "", src.name, line, col)?;
             writeln!(f, "{:gutter$} |", "")?;
-            writeln!(f, "{line} | {text}")?;
             // The caret covers the span, clipped to this line, and is at least one wide.
             let end = self.span.end.clamp(self.span.start, bounds.end);
             let width = src.text[self.span.start.min(end)..end]
                 .chars()
                 .count()
                 .max(1);
+            let shown = LineWindow::around(text, col - 1, width);
+            writeln!(f, "{line} | {}", shown.text)?;
             write!(
                 f,
                 "{:gutter$} | {:pad$}{}",
                 "",
                 "",
-                "^".repeat(width),
-                pad = col - 1
+                "^".repeat(shown.width),
+                pad = shown.pad
             )?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  = hint: {hint}")?;
         }
         Ok(())
+    }
+}
+
+/// The part of a long line a message shows: up to `LineWindow::WIDTH` characters around
+/// the caret, with `...` where the line is cut, so that an error in a 100 KB line prints a
+/// readable excerpt rather than the whole line.
+struct LineWindow {
+    text: String,
+    /// Characters before the caret in `text`.
+    pad: usize,
+    /// Carets to draw.
+    width: usize,
+}
+
+impl LineWindow {
+    const WIDTH: usize = 120;
+    /// Characters shown before the caret when the line is cut.
+    const BEFORE: usize = 40;
+
+    fn around(line: &str, col: usize, width: usize) -> LineWindow {
+        let len = line.chars().count();
+        if len <= Self::WIDTH {
+            return LineWindow {
+                text: line.to_string(),
+                pad: col,
+                width,
+            };
+        }
+        let start = col.saturating_sub(Self::BEFORE).min(len);
+        let end = (start + Self::WIDTH).min(len);
+        let mut text: String = line.chars().skip(start).take(end - start).collect();
+        let mut pad = col - start;
+        if start > 0 {
+            text.insert_str(0, "...");
+            pad += 3;
+        }
+        if end < len {
+            text.push_str("...");
+        }
+        let width = width.min(end.saturating_sub(col)).max(1);
+        LineWindow { text, pad, width }
     }
 }
 
@@ -199,6 +241,25 @@ mod tests {
         assert!(text.contains("2 | dx = sigmaa*(y - x)"), "{text}");
         assert!(text.contains("  |      ^^^^^^"), "{text}");
         assert!(text.ends_with("= hint: did you mean 'sigma'?"), "{text}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = format!("dx = {}y{}", "x+".repeat(5000), "+x".repeat(5000));
+        let at = 5 + 10_000;
+        let src = Source::new("big.toml", line);
+        let text = Diagnostic::new("unknown name 'y'", &src, at..at + 1).to_string();
+        assert!(text.contains("--> big.toml:1:10006"), "{text}");
+        let shown = text.lines().nth(3).unwrap();
+        let caret = text.lines().nth(4).unwrap();
+        assert!(
+            shown.starts_with("1 | ...") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert!(shown.len() < 140, "{shown}");
+        // The caret sits under the 'y'.
+        assert_eq!(caret.find('^'), shown.find('y'), "{text}");
+        assert_eq!(caret.matches('^').count(), 1, "{text}");
     }
 
     #[test]

@@ -232,6 +232,10 @@ impl Node {
         let folded = match self {
             Node::Neg(x) => Node::Neg(Box::new(x.fold())),
             Node::Bin(op, a, b) => Node::Bin(op, Box::new(a.fold()), Box::new(b.fold())),
+            // x^0 is 1 for every x (NaN included, as `powi` computes it). Folding it keeps
+            // constants out of calls in the kernels: naga evaluates a call of constants at
+            // compile time and has no f64 `sqrt` to do it with.
+            Node::PowInt(_, 0) => return Node::Const(1.0),
             Node::PowInt(x, n) => Node::PowInt(Box::new(x.fold()), n),
             Node::Call(f, args) => Node::Call(f, args.into_iter().map(Node::fold).collect()),
             Node::Input(signal, at) => return Node::Input(signal, Box::new(at.fold())),

@@ -66,11 +66,7 @@ pub fn parse_statements(
         .split(|t| t.tok == Tok::End)
         .filter(|l| !l.is_empty())
     {
-        let mut p = Parser {
-            source,
-            toks: line,
-            pos: 0,
-        };
+        let mut p = Parser::new(source, line);
         match p.statement() {
             Ok(s) => statements.push(s),
             Err(d) => errors.push(d),
@@ -87,23 +83,70 @@ pub fn parse_statements(
 pub fn parse_expression(source: &Arc<Source>) -> Result<Expr, Diagnostic> {
     let tokens = lex(source, 0..source.text.len())?;
     let line: Vec<Token> = tokens.into_iter().filter(|t| t.tok != Tok::End).collect();
-    let mut p = Parser {
-        source,
-        toks: &line,
-        pos: 0,
-    };
+    let mut p = Parser::new(source, &line);
     let e = p.expr()?;
     p.expect_end()?;
-    Ok(e)
+    Ok(e.expr)
+}
+
+/// How deeply an expression may nest, in levels. Each pair of parentheses, function call,
+/// unary minus and `^` is a level, and so is each operator of a sum or a product (a chain of
+/// more than `LEFT_CHAIN` terms costs only about log2 of its length: see `Parser::chain`).
+///
+/// Why a limit: the parser, the resolver, the evaluator and the WGSL emitter all walk the
+/// tree recursively, and an unbounded tree would let a few kilobytes of parentheses overflow
+/// the stack and abort the process (the CLI, or `phaseflow serve` with everyone's jobs). A
+/// bound on the tree's height keeps every walk a few hundred stack frames deep at most
+/// (tests/depth.rs runs the worst case on a 256 KiB thread), while 100 levels is far beyond
+/// what equations from papers need (Horner's form of a degree-30 polynomial uses 91).
+pub const MAX_DEPTH: u32 = 100;
+
+/// How many numbers, names and operations one expression (one line) may have: far above
+/// what hand-written equations need, and a bound on the work a single request can cause.
+/// Kernel compile time grows about linearly with size (lavapipe here: 2.5 s for a sum of 100
+/// `sin` terms, 500 nodes; 43 s for 800 terms), so generated systems near the limit compile
+/// for minutes; a 10^5-term sum, 20x the limit, is refused at once.
+pub const MAX_NODES: usize = 10_000;
+
+/// Sums and products of up to this many terms are evaluated strictly left to right, as
+/// written; longer ones are split in halves recursively (see `Parser::chain`).
+pub const LEFT_CHAIN: usize = 8;
+
+/// An expression and its height in levels (see `MAX_DEPTH`).
+struct Parsed {
+    expr: Expr,
+    levels: u32,
+}
+
+/// One `op term` of a sum or product chain.
+struct Link {
+    op: BinOp,
+    op_span: Range<usize>,
+    rhs: Parsed,
 }
 
 struct Parser<'a> {
     source: &'a Arc<Source>,
     toks: &'a [Token],
     pos: usize,
+    /// Levels open around the current token (parentheses, calls, unary minus, `^`): checked
+    /// on the way down, so recursion stops before it gets deep.
+    depth: u32,
+    /// Nodes made so far for the current expression (see `MAX_NODES`).
+    nodes: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(source: &'a Arc<Source>, toks: &'a [Token]) -> Parser<'a> {
+        Parser {
+            source,
+            toks,
+            pos: 0,
+            depth: 0,
+            nodes: 0,
+        }
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
@@ -120,6 +163,80 @@ impl Parser<'_> {
 
     fn error(&self, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(message, self.source, self.span_here())
+    }
+
+    fn too_deep(&self, span: Range<usize>) -> Diagnostic {
+        Diagnostic::new(
+            format!("expression nested deeper than {MAX_DEPTH} levels"),
+            self.source,
+            span,
+        )
+        .with_hint(
+            "each parenthesis, function call, unary minus, '^' and operator is a level; \
+             split the expression into smaller ones (in a system: helper definitions, one per line)",
+        )
+    }
+
+    /// Opens a level at the current token, refusing past `MAX_DEPTH`.
+    fn enter(&mut self) -> Result<(), Diagnostic> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.too_deep(self.span_here()));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Counts one more node of the current expression, refusing past `MAX_NODES`; `at` is
+    /// the token that makes it.
+    fn count(&mut self, at: &Range<usize>) -> Result<(), Diagnostic> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(Diagnostic::new(
+                format!("expression has more than {MAX_NODES} numbers, names and operations"),
+                self.source,
+                at.clone(),
+            )
+            .with_hint(
+                "split it into smaller expressions (in a system: helper definitions, one per line)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new node of `levels` levels; `at` is where a message about it points. Nodes are
+    /// counted when their token is read (`count`), so that a message about the size points
+    /// where the limit was passed.
+    fn node(
+        &self,
+        kind: ExprKind,
+        span: Range<usize>,
+        levels: u32,
+        at: Range<usize>,
+    ) -> Result<Parsed, Diagnostic> {
+        if levels > MAX_DEPTH {
+            return Err(self.too_deep(at));
+        }
+        Ok(Parsed {
+            expr: Expr { kind, span },
+            levels,
+        })
+    }
+
+    fn binary(
+        &self,
+        op: BinOp,
+        op_span: Range<usize>,
+        lhs: Parsed,
+        rhs: Parsed,
+    ) -> Result<Parsed, Diagnostic> {
+        let span = lhs.expr.span.start..rhs.expr.span.end;
+        let levels = lhs.levels.max(rhs.levels) + 1;
+        let kind = ExprKind::Binary(op, Box::new(lhs.expr), Box::new(rhs.expr));
+        self.node(kind, span, levels, op_span)
     }
 
     fn bump(&mut self) -> Token {
@@ -188,7 +305,7 @@ impl Parser<'_> {
         if self.peek().is_none() {
             return Err(self.error("expected an expression after '='"));
         }
-        let value = self.expr()?;
+        let value = self.expr()?.expr;
         self.expect_end()?;
         Ok(Statement {
             target,
@@ -197,121 +314,139 @@ impl Parser<'_> {
         })
     }
 
-    fn expr(&mut self) -> Result<Expr, Diagnostic> {
-        let mut lhs = self.term()?;
+    fn expr(&mut self) -> Result<Parsed, Diagnostic> {
+        let first = self.term()?;
+        let mut links = Vec::new();
         while let Some(op) = match self.peek() {
             Some(Tok::Plus) => Some(BinOp::Add),
             Some(Tok::Minus) => Some(BinOp::Sub),
             _ => None,
         } {
-            self.bump();
+            let op_span = self.bump().span;
+            self.count(&op_span)?;
             let rhs = self.term()?;
-            lhs = binary(op, lhs, rhs);
+            links.push(Link { op, op_span, rhs });
         }
-        Ok(lhs)
+        self.chain(first, links)
     }
 
-    fn term(&mut self) -> Result<Expr, Diagnostic> {
-        let mut lhs = self.unary()?;
+    fn term(&mut self) -> Result<Parsed, Diagnostic> {
+        let first = self.unary()?;
+        let mut links = Vec::new();
         while let Some(op) = match self.peek() {
             Some(Tok::Star) => Some(BinOp::Mul),
             Some(Tok::Slash) => Some(BinOp::Div),
             _ => None,
         } {
-            self.bump();
+            let op_span = self.bump().span;
+            self.count(&op_span)?;
             let rhs = self.unary()?;
-            lhs = binary(op, lhs, rhs);
+            links.push(Link { op, op_span, rhs });
         }
-        Ok(lhs)
+        self.chain(first, links)
     }
 
-    fn unary(&mut self) -> Result<Expr, Diagnostic> {
-        match self.peek() {
-            Some(Tok::Minus) => {
-                let start = self.bump().span.start;
-                let inner = self.unary()?;
-                let span = start..inner.span.end;
-                Ok(Expr {
-                    kind: ExprKind::Neg(Box::new(inner)),
-                    span,
-                })
+    /// The tree of a sum or product `first op1 t1 op2 t2 ...`. Up to `LEFT_CHAIN` terms it
+    /// is the usual left-leaning tree, evaluated as written. A longer chain is split in
+    /// halves, `(first ... t_k) op (t_k+1 ...)`, with the operators of the right half
+    /// inverted after a `-` or `/` (`a - b + c` = `a - (b - c)`), so its height grows with
+    /// log2 of its length rather than with its length: a sum of 10^5 terms is 21 levels, not
+    /// 10^5, and every recursive walk over the tree stays shallow. Grouping changes the
+    /// rounding of long sums (pairwise summation is, if anything, more accurate); the CPU
+    /// evaluator and the GPU kernels share this one tree, so they still agree.
+    fn chain(&mut self, first: Parsed, mut links: Vec<Link>) -> Result<Parsed, Diagnostic> {
+        if links.len() < LEFT_CHAIN {
+            let mut lhs = first;
+            for link in links {
+                lhs = self.binary(link.op, link.op_span, lhs, link.rhs)?;
             }
-            Some(Tok::Plus) => {
-                self.bump();
-                self.unary()
-            }
-            _ => self.power(),
+            return Ok(lhs);
         }
+        let left_terms = (links.len() + 1).div_ceil(2);
+        let mut right_links = links.split_off(left_terms);
+        let joint = links.pop().expect("at least LEFT_CHAIN links");
+        let invert = matches!(joint.op, BinOp::Sub | BinOp::Div);
+        if invert {
+            for link in &mut right_links {
+                link.op = inverse(link.op);
+            }
+        }
+        let left = self.chain(first, links)?;
+        let right = self.chain(joint.rhs, right_links)?;
+        self.binary(joint.op, joint.op_span, left, right)
     }
 
-    fn power(&mut self) -> Result<Expr, Diagnostic> {
+    fn unary(&mut self) -> Result<Parsed, Diagnostic> {
+        // Unary plus changes nothing and makes no node: skip any number of them.
+        while self.peek() == Some(&Tok::Plus) {
+            self.bump();
+        }
+        if self.peek() != Some(&Tok::Minus) {
+            return self.power();
+        }
+        let op = self.bump().span;
+        self.count(&op)?;
+        self.enter()?;
+        let inner = self.unary()?;
+        self.leave();
+        let span = op.start..inner.expr.span.end;
+        let levels = inner.levels + 1;
+        self.node(ExprKind::Neg(Box::new(inner.expr)), span, levels, op)
+    }
+
+    fn power(&mut self) -> Result<Parsed, Diagnostic> {
         let base = self.primary()?;
         if self.peek() == Some(&Tok::Caret) {
-            self.bump();
+            let op_span = self.bump().span;
+            self.count(&op_span)?;
             // The exponent is a unary so that `x^-2` works; recursion makes `^` right-assoc.
+            self.enter()?;
             let exponent = self.unary()?;
-            return Ok(binary(BinOp::Pow, base, exponent));
+            self.leave();
+            return self.binary(BinOp::Pow, op_span, base, exponent);
         }
         Ok(base)
     }
 
-    fn primary(&mut self) -> Result<Expr, Diagnostic> {
+    fn primary(&mut self) -> Result<Parsed, Diagnostic> {
         let Some(tok) = self.peek().cloned() else {
             return Err(self.error("expression ends too early"));
         };
         match tok {
             Tok::Num(v) => {
                 let span = self.bump().span;
-                Ok(Expr {
-                    kind: ExprKind::Num(v),
-                    span,
-                })
+                self.count(&span)?;
+                self.node(ExprKind::Num(v), span.clone(), 1, span)
             }
             Tok::Ident(name) => {
                 let span = self.bump().span;
+                self.count(&span)?;
                 if self.peek() != Some(&Tok::LParen) {
-                    return Ok(Expr {
-                        kind: ExprKind::Name(name),
-                        span,
-                    });
+                    return self.node(ExprKind::Name(name), span.clone(), 1, span);
                 }
-                let open = self.bump().span;
-                let mut args = Vec::new();
-                if self.peek() != Some(&Tok::RParen) {
-                    loop {
-                        args.push(self.expr()?);
-                        match self.peek() {
-                            Some(Tok::Comma) => {
-                                self.bump();
-                            }
-                            Some(Tok::RParen) => break,
-                            None => {
-                                return Err(Diagnostic::new("unclosed '('", self.source, open)
-                                    .with_hint("add the matching ')'"));
-                            }
-                            _ => return Err(self.error("expected ',' or ')' in the argument list")),
-                        }
-                    }
-                }
-                let end = self.bump().span.end;
-                Ok(Expr {
-                    kind: ExprKind::Call {
-                        func: name,
-                        func_span: span.clone(),
-                        args,
-                    },
-                    span: span.start..end,
-                })
+                self.call(name, span)
             }
             Tok::LParen => {
-                let open = self.bump().span;
+                let open = self.span_here();
+                self.enter()?;
+                self.bump();
                 let inner = self.expr()?;
+                self.leave();
                 match self.peek() {
                     Some(Tok::RParen) => {
                         let end = self.bump().span.end;
-                        Ok(Expr {
-                            kind: inner.kind,
-                            span: open.start..end,
+                        // Parentheses make no node but count as a level, so that the
+                        // levels checked on the way down never exceed the tree's.
+                        let levels = inner.levels + 1;
+                        if levels > MAX_DEPTH {
+                            return Err(self.too_deep(open));
+                        }
+                        Ok(Parsed {
+                            expr: Expr {
+                                kind: inner.expr.kind,
+                                span: open.start..end,
+                            },
+                            levels,
                         })
                     }
                     None => Err(Diagnostic::new("unclosed '('", self.source, open)
@@ -329,13 +464,49 @@ impl Parser<'_> {
             _ => Err(self.error("expected a number, a name or '('")),
         }
     }
+
+    /// `name(arg, ...)`, the name already read (at `span`) and `(` next.
+    fn call(&mut self, name: String, span: Range<usize>) -> Result<Parsed, Diagnostic> {
+        self.enter()?;
+        let open = self.bump().span;
+        let mut args = Vec::new();
+        let mut levels = 0;
+        if self.peek() != Some(&Tok::RParen) {
+            loop {
+                let arg = self.expr()?;
+                levels = levels.max(arg.levels);
+                args.push(arg.expr);
+                match self.peek() {
+                    Some(Tok::Comma) => {
+                        self.bump();
+                    }
+                    Some(Tok::RParen) => break,
+                    None => {
+                        return Err(Diagnostic::new("unclosed '('", self.source, open)
+                            .with_hint("add the matching ')'"));
+                    }
+                    _ => return Err(self.error("expected ',' or ')' in the argument list")),
+                }
+            }
+        }
+        self.leave();
+        let end = self.bump().span.end;
+        let kind = ExprKind::Call {
+            func: name,
+            func_span: span.clone(),
+            args,
+        };
+        self.node(kind, span.start..end, levels + 1, span)
+    }
 }
 
-fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
-    let span = lhs.span.start..rhs.span.end;
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-        span,
+fn inverse(op: BinOp) -> BinOp {
+    match op {
+        BinOp::Add => BinOp::Sub,
+        BinOp::Sub => BinOp::Add,
+        BinOp::Mul => BinOp::Div,
+        BinOp::Div => BinOp::Mul,
+        BinOp::Pow => BinOp::Pow,
     }
 }
 
@@ -408,5 +579,135 @@ mod tests {
         assert!(errs[1].hint.as_deref().unwrap().contains("2*x"));
         assert!(errs[2].message.contains("ends too early"));
         assert!(errs[3].message.contains("expected a name"));
+    }
+
+    fn depth_error(text: &str) -> Diagnostic {
+        parse_expression(&Source::new("t", text)).unwrap_err()
+    }
+
+    /// `levels` nested levels of each kind, the innermost a plain `x`.
+    fn nested(kind: &str, levels: usize) -> String {
+        match kind {
+            "paren" => format!("{}x{}", "(".repeat(levels - 1), ")".repeat(levels - 1)),
+            "call" => format!("{}x{}", "sin(".repeat(levels - 1), ")".repeat(levels - 1)),
+            "neg" => format!("{}x", "-".repeat(levels - 1)),
+            "pow" => vec!["x"; levels].join("^"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses_and_beyond_is_refused_where_it_starts() {
+        let limit = MAX_DEPTH as usize;
+        for kind in ["paren", "call", "neg", "pow"] {
+            let ok = nested(kind, limit);
+            assert!(
+                parse_expression(&Source::new("t", ok.as_str())).is_ok(),
+                "{kind}"
+            );
+            for levels in [limit + 1, 20_000] {
+                let text = nested(kind, levels);
+                let d = depth_error(&text);
+                assert_eq!(
+                    d.message,
+                    format!("expression nested deeper than {MAX_DEPTH} levels"),
+                    "{kind} {levels}"
+                );
+                // It points at one token of the text (an operator, a parenthesis or a name).
+                let (line, col) = d.position().unwrap();
+                assert_eq!(line, 1);
+                assert!(col <= text.len(), "{kind}: column {col}");
+                assert!(d.span.len() <= "sin".len(), "{kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn horner_form_of_degree_30_fits() {
+        let horner = |degree: usize| {
+            let mut e = format!("a{degree}");
+            for k in (0..degree).rev() {
+                e = format!("a{k} + x*({e})");
+            }
+            e
+        };
+        assert!(parse_expression(&Source::new("t", horner(30).as_str())).is_ok());
+        assert!(parse_expression(&Source::new("t", horner(40).as_str())).is_err());
+    }
+
+    #[test]
+    fn unary_plus_makes_no_level() {
+        let text = format!("{}x", "+".repeat(100_000));
+        assert_eq!(parse1(&text), "x");
+    }
+
+    #[test]
+    fn short_chains_are_left_to_right_and_long_ones_are_halved() {
+        assert_eq!(
+            parse1("a-b-c-d-e-f-g-h"),
+            "(((((((a - b) - c) - d) - e) - f) - g) - h)"
+        );
+        // 9 terms: the first 5 then the last 4, with the right half's operators inverted
+        // after the '-' that joins them: a-b+c-d+e - (f-g+h-i).
+        assert_eq!(
+            parse1("a-b+c-d+e-f+g-h+i"),
+            "(((((a - b) + c) - d) + e) - (((f - g) + h) - i))"
+        );
+        assert_eq!(
+            parse1("a/b*c/d*e/f/g*h/i"),
+            "(((((a / b) * c) / d) * e) / (((f * g) / h) * i))"
+        );
+    }
+
+    #[test]
+    fn long_chains_are_shallow_and_keep_their_value() {
+        // 1 - 2 + 3 - ... + 4999: its height is logarithmic, its value that of the sum as
+        // written (exact here: integers).
+        let n = 4_999;
+        let text: String = (1..=n)
+            .map(|k| {
+                format!(
+                    "{}{k}",
+                    if k == 1 {
+                        ""
+                    } else if k % 2 == 0 {
+                        "-"
+                    } else {
+                        "+"
+                    }
+                )
+            })
+            .collect();
+        let src = Source::new("t", text.as_str());
+        let e = parse_expression(&src).unwrap();
+        fn height(e: &Expr) -> usize {
+            match &e.kind {
+                ExprKind::Num(_) | ExprKind::Name(_) => 1,
+                ExprKind::Neg(x) => 1 + height(x),
+                ExprKind::Binary(_, a, b) => 1 + height(a).max(height(b)),
+                ExprKind::Call { args, .. } => 1 + args.iter().map(height).max().unwrap_or(0),
+            }
+        }
+        assert!(height(&e) <= 20, "{}", height(&e));
+        fn value(e: &Expr) -> f64 {
+            match &e.kind {
+                ExprKind::Num(v) => *v,
+                ExprKind::Binary(BinOp::Add, a, b) => value(a) + value(b),
+                ExprKind::Binary(BinOp::Sub, a, b) => value(a) - value(b),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(value(&e), 2_500.0);
+    }
+
+    #[test]
+    fn size_is_limited_where_the_limit_is_passed() {
+        let ok = vec!["x"; MAX_NODES / 2].join("+");
+        assert!(parse_expression(&Source::new("t", ok.as_str())).is_ok());
+        let text = vec!["x"; MAX_NODES].join("+");
+        let d = depth_error(&text);
+        assert!(d.message.contains("more than 10000"), "{}", d.message);
+        // The (MAX_NODES + 1)th node: the '+' after the first 5000 x.
+        assert_eq!(d.span.start, MAX_NODES);
     }
 }

@@ -48,22 +48,21 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
 
     out.push_str(&break_after(system));
     let _ = writeln!(out, "fn rhs(t: real, s: State, p: Params) -> State {{");
+    let mut emitter = Emitter {
+        precision,
+        lets: String::new(),
+        next: 0,
+    };
     for (i, a) in system.aux.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "    let a{i} = {}; // {}",
-            expr(&a.value, precision),
-            a.name
-        );
+        let value = emitter.top(&a.value);
+        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
+        let _ = writeln!(out, "    let a{i} = {value}; // {}", a.name);
     }
     let _ = writeln!(out, "    var d: State;");
     for (i, r) in system.rhs.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "    d.x{i} = {}; // d{}",
-            expr(r, precision),
-            system.states[i].name
-        );
+        let value = emitter.top(r);
+        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
+        let _ = writeln!(out, "    d.x{i} = {value}; // d{}", system.states[i].name);
     }
     out.push_str("    return d;\n}\n");
     out
@@ -123,60 +122,137 @@ fn powi_function(k: u32) -> String {
     format!("fn powi_{k}(x: real) -> real {{\n{body}    return {product};\n}}\n\n")
 }
 
-/// A WGSL expression for a node. Every compound is parenthesised, so WGSL's precedence
-/// rules never matter.
-pub fn expr(n: &Node, precision: Precision) -> String {
-    let expr = |n: &Node| expr(n, precision);
-    match n {
-        Node::Const(v) => literal(*v),
-        Node::State(i) => format!("s.x{i}"),
-        Node::Param(i) => format!("p.p{i}"),
-        Node::Aux(i) => format!("a{i}"),
-        Node::Time => "t".into(),
-        Node::Input(s, at) => format!(
-            "input_value({}u, {}u, {}, {}, {})",
-            s.first,
-            s.sensors,
-            literal(s.t0),
-            literal(s.inverse_spacing()),
-            expr(at)
-        ),
-        Node::Neg(x) => format!("(-{})", expr(x)),
-        Node::Bin(op, a, b) => {
-            let o = match op {
-                BinOp::Add => "+",
-                BinOp::Sub => "-",
-                BinOp::Mul => "*",
-                BinOp::Div => "/",
-                BinOp::Pow => unreachable!("Pow is lowered before emission"),
-            };
-            format!("({} {o} {})", expr(a), expr(b))
-        }
-        Node::PowInt(x, k) => {
-            let base = match k.unsigned_abs() {
-                0 => return "real(1.0)".into(),
-                1 => expr(x),
-                m => format!("powi_{m}({})", expr(x)),
-            };
-            if *k < 0 {
-                format!("(real(1.0) / {base})")
-            } else {
-                base
+/// The most levels of nesting one emitted WGSL expression may have; a deeper subtree is
+/// bound to a `let` first and used by name. naga's WGSL front end recurses on nested
+/// expressions and gives up (or overflows its stack) long before the 100 levels the system
+/// language allows (`parser::MAX_DEPTH`), and drivers have limits of their own; a chain of
+/// `let`s is flat, whatever the depth of the equation. A `let` is only a name for a value,
+/// so the operations and their rounding are the same as inline.
+pub const INLINE_LEVELS: u32 = 8;
+
+/// Emits the expressions of one `rhs` function: `lets` collects the bindings that must
+/// precede the expression being emitted, `next` numbers them (`e0`, `e1`, ...) uniquely
+/// within the function.
+struct Emitter {
+    precision: Precision,
+    lets: String,
+    next: usize,
+}
+
+impl Emitter {
+    /// The WGSL expression of a whole right-hand side or auxiliary; the bindings it needs
+    /// are left in `lets`.
+    fn top(&mut self, n: &Node) -> String {
+        self.expr(n).0
+    }
+
+    /// The WGSL for `n` and its nesting in levels (0 for a name or literal). Every compound
+    /// is parenthesised, so WGSL's precedence rules never matter.
+    fn expr(&mut self, n: &Node) -> (String, u32) {
+        match n {
+            Node::Const(v) => (self.constant(*v), 0),
+            Node::State(i) => (format!("s.x{i}"), 0),
+            Node::Param(i) => (format!("p.p{i}"), 0),
+            Node::Aux(i) => (format!("a{i}"), 0),
+            Node::Time => ("t".into(), 0),
+            Node::Input(s, at) => {
+                let (at, h) = self.operand(at);
+                let text = format!(
+                    "input_value({}u, {}u, {}, {}, {at})",
+                    s.first,
+                    s.sensors,
+                    literal(s.t0),
+                    literal(s.inverse_spacing()),
+                );
+                (text, h + 1)
             }
-        }
-        Node::Call(f, args) => {
-            let a: Vec<String> = args.iter().map(expr).collect();
-            match (f, precision) {
-                (Func::Log10, Precision::F32) => {
-                    format!("(log({}) * real(0.4342944819032518))", a[0])
+            Node::Neg(x) => {
+                let (x, h) = self.operand(x);
+                (format!("(-{x})"), h + 1)
+            }
+            Node::Bin(op, a, b) => {
+                let o = match op {
+                    BinOp::Add => "+",
+                    BinOp::Sub => "-",
+                    BinOp::Mul => "*",
+                    BinOp::Div => "/",
+                    BinOp::Pow => unreachable!("Pow is lowered before emission"),
+                };
+                let (a, ha) = self.operand(a);
+                let (b, hb) = self.operand(b);
+                (format!("({a} {o} {b})"), ha.max(hb) + 1)
+            }
+            Node::PowInt(x, k) => {
+                if *k == 0 {
+                    return ("real(1.0)".into(), 0);
                 }
-                (f, Precision::F64) if f.needs_f64_library() => {
-                    format!("m64_{}({})", f.name(), a.join(", "))
+                let (x, h) = self.operand(x);
+                let base = match k.unsigned_abs() {
+                    1 => x,
+                    m => format!("powi_{m}({x})"),
+                };
+                let text = if *k < 0 {
+                    format!("(real(1.0) / {base})")
+                } else {
+                    base
+                };
+                (text, h + 1)
+            }
+            Node::Call(f, args) => {
+                let mut h = 0;
+                let mut a = Vec::with_capacity(args.len());
+                for arg in args {
+                    let (text, ha) = self.operand(arg);
+                    h = h.max(ha);
+                    a.push(text);
                 }
-                (f, _) => format!("{}({})", f.name(), a.join(", ")),
+                let text = match (f, self.precision) {
+                    (Func::Log10, Precision::F32) => {
+                        format!("(log({}) * real(0.4342944819032518))", a[0])
+                    }
+                    (f, Precision::F64) if f.needs_f64_library() => {
+                        format!("m64_{}({})", f.name(), a.join(", "))
+                    }
+                    (f, _) => format!("{}({})", f.name(), a.join(", ")),
+                };
+                (text, h + 1)
             }
         }
     }
+
+    /// A folded constant as this precision holds it. f32 kernels get the f32 value: WGSL
+    /// refuses a literal that f32 cannot represent (`sinh(128)` folds to 1.9e55, `exp(-800)`
+    /// to 0 in f64 but 1e-300 is no f32), and f32 arithmetic would have given the rounded
+    /// value (infinity, zero) anyway.
+    fn constant(&self, v: f64) -> String {
+        match self.precision {
+            Precision::F32 => literal(v as f32 as f64),
+            Precision::F64 => literal(v),
+        }
+    }
+
+    /// A child of a node: inline when shallow, else bound to a `let` and used by name.
+    fn operand(&mut self, n: &Node) -> (String, u32) {
+        let (text, levels) = self.expr(n);
+        if levels < INLINE_LEVELS {
+            return (text, levels);
+        }
+        let name = format!("e{}", self.next);
+        self.next += 1;
+        let _ = writeln!(self.lets, "    let {name} = {text};");
+        (name, 0)
+    }
+}
+
+/// The WGSL for one node, with the `let` bindings it needs before it (see `INLINE_LEVELS`).
+pub fn expr(n: &Node, precision: Precision) -> (String, String) {
+    let mut emitter = Emitter {
+        precision,
+        lets: String::new(),
+        next: 0,
+    };
+    let text = emitter.top(n);
+    (emitter.lets, text)
 }
 
 /// A literal that WGSL parses as the same number (shortest round-trip form); non-finite
@@ -221,5 +297,43 @@ mod tests {
         assert!(w.contains("return q0 * q2;"), "{w}");
         assert!(w.contains("(real(1.0) / powi_2(s.x0))"), "{w}");
         assert!(!w.contains("pow("), "{w}");
+    }
+
+    #[test]
+    fn constants_beyond_f32_and_deep_nesting_give_valid_kernels() {
+        use crate::gpu::shader::validate;
+        use crate::ode::Solver;
+        use crate::ode::kernel::fixed_step_wgsl;
+        let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
+        let eqs = format!(
+            "dx = sinh(128) - sinh(128) * x + 1e-38 * exp(-800) + 3e-42 + x*1e-45 + exp(-740)*x\ndy = {deep}\n"
+        );
+        let s = System::from_equations("c", &[("x", 1.0), ("y", 0.0)], &[], &eqs).unwrap();
+        for precision in [Precision::F32, Precision::F64] {
+            let f64 = precision == Precision::F64;
+            let wgsl = fixed_step_wgsl(&s, &Solver::Rk4.step_tableau(), 64, precision).unwrap();
+            validate("constants", &wgsl, f64).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // No emitted expression nests deeper than INLINE_LEVELS calls.
+        let w = emit_system(&s, Precision::F32);
+        assert!(w.contains("let e0 = "), "{w}");
+        let most = w.lines().map(|l| l.matches("sin(").count()).max().unwrap();
+        assert!(most <= INLINE_LEVELS as usize, "{most}");
+    }
+
+    #[test]
+    fn constant_operands_reach_no_math_function() {
+        // naga evaluates calls of constants at compile time and has no f64 versions of
+        // most math functions: `sqrt(real(1.0))` failed an f64 kernel.
+        use crate::gpu::shader::validate;
+        use crate::ode::Solver;
+        use crate::ode::kernel::fixed_step_wgsl;
+        let eqs = "c = 2*pi\nh = c\ndx = sqrt(x^0) + sin(c)*x + exp(h) + pow(2, x^0) + sqrt(c) + abs(h)*floor(c)\n";
+        let s = System::from_equations("k", &[("x", 1.0)], &[], eqs).unwrap();
+        for precision in [Precision::F32, Precision::F64] {
+            let f64 = precision == Precision::F64;
+            let wgsl = fixed_step_wgsl(&s, &Solver::Rk4.step_tableau(), 64, precision).unwrap();
+            validate("constant operands", &wgsl, f64).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
