@@ -40,7 +40,9 @@ impl Model {
         // weight would answer every prediction with a finite-looking wrong number or NaN.
         let named = params.named();
         crate::nn::checkpoint::check_weights(
-            named.iter().map(|(name, _, values)| (name.as_str(), *values)),
+            named
+                .iter()
+                .map(|(name, _, values)| (name.as_str(), *values)),
             "the model",
         )
         .map_err(|e| EngineError::BadInput(e.to_string()))?;
