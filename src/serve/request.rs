@@ -46,7 +46,6 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
     let system = system(map.remove("system"))?;
     let request = body.clone();
     let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
-    refuse_huge_save_grid(&spec)?;
     problem_for_system(system, &spec).map_err(|e| match e {
         SpecError::Input(m) => {
             let field = field_of_message(&m, &request);
@@ -58,33 +57,6 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
         }
         SpecError::Diagnostics(d) => ApiError::from_diagnostics("system", &d),
     })
-}
-
-/// Most save times a `saveat` grid may ask for (80 MB of times alone; the results limit
-/// refuses far fewer for any real ensemble).
-pub const MAX_SAVE_TIMES: f64 = 1e7;
-
-/// A `saveat = "t0:dt:t1"` grid is counted before it is built: `0:1e-12:1` would allocate
-/// terabytes while the spec is read, before any size check could run.
-fn refuse_huge_save_grid(spec: &RunSpec) -> Result<(), ApiError> {
-    let Some(toml::Value::String(text)) = &spec.saveat else {
-        return Ok(());
-    };
-    let parts: Vec<f64> = text
-        .split(':')
-        .filter_map(|p| p.trim().parse().ok())
-        .collect();
-    if let [lo, step, hi] = parts[..] {
-        let count = (hi - lo) / step;
-        if step > 0.0 && count > MAX_SAVE_TIMES {
-            return Err(ApiError::invalid(format!(
-                "saveat '{text}' asks for {count:.3e} save times; a request may ask for at \
-                 most {MAX_SAVE_TIMES:.0e}"
-            ))
-            .field("saveat"));
-        }
-    }
-    Ok(())
 }
 
 /// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the
