@@ -1,42 +1,12 @@
 //! The `phaseflow` binary as a user meets it: exit codes, one clear error message, nothing
 //! half-written, and .npy files with the documented shapes.
 
+mod common;
+use common::cli::{assert_input_error, phaseflow, stderr, stdout, temp_dir};
+
 use phaseflow::io::read_matrix;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn phaseflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Asserts exit code 2 and a single clear message containing `expected`, no panic.
-fn assert_input_error(o: &Output, expected: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(expected), "expected '{expected}' in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-}
+use std::process::Command;
 
 /// The npy header's shape, e.g. "(3, 100, 2)".
 fn npy_shape(path: &Path) -> String {

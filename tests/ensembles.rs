@@ -270,3 +270,49 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
         assert_eq!(whole.status, sol.status, "ring {ring}");
     }
 }
+
+/// Small ensembles over long spans: one trajectory may run a whole window of steps in one
+/// invocation, and lavapipe ends an invocation's loops after 65,535 iterations in all, so a
+/// window of 10^5 steps used to stop early and leave the trajectory unfinished. Every
+/// trajectory must finish, on the closed form, and a save every step past 2^14 saves must
+/// hold the twin's values.
+#[test]
+fn small_ensembles_over_long_spans_finish() {
+    let s = system("harmonic");
+    // 10^5 steps of 1e-3 with RK4: x = cos(100), y = -sin(100) to the method's 1e-13 error
+    // plus f32 rounding over 10^5 steps (about 1e-3 here).
+    let p = problem(
+        s.clone(),
+        Solver::Rk4,
+        100.0,
+        1e-3,
+        Save::Final,
+        Ensemble::new(&s, 1),
+    );
+    let sol = run(&p);
+    assert_eq!(sol.status, vec![Status::Success]);
+    let end = sol.final_state(0);
+    assert!((end[0] - 100f64.cos()).abs() < 5e-3, "{end:?}");
+    assert!((end[1] + 100f64.sin()).abs() < 5e-3, "{end:?}");
+
+    // 20,000 steps saved every step.
+    let p = problem(
+        s.clone(),
+        Solver::Rk4,
+        20.0,
+        1e-3,
+        Save::Every(1),
+        Ensemble::new(&s, 3),
+    );
+    let sol = run(&p);
+    assert!(sol.status.iter().all(|&st| st == Status::Success));
+    let (cpu, _) = cpu_twin(&p, 2);
+    for slot in [16_384, 16_385, 20_000] {
+        let got = sol.state(slot, 2);
+        assert!(
+            (got[0] - cpu[slot * 2]).abs() < 1e-3 && (got[1] - cpu[slot * 2 + 1]).abs() < 1e-3,
+            "slot {slot}: {got:?} vs {:?}",
+            &cpu[slot * 2..slot * 2 + 2]
+        );
+    }
+}

@@ -4,27 +4,12 @@
 //! progress that moves inside one chunk, and contradictions and oversized requests refused
 //! before any work.
 
+mod common;
+use common::cli::{assert_input_error, phaseflow, stderr, temp_dir};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-fn phaseflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-runs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::process::{Child, Command, Stdio};
 
 fn run_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
@@ -35,17 +20,6 @@ fn npy_data(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();
     let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     bytes[10 + header..].to_vec()
-}
-
-/// Asserts exit code 2 and one clear message containing `expected`, no panic.
-fn assert_input_error(o: &Output, expected: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(expected), "expected '{expected}' in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
 }
 
 /// A run of 8 chunks of 2,048 trajectories with saves and per-trajectory statistics,
@@ -376,6 +350,17 @@ fn output_onto_a_run_needs_overwrite_and_leaves_no_stale_files() {
     names.sort();
     assert_eq!(names, ["run.json", "states.npy", "status.npy", "times.npy"]);
     assert_eq!(run_json(&out)["n"], 8);
+
+    // --overwrite removes only a run's own files: a directory that also holds the user's
+    // files (or a folder) is refused whole, and everything in it stays.
+    std::fs::write(out.join("thesis.tex"), "mine").unwrap();
+    std::fs::create_dir(out.join("data")).unwrap();
+    let before = std::fs::read(out.join("run.json")).unwrap();
+    let o = phaseflow(&[&second[..], &["--overwrite"]].concat());
+    assert_input_error(&o, "not a file of a phaseflow run");
+    assert_eq!(std::fs::read(out.join("thesis.tex")).unwrap(), b"mine");
+    assert!(out.join("data").is_dir() && out.join("states.npy").exists());
+    assert_eq!(std::fs::read(out.join("run.json")).unwrap(), before);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

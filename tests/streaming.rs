@@ -3,28 +3,15 @@
 //! computation, and a full disk reported before any work.
 
 mod common;
+use common::cli::{phaseflow, temp_dir};
 use common::{gpu, system};
 use phaseflow::io::read_matrix;
 use phaseflow::ode::{
     self, AdaptiveProblem, Axis, Control, Ensemble, Parameters, Precision, RunOptions, SaveAt,
     Solver, StateValues, Tolerance,
 };
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn phaseflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-stream-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
+use std::process::Command;
 
 /// The data bytes of an .npy file (after its header).
 fn npy_data(path: &Path) -> Vec<u8> {

@@ -4,43 +4,13 @@
 //! directory, the test file never chosen on, and a checkpoint never lost to a picture.
 //! Runs are tiny (tens of iterations) so the file stays fast on a software GPU.
 
+mod common;
+use common::cli::{assert_input_error, phaseflow, stderr, stdout, temp_dir};
+
 use phaseflow::nn::deeponet_data::{antiderivative, write_aligned};
 use phaseflow::nn::{Optimizer, OptimizerError, Schedule};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn phaseflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-hard-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Exit 2, one message containing `expected`, no panic or backtrace.
-fn assert_input_error(o: &Output, expected: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains(expected), "expected '{expected}' in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-}
 
 /// An antiderivative data set (20 sensors, 20 points) of `functions` functions.
 fn data(dir: &Path, name: &str, functions: usize, seed: u64) -> PathBuf {

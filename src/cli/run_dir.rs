@@ -262,9 +262,43 @@ impl ResumePoint {
     }
 }
 
+/// Every file `simulate -o` writes into a run directory; with their temporary forms
+/// (`.NAME.writing`, `.NAME.partial`) these are all that `--overwrite` may remove.
+const RUN_FILES: [&str; 15] = [
+    "run.json",
+    SYSTEM_FILE,
+    PARAMS_FILE,
+    U0_FILE,
+    INPUTS_FILE,
+    "times.npy",
+    "states.npy",
+    "status.npy",
+    "stats.npy",
+    "trajectory_min.npy",
+    "trajectory_max.npy",
+    "trajectory_mean.npy",
+    "ensemble_mean.npy",
+    "ensemble_var.npy",
+    "ensemble_count.npy",
+];
+
+/// Whether `name` is a file a run writes, finished or under its temporary name.
+fn is_run_file(name: &str) -> bool {
+    let base = name
+        .strip_prefix('.')
+        .and_then(|n| {
+            n.strip_suffix(".writing")
+                .or_else(|| n.strip_suffix(".partial"))
+        })
+        .unwrap_or(name);
+    RUN_FILES.contains(&base)
+}
+
 /// The output directory of a new run. A directory that holds a run (a run.json) is refused
-/// unless `overwrite`, which removes it as a whole first, so that no file of the old run
-/// stays beside the new one. Returns the directory and whether it was created here.
+/// unless `overwrite`, which removes the old run's files first, so that none of them stays
+/// beside the new run. `--overwrite` removes only files a run writes: a directory holding
+/// anything else (the user's own files, a folder) is refused whole, and nothing is removed.
+/// Returns the directory and whether it was created here.
 pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), CliError> {
     if dir.join("run.json").exists() {
         if !overwrite {
@@ -276,16 +310,39 @@ pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), CliErro
                 dir.display()
             )));
         }
-        std::fs::remove_dir_all(dir).map_err(|e| {
-            CliError::Input(format!(
-                "--overwrite: cannot remove the old run in '{}': {e}",
-                dir.display()
-            ))
-        })?;
+        remove_old_run(dir)?;
     }
     let created = !dir.exists();
     let out = OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?;
     Ok((out, created))
+}
+
+/// Removes the run files of `dir` after checking that it holds nothing else.
+fn remove_old_run(dir: &Path) -> Result<(), CliError> {
+    let failed = |e: std::io::Error| {
+        CliError::Input(format!(
+            "--overwrite: cannot remove the old run in '{}': {e}",
+            dir.display()
+        ))
+    };
+    let mut run_files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().map_err(failed)?.is_file();
+        if !is_file || !is_run_file(&name) {
+            return Err(CliError::Input(format!(
+                "--overwrite: '{}' holds '{name}', which is not a file of a phaseflow run, so \
+                 nothing was removed; move your own files out or give another -o",
+                dir.display()
+            )));
+        }
+        run_files.push(entry.path());
+    }
+    for path in run_files {
+        std::fs::remove_file(path).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// Removes what a new run wrote before its first chunk (run.json, the copied inputs, the

@@ -181,7 +181,8 @@ pub struct SimulateArgs {
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// With -o: replace the run already in DIR as a whole (every file of the old run goes)
+    /// With -o: replace the run already in DIR as a whole (every file of the old run goes;
+    /// a DIR that also holds files a run does not write is refused, nothing removed)
     #[arg(long)]
     overwrite: bool,
 

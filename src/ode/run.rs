@@ -165,6 +165,14 @@ const MAX_HOST_OUTPUT: u64 = 16 << 30;
 /// Dispatch windows recorded into one submission at most; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
 
+/// Steps per dispatch window at most, whatever the chunk: lavapipe (llvmpipe) ends any loop
+/// of an invocation after 65,535 iterations in all, counted across every loop of the
+/// shader, and a step with a save every step costs about four. A longer window left a small
+/// ensemble's trajectories silently unfinished (one trajectory of 10^5 steps stopped at
+/// 65,535). 8,192 keeps a 2x margin there, and on a GPU it only bounds one thread's
+/// sequential work per dispatch (a dispatch per 8,192 steps costs microseconds).
+pub const MAX_WINDOW_STEPS: u32 = 8192;
+
 /// Trajectory-steps per submission at most (about a third of a second on a CPU adapter,
 /// milliseconds on a GPU), so that a cancelled run stops soon, concurrent runs take turns
 /// often and progress moves within a chunk (it is told as each submission finishes).
@@ -408,7 +416,8 @@ pub fn run_into(
     // Windows of the largest chunk: smaller chunks get longer windows, so never more.
     let max_len = |chunk_len: usize| {
         (options.steps_per_dispatch / chunk_len as u64)
-            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64) as u32
+            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
+            .min(MAX_WINDOW_STEPS as u64) as u32
     };
     let batches: Vec<Range<usize>> = plan.batches(save_plan.n_slots()).collect();
     let largest = plan.chunk.min(n);

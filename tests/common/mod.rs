@@ -84,4 +84,5 @@ pub fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
     );
 }
 
+pub mod cli;
 pub mod fuzz;
