@@ -534,6 +534,12 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
         let mut axes = Vec::new();
         for (name, v) in &spec.sweep {
             let i = lookup(&param_names, name, "parameter", "--sweep", &sname)?;
+            // A fixed value for a swept parameter would be silently replaced by the sweep.
+            if spec.param.contains_key(name) {
+                return Err(SpecError::Input(format!(
+                    "--sweep {name} and --param {name} both set parameter '{name}'; give one"
+                )));
+            }
             let what = format!("--sweep {name}");
             axes.push(axis(i, &numbers(v, &what)?, &what, spec.sweep.len() > 1)?);
         }

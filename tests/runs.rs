@@ -566,10 +566,14 @@ fn oversized_requests_are_refused_with_their_size() {
 fn contradictions_are_refused() {
     let base = ["simulate", "lorenz", "-n", "4", "--tspan", "0:1"];
     let adaptive = [&base[..], &["--solver", "tsit5"]].concat();
-    let cases: [(Vec<&str>, &str); 8] = [
+    let cases: [(Vec<&str>, &str); 9] = [
         (
             [&base[..], &["--sweep", "rho=0:1", "--sweep", "rho=0:2"]].concat(),
             "--sweep rho is given twice",
+        ),
+        (
+            [&base[..], &["--sweep", "rho=0:50", "--param", "rho=3"]].concat(),
+            "--sweep rho and --param rho both set parameter 'rho'",
         ),
         (
             [&base[..], &["--param", "rho=1", "--param", "rho=2"]].concat(),

@@ -185,7 +185,11 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
     let dir = temp_dir("fit-range");
     let out = dir.join("out");
     let o = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["--lr", "-1"],
+            "--lr must be a positive, finite number; got -1",
+        ),
         (
             &["--hidden", "100000,100000"],
             "10013100065 parameters (74.6 GiB",
@@ -233,6 +237,18 @@ fn fit_refuses_nan_zero_and_out_of_range_settings_before_any_work() {
         assert_input_error(&fit(&all), &format!("{flag} is for --"));
         assert!(!out.exists());
     }
+    // A run that diverges is a failure (exit 1), and writes no checkpoint nothing would load.
+    let o_run = fit(&["--lr", "1e30", "--steps", "10", "-o", o]);
+    assert_eq!(o_run.status.code(), Some(1), "{}", stderr(&o_run));
+    assert!(
+        stderr(&o_run).contains("training diverged"),
+        "{}",
+        stderr(&o_run)
+    );
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "a diverged network was written"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -50,7 +50,7 @@ enum InitArg {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["expr", "data", "image"])))]
+#[command(allow_negative_numbers = true, group(clap::ArgGroup::new("target").required(true).args(["expr", "data", "image"])))]
 pub struct FitArgs {
     /// An expression of x (and y, z with --inputs 2 or 3), e.g.
     /// 'sin(2*pi*3*x) + 0.5*sin(2*pi*17*x)'
@@ -456,6 +456,17 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         !interrupt::requested()
     })?;
     let interrupted = report.steps < args.steps;
+    // A diverged network is no result: every loader refuses NaN weights, so writing it would
+    // only hand the user a checkpoint that nothing accepts.
+    let diverged = report.curve.last().is_some_and(|c| !c.1.is_finite())
+        || report.params.flat().iter().any(|v| !v.is_finite());
+    if diverged {
+        return Err(CliError::Runtime(format!(
+            "training diverged: the loss or the weights are not finite after {} steps, so \
+             nothing was written; try a smaller --lr (it was {})",
+            report.steps, args.lr
+        )));
+    }
     let samples_per_s = report.steps as f64 * per_step as f64 / report.seconds;
     let test = match &data.test {
         Some((x, y)) => {

@@ -9,8 +9,8 @@ use super::run_dir::{self, FreshRunGuard, ResumePoint};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::{
-    self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Tally,
-    Tolerance, run_on_devices,
+    self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Status,
+    Tally, Tolerance, run_on_devices,
 };
 use crate::schedule::PlanCaps;
 use crate::schedule::plan::interruptible_chunk;
@@ -555,11 +555,19 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     };
     progress.finish();
     let stats = stats?;
-    let complete = stats.completed == n;
+    // A run counts as complete only when every trajectory it ran came back with a final
+    // status: one still "not run" after its chunk was done is a failure of the run (a driver
+    // that cut a dispatch short, an edited resume), never a result to label complete.
+    let unfinished = tally.status[Status::Running as usize];
+    let complete = stats.completed == n && unfinished == 0;
 
     let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
     summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
-    summary["state"] = json!(if complete { "complete" } else { "interrupted" });
+    summary["state"] = json!(match (complete, unfinished) {
+        (true, _) => "complete",
+        (false, 0) => "interrupted",
+        (false, _) => "failed",
+    });
     summary["complete"] = json!(complete);
     summary["trajectories_done"] = json!(stats.completed);
     summary["fingerprint"] = json!(fingerprint);
@@ -581,6 +589,13 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             times.len(),
             spec.out.as_deref(),
         );
+    }
+    if unfinished > 0 && stats.completed == n {
+        return Err(CliError::Runtime(format!(
+            "{unfinished} of {n} trajectories came back unfinished (status \"not run\") although \
+             their chunks were done, so the run is marked \"failed\", not complete; this is a \
+             phaseflow or driver bug: please report it with run.json and `phaseflow info --json`"
+        )));
     }
     if !complete {
         let how = match spec.out.as_deref() {
