@@ -610,7 +610,10 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
 
     // Server: 422 whose where.field is the value's JSON path.
     let dir = temp_dir("nan");
-    let server = Server::start(config(&dir, None)).unwrap();
+    // Answers of at most 1,000 values (24 JSON bytes each), to test the size refusal.
+    let mut small_answers = config(&dir, None);
+    small_answers.limits.max_json_bytes = 24 * 1000;
+    let server = Server::start(small_answers).unwrap();
     let addr = server.addr();
     let bytes = save_deeponet_bytes(&arch, &params, &[]).unwrap();
     let (status, _) = exchange(addr, &request("POST", "/v1/models?name=m", &[], &bytes));
@@ -631,6 +634,30 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     );
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["error"]["where"]["field"], "y[1]", "{v}");
+    // An answer larger than the limit is refused before any device work; one at the
+    // limit is answered.
+    let points: Vec<f64> = (0..500).map(|k| k as f64 / 500.0).collect();
+    let functions = vec![vec![0.0, 0.1, 0.2, 0.3]; 3];
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/m/predict",
+        Some(json!({"u": functions, "y": points})),
+    );
+    assert_eq!(status, 422, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1500 values") && message.contains("at most 1000"),
+        "{v}"
+    );
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/m/predict",
+        Some(json!({"u": functions[..2], "y": points})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["values"].as_array().unwrap().len(), 1000);
     server.stop();
 
     // CLI: exit 2, naming the file, row and column.

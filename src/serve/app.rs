@@ -655,8 +655,33 @@ pub async fn predict(
     let request = json_body(&body)?;
     let (u, y) = prediction_inputs(&request, model.arch())?;
     let shape = [u.rows, y.rows, model.arch().outputs];
+    refuse_large_prediction(shape, app.limits.max_json_bytes)?;
     let values = model.predict(u, y).await?;
     Ok(Json(json!({ "shape": shape, "values": values })).into_response())
+}
+
+/// Bytes a predicted value takes in the JSON answer at most (`-1.2345678901234567e-300,`).
+const JSON_BYTES_PER_VALUE: u64 = 24;
+
+/// A prediction's answer is spelled out as JSON, functions × points × outputs values: a small
+/// body (a few functions, many points) could otherwise ask for gigabytes of answer. Refused
+/// (422) above `max_json_bytes`, with the count, before any device work.
+fn refuse_large_prediction(shape: [usize; 3], max_json_bytes: u64) -> Result<(), ApiError> {
+    let values = shape
+        .iter()
+        .map(|&d| d as u64)
+        .fold(1u64, u64::saturating_mul);
+    let most = max_json_bytes / JSON_BYTES_PER_VALUE;
+    if values > most {
+        return Err(ApiError::invalid(format!(
+            "this prediction would answer {} functions × {} points × {} outputs = {values} \
+             values; one request may ask for at most {most}: send fewer functions or points \
+             per request",
+            shape[0], shape[1], shape[2]
+        ))
+        .field("y"));
+    }
+    Ok(())
 }
 
 pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
