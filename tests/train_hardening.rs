@@ -481,7 +481,8 @@ fn train_with_a_test_file_never_chooses_on_it() {
                  [train]\niterations = 60\nevaluate_every = 10\nlr = 0.01\n"
             ),
         );
-        let o = train(&c, &[]);
+        // The second configuration replaces the first one's results.
+        let o = train(&c, &["--overwrite"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let text = stdout(&o);
         assert_eq!(text.matches("test MSE").count(), 6, "{text}");
@@ -666,5 +667,30 @@ fn full_disks_are_found_before_the_work() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(disk.join("small/model.safetensors").is_file());
     drop(_mounted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `-o` onto an earlier result is refused unless --overwrite, which replaces the command's
+/// own files and leaves the user's alone.
+#[test]
+fn output_onto_earlier_results_needs_overwrite() {
+    let dir = temp_dir("fit-overwrite");
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let first = fit(&["--steps", "5", "-o", o]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+
+    let again = fit(&["--steps", "7", "-o", o]);
+    assert_input_error(&again, "holds earlier results");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary);
+
+    let replaced = fit(&["--steps", "7", "-o", o, "--overwrite"]);
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(v["steps"], 7);
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -146,6 +146,9 @@ pub struct FitArgs {
     /// Write the checkpoint, curves and pictures into this directory
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// With -o: replace the results of an earlier run in DIR
+    #[arg(long, requires = "out")]
+    overwrite: bool,
     /// Print a JSON summary instead of text
     #[arg(long)]
     json: bool,
@@ -412,11 +415,10 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     // Proven writable, with room for the results, before any work.
     let estimate = output_estimate(args, &data, &start, log_every);
     let mut out = match &args.out {
-        Some(dir) => Some(super::space::output_dir(
-            dir,
-            estimate,
-            "the checkpoint and pictures",
-        )?),
+        Some(dir) => Some({
+            super::space::refuse_earlier_results(dir, args.overwrite, &FILES)?;
+            super::space::output_dir(dir, estimate, "the checkpoint and pictures")?
+        }),
         None => None,
     };
     let ctx = GpuContext::new(choice)?;
@@ -526,6 +528,16 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+/// Every file `fit -o` may write (what `--overwrite` removes).
+const FILES: [&str; 6] = [
+    "model.safetensors",
+    "loss.csv",
+    "summary.json",
+    "loss.png",
+    "reconstruction.png",
+    "fit.png",
+];
 
 fn plural(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })

@@ -40,6 +40,9 @@ pub struct GenerateArgs {
     /// Output directory (overrides `out` in the config)
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Replace the results of an earlier run in the output directory
+    #[arg(long)]
+    overwrite: bool,
     /// Print the summary as JSON instead of text
     #[arg(long)]
     json: bool,
@@ -294,6 +297,11 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let estimate = disk_estimate(&train_spec, config.points_per_function)
         + test_spec.as_ref().map_or(0, |t| disk_estimate(t, None))
         + (16 << 10);
+    super::space::refuse_earlier_results(
+        &out_path,
+        args.overwrite,
+        &["train.npz", "test.npz", "summary.json"],
+    )?;
     let mut out = super::space::output_dir(&out_path, estimate, "the data sets")?;
     let ctx = GpuContext::new(choice)?;
     interrupt::install_handler();

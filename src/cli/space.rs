@@ -87,6 +87,38 @@ pub fn output_dir(dir: &Path, estimate: u64, what: &str) -> Result<OutputDir, Cl
     Err(CliError::Input(message))
 }
 
+/// Refuses `-o DIR` onto an earlier result: a DIR holding a `summary.json` or a `run.json`
+/// (what every phaseflow command leaves) would otherwise be overwritten in part, old files
+/// beside new. With `overwrite`, the files this command writes (`own`) are removed first and
+/// nothing else is touched.
+pub fn refuse_earlier_results(dir: &Path, overwrite: bool, own: &[&str]) -> Result<(), CliError> {
+    let earlier = ["summary.json", "run.json"]
+        .iter()
+        .any(|name| dir.join(name).is_file());
+    if !earlier {
+        return Ok(());
+    }
+    if !overwrite {
+        return Err(CliError::Input(format!(
+            "'{}' holds earlier results (a summary.json or run.json); give another -o, or \
+             --overwrite to replace them",
+            dir.display()
+        )));
+    }
+    for name in own {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CliError::Input(format!(
+                    "--overwrite: cannot remove '{}': {e}",
+                    dir.join(name).display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Physical memory of this machine, where the system says.
 pub fn physical_memory() -> Option<u64> {
     // SAFETY: sysconf reads no memory of ours.

@@ -60,6 +60,9 @@ pub struct DeepONetArgs {
     /// Output directory (overrides `out` in the config)
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// With -o (or the config's `out`): replace the results of an earlier run there
+    #[arg(long)]
+    overwrite: bool,
     /// Training iterations in all (overrides [train] iterations in the config)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     iterations: Option<u32>,
@@ -244,6 +247,17 @@ fn batch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Err
         ))
     }
 }
+
+/// Every file `train deeponet` may write into its output directory (what `--overwrite`
+/// removes).
+const FILES: [&str; 6] = [
+    "model.safetensors",
+    "state.safetensors",
+    "history.csv",
+    "summary.json",
+    "loss.png",
+    "prediction.png",
+];
 
 fn read_config(path: &Path) -> Result<Config, CliError> {
     let mut config: Config = read_toml(path)?;
@@ -591,6 +605,9 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         None => None,
     };
     let out_path = output_path(args, &config)?;
+    if args.resume.is_none() {
+        super::space::refuse_earlier_results(&out_path, args.overwrite, &FILES)?;
+    }
     let start =
         DeepONetParams::init(&arch, init, m.seed).map_err(|e| CliError::Input(e.to_string()))?;
     // Proven writable, with room for the results, before any work.
