@@ -195,7 +195,8 @@ pub struct SimulateArgs {
     workgroup_size: u32,
 
     /// Most trajectories per chunk (performance only; results do not change) [default: as
-    /// many as fit, but about 2^31 trajectory-steps at most, so that Ctrl-C loses little]
+    /// many as fit, but about 2^31 trajectory-steps at most (and at least 4,096
+    /// trajectories), so that Ctrl-C loses little]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     chunk: Option<usize>,
 
