@@ -708,7 +708,16 @@ pub const MAX_URI_BYTES: usize = 8 << 10;
 /// into a 500, every error body made the documented JSON, and the count by status.
 pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let response = match refuse_early(&app, &request) {
-        Some(refusal) => refusal.into_response(),
+        Some(refusal) => {
+            // The request's body (if any) stays unread, so this connection cannot carry
+            // another request: saying so keeps a client from reusing it for its next one.
+            let mut response = refusal.into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
         None => match CatchPanic(Box::pin(within_connection(next, request))).await {
             Ok(response) => as_json_error(response).await,
             Err(panic) => internal_error(&*panic).into_response(),
