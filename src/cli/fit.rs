@@ -465,7 +465,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     if diverged {
         return Err(CliError::Runtime(format!(
             "training diverged: the loss or the weights are not finite after {} steps, so \
-             nothing was written; try a smaller --lr (it was {})",
+             nothing was written; try a smaller --lr (it was {:e})",
             report.steps, args.lr
         )));
     }

@@ -45,10 +45,6 @@ impl Checkpoint {
 }
 
 impl Sink for Checkpoint {
-    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
-        Ok(())
-    }
-
     fn chunk_done(
         &mut self,
         chunk: Range<usize>,

@@ -6,7 +6,6 @@
 //! prints one plain line per update to stderr instead, whatever stderr is (for logs and
 //! tests); `PHASEFLOW_PROGRESS=off` shows nothing.
 
-use crate::ode::device::SaveBatch;
 use crate::ode::{ProgressHook, Sink, SinkError, Status, StepCounts, Tick};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -139,10 +138,6 @@ impl Progress {
 }
 
 impl Sink for Progress {
-    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
-        Ok(())
-    }
-
     fn chunk_done(
         &mut self,
         chunk: Range<usize>,

@@ -560,14 +560,15 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     // status: one still "not run" after its chunk was done is a failure of the run (a driver
     // that cut a dispatch short, an edited resume), never a result to label complete.
     let unfinished = tally.status[Status::Running as usize];
-    let complete = stats.completed == n && unfinished == 0;
+    let failed = stats.completed == n && unfinished > 0;
+    let complete = stats.completed == n && !failed;
 
     let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
     summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
-    summary["state"] = json!(match (complete, unfinished) {
+    summary["state"] = json!(match (complete, failed) {
         (true, _) => "complete",
-        (false, 0) => "interrupted",
-        (false, _) => "failed",
+        (false, true) => "failed",
+        (false, false) => "interrupted",
     });
     summary["complete"] = json!(complete);
     summary["trajectories_done"] = json!(stats.completed);
@@ -591,7 +592,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             spec.out.as_deref(),
         );
     }
-    if unfinished > 0 && stats.completed == n {
+    if failed {
         return Err(CliError::Runtime(format!(
             "{unfinished} of {n} trajectories came back unfinished (status \"not run\") although \
              their chunks were done, so the run is marked \"failed\", not complete; this is a \

@@ -624,10 +624,6 @@ impl Inner {
 struct ProgressSink<'a>(&'a JobShared);
 
 impl Sink for ProgressSink<'_> {
-    fn saves(&mut self, _: &crate::ode::device::SaveBatch) -> Result<(), SinkError> {
-        Ok(())
-    }
-
     fn chunk_done(
         &mut self,
         chunk: Range<usize>,

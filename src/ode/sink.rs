@@ -22,8 +22,11 @@ pub enum SinkError {
 
 pub trait Sink {
     /// One batch of save slots of one chunk, in the device layout (see `SaveBatch`).
-    /// Batches of a chunk arrive in slot order; chunks arrive in trajectory order.
-    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError>;
+    /// Batches of a chunk arrive in slot order; chunks arrive in trajectory order. Sinks
+    /// that only follow chunks (tallies, progress, checkpoints) keep this default.
+    fn saves(&mut self, _batch: &SaveBatch) -> Result<(), SinkError> {
+        Ok(())
+    }
 
     /// A chunk has finished: its statuses, and its step counts for adaptive runs. Comes
     /// after all of the chunk's batches.
@@ -141,10 +144,6 @@ pub struct Tally {
 }
 
 impl Sink for Tally {
-    fn saves(&mut self, _: &SaveBatch) -> Result<(), SinkError> {
-        Ok(())
-    }
-
     fn chunk_done(
         &mut self,
         _: Range<usize>,
