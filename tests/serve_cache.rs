@@ -212,3 +212,47 @@ fn a_thousand_distinct_systems_keep_the_cache_and_memory_bounded() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The cache inside one context: distinct kernels miss, repeats hit, the least recently
+/// used is evicted past the capacity, and a pipeline still held outlives its eviction.
+#[test]
+fn a_context_counts_hits_misses_and_evictions() {
+    let ctx = common::gpu();
+    ctx.set_pipeline_cache_capacity(2);
+    let before = ctx.pipeline_cache_stats();
+    let layout = ctx
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[],
+            immediate_size: 0,
+        });
+    let kernel = |k: u32| {
+        let wgsl = format!(
+            "var<workgroup> w: u32;\n@compute @workgroup_size(1)\nfn main() {{ w = {k}u; }}\n"
+        );
+        ctx.pipeline("cache test", &wgsl, &layout, false).unwrap()
+    };
+    let first = kernel(1);
+    kernel(2);
+    kernel(1); // a hit; 2 is now the least recently used
+    kernel(3); // evicts 2
+    kernel(1); // still cached
+    kernel(2); // compiled again, evicting 3
+    let s = ctx.pipeline_cache_stats();
+    assert_eq!(s.capacity, 2);
+    assert_eq!(s.entries, 2);
+    assert_eq!(s.hits - before.hits, 2, "{s:?}");
+    assert_eq!(s.misses - before.misses, 4, "{s:?}");
+    assert_eq!(s.evictions - before.evictions, 2, "{s:?}");
+    // A pipeline held by its user stays usable whatever the cache did.
+    ctx.set_pipeline_cache_capacity(1);
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&first);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    ctx.queue.submit([encoder.finish()]);
+    ctx.check_errors().unwrap();
+}
