@@ -14,6 +14,7 @@ mod format;
 mod generate;
 mod info;
 mod interrupt;
+mod kernel;
 mod outputs;
 mod predict;
 mod progress;
@@ -78,6 +79,9 @@ enum Command {
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(serve::ServeArgs),
+    /// Print the composed WGSL of a system's ODE kernel, or list every kernel family
+    #[command(long_about = kernel::LONG_ABOUT)]
+    Kernel(kernel::KernelArgs),
 }
 
 /// What went wrong, sorted by who can fix it.
@@ -161,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         Command::Serve(args) => serve::run(&args, &choice),
+        Command::Kernel(args) => kernel::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

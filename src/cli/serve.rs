@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// On stopping, finish queued and running jobs instead of cancelling them
     #[arg(long)]
     drain: bool,
+
+    /// Compiled GPU pipelines kept for reuse; the least recently used are dropped beyond
+    /// this many (each distinct system, solver, precision and tolerance set is one)
+    #[arg(long, value_name = "N", default_value_t = crate::gpu::DEFAULT_PIPELINE_CACHE,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pipeline_cache: usize,
 }
 
 impl From<ServeError> for CliError {
@@ -124,6 +130,7 @@ pub fn run(args: &ServeArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             runners: args.runners as usize,
             memory: args.gpu_memory,
             job_memory: args.job_memory,
+            pipeline_cache: Some(args.pipeline_cache),
             ..EngineConfig::default()
         },
         models,

@@ -90,6 +90,9 @@ pub struct EngineConfig {
     pub max_result_bytes: u64,
     /// Most prediction requests merged into one device pass.
     pub predict_batch: usize,
+    /// Compiled pipelines the device keeps for reuse [default: the context's own,
+    /// `gpu::DEFAULT_PIPELINE_CACHE`].
+    pub pipeline_cache: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +105,7 @@ impl Default for EngineConfig {
             max_jobs: 256,
             max_result_bytes: 4 << 30,
             predict_batch: 256,
+            pipeline_cache: None,
         }
     }
 }
@@ -206,6 +210,9 @@ impl Engine {
 
     /// An engine on a device the caller already opened.
     pub fn with_context(ctx: Arc<GpuContext>, config: EngineConfig) -> Engine {
+        if let Some(n) = config.pipeline_cache {
+            ctx.set_pipeline_cache_capacity(n);
+        }
         let runners = config.runners.max(1);
         let memory = config
             .memory

@@ -1,8 +1,8 @@
 //! The headless GPU context: adapter choice, device creation with the features and limits
 //! the adapter really has, and a record of errors the driver reports asynchronously.
 
+use super::pipeline_cache::{DEFAULT_PIPELINE_CACHE, Lru, PipelineCacheStats, PipelineKey};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
@@ -183,7 +183,7 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     errors: Arc<Mutex<Vec<String>>>,
-    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<Lru<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl GpuContext {
@@ -229,7 +229,7 @@ impl GpuContext {
             limits,
             features,
             errors,
-            pipelines: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(Lru::new(DEFAULT_PIPELINE_CACHE)),
         })
     }
 
@@ -268,8 +268,26 @@ impl GpuContext {
         }
     }
 
+    /// Most compiled pipelines kept for reuse (at least one); the least recently used go
+    /// first. Shrinking it evicts at once.
+    pub fn set_pipeline_cache_capacity(&self, capacity: usize) {
+        self.pipeline_cache().set_capacity(capacity);
+    }
+
+    /// Hits, misses and evictions of the pipeline cache since this context opened.
+    pub fn pipeline_cache_stats(&self) -> PipelineCacheStats {
+        self.pipeline_cache().stats()
+    }
+
+    fn pipeline_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Lru<PipelineKey, Arc<wgpu::ComputePipeline>>> {
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A compute pipeline for a WGSL source (validated by naga first), made once per
-    /// distinct source and layout label and reused afterwards.
+    /// distinct source and label and reused while it stays among the most recently used
+    /// (`set_pipeline_cache_capacity`).
     pub fn pipeline(
         &self,
         label: &str,
@@ -277,14 +295,10 @@ impl GpuContext {
         layout: &wgpu::PipelineLayout,
         f64: bool,
     ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
-        let key = format!("{label}\u{0}{wgsl}");
-        if let Some(p) = self
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(p.clone());
+        const ENTRY_POINT: &str = "main";
+        let key = PipelineKey::new(label, ENTRY_POINT, wgsl);
+        if let Some(p) = self.pipeline_cache().get(&key) {
+            return Ok(p);
         }
         super::shader::validate(label, wgsl, f64)?;
         let module = self
@@ -298,16 +312,13 @@ impl GpuContext {
                 label: Some(label),
                 layout: Some(layout),
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(ENTRY_POINT),
                 compilation_options: Default::default(),
                 cache: None,
             },
         ));
         self.check_errors()?;
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, pipeline.clone());
+        self.pipeline_cache().insert(key, pipeline.clone());
         Ok(pipeline)
     }
 }

@@ -5,6 +5,7 @@ pub mod context;
 pub mod layout;
 pub mod math_f64;
 pub mod peak;
+pub mod pipeline_cache;
 pub mod readback;
 pub mod shader;
 pub mod timing;
@@ -12,3 +13,4 @@ pub mod timing;
 pub use context::{
     AdapterChoice, AdapterSummary, GpuContext, GpuError, chosen_index, list_adapters,
 };
+pub use pipeline_cache::{DEFAULT_PIPELINE_CACHE, PipelineCacheStats};

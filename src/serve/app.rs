@@ -696,7 +696,8 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Reply {
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
     let models = app.models.read().unwrap_or_else(|p| p.into_inner()).len();
-    let text = metrics::render(&app.engine.stats(), &lock(&app.responses), models);
+    let mut text = metrics::render(&app.engine.stats(), &lock(&app.responses), models);
+    metrics::render_pipeline_cache(&mut text, &app.engine.context().pipeline_cache_stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

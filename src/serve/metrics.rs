@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format (version 0.0.4).
 
 use crate::engine::EngineStats;
+use crate::gpu::PipelineCacheStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -128,4 +129,44 @@ pub fn render(s: &EngineStats, responses: &BTreeMap<u16, u64>, models: usize) ->
         &codes,
     );
     out
+}
+
+/// The device's compiled-pipeline cache: how often a kernel was reused, compiled anew, or
+/// dropped to stay within the capacity.
+pub fn render_pipeline_cache(out: &mut String, c: &PipelineCacheStats) {
+    family(
+        out,
+        "pipeline_cache_hits_total",
+        "counter",
+        "Kernels reused from the compiled-pipeline cache.",
+        &one(c.hits as f64),
+    );
+    family(
+        out,
+        "pipeline_cache_misses_total",
+        "counter",
+        "Kernels compiled because the cache did not hold them.",
+        &one(c.misses as f64),
+    );
+    family(
+        out,
+        "pipeline_cache_evictions_total",
+        "counter",
+        "Least recently used pipelines dropped to stay within the capacity.",
+        &one(c.evictions as f64),
+    );
+    family(
+        out,
+        "pipeline_cache_entries",
+        "gauge",
+        "Compiled pipelines in the cache now.",
+        &one(c.entries as f64),
+    );
+    family(
+        out,
+        "pipeline_cache_capacity",
+        "gauge",
+        "Most compiled pipelines the cache keeps (--pipeline-cache).",
+        &one(c.capacity as f64),
+    );
 }

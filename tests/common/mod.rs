@@ -1,18 +1,33 @@
 //! Shared by the integration tests: one GPU context per test binary, and small helpers.
 #![allow(dead_code)]
 
-use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::gpu::{AdapterChoice, GpuContext, GpuError};
 use phaseflow::model::{System, builtin};
 use phaseflow::ode::{self, Ensemble, FixedStepProblem, Precision, Save, Solver, TimeGrid};
 use std::sync::OnceLock;
 
+/// The one GPU context of this test binary. Without an adapter every GPU test fails with
+/// one sentence that says what to install, not a backtrace of the driver search.
 pub fn gpu() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        GpuContext::new(&AdapterChoice::Best).unwrap_or_else(|e| {
-            panic!("these tests need a GPU adapter (install mesa-vulkan-drivers): {e}")
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        GpuContext::new(&AdapterChoice::Best).map_err(|e| match e {
+            GpuError::NoAdapter => "phaseflow's tests need a Vulkan/Metal/DX12 adapter; none was \
+                 found: install Mesa's lavapipe (`make setup` does it, or `sudo apt-get install \
+                 mesa-vulkan-drivers`)"
+                .to_string(),
+            other => format!("phaseflow's tests could not open a GPU adapter: {other}"),
         })
-    })
+    });
+    match ctx {
+        Ok(ctx) => ctx,
+        // The sentence alone: unwinding without the panic hook prints no location or
+        // backtrace (the harness still reports the test as failed, with this output).
+        Err(sentence) => {
+            eprintln!("{sentence}");
+            std::panic::resume_unwind(Box::new(sentence.clone()))
+        }
+    }
 }
 
 pub fn system(name: &str) -> System {

@@ -1,0 +1,284 @@
+//! `phaseflow kernel`: the composed WGSL of an ODE kernel, exactly as it goes to naga (and
+//! then to the driver), or with `--list` the kernel families phaseflow generates. No GPU is
+//! needed: kernels are composed and validated on the host.
+
+use super::CliError;
+use crate::gpu::shader::validate;
+use crate::ode::adaptive_kernel::adaptive_wgsl;
+use crate::ode::kernel::fixed_step_wgsl;
+use crate::ode::{Control, Precision, Solver, Tolerance};
+use crate::spec::load_system;
+
+pub const LONG_ABOUT: &str = "\
+Print the composed WGSL of a system's ODE kernel, exactly as phaseflow hands it to naga and the
+driver: templates from shaders/ with their includes expanded and placeholders filled with the
+system's right-hand side, the solver's coefficients and the precision's arithmetic.
+
+Fixed-step solvers (euler, heun, rk4) and adaptive solvers with --fixed-step give the fixed-step
+kernel; adaptive solvers (bs3, dp5, tsit5, dop853) the adaptive kernel, whose step-size control
+constants (--rtol, --atol) are compiled in. --dense gives the variant `simulate --saveat` runs
+(with the continuous extension); without it, the final-state-only variant. The kernel is
+validated with naga after printing; a failure is reported on stderr (exit 1).
+
+--list names every kernel family phaseflow generates, its template files and where it is used.
+
+Examples:
+  phaseflow kernel lorenz --solver rk4
+  phaseflow kernel lorenz --solver tsit5 --precision f64 --dense --rtol 1e-10 --atol 1e-10
+  phaseflow kernel my_system.toml --solver dp5 --fixed-step
+  phaseflow kernel --list";
+
+#[derive(Debug, clap::Args)]
+pub struct KernelArgs {
+    /// A built-in system's name or the path of a system file (.toml)
+    #[arg(required_unless_present = "list")]
+    system: Option<String>,
+
+    /// List every kernel family instead
+    #[arg(long, conflicts_with_all = ["system", "solver", "precision", "fixed_step", "dense",
+          "rtol", "atol", "workgroup_size"])]
+    list: bool,
+
+    /// Runge–Kutta method: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
+    /// dop853
+    #[arg(long, value_enum, hide_possible_values = true)]
+    solver: Option<Solver>,
+
+    /// Arithmetic precision [default: f32]
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+
+    /// Adaptive solvers: the fixed-step kernel of the pair's propagating method
+    #[arg(long)]
+    fixed_step: bool,
+
+    /// Adaptive solvers: the dense-output variant that `simulate --saveat` runs
+    #[arg(long)]
+    dense: bool,
+
+    /// Adaptive solvers: relative tolerance for every state [default: 1e-6]
+    #[arg(long, allow_negative_numbers = true)]
+    rtol: Option<f64>,
+
+    /// Adaptive solvers: absolute tolerance for every state [default: 1e-6]
+    #[arg(long, allow_negative_numbers = true)]
+    atol: Option<f64>,
+
+    /// Invocations per workgroup, as `simulate --workgroup-size`
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workgroup_size: u32,
+}
+
+/// A kind of kernel phaseflow composes: its name, the template files it starts from, and
+/// what it is for. `--list` prints these; a test checks every template file is named.
+pub struct KernelFamily {
+    pub name: &'static str,
+    pub templates: &'static [&'static str],
+    pub what: &'static str,
+}
+
+pub const FAMILIES: &[KernelFamily] = &[
+    KernelFamily {
+        name: "ode fixed",
+        templates: &["ode/fixed_step.wgsl"],
+        what: "fixed-step Runge-Kutta per system x tableau x precision \
+               (`phaseflow kernel SYSTEM --solver rk4`)",
+    },
+    KernelFamily {
+        name: "ode adaptive",
+        templates: &["ode/adaptive.wgsl"],
+        what: "embedded pair with step-size control, final-state or dense output \
+               (`phaseflow kernel SYSTEM --solver tsit5 [--dense]`)",
+    },
+    KernelFamily {
+        name: "nn mlp forward",
+        templates: &[
+            "nn/linear_forward.wgsl",
+            "nn/linear_forward_direct.wgsl",
+            "nn/encode_forward.wgsl",
+        ],
+        what: "layer-by-layer MLP: one linear layer + activation per dispatch (tiled or \
+               direct), Fourier encoding",
+    },
+    KernelFamily {
+        name: "nn mlp backward",
+        templates: &[
+            "nn/act_backward.wgsl",
+            "nn/matmul.wgsl",
+            "nn/matmul_direct.wgsl",
+            "nn/encode_backward.wgsl",
+        ],
+        what: "layer-by-layer MLP gradients: activation derivative, (transposed) matmul, \
+               encoding gradient",
+    },
+    KernelFamily {
+        name: "nn mlp weight-grad",
+        templates: &["nn/column_sum.wgsl", "nn/mse.wgsl"],
+        what: "layer-by-layer MLP bias gradients (column sums) and the MSE loss",
+    },
+    KernelFamily {
+        name: "nn fused",
+        templates: &[
+            "nn/fused_forward.wgsl",
+            "nn/fused_backward.wgsl",
+            "nn/fused_weight_grad.wgsl",
+            "nn/fused_loss.wgsl",
+            "nn/fused_reduce.wgsl",
+        ],
+        what: "whole-network kernels generated per architecture: forward, backward, \
+               weight gradients, loss (MSE, relative L2), gradient reduction",
+    },
+    KernelFamily {
+        name: "adam",
+        templates: &["nn/adam.wgsl", "nn/grad_clip.wgsl"],
+        what: "the Adam update of every parameter buffer, with gradient-norm clipping",
+    },
+    KernelFamily {
+        name: "deeponet",
+        templates: &[
+            "nn/deeponet_forward.wgsl",
+            "nn/deeponet_weight_grad.wgsl",
+            "nn/deeponet_combine.wgsl",
+            "nn/deeponet_combine_unaligned.wgsl",
+        ],
+        what: "branch and trunk nets in one paired forward and weight-gradient kernel, and \
+               the combine (dot product) kernels for aligned and unaligned data",
+    },
+    KernelFamily {
+        name: "gpu peak",
+        templates: &["gpu/peak_fma.wgsl", "gpu/peak_copy.wgsl"],
+        what: "microkernels `phaseflow bench` uses to measure the adapter's FMA rate and \
+               memory bandwidth",
+    },
+    KernelFamily {
+        name: "f64 math probe",
+        templates: &["common/math_f64_probe.wgsl"],
+        what: "checks the software f64 math library (exp, log, sin, ...) against the CPU",
+    },
+];
+
+/// The composed source of the ODE kernel `args` describe, and whether it uses f64.
+fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliError> {
+    let system = load_system(system_name)?;
+    let solver = args.solver.unwrap_or_default();
+    let precision = args.precision.unwrap_or_default();
+    let adaptive = solver.is_adaptive() && !args.fixed_step;
+    if !adaptive {
+        let why = if solver.is_adaptive() {
+            "with --fixed-step"
+        } else {
+            "fixed-step solvers"
+        };
+        for (flag, given) in [
+            ("--dense", args.dense),
+            ("--rtol", args.rtol.is_some()),
+            ("--atol", args.atol.is_some()),
+        ] {
+            if given {
+                return Err(CliError::Input(format!(
+                    "{flag} applies to adaptive solvers without --fixed-step; {why} have no \
+                     error control (solver '{}')",
+                    solver.name()
+                )));
+            }
+        }
+    }
+    let wgsl = if adaptive {
+        let pair = solver.pair().ok_or_else(|| {
+            CliError::Input(format!("'{}' is not an adaptive solver", solver.name()))
+        })?;
+        let defaults = Control::default();
+        let control = Control {
+            rtol: args.rtol.map_or(defaults.rtol.clone(), Tolerance::All),
+            atol: args.atol.map_or(defaults.atol.clone(), Tolerance::All),
+            ..defaults
+        };
+        control
+            .validate(system.dim())
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        adaptive_wgsl(
+            &system,
+            pair,
+            &control,
+            args.workgroup_size,
+            precision,
+            args.dense,
+        )
+    } else {
+        fixed_step_wgsl(
+            &system,
+            &solver.step_tableau(),
+            args.workgroup_size,
+            precision,
+        )
+    }
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok((wgsl, precision == Precision::F64))
+}
+
+fn list() {
+    let width = FAMILIES.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    for f in FAMILIES {
+        println!(
+            "{:width$}  {} [{}]",
+            f.name,
+            f.what.split_whitespace().collect::<Vec<_>>().join(" "),
+            f.templates.join(", ")
+        );
+    }
+}
+
+pub fn run(args: &KernelArgs) -> Result<(), CliError> {
+    let Some(name) = args.system.as_deref().filter(|_| !args.list) else {
+        list();
+        return Ok(());
+    };
+    let (wgsl, f64) = compose(args, name)?;
+    print!("{wgsl}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    validate(&format!("{name} kernel"), &wgsl, f64)
+        .map(|_| ())
+        .map_err(|e| CliError::Runtime(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::shader::shader_files;
+
+    /// Template files that are only ever included by others, never composed on their own.
+    const INCLUDE_ONLY: &[&str] = &[
+        "common/math_f64.wgsl",
+        "common/real_f32.wgsl",
+        "common/real_f64.wgsl",
+        "common/status.wgsl",
+        "nn/fused_rows.wgsl",
+        "nn/fused_step.wgsl",
+        "nn/deeponet_rows.wgsl",
+        "nn/deeponet_combine_head.wgsl",
+    ];
+
+    /// A new template file must be listed by `phaseflow kernel --list` (or marked as one
+    /// that is only included), so the list cannot fall behind the shaders folder.
+    #[test]
+    fn every_template_file_is_named_by_a_family_or_is_include_only() {
+        let named: Vec<&str> = FAMILIES
+            .iter()
+            .flat_map(|f| f.templates.iter().copied())
+            .chain(INCLUDE_ONLY.iter().copied())
+            .collect();
+        for (path, _) in shader_files() {
+            assert!(
+                named.contains(&path),
+                "shaders/{path} is in no kernel family of `phaseflow kernel --list`"
+            );
+        }
+        for path in &named {
+            assert!(
+                shader_files().any(|(p, _)| p == *path),
+                "{path} is listed but is no shader file"
+            );
+        }
+    }
+}
