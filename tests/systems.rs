@@ -72,12 +72,12 @@ fn fused_arch(act: Activation, encoding: bool, trainable: bool) -> Architecture 
 #[test]
 fn every_shader_file_and_generated_kernel_validates() {
     // Complete files are validated with their includes expanded; templates (placeholders),
-    // the `real` preludes (which need the status helpers) and nn/fused_rows.wgsl (which
+    // the `real` preludes (which need the status helpers) and nn/mlp/fused_rows.wgsl (which
     // needs its includer's bindings) through generated kernels.
     for (path, text) in shader_files() {
         if !text.contains("{{")
             && !path.starts_with("common/real_")
-            && !matches!(path, "nn/fused_rows.wgsl" | "nn/deeponet_rows.wgsl")
+            && !matches!(path, "nn/mlp/fused_rows.wgsl" | "nn/deeponet/rows.wgsl")
         {
             let wgsl = compose(path, &[]).unwrap();
             validate(path, &wgsl, wgsl.contains("f64")).unwrap_or_else(|e| panic!("{e}"));
@@ -131,7 +131,7 @@ fn every_shader_file_and_generated_kernel_validates() {
     for transposed in [false, true] {
         for kernels in [Kernels::Tiled, Kernels::Direct] {
             validate(
-                "nn/matmul",
+                "nn/mlp/matmul",
                 &matmul_wgsl(transposed, kernels).unwrap(),
                 false,
             )

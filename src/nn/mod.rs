@@ -1,36 +1,34 @@
-//! Neural networks on the GPU: MLPs with Fourier-feature encodings, their CPU twins,
-//! checkpoints in PyTorch's layout; DeepONet's model and CPU twin.
+//! Neural networks on the GPU: MLPs with Fourier-feature encodings (`mlp`), DeepONets
+//! (`deeponet`), the training toolkit both use (`train`: passes, samplers, the optimiser
+//! and its one Adam pipeline), checkpoints in PyTorch's layout (`checkpoint`) and the
+//! fit/predict front door (`fit`). See docs/nn-layout.md.
 
 pub mod checkpoint;
-pub mod cpu;
 pub mod deeponet;
-pub mod deeponet_data;
-pub mod deeponet_generate;
-pub mod deeponet_gpu;
-pub mod deeponet_kernels;
-pub mod deeponet_pair;
-pub mod deeponet_scaling;
 pub mod fit;
-pub mod fused;
-pub mod fused_net;
-pub mod gpu;
-pub mod grf;
-pub mod model;
+pub mod mlp;
 pub mod train;
+
+// The module paths of the flat layout this folder had, kept so that front-ends and
+// scripts written against them still build.
+pub use deeponet::{
+    data as deeponet_data, generate as deeponet_generate, grf, kernels as deeponet_kernels,
+    pair as deeponet_pair, scaling as deeponet_scaling, trainer as deeponet_gpu,
+};
+pub use mlp::{cpu, fused, fused_net, gpu, model};
 
 pub use checkpoint::{
     CheckpointError, load, load_deeponet, load_deeponet_state, save, save_bytes,
     save_deeponet_bytes, save_deeponet_state_bytes,
 };
-pub use deeponet::{AlignedData, DeepONetArch, DeepONetParams, NetSpec, Strategy};
-pub use deeponet_gpu::{
-    DeepONetNet, DeepONetTrainConfig, DeepONetTrainState, DeepONetTrainer, Metrics,
+pub use deeponet::{
+    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
+    DeepONetTrainState, DeepONetTrainer, Metrics, NetSpec, Strategy,
 };
 pub use fit::{AnyTrainer, FitReport, fit, predict};
-pub use fused::{FusedLayout, Loss};
-pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, TrainConfigError, fused_supported};
-pub use gpu::{Batch, GpuNet};
-pub use model::{
-    Activation, Architecture, Encoding, EncodingKind, Init, Matrix, ModelError, Params,
+pub use mlp::{
+    Activation, Architecture, Encoding, EncodingKind, FusedLayout, FusedNet, FusedTrainer, Init,
+    Loss, Matrix, ModelError, Params, TrainConfig, TrainConfigError, Trainer, fused_supported,
 };
-pub use train::{Optimizer, OptimizerError, Schedule, Trainer};
+pub use mlp::{Batch, GpuNet};
+pub use train::{Optimizer, OptimizerError, Schedule};

@@ -320,7 +320,7 @@ impl FusedLayout {
 
 /// `name`, `name4`, `dname` and `dname4`: activation `a` and its derivative, for scalars
 /// and quads.
-pub(super) fn activation_fns(name: &str, a: Activation) -> String {
+pub(crate) fn activation_fns(name: &str, a: Activation) -> String {
     let act = activation_wgsl(a).replace("fn act(", &format!("fn {name}("));
     let dact = derivative_wgsl(a).replace("fn dact(", &format!("fn d{name}("));
     format!(
@@ -330,7 +330,7 @@ pub(super) fn activation_fns(name: &str, a: Activation) -> String {
 
 /// `act`, `act4` (hidden layers) and `act_out`, `act_out4` (the output layer), with their
 /// derivatives `dact4`, `dact_out4`.
-pub(super) fn activations(arch: &Architecture) -> String {
+pub(crate) fn activations(arch: &Architecture) -> String {
     let named = activation_fns;
     format!(
         "{}\n{}",
@@ -347,16 +347,16 @@ fn scale(arch: &Architecture) -> f32 {
 }
 
 /// WGSL float literal that reads back exactly.
-pub(super) fn lit(v: f32) -> String {
+pub(crate) fn lit(v: f32) -> String {
     format!("{v:?}")
 }
 
-pub(super) const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
+pub(crate) const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
 
 /// The forward kernel for `layout`.
 pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
     compose(
-        "nn/fused_forward.wgsl",
+        "nn/mlp/fused_forward.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
             ("BODY", &forward_body(layout, "data_row")),
@@ -369,7 +369,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
 /// `p`, `x`, `h` and `step`, calling `act4` and `row_fn` (sample → data row): the body of
 /// fused_forward.wgsl, and of DeepONet's paired kernel under other names
 /// (`nn::deeponet_pair`).
-pub(super) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
+pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
     let mut b = layout.samples_prelude(Some(row_fn));
@@ -561,7 +561,7 @@ pub enum OutputDelta {
 /// The backward kernel (activation gradients) for `layout`.
 pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String, ShaderError> {
     compose(
-        "nn/fused_backward.wgsl",
+        "nn/mlp/fused_backward.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
             ("BODY", &backward_body(layout, delta)),
@@ -571,7 +571,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
 
 /// The backward pass of the invocation's samples, as `forward_body` (with `FromLoss`,
 /// also `targets`, `factor` and `data_row`).
-pub(super) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
+pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
     let n_lin = arch.n_linear();
@@ -821,7 +821,7 @@ fn grad_groups(layout: &FusedLayout) -> Vec<GradGroup> {
 pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderError> {
     let parts = weight_grad_parts(layout);
     let wgsl = compose(
-        "nn/fused_weight_grad.wgsl",
+        "nn/mlp/fused_weight_grad.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
             ("LEN", &layout.len.to_string()),
@@ -835,7 +835,7 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
 /// The pieces of a weight-gradient kernel: one function `group{k}` per layer (reading
 /// `h` and `step`, writing `g`, calling `act4`), the chain that sends task `t` to its
 /// group, and the number of tasks.
-pub(super) struct WeightGradParts {
+pub(crate) struct WeightGradParts {
     pub body: String,
     pub dispatch: String,
     pub tasks: usize,
@@ -1037,7 +1037,7 @@ fn real_inputs(g: &GradGroup) -> String {
     }
 }
 
-pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
+pub(crate) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let groups = grad_groups(layout);
     let mut body = String::new();
     let mut dispatch = String::new();
@@ -1103,7 +1103,7 @@ pub(super) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
 pub fn loss_wgsl(layout: &FusedLayout, loss: Loss) -> Result<String, ShaderError> {
     let last = layout.arch.n_linear() - 1;
     compose(
-        "nn/fused_loss.wgsl",
+        "nn/mlp/fused_loss.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
             ("OUTPUTS", &layout.arch.outputs().to_string()),

@@ -15,9 +15,9 @@
 //! (u, y) pair per sample, DeepXDE's `Triple` data). This module is the f64 CPU twin of
 //! both.
 
-use super::cpu;
-use super::deeponet_scaling::Scaling;
-use super::model::{Activation, Architecture, Encoding, Init, Matrix, ModelError, Params};
+use super::scaling::{Affine, Scaling};
+use crate::nn::mlp::cpu;
+use crate::nn::mlp::model::{Activation, Architecture, Encoding, Init, Matrix, ModelError, Params};
 use crate::rng::uniform_f64;
 use serde::{Deserialize, Serialize};
 
@@ -397,6 +397,46 @@ impl<'a> DataRef<'a> {
                     })
                     .collect()
             }
+        }
+    }
+}
+
+/// A `Scaling` from and for data sets (here, beside the data types, so that `scaling`
+/// needs nothing of this file).
+impl Scaling {
+    /// Fitted to a training set (of unaligned data, over its samples).
+    pub fn fit<'a>(data: impl Into<DataRef<'a>>) -> Scaling {
+        let data = data.into();
+        let (u, y, g) = data.parts();
+        Scaling {
+            u: Affine::fit(&u.data, u.cols),
+            y: Affine::fit(&y.data, y.cols),
+            g: Affine::fit(g, data.outputs()),
+        }
+    }
+
+    /// A data set in the network's units.
+    pub fn apply(&self, data: DataRef) -> DeepONetData {
+        let (u, y, g) = data.parts();
+        let (u, y) = self.inputs(u, y);
+        let mut g = g.to_vec();
+        self.g.scale(&mut g);
+        match data {
+            DataRef::Aligned(d) => DeepONetData::Aligned(AlignedData {
+                u,
+                y,
+                g,
+                outputs: d.outputs,
+            }),
+            DataRef::Unaligned(d) => DeepONetData::Unaligned(UnalignedData {
+                u,
+                y,
+                g: Matrix {
+                    rows: d.g.rows,
+                    cols: d.g.cols,
+                    data: g,
+                },
+            }),
         }
     }
 }

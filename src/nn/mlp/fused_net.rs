@@ -2,99 +2,32 @@
 //! pipeline, buffer and bind group is made once; a training step is one command buffer of
 //! six or seven dispatches (forward, loss, backward, weight gradients, their sum over
 //! splits, clipping, Adam), and the host reads nothing back unless asked.
-//! Kernels: `shaders/nn/fused_*.wgsl`, `grad_clip.wgsl`, `adam.wgsl`; CPU twin: `nn::cpu`
-//! and `Optimizer::apply`.
+//! Kernels: `shaders/nn/mlp/fused_*.wgsl` and the toolkit's `shaders/nn/train/`
+//! (`grad_clip.wgsl`, `gradient_sum.wgsl`, `adam.wgsl`); CPU twin: `mlp::cpu` and
+//! `Optimizer::apply`.
 
 use super::fused::{
     FusedLayout, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl, loss_wgsl,
     weight_grad_wgsl,
 };
-use super::gpu::{adam_grid, read_f32, storage, uniform, zeros};
 use super::model::{Architecture, Matrix, Params};
-use super::train::Optimizer;
 use crate::gpu::layout::{
     Binding, bind_group, bind_group_layout, bind_group_of, buffer, pipeline_layout,
 };
 use crate::gpu::readback::with_mapped;
-use crate::gpu::shader::compose;
-use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
-use crate::rng::uniform_f64;
-use std::sync::Arc;
+use crate::nn::train::Optimizer;
+use crate::nn::train::buffers::{read_f32, storage};
+use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
+use crate::nn::train::optimizer::{adam_pass, clip_pass};
+use crate::nn::train::pass::{
+    Pass, Pipeline, pipe, profile_passes, storage_ro, storage_rw, submit,
+};
+use crate::nn::train::sampler::Sampler;
 use wgpu::BufferUsages as U;
 
-pub(super) type Pipeline = Arc<wgpu::ComputePipeline>;
-
-/// One recorded dispatch.
-pub(super) struct Pass {
-    pub label: &'static str,
-    pub pipeline: Pipeline,
-    pub group: wgpu::BindGroup,
-    pub size: (u32, u32, u32),
-}
-
-impl Pass {
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.group, &[]);
-        pass.dispatch_workgroups(self.size.0, self.size.1, self.size.2);
-    }
-
-    /// Records this pass with only its first `x` workgroups along x.
-    pub fn record_first(&self, pass: &mut wgpu::ComputePass<'_>, x: u32) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.group, &[]);
-        pass.dispatch_workgroups(x.min(self.size.0), self.size.1, self.size.2);
-    }
-}
-
-/// Records `passes` into one compute pass and submits it.
-pub(super) fn submit<'a>(ctx: &GpuContext, passes: impl IntoIterator<Item = &'a Pass>) {
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        for p in passes {
-            p.record(&mut pass);
-        }
-    }
-    ctx.queue.submit([enc.finish()]);
-}
-
-/// Runs `passes` once, each in its own timed compute pass (`record` records pass i), and
-/// gives each one's GPU time, or `None` where the adapter has no timestamp queries.
-pub(super) fn profile_passes(
-    ctx: &GpuContext,
-    passes: &[&Pass],
-    record: impl Fn(usize, &Pass, &mut wgpu::ComputePass<'_>),
-) -> Result<Option<Vec<(&'static str, std::time::Duration)>>, GpuError> {
-    let count = passes.len() as u32;
-    let Some(timer) = PassTimer::new(ctx, count) else {
-        return Ok(None);
-    };
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    for (i, p) in passes.iter().enumerate() {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(p.label),
-            timestamp_writes: Some(timer.writes(i as u32)),
-        });
-        record(i, p, &mut pass);
-    }
-    timer.resolve(&mut enc, count);
-    ctx.queue.submit([enc.finish()]);
-    let each = timer.read_each(ctx, count)?;
-    Ok(Some(passes.iter().map(|p| p.label).zip(each).collect()))
-}
-
-pub(super) fn storage_rw() -> Binding {
-    Binding::Storage { read_only: false }
-}
-
-pub(super) fn storage_ro() -> Binding {
-    Binding::Storage { read_only: true }
-}
-
 /// The step uniform every fused kernel reads (`struct Step`).
-pub(super) fn step_words(
+pub(crate) fn step_words(
     n: usize,
     batch: usize,
     base: usize,
@@ -115,7 +48,7 @@ pub(super) fn step_words(
 }
 
 /// Samples per forward dispatch such that the scratch fits one storage binding.
-pub(super) fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
+pub(crate) fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
     let per_sample = 16 * layout.rows as u64;
     let by_binding = ctx.limits.max_storage_buffer_binding_size / per_sample;
     let by_buffer = ctx.limits.max_buffer_size / per_sample;
@@ -124,23 +57,11 @@ pub(super) fn max_batch(ctx: &GpuContext, layout: &FusedLayout) -> usize {
     ((by_binding.min(by_buffer) as usize).min(by_grid) / group) * group
 }
 
-/// A pipeline and its bind-group layout.
-pub(super) fn pipe(
-    ctx: &GpuContext,
-    label: &str,
-    wgsl: &str,
-    bindings: &[Binding],
-) -> Result<(Pipeline, wgpu::BindGroupLayout), GpuError> {
-    let l = bind_group_layout(ctx, label, bindings);
-    let p = ctx.pipeline(label, wgsl, &pipeline_layout(ctx, &l), false)?;
-    Ok((p, l))
-}
-
 /// The weight-gradient dispatch of one net into `grad` (its whole gradient vector), and
 /// the samples per split. The batch is split so that there are enough workgroups to fill
 /// the adapter, each summing at least 256 samples; with more than one split, each writes
 /// its own copy of the gradient and a second dispatch adds them up.
-pub(super) fn weight_grad_passes(
+pub(crate) fn weight_grad_passes(
     ctx: &GpuContext,
     layout: &FusedLayout,
     batch: usize,
@@ -159,7 +80,7 @@ pub(super) fn weight_grad_passes(
     let len = layout.len;
     let (p, l) = pipe(
         ctx,
-        "nn/fused_weight_grad",
+        "nn/mlp/fused_weight_grad",
         &grad_src,
         &[Binding::Uniform, storage_ro(), storage_rw()],
     )?;
@@ -194,186 +115,6 @@ pub(super) fn weight_grad_passes(
         gradient_sum_pass(ctx, len, splits, &partial, grad)?,
     ];
     Ok((passes, per_split))
-}
-
-/// How many splits of the samples a weight-gradient dispatch of `task_groups` workgroups
-/// over `batch` samples should have: enough workgroups to fill the adapter, each summing
-/// at least 256 samples.
-pub(super) fn gradient_splits(ctx: &GpuContext, task_groups: usize, batch: usize) -> usize {
-    let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
-    // Below 256 samples per split the extra dispatch that adds the splits costs more than
-    // the parallelism gains (DeepONet's branch batches of ~150 functions).
-    want.div_ceil(task_groups).clamp(1, (batch / 256).max(1))
-}
-
-/// The pass that adds `splits` copies of a `len`-float gradient in `partial` into `grad`.
-pub(super) fn gradient_sum_pass(
-    ctx: &GpuContext,
-    len: usize,
-    splits: usize,
-    partial: &wgpu::Buffer,
-    grad: wgpu::BindingResource<'_>,
-) -> Result<Pass, GpuError> {
-    let (p, l) = pipe(
-        ctx,
-        "nn/fused_reduce",
-        &compose("nn/fused_reduce.wgsl", &[])?,
-        &[Binding::Uniform, storage_ro(), storage_rw()],
-    )?;
-    let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
-    let groups = len.div_ceil(64) as u32;
-    Ok(Pass {
-        label: "gradient sum",
-        group: bind_group_of(
-            ctx,
-            "gradient sum",
-            &l,
-            vec![dims.as_entire_binding(), partial.as_entire_binding(), grad],
-        ),
-        pipeline: p,
-        size: (groups.min(65535), groups.div_ceil(65535), 1),
-    })
-}
-
-/// An optimiser on the device: its update pass, the uniform to write each step's
-/// `Optimizer::adam_words` into, and its moments (first, second).
-pub(super) struct AdamPass {
-    pub pass: Pass,
-    pub uniform: wgpu::Buffer,
-    pub moments: [wgpu::Buffer; 2],
-}
-
-/// The Adam (or SGD) update of `len` parameters from `grad`, with fresh moments.
-pub(super) fn adam_pass(
-    ctx: &GpuContext,
-    len: usize,
-    params: &wgpu::Buffer,
-    grad: &wgpu::Buffer,
-    state: &wgpu::Buffer,
-) -> Result<AdamPass, GpuError> {
-    let (pipeline, l) = pipe(
-        ctx,
-        "nn/adam",
-        &compose("nn/adam.wgsl", &[])?,
-        &[
-            Binding::Uniform,
-            storage_rw(),
-            storage_ro(),
-            storage_rw(),
-            storage_rw(),
-            storage_ro(),
-        ],
-    )?;
-    let uniform = buffer(ctx, "adam step", 48, U::UNIFORM | U::COPY_DST);
-    let (m1, m2) = (zeros(ctx, "adam m", len), zeros(ctx, "adam v", len));
-    let pass = Pass {
-        label: "adam",
-        group: bind_group(
-            ctx,
-            "adam",
-            &l,
-            0,
-            &[&uniform, params, grad, &m1, &m2, state],
-        ),
-        pipeline,
-        size: adam_grid(len),
-    };
-    Ok(AdamPass {
-        pass,
-        uniform,
-        moments: [m1, m2],
-    })
-}
-
-/// Walks through a data set (or one axis of it) batch by batch: all of it every step, or
-/// minibatches drawn without replacement from a fresh permutation each epoch (a last
-/// partial batch is dropped).
-pub(super) struct Sampler {
-    m: usize,
-    batch: usize,
-    epoch: u64,
-    cursor: usize,
-    stream: u32,
-    /// The current permutation (the identity until the first shuffle) and where the last
-    /// batch started in it.
-    order: Vec<u32>,
-    base: usize,
-}
-
-impl Sampler {
-    pub(super) fn new(m: usize, batch: usize, stream: u32) -> Sampler {
-        Sampler {
-            m,
-            batch,
-            epoch: 0,
-            cursor: 0,
-            stream,
-            order: (0..m as u32).collect(),
-            base: 0,
-        }
-    }
-
-    /// Whether batches are smaller than the data.
-    pub(super) fn active(&self) -> bool {
-        self.batch < self.m
-    }
-
-    /// The data rows of the last batch.
-    pub(super) fn rows(&self) -> Vec<usize> {
-        self.order[self.base..self.base + self.batch]
-            .iter()
-            .map(|&r| r as usize)
-            .collect()
-    }
-
-    /// Where the walk stands: (permutations drawn, position in the current one).
-    pub(super) fn position(&self) -> (u64, usize) {
-        (self.epoch, self.cursor)
-    }
-
-    /// Goes back to `position` (from `position`, with the same seed), and gives the
-    /// permutation then current, to upload to the `order` buffer; `None` if the position
-    /// does not fit this data.
-    pub(super) fn restore(&mut self, seed: u64, (epoch, cursor): (u64, usize)) -> Option<&[u32]> {
-        if cursor > self.m || (epoch == 0 && cursor > 0) {
-            return None;
-        }
-        self.order = match epoch {
-            0 => (0..self.m as u32).collect(),
-            e => permutation(seed, self.stream, e - 1, self.m),
-        };
-        self.epoch = epoch;
-        self.cursor = cursor;
-        self.base = cursor.saturating_sub(self.batch);
-        Some(&self.order)
-    }
-
-    /// Moves to the next batch: its start in the permutation, and the new permutation
-    /// when an epoch begins (to be uploaded to the `order` buffer).
-    pub(super) fn next(&mut self, seed: u64) -> (usize, Option<&[u32]>) {
-        let mut fresh = false;
-        if self.cursor == 0 || self.cursor + self.batch > self.m {
-            self.order = permutation(seed, self.stream, self.epoch, self.m);
-            self.epoch += 1;
-            self.cursor = 0;
-            fresh = true;
-        }
-        self.base = self.cursor;
-        self.cursor += self.batch;
-        (self.base, fresh.then_some(&self.order[..]))
-    }
-}
-
-/// A permutation of 0..m, the same for the same seed, stream and epoch (Fisher–Yates from
-/// the counter-based RNG).
-pub(super) fn permutation(seed: u64, stream: u32, epoch: u64, m: usize) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..m as u32).collect();
-    for i in (1..order.len()).rev() {
-        let u = uniform_f64(seed, epoch * m as u64 + i as u64, stream);
-        let j = ((u * (i + 1) as f64) as usize).min(i);
-        order.swap(i, j);
-    }
-    order
 }
 
 /// Whether the fused kernels can run this network on this adapter: subgroups of at
@@ -416,7 +157,7 @@ impl FusedNet {
             ],
         );
         let forward = ctx.pipeline(
-            "nn/fused_forward",
+            "nn/mlp/fused_forward",
             &forward_wgsl(&layout)?,
             &pipeline_layout(ctx, &forward_layout),
             false,
@@ -548,7 +289,7 @@ impl Default for TrainConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainConfigError {
     #[error(transparent)]
-    Optimizer(#[from] super::train::OptimizerError),
+    Optimizer(#[from] crate::nn::train::OptimizerError),
     #[error("a batch must hold at least 1 sample")]
     EmptyBatch,
     #[error("the gradient clipping norm must be a positive, finite number; got {0}")]
@@ -644,7 +385,7 @@ impl FusedTrainer {
 
         let mut gradient_passes = Vec::new();
         let (p, l) = pipe(
-            "nn/fused_forward",
+            "nn/mlp/fused_forward",
             &forward_wgsl(&layout)?,
             &[Binding::Uniform, s(), s(), s(), w()],
         )?;
@@ -661,7 +402,7 @@ impl FusedTrainer {
             size: ((n / per_group) as u32, 1, 1),
         });
         let (p, l) = pipe(
-            "nn/fused_loss",
+            "nn/mlp/fused_loss",
             &loss_wgsl(&layout, config.loss)?,
             &[Binding::Uniform, s(), s(), s(), w()],
         )?;
@@ -678,7 +419,7 @@ impl FusedTrainer {
             size: (1, 1, 1),
         });
         let (p, l) = pipe(
-            "nn/fused_backward",
+            "nn/mlp/fused_backward",
             &backward_wgsl(&layout, OutputDelta::FromLoss)?,
             &[Binding::Uniform, s(), s(), s(), w(), s()],
         )?;
@@ -706,18 +447,7 @@ impl FusedTrainer {
 
         let mut update_passes = Vec::new();
         if let Some(max_norm) = config.clip {
-            let (p, l) = pipe(
-                "nn/grad_clip",
-                &compose("nn/grad_clip.wgsl", &[])?,
-                &[Binding::Uniform, s(), w()],
-            )?;
-            let dims = uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
-            update_passes.push(Pass {
-                label: "clip",
-                group: bind_group(ctx, "clip", &l, 0, &[&dims, &grad, &state]),
-                pipeline: p,
-                size: (1, 1, 1),
-            });
+            update_passes.push(clip_pass(ctx, len, max_norm, &grad, &state)?);
         }
         let adam = adam_pass(ctx, len, &net.params, &grad, &state)?;
         update_passes.push(adam.pass);

@@ -1,30 +1,32 @@
 //! DeepONet on the device, on aligned and unaligned data: inference (`DeepONetNet`) and
 //! training (`DeepONetTrainer`). Both nets run the fused MLP kernels, paired so that one
 //! dispatch runs the branch over its batch of functions and the trunk over its batch of
-//! points (`nn::deeponet_pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training,
+//! points (`deeponet::pair`); the combine kernel forms G = B·Tᵀ + b0 and, when training,
 //! the MSE loss's partial sums and both nets' output δ, and goes on with both nets' backward
 //! passes; then the paired weight gradients (with the loss and b0's gradient), and one
 //! Adam dispatch over the one parameter vector. A training step is one command buffer of
 //! four dispatches; pipelines, buffers and bind groups are made once. Unaligned data runs
 //! the same passes with both nets' batches the same samples in the same order (one
 //! permutation stream for both samplers) and a combine kernel that pairs batch entry s of
-//! the branch with entry s of the trunk. Kernels: `nn::deeponet_kernels`,
-//! `nn::deeponet_pair`; CPU twin: `nn::deeponet`.
+//! the branch with entry s of the trunk. Kernels: `deeponet::kernels`,
+//! `deeponet::pair`; CPU twin: `deeponet::model`.
 
-use super::deeponet::{DataLayout, DataRef, DeepONetArch, DeepONetParams, check_inputs};
-use super::deeponet_kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
-use super::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
-use super::fused::FusedLayout;
-use super::fused_net::{
-    Pass, Sampler, adam_pass, fused_supported, gradient_splits, gradient_sum_pass, max_batch, pipe,
-    profile_passes, step_words, storage_ro, storage_rw, submit,
-};
-use super::gpu::{read_f32, storage, zeros};
-use super::model::Matrix;
-use super::train::Optimizer;
+use super::kernels::{combine_unaligned_wgsl, combine_wgsl};
+use super::layout::DeepONetLayout;
+use super::model::{DataLayout, DataRef, DeepONetArch, DeepONetParams, check_inputs};
+use super::pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
+use crate::nn::mlp::fused::FusedLayout;
+use crate::nn::mlp::fused_net::{fused_supported, max_batch, step_words};
+use crate::nn::mlp::model::Matrix;
+use crate::nn::train::Optimizer;
+use crate::nn::train::buffers::{read_f32, storage, zeros};
+use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
+use crate::nn::train::optimizer::adam_pass;
+use crate::nn::train::pass::{Pass, pipe, profile_passes, storage_ro, storage_rw, submit};
+use crate::nn::train::sampler::Sampler;
 use wgpu::BufferUsages as U;
 
 /// Invocations per workgroup of DeepONet's kernels, and so the unit each net's batch is
@@ -115,7 +117,7 @@ fn forward_pass(
     bindings.extend([storage_rw(); 2]);
     let (pipeline, l) = pipe(
         ctx,
-        "nn/deeponet_forward",
+        "nn/deeponet/forward",
         &forward_pair_wgsl(layout, wg)?,
         &bindings,
     )?;
@@ -165,7 +167,7 @@ fn weight_grad_passes(
     }
     let (pipeline, l) = pipe(
         ctx,
-        "nn/deeponet_weight_grad",
+        "nn/deeponet/weight_grad",
         &wgsl,
         &[
             Binding::Uniform,
@@ -236,13 +238,13 @@ fn combine_pass(
     let wg = workgroup_size(ctx);
     let (name, wgsl, tasks) = match data {
         DataLayout::Aligned => (
-            "nn/deeponet_combine",
+            "nn/deeponet/combine",
             combine_wgsl(layout, train, wg)?,
             branch.n + if train { trunk.n } else { 0 },
         ),
         // Batch entry s of both nets is sample s.
         DataLayout::Unaligned => (
-            "nn/deeponet_combine_unaligned",
+            "nn/deeponet/combine_unaligned",
             combine_unaligned_wgsl(layout, train, wg)?,
             branch.n,
         ),

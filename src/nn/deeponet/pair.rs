@@ -11,12 +11,12 @@
 //! (`shaders/nn/deeponet_{forward,weight_grad,combine}.wgsl`) run one net or the other
 //! by workgroup. CPU twin: `nn::deeponet`.
 
-use super::deeponet::DataLayout;
-use super::deeponet_kernels::DeepONetLayout;
-use super::fused::{
+use super::layout::DeepONetLayout;
+use super::model::DataLayout;
+use crate::gpu::shader::{ShaderError, compose};
+use crate::nn::mlp::fused::{
     FusedLayout, OutputDelta, activation_fns, backward_body, forward_body, weight_grad_parts,
 };
-use crate::gpu::shader::{ShaderError, compose};
 
 /// One net's side of a paired kernel.
 #[derive(Clone, Copy)]
@@ -100,7 +100,7 @@ fn rename(text: &str, name: impl Fn(&str) -> Option<String>) -> String {
 }
 
 /// Both nets' activation functions under their prefixes.
-pub(super) fn activations(layout: &DeepONetLayout) -> String {
+pub(crate) fn activations(layout: &DeepONetLayout) -> String {
     sides(layout)
         .map(|(side, l)| {
             let p = side.prefix();
@@ -122,7 +122,7 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
     let [b, t] = sides(layout)
         .map(|(side, l)| rename(&forward_body(l, side.row_fn()), |id| side.rename(id)));
     compose(
-        "nn/deeponet_forward.wgsl",
+        "nn/deeponet/forward.wgsl",
         &[
             ("ACT", &activations(layout)),
             ("BRANCH", &b),
@@ -152,7 +152,7 @@ pub fn weight_grad_pair_wgsl(
         DataLayout::Unaligned => format!("sb.batch * {k}u"),
     };
     let [b, t] = sides(layout).map(|(side, l)| (side, weight_grad_parts(l)));
-    let body = |(side, parts): &(Side, super::fused::WeightGradParts)| {
+    let body = |(side, parts): &(Side, crate::nn::mlp::fused::WeightGradParts)| {
         rename(&parts.body, |id| side.rename(id))
     };
     // The trunk's chain reads its task as `u` and writes at `trunk_base` (the template's
@@ -163,7 +163,7 @@ pub fn weight_grad_pair_wgsl(
         _ => Side::Trunk.rename(id),
     });
     let wgsl = compose(
-        "nn/deeponet_weight_grad.wgsl",
+        "nn/deeponet/weight_grad.wgsl",
         &[
             ("ACT", &activations(layout)),
             ("K", &k.to_string()),

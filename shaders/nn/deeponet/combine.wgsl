@@ -25,7 +25,7 @@
 // DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
 // products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
 
-#include "nn/deeponet_combine_head.wgsl"
+#include "nn/deeponet/combine_head.wgsl"
 
 fn row_task(f: u32, lane: u32) {
     let live = f < sb.batch;

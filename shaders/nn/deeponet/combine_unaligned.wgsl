@@ -17,7 +17,7 @@
 // BIASES (b0 from pt), BODY (the unrolled products and δ sums), END (the writes),
 // BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
 
-#include "nn/deeponet_combine_head.wgsl"
+#include "nn/deeponet/combine_head.wgsl"
 
 fn sample_task(s: u32) {
     let live = s < sb.batch;

@@ -9,7 +9,7 @@
 // Filled in by nn::deeponet_pair: ACT (each net's activations, prefixed), BRANCH and
 // TRUNK (the bodies), WG (invocations per workgroup: sb.n and st.n are multiples of it).
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;
@@ -24,7 +24,7 @@
 
 {{ACT}}
 
-#include "nn/deeponet_rows.wgsl"
+#include "nn/deeponet/rows.wgsl"
 
 fn branch_forward(s: u32, lane: u32) {
     let n = sb.n;

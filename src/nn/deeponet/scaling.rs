@@ -5,9 +5,10 @@
 //! inputs and outputs; it travels in the architecture (and so in the checkpoint), the
 //! trainer fits the network to scaled data, and every prediction is returned in the data's
 //! own units.
+//! Fitting a `Scaling` to a data set and applying it to one live beside the data types
+//! (`deeponet::model`), so this file depends on nothing of DeepONet's.
 
-use super::deeponet::{AlignedData, DataRef, DeepONetData, UnalignedData};
-use super::model::Matrix;
+use crate::nn::mlp::model::Matrix;
 use serde::{Deserialize, Serialize};
 
 /// x ↦ (x − mean) / std per column.
@@ -85,17 +86,6 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    /// Fitted to a training set (of unaligned data, over its samples).
-    pub fn fit<'a>(data: impl Into<DataRef<'a>>) -> Scaling {
-        let data = data.into();
-        let (u, y, g) = data.parts();
-        Scaling {
-            u: Affine::fit(&u.data, u.cols),
-            y: Affine::fit(&y.data, y.cols),
-            g: Affine::fit(g, data.outputs()),
-        }
-    }
-
     /// Whether it fits data of these widths.
     pub fn matches(&self, sensors: usize, dims: usize, outputs: usize) -> bool {
         (self.u.cols(), self.y.cols(), self.g.cols()) == (sensors, dims, outputs)
@@ -107,31 +97,6 @@ impl Scaling {
     /// The network's inputs for data inputs.
     pub fn inputs(&self, u: &Matrix, y: &Matrix) -> (Matrix, Matrix) {
         (self.u.scaled(u), self.y.scaled(y))
-    }
-
-    /// A data set in the network's units.
-    pub fn apply(&self, data: DataRef) -> DeepONetData {
-        let (u, y, g) = data.parts();
-        let (u, y) = self.inputs(u, y);
-        let mut g = g.to_vec();
-        self.g.scale(&mut g);
-        match data {
-            DataRef::Aligned(d) => DeepONetData::Aligned(AlignedData {
-                u,
-                y,
-                g,
-                outputs: d.outputs,
-            }),
-            DataRef::Unaligned(d) => DeepONetData::Unaligned(UnalignedData {
-                u,
-                y,
-                g: Matrix {
-                    rows: d.g.rows,
-                    cols: d.g.cols,
-                    data: g,
-                },
-            }),
-        }
     }
 }
 

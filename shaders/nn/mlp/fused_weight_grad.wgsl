@@ -8,7 +8,7 @@
 // Filled in by nn::fused: ACT (fn act4), LEN (floats per gradient vector), BODY (one
 // function per layer), DISPATCH (the task → layer chain).
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;

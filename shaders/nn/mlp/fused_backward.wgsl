@@ -7,7 +7,7 @@
 //
 // Filled in by nn::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY.
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
@@ -19,7 +19,7 @@
 
 {{ACT}}
 
-#include "nn/fused_rows.wgsl"
+#include "nn/mlp/fused_rows.wgsl"
 
 @compute @workgroup_size(64)
 fn main(

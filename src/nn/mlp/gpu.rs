@@ -1,15 +1,15 @@
 //! A network on the device: parameters in f32 buffers, pipelines made once, and per batch
 //! size a set of activation buffers and bind groups made once and reused by every pass.
-//! Kernels: `shaders/nn/encode_forward.wgsl`, `shaders/nn/linear_forward.wgsl`; their CPU
-//! twin is `nn::cpu`.
+//! Kernels: `shaders/nn/mlp/encode_forward.wgsl`, `shaders/nn/mlp/linear_forward.wgsl`; their CPU
+//! twin is `mlp::cpu`.
 
 use super::model::{Activation, Architecture, Matrix, Params};
-use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
-use crate::gpu::readback::{read_bytes, with_mapped};
+use crate::gpu::layout::{Binding, bind_group, bind_group_layout, pipeline_layout};
+use crate::gpu::readback::with_mapped;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::gpu::{GpuContext, GpuError};
+use crate::nn::train::buffers::{line_grid, storage, to_f32, uniform, zeros};
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// WGSL for an activation's derivative, `fn dact(x: f32) -> f32` (the same formulas as
 /// `Activation::derivative`).
@@ -25,18 +25,6 @@ pub fn derivative_wgsl(act: Activation) -> String {
         Activation::Sin => "cos(x)",
     };
     format!("fn dact(x: f32) -> f32 {{\n    return {body};\n}}")
-}
-
-/// A 1-D dispatch of 64-wide workgroups over `len` items.
-pub(super) fn line_grid(len: usize) -> (u32, u32) {
-    let groups = len.div_ceil(64).max(1) as u32;
-    (groups.min(65535), groups.div_ceil(65535))
-}
-
-/// The dispatch of adam.wgsl over `len` parameters (four per invocation).
-pub(super) fn adam_grid(len: usize) -> (u32, u32, u32) {
-    let (x, y) = line_grid(len.div_ceil(4));
-    (x, y, 1)
 }
 
 /// WGSL for an activation, `fn act(x: f32) -> f32` (the same formulas as
@@ -74,7 +62,7 @@ impl Kernels {
     }
 
     /// Dispatch size for an [rows, cols] result.
-    pub(super) fn grid(self, rows: usize, cols: usize) -> (u32, u32, u32) {
+    pub(crate) fn grid(self, rows: usize, cols: usize) -> (u32, u32, u32) {
         match self {
             Kernels::Tiled => tile_grid(rows, cols),
             Kernels::Direct => {
@@ -87,14 +75,17 @@ impl Kernels {
 
 pub fn linear_forward_wgsl(act: Activation, kernels: Kernels) -> Result<String, ShaderError> {
     let file = match kernels {
-        Kernels::Tiled => "nn/linear_forward.wgsl",
-        Kernels::Direct => "nn/linear_forward_direct.wgsl",
+        Kernels::Tiled => "nn/mlp/linear_forward.wgsl",
+        Kernels::Direct => "nn/mlp/linear_forward_direct.wgsl",
     };
     compose(file, &[("ACT", &activation_wgsl(act))])
 }
 
 pub fn act_backward_wgsl(act: Activation) -> Result<String, ShaderError> {
-    compose("nn/act_backward.wgsl", &[("DACT", &derivative_wgsl(act))])
+    compose(
+        "nn/mlp/act_backward.wgsl",
+        &[("DACT", &derivative_wgsl(act))],
+    )
 }
 
 /// C = A·B (`transposed_a` false) or C = Aᵀ·B (true).
@@ -105,75 +96,18 @@ pub fn matmul_wgsl(transposed_a: bool, kernels: Kernels) -> Result<String, Shade
         "a[row * dims.k + kk]"
     };
     let file = match kernels {
-        Kernels::Tiled => "nn/matmul.wgsl",
-        Kernels::Direct => "nn/matmul_direct.wgsl",
+        Kernels::Tiled => "nn/mlp/matmul.wgsl",
+        Kernels::Direct => "nn/mlp/matmul_direct.wgsl",
     };
     compose(file, &[("A_AT", at)])
 }
 
 pub fn encode_forward_wgsl() -> Result<String, ShaderError> {
-    compose("nn/encode_forward.wgsl", &[])
-}
-
-pub(super) fn storage(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Buffer {
-    let data: &[f32] = if values.is_empty() { &[0.0] } else { values };
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-        })
-}
-
-pub(super) fn zeros(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
-    use wgpu::BufferUsages as U;
-    buffer(
-        ctx,
-        label,
-        4 * len as u64,
-        U::STORAGE | U::COPY_DST | U::COPY_SRC,
-    )
-}
-
-pub(super) fn uniform(ctx: &GpuContext, words: [u32; 4]) -> wgpu::Buffer {
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("dims"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
-}
-
-/// The first `len` f32 values of a storage buffer (one copy and one map).
-pub(super) fn read_f32(
-    ctx: &GpuContext,
-    src: &wgpu::Buffer,
-    len: usize,
-) -> Result<Vec<f32>, GpuError> {
-    let bytes = read_bytes(ctx, src, 4 * len as u64)?;
-    Ok(bytemuck::cast_slice(&bytes).to_vec())
-}
-
-/// The same, as f64.
-pub(super) fn read_f64(
-    ctx: &GpuContext,
-    src: &wgpu::Buffer,
-    len: usize,
-) -> Result<Vec<f64>, GpuError> {
-    Ok(read_f32(ctx, src, len)?
-        .into_iter()
-        .map(f64::from)
-        .collect())
-}
-
-pub(super) fn to_f32(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
+    compose("nn/mlp/encode_forward.wgsl", &[])
 }
 
 /// Dispatch size for 16×16 output tiles of an [n, cols] result.
-pub(super) fn tile_grid(n: usize, cols: usize) -> (u32, u32, u32) {
+pub(crate) fn tile_grid(n: usize, cols: usize) -> (u32, u32, u32) {
     let row_tiles = n.div_ceil(16) as u32;
     (
         cols.div_ceil(16) as u32,
@@ -185,9 +119,9 @@ pub(super) fn tile_grid(n: usize, cols: usize) -> (u32, u32, u32) {
 pub struct GpuNet {
     pub arch: Architecture,
     pub kernels: Kernels,
-    pub(super) b: Option<wgpu::Buffer>,
-    pub(super) weights: Vec<wgpu::Buffer>,
-    pub(super) biases: Vec<wgpu::Buffer>,
+    pub(crate) b: Option<wgpu::Buffer>,
+    pub(crate) weights: Vec<wgpu::Buffer>,
+    pub(crate) biases: Vec<wgpu::Buffer>,
     encode: Option<(Arc<wgpu::ComputePipeline>, wgpu::BindGroupLayout)>,
     linear: Vec<Arc<wgpu::ComputePipeline>>,
     linear_layout: wgpu::BindGroupLayout,
@@ -196,12 +130,12 @@ pub struct GpuNet {
 /// Buffers and bind groups for batches of `n` samples.
 pub struct Batch {
     pub n: usize,
-    pub(super) x: wgpu::Buffer,
+    pub(crate) x: wgpu::Buffer,
     /// Input of each linear layer, then the output.
-    pub(super) h: Vec<wgpu::Buffer>,
+    pub(crate) h: Vec<wgpu::Buffer>,
     /// Pre-activations of each linear layer.
-    pub(super) pre: Vec<wgpu::Buffer>,
-    pub(super) enc_z: Option<wgpu::Buffer>,
+    pub(crate) pre: Vec<wgpu::Buffer>,
+    pub(crate) enc_z: Option<wgpu::Buffer>,
     encode_group: Option<wgpu::BindGroup>,
     linear_groups: Vec<wgpu::BindGroup>,
     readback: wgpu::Buffer,
@@ -236,7 +170,7 @@ impl GpuNet {
         for l in 0..arch.n_linear() {
             let wgsl = linear_forward_wgsl(arch.activation_after(l), kernels)?;
             linear.push(ctx.pipeline(
-                "nn/linear_forward",
+                "nn/mlp/linear_forward",
                 &wgsl,
                 &pipeline_layout(ctx, &linear_layout),
                 false,
@@ -250,7 +184,7 @@ impl GpuNet {
                     &[Binding::Uniform, s(true), s(true), s(false), s(false)],
                 );
                 let p = ctx.pipeline(
-                    "nn/encode_forward",
+                    "nn/mlp/encode_forward",
                     &encode_forward_wgsl()?,
                     &pipeline_layout(ctx, &layout),
                     false,

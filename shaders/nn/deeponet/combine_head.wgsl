@@ -2,7 +2,7 @@
 // deeponet_combine_unaligned.wgsl) share: bindings, activations (ACT), data rows, and the
 // nets' backward passes.
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;
@@ -20,7 +20,7 @@
 
 {{ACT}}
 
-#include "nn/deeponet_rows.wgsl"
+#include "nn/deeponet/rows.wgsl"
 
 // Training: the backward passes of the branch (sample s: a function, or an unaligned
 // sample) and the trunk (a point, or the same sample) from the output δ the combine task

@@ -15,7 +15,7 @@
 // BRANCH_DISPATCH and TRUNK_DISPATCH (task → group chains; the trunk's reads its task as
 // `u` and its gradient copy at `trunk_base`), WG.
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;

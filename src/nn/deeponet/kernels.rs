@@ -1,96 +1,16 @@
-//! DeepONet's device layout and the WGSL of its combine kernels. The two nets run the
-//! fused MLP kernels (`nn::fused`); what is DeepONet's own is the product of their outputs
-//! and its loss (`shaders/nn/deeponet_combine.wgsl` for aligned data,
-//! `deeponet_combine_unaligned.wgsl` for unaligned); `nn::deeponet_pair` runs the two
-//! nets' fused kernels side by side.
-//! CPU twin: `nn::deeponet`.
-//!
-//! Layout. One f32 parameter vector holds the branch's fused layout, then the trunk's,
-//! then b0, each region starting at a multiple of 64 floats (256 bytes, the largest storage
-//! offset alignment WebGPU allows), so each net's kernels bind their region as if it were
-//! the whole vector and one Adam dispatch updates everything.
+//! The WGSL of DeepONet's combine kernels. The two nets run the fused MLP kernels
+//! (`nn::mlp::fused`); what is DeepONet's own is the product of their outputs and its loss
+//! (`shaders/nn/deeponet/combine.wgsl` for aligned data, `combine_unaligned.wgsl` for
+//! unaligned); `deeponet::pair` runs the two nets' fused kernels side by side, and
+//! `deeponet::layout` places both nets and b0 in one parameter vector.
+//! CPU twin: `deeponet::model`.
 
-use super::deeponet::{DeepONetArch, DeepONetParams, Strategy};
-use super::deeponet_pair::{activations as pair_activations, backward_bodies};
-use super::fused::{COMPONENTS, FusedLayout, activation_fns};
+pub use super::layout::DeepONetLayout;
+use super::model::{DeepONetArch, Strategy};
+use super::pair::{activations as pair_activations, backward_bodies};
 use crate::gpu::shader::{ShaderError, compose};
+use crate::nn::mlp::fused::{COMPONENTS, activation_fns};
 use std::fmt::Write;
-
-/// Floats between region starts: 256 bytes.
-pub const REGION_ALIGN: usize = 64;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeepONetLayout {
-    pub arch: DeepONetArch,
-    pub branch: FusedLayout,
-    pub trunk: FusedLayout,
-    /// Float offsets of the trunk's region and of b0.
-    pub trunk_off: usize,
-    pub bias_off: usize,
-    /// Floats in the whole vector.
-    pub len: usize,
-}
-
-impl DeepONetLayout {
-    pub fn new(arch: &DeepONetArch) -> DeepONetLayout {
-        let branch = FusedLayout::new(&arch.branch);
-        let trunk = FusedLayout::new(&arch.trunk);
-        let trunk_off = branch.len.next_multiple_of(REGION_ALIGN);
-        let bias_off = (trunk_off + trunk.len).next_multiple_of(REGION_ALIGN);
-        DeepONetLayout {
-            arch: arch.clone(),
-            branch,
-            trunk,
-            trunk_off,
-            bias_off,
-            len: bias_off + arch.outputs.next_multiple_of(4),
-        }
-    }
-
-    /// Bytes of the branch's, the trunk's and b0's regions: (offset, size).
-    pub fn regions(&self) -> [(u64, u64); 3] {
-        [
-            (0, 4 * self.branch.len as u64),
-            (4 * self.trunk_off as u64, 4 * self.trunk.len as u64),
-            (
-                4 * self.bias_off as u64,
-                4 * (self.len - self.bias_off) as u64,
-            ),
-        ]
-    }
-
-    /// As `regions`, but the trunk's runs on to the end of the vector (b0 included), as
-    /// the combine kernel binds it.
-    pub fn regions_with_bias(&self) -> [(u64, u64); 3] {
-        let mut r = self.regions();
-        r[1].1 = 4 * (self.len - self.trunk_off) as u64;
-        r
-    }
-
-    pub fn pack(&self, p: &DeepONetParams) -> Vec<f32> {
-        let mut out = vec![0.0f32; self.len];
-        let b = self.branch.pack(&p.branch);
-        out[..b.len()].copy_from_slice(&b);
-        let t = self.trunk.pack(&p.trunk);
-        out[self.trunk_off..self.trunk_off + t.len()].copy_from_slice(&t);
-        for (c, v) in p.bias.iter().enumerate() {
-            out[self.bias_off + c] = *v as f32;
-        }
-        out
-    }
-
-    pub fn unpack(&self, v: &[f32]) -> DeepONetParams {
-        DeepONetParams {
-            branch: self.branch.unpack(&v[..self.branch.len]),
-            trunk: self
-                .trunk
-                .unpack(&v[self.trunk_off..self.trunk_off + self.trunk.len]),
-            bias: (0..self.arch.outputs)
-                .map(|c| v[self.bias_off + c] as f64)
-                .collect(),
-        }
-    }
-}
 
 /// One piece of the sum for an output: four terms when both columns start a quad, one
 /// otherwise.
@@ -306,7 +226,7 @@ pub fn combine_unaligned_wgsl(
         [String::new(), String::new()]
     };
     compose(
-        "nn/deeponet_combine_unaligned.wgsl",
+        "nn/deeponet/combine_unaligned.wgsl",
         &[
             ("ACT", &combine_activations(layout)),
             ("TRAIN", if train { "true" } else { "false" }),
@@ -400,7 +320,7 @@ pub fn combine_wgsl(
         [String::new(), String::new()]
     };
     compose(
-        "nn/deeponet_combine.wgsl",
+        "nn/deeponet/combine.wgsl",
         &[
             ("ACT", &act),
             ("TRAIN", if train { "true" } else { "false" }),
@@ -427,7 +347,7 @@ pub fn combine_wgsl(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::deeponet::NetSpec;
+    use crate::nn::deeponet::{DeepONetParams, NetSpec};
     use crate::nn::{Activation, Init};
 
     fn arch(strategy: Strategy, latent: usize, outputs: usize) -> DeepONetArch {

@@ -4,7 +4,7 @@
 //! A sample is L z with K = L Lᵀ (Cholesky, f64) and z standard normal from the seeded
 //! counter-based generator, so function f of seed s is the same on every machine.
 
-use super::model::Matrix;
+use crate::nn::mlp::model::Matrix;
 use crate::rng::normal_f64;
 
 #[derive(Debug, Clone)]

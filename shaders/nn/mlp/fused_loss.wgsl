@@ -7,7 +7,7 @@
 // Filled in by nn::fused: ACT (fn act_out), OUTPUTS, Z_ROW (first row of the output
 // layer's z), RELATIVE (true for relative L2).
 
-#include "nn/fused_step.wgsl"
+#include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> targets: array<f32>;
@@ -15,7 +15,7 @@
 @group(0) @binding(3) var<storage, read> h: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 
-#include "nn/fused_rows.wgsl"
+#include "nn/mlp/fused_rows.wgsl"
 
 {{ACT}}
 

@@ -19,11 +19,11 @@
 //! [n_samples, n_outputs], or the same with `test` (a file with both is read as its
 //! training set).
 
-use super::deeponet::{AlignedData, DeepONetArch, DeepONetData, NetSpec, Strategy, UnalignedData};
 use super::grf::Grf;
-use super::model::Activation;
-use super::model::Matrix;
+use super::model::{AlignedData, DeepONetArch, DeepONetData, NetSpec, Strategy, UnalignedData};
 use crate::io::{NpzError, NpzValue, read_npz, write_npz};
+use crate::nn::mlp::model::Activation;
+use crate::nn::mlp::model::Matrix;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -7,12 +7,12 @@
 //! order); the trunk input is the output time. This module sits beside the ensemble engine
 //! (it uses `ode` to make data for `nn`), the one place where the two meet.
 
-use super::deeponet::AlignedData;
 use super::grf::{Grf, GrfError};
-use super::model::Matrix;
+use super::model::AlignedData;
 use crate::gpu::GpuContext;
 use crate::model::System;
 use crate::model::signal::linspace;
+use crate::nn::mlp::model::Matrix;
 use crate::ode::{
     Ensemble, FixedStepProblem, Inputs, Precision, RunOptions, Save, SimError, Solver, Status,
     Table, TimeGrid, simulate,
