@@ -216,7 +216,7 @@ pub fn save_bytes(
 }
 
 /// A DeepONet checkpoint: tensors named as the PyTorch module with submodules `branch`
-/// and `trunk` and parameter `b` (see `nn::deeponet`), the architecture in the metadata.
+/// and `trunk` and parameter `b` (see `nn::deeponet::model`), the architecture in the metadata.
 pub fn save_deeponet_bytes(
     arch: &DeepONetArch,
     params: &DeepONetParams,

@@ -19,7 +19,7 @@
 // fused_forward.wgsl): on CPU adapters every load is a loop over the lanes, and this
 // makes ceil(quads / 8) loads of what would be `quads`.
 //
-// Filled in by nn::deeponet_gpu: ACT (fn branch_out4 / trunk_out4 and their derivatives),
+// Filled in by nn::deeponet::trainer: ACT (fn branch_out4 / trunk_out4 and their derivatives),
 // TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB / DB and ZT / DT
 // (first scratch rows of z and δ of each net's output layer), BIASES (b0 from pt),
 // DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled

@@ -25,7 +25,7 @@
 // Training: the backward passes of the branch (sample s: a function, or an unaligned
 // sample) and the trunk (a point, or the same sample) from the output δ the combine task
 // has just written, in the same invocation: fused_backward.wgsl's bodies with their
-// bindings renamed (nn::deeponet_pair). Prediction: empty.
+// bindings renamed (nn::deeponet::pair). Prediction: empty.
 fn branch_backward(s: u32, lane: u32) {
     let n = sb.n;
 {{BRANCH_BACKWARD}}

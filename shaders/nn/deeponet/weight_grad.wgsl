@@ -7,7 +7,7 @@
 // than one split, `g` holds one copy of the gradient per split, which fused_reduce.wgsl
 // adds up (the loss workgroup writes b0's sums into copy 0; the other copies' b0 stays 0).
 //
-// Filled in by nn::deeponet_pair: ACT, K (outputs), COUNT (values in the batch's loss:
+// Filled in by nn::deeponet::pair: ACT, K (outputs), COUNT (values in the batch's loss:
 // functions × points × outputs, or samples × outputs for unaligned data, where the per-
 // function sums above are per sample), BIAS (float offset of b0), LEN
 // (floats per gradient copy), TRUNK_OFF (float offset of the trunk's region), TB and TT

@@ -1,6 +1,6 @@
 // g = g · act'(pre), element-wise: the gradient through a layer's activation.
 //
-// Filled in by nn::gpu: DACT (fn dact(x: f32) -> f32, the derivative).
+// Filled in by nn::mlp::gpu: DACT (fn dact(x: f32) -> f32, the derivative).
 
 struct Dims {
     len: u32,

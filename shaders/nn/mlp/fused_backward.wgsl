@@ -5,7 +5,7 @@
 // are made by fused_weight_grad.wgsl. Weights are shared through the subgroup as in
 // fused_forward.wgsl, here read along columns (Wᵀ δ).
 //
-// Filled in by nn::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY.
+// Filled in by nn::mlp::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY.
 
 #include "nn/mlp/fused_step.wgsl"
 

@@ -1,6 +1,6 @@
 // The forward pass of a whole MLP, its Fourier encoding included, in one dispatch: each
-// invocation runs a few samples (nn::fused::Scratch::per_lane) layer after layer.
-// Activations live in `h` as rows of vec4, blocked by eight samples (nn::fused::Scratch),
+// invocation runs a few samples (nn::mlp::fused::Scratch::per_lane) layer after layer.
+// Activations live in `h` as rows of vec4, blocked by eight samples (nn::mlp::fused::Scratch),
 // so each invocation reads and writes only its own samples and no barrier is needed
 // between layers. Weights are shared through the subgroup: in each step lane k loads the
 // weight quad of output o0 + k and subgroupBroadcast hands it to every lane, which uses it
@@ -10,7 +10,7 @@
 // The pass stores what the backward pass needs: the encoded input and every layer's
 // pre-activation z (the activation is recomputed from z when it is read).
 //
-// Filled in by nn::fused: ACT (fn act / act4), BODY (the layers, with their offsets).
+// Filled in by nn::mlp::fused: ACT (fn act / act4), BODY (the layers, with their offsets).
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -30,7 +30,7 @@ fn main(
     @builtin(subgroup_invocation_id) lane_id: u32,
 ) {
     // No early return: every invocation takes part in the broadcasts. The dispatch covers
-    // exactly n / per_lane invocations (nn::fused::Scratch).
+    // exactly n / per_lane invocations (nn::mlp::fused::Scratch).
     let s = gid.x;
     let n = step.n;
     let lane = lane_id & 7u;

@@ -4,7 +4,7 @@
 // loss = ‖y − t‖ / ‖t‖, factor 1 / (‖y − t‖ ‖t‖). The backward pass reads the factor; the
 // host reads the loss only when it asks.
 //
-// Filled in by nn::fused: ACT (fn act_out), OUTPUTS, Z_ROW (first row of the output
+// Filled in by nn::mlp::fused: ACT (fn act_out), OUTPUTS, Z_ROW (first row of the output
 // layer's z), RELATIVE (true for relative L2).
 
 #include "nn/mlp/fused_step.wgsl"

@@ -2,7 +2,7 @@
 // b [outputs]; the pre-activation is kept for the backward pass. 16×16 output tiles, with
 // 16×16 tiles of x and W staged in workgroup memory.
 //
-// Filled in by nn::gpu: ACT (fn act(x: f32) -> f32).
+// Filled in by nn::mlp::gpu: ACT (fn act(x: f32) -> f32).
 
 struct Dims {
     n: u32,

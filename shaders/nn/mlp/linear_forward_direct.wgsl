@@ -2,7 +2,7 @@
 // form for CPU adapters (lavapipe), where workgroup barriers are costly and caches do what
 // the tiles of linear_forward.wgsl do on a GPU. Same bindings and results.
 //
-// Filled in by nn::gpu: ACT (fn act(x: f32) -> f32).
+// Filled in by nn::mlp::gpu: ACT (fn act(x: f32) -> f32).
 
 struct Dims {
     n: u32,

@@ -1,6 +1,7 @@
 // One Adam step (Kingma & Ba 2015) with bias correction and decoupled weight decay
-// (AdamW, Loshchilov & Hutter 2019) for every element of one parameter tensor; plain SGD
-// when beta1 = beta2 = 0 and eps = 1 (then the update is lr · g).
+// (AdamW, Loshchilov & Hutter 2019) for every element of one parameter tensor, or plain
+// SGD with momentum beta1 when `sgd` is 1. Host side: Optimizer::adam_words writes `Step`,
+// Optimizer::apply is the CPU twin (src/nn/train/optimizer.rs).
 
 struct Step {
     len: u32,
@@ -25,7 +26,7 @@ struct Step {
 @group(0) @binding(5) var<storage, read> state: array<f32>;
 
 // Each invocation updates PER consecutive elements: on CPU adapters the fixed cost of an
-// invocation (and of a workgroup) outweighs the update itself. nn::gpu::adam_grid sizes
+// invocation (and of a workgroup) outweighs the update itself. nn::train::optimizer::adam_grid sizes
 // the dispatch.
 const PER: u32 = 4u;
 

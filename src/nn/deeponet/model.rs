@@ -8,7 +8,7 @@
 //! (`split_both`: both nets give p·k values, group c pairs with group c; `split_branch`:
 //! the branch gives p·k, the trunk p shared by all outputs; `split_trunk`: the reverse).
 //! Parameters are named as a PyTorch module with submodules `branch` and `trunk` (each
-//! the `nn.Sequential` of `nn::model`) and a parameter `b` [k].
+//! the `nn.Sequential` of `nn::mlp::model`) and a parameter `b` [k].
 //!
 //! Data layouts: aligned (every function observed at the same points: G is
 //! [functions, points, outputs], a product of the two nets' outputs) and unaligned (one

@@ -4,12 +4,12 @@
 //! nine. On CPU adapters every dispatch costs about 0.1 ms, as much as one
 //! small net's pass.
 //!
-//! The kernels reuse the single-net bodies of `nn::fused` unchanged: those name their
+//! The kernels reuse the single-net bodies of `nn::mlp::fused` unchanged: those name their
 //! bindings `p`, `x`, `h`, `g`, `step` and their activations `act…`; here each net's body
 //! gets its own names (`pb`, `hb`, `sb`, `branch_act4`, … and `pt`, `ht`, `st`,
 //! `trunk_act4`, …) by renaming identifiers, and the templates
 //! (`shaders/nn/deeponet_{forward,weight_grad,combine}.wgsl`) run one net or the other
-//! by workgroup. CPU twin: `nn::deeponet`.
+//! by workgroup. CPU twin: `nn::deeponet::model`.
 
 use super::layout::DeepONetLayout;
 use super::model::DataLayout;

@@ -24,7 +24,7 @@ use crate::nn::mlp::model::Matrix;
 use crate::nn::train::Optimizer;
 use crate::nn::train::buffers::{read_f32, storage, zeros};
 use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
-use crate::nn::train::optimizer::adam_pass;
+use crate::nn::train::optimizer::{adam_pass, state};
 use crate::nn::train::pass::{Pass, pipe, profile_passes, storage_ro, storage_rw, submit};
 use crate::nn::train::sampler::Sampler;
 use wgpu::BufferUsages as U;
@@ -149,7 +149,7 @@ fn forward_pass(
 
 /// The passes after the combine pass: both nets' weight gradients, the loss and b0's
 /// gradient into `grad` (and `state`), in one dispatch, or two when the samples are split
-/// (`nn::fused_net::gradient_splits`). Sets each net's `per_split`.
+/// (`nn::train::gradients::gradient_splits`). Sets each net's `per_split`.
 fn weight_grad_passes(
     ctx: &GpuContext,
     layout: &DeepONetLayout,
@@ -729,7 +729,12 @@ impl DeepONetTrainer {
             &g.iter().map(|&v| v as f32).collect::<Vec<_>>(),
         );
         let grad = zeros(ctx, "gradient", layout.len);
-        let state = buffer(ctx, "loss state", 32, U::STORAGE | U::COPY_SRC);
+        let state = buffer(
+            ctx,
+            "loss state",
+            4 * state::LEN as u64,
+            U::STORAGE | U::COPY_SRC,
+        );
         let partial = buffer(
             ctx,
             "partial sums",
@@ -869,7 +874,7 @@ impl DeepONetTrainer {
 
     /// The loss of the last step's batch (before its update), read back.
     pub fn loss(&self, ctx: &GpuContext) -> Result<f64, GpuError> {
-        Ok(read_f32(ctx, &self.state, 8)?[2] as f64)
+        Ok(read_f32(ctx, &self.state, state::LEN)?[state::LOSS] as f64)
     }
 
     /// The loss and gradients at the current parameters on the current batch (no update).

@@ -190,7 +190,7 @@ pub fn relative_l2(y: &Matrix, target: &Matrix) -> (f64, Matrix) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::model::{Activation, Encoding, EncodingKind, Init};
+    use crate::nn::mlp::model::{Activation, Encoding, EncodingKind, Init};
     use crate::rng::uniform_f64;
 
     fn arch(act: Activation, encoding: bool) -> Architecture {

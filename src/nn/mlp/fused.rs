@@ -2,7 +2,7 @@
 //! pass of the activation gradients, one for every weight gradient. This module holds the
 //! device layout they share and generates their WGSL from an architecture (every offset
 //! and width baked in as a constant). Templates: `shaders/nn/fused_*.wgsl`; CPU twin:
-//! `nn::cpu`.
+//! `nn::mlp::cpu`.
 //!
 //! Layout. Parameters are one f32 vector read as vec4: B as [inputs, F'] and each layer's
 //! weight as [out', in'] followed by its bias [out'], where the primed widths are padded
@@ -368,7 +368,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
 /// invocation `s`; lane `lane` of its group of eight; padded batch `n`), reading bindings
 /// `p`, `x`, `h` and `step`, calling `act4` and `row_fn` (sample → data row): the body of
 /// fused_forward.wgsl, and of DeepONet's paired kernel under other names
-/// (`nn::deeponet_pair`).
+/// (`nn::deeponet::pair`).
 pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
@@ -1123,7 +1123,7 @@ pub fn loss_wgsl(layout: &FusedLayout, loss: Loss) -> Result<String, ShaderError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::model::{Encoding, EncodingKind, Init};
+    use crate::nn::mlp::model::{Encoding, EncodingKind, Init};
 
     fn arch(encoding: bool, trainable: bool) -> Architecture {
         Architecture {

@@ -19,7 +19,7 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::nn::train::Optimizer;
 use crate::nn::train::buffers::{read_f32, storage};
 use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
-use crate::nn::train::optimizer::{adam_pass, clip_pass};
+use crate::nn::train::optimizer::{adam_pass, clip_pass, state};
 use crate::nn::train::pass::{
     Pass, Pipeline, pipe, profile_passes, storage_ro, storage_rw, submit,
 };
@@ -376,7 +376,7 @@ impl FusedTrainer {
         let state = buffer(
             ctx,
             "loss state",
-            32,
+            4 * state::LEN as u64,
             U::STORAGE | U::COPY_SRC | U::COPY_DST,
         );
         let step_uniform = buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST);
@@ -547,7 +547,7 @@ impl FusedTrainer {
 
     /// The loss of the last step's batch (before its update), read back.
     pub fn loss(&self, ctx: &GpuContext) -> Result<f64, GpuError> {
-        Ok(read_f32(ctx, &self.state, 8)?[2] as f64)
+        Ok(read_f32(ctx, &self.state, state::LEN)?[state::LOSS] as f64)
     }
 
     /// The global gradient norm of the last step (before clipping); only with clipping.
@@ -555,7 +555,9 @@ impl FusedTrainer {
         if self.config.clip.is_none() {
             return Ok(None);
         }
-        Ok(Some(read_f32(ctx, &self.state, 8)?[5] as f64))
+        Ok(Some(
+            read_f32(ctx, &self.state, state::LEN)?[state::NORM] as f64,
+        ))
     }
 
     /// The loss and gradients at the current parameters on the current batch (no update).
@@ -567,5 +569,32 @@ impl FusedTrainer {
 
     pub fn params(&self, ctx: &GpuContext) -> Result<Params, GpuError> {
         self.net.params(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::shader::compose;
+    use crate::nn::train::wgsl_struct_fields;
+
+    #[test]
+    fn step_words_follow_the_fused_step_struct() {
+        let wgsl = compose("nn/mlp/fused_step.wgsl", &[]).unwrap();
+        let fields = wgsl_struct_fields(&wgsl, "Step");
+        let words = step_words(64, 50, 3, 1000, true, 16);
+        assert_eq!(fields.len(), words.len(), "{fields:?}");
+        let at = |name: &str| words[fields.iter().position(|f| f == name).unwrap()];
+        assert_eq!(
+            [
+                at("n"),
+                at("batch"),
+                at("base"),
+                at("m"),
+                at("ordered"),
+                at("per_split")
+            ],
+            [64, 50, 3, 1000, 1, 16]
+        );
     }
 }

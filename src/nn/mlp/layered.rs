@@ -13,7 +13,7 @@ use crate::gpu::shader::compose;
 use crate::gpu::{GpuContext, GpuError};
 use crate::nn::train::Optimizer;
 use crate::nn::train::buffers::{line_grid, read_f64, to_f32, uniform, zeros};
-use crate::nn::train::optimizer::{AdamPass, adam_pass};
+use crate::nn::train::optimizer::{AdamPass, adam_pass, state};
 use crate::nn::train::pass::Pass;
 
 /// One parameter tensor a step updates: its gradient and its optimiser pass.
@@ -246,7 +246,7 @@ impl Trainer {
 
         // Optimiser: one pass per parameter tensor. No clipping here: adam.wgsl's clip
         // factor is never read.
-        let no_clip = zeros(ctx, "clip state", 8);
+        let no_clip = zeros(ctx, "clip state", state::LEN);
         let mut slots = Vec::new();
         let mut add = |param: &wgpu::Buffer, grad: wgpu::Buffer, len: usize| {
             let adam = adam_pass(ctx, len, param, &grad, &no_clip)?;

@@ -17,6 +17,11 @@ pub fn gradient_splits(ctx: &GpuContext, task_groups: usize, batch: usize) -> us
     want.div_ceil(task_groups).clamp(1, (batch / 256).max(1))
 }
 
+/// gradient_sum.wgsl's `struct Dims`.
+pub(crate) fn gradient_sum_words(len: usize, splits: usize) -> [u32; 4] {
+    [len as u32, splits as u32, 0, 0]
+}
+
 /// The pass that adds `splits` copies of a `len`-float gradient in `partial` into `grad`.
 pub fn gradient_sum_pass(
     ctx: &GpuContext,
@@ -31,7 +36,7 @@ pub fn gradient_sum_pass(
         &compose("nn/train/gradient_sum.wgsl", &[])?,
         &[Binding::Uniform, storage_ro(), storage_rw()],
     )?;
-    let dims = uniform(ctx, [len as u32, splits as u32, 0, 0]);
+    let dims = uniform(ctx, gradient_sum_words(len, splits));
     let groups = len.div_ceil(64) as u32;
     Ok(Pass {
         label: "gradient sum",
@@ -44,4 +49,20 @@ pub fn gradient_sum_pass(
         pipeline: p,
         size: (groups.min(65535), groups.div_ceil(65535), 1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::train::wgsl_struct_fields;
+
+    #[test]
+    fn gradient_sum_words_follow_the_kernel_dims_struct() {
+        let wgsl = compose("nn/train/gradient_sum.wgsl", &[]).unwrap();
+        let fields = wgsl_struct_fields(&wgsl, "Dims");
+        let words = gradient_sum_words(300, 7);
+        assert_eq!(fields.len(), words.len(), "{fields:?}");
+        assert_eq!(words[fields.iter().position(|f| f == "len").unwrap()], 300);
+        assert_eq!(words[fields.iter().position(|f| f == "splits").unwrap()], 7);
+    }
 }

@@ -10,3 +10,18 @@ pub mod pass;
 pub mod sampler;
 
 pub use optimizer::{Optimizer, OptimizerError, Schedule};
+
+/// The field names of `struct NAME { … }` in WGSL text, in order (for tests that check a
+/// kernel's uniform layout against the words the host writes).
+#[cfg(test)]
+pub(crate) fn wgsl_struct_fields(wgsl: &str, name: &str) -> Vec<String> {
+    let start = wgsl
+        .find(&format!("struct {name} {{"))
+        .unwrap_or_else(|| panic!("no struct {name}"));
+    let body = &wgsl[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+    body.lines()
+        .map(|l| l.split("//").next().unwrap().trim())
+        .filter_map(|l| l.split_once(':').map(|(f, _)| f.trim().to_string()))
+        .collect()
+}

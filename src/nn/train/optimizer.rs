@@ -12,6 +12,20 @@ use crate::gpu::{GpuContext, GpuError};
 use serde::{Deserialize, Serialize};
 use wgpu::BufferUsages as U;
 
+/// The loss state every trainer keeps on the device, 8 floats that the loss kernels
+/// (`mlp/fused_loss.wgsl`, `deeponet/weight_grad.wgsl`), `grad_clip.wgsl` and `adam.wgsl`
+/// share: [Σ (y − t)², Σ t², loss, dL/dy factor, clip factor, gradient norm, -, -].
+pub mod state {
+    /// Floats in the buffer.
+    pub const LEN: usize = 8;
+    /// The batch's loss.
+    pub const LOSS: usize = 2;
+    /// The factor that scales every gradient (grad_clip.wgsl writes it, adam.wgsl reads it).
+    pub const CLIP: usize = 4;
+    /// The global gradient norm before clipping.
+    pub const NORM: usize = 5;
+}
+
 /// Learning rate over the steps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +244,11 @@ pub fn adam_pass(
     })
 }
 
+/// grad_clip.wgsl's `struct Dims`.
+pub(crate) fn clip_words(len: usize, max_norm: f64) -> [u32; 4] {
+    [len as u32, 0, 0, (max_norm as f32).to_bits()]
+}
+
 /// The pass that scales `grad` [len] to a global L2 norm of at most `max_norm`
 /// (grad_clip.wgsl); it writes its factor into `state`, where adam.wgsl reads it when the
 /// step's `clip` word is set.
@@ -246,11 +265,80 @@ pub fn clip_pass(
         &compose("nn/train/grad_clip.wgsl", &[])?,
         &[Binding::Uniform, storage_ro(), storage_rw()],
     )?;
-    let dims = uniform(ctx, [len as u32, 0, 0, (max_norm as f32).to_bits()]);
+    let dims = uniform(ctx, clip_words(len, max_norm));
     Ok(Pass {
         label: "clip",
         group: bind_group(ctx, "clip", &l, 0, &[&dims, grad, state]),
         pipeline,
         size: (1, 1, 1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::train::wgsl_struct_fields;
+
+    // The layout comments and structs of the kernels against the words written here.
+
+    #[test]
+    fn adam_words_follow_adam_wgsl_step_struct() {
+        let wgsl = compose("nn/train/adam.wgsl", &[]).unwrap();
+        let fields = wgsl_struct_fields(&wgsl, "Step");
+        let o = Optimizer {
+            sgd: true,
+            weight_decay: 0.25,
+            ..Optimizer::default()
+        };
+        let words = o.adam_words(1234, 7, true);
+        assert_eq!(fields.len(), words.len(), "{fields:?}");
+        let at = |name: &str| words[fields.iter().position(|f| f == name).unwrap()];
+        assert_eq!(at("len"), 1234);
+        assert_eq!(at("t"), 7);
+        assert_eq!(f32::from_bits(at("lr")), 1e-3);
+        assert_eq!(f32::from_bits(at("beta1")), 0.9);
+        assert_eq!(f32::from_bits(at("beta2")), 0.999);
+        assert_eq!(f32::from_bits(at("eps")), 1e-8);
+        assert_eq!(f32::from_bits(at("weight_decay")), 0.25);
+        assert_eq!((at("clip"), at("sgd")), (1, 1));
+    }
+
+    #[test]
+    fn clip_words_follow_grad_clip_wgsl_dims_struct() {
+        let wgsl = compose("nn/train/grad_clip.wgsl", &[]).unwrap();
+        let fields = wgsl_struct_fields(&wgsl, "Dims");
+        let words = clip_words(99, 0.5);
+        assert_eq!(fields.len(), words.len(), "{fields:?}");
+        assert_eq!(words[fields.iter().position(|f| f == "len").unwrap()], 99);
+        let norm = words[fields.iter().position(|f| f == "max_norm").unwrap()];
+        assert_eq!(f32::from_bits(norm), 0.5);
+    }
+
+    #[test]
+    fn loss_state_indices_match_the_kernels_that_share_it() {
+        let clip = compose("nn/train/grad_clip.wgsl", &[]).unwrap();
+        assert!(clip.contains(&format!("state[{}] = norm", state::NORM)));
+        assert!(clip.contains(&format!("state[{}] = select(", state::CLIP)));
+        let adam = compose("nn/train/adam.wgsl", &[]).unwrap();
+        assert!(adam.contains(&format!("state[{}], step.clip", state::CLIP)));
+        // fused_loss.wgsl's comment lists the state and its code writes the loss there.
+        let loss = crate::embedded::SHADERS
+            .iter()
+            .find(|(path, _)| *path == "nn/mlp/fused_loss.wgsl")
+            .unwrap()
+            .1;
+        let listed = loss.split("state = [").nth(1).unwrap();
+        let listed: Vec<&str> = listed[..listed.find(']').unwrap()]
+            .split(',')
+            .map(|s| s.trim())
+            .collect();
+        assert_eq!(listed.iter().position(|s| *s == "loss"), Some(state::LOSS));
+        assert!(loss.contains(&format!("state[{}] = e / count", state::LOSS)));
+        let deeponet = crate::embedded::SHADERS
+            .iter()
+            .find(|(path, _)| *path == "nn/deeponet/weight_grad.wgsl")
+            .unwrap()
+            .1;
+        assert!(deeponet.contains(&format!("state[{}] = total / count", state::LOSS)));
+    }
 }
