@@ -575,26 +575,13 @@ impl FusedTrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::shader::compose;
-    use crate::nn::train::wgsl_struct_fields;
+    use crate::nn::train::words_by_field;
 
     #[test]
     fn step_words_follow_the_fused_step_struct() {
-        let wgsl = compose("nn/mlp/fused_step.wgsl", &[]).unwrap();
-        let fields = wgsl_struct_fields(&wgsl, "Step");
         let words = step_words(64, 50, 3, 1000, true, 16);
-        assert_eq!(fields.len(), words.len(), "{fields:?}");
-        let at = |name: &str| words[fields.iter().position(|f| f == name).unwrap()];
-        assert_eq!(
-            [
-                at("n"),
-                at("batch"),
-                at("base"),
-                at("m"),
-                at("ordered"),
-                at("per_split")
-            ],
-            [64, 50, 3, 1000, 1, 16]
-        );
+        let at = words_by_field("nn/mlp/fused_step.wgsl", "Step", &words);
+        let named = ["n", "batch", "base", "m", "ordered", "per_split"].map(at);
+        assert_eq!(named, [64, 50, 3, 1000, 1, 16]);
     }
 }

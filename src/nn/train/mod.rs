@@ -25,3 +25,20 @@ pub(crate) fn wgsl_struct_fields(wgsl: &str, name: &str) -> Vec<String> {
         .filter_map(|l| l.split_once(':').map(|(f, _)| f.trim().to_string()))
         .collect()
 }
+
+/// The host's `words` for WGSL `struct NAME` in shader file `path`, by field name: checks
+/// that there is one word per field and gives a lookup (panics on an unknown name).
+#[cfg(test)]
+pub(crate) fn words_by_field<'a>(
+    path: &'a str,
+    name: &'a str,
+    words: &'a [u32],
+) -> impl Fn(&str) -> u32 + 'a {
+    let wgsl = crate::gpu::shader::compose(path, &[]).unwrap();
+    let fields = wgsl_struct_fields(&wgsl, name);
+    assert_eq!(fields.len(), words.len(), "{path} {name}: {fields:?}");
+    move |field| {
+        let at = fields.iter().position(|f| f == field);
+        words[at.unwrap_or_else(|| panic!("{path} {name} has no field {field}"))]
+    }
+}

@@ -277,41 +277,35 @@ pub fn clip_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::train::wgsl_struct_fields;
+    use crate::nn::train::words_by_field;
 
     // The layout comments and structs of the kernels against the words written here.
 
     #[test]
     fn adam_words_follow_adam_wgsl_step_struct() {
-        let wgsl = compose("nn/train/adam.wgsl", &[]).unwrap();
-        let fields = wgsl_struct_fields(&wgsl, "Step");
         let o = Optimizer {
             sgd: true,
             weight_decay: 0.25,
             ..Optimizer::default()
         };
-        let words = o.adam_words(1234, 7, true);
-        assert_eq!(fields.len(), words.len(), "{fields:?}");
-        let at = |name: &str| words[fields.iter().position(|f| f == name).unwrap()];
-        assert_eq!(at("len"), 1234);
-        assert_eq!(at("t"), 7);
-        assert_eq!(f32::from_bits(at("lr")), 1e-3);
-        assert_eq!(f32::from_bits(at("beta1")), 0.9);
-        assert_eq!(f32::from_bits(at("beta2")), 0.999);
-        assert_eq!(f32::from_bits(at("eps")), 1e-8);
-        assert_eq!(f32::from_bits(at("weight_decay")), 0.25);
-        assert_eq!((at("clip"), at("sgd")), (1, 1));
+        // Distinct values (clip off, SGD on) so that swapped fields show.
+        let words = o.adam_words(1234, 7, false);
+        let at = words_by_field("nn/train/adam.wgsl", "Step", &words);
+        assert_eq!((at("len"), at("t"), at("clip"), at("sgd")), (1234, 7, 0, 1));
+        let real = |name| f32::from_bits(at(name));
+        assert_eq!(
+            [real("lr"), real("beta1"), real("beta2")],
+            [1e-3, 0.9, 0.999]
+        );
+        assert_eq!([real("eps"), real("weight_decay")], [1e-8, 0.25]);
     }
 
     #[test]
     fn clip_words_follow_grad_clip_wgsl_dims_struct() {
-        let wgsl = compose("nn/train/grad_clip.wgsl", &[]).unwrap();
-        let fields = wgsl_struct_fields(&wgsl, "Dims");
         let words = clip_words(99, 0.5);
-        assert_eq!(fields.len(), words.len(), "{fields:?}");
-        assert_eq!(words[fields.iter().position(|f| f == "len").unwrap()], 99);
-        let norm = words[fields.iter().position(|f| f == "max_norm").unwrap()];
-        assert_eq!(f32::from_bits(norm), 0.5);
+        let at = words_by_field("nn/train/grad_clip.wgsl", "Dims", &words);
+        assert_eq!(at("len"), 99);
+        assert_eq!(f32::from_bits(at("max_norm")), 0.5);
     }
 
     #[test]
