@@ -12,10 +12,10 @@
 mod common;
 
 use common::{assert_close, gpu, random_matrix};
+use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::deeponet::{
     UnalignedData, backward_aligned, backward_unaligned, forward_aligned, forward_unaligned,
 };
-use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
     DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,

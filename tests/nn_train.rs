@@ -2,7 +2,7 @@
 //! experiment of Tancik et al. (2020) in one dimension.
 
 mod common;
-use phaseflow::nn::cpu;
+use phaseflow::nn::mlp::cpu;
 use phaseflow::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, GpuNet, Init, Matrix, Optimizer,
     Params, Schedule, TrainConfig, Trainer,
