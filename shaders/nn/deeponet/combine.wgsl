@@ -8,7 +8,7 @@
 // of the two small outputs and saves a dispatch and a [functions, points] buffer. With the
 // MSE loss, dL/dG = 2 (G − target) / count. A row task writes the branch's output δ,
 // dL/dB[f] = Σ_y dG[f, y] T[y], and its partial sums (Σ (G − target)², Σ dG per output) for
-// deeponet_weight_grad.wgsl; a column task writes the trunk's output δ,
+// weight_grad.wgsl; a column task writes the trunk's output δ,
 // dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The nets' backward passes take it from there
 // (one dispatch fewer than a separate backward kernel: on CPU adapters ~0.1 ms a step).
 //
@@ -19,9 +19,10 @@
 // fused_forward.wgsl): on CPU adapters every load is a loop over the lanes, and this
 // makes ceil(quads / 8) loads of what would be `quads`.
 //
-// Filled in by nn::deeponet::trainer: ACT (fn branch_out4 / trunk_out4 and their derivatives),
-// TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB / DB and ZT / DT
-// (first scratch rows of z and δ of each net's output layer), BIASES (b0 from pt),
+// Filled in by nn::deeponet::kernels: ACT (fn branch_out4 / trunk_out4 and their
+// derivatives), TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB and
+// ZT / DT (first scratch rows of z of each net's output layer, and of δ of the trunk's),
+// BIASES (b0 from pt),
 // DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
 // products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
 

@@ -1,5 +1,5 @@
-// What DeepONet's two combine kernels (deeponet_combine.wgsl for aligned data,
-// deeponet_combine_unaligned.wgsl) share: bindings, activations (ACT), data rows, and the
+// What DeepONet's two combine kernels (combine.wgsl for aligned data,
+// combine_unaligned.wgsl) share: bindings, activations (ACT), data rows, and the
 // nets' backward passes.
 
 #include "nn/mlp/fused_step.wgsl"

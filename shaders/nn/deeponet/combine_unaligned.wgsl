@@ -7,7 +7,7 @@
 // Training (TRAIN = true): with the MSE loss, dL/dG = 2 (G − target) / count. Each
 // invocation writes its sample's output δ for both nets, dL/dB[s] = Σ_c dG[s, c] T[s]
 // and dL/dT[s] = (Σ_c dG[s, c] B[s]) · act'(z), with no sums over other samples, and its
-// partial sums (Σ (G − target)², dG per output) for deeponet_weight_grad.wgsl; then both
+// partial sums (Σ (G − target)², dG per output) for weight_grad.wgsl; then both
 // nets' backward passes for that sample, in the same invocation.
 //
 // Prediction (TRAIN = false): each invocation writes G[s, ·] to `out`.

@@ -3,8 +3,8 @@
 // into `state`, as fused_loss.wgsl writes it: [Σ (G − target)², 0, loss, dL/dG factor],
 // and b0's gradient), and the other workgroups run the weight-gradient tasks of the
 // branch, then of the trunk (fused_weight_grad.wgsl's groups, renamed as in
-// deeponet_forward.wgsl). y of the dispatch runs over splits of the samples; with more
-// than one split, `g` holds one copy of the gradient per split, which fused_reduce.wgsl
+// forward.wgsl). y of the dispatch runs over splits of the samples; with more
+// than one split, `g` holds one copy of the gradient per split, which train/gradient_sum.wgsl
 // adds up (the loss workgroup writes b0's sums into copy 0; the other copies' b0 stays 0).
 //
 // Filled in by nn::deeponet::pair: ACT, K (outputs), COUNT (values in the batch's loss:
@@ -22,7 +22,7 @@
 @group(0) @binding(2) var<storage, read> hb: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> ht: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>;
-// [Σ (G − target)², Σ dG per output] per function, from deeponet_combine.wgsl.
+// [Σ (G − target)², Σ dG per output] per function, from combine.wgsl.
 @group(0) @binding(5) var<storage, read> partial: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
 var<workgroup> sums: array<f32, {{WG}}>;

@@ -3,7 +3,7 @@
 // of one layer, over one split of the samples (nn::mlp::fused::blocked_group; tasks of 8 × 4
 // took 15% longer on lavapipe); x of the dispatch runs over tasks, y over splits. Each
 // split writes its partial sums to its own copy of the gradient vector (`g` at
-// split · LEN), which fused_reduce.wgsl adds up; with one split `g` is the gradient itself.
+// split · LEN), which train/gradient_sum.wgsl adds up; with one split `g` is the gradient itself.
 //
 // Filled in by nn::mlp::fused: ACT (fn act4), LEN (floats per gradient vector), BODY (one
 // function per layer), DISPATCH (the task → layer chain).

@@ -4,7 +4,7 @@
 //   TN: C[m, p] = A[k, m]ᵀ · B[k, p]       (dW = dAᵀ · X, summing over the batch)
 // C is overwritten, or accumulated into when `accumulate` is 1.
 //
-// Filled in by nn::mlp::gpu: A_AT (how element (row, kk) of op(A) is addressed).
+// Filled in by nn::mlp::gpu: A_AT (how element (row, kk) of the left factor is addressed).
 
 struct Dims {
     m: u32,

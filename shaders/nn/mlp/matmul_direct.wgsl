@@ -1,7 +1,7 @@
 // C = op(A) · B, one invocation per element of C with no workgroup memory: the form for
 // CPU adapters (see linear_forward_direct.wgsl). Same bindings and results as matmul.wgsl.
 //
-// Filled in by nn::mlp::gpu: A_AT (how element (row, kk) of op(A) is addressed).
+// Filled in by nn::mlp::gpu: A_AT (how element (row, kk) of the left factor is addressed).
 
 struct Dims {
     m: u32,

@@ -1,4 +1,4 @@
-// Adds the per-split partial gradients of fused_weight_grad.wgsl: g[i] = Σ_k part[k·len + i].
+// Adds the per-split partial gradients of mlp/fused_weight_grad.wgsl and deeponet/weight_grad.wgsl: g[i] = Σ_k part[k·len + i].
 
 struct Dims {
     len: u32,

@@ -34,7 +34,7 @@ impl Side {
     }
 
     /// The function that maps this net's batch entries to data rows
-    /// (`deeponet_rows.wgsl`).
+    /// (`shaders/nn/deeponet/rows.wgsl`).
     fn row_fn(self) -> &'static str {
         match self {
             Side::Branch => "function_row",
