@@ -8,7 +8,7 @@
 //!     cargo run --release --example antiderivative
 
 use phaseflow::gpu::{AdapterChoice, GpuContext};
-use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
+use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init};
 use std::time::Instant;
 

@@ -7,7 +7,7 @@
 use phaseflow::engine::{Engine, EngineConfig, JobOptions, TrainRequest};
 use phaseflow::model::builtin;
 use phaseflow::nn::deeponet::DeepONetData;
-use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch};
+use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch};
 use phaseflow::nn::{DeepONetParams, DeepONetTrainConfig, Init, Matrix};
 use phaseflow::ode::{
     Axis, Ensemble, FixedStepProblem, Parameters, Precision, Problem, Save, Solver, TimeGrid,

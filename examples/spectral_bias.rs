@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             true
         })?;
         let y = nn::predict(&ctx, &arch, &report.params, &test_x)?;
-        let test_mse = nn::cpu::mse(&y, &test_y).0;
+        let test_mse = nn::mlp::cpu::mse(&y, &test_y).0;
         let name = if arch.encoding.is_some() {
             "Gaussian Fourier features"
         } else {

@@ -3,7 +3,7 @@
 //! reads without Python, with the values NumPy reports for it.
 
 use phaseflow::io::{NpzValue, read_npz};
-use phaseflow::nn::deeponet_data::antiderivative;
+use phaseflow::nn::deeponet::data::antiderivative;
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {

@@ -1,13 +1,13 @@
-//! Operator data made by the ensemble engine (`nn::deeponet_generate`) and normalisation
-//! stored with a DeepONet (`nn::deeponet_scaling`).
+//! Operator data made by the ensemble engine (`nn::deeponet::generate`) and normalisation
+//! stored with a DeepONet (`nn::deeponet::scaling`).
 
 mod common;
 use common::{assert_close, gpu, random_matrix, system};
+use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::deeponet::forward_aligned;
-use phaseflow::nn::deeponet_data::antiderivative_arch;
-use phaseflow::nn::deeponet_generate::{GenerateError, OperatorDataSpec, SignalSource, generate};
-use phaseflow::nn::deeponet_scaling::{Affine, Scaling};
-use phaseflow::nn::grf::Grf;
+use phaseflow::nn::deeponet::generate::{GenerateError, OperatorDataSpec, SignalSource, generate};
+use phaseflow::nn::deeponet::grf::Grf;
+use phaseflow::nn::deeponet::scaling::{Affine, Scaling};
 use phaseflow::nn::{DeepONetNet, DeepONetParams, Init};
 use phaseflow::ode::{Precision, SavePlan, Solver, cpu};
 

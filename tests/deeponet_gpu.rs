@@ -12,10 +12,10 @@
 mod common;
 
 use common::{assert_close, gpu, random_matrix};
+use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::deeponet::{
     UnalignedData, backward_aligned, backward_unaligned, forward_aligned, forward_unaligned,
 };
-use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::{
     Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
     DeepONetTrainer, Encoding, EncodingKind, Init, Matrix, NetSpec, Optimizer, Strategy,
@@ -39,6 +39,61 @@ struct Case {
     arch: DeepONetArch,
     functions: usize,
     points: usize,
+}
+
+/// One test per case of `cases()` for each check, named `CHECK::CASE`, so a failure names
+/// the network it broke on.
+macro_rules! per_case {
+    ($($check:ident),* $(,)?) => {
+        $(
+            mod $check {
+                #[test]
+                fn antiderivative_relu() {
+                    super::$check(0)
+                }
+                #[test]
+                fn two_outputs_trained_trunk_encoding_tanh() {
+                    super::$check(1)
+                }
+                #[test]
+                fn latent_5_split_branch_gelu() {
+                    super::$check(2)
+                }
+                #[test]
+                fn fixed_branch_encoding_split_trunk_silu() {
+                    super::$check(3)
+                }
+                #[test]
+                fn many_functions_split_gradient_sums_tanh() {
+                    super::$check(4)
+                }
+            }
+        )*
+    };
+}
+
+per_case!(
+    loss_and_gradients_match_the_twin,
+    predictions_match_the_twin,
+    unaligned_loss_and_gradients_match_the_twin,
+    unaligned_predictions_match_the_twin,
+);
+
+/// `minibatch_gradients_are_the_drawn_batch` on the first three cases, as the loop it
+/// replaces did.
+mod minibatch_gradients_are_the_drawn_batch {
+    #[test]
+    fn antiderivative_relu() {
+        super::minibatch_gradients_are_the_drawn_batch(0)
+    }
+    #[test]
+    fn two_outputs_trained_trunk_encoding_tanh() {
+        super::minibatch_gradients_are_the_drawn_batch(1)
+    }
+    #[test]
+    fn latent_5_split_branch_gelu() {
+        super::minibatch_gradients_are_the_drawn_batch(2)
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -100,7 +155,7 @@ fn cases() -> Vec<Case> {
             points: 5,
         },
         // Small nets over many functions: the weight gradients are summed in splits of
-        // the samples (nn::fused_net::gradient_splits), b0's gradient in the first.
+        // the samples (nn::train::gradients::gradient_splits), b0's gradient in the first.
         Case {
             arch: DeepONetArch::new(
                 net(4, &[8], None),
@@ -207,10 +262,10 @@ fn assert_gradients(name: &str, a: &DeepONetArch, got: &DeepONetParams, want: &D
     }
 }
 
-#[test]
-fn loss_and_gradients_match_the_twin() {
+fn loss_and_gradients_match_the_twin(i: usize) {
     let ctx = gpu();
-    for (i, case) in cases().iter().enumerate() {
+    {
+        let case = &cases()[i];
         let a = &case.arch;
         let p = params(a, 10 + i as u64);
         let d = data(case, 20 + i as u64);
@@ -228,10 +283,10 @@ fn loss_and_gradients_match_the_twin() {
 
 /// With batches of functions and points, a step with learning rate 0 leaves the
 /// parameters alone, and the gradients are those of the batch it drew.
-#[test]
-fn minibatch_gradients_are_the_drawn_batch() {
+fn minibatch_gradients_are_the_drawn_batch(i: usize) {
     let ctx = gpu();
-    for (i, case) in cases().iter().enumerate().take(3) {
+    {
+        let case = &cases()[i];
         let a = &case.arch;
         let p = params(a, 30 + i as u64);
         let d = data(case, 40 + i as u64);
@@ -268,10 +323,10 @@ fn minibatch_gradients_are_the_drawn_batch() {
     }
 }
 
-#[test]
-fn predictions_match_the_twin() {
+fn predictions_match_the_twin(i: usize) {
     let ctx = gpu();
-    for (i, case) in cases().iter().enumerate() {
+    {
+        let case = &cases()[i];
         let a = &case.arch;
         let p = params(a, 50 + i as u64);
         let d = data(case, 60 + i as u64);
@@ -466,10 +521,10 @@ fn unaligned_twin(
 /// Unaligned data, all samples in one batch, then minibatches of samples: the loss and
 /// every gradient against the twin on the samples drawn (the branch and the trunk see the
 /// same samples in the same order).
-#[test]
-fn unaligned_loss_and_gradients_match_the_twin() {
+fn unaligned_loss_and_gradients_match_the_twin(i: usize) {
     let ctx = gpu();
-    for (i, case) in cases().iter().enumerate() {
+    {
+        let case = &cases()[i];
         let a = &case.arch;
         let p = params(a, 110 + i as u64);
         let d = unaligned(case, 120 + i as u64);
@@ -511,19 +566,22 @@ fn unaligned_loss_and_gradients_match_the_twin() {
     }
 }
 
-#[test]
-fn unaligned_predictions_match_the_twin() {
+fn unaligned_predictions_match_the_twin(i: usize) {
     let ctx = gpu();
-    for (i, case) in cases().iter().enumerate() {
-        let a = &case.arch;
-        let p = params(a, 130 + i as u64);
-        let d = unaligned(case, 140 + i as u64);
-        let net = DeepONetNet::new(ctx, a, &p).unwrap();
-        let got = net.predict_samples(ctx, &d.u, &d.y).unwrap();
-        let want = forward_unaligned(a, &p, &d.u, &d.y).g.data;
-        assert_close(&format!("unaligned case {i}"), &got, &want, 2e-5);
-    }
-    // Mismatched rows are refused with a message, not a panic.
+    let case = &cases()[i];
+    let a = &case.arch;
+    let p = params(a, 130 + i as u64);
+    let d = unaligned(case, 140 + i as u64);
+    let net = DeepONetNet::new(ctx, a, &p).unwrap();
+    let got = net.predict_samples(ctx, &d.u, &d.y).unwrap();
+    let want = forward_unaligned(a, &p, &d.u, &d.y).g.data;
+    assert_close(&format!("unaligned case {i}"), &got, &want, 2e-5);
+}
+
+/// Mismatched rows are refused with a message, not a panic.
+#[test]
+fn unaligned_predictions_refuse_mismatched_rows() {
+    let ctx = gpu();
     let case = &cases()[0];
     let d = unaligned(case, 1);
     let net = DeepONetNet::new(ctx, &case.arch, &params(&case.arch, 1)).unwrap();

@@ -3,7 +3,7 @@
 //! written here has the same names, shapes and metadata, and reads back unchanged.
 
 use phaseflow::nn::checkpoint::read_tensors;
-use phaseflow::nn::gpu::Kernels;
+use phaseflow::nn::mlp::gpu::Kernels;
 use phaseflow::nn::{GpuNet, Matrix, Optimizer, Trainer, cpu, load, save};
 use std::path::PathBuf;
 

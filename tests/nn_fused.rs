@@ -10,15 +10,16 @@
 mod common;
 
 use common::{assert_close, random_matrix};
-use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::gpu::GpuContext;
 use phaseflow::nn::{
     Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Loss, Matrix,
     Optimizer, Params, TrainConfig, cpu,
 };
 use phaseflow::rng::uniform_f64;
 
-fn ctx() -> GpuContext {
-    GpuContext::new(&AdapterChoice::Best).expect("an adapter")
+/// One adapter for the whole file, shared by the tests that run side by side.
+fn ctx() -> &'static GpuContext {
+    common::gpu()
 }
 
 fn arch(
@@ -92,16 +93,10 @@ fn check_gradients(ctx: &GpuContext, a: &Architecture, loss: Loss, m: usize, see
     }
 }
 
-#[test]
-fn fused_gradients_match_the_cpu_twin() {
-    let ctx = ctx();
-    if !ctx.has_subgroups() {
-        eprintln!("adapter without subgroups: the fused kernels are not used here");
-        return;
-    }
-    let cases = [
-        // (inputs, encoding, hidden, outputs, activation, samples)
-        (
+/// The networks of `fused_gradients_match_the_cpu_twin` and their sample counts.
+fn gradient_case(k: usize) -> (Architecture, usize) {
+    let (inputs, enc, hidden, outputs, act, m) = match k {
+        0 => (
             2,
             Some((64, false)),
             vec![64, 64, 64],
@@ -109,21 +104,65 @@ fn fused_gradients_match_the_cpu_twin() {
             Activation::Relu,
             300,
         ),
-        (3, Some((10, true)), vec![24, 17], 5, Activation::Tanh, 130),
-        (1, None, vec![32, 32], 2, Activation::Gelu, 64),
+        1 => (3, Some((10, true)), vec![24, 17], 5, Activation::Tanh, 130),
+        2 => (1, None, vec![32, 32], 2, Activation::Gelu, 64),
         // The spectral-bias test's network without its encoding.
-        (1, None, vec![64, 64, 64], 1, Activation::Relu, 256),
-        (3, None, vec![20], 3, Activation::Silu, 77),
-        (2, Some((8, true)), vec![16, 16], 1, Activation::Sin, 200),
+        3 => (1, None, vec![64, 64, 64], 1, Activation::Relu, 256),
+        4 => (3, None, vec![20], 3, Activation::Silu, 77),
+        5 => (2, Some((8, true)), vec![16, 16], 1, Activation::Sin, 200),
         // Enough samples for the weight gradients to be summed in several splits, each
         // starting at a block of eight samples, the last one ending inside a block.
-        (2, Some((16, false)), vec![32], 2, Activation::Relu, 1100),
-    ];
-    for (k, (inputs, enc, hidden, outputs, act, m)) in cases.into_iter().enumerate() {
-        let a = arch(inputs, enc, &hidden, outputs, act);
-        check_gradients(&ctx, &a, Loss::Mse, m, k as u64);
-        check_gradients(&ctx, &a, Loss::RelativeL2, m, 10 + k as u64);
+        6 => (2, Some((16, false)), vec![32], 2, Activation::Relu, 1100),
+        _ => unreachable!("no gradient case {k}"),
+    };
+    (arch(inputs, enc, &hidden, outputs, act), m)
+}
+
+/// Case `k` of `gradient_case` with `loss` (seed k for the MSE, 10 + k for relative L2).
+fn fused_gradients_match_the_cpu_twin(k: usize, loss: Loss) {
+    let ctx = ctx();
+    if !ctx.has_subgroups() {
+        eprintln!("adapter without subgroups: the fused kernels are not used here");
+        return;
     }
+    let (a, m) = gradient_case(k);
+    let seed = match loss {
+        Loss::Mse => k as u64,
+        Loss::RelativeL2 => 10 + k as u64,
+    };
+    check_gradients(ctx, &a, loss, m, seed);
+}
+
+/// One test per network and loss, named after both, so a failure says which.
+macro_rules! gradient_tests {
+    ($($name:ident: $k:expr, $loss:ident;)*) => {
+        mod fused_gradients_match_the_cpu_twin {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::fused_gradients_match_the_cpu_twin($k, Loss::$loss);
+                }
+            )*
+        }
+    };
+}
+
+gradient_tests! {
+    relu_fixed_encoding_mse: 0, Mse;
+    relu_fixed_encoding_relative_l2: 0, RelativeL2;
+    tanh_trained_encoding_padded_mse: 1, Mse;
+    tanh_trained_encoding_padded_relative_l2: 1, RelativeL2;
+    gelu_no_encoding_mse: 2, Mse;
+    gelu_no_encoding_relative_l2: 2, RelativeL2;
+    relu_spectral_bias_net_mse: 3, Mse;
+    relu_spectral_bias_net_relative_l2: 3, RelativeL2;
+    silu_one_layer_mse: 4, Mse;
+    silu_one_layer_relative_l2: 4, RelativeL2;
+    sin_trained_encoding_mse: 5, Mse;
+    sin_trained_encoding_relative_l2: 5, RelativeL2;
+    relu_split_gradient_sums_mse: 6, Mse;
+    relu_split_gradient_sums_relative_l2: 6, RelativeL2;
 }
 
 #[test]
@@ -135,8 +174,8 @@ fn fused_inference_matches_the_cpu_twin_across_chunks() {
     let a = arch(2, Some((32, false)), &[64, 48], 3, Activation::Tanh);
     let p = params(&a, 3);
     let x = random_matrix(5000, 2, 3, 4);
-    let net = FusedNet::new(&ctx, &a, &p).unwrap();
-    let y = net.predict(&ctx, &x).unwrap();
+    let net = FusedNet::new(ctx, &a, &p).unwrap();
+    let y = net.predict(ctx, &x).unwrap();
     let want = cpu::forward(&a, &p, &x).y;
     assert_close("outputs", &y.data, &want.data, 2e-5);
 }
@@ -161,7 +200,7 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
     };
     let clip = 0.05;
     let mut trainer = FusedTrainer::new(
-        &ctx,
+        ctx,
         &a,
         &p0,
         &x,
@@ -182,7 +221,7 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
     let mut clipped = 0;
     let mut seen = std::collections::BTreeSet::new();
     for step in 1..=10u32 {
-        trainer.step(&ctx);
+        trainer.step(ctx);
         let rows = trainer.batch_rows();
         seen.extend(rows.iter().copied());
         let pick = |src: &Matrix| Matrix {
@@ -196,14 +235,14 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
         let (xb, tb) = (pick(&x), pick(&t));
         let fwd = cpu::forward(&a, &params, &xb);
         let (loss, dy) = cpu::mse(&fwd.y, &tb);
-        let got_loss = trainer.loss(&ctx).unwrap();
+        let got_loss = trainer.loss(ctx).unwrap();
         assert!(
             (got_loss - loss).abs() <= 1e-4 * loss,
             "step {step}: loss {got_loss} vs {loss}"
         );
         let g = cpu::backward(&a, &params, &fwd, &xb, &dy).flat();
         let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let got_norm = trainer.grad_norm(&ctx).unwrap().unwrap();
+        let got_norm = trainer.grad_norm(ctx).unwrap().unwrap();
         assert!(
             (got_norm - norm).abs() <= 1e-4 * norm,
             "step {step}: norm {got_norm} vs {norm}"
@@ -217,7 +256,7 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
         let g: Vec<f64> = g.iter().map(|v| v * scale).collect();
         optimizer.apply(step, &mut p, &g, &mut m1, &mut m2);
         params.set_flat(&p);
-        let got = trainer.params(&ctx).unwrap().flat();
+        let got = trainer.params(ctx).unwrap().flat();
         // Adam moves every parameter by about lr per step; f32 state drifts by far less
         // than 1% of that.
         let worst = got

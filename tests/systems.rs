@@ -77,12 +77,12 @@ fn fused_arch(act: Activation, encoding: bool, trainable: bool) -> Architecture 
 #[test]
 fn every_complete_shader_file_validates() {
     // Complete files are validated with their includes expanded; templates (placeholders),
-    // the `real` preludes (which need the status helpers) and nn/fused_rows.wgsl (which
+    // the `real` preludes (which need the status helpers) and nn/mlp/fused_rows.wgsl (which
     // needs its includer's bindings) through generated kernels.
     for (path, text) in shader_files() {
         if !text.contains("{{")
             && !path.starts_with("common/real_")
-            && !matches!(path, "nn/fused_rows.wgsl" | "nn/deeponet_rows.wgsl")
+            && !matches!(path, "nn/mlp/fused_rows.wgsl" | "nn/deeponet/rows.wgsl")
         {
             let wgsl = compose(path, &[]).unwrap();
             validate(path, &wgsl, wgsl.contains("f64")).unwrap_or_else(|e| panic!("{e}"));
@@ -121,7 +121,7 @@ fn layer_by_layer_nn_kernels_validate() {
     for transposed in [false, true] {
         for kernels in [Kernels::Tiled, Kernels::Direct] {
             validate(
-                "nn/matmul",
+                "nn/mlp/matmul",
                 &matmul_wgsl(transposed, kernels).unwrap(),
                 false,
             )

@@ -7,7 +7,7 @@
 mod common;
 use common::cli::{assert_input_error, phaseflow, stderr, stdout, temp_dir};
 
-use phaseflow::nn::deeponet_data::{antiderivative, write_aligned};
+use phaseflow::nn::deeponet::data::{antiderivative, write_aligned};
 use phaseflow::nn::{Optimizer, OptimizerError, Schedule};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

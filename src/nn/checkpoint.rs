@@ -6,9 +6,9 @@
 //! refuses a weight that is NaN, infinite or beyond f32's range (the GPU computes in f32),
 //! naming the tensor and the index, before anything uses it.
 
-use super::deeponet::{DeepONetArch, DeepONetParams};
-use super::deeponet_gpu::DeepONetTrainState;
-use super::model::{Architecture, ModelError, Params};
+use super::deeponet::model::{DeepONetArch, DeepONetParams};
+use super::deeponet::trainer::DeepONetTrainState;
+use super::mlp::model::{Architecture, ModelError, Params};
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -216,7 +216,7 @@ pub fn save_bytes(
 }
 
 /// A DeepONet checkpoint: tensors named as the PyTorch module with submodules `branch`
-/// and `trunk` and parameter `b` (see `nn::deeponet`), the architecture in the metadata.
+/// and `trunk` and parameter `b` (see `nn::deeponet::model`), the architecture in the metadata.
 pub fn save_deeponet_bytes(
     arch: &DeepONetArch,
     params: &DeepONetParams,

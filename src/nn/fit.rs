@@ -2,11 +2,11 @@
 //! allow them, the layer-by-layer kernels otherwise, behind one face; and the loop that
 //! reads the loss back only every few steps.
 
-use super::Loss;
-use super::fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};
-use super::gpu::GpuNet;
-use super::model::{Architecture, Matrix, Params};
-use super::train::Trainer;
+use super::mlp::fused::Loss;
+use super::mlp::fused_net::{FusedNet, FusedTrainer, TrainConfig, fused_supported};
+use super::mlp::gpu::GpuNet;
+use super::mlp::layered::Trainer;
+use super::mlp::model::{Architecture, Matrix, Params};
 use crate::gpu::{GpuContext, GpuError};
 
 /// A trainer on the device, whichever kernels it runs.

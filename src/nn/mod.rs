@@ -1,36 +1,112 @@
-//! Neural networks on the GPU: MLPs with Fourier-feature encodings, their CPU twins,
-//! checkpoints in PyTorch's layout; DeepONet's model and CPU twin.
+//! Neural networks on the GPU: MLPs with Fourier-feature encodings (`mlp`), DeepONets
+//! (`deeponet`), the training toolkit both use (`train`: passes, samplers, the optimiser
+//! and its one Adam pipeline), checkpoints in PyTorch's layout (`checkpoint`) and the
+//! fit/predict front door (`fit`). See docs/nn-layout.md.
 
 pub mod checkpoint;
-pub mod cpu;
 pub mod deeponet;
-pub mod deeponet_data;
-pub mod deeponet_generate;
-pub mod deeponet_gpu;
-pub mod deeponet_kernels;
-pub mod deeponet_pair;
-pub mod deeponet_scaling;
 pub mod fit;
-pub mod fused;
-pub mod fused_net;
-pub mod gpu;
-pub mod grf;
-pub mod model;
+pub mod mlp;
 pub mod train;
+
+// The module paths of the flat layout this folder had, kept so that front-ends and
+// scripts written against them still build.
+pub use deeponet::{
+    data as deeponet_data, generate as deeponet_generate, grf, kernels as deeponet_kernels,
+    pair as deeponet_pair, scaling as deeponet_scaling, trainer as deeponet_gpu,
+};
+pub use mlp::{cpu, fused, fused_net, gpu, model};
 
 pub use checkpoint::{
     CheckpointError, load, load_deeponet, load_deeponet_state, save, save_bytes,
     save_deeponet_bytes, save_deeponet_state_bytes,
 };
-pub use deeponet::{AlignedData, DeepONetArch, DeepONetParams, NetSpec, Strategy};
-pub use deeponet_gpu::{
-    DeepONetNet, DeepONetTrainConfig, DeepONetTrainState, DeepONetTrainer, Metrics,
+pub use deeponet::{
+    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
+    DeepONetTrainState, DeepONetTrainer, Metrics, NetSpec, Strategy,
 };
 pub use fit::{AnyTrainer, FitReport, fit, predict};
-pub use fused::{FusedLayout, Loss};
-pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, TrainConfigError, fused_supported};
-pub use gpu::{Batch, GpuNet};
-pub use model::{
-    Activation, Architecture, Encoding, EncodingKind, Init, Matrix, ModelError, Params,
+pub use mlp::{
+    Activation, Architecture, Encoding, EncodingKind, FusedLayout, FusedNet, FusedTrainer, Init,
+    Loss, Matrix, ModelError, Params, TrainConfig, TrainConfigError, Trainer, fused_supported,
 };
-pub use train::{Optimizer, OptimizerError, Schedule, Trainer};
+pub use mlp::{Batch, GpuNet};
+pub use train::{Optimizer, OptimizerError, Schedule};
+
+#[cfg(test)]
+mod tests {
+    use crate::embedded::SHADERS;
+    use std::collections::BTreeSet;
+
+    fn shader(path: &str) -> &'static str {
+        SHADERS
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("no shader {path}"))
+            .1
+    }
+
+    /// The `{{NAME}}` placeholders of a shader file and of the files it includes.
+    fn placeholders(path: &str) -> BTreeSet<String> {
+        let text = shader(path);
+        let mut names: BTreeSet<String> = text
+            .split("{{")
+            .skip(1)
+            .filter_map(|s| s.split_once("}}").map(|(name, _)| name.to_string()))
+            .collect();
+        for line in text.lines() {
+            if let Some(inc) = line.strip_prefix("#include \"") {
+                names.extend(placeholders(inc.trim_end_matches('"')));
+            }
+        }
+        names
+    }
+
+    /// Every nn kernel template's "Filled in by MODULE: NAME (…), …" comment names the module
+    /// that composes it and exactly the placeholders it has (composing already fails on a
+    /// value missing or unused, so this ties comment, template and generator together).
+    #[test]
+    fn template_comments_name_their_generator_and_placeholders() {
+        let mut checked = 0;
+        for (path, text) in SHADERS.iter().filter(|(p, _)| p.starts_with("nn/")) {
+            let Some((_, rest)) = text.split_once("// Filled in by ") else {
+                continue;
+            };
+            let (module, rest) = rest.split_once(": ").unwrap();
+            let mut listed = String::new();
+            for (i, line) in rest.lines().enumerate() {
+                let line = if i == 0 {
+                    Some(line)
+                } else {
+                    line.strip_prefix("//")
+                };
+                match line {
+                    Some(l) if !l.trim().is_empty() => listed += &format!(" {l}"),
+                    _ => break,
+                }
+            }
+            let named: BTreeSet<String> = listed
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| {
+                    w.starts_with(|c: char| c.is_ascii_uppercase())
+                        && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                })
+                .map(str::to_string)
+                .collect();
+            assert_eq!(named, placeholders(path), "{path}: its comment lists");
+            let file = module.strip_prefix("nn::").unwrap().replace("::", "/");
+            let source =
+                std::fs::read_to_string(format!("{}/src/nn/{file}.rs", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap_or_else(|e| panic!("{path}: its comment names {module}: {e}"));
+            assert!(
+                source.contains(&format!("\"{path}\"")),
+                "{path}: {module} does not compose it"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked >= 12,
+            "only {checked} templates say who fills them in"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+// The forward passes of DeepONet's branch net (one invocation per function of the batch)
+// and trunk net (one per point) in one dispatch: the first sb.n invocations run the
+// branch, the next st.n the trunk. Each body is fused_forward.wgsl's for that net
+// (nn::mlp::fused::forward_body) with its bindings renamed (p → pb, x → xb, h → hb, step → sb,
+// and t for the trunk; nn::deeponet::pair). One dispatch instead of two matters on CPU
+// adapters, where each dispatch costs about 0.1 ms, as much as a small net's pass.
+// Prediction dispatches only the branch's workgroups when the trunk has already run.
+//
+// Filled in by nn::deeponet::pair: ACT (each net's activations, prefixed), BRANCH and
+// TRUNK (the bodies), WG (invocations per workgroup: sb.n and st.n are multiples of it).
+
+#include "nn/mlp/fused_step.wgsl"
+
+@group(0) @binding(0) var<uniform> sb: Step;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read> pb: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pt: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> xb: array<f32>;
+@group(0) @binding(5) var<storage, read> xt: array<f32>;
+@group(0) @binding(6) var<storage, read> order_b: array<u32>;
+@group(0) @binding(7) var<storage, read> order_t: array<u32>;
+@group(0) @binding(8) var<storage, read_write> hb: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> ht: array<vec4<f32>>;
+
+{{ACT}}
+
+#include "nn/deeponet/rows.wgsl"
+
+fn branch_forward(s: u32, lane: u32) {
+    let n = sb.n;
+{{BRANCH}}
+}
+
+fn trunk_forward(s: u32, lane: u32) {
+    let n = st.n;
+{{TRUNK}}
+}
+
+@compute @workgroup_size({{WG}})
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane_id: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+) {
+    // Both branches are uniform per subgroup; no early return, every invocation takes part
+    // in the broadcasts.
+    let task = gid.x;
+    let lane = lane_id & 7u;
+    if wg.x * {{WG}}u < sb.n {
+        branch_forward(task, lane);
+    } else {
+        trunk_forward(task - sb.n, lane);
+    }
+}

@@ -1,0 +1,83 @@
+//! DeepONet's device layout: one f32 parameter vector holds the branch's fused layout,
+//! then the trunk's, then b0, each region starting at a multiple of 64 floats (256 bytes,
+//! the largest storage offset alignment WebGPU allows), so each net's kernels bind their
+//! region as if it were the whole vector and one Adam dispatch updates everything.
+
+use super::model::{DeepONetArch, DeepONetParams};
+use crate::nn::mlp::fused::FusedLayout;
+
+/// Floats between region starts: 256 bytes.
+pub const REGION_ALIGN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepONetLayout {
+    pub arch: DeepONetArch,
+    pub branch: FusedLayout,
+    pub trunk: FusedLayout,
+    /// Float offsets of the trunk's region and of b0.
+    pub trunk_off: usize,
+    pub bias_off: usize,
+    /// Floats in the whole vector.
+    pub len: usize,
+}
+
+impl DeepONetLayout {
+    pub fn new(arch: &DeepONetArch) -> DeepONetLayout {
+        let branch = FusedLayout::new(&arch.branch);
+        let trunk = FusedLayout::new(&arch.trunk);
+        let trunk_off = branch.len.next_multiple_of(REGION_ALIGN);
+        let bias_off = (trunk_off + trunk.len).next_multiple_of(REGION_ALIGN);
+        DeepONetLayout {
+            arch: arch.clone(),
+            branch,
+            trunk,
+            trunk_off,
+            bias_off,
+            len: bias_off + arch.outputs.next_multiple_of(4),
+        }
+    }
+
+    /// Bytes of the branch's, the trunk's and b0's regions: (offset, size).
+    pub fn regions(&self) -> [(u64, u64); 3] {
+        [
+            (0, 4 * self.branch.len as u64),
+            (4 * self.trunk_off as u64, 4 * self.trunk.len as u64),
+            (
+                4 * self.bias_off as u64,
+                4 * (self.len - self.bias_off) as u64,
+            ),
+        ]
+    }
+
+    /// As `regions`, but the trunk's runs on to the end of the vector (b0 included), as
+    /// the combine kernel binds it.
+    pub fn regions_with_bias(&self) -> [(u64, u64); 3] {
+        let mut r = self.regions();
+        r[1].1 = 4 * (self.len - self.trunk_off) as u64;
+        r
+    }
+
+    pub fn pack(&self, p: &DeepONetParams) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.len];
+        let b = self.branch.pack(&p.branch);
+        out[..b.len()].copy_from_slice(&b);
+        let t = self.trunk.pack(&p.trunk);
+        out[self.trunk_off..self.trunk_off + t.len()].copy_from_slice(&t);
+        for (c, v) in p.bias.iter().enumerate() {
+            out[self.bias_off + c] = *v as f32;
+        }
+        out
+    }
+
+    pub fn unpack(&self, v: &[f32]) -> DeepONetParams {
+        DeepONetParams {
+            branch: self.branch.unpack(&v[..self.branch.len]),
+            trunk: self
+                .trunk
+                .unpack(&v[self.trunk_off..self.trunk_off + self.trunk.len]),
+            bias: (0..self.arch.outputs)
+                .map(|c| v[self.bias_off + c] as f64)
+                .collect(),
+        }
+    }
+}

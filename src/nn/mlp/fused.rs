@@ -1,0 +1,1187 @@
+//! The fused MLP kernels: one dispatch for the whole forward pass, one for the backward
+//! pass of the activation gradients, one for every weight gradient. This module holds the
+//! device layout they share and generates their WGSL from an architecture (every offset
+//! and width baked in as a constant). Templates: `shaders/nn/fused_*.wgsl`; CPU twin:
+//! `nn::mlp::cpu`.
+//!
+//! Layout. Parameters are one f32 vector read as vec4: B as [inputs, F'] and each layer's
+//! weight as [out', in'] followed by its bias [out'], where the primed widths are padded
+//! (F' and hidden outputs to 16, the last layer's outputs to 8, inputs to 4, cosines and
+//! sines of the encoding each to F'). Padding entries are zero and get zero gradients, so
+//! the optimiser leaves them at zero. Activations are rows of vec4 in one scratch buffer,
+//! addressed as `Scratch` says.
+
+use super::gpu::{activation_wgsl, derivative_wgsl};
+use super::model::{Activation, Architecture, Matrix, Params};
+use crate::gpu::shader::{ShaderError, compose};
+use std::fmt::Write;
+
+/// Which loss the training step minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean squared error over all outputs of the batch.
+    Mse,
+    /// ‖y − t‖ / ‖t‖ over the whole batch.
+    RelativeL2,
+}
+
+/// Outputs computed per step of the forward kernel's inner loop (two weight loads).
+const BLOCK: usize = 16;
+
+/// How the scratch holds row `r` (a vec4 of features) of batch sample `s`, with `n` the
+/// padded batch.
+///
+/// Feature-major: at `r · n + s`. Each row is one run over the batch.
+///
+/// Blocked: the output layer's z rows stay feature-major at the start (the loss kernel and
+/// the host read them as one run), and every other row is blocked by eight samples: the
+/// rows of samples 8b..8b+8 form one contiguous block, row r at `r · 8 + col(s)`. A
+/// subgroup of eight reads 128 contiguous bytes per row, and a sample's whole column
+/// is 16 · 8 · rows bytes that stay in cache from one layer to the next. With the
+/// feature-major layout the rows of one sample lie n · 16 bytes apart; on lavapipe a batch
+/// of 2^14 then ran the forward pass 1.4× slower (a probe with one 256 → 64 layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scratch {
+    pub blocked: bool,
+    /// Samples per invocation in the forward and backward kernels: each weight broadcast
+    /// serves this many samples per lane (blocked layouts only).
+    pub per_lane: usize,
+}
+
+impl Scratch {
+    /// DeepONet's kernels: one sample per invocation, feature-major.
+    pub const FEATURE_MAJOR: Scratch = Scratch {
+        blocked: false,
+        per_lane: 1,
+    };
+    /// The fused MLP's kernels.
+    pub const BLOCKED: Scratch = Scratch {
+        blocked: true,
+        per_lane: 4,
+    };
+
+    /// Samples per forward or backward workgroup of 64 invocations: the padded batch is a
+    /// multiple of this.
+    pub fn samples_per_group(self) -> usize {
+        64 * self.per_lane
+    }
+}
+
+/// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedLayout {
+    pub arch: Architecture,
+    pub scratch: Scratch,
+    /// Padded encoding features F' (0 without an encoding).
+    pub f_pad: usize,
+    pub in_pad: Vec<usize>,
+    pub out_pad: Vec<usize>,
+    pub b_off: usize,
+    pub w_off: Vec<usize>,
+    pub bias_off: Vec<usize>,
+    /// Floats in the parameter vector.
+    pub len: usize,
+    /// Scratch rows (vec4): the output layer's z (first, so that it is feature-major in
+    /// both layouts), the encoded (or copied) input, the raw input when B is trained, the
+    /// other layers' z, each layer's δ, the encoding's gradients.
+    pub h0_row: usize,
+    pub x_row: usize,
+    pub z_row: Vec<usize>,
+    pub d_row: Vec<usize>,
+    pub g_row: usize,
+    pub e_row: usize,
+    pub rows: usize,
+}
+
+fn round(v: usize, to: usize) -> usize {
+    v.div_ceil(to) * to
+}
+
+impl FusedLayout {
+    /// The layout of DeepONet's nets (feature-major scratch).
+    pub fn new(arch: &Architecture) -> FusedLayout {
+        FusedLayout::with_scratch(arch, Scratch::FEATURE_MAJOR)
+    }
+
+    pub fn with_scratch(arch: &Architecture, scratch: Scratch) -> FusedLayout {
+        let n = arch.n_linear();
+        let f_pad = arch.encoding.as_ref().map_or(0, |e| round(e.features, 16));
+        let out_pad: Vec<usize> = (0..n)
+            .map(|l| {
+                let w = arch.layers[l + 1];
+                if l + 1 == n {
+                    round(w, 8)
+                } else {
+                    round(w, BLOCK)
+                }
+            })
+            .collect();
+        let in_pad: Vec<usize> = (0..n)
+            .map(|l| match (l, &arch.encoding) {
+                (0, Some(_)) => 2 * f_pad,
+                (0, None) => round(arch.layers[0], 4),
+                _ => out_pad[l - 1],
+            })
+            .collect();
+        let mut at = 0;
+        let b_off = at;
+        if let Some(e) = &arch.encoding {
+            at += e.inputs * f_pad;
+        }
+        let (mut w_off, mut bias_off) = (Vec::new(), Vec::new());
+        for l in 0..n {
+            w_off.push(at);
+            at += out_pad[l] * in_pad[l];
+            bias_off.push(at);
+            at += out_pad[l];
+        }
+        // Slack: the bias broadcast of an 8-wide last layer reads one quad past its end.
+        let len = round(at, 4) + 16;
+
+        let mut rows = 0;
+        let mut take = |r: usize| {
+            let start = rows;
+            rows += r;
+            start
+        };
+        let z_last = take(out_pad[n - 1] / 4);
+        let h0_row = take(in_pad[0] / 4);
+        let trained_b = arch.encoding.as_ref().is_some_and(|e| e.trainable);
+        let x_row = if trained_b {
+            take(arch.inputs().div_ceil(4))
+        } else {
+            0
+        };
+        let mut z_row: Vec<usize> = out_pad[..n - 1].iter().map(|&o| take(o / 4)).collect();
+        z_row.push(z_last);
+        let d_row = out_pad.iter().map(|&o| take(o / 4)).collect();
+        let (g_row, e_row) = if trained_b {
+            (take(in_pad[0] / 4), take(f_pad / 4))
+        } else {
+            (0, 0)
+        };
+        FusedLayout {
+            arch: arch.clone(),
+            scratch,
+            f_pad,
+            in_pad,
+            out_pad,
+            b_off,
+            w_off,
+            bias_off,
+            len,
+            h0_row,
+            x_row,
+            z_row,
+            d_row,
+            g_row,
+            e_row,
+            rows,
+        }
+    }
+
+    /// Rows of the output layer's z: the first rows, feature-major in both layouts.
+    fn out_rows(&self) -> usize {
+        self.out_pad[self.out_pad.len() - 1] / 4
+    }
+
+    /// Whether scratch row `r` is blocked by eight samples (`Scratch`).
+    fn is_blocked(&self, r: usize) -> bool {
+        self.scratch.blocked && r >= self.out_rows()
+    }
+
+    /// vec4 per block of eight samples in the blocked rows.
+    fn block_len(&self) -> usize {
+        8 * (self.rows - self.out_rows())
+    }
+
+    /// WGSL: the column of sample `s` (an expression) in the blocked rows, row r at
+    /// r · 8 + column; they start after the n · out_rows vec4 of the feature-major rows.
+    fn column(&self, s: &str) -> String {
+        format!(
+            "n * {o}u - {back}u + ({s} >> 3u) * {block}u + ({s} & 7u)",
+            o = self.out_rows(),
+            back = 8 * self.out_rows(),
+            block = self.block_len()
+        )
+    }
+
+    /// WGSL: the scratch index of row `row` (an expression; a row in the same layout as
+    /// row `first`) of the invocation's sample `k`.
+    fn at(&self, first: usize, row: &str, k: usize) -> String {
+        if self.is_blocked(first) {
+            format!("({row}) * 8u + col{k}")
+        } else {
+            format!("({row}) * n + s{k}")
+        }
+    }
+
+    /// WGSL: the step from one row to the next of row `first`'s layout.
+    fn stride(&self, first: usize) -> &'static str {
+        if self.is_blocked(first) { "8u" } else { "n" }
+    }
+
+    /// WGSL defining the invocation's samples `s0`, `s1`, … (invocation `s` takes samples
+    /// s + k · n / per_lane), with `row_fn` their data rows `row0`, …, and when blocked their
+    /// columns `col0`, … (row r of sample k at r · 8 + col_k).
+    fn samples_prelude(&self, row_fn: Option<&str>) -> String {
+        let per = self.scratch.per_lane;
+        let mut b = String::new();
+        for k in 0..per {
+            if k == 0 {
+                writeln!(b, "    let s0 = s;").unwrap();
+            } else {
+                writeln!(b, "    let s{k} = s + {k}u * (n / {per}u);").unwrap();
+            }
+            if let Some(f) = row_fn {
+                writeln!(b, "    let row{k} = {f}(s{k});").unwrap();
+            }
+            if self.scratch.blocked {
+                writeln!(b, "    let col{k} = {};", self.column(&format!("s{k}"))).unwrap();
+            }
+        }
+        b
+    }
+
+    fn trained_b(&self) -> bool {
+        self.arch.encoding.as_ref().is_some_and(|e| e.trainable)
+    }
+
+    /// Where input column `c` of layer 0 sits in its padded row (sines start at F').
+    fn col0(&self, c: usize) -> usize {
+        match &self.arch.encoding {
+            Some(e) if c >= e.features => self.f_pad + c - e.features,
+            _ => c,
+        }
+    }
+
+    fn col(&self, l: usize, c: usize) -> usize {
+        if l == 0 { self.col0(c) } else { c }
+    }
+
+    /// The parameters in device layout.
+    pub fn pack(&self, p: &Params) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.len];
+        if let (Some(b), Some(_)) = (&p.b, &self.arch.encoding) {
+            for i in 0..b.rows {
+                for f in 0..b.cols {
+                    out[self.b_off + i * self.f_pad + f] = b.at(i, f) as f32;
+                }
+            }
+        }
+        for (l, (w, bias)) in p.weights.iter().zip(&p.biases).enumerate() {
+            for o in 0..w.rows {
+                for c in 0..w.cols {
+                    out[self.w_off[l] + o * self.in_pad[l] + self.col(l, c)] = w.at(o, c) as f32;
+                }
+                out[self.bias_off[l] + o] = bias[o] as f32;
+            }
+        }
+        out
+    }
+
+    /// Parameters (or gradients) from the device layout.
+    pub fn unpack(&self, v: &[f32]) -> Params {
+        let mut p = Params::zeros(&self.arch);
+        if let Some(b) = p.b.as_mut() {
+            let cols = b.cols;
+            for i in 0..b.rows {
+                for f in 0..cols {
+                    b.data[i * cols + f] = v[self.b_off + i * self.f_pad + f] as f64;
+                }
+            }
+        }
+        for l in 0..p.weights.len() {
+            let (rows, cols) = (p.weights[l].rows, p.weights[l].cols);
+            for o in 0..rows {
+                for c in 0..cols {
+                    p.weights[l].data[o * cols + c] =
+                        v[self.w_off[l] + o * self.in_pad[l] + self.col(l, c)] as f64;
+                }
+                p.biases[l][o] = v[self.bias_off[l] + o] as f64;
+            }
+        }
+        p
+    }
+
+    /// Reads `x` [rows, cols] as feature-major f32 [cols][rows], the data layout of the
+    /// kernels.
+    pub fn feature_major(x: &Matrix) -> Vec<f32> {
+        let mut out = vec![0.0f32; x.rows * x.cols];
+        for r in 0..x.rows {
+            for c in 0..x.cols {
+                out[c * x.rows + r] = x.at(r, c) as f32;
+            }
+        }
+        out
+    }
+}
+
+/// `name`, `name4`, `dname` and `dname4`: activation `a` and its derivative, for scalars
+/// and quads.
+pub(crate) fn activation_fns(name: &str, a: Activation) -> String {
+    let act = activation_wgsl(a).replace("fn act(", &format!("fn {name}("));
+    let dact = derivative_wgsl(a).replace("fn dact(", &format!("fn d{name}("));
+    format!(
+        "{act}\n{dact}\nfn {name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>({name}(v.x), {name}(v.y), {name}(v.z), {name}(v.w));\n}}\nfn d{name}4(v: vec4<f32>) -> vec4<f32> {{\n    return vec4<f32>(d{name}(v.x), d{name}(v.y), d{name}(v.z), d{name}(v.w));\n}}\n"
+    )
+}
+
+/// `act`, `act4` (hidden layers) and `act_out`, `act_out4` (the output layer), with their
+/// derivatives `dact4`, `dact_out4`.
+pub(crate) fn activations(arch: &Architecture) -> String {
+    let named = activation_fns;
+    format!(
+        "{}\n{}",
+        named("act", arch.activation),
+        named("act_out", arch.output_activation)
+    )
+}
+
+fn scale(arch: &Architecture) -> f32 {
+    match &arch.encoding {
+        Some(e) if e.two_pi => 2.0 * std::f32::consts::PI,
+        _ => 1.0,
+    }
+}
+
+/// WGSL float literal that reads back exactly.
+pub(crate) fn lit(v: f32) -> String {
+    format!("{v:?}")
+}
+
+pub(crate) const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
+
+/// The forward kernel for `layout`.
+pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
+    compose(
+        "nn/mlp/fused_forward.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("BODY", &forward_body(layout, "data_row")),
+        ],
+    )
+}
+
+/// The forward pass of the invocation's samples (`Scratch::per_lane` of them, from
+/// invocation `s`; lane `lane` of its group of eight; padded batch `n`), reading bindings
+/// `p`, `x`, `h` and `step`, calling `act4` and `row_fn` (sample → data row): the body of
+/// fused_forward.wgsl, and of DeepONet's paired kernel under other names
+/// (`nn::deeponet::pair`).
+pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
+    let arch = &layout.arch;
+    let per = layout.scratch.per_lane;
+    let mut b = layout.samples_prelude(Some(row_fn));
+    let d = arch.inputs();
+    for k in 0..per {
+        for j in 0..d {
+            writeln!(b, "    let x{k}_{j} = x[{j}u * step.m + row{k}];").unwrap();
+        }
+    }
+    let quad = |k: usize, q: usize| -> String {
+        let c: Vec<String> = (0..4)
+            .map(|e| {
+                let j = 4 * q + e;
+                if j < d {
+                    format!("x{k}_{j}")
+                } else {
+                    "0.0".into()
+                }
+            })
+            .collect();
+        format!("vec4<f32>({})", c.join(", "))
+    };
+    match &arch.encoding {
+        Some(_) => {
+            let fq = layout.f_pad / 4;
+            let bq = layout.b_off / 4;
+            writeln!(b, "    for (var fq = 0u; fq < {fq}u; fq++) {{").unwrap();
+            for j in 0..d {
+                writeln!(b, "        let b{j} = p[{}u + fq];", bq + j * fq).unwrap();
+            }
+            for k in 0..per {
+                let terms: Vec<String> = (0..d).map(|j| format!("b{j} * x{k}_{j}")).collect();
+                writeln!(
+                    b,
+                    "        {{ let z = {} * ({}); h[{}] = cos(z); h[{}] = sin(z); }}",
+                    lit(scale(arch)),
+                    terms.join(" + "),
+                    layout.at(layout.h0_row, &format!("{}u + fq", layout.h0_row), k),
+                    layout.at(layout.h0_row, &format!("{}u + fq", layout.h0_row + fq), k),
+                )
+                .unwrap();
+            }
+            writeln!(b, "    }}").unwrap();
+            if layout.trained_b() {
+                for k in 0..per {
+                    for q in 0..d.div_ceil(4) {
+                        let at = layout.at(layout.x_row, &format!("{}u", layout.x_row + q), k);
+                        writeln!(b, "    h[{at}] = {};", quad(k, q)).unwrap();
+                    }
+                }
+            }
+        }
+        None => {
+            for k in 0..per {
+                for q in 0..layout.in_pad[0] / 4 {
+                    let at = layout.at(layout.h0_row, &format!("{}u", layout.h0_row + q), k);
+                    writeln!(b, "    h[{at}] = {};", quad(k, q)).unwrap();
+                }
+            }
+        }
+    }
+    for l in 0..arch.n_linear() {
+        let in_q = layout.in_pad[l] / 4;
+        let out = layout.out_pad[l];
+        // The last layer is padded to 8 only: blocks of 16 would run past it.
+        let block = if out.is_multiple_of(BLOCK) { BLOCK } else { 8 };
+        let input_row = if l == 0 {
+            layout.h0_row
+        } else {
+            layout.z_row[l - 1]
+        };
+        let input = |k: usize| {
+            if l == 0 {
+                format!("h[at{k}]")
+            } else {
+                format!("act4(h[at{k}])")
+            }
+        };
+        writeln!(
+            b,
+            "    // layer {l}: {} -> {}",
+            arch.layers[l],
+            arch.layers[l + 1]
+        )
+        .unwrap();
+        writeln!(b, "    for (var o0 = 0u; o0 < {out}u; o0 += {block}u) {{").unwrap();
+        writeln!(
+            b,
+            "        let bq = p[{}u + (o0 >> 2u) + (lane & 3u)];",
+            layout.bias_off[l] / 4
+        )
+        .unwrap();
+        for j in 0..block {
+            writeln!(
+                b,
+                "        let b{j} = subgroupBroadcast(bq, {}u).{};",
+                j / 4,
+                COMPONENTS[j % 4]
+            )
+            .unwrap();
+        }
+        for k in 0..per {
+            for j in 0..block {
+                writeln!(b, "        var c{k}_{j} = b{j};").unwrap();
+            }
+            writeln!(
+                b,
+                "        var at{k} = {};",
+                layout.at(input_row, &format!("{input_row}u"), k)
+            )
+            .unwrap();
+        }
+        for w in 0..block / 8 {
+            writeln!(
+                b,
+                "        var w{w} = {}u + (o0 + {}u + lane) * {in_q}u;",
+                layout.w_off[l] / 4,
+                8 * w
+            )
+            .unwrap();
+        }
+        // Each sum is assigned once per iteration, its four products nested in one
+        // expression: lavapipe keeps a variable assigned in a loop in memory and stores it
+        // under the execution mask (load, blend, store) at every assignment.
+        writeln!(b, "        for (var iq = 0u; iq < {in_q}u; iq++) {{").unwrap();
+        for k in 0..per {
+            writeln!(
+                b,
+                "            let a{k} = {};\n            at{k} += {};",
+                input(k),
+                layout.stride(input_row)
+            )
+            .unwrap();
+        }
+        for w in 0..block / 8 {
+            writeln!(
+                b,
+                "            let wl{w} = p[w{w}];\n            w{w} += 1u;"
+            )
+            .unwrap();
+            for j in 0..8 {
+                let c = 8 * w + j;
+                let mut line = format!("            {{ let u = subgroupBroadcast(wl{w}, {j}u);");
+                for k in 0..per {
+                    write!(
+                        line,
+                        " c{k}_{c} = fma(u.w, a{k}.w, fma(u.z, a{k}.z, fma(u.y, a{k}.y, fma(u.x, a{k}.x, c{k}_{c}))));"
+                    )
+                    .unwrap();
+                }
+                line.push_str(" }");
+                writeln!(b, "{line}").unwrap();
+            }
+        }
+        writeln!(b, "        }}").unwrap();
+        for k in 0..per {
+            for q in 0..block / 4 {
+                let at = layout.at(
+                    layout.z_row[l],
+                    &format!("{}u + (o0 >> 2u) + {q}u", layout.z_row[l]),
+                    k,
+                );
+                writeln!(
+                    b,
+                    "        h[{at}] = vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{});",
+                    4 * q,
+                    4 * q + 1,
+                    4 * q + 2,
+                    4 * q + 3
+                )
+                .unwrap();
+            }
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    b
+}
+
+/// Where the backward pass finds the output layer's δ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputDelta {
+    /// Computed from the targets and the loss state (`fused_loss.wgsl`).
+    FromLoss,
+    /// Already in the scratch's last δ rows, written by another kernel (DeepONet's
+    /// combine kernel, which owns the loss of the two nets).
+    Given,
+}
+
+/// The backward kernel (activation gradients) for `layout`.
+pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String, ShaderError> {
+    compose(
+        "nn/mlp/fused_backward.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("BODY", &backward_body(layout, delta)),
+        ],
+    )
+}
+
+/// The backward pass of the invocation's samples, as `forward_body` (with `FromLoss`,
+/// also `targets`, `factor` and `data_row`).
+pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
+    let arch = &layout.arch;
+    let per = layout.scratch.per_lane;
+    let n_lin = arch.n_linear();
+    let last = n_lin - 1;
+    let outputs = arch.outputs();
+    let from_loss = delta == OutputDelta::FromLoss;
+    let mut b = layout.samples_prelude(from_loss.then_some("data_row"));
+    // Output layer: δ = factor · (y − t) · act_out'(z), zero for padding.
+    if from_loss {
+        for k in 0..per {
+            // Padding samples get δ = 0, so they add nothing to any gradient.
+            writeln!(b, "    let live{k} = s{k} < step.batch;").unwrap();
+        }
+        writeln!(
+            b,
+            "    for (var oq = 0u; oq < {}u; oq++) {{",
+            layout.out_pad[last] / 4
+        )
+        .unwrap();
+        for k in 0..per {
+            let z_at = layout.at(
+                layout.z_row[last],
+                &format!("{}u + oq", layout.z_row[last]),
+                k,
+            );
+            let d_at = layout.at(
+                layout.d_row[last],
+                &format!("{}u + oq", layout.d_row[last]),
+                k,
+            );
+            writeln!(
+                b,
+                "        {{\n        let z = h[{z_at}];\n        var t = vec4<f32>(0.0);\n        var keep = vec4<bool>(false);"
+            )
+            .unwrap();
+            for (e, c) in COMPONENTS.iter().enumerate() {
+                writeln!(
+                    b,
+                    "        {{ let o = oq * 4u + {e}u; keep.{c} = live{k} && o < {outputs}u; t.{c} = targets[min(o, {}u) * step.m + row{k}]; }}",
+                    outputs - 1,
+                )
+                .unwrap();
+            }
+            writeln!(
+                b,
+                "        h[{d_at}] = select(vec4<f32>(0.0), factor * (act_out4(z) - t) * dact_out4(z), keep);\n        }}"
+            )
+            .unwrap();
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    // Hidden layers, then (when B is trained) the encoding's input gradient g = W0ᵀ δ0.
+    let first = if layout.trained_b() { 0 } else { 1 };
+    for l in (first..n_lin).rev() {
+        let in_q = layout.in_pad[l] / 4;
+        let out_q = layout.out_pad[l] / 4;
+        let w = layout.w_off[l] / 4;
+        let d_row = layout.d_row[l];
+        writeln!(b, "    // δ into layer {l}'s input").unwrap();
+        writeln!(
+            b,
+            "    for (var i0 = 0u; i0 < {}u; i0 += 16u) {{",
+            layout.in_pad[l]
+        )
+        .unwrap();
+        for k in 0..per {
+            for c in 0..16 {
+                writeln!(b, "        var c{k}_{c} = 0.0;").unwrap();
+            }
+            writeln!(
+                b,
+                "        var at{k} = {};",
+                layout.at(d_row, &format!("{d_row}u"), k)
+            )
+            .unwrap();
+        }
+        writeln!(
+            b,
+            "        var w0 = {w}u + (lane >> 2u) * {in_q}u + (i0 >> 2u) + (lane & 3u);\n        var w1 = w0 + {}u;",
+            2 * in_q
+        )
+        .unwrap();
+        writeln!(b, "        for (var oq = 0u; oq < {out_q}u; oq++) {{").unwrap();
+        for k in 0..per {
+            writeln!(
+                b,
+                "            let d{k} = h[at{k}];\n            at{k} += {};",
+                layout.stride(d_row)
+            )
+            .unwrap();
+        }
+        writeln!(
+            b,
+            "            let wa = p[w0];\n            let wb = p[w1];\n            w0 += {s}u;\n            w1 += {s}u;",
+            s = 4 * in_q
+        )
+        .unwrap();
+        // Lane 4r + q of wa holds W[o0 + r][i0 + 4q ..], of wb W[o0 + 2 + r][...].
+        for (src, rows) in [("wa", [0, 1]), ("wb", [2, 3])] {
+            for (r, &row) in rows.iter().enumerate() {
+                for q in 0..4 {
+                    let dr = COMPONENTS[row];
+                    let mut line = format!(
+                        "            {{ let u = subgroupBroadcast({src}, {}u);",
+                        4 * r + q
+                    );
+                    for k in 0..per {
+                        for (e, comp) in COMPONENTS.iter().enumerate() {
+                            let c = 4 * q + e;
+                            write!(line, " c{k}_{c} = fma(u.{comp}, d{k}.{dr}, c{k}_{c});")
+                                .unwrap();
+                        }
+                    }
+                    line.push_str(" }");
+                    writeln!(b, "{line}").unwrap();
+                }
+            }
+        }
+        writeln!(b, "        }}").unwrap();
+        for k in 0..per {
+            for q in 0..4 {
+                let v = format!(
+                    "vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{})",
+                    4 * q,
+                    4 * q + 1,
+                    4 * q + 2,
+                    4 * q + 3
+                );
+                let row = |r: usize| layout.at(r, &format!("{r}u + (i0 >> 2u) + {q}u"), k);
+                if l == 0 {
+                    writeln!(b, "        h[{}] = {v};", row(layout.g_row)).unwrap();
+                } else {
+                    writeln!(
+                        b,
+                        "        {{ let zq = h[{}]; h[{}] = {v} * dact4(zq); }}",
+                        row(layout.z_row[l - 1]),
+                        row(layout.d_row[l - 1])
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    if layout.trained_b() {
+        // e = dL/dz of the encoding: scale · (cos z · g_sin − sin z · g_cos).
+        let fq = layout.f_pad / 4;
+        let (g, h0, e) = (layout.g_row, layout.h0_row, layout.e_row);
+        writeln!(b, "    for (var fq = 0u; fq < {fq}u; fq++) {{").unwrap();
+        for k in 0..per {
+            let at = |r: usize, plus: usize| layout.at(r, &format!("{}u + fq", r + plus), k);
+            writeln!(
+                b,
+                "        {{\n        let gc = h[{}];\n        let gs = h[{}];\n        let cz = h[{}];\n        let sz = h[{}];\n        h[{}] = {scale} * (cz * gs - sz * gc);\n        }}",
+                at(g, 0),
+                at(g, fq),
+                at(h0, 0),
+                at(h0, fq),
+                at(e, 0),
+                scale = lit(scale(arch))
+            )
+            .unwrap();
+        }
+        writeln!(b, "    }}").unwrap();
+    }
+    b
+}
+
+/// One group of weight-gradient tasks: δ rows × input rows of one layer (or B).
+struct GradGroup {
+    d_row: usize,
+    a_row: usize,
+    /// Apply the hidden activation to the inputs (they are stored as z).
+    act: bool,
+    blocks: usize,
+    in_q: usize,
+    outputs: usize,
+    inputs: usize,
+    /// Float index of gradient (o, i): off + o · o_stride + i · i_stride.
+    off: usize,
+    o_stride: usize,
+    i_stride: usize,
+    /// The column map of layer 0's padded input (cosines, then sines at F').
+    col0: Option<(usize, usize)>,
+    bias: Option<usize>,
+}
+
+impl GradGroup {
+    /// Pairs of input quads: a task covers 8 outputs × 8 inputs.
+    fn pairs(&self) -> usize {
+        self.in_q.div_ceil(2)
+    }
+
+    fn tasks(&self) -> usize {
+        self.blocks * (self.pairs() + usize::from(self.bias.is_some()))
+    }
+}
+
+fn grad_groups(layout: &FusedLayout) -> Vec<GradGroup> {
+    let arch = &layout.arch;
+    let mut groups = Vec::new();
+    if let (Some(e), true) = (&arch.encoding, layout.trained_b()) {
+        // dB[j][f] = Σ x_j e_f: outputs are features, inputs are the raw inputs.
+        groups.push(GradGroup {
+            d_row: layout.e_row,
+            a_row: layout.x_row,
+            act: false,
+            blocks: layout.f_pad / 8,
+            in_q: e.inputs.div_ceil(4),
+            outputs: e.features,
+            inputs: e.inputs,
+            off: layout.b_off,
+            o_stride: 1,
+            i_stride: layout.f_pad,
+            col0: None,
+            bias: None,
+        });
+    }
+    for l in 0..arch.n_linear() {
+        let col0 = match (&arch.encoding, l) {
+            (Some(e), 0) => Some((e.features, layout.f_pad)),
+            _ => None,
+        };
+        groups.push(GradGroup {
+            d_row: layout.d_row[l],
+            a_row: if l == 0 {
+                layout.h0_row
+            } else {
+                layout.z_row[l - 1]
+            },
+            act: l > 0,
+            blocks: layout.out_pad[l] / 8,
+            in_q: layout.in_pad[l] / 4,
+            outputs: arch.layers[l + 1],
+            inputs: arch.layers[l],
+            off: layout.w_off[l],
+            o_stride: layout.in_pad[l],
+            i_stride: 1,
+            col0,
+            bias: Some(layout.bias_off[l]),
+        });
+    }
+    groups
+}
+
+/// The weight-gradient kernel for `layout`, and its number of tasks.
+pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderError> {
+    let parts = weight_grad_parts(layout);
+    let wgsl = compose(
+        "nn/mlp/fused_weight_grad.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("LEN", &layout.len.to_string()),
+            ("BODY", &parts.body),
+            ("DISPATCH", &parts.dispatch),
+        ],
+    )?;
+    Ok((wgsl, parts.tasks))
+}
+
+/// The pieces of a weight-gradient kernel: one function `group{k}` per layer (reading
+/// `h` and `step`, writing `g`, calling `act4`), the chain that sends task `t` to its
+/// group, and the number of tasks.
+pub(crate) struct WeightGradParts {
+    pub body: String,
+    pub dispatch: String,
+    pub tasks: usize,
+}
+
+/// The loop of a weight-gradient task over its samples s0..s1, feature-major scratch: one
+/// sample per iteration, into the sums c0..c7 (first input quad) and e0..e7 (second).
+fn feature_major_sums(g: &GradGroup) -> String {
+    let (a, b) = if g.act {
+        ("act4(h[ad])", "act4(h[ae])")
+    } else {
+        ("h[ad]", "h[ae]")
+    };
+    format!(
+        "    // The second quad of the last pair may lie past the inputs: its sums are not written.
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * n + s0;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * n + s0;
+    var dd = ({d_row}u + 2u * ob) * n + s0;
+    for (var s = s0; s < s1; s++) {{
+        let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
+        let b = select({b}, vec4<f32>(0.0), is_bias);
+        let d0 = h[dd];
+        let d1 = h[dd + n];
+        ad += 1u;
+        ae += 1u;
+        dd += 1u;
+        c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
+        c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
+        c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
+        c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
+        e0 = fma(vec4<f32>(d0.x), b, e0); e1 = fma(vec4<f32>(d0.y), b, e1);
+        e2 = fma(vec4<f32>(d0.z), b, e2); e3 = fma(vec4<f32>(d0.w), b, e3);
+        e4 = fma(vec4<f32>(d1.x), b, e4); e5 = fma(vec4<f32>(d1.y), b, e5);
+        e6 = fma(vec4<f32>(d1.z), b, e6); e7 = fma(vec4<f32>(d1.w), b, e7);
+    }}
+",
+        a_row = g.a_row,
+        last_q = g.in_q - 1,
+        d_row = g.d_row,
+    )
+}
+
+/// A weight-gradient group function over a blocked scratch, and its number of tasks.
+///
+/// Task t is output block ob = t / per and input pair ip = t % per, where per is the pairs
+/// rounded up to 8, so that the eight tasks of a cluster of eight lanes (lane `lane` of
+/// the cluster starting at subgroup lane `cl`) share their output block and so their δ
+/// rows. The task loops over blocks of eight samples (s0 is a multiple of 8; samples past
+/// the batch up to the next multiple of 8 have δ = 0): lane j loads the block's sample j
+/// of the two δ rows and shuffles it to the others, so each lane makes two loads of its
+/// own and a quarter of one shared load per sample, where it made four. On lavapipe every
+/// load is a loop over the lanes, and the pass took 35 ms at batch 2^14 with the four loads. Each
+/// sum is assigned once per block, its eight products nested (lavapipe stores a variable
+/// assigned in a loop at every assignment). The bias sums (Σ δ) ride along in every task
+/// and the task with ip = 0 writes them.
+fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usize) {
+    let block = layout.block_len();
+    let pairs = g.pairs();
+    let per = pairs.div_ceil(8) * 8;
+    let mut loads = String::new();
+    for e in 0..8 {
+        let (a, b) = if g.act {
+            (format!("act4(h[ad + {e}u])"), format!("act4(h[ae + {e}u])"))
+        } else {
+            (format!("h[ad + {e}u]"), format!("h[ae + {e}u]"))
+        };
+        writeln!(
+            loads,
+            "        let a{e} = {a};\n        let b{e} = {b};\n        let d{e} = subgroupShuffle(dl, cl + {e}u);\n        let f{e} = subgroupShuffle(fl, cl + {e}u);"
+        )
+        .unwrap();
+    }
+    let mut sums = String::new();
+    for (acc, src) in [("c", "a"), ("e", "b")] {
+        for (j, (d, comp)) in ["d", "f"]
+            .iter()
+            .flat_map(|d| COMPONENTS.iter().map(move |c| (d, c)))
+            .enumerate()
+        {
+            let mut expr = format!("{acc}{j}");
+            for e in 0..8 {
+                expr = format!("fma(vec4<f32>({d}{e}.{comp}), {src}{e}, {expr})");
+            }
+            writeln!(sums, "        {acc}{j} = {expr};").unwrap();
+        }
+    }
+    let sum8 = |v: &str| {
+        (0..8)
+            .map(|e| format!("{v}{e}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    writeln!(
+        sums,
+        "        u0 += {};\n        u1 += {};",
+        sum8("d"),
+        sum8("f")
+    )
+    .unwrap();
+    let bias_write = match g.bias {
+        Some(off) => format!(
+            "    if ip == 0u {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = select(u1[k & 3u], u0[k & 3u], k < 4u);\n            }}\n        }}\n    }}\n",
+            outs = g.outputs
+        ),
+        None => String::new(),
+    };
+    let mut f = String::new();
+    write!(
+        f,
+        "fn group{k}(t: u32, s0: u32, s1: u32, base: u32, lane: u32, cl: u32) {{
+    let ob = t / {per}u;
+    let ip = t % {per}u;
+    let n = step.n;
+{sums_decl}    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
+    // Lanes past the pairs load the last pair and write nothing; the second quad of the
+    // last pair may lie past the inputs: its sums are not written.
+    let col = {col};
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * 8u + col;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * 8u + col;
+    var dd = ({d_row}u + 2u * ob) * 8u + col;
+    for (var s = s0; s < s1; s += 8u) {{
+        let dl = h[dd + lane];
+        let fl = h[dd + 8u + lane];
+{loads}{sums}        ad += {block}u;
+        ae += {block}u;
+        dd += {block}u;
+    }}
+{arrays}{bias_write}    if ip >= {pairs}u {{
+        return;
+    }}
+{writes}}}
+
+",
+        col = layout.column("s0"),
+        a_row = g.a_row,
+        last_q = g.in_q - 1,
+        d_row = g.d_row,
+        writes = weight_writes(g),
+        sums_decl = SUMS,
+        arrays = SUM_ARRAYS,
+    )
+    .unwrap();
+    (f, g.blocks * per)
+}
+
+/// A weight-gradient task's sums: c0..c7 for its first input quad (one per output of the
+/// block), e0..e7 for its second.
+const SUMS: &str = "    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
+    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
+    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
+";
+
+/// The sums copied into arrays `acc` and `bcc`, for the writes' dynamic indexing.
+const SUM_ARRAYS: &str = "    var acc: array<vec4<f32>, 8>;
+    var bcc: array<vec4<f32>, 8>;
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+    acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
+    bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
+    bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
+";
+
+/// WGSL writing a task's 8 × 8 weight gradients (output block `ob`, input pair `ip`) into
+/// `g` at `base`, skipping padding.
+fn weight_writes(g: &GradGroup) -> String {
+    format!(
+        "    for (var k = 0u; k < 8u; k++) {{
+        let o = ob * 8u + k;
+        for (var e = 0u; e < 8u; e++) {{
+            let i = ip * 8u + e;
+            if o < {outs}u && i < {in_end}u && {real} {{
+                let v = select(bcc[k][e & 3u], acc[k][e & 3u], e < 4u);
+                g[base + {off}u + o * {os}u + i * {is}u] = v;
+            }}
+        }}
+    }}
+",
+        outs = g.outputs,
+        in_end = 4 * g.in_q,
+        real = real_inputs(g),
+        off = g.off,
+        os = g.o_stride,
+        is = g.i_stride,
+    )
+}
+
+/// WGSL: whether padded input column `i` of group `g` holds a real input: all below
+/// `inputs`, except in layer 0 with an encoding, where cosines and sines are padded
+/// separately.
+fn real_inputs(g: &GradGroup) -> String {
+    match g.col0 {
+        Some((features, f_pad)) => {
+            format!(
+                "(i < {features}u || (i >= {f_pad}u && i < {}u))",
+                f_pad + features
+            )
+        }
+        None => format!("i < {}u", g.inputs),
+    }
+}
+
+pub(crate) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
+    let groups = grad_groups(layout);
+    let mut body = String::new();
+    let mut dispatch = String::new();
+    let mut first = 0;
+    for (k, g) in groups.iter().enumerate() {
+        let per = g.pairs() + usize::from(g.bias.is_some());
+        if layout.scratch.blocked {
+            let (f, tasks) = blocked_group(k, layout, g);
+            body.push_str(&f);
+            let end = first + tasks;
+            writeln!(
+                dispatch,
+                "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base, lane, cl);\n    }}"
+            )
+            .unwrap();
+            first = end;
+            continue;
+        }
+        let sums = feature_major_sums(g);
+        let bias_write = match g.bias {
+            Some(off) => format!(
+                "    if is_bias {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = acc[k].x;\n            }}\n        }}\n        return;\n    }}\n",
+                outs = g.outputs
+            ),
+            None => String::new(),
+        };
+        let is_bias = if g.bias.is_some() {
+            format!("ip == {}u", g.pairs())
+        } else {
+            "false".into()
+        };
+        write!(
+            body,
+            "fn group{k}(t: u32, s0: u32, s1: u32, base: u32) {{
+    let ob = t / {per}u;
+    let ip = t % {per}u;
+    let is_bias = {is_bias};
+    let n = step.n;
+{sums_decl}{sums}{arrays}{bias_write}{writes}}}
+
+",
+            writes = weight_writes(g),
+            sums_decl = SUMS,
+            arrays = SUM_ARRAYS,
+        )
+        .unwrap();
+        let end = first + g.tasks();
+        writeln!(
+            dispatch,
+            "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base);\n    }}"
+        )
+        .unwrap();
+        first = end;
+    }
+    WeightGradParts {
+        body,
+        dispatch,
+        tasks: first,
+    }
+}
+
+/// The loss kernel for `layout`.
+pub fn loss_wgsl(layout: &FusedLayout, loss: Loss) -> Result<String, ShaderError> {
+    let last = layout.arch.n_linear() - 1;
+    compose(
+        "nn/mlp/fused_loss.wgsl",
+        &[
+            ("ACT", &activations(&layout.arch)),
+            ("OUTPUTS", &layout.arch.outputs().to_string()),
+            ("Z_ROW", &layout.z_row[last].to_string()),
+            (
+                "RELATIVE",
+                if loss == Loss::RelativeL2 {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::mlp::model::{Encoding, EncodingKind, Init};
+
+    fn arch(encoding: bool, trainable: bool) -> Architecture {
+        Architecture {
+            kind: if encoding { "fourier_mlp" } else { "mlp" }.into(),
+            encoding: encoding.then(|| Encoding {
+                kind: EncodingKind::Gaussian,
+                inputs: 3,
+                features: 10,
+                two_pi: true,
+                order: "cos_then_sin".into(),
+                sigma: Some(2.0),
+                trainable,
+            }),
+            layers: vec![if encoding { 20 } else { 3 }, 24, 5],
+            activation: Activation::Tanh,
+            output_activation: Activation::None,
+        }
+    }
+
+    #[test]
+    fn pack_and_unpack_are_inverse_and_padding_is_zero() {
+        for (enc, tr) in [(false, false), (true, false), (true, true)] {
+            let a = arch(enc, tr);
+            let layout = FusedLayout::new(&a);
+            let p = Params::init(&a, Init::Glorot, 7).unwrap();
+            let packed = layout.pack(&p);
+            let back = layout.unpack(&packed);
+            for (x, y) in p.flat().iter().zip(back.flat()) {
+                assert_eq!(*x as f32 as f64, y);
+            }
+            let nonzero = packed.iter().filter(|v| **v != 0.0).count();
+            let real = p.flat().iter().filter(|v| **v as f32 != 0.0).count();
+            assert_eq!(nonzero, real, "padding must stay zero");
+            assert_eq!(layout.len % 4, 0);
+        }
+    }
+
+    #[test]
+    fn widths_are_padded_for_the_kernels() {
+        let layout = FusedLayout::new(&arch(true, true));
+        assert_eq!(layout.f_pad, 16);
+        assert_eq!(layout.in_pad, vec![32, 32]);
+        assert_eq!(layout.out_pad, vec![32, 8]);
+        // Every scratch region is disjoint.
+        let mut regions = vec![
+            (layout.h0_row, layout.in_pad[0] / 4),
+            (layout.x_row, 1),
+            (layout.g_row, layout.in_pad[0] / 4),
+            (layout.e_row, layout.f_pad / 4),
+        ];
+        for l in 0..2 {
+            regions.push((layout.z_row[l], layout.out_pad[l] / 4));
+            regions.push((layout.d_row[l], layout.out_pad[l] / 4));
+        }
+        regions.sort();
+        for w in regions.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "{regions:?}");
+        }
+        assert_eq!(regions.last().map(|r| r.0 + r.1), Some(layout.rows));
+    }
+}
