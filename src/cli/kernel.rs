@@ -93,9 +93,9 @@ pub const FAMILIES: &[KernelFamily] = &[
     KernelFamily {
         name: "nn mlp forward",
         templates: &[
-            "nn/linear_forward.wgsl",
-            "nn/linear_forward_direct.wgsl",
-            "nn/encode_forward.wgsl",
+            "nn/mlp/linear_forward.wgsl",
+            "nn/mlp/linear_forward_direct.wgsl",
+            "nn/mlp/encode_forward.wgsl",
         ],
         what: "layer-by-layer MLP: one linear layer + activation per dispatch (tiled or \
                direct), Fourier encoding",
@@ -103,43 +103,47 @@ pub const FAMILIES: &[KernelFamily] = &[
     KernelFamily {
         name: "nn mlp backward",
         templates: &[
-            "nn/act_backward.wgsl",
-            "nn/matmul.wgsl",
-            "nn/matmul_direct.wgsl",
-            "nn/encode_backward.wgsl",
+            "nn/mlp/act_backward.wgsl",
+            "nn/mlp/matmul.wgsl",
+            "nn/mlp/matmul_direct.wgsl",
+            "nn/mlp/encode_backward.wgsl",
         ],
         what: "layer-by-layer MLP gradients: activation derivative, (transposed) matmul, \
                encoding gradient",
     },
     KernelFamily {
         name: "nn mlp weight-grad",
-        templates: &["nn/column_sum.wgsl", "nn/mse.wgsl"],
+        templates: &["nn/mlp/column_sum.wgsl", "nn/mlp/mse.wgsl"],
         what: "layer-by-layer MLP bias gradients (column sums) and the MSE loss",
     },
     KernelFamily {
         name: "nn fused",
         templates: &[
-            "nn/fused_forward.wgsl",
-            "nn/fused_backward.wgsl",
-            "nn/fused_weight_grad.wgsl",
-            "nn/fused_loss.wgsl",
-            "nn/fused_reduce.wgsl",
+            "nn/mlp/fused_forward.wgsl",
+            "nn/mlp/fused_backward.wgsl",
+            "nn/mlp/fused_weight_grad.wgsl",
+            "nn/mlp/fused_loss.wgsl",
         ],
         what: "whole-network kernels generated per architecture: forward, backward, \
-               weight gradients, loss (MSE, relative L2), gradient reduction",
+               weight gradients, loss (MSE, relative L2)",
     },
     KernelFamily {
-        name: "adam",
-        templates: &["nn/adam.wgsl", "nn/grad_clip.wgsl"],
-        what: "the Adam update of every parameter buffer, with gradient-norm clipping",
+        name: "nn train",
+        templates: &[
+            "nn/train/adam.wgsl",
+            "nn/train/grad_clip.wgsl",
+            "nn/train/gradient_sum.wgsl",
+        ],
+        what: "the training toolkit: the Adam/SGD update of every parameter buffer, \
+               gradient-norm clipping, and the sum of per-split gradients",
     },
     KernelFamily {
         name: "deeponet",
         templates: &[
-            "nn/deeponet_forward.wgsl",
-            "nn/deeponet_weight_grad.wgsl",
-            "nn/deeponet_combine.wgsl",
-            "nn/deeponet_combine_unaligned.wgsl",
+            "nn/deeponet/forward.wgsl",
+            "nn/deeponet/weight_grad.wgsl",
+            "nn/deeponet/combine.wgsl",
+            "nn/deeponet/combine_unaligned.wgsl",
         ],
         what: "branch and trunk nets in one paired forward and weight-gradient kernel, and \
                the combine (dot product) kernels for aligned and unaligned data",
@@ -253,10 +257,10 @@ mod tests {
         "common/real_f32.wgsl",
         "common/real_f64.wgsl",
         "common/status.wgsl",
-        "nn/fused_rows.wgsl",
-        "nn/fused_step.wgsl",
-        "nn/deeponet_rows.wgsl",
-        "nn/deeponet_combine_head.wgsl",
+        "nn/mlp/fused_rows.wgsl",
+        "nn/mlp/fused_step.wgsl",
+        "nn/deeponet/rows.wgsl",
+        "nn/deeponet/combine_head.wgsl",
     ];
 
     /// A new template file must be listed by `phaseflow kernel --list` (or marked as one
