@@ -150,7 +150,7 @@ fn list_names_every_kernel_family() {
         "nn mlp backward",
         "nn mlp weight-grad",
         "nn fused",
-        "adam",
+        "nn train",
         "deeponet",
         "gpu peak",
     ] {
