@@ -3,18 +3,20 @@
 //! until every trajectory has written the batch's slots (the host learns that from one
 //! counter per submission, never per step), then one readback.
 
-use super::adaptive::{AdaptiveProblem, SaveAt};
-use super::adaptive_kernel::adaptive_wgsl;
-use super::device::{
-    Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
-    bind_group, bind_group_layout, buffer, pipeline_layout,
-};
-use super::run::{RunOptions, SimError, Tick, host_output_fits, precision_available, warm_up};
-use super::sink::{Sink, gather};
-use super::solution::{RunStats, Solution, Status, StepCounts};
+use super::kernel::adaptive_wgsl;
+use super::problem::{AdaptiveProblem, SaveAt};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
+use crate::ode::device::{
+    Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
+    bind_group, bind_group_layout, buffer, pipeline_layout,
+};
+use crate::ode::error::{SimError, host_output_fits};
+use crate::ode::options::{RunOptions, Tick};
+use crate::ode::runner::{precision_available, warm_up};
+use crate::ode::sink::{Sink, gather};
+use crate::ode::solution::{RunStats, Solution, Status, StepCounts};
 use crate::schedule::ReadbackRing;
 use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan};
 use std::ops::Range;

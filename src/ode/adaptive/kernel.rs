@@ -3,12 +3,12 @@
 //! heuristic, all unrolled from the numbers in `ode::pair` and mirroring
 //! `ode::adaptive_cpu` operation for operation.
 
-use super::adaptive::{Control, Exponents};
-use super::kernel::{accessors, combine, real_lib, weighted};
 use super::pair::{ErrorEstimate, Pair};
+use super::problem::{Control, Exponents};
 use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
+use crate::ode::codegen::{accessors, combine, real_lib, weighted};
 use crate::precision::Precision;
 use std::fmt::Write;
 

@@ -2,165 +2,23 @@
 //! run; per chunk one upload, per batch of save slots one submission of dispatch windows
 //! and one readback. No step ever waits on the host.
 
-use super::device::{
+use super::kernel::fixed_step_wgsl;
+use super::problem::{FixedStepProblem, SavePlan};
+use crate::gpu::timing::PassTimer;
+use crate::gpu::{GpuContext, GpuError};
+use crate::ode::device::{
     Binding, EnsembleBuffers, HostUpload, Precision, UNIFORM_STRIDE, UniformBytes, Unit,
     bind_group, bind_group_layout, buffer, pipeline_layout,
 };
-use super::ensemble::{Ensemble, EnsembleError};
-use super::kernel::fixed_step_wgsl;
-use super::problem::{ProblemError, Save, SavePlan, TimeGrid};
-use super::sink::{Sink, SinkError, gather};
-use super::solution::{RunStats, Solution, Status};
-use super::tableau::Solver;
-use crate::gpu::timing::PassTimer;
-use crate::gpu::{GpuContext, GpuError};
-use crate::model::System;
-use crate::schedule::plan::{
-    DeviceLimits, Plan, PlanCaps, PlanError, RunShape, dispatch_grid, plan, windows,
-};
+use crate::ode::error::{SimError, host_output_fits};
+use crate::ode::options::{RunOptions, Tick};
+use crate::ode::runner::{precision_available, wait_for, warm_up};
+use crate::ode::sink::{Sink, gather};
+use crate::ode::solution::{RunStats, Solution, Status};
+use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan, windows};
 use crate::schedule::ring::ReadbackRing;
 use std::ops::Range;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum SimError {
-    #[error(transparent)]
-    Problem(#[from] ProblemError),
-    #[error(transparent)]
-    Ensemble(#[from] EnsembleError),
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-    #[error(transparent)]
-    Control(#[from] super::adaptive::ControlError),
-    #[error(
-        "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
-    )]
-    OutputTooLarge { gib: f64 },
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error("{0} save times do not fit one device buffer; save less often")]
-    TooManySaves(usize),
-}
-
-/// A fixed-step ensemble problem.
-#[derive(Debug, Clone)]
-pub struct FixedStepProblem {
-    pub system: System,
-    pub solver: Solver,
-    pub grid: TimeGrid,
-    pub save: Save,
-    pub ensemble: Ensemble,
-    pub precision: Precision,
-}
-
-/// Knobs that change how a run is carried out, never its results.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub workgroup_size: u32,
-    pub caps: PlanCaps,
-    /// Trajectory-steps per dispatch, so that no dispatch runs long enough to trip a
-    /// display driver's watchdog (about 0.3 s on a slow integrated GPU).
-    pub steps_per_dispatch: u64,
-    /// Fewest steps per dispatch window whatever the budget above says: very short windows
-    /// leave each workgroup too little work (on lavapipe, 26-step windows at N = 10^7 ran
-    /// at 40% of the speed of 256-step ones).
-    pub min_window_steps: u32,
-    /// Units of work in flight (readback slots): while the device runs one, the host
-    /// consumes the results of the one before.
-    pub ring: usize,
-    /// First trajectory to integrate; those before it are already done (a resumed run).
-    pub start: usize,
-    /// Set to stop the run: no new work is submitted, the work in flight is finished and
-    /// consumed, and `RunStats::completed` says how far it got.
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// (i, d): run only every d-th chunk from the i-th on (device i of d, see `ode::multi`).
-    pub part: (usize, usize),
-    /// Told how the run goes while it goes (compilation, work done), for progress displays.
-    pub progress: Option<ProgressHook>,
-}
-
-/// What a run reports while it goes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Tick {
-    /// The kernel is being compiled (naga, then the driver): long for large systems.
-    Compiling,
-    /// The kernel compiled in this time (part of the setup, never of the GPU time).
-    Compiled(Duration),
-    /// The whole run's work, in units of the run's kind: trajectory-steps for fixed-step
-    /// runs, trajectory-batches (a trajectory through one batch of save slots) for adaptive
-    /// ones. Sent once per device; the value is the same for every device.
-    Total(u64),
-    /// This much more work is done (a dispatch group, or a batch, has finished).
-    Done(u64),
-}
-
-/// A callback for `Tick`s, called from the thread that drives a device (with several
-/// devices, from several threads at once).
-#[derive(Clone)]
-pub struct ProgressHook(pub Arc<dyn Fn(Tick) + Send + Sync>);
-
-impl ProgressHook {
-    pub fn new(f: impl Fn(Tick) + Send + Sync + 'static) -> ProgressHook {
-        ProgressHook(Arc::new(f))
-    }
-}
-
-impl std::fmt::Debug for ProgressHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressHook")
-    }
-}
-
-impl RunOptions {
-    pub(super) fn tick(&self, tick: Tick) {
-        if let Some(hook) = &self.progress {
-            (hook.0)(tick);
-        }
-    }
-
-    /// Starts the compile phase (told to the progress hook); `compiled` ends it.
-    pub(super) fn compiling(&self) -> Instant {
-        self.tick(Tick::Compiling);
-        Instant::now()
-    }
-
-    /// Ends the compile phase begun at `started`; returns its length.
-    pub(super) fn compiled(&self, started: Instant) -> Duration {
-        let took = started.elapsed();
-        self.tick(Tick::Compiled(took));
-        took
-    }
-
-    pub(super) fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
-    }
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            workgroup_size: 64,
-            caps: PlanCaps::default(),
-            steps_per_dispatch: 1 << 28,
-            min_window_steps: 256,
-            ring: 3,
-            start: 0,
-            cancel: None,
-            part: (0, 1),
-            progress: None,
-        }
-    }
-}
-
-/// Host-side results are refused above this size (the in-memory `Solution` holds them all).
-const MAX_HOST_OUTPUT: u64 = 16 << 30;
 
 /// Dispatch windows recorded into one submission at most; each has its own uniform slot.
 const WINDOWS_PER_SUBMIT: usize = 64;
@@ -329,30 +187,6 @@ pub fn check(problem: &FixedStepProblem) -> Result<SavePlan, SimError> {
         problem.precision,
     )?;
     Ok(save_plan)
-}
-
-/// The in-memory `Solution` holds every saved state: refuse runs whose saves would not fit.
-pub(super) fn host_output_fits(
-    n_slots: usize,
-    n: usize,
-    dim: usize,
-    precision: Precision,
-) -> Result<(), SimError> {
-    let bytes = n_slots as u64 * n as u64 * dim as u64 * precision.bytes();
-    if bytes > MAX_HOST_OUTPUT {
-        return Err(SimError::OutputTooLarge {
-            gib: bytes as f64 / (1u64 << 30) as f64,
-        });
-    }
-    Ok(())
-}
-
-/// f64 runs need an adapter that has f64 (and i64) shaders.
-pub(super) fn precision_available(ctx: &GpuContext, precision: Precision) -> Result<(), SimError> {
-    if precision == Precision::F64 && !ctx.has_f64() {
-        return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
-    }
-    Ok(())
 }
 
 /// Integrates every trajectory of the problem on the GPU into memory.
@@ -614,46 +448,6 @@ pub fn run_into(
     stats.completed = completed;
     stats.trajectory_steps = finished as u64 * problem.grid.n_steps as u64;
     Ok(stats)
-}
-
-/// Drivers may compile a pipeline only when it first runs (lavapipe does, and for a large
-/// system that takes minutes): one tiny dispatch that does no work (`uniform` says how)
-/// makes it happen now, in the compile phase, instead of inside the first timed pass where
-/// it would count as GPU time.
-pub(super) fn warm_up(
-    ctx: &GpuContext,
-    pipeline: &wgpu::ComputePipeline,
-    bind_group: &wgpu::BindGroup,
-    uniforms: &wgpu::Buffer,
-    uniform: &[u8],
-) -> Result<(), SimError> {
-    ctx.queue.write_buffer(uniforms, 0, uniform);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("warm-up"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, bind_group, &[0]);
-        pass.dispatch_workgroups(1, 1, 1);
-    }
-    let index = ctx.queue.submit([enc.finish()]);
-    wait_for(ctx, Some(index))?;
-    ctx.check_errors()?;
-    Ok(())
-}
-
-fn wait_for(ctx: &GpuContext, submission: Option<wgpu::SubmissionIndex>) -> Result<(), SimError> {
-    if let Some(index) = submission {
-        ctx.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// Dispatch windows of the batch holding save slots `slots`: it integrates from the step
