@@ -1,11 +1,12 @@
-//! The one runner every method family shares.
+//! Device-side steps of a run that are not a batch: the adaptor check, the warm-up
+//! dispatch of the compile phase, and waiting for a submission.
 
-use super::error::SimError;
 use crate::gpu::{GpuContext, GpuError};
+use crate::ode::error::SimError;
 use crate::precision::Precision;
 
 /// f64 runs need an adapter that has f64 (and i64) shaders.
-pub(crate) fn precision_available(ctx: &GpuContext, precision: Precision) -> Result<(), SimError> {
+pub fn precision_available(ctx: &GpuContext, precision: Precision) -> Result<(), SimError> {
     if precision == Precision::F64 && !ctx.has_f64() {
         return Err(GpuError::NoF64(ctx.summary.name.clone()).into());
     }
@@ -16,7 +17,7 @@ pub(crate) fn precision_available(ctx: &GpuContext, precision: Precision) -> Res
 /// system that takes minutes): one tiny dispatch that does no work (`uniform` says how)
 /// makes it happen now, in the compile phase, instead of inside the first timed pass where
 /// it would count as GPU time.
-pub(crate) fn warm_up(
+pub fn warm_up(
     ctx: &GpuContext,
     pipeline: &wgpu::ComputePipeline,
     bind_group: &wgpu::BindGroup,
@@ -40,7 +41,7 @@ pub(crate) fn warm_up(
     Ok(())
 }
 
-pub(crate) fn wait_for(
+pub fn wait_for(
     ctx: &GpuContext,
     submission: Option<wgpu::SubmissionIndex>,
 ) -> Result<(), SimError> {
