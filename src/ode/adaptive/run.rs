@@ -15,7 +15,7 @@ use crate::ode::ensemble::Ensemble;
 use crate::ode::error::{SimError, host_output_fits};
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
-use crate::ode::sink::{Sink, gather};
+use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution, Status, StepCounts};
 use crate::schedule::plan::{DeviceLimits, Plan};
 use std::ops::Range;
@@ -117,6 +117,9 @@ impl Family for Adaptive<'_> {
     }
     fn precision(&self) -> Precision {
         self.problem.precision
+    }
+    fn save_times(&self) -> Vec<f64> {
+        self.times.clone()
     }
     fn n_slots(&self) -> usize {
         self.times.len()
@@ -288,20 +291,13 @@ pub fn check(problem: &AdaptiveProblem) -> Result<Vec<f64>, SimError> {
     Ok(times)
 }
 
-/// Integrates every trajectory of an adaptive problem on the GPU into memory.
+/// Integrates every trajectory of the problem on the GPU into memory.
 pub fn simulate_adaptive(
     ctx: &GpuContext,
     problem: &AdaptiveProblem,
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
-    let times = check(problem)?;
-    gather(
-        &problem.system,
-        problem.ensemble.n,
-        times,
-        problem.precision,
-        |sink| run_adaptive_into(ctx, problem, options, sink),
-    )
+    runner::simulate(ctx, &Adaptive::new(problem)?, options)
 }
 
 /// How an adaptive run is cut up on this device.

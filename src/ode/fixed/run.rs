@@ -14,7 +14,7 @@ use crate::ode::ensemble::Ensemble;
 use crate::ode::error::{SimError, host_output_fits};
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
-use crate::ode::sink::{Sink, gather};
+use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution, Status};
 use crate::schedule::plan::{Plan, windows};
 use std::ops::Range;
@@ -103,6 +103,9 @@ impl Family for FixedStep<'_> {
     }
     fn precision(&self) -> Precision {
         self.problem.precision
+    }
+    fn save_times(&self) -> Vec<f64> {
+        self.save_plan.times(&self.problem.grid)
     }
     fn n_slots(&self) -> usize {
         self.save_plan.n_slots()
@@ -219,14 +222,7 @@ pub fn simulate(
     problem: &FixedStepProblem,
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
-    let times = check(problem)?.times(&problem.grid);
-    gather(
-        &problem.system,
-        problem.ensemble.n,
-        times,
-        problem.precision,
-        |sink| run_into(ctx, problem, options, sink),
-    )
+    runner::simulate(ctx, &FixedStep::new(problem)?, options)
 }
 
 /// How a run is cut up on this device.

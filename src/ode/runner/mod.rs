@@ -14,8 +14,8 @@ use super::device::{Binding, EnsembleBuffers, HostUpload, Precision, Unit};
 use super::ensemble::Ensemble;
 use super::error::SimError;
 use super::options::{RunOptions, Tick};
-use super::sink::Sink;
-use super::solution::{RunStats, Status, StepCounts};
+use super::sink::{Sink, gather};
+use super::solution::{RunStats, Solution, Status, StepCounts};
 use crate::gpu::shader::ShaderError;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
@@ -49,6 +49,8 @@ pub trait Family {
     fn precision(&self) -> Precision;
     /// Save slots per trajectory.
     fn n_slots(&self) -> usize;
+    /// The time of each save slot.
+    fn save_times(&self) -> Vec<f64>;
 
     /// Device bytes per trajectory beyond state, parameters and saves (counting the ring's
     /// staging copies of what is read back), and the widest of those rows in reals; for
@@ -153,6 +155,22 @@ pub fn plan_run<F: Family>(
         ring: options.ring,
     };
     Ok(plan(&shape, &limits, &options.caps)?)
+}
+
+/// Integrates every trajectory of a family's problem on the GPU into memory.
+pub fn simulate<F: Family>(
+    ctx: &GpuContext,
+    family: &F,
+    options: &RunOptions,
+) -> Result<Solution, SimError> {
+    let system = family.system();
+    gather(
+        system,
+        family.ensemble().n,
+        family.save_times(),
+        family.precision(),
+        |sink| run(ctx, family, options, sink),
+    )
 }
 
 /// Buffers, layout and pipeline of one run, made once and reused by every chunk.
