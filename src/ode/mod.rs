@@ -12,6 +12,8 @@ pub mod device;
 pub mod ensemble;
 pub mod error;
 pub mod fixed;
+#[cfg(test)]
+mod layout_check;
 pub mod multi;
 pub mod options;
 pub mod runner;

@@ -1,4 +1,4 @@
-//! WGSL for the adaptive ensemble kernel (`shaders/ode/adaptive.wgsl`): one embedded pair's
+//! WGSL for the adaptive ensemble kernel (`shaders/ode/adaptive/step.wgsl`): one embedded pair's
 //! stages and error norm, the step-size controller, dense output and the initial-step
 //! heuristic, all unrolled from the numbers in `ode::pair` and mirroring
 //! `ode::adaptive_cpu` operation for operation.
@@ -12,7 +12,7 @@ use crate::ode::codegen::{accessors, combine, real_lib, weighted};
 use crate::precision::Precision;
 use std::fmt::Write;
 
-pub const TEMPLATE: &str = "ode/adaptive.wgsl";
+pub const TEMPLATE: &str = "ode/adaptive/step.wgsl";
 
 /// The complete kernel for one system × pair × control × workgroup size × precision.
 /// Without `dense` output (only the final state is saved, which the last step hits

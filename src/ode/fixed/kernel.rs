@@ -1,4 +1,4 @@
-//! WGSL for the fixed-step ensemble kernel (`shaders/ode/fixed_step.wgsl`): the system's
+//! WGSL for the fixed-step ensemble kernel (`shaders/ode/fixed/step.wgsl`): the system's
 //! right-hand side and a Runge–Kutta step unrolled from the tableau, with the shared
 //! accessors of `ode::codegen`.
 
@@ -10,7 +10,7 @@ use crate::ode::codegen::{accessors, combine, real_lib};
 use crate::precision::Precision;
 use std::fmt::Write;
 
-pub const TEMPLATE: &str = "ode/fixed_step.wgsl";
+pub const TEMPLATE: &str = "ode/fixed/step.wgsl";
 
 /// The complete, composed kernel source for one system × tableau × workgroup size ×
 /// precision.
