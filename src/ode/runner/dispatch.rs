@@ -18,8 +18,9 @@ use std::time::Duration;
 /// before adding another.
 const SUBMISSIONS_IN_FLIGHT: usize = 2;
 
-/// Most windows in one `UntilDone` group (each has its own uniform slot and counter).
-const MAX_GROUP: usize = super::WINDOWS_PER_SUBMIT;
+/// Dispatch windows in one submission at most; each has its own uniform slot (and, in an
+/// `UntilDone` group, its own counter).
+pub(super) const WINDOWS_PER_SUBMIT: usize = 64;
 
 /// The run's pipeline and the buffers the dispatch loop touches.
 pub(super) struct Kernel<'a> {
@@ -224,7 +225,7 @@ pub(super) fn until_done<W, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>(
         if left == 0 {
             break;
         }
-        group = (group * 2).min(MAX_GROUP);
+        group = (group * 2).min(WINDOWS_PER_SUBMIT);
     }
     let (ring_slot, slot_buffers) = ring.acquire(k.ctx, consume)?;
     let mut enc = k.ctx.device.create_command_encoder(&Default::default());

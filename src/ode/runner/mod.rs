@@ -10,7 +10,10 @@ mod gpu;
 
 pub use gpu::{precision_available, wait_for, warm_up};
 
-use super::device::{Binding, EnsembleBuffers, HostUpload, Precision, Unit};
+use super::device::{
+    Binding, EnsembleBuffers, HostUpload, Precision, Unit, bind_group, bind_group_layout, buffer,
+    pipeline_layout,
+};
 use super::ensemble::Ensemble;
 use super::error::SimError;
 use super::options::{RunOptions, Tick};
@@ -22,7 +25,7 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::model::System;
 use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan};
 use crate::schedule::ring::ReadbackRing;
-use dispatch::{Batch, Kernel};
+use dispatch::{Batch, Kernel, WINDOWS_PER_SUBMIT};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -121,9 +124,6 @@ pub struct Outcome {
     pub steps: Option<Vec<StepCounts>>,
 }
 
-/// Dispatch windows in one submission at most; each has its own uniform slot.
-const WINDOWS_PER_SUBMIT: usize = 64;
-
 /// Progress units (trajectory-steps) per submission at most, for `Windows::Planned`
 /// (about a third of a second on a CPU adapter, milliseconds on a GPU), so that a
 /// cancelled run stops soon, concurrent runs take turns often and progress moves within a
@@ -192,7 +192,6 @@ impl<B> Resources<B> {
         options: &RunOptions,
         passes_per_batch: u32,
     ) -> Result<Self, SimError> {
-        use crate::ode::device::{bind_group, bind_group_layout, pipeline_layout};
         let system = family.system();
         let precision = family.precision();
         let wgsl = family
@@ -345,7 +344,7 @@ pub fn run<F: Family>(
     let unfinished = family.unfinished(&res.family);
     let unfinished_staging = unfinished.map(|_| {
         use wgpu::BufferUsages as U;
-        crate::ode::device::buffer(ctx, "unfinished staging", 4, U::MAP_READ | U::COPY_DST)
+        buffer(ctx, "unfinished staging", 4, U::MAP_READ | U::COPY_DST)
     });
     let kernel = Kernel {
         ctx,
