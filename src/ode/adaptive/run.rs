@@ -300,15 +300,6 @@ pub fn simulate_adaptive(
     runner::simulate(ctx, &Adaptive::new(problem)?, options)
 }
 
-/// How an adaptive run is cut up on this device.
-pub fn plan_adaptive(
-    ctx: &GpuContext,
-    problem: &AdaptiveProblem,
-    options: &RunOptions,
-) -> Result<Plan, SimError> {
-    runner::plan_run(ctx, &Adaptive::new(problem)?, options)
-}
-
 /// Integrates every trajectory of an adaptive problem on the GPU, handing results to `sink`
 /// as they arrive (see `runner::run`).
 pub fn run_adaptive_into(

@@ -225,15 +225,6 @@ pub fn simulate(
     runner::simulate(ctx, &FixedStep::new(problem)?, options)
 }
 
-/// How a run is cut up on this device.
-pub fn plan_run(
-    ctx: &GpuContext,
-    problem: &FixedStepProblem,
-    options: &RunOptions,
-) -> Result<Plan, SimError> {
-    runner::plan_run(ctx, &FixedStep::new(problem)?, options)
-}
-
 /// Integrates every trajectory of the problem on the GPU, handing results to `sink` as
 /// they arrive (see `runner::run`).
 pub fn run_into(
