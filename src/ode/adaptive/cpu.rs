@@ -26,7 +26,7 @@ pub struct Setup<'a> {
     pub save_times: &'a [f64],
 }
 
-/// `t + c·h` as the kernel's generator writes it (`adaptive_kernel::stage_time`): `t` for
+/// `t + c·h` as the kernel's generator writes it (`adaptive::kernel::stage_time`): `t` for
 /// c = 0 and `t + h` for c = 1, so both round the same way.
 fn stage_time(t: f64, c: f64, h: f64) -> f64 {
     if c == 0.0 {

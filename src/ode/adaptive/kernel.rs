@@ -1,7 +1,7 @@
 //! WGSL for the adaptive ensemble kernel (`shaders/ode/adaptive/step.wgsl`): one embedded pair's
 //! stages and error norm, the step-size controller, dense output and the initial-step
-//! heuristic, all unrolled from the numbers in `ode::pair` and mirroring
-//! `ode::adaptive_cpu` operation for operation.
+//! heuristic, all unrolled from the numbers in `ode::adaptive::pair` and mirroring
+//! `ode::adaptive::cpu` operation for operation.
 
 use super::pair::{ErrorEstimate, Pair};
 use super::problem::{Control, Exponents};
