@@ -75,57 +75,123 @@ fn twin(p: &AdaptiveProblem, j: usize) -> adaptive_cpu::Outcome {
 /// device's rounding (6e-8) accumulates over hundreds of steps and is amplified by the
 /// dynamics over the span: measured ≤ 6.3e-5 (DOP853, whose few large steps each carry many
 /// roundings), bound 5e-4.
-#[test]
-fn every_pair_matches_its_cpu_twin() {
-    for (name, t1) in [
-        ("lorenz", 2.0),
-        ("van_der_pol", 3.0),
-        ("duffing", 3.0),
-        ("pendulum", 3.0),
-    ] {
-        for solver in Solver::ADAPTIVE {
-            for (precision, tol, bound) in
-                [(Precision::F32, 1e-6, 5e-4), (Precision::F64, 1e-9, 1e-11)]
-            {
-                if precision == Precision::F64 && !gpu().has_f64() {
-                    continue;
-                }
-                let s = system(name);
-                let mut ensemble = Ensemble::new(&s, 8);
-                ensemble.initial = InitialStates::Uniform {
-                    seed: 3,
-                    ranges: (0..s.dim())
-                        .map(|c| (c, s.default_state()[c] - 0.5, s.default_state()[c] + 0.5))
-                        .collect(),
-                };
-                let saveat = SaveAt::grid(0.0, t1 / 8.0, t1).unwrap();
-                let p = problem(s, solver, t1, saveat, tol, ensemble, precision);
-                let sol = run(&p);
-                let mut worst = 0.0f64;
-                for j in 0..8 {
-                    let cpu = twin(&p, j);
-                    assert_eq!(sol.status[j], cpu.status, "{name}/{solver:?} {j}");
-                    assert_eq!(cpu.status, Status::Success);
-                    for slot in 0..sol.n_save() {
-                        let g = sol.state(slot, j);
-                        let c = &cpu.saves[slot * sol.dim..(slot + 1) * sol.dim];
-                        let scale = c.iter().map(|v| v.abs()).fold(1.0, f64::max);
-                        for d in 0..sol.dim {
-                            worst = worst.max((g[d] - c[d]).abs() / scale);
-                        }
-                    }
-                }
-                println!("{name} {} {precision:?}: worst {worst:e}", solver.name());
-                assert!(worst <= bound, "{name} {solver:?} {precision:?}: {worst:e}");
+fn pair_matches_its_cpu_twin(name: &str, t1: f64, solver: Solver, precision: Precision) {
+    let (tol, bound) = match precision {
+        Precision::F32 => (1e-6, 5e-4),
+        Precision::F64 => (1e-9, 1e-11),
+    };
+    if precision == Precision::F64 && !gpu().has_f64() {
+        return;
+    }
+    let s = system(name);
+    let mut ensemble = Ensemble::new(&s, 8);
+    ensemble.initial = InitialStates::Uniform {
+        seed: 3,
+        ranges: (0..s.dim())
+            .map(|c| (c, s.default_state()[c] - 0.5, s.default_state()[c] + 0.5))
+            .collect(),
+    };
+    let saveat = SaveAt::grid(0.0, t1 / 8.0, t1).unwrap();
+    let p = problem(s, solver, t1, saveat, tol, ensemble, precision);
+    let sol = run(&p);
+    let mut worst = 0.0f64;
+    for j in 0..8 {
+        let cpu = twin(&p, j);
+        assert_eq!(sol.status[j], cpu.status, "{name}/{solver:?} {j}");
+        assert_eq!(cpu.status, Status::Success);
+        for slot in 0..sol.n_save() {
+            let g = sol.state(slot, j);
+            let c = &cpu.saves[slot * sol.dim..(slot + 1) * sol.dim];
+            let scale = c.iter().map(|v| v.abs()).fold(1.0, f64::max);
+            for d in 0..sol.dim {
+                worst = worst.max((g[d] - c[d]).abs() / scale);
             }
         }
+    }
+    println!("{name} {} {precision:?}: worst {worst:e}", solver.name());
+    assert!(worst <= bound, "{name} {solver:?} {precision:?}: {worst:e}");
+}
+
+/// One `#[test]` per case, named after what it runs (`twin::lorenz::dp5::f64`), so that a
+/// failure names what broke: `per_precision!(|precision| ...)` makes `f32` and `f64`,
+/// `per_pair!(|solver| ...)` a module per adaptive pair.
+macro_rules! per_precision {
+    ($check:expr) => {
+        #[test]
+        fn f32() {
+            ($check)(Precision::F32)
+        }
+        #[test]
+        fn f64() {
+            ($check)(Precision::F64)
+        }
+    };
+}
+
+macro_rules! per_pair {
+    ($($pair:ident: $solver:expr),* => $body:ident!($check:expr)) => {
+        $(
+            mod $pair {
+                use super::*;
+                const SOLVER: Solver = $solver;
+                $body!($check);
+            }
+        )*
+    };
+}
+
+/// A module per adaptive pair, each with the tests `$body!($check)` makes for `SOLVER`.
+macro_rules! every_pair {
+    ($body:ident!($check:expr)) => {
+        per_pair!(bs3: Solver::Bs3, dp5: Solver::Dp5, tsit5: Solver::Tsit5, dop853: Solver::Dop853
+            => $body!($check));
+    };
+}
+
+/// A test (`$check` itself) in a module.
+macro_rules! single {
+    ($check:expr) => {
+        #[test]
+        fn run() {
+            ($check)()
+        }
+    };
+}
+
+mod twin {
+    use super::*;
+    mod lorenz {
+        use super::*;
+        every_pair!(per_precision!(|p| pair_matches_its_cpu_twin(
+            "lorenz", 2.0, SOLVER, p
+        )));
+    }
+    mod van_der_pol {
+        use super::*;
+        every_pair!(per_precision!(|p| pair_matches_its_cpu_twin(
+            "van_der_pol",
+            3.0,
+            SOLVER,
+            p
+        )));
+    }
+    mod duffing {
+        use super::*;
+        every_pair!(per_precision!(|p| pair_matches_its_cpu_twin(
+            "duffing", 3.0, SOLVER, p
+        )));
+    }
+    mod pendulum {
+        use super::*;
+        every_pair!(per_precision!(|p| pair_matches_its_cpu_twin(
+            "pendulum", 3.0, SOLVER, p
+        )));
     }
 }
 
 /// Global error against closed-form solutions falls as the tolerance tightens, for every
 /// pair, at the save points (dense output) and at the end: a work–precision check.
-#[test]
-fn error_falls_with_tolerance_on_analytic_problems() {
+fn error_falls_with_tolerance(analytic: &str, solver: Solver) {
     if !gpu().has_f64() {
         return;
     }
@@ -135,58 +201,68 @@ fn error_falls_with_tolerance_on_analytic_problems() {
     let exact_decay = |t: f64| vec![(-0.5 * t).exp()];
     let exact_osc = |t: f64| vec![t.cos(), -t.sin()];
     type Exact<'a> = &'a dyn Fn(f64) -> Vec<f64>;
-    let cases: [(&System, Exact); 2] = [(&decay, &exact_decay), (&oscillator, &exact_osc)];
-    for (s, exact) in cases {
-        for solver in Solver::ADAPTIVE {
-            let mut errors = Vec::new();
-            let mut work = Vec::new();
-            for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
-                let saveat = SaveAt::grid(0.0, 0.37, 10.0).unwrap();
-                let p = problem(
-                    s.clone(),
-                    solver,
-                    10.0,
-                    saveat,
-                    tol,
-                    Ensemble::new(s, 1),
-                    Precision::F64,
-                );
-                let sol = run(&p);
-                assert_eq!(sol.status[0], Status::Success);
-                let mut err = 0.0f64;
-                for (slot, &t) in sol.times.iter().enumerate() {
-                    let want = exact(t);
-                    for (g, w) in sol.state(slot, 0).iter().zip(&want) {
-                        err = err.max((g - w).abs());
-                    }
-                }
-                errors.push(err);
-                work.push(sol.steps.as_ref().unwrap()[0].rhs_evals);
+    let (s, exact): (&System, Exact) = match analytic {
+        "decay" => (&decay, &exact_decay),
+        _ => (&oscillator, &exact_osc),
+    };
+    let mut errors = Vec::new();
+    let mut work = Vec::new();
+    for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
+        let saveat = SaveAt::grid(0.0, 0.37, 10.0).unwrap();
+        let p = problem(
+            s.clone(),
+            solver,
+            10.0,
+            saveat,
+            tol,
+            Ensemble::new(s, 1),
+            Precision::F64,
+        );
+        let sol = run(&p);
+        assert_eq!(sol.status[0], Status::Success);
+        let mut err = 0.0f64;
+        for (slot, &t) in sol.times.iter().enumerate() {
+            let want = exact(t);
+            for (g, w) in sol.state(slot, 0).iter().zip(&want) {
+                err = err.max((g - w).abs());
             }
-            println!(
-                "{} {}: errors {errors:?} evals {work:?}",
-                s.name(),
-                solver.name()
-            );
-            for k in 1..errors.len() {
-                assert!(
-                    errors[k] < errors[k - 1] && work[k] > work[k - 1],
-                    "{} {}: {errors:?} {work:?}",
-                    s.name(),
-                    solver.name()
-                );
-            }
-            // Tolerance proportionality: within two orders of magnitude of the tolerance.
-            assert!(errors[0] < 1e-2 && errors[3] < 1e-8, "{errors:?}");
         }
+        errors.push(err);
+        work.push(sol.steps.as_ref().unwrap()[0].rhs_evals);
+    }
+    println!(
+        "{} {}: errors {errors:?} evals {work:?}",
+        s.name(),
+        solver.name()
+    );
+    for k in 1..errors.len() {
+        assert!(
+            errors[k] < errors[k - 1] && work[k] > work[k - 1],
+            "{} {}: {errors:?} {work:?}",
+            s.name(),
+            solver.name()
+        );
+    }
+    // Tolerance proportionality: within two orders of magnitude of the tolerance.
+    assert!(errors[0] < 1e-2 && errors[3] < 1e-8, "{errors:?}");
+}
+
+mod error_falls_with_tolerance {
+    use super::*;
+    mod decay {
+        use super::*;
+        every_pair!(single!(|| error_falls_with_tolerance("decay", SOLVER)));
+    }
+    mod oscillator {
+        use super::*;
+        every_pair!(single!(|| error_falls_with_tolerance("oscillator", SOLVER)));
     }
 }
 
 /// Lorenz from (1, 0, 0) with the classic parameters, f64, rtol = atol = 1e-12: the state at
 /// t = 5 agrees to 1e-7 relative with a reference computed on the CPU by DOP853 at 1e-14,
 /// itself cross-checked against classic RK4 with 250,000 fixed steps.
-#[test]
-fn lorenz_f64_matches_an_independent_reference() {
+fn lorenz_f64_matches_an_independent_reference(solver: Solver) {
     if !gpu().has_f64() {
         return;
     }
@@ -217,27 +293,31 @@ fn lorenz_f64_matches_an_independent_reference() {
     };
     let cross = rel(&rk4, &reference.saves);
     assert!(cross < 1e-9, "references disagree: {cross:e}");
-    for solver in Solver::ADAPTIVE.into_iter().filter(|&s| s != Solver::Bs3) {
-        let pr = problem(
-            s.clone(),
-            solver,
-            5.0,
-            SaveAt::Final,
-            1e-12,
-            Ensemble::new(&s, 1),
-            Precision::F64,
-        );
-        let sol = run(&pr);
-        let err = rel(&sol.final_state(0), &reference.saves);
-        println!("{}: {err:e} (references agree to {cross:e})", solver.name());
-        assert!(err < 1e-7, "{}: {err:e}", solver.name());
-    }
+    let pr = problem(
+        s.clone(),
+        solver,
+        5.0,
+        SaveAt::Final,
+        1e-12,
+        Ensemble::new(&s, 1),
+        Precision::F64,
+    );
+    let sol = run(&pr);
+    let err = rel(&sol.final_state(0), &reference.saves);
+    println!("{}: {err:e} (references agree to {cross:e})", solver.name());
+    assert!(err < 1e-7, "{}: {err:e}", solver.name());
+}
+
+/// Every pair but BS3.
+mod lorenz_f64_matches_an_independent_reference {
+    use super::*;
+    per_pair!(dp5: Solver::Dp5, tsit5: Solver::Tsit5, dop853: Solver::Dop853
+        => single!(|| lorenz_f64_matches_an_independent_reference(SOLVER)));
 }
 
 /// One ensemble in which each status is produced by a trajectory built to trigger it, while
 /// its neighbours succeed and are exactly what they are without the bad ones.
-#[test]
-fn statuses_come_from_trajectories_built_for_them() {
+fn statuses_come_from_trajectories_built_for_them(precision: Precision) {
     let s = System::from_equations(
         "traps",
         &[("x", 1.0), ("y", 0.0)],
@@ -268,57 +348,60 @@ fn statuses_come_from_trajectories_built_for_them() {
         cols: 3,
         origin: "test".into(),
     };
-    for precision in [Precision::F32, Precision::F64] {
-        if precision == Precision::F64 && !gpu().has_f64() {
-            continue;
-        }
-        let mut ensemble = Ensemble::new(&s, rows.len());
-        ensemble.params = Parameters::Table(table(&rows));
-        let mut p = problem(
-            s.clone(),
-            Solver::Tsit5,
-            3.0,
-            SaveAt::grid(0.0, 0.5, 3.0).unwrap(),
-            1e-6,
-            ensemble,
-            precision,
-        );
-        p.control.max_steps = 2000;
-        let sol = run(&p);
-        assert_eq!(sol.status, expected, "{precision:?}");
-        let steps = sol.steps.as_ref().unwrap();
-        assert_eq!(steps[4].accepted + steps[4].rejected, 2000);
-        for (j, &want) in expected.iter().enumerate() {
-            let cpu = twin(&p, j);
-            assert_eq!(cpu.status, want, "CPU twin {j} {precision:?}");
-            for slot in 0..sol.n_save() {
-                let finite = sol.state(slot, j).iter().all(|v| v.is_finite());
-                if want == Status::Success {
-                    assert!(finite, "{j} slot {slot}");
-                }
-            }
-            if want != Status::Success {
-                // Saves after the trajectory stopped are NaN.
-                assert!(sol.final_state(j).iter().all(|v| v.is_nan()), "{j}");
+    if precision == Precision::F64 && !gpu().has_f64() {
+        return;
+    }
+    let mut ensemble = Ensemble::new(&s, rows.len());
+    ensemble.params = Parameters::Table(table(&rows));
+    let mut p = problem(
+        s.clone(),
+        Solver::Tsit5,
+        3.0,
+        SaveAt::grid(0.0, 0.5, 3.0).unwrap(),
+        1e-6,
+        ensemble,
+        precision,
+    );
+    p.control.max_steps = 2000;
+    let sol = run(&p);
+    assert_eq!(sol.status, expected, "{precision:?}");
+    let steps = sol.steps.as_ref().unwrap();
+    assert_eq!(steps[4].accepted + steps[4].rejected, 2000);
+    for (j, &want) in expected.iter().enumerate() {
+        let cpu = twin(&p, j);
+        assert_eq!(cpu.status, want, "CPU twin {j} {precision:?}");
+        for slot in 0..sol.n_save() {
+            let finite = sol.state(slot, j).iter().all(|v| v.is_finite());
+            if want == Status::Success {
+                assert!(finite, "{j} slot {slot}");
             }
         }
-        assert!(
-            sol.state(0, 3).iter().all(|v| v.is_nan()),
-            "NaN from the start"
-        );
-        // The good trajectories alone give the same bits.
-        let good: Vec<[f64; 3]> = [0, 2, 5].iter().map(|&j| rows[j]).collect();
-        let mut alone = p.clone();
-        alone.ensemble = Ensemble::new(&s, good.len());
-        alone.ensemble.params = Parameters::Table(table(&good));
-        let clean = run(&alone);
-        for (k, &j) in [0, 2, 5].iter().enumerate() {
-            for slot in 0..sol.n_save() {
-                assert_eq!(sol.state(slot, j), clean.state(slot, k));
-            }
-            assert_eq!(steps[j], clean.steps.as_ref().unwrap()[k]);
+        if want != Status::Success {
+            // Saves after the trajectory stopped are NaN.
+            assert!(sol.final_state(j).iter().all(|v| v.is_nan()), "{j}");
         }
     }
+    assert!(
+        sol.state(0, 3).iter().all(|v| v.is_nan()),
+        "NaN from the start"
+    );
+    // The good trajectories alone give the same bits.
+    let good: Vec<[f64; 3]> = [0, 2, 5].iter().map(|&j| rows[j]).collect();
+    let mut alone = p.clone();
+    alone.ensemble = Ensemble::new(&s, good.len());
+    alone.ensemble.params = Parameters::Table(table(&good));
+    let clean = run(&alone);
+    for (k, &j) in [0, 2, 5].iter().enumerate() {
+        for slot in 0..sol.n_save() {
+            assert_eq!(sol.state(slot, j), clean.state(slot, k));
+        }
+        assert_eq!(steps[j], clean.steps.as_ref().unwrap()[k]);
+    }
+}
+
+mod statuses_come_from_trajectories_built_for_them {
+    use super::*;
+    per_precision!(statuses_come_from_trajectories_built_for_them);
 }
 
 /// Saves land on the requested times, the last one on the final step exactly; final-state

@@ -132,7 +132,7 @@ fn nan_input_is_refused_before_running() {
     e.params = lorenz_params_table(64, |j| {
         vec![10.0, if j == 17 { f64::NAN } else { 28.0 }, 8.0 / 3.0]
     });
-    assert!(ode::run::check(&problem(s, Solver::Rk4, 1.0, 0.01, Save::Final, e)).is_err());
+    assert!(ode::fixed::run::check(&problem(s, Solver::Rk4, 1.0, 0.01, Save::Final, e)).is_err());
 }
 
 /// A NaN that arises inside one trajectory (here 0/0 in its right-hand side, k = 0 for

@@ -57,40 +57,61 @@ fn assert_order(label: &str, errors: &[f64], expected: f64, tolerance: f64) {
 
 /// Step sizes chosen so that the error stays well above f32 round-off (~1e-6 here) on the
 /// GPU, yet small enough to be in the asymptotic regime: RK4 errors run 4e-2 → 2e-4.
-#[test]
-fn gpu_orders_of_convergence() {
-    let cases = [
-        (Solver::Euler, [0.02, 0.01, 0.005], 2.0),
-        (Solver::Heun, [0.1, 0.05, 0.025], 4.0),
-        (Solver::Rk4, [0.5, 0.25, 0.125], 16.0),
-    ];
-    for (solver, dts, expected) in cases {
-        let errors: Vec<f64> = dts
-            .iter()
-            .map(|&dt| harmonic_error_gpu(solver, dt))
-            .collect();
-        assert_order(solver.name(), &errors, expected, 0.1);
+fn gpu_order_of_convergence(solver: Solver, dts: [f64; 3], expected: f64) {
+    let errors: Vec<f64> = dts
+        .iter()
+        .map(|&dt| harmonic_error_gpu(solver, dt))
+        .collect();
+    assert_order(solver.name(), &errors, expected, 0.1);
+}
+
+/// One `#[test]` per case, named after it (`gpu_orders_of_convergence::rk4`), so that a
+/// failure names what broke.
+macro_rules! cases {
+    ($check:ident: $($name:ident => ($($arg:expr),*);)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $check($($arg),*)
+            }
+        )*
+    };
+}
+
+mod gpu_orders_of_convergence {
+    use super::*;
+    cases! { gpu_order_of_convergence:
+        euler => (Solver::Euler, [0.02, 0.01, 0.005], 2.0);
+        heun => (Solver::Heun, [0.1, 0.05, 0.025], 4.0);
+        rk4 => (Solver::Rk4, [0.5, 0.25, 0.125], 16.0);
     }
 }
 
 /// In f64 the asymptotic regime can be followed much further.
-#[test]
-fn cpu_twin_orders_of_convergence() {
-    let cases = [
-        (Solver::Euler, 0.01, 4, 2.0, 0.02),
-        (Solver::Heun, 0.01, 4, 4.0, 0.02),
-        (Solver::Rk4, 0.1, 4, 16.0, 0.02),
+fn cpu_twin_order_of_convergence(
+    solver: Solver,
+    dt0: f64,
+    count: i32,
+    expected: f64,
+    tolerance: f64,
+) {
+    let errors: Vec<f64> = (0..count)
+        .map(|k| harmonic_error_cpu(solver, dt0 / 2f64.powi(k)))
+        .collect();
+    let label = format!("{} (f64)", solver.name());
+    assert_order(&label, &errors, expected, tolerance);
+}
+
+mod cpu_twin_orders_of_convergence {
+    use super::*;
+    cases! { cpu_twin_order_of_convergence:
+        euler => (Solver::Euler, 0.01, 4, 2.0, 0.02);
+        heun => (Solver::Heun, 0.01, 4, 4.0, 0.02);
+        rk4 => (Solver::Rk4, 0.1, 4, 16.0, 0.02);
         // The pairs' propagating methods in fixed steps
-        (Solver::Tsit5, 0.1, 3, 32.0, 0.1),
-        (Solver::Dp5, 0.1, 3, 32.0, 0.1),
-        (Solver::Dop853, 0.5, 3, 256.0, 0.1),
-    ];
-    for (solver, dt0, count, expected, tolerance) in cases {
-        let errors: Vec<f64> = (0..count)
-            .map(|k| harmonic_error_cpu(solver, dt0 / 2f64.powi(k)))
-            .collect();
-        let label = format!("{} (f64)", solver.name());
-        assert_order(&label, &errors, expected, tolerance);
+        tsit5 => (Solver::Tsit5, 0.1, 3, 32.0, 0.1);
+        dp5 => (Solver::Dp5, 0.1, 3, 32.0, 0.1);
+        dop853 => (Solver::Dop853, 0.5, 3, 256.0, 0.1);
     }
 }
 

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn placeholders_must_match_exactly() {
-        let path = "ode/fixed_step.wgsl";
+        let path = "ode/fixed/step.wgsl";
         let err = compose(path, &[]).unwrap_err();
         assert!(matches!(err, ShaderError::MissingValue { .. }), "{err}");
     }

@@ -1,15 +1,19 @@
 //! Either kind of ensemble run, for callers (the CLI, servers) that take both.
 
-use super::adaptive::AdaptiveProblem;
-use super::adaptive_run::{self, run_adaptive_into, simulate_adaptive};
-use super::device::Precision;
+use super::adaptive::problem::AdaptiveProblem;
+use super::adaptive::run::{self as adaptive_run, Adaptive, run_adaptive_into, simulate_adaptive};
 use super::ensemble::Ensemble;
-use super::run::{self, FixedStepProblem, RunOptions, SimError, run_into, simulate};
+use super::error::SimError;
+use super::fixed::problem::FixedStepProblem;
+use super::fixed::run::{self, FixedStep, run_into, simulate};
+use super::options::RunOptions;
+use super::runner;
 use super::sink::Sink;
 use super::solution::{RunStats, Solution};
-use super::tableau::Solver;
+use super::solver::Solver;
 use crate::gpu::GpuContext;
 use crate::model::System;
+use crate::precision::Precision;
 use crate::schedule::Plan;
 
 #[derive(Debug, Clone)]
@@ -71,8 +75,8 @@ impl Problem {
     /// How the run is cut up on `ctx`.
     pub fn plan(&self, ctx: &GpuContext, options: &RunOptions) -> Result<Plan, SimError> {
         match self {
-            Problem::Fixed(p) => run::plan_run(ctx, p, options),
-            Problem::Adaptive(p) => adaptive_run::plan_adaptive(ctx, p, options),
+            Problem::Fixed(p) => runner::plan_run(ctx, &FixedStep::new(p)?, options),
+            Problem::Adaptive(p) => runner::plan_run(ctx, &Adaptive::new(p)?, options),
         }
     }
 

@@ -7,8 +7,8 @@
 //! counts as two, as the `peak` microkernel counts it, so the ratio to peak is like for
 //! like.
 
-use super::pair::{ErrorEstimate, Pair};
-use super::tableau::Tableau;
+use super::adaptive::pair::{ErrorEstimate, Pair};
+use super::fixed::tableau::Tableau;
 use crate::model::System;
 use crate::model::expr::{Node, powi_steps};
 

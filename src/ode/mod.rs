@@ -1,35 +1,44 @@
-//! Ensembles of ODE trajectories: problems, Runge–Kutta tableaus and embedded pairs, the
-//! fixed-step and adaptive WGSL kernels with their host drivers, and the CPU f64 twins that
-//! tests hold the GPU to.
+//! Ensembles of ODE trajectories. Each method family is a folder with its problem type,
+//! kernel generator, CPU f64 twin and its plug into the shared runner: `fixed/` (fixed-step
+//! Runge–Kutta) and `adaptive/` (embedded pairs). What every family shares sits here:
+//! `runner` (the chunk × batch × window loop, readback ring, cancellation, progress),
+//! `options` and `error`, the ensemble description, device buffers, sinks and solutions.
 
 pub mod adaptive;
-pub mod adaptive_cpu;
-pub mod adaptive_kernel;
-pub mod adaptive_run;
 pub mod any;
+pub mod codegen;
 pub mod cost;
-pub mod cpu;
 pub mod device;
 pub mod ensemble;
-pub mod kernel;
+pub mod error;
+pub mod fixed;
+#[cfg(test)]
+mod layout_check;
 pub mod multi;
-pub mod pair;
-pub mod problem;
-pub mod run;
+pub mod options;
+pub mod runner;
 pub mod sink;
 pub mod solution;
+pub mod solver;
 pub mod stream;
-pub mod tableau;
+pub mod twin;
 
+// Module paths from before the family folders, kept so callers need not change.
+pub use adaptive::{cpu as adaptive_cpu, kernel as adaptive_kernel, pair};
+pub use fixed::{cpu, kernel, tableau};
+
+pub use adaptive::run::{run_adaptive_into, simulate_adaptive};
 pub use adaptive::{AdaptiveProblem, Control, ControlError, SaveAt, Tolerance};
-pub use adaptive_run::{run_adaptive_into, simulate_adaptive};
 pub use any::Problem;
 pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Inputs, Parameters, Table};
+pub use error::{SimError, SinkError};
+pub use fixed::run::{run_into, simulate};
+pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};
 pub use multi::run_on_devices;
-pub use problem::{ProblemError, Save, SavePlan, TimeGrid};
-pub use run::{FixedStepProblem, ProgressHook, RunOptions, SimError, Tick, run_into, simulate};
-pub use sink::{FanOut, MemorySink, Sink, SinkError, Tally};
+pub use options::{ProgressHook, RunOptions, Tick};
+pub use sink::{FanOut, MemorySink, Sink, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
+pub use solver::Solver;
 pub use stream::{EnsembleStats, NpySink, TrajectoryStats};
-pub use tableau::{Solver, Tableau};
+pub use tableau::Tableau;

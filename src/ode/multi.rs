@@ -7,8 +7,9 @@
 
 use super::any::Problem;
 use super::device::{Precision, SaveBatch};
-use super::run::{RunOptions, SimError};
-use super::sink::{Sink, SinkError};
+use super::error::{SimError, SinkError};
+use super::options::RunOptions;
+use super::sink::Sink;
 use super::solution::{RunStats, Status, StepCounts};
 use crate::gpu::GpuContext;
 use crate::schedule::PlanCaps;

@@ -4,21 +4,10 @@
 //! output in memory unless the caller asks for that.
 
 use super::device::{Precision, SaveBatch};
-use super::run::SimError;
+use super::error::{SimError, SinkError};
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
 use crate::model::System;
 use std::ops::Range;
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum SinkError {
-    #[error("writing '{path}' failed: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 pub trait Sink {
     /// One batch of save slots of one chunk, in the device layout (see `SaveBatch`).

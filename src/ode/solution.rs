@@ -1,6 +1,6 @@
 //! Results of an ensemble run, in host memory.
 
-use super::device::Precision;
+use crate::precision::Precision;
 use serde::Serialize;
 use std::time::Duration;
 

@@ -3,7 +3,8 @@
 //! ensemble statistics, which keep one accumulator per save time and component).
 
 use super::device::{Precision, SaveBatch};
-use super::sink::{Sink, SinkError};
+use super::error::SinkError;
+use super::sink::Sink;
 use super::solution::{Status, StepCounts};
 use crate::io::{Dtype, NpyStream};
 use std::ops::Range;

@@ -3,23 +3,10 @@
 //! against it; it is also usable on its own for small ensembles.
 
 use super::problem::{SavePlan, TimeGrid};
-use super::solution::Status;
 use super::tableau::Tableau;
 use crate::model::System;
-
-/// `sum_j coef_j * k[j][c]` over the non-zero coefficients in ascending `j`, a coefficient
-/// of 1 not multiplied: the same operations in the same order as the WGSL generator's
-/// `kernel::weighted`. `None` when every coefficient is zero.
-pub fn weighted_sum(coefs: &[f64], k: &[Vec<f64>], c: usize) -> Option<f64> {
-    let mut acc = None;
-    for (j, &a) in coefs.iter().enumerate() {
-        if a != 0.0 {
-            let term = if a == 1.0 { k[j][c] } else { a * k[j][c] };
-            acc = Some(acc.map_or(term, |x: f64| x + term));
-        }
-    }
-    acc
-}
+use crate::ode::solution::Status;
+use crate::ode::twin::weighted_sum;
 
 /// One explicit Runge–Kutta step from `(t, y)` with step `dt`.
 pub struct Stepper<'a> {

@@ -1,50 +1,9 @@
-//! Butcher tableaus of explicit Runge–Kutta methods. The same numbers drive the WGSL
-//! generator and the CPU reference integrator.
+//! The solvers a user can name, one enum across every method family: each names a
+//! fixed-step tableau or an adaptive embedded pair.
 
-use super::pair::{BS3, DOP853, DP5, Pair, TSIT5};
+use super::adaptive::pair::{BS3, DOP853, DP5, Pair, TSIT5};
+use super::fixed::tableau::{EULER, HEUN, RK4, Tableau};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tableau {
-    pub name: &'static str,
-    pub order: u32,
-    /// Strictly lower-triangular: `a[i]` has `i` entries.
-    pub a: &'static [&'static [f64]],
-    pub b: &'static [f64],
-    pub c: &'static [f64],
-}
-
-impl Tableau {
-    pub fn stages(&self) -> usize {
-        self.b.len()
-    }
-}
-
-pub const EULER: Tableau = Tableau {
-    name: "euler",
-    order: 1,
-    a: &[&[]],
-    b: &[1.0],
-    c: &[0.0],
-};
-
-/// Heun's method (explicit trapezoidal rule).
-pub const HEUN: Tableau = Tableau {
-    name: "heun",
-    order: 2,
-    a: &[&[], &[1.0]],
-    b: &[0.5, 0.5],
-    c: &[0.0, 1.0],
-};
-
-/// The classic fourth-order Runge–Kutta method.
-pub const RK4: Tableau = Tableau {
-    name: "rk4",
-    order: 4,
-    a: &[&[], &[0.5], &[0.0, 0.5], &[0.0, 0.0, 1.0]],
-    b: &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
-    c: &[0.0, 0.5, 0.5, 1.0],
-};
 
 /// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

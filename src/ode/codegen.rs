@@ -1,36 +1,11 @@
-//! WGSL for the fixed-step ensemble kernel (`shaders/ode/fixed_step.wgsl`): the system's
-//! right-hand side, a Runge–Kutta step unrolled from the tableau, and per-component
-//! accessors for the struct-of-arrays buffers.
+//! WGSL pieces every method family's kernel is built from: the `real` library of a
+//! precision, stage sums in the order the CPU twins sum them, and the loads, stores and
+//! saves of one trajectory in the struct-of-arrays buffers.
 
-use super::tableau::Tableau;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
-use crate::model::{System, emit_system};
 use crate::precision::Precision;
 use std::fmt::Write;
-
-pub const TEMPLATE: &str = "ode/fixed_step.wgsl";
-
-/// The complete, composed kernel source for one system × tableau × workgroup size ×
-/// precision.
-pub fn fixed_step_wgsl(
-    system: &System,
-    tableau: &Tableau,
-    workgroup_size: u32,
-    precision: Precision,
-) -> Result<String, ShaderError> {
-    let wg = workgroup_size.to_string();
-    compose(
-        TEMPLATE,
-        &[
-            ("REAL_LIB", &real_lib(precision)?),
-            ("WORKGROUP_SIZE", &wg),
-            ("SYSTEM", &emit_system(system, precision)),
-            ("STEP", &rk_step(tableau, system.dim())),
-            ("ACCESS", &accessors(system.dim(), system.n_params())),
-        ],
-    )
-}
 
 /// The `real` type and its helpers (`finite_real`, `nan_real`, `REAL_EPS`; for f64 also the
 /// math library) for a precision.
@@ -40,7 +15,7 @@ pub fn real_lib(precision: Precision) -> Result<String, ShaderError> {
 
 /// `sum_j coef_j * k_j.x{c}` over non-zero coefficients, in ascending j (the CPU twin sums
 /// in the same order); `None` if all are zero.
-pub(super) fn weighted(coefs: &[f64], c: usize) -> Option<String> {
+pub fn weighted(coefs: &[f64], c: usize) -> Option<String> {
     let terms: Vec<String> = coefs
         .iter()
         .enumerate()
@@ -56,7 +31,7 @@ pub(super) fn weighted(coefs: &[f64], c: usize) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" + "))
 }
 
-pub(super) fn combine(coefs: &[f64], dim: usize) -> String {
+pub fn combine(coefs: &[f64], dim: usize) -> String {
     let parts: Vec<String> = (0..dim)
         .map(|c| match weighted(coefs, c) {
             Some(sum) => format!("y.x{c} + dt * ({sum})"),
@@ -64,27 +39,6 @@ pub(super) fn combine(coefs: &[f64], dim: usize) -> String {
         })
         .collect();
     format!("State({})", parts.join(", "))
-}
-
-/// `fn rk_step(t, dt, y, p) -> State`, fully unrolled.
-pub fn rk_step(tableau: &Tableau, dim: usize) -> String {
-    let mut s = format!("// {} (order {})\n", tableau.name, tableau.order);
-    s.push_str("fn rk_step(t: real, dt: real, y: State, p: Params) -> State {\n");
-    for i in 0..tableau.stages() {
-        let ti = if tableau.c[i] == 0.0 {
-            "t".to_string()
-        } else {
-            format!("t + {} * dt", literal(tableau.c[i]))
-        };
-        let yi = if tableau.a[i].iter().all(|&a| a == 0.0) {
-            "y".to_string()
-        } else {
-            combine(tableau.a[i], dim)
-        };
-        let _ = writeln!(s, "    let k{i} = rhs({ti}, {yi}, p);");
-    }
-    let _ = writeln!(s, "    return {};\n}}", combine(tableau.b, dim));
-    s
 }
 
 /// Input signals (model::signal): the same interpolation as `Signal::eval`, reading the
@@ -162,29 +116,4 @@ pub fn accessors(dim: usize, n_params: usize) -> String {
             .join(" && ")
     );
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ode::tableau::{HEUN, RK4};
-
-    #[test]
-    fn rk4_step_skips_zero_coefficients() {
-        let s = rk_step(&RK4, 2);
-        assert!(s.contains("let k0 = rhs(t, y, p);"), "{s}");
-        assert!(
-            s.contains("let k2 = rhs(t + real(0.5) * dt, State(y.x0 + dt * (real(0.5) * k1.x0)"),
-            "{s}"
-        );
-        assert!(
-            s.contains("let k3 = rhs(t + real(1.0) * dt, State(y.x0 + dt * (k2.x0)"),
-            "{s}"
-        );
-        let h = rk_step(&HEUN, 1);
-        assert!(
-            h.contains("return State(y.x0 + dt * (real(0.5) * k0.x0 + real(0.5) * k1.x0));"),
-            "{h}"
-        );
-    }
 }

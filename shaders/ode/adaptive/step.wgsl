@@ -8,7 +8,7 @@
 // batch is not committed: its own batch's slots are written, and the next batch redoes the
 // identical step. So results do not depend on how slots are batched or dispatches cut.
 //
-// Filled in by ode::adaptive_kernel: REAL_LIB, WORKGROUP_SIZE, SYSTEM (model::wgsl), METHOD
+// Filled in by ode::adaptive::kernel: REAL_LIB, WORKGROUP_SIZE, SYSTEM (model::wgsl), METHOD
 // (stages, error norm, controller, dense output and initial step of one pair and control),
 // ACCESS (loads and stores per component).
 #include "common/status.wgsl"
@@ -34,10 +34,12 @@ struct Window {
     one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
 }
 
+// Each storage binding's comment gives its layout, outermost index first, and may name
+// the rows after a colon; `ode::layout_check` holds them to the code that writes them.
 @group(0) @binding(0) var<uniform> win: Window;
 @group(0) @binding(1) var<storage, read_write> state: array<real>;      // [dim][stride]
 @group(0) @binding(2) var<storage, read> params: array<real>;           // [n_params][stride]
-@group(0) @binding(3) var<storage, read_write> saved: array<real>;      // [slot][dim][stride]
+@group(0) @binding(3) var<storage, read_write> saved: array<real>;      // [slot][stride][dim]
 // [3 + dim][stride]: t, h, previous error, then the first stage of the next step (FSAL)
 @group(0) @binding(4) var<storage, read_write> control: array<real>;
 // [6][stride]: status, accepted, rejected, rhs evaluations, next save slot, flags

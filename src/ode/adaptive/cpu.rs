@@ -2,11 +2,11 @@
 //! same stages, error norm, PI controller, initial-step heuristic, dense output, save rules
 //! and statuses, operation for operation, so tests can hold the GPU to it.
 
-use super::adaptive::{Control, Exponents};
-use super::cpu::weighted_sum;
 use super::pair::{ErrorEstimate, Pair};
-use super::solution::{Status, StepCounts};
+use super::problem::{Control, Exponents};
 use crate::model::System;
+use crate::ode::solution::{Status, StepCounts};
+use crate::ode::twin::weighted_sum;
 
 /// One trajectory's saves ([slot][dim], NaN where never reached), status and counts.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ pub struct Setup<'a> {
     pub save_times: &'a [f64],
 }
 
-/// `t + c·h` as the kernel's generator writes it (`adaptive_kernel::stage_time`): `t` for
+/// `t + c·h` as the kernel's generator writes it (`adaptive::kernel::stage_time`): `t` for
 /// c = 0 and `t + h` for c = 1, so both round the same way.
 fn stage_time(t: f64, c: f64, h: f64) -> f64 {
     if c == 0.0 {

@@ -3,7 +3,7 @@
 // individual steps. Buffers are struct-of-arrays (component-major, row length `stride`),
 // so neighbouring invocations read and write neighbouring words.
 //
-// Filled in by ode::kernel: REAL_LIB (common/real_f32.wgsl or real_f64.wgsl: the `real`
+// Filled in by ode::fixed::kernel: REAL_LIB (common/real_f32.wgsl or real_f64.wgsl: the `real`
 // type and its helpers), WORKGROUP_SIZE, SYSTEM (State, Params, rhs from model::wgsl), STEP
 // (rk_step from the tableau), ACCESS (loads and stores per component).
 #include "common/status.wgsl"
@@ -27,11 +27,13 @@ struct Window {
     one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
 }
 
+// Each storage binding's comment gives its layout, outermost index first; `ode::layout_check`
+// holds them to the code that writes them.
 @group(0) @binding(0) var<uniform> win: Window;
-@group(0) @binding(1) var<storage, read_write> state: array<real>;
-@group(0) @binding(2) var<storage, read> params: array<real>;
-@group(0) @binding(3) var<storage, read_write> saved: array<real>;
-@group(0) @binding(4) var<storage, read_write> status: array<u32>;
+@group(0) @binding(1) var<storage, read_write> state: array<real>;  // [dim][stride]
+@group(0) @binding(2) var<storage, read> params: array<real>;       // [n_params][stride]
+@group(0) @binding(3) var<storage, read_write> saved: array<real>;  // [slot][stride][dim]
+@group(0) @binding(4) var<storage, read_write> status: array<u32>;  // [stride]
 
 {{ACCESS}}
 fn slot_of_step(step: u32) -> u32 {

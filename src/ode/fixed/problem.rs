@@ -1,5 +1,9 @@
 //! What a fixed-step run integrates: the time grid and which steps are saved.
 
+use crate::model::System;
+use crate::ode::ensemble::Ensemble;
+use crate::ode::solver::Solver;
+use crate::precision::Precision;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
@@ -145,6 +149,17 @@ impl SavePlan {
             .map(|s| grid.time_of_step(self.step_of_slot(s)))
             .collect()
     }
+}
+
+/// A fixed-step ensemble problem.
+#[derive(Debug, Clone)]
+pub struct FixedStepProblem {
+    pub system: System,
+    pub solver: Solver,
+    pub grid: TimeGrid,
+    pub save: Save,
+    pub ensemble: Ensemble,
+    pub precision: Precision,
 }
 
 #[cfg(test)]

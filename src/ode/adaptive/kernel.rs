@@ -1,18 +1,18 @@
-//! WGSL for the adaptive ensemble kernel (`shaders/ode/adaptive.wgsl`): one embedded pair's
+//! WGSL for the adaptive ensemble kernel (`shaders/ode/adaptive/step.wgsl`): one embedded pair's
 //! stages and error norm, the step-size controller, dense output and the initial-step
-//! heuristic, all unrolled from the numbers in `ode::pair` and mirroring
-//! `ode::adaptive_cpu` operation for operation.
+//! heuristic, all unrolled from the numbers in `ode::adaptive::pair` and mirroring
+//! `ode::adaptive::cpu` operation for operation.
 
-use super::adaptive::{Control, Exponents};
-use super::kernel::{accessors, combine, real_lib, weighted};
 use super::pair::{ErrorEstimate, Pair};
+use super::problem::{Control, Exponents};
 use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
+use crate::ode::codegen::{accessors, combine, real_lib, weighted};
 use crate::precision::Precision;
 use std::fmt::Write;
 
-pub const TEMPLATE: &str = "ode/adaptive.wgsl";
+pub const TEMPLATE: &str = "ode/adaptive/step.wgsl";
 
 /// The complete kernel for one system × pair × control × workgroup size × precision.
 /// Without `dense` output (only the final state is saved, which the last step hits

@@ -1,6 +1,6 @@
 //! Embedded Runge–Kutta pairs for adaptive stepping, with their continuous extensions. The
-//! same numbers drive the WGSL generator (`ode::adaptive_kernel`) and the CPU twin
-//! (`ode::adaptive_cpu`).
+//! same numbers drive the WGSL generator (`ode::adaptive::kernel`) and the CPU twin
+//! (`ode::adaptive::cpu`).
 //!
 //! Every pair here is FSAL: its last main stage is evaluated at `(t + h, y_new)`, so it is
 //! the next step's first stage. Stages are numbered from 0 in the code (the papers count

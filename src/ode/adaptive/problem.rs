@@ -1,10 +1,10 @@
 //! What an adaptive ensemble run integrates: the span, the save times and the step-size
 //! control, shared by the GPU kernel and its CPU twin.
 
-use super::ensemble::Ensemble;
 use super::pair::Pair;
-use super::tableau::Solver;
 use crate::model::System;
+use crate::ode::ensemble::Ensemble;
+use crate::ode::solver::Solver;
 use crate::precision::Precision;
 use thiserror::Error;
 

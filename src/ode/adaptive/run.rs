@@ -1,0 +1,312 @@
+//! The adaptive family in the shared runner (`ode::runner`): its kernel, its control,
+//! counts, save-time and counter buffers, and its window policy: step counts are unknown,
+//! so each batch of save slots is dispatched in bounded windows until every trajectory has
+//! written the batch's slots (the host learns that from one counter per submission, never
+//! per step).
+
+use super::kernel::adaptive_wgsl;
+use super::pair::Pair;
+use super::problem::{AdaptiveProblem, SaveAt};
+use crate::gpu::GpuContext;
+use crate::gpu::shader::ShaderError;
+use crate::model::System;
+use crate::ode::device::{Binding, Precision, UniformBytes, buffer};
+use crate::ode::ensemble::Ensemble;
+use crate::ode::error::{SimError, host_output_fits};
+use crate::ode::options::RunOptions;
+use crate::ode::runner::{self, Family, Outcome, Windows};
+use crate::ode::sink::Sink;
+use crate::ode::solution::{RunStats, Solution, Status, StepCounts};
+use crate::schedule::plan::{DeviceLimits, Plan};
+use std::ops::Range;
+
+/// Rows of the per-trajectory `counts` buffer read back at the end of a chunk: status,
+/// accepted, rejected, rhs evaluations.
+pub const COUNT_ROWS: u64 = 4;
+
+/// Rows of the `counts` buffer in all: the four read back, then the kernel's own
+/// bookkeeping of the batch in progress.
+pub const COUNT_ROWS_ALL: u64 = 6;
+
+/// Rows of the `control` buffer before the `dim` rows of the last accepted step's
+/// derivative: t, dt and the previous error norm.
+pub const CONTROL_ROWS: u64 = 3;
+
+/// Counters of the `unfinished` buffer: one per window of a submission.
+const MAX_WINDOWS: u64 = 64;
+
+/// The per-dispatch values of `struct Window` in `shaders/ode/adaptive/step.wgsl`, in the
+/// order `window_uniform` packs them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WindowArgs {
+    pub n_traj: u32,
+    pub stride: u32,
+    pub save_first: u32,
+    pub save_end: u32,
+    pub n_slots: u32,
+    pub max_attempts: u32,
+    pub window: u32,
+    pub max_steps: u32,
+    pub t0: f64,
+    pub t1: f64,
+    pub dt_initial: f64,
+    pub dt_min: f64,
+    pub dt_max: f64,
+}
+
+/// `struct Window` as the kernel reads it; the trailing 1.0 is `one`, a real the compiler
+/// cannot fold.
+pub fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
+    UniformBytes::default()
+        .u32(w.n_traj)
+        .u32(w.stride)
+        .u32(w.save_first)
+        .u32(w.save_end)
+        .u32(w.n_slots)
+        .u32(w.max_attempts)
+        .u32(w.window)
+        .u32(w.max_steps)
+        .real(precision, w.t0)
+        .real(precision, w.t1)
+        .real(precision, w.dt_initial)
+        .real(precision, w.dt_min)
+        .real(precision, w.dt_max)
+        .real(precision, 1.0)
+        .finish()
+}
+
+/// A checked adaptive problem, as the runner sees it.
+pub struct Adaptive<'a> {
+    problem: &'a AdaptiveProblem,
+    pair: &'static Pair,
+    times: Vec<f64>,
+}
+
+impl<'a> Adaptive<'a> {
+    pub fn new(problem: &'a AdaptiveProblem) -> Result<Self, SimError> {
+        Ok(Adaptive {
+            times: check(problem)?,
+            pair: problem.pair()?,
+            problem,
+        })
+    }
+}
+
+/// The adaptive kernel's own buffers, bound in this order after the shared ones.
+pub struct Buffers {
+    /// Per trajectory: `CONTROL_ROWS` rows, then the derivative's `dim`.
+    control: wgpu::Buffer,
+    /// `COUNT_ROWS_ALL` u32 rows per trajectory.
+    counts: wgpu::Buffer,
+    /// The run's save times.
+    times: wgpu::Buffer,
+    /// Trajectories with work left after each window of a submission.
+    unfinished: wgpu::Buffer,
+}
+
+impl Family for Adaptive<'_> {
+    type Window = WindowArgs;
+    type Buffers = Buffers;
+    const LABEL: &'static str = "adaptive";
+
+    fn system(&self) -> &System {
+        &self.problem.system
+    }
+    fn ensemble(&self) -> &Ensemble {
+        &self.problem.ensemble
+    }
+    fn precision(&self) -> Precision {
+        self.problem.precision
+    }
+    fn save_times(&self) -> Vec<f64> {
+        self.times.clone()
+    }
+    fn n_slots(&self) -> usize {
+        self.times.len()
+    }
+    fn extra_per_trajectory(&self, options: &RunOptions) -> (u64, usize) {
+        let dim = self.problem.system.dim();
+        let real = self.problem.precision.bytes();
+        (
+            // control rows, counts and the ring's staging copies of the counts
+            (CONTROL_ROWS + dim as u64) * real
+                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4,
+            // the control rows are the widest (the counts are COUNT_ROWS u32s)
+            CONTROL_ROWS as usize + dim,
+        )
+    }
+    fn fits(&self, limits: &DeviceLimits) -> Result<(), SimError> {
+        if self.times.len() as u64 * self.problem.precision.bytes() > limits.max_binding {
+            return Err(SimError::TooManySaves(self.times.len()));
+        }
+        Ok(())
+    }
+
+    fn wgsl(&self, workgroup_size: u32) -> Result<String, ShaderError> {
+        let p = self.problem;
+        adaptive_wgsl(
+            &p.system,
+            self.pair,
+            &p.control,
+            workgroup_size,
+            p.precision,
+            p.saveat != SaveAt::Final,
+        )
+    }
+    fn pack(&self, window: &WindowArgs) -> Vec<u8> {
+        window_uniform(self.problem.precision, window)
+    }
+    /// One trajectory whose span is empty: it passes the early return (llvmpipe compiles
+    /// only then) and ends at once; the chunk's first submission clears what it wrote.
+    fn warm_up_window(&self, stride: usize) -> WindowArgs {
+        WindowArgs {
+            n_traj: 1,
+            stride: stride as u32,
+            max_steps: 1,
+            dt_max: 1.0,
+            ..WindowArgs::default()
+        }
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        let storage = |read_only| Binding::Storage { read_only };
+        vec![
+            storage(false), // control
+            storage(false), // counts
+            storage(true),  // save times
+            storage(false), // unfinished
+        ]
+    }
+    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
+        use wgpu::BufferUsages as U;
+        let precision = self.problem.precision;
+        let real = precision.bytes();
+        let c = plan.chunk as u64;
+        let dim = self.problem.system.dim() as u64;
+        let control = buffer(ctx, "control", (CONTROL_ROWS + dim) * c * real, U::STORAGE);
+        let readable = U::STORAGE | U::COPY_SRC | U::COPY_DST;
+        let counts = buffer(ctx, "counts", COUNT_ROWS_ALL * c * 4, readable);
+        let times = buffer(
+            ctx,
+            "save times",
+            self.times.len() as u64 * real,
+            U::STORAGE | U::COPY_DST,
+        );
+        let mut bytes = Vec::with_capacity(self.times.len() * real as usize);
+        for &t in &self.times {
+            precision.push_bytes(t, &mut bytes);
+        }
+        ctx.queue.write_buffer(&times, 0, &bytes);
+        let unfinished = buffer(ctx, "unfinished", 4 * MAX_WINDOWS, readable);
+        Buffers {
+            control,
+            counts,
+            times,
+            unfinished,
+        }
+    }
+    fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
+        vec![&b.control, &b.counts, &b.times, &b.unfinished]
+    }
+    fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
+        &b.counts
+    }
+    fn outcome_bytes(&self, stride: usize, _len: usize) -> u64 {
+        COUNT_ROWS * stride as u64 * 4
+    }
+    fn decode(&self, stride: usize, len: usize, bytes: &[u8]) -> Outcome {
+        let words: &[u32] = bytemuck::cast_slice(bytes);
+        let row = |r: usize, j: usize| words[r * stride + j];
+        Outcome {
+            status: (0..len).map(|j| Status::from_code(row(0, j))).collect(),
+            steps: Some(
+                (0..len)
+                    .map(|j| StepCounts {
+                        accepted: row(1, j),
+                        rejected: row(2, j),
+                        rhs_evals: row(3, j),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+    fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
+        Some(&b.unfinished)
+    }
+
+    fn windows(
+        &self,
+        options: &RunOptions,
+        chunk: &Range<usize>,
+        stride: usize,
+        slots: &Range<usize>,
+    ) -> Windows<'_, WindowArgs> {
+        let p = self.problem;
+        // Step attempts per window: about `steps_per_dispatch` trajectory-steps a dispatch.
+        let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
+            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
+            as u32;
+        let args = WindowArgs {
+            n_traj: chunk.len() as u32,
+            stride: stride as u32,
+            save_first: slots.start as u32,
+            save_end: slots.end as u32,
+            n_slots: self.times.len() as u32,
+            max_attempts,
+            window: 0,
+            max_steps: p.control.max_steps,
+            t0: p.t0,
+            t1: p.t1,
+            dt_initial: p.control.dt_initial.unwrap_or(0.0),
+            dt_min: p.control.dt_min,
+            dt_max: p.dt_max(),
+        };
+        Windows::UntilDone(Box::new(move |window| WindowArgs { window, ..args }))
+    }
+    /// Trajectory-batches: a trajectory through one batch of save slots.
+    fn total_work(&self, trajectories: u64, batches: usize) -> u64 {
+        trajectories * batches as u64
+    }
+    /// Step attempts, accepted and rejected.
+    fn trajectory_steps(&self, _len: usize, outcome: &Outcome) -> u64 {
+        outcome
+            .steps
+            .iter()
+            .flatten()
+            .map(StepCounts::attempts)
+            .sum()
+    }
+}
+
+/// Checks a problem without touching the GPU; returns the save times.
+pub fn check(problem: &AdaptiveProblem) -> Result<Vec<f64>, SimError> {
+    let times = problem.check()?;
+    problem.ensemble.validate(&problem.system)?;
+    host_output_fits(
+        times.len(),
+        problem.ensemble.n,
+        problem.system.dim(),
+        problem.precision,
+    )?;
+    Ok(times)
+}
+
+/// Integrates every trajectory of the problem on the GPU into memory.
+pub fn simulate_adaptive(
+    ctx: &GpuContext,
+    problem: &AdaptiveProblem,
+    options: &RunOptions,
+) -> Result<Solution, SimError> {
+    runner::simulate(ctx, &Adaptive::new(problem)?, options)
+}
+
+/// Integrates every trajectory of an adaptive problem on the GPU, handing results to `sink`
+/// as they arrive (see `runner::run`).
+pub fn run_adaptive_into(
+    ctx: &GpuContext,
+    problem: &AdaptiveProblem,
+    options: &RunOptions,
+    sink: &mut dyn Sink,
+) -> Result<RunStats, SimError> {
+    runner::run(ctx, &Adaptive::new(problem)?, options, sink)
+}

@@ -1,0 +1,351 @@
+//! Holds the kernel templates' layout comments to the code that writes and reads the
+//! buffers they describe: each family's `struct Window` against its `window_uniform`
+//! packing, and the `// [outer][..][inner]: row, names` comments of the storage bindings
+//! against the generated accessors (`codegen::accessors`), the host reader of saves
+//! (`SaveBatch`) and the adaptive family's row constants and outcome decoding. A layout
+//! changed on one side only fails here.
+
+use crate::gpu::shader::shader_file;
+use crate::ode::adaptive::kernel::TEMPLATE as ADAPTIVE;
+use crate::ode::adaptive::run::{self as adaptive, CONTROL_ROWS, COUNT_ROWS, COUNT_ROWS_ALL};
+use crate::ode::codegen::accessors;
+use crate::ode::device::SaveBatch;
+use crate::ode::fixed::kernel::TEMPLATE as FIXED;
+use crate::ode::fixed::run as fixed;
+use crate::ode::runner::{Family, Outcome};
+use crate::precision::Precision;
+
+/// The fields of the template's `struct Window`, (name, type) in order.
+fn window_fields(template: &str) -> Vec<(String, String)> {
+    let text = shader_file(template).expect("template");
+    let body = text
+        .split("struct Window {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("a struct Window");
+    body.lines()
+        .map(|l| l.split("//").next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, ty) = l.trim_end_matches(',').split_once(':').expect("name: type");
+            (name.trim().to_string(), ty.trim().to_string())
+        })
+        .collect()
+}
+
+/// Reads packed uniform bytes by the WGSL rules for `fields` (u32 and f32 four bytes,
+/// f64 eight, each aligned to its size; the struct padded to its largest alignment).
+fn unpack(fields: &[(String, String)], precision: Precision, bytes: &[u8]) -> Vec<(String, f64)> {
+    let mut at = 0usize;
+    let mut align = 4;
+    let mut out = Vec::new();
+    for (name, ty) in fields {
+        let size = match (ty.as_str(), precision) {
+            ("u32", _) | ("real", Precision::F32) => 4,
+            ("real", Precision::F64) => 8,
+            _ => panic!("unexpected Window field type {ty}"),
+        };
+        at = at.next_multiple_of(size);
+        align = align.max(size);
+        let b = &bytes[at..at + size];
+        let value = match (ty.as_str(), size) {
+            ("u32", _) => u32::from_le_bytes(b.try_into().unwrap()) as f64,
+            (_, 4) => f32::from_le_bytes(b.try_into().unwrap()) as f64,
+            _ => f64::from_le_bytes(b.try_into().unwrap()),
+        };
+        out.push((name.clone(), value));
+        at += size;
+    }
+    assert_eq!(bytes.len(), at.next_multiple_of(align), "packed size");
+    out
+}
+
+fn named(values: &[(&str, f64)]) -> Vec<(String, f64)> {
+    values.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+}
+
+#[test]
+fn fixed_window_struct_matches_its_packing() {
+    let w = fixed::WindowArgs {
+        n_traj: 2,
+        stride: 3,
+        step_begin: 4,
+        step_end: 5,
+        n_steps: 6,
+        save_every: 7,
+        save_initial: 8,
+        save_first: 9,
+        save_count: 10,
+        t0: 11.0,
+        dt: 12.0,
+    };
+    let want = named(&[
+        ("n_traj", 2.0),
+        ("stride", 3.0),
+        ("step_begin", 4.0),
+        ("step_end", 5.0),
+        ("n_steps", 6.0),
+        ("save_every", 7.0),
+        ("save_initial", 8.0),
+        ("save_first", 9.0),
+        ("save_count", 10.0),
+        ("t0", 11.0),
+        ("dt", 12.0),
+        ("one", 1.0),
+    ]);
+    let fields = window_fields(FIXED);
+    for precision in [Precision::F32, Precision::F64] {
+        let bytes = fixed::window_uniform(precision, &w);
+        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    }
+}
+
+#[test]
+fn adaptive_window_struct_matches_its_packing() {
+    let w = adaptive::WindowArgs {
+        n_traj: 2,
+        stride: 3,
+        save_first: 4,
+        save_end: 5,
+        n_slots: 6,
+        max_attempts: 7,
+        window: 8,
+        max_steps: 9,
+        t0: 10.0,
+        t1: 11.0,
+        dt_initial: 12.0,
+        dt_min: 13.0,
+        dt_max: 14.0,
+    };
+    let want = named(&[
+        ("n_traj", 2.0),
+        ("stride", 3.0),
+        ("save_first", 4.0),
+        ("save_end", 5.0),
+        ("n_slots", 6.0),
+        ("max_attempts", 7.0),
+        ("window", 8.0),
+        ("max_steps", 9.0),
+        ("t0", 10.0),
+        ("t1", 11.0),
+        ("dt_initial", 12.0),
+        ("dt_min", 13.0),
+        ("dt_max", 14.0),
+        ("one", 1.0),
+    ]);
+    let fields = window_fields(ADAPTIVE);
+    for precision in [Precision::F32, Precision::F64] {
+        let bytes = adaptive::window_uniform(precision, &w);
+        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    }
+}
+
+/// The layout comment of storage binding `name`: its dimensions, outermost first, and the
+/// row names after a colon (if any). The comment trails the binding or is the line above.
+fn layout(template: &str, name: &str) -> (Vec<String>, Vec<String>) {
+    let text = shader_file(template).expect("template");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("var<storage") && l.contains(&format!("> {name}:")))
+        .unwrap_or_else(|| panic!("{template}: no binding {name}"));
+    let comment = lines[at]
+        .split_once("//")
+        .map(|(_, c)| c)
+        .or_else(|| lines[at - 1].trim().strip_prefix("//"))
+        .unwrap_or_else(|| panic!("{template}: {name} has no layout comment"))
+        .trim();
+    let (dims, rows) = comment
+        .split_once("]:")
+        .map_or((comment, ""), |(d, r)| (d, r));
+    let dims = dims
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split("][")
+        .map(|d| d.trim().to_string())
+        .collect();
+    let rows = rows
+        .split(',')
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    (dims, rows)
+}
+
+/// Offset of an element in a row-major layout: `index` and `size` give each dimension's
+/// index and extent by name.
+fn offset(dims: &[String], index: &dyn Fn(&str) -> usize, size: &dyn Fn(&str) -> usize) -> usize {
+    dims.iter().fold(0, |acc, d| acc * size(d) + index(d))
+}
+
+/// Evaluates a generated index expression of `+`, `*`, parentheses, `Nu` literals and the
+/// names in `vars`.
+fn eval(expr: &str, vars: &[(&str, usize)]) -> usize {
+    let spaced = expr
+        .replace("win.stride", "stride")
+        .replace('(', " ( ")
+        .replace(')', " ) ")
+        .replace('+', " + ")
+        .replace('*', " * ");
+    let tokens: Vec<String> = spaced
+        .split_whitespace()
+        .map(|t| match vars.iter().find(|(name, _)| *name == t) {
+            Some((_, value)) => value.to_string(),
+            None => t.trim_end_matches('u').to_string(),
+        })
+        .collect();
+    fn sum(t: &[String], at: &mut usize) -> usize {
+        let mut v = product(t, at);
+        while t.get(*at).is_some_and(|s| s == "+") {
+            *at += 1;
+            v += product(t, at);
+        }
+        v
+    }
+    fn product(t: &[String], at: &mut usize) -> usize {
+        let mut v = atom(t, at);
+        while t.get(*at).is_some_and(|s| s == "*") {
+            *at += 1;
+            v *= atom(t, at);
+        }
+        v
+    }
+    fn atom(t: &[String], at: &mut usize) -> usize {
+        *at += 1;
+        if t[*at - 1] == "(" {
+            let v = sum(t, at);
+            *at += 1;
+            v
+        } else {
+            t[*at - 1]
+                .parse()
+                .unwrap_or_else(|_| panic!("token {}", t[*at - 1]))
+        }
+    }
+    let mut at = 0;
+    let v = sum(&tokens, &mut at);
+    assert_eq!(at, tokens.len(), "{expr}");
+    v
+}
+
+const DIM: usize = 3;
+const STRIDE: usize = 5;
+
+/// `saved` as the templates state it is what `save_state` writes and `SaveBatch` reads.
+#[test]
+fn saved_layout_comments_match_writer_and_reader() {
+    let code = accessors(DIM, 2);
+    let base = code
+        .split("fn save_state")
+        .nth(1)
+        .and_then(|f| f.split("let base = ").nth(1))
+        .and_then(|b| b.split(';').next())
+        .expect("save_state's base");
+    for template in [FIXED, ADAPTIVE] {
+        let (dims, _) = layout(template, "saved");
+        let size = |d: &str| match d {
+            "stride" => STRIDE,
+            "dim" => DIM,
+            _ => 2,
+        };
+        for (slot, i, c) in [(0, 0, 0), (0, 1, 2), (1, 0, 1), (1, 4, 2)] {
+            let index = |d: &str| match d {
+                "slot" => slot,
+                "stride" => i,
+                "dim" => c,
+                other => panic!("{template}: unknown saved dimension {other}"),
+            };
+            let want = offset(&dims, &index, &size);
+            let written = eval(base, &[("slot", slot), ("i", i), ("stride", STRIDE)]) + c;
+            assert!(
+                code.contains(&format!("saved[base + {c}u] = u.x{c}")),
+                "save_state writes component {c} at base + {c}"
+            );
+            assert_eq!(written, want, "{template}: saved{dims:?} vs save_state");
+            let values: Vec<u8> = (0..2 * STRIDE * DIM)
+                .flat_map(|k| (k as f32).to_le_bytes())
+                .collect();
+            let batch = SaveBatch {
+                slots: 0..2,
+                chunk: 0..STRIDE,
+                stride: STRIDE,
+                n: STRIDE,
+                dim: DIM,
+                precision: Precision::F32,
+                bytes: &values,
+            };
+            assert_eq!(batch.get(slot, c, i), want as f64, "{template}: SaveBatch");
+        }
+    }
+}
+
+/// `state` and `params` are component-major, as `load_state` and `load_params` read them.
+#[test]
+fn state_and_param_layout_comments_match_the_accessors() {
+    let code = accessors(DIM, DIM);
+    for (buffer, extent) in [("state", "dim"), ("params", "n_params")] {
+        let reads: Vec<&str> = code
+            .split(&format!("{buffer}["))
+            .skip(1)
+            .map(|r| r.split(']').next().expect("]"))
+            .take(DIM)
+            .collect();
+        assert_eq!(reads.len(), DIM, "{buffer} reads");
+        for template in [FIXED, ADAPTIVE] {
+            let (dims, _) = layout(template, buffer);
+            for (c, read) in reads.iter().enumerate() {
+                let i = 4;
+                let index = |d: &str| if d == extent { c } else { i };
+                let size = |d: &str| if d == extent { DIM } else { STRIDE };
+                assert_eq!(
+                    eval(read, &[("i", i), ("stride", STRIDE)]),
+                    offset(&dims, &index, &size),
+                    "{template}: {buffer}{dims:?} vs {read}"
+                );
+            }
+        }
+    }
+}
+
+/// The adaptive family's `control` and `counts` rows are the ones its buffers make room
+/// for, and `counts` rows are decoded in the order the comment names them.
+#[test]
+fn adaptive_row_comments_match_the_family() {
+    let (control, _) = layout(ADAPTIVE, "control");
+    assert_eq!(control, [format!("{CONTROL_ROWS} + dim"), "stride".into()]);
+    let (counts, rows) = layout(ADAPTIVE, "counts");
+    assert_eq!(counts, [COUNT_ROWS_ALL.to_string(), "stride".into()]);
+    assert_eq!(rows.len() as u64, COUNT_ROWS_ALL, "{rows:?}");
+    // One trajectory whose row r holds r + 1: decoding must put each row where the
+    // comment's name says.
+    let stride = 2;
+    let words: Vec<u8> = (0..COUNT_ROWS as usize * stride)
+        .flat_map(|k| ((k / stride) as u32 + 1).to_le_bytes())
+        .collect();
+    let system = crate::model::catalog::builtin("lorenz")
+        .expect("lorenz is built in")
+        .expect("lorenz parses");
+    let problem = crate::ode::AdaptiveProblem {
+        ensemble: crate::ode::Ensemble::new(&system, 1),
+        system,
+        solver: crate::ode::Solver::Dp5,
+        t0: 0.0,
+        t1: 1.0,
+        saveat: crate::ode::SaveAt::Final,
+        control: crate::ode::Control::default(),
+        precision: Precision::F32,
+    };
+    let family = adaptive::Adaptive::new(&problem).expect("valid");
+    let Outcome { status, steps } = family.decode(stride, 1, &words);
+    let steps = steps.expect("adaptive runs count steps")[0];
+    let by_name = |name: &str| {
+        rows.iter()
+            .position(|r| r == name)
+            .unwrap_or_else(|| panic!("counts names no row {name}: {rows:?}")) as u32
+            + 1
+    };
+    assert_eq!(crate::ode::Status::from_code(by_name("status")), status[0]);
+    assert_eq!(steps.accepted, by_name("accepted"));
+    assert_eq!(steps.rejected, by_name("rejected"));
+    assert_eq!(steps.rhs_evals, by_name("rhs evaluations"));
+}
