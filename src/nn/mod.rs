@@ -1,7 +1,7 @@
 //! Neural networks on the GPU: MLPs with Fourier-feature encodings (`mlp`), DeepONets
 //! (`deeponet`), the training toolkit both use (`train`: passes, samplers, the optimiser
 //! and its one Adam pipeline), checkpoints in PyTorch's layout (`checkpoint`) and the
-//! fit/predict front door (`fit`). See docs/nn-layout.md.
+//! fit/predict front door (`fit`). See docs/architecture.md.
 
 pub mod checkpoint;
 pub mod deeponet;
