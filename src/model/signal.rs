@@ -7,7 +7,7 @@
 //! sensor time sees one value there, and a step that spans whole sensor intervals
 //! integrates `ds/dt = u(t)` exactly (RK4 is exact for piecewise-linear right-hand sides
 //! when steps do not straddle a sensor). Kernels compute the same formula as `Signal::eval`
-//! in `input_value` (ode::kernel::accessors).
+//! in `input_value` (ode::codegen::accessors).
 
 use std::ops::Range;
 

@@ -7,7 +7,7 @@
 //! `fn break_after(t: real, end: real) -> real` (where adaptive steps stop for inputs) and
 //! `fn rhs(t: real, s: State, p: Params) -> State`. Inputs become calls of
 //! `input_value(first_slot, sensors, t0, inverse_spacing, time)`, which each kernel defines
-//! over its own parameter buffer (ode::kernel::accessors).
+//! over its own parameter buffer (ode::codegen::accessors).
 
 use super::expr::{BinOp, Func, Node, powi_steps};
 use super::system::System;
