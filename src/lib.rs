@@ -27,6 +27,7 @@
 //! println!("{:?} {:?}", solution.final_state(0), solution.status_counts());
 //! ```
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod embedded;
 pub mod engine;
@@ -38,6 +39,7 @@ pub mod ode;
 pub mod precision;
 pub mod rng;
 pub mod schedule;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod spec;
 

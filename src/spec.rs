@@ -24,7 +24,8 @@ pub enum SpecError {
 
 /// Optional outputs of a run written to a directory; times.npy, status.npy and run.json are
 /// always written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Output {
     /// states.npy: every saved state [n_save, N, dim]

@@ -18,6 +18,7 @@ mod outputs;
 mod predict;
 mod progress;
 mod run_dir;
+#[cfg(feature = "serve")]
 mod serve;
 mod simulate;
 mod space;
@@ -76,6 +77,7 @@ enum Command {
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
+    #[cfg(feature = "serve")]
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(serve::ServeArgs),
 }
@@ -160,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),
     };
     match result {

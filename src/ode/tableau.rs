@@ -47,7 +47,8 @@ pub const RK4: Tableau = Tableau {
 };
 
 /// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// Forward Euler, order 1 (fixed step).
