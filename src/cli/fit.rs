@@ -12,8 +12,9 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
-    Params, Schedule, TrainConfig, cpu, fit, predict, save_bytes,
+    Params, TrainConfig, cpu, fit, predict, save_bytes,
 };
+use crate::spec::parse_schedule;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -170,30 +171,6 @@ fn parse_domain(s: &str) -> Result<(f64, f64), CliError> {
     let lo = parts[0].trim().parse().map_err(|_| bad())?;
     let hi = parts[1].trim().parse().map_err(|_| bad())?;
     Ok((lo, hi))
-}
-
-pub(super) fn parse_schedule(s: &str, steps: u32) -> Result<Schedule, CliError> {
-    let bad = || {
-        CliError::Input(format!(
-            "--schedule must be constant, cosine or step:EVERY:GAMMA (e.g. step:1000:0.5); got '{s}'"
-        ))
-    };
-    match s.split(':').collect::<Vec<_>>()[..] {
-        ["constant"] => Ok(Schedule::Constant),
-        ["cosine"] => Ok(Schedule::Cosine {
-            total: steps,
-            min_lr: 0.0,
-        }),
-        ["step", every, gamma] => {
-            let every: u32 = every.parse().map_err(|_| bad())?;
-            let gamma: f64 = gamma.parse().map_err(|_| bad())?;
-            if every == 0 || gamma.is_nan() || gamma <= 0.0 {
-                return Err(bad());
-            }
-            Ok(Schedule::Step { every, gamma })
-        }
-        _ => Err(bad()),
-    }
 }
 
 fn load(args: &FitArgs) -> Result<FitData, CliError> {

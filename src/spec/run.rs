@@ -1,10 +1,10 @@
-//! A simulation request as the user states it (a config file, flags, or a JSON body sent to
+//! A run (simulation) request as the user states it (a config file, flags, or a JSON body sent to
 //! `phaseflow serve`), and its translation into a checked `Problem`. Every way of getting it
 //! wrong ends here as one sentence naming the key, never later in the middle of a run.
 
+use super::{SpecError, read_toml, relative_to_config};
 use crate::io::read_matrix;
-use crate::model::diagnostic::Diagnostics;
-use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
+use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
@@ -12,15 +12,6 @@ use crate::ode::{
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// What is wrong with a spec: one sentence, or diagnostics pointing into a file.
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Diagnostics(Diagnostics),
-}
 
 /// Optional outputs of a run written to a directory; times.npy, status.npy and run.json are
 /// always written.
@@ -98,19 +89,6 @@ pub struct U0Spec {
     pub perturb: Option<OrderedMap>,
     /// An .npy of shape [N, dim].
     pub file: Option<PathBuf>,
-}
-
-/// A TOML config file as `T`; a problem points into the file (line, column, caret).
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SpecError::Input(format!("cannot read config '{}': {e}", path.display())))?;
-    let source = Source::new(path.display().to_string(), text);
-    toml::from_str(&source.text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        SpecError::Diagnostics(
-            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
-        )
-    })
 }
 
 impl RunSpec {
@@ -244,27 +222,6 @@ fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, SpecError> {
     match v {
         toml::Value::Array(a) => a.iter().map(|x| number(x, what)).collect(),
         other => Ok(vec![number(other, what)?]),
-    }
-}
-
-/// Relative paths in a config are relative to the config file: `paths`, and `system` when
-/// it names a system file (`*.toml`) rather than a built-in.
-pub fn relative_to_config<'a>(
-    config: &Path,
-    paths: impl IntoIterator<Item = &'a mut PathBuf>,
-    system: Option<&mut String>,
-) {
-    let base = config.parent().unwrap_or(Path::new("."));
-    for p in paths {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
-    if let Some(sys) = system
-        && sys.ends_with(".toml")
-        && Path::new(sys).is_relative()
-    {
-        *sys = base.join(&*sys).display().to_string();
     }
 }
 
