@@ -7,14 +7,14 @@ use super::fit_data::{
     FitData, INPUT_NAMES, Kind, bounds, from_expression, from_image, from_samples,
 };
 use super::format::seconds;
-use super::interrupt;
+use super::{interrupt, spec_flags};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
     Params, TrainConfig, cpu, fit, predict, save_bytes,
 };
-use crate::spec::parse_schedule;
+use crate::spec::fit::FitSettings;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -297,17 +297,7 @@ fn score(y: &Matrix, target: &Matrix, image: bool) -> TestScore {
 /// The settings of the run that are wrong whatever the data: refused before the data is
 /// read. A NaN or negative rate, a zero log interval and the like get one sentence each.
 fn check_settings(args: &FitArgs) -> Result<(), CliError> {
-    if args.steps == 0 {
-        return Err(CliError::Input("--steps must be at least 1".into()));
-    }
-    if args.log_every == Some(0) {
-        return Err(CliError::Input(
-            "--log-every must be at least 1 (the loss is read back every K steps)".into(),
-        ));
-    }
-    if args.batch == Some(0) {
-        return Err(CliError::Input("--batch must be at least 1".into()));
-    }
+    args.settings().check().map_err(spec_flags::flag_error)?;
     // Options of another target would be ignored: contradictions, refused.
     let misplaced = [
         (
@@ -324,19 +314,23 @@ fn check_settings(args: &FitArgs) -> Result<(), CliError> {
             "{flag} is for {target} only; this fit has another target"
         )));
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(CliError::Input(format!(
-            "--lr must be a positive, finite number; got {}",
-            args.lr
-        )));
-    }
-    if !(args.sigma.is_finite() && args.sigma > 0.0) {
-        return Err(CliError::Input(format!(
-            "--sigma must be a positive, finite number; got {}",
-            args.sigma
-        )));
-    }
     Ok(())
+}
+
+impl FitArgs {
+    /// The optimisation flags as the library's settings.
+    fn settings(&self) -> FitSettings {
+        FitSettings {
+            steps: self.steps,
+            lr: self.lr,
+            schedule: self.schedule.clone(),
+            weight_decay: self.weight_decay,
+            batch: self.batch,
+            clip: self.clip,
+            sigma: self.sigma,
+            log_every: self.log_every,
+        }
+    }
 }
 
 /// Bytes the results take on disk, about: the checkpoint (f32 parameters and their
@@ -356,7 +350,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     check_settings(args)?;
     let data = load(args)?;
     let arch = architecture(args, &data)?;
-    let schedule = parse_schedule(&args.schedule, args.steps)?;
+    let schedule = args.settings().schedule().map_err(spec_flags::flag_error)?;
     let m = data.train_x.rows;
     let batch = match args.batch {
         Some(b) if b > m => {

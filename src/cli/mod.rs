@@ -22,6 +22,7 @@ mod run_dir;
 mod serve;
 mod simulate;
 mod space;
+mod spec_flags;
 mod systems;
 mod train;
 
@@ -116,6 +117,9 @@ impl CliError {
 impl From<crate::spec::SpecError> for CliError {
     fn from(e: crate::spec::SpecError) -> Self {
         match e {
+            // Keys of a config file (train, generate) as the file names them; `simulate`
+            // names its keys as flags (spec_flags).
+            crate::spec::SpecError::Field(f) => CliError::Input(f.to_string()),
             crate::spec::SpecError::Input(m) => CliError::Input(m),
             crate::spec::SpecError::Diagnostics(d) => CliError::Diagnostics(d),
         }

@@ -385,7 +385,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             )));
         }
     };
-    let schedule = parse_schedule(&t.schedule, t.iterations)?;
+    let schedule = parse_schedule(&t.schedule, t.iterations, "train.schedule")
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let train_config = DeepONetTrainConfig {
         optimizer: Optimizer {
             lr: t.lr,

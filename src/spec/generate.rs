@@ -1,7 +1,7 @@
 //! Operator-learning data as its config file states it (`phaseflow generate --config`):
 //! a system driven by input functions, how many functions, where to save the solutions.
 
-use super::{SpecError, lookup, read_toml, relative_to_config, validate};
+use super::{FieldError, SpecError, lookup, read_toml, relative_to_config, validate};
 use crate::io::read_matrix;
 use crate::model::System;
 use crate::nn::Matrix;
@@ -112,11 +112,11 @@ impl GenerateSpec {
         let (state_names, param_names) = (names(&system.states), names(&system.params));
         let mut initial = system.default_state();
         for (name, &v) in &self.initial {
-            initial[lookup(&state_names, name, "state", "[initial]", sname)?] = v;
+            initial[lookup(&state_names, name, "state", "initial", sname)?] = v;
         }
         let mut params = system.default_params();
         for (name, &v) in &self.parameters {
-            params[lookup(&param_names, name, "parameter", "[parameters]", sname)?] = v;
+            params[lookup(&param_names, name, "parameter", "parameters", sname)?] = v;
         }
         let outputs = match &self.outputs {
             None => (0..system.dim()).collect(),
@@ -127,18 +127,22 @@ impl GenerateSpec {
         };
         let input_names: Vec<String> = system.inputs.iter().map(|i| i.name.clone()).collect();
         for name in self.inputs.keys() {
-            lookup(&input_names, name, "input", "[inputs]", sname)?;
+            lookup(&input_names, name, "input", "inputs", sname)?;
         }
         let mut signals = Vec::new();
         for input in &system.inputs {
             let c = self.inputs.get(&input.name).ok_or_else(|| {
-                SpecError::Input(format!(
+                FieldError::at(format!("inputs.{}", input.name)).text(format!(
                     "the config has no [inputs.{0}]; give {0}'s functions, e.g. \
-                 [inputs.{0}] length_scale = 0.2",
+                     [inputs.{0}] length_scale = 0.2",
                     input.name
                 ))
             })?;
-            let file = if test { &c.test_file } else { &c.file };
+            let (file, file_key) = if test {
+                (&c.test_file, "test_file")
+            } else {
+                (&c.file, "file")
+            };
             signals.push(match (c.length_scale, file) {
                 (Some(l), None) if c.file.is_none() => SignalSource::Grf {
                     length_scale: l,
@@ -146,22 +150,28 @@ impl GenerateSpec {
                     offset: c.offset,
                 },
                 (None, Some(path)) => {
-                    let (data, rows, cols) =
-                        read_matrix(path).map_err(|e| SpecError::Input(e.to_string()))?;
+                    let (data, rows, cols) = read_matrix(path).map_err(|e| {
+                        FieldError::at(format!("inputs.{}.{file_key}", input.name))
+                            .text(e.to_string())
+                    })?;
                     SignalSource::Table(Matrix { rows, cols, data })
                 }
                 (None, None) if test => {
-                    return Err(SpecError::Input(format!(
-                        "[inputs.{}] needs test_file for the test functions",
-                        input.name
-                    )));
+                    return Err(FieldError::at(format!("inputs.{}.test_file", input.name))
+                        .text(format!(
+                            "[inputs.{}] needs test_file for the test functions",
+                            input.name
+                        ))
+                        .into());
                 }
                 _ => {
-                    return Err(SpecError::Input(format!(
-                        "[inputs.{}] needs either length_scale (a random field) or file (an .npy \
-                     of [functions, {}])",
-                        input.name, input.sensors
-                    )));
+                    return Err(FieldError::at(format!("inputs.{}", input.name))
+                        .text(format!(
+                            "[inputs.{}] needs either length_scale (a random field) or file \
+                             (an .npy of [functions, {}])",
+                            input.name, input.sensors
+                        ))
+                        .into());
                 }
             });
         }
@@ -169,17 +179,22 @@ impl GenerateSpec {
             (Some([a, b]), _) => (a, b),
             (None, Some(span)) => span,
             (None, None) => {
-                return Err(SpecError::Input(format!(
-                    "{sname} suggests no time span; give tspan = [t0, t1]"
-                )));
+                return Err(FieldError::at("tspan")
+                    .text(format!("{sname} suggests no time span; give "))
+                    .key("tspan")
+                    .text(" = [t0, t1]")
+                    .into());
             }
         };
         if self.solver.tableau().is_none() {
-            return Err(SpecError::Input(format!(
-                "solver '{}' is adaptive; data generation uses a fixed-step solver (rk4, heun, \
-             euler) with steps that land on the output times",
-                self.solver.name()
-            )));
+            return Err(FieldError::at("solver")
+                .key("solver")
+                .text(format!(
+                    " '{}' is adaptive; data generation uses a fixed-step solver (rk4, heun, \
+                     euler) with steps that land on the output times",
+                    self.solver.name()
+                ))
+                .into());
         }
         Ok(OperatorDataSpec {
             system: system.clone(),

@@ -1,15 +1,16 @@
 //! Learning-rate schedules as configs and flags spell them.
 
-use super::SpecError;
+use super::FieldError;
 use crate::nn::Schedule;
 
 /// A learning-rate schedule as text: `constant`, `cosine` (down to 0 over `steps`) or
-/// `step:EVERY:GAMMA`.
-pub fn parse_schedule(s: &str, steps: u32) -> Result<Schedule, SpecError> {
+/// `step:EVERY:GAMMA`; a mistake is an error at key `field`.
+pub fn parse_schedule(s: &str, steps: u32, field: &str) -> Result<Schedule, FieldError> {
     let bad = || {
-        SpecError::Input(format!(
-            "--schedule must be constant, cosine or step:EVERY:GAMMA (e.g. step:1000:0.5); got '{s}'"
-        ))
+        FieldError::new(
+            field,
+            format!("must be constant, cosine or step:EVERY:GAMMA (e.g. step:1000:0.5); got '{s}'"),
+        )
     };
     match s.split(':').collect::<Vec<_>>()[..] {
         ["constant"] => Ok(Schedule::Constant),
