@@ -3,7 +3,7 @@
 //! planner cuts runs into pieces the device can hold.
 //!
 //! Cargo features (all on by default): `cli`, the `phaseflow` binary (clap, indicatif,
-//! ctrlc, env_logger, and `plot`); `serve`, the HTTP server in [`serve`] (axum, tokio's
+//! ctrlc, env_logger, and `plot`); `serve`, the HTTP server (axum, tokio's
 //! runtime and network stack); `plot`, PNG line charts in `io::plot` (plotters). With
 //! `default-features = false` the crate is the engine alone: models, ODE and neural-network
 //! kernels, the planner, readers, [`engine::Engine`] (whose async methods need only tokio's
