@@ -5,6 +5,7 @@
 //! `points_per_function`, the training set as unaligned samples at random points).
 
 use super::format::seconds;
+use super::spec_flags::config_error;
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::nn::deeponet_data::{write_aligned, write_unaligned};
@@ -74,8 +75,11 @@ fn run_one(ctx: &GpuContext, spec: &OperatorDataSpec) -> Result<Generated, CliEr
 
 pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let config = GenerateSpec::from_file(&args.config)?;
-    let system = load_system(&config.system)?;
-    let train_spec = config.operator_data(&system, config.functions, config.seed, false)?;
+    let in_file = |e| config_error(e, &args.config);
+    let system = load_system(&config.system).map_err(in_file)?;
+    let train_spec = config
+        .operator_data(&system, config.functions, config.seed, false)
+        .map_err(in_file)?;
     let test_spec = (config.test_functions > 0)
         .then(|| {
             config.operator_data(
@@ -85,7 +89,8 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
                 true,
             )
         })
-        .transpose()?;
+        .transpose()
+        .map_err(in_file)?;
     if let Some(k) = config.points_per_function
         && !(1..=config.points).contains(&k)
     {

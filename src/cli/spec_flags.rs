@@ -86,6 +86,15 @@ pub fn run_spec_error(
     }
 }
 
+/// An error in a config file read whole (train, generate): its keys as the file names them,
+/// led by the file's name.
+pub fn config_error(e: SpecError, config: &Path) -> CliError {
+    match e {
+        SpecError::Field(f) => CliError::Input(format!("{}: {f}", config.display())),
+        other => other.into(),
+    }
+}
+
 /// An error in an option that has a flag of the same name (`fit`'s `--schedule`).
 pub fn flag_error(e: FieldError) -> CliError {
     CliError::Input(e.render(|k| format!("--{}", k.replace('_', "-"))))

@@ -7,6 +7,7 @@
 //! picture that cannot be drawn.
 
 use super::format::seconds;
+use super::spec_flags::config_error;
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
@@ -386,7 +387,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     let schedule = parse_schedule(&t.schedule, t.iterations, "train.schedule")
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(|e| config_error(e.into(), &args.config))?;
     let train_config = DeepONetTrainConfig {
         optimizer: Optimizer {
             lr: t.lr,
