@@ -91,14 +91,7 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         })
         .transpose()
         .map_err(in_file)?;
-    if let Some(k) = config.points_per_function
-        && !(1..=config.points).contains(&k)
-    {
-        return Err(CliError::Input(format!(
-            "points_per_function must be between 1 and points ({}), got {k}",
-            config.points
-        )));
-    }
+    config.check_sampling().map_err(|e| in_file(e.into()))?;
     // Sizes before any allocation, disk space before any work.
     for spec in std::iter::once(&train_spec).chain(&test_spec) {
         spec.check().map_err(|e| CliError::Input(e.to_string()))?;

@@ -93,6 +93,19 @@ impl GenerateSpec {
         Ok(config)
     }
 
+    /// `points_per_function`, where given, picks from 1 up to `points` times.
+    pub fn check_sampling(&self) -> Result<(), FieldError> {
+        match self.points_per_function {
+            Some(k) if !(1..=self.points).contains(&k) => Err(FieldError::new(
+                "points_per_function",
+                "must be between 1 and ",
+            )
+            .key("points")
+            .text(format!(" ({}), got {k}", self.points))),
+            _ => Ok(()),
+        }
+    }
+
     /// The spec for `count` functions with `seed`; `test` picks the inputs' test tables.
     pub fn operator_data(
         &self,
