@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+/// A positive, finite number.
 pub fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() && v > 0.0 {
@@ -14,6 +15,7 @@ pub fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error>
     }
 }
 
+/// A finite number ≥ 0.
 pub fn non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() && v >= 0.0 {
@@ -25,6 +27,7 @@ pub fn non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Er
     }
 }
 
+/// A share in [0, 1).
 pub fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if (0.0..1.0).contains(&v) {
@@ -36,6 +39,7 @@ pub fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+/// A count of at least 1.
 pub fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -66,6 +70,7 @@ pub fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+/// A batch size of at least 1, as `Some`; a missing key is the whole data set.
 pub fn batch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     let v = usize::deserialize(d)?;
     if v >= 1 {
