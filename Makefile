@@ -31,9 +31,12 @@ FUZZ_TARGETS := $(patsubst tests/%.rs,--test %,$(wildcard tests/fuzz_*.rs))
 fuzz: setup
 	PHASEFLOW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release $(FUZZ_TARGETS) -- --nocapture
 
+# The second clippy checks the engine library alone (no clap, axum, indicatif, plotters):
+# it type-checks only the library, so it adds little time.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --no-default-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt

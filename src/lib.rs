@@ -2,6 +2,13 @@
 //! huge ensembles of ODE trajectories (fixed-step or adaptive, f32 or f64); a host-side
 //! planner cuts runs into pieces the device can hold.
 //!
+//! Cargo features (all on by default): `cli`, the `phaseflow` binary (clap, indicatif,
+//! ctrlc, env_logger, and `plot`); `serve`, the HTTP server (axum, tokio's
+//! runtime and network stack); `plot`, PNG line charts in `io::plot` (plotters). With
+//! `default-features = false` the crate is the engine alone: models, ODE and neural-network
+//! kernels, the planner, readers, [`engine::Engine`] (whose async methods need only tokio's
+//! runtime-free channels) and the request types of [`spec`].
+//!
 //! ```no_run
 //! use phaseflow::{gpu, model, ode};
 //! let ctx = gpu::GpuContext::new(&gpu::AdapterChoice::Best).unwrap();
@@ -27,6 +34,7 @@
 //! println!("{:?} {:?}", solution.final_state(0), solution.status_counts());
 //! ```
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod embedded;
 pub mod engine;
@@ -38,6 +46,7 @@ pub mod ode;
 pub mod precision;
 pub mod rng;
 pub mod schedule;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod spec;
 

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Floating-point precision of a run: of the kernel's arithmetic, its buffers and the saved
 /// states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]

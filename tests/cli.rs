@@ -314,6 +314,25 @@ fn adaptive_runs_write_statistics_and_f64_states() {
     assert_input_error(&o, "atol must be a positive");
 }
 
+#[test]
+fn a_config_key_is_named_as_the_file_names_it_and_a_flag_as_a_flag() {
+    let dir = temp_dir("config-keys");
+    let config = dir.join("run.toml");
+    std::fs::write(&config, "system = 'lorenz'\nn = 5\nrtol = 1e-8\n").unwrap();
+    let c = config.to_str().unwrap();
+    // rtol came from the file, fixed_step and dt are flags it would need.
+    let o = phaseflow(&["simulate", "--config", c]);
+    assert_input_error(
+        &o,
+        "run.toml: rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853) without \
+         --fixed-step; rk4 takes fixed steps of --dt",
+    );
+    // The same key given as a flag over the file is named as the flag.
+    let o = phaseflow(&["simulate", "--config", c, "--rtol", "1e-6"]);
+    assert_input_error(&o, "error: --rtol applies to adaptive solvers");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs `phaseflow bench ... --json` and returns the report.
 fn bench_json(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["bench"];

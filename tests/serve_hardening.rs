@@ -413,6 +413,53 @@ fn every_framework_error_is_the_documented_json() {
 }
 
 #[test]
+fn spec_errors_name_json_keys_never_command_line_flags() {
+    let dir = temp_dir("keys");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let addr = server.addr();
+    // (request, where.field, words the message must hold)
+    let cases = [
+        (
+            json!({"system": "lorenz", "n": 4, "tspan": [0, 1], "dt": 0.01, "rtol": 1e-6}),
+            "rtol",
+            "rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853) without fixed_step",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "solver": "dp5", "tspan": [0, 1],
+                   "dtmin": 0.1, "dtmax": 0.01}),
+            "dtmin",
+            "dtmin 0.1 is above dtmax 0.01",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "sweep": {"rho": [0, 1]}, "param": {"rho": 2}}),
+            "sweep.rho",
+            "sweep.rho and param.rho both set parameter 'rho'",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "u0": {"uniform": {"x": [0, 1, 2]}}}),
+            "u0.uniform.x",
+            "u0.uniform.x must be lo:hi",
+        ),
+        (
+            json!({"system": "lorenz", "tspan": [0, 1]}),
+            "n",
+            "give the number of trajectories with n",
+        ),
+    ];
+    for (spec, field, words) in cases {
+        let (status, v) = call(addr, "POST", "/v1/simulate", Some(spec.clone()));
+        assert_eq!(status, 422, "{spec}: {v}");
+        assert_eq!(v["error"]["where"]["field"], field, "{spec}: {v}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{spec}: {message}");
+        assert!(!message.contains("--"), "{spec}: a flag in {message}");
+        assert!(!message.contains(" -n"), "{spec}: a flag in {message}");
+    }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn where_field_is_the_json_path_of_the_bad_key_never_its_value() {
     let dir = temp_dir("field");
     let server = Server::start(config(&dir, None)).unwrap();

@@ -7,13 +7,14 @@ use super::fit_data::{
     FitData, INPUT_NAMES, Kind, bounds, from_expression, from_image, from_samples,
 };
 use super::format::seconds;
-use super::interrupt;
+use super::{interrupt, spec_flags};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
-    Params, Schedule, TrainConfig, cpu, fit, predict, save_bytes,
+    Params, TrainConfig, cpu, fit, predict, save_bytes,
 };
+use crate::spec::fit::FitSettings;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -172,30 +173,6 @@ fn parse_domain(s: &str) -> Result<(f64, f64), CliError> {
     Ok((lo, hi))
 }
 
-pub(super) fn parse_schedule(s: &str, steps: u32) -> Result<Schedule, CliError> {
-    let bad = || {
-        CliError::Input(format!(
-            "--schedule must be constant, cosine or step:EVERY:GAMMA (e.g. step:1000:0.5); got '{s}'"
-        ))
-    };
-    match s.split(':').collect::<Vec<_>>()[..] {
-        ["constant"] => Ok(Schedule::Constant),
-        ["cosine"] => Ok(Schedule::Cosine {
-            total: steps,
-            min_lr: 0.0,
-        }),
-        ["step", every, gamma] => {
-            let every: u32 = every.parse().map_err(|_| bad())?;
-            let gamma: f64 = gamma.parse().map_err(|_| bad())?;
-            if every == 0 || gamma.is_nan() || gamma <= 0.0 {
-                return Err(bad());
-            }
-            Ok(Schedule::Step { every, gamma })
-        }
-        _ => Err(bad()),
-    }
-}
-
 fn load(args: &FitArgs) -> Result<FitData, CliError> {
     if let Some(text) = &args.expr {
         let inputs = args.inputs.unwrap_or(1);
@@ -320,17 +297,7 @@ fn score(y: &Matrix, target: &Matrix, image: bool) -> TestScore {
 /// The settings of the run that are wrong whatever the data: refused before the data is
 /// read. A NaN or negative rate, a zero log interval and the like get one sentence each.
 fn check_settings(args: &FitArgs) -> Result<(), CliError> {
-    if args.steps == 0 {
-        return Err(CliError::Input("--steps must be at least 1".into()));
-    }
-    if args.log_every == Some(0) {
-        return Err(CliError::Input(
-            "--log-every must be at least 1 (the loss is read back every K steps)".into(),
-        ));
-    }
-    if args.batch == Some(0) {
-        return Err(CliError::Input("--batch must be at least 1".into()));
-    }
+    args.settings().check().map_err(spec_flags::flag_error)?;
     // Options of another target would be ignored: contradictions, refused.
     let misplaced = [
         (
@@ -347,19 +314,23 @@ fn check_settings(args: &FitArgs) -> Result<(), CliError> {
             "{flag} is for {target} only; this fit has another target"
         )));
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(CliError::Input(format!(
-            "--lr must be a positive, finite number; got {}",
-            args.lr
-        )));
-    }
-    if !(args.sigma.is_finite() && args.sigma > 0.0) {
-        return Err(CliError::Input(format!(
-            "--sigma must be a positive, finite number; got {}",
-            args.sigma
-        )));
-    }
     Ok(())
+}
+
+impl FitArgs {
+    /// The optimisation flags as the library's settings.
+    fn settings(&self) -> FitSettings {
+        FitSettings {
+            steps: self.steps,
+            lr: self.lr,
+            schedule: self.schedule.clone(),
+            weight_decay: self.weight_decay,
+            batch: self.batch,
+            clip: self.clip,
+            sigma: self.sigma,
+            log_every: self.log_every,
+        }
+    }
 }
 
 /// Bytes the results take on disk, about: the checkpoint (f32 parameters and their
@@ -379,7 +350,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     check_settings(args)?;
     let data = load(args)?;
     let arch = architecture(args, &data)?;
-    let schedule = parse_schedule(&args.schedule, args.steps)?;
+    let schedule = args.settings().schedule().map_err(spec_flags::flag_error)?;
     let m = data.train_x.rows;
     let batch = match args.batch {
         Some(b) if b > m => {

@@ -19,9 +19,11 @@ mod outputs;
 mod predict;
 mod progress;
 mod run_dir;
+#[cfg(feature = "serve")]
 mod serve;
 mod simulate;
 mod space;
+mod spec_flags;
 mod systems;
 mod train;
 
@@ -77,6 +79,7 @@ enum Command {
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
+    #[cfg(feature = "serve")]
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(serve::ServeArgs),
     /// Print the composed WGSL of a system's ODE kernel, or list every kernel family
@@ -118,6 +121,9 @@ impl CliError {
 impl From<crate::spec::SpecError> for CliError {
     fn from(e: crate::spec::SpecError) -> Self {
         match e {
+            // Keys of a config file (train, generate) as the file names them; `simulate`
+            // names its keys as flags (spec_flags).
+            crate::spec::SpecError::Field(f) => CliError::Input(f.to_string()),
             crate::spec::SpecError::Input(m) => CliError::Input(m),
             crate::spec::SpecError::Diagnostics(d) => CliError::Diagnostics(d),
         }
@@ -164,6 +170,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),
         Command::Kernel(args) => kernel::run(&args),
     };

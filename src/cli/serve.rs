@@ -98,6 +98,12 @@ impl From<ServeError> for CliError {
         match e {
             ServeError::Engine(crate::engine::EngineError::Gpu(g)) => g.into(),
             ServeError::Bind { .. } => CliError::Runtime(e.to_string()),
+            // The library names the config field; the command line names its flag.
+            ServeError::InsecureBind(addr) => CliError::Input(format!(
+                "refusing to listen on {addr} without a token: anyone who can reach it could \
+                 run work on this GPU. Give --token (or PHASEFLOW_TOKEN), or listen on a \
+                 loopback address"
+            )),
             other => CliError::Input(other.to_string()),
         }
     }

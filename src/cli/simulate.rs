@@ -6,6 +6,7 @@ use super::interrupt;
 use super::outputs::{Output, Outputs};
 use super::progress::Progress;
 use super::run_dir::{self, FreshRunGuard, ResumePoint};
+use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::{
@@ -477,7 +478,8 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let resume = args.resume.as_deref().map(ResumePoint::read).transpose()?;
     let spec = run_spec(args, resume.as_ref())?;
     let done = resume.as_ref().map(|r| r.done);
-    let problem = build_problem(&spec)?;
+    let problem = build_problem(&spec)
+        .map_err(|e| run_spec_error(e, &spec, &args.spec(), args.config.as_deref()))?;
     let times = problem.save_times()?;
     let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);

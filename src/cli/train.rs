@@ -6,8 +6,8 @@
 //! end (or at Ctrl-C, with the best network so far); the checkpoint is never lost to a
 //! picture that cannot be drawn.
 
-use super::fit::parse_schedule;
 use super::format::seconds;
+use super::spec_flags::config_error;
 use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
@@ -15,11 +15,12 @@ use crate::nn::deeponet::DeepONetData;
 use crate::nn::deeponet_data::read_data;
 use crate::nn::deeponet_scaling::Scaling;
 use crate::nn::{
-    Activation, AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
-    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, Strategy, load_deeponet,
+    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
+    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, load_deeponet,
     load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
 };
-use crate::spec::{read_toml, relative_to_config};
+use crate::spec::parse_schedule;
+use crate::spec::train::{TrainDataSpec, TrainSpec};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -76,178 +77,6 @@ pub struct DeepONetArgs {
     json: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    data: DataConfig,
-    #[serde(default)]
-    model: ModelConfig,
-    #[serde(default)]
-    train: TrainConfig,
-    out: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DataConfig {
-    train: PathBuf,
-    /// Reported at every evaluation and at the end; never used to choose the best step.
-    test: Option<PathBuf>,
-    /// Share of the training functions (samples, when unaligned) held out for validation:
-    /// the best step is chosen on it (on the training set itself when 0).
-    #[serde(default, deserialize_with = "share")]
-    validation: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct ModelConfig {
-    branch: Vec<usize>,
-    trunk: Vec<usize>,
-    latent: usize,
-    activation: Activation,
-    strategy: Strategy,
-    init: String,
-    seed: u64,
-    /// Scale inputs and outputs to zero mean and unit spread (fitted on the training data,
-    /// stored in the checkpoint).
-    normalize: bool,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            branch: vec![40],
-            trunk: vec![40],
-            latent: 40,
-            activation: Activation::Relu,
-            strategy: Strategy::SplitBoth,
-            init: "glorot".into(),
-            seed: 1,
-            normalize: false,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct TrainConfig {
-    #[serde(deserialize_with = "at_least_one")]
-    iterations: u32,
-    #[serde(deserialize_with = "positive")]
-    lr: f64,
-    schedule: String,
-    #[serde(deserialize_with = "non_negative")]
-    weight_decay: f64,
-    #[serde(deserialize_with = "batch")]
-    functions_per_batch: Option<usize>,
-    #[serde(deserialize_with = "batch")]
-    points_per_batch: Option<usize>,
-    #[serde(deserialize_with = "batch")]
-    samples_per_batch: Option<usize>,
-    #[serde(deserialize_with = "at_least_one")]
-    evaluate_every: u32,
-    /// Stop after this many evaluations without a better validation error (0: never).
-    patience: u32,
-    seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            iterations: 10_000,
-            lr: 1e-3,
-            schedule: "constant".into(),
-            weight_decay: 0.0,
-            functions_per_batch: None,
-            points_per_batch: None,
-            samples_per_batch: None,
-            evaluate_every: 1000,
-            patience: 0,
-            seed: 0,
-        }
-    }
-}
-
-// Range checks inside deserialisation, so that a bad value is reported at its place in
-// the file (line, column, caret), as a type error would be.
-
-pub(super) fn positive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "must be a positive, finite number; got {v}"
-        )))
-    }
-}
-
-fn non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "must be a finite number ≥ 0; got {v}"
-        )))
-    }
-}
-
-fn share<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if (0.0..1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "must be a share of the training functions from 0 up to (not including) 1; got {v}"
-        )))
-    }
-}
-
-pub(super) fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + PartialOrd + From<u8>,
-{
-    let v = T::deserialize(d)?;
-    if v >= T::from(1) {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom("must be at least 1"))
-    }
-}
-
-/// A positive, finite number where one is given.
-pub(super) fn positive_if_given<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<f64>, D::Error> {
-    positive(d).map(Some)
-}
-
-/// Any finite number.
-pub(super) fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "must be a finite number; got {v}"
-        )))
-    }
-}
-
-fn batch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    let v = usize::deserialize(d)?;
-    if v >= 1 {
-        Ok(Some(v))
-    } else {
-        Err(serde::de::Error::custom(
-            "a batch must hold at least 1 (leave the key out for the whole data set)",
-        ))
-    }
-}
-
 /// Every file `train deeponet` may write into its output directory (what `--overwrite`
 /// removes).
 const FILES: [&str; 6] = [
@@ -258,22 +87,6 @@ const FILES: [&str; 6] = [
     "loss.png",
     "prediction.png",
 ];
-
-fn read_config(path: &Path) -> Result<Config, CliError> {
-    let mut config: Config = read_toml(path)?;
-    relative_to_config(
-        path,
-        [
-            Some(&mut config.data.train),
-            config.data.test.as_mut(),
-            config.out.as_mut(),
-        ]
-        .into_iter()
-        .flatten(),
-        None,
-    );
-    Ok(config)
-}
 
 fn load(path: &Path) -> Result<DeepONetData, CliError> {
     read_data(path).map_err(|e| CliError::Input(e.to_string()))
@@ -433,7 +246,7 @@ fn read_resumed(
 
 /// Where the results go: a resumed run's own directory (given with -o only if it is the
 /// same one), else -o, else the config's `out`.
-fn output_path(args: &DeepONetArgs, config: &Config) -> Result<PathBuf, CliError> {
+fn output_path(args: &DeepONetArgs, config: &TrainSpec) -> Result<PathBuf, CliError> {
     if let Some(dir) = &args.resume {
         if let Some(o) = &args.out {
             let same = |p: &Path| std::fs::canonicalize(p).ok();
@@ -473,7 +286,7 @@ struct Sets {
 }
 
 impl Sets {
-    fn read(data: &DataConfig) -> Result<Sets, CliError> {
+    fn read(data: &TrainDataSpec) -> Result<Sets, CliError> {
         let all = load(&data.train)?;
         let test = data.test.as_deref().map(load).transpose()?;
         if test.is_none() && data.validation == 0.0 {
@@ -521,7 +334,7 @@ impl Sets {
 
 pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let TrainModel::Deeponet(args) = &args.model;
-    let mut config = read_config(&args.config)?;
+    let mut config = TrainSpec::from_file(&args.config)?;
     if let Some(n) = args.iterations {
         config.train.iterations = n;
     }
@@ -573,7 +386,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             )));
         }
     };
-    let schedule = parse_schedule(&t.schedule, t.iterations)?;
+    let schedule = parse_schedule(&t.schedule, t.iterations, "train.schedule")
+        .map_err(|e| config_error(e.into(), &args.config))?;
     let train_config = DeepONetTrainConfig {
         optimizer: Optimizer {
             lr: t.lr,

@@ -118,13 +118,28 @@ impl Image {
             n => return Err(format!("images have 1 or 3 channels, not {n}")),
         };
         let bytes: Vec<u8> = self.data.iter().map(|&v| byte(v)).collect();
-        super::plot::encode_png(self.width as u32, self.height as u32, &bytes, color)
+        encode_png(self.width as u32, self.height as u32, &bytes, color)
     }
 
     /// Peak signal-to-noise ratio against `reference` in dB (see `psnr`).
     pub fn psnr(&self, reference: &Image) -> f64 {
         psnr(&self.data, &reference.data)
     }
+}
+
+/// PNG bytes of an 8-bit image stored row by row from the top.
+pub fn encode_png(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    color: image::ColorType,
+) -> Result<Vec<u8>, String> {
+    use image::ImageEncoder;
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(pixels, width, height, color)
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Peak signal-to-noise ratio of `values` against `reference` in dB, peak 1, values

@@ -7,6 +7,7 @@ pub mod npy_stream;
 pub mod npz;
 pub mod output;
 pub mod pickle;
+#[cfg(feature = "plot")]
 pub mod plot;
 
 pub use image::{Image, ImageError};
@@ -18,4 +19,5 @@ pub use npz::{
     MAX_NPZ_BYTES, NpzError, NpzValue, npz_bytes, read_npz, read_npz_limited, write_npz,
 };
 pub use output::{OutputDir, OutputError};
+#[cfg(feature = "plot")]
 pub use plot::{Chart, PlotError, Scale, Series};

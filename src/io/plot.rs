@@ -1,6 +1,7 @@
 //! Line charts as PNG bytes (loss curves, fitted functions, scaling curves), drawn by
 //! plotters into memory so the caller decides where and when the file appears.
 
+use super::image::encode_png;
 use plotters::coord::combinators::IntoLogRange;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -231,21 +232,6 @@ fn tick(v: f64) -> String {
     } else {
         s
     }
-}
-
-/// PNG bytes of an 8-bit image stored row by row from the top.
-pub fn encode_png(
-    width: u32,
-    height: u32,
-    pixels: &[u8],
-    color: image::ColorType,
-) -> Result<Vec<u8>, String> {
-    use image::ImageEncoder;
-    let mut bytes = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(pixels, width, height, color)
-        .map_err(|e| e.to_string())?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use super::fixed::tableau::{EULER, HEUN, RK4, Tableau};
 use serde::{Deserialize, Serialize};
 
 /// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// Forward Euler, order 1 (fixed step).

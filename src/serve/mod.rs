@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 pub enum ServeError {
     #[error(
         "refusing to listen on {0} without a token: anyone who can reach it could run work on \
-         this GPU. Give --token (or PHASEFLOW_TOKEN), or listen on a loopback address"
+         this GPU. Give a token (ServeConfig::token), or listen on a loopback address"
     )]
     InsecureBind(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]

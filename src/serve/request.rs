@@ -44,11 +44,12 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
         .field("u0.file"));
     }
     let system = system(map.remove("system"))?;
-    let request = body.clone();
     let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
     problem_for_system(system, &spec).map_err(|e| match e {
+        // The spec names its keys as JSON paths already (`rtol`, `sweep.rho`).
+        SpecError::Field(f) => ApiError::invalid(f.to_string()).field(&f.field),
         SpecError::Input(m) => {
-            let field = field_of_message(&m, &request);
+            let field = field_of_message(&m).map(str::to_string);
             let err = ApiError::invalid(m);
             match field {
                 Some(f) => err.field(&f),
@@ -82,25 +83,12 @@ fn spec_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-/// The run spec's keys (and `u0`'s kinds as their flags spell them), which a message's
-/// flag may name.
+/// The run spec's keys that a problem's own checks may open a message with (`dt must be
+/// positive`, `atol must be ...`).
 const SPEC_KEYS: &[&str] = &[
-    "system",
-    "n",
-    "solver",
     "tspan",
     "dt",
-    "fixed_step",
     "save_every",
-    "seed",
-    "set",
-    "param",
-    "sweep",
-    "u0",
-    "u0_uniform",
-    "u0_grid",
-    "u0_perturb",
-    "precision",
     "rtol",
     "atol",
     "dtmin",
@@ -112,49 +100,10 @@ const SPEC_KEYS: &[&str] = &[
     "saveat",
 ];
 
-/// The field a run-spec message names through its command-line flag: `--sweep rho: ...`
-/// is `sweep.rho`, `--dt must be ...` is `dt`. `None` where no flag leads the message.
-fn field_of_message(message: &str, request: &Value) -> Option<String> {
-    // `saveat '0:1' must be t0:dt:t1`: the first word is the key.
-    if let Some(first) = message.split(' ').next()
-        && SPEC_KEYS.contains(&first)
-    {
-        return Some(first.to_string());
-    }
-    let at = message.find("--")?;
-    // A flag quoted from the user's own text is not the message's subject.
-    if message[..at].contains(['\'', '"']) {
-        return None;
-    }
-    let mut words = message[at + 2..].split(|c: char| c.is_whitespace() || c == ':' || c == ',');
-    let flag = words.next()?.replace('-', "_");
-    if !SPEC_KEYS.contains(&flag.as_str()) {
-        return None;
-    }
-    match flag.as_str() {
-        // `--sweep rho ...` or `--sweep: 'rhoo' is not ...`: the key names the entry.
-        "set" | "param" | "sweep" => {
-            let name = words
-                .find(|w| !w.is_empty())
-                .map(|w| w.trim_matches('\''))
-                .filter(|w| request[flag.as_str()].get(w).is_some());
-            Some(match name {
-                Some(n) => format!("{flag}.{n}"),
-                None => flag,
-            })
-        }
-        // `--u0-uniform x` is the key `x` of `uniform` inside `u0`.
-        f => Some(match f.strip_prefix("u0_") {
-            Some(kind) => {
-                let entries = &request["u0"][kind];
-                match words.find(|w| !w.is_empty()).map(|w| w.trim_matches('\'')) {
-                    Some(name) if entries.get(name).is_some() => format!("u0.{kind}.{name}"),
-                    _ => format!("u0.{kind}"),
-                }
-            }
-            None => flag,
-        }),
-    }
+/// The key a problem-check message opens with, if any.
+fn field_of_message(message: &str) -> Option<&str> {
+    let first = message.split(' ').next()?;
+    SPEC_KEYS.iter().copied().find(|k| *k == first)
 }
 
 fn system(value: Option<Value>) -> Result<System, ApiError> {

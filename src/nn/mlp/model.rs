@@ -36,7 +36,8 @@ pub enum ModelError {
 pub const MAX_PARAMETERS: u128 = 1 << 28;
 
 /// Element-wise nonlinearity after a linear layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     None,

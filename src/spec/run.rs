@@ -1,10 +1,10 @@
-//! A simulation request as the user states it (a config file, flags, or a JSON body sent to
+//! A run (simulation) request as the user states it (a config file, flags, or a JSON body sent to
 //! `phaseflow serve`), and its translation into a checked `Problem`. Every way of getting it
 //! wrong ends here as one sentence naming the key, never later in the middle of a run.
 
+use super::{FieldError, SpecError, read_toml, relative_to_config};
 use crate::io::read_matrix;
-use crate::model::diagnostic::Diagnostics;
-use crate::model::diagnostic::{Diagnostic, Source, did_you_mean};
+use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
@@ -13,18 +13,10 @@ use crate::ode::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What is wrong with a spec: one sentence, or diagnostics pointing into a file.
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Diagnostics(Diagnostics),
-}
-
 /// Optional outputs of a run written to a directory; times.npy, status.npy and run.json are
 /// always written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Output {
     /// states.npy: every saved state [n_save, N, dim]
@@ -97,19 +89,6 @@ pub struct U0Spec {
     pub perturb: Option<OrderedMap>,
     /// An .npy of shape [N, dim].
     pub file: Option<PathBuf>,
-}
-
-/// A TOML config file as `T`; a problem points into the file (line, column, caret).
-pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SpecError::Input(format!("cannot read config '{}': {e}", path.display())))?;
-    let source = Source::new(path.display().to_string(), text);
-    toml::from_str(&source.text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        SpecError::Diagnostics(
-            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
-        )
-    })
 }
 
 impl RunSpec {
@@ -224,54 +203,37 @@ pub fn load_system(name: &str) -> Result<System, SpecError> {
         Some(m) => format!("did you mean '{m}'?"),
         None => format!("built-in systems: {}", names.join(", ")),
     };
-    Err(SpecError::Input(format!(
-        "unknown system '{name}' (not a built-in and no such file); {hint}"
-    )))
+    Err(FieldError::at("system")
+        .text(format!(
+            "unknown system '{name}' (not a built-in and no such file); {hint}"
+        ))
+        .into())
 }
 
-fn number(v: &toml::Value, what: &str) -> Result<f64, SpecError> {
+/// The number at key `field`.
+fn number(v: &toml::Value, field: &str) -> Result<f64, SpecError> {
     match v {
         toml::Value::Float(f) => Ok(*f),
         toml::Value::Integer(i) => Ok(*i as f64),
-        other => Err(SpecError::Input(format!(
-            "{what} must be a number, not {other}"
-        ))),
+        other => Err(FieldError::new(field, format!("must be a number, not {other}")).into()),
     }
 }
 
-fn numbers(v: &toml::Value, what: &str) -> Result<Vec<f64>, SpecError> {
+fn numbers(v: &toml::Value, field: &str) -> Result<Vec<f64>, SpecError> {
     match v {
-        toml::Value::Array(a) => a.iter().map(|x| number(x, what)).collect(),
-        other => Ok(vec![number(other, what)?]),
+        toml::Value::Array(a) => a.iter().map(|x| number(x, field)).collect(),
+        other => Ok(vec![number(other, field)?]),
     }
 }
 
-/// Relative paths in a config are relative to the config file: `paths`, and `system` when
-/// it names a system file (`*.toml`) rather than a built-in.
-pub fn relative_to_config<'a>(
-    config: &Path,
-    paths: impl IntoIterator<Item = &'a mut PathBuf>,
-    system: Option<&mut String>,
-) {
-    let base = config.parent().unwrap_or(Path::new("."));
-    for p in paths {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
-    if let Some(sys) = system
-        && sys.ends_with(".toml")
-        && Path::new(sys).is_relative()
-    {
-        *sys = base.join(&*sys).display().to_string();
-    }
-}
-
+/// The index of `name` among a system's `names` (its states, parameters or inputs, as
+/// `kind` says), for an entry of the table at key `field`; an unknown name is an error at
+/// `field.name` with the names there are.
 pub fn lookup(
     names: &[String],
     name: &str,
     kind: &str,
-    flag: &str,
+    field: &str,
     system: &str,
 ) -> Result<usize, SpecError> {
     names.iter().position(|n| n == name).ok_or_else(|| {
@@ -284,41 +246,45 @@ pub fn lookup(
         } else {
             "a"
         };
-        SpecError::Input(format!(
-            "{flag}: '{name}' is not {article} {kind} of {system}; {hint}its {kind}s are: {}",
-            if names.is_empty() {
-                "(none)".to_string()
-            } else {
-                names.join(", ")
-            }
-        ))
+        let known = if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        };
+        FieldError::at(format!("{field}.{name}"))
+            .key(field)
+            .text(format!(
+                ": '{name}' is not {article} {kind} of {system}; {hint}its {kind}s are: {known}"
+            ))
+            .into()
     })
 }
 
 /// `[lo, hi]` or `[lo, hi, count]` for axis `name`.
-fn axis(index: usize, values: &[f64], what: &str, need_count: bool) -> Result<Axis, SpecError> {
+fn axis(index: usize, values: &[f64], field: &str, need_count: bool) -> Result<Axis, SpecError> {
     let count = |c: f64| -> Result<usize, SpecError> {
         if c >= 1.0 && c.fract() == 0.0 {
             Ok(c as usize)
         } else {
-            Err(SpecError::Input(format!(
-                "{what}: the point count must be a whole number ≥ 1, not {c}"
-            )))
+            Err(FieldError::at(field)
+                .key(field)
+                .text(format!(
+                    ": the point count must be a whole number ≥ 1, not {c}"
+                ))
+                .into())
         }
     };
     match values {
         [lo, hi] if !need_count => Ok(Axis::linear(index, *lo, *hi)),
         [lo, hi, c] => Ok(Axis::grid(index, *lo, *hi, count(*c)?)),
-        _ if need_count => Err(SpecError::Input(format!("{what} must be lo:hi:count"))),
-        _ => Err(SpecError::Input(format!(
-            "{what} must be lo:hi or lo:hi:count"
-        ))),
+        _ if need_count => Err(FieldError::new(field, "must be lo:hi:count").into()),
+        _ => Err(FieldError::new(field, "must be lo:hi or lo:hi:count").into()),
     }
 }
 
-fn table(path: &Path, what: &str) -> Result<Table, SpecError> {
+fn table(path: &Path, field: &str) -> Result<Table, SpecError> {
     let (data, rows, cols) =
-        read_matrix(path).map_err(|e| SpecError::Input(format!("{what}: {e}")))?;
+        read_matrix(path).map_err(|e| FieldError::at(field).key(field).text(format!(": {e}")))?;
     Ok(Table {
         data,
         rows,
@@ -330,23 +296,23 @@ fn table(path: &Path, what: &str) -> Result<Table, SpecError> {
 /// A tolerance given as a number, a per-state list or a table of state names.
 fn tolerance(
     v: &toml::Value,
-    what: &str,
+    field: &str,
     states: &[String],
     system: &str,
     default: f64,
 ) -> Result<Tolerance, SpecError> {
     match v {
-        toml::Value::Array(_) => Ok(Tolerance::PerState(numbers(v, what)?)),
+        toml::Value::Array(_) => Ok(Tolerance::PerState(numbers(v, field)?)),
         toml::Value::Table(map) => {
-            let all = map.get("*").map(|x| number(x, what)).transpose()?;
+            let all = map.get("*").map(|x| number(x, field)).transpose()?;
             let mut values = vec![all.unwrap_or(default); states.len()];
             for (name, x) in map.iter().filter(|(k, _)| *k != "*") {
-                let i = lookup(states, name, "state", what, system)?;
-                values[i] = number(x, &format!("{what} {name}"))?;
+                let i = lookup(states, name, "state", field, system)?;
+                values[i] = number(x, &format!("{field}.{name}"))?;
             }
             Ok(Tolerance::PerState(values))
         }
-        other => Ok(Tolerance::All(number(other, what)?)),
+        other => Ok(Tolerance::All(number(other, field)?)),
     }
 }
 
@@ -358,10 +324,14 @@ pub const MAX_SAVE_TIMES: usize = 1 << 24;
 /// `MAX_SAVE_TIMES` and when the grid runs backwards.
 fn save_grid_size(text: &str, lo: f64, step: f64, hi: f64) -> Result<(), SpecError> {
     if hi < lo {
-        return Err(SpecError::Input(format!(
-            "saveat '{text}' runs backwards: its end {hi} is before its start {lo}; write \
-             t0:dt:t1 with t0 ≤ t1"
-        )));
+        return Err(FieldError::new(
+            "saveat",
+            format!(
+                "'{text}' runs backwards: its end {hi} is before its start {lo}; write \
+                 t0:dt:t1 with t0 ≤ t1"
+            ),
+        )
+        .into());
     }
     if step.is_nan() || step <= 0.0 {
         return Ok(()); // SaveAt::grid says what is wrong with the step
@@ -370,13 +340,24 @@ fn save_grid_size(text: &str, lo: f64, step: f64, hi: f64) -> Result<(), SpecErr
     let steps = (hi - lo) / step;
     let count = (steps + 1e-9 * steps.max(1.0)).floor() + 1.0;
     if count > MAX_SAVE_TIMES as f64 {
-        return Err(SpecError::Input(format!(
-            "saveat '{text}' asks for {count:.0} save times ({:.1} GB for the times alone); at \
-             most {MAX_SAVE_TIMES} are allowed: use a larger step or a shorter range",
-            count * 8.0 / 1e9
-        )));
+        return Err(FieldError::new(
+            "saveat",
+            format!(
+                "'{text}' asks for {count:.0} save times ({:.1} GB for the times alone); at \
+                 most {MAX_SAVE_TIMES} are allowed: use a larger step or a shorter range",
+                count * 8.0 / 1e9
+            ),
+        )
+        .into());
     }
     Ok(())
+}
+
+fn bad_grid(text: &str) -> FieldError {
+    FieldError::new(
+        "saveat",
+        format!("'{text}' must be t0:dt:t1, e.g. 0:0.01:10"),
+    )
 }
 
 /// Save times: "t0:dt:t1" or a list of numbers.
@@ -387,26 +368,27 @@ fn save_times(v: &toml::Value) -> Result<SaveAt, SpecError> {
                 .split(':')
                 .map(|p| p.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
                 .collect::<Option<Vec<f64>>>()
-                .ok_or_else(|| {
-                    SpecError::Input(format!("saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"))
-                })?;
+                .ok_or_else(|| bad_grid(text))?;
             match parts[..] {
                 [lo, step, hi] => {
                     save_grid_size(text, lo, step, hi)?;
-                    SaveAt::grid(lo, step, hi).map_err(|e| SpecError::Input(e.to_string()))
+                    SaveAt::grid(lo, step, hi)
+                        .map_err(|e| FieldError::at("saveat").text(e.to_string()).into())
                 }
-                _ => Err(SpecError::Input(format!(
-                    "saveat '{text}' must be t0:dt:t1, e.g. 0:0.01:10"
-                ))),
+                _ => Err(bad_grid(text).into()),
             }
         }
         other => {
             let times = numbers(other, "saveat")?;
             if times.len() > MAX_SAVE_TIMES {
-                return Err(SpecError::Input(format!(
-                    "saveat lists {} save times; at most {MAX_SAVE_TIMES} are allowed",
-                    times.len()
-                )));
+                return Err(FieldError::new(
+                    "saveat",
+                    format!(
+                        "lists {} save times; at most {MAX_SAVE_TIMES} are allowed",
+                        times.len()
+                    ),
+                )
+                .into());
             }
             Ok(SaveAt::Times(times))
         }
@@ -423,19 +405,22 @@ fn adaptive_problem(
     let sname = system.name().to_string();
     let states: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
     if spec.save_every.is_some() {
-        return Err(SpecError::Input(
-            "--save-every counts fixed steps; adaptive solvers save at times: use --saveat t0:dt:t1"
-                .into(),
-        ));
+        return Err(FieldError::new(
+            "save_every",
+            "counts fixed steps; adaptive solvers save at times: use ",
+        )
+        .key("saveat")
+        .text(" t0:dt:t1")
+        .into());
     }
     let defaults = Control::default();
-    let tol = |v: &Option<toml::Value>, what: &str, default: &Tolerance| match v {
-        Some(v) => tolerance(v, what, &states, &sname, 1e-6),
+    let tol = |v: &Option<toml::Value>, field: &str, default: &Tolerance| match v {
+        Some(v) => tolerance(v, field, &states, &sname, 1e-6),
         None => Ok(default.clone()),
     };
     let control = Control {
-        rtol: tol(&spec.rtol, "--rtol", &defaults.rtol)?,
-        atol: tol(&spec.atol, "--atol", &defaults.atol)?,
+        rtol: tol(&spec.rtol, "rtol", &defaults.rtol)?,
+        atol: tol(&spec.atol, "atol", &defaults.atol)?,
         dt_initial: spec.dt,
         dt_min: spec.dtmin.unwrap_or(defaults.dt_min),
         dt_max: spec.dtmax,
@@ -447,10 +432,14 @@ fn adaptive_problem(
     if let Some(max) = control.dt_max
         && control.dt_min > max
     {
-        return Err(SpecError::Input(format!(
-            "--dtmin {} is above --dtmax {max}: no step could satisfy both; make dtmin ≤ dtmax",
-            control.dt_min
-        )));
+        return Err(
+            FieldError::new("dtmin", format!("{} is above ", control.dt_min))
+                .key("dtmax")
+                .text(format!(
+                    " {max}: no step could satisfy both; make dtmin ≤ dtmax"
+                ))
+                .into(),
+        );
     }
     let saveat = match &spec.saveat {
         Some(v) => save_times(v)?,
@@ -476,9 +465,8 @@ fn adaptive_problem(
 /// input tables are checked once, by `Problem::check`, before any work starts.
 pub fn build_problem(spec: &RunSpec) -> Result<Problem, SpecError> {
     let system_name = spec.system.as_deref().ok_or_else(|| {
-        SpecError::Input(
-            "no system given; name a built-in (see `phaseflow systems`) or a system file".into(),
-        )
+        FieldError::at("system")
+            .text("no system given; name a built-in (see `phaseflow systems`) or a system file")
     })?;
     problem_for_system(load_system(system_name)?, spec)
 }
@@ -509,51 +497,61 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
         (Some([a, b]), _) => (a, b),
         (None, Some(span)) => span,
         (None, None) => {
-            return Err(SpecError::Input(format!(
-                "{sname} suggests no time span; give --tspan t0:t1"
-            )));
+            return Err(FieldError::at("tspan")
+                .text(format!("{sname} suggests no time span; give "))
+                .key("tspan")
+                .into());
         }
     };
 
     let mut ensemble = Ensemble::new(&system, spec.n.unwrap_or(0));
     for (name, v) in &spec.set {
-        let i = lookup(&state_names, name, "state", "--set", &sname)?;
-        ensemble.base_state[i] = number(v, &format!("--set {name}"))?;
+        let i = lookup(&state_names, name, "state", "set", &sname)?;
+        ensemble.base_state[i] = number(v, &format!("set.{name}"))?;
     }
     for (name, v) in &spec.param {
-        let i = lookup(&param_names, name, "parameter", "--param", &sname)?;
-        ensemble.base_params[i] = number(v, &format!("--param {name}"))?;
+        let i = lookup(&param_names, name, "parameter", "param", &sname)?;
+        ensemble.base_params[i] = number(v, &format!("param.{name}"))?;
     }
 
     if !spec.sweep.is_empty() && spec.params_file.is_some() {
-        return Err(SpecError::Input(
-            "give either --sweep or --params, not both".into(),
-        ));
+        return Err(FieldError::at("sweep")
+            .text("give either ")
+            .key("sweep")
+            .text(" or ")
+            .key("params_file")
+            .text(", not both")
+            .into());
     }
     if !spec.sweep.is_empty() {
         let mut axes = Vec::new();
         for (name, v) in &spec.sweep {
-            let i = lookup(&param_names, name, "parameter", "--sweep", &sname)?;
+            let i = lookup(&param_names, name, "parameter", "sweep", &sname)?;
             // A fixed value for a swept parameter would be silently replaced by the sweep.
             if spec.param.contains_key(name) {
-                return Err(SpecError::Input(format!(
-                    "--sweep {name} and --param {name} both set parameter '{name}'; give one"
-                )));
+                return Err(FieldError::at(format!("sweep.{name}"))
+                    .key(format!("sweep.{name}"))
+                    .text(" and ")
+                    .key(format!("param.{name}"))
+                    .text(format!(" both set parameter '{name}'; give one"))
+                    .into());
             }
-            let what = format!("--sweep {name}");
-            axes.push(axis(i, &numbers(v, &what)?, &what, spec.sweep.len() > 1)?);
+            let field = format!("sweep.{name}");
+            axes.push(axis(i, &numbers(v, &field)?, &field, spec.sweep.len() > 1)?);
         }
         ensemble.params = Parameters::Sweep(axes);
     }
     if let Some(path) = &spec.params_file {
-        ensemble.params = Parameters::Table(table(path, "--params")?);
+        ensemble.params = Parameters::Table(table(path, "params_file")?);
     }
     match (&spec.inputs_file, system.inputs.is_empty()) {
-        (Some(path), false) => ensemble.inputs = Inputs::Table(table(path, "--inputs")?),
+        (Some(path), false) => ensemble.inputs = Inputs::Table(table(path, "inputs_file")?),
         (Some(_), true) => {
-            return Err(SpecError::Input(format!(
-                "--inputs was given, but {sname} has no inputs"
-            )));
+            return Err(FieldError::new(
+                "inputs_file",
+                format!("was given, but {sname} has no inputs"),
+            )
+            .into());
         }
         (None, _) => {}
     }
@@ -566,18 +564,25 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
             u0.file.is_some(),
         ];
         if given.iter().filter(|&&g| g).count() > 1 {
-            return Err(SpecError::Input(
-                "give one way of varying initial states: --u0-uniform, --u0-grid, --u0-perturb or --u0".into(),
-            ));
+            return Err(FieldError::at("u0")
+                .text("give one way of varying initial states: ")
+                .key("u0.uniform")
+                .text(", ")
+                .key("u0.grid")
+                .text(", ")
+                .key("u0.perturb")
+                .text(" or ")
+                .key("u0.file")
+                .into());
         }
         if let Some(map) = &u0.uniform {
             let mut ranges = Vec::new();
             for (name, v) in map {
-                let i = lookup(&state_names, name, "state", "--u0-uniform", &sname)?;
-                let what = format!("--u0-uniform {name}");
-                match numbers(v, &what)?[..] {
+                let i = lookup(&state_names, name, "state", "u0.uniform", &sname)?;
+                let field = format!("u0.uniform.{name}");
+                match numbers(v, &field)?[..] {
                     [lo, hi] => ranges.push((i, lo, hi)),
-                    _ => return Err(SpecError::Input(format!("{what} must be lo:hi"))),
+                    _ => return Err(FieldError::new(field, "must be lo:hi").into()),
                 }
             }
             ensemble.initial = InitialStates::Uniform {
@@ -587,78 +592,88 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
         } else if let Some(map) = &u0.grid {
             let mut axes = Vec::new();
             for (name, v) in map {
-                let i = lookup(&state_names, name, "state", "--u0-grid", &sname)?;
-                let what = format!("--u0-grid {name}");
-                axes.push(axis(i, &numbers(v, &what)?, &what, map.len() > 1)?);
+                let i = lookup(&state_names, name, "state", "u0.grid", &sname)?;
+                let field = format!("u0.grid.{name}");
+                axes.push(axis(i, &numbers(v, &field)?, &field, map.len() > 1)?);
             }
             ensemble.initial = InitialStates::Grid(axes);
         } else if let Some(map) = &u0.perturb {
             let (name, v) = map
                 .iter()
                 .next()
-                .ok_or_else(|| SpecError::Input("--u0-perturb needs name=step".into()))?;
+                .ok_or_else(|| FieldError::new("u0.perturb", "needs name=step"))?;
             if map.len() > 1 {
-                return Err(SpecError::Input("--u0-perturb takes one state".into()));
+                return Err(FieldError::new("u0.perturb", "takes one state").into());
             }
-            let state = lookup(&state_names, name, "state", "--u0-perturb", &sname)?;
+            let state = lookup(&state_names, name, "state", "u0.perturb", &sname)?;
             ensemble.initial = InitialStates::Perturb {
                 state,
-                step: number(v, &format!("--u0-perturb {name}"))?,
+                step: number(v, &format!("u0.perturb.{name}"))?,
             };
         } else if let Some(path) = &u0.file {
-            ensemble.initial = InitialStates::Table(table(path, "--u0")?);
+            ensemble.initial = InitialStates::Table(table(path, "u0.file")?);
         }
     }
 
     // N may be implied by a grid or a table; if given too, it must agree.
     match (spec.n, ensemble.implied_size()) {
         (Some(n), Some(m)) if n != m => {
-            return Err(SpecError::Input(format!(
-                "-n {n} disagrees with the {m} trajectories the grid or input file implies"
-            )));
+            return Err(FieldError::new(
+                "n",
+                format!("{n} disagrees with the {m} trajectories the grid or input file implies"),
+            )
+            .into());
         }
         (None, Some(m)) => ensemble.n = m,
         (None, None) => {
-            return Err(SpecError::Input(
-                "give the number of trajectories with -n".into(),
-            ));
+            return Err(FieldError::at("n")
+                .text("give the number of trajectories with ")
+                .key("n")
+                .into());
         }
         _ => {}
     }
     if ensemble.n == 0 {
-        return Err(SpecError::Input(
-            "the number of trajectories must be at least 1 (-n 0 given)".into(),
-        ));
+        return Err(FieldError::at("n")
+            .text("the number of trajectories must be at least 1 (")
+            .key("n")
+            .text(" 0 given)")
+            .into());
     }
     let solver = spec.solver.unwrap_or_default();
     if solver.is_adaptive() && spec.fixed_step != Some(true) {
         return adaptive_problem(spec, system, (t0, t1), ensemble).map(Problem::Adaptive);
     }
     let adaptive_only = [
-        ("--rtol", spec.rtol.is_some()),
-        ("--atol", spec.atol.is_some()),
-        ("--saveat", spec.saveat.is_some()),
-        ("--dtmin", spec.dtmin.is_some()),
-        ("--dtmax", spec.dtmax.is_some()),
-        ("--max-steps", spec.max_steps.is_some()),
-        ("--safety", spec.safety.is_some()),
-        ("--max-growth", spec.max_growth.is_some()),
-        ("--max-shrink", spec.max_shrink.is_some()),
+        ("rtol", spec.rtol.is_some()),
+        ("atol", spec.atol.is_some()),
+        ("saveat", spec.saveat.is_some()),
+        ("dtmin", spec.dtmin.is_some()),
+        ("dtmax", spec.dtmax.is_some()),
+        ("max_steps", spec.max_steps.is_some()),
+        ("safety", spec.safety.is_some()),
+        ("max_growth", spec.max_growth.is_some()),
+        ("max_shrink", spec.max_shrink.is_some()),
     ];
-    if let Some((flag, _)) = adaptive_only.iter().find(|(_, given)| *given) {
-        return Err(SpecError::Input(format!(
-            "{flag} applies to adaptive solvers (bs3, dp5, tsit5, dop853) without --fixed-step; {} takes fixed steps of --dt",
-            solver.name()
-        )));
+    if let Some((key, _)) = adaptive_only.iter().find(|(_, given)| *given) {
+        return Err(FieldError::new(
+            *key,
+            "applies to adaptive solvers (bs3, dp5, tsit5, dop853) without ",
+        )
+        .key("fixed_step")
+        .text(format!("; {} takes fixed steps of ", solver.name()))
+        .key("dt")
+        .into());
     }
-    let dt = spec
-        .dt
-        .or(system.meta.dt)
-        .ok_or_else(|| SpecError::Input(format!("{sname} suggests no step; give --dt")))?;
+    let dt = spec.dt.or(system.meta.dt).ok_or_else(|| {
+        FieldError::at("dt")
+            .text(format!("{sname} suggests no step; give "))
+            .key("dt")
+    })?;
     let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| SpecError::Input(e.to_string()))?;
     let save = match spec.save_every {
         None => Save::Final,
-        Some(0) => return Err(SpecError::Input("--save-every must be at least 1".into())),
+        Some(0) => return Err(FieldError::new("save_every", "must be at least 1").into()),
         Some(k) => Save::Every(k),
     };
     Ok(Problem::Fixed(FixedStepProblem {
@@ -736,11 +751,11 @@ mod tests {
             ),
             (
                 "system = 'lorenz'\nn = 5\nrtol = 1e-8",
-                "--rtol applies to adaptive solvers",
+                "rtol applies to adaptive solvers",
             ),
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsave_every = 3",
-                "use --saveat",
+                "use saveat",
             ),
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsaveat = '0:0.1:99'",
@@ -760,7 +775,7 @@ mod tests {
             ),
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\ndtmin = 0.1\ndtmax = 0.01",
-                "--dtmin 0.1 is above --dtmax 0.01",
+                "dtmin 0.1 is above dtmax 0.01",
             ),
         ];
         for (text, expected) in cases {

@@ -1,0 +1,40 @@
+//! Specs read from TOML config files: problems point into the file, and relative paths are
+//! relative to it.
+
+use super::SpecError;
+use crate::model::diagnostic::{Diagnostic, Source};
+use std::path::{Path, PathBuf};
+
+/// A TOML config file as `T`; a problem points into the file (line, column, caret).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::Input(format!("cannot read config '{}': {e}", path.display())))?;
+    let source = Source::new(path.display().to_string(), text);
+    toml::from_str(&source.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        SpecError::Diagnostics(
+            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
+        )
+    })
+}
+
+/// Relative paths in a config are relative to the config file: `paths`, and `system` when
+/// it names a system file (`*.toml`) rather than a built-in.
+pub fn relative_to_config<'a>(
+    config: &Path,
+    paths: impl IntoIterator<Item = &'a mut PathBuf>,
+    system: Option<&mut String>,
+) {
+    let base = config.parent().unwrap_or(Path::new("."));
+    for p in paths {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    if let Some(sys) = system
+        && sys.ends_with(".toml")
+        && Path::new(sys).is_relative()
+    {
+        *sys = base.join(&*sys).display().to_string();
+    }
+}
