@@ -4,7 +4,7 @@
 //! bounded; pass `quick` for a short run.
 
 use phaseflow::engine::{EngineConfig, Shutdown};
-use phaseflow::nn::deeponet_data::antiderivative_arch;
+use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetParams, Init, save_deeponet_bytes};
 use phaseflow::serve::{Limits, ServeConfig, Server};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 mod common;
 use common::{gpu, system};
 use phaseflow::model::System;
-use phaseflow::ode::adaptive_cpu::{self, Setup};
+use phaseflow::ode::adaptive::cpu::{self as adaptive_cpu, Setup};
 use phaseflow::ode::{
     self, AdaptiveProblem, Control, Ensemble, InitialStates, Parameters, Precision, RunOptions,
     Save, SaveAt, SavePlan, Solution, Solver, Status, Table, TimeGrid, Tolerance,
@@ -282,7 +282,8 @@ fn lorenz_f64_matches_an_independent_reference(solver: Solver) {
     assert_eq!(reference.status, Status::Success);
     let grid = TimeGrid::from_span(0.0, 5.0, 2e-5).unwrap();
     let plan = SavePlan::new(Save::Final, grid.n_steps).unwrap();
-    let (rk4, _) = ode::cpu::integrate(&s, Solver::Rk4.tableau().unwrap(), &u0, &p, &grid, &plan);
+    let (rk4, _) =
+        ode::fixed::cpu::integrate(&s, Solver::Rk4.tableau().unwrap(), &u0, &p, &grid, &plan);
     let rel = |a: &[f64], b: &[f64]| {
         let scale = b.iter().map(|v| v.abs()).fold(0.0, f64::max);
         a.iter()

@@ -515,9 +515,9 @@ fn bench_sweep_writes_csv_and_plots() {
 
 /// An antiderivative data set written by the library in our .npz layout.
 fn deeponet_data(dir: &Path, name: &str, functions: usize, seed: u64) -> PathBuf {
-    let data = phaseflow::nn::deeponet_data::antiderivative(20, 0.5, functions, seed).unwrap();
+    let data = phaseflow::nn::deeponet::data::antiderivative(20, 0.5, functions, seed).unwrap();
     let path = dir.join(name);
-    phaseflow::nn::deeponet_data::write_aligned(&path, &data).unwrap();
+    phaseflow::nn::deeponet::data::write_aligned(&path, &data).unwrap();
     path
 }
 
@@ -695,7 +695,7 @@ fn generate_train_predict_two_inputs() {
     let data = dir.join("data");
     let members = phaseflow::io::read_npz(&data.join("train.npz")).unwrap();
     assert_eq!(members.len(), 3);
-    let test = phaseflow::nn::deeponet_data::read_aligned(&data.join("test.npz")).unwrap();
+    let test = phaseflow::nn::deeponet::data::read_aligned(&data.join("test.npz")).unwrap();
     assert_eq!(
         (test.functions(), test.points(), test.outputs, test.u.cols),
         (16, 11, 2, 100)
@@ -786,7 +786,7 @@ fn fit_summary(dir: &Path) -> serde_json::Value {
 #[test]
 fn fit_expression_writes_checkpoint_curve_and_pictures() {
     use phaseflow::io::Image;
-    use phaseflow::nn::{Matrix, cpu, load};
+    use phaseflow::nn::{Matrix, load, mlp::cpu};
     let out = temp_dir("fit-expr");
     let o = phaseflow(&[
         "fit",
@@ -1067,7 +1067,7 @@ fn generate_unaligned_train_predict() {
         names,
         ["sample_functions", "sample_points", "sample_values"]
     );
-    let test = phaseflow::nn::deeponet_data::read_aligned(&data.join("test.npz")).unwrap();
+    let test = phaseflow::nn::deeponet::data::read_aligned(&data.join("test.npz")).unwrap();
     assert_eq!((test.functions(), test.points()), (20, 20));
 
     let train = dir.join("train.toml");

@@ -9,7 +9,7 @@ use phaseflow::nn::deeponet::generate::{GenerateError, OperatorDataSpec, SignalS
 use phaseflow::nn::deeponet::grf::Grf;
 use phaseflow::nn::deeponet::scaling::{Affine, Scaling};
 use phaseflow::nn::{DeepONetNet, DeepONetParams, Init};
-use phaseflow::ode::{Precision, SavePlan, Solver, cpu};
+use phaseflow::ode::{Precision, SavePlan, Solver, fixed::cpu};
 
 fn spec(name: &str, functions: usize, signals: Vec<SignalSource>) -> OperatorDataSpec {
     let s = system(name);

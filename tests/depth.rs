@@ -11,7 +11,7 @@ use common::*;
 use phaseflow::gpu::shader::validate;
 use phaseflow::model::parser::{MAX_DEPTH, MAX_NODES};
 use phaseflow::model::{Function, Source, System, emit_system, parse_system};
-use phaseflow::ode::kernel::fixed_step_wgsl;
+use phaseflow::ode::fixed::kernel::fixed_step_wgsl;
 use phaseflow::ode::{Ensemble, InitialStates, Precision, Save, Solver, Status};
 use std::process::Command;
 

@@ -7,7 +7,7 @@ mod common;
 use common::{random_matrix, system};
 use phaseflow::engine::{Engine, EngineConfig, EngineError, JobOptions, JobState, TrainRequest};
 use phaseflow::nn::deeponet::DeepONetData;
-use phaseflow::nn::deeponet_data::{antiderivative, antiderivative_arch};
+use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch};
 use phaseflow::nn::{DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init};
 use phaseflow::ode::{
     Axis, Ensemble, FixedStepProblem, Parameters, Precision, Problem, RunOptions, Save, Solver,

@@ -8,7 +8,7 @@
 mod common;
 
 use phaseflow::engine::Engine;
-use phaseflow::nn::deeponet_data::antiderivative_arch;
+use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::serve::request::{json_body, prediction_inputs, simulate_problem};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};

@@ -13,7 +13,7 @@ use phaseflow::model::expr::{Func, powi};
 use phaseflow::model::parser::{MAX_DEPTH, parse_expression};
 use phaseflow::model::{Function, Source, System, parse_system};
 use phaseflow::ode::Solver;
-use phaseflow::ode::kernel::fixed_step_wgsl;
+use phaseflow::ode::fixed::kernel::fixed_step_wgsl;
 use phaseflow::precision::Precision;
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use phaseflow::model::{Input, System};
-use phaseflow::ode::adaptive_cpu::{self, Setup};
+use phaseflow::ode::adaptive::cpu::{self as adaptive_cpu, Setup};
 use phaseflow::ode::{
     self, AdaptiveProblem, Control, Ensemble, Inputs, Precision, RunOptions, Save, SaveAt, Solver,
     Status, Table, Tolerance,

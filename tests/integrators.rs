@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use phaseflow::model::System;
-use phaseflow::ode::{Axis, Ensemble, Parameters, Save, SavePlan, Solver, TimeGrid, cpu};
+use phaseflow::ode::{Axis, Ensemble, Parameters, Save, SavePlan, Solver, TimeGrid, fixed::cpu};
 
 /// Max over trajectories of the final-state error against x = cos(wt), v = -w sin(wt),
 /// with w swept over [0.5, 1.5] across 8 trajectories, on the GPU. The error is measured

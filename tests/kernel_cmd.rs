@@ -7,8 +7,8 @@ mod common;
 use common::cli::{assert_input_error, phaseflow, stderr, stdout};
 use common::system;
 use phaseflow::gpu::shader::validate;
-use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
-use phaseflow::ode::kernel::fixed_step_wgsl;
+use phaseflow::ode::adaptive::kernel::adaptive_wgsl;
+use phaseflow::ode::fixed::kernel::fixed_step_wgsl;
 use phaseflow::ode::{Control, Precision, Solver, Tolerance};
 
 /// Runs `phaseflow kernel ARGS`, asserts success, and returns what it printed after

@@ -4,7 +4,7 @@
 
 use phaseflow::nn::checkpoint::read_tensors;
 use phaseflow::nn::mlp::gpu::Kernels;
-use phaseflow::nn::{GpuNet, Matrix, Optimizer, Trainer, cpu, load, save};
+use phaseflow::nn::{GpuNet, Matrix, Optimizer, Trainer, load, mlp::cpu, save};
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {

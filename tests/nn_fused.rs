@@ -13,7 +13,7 @@ use common::{assert_close, random_matrix};
 use phaseflow::gpu::GpuContext;
 use phaseflow::nn::{
     Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Loss, Matrix,
-    Optimizer, Params, TrainConfig, cpu,
+    Optimizer, Params, TrainConfig, mlp::cpu,
 };
 use phaseflow::rng::uniform_f64;
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::random_matrix;
 use phaseflow::engine::{EngineConfig, Shutdown};
-use phaseflow::nn::deeponet_data::antiderivative_arch;
+use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetNet, DeepONetParams, Init, save_deeponet_bytes};
 use phaseflow::ode::{Problem, RunOptions};
 use phaseflow::serve::{Limits, ServeConfig, Server};

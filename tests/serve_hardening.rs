@@ -11,7 +11,7 @@ use common::random_matrix;
 use phaseflow::engine::{
     Engine, EngineConfig, EngineError, JobOptions, ProgressCallback, Shutdown,
 };
-use phaseflow::nn::deeponet_data::antiderivative_arch;
+use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetParams, Init, Matrix, save_deeponet_bytes};
 use phaseflow::serve::{Limits, ServeConfig, Server};
 use serde_json::{Value, json};

@@ -14,15 +14,15 @@ use phaseflow::gpu::shader::{compose, shader_files, validate};
 use phaseflow::model::builtin_names;
 use phaseflow::model::expr::Func;
 use phaseflow::nn::deeponet::DataLayout;
-use phaseflow::nn::deeponet_kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
-use phaseflow::nn::deeponet_pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
-use phaseflow::nn::fused::{self, FusedLayout, Loss};
-use phaseflow::nn::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
+use phaseflow::nn::deeponet::kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
+use phaseflow::nn::deeponet::pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
+use phaseflow::nn::mlp::fused::{self, FusedLayout, Loss};
+use phaseflow::nn::mlp::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
 use phaseflow::nn::{
     Activation, Architecture, DeepONetArch, Encoding, EncodingKind, NetSpec, Strategy,
 };
-use phaseflow::ode::adaptive_kernel::adaptive_wgsl;
-use phaseflow::ode::kernel::fixed_step_wgsl;
+use phaseflow::ode::adaptive::kernel::adaptive_wgsl;
+use phaseflow::ode::fixed::kernel::fixed_step_wgsl;
 use phaseflow::ode::{
     Control, Ensemble, InitialStates, Inputs, Precision, Save, Solver, Status, Table,
 };

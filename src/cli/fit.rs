@@ -12,7 +12,7 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
     Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
-    Params, TrainConfig, cpu, fit, predict, save_bytes,
+    Params, TrainConfig, fit, mlp::cpu, predict, save_bytes,
 };
 use crate::spec::fit::FitSettings;
 use serde_json::json;

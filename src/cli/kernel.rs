@@ -4,8 +4,8 @@
 
 use super::CliError;
 use crate::gpu::shader::validate;
-use crate::ode::adaptive_kernel::adaptive_wgsl;
-use crate::ode::kernel::fixed_step_wgsl;
+use crate::ode::adaptive::kernel::adaptive_wgsl;
+use crate::ode::fixed::kernel::fixed_step_wgsl;
 use crate::ode::{Control, Precision, Solver, Tolerance};
 use crate::spec::load_system;
 

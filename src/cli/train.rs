@@ -12,8 +12,8 @@ use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;
-use crate::nn::deeponet_data::read_data;
-use crate::nn::deeponet_scaling::Scaling;
+use crate::nn::deeponet::data::read_data;
+use crate::nn::deeponet::scaling::Scaling;
 use crate::nn::{
     AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
     DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, load_deeponet,

@@ -303,7 +303,7 @@ mod tests {
     fn constants_beyond_f32_and_deep_nesting_give_valid_kernels() {
         use crate::gpu::shader::validate;
         use crate::ode::Solver;
-        use crate::ode::kernel::fixed_step_wgsl;
+        use crate::ode::fixed::kernel::fixed_step_wgsl;
         let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
         let eqs = format!(
             "dx = sinh(128) - sinh(128) * x + 1e-38 * exp(-800) + 3e-42 + x*1e-45 + exp(-740)*x\ndy = {deep}\n"
@@ -327,7 +327,7 @@ mod tests {
         // most math functions: `sqrt(real(1.0))` failed an f64 kernel.
         use crate::gpu::shader::validate;
         use crate::ode::Solver;
-        use crate::ode::kernel::fixed_step_wgsl;
+        use crate::ode::fixed::kernel::fixed_step_wgsl;
         let eqs = "c = 2*pi\nh = c\ndx = sqrt(x^0) + sin(c)*x + exp(h) + pow(2, x^0) + sqrt(c) + abs(h)*floor(c)\n";
         let s = System::from_equations("k", &[("x", 1.0)], &[], eqs).unwrap();
         for precision in [Precision::F32, Precision::F64] {

@@ -9,14 +9,6 @@ pub mod fit;
 pub mod mlp;
 pub mod train;
 
-// The module paths of the flat layout this folder had, kept so that front-ends and
-// scripts written against them still build.
-pub use deeponet::{
-    data as deeponet_data, generate as deeponet_generate, grf, kernels as deeponet_kernels,
-    pair as deeponet_pair, scaling as deeponet_scaling, trainer as deeponet_gpu,
-};
-pub use mlp::{cpu, fused, fused_net, gpu, model};
-
 pub use checkpoint::{
     CheckpointError, load, load_deeponet, load_deeponet_state, save, save_bytes,
     save_deeponet_bytes, save_deeponet_state_bytes,

@@ -23,10 +23,6 @@ pub mod solver;
 pub mod stream;
 pub mod twin;
 
-// Module paths from before the family folders, kept so callers need not change.
-pub use adaptive::{cpu as adaptive_cpu, kernel as adaptive_kernel, pair};
-pub use fixed::{cpu, kernel, tableau};
-
 pub use adaptive::run::{run_adaptive_into, simulate_adaptive};
 pub use adaptive::{AdaptiveProblem, Control, ControlError, SaveAt, Tolerance};
 pub use any::Problem;
@@ -34,6 +30,7 @@ pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Inputs, Parameters, Table};
 pub use error::{SimError, SinkError};
 pub use fixed::run::{run_into, simulate};
+pub use fixed::tableau::Tableau;
 pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};
 pub use multi::run_on_devices;
 pub use options::{ProgressHook, RunOptions, Tick};
@@ -41,4 +38,3 @@ pub use sink::{FanOut, MemorySink, Sink, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use solver::Solver;
 pub use stream::{EnsembleStats, NpySink, TrajectoryStats};
-pub use tableau::Tableau;

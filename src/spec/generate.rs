@@ -5,7 +5,7 @@ use super::{FieldError, SpecError, lookup, read_toml, relative_to_config, valida
 use crate::io::read_matrix;
 use crate::model::System;
 use crate::nn::Matrix;
-use crate::nn::deeponet_generate::{OperatorDataSpec, SignalSource};
+use crate::nn::deeponet::generate::{OperatorDataSpec, SignalSource};
 use crate::ode::{Precision, Solver};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -70,7 +70,7 @@ pub fn cpu_twin(p: &FixedStepProblem, j: usize) -> (Vec<f64>, ode::Status) {
     let params = f32_round(&p.ensemble.param_slots(j..j + 1));
     let plan = ode::SavePlan::new(p.save, p.grid.n_steps).unwrap();
     let tableau = p.solver.step_tableau();
-    ode::cpu::integrate(&p.system, &tableau, &u0, &params, &p.grid, &plan)
+    ode::fixed::cpu::integrate(&p.system, &tableau, &u0, &params, &p.grid, &plan)
 }
 
 /// A [rows, cols] matrix of uniform values in [-1, 1) from `seed` and `stream`.
@@ -99,5 +99,6 @@ pub fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
     );
 }
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod fuzz;

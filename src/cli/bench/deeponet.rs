@@ -4,8 +4,8 @@
 
 use super::{Bench, Row, Scenario, check_loss, check_outputs, median, time};
 use crate::cli::CliError;
+use crate::nn::deeponet::data::{antiderivative, antiderivative_arch};
 use crate::nn::deeponet::{DeepONetArch, forward_aligned};
-use crate::nn::deeponet_data::{antiderivative, antiderivative_arch};
 use crate::nn::{DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init, Matrix};
 use std::time::Instant;
 

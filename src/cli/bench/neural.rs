@@ -5,7 +5,7 @@ use super::{Bench, Row, Scenario, check_loss, check_outputs, time};
 use crate::cli::CliError;
 use crate::nn::{
     Architecture, FusedNet, FusedTrainer, GpuNet, Init, Matrix, Optimizer, Params, TrainConfig,
-    Trainer, cpu,
+    Trainer, mlp::cpu,
 };
 use crate::rng::uniform_f64;
 

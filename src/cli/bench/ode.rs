@@ -10,7 +10,7 @@ use super::{Bench, Row, Scenario, median};
 use crate::cli::CliError;
 use crate::io::{Dtype, NpyStream, read_npy};
 use crate::model::{System, builtin};
-use crate::ode::adaptive_cpu::{self, Setup};
+use crate::ode::adaptive::cpu::{self as adaptive_cpu, Setup};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, NpySink, Parameters, Problem,
     RunOptions, RunStats, Save, SaveAt, SavePlan, SimError, Solution, Solver, Status, TimeGrid,
@@ -98,7 +98,7 @@ fn twin(problem: &Problem, j: usize) -> Vec<f64> {
         Problem::Fixed(f) => {
             let plan = SavePlan::new(f.save, f.grid.n_steps).expect("checked");
             let tableau = f.solver.step_tableau();
-            crate::ode::cpu::integrate(&f.system, &tableau, &u0, &p, &f.grid, &plan).0
+            crate::ode::fixed::cpu::integrate(&f.system, &tableau, &u0, &p, &f.grid, &plan).0
         }
         Problem::Adaptive(a) => {
             let pair = a.solver.pair().expect("an adaptive solver");
