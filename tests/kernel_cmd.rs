@@ -149,9 +149,9 @@ fn list_names_every_kernel_family() {
         "nn mlp forward",
         "nn mlp backward",
         "nn mlp weight-grad",
-        "nn fused",
+        "nn mlp fused",
         "nn train",
-        "deeponet",
+        "nn deeponet",
         "gpu peak",
     ] {
         assert!(

@@ -117,7 +117,7 @@ pub const FAMILIES: &[KernelFamily] = &[
         what: "layer-by-layer MLP bias gradients (column sums) and the MSE loss",
     },
     KernelFamily {
-        name: "nn fused",
+        name: "nn mlp fused",
         templates: &[
             "nn/mlp/fused_forward.wgsl",
             "nn/mlp/fused_backward.wgsl",
@@ -138,7 +138,7 @@ pub const FAMILIES: &[KernelFamily] = &[
                gradient-norm clipping, and the sum of per-split gradients",
     },
     KernelFamily {
-        name: "deeponet",
+        name: "nn deeponet",
         templates: &[
             "nn/deeponet/forward.wgsl",
             "nn/deeponet/weight_grad.wgsl",

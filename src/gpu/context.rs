@@ -29,8 +29,8 @@ pub enum GpuError {
     #[error("{0}")]
     Shader(#[from] super::shader::ShaderError),
     #[error(
-        "--precision f64 needs an adapter with 64-bit float and integer shaders (SHADER_F64 and \
-         SHADER_INT64); '{0}' has not got them. Use --precision f32, or pick another adapter \
+        "f64 precision needs an adapter with 64-bit float and integer shaders (SHADER_F64 and \
+         SHADER_INT64); '{0}' has not got them. Use f32 precision, or pick another adapter \
          (`phaseflow info` lists them)"
     )]
     NoF64(String),
