@@ -5,41 +5,24 @@
 mod common;
 
 use common::random_matrix;
-use phaseflow::engine::{EngineConfig, Shutdown};
+use common::server::results_dir;
 use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetNet, DeepONetParams, Init, save_deeponet_bytes};
 use phaseflow::ode::{Problem, RunOptions};
 use phaseflow::serve::{Limits, ServeConfig, Server};
 use phaseflow::spec::{RunSpec, build_problem};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
+/// An in-process server taking runs of up to 10^6 trajectories and 64 KiB bodies.
 fn config(results: &Path, token: Option<&str>) -> ServeConfig {
-    ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        token: token.map(str::to_string),
-        results: results.to_path_buf(),
-        limits: Limits {
-            max_body_bytes: 64 << 10,
-            max_n: 1_000_000,
-            ..Limits::default()
-        },
-        engine: EngineConfig {
-            runners: 2,
-            memory: Some(256 << 20),
-            ..EngineConfig::default()
-        },
-        models: Vec::new(),
-        on_shutdown: Shutdown::Cancel,
-        handle_signals: false,
-    }
+    let limits = Limits {
+        max_body_bytes: 64 << 10,
+        max_n: 1_000_000,
+        ..Limits::default()
+    };
+    common::server::config(results, token, limits)
 }
 
 struct Client {
@@ -158,7 +141,7 @@ fn states_of(v: &phaseflow::io::NpzValue) -> Vec<f64> {
 
 #[test]
 fn results_over_http_equal_the_library_and_bad_inputs_get_4xx() {
-    let dir = temp_dir("main");
+    let dir = results_dir("main");
     let server = Server::start(config(&dir, None)).unwrap();
     let c = Client::new(&server, None);
 
@@ -268,7 +251,7 @@ fn results_over_http_equal_the_library_and_bad_inputs_get_4xx() {
 
 #[test]
 fn concurrent_jobs_and_predictions_are_all_correct() {
-    let dir = temp_dir("load");
+    let dir = results_dir("load");
     let server = Server::start(config(&dir, None)).unwrap();
     let c = Client::new(&server, None);
 
@@ -349,7 +332,7 @@ fn concurrent_jobs_and_predictions_are_all_correct() {
 
 #[test]
 fn tokens_cancellation_and_restart() {
-    let dir = temp_dir("restart");
+    let dir = results_dir("restart");
     // Beyond loopback only with a token.
     let mut open = config(&dir, None);
     open.addr = "0.0.0.0:0".parse().unwrap();

@@ -8,45 +8,27 @@
 mod common;
 
 use common::random_matrix;
-use phaseflow::engine::{
-    Engine, EngineConfig, EngineError, JobOptions, ProgressCallback, Shutdown,
-};
+use common::server::{ServeProcess, results_dir};
+use phaseflow::engine::{Engine, EngineConfig, EngineError, JobOptions, ProgressCallback};
 use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetParams, Init, Matrix, save_deeponet_bytes};
 use phaseflow::serve::{Limits, ServeConfig, Server};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("phaseflow-hard-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
+/// An in-process server whose clients get one second of silence and 64 KiB bodies.
 fn config(results: &Path, token: Option<&str>) -> ServeConfig {
-    ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        token: token.map(str::to_string),
-        results: results.to_path_buf(),
-        limits: Limits {
-            max_body_bytes: 64 << 10,
-            idle_timeout: Duration::from_secs(1),
-            ..Limits::default()
-        },
-        engine: EngineConfig {
-            runners: 2,
-            memory: Some(256 << 20),
-            ..EngineConfig::default()
-        },
-        models: Vec::new(),
-        on_shutdown: Shutdown::Cancel,
-        handle_signals: false,
-    }
+    let limits = Limits {
+        max_body_bytes: 64 << 10,
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    common::server::config(results, token, limits)
 }
 
 /// One HTTP/1.1 exchange over a fresh connection, written by hand so that tests can send
@@ -168,64 +150,6 @@ fn wait_past(addr: SocketAddr, id: u64, from: &[&str], limit: Duration) -> Value
 
 const LONG_JOB: &str = r#"{"system": "lorenz", "n": 1000000, "tspan": [0, 100], "dt": 0.001}"#;
 
-/// `phaseflow serve` as a child process on a free loopback port; killed when dropped.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServeProcess {
-    fn start(results: &Path, extra: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--results"])
-            .arg(results)
-            .args(["--max-n", "1000000"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
-        ServeProcess { child, addr }
-    }
-
-    fn signal(&self, signal: i32) {
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits (at most `limit`) for the process to exit; its exit status.
-    fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the server did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn record(results: &Path, id: u64) -> Value {
     let text = std::fs::read_to_string(results.join(id.to_string()).join("job.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -233,8 +157,8 @@ fn record(results: &Path, id: u64) -> Value {
 
 #[test]
 fn ids_are_never_handed_out_twice_across_a_sigkill() {
-    let dir = temp_dir("kill");
-    let mut first = ServeProcess::start(&dir, &[]);
+    let dir = results_dir("kill");
+    let mut first = ServeProcess::start(&dir, &["--max-n", "1000000"]);
     let small = json!({"system": "lorenz", "n": 7, "tspan": [0, 1], "dt": 0.01});
     let done: Vec<u64> = (0..3).map(|_| submit(first.addr, small.clone())).collect();
     for &id in &done {
@@ -256,7 +180,7 @@ fn ids_are_never_handed_out_twice_across_a_sigkill() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    let second = ServeProcess::start(&dir, &[]);
+    let second = ServeProcess::start(&dir, &["--max-n", "1000000"]);
     let new: Vec<u64> = (0..3).map(|_| submit(second.addr, small.clone())).collect();
     let old: Vec<u64> = done.iter().copied().chain([long]).collect();
     for id in &new {
@@ -297,8 +221,8 @@ fn ids_are_never_handed_out_twice_across_a_sigkill() {
 
 #[test]
 fn sigterm_cancels_running_jobs_and_drain_finishes_them() {
-    let dir = temp_dir("term");
-    let mut server = ServeProcess::start(&dir, &[]);
+    let dir = results_dir("term");
+    let mut server = ServeProcess::start(&dir, &["--max-n", "1000000"]);
     let long = submit(server.addr, serde_json::from_str(LONG_JOB).unwrap());
     wait_past(server.addr, long, &["queued"], Duration::from_secs(60));
     server.signal(libc::SIGTERM);
@@ -309,7 +233,7 @@ fn sigterm_cancels_running_jobs_and_drain_finishes_them() {
     assert_eq!(r["state"], "cancelled", "{r}");
 
     // With --drain the running job is finished, and stored as succeeded.
-    let mut server = ServeProcess::start(&dir, &["--drain"]);
+    let mut server = ServeProcess::start(&dir, &["--max-n", "1000000", "--drain"]);
     let spec = json!({"system": "lorenz", "n": 2000, "tspan": [0, 5], "dt": 0.001});
     let id = submit(server.addr, spec);
     assert!(id > long);
@@ -325,7 +249,7 @@ fn sigterm_cancels_running_jobs_and_drain_finishes_them() {
 
 #[test]
 fn slow_clients_are_dropped_and_a_promised_huge_body_is_refused_at_once() {
-    let dir = temp_dir("slow");
+    let dir = results_dir("slow");
     let server = Server::start(config(&dir, None)).unwrap();
     let addr = server.addr();
 
@@ -363,7 +287,7 @@ fn slow_clients_are_dropped_and_a_promised_huge_body_is_refused_at_once() {
 
 #[test]
 fn every_framework_error_is_the_documented_json() {
-    let dir = temp_dir("json");
+    let dir = results_dir("json");
     let server = Server::start(config(&dir, None)).unwrap();
     let addr = server.addr();
     let cases: Vec<(Vec<u8>, u16)> = vec![
@@ -414,7 +338,7 @@ fn every_framework_error_is_the_documented_json() {
 
 #[test]
 fn spec_errors_name_json_keys_never_command_line_flags() {
-    let dir = temp_dir("keys");
+    let dir = results_dir("keys");
     let server = Server::start(config(&dir, None)).unwrap();
     let addr = server.addr();
     // (request, where.field, words the message must hold)
@@ -461,7 +385,7 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
 
 #[test]
 fn where_field_is_the_json_path_of_the_bad_key_never_its_value() {
-    let dir = temp_dir("field");
+    let dir = results_dir("field");
     let server = Server::start(config(&dir, None)).unwrap();
     let addr = server.addr();
     let cases = [
@@ -496,7 +420,7 @@ fn where_field_is_the_json_path_of_the_bad_key_never_its_value() {
 
 #[test]
 fn the_auth_scheme_is_case_insensitive_and_messages_hold_no_server_paths() {
-    let dir = temp_dir("auth");
+    let dir = results_dir("auth");
     let server = Server::start(config(&dir, Some("s3cret"))).unwrap();
     let addr = server.addr();
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
@@ -545,7 +469,7 @@ fn system_with(expr: &str) -> Value {
 /// issue 22) or accepted and run to a clean end; /healthz answers after each.
 #[test]
 fn deep_nesting_over_http_never_takes_the_server_down() {
-    let dir = temp_dir("deep");
+    let dir = results_dir("deep");
     let mut cfg = config(&dir, None);
     cfg.limits.max_body_bytes = 1 << 20;
     let server = Server::start(cfg).unwrap();
@@ -656,7 +580,7 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     assert!(m.contains("y row 2, column 0"), "{m}");
 
     // Server: 422 whose where.field is the value's JSON path.
-    let dir = temp_dir("nan");
+    let dir = results_dir("nan");
     // Answers of at most 1,000 values (24 JSON bytes each), to test the size refusal.
     let mut small_answers = config(&dir, None);
     small_answers.limits.max_json_bytes = 24 * 1000;

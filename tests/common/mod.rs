@@ -102,3 +102,5 @@ pub fn assert_close(name: &str, got: &[f64], want: &[f64], rel: f64) {
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod fuzz;
+#[cfg(feature = "serve")]
+pub mod server;
