@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum Precision {
     #[default]
     F32,
-    /// Needs an adapter with SHADER_F64; transcendental functions come from phaseflow's own
+    /// Needs an adapter with SHADER_F64 and SHADER_INT64; transcendental functions come from phaseflow's own
     /// f64 math library (`shaders/common/math_f64.wgsl`).
     F64,
 }

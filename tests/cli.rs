@@ -442,7 +442,7 @@ fn bench_scenarios_self_check_and_report_json() {
     assert_eq!(r["size"].as_u64(), Some(150));
     assert!(r["check"].as_str().unwrap().contains("twin"));
     assert!(r["note"].as_str().unwrap().contains("per 1,000 iterations"));
-    // Four dispatches a step (nn::deeponet_pair).
+    // Four dispatches a step (nn::deeponet::pair).
     let passes = r["gpu_seconds_per_pass"].as_array().unwrap();
     let names: Vec<&str> = passes.iter().map(|p| p["pass"].as_str().unwrap()).collect();
     assert_eq!(
