@@ -3,85 +3,24 @@
 //! adapter's measured ceilings (`gpu::peak`) that represents. Scenarios: `peak`; the ODE
 //! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
 //! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
-//! (`deeponet.rs`). `report.rs` prints tables and JSON and writes sweeps' CSV and plots.
+//! (`deeponet.rs`). `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
+//! `scenario.rs` names the scenarios, `row.rs` is one measured row, and `harness.rs` holds
+//! the timing and self-checks the scenario families share.
 
 mod deeponet;
+mod harness;
 mod neural;
 mod ode;
 mod report;
+mod row;
+mod scenario;
 
-use super::CliError;
-use crate::gpu::peak::Peak;
+use super::error::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
-use crate::precision::Precision;
+use harness::Bench;
+use row::Row;
+use scenario::Scenario;
 use std::path::PathBuf;
-use std::time::Instant;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    /// Measured ceilings of the adapter: f32 (and f64) FMA rate and copy bandwidth, from
-    /// microkernels checked against their CPU twin
-    Peak,
-    /// RK4 on Lorenz (the published benchmark's problem: rho over [0, 21], t in [0, 1],
-    /// dt = 1e-3), final state only, -n trajectories (default 1048576)
-    OdeFixed,
-    /// Tsit5 at rtol = atol = 1e-6 on the same problem, -n trajectories (default 1048576)
-    OdeAdaptive,
-    /// A one-parameter sweep with saving: Lorenz RK4, rho over [0, 50], t in [0, 1], the
-    /// state saved every 10 steps, -n trajectories (default 65536)
-    OdeSweep,
-    /// The same saves streamed to .npy on disk (a temporary directory), -n trajectories
-    /// (default 262144)
-    OdeStream,
-    /// Training throughput: Gaussian Fourier features (128 outputs) → 3×64 ReLU → 1,
-    /// full Adam steps on batches of -n samples (default 16384)
-    MlpTrain,
-    /// Inference throughput of the same network on -n samples (default 1048576)
-    MlpInfer,
-    /// DeepONet training: DeepXDE's aligned antiderivative set-up (150 functions × 100
-    /// points, branch [100, 40, 40], trunk [1, 40, 40], ReLU), full-batch Adam iterations
-    DeeponetTrain,
-    /// DeepONet inference with the same network: latency of one function at 100 points,
-    /// and throughput over -n functions (default 10000)
-    DeeponetInfer,
-    /// The published GPU ensemble benchmark: Lorenz, rho = linspace(0, 21, N), u0 = (1, 0,
-    /// 0), t in [0, 1], f32, final state; Tsit5 with dt = 1e-3 fixed and adaptive at rtol =
-    /// atol = 1e-8, N = 8, 32, ... up to -n (default 8388608), with the error achieved
-    PaperLorenz,
-    /// Every scenario above at its default size, in one table
-    All,
-}
-
-impl Scenario {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Peak => "peak",
-            Scenario::OdeFixed => "ode-fixed",
-            Scenario::OdeAdaptive => "ode-adaptive",
-            Scenario::OdeSweep => "ode-sweep",
-            Scenario::OdeStream => "ode-stream",
-            Scenario::MlpTrain => "mlp-train",
-            Scenario::MlpInfer => "mlp-infer",
-            Scenario::DeeponetTrain => "deeponet-train",
-            Scenario::DeeponetInfer => "deeponet-infer",
-            Scenario::PaperLorenz => "paper-lorenz",
-            Scenario::All => "all",
-        }
-    }
-
-    /// What `all` runs after `peak`, cheapest first.
-    const EVERY: [Scenario; 9] = [
-        Scenario::OdeFixed,
-        Scenario::OdeAdaptive,
-        Scenario::OdeSweep,
-        Scenario::OdeStream,
-        Scenario::MlpTrain,
-        Scenario::MlpInfer,
-        Scenario::DeeponetTrain,
-        Scenario::DeeponetInfer,
-        Scenario::PaperLorenz,
-    ];
-}
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -109,167 +48,6 @@ pub struct BenchArgs {
     /// [default with --sweep: bench-SCENARIO]
     #[arg(short, long)]
     out: Option<PathBuf>,
-}
-
-/// One measured configuration of a scenario.
-#[derive(Debug, Clone)]
-pub(super) struct Row {
-    pub(super) scenario: &'static str,
-    /// The variant: kernels, solver, latency or throughput.
-    pub(super) what: String,
-    pub(super) size: usize,
-    pub(super) precision: Precision,
-    /// Wall time of one unit of work (a training step, an ensemble run, a prediction).
-    pub(super) seconds: f64,
-    /// The same unit's GPU time from timestamp queries, where the adapter has them.
-    pub(super) gpu_seconds: Option<f64>,
-    /// Work done in that unit, counted in `unit`s.
-    pub(super) items: f64,
-    pub(super) unit: &'static str,
-    /// Counted floating-point operations in that unit (`ode::cost` conventions).
-    pub(super) flops: Option<f64>,
-    /// Bytes the unit must move at the least (inputs read, results written).
-    pub(super) bytes: Option<f64>,
-    pub(super) check: String,
-    /// Achieved error against an independent reference, where the scenario has one.
-    pub(super) error: Option<f64>,
-    /// GPU time of each dispatch of one step (timestamp queries), where measured.
-    pub(super) passes: Vec<(&'static str, f64)>,
-    /// A line of the scenario's own figures.
-    pub(super) note: Option<String>,
-}
-
-impl Row {
-    pub(super) fn new(
-        scenario: Scenario,
-        what: &str,
-        size: usize,
-        seconds: f64,
-        (items, unit): (f64, &'static str),
-        check: String,
-    ) -> Row {
-        Row {
-            scenario: scenario.name(),
-            what: what.into(),
-            size,
-            precision: Precision::F32,
-            seconds,
-            gpu_seconds: None,
-            items,
-            unit,
-            flops: None,
-            bytes: None,
-            check,
-            error: None,
-            passes: Vec::new(),
-            note: None,
-        }
-    }
-
-    /// Each dispatch's GPU time from a profiled step, and their sum as the step's GPU time.
-    pub(super) fn set_passes(&mut self, passes: Option<Vec<(&'static str, std::time::Duration)>>) {
-        if let Some(passes) = passes {
-            self.passes = passes
-                .into_iter()
-                .map(|(label, t)| (label, t.as_secs_f64()))
-                .collect();
-            self.gpu_seconds = Some(self.passes.iter().map(|p| p.1).sum());
-        }
-    }
-
-    /// Items per second of wall time.
-    pub(super) fn throughput(&self) -> f64 {
-        self.items / self.seconds
-    }
-
-    /// The device's time for the unit: GPU time where measured, wall time otherwise.
-    pub(super) fn device_seconds(&self) -> f64 {
-        self.gpu_seconds.unwrap_or(self.seconds)
-    }
-
-    pub(super) fn flops_per_s(&self) -> Option<f64> {
-        self.flops.map(|f| f / self.device_seconds())
-    }
-
-    pub(super) fn bytes_per_s(&self) -> Option<f64> {
-        self.bytes.map(|b| b / self.device_seconds())
-    }
-
-    /// Counted FLOP/s as a share of the measured FMA ceiling in the row's precision.
-    pub(super) fn share_of_peak_flops(&self, peak: &Peak) -> Option<f64> {
-        let ceiling = match self.precision {
-            Precision::F32 => Some(peak.f32_flops),
-            Precision::F64 => peak.f64_flops,
-        }?;
-        self.flops_per_s().map(|f| f / ceiling)
-    }
-
-    pub(super) fn share_of_peak_bytes(&self, peak: &Peak) -> Option<f64> {
-        self.bytes_per_s().map(|b| b / peak.bytes_per_s)
-    }
-}
-
-/// What a scenario's runs share: the device and the options.
-pub(super) struct Bench<'a> {
-    pub(super) ctx: &'a GpuContext,
-    pub(super) reps: usize,
-    pub(super) compare: bool,
-}
-
-pub(super) fn sync(ctx: &GpuContext) -> Result<(), CliError> {
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| CliError::Runtime(format!("waiting for the GPU failed: {e}")))?;
-    Ok(())
-}
-
-fn rel_diff(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs().max(1e-30)
-}
-
-/// Seconds per call of `step`, over `reps` calls and the device work they queued.
-pub(super) fn time(ctx: &GpuContext, reps: usize, mut step: impl FnMut()) -> Result<f64, CliError> {
-    let start = Instant::now();
-    for _ in 0..reps {
-        step();
-    }
-    sync(ctx)?;
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
-}
-
-/// Outputs within 1e-4 of the twin's largest magnitude (`got` may run longer than `want`):
-/// the worst difference relative to that scale, as the report's check.
-pub(super) fn check_outputs(got: &[f64], want: &[f64]) -> Result<f64, CliError> {
-    let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
-    let worst = want
-        .iter()
-        .zip(got)
-        .map(|(w, g)| (w - g).abs())
-        .fold(0.0, f64::max)
-        / scale;
-    if worst > 1e-4 {
-        return Err(CliError::Runtime(format!(
-            "self-check failed: outputs differ from the CPU twin by {worst:.2e}"
-        )));
-    }
-    Ok(worst)
-}
-
-/// A loss within 1e-4 of the twin's (f32 sums over the batch), as the report's check.
-pub(super) fn check_loss(got: f64, want: f64) -> Result<String, CliError> {
-    let diff = rel_diff(got, want);
-    if diff > 1e-4 {
-        return Err(CliError::Runtime(format!(
-            "self-check failed: device loss {got} vs CPU twin {want}"
-        )));
-    }
-    Ok(format!("loss {got:.6e} = twin ± {diff:.1e}"))
-}
-
-/// The median of some timings (sorted in place).
-pub(super) fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Sizes from a `--sweep` value: `N=LO..HI[/K]`, K per decade, LO and HI included.

@@ -2,7 +2,7 @@
 //! samples from an `.npy`, or to an image; print the loss curve; write the checkpoint, the
 //! loss curve and pictures of the fit.
 
-use super::CliError;
+use super::error::CliError;
 use super::fit_data::{
     FitData, INPUT_NAMES, Kind, bounds, from_expression, from_image, from_samples,
 };

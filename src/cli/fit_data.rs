@@ -1,7 +1,7 @@
 //! What `phaseflow fit` learns: samples of an expression on a grid, rows of an `.npy`, or
 //! the pixels of a PNG, each with the test set it is judged on.
 
-use super::CliError;
+use super::error::CliError;
 use crate::io::{Image, read_matrix};
 use crate::model::{Function, Source};
 use crate::nn::Matrix;

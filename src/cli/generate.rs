@@ -4,9 +4,10 @@
 //! labels; written as phaseflow's aligned `.npz` for `phaseflow train deeponet` (or, with
 //! `points_per_function`, the training set as unaligned samples at random points).
 
+use super::error::CliError;
 use super::format::seconds;
+use super::interrupt;
 use super::spec_flags::config_error;
-use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::nn::deeponet::data::{write_aligned, write_unaligned};
 use crate::nn::deeponet::generate::{GenerateError, Generated, OperatorDataSpec, generate};

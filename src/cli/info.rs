@@ -1,6 +1,6 @@
 //! `phaseflow info`: the adapters on this machine and which one a run would use.
 
-use super::CliError;
+use super::error::CliError;
 use crate::gpu::{AdapterChoice, chosen_index, list_adapters};
 
 #[derive(Debug, clap::Args)]

@@ -2,7 +2,7 @@
 //! then to the driver), or with `--list` the kernel families phaseflow generates. No GPU is
 //! needed: kernels are composed and validated on the host.
 
-use super::CliError;
+use super::error::CliError;
 use crate::gpu::shader::validate;
 use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::ode::fixed::kernel::fixed_step_wgsl;

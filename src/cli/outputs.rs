@@ -2,7 +2,7 @@
 //! their space claimed) before any work, filled as chunks arrive, and moved into place
 //! together when the run has finished.
 
-use super::CliError;
+use super::error::CliError;
 use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
 use crate::ode::{

@@ -3,7 +3,7 @@
 //! unaligned data file). With a data file that holds the true values too, prints the
 //! errors.
 
-use super::CliError;
+use super::error::CliError;
 use crate::engine::check_prediction_values;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{OutputDir, read_matrix};

@@ -5,7 +5,7 @@
 //! the settings that produced its files. `--resume DIR` rebuilds the run from DIR alone,
 //! checks the fingerprint, and writes into DIR wherever it now is.
 
-use super::CliError;
+use super::error::CliError;
 use crate::io::OutputDir;
 use crate::model::builtin;
 use crate::ode::{Ensemble, InitialStates, Inputs, Parameters, Problem, Table};

@@ -1,6 +1,6 @@
 //! `phaseflow serve`: flags → `serve::ServeConfig` → a running server until a signal.
 
-use super::CliError;
+use super::error::CliError;
 use super::simulate::parse_size;
 use crate::engine::{EngineConfig, Shutdown};
 use crate::gpu::AdapterChoice;

@@ -1,6 +1,6 @@
 //! `phaseflow simulate`: flags and config → problem → GPU run → summary and `.npy` files.
 
-use super::CliError;
+use super::error::CliError;
 use super::format::{grouped, seconds};
 use super::interrupt;
 use super::outputs::{Output, Outputs};

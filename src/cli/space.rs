@@ -4,7 +4,7 @@
 //! results' estimated size claimed on disk first (a file of that size allocated and
 //! removed again), as `simulate` claims its streamed files' space.
 
-use super::CliError;
+use super::error::CliError;
 use crate::io::OutputDir;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! those that came from the `--config` file alone, which keep their key names and the file's
 //! name leads the message. Keys of other config files (train, generate) stay key names.
 
-use super::CliError;
+use super::error::CliError;
 use crate::spec::{FieldError, RunSpec, SpecError};
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! `phaseflow systems`: the built-in catalog.
 
-use super::CliError;
+use super::error::CliError;
 use crate::model::{System, builtin_names};
 use crate::spec::load_system;
 use serde_json::json;

@@ -6,9 +6,10 @@
 //! end (or at Ctrl-C, with the best network so far); the checkpoint is never lost to a
 //! picture that cannot be drawn.
 
+use super::error::CliError;
 use super::format::seconds;
+use super::interrupt;
 use super::spec_flags::config_error;
-use super::{CliError, interrupt};
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;

@@ -9,172 +9,35 @@
 //! flight and waits for the oldest before adding another, so a small job that starts
 //! beside a huge one finishes in about its own time, not after the huge one.
 
+mod config;
+mod error;
+mod handle;
 mod job;
 mod model;
+mod queue;
+mod simulate;
+mod stats;
 mod train;
 
-pub use job::{Job, JobHandle, JobId, JobKind, JobOptions, JobState, Progress, ProgressCallback};
+pub use config::EngineConfig;
+pub use error::EngineError;
+pub use handle::{Job, JobHandle};
+pub use job::{JobId, JobKind, JobOptions, JobState, Progress, ProgressCallback};
 pub use model::{MAX_INPUT, Model, check_input_value, check_prediction_values};
+pub use stats::EngineStats;
 pub use train::{TrainOutcome, TrainRequest};
 
-use crate::gpu::{AdapterChoice, GpuContext, GpuError};
-use crate::ode::{
-    FanOut, MemorySink, Problem, RunOptions, SimError, Sink, SinkError, Solution, Status,
-    StepCounts,
-};
+use crate::gpu::GpuContext;
+use crate::ode::{Problem, RunOptions, SimError, Solution};
 use crate::schedule::PlanCaps;
+use error::panic_message;
 use job::JobShared;
-use std::collections::VecDeque;
-use std::ops::Range;
+use queue::{Inner, Queue, WORKER_STACK, Work};
+use stats::Counters;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::oneshot;
-
-#[derive(Debug, Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Sim(#[from] SimError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-    #[error("{0}")]
-    BadInput(String),
-    #[error(
-        "the job asks for {asked} bytes of device memory; this engine allows at most {limit} per job"
-    )]
-    OverBudget { asked: u64, limit: u64 },
-    #[error(
-        "the results would take {bytes} bytes of host memory; this engine returns at most {limit}"
-    )]
-    ResultTooLarge { bytes: u64, limit: u64 },
-    #[error("{limit} jobs are already queued or running, the most this engine takes; retry later")]
-    Busy { limit: usize },
-    #[error("cancelled after {done} of {total}")]
-    Cancelled { done: u64, total: u64 },
-    #[error("the engine has shut down")]
-    ShutDown,
-    /// A bug inside the job (a panic) ended it; the engine and its other jobs carry on.
-    #[error("the job failed on an internal error: {0}")]
-    Internal(String),
-}
-
-/// The text a panic carried (`panic!("...")` gives a `&str` or a `String`).
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
-/// Runner and batcher threads get a large stack: a job compiles kernels from user
-/// expressions, and a deep expression must end in a located refusal, never an overflow.
-pub(crate) const WORKER_STACK: usize = 64 << 20;
-
-/// How an engine runs its jobs.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub adapter: AdapterChoice,
-    /// Jobs that run at once; the others wait in order of submission.
-    pub runners: usize,
-    /// Device memory all running jobs together may plan for [default: 512 MiB on a CPU
-    /// adapter, whose device memory is host memory; 4 GiB on a GPU].
-    pub memory: Option<u64>,
-    /// Device memory one job may plan for [default: `memory` / `runners`].
-    pub job_memory: Option<u64>,
-    /// Jobs queued and running at most; more are refused with `EngineError::Busy`.
-    pub max_jobs: usize,
-    /// Host memory one simulation's results may take.
-    pub max_result_bytes: u64,
-    /// Most prediction requests merged into one device pass.
-    pub predict_batch: usize,
-    /// Compiled pipelines the device keeps for reuse [default: the context's own,
-    /// `gpu::DEFAULT_PIPELINE_CACHE`].
-    pub pipeline_cache: Option<usize>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            adapter: AdapterChoice::Best,
-            runners: 2,
-            memory: None,
-            job_memory: None,
-            max_jobs: 256,
-            max_result_bytes: 4 << 30,
-            predict_batch: 256,
-            pipeline_cache: None,
-        }
-    }
-}
-
-/// Counters since the engine started (what a server's /metrics reports).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct EngineStats {
-    pub queued: usize,
-    pub running: usize,
-    pub submitted: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    /// Device memory reserved by running jobs' budgets.
-    pub reserved_bytes: u64,
-    /// Device memory in buffers right now, as the driver layer counts it.
-    pub device_bytes: i64,
-    /// GPU time of finished simulation and training jobs (timestamps where the adapter has
-    /// them, else wall time).
-    pub gpu_busy_s: f64,
-    pub trajectory_steps: u64,
-    pub predictions: u64,
-    pub prediction_batches: u64,
-    pub predict_busy_s: f64,
-}
-
-#[derive(Default)]
-struct Counters {
-    submitted: AtomicU64,
-    succeeded: AtomicU64,
-    failed: AtomicU64,
-    cancelled: AtomicU64,
-    gpu_busy_ns: AtomicU64,
-    trajectory_steps: AtomicU64,
-    predictions: AtomicU64,
-    prediction_batches: AtomicU64,
-    predict_busy_ns: AtomicU64,
-}
-
-/// What a runner does with a job: run it on the device, or (`None`) resolve it without
-/// running because it was cancelled while queued or the engine is shutting down.
-type Work = Box<dyn FnOnce(Option<&GpuContext>) + Send>;
-
-struct Pending {
-    shared: Arc<JobShared>,
-    work: Work,
-}
-
-#[derive(Default)]
-struct Queue {
-    pending: VecDeque<Pending>,
-    running: usize,
-    reserved: u64,
-    shutdown: bool,
-    /// The jobs on the device now, so that a cancelling shutdown reaches them too.
-    active: Vec<Arc<JobShared>>,
-}
-
-pub(crate) struct Inner {
-    ctx: Arc<GpuContext>,
-    config: EngineConfig,
-    memory: u64,
-    job_memory: u64,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    counters: Counters,
-    next_id: AtomicU64,
-    runners: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
 
 /// The engine: cheap to clone (a reference count), `Send + Sync`.
 #[derive(Clone)]
@@ -309,12 +172,12 @@ impl Engine {
         // A problem whose smallest chunk cannot fit the budget fails now, not in the queue.
         problem.plan(&self.inner.ctx, &options)?;
         let n = problem.ensemble().n as u64;
-        self.inner.submit(
+        self.submit(
             JobKind::Simulate,
             n,
             memory,
             &opts,
-            move |ctx, shared, inner| simulate_job(ctx, &problem, options, shared, inner),
+            move |ctx, shared, inner| simulate::run(ctx, &problem, options, shared, inner),
         )
     }
 
@@ -345,7 +208,7 @@ impl Engine {
         request.check()?;
         let memory = self.inner.job_budget(&opts)?;
         let total = request.steps as u64;
-        self.inner.submit(
+        self.submit(
             JobKind::Train,
             total,
             memory,
@@ -443,36 +306,12 @@ impl Engine {
             let _ = h.join();
         }
     }
-}
-
-impl Inner {
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn job_budget(&self, opts: &JobOptions) -> Result<u64, EngineError> {
-        match opts.memory {
-            Some(m) if m > self.job_memory => Err(EngineError::OverBudget {
-                asked: m,
-                limit: self.job_memory,
-            }),
-            Some(0) => Err(EngineError::BadInput(
-                "a job's memory budget must be more than 0 bytes".into(),
-            )),
-            Some(m) => Ok(m),
-            None => Ok(self.job_memory),
-        }
-    }
-
-    fn new_job(&self, kind: JobKind, total: u64, memory: u64, opts: &JobOptions) -> Arc<JobShared> {
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        Arc::new(JobShared::new(id, kind, total, memory, opts))
-    }
 
     /// Queues `run` as a job of `total` units within `memory`; a job resolved without
-    /// running (cancelled while queued, or at shutdown) ends as `Cancelled`.
+    /// running (cancelled while queued, or at shutdown) ends as `Cancelled`. (Here rather
+    /// than in `queue`: the `Job` it returns holds a handle back on the queue.)
     fn submit<T: Send + 'static>(
-        self: &Arc<Self>,
+        &self,
         kind: JobKind,
         total: u64,
         memory: u64,
@@ -482,9 +321,9 @@ impl Inner {
         + 'static,
     ) -> Result<Job<T>, EngineError> {
         let (tx, rx) = oneshot::channel();
-        let shared = self.new_job(kind, total, memory, opts);
+        let shared = self.inner.new_job(kind, total, memory, opts);
         let runner_view = shared.clone();
-        let inner = Arc::downgrade(self);
+        let inner = Arc::downgrade(&self.inner);
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
                 // A panic in the job (or in its progress callback) fails this job only.
@@ -506,172 +345,7 @@ impl Inner {
             };
             let _ = tx.send(result);
         });
-        self.enqueue(shared.clone(), work)?;
-        Ok(Job::new(JobHandle(shared, Arc::downgrade(self)), rx))
+        self.inner.enqueue(shared.clone(), work)?;
+        Ok(Job::new(JobHandle(shared, Arc::downgrade(&self.inner)), rx))
     }
-
-    fn enqueue(&self, shared: Arc<JobShared>, work: Work) -> Result<(), EngineError> {
-        let mut q = self.lock_queue();
-        if q.shutdown {
-            return Err(EngineError::ShutDown);
-        }
-        if q.pending.len() + q.running >= self.config.max_jobs {
-            return Err(EngineError::Busy {
-                limit: self.config.max_jobs,
-            });
-        }
-        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        q.pending.push_back(Pending { shared, work });
-        drop(q);
-        self.wake.notify_all();
-        Ok(())
-    }
-
-    /// Resolves queued jobs that were cancelled (all of them once `shutdown` is set), so
-    /// that their waiters hear at once rather than when a runner frees up.
-    fn drop_cancelled(&self) {
-        let mut q = self.lock_queue();
-        let all = q.shutdown;
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut q.pending)
-            .into_iter()
-            .partition(|p| all || p.shared.cancelled());
-        q.pending = kept.into();
-        drop(q);
-        for p in gone {
-            p.shared.set_state(JobState::Cancelled);
-            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-            (p.work)(None);
-        }
-    }
-
-    fn begin_shutdown(&self, cancel: bool) {
-        let mut q = self.lock_queue();
-        q.shutdown = true;
-        if cancel {
-            for shared in q.pending.iter().map(|p| &p.shared).chain(&q.active) {
-                shared.cancel.store(true, Ordering::SeqCst);
-            }
-        }
-        drop(q);
-        if cancel {
-            self.drop_cancelled();
-        }
-        self.wake.notify_all();
-    }
-
-    /// A runner: takes the job at the head of the queue once its budget fits beside the
-    /// running jobs', runs it, and returns its budget.
-    fn run_jobs(self: Arc<Self>) {
-        loop {
-            let next = {
-                let mut q = self.lock_queue();
-                loop {
-                    if let Some(head) = q.pending.front()
-                        && q.reserved + head.shared.memory <= self.memory
-                    {
-                        let p = q.pending.pop_front().expect("head exists");
-                        q.running += 1;
-                        q.reserved += p.shared.memory;
-                        q.active.push(p.shared.clone());
-                        break Some(p);
-                    }
-                    if q.shutdown && q.pending.is_empty() {
-                        break None;
-                    }
-                    q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
-                }
-            };
-            let Some(Pending { shared, work }) = next else {
-                return;
-            };
-            if shared.cancelled() {
-                // A panicking progress callback must not end the runner.
-                let _ = catch_unwind(AssertUnwindSafe(|| shared.set_state(JobState::Cancelled)));
-                self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-                work(None);
-            } else {
-                work(Some(&self.ctx));
-            }
-            // A stopped run may leave uploads queued for a submission that never came; an
-            // empty submission flushes them, and the poll frees what the job dropped.
-            self.ctx.queue.submit([]);
-            let _ = self.ctx.device.poll(wgpu::PollType::Poll);
-            let mut q = self.lock_queue();
-            q.running -= 1;
-            q.reserved -= shared.memory;
-            q.active.retain(|a| !Arc::ptr_eq(a, &shared));
-            drop(q);
-            self.wake.notify_all();
-        }
-    }
-
-    /// Records how a job ended.
-    fn finish(&self, shared: &JobShared, result: &Result<impl Sized, EngineError>) {
-        let (state, counter) = match result {
-            Ok(_) => (JobState::Succeeded, &self.counters.succeeded),
-            Err(EngineError::Cancelled { .. }) => (JobState::Cancelled, &self.counters.cancelled),
-            Err(e) => (JobState::Failed(e.to_string()), &self.counters.failed),
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        shared.set_state(state);
-    }
-
-    fn add_busy(&self, gpu: Duration, trajectory_steps: u64) {
-        self.counters
-            .gpu_busy_ns
-            .fetch_add(gpu.as_nanos() as u64, Ordering::Relaxed);
-        self.counters
-            .trajectory_steps
-            .fetch_add(trajectory_steps, Ordering::Relaxed);
-    }
-}
-
-/// Reports finished chunks as the job's progress (cancellation reaches the run through
-/// `RunOptions::cancel`).
-struct ProgressSink<'a>(&'a JobShared);
-
-impl Sink for ProgressSink<'_> {
-    fn chunk_done(
-        &mut self,
-        chunk: Range<usize>,
-        _: &[Status],
-        _: Option<&[StepCounts]>,
-    ) -> Result<(), SinkError> {
-        self.0.set_done(chunk.end as u64);
-        Ok(())
-    }
-}
-
-fn simulate_job(
-    ctx: &GpuContext,
-    problem: &Problem,
-    mut options: RunOptions,
-    shared: &JobShared,
-    inner: &Weak<Inner>,
-) -> Result<Solution, EngineError> {
-    options.cancel = Some(shared.cancel.clone());
-    let result = (|| {
-        let times = problem.save_times()?;
-        let system = problem.system();
-        let (n, dim) = (problem.ensemble().n, system.dim());
-        let mut memory = MemorySink::new(n, dim, times.len(), problem.precision());
-        let mut progress = ProgressSink(shared);
-        let stats =
-            problem.run_into(ctx, &options, &mut FanOut(vec![&mut memory, &mut progress]))?;
-        if let Some(inner) = inner.upgrade() {
-            inner.add_busy(stats.gpu.unwrap_or(stats.solve), stats.trajectory_steps);
-        }
-        if stats.completed < n {
-            return Err(EngineError::Cancelled {
-                done: stats.completed as u64,
-                total: n as u64,
-            });
-        }
-        let names = system.states.iter().map(|v| v.name.clone()).collect();
-        Ok(memory.into_solution(dim, names, times, stats))
-    })();
-    if let Some(inner) = inner.upgrade() {
-        inner.finish(shared, &result);
-    }
-    result
 }

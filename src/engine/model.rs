@@ -4,7 +4,8 @@
 //! sees a few large passes instead of many small ones, and a lone request still goes
 //! straight through (no waiting window).
 
-use super::{EngineError, Inner, WORKER_STACK, panic_message};
+use super::error::{EngineError, panic_message};
+use super::queue::{Inner, WORKER_STACK};
 use crate::nn::deeponet::check_inputs;
 use crate::nn::{DeepONetArch, DeepONetNet, DeepONetParams, Matrix};
 use std::panic::{AssertUnwindSafe, catch_unwind};

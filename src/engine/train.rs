@@ -2,8 +2,9 @@
 //! loss is read back after each block (the only host round trip), and cancellation is
 //! checked between blocks.
 
+use super::error::EngineError;
 use super::job::JobShared;
-use super::{EngineError, Inner};
+use super::queue::Inner;
 use crate::gpu::GpuContext;
 use crate::nn::deeponet::DeepONetData;
 use crate::nn::{DeepONetArch, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer};

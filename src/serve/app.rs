@@ -2,9 +2,10 @@
 
 use super::conn::{CONNECTION, ConnActivity, working};
 use super::error::ApiError;
+use super::limits::Limits;
+use super::metrics;
 use super::request::{json_body, prediction_inputs, simulate_problem};
 use super::results::ResultStore;
-use super::{Limits, metrics};
 use crate::engine::{
     Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model, Progress,
 };

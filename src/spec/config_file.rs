@@ -1,7 +1,7 @@
 //! Specs read from TOML config files: problems point into the file, and relative paths are
 //! relative to it.
 
-use super::SpecError;
+use super::error::SpecError;
 use crate::model::diagnostic::{Diagnostic, Source};
 use std::path::{Path, PathBuf};
 

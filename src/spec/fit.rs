@@ -1,7 +1,8 @@
 //! The optimisation settings of an MLP fit (`phaseflow fit`): what is wrong with them is
 //! wrong whatever the data, so they are checked before any data is read.
 
-use super::{FieldError, parse_schedule};
+use super::error::FieldError;
+use super::schedule::parse_schedule;
 use crate::nn::Schedule;
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,10 @@
 //! Operator-learning data as its config file states it (`phaseflow generate --config`):
 //! a system driven by input functions, how many functions, where to save the solutions.
 
-use super::{FieldError, SpecError, lookup, read_toml, relative_to_config, validate};
+use super::config_file::{read_toml, relative_to_config};
+use super::error::{FieldError, SpecError};
+use super::run::lookup;
+use super::validate;
 use crate::io::read_matrix;
 use crate::model::System;
 use crate::nn::Matrix;

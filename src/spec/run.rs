@@ -2,7 +2,8 @@
 //! `phaseflow serve`), and its translation into a checked `Problem`. Every way of getting it
 //! wrong ends here as one sentence naming the key, never later in the middle of a run.
 
-use super::{FieldError, SpecError, read_toml, relative_to_config};
+use super::config_file::{read_toml, relative_to_config};
+use super::error::{FieldError, SpecError};
 use crate::io::read_matrix;
 use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};

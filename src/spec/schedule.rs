@@ -1,6 +1,6 @@
 //! Learning-rate schedules as configs and flags spell them.
 
-use super::FieldError;
+use super::error::FieldError;
 use crate::nn::Schedule;
 
 /// A learning-rate schedule as text: `constant`, `cosine` (down to 0 over `steps`) or

@@ -2,7 +2,9 @@
 //! --config`): the data, the model and the optimisation. Ranges are checked while the file
 //! is read, so a bad value points at its place in the file.
 
-use super::{SpecError, read_toml, relative_to_config, validate};
+use super::config_file::{read_toml, relative_to_config};
+use super::error::SpecError;
+use super::validate;
 use crate::nn::{Activation, Strategy};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

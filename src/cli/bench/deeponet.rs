@@ -2,8 +2,10 @@
 //! way as its published set (150 GRF functions at 100 sensors, left-Riemann labels), so
 //! the benchmark needs no file.
 
-use super::{Bench, Row, Scenario, check_loss, check_outputs, median, time};
-use crate::cli::CliError;
+use super::harness::{Bench, check_loss, check_outputs, median, time};
+use super::row::Row;
+use super::scenario::Scenario;
+use crate::cli::error::CliError;
 use crate::nn::deeponet::data::{antiderivative, antiderivative_arch};
 use crate::nn::deeponet::{DeepONetArch, forward_aligned};
 use crate::nn::{DeepONetNet, DeepONetParams, DeepONetTrainConfig, DeepONetTrainer, Init, Matrix};

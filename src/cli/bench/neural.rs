@@ -1,8 +1,10 @@
 //! The neural-core scenarios: `mlp-train` (full Adam steps of the Fourier-feature MLP) and
 //! `mlp-infer` (its forward pass over a large batch, host transfers included).
 
-use super::{Bench, Row, Scenario, check_loss, check_outputs, time};
-use crate::cli::CliError;
+use super::harness::{Bench, check_loss, check_outputs, time};
+use super::row::Row;
+use super::scenario::Scenario;
+use crate::cli::error::CliError;
 use crate::nn::{
     Architecture, FusedNet, FusedTrainer, GpuNet, Init, Matrix, Optimizer, Params, TrainConfig,
     Trainer, mlp::cpu,

@@ -6,8 +6,10 @@
 //! error against an independent reference (DOP853 in f64 at 1e-12 on the CPU) is reported
 //! too, since speed at unequal error means nothing.
 
-use super::{Bench, Row, Scenario, median};
-use crate::cli::CliError;
+use super::harness::{Bench, median};
+use super::row::Row;
+use super::scenario::Scenario;
+use crate::cli::error::CliError;
 use crate::io::{Dtype, NpyStream, read_npy};
 use crate::model::{System, builtin};
 use crate::ode::adaptive::cpu::{self as adaptive_cpu, Setup};

@@ -3,8 +3,9 @@
 //! directory of results.json, results.csv and, over several sizes, log–log plots of time
 //! and throughput against size.
 
-use super::{Row, Scenario};
-use crate::cli::CliError;
+use super::row::Row;
+use super::scenario::Scenario;
+use crate::cli::error::CliError;
 use crate::gpu::GpuContext;
 use crate::gpu::peak::Peak;
 use crate::io::{Chart, OutputDir, Scale, Series};

@@ -1,0 +1,67 @@
+//! The scenarios `phaseflow bench` knows, as the command line names them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Measured ceilings of the adapter: f32 (and f64) FMA rate and copy bandwidth, from
+    /// microkernels checked against their CPU twin
+    Peak,
+    /// RK4 on Lorenz (the published benchmark's problem: rho over [0, 21], t in [0, 1],
+    /// dt = 1e-3), final state only, -n trajectories (default 1048576)
+    OdeFixed,
+    /// Tsit5 at rtol = atol = 1e-6 on the same problem, -n trajectories (default 1048576)
+    OdeAdaptive,
+    /// A one-parameter sweep with saving: Lorenz RK4, rho over [0, 50], t in [0, 1], the
+    /// state saved every 10 steps, -n trajectories (default 65536)
+    OdeSweep,
+    /// The same saves streamed to .npy on disk (a temporary directory), -n trajectories
+    /// (default 262144)
+    OdeStream,
+    /// Training throughput: Gaussian Fourier features (128 outputs) → 3×64 ReLU → 1,
+    /// full Adam steps on batches of -n samples (default 16384)
+    MlpTrain,
+    /// Inference throughput of the same network on -n samples (default 1048576)
+    MlpInfer,
+    /// DeepONet training: DeepXDE's aligned antiderivative set-up (150 functions × 100
+    /// points, branch [100, 40, 40], trunk [1, 40, 40], ReLU), full-batch Adam iterations
+    DeeponetTrain,
+    /// DeepONet inference with the same network: latency of one function at 100 points,
+    /// and throughput over -n functions (default 10000)
+    DeeponetInfer,
+    /// The published GPU ensemble benchmark: Lorenz, rho = linspace(0, 21, N), u0 = (1, 0,
+    /// 0), t in [0, 1], f32, final state; Tsit5 with dt = 1e-3 fixed and adaptive at rtol =
+    /// atol = 1e-8, N = 8, 32, ... up to -n (default 8388608), with the error achieved
+    PaperLorenz,
+    /// Every scenario above at its default size, in one table
+    All,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Peak => "peak",
+            Scenario::OdeFixed => "ode-fixed",
+            Scenario::OdeAdaptive => "ode-adaptive",
+            Scenario::OdeSweep => "ode-sweep",
+            Scenario::OdeStream => "ode-stream",
+            Scenario::MlpTrain => "mlp-train",
+            Scenario::MlpInfer => "mlp-infer",
+            Scenario::DeeponetTrain => "deeponet-train",
+            Scenario::DeeponetInfer => "deeponet-infer",
+            Scenario::PaperLorenz => "paper-lorenz",
+            Scenario::All => "all",
+        }
+    }
+
+    /// What `all` runs after `peak`, cheapest first.
+    pub(super) const EVERY: [Scenario; 9] = [
+        Scenario::OdeFixed,
+        Scenario::OdeAdaptive,
+        Scenario::OdeSweep,
+        Scenario::OdeStream,
+        Scenario::MlpTrain,
+        Scenario::MlpInfer,
+        Scenario::DeeponetTrain,
+        Scenario::DeeponetInfer,
+        Scenario::PaperLorenz,
+    ];
+}
