@@ -15,7 +15,7 @@ use crate::spec::fit::{
     DataTarget, ExprTarget, FitEncoding, FitLoss, FitSpec, FitTarget, ImageTarget,
 };
 use crate::spec::fit_data::{FitData, INPUT_NAMES, Kind, bounds, grid};
-use crate::spec::{FieldError, SpecError, read_toml, relative_to_config};
+use crate::spec::{SpecError, read_toml, relative_to_config};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -266,6 +266,8 @@ impl FitArgs {
                     .expect("clap requires a target or --config"),
             ),
         };
+        // A target flag replaces the file's whole target (its points, test file and the
+        // like belong to the target it names).
         if self.config.is_some()
             && let Some(target) = self.flag_target()
         {
@@ -277,31 +279,33 @@ impl FitArgs {
             FitTarget::Expr(e) => {
                 if let Some(n) = self.inputs {
                     e.inputs = n;
+                    set.push("target.expr.inputs");
                 }
                 if let Some(d) = &self.domain {
                     e.domain = parse_domain(d)?;
+                    set.push("target.expr.domain");
                 }
                 if self.points.is_some() {
                     e.points = self.points;
+                    set.push("target.expr.points");
                 }
             }
             FitTarget::Data(d) => {
                 if self.inputs.is_some() {
                     d.inputs = self.inputs;
+                    set.push("target.data.inputs");
                 }
                 if self.test.is_some() {
                     d.test = self.test.clone();
+                    set.push("target.data.test");
                 }
             }
-            FitTarget::Image(i) => i.holdout |= self.holdout,
-        }
-        if self.inputs.is_some()
-            || self.domain.is_some()
-            || self.points.is_some()
-            || self.test.is_some()
-            || self.holdout
-        {
-            set.push("target");
+            FitTarget::Image(i) => {
+                if self.holdout {
+                    i.holdout = true;
+                    set.push("target.image.holdout");
+                }
+            }
         }
         let (n, t) = (&mut spec.network, &mut spec.train);
         macro_rules! flag {
@@ -370,16 +374,28 @@ impl FitArgs {
         Ok((spec, set))
     }
 
-    /// A spec error as the user wrote it: a key the flags set (or any key, without a
-    /// config file) as its flag, else as the config file names it.
+    /// A spec error as the user wrote it: without a config file every key as its flag;
+    /// with one, the keys the flags set as flags and the others as the file names them,
+    /// led by the file's name when the key at fault came from the file.
     fn error(&self, e: impl Into<SpecError>, set: &[&str]) -> CliError {
         let e = e.into();
         let SpecError::Field(field) = &e else {
             return e.into();
         };
-        match &self.config {
-            Some(path) if !by_flag(&field.field, set) => config_error(e, path),
-            _ => field_as_flags(field),
+        let Some(path) = &self.config else {
+            return CliError::Input(field.render(fit_flag));
+        };
+        let message = field.render(|k| {
+            if by_flag(k, set) {
+                fit_flag(k)
+            } else {
+                k.to_string()
+            }
+        });
+        if by_flag(&field.field, set) {
+            CliError::Input(message)
+        } else {
+            CliError::Input(format!("{}: {message}", path.display()))
         }
     }
 }
@@ -388,10 +404,6 @@ impl FitArgs {
 fn by_flag(key: &str, set: &[&str]) -> bool {
     set.iter()
         .any(|k| key == *k || key.starts_with(&format!("{k}.")))
-}
-
-fn field_as_flags(field: &FieldError) -> CliError {
-    CliError::Input(field.render(fit_flag))
 }
 
 fn config_error(e: SpecError, path: &Path) -> CliError {
@@ -772,5 +784,31 @@ fn picture(
             Ok(Some(("fit.png", chart.to_png().map_err(plot_error)?)))
         }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_spec_keys_become_fit_flags() {
+        let cases = [
+            ("target.expr.text", "--expr"),
+            ("target.expr.points", "--points"),
+            ("target.data.file", "--data"),
+            ("target.data.inputs", "--inputs"),
+            ("target.image.file", "--image"),
+            ("network.train_encoding", "--train-encoding"),
+            ("train.weight_decay", "--weight-decay"),
+            ("train.log_every", "--log-every"),
+            ("seed", "--seed"),
+            ("out", "-o"),
+        ];
+        for (key, flag) in cases {
+            assert_eq!(fit_flag(key), flag, "{key}");
+        }
+        assert!(by_flag("target.expr.points", &["target"]));
+        assert!(!by_flag("train.lr", &["train.lr_floor", "target"]));
     }
 }
