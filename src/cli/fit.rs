@@ -3,27 +3,30 @@
 //! loss curve and pictures of the fit.
 
 use super::error::CliError;
-use super::fit_data::{
-    FitData, INPUT_NAMES, Kind, bounds, from_expression, from_image, from_samples,
-};
 use super::format::seconds;
-use super::{interrupt, spec_flags};
+use super::interrupt;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, Image, OutputDir, Scale, Series};
 use crate::nn::{
-    Activation, AnyTrainer, Architecture, Encoding, EncodingKind, Init, Loss, Matrix, Optimizer,
-    Params, TrainConfig, fit, mlp::cpu, predict, save_bytes,
+    Activation, AnyTrainer, Architecture, EncodingKind, Init, Matrix, Params, fit, mlp::cpu,
+    predict, save_bytes,
 };
-use crate::spec::fit::FitSettings;
+use crate::spec::fit::{
+    DataTarget, ExprTarget, FitEncoding, FitLoss, FitSpec, FitTarget, ImageTarget,
+};
+use crate::spec::fit_data::{FitData, INPUT_NAMES, Kind, bounds, grid};
+use crate::spec::{SpecError, read_toml, relative_to_config};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const LONG_ABOUT: &str = "Fit an MLP, optionally behind a Fourier-feature encoding, on the \
 GPU to one of: an expression of x (and y, z) in the system language sampled on a grid, the \
 rows of an .npy file (input columns then output columns), or a PNG image as a function of the \
 pixel position. Prints the loss curve; with -o writes model.safetensors (PyTorch state_dict \
 layout, architecture in the metadata), loss.csv, loss.png, summary.json and a picture of the \
-fit: fit.png for one input, reconstruction.png for images and two-input expressions.";
+fit: fit.png for one input, reconstruction.png for images and two-input expressions. \
+--config FILE reads the same request from TOML ([target.expr|data|image], [network], [train], \
+seed, out); flags given as well override it.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum EncodingArg {
@@ -51,14 +54,20 @@ enum InitArg {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(allow_negative_numbers = true, group(clap::ArgGroup::new("target").required(true).args(["expr", "data", "image"])))]
+#[command(
+    allow_negative_numbers = true,
+    group(clap::ArgGroup::new("target").required(true).multiple(true).args(["config", "expr", "data", "image"]))
+)]
 pub struct FitArgs {
+    /// The fit as a TOML file (keys as FitSpec names them); flags given as well override it
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
     /// An expression of x (and y, z with --inputs 2 or 3), e.g.
     /// 'sin(2*pi*3*x) + 0.5*sin(2*pi*17*x)'
-    #[arg(long, value_name = "EXPR", allow_hyphen_values = true)]
+    #[arg(long, value_name = "EXPR", allow_hyphen_values = true, conflicts_with_all = ["data", "image"])]
     expr: Option<String>,
     /// Samples: an .npy of shape [n, inputs + outputs]
-    #[arg(long, value_name = "FILE.npy")]
+    #[arg(long, value_name = "FILE.npy", conflicts_with = "image")]
     data: Option<PathBuf>,
     /// A PNG image (grey or RGB) to fit as a function of the pixel position
     #[arg(long, value_name = "FILE.png")]
@@ -68,14 +77,9 @@ pub struct FitArgs {
     /// an expression, all columns but the last for --data]
     #[arg(long)]
     inputs: Option<usize>,
-    /// Range of every input of the expression
-    #[arg(
-        long,
-        value_name = "LO:HI",
-        default_value = "0:1",
-        allow_hyphen_values = true
-    )]
-    domain: String,
+    /// Range of every input of the expression [default: 0:1]
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
+    domain: Option<String>,
     /// Grid points per input of the expression; the test set is the cell midpoints
     /// [default: 256, 64 or 16 for 1, 2 or 3 inputs]
     #[arg(long)]
@@ -91,19 +95,19 @@ pub struct FitArgs {
     /// Hidden layer widths [default: 64,64,64; 128,128,128,128 for images]
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     hidden: Vec<usize>,
-    /// Activation of the hidden layers
-    #[arg(long, value_enum, default_value = "relu")]
-    activation: Activation,
-    /// Fourier-feature encoding in front of the MLP
-    #[arg(long, value_enum, default_value = "gaussian")]
-    encoding: EncodingArg,
-    /// Columns of B (the encoding has twice as many outputs)
-    #[arg(long, default_value_t = 64)]
-    features: usize,
+    /// Activation of the hidden layers [default: relu]
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// Fourier-feature encoding in front of the MLP [default: gaussian]
+    #[arg(long, value_enum)]
+    encoding: Option<EncodingArg>,
+    /// Columns of B (the encoding has twice as many outputs) [default: 64]
+    #[arg(long)]
+    features: Option<usize>,
     /// Scale of the encoding (Gaussian: standard deviation of B; positional: top
-    /// frequency), per unit of each input's range
-    #[arg(long, default_value_t = 10.0)]
-    sigma: f64,
+    /// frequency), per unit of each input's range [default: 10]
+    #[arg(long)]
+    sigma: Option<f64>,
     /// Train B as well
     #[arg(long)]
     train_encoding: bool,
@@ -112,34 +116,34 @@ pub struct FitArgs {
     #[arg(long, value_enum)]
     init: Option<InitArg>,
 
-    /// Optimiser steps
-    #[arg(long, default_value_t = 5000)]
-    steps: u32,
-    /// Learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    /// Optimiser steps [default: 5000]
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Learning rate [default: 0.001]
+    #[arg(long)]
+    lr: Option<f64>,
     /// Learning-rate schedule: constant, cosine (down to 1% over the run), or
-    /// step:EVERY:GAMMA
-    #[arg(long, default_value = "constant")]
-    schedule: String,
-    /// Decoupled (AdamW) weight decay
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
+    /// step:EVERY:GAMMA [default: constant]
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Decoupled (AdamW) weight decay [default: 0]
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Plain SGD with momentum 0.9 instead of Adam
     #[arg(long)]
     sgd: bool,
-    /// Loss to minimise
-    #[arg(long, value_enum, default_value = "mse")]
-    loss: LossArg,
+    /// Loss to minimise [default: mse]
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
     /// Samples per step [default: all of them up to 65,536, else 16,384]
     #[arg(long)]
     batch: Option<usize>,
     /// Clip the gradient to this global L2 norm
     #[arg(long)]
     clip: Option<f64>,
-    /// Seed of the initial parameters and the minibatches
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of the initial parameters and the minibatches [default: 1]
+    #[arg(long)]
+    seed: Option<u64>,
     /// Read the loss back every K steps (the curve's resolution) [default: steps/200]
     #[arg(long, value_name = "K")]
     log_every: Option<u32>,
@@ -147,8 +151,8 @@ pub struct FitArgs {
     /// Write the checkpoint, curves and pictures into this directory
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// With -o: replace the results of an earlier run in DIR
-    #[arg(long, requires = "out")]
+    /// With -o (or the config's out): replace the results of an earlier run in DIR
+    #[arg(long)]
     overwrite: bool,
     /// Print a JSON summary instead of text
     #[arg(long)]
@@ -156,6 +160,23 @@ pub struct FitArgs {
     /// Print no loss curve
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// What diagnostics call the text of `--expr`.
+const EXPR_NAME: &str = "<--expr>";
+
+/// The `fit` flag that sets FitSpec key `key` (a dotted path: `target.expr.points` →
+/// `--points`, `train.weight_decay` → `--weight-decay`, `out` → `-o`).
+pub fn fit_flag(key: &str) -> String {
+    let mut parts = key.rsplit('.');
+    let last = parts.next().unwrap_or(key);
+    match (last, parts.next()) {
+        ("text", _) => "--expr".into(),
+        ("file", Some("data")) => "--data".into(),
+        ("file", _) => "--image".into(),
+        ("out", None) => "-o".into(),
+        (name, _) => format!("--{}", name.replace('_', "-")),
+    }
 }
 
 fn parse_domain(s: &str) -> Result<(f64, f64), CliError> {
@@ -173,100 +194,220 @@ fn parse_domain(s: &str) -> Result<(f64, f64), CliError> {
     Ok((lo, hi))
 }
 
-fn load(args: &FitArgs) -> Result<FitData, CliError> {
-    if let Some(text) = &args.expr {
-        let inputs = args.inputs.unwrap_or(1);
-        let points = args.points.unwrap_or(match inputs {
-            1 => 256,
-            2 => 64,
-            _ => 16,
-        });
-        from_expression(text, inputs, parse_domain(&args.domain)?, points)
-    } else if let Some(path) = &args.data {
-        from_samples(path, args.test.as_deref(), args.inputs)
-    } else {
-        let path = args.image.as_ref().expect("clap requires one target");
-        from_image(path, args.holdout)
+/// Options of another target would be ignored: contradictions, refused.
+fn refuse_misplaced(args: &FitArgs, target: &FitTarget) -> Result<(), CliError> {
+    let (is_expr, is_data, is_image) = (
+        matches!(target, FitTarget::Expr(_)),
+        matches!(target, FitTarget::Data(_)),
+        matches!(target, FitTarget::Image(_)),
+    );
+    let misplaced = [
+        ("--points", args.points.is_some(), is_expr, "--expr"),
+        ("--domain", args.domain.is_some(), is_expr, "--expr"),
+        ("--test", args.test.is_some(), is_data, "--data"),
+        ("--holdout", args.holdout, is_image, "--image"),
+        (
+            "--inputs",
+            args.inputs.is_some(),
+            !is_image,
+            "--expr or --data",
+        ),
+    ];
+    if let Some((flag, _, _, target)) = misplaced.iter().find(|m| m.1 && !m.2) {
+        return Err(CliError::Input(format!(
+            "{flag} is for {target} only; this fit has another target"
+        )));
     }
+    Ok(())
 }
 
-fn architecture(args: &FitArgs, data: &FitData) -> Result<Architecture, CliError> {
-    let hidden = if args.hidden.is_empty() {
-        match data.kind {
-            Kind::Image(_) => vec![128; 4],
-            _ => vec![64; 3],
-        }
-    } else {
-        args.hidden.clone()
-    };
-    if hidden.contains(&0) {
-        return Err(CliError::Input("--hidden widths must be at least 1".into()));
-    }
-    let inputs = data.train_x.cols;
-    let encoding = match args.encoding {
-        EncodingArg::None => None,
-        kind => {
-            if args.features == 0 || args.sigma.is_nan() || args.sigma <= 0.0 {
-                return Err(CliError::Input(
-                    "--features must be at least 1 and --sigma positive".into(),
-                ));
-            }
-            let kind = match kind {
-                EncodingArg::Gaussian => EncodingKind::Gaussian,
-                EncodingArg::Positional => EncodingKind::Positional,
-                _ => EncodingKind::Basic,
-            };
-            // The basic encoding has one frequency per input: B is the identity.
-            let features = if kind == EncodingKind::Basic {
-                inputs
-            } else {
-                args.features
-            };
-            Some(Encoding {
-                kind,
-                inputs,
-                features,
-                two_pi: true,
-                order: "cos_then_sin".into(),
-                sigma: (kind != EncodingKind::Basic).then_some(args.sigma),
-                trainable: args.train_encoding,
+impl FitArgs {
+    /// The target a flag names, if one does.
+    fn flag_target(&self) -> Option<FitTarget> {
+        if let Some(text) = &self.expr {
+            Some(FitTarget::Expr(ExprTarget {
+                text: text.clone(),
+                inputs: 1,
+                domain: (0.0, 1.0),
+                points: None,
+            }))
+        } else if let Some(file) = &self.data {
+            Some(FitTarget::Data(DataTarget {
+                file: file.clone(),
+                inputs: None,
+                test: None,
+            }))
+        } else {
+            self.image.as_ref().map(|file| {
+                FitTarget::Image(ImageTarget {
+                    file: file.clone(),
+                    holdout: false,
+                })
             })
         }
-    };
-    let arch = Architecture::mlp(
-        inputs,
-        encoding,
-        &hidden,
-        data.train_y.cols,
-        args.activation,
-    );
-    // Before any parameter is allocated: the widths may be absurd.
-    arch.check()
-        .map_err(|e| CliError::Input(format!("{e} (--hidden, --features)")))?;
-    Ok(arch)
-}
+    }
 
-/// Initial parameters; B's row for each input is divided by that input's range, so σ
-/// counts cycles per range whatever the units (the encoding's kernel only depends on
-/// differences of inputs, so the range's offset does not matter).
-fn initial_params(args: &FitArgs, arch: &Architecture, widths: &[f64]) -> Params {
-    let init = match args.init {
-        Some(InitArg::He) => Init::He,
-        Some(InitArg::Glorot) => Init::Glorot,
-        Some(InitArg::Siren) => Init::Siren,
-        None => match args.activation {
-            Activation::Relu => Init::He,
-            Activation::Sin => Init::Siren,
-            _ => Init::Glorot,
-        },
-    };
-    let mut params = Params::init(arch, init, args.seed).expect("a checked architecture");
-    if let Some(b) = &mut params.b {
-        for (row, w) in b.data.chunks_mut(b.cols).zip(widths) {
-            row.iter_mut().for_each(|v| *v /= w);
+    /// The fit these flags (over the config file's, if any) ask for, and the keys the flags
+    /// set (for naming a bad key as the user gave it).
+    fn spec(&self) -> Result<(FitSpec, Vec<&'static str>), CliError> {
+        let mut set = Vec::new();
+        let mut spec = match &self.config {
+            Some(path) => {
+                let mut spec: FitSpec = read_toml(path).map_err(|e| config_error(e, path))?;
+                relative_to_config(
+                    path,
+                    spec.target.paths_mut().into_iter().chain(&mut spec.out),
+                    None,
+                );
+                spec
+            }
+            None => FitSpec::new(
+                self.flag_target()
+                    .expect("clap requires a target or --config"),
+            ),
+        };
+        // A target flag replaces the file's whole target (its points, test file and the
+        // like belong to the target it names).
+        if self.config.is_some()
+            && let Some(target) = self.flag_target()
+        {
+            spec.target = target;
+            set.push("target");
+        }
+        refuse_misplaced(self, &spec.target)?;
+        match &mut spec.target {
+            FitTarget::Expr(e) => {
+                if let Some(n) = self.inputs {
+                    e.inputs = n;
+                    set.push("target.expr.inputs");
+                }
+                if let Some(d) = &self.domain {
+                    e.domain = parse_domain(d)?;
+                    set.push("target.expr.domain");
+                }
+                if self.points.is_some() {
+                    e.points = self.points;
+                    set.push("target.expr.points");
+                }
+            }
+            FitTarget::Data(d) => {
+                if self.inputs.is_some() {
+                    d.inputs = self.inputs;
+                    set.push("target.data.inputs");
+                }
+                if self.test.is_some() {
+                    d.test = self.test.clone();
+                    set.push("target.data.test");
+                }
+            }
+            FitTarget::Image(i) => {
+                if self.holdout {
+                    i.holdout = true;
+                    set.push("target.image.holdout");
+                }
+            }
+        }
+        let (n, t) = (&mut spec.network, &mut spec.train);
+        macro_rules! flag {
+            ($field:expr, $value:expr, $key:literal) => {
+                if let Some(v) = $value {
+                    $field = v;
+                    set.push($key);
+                }
+            };
+        }
+        flag!(
+            n.hidden,
+            (!self.hidden.is_empty()).then(|| Some(self.hidden.clone())),
+            "network.hidden"
+        );
+        flag!(n.activation, self.activation, "network.activation");
+        flag!(
+            n.encoding,
+            self.encoding.map(|e| match e {
+                EncodingArg::Gaussian => FitEncoding::Gaussian,
+                EncodingArg::Positional => FitEncoding::Positional,
+                EncodingArg::Basic => FitEncoding::Basic,
+                EncodingArg::None => FitEncoding::None,
+            }),
+            "network.encoding"
+        );
+        flag!(n.features, self.features, "network.features");
+        flag!(n.sigma, self.sigma, "network.sigma");
+        flag!(
+            n.train_encoding,
+            self.train_encoding.then_some(true),
+            "network.train_encoding"
+        );
+        flag!(
+            n.init,
+            self.init.map(|i| Some(match i {
+                InitArg::He => Init::He,
+                InitArg::Glorot => Init::Glorot,
+                InitArg::Siren => Init::Siren,
+            })),
+            "network.init"
+        );
+        flag!(t.steps, self.steps, "train.steps");
+        flag!(t.lr, self.lr, "train.lr");
+        flag!(t.schedule, self.schedule.clone(), "train.schedule");
+        flag!(t.weight_decay, self.weight_decay, "train.weight_decay");
+        flag!(t.sgd, self.sgd.then_some(true), "train.sgd");
+        flag!(
+            t.loss,
+            self.loss.map(|l| match l {
+                LossArg::Mse => FitLoss::Mse,
+                LossArg::RelL2 => FitLoss::RelL2,
+            }),
+            "train.loss"
+        );
+        flag!(t.batch, self.batch.map(Some), "train.batch");
+        flag!(t.clip, self.clip.map(Some), "train.clip");
+        flag!(t.log_every, self.log_every.map(Some), "train.log_every");
+        flag!(spec.seed, self.seed, "seed");
+        flag!(spec.out, self.out.clone().map(Some), "out");
+        if self.overwrite && spec.out.is_none() {
+            return Err(CliError::Input(
+                "--overwrite needs -o (or out in the --config file)".into(),
+            ));
+        }
+        Ok((spec, set))
+    }
+
+    /// A spec error as the user wrote it: without a config file every key as its flag;
+    /// with one, the keys the flags set as flags and the others as the file names them,
+    /// led by the file's name when the key at fault came from the file.
+    fn error(&self, e: impl Into<SpecError>, set: &[&str]) -> CliError {
+        let e = e.into();
+        let SpecError::Field(field) = &e else {
+            return e.into();
+        };
+        let Some(path) = &self.config else {
+            return CliError::Input(field.render(fit_flag));
+        };
+        let message = field.render(|k| {
+            if by_flag(k, set) {
+                fit_flag(k)
+            } else {
+                k.to_string()
+            }
+        });
+        if by_flag(&field.field, set) {
+            CliError::Input(message)
+        } else {
+            CliError::Input(format!("{}: {message}", path.display()))
         }
     }
-    params
+}
+
+/// Whether `key` was set by a flag (a target flag sets the whole target).
+fn by_flag(key: &str, set: &[&str]) -> bool {
+    set.iter()
+        .any(|k| key == *k || key.starts_with(&format!("{k}.")))
+}
+
+fn config_error(e: SpecError, path: &Path) -> CliError {
+    super::spec_flags::config_error(e, path)
 }
 
 /// Errors on held-out data: MSE, relative L2 and (images) PSNR.
@@ -294,50 +435,11 @@ fn score(y: &Matrix, target: &Matrix, image: bool) -> TestScore {
     }
 }
 
-/// The settings of the run that are wrong whatever the data: refused before the data is
-/// read. A NaN or negative rate, a zero log interval and the like get one sentence each.
-fn check_settings(args: &FitArgs) -> Result<(), CliError> {
-    args.settings().check().map_err(spec_flags::flag_error)?;
-    // Options of another target would be ignored: contradictions, refused.
-    let misplaced = [
-        (
-            "--points",
-            args.points.is_some(),
-            args.expr.is_some(),
-            "--expr",
-        ),
-        ("--test", args.test.is_some(), args.data.is_some(), "--data"),
-        ("--holdout", args.holdout, args.image.is_some(), "--image"),
-    ];
-    if let Some((flag, _, _, target)) = misplaced.iter().find(|m| m.1 && !m.2) {
-        return Err(CliError::Input(format!(
-            "{flag} is for {target} only; this fit has another target"
-        )));
-    }
-    Ok(())
-}
-
-impl FitArgs {
-    /// The optimisation flags as the library's settings.
-    fn settings(&self) -> FitSettings {
-        FitSettings {
-            steps: self.steps,
-            lr: self.lr,
-            schedule: self.schedule.clone(),
-            weight_decay: self.weight_decay,
-            batch: self.batch,
-            clip: self.clip,
-            sigma: self.sigma,
-            log_every: self.log_every,
-        }
-    }
-}
-
 /// Bytes the results take on disk, about: the checkpoint (f32 parameters and their
 /// metadata), the curve, the charts and pictures, the summary.
-fn output_estimate(args: &FitArgs, data: &FitData, params: &Params, log_every: u32) -> u64 {
+fn output_estimate(steps: u32, data: &FitData, params: &Params, log_every: u32) -> u64 {
     let checkpoint = 4 * params.flat().len() as u64 + (64 << 10);
-    let curve = 40 * (args.steps / log_every + 2) as u64;
+    let curve = 40 * (steps / log_every + 2) as u64;
     let picture = match &data.kind {
         Kind::Image(image) => (image.width * image.height * image.channels) as u64 + 4096,
         Kind::Expression { points, .. } if data.train_x.cols == 2 => 2 * (points * points) as u64,
@@ -347,45 +449,33 @@ fn output_estimate(args: &FitArgs, data: &FitData, params: &Params, log_every: u
 }
 
 pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    check_settings(args)?;
-    let data = load(args)?;
-    let arch = architecture(args, &data)?;
-    let schedule = args.settings().schedule().map_err(spec_flags::flag_error)?;
+    let (spec, set) = args.spec()?;
+    // Wrong whatever the data: refused before any is read.
+    spec.check().map_err(|e| args.error(e, &set))?;
+    let data = spec
+        .target
+        .load(EXPR_NAME)
+        .map_err(|e| args.error(e, &set))?;
+    let arch = spec
+        .network
+        .architecture(&data)
+        .map_err(|e| args.error(e, &set))?;
     let m = data.train_x.rows;
-    let batch = match args.batch {
-        Some(b) if b > m => {
-            return Err(CliError::Input(format!(
-                "--batch {b} is more than the {m} training samples; use at most {m}"
-            )));
-        }
-        Some(b) => Some(b),
-        None if m > 1 << 16 => Some(1 << 14),
-        None => None,
-    };
-    let config = TrainConfig {
-        optimizer: Optimizer {
-            sgd: args.sgd,
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-            schedule,
-            ..Optimizer::default()
-        },
-        loss: match args.loss {
-            LossArg::Mse => Loss::Mse,
-            LossArg::RelL2 => Loss::RelativeL2,
-        },
-        batch,
-        clip: args.clip,
-        seed: args.seed,
-    };
-    config
-        .check()
-        .map_err(|e| CliError::Input(format!("{e} (--lr, --weight-decay, --schedule, --clip)")))?;
-    let log_every = args.log_every.unwrap_or((args.steps / 200).max(1));
-    let start = initial_params(args, &arch, &data.widths);
+    let config = spec
+        .train
+        .train_config(m, spec.seed)
+        .map_err(|e| args.error(e, &set))?;
+    let batch = config.batch;
+    let steps = spec.train.steps;
+    let lr = spec.train.lr;
+    let log_every = spec.train.log_every();
+    let start = spec
+        .network
+        .initial_params(&arch, &data.widths, spec.seed)
+        .map_err(|e| args.error(e, &set))?;
     // Proven writable, with room for the results, before any work.
-    let estimate = output_estimate(args, &data, &start, log_every);
-    let mut out = match &args.out {
+    let estimate = output_estimate(steps, &data, &start, log_every);
+    let mut out = match &spec.out {
         Some(dir) => Some({
             super::space::refuse_earlier_results(dir, args.overwrite, &FILES)?;
             super::space::output_dir(dir, estimate, "the checkpoint and pictures")?
@@ -414,21 +504,21 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         );
         println!(
             "{} steps of {} samples, {}, lr {}",
-            args.steps,
+            steps,
             per_step,
-            if args.sgd { "SGD" } else { "Adam" },
-            args.lr
+            if spec.train.sgd { "SGD" } else { "Adam" },
+            lr
         );
     }
     // At most about 20 lines of curve on the terminal; the files get every point.
-    let print_every = log_every * (args.steps / log_every / 20).max(1);
-    let report = fit(&ctx, &mut trainer, args.steps, log_every, |step, loss| {
-        if text && !args.quiet && (step % print_every == 0 || step == args.steps) {
+    let print_every = log_every * (steps / log_every / 20).max(1);
+    let report = fit(&ctx, &mut trainer, steps, log_every, |step, loss| {
+        if text && !args.quiet && (step % print_every == 0 || step == steps) {
             println!("  step {step:>8}  loss {loss:.4e}");
         }
         !interrupt::requested()
     })?;
-    let interrupted = report.steps < args.steps;
+    let interrupted = report.steps < steps;
     // A diverged network is no result: every loader refuses NaN weights, so writing it would
     // only hand the user a checkpoint that nothing accepts.
     let diverged = report.curve.last().is_some_and(|c| !c.1.is_finite())
@@ -437,7 +527,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         return Err(CliError::Runtime(format!(
             "training diverged: the loss or the weights are not finite after {} steps, so \
              nothing was written; try a smaller --lr (it was {:e})",
-            report.steps, args.lr
+            report.steps, lr
         )));
     }
     let samples_per_s = report.steps as f64 * per_step as f64 / report.seconds;
@@ -455,7 +545,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "kernels": report.kernels,
         "adapter": ctx.summary,
         "steps": report.steps,
-        "steps_asked": args.steps,
+        "steps_asked": steps,
         "batch": per_step,
         "seconds": report.seconds,
         "samples_per_s": samples_per_s,
@@ -494,7 +584,7 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     if interrupted {
         return Err(CliError::Interrupted(format!(
             "interrupted after {} of {} steps; what was written is the network after those steps",
-            report.steps, args.steps
+            report.steps, steps
         )));
     }
     Ok(())
@@ -622,7 +712,7 @@ fn picture(
             points,
         } if x.cols == 2 => {
             // Target | network on the test grid, grey scaled to the target's range.
-            let g = super::fit_data::grid(2, *points, *lo, *hi, 0.5);
+            let g = grid(2, *points, *lo, *hi, 0.5);
             let p = predict(ctx, arch, params, &g)?;
             let t: Vec<f64> = g.data.chunks(2).map(|r| function.eval(r)).collect();
             let (tmin, tmax) = bounds(&t);
@@ -694,5 +784,31 @@ fn picture(
             Ok(Some(("fit.png", chart.to_png().map_err(plot_error)?)))
         }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_spec_keys_become_fit_flags() {
+        let cases = [
+            ("target.expr.text", "--expr"),
+            ("target.expr.points", "--points"),
+            ("target.data.file", "--data"),
+            ("target.data.inputs", "--inputs"),
+            ("target.image.file", "--image"),
+            ("network.train_encoding", "--train-encoding"),
+            ("train.weight_decay", "--weight-decay"),
+            ("train.log_every", "--log-every"),
+            ("seed", "--seed"),
+            ("out", "-o"),
+        ];
+        for (key, flag) in cases {
+            assert_eq!(fit_flag(key), flag, "{key}");
+        }
+        assert!(by_flag("target.expr.points", &["target"]));
+        assert!(!by_flag("train.lr", &["train.lr_floor", "target"]));
     }
 }

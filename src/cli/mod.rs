@@ -10,7 +10,6 @@
 mod bench;
 mod error;
 mod fit;
-mod fit_data;
 mod format;
 mod generate;
 mod info;

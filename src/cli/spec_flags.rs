@@ -4,7 +4,7 @@
 //! name leads the message. Keys of other config files (train, generate) stay key names.
 
 use super::error::CliError;
-use crate::spec::{FieldError, RunSpec, SpecError};
+use crate::spec::{RunSpec, SpecError};
 use std::path::Path;
 
 /// The `simulate` flag that sets run-spec key `key` (a dotted path), followed by the name
@@ -95,14 +95,10 @@ pub fn config_error(e: SpecError, config: &Path) -> CliError {
     }
 }
 
-/// An error in an option that has a flag of the same name (`fit`'s `--schedule`).
-pub fn flag_error(e: FieldError) -> CliError {
-    CliError::Input(e.render(|k| format!("--{}", k.replace('_', "-"))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::FieldError;
 
     #[test]
     fn run_spec_keys_become_simulate_flags() {

@@ -37,7 +37,16 @@ impl Function {
             ]));
         }
         let vars: Vec<Var> = inputs.iter().map(|&n| Var::new(n, 0.0)).collect();
-        let body = resolve_expression(source, &expr, &vars)?;
+        let body = resolve_expression(source, &expr, &vars).map_err(|mut d| {
+            // The resolver knows `t` as time and may suggest it for a misspelt name, but
+            // here it is refused: point at the inputs instead.
+            for diag in &mut d.0 {
+                if diag.hint.as_deref() == Some("did you mean 't'?") {
+                    diag.hint = Some(format!("the inputs are: {}", inputs.join(", ")));
+                }
+            }
+            d
+        })?;
         Ok(Function {
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
             text: source.text.clone(),
@@ -84,5 +93,9 @@ mod tests {
         assert!(e.first().position().is_some());
         let e = parse("sinn(x)", &["x"]).unwrap_err();
         assert!(e.to_string().contains("did you mean 'sin'"), "{e}");
+        // `t` is no input, so it is never what a misspelt name meant.
+        let e = parse("sin(q)", &["x"]).unwrap_err();
+        assert!(!e.to_string().contains("'t'"), "{e}");
+        assert!(e.to_string().contains("the inputs are: x"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 mod config_file;
 mod error;
 pub mod fit;
+pub mod fit_data;
 pub mod generate;
 pub mod run;
 mod schedule;

@@ -1,7 +1,9 @@
-//! What `phaseflow fit` learns: samples of an expression on a grid, rows of an `.npy`, or
-//! the pixels of a PNG, each with the test set it is judged on.
+//! What a fit learns (`spec::fit::FitTarget` made concrete): samples of an expression on a
+//! grid, rows of an `.npy`, or the pixels of a PNG, each with the test set it is judged on.
+//! A bad value is a `FieldError` at its key (`target.expr.points`), a file that cannot be
+//! used one sentence, an expression that does not parse diagnostics with a caret.
 
-use super::error::CliError;
+use super::error::{FieldError, SpecError};
 use crate::io::{Image, read_matrix};
 use crate::model::{Function, Source};
 use crate::nn::Matrix;
@@ -10,6 +12,7 @@ use std::path::Path;
 /// Names of the inputs of an expression, in order.
 pub const INPUT_NAMES: [&str; 3] = ["x", "y", "z"];
 
+/// The samples of a fit, ready for a trainer.
 pub struct FitData {
     /// One line saying what is fitted, for reports.
     pub what: String,
@@ -21,6 +24,7 @@ pub struct FitData {
     pub kind: Kind,
 }
 
+/// Where a fit's samples came from (what its pictures draw).
 pub enum Kind {
     /// A function on a grid of `points` per axis over [lo, hi] in every input.
     Expression {
@@ -75,33 +79,53 @@ fn values(function: &Function, x: &Matrix) -> Matrix {
     }
 }
 
-/// Samples of `text` over `inputs` inputs (x, y, z).
-pub fn from_expression(
-    text: &str,
+const EXPR: &str = "target.expr";
+
+/// Whether an expression's inputs, domain and grid can be sampled: checked before the
+/// expression is parsed, so a spec is refused before any work.
+pub fn check_expression(
     inputs: usize,
     (lo, hi): (f64, f64),
     points: usize,
-) -> Result<FitData, CliError> {
+) -> Result<(), FieldError> {
     if !(1..=3).contains(&inputs) {
-        return Err(CliError::Input(format!(
-            "--inputs must be 1, 2 or 3 for an expression (named x, y, z), not {inputs}"
-        )));
+        return Err(FieldError::new(
+            format!("{EXPR}.inputs"),
+            format!("must be 1, 2 or 3 for an expression (named x, y, z), not {inputs}"),
+        ));
     }
     if lo >= hi || !lo.is_finite() || !hi.is_finite() {
-        return Err(CliError::Input(format!(
-            "--domain must be LO:HI with LO < HI, both finite; got {lo}:{hi}"
-        )));
+        return Err(FieldError::new(
+            format!("{EXPR}.domain"),
+            format!("must be LO:HI with LO < HI, both finite; got {lo}:{hi}"),
+        ));
     }
     let rows = (points as u128).pow(inputs as u32);
     if points < 2 || rows > 1 << 24 {
-        return Err(CliError::Input(format!(
-            "--points {points} per axis gives {rows} samples in {inputs} dimensions; use at \
-             least 2 and at most 16,777,216 samples"
-        )));
+        return Err(FieldError::new(
+            format!("{EXPR}.points"),
+            format!(
+                "{points} per axis gives {rows} samples in {inputs} dimensions; use at least 2 \
+                 and at most 16,777,216 samples"
+            ),
+        ));
     }
-    let source = Source::new("<--expr>", text);
+    Ok(())
+}
+
+/// Samples of `text` over `inputs` inputs (x, y, z); `name` is what diagnostics call the
+/// expression's text (the command line: `<--expr>`).
+pub fn from_expression(
+    text: &str,
+    name: &str,
+    inputs: usize,
+    (lo, hi): (f64, f64),
+    points: usize,
+) -> Result<FitData, SpecError> {
+    check_expression(inputs, (lo, hi), points)?;
+    let source = Source::new(name, text);
     let function =
-        Function::parse(&source, &INPUT_NAMES[..inputs]).map_err(CliError::Diagnostics)?;
+        Function::parse(&source, &INPUT_NAMES[..inputs]).map_err(SpecError::Diagnostics)?;
     let train_x = grid(inputs, points, lo, hi, 0.0);
     let test_x = grid(inputs, points, lo, hi, 0.5);
     let train_y = values(&function, &train_x);
@@ -118,10 +142,14 @@ pub fn from_expression(
             let b = bad - train_x.rows;
             &test_x.data[b * inputs..(b + 1) * inputs]
         };
-        return Err(CliError::Input(format!(
-            "the expression is not finite at {} = {x:?}; choose a --domain where it is defined",
-            INPUT_NAMES[..inputs].join(", ")
-        )));
+        let e = FieldError::at(format!("{EXPR}.domain"))
+            .text(format!(
+                "the expression is not finite at {} = {x:?}; choose a ",
+                INPUT_NAMES[..inputs].join(", ")
+            ))
+            .key(format!("{EXPR}.domain"))
+            .text(" where it is defined");
+        return Err(e.into());
     }
     Ok(FitData {
         what: format!(
@@ -143,23 +171,35 @@ pub fn from_expression(
     })
 }
 
-/// Splits the columns of an `.npy` into `inputs` leading input columns and the rest.
-fn split_columns(path: &Path, inputs: Option<usize>) -> Result<(Matrix, Matrix), CliError> {
-    let (data, rows, cols) = read_matrix(path).map_err(|e| CliError::Input(e.to_string()))?;
+/// Splits the columns of an `.npy` (the value of key `field`) into `inputs` leading input
+/// columns and the rest.
+fn split_columns(
+    path: &Path,
+    field: &str,
+    inputs: Option<usize>,
+) -> Result<(Matrix, Matrix), SpecError> {
+    let (data, rows, cols) = read_matrix(path).map_err(|e| SpecError::Input(e.to_string()))?;
     let d = inputs.unwrap_or(cols.saturating_sub(1));
     if cols < 2 || d == 0 || d >= cols {
-        return Err(CliError::Input(format!(
-            "'{}' has {cols} column{}; it needs input columns then at least one output column \
-             (--inputs says how many inputs; default: all but the last column)",
-            path.display(),
-            if cols == 1 { "" } else { "s" }
-        )));
+        let e = FieldError::at(field)
+            .text(format!(
+                "'{}' has {cols} column{}; it needs input columns then at least one output \
+                 column (",
+                path.display(),
+                if cols == 1 { "" } else { "s" }
+            ))
+            .key("target.data.inputs")
+            .text(" says how many inputs; default: all but the last column)");
+        return Err(e.into());
     }
     if rows == 0 {
-        return Err(CliError::Input(format!("'{}' has no rows", path.display())));
+        return Err(SpecError::Input(format!(
+            "'{}' has no rows",
+            path.display()
+        )));
     }
     if let Some(k) = data.iter().position(|v| !v.is_finite()) {
-        return Err(CliError::Input(format!(
+        return Err(SpecError::Input(format!(
             "'{}' has a value that is not finite at row {}, column {}",
             path.display(),
             k / cols,
@@ -191,13 +231,13 @@ pub fn from_samples(
     path: &Path,
     test: Option<&Path>,
     inputs: Option<usize>,
-) -> Result<FitData, CliError> {
-    let (train_x, train_y) = split_columns(path, inputs)?;
+) -> Result<FitData, SpecError> {
+    let (train_x, train_y) = split_columns(path, "target.data.file", inputs)?;
     let test = match test {
         Some(p) => {
-            let (x, y) = split_columns(p, Some(train_x.cols))?;
+            let (x, y) = split_columns(p, "target.data.test", Some(train_x.cols))?;
             if y.cols != train_y.cols {
-                return Err(CliError::Input(format!(
+                return Err(SpecError::Input(format!(
                     "'{}' has {} output columns but '{}' has {}",
                     p.display(),
                     y.cols,
@@ -235,10 +275,10 @@ pub fn from_samples(
 /// The pixels of a PNG as a function of (x, y) ∈ (0, 1)²; with `holdout`, training sees
 /// every other pixel in each direction and the other three quarters are the test set
 /// (Tancik et al. 2020's image regression).
-pub fn from_image(path: &Path, holdout: bool) -> Result<FitData, CliError> {
-    let image = Image::read_png(path).map_err(|e| CliError::Input(e.to_string()))?;
+pub fn from_image(path: &Path, holdout: bool) -> Result<FitData, SpecError> {
+    let image = Image::read_png(path).map_err(|e| SpecError::Input(e.to_string()))?;
     if image.width < 2 || image.height < 2 {
-        return Err(CliError::Input(format!(
+        return Err(SpecError::Input(format!(
             "'{}' is {}×{} pixels; it needs at least 2×2",
             path.display(),
             image.width,
@@ -301,17 +341,22 @@ mod tests {
 
     #[test]
     fn expressions_are_checked_before_any_work() {
+        let field = |r: Result<FitData, SpecError>| match r {
+            Err(SpecError::Field(f)) => f.field,
+            _ => panic!("not a field error"),
+        };
+        let e = |text, inputs, domain, points| from_expression(text, "<e>", inputs, domain, points);
+        assert_eq!(field(e("x", 4, (0.0, 1.0), 8)), "target.expr.inputs");
+        assert_eq!(field(e("x", 1, (1.0, 1.0), 8)), "target.expr.domain");
+        assert_eq!(field(e("x", 3, (0.0, 1.0), 1000)), "target.expr.points");
         assert!(matches!(
-            from_expression("x", 4, (0.0, 1.0), 8),
-            Err(CliError::Input(_))
+            e("x + y", 1, (0.0, 1.0), 8),
+            Err(SpecError::Diagnostics(_))
         ));
-        assert!(matches!(
-            from_expression("x + y", 1, (0.0, 1.0), 8),
-            Err(CliError::Diagnostics(_))
-        ));
-        let e = from_expression("log(x)", 1, (-1.0, 1.0), 8).err().unwrap();
-        assert!(e.to_string().contains("not finite"), "{e}");
-        let d = from_expression("x*y", 2, (0.0, 2.0), 4).unwrap();
+        let bad = e("log(x)", 1, (-1.0, 1.0), 8).err().unwrap();
+        assert!(bad.to_string().contains("not finite"), "{bad}");
+        assert_eq!(field(e("log(x)", 1, (-1.0, 1.0), 8)), "target.expr.domain");
+        let d = e("x*y", 2, (0.0, 2.0), 4).unwrap();
         assert_eq!((d.train_x.rows, d.train_y.cols), (16, 1));
         assert_eq!(d.train_y.data[5], 0.5 * 0.5);
         assert_eq!(d.widths, vec![2.0, 2.0]);
