@@ -362,7 +362,70 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
         (
             json!({"system": "lorenz", "n": 4, "u0": {"uniform": {"x": [0, 1, 2]}}}),
             "u0.uniform.x",
-            "u0.uniform.x must be lo:hi",
+            "u0.uniform.x must be [lo, hi]",
+        ),
+        // Checks the ode library makes (span, step, save times, tolerances, ensemble
+        // boxes and axes) name the key too.
+        (
+            json!({"system": "lorenz", "n": 10, "dt": 0.3}),
+            "dt",
+            "dt 0.3 does not divide the span",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "tspan": [1, 0]}),
+            "tspan",
+            "tspan must go forward",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "saveat": [0, 2, 1]}),
+            "saveat",
+            "saveat[2] = 1 is not after saveat[1] = 2",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "saveat": [0, 20]}),
+            "saveat",
+            "outside the span",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "u0": {"uniform": {"x": [1, 0]}}}),
+            "u0.uniform.x",
+            "u0.uniform.x must be a box of finite bounds, low ≤ high",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "rtol": {"*": 1e-3, "x": -1}}),
+            "rtol.x",
+            "rtol.x must be a non-negative, finite number",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "safety": 2}),
+            "safety",
+            "safety must be above 0 and at most 1",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "sweep": {"rho": [0]}}),
+            "sweep.rho",
+            "sweep.rho must be [lo, hi] or [lo, hi, count]",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "sweep": {"rho": [0, 1], "beta": [0, 1, 2]}}),
+            "sweep.rho",
+            "sweep.rho must be [lo, hi, count]",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "u0": {"grid": {"x": [0, 1], "y": [0, 1, 2]}}}),
+            "u0.grid.x",
+            "u0.grid.x must be [lo, hi, count]",
+        ),
+        // Contradictions are refused, never resolved silently.
+        (
+            json!({"system": "lorenz", "n": 4, "set": {"x": 3}, "u0": {"uniform": {"x": [0, 1]}}}),
+            "u0.uniform.x",
+            "u0.uniform.x and set.x both set state 'x'",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "fixed_step": true}),
+            "fixed_step",
+            "fixed_step applies to adaptive solvers",
         ),
         (
             json!({"system": "lorenz", "tspan": [0, 1]}),
@@ -378,6 +441,10 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
         assert!(message.contains(words), "{spec}: {message}");
         assert!(!message.contains("--"), "{spec}: a flag in {message}");
         assert!(!message.contains(" -n"), "{spec}: a flag in {message}");
+        assert!(
+            !message.contains("lo:hi"),
+            "{spec}: flag syntax in {message}"
+        );
     }
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
