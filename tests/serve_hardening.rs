@@ -331,6 +331,19 @@ fn every_framework_error_is_the_documented_json() {
     );
     let v = assert_error(status, &body, 400);
     assert_eq!(v["error"]["where"]["field"], "colour", "{v}");
+    // 405 and 404 point at the README section that exists.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (method, path) in [("GET", "/v1/simulate"), ("GET", "/v2/nothing")] {
+        let (_, body) = exchange(addr, &request(method, path, &[], b""));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        let section = message.split('`').nth(1).unwrap_or_default();
+        assert!(
+            !section.is_empty() && readme.contains(&format!("### `{section}`")),
+            "{message}"
+        );
+    }
     assert_eq!(call(addr, "GET", "/healthz", None).0, 200);
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -672,6 +685,15 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     );
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["error"]["where"]["field"], "y[1]", "{v}");
+    // An unknown key is refused, as /v1/simulate refuses one, not ignored.
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/m/predict",
+        Some(json!({"u": [0.0, 0.1, 0.2, 0.3], "y": [0.5], "z": 1})),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["where"]["field"], "z", "{v}");
     // An answer larger than the limit is refused before any device work; one at the
     // limit is answered.
     let points: Vec<f64> = (0..500).map(|k| k as f64 / 500.0).collect();
