@@ -404,6 +404,15 @@ fn range_errors_name_the_flag() {
         &o,
         "--fixed-step gives the fixed-step kernel, which has no error control",
     );
+    // The usage clap prints with a refusal is one that works.
+    let o = phaseflow(&["kernel", "--list", "--solver", "tsit5"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("--list [SYSTEM]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("phaseflow kernel --list\n"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// In a config file every key a message mentions is named as the file names it, and the

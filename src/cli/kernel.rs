@@ -29,6 +29,10 @@ Examples:
   phaseflow kernel my_system.toml --solver dp5 --fixed-step
   phaseflow kernel --list";
 
+/// The two ways to call `kernel`; clap would derive `kernel --list [SYSTEM]`, which it
+/// then refuses.
+pub const USAGE: &str = "phaseflow kernel [OPTIONS] <SYSTEM>\n       phaseflow kernel --list";
+
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
     /// A built-in system's name or the path of a system file (.toml)
@@ -45,8 +49,9 @@ pub struct KernelArgs {
     #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
 
-    /// Arithmetic precision [default: f32]
-    #[arg(long, value_enum)]
+    /// Arithmetic precision: f32 [default] or f64. Printing needs no GPU adapter (running
+    /// an f64 kernel needs SHADER_F64 and SHADER_INT64)
+    #[arg(long, value_enum, hide_possible_values = true)]
     precision: Option<Precision>,
 
     /// Adaptive solvers: the fixed-step kernel of the pair's propagating method
