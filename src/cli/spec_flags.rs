@@ -1,7 +1,9 @@
 //! How the command line names the keys a spec error mentions: a run spec's keys as
-//! `simulate`'s flags (`sweep.rho` → `--sweep rho`, `params_file` → `--params`), except
-//! those that came from the `--config` file alone, which keep their key names and the file's
-//! name leads the message. Keys of other config files (train, generate) stay key names.
+//! `simulate`'s flags (`sweep.rho` → `--sweep rho`, `params_file` → `--params`) and values
+//! in flag syntax (`lo:hi`). With `--config`, only keys the flags set are named as flags;
+//! every other key keeps the file's name for it, values are written as in the file
+//! (`[lo, hi]`), and the file's path leads the message unless the key at fault is a flag.
+//! Keys of other config files (train, generate) stay key names, led by the file's path.
 
 use super::error::CliError;
 use crate::spec::{FieldError, RunSpec, SpecError};
