@@ -331,6 +331,19 @@ fn every_framework_error_is_the_documented_json() {
     );
     let v = assert_error(status, &body, 400);
     assert_eq!(v["error"]["where"]["field"], "colour", "{v}");
+    // 405 and 404 point at the README section that exists.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (method, path) in [("GET", "/v1/simulate"), ("GET", "/v2/nothing")] {
+        let (_, body) = exchange(addr, &request(method, path, &[], b""));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        let section = message.split('`').nth(1).unwrap_or_default();
+        assert!(
+            !section.is_empty() && readme.contains(&format!("### `{section}`")),
+            "{message}"
+        );
+    }
     assert_eq!(call(addr, "GET", "/healthz", None).0, 200);
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -362,7 +375,70 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
         (
             json!({"system": "lorenz", "n": 4, "u0": {"uniform": {"x": [0, 1, 2]}}}),
             "u0.uniform.x",
-            "u0.uniform.x must be lo:hi",
+            "u0.uniform.x must be [lo, hi]",
+        ),
+        // Checks the ode library makes (span, step, save times, tolerances, ensemble
+        // boxes and axes) name the key too.
+        (
+            json!({"system": "lorenz", "n": 10, "dt": 0.3}),
+            "dt",
+            "dt 0.3 does not divide the span",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "tspan": [1, 0]}),
+            "tspan",
+            "tspan must go forward",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "saveat": [0, 2, 1]}),
+            "saveat",
+            "saveat[2] = 1 is not after saveat[1] = 2",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "saveat": [0, 20]}),
+            "saveat",
+            "outside the span",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "u0": {"uniform": {"x": [1, 0]}}}),
+            "u0.uniform.x",
+            "u0.uniform.x must be a box of finite bounds, low ≤ high",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "rtol": {"*": 1e-3, "x": -1}}),
+            "rtol.x",
+            "rtol.x must be a non-negative, finite number",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "solver": "tsit5", "safety": 2}),
+            "safety",
+            "safety must be above 0 and at most 1",
+        ),
+        (
+            json!({"system": "lorenz", "n": 10, "sweep": {"rho": [0]}}),
+            "sweep.rho",
+            "sweep.rho must be [lo, hi] or [lo, hi, count]",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "sweep": {"rho": [0, 1], "beta": [0, 1, 2]}}),
+            "sweep.rho",
+            "sweep.rho must be [lo, hi, count]",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "u0": {"grid": {"x": [0, 1], "y": [0, 1, 2]}}}),
+            "u0.grid.x",
+            "u0.grid.x must be [lo, hi, count]",
+        ),
+        // Contradictions are refused, never resolved silently.
+        (
+            json!({"system": "lorenz", "n": 4, "set": {"x": 3}, "u0": {"uniform": {"x": [0, 1]}}}),
+            "u0.uniform.x",
+            "u0.uniform.x and set.x both set state 'x'",
+        ),
+        (
+            json!({"system": "lorenz", "n": 4, "fixed_step": true}),
+            "fixed_step",
+            "fixed_step applies to adaptive solvers",
         ),
         (
             json!({"system": "lorenz", "tspan": [0, 1]}),
@@ -378,6 +454,10 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
         assert!(message.contains(words), "{spec}: {message}");
         assert!(!message.contains("--"), "{spec}: a flag in {message}");
         assert!(!message.contains(" -n"), "{spec}: a flag in {message}");
+        assert!(
+            !message.contains("lo:hi"),
+            "{spec}: flag syntax in {message}"
+        );
     }
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -605,6 +685,15 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     );
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["error"]["where"]["field"], "y[1]", "{v}");
+    // An unknown key is refused, as /v1/simulate refuses one, not ignored.
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/m/predict",
+        Some(json!({"u": [0.0, 0.1, 0.2, 0.3], "y": [0.5], "z": 1})),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["where"]["field"], "z", "{v}");
     // An answer larger than the limit is refused before any device work; one at the
     // limit is answered.
     let points: Vec<f64> = (0..500).map(|k| k as f64 / 500.0).collect();

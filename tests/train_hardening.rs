@@ -110,6 +110,13 @@ fn train_config_values_are_refused_where_they_are_written() {
         );
         let o = train(&c, &["-o", dir.join("out").to_str().unwrap()]);
         assert_input_error(&o, message);
+        // The key is named with its table.
+        let key = line.split(' ').next().unwrap();
+        assert!(
+            stderr(&o).contains(&format!("train.{key}: ")),
+            "{}",
+            stderr(&o)
+        );
         let column = line.find(" = ").unwrap() + 4;
         assert!(
             stderr(&o).contains(&format!("train.toml:5:{column}")) && stderr(&o).contains('^'),
@@ -124,6 +131,75 @@ fn train_config_values_are_refused_where_they_are_written() {
     let o = train(&c, &["-o", dir.join("out").to_str().unwrap()]);
     assert_input_error(&o, "train.toml:3:14");
     assert!(!dir.join("out").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Settings checked after the file is read name the file and the key (`model.branch`,
+/// `train.lr`), never a bare table.
+#[test]
+fn train_and_generate_config_errors_name_the_file_and_the_key() {
+    let dir = temp_dir("config-keys");
+    data(&dir, "train.npz", 20, 1);
+    let config = dir.join("train.toml");
+    let out = dir.join("out");
+    let cases = [
+        (
+            "[model]\nbranch = [0]",
+            "model.branch[0] = 0: hidden widths must be from 1 to 128",
+        ),
+        (
+            "[model]\nbranch = [8, 200]",
+            "model.branch[1] = 200: hidden widths must be from 1 to 128",
+        ),
+        ("[model]\nlatent = 0", "model.latent must be at least 1"),
+        (
+            "[model]\ninit = \"xavier\"",
+            "model.init must be \"glorot\" or \"he\"",
+        ),
+        (
+            "[train]\nweight_decay = 2000",
+            "train.weight_decay × train.lr must be below 1",
+        ),
+        (
+            "[train]\nfunctions_per_batch = 100000",
+            "train.functions_per_batch = 100000 is more",
+        ),
+        ("[data]\ntrain = \"nope.npz\"", "data.train: cannot read"),
+    ];
+    for (text, message) in cases {
+        let mut body = format!("{text}\n");
+        if !text.starts_with("[data]") {
+            body = format!("[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n{body}");
+        } else {
+            body = format!("{}validation = 0.25\n", body);
+        }
+        let c = write(&config, &body);
+        let o = train(&c, &["-o", out.to_str().unwrap()]);
+        assert_input_error(&o, &format!("{c}: {message}"));
+        assert!(!stderr(&o).contains("DeepONet runs on"), "{}", stderr(&o));
+    }
+    // The path the key resolved to (relative to the config) is named too.
+    assert!(
+        stderr(&train(&config.display().to_string(), &[]))
+            .contains(&dir.join("nope.npz").display().to_string())
+    );
+    let generate = dir.join("generate.toml");
+    let cases = [
+        (
+            "system = \"antiderivative\"\nfunctions = 10\npoints = 1\n[inputs.u]\nlength_scale = 0.2",
+            "points must be at least 2",
+        ),
+        (
+            "system = \"lorenz\"\nfunctions = 10",
+            "system = 'lorenz' has no inputs",
+        ),
+    ];
+    for (text, message) in cases {
+        let c = write(&generate, &format!("{text}\n"));
+        let o = phaseflow(&["generate", "--config", &c, "-o", out.to_str().unwrap()]);
+        assert_input_error(&o, &format!("{c}: {message}"));
+    }
+    assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -155,13 +231,14 @@ fn train_refuses_decay_out_of_range_and_batches_beyond_the_data() {
         "points_per_batch = 21 is more than the 20 points",
     );
     assert_input_error(&with("schedule = \"step:10:3\""), "factor in (0, 1]");
+    // The fused kernels that train a DeepONet take hidden widths up to 128.
     let c = write(
         &config,
         "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n[model]\nbranch = [100000, 100000]\n",
     );
     assert_input_error(
         &train(&c, &["-o", out.to_str().unwrap()]),
-        "GiB as f64); at most 268435456",
+        "train.toml: model.branch[0] = 100000: hidden widths must be from 1 to 128",
     );
     assert!(!out.exists(), "a refused run writes nothing");
     // --iterations overrides the config and must be at least 1.
@@ -627,12 +704,14 @@ fn full_disks_are_found_before_the_work() {
     ]);
     assert_refused_for_space(&o, &disk);
 
-    // train: a branch of 20 → 400 → 400 and its Adam state take about 2.7 MB.
+    // train: a branch of 20 → 128 × 12 (the fused kernels' widest) and its Adam state take
+    // about 3.2 MB.
     data(&dir, "train.npz", 20, 1);
     let c = write(
         &dir.join("train.toml"),
         "[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n\
-         [model]\nbranch = [400, 400]\ntrunk = [8]\nlatent = 8\n\
+         [model]\nbranch = [128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128]\n\
+         trunk = [8]\nlatent = 8\n\
          [train]\niterations = 10\nevaluate_every = 10\n",
     );
     let o = train(&c, &["-o", disk.join("run").to_str().unwrap()]);

@@ -77,6 +77,7 @@ fn run_one(ctx: &GpuContext, spec: &OperatorDataSpec) -> Result<Generated, CliEr
 pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let config = GenerateSpec::from_file(&args.config)?;
     let in_file = |e| config_error(e, &args.config);
+    config.check_sampling().map_err(|e| in_file(e.into()))?;
     let system = load_system(&config.system).map_err(in_file)?;
     let train_spec = config
         .operator_data(&system, config.functions, config.seed, false)
@@ -92,10 +93,10 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         })
         .transpose()
         .map_err(in_file)?;
-    config.check_sampling().map_err(|e| in_file(e.into()))?;
     // Sizes before any allocation, disk space before any work.
     for spec in std::iter::once(&train_spec).chain(&test_spec) {
-        spec.check().map_err(|e| CliError::Input(e.to_string()))?;
+        spec.check()
+            .map_err(|e| CliError::Input(format!("{}: {e}", args.config.display())))?;
     }
     let out_path = args.out.clone().or(config.out.clone()).ok_or_else(|| {
         CliError::Input("give an output directory: -o DIR or out = \"DIR\" in the config".into())

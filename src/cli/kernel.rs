@@ -3,11 +3,12 @@
 //! needed: kernels are composed and validated on the host.
 
 use super::error::CliError;
+use super::spec_flags::flag_error;
 use crate::gpu::shader::validate;
 use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::ode::fixed::kernel::fixed_step_wgsl;
 use crate::ode::{Control, Precision, Solver, Tolerance};
-use crate::spec::load_system;
+use crate::spec::{control_error, load_system};
 
 pub const LONG_ABOUT: &str = "\
 Print the composed WGSL of a system's ODE kernel, exactly as phaseflow hands it to naga and the
@@ -28,6 +29,10 @@ Examples:
   phaseflow kernel my_system.toml --solver dp5 --fixed-step
   phaseflow kernel --list";
 
+/// The two ways to call `kernel`; clap would derive `kernel --list [SYSTEM]`, which it
+/// then refuses.
+pub const USAGE: &str = "phaseflow kernel [OPTIONS] <SYSTEM>\n       phaseflow kernel --list";
+
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
     /// A built-in system's name or the path of a system file (.toml)
@@ -44,8 +49,9 @@ pub struct KernelArgs {
     #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
 
-    /// Arithmetic precision [default: f32]
-    #[arg(long, value_enum)]
+    /// Arithmetic precision: f32 [default] or f64. Printing needs no GPU adapter (running
+    /// an f64 kernel needs SHADER_F64 and SHADER_INT64)
+    #[arg(long, value_enum, hide_possible_values = true)]
     precision: Option<Precision>,
 
     /// Adaptive solvers: the fixed-step kernel of the pair's propagating method
@@ -166,12 +172,22 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
     let system = load_system(system_name)?;
     let solver = args.solver.unwrap_or_default();
     let precision = args.precision.unwrap_or_default();
+    if args.fixed_step && !solver.is_adaptive() {
+        return Err(CliError::Input(format!(
+            "--fixed-step applies to adaptive solvers (bs3, dp5, tsit5, dop853); '{}' takes \
+             fixed steps already",
+            solver.name()
+        )));
+    }
     let adaptive = solver.is_adaptive() && !args.fixed_step;
     if !adaptive {
-        let why = if solver.is_adaptive() {
-            "with --fixed-step"
+        // A fixed-step kernel has no step-size control, so nothing here could use these.
+        let reason = if solver.is_adaptive() {
+            "--fixed-step gives the fixed-step kernel, which has no error control or dense \
+             output"
+                .to_string()
         } else {
-            "fixed-step solvers"
+            format!("'{}' is a fixed-step solver", solver.name())
         };
         for (flag, given) in [
             ("--dense", args.dense),
@@ -180,9 +196,8 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
         ] {
             if given {
                 return Err(CliError::Input(format!(
-                    "{flag} applies to adaptive solvers without --fixed-step; {why} have no \
-                     error control (solver '{}')",
-                    solver.name()
+                    "{flag} applies to the adaptive kernel (bs3, dp5, tsit5, dop853 without \
+                     --fixed-step); {reason}"
                 )));
             }
         }
@@ -199,7 +214,7 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
         };
         control
             .validate(system.dim())
-            .map_err(|e| CliError::Input(e.to_string()))?;
+            .map_err(|e| flag_error(control_error(e)))?;
         adaptive_wgsl(
             &system,
             pair,

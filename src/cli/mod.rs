@@ -83,7 +83,7 @@ enum Command {
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(serve::ServeArgs),
     /// Print the composed WGSL of a system's ODE kernel, or list every kernel family
-    #[command(long_about = kernel::LONG_ABOUT)]
+    #[command(long_about = kernel::LONG_ABOUT, override_usage = kernel::USAGE)]
     Kernel(kernel::KernelArgs),
 }
 

@@ -15,7 +15,7 @@ use crate::ode::{
 };
 use crate::schedule::PlanCaps;
 use crate::schedule::plan::interruptible_chunk;
-use crate::spec::{RunSpec, U0Spec, build_problem};
+use crate::spec::{FieldError, RunSpec, U0Spec, build_problem};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -429,10 +429,17 @@ fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec
         None => flags,
     };
     if spec.outputs.is_some() && spec.out.is_none() {
-        return Err(CliError::Input(
-            "--outputs chooses the files written with -o DIR; give -o DIR, or leave --outputs \
-             out"
-            .into(),
+        let e = FieldError::at("outputs")
+            .key("outputs")
+            .text(" chooses the files written to the output directory; give ")
+            .key("out")
+            .text(" too, or leave ")
+            .key("outputs")
+            .text(" out");
+        return Err(run_spec_error(
+            e.into(),
+            &args.spec(),
+            args.config.as_deref(),
         ));
     }
     if args.overwrite && spec.out.is_none() {
@@ -479,7 +486,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let spec = run_spec(args, resume.as_ref())?;
     let done = resume.as_ref().map(|r| r.done);
     let problem = build_problem(&spec)
-        .map_err(|e| run_spec_error(e, &spec, &args.spec(), args.config.as_deref()))?;
+        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
     let times = problem.save_times()?;
     let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);

@@ -1,10 +1,12 @@
 //! How the command line names the keys a spec error mentions: a run spec's keys as
-//! `simulate`'s flags (`sweep.rho` → `--sweep rho`, `params_file` → `--params`), except
-//! those that came from the `--config` file alone, which keep their key names and the file's
-//! name leads the message. Keys of other config files (train, generate) stay key names.
+//! `simulate`'s flags (`sweep.rho` → `--sweep rho`, `params_file` → `--params`) and values
+//! in flag syntax (`lo:hi`). With `--config`, only keys the flags set are named as flags;
+//! every other key keeps the file's name for it, values are written as in the file
+//! (`[lo, hi]`), and the file's path leads the message unless the key at fault is a flag.
+//! Keys of other config files (train, generate) stay key names, led by the file's path.
 
 use super::error::CliError;
-use crate::spec::{RunSpec, SpecError};
+use crate::spec::{FieldError, RunSpec, SpecError};
 use std::path::Path;
 
 /// The `simulate` flag that sets run-spec key `key` (a dotted path), followed by the name
@@ -53,36 +55,42 @@ fn keys_set(spec: &RunSpec) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A run-spec error as `simulate` says it. `spec` is the run's spec and `flags` the part
-/// the flags set; a key only `config` set is named as the file names it.
-pub fn run_spec_error(
-    e: SpecError,
-    spec: &RunSpec,
-    flags: &RunSpec,
-    config: Option<&Path>,
-) -> CliError {
+/// A run-spec error as `simulate` says it. `flags` is the part of the run's spec that the
+/// flags set. Without a config file every key is a flag. With one, a key the flags set
+/// is named as its flag and every other key as the file names it, and the file's name
+/// leads the message unless the key at fault came from a flag.
+pub fn run_spec_error(e: SpecError, flags: &RunSpec, config: Option<&Path>) -> CliError {
     let SpecError::Field(field) = e else {
         return e.into();
     };
+    CliError::Input(run_field_message(&field, flags, config))
+}
+
+/// The words of `run_spec_error`.
+fn run_field_message(field: &FieldError, flags: &RunSpec, config: Option<&Path>) -> String {
     let Some(config) = config else {
-        return CliError::Input(field.render(run_flag));
+        return field.render_with(run_flag, true);
     };
-    let (in_spec, by_flag) = (keys_set(spec), keys_set(flags));
-    let from_file = |key: &str| {
-        let head = key.split('.').next().unwrap_or(key);
-        in_spec.iter().any(|k| k == head) && !by_flag.iter().any(|k| k == head)
+    let by_flag = keys_set(flags);
+    let is_flag = |key: &str| {
+        let head = key.split(['.', '[']).next().unwrap_or(key);
+        by_flag.iter().any(|k| k == head)
     };
-    let message = field.render(|k| {
-        if from_file(k) {
-            k.to_string()
-        } else {
-            run_flag(k)
-        }
-    });
-    if field.keys().any(from_file) {
-        CliError::Input(format!("{}: {message}", config.display()))
+    let fault_by_flag = is_flag(&field.field);
+    let message = field.render_with(
+        |k| {
+            if is_flag(k) {
+                run_flag(k)
+            } else {
+                k.to_string()
+            }
+        },
+        fault_by_flag,
+    );
+    if fault_by_flag {
+        message
     } else {
-        CliError::Input(message)
+        format!("{}: {message}", config.display())
     }
 }
 
@@ -91,14 +99,19 @@ pub fn run_spec_error(
 pub fn config_error(e: SpecError, config: &Path) -> CliError {
     match e {
         SpecError::Field(f) => CliError::Input(format!("{}: {f}", config.display())),
+
         other => other.into(),
     }
+}
+
+/// An error in an option that has a flag of the same name (`kernel`'s `--rtol`).
+pub fn flag_error(e: FieldError) -> CliError {
+    CliError::Input(e.render_with(|k| format!("--{}", k.replace('_', "-")), true))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::FieldError;
 
     #[test]
     fn run_spec_keys_become_simulate_flags() {
@@ -120,11 +133,6 @@ mod tests {
 
     #[test]
     fn keys_from_the_config_file_keep_their_names() {
-        let spec = RunSpec {
-            rtol: Some(toml::Value::Float(1e-6)),
-            dt: Some(0.1),
-            ..RunSpec::default()
-        };
         let flags = RunSpec {
             dt: Some(0.1),
             ..RunSpec::default()
@@ -133,10 +141,16 @@ mod tests {
             .key("fixed_step")
             .text(", of ")
             .key("dt");
-        let message = run_spec_error(e.into(), &spec, &flags, Some(Path::new("run.toml")));
+        let message = run_spec_error(e.into(), &flags, Some(Path::new("run.toml")));
+        // dt was given as a flag; fixed_step was given nowhere, so it is named as the
+        // file would name it.
         assert_eq!(
             message.to_string(),
-            "run.toml: rtol applies to adaptive solvers without --fixed-step, of --dt"
+            "run.toml: rtol applies to adaptive solvers without fixed_step, of --dt"
         );
+        // A key at fault that a flag set is named as the flag, with no file.
+        let e = FieldError::new("dt", "must be ").form("lo:hi", "[lo, hi]");
+        let message = run_spec_error(e.into(), &flags, Some(Path::new("run.toml")));
+        assert_eq!(message.to_string(), "--dt must be lo:hi");
     }
 }

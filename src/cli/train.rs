@@ -17,8 +17,8 @@ use crate::nn::deeponet::data::read_data;
 use crate::nn::deeponet::scaling::Scaling;
 use crate::nn::{
     AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
-    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, load_deeponet,
-    load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
+    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, OptimizerError,
+    load_deeponet, load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
 };
 use crate::spec::parse_schedule;
 use crate::spec::train::{TrainDataSpec, TrainSpec};
@@ -89,8 +89,10 @@ const FILES: [&str; 6] = [
     "prediction.png",
 ];
 
-fn load(path: &Path) -> Result<DeepONetData, CliError> {
-    read_data(path).map_err(|e| CliError::Input(e.to_string()))
+/// The data file at config key `key`; a failure names the config file, the key and the
+/// path the key resolved to.
+fn load(path: &Path, key: &str, config: &Path) -> Result<DeepONetData, CliError> {
+    read_data(path).map_err(|e| CliError::Input(format!("{}: {key}: {e}", config.display())))
 }
 
 /// The first functions (samples, when unaligned) of `d` as training data and the rest as
@@ -287,9 +289,13 @@ struct Sets {
 }
 
 impl Sets {
-    fn read(data: &TrainDataSpec) -> Result<Sets, CliError> {
-        let all = load(&data.train)?;
-        let test = data.test.as_deref().map(load).transpose()?;
+    fn read(data: &TrainDataSpec, config: &Path) -> Result<Sets, CliError> {
+        let all = load(&data.train, "data.train", config)?;
+        let test = data
+            .test
+            .as_deref()
+            .map(|p| load(p, "data.test", config))
+            .transpose()?;
         if test.is_none() && data.validation == 0.0 {
             return Err(CliError::Input(
                 "the config needs [data] test = \"file.npz\" or [data] validation = 0.1 (a share \
@@ -333,22 +339,32 @@ impl Sets {
     }
 }
 
+/// The training config key an optimiser check is about.
+fn optimizer_key(e: &OptimizerError) -> &'static str {
+    match e {
+        OptimizerError::LearningRate(_) => "train.lr",
+        OptimizerError::WeightDecay(_) | OptimizerError::DecayTooLarge { .. } => {
+            "train.weight_decay"
+        }
+        OptimizerError::Moments(..) => "train",
+        _ => "train.schedule",
+    }
+}
+
 pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let TrainModel::Deeponet(args) = &args.model;
     let mut config = TrainSpec::from_file(&args.config)?;
     if let Some(n) = args.iterations {
         config.train.iterations = n;
     }
-    let sets = Sets::read(&config.data)?;
+    config
+        .check()
+        .map_err(|e| config_error(e.into(), &args.config))?;
+    let sets = Sets::read(&config.data, &args.config)?;
     let selection = sets.selection();
     let train = &sets.train;
     let m = &config.model;
     let t = &config.train;
-    if m.latent == 0 || m.branch.contains(&0) || m.trunk.contains(&0) {
-        return Err(CliError::Input(
-            "[model] widths and latent must be at least 1".into(),
-        ));
-    }
     let (u, y, _) = train.as_ref().parts();
     let mut arch = DeepONetArch::new(
         NetSpec {
@@ -383,7 +399,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "he" => Init::He,
         other => {
             return Err(CliError::Input(format!(
-                "[model] init must be \"glorot\" or \"he\", got \"{other}\""
+                "{}: model.init must be \"glorot\" or \"he\", not \"{other}\"",
+                args.config.display()
             )));
         }
     };
@@ -401,20 +418,22 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         samples_per_batch: t.samples_per_batch,
         seed: t.seed,
     };
+    let file = args.config.display();
     train_config
         .optimizer
         .check()
-        .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
+        .map_err(|e| CliError::Input(format!("{file}: {}: {e}", optimizer_key(&e))))?;
     // Empty batches are refused where the file says them; what is left is the layout.
     train_config.check(train.as_ref().layout()).map_err(|e| {
         CliError::Input(format!(
-            "[train] functions_per_batch and points_per_batch are for aligned data, \
-             samples_per_batch for unaligned data: {e}"
+            "{file}: train.functions_per_batch and train.points_per_batch are for aligned \
+             data, train.samples_per_batch for unaligned data: {e}"
         ))
     })?;
+    // Its messages open with the batch key's name.
     train_config
         .check_sizes(train)
-        .map_err(|e| CliError::Input(format!("[train]: {e}")))?;
+        .map_err(|e| CliError::Input(format!("{file}: train.{e}")))?;
     let resumed = match &args.resume {
         Some(dir) => Some(read_resumed(dir, &arch, t.iterations, selection)?),
         None => None,
@@ -430,6 +449,13 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let mut out = super::space::output_dir(&out_path, estimate, "the checkpoint and state")?;
 
     let ctx = GpuContext::new(choice)?;
+    if !ctx.has_subgroups() {
+        return Err(CliError::Input(
+            "DeepONet training runs on the fused network kernels, which need subgroups of at \
+             least 8 invocations; this adapter has none (see `phaseflow info`)"
+                .into(),
+        ));
+    }
     let mut trainer = match &resumed {
         Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, train, train_config)?,
         None => DeepONetTrainer::new(&ctx, &arch, &start, train, train_config)?,

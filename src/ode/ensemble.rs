@@ -227,8 +227,7 @@ impl Ensemble {
             }
             if axes.len() > 1 && axes.iter().any(|a| a.count.is_none()) {
                 return Err(EnsembleError::BadRange(
-                    "with several grid axes, each needs its number of points (name=lo:hi:count)"
-                        .into(),
+                    "with several grid axes, each needs its number of points".into(),
                 ));
             }
             let product: usize = axes.iter().map(|a| a.count.unwrap_or(self.n)).product();
@@ -254,7 +253,7 @@ impl Ensemble {
                 for &(i, lo, hi) in ranges {
                     if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
                         return Err(EnsembleError::BadRange(format!(
-                            "the box for '{}' must be lo:hi with finite lo <= hi",
+                            "the box for '{}' needs finite bounds, low <= high",
                             state_names[i]
                         )));
                     }

@@ -842,5 +842,5 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint; see the README's Serving section")
+    ApiError::not_found("no such endpoint; see the README's `phaseflow serve` section")
 }

@@ -67,11 +67,11 @@ impl ApiError {
         let text = text.trim();
         let message = match status {
             StatusCode::METHOD_NOT_ALLOWED => {
-                "this endpoint does not take that method; see the README's Serving section"
+                "this endpoint does not take that method; see the README's `phaseflow serve` section"
                     .to_string()
             }
             _ if !text.is_empty() => text.to_string(),
-            StatusCode::NOT_FOUND => "no such endpoint; see the README's Serving section".into(),
+            StatusCode::NOT_FOUND => "no such endpoint; see the README's `phaseflow serve` section".into(),
             _ => status
                 .canonical_reason()
                 .unwrap_or("the request was refused")

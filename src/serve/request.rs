@@ -207,6 +207,15 @@ fn matrix(value: Option<&Value>, field: &str, width: usize) -> Result<Matrix, Ap
 
 /// `{"u": functions × sensors, "y": points × dims}` for `arch`.
 pub fn prediction_inputs(body: &Value, arch: &DeepONetArch) -> Result<(Matrix, Matrix), ApiError> {
+    // A misspelt key would otherwise be ignored, as /v1/simulate refuses it.
+    if let Some(map) = body.as_object()
+        && let Some(key) = map.keys().find(|k| !["u", "y"].contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown key `{key}`; a prediction request holds `u` (sensor values) and `y` (points)"
+        ))
+        .field(key));
+    }
     Ok((
         matrix(body.get("u"), "u", arch.sensors())?,
         matrix(body.get("y"), "y", arch.dims())?,

@@ -10,11 +10,22 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SpecE
     let text = std::fs::read_to_string(path)
         .map_err(|e| SpecError::Input(format!("cannot read config '{}': {e}", path.display())))?;
     let source = Source::new(path.display().to_string(), text);
-    toml::from_str(&source.text).map_err(|e| {
+    let diagnostic = |e: toml::de::Error, key: Option<String>| {
         let span = e.span().unwrap_or(0..0);
-        SpecError::Diagnostics(
-            Diagnostic::new(e.message().trim().replace('\n', " "), &source, span).into(),
-        )
+        let message = e.message().trim().replace('\n', " ");
+        // The key leads, so that a range message ("must be ...") says whose range it is.
+        let message = match key {
+            Some(key) => format!("{key}: {message}"),
+            None => message,
+        };
+        SpecError::Diagnostics(Diagnostic::new(message, &source, span).into())
+    };
+    let deserializer = toml::Deserializer::parse(&source.text).map_err(|e| diagnostic(e, None))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        // An unknown key is reported at its table, and its message names it already.
+        let key = (key != "." && !e.inner().message().starts_with("unknown field")).then_some(key);
+        diagnostic(e.into_inner(), key)
     })
 }
 

@@ -38,6 +38,12 @@ pub struct FieldError {
 enum Part {
     Text(String),
     Key(String),
+    /// How a value is written, which differs between front-ends: on the command line
+    /// (`lo:hi`) and in data (a config file or JSON: `[lo, hi]`).
+    Form {
+        flag: String,
+        data: String,
+    },
 }
 
 impl FieldError {
@@ -69,21 +75,45 @@ impl FieldError {
         self
     }
 
+    /// How a value is written: `flag` on the command line, `data` in a config file or a
+    /// JSON body.
+    pub fn form(mut self, flag: impl Into<String>, data: impl Into<String>) -> FieldError {
+        self.parts.push(Part::Form {
+            flag: flag.into(),
+            data: data.into(),
+        });
+        self
+    }
+
     /// The keys the message mentions, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             Part::Key(k) => Some(k.as_str()),
-            Part::Text(_) => None,
+            Part::Text(_) | Part::Form { .. } => None,
         })
     }
 
-    /// The message with every key spelled by `name` (e.g. as a command-line flag).
+    /// The message with every key spelled by `name` (e.g. as a config key) and values
+    /// written as data (`[lo, hi]`).
     pub fn render(&self, name: impl Fn(&str) -> String) -> String {
+        self.render_with(name, false)
+    }
+
+    /// The message with every key spelled by `name` (e.g. as a flag); values are written as
+    /// on the command line (`lo:hi`) when `flags` is set, else as data (`[lo, hi]`).
+    pub fn render_with(&self, name: impl Fn(&str) -> String, flags: bool) -> String {
         self.parts
             .iter()
             .map(|p| match p {
                 Part::Text(t) => t.clone(),
                 Part::Key(k) => name(k),
+                Part::Form { flag, data } => {
+                    if flags {
+                        flag.clone()
+                    } else {
+                        data.clone()
+                    }
+                }
             })
             .collect()
     }
@@ -120,6 +150,16 @@ mod tests {
         assert_eq!(
             e.keys().collect::<Vec<_>>(),
             ["rtol", "fixed_step", "sweep.rho"]
+        );
+    }
+
+    #[test]
+    fn value_forms_render_as_each_front_end_writes_them() {
+        let e = FieldError::new("sweep.rho", "must be ").form("lo:hi", "[lo, hi]");
+        assert_eq!(e.to_string(), "sweep.rho must be [lo, hi]");
+        assert_eq!(
+            e.render_with(|k| format!("--{k}"), true),
+            "--sweep.rho must be lo:hi"
         );
     }
 }

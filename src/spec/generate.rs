@@ -98,6 +98,15 @@ impl GenerateSpec {
 
     /// `points_per_function`, where given, picks from 1 up to `points` times.
     pub fn check_sampling(&self) -> Result<(), FieldError> {
+        if self.points < 2 {
+            return Err(FieldError::new(
+                "points",
+                format!(
+                    "must be at least 2 (output times from the span's start to its end); got {}",
+                    self.points
+                ),
+            ));
+        }
         match self.points_per_function {
             Some(k) if !(1..=self.points).contains(&k) => Err(FieldError::new(
                 "points_per_function",
@@ -119,10 +128,14 @@ impl GenerateSpec {
     ) -> Result<OperatorDataSpec, SpecError> {
         let sname = system.name();
         if system.inputs.is_empty() {
-            return Err(SpecError::Input(format!(
-                "{sname} has no inputs; operator data needs a system driven by u(t) (declare \
-             inputs = {{ u = {{ sensors = 100, span = [0.0, 1.0] }} }} in its file)"
-            )));
+            return Err(FieldError::at("system")
+                .key("system")
+                .text(format!(
+                    " = '{sname}' has no inputs; operator data needs a system driven by u(t) \
+                     (declare inputs = {{ u = {{ sensors = 100, span = [0.0, 1.0] }} }} in its \
+                     file)"
+                ))
+                .into());
         }
         let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
         let (state_names, param_names) = (names(&system.states), names(&system.params));

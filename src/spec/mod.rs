@@ -9,6 +9,7 @@ mod error;
 pub mod fit;
 pub mod fit_data;
 pub mod generate;
+mod ode_errors;
 pub mod run;
 mod schedule;
 pub mod train;
@@ -16,6 +17,7 @@ pub mod validate;
 
 pub use config_file::{read_toml, relative_to_config};
 pub use error::{FieldError, SpecError};
+pub use ode_errors::{control_error, grid_error};
 pub use run::{
     MAX_SAVE_TIMES, MAX_STATES, Output, RunSpec, U0Spec, build_problem, load_system, lookup,
     problem_for_system,

@@ -4,6 +4,7 @@
 
 use super::config_file::{read_toml, relative_to_config};
 use super::error::{FieldError, SpecError};
+use super::ode_errors::{control_error, grid_error};
 use crate::io::read_matrix;
 use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
@@ -275,11 +276,19 @@ fn axis(index: usize, values: &[f64], field: &str, need_count: bool) -> Result<A
                 .into())
         }
     };
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(FieldError::new(field, format!("must hold finite numbers (got {v})")).into());
+    }
     match values {
         [lo, hi] if !need_count => Ok(Axis::linear(index, *lo, *hi)),
         [lo, hi, c] => Ok(Axis::grid(index, *lo, *hi, count(*c)?)),
-        _ if need_count => Err(FieldError::new(field, "must be lo:hi:count").into()),
-        _ => Err(FieldError::new(field, "must be lo:hi or lo:hi:count").into()),
+        _ if need_count => Err(FieldError::new(field, "must be ")
+            .form("lo:hi:count", "[lo, hi, count]")
+            .text(": with several axes, each gives its number of points")
+            .into()),
+        _ => Err(FieldError::new(field, "must be ")
+            .form("lo:hi or lo:hi:count", "[lo, hi] or [lo, hi, count]")
+            .into()),
     }
 }
 
@@ -302,18 +311,46 @@ fn tolerance(
     system: &str,
     default: f64,
 ) -> Result<Tolerance, SpecError> {
+    // rtol may be 0 (pure absolute control); atol may not (the error norm would divide by
+    // zero wherever a state is 0), as `Control::validate` has it.
+    let positive = field == "atol";
+    let checked = |x: f64, at: String| -> Result<f64, FieldError> {
+        let ok = x.is_finite() && if positive { x > 0.0 } else { x >= 0.0 };
+        if ok {
+            Ok(x)
+        } else {
+            let what = if positive { "positive" } else { "non-negative" };
+            Err(FieldError::new(
+                at,
+                format!("must be a {what}, finite number (got {x})"),
+            ))
+        }
+    };
     match v {
-        toml::Value::Array(_) => Ok(Tolerance::PerState(numbers(v, field)?)),
-        toml::Value::Table(map) => {
-            let all = map.get("*").map(|x| number(x, field)).transpose()?;
-            let mut values = vec![all.unwrap_or(default); states.len()];
-            for (name, x) in map.iter().filter(|(k, _)| *k != "*") {
-                let i = lookup(states, name, "state", field, system)?;
-                values[i] = number(x, &format!("{field}.{name}"))?;
+        toml::Value::Array(_) => {
+            let values = numbers(v, field)?;
+            for &x in &values {
+                checked(x, field.to_string())?;
             }
             Ok(Tolerance::PerState(values))
         }
-        other => Ok(Tolerance::All(number(other, field)?)),
+        toml::Value::Table(map) => {
+            let all = map
+                .get("*")
+                .map(|x| Ok::<f64, SpecError>(checked(number(x, field)?, format!("{field}.*"))?))
+                .transpose()?;
+            let mut values = vec![all.unwrap_or(default); states.len()];
+            for (name, x) in map.iter().filter(|(k, _)| *k != "*") {
+                let i = lookup(states, name, "state", field, system)?;
+                let at = format!("{field}.{name}");
+                values[i] = checked(number(x, &at)?, at)?;
+            }
+            Ok(Tolerance::PerState(values))
+        }
+        other => Ok(Tolerance::All(checked(
+            number(other, field)?,
+            field.to_string(),
+        )?)),
     }
 }
 
@@ -373,8 +410,7 @@ fn save_times(v: &toml::Value) -> Result<SaveAt, SpecError> {
             match parts[..] {
                 [lo, step, hi] => {
                     save_grid_size(text, lo, step, hi)?;
-                    SaveAt::grid(lo, step, hi)
-                        .map_err(|e| FieldError::at("saveat").text(e.to_string()).into())
+                    SaveAt::grid(lo, step, hi).map_err(|e| control_error(e).into())
                 }
                 _ => Err(bad_grid(text).into()),
             }
@@ -411,7 +447,7 @@ fn adaptive_problem(
             "counts fixed steps; adaptive solvers save at times: use ",
         )
         .key("saveat")
-        .text(" t0:dt:t1")
+        .form(" t0:dt:t1", " = \"t0:dt:t1\" or a list of times")
         .into());
     }
     let defaults = Control::default();
@@ -456,9 +492,7 @@ fn adaptive_problem(
         ensemble,
         precision: spec.precision.unwrap_or_default(),
     };
-    problem
-        .check()
-        .map_err(|e| SpecError::Input(e.to_string()))?;
+    problem.check().map_err(control_error)?;
     Ok(problem)
 }
 
@@ -576,14 +610,45 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
                 .key("u0.file")
                 .into());
         }
+        // A state that a box or a grid varies would silently lose its fixed value.
+        for (kind, map) in [("uniform", &u0.uniform), ("grid", &u0.grid)] {
+            if let Some(name) = map
+                .iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .find(|k| spec.set.contains_key(*k))
+            {
+                return Err(FieldError::at(format!("u0.{kind}.{name}"))
+                    .key(format!("u0.{kind}.{name}"))
+                    .text(" and ")
+                    .key(format!("set.{name}"))
+                    .text(format!(" both set state '{name}'; give one"))
+                    .into());
+            }
+        }
         if let Some(map) = &u0.uniform {
             let mut ranges = Vec::new();
             for (name, v) in map {
                 let i = lookup(&state_names, name, "state", "u0.uniform", &sname)?;
                 let field = format!("u0.uniform.{name}");
                 match numbers(v, &field)?[..] {
-                    [lo, hi] => ranges.push((i, lo, hi)),
-                    _ => return Err(FieldError::new(field, "must be lo:hi").into()),
+                    [lo, hi] if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                        ranges.push((i, lo, hi))
+                    }
+                    [lo, hi] => {
+                        return Err(FieldError::new(
+                            field,
+                            format!(
+                                "must be a box of finite bounds, low ≤ high (got {lo} and {hi})"
+                            ),
+                        )
+                        .into());
+                    }
+                    _ => {
+                        return Err(FieldError::new(field, "must be ")
+                            .form("lo:hi", "[lo, hi]")
+                            .into());
+                    }
                 }
             }
             ensemble.initial = InitialStates::Uniform {
@@ -642,6 +707,17 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
             .into());
     }
     let solver = spec.solver.unwrap_or_default();
+    if !solver.is_adaptive() && spec.fixed_step == Some(true) {
+        return Err(FieldError::new(
+            "fixed_step",
+            format!(
+                "applies to adaptive solvers (bs3, dp5, tsit5, dop853); {} takes fixed steps \
+                 already",
+                solver.name()
+            ),
+        )
+        .into());
+    }
     if solver.is_adaptive() && spec.fixed_step != Some(true) {
         return adaptive_problem(spec, system, (t0, t1), ensemble).map(Problem::Adaptive);
     }
@@ -671,7 +747,7 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
             .text(format!("{sname} suggests no step; give "))
             .key("dt")
     })?;
-    let grid = TimeGrid::from_span(t0, t1, dt).map_err(|e| SpecError::Input(e.to_string()))?;
+    let grid = TimeGrid::from_span(t0, t1, dt).map_err(grid_error)?;
     let save = match spec.save_every {
         None => Save::Final,
         Some(0) => return Err(FieldError::new("save_every", "must be at least 1").into()),
@@ -736,7 +812,7 @@ mod tests {
             ),
             (
                 "system = 'lorenz'\nn = 5\n[sweep]\nrho = [0, 1]\nbeta = [0, 1, 5]",
-                "must be lo:hi:count",
+                "sweep.rho must be [lo, hi, count]",
             ),
             (
                 "system = 'lorenz'\nn = 7\n[sweep]\nrho = [0, 1, 2]\nbeta = [0, 1, 3]",
@@ -744,7 +820,7 @@ mod tests {
             ),
             (
                 "system = 'lorenz'\nn = 5\ndt = 0.3\ntspan = [0, 1]",
-                "not a whole number of steps",
+                "dt 0.3 does not divide the span",
             ),
             (
                 "system = 'lorenz'\nn = 5\n[u0]\nuniform = { q = [0, 1] }",
@@ -756,7 +832,7 @@ mod tests {
             ),
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsave_every = 3",
-                "use saveat",
+                "use saveat = \"t0:dt:t1\"",
             ),
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\nsaveat = '0:0.1:99'",
@@ -775,12 +851,29 @@ mod tests {
                 "asks for 1000000001 save times (8.0 GB",
             ),
             (
+                "system = 'lorenz'\nn = 5\nsolver = 'dp5'\n[rtol]\n'*' = 1e-3\nx = -1",
+                "rtol.x must be a non-negative",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nset = { x = 3 }\n[u0]\nuniform = { x = [0, 1] }",
+                "u0.uniform.x and set.x both set state 'x'",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nfixed_step = true",
+                "fixed_step applies to adaptive solvers",
+            ),
+            (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\ndtmin = 0.1\ndtmax = 0.01",
                 "dtmin 0.1 is above dtmax 0.01",
             ),
         ];
         for (text, expected) in cases {
-            let err = build_problem(&spec(text)).unwrap_err().to_string();
+            let err = build_problem(&spec(text)).unwrap_err();
+            assert!(
+                matches!(err, SpecError::Field(_)),
+                "{text:?}: {err} names no key"
+            );
+            let err = err.to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
     }

@@ -3,7 +3,7 @@
 //! is read, so a bad value points at its place in the file.
 
 use super::config_file::{read_toml, relative_to_config};
-use super::error::SpecError;
+use super::error::{FieldError, SpecError};
 use super::validate;
 use crate::nn::{Activation, Strategy};
 use serde::Deserialize;
@@ -106,7 +106,51 @@ impl Default for TrainingSpec {
     }
 }
 
+/// The widest hidden layer the fused network kernels (which DeepONet training runs on)
+/// take, as `nn`'s fused kernels check.
+pub const MAX_FUSED_WIDTH: usize = 128;
+
 impl TrainSpec {
+    /// What the file's types cannot say: the model's widths, its initialisation and
+    /// the optimiser's settings together, each an error at its key.
+    pub fn check(&self) -> Result<(), FieldError> {
+        let m = &self.model;
+        for (key, widths) in [("model.branch", &m.branch), ("model.trunk", &m.trunk)] {
+            for (i, &w) in widths.iter().enumerate() {
+                if w == 0 || w > MAX_FUSED_WIDTH {
+                    return Err(FieldError::new(
+                        format!("{key}[{i}]"),
+                        format!(
+                            "= {w}: hidden widths must be from 1 to {MAX_FUSED_WIDTH}, the widest \
+                             the fused network kernels that train a DeepONet take"
+                        ),
+                    ));
+                }
+            }
+        }
+        if m.latent == 0 {
+            return Err(FieldError::new("model.latent", "must be at least 1"));
+        }
+        if !["glorot", "he"].contains(&m.init.as_str()) {
+            return Err(FieldError::new(
+                "model.init",
+                format!("must be \"glorot\" or \"he\", not \"{}\"", m.init),
+            ));
+        }
+        let t = &self.train;
+        if t.weight_decay * t.lr >= 1.0 {
+            return Err(FieldError::at("train.weight_decay")
+                .key("train.weight_decay")
+                .text(" × ")
+                .key("train.lr")
+                .text(format!(
+                    " must be below 1 (each step scales the weights by 1 − lr·decay); got {} × {}",
+                    t.weight_decay, t.lr
+                )));
+        }
+        Ok(())
+    }
+
     /// Reads a training config; problems point into the file, paths are relative to it.
     pub fn from_file(path: &Path) -> Result<TrainSpec, SpecError> {
         let mut config: TrainSpec = read_toml(path)?;

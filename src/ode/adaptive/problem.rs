@@ -33,7 +33,9 @@ pub enum ControlError {
     },
     #[error("save time {time} is outside the span [{t0}, {t1}]; save times must lie in the span")]
     SaveOutsideSpan { time: f64, t0: f64, t1: f64 },
-    #[error("save times must increase (time {index} is {time}, after {previous})")]
+    #[error(
+        "save times must increase: save time {index} (counting from 0) is {time}, not after {previous}"
+    )]
     SavesNotIncreasing {
         index: usize,
         time: f64,
