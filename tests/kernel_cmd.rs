@@ -168,7 +168,7 @@ fn bad_input_gets_one_message_and_exit_code_2() {
     assert_input_error(&phaseflow(&["kernel", "no_such_system"]), "unknown system");
     assert_input_error(
         &phaseflow(&["kernel", "lorenz", "--solver", "rk4", "--dense"]),
-        "--dense applies to adaptive solvers",
+        "--dense applies to the adaptive kernel",
     );
     assert_input_error(
         &phaseflow(&[
@@ -180,11 +180,11 @@ fn bad_input_gets_one_message_and_exit_code_2() {
             "--rtol",
             "1e-3",
         ]),
-        "--rtol applies to adaptive solvers",
+        "--rtol applies to the adaptive kernel",
     );
     assert_input_error(
         &phaseflow(&["kernel", "lorenz", "--solver", "tsit5", "--rtol", "-1"]),
-        "rtol",
+        "--rtol must be a non-negative",
     );
     assert_input_error(&phaseflow(&["kernel", "lorenz", "--solver", "rk5"]), "rk5");
     assert_input_error(&phaseflow(&["kernel"]), "SYSTEM");
