@@ -107,8 +107,8 @@ impl Default for TrainingSpec {
 }
 
 /// The widest hidden layer the fused network kernels (which DeepONet training runs on)
-/// take, as `nn`'s fused kernels check.
-pub const MAX_FUSED_WIDTH: usize = 128;
+/// take.
+pub use crate::nn::mlp::MAX_FUSED_WIDTH;
 
 impl TrainSpec {
     /// What the file's types cannot say: the model's widths, its initialisation and

@@ -117,10 +117,14 @@ pub(crate) fn weight_grad_passes(
     Ok((passes, per_split))
 }
 
+/// The widest hidden layer the fused kernels take; wider networks use the layer-by-layer
+/// kernels (`GpuNet`, `Trainer`). Checked here and by `spec::train` before any work.
+pub const MAX_FUSED_WIDTH: usize = 128;
+
 /// Whether the fused kernels can run this network on this adapter: subgroups of at
-/// least 8, hidden widths up to 128 (wider layers use the layer-by-layer kernels).
+/// least 8, hidden widths up to `MAX_FUSED_WIDTH`.
 pub fn fused_supported(ctx: &GpuContext, arch: &Architecture) -> bool {
-    ctx.has_subgroups() && arch.layers[1..].iter().all(|&w| w <= 128)
+    ctx.has_subgroups() && arch.layers[1..].iter().all(|&w| w <= MAX_FUSED_WIDTH)
 }
 
 /// A network for inference with the fused forward kernel.
@@ -138,11 +142,10 @@ impl FusedNet {
         params: &Params,
     ) -> Result<FusedNet, GpuError> {
         if !fused_supported(ctx, arch) {
-            return Err(GpuError::Unsupported(
-                "the fused network kernels need subgroups of at least 8 invocations and hidden \
-                 widths of at most 128; use nn::GpuNet and nn::Trainer"
-                    .into(),
-            ));
+            return Err(GpuError::Unsupported(format!(
+                "the fused network kernels need subgroups of at least 8 invocations and \
+                     hidden widths of at most {MAX_FUSED_WIDTH}; use nn::GpuNet and nn::Trainer"
+            )));
         }
         let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED);
         let forward_layout = bind_group_layout(

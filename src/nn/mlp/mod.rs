@@ -13,7 +13,9 @@ pub mod layered;
 pub mod model;
 
 pub use fused::{FusedLayout, Loss};
-pub use fused_net::{FusedNet, FusedTrainer, TrainConfig, TrainConfigError, fused_supported};
+pub use fused_net::{
+    FusedNet, FusedTrainer, MAX_FUSED_WIDTH, TrainConfig, TrainConfigError, fused_supported,
+};
 pub use gpu::{Batch, GpuNet, Kernels};
 pub use layered::Trainer;
 pub use model::{
