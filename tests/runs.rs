@@ -589,7 +589,7 @@ fn contradictions_are_refused() {
         ),
         (
             [&base[..], &["--outputs", "trajectory-stats"]].concat(),
-            "--outputs chooses the files written with -o DIR",
+            "--outputs chooses the files written to the output directory",
         ),
         (
             [&base[..], &["--overwrite"]].concat(),
@@ -614,7 +614,7 @@ fn contradictions_are_refused() {
     );
     assert_input_error(
         &phaseflow(&[&adaptive[..], &["--safety", "-0.5"]].concat()),
-        "safety must be between 0 and 1 (got -0.5)",
+        "--safety must be above 0 and at most 1 (got -0.5)",
     );
     assert_input_error(
         &phaseflow(&[&adaptive[..], &["--atol", "-1e-6"]].concat()),
