@@ -91,6 +91,19 @@ fn errors_name_the_key_as_it_was_given() {
     let o = phaseflow(&["fit", "--expr", "sin(x)", "--clip", "-1", "-o", o_arg]);
     assert_input_error(&o, "got -1 (--clip)");
 
+    // A value is written as the key at fault was given: [lo, hi] in the file, lo:hi as a flag.
+    let backwards = write(
+        &dir.join("backwards.toml"),
+        "[target.expr]\ntext = \"x\"\ndomain = [1.0, 0.0]\n",
+    );
+    let o = phaseflow(&["fit", "--config", &backwards, "-o", o_arg]);
+    assert_input_error(
+        &o,
+        "backwards.toml: target.expr.domain must be [lo, hi] with lo < hi",
+    );
+    let o = phaseflow(&["fit", "--expr", "x", "--domain", "1:0", "-o", o_arg]);
+    assert_input_error(&o, "--domain must be lo:hi with lo < hi");
+
     // Unknown keys point into the file.
     let typo = write(&dir.join("typo.toml"), &SMALL.replace("points", "pionts"));
     let o = phaseflow(&["fit", "--config", &typo, "-o", o_arg]);

@@ -383,15 +383,19 @@ impl FitArgs {
             return e.into();
         };
         let Some(path) = &self.config else {
-            return CliError::Input(field.render(fit_flag));
+            return CliError::Input(field.render_with(fit_flag, true));
         };
-        let message = field.render(|k| {
-            if by_flag(k, set) {
-                fit_flag(k)
-            } else {
-                k.to_string()
-            }
-        });
+        // Values are written as the key at fault was given: flag syntax for a flag.
+        let message = field.render_with(
+            |k| {
+                if by_flag(k, set) {
+                    fit_flag(k)
+                } else {
+                    k.to_string()
+                }
+            },
+            by_flag(&field.field, set),
+        );
         if by_flag(&field.field, set) {
             CliError::Input(message)
         } else {

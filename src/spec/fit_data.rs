@@ -95,17 +95,18 @@ pub fn check_expression(
         ));
     }
     if lo >= hi || !lo.is_finite() || !hi.is_finite() {
-        return Err(FieldError::new(
-            format!("{EXPR}.domain"),
-            format!("must be LO:HI with LO < HI, both finite; got {lo}:{hi}"),
-        ));
+        return Err(FieldError::new(format!("{EXPR}.domain"), "must be ")
+            .form("lo:hi", "[lo, hi]")
+            .text(format!(
+                " with lo < hi, both finite; got lo = {lo}, hi = {hi}"
+            )));
     }
     let rows = (points as u128).pow(inputs as u32);
     if points < 2 || rows > 1 << 24 {
         return Err(FieldError::new(
             format!("{EXPR}.points"),
             format!(
-                "{points} per axis gives {rows} samples in {inputs} dimensions; use at least 2 \
+                "{points} per axis gives {rows} samples over {inputs} input(s); use at least 2 \
                  and at most 16,777,216 samples"
             ),
         ));
