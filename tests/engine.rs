@@ -104,6 +104,37 @@ fn async_simulate_runs_on_any_executor_and_reports_progress() {
     assert_eq!(got.states, want.states);
 }
 
+/// A job of one chunk reports progress as its submissions finish, not only at its end:
+/// 4,096 trajectories × 2 × 10^5 RK4 steps is one chunk (under the default 2^31
+/// trajectory-steps) of three submissions (2^28 trajectory-steps each at most).
+#[test]
+fn progress_moves_within_a_single_chunk() {
+    let e = engine();
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    let opts = JobOptions {
+        on_progress: Some(Arc::new(move |p| {
+            if p.state == JobState::Running {
+                seen.lock().unwrap().push(p.done);
+            }
+        })),
+        ..JobOptions::default()
+    };
+    let n = 4096;
+    let job = e
+        .submit_simulate(lorenz(n, 200_000, Save::Final, 28.0), opts)
+        .unwrap();
+    let got = pollster::block_on(job.wait()).unwrap();
+    assert_eq!(got.stats.chunks, 1);
+    let reports = reports.lock().unwrap();
+    assert!(
+        reports.iter().any(|&d| d > 0 && d < n as u64),
+        "no progress inside the chunk: {reports:?}"
+    );
+    assert!(reports.windows(2).all(|w| w[0] <= w[1]), "{reports:?}");
+    assert_eq!(reports.last(), Some(&(n as u64)), "{reports:?}");
+}
+
 #[test]
 fn budgets_and_limits_are_refused_up_front() {
     let e = engine();

@@ -135,6 +135,15 @@ impl JobShared {
         self.notify();
     }
 
+    /// Raises `done` to `done` (never lowers it: estimates from within a chunk and exact
+    /// counts from finished chunks arrive interleaved); reports only a change.
+    pub fn advance_to(&self, done: u64) {
+        let done = done.min(self.total);
+        if self.done.fetch_max(done, Ordering::Relaxed) < done {
+            self.notify();
+        }
+    }
+
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }

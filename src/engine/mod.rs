@@ -316,7 +316,7 @@ impl Engine {
         total: u64,
         memory: u64,
         opts: &JobOptions,
-        run: impl FnOnce(&GpuContext, &JobShared, &Weak<Inner>) -> Result<T, EngineError>
+        run: impl FnOnce(&GpuContext, &Arc<JobShared>, &Weak<Inner>) -> Result<T, EngineError>
         + Send
         + 'static,
     ) -> Result<Job<T>, EngineError> {

@@ -1,15 +1,18 @@
-//! A simulation as an engine job: the ensemble runs chunk by chunk into host memory, each
-//! finished chunk is reported as progress, and cancellation reaches the run between chunks.
+//! A simulation as an engine job: the ensemble runs chunk by chunk into host memory; its
+//! progress moves with every finished submission (an estimate from the run's work ticks)
+//! and every finished chunk (exact), and cancellation reaches the run between submissions.
 
 use super::error::EngineError;
 use super::job::JobShared;
 use super::queue::Inner;
 use crate::gpu::GpuContext;
 use crate::ode::{
-    FanOut, MemorySink, Problem, RunOptions, Sink, SinkError, Solution, Status, StepCounts,
+    FanOut, MemorySink, Problem, ProgressHook, RunOptions, Sink, SinkError, Solution, Status,
+    StepCounts, Tick,
 };
 use std::ops::Range;
-use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 /// Reports finished chunks as the job's progress (cancellation reaches the run through
 /// `RunOptions::cancel`).
@@ -22,19 +25,49 @@ impl Sink for ProgressSink<'_> {
         _: &[Status],
         _: Option<&[StepCounts]>,
     ) -> Result<(), SinkError> {
-        self.0.set_done(chunk.end as u64);
+        self.0.advance_to(chunk.end as u64);
         Ok(())
     }
+}
+
+/// A progress hook that turns the run's work ticks into trajectories done, so that a job
+/// of one long chunk does not sit at 0 until its end. Work is uniform across trajectories
+/// (trajectory-steps, or trajectory-batches for adaptive runs), so the share of work done
+/// is the share of trajectories done; any hook the caller set is still called.
+fn work_progress(shared: &Arc<JobShared>, n: usize, earlier: Option<ProgressHook>) -> ProgressHook {
+    let shared = shared.clone();
+    let (total, done) = (AtomicU64::new(0), AtomicU64::new(0));
+    ProgressHook::new(move |tick| {
+        match tick {
+            Tick::Total(work) => total.store(work, Ordering::Relaxed),
+            Tick::Done(work) => {
+                let done = done.fetch_add(work, Ordering::Relaxed) + work;
+                let total = total.load(Ordering::Relaxed);
+                if total > 0 {
+                    shared.advance_to((n as u128 * done as u128 / total as u128) as u64);
+                }
+            }
+            Tick::Compiling | Tick::Compiled(_) => {}
+        }
+        if let Some(hook) = &earlier {
+            (hook.0)(tick);
+        }
+    })
 }
 
 pub(super) fn run(
     ctx: &GpuContext,
     problem: &Problem,
     mut options: RunOptions,
-    shared: &JobShared,
+    shared: &Arc<JobShared>,
     inner: &Weak<Inner>,
 ) -> Result<Solution, EngineError> {
     options.cancel = Some(shared.cancel.clone());
+    options.progress = Some(work_progress(
+        shared,
+        problem.ensemble().n,
+        options.progress.take(),
+    ));
     let result = (|| {
         let times = problem.save_times()?;
         let system = problem.system();
