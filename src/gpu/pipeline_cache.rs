@@ -2,9 +2,11 @@
 //!
 //! A long-running server compiles a pipeline for every distinct system, tolerance and
 //! precision it is asked for; an unbounded map would keep each one (and the WGSL text it
-//! was keyed by) forever. Entries are keyed by a 128-bit hash of (label, entry point,
-//! WGSL), so the cache holds no source text, and the least recently used entry is dropped
-//! once the count passes the capacity. A pipeline a job still holds stays alive through its
+//! was keyed by) forever. Entries are keyed by (label, entry point, WGSL) in full, not by a
+//! hash of them: a server's systems come from its clients, and a crafted hash collision must
+//! never hand one client another's kernel. The text a kept pipeline costs (tens of KiB) is
+//! small beside the compiled pipeline itself (about 0.7 MiB on lavapipe). The least
+//! recently used entry is dropped once the count passes the capacity. A pipeline a job still holds stays alive through its
 //! `Arc` after eviction; only the cache's reference goes.
 //!
 //! At tens of entries a hand-written LRU is enough: a `HashMap` from key to (value, last
@@ -13,30 +15,28 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// Pipelines kept when nobody says otherwise: more than the distinct kernels one CLI run
 /// or training job compiles (a few dozen at most), few enough that a server's compiled
 /// code stays in the tens of megabytes.
 pub const DEFAULT_PIPELINE_CACHE: usize = 64;
 
-/// What identifies a pipeline: a hash of everything that goes into compiling it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PipelineKey(u64, u64);
+/// What identifies a pipeline: everything that goes into compiling it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    label: String,
+    entry_point: String,
+    wgsl: String,
+}
 
 impl PipelineKey {
-    /// Two independently seeded 64-bit hashes: a collision of both would hand back the
-    /// wrong kernel, and at 2^-128 per pair it will not happen.
     pub fn new(label: &str, entry_point: &str, wgsl: &str) -> PipelineKey {
-        let hash = |seed: u64| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            seed.hash(&mut h);
-            label.hash(&mut h);
-            entry_point.hash(&mut h);
-            wgsl.hash(&mut h);
-            h.finish()
-        };
-        PipelineKey(hash(0x5ea1_f10e), hash(0x0de5_0c4e))
+        PipelineKey {
+            label: label.to_string(),
+            entry_point: entry_point.to_string(),
+            wgsl: wgsl.to_string(),
+        }
     }
 }
 
