@@ -325,7 +325,7 @@ fn a_config_key_is_named_as_the_file_names_it_and_a_flag_as_a_flag() {
     let o = phaseflow(&["simulate", "--config", c]);
     assert_input_error(
         &o,
-        "run.toml: rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853) without \
+        "run.toml: rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853, milstein-adaptive) without \
          fixed_step; rk4 takes fixed steps of dt",
     );
     // The same key given as a flag over the file is named as the flag.

@@ -359,7 +359,7 @@ fn spec_errors_name_json_keys_never_command_line_flags() {
         (
             json!({"system": "lorenz", "n": 4, "tspan": [0, 1], "dt": 0.01, "rtol": 1e-6}),
             "rtol",
-            "rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853) without fixed_step",
+            "rtol applies to adaptive solvers (bs3, dp5, tsit5, dop853, milstein-adaptive) without fixed_step",
         ),
         (
             json!({"system": "lorenz", "n": 4, "solver": "dp5", "tspan": [0, 1],

@@ -71,8 +71,9 @@ pub struct SimulateArgs {
     #[arg(short, long, allow_negative_numbers = true)]
     n: Option<usize>,
 
-    /// Runge–Kutta method: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
-    /// dop853
+    /// Method. ODEs: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
+    /// dop853. SDEs (systems with a noise block): em [default], milstein, euler-heun,
+    /// platen (weak order 2); adaptive milstein-adaptive
     #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
 
@@ -173,9 +174,18 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "STATE=STEP", value_parser = parse_assign)]
     u0_perturb: Vec<(String, Vec<f64>)>,
 
-    /// Seed of the random initial states
+    /// Seed of the random initial states and of SDE noise (trajectory i's Wiener path
+    /// depends only on the seed and i)
     #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
+
+    /// SDEs: antithetic pairs: trajectory 2j+1 takes trajectory 2j's increments negated
+    #[arg(long)]
+    antithetic: bool,
+
+    /// milstein-adaptive: levels of the virtual Brownian tree, 1 to 24 [default: 20]
+    #[arg(long, value_name = "LEVELS", allow_negative_numbers = true)]
+    brownian_depth: Option<u32>,
 
     /// Write results as .npy files into this directory (refused if it holds a run already,
     /// unless --overwrite)
@@ -393,6 +403,8 @@ impl SimulateArgs {
             max_shrink: self.max_shrink,
             saveat: self.saveat.clone().map(toml::Value::String),
             outputs: (!self.outputs.is_empty()).then(|| self.outputs.clone()),
+            antithetic: self.antithetic.then_some(true),
+            brownian_depth: self.brownian_depth,
         }
     }
 }

@@ -8,6 +8,8 @@ use super::fixed::problem::FixedStepProblem;
 use super::fixed::run::{self, FixedStep, run_into, simulate};
 use super::options::RunOptions;
 use super::runner;
+use super::sde::problem::{SdeProblem, Steps};
+use super::sde::run::{self as sde_run, plan_sde, run_sde_into, simulate_sde};
 use super::sink::Sink;
 use super::solution::{RunStats, Solution};
 use super::solver::Solver;
@@ -20,6 +22,7 @@ use crate::schedule::Plan;
 pub enum Problem {
     Fixed(FixedStepProblem),
     Adaptive(AdaptiveProblem),
+    Sde(SdeProblem),
 }
 
 impl Problem {
@@ -27,6 +30,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => &p.system,
             Problem::Adaptive(p) => &p.system,
+            Problem::Sde(p) => &p.system,
         }
     }
 
@@ -34,6 +38,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => &p.ensemble,
             Problem::Adaptive(p) => &p.ensemble,
+            Problem::Sde(p) => &p.ensemble,
         }
     }
 
@@ -41,18 +46,32 @@ impl Problem {
         match self {
             Problem::Fixed(p) => p.solver,
             Problem::Adaptive(p) => p.solver,
+            Problem::Sde(p) => Solver::SDE
+                .into_iter()
+                .find(|s| s.sde_method() == Some(p.method))
+                .expect("every SDE method has a solver name"),
         }
     }
 
     /// Whether steps are controlled (a pair run with `--fixed-step` is not).
     pub fn is_adaptive(&self) -> bool {
-        matches!(self, Problem::Adaptive(_))
+        match self {
+            Problem::Adaptive(_) => true,
+            Problem::Sde(p) => matches!(p.steps, Steps::Adaptive { .. }),
+            Problem::Fixed(_) => false,
+        }
+    }
+
+    /// Whether the system is stochastic (an SDE run).
+    pub fn is_sde(&self) -> bool {
+        matches!(self, Problem::Sde(_))
     }
 
     pub fn precision(&self) -> Precision {
         match self {
             Problem::Fixed(p) => p.precision,
             Problem::Adaptive(p) => p.precision,
+            Problem::Sde(p) => p.precision,
         }
     }
 
@@ -61,6 +80,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => run::check(p).map(|_| ()),
             Problem::Adaptive(p) => adaptive_run::check(p).map(|_| ()),
+            Problem::Sde(p) => sde_run::check(p).map(|_| ()),
         }
     }
 
@@ -69,6 +89,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => Ok(run::check(p)?.times(&p.grid)),
             Problem::Adaptive(p) => adaptive_run::check(p),
+            Problem::Sde(p) => sde_run::check(p),
         }
     }
 
@@ -77,6 +98,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => runner::plan_run(ctx, &FixedStep::new(p)?, options),
             Problem::Adaptive(p) => runner::plan_run(ctx, &Adaptive::new(p)?, options),
+            Problem::Sde(p) => plan_sde(ctx, p, options),
         }
     }
 
@@ -90,6 +112,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => run_into(ctx, p, options, sink),
             Problem::Adaptive(p) => run_adaptive_into(ctx, p, options, sink),
+            Problem::Sde(p) => run_sde_into(ctx, p, options, sink),
         }
     }
 
@@ -97,6 +120,7 @@ impl Problem {
         match self {
             Problem::Fixed(p) => simulate(ctx, p, options),
             Problem::Adaptive(p) => simulate_adaptive(ctx, p, options),
+            Problem::Sde(p) => simulate_sde(ctx, p, options),
         }
     }
 }

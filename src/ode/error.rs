@@ -4,6 +4,7 @@
 use super::adaptive::problem::ControlError;
 use super::ensemble::EnsembleError;
 use super::fixed::problem::ProblemError;
+use super::sde::problem::SdeCheckError;
 use crate::gpu::GpuError;
 use crate::precision::Precision;
 use crate::schedule::plan::PlanError;
@@ -21,6 +22,8 @@ pub enum SimError {
     Gpu(#[from] GpuError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Sde(#[from] SdeCheckError),
     #[error(
         "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
     )]

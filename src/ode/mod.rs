@@ -1,6 +1,6 @@
 //! Ensembles of ODE trajectories. Each method family is a folder with its problem type,
 //! kernel generator, CPU f64 twin and its plug into the shared runner: `fixed/` (fixed-step
-//! Runge–Kutta) and `adaptive/` (embedded pairs). What every family shares sits here:
+//! Runge–Kutta), `adaptive/` (embedded pairs) and `sde/` (stochastic methods). What every family shares sits here:
 //! `runner` (the chunk × batch × window loop, readback ring, cancellation, progress),
 //! `options` and `error`, the ensemble description, device buffers, sinks and solutions.
 
@@ -17,6 +17,7 @@ mod layout_check;
 pub mod multi;
 pub mod options;
 pub mod runner;
+pub mod sde;
 pub mod sink;
 pub mod solution;
 pub mod solver;
@@ -34,6 +35,7 @@ pub use fixed::tableau::Tableau;
 pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};
 pub use multi::run_on_devices;
 pub use options::{ProgressHook, RunOptions, Tick};
+pub use sde::{NoiseKey, SdeMethod, SdeProblem};
 pub use sink::{FanOut, MemorySink, Sink, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use solver::Solver;

@@ -1,8 +1,9 @@
 //! The solvers a user can name, one enum across every method family: each names a
-//! fixed-step tableau or an adaptive embedded pair.
+//! fixed-step tableau, an adaptive embedded pair or an SDE method.
 
 use super::adaptive::pair::{BS3, DOP853, DP5, Pair, TSIT5};
 use super::fixed::tableau::{EULER, HEUN, RK4, Tableau};
+use super::sde::SdeMethod;
 use serde::{Deserialize, Serialize};
 
 /// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
@@ -25,9 +26,22 @@ pub enum Solver {
     Tsit5,
     /// Dormand–Prince 8(5,3), adaptive, seventh-order dense output; for tight tolerances.
     Dop853,
+    /// SDE: Euler–Maruyama (Itô), strong order 0.5, weak 1 (fixed step).
+    Em,
+    /// SDE: Milstein with the symbolic ∂g/∂x, strong order 1; diagonal or scalar noise.
+    Milstein,
+    /// SDE: stochastic Heun (Stratonovich), fixed step.
+    #[serde(rename = "euler-heun")]
+    EulerHeun,
+    /// SDE: Platen's explicit weak order 2 scheme (Itô), fixed step.
+    Platen,
+    /// SDE: Milstein with step-size control over a virtual Brownian tree.
+    #[serde(rename = "milstein-adaptive")]
+    MilsteinAdaptive,
 }
 
 impl Solver {
+    /// The ODE solvers (fixed-step tableaus and adaptive pairs).
     pub const ALL: [Solver; 7] = [
         Solver::Euler,
         Solver::Heun,
@@ -36,6 +50,14 @@ impl Solver {
         Solver::Dp5,
         Solver::Tsit5,
         Solver::Dop853,
+    ];
+    /// The SDE methods (`ode::sde`), which need a system with a noise block.
+    pub const SDE: [Solver; 5] = [
+        Solver::Em,
+        Solver::Milstein,
+        Solver::EulerHeun,
+        Solver::Platen,
+        Solver::MilsteinAdaptive,
     ];
     pub const FIXED: [Solver; 3] = [Solver::Euler, Solver::Heun, Solver::Rk4];
     pub const ADAPTIVE: [Solver; 4] = [Solver::Bs3, Solver::Dp5, Solver::Tsit5, Solver::Dop853];
@@ -82,21 +104,42 @@ impl Solver {
         }
     }
 
+    /// Whether steps are controlled: the ODE pairs and milstein-adaptive.
     pub fn is_adaptive(self) -> bool {
-        self.pair().is_some()
+        self.pair().is_some() || self == Solver::MilsteinAdaptive
+    }
+
+    /// The SDE method this solver names, if it is one.
+    pub fn sde_method(self) -> Option<SdeMethod> {
+        Some(match self {
+            Solver::Em => SdeMethod::EulerMaruyama,
+            Solver::Milstein => SdeMethod::Milstein,
+            Solver::EulerHeun => SdeMethod::EulerHeun,
+            Solver::Platen => SdeMethod::Platen,
+            Solver::MilsteinAdaptive => SdeMethod::MilsteinAdaptive,
+            _ => return None,
+        })
+    }
+
+    pub fn is_sde(self) -> bool {
+        self.sde_method().is_some()
     }
 
     pub fn name(self) -> &'static str {
+        if let Some(m) = self.sde_method() {
+            return m.name();
+        }
         match (self.tableau(), self.pair()) {
             (Some(t), _) => t.name,
             (_, Some(p)) => p.name,
-            _ => unreachable!("every solver has a tableau or a pair"),
+            _ => unreachable!("every ODE solver has a tableau or a pair"),
         }
     }
 
     pub fn from_name(name: &str) -> Option<Solver> {
         Solver::ALL
             .into_iter()
+            .chain(Solver::SDE)
             .find(|s| s.name() == name.to_ascii_lowercase())
     }
 }

@@ -8,6 +8,9 @@ use super::ode_errors::{control_error, grid_error};
 use crate::io::read_matrix;
 use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
+use crate::ode::sde::{
+    DEFAULT_TREE_DEPTH, NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps,
+};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
@@ -77,6 +80,12 @@ pub struct RunSpec {
     pub saveat: Option<toml::Value>,
     /// Optional outputs with `out` (default: states).
     pub outputs: Option<Vec<Output>>,
+    /// SDE solvers: trajectory 2j+1 takes trajectory 2j's Wiener increments negated
+    /// (antithetic variates).
+    pub antithetic: Option<bool>,
+    /// milstein-adaptive: levels of the virtual Brownian tree (1 to 24; leaves of
+    /// 2^-depth of the span).
+    pub brownian_depth: Option<u32>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -182,7 +191,9 @@ impl RunSpec {
             max_growth,
             max_shrink,
             saveat,
-            outputs
+            outputs,
+            antithetic,
+            brownian_depth
         );
         self.set.extend(over.set);
         self.param.extend(over.param);
@@ -439,6 +450,23 @@ fn adaptive_problem(
     (t0, t1): (f64, f64),
     ensemble: Ensemble,
 ) -> Result<AdaptiveProblem, SpecError> {
+    let (control, saveat) = adaptive_control(spec, &system)?;
+    let problem = AdaptiveProblem {
+        system,
+        solver: spec.solver.unwrap_or_default(),
+        t0,
+        t1,
+        saveat,
+        control,
+        ensemble,
+        precision: spec.precision.unwrap_or_default(),
+    };
+    problem.check().map_err(control_error)?;
+    Ok(problem)
+}
+
+/// The step-size control and save times of an adaptive run (ODE pair or milstein-adaptive).
+fn adaptive_control(spec: &RunSpec, system: &System) -> Result<(Control, SaveAt), SpecError> {
     let sname = system.name().to_string();
     let states: Vec<String> = system.states.iter().map(|v| v.name.clone()).collect();
     if spec.save_every.is_some() {
@@ -482,18 +510,144 @@ fn adaptive_problem(
         Some(v) => save_times(v)?,
         None => SaveAt::Final,
     };
-    let problem = AdaptiveProblem {
-        system,
-        solver: spec.solver.unwrap_or_default(),
-        t0,
-        t1,
-        saveat,
-        control,
-        ensemble,
-        precision: spec.precision.unwrap_or_default(),
+    Ok((control, saveat))
+}
+
+/// The SDE problem of a stochastic system (or an SDE solver): the method, the noise key and
+/// fixed steps or adaptive control. A stochastic system without a solver takes em.
+fn sde_problem(
+    spec: &RunSpec,
+    system: System,
+    (t0, t1): (f64, f64),
+    ensemble: Ensemble,
+) -> Result<SdeProblem, SpecError> {
+    let sname = system.name().to_string();
+    let solver = spec.solver.unwrap_or(Solver::Em);
+    let Some(method) = solver.sde_method() else {
+        return Err(FieldError::new(
+            "solver",
+            format!(
+                "{} is an ODE solver, but {sname} is stochastic (it has a noise block); choose \
+                 em, milstein, euler-heun, platen or milstein-adaptive",
+                solver.name()
+            ),
+        )
+        .into());
     };
-    problem.check().map_err(control_error)?;
+    let noise = NoiseKey {
+        seed: spec.seed.unwrap_or(0),
+        antithetic: spec.antithetic.unwrap_or(false),
+    };
+    let precision = spec.precision.unwrap_or_default();
+    let problem = if method.is_adaptive() && spec.fixed_step != Some(true) {
+        if spec.brownian_depth == Some(0) {
+            return Err(FieldError::new("brownian_depth", "must be at least 1").into());
+        }
+        let (control, saveat) = adaptive_control(spec, &system)?;
+        SdeProblem {
+            system,
+            method,
+            steps: SdeSteps::Adaptive {
+                t0,
+                t1,
+                saveat,
+                control,
+                depth: spec.brownian_depth.unwrap_or(DEFAULT_TREE_DEPTH),
+            },
+            noise,
+            ensemble,
+            precision,
+        }
+    } else {
+        if spec.fixed_step == Some(true) && !method.is_adaptive() {
+            return Err(FieldError::new(
+                "fixed_step",
+                format!("applies to milstein-adaptive; {} takes fixed steps already", method.name()),
+            )
+            .into());
+        }
+        if spec.brownian_depth.is_some() {
+            return Err(FieldError::new(
+                "brownian_depth",
+                "applies to milstein-adaptive (fixed steps draw their increments per step)",
+            )
+            .into());
+        }
+        fixed_only(spec, method.name())?;
+        let (grid, save) = fixed_grid(spec, &system, (t0, t1))?;
+        SdeProblem {
+            system,
+            method: method.fixed(),
+            steps: SdeSteps::Fixed { grid, save },
+            noise,
+            ensemble,
+            precision,
+        }
+    };
+    problem.check().map_err(sde_error)?;
     Ok(problem)
+}
+
+/// An SDE problem's refusal, naming the key at fault.
+fn sde_error(e: SdeCheckError) -> SpecError {
+    match e {
+        SdeCheckError::Grid(e) => grid_error(e).into(),
+        SdeCheckError::Control(e) => control_error(e).into(),
+        SdeCheckError::Sde(SdeError::Depth(d)) => FieldError::new(
+            "brownian_depth",
+            format!("must be between 1 and {} (got {d})", crate::ode::sde::noise::MAX_TREE_DEPTH),
+        )
+        .into(),
+        SdeCheckError::Sde(e @ SdeError::Method(_)) => FieldError::new("solver", e.to_string()).into(),
+        SdeCheckError::Sde(e) => SpecError::Input(e.to_string()),
+    }
+}
+
+/// Refuses adaptive-only keys on a fixed-step run.
+fn fixed_only(spec: &RunSpec, solver: &str) -> Result<(), SpecError> {
+    let adaptive_only = [
+        ("rtol", spec.rtol.is_some()),
+        ("atol", spec.atol.is_some()),
+        ("saveat", spec.saveat.is_some()),
+        ("dtmin", spec.dtmin.is_some()),
+        ("dtmax", spec.dtmax.is_some()),
+        ("max_steps", spec.max_steps.is_some()),
+        ("safety", spec.safety.is_some()),
+        ("max_growth", spec.max_growth.is_some()),
+        ("max_shrink", spec.max_shrink.is_some()),
+    ];
+    if let Some((key, _)) = adaptive_only.iter().find(|(_, given)| *given) {
+        return Err(FieldError::new(
+            *key,
+            "applies to adaptive solvers (bs3, dp5, tsit5, dop853, milstein-adaptive) without ",
+        )
+        .key("fixed_step")
+        .text(format!("; {solver} takes fixed steps of "))
+        .key("dt")
+        .into());
+    }
+    Ok(())
+}
+
+/// The time grid and saves of a fixed-step run.
+fn fixed_grid(
+    spec: &RunSpec,
+    system: &System,
+    (t0, t1): (f64, f64),
+) -> Result<(TimeGrid, Save), SpecError> {
+    let sname = system.name();
+    let dt = spec.dt.or(system.meta.dt).ok_or_else(|| {
+        FieldError::at("dt")
+            .text(format!("{sname} suggests no step; give "))
+            .key("dt")
+    })?;
+    let grid = TimeGrid::from_span(t0, t1, dt).map_err(grid_error)?;
+    let save = match spec.save_every {
+        None => Save::Final,
+        Some(0) => return Err(FieldError::new("save_every", "must be at least 1").into()),
+        Some(k) => Save::Every(k),
+    };
+    Ok((grid, save))
 }
 
 /// The problem a spec describes. Names, sizes and ranges are checked here; the values in
@@ -707,6 +861,21 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
             .into());
     }
     let solver = spec.solver.unwrap_or_default();
+    if system.noise.is_some() || spec.solver.is_some_and(Solver::is_sde) {
+        return sde_problem(spec, system, (t0, t1), ensemble).map(Problem::Sde);
+    }
+    for (key, given) in [
+        ("antithetic", spec.antithetic.is_some()),
+        ("brownian_depth", spec.brownian_depth.is_some()),
+    ] {
+        if given {
+            return Err(FieldError::new(
+                key,
+                format!("applies to stochastic systems; {sname} has no noise block"),
+            )
+            .into());
+        }
+    }
     if !solver.is_adaptive() && spec.fixed_step == Some(true) {
         return Err(FieldError::new(
             "fixed_step",
@@ -721,38 +890,8 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
     if solver.is_adaptive() && spec.fixed_step != Some(true) {
         return adaptive_problem(spec, system, (t0, t1), ensemble).map(Problem::Adaptive);
     }
-    let adaptive_only = [
-        ("rtol", spec.rtol.is_some()),
-        ("atol", spec.atol.is_some()),
-        ("saveat", spec.saveat.is_some()),
-        ("dtmin", spec.dtmin.is_some()),
-        ("dtmax", spec.dtmax.is_some()),
-        ("max_steps", spec.max_steps.is_some()),
-        ("safety", spec.safety.is_some()),
-        ("max_growth", spec.max_growth.is_some()),
-        ("max_shrink", spec.max_shrink.is_some()),
-    ];
-    if let Some((key, _)) = adaptive_only.iter().find(|(_, given)| *given) {
-        return Err(FieldError::new(
-            *key,
-            "applies to adaptive solvers (bs3, dp5, tsit5, dop853) without ",
-        )
-        .key("fixed_step")
-        .text(format!("; {} takes fixed steps of ", solver.name()))
-        .key("dt")
-        .into());
-    }
-    let dt = spec.dt.or(system.meta.dt).ok_or_else(|| {
-        FieldError::at("dt")
-            .text(format!("{sname} suggests no step; give "))
-            .key("dt")
-    })?;
-    let grid = TimeGrid::from_span(t0, t1, dt).map_err(grid_error)?;
-    let save = match spec.save_every {
-        None => Save::Final,
-        Some(0) => return Err(FieldError::new("save_every", "must be at least 1").into()),
-        Some(k) => Save::Every(k),
-    };
+    fixed_only(spec, solver.name())?;
+    let (grid, save) = fixed_grid(spec, &system, (t0, t1))?;
     Ok(Problem::Fixed(FixedStepProblem {
         system,
         solver,

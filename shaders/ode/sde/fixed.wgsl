@@ -1,0 +1,103 @@
+// Fixed-step SDE methods over an ensemble. One invocation integrates one trajectory through
+// a window of steps with its state in registers. Step i's Wiener increments are a pure
+// function of (seed, trajectory, i) (counter-based Philox, `NOISE`), so a trajectory's
+// path never depends on the chunk, the window or the device it ran on.
+//
+// Filled in by ode::sde::kernel: REAL_LIB, WORKGROUP_SIZE, SYSTEM (State, Params, rhs,
+// diffusion and for Milstein gdg, from model::wgsl), NOISE (Wiener, noise_setup,
+// step_increments from ode::sde::noise), STEP (sde_step of one method), ACCESS (loads and
+// stores per component).
+#include "common/status.wgsl"
+
+{{REAL_LIB}}
+
+{{SYSTEM}}
+{{NOISE}}
+{{STEP}}
+struct Window {
+    n_traj: u32,        // trajectories in this chunk
+    stride: u32,        // row length of the struct-of-arrays buffers (chunk capacity)
+    step_begin: u32,    // first step of this window, counted from the start of the run
+    step_end: u32,      // one past the last step of this window
+    n_steps: u32,       // steps in the whole run
+    save_every: u32,    // a save whenever the step count is a multiple of this, and at the end
+    save_initial: u32,  // 1 if slot 0 holds the initial state
+    save_first: u32,    // run-wide slot number of saved[] slot 0 in this batch
+    save_count: u32,    // slots saved[] holds in this batch
+    traj_base: u32,     // run-wide index of this chunk's first trajectory
+    seed_lo: u32,       // the noise key
+    seed_hi: u32,
+    antithetic: u32,    // 1: trajectory 2j+1 takes path j's increments negated
+    t0: real,
+    dt: real,
+    sqrt_dt: real,
+    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
+}
+
+// Each storage binding's comment gives its layout, outermost index first; `ode::layout_check`
+// holds them to the code that writes them.
+@group(0) @binding(0) var<uniform> win: Window;
+@group(0) @binding(1) var<storage, read_write> state: array<real>;  // [dim][stride]
+@group(0) @binding(2) var<storage, read> params: array<real>;       // [n_params][stride]
+@group(0) @binding(3) var<storage, read_write> saved: array<real>;  // [slot][stride][dim]
+@group(0) @binding(4) var<storage, read_write> status: array<u32>;  // [stride]
+
+{{ACCESS}}
+fn slot_of_step(step: u32) -> u32 {
+    return (step + win.save_every - 1u) / win.save_every - (1u - win.save_initial);
+}
+
+// Slots from `first` (run-wide) to the end of this batch become NaN.
+fn save_nan_from(first: u32, i: u32) {
+    for (var s = max(first, win.save_first); s < win.save_first + win.save_count; s++) {
+        save_nan(s - win.save_first, i);
+    }
+}
+
+@compute @workgroup_size({{WORKGROUP_SIZE}})
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    math_init(win.one);
+    // Two-dimensional dispatch, so one chunk may hold more than 65,535 workgroups.
+    let i = (wg.y * groups.x + wg.x) * {{WORKGROUP_SIZE}}u + lane;
+    if i >= win.n_traj {
+        return;
+    }
+    traj = i;
+    if status[i] != STATUS_RUNNING {
+        save_nan_from(win.save_first, i);
+        return;
+    }
+    noise_setup(win.seed_lo, win.seed_hi, win.traj_base + i, win.antithetic);
+    var u = load_state(i);
+    let p = load_params(i);
+    var step = win.step_begin;
+    if step == 0u && win.save_initial == 1u {
+        save_state(0u, i, u); // a batch that starts at step 0 starts at slot 0
+    }
+    while step < win.step_end {
+        let next_save = min((step / win.save_every + 1u) * win.save_every, win.n_steps);
+        let stop = min(next_save, win.step_end);
+        while step < stop {
+            let dw = step_increments(step, win.sqrt_dt);
+            u = sde_step(win.t0 + real(step) * win.dt, win.dt, win.sqrt_dt, u, p, dw);
+            step += 1u;
+        }
+        if step == next_save {
+            if !state_finite(u) {
+                status[i] = STATUS_NON_FINITE;
+                store_state(i, u);
+                save_nan_from(slot_of_step(step), i);
+                return;
+            }
+            save_state(slot_of_step(step) - win.save_first, i, u);
+        }
+    }
+    store_state(i, u);
+    if step == win.n_steps {
+        status[i] = STATUS_SUCCESS;
+    }
+}

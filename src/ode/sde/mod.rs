@@ -1,0 +1,16 @@
+//! Stochastic differential equations dX = f(t, X) dt + G(t, X) dW over ensembles: the
+//! methods (`method`), the problem (`problem`), counter-based noise and the virtual
+//! Brownian tree (`noise`), the kernels (`kernel`, `shaders/ode/sde/`), their CPU twin
+//! (`cpu`) and their plug into the shared runner (`run`).
+
+pub mod cpu;
+pub mod kernel;
+pub mod method;
+pub mod noise;
+pub mod problem;
+pub mod run;
+
+pub use method::{MethodError, SdeMethod};
+pub use noise::NoiseKey;
+pub use problem::{DEFAULT_TREE_DEPTH, SdeCheckError, SdeError, SdeProblem, Steps};
+pub use run::{plan_sde, run_sde_into, simulate_sde};
