@@ -17,6 +17,7 @@ mod layout_check;
 pub mod multi;
 pub mod options;
 pub mod runner;
+pub mod sde;
 pub mod sink;
 pub mod solution;
 pub mod solver;
