@@ -14,6 +14,19 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
     ((p >> 32) as u32, p as u32)
 }
 
+/// High word of the 32x32-bit product `a * b` from 16-bit halves, four 32-bit multiplies
+/// and no 64-bit type (Warren, "Hacker's Delight", 2nd ed., §8-2, `mulhu`). This is the
+/// arithmetic the WGSL Philox of f32 kernels runs (WGSL has no `mulhi`, and f32 kernels
+/// may not use u64); it is kept here so a test can hold it to the 64-bit product.
+pub fn mulhi_halves(a: u32, b: u32) -> u32 {
+    let (al, ah) = (a & 0xFFFF, a >> 16);
+    let (bl, bh) = (b & 0xFFFF, b >> 16);
+    // No partial sum overflows: (2^16 - 1)^2 + 2 (2^16 - 1) = 2^32 - 1.
+    let t = ah * bl + ((al * bl) >> 16);
+    let w = al * bh + (t & 0xFFFF);
+    ah * bh + (t >> 16) + (w >> 16)
+}
+
 /// Ten rounds of Philox4x32 on `counter` with `key`.
 pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut c = counter;
@@ -75,6 +88,38 @@ mod tests {
             ),
             [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
         );
+    }
+
+    /// The 16-bit-halves product (the WGSL kernels' arithmetic) against the 64-bit one, on
+    /// the extremes and a million Philox-drawn pairs.
+    #[test]
+    fn mulhi_from_halves_is_the_64_bit_high_word() {
+        let edges = [
+            0,
+            1,
+            0xFFFF,
+            0x1_0000,
+            0xFFFF_FFFF,
+            0x8000_0000,
+            0xD251_1F53,
+            0xCD9E_8D57,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(mulhi_halves(a, b), mulhilo(a, b).0, "{a:#x} * {b:#x}");
+            }
+        }
+        for i in 0..250_000u32 {
+            let r = philox4x32([i, 0, 0, 0x6d75_6c68], [1, 2]);
+            for (a, b) in [
+                (r[0], r[1]),
+                (r[2], r[3]),
+                (0xD251_1F53, r[0]),
+                (0xCD9E_8D57, r[2]),
+            ] {
+                assert_eq!(mulhi_halves(a, b), mulhilo(a, b).0, "{a:#x} * {b:#x}");
+            }
+        }
     }
 
     #[test]
