@@ -14,6 +14,7 @@ pub mod error;
 pub mod fixed;
 #[cfg(test)]
 mod layout_check;
+pub mod montecarlo;
 pub mod multi;
 pub mod options;
 pub mod runner;
@@ -33,6 +34,7 @@ pub use error::{SimError, SinkError};
 pub use fixed::run::{run_into, simulate};
 pub use fixed::tableau::Tableau;
 pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};
+pub use montecarlo::{MonteCarlo, MonteCarloResult};
 pub use multi::run_on_devices;
 pub use options::{ProgressHook, RunOptions, Tick};
 pub use sde::{NoiseKey, SdeMethod, SdeProblem};
