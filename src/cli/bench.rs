@@ -14,6 +14,7 @@ mod ode;
 mod report;
 mod row;
 mod scenario;
+mod sde;
 
 use super::error::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
@@ -93,6 +94,8 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::DeeponetInfer => 4.0 * 800.0,
         // Final states, parameters and statuses; saved sweeps 101 states of 3.
         Scenario::OdeFixed | Scenario::OdeAdaptive | Scenario::PaperLorenz => 64.0,
+        // Final states (in f32 and f64 copies), parameters and statuses of 1-state paths.
+        Scenario::SdeEm | Scenario::SdeAdaptive => 32.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -132,6 +135,7 @@ fn run_scenario(
         | Scenario::PaperLorenz => ode::run(bench, scenario, size),
         Scenario::MlpTrain | Scenario::MlpInfer => neural::run(bench, scenario, size),
         Scenario::DeeponetTrain | Scenario::DeeponetInfer => deeponet::run(bench, scenario, size),
+        Scenario::SdeEm | Scenario::SdeAdaptive => sde::run(bench, scenario, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

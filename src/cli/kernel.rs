@@ -6,7 +6,9 @@ use super::error::CliError;
 use super::spec_flags::flag_error;
 use crate::gpu::shader::validate;
 use crate::ode::adaptive::kernel::adaptive_wgsl;
+use crate::model::System;
 use crate::ode::fixed::kernel::fixed_step_wgsl;
+use crate::ode::sde::kernel::{self as sde_kernel, Terms};
 use crate::ode::{Control, Precision, Solver, Tolerance};
 use crate::spec::{control_error, load_system};
 
@@ -97,6 +99,13 @@ pub const FAMILIES: &[KernelFamily] = &[
                (`phaseflow kernel SYSTEM --solver tsit5 [--dense]`)",
     },
     KernelFamily {
+        name: "ode sde",
+        templates: &["ode/sde/fixed.wgsl", "ode/sde/adaptive.wgsl"],
+        what: "stochastic systems: em, milstein, euler-heun, platen with counter-based \
+               Philox noise, and milstein-adaptive over a virtual Brownian tree \
+               (`phaseflow kernel ornstein_uhlenbeck --solver milstein`)",
+    },
+    KernelFamily {
         name: "nn mlp forward",
         templates: &[
             "nn/mlp/linear_forward.wgsl",
@@ -170,6 +179,9 @@ pub const FAMILIES: &[KernelFamily] = &[
 /// The composed source of the ODE kernel `args` describe, and whether it uses f64.
 fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliError> {
     let system = load_system(system_name)?;
+    if system.noise.is_some() || args.solver.is_some_and(Solver::is_sde) {
+        return compose_sde(args, &system);
+    }
     let solver = args.solver.unwrap_or_default();
     let precision = args.precision.unwrap_or_default();
     if args.fixed_step && !solver.is_adaptive() {
@@ -230,6 +242,58 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
             args.workgroup_size,
             precision,
         )
+    }
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok((wgsl, precision == Precision::F64))
+}
+
+/// The SDE kernel of a stochastic system: fixed-step for em, milstein, euler-heun and
+/// platen (and milstein-adaptive with --fixed-step), adaptive for milstein-adaptive.
+fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), CliError> {
+    let solver = args.solver.unwrap_or(Solver::Em);
+    let precision = args.precision.unwrap_or_default();
+    let Some(method) = solver.sde_method() else {
+        return Err(CliError::Input(format!(
+            "'{}' is an ODE solver, but {} is stochastic (it has a noise block); choose em, \
+             milstein, euler-heun, platen or milstein-adaptive",
+            solver.name(),
+            system.name()
+        )));
+    };
+    let terms = Terms::new(system, method).map_err(|e| CliError::Input(e.to_string()))?;
+    if args.dense {
+        return Err(CliError::Input(
+            "--dense applies to ODE pairs; SDE steps land on their save times".into(),
+        ));
+    }
+    let adaptive = method.is_adaptive() && !args.fixed_step;
+    if args.fixed_step && !method.is_adaptive() {
+        return Err(CliError::Input(format!(
+            "--fixed-step applies to milstein-adaptive; '{}' takes fixed steps already",
+            method.name()
+        )));
+    }
+    let wgsl = if adaptive {
+        let defaults = Control::default();
+        let control = Control {
+            rtol: args.rtol.map_or(defaults.rtol.clone(), Tolerance::All),
+            atol: args.atol.map_or(defaults.atol.clone(), Tolerance::All),
+            ..defaults
+        };
+        control
+            .validate(system.dim())
+            .map_err(|e| flag_error(control_error(e)))?;
+        sde_kernel::adaptive_wgsl(system, &terms, &control, args.workgroup_size, precision)
+    } else {
+        for (flag, given) in [("--rtol", args.rtol.is_some()), ("--atol", args.atol.is_some())] {
+            if given {
+                return Err(CliError::Input(format!(
+                    "{flag} applies to milstein-adaptive; '{}' takes fixed steps",
+                    method.fixed().name()
+                )));
+            }
+        }
+        sde_kernel::fixed_wgsl(system, &terms, method.fixed(), args.workgroup_size, precision)
     }
     .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok((wgsl, precision == Precision::F64))

@@ -105,6 +105,16 @@ pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
                 a.t0, a.t1, a.saveat, a.control
             );
         }
+        Problem::Sde(p) => {
+            let _ = write!(
+                h,
+                "sde {:?} {:?} noise {:?} {:?};",
+                p.method,
+                p.steps,
+                p.noise,
+                p.system.noise.as_ref().map(|n| &n.text)
+            );
+        }
     }
     ensemble_fingerprint(&mut h, problem.ensemble());
     format!("{:016x}", h.0)

@@ -13,6 +13,8 @@ use crate::ode::{
     self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Status,
     Tally, Tolerance, run_on_devices,
 };
+use crate::ode::FixedStepProblem;
+use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
 use crate::schedule::PlanCaps;
 use crate::schedule::plan::interruptible_chunk;
 use crate::spec::{FieldError, RunSpec, U0Spec, build_problem};
@@ -487,8 +489,12 @@ fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
     }
     let steps = match problem {
         Problem::Fixed(f) => f.grid.n_steps as u64,
+        Problem::Sde(SdeProblem {
+            steps: SdeSteps::Fixed { grid, .. },
+            ..
+        }) => grid.n_steps as u64,
         // Unknown before the run: assume a thousand attempts, a long adaptive run.
-        Problem::Adaptive(_) => 1000,
+        Problem::Adaptive(_) | Problem::Sde(_) => 1000,
     };
     interruptible_chunk(steps)
 }
@@ -689,16 +695,80 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The fixed-grid part of `method_json`.
+fn grid_json(grid: &ode::TimeGrid, save: Save) -> serde_json::Value {
+    json!({
+        "t0": grid.t0,
+        "t1": grid.t1(),
+        "dt": grid.dt,
+        "steps": grid.n_steps,
+        "save_every": match save { Save::Final => None, Save::Every(k) => Some(k) },
+    })
+}
+
+/// The adaptive part of `method_json`.
+fn control_json(
+    (t0, t1): (f64, f64),
+    c: &ode::Control,
+    saveat: &ode::SaveAt,
+    tally: &Tally,
+) -> serde_json::Value {
+    let tol = |t: &Tolerance| match t {
+        Tolerance::All(v) => json!(v),
+        Tolerance::PerState(v) => json!(v),
+    };
+    json!({
+        "t0": t0,
+        "t1": t1,
+        "rtol": tol(&c.rtol),
+        "atol": tol(&c.atol),
+        "dt_initial": c.dt_initial,
+        "dtmin": c.dt_min,
+        "dtmax": c.dt_max.unwrap_or(t1 - t0),
+        "max_steps": c.max_steps,
+        "safety": c.safety,
+        "max_growth": c.max_growth,
+        "max_shrink": c.max_shrink,
+        "saveat": match saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
+        "steps": {
+            "accepted": tally.accepted,
+            "rejected": tally.rejected,
+            "rhs_evals": tally.rhs_evals,
+            "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
+            "attempts_max": tally.max_attempts,
+        },
+    })
+}
+
 /// What the run integrated and how, by kind of solver.
 fn method_json(p: &Problem, tally: &Tally) -> serde_json::Value {
     match p {
-        Problem::Fixed(f) => json!({
-            "t0": f.grid.t0,
-            "t1": f.grid.t1(),
-            "dt": f.grid.dt,
-            "steps": f.grid.n_steps,
-            "save_every": match f.save { Save::Final => None, Save::Every(k) => Some(k) },
-        }),
+        Problem::Fixed(f) => grid_json(&f.grid, f.save),
+        Problem::Sde(sde) => {
+            let mut m = match &sde.steps {
+                SdeSteps::Fixed { grid, save } => grid_json(grid, *save),
+                SdeSteps::Adaptive {
+                    t0,
+                    t1,
+                    saveat,
+                    control,
+                    depth,
+                } => {
+                    let mut m = control_json((*t0, *t1), control, saveat, tally);
+                    m["brownian_depth"] = json!(depth);
+                    m
+                }
+            };
+            let noise = sde.system.noise.as_ref();
+            m["seed"] = json!(sde.noise.seed);
+            m["antithetic"] = json!(sde.noise.antithetic);
+            m["noise"] = json!({
+                "kind": noise.map(|n| n.kind),
+                "calculus": noise.map(|n| n.calculus),
+                "wiener": sde.system.n_wiener(),
+            });
+            m
+        }
         Problem::Adaptive(a) => {
             let tol = |t: &Tolerance| match t {
                 Tolerance::All(v) => json!(v),
@@ -784,17 +854,42 @@ fn print_summary(
         grouped(p.ensemble().n as u64)
     );
     match p {
-        Problem::Fixed(f) => {
-            let saving = match f.save {
+        Problem::Fixed(FixedStepProblem { grid, save, .. })
+        | Problem::Sde(SdeProblem {
+            steps: SdeSteps::Fixed { grid, save },
+            ..
+        }) => {
+            let saving = match save {
                 Save::Final => "final state only".to_string(),
                 Save::Every(k) => format!("saving every {k} steps ({n_save} saves)"),
             };
             println!(
                 "{head} × {} steps (dt {}, t {} → {}) · {saving}",
-                grouped(f.grid.n_steps as u64),
-                f.grid.dt,
-                f.grid.t0,
-                f.grid.t1(),
+                grouped(grid.n_steps as u64),
+                grid.dt,
+                grid.t0,
+                grid.t1(),
+            );
+        }
+        Problem::Sde(SdeProblem {
+            steps:
+                SdeSteps::Adaptive {
+                    t0, t1, control, saveat, ..
+                },
+            ..
+        }) => {
+            let tol = |t: &Tolerance| match t {
+                Tolerance::All(v) => format!("{v:e}"),
+                Tolerance::PerState(v) => format!("{v:?}"),
+            };
+            let saving = match saveat {
+                ode::SaveAt::Final => "final state only".to_string(),
+                ode::SaveAt::Times(t) => format!("{} save times", t.len()),
+            };
+            println!(
+                "{head} · t {t0} → {t1} · rtol {} atol {} · {saving}",
+                tol(&control.rtol),
+                tol(&control.atol)
             );
         }
         Problem::Adaptive(a) => {

@@ -35,6 +35,9 @@ pub enum ShaderError {
         label: String,
         diagnostic: Box<Diagnostic>,
     },
+    /// A generator refused its inputs (e.g. more Wiener processes than the noise supports).
+    #[error("{0}")]
+    Generate(String),
 }
 
 /// The text of an embedded shader file, by its path under `shaders/`.

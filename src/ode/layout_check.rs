@@ -13,6 +13,8 @@ use crate::ode::device::SaveBatch;
 use crate::ode::fixed::kernel::TEMPLATE as FIXED;
 use crate::ode::fixed::run as fixed;
 use crate::ode::runner::{Family, Outcome};
+use crate::ode::sde::kernel::{ADAPTIVE_TEMPLATE as SDE_ADAPTIVE, FIXED_TEMPLATE as SDE_FIXED};
+use crate::ode::sde::run::{self as sde, NoiseArgs};
 use crate::precision::Precision;
 
 /// The fields of the template's `struct Window`, (name, type) in order.
@@ -140,6 +142,102 @@ fn adaptive_window_struct_matches_its_packing() {
     }
 }
 
+const NOISE: NoiseArgs = NoiseArgs {
+    traj_base: 20,
+    seed_lo: 21,
+    seed_hi: 22,
+    antithetic: 1,
+};
+
+#[test]
+fn sde_fixed_window_struct_matches_its_packing() {
+    let w = sde::FixedWindow {
+        n_traj: 2,
+        stride: 3,
+        step_begin: 4,
+        step_end: 5,
+        n_steps: 6,
+        save_every: 7,
+        save_initial: 8,
+        save_first: 9,
+        save_count: 10,
+        noise: NOISE,
+        t0: 11.0,
+        dt: 16.0,
+    };
+    let want = named(&[
+        ("n_traj", 2.0),
+        ("stride", 3.0),
+        ("step_begin", 4.0),
+        ("step_end", 5.0),
+        ("n_steps", 6.0),
+        ("save_every", 7.0),
+        ("save_initial", 8.0),
+        ("save_first", 9.0),
+        ("save_count", 10.0),
+        ("traj_base", 20.0),
+        ("seed_lo", 21.0),
+        ("seed_hi", 22.0),
+        ("antithetic", 1.0),
+        ("t0", 11.0),
+        ("dt", 16.0),
+        ("sqrt_dt", 4.0),
+        ("one", 1.0),
+    ]);
+    let fields = window_fields(SDE_FIXED);
+    for precision in [Precision::F32, Precision::F64] {
+        let bytes = sde::fixed_uniform(precision, &w);
+        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    }
+}
+
+#[test]
+fn sde_adaptive_window_struct_matches_its_packing() {
+    let w = sde::AdaptiveWindow {
+        n_traj: 2,
+        stride: 3,
+        save_first: 4,
+        save_end: 5,
+        n_slots: 6,
+        max_attempts: 7,
+        window: 8,
+        max_steps: 9,
+        noise: NOISE,
+        depth: 23,
+        t0: 10.0,
+        t1: 11.0,
+        dt_initial: 12.0,
+        dt_min: 13.0,
+        dt_max: 14.0,
+    };
+    let want = named(&[
+        ("n_traj", 2.0),
+        ("stride", 3.0),
+        ("save_first", 4.0),
+        ("save_end", 5.0),
+        ("n_slots", 6.0),
+        ("max_attempts", 7.0),
+        ("window", 8.0),
+        ("max_steps", 9.0),
+        ("traj_base", 20.0),
+        ("seed_lo", 21.0),
+        ("seed_hi", 22.0),
+        ("antithetic", 1.0),
+        ("depth", 23.0),
+        ("t0", 10.0),
+        ("t1", 11.0),
+        ("dt_initial", 12.0),
+        ("dt_min", 13.0),
+        ("dt_max", 14.0),
+        ("one", 1.0),
+    ]);
+    let fields = window_fields(SDE_ADAPTIVE);
+    for precision in [Precision::F32, Precision::F64] {
+        let bytes = sde::adaptive_uniform(precision, &w);
+        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    }
+}
+
 /// The layout comment of storage binding `name`: its dimensions, outermost first, and the
 /// row names after a colon (if any). The comment trails the binding or is the line above.
 fn layout(template: &str, name: &str) -> (Vec<String>, Vec<String>) {
@@ -241,7 +339,7 @@ fn saved_layout_comments_match_writer_and_reader() {
         .and_then(|f| f.split("let base = ").nth(1))
         .and_then(|b| b.split(';').next())
         .expect("save_state's base");
-    for template in [FIXED, ADAPTIVE] {
+    for template in [FIXED, ADAPTIVE, SDE_FIXED, SDE_ADAPTIVE] {
         let (dims, _) = layout(template, "saved");
         let size = |d: &str| match d {
             "stride" => STRIDE,
@@ -291,7 +389,7 @@ fn state_and_param_layout_comments_match_the_accessors() {
             .take(DIM)
             .collect();
         assert_eq!(reads.len(), DIM, "{buffer} reads");
-        for template in [FIXED, ADAPTIVE] {
+        for template in [FIXED, ADAPTIVE, SDE_FIXED, SDE_ADAPTIVE] {
             let (dims, _) = layout(template, buffer);
             for (c, read) in reads.iter().enumerate() {
                 let i = 4;
@@ -348,4 +446,20 @@ fn adaptive_row_comments_match_the_family() {
     assert_eq!(steps.accepted, by_name("accepted"));
     assert_eq!(steps.rejected, by_name("rejected"));
     assert_eq!(steps.rhs_evals, by_name("rhs evaluations"));
+}
+
+/// The SDE adaptive kernel's `control` rows (t, h, then W of each process) and `counts`
+/// rows are the ones `sde::run` makes room for and decodes.
+#[test]
+fn sde_adaptive_row_comments_match_the_family() {
+    let (control, rows) = layout(SDE_ADAPTIVE, "control");
+    assert_eq!(control, ["2 + m".to_string(), "stride".into()]);
+    assert_eq!(rows.first().map(String::as_str), Some("t"), "{rows:?}");
+    let (counts, rows) = layout(SDE_ADAPTIVE, "counts");
+    assert_eq!(counts, [COUNT_ROWS_ALL.to_string(), "stride".into()]);
+    assert_eq!(
+        rows[..4],
+        ["status", "accepted", "rejected", "drift evaluations"],
+        "decoded in this order by sde::run"
+    );
 }

@@ -31,6 +31,14 @@ pub enum Scenario {
     /// 0), t in [0, 1], f32, final state; Tsit5 with dt = 1e-3 fixed and adaptive at rtol =
     /// atol = 1e-8, N = 8, 32, ... up to -n (default 8388608), with the error achieved
     PaperLorenz,
+    /// SDE Monte Carlo: Ornstein–Uhlenbeck (θ = 1, μ = 0.5, σ = 0.3, X0 = 1), t in [0, 1],
+    /// 1,000 Euler–Maruyama steps, f32, final states plus ensemble mean and variance, -n
+    /// paths (default 1000000)
+    SdeEm,
+    /// milstein-adaptive on geometric Brownian motion (μ = 1, σ = 0.5) at rtol = atol =
+    /// 1e-2, 1e-3, 1e-4, with each one's error against the exact solution on the same
+    /// Brownian path, -n paths (default 65536)
+    SdeAdaptive,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -48,12 +56,14 @@ impl Scenario {
             Scenario::DeeponetTrain => "deeponet-train",
             Scenario::DeeponetInfer => "deeponet-infer",
             Scenario::PaperLorenz => "paper-lorenz",
+            Scenario::SdeEm => "sde-em",
+            Scenario::SdeAdaptive => "sde-adaptive",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 9] = [
+    pub(super) const EVERY: [Scenario; 11] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -63,5 +73,7 @@ impl Scenario {
         Scenario::DeeponetTrain,
         Scenario::DeeponetInfer,
         Scenario::PaperLorenz,
+        Scenario::SdeEm,
+        Scenario::SdeAdaptive,
     ];
 }

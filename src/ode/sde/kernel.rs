@@ -365,6 +365,10 @@ fn wiener_access(m: usize) -> String {
     s
 }
 
+fn noise(m: usize, precision: Precision) -> Result<String, ShaderError> {
+    noise_wgsl(m, precision).map_err(|e| ShaderError::Generate(e.to_string()))
+}
+
 /// The fixed-step SDE kernel for one system × method × workgroup size × precision.
 pub fn fixed_wgsl(
     system: &System,
@@ -379,7 +383,7 @@ pub fn fixed_wgsl(
             ("REAL_LIB", &real_lib(precision)?),
             ("WORKGROUP_SIZE", &workgroup_size.to_string()),
             ("SYSTEM", &terms.system_wgsl(system, precision)),
-            ("NOISE", &noise_wgsl(terms.m, precision)),
+            ("NOISE", &noise(terms.m, precision)?),
             ("STEP", &step_fn(terms, method)),
             ("ACCESS", &accessors(system.dim(), system.n_params())),
         ],
@@ -404,7 +408,7 @@ pub fn adaptive_wgsl(
             ("REAL_LIB", &real_lib(precision)?),
             ("WORKGROUP_SIZE", &workgroup_size.to_string()),
             ("SYSTEM", &terms.system_wgsl(system, precision)),
-            ("NOISE", &noise_wgsl(terms.m, precision)),
+            ("NOISE", &noise(terms.m, precision)?),
             ("METHOD", &attempt_fn(terms, control)),
             ("ACCESS", &access),
         ],
