@@ -2,6 +2,7 @@
 //! once, then evaluated in f64 on the CPU or emitted as WGSL.
 
 pub mod catalog;
+pub mod derive;
 pub mod diagnostic;
 pub mod expr;
 pub mod function;
@@ -18,4 +19,4 @@ pub use function::Function;
 pub use signal::{Input, Signal};
 pub use system::{Meta, System, Var};
 pub use system_file::{load_system_file, parse_system};
-pub use wgsl::emit_system;
+pub use wgsl::{ProgramFn, emit_system, emit_system_with};

@@ -9,6 +9,7 @@
 //! `input_value(first_slot, sensors, t0, inverse_spacing, time)`, which each kernel defines
 //! over its own parameter buffer (ode::codegen::accessors).
 
+use super::derive::Program;
 use super::expr::{BinOp, Func, Node, powi_steps};
 use super::system::System;
 use crate::precision::Precision;
@@ -18,6 +19,23 @@ use std::fmt::Write;
 /// The system's WGSL for kernels computing in `precision`: f64 kernels call the f64 math
 /// library (`m64_*`) for transcendental functions, which Vulkan lacks for f64.
 pub fn emit_system(system: &System, precision: Precision) -> String {
+    emit_system_with(system, &[], precision)
+}
+
+/// A `Program` (derive.rs) to emit as a WGSL function next to the system's `rhs`.
+pub struct ProgramFn<'a> {
+    pub program: &'a Program,
+    pub fn_name: &'a str,
+    pub struct_name: &'a str,
+    /// One field name per output, in order.
+    pub fields: Vec<String>,
+}
+
+/// emit_system plus one function per ProgramFn: `struct {struct_name} { {field}: real, ... }`
+/// and `fn {fn_name}(t: real, s: State, p: Params) -> {struct_name}` computing the system's aux,
+/// then the lets, then the outputs (field k = outputs[k]); one set of powi_N helpers for all.
+/// With no ProgramFn it is byte-identical to emit_system.
+pub fn emit_system_with(system: &System, extra: &[ProgramFn], precision: Precision) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "// system '{}'", system.name());
     let fields = |prefix: &str, n: usize| -> String {
@@ -35,13 +53,21 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
     let _ = writeln!(out, "struct Params {{\n{params}}}\n");
 
     let mut powers = BTreeSet::new();
-    system.visit_nodes(&mut |n| {
+    let mut power = |n: &Node| {
         if let Node::PowInt(_, k) = n
             && k.unsigned_abs() > 1
         {
             powers.insert(k.unsigned_abs());
         }
-    });
+    };
+    system.visit_nodes(&mut power);
+    for f in extra {
+        let p = f.program;
+        p.lets
+            .iter()
+            .chain(&p.outputs)
+            .for_each(|n| n.visit(&mut power));
+    }
     for k in powers {
         out.push_str(&powi_function(k));
     }
@@ -53,11 +79,7 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
         lets: String::new(),
         next: 0,
     };
-    for (i, a) in system.aux.iter().enumerate() {
-        let value = emitter.top(&a.value);
-        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
-        let _ = writeln!(out, "    let a{i} = {value}; // {}", a.name);
-    }
+    system_aux(&mut out, &mut emitter, system);
     let _ = writeln!(out, "    var d: State;");
     for (i, r) in system.rhs.iter().enumerate() {
         let value = emitter.top(r);
@@ -65,6 +87,62 @@ pub fn emit_system(system: &System, precision: Precision) -> String {
         let _ = writeln!(out, "    d.x{i} = {value}; // d{}", system.states[i].name);
     }
     out.push_str("    return d;\n}\n");
+    for f in extra {
+        out.push_str(&program_function(f, system, precision));
+    }
+    out
+}
+
+/// `let a{i} = ...;` for each of the system's auxiliaries, as `rhs` begins.
+fn system_aux(out: &mut String, emitter: &mut Emitter, system: &System) {
+    for (i, a) in system.aux.iter().enumerate() {
+        let value = emitter.top(&a.value);
+        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
+        let _ = writeln!(out, "    let a{i} = {value}; // {}", a.name);
+    }
+}
+
+/// A program's struct and function. Lets are named `a{n_system_aux + k}`, the name the
+/// emitter gives `Node::Aux`, so they continue the system's auxiliaries.
+fn program_function(f: &ProgramFn, system: &System, precision: Precision) -> String {
+    let program = f.program;
+    assert_eq!(
+        f.fields.len(),
+        program.outputs.len(),
+        "{}: one field name per output",
+        f.fn_name
+    );
+    let mut out = String::new();
+    // WGSL forbids empty structs: a program without outputs gets one unused member.
+    let fields: String = if f.fields.is_empty() {
+        "    unused: real,\n".into()
+    } else {
+        f.fields
+            .iter()
+            .map(|n| format!("    {n}: real,\n"))
+            .collect()
+    };
+    let (s, name) = (f.struct_name, f.fn_name);
+    let _ = writeln!(out, "\nstruct {s} {{\n{fields}}}\n");
+    let _ = writeln!(out, "fn {name}(t: real, s: State, p: Params) -> {s} {{");
+    let mut emitter = Emitter {
+        precision,
+        lets: String::new(),
+        next: 0,
+    };
+    system_aux(&mut out, &mut emitter, system);
+    for (k, l) in program.lets.iter().enumerate() {
+        let value = emitter.top(l);
+        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
+        let _ = writeln!(out, "    let a{} = {value};", program.n_system_aux + k);
+    }
+    let _ = writeln!(out, "    var o: {s};");
+    for (field, n) in f.fields.iter().zip(&program.outputs) {
+        let value = emitter.top(n);
+        let _ = write!(out, "{}", std::mem::take(&mut emitter.lets));
+        let _ = writeln!(out, "    o.{field} = {value};");
+    }
+    out.push_str("    return o;\n}\n");
     out
 }
 
