@@ -1,7 +1,7 @@
 //! `phaseflow systems`: the built-in catalog.
 
 use super::error::CliError;
-use crate::model::{System, builtin_names};
+use crate::model::{NoiseKind, System, builtin_names};
 use crate::spec::load_system;
 use serde_json::json;
 
@@ -43,7 +43,39 @@ fn to_json(s: &System) -> serde_json::Value {
         "tspan": s.meta.tspan.map(|(a, b)| [a, b]),
         "dt": s.meta.dt,
         "non_autonomous": s.uses_time(),
+        "noise": s.noise.as_ref().map(|n| json!({
+            "kind": n.kind.name(),
+            "calculus": n.calculus.name(),
+            "wiener": n.n_wiener(s.dim()),
+            "additive": s.noise_is_additive(),
+            "lines": n.text,
+        })),
     })
+}
+
+/// The noise of a stochastic system, for `systems show`: kind, calculus, Wiener processes
+/// and the diffusion lines as written.
+fn print_noise(s: &System) {
+    let Some(n) = &s.noise else { return };
+    let m = n.n_wiener(s.dim());
+    let kind = match n.kind {
+        NoiseKind::Diagonal => "diagonal (one Wiener process per state)".to_string(),
+        NoiseKind::Scalar => "scalar (one Wiener process for all states)".to_string(),
+        NoiseKind::General { .. } => "general (dS[k]: state S's coefficient of dW_k)".to_string(),
+    };
+    let additive = if s.noise_is_additive() {
+        "additive"
+    } else {
+        "multiplicative"
+    };
+    println!();
+    println!("noise:      {kind}, {additive}");
+    println!("calculus:   {}", n.calculus.name());
+    println!("wiener:     {m} process{}", if m == 1 { "" } else { "es" });
+    println!();
+    for line in n.text.lines() {
+        println!("    {line}");
+    }
 }
 
 pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
@@ -60,14 +92,19 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
             }
             let width = systems.iter().map(|s| s.name().len()).max().unwrap_or(0);
             for s in &systems {
+                // "SDE" marks a stochastic system; an ODE gets as many spaces.
+                let kind = if s.noise.is_some() { "SDE" } else { "   " };
                 println!(
-                    "{:width$}  dim {}  {}",
+                    "{:width$}  dim {}  {kind}  {}",
                     s.name(),
                     s.dim(),
                     s.meta.description
                 );
             }
-            println!("\n`phaseflow systems show NAME` prints the equations.");
+            println!(
+                "\nSDE: a stochastic system (dX = f dt + g dW).\n\
+                 `phaseflow systems show NAME` prints the equations (and the noise)."
+            );
         }
         Some(Action::Show { system }) => {
             let s = load_system(system)?;
@@ -108,6 +145,7 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
             for line in s.equations.lines() {
                 println!("    {line}");
             }
+            print_noise(&s);
         }
     }
     Ok(())

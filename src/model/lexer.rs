@@ -21,6 +21,10 @@ pub enum Tok {
     Eq,
     /// `'` as in `x' = ...`.
     Prime,
+    /// `[` and `]`, only in a general noise line's target `dS[1] = ...`; anywhere else the
+    /// parser refuses them.
+    LBracket,
+    RBracket,
     /// End of a statement: a newline or `;`.
     End,
 }
@@ -120,6 +124,14 @@ pub fn lex(source: &Arc<Source>, range: Range<usize>) -> Result<Vec<Token>, Diag
                 out.push(single(Tok::Prime));
                 i += 1;
             }
+            b'[' => {
+                out.push(single(Tok::LBracket));
+                i += 1;
+            }
+            b']' => {
+                out.push(single(Tok::RBracket));
+                i += 1;
+            }
             b'0'..=b'9' | b'.' => {
                 i = number_end(bytes, i, range.end);
                 let lit = &text[start..i];
@@ -147,7 +159,7 @@ pub fn lex(source: &Arc<Source>, range: Range<usize>) -> Result<Vec<Token>, Diag
                 let hint = match ch {
                     '×' | '·' => Some("multiplication is written '*'"),
                     '−' | '–' => Some("minus is the ASCII '-'"),
-                    '{' | '[' => Some("only round parentheses group expressions"),
+                    '{' => Some("only round parentheses group expressions"),
                     _ => None,
                 };
                 let d = Diagnostic::new(format!("unexpected character '{ch}'"), source, i..end);
@@ -165,7 +177,7 @@ pub fn lex(source: &Arc<Source>, range: Range<usize>) -> Result<Vec<Token>, Diag
     Ok(out)
 }
 
-/// Whether `line` begins like `name =`, `name' =` or `dname/dt =`.
+/// Whether `line` begins like `name =`, `name' =`, `dname/dt =` or `dname[k] =`.
 fn starts_statement(rest: &str) -> bool {
     let line = rest.split('\n').next().unwrap_or("").trim_start();
     let ident_len = line
@@ -184,6 +196,13 @@ fn starts_statement(rest: &str) -> bool {
         Some(r) => match r.trim_start().strip_prefix("dt") {
             Some(r) => r.trim_start(),
             None => return false,
+        },
+        None => after,
+    };
+    let after = match after.strip_prefix('[') {
+        Some(r) => match r.split_once(']') {
+            Some((k, r)) if k.trim().bytes().all(|b| b.is_ascii_digit()) => r.trim_start(),
+            _ => return false,
         },
         None => after,
     };

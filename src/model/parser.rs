@@ -44,6 +44,14 @@ pub enum Target {
     Plain(String),
     /// `x' = ...` or `dx/dt = ...`: unambiguously the equation of state `x`.
     Derivative(String),
+    /// `dS[k] = ...`: in a general noise block, the coefficient of Wiener process `k`
+    /// (1-based, as written) in state `S`'s noise. `name` is `dS` as written;
+    /// `index_span` is the number's.
+    Indexed {
+        name: String,
+        index: usize,
+        index_span: Range<usize>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +263,20 @@ impl<'a> Parser<'a> {
             Some(Tok::Ident(_) | Tok::Num(_) | Tok::LParen) => Err(self
                 .error("expected an operator here")
                 .with_hint("multiplication must be written out: 2*x, not 2x or 2 x")),
-            Some(_) => Err(self.error("unexpected symbol")),
+            Some(_) => Err(self.unexpected("unexpected symbol")),
+        }
+    }
+
+    /// `fallback` at the current token, unless it is a bracket: brackets belong only to a
+    /// noise line's target (`dS[1] = ...`), and anywhere else they get the message they had
+    /// before brackets were tokens.
+    fn unexpected(&self, fallback: &str) -> Diagnostic {
+        match self.peek() {
+            Some(Tok::LBracket) => self
+                .error("unexpected character '['")
+                .with_hint("only round parentheses group expressions"),
+            Some(Tok::RBracket) => self.error("unexpected character ']'"),
+            _ => self.error(fallback),
         }
     }
 
@@ -294,6 +315,17 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
+            Some(Tok::LBracket) => {
+                let (index, index_span, end) = self.wiener_index()?;
+                (
+                    Target::Indexed {
+                        name,
+                        index,
+                        index_span,
+                    },
+                    name_span.start..end,
+                )
+            }
             _ => (Target::Plain(name), name_span),
         };
         if self.peek() != Some(&Tok::Eq) {
@@ -312,6 +344,37 @@ impl<'a> Parser<'a> {
             target_span,
             value,
         })
+    }
+
+    /// `[k]` after a target's name, `[` next: the number, its span and the end of `]`.
+    fn wiener_index(&mut self) -> Result<(usize, Range<usize>, usize), Diagnostic> {
+        const HINT: &str = "a general noise line reads dS[k] = expression, k = 1 .. wiener";
+        self.bump();
+        let (value, span) = match self.peek() {
+            Some(Tok::Num(v)) => {
+                let v = *v;
+                (v, self.bump().span)
+            }
+            _ => {
+                return Err(self
+                    .error("expected a Wiener process number after '['")
+                    .with_hint(HINT));
+            }
+        };
+        if value.fract() != 0.0 || value < 1.0 {
+            return Err(Diagnostic::new(
+                format!("'{value}' is not a Wiener process number"),
+                self.source,
+                span,
+            )
+            .with_hint("Wiener processes are numbered 1, 2, ... up to wiener"));
+        }
+        if self.peek() != Some(&Tok::RBracket) {
+            return Err(self.error("expected ']'").with_hint(HINT));
+        }
+        let end = self.bump().span.end;
+        // Saturates for absurd numbers, which the range check then refuses.
+        Ok((value as usize, span, end))
     }
 
     fn expr(&mut self) -> Result<Parsed, Diagnostic> {
@@ -451,7 +514,7 @@ impl<'a> Parser<'a> {
                     }
                     None => Err(Diagnostic::new("unclosed '('", self.source, open)
                         .with_hint("add the matching ')'")),
-                    Some(_) => Err(self.error("expected ')'")),
+                    Some(_) => Err(self.unexpected("expected ')'")),
                 }
             }
             Tok::RParen => Err(self.error("unexpected ')'")),
@@ -461,7 +524,7 @@ impl<'a> Parser<'a> {
             Tok::Prime => Err(self
                 .error("unexpected '''")
                 .with_hint("x' is only allowed on the left of '='")),
-            _ => Err(self.error("expected a number, a name or '('")),
+            _ => Err(self.unexpected("expected a number, a name or '('")),
         }
     }
 
@@ -485,7 +548,9 @@ impl<'a> Parser<'a> {
                         return Err(Diagnostic::new("unclosed '('", self.source, open)
                             .with_hint("add the matching ')'"));
                     }
-                    _ => return Err(self.error("expected ',' or ')' in the argument list")),
+                    _ => {
+                        return Err(self.unexpected("expected ',' or ')' in the argument list"));
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
 use super::expr::{BinOp, Env, Func, MAX_UNROLLED_POWER, Node};
+use super::noise::{Calculus, Noise, NoiseKind, NoiseSource, depends_on, resolve_noise};
 use super::parser::{Expr, ExprKind, Statement, Target, parse_statements};
 use super::signal::{Input, Signal};
 use std::collections::HashMap;
@@ -58,6 +59,9 @@ pub struct System {
     pub rhs: Vec<Node>,
     /// The equations as the user wrote them.
     pub equations: String,
+    /// The diffusion of a stochastic system (dX = f dt + g dW, `rhs` being f); `None` for
+    /// an ODE.
+    pub noise: Option<Noise>,
 }
 
 /// Names with a fixed meaning in every system.
@@ -68,23 +72,38 @@ impl System {
     /// inputs.
     pub fn build(
         meta: Meta,
-        (states, params, inputs): (Vec<Var>, Vec<Var>, Vec<Input>),
+        vars: (Vec<Var>, Vec<Var>, Vec<Input>),
         source: &Arc<Source>,
         range: Range<usize>,
     ) -> Result<System, Diagnostics> {
+        System::build_with_noise(meta, vars, source, range, None)
+    }
+
+    /// `build`, and the noise block of a stochastic system, resolved against the same
+    /// declarations and the equations' auxiliaries.
+    pub fn build_with_noise(
+        meta: Meta,
+        (states, params, inputs): (Vec<Var>, Vec<Var>, Vec<Input>),
+        source: &Arc<Source>,
+        range: Range<usize>,
+        noise: Option<&NoiseSource>,
+    ) -> Result<System, Diagnostics> {
         let statements = parse_statements(source, range.clone()).map_err(Diagnostics)?;
-        let mut r = Resolver {
-            source,
-            states: &states,
-            params: &params,
-            inputs: &inputs,
-            aux_names: HashMap::new(),
-            later_aux: HashMap::new(),
-            equation_targets: HashMap::new(),
-            errors: Vec::new(),
-        };
+        let mut r = Resolver::new(source, &states, &params, &inputs);
         r.check_declarations();
-        let (aux, rhs) = r.resolve(&statements, range.clone());
+        let (aux, rhs, mut aux_used, aux_spans) = r.resolve(&statements, range.clone());
+        let mut noise_errors = Vec::new();
+        let noise = noise.and_then(|spec| {
+            resolve_noise(
+                spec,
+                (&states, &params, &inputs),
+                &aux,
+                &mut aux_used,
+                &mut noise_errors,
+            )
+        });
+        r.check_unused_derivative_names(&aux, &aux_used, &aux_spans);
+        r.errors.append(&mut noise_errors);
         if !r.errors.is_empty() {
             return Err(Diagnostics(r.errors));
         }
@@ -99,6 +118,7 @@ impl System {
                 .into_iter()
                 .map(|n| n.expect("checked: every state has an equation"))
                 .collect(),
+            noise,
         })
     }
 
@@ -134,8 +154,71 @@ impl System {
         )
     }
 
+    /// A stochastic system from strings: the equations give the drift, `noise` the
+    /// diffusion (see `model::noise`), e.g. for tests and the library API.
+    pub fn from_equations_with_noise(
+        name: &str,
+        states: &[(&str, f64)],
+        params: &[(&str, f64)],
+        equations: &str,
+        noise: &str,
+        kind: NoiseKind,
+        calculus: Calculus,
+    ) -> Result<System, Diagnostics> {
+        let source = Source::new(format!("<{name} equations>"), equations);
+        let vars = |v: &[(&str, f64)]| v.iter().map(|&(n, d)| Var::new(n, d)).collect();
+        let meta = Meta {
+            name: name.to_string(),
+            ..Meta::default()
+        };
+        let spec = NoiseSource {
+            source: Source::new(format!("<{name} noise>"), noise),
+            range: 0..noise.len(),
+            kind,
+            calculus,
+        };
+        System::build_with_noise(
+            meta,
+            (vars(states), vars(params), Vec::new()),
+            &source,
+            0..equations.len(),
+            Some(&spec),
+        )
+    }
+
     pub fn name(&self) -> &str {
         &self.meta.name
+    }
+
+    /// Wiener processes driving the system: 0 without noise.
+    pub fn n_wiener(&self) -> usize {
+        self.noise.as_ref().map_or(0, |n| n.n_wiener(self.dim()))
+    }
+
+    /// Whether the system has noise and no diffusion entry depends on a state, directly or
+    /// through an auxiliary definition (exact, unlike the conservative
+    /// `Noise::is_additive`).
+    pub fn noise_is_additive(&self) -> bool {
+        let Some(noise) = &self.noise else {
+            return false;
+        };
+        // An auxiliary depends on a state if its value does, or an earlier one it uses does.
+        let mut stateful: Vec<bool> = Vec::with_capacity(self.aux.len());
+        for def in &self.aux {
+            let s = depends_on(&def.value, &|n| match n {
+                Node::State(_) => true,
+                Node::Aux(i) => stateful.get(*i).copied().unwrap_or(true),
+                _ => false,
+            });
+            stateful.push(s);
+        }
+        noise.g.iter().all(|g| {
+            !depends_on(g, &|n| match n {
+                Node::State(_) => true,
+                Node::Aux(i) => stateful.get(*i).copied().unwrap_or(true),
+                _ => false,
+            })
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -197,31 +280,25 @@ impl System {
     pub fn uses_time(&self) -> bool {
         let mut found = false;
         let mut check = |n: &Node| found |= matches!(n, Node::Time | Node::Input(..));
-        self.aux.iter().for_each(|a| a.value.visit(&mut check));
-        self.rhs.iter().for_each(|r| r.visit(&mut check));
+        self.visit_nodes(&mut check);
         found
     }
 
-    /// Every node of every expression, auxiliaries first, for code generators.
+    /// Every node of every expression, auxiliaries first, then the drift, then the
+    /// diffusion, for code generators.
     pub fn visit_nodes(&self, f: &mut impl FnMut(&Node)) {
         self.aux.iter().for_each(|a| a.value.visit(f));
         self.rhs.iter().for_each(|r| r.visit(f));
+        if let Some(noise) = &self.noise {
+            noise.g.iter().for_each(|g| g.visit(f));
+        }
     }
 
     /// The right-hand side in f64: `du = f(t, u, p)`, `p` being the parameter slots
     /// (parameters, then input values). `aux` is scratch space, reused
     /// between calls so that reference integrators do not allocate per step.
     pub fn rhs_f64(&self, t: f64, u: &[f64], p: &[f64], aux: &mut Vec<f64>, du: &mut [f64]) {
-        aux.clear();
-        for def in &self.aux {
-            let v = def.value.eval(&Env {
-                t,
-                states: u,
-                params: p,
-                aux,
-            });
-            aux.push(v);
-        }
+        self.eval_aux(t, u, p, aux);
         let env = Env {
             t,
             states: u,
@@ -232,6 +309,35 @@ impl System {
             *d = r.eval(&env);
         }
     }
+
+    /// The flat diffusion g in f64 (same layout as `Noise::g`); `aux` as in `rhs_f64`.
+    /// Without noise, `g` is left as it is (it should then be empty).
+    pub fn diffusion_f64(&self, t: f64, u: &[f64], p: &[f64], aux: &mut Vec<f64>, g: &mut [f64]) {
+        let Some(noise) = &self.noise else { return };
+        self.eval_aux(t, u, p, aux);
+        let env = Env {
+            t,
+            states: u,
+            params: p,
+            aux,
+        };
+        for (out, n) in g.iter_mut().zip(&noise.g) {
+            *out = n.eval(&env);
+        }
+    }
+
+    fn eval_aux(&self, t: f64, u: &[f64], p: &[f64], aux: &mut Vec<f64>) {
+        aux.clear();
+        for def in &self.aux {
+            let v = def.value.eval(&Env {
+                t,
+                states: u,
+                params: p,
+                aux,
+            });
+            aux.push(v);
+        }
+    }
 }
 
 /// Resolves a single expression whose names are `inputs` (as parameters) and `pi`.
@@ -240,16 +346,7 @@ pub(crate) fn resolve_expression(
     expr: &Expr,
     inputs: &[Var],
 ) -> Result<Node, Diagnostics> {
-    let mut r = Resolver {
-        source,
-        states: &[],
-        params: inputs,
-        inputs: &[],
-        aux_names: HashMap::new(),
-        later_aux: HashMap::new(),
-        equation_targets: HashMap::new(),
-        errors: Vec::new(),
-    };
+    let mut r = Resolver::new(source, &[], inputs, &[]);
     let node = r.expr(expr, &mut []);
     match node {
         Some(n) if r.errors.is_empty() => Ok(n.fold()),
@@ -257,18 +354,19 @@ pub(crate) fn resolve_expression(
     }
 }
 
-struct Resolver<'a> {
+/// Resolves names in one source; `model::noise` uses it for noise blocks too.
+pub(super) struct Resolver<'a> {
     source: &'a Arc<Source>,
-    states: &'a [Var],
+    pub(super) states: &'a [Var],
     params: &'a [Var],
     inputs: &'a [Input],
     /// Auxiliaries defined so far: name → index.
-    aux_names: HashMap<String, usize>,
+    pub(super) aux_names: HashMap<String, usize>,
     /// Auxiliaries defined on a later line: name → span of that definition.
     later_aux: HashMap<String, Range<usize>>,
     /// State index → span of its equation's target.
     equation_targets: HashMap<usize, Range<usize>>,
-    errors: Vec<Diagnostic>,
+    pub(super) errors: Vec<Diagnostic>,
 }
 
 enum Role {
@@ -276,8 +374,31 @@ enum Role {
     Aux(String),
 }
 
-impl Resolver<'_> {
-    fn error(&mut self, message: impl Into<String>, span: Range<usize>, hint: Option<String>) {
+impl<'a> Resolver<'a> {
+    pub(super) fn new(
+        source: &'a Arc<Source>,
+        states: &'a [Var],
+        params: &'a [Var],
+        inputs: &'a [Input],
+    ) -> Resolver<'a> {
+        Resolver {
+            source,
+            states,
+            params,
+            inputs,
+            aux_names: HashMap::new(),
+            later_aux: HashMap::new(),
+            equation_targets: HashMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub(super) fn error(
+        &mut self,
+        message: impl Into<String>,
+        span: Range<usize>,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::new(message, self.source, span);
         d.hint = hint;
         self.errors.push(d);
@@ -354,11 +475,14 @@ impl Resolver<'_> {
         }
     }
 
+    /// The auxiliaries and right-hand sides, with which auxiliaries were used and where
+    /// each is defined (for `check_unused_derivative_names`).
+    #[allow(clippy::type_complexity)]
     fn resolve(
         &mut self,
         statements: &[Statement],
         range: Range<usize>,
-    ) -> (Vec<AuxDef>, Vec<Option<Node>>) {
+    ) -> (Vec<AuxDef>, Vec<Option<Node>>, Vec<bool>, Vec<Range<usize>>) {
         let mut aux = Vec::new();
         let mut rhs: Vec<Option<Node>> = vec![None; self.states.len()];
         let mut aux_used = Vec::new();
@@ -414,7 +538,37 @@ impl Resolver<'_> {
             }
         }
 
-        // A `dw = ...` that is never used was almost certainly meant as an equation.
+        if statements.is_empty() && self.errors.is_empty() {
+            let end = range.end.min(range.start + 1);
+            self.error(
+                "the system has no equations",
+                range.start..end,
+                Some("write one line per state, e.g. dx = -x".into()),
+            );
+        } else {
+            for (i, r) in rhs.iter().enumerate() {
+                if r.is_none() && !self.equation_targets.contains_key(&i) {
+                    let name = self.states[i].name.clone();
+                    let var = self.states[i].clone();
+                    self.declaration_error(
+                        format!("state '{name}' has no equation"),
+                        &var,
+                        &format!("add a line 'd{name} = ...' to the equations"),
+                    );
+                }
+            }
+        }
+        (aux, rhs, aux_used, aux_spans)
+    }
+
+    /// A `dw = ...` that is never used, in the equations or the noise block, was almost
+    /// certainly meant as an equation.
+    fn check_unused_derivative_names(
+        &mut self,
+        aux: &[AuxDef],
+        aux_used: &[bool],
+        aux_spans: &[Range<usize>],
+    ) {
         let state_names: Vec<&str> = self.states.iter().map(|v| v.name.as_str()).collect();
         for (i, def) in aux.iter().enumerate() {
             if aux_used[i] || def.name.len() < 2 || !def.name.starts_with('d') {
@@ -438,28 +592,6 @@ impl Resolver<'_> {
                 Some(hint),
             );
         }
-
-        if statements.is_empty() && self.errors.is_empty() {
-            let end = range.end.min(range.start + 1);
-            self.error(
-                "the system has no equations",
-                range.start..end,
-                Some("write one line per state, e.g. dx = -x".into()),
-            );
-        } else {
-            for (i, r) in rhs.iter().enumerate() {
-                if r.is_none() && !self.equation_targets.contains_key(&i) {
-                    let name = self.states[i].name.clone();
-                    let var = self.states[i].clone();
-                    self.declaration_error(
-                        format!("state '{name}' has no equation"),
-                        &var,
-                        &format!("add a line 'd{name} = ...' to the equations"),
-                    );
-                }
-            }
-        }
-        (aux, rhs)
     }
 
     /// What a statement defines, or `None` after reporting why it can't be used.
@@ -482,6 +614,14 @@ impl Resolver<'_> {
                     None
                 }
             },
+            Target::Indexed { index_span, .. } => {
+                self.error(
+                    "'[k]' picks a Wiener process, which only a general noise block has",
+                    index_span.clone(),
+                    Some("equations give the drift: write dx = ...".into()),
+                );
+                None
+            }
             Target::Plain(name) => {
                 if let Some(i) = name
                     .strip_prefix('d')
@@ -527,7 +667,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn expr(&mut self, e: &Expr, aux_used: &mut [bool]) -> Option<Node> {
+    pub(super) fn expr(&mut self, e: &Expr, aux_used: &mut [bool]) -> Option<Node> {
         let span = e.span.clone();
         Some(match &e.kind {
             ExprKind::Num(v) => {

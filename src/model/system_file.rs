@@ -17,8 +17,20 @@
 //! dz = x*y - beta*z
 //! """
 //! ```
+//!
+//! A stochastic system, dX = f dt + g dW, adds a noise block (see `model::noise`):
+//!
+//! ```toml
+//! noise = """
+//! dx = sigma*x           # diagonal (default) or scalar: one line per noisy state
+//! """
+//! noise_kind = "diagonal"  # or "scalar" (one Wiener process), or "general":
+//! # wiener = 2             # general only: lines read dS[k] = ..., k = 1 .. wiener
+//! calculus = "ito"         # or "stratonovich"
+//! ```
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
+use super::noise::{Calculus, MAX_WIENER, NoiseKind, NoiseSource};
 use super::signal::Input;
 use super::system::{Meta, System, Var};
 use std::ops::Range;
@@ -27,7 +39,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 13] = [
     "name",
     "description",
     "reference",
@@ -37,6 +49,10 @@ const KEYS: [&str; 9] = [
     "tspan",
     "dt",
     "inputs",
+    "noise",
+    "noise_kind",
+    "wiener",
+    "calculus",
 ];
 
 /// Reads a system file from disk. I/O problems become a diagnostic too.
@@ -70,11 +86,8 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
             .with_hint(hint));
         }
     }
-    let get = |k: &str| {
-        doc.iter()
-            .find(|(key, _)| **key.get_ref() == *k)
-            .map(|(_, v)| v)
-    };
+    let entry = |k: &str| doc.iter().find(|(key, _)| **key.get_ref() == *k);
+    let get = |k: &str| entry(k).map(|(_, v)| v);
 
     let string = |k: &str,
                   required: bool,
@@ -154,6 +167,14 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
 
     let inputs = get("inputs").map_or_else(Vec::new, |v| inputs(source, v, tspan, &mut err));
 
+    let noise = string("noise", false, &mut err);
+    let noise_keys = NoiseKeys {
+        kind: entry("noise_kind"),
+        wiener: entry("wiener"),
+        calculus: entry("calculus"),
+    };
+    let noise_setup = noise_keys.check(source, noise.is_some(), &mut err);
+
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
     }
@@ -166,14 +187,152 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
         tspan,
         dt,
     };
-    match raw_string_range(source, eq_span, &eq_text) {
-        Some(range) => System::build(meta, (states, params, inputs), source, range),
-        // The string has escapes, so positions in it differ from positions in the file:
-        // report against the decoded text instead.
-        None => {
-            let inner = Source::new(format!("{} (equations)", source.name), eq_text.clone());
-            System::build(meta, (states, params, inputs), &inner, 0..eq_text.len())
+    let (eq_source, eq_range) = string_source(source, eq_span, &eq_text, "equations");
+    let noise = noise.map(|(text, span)| {
+        let (source, range) = string_source(source, span, &text, "noise");
+        let (kind, calculus) = noise_setup.expect("checked with the other keys");
+        NoiseSource {
+            source,
+            range,
+            kind,
+            calculus,
         }
+    });
+    System::build_with_noise(
+        meta,
+        (states, params, inputs),
+        &eq_source,
+        eq_range,
+        noise.as_ref(),
+    )
+}
+
+/// Where a string value's text is to be read from: the file itself when the string is
+/// written verbatim (so positions in it are positions in the file), else, when it has
+/// escapes, the decoded text as a source of its own (named after the key).
+fn string_source(
+    source: &Arc<Source>,
+    span: Range<usize>,
+    text: &str,
+    key: &str,
+) -> (Arc<Source>, Range<usize>) {
+    match raw_string_range(source, span, text) {
+        Some(range) => (source.clone(), range),
+        None => (
+            Source::new(format!("{} ({key})", source.name), text.to_string()),
+            0..text.len(),
+        ),
+    }
+}
+
+type Entry<'a> = Option<(
+    &'a Spanned<std::borrow::Cow<'a, str>>,
+    &'a Spanned<DeValue<'a>>,
+)>;
+
+/// The keys that go with `noise`, as found in the file.
+struct NoiseKeys<'a> {
+    kind: Entry<'a>,
+    wiener: Entry<'a>,
+    calculus: Entry<'a>,
+}
+
+impl NoiseKeys<'_> {
+    /// The noise kind and calculus, after checking the keys' values and that they go
+    /// together; `None` when something was reported (or, without `noise`, always).
+    fn check(
+        &self,
+        source: &Arc<Source>,
+        has_noise: bool,
+        err: &mut dyn FnMut(Diagnostic),
+    ) -> Option<(NoiseKind, Calculus)> {
+        if !has_noise {
+            for (key, _) in [self.kind, self.wiener, self.calculus]
+                .into_iter()
+                .flatten()
+            {
+                err(Diagnostic::new(
+                    format!("'{}' is given without 'noise'", key.get_ref()),
+                    source,
+                    key.span(),
+                )
+                .with_hint(
+                    "add noise = \"\"\"dx = ...\"\"\" for a stochastic system, or remove this key",
+                ));
+            }
+            return None;
+        }
+        let mut ok = true;
+        let mut name_of = |entry: Entry, names: &[&str]| -> Option<String> {
+            let (key, v) = entry?;
+            let found = match v.get_ref() {
+                DeValue::String(s) if names.contains(&s.as_ref()) => return Some(s.to_string()),
+                DeValue::String(s) => format!("'{s}'"),
+                _ => "not a string".to_string(),
+            };
+            let hint = match v.get_ref() {
+                DeValue::String(s) => {
+                    did_you_mean(s, names.iter().copied()).map(|m| format!("did you mean \"{m}\"?"))
+                }
+                _ => None,
+            }
+            .unwrap_or_else(|| {
+                let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                format!("it is one of {}", quoted.join(", "))
+            });
+            err(
+                Diagnostic::new(format!("'{}' is {found}", key.get_ref()), source, v.span())
+                    .with_hint(hint),
+            );
+            ok = false;
+            None
+        };
+        let kind = name_of(self.kind, &NoiseKind::NAMES);
+        let calculus = name_of(self.calculus, &Calculus::NAMES);
+        let calculus = calculus
+            .and_then(|c| Calculus::from_name(&c))
+            .unwrap_or_default();
+        let kind = match (kind.as_deref(), self.wiener) {
+            (Some("general"), Some((_, v))) => match number(v.get_ref()) {
+                Some(m) if m.fract() == 0.0 && (1.0..=MAX_WIENER as f64).contains(&m) => {
+                    NoiseKind::General { wiener: m as usize }
+                }
+                _ => {
+                    err(Diagnostic::new(
+                        format!("'wiener' must be a whole number from 1 to {MAX_WIENER}"),
+                        source,
+                        v.span(),
+                    ));
+                    return None;
+                }
+            },
+            (Some("general"), None) => {
+                let (_, v) = self.kind.expect("read above");
+                err(Diagnostic::new(
+                    "general noise needs 'wiener', the number of Wiener processes",
+                    source,
+                    v.span(),
+                )
+                .with_hint("add wiener = 2 (or however many the noise lines use)"));
+                return None;
+            }
+            (_, Some((key, _))) => {
+                let hint = if ok {
+                    "diagonal noise has one Wiener process per state and scalar noise one; \
+                     set noise_kind = \"general\" for another number"
+                } else {
+                    "only general noise takes 'wiener'"
+                };
+                err(
+                    Diagnostic::new("'wiener' is only for general noise", source, key.span())
+                        .with_hint(hint),
+                );
+                return None;
+            }
+            (Some("scalar"), None) => NoiseKind::Scalar,
+            (_, None) => NoiseKind::Diagonal,
+        };
+        ok.then_some((kind, calculus))
     }
 }
 
