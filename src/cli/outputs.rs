@@ -6,8 +6,8 @@ use super::error::CliError;
 use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
 use crate::ode::{
-    EnsembleStats, InitialStates, Inputs, NpySink, Parameters, Problem, Sink, SinkError, Status,
-    StepCounts, Tally, TrajectoryStats,
+    EnsembleStats, InitialStates, Inputs, MonteCarlo, NpySink, Parameters, Problem, Sink,
+    SinkError, Status, StepCounts, Tally, TrajectoryStats,
 };
 use serde_json::{Value, json};
 use std::ops::Range;
@@ -23,6 +23,7 @@ pub struct Outputs {
     npy: NpySink,
     trajectory: Option<TrajectoryStats>,
     ensemble: Option<EnsembleStats>,
+    montecarlo: Option<MonteCarlo>,
     checkpoint: Checkpoint,
     files: Vec<Value>,
 }
@@ -67,12 +68,13 @@ impl Outputs {
     /// Opens every file the run will write; a full disk or an unwritable path fails here.
     /// Resuming (`done` trajectories already written), the files are opened where they are.
     /// `run`: the run.json of the run in progress (state "running"), written by `begin` and
-    /// kept up to date as chunks finish.
+    /// kept up to date as chunks finish. `levels`: the quantile levels of `montecarlo`.
     pub fn open(
         mut dir: OutputDir,
         problem: &Problem,
         n_save: usize,
         which: &[Output],
+        levels: &[f64],
         done: Option<usize>,
         run: Value,
     ) -> Result<Outputs, CliError> {
@@ -125,14 +127,27 @@ impl Outputs {
         let mut ensemble = which
             .contains(&Output::EnsembleStats)
             .then(|| EnsembleStats::new(n_save, dim));
-        if let (Some(e), Some(done)) = (ensemble.as_mut(), done) {
-            let states = states.as_mut().ok_or_else(|| {
-                CliError::Input(
-                    "this run's ensemble statistics cannot be resumed: it did not keep states"
-                        .into(),
-                )
-            })?;
-            replay(states, e, problem, n_save, done)?;
+        let mut montecarlo = which
+            .contains(&Output::Montecarlo)
+            .then(|| MonteCarlo::new(n_save, dim, levels));
+        // Resuming, the reductions across trajectories are fed the finished ones again from
+        // states.npy: the only place their values are kept.
+        if let Some(done) = done {
+            let mut replayed: Vec<(&mut dyn Sink, &str)> = Vec::new();
+            if let Some(e) = ensemble.as_mut() {
+                replayed.push((e, "ensemble statistics"));
+            }
+            if let Some(m) = montecarlo.as_mut() {
+                replayed.push((m, "Monte Carlo statistics"));
+            }
+            for (sink, what) in replayed {
+                let states = states.as_mut().ok_or_else(|| {
+                    CliError::Input(format!(
+                        "this run's {what} cannot be resumed: it did not keep states"
+                    ))
+                })?;
+                replay(states, sink, problem, n_save, done)?;
+            }
         }
         let checkpoint = Checkpoint {
             dir: dir.path().to_path_buf(),
@@ -143,6 +158,7 @@ impl Outputs {
             npy: NpySink::new(states, status, stats),
             trajectory,
             ensemble,
+            montecarlo,
             checkpoint,
             files,
         })
@@ -263,6 +279,9 @@ impl Outputs {
         if let Some(e) = self.ensemble.as_mut() {
             sinks.push(e);
         }
+        if let Some(m) = self.montecarlo.as_mut() {
+            sinks.push(m);
+        }
         // Last: a chunk is recorded as done only once every file holds it.
         sinks.push(&mut self.checkpoint);
         sinks
@@ -308,6 +327,14 @@ impl Outputs {
                 self.files
                     .push(json!({"file": name, "shape": shape, "dtype": dtype}));
             }
+        }
+        if let Some(m) = self.montecarlo.as_ref().filter(|_| complete) {
+            let files = write_montecarlo(dir, m)?;
+            summary["montecarlo"] = json!({
+                "quantiles": m.levels(),
+                "nonfinite_values": files.1,
+            });
+            self.files.extend(files.0);
         }
         self.npy.finish().map_err(write_error)?;
         if let Some(t) = self.trajectory {
@@ -369,7 +396,7 @@ impl Outputs {
 /// the uninterrupted run made, so the result is the same bits.
 fn replay(
     states: &mut NpyStream,
-    stats: &mut EnsembleStats,
+    stats: &mut dyn Sink,
     problem: &Problem,
     n_save: usize,
     done: usize,
@@ -398,6 +425,40 @@ fn replay(
         }
     }
     Ok(())
+}
+
+/// Writes the `montecarlo` output's files; returns their run.json entries (the quantiles'
+/// with its levels) and the number of non-finite values left out.
+fn write_montecarlo(dir: &mut OutputDir, m: &MonteCarlo) -> Result<(Vec<Value>, u64), CliError> {
+    let r = m.result();
+    let shape = [r.n_save as u64, r.dim as u64];
+    let mut entries = Vec::new();
+    for (name, values) in [
+        ("mc_mean.npy", &r.mean),
+        ("mc_var.npy", &r.var),
+        ("mc_stderr.npy", &r.stderr),
+        ("mc_min.npy", &r.min),
+        ("mc_max.npy", &r.max),
+    ] {
+        dir.write_npy(name, &shape, values).map_err(write_error)?;
+        entries.push(json!({"file": name, "shape": shape, "dtype": "float64"}));
+    }
+    let qshape = [r.n_save as u64, r.levels.len() as u64, r.dim as u64];
+    dir.write_npy("mc_quantiles.npy", &qshape, &r.quantiles)
+        .map_err(write_error)?;
+    entries.push(json!({
+        "file": "mc_quantiles.npy",
+        "shape": qshape,
+        "dtype": "float64",
+        "levels": r.levels,
+    }));
+    // int64, not ensemble_count's uint32: a run without states may stream far more than
+    // 2^32 trajectories through its chunks.
+    let count: Vec<i64> = r.count.iter().map(|&c| c as i64).collect();
+    dir.write_npy("mc_count.npy", &shape, &count)
+        .map_err(write_error)?;
+    entries.push(json!({"file": "mc_count.npy", "shape": shape, "dtype": "int64"}));
+    Ok((entries, r.nonfinite.iter().sum()))
 }
 
 /// Writes `name`, an [n, cols] f64 table produced `ROWS_PER_BLOCK` rows at a time, now:

@@ -274,7 +274,7 @@ impl ResumePoint {
 
 /// Every file `simulate -o` writes into a run directory; with their temporary forms
 /// (`.NAME.writing`, `.NAME.partial`) these are all that `--overwrite` may remove.
-const RUN_FILES: [&str; 15] = [
+const RUN_FILES: [&str; 22] = [
     "run.json",
     SYSTEM_FILE,
     PARAMS_FILE,
@@ -290,6 +290,13 @@ const RUN_FILES: [&str; 15] = [
     "ensemble_mean.npy",
     "ensemble_var.npy",
     "ensemble_count.npy",
+    "mc_mean.npy",
+    "mc_var.npy",
+    "mc_stderr.npy",
+    "mc_min.npy",
+    "mc_max.npy",
+    "mc_quantiles.npy",
+    "mc_count.npy",
 ];
 
 /// Whether `name` is a file a run writes, finished or under its temporary name.

@@ -225,9 +225,21 @@ pub struct SimulateArgs {
 
     /// Optional outputs with -o, comma-separated: states (default), trajectory-stats
     /// (per-trajectory min/max/mean over the saves), ensemble-stats (mean/variance across
-    /// trajectories per save time)
+    /// trajectories per save time), montecarlo (mean, variance, stderr, min, max, quantiles
+    /// and counts across trajectories per save time; the same bits for any --chunk or
+    /// --devices)
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     outputs: Vec<Output>,
+
+    /// Quantile levels of --outputs montecarlo, comma-separated, each in [0, 1] [default:
+    /// 0.01,0.05,0.25,0.5,0.75,0.95,0.99]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        allow_negative_numbers = true
+    )]
+    quantiles: Vec<f64>,
 
     /// No progress bar
     #[arg(short, long)]
@@ -407,6 +419,7 @@ impl SimulateArgs {
             outputs: (!self.outputs.is_empty()).then(|| self.outputs.clone()),
             antithetic: self.antithetic.then_some(true),
             brownian_depth: self.brownian_depth,
+            quantiles: (!self.quantiles.is_empty()).then(|| self.quantiles.clone()),
         }
     }
 }
@@ -478,6 +491,21 @@ fn check_output_memory(problem: &Problem, n_save: usize, which: &[Output]) -> Re
             )));
         }
     }
+    if which.contains(&Output::Montecarlo) {
+        // What the accumulators hold before any value; their sums and sketches then grow
+        // with the spread of the data (ode::montecarlo), typically a few KB per cell.
+        let bytes = ode::MonteCarlo::base_bytes(n_save, problem.system().dim());
+        if bytes > MAX_ENSEMBLE_STATS_BYTES {
+            return Err(CliError::Input(format!(
+                "--outputs montecarlo would keep {n_save} save times × {} states of \
+                 accumulators in memory ({:.1} GiB before any value, at most {} GiB); save \
+                 less often",
+                problem.system().dim(),
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_ENSEMBLE_STATS_BYTES >> 30
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -509,6 +537,8 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
     check_output_memory(&problem, times.len(), &outputs_wanted)?;
+    let quantile_levels = crate::spec::run::quantile_levels(&spec)
+        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
     let fingerprint = run_dir::fingerprint(&problem, &outputs_wanted);
     if let Some(r) = &resume {
         r.check(&fingerprint, n)?;
@@ -541,6 +571,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
                 &problem,
                 times.len(),
                 &outputs_wanted,
+                &quantile_levels,
                 done,
                 running,
             )?;

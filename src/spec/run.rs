@@ -11,6 +11,7 @@ use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::sde::{
     DEFAULT_TREE_DEPTH, NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps,
 };
+use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
@@ -30,6 +31,10 @@ pub enum Output {
     TrajectoryStats,
     /// ensemble_{mean,var,count}.npy [n_save, dim]: across trajectories per save time
     EnsembleStats,
+    /// mc_{mean,var,stderr,min,max,count}.npy [n_save, dim] and mc_quantiles.npy
+    /// [n_save, n_q, dim] (levels: `quantiles`): across trajectories per save time, the
+    /// same bits however the run is chunked or split across devices
+    Montecarlo,
 }
 
 /// toml's map keeps insertion order (the `preserve_order` feature), so grid axes come out
@@ -86,6 +91,9 @@ pub struct RunSpec {
     /// milstein-adaptive: levels of the virtual Brownian tree (1 to 24; leaves of
     /// 2^-depth of the span).
     pub brownian_depth: Option<u32>,
+    /// Quantile levels of the `montecarlo` output, each in [0, 1] (default
+    /// 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99).
+    pub quantiles: Option<Vec<f64>>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -193,13 +201,40 @@ impl RunSpec {
             saveat,
             outputs,
             antithetic,
-            brownian_depth
+            brownian_depth,
+            quantiles
         );
         self.set.extend(over.set);
         self.param.extend(over.param);
         self.sweep.extend(over.sweep);
         self
     }
+}
+
+/// The quantile levels of the `montecarlo` output: `quantiles`, checked, or the defaults.
+/// `quantiles` without that output is refused: it would silently do nothing.
+pub fn quantile_levels(spec: &RunSpec) -> Result<Vec<f64>, SpecError> {
+    let Some(levels) = &spec.quantiles else {
+        return Ok(DEFAULT_QUANTILES.to_vec());
+    };
+    if let Some(why) = quantile_levels_error(levels) {
+        return Err(FieldError::new("quantiles", why).into());
+    }
+    let montecarlo = spec
+        .outputs
+        .as_ref()
+        .is_some_and(|o| o.contains(&Output::Montecarlo));
+    if !montecarlo {
+        return Err(FieldError::at("quantiles")
+            .key("quantiles")
+            .text(" sets the levels of the montecarlo output; add montecarlo to ")
+            .key("outputs")
+            .text(" or leave ")
+            .key("quantiles")
+            .text(" out")
+            .into());
+    }
+    Ok(levels.clone())
 }
 
 /// Loads a system by built-in name or file path.
@@ -670,6 +705,7 @@ pub const MAX_STATES: usize = 100;
 /// The problem `spec` describes for `system` (its `system` key is not read): for callers
 /// that hold the system already, such as a server given the equations inline.
 pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
+    quantile_levels(spec)?;
     let sname = system.name().to_string();
     if system.dim() > MAX_STATES {
         return Err(SpecError::Input(format!(
@@ -940,6 +976,19 @@ mod tests {
     }
 
     #[test]
+    fn quantile_levels_default_or_as_given() {
+        let levels = |text: &str| quantile_levels(&spec(text)).unwrap();
+        assert_eq!(
+            levels("outputs = ['montecarlo']"),
+            DEFAULT_QUANTILES.to_vec()
+        );
+        assert_eq!(
+            levels("outputs = ['states', 'montecarlo']\nquantiles = [0.9, 0.1]"),
+            vec![0.9, 0.1]
+        );
+    }
+
+    #[test]
     fn mistakes_get_one_clear_sentence() {
         let cases = [
             ("system = 'lorenzz'\nn = 1", "did you mean 'lorenz'?"),
@@ -1004,6 +1053,18 @@ mod tests {
             (
                 "system = 'lorenz'\nn = 5\nsolver = 'dp5'\ndtmin = 0.1\ndtmax = 0.01",
                 "dtmin 0.1 is above dtmax 0.01",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\nquantiles = [0.5]",
+                "quantiles sets the levels of the montecarlo output; add montecarlo to outputs",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\noutputs = ['montecarlo']\nquantiles = [0.5, 2]",
+                "quantiles must hold levels between 0 and 1 (got 2)",
+            ),
+            (
+                "system = 'lorenz'\nn = 5\noutputs = ['montecarlo']\nquantiles = []",
+                "quantiles needs at least one level",
             ),
         ];
         for (text, expected) in cases {
