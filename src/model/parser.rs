@@ -634,6 +634,38 @@ mod tests {
     }
 
     #[test]
+    fn indexed_targets_for_general_noise() {
+        let text = "dS[2] = sqrt(v)*S\ndv [ 1 ] = xi";
+        let src = Source::new("t", text);
+        let s = parse_statements(&src, 0..text.len()).unwrap();
+        assert_eq!(
+            s[0].target,
+            Target::Indexed {
+                name: "dS".into(),
+                index: 2,
+                index_span: 3..4
+            }
+        );
+        assert_eq!(&text[s[0].target_span.clone()], "dS[2]");
+        assert!(matches!(&s[1].target, Target::Indexed { index: 1, .. }));
+        // A wrapped line inside parentheses ends where the next `dS[k] =` begins.
+        let text = "dS[1] = (v\ndv[1] = 1";
+        let src = Source::new("t", text);
+        let e = parse_statements(&src, 0..text.len()).unwrap_err();
+        assert_eq!(e[0].message, "unclosed '('");
+        for (bad, message) in [
+            ("dS[] = 1", "expected a Wiener process number after '['"),
+            ("dS[1.5] = 1", "'1.5' is not a Wiener process number"),
+            ("dS[1 = 1", "expected ']'"),
+            ("dS = x]", "unexpected character ']'"),
+        ] {
+            let src = Source::new("t", bad);
+            let e = parse_statements(&src, 0..bad.len()).unwrap_err();
+            assert_eq!(e[0].message, message, "{bad}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_all_reported_with_positions() {
         let text = "dx = (x + 1\ndy = 2 y\ndz = x +\n= 3\n";
         let src = Source::new("t", text);
