@@ -194,6 +194,22 @@ fn step_increments_follow_the_block_layout() {
     }
 }
 
+/// The kernels' `step_increments` fetches `blocks_per_step(m)` blocks: the most any step's
+/// normals touch, found here by brute force over a full cycle of offsets.
+#[test]
+fn blocks_per_step_is_the_most_a_step_touches() {
+    for m in 1..=MAX_WIENER {
+        let most = (0..8u32)
+            .map(|step| {
+                let j = step * m as u32;
+                ((j + m as u32 - 1) >> 2) - (j >> 2) + 1
+            })
+            .max()
+            .unwrap();
+        assert_eq!(super::wgsl::blocks_per_step(m), most as usize, "m {m}");
+    }
+}
+
 #[test]
 fn tree_arguments_are_checked() {
     assert_eq!(
