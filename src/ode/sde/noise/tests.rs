@@ -249,9 +249,9 @@ fn tree_end_value_is_sqrt_t_times_node_zero_exactly() {
         for traj in [0u64, 1, 9] {
             let (path, sign) = key.path(traj);
             tree.at(&key, traj, 2.0, &mut w);
-            for k in 0..m {
+            for (k, &wk) in w.iter().enumerate() {
                 let z = normals4(SEED, path, 0, tree_tag(k as u32 / 4))[k % 4];
-                assert_eq!(w[k], 3f64.sqrt() * (sign * z), "depth {depth} k {k}");
+                assert_eq!(wk, 3f64.sqrt() * (sign * z), "depth {depth} k {k}");
             }
             // Clamped beyond the ends; W(t0) = 0.
             let mut beyond = vec![0.0; m];

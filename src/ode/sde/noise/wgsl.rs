@@ -94,11 +94,23 @@ fn noise_pair(a: u32, b: u32) -> vec2<f64> {
     }
 }
 
-/// The WGSL noise library for m Wiener processes: `struct Wiener { w0: real, .. }`,
-/// `noise_setup(seed_lo, seed_hi, traj, antithetic)`, `step_increments(step, sqrt_dt) ->
-/// Wiener`, `tree_setup(t0, t1, depth)` and `brownian_at(t) -> Wiener`, plus helpers
-/// prefixed `philox_`, `noise_` and `tree_`. The kernel defines `real` (and for f64 the math
-/// library) before it.
+/// The WGSL noise library for m Wiener processes (1 ≤ m ≤ 256), for a kernel that defines
+/// `real` (and for f64 the math library, `m64_one` set by `math_init`) before it:
+///
+/// - `struct Wiener { w0: real, .., w{m-1}: real }`
+/// - `fn noise_setup(seed_lo: u32, seed_hi: u32, traj: u32, antithetic: u32)`: first, once
+///   per invocation (sets key, path and sign; empties the block cache).
+/// - `fn step_increments(step: u32, sqrt_dt: real) -> Wiener`: ΔW of one step, any order.
+/// - `fn step_increments4(quad: u32, sqrt_dt: real) -> array<Wiener, 4>`: steps 4 quad ..
+///   4 quad + 3, the same values, branch-free.
+/// - `fn tree_setup(t0: real, t1: real, depth: u32)` (after `noise_setup`) and
+///   `fn brownian_at(t: real) -> Wiener`: W(t) of the virtual Brownian tree.
+///
+/// Philox calls: `step_increments` m/4 per step over consecutive steps where the driver
+/// skips branches no lane takes, `blocks_per_step(m)` per step where it runs both sides
+/// under a mask (lavapipe), exactly m/4 for m a multiple of 4; `step_increments4` m per four
+/// steps; `tree_setup` ceil(m/4), `brownian_at` depth · ceil(m/4). Other names it defines
+/// start with `philox_`, `noise_`, `tree_`, `PHILOX_` or `NOISE_`.
 pub fn noise_wgsl(m: usize, precision: Precision) -> Result<String, NoiseError> {
     check_processes(m)?;
     let groups = m.div_ceil(4);
