@@ -12,7 +12,8 @@
 //!   [0, 1), `z0 = sqrt(-2 ln u) cos(2πv)`, `z1 = sqrt(-2 ln u) sin(2πv)`.
 //! - Step increments: normal number `j = step * m + k` of the trajectory is lane `j & 3` of
 //!   block `j >> 2` under [`TAG_STEPS`]; `ΔW_k = sign sqrt(dt) z`. Consecutive steps of
-//!   1-D noise share one Philox call per four steps.
+//!   1-D noise share one Philox call per four steps (kernels: `step_increments` with its
+//!   block cache, or `step_increments4` for four steps at once, branch-free).
 //! - Brownian tree over [t0, t1] with depth L: W(t0) = 0, W(t1) = sqrt(T) Z(node 0); heap
 //!   node h (root 1 covers [t0, t1]) places the midpoint by the Brownian bridge,
 //!   `W(mid) = (W(a) + W(b))/2 + sqrt((b - a)/4) Z(node h)`; below L levels W is linear

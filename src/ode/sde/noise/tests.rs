@@ -194,6 +194,22 @@ fn step_increments_follow_the_block_layout() {
     }
 }
 
+/// The kernels' `step_increments` fetches `blocks_per_step(m)` blocks: the most any step's
+/// normals touch, found here by brute force over a full cycle of offsets.
+#[test]
+fn blocks_per_step_is_the_most_a_step_touches() {
+    for m in 1..=MAX_WIENER {
+        let most = (0..8u32)
+            .map(|step| {
+                let j = step * m as u32;
+                ((j + m as u32 - 1) >> 2) - (j >> 2) + 1
+            })
+            .max()
+            .unwrap();
+        assert_eq!(super::wgsl::blocks_per_step(m), most as usize, "m {m}");
+    }
+}
+
 #[test]
 fn tree_arguments_are_checked() {
     assert_eq!(
@@ -233,9 +249,9 @@ fn tree_end_value_is_sqrt_t_times_node_zero_exactly() {
         for traj in [0u64, 1, 9] {
             let (path, sign) = key.path(traj);
             tree.at(&key, traj, 2.0, &mut w);
-            for k in 0..m {
+            for (k, &wk) in w.iter().enumerate() {
                 let z = normals4(SEED, path, 0, tree_tag(k as u32 / 4))[k % 4];
-                assert_eq!(w[k], 3f64.sqrt() * (sign * z), "depth {depth} k {k}");
+                assert_eq!(wk, 3f64.sqrt() * (sign * z), "depth {depth} k {k}");
             }
             // Clamped beyond the ends; W(t0) = 0.
             let mut beyond = vec![0.0; m];

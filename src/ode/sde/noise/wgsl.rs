@@ -5,12 +5,14 @@
 //! u64: Philox's 32x32→64 multiply runs on 16-bit halves (`rng::mulhi_halves` is its
 //! twin).
 //!
-//! f32 differs from the twin at f32 rounding level, by construction: its uniforms keep the
-//! top 24 bits of each word (`u = (r >> 8 + 1/2) 2^-24`, which f32 holds exactly up to the
-//! last step, `v` likewise) and ln, cos, sin are the device's f32 functions; the angle is
-//! reduced to [-π, π) exactly (`v - 1/2`, negating both results), the range where Vulkan
-//! states its bounds. f64 uses all 32 bits and the f64 library (`m64_log`, `m64_cos`,
-//! `m64_sin`, a few ulps), so it matches the twin to a few ulps per operation.
+//! f32 differs from the twin at f32 rounding level, by construction: its uniforms are the
+//! twin's rounded to f32 (`u32 → f32` rounds to 24 significant bits, so u and v - 1/2 are
+//! within 2^-24 *relative* of the twin's: ln u is within ~6e-8 absolute even for the
+//! smallest u, where dropping the low 8 bits would not be), and ln, cos, sin are the
+//! device's f32 functions; the angle is reduced to [-π, π] exactly (`v - 1/2`, negating
+//! both results), the range where Vulkan states its bounds. f64 uses the same 32 bits and
+//! the f64 library (`m64_log`, `m64_cos`, `m64_sin`, ≤ 2 ulp), so it matches the twin to a
+//! few ulps per operation.
 
 use super::{MAX_TREE_DEPTH, NoiseError, TAG_STEPS, TAG_TREE, check_processes};
 use crate::precision::Precision;
@@ -65,12 +67,13 @@ fn philox4x32(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {{
 fn pair(precision: Precision) -> &'static str {
     match precision {
         Precision::F32 => {
-            r"// Box–Muller on 24-bit uniforms: u = (r0 >> 8 + 1/2) 2^-24 in (0, 1] (f32 rounds only
-// the top value, to 1, giving z = 0), v - 1/2 = (r1 >> 8 - 2^23) 2^-24 exactly, and
-// cos(2πv) = -cos(2π(v - 1/2)) (likewise sin) keeps the angle in [-π, π).
+            r"// Box–Muller in f32 on the twin's uniforms rounded to f32: u = (f32(r0) + 1/2) 2^-32
+// in (0, 1] and v - 1/2 = f32(r1 - 2^31) 2^-32 in [-1/2, 1/2], each within 2^-24 relative
+// of the twin's (u may round up to 1, giving z = 0), and cos(2πv) = -cos(2π(v - 1/2))
+// (likewise sin) keeps the angle in [-π, π].
 fn noise_pair(a: u32, b: u32) -> vec2<f32> {
-    let u = (f32(a >> 8u) + 0.5) * 5.9604645e-8;
-    let w = f32(i32(b >> 8u) - 8388608i) * 5.9604645e-8;
+    let u = (f32(a) + 0.5) * 2.3283064365386963e-10;
+    let w = f32(bitcast<i32>(b ^ 0x80000000u)) * 2.3283064365386963e-10;
     let r = sqrt(-2.0 * log(u));
     let angle = 6.2831855 * w;
     return vec2<f32>(-r * cos(angle), -r * sin(angle));
@@ -91,11 +94,23 @@ fn noise_pair(a: u32, b: u32) -> vec2<f64> {
     }
 }
 
-/// The WGSL noise library for m Wiener processes: `struct Wiener { w0: real, .. }`,
-/// `noise_setup(seed_lo, seed_hi, traj, antithetic)`, `step_increments(step, sqrt_dt) ->
-/// Wiener`, `tree_setup(t0, t1, depth)` and `brownian_at(t) -> Wiener`, plus helpers
-/// prefixed `philox_`, `noise_` and `tree_`. The kernel defines `real` (and for f64 the math
-/// library) before it.
+/// The WGSL noise library for m Wiener processes (1 ≤ m ≤ 256), for a kernel that defines
+/// `real` (and for f64 the math library, `m64_one` set by `math_init`) before it:
+///
+/// - `struct Wiener { w0: real, .., w{m-1}: real }`
+/// - `fn noise_setup(seed_lo: u32, seed_hi: u32, traj: u32, antithetic: u32)`: first, once
+///   per invocation (sets key, path and sign; empties the block cache).
+/// - `fn step_increments(step: u32, sqrt_dt: real) -> Wiener`: ΔW of one step, any order.
+/// - `fn step_increments4(quad: u32, sqrt_dt: real) -> array<Wiener, 4>`: steps 4 quad ..
+///   4 quad + 3, the same values, branch-free.
+/// - `fn tree_setup(t0: real, t1: real, depth: u32)` (after `noise_setup`) and
+///   `fn brownian_at(t: real) -> Wiener`: W(t) of the virtual Brownian tree.
+///
+/// Philox calls: `step_increments` m/4 per step over consecutive steps where the driver
+/// skips branches no lane takes, `blocks_per_step(m)` per step where it runs both sides
+/// under a mask (lavapipe), exactly m/4 for m a multiple of 4; `step_increments4` m per four
+/// steps; `tree_setup` ceil(m/4), `brownian_at` depth · ceil(m/4). Other names it defines
+/// start with `philox_`, `noise_`, `tree_`, `PHILOX_` or `NOISE_`.
 pub fn noise_wgsl(m: usize, precision: Precision) -> Result<String, NoiseError> {
     check_processes(m)?;
     let groups = m.div_ceil(4);
@@ -152,9 +167,18 @@ fn noise_normals4(block: u32, tag: u32) -> vec4<real> {{
     Ok(s)
 }
 
-/// `step_increments`: normal j = step * m + k is lane j & 3 of block j >> 2.
+/// The most blocks one step's m normals touch: they start at lane `j & 3`, a multiple of
+/// gcd(m, 4), so at lane 4 - gcd(m, 4) at worst.
+pub(super) fn blocks_per_step(m: usize) -> usize {
+    let g = [4, 1, 2, 1][m % 4];
+    (4 - g + m - 1) / 4 + 1
+}
+
+/// `step_increments` (normal j = step * m + k is lane j & 3 of block j >> 2) and the
+/// branch-free `step_increments4`.
 fn steps(m: usize) -> String {
     let mut s = String::new();
+    let lanes = ["x", "y", "z", "w"];
     if m.is_multiple_of(4) {
         // Whole blocks per step: no cache to consult.
         let q = m / 4;
@@ -169,40 +193,85 @@ fn steps(m: usize) -> String {
                 s,
                 "    let z{g} = sqrt_dt * noise_normals4(step * {q}u + {g}u, NOISE_TAG_STEPS);"
             );
-            for lane in ["x", "y", "z", "w"] {
+            for lane in lanes {
                 args.push(format!("z{g}.{lane}"));
             }
         }
         let _ = writeln!(s, "    return Wiener({});\n}}", args.join(", "));
-        return s;
+    } else {
+        // The first block may be the cached one (the last block of the previous step); the
+        // others are new. Each block is one `if`: a driver that skips branches no lane takes
+        // makes m/4 Philox calls per step over consecutive steps, one that runs both sides
+        // under a mask (lavapipe) `blocks_per_step(m)`.
+        let nb = blocks_per_step(m);
+        let _ = write!(
+            s,
+            r"
+// The m increments of `step`, times sqrt(dt) and the sign. Any order of steps is right;
+// consecutive steps reuse the cached block.
+fn step_increments(step: u32, sqrt_dt: real) -> Wiener {{
+    let j = step * {m}u;
+    let first = j >> 2u;
+    if first != noise_block {{
+        noise_cache = noise_normals4(first, NOISE_TAG_STEPS);
+        noise_block = first;
+    }}
+    let o = j & 3u;
+"
+        );
+        if nb == 1 {
+            let args: Vec<String> = (0..m)
+                .map(|k| format!("sqrt_dt * noise_cache[o + {k}u]"))
+                .collect();
+            let _ = writeln!(s, "    return Wiener({});\n}}", args.join(", "));
+        } else {
+            let _ = writeln!(
+                s,
+                "    let last = (j + {}u) >> 2u;\n    var z: array<vec4<real>, {nb}>;\n    z[0] = noise_cache;",
+                m - 1
+            );
+            for i in 1..nb {
+                let _ = writeln!(
+                    s,
+                    "    if first + {i}u <= last {{\n        z[{i}] = noise_normals4(first + {i}u, NOISE_TAG_STEPS);\n    }}"
+                );
+            }
+            s.push_str("    noise_cache = z[last - first];\n    noise_block = last;\n");
+            let args: Vec<String> = (0..m)
+                .map(|k| format!("sqrt_dt * z[(o + {k}u) >> 2u][(o + {k}u) & 3u]"))
+                .collect();
+            let _ = writeln!(s, "    return Wiener({});\n}}", args.join(", "));
+        }
     }
+    // Four steps at once: exactly m Philox calls and no branch, for kernels that unroll
+    // their step loop by four (drivers that run both sides of every branch).
     let _ = write!(
         s,
         r"
-// Normal j of the step stream; the last block is cached, so consecutive steps make one
-// Philox call per four normals.
-fn noise_step_normal(j: u32) -> real {{
-    let block = j >> 2u;
-    if block != noise_block {{
-        noise_cache = noise_normals4(block, NOISE_TAG_STEPS);
-        noise_block = block;
-    }}
-    return noise_cache[j & 3u];
-}}
-
-// The m increments of `step`, times sqrt(dt) and the sign: m/4 Philox calls per step on
-// average over consecutive steps.
-fn step_increments(step: u32, sqrt_dt: real) -> Wiener {{
-    let j = step * {m}u;
+// The increments of steps 4 quad .. 4 quad + 3: {m} Philox call(s), no branch. Equal to
+// step_increments of each step.
+fn step_increments4(quad: u32, sqrt_dt: real) -> array<Wiener, 4> {{
+    let block = quad * {m}u;
 "
     );
-    let args: Vec<String> = (0..m)
-        .map(|k| match k {
-            0 => "sqrt_dt * noise_step_normal(j)".to_string(),
-            _ => format!("sqrt_dt * noise_step_normal(j + {k}u)"),
+    for b in 0..m {
+        let _ = writeln!(
+            s,
+            "    let z{b} = sqrt_dt * noise_normals4(block + {b}u, NOISE_TAG_STEPS);"
+        );
+    }
+    let steps: Vec<String> = (0..4)
+        .map(|i| {
+            let args: Vec<String> = (0..m)
+                .map(|k| {
+                    let idx = i * m + k;
+                    format!("z{}.{}", idx / 4, lanes[idx % 4])
+                })
+                .collect();
+            format!("Wiener({})", args.join(", "))
         })
         .collect();
-    let _ = writeln!(s, "    return Wiener({});\n}}", args.join(", "));
+    let _ = writeln!(s, "    return array<Wiener, 4>({});\n}}", steps.join(", "));
     s
 }
 
