@@ -499,6 +499,26 @@ mod wgsl {
     }
 
     #[test]
+    fn deep_expressions_differentiate_and_emit() {
+        // The chain rule through 99 nested calls (the language's nesting limit is 100)
+        // gives a product as deep as the expression; the emitter binds it to lets.
+        let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
+        let s =
+            System::from_equations("deep", &[("x", 0.3)], &[], &format!("dx = {deep}")).unwrap();
+        let j = jacobian(&s, &s.rhs, &[Wrt::State(0)]).unwrap();
+        for k in 0..5 {
+            let (t, u, p) = random_point(&s, 13, k);
+            check_fd(&s, &s.rhs, &[Wrt::State(0)], (t, &u, &p));
+        }
+        let f = jacobian_fn(&j, "jac", "Jac");
+        for precision in [Precision::F32, Precision::F64] {
+            let wgsl = module(&s, std::slice::from_ref(&f), precision);
+            validate("deep jacobian", &wgsl, precision == Precision::F64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
     fn program_functions_compute_aux_lets_then_outputs() {
         let s = System::from_equations(
             "chain",
