@@ -391,7 +391,7 @@ fn inputs_differentiate_where_they_are_read_at_t() {
 fn out_of_range_expressions_are_errors() {
     let s = builtin("lorenz").unwrap().unwrap();
     for bad in [Node::State(3), Node::Param(3), Node::Aux(0)] {
-        let e = jacobian(&s, &[bad.clone()], &[Wrt::State(0)]).unwrap_err();
+        let e = jacobian(&s, std::slice::from_ref(&bad), &[Wrt::State(0)]).unwrap_err();
         assert!(matches!(e, DeriveError::OutOfRange(_)), "{bad:?}: {e}");
     }
 }
