@@ -188,6 +188,11 @@ fn check_expression(system: &System, n: &Node) -> Result<(), DeriveError> {
 /// d exprs[r] / d wrt[c] for every r, c, with the system's aux chains differentiated too
 /// (d aux_i / d wrt becomes a let, built once, only when non-zero), simplified and CSE'd;
 /// zeros known at compile time are left out of `entries`.
+///
+/// Inputs have no derivative here (they are piecewise-linear in time): an input is constant
+/// with respect to a variable its time argument does not depend on (a state or parameter,
+/// where it is read at `t` or at a constant time), and any other case is a `DeriveError`,
+/// raised only if the expressions actually depend on it.
 pub fn jacobian(system: &System, exprs: &[Node], wrt: &[Wrt]) -> Result<Jacobian, DeriveError> {
     for &w in wrt {
         check_variable(system, w)?;

@@ -14,7 +14,7 @@ use crate::model::signal::Signal;
 
 /// Simplifies a whole tree bottom-up: constant folding, `x+0`, `0+x`, `x-0`, `0-x -> -x`,
 /// `x*1`, `1*x`, `x*0` and `0*x -> 0`, `0/x -> 0` (see the module comment for NaN and
-/// infinities), `x/1`, `--x`, `x^1 -> x`, `x^0 -> 1`.
+/// infinities), `x*-1` and `-1*x -> -x`, `x/1`, `--x`, `x^1 -> x`, `x^0 -> 1`.
 pub fn simplify(node: Node) -> Node {
     match node {
         Node::Neg(x) => neg(simplify(*x)),
@@ -33,6 +33,11 @@ pub(crate) fn is_zero(n: &Node) -> bool {
 
 fn is_one(n: &Node) -> bool {
     matches!(n, Node::Const(v) if *v == 1.0)
+}
+
+/// Multiplying by -1 is an exact negation, so `-1 * x` and `x * -1` become `-x`.
+fn is_minus_one(n: &Node) -> bool {
+    matches!(n, Node::Const(v) if *v == -1.0)
 }
 
 /// Whether `n` has no operation: a constant, a variable or a named value.
@@ -111,6 +116,10 @@ pub(crate) fn mul(a: Node, b: Node) -> Node {
         b
     } else if is_one(&b) {
         a
+    } else if is_minus_one(&a) && !matches!(b, Node::Const(_)) {
+        neg(b)
+    } else if is_minus_one(&b) && !matches!(a, Node::Const(_)) {
+        neg(a)
     } else {
         raw(BinOp::Mul, a, b)
     }
@@ -178,6 +187,8 @@ mod tests {
             (b(Mul, x(), c(0.0)), c(0.0)),
             (b(Mul, c(0.0), x()), c(0.0)),
             (b(Div, x(), c(1.0)), x()),
+            (b(Mul, x(), c(-1.0)), neg(x())),
+            (b(Mul, c(-1.0), x()), neg(x())),
             (b(Div, c(0.0), x()), c(0.0)),
             (Node::Neg(Box::new(Node::Neg(Box::new(x())))), x()),
             (Node::PowInt(Box::new(x()), 1), x()),

@@ -391,7 +391,7 @@ fn inputs_differentiate_where_they_are_read_at_t() {
 fn out_of_range_expressions_are_errors() {
     let s = builtin("lorenz").unwrap().unwrap();
     for bad in [Node::State(3), Node::Param(3), Node::Aux(0)] {
-        let e = jacobian(&s, &[bad.clone()], &[Wrt::State(0)]).unwrap_err();
+        let e = jacobian(&s, std::slice::from_ref(&bad), &[Wrt::State(0)]).unwrap_err();
         assert!(matches!(e, DeriveError::OutOfRange(_)), "{bad:?}: {e}");
     }
 }
@@ -495,6 +495,26 @@ mod wgsl {
                 validate(&label, &wgsl, precision == Precision::F64)
                     .unwrap_or_else(|e| panic!("{e}\n{wgsl}"));
             }
+        }
+    }
+
+    #[test]
+    fn deep_expressions_differentiate_and_emit() {
+        // The chain rule through 99 nested calls (the language's nesting limit is 100)
+        // gives a product as deep as the expression; the emitter binds it to lets.
+        let deep = format!("{}x{}", "sin(".repeat(99), ")".repeat(99));
+        let s =
+            System::from_equations("deep", &[("x", 0.3)], &[], &format!("dx = {deep}")).unwrap();
+        let j = jacobian(&s, &s.rhs, &[Wrt::State(0)]).unwrap();
+        for k in 0..5 {
+            let (t, u, p) = random_point(&s, 13, k);
+            check_fd(&s, &s.rhs, &[Wrt::State(0)], (t, &u, &p));
+        }
+        let f = jacobian_fn(&j, "jac", "Jac");
+        for precision in [Precision::F32, Precision::F64] {
+            let wgsl = module(&s, std::slice::from_ref(&f), precision);
+            validate("deep jacobian", &wgsl, precision == Precision::F64)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
