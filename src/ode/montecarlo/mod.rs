@@ -233,6 +233,16 @@ impl MonteCarlo {
         n_save as u64 * dim as u64 * std::mem::size_of::<Cell>() as u64
     }
 
+    /// Host bytes a reducer of this shape typically reaches with `n` trajectories: per save
+    /// time and component the cell, 8 limbs per sum, and a sketch of min(n, 2048) buckets
+    /// (16 binades of each sign at 2^7 buckets each: data spanning 1e-3..30 of both signs).
+    /// An estimate for refusing runs that could not fit, not a bound: data spread over
+    /// more binades keep more buckets.
+    pub fn typical_bytes(n_save: usize, dim: usize, n: usize) -> u64 {
+        let per_cell = std::mem::size_of::<Cell>() as u64 + 2 * 8 * 8 + 12 * n.min(2048) as u64;
+        n_save as u64 * dim as u64 * per_cell
+    }
+
     /// Host bytes held now.
     pub fn memory_bytes(&self) -> usize {
         self.cells.iter().map(Cell::memory_bytes).sum()
@@ -243,7 +253,7 @@ impl MonteCarlo {
     /// bug (debug builds assert; release builds ignore the rest).
     pub fn add_rows(&mut self, s: usize, rows: &[f64]) {
         let dim = self.dim;
-        debug_assert!(s < self.n_save && rows.len() % dim.max(1) == 0);
+        debug_assert!(s < self.n_save && rows.len().is_multiple_of(dim.max(1)));
         let Some(cells) = self.cells.get_mut(s * dim..(s + 1) * dim) else {
             return;
         };

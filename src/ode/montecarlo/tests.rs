@@ -467,7 +467,76 @@ fn memory_grows_with_the_data_range_only() {
     // 128 buckets · 12 bytes + the cell: about 1.8 KB.
     assert!(bytes < 2500, "{bytes} bytes");
     assert_eq!(
+        std::mem::size_of::<Cell>(),
+        144,
+        "the figure in the module docs"
+    );
+    assert_eq!(
         MonteCarlo::base_bytes(1000, 3),
         3000 * std::mem::size_of::<Cell>() as u64
     );
+    // The typical figure covers a normal sample's spread (measured by `throughput`: 20.6
+    // KB per save time for 10^4 values of N(5, 10²)).
+    let normal: Vec<f64> = (0..10_000)
+        .map(|j| 5.0 + 10.0 * normal_f64(1, j, 0))
+        .collect();
+    let mc = reduce(&normal, 1, 1, normal.len(), &[0.5]);
+    assert!((mc.memory_bytes() as u64) < MonteCarlo::typical_bytes(1, 1, normal.len()));
+}
+
+/// Host throughput of the reducer through the `Sink` path, single core: 10^7 values into
+/// 1000 save times × 1 component (10^4 trajectories, chunks of 2,500). Run with
+/// `cargo test --release --lib montecarlo::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn throughput() {
+    let (n_save, n, chunk) = (1000, 10_000, 2500);
+    let values: Vec<f64> = (0..n_save * n)
+        .map(|i| 5.0 + 10.0 * normal_f64(1, i as u64, 0))
+        .collect();
+    for precision in [Precision::F64, Precision::F32] {
+        let mut mc = MonteCarlo::new(n_save, 1, &DEFAULT_QUANTILES);
+        // Device layout per chunk: [slot][trajectory], all slots of the chunk in one batch.
+        let batches: Vec<(Range<usize>, Vec<u8>)> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let mut bytes = Vec::new();
+                for s in 0..n_save {
+                    for &x in &values[s * n + start..s * n + start + chunk] {
+                        match precision {
+                            Precision::F64 => bytes.extend(x.to_le_bytes()),
+                            Precision::F32 => bytes.extend((x as f32).to_le_bytes()),
+                        }
+                    }
+                }
+                (start..start + chunk, bytes)
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        for (range, bytes) in &batches {
+            let batch = SaveBatch {
+                slots: 0..n_save,
+                chunk: range.clone(),
+                stride: chunk,
+                n,
+                dim: 1,
+                precision,
+                bytes,
+            };
+            mc.saves(&batch).unwrap();
+        }
+        let fed = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let r = mc.result();
+        let out = t.elapsed().as_secs_f64();
+        let total = (n_save * n) as f64;
+        println!(
+            "{precision:?}: {:.1} M values/s ({fed:.3} s for 1e7), result() {out:.3} s, \
+             memory {:.2} MB ({} bytes per save time), mean[0] {}",
+            total / fed / 1e6,
+            mc.memory_bytes() as f64 / 1e6,
+            mc.memory_bytes() / n_save,
+            r.mean[0]
+        );
+    }
 }
