@@ -23,6 +23,7 @@ pub mod exact;
 pub mod sketch;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use super::device::{Precision, SaveBatch};
 use super::error::SinkError;
@@ -31,6 +32,7 @@ use super::solution::{Status, StepCounts};
 pub use exact::ExactSum;
 pub use sketch::Sketch;
 use std::ops::Range;
+pub use wire::DecodeError;
 
 /// Quantile levels reported unless others are asked for.
 pub const DEFAULT_QUANTILES: [f64; 7] = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
@@ -197,7 +199,8 @@ pub struct MonteCarloResult {
 pub struct MergeError(String);
 
 /// The reducer: a `Sink` fed the saves of any run (fixed-step, adaptive, …), or fed values
-/// directly (`add_rows`), and merged with others of the same shape (`merge`).
+/// directly (`add_rows`), and merged with others of the same shape (`merge`), in this
+/// process or, through `to_bytes` and `from_bytes`, from others.
 #[derive(Debug, Clone)]
 pub struct MonteCarlo {
     n_save: usize,
@@ -257,6 +260,9 @@ impl MonteCarlo {
         let Some(cells) = self.cells.get_mut(s * dim..(s + 1) * dim) else {
             return;
         };
+        if dim == 0 {
+            return;
+        }
         for k in &mut self.keys {
             k.clear();
         }

@@ -540,3 +540,78 @@ fn throughput() {
         );
     }
 }
+
+#[test]
+fn parts_sent_as_bytes_merge_to_the_same_bits() {
+    let (n_save, n, dim) = (3, 900, 2);
+    let all = awkward_values(n_save, n, dim);
+    let reference = result_bits(&block(&all, n, dim, n_save, 0..n).result());
+    // Three "processes" each reduce a third, send their bytes; the receiver merges them in
+    // another order.
+    let sent: Vec<Vec<u8>> = [0..300, 300..600, 600..900]
+        .into_iter()
+        .map(|r| block(&all, n, dim, n_save, r).to_bytes())
+        .collect();
+    let mut merged = MonteCarlo::from_bytes(&sent[2]).unwrap();
+    for b in [&sent[0], &sent[1]] {
+        merged.merge(&MonteCarlo::from_bytes(b).unwrap()).unwrap();
+    }
+    assert_eq!(result_bits(&merged.result()), reference);
+    // A round trip keeps everything, the empty reducer included.
+    let whole = block(&all, n, dim, n_save, 0..n);
+    let again = MonteCarlo::from_bytes(&whole.to_bytes()).unwrap();
+    assert_eq!(again.to_bytes(), whole.to_bytes());
+    let empty = MonteCarlo::new(2, 3, &[0.5]);
+    assert_eq!(
+        MonteCarlo::from_bytes(&empty.to_bytes())
+            .unwrap()
+            .to_bytes(),
+        empty.to_bytes()
+    );
+}
+
+#[test]
+fn damaged_bytes_are_refused_never_trusted() {
+    let (n_save, n, dim) = (2, 40, 2);
+    let all = awkward_values(n_save, n, dim);
+    let good = block(&all, n, dim, n_save, 0..n).to_bytes();
+    // Every truncation is an error with a reason.
+    for len in 0..good.len() {
+        let e = MonteCarlo::from_bytes(&good[..len]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("not Monte Carlo statistics: "),
+            "{e}"
+        );
+    }
+    let mut long = good.clone();
+    long.push(0);
+    assert!(
+        MonteCarlo::from_bytes(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("1 bytes after")
+    );
+    // Flipped bytes: refused, or read as some other valid reducer, whose result() and merge
+    // then work; never a panic or a huge allocation.
+    let mut rng = Lcg(99);
+    for _ in 0..3000 {
+        let mut bad = good.clone();
+        for _ in 0..1 + rng.below(3) {
+            let i = rng.below(bad.len());
+            bad[i] ^= 1 << rng.below(8);
+        }
+        if let Ok(mut mc) = MonteCarlo::from_bytes(&bad) {
+            let _ = mc.result();
+            let copy = mc.clone();
+            let _ = mc.merge(&copy);
+        }
+    }
+    // A shape nothing backs.
+    let mut huge = good[..8].to_vec();
+    huge.extend(u64::MAX.to_le_bytes());
+    huge.extend(2u64.to_le_bytes());
+    huge.extend(1u64.to_le_bytes());
+    huge.extend(0.5f64.to_le_bytes());
+    let e = MonteCarlo::from_bytes(&huge).unwrap_err().to_string();
+    assert!(e.contains("overflows"), "{e}");
+}
