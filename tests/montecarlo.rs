@@ -236,6 +236,26 @@ fn quantile_levels_are_checked_before_any_work() {
         "--quantiles sets the levels of the montecarlo output; add montecarlo to --outputs",
     );
     assert!(!out.join("run.json").exists());
+    // 200,001 save times × 3 states of accumulators for 2,048 trajectories: about 14 GiB,
+    // refused before any work.
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "2048",
+        "--tspan",
+        "0:200000",
+        "--dt",
+        "1",
+        "--save-every",
+        "1",
+        "--outputs",
+        "montecarlo",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_input_error(&o, "at most 8 GiB); save less often");
+    assert!(!out.join("run.json").exists());
 }
 
 /// A run stopped after 400 of 1000 trajectories (here: a finished run's directory made to

@@ -437,6 +437,10 @@ impl From<SimError> for CliError {
 /// that would need more than this are refused before any work.
 const MAX_ENSEMBLE_STATS_BYTES: u64 = 2 << 30;
 
+/// The Monte Carlo accumulators' typical size above which a run is refused: they hold
+/// quantile sketches, kilobytes per save time and state, so the bound is wider.
+const MAX_MONTECARLO_BYTES: u64 = 8 << 30;
+
 /// The run's spec, from run.json (--resume) or from the config and flags, checked for
 /// contradictions between options.
 fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec, CliError> {
@@ -492,17 +496,16 @@ fn check_output_memory(problem: &Problem, n_save: usize, which: &[Output]) -> Re
         }
     }
     if which.contains(&Output::Montecarlo) {
-        // What the accumulators hold before any value; their sums and sketches then grow
-        // with the spread of the data (ode::montecarlo), typically a few KB per cell.
-        let bytes = ode::MonteCarlo::base_bytes(n_save, problem.system().dim());
-        if bytes > MAX_ENSEMBLE_STATS_BYTES {
+        // The accumulators' typical size: their sums and quantile sketches grow with the
+        // spread of the data (ode::montecarlo), up to some 25 KB per save time and state.
+        let dim = problem.system().dim();
+        let bytes = ode::MonteCarlo::typical_bytes(n_save, dim, problem.ensemble().n);
+        if bytes > MAX_MONTECARLO_BYTES {
             return Err(CliError::Input(format!(
-                "--outputs montecarlo would keep {n_save} save times × {} states of \
-                 accumulators in memory ({:.1} GiB before any value, at most {} GiB); save \
-                 less often",
-                problem.system().dim(),
+                "--outputs montecarlo would keep accumulators for {n_save} save times × {dim} \
+                 states in memory (about {:.1} GiB, at most {} GiB); save less often",
                 bytes as f64 / (1u64 << 30) as f64,
-                MAX_ENSEMBLE_STATS_BYTES >> 30
+                MAX_MONTECARLO_BYTES >> 30
             )));
         }
     }

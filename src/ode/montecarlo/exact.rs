@@ -251,6 +251,29 @@ impl ExactSum {
         (hi, scaled.to_f64(), DIGIT_BITS * shift as i64)
     }
 
+    /// The normalised form (base, limbs): every limb in [0, 2^32) but the top one, which
+    /// may be -1 (the sign). For storage (`wire`).
+    pub(crate) fn to_parts(&self) -> (i32, Vec<i64>) {
+        let mut n = self.clone();
+        n.normalize();
+        (n.base, n.limbs)
+    }
+
+    /// The accumulator of `to_parts`, if the parts are in its range: limbs within
+    /// |limb| ≤ 2^32 (so that the carry bound holds with nothing pending) and limb numbers
+    /// within what sums of squares can reach. None otherwise.
+    pub(crate) fn from_parts(base: i32, limbs: Vec<i64>) -> Option<ExactSum> {
+        const REACH: i64 = 80; // squares: 2^-2148 .. 2^2048 and 64 bits of count, in limbs
+        let ok = limbs.iter().all(|l| l.abs() <= 1 << DIGIT_BITS)
+            && base as i64 >= -REACH
+            && base as i64 + limbs.len() as i64 <= REACH;
+        ok.then_some(ExactSum {
+            base,
+            limbs,
+            pending: 0,
+        })
+    }
+
     /// Heap and inline bytes this accumulator holds.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<ExactSum>() + 8 * self.limbs.capacity()

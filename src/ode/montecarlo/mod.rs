@@ -23,6 +23,7 @@ pub mod exact;
 pub mod sketch;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use super::device::{Precision, SaveBatch};
 use super::error::SinkError;
@@ -31,6 +32,7 @@ use super::solution::{Status, StepCounts};
 pub use exact::ExactSum;
 pub use sketch::Sketch;
 use std::ops::Range;
+pub use wire::DecodeError;
 
 /// Quantile levels reported unless others are asked for.
 pub const DEFAULT_QUANTILES: [f64; 7] = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
@@ -197,7 +199,8 @@ pub struct MonteCarloResult {
 pub struct MergeError(String);
 
 /// The reducer: a `Sink` fed the saves of any run (fixed-step, adaptive, …), or fed values
-/// directly (`add_rows`), and merged with others of the same shape (`merge`).
+/// directly (`add_rows`), and merged with others of the same shape (`merge`), in this
+/// process or, through `to_bytes` and `from_bytes`, from others.
 #[derive(Debug, Clone)]
 pub struct MonteCarlo {
     n_save: usize,
@@ -233,6 +236,16 @@ impl MonteCarlo {
         n_save as u64 * dim as u64 * std::mem::size_of::<Cell>() as u64
     }
 
+    /// Host bytes a reducer of this shape typically reaches with `n` trajectories: per save
+    /// time and component the cell, 8 limbs per sum, and a sketch of min(n, 2048) buckets
+    /// (16 binades of each sign at 2^7 buckets each: data spanning 1e-3..30 of both signs).
+    /// An estimate for refusing runs that could not fit, not a bound: data spread over
+    /// more binades keep more buckets.
+    pub fn typical_bytes(n_save: usize, dim: usize, n: usize) -> u64 {
+        let per_cell = std::mem::size_of::<Cell>() as u64 + 2 * 8 * 8 + 12 * n.min(2048) as u64;
+        n_save as u64 * dim as u64 * per_cell
+    }
+
     /// Host bytes held now.
     pub fn memory_bytes(&self) -> usize {
         self.cells.iter().map(Cell::memory_bytes).sum()
@@ -243,10 +256,13 @@ impl MonteCarlo {
     /// bug (debug builds assert; release builds ignore the rest).
     pub fn add_rows(&mut self, s: usize, rows: &[f64]) {
         let dim = self.dim;
-        debug_assert!(s < self.n_save && rows.len() % dim.max(1) == 0);
+        debug_assert!(s < self.n_save && rows.len().is_multiple_of(dim.max(1)));
         let Some(cells) = self.cells.get_mut(s * dim..(s + 1) * dim) else {
             return;
         };
+        if dim == 0 {
+            return;
+        }
         for k in &mut self.keys {
             k.clear();
         }

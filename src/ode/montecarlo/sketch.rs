@@ -175,6 +175,21 @@ impl Sketch {
         self.keys.last().map(|&k| midpoint(k))
     }
 
+    /// (keys, counts), for storage (`wire`).
+    pub(crate) fn parts(&self) -> (&[u32], &[u64]) {
+        (&self.keys, &self.counts)
+    }
+
+    /// The sketch of `parts`, if the keys are buckets in increasing order and every count
+    /// is positive; None otherwise.
+    pub(crate) fn from_parts(keys: Vec<u32>, counts: Vec<u64>) -> Option<Sketch> {
+        let ok = keys.len() == counts.len()
+            && keys.iter().all(|&k| k <= 2 * ZERO_KEY)
+            && keys.windows(2).all(|w| w[0] < w[1])
+            && counts.iter().all(|&c| c > 0);
+        ok.then_some(Sketch { keys, counts })
+    }
+
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Sketch>() + 4 * self.keys.capacity() + 8 * self.counts.capacity()
