@@ -312,6 +312,16 @@ pub fn adaptive_uniform(precision: Precision, w: &AdaptiveWindow) -> Vec<u8> {
         .finish()
 }
 
+/// Step attempts per dispatch window at most. lavapipe (llvmpipe) ends an invocation's
+/// loops after 65,535 iterations in all, counted across every loop of the shader (see
+/// `fixed::run::MAX_WINDOW_STEPS`), and an attempt here costs one iteration of the step
+/// loop and `depth` of the Brownian tree's descent: a longer window would cut a descent
+/// short and read a wrong W, silently. Half the limit keeps a 2x margin; on a GPU it only
+/// bounds one thread's sequential work per dispatch.
+pub fn max_window_attempts(depth: u32) -> u64 {
+    32_768 / (depth as u64 + 2)
+}
+
 /// milstein-adaptive in the runner.
 pub struct SdeAdaptive<'a>(pub SdeRun<'a>);
 
@@ -470,7 +480,7 @@ impl Family for SdeAdaptive<'_> {
         };
         let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            as u32;
+            .min(max_window_attempts(*depth)) as u32;
         let args = AdaptiveWindow {
             n_traj: chunk.len() as u32,
             stride: stride as u32,
