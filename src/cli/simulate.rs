@@ -185,7 +185,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     antithetic: bool,
 
-    /// milstein-adaptive: levels of the virtual Brownian tree, 1 to 24 [default: 20]
+    /// milstein-adaptive: levels of the virtual Brownian tree, 1 to 24 [default: 16 in f32,
+    /// 20 in f64]
     #[arg(long, value_name = "LEVELS", allow_negative_numbers = true)]
     brownian_depth: Option<u32>,
 

@@ -9,7 +9,7 @@ use crate::io::read_matrix;
 use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::sde::{
-    DEFAULT_TREE_DEPTH, NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps,
+    NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps, default_tree_depth,
 };
 use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::{
@@ -89,7 +89,7 @@ pub struct RunSpec {
     /// (antithetic variates).
     pub antithetic: Option<bool>,
     /// milstein-adaptive: levels of the virtual Brownian tree (1 to 24; leaves of
-    /// 2^-depth of the span).
+    /// 2^-depth of the span; default 16 in f32, 20 in f64).
     pub brownian_depth: Option<u32>,
     /// Quantile levels of the `montecarlo` output, each in [0, 1] (default
     /// 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99).
@@ -587,7 +587,7 @@ fn sde_problem(
                 t1,
                 saveat,
                 control,
-                depth: spec.brownian_depth.unwrap_or(DEFAULT_TREE_DEPTH),
+                depth: spec.brownian_depth.unwrap_or(default_tree_depth(precision)),
             },
             noise,
             ensemble,

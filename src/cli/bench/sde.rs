@@ -175,7 +175,7 @@ fn adaptive(bench: &Bench, n: usize) -> Result<Vec<Row>, CliError> {
             atol: Tolerance::All(tol),
             ..Control::default()
         };
-        let depth = crate::ode::sde::DEFAULT_TREE_DEPTH;
+        let depth = crate::ode::sde::DEFAULT_TREE_DEPTH_F32;
         let problem = SdeProblem {
             ensemble: Ensemble::new(&system, n),
             system: system.clone(),
