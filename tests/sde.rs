@@ -82,7 +82,9 @@ fn every_sde_kernel_validates() {
         let s = system(name);
         for precision in [Precision::F32, Precision::F64] {
             for m in SdeMethod::ALL {
-                let Ok(terms) = Terms::new(&s, m) else { continue };
+                let Ok(terms) = Terms::new(&s, m) else {
+                    continue;
+                };
                 let wgsl = if m.is_adaptive() {
                     adaptive_wgsl(&s, &terms, &Control::default(), 64, precision)
                 } else {
@@ -110,10 +112,19 @@ fn gpu_matches_the_twin_for_every_method() {
         for m in methods_for(&s) {
             for (precision, tol) in [(Precision::F64, 1e-9), (Precision::F32, 2e-4)] {
                 let dt = s.meta.dt.unwrap_or(1e-3);
-                let p = fixed(s.clone(), m, (200.0 * dt, dt), Save::Every(50), 64, precision);
+                let p = fixed(
+                    s.clone(),
+                    m,
+                    (200.0 * dt, dt),
+                    Save::Every(50),
+                    64,
+                    precision,
+                );
                 let sol = run(&p);
                 let terms = Terms::new(&p.system, m).unwrap();
-                let Steps::Fixed { grid, save } = &p.steps else { unreachable!() };
+                let Steps::Fixed { grid, save } = &p.steps else {
+                    unreachable!()
+                };
                 let plan = SavePlan::new(*save, grid.n_steps).unwrap();
                 for j in [0usize, 1, 17, 63] {
                     let round = |v: Vec<f64>| match precision {
@@ -123,9 +134,21 @@ fn gpu_matches_the_twin_for_every_method() {
                     let u0 = round(p.ensemble.states(j..j + 1));
                     let pp = round(p.ensemble.param_slots(j..j + 1));
                     let (saves, status) = integrate_fixed(
-                        &p.system, &terms, m, &p.noise, j as u64, (&u0, &pp), grid, &plan,
+                        &p.system,
+                        &terms,
+                        m,
+                        &p.noise,
+                        j as u64,
+                        (&u0, &pp),
+                        grid,
+                        &plan,
                     );
-                    assert_eq!(sol.status[j], status, "{name} {} {precision:?} #{j}", m.name());
+                    assert_eq!(
+                        sol.status[j],
+                        status,
+                        "{name} {} {precision:?} #{j}",
+                        m.name()
+                    );
                     for slot in 0..plan.n_slots() {
                         let got = sol.state(slot, j);
                         for (c, g) in got.iter().enumerate() {
@@ -186,8 +209,17 @@ fn strong_orders_on_gbm() {
         };
         let (mut gpu_err, mut cpu_err) = (Vec::new(), Vec::new());
         for &dt in &dts {
-            let p = fixed(s.clone(), method, (1.0, dt), Save::Final, 2000, Precision::F64);
-            let Steps::Fixed { grid, save } = &p.steps else { unreachable!() };
+            let p = fixed(
+                s.clone(),
+                method,
+                (1.0, dt),
+                Save::Final,
+                2000,
+                Precision::F64,
+            );
+            let Steps::Fixed { grid, save } = &p.steps else {
+                unreachable!()
+            };
             let sol = run(&p);
             let e: f64 = (0..2000)
                 .map(|j| (sol.final_state(j)[0] - exact(w_at_end(&p.noise, j as u64, grid))).abs())
@@ -199,7 +231,14 @@ fn strong_orders_on_gbm() {
             let e: f64 = (0..400)
                 .map(|j| {
                     let (x, _) = integrate_fixed(
-                        &s, &terms, method, &p.noise, j, (&[1.0], &[1.0, 0.5]), grid, &plan,
+                        &s,
+                        &terms,
+                        method,
+                        &p.noise,
+                        j,
+                        (&[1.0], &[1.0, 0.5]),
+                        grid,
+                        &plan,
                     );
                     (x[0] - exact(w_at_end(&p.noise, j, grid))).abs()
                 })
@@ -226,7 +265,14 @@ fn strong_orders_on_gbm() {
 fn ou_moments_match_closed_forms() {
     let s = system("ornstein_uhlenbeck");
     let (theta, mu, sigma, x0, h, n_paths) = (1.0f64, 0.5f64, 0.3f64, 1.0f64, 1.0 / 64.0, 200_000);
-    let p = fixed(s, SdeMethod::EulerMaruyama, (1.0, h), Save::Final, n_paths, Precision::F32);
+    let p = fixed(
+        s,
+        SdeMethod::EulerMaruyama,
+        (1.0, h),
+        Save::Final,
+        n_paths,
+        Precision::F32,
+    );
     let sol = run(&p);
     let xs: Vec<f64> = (0..n_paths).map(|j| sol.final_state(j)[0]).collect();
     let n = n_paths as f64;
@@ -270,7 +316,9 @@ fn weak_orders_on_gbm() {
         let mut biases = Vec::new();
         for &dt in &dts {
             let p = fixed(s.clone(), method, (1.0, dt), Save::Final, n, Precision::F64);
-            let Steps::Fixed { grid, .. } = &p.steps else { unreachable!() };
+            let Steps::Fixed { grid, .. } = &p.steps else {
+                unreachable!()
+            };
             let sol = run(&p);
             let diffs: Vec<f64> = (0..n)
                 .map(|j| {
@@ -282,7 +330,11 @@ fn weak_orders_on_gbm() {
             let sd = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
             // The estimate must stand well clear of its own noise for a slope to mean
             // anything.
-            assert!(mean.abs() > 5.0 * sd / (n as f64).sqrt(), "{} dt {dt}: bias {mean:.3e} within noise {sd:.3e}", method.name());
+            assert!(
+                mean.abs() > 5.0 * sd / (n as f64).sqrt(),
+                "{} dt {dt}: bias {mean:.3e} within noise {sd:.3e}",
+                method.name()
+            );
             biases.push(mean.abs());
         }
         let k = slope(&dts, &biases);
@@ -300,7 +352,14 @@ fn weak_orders_on_gbm() {
 #[test]
 fn paths_depend_only_on_seed_and_index() {
     let s = system("stochastic_lorenz");
-    let p = fixed(s, SdeMethod::Milstein, (0.5, 0.005), Save::Every(7), 1000, Precision::F32);
+    let p = fixed(
+        s,
+        SdeMethod::Milstein,
+        (0.5, 0.005),
+        Save::Every(7),
+        1000,
+        Precision::F32,
+    );
     let whole = run(&p);
     let options = RunOptions {
         caps: PlanCaps {
@@ -328,8 +387,22 @@ fn paths_depend_only_on_seed_and_index() {
     assert!(whole.states.same_bits(&wide.states));
 
     let ou = system("ornstein_uhlenbeck");
-    let small = run(&fixed(ou.clone(), SdeMethod::EulerMaruyama, (1.0, 0.1), Save::Final, 10, Precision::F32));
-    let large = run(&fixed(ou, SdeMethod::EulerMaruyama, (1.0, 0.1), Save::Final, 1_000_000, Precision::F32));
+    let small = run(&fixed(
+        ou.clone(),
+        SdeMethod::EulerMaruyama,
+        (1.0, 0.1),
+        Save::Final,
+        10,
+        Precision::F32,
+    ));
+    let large = run(&fixed(
+        ou,
+        SdeMethod::EulerMaruyama,
+        (1.0, 0.1),
+        Save::Final,
+        1_000_000,
+        Precision::F32,
+    ));
     for j in 0..10 {
         assert_eq!(
             small.final_state(j)[0].to_bits(),
@@ -338,7 +411,14 @@ fn paths_depend_only_on_seed_and_index() {
         );
     }
     // Different seeds give different paths.
-    let mut other = fixed(system("ornstein_uhlenbeck"), SdeMethod::EulerMaruyama, (1.0, 0.1), Save::Final, 10, Precision::F32);
+    let mut other = fixed(
+        system("ornstein_uhlenbeck"),
+        SdeMethod::EulerMaruyama,
+        (1.0, 0.1),
+        Save::Final,
+        10,
+        Precision::F32,
+    );
     other.noise.seed = 8;
     let other = run(&other);
     assert_ne!(other.final_state(0)[0], small.final_state(0)[0]);
@@ -349,7 +429,14 @@ fn paths_depend_only_on_seed_and_index() {
 #[test]
 fn antithetic_pairs_mirror_each_other() {
     let s = system("ornstein_uhlenbeck");
-    let mut p = fixed(s.clone(), SdeMethod::EulerMaruyama, (1.0, 0.01), Save::Final, 64, Precision::F64);
+    let mut p = fixed(
+        s.clone(),
+        SdeMethod::EulerMaruyama,
+        (1.0, 0.01),
+        Save::Final,
+        64,
+        Precision::F64,
+    );
     p.noise.antithetic = true;
     let sol = run(&p);
     let (theta, mu, x0) = (1.0f64, 0.5f64, 1.0f64);
@@ -359,7 +446,10 @@ fn antithetic_pairs_mirror_each_other() {
     }
     for j in 0..32 {
         let (a, b) = (sol.final_state(2 * j)[0], sol.final_state(2 * j + 1)[0]);
-        assert!(((a + b) / 2.0 - det).abs() < 1e-12, "pair {j}: {a} {b} vs {det}");
+        assert!(
+            ((a + b) / 2.0 - det).abs() < 1e-12,
+            "pair {j}: {a} {b} vs {det}"
+        );
         assert!((a - b).abs() > 1e-3, "pair {j} identical");
     }
 }
@@ -430,7 +520,14 @@ fn adaptive_steps_sample_one_brownian_path() {
         let mut parted = 0;
         for j in 0..n {
             let out = integrate_adaptive(
-                &s, &terms, &key, j as u64, (&[1.0], &[1.0, 0.5]), &tree, &grid, (&control, dt0),
+                &s,
+                &terms,
+                &key,
+                j as u64,
+                (&[1.0], &[1.0, 0.5]),
+                &tree,
+                &grid,
+                (&control, dt0),
             );
             assert_eq!(sol.status[j], Status::Success);
             assert_eq!(out.status, Status::Success);
@@ -446,10 +543,16 @@ fn adaptive_steps_sample_one_brownian_path() {
             if !same_steps || worst > 1e-10 {
                 parted += 1;
             }
-            assert!(worst < 20.0 * tol, "traj {j}: {worst:.2e} from the twin at {tol}");
+            assert!(
+                worst < 20.0 * tol,
+                "traj {j}: {worst:.2e} from the twin at {tol}"
+            );
         }
         if depth == 4 {
-            assert!(parted <= n / 50, "{parted} of {n} paths parted from the twin at {tol}");
+            assert!(
+                parted <= n / 50,
+                "{parted} of {n} paths parted from the twin at {tol}"
+            );
         }
     }
 
@@ -465,7 +568,14 @@ fn adaptive_steps_sample_one_brownian_path() {
         for j in 0..n {
             assert_eq!(sol.status[j], Status::Success);
             let out = integrate_adaptive(
-                &s, &terms, &key, j as u64, (&[1.0], &[1.0, 0.5]), &tree, &[1.0], (&control, dt0),
+                &s,
+                &terms,
+                &key,
+                j as u64,
+                (&[1.0], &[1.0, 0.5]),
+                &tree,
+                &[1.0],
+                (&control, dt0),
             );
             let mut w = [0.0];
             tree.at(&key, j as u64, 1.0, &mut w);
@@ -476,8 +586,17 @@ fn adaptive_steps_sample_one_brownian_path() {
         gpu_err.push(g);
         cpu_err.push(c);
     }
-    assert!(gpu_err[1] < gpu_err[0] / 10.0, "GPU errors at 1e-2 and 1e-5: {gpu_err:?}");
-    assert!(cpu_err[1] < cpu_err[0] / 10.0, "twin errors at 1e-2 and 1e-5: {cpu_err:?}");
+    assert!(
+        gpu_err[1] < gpu_err[0] / 10.0,
+        "GPU errors at 1e-2 and 1e-5: {gpu_err:?}"
+    );
+    assert!(
+        cpu_err[1] < cpu_err[0] / 10.0,
+        "twin errors at 1e-2 and 1e-5: {cpu_err:?}"
+    );
     // At 1e-5 both are far closer to the exact solution than the tolerance's scale.
-    assert!(gpu_err[1] < 1e-2 && cpu_err[1] < 1e-2, "{gpu_err:?} {cpu_err:?}");
+    assert!(
+        gpu_err[1] < 1e-2 && cpu_err[1] < 1e-2,
+        "{gpu_err:?} {cpu_err:?}"
+    );
 }

@@ -5,8 +5,8 @@
 use super::error::CliError;
 use super::spec_flags::flag_error;
 use crate::gpu::shader::validate;
-use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::model::System;
+use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::ode::fixed::kernel::fixed_step_wgsl;
 use crate::ode::sde::kernel::{self as sde_kernel, Terms};
 use crate::ode::{Control, Precision, Solver, Tolerance};
@@ -285,7 +285,10 @@ fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), Cli
             .map_err(|e| flag_error(control_error(e)))?;
         sde_kernel::adaptive_wgsl(system, &terms, &control, args.workgroup_size, precision)
     } else {
-        for (flag, given) in [("--rtol", args.rtol.is_some()), ("--atol", args.atol.is_some())] {
+        for (flag, given) in [
+            ("--rtol", args.rtol.is_some()),
+            ("--atol", args.atol.is_some()),
+        ] {
             if given {
                 return Err(CliError::Input(format!(
                     "{flag} applies to milstein-adaptive; '{}' takes fixed steps",
@@ -293,7 +296,13 @@ fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), Cli
                 )));
             }
         }
-        sde_kernel::fixed_wgsl(system, &terms, method.fixed(), args.workgroup_size, precision)
+        sde_kernel::fixed_wgsl(
+            system,
+            &terms,
+            method.fixed(),
+            args.workgroup_size,
+            precision,
+        )
     }
     .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok((wgsl, precision == Precision::F64))

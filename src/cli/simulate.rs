@@ -9,12 +9,12 @@ use super::run_dir::{self, FreshRunGuard, ResumePoint};
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
+use crate::ode::FixedStepProblem;
+use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
 use crate::ode::{
     self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Status,
     Tally, Tolerance, run_on_devices,
 };
-use crate::ode::FixedStepProblem;
-use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
 use crate::schedule::PlanCaps;
 use crate::schedule::plan::interruptible_chunk;
 use crate::spec::{FieldError, RunSpec, U0Spec, build_problem};
@@ -909,7 +909,11 @@ fn print_summary(
         Problem::Sde(SdeProblem {
             steps:
                 SdeSteps::Adaptive {
-                    t0, t1, control, saveat, ..
+                    t0,
+                    t1,
+                    control,
+                    saveat,
+                    ..
                 },
             ..
         }) => {

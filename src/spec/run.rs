@@ -8,10 +8,10 @@ use super::ode_errors::{control_error, grid_error};
 use crate::io::read_matrix;
 use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
+use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::sde::{
     NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps, default_tree_depth,
 };
-use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
@@ -597,7 +597,10 @@ fn sde_problem(
         if spec.fixed_step == Some(true) && !method.is_adaptive() {
             return Err(FieldError::new(
                 "fixed_step",
-                format!("applies to milstein-adaptive; {} takes fixed steps already", method.name()),
+                format!(
+                    "applies to milstein-adaptive; {} takes fixed steps already",
+                    method.name()
+                ),
             )
             .into());
         }
@@ -630,10 +633,15 @@ fn sde_error(e: SdeCheckError) -> SpecError {
         SdeCheckError::Control(e) => control_error(e).into(),
         SdeCheckError::Sde(SdeError::Depth(d)) => FieldError::new(
             "brownian_depth",
-            format!("must be between 1 and {} (got {d})", crate::ode::sde::noise::MAX_TREE_DEPTH),
+            format!(
+                "must be between 1 and {} (got {d})",
+                crate::ode::sde::noise::MAX_TREE_DEPTH
+            ),
         )
         .into(),
-        SdeCheckError::Sde(e @ SdeError::Method(_)) => FieldError::new("solver", e.to_string()).into(),
+        SdeCheckError::Sde(e @ SdeError::Method(_)) => {
+            FieldError::new("solver", e.to_string()).into()
+        }
         SdeCheckError::Sde(e) => SpecError::Input(e.to_string()),
     }
 }

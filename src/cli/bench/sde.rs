@@ -96,10 +96,27 @@ fn em(bench: &Bench, n: usize) -> Result<Row, CliError> {
     let plan = SavePlan::new(*save, grid.n_steps).map_err(failed)?;
     let mut worst = 0.0f64;
     for j in sampled(n) {
-        let u0: Vec<f64> = problem.ensemble.states(j..j + 1).iter().map(|&x| x as f32 as f64).collect();
-        let p: Vec<f64> = problem.ensemble.param_slots(j..j + 1).iter().map(|&x| x as f32 as f64).collect();
+        let u0: Vec<f64> = problem
+            .ensemble
+            .states(j..j + 1)
+            .iter()
+            .map(|&x| x as f32 as f64)
+            .collect();
+        let p: Vec<f64> = problem
+            .ensemble
+            .param_slots(j..j + 1)
+            .iter()
+            .map(|&x| x as f32 as f64)
+            .collect();
         let (twin, _) = integrate_fixed(
-            &problem.system, &terms, problem.method, &problem.noise, j as u64, (&u0, &p), grid, &plan,
+            &problem.system,
+            &terms,
+            problem.method,
+            &problem.noise,
+            j as u64,
+            (&u0, &p),
+            grid,
+            &plan,
         );
         let d = (sol.final_state(j)[0] - twin[0]).abs() / twin[0].abs().max(1.0);
         if d.is_nan() || d > 1e-4 {
@@ -114,7 +131,9 @@ fn em(bench: &Bench, n: usize) -> Result<Row, CliError> {
     let r = mc.result();
     let (theta, mu, sigma, x0, h) = (1.0f64, 0.5, 0.3, 1.0, 1e-3);
     let em_mean = mu + (1.0 - theta * h).powi(1000) * (x0 - mu);
-    let em_var: f64 = (0..1000).map(|k| sigma * sigma * h * (1.0 - theta * h).powi(2 * k)).sum();
+    let em_var: f64 = (0..1000)
+        .map(|k| sigma * sigma * h * (1.0 - theta * h).powi(2 * k))
+        .sum();
     let (mean, var) = (r.mean[0], r.var[0]);
     let se_mean = (em_var / n as f64).sqrt();
     let se_var = (2.0 / (n as f64 - 1.0)).sqrt() * em_var;
@@ -139,7 +158,10 @@ fn em(bench: &Bench, n: usize) -> Result<Row, CliError> {
         n,
         stats.solve.as_secs_f64(),
         (stats.trajectory_steps as f64, "path-steps"),
-        format!("{} paths = twin ± {worst:.1e}; moments within 5 SE", sampled(n).len()),
+        format!(
+            "{} paths = twin ± {worst:.1e}; moments within 5 SE",
+            sampled(n).len()
+        ),
     );
     row.gpu_seconds = stats.gpu.map(|g| g.as_secs_f64());
     row.note = Some(format!(
@@ -222,8 +244,14 @@ fn adaptive(bench: &Bench, n: usize) -> Result<Vec<Row>, CliError> {
         let dt0 = initial_step(&problem);
         for j in sampled(n) {
             let out = integrate_adaptive(
-                &problem.system, &terms, &problem.noise, j as u64, (&[1.0], &[1.0, 0.5]), &tree,
-                &[1.0], (&control, dt0),
+                &problem.system,
+                &terms,
+                &problem.noise,
+                j as u64,
+                (&[1.0], &[1.0, 0.5]),
+                &tree,
+                &[1.0],
+                (&control, dt0),
             );
             let d = (sol.final_state(j)[0] - out.saves[0]).abs();
             if d.is_nan() || d > 50.0 * tol * out.saves[0].abs().max(1.0) {

@@ -238,7 +238,11 @@ pub fn run_into(
 
 /// Dispatch windows of the batch holding save slots `slots`: it integrates from the step
 /// of the slot before it (or from the start) to the step of its last slot.
-pub(crate) fn batch_windows(save_plan: &SavePlan, slots: &Range<usize>, max_len: u32) -> Vec<Range<u32>> {
+pub(crate) fn batch_windows(
+    save_plan: &SavePlan,
+    slots: &Range<usize>,
+    max_len: u32,
+) -> Vec<Range<u32>> {
     let begin = match slots.start {
         0 => 0,
         s => save_plan.step_of_slot(s - 1),

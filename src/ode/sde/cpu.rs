@@ -29,6 +29,9 @@ pub struct SdeStepper<'a> {
     mc: Vec<f64>,
 }
 
+// Loops over components index several parallel arrays (state, drift, diffusion, Milstein
+// terms) at once, component by component as the generated WGSL reads.
+#[allow(clippy::needless_range_loop)]
 impl<'a> SdeStepper<'a> {
     pub fn new(system: &'a System, terms: &'a Terms, method: SdeMethod) -> Self {
         let dim = system.dim();
@@ -99,7 +102,10 @@ impl<'a> SdeStepper<'a> {
                     self.eval_g(t, y, p, 2);
                 }
                 for i in 0..dim {
-                    let base = add(y[i] + h * self.f0[i], Self::noise_sum(terms, i, &self.g0, dw));
+                    let base = add(
+                        y[i] + h * self.f0[i],
+                        Self::noise_sum(terms, i, &self.g0, dw),
+                    );
                     y[i] = if milstein {
                         add(base, self.milstein_term(i, h, dw))
                     } else {
@@ -111,10 +117,14 @@ impl<'a> SdeStepper<'a> {
                 self.system.rhs_f64(t, y, p, &mut self.aux, &mut self.f0);
                 self.eval_g(t, y, p, 0);
                 for i in 0..dim {
-                    self.yb[i] = add(y[i] + h * self.f0[i], Self::noise_sum(terms, i, &self.g0, dw));
+                    self.yb[i] = add(
+                        y[i] + h * self.f0[i],
+                        Self::noise_sum(terms, i, &self.g0, dw),
+                    );
                 }
                 let yb = std::mem::take(&mut self.yb);
-                self.system.rhs_f64(t + h, &yb, p, &mut self.aux, &mut self.f1);
+                self.system
+                    .rhs_f64(t + h, &yb, p, &mut self.aux, &mut self.f1);
                 self.eval_g(t + h, &yb, p, 1);
                 self.yb = yb;
                 for i in 0..dim {
@@ -150,7 +160,8 @@ impl<'a> SdeStepper<'a> {
                     std::mem::take(&mut self.yp),
                     std::mem::take(&mut self.ym),
                 );
-                self.system.rhs_f64(t + h, &yb, p, &mut self.aux, &mut self.f1);
+                self.system
+                    .rhs_f64(t + h, &yb, p, &mut self.aux, &mut self.f1);
                 // g at the two supporting values Υ±, one after the other in g1.
                 self.eval_g(t + h, &yp, p, 1);
                 let gp = self.g1.clone();
@@ -175,6 +186,7 @@ impl<'a> SdeStepper<'a> {
 
     /// One attempt of milstein-adaptive: writes the new state into `y1` and returns the
     /// scaled RMS error estimate (as `sde_attempt`).
+    #[allow(clippy::too_many_arguments)]
     pub fn attempt(
         &mut self,
         t: f64,
@@ -203,7 +215,8 @@ impl<'a> SdeStepper<'a> {
             };
             y1[i] = base + self.mc[i];
         }
-        self.system.rhs_f64(t + h, y1, p, &mut self.aux, &mut self.f1);
+        self.system
+            .rhs_f64(t + h, y1, p, &mut self.aux, &mut self.f1);
         let (rtol, atol) = (control.rtol.values(dim), control.atol.values(dim));
         let mut acc = 0.0;
         for c in 0..dim {
@@ -325,7 +338,12 @@ pub fn integrate_adaptive(
         if !(err.is_finite() && err <= 1.0) {
             counts.rejected += 1;
             let fr = safety / err.sqrt();
-            h = hu * if err.is_finite() && fr >= shrink { fr } else { shrink };
+            h = hu
+                * if err.is_finite() && fr >= shrink {
+                    fr
+                } else {
+                    shrink
+                };
             if underflow(h, t) {
                 status = Status::StepUnderflow;
             }

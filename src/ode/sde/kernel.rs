@@ -6,11 +6,11 @@
 use super::method::{MethodError, SdeMethod};
 use super::noise::noise_wgsl;
 use crate::gpu::shader::{ShaderError, compose};
+use crate::model::System;
 use crate::model::derive::{Program, Wrt, jacobian, simplify};
 use crate::model::expr::{BinOp, Node};
 use crate::model::noise::{Calculus, NoiseKind};
 use crate::model::wgsl::{ProgramFn, emit_system_with, literal};
-use crate::model::System;
 use crate::ode::adaptive::problem::Control;
 use crate::ode::codegen::{accessors, real_lib};
 use crate::precision::Precision;
@@ -87,9 +87,9 @@ impl Terms {
                                 })
                                 .collect(),
                         };
-                        let sum = terms.into_iter().reduce(|a, b| {
-                            Node::Bin(BinOp::Add, Box::new(a), Box::new(b))
-                        });
+                        let sum = terms
+                            .into_iter()
+                            .reduce(|a, b| Node::Bin(BinOp::Add, Box::new(a), Box::new(b)));
                         simplify(sum.unwrap_or(Node::Const(0.0)))
                     })
                     .collect();
@@ -183,10 +183,7 @@ impl Terms {
 }
 
 fn state_of(dim: usize, f: impl Fn(usize) -> String) -> String {
-    format!(
-        "State({})",
-        (0..dim).map(f).collect::<Vec<_>>().join(", ")
-    )
+    format!("State({})", (0..dim).map(f).collect::<Vec<_>>().join(", "))
 }
 
 /// `fn sde_step(t, h, sqrt_h, y, p, dw) -> State` of a fixed-step method.
@@ -326,10 +323,7 @@ pub fn attempt_fn(terms: &Terms, control: &Control) -> String {
             scale(control, dim, c)
         );
     }
-    let _ = writeln!(
-        s,
-        "    return Trial(y1, sqrt(acc / real({dim}.0)));\n}}\n"
-    );
+    let _ = writeln!(s, "    return Trial(y1, sqrt(acc / real({dim}.0)));\n}}\n");
     s
 }
 

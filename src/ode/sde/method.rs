@@ -35,9 +35,7 @@ pub enum MethodError {
          platen, milstein-adaptive) need `noise = \"\"\"...\"\"\"` in the system file"
     )]
     NoNoise { system: String },
-    #[error(
-        "{system} is a stochastic system (it has a noise block); choose an SDE solver: {hint}"
-    )]
+    #[error("{system} is a stochastic system (it has a noise block); choose an SDE solver: {hint}")]
     OdeSolverOnSde { system: String, hint: &'static str },
     #[error("{method} integrates {wants} SDEs, but {system} is written in the {got} sense; {hint}")]
     Calculus {

@@ -12,5 +12,8 @@ pub mod run;
 
 pub use method::{MethodError, SdeMethod};
 pub use noise::NoiseKey;
-pub use problem::{DEFAULT_TREE_DEPTH, DEFAULT_TREE_DEPTH_F32, SdeCheckError, SdeError, SdeProblem, Steps, default_tree_depth};
+pub use problem::{
+    DEFAULT_TREE_DEPTH, DEFAULT_TREE_DEPTH_F32, SdeCheckError, SdeError, SdeProblem, Steps,
+    default_tree_depth,
+};
 pub use run::{plan_sde, run_sde_into, simulate_sde};

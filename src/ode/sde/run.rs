@@ -169,7 +169,13 @@ impl Family for SdeFixed<'_> {
     }
     fn wgsl(&self, workgroup_size: u32) -> Result<String, ShaderError> {
         let p = self.0.problem;
-        fixed_wgsl(&p.system, &self.0.terms, p.method.fixed(), workgroup_size, p.precision)
+        fixed_wgsl(
+            &p.system,
+            &self.0.terms,
+            p.method.fixed(),
+            workgroup_size,
+            p.precision,
+        )
     }
     fn pack(&self, w: &FixedWindow) -> Vec<u8> {
         fixed_uniform(self.0.problem.precision, w)
@@ -384,7 +390,13 @@ impl Family for SdeAdaptive<'_> {
         let Steps::Adaptive { control, .. } = &p.steps else {
             unreachable!("SdeAdaptive runs adaptive steps")
         };
-        adaptive_wgsl(&p.system, &self.0.terms, control, workgroup_size, p.precision)
+        adaptive_wgsl(
+            &p.system,
+            &self.0.terms,
+            control,
+            workgroup_size,
+            p.precision,
+        )
     }
     fn pack(&self, w: &AdaptiveWindow) -> Vec<u8> {
         adaptive_uniform(self.0.problem.precision, w)
@@ -402,7 +414,12 @@ impl Family for SdeAdaptive<'_> {
     }
     fn bindings(&self) -> Vec<Binding> {
         let storage = |read_only| Binding::Storage { read_only };
-        vec![storage(false), storage(false), storage(true), storage(false)]
+        vec![
+            storage(false),
+            storage(false),
+            storage(true),
+            storage(false),
+        ]
     }
     fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> AdaptiveBuffers {
         use wgpu::BufferUsages as U;
