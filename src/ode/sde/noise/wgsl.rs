@@ -14,7 +14,7 @@
 //! the f64 library (`m64_log`, `m64_cos`, `m64_sin`, ≤ 2 ulp), so it matches the twin to a
 //! few ulps per operation.
 
-use super::{MAX_TREE_DEPTH, NoiseError, TAG_STEPS, TAG_TREE, check_processes};
+use super::scheme::{MAX_TREE_DEPTH, NoiseError, TAG_STEPS, TAG_TREE, check_processes};
 use crate::precision::Precision;
 use std::fmt::Write;
 
