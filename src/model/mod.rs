@@ -9,9 +9,11 @@ pub mod function;
 pub mod lexer;
 pub mod noise;
 pub mod parser;
+mod resolve;
 pub mod signal;
 pub mod system;
 pub mod system_file;
+pub mod var;
 pub mod wgsl;
 
 pub use catalog::{builtin, builtin_names};

@@ -10,8 +10,9 @@
 use super::diagnostic::{Diagnostic, Source, did_you_mean};
 use super::expr::Node;
 use super::parser::{Statement, Target, parse_statements};
+use super::resolve::Resolver;
 use super::signal::Input;
-use super::system::{AuxDef, Resolver, Var};
+use super::var::{AuxDef, Var};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! inlined), so a long chain of them never becomes one deep expression; every walk here is
 //! either iterative or as deep as one let's or output's own tree.
 
-use super::Program;
+use super::types::Program;
 use crate::model::expr::{BinOp, Func, Node};
 use crate::model::signal::Signal;
 use std::collections::HashMap;

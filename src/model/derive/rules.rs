@@ -2,7 +2,7 @@
 //! every result built by the simplifying constructors (so zeros vanish as they appear).
 
 use super::simplify::{add, c, call, call1, div, is_zero, mul, neg, powi, sub};
-use super::{DeriveError, Wrt};
+use super::types::{DeriveError, Wrt, wrt_name};
 use crate::model::expr::{BinOp, Func, Node};
 use crate::model::system::System;
 use std::f64::consts::{LN_2, LN_10};
@@ -145,7 +145,7 @@ impl Deriver<'_> {
             Wrt::Time => DeriveError::TimeThroughInput { input },
             w => DeriveError::InputArgument {
                 input,
-                wrt: super::wrt_name(self.system, w),
+                wrt: wrt_name(self.system, w),
             },
         }
     }
