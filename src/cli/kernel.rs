@@ -8,6 +8,7 @@ use crate::gpu::shader::validate;
 use crate::model::System;
 use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::ode::fixed::kernel::fixed_step_wgsl;
+use crate::ode::sde::SdeMethod;
 use crate::ode::sde::kernel::{self as sde_kernel, Terms};
 use crate::ode::{Control, Precision, Solver, Tolerance};
 use crate::spec::{control_error, load_system};
@@ -250,7 +251,11 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
 /// The SDE kernel of a stochastic system: fixed-step for em, milstein, euler-heun and
 /// platen (and milstein-adaptive with --fixed-step), adaptive for milstein-adaptive.
 fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), CliError> {
-    let solver = args.solver.unwrap_or(Solver::Em);
+    let default = SdeMethod::default_for(system.noise.as_ref());
+    let solver = args.solver.unwrap_or(match default {
+        SdeMethod::EulerHeun => Solver::EulerHeun,
+        _ => Solver::Em,
+    });
     let precision = args.precision.unwrap_or_default();
     let Some(method) = solver.sde_method() else {
         return Err(CliError::Input(format!(

@@ -105,11 +105,13 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "T0:DT:T1", allow_hyphen_values = true)]
     saveat: Option<String>,
 
-    /// Adaptive solvers: relative tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
+    /// Adaptive solvers: relative tolerance, for all states or one (STATE=VALUE) [default: 1e-6;
+    /// milstein-adaptive 1e-3]
     #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance, allow_hyphen_values = true)]
     rtol: Vec<(String, f64)>,
 
-    /// Adaptive solvers: absolute tolerance, for all states or one (STATE=VALUE) [default: 1e-6]
+    /// Adaptive solvers: absolute tolerance, for all states or one (STATE=VALUE) [default: 1e-6;
+    /// milstein-adaptive 1e-3]
     #[arg(long, value_name = "[STATE=]VALUE", value_parser = parse_tolerance, allow_hyphen_values = true)]
     atol: Vec<(String, f64)>,
 
@@ -177,7 +179,7 @@ pub struct SimulateArgs {
     u0_perturb: Vec<(String, Vec<f64>)>,
 
     /// Seed of the random initial states and of SDE noise (trajectory i's Wiener path
-    /// depends only on the seed and i)
+    /// depends only on the seed and i) [default: 0, so a run repeats exactly]
     #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
 
@@ -185,8 +187,9 @@ pub struct SimulateArgs {
     #[arg(long)]
     antithetic: bool,
 
-    /// milstein-adaptive: levels of the virtual Brownian tree, 1 to 24 [default: 16 in f32,
-    /// 20 in f64]
+    /// milstein-adaptive: levels of the virtual Brownian tree, 1 to 24: W is exact at 2^L
+    /// points of the span and linear between them, so few levels make a coarser path
+    /// [default: 16 in f32, 20 in f64]
     #[arg(long, value_name = "LEVELS", allow_negative_numbers = true)]
     brownian_depth: Option<u32>,
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 /// How the Wiener processes drive the states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NoiseKind {
     /// One independent Wiener process per state.
     Diagonal,
@@ -47,6 +48,7 @@ impl NoiseKind {
 
 /// How the stochastic integral is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Calculus {
     #[default]
     Ito,

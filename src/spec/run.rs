@@ -10,7 +10,7 @@ use crate::model::diagnostic::did_you_mean;
 use crate::model::{System, builtin, builtin_names, load_system_file};
 use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::sde::{
-    NoiseKey, SdeCheckError, SdeError, SdeProblem, Steps as SdeSteps, default_tree_depth,
+    NoiseKey, SdeCheckError, SdeError, SdeMethod, SdeProblem, Steps as SdeSteps, default_tree_depth,
 };
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
@@ -557,7 +557,13 @@ fn sde_problem(
     ensemble: Ensemble,
 ) -> Result<SdeProblem, SpecError> {
     let sname = system.name().to_string();
-    let solver = spec.solver.unwrap_or(Solver::Em);
+    let default = SdeMethod::default_for(system.noise.as_ref());
+    let solver = spec.solver.unwrap_or_else(|| {
+        Solver::SDE
+            .into_iter()
+            .find(|s| s.sde_method() == Some(default))
+            .unwrap_or(Solver::Em)
+    });
     let Some(method) = solver.sde_method() else {
         return Err(FieldError::new(
             "solver",
@@ -578,7 +584,15 @@ fn sde_problem(
         if spec.brownian_depth == Some(0) {
             return Err(FieldError::new("brownian_depth", "must be at least 1").into());
         }
-        let (control, saveat) = adaptive_control(spec, &system)?;
+        let (mut control, saveat) = adaptive_control(spec, &system)?;
+        // A strong order 1 method takes about 1/tol steps: the ODE pairs' 1e-6 would mean
+        // 10^6 attempts a path. Given tolerances are kept.
+        if spec.rtol.is_none() {
+            control.rtol = Tolerance::All(SDE_DEFAULT_TOLERANCE);
+        }
+        if spec.atol.is_none() {
+            control.atol = Tolerance::All(SDE_DEFAULT_TOLERANCE);
+        }
         SdeProblem {
             system,
             method,
@@ -623,8 +637,15 @@ fn sde_problem(
         }
     };
     problem.check().map_err(sde_error)?;
+    // What the method needs of the noise beyond its kind (commutative diagonal noise, a
+    // differentiable diffusion) shows when its symbolic terms are built.
+    crate::ode::sde::kernel::Terms::new(&problem.system, problem.method)
+        .map_err(|e| FieldError::new("solver", e.to_string()))?;
     Ok(problem)
 }
+
+/// milstein-adaptive's rtol and atol when none are given.
+pub const SDE_DEFAULT_TOLERANCE: f64 = 1e-3;
 
 /// An SDE problem's refusal, naming the key at fault.
 fn sde_error(e: SdeCheckError) -> SpecError {
@@ -952,6 +973,85 @@ mod tests {
 
     fn spec(toml_text: &str) -> RunSpec {
         toml::from_str(toml_text).unwrap()
+    }
+
+    /// Stochastic systems route to the SDE family: the default method follows the
+    /// calculus, milstein-adaptive's tolerances default to 1e-3, and every mismatch between
+    /// solver and system is refused naming the solver.
+    #[test]
+    fn sde_specs_build_sde_problems_or_say_why_not() {
+        use crate::model::noise::{Calculus, NoiseKind};
+        let p = build_problem(&spec(
+            "system = 'ornstein_uhlenbeck'\nn = 4\nseed = 9\nantithetic = true",
+        ))
+        .unwrap();
+        let Problem::Sde(p) = p else {
+            panic!("OU is an SDE")
+        };
+        assert_eq!(p.method, SdeMethod::EulerMaruyama);
+        assert_eq!(
+            p.noise,
+            NoiseKey {
+                seed: 9,
+                antithetic: true
+            }
+        );
+        let strat = |eqs: &str| {
+            System::from_equations_with_noise(
+                "s",
+                &[("x", 1.0), ("y", 1.0)],
+                &[("s", 0.5)],
+                "dx = -x\ndy = -y",
+                eqs,
+                NoiseKind::Diagonal,
+                Calculus::Stratonovich,
+            )
+            .unwrap()
+        };
+        let base = spec("n = 2\ntspan = [0, 1]\ndt = 0.01");
+        let Problem::Sde(p) = problem_for_system(strat("dx = s*x"), &base).unwrap() else {
+            panic!("an SDE")
+        };
+        assert_eq!(p.method, SdeMethod::EulerHeun);
+        let adaptive = spec("system = 'gbm'\nn = 2\nsolver = 'milstein-adaptive'");
+        let Problem::Sde(p) = build_problem(&adaptive).unwrap() else {
+            panic!("an SDE")
+        };
+        let SdeSteps::Adaptive { control, depth, .. } = &p.steps else {
+            panic!("adaptive")
+        };
+        assert_eq!(control.rtol, Tolerance::All(SDE_DEFAULT_TOLERANCE));
+        assert_eq!(*depth, 16);
+
+        let err = |s: &RunSpec| build_problem(s).unwrap_err().to_string();
+        assert!(
+            err(&spec("system = 'gbm'\nn = 2\nsolver = 'rk4'"))
+                .starts_with("solver rk4 is an ODE solver, but gbm is stochastic")
+        );
+        assert!(
+            err(&spec("system = 'lorenz'\nn = 2\nsolver = 'em'"))
+                .starts_with("solver em integrates SDEs, but lorenz has no noise block")
+        );
+        assert!(
+            err(&spec("system = 'lorenz'\nn = 2\nantithetic = true"))
+                .starts_with("antithetic applies to stochastic systems")
+        );
+        assert!(err(&spec("system = 'heston'\nn = 2\nsolver = 'milstein'")).contains("use em"));
+        assert!(
+            err(&spec(
+                "system = 'gbm'\nn = 2\nsolver = 'milstein-adaptive'\nbrownian_depth = 25"
+            ))
+            .starts_with("brownian_depth must be between 1 and 24")
+        );
+        let crossed = problem_for_system(
+            strat("dx = s*y"),
+            &spec("n = 2\ntspan = [0, 1]\ndt = 0.01\nsolver = 'milstein'"),
+        );
+        let e = crossed.unwrap_err().to_string();
+        assert!(
+            e.contains("g of 'x' depends on 'y'") && e.contains("use euler-heun"),
+            "{e}"
+        );
     }
 
     #[test]

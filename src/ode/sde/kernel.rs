@@ -46,8 +46,10 @@ impl Terms {
         let m = noise.n_wiener(dim);
         let g = Program::of(system, &noise.g);
         let g_zero: Vec<bool> = noise.g.iter().map(is_zero).collect();
-        let derive_error = |e: &dyn std::fmt::Display| {
-            MethodError::Derivative(e.to_string(), system.name().to_string())
+        let derive_error = |e: &dyn std::fmt::Display| MethodError::Derivative {
+            method: method.name(),
+            system: system.name().to_string(),
+            why: e.to_string(),
         };
         let needs_jacobian = method.needs_gdg() || method == SdeMethod::Platen;
         let jac = if needs_jacobian {
@@ -56,15 +58,18 @@ impl Terms {
         } else {
             None
         };
-        if method == SdeMethod::Platen
-            && noise.kind == NoiseKind::Diagonal
+        // Diagonal noise whose g_i depends on another state is not commutative: Milstein's
+        // and Platen's cross terms would need Lévy areas, which are not simulated.
+        if noise.kind == NoiseKind::Diagonal
             && let Some(j) = &jac
             && let Some(&(r, c)) = j.entries.iter().find(|(r, c)| r != c)
         {
             return Err(MethodError::NotSeparable {
+                method: method.name(),
                 system: system.name().to_string(),
                 row: system.states[r].name.clone(),
                 col: system.states[c].name.clone(),
+                hint: SdeMethod::fallback(noise.calculus),
             });
         }
         let (gdg, gdg_zero) = match (&jac, method.needs_gdg()) {

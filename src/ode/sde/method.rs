@@ -31,10 +31,13 @@ pub enum SdeMethod {
 #[derive(Debug, Error, PartialEq)]
 pub enum MethodError {
     #[error(
-        "{system} has no noise block, so it is an ODE; SDE solvers (em, milstein, euler-heun, \
-         platen, milstein-adaptive) need `noise = \"\"\"...\"\"\"` in the system file"
+        "{method} integrates SDEs, but {system} has no noise block, so it is an ODE; choose an \
+         ODE solver, or give the system a `noise = \"\"\"...\"\"\"` block"
     )]
-    NoNoise { system: String },
+    NoNoise {
+        method: &'static str,
+        system: String,
+    },
     #[error("{system} is a stochastic system (it has a noise block); choose an SDE solver: {hint}")]
     OdeSolverOnSde { system: String, hint: &'static str },
     #[error("{method} integrates {wants} SDEs, but {system} is written in the {got} sense; {hint}")]
@@ -54,16 +57,23 @@ pub enum MethodError {
         hint: &'static str,
     },
     #[error(
-        "platen needs each diffusion g_i to depend on no state but x_i (or scalar noise); in \
-         {system}, g of '{row}' depends on '{col}'; use em or milstein"
+        "{method} needs each diagonal diffusion g_i to depend on no state but x_i (or scalar \
+         noise): in {system}, g of '{row}' depends on '{col}', whose cross terms need Lévy \
+         areas; use {hint}"
     )]
     NotSeparable {
+        method: &'static str,
         system: String,
         row: String,
         col: String,
+        hint: &'static str,
     },
-    #[error("the diffusion of {system} cannot be differentiated: {0}", system = .1)]
-    Derivative(String, String),
+    #[error("{method} needs ∂g/∂x, but the diffusion of {system} cannot be differentiated: {why}")]
+    Derivative {
+        method: &'static str,
+        system: String,
+        why: String,
+    },
 }
 
 impl SdeMethod {
@@ -112,13 +122,30 @@ impl SdeMethod {
         matches!(self, SdeMethod::Milstein | SdeMethod::MilsteinAdaptive)
     }
 
+    /// The method for a system's noise when none is named: euler-heun for Stratonovich
+    /// systems, em otherwise.
+    pub fn default_for(noise: Option<&Noise>) -> SdeMethod {
+        match noise.map(|n| n.calculus) {
+            Some(Calculus::Stratonovich) => SdeMethod::EulerHeun,
+            _ => SdeMethod::EulerMaruyama,
+        }
+    }
+
+    /// The fallback a refusal suggests for a system's calculus.
+    pub fn fallback(calculus: Calculus) -> &'static str {
+        match calculus {
+            Calculus::Ito => "em",
+            Calculus::Stratonovich => "euler-heun",
+        }
+    }
+
     /// Refuses a system the method cannot integrate, with what to use instead.
     pub fn check(self, system: &System) -> Result<&Noise, MethodError> {
         let name = || system.name().to_string();
-        let noise = system
-            .noise
-            .as_ref()
-            .ok_or_else(|| MethodError::NoNoise { system: name() })?;
+        let noise = system.noise.as_ref().ok_or_else(|| MethodError::NoNoise {
+            method: self.name(),
+            system: name(),
+        })?;
         let calculus = |c: Calculus| match c {
             Calculus::Ito => "Itô",
             Calculus::Stratonovich => "Stratonovich",
@@ -156,7 +183,10 @@ impl SdeMethod {
                 system: name(),
                 needs: "diagonal or scalar",
                 got: kind,
-                hint: "its Lévy areas are not simulated; use em (Itô) or euler-heun (Stratonovich)",
+                hint: match noise.calculus {
+                    Calculus::Ito => "its Lévy areas are not simulated; use em",
+                    Calculus::Stratonovich => "its Lévy areas are not simulated; use euler-heun",
+                },
             });
         }
         if general && self == SdeMethod::Platen {
