@@ -11,7 +11,7 @@ use crate::gpu::shader::ShaderError;
 use crate::model::System;
 use crate::ode::device::{Binding, Precision, UniformBytes, buffer};
 use crate::ode::ensemble::Ensemble;
-use crate::ode::error::{SimError, host_output_fits};
+use crate::ode::error::SimError;
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
@@ -207,12 +207,6 @@ impl Family for FixedStep<'_> {
 pub fn check(problem: &FixedStepProblem) -> Result<SavePlan, SimError> {
     problem.ensemble.validate(&problem.system)?;
     let save_plan = SavePlan::new(problem.save, problem.grid.n_steps)?;
-    host_output_fits(
-        save_plan.n_slots(),
-        problem.ensemble.n,
-        problem.system.dim(),
-        problem.precision,
-    )?;
     Ok(save_plan)
 }
 

@@ -15,7 +15,7 @@ use super::device::{
     pipeline_layout,
 };
 use super::ensemble::Ensemble;
-use super::error::SimError;
+use super::error::{SimError, host_output_fits};
 use super::options::{RunOptions, Tick};
 use super::sink::{Sink, gather};
 use super::solution::{RunStats, Solution, Status, StepCounts};
@@ -164,6 +164,13 @@ pub fn simulate<F: Family>(
     options: &RunOptions,
 ) -> Result<Solution, SimError> {
     let system = family.system();
+    // Only an in-memory run holds every save; sinks that stream or reduce do not.
+    host_output_fits(
+        family.n_slots(),
+        family.ensemble().n,
+        system.dim(),
+        family.precision(),
+    )?;
     gather(
         system,
         family.ensemble().n,
