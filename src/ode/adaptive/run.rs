@@ -16,7 +16,7 @@ use crate::ode::error::SimError;
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
-use crate::ode::solution::{RunStats, Solution, Status, StepCounts};
+use crate::ode::solution::{RunStats, Solution, StepCounts};
 use crate::schedule::plan::{DeviceLimits, Plan};
 use std::ops::Range;
 
@@ -215,20 +215,7 @@ impl Family for Adaptive<'_> {
         COUNT_ROWS * stride as u64 * 4
     }
     fn decode(&self, stride: usize, len: usize, bytes: &[u8]) -> Outcome {
-        let words: &[u32] = bytemuck::cast_slice(bytes);
-        let row = |r: usize, j: usize| words[r * stride + j];
-        Outcome {
-            status: (0..len).map(|j| Status::from_code(row(0, j))).collect(),
-            steps: Some(
-                (0..len)
-                    .map(|j| StepCounts {
-                        accepted: row(1, j),
-                        rejected: row(2, j),
-                        rhs_evals: row(3, j),
-                    })
-                    .collect(),
-            ),
-        }
+        Outcome::from_count_rows(stride, len, bytes)
     }
     fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
         Some(&b.unfinished)

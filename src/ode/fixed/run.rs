@@ -15,7 +15,7 @@ use crate::ode::error::SimError;
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
-use crate::ode::solution::{RunStats, Solution, Status};
+use crate::ode::solution::{RunStats, Solution};
 use crate::schedule::plan::{Plan, windows};
 use std::ops::Range;
 
@@ -156,11 +156,7 @@ impl Family for FixedStep<'_> {
         len as u64 * 4
     }
     fn decode(&self, _stride: usize, len: usize, bytes: &[u8]) -> Outcome {
-        let codes: &[u32] = bytemuck::cast_slice(&bytes[..len * 4]);
-        Outcome {
-            status: codes.iter().map(|&c| Status::from_code(c)).collect(),
-            steps: None,
-        }
+        Outcome::from_status_codes(len, bytes)
     }
 
     fn windows(

@@ -124,6 +124,36 @@ pub struct Outcome {
     pub steps: Option<Vec<StepCounts>>,
 }
 
+impl Outcome {
+    /// Statuses only: one u32 code per trajectory (the fixed-step kernels' `status`).
+    pub fn from_status_codes(len: usize, bytes: &[u8]) -> Outcome {
+        let codes: &[u32] = bytemuck::cast_slice(&bytes[..len * 4]);
+        Outcome {
+            status: codes.iter().map(|&c| Status::from_code(c)).collect(),
+            steps: None,
+        }
+    }
+
+    /// Statuses and step counts from u32 rows `stride` long: status, accepted, rejected,
+    /// right-hand-side evaluations (the adaptive kernels' `counts`).
+    pub fn from_count_rows(stride: usize, len: usize, bytes: &[u8]) -> Outcome {
+        let words: &[u32] = bytemuck::cast_slice(bytes);
+        let row = |r: usize, j: usize| words[r * stride + j];
+        Outcome {
+            status: (0..len).map(|j| Status::from_code(row(0, j))).collect(),
+            steps: Some(
+                (0..len)
+                    .map(|j| StepCounts {
+                        accepted: row(1, j),
+                        rejected: row(2, j),
+                        rhs_evals: row(3, j),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// Progress units (trajectory-steps) per submission at most, for `Windows::Planned`
 /// (about a third of a second on a CPU adapter, milliseconds on a GPU), so that a
 /// cancelled run stops soon, concurrent runs take turns often and progress moves within a

@@ -17,7 +17,7 @@ use crate::ode::fixed::run::{MAX_WINDOW_STEPS, batch_windows};
 use crate::ode::options::RunOptions;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
-use crate::ode::solution::{RunStats, Solution, Status, StepCounts};
+use crate::ode::solution::{RunStats, Solution, StepCounts};
 use crate::schedule::plan::{DeviceLimits, Plan};
 use std::ops::Range;
 
@@ -205,11 +205,7 @@ impl Family for SdeFixed<'_> {
         len as u64 * 4
     }
     fn decode(&self, _stride: usize, len: usize, bytes: &[u8]) -> Outcome {
-        let codes: &[u32] = bytemuck::cast_slice(&bytes[..len * 4]);
-        Outcome {
-            status: codes.iter().map(|&c| Status::from_code(c)).collect(),
-            steps: None,
-        }
+        Outcome::from_status_codes(len, bytes)
     }
     fn windows(
         &self,
@@ -453,20 +449,7 @@ impl Family for SdeAdaptive<'_> {
         COUNT_ROWS * stride as u64 * 4
     }
     fn decode(&self, stride: usize, len: usize, bytes: &[u8]) -> Outcome {
-        let words: &[u32] = bytemuck::cast_slice(bytes);
-        let row = |r: usize, j: usize| words[r * stride + j];
-        Outcome {
-            status: (0..len).map(|j| Status::from_code(row(0, j))).collect(),
-            steps: Some(
-                (0..len)
-                    .map(|j| StepCounts {
-                        accepted: row(1, j),
-                        rejected: row(2, j),
-                        rhs_evals: row(3, j),
-                    })
-                    .collect(),
-            ),
-        }
+        Outcome::from_count_rows(stride, len, bytes)
     }
     fn unfinished<'b>(&self, b: &'b AdaptiveBuffers) -> Option<&'b wgpu::Buffer> {
         Some(&b.unfinished)
