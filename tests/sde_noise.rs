@@ -328,7 +328,7 @@ fn noise_kernels_validate_for_small_counts() {
 /// sides of every branch under a mask, the one-step form pays a Philox call per cached
 /// block per step whether it hits or not; the four-step form pays m per four steps.
 #[test]
-#[ignore]
+#[ignore = "a throughput measurement for tuning the noise kernels, not a check"]
 fn step_increments_throughput() {
     let ctx = gpu();
     for (m, quad) in [1usize, 2, 4]
