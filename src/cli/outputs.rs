@@ -257,6 +257,7 @@ impl Outputs {
                                 accepted: w[0],
                                 rejected: w[1],
                                 rhs_evals: w[2],
+                                ..StepCounts::default()
                             })
                             .collect::<Vec<_>>(),
                     )

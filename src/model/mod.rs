@@ -6,6 +6,7 @@ pub mod derive;
 pub mod diagnostic;
 pub mod expr;
 pub mod function;
+pub mod jacobian;
 pub mod lexer;
 pub mod noise;
 pub mod parser;

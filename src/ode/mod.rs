@@ -22,6 +22,7 @@ pub mod sde;
 pub mod sink;
 pub mod solution;
 pub mod solver;
+pub mod stiff;
 pub mod stream;
 pub mod twin;
 

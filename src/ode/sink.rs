@@ -124,7 +124,7 @@ impl Sink for MemorySink {
 /// Counts statuses and step totals only: what a summary needs, in constant memory.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    pub status: [usize; 5],
+    pub status: [usize; 6],
     pub accepted: u64,
     pub rejected: u64,
     pub rhs_evals: u64,

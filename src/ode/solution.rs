@@ -21,6 +21,8 @@ pub enum Status {
     StepUnderflow = 3,
     /// The state became NaN or infinite; saves from then on are NaN.
     NonFinite = 4,
+    /// W = I/(hγ) − J had a zero pivot (stiff solvers).
+    Singular = 5,
 }
 
 /// `{"success": 998, "max_steps": 2}`: status counts by their snake_case names.
@@ -36,12 +38,13 @@ pub fn status_counts_json(counts: Vec<(Status, usize)>) -> serde_json::Value {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Running,
         Status::Success,
         Status::MaxSteps,
         Status::StepUnderflow,
         Status::NonFinite,
+        Status::Singular,
     ];
 
     pub fn from_code(code: u32) -> Status {
@@ -52,7 +55,7 @@ impl Status {
     }
 
     /// (status, count) for counts indexed by code, zero counts left out.
-    pub fn nonzero(counts: [usize; 5]) -> Vec<(Status, usize)> {
+    pub fn nonzero(counts: [usize; 6]) -> Vec<(Status, usize)> {
         Status::ALL
             .into_iter()
             .zip(counts)
@@ -67,6 +70,7 @@ impl Status {
             Status::MaxSteps => "hit max steps",
             Status::StepUnderflow => "had step size underflow",
             Status::NonFinite => "became non-finite",
+            Status::Singular => "met a singular iteration matrix",
         }
     }
 }
@@ -161,6 +165,10 @@ pub struct StepCounts {
     pub rejected: u32,
     /// Right-hand-side evaluations, the initial-step heuristic's and dense output's included.
     pub rhs_evals: u32,
+    /// Jacobian evaluations, each with one factorisation of W (stiff solvers; else 0).
+    pub jacobians: u32,
+    /// Switches between the explicit and the stiff method (`auto`; else 0).
+    pub switches: u32,
 }
 
 impl StepCounts {
@@ -201,7 +209,7 @@ impl Solution {
 
     /// How many trajectories ended with each status, in code order, zero counts left out.
     pub fn status_counts(&self) -> Vec<(Status, usize)> {
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for s in &self.status {
             counts[*s as usize] += 1;
         }

@@ -255,34 +255,51 @@ impl AdaptiveProblem {
     /// Checks everything but the ensemble; returns the save times.
     pub fn check(&self) -> Result<Vec<f64>, ControlError> {
         self.pair()?;
-        let (t0, t1) = (self.t0, self.t1);
-        if !t0.is_finite() || !t1.is_finite() {
-            return Err(ControlError::NonFiniteSpan { t0, t1 });
-        }
-        if t1 <= t0 {
-            return Err(ControlError::EmptySpan { t0, t1 });
-        }
-        self.control.validate(self.system.dim())?;
-        let times = self.saveat.times(t1);
-        for (index, &time) in times.iter().enumerate() {
-            if !(time >= t0 && time <= t1) {
-                return Err(ControlError::SaveOutsideSpan { time, t0, t1 });
-            }
-            if index > 0 && time <= times[index - 1] {
-                return Err(ControlError::SavesNotIncreasing {
-                    index,
-                    time,
-                    previous: times[index - 1],
-                });
-            }
-        }
-        Ok(times)
+        check_span(
+            self.t0,
+            self.t1,
+            &self.saveat,
+            &self.control,
+            self.system.dim(),
+        )
     }
 
     /// The largest step: dt_max, or the whole span.
     pub fn dt_max(&self) -> f64 {
         self.control.dt_max.unwrap_or(self.t1 - self.t0)
     }
+}
+
+/// Checks a span, its save times and a control (every controlled family's problem);
+/// returns the save times.
+pub fn check_span(
+    t0: f64,
+    t1: f64,
+    saveat: &SaveAt,
+    control: &Control,
+    dim: usize,
+) -> Result<Vec<f64>, ControlError> {
+    if !t0.is_finite() || !t1.is_finite() {
+        return Err(ControlError::NonFiniteSpan { t0, t1 });
+    }
+    if t1 <= t0 {
+        return Err(ControlError::EmptySpan { t0, t1 });
+    }
+    control.validate(dim)?;
+    let times = saveat.times(t1);
+    for (index, &time) in times.iter().enumerate() {
+        if !(time >= t0 && time <= t1) {
+            return Err(ControlError::SaveOutsideSpan { time, t0, t1 });
+        }
+        if index > 0 && time <= times[index - 1] {
+            return Err(ControlError::SavesNotIncreasing {
+                index,
+                time,
+                previous: times[index - 1],
+            });
+        }
+    }
+    Ok(times)
 }
 
 #[cfg(test)]

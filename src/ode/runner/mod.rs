@@ -147,6 +147,7 @@ impl Outcome {
                         accepted: row(1, j),
                         rejected: row(2, j),
                         rhs_evals: row(3, j),
+                        ..StepCounts::default()
                     })
                     .collect(),
             ),

@@ -1,0 +1,15 @@
+//! Stiff systems: linearly implicit Rosenbrock–Wanner methods with embedded error
+//! estimates and dense output, and automatic switching between an explicit pair (Tsit5)
+//! and a Rosenbrock method per trajectory. `method` names the methods, `tableau` holds
+//! their coefficients (shared by the kernel generator and the twin), `lu` is the
+//! factorisation of W = I/(hγ) − J with partial pivoting over the Jacobian's sparsity,
+//! `problem` says what is integrated, `kernel` generates `shaders/ode/stiff/`, `cpu` is the
+//! f64 twin and `run` plugs the family into `ode::runner`.
+
+pub mod method;
+pub mod problem;
+pub mod tableau;
+
+pub use method::{MAX_STIFF_DIM, StiffMethod};
+pub use problem::{StiffError, StiffProblem};
+pub use tableau::Rosenbrock;
