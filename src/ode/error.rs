@@ -5,6 +5,7 @@ use super::adaptive::problem::ControlError;
 use super::ensemble::EnsembleError;
 use super::fixed::problem::ProblemError;
 use super::sde::problem::SdeCheckError;
+use super::stiff::problem::StiffError;
 use crate::gpu::GpuError;
 use crate::precision::Precision;
 use crate::schedule::plan::PlanError;
@@ -24,6 +25,8 @@ pub enum SimError {
     Control(#[from] ControlError),
     #[error(transparent)]
     Sde(#[from] SdeCheckError),
+    #[error(transparent)]
+    Stiff(#[from] StiffError),
     #[error(
         "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
     )]
