@@ -108,8 +108,18 @@ impl Outputs {
             None
         };
         let status = stream(&mut dir, "status.npy", Dtype::U8, &[n64])?;
+        let stats_columns = if problem.is_stiff() {
+            StepCounts::STIFF_COLUMNS
+        } else {
+            StepCounts::COLUMNS
+        };
         let stats = if problem.is_adaptive() {
-            Some(stream(&mut dir, "stats.npy", Dtype::U32, &[n64, 3])?)
+            Some(stream(
+                &mut dir,
+                "stats.npy",
+                Dtype::U32,
+                &[n64, stats_columns as u64],
+            )?)
         } else {
             None
         };
@@ -155,7 +165,7 @@ impl Outputs {
         };
         Ok(Outputs {
             dir,
-            npy: NpySink::new(states, status, stats),
+            npy: NpySink::new(states, status, stats).with_stats_columns(stats_columns),
             trajectory,
             ensemble,
             montecarlo,
@@ -245,20 +255,16 @@ impl Outputs {
             let status: Vec<Status> = codes.iter().map(|&c| Status::from_code(c as u32)).collect();
             let steps = match self.npy.stats.as_mut() {
                 Some(s) => {
+                    let columns = self.npy.stats_columns;
                     let raw = s
-                        .read_at(3 * start as u64, 3 * (end - start))
+                        .read_at((columns * start) as u64, columns * (end - start))
                         .map_err(write_error)?;
                     // A Vec<u8> need not be 4-byte aligned: copy into words, never cast.
                     let words: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
                     Some(
                         words
-                            .chunks(3)
-                            .map(|w| StepCounts {
-                                accepted: w[0],
-                                rejected: w[1],
-                                rhs_evals: w[2],
-                                ..StepCounts::default()
-                            })
+                            .chunks(columns)
+                            .map(StepCounts::from_row)
                             .collect::<Vec<_>>(),
                     )
                 }

@@ -105,6 +105,13 @@ pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
                 a.t0, a.t1, a.saveat, a.control
             );
         }
+        Problem::Stiff(p) => {
+            let _ = write!(
+                h,
+                "stiff {:?} {:?} {:?} {:?} {:?};",
+                p.method, p.t0, p.t1, p.saveat, p.control
+            );
+        }
         Problem::Sde(p) => {
             let _ = write!(
                 h,

@@ -36,6 +36,10 @@ step. Adaptive solvers (bs3, dp5, tsit5, dop853) control each trajectory's own s
 onto the same times with the method's continuous extension. Either way, without a save
 option only the final state is kept (the cheapest mode).
 
+Stiff systems (chemical kinetics, relaxation oscillators, circuits) take the Rosenbrock
+solvers rosenbrock23, rodas4 and rodas5p, which solve with the system's symbolic Jacobian,
+or auto, which runs each trajectory with tsit5 while it is not stiff and rodas5p while it is.
+
 --precision f64 computes and stores in double precision where the adapter allows it.
 
 Examples:
@@ -50,9 +54,10 @@ Examples:
 
 Output (with -o DIR): states.npy [n_save, N, dim] f32 (f64 with --precision f64),
 times.npy [n_save] f64, status.npy [N] u8 (1 success, 2 max steps, 3 step-size underflow,
-4 non-finite, 0 not run: an interrupted run's trajectories past trajectories_done, whose
-states are NaN), for adaptive solvers stats.npy [N, 3] u32 (accepted steps, rejected steps,
-right-hand-side evaluations), params.npy [N, n_params] f64 and u0.npy [N, dim] f64 when
+4 non-finite, 5 singular iteration matrix, 0 not run: an interrupted run's trajectories past
+trajectories_done, whose states are NaN), for adaptive solvers stats.npy [N, 3] u32
+(accepted steps, rejected steps, right-hand-side evaluations; stiff solvers add Jacobian
+evaluations and method switches: [N, 5]), params.npy [N, n_params] f64 and u0.npy [N, dim] f64 when
 they vary across trajectories, and run.json describing the run. run.json exists from the
 start (state running), so a run stopped any way (Ctrl-C, a kill) continues with
 --resume DIR; result files appear together when the run has finished or was interrupted; a
@@ -74,8 +79,9 @@ pub struct SimulateArgs {
     n: Option<usize>,
 
     /// Method. ODEs: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
-    /// dop853. SDEs (systems with a noise block): em [default], milstein, euler-heun,
-    /// platen (weak order 2); adaptive milstein-adaptive
+    /// dop853; stiff rosenbrock23, rodas4, rodas5p, auto (tsit5 ⇄ rodas5p per trajectory).
+    /// SDEs (systems with a noise block): em [default], milstein, euler-heun, platen (weak
+    /// order 2); adaptive milstein-adaptive
     #[arg(long, value_enum, hide_possible_values = true)]
     solver: Option<Solver>,
 
@@ -529,7 +535,7 @@ fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
             ..
         }) => grid.n_steps as u64,
         // Unknown before the run: assume a thousand attempts, a long adaptive run.
-        Problem::Adaptive(_) | Problem::Sde(_) => 1000,
+        Problem::Adaptive(_) | Problem::Sde(_) | Problem::Stiff(_) => 1000,
     };
     interruptible_chunk(steps)
 }
@@ -807,32 +813,38 @@ fn method_json(p: &Problem, tally: &Tally) -> serde_json::Value {
             });
             m
         }
-        Problem::Adaptive(a) => {
+        Problem::Adaptive(_) | Problem::Stiff(_) => {
+            let (t0, t1, saveat, c) = p.ode_control().expect("a controlled ODE run");
             let tol = |t: &Tolerance| match t {
                 Tolerance::All(v) => json!(v),
                 Tolerance::PerState(v) => json!(v),
             };
-            let c = &a.control;
+            let mut steps = json!({
+                "accepted": tally.accepted,
+                "rejected": tally.rejected,
+                "rhs_evals": tally.rhs_evals,
+                "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
+                "attempts_max": tally.max_attempts,
+            });
+            if p.is_stiff() {
+                steps["jacobians"] = json!(tally.jacobians);
+                steps["switches"] = json!(tally.switches);
+                steps["trajectories_switched"] = json!(tally.switched);
+            }
             json!({
-                "t0": a.t0,
-                "t1": a.t1,
+                "t0": t0,
+                "t1": t1,
                 "rtol": tol(&c.rtol),
                 "atol": tol(&c.atol),
                 "dt_initial": c.dt_initial,
                 "dtmin": c.dt_min,
-                "dtmax": a.dt_max(),
+                "dtmax": c.dt_max.unwrap_or(t1 - t0),
                 "max_steps": c.max_steps,
                 "safety": c.safety,
                 "max_growth": c.max_growth,
                 "max_shrink": c.max_shrink,
-                "saveat": match &a.saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
-                "steps": {
-                    "accepted": tally.accepted,
-                    "rejected": tally.rejected,
-                    "rhs_evals": tally.rhs_evals,
-                    "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
-                    "attempts_max": tally.max_attempts,
-                },
+                "saveat": match saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
+                "steps": steps,
             })
         }
     }
@@ -934,21 +946,20 @@ fn print_summary(
                 tol(&control.atol)
             );
         }
-        Problem::Adaptive(a) => {
+        Problem::Adaptive(_) | Problem::Stiff(_) => {
+            let (t0, t1, saveat, control) = p.ode_control().expect("a controlled ODE run");
             let tol = |t: &Tolerance| match t {
                 Tolerance::All(v) => format!("{v:e}"),
                 Tolerance::PerState(v) => format!("{v:?}"),
             };
-            let saving = match &a.saveat {
+            let saving = match saveat {
                 ode::SaveAt::Final => "final state only".to_string(),
                 ode::SaveAt::Times(t) => format!("{} save times", t.len()),
             };
             println!(
-                "{head} · t {} → {} · rtol {} atol {} · {saving}",
-                a.t0,
-                a.t1,
-                tol(&a.control.rtol),
-                tol(&a.control.atol)
+                "{head} · t {t0} → {t1} · rtol {} atol {} · {saving}",
+                tol(&control.rtol),
+                tol(&control.atol)
             );
         }
     }
@@ -987,6 +998,14 @@ fn print_summary(
             grouped(tally.rejected),
             (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
             grouped(tally.max_attempts)
+        );
+    }
+    if p.is_stiff() {
+        println!(
+            "stiff    {} Jacobians · {} switches in {} trajectories",
+            grouped(tally.jacobians),
+            grouped(tally.switches),
+            grouped(tally.switched)
         );
     }
     let counts: Vec<String> = tally

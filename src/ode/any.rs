@@ -1,6 +1,7 @@
-//! Either kind of ensemble run, for callers (the CLI, servers) that take both.
+//! Any kind of ensemble run (fixed-step, adaptive, stochastic, stiff), for callers (the
+//! CLI, servers) that take every kind.
 
-use super::adaptive::problem::AdaptiveProblem;
+use super::adaptive::problem::{AdaptiveProblem, Control, SaveAt};
 use super::adaptive::run::{self as adaptive_run, Adaptive, run_adaptive_into, simulate_adaptive};
 use super::ensemble::Ensemble;
 use super::error::SimError;
@@ -13,6 +14,8 @@ use super::sde::run::{self as sde_run, plan_sde, run_sde_into, simulate_sde};
 use super::sink::Sink;
 use super::solution::{RunStats, Solution};
 use super::solver::Solver;
+use super::stiff::problem::StiffProblem;
+use super::stiff::run::{self as stiff_run, plan_stiff, run_stiff_into, simulate_stiff};
 use crate::gpu::GpuContext;
 use crate::model::System;
 use crate::precision::Precision;
@@ -23,6 +26,7 @@ pub enum Problem {
     Fixed(FixedStepProblem),
     Adaptive(AdaptiveProblem),
     Sde(SdeProblem),
+    Stiff(StiffProblem),
 }
 
 impl Problem {
@@ -31,6 +35,7 @@ impl Problem {
             Problem::Fixed(p) => &p.system,
             Problem::Adaptive(p) => &p.system,
             Problem::Sde(p) => &p.system,
+            Problem::Stiff(p) => &p.system,
         }
     }
 
@@ -39,6 +44,7 @@ impl Problem {
             Problem::Fixed(p) => &p.ensemble,
             Problem::Adaptive(p) => &p.ensemble,
             Problem::Sde(p) => &p.ensemble,
+            Problem::Stiff(p) => &p.ensemble,
         }
     }
 
@@ -50,13 +56,17 @@ impl Problem {
                 .into_iter()
                 .find(|s| s.sde_method() == Some(p.method))
                 .expect("every SDE method has a solver name"),
+            Problem::Stiff(p) => Solver::STIFF
+                .into_iter()
+                .find(|s| s.stiff_method() == Some(p.method))
+                .expect("every stiff method has a solver name"),
         }
     }
 
     /// Whether steps are controlled (a pair run with `--fixed-step` is not).
     pub fn is_adaptive(&self) -> bool {
         match self {
-            Problem::Adaptive(_) => true,
+            Problem::Adaptive(_) | Problem::Stiff(_) => true,
             Problem::Sde(p) => matches!(p.steps, Steps::Adaptive { .. }),
             Problem::Fixed(_) => false,
         }
@@ -67,11 +77,27 @@ impl Problem {
         matches!(self, Problem::Sde(_))
     }
 
+    /// The span, save times and step-size control of a controlled ODE run (an adaptive
+    /// pair or a stiff solver).
+    pub fn ode_control(&self) -> Option<(f64, f64, &SaveAt, &Control)> {
+        match self {
+            Problem::Adaptive(p) => Some((p.t0, p.t1, &p.saveat, &p.control)),
+            Problem::Stiff(p) => Some((p.t0, p.t1, &p.saveat, &p.control)),
+            _ => None,
+        }
+    }
+
+    /// Whether a stiff solver integrates it (its stats have five columns).
+    pub fn is_stiff(&self) -> bool {
+        matches!(self, Problem::Stiff(_))
+    }
+
     pub fn precision(&self) -> Precision {
         match self {
             Problem::Fixed(p) => p.precision,
             Problem::Adaptive(p) => p.precision,
             Problem::Sde(p) => p.precision,
+            Problem::Stiff(p) => p.precision,
         }
     }
 
@@ -81,6 +107,7 @@ impl Problem {
             Problem::Fixed(p) => run::check(p).map(|_| ()),
             Problem::Adaptive(p) => adaptive_run::check(p).map(|_| ()),
             Problem::Sde(p) => sde_run::check(p).map(|_| ()),
+            Problem::Stiff(p) => stiff_run::check(p).map(|_| ()),
         }
     }
 
@@ -90,6 +117,7 @@ impl Problem {
             Problem::Fixed(p) => Ok(run::check(p)?.times(&p.grid)),
             Problem::Adaptive(p) => adaptive_run::check(p),
             Problem::Sde(p) => sde_run::check(p),
+            Problem::Stiff(p) => stiff_run::check(p),
         }
     }
 
@@ -99,6 +127,7 @@ impl Problem {
             Problem::Fixed(p) => runner::plan_run(ctx, &FixedStep::new(p)?, options),
             Problem::Adaptive(p) => runner::plan_run(ctx, &Adaptive::new(p)?, options),
             Problem::Sde(p) => plan_sde(ctx, p, options),
+            Problem::Stiff(p) => plan_stiff(ctx, p, options),
         }
     }
 
@@ -113,6 +142,7 @@ impl Problem {
             Problem::Fixed(p) => run_into(ctx, p, options, sink),
             Problem::Adaptive(p) => run_adaptive_into(ctx, p, options, sink),
             Problem::Sde(p) => run_sde_into(ctx, p, options, sink),
+            Problem::Stiff(p) => run_stiff_into(ctx, p, options, sink),
         }
     }
 
@@ -121,6 +151,7 @@ impl Problem {
             Problem::Fixed(p) => simulate(ctx, p, options),
             Problem::Adaptive(p) => simulate_adaptive(ctx, p, options),
             Problem::Sde(p) => simulate_sde(ctx, p, options),
+            Problem::Stiff(p) => simulate_stiff(ctx, p, options),
         }
     }
 }

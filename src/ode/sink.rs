@@ -128,6 +128,11 @@ pub struct Tally {
     pub accepted: u64,
     pub rejected: u64,
     pub rhs_evals: u64,
+    /// Jacobian evaluations (stiff solvers).
+    pub jacobians: u64,
+    /// Trajectories that switched method at least once, and switches in all (`auto`).
+    pub switched: u64,
+    pub switches: u64,
     pub max_attempts: u64,
     pub trajectories: usize,
 }
@@ -147,6 +152,9 @@ impl Sink for Tally {
             self.accepted += c.accepted as u64;
             self.rejected += c.rejected as u64;
             self.rhs_evals += c.rhs_evals as u64;
+            self.jacobians += c.jacobians as u64;
+            self.switches += c.switches as u64;
+            self.switched += u64::from(c.switches > 0);
             self.max_attempts = self.max_attempts.max(c.attempts());
         }
         Ok(())

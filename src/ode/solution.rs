@@ -172,8 +172,38 @@ pub struct StepCounts {
 }
 
 impl StepCounts {
+    /// Columns of `stats.npy` for the explicit families: accepted, rejected, rhs_evals.
+    pub const COLUMNS: usize = 3;
+    /// Columns for the stiff family: those three, then jacobians and switches.
+    pub const STIFF_COLUMNS: usize = 5;
+
     pub fn attempts(&self) -> u64 {
         self.accepted as u64 + self.rejected as u64
+    }
+
+    /// The first `columns` (3 or 5) values of a `stats.npy` row.
+    pub fn row(&self, columns: usize) -> impl Iterator<Item = u32> {
+        [
+            self.accepted,
+            self.rejected,
+            self.rhs_evals,
+            self.jacobians,
+            self.switches,
+        ]
+        .into_iter()
+        .take(columns)
+    }
+
+    /// A `stats.npy` row back (3 or 5 values).
+    pub fn from_row(w: &[u32]) -> StepCounts {
+        let at = |i: usize| w.get(i).copied().unwrap_or(0);
+        StepCounts {
+            accepted: at(0),
+            rejected: at(1),
+            rhs_evals: at(2),
+            jacobians: at(3),
+            switches: at(4),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::adaptive::pair::{BS3, DOP853, DP5, Pair, TSIT5};
 use super::fixed::tableau::{EULER, HEUN, RK4, Tableau};
 use super::sde::SdeMethod;
+use super::stiff::StiffMethod;
 use serde::{Deserialize, Serialize};
 
 /// A solver the user can name: fixed-step Runge–Kutta methods and adaptive embedded pairs.
@@ -38,6 +39,15 @@ pub enum Solver {
     /// SDE: Milstein with step-size control over a virtual Brownian tree.
     #[serde(rename = "milstein-adaptive")]
     MilsteinAdaptive,
+    /// Stiff: Shampine–Reichelt Rosenbrock 2(3), L-stable; robust at loose tolerances.
+    Rosenbrock23,
+    /// Stiff: Hairer–Wanner RODAS, order 4(3), stiffly accurate.
+    Rodas4,
+    /// Stiff: Steinebach's Rodas5P, order 5(4), stiffly accurate; the default stiff solver.
+    #[cfg_attr(feature = "cli", value(name = "rodas5p"))]
+    Rodas5P,
+    /// Tsit5 while a trajectory is not stiff, Rodas5P while it is, switched per trajectory.
+    Auto,
 }
 
 impl Solver {
@@ -58,6 +68,13 @@ impl Solver {
         Solver::EulerHeun,
         Solver::Platen,
         Solver::MilsteinAdaptive,
+    ];
+    /// The stiff methods (`ode::stiff`): Rosenbrock–Wanner and automatic switching.
+    pub const STIFF: [Solver; 4] = [
+        Solver::Rosenbrock23,
+        Solver::Rodas4,
+        Solver::Rodas5P,
+        Solver::Auto,
     ];
     pub const FIXED: [Solver; 3] = [Solver::Euler, Solver::Heun, Solver::Rk4];
     pub const ADAPTIVE: [Solver; 4] = [Solver::Bs3, Solver::Dp5, Solver::Tsit5, Solver::Dop853];
@@ -104,9 +121,24 @@ impl Solver {
         }
     }
 
-    /// Whether steps are controlled: the ODE pairs and milstein-adaptive.
+    /// Whether steps are controlled: the ODE pairs, milstein-adaptive and the stiff solvers.
     pub fn is_adaptive(self) -> bool {
-        self.pair().is_some() || self == Solver::MilsteinAdaptive
+        self.pair().is_some() || self == Solver::MilsteinAdaptive || self.is_stiff()
+    }
+
+    /// The stiff method this solver names, if it is one.
+    pub fn stiff_method(self) -> Option<StiffMethod> {
+        Some(match self {
+            Solver::Rosenbrock23 => StiffMethod::Rosenbrock23,
+            Solver::Rodas4 => StiffMethod::Rodas4,
+            Solver::Rodas5P => StiffMethod::Rodas5P,
+            Solver::Auto => StiffMethod::Auto,
+            _ => return None,
+        })
+    }
+
+    pub fn is_stiff(self) -> bool {
+        self.stiff_method().is_some()
     }
 
     /// The SDE method this solver names, if it is one.
@@ -129,6 +161,9 @@ impl Solver {
         if let Some(m) = self.sde_method() {
             return m.name();
         }
+        if let Some(m) = self.stiff_method() {
+            return m.name();
+        }
         match (self.tableau(), self.pair()) {
             (Some(t), _) => t.name,
             (_, Some(p)) => p.name,
@@ -140,6 +175,7 @@ impl Solver {
         Solver::ALL
             .into_iter()
             .chain(Solver::SDE)
+            .chain(Solver::STIFF)
             .find(|s| s.name() == name.to_ascii_lowercase())
     }
 }

@@ -24,12 +24,14 @@ fn real_dtype(precision: Precision) -> Dtype {
 }
 
 /// Streams `states.npy` [n_save, N, dim], `status.npy` [N] and, for adaptive runs,
-/// `stats.npy` [N, 3]. The device already lays saves out as the file does, so each slot of
+/// `stats.npy` [N, 3] (stiff runs: [N, 5], see `StepCounts::row`). The device already lays saves out as the file does, so each slot of
 /// a chunk is one write straight from the mapped readback buffer: no host copy at all.
 pub struct NpySink {
     pub states: Option<NpyStream>,
     pub status: NpyStream,
     pub stats: Option<NpyStream>,
+    /// Columns of `stats.npy`: `StepCounts::COLUMNS` or `STIFF_COLUMNS`.
+    pub stats_columns: usize,
 }
 
 impl NpySink {
@@ -39,6 +41,15 @@ impl NpySink {
             states,
             status,
             stats,
+            stats_columns: StepCounts::COLUMNS,
+        }
+    }
+
+    /// Writes `columns` stats columns (`StepCounts::STIFF_COLUMNS` for stiff runs).
+    pub fn with_stats_columns(self, columns: usize) -> Self {
+        NpySink {
+            stats_columns: columns,
+            ..self
         }
     }
 
@@ -85,12 +96,10 @@ impl Sink for NpySink {
             .write_at(chunk.start as u64, &codes)
             .map_err(io_error(&self.status))?;
         if let (Some(stats), Some(steps)) = (self.stats.as_mut(), steps) {
-            let table: Vec<u32> = steps
-                .iter()
-                .flat_map(|c| [c.accepted, c.rejected, c.rhs_evals])
-                .collect();
+            let columns = self.stats_columns;
+            let table: Vec<u32> = steps.iter().flat_map(|c| c.row(columns)).collect();
             stats
-                .write_at(3 * chunk.start as u64, bytemuck::cast_slice(&table))
+                .write_at((columns * chunk.start) as u64, bytemuck::cast_slice(&table))
                 .map_err(io_error(stats))?;
         }
         Ok(())

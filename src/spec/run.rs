@@ -12,6 +12,7 @@ use crate::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use crate::ode::sde::{
     NoiseKey, SdeCheckError, SdeError, SdeMethod, SdeProblem, Steps as SdeSteps, default_tree_depth,
 };
+use crate::ode::stiff::{StiffError, StiffProblem};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Inputs, Parameters,
     Precision, Problem, Save, SaveAt, Solver, Table, TimeGrid, Tolerance,
@@ -500,6 +501,44 @@ fn adaptive_problem(
     Ok(problem)
 }
 
+/// The stiff problem a spec describes: a Rosenbrock method (or auto switching) with the
+/// adaptive pairs' control and save times.
+fn stiff_problem(
+    spec: &RunSpec,
+    system: System,
+    (t0, t1): (f64, f64),
+    ensemble: Ensemble,
+) -> Result<StiffProblem, SpecError> {
+    let solver = spec.solver.unwrap_or(Solver::Rodas5P);
+    if spec.fixed_step == Some(true) {
+        return Err(FieldError::new(
+            "fixed_step",
+            format!(
+                "applies to the explicit pairs (bs3, dp5, tsit5, dop853); {} always controls \
+                 its steps",
+                solver.name()
+            ),
+        )
+        .into());
+    }
+    let (control, saveat) = adaptive_control(spec, &system)?;
+    let problem = StiffProblem {
+        system,
+        method: solver.stiff_method().expect("a stiff solver"),
+        t0,
+        t1,
+        saveat,
+        control,
+        ensemble,
+        precision: spec.precision.unwrap_or_default(),
+    };
+    problem.check().map_err(|e| match e {
+        StiffError::Control(e) => control_error(e),
+        e => FieldError::new("solver", e.to_string()),
+    })?;
+    Ok(problem)
+}
+
 /// The step-size control and save times of an adaptive run (ODE pair or milstein-adaptive).
 fn adaptive_control(spec: &RunSpec, system: &System) -> Result<(Control, SaveAt), SpecError> {
     let sname = system.name().to_string();
@@ -940,6 +979,9 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
             )
             .into());
         }
+    }
+    if solver.is_stiff() {
+        return stiff_problem(spec, system, (t0, t1), ensemble).map(Problem::Stiff);
     }
     if !solver.is_adaptive() && spec.fixed_step == Some(true) {
         return Err(FieldError::new(

@@ -115,7 +115,9 @@ fn twin(problem: &Problem, j: usize) -> Vec<f64> {
             };
             adaptive_cpu::integrate(&setup, &u0, &p).saves
         }
-        Problem::Sde(_) => unreachable!("the ODE scenarios build ODE problems"),
+        Problem::Sde(_) | Problem::Stiff(_) => {
+            unreachable!("the ODE scenarios build explicit ODE problems")
+        }
     }
 }
 
@@ -227,7 +229,9 @@ fn row(scenario: Scenario, what: &str, problem: &Problem, stats: &RunStats, n_sa
         Problem::Adaptive(a) => {
             cost::adaptive_attempt_flops(system, a.solver.pair().expect("a pair"))
         }
-        Problem::Sde(_) => unreachable!("the ODE scenarios build ODE problems"),
+        Problem::Sde(_) | Problem::Stiff(_) => {
+            unreachable!("the ODE scenarios build explicit ODE problems")
+        }
     };
     let unit = if problem.is_adaptive() {
         "step attempts"
