@@ -1,6 +1,7 @@
 //! Ensembles of ODE trajectories. Each method family is a folder with its problem type,
 //! kernel generator, CPU f64 twin and its plug into the shared runner: `fixed/` (fixed-step
-//! Runge–Kutta), `adaptive/` (embedded pairs) and `sde/` (stochastic methods). What every family shares sits here:
+//! Runge–Kutta), `adaptive/` (embedded pairs), `sde/` (stochastic methods) and `stiff/`
+//! (Rosenbrock methods and automatic switching). What every family shares sits here:
 //! `runner` (the chunk × batch × window loop, readback ring, cancellation, progress),
 //! `options` and `error`, the ensemble description, device buffers, sinks and solutions.
 
@@ -42,4 +43,5 @@ pub use sde::{NoiseKey, SdeMethod, SdeProblem};
 pub use sink::{FanOut, MemorySink, Sink, Tally};
 pub use solution::{RunStats, Solution, StateValues, Status, StepCounts};
 pub use solver::Solver;
+pub use stiff::{StiffMethod, StiffProblem};
 pub use stream::{EnsembleStats, NpySink, TrajectoryStats};

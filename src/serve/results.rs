@@ -11,7 +11,7 @@
 
 use crate::engine::JobId;
 use crate::io::{Dtype, npy_header, npz_bytes, read_npy};
-use crate::ode::{Solution, StateValues};
+use crate::ode::{Solution, Solver, StateValues, StepCounts};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -157,11 +157,18 @@ impl ResultStore {
             let status: Vec<u8> = s.status.iter().map(|&st| st as u8).collect();
             write("status.npy", &npy(Dtype::U8, &[n], &status))?;
             if let Some(steps) = &s.steps {
-                let flat: Vec<u32> = steps
-                    .iter()
-                    .flat_map(|c| [c.accepted, c.rejected, c.rhs_evals])
-                    .collect();
-                write("steps.npy", &npy(Dtype::U32, &[n, 3], &flat))?;
+                // Stiff runs add Jacobian evaluations and method switches, as stats.npy.
+                let stiff = record["summary"]["solver"]
+                    .as_str()
+                    .and_then(Solver::from_name)
+                    .is_some_and(Solver::is_stiff);
+                let columns = if stiff {
+                    StepCounts::STIFF_COLUMNS
+                } else {
+                    StepCounts::COLUMNS
+                };
+                let flat: Vec<u32> = steps.iter().flat_map(|c| c.row(columns)).collect();
+                write("steps.npy", &npy(Dtype::U32, &[n, columns as u64], &flat))?;
             }
         }
         write("job.json", &pretty(record))?;
@@ -233,11 +240,12 @@ impl ResultStore {
             "states": nested,
             "status": status.iter().map(|&c| c as u8).collect::<Vec<_>>(),
         });
-        if let Ok((_, steps)) = read("steps") {
+        if let Ok((shape, steps)) = read("steps") {
+            let columns = shape.get(1).copied().unwrap_or(StepCounts::COLUMNS).max(1);
             out["steps"] = serde_json::json!(
                 steps
-                    .chunks(3)
-                    .map(|c| [c[0] as u32, c[1] as u32, c[2] as u32])
+                    .chunks(columns)
+                    .map(|c| c.iter().map(|&v| v as u32).collect::<Vec<_>>())
                     .collect::<Vec<_>>()
             );
         }

@@ -1012,6 +1012,7 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ode::stiff::StiffMethod;
 
     fn spec(toml_text: &str) -> RunSpec {
         toml::from_str(toml_text).unwrap()
@@ -1092,6 +1093,56 @@ mod tests {
         let e = crossed.unwrap_err().to_string();
         assert!(
             e.contains("g of 'x' depends on 'y'") && e.contains("use euler-heun"),
+            "{e}"
+        );
+    }
+
+    /// Stiff solvers build stiff problems with the pairs' control; every mismatch is
+    /// refused naming the key at fault.
+    #[test]
+    fn stiff_solvers_route_to_the_stiff_family() {
+        let p = build_problem(&spec(
+            "system = 'van_der_pol'\nn = 3\nsolver = 'rodas5p'\nrtol = 1e-8\nsaveat = '0:1:10'\ntspan = [0, 10]",
+        ))
+        .unwrap();
+        let Problem::Stiff(p) = p else {
+            panic!("rodas5p is stiff")
+        };
+        assert_eq!(p.method, StiffMethod::Rodas5P);
+        assert_eq!(p.control.rtol, Tolerance::All(1e-8));
+        assert_eq!(p.saveat.times(10.0).len(), 11);
+        let auto = build_problem(&spec("system = 'lorenz'\nn = 2\nsolver = 'auto'")).unwrap();
+        assert!(matches!(
+            auto,
+            Problem::Stiff(StiffProblem {
+                method: StiffMethod::Auto,
+                ..
+            })
+        ));
+        assert_eq!(auto.solver(), Solver::Auto);
+
+        let err = |s: &str| build_problem(&spec(s)).unwrap_err().to_string();
+        let e = err("system = 'lorenz'\nn = 2\nsolver = 'rodas4'\nfixed_step = true");
+        assert!(
+            e.starts_with("fixed_step applies to the explicit pairs"),
+            "{e}"
+        );
+        let e = err("system = 'gbm'\nn = 2\nsolver = 'rosenbrock23'");
+        assert!(
+            e.starts_with("solver rosenbrock23 is an ODE solver, but gbm is stochastic"),
+            "{e}"
+        );
+        let e = err("system = 'lorenz'\nn = 2\nsolver = 'rodas5p'\nsave_every = 3");
+        assert!(e.starts_with("save_every counts fixed steps"), "{e}");
+        let wide: Vec<(String, f64)> = (0..40).map(|i| (format!("x{i}"), 1.0)).collect();
+        let names: Vec<(&str, f64)> = wide.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let eqs: String = (0..40).map(|i| format!("dx{i} = -x{i}\n")).collect();
+        let system = System::from_equations("wide", &names, &[], &eqs).unwrap();
+        let e = problem_for_system(system, &spec("n = 1\ntspan = [0, 1]\nsolver = 'rodas5p'"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at most 32 states") && e.contains("'wide' has 40"),
             "{e}"
         );
     }
