@@ -10,6 +10,7 @@ mod lu;
 
 pub use lu::{Symbolic, symbolic};
 
+use super::cpu::{STIFF_LIMIT, SWITCH_AFTER};
 use super::method::StiffMethod;
 use super::problem::Jacobians;
 use super::tableau::Rosenbrock;
@@ -24,12 +25,6 @@ use crate::precision::Precision;
 use std::fmt::Write;
 
 pub const TEMPLATE: &str = "ode/stiff/step.wgsl";
-
-/// `auto`: a step's estimate of h·|λ| above this counts as stiff (Tsit5's stability region
-/// reaches about 3.5 along the negative real axis; Hairer & Wanner II, §IV.2).
-pub const STIFF_LIMIT: f64 = 3.25;
-/// `auto`: this many consecutive steps on the other side of `STIFF_LIMIT` switch methods.
-pub const SWITCH_AFTER: u32 = 15;
 
 /// The complete kernel for one system × method × control × workgroup size × precision.
 /// Without `dense` output (only the final state is saved, which the last step hits
@@ -140,27 +135,34 @@ fn times(coef: f64, name: &str) -> String {
     }
 }
 
-/// `head + Σ_j coefs[j]·u{j}.x{c}` left to right over non-zero coefficients (`head` alone
-/// if all are zero); with no head the sum starts at its first term.
-fn sum_u(
-    head: Option<String>,
-    coefs: &[f64],
-    c: usize,
-    coef_name: &dyn Fn(usize, f64) -> String,
-) -> String {
-    let mut out = head;
-    for (j, &a) in coefs.iter().enumerate() {
-        if a == 0.0 {
-            continue;
-        }
-        let term = format!("{} * u{j}.x{c}", coef_name(j, a));
-        let term = term.replace("real(1.0) * ", "");
-        out = Some(match out {
-            Some(h) => format!("{h} + {term}"),
-            None => term,
-        });
+/// `Σ_j coefs[j]·u{j}.x{c}` left to right over non-zero coefficients (a coefficient of 1
+/// not multiplied), named by `coef_name`; `None` if all are zero. As `ode::twin::weighted_sum`.
+fn sum_u(coefs: &[f64], c: usize, coef_name: &dyn Fn(usize, f64) -> String) -> Option<String> {
+    let terms: Vec<String> = coefs
+        .iter()
+        .enumerate()
+        .filter(|&(_, &a)| a != 0.0)
+        .map(|(j, &a)| {
+            if a == 1.0 {
+                format!("u{j}.x{c}")
+            } else {
+                format!("{} * u{j}.x{c}", coef_name(j, a))
+            }
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" + "))
+}
+
+/// `head + (Σ)`: the sum formed first, as the twin adds it.
+fn plus_sum(head: String, sum: Option<String>) -> String {
+    match sum {
+        Some(sum) => format!("{head} + ({sum})"),
+        None => head,
     }
-    out.unwrap_or_else(|| "real(0.0)".into())
+}
+
+fn lit(_: usize, a: f64) -> String {
+    literal(a)
 }
 
 /// The Rosenbrock method: constants, `struct Carry` (what a step leaves for the next one
@@ -174,13 +176,7 @@ fn rosenbrock(
     dense: bool,
     auto: bool,
 ) -> String {
-    let k = (tab.error_order + 1) as f64;
-    let beta = 0.2 / k;
-    let exps = Exponents {
-        alpha: 1.0 / k - 0.75 * beta,
-        beta,
-        reject: 1.0 / k,
-    };
+    let exps = Exponents::of_order(tab.error_order);
     let f32_lit = |v: f64| format!("{:?}", v as f32);
     let s_n = tab.stages();
     let mut s = String::new();
@@ -275,7 +271,7 @@ fn rosenbrock(
             "(*c).f0".to_string()
         } else {
             let args: Vec<String> = (0..dim)
-                .map(|c| sum_u(Some(format!("y.x{c}")), tab.a[i], c, &|_, a| literal(a)))
+                .map(|c| plus_sum(format!("y.x{c}"), sum_u(tab.a[i], c, &lit)))
                 .collect();
             let _ = writeln!(
                 s,
@@ -296,9 +292,10 @@ fn rosenbrock(
         }
         let rhs: Vec<String> = (0..dim)
             .map(|c| {
-                let mut r = sum_u(Some(format!("{f}.x{c}")), tab.c[i], c, &|j, _| {
-                    format!("c{i}_{j}")
-                });
+                let mut r = plus_sum(
+                    format!("{f}.x{c}"),
+                    sum_u(tab.c[i], c, &|j, _| format!("c{i}_{j}")),
+                );
                 if gterm && let Some(tc) = t_of(c) {
                     r = format!("{r} + g{i} * {tc}");
                 }
@@ -312,7 +309,7 @@ fn rosenbrock(
         );
     }
     let y1: Vec<String> = (0..dim)
-        .map(|c| sum_u(Some(format!("y.x{c}")), tab.m, c, &|_, a| literal(a)))
+        .map(|c| plus_sum(format!("y.x{c}"), sum_u(tab.m, c, &lit)))
         .collect();
     let _ = writeln!(s, "    let y1 = State({});", y1.join(", "));
     s.push_str("    var acc = real(0.0);\n");
@@ -320,7 +317,7 @@ fn rosenbrock(
         let _ = writeln!(
             s,
             "    let q{c} = ({}) / {};\n    acc += q{c} * q{c};",
-            sum_u(None, tab.e, c, &|_, a| literal(a)),
+            sum_u(tab.e, c, &lit).unwrap_or_else(|| "real(0.0)".into()),
             scale(control, dim, c, "y", Some("y1"))
         );
     }
@@ -330,7 +327,7 @@ fn rosenbrock(
     );
     for q in 0..n_q {
         let row: Vec<String> = (0..dim)
-            .map(|c| sum_u(None, tab.h[q], c, &|_, a| literal(a)))
+            .map(|c| sum_u(tab.h[q], c, &lit).unwrap_or_else(|| "real(0.0)".into()))
             .collect();
         let _ = writeln!(s, "    (*c).q{q} = State({});", row.join(", "));
     }
@@ -464,7 +461,6 @@ fn stiffness(dt: real, y: State, tr: Step, c: ptr<function, Carry>, mode: u32) -
                 .enumerate()
                 .filter(|&(_, &a)| a != 0.0)
                 .map(|(j, &a)| times(a, &format!("e.k{j}.x{c}")))
-                .map(|t| t.replace("real(1.0) * ", ""))
                 .collect();
             format!("y.x{c} + dt * ({})", terms.join(" + "))
         })
