@@ -297,7 +297,8 @@ fn compare_with_twin(p: &StiffProblem, label: &str, steps: f64, bound: (f64, f64
 ///
 /// Tolerances. f64: the same algorithm; only roundings differ (the controller's factor and
 /// the initial step's power are computed in f32 on the device, moving step sizes by ~1e-7
-/// relative, and the device may contract a*b+c into fma). Measured: equal step counts
+/// relative; back substitution multiplies by 1/U_ii where the twin divides; and the device
+/// may contract a*b+c into fma). Measured: equal step counts
 /// everywhere, deviations ≤ 3e-3 tolerances except Van der Pol with Rodas5P (0.14: in the
 /// relaxation phase J has a positive eigenvalue, W = I/(hγ) − J comes near singular and
 /// amplifies roundings); bound 0.5, while a wrong coefficient or operation shows at many

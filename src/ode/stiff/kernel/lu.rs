@@ -111,7 +111,9 @@ fn w(i: usize, j: usize) -> String {
 
 /// `struct Lu`, `fn lu_factor(fac: real, jv: Jac, lu: ptr<function, Lu>) -> bool` (false:
 /// an exactly zero pivot, W is singular) and `fn lu_solve(lu: ptr<function, Lu>, r: State)
-/// -> State`. `jac_field(r, c)` names J's entry in `struct Jac`.
+/// -> State`. `jac_field(r, c)` names J's entry in `struct Jac`. Back substitution
+/// multiplies by 1/U_ii, formed once per factorisation, where the twin (`ode::stiff::lu`)
+/// divides by U_ii: a rounding apart (≤ 1 ulp per row), and the kernel's largest cost saved.
 pub fn lu_wgsl(
     dim: usize,
     entries: &[(usize, usize)],
@@ -128,6 +130,9 @@ pub fn lu_wgsl(
                 let _ = writeln!(s, "    w{i}_{j}: real,");
             }
         }
+    }
+    for i in 0..dim {
+        let _ = writeln!(s, "    r{i}: real,");
     }
     for (k, rows) in sym.candidates.iter().enumerate() {
         if rows.len() > 1 {
@@ -242,6 +247,12 @@ pub fn lu_wgsl(
             }
         }
     }
+    // U's reciprocal diagonal, formed once per factorisation: each of the method's solves
+    // multiplies by it (a division per row and solve costs lavapipe's f64 path about a third
+    // of a Rodas5P attempt on ROBER).
+    for i in 0..dim {
+        let _ = writeln!(s, "    (*lu).r{i} = real(1.0) / {};", w(i, i));
+    }
     s.push_str("    return true;\n}\n\n");
 
     // lu_solve: the swaps in order, forward substitution (unit L), back substitution.
@@ -277,7 +288,7 @@ pub fn lu_wgsl(
             .filter(|&j| sym.pattern[i][j])
             .map(|j| format!(" - {} * b{j}", w(i, j)))
             .collect();
-        let _ = writeln!(s, "    b{i} = (b{i}{terms}) / {};", w(i, i));
+        let _ = writeln!(s, "    b{i} = (b{i}{terms}) * (*lu).r{i};");
     }
     let _ = writeln!(
         s,
