@@ -261,9 +261,9 @@ fn extrapolated_euler(hand: &Hand, y0: &[f64], t1: f64, rtol: f64, atol: f64) ->
         for k in 1..K {
             for row in (k..K).rev() {
                 let ratio = (row + 1) as f64 / (row + 1 - k) as f64 - 1.0;
-                for i in 0..n {
-                    let d = (table[row][i] - table[row - 1][i]) / ratio;
-                    table[row][i] += d;
+                let (lower, upper) = table.split_at_mut(row);
+                for (t, b) in upper[0].iter_mut().zip(&lower[row - 1]) {
+                    *t += (*t - b) / ratio;
                 }
             }
         }
