@@ -3,6 +3,8 @@
 //! independently computed references, `auto` on Van der Pol, and every status.
 
 use phaseflow::model::System;
+use phaseflow::ode::adaptive::cpu as adaptive_cpu;
+use phaseflow::ode::adaptive::pair::TSIT5;
 use phaseflow::ode::stiff::StiffMethod;
 use phaseflow::ode::stiff::cpu::{self, Outcome, Setup};
 use phaseflow::ode::stiff::problem::Jacobians;
@@ -621,24 +623,248 @@ fn rober_hires_orego_at_rtol_1e_10_are_within_1e_7_of_the_references() {
     }
 }
 
+fn van_der_pol() -> System {
+    system(
+        "van_der_pol",
+        &[("x", 2.0), ("y", 0.0)],
+        &[("mu", 1e3)],
+        "dx = y\ndy = mu*(1 - x^2)*y - x",
+    )
+}
+
 #[test]
-fn smoke_rober() {
-    let s = rober();
+fn auto_takes_far_fewer_steps_than_tsit5_on_van_der_pol() {
+    // μ = 1e3, x0 = 2: two relaxation periods (~1614 each) over [0, 3000], saved every 100.
+    let s = van_der_pol();
+    let (t1, u0, p) = (3000.0, [2.0, 0.0], [1e3]);
+    let saves: Vec<f64> = (0..=30).map(|i| i as f64 * 100.0).collect();
+    let c = Control {
+        max_steps: 2_000_000,
+        ..control(1e-6, 1e-6)
+    };
+    let tsit5 = adaptive_cpu::integrate(
+        &adaptive_cpu::Setup {
+            system: &s,
+            pair: &TSIT5,
+            control: &c,
+            t0: 0.0,
+            t1,
+            save_times: &saves,
+        },
+        &u0,
+        &p,
+    );
+    let auto = run(&s, StiffMethod::Auto, &c, t1, &saves, &u0, &p);
+    let rodas = run(&s, StiffMethod::Rodas5P, &c, t1, &saves, &u0, &p);
+    let tight = run(
+        &s,
+        StiffMethod::Rodas5P,
+        &control(1e-10, 1e-10),
+        t1,
+        &saves,
+        &u0,
+        &p,
+    );
+    for o in [&tsit5, &auto, &rodas, &tight] {
+        assert_eq!(o.status, Status::Success);
+    }
+    eprintln!(
+        "tsit5 {:?}\nauto {:?}\nrodas5p {:?}",
+        tsit5.counts, auto.counts, rodas.counts
+    );
+    // Measured: Tsit5 1,594,637 accepted + 94 rejected steps (stability-bound, h ~ 2e-3
+    // on the slow branches); auto 620 + 143 with 7 switches (it hands every slow branch to
+    // Rodas5P and the fast jumps back to Tsit5); Rodas5P alone 526 + 135.
+    assert!(auto.counts.attempts() * 1000 < tsit5.counts.attempts());
+    assert!(auto.counts.switches >= 2, "{:?}", auto.counts);
+    // Rodas5P steps are the only Jacobian evaluations.
+    assert!(auto.counts.jacobians < auto.counts.attempts() as u32);
+    // Every save agrees: auto with Rodas5P at the same tolerance to 3.0e-7 (measured),
+    // both with Rodas5P at 1e-10 to 5.3e-6 (the global error of rtol 1e-6 on this
+    // problem; Tsit5's is 1.8e-6), relative, scaled by max(|y|, 1).
+    let e_rodas = scaled_error(&auto.saves, &rodas.saves, 1.0);
+    let e_tight = scaled_error(&auto.saves, &tight.saves, 1.0);
+    eprintln!("auto vs rodas5p {e_rodas:.2e}, vs rodas5p at 1e-10 {e_tight:.2e}");
+    assert!(e_rodas < 5e-6 && e_tight < 5e-5, "{e_rodas:e} {e_tight:e}");
+    assert!(auto.saves.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn every_status_is_produced_by_a_system_built_for_it() {
+    let rodas4 = StiffMethod::Rodas4;
+    // Singular: dx = p x has J = p, and W = 1/(hγ) − p is exactly 0 when p = 1/(hγ): with
+    // rodas4 (γ = 1/4) and h = 0.5, fac = 1/(0.5 * 0.25) = 8 exactly. p = 7 next to it
+    // integrates normally.
+    let s = system("growth", &[("x", 1.0)], &[("p", 1.0)], "dx = p*x");
+    let c = Control {
+        dt_initial: Some(0.5),
+        ..control(1e-6, 1e-6)
+    };
+    let o = run(&s, rodas4, &c, 1.0, &[0.0, 1.0], &[1.0], &[8.0]);
+    assert_eq!(o.status, Status::Singular);
+    assert_eq!(
+        (o.counts.accepted, o.counts.rejected, o.counts.jacobians),
+        (0, 0, 1)
+    );
+    assert_eq!(
+        o.saves[0], 1.0,
+        "the save at t0 is made before the first step"
+    );
+    assert!(o.saves[1].is_nan());
+    let o = run(&s, rodas4, &c, 1.0, &[0.0, 1.0], &[1.0], &[-7.0]);
+    assert_eq!(o.status, Status::Success);
+    assert!((o.saves[1] - (-7f64).exp()).abs() < 1e-5);
+
+    // NonFinite from the start: a NaN parameter makes f(t0, y0) NaN.
+    let o = run(
+        &s,
+        rodas4,
+        &control(1e-6, 1e-6),
+        1.0,
+        &[1.0],
+        &[1.0],
+        &[f64::NAN],
+    );
+    assert_eq!(o.status, Status::NonFinite);
+    assert_eq!(o.counts.attempts(), 0);
+    // NonFinite from the Jacobian: f = sqrt(x) is 0 at x = 0, ∂f/∂x = 1/(2 sqrt(x)) is not.
+    let s = system("root", &[("x", 0.0)], &[], "dx = sqrt(x)");
+    let o = run(
+        &s,
+        StiffMethod::Rodas5P,
+        &control(1e-6, 1e-6),
+        1.0,
+        &[1.0],
+        &[0.0],
+        &[],
+    );
+    assert_eq!(o.status, Status::NonFinite);
+    assert_eq!((o.counts.jacobians, o.counts.attempts()), (1, 0));
+
+    // MaxSteps: ROBER to 1e5 in 10 attempts.
+    let r = rober();
+    let p = r.default_params();
+    let c = Control {
+        max_steps: 10,
+        ..control(1e-6, 1e-10)
+    };
+    let o = run(
+        &r,
+        StiffMethod::Rodas5P,
+        &c,
+        1e5,
+        &[1e5],
+        &[1.0, 0.0, 0.0],
+        &p,
+    );
+    assert_eq!(o.status, Status::MaxSteps);
+    assert_eq!(o.counts.attempts(), 10);
+    assert!(o.saves.iter().all(|v| v.is_nan()));
+
+    // StepUnderflow: ROBER's initial transient needs steps far below dt_min = 1e-3; the
+    // first attempt (dt = 1e-2) is rejected and the shrunk steps fall under dt_min.
+    let c = Control {
+        dt_initial: Some(1e-2),
+        dt_min: 1e-3,
+        ..control(1e-10, 1e-14)
+    };
+    for m in [
+        StiffMethod::Rosenbrock23,
+        StiffMethod::Rodas4,
+        StiffMethod::Rodas5P,
+    ] {
+        let o = run(&r, m, &c, 1e5, &[1e5], &[1.0, 0.0, 0.0], &p);
+        assert_eq!(o.status, Status::StepUnderflow, "{}", m.name());
+        assert_eq!(o.counts.accepted, 0);
+    }
+}
+
+#[test]
+fn rober_step_counts_at_the_benchmark_tolerances() {
+    // The benchmark's trajectory a = 0 (k1 = 0.04): rtol 1e-6, atol 1e-10, final state.
+    let r = rober();
+    let p = r.default_params();
+    let c = control(1e-6, 1e-10);
+    let o = run(
+        &r,
+        StiffMethod::Rodas5P,
+        &c,
+        1e5,
+        &[1e5],
+        &[1.0, 0.0, 0.0],
+        &p,
+    );
+    eprintln!("rober rodas5p {:?}", o.counts);
+    assert_eq!(o.status, Status::Success);
+    // Rodas5P at 1e-6: 108 accepted, 3 rejected, 111 Jacobians; 7 evaluations per attempt
+    // plus one per accepted step plus the initial two.
+    assert_eq!((o.counts.accepted, o.counts.rejected), (108, 3));
+    assert_eq!(o.counts.jacobians, 111);
+    assert_eq!(o.counts.rhs_evals, 2 + 7 * 111 + 108);
+    let reference = references()[0].end;
+    let e = scaled_error(&o.saves, reference, 1e-10 / 1e-6);
+    eprintln!("error {e:.2e}");
+    assert!(e < 1e-4, "{e:e}");
+    // Rosenbrock23 is FSAL: two evaluations per attempt, none more per step.
+    let o = run(
+        &r,
+        StiffMethod::Rosenbrock23,
+        &c,
+        1e5,
+        &[1e5],
+        &[1.0, 0.0, 0.0],
+        &p,
+    );
+    assert_eq!(o.status, Status::Success);
+    assert_eq!(o.counts.rhs_evals, 2 + 2 * o.counts.attempts() as u32);
+}
+
+#[test]
+fn saves_on_a_grid_come_from_the_dense_output() {
+    // HIRES saved every 5 time units: every save (interpolated inside steps) within the
+    // tolerance's reach of a run that stops exactly at each save time (t1 = the save, so
+    // its last state is a step's end, not interpolated).
+    let r = hires();
+    let u0 = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057];
+    let grid: Vec<f64> = (1..=8).map(|i| i as f64 * 5.0).collect();
     for m in [
         StiffMethod::Rosenbrock23,
         StiffMethod::Rodas4,
         StiffMethod::Rodas5P,
         StiffMethod::Auto,
     ] {
-        let o = run(
-            &s,
-            m,
-            &control(1e-6, 1e-10),
-            1e5,
-            &[1e5],
-            &[1.0, 0.0, 0.0],
-            &[0.04, 3e7, 1e4],
-        );
-        eprintln!("{:?} {:?} {:?} {:?}", m, o.status, o.counts, o.saves);
+        let rtol = if m == StiffMethod::Rosenbrock23 {
+            1e-7
+        } else {
+            1e-9
+        };
+        let o = run(&r, m, &control(rtol, 1e-12), 40.0, &grid, &u0, &[]);
+        assert_eq!(o.status, Status::Success);
+        let mut worst = 0.0f64;
+        for (k, &ts) in grid.iter().enumerate() {
+            let exact = run(
+                &r,
+                StiffMethod::Rodas5P,
+                &control(1e-12, 1e-16),
+                ts,
+                &[ts],
+                &u0,
+                &[],
+            );
+            worst = worst.max(scaled_error(
+                &o.saves[k * 8..(k + 1) * 8],
+                &exact.saves,
+                1e-4,
+            ));
+        }
+        eprintln!("{}: dense output error {worst:.2e}", m.name());
+        // Measured: rosenbrock23 9.1e-6 (a second-order method's global error at 1e-7),
+        // rodas4 5.3e-9, rodas5p 8.7e-10, auto 2.1e-8.
+        let bound = if m == StiffMethod::Rosenbrock23 {
+            1e-4
+        } else {
+            1e-7
+        };
+        assert!(worst < bound, "{}: {worst:e}", m.name());
     }
 }
