@@ -868,3 +868,35 @@ fn saves_on_a_grid_come_from_the_dense_output() {
         assert!(worst < bound, "{}: {worst:e}", m.name());
     }
 }
+
+#[test]
+fn auto_on_a_non_stiff_problem_is_tsit5_to_the_bit() {
+    // A damped oscillator with a slow forcing: h·ρ stays far below 3.25, so auto never
+    // switches and its steps, saves and counts are the adaptive family's Tsit5 exactly.
+    let s = system(
+        "forced",
+        &[("x", 1.0), ("v", 0.0)],
+        &[("w", 2.0)],
+        "dx = v\ndv = -w^2*x - 0.1*v + sin(0.5*t)",
+    );
+    let saves: Vec<f64> = (0..=40).map(|i| i as f64 * 0.25).collect();
+    let c = control(1e-8, 1e-8);
+    let tsit5 = adaptive_cpu::integrate(
+        &adaptive_cpu::Setup {
+            system: &s,
+            pair: &TSIT5,
+            control: &c,
+            t0: 0.0,
+            t1: 10.0,
+            save_times: &saves,
+        },
+        &[1.0, 0.0],
+        &[2.0],
+    );
+    let auto = run(&s, StiffMethod::Auto, &c, 10.0, &saves, &[1.0, 0.0], &[2.0]);
+    assert_eq!(auto.status, Status::Success);
+    assert_eq!(auto.counts.switches, 0);
+    assert_eq!(auto.counts.jacobians, 0);
+    assert_eq!(auto.counts, tsit5.counts);
+    assert_eq!(auto.saves, tsit5.saves);
+}
