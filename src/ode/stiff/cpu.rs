@@ -5,10 +5,15 @@
 //!
 //! Operation orders the kernel matches (sums over non-zero coefficients in ascending j,
 //! a coefficient of 1 not multiplied, as `ode::twin::weighted_sum`):
+//! - W: diagonal `fac − J_ii` (`fac` where J_ii is a structural zero), off-diagonal
+//!   `−J_ij`, with `fac = 1 / (h·γ)`; LU and solve as `lu` documents;
 //! - stage argument `U_i = y + (Σ_j a_ij u_j)`, the sum formed first;
 //! - stage right side `r_i = (F_i + (Σ_j (c_ij·inv_h)·u_j)) + (γ_i·h)·T`, the c-sum formed
 //!   first, the ∂f/∂t term last (only for non-autonomous systems and γ_i ≠ 0);
-//! - `y1 = y + (Σ m_i u_i)`, error `Σ e_i u_i`, dense rows `q_k = Σ h_ki u_i`.
+//! - `y1 = y + (Σ m_i u_i)`, error `Σ e_i u_i`, dense rows `q_k = Σ h_ki u_i`;
+//! - `auto`'s ||J||_∞: per row, `|J_ij|` added in ascending j over the structural
+//!   non-zeros, then the maximum over rows; Tsit5's estimate `h·sqrt(Σ (k6 − k5)²) /
+//!   sqrt(Σ (y1 − g5)²)` (0 when the denominator is 0).
 
 use super::lu;
 use super::method::StiffMethod;
@@ -23,9 +28,9 @@ use crate::ode::solution::{Status, StepCounts};
 use crate::ode::twin::weighted_sum;
 
 /// `auto`: a step's h·ρ estimate (ρ the spectral radius seen by the step) above this marks
-/// the step stiff. 3.25 is about where Tsit5's stability region ends on the negative real
-/// axis (Hairer & Wanner, Solving ODEs II, §IV.2: the switch to a stiff method pays once
-/// the step size is limited by stability rather than accuracy).
+/// the step stiff: the threshold of Hairer's DOPRI5 (Hairer & Wanner, Solving ODEs II,
+/// §IV.2). Tsit5's stability region meets the negative real axis at −3.51, so a step
+/// whose estimate stays above 3.25 is held back by stability, not accuracy.
 pub const STIFF_LIMIT: f64 = 3.25;
 
 /// `auto`: consecutive accepted steps on the same side of STIFF_LIMIT before the method
