@@ -618,3 +618,38 @@ mod chunking {
         results_do_not_depend_on_chunks_batches_or_windows(StiffMethod::Rodas5P, Precision::F64)
     }
 }
+
+/// The largest system the stiff kernels take, with a dense Jacobian: W fills in completely,
+/// the unrolled LU is at its largest (32³/3 multiply-adds), and the kernel still validates
+/// (f64 only: each precision takes ~20 s to generate and validate, 2.6 MB of WGSL).
+#[test]
+fn a_dense_system_of_the_largest_size_validates() {
+    use phaseflow::ode::stiff::MAX_STIFF_DIM;
+    let n = MAX_STIFF_DIM;
+    let names: Vec<String> = (0..n).map(|i| format!("x{i}")).collect();
+    let states: Vec<(&str, f64)> = names.iter().map(|s| (s.as_str(), 1.0)).collect();
+    let eqs: String = (0..n)
+        .map(|i| format!("dx{i} = -x{i} + 0.01*x{}*x{}\n", (i + 1) % n, (i + 7) % n))
+        .collect();
+    // Every state in every equation: a dense Jacobian.
+    let all: Vec<String> = (0..n).map(|j| format!("x{j}")).collect();
+    let eqs_dense: String = eqs
+        .lines()
+        .map(|line| format!("{line} + 1e-3*sin({})\n", all.join(" + ")))
+        .collect();
+    let s = System::from_equations("dense32", &states, &[], &eqs_dense).unwrap();
+    let started = std::time::Instant::now();
+    let precision = Precision::F64;
+    let wgsl = stiff_wgsl(
+        &s,
+        StiffMethod::Rodas5P,
+        &control(1e-6, 1e-6),
+        64,
+        precision,
+        true,
+    )
+    .unwrap();
+    validate("dense32", &wgsl, precision == Precision::F64).unwrap_or_else(|e| panic!("{e}"));
+    println!("{precision:?}: {} bytes of WGSL", wgsl.len());
+    println!("generated and validated in {:?}", started.elapsed());
+}
