@@ -270,3 +270,23 @@ pub fn run_stiff_into(
 ) -> Result<RunStats, SimError> {
     runner::run(ctx, &Stiff::new(problem)?, options, sink)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::shader::shader_file;
+
+    /// The stiff kernel reads the adaptive kernel's window uniform (`window_uniform` packs
+    /// it), so both templates must declare the same `struct Window`.
+    #[test]
+    fn the_window_struct_is_the_adaptive_ones() {
+        let window = |path: &str| -> String {
+            let text = shader_file(path).unwrap();
+            let body = text.split("struct Window {").nth(1).unwrap();
+            body.split('}').next().unwrap().to_string()
+        };
+        assert_eq!(
+            window(super::super::kernel::TEMPLATE),
+            window(crate::ode::adaptive::kernel::TEMPLATE)
+        );
+    }
+}
