@@ -59,7 +59,7 @@ pub fn adaptive_wgsl(
 }
 
 /// `atol_c + rtol_c * max(|a.x_c|, |b.x_c|)`.
-fn scale(control: &Control, dim: usize, c: usize, a: &str, b: Option<&str>) -> String {
+pub fn scale(control: &Control, dim: usize, c: usize, a: &str, b: Option<&str>) -> String {
     let rtol = control.rtol.values(dim)[c];
     let atol = control.atol.values(dim)[c];
     let size = match b {
@@ -240,7 +240,13 @@ fn reject_factor(err: real) -> real {{
         .collect();
     let _ = writeln!(s, "    return State({});\n}}\n", comps.join(", "));
 
-    // initial_step(): Hairer's heuristic.
+    s.push_str(&initial_step(control, dim, "initial_step", "INIT_EXP"));
+    s
+}
+
+/// `fn {name}(t, y, p, k0) -> real`: Hairer's starting step size (Solving ODEs I, §II.4),
+/// with the exponent constant `exp` (1/order); shared with the stiff kernels.
+pub fn initial_step(control: &Control, dim: usize, name: &str, exp: &str) -> String {
     let sums = |name: &str, value: &dyn Fn(usize) -> String| -> String {
         let mut out = format!("    var {name} = real(0.0);\n");
         for c in 0..dim {
@@ -252,7 +258,11 @@ fn reject_factor(err: real) -> real {{
         }
         out
     };
-    s.push_str("fn initial_step(t: real, y: State, p: Params, k0: State) -> real {\n");
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "fn {name}(t: real, y: State, p: Params, k0: State) -> real {{"
+    );
     for c in 0..dim {
         let _ = writeln!(s, "    let sc{c} = {};", scale(control, dim, c, "y", None));
     }
@@ -278,7 +288,7 @@ fn reject_factor(err: real) -> real {{
     let d = max(d1, d2);
     var h1 = max(h0 * real(1e-3), real(1e-6));
     if d > real(1e-15) {{
-        h1 = real(pow(f32(real(0.01) / d), INIT_EXP));
+        h1 = real(pow(f32(real(0.01) / d), {exp}));
     }}
     return min(real(100.0) * h0, h1);
 }}"

@@ -184,7 +184,13 @@ pub struct Exponents {
 
 impl Exponents {
     pub fn of(pair: &Pair) -> Exponents {
-        let k = (pair.error_order + 1) as f64;
+        Exponents::of_order(pair.error_order)
+    }
+
+    /// The exponents for an error estimate of order `error_order` (k = error_order + 1),
+    /// for any embedded method (the stiff family's Rosenbrock methods too).
+    pub fn of_order(error_order: u32) -> Exponents {
+        let k = (error_order + 1) as f64;
         let beta = 0.2 / k;
         Exponents {
             alpha: 1.0 / k - 0.75 * beta,

@@ -155,6 +155,28 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// Statuses and step counts from the first `rows` u32 rows (each `stride` long) of a
+    /// counts buffer: status, accepted, rejected, right-hand-side evaluations, then, where
+    /// there are that many rows, Jacobian evaluations and method switches (the stiff
+    /// kernels' `counts`).
+    pub fn from_count_rows_n(stride: usize, len: usize, bytes: &[u8], rows: usize) -> Outcome {
+        let mut out = Outcome::from_count_rows(stride, len, bytes);
+        let words: &[u32] = bytemuck::cast_slice(bytes);
+        if let Some(steps) = out.steps.as_mut() {
+            for (j, s) in steps.iter_mut().enumerate() {
+                if rows > 4 {
+                    s.jacobians = words[4 * stride + j];
+                }
+                if rows > 5 {
+                    s.switches = words[5 * stride + j];
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Progress units (trajectory-steps) per submission at most, for `Windows::Planned`
 /// (about a third of a second on a CPU adapter, milliseconds on a GPU), so that a
 /// cancelled run stops soon, concurrent runs take turns often and progress moves within a
