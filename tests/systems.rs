@@ -362,6 +362,7 @@ macro_rules! system_tests {
 system_tests!(
     aizawa,
     antiderivative,
+    brusselator_stiff,
     chen,
     chua_cubic,
     cstr,
@@ -371,14 +372,19 @@ system_tests!(
     harmonic,
     henon_heiles,
     hindmarsh_rose,
+    hires,
     logistic,
     lorenz,
     lorenz96,
+    orego,
     pendulum,
+    pollu,
+    rober,
     rossler,
     sprott_b,
     thomas,
     van_der_pol,
+    van_der_pol_stiff,
 );
 
 /// A new built-in system must be added to `system_tests!`, or its kernels and its CPU twin
