@@ -248,8 +248,8 @@ impl<'a> Printer<'a> {
 }
 
 /// A number as the language writes it, exactly: Rust's shortest round-trip form, in
-/// exponent notation when that is at least two characters shorter (`3e7`, `4.44e11`,
-/// `8.375e-6`, but `1000`), and `pi` for π.
+/// exponent notation when that is at least three characters shorter (`3e7`, `4.44e11`,
+/// `8.375e-6`, but `10000` and `0.0007`), and `pi` for π.
 pub fn number(v: f64) -> String {
     if v == std::f64::consts::PI {
         return "pi".into();
@@ -263,7 +263,7 @@ pub fn number(v: f64) -> String {
     }
     let plain = format!("{v}");
     let exp = format!("{v:e}");
-    if exp.len() + 2 <= plain.len() {
+    if exp.len() + 3 <= plain.len() {
         exp
     } else {
         plain
