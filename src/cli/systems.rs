@@ -1,6 +1,8 @@
 //! `phaseflow systems`: the built-in catalog.
 
 use super::error::CliError;
+use crate::model::derive::{DeriveError, Jacobian};
+use crate::model::print::{ProgramText, print_program};
 use crate::model::{NoiseKind, System, builtin_names};
 use crate::spec::load_system;
 use serde_json::json;
@@ -20,6 +22,10 @@ enum Action {
     Show {
         /// A built-in name or the path of a system file
         system: String,
+        /// Also print the Jacobian ∂f/∂u (and ∂f/∂t when it is not zero): one line per
+        /// entry that is not structurally zero, d(dx)/d(y) = expression
+        #[arg(long)]
+        jacobian: bool,
     },
 }
 
@@ -43,6 +49,7 @@ fn to_json(s: &System) -> serde_json::Value {
         "tspan": s.meta.tspan.map(|(a, b)| [a, b]),
         "dt": s.meta.dt,
         "non_autonomous": s.uses_time(),
+        "hand_jacobian": s.hand_jacobian.as_ref().map(|h| &h.text),
         "noise": s.noise.as_ref().map(|n| json!({
             "kind": n.kind.name(),
             "calculus": n.calculus.name(),
@@ -78,6 +85,143 @@ fn print_noise(s: &System) {
     }
 }
 
+/// One Jacobian as `systems show --jacobian` shows it: its entries' names and expressions
+/// and the temporaries they share.
+struct JacobianText {
+    /// (equation's state, variable) names of each structurally non-zero entry.
+    entries: Vec<(String, String)>,
+    text: ProgramText,
+    size: usize,
+}
+
+impl JacobianText {
+    fn new(s: &System, j: &Jacobian, col_name: impl Fn(usize) -> String) -> JacobianText {
+        JacobianText {
+            entries: j
+                .entries
+                .iter()
+                .map(|&(r, c)| (s.states[r].name.clone(), col_name(c)))
+                .collect(),
+            text: print_program(s, &j.program),
+            size: j.rows * j.cols,
+        }
+    }
+
+    fn state(s: &System, j: &Jacobian) -> JacobianText {
+        JacobianText::new(s, j, |c| s.states[c].name.clone())
+    }
+
+    fn time(s: &System, j: &Jacobian) -> JacobianText {
+        JacobianText::new(s, j, |_| "t".into())
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let temporaries = self
+            .text
+            .temporaries
+            .iter()
+            .map(|(n, e)| format!("{n} = {e}"));
+        let entries = self
+            .entries
+            .iter()
+            .zip(&self.text.outputs)
+            .map(|((r, c), e)| format!("d(d{r})/d({c}) = {e}"));
+        temporaries.chain(entries).collect()
+    }
+
+    fn summary(&self) -> String {
+        let shared = match self.text.temporaries.len() {
+            0 => String::new(),
+            1 => ", sharing 1 temporary".into(),
+            k => format!(", sharing {k} temporaries"),
+        };
+        format!(
+            "{} of {} entries structurally non-zero{shared}",
+            self.entries.len(),
+            self.size
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "nonzero": self.entries.len(),
+            "size": self.size,
+            "temporaries": self.text.temporaries.iter()
+                .map(|(n, e)| json!({"name": n, "expression": e}))
+                .collect::<Vec<_>>(),
+            "entries": self.entries.iter().zip(&self.text.outputs)
+                .map(|((r, c), e)| json!({"row": r, "col": c, "expression": e}))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Which ∂f/∂u the solvers use: the hand-written one (checked when loaded) or the symbolic.
+fn jacobian_source(s: &System) -> &'static str {
+    if s.hand_jacobian.is_some() {
+        "hand"
+    } else {
+        "symbolic"
+    }
+}
+
+/// ∂f/∂u and ∂f/∂t as text (or the reason one cannot be derived).
+type Jacobians = (
+    Result<JacobianText, DeriveError>,
+    Result<JacobianText, DeriveError>,
+);
+
+fn jacobians(s: &System) -> Jacobians {
+    (
+        s.state_jacobian().map(|j| JacobianText::state(s, &j)),
+        s.time_jacobian().map(|j| JacobianText::time(s, &j)),
+    )
+}
+
+fn jacobian_json(s: &System) -> serde_json::Value {
+    let (state, time) = jacobians(s);
+    let part = |r: Result<JacobianText, DeriveError>| match r {
+        Ok(j) => j.to_json(),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    json!({
+        "source": jacobian_source(s),
+        "state": part(state),
+        "time": part(time),
+    })
+}
+
+fn print_jacobian(s: &System) {
+    let (state, time) = jacobians(s);
+    let how = if s.hand_jacobian.is_some() {
+        "given by hand in the system file, checked against the equations' derivative"
+    } else {
+        "symbolic, derived from the equations"
+    };
+    println!();
+    match state {
+        Ok(j) => {
+            println!("jacobian ∂f/∂u ({how}): {}", j.summary());
+            for line in j.lines() {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("jacobian ∂f/∂u: cannot be derived: {e}"),
+    }
+    match time {
+        Ok(j) if j.entries.is_empty() => {
+            println!("jacobian ∂f/∂t: zero (the equations do not depend on t)");
+        }
+        Ok(j) => {
+            println!("jacobian ∂f/∂t (symbolic): {}", j.summary());
+            for line in j.lines() {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("jacobian ∂f/∂t: cannot be derived: {e}"),
+    }
+}
+
 pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
     match &args.action {
         None => {
@@ -106,13 +250,14 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
                  `phaseflow systems show NAME` prints the equations (and the noise)."
             );
         }
-        Some(Action::Show { system }) => {
+        Some(Action::Show { system, jacobian }) => {
             let s = load_system(system)?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&to_json(&s)).expect("JSON")
-                );
+                let mut v = to_json(&s);
+                if *jacobian {
+                    v["jacobian"] = jacobian_json(&s);
+                }
+                println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
                 return Ok(());
             }
             let vars = |v: &[crate::model::Var]| {
@@ -146,6 +291,14 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
                 println!("    {line}");
             }
             print_noise(&s);
+            if *jacobian {
+                print_jacobian(&s);
+            } else if s.hand_jacobian.is_some() {
+                println!(
+                    "\njacobian:   given by hand (checked against the equations' derivative); \
+                     --jacobian prints it"
+                );
+            }
         }
     }
     Ok(())

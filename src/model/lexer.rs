@@ -177,9 +177,13 @@ pub fn lex(source: &Arc<Source>, range: Range<usize>) -> Result<Vec<Token>, Diag
     Ok(out)
 }
 
-/// Whether `line` begins like `name =`, `name' =`, `dname/dt =` or `dname[k] =`.
+/// Whether `line` begins like `name =`, `name' =`, `dname/dt =`, `dname[k] =` or a
+/// Jacobian line's `d(dname)/d(name) =`.
 fn starts_statement(rest: &str) -> bool {
     let line = rest.split('\n').next().unwrap_or("").trim_start();
+    if starts_jacobian_line(line) {
+        return true;
+    }
     let ident_len = line
         .bytes()
         .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
@@ -207,6 +211,32 @@ fn starts_statement(rest: &str) -> bool {
         None => after,
     };
     after.starts_with('=') && !after.starts_with("==")
+}
+
+/// Whether `line` begins like `d(dname)/d(name) =` (spaces allowed between the parts).
+fn starts_jacobian_line(line: &str) -> bool {
+    // `d ( name )`, the rest of the line after it.
+    fn part(s: &str) -> Option<&str> {
+        let s = s
+            .trim_start()
+            .strip_prefix('d')?
+            .trim_start()
+            .strip_prefix('(')?;
+        let s = s.trim_start();
+        let len = s
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        (len > 0).then_some(())?;
+        s[len..].trim_start().strip_prefix(')')
+    }
+    let Some(rest) = part(line).and_then(|r| r.trim_start().strip_prefix('/')) else {
+        return false;
+    };
+    let Some(rest) = part(rest).map(str::trim_start) else {
+        return false;
+    };
+    rest.starts_with('=') && !rest.starts_with("==")
 }
 
 /// End of a numeric literal starting at `i`: digits, one optional fraction, one optional
@@ -275,6 +305,13 @@ mod tests {
     fn newline_inside_parentheses_continues() {
         let t = toks("a = (x +\n y)\n");
         assert_eq!(t.iter().filter(|t| **t == Tok::End).count(), 2);
+        // ... unless the next line starts a statement, a Jacobian line included.
+        let t = toks("a = (x +\nd(dx)/d(y) = 1\n");
+        assert_eq!(t.iter().filter(|t| **t == Tok::End).count(), 3);
+        assert!(starts_jacobian_line("d ( dx ) / d(y)= 2"));
+        assert!(!starts_jacobian_line("d(dx)/d(y) == 2"));
+        assert!(!starts_jacobian_line("d(dx) = 2"));
+        assert!(!starts_jacobian_line("d()/d(y) = 2"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod jacobian;
 pub mod lexer;
 pub mod noise;
 pub mod parser;
+pub mod print;
 mod resolve;
 pub mod signal;
 pub mod system;

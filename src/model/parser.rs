@@ -87,6 +87,47 @@ pub fn parse_statements(
     }
 }
 
+/// One line of a hand-written Jacobian, `d(dx)/d(y) = expression`: the derivative of the
+/// equation `dx` (as written) with respect to `y`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JacobianLine {
+    /// The equation's derivative name as written (`dx`), and its span.
+    pub row: String,
+    pub row_span: Range<usize>,
+    /// The variable differentiated with respect to (`y`), and its span.
+    pub col: String,
+    pub col_span: Range<usize>,
+    /// The whole left-hand side, `d(dx)/d(y)`.
+    pub target_span: Range<usize>,
+    pub value: Expr,
+}
+
+/// Parses `source.text[range]` as Jacobian lines, one per line (or `;`), every line even
+/// after an error, as `parse_statements` does.
+pub fn parse_jacobian_lines(
+    source: &Arc<Source>,
+    range: Range<usize>,
+) -> Result<Vec<JacobianLine>, Vec<Diagnostic>> {
+    let tokens = lex(source, range).map_err(|d| vec![d])?;
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for line in tokens
+        .split(|t| t.tok == Tok::End)
+        .filter(|l| !l.is_empty())
+    {
+        let mut p = Parser::new(source, line);
+        match p.jacobian_line() {
+            Ok(l) => lines.push(l),
+            Err(d) => errors.push(d),
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Parses a single expression, e.g. a value given on the command line.
 pub fn parse_expression(source: &Arc<Source>) -> Result<Expr, Diagnostic> {
     let tokens = lex(source, 0..source.text.len())?;
@@ -344,6 +385,67 @@ impl<'a> Parser<'a> {
             target_span,
             value,
         })
+    }
+
+    /// `d(dx)/d(y) = expression`.
+    fn jacobian_line(&mut self) -> Result<JacobianLine, Diagnostic> {
+        const HINT: &str = "each line reads d(dx)/d(y) = expression: the derivative of \
+                            equation dx with respect to state y";
+        let start = self.span_here().start;
+        let (row, row_span, _) = self.jacobian_part("d(dx)")?;
+        if self.peek() != Some(&Tok::Slash) {
+            return Err(self.error("expected '/' after d(dx)").with_hint(HINT));
+        }
+        self.bump();
+        let (col, col_span, end) = self.jacobian_part("d(y)")?;
+        let target_span = start..end;
+        if self.peek() != Some(&Tok::Eq) {
+            return Err(self.error("expected '='").with_hint(HINT));
+        }
+        self.bump();
+        if self.peek().is_none() {
+            return Err(self.error("expected an expression after '='"));
+        }
+        let value = self.expr()?.expr;
+        self.expect_end()?;
+        Ok(JacobianLine {
+            row,
+            row_span,
+            col,
+            col_span,
+            target_span,
+            value,
+        })
+    }
+
+    /// `d(name)`: the name, its span and the end of `)`. `shape` is how the part looks,
+    /// for messages.
+    fn jacobian_part(&mut self, shape: &str) -> Result<(String, Range<usize>, usize), Diagnostic> {
+        let hint = "each line reads d(dx)/d(y) = expression: the derivative of equation dx \
+                    with respect to state y";
+        if !matches!(self.peek(), Some(Tok::Ident(d)) if d == "d") {
+            return Err(self.error(format!("expected {shape}")).with_hint(hint));
+        }
+        self.bump();
+        if self.peek() != Some(&Tok::LParen) {
+            return Err(self
+                .error(format!("expected '(' in {shape}"))
+                .with_hint(hint));
+        }
+        self.bump();
+        let Some(Tok::Ident(name)) = self.peek().cloned() else {
+            return Err(self
+                .error(format!("expected a name inside {shape}"))
+                .with_hint(hint));
+        };
+        let span = self.bump().span;
+        if self.peek() != Some(&Tok::RParen) {
+            return Err(self
+                .error(format!("expected ')' to close {shape}"))
+                .with_hint(hint));
+        }
+        let end = self.bump().span.end;
+        Ok((name, span, end))
     }
 
     /// `[k]` after a target's name, `[` next: the number, its span and the end of `]`.

@@ -40,6 +40,21 @@ pub struct System {
     /// The diffusion of a stochastic system (dX = f dt + g dW, `rhs` being f); `None` for
     /// an ODE.
     pub noise: Option<Noise>,
+    /// ∂f/∂u as the user wrote it (`jacobian = """..."""` in a system file), checked against
+    /// the symbolic Jacobian when it was loaded; `None` when the symbolic one is used.
+    pub hand_jacobian: Option<HandJacobian>,
+}
+
+/// A Jacobian ∂f/∂u given by hand, one line `d(dx)/d(y) = expression` per entry that is
+/// not zero (see `model::jacobian`, which resolves and checks it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandJacobian {
+    /// The entries given, (equation's state, state), in row-major order.
+    pub entries: Vec<(usize, usize)>,
+    /// Entry k's value, over the system's states, parameters, inputs, `t` and auxiliaries.
+    pub values: Vec<Node>,
+    /// The block as written.
+    pub text: String,
 }
 
 impl System {
@@ -94,6 +109,7 @@ impl System {
                 .map(|n| n.expect("checked: every state has an equation"))
                 .collect(),
             noise,
+            hand_jacobian: None,
         })
     }
 

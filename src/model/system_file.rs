@@ -28,8 +28,19 @@
 //! # wiener = 2             # general only: lines read dS[k] = ..., k = 1 .. wiener
 //! calculus = "ito"         # or "stratonovich"
 //! ```
+//!
+//! A Jacobian ∂f/∂u may be given by hand (see `model::jacobian`): one line per entry that
+//! is not zero, checked against the symbolic Jacobian when the file is loaded.
+//!
+//! ```toml
+//! jacobian = """
+//! d(dx)/d(x) = -sigma
+//! d(dx)/d(y) = sigma
+//! """
+//! ```
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
+use super::jacobian::resolve_hand_jacobian;
 use super::noise::{Calculus, MAX_WIENER, NoiseKind, NoiseSource};
 use super::signal::Input;
 use super::system::{Meta, System, Var};
@@ -39,7 +50,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "name",
     "description",
     "reference",
@@ -53,6 +64,7 @@ const KEYS: [&str; 13] = [
     "noise_kind",
     "wiener",
     "calculus",
+    "jacobian",
 ];
 
 /// Reads a system file from disk. I/O problems become a diagnostic too.
@@ -168,6 +180,7 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
     let inputs = get("inputs").map_or_else(Vec::new, |v| inputs(source, v, tspan, &mut err));
 
     let noise = string("noise", false, &mut err);
+    let jacobian = string("jacobian", false, &mut err);
     let noise_keys = NoiseKeys {
         kind: entry("noise_kind"),
         wiener: entry("wiener"),
@@ -198,13 +211,18 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
             calculus,
         }
     });
-    System::build_with_noise(
+    let mut system = System::build_with_noise(
         meta,
         (states, params, inputs),
         &eq_source,
         eq_range,
         noise.as_ref(),
-    )
+    )?;
+    if let Some((text, span)) = jacobian {
+        let (source, range) = string_source(source, span, &text, "jacobian");
+        system.hand_jacobian = Some(resolve_hand_jacobian(&system, &source, range)?);
+    }
+    Ok(system)
 }
 
 /// Where a string value's text is to be read from: the file itself when the string is
