@@ -19,10 +19,12 @@ Compilation (`jit(...).lower(k1).compile()`) is timed separately and excluded fr
 throughput; each timed run calls the compiled function on the same N parameters. R runs
 (default 3): the row gives the best, the line under it every run, the spread,
 trajectories per CPU-second of the process (`time.process_time`, summed over XLA's
-threads; less disturbed by other load than wall time), the compile time and the mean accepted/rejected steps per trajectory (a vmapped while loop
-keeps every lane busy until the slowest trajectory finishes). The error column is
+threads; less disturbed by other load than wall time), the compile time and the mean
+accepted/rejected steps per trajectory (a vmapped while loop keeps every lane busy until
+the slowest trajectory finishes). The error column is
 phaseflow's: over the 16 sampled trajectories, max |y - y_ref| / max(|y_ref|, 1e-4),
-against stiff_reference.py's Radau at rtol 1e-12 (read from DIR, computed if absent).
+against stiff_reference.py's Radau at rtol 1e-12 (read from DIR, default
+phaseflow-stiff-reference in the temporary directory; computed there if absent).
 """
 
 import json
@@ -30,12 +32,24 @@ import sys
 import time
 
 from common import HEADER, pin_threads, row, threads_arg
-from stiff_reference import ATOL, K2, K3, RTOL, T1, Y0, error, load, option, sweep
+from stiff_reference import (
+    ATOL,
+    DEFAULT_DIR,
+    K2,
+    K3,
+    RTOL,
+    T1,
+    Y0,
+    error,
+    load,
+    option,
+    sweep,
+)
 
 THREADS = threads_arg(2)
 METHODS = option("--methods", "kvaerno5,kvaerno5-pi,kvaerno3").split(",")
 REPS = int(option("--reps", "3"))
-REF_DIR = option("--ref-dir", ".")
+REF_DIR = option("--ref-dir", DEFAULT_DIR)
 JSON = "--json" in sys.argv
 if JSON:
     sys.argv.remove("--json")

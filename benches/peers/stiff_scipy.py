@@ -11,7 +11,8 @@ k1 = 0.04 (1 + a), a = linspace(-0.5, 0.5, N) (default N = 200), k2 = 3e7, k3 = 
 y0 = (1, 0, 0), t in [0, 1e5], rtol = 1e-6, atol = 1e-10, final state only (t_eval = [t1]).
 Throughput is trajectories per second of wall time for the whole sweep. The error column
 is phaseflow's: over the 16 sampled trajectories, max |y - y_ref| / max(|y_ref|, 1e-4),
-against stiff_reference.py's Radau at rtol 1e-12 (read from DIR, computed there if absent).
+against stiff_reference.py's Radau at rtol 1e-12 (read from DIR, default
+phaseflow-stiff-reference in the temporary directory; computed there if absent).
 
 Each sweep runs R times (default 3; no warm-up is needed, nothing compiles): the row gives
 the best, the line under it every repetition and the spread, trajectories per CPU-second
@@ -27,12 +28,21 @@ import sys
 import time
 
 from common import HEADER, pin_threads, row, threads_arg
-from stiff_reference import ATOL, RTOL, error, load, option, sweep, solve_one
+from stiff_reference import (
+    ATOL,
+    DEFAULT_DIR,
+    RTOL,
+    error,
+    load,
+    option,
+    solve_one,
+    sweep,
+)
 
 THREADS = threads_arg(2)
 METHODS = option("--methods", "LSODA,BDF,Radau").split(",")
 REPS = int(option("--reps", "3"))
-REF_DIR = option("--ref-dir", ".")
+REF_DIR = option("--ref-dir", DEFAULT_DIR)
 JSON = "--json" in sys.argv
 if JSON:
     sys.argv.remove("--json")
