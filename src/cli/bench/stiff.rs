@@ -87,13 +87,14 @@ const SCIPY_REFERENCE: [(usize, [f64; 3]); SAMPLE] = [
 /// other work, lavapipe), measured with `benches/peers/stiff_*.py` on 2026-12-03 (commands,
 /// every run and the load in the performance note): name, trajectories per second (the
 /// fastest run seen, so the ratios are the least flattering), error in the measure above.
-/// SciPy runs one trajectory at a time (N = 200), Diffrax `jit(vmap)` over N = 10^3–10^4
-/// with compilation excluded; "PI" is Diffrax's suggested pcoeff = icoeff = 0.3 controller.
+/// SciPy runs one trajectory at a time (N = 200), Diffrax `jit(vmap)` over N = 10^3 with
+/// compilation excluded, all from the quietest session (10:47 UTC, load ~3); "PI" is the
+/// pcoeff = icoeff = 0.3 controller Diffrax's docs suggest for mildly stiff problems.
 const PEERS: [(&str, f64, f64); 4] = [
-    ("SciPy LSODA", 164.0, 4.4e-6),
-    ("Diffrax Kvaerno5", 355.0, 1.1e-6),
-    ("Diffrax Kvaerno5 PI", 678.0, 3.5e-7),
-    ("Diffrax Kvaerno3", 776.0, 1.1e-6),
+    ("SciPy LSODA", 165.0, 4.4e-6),
+    ("Diffrax Kvaerno5", 474.0, 1.1e-6),
+    ("Diffrax Kvaerno5 PI", 874.0, 3.5e-7),
+    ("Diffrax Kvaerno3", 980.0, 1.1e-6),
 ];
 /// The machine those figures are from: ratios to them are printed only on it (a CPU
 /// adapter through lavapipe), since a ratio across machines means nothing.
