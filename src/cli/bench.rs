@@ -3,7 +3,8 @@
 //! adapter's measured ceilings (`gpu::peak`) that represents. Scenarios: `peak`; the ODE
 //! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
 //! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
-//! (`deeponet.rs`). `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
+//! (`deeponet.rs`); the SDE Monte Carlo scenarios (`sde.rs`); stiff kinetics (`stiff.rs`).
+//! `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
 //! `scenario.rs` names the scenarios, `row.rs` is one measured row, and `harness.rs` holds
 //! the timing and self-checks the scenario families share.
 
@@ -15,6 +16,7 @@ mod report;
 mod row;
 mod scenario;
 mod sde;
+mod stiff;
 
 use super::error::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
@@ -96,6 +98,8 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::OdeFixed | Scenario::OdeAdaptive | Scenario::PaperLorenz => 64.0,
         // Final states (in f32 and f64 copies), parameters and statuses of 1-state paths.
         Scenario::SdeEm | Scenario::SdeAdaptive => 32.0,
+        // Final states and parameters (3 each, f64), statuses and five step counts.
+        Scenario::StiffRober => 72.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -136,6 +140,7 @@ fn run_scenario(
         Scenario::MlpTrain | Scenario::MlpInfer => neural::run(bench, scenario, size),
         Scenario::DeeponetTrain | Scenario::DeeponetInfer => deeponet::run(bench, scenario, size),
         Scenario::SdeEm | Scenario::SdeAdaptive => sde::run(bench, scenario, size),
+        Scenario::StiffRober => stiff::run(bench, scenario, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

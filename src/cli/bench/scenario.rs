@@ -39,6 +39,10 @@ pub enum Scenario {
     /// 1e-2, 1e-3, 1e-4, with each one's error against the exact solution on the same
     /// Brownian path, -n paths (default 65536)
     SdeAdaptive,
+    /// Stiff kinetics: ROBER (k1 = 0.04·(1 + a), a = linspace(−0.5, 0.5, N), k2 = 3e7,
+    /// k3 = 1e4, y0 = (1, 0, 0)), t in [0, 1e5], Rodas5P at rtol = 1e-6, atol = 1e-10, f64,
+    /// final state, -n trajectories (default 100000)
+    StiffRober,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -58,12 +62,13 @@ impl Scenario {
             Scenario::PaperLorenz => "paper-lorenz",
             Scenario::SdeEm => "sde-em",
             Scenario::SdeAdaptive => "sde-adaptive",
+            Scenario::StiffRober => "stiff-rober",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 11] = [
+    pub(super) const EVERY: [Scenario; 12] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -75,5 +80,6 @@ impl Scenario {
         Scenario::PaperLorenz,
         Scenario::SdeEm,
         Scenario::SdeAdaptive,
+        Scenario::StiffRober,
     ];
 }
