@@ -215,6 +215,44 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
             }
         }
     }
+    if let Some(method) = solver.stiff_method() {
+        if args.fixed_step {
+            return Err(CliError::Input(format!(
+                "--fixed-step applies to the explicit pairs (bs3, dp5, tsit5, dop853); '{}' \
+                 always controls its steps",
+                solver.name()
+            )));
+        }
+        let defaults = Control::default();
+        let control = Control {
+            rtol: args.rtol.map_or(defaults.rtol.clone(), Tolerance::All),
+            atol: args.atol.map_or(defaults.atol.clone(), Tolerance::All),
+            ..defaults
+        };
+        control
+            .validate(system.dim())
+            .map_err(|e| flag_error(control_error(e)))?;
+        let problem_check = crate::ode::stiff::problem::Jacobians::of(&system);
+        problem_check.map_err(|e| CliError::Input(e.to_string()))?;
+        if system.dim() > crate::ode::stiff::MAX_STIFF_DIM {
+            return Err(CliError::Input(format!(
+                "the stiff solvers take systems of at most {} states; '{}' has {}",
+                crate::ode::stiff::MAX_STIFF_DIM,
+                system.name(),
+                system.dim()
+            )));
+        }
+        let wgsl = crate::ode::stiff::kernel::stiff_wgsl(
+            &system,
+            method,
+            &control,
+            args.workgroup_size,
+            precision,
+            args.dense,
+        )
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+        return Ok((wgsl, precision == Precision::F64));
+    }
     let wgsl = if adaptive {
         let pair = solver.pair().ok_or_else(|| {
             CliError::Input(format!("'{}' is not an adaptive solver", solver.name()))
