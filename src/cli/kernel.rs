@@ -107,6 +107,13 @@ pub const FAMILIES: &[KernelFamily] = &[
                (`phaseflow kernel ornstein_uhlenbeck --solver milstein`)",
     },
     KernelFamily {
+        name: "ode stiff",
+        templates: &["ode/stiff/step.wgsl"],
+        what: "stiff systems: rosenbrock23, rodas4, rodas5p with the symbolic Jacobian and an \
+               unrolled sparse LU, and auto (tsit5 <-> rodas5p per trajectory) \
+               (`phaseflow kernel rober --solver rodas5p [--dense]`)",
+    },
+    KernelFamily {
         name: "nn mlp forward",
         templates: &[
             "nn/mlp/linear_forward.wgsl",
