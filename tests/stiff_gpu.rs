@@ -367,7 +367,7 @@ mod twin {
 /// only. Prints trajectories per second of solve time. Ignored: a measurement, not a check
 /// (`cargo test --release --test stiff_gpu rober_throughput -- --ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "a throughput measurement of the ROBER benchmark set-up, not a check; run with --ignored --nocapture"]
 fn rober_throughput() {
     if !gpu().has_f64() {
         return;

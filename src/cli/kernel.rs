@@ -239,16 +239,8 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
         control
             .validate(system.dim())
             .map_err(|e| flag_error(control_error(e)))?;
-        let problem_check = crate::ode::stiff::problem::Jacobians::of(&system);
-        problem_check.map_err(|e| CliError::Input(e.to_string()))?;
-        if system.dim() > crate::ode::stiff::MAX_STIFF_DIM {
-            return Err(CliError::Input(format!(
-                "the stiff solvers take systems of at most {} states; '{}' has {}",
-                crate::ode::stiff::MAX_STIFF_DIM,
-                system.name(),
-                system.dim()
-            )));
-        }
+        crate::ode::stiff::problem::check_system(&system)
+            .map_err(|e| CliError::Input(e.to_string()))?;
         let wgsl = crate::ode::stiff::kernel::stiff_wgsl(
             &system,
             method,

@@ -6,7 +6,7 @@
 
 use super::kernel::adaptive_wgsl;
 use super::pair::Pair;
-use super::problem::{AdaptiveProblem, SaveAt};
+use super::problem::{AdaptiveProblem, Control, SaveAt};
 use crate::gpu::GpuContext;
 use crate::gpu::shader::ShaderError;
 use crate::model::System;
@@ -75,6 +75,52 @@ pub fn window_uniform(precision: Precision, w: &WindowArgs) -> Vec<u8> {
         .finish()
 }
 
+impl WindowArgs {
+    /// One trajectory whose span is empty: it passes the early return (llvmpipe compiles
+    /// only then) and ends at once; the chunk's first submission clears what it wrote.
+    pub fn warm_up(stride: usize) -> WindowArgs {
+        WindowArgs {
+            n_traj: 1,
+            stride: stride as u32,
+            max_steps: 1,
+            dt_max: 1.0,
+            ..WindowArgs::default()
+        }
+    }
+
+    /// The window of a controlled family (adaptive pairs, stiff solvers) for a chunk of
+    /// `len` trajectories in rows `stride` long and a batch of save slots: about
+    /// `steps_per_dispatch` trajectory-steps a dispatch, at most `max_attempts` attempts.
+    pub fn controlled(
+        options: &RunOptions,
+        (len, stride): (usize, usize),
+        slots: &Range<usize>,
+        n_slots: usize,
+        (t0, t1, dt_max): (f64, f64, f64),
+        control: &Control,
+        max_attempts: u64,
+    ) -> WindowArgs {
+        let attempts = (options.steps_per_dispatch / len as u64)
+            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
+            .min(max_attempts) as u32;
+        WindowArgs {
+            n_traj: len as u32,
+            stride: stride as u32,
+            save_first: slots.start as u32,
+            save_end: slots.end as u32,
+            n_slots: n_slots as u32,
+            max_attempts: attempts,
+            window: 0,
+            max_steps: control.max_steps,
+            t0,
+            t1,
+            dt_initial: control.dt_initial.unwrap_or(0.0),
+            dt_min: control.dt_min,
+            dt_max,
+        }
+    }
+}
+
 /// A checked adaptive problem, as the runner sees it.
 pub struct Adaptive<'a> {
     problem: &'a AdaptiveProblem,
@@ -92,16 +138,79 @@ impl<'a> Adaptive<'a> {
     }
 }
 
-/// The adaptive kernel's own buffers, bound in this order after the shared ones.
+/// The own buffers of a controlled family's kernel (adaptive pairs, stiff solvers), bound
+/// in this order after the shared ones.
 pub struct Buffers {
-    /// Per trajectory: `CONTROL_ROWS` rows, then the derivative's `dim`.
+    /// Per trajectory: the family's control rows (t, h, error history, first stage).
     control: wgpu::Buffer,
-    /// `COUNT_ROWS_ALL` u32 rows per trajectory.
+    /// u32 count rows per trajectory (status and step counts first).
     counts: wgpu::Buffer,
     /// The run's save times.
     times: wgpu::Buffer,
     /// Trajectories with work left after each window of a submission.
     unfinished: wgpu::Buffer,
+}
+
+impl Buffers {
+    /// `control_rows` reals and `count_rows` u32s per trajectory of a chunk, and the save
+    /// times uploaded once.
+    pub fn new(
+        ctx: &GpuContext,
+        plan: &Plan,
+        precision: Precision,
+        control_rows: u64,
+        count_rows: u64,
+        times: &[f64],
+    ) -> Buffers {
+        use wgpu::BufferUsages as U;
+        let real = precision.bytes();
+        let c = plan.chunk as u64;
+        let control = buffer(ctx, "control", control_rows * c * real, U::STORAGE);
+        let readable = U::STORAGE | U::COPY_SRC | U::COPY_DST;
+        let counts = buffer(ctx, "counts", count_rows * c * 4, readable);
+        let times_buffer = buffer(
+            ctx,
+            "save times",
+            times.len() as u64 * real,
+            U::STORAGE | U::COPY_DST,
+        );
+        let mut bytes = Vec::with_capacity(times.len() * real as usize);
+        for &t in times {
+            precision.push_bytes(t, &mut bytes);
+        }
+        ctx.queue.write_buffer(&times_buffer, 0, &bytes);
+        let unfinished = buffer(ctx, "unfinished", 4 * MAX_WINDOWS, readable);
+        Buffers {
+            control,
+            counts,
+            times: times_buffer,
+            unfinished,
+        }
+    }
+
+    /// The bindings' kinds, in `bound` order.
+    pub fn bindings() -> Vec<Binding> {
+        let storage = |read_only| Binding::Storage { read_only };
+        vec![
+            storage(false), // control
+            storage(false), // counts
+            storage(true),  // save times
+            storage(false), // unfinished
+        ]
+    }
+
+    pub fn bound(&self) -> Vec<&wgpu::Buffer> {
+        vec![&self.control, &self.counts, &self.times, &self.unfinished]
+    }
+
+    /// The counts buffer, whose first rows are read back.
+    pub fn counts(&self) -> &wgpu::Buffer {
+        &self.counts
+    }
+
+    pub fn unfinished(&self) -> &wgpu::Buffer {
+        &self.unfinished
+    }
 }
 
 impl Family for Adaptive<'_> {
@@ -156,60 +265,29 @@ impl Family for Adaptive<'_> {
     fn pack(&self, window: &WindowArgs) -> Vec<u8> {
         window_uniform(self.problem.precision, window)
     }
-    /// One trajectory whose span is empty: it passes the early return (llvmpipe compiles
-    /// only then) and ends at once; the chunk's first submission clears what it wrote.
     fn warm_up_window(&self, stride: usize) -> WindowArgs {
-        WindowArgs {
-            n_traj: 1,
-            stride: stride as u32,
-            max_steps: 1,
-            dt_max: 1.0,
-            ..WindowArgs::default()
-        }
+        WindowArgs::warm_up(stride)
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let storage = |read_only| Binding::Storage { read_only };
-        vec![
-            storage(false), // control
-            storage(false), // counts
-            storage(true),  // save times
-            storage(false), // unfinished
-        ]
+        Buffers::bindings()
     }
     fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
-        use wgpu::BufferUsages as U;
-        let precision = self.problem.precision;
-        let real = precision.bytes();
-        let c = plan.chunk as u64;
-        let dim = self.problem.system.dim() as u64;
-        let control = buffer(ctx, "control", (CONTROL_ROWS + dim) * c * real, U::STORAGE);
-        let readable = U::STORAGE | U::COPY_SRC | U::COPY_DST;
-        let counts = buffer(ctx, "counts", COUNT_ROWS_ALL * c * 4, readable);
-        let times = buffer(
+        let p = self.problem;
+        Buffers::new(
             ctx,
-            "save times",
-            self.times.len() as u64 * real,
-            U::STORAGE | U::COPY_DST,
-        );
-        let mut bytes = Vec::with_capacity(self.times.len() * real as usize);
-        for &t in &self.times {
-            precision.push_bytes(t, &mut bytes);
-        }
-        ctx.queue.write_buffer(&times, 0, &bytes);
-        let unfinished = buffer(ctx, "unfinished", 4 * MAX_WINDOWS, readable);
-        Buffers {
-            control,
-            counts,
-            times,
-            unfinished,
-        }
+            plan,
+            p.precision,
+            CONTROL_ROWS + p.system.dim() as u64,
+            COUNT_ROWS_ALL,
+            &self.times,
+        )
     }
     fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
-        vec![&b.control, &b.counts, &b.times, &b.unfinished]
+        b.bound()
     }
     fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
-        &b.counts
+        b.counts()
     }
     fn outcome_bytes(&self, stride: usize, _len: usize) -> u64 {
         COUNT_ROWS * stride as u64 * 4
@@ -218,7 +296,7 @@ impl Family for Adaptive<'_> {
         Outcome::from_count_rows(stride, len, bytes)
     }
     fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
-        Some(&b.unfinished)
+        Some(b.unfinished())
     }
 
     fn windows(
@@ -229,25 +307,15 @@ impl Family for Adaptive<'_> {
         slots: &Range<usize>,
     ) -> Windows<'_, WindowArgs> {
         let p = self.problem;
-        // Step attempts per window: about `steps_per_dispatch` trajectory-steps a dispatch.
-        let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
-            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            as u32;
-        let args = WindowArgs {
-            n_traj: chunk.len() as u32,
-            stride: stride as u32,
-            save_first: slots.start as u32,
-            save_end: slots.end as u32,
-            n_slots: self.times.len() as u32,
-            max_attempts,
-            window: 0,
-            max_steps: p.control.max_steps,
-            t0: p.t0,
-            t1: p.t1,
-            dt_initial: p.control.dt_initial.unwrap_or(0.0),
-            dt_min: p.control.dt_min,
-            dt_max: p.dt_max(),
-        };
+        let args = WindowArgs::controlled(
+            options,
+            (chunk.len(), stride),
+            slots,
+            self.times.len(),
+            (p.t0, p.t1, p.dt_max()),
+            &p.control,
+            u32::MAX as u64,
+        );
         Windows::UntilDone(Box::new(move |window| WindowArgs { window, ..args }))
     }
     /// Trajectory-batches: a trajectory through one batch of save slots.

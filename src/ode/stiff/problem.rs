@@ -70,24 +70,30 @@ impl Jacobians {
     }
 }
 
+/// Whether the stiff solvers take a system: an ODE of at most `MAX_STIFF_DIM` states whose
+/// Jacobians can be derived (which it returns).
+pub fn check_system(system: &System) -> Result<Jacobians, StiffError> {
+    let name = system.name().to_string();
+    if system.noise.is_some() {
+        return Err(StiffError::Stochastic { system: name });
+    }
+    let dim = system.dim();
+    if dim > MAX_STIFF_DIM {
+        return Err(StiffError::TooLarge { system: name, dim });
+    }
+    Jacobians::of(system)
+}
+
 impl StiffProblem {
     /// Checks everything but the ensemble; returns the save times.
     pub fn check(&self) -> Result<Vec<f64>, StiffError> {
-        let system = self.system.name().to_string();
-        if self.system.noise.is_some() {
-            return Err(StiffError::Stochastic { system });
-        }
-        let dim = self.system.dim();
-        if dim > MAX_STIFF_DIM {
-            return Err(StiffError::TooLarge { system, dim });
-        }
-        Jacobians::of(&self.system)?;
+        check_system(&self.system)?;
         Ok(crate::ode::adaptive::problem::check_span(
             self.t0,
             self.t1,
             &self.saveat,
             &self.control,
-            dim,
+            self.system.dim(),
         )?)
     }
 

@@ -9,8 +9,8 @@ use crate::gpu::GpuContext;
 use crate::gpu::shader::ShaderError;
 use crate::model::System;
 use crate::ode::adaptive::problem::SaveAt;
-use crate::ode::adaptive::run::{WindowArgs, window_uniform};
-use crate::ode::device::{Binding, Precision, buffer};
+use crate::ode::adaptive::run::{Buffers, WindowArgs, window_uniform};
+use crate::ode::device::{Binding, Precision};
 use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
 use crate::ode::options::RunOptions;
@@ -33,9 +33,6 @@ pub const COUNT_ROWS_ALL: u64 = 8;
 /// Rows of the `control` buffer before the `dim` rows of the next attempt's first stage:
 /// t, dt and the previous error norm.
 pub const CONTROL_ROWS: u64 = 3;
-
-/// Counters of the `unfinished` buffer: one per window of a submission.
-const MAX_WINDOWS: u64 = 64;
 
 /// Step attempts per dispatch window at most. lavapipe (llvmpipe) ends an invocation's
 /// loops after 65,535 iterations in all, counted across every loop of the shader (see
@@ -62,18 +59,6 @@ impl<'a> Stiff<'a> {
             problem,
         })
     }
-}
-
-/// The stiff kernel's own buffers, bound in this order after the shared ones.
-pub struct Buffers {
-    /// Per trajectory: `CONTROL_ROWS` rows, then the first stage's `dim`.
-    control: wgpu::Buffer,
-    /// `COUNT_ROWS_ALL` u32 rows per trajectory.
-    counts: wgpu::Buffer,
-    /// The run's save times.
-    times: wgpu::Buffer,
-    /// Trajectories with work left after each window of a submission.
-    unfinished: wgpu::Buffer,
 }
 
 impl Family for Stiff<'_> {
@@ -127,60 +112,29 @@ impl Family for Stiff<'_> {
     fn pack(&self, window: &WindowArgs) -> Vec<u8> {
         window_uniform(self.problem.precision, window)
     }
-    /// One trajectory whose span is empty: it passes the early return (llvmpipe compiles
-    /// only then) and ends at once; the chunk's first submission clears what it wrote.
     fn warm_up_window(&self, stride: usize) -> WindowArgs {
-        WindowArgs {
-            n_traj: 1,
-            stride: stride as u32,
-            max_steps: 1,
-            dt_max: 1.0,
-            ..WindowArgs::default()
-        }
+        WindowArgs::warm_up(stride)
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let storage = |read_only| Binding::Storage { read_only };
-        vec![
-            storage(false), // control
-            storage(false), // counts
-            storage(true),  // save times
-            storage(false), // unfinished
-        ]
+        Buffers::bindings()
     }
     fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
-        use wgpu::BufferUsages as U;
-        let precision = self.problem.precision;
-        let real = precision.bytes();
-        let c = plan.chunk as u64;
-        let dim = self.problem.system.dim() as u64;
-        let control = buffer(ctx, "control", (CONTROL_ROWS + dim) * c * real, U::STORAGE);
-        let readable = U::STORAGE | U::COPY_SRC | U::COPY_DST;
-        let counts = buffer(ctx, "counts", COUNT_ROWS_ALL * c * 4, readable);
-        let times = buffer(
+        let p = self.problem;
+        Buffers::new(
             ctx,
-            "save times",
-            self.times.len() as u64 * real,
-            U::STORAGE | U::COPY_DST,
-        );
-        let mut bytes = Vec::with_capacity(self.times.len() * real as usize);
-        for &t in &self.times {
-            precision.push_bytes(t, &mut bytes);
-        }
-        ctx.queue.write_buffer(&times, 0, &bytes);
-        let unfinished = buffer(ctx, "unfinished", 4 * MAX_WINDOWS, readable);
-        Buffers {
-            control,
-            counts,
-            times,
-            unfinished,
-        }
+            plan,
+            p.precision,
+            CONTROL_ROWS + p.system.dim() as u64,
+            COUNT_ROWS_ALL,
+            &self.times,
+        )
     }
     fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
-        vec![&b.control, &b.counts, &b.times, &b.unfinished]
+        b.bound()
     }
     fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
-        &b.counts
+        b.counts()
     }
     fn outcome_bytes(&self, stride: usize, _len: usize) -> u64 {
         COUNT_ROWS * stride as u64 * 4
@@ -189,7 +143,7 @@ impl Family for Stiff<'_> {
         Outcome::from_count_rows_n(stride, len, bytes, COUNT_ROWS as usize)
     }
     fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
-        Some(&b.unfinished)
+        Some(b.unfinished())
     }
 
     fn windows(
@@ -200,25 +154,15 @@ impl Family for Stiff<'_> {
         slots: &Range<usize>,
     ) -> Windows<'_, WindowArgs> {
         let p = self.problem;
-        // Step attempts per window: about `steps_per_dispatch` trajectory-steps a dispatch.
-        let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
-            .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            .min(MAX_WINDOW_ATTEMPTS) as u32;
-        let args = WindowArgs {
-            n_traj: chunk.len() as u32,
-            stride: stride as u32,
-            save_first: slots.start as u32,
-            save_end: slots.end as u32,
-            n_slots: self.times.len() as u32,
-            max_attempts,
-            window: 0,
-            max_steps: p.control.max_steps,
-            t0: p.t0,
-            t1: p.t1,
-            dt_initial: p.control.dt_initial.unwrap_or(0.0),
-            dt_min: p.control.dt_min,
-            dt_max: p.dt_max(),
-        };
+        let args = WindowArgs::controlled(
+            options,
+            (chunk.len(), stride),
+            slots,
+            self.times.len(),
+            (p.t0, p.t1, p.dt_max()),
+            &p.control,
+            MAX_WINDOW_ATTEMPTS,
+        );
         Windows::UntilDone(Box::new(move |window| WindowArgs { window, ..args }))
     }
     /// Trajectory-batches: a trajectory through one batch of save slots.
