@@ -9,6 +9,7 @@ use super::any::Problem;
 use super::device::{Precision, SaveBatch};
 use super::error::{SimError, SinkError};
 use super::options::RunOptions;
+use super::results::ChunkResults;
 use super::sink::Sink;
 use super::solution::{RunStats, Status, StepCounts};
 use crate::gpu::GpuContext;
@@ -27,6 +28,10 @@ enum Message {
         precision: Precision,
         /// [slot][trajectory][dim] for the chunk's trajectories only.
         bytes: Vec<u8>,
+    },
+    Results {
+        chunk: Range<usize>,
+        results: ChunkResults,
     },
     Done {
         chunk: Range<usize>,
@@ -72,6 +77,13 @@ impl Sink for Forward {
             chunk,
             status: status.to_vec(),
             steps: steps.map(<[StepCounts]>::to_vec),
+        })
+    }
+
+    fn results(&mut self, chunk: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        self.send(Message::Results {
+            chunk,
+            results: results.clone(),
         })
     }
 }
@@ -175,6 +187,10 @@ fn merge(
                     precision,
                     bytes: &bytes,
                 })?,
+                Ok(Message::Results {
+                    chunk: range,
+                    results,
+                }) => sink.results(range, &results)?,
                 Ok(Message::Done {
                     chunk: range,
                     status,

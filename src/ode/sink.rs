@@ -5,6 +5,7 @@
 
 use super::device::{Precision, SaveBatch};
 use super::error::{SimError, SinkError};
+use super::results::ChunkResults;
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
 use crate::model::System;
 use std::ops::Range;
@@ -25,6 +26,13 @@ pub trait Sink {
         status: &[Status],
         steps: Option<&[StepCounts]>,
     ) -> Result<(), SinkError>;
+
+    /// A chunk's per-trajectory results beyond statuses and step counts (event logs,
+    /// exponents), for families that have them. Comes after the chunk's batches and
+    /// before its `chunk_done`. Sinks that do not use them keep this default.
+    fn results(&mut self, _chunk: Range<usize>, _results: &ChunkResults) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Several sinks fed the same results, in order.
@@ -44,6 +52,12 @@ impl Sink for FanOut<'_> {
         self.0
             .iter_mut()
             .try_for_each(|s| s.chunk_done(chunk.clone(), status, steps))
+    }
+
+    fn results(&mut self, chunk: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        self.0
+            .iter_mut()
+            .try_for_each(|s| s.results(chunk.clone(), results))
     }
 }
 

@@ -31,6 +31,8 @@ pub(super) struct Kernel<'a> {
     pub uniforms: &'a wgpu::Buffer,
     pub saved: &'a wgpu::Buffer,
     pub outcome: &'a wgpu::Buffer,
+    /// `Family::results`, cleared and read back like `outcome`.
+    pub results: Option<&'a wgpu::Buffer>,
     /// `Family::unfinished` and a 4-byte staging buffer for one of its counters.
     pub unfinished: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer)>,
     pub timer: Option<&'a PassTimer>,
@@ -49,6 +51,8 @@ pub(super) struct Batch {
     pub saved_bytes: u64,
     /// Outcome bytes to read back (0 unless `last`).
     pub outcome_bytes: u64,
+    /// Results bytes to read back (0 unless `last`, or the family has none).
+    pub results_bytes: u64,
 }
 
 impl Kernel<'_> {
@@ -94,6 +98,17 @@ impl Kernel<'_> {
         enc.copy_buffer_to_buffer(self.saved, 0, &staging[0], 0, batch.saved_bytes);
         if batch.last {
             enc.copy_buffer_to_buffer(self.outcome, 0, &staging[1], 0, batch.outcome_bytes);
+            if let (Some(results), true) = (self.results, batch.results_bytes > 0) {
+                enc.copy_buffer_to_buffer(results, 0, &staging[3], 0, batch.results_bytes);
+            }
+        }
+    }
+
+    /// Clears what a chunk's first submission starts from: the outcome and the results.
+    fn clear_outcome(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.clear_buffer(self.outcome, 0, None);
+        if let Some(results) = self.results {
+            enc.clear_buffer(results, 0, None);
         }
     }
 
@@ -142,7 +157,7 @@ pub(super) fn planned<W: Copy, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>
         k.write_windows(group.iter().map(|&(w, _)| w), pack);
         let mut enc = k.ctx.device.create_command_encoder(&Default::default());
         if batch.first && g == 0 {
-            enc.clear_buffer(k.outcome, 0, None);
+            k.clear_outcome(&mut enc);
         }
         k.record_pass(&mut enc, group.len(), batch.grid, g as u32);
         *dispatches += group.len();
@@ -164,7 +179,12 @@ pub(super) fn planned<W: Copy, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>
     ring.submitted(
         ring_slot,
         submission.expect("a batch has at least one window"),
-        vec![batch.saved_bytes, batch.outcome_bytes, timestamp_bytes],
+        vec![
+            batch.saved_bytes,
+            batch.outcome_bytes,
+            timestamp_bytes,
+            batch.results_bytes,
+        ],
         Kernel::unit(batch, groups.len() as u32),
     );
     Ok(true)
@@ -196,7 +216,7 @@ pub(super) fn until_done<W, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>(
         k.write_windows((0..group as u32).map(nth), pack);
         let mut enc = k.ctx.device.create_command_encoder(&Default::default());
         if first {
-            enc.clear_buffer(k.outcome, 0, None);
+            k.clear_outcome(&mut enc);
             first = false;
         }
         enc.clear_buffer(unfinished, 0, Some(4 * group as u64));
@@ -233,7 +253,12 @@ pub(super) fn until_done<W, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>(
     ring.submitted(
         ring_slot,
         k.ctx.queue.submit([enc.finish()]),
-        vec![batch.saved_bytes, batch.outcome_bytes, 0],
+        vec![
+            batch.saved_bytes,
+            batch.outcome_bytes,
+            0,
+            batch.results_bytes,
+        ],
         Kernel::unit(batch, 0),
     );
     Ok(true)

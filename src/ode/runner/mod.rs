@@ -17,6 +17,7 @@ use super::device::{
 use super::ensemble::Ensemble;
 use super::error::{SimError, host_output_fits};
 use super::options::{RunOptions, Tick};
+use super::results::ChunkResults;
 use super::sink::{Sink, gather};
 use super::solution::{RunStats, Solution, Status, StepCounts};
 use crate::gpu::shader::ShaderError;
@@ -87,6 +88,20 @@ pub trait Family {
     /// For `Windows::UntilDone` families: the kernel's per-dispatch counters of
     /// trajectories with work left (one u32 per window of a submission).
     fn unfinished<'a>(&self, _buffers: &'a Self::Buffers) -> Option<&'a wgpu::Buffer> {
+        None
+    }
+    /// Per-trajectory results beyond statuses and step counts (event logs, exponents): a
+    /// buffer the runner clears when a chunk starts and reads back after its last batch.
+    fn results<'a>(&self, _buffers: &'a Self::Buffers) -> Option<&'a wgpu::Buffer> {
+        None
+    }
+    /// Bytes of `results` to read back for a chunk of `len` trajectories in rows `stride`
+    /// long (also the size of its staging copies in the readback ring).
+    fn results_bytes(&self, _stride: usize, _len: usize) -> u64 {
+        0
+    }
+    /// Decodes what `results_bytes` read back.
+    fn decode_results(&self, _stride: usize, _len: usize, _bytes: &[u8]) -> Option<ChunkResults> {
         None
     }
 
@@ -356,6 +371,7 @@ pub fn run<F: Family>(
             ),
             ("outcome", family.outcome_bytes(plan.chunk, plan.chunk)),
             ("timestamps", 16 * passes_per_batch as u64),
+            ("results", family.results_bytes(plan.chunk, plan.chunk)),
         ],
     );
     let mut stats = RunStats {
@@ -386,6 +402,9 @@ pub fn run<F: Family>(
             completed = unit.chunk.end;
             let len = unit.chunk.len();
             let outcome = family.decode(plan.chunk, len, bytes[1]);
+            if let Some(results) = family.decode_results(plan.chunk, len, bytes[3]) {
+                sink.results(unit.chunk.clone(), &results)?;
+            }
             trajectory_steps += family.trajectory_steps(len, &outcome);
             sink.chunk_done(
                 unit.chunk.clone(),
@@ -414,6 +433,7 @@ pub fn run<F: Family>(
         uniforms: &res.buffers.uniforms,
         saved: &res.buffers.saved,
         outcome: family.outcome(&res.family),
+        results: family.results(&res.family),
         unfinished: unfinished.zip(unfinished_staging.as_ref()),
         timer: res.timer.as_ref(),
         options,
@@ -453,6 +473,11 @@ pub fn run<F: Family>(
                 saved_bytes: slots.len() as u64 * dim as u64 * row_bytes,
                 outcome_bytes: if last {
                     family.outcome_bytes(plan.chunk, chunk.len())
+                } else {
+                    0
+                },
+                results_bytes: if last {
+                    family.results_bytes(plan.chunk, chunk.len())
                 } else {
                     0
                 },
