@@ -200,3 +200,23 @@ fn bad_input_gets_one_message_and_exit_code_2() {
     assert!(stdout(&o).is_empty(), "no kernel printed for a bad system");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that stops early (`phaseflow kernel lorenz | head -1`) ends the command quietly,
+/// as a Unix filter does: no "internal error" about a broken pipe on stderr.
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(["kernel", "lorenz", "--solver", "rk4", "--precision", "f64"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("phaseflow starts");
+    // Close the read end before the kernel (tens of kilobytes) is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("phaseflow ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}

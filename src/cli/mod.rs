@@ -99,9 +99,29 @@ fn init_logging(verbose: bool) {
         .init();
 }
 
+/// Output piped into a reader that stops early (`phaseflow kernel lorenz | head`) ends the
+/// process quietly, as a Unix filter does, instead of a failed write becoming a panic: Rust
+/// ignores SIGPIPE, so this restores the default action. Not for `serve`, where a client
+/// that hangs up must never end the server (its sockets do not raise SIGPIPE anyway).
+fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called on the main thread before any other thread exists; it only resets a
+    // signal's disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Runs the command line; never panics on user input.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "serve")]
+    let serving = matches!(cli.command, Command::Serve(_));
+    #[cfg(not(feature = "serve"))]
+    let serving = false;
+    if !serving {
+        end_quietly_on_closed_pipe();
+    }
     init_logging(cli.verbose);
     let choice = crate::gpu::AdapterChoice::parse(cli.adapter.as_deref().unwrap_or(""));
     let result = match cli.command {
