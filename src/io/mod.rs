@@ -9,6 +9,8 @@ pub mod output;
 pub mod pickle;
 #[cfg(feature = "plot")]
 pub mod plot;
+#[cfg(feature = "plot")]
+pub mod raster;
 
 pub use image::{Image, ImageError};
 pub use npy::{
@@ -21,3 +23,5 @@ pub use npz::{
 pub use output::{OutputDir, OutputError};
 #[cfg(feature = "plot")]
 pub use plot::{Chart, PlotError, Scale, Series};
+#[cfg(feature = "plot")]
+pub use raster::{Raster, density_colors, label_colors, value_colors};

@@ -39,6 +39,15 @@ pub struct PlotError {
     message: String,
 }
 
+impl PlotError {
+    pub(crate) fn new(title: &str, message: String) -> PlotError {
+        PlotError {
+            title: title.to_string(),
+            message,
+        }
+    }
+}
+
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
 const COLORS: [RGBColor; 6] = [
@@ -51,7 +60,7 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 /// plotters finds fonts by family name; the only one there is comes compiled in.
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(
@@ -206,7 +215,7 @@ impl Chart {
 }
 
 /// Zero for a value within 1e-9 of a linear axis's span of it.
-fn snap(v: f64, span: Option<f64>) -> f64 {
+pub(crate) fn snap(v: f64, span: Option<f64>) -> f64 {
     match span {
         Some(s) if v.abs() < 1e-9 * s => 0.0,
         _ => v,
@@ -214,7 +223,7 @@ fn snap(v: f64, span: Option<f64>) -> f64 {
 }
 
 /// A tick label with at most three significant digits and no trailing zeros.
-fn tick(v: f64) -> String {
+pub(crate) fn tick(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
