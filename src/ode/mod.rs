@@ -18,6 +18,7 @@ mod layout_check;
 pub mod montecarlo;
 pub mod multi;
 pub mod options;
+pub mod orbit;
 pub mod results;
 pub mod runner;
 pub mod sde;
