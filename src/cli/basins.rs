@@ -387,6 +387,15 @@ fn basins_error(e: BasinsError) -> CliError {
     }
 }
 
+/// `v` with `digits` decimals, never "-0.00": a value that rounds to zero has no sign.
+fn fixed(v: f64, digits: usize) -> String {
+    let s = format!("{v:.digits$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => s,
+    }
+}
+
 /// A short description of an attractor from its features: a point, or the box it spans.
 fn describe(result: &BasinsResult, k: usize, names: &[String], tol: Option<Match>) -> String {
     let a = &result.attractors[k];
@@ -395,60 +404,64 @@ fn describe(result: &BasinsResult, k: usize, names: &[String], tol: Option<Match
         let at: Vec<String> = names
             .iter()
             .zip(&a.final_state)
-            .map(|(n, v)| format!("{n} = {v:.4}"))
+            .map(|(n, v)| format!("{n} = {}", fixed(*v, 4)))
             .collect();
         return format!("value {} (e.g. ending at {})", a.features[0], at.join(", "));
     };
     let (lo, hi) = a.features.split_at(d);
-    let point = lo
-        .iter()
-        .zip(hi)
-        .all(|(l, h)| tol.distance(&[*l], &[*h]) <= 1.0);
-    if point {
+    if is_point(&a.features, d, tol) {
         let at: Vec<String> = names
             .iter()
             .zip(&a.final_state)
-            .map(|(n, v)| format!("{n} = {v:.4}"))
+            .map(|(n, v)| format!("{n} = {}", fixed(*v, 4)))
             .collect();
         format!("fixed point at {}", at.join(", "))
     } else {
         let ranges: Vec<String> = names
             .iter()
             .zip(lo.iter().zip(hi))
-            .map(|(n, (l, h))| format!("{n} ∈ [{l:.3}, {h:.3}]"))
+            .map(|(n, (l, h))| format!("{n} ∈ [{}, {}]", fixed(*l, 3), fixed(*h, 3)))
             .collect();
         format!("oscillation over {}", ranges.join(", "))
     }
 }
 
-/// The text of a legend line and of a summary line.
-fn short(result: &BasinsResult, k: usize, names: &[String], tol: Option<Match>) -> String {
+/// Whether an attractor's window minimum and maximum agree in every state (a fixed point).
+fn is_point(features: &[f64], dim: usize, tol: Match) -> bool {
+    let (lo, hi) = features.split_at(dim);
+    lo.iter()
+        .zip(hi)
+        .all(|(l, h)| tol.distance(&[*l], &[*h]) <= 1.0)
+}
+
+/// An attractor's legend entry: its label and share, then what it is, a line per state
+/// for a cycle (the first three states).
+fn legend_text(result: &BasinsResult, k: usize, names: &[String], tol: Option<Match>) -> String {
     let a = &result.attractors[k];
-    let d = names.len();
-    let what = match tol {
-        None => format!("= {}", a.features[0]),
-        Some(tol) => {
-            let (lo, hi) = a.features.split_at(d);
-            let point = lo
-                .iter()
-                .zip(hi)
-                .all(|(l, h)| tol.distance(&[*l], &[*h]) <= 1.0);
-            let show: Vec<String> = names
-                .iter()
-                .take(2)
-                .enumerate()
-                .map(|(c, n)| {
-                    if point {
-                        format!("{n}={:.2}", a.final_state[c])
-                    } else {
-                        format!("{n}∈[{:.2},{:.2}]", lo[c], hi[c])
-                    }
-                })
-                .collect();
-            show.join(" ")
-        }
+    let head = format!("{}: {:.1}%", a.label, 100.0 * a.fraction);
+    let Some(tol) = tol else {
+        return format!("{head}, value {}", a.features[0]);
     };
-    format!("{}: {what} ({:.1}%)", a.label, 100.0 * a.fraction)
+    let d = names.len();
+    let (lo, hi) = a.features.split_at(d);
+    let more = if d > 3 { "\n  …" } else { "" };
+    if is_point(&a.features, d, tol) {
+        let at: Vec<String> = names
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(c, n)| format!("{n}={}", fixed(a.final_state[c], 2)))
+            .collect();
+        format!("{head}, fixed point\n  {}{more}", at.join(" "))
+    } else {
+        let ranges: Vec<String> = names
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(c, n)| format!("  {n} ∈ [{}, {}]", fixed(lo[c], 2), fixed(hi[c], 2)))
+            .collect();
+        format!("{head}, oscillating\n{}{more}", ranges.join("\n"))
+    }
 }
 
 fn summary_json(
@@ -502,6 +515,7 @@ fn summary_json(
             "trajectory_steps": result.stats.trajectory_steps,
             "solve_seconds": result.stats.solve.as_secs_f64(),
             "setup_seconds": result.stats.setup.as_secs_f64(),
+            "host_seconds": result.stats.host.as_secs_f64(),
             "points_per_second": n as f64 / result.stats.solve.as_secs_f64().max(1e-12),
             "adapter": ctx.summary.name,
         },
@@ -565,12 +579,12 @@ fn write_outputs(
     out.write_npy("features.npy", &shape, &features)
         .map_err(io)?;
     let mut legend: Vec<(i32, String)> = (0..k)
-        .map(|i| (i as i32, short(result, i, names, tol)))
+        .map(|i| (i as i32, legend_text(result, i, names, tol)))
         .collect();
     if result.diverged > 0 {
         legend.push((
             -1,
-            format!("-1: diverged ({:.1}%)", 100.0 * result.diverged_fraction()),
+            format!("-1: {:.1}%, diverged", 100.0 * result.diverged_fraction()),
         ));
     }
     let map = LabelMap {
@@ -726,4 +740,18 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         println!("wrote {}", f.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_that_round_to_zero_have_no_sign() {
+        assert_eq!(fixed(-0.00001, 4), "0.0000");
+        assert_eq!(fixed(-0.0, 2), "0.00");
+        assert_eq!(fixed(-0.5, 2), "-0.50");
+        assert_eq!(fixed(-1e-3, 2), "0.00");
+        assert_eq!(fixed(-1e-3, 3), "-0.001");
+    }
 }

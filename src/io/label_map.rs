@@ -17,15 +17,13 @@ pub struct LabelMap<'a> {
     pub nx: usize,
     pub ny: usize,
     pub labels: &'a [i32],
-    /// (label, text) in the order to list them.
+    /// (label, text) in the order to list them; a text may have several lines.
     pub legend: Vec<(i32, String)>,
 }
 
 const WIDTH: u32 = 1080;
 const HEIGHT: u32 = 800;
 const LEGEND: u32 = 300;
-/// Most legend lines; the rest are summed up in one line.
-const LEGEND_LINES: usize = 24;
 
 /// Ten colours that tell apart at a glance (matplotlib's tab10 without its grey).
 const PALETTE: [RGBColor; 10] = [
@@ -135,28 +133,35 @@ impl LabelMap<'_> {
             .draw()
             .map_err(|x| e(&x))?;
         let style = ("sans-serif", 15).into_font().color(&BLACK);
-        let top = 60;
-        for (k, (label, text)) in self.legend.iter().take(LEGEND_LINES).enumerate() {
-            let y = top + 28 * k as i32;
+        // Entries of one or more lines ('\n'), each with its swatch, while they fit.
+        let mut y = 60;
+        for (k, (label, text)) in self.legend.iter().enumerate() {
+            let lines: Vec<&str> = text.lines().collect();
+            let height = 20 * lines.len() as i32 + 8;
+            if y + height > HEIGHT as i32 - 40 {
+                let more = format!("… and {} more", self.legend.len() - k);
+                right
+                    .draw(&Text::new(more, (8, y + 2), style.clone()))
+                    .map_err(|x| e(&x))?;
+                break;
+            }
+            let swatch = [(8, y), (26, y + 18)];
             right
-                .draw(&Rectangle::new(
-                    [(8, y), (26, y + 18)],
-                    label_color(*label).filled(),
-                ))
+                .draw(&Rectangle::new(swatch, label_color(*label).filled()))
                 .map_err(|x| e(&x))?;
             right
-                .draw(&Rectangle::new([(8, y), (26, y + 18)], BLACK))
+                .draw(&Rectangle::new(swatch, BLACK))
                 .map_err(|x| e(&x))?;
-            right
-                .draw(&Text::new(text.clone(), (34, y + 2), style.clone()))
-                .map_err(|x| e(&x))?;
-        }
-        if self.legend.len() > LEGEND_LINES {
-            let y = top + 28 * LEGEND_LINES as i32;
-            let more = format!("… and {} more", self.legend.len() - LEGEND_LINES);
-            right
-                .draw(&Text::new(more, (8, y + 2), style))
-                .map_err(|x| e(&x))?;
+            for (i, line) in lines.iter().enumerate() {
+                right
+                    .draw(&Text::new(
+                        line.to_string(),
+                        (34, y + 2 + 20 * i as i32),
+                        style.clone(),
+                    ))
+                    .map_err(|x| e(&x))?;
+            }
+            y += height;
         }
         Ok(())
     }
@@ -205,7 +210,7 @@ mod tests {
             nx,
             ny,
             labels: &labels,
-            legend: vec![(0, "0: 50%".into()), (1, "1: 25%".into())],
+            legend: vec![(0, "0: 50%".into()), (1, "1: 25%\n  two lines".into())],
         };
         let png = map.to_png().unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();

@@ -9,6 +9,7 @@ use crate::ode::device::SaveBatch;
 use crate::ode::error::SinkError;
 use crate::ode::sink::Sink;
 use crate::ode::solution::{Status, StepCounts};
+use crate::precision::Precision;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +111,25 @@ impl BasinsSink {
         })
     }
 
+    /// Folds one save slot's values (the chunk's, [trajectory][component]) into the window
+    /// extremes, and keeps them as the final state if it is the last slot.
+    fn update(&mut self, values: impl Iterator<Item = f64>, is_last: bool) {
+        for (k, v) in values.enumerate() {
+            // A NaN anywhere in the window makes the features NaN: such a trajectory
+            // diverged, whatever its other values.
+            if v.is_nan() || self.lo[k].is_nan() {
+                self.lo[k] = f64::NAN;
+                self.hi[k] = f64::NAN;
+            } else {
+                self.lo[k] = self.lo[k].min(v);
+                self.hi[k] = self.hi[k].max(v);
+            }
+            if is_last {
+                self.last[k] = v;
+            }
+        }
+    }
+
     fn classify(&mut self, index: usize, j: usize, status: Status) -> Result<i32, ClassifyError> {
         let d = self.dim;
         let last = &self.last[j * d..(j + 1) * d];
@@ -150,27 +170,25 @@ impl Sink for BasinsSink {
             self.reset(&batch.chunk);
         }
         for (s_local, s) in batch.slots.clone().enumerate() {
-            let (in_window, is_last) = (s >= self.first_in_window, s + 1 == self.n_slots);
-            if !in_window {
+            if s < self.first_in_window {
                 continue;
             }
-            for j in 0..batch.chunk.len() {
-                for c in 0..self.dim {
-                    let v = batch.get(s_local, c, j);
-                    let k = j * self.dim + c;
-                    // A NaN anywhere in the window makes the features NaN: such a
-                    // trajectory diverged, whatever its other values.
-                    if v.is_nan() || self.lo[k].is_nan() {
-                        self.lo[k] = f64::NAN;
-                        self.hi[k] = f64::NAN;
-                    } else {
-                        self.lo[k] = self.lo[k].min(v);
-                        self.hi[k] = self.hi[k].max(v);
-                    }
-                    if is_last {
-                        self.last[k] = v;
-                    }
-                }
+            // The slot's [trajectory][component] values are laid out as lo, hi and last
+            // are: one pass over the bytes, no per-value dispatch on the precision.
+            let bytes = batch.slot(s_local);
+            match batch.precision {
+                Precision::F32 => self.update(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64),
+                    s + 1 == self.n_slots,
+                ),
+                Precision::F64 => self.update(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+                    s + 1 == self.n_slots,
+                ),
             }
         }
         Ok(())
