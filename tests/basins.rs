@@ -216,6 +216,37 @@ fn fixed_point_inside_a_limit_cycle_gets_the_unit_disc() {
 }
 
 #[test]
+fn fixed_steps_in_f64_find_the_same_disc() {
+    // RK4 has no save times of its own: the window is covered by saving every k-th step of
+    // the whole run, and only the saves inside it count.
+    let mut p = problem(rings(), 2.5, 40, 40.0, features(10.0));
+    let Problem::Adaptive(a) = &p.run else {
+        unreachable!()
+    };
+    p.run = Problem::Fixed(phaseflow::ode::FixedStepProblem {
+        system: a.system.clone(),
+        solver: Solver::Rk4,
+        grid: phaseflow::ode::TimeGrid::from_span(0.0, 40.0, 0.01).unwrap(),
+        save: phaseflow::ode::Save::Final,
+        ensemble: a.ensemble.clone(),
+        precision: Precision::F64,
+    });
+    basins::save_window(&mut p.run, 10.0, 200).unwrap();
+    let times = p.check().unwrap();
+    // Every 5th of 4,000 steps and the initial state; 201 of them in [30, 40].
+    assert_eq!(times.len(), 801);
+    assert_eq!(times.iter().filter(|&&t| t >= 30.0).count(), 201);
+    let r = run_basins(gpu(), &p, &RunOptions::default()).unwrap();
+    assert_eq!(r.attractors.len(), 2, "{:?}", r.attractors);
+    for iy in 0..40 {
+        for ix in 0..40 {
+            let radius = r.grid.x_at(ix).hypot(r.grid.y_at(iy));
+            assert_eq!(r.label(ix, iy), i32::from(radius < 1.0), "r = {radius}");
+        }
+    }
+}
+
+#[test]
 fn an_expression_classifies_like_the_features_do() {
     let system = double_well();
     let sign = basins::expression(&system, "sign(x)", "classify").unwrap();

@@ -51,7 +51,7 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 /// plotters finds fonts by family name; the only one there is comes compiled in.
-pub(super) fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(
