@@ -7,6 +7,7 @@
 //! | 2 | bad input: usage, system, config, input files, sizes |
 //! | 3 | no usable GPU adapter |
 
+mod basins;
 mod bench;
 mod error;
 mod fit;
@@ -76,6 +77,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained DeepONet on new input functions
     Predict(predict::PredictArgs),
+    /// Basins of attraction: label a grid of initial states by the attractor each reaches
+    #[command(long_about = basins::LONG_ABOUT)]
+    Basins(Box<basins::BasinsArgs>),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -132,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args, &choice),
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
+        Command::Basins(args) => basins::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),

@@ -2,6 +2,8 @@
 //! directories whose files appear all together or not at all.
 
 pub mod image;
+#[cfg(feature = "plot")]
+pub mod label_map;
 pub mod npy;
 pub mod npy_stream;
 pub mod npz;
@@ -13,6 +15,8 @@ pub mod plot;
 pub mod raster;
 
 pub use image::{Image, ImageError};
+#[cfg(feature = "plot")]
+pub use label_map::{LabelMap, label_color};
 pub use npy::{
     MAX_DIMS, MAX_HEADER_BYTES, NpyError, NpyHeader, read_array, read_matrix, read_npy, write_npy,
 };

@@ -7,6 +7,7 @@
 
 pub mod adaptive;
 pub mod any;
+pub mod basins;
 pub mod codegen;
 pub mod cost;
 pub mod device;

@@ -43,6 +43,10 @@ pub enum Scenario {
     /// k3 = 1e4, y0 = (1, 0, 0)), t in [0, 1e5], Rodas5P at rtol = 1e-6, atol = 1e-10, f64,
     /// final state, -n trajectories (default 100000)
     StiffRober,
+    /// Basins of attraction: the unforced double-well Duffing oscillator (δ = 0.1) on a
+    /// √n × √n grid over (x, v) ∈ [−2, 2]², t in [0, 200], Tsit5 at 1e-6, f32, labelled by
+    /// window features, -n grid points (default 1000000)
+    Basins,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -63,12 +67,13 @@ impl Scenario {
             Scenario::SdeEm => "sde-em",
             Scenario::SdeAdaptive => "sde-adaptive",
             Scenario::StiffRober => "stiff-rober",
+            Scenario::Basins => "basins",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 12] = [
+    pub(super) const EVERY: [Scenario; 13] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -81,5 +86,6 @@ impl Scenario {
         Scenario::SdeEm,
         Scenario::SdeAdaptive,
         Scenario::StiffRober,
+        Scenario::Basins,
     ];
 }
