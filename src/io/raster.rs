@@ -5,6 +5,7 @@
 //! million pixel writes rather than a million drawn rectangles.
 
 use super::image::encode_png;
+use super::label_map::label_color;
 use super::plot::{PlotError, register_font, snap, tick};
 use plotters::prelude::*;
 
@@ -155,29 +156,14 @@ pub fn value_colors(values: &[f64], lo: f64, hi: f64) -> Vec<[u8; 3]> {
         .collect()
 }
 
-/// Labels as distinct colours (a qualitative palette, repeating after ten); negative labels
-/// (no attractor: diverged or unclassified) are black.
+/// Labels as distinct colours (`label_map::label_color`: a qualitative palette, then hues
+/// spaced by the golden angle); negative labels (no attractor) near-black.
 pub fn label_colors(labels: &[i32]) -> Vec<[u8; 3]> {
-    const PALETTE: [[u8; 3]; 10] = [
-        [31, 119, 180],
-        [255, 127, 14],
-        [44, 160, 44],
-        [214, 39, 40],
-        [148, 103, 189],
-        [140, 86, 75],
-        [227, 119, 194],
-        [127, 127, 127],
-        [188, 189, 34],
-        [23, 190, 207],
-    ];
     labels
         .iter()
         .map(|&l| {
-            if l < 0 {
-                [0; 3]
-            } else {
-                PALETTE[l as usize % PALETTE.len()]
-            }
+            let c = label_color(l);
+            [c.0, c.1, c.2]
         })
         .collect()
 }
@@ -274,8 +260,8 @@ mod tests {
         assert_eq!(v[3], v[2], "clamped");
         assert_eq!(v[4], [160; 3]);
         let l = label_colors(&[-1, 0, 1, 10]);
-        assert_eq!(l[0], [0; 3]);
+        assert_eq!(l[0], [30; 3]);
         assert_ne!(l[1], l[2]);
-        assert_eq!(l[1], l[3], "the palette repeats after ten");
+        assert_ne!(l[1], l[3], "beyond the palette, more hues");
     }
 }
