@@ -3,13 +3,15 @@
 //! adapter's measured ceilings (`gpu::peak`) that represents. Scenarios: `peak`; the ODE
 //! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
 //! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
-//! (`deeponet.rs`); the SDE Monte Carlo scenarios (`sde.rs`); stiff kinetics (`stiff.rs`).
+//! (`deeponet.rs`); the SDE Monte Carlo scenarios (`sde.rs`); stiff kinetics (`stiff.rs`);
+//! Lyapunov spectra (`lyapunov.rs`).
 //! `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
 //! `scenario.rs` names the scenarios, `row.rs` is one measured row, and `harness.rs` holds
 //! the timing and self-checks the scenario families share.
 
 mod deeponet;
 mod harness;
+mod lyapunov;
 mod neural;
 mod ode;
 mod report;
@@ -100,6 +102,8 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::SdeEm | Scenario::SdeAdaptive => 32.0,
         // Final states and parameters (3 each, f64), statuses and five step counts.
         Scenario::StiffRober => 72.0,
+        // Exponents and errors (3 each, f64), final states, parameters and statuses.
+        Scenario::Lyapunov => 128.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -141,6 +145,7 @@ fn run_scenario(
         Scenario::DeeponetTrain | Scenario::DeeponetInfer => deeponet::run(bench, scenario, size),
         Scenario::SdeEm | Scenario::SdeAdaptive => sde::run(bench, scenario, size),
         Scenario::StiffRober => stiff::run(bench, scenario, size),
+        Scenario::Lyapunov => lyapunov::run(bench, scenario, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

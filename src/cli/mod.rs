@@ -15,6 +15,7 @@ mod generate;
 mod info;
 mod interrupt;
 mod kernel;
+mod lyapunov;
 mod outputs;
 mod predict;
 mod progress;
@@ -76,6 +77,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained DeepONet on new input functions
     Predict(predict::PredictArgs),
+    /// Lyapunov exponents of every trajectory of an ensemble (Benettin's method)
+    #[command(long_about = lyapunov::LONG_ABOUT)]
+    Lyapunov(Box<lyapunov::LyapunovArgs>),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args, &choice),
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
+        Command::Lyapunov(args) => lyapunov::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),

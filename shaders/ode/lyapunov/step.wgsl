@@ -85,7 +85,7 @@ fn main(
             return;
         }
         // The transient ends here (again, harmlessly, when a window starts on it).
-        q = identity_tangent();
+        q = initial_tangent();
     } else {
         q = load_tangent(i);
         acc = load_acc(i);

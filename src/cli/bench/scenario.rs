@@ -43,6 +43,10 @@ pub enum Scenario {
     /// k3 = 1e4, y0 = (1, 0, 0)), t in [0, 1e5], Rodas5P at rtol = 1e-6, atol = 1e-10, f64,
     /// final state, -n trajectories (default 100000)
     StiffRober,
+    /// Lyapunov spectra: the full Lorenz spectrum (σ = 10, β = 8/3, u0 = (1, 0, 0)) for
+    /// rho = linspace(0, 200, N), a transient of 20, then T = 100, RK4 dt = 0.005,
+    /// renormalised every 0.1, f32 and f64, -n trajectories (default 100000)
+    Lyapunov,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -63,12 +67,13 @@ impl Scenario {
             Scenario::SdeEm => "sde-em",
             Scenario::SdeAdaptive => "sde-adaptive",
             Scenario::StiffRober => "stiff-rober",
+            Scenario::Lyapunov => "lyapunov",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 12] = [
+    pub(super) const EVERY: [Scenario; 13] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -81,5 +86,6 @@ impl Scenario {
         Scenario::SdeEm,
         Scenario::SdeAdaptive,
         Scenario::StiffRober,
+        Scenario::Lyapunov,
     ];
 }

@@ -5,7 +5,7 @@
 //! right), so the kernel's f64 run agrees with it to rounding. Tests hold the GPU to it; it
 //! is usable on its own for a few trajectories.
 
-use super::problem::Steps;
+use super::problem::{Steps, initial_tangent};
 use crate::model::System;
 use crate::model::derive::Jacobian;
 use crate::ode::fixed::cpu::Stepper;
@@ -188,9 +188,7 @@ pub fn spectrum(
         return failed();
     }
     let mut tan = Tangent {
-        q: (0..k)
-            .map(|m| (0..dim).map(|c| if c == m { 1.0 } else { 0.0 }).collect())
-            .collect(),
+        q: initial_tangent(dim, k),
         total: vec![0.0; k],
         block: vec![0.0; k],
         mean: vec![0.0; k],

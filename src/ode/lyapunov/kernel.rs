@@ -5,6 +5,7 @@
 //! computed), modified Gram–Schmidt, and the block sums of the convergence estimate; all
 //! unrolled, mirroring the CPU twin (`ode::lyapunov::cpu`) operation for operation.
 
+use super::problem::initial_tangent;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::model::System;
 use crate::model::derive::Jacobian;
@@ -260,13 +261,14 @@ fn tangent_code(
         list(k, &|m| format!("{log}(n{m})"))
     );
 
+    let q0 = initial_tangent(dim, k);
     let _ = writeln!(
         s,
-        "// The first k unit vectors.\nfn identity_tangent() -> Tangent {{\n    return Tangent({});\n}}\n",
+        "// The vectors every trajectory starts from (`problem::initial_tangent`).\n\
+         fn initial_tangent() -> Tangent {{\n    return Tangent({});\n}}\n",
         list(k, &|m| format!(
             "State({})",
-            list(dim, &|c| if c == m { "real(1.0)" } else { "real(0.0)" }
-                .to_string())
+            list(dim, &|c| literal(q0[m][c]))
         ))
     );
     let _ = writeln!(

@@ -256,6 +256,33 @@ impl Steps {
     }
 }
 
+/// The tangent vectors every trajectory starts from when its transient ends: k orthonormal
+/// vectors in general position (Gaussian entries of a fixed seed, orthonormalised by
+/// Gram–Schmidt in f64), the same for every trajectory and every run. Not the unit vectors:
+/// those can lie in an invariant subspace of the tangent flow, e.g. Lorenz at ρ = 0 from
+/// (x, 0, 0), where J·e_x = −σ·e_x exactly, so the first vector would never turn towards the
+/// leading direction and λ1 would come out as −σ instead of −1.
+pub fn initial_tangent(dim: usize, k: usize) -> Vec<Vec<f64>> {
+    let mut q: Vec<Vec<f64>> = (0..k)
+        .map(|m| {
+            (0..dim)
+                .map(|c| crate::rng::normal_f64(0x1a9u64, (m * dim + c) as u64, 0))
+                .collect()
+        })
+        .collect();
+    for m in 0..k {
+        let (done, rest) = q.split_at_mut(m);
+        let v = &mut rest[0];
+        for u in done.iter() {
+            let r: f64 = u.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(vc, uc)| *vc -= r * uc);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    q
+}
+
 /// Whether the Lyapunov kernel takes a system and `k` exponents: an ODE whose augmented
 /// state fits `MAX_AUGMENTED` and whose Jacobian can be derived (which it returns).
 pub fn check_system(system: &System, k: usize) -> Result<Jacobian, LyapunovError> {
