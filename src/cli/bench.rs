@@ -4,7 +4,7 @@
 //! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
 //! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
 //! (`deeponet.rs`); the SDE Monte Carlo scenarios (`sde.rs`); stiff kinetics (`stiff.rs`);
-//! basins of attraction (`basins.rs`).
+//! basins of attraction (`basins.rs`); Lyapunov spectra (`lyapunov.rs`).
 //! `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
 //! `scenario.rs` names the scenarios, `row.rs` is one measured row, and `harness.rs` holds
 //! the timing and self-checks the scenario families share.
@@ -12,6 +12,7 @@
 mod basins;
 mod deeponet;
 mod harness;
+mod lyapunov;
 mod neural;
 mod ode;
 mod report;
@@ -104,6 +105,8 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::StiffRober => 72.0,
         // A label, the parameters and initial state, and the chunk's window statistics.
         Scenario::Basins => 64.0,
+        // Exponents and errors (3 each, f64), final states, parameters and statuses.
+        Scenario::Lyapunov => 128.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -146,6 +149,7 @@ fn run_scenario(
         Scenario::SdeEm | Scenario::SdeAdaptive => sde::run(bench, scenario, size),
         Scenario::StiffRober => stiff::run(bench, scenario, size),
         Scenario::Basins => basins::run(bench, size),
+        Scenario::Lyapunov => lyapunov::run(bench, scenario, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

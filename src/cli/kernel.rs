@@ -44,7 +44,7 @@ pub struct KernelArgs {
 
     /// List every kernel family instead
     #[arg(long, conflicts_with_all = ["system", "solver", "precision", "fixed_step", "dense",
-          "rtol", "atol", "workgroup_size"])]
+          "rtol", "atol", "workgroup_size", "lyapunov"])]
     list: bool,
 
     /// Runge–Kutta method: fixed-step euler, heun, rk4 [default]; adaptive bs3, dp5, tsit5,
@@ -76,6 +76,11 @@ pub struct KernelArgs {
     /// Invocations per workgroup, as `simulate --workgroup-size`
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workgroup_size: u32,
+
+    /// The Lyapunov kernel of `phaseflow lyapunov` with K exponents (the solver's
+    /// fixed-step tableau on the state and K tangent vectors)
+    #[arg(long, value_name = "K", conflicts_with_all = ["dense", "rtol", "atol", "fixed_step"])]
+    lyapunov: Option<usize>,
 }
 
 /// A kind of kernel phaseflow composes: its name, the template files it starts from, and
@@ -112,6 +117,13 @@ pub const FAMILIES: &[KernelFamily] = &[
         what: "stiff systems: rosenbrock23, rodas4, rodas5p with the symbolic Jacobian and an \
                unrolled sparse LU, and auto (tsit5 <-> rodas5p per trajectory) \
                (`phaseflow kernel rober --solver rodas5p [--dense]`)",
+    },
+    KernelFamily {
+        name: "ode lyapunov",
+        templates: &["ode/lyapunov/step.wgsl"],
+        what: "Lyapunov spectra: the state and k tangent vectors through one fixed-step \
+               Runge-Kutta method with the sparse symbolic Jacobian, modified Gram-Schmidt \
+               (`phaseflow kernel lorenz --lyapunov 3`)",
     },
     KernelFamily {
         name: "nn mlp forward",
@@ -187,6 +199,9 @@ pub const FAMILIES: &[KernelFamily] = &[
 /// The composed source of the ODE kernel `args` describe, and whether it uses f64.
 fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliError> {
     let system = load_system(system_name)?;
+    if let Some(k) = args.lyapunov {
+        return compose_lyapunov(args, &system, k);
+    }
     if system.noise.is_some() || args.solver.is_some_and(Solver::is_sde) {
         return compose_sde(args, &system);
     }
@@ -281,6 +296,35 @@ fn compose(args: &KernelArgs, system_name: &str) -> Result<(String, bool), CliEr
             precision,
         )
     }
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok((wgsl, precision == Precision::F64))
+}
+
+/// The Lyapunov kernel of `phaseflow lyapunov -k K` with the solver's fixed step.
+fn compose_lyapunov(
+    args: &KernelArgs,
+    system: &System,
+    k: usize,
+) -> Result<(String, bool), CliError> {
+    let solver = args.solver.unwrap_or_default();
+    if solver.is_sde() || solver.is_stiff() {
+        return Err(CliError::Input(format!(
+            "--lyapunov takes an explicit Runge-Kutta method (euler, heun, rk4, or a pair's \
+             fixed step: bs3, dp5, tsit5, dop853); '{}' is not one",
+            solver.name()
+        )));
+    }
+    let jacobian = crate::ode::lyapunov::problem::check_system(system, k)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    let precision = args.precision.unwrap_or_default();
+    let wgsl = crate::ode::lyapunov::kernel::lyapunov_wgsl(
+        system,
+        &jacobian,
+        &solver.step_tableau(),
+        k,
+        args.workgroup_size,
+        precision,
+    )
     .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok((wgsl, precision == Precision::F64))
 }

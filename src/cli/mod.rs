@@ -16,6 +16,7 @@ mod generate;
 mod info;
 mod interrupt;
 mod kernel;
+mod lyapunov;
 mod outputs;
 mod predict;
 mod progress;
@@ -80,6 +81,9 @@ enum Command {
     /// Basins of attraction: label a grid of initial states by the attractor each reaches
     #[command(long_about = basins::LONG_ABOUT)]
     Basins(Box<basins::BasinsArgs>),
+    /// Lyapunov exponents of every trajectory of an ensemble (Benettin's method)
+    #[command(long_about = lyapunov::LONG_ABOUT)]
+    Lyapunov(Box<lyapunov::LyapunovArgs>),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -137,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(&args, &choice),
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Basins(args) => basins::run(&args, &choice),
+        Command::Lyapunov(args) => lyapunov::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),

@@ -267,7 +267,7 @@ pub struct SimulateArgs {
 }
 
 /// A flag's value parser: a positive, finite number.
-fn positive(what: &'static str) -> impl Fn(&str) -> Result<f64, String> + Clone {
+pub(super) fn positive(what: &'static str) -> impl Fn(&str) -> Result<f64, String> + Clone {
     move |s| match s.trim().parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         Ok(v) => Err(format!("{what} must be positive (got {v})")),
@@ -286,7 +286,7 @@ fn non_negative(what: &'static str) -> impl Fn(&str) -> Result<f64, String> + Cl
 
 /// Refuses a name given twice to one repeatable flag (`--sweep rho=0:1 --sweep rho=0:2`):
 /// the second would silently replace the first.
-fn no_repeats(flag: &str, pairs: &[(String, Vec<f64>)]) -> Result<(), CliError> {
+pub(super) fn no_repeats(flag: &str, pairs: &[(String, Vec<f64>)]) -> Result<(), CliError> {
     for (i, (name, _)) in pairs.iter().enumerate() {
         if pairs[..i].iter().any(|(other, _)| other == name) {
             let what = if name == "*" {
@@ -314,7 +314,7 @@ fn parse_numbers(s: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-fn parse_span(s: &str) -> Result<[f64; 2], String> {
+pub(super) fn parse_span(s: &str) -> Result<[f64; 2], String> {
     match parse_numbers(s)?[..] {
         [a, b] => Ok([a, b]),
         _ => Err("expected T0:T1, e.g. 0:10".into()),
@@ -347,12 +347,12 @@ fn tolerance_value(pairs: &[(String, f64)]) -> Option<toml::Value> {
 }
 
 /// `name=v1[:v2[:v3]]`.
-fn parse_assign(s: &str) -> Result<(String, Vec<f64>), String> {
+pub(super) fn parse_assign(s: &str) -> Result<(String, Vec<f64>), String> {
     let (name, values) = s.split_once('=').ok_or("expected NAME=VALUE")?;
     Ok((name.trim().to_string(), parse_numbers(values)?))
 }
 
-fn to_map(pairs: &[(String, Vec<f64>)]) -> toml::map::Map<String, toml::Value> {
+pub(super) fn to_map(pairs: &[(String, Vec<f64>)]) -> toml::map::Map<String, toml::Value> {
     pairs
         .iter()
         .map(|(k, v)| {

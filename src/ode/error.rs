@@ -4,6 +4,7 @@
 use super::adaptive::problem::ControlError;
 use super::ensemble::EnsembleError;
 use super::fixed::problem::ProblemError;
+use super::lyapunov::problem::LyapunovError;
 use super::sde::problem::SdeCheckError;
 use super::stiff::problem::StiffError;
 use crate::gpu::GpuError;
@@ -27,6 +28,8 @@ pub enum SimError {
     Sde(#[from] SdeCheckError),
     #[error(transparent)]
     Stiff(#[from] StiffError),
+    #[error(transparent)]
+    Lyapunov(#[from] LyapunovError),
     #[error(
         "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
     )]

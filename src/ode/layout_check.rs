@@ -12,6 +12,8 @@ use crate::ode::codegen::accessors;
 use crate::ode::device::SaveBatch;
 use crate::ode::fixed::kernel::TEMPLATE as FIXED;
 use crate::ode::fixed::run as fixed;
+use crate::ode::lyapunov::kernel::{ACC_ROWS, TEMPLATE as LYAPUNOV};
+use crate::ode::lyapunov::run as lyapunov;
 use crate::ode::runner::{Family, Outcome};
 use crate::ode::sde::kernel::{ADAPTIVE_TEMPLATE as SDE_ADAPTIVE, FIXED_TEMPLATE as SDE_FIXED};
 use crate::ode::sde::run::{self as sde, NoiseArgs};
@@ -462,4 +464,78 @@ fn sde_adaptive_row_comments_match_the_family() {
         ["status", "accepted", "rejected", "drift evaluations"],
         "decoded in this order by sde::run"
     );
+}
+
+#[test]
+fn lyapunov_window_struct_matches_its_packing() {
+    let w = lyapunov::WindowArgs {
+        n_traj: 2,
+        stride: 3,
+        step_begin: 4,
+        step_end: 5,
+        n_steps: 6,
+        n_transient: 7,
+        renorm: 8,
+        per_block: 9,
+        n_renorms: 10,
+        n_blocks: 11,
+        t0: 12.0,
+        dt: 13.0,
+        renorm_time: 14.0,
+        inv_time: 15.0,
+    };
+    let want = named(&[
+        ("n_traj", 2.0),
+        ("stride", 3.0),
+        ("step_begin", 4.0),
+        ("step_end", 5.0),
+        ("n_steps", 6.0),
+        ("n_transient", 7.0),
+        ("renorm", 8.0),
+        ("per_block", 9.0),
+        ("n_renorms", 10.0),
+        ("n_blocks", 11.0),
+        ("t0", 12.0),
+        ("dt", 13.0),
+        ("renorm_time", 14.0),
+        ("inv_time", 15.0),
+        ("one", 1.0),
+    ]);
+    let fields = window_fields(LYAPUNOV);
+    for precision in [Precision::F32, Precision::F64] {
+        let bytes = lyapunov::window_uniform(precision, &w);
+        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    }
+}
+
+/// The Lyapunov kernel's `tangent` rows (k vectors, then `ACC_ROWS` sums per exponent) and
+/// `results` rows (exponents, then errors) are the ones `lyapunov::run` sizes and decodes.
+#[test]
+fn lyapunov_row_comments_match_the_family() {
+    let (dims, rows) = layout(LYAPUNOV, "tangent");
+    assert_eq!(dims, [format!("k*dim + {ACC_ROWS}*k"), "stride".into()]);
+    assert_eq!(rows.len(), 1 + ACC_ROWS, "{rows:?}");
+    let (dims, rows) = layout(LYAPUNOV, "results");
+    assert_eq!(dims, ["2*k".to_string(), "stride".into()]);
+    assert_eq!(rows, ["exponents", "errors"]);
+    // Two trajectories of Lorenz's full spectrum in rows of stride 3, row r holding r + 1
+    // plus a tenth per trajectory: decoding puts rows 0..k as exponents, k..2k as errors.
+    let system = crate::model::catalog::builtin("lorenz")
+        .expect("lorenz is built in")
+        .expect("lorenz parses");
+    let problem = crate::ode::lyapunov::LyapunovProblem::new(system, 2, 0.01, 0.0, 1.0);
+    let family = lyapunov::Lyapunov::new(&problem).expect("valid");
+    let (stride, k) = (3, 3);
+    let bytes: Vec<u8> = (0..2 * k * stride)
+        .flat_map(|at| ((at / stride) as f32 + 1.0 + 0.1 * (at % stride) as f32).to_le_bytes())
+        .collect();
+    let Some(crate::ode::ChunkResults::Rows(r)) = family.decode_results(stride, 2, &bytes) else {
+        panic!("the Lyapunov family has results");
+    };
+    assert_eq!(r.width, 2 * k);
+    for j in 0..2 {
+        for c in 0..2 * k {
+            assert!((r.row(j)[c] - (c as f64 + 1.0 + 0.1 * j as f64)).abs() < 1e-6);
+        }
+    }
 }

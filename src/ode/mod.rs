@@ -16,6 +16,7 @@ pub mod error;
 pub mod fixed;
 #[cfg(test)]
 mod layout_check;
+pub mod lyapunov;
 pub mod montecarlo;
 pub mod multi;
 pub mod options;
@@ -39,6 +40,7 @@ pub use error::{SimError, SinkError};
 pub use fixed::run::{run_into, simulate};
 pub use fixed::tableau::Tableau;
 pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};
+pub use lyapunov::{LyapunovProblem, LyapunovResult, lyapunov_spectra};
 pub use montecarlo::{MonteCarlo, MonteCarloResult};
 pub use multi::run_on_devices;
 pub use options::{ProgressHook, RunOptions, Tick};

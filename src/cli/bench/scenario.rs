@@ -47,6 +47,10 @@ pub enum Scenario {
     /// √n × √n grid over (x, v) ∈ [−2, 2]², t in [0, 200], Tsit5 at 1e-6, f32, labelled by
     /// window features, -n grid points (default 1000000)
     Basins,
+    /// Lyapunov spectra: the full Lorenz spectrum (σ = 10, β = 8/3, u0 = (1, 0, 0)) for
+    /// rho = linspace(0, 200, N), a transient of 20, then T = 100, RK4 dt = 0.005,
+    /// renormalised every 0.1, f32 and f64, -n trajectories (default 100000)
+    Lyapunov,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -68,12 +72,13 @@ impl Scenario {
             Scenario::SdeAdaptive => "sde-adaptive",
             Scenario::StiffRober => "stiff-rober",
             Scenario::Basins => "basins",
+            Scenario::Lyapunov => "lyapunov",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 13] = [
+    pub(super) const EVERY: [Scenario; 14] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -87,5 +92,6 @@ impl Scenario {
         Scenario::SdeAdaptive,
         Scenario::StiffRober,
         Scenario::Basins,
+        Scenario::Lyapunov,
     ];
 }
