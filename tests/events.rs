@@ -292,3 +292,408 @@ fn bouncing_ball_has_the_analytic_impact_times_fixed_and_adaptive() {
         1e-9,
     );
 }
+
+#[test]
+fn terminate_stops_and_record_continues() {
+    let hs = [1.0, 2.0];
+    let stop = ball(IMPACT_TERMINATE);
+    let go = ball(&IMPACT_TERMINATE.replace("terminate", "record"));
+    for (sys, status) in [(stop, Status::Terminated), (go, Status::Success)] {
+        let p = fixed(
+            sys.clone(),
+            heights(&sys, &hs),
+            1.0,
+            0.01,
+            Save::Every(1),
+            Precision::F64,
+        );
+        let sol = run_fixed(&p, &RunOptions::default());
+        let log = sol.events.as_ref().unwrap();
+        for (j, &h) in hs.iter().enumerate() {
+            assert_eq!(sol.status[j], status);
+            let t = (2.0 * h / G).sqrt();
+            assert_eq!(log.counts[j], u32::from(t <= 1.0), "h = {h}");
+            let last = sol.final_state(j)[0];
+            match (status, t <= 1.0) {
+                // Terminated: no state after the impact; the record holds the final state.
+                (Status::Terminated, true) => {
+                    assert!(last.is_nan());
+                    assert!(log.record(j, 0)[2].abs() < 1e-9);
+                }
+                // Recorded only: the ball falls through the ground, free fall to t = 1.
+                _ => assert!((last - (h - 0.5 * G)).abs() < 1e-12, "{last}"),
+            }
+        }
+        let (st, twin, _) = fixed_twin(&p);
+        assert_eq!(st, sol.status);
+        assert_logs_close("terminate/record", log, &twin, 1e-12);
+    }
+}
+
+#[test]
+fn integrate_and_fire_resets_on_a_discrete_event() {
+    let s = common::system("integrate_fire");
+    let p = fixed(
+        s.clone(),
+        Ensemble::new(&s, 2),
+        10.0,
+        0.001,
+        Save::Final,
+        Precision::F64,
+    );
+    let sol = run_fixed(&p, &RunOptions::default());
+    let log = sol.events.as_ref().unwrap();
+    // Spikes every tau ln(I / (I - 1)) = ln 3 in the continuous limit; a discrete event
+    // fires at the end of the first step past the threshold, so each period is late by
+    // less than one step.
+    let period = 3f64.ln();
+    assert_eq!(log.counts[0] as usize, (10.0 / period) as usize);
+    let mut last = 0.0;
+    for (r, rec) in log.records_of(0).enumerate() {
+        let gap = rec[0] - last;
+        assert!(
+            gap >= period - 1e-9 && gap < period + 0.001,
+            "spike {r}: gap {gap}"
+        );
+        assert!(
+            rec[2] > 1.0 && rec[2] < 1.0 + 0.001,
+            "recorded before the reset: {}",
+            rec[2]
+        );
+        last = rec[0];
+    }
+    let (_, twin, _) = fixed_twin(&p);
+    assert_logs_close("integrate-and-fire", log, &twin, 1e-12);
+}
+
+/// Lorenz with a section z = 27 (up), a random box of initial states.
+fn lorenz_section(n: usize, k: usize) -> System {
+    let mut s = common::system("lorenz")
+        .with_section("z = 27", Direction::Up)
+        .unwrap();
+    s.event_log.k = k;
+    let _ = n;
+    s
+}
+
+fn random_lorenz(s: &System, n: usize) -> Ensemble {
+    let mut e = Ensemble::new(s, n);
+    e.initial = InitialStates::Uniform {
+        seed: 7,
+        ranges: vec![(0, -10.0, 10.0), (1, -10.0, 10.0), (2, 10.0, 40.0)],
+    };
+    e
+}
+
+#[test]
+fn logs_are_the_same_bits_across_chunks_windows_batches_and_k() {
+    let n = 96;
+    let base = RunOptions::default();
+    let variants = |o: &RunOptions| -> Vec<RunOptions> {
+        let mut small_chunks = o.clone();
+        small_chunks.caps.max_chunk = Some(40);
+        let mut short_windows = o.clone();
+        short_windows.steps_per_dispatch = 1;
+        short_windows.min_window_steps = 3;
+        let mut batches = o.clone();
+        batches.caps.max_slots_per_batch = Some(3);
+        vec![small_chunks, short_windows, batches]
+    };
+    for precision in [Precision::F32, Precision::F64] {
+        let s = lorenz_section(n, 8);
+        let pf = fixed(
+            s.clone(),
+            random_lorenz(&s, n),
+            5.0,
+            0.005,
+            Save::Every(100),
+            precision,
+        );
+        let pa = adaptive(
+            s.clone(),
+            random_lorenz(&s, n),
+            5.0,
+            SaveAt::Times((0..=10).map(|i| 0.5 * i as f64).collect()),
+            precision,
+        );
+        let mut pa = pa;
+        pa.control.rtol = Tolerance::All(1e-6);
+        pa.control.atol = Tolerance::All(1e-6);
+        let ref_f = run_fixed(&pf, &base);
+        let ref_a = run_adaptive(&pa, &base);
+        let (lf, la) = (ref_f.events.clone().unwrap(), ref_a.events.clone().unwrap());
+        assert!(
+            lf.totals().0 > n as u64 * 2,
+            "the section is crossed: {:?}",
+            lf.totals()
+        );
+        for o in variants(&base) {
+            assert!(
+                same_bits(run_fixed(&pf, &o).events.as_ref().unwrap(), &lf),
+                "fixed {precision:?}"
+            );
+            assert!(
+                same_bits(run_adaptive(&pa, &o).events.as_ref().unwrap(), &la),
+                "adaptive {precision:?}"
+            );
+        }
+        // A larger K only appends.
+        let mut pf2 = pf.clone();
+        pf2.system.event_log.k = 12;
+        let big = run_fixed(&pf2, &base).events.unwrap();
+        assert_eq!(big.counts, lf.counts);
+        for j in 0..n {
+            for r in 0..lf.recorded(j) {
+                assert!(
+                    big.record(j, r)
+                        .iter()
+                        .zip(lf.record(j, r))
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_event_on_a_save_time_and_window_boundary_is_found_once() {
+    // Condition t - 0.5 crosses zero exactly at the end of step 4 (dt = 0.125), which is a
+    // save time and, with windows of 4 steps, a window boundary.
+    let s = System::from_equations("clock", &[("x", 0.0)], &[], "dx = 1\n")
+        .unwrap()
+        .with_events("[[events]]\ncondition = \"t - 0.5\"\ndirection = \"up\"\n[[events]]\ncondition = \"x - 0.5\"\n")
+        .unwrap();
+    let p = fixed(
+        s.clone(),
+        Ensemble::new(&s, 3),
+        1.0,
+        0.125,
+        Save::Every(4),
+        Precision::F64,
+    );
+    let mut o = RunOptions::default();
+    o.steps_per_dispatch = 1;
+    o.min_window_steps = 4;
+    let sol = run_fixed(&p, &o);
+    let log = sol.events.unwrap();
+    assert_eq!(log.counts, vec![2, 2, 2]);
+    for rec in log.records_of(0) {
+        assert_eq!(rec[0], 0.5);
+    }
+    let pa = adaptive(
+        s.clone(),
+        Ensemble::new(&s, 3),
+        1.0,
+        SaveAt::Times(vec![0.0, 0.5, 1.0]),
+        Precision::F64,
+    );
+    let sol = run_adaptive(&pa, &RunOptions::default());
+    let log = sol.events.unwrap();
+    assert_eq!(log.counts, vec![2, 2, 2]);
+    for rec in log.records_of(1) {
+        assert!((rec[0] - 0.5).abs() < 1e-14, "{}", rec[0]);
+    }
+}
+
+#[test]
+fn poincare_points_of_a_harmonic_oscillator_and_a_linear_centre() {
+    // x'' = -w^2 x from x = A, v = 0: x = A cos(wt), v = -A w sin(wt). The section x = 0
+    // going up is crossed where cos turns positive, wt = 3π/2 + 2πk: t_k = (2k + 3/2)π/w
+    // with v = A w.
+    let w = 2.0;
+    let osc = common::system("harmonic")
+        .with_section("x = 0", Direction::Up)
+        .unwrap();
+    let mut e = Ensemble::new(&osc, 3);
+    e.base_params = vec![w];
+    e.initial = InitialStates::Table(Table {
+        data: vec![1.0, 0.0, 0.5, 0.0, 3.0, 0.0],
+        rows: 3,
+        cols: 2,
+        origin: "test".into(),
+    });
+    let amplitudes = [1.0, 0.5, 3.0];
+    // x' = -w y, y' = w x from (r, 0): x = r cos(wt), y = r sin(wt). The section y = 0 going
+    // up is crossed at wt = 2πk (k ≥ 1) with x = r.
+    let centre = System::from_equations(
+        "centre",
+        &[("x", 1.0), ("y", 0.0)],
+        &[("w", w)],
+        "dx = -w*y\ndy = w*x\n",
+    )
+    .unwrap()
+    .with_section("y = 0", Direction::Up)
+    .unwrap();
+    let mut ec = Ensemble::new(&centre, 3);
+    ec.initial = InitialStates::Table(Table {
+        data: vec![1.0, 0.0, 0.5, 0.0, 3.0, 0.0],
+        rows: 3,
+        cols: 2,
+        origin: "test".into(),
+    });
+
+    let t1 = 10.0;
+    for (sys, ens, t_of, point) in [
+        (
+            osc,
+            e,
+            (|k: f64| (2.0 * k + 1.5) * std::f64::consts::PI / 2.0) as fn(f64) -> f64,
+            [0.0, 1.0 * w],
+        ),
+        (
+            centre,
+            ec,
+            (|k: f64| (k + 1.0) * 2.0 * std::f64::consts::PI / 2.0) as fn(f64) -> f64,
+            [1.0, 0.0],
+        ),
+    ] {
+        let pf = fixed(
+            sys.clone(),
+            ens.clone(),
+            t1,
+            0.001,
+            Save::Final,
+            Precision::F64,
+        );
+        let pa = adaptive(sys.clone(), ens, t1, SaveAt::Final, Precision::F64);
+        for (name, sol, tol) in [
+            ("rk4", run_fixed(&pf, &RunOptions::default()), 1e-10),
+            ("tsit5", run_adaptive(&pa, &RunOptions::default()), 1e-8),
+        ] {
+            let log = sol.events.unwrap();
+            for (j, a) in amplitudes.iter().enumerate() {
+                let expected = (0..)
+                    .map(|k| t_of(k as f64))
+                    .take_while(|&t| t <= t1)
+                    .count();
+                assert_eq!(log.counts[j] as usize, expected, "{} {name}", sys.name());
+                for (k, rec) in log.records_of(j).enumerate() {
+                    assert!(
+                        (rec[0] - t_of(k as f64)).abs() < tol,
+                        "{} {name}: t {} vs {}",
+                        sys.name(),
+                        rec[0],
+                        t_of(k as f64)
+                    );
+                    for c in 0..2 {
+                        assert!(
+                            (rec[2 + c] - a * point[c]).abs() < tol * 10.0 * a,
+                            "{} {name}: state {c} {}",
+                            sys.name(),
+                            rec[2 + c]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_matches_the_twin_on_random_ensembles_f32_and_f64() {
+    let n = 64;
+    let s = ball(IMPACT_BOUNCE);
+    let mut e = Ensemble::new(&s, n);
+    // Heights, speeds and restitutions that keep the bounces away from the Zeno point (where
+    // infinitely many bounces accumulate) within the span.
+    e.initial = InitialStates::Uniform {
+        seed: 3,
+        ranges: vec![(0, 1.0, 3.0), (1, -1.0, 0.0)],
+    };
+    e.params = phaseflow::ode::Parameters::Sweep(vec![phaseflow::ode::Axis::linear(1, 0.6, 0.95)]);
+    let lorenz = lorenz_section(n, 16);
+    for precision in [Precision::F64, Precision::F32] {
+        // f64: the twin computes the same operations; differences are roundings of the
+        // device's f64 and fused operations (1e-9 after a few located events). f32: 1e-7
+        // relative roundings per operation, amplified over the bounces, 1e-3.
+        let tol = match precision {
+            Precision::F64 => 1e-9,
+            Precision::F32 => 2e-3,
+        };
+        let pf = fixed(s.clone(), e.clone(), 1.5, 0.01, Save::Every(10), precision);
+        let sol = run_fixed(&pf, &RunOptions::default());
+        let (st, twin, _) = fixed_twin(&pf);
+        assert_eq!(st, sol.status);
+        assert_logs_close(
+            &format!("ball rk4 {precision:?}"),
+            sol.events.as_ref().unwrap(),
+            &twin,
+            tol,
+        );
+        let mut pa = adaptive(s.clone(), e.clone(), 1.5, SaveAt::Final, precision);
+        if precision == Precision::F32 {
+            pa.control.rtol = Tolerance::All(1e-5);
+            pa.control.atol = Tolerance::All(1e-5);
+        }
+        let sol = run_adaptive(&pa, &RunOptions::default());
+        let (st, twin) = adaptive_twin(&pa);
+        assert_eq!(st, sol.status);
+        assert_logs_close(
+            &format!("ball tsit5 {precision:?}"),
+            sol.events.as_ref().unwrap(),
+            &twin,
+            tol * 10.0,
+        );
+        // Lorenz is chaotic: a short span keeps f32 and the twin on the same crossings.
+        let pl = fixed(
+            lorenz.clone(),
+            random_lorenz(&lorenz, n),
+            1.5,
+            0.005,
+            Save::Final,
+            precision,
+        );
+        let sol = run_fixed(&pl, &RunOptions::default());
+        let (_, twin, _) = fixed_twin(&pl);
+        assert_logs_close(
+            &format!("lorenz rk4 {precision:?}"),
+            sol.events.as_ref().unwrap(),
+            &twin,
+            tol * 10.0,
+        );
+    }
+}
+
+#[test]
+fn every_events_kernel_passes_naga() {
+    use phaseflow::gpu::shader::validate;
+    use phaseflow::ode::adaptive::kernel::adaptive_wgsl;
+    use phaseflow::ode::fixed::kernel::fixed_step_wgsl;
+    // Every kind of event: continuous in each direction, discrete, record, terminate, and
+    // assignments to states and parameters; conditions with time and auxiliaries.
+    let s = System::from_equations("all", &[("x", 1.0), ("v", 0.0)], &[("k", 1.0), ("c", 0.1)], "f = -k*x - c*v\ndx = v\ndv = f\n")
+        .unwrap()
+        .with_events(
+            "[[events]]\ncondition = \"x\"\ndirection = \"up\"\n\
+             [[events]]\ncondition = \"f + sin(t)\"\ndirection = \"down\"\naction = \"assign\"\nassign = \"v = -v\\nk = 1.01*k\"\n\
+             [[events]]\ncondition = \"v - 10\"\naction = \"terminate\"\n\
+             [[events]]\nkind = \"discrete\"\ncondition = \"x^2 - 4\"\naction = \"assign\"\nassign = \"x = 0\"\n",
+        )
+        .unwrap();
+    for precision in [Precision::F32, Precision::F64] {
+        for solver in [Solver::Euler, Solver::Heun, Solver::Rk4, Solver::Tsit5] {
+            let wgsl = fixed_step_wgsl(&s, &solver.step_tableau(), 64, precision).unwrap();
+            validate("fixed events", &wgsl, precision == Precision::F64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for solver in [Solver::Bs3, Solver::Dp5, Solver::Tsit5, Solver::Dop853] {
+            for dense in [false, true] {
+                let wgsl = adaptive_wgsl(
+                    &s,
+                    solver.pair().unwrap(),
+                    &Control::default(),
+                    64,
+                    precision,
+                    dense,
+                )
+                .unwrap();
+                validate("adaptive events", &wgsl, precision == Precision::F64)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+    // Without events the kernels are the plain templates.
+    let plain = common::system("lorenz");
+    let wgsl = fixed_step_wgsl(&plain, &Solver::Rk4.step_tableau(), 64, Precision::F32).unwrap();
+    assert!(!wgsl.contains("event_") && !wgsl.contains("results"));
+}

@@ -163,6 +163,9 @@ pub struct Tally {
     pub switches: u64,
     pub max_attempts: u64,
     pub trajectories: usize,
+    /// Events fired (after the transient) and records kept, over all trajectories.
+    pub events_fired: u64,
+    pub events_recorded: u64,
 }
 
 impl Sink for Tally {
@@ -187,9 +190,23 @@ impl Sink for Tally {
         }
         Ok(())
     }
+
+    fn results(&mut self, _: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        self.count_events(results);
+        Ok(())
+    }
 }
 
 impl Tally {
+    /// Counts a chunk's events (see `Sink::results`).
+    fn count_events(&mut self, results: &ChunkResults) {
+        if let ChunkResults::Events(log) = results {
+            let (fired, kept) = log.totals();
+            self.events_fired += fired;
+            self.events_recorded += kept;
+        }
+    }
+
     /// Statuses with non-zero counts, in code order.
     pub fn status_counts(&self) -> Vec<(Status, usize)> {
         Status::nonzero(self.status)

@@ -77,8 +77,8 @@ pub fn scan(
     }
     let mut cut = None;
     let mut best = 2.0;
-    for k in 0..m {
-        if system.events[k].action.cuts() && theta[k] < best {
+    for (k, e) in system.events.iter().enumerate() {
+        if e.action.cuts() && theta[k] < best {
             best = theta[k];
             cut = Some(k);
         }

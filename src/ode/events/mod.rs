@@ -13,5 +13,7 @@
 pub mod cpu;
 pub mod kernel;
 pub mod log;
+pub mod sink;
 
 pub use log::EventLog;
+pub use sink::EventSink;
