@@ -366,13 +366,12 @@ fn integrate_and_fire_resets_on_a_discrete_event() {
     assert_logs_close("integrate-and-fire", log, &twin, 1e-12);
 }
 
-/// Lorenz with a section z = 27 (up), a random box of initial states.
-fn lorenz_section(n: usize, k: usize) -> System {
+/// Lorenz with a section z = 27 (up) keeping k records.
+fn lorenz_section(k: usize) -> System {
     let mut s = common::system("lorenz")
         .with_section("z = 27", Direction::Up)
         .unwrap();
     s.event_log.k = k;
-    let _ = n;
     s
 }
 
@@ -400,7 +399,7 @@ fn logs_are_the_same_bits_across_chunks_windows_batches_and_k() {
         vec![small_chunks, short_windows, batches]
     };
     for precision in [Precision::F32, Precision::F64] {
-        let s = lorenz_section(n, 8);
+        let s = lorenz_section(8);
         let pf = fixed(
             s.clone(),
             random_lorenz(&s, n),
@@ -471,9 +470,11 @@ fn an_event_on_a_save_time_and_window_boundary_is_found_once() {
         Save::Every(4),
         Precision::F64,
     );
-    let mut o = RunOptions::default();
-    o.steps_per_dispatch = 1;
-    o.min_window_steps = 4;
+    let o = RunOptions {
+        steps_per_dispatch: 1,
+        min_window_steps: 4,
+        ..RunOptions::default()
+    };
     let sol = run_fixed(&p, &o);
     let log = sol.events.unwrap();
     assert_eq!(log.counts, vec![2, 2, 2]);
@@ -601,7 +602,7 @@ fn gpu_matches_the_twin_on_random_ensembles_f32_and_f64() {
         ranges: vec![(0, 1.0, 3.0), (1, -1.0, 0.0)],
     };
     e.params = phaseflow::ode::Parameters::Sweep(vec![phaseflow::ode::Axis::linear(1, 0.6, 0.95)]);
-    let lorenz = lorenz_section(n, 16);
+    let lorenz = lorenz_section(16);
     for precision in [Precision::F64, Precision::F32] {
         // f64: the twin computes the same operations; differences are roundings of the
         // device's f64 and fused operations (1e-9 after a few located events). f32: 1e-7

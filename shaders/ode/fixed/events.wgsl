@@ -52,6 +52,74 @@ fn save_nan_from(first: u32, i: u32) {
     }
 }
 
+struct GridStep {
+    u: State,
+    g0: array<real, N_EVENTS>,
+    n_rec: u32,
+    stopped: bool,   // a terminating event
+    advanced: bool,  // ... at the grid point itself
+}
+
+// Grid step `step` from u (whose first attempt gave y1, g1) where an event fired: records,
+// and after each cut the action and a partial step from the event to the grid point.
+fn event_grid_step(i: u32, step: u32, u: State, y1_first: State, g0_in: array<real, N_EVENTS>, g1_first: array<real, N_EVENTS>, p: ptr<function, Params>, n_rec: u32) -> GridStep {
+    let t_end = win.t0 + real(step + 1u) * win.dt;
+    var o: GridStep;
+    o.n_rec = n_rec;
+    o.stopped = false;
+    o.advanced = false;
+    var ta = win.t0 + real(step) * win.dt;
+    var ya = u;
+    var h = win.dt;
+    var y1 = y1_first;
+    var g0 = g0_in;
+    var g1 = g1_first;
+    var cuts = 0u;
+    loop {
+        if cuts < EVENT_MAX_CUTS && event_any(g0, g1) {
+            let f0 = rhs(ta, ya, *p);
+            let f1 = rhs(t_end, y1, *p);
+            let scan = event_scan(ta, h, g0, g1, ya, *p, y1, f0, f1);
+            o.n_rec = event_record_all(i, o.n_rec, scan, ta, h, t_end, ya, y1, *p, y1, f0, f1);
+            if scan.cut != EVENT_NONE {
+                var sc = scan;
+                let th = sc.theta[scan.cut];
+                var tc = t_end;
+                var yc = y1;
+                if th != real(1.0) {
+                    tc = ta + th * h;
+                    yc = hermite(ya, h, th, y1, f0, f1);
+                }
+                if event_action(scan.cut) == ACTION_TERMINATE {
+                    o.u = yc;
+                    o.g0 = g0;
+                    o.stopped = true;
+                    o.advanced = th == real(1.0);
+                    return o;
+                }
+                event_apply(scan.cut, tc, &yc, p);
+                cuts += 1u;
+                g0 = event_g(tc, yc, *p);
+                if tc < t_end {
+                    ta = tc;
+                    ya = yc;
+                    h = t_end - tc;
+                    y1 = rk_step(ta, h, ya, *p);
+                    g1 = event_g(t_end, y1, *p);
+                    continue;
+                }
+                o.u = yc;
+                o.g0 = g0;
+                return o;
+            }
+        }
+        o.u = y1;
+        o.g0 = g1;
+        return o;
+    }
+    return o;
+}
+
 @compute @workgroup_size({{WORKGROUP_SIZE}})
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -90,57 +158,26 @@ fn main(
         let next_save = min((step / win.save_every + 1u) * win.save_every, win.n_steps);
         let stop = min(next_save, win.step_end);
         while step < stop {
+            // The common step: one Runge–Kutta step and the conditions at its end; the
+            // rest only where something fires.
             let t_end = win.t0 + real(step + 1u) * win.dt;
-            // The (sub)step from (ta, ya) to the grid point t_end: the whole grid step,
-            // or what is left of it after an assignment.
-            var ta = win.t0 + real(step) * win.dt;
-            var ya = u;
-            var h = win.dt;
-            var cuts = 0u;
-            loop {
-                let y1 = rk_step(ta, h, ya, p);
-                let g1 = event_g(t_end, y1, p);
-                if cuts < EVENT_MAX_CUTS && event_any(g0, g1) {
-                    let f0 = rhs(ta, ya, p);
-                    let f1 = rhs(t_end, y1, p);
-                    let scan = event_scan(ta, h, g0, g1, ya, p, y1, f0, f1);
-                    n_rec = event_record_all(i, n_rec, scan, ta, h, t_end, ya, y1, p, y1, f0, f1);
-                    if scan.cut != EVENT_NONE {
-                        var sc = scan;
-                        let th = sc.theta[scan.cut];
-                        var tc = t_end;
-                        var yc = y1;
-                        if th != real(1.0) {
-                            tc = ta + th * h;
-                            yc = hermite(ya, h, th, y1, f0, f1);
-                        }
-                        if event_action(scan.cut) == ACTION_TERMINATE {
-                            u = yc;
-                            stopped = true;
-                            if th == real(1.0) {
-                                step += 1u;
-                            }
-                            break;
-                        }
-                        event_apply(scan.cut, tc, &yc, &p);
-                        cuts += 1u;
-                        g0 = event_g(tc, yc, p);
-                        if tc < t_end {
-                            ta = tc;
-                            ya = yc;
-                            h = t_end - tc;
-                            continue;
-                        }
-                        u = yc;
-                        break;
+            let y1 = rk_step(win.t0 + real(step) * win.dt, win.dt, u, p);
+            let g1 = event_g(t_end, y1, p);
+            if event_any(g0, g1) {
+                let o = event_grid_step(i, step, u, y1, g0, g1, &p, n_rec);
+                u = o.u;
+                g0 = o.g0;
+                n_rec = o.n_rec;
+                if o.stopped {
+                    stopped = true;
+                    if o.advanced {
+                        step += 1u;
                     }
+                    break;
                 }
+            } else {
                 u = y1;
                 g0 = g1;
-                break;
-            }
-            if stopped {
-                break;
             }
             step += 1u;
         }
