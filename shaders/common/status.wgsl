@@ -6,6 +6,8 @@ const STATUS_MAX_STEPS: u32 = 2u;
 const STATUS_STEP_UNDERFLOW: u32 = 3u;
 const STATUS_NON_FINITE: u32 = 4u;
 const STATUS_SINGULAR: u32 = 5u;
+// An event with action "terminate" ended the trajectory (ode::events).
+const STATUS_TERMINATED: u32 = 6u;
 
 // NaN and ±inf have an all-ones exponent. Tested on the bits because WGSL lets compilers
 // assume floats are finite, which may fold `x != x` away.

@@ -94,13 +94,13 @@ pub struct KernelFamily {
 pub const FAMILIES: &[KernelFamily] = &[
     KernelFamily {
         name: "ode fixed",
-        templates: &["ode/fixed/step.wgsl"],
+        templates: &["ode/fixed/step.wgsl", "ode/fixed/events.wgsl"],
         what: "fixed-step Runge-Kutta per system x tableau x precision \
                (`phaseflow kernel SYSTEM --solver rk4`)",
     },
     KernelFamily {
         name: "ode adaptive",
-        templates: &["ode/adaptive/step.wgsl"],
+        templates: &["ode/adaptive/step.wgsl", "ode/adaptive/events.wgsl"],
         what: "embedded pair with step-size control, final-state or dense output \
                (`phaseflow kernel SYSTEM --solver tsit5 [--dense]`)",
     },

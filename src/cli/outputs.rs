@@ -5,6 +5,7 @@
 use super::error::CliError;
 use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
+use crate::ode::events::EventSink;
 use crate::ode::{
     EnsembleStats, InitialStates, Inputs, MonteCarlo, NpySink, Parameters, Problem, Sink,
     SinkError, Status, StepCounts, Tally, TrajectoryStats,
@@ -24,6 +25,7 @@ pub struct Outputs {
     trajectory: Option<TrajectoryStats>,
     ensemble: Option<EnsembleStats>,
     montecarlo: Option<MonteCarlo>,
+    events: Option<EventSink>,
     checkpoint: Checkpoint,
     files: Vec<Value>,
 }
@@ -108,6 +110,16 @@ impl Outputs {
             None
         };
         let status = stream(&mut dir, "status.npy", Dtype::U8, &[n64])?;
+        let system = problem.system();
+        let events = if system.events.is_empty() {
+            None
+        } else {
+            let [(rn, rd, rs), (cn, cd, cs)] =
+                EventSink::files(n, system.event_log.k, dim, problem.precision());
+            let records = stream(&mut dir, rn, rd, &rs)?;
+            let counts = stream(&mut dir, cn, cd, &cs)?;
+            Some(EventSink::new(records, counts, problem.precision()))
+        };
         let stats_columns = if problem.is_stiff() {
             StepCounts::STIFF_COLUMNS
         } else {
@@ -169,6 +181,7 @@ impl Outputs {
             trajectory,
             ensemble,
             montecarlo,
+            events,
             checkpoint,
             files,
         })
@@ -289,6 +302,9 @@ impl Outputs {
         if let Some(m) = self.montecarlo.as_mut() {
             sinks.push(m);
         }
+        if let Some(e) = self.events.as_mut() {
+            sinks.push(e);
+        }
         // Last: a chunk is recorded as done only once every file holds it.
         sinks.push(&mut self.checkpoint);
         sinks
@@ -346,6 +362,9 @@ impl Outputs {
         self.npy.finish().map_err(write_error)?;
         if let Some(t) = self.trajectory {
             t.finish().map_err(write_error)?;
+        }
+        if let Some(e) = self.events {
+            e.finish().map_err(write_error)?;
         }
         summary["files"] = json!(self.files);
         dir.write_json("run.json", &summary).map_err(write_error)?;

@@ -54,8 +54,8 @@ Examples:
 
 Output (with -o DIR): states.npy [n_save, N, dim] f32 (f64 with --precision f64),
 times.npy [n_save] f64, status.npy [N] u8 (1 success, 2 max steps, 3 step-size underflow,
-4 non-finite, 5 singular iteration matrix, 0 not run: an interrupted run's trajectories past
-trajectories_done, whose states are NaN), for adaptive solvers stats.npy [N, 3] u32
+4 non-finite, 5 singular iteration matrix, 6 terminated by an event, 0 not run: an
+interrupted run's trajectories past trajectories_done, whose states are NaN), for adaptive solvers stats.npy [N, 3] u32
 (accepted steps, rejected steps, right-hand-side evaluations; stiff solvers add Jacobian
 evaluations and method switches: [N, 5]), params.npy [N, n_params] f64 and u0.npy [N, dim] f64 when
 they vary across trajectories, and run.json describing the run. run.json exists from the
@@ -198,6 +198,28 @@ pub struct SimulateArgs {
     /// [default: 16 in f32, 20 in f64]
     #[arg(long, value_name = "LEVELS", allow_negative_numbers = true)]
     brownian_depth: Option<u32>,
+
+    /// Systems with events: records kept per trajectory (events.npy [N, K, 2 + dim]; every
+    /// event is counted in event_counts.npy) [default: 64]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    events: Option<usize>,
+
+    /// A Poincaré section, e.g. "z = 27": every crossing is recorded (a continuous event
+    /// with condition z - 27 added to the system)
+    #[arg(long, value_name = "EQUATION", allow_hyphen_values = true)]
+    section: Option<String>,
+
+    /// The section's crossing direction: up (- to +), down or both [default: both]
+    #[arg(long, value_name = "DIR")]
+    direction: Option<String>,
+
+    /// Events before t0 + T are neither recorded nor counted (actions still act)
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    transient: Option<f64>,
+
+    /// Section points kept per trajectory (the same as --events K) [default: 64]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    points: Option<usize>,
 
     /// Write results as .npy files into this directory (refused if it holds a run already,
     /// unless --overwrite)
@@ -430,6 +452,11 @@ impl SimulateArgs {
             antithetic: self.antithetic.then_some(true),
             brownian_depth: self.brownian_depth,
             quantiles: (!self.quantiles.is_empty()).then(|| self.quantiles.clone()),
+            events: self.events,
+            section: self.section.clone(),
+            direction: self.direction.clone(),
+            transient: self.transient,
+            points: self.points,
         }
     }
 }
@@ -635,6 +662,16 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let complete = stats.completed == n && !failed;
 
     let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
+    if !problem.system().events.is_empty() {
+        let log = problem.system().event_log;
+        summary["events"] = json!({
+            "names": problem.system().events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+            "records_per_trajectory": log.k,
+            "transient": log.transient,
+            "fired": tally.events_fired,
+            "recorded": tally.events_recorded,
+        });
+    }
     summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
     summary["state"] = json!(match (complete, failed) {
         (true, _) => "complete",
@@ -962,6 +999,14 @@ fn print_summary(
                 tol(&control.atol)
             );
         }
+    }
+    if !p.system().events.is_empty() {
+        println!(
+            "events   {} fired, {} recorded (at most {} per trajectory)",
+            grouped(tally.events_fired),
+            grouped(tally.events_recorded),
+            p.system().event_log.k
+        );
     }
     for ctx in devices {
         println!(

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod derive;
 pub mod diagnostic;
+pub mod event;
 pub mod expr;
 pub mod function;
 pub mod jacobian;
@@ -20,6 +21,7 @@ pub mod wgsl;
 
 pub use catalog::{builtin, builtin_names};
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
+pub use event::{Action, Direction, Event, EventKind};
 pub use function::Function;
 pub use noise::{Calculus, Noise, NoiseKind, NoiseSource};
 pub use signal::{Input, Signal};

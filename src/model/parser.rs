@@ -130,7 +130,13 @@ pub fn parse_jacobian_lines(
 
 /// Parses a single expression, e.g. a value given on the command line.
 pub fn parse_expression(source: &Arc<Source>) -> Result<Expr, Diagnostic> {
-    let tokens = lex(source, 0..source.text.len())?;
+    parse_expression_in(source, 0..source.text.len())
+}
+
+/// Parses `source.text[range]` as a single expression (an event's condition in a system
+/// file), so that messages point into the file.
+pub fn parse_expression_in(source: &Arc<Source>, range: Range<usize>) -> Result<Expr, Diagnostic> {
+    let tokens = lex(source, range)?;
     let line: Vec<Token> = tokens.into_iter().filter(|t| t.tok != Tok::End).collect();
     let mut p = Parser::new(source, &line);
     let e = p.expr()?;

@@ -2,6 +2,7 @@
 //! definitions and one right-hand side per state, resolved and checked once.
 
 use super::diagnostic::{Diagnostics, Source};
+use super::event::{Event, EventLogSpec};
 use super::expr::{Env, Node};
 use super::noise::{Calculus, Noise, NoiseKind, NoiseSource, depends_on, resolve_noise};
 use super::parser::parse_statements;
@@ -43,6 +44,12 @@ pub struct System {
     /// ∂f/∂u as the user wrote it (`jacobian = """..."""` in a system file), checked against
     /// the symbolic Jacobian when it was loaded; `None` when the symbolic one is used.
     pub hand_jacobian: Option<HandJacobian>,
+    /// Events (`[[events]]`, see `model::event`), in the order given: their index is the
+    /// event id in logs.
+    pub events: Vec<Event>,
+    /// How many events each trajectory records, from when (run settings; see
+    /// `model::event::EventLogSpec`).
+    pub event_log: EventLogSpec,
 }
 
 /// A Jacobian ∂f/∂u given by hand, one line `d(dx)/d(y) = expression` per entry that is
@@ -110,6 +117,8 @@ impl System {
                 .collect(),
             noise,
             hand_jacobian: None,
+            events: Vec::new(),
+            event_log: EventLogSpec::default(),
         })
     }
 

@@ -40,6 +40,7 @@
 //! ```
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
+use super::event::{Action, Direction, EventKind, EventSource, resolve_events};
 use super::jacobian::resolve_hand_jacobian;
 use super::noise::{Calculus, MAX_WIENER, NoiseKind, NoiseSource};
 use super::signal::Input;
@@ -50,7 +51,7 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "name",
     "description",
     "reference",
@@ -65,6 +66,7 @@ const KEYS: [&str; 14] = [
     "wiener",
     "calculus",
     "jacobian",
+    "events",
 ];
 
 /// Reads a system file from disk. I/O problems become a diagnostic too.
@@ -187,6 +189,7 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
         calculus: entry("calculus"),
     };
     let noise_setup = noise_keys.check(source, noise.is_some(), &mut err);
+    let events = get("events").map_or_else(Vec::new, |v| events(source, v, &mut err));
 
     if !errors.is_empty() {
         return Err(Diagnostics(errors));
@@ -222,7 +225,157 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
         let (source, range) = string_source(source, span, &text, "jacobian");
         system.hand_jacobian = Some(resolve_hand_jacobian(&system, &source, range)?);
     }
+    system.events = resolve_events(&system, &events)?;
     Ok(system)
+}
+
+/// The `[[events]]` tables of a TOML text that holds nothing else (`System::with_events`).
+pub fn event_tables(source: &Arc<Source>) -> Result<Vec<EventSource>, Diagnostics> {
+    let doc = DeTable::parse(&source.text).map_err(|e| toml_error(source, &e))?;
+    let doc = doc.get_ref();
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (key, v) in doc.iter() {
+        if **key.get_ref() == *"events" {
+            out = events(source, v, &mut |d| errors.push(d));
+        } else {
+            errors.push(
+                Diagnostic::new(
+                    format!("unknown key '{}' among events", key.get_ref()),
+                    source,
+                    key.span(),
+                )
+                .with_hint("write [[events]] tables only"),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+const EVENT_KEYS: [&str; 6] = ["name", "condition", "kind", "direction", "action", "assign"];
+
+/// `[[events]]`: an array of tables with the keys of `EVENT_KEYS` (see `model::event`).
+fn events(
+    source: &Arc<Source>,
+    value: &Spanned<DeValue>,
+    err: &mut dyn FnMut(Diagnostic),
+) -> Vec<EventSource> {
+    const EXAMPLE: &str = "[[events]]\ncondition = \"y\"\ndirection = \"down\"";
+    let DeValue::Array(tables) = value.get_ref() else {
+        err(Diagnostic::new(
+            "'events' must be an array of tables, written [[events]]",
+            source,
+            value.span(),
+        )
+        .with_hint(EXAMPLE));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for table in tables.iter() {
+        let DeValue::Table(fields) = table.get_ref() else {
+            err(Diagnostic::new(
+                "each event must be a table, written [[events]]",
+                source,
+                table.span(),
+            )
+            .with_hint(EXAMPLE));
+            continue;
+        };
+        let mut ok = true;
+        let mut name = None;
+        let mut condition = None;
+        let mut kind = EventKind::Continuous;
+        let mut direction = None;
+        let mut action = Action::Record;
+        let mut assign = None;
+        for (key, v) in fields.iter() {
+            let k: &str = key.get_ref();
+            let text = match v.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            };
+            if !EVENT_KEYS.contains(&k) {
+                let hint = match did_you_mean(k, EVENT_KEYS) {
+                    Some(m) => format!("did you mean '{m}'?"),
+                    None => format!("an event's keys are: {}", EVENT_KEYS.join(", ")),
+                };
+                err(
+                    Diagnostic::new(format!("unknown key '{k}' in an event"), source, key.span())
+                        .with_hint(hint),
+                );
+                ok = false;
+                continue;
+            }
+            let Some(text) = text else {
+                err(Diagnostic::new(
+                    format!("'{k}' must be a string"),
+                    source,
+                    v.span(),
+                ));
+                ok = false;
+                continue;
+            };
+            let mut choice = |names: &[&str]| -> Option<String> {
+                if names.contains(&text.as_str()) {
+                    return Some(text.clone());
+                }
+                let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                let hint = did_you_mean(&text, names.iter().copied())
+                    .map(|m| format!("did you mean \"{m}\"?"))
+                    .unwrap_or_else(|| format!("it is one of {}", quoted.join(", ")));
+                err(
+                    Diagnostic::new(format!("'{k}' is '{text}'"), source, v.span()).with_hint(hint),
+                );
+                None
+            };
+            match k {
+                "name" => name = Some((text.clone(), v.span())),
+                "condition" => {
+                    condition = Some(string_source(source, v.span(), &text, "condition"))
+                }
+                "kind" => match choice(&["continuous", "discrete"]).as_deref() {
+                    Some("discrete") => kind = EventKind::Discrete,
+                    Some(_) => kind = EventKind::Continuous,
+                    None => ok = false,
+                },
+                "direction" => match choice(&Direction::NAMES) {
+                    Some(d) => direction = Direction::from_name(&d).map(|d| (d, v.span())),
+                    None => ok = false,
+                },
+                "action" => match choice(&Action::NAMES).as_deref() {
+                    Some("terminate") => action = Action::Terminate,
+                    Some("assign") => action = Action::Assign,
+                    Some(_) => action = Action::Record,
+                    None => ok = false,
+                },
+                _ => assign = Some(string_source(source, v.span(), &text, "assign")),
+            }
+        }
+        let Some(condition) = condition else {
+            err(
+                Diagnostic::new("an event has no 'condition'", source, table.span()).with_hint(
+                    "add condition = \"...\", an expression whose zero crossing fires it",
+                ),
+            );
+            continue;
+        };
+        if ok {
+            out.push(EventSource {
+                name,
+                kind,
+                direction,
+                action,
+                condition,
+                assign,
+                table: (source.clone(), table.span()),
+            });
+        }
+    }
+    out
 }
 
 /// Where a string value's text is to be read from: the file itself when the string is

@@ -97,10 +97,16 @@ fn fixed_window_struct_matches_its_packing() {
         ("dt", 12.0),
         ("one", 1.0),
     ]);
-    let fields = window_fields(FIXED);
-    for precision in [Precision::F32, Precision::F64] {
-        let bytes = fixed::window_uniform(precision, &w);
-        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    for template in [FIXED, crate::ode::fixed::kernel::EVENTS_TEMPLATE] {
+        let fields = window_fields(template);
+        for precision in [Precision::F32, Precision::F64] {
+            let bytes = fixed::window_uniform(precision, &w);
+            assert_eq!(
+                unpack(&fields, precision, &bytes),
+                want,
+                "{template} {precision:?}"
+            );
+        }
     }
 }
 
@@ -137,10 +143,16 @@ fn adaptive_window_struct_matches_its_packing() {
         ("dt_max", 14.0),
         ("one", 1.0),
     ]);
-    let fields = window_fields(ADAPTIVE);
-    for precision in [Precision::F32, Precision::F64] {
-        let bytes = adaptive::window_uniform(precision, &w);
-        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    for template in [ADAPTIVE, crate::ode::adaptive::kernel::EVENTS_TEMPLATE] {
+        let fields = window_fields(template);
+        for precision in [Precision::F32, Precision::F64] {
+            let bytes = adaptive::window_uniform(precision, &w);
+            assert_eq!(
+                unpack(&fields, precision, &bytes),
+                want,
+                "{template} {precision:?}"
+            );
+        }
     }
 }
 

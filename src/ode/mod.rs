@@ -13,6 +13,7 @@ pub mod cost;
 pub mod device;
 pub mod ensemble;
 pub mod error;
+pub mod events;
 pub mod fixed;
 #[cfg(test)]
 mod layout_check;
@@ -37,6 +38,7 @@ pub use any::Problem;
 pub use device::Precision;
 pub use ensemble::{Axis, Ensemble, EnsembleError, InitialStates, Inputs, Parameters, Table};
 pub use error::{SimError, SinkError};
+pub use events::EventLog;
 pub use fixed::run::{run_into, simulate};
 pub use fixed::tableau::Tableau;
 pub use fixed::{FixedStepProblem, ProblemError, Save, SavePlan, TimeGrid};

@@ -9,6 +9,8 @@
 pub enum ChunkResults {
     /// `width` values per trajectory of the chunk.
     Rows(Rows),
+    /// Event logs (`ode::events`): counts and the first K records per trajectory.
+    Events(crate::ode::events::EventLog),
 }
 
 /// `width` values per trajectory, trajectory-major: `values[j * width + c]`.

@@ -5,6 +5,7 @@
 
 use super::device::{Precision, SaveBatch};
 use super::error::{SimError, SinkError};
+use super::events::EventLog;
 use super::results::ChunkResults;
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
 use crate::model::System;
@@ -81,6 +82,7 @@ pub struct MemorySink {
     states: StateValues,
     status: Vec<Status>,
     steps: Option<Vec<StepCounts>>,
+    events: Option<EventLog>,
 }
 
 impl MemorySink {
@@ -89,6 +91,7 @@ impl MemorySink {
             states: StateValues::nan(precision, n_slots * n * dim),
             status: vec![Status::Running; n],
             steps: None,
+            events: None,
         }
     }
 
@@ -108,6 +111,7 @@ impl MemorySink {
             status: self.status,
             steps: self.steps,
             stats,
+            events: self.events,
         }
     }
 }
@@ -115,6 +119,16 @@ impl MemorySink {
 impl Sink for MemorySink {
     fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
         batch.scatter(&mut self.states);
+        Ok(())
+    }
+
+    fn results(&mut self, chunk: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        if let ChunkResults::Events(log) = results {
+            let n = self.status.len();
+            self.events
+                .get_or_insert_with(|| EventLog::empty(n, log.k, log.dim))
+                .place(chunk.start, log);
+        }
         Ok(())
     }
 
@@ -138,7 +152,7 @@ impl Sink for MemorySink {
 /// Counts statuses and step totals only: what a summary needs, in constant memory.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    pub status: [usize; 6],
+    pub status: [usize; 7],
     pub accepted: u64,
     pub rejected: u64,
     pub rhs_evals: u64,
@@ -149,6 +163,9 @@ pub struct Tally {
     pub switches: u64,
     pub max_attempts: u64,
     pub trajectories: usize,
+    /// Events fired (after the transient) and records kept, over all trajectories.
+    pub events_fired: u64,
+    pub events_recorded: u64,
 }
 
 impl Sink for Tally {
@@ -173,9 +190,23 @@ impl Sink for Tally {
         }
         Ok(())
     }
+
+    fn results(&mut self, _: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        self.count_events(results);
+        Ok(())
+    }
 }
 
 impl Tally {
+    /// Counts a chunk's events (see `Sink::results`).
+    fn count_events(&mut self, results: &ChunkResults) {
+        if let ChunkResults::Events(log) = results {
+            let (fired, kept) = log.totals();
+            self.events_fired += fired;
+            self.events_recorded += kept;
+        }
+    }
+
     /// Statuses with non-zero counts, in code order.
     pub fn status_counts(&self) -> Vec<(Status, usize)> {
         Status::nonzero(self.status)

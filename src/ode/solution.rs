@@ -23,6 +23,9 @@ pub enum Status {
     NonFinite = 4,
     /// W = I/(hγ) − J had a zero pivot (stiff solvers).
     Singular = 5,
+    /// An event with action "terminate" ended the trajectory; its final state is the state
+    /// at the event, and saves after it are NaN. A success-like end.
+    Terminated = 6,
 }
 
 /// `{"success": 998, "max_steps": 2}`: status counts by their snake_case names.
@@ -38,13 +41,14 @@ pub fn status_counts_json(counts: Vec<(Status, usize)>) -> serde_json::Value {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Running,
         Status::Success,
         Status::MaxSteps,
         Status::StepUnderflow,
         Status::NonFinite,
         Status::Singular,
+        Status::Terminated,
     ];
 
     pub fn from_code(code: u32) -> Status {
@@ -55,7 +59,7 @@ impl Status {
     }
 
     /// (status, count) for counts indexed by code, zero counts left out.
-    pub fn nonzero(counts: [usize; 6]) -> Vec<(Status, usize)> {
+    pub fn nonzero(counts: [usize; 7]) -> Vec<(Status, usize)> {
         Status::ALL
             .into_iter()
             .zip(counts)
@@ -71,6 +75,7 @@ impl Status {
             Status::StepUnderflow => "had step size underflow",
             Status::NonFinite => "became non-finite",
             Status::Singular => "met a singular iteration matrix",
+            Status::Terminated => "were terminated by an event",
         }
     }
 }
@@ -220,6 +225,8 @@ pub struct Solution {
     /// Per trajectory, for adaptive runs.
     pub steps: Option<Vec<StepCounts>>,
     pub stats: RunStats,
+    /// The event log of a system with events (`ode::events`), every trajectory.
+    pub events: Option<crate::ode::events::EventLog>,
 }
 
 impl Solution {
@@ -239,7 +246,7 @@ impl Solution {
 
     /// How many trajectories ended with each status, in code order, zero counts left out.
     pub fn status_counts(&self) -> Vec<(Status, usize)> {
-        let mut counts = [0usize; 6];
+        let mut counts = [0usize; 7];
         for s in &self.status {
             counts[*s as usize] += 1;
         }

@@ -95,6 +95,16 @@ pub struct RunSpec {
     /// Quantile levels of the `montecarlo` output, each in [0, 1] (default
     /// 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99).
     pub quantiles: Option<Vec<f64>>,
+    /// Systems with events: records kept per trajectory (default 64).
+    pub events: Option<usize>,
+    /// A Poincaré section "z = 27": a continuous record event added to the system.
+    pub section: Option<String>,
+    /// The section's crossing direction: "up", "down" or "both" (default).
+    pub direction: Option<String>,
+    /// Events before t0 + transient are neither recorded nor counted.
+    pub transient: Option<f64>,
+    /// Section points kept per trajectory (the same as `events` for a section).
+    pub points: Option<usize>,
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -203,7 +213,12 @@ impl RunSpec {
             outputs,
             antithetic,
             brownian_depth,
-            quantiles
+            quantiles,
+            events,
+            section,
+            direction,
+            transient,
+            points
         );
         self.set.extend(over.set);
         self.param.extend(over.param);
@@ -773,6 +788,99 @@ pub const MAX_STATES: usize = 100;
 /// The problem `spec` describes for `system` (its `system` key is not read): for callers
 /// that hold the system already, such as a server given the equations inline.
 pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
+    let system = with_event_settings(system, spec)?;
+    let has_events = !system.events.is_empty();
+    let problem = problem_without_events_check(system, spec)?;
+    if has_events && matches!(problem, Problem::Sde(_) | Problem::Stiff(_)) {
+        return Err(FieldError::at("solver")
+            .text(
+                "events are handled by the fixed-step (euler, heun, rk4) and adaptive (bs3, \
+                 dp5, tsit5, dop853) solvers; choose one of those for a system with events",
+            )
+            .into());
+    }
+    Ok(problem)
+}
+
+/// Most event records one trajectory may keep (`events`, `points`).
+pub const MAX_EVENT_RECORDS: usize = 1 << 16;
+
+/// The system with the spec's section added and its event-log settings applied.
+fn with_event_settings(mut system: System, spec: &RunSpec) -> Result<System, SpecError> {
+    use crate::model::event::{Direction, EventLogSpec};
+    if let Some(section) = &spec.section {
+        let direction = match spec.direction.as_deref() {
+            None => Direction::Both,
+            Some(d) => Direction::from_name(d).ok_or_else(|| {
+                FieldError::new("direction", format!("is '{d}'; it is up, down or both"))
+            })?,
+        };
+        system = system
+            .with_section(section, direction)
+            .map_err(SpecError::Diagnostics)?;
+    } else if spec.direction.is_some() {
+        return Err(FieldError::new("direction", "applies to a section; give ")
+            .key("section")
+            .text(" too")
+            .into());
+    }
+    if spec.events.is_some() && spec.points.is_some() {
+        return Err(FieldError::at("events")
+            .text("give either ")
+            .key("events")
+            .text(" or ")
+            .key("points")
+            .text(", not both")
+            .into());
+    }
+    let k_key = if spec.points.is_some() {
+        "points"
+    } else {
+        "events"
+    };
+    let k = spec.points.or(spec.events);
+    if system.events.is_empty() && (k.is_some() || spec.transient.is_some()) {
+        let key = if spec.transient.is_some() {
+            "transient"
+        } else {
+            k_key
+        };
+        return Err(FieldError::new(
+            key,
+            format!(
+                "applies to systems with events, and {} has none; add [[events]] to its file, \
+                 or a section",
+                system.name()
+            ),
+        )
+        .into());
+    }
+    let mut log = EventLogSpec::default();
+    if let Some(k) = k {
+        if k > MAX_EVENT_RECORDS {
+            return Err(FieldError::new(
+                k_key,
+                format!("must be at most {MAX_EVENT_RECORDS} records per trajectory (got {k})"),
+            )
+            .into());
+        }
+        log.k = k;
+    }
+    if let Some(t) = spec.transient {
+        if !(t >= 0.0 && t.is_finite()) {
+            return Err(FieldError::new(
+                "transient",
+                format!("must be a non-negative, finite time (got {t})"),
+            )
+            .into());
+        }
+        log.transient = t;
+    }
+    system.event_log = log;
+    Ok(system)
+}
+
+fn problem_without_events_check(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
     quantile_levels(spec)?;
     let sname = system.name().to_string();
     if system.dim() > MAX_STATES {

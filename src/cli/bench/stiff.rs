@@ -464,6 +464,7 @@ mod tests {
             status,
             steps: None,
             stats: Default::default(),
+            events: None,
         };
         let good = [0.05, 1e-7, 0.95 - 1e-7].repeat(3);
         let mut drifted = good.clone();

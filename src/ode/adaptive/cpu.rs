@@ -5,6 +5,9 @@
 use super::pair::{ErrorEstimate, Pair};
 use super::problem::{Control, Exponents};
 use crate::model::System;
+use crate::model::event::Action;
+use crate::ode::events::EventLog;
+use crate::ode::events::cpu::{Conditions, Recorder, Scan, any_fires, scan};
 use crate::ode::solution::{Status, StepCounts};
 use crate::ode::twin::weighted_sum;
 
@@ -49,6 +52,17 @@ fn all_finite(v: &[f64]) -> bool {
 
 /// Integrates one trajectory.
 pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
+    integrate_events(setup, u0, p).0
+}
+
+/// Integrates one trajectory with the system's events (none: `integrate`), as the events
+/// kernel does: events are located after an accepted step, before its saves (a cut moves
+/// the step's end), and recorded and acted on when the step is committed.
+pub fn integrate_events(setup: &Setup, u0: &[f64], p0: &[f64]) -> (Outcome, EventLog) {
+    let mut p = p0.to_vec();
+    let mut cond = Conditions::new(setup.system);
+    let mut rec = Recorder::new(setup.system, setup.t0);
+    let has_events = !setup.system.events.is_empty();
     let Setup {
         system,
         pair,
@@ -79,20 +93,25 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
     let mut t = t0;
     let mut slot = 0;
 
-    system.rhs_f64(t, &y, p, &mut aux, &mut k[0]);
+    system.rhs_f64(t, &y, &p, &mut aux, &mut k[0]);
     out.counts.rhs_evals = 1;
     if !all_finite(&y) || !all_finite(&k[0]) {
         out.status = Status::NonFinite;
-        return out;
+        return (out, rec.log());
     }
     let mut h = match control.dt_initial {
         Some(h) => h,
         None => {
             out.counts.rhs_evals += 1;
-            initial_step(setup, &rtol, &atol, dt_max, &y, p, &mut k)
+            initial_step(setup, (&rtol, &atol), dt_max, t, &y, &p, &mut k)
         }
     }
     .min(dt_max);
+    let mut g0 = if has_events {
+        cond.eval(t, &y, &p)
+    } else {
+        Vec::new()
+    };
     while slot < save_times.len() && save_times[slot] <= t {
         out.saves[slot * dim..(slot + 1) * dim].copy_from_slice(&y);
         slot += 1;
@@ -126,7 +145,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
                 y1.copy_from_slice(&stage);
             }
             let ti = stage_time(t, pair.c[i], hu);
-            system.rhs_f64(ti, &stage, p, &mut aux, &mut k[i]);
+            system.rhs_f64(ti, &stage, &p, &mut aux, &mut k[i]);
         }
         out.counts.rhs_evals += pair.evals_per_attempt();
         let err = error_norm(pair, &rtol, &atol, hu, &y, &y1, &k);
@@ -148,15 +167,48 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             continue;
         }
 
-        let t_new = if last { stop } else { t + hu };
+        let t_end = if last { stop } else { t + hu };
         let mut dense_ready = false;
+        // Events: located on the step's dense output before its saves, since a cut moves
+        // the step's end.
+        let (mut t_new, mut y_new) = (t_end, y1.clone());
+        let mut found: Option<(Scan, Vec<f64>)> = None;
+        if has_events {
+            let g1 = cond.eval(t_end, &y1, &p);
+            if any_fires(system, &g0, &g1) {
+                extra_stages(setup, t, hu, &y, &p, &mut k, &mut aux);
+                dense_ready = true;
+                let mut at = |th: f64| {
+                    let mut o = vec![0.0; dim];
+                    interpolate(&weights, th, hu, &y, &k, &mut o);
+                    o
+                };
+                let sc = scan(&mut cond, (t, hu), &g0, &g1, &p, &mut at);
+                if let Some(c) = sc.cut {
+                    let th = sc.theta[c];
+                    if th != 1.0 {
+                        t_new = t + th * hu;
+                        y_new = at(th);
+                    }
+                }
+                found = Some((sc, g1));
+            } else {
+                found = Some((
+                    Scan {
+                        theta: Vec::new(),
+                        cut: None,
+                    },
+                    g1,
+                ));
+            }
+        }
         while slot < save_times.len() && save_times[slot] <= t_new {
             let dst = &mut out.saves[slot * dim..(slot + 1) * dim];
             if save_times[slot] == t_new {
-                dst.copy_from_slice(&y1);
+                dst.copy_from_slice(&y_new);
             } else {
                 if !dense_ready {
-                    extra_stages(setup, t, hu, &y, p, &mut k, &mut aux);
+                    extra_stages(setup, t, hu, &y, &p, &mut k, &mut aux);
                     out.counts.rhs_evals += pair.extra_c.len() as u32;
                     dense_ready = true;
                 }
@@ -178,11 +230,47 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
         }
         err_prev = err.max(1e-4);
         h = (hu * fac).min(dt_max);
-        y.copy_from_slice(&y1);
+        let mut terminated = false;
+        if let Some((sc, g1)) = found {
+            if !sc.theta.is_empty() {
+                let mut at = |th: f64| {
+                    let mut o = vec![0.0; dim];
+                    interpolate(&weights, th, hu, &y, &k, &mut o);
+                    o
+                };
+                rec.record_all(&sc, (t, hu, t_end), &y1, &mut at);
+            }
+            g0 = g1;
+            if let Some(c) = sc.cut {
+                terminated = system.events[c].action == Action::Terminate;
+                if !terminated {
+                    // Restart at the event: new state, first stage and step size.
+                    system.events[c].assign_f64(system, t_new, &mut y_new, &mut p);
+                    system.rhs_f64(t_new, &y_new, &p, &mut aux, &mut k[fsal]);
+                    out.counts.rhs_evals += 1;
+                    h = match control.dt_initial {
+                        Some(h) => h,
+                        None => {
+                            out.counts.rhs_evals += 1;
+                            let mut kk = vec![k[fsal].clone(), vec![0.0; dim]];
+                            initial_step(setup, (&rtol, &atol), dt_max, t_new, &y_new, &p, &mut kk)
+                        }
+                    }
+                    .min(dt_max);
+                    err_prev = 1.0;
+                    g0 = cond.eval(t_new, &y_new, &p);
+                }
+            }
+        }
+        y.copy_from_slice(&y_new);
         let (first, rest) = k.split_at_mut(1);
         first[0].copy_from_slice(&rest[fsal - 1]);
         t = t_new;
         rejected_last = false;
+        if terminated {
+            out.status = Status::Terminated;
+            break;
+        }
         if !all_finite(&y) || !all_finite(&k[0]) {
             out.status = Status::NonFinite;
             break;
@@ -192,7 +280,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             break;
         }
     }
-    out
+    (out, rec.log())
 }
 
 /// The scaled error of a step attempt (1 = exactly at tolerance).
@@ -304,9 +392,9 @@ fn interpolate(
 /// and f0, refined with one explicit Euler step. Uses `k[1]` as scratch.
 fn initial_step(
     setup: &Setup,
-    rtol: &[f64],
-    atol: &[f64],
+    (rtol, atol): (&[f64], &[f64]),
     dt_max: f64,
+    t0: f64,
     y0: &[f64],
     p: &[f64],
     k: &mut [Vec<f64>],
@@ -326,9 +414,7 @@ fn initial_step(
     let y1: Vec<f64> = (0..dim).map(|c| y0[c] + h0 * k[0][c]).collect();
     let mut aux = Vec::new();
     let mut f1 = vec![0.0; dim];
-    setup
-        .system
-        .rhs_f64(setup.t0 + h0, &y1, p, &mut aux, &mut f1);
+    setup.system.rhs_f64(t0 + h0, &y1, p, &mut aux, &mut f1);
     k[1].copy_from_slice(&f1);
     let d2 = rms(&|c| (f1[c] - k[0][c]) / sc[c]) / h0;
     let d = d1.max(d2);

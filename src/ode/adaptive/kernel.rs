@@ -9,10 +9,13 @@ use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
 use crate::ode::codegen::{accessors, combine, real_lib, weighted};
+use crate::ode::events::kernel::{Interpolant, events_wgsl, system_wgsl};
 use crate::precision::Precision;
 use std::fmt::Write;
 
 pub const TEMPLATE: &str = "ode/adaptive/step.wgsl";
+/// The kernel of a system with events (`ode::events`); `TEMPLATE` is untouched by them.
+pub const EVENTS_TEMPLATE: &str = "ode/adaptive/events.wgsl";
 
 /// The complete kernel for one system × pair × control × workgroup size × precision.
 /// Without `dense` output (only the final state is saved, which the last step hits
@@ -40,6 +43,30 @@ pub fn adaptive_wgsl(
             .map(|c| format!("    {} = k.x{c};\n", k0(c)))
             .collect::<String>()
     );
+    if !system.events.is_empty() {
+        let interp = Interpolant {
+            params: "st: ptr<function, Stages>",
+            args: "st",
+            call: "interpolate(y, dt, THETA, st)",
+        };
+        return compose(
+            EVENTS_TEMPLATE,
+            &[
+                ("REAL_LIB", &real_lib(precision)?),
+                ("WORKGROUP_SIZE", &workgroup_size.to_string()),
+                ("SYSTEM", &system_wgsl(system, precision)),
+                (
+                    "METHOD",
+                    &format!(
+                        "const DENSE_OUTPUT: bool = {dense};\n{}",
+                        method(pair, control, dim)
+                    ),
+                ),
+                ("ACCESS", &access),
+                ("EVENTS", &events_wgsl(system, precision, &interp)),
+            ],
+        );
+    }
     compose(
         TEMPLATE,
         &[

@@ -13,7 +13,10 @@ use crate::model::System;
 use crate::ode::device::{Binding, Precision, UniformBytes, buffer};
 use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
+use crate::ode::events::EventLog;
+use crate::ode::events::log as events_log;
 use crate::ode::options::RunOptions;
+use crate::ode::results::ChunkResults;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution, StepCounts};
@@ -128,6 +131,29 @@ pub struct Adaptive<'a> {
     times: Vec<f64>,
 }
 
+/// Attempts per dispatch at most for a kernel with events: an attempt where an event fires
+/// loops through root finding and the record order, so dispatches are shorter to stay
+/// within lavapipe's loop budget (see `fixed::run::MAX_WINDOW_STEPS`).
+pub const MAX_EVENT_ATTEMPTS: u64 = 1024;
+
+/// The adaptive kernel's buffers: the controlled families' own, and with events the log.
+pub struct AdaptiveBuffers {
+    shared: Buffers,
+    results: Option<wgpu::Buffer>,
+}
+
+impl Adaptive<'_> {
+    /// Rows of reals in the event log (0 without events).
+    fn result_rows(&self) -> usize {
+        let s = &self.problem.system;
+        if s.events.is_empty() {
+            0
+        } else {
+            events_log::rows(s.event_log.k, s.dim())
+        }
+    }
+}
+
 impl<'a> Adaptive<'a> {
     pub fn new(problem: &'a AdaptiveProblem) -> Result<Self, SimError> {
         Ok(Adaptive {
@@ -215,7 +241,7 @@ impl Buffers {
 
 impl Family for Adaptive<'_> {
     type Window = WindowArgs;
-    type Buffers = Buffers;
+    type Buffers = AdaptiveBuffers;
     const LABEL: &'static str = "adaptive";
 
     fn system(&self) -> &System {
@@ -236,13 +262,19 @@ impl Family for Adaptive<'_> {
     fn extra_per_trajectory(&self, options: &RunOptions) -> (u64, usize) {
         let dim = self.problem.system.dim();
         let real = self.problem.precision.bytes();
+        let log = self.result_rows() as u64;
         (
-            // control rows, counts and the ring's staging copies of the counts
+            // control rows, counts and the ring's staging copies of the counts; the event
+            // log and its staging copies
             (CONTROL_ROWS + dim as u64) * real
-                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4,
-            // the control rows are the widest (the counts are COUNT_ROWS u32s)
-            CONTROL_ROWS as usize + dim,
+                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4
+                + log * real * (1 + options.ring as u64),
+            // the control rows are the widest (the counts are COUNT_ROWS u32s), or the log
+            (CONTROL_ROWS as usize + dim).max(log as usize),
         )
+    }
+    fn params_writable(&self) -> bool {
+        !self.problem.system.events.is_empty()
     }
     fn fits(&self, limits: &DeviceLimits) -> Result<(), SimError> {
         if self.times.len() as u64 * self.problem.precision.bytes() > limits.max_binding {
@@ -270,24 +302,60 @@ impl Family for Adaptive<'_> {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        Buffers::bindings()
+        let mut b = Buffers::bindings();
+        if self.result_rows() > 0 {
+            b.push(Binding::Storage { read_only: false }); // event log
+        }
+        b
     }
-    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
+    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> AdaptiveBuffers {
+        use wgpu::BufferUsages as U;
         let p = self.problem;
-        Buffers::new(
-            ctx,
-            plan,
-            p.precision,
-            CONTROL_ROWS + p.system.dim() as u64,
-            COUNT_ROWS_ALL,
-            &self.times,
-        )
+        let rows = self.result_rows() as u64;
+        AdaptiveBuffers {
+            shared: Buffers::new(
+                ctx,
+                plan,
+                p.precision,
+                CONTROL_ROWS + p.system.dim() as u64,
+                COUNT_ROWS_ALL,
+                &self.times,
+            ),
+            results: (rows > 0).then(|| {
+                let size = rows * plan.chunk as u64 * p.precision.bytes();
+                buffer(
+                    ctx,
+                    "event log",
+                    size,
+                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                )
+            }),
+        }
     }
-    fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
-        b.bound()
+    fn bound<'b>(&self, b: &'b AdaptiveBuffers) -> Vec<&'b wgpu::Buffer> {
+        let mut out = b.shared.bound();
+        out.extend(b.results.as_ref());
+        out
     }
-    fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
-        b.counts()
+    fn outcome<'b>(&self, b: &'b AdaptiveBuffers) -> &'b wgpu::Buffer {
+        b.shared.counts()
+    }
+    fn results<'b>(&self, b: &'b AdaptiveBuffers) -> Option<&'b wgpu::Buffer> {
+        b.results.as_ref()
+    }
+    fn results_bytes(&self, stride: usize, _len: usize) -> u64 {
+        self.result_rows() as u64 * stride as u64 * self.problem.precision.bytes()
+    }
+    fn decode_results(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        let s = &self.problem.system;
+        (self.result_rows() > 0).then(|| {
+            ChunkResults::Events(EventLog::decode(
+                bytes,
+                self.problem.precision,
+                (stride, len),
+                (s.event_log.k, s.dim()),
+            ))
+        })
     }
     fn outcome_bytes(&self, stride: usize, _len: usize) -> u64 {
         COUNT_ROWS * stride as u64 * 4
@@ -295,8 +363,8 @@ impl Family for Adaptive<'_> {
     fn decode(&self, stride: usize, len: usize, bytes: &[u8]) -> Outcome {
         Outcome::from_count_rows(stride, len, bytes)
     }
-    fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
-        Some(b.unfinished())
+    fn unfinished<'b>(&self, b: &'b AdaptiveBuffers) -> Option<&'b wgpu::Buffer> {
+        Some(b.shared.unfinished())
     }
 
     fn windows(
@@ -314,7 +382,11 @@ impl Family for Adaptive<'_> {
             self.times.len(),
             (p.t0, p.t1, p.dt_max()),
             &p.control,
-            u32::MAX as u64,
+            if p.system.events.is_empty() {
+                u32::MAX as u64
+            } else {
+                MAX_EVENT_ATTEMPTS
+            },
         );
         Windows::UntilDone(Box::new(move |window| WindowArgs { window, ..args }))
     }

@@ -7,10 +7,13 @@ use crate::gpu::shader::{ShaderError, compose};
 use crate::model::wgsl::literal;
 use crate::model::{System, emit_system};
 use crate::ode::codegen::{accessors, combine, real_lib};
+use crate::ode::events::kernel::{Interpolant, events_wgsl, system_wgsl};
 use crate::precision::Precision;
 use std::fmt::Write;
 
 pub const TEMPLATE: &str = "ode/fixed/step.wgsl";
+/// The kernel of a system with events (`ode::events`); `TEMPLATE` is untouched by them.
+pub const EVENTS_TEMPLATE: &str = "ode/fixed/events.wgsl";
 
 /// The complete, composed kernel source for one system × tableau × workgroup size ×
 /// precision.
@@ -21,6 +24,29 @@ pub fn fixed_step_wgsl(
     precision: Precision,
 ) -> Result<String, ShaderError> {
     let wg = workgroup_size.to_string();
+    if !system.events.is_empty() {
+        let interp = Interpolant {
+            params: "y1: State, f0: State, f1: State",
+            args: "y1, f0, f1",
+            call: "hermite(y, dt, THETA, y1, f0, f1)",
+        };
+        let events = format!(
+            "{}\n{}",
+            hermite(system.dim()),
+            events_wgsl(system, precision, &interp)
+        );
+        return compose(
+            EVENTS_TEMPLATE,
+            &[
+                ("REAL_LIB", &real_lib(precision)?),
+                ("WORKGROUP_SIZE", &wg),
+                ("SYSTEM", &system_wgsl(system, precision)),
+                ("STEP", &rk_step(tableau, system.dim())),
+                ("ACCESS", &accessors(system.dim(), system.n_params())),
+                ("EVENTS", &events),
+            ],
+        );
+    }
     compose(
         TEMPLATE,
         &[
@@ -30,6 +56,30 @@ pub fn fixed_step_wgsl(
             ("STEP", &rk_step(tableau, system.dim())),
             ("ACCESS", &accessors(system.dim(), system.n_params())),
         ],
+    )
+}
+
+/// `fn hermite(y0, h, θ, y1, f0, f1) -> State`: the cubic Hermite interpolant of a step
+/// from its end values and slopes, where fixed-step kernels locate events (the twin is
+/// `fixed::cpu::hermite`, the same operations).
+pub fn hermite(dim: usize) -> String {
+    let comps: Vec<String> = (0..dim)
+        .map(|c| {
+            format!("h00 * y0.x{c} + h * (h10 * f0.x{c}) + h01 * y1.x{c} + h * (h11 * f1.x{c})")
+        })
+        .collect();
+    format!(
+        "fn hermite(y0: State, h: real, th: real, y1: State, f0: State, f1: State) -> State {{
+    let th2 = th * th;
+    let th3 = th2 * th;
+    let h00 = real(2.0) * th3 - real(3.0) * th2 + real(1.0);
+    let h10 = th3 - real(2.0) * th2 + th;
+    let h01 = real(3.0) * th2 - real(2.0) * th3;
+    let h11 = th3 - th2;
+    return State({});
+}}
+",
+        comps.join(", ")
     )
 }
 

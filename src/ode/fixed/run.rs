@@ -12,7 +12,10 @@ use crate::model::System;
 use crate::ode::device::{Binding, Precision, UniformBytes, buffer};
 use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
+use crate::ode::events::EventLog;
+use crate::ode::events::log as events_log;
 use crate::ode::options::RunOptions;
+use crate::ode::results::ChunkResults;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution};
@@ -26,6 +29,17 @@ use std::ops::Range;
 /// 65,535). 8,192 keeps a 2x margin there, and on a GPU it only bounds one thread's
 /// sequential work per dispatch (a dispatch per 8,192 steps costs microseconds).
 pub const MAX_WINDOW_STEPS: u32 = 8192;
+
+/// Steps per window at most for a kernel with events: a step where an event fires loops
+/// through root finding (up to `events::kernel::MAX_ITERATIONS`) and the record order, so
+/// windows are shorter to stay within lavapipe's loop budget.
+pub const MAX_EVENT_WINDOW_STEPS: u32 = 1024;
+
+/// The fixed-step kernel's own buffers: statuses, and with events the event log.
+pub struct Buffers {
+    status: wgpu::Buffer,
+    results: Option<wgpu::Buffer>,
+}
 
 /// The per-dispatch values of `struct Window` in `shaders/ode/fixed/step.wgsl`, in the
 /// order `window_uniform` packs them.
@@ -85,14 +99,31 @@ impl<'a> FixedStep<'a> {
     fn max_window(&self, options: &RunOptions, len: usize) -> u32 {
         (options.steps_per_dispatch / len as u64)
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            .min(MAX_WINDOW_STEPS as u64) as u32
+            .min(self.window_limit() as u64) as u32
+    }
+
+    fn window_limit(&self) -> u32 {
+        if self.problem.system.events.is_empty() {
+            MAX_WINDOW_STEPS
+        } else {
+            MAX_EVENT_WINDOW_STEPS
+        }
+    }
+
+    /// Rows of reals in the results buffer (0 without events).
+    fn result_rows(&self) -> usize {
+        let s = &self.problem.system;
+        if s.events.is_empty() {
+            0
+        } else {
+            events_log::rows(s.event_log.k, s.dim())
+        }
     }
 }
 
 impl Family for FixedStep<'_> {
     type Window = WindowArgs;
-    /// Per-trajectory status codes.
-    type Buffers = wgpu::Buffer;
+    type Buffers = Buffers;
     const LABEL: &'static str = "fixed_step";
 
     fn system(&self) -> &System {
@@ -110,8 +141,14 @@ impl Family for FixedStep<'_> {
     fn n_slots(&self) -> usize {
         self.save_plan.n_slots()
     }
-    fn extra_per_trajectory(&self, _options: &RunOptions) -> (u64, usize) {
-        (0, 0)
+    fn extra_per_trajectory(&self, options: &RunOptions) -> (u64, usize) {
+        // The event log and the ring's staging copies of it.
+        let rows = self.result_rows();
+        let bytes = rows as u64 * self.problem.precision.bytes() * (1 + options.ring as u64);
+        (bytes, rows)
+    }
+    fn params_writable(&self) -> bool {
+        !self.problem.system.events.is_empty()
     }
 
     fn wgsl(&self, workgroup_size: u32) -> Result<String, ShaderError> {
@@ -139,18 +176,49 @@ impl Family for FixedStep<'_> {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        vec![Binding::Storage { read_only: false }] // status
+        let mut b = vec![Binding::Storage { read_only: false }]; // status
+        if self.result_rows() > 0 {
+            b.push(Binding::Storage { read_only: false }); // event log
+        }
+        b
     }
-    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> wgpu::Buffer {
+    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
         use wgpu::BufferUsages as U;
         let bytes = plan.chunk as u64 * 4;
-        buffer(ctx, "status", bytes, U::STORAGE | U::COPY_SRC | U::COPY_DST)
+        let usage = U::STORAGE | U::COPY_SRC | U::COPY_DST;
+        let rows = self.result_rows() as u64;
+        Buffers {
+            status: buffer(ctx, "status", bytes, usage),
+            results: (rows > 0).then(|| {
+                let size = rows * plan.chunk as u64 * self.problem.precision.bytes();
+                buffer(ctx, "event log", size, usage)
+            }),
+        }
     }
-    fn bound<'b>(&self, status: &'b wgpu::Buffer) -> Vec<&'b wgpu::Buffer> {
-        vec![status]
+    fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
+        let mut out = vec![&b.status];
+        out.extend(b.results.as_ref());
+        out
     }
-    fn outcome<'b>(&self, status: &'b wgpu::Buffer) -> &'b wgpu::Buffer {
-        status
+    fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
+        &b.status
+    }
+    fn results<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
+        b.results.as_ref()
+    }
+    fn results_bytes(&self, stride: usize, _len: usize) -> u64 {
+        self.result_rows() as u64 * stride as u64 * self.problem.precision.bytes()
+    }
+    fn decode_results(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        let s = &self.problem.system;
+        (self.result_rows() > 0).then(|| {
+            ChunkResults::Events(EventLog::decode(
+                bytes,
+                self.problem.precision,
+                (stride, len),
+                (s.event_log.k, s.dim()),
+            ))
+        })
     }
     fn outcome_bytes(&self, _stride: usize, len: usize) -> u64 {
         len as u64 * 4

@@ -65,6 +65,11 @@ pub trait Family {
         Ok(())
     }
 
+    /// Whether the kernel writes the parameters back (events that assign parameters): the
+    /// params binding is then read_write.
+    fn params_writable(&self) -> bool {
+        false
+    }
     /// The composed kernel source.
     fn wgsl(&self, workgroup_size: u32) -> Result<String, ShaderError>;
     /// `struct Window` as the kernel reads it (see `device::UniformBytes`).
@@ -276,9 +281,9 @@ impl<B> Resources<B> {
         let storage = |read_only| Binding::Storage { read_only };
         let mut kinds = vec![
             Binding::DynamicUniform(uniform_size),
-            storage(false), // state
-            storage(true),  // params
-            storage(false), // saved
+            storage(false),                     // state
+            storage(!family.params_writable()), // params
+            storage(false),                     // saved
         ];
         kinds.extend(family.bindings());
         let layout = bind_group_layout(ctx, F::LABEL, &kinds);
