@@ -364,7 +364,10 @@ impl Sink for SpectraSink {
         chunk: Range<usize>,
         results: &ChunkResults,
     ) -> Result<(), crate::ode::SinkError> {
-        let ChunkResults::Rows(rows) = results;
+        // The Lyapunov family reports rows only; other results are not for this sink.
+        let ChunkResults::Rows(rows) = results else {
+            return Ok(());
+        };
         let k = self.k;
         for (i, j) in chunk.enumerate() {
             let row = rows.row(i);
