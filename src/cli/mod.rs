@@ -9,6 +9,7 @@
 
 mod basins;
 mod bench;
+mod ensemble_flags;
 mod error;
 mod fit;
 mod format;

@@ -4,16 +4,17 @@
 
 mod plot;
 
+use super::ensemble_flags::EnsembleFlags;
 use super::error::CliError;
 use super::format::seconds;
-use super::simulate::{no_repeats, parse_assign, parse_span, positive, to_map};
+use super::simulate::{parse_span, positive};
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::ode::lyapunov::problem::check_system;
 use crate::ode::lyapunov::{DEFAULT_BLOCKS, LyapunovProblem, LyapunovResult, lyapunov_spectra};
 use crate::ode::{Parameters, Precision, RunOptions, Solver, Status};
-use crate::spec::{RunSpec, U0Spec, load_system, problem_for_system};
+use crate::spec::{RunSpec, load_system, problem_for_system};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -48,10 +49,6 @@ against the trajectory index) and run.json describing the run.";
 pub struct LyapunovArgs {
     /// A built-in system's name or the path of a system file (.toml)
     system: String,
-
-    /// Number of trajectories (implied by a grid or an input file if not given)
-    #[arg(short, long, allow_negative_numbers = true)]
-    n: Option<usize>,
 
     /// Exponents: the K largest [default: all, the full spectrum]
     #[arg(short, allow_negative_numbers = true)]
@@ -94,42 +91,8 @@ pub struct LyapunovArgs {
     #[arg(long, default_value_t = DEFAULT_BLOCKS)]
     blocks: usize,
 
-    /// Set the default initial value of a state
-    #[arg(long, value_name = "STATE=VALUE", value_parser = parse_assign)]
-    set: Vec<(String, Vec<f64>)>,
-
-    /// Set a parameter for every trajectory
-    #[arg(long, value_name = "PARAM=VALUE", value_parser = parse_assign)]
-    param: Vec<(String, Vec<f64>)>,
-
-    /// Sweep a parameter linearly over the trajectories (LO:HI), or over a grid when
-    /// given twice (LO:HI:COUNT each; the first varies slowest)
-    #[arg(long, value_name = "PARAM=LO:HI[:COUNT]", value_parser = parse_assign)]
-    sweep: Vec<(String, Vec<f64>)>,
-
-    /// Parameters from an .npy of shape [N, n_params]
-    #[arg(long, value_name = "FILE.npy")]
-    params: Option<PathBuf>,
-
-    /// Initial states from an .npy of shape [N, dim]
-    #[arg(long, value_name = "FILE.npy")]
-    u0: Option<PathBuf>,
-
-    /// Initial states uniform at random in a box (repeat per state; others at default)
-    #[arg(long, value_name = "STATE=LO:HI", value_parser = parse_assign)]
-    u0_uniform: Vec<(String, Vec<f64>)>,
-
-    /// Initial states on a regular grid (repeat per state; the first varies slowest)
-    #[arg(long, value_name = "STATE=LO:HI[:COUNT]", value_parser = parse_assign)]
-    u0_grid: Vec<(String, Vec<f64>)>,
-
-    /// Trajectory j starts at the default plus j*STEP in one state
-    #[arg(long, value_name = "STATE=STEP", value_parser = parse_assign)]
-    u0_perturb: Vec<(String, Vec<f64>)>,
-
-    /// Seed of the random initial states [default: 0]
-    #[arg(long, allow_negative_numbers = true)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    ensemble: EnsembleFlags,
 
     /// Write the results as .npy files and a PNG into this directory
     #[arg(short, long, value_name = "DIR")]
@@ -160,40 +123,6 @@ const FILES: [&str; 7] = [
 ];
 
 impl LyapunovArgs {
-    /// The ensemble flags as `simulate`'s spec, so that they mean, and fail, the same.
-    fn ensemble_spec(&self) -> Result<RunSpec, CliError> {
-        for (flag, pairs) in [
-            ("--sweep", &self.sweep),
-            ("--param", &self.param),
-            ("--set", &self.set),
-            ("--u0-uniform", &self.u0_uniform),
-            ("--u0-grid", &self.u0_grid),
-            ("--u0-perturb", &self.u0_perturb),
-        ] {
-            no_repeats(flag, pairs)?;
-        }
-        let some_map = |pairs: &[(String, Vec<f64>)]| (!pairs.is_empty()).then(|| to_map(pairs));
-        let u0 = U0Spec {
-            uniform: some_map(&self.u0_uniform),
-            grid: some_map(&self.u0_grid),
-            perturb: some_map(&self.u0_perturb),
-            file: self.u0.clone(),
-        };
-        let any_u0 =
-            u0.uniform.is_some() || u0.grid.is_some() || u0.perturb.is_some() || u0.file.is_some();
-        Ok(RunSpec {
-            system: Some(self.system.clone()),
-            n: self.n,
-            seed: self.seed,
-            set: to_map(&self.set),
-            param: to_map(&self.param),
-            sweep: to_map(&self.sweep),
-            params_file: self.params.clone(),
-            u0: any_u0.then_some(u0),
-            ..RunSpec::default()
-        })
-    }
-
     /// The checked problem.
     fn problem(&self) -> Result<LyapunovProblem, CliError> {
         let system = load_system(&self.system)?;
@@ -231,7 +160,7 @@ impl LyapunovArgs {
         }
         // The ensemble as `simulate` builds it; its span and step are placeholders (the
         // problem's own are checked below), so only the ensemble flags can fail here.
-        let flags = self.ensemble_spec()?;
+        let flags = self.ensemble.spec(&self.system)?;
         let spec = RunSpec {
             solver: Some(Solver::Rk4),
             tspan: Some([0.0, 1.0]),

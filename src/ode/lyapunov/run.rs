@@ -100,10 +100,31 @@ impl<'a> Lyapunov<'a> {
     /// iterations a step, 16,384 in all, within its 65,535).
     fn max_window(&self, options: &RunOptions, len: usize) -> u32 {
         let per_step = (self.problem.k + 1) as u64 * len as u64;
+        let cap =
+            if self.problem.precision == Precision::F64 && calls_functions(&self.problem.system) {
+                MAX_WINDOW_STEPS_F64_FUNCTIONS
+            } else {
+                MAX_WINDOW_STEPS
+            };
         (options.steps_per_dispatch / per_step.max(1))
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            .min(MAX_WINDOW_STEPS as u64) as u32
+            .min(cap as u64) as u32
     }
+}
+
+/// Steps per window at most in f64 when the system calls functions (sin, exp, ...):
+/// phaseflow's f64 math library loops inside them (argument reduction, series), and a step
+/// of the state and its tangent vectors calls each function at every stage of the state
+/// and of the Jacobian, so 8,192 steps overran lavapipe's 65,535 loop iterations and left
+/// trajectories unfinished (the pendulum's exponents came out 0 or wrong). 256 steps of
+/// even a dozen calls of 20 iterations stay far below it.
+const MAX_WINDOW_STEPS_F64_FUNCTIONS: u32 = 256;
+
+/// Whether any equation of `system` calls a function.
+fn calls_functions(system: &crate::model::System) -> bool {
+    let mut any = false;
+    system.visit_nodes(&mut |n| any |= matches!(n, crate::model::expr::Node::Call(..)));
+    any
 }
 
 impl Family for Lyapunov<'_> {
