@@ -42,6 +42,12 @@ or auto, which runs each trajectory with tsit5 while it is not stiff and rodas5p
 
 --precision f64 computes and stores in double precision where the adapter allows it.
 
+Events ([[events]] in a system file, e.g. the built-in bouncing_ball; fixed-step and adaptive
+solvers): zero crossings located on each step's continuous extension, or discrete conditions
+after a step, that record, terminate or assign; each trajectory keeps its first --events K
+(time, event id, state) in events.npy and counts them all in event_counts.npy. --section
+\"z = 27\" --direction up adds a Poincaré section; --transient T skips records before t0 + T.
+
 Examples:
   phaseflow simulate lorenz -n 100000 --sweep rho=0:50
   phaseflow simulate lorenz -n 10000 --u0-uniform x=-20:20 --u0-uniform z=0:50 --seed 1 -o out
@@ -50,6 +56,8 @@ Examples:
   phaseflow simulate lorenz -n 100000 --sweep rho=0:50 --solver tsit5 --rtol 1e-6 --atol 1e-6
   phaseflow simulate lorenz --solver dop853 --rtol 1e-12 --atol 1e-12 --precision f64 \
       --saveat 0:0.01:10 -n 1 -o out
+  phaseflow simulate lorenz -n 10000 --section \"z = 27\" --direction up --transient 10 \
+      --points 50 --tspan 0:60 -o out
   phaseflow simulate --config run.toml
 
 Output (with -o DIR): states.npy [n_save, N, dim] f32 (f64 with --precision f64),

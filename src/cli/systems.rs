@@ -50,6 +50,14 @@ fn to_json(s: &System) -> serde_json::Value {
         "dt": s.meta.dt,
         "non_autonomous": s.uses_time(),
         "hand_jacobian": s.hand_jacobian.as_ref().map(|h| &h.text),
+        "events": s.events.iter().map(|e| json!({
+            "name": e.name,
+            "kind": format!("{:?}", e.kind).to_lowercase(),
+            "direction": e.direction.name(),
+            "action": format!("{:?}", e.action).to_lowercase(),
+            "condition": e.condition_text,
+            "assign": e.assign_text,
+        })).collect::<Vec<_>>(),
         "noise": s.noise.as_ref().map(|n| json!({
             "kind": n.kind.name(),
             "calculus": n.calculus.name(),
@@ -291,6 +299,7 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
                 println!("    {line}");
             }
             print_noise(&s);
+            print_events(&s);
             if *jacobian {
                 print_jacobian(&s);
             } else if s.hand_jacobian.is_some() {
@@ -302,4 +311,30 @@ pub fn run(args: &SystemsArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// A system's events, one line each (and its assignment lines).
+fn print_events(s: &crate::model::System) {
+    use crate::model::{Action, EventKind};
+    for e in &s.events {
+        let when = match e.kind {
+            EventKind::Continuous => {
+                format!("{} = 0 crossed {}", e.condition_text, e.direction.name())
+            }
+            EventKind::Discrete => format!("{} > 0 after a step", e.condition_text),
+        };
+        let action = match e.action {
+            Action::Record => "record".to_string(),
+            Action::Terminate => "terminate".to_string(),
+            Action::Assign => format!(
+                "assign {}",
+                e.assign_text
+                    .lines()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        println!("\nevent {}: when {when}: {action}", e.name);
+    }
 }

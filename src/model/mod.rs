@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod derive;
 pub mod diagnostic;
 pub mod event;
+mod event_types;
 pub mod expr;
 pub mod function;
 pub mod jacobian;

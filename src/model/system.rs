@@ -2,7 +2,7 @@
 //! definitions and one right-hand side per state, resolved and checked once.
 
 use super::diagnostic::{Diagnostics, Source};
-use super::event::{Event, EventLogSpec};
+use super::event_types::{Event, EventLogSpec};
 use super::expr::{Env, Node};
 use super::noise::{Calculus, Noise, NoiseKind, NoiseSource, depends_on, resolve_noise};
 use super::parser::parse_statements;

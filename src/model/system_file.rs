@@ -40,9 +40,10 @@
 //! ```
 
 use super::diagnostic::{Diagnostic, Diagnostics, Source, did_you_mean};
-use super::event::{Action, Direction, EventKind, EventSource, resolve_events};
+use super::event::{Action, Direction, EventKind, EventSource, MAX_EVENTS, resolve_events};
 use super::jacobian::resolve_hand_jacobian;
 use super::noise::{Calculus, MAX_WIENER, NoiseKind, NoiseSource};
+use super::parser::parse_expression_in;
 use super::signal::Input;
 use super::system::{Meta, System, Var};
 use std::ops::Range;
@@ -227,6 +228,81 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
     }
     system.events = resolve_events(&system, &events)?;
     Ok(system)
+}
+
+impl System {
+    /// The system with events written as `[[events]]` tables (TOML text, the same keys as
+    /// in a system file), resolved and checked as a file's are; for the library and the
+    /// CLI's `--section`. Appends to any events the system has.
+    pub fn with_events(mut self, text: &str) -> Result<System, Diagnostics> {
+        let source = Source::new(format!("<{} events>", self.name()), text);
+        let sources = event_tables(&source)?;
+        let mut all = std::mem::take(&mut self.events);
+        let mut new = resolve_events(&self, &sources)?;
+        // Default names continue the numbering of the events already there.
+        for (k, e) in new.iter_mut().enumerate() {
+            if sources[k].name.is_none() {
+                e.name = format!("event{}", all.len() + k);
+            }
+        }
+        all.append(&mut new);
+        if all.len() > MAX_EVENTS {
+            return Err(
+                Diagnostic::bare(format!("a system may have at most {MAX_EVENTS} events")).into(),
+            );
+        }
+        for (k, e) in all.iter().enumerate() {
+            if all[..k].iter().any(|o| o.name == e.name) {
+                return Err(
+                    Diagnostic::bare(format!("a second event named '{}'", e.name))
+                        .with_hint("event names are unique")
+                        .into(),
+                );
+            }
+        }
+        self.events = all;
+        Ok(self)
+    }
+
+    /// A continuous record event `condition = 0` (a Poincaré section, the CLI's
+    /// `--section "z = 27"`: condition `z - (27)`), appended to the system's events.
+    pub fn with_section(self, section: &str, direction: Direction) -> Result<System, Diagnostics> {
+        let (lhs, rhs) = section.split_once('=').ok_or_else(|| {
+            Diagnostics::from(
+                Diagnostic::bare(format!("the section '{section}' has no '='"))
+                    .with_hint("write it as an equation, e.g. --section \"z = 27\""),
+            )
+        })?;
+        // Each side is parsed where it is written first, so that a mistake points into
+        // the flag's text rather than the condition made from it.
+        let flag = Source::new("--section", section);
+        let eq = lhs.len();
+        for range in [0..eq, eq + 1..section.len()] {
+            parse_expression_in(&flag, range).map_err(Diagnostics::from)?;
+        }
+        let condition = format!("({}) - ({})", lhs.trim(), rhs.trim());
+        let text = format!(
+            "[[events]]\nname = \"section\"\ncondition = {}\ndirection = \"{}\"\n",
+            toml_string(&condition),
+            direction.name()
+        );
+        self.with_events(&text)
+    }
+}
+
+/// A TOML basic string holding `s`.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The `[[events]]` tables of a TOML text that holds nothing else (`System::with_events`).
