@@ -4,6 +4,19 @@ fn main() -> ExitCode {
     quiet_wsi_warning();
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        // println! panics when standard output cannot be written (a full disk, /dev/full):
+        // that is the environment's failure, not a bug, so say so and exit 1 like any
+        // failed write (exit happens here: nothing after the failed print can be trusted).
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(reason) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: could not write to standard output: {reason}");
+            std::process::exit(1);
+        }
         eprintln!("error: internal error in phaseflow ({info}); please report it");
     }));
     phaseflow::cli::main()

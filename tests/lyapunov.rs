@@ -532,3 +532,25 @@ fn cli_refuses_bad_input_with_one_message() {
         assert_input_error(&phaseflow(args), expected);
     }
 }
+
+/// dx = −sin(x) settles on x = 0, where its exponent is f'(0) = −cos 0 = −1 exactly (after
+/// a transient of 20 the state is below 1e-8, so the finite-time mean is −1 to 1e-6). In f64
+/// sin and cos come from phaseflow's own math library, whose loops once overran lavapipe's
+/// loop budget within a long window: the trajectory came back unfinished with exponent 0,
+/// or wrong and marked a success. Both precisions, over many windows.
+#[test]
+fn functions_of_the_state_in_f64_finish_every_window() {
+    let s = System::from_equations("k_sin", &[("x", 0.5)], &[], "dx = -sin(x)").unwrap();
+    for precision in [Precision::F32, Precision::F64] {
+        let mut p = LyapunovProblem::new(s.clone(), 1, 0.01, 20.0, 300.0);
+        p.precision = precision;
+        let r = run(&p);
+        assert_eq!(
+            r.status[0],
+            phaseflow::ode::Status::Success,
+            "{precision:?}"
+        );
+        let got = r.exponents(0)[0];
+        assert!((got + 1.0).abs() < 1e-4, "{precision:?}: {got}");
+    }
+}

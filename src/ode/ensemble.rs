@@ -168,7 +168,12 @@ impl Ensemble {
             if axes.len() == 1 && axes[0].count.is_none() {
                 return None;
             }
-            Some(axes.iter().map(|a| a.count.unwrap_or(1)).product())
+            // Saturating: a product past usize is refused as too large, never wrapped to 0.
+            Some(
+                axes.iter()
+                    .map(|a| a.count.unwrap_or(1))
+                    .fold(1usize, usize::saturating_mul),
+            )
         };
         match (&self.initial, &self.params) {
             (InitialStates::Grid(a), _) => product(a),
@@ -230,7 +235,10 @@ impl Ensemble {
                     "with several grid axes, each needs its number of points".into(),
                 ));
             }
-            let product: usize = axes.iter().map(|a| a.count.unwrap_or(self.n)).product();
+            let product: usize = axes
+                .iter()
+                .map(|a| a.count.unwrap_or(self.n))
+                .fold(1usize, usize::saturating_mul);
             if product != self.n {
                 return Err(EnsembleError::GridSize {
                     axes: axes

@@ -60,7 +60,10 @@ pub(crate) fn host_output_fits(
     dim: usize,
     precision: Precision,
 ) -> Result<(), SimError> {
-    let bytes = n_slots as u64 * n as u64 * dim as u64 * precision.bytes();
+    let bytes = (n_slots as u64)
+        .saturating_mul(n as u64)
+        .saturating_mul(dim as u64)
+        .saturating_mul(precision.bytes());
     if bytes > MAX_HOST_OUTPUT {
         return Err(SimError::OutputTooLarge {
             gib: bytes as f64 / (1u64 << 30) as f64,

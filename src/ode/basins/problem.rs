@@ -358,6 +358,8 @@ pub fn run_basins_into(
     let grid = problem.grid()?;
     let system = problem.run.system();
     let ensemble = problem.run.ensemble();
+    // A label per grid point, and a chunk's window statistics, are held in memory.
+    crate::ode::error::host_output_fits(1, ensemble.n, 1, crate::ode::Precision::F64)?;
     let t1 = *times.last().expect("checked");
     let (labeller, window) = match &problem.method {
         Method::Features {
