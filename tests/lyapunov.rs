@@ -367,6 +367,13 @@ fn refusals_say_why() {
     ));
     p.renorm = 2.0;
     assert!(matches!(err(&p), LyapunovError::TooFewRenorms { .. }));
+    p.renorm = 0.3; // whole steps, but 2.0 is not a whole number of 0.3s
+    let e = err(&p);
+    assert!(
+        matches!(e, LyapunovError::RenormDoesNotDivide { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("renorm intervals of 0.3"), "{e}");
     p.renorm = 0.1;
     p.transient = -1.0;
     assert!(matches!(

@@ -71,8 +71,13 @@ pub enum LyapunovError {
         steps: f64,
     },
     #[error(
+        "the averaging time {time} is not a whole number of renorm intervals of {renorm}; \
+         choose a renorm that divides it"
+    )]
+    RenormDoesNotDivide { time: f64, renorm: f64 },
+    #[error(
         "the averaging time {time} holds {renorms} re-orthonormalisation(s) of every {renorm}; \
-         the convergence estimate needs at least 2 (a shorter --renorm or a longer --time)"
+         the convergence estimate needs at least 2 (a shorter renorm or a longer time)"
     )]
     TooFewRenorms {
         time: f64,
@@ -193,11 +198,9 @@ impl LyapunovProblem {
         let main = whole("time", self.time)?;
         let renorm = whole("renorm", self.renorm)?.max(1);
         if main % renorm != 0 {
-            return Err(LyapunovError::NotWholeSteps {
-                what: "time",
-                value: self.time,
-                dt: self.renorm,
-                steps: self.time / self.renorm,
+            return Err(LyapunovError::RenormDoesNotDivide {
+                time: self.time,
+                renorm: self.renorm,
             });
         }
         let renorms = main / renorm;
