@@ -287,7 +287,11 @@ impl BasinsArgs {
             )));
         }
         let spec = self.spec();
-        let mut run = build_problem(&spec).map_err(|e| run_spec_error(e, &spec, None))?;
+        // The grid travels as simulate's `u0.grid`: name it as this command's flag.
+        let mut run = build_problem(&spec).map_err(|e| match run_spec_error(e, &spec, None) {
+            CliError::Input(m) => CliError::Input(m.replace("--u0-grid", "--grid")),
+            other => other,
+        })?;
         if run.is_sde() {
             return Err(input(format!(
                 "{} has a noise block; basins of attraction are for deterministic systems",
