@@ -4,13 +4,15 @@
 //! ensembles (`ode.rs`: fixed-step, adaptive, a saved sweep, streaming to disk, and the
 //! published GPU ensemble benchmark `paper-lorenz`); the neural core (`neural.rs`); DeepONet
 //! (`deeponet.rs`); the SDE Monte Carlo scenarios (`sde.rs`); stiff kinetics (`stiff.rs`);
-//! basins of attraction (`basins.rs`); Lyapunov spectra (`lyapunov.rs`).
+//! basins of attraction (`basins.rs`); Lyapunov spectra (`lyapunov.rs`); event location
+//! (`events.rs`).
 //! `report.rs` prints tables and JSON and writes sweeps' CSV and plots;
 //! `scenario.rs` names the scenarios, `row.rs` is one measured row, and `harness.rs` holds
 //! the timing and self-checks the scenario families share.
 
 mod basins;
 mod deeponet;
+mod events;
 mod harness;
 mod lyapunov;
 mod neural;
@@ -107,6 +109,8 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::Basins => 64.0,
         // Exponents and errors (3 each, f64), final states, parameters and statuses.
         Scenario::Lyapunov => 128.0,
+        // 64 records of 4 reals (f64 and f32 copies), the final states and parameters.
+        Scenario::Events => 64.0 * 4.0 * 12.0 + 64.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -150,6 +154,7 @@ fn run_scenario(
         Scenario::StiffRober => stiff::run(bench, scenario, size),
         Scenario::Basins => basins::run(bench, size),
         Scenario::Lyapunov => lyapunov::run(bench, scenario, size),
+        Scenario::Events => events::run(bench, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

@@ -51,6 +51,11 @@ pub enum Scenario {
     /// rho = linspace(0, 200, N), a transient of 20, then T = 100, RK4 dt = 0.005,
     /// renormalised every 0.1, f32 and f64, -n trajectories (default 100000)
     Lyapunov,
+    /// Events: a Poincaré section (x = 0, downwards) of harmonic oscillators, ω =
+    /// linspace(1, 3, N), t in [0, 100], Tsit5 at 1e-6, f32, every crossing checked against
+    /// the exact t_k = (π/2 + 2πk)/ω, timed beside the same run without the section, -n
+    /// trajectories (default 100000)
+    Events,
     /// Every scenario above at its default size, in one table
     All,
 }
@@ -73,12 +78,13 @@ impl Scenario {
             Scenario::StiffRober => "stiff-rober",
             Scenario::Basins => "basins",
             Scenario::Lyapunov => "lyapunov",
+            Scenario::Events => "events",
             Scenario::All => "all",
         }
     }
 
     /// What `all` runs after `peak`, cheapest first.
-    pub(super) const EVERY: [Scenario; 14] = [
+    pub(super) const EVERY: [Scenario; 15] = [
         Scenario::OdeFixed,
         Scenario::OdeAdaptive,
         Scenario::OdeSweep,
@@ -93,5 +99,6 @@ impl Scenario {
         Scenario::StiffRober,
         Scenario::Basins,
         Scenario::Lyapunov,
+        Scenario::Events,
     ];
 }
