@@ -419,3 +419,67 @@ fn tokens_cancellation_and_restart() {
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn event_logs_over_http_equal_the_library() {
+    let dir = results_dir("events");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+    // A system with its own events (impacts with a reset), and a section added by the spec.
+    let ball = json!({"system": "bouncing_ball", "n": 20, "sweep": {"e": [0.5, 0.9]}, "tspan": [0, 5], "dt": 0.001, "events": 8});
+    let section = json!({"system": "lorenz", "n": 30, "solver": "tsit5", "tspan": [0, 20], "section": "z = 27", "direction": "up", "transient": 5, "points": 16, "precision": "f64"});
+    for (k, spec) in [ball, section].iter().enumerate() {
+        let id = c.submit(spec.clone());
+        let done = c.wait(id);
+        assert_eq!(done["state"], "succeeded", "{done}");
+        let want = library_run(spec);
+        let log = want.events.as_ref().expect("a run with events has a log");
+        let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+        assert_eq!(status, 200);
+        let arrays = npz_arrays(&npz, &dir.join(format!("check-{k}")));
+        let got = states_of(&arrays["events"]);
+        assert_eq!(got.len(), log.records.len());
+        let f32_run = k == 0;
+        for (a, b) in got.iter().zip(&log.records) {
+            let b = if f32_run { *b as f32 as f64 } else { *b };
+            assert!(a == &b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+        }
+        let counts: Vec<f64> = log.counts.iter().map(|&c| c as f64).collect();
+        assert_eq!(states_of(&arrays["event_counts"]), counts);
+        assert!(
+            counts.iter().all(|&c| c >= 2.0),
+            "every trajectory fires: {counts:?}"
+        );
+        let fired: f64 = counts.iter().sum();
+        assert_eq!(
+            done["summary"]["events"]["fired"].as_f64(),
+            Some(fired),
+            "{done}"
+        );
+
+        // JSON: per trajectory only its recorded rows.
+        let (status, js) = c.json("GET", &format!("/v1/jobs/{id}/result?format=json"), None);
+        assert_eq!(status, 200);
+        let rows = js["events"].as_array().unwrap();
+        assert_eq!(rows.len(), log.len());
+        for (j, r) in rows.iter().enumerate() {
+            assert_eq!(r.as_array().unwrap().len(), log.recorded(j));
+        }
+        let (status, npy) = c.send(
+            "GET",
+            &format!("/v1/jobs/{id}/result?format=npy&array=event_counts"),
+            None,
+        );
+        assert_eq!((status, &npy[..6]), (200, &b"\x93NUMPY"[..]));
+    }
+    // A system without events has no event arrays: 404 names the array.
+    let id = c.submit(json!({"system": "lorenz", "n": 4, "tspan": [0, 0.1], "dt": 0.01}));
+    assert_eq!(c.wait(id)["state"], "succeeded");
+    let (status, body) = c.send(
+        "GET",
+        &format!("/v1/jobs/{id}/result?format=npy&array=events"),
+        None,
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("no array 'events'"));
+}

@@ -181,6 +181,10 @@ fn summary(before: &Value, s: &Solution) -> Value {
         "trajectory_steps_per_s": s.stats.throughput(),
         "chunks": s.stats.chunks,
     });
+    if let Some(log) = &s.events {
+        let (fired, recorded) = log.totals();
+        v["events"] = json!({"fired": fired, "recorded": recorded, "k": log.k});
+    }
     v
 }
 
@@ -194,6 +198,8 @@ fn problem_summary(p: &Problem) -> Value {
         "adaptive": p.is_adaptive(),
         "precision": p.precision(),
         "n": p.ensemble().n,
+        // Event ids in events.npy index this list.
+        "event_names": system.events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
     })
 }
 
@@ -464,7 +470,8 @@ pub async fn job_result(
             let array = q.array.unwrap_or_else(|| "states".into());
             if !super::results::ARRAYS.contains(&array.as_str()) {
                 return Err(ApiError::invalid(format!(
-                    "no array '{array}'; the arrays are states, times, status and (adaptive) steps"
+                    "no array '{array}'; the arrays are states, times, status, (adaptive and stiff) \
+                     steps, and (systems with events) events and event_counts"
                 ))
                 .field("array"));
             }
@@ -481,7 +488,7 @@ pub async fn job_result(
             let size = app.store.states_bytes(id);
             if size > app.limits.max_json_bytes {
                 return Err(ApiError::invalid(format!(
-                    "the states take {size} bytes, too many for JSON (limit {}); ask for \
+                    "the states and events take {size} bytes, too many for JSON (limit {}); ask for \
                      format=npz or format=npy",
                     app.limits.max_json_bytes
                 ))

@@ -11,6 +11,7 @@
 
 use crate::engine::JobId;
 use crate::io::{Dtype, npy_header, npz_bytes, read_npy};
+use crate::ode::events::log::record_width;
 use crate::ode::{Solution, Solver, StateValues, StepCounts};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,8 +40,16 @@ pub struct ResultStore {
     root: PathBuf,
 }
 
-/// The arrays of a result, in the order an `.npz` lists them.
-pub const ARRAYS: [&str; 4] = ["states", "times", "status", "steps"];
+/// The arrays of a result, in the order an `.npz` lists them. `steps` comes with adaptive
+/// and stiff runs, `events` and `event_counts` with systems that have events.
+pub const ARRAYS: [&str; 6] = [
+    "states",
+    "times",
+    "status",
+    "steps",
+    "events",
+    "event_counts",
+];
 
 fn npy<T: bytemuck::Pod>(dtype: Dtype, shape: &[u64], data: &[T]) -> Vec<u8> {
     let mut bytes = npy_header(dtype, shape);
@@ -170,6 +179,20 @@ impl ResultStore {
                 let flat: Vec<u32> = steps.iter().flat_map(|c| c.row(columns)).collect();
                 write("steps.npy", &npy(Dtype::U32, &[n, columns as u64], &flat))?;
             }
+            if let Some(log) = &s.events {
+                // The run's precision, as the CLI writes it: [N, K, 2 + dim] of t, event
+                // id and state, NaN past each count.
+                let shape = [n, log.k as u64, record_width(log.dim) as u64];
+                let records = match &s.states {
+                    StateValues::F32(_) => {
+                        let v: Vec<f32> = log.records.iter().map(|&x| x as f32).collect();
+                        npy(Dtype::F32, &shape, &v)
+                    }
+                    StateValues::F64(_) => npy(Dtype::F64, &shape, &log.records),
+                };
+                write("events.npy", &records)?;
+                write("event_counts.npy", &npy(Dtype::U32, &[n], &log.counts))?;
+            }
         }
         write("job.json", &pretty(record))?;
         let done = self.root.join(id.to_string());
@@ -200,9 +223,13 @@ impl ResultStore {
         self.dir(id).join("states.npy").is_file()
     }
 
-    /// Bytes of the stored states (what `format=json` would have to spell out).
+    /// Bytes of the stored states and event records (what `format=json` would have to
+    /// spell out).
     pub fn states_bytes(&self, id: JobId) -> u64 {
-        std::fs::metadata(self.dir(id).join("states.npy")).map_or(0, |m| m.len())
+        ["states.npy", "events.npy"]
+            .iter()
+            .map(|f| std::fs::metadata(self.dir(id).join(f)).map_or(0, |m| m.len()))
+            .sum()
     }
 
     pub fn npz(&self, id: JobId) -> std::io::Result<Vec<u8>> {
@@ -215,8 +242,9 @@ impl ResultStore {
         std::fs::read(self.dir(id).join(format!("{array}.npy")))
     }
 
-    /// The arrays as JSON: times, states as [save][trajectory][state], status codes and,
-    /// for adaptive runs, step counts.
+    /// The arrays as JSON: times, states as [save][trajectory][state], status codes,
+    /// for adaptive runs step counts, and for systems with events the counts and, per
+    /// trajectory, its recorded rows [t, event id, state...] (no NaN padding).
     pub fn json(&self, id: JobId, record: &Value) -> Result<Value, String> {
         let read = |name: &str| read_npy(&self.dir(id).join(format!("{name}.npy")));
         let (shape, states) = read("states").map_err(|e| e.to_string())?;
@@ -248,6 +276,22 @@ impl ResultStore {
                     .map(|c| c.iter().map(|&v| v as u32).collect::<Vec<_>>())
                     .collect::<Vec<_>>()
             );
+        }
+        if let (Ok((shape, records)), Ok((_, counts))) = (read("events"), read("event_counts")) {
+            let [n, k, width] = shape[..] else {
+                return Err("events.npy is not 3-dimensional".into());
+            };
+            let per_trajectory: Vec<Vec<&[f64]>> = (0..n)
+                .map(|j| {
+                    let kept = (counts.get(j).copied().unwrap_or(0.0) as usize).min(k);
+                    (0..kept)
+                        .map(|r| &records[(j * k + r) * width..(j * k + r + 1) * width])
+                        .collect()
+                })
+                .collect();
+            out["event_counts"] =
+                serde_json::json!(counts.iter().map(|&c| c as u64).collect::<Vec<_>>());
+            out["events"] = serde_json::json!(per_trajectory);
         }
         Ok(out)
     }
