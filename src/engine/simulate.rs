@@ -72,8 +72,8 @@ pub(super) fn run(
         let times = problem.save_times()?;
         let system = problem.system();
         let (n, dim) = (problem.ensemble().n, system.dim());
-        // The job holds every save in memory.
-        crate::ode::error::host_output_fits(times.len(), n, dim, problem.precision())?;
+        // The job holds every save (and event record) in memory.
+        crate::ode::error::solution_fits(system, times.len(), n, problem.precision())?;
         let mut memory = MemorySink::new(n, dim, times.len(), problem.precision());
         let mut progress = ProgressSink(shared);
         let stats =

@@ -30,10 +30,14 @@ pub enum SimError {
     Stiff(#[from] StiffError),
     #[error(transparent)]
     Lyapunov(#[from] LyapunovError),
-    #[error(
-        "the saved states would take {gib:.1} GiB of host memory; save less often or run fewer trajectories"
-    )]
-    OutputTooLarge { gib: f64 },
+    #[error("{what} would take {gib:.1} GiB of host memory; {hint}")]
+    OutputTooLarge {
+        /// What the host would hold: "the saved states", "the exponents and final states".
+        what: &'static str,
+        gib: f64,
+        /// What to change.
+        hint: &'static str,
+    },
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error("{0} save times do not fit one device buffer; save less often")]
@@ -60,13 +64,54 @@ pub(crate) fn host_output_fits(
     dim: usize,
     precision: Precision,
 ) -> Result<(), SimError> {
-    let bytes = (n_slots as u64)
-        .saturating_mul(n as u64)
-        .saturating_mul(dim as u64)
+    host_results_fit(
+        "the saved states",
+        "save less often or run fewer trajectories",
+        (n_slots as u64).saturating_mul(n as u64),
+        dim,
+        precision,
+    )
+}
+
+/// An in-memory `Solution` of `system`: its saves, and for a system with events every
+/// trajectory's event records (kept as f64), must both fit.
+pub(crate) fn solution_fits(
+    system: &crate::model::System,
+    n_slots: usize,
+    n: usize,
+    precision: Precision,
+) -> Result<(), SimError> {
+    host_output_fits(n_slots, n, system.dim(), precision)?;
+    if system.events.is_empty() {
+        return Ok(());
+    }
+    host_results_fit(
+        "the event records",
+        "keep fewer records per trajectory (events, points), run fewer trajectories, or \
+         stream them to disk (-o DIR)",
+        (n as u64).saturating_mul(system.event_log.k as u64),
+        crate::ode::events::log::record_width(system.dim()),
+        Precision::F64,
+    )
+}
+
+/// Results held in host memory, `rows` of `width` reals (per trajectory, or per save and
+/// trajectory), refused above `MAX_HOST_OUTPUT` with a message naming `what` they are.
+pub(crate) fn host_results_fit(
+    what: &'static str,
+    hint: &'static str,
+    rows: u64,
+    width: usize,
+    precision: Precision,
+) -> Result<(), SimError> {
+    let bytes = rows
+        .saturating_mul(width as u64)
         .saturating_mul(precision.bytes());
     if bytes > MAX_HOST_OUTPUT {
         return Err(SimError::OutputTooLarge {
+            what,
             gib: bytes as f64 / (1u64 << 30) as f64,
+            hint,
         });
     }
     Ok(())

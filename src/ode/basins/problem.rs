@@ -359,7 +359,13 @@ pub fn run_basins_into(
     let system = problem.run.system();
     let ensemble = problem.run.ensemble();
     // A label per grid point, and a chunk's window statistics, are held in memory.
-    crate::ode::error::host_output_fits(1, ensemble.n, 1, crate::ode::Precision::F64)?;
+    crate::ode::error::host_results_fit(
+        "the labels",
+        "use a coarser grid",
+        ensemble.n as u64,
+        1,
+        crate::ode::Precision::F64,
+    )?;
     let t1 = *times.last().expect("checked");
     let (labeller, window) = match &problem.method {
         Method::Features {

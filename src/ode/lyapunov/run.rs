@@ -408,7 +408,13 @@ pub fn lyapunov_spectra(
     let family = Lyapunov::new(problem)?;
     // Exponents and errors (2k), final states and statuses of every trajectory, in memory.
     let row = 2 * problem.k + problem.system.dim() + 1;
-    crate::ode::error::host_output_fits(1, problem.ensemble.n, row, Precision::F64)?;
+    crate::ode::error::host_results_fit(
+        "the exponents, their errors and the final states",
+        "run fewer trajectories",
+        problem.ensemble.n as u64,
+        row,
+        Precision::F64,
+    )?;
     let mut sink = SpectraSink::new(problem.ensemble.n, problem.k, problem.system.dim());
     let stats = runner::run(ctx, &family, options, &mut sink)?;
     Ok(sink.into_result(stats))

@@ -15,7 +15,7 @@ use super::device::{
     pipeline_layout,
 };
 use super::ensemble::Ensemble;
-use super::error::{SimError, host_output_fits};
+use super::error::{SimError, solution_fits};
 use super::options::{RunOptions, Tick};
 use super::results::ChunkResults;
 use super::sink::{Sink, gather};
@@ -238,10 +238,10 @@ pub fn simulate<F: Family>(
 ) -> Result<Solution, SimError> {
     let system = family.system();
     // Only an in-memory run holds every save; sinks that stream or reduce do not.
-    host_output_fits(
+    solution_fits(
+        system,
         family.n_slots(),
         family.ensemble().n,
-        system.dim(),
         family.precision(),
     )?;
     gather(
