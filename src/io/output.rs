@@ -1,6 +1,7 @@
 //! An output directory whose files appear together: each is written under a temporary
 //! name and renamed into place by `commit`. Dropped without a commit (an error, Ctrl-C
-//! unwinding), the temporaries are removed, so a failed run leaves no half-written results.
+//! unwinding), the temporaries are removed, so a failed run leaves no half-written results,
+//! and a directory it made itself goes too if nothing else was put in it.
 
 use super::npy_stream::{Dtype, NpyStream};
 use npyz::AutoSerialize;
@@ -36,6 +37,9 @@ pub struct OutputDir {
     /// names (the run was killed): moved into place by `commit` too, but never removed on
     /// drop, since they hold finished work.
     adopted: Vec<(PathBuf, PathBuf)>,
+    /// `create` made the directory (it did not exist): removed if dropped uncommitted and
+    /// still empty, so an interrupted or failed run leaves no empty result directory.
+    made: bool,
 }
 
 impl OutputDir {
@@ -45,6 +49,7 @@ impl OutputDir {
             path: dir.display().to_string(),
             source,
         };
+        let made = !dir.exists();
         std::fs::create_dir_all(dir).map_err(unwritable)?;
         let probe = dir.join(format!(".phaseflow-probe-{}", std::process::id()));
         std::fs::write(&probe, b"probe").map_err(unwritable)?;
@@ -53,6 +58,7 @@ impl OutputDir {
             dir: dir.to_path_buf(),
             pending: Vec::new(),
             adopted: Vec::new(),
+            made,
         })
     }
 
@@ -68,6 +74,7 @@ impl OutputDir {
             dir: dir.to_path_buf(),
             pending: Vec::new(),
             adopted: Vec::new(),
+            made: false,
         })
     }
 
@@ -203,6 +210,7 @@ impl OutputDir {
     /// Moves every staged file into place.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let mut done = Vec::new();
+        self.made = false;
         let mut all = std::mem::take(&mut self.adopted);
         all.append(&mut self.pending);
         for (tmp, final_path) in all {
@@ -220,6 +228,53 @@ impl Drop for OutputDir {
     fn drop(&mut self) {
         for (tmp, _) in &self.pending {
             let _ = std::fs::remove_file(tmp);
+        }
+        if self.made {
+            // Fails, as it should, if anything else is in it.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("phaseflow-outdir-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// An interrupted or failed run leaves neither temporaries nor a directory it made;
+    /// a directory that was there, or one that holds anything else, stays.
+    #[test]
+    fn an_uncommitted_run_leaves_no_directory_it_made() {
+        let made = scratch("made");
+        let mut out = OutputDir::create(&made).unwrap();
+        out.write_bytes("a.txt", b"half").unwrap();
+        drop(out);
+        assert!(!made.exists());
+
+        let there = scratch("there");
+        std::fs::create_dir_all(&there).unwrap();
+        drop(OutputDir::create(&there).unwrap());
+        assert!(there.is_dir());
+
+        let shared = scratch("shared");
+        let out = OutputDir::create(&shared).unwrap();
+        std::fs::write(shared.join("other.txt"), b"not ours").unwrap();
+        drop(out);
+        assert!(shared.join("other.txt").is_file());
+
+        let done = scratch("done");
+        let mut out = OutputDir::create(&done).unwrap();
+        out.write_bytes("a.txt", b"whole").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(done.join("a.txt")).unwrap(), b"whole");
+        for d in [there, shared, done] {
+            std::fs::remove_dir_all(d).unwrap();
         }
     }
 }
