@@ -7,6 +7,7 @@ mod plot;
 use super::ensemble_flags::EnsembleFlags;
 use super::error::CliError;
 use super::format::seconds;
+use super::interrupt;
 use super::simulate::{parse_span, positive};
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext};
@@ -232,6 +233,10 @@ fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
         .filter(|&&j| r.exponents(j)[0] > 3.0 * r.errors(j)[0])
         .count();
     let s = &r.stats;
+    let blocks = problem
+        .steps()
+        .map_or(problem.blocks as u32, |st| st.blocks());
+    let warnings = warnings(problem, r, &ok, blocks);
     json!({
         "system": problem.system.name(),
         "n": r.n,
@@ -242,7 +247,7 @@ fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
         "transient": problem.transient,
         "time": problem.time,
         "renorm": problem.renorm,
-        "blocks": problem.blocks,
+        "blocks": blocks,
         "status": crate::ode::solution::status_counts_json(
             Status::ALL
                 .into_iter()
@@ -256,16 +261,77 @@ fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
                     "setup": s.setup.as_secs_f64()},
         "trajectory_steps": s.trajectory_steps,
         "trajectories_per_second": r.n as f64 / s.solve.as_secs_f64().max(1e-12),
+        "warnings": warnings,
     })
+}
+
+/// Out-of-order exponents are printed 3 combined standard errors apart or more.
+const ORDER_SIGMAS: f64 = 3.0;
+/// f32 keeps about 7 digits: tangent vectors that separate by more than e^12 (1.6e5)
+/// between renormalisations leave the smaller ones with 2 or fewer.
+const F32_SEPARATION: f64 = 12.0;
+
+/// What the user should know about the figures: fewer blocks than asked (they must hold
+/// whole renormalisations), exponents that did not converge into order, and tangent
+/// vectors that separated beyond what f32 resolves between renormalisations.
+fn warnings(
+    problem: &LyapunovProblem,
+    r: &LyapunovResult,
+    ok: &[usize],
+    blocks: u32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if blocks as usize != problem.blocks {
+        out.push(format!(
+            "the standard errors come from {blocks} blocks, not the {} asked for: blocks hold \
+             whole re-orthonormalisations (of every {}), and there are {} of them",
+            problem.blocks,
+            problem.renorm,
+            problem.steps().map_or(0, |st| st.renorms)
+        ));
+    }
+    let unordered = ok
+        .iter()
+        .filter(|&&j| {
+            let (l, e) = (r.exponents(j), r.errors(j));
+            (1..r.k).any(|i| l[i] - l[i - 1] > ORDER_SIGMAS * (e[i] + e[i - 1]))
+        })
+        .count();
+    if unordered > 0 {
+        out.push(format!(
+            "the exponents of {} are out of order (a later one larger by more than \
+             {ORDER_SIGMAS} standard errors): they have not converged; average over a longer \
+             --time",
+            plural(unordered, "trajectory", "trajectories")
+        ));
+    }
+    if problem.precision == Precision::F32 && r.k > 1 {
+        let spread = ok
+            .iter()
+            .map(|&j| (r.exponents(j)[0] - r.exponents(j)[r.k - 1]) * problem.renorm)
+            .fold(0.0f64, f64::max);
+        if spread > F32_SEPARATION {
+            out.push(format!(
+                "between re-orthonormalisations the tangent vectors separate by up to \
+                 e^{spread:.0}, more than f32 resolves (e^{F32_SEPARATION}): the smaller \
+                 exponents may be wrong; shorten --renorm or use --precision f64"
+            ));
+        }
+    }
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn print_text(problem: &LyapunovProblem, r: &LyapunovResult, s: &serde_json::Value) {
     let solve = r.stats.solve.as_secs_f64();
     println!(
-        "{}: {} exponent(s) of {} trajectories, {} dt = {} ({} steps each), {}",
+        "{}: {} of {}, {} dt = {} ({} steps each), {}",
         problem.system.name(),
-        r.k,
-        r.n,
+        plural(r.k, "exponent", "exponents"),
+        plural(r.n, "trajectory", "trajectories"),
         problem.tableau.name,
         problem.dt,
         r.stats.trajectory_steps / r.n.max(1) as u64,
@@ -304,6 +370,9 @@ fn print_text(problem: &LyapunovProblem, r: &LyapunovResult, s: &serde_json::Val
         }
         println!("chaotic (λ1 > 3 standard errors): {}", s["chaotic"]);
     }
+    for w in s["warnings"].as_array().into_iter().flatten() {
+        println!("note: {}", w.as_str().unwrap_or_default());
+    }
 }
 
 pub fn run(args: &LyapunovArgs, choice: &AdapterChoice) -> Result<(), CliError> {
@@ -331,9 +400,18 @@ pub fn run(args: &LyapunovArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let ctx = GpuContext::new(choice)?;
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
+        cancel: Some(interrupt::token()),
         ..RunOptions::default()
     };
+    interrupt::install_handler();
     let r = lyapunov_spectra(&ctx, &problem, &options)?;
+    if r.stats.completed < r.n {
+        // The output directory, if this run made it, goes with the unwritten results.
+        return Err(CliError::Interrupted(format!(
+            "interrupted after {} of {} trajectories; nothing was written",
+            r.stats.completed, r.n
+        )));
+    }
     let s = summary(&problem, &r);
     if let Some(mut dir) = out {
         write(&mut dir, &problem, &r, &s)?;
@@ -372,4 +450,55 @@ fn write(
     dir.write_bytes("lyapunov.png", &png).map_err(io)?;
     dir.write_json("run.json", s).map_err(io)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(exponents: Vec<f64>, errors: Vec<f64>, k: usize) -> LyapunovResult {
+        let n = exponents.len() / k;
+        LyapunovResult {
+            n,
+            k,
+            exponents,
+            errors,
+            status: vec![Status::Success; n],
+            final_states: vec![0.0; 3 * n],
+            stats: Default::default(),
+        }
+    }
+
+    /// Each warning appears exactly when its condition holds: fewer blocks than asked,
+    /// exponents out of order beyond their errors, f32 tangent vectors separating by more
+    /// than e^12 between renormalisations.
+    #[test]
+    fn warnings_say_what_the_figures_cannot_be_trusted_for() {
+        let lorenz = crate::model::builtin("lorenz").unwrap().unwrap();
+        // 100 renormalisations in 30 blocks: 4 each, so 25 blocks.
+        let mut p = LyapunovProblem::new(lorenz, 1, 0.01, 1.0, 10.0);
+        p.blocks = 30;
+        let good = result(vec![0.9, 0.0, -14.5], vec![0.01; 3], 3);
+        let w = warnings(&p, &good, &[0], 25);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("25 blocks, not the 30 asked for"), "{w:?}");
+        p.blocks = 25;
+        assert!(warnings(&p, &good, &[0], 25).is_empty());
+
+        // λ2 above λ1 by 0.2 with errors 0.01: out of order; with errors 0.1, within.
+        let unordered = result(vec![0.1, 0.3, -14.0], vec![0.01; 3], 3);
+        let w = warnings(&p, &unordered, &[0], 25);
+        assert!(w.len() == 1 && w[0].contains("exponents of 1 trajectory are out of order"));
+        let noisy = result(vec![0.1, 0.3, -14.0], vec![0.1; 3], 3);
+        assert!(warnings(&p, &noisy, &[0], 25).is_empty());
+        // A failed trajectory is not judged.
+        assert!(warnings(&p, &unordered, &[], 25).is_empty());
+
+        // Renormalising every 1.0 with λ1 − λ3 = 15.4: e^15 in f32 warns, in f64 not.
+        p.renorm = 1.0;
+        let w = warnings(&p, &good, &[0], 25);
+        assert!(w.len() == 1 && w[0].contains("e^15"), "{w:?}");
+        p.precision = Precision::F64;
+        assert!(warnings(&p, &good, &[0], 25).is_empty());
+    }
 }
