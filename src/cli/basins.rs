@@ -384,6 +384,52 @@ fn span(run: &Problem) -> (f64, f64) {
     }
 }
 
+/// The step settings of the run: the fixed step, or the tolerances.
+fn step_settings(run: &Problem) -> serde_json::Value {
+    let tol = |t: &crate::ode::Tolerance| match t {
+        crate::ode::Tolerance::All(v) => json!(v),
+        crate::ode::Tolerance::PerState(v) => json!(v),
+    };
+    match run {
+        Problem::Fixed(p) => json!({"dt": p.grid.dt}),
+        Problem::Adaptive(p) => json!({"rtol": tol(&p.control.rtol), "atol": tol(&p.control.atol)}),
+        Problem::Stiff(p) => json!({"rtol": tol(&p.control.rtol), "atol": tol(&p.control.atol)}),
+        Problem::Sde(_) => json!(null),
+    }
+}
+
+/// Attractors closer than this many match tolerances (`Match::distance`: in the component
+/// farthest apart) are suspected halves of one attractor whose window features have not
+/// settled: distinct attractors of the systems people study sit hundreds of tolerances
+/// apart, while features still drifting at the run's end spread over a few.
+const SPLIT_DISTANCE: f64 = 8.0;
+
+/// Pairs of attractors (labels) whose features lie within `SPLIT_DISTANCE` tolerances of
+/// each other, with that distance.
+fn split_attractors(a: &[basins::Attractor], method: &Method) -> Vec<(i32, i32, f64)> {
+    let Method::Features { tol, .. } = method else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..a.len() {
+        for j in i + 1..a.len() {
+            let d = tol.distance(&a[i].features, &a[j].features);
+            if d <= SPLIT_DISTANCE {
+                out.push((a[i].label, a[j].label, d));
+            }
+        }
+    }
+    out
+}
+
+fn split_warning(a: i32, b: i32, d: f64) -> String {
+    format!(
+        "attractors {a} and {b} differ by only {d:.1} match tolerances: they may be one \
+         attractor whose features had not settled by the end of the run (lengthen --tspan or \
+         --window, or widen --match); the basin entropy's fractal test is not claimed"
+    )
+}
+
 fn basins_error(e: BasinsError) -> CliError {
     match e {
         BasinsError::Sim(s) => s.into(),
@@ -486,8 +532,21 @@ fn summary_json(
         Method::Expression(f) => json!({"kind": "expression", "expression": f.text}),
     };
     let n = result.labels.len();
+    let system = problem.run.system();
+    let (t0, t1) = span(&problem.run);
+    let base = &problem.run.ensemble().base_params;
+    let params: serde_json::Map<String, serde_json::Value> = system
+        .params
+        .iter()
+        .zip(base)
+        .map(|(p, v)| (p.name.clone(), json!(v)))
+        .collect();
+    let split = split_attractors(&result.attractors, &problem.method);
     json!({
-        "system": problem.run.system().name(),
+        "system": system.name(),
+        "tspan": [t0, t1],
+        "params": params,
+        "steps": step_settings(&problem.run),
         "states": problem.run.system().states.iter().map(|v| &v.name).collect::<Vec<_>>(),
         "solver": problem.run.solver().name(),
         "precision": problem.run.precision().name(),
@@ -512,8 +571,11 @@ fn summary_json(
             "boundary_fraction": entropy.boundary_fraction(),
             "entropy": if entropy.entropy.is_finite() { json!(entropy.entropy) } else { json!(null) },
             "boundary_entropy": entropy.boundary_entropy,
-            "fractal_by_log2_test": entropy.fractal(),
+            // Not claimed when attractors may be split: a spurious boundary between two
+            // halves of one attractor would pass the test.
+            "fractal_by_log2_test": entropy.fractal() && split.is_empty(),
         },
+        "warnings": split.iter().map(|(a, b, d)| split_warning(*a, *b, *d)).collect::<Vec<_>>(),
         "run": {
             "trajectories": n,
             "trajectory_steps": result.stats.trajectory_steps,
@@ -722,7 +784,7 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
              boundary",
             entropy.entropy,
             entropy.boundary_entropy,
-            if entropy.fractal() {
+            if entropy.fractal() && summary["warnings"].as_array().is_none_or(|w| w.is_empty()) {
                 " > ln 2: the boundary is fractal"
             } else {
                 ""
@@ -730,6 +792,9 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             100.0 * entropy.boundary_fraction(),
             e = entropy.box_size
         );
+    }
+    for w in summary["warnings"].as_array().into_iter().flatten() {
+        println!("note: {}", w.as_str().unwrap_or_default());
     }
     let solve = result.stats.solve.as_secs_f64();
     println!(
@@ -757,5 +822,41 @@ mod tests {
         assert_eq!(fixed(-0.5, 2), "-0.50");
         assert_eq!(fixed(-1e-3, 2), "0.00");
         assert_eq!(fixed(-1e-3, 3), "-0.001");
+    }
+
+    /// Two attractors within a few match tolerances are flagged (and the pair named); the
+    /// Duffing wells, 100 tolerances apart, and expression classes are not.
+    #[test]
+    fn attractors_a_few_tolerances_apart_are_suspected_halves_of_one() {
+        let attractor = |label: i32, features: Vec<f64>| basins::Attractor {
+            label,
+            count: 1,
+            fraction: 0.25,
+            representative: 0,
+            final_state: vec![0.0; 2],
+            features,
+        };
+        let features = Method::Features {
+            window: 10.0,
+            tol: Match::default(),
+            escape: None,
+        };
+        let wells = [
+            attractor(0, vec![-1.0, 0.0, -1.0, 0.0]),
+            attractor(1, vec![1.0, 0.0, 1.0, 0.0]),
+        ];
+        assert!(split_attractors(&wells, &features).is_empty());
+        let drifting = [
+            wells[0].clone(),
+            attractor(1, vec![-1.05, 0.0, -1.0, 0.0]),
+            wells[1].clone(),
+        ];
+        let split = split_attractors(&drifting, &features);
+        assert_eq!(split.len(), 1);
+        let (a, b, d) = split[0];
+        assert_eq!((a, b), (0, 1));
+        // |−1.05 − (−1)| / (0.01 + 0.01·1.05) = 2.44 tolerances.
+        assert!((d - 0.05 / 0.0205).abs() < 1e-9, "{d}");
+        assert!(split_warning(a, b, d).contains("attractors 0 and 1 differ by only 2.4"));
     }
 }
