@@ -472,6 +472,17 @@ fn event_logs_over_http_equal_the_library() {
         );
         assert_eq!((status, &npy[..6]), (200, &b"\x93NUMPY"[..]));
     }
+    // Event records count against the output limit, refused before any work, at the key.
+    let (status, v) = c.json("POST", "/v1/simulate", Some(json!({"system": "lorenz", "n": 100000, "section": "z = 27", "points": 65536, "tspan": [0, 1]})));
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["where"]["field"], "points", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fewer event records"),
+        "{v}"
+    );
     // A system without events has no event arrays: 404 names the array.
     let id = c.submit(json!({"system": "lorenz", "n": 4, "tspan": [0, 0.1], "dt": 0.01}));
     assert_eq!(c.wait(id)["state"], "succeeded");

@@ -422,12 +422,37 @@ fn split_attractors(a: &[basins::Attractor], method: &Method) -> Vec<(i32, i32, 
     out
 }
 
-fn split_warning(a: i32, b: i32, d: f64) -> String {
-    format!(
-        "attractors {a} and {b} differ by only {d:.1} match tolerances: they may be one \
-         attractor whose features had not settled by the end of the run (lengthen --tspan or \
-         --window, or widen --match); the basin entropy's fractal test is not claimed"
-    )
+/// One note for all suspected pairs: the closest few named, then how many more.
+fn split_warning(pairs: &[(i32, i32, f64)]) -> Option<String> {
+    const NAMED: usize = 3;
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|x, y| x.2.total_cmp(&y.2));
+    let (a, b, d) = *sorted.first()?;
+    let more = match sorted.len() {
+        1 => String::new(),
+        n => {
+            let others: Vec<String> = sorted[1..n.min(NAMED)]
+                .iter()
+                .map(|(a, b, d)| format!("{a} and {b} ({d:.1})"))
+                .collect();
+            let rest = n.saturating_sub(NAMED);
+            format!(
+                "; so do {}{}",
+                others.join(", "),
+                if rest > 0 {
+                    format!(" and {rest} more pairs")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    };
+    Some(format!(
+        "attractors {a} and {b} differ by only {d:.1} match tolerances{more}: such pairs may \
+         be one attractor whose features had not settled by the end of the run (lengthen \
+         --tspan or --window, or widen --match-atol/--match-rtol); the basin entropy's \
+         fractal test is not claimed"
+    ))
 }
 
 fn basins_error(e: BasinsError) -> CliError {
@@ -575,7 +600,7 @@ fn summary_json(
             // halves of one attractor would pass the test.
             "fractal_by_log2_test": entropy.fractal() && split.is_empty(),
         },
-        "warnings": split.iter().map(|(a, b, d)| split_warning(*a, *b, *d)).collect::<Vec<_>>(),
+        "warnings": split_warning(&split).into_iter().collect::<Vec<_>>(),
         "run": {
             "trajectories": n,
             "trajectory_steps": result.stats.trajectory_steps,
@@ -765,18 +790,25 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     );
     for (k, a) in result.attractors.iter().enumerate() {
         println!(
-            "  {:>3}  {:>6.2}% of the grid ({} points): {}",
+            "  {:>3}  {:>6.2}% of the grid ({} point{}): {}",
             a.label,
             100.0 * a.fraction,
             grouped(a.count as u64),
+            if a.count == 1 { "" } else { "s" },
             describe(&result, k, &names, tol)
         );
     }
     println!(
-        "  {:>3}  {:>6.2}% diverged or stopped early ({} points)",
+        "  {:>3}  {:>6.2}% {} ({} point{})",
         -1,
         100.0 * result.diverged_fraction(),
-        grouped(result.diverged as u64)
+        match problem.method {
+            // Also a classifying expression that came out NaN or infinite.
+            Method::Expression(_) => "diverged, stopped early, or the expression not finite",
+            Method::Features { .. } => "diverged or stopped early",
+        },
+        grouped(result.diverged as u64),
+        if result.diverged == 1 { "" } else { "s" }
     );
     if entropy.boxes > 0 {
         println!(
@@ -857,6 +889,23 @@ mod tests {
         assert_eq!((a, b), (0, 1));
         // |−1.05 − (−1)| / (0.01 + 0.01·1.05) = 2.44 tolerances.
         assert!((d - 0.05 / 0.0205).abs() < 1e-9, "{d}");
-        assert!(split_warning(a, b, d).contains("attractors 0 and 1 differ by only 2.4"));
+        let note = split_warning(&split).unwrap();
+        assert!(
+            note.contains("attractors 0 and 1 differ by only 2.4 match"),
+            "{note}"
+        );
+        // Many pairs make one note: the closest three named, the rest counted.
+        let many: Vec<(i32, i32, f64)> =
+            (0..10).map(|k| (k, k + 1, 7.0 - 0.5 * k as f64)).collect();
+        let note = split_warning(&many).unwrap();
+        assert!(
+            note.starts_with("attractors 9 and 10 differ by only 2.5"),
+            "{note}"
+        );
+        assert!(
+            note.contains("so do 8 and 9 (3.0), 7 and 8 (3.5) and 7 more pairs"),
+            "{note}"
+        );
+        assert!(split_warning(&[]).is_none());
     }
 }

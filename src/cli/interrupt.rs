@@ -25,8 +25,8 @@ pub fn install_handler() {
             }
             let _ = writeln!(
                 err,
-                "\ninterrupted: finishing the work in flight and saving what is done \
-                 (Ctrl-C again quits at once)"
+                "\ninterrupted: stopping after the work in flight (Ctrl-C again quits at \
+                 once)"
             );
         });
     });

@@ -14,9 +14,10 @@ Serve simulations and predictions over HTTP.
 POST /v1/simulate takes a run as JSON (the keys of a `simulate --config` file; the system is a
 built-in's name or {\"definition\": \"<system TOML>\"}) and answers 202 with a job id.
 GET /v1/jobs/{id} gives state and progress, GET /v1/jobs/{id}/result the result (format=npz
-[default], npy with array=states|times|status|steps, or json), DELETE /v1/jobs/{id} cancels a
-job or deletes a finished one. POST /v1/models?name=NAME with a DeepONet .safetensors body
-loads a model; POST /v1/models/NAME/predict with {\"u\": [...], \"y\": [...]} predicts.
+[default], npy with array=states|times|status|steps|events|event_counts, or json),
+DELETE /v1/jobs/{id} cancels a job or deletes a finished one. POST /v1/models?name=NAME
+with a DeepONet .safetensors body loads a model; POST /v1/models/NAME/predict with
+{\"u\": [...], \"y\": [...]} predicts.
 GET /healthz and GET /metrics (Prometheus) report health and load.
 
 Results are kept in --results and served again after a restart; job ids are never handed

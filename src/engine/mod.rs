@@ -142,8 +142,18 @@ impl Engine {
         let n = problem.ensemble().n as u64;
         let real = problem.precision().bytes();
         // Per trajectory beside the states: a status byte and, for adaptive runs, three u32
-        // step counters.
-        Ok(slots * n * problem.system().dim() as u64 * real + n * 13)
+        // step counters; for a system with events, K records of (t, id, state) and a u32
+        // count.
+        let system = problem.system();
+        let events = if system.events.is_empty() {
+            0
+        } else {
+            let width = crate::ode::events::log::record_width(system.dim()) as u64;
+            n.saturating_mul(system.event_log.k as u64)
+                .saturating_mul(width * real)
+                .saturating_add(4 * n)
+        };
+        Ok((slots * n * system.dim() as u64 * real + n * 13).saturating_add(events))
     }
 
     /// Queues a simulation; returns at once. Errors in the problem, a budget it cannot fit

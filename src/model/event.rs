@@ -376,6 +376,13 @@ e = e*1
             (m.as_str(), at),
             ("'direction' is only for continuous events", Some((12, 13)))
         );
+        // An empty condition is shown where it is written; a condition of the wrong type
+        // is one mistake, reported once.
+        let (m, at) = first_error(&BALL.replace("condition = \"y\"", "condition = \"\""));
+        assert_eq!((m.as_str(), at), ("'condition' is empty", Some((11, 13))));
+        let e = parse(&BALL.replace("condition = \"y\"", "condition = 3")).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.first().message, "'condition' must be a string");
     }
 
     #[test]
@@ -404,7 +411,19 @@ e = e*1
             .with_section("x + = 0", Direction::Up)
             .unwrap_err();
         assert_eq!(e.first().message, "expression ends too early", "{e}");
-        let e = s.with_section("x", Direction::Up).unwrap_err();
+        let e = s.clone().with_section("x", Direction::Up).unwrap_err();
         assert!(e.first().message.contains("has no '='"), "{e}");
+        // An unknown name, and an empty side, are shown in the flag's own text.
+        let e = s.clone().with_section("q = 27", Direction::Up).unwrap_err();
+        let d = e.first();
+        assert_eq!(d.message, "unknown name 'q'", "{e}");
+        assert_eq!(d.source.as_ref().unwrap().name, "--section");
+        assert_eq!(d.position(), Some((1, 1)));
+        let e = s.with_section("x = ", Direction::Up).unwrap_err();
+        assert_eq!(
+            e.first().message,
+            "this side of the section is empty",
+            "{e}"
+        );
     }
 }

@@ -44,6 +44,7 @@ use super::event::{Action, Direction, EventKind, EventSource, MAX_EVENTS, resolv
 use super::jacobian::resolve_hand_jacobian;
 use super::noise::{Calculus, MAX_WIENER, NoiseKind, NoiseSource};
 use super::parser::parse_expression_in;
+use super::resolve::Resolver;
 use super::signal::Input;
 use super::system::{Meta, System, Var};
 use std::ops::Range;
@@ -277,8 +278,24 @@ impl System {
         // the flag's text rather than the condition made from it.
         let flag = Source::new("--section", section);
         let eq = lhs.len();
+        let mut resolver = Resolver::new(&flag, &self.states, &self.params, &self.inputs);
+        for (i, def) in self.aux.iter().enumerate() {
+            resolver.aux_names.entry(def.name.clone()).or_insert(i);
+        }
+        let mut aux_used = vec![false; self.aux.len()];
         for range in [0..eq, eq + 1..section.len()] {
-            parse_expression_in(&flag, range).map_err(Diagnostics::from)?;
+            if section[range.clone()].trim().is_empty() {
+                return Err(Diagnostics::from(
+                    Diagnostic::new("this side of the section is empty", &flag, range)
+                        .with_hint("write it as an equation, e.g. --section \"z = 27\""),
+                ));
+            }
+            let expr = parse_expression_in(&flag, range).map_err(Diagnostics::from)?;
+            // Names resolved here too, so an unknown one is shown in the flag's text.
+            resolver.expr(&expr, &mut aux_used);
+        }
+        if !resolver.errors.is_empty() {
+            return Err(Diagnostics(std::mem::take(&mut resolver.errors)));
         }
         let condition = format!("({}) - ({})", lhs.trim(), rhs.trim());
         let text = format!(
@@ -368,8 +385,11 @@ fn events(
         let mut direction = None;
         let mut action = Action::Record;
         let mut assign = None;
+        // Whether 'condition' was written at all, right or wrong: one mistake, one message.
+        let mut condition_given = false;
         for (key, v) in fields.iter() {
             let k: &str = key.get_ref();
+            condition_given |= k == "condition";
             let text = match v.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
                 _ => None,
@@ -410,6 +430,14 @@ fn events(
             };
             match k {
                 "name" => name = Some((text.clone(), v.span())),
+                "condition" if text.trim().is_empty() => {
+                    err(
+                        Diagnostic::new("'condition' is empty", source, v.span()).with_hint(
+                            "an expression whose zero crossing fires the event, e.g. \"y\"",
+                        ),
+                    );
+                    ok = false;
+                }
                 "condition" => {
                     condition = Some(string_source(source, v.span(), &text, "condition"))
                 }
@@ -432,6 +460,9 @@ fn events(
             }
         }
         let Some(condition) = condition else {
+            if condition_given {
+                continue;
+            }
             err(
                 Diagnostic::new("an event has no 'condition'", source, table.span()).with_hint(
                     "add condition = \"...\", an expression whose zero crossing fires it",

@@ -317,16 +317,32 @@ fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiErro
     }
     let bytes = Engine::result_bytes(&problem).map_err(|e| ApiError::invalid(e.to_string()))?;
     if bytes > app.limits.max_output_bytes {
+        // Which key to change: the event records' if they are most of it, else the saves'.
+        let system = problem.system();
+        let records = (problem.ensemble().n as u64)
+            .saturating_mul(system.event_log.k as u64)
+            .saturating_mul(crate::ode::events::log::record_width(system.dim()) as u64)
+            .saturating_mul(problem.precision().bytes());
+        let (field, hint) = if !system.events.is_empty() && records >= bytes / 2 {
+            let key = if request.get("points").is_some() {
+                "points"
+            } else {
+                "events"
+            };
+            (
+                key,
+                "keep fewer event records per trajectory or run fewer trajectories",
+            )
+        } else if problem.is_adaptive() {
+            ("saveat", "save less often or run fewer trajectories")
+        } else {
+            ("save_every", "save less often or run fewer trajectories")
+        };
         return Err(ApiError::invalid(format!(
-            "the results would take {bytes} bytes, more than this server's limit of {}; save \
-             less often or run fewer trajectories",
+            "the results would take {bytes} bytes, more than this server's limit of {}; {hint}",
             app.limits.max_output_bytes
         ))
-        .field(if problem.is_adaptive() {
-            "saveat"
-        } else {
-            "save_every"
-        }));
+        .field(field));
     }
     if app.live_jobs() >= app.limits.max_jobs {
         return Err(EngineError::Busy {

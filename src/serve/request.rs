@@ -56,7 +56,15 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
                 None => err,
             }
         }
-        SpecError::Diagnostics(d) => ApiError::from_diagnostics("system", &d),
+        // A section's mistakes point into its own text (`with_section` names it so).
+        SpecError::Diagnostics(d) => {
+            let section = d
+                .first()
+                .source
+                .as_ref()
+                .is_some_and(|s| s.name == "--section");
+            ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
+        }
     })
 }
 

@@ -151,6 +151,13 @@ impl LyapunovArgs {
             (None, t) => (0.0, t.unwrap_or(100.0)),
         };
         if let Some([a, b]) = self.tspan
+            && !(b > a)
+        {
+            return Err(CliError::Input(format!(
+                "--tspan {a}:{b} does not run forwards; give T0:T1 with T1 after T0"
+            )));
+        }
+        if let Some([a, b]) = self.tspan
             && b - a <= self.transient
         {
             return Err(CliError::Input(format!(
@@ -184,11 +191,21 @@ impl LyapunovArgs {
             blocks: self.blocks,
         };
         problem.check().map_err(|e| {
-            CliError::Input(
-                e.to_string()
-                    .replace("transient", "--transient")
-                    .replace("renorm", "--renorm"),
-            )
+            let mut text = e
+                .to_string()
+                .replace("transient", "--transient")
+                .replace("renorm", "--renorm")
+                .replace("blocks must", "--blocks must");
+            if let Some(rest) = text.strip_prefix("time ") {
+                text = format!("--time {rest}");
+            }
+            if self.renorm.is_none() && text.contains("--renorm") {
+                text.push_str(&format!(
+                    " (--renorm was not given: it defaults to 10 steps of --dt, here {})",
+                    problem.renorm
+                ));
+            }
+            CliError::Input(text)
         })?;
         Ok(problem)
     }
@@ -213,7 +230,23 @@ fn swept(problem: &LyapunovProblem) -> Vec<(String, Vec<f64>, Option<usize>)> {
         .collect()
 }
 
-fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
+/// The ensemble flags as run-config keys (`n`, `sweep`, `param`, `set`, `u0`, `seed`), the
+/// unset ones left out, so that run.json says which trajectories ran.
+fn ensemble_json(spec: &RunSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|key, value| {
+            key != "system" && !value.is_null() && !value.as_object().is_some_and(|m| m.is_empty())
+        });
+    }
+    v
+}
+
+fn summary(
+    problem: &LyapunovProblem,
+    r: &LyapunovResult,
+    ensemble: serde_json::Value,
+) -> serde_json::Value {
     let ok: Vec<usize> = (0..r.n)
         .filter(|&j| r.status[j] == Status::Success)
         .collect();
@@ -243,6 +276,8 @@ fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
         "k": r.k,
         "solver": problem.tableau.name,
         "precision": problem.precision,
+        "ensemble": ensemble,
+        "tspan": [problem.t0, problem.t0 + problem.transient + problem.time],
         "dt": problem.dt,
         "transient": problem.transient,
         "time": problem.time,
@@ -262,6 +297,10 @@ fn summary(problem: &LyapunovProblem, r: &LyapunovResult) -> serde_json::Value {
         "trajectory_steps": s.trajectory_steps,
         "trajectories_per_second": r.n as f64 / s.solve.as_secs_f64().max(1e-12),
         "warnings": warnings,
+        // A few trajectories: each one's exponents and standard errors, as the text prints.
+        "trajectories": (r.n <= 8).then(|| (0..r.n).map(|j| json!({
+            "exponents": r.exponents(j), "errors": r.errors(j)
+        })).collect::<Vec<_>>()),
     })
 }
 
@@ -290,6 +329,14 @@ fn warnings(
             problem.steps().map_or(0, |st| st.renorms)
         ));
     }
+    let failed = r.n - ok.len();
+    if failed > 0 {
+        out.push(format!(
+            "{} did not succeed (see status; their exponents are NaN): the state or the \
+             tangent vectors overflowed; a smaller --dt or a shorter --renorm may help",
+            plural(failed, "trajectory", "trajectories")
+        ));
+    }
     let unordered = ok
         .iter()
         .filter(|&&j| {
@@ -312,9 +359,10 @@ fn warnings(
             .fold(0.0f64, f64::max);
         if spread > F32_SEPARATION {
             out.push(format!(
-                "between re-orthonormalisations the tangent vectors separate by up to \
-                 e^{spread:.0}, more than f32 resolves (e^{F32_SEPARATION}): the smaller \
-                 exponents may be wrong; shorten --renorm or use --precision f64"
+                "between re-orthonormalisations the tangent vectors separate by at least \
+                 e^{spread:.0} (from these exponents, which the separation itself makes too \
+                 small), more than f32 resolves (e^{F32_SEPARATION}): the smaller exponents \
+                 are likely wrong; shorten --renorm or use --precision f64"
             ));
         }
     }
@@ -412,7 +460,11 @@ pub fn run(args: &LyapunovArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             r.stats.completed, r.n
         )));
     }
-    let s = summary(&problem, &r);
+    let s = summary(
+        &problem,
+        &r,
+        ensemble_json(&args.ensemble.spec(&args.system)?),
+    );
     if let Some(mut dir) = out {
         write(&mut dir, &problem, &r, &s)?;
         dir.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -491,8 +543,12 @@ mod tests {
         assert!(w.len() == 1 && w[0].contains("exponents of 1 trajectory are out of order"));
         let noisy = result(vec![0.1, 0.3, -14.0], vec![0.1; 3], 3);
         assert!(warnings(&p, &noisy, &[0], 25).is_empty());
-        // A failed trajectory is not judged.
-        assert!(warnings(&p, &unordered, &[], 25).is_empty());
+        // A failed trajectory is not judged, only counted.
+        let w = warnings(&p, &unordered, &[], 25);
+        assert!(
+            w.len() == 1 && w[0].starts_with("1 trajectory did not succeed"),
+            "{w:?}"
+        );
 
         // Renormalising every 1.0 with λ1 − λ3 = 15.4: e^15 in f32 warns, in f64 not.
         p.renorm = 1.0;

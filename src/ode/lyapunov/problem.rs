@@ -31,6 +31,13 @@ pub enum LyapunovError {
     )]
     Stochastic { system: String },
     #[error(
+        "'{system}' has events that act on the trajectory ({events}): a reset or an end \
+         makes the flow jump, and its exponents would need the jump's own linearisation (a \
+         saltation matrix), which phaseflow does not compute; remove those [[events]] (or \
+         make them action = \"record\") to measure the smooth flow"
+    )]
+    Events { system: String, events: String },
+    #[error(
         "{k} exponents of '{system}' need dim·(k + 1) = {need} reals per trajectory in \
          registers (the state and {k} tangent vectors); at most {MAX_AUGMENTED} are \
          supported: ask for fewer exponents (-k) or use a smaller system"
@@ -292,6 +299,23 @@ pub fn check_system(system: &System, k: usize) -> Result<Jacobian, LyapunovError
     let name = system.name().to_string();
     if system.noise.is_some() {
         return Err(LyapunovError::Stochastic { system: name });
+    }
+    // Record-only events leave the flow alone (and the Lyapunov kernel does not log them).
+    let acting: Vec<_> = system
+        .events
+        .iter()
+        .filter(|e| e.action != crate::model::event::Action::Record)
+        .collect();
+    if !acting.is_empty() {
+        let events = acting
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(LyapunovError::Events {
+            system: name,
+            events,
+        });
     }
     let dim = system.dim();
     if k == 0 || k > dim {
