@@ -243,7 +243,7 @@ fn misuse_gets_one_clear_message() {
     );
     assert_input_error(
         &with(&["--sweep", "c=2:5", "--maxima", "x", "--solver", "rodas5p"]),
-        "events are handled by",
+        "--solver rodas5p: the points are located as events",
     );
     assert_input_error(
         &with(&["--sweep", "c=2:5", "--maxima", "x", "--overwrite"]),

@@ -368,6 +368,14 @@ impl OrbitArgs {
             Kind::Maxima { equation, .. } => (equation.clone(), Direction::Down.name().into()),
         };
         let solver = self.solver.unwrap_or(Solver::Tsit5);
+        if solver.is_stiff() || solver.is_sde() {
+            return Err(input(format!(
+                "--solver {}: the points are located as events, which the fixed-step (euler, \
+                 heun, rk4) and adaptive (bs3, dp5, tsit5, dop853) solvers handle; choose one \
+                 of those",
+                solver.name()
+            )));
+        }
         let spec = RunSpec {
             solver: Some(solver),
             tspan: Some([t0, t1]),
@@ -706,7 +714,7 @@ fn write(
     dir.write_npy("status.npy", &[n as u64], &codes)
         .map_err(io)?;
     let (y_label, what) = describe(s);
-    let title = format!("{}: {what}", s.problem.system().name());
+    let title = format!("{}{}: {what}", s.problem.system().name(), fixed_params(s));
     let png = plot::picture(&o.diagram, &title, &y_label)
         .map_err(|e| CliError::Runtime(format!("drawing orbit.png failed: {e}")))?;
     dir.write_bytes("orbit.png", &png).map_err(io)?;
@@ -801,6 +809,24 @@ pub fn run(args: &OrbitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The other parameters' values for the picture's title, " (a = 0.1, b = 0.1)", when
+/// they are few enough to read.
+fn fixed_params(s: &Setup) -> String {
+    let system = s.problem.system();
+    let base = &s.problem.ensemble().base_params;
+    let others: Vec<String> = system
+        .params
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != s.param_index)
+        .map(|(i, v)| format!("{} = {}", v.name, base[i]))
+        .collect();
+    if others.is_empty() || others.len() > 4 {
+        return String::new();
+    }
+    format!(" ({})", others.join(", "))
 }
 
 /// The swept parameter's value per trajectory.
