@@ -18,6 +18,7 @@ mod info;
 mod interrupt;
 mod kernel;
 mod lyapunov;
+mod orbit_diagram;
 mod outputs;
 mod predict;
 mod progress;
@@ -85,6 +86,9 @@ enum Command {
     /// Lyapunov exponents of every trajectory of an ensemble (Benettin's method)
     #[command(long_about = lyapunov::LONG_ABOUT)]
     Lyapunov(Box<lyapunov::LyapunovArgs>),
+    /// Orbit (bifurcation) diagram: section points or maxima against a swept parameter
+    #[command(long_about = orbit_diagram::LONG_ABOUT)]
+    OrbitDiagram(Box<orbit_diagram::OrbitArgs>),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Basins(args) => basins::run(&args, &choice),
         Command::Lyapunov(args) => lyapunov::run(&args, &choice),
+        Command::OrbitDiagram(args) => orbit_diagram::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),
