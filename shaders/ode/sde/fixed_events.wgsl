@@ -134,6 +134,20 @@ fn event_grid_step(i: u32, step: u32, u: State, y1_first: State, dw_first: Wiene
     return o;
 }
 
+// Grid step `step` from w.u with increments dw: one method step and the conditions at its
+// end; the rest (event_grid_step) only where something fires.
+fn advance(i: u32, step: u32, w: GridStep, dw: Wiener, p: ptr<function, Params>) -> GridStep {
+    let y1 = sde_step(win.t0 + real(step) * win.dt, win.dt, win.sqrt_dt, w.u, *p, dw);
+    let g1 = event_g(win.t0 + real(step + 1u) * win.dt, y1, *p);
+    if event_any(w.g0, g1) {
+        return event_grid_step(i, step, w.u, y1, dw, w.g0, g1, p, w.n_rec);
+    }
+    var o = w;
+    o.u = y1;
+    o.g0 = g1;
+    return o;
+}
+
 @compute @workgroup_size({{WORKGROUP_SIZE}})
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -158,56 +172,54 @@ fn main(
         return;
     }
     noise_setup(win.seed_lo, win.seed_hi, win.traj_base + i, win.antithetic);
-    var u = load_state(i);
     var p = load_params(i);
-    var n_rec = event_count_load(i);
+    var w: GridStep;
+    w.u = load_state(i);
+    w.n_rec = event_count_load(i);
+    w.stopped = false;
+    w.advanced = false;
     var step = win.step_begin;
     if step == 0u && win.save_initial == 1u {
-        save_state(0u, i, u);
+        save_state(0u, i, w.u);
     }
     // The conditions at the window's start, from the stored state: the same bits as the
     // previous window's last step computed.
-    var g0 = event_g(win.t0 + real(step) * win.dt, u, p);
-    var stopped = false;
-    while step < win.step_end && !stopped {
+    w.g0 = event_g(win.t0 + real(step) * win.dt, w.u, p);
+    while step < win.step_end && !w.stopped {
         let next_save = min((step / win.save_every + 1u) * win.save_every, win.n_steps);
         let stop = min(next_save, win.step_end);
-        while step < stop {
-            // The common step: one method step and the conditions at its end; the rest
-            // only where something fires. Increments are step_increments' (the same
-            // values as fixed.wgsl's four-step rounds).
-            let dw = step_increments(step, win.sqrt_dt);
-            let y1 = sde_step(win.t0 + real(step) * win.dt, win.dt, win.sqrt_dt, u, p, dw);
-            let g1 = event_g(win.t0 + real(step + 1u) * win.dt, y1, p);
-            if event_any(g0, g1) {
-                let o = event_grid_step(i, step, u, y1, dw, g0, g1, &p, n_rec);
-                u = o.u;
-                g0 = o.g0;
-                n_rec = o.n_rec;
-                if o.stopped {
-                    stopped = true;
-                    if o.advanced {
-                        step += 1u;
-                    }
-                    break;
-                }
-            } else {
-                u = y1;
-                g0 = g1;
+        // As fixed.wgsl: single steps up to a multiple of four, then four steps per Philox
+        // round (`step_increments4`, the same values as `step_increments`), then the rest.
+        // A terminating event stops the walk at its step (past it if at the grid point).
+        while step < stop && (step & 3u) != 0u && !w.stopped {
+            w = advance(i, step, w, step_increments(step, win.sqrt_dt), &p);
+            step += select(1u, u32(w.advanced), w.stopped);
+        }
+        while step + 4u <= stop && !w.stopped {
+            var dw = step_increments4(step >> 2u, win.sqrt_dt);
+            for (var k = 0u; k < 4u && !w.stopped; k++) {
+                w = advance(i, step, w, dw[k], &p);
+                step += select(1u, u32(w.advanced), w.stopped);
             }
-            step += 1u;
+        }
+        while step < stop && !w.stopped {
+            w = advance(i, step, w, step_increments(step, win.sqrt_dt), &p);
+            step += select(1u, u32(w.advanced), w.stopped);
         }
         if step == next_save {
-            if !state_finite(u) {
+            if !state_finite(w.u) {
                 status[i] = STATUS_NON_FINITE;
-                store_state(i, u);
-                event_count_store(i, n_rec);
+                store_state(i, w.u);
+                event_count_store(i, w.n_rec);
                 save_nan_from(slot_of_step(step), i);
                 return;
             }
-            save_state(slot_of_step(step) - win.save_first, i, u);
+            save_state(slot_of_step(step) - win.save_first, i, w.u);
         }
     }
+    let u = w.u;
+    let n_rec = w.n_rec;
+    let stopped = w.stopped;
     store_state(i, u);
     event_store_params(i, p);
     event_count_store(i, n_rec);
