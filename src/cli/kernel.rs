@@ -9,7 +9,8 @@ use crate::model::System;
 use crate::ode::adaptive::kernel::adaptive_wgsl;
 use crate::ode::fixed::kernel::fixed_step_wgsl;
 use crate::ode::sde::SdeMethod;
-use crate::ode::sde::kernel::{self as sde_kernel, Terms};
+use crate::ode::sde::events as sde_kernel;
+use crate::ode::sde::kernel::Terms;
 use crate::ode::{Control, Precision, Solver, Tolerance};
 use crate::spec::{control_error, load_system};
 
@@ -106,7 +107,12 @@ pub const FAMILIES: &[KernelFamily] = &[
     },
     KernelFamily {
         name: "ode sde",
-        templates: &["ode/sde/fixed.wgsl", "ode/sde/adaptive.wgsl"],
+        templates: &[
+            "ode/sde/fixed.wgsl",
+            "ode/sde/adaptive.wgsl",
+            "ode/sde/fixed_events.wgsl",
+            "ode/sde/adaptive_events.wgsl",
+        ],
         what: "stochastic systems: em, milstein, euler-heun, platen with counter-based \
                Philox noise, and milstein-adaptive over a virtual Brownian tree \
                (`phaseflow kernel ornstein_uhlenbeck --solver milstein`)",
@@ -369,7 +375,7 @@ fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), Cli
         control
             .validate(system.dim())
             .map_err(|e| flag_error(control_error(e)))?;
-        sde_kernel::adaptive_wgsl(system, &terms, &control, args.workgroup_size, precision)
+        sde_kernel::adaptive_kernel(system, &terms, &control, args.workgroup_size, precision)
     } else {
         for (flag, given) in [
             ("--rtol", args.rtol.is_some()),
@@ -382,7 +388,7 @@ fn compose_sde(args: &KernelArgs, system: &System) -> Result<(String, bool), Cli
                 )));
             }
         }
-        sde_kernel::fixed_wgsl(
+        sde_kernel::fixed_kernel(
             system,
             &terms,
             method.fixed(),

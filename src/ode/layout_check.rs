@@ -15,6 +15,9 @@ use crate::ode::fixed::run as fixed;
 use crate::ode::lyapunov::kernel::{ACC_ROWS, TEMPLATE as LYAPUNOV};
 use crate::ode::lyapunov::run as lyapunov;
 use crate::ode::runner::{Family, Outcome};
+use crate::ode::sde::events::{
+    ADAPTIVE_EVENTS_TEMPLATE as SDE_ADAPTIVE_EVENTS, FIXED_EVENTS_TEMPLATE as SDE_FIXED_EVENTS,
+};
 use crate::ode::sde::kernel::{ADAPTIVE_TEMPLATE as SDE_ADAPTIVE, FIXED_TEMPLATE as SDE_FIXED};
 use crate::ode::sde::run::{self as sde, NoiseArgs};
 use crate::precision::Precision;
@@ -198,10 +201,16 @@ fn sde_fixed_window_struct_matches_its_packing() {
         ("sqrt_dt", 4.0),
         ("one", 1.0),
     ]);
-    let fields = window_fields(SDE_FIXED);
-    for precision in [Precision::F32, Precision::F64] {
-        let bytes = sde::fixed_uniform(precision, &w);
-        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    for template in [SDE_FIXED, SDE_FIXED_EVENTS] {
+        let fields = window_fields(template);
+        for precision in [Precision::F32, Precision::F64] {
+            let bytes = sde::fixed_uniform(precision, &w);
+            assert_eq!(
+                unpack(&fields, precision, &bytes),
+                want,
+                "{template} {precision:?}"
+            );
+        }
     }
 }
 
@@ -245,10 +254,16 @@ fn sde_adaptive_window_struct_matches_its_packing() {
         ("dt_max", 14.0),
         ("one", 1.0),
     ]);
-    let fields = window_fields(SDE_ADAPTIVE);
-    for precision in [Precision::F32, Precision::F64] {
-        let bytes = sde::adaptive_uniform(precision, &w);
-        assert_eq!(unpack(&fields, precision, &bytes), want, "{precision:?}");
+    for template in [SDE_ADAPTIVE, SDE_ADAPTIVE_EVENTS] {
+        let fields = window_fields(template);
+        for precision in [Precision::F32, Precision::F64] {
+            let bytes = sde::adaptive_uniform(precision, &w);
+            assert_eq!(
+                unpack(&fields, precision, &bytes),
+                want,
+                "{template} {precision:?}"
+            );
+        }
     }
 }
 
@@ -353,7 +368,14 @@ fn saved_layout_comments_match_writer_and_reader() {
         .and_then(|f| f.split("let base = ").nth(1))
         .and_then(|b| b.split(';').next())
         .expect("save_state's base");
-    for template in [FIXED, ADAPTIVE, SDE_FIXED, SDE_ADAPTIVE] {
+    for template in [
+        FIXED,
+        ADAPTIVE,
+        SDE_FIXED,
+        SDE_ADAPTIVE,
+        SDE_FIXED_EVENTS,
+        SDE_ADAPTIVE_EVENTS,
+    ] {
         let (dims, _) = layout(template, "saved");
         let size = |d: &str| match d {
             "stride" => STRIDE,
@@ -403,7 +425,14 @@ fn state_and_param_layout_comments_match_the_accessors() {
             .take(DIM)
             .collect();
         assert_eq!(reads.len(), DIM, "{buffer} reads");
-        for template in [FIXED, ADAPTIVE, SDE_FIXED, SDE_ADAPTIVE] {
+        for template in [
+            FIXED,
+            ADAPTIVE,
+            SDE_FIXED,
+            SDE_ADAPTIVE,
+            SDE_FIXED_EVENTS,
+            SDE_ADAPTIVE_EVENTS,
+        ] {
             let (dims, _) = layout(template, buffer);
             for (c, read) in reads.iter().enumerate() {
                 let i = 4;
@@ -466,16 +495,18 @@ fn adaptive_row_comments_match_the_family() {
 /// rows are the ones `sde::run` makes room for and decodes.
 #[test]
 fn sde_adaptive_row_comments_match_the_family() {
-    let (control, rows) = layout(SDE_ADAPTIVE, "control");
-    assert_eq!(control, ["2 + m".to_string(), "stride".into()]);
-    assert_eq!(rows.first().map(String::as_str), Some("t"), "{rows:?}");
-    let (counts, rows) = layout(SDE_ADAPTIVE, "counts");
-    assert_eq!(counts, [COUNT_ROWS_ALL.to_string(), "stride".into()]);
-    assert_eq!(
-        rows[..4],
-        ["status", "accepted", "rejected", "drift evaluations"],
-        "decoded in this order by sde::run"
-    );
+    for template in [SDE_ADAPTIVE, SDE_ADAPTIVE_EVENTS] {
+        let (control, rows) = layout(template, "control");
+        assert_eq!(control, ["2 + m".to_string(), "stride".into()]);
+        assert_eq!(rows.first().map(String::as_str), Some("t"), "{rows:?}");
+        let (counts, rows) = layout(template, "counts");
+        assert_eq!(counts, [COUNT_ROWS_ALL.to_string(), "stride".into()]);
+        assert_eq!(
+            rows[..4],
+            ["status", "accepted", "rejected", "drift evaluations"],
+            "decoded in this order by sde::run"
+        );
+    }
 }
 
 #[test]

@@ -168,6 +168,11 @@ impl Terms {
 
     /// The system's WGSL with `diffusion()` and, when used, `gdg()`.
     fn system_wgsl(&self, system: &System, precision: Precision) -> String {
+        emit_system_with(system, &self.program_fns(), precision)
+    }
+
+    /// `diffusion()` and, when used, `gdg()` as programs beside the drift.
+    pub fn program_fns(&self) -> Vec<ProgramFn<'_>> {
         let g_fields = (0..self.g.outputs.len()).map(|e| format!("g{e}")).collect();
         let mut fns = vec![ProgramFn {
             program: &self.g,
@@ -183,7 +188,7 @@ impl Terms {
                 fields: (0..self.dim).map(|i| format!("m{i}")).collect(),
             });
         }
-        emit_system_with(system, &fns, precision)
+        fns
     }
 }
 
@@ -333,7 +338,7 @@ pub fn attempt_fn(terms: &Terms, control: &Control) -> String {
 }
 
 /// Loads and stores of W(t) in the control rows after t and h, and W's difference.
-fn wiener_access(m: usize) -> String {
+pub fn wiener_access(m: usize) -> String {
     let row = |k: usize| format!("control[i + {}u * win.stride]", 2 + k);
     let mut s = String::new();
     let _ = writeln!(
@@ -364,7 +369,8 @@ fn wiener_access(m: usize) -> String {
     s
 }
 
-fn noise(m: usize, precision: Precision) -> Result<String, ShaderError> {
+/// The noise library of `m` processes (`noise::noise_wgsl`) as a shader error on failure.
+pub fn noise(m: usize, precision: Precision) -> Result<String, ShaderError> {
     noise_wgsl(m, precision).map_err(|e| ShaderError::Generate(e.to_string()))
 }
 

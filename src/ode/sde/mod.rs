@@ -1,9 +1,11 @@
 //! Stochastic differential equations dX = f(t, X) dt + G(t, X) dW over ensembles: the
 //! methods (`method`), the problem (`problem`), counter-based noise and the virtual
-//! Brownian tree (`noise`), the kernels (`kernel`, `shaders/ode/sde/`), their CPU twin
-//! (`cpu`) and their plug into the shared runner (`run`).
+//! Brownian tree (`noise`), the kernels (`kernel`, `shaders/ode/sde/`; with events
+//! `events`), their CPU twin (`cpu`, `cpu_events`) and their plug into the shared runner (`run`).
 
 pub mod cpu;
+pub mod cpu_events;
+pub mod events;
 pub mod kernel;
 pub mod method;
 pub mod noise;

@@ -20,8 +20,14 @@
 //!   within the leaf. Z(node h) of process k is lane `k & 3` of
 //!   `normals4(seed, path, h, tree_tag(k >> 2))`, `tree_tag(g) = TAG_TREE + g * 0x100`.
 //!
+//! - Bridge normals (events that cut a fixed step, `sde::events`): Z of process k at cut c
+//!   of grid step i is lane `k & 3` of `normals4(seed, path, i, bridge_tag(c, k >> 2))`;
+//!   W at θ of a (partial) step of length h with increment ΔW is
+//!   `θ ΔW + sqrt(θ (1 - θ) h) Z`, the Brownian bridge between the step's ends.
+//!
 //! Why the streams never collide: counter word 3 holds the tag. TAG_STEPS ends in the byte
-//! 0x31, every tree tag in 0x32 (a group g ≤ 63 changes bits 8..13 only), and
+//! 0x31, every tree tag in 0x32 (a group g ≤ 63 changes bits 8..13 only), every bridge tag in
+//! 0x33, and
 //! `rng::uniform_f64` uses "phaf" (low byte 0x66). Within a tag, (path, block) are counter
 //! words 0 and 1, so distinct (trajectory pair, block) never share a counter.
 
@@ -31,9 +37,10 @@ use std::f64::consts::TAU;
 mod scheme;
 mod wgsl;
 pub use scheme::{
-    MAX_TREE_DEPTH, MAX_WIENER, NoiseError, TAG_STEPS, TAG_TREE, check_processes, tree_tag,
+    MAX_TREE_DEPTH, MAX_WIENER, NoiseError, TAG_BRIDGE, TAG_STEPS, TAG_TREE, bridge_tag,
+    check_processes, tree_tag,
 };
-pub use wgsl::noise_wgsl;
+pub use wgsl::{bridge_wgsl, noise_wgsl};
 
 const TWO_POW_M32: f64 = 1.0 / 4_294_967_296.0;
 
@@ -105,6 +112,18 @@ pub fn step_increments(
             }
         };
         *o = sqrt_dt * (sign * z[(j & 3) as usize]);
+    }
+}
+
+/// The m standard normals (sign included) of the Brownian bridge at cut `cut` of grid step
+/// `step` into `out[..m]`, as the kernels' `bridge_normals`.
+pub fn bridge_normals(key: &NoiseKey, traj: u64, step: u32, cut: u32, m: usize, out: &mut [f64]) {
+    let (path, sign) = key.path(traj);
+    for (g, chunk) in out[..m].chunks_mut(4).enumerate() {
+        let z = normals4(key.seed, path, step, bridge_tag(cut, g as u32));
+        for (o, zk) in chunk.iter_mut().zip(z) {
+            *o = sign * zk;
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! written the batch's slots). Both carry the noise key and the chunk's first trajectory
 //! index in their window, so increments are keyed by the run-wide trajectory index.
 
-use super::kernel::{Terms, adaptive_wgsl, fixed_wgsl};
+use super::events::{adaptive_kernel, fixed_kernel};
+use super::kernel::Terms;
 use super::problem::{SdeCheckError, SdeError, SdeProblem, Steps};
 use crate::gpu::GpuContext;
 use crate::gpu::shader::ShaderError;
@@ -12,9 +13,13 @@ use crate::model::System;
 use crate::ode::device::{Binding, Precision, UniformBytes, buffer};
 use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
+use crate::ode::events::EventLog;
+use crate::ode::events::kernel::MAX_ITERATIONS;
+use crate::ode::events::log as events_log;
 use crate::ode::fixed::problem::SavePlan;
-use crate::ode::fixed::run::{MAX_WINDOW_STEPS, batch_windows};
+use crate::ode::fixed::run::{MAX_EVENT_WINDOW_STEPS, MAX_WINDOW_STEPS, batch_windows};
 use crate::ode::options::RunOptions;
+use crate::ode::results::ChunkResults;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution, StepCounts};
@@ -110,6 +115,51 @@ impl<'a> SdeRun<'a> {
     pub fn terms(&self) -> &Terms {
         &self.terms
     }
+
+    fn has_events(&self) -> bool {
+        !self.problem.system.events.is_empty()
+    }
+
+    /// Rows of reals in the event log (0 without events).
+    fn result_rows(&self) -> usize {
+        let s = &self.problem.system;
+        if s.events.is_empty() {
+            0
+        } else {
+            events_log::rows(s.event_log.k, s.dim())
+        }
+    }
+
+    /// Device bytes per trajectory of the event log and the ring's staging copies of it.
+    fn result_bytes(&self, options: &RunOptions) -> u64 {
+        self.result_rows() as u64 * self.problem.precision.bytes() * (1 + options.ring as u64)
+    }
+
+    fn results_buffer(&self, ctx: &GpuContext, plan: &Plan) -> Option<wgpu::Buffer> {
+        use wgpu::BufferUsages as U;
+        let rows = self.result_rows() as u64;
+        (rows > 0).then(|| {
+            let size = rows * plan.chunk as u64 * self.problem.precision.bytes();
+            buffer(
+                ctx,
+                "event log",
+                size,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            )
+        })
+    }
+
+    fn decode_events(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        let s = &self.problem.system;
+        (self.result_rows() > 0).then(|| {
+            ChunkResults::Events(EventLog::decode(
+                bytes,
+                self.problem.precision,
+                (stride, len),
+                (s.event_log.k, s.dim()),
+            ))
+        })
+    }
 }
 
 /// The symbolic terms of the problem's method, or why the method cannot take the system.
@@ -132,15 +182,28 @@ pub struct SdeFixed<'a>(pub SdeRun<'a>);
 
 impl SdeFixed<'_> {
     fn max_window(&self, options: &RunOptions, len: usize) -> u32 {
+        // With events, a step where one fires loops through root finding and the record
+        // order: shorter windows stay within lavapipe's loop budget (`fixed::run`).
+        let limit = if self.0.has_events() {
+            MAX_EVENT_WINDOW_STEPS
+        } else {
+            MAX_WINDOW_STEPS
+        };
         (options.steps_per_dispatch / len as u64)
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            .min(MAX_WINDOW_STEPS as u64) as u32
+            .min(limit as u64) as u32
     }
+}
+
+/// The fixed-step kernel's own buffers: statuses, and with events the event log.
+pub struct FixedBuffers {
+    status: wgpu::Buffer,
+    results: Option<wgpu::Buffer>,
 }
 
 impl Family for SdeFixed<'_> {
     type Window = FixedWindow;
-    type Buffers = wgpu::Buffer;
+    type Buffers = FixedBuffers;
     const LABEL: &'static str = "sde_fixed";
 
     fn system(&self) -> &System {
@@ -158,12 +221,15 @@ impl Family for SdeFixed<'_> {
     fn save_times(&self) -> Vec<f64> {
         self.0.times.clone()
     }
-    fn extra_per_trajectory(&self, _options: &RunOptions) -> (u64, usize) {
-        (0, 0)
+    fn extra_per_trajectory(&self, options: &RunOptions) -> (u64, usize) {
+        (self.0.result_bytes(options), self.0.result_rows())
+    }
+    fn params_writable(&self) -> bool {
+        self.0.has_events()
     }
     fn wgsl(&self, workgroup_size: u32) -> Result<String, ShaderError> {
         let p = self.0.problem;
-        fixed_wgsl(
+        fixed_kernel(
             &p.system,
             &self.0.terms,
             p.method.fixed(),
@@ -184,22 +250,40 @@ impl Family for SdeFixed<'_> {
         }
     }
     fn bindings(&self) -> Vec<Binding> {
-        vec![Binding::Storage { read_only: false }] // status
+        let mut b = vec![Binding::Storage { read_only: false }]; // status
+        if self.0.has_events() {
+            b.push(Binding::Storage { read_only: false }); // event log
+        }
+        b
     }
-    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> wgpu::Buffer {
+    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> FixedBuffers {
         use wgpu::BufferUsages as U;
-        buffer(
-            ctx,
-            "status",
-            plan.chunk as u64 * 4,
-            U::STORAGE | U::COPY_SRC | U::COPY_DST,
-        )
+        FixedBuffers {
+            status: buffer(
+                ctx,
+                "status",
+                plan.chunk as u64 * 4,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            ),
+            results: self.0.results_buffer(ctx, plan),
+        }
     }
-    fn bound<'b>(&self, status: &'b wgpu::Buffer) -> Vec<&'b wgpu::Buffer> {
-        vec![status]
+    fn bound<'b>(&self, b: &'b FixedBuffers) -> Vec<&'b wgpu::Buffer> {
+        let mut out = vec![&b.status];
+        out.extend(b.results.as_ref());
+        out
     }
-    fn outcome<'b>(&self, status: &'b wgpu::Buffer) -> &'b wgpu::Buffer {
-        status
+    fn outcome<'b>(&self, b: &'b FixedBuffers) -> &'b wgpu::Buffer {
+        &b.status
+    }
+    fn results<'b>(&self, b: &'b FixedBuffers) -> Option<&'b wgpu::Buffer> {
+        b.results.as_ref()
+    }
+    fn results_bytes(&self, stride: usize, _len: usize) -> u64 {
+        self.0.result_rows() as u64 * stride as u64 * self.0.problem.precision.bytes()
+    }
+    fn decode_results(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        self.0.decode_events(stride, len, bytes)
     }
     fn outcome_bytes(&self, _stride: usize, len: usize) -> u64 {
         len as u64 * 4
@@ -318,6 +402,14 @@ pub fn max_window_attempts(depth: u32) -> u64 {
     32_768 / (depth as u64 + 2)
 }
 
+/// Step attempts per dispatch window at most for a kernel with events: an accepted step
+/// where an event fires may also run the root finding of one event (up to
+/// `events::kernel::MAX_ITERATIONS`) and a second descent of the tree (W at the event), so
+/// the budget of `max_window_attempts` is shared by that much more.
+pub fn max_event_window_attempts(depth: u32) -> u64 {
+    32_768 / (2 * depth as u64 + 2 + MAX_ITERATIONS as u64)
+}
+
 /// milstein-adaptive in the runner.
 pub struct SdeAdaptive<'a>(pub SdeRun<'a>);
 
@@ -327,6 +419,8 @@ pub struct AdaptiveBuffers {
     counts: wgpu::Buffer,
     times: wgpu::Buffer,
     unfinished: wgpu::Buffer,
+    /// The event log (systems with events).
+    results: Option<wgpu::Buffer>,
 }
 
 /// The first step of a problem's adaptive trajectories.
@@ -365,9 +459,14 @@ impl Family for SdeAdaptive<'_> {
         let m = self.0.terms.m as u64;
         let real = self.0.problem.precision.bytes();
         (
-            (2 + m) * real + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4,
-            2 + m as usize,
+            (2 + m) * real
+                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4
+                + self.0.result_bytes(options),
+            (2 + m as usize).max(self.0.result_rows()),
         )
+    }
+    fn params_writable(&self) -> bool {
+        self.0.has_events()
     }
     fn fits(&self, limits: &DeviceLimits) -> Result<(), SimError> {
         if self.0.times.len() as u64 * self.0.problem.precision.bytes() > limits.max_binding {
@@ -380,7 +479,7 @@ impl Family for SdeAdaptive<'_> {
         let Steps::Adaptive { control, .. } = &p.steps else {
             unreachable!("SdeAdaptive runs adaptive steps")
         };
-        adaptive_wgsl(
+        adaptive_kernel(
             &p.system,
             &self.0.terms,
             control,
@@ -404,12 +503,16 @@ impl Family for SdeAdaptive<'_> {
     }
     fn bindings(&self) -> Vec<Binding> {
         let storage = |read_only| Binding::Storage { read_only };
-        vec![
+        let mut b = vec![
             storage(false),
             storage(false),
             storage(true),
             storage(false),
-        ]
+        ];
+        if self.0.has_events() {
+            b.push(storage(false)); // event log
+        }
+        b
     }
     fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> AdaptiveBuffers {
         use wgpu::BufferUsages as U;
@@ -437,10 +540,22 @@ impl Family for SdeAdaptive<'_> {
             counts,
             times,
             unfinished,
+            results: self.0.results_buffer(ctx, plan),
         }
     }
     fn bound<'b>(&self, b: &'b AdaptiveBuffers) -> Vec<&'b wgpu::Buffer> {
-        vec![&b.control, &b.counts, &b.times, &b.unfinished]
+        let mut out = vec![&b.control, &b.counts, &b.times, &b.unfinished];
+        out.extend(b.results.as_ref());
+        out
+    }
+    fn results<'b>(&self, b: &'b AdaptiveBuffers) -> Option<&'b wgpu::Buffer> {
+        b.results.as_ref()
+    }
+    fn results_bytes(&self, stride: usize, _len: usize) -> u64 {
+        self.0.result_rows() as u64 * stride as u64 * self.0.problem.precision.bytes()
+    }
+    fn decode_results(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        self.0.decode_events(stride, len, bytes)
     }
     fn outcome<'b>(&self, b: &'b AdaptiveBuffers) -> &'b wgpu::Buffer {
         &b.counts
@@ -474,7 +589,11 @@ impl Family for SdeAdaptive<'_> {
         };
         let max_attempts = (options.steps_per_dispatch / chunk.len() as u64)
             .clamp(options.min_window_steps.max(1) as u64, u32::MAX as u64)
-            .min(max_window_attempts(*depth)) as u32;
+            .min(if self.0.has_events() {
+                max_event_window_attempts(*depth)
+            } else {
+                max_window_attempts(*depth)
+            }) as u32;
         let args = AdaptiveWindow {
             n_traj: chunk.len() as u32,
             stride: stride as u32,

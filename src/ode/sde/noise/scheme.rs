@@ -8,6 +8,11 @@ pub const TAG_STEPS: u32 = 0x5344_4531;
 /// Counter word 3 of the Brownian tree's first group of four processes ("SDE2"); group g
 /// uses `TAG_TREE + g * 0x100` ([`tree_tag`]).
 pub const TAG_TREE: u32 = 0x5344_4532;
+/// Counter word 3 of the Brownian bridge normals of an event that cuts a fixed step
+/// ("SDE3"); cut c of a grid step and processes `4g .. 4g + 3` use
+/// `TAG_BRIDGE + (c * 64 + g) * 0x100` ([`bridge_tag`]), so the low byte (0x33) keeps it
+/// apart from the steps' and the tree's streams.
+pub const TAG_BRIDGE: u32 = 0x5344_4533;
 /// The most Wiener processes a problem may have (keeps `step * m + k` and the tree tags in
 /// range).
 pub const MAX_WIENER: usize = 256;
@@ -18,6 +23,11 @@ pub const MAX_TREE_DEPTH: u32 = 24;
 /// The tag of the tree's normals for processes `4g .. 4g + 3`.
 pub fn tree_tag(group: u32) -> u32 {
     TAG_TREE.wrapping_add(group << 8)
+}
+
+/// The tag of the bridge normals of cut `cut` (< 64) for processes `4g .. 4g + 3`.
+pub fn bridge_tag(cut: u32, group: u32) -> u32 {
+    TAG_BRIDGE.wrapping_add((cut * 64 + group) << 8)
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]

@@ -131,6 +131,18 @@ fn stream_tags_never_collide() {
         assert!(g == 0 || t != tree_tag(g - 1));
     }
     assert_eq!(TAG_STEPS & 0xFF, 0x31);
+    // Bridge tags (events that cut a fixed step): cut and group change bits 8..17 only, so
+    // their low byte 0x33 keeps them apart from the steps' and the tree's; within them,
+    // every (cut, group) of a grid step has its own tag.
+    let mut seen = std::collections::HashSet::new();
+    for cut in 0..crate::ode::events::kernel::MAX_CUTS {
+        for g in 0..(MAX_WIENER as u32).div_ceil(4) {
+            let t = bridge_tag(cut, g);
+            assert_eq!(t & 0xFF, 0x33);
+            assert_eq!(t >> 18, TAG_BRIDGE >> 18, "no carry past bit 17");
+            assert!(seen.insert(t), "cut {cut} group {g}");
+        }
+    }
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! the f64 library (`m64_log`, `m64_cos`, `m64_sin`, ≤ 2 ulp), so it matches the twin to a
 //! few ulps per operation.
 
-use super::scheme::{MAX_TREE_DEPTH, NoiseError, TAG_STEPS, TAG_TREE, check_processes};
+use super::scheme::{
+    MAX_TREE_DEPTH, NoiseError, TAG_BRIDGE, TAG_STEPS, TAG_TREE, bridge_tag, check_processes,
+};
 use crate::precision::Precision;
 use std::fmt::Write;
 
@@ -165,6 +167,36 @@ fn noise_normals4(block: u32, tag: u32) -> vec4<real> {{
     s.push_str(&steps(m));
     s.push_str(&tree(m, groups));
     Ok(s)
+}
+
+/// `fn bridge_normals(step: u32, cut: u32) -> Wiener`: the standard normals (sign included)
+/// of the Brownian bridge at cut `cut` of grid step `step` (the twin is
+/// `noise::bridge_normals`), for kernels with events only: a kernel without them stays
+/// exactly what `noise_wgsl` makes. One Philox call per group of four processes.
+pub fn bridge_wgsl(m: usize) -> String {
+    let mut s = format!(
+        "// Brownian bridge normals of events that cut a step (tag {TAG_BRIDGE:#x} + (cut * 64 + group) << 8)\nfn bridge_normals(step: u32, cut: u32) -> Wiener {{\n"
+    );
+    let lanes = ["x", "y", "z", "w"];
+    let mut args = Vec::new();
+    for g in 0..m.div_ceil(4) {
+        let base = bridge_tag(0, g as u32);
+        let used = (m - 4 * g).min(4);
+        let call = if used <= 2 {
+            "noise_normals2"
+        } else {
+            "noise_normals4"
+        };
+        let _ = writeln!(
+            s,
+            "    let z{g} = {call}(step, {base:#x}u + ((cut * 64u) << 8u));"
+        );
+        for lane in lanes.iter().take(used) {
+            args.push(format!("z{g}.{lane}"));
+        }
+    }
+    let _ = writeln!(s, "    return Wiener({});\n}}", args.join(", "));
+    s
 }
 
 /// The most blocks one step's m normals touch: they start at lane `j & 3`, a multiple of
