@@ -96,13 +96,4 @@ fn misuse_gets_one_clear_message() {
     assert_input_error(&o, "it is up, down or both");
     let o = phaseflow(&["simulate", "lorenz", "-n", "2", "--section", "zz = 27"]);
     assert_input_error(&o, "unknown name 'zz'");
-    let o = phaseflow(&[
-        "simulate",
-        "bouncing_ball",
-        "-n",
-        "2",
-        "--solver",
-        "rodas5p",
-    ]);
-    assert_input_error(&o, "events are handled by the fixed-step");
 }

@@ -791,11 +791,12 @@ pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, Spe
     let system = with_event_settings(system, spec)?;
     let has_events = !system.events.is_empty();
     let problem = problem_without_events_check(system, spec)?;
-    if has_events && matches!(problem, Problem::Sde(_) | Problem::Stiff(_)) {
+    if has_events && matches!(problem, Problem::Sde(_)) {
         return Err(FieldError::at("solver")
             .text(
-                "events are handled by the fixed-step (euler, heun, rk4) and adaptive (bs3, \
-                 dp5, tsit5, dop853) solvers; choose one of those for a system with events",
+                "events are handled by the fixed-step (euler, heun, rk4), adaptive (bs3, dp5, \
+                 tsit5, dop853) and stiff (rosenbrock23, rodas4, rodas5p, auto) solvers; \
+                 choose one of those for a system with events",
             )
             .into());
     }
