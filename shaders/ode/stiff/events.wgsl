@@ -4,9 +4,13 @@
 // Events are found before the step's saves (a terminating or assigning event cuts the
 // step, which moves its end), and recorded and acted on only when the step is committed: a
 // step redone by the next batch of saves records nothing the first time. After an
-// assignment the first stage f(t, y) and the step size are renewed; every attempt
-// evaluates J and factorises W afresh, so nothing else carries over. A system without
-// events never gets this kernel.
+// assignment the first stage f(t, y) is renewed and the error history reset; the step size
+// goes on from the controller (or dt_initial): Hairer's initial-step heuristic, which the
+// adaptive kernel restarts with, measures the stiff eigenvalue with its explicit Euler step
+// and proposes steps far below what a Rosenbrock method needs (below f32's resolution of t
+// late in a run), while a too large step is only rejected. Every attempt evaluates J and
+// factorises W afresh, so nothing else carries over. A system without events never gets
+// this kernel.
 //
 // Stiff ensembles: Rosenbrock–Wanner methods, and `auto` switching each trajectory between
 // Tsit5 and Rodas5P. One invocation integrates one trajectory with its own time, step size,
@@ -23,8 +27,8 @@
 //
 // Filled in by ode::stiff::kernel: REAL_LIB, WORKGROUP_SIZE, SYSTEM (model::wgsl: rhs and
 // the Jacobians), METHOD (the method's attempt, LU, controller, dense output, initial step,
-// and the functions the loop below calls per mode, with `restart_step`), ACCESS (loads and
-// stores), EVENTS (ode::events::kernel).
+// and the functions the loop below calls per mode), ACCESS (loads and stores), EVENTS
+// (ode::events::kernel).
 #include "common/status.wgsl"
 
 {{REAL_LIB}}
@@ -287,17 +291,13 @@ fn main(
         if cut {
             terminated = event_action(scan.cut) == ACTION_TERMINATE;
             if !terminated {
-                // Restart at the event: new state, first stage and step size.
+                // Restart at the event: new state and first stage, the controller's step.
                 event_apply(scan.cut, t, &y, &p);
                 c.f0 = rhs(t, y, p);
                 evals += 1u;
                 if win.dt_initial > real(0.0) {
-                    h = win.dt_initial;
-                } else {
-                    h = restart_step(t, y, p, c.f0, mode);
-                    evals += 1u;
+                    h = min(win.dt_initial, win.dt_max);
                 }
-                h = min(h, win.dt_max);
                 err_prev = real(1.0);
                 g0 = event_g(t, y, p);
             }

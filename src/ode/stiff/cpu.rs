@@ -19,8 +19,8 @@
 //! attempt the conditions at its end; a fired event is located on the dense output of the
 //! method that took the step (`ode::events::cpu`); a cut moves the step's end before its
 //! saves; at commit the records, then (uncut) the next f0, `auto`'s switch, and for an
-//! assignment the new state, f0 = f(t*, y*) and Hairer's initial step at the order of the
-//! method now in use.
+//! assignment the new state, f0 = f(t*, y*), a reset error history, and the controller's
+//! step (or dt_initial; see the events template for why not Hairer's heuristic).
 
 use super::lu;
 use super::method::StiffMethod;
@@ -382,23 +382,13 @@ pub fn integrate_events(setup: &Setup, u0: &[f64], p: &[f64]) -> (Outcome, Event
                 out.status = Status::Terminated;
                 break;
             }
-            // Restart at the event: new state, first stage and step size (at the order of
-            // the method now in use).
+            // Restart at the event: new state and first stage, the controller's step.
             system.events[c].assign_f64(system, t, &mut y, &mut it.p);
             system.rhs_f64(t, &y, &it.p, &mut it.work.aux, &mut f0);
             out.counts.rhs_evals += 1;
-            h = match control.dt_initial {
-                Some(h) => h,
-                None => {
-                    out.counts.rhs_evals += 1;
-                    let order = match mode {
-                        Mode::Explicit => pair.order,
-                        Mode::Stiff => tab.order,
-                    };
-                    it.initial_step(order, dt_max, t, &y, &f0)
-                }
+            if let Some(h0) = control.dt_initial {
+                h = h0.min(dt_max);
             }
-            .min(dt_max);
             err_prev = 1.0;
             g0 = cond.eval(t, &y, &it.p);
         }

@@ -111,7 +111,6 @@ pub fn stiff_wgsl(
     m.push_str(&glue(method.tableau(), dim, rows, auto));
 
     if has_events {
-        m.push_str(&events::restart_step(control, dim, auto));
         return compose(
             EVENTS_TEMPLATE,
             &[

@@ -1,14 +1,11 @@
 //! What the stiff kernel adds for a system with events (`shaders/ode/stiff/events.wgsl`):
 //! the events' programs beside `rhs` and the Jacobians, the interpolant the shared event
-//! code (`ode::events::kernel`) locates crossings on, and `restart_step`, the step size
-//! after an assignment.
+//! code (`ode::events::kernel`) locates crossings on.
 
 use crate::model::System;
 use crate::model::derive::Program;
 use crate::model::event::{Action, EventKind, assign_program, events_program};
 use crate::model::wgsl::ProgramFn;
-use crate::ode::adaptive::kernel::initial_step;
-use crate::ode::adaptive::problem::Control;
 use crate::ode::events::kernel::Interpolant;
 
 /// The step's continuous extension as the event code calls it: `dense_at` of the method in
@@ -78,29 +75,4 @@ pub fn needs_dense(system: &System) -> bool {
         .events
         .iter()
         .any(|e| e.kind == EventKind::Continuous)
-}
-
-/// `fn restart_step(t, y, p, f0, mode) -> real`: Hairer's starting step at the order of
-/// the method in use (`auto`: Tsit5's `initial_step` in mode 0, the Rosenbrock method's in
-/// mode 1; the others have only the Rosenbrock `initial_step`).
-pub fn restart_step(control: &Control, dim: usize, auto: bool) -> String {
-    if !auto {
-        return "fn restart_step(t: real, y: State, p: Params, f0: State, mode: u32) -> real {
-    return initial_step(t, y, p, f0);
-}
-"
-        .into();
-    }
-    let mut s = initial_step(control, dim, "ros_initial_step", "ROS_INIT_EXP");
-    s.push_str(
-        "
-fn restart_step(t: real, y: State, p: Params, f0: State, mode: u32) -> real {
-    if mode == 1u {
-        return ros_initial_step(t, y, p, f0);
-    }
-    return initial_step(t, y, p, f0);
-}
-",
-    );
-    s
 }
