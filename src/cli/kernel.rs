@@ -119,7 +119,7 @@ pub const FAMILIES: &[KernelFamily] = &[
     },
     KernelFamily {
         name: "ode stiff",
-        templates: &["ode/stiff/step.wgsl"],
+        templates: &["ode/stiff/step.wgsl", "ode/stiff/events.wgsl"],
         what: "stiff systems: rosenbrock23, rodas4, rodas5p with the symbolic Jacobian and an \
                unrolled sparse LU, and auto (tsit5 <-> rodas5p per trajectory) \
                (`phaseflow kernel rober --solver rodas5p [--dense]`)",

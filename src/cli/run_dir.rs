@@ -281,7 +281,7 @@ impl ResumePoint {
 
 /// Every file `simulate -o` writes into a run directory; with their temporary forms
 /// (`.NAME.writing`, `.NAME.partial`) these are all that `--overwrite` may remove.
-const RUN_FILES: [&str; 22] = [
+const RUN_FILES: [&str; 24] = [
     "run.json",
     SYSTEM_FILE,
     PARAMS_FILE,
@@ -304,6 +304,8 @@ const RUN_FILES: [&str; 22] = [
     "mc_max.npy",
     "mc_quantiles.npy",
     "mc_count.npy",
+    "events.npy",
+    "event_counts.npy",
 ];
 
 /// Whether `name` is a file a run writes, finished or under its temporary name.

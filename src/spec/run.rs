@@ -788,19 +788,8 @@ pub const MAX_STATES: usize = 100;
 /// The problem `spec` describes for `system` (its `system` key is not read): for callers
 /// that hold the system already, such as a server given the equations inline.
 pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
-    let system = with_event_settings(system, spec)?;
-    let has_events = !system.events.is_empty();
-    let problem = problem_without_events_check(system, spec)?;
-    if has_events && matches!(problem, Problem::Stiff(_)) {
-        return Err(FieldError::at("solver")
-            .text(
-                "events are handled by the fixed-step (euler, heun, rk4), adaptive (bs3, \
-                 dp5, tsit5, dop853) and SDE (em, milstein, euler-heun, platen, \
-                 milstein-adaptive) solvers; choose one of those for a system with events",
-            )
-            .into());
-    }
-    Ok(problem)
+    // Every family handles events: fixed-step, adaptive, stiff and SDE.
+    problem_of_system(with_event_settings(system, spec)?, spec)
 }
 
 /// Most event records one trajectory may keep (`events`, `points`).
@@ -881,7 +870,7 @@ fn with_event_settings(mut system: System, spec: &RunSpec) -> Result<System, Spe
     Ok(system)
 }
 
-fn problem_without_events_check(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
+fn problem_of_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
     quantile_levels(spec)?;
     let sname = system.name().to_string();
     if system.dim() > MAX_STATES {

@@ -14,16 +14,26 @@
 //! - `auto`'s ||J||_∞: per row, `|J_ij|` added in ascending j over the structural
 //!   non-zeros, then the maximum over rows; Tsit5's estimate `h·sqrt(Σ (k6 − k5)²) /
 //!   sqrt(Σ (y1 − g5)²)` (0 when the denominator is 0).
+//!
+//! Events (`integrate_events`, as `shaders/ode/stiff/events.wgsl`): after an accepted
+//! attempt the conditions at its end; a fired event is located on the dense output of the
+//! method that took the step (`ode::events::cpu`); a cut moves the step's end before its
+//! saves; at commit the records, then (uncut) the next f0, `auto`'s switch, and for an
+//! assignment the new state, f0 = f(t*, y*), a reset error history, and the controller's
+//! step (or dt_initial; see the events template for why not Hairer's heuristic).
 
 use super::lu;
 use super::method::StiffMethod;
 use super::problem::Jacobians;
 use super::tableau::Rosenbrock;
 use crate::model::System;
+use crate::model::event::Action;
 pub use crate::ode::adaptive::cpu::Outcome;
 use crate::ode::adaptive::cpu::dense_weight;
 use crate::ode::adaptive::pair::{ErrorEstimate, Pair, TSIT5};
 use crate::ode::adaptive::problem::{Control, Exponents};
+use crate::ode::events::EventLog;
+use crate::ode::events::cpu::{Conditions, Recorder, Scan, any_fires, scan};
 use crate::ode::solution::{Status, StepCounts};
 use crate::ode::twin::weighted_sum;
 
@@ -108,7 +118,8 @@ enum Attempt {
 
 struct Integrator<'a> {
     setup: &'a Setup<'a>,
-    p: &'a [f64],
+    /// The parameters: an assigning event may change them for the rest of the trajectory.
+    p: Vec<f64>,
     tab: &'static Rosenbrock,
     pair: &'static Pair,
     rtol: Vec<f64>,
@@ -119,6 +130,15 @@ struct Integrator<'a> {
 
 /// Integrates one trajectory.
 pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
+    integrate_events(setup, u0, p).0
+}
+
+/// Integrates one trajectory with the system's events (none: `integrate`), as the events
+/// kernel does.
+pub fn integrate_events(setup: &Setup, u0: &[f64], p: &[f64]) -> (Outcome, EventLog) {
+    let mut cond = Conditions::new(setup.system);
+    let mut rec = Recorder::new(setup.system, setup.t0);
+    let has_events = !setup.system.events.is_empty();
     let Setup {
         system,
         method,
@@ -134,7 +154,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
     let width = tab.stages().max(pair.stages());
     let mut it = Integrator {
         setup,
-        p,
+        p: p.to_vec(),
         tab,
         pair,
         rtol: control.rtol.values(dim),
@@ -182,16 +202,21 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
     out.counts.rhs_evals = 1;
     if !all_finite(&y) || !all_finite(&f0) {
         out.status = Status::NonFinite;
-        return out;
+        return (out, rec.log());
     }
     let mut h = match control.dt_initial {
         Some(h) => h,
         None => {
             out.counts.rhs_evals += 1;
-            it.initial_step(first_order, dt_max, &y, &f0)
+            it.initial_step(first_order, dt_max, t, &y, &f0)
         }
     }
     .min(dt_max);
+    let mut g0 = if has_events {
+        cond.eval(t, &y, &it.p)
+    } else {
+        Vec::new()
+    };
     while slot < save_times.len() && save_times[slot] <= t {
         out.saves[slot * dim..(slot + 1) * dim].copy_from_slice(&y);
         slot += 1;
@@ -254,11 +279,36 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             continue;
         }
 
-        let t_new = if last { stop } else { t + hu };
+        let t_end = if last { stop } else { t + hu };
+        // Events: located on the step's dense output before its saves, since a cut moves
+        // the step's end.
+        let (mut t_new, mut y_new) = (t_end, it.work.y1.clone());
+        let mut found: Option<(Scan, Vec<f64>)> = None;
+        if has_events {
+            let g1 = cond.eval(t_end, &it.work.y1, &it.p);
+            let sc = if any_fires(system, &g0, &g1) {
+                let mut at = |th: f64| it.dense(mode, th, hu, &y);
+                let sc = scan(&mut cond, (t, hu), &g0, &g1, &it.p, &mut at);
+                if let Some(c) = sc.cut {
+                    let th = sc.theta[c];
+                    if th != 1.0 {
+                        t_new = t + th * hu;
+                        y_new = at(th);
+                    }
+                }
+                sc
+            } else {
+                Scan {
+                    theta: Vec::new(),
+                    cut: None,
+                }
+            };
+            found = Some((sc, g1));
+        }
         while slot < save_times.len() && save_times[slot] <= t_new {
             let dst = &mut out.saves[slot * dim..(slot + 1) * dim];
             if save_times[slot] == t_new {
-                dst.copy_from_slice(&it.work.y1);
+                dst.copy_from_slice(&y_new);
             } else {
                 let theta = (save_times[slot] - t) / hu;
                 match mode {
@@ -302,16 +352,45 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             }
         }
 
-        y.copy_from_slice(&it.work.y1);
+        // The records, from the step as it was taken (before `auto`'s switch).
+        let mut cut = None;
+        if let Some((sc, g1)) = found {
+            if !sc.theta.is_empty() {
+                let y1 = it.work.y1.clone();
+                let mut at = |th: f64| it.dense(step_mode, th, hu, &y);
+                rec.record_all(&sc, (t, hu, t_end), &y1, &mut at);
+            }
+            g0 = g1;
+            cut = sc.cut;
+        }
+
+        y.copy_from_slice(&y_new);
         t = t_new;
         rejected_last = false;
         // f at the new point: the step's last stage when its method is FSAL (Tsit5,
-        // Rosenbrock23), else one more evaluation.
-        if step_mode == Mode::Explicit || tab.fsal() {
-            f0.copy_from_slice(&it.work.f_last);
-        } else {
-            system.rhs_f64(t, &y, p, &mut it.work.aux, &mut f0);
+        // Rosenbrock23), else one more evaluation; a cut step terminates or restarts below.
+        if cut.is_none() {
+            if step_mode == Mode::Explicit || tab.fsal() {
+                f0.copy_from_slice(&it.work.f_last);
+            } else {
+                system.rhs_f64(t, &y, &it.p, &mut it.work.aux, &mut f0);
+                out.counts.rhs_evals += 1;
+            }
+        }
+        if let Some(c) = cut {
+            if system.events[c].action == Action::Terminate {
+                out.status = Status::Terminated;
+                break;
+            }
+            // Restart at the event: new state and first stage, the controller's step.
+            system.events[c].assign_f64(system, t, &mut y, &mut it.p);
+            system.rhs_f64(t, &y, &it.p, &mut it.work.aux, &mut f0);
             out.counts.rhs_evals += 1;
+            if let Some(h0) = control.dt_initial {
+                h = h0.min(dt_max);
+            }
+            err_prev = 1.0;
+            g0 = cond.eval(t, &y, &it.p);
         }
         if !all_finite(&y) || !all_finite(&f0) {
             out.status = Status::NonFinite;
@@ -322,7 +401,7 @@ pub fn integrate(setup: &Setup, u0: &[f64], p: &[f64]) -> Outcome {
             break;
         }
     }
-    out
+    (out, rec.log())
 }
 
 impl Integrator<'_> {
@@ -333,7 +412,7 @@ impl Integrator<'_> {
             system, jacobians, ..
         } = *self.setup;
         let tab = self.tab;
-        let p = self.p;
+        let p = &self.p;
         let ws = &mut self.work;
         let dim = ws.dim;
 
@@ -444,6 +523,16 @@ impl Integrator<'_> {
         Attempt::Error((acc / dim as f64).sqrt())
     }
 
+    /// The dense output at θ of the step just accepted from y, by the method that took it.
+    fn dense(&self, mode: Mode, theta: f64, h: f64, y: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; y.len()];
+        match mode {
+            Mode::Stiff => self.rosenbrock_dense(theta, y, &mut out),
+            Mode::Explicit => self.tsit5_dense(theta, h, y, &mut out),
+        }
+        out
+    }
+
     /// The Rosenbrock dense output at θ of the step just accepted from y:
     /// `(1−θ) y + θ (y1 + (1−θ)(q0 + θ (q1 + θ q2)))`, rows the method lacks left out.
     fn rosenbrock_dense(&self, theta: f64, y: &[f64], out: &mut [f64]) {
@@ -472,7 +561,7 @@ impl Integrator<'_> {
     fn tsit5_attempt(&mut self, t: f64, h: f64, y: &[f64], f0: &[f64]) -> Attempt {
         let pair = self.pair;
         let system = self.setup.system;
-        let p = self.p;
+        let p = &self.p;
         let ws = &mut self.work;
         let dim = ws.dim;
         let n = pair.stages();
@@ -563,7 +652,7 @@ impl Integrator<'_> {
     /// Hairer's starting step size (Solving ODEs I, §II.4), as the adaptive twin's
     /// `initial_step`, for a method of the given order: a first guess from the sizes of y0
     /// and f0, refined with one explicit Euler step (one evaluation).
-    fn initial_step(&mut self, order: u32, dt_max: f64, y0: &[f64], f0: &[f64]) -> f64 {
+    fn initial_step(&mut self, order: u32, dt_max: f64, t: f64, y0: &[f64], f0: &[f64]) -> f64 {
         let dim = y0.len();
         let (rtol, atol) = (&self.rtol, &self.atol);
         let sc: Vec<f64> = (0..dim).map(|c| atol[c] + rtol[c] * y0[c].abs()).collect();
@@ -582,7 +671,7 @@ impl Integrator<'_> {
         let mut f1 = vec![0.0; dim];
         self.setup
             .system
-            .rhs_f64(self.setup.t0 + h0, &y1, self.p, &mut self.work.aux, &mut f1);
+            .rhs_f64(t + h0, &y1, &self.p, &mut self.work.aux, &mut f1);
         let d2 = rms(&|c| (f1[c] - f0[c]) / sc[c]) / h0;
         let d = d1.max(d2);
         let h1 = if d <= 1e-15 {

@@ -6,6 +6,7 @@
 //! the system's symbolic Jacobians, mirroring the CPU twin (`ode::stiff::cpu`) operation for
 //! operation (`STIFF.md` at the repository's worktree root describes the algorithm).
 
+mod events;
 mod lu;
 
 pub use lu::{Symbolic, symbolic};
@@ -21,14 +22,18 @@ use crate::ode::adaptive::kernel::{initial_step, method as adaptive_method, scal
 use crate::ode::adaptive::pair::TSIT5;
 use crate::ode::adaptive::problem::{Control, Exponents};
 use crate::ode::codegen::{accessors, real_lib};
+use crate::ode::events::kernel::events_wgsl;
 use crate::precision::Precision;
 use std::fmt::Write;
 
 pub const TEMPLATE: &str = "ode/stiff/step.wgsl";
+/// The kernel of a system with events (`ode::events`); `TEMPLATE` is untouched by them.
+pub const EVENTS_TEMPLATE: &str = "ode/stiff/events.wgsl";
 
 /// The complete kernel for one system × method × control × workgroup size × precision.
 /// Without `dense` output (only the final state is saved, which the last step hits
-/// exactly), the continuous extension is compiled out.
+/// exactly), the continuous extension is compiled out unless a continuous event needs it.
+/// A system with events gets `EVENTS_TEMPLATE`.
 pub fn stiff_wgsl(
     system: &System,
     method: StiffMethod,
@@ -59,7 +64,14 @@ pub fn stiff_wgsl(
             fields: fields("t", &jacobians.time.entries),
         });
     }
+    let has_events = !system.events.is_empty();
+    let event_programs = has_events.then(|| events::Programs::of(system));
+    if let Some(e) = &event_programs {
+        programs.extend(e.fns());
+    }
     let system_wgsl = emit_system_with(system, &programs, precision);
+    // The dense-output rows: for saves between step ends, and to locate crossings.
+    let rows = dense || (has_events && events::needs_dense(system));
 
     let mut access = accessors(dim, system.n_params());
     let f0 = |c: usize| format!("control[i + {}u * win.stride]", 3 + c);
@@ -93,11 +105,27 @@ pub fn stiff_wgsl(
         &jacobians,
         control,
         dim,
-        dense,
+        rows,
         auto,
     ));
-    m.push_str(&glue(method.tableau(), dim, dense, auto));
+    m.push_str(&glue(method.tableau(), dim, rows, auto));
 
+    if has_events {
+        return compose(
+            EVENTS_TEMPLATE,
+            &[
+                ("REAL_LIB", &real_lib(precision)?),
+                ("WORKGROUP_SIZE", &workgroup_size.to_string()),
+                ("SYSTEM", &system_wgsl),
+                ("METHOD", &m),
+                ("ACCESS", &access),
+                (
+                    "EVENTS",
+                    &events_wgsl(system, precision, &events::INTERPOLANT),
+                ),
+            ],
+        );
+    }
     compose(
         TEMPLATE,
         &[

@@ -1,7 +1,8 @@
 //! The stiff family in the shared runner (`ode::runner`): its kernel, its control, counts,
 //! save-time and counter buffers, and the adaptive family's window policy (step counts are
 //! unknown, so each batch of save slots is dispatched in bounded windows until every
-//! trajectory has written the batch's slots; the uniform is the adaptive kernel's).
+//! trajectory has written the batch's slots; the uniform is the adaptive kernel's). A
+//! system with events adds the per-trajectory event log (`ode::events::log`) as results.
 
 use super::kernel::stiff_wgsl;
 use super::problem::StiffProblem;
@@ -9,11 +10,14 @@ use crate::gpu::GpuContext;
 use crate::gpu::shader::ShaderError;
 use crate::model::System;
 use crate::ode::adaptive::problem::SaveAt;
-use crate::ode::adaptive::run::{Buffers, WindowArgs, window_uniform};
-use crate::ode::device::{Binding, Precision};
+use crate::ode::adaptive::run::{Buffers, MAX_EVENT_ATTEMPTS, WindowArgs, window_uniform};
+use crate::ode::device::{Binding, Precision, buffer};
 use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
+use crate::ode::events::EventLog;
+use crate::ode::events::log as events_log;
 use crate::ode::options::RunOptions;
+use crate::ode::results::ChunkResults;
 use crate::ode::runner::{self, Family, Outcome, Windows};
 use crate::ode::sink::Sink;
 use crate::ode::solution::{RunStats, Solution, StepCounts};
@@ -59,11 +63,27 @@ impl<'a> Stiff<'a> {
             problem,
         })
     }
+
+    /// Rows of reals in the event log (0 without events).
+    fn result_rows(&self) -> usize {
+        let s = &self.problem.system;
+        if s.events.is_empty() {
+            0
+        } else {
+            events_log::rows(s.event_log.k, s.dim())
+        }
+    }
+}
+
+/// The stiff kernel's buffers: the controlled families' own, and with events the log.
+pub struct StiffBuffers {
+    shared: Buffers,
+    results: Option<wgpu::Buffer>,
 }
 
 impl Family for Stiff<'_> {
     type Window = WindowArgs;
-    type Buffers = Buffers;
+    type Buffers = StiffBuffers;
     const LABEL: &'static str = "stiff";
 
     fn system(&self) -> &System {
@@ -84,11 +104,20 @@ impl Family for Stiff<'_> {
     fn extra_per_trajectory(&self, options: &RunOptions) -> (u64, usize) {
         let dim = self.problem.system.dim();
         let real = self.problem.precision.bytes();
+        let log = self.result_rows() as u64;
         (
+            // control rows, counts and the ring's staging copies of the counts; the event
+            // log and its staging copies
             (CONTROL_ROWS + dim as u64) * real
-                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4,
-            (CONTROL_ROWS as usize + dim).max(COUNT_ROWS_ALL as usize),
+                + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4
+                + log * real * (1 + options.ring as u64),
+            (CONTROL_ROWS as usize + dim)
+                .max(COUNT_ROWS_ALL as usize)
+                .max(log as usize),
         )
+    }
+    fn params_writable(&self) -> bool {
+        !self.problem.system.events.is_empty()
     }
     fn fits(&self, limits: &DeviceLimits) -> Result<(), SimError> {
         let n = self.times.len();
@@ -117,24 +146,60 @@ impl Family for Stiff<'_> {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        Buffers::bindings()
+        let mut b = Buffers::bindings();
+        if self.result_rows() > 0 {
+            b.push(Binding::Storage { read_only: false }); // event log
+        }
+        b
     }
-    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> Buffers {
+    fn buffers(&self, ctx: &GpuContext, plan: &Plan) -> StiffBuffers {
+        use wgpu::BufferUsages as U;
         let p = self.problem;
-        Buffers::new(
-            ctx,
-            plan,
-            p.precision,
-            CONTROL_ROWS + p.system.dim() as u64,
-            COUNT_ROWS_ALL,
-            &self.times,
-        )
+        let rows = self.result_rows() as u64;
+        StiffBuffers {
+            shared: Buffers::new(
+                ctx,
+                plan,
+                p.precision,
+                CONTROL_ROWS + p.system.dim() as u64,
+                COUNT_ROWS_ALL,
+                &self.times,
+            ),
+            results: (rows > 0).then(|| {
+                let size = rows * plan.chunk as u64 * p.precision.bytes();
+                buffer(
+                    ctx,
+                    "event log",
+                    size,
+                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                )
+            }),
+        }
     }
-    fn bound<'b>(&self, b: &'b Buffers) -> Vec<&'b wgpu::Buffer> {
-        b.bound()
+    fn bound<'b>(&self, b: &'b StiffBuffers) -> Vec<&'b wgpu::Buffer> {
+        let mut out = b.shared.bound();
+        out.extend(b.results.as_ref());
+        out
     }
-    fn outcome<'b>(&self, b: &'b Buffers) -> &'b wgpu::Buffer {
-        b.counts()
+    fn outcome<'b>(&self, b: &'b StiffBuffers) -> &'b wgpu::Buffer {
+        b.shared.counts()
+    }
+    fn results<'b>(&self, b: &'b StiffBuffers) -> Option<&'b wgpu::Buffer> {
+        b.results.as_ref()
+    }
+    fn results_bytes(&self, stride: usize, _len: usize) -> u64 {
+        self.result_rows() as u64 * stride as u64 * self.problem.precision.bytes()
+    }
+    fn decode_results(&self, stride: usize, len: usize, bytes: &[u8]) -> Option<ChunkResults> {
+        let s = &self.problem.system;
+        (self.result_rows() > 0).then(|| {
+            ChunkResults::Events(EventLog::decode(
+                bytes,
+                self.problem.precision,
+                (stride, len),
+                (s.event_log.k, s.dim()),
+            ))
+        })
     }
     fn outcome_bytes(&self, stride: usize, _len: usize) -> u64 {
         COUNT_ROWS * stride as u64 * 4
@@ -142,8 +207,8 @@ impl Family for Stiff<'_> {
     fn decode(&self, stride: usize, len: usize, bytes: &[u8]) -> Outcome {
         Outcome::from_count_rows_n(stride, len, bytes, COUNT_ROWS as usize)
     }
-    fn unfinished<'b>(&self, b: &'b Buffers) -> Option<&'b wgpu::Buffer> {
-        Some(b.unfinished())
+    fn unfinished<'b>(&self, b: &'b StiffBuffers) -> Option<&'b wgpu::Buffer> {
+        Some(b.shared.unfinished())
     }
 
     fn windows(
@@ -161,7 +226,13 @@ impl Family for Stiff<'_> {
             self.times.len(),
             (p.t0, p.t1, p.dt_max()),
             &p.control,
-            MAX_WINDOW_ATTEMPTS,
+            // An attempt where an event fires loops through root finding and the record
+            // order: shorter dispatches keep lavapipe's loop budget.
+            if p.system.events.is_empty() {
+                MAX_WINDOW_ATTEMPTS
+            } else {
+                MAX_EVENT_ATTEMPTS.min(MAX_WINDOW_ATTEMPTS)
+            },
         );
         Windows::UntilDone(Box::new(move |window| WindowArgs { window, ..args }))
     }
@@ -219,8 +290,8 @@ pub fn run_stiff_into(
 mod tests {
     use crate::gpu::shader::shader_file;
 
-    /// The stiff kernel reads the adaptive kernel's window uniform (`window_uniform` packs
-    /// it), so both templates must declare the same `struct Window`.
+    /// The stiff kernels read the adaptive kernel's window uniform (`window_uniform` packs
+    /// it), so the templates must declare the same `struct Window`.
     #[test]
     fn the_window_struct_is_the_adaptive_ones() {
         let window = |path: &str| -> String {
@@ -228,9 +299,15 @@ mod tests {
             let body = text.split("struct Window {").nth(1).unwrap();
             body.split('}').next().unwrap().to_string()
         };
-        assert_eq!(
-            window(super::super::kernel::TEMPLATE),
-            window(crate::ode::adaptive::kernel::TEMPLATE)
-        );
+        for template in [
+            super::super::kernel::TEMPLATE,
+            super::super::kernel::EVENTS_TEMPLATE,
+        ] {
+            assert_eq!(
+                window(template),
+                window(crate::ode::adaptive::kernel::TEMPLATE),
+                "{template}"
+            );
+        }
     }
 }
