@@ -151,7 +151,7 @@ impl LyapunovArgs {
             (None, t) => (0.0, t.unwrap_or(100.0)),
         };
         if let Some([a, b]) = self.tspan
-            && !(b > a)
+            && b.partial_cmp(&a) != Some(std::cmp::Ordering::Greater)
         {
             return Err(CliError::Input(format!(
                 "--tspan {a}:{b} does not run forwards; give T0:T1 with T1 after T0"
