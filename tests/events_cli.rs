@@ -112,4 +112,18 @@ fn misuse_gets_one_clear_message() {
     assert_input_error(&o, "it is up, down or both");
     let o = phaseflow(&["simulate", "lorenz", "-n", "2", "--section", "zz = 27"]);
     assert_input_error(&o, "unknown name 'zz'");
+    // A transient past the span's end would record nothing: refused, not an empty log.
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "2",
+        "--section",
+        "z = 27",
+        "--transient",
+        "100",
+        "--tspan",
+        "0:5",
+    ]);
+    assert_input_error(&o, "no event would be recorded");
 }

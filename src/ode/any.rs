@@ -39,6 +39,20 @@ impl Problem {
         }
     }
 
+    /// The integration's time span [t0, t1].
+    pub fn span(&self) -> (f64, f64) {
+        use crate::ode::sde::problem::Steps;
+        match self {
+            Problem::Fixed(p) => (p.grid.t0, p.grid.t1()),
+            Problem::Adaptive(p) => (p.t0, p.t1),
+            Problem::Stiff(p) => (p.t0, p.t1),
+            Problem::Sde(p) => match &p.steps {
+                Steps::Fixed { grid, .. } => (grid.t0, grid.t1()),
+                Steps::Adaptive { t0, t1, .. } => (*t0, *t1),
+            },
+        }
+    }
+
     pub fn ensemble(&self) -> &Ensemble {
         match self {
             Problem::Fixed(p) => &p.ensemble,

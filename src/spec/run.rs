@@ -789,7 +789,20 @@ pub const MAX_STATES: usize = 100;
 /// that hold the system already, such as a server given the equations inline.
 pub fn problem_for_system(system: System, spec: &RunSpec) -> Result<Problem, SpecError> {
     // Every family handles events: fixed-step, adaptive, stiff and SDE.
-    problem_of_system(with_event_settings(system, spec)?, spec)
+    let problem = problem_of_system(with_event_settings(system, spec)?, spec)?;
+    let (t0, t1) = problem.span();
+    let transient = problem.system().event_log.transient;
+    if !problem.system().events.is_empty() && transient > 0.0 && t0 + transient >= t1 {
+        return Err(FieldError::new(
+            "transient",
+            format!(
+                "is {transient}, but the run ends at t = {t1} (from t0 = {t0}): no event would be \
+                 recorded; shorten the transient or lengthen the span"
+            ),
+        )
+        .into());
+    }
+    Ok(problem)
 }
 
 /// Most event records one trajectory may keep (`events`, `points`).

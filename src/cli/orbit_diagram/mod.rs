@@ -559,7 +559,7 @@ fn summary(s: &Setup, o: &Outcome, tol: f64, adapter: &str) -> serde_json::Value
         "status": crate::ode::solution::status_counts_json(Status::nonzero(status)),
         "trajectories_with_k_points": full,
         "crossings_beyond_k": if only_section {
-            json!(o.fired.iter().filter(|&&c| c as usize > s.k).count())
+            json!(o.fired.iter().map(|&c| (c as u64).saturating_sub(s.k as u64)).sum::<u64>())
         } else {
             json!(null)
         },
@@ -631,6 +631,26 @@ fn print_text(s: &Setup, o: &Outcome, tol: f64, adapter: &str) {
         grouped(n as u64),
         s.k
     );
+    let failed = o.status.iter().filter(|&&st| st != Status::Success).count();
+    if failed > 0 {
+        // Their points stop where they stopped: say so, with the statuses.
+        let mut status = [0usize; 7];
+        for st in &o.status {
+            status[*st as usize] += 1;
+        }
+        let counts: Vec<String> = Status::nonzero(status)
+            .into_iter()
+            .filter(|(st, _)| *st != Status::Success)
+            .map(|(st, c)| format!("{}: {}", st.describe(), grouped(c as u64)))
+            .collect();
+        println!(
+            "status   {} of {} trajectories did not succeed ({}); their points end where \
+             they stopped (status.npy)",
+            grouped(failed as u64),
+            grouped(n as u64),
+            counts.join(", ")
+        );
+    }
     let (by, many, none) = histogram(&o.distinct);
     let mut parts: Vec<String> = by
         .iter()
