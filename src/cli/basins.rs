@@ -298,7 +298,7 @@ impl BasinsArgs {
                 run.system().name()
             )));
         }
-        let (t0, t1) = span(&run);
+        let (t0, t1) = run.span();
         let method = match &self.classify {
             Some(text) => {
                 for (flag, given) in [
@@ -372,15 +372,6 @@ impl BasinsArgs {
         problem.check().map_err(basins_error)?;
         problem.run.check()?;
         Ok(problem)
-    }
-}
-
-fn span(run: &Problem) -> (f64, f64) {
-    match run {
-        Problem::Fixed(p) => (p.grid.t0, p.grid.t1()),
-        Problem::Adaptive(p) => (p.t0, p.t1),
-        Problem::Stiff(p) => (p.t0, p.t1),
-        Problem::Sde(_) => (0.0, 0.0),
     }
 }
 
@@ -558,7 +549,7 @@ fn summary_json(
     };
     let n = result.labels.len();
     let system = problem.run.system();
-    let (t0, t1) = span(&problem.run);
+    let (t0, t1) = problem.run.span();
     let base = &problem.run.ensemble().base_params;
     let params: serde_json::Map<String, serde_json::Value> = system
         .params
@@ -760,7 +751,7 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         return Ok(());
     }
     let g = &result.grid;
-    let (t0, t1) = span(&problem.run);
+    let (t0, t1) = problem.run.span();
     let how = match &problem.method {
         Method::Features { window, .. } => format!("window {window}"),
         Method::Expression(f) => format!("classified by {}", f.text),
