@@ -465,6 +465,9 @@ impl SimulateArgs {
             direction: self.direction.clone(),
             transient: self.transient,
             points: self.points,
+            lyapunov: None,
+            orbit: None,
+            basins: None,
         }
     }
 }

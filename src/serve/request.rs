@@ -45,27 +45,29 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
     }
     let system = system(map.remove("system"))?;
     let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
-    problem_for_system(system, &spec).map_err(|e| match e {
-        // The spec names its keys as JSON paths already (`rtol`, `sweep.rho`).
-        SpecError::Field(f) => ApiError::invalid(f.to_string()).field(&f.field),
-        SpecError::Input(m) => {
-            let field = field_of_message(&m).map(str::to_string);
-            let err = ApiError::invalid(m);
-            match field {
-                Some(f) => err.field(&f),
-                None => err,
+    spec.only_analysis(None)
+        .and_then(|()| problem_for_system(system, &spec))
+        .map_err(|e| match e {
+            // The spec names its keys as JSON paths already (`rtol`, `sweep.rho`).
+            SpecError::Field(f) => ApiError::invalid(f.to_string()).field(&f.field),
+            SpecError::Input(m) => {
+                let field = field_of_message(&m).map(str::to_string);
+                let err = ApiError::invalid(m);
+                match field {
+                    Some(f) => err.field(&f),
+                    None => err,
+                }
             }
-        }
-        // A section's mistakes point into its own text (`with_section` names it so).
-        SpecError::Diagnostics(d) => {
-            let section = d
-                .first()
-                .source
-                .as_ref()
-                .is_some_and(|s| s.name == "--section");
-            ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
-        }
-    })
+            // A section's mistakes point into its own text (`with_section` names it so).
+            SpecError::Diagnostics(d) => {
+                let section = d
+                    .first()
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| s.name == "--section");
+                ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
+            }
+        })
 }
 
 /// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the

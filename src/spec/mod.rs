@@ -4,6 +4,7 @@
 //! serde types and gets a checked problem back, or a `SpecError` it renders its own way.
 //! Nothing here knows about command-line flags.
 
+pub mod analysis;
 mod config_file;
 mod error;
 pub mod fit;
@@ -15,6 +16,7 @@ mod schedule;
 pub mod train;
 pub mod validate;
 
+pub use analysis::{BasinsSpec, LyapunovSpec, OrbitSpec};
 pub use config_file::{read_toml, relative_to_config};
 pub use error::{FieldError, SpecError};
 pub use ode_errors::{control_error, grid_error};

@@ -2,6 +2,7 @@
 //! `phaseflow serve`), and its translation into a checked `Problem`. Every way of getting it
 //! wrong ends here as one sentence naming the key, never later in the middle of a run.
 
+use super::analysis::{BasinsSpec, LyapunovSpec, OrbitSpec};
 use super::config_file::{read_toml, relative_to_config};
 use super::error::{FieldError, SpecError};
 use super::ode_errors::{control_error, grid_error};
@@ -40,7 +41,7 @@ pub enum Output {
 
 /// toml's map keeps insertion order (the `preserve_order` feature), so grid axes come out
 /// in the order the user wrote them.
-type OrderedMap = toml::map::Map<String, toml::Value>;
+pub type OrderedMap = toml::map::Map<String, toml::Value>;
 
 /// Everything `phaseflow simulate` accepts; the config file's keys have the same names.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -105,6 +106,24 @@ pub struct RunSpec {
     pub transient: Option<f64>,
     /// Section points kept per trajectory (the same as `events` for a section).
     pub points: Option<usize>,
+    /// `phaseflow lyapunov`'s own keys; a run with this table is a Lyapunov run, not a
+    /// simulation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lyapunov: Option<LyapunovSpec>,
+    /// `phaseflow orbit-diagram`'s own keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orbit: Option<OrbitSpec>,
+    /// `phaseflow basins`' own keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basins: Option<BasinsSpec>,
+}
+
+/// `over`'s table laid over `base`'s, key by key.
+fn merge_table<T>(base: Option<T>, over: Option<T>, merge: fn(T, T) -> T) -> Option<T> {
+    match (base, over) {
+        (Some(b), Some(o)) => Some(merge(b, o)),
+        (b, o) => o.or(b),
+    }
 }
 
 /// How initial states vary across the ensemble (at most one of these).
@@ -223,7 +242,55 @@ impl RunSpec {
         self.set.extend(over.set);
         self.param.extend(over.param);
         self.sweep.extend(over.sweep);
+        self.lyapunov = merge_table(self.lyapunov, over.lyapunov, LyapunovSpec::merge);
+        self.orbit = merge_table(self.orbit, over.orbit, OrbitSpec::merge);
+        self.basins = merge_table(self.basins, over.basins, BasinsSpec::merge);
         self
+    }
+
+    /// The analysis table this spec holds (`lyapunov`, `orbit` or `basins`), if any.
+    pub fn analysis(&self) -> Option<&'static str> {
+        [
+            ("lyapunov", self.lyapunov.is_some()),
+            ("orbit", self.orbit.is_some()),
+            ("basins", self.basins.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
+
+    /// Refuses every analysis table but `allowed` (None: a simulation, which takes none):
+    /// a table that the command would ignore is a mistake, not a default.
+    pub fn only_analysis(&self, allowed: Option<&str>) -> Result<(), SpecError> {
+        for (name, set) in [
+            ("lyapunov", self.lyapunov.is_some()),
+            ("orbit", self.orbit.is_some()),
+            ("basins", self.basins.is_some()),
+        ] {
+            if set && Some(name) != allowed {
+                let command = if name == "orbit" {
+                    "orbit-diagram"
+                } else {
+                    name
+                };
+                let here = allowed.map_or("simulate".to_string(), |a| {
+                    if a == "orbit" {
+                        "orbit-diagram".into()
+                    } else {
+                        a.to_string()
+                    }
+                });
+                return Err(FieldError::at(name)
+                    .key(name)
+                    .text(format!(
+                        " holds the keys of `phaseflow {command}` (POST /v1/{command}), which \
+                         `{here}` does not read; run it with `phaseflow {command}` or leave \
+                         the table out"
+                    ))
+                    .into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -771,6 +838,7 @@ fn fixed_grid(
 /// The problem a spec describes. Names, sizes and ranges are checked here; the values in
 /// input tables are checked once, by `Problem::check`, before any work starts.
 pub fn build_problem(spec: &RunSpec) -> Result<Problem, SpecError> {
+    spec.only_analysis(None)?;
     let system_name = spec.system.as_deref().ok_or_else(|| {
         FieldError::at("system")
             .text("no system given; name a built-in (see `phaseflow systems`) or a system file")
