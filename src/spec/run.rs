@@ -1259,6 +1259,14 @@ mod tests {
                 .starts_with("antithetic applies to stochastic systems")
         );
         assert!(err(&spec("system = 'heston'\nn = 2\nsolver = 'milstein'")).contains("use em"));
+        // Heston is Itô with general noise: euler-heun is refused, and of the Itô methods
+        // only em takes general noise.
+        let heun = err(&spec("system = 'heston'\nn = 2\nsolver = 'euler-heun'"));
+        assert!(heun.contains("use em (or declare"), "{heun}");
+        let odd = err(&spec(
+            "system = 'ornstein_uhlenbeck'\nn = 3\nantithetic = true",
+        ));
+        assert!(odd.contains("n must be even (got 3)"), "{odd}");
         assert!(
             err(&spec(
                 "system = 'gbm'\nn = 2\nsolver = 'milstein-adaptive'\nbrownian_depth = 25"

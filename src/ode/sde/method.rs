@@ -160,6 +160,7 @@ impl SdeMethod {
             SdeMethod::EulerHeun => Some(Calculus::Stratonovich),
             SdeMethod::Milstein | SdeMethod::MilsteinAdaptive => None,
         };
+        let general = matches!(noise.kind, NoiseKind::General { .. });
         if let Some(w) = wants
             && w != noise.calculus
         {
@@ -168,15 +169,22 @@ impl SdeMethod {
                 system: name(),
                 wants: calculus(w),
                 got: calculus(noise.calculus),
-                hint: match w {
-                    Calculus::Ito => "use euler-heun or milstein (or declare calculus = \"ito\")",
-                    Calculus::Stratonovich => {
+                // Only methods that take this system's noise: with general noise, milstein
+                // and platen are refused below.
+                hint: match (w, general) {
+                    (Calculus::Ito, false) => {
+                        "use euler-heun or milstein (or declare calculus = \"ito\")"
+                    }
+                    (Calculus::Ito, true) => "use euler-heun (or declare calculus = \"ito\")",
+                    (Calculus::Stratonovich, false) => {
                         "use em, milstein or platen (or declare calculus = \"stratonovich\")"
+                    }
+                    (Calculus::Stratonovich, true) => {
+                        "use em (or declare calculus = \"stratonovich\")"
                     }
                 },
             });
         }
-        let general = matches!(noise.kind, NoiseKind::General { .. });
         if general && matches!(self, SdeMethod::Milstein | SdeMethod::MilsteinAdaptive) {
             return Err(MethodError::NoiseKind {
                 method: self.name(),

@@ -22,6 +22,11 @@ pub enum SdeError {
     Depth(u32),
     #[error("{0} Wiener processes; at most {MAX_WIENER} are supported")]
     TooManyWiener(usize),
+    #[error(
+        "antithetic variates pair trajectory 2j+1 with 2j, so n must be even (got {0}); the \
+         last trajectory would have no partner and bias the pairs' mean"
+    )]
+    OddAntithetic(usize),
     #[error("{0} is an adaptive method; it takes no fixed dt (or run it with fixed_step)")]
     AdaptiveWithGrid(&'static str),
     #[error("{0} takes fixed steps; tolerances and saveat apply to milstein-adaptive")]
@@ -96,6 +101,9 @@ impl SdeProblem {
         self.method.check(&self.system).map_err(SdeError::from)?;
         if self.n_wiener() > MAX_WIENER {
             return Err(SdeError::TooManyWiener(self.n_wiener()).into());
+        }
+        if self.noise.antithetic && self.ensemble.n % 2 == 1 {
+            return Err(SdeError::OddAntithetic(self.ensemble.n).into());
         }
         match &self.steps {
             Steps::Fixed { grid, save } => {
