@@ -88,6 +88,7 @@ impl Outputs {
             Dtype::F32 => "float32",
             Dtype::F64 => "float64",
             Dtype::U32 => "uint32",
+            Dtype::I32 => "int32",
             Dtype::U8 => "uint8",
         };
         let mut stream = |dir: &mut OutputDir, name: &str, dtype: Dtype, shape: &[u64]| {

@@ -14,6 +14,9 @@ pub type JobId = u64;
 pub enum JobKind {
     Simulate,
     Train,
+    Lyapunov,
+    OrbitDiagram,
+    Basins,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@
 //! flight and waits for the oldest before adding another, so a small job that starts
 //! beside a huge one finishes in about its own time, not after the huge one.
 
+mod analysis;
 mod config;
 mod error;
 mod handle;
@@ -28,6 +29,8 @@ pub use stats::EngineStats;
 pub use train::{TrainOutcome, TrainRequest};
 
 use crate::gpu::GpuContext;
+use crate::ode::basins::{BasinsProblem, BasinsResult};
+use crate::ode::lyapunov::{LyapunovProblem, LyapunovResult};
 use crate::ode::{Problem, RunOptions, SimError, Solution};
 use crate::schedule::PlanCaps;
 use error::panic_message;
@@ -207,6 +210,99 @@ impl Engine {
         opts: JobOptions,
     ) -> Result<Solution, EngineError> {
         self.submit_simulate(problem, opts)?.wait_blocking()
+    }
+
+    /// The run options of a job within `memory` bytes of device memory.
+    fn job_run_options(memory: u64) -> RunOptions {
+        RunOptions {
+            caps: PlanCaps {
+                memory_budget: memory,
+                ..PlanCaps::default()
+            },
+            ..RunOptions::default()
+        }
+    }
+
+    /// Refuses results over the engine's host-memory limit before anything is queued.
+    fn check_result_bytes(&self, bytes: u64) -> Result<(), EngineError> {
+        let limit = self.inner.config.max_result_bytes;
+        if bytes > limit {
+            return Err(EngineError::ResultTooLarge { bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// Bytes of host memory a Lyapunov result takes: exponents, errors and final states in
+    /// f64, and a status byte, per trajectory.
+    pub fn lyapunov_result_bytes(problem: &LyapunovProblem) -> u64 {
+        let row = 2 * problem.k + problem.system.dim();
+        (problem.ensemble.n as u64).saturating_mul(8 * row as u64 + 1)
+    }
+
+    /// Queues the Lyapunov spectra of an ensemble; returns at once. A problem the kernel
+    /// cannot run, a budget its smallest chunk cannot fit or a result over the host limit
+    /// is refused here, before anything is queued.
+    pub fn submit_lyapunov(
+        &self,
+        problem: LyapunovProblem,
+        opts: JobOptions,
+    ) -> Result<Job<LyapunovResult>, EngineError> {
+        crate::ode::lyapunov::run::check(&problem)?;
+        let memory = self.inner.job_budget(&opts)?;
+        self.check_result_bytes(Engine::lyapunov_result_bytes(&problem))?;
+        let options = Engine::job_run_options(memory);
+        let family = crate::ode::lyapunov::run::Lyapunov::new(&problem)?;
+        crate::ode::runner::plan_run(&self.inner.ctx, &family, &options)?;
+        let n = problem.ensemble.n as u64;
+        self.submit(
+            JobKind::Lyapunov,
+            n,
+            memory,
+            &opts,
+            move |ctx, shared, inner| analysis::lyapunov(ctx, &problem, options, shared, inner),
+        )
+    }
+
+    /// `submit_lyapunov`, waited for on the calling thread.
+    pub fn lyapunov_blocking(
+        &self,
+        problem: LyapunovProblem,
+        opts: JobOptions,
+    ) -> Result<LyapunovResult, EngineError> {
+        self.submit_lyapunov(problem, opts)?.wait_blocking()
+    }
+
+    /// Queues a basins-of-attraction run; returns at once, refusing up front what
+    /// `submit_lyapunov` refuses.
+    pub fn submit_basins(
+        &self,
+        problem: BasinsProblem,
+        opts: JobOptions,
+    ) -> Result<Job<BasinsResult>, EngineError> {
+        problem.check().map_err(analysis::basins_error)?;
+        problem.run.check()?;
+        let memory = self.inner.job_budget(&opts)?;
+        // A label per grid point; the saves stream through a chunk's window statistics.
+        self.check_result_bytes(4 * problem.run.ensemble().n as u64)?;
+        let options = Engine::job_run_options(memory);
+        problem.run.plan(&self.inner.ctx, &options)?;
+        let n = problem.run.ensemble().n as u64;
+        self.submit(
+            JobKind::Basins,
+            n,
+            memory,
+            &opts,
+            move |ctx, shared, inner| analysis::basins(ctx, &problem, options, shared, inner),
+        )
+    }
+
+    /// `submit_basins`, waited for on the calling thread.
+    pub fn basins_blocking(
+        &self,
+        problem: BasinsProblem,
+        opts: JobOptions,
+    ) -> Result<BasinsResult, EngineError> {
+        self.submit_basins(problem, opts)?.wait_blocking()
     }
 
     /// Queues a DeepONet training run; returns at once.

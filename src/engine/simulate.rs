@@ -34,7 +34,11 @@ impl Sink for ProgressSink<'_> {
 /// of one long chunk does not sit at 0 until its end. Work is uniform across trajectories
 /// (trajectory-steps, or trajectory-batches for adaptive runs), so the share of work done
 /// is the share of trajectories done; any hook the caller set is still called.
-fn work_progress(shared: &Arc<JobShared>, n: usize, earlier: Option<ProgressHook>) -> ProgressHook {
+pub(super) fn work_progress(
+    shared: &Arc<JobShared>,
+    n: usize,
+    earlier: Option<ProgressHook>,
+) -> ProgressHook {
     let shared = shared.clone();
     let (total, done) = (AtomicU64::new(0), AtomicU64::new(0));
     ProgressHook::new(move |tick| {

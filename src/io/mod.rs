@@ -18,7 +18,8 @@ pub use image::{Image, ImageError};
 #[cfg(feature = "plot")]
 pub use label_map::{LabelMap, label_color};
 pub use npy::{
-    MAX_DIMS, MAX_HEADER_BYTES, NpyError, NpyHeader, read_array, read_matrix, read_npy, write_npy,
+    MAX_DIMS, MAX_HEADER_BYTES, NpyError, NpyHeader, header_length, parse_header, read_array,
+    read_matrix, read_npy, write_npy,
 };
 pub use npy_stream::{Dtype, NpyStream, npy_header};
 pub use npz::{

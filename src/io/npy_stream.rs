@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub enum Dtype {
     U8,
     U32,
+    I32,
     F32,
     F64,
 }
@@ -21,7 +22,7 @@ impl Dtype {
     pub fn width(self) -> usize {
         match self {
             Dtype::U8 => 1,
-            Dtype::U32 | Dtype::F32 => 4,
+            Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
             Dtype::F64 => 8,
         }
     }
@@ -31,6 +32,7 @@ impl Dtype {
         match self {
             Dtype::U8 => "|u1",
             Dtype::U32 => "<u4",
+            Dtype::I32 => "<i4",
             Dtype::F32 => "<f4",
             Dtype::F64 => "<f8",
         }
