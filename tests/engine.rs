@@ -344,3 +344,100 @@ fn training_job_matches_the_direct_trainer_and_predictions_are_batched() {
         Err(EngineError::BadInput(_))
     ));
 }
+
+/// Lyapunov spectra as an engine job equal the library's bit for bit, with progress to
+/// the last trajectory; a long one cancelled while running ends as Cancelled; a problem
+/// the kernel cannot run is refused at submission.
+#[test]
+fn lyapunov_jobs_match_the_library_and_cancel() {
+    use phaseflow::ode::lyapunov::{LyapunovProblem, lyapunov_spectra};
+    let mut p = LyapunovProblem::new(system("lorenz"), 64, 0.01, 1.0, 5.0);
+    p.ensemble.params = Parameters::Sweep(vec![Axis::linear(1, 20.0, 30.0)]);
+    let want = lyapunov_spectra(common::gpu(), &p, &RunOptions::default()).unwrap();
+    let job = engine()
+        .submit_lyapunov(p.clone(), JobOptions::default())
+        .unwrap();
+    let handle = job.handle();
+    let got = job.wait_blocking().unwrap();
+    assert_eq!(got.exponents.len(), 64 * 3);
+    for (a, b) in got.exponents.iter().zip(&want.exponents) {
+        assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+    }
+    assert_eq!(got.final_states, want.final_states);
+    assert_eq!(handle.progress().done, 64);
+    assert_eq!(handle.progress().state, JobState::Succeeded);
+
+    let mut long = LyapunovProblem::new(system("lorenz"), 200_000, 0.001, 1.0, 1000.0);
+    long.ensemble.params = Parameters::Sweep(vec![Axis::linear(1, 20.0, 30.0)]);
+    let job = engine()
+        .submit_lyapunov(long, JobOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    while job.progress().state != JobState::Running {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    job.cancel();
+    match job.wait_blocking() {
+        Err(EngineError::Cancelled { done, total }) => assert!(done < total, "{done}"),
+        other => panic!("expected a cancellation, got {:?}", other.map(|_| ())),
+    }
+
+    let mut bad = p.clone();
+    bad.renorm = 0.015; // not a whole number of steps
+    let e = engine()
+        .submit_lyapunov(bad, JobOptions::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().contains("renorm"), "{e}");
+}
+
+/// A basins job labels every grid point as the library does.
+#[test]
+fn basins_jobs_match_the_library() {
+    use phaseflow::model::System;
+    use phaseflow::ode::basins::{
+        BasinsProblem, DEFAULT_MAX_ATTRACTORS, Match, Method, run_basins,
+    };
+    use phaseflow::ode::{AdaptiveProblem, Control, InitialStates, SaveAt, Tolerance};
+    let well = System::from_equations(
+        "double_well",
+        &[("x", 0.0), ("v", 0.0)],
+        &[("delta", 0.2)],
+        "dx = v\ndv = -delta*v + x - x^3",
+    )
+    .unwrap();
+    let mut ensemble = Ensemble::new(&well, 12 * 12);
+    ensemble.initial = InitialStates::Grid(vec![
+        Axis::grid(1, -2.0, 2.0, 12),
+        Axis::grid(0, -2.0, 2.0, 12),
+    ]);
+    let mut run = Problem::Adaptive(AdaptiveProblem {
+        system: well,
+        solver: Solver::Tsit5,
+        t0: 0.0,
+        t1: 100.0,
+        saveat: SaveAt::Final,
+        control: Control {
+            rtol: Tolerance::All(1e-6),
+            atol: Tolerance::All(1e-6),
+            ..Control::default()
+        },
+        ensemble,
+        precision: Precision::F32,
+    });
+    phaseflow::ode::basins::save_window(&mut run, 10.0, 200).unwrap();
+    let p = BasinsProblem {
+        run,
+        method: Method::Features {
+            window: 10.0,
+            tol: Match::default(),
+            escape: None,
+        },
+        max_attractors: DEFAULT_MAX_ATTRACTORS,
+    };
+    let want = run_basins(common::gpu(), &p, &RunOptions::default()).unwrap();
+    let got = engine().basins_blocking(p, JobOptions::default()).unwrap();
+    assert_eq!(got.labels, want.labels);
+    assert_eq!(got.attractors.len(), 2, "{:?}", got.attractors);
+}
