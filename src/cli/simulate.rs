@@ -935,6 +935,35 @@ fn summary_json(
     })
 }
 
+/// Why a stiff f32 run with tight tolerances may have failed: f32 resolves about 6e-8
+/// relative, and a Rosenbrock step at rtol ≤ 1e-6 asks its W solve and error estimate for
+/// a few units in the last place, so steps shrink until they underflow (ROBER with doses in
+/// f32 at rtol 1e-6 dies after four or five). Said only when some trajectory failed.
+fn f32_stiff_note(p: &Problem, tally: &Tally) -> Option<String> {
+    if !p.is_stiff() || p.precision() != Precision::F32 {
+        return None;
+    }
+    let (_, _, _, control) = p.ode_control()?;
+    let tightest = match &control.rtol {
+        Tolerance::All(v) => *v,
+        Tolerance::PerState(v) => v.iter().copied().fold(f64::INFINITY, f64::min),
+    };
+    let failed = tally.status_counts().into_iter().any(|(st, c)| {
+        c > 0
+            && matches!(
+                st,
+                Status::MaxSteps | Status::StepUnderflow | Status::NonFinite | Status::Singular
+            )
+    });
+    (failed && tightest <= 1e-6).then(|| {
+        format!(
+            "rtol {tightest:e} is within a few f32 roundings (f32 resolves about 6e-8); \
+             stiff steps at such tolerances can shrink until they underflow: try \
+             --precision f64, or rtol 1e-5 or looser in f32"
+        )
+    })
+}
+
 fn print_summary(
     devices: &[GpuContext],
     p: &Problem,
@@ -1070,7 +1099,46 @@ fn print_summary(
         .map(|(st, c)| format!("{} {}", grouped(c as u64), st.describe()))
         .collect();
     println!("status   {}", counts.join(", "));
+    if let Some(note) = f32_stiff_note(p, tally) {
+        println!("note     {note}");
+    }
     if let Some(dir) = out {
         println!("wrote    {}/ (files listed in run.json)", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(toml: &str) -> Problem {
+        let spec: RunSpec = toml::from_str(toml).unwrap();
+        build_problem(&spec).unwrap()
+    }
+
+    /// The f32 note comes with a stiff f32 run at rtol ≤ 1e-6 that lost a trajectory, and
+    /// with nothing else.
+    #[test]
+    fn the_f32_note_needs_stiff_f32_tight_tolerances_and_a_failure() {
+        let mut failed = Tally::default();
+        failed.status[Status::Success as usize] = 3;
+        failed.status[Status::StepUnderflow as usize] = 1;
+        let mut fine = Tally::default();
+        fine.status[Status::Success as usize] = 4;
+        let tight = problem("system = 'rober'\nn = 4\nsolver = 'rosenbrock23'\nrtol = 1e-6");
+        let note = f32_stiff_note(&tight, &failed).expect("a note");
+        assert!(
+            note.contains("rtol 1e-6") && note.contains("--precision f64"),
+            "{note}"
+        );
+        assert!(f32_stiff_note(&tight, &fine).is_none());
+        let loose = problem("system = 'rober'\nn = 4\nsolver = 'rosenbrock23'\nrtol = 1e-4");
+        assert!(f32_stiff_note(&loose, &failed).is_none());
+        let f64_run = problem(
+            "system = 'rober'\nn = 4\nsolver = 'rosenbrock23'\nrtol = 1e-6\nprecision = 'f64'",
+        );
+        assert!(f32_stiff_note(&f64_run, &failed).is_none());
+        let explicit = problem("system = 'rober'\nn = 4\nsolver = 'tsit5'\nrtol = 1e-6");
+        assert!(f32_stiff_note(&explicit, &failed).is_none());
     }
 }
