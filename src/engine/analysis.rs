@@ -6,35 +6,12 @@
 use super::error::EngineError;
 use super::job::JobShared;
 use super::queue::Inner;
-use super::simulate::work_progress;
+use super::simulate::{finished, job_options};
 use crate::gpu::GpuContext;
+use crate::ode::RunOptions;
 use crate::ode::basins::{BasinsError, BasinsProblem, BasinsResult, run_basins};
 use crate::ode::lyapunov::{LyapunovProblem, LyapunovResult, lyapunov_spectra};
-use crate::ode::{RunOptions, RunStats};
 use std::sync::{Arc, Weak};
-
-/// `options` with the job's cancel flag and a progress hook that moves the job's count of
-/// trajectories done.
-fn job_options(mut options: RunOptions, shared: &Arc<JobShared>, n: usize) -> RunOptions {
-    options.cancel = Some(shared.cancel.clone());
-    options.progress = Some(work_progress(shared, n, options.progress.take()));
-    options
-}
-
-/// A run that stopped before its last trajectory was cancelled; one that finished counts
-/// towards the engine's busy time.
-fn finished(stats: &RunStats, n: usize, inner: &Weak<Inner>) -> Result<(), EngineError> {
-    if let Some(inner) = inner.upgrade() {
-        inner.add_busy(stats.gpu.unwrap_or(stats.solve), stats.trajectory_steps);
-    }
-    if stats.completed < n {
-        return Err(EngineError::Cancelled {
-            done: stats.completed as u64,
-            total: n as u64,
-        });
-    }
-    Ok(())
-}
 
 pub(super) fn lyapunov(
     ctx: &GpuContext,

@@ -7,8 +7,8 @@ use super::job::JobShared;
 use super::queue::Inner;
 use crate::gpu::GpuContext;
 use crate::ode::{
-    FanOut, MemorySink, Problem, ProgressHook, RunOptions, Sink, SinkError, Solution, Status,
-    StepCounts, Tick,
+    FanOut, MemorySink, Problem, ProgressHook, RunOptions, RunStats, Sink, SinkError, Solution,
+    Status, StepCounts, Tick,
 };
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +59,33 @@ pub(super) fn work_progress(
     })
 }
 
+/// `options` with the job's cancel flag and a progress hook that moves the job's count of
+/// trajectories done (`n` in all).
+pub(super) fn job_options(
+    mut options: RunOptions,
+    shared: &Arc<JobShared>,
+    n: usize,
+) -> RunOptions {
+    options.cancel = Some(shared.cancel.clone());
+    options.progress = Some(work_progress(shared, n, options.progress.take()));
+    options
+}
+
+/// A run that stopped before its last trajectory was cancelled; its device time counts
+/// towards the engine's busy time either way.
+pub(super) fn finished(stats: &RunStats, n: usize, inner: &Weak<Inner>) -> Result<(), EngineError> {
+    if let Some(inner) = inner.upgrade() {
+        inner.add_busy(stats.gpu.unwrap_or(stats.solve), stats.trajectory_steps);
+    }
+    if stats.completed < n {
+        return Err(EngineError::Cancelled {
+            done: stats.completed as u64,
+            total: n as u64,
+        });
+    }
+    Ok(())
+}
+
 pub(super) fn run(
     ctx: &GpuContext,
     problem: &Problem,
@@ -66,12 +93,7 @@ pub(super) fn run(
     shared: &Arc<JobShared>,
     inner: &Weak<Inner>,
 ) -> Result<Solution, EngineError> {
-    options.cancel = Some(shared.cancel.clone());
-    options.progress = Some(work_progress(
-        shared,
-        problem.ensemble().n,
-        options.progress.take(),
-    ));
+    options = job_options(options, shared, problem.ensemble().n);
     let result = (|| {
         let times = problem.save_times()?;
         let system = problem.system();
@@ -82,15 +104,7 @@ pub(super) fn run(
         let mut progress = ProgressSink(shared);
         let stats =
             problem.run_into(ctx, &options, &mut FanOut(vec![&mut memory, &mut progress]))?;
-        if let Some(inner) = inner.upgrade() {
-            inner.add_busy(stats.gpu.unwrap_or(stats.solve), stats.trajectory_steps);
-        }
-        if stats.completed < n {
-            return Err(EngineError::Cancelled {
-                done: stats.completed as u64,
-                total: n as u64,
-            });
-        }
+        finished(&stats, n, inner)?;
         let names = system.states.iter().map(|v| v.name.clone()).collect();
         Ok(memory.into_solution(dim, names, times, stats))
     })();
