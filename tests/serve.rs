@@ -494,3 +494,128 @@ fn event_logs_over_http_equal_the_library() {
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("no array 'events'"));
 }
+
+/// The analyses over HTTP: a Lyapunov and a basins job give the library's arrays (the
+/// CLI's files, same names and shapes) and summaries; their tables' mistakes, a table sent
+/// to the wrong endpoint, and an array a job does not have get 422 at the key.
+#[test]
+fn analyses_over_http_equal_the_library() {
+    use phaseflow::ode::basins::run_basins;
+    use phaseflow::ode::lyapunov::lyapunov_spectra;
+    use phaseflow::spec::{basins::basins_problem, load_system, lyapunov::lyapunov_problem};
+    let dir = results_dir("analyses");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+    let post = |path: &str, body: Value| {
+        let (status, v) = c.json("POST", path, Some(body));
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_u64().unwrap()
+    };
+
+    let lyap = json!({"system": "lorenz", "n": 16, "sweep": {"rho": [20, 30]}, "dt": 0.01,
+        "transient": 2, "lyapunov": {"time": 10, "k": 2}});
+    let id = post("/v1/lyapunov", lyap.clone());
+    let done = c.wait(id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["kind"], "lyapunov");
+    let spec: RunSpec = serde_json::from_value(lyap).unwrap();
+    let problem = lyapunov_problem(load_system("lorenz").unwrap(), &spec).unwrap();
+    let want = lyapunov_spectra(common::gpu(), &problem, &RunOptions::default()).unwrap();
+    let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+    assert_eq!(status, 200);
+    let arrays = npz_arrays(&npz, &dir.join("lyapunov"));
+    let names: Vec<&str> = arrays.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["final", "lyapunov", "lyapunov_error", "params", "status"]
+    );
+    assert_eq!(states_of(&arrays["lyapunov"]), want.exponents);
+    assert_eq!(states_of(&arrays["final"]), want.final_states);
+    let rho: Vec<f64> = states_of(&arrays["params"])
+        .chunks(3)
+        .map(|p| p[1])
+        .collect();
+    assert_eq!((rho[0], rho[15]), (20.0, 30.0));
+    // JSON: [n][k] nested, status as integers.
+    let (status, js) = c.json("GET", &format!("/v1/jobs/{id}/result?format=json"), None);
+    assert_eq!(status, 200, "{js}");
+    assert_eq!(js["shapes"]["lyapunov"], json!([16, 2]));
+    assert_eq!(js["lyapunov"][3][0].as_f64(), Some(want.exponents[6]));
+    assert_eq!(js["status"][0], json!(1));
+    let (status, v) = c.json(
+        "GET",
+        &format!("/v1/jobs/{id}/result?format=npy&array=states"),
+        None,
+    );
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("its arrays are lyapunov, lyapunov_error, status, params, final"),
+        "{v}"
+    );
+
+    let well = "name = \"double_well\"\nstates = { x = 0.0, v = 0.0 }\nparameters = { delta = 0.2 }\nequations = \"\"\"\ndx = v\ndv = -delta*v + x - x^3\n\"\"\"\n";
+    let basins = json!({"system": {"definition": well}, "tspan": [0, 100],
+        "basins": {"grid": {"x": [-2, 2, 12], "v": [-2, 2, 10]}, "window": 10}});
+    let id = post("/v1/basins", basins.clone());
+    let done = c.wait(id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let mut spec: RunSpec = serde_json::from_value(json!({"tspan": [0, 100],
+        "basins": {"grid": {"x": [-2, 2, 12], "v": [-2, 2, 10]}, "window": 10}}))
+    .unwrap();
+    spec.system = None;
+    let system =
+        phaseflow::model::parse_system(&phaseflow::model::diagnostic::Source::new("well", well))
+            .unwrap();
+    let problem = basins_problem(system, &spec).unwrap();
+    let want = run_basins(common::gpu(), &problem, &RunOptions::default()).unwrap();
+    let (_, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+    let arrays = npz_arrays(&npz, &dir.join("basins"));
+    let labels: Vec<f64> = want.labels.iter().map(|&l| l as f64).collect();
+    assert_eq!(states_of(&arrays["basins"]), labels);
+    assert_eq!(
+        done["summary"]["attractors"].as_array().map(Vec::len),
+        Some(2),
+        "{done}"
+    );
+
+    // Mistakes, at their keys.
+    for (path, body, field) in [
+        (
+            "/v1/lyapunov",
+            json!({"system": "lorenz", "lyapunov": {"kk": 1}}),
+            "lyapunov.kk",
+        ),
+        (
+            "/v1/lyapunov",
+            json!({"system": "lorenz", "lyapunov": {"k": 9}}),
+            "lyapunov.k",
+        ),
+        (
+            "/v1/lyapunov",
+            json!({"system": "lorenz", "orbit": {}}),
+            "orbit",
+        ),
+        (
+            "/v1/lyapunov",
+            json!({"system": "lorenz", "saveat": [1, 2]}),
+            "saveat",
+        ),
+        (
+            "/v1/simulate",
+            json!({"system": "lorenz", "lyapunov": {}}),
+            "lyapunov",
+        ),
+        (
+            "/v1/basins",
+            json!({"system": "lorenz", "basins": {"grid": {"q": [0, 1, 4]}}}),
+            "basins.grid.q",
+        ),
+    ] {
+        let (status, v) = c.json("POST", path, Some(body.clone()));
+        assert_eq!(status, 422, "{path} {body}: {v}");
+        assert_eq!(v["error"]["where"]["field"], field, "{path} {body}: {v}");
+    }
+}

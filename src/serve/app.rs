@@ -1,16 +1,17 @@
 //! The server's state and its HTTP handlers.
 
+use super::analysis::{self, Size};
 use super::conn::{CONNECTION, ConnActivity, working};
 use super::error::ApiError;
 use super::limits::Limits;
 use super::metrics;
 use super::request::{json_body, prediction_inputs, simulate_problem};
-use super::results::ResultStore;
+use super::results::{Finished, ResultStore, solution_arrays};
 use crate::engine::{
     Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model, Progress,
 };
 use crate::ode::solution::status_counts_json;
-use crate::ode::{Problem, Solution};
+use crate::ode::{Problem, Solution, Solver};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -114,14 +115,20 @@ impl App {
             v["state"] = json!(state);
             put_progress(&mut v, &p);
         }
-        if v["state"] == "succeeded" && v["kind"] == "simulate" {
+        if v["state"] == "succeeded" && v["kind"] != "train" {
             v["result"] = json!(format!("/v1/jobs/{id}/result"));
         }
         Some(v)
     }
 
-    /// Stores how a job ended (called off the async threads: it writes files).
-    fn finish_job(&self, id: JobId, result: Result<Solution, EngineError>) {
+    /// Stores how a job ended (called off the async threads: it writes files); `finish`
+    /// turns a result into what is stored, given the summary the record had so far.
+    fn finish_job<T>(
+        &self,
+        id: JobId,
+        result: Result<T, EngineError>,
+        finish: impl FnOnce(T, &Value) -> Finished,
+    ) {
         let Some((mut record, progress)) = lock(&self.jobs)
             .get(&id)
             .map(|e| (e.record.clone(), e.handle.as_ref().map(|h| h.progress())))
@@ -132,32 +139,55 @@ impl App {
             put_progress(&mut record, p);
         }
         record["finished_unix"] = json!(unix_now());
-        let solution = match result {
-            Ok(s) => {
+        let arrays = match result {
+            Ok(r) => {
+                let finished = finish(r, &record["summary"]);
                 record["state"] = json!("succeeded");
-                record["summary"] = summary(&record["summary"], &s);
-                Some(s)
+                record["summary"] = finished.summary;
+                record["arrays"] = json!(
+                    finished
+                        .arrays
+                        .iter()
+                        .map(|(name, _)| name.clone())
+                        .collect::<Vec<_>>()
+                );
+                finished.arrays
             }
             Err(EngineError::Cancelled { done, total }) => {
                 record["state"] = json!("cancelled");
                 record["error"] = json!(format!("cancelled after {done} of {total} trajectories"));
-                None
+                Vec::new()
             }
             Err(e) => {
                 record["state"] = json!("failed");
                 record["error"] = json!(e.to_string());
-                None
+                Vec::new()
             }
         };
-        if let Err(e) = self.store.save(id, &record, solution.as_ref()) {
+        if let Err(e) = self.store.save(id, &record, &arrays) {
             log::error!("storing job {id} failed: {e}");
             record["state"] = json!("failed");
             record["error"] = json!(format!("the result could not be stored: {e}"));
+            if let Some(o) = record.as_object_mut() {
+                o.remove("arrays");
+            }
         }
         if let Some(entry) = lock(&self.jobs).get_mut(&id) {
             entry.record = record;
             entry.handle = None;
         }
+    }
+}
+
+/// A finished simulation as stored.
+fn finished_simulation(s: Solution, before: &Value) -> Finished {
+    let stiff = before["solver"]
+        .as_str()
+        .and_then(Solver::from_name)
+        .is_some_and(Solver::is_stiff);
+    Finished {
+        arrays: solution_arrays(&s, stiff),
+        summary: summary(before, &s),
     }
 }
 
@@ -221,6 +251,49 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
 }
 
 pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
+    start(app, body, accept_simulation).await
+}
+
+pub async fn lyapunov(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
+    start(app, body, |app, request| {
+        let problem = analysis::lyapunov_problem(request.clone())?;
+        check_size(app, analysis::lyapunov_size(&problem))?;
+        let summary = analysis::lyapunov_summary(&problem);
+        let job = queue(app, "lyapunov", request, summary, |engine| {
+            analysis::submit_lyapunov(engine, &problem)
+        })?;
+        let finish: Finish<_> =
+            Box::new(move |r, before| analysis::lyapunov_finished(&problem, r, before));
+        Ok((job, finish))
+    })
+    .await
+}
+
+pub async fn basins(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
+    start(app, body, |app, request| {
+        let (problem, entropy_box) = analysis::basins_problem(request.clone())?;
+        check_size(app, analysis::basins_size(&problem))?;
+        let summary = analysis::basins_summary(&problem);
+        let job = queue(app, "basins", request, summary, |engine| {
+            analysis::submit_basins(engine, &problem)
+        })?;
+        let finish: Finish<_> =
+            Box::new(move |r, before| analysis::basins_finished(&problem, entropy_box, r, before));
+        Ok((job, finish))
+    })
+    .await
+}
+
+/// Stores a finished job's result, given the summary its record had so far.
+type Finish<T> = Box<dyn FnOnce(T, &Value) -> Finished + Send>;
+
+/// Takes a job request: checks it (`accept`, on a thread of its own), queues it, and
+/// leaves a task that stores its result (`finish`) when it ends; answers 202 at once.
+async fn start<T: Send + 'static>(
+    app: Arc<App>,
+    body: Result<Bytes, BytesRejection>,
+    accept: impl FnOnce(&App, Value) -> Result<(Job<T>, Finish<T>), ApiError> + Send + 'static,
+) -> Reply {
     let body = body_bytes(body, app.limits.max_body_bytes)?;
     let request = json_body(&body)?;
     let _working = working();
@@ -233,14 +306,14 @@ pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
     // Parsing an inline system and planning the run recurse over user text: they run on a
     // thread of their own with a large stack, where a panic is caught too.
     let accepting = app.clone();
-    let job = on_large_stack(move || accept_simulation(&accepting, request)).await?;
+    let (job, finish) = on_large_stack(move || accept(&accepting, request)).await?;
     let id = job.id();
     let waiter = {
         let app = app.clone();
         tokio::spawn(async move {
             let result = job.wait().await;
             let app2 = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app2.finish_job(id, result)).await;
+            let _ = tokio::task::spawn_blocking(move || app2.finish_job(id, result, finish)).await;
         })
     };
     let mut waiters = lock(&app.waiters);
@@ -305,7 +378,10 @@ fn internal_error(panic: &(dyn std::any::Any + Send)) -> ApiError {
 
 /// Checks a simulate request, reserves its id durably, queues it and stores its first
 /// record; the job is accepted once this returns.
-fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiError> {
+fn accept_simulation(
+    app: &App,
+    request: Value,
+) -> Result<(Job<Solution>, Finish<Solution>), ApiError> {
     let problem = simulate_problem(request.clone())?;
     let n = problem.ensemble().n;
     if n > app.limits.max_n {
@@ -344,13 +420,49 @@ fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiErro
         ))
         .field(field));
     }
+    let summary = problem_summary(&problem);
+    let job = queue(app, "simulate", request, summary, |engine| {
+        engine.submit_simulate(problem, JobOptions::default())
+    })?;
+    Ok((job, Box::new(finished_simulation)))
+}
+
+/// Refuses an analysis whose trajectories or results exceed the server's limits.
+fn check_size(app: &App, size: Size) -> Result<(), ApiError> {
+    let n = size.n;
+    if n > app.limits.max_n {
+        return Err(ApiError::invalid(format!(
+            "n = {n} trajectories is more than this server's limit of {}",
+            app.limits.max_n
+        ))
+        .field(size.key));
+    }
+    if size.bytes > app.limits.max_output_bytes {
+        return Err(ApiError::invalid(format!(
+            "the results would take {} bytes, more than this server's limit of {}; {}",
+            size.bytes, app.limits.max_output_bytes, size.hint
+        ))
+        .field(size.key));
+    }
+    Ok(())
+}
+
+/// Queues a checked job: refuses it when the server has as many live jobs as it takes,
+/// reserves its id durably, and stores its first record; the job is accepted once this
+/// returns.
+fn queue<T: Send + 'static>(
+    app: &App,
+    kind: &str,
+    request: Value,
+    summary: Value,
+    submit: impl FnOnce(&Engine) -> Result<Job<T>, EngineError>,
+) -> Result<Job<T>, ApiError> {
     if app.live_jobs() >= app.limits.max_jobs {
         return Err(EngineError::Busy {
             limit: app.limits.max_jobs,
         }
         .into());
     }
-    let summary = problem_summary(&problem);
     let stored = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -359,7 +471,7 @@ fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiErro
     };
     // The id is on disk before it is handed out; the lock keeps concurrent submissions
     // within what is reserved.
-    let job: Job<Solution> = {
+    let job: Job<T> = {
         let mut reserved = lock(&app.reserved_ids);
         let next = app.engine.next_id();
         if next >= *reserved {
@@ -367,12 +479,12 @@ fn accept_simulation(app: &App, request: Value) -> Result<Job<Solution>, ApiErro
             app.store.reserve_ids(bound).map_err(stored)?;
             *reserved = bound;
         }
-        app.engine.submit_simulate(problem, JobOptions::default())?
+        submit(&app.engine)?
     };
     let id = job.id();
     let record = json!({
         "id": id,
-        "kind": "simulate",
+        "kind": kind,
         "state": "queued",
         "submitted_unix": unix_now(),
         "request": request,
@@ -476,18 +588,22 @@ pub async fn job_result(
     let app2 = app.clone();
     match format {
         "npz" => {
-            let bytes = tokio::task::spawn_blocking(move || app2.store.npz(id))
+            let record = v.clone();
+            let bytes = tokio::task::spawn_blocking(move || app2.store.npz(id, &record))
                 .await
                 .map_err(|e| io(std::io::Error::other(e)))?
                 .map_err(io)?;
             Ok(octets(bytes, format!("job-{id}.npz")))
         }
         "npy" => {
-            let array = q.array.unwrap_or_else(|| "states".into());
-            if !super::results::ARRAYS.contains(&array.as_str()) {
+            let names = app.store.array_names(id, &v);
+            let array = q
+                .array
+                .unwrap_or_else(|| names.first().cloned().unwrap_or_default());
+            if !names.contains(&array) {
                 return Err(ApiError::invalid(format!(
-                    "no array '{array}'; the arrays are states, times, status, (adaptive and stiff) \
-                     steps, and (systems with events) events and event_counts"
+                    "job {id} has no array '{array}'; its arrays are {}",
+                    names.join(", ")
                 ))
                 .field("array"));
             }
@@ -501,16 +617,21 @@ pub async fn job_result(
             Ok(octets(bytes, format!("job-{id}-{array}.npy")))
         }
         "json" => {
-            let size = app.store.states_bytes(id);
+            let size = app.store.json_bytes(id, &v);
             if size > app.limits.max_json_bytes {
                 return Err(ApiError::invalid(format!(
-                    "the states and events take {size} bytes, too many for JSON (limit {}); ask for \
-                     format=npz or format=npy",
+                    "the result's arrays take {size} bytes, too many for JSON (limit {}); ask \
+                     for format=npz or format=npy",
                     app.limits.max_json_bytes
                 ))
                 .field("format"));
             }
-            let out = app.store.json(id, &v).map_err(|e| {
+            let out = if v["kind"] == "simulate" {
+                app.store.json(id, &v)
+            } else {
+                app.store.analysis_json(id, &v)
+            };
+            let out = out.map_err(|e| {
                 // Never the server's own paths in a message.
                 let root = app.store.root().display().to_string();
                 ApiError::new(

@@ -3,6 +3,7 @@
 //! that outlasts the process. Everything but `/healthz` can be put behind a bearer token,
 //! and the server will not listen beyond loopback without one.
 
+mod analysis;
 mod app;
 mod conn;
 pub mod error;
@@ -177,6 +178,8 @@ fn router(app: Arc<App>) -> Router {
     let model_body = app.limits.max_model_bytes;
     Router::new()
         .route("/v1/simulate", post(app::simulate))
+        .route("/v1/lyapunov", post(app::lyapunov))
+        .route("/v1/basins", post(app::basins))
         .route("/v1/jobs", get(app::list_jobs))
         .route(
             "/v1/jobs/{id}",

@@ -20,7 +20,16 @@ pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// `{"system": "lorenz" | {"definition": "<system file TOML>"}, "n": ..., ...}` → problem.
-pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
+pub fn simulate_problem(body: Value) -> Result<Problem, ApiError> {
+    let (system, spec) = run_spec(body)?;
+    spec.only_analysis(None)
+        .and_then(|()| problem_for_system(system, &spec))
+        .map_err(spec_api_error)
+}
+
+/// A body with a run config's keys: its system (a built-in's name or a definition
+/// inline) and the rest as a run spec. No key may name a file on the server.
+pub fn run_spec(mut body: Value) -> Result<(System, RunSpec), ApiError> {
     let map = body
         .as_object_mut()
         .ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
@@ -45,29 +54,32 @@ pub fn simulate_problem(mut body: Value) -> Result<Problem, ApiError> {
     }
     let system = system(map.remove("system"))?;
     let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
-    spec.only_analysis(None)
-        .and_then(|()| problem_for_system(system, &spec))
-        .map_err(|e| match e {
-            // The spec names its keys as JSON paths already (`rtol`, `sweep.rho`).
-            SpecError::Field(f) => ApiError::invalid(f.to_string()).field(&f.field),
-            SpecError::Input(m) => {
-                let field = field_of_message(&m).map(str::to_string);
-                let err = ApiError::invalid(m);
-                match field {
-                    Some(f) => err.field(&f),
-                    None => err,
-                }
+    Ok((system, spec))
+}
+
+/// A spec's refusal as a 422 whose `where.field` is the key at fault.
+pub fn spec_api_error(e: SpecError) -> ApiError {
+    match e {
+        // The spec names its keys as JSON paths already (`rtol`, `sweep.rho`).
+        SpecError::Field(f) => ApiError::invalid(f.to_string()).field(&f.field),
+        SpecError::Input(m) => {
+            let field = field_of_message(&m).map(str::to_string);
+            let err = ApiError::invalid(m);
+            match field {
+                Some(f) => err.field(&f),
+                None => err,
             }
-            // A section's mistakes point into its own text (`with_section` names it so).
-            SpecError::Diagnostics(d) => {
-                let section = d
-                    .first()
-                    .source
-                    .as_ref()
-                    .is_some_and(|s| s.name == "--section");
-                ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
-            }
-        })
+        }
+        // A section's mistakes point into its own text (`with_section` names it so).
+        SpecError::Diagnostics(d) => {
+            let section = d
+                .first()
+                .source
+                .as_ref()
+                .is_some_and(|s| s.name == "--section");
+            ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
+        }
+    }
 }
 
 /// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the

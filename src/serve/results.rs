@@ -10,9 +10,9 @@
 //! never hands out an id again, and a job it lost is reported as failed, not as unknown.
 
 use crate::engine::JobId;
-use crate::io::{Dtype, npy_header, npz_bytes, read_npy};
+use crate::io::{Dtype, header_length, npy_header, npz_bytes, parse_header, read_npy};
 use crate::ode::events::log::record_width;
-use crate::ode::{Solution, Solver, StateValues, StepCounts};
+use crate::ode::{Solution, StateValues, Status, StepCounts};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,6 +36,13 @@ fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
+/// What a finished job leaves: its record's summary, and its arrays as (name, `.npy`
+/// bytes) in the order an `.npz` lists them.
+pub struct Finished {
+    pub summary: Value,
+    pub arrays: Vec<(String, Vec<u8>)>,
+}
+
 pub struct ResultStore {
     root: PathBuf,
 }
@@ -51,10 +58,65 @@ pub const ARRAYS: [&str; 6] = [
     "event_counts",
 ];
 
-fn npy<T: bytemuck::Pod>(dtype: Dtype, shape: &[u64], data: &[T]) -> Vec<u8> {
+pub fn npy<T: bytemuck::Pod>(dtype: Dtype, shape: &[u64], data: &[T]) -> Vec<u8> {
     let mut bytes = npy_header(dtype, shape);
     bytes.extend_from_slice(bytemuck::cast_slice(data));
     bytes
+}
+
+/// A finished simulation's arrays as `.npy` bytes, in `ARRAYS` order: the states in the
+/// run's precision, times, status codes, step counts (adaptive and stiff runs; stiff ones
+/// add Jacobian evaluations and method switches) and event logs.
+pub fn solution_arrays(s: &Solution, stiff: bool) -> Vec<(String, Vec<u8>)> {
+    let (slots, n, dim) = (s.times.len() as u64, s.n as u64, s.dim as u64);
+    let shape = [slots, n, dim];
+    let mut out = vec![
+        (
+            "states".to_string(),
+            match &s.states {
+                StateValues::F32(v) => npy(Dtype::F32, &shape, v),
+                StateValues::F64(v) => npy(Dtype::F64, &shape, v),
+            },
+        ),
+        ("times".to_string(), npy(Dtype::F64, &[slots], &s.times)),
+        ("status".to_string(), status_npy(&s.status)),
+    ];
+    if let Some(steps) = &s.steps {
+        let columns = if stiff {
+            StepCounts::STIFF_COLUMNS
+        } else {
+            StepCounts::COLUMNS
+        };
+        let flat: Vec<u32> = steps.iter().flat_map(|c| c.row(columns)).collect();
+        out.push((
+            "steps".to_string(),
+            npy(Dtype::U32, &[n, columns as u64], &flat),
+        ));
+    }
+    if let Some(log) = &s.events {
+        // The run's precision, as the CLI writes it: [N, K, 2 + dim] of t, event id and
+        // state, NaN past each count.
+        let shape = [n, log.k as u64, record_width(log.dim) as u64];
+        let records = match &s.states {
+            StateValues::F32(_) => {
+                let v: Vec<f32> = log.records.iter().map(|&x| x as f32).collect();
+                npy(Dtype::F32, &shape, &v)
+            }
+            StateValues::F64(_) => npy(Dtype::F64, &shape, &log.records),
+        };
+        out.push(("events".to_string(), records));
+        out.push((
+            "event_counts".to_string(),
+            npy(Dtype::U32, &[n], &log.counts),
+        ));
+    }
+    out
+}
+
+/// Status codes as a u8 `.npy` [N].
+pub fn status_npy(status: &[Status]) -> Vec<u8> {
+    let codes: Vec<u8> = status.iter().map(|&st| st as u8).collect();
+    npy(Dtype::U8, &[codes.len() as u64], &codes)
 }
 
 impl ResultStore {
@@ -137,12 +199,14 @@ impl ResultStore {
         self.root.join("models")
     }
 
-    /// Stores a job's record and, for a finished simulation, its arrays, all or nothing.
+    /// Stores a job's record and, for a finished job, its arrays (name, `.npy` bytes), all
+    /// or nothing. The record lists the arrays' names in order (`arrays`), so that an
+    /// `.npz` lists them as they came.
     pub fn save(
         &self,
         id: JobId,
         record: &Value,
-        solution: Option<&Solution>,
+        arrays: &[(String, Vec<u8>)],
     ) -> std::io::Result<()> {
         let partial = self.root.join(format!(".partial-{id}"));
         let _ = std::fs::remove_dir_all(&partial);
@@ -152,47 +216,8 @@ impl ResultStore {
             f.write_all(bytes)?;
             f.sync_all()
         };
-        if let Some(s) = solution {
-            let (slots, n, dim) = (s.times.len() as u64, s.n as u64, s.dim as u64);
-            let shape = [slots, n, dim];
-            write(
-                "states.npy",
-                &match &s.states {
-                    StateValues::F32(v) => npy(Dtype::F32, &shape, v),
-                    StateValues::F64(v) => npy(Dtype::F64, &shape, v),
-                },
-            )?;
-            write("times.npy", &npy(Dtype::F64, &[slots], &s.times))?;
-            let status: Vec<u8> = s.status.iter().map(|&st| st as u8).collect();
-            write("status.npy", &npy(Dtype::U8, &[n], &status))?;
-            if let Some(steps) = &s.steps {
-                // Stiff runs add Jacobian evaluations and method switches, as stats.npy.
-                let stiff = record["summary"]["solver"]
-                    .as_str()
-                    .and_then(Solver::from_name)
-                    .is_some_and(Solver::is_stiff);
-                let columns = if stiff {
-                    StepCounts::STIFF_COLUMNS
-                } else {
-                    StepCounts::COLUMNS
-                };
-                let flat: Vec<u32> = steps.iter().flat_map(|c| c.row(columns)).collect();
-                write("steps.npy", &npy(Dtype::U32, &[n, columns as u64], &flat))?;
-            }
-            if let Some(log) = &s.events {
-                // The run's precision, as the CLI writes it: [N, K, 2 + dim] of t, event
-                // id and state, NaN past each count.
-                let shape = [n, log.k as u64, record_width(log.dim) as u64];
-                let records = match &s.states {
-                    StateValues::F32(_) => {
-                        let v: Vec<f32> = log.records.iter().map(|&x| x as f32).collect();
-                        npy(Dtype::F32, &shape, &v)
-                    }
-                    StateValues::F64(_) => npy(Dtype::F64, &shape, &log.records),
-                };
-                write("events.npy", &records)?;
-                write("event_counts.npy", &npy(Dtype::U32, &[n], &log.counts))?;
-            }
+        for (name, bytes) in arrays {
+            write(&format!("{name}.npy"), bytes)?;
         }
         write("job.json", &pretty(record))?;
         let done = self.root.join(id.to_string());
@@ -206,10 +231,26 @@ impl ResultStore {
         self.root.join(id.to_string())
     }
 
-    /// The stored `.npy` files of a job, in `ARRAYS` order.
-    fn arrays(&self, id: JobId) -> std::io::Result<Vec<(&'static str, Vec<u8>)>> {
+    /// The names of a job's arrays in order: the list its record keeps, or (a record from
+    /// before the list was kept) those of `ARRAYS` that are there.
+    pub fn array_names(&self, id: JobId, record: &Value) -> Vec<String> {
+        match record["arrays"].as_array() {
+            Some(list) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            None => ARRAYS
+                .iter()
+                .filter(|a| self.dir(id).join(format!("{a}.npy")).is_file())
+                .map(|a| a.to_string())
+                .collect(),
+        }
+    }
+
+    /// The stored `.npy` files of a job, in order.
+    fn arrays(&self, id: JobId, record: &Value) -> std::io::Result<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
-        for name in ARRAYS {
+        for name in self.array_names(id, record) {
             match std::fs::read(self.dir(id).join(format!("{name}.npy"))) {
                 Ok(bytes) => out.push((name, bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -223,18 +264,28 @@ impl ResultStore {
         self.dir(id).join("states.npy").is_file()
     }
 
-    /// Bytes of the stored states and event records (what `format=json` would have to
-    /// spell out).
-    pub fn states_bytes(&self, id: JobId) -> u64 {
-        ["states.npy", "events.npy"]
+    /// Bytes of what `format=json` would have to spell out: a simulation's states and
+    /// event records, every array of an analysis.
+    pub fn json_bytes(&self, id: JobId, record: &Value) -> u64 {
+        let names = if record["kind"] == "simulate" {
+            vec!["states".to_string(), "events".to_string()]
+        } else {
+            self.array_names(id, record)
+        };
+        names
             .iter()
-            .map(|f| std::fs::metadata(self.dir(id).join(f)).map_or(0, |m| m.len()))
+            .map(|f| {
+                std::fs::metadata(self.dir(id).join(format!("{f}.npy"))).map_or(0, |m| m.len())
+            })
             .sum()
     }
 
-    pub fn npz(&self, id: JobId) -> std::io::Result<Vec<u8>> {
-        let arrays = self.arrays(id)?;
-        let entries: Vec<(&str, &[u8])> = arrays.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    pub fn npz(&self, id: JobId, record: &Value) -> std::io::Result<Vec<u8>> {
+        let arrays = self.arrays(id, record)?;
+        let entries: Vec<(&str, &[u8])> = arrays
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
         npz_bytes(&entries)
     }
 
@@ -296,7 +347,47 @@ impl ResultStore {
         Ok(out)
     }
 
+    /// An analysis' arrays as JSON: each array nested by its shape under its own name
+    /// (NaN as null), their shapes under `shapes`.
+    pub fn analysis_json(&self, id: JobId, record: &Value) -> Result<Value, String> {
+        let mut out = serde_json::json!({"id": id, "kind": record["kind"]});
+        let mut shapes = serde_json::Map::new();
+        for name in self.array_names(id, record) {
+            let path = self.dir(id).join(format!("{name}.npy"));
+            let (shape, values) = read_npy(&path).map_err(|e| e.to_string())?;
+            // Integer arrays (labels, counts, status codes) are written as integers.
+            let integer = std::fs::read(&path)
+                .ok()
+                .and_then(|b| {
+                    let len = header_length(&b).ok()?;
+                    parse_header(b.get(..len)?).ok()
+                })
+                .is_some_and(|h| h.descr.contains(['i', 'u']));
+            out[name.as_str()] = nested(&shape, &values, integer);
+            shapes.insert(name, serde_json::json!(shape));
+        }
+        out["shapes"] = Value::Object(shapes);
+        Ok(out)
+    }
+
     pub fn delete(&self, id: JobId) -> std::io::Result<()> {
         std::fs::remove_dir_all(self.dir(id))
+    }
+}
+
+/// `values` (row-major) as nested JSON lists of `shape`; a 0-dimensional array is its value.
+fn nested(shape: &[usize], values: &[f64], integer: bool) -> Value {
+    match shape {
+        [] => nested(&[1], values, integer)[0].take(),
+        [_] if integer => serde_json::json!(values.iter().map(|&v| v as i64).collect::<Vec<_>>()),
+        [_] => serde_json::json!(values),
+        [rows, rest @ ..] => {
+            let width: usize = rest.iter().product();
+            Value::Array(
+                (0..*rows)
+                    .map(|r| nested(rest, &values[r * width..(r + 1) * width], integer))
+                    .collect(),
+            )
+        }
     }
 }
