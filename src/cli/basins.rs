@@ -5,18 +5,17 @@ use super::error::CliError;
 use super::format::{grouped, seconds};
 use super::interrupt;
 use super::progress::Progress;
-use super::simulate::parse_size;
+use super::simulate::{no_repeats, parse_size};
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{LabelMap, OutputDir};
-use crate::ode::basins::{
-    self, BasinsError, BasinsProblem, BasinsResult, DEFAULT_MAX_ATTRACTORS, Match, Method,
-};
-use crate::ode::{Precision, Problem, RunOptions, Solver};
+use crate::model::{Diagnostics, Source};
+use crate::ode::basins::{self, BasinsError, BasinsProblem, BasinsResult, Match, Method};
+use crate::ode::{Precision, RunOptions, Solver};
 use crate::schedule::PlanCaps;
-use crate::spec::{RunSpec, U0Spec, build_problem};
-use serde_json::json;
-use std::path::PathBuf;
+use crate::spec::basins::{basins_problem, entropy_box};
+use crate::spec::{BasinsSpec, RunSpec, SpecError, load_system};
+use std::path::{Path, PathBuf};
 
 pub const LONG_ABOUT: &str = "\
 Basins of attraction: integrate a grid of initial states over two states (the others at their
@@ -32,11 +31,18 @@ first). Trajectories that stop early (non-finite state, step budget) or leave --
 --classify EXPR labels by an expression of the final state and the parameters instead,
 rounded to the nearest integer (e.g. `sign(x)`): attractors numbered by that value.
 
+--config FILE reads the run from a TOML run config: simulate's keys for the system, set,
+param, tspan, solver, dt, precision, the adaptive controls and out, and a [basins] table
+(grid, window, samples, match_atol, match_rtol, escape, max_attractors, classify,
+entropy_box); flags override it (--grid replaces the file's grid). Keys the command does
+not read are refused.
+
 Examples:
   phaseflow basins duffing --param gamma=0 --param delta=0.1 --grid x=-2:2:400 \\
       --grid v=-2:2:400 --tspan 0:200 -o basins
   phaseflow basins duffing --param gamma=0 --grid x=-2:2:200 --grid v=-2:2:200 \\
       --tspan 0:100 --classify 'sign(x)'
+  phaseflow basins --config basins.toml --window 20
 
 Output (with -o DIR): basins.npy [NY, NX] i32 (row k is the second --grid state's k-th
 value, column the first's; -1 diverged), attractors.npy [K, dim] f64 (each attractor's first
@@ -47,12 +53,18 @@ the run).";
 
 #[derive(Debug, clap::Args)]
 pub struct BasinsArgs {
-    /// A built-in system's name or the path of a system file (.toml)
-    system: String,
+    /// A built-in system's name or the path of a system file (.toml) [default: the config
+    /// file's `system`]
+    system: Option<String>,
+
+    /// Read the run from a TOML run config (simulate's keys and a [basins] table); flags
+    /// override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// A grid axis: give exactly two, the first drawn horizontally (columns), the second
     /// vertically (rows)
-    #[arg(long, value_name = "STATE=LO:HI:COUNT", value_parser = parse_assign, required = true)]
+    #[arg(long, value_name = "STATE=LO:HI:COUNT", value_parser = parse_assign)]
     grid: Vec<(String, Vec<f64>)>,
 
     /// Set a state's value for every grid point (states not on the grid)
@@ -123,8 +135,8 @@ pub struct BasinsArgs {
     classify: Option<String>,
 
     /// Box side (grid points) of the basin entropy [default: 5]
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    entropy_box: u32,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    entropy_box: Option<u32>,
 
     /// Write basins.npy, attractors.npy, features.npy, basins.png and basins.json here
     #[arg(short, long, value_name = "DIR")]
@@ -194,256 +206,116 @@ fn to_map(pairs: &[(String, Vec<f64>)]) -> toml::map::Map<String, toml::Value> {
         .collect()
 }
 
-/// The grid flags, checked: two different names, each LO:HI:COUNT with a whole COUNT ≥ 1.
-fn check_grid(grid: &[(String, Vec<f64>)]) -> Result<(), CliError> {
-    if grid.len() != 2 {
-        return Err(input(format!(
-            "give --grid exactly twice (STATE=LO:HI:COUNT, the first drawn horizontally); \
-             {} given",
-            grid.len()
-        )));
-    }
-    if grid[0].0 == grid[1].0 {
-        return Err(input(format!(
-            "--grid {} is given twice; the two axes must vary different states",
-            grid[0].0
-        )));
-    }
-    for (name, v) in grid {
-        match v[..] {
-            [lo, hi, count] if count >= 1.0 && count.fract() == 0.0 && count <= 1e6 => {
-                if lo == hi && count > 1.0 {
-                    return Err(input(format!(
-                        "--grid {name}: the range {lo}:{hi} is empty; give LO < HI"
-                    )));
-                }
-            }
-            [_, _, count] => {
-                return Err(input(format!(
-                    "--grid {name}: the point count must be a whole number from 1 to 1000000, \
-                     not {count}"
-                )));
-            }
-            _ => {
-                return Err(input(format!(
-                    "--grid {name}: expected LO:HI:COUNT, e.g. {name}=-2:2:400"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 impl BasinsArgs {
-    /// The run as a spec: the grid as initial states (the second axis slowest, so rows
-    /// follow it), the solver defaulting to tsit5.
-    fn spec(&self) -> RunSpec {
-        let mut grid = toml::map::Map::new();
-        for (name, v) in self.grid.iter().rev() {
-            grid.insert(
-                name.clone(),
-                toml::Value::Array(v.iter().map(|&x| toml::Value::Float(x)).collect()),
-            );
+    /// The flags as a spec, to be laid over the config file's: the run at its run-config
+    /// keys, the grid (in the order given) and the labelling in `[basins]`. A name given
+    /// twice to one flag is refused here, since a table keeps one value per name.
+    fn flags(&self) -> Result<RunSpec, CliError> {
+        if let [(a, _), (b, _)] = &self.grid[..]
+            && a == b
+        {
+            return Err(input(format!(
+                "--grid {a} is given twice; the two axes must vary different states"
+            )));
         }
-        RunSpec {
-            system: Some(self.system.clone()),
-            solver: Some(self.solver.unwrap_or(Solver::Tsit5)),
+        for (flag, pairs) in [("--set", &self.set), ("--param", &self.param)] {
+            no_repeats(flag, pairs)?;
+            if let Some((name, _)) = pairs.iter().find(|(_, v)| v.len() != 1) {
+                return Err(input(format!("{flag} {name}: expected one value")));
+            }
+        }
+        if self.grid.len() > 2 {
+            return Err(input(format!(
+                "give --grid exactly twice (STATE=LO:HI:COUNT, the first drawn horizontally); \
+                 {} given",
+                self.grid.len()
+            )));
+        }
+        Ok(RunSpec {
+            system: self.system.clone(),
+            solver: self.solver,
             tspan: self.tspan,
             dt: self.dt,
             set: to_map(&self.set),
             param: to_map(&self.param),
-            u0: Some(U0Spec {
-                grid: Some(grid),
-                ..U0Spec::default()
-            }),
             precision: self.precision,
             rtol: self.rtol.map(toml::Value::Float),
             atol: self.atol.map(toml::Value::Float),
             max_steps: self.max_steps,
+            out: self.out.clone(),
+            basins: Some(BasinsSpec {
+                grid: to_map(&self.grid),
+                window: self.window,
+                samples: self.samples,
+                match_atol: self.match_atol,
+                match_rtol: self.match_rtol,
+                escape: self.escape,
+                max_attractors: self.max_attractors,
+                classify: self.classify.clone(),
+                entropy_box: self.entropy_box,
+            }),
             ..RunSpec::default()
-        }
+        })
     }
 
-    /// The basins problem, or the first thing wrong with the flags.
-    fn problem(&self) -> Result<BasinsProblem, CliError> {
-        check_grid(&self.grid)?;
-        for (flag, pairs) in [("--set", &self.set), ("--param", &self.param)] {
-            for (i, (name, v)) in pairs.iter().enumerate() {
-                if pairs[..i].iter().any(|(other, _)| other == name) {
-                    return Err(input(format!("{flag} {name} is given twice; give it once")));
-                }
-                if v.len() != 1 {
-                    return Err(input(format!("{flag} {name}: expected one value")));
-                }
-            }
-        }
-        if let Some((name, _)) = self
-            .set
-            .iter()
-            .find(|(n, _)| self.grid.iter().any(|g| &g.0 == n))
-        {
-            return Err(input(format!(
-                "--set {name} and --grid {name} both set state '{name}'; give one"
-            )));
-        }
-        let spec = self.spec();
-        // The grid travels as simulate's `u0.grid`: name it as this command's flag.
-        let mut run = build_problem(&spec).map_err(|e| match run_spec_error(e, &spec, None) {
-            CliError::Input(m) => CliError::Input(m.replace("--u0-grid", "--grid")),
-            other => other,
-        })?;
-        if run.is_sde() {
-            return Err(input(format!(
-                "{} has a noise block; basins of attraction are for deterministic systems",
-                run.system().name()
-            )));
-        }
-        let (t0, t1) = run.span();
-        let method = match &self.classify {
-            Some(text) => {
-                for (flag, given) in [
-                    ("--window", self.window.is_some()),
-                    ("--samples", self.samples.is_some()),
-                    ("--match-atol", self.match_atol.is_some()),
-                    ("--match-rtol", self.match_rtol.is_some()),
-                    ("--escape", self.escape.is_some()),
-                ] {
-                    if given {
-                        return Err(input(format!(
-                            "{flag} applies to matching attractors by their window; \
-                             --classify labels by the final state alone"
-                        )));
-                    }
-                }
-                basins::save_window(&mut run, 0.0, 1).map_err(basins_error)?;
-                Method::Expression(
-                    basins::expression(run.system(), text, "--classify")
-                        .map_err(CliError::Diagnostics)?,
-                )
-            }
-            None => {
-                let window = self.window.unwrap_or((t1 - t0) / 10.0);
-                let samples = self.samples.unwrap_or(100);
-                if samples == 0 {
-                    return Err(input("--samples must be at least 1"));
-                }
-                if let Some(r) = self.escape
-                    && !(r > 0.0 && r.is_finite())
+    /// The run's spec (the config file with the flags laid over it; --grid replaces the
+    /// file's grid whole) and the basins problem, or the first thing wrong with them.
+    fn problem(&self) -> Result<(RunSpec, BasinsProblem), CliError> {
+        let flags = self.flags()?;
+        let config = self.config.as_deref();
+        let spec = match config {
+            Some(path) => {
+                let mut file = RunSpec::from_file(path)?;
+                if !self.grid.is_empty()
+                    && let Some(b) = file.basins.as_mut()
                 {
-                    return Err(input(format!("--escape must be positive (got {r})")));
+                    b.grid.clear();
                 }
-                let defaults = Match::default();
-                let tol = Match {
-                    atol: self.match_atol.unwrap_or(defaults.atol),
-                    rtol: self.match_rtol.unwrap_or(defaults.rtol),
-                };
-                for (flag, v) in [("--match-atol", tol.atol), ("--match-rtol", tol.rtol)] {
-                    if !(v >= 0.0 && v.is_finite()) {
-                        return Err(input(format!("{flag} must be zero or positive (got {v})")));
-                    }
-                }
-                if !(window >= 0.0 && window.is_finite()) {
-                    return Err(input(format!(
-                        "--window must be zero or positive (got {window})"
-                    )));
-                }
-                if window > t1 - t0 {
-                    return Err(input(format!(
-                        "--window {window} is longer than the run (t {t0} → {t1})"
-                    )));
-                }
-                basins::save_window(&mut run, window, samples).map_err(basins_error)?;
-                Method::Features {
-                    window,
-                    tol,
-                    escape: self.escape,
-                }
+                file.merge(flags.clone())
             }
+            None => flags.clone(),
         };
-        let max_attractors = self.max_attractors.unwrap_or(DEFAULT_MAX_ATTRACTORS);
-        if max_attractors == 0 {
-            return Err(input("--max-attractors must be at least 1"));
-        }
-        let problem = BasinsProblem {
-            run,
-            method,
-            max_attractors,
-        };
-        problem.check().map_err(basins_error)?;
-        problem.run.check()?;
-        Ok(problem)
-    }
-}
-
-/// The step settings of the run: the fixed step, or the tolerances.
-fn step_settings(run: &Problem) -> serde_json::Value {
-    let tol = |t: &crate::ode::Tolerance| match t {
-        crate::ode::Tolerance::All(v) => json!(v),
-        crate::ode::Tolerance::PerState(v) => json!(v),
-    };
-    match run {
-        Problem::Fixed(p) => json!({"dt": p.grid.dt}),
-        Problem::Adaptive(p) => json!({"rtol": tol(&p.control.rtol), "atol": tol(&p.control.atol)}),
-        Problem::Stiff(p) => json!({"rtol": tol(&p.control.rtol), "atol": tol(&p.control.atol)}),
-        Problem::Sde(_) => json!(null),
-    }
-}
-
-/// Attractors closer than this many match tolerances (`Match::distance`: in the component
-/// farthest apart) are suspected halves of one attractor whose window features have not
-/// settled: distinct attractors of the systems people study sit hundreds of tolerances
-/// apart, while features still drifting at the run's end spread over a few.
-const SPLIT_DISTANCE: f64 = 8.0;
-
-/// Pairs of attractors (labels) whose features lie within `SPLIT_DISTANCE` tolerances of
-/// each other, with that distance.
-fn split_attractors(a: &[basins::Attractor], method: &Method) -> Vec<(i32, i32, f64)> {
-    let Method::Features { tol, .. } = method else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for i in 0..a.len() {
-        for j in i + 1..a.len() {
-            let d = tol.distance(&a[i].features, &a[j].features);
-            if d <= SPLIT_DISTANCE {
-                out.push((a[i].label, a[j].label, d));
+        let name = spec.system.as_deref().ok_or_else(|| no_system(config))?;
+        let classify_by_flag = self.classify.is_some();
+        let error = |e: SpecError| match e {
+            // The expression's own diagnostics point into the text of --classify.
+            SpecError::Diagnostics(d) if classify_by_flag => {
+                CliError::Diagnostics(renamed(d, "basins.classify", "--classify"))
             }
-        }
+            e => run_spec_error(e, &flags, config),
+        };
+        let system = load_system(name).map_err(error)?;
+        let problem = basins_problem(system, &spec).map_err(error)?;
+        Ok((spec, problem))
     }
-    out
 }
 
-/// One note for all suspected pairs: the closest few named, then how many more.
-fn split_warning(pairs: &[(i32, i32, f64)]) -> Option<String> {
-    const NAMED: usize = 3;
-    let mut sorted = pairs.to_vec();
-    sorted.sort_by(|x, y| x.2.total_cmp(&y.2));
-    let (a, b, d) = *sorted.first()?;
-    let more = match sorted.len() {
-        1 => String::new(),
-        n => {
-            let others: Vec<String> = sorted[1..n.min(NAMED)]
-                .iter()
-                .map(|(a, b, d)| format!("{a} and {b} ({d:.1})"))
-                .collect();
-            let rest = n.saturating_sub(NAMED);
-            format!(
-                "; so do {}{}",
-                others.join(", "),
-                if rest > 0 {
-                    format!(" and {rest} more pairs")
-                } else {
-                    String::new()
-                }
-            )
+/// Diagnostics with the source called `from` called `to`.
+fn renamed(mut d: Diagnostics, from: &str, to: &str) -> Diagnostics {
+    for one in &mut d.0 {
+        if let Some(source) = &one.source
+            && source.name == from
+        {
+            one.source = Some(Source::new(to, source.text.clone()));
         }
-    };
-    Some(format!(
-        "attractors {a} and {b} differ by only {d:.1} match tolerances{more}: such pairs may \
-         be one attractor whose features had not settled by the end of the run (lengthen \
-         --tspan or --window, or widen --match-atol/--match-rtol); the basin entropy's \
-         fractal test is not claimed"
-    ))
+    }
+    d
+}
+
+/// Neither the command line nor the config file names the system.
+fn no_system(config: Option<&Path>) -> CliError {
+    input(match config {
+        Some(path) => format!(
+            "{} names no system: give `system = \"duffing\"` (a built-in, see `phaseflow \
+             systems`, or a system file) in it, or name one: phaseflow basins SYSTEM --config {}",
+            path.display(),
+            path.display()
+        ),
+        None => "no system given: phaseflow basins SYSTEM (a built-in, see `phaseflow \
+                 systems`, or a system file) --grid ... --grid ..., or --config FILE with \
+                 `system` in it"
+            .into(),
+    })
 }
 
 fn basins_error(e: BasinsError) -> CliError {
@@ -528,80 +400,6 @@ fn legend_text(result: &BasinsResult, k: usize, names: &[String], tol: Option<Ma
             .collect();
         format!("{head}, oscillating\n{}{more}", ranges.join("\n"))
     }
-}
-
-fn summary_json(
-    problem: &BasinsProblem,
-    result: &BasinsResult,
-    entropy: &basins::BasinEntropy,
-    ctx: &GpuContext,
-) -> serde_json::Value {
-    let g = &result.grid;
-    let axis = |a: &crate::ode::Axis, name: &str| json!({"state": name, "lo": a.lo, "hi": a.hi, "count": a.count});
-    let method = match &problem.method {
-        Method::Features {
-            window,
-            tol,
-            escape,
-        } => json!({"kind": "features", "window": window, "match_atol": tol.atol,
-                    "match_rtol": tol.rtol, "escape": escape}),
-        Method::Expression(f) => json!({"kind": "expression", "expression": f.text}),
-    };
-    let n = result.labels.len();
-    let system = problem.run.system();
-    let (t0, t1) = problem.run.span();
-    let base = &problem.run.ensemble().base_params;
-    let params: serde_json::Map<String, serde_json::Value> = system
-        .params
-        .iter()
-        .zip(base)
-        .map(|(p, v)| (p.name.clone(), json!(v)))
-        .collect();
-    let split = split_attractors(&result.attractors, &problem.method);
-    json!({
-        "system": system.name(),
-        "tspan": [t0, t1],
-        "params": params,
-        "steps": step_settings(&problem.run),
-        "states": problem.run.system().states.iter().map(|v| &v.name).collect::<Vec<_>>(),
-        "solver": problem.run.solver().name(),
-        "precision": problem.run.precision().name(),
-        "x": axis(&g.x, &g.x_name),
-        "y": axis(&g.y, &g.y_name),
-        "method": method,
-        "attractors": result.attractors.iter().map(|a| json!({
-            "label": a.label,
-            "count": a.count,
-            "fraction": a.fraction,
-            "representative": {"index": a.representative,
-                               g.x_name.clone(): g.x_at(a.representative % g.nx()),
-                               g.y_name.clone(): g.y_at(a.representative / g.nx())},
-            "final_state": a.final_state,
-            "features": a.features,
-        })).collect::<Vec<_>>(),
-        "diverged": {"count": result.diverged, "fraction": result.diverged_fraction()},
-        "basin_entropy": {
-            "box": entropy.box_size,
-            "boxes": entropy.boxes,
-            "boundary_boxes": entropy.boundary_boxes,
-            "boundary_fraction": entropy.boundary_fraction(),
-            "entropy": if entropy.entropy.is_finite() { json!(entropy.entropy) } else { json!(null) },
-            "boundary_entropy": entropy.boundary_entropy,
-            // Not claimed when attractors may be split: a spurious boundary between two
-            // halves of one attractor would pass the test.
-            "fractal_by_log2_test": entropy.fractal() && split.is_empty(),
-        },
-        "warnings": split_warning(&split).into_iter().collect::<Vec<_>>(),
-        "run": {
-            "trajectories": n,
-            "trajectory_steps": result.stats.trajectory_steps,
-            "solve_seconds": result.stats.solve.as_secs_f64(),
-            "setup_seconds": result.stats.setup.as_secs_f64(),
-            "host_seconds": result.stats.host.as_secs_f64(),
-            "points_per_second": n as f64 / result.stats.solve.as_secs_f64().max(1e-12),
-            "adapter": ctx.summary.name,
-        },
-    })
 }
 
 /// What -o DIR gets.
@@ -689,16 +487,17 @@ fn write_outputs(
 }
 
 pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    if args.overwrite && args.out.is_none() {
+    if args.chunk == Some(0) {
+        return Err(input("--chunk must be at least 1"));
+    }
+    let (spec, problem) = args.problem()?;
+    if args.overwrite && spec.out.is_none() {
         return Err(input(
             "--overwrite replaces the basins in -o DIR; give -o DIR",
         ));
     }
-    if args.chunk == Some(0) {
-        return Err(input("--chunk must be at least 1"));
-    }
-    let problem = args.problem()?;
-    if let Some(dir) = &args.out {
+    let entropy_box = entropy_box(&spec)?;
+    if let Some(dir) = &spec.out {
         check_out(dir, args.overwrite)?;
     }
     let ctx = GpuContext::new(choice)?;
@@ -740,9 +539,11 @@ pub fn run(args: &BasinsArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         Method::Features { tol, .. } => Some(*tol),
         Method::Expression(_) => None,
     };
-    let entropy = result.entropy(args.entropy_box as usize);
-    let summary = summary_json(&problem, &result, &entropy, &ctx);
-    let written = match &args.out {
+    let entropy = result.entropy(entropy_box);
+    // The library's summary, with the adapter the run used.
+    let mut summary = result.summary_json(&problem, entropy_box);
+    summary["run"]["adapter"] = ctx.summary.name.clone().into();
+    let written = match &spec.out {
         Some(dir) => write_outputs(dir, &problem, &result, &names, tol, &summary)?,
         None => Vec::new(),
     };
@@ -845,58 +646,5 @@ mod tests {
         assert_eq!(fixed(-0.5, 2), "-0.50");
         assert_eq!(fixed(-1e-3, 2), "0.00");
         assert_eq!(fixed(-1e-3, 3), "-0.001");
-    }
-
-    /// Two attractors within a few match tolerances are flagged (and the pair named); the
-    /// Duffing wells, 100 tolerances apart, and expression classes are not.
-    #[test]
-    fn attractors_a_few_tolerances_apart_are_suspected_halves_of_one() {
-        let attractor = |label: i32, features: Vec<f64>| basins::Attractor {
-            label,
-            count: 1,
-            fraction: 0.25,
-            representative: 0,
-            final_state: vec![0.0; 2],
-            features,
-        };
-        let features = Method::Features {
-            window: 10.0,
-            tol: Match::default(),
-            escape: None,
-        };
-        let wells = [
-            attractor(0, vec![-1.0, 0.0, -1.0, 0.0]),
-            attractor(1, vec![1.0, 0.0, 1.0, 0.0]),
-        ];
-        assert!(split_attractors(&wells, &features).is_empty());
-        let drifting = [
-            wells[0].clone(),
-            attractor(1, vec![-1.05, 0.0, -1.0, 0.0]),
-            wells[1].clone(),
-        ];
-        let split = split_attractors(&drifting, &features);
-        assert_eq!(split.len(), 1);
-        let (a, b, d) = split[0];
-        assert_eq!((a, b), (0, 1));
-        // |−1.05 − (−1)| / (0.01 + 0.01·1.05) = 2.44 tolerances.
-        assert!((d - 0.05 / 0.0205).abs() < 1e-9, "{d}");
-        let note = split_warning(&split).unwrap();
-        assert!(
-            note.contains("attractors 0 and 1 differ by only 2.4 match"),
-            "{note}"
-        );
-        // Many pairs make one note: the closest three named, the rest counted.
-        let many: Vec<(i32, i32, f64)> =
-            (0..10).map(|k| (k, k + 1, 7.0 - 0.5 * k as f64)).collect();
-        let note = split_warning(&many).unwrap();
-        assert!(
-            note.starts_with("attractors 9 and 10 differ by only 2.5"),
-            "{note}"
-        );
-        assert!(
-            note.contains("so do 8 and 9 (3.0), 7 and 8 (3.5) and 7 more pairs"),
-            "{note}"
-        );
-        assert!(split_warning(&[]).is_none());
     }
 }

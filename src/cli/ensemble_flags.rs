@@ -55,6 +55,12 @@ pub struct EnsembleFlags {
 impl EnsembleFlags {
     /// The ensemble flags as `simulate`'s spec of a run of `system`.
     pub fn spec(&self, system: &str) -> Result<RunSpec, CliError> {
+        self.spec_of(Some(system))
+    }
+
+    /// The ensemble flags as `simulate`'s spec, with `system` if the command line named
+    /// one (a config file may name it instead).
+    pub fn spec_of(&self, system: Option<&str>) -> Result<RunSpec, CliError> {
         for (flag, pairs) in [
             ("--sweep", &self.sweep),
             ("--param", &self.param),
@@ -75,7 +81,7 @@ impl EnsembleFlags {
         let any_u0 =
             u0.uniform.is_some() || u0.grid.is_some() || u0.perturb.is_some() || u0.file.is_some();
         Ok(RunSpec {
-            system: Some(system.to_string()),
+            system: system.map(str::to_string),
             n: self.n,
             seed: self.seed,
             set: to_map(&self.set),

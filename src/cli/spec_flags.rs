@@ -4,14 +4,42 @@
 //! every other key keeps the file's name for it, values are written as in the file
 //! (`[lo, hi]`), and the file's path leads the message unless the key at fault is a flag.
 //! Keys of other config files (train, generate) stay key names, led by the file's path.
+//! The analysis tables' keys are their commands' flags: `lyapunov.k` → `-k`,
+//! `basins.grid.x` → `--grid x`, `orbit.maxima` → `--maxima`.
 
 use super::error::CliError;
 use crate::spec::{FieldError, RunSpec, SpecError};
 use std::path::Path;
 
+/// The tables of the analysis commands (`phaseflow lyapunov`, `orbit-diagram`, `basins`),
+/// whose keys are those commands' flags.
+const ANALYSIS: [&str; 3] = ["lyapunov", "orbit", "basins"];
+
 /// The `simulate` flag that sets run-spec key `key` (a dotted path), followed by the name
-/// of the entry when the key is a table's (`set.x` → `--set x`).
+/// of the entry when the key is a table's (`set.x` → `--set x`); an analysis table's key is
+/// its command's flag (`lyapunov.k` → `-k`, `basins.match_atol` → `--match-atol`,
+/// `basins.grid.x` → `--grid x`).
 pub fn run_flag(key: &str) -> String {
+    if let Some((table, rest)) = key.split_once('.')
+        && ANALYSIS.contains(&table)
+    {
+        let (head, name) = match rest.split_once('.') {
+            Some((h, n)) => (h, Some(n)),
+            None => (rest, None),
+        };
+        let flag = match head {
+            "k" => "-k".to_string(),
+            h => format!("--{}", h.replace('_', "-")),
+        };
+        return match name {
+            Some(name) => format!("{flag} {name}"),
+            None => flag,
+        };
+    }
+    if ANALYSIS.contains(&key) {
+        // A whole table, which only a file holds.
+        return format!("[{key}]");
+    }
     let (head, rest) = match key.split_once('.') {
         Some((h, r)) => (h, Some(r)),
         None => (key, None),
@@ -41,18 +69,43 @@ pub fn run_flag(key: &str) -> String {
     }
 }
 
-/// The top-level keys a spec sets (tables count when they are not empty).
+/// Whether a JSON value counts as set: not null, not an empty table.
+fn is_set(v: &serde_json::Value) -> bool {
+    !(v.is_null() || v.as_object().is_some_and(|o| o.is_empty()))
+}
+
+/// The keys a spec sets: the top-level ones (tables count when they are not empty), and
+/// the analysis tables' keys one level down (`lyapunov.k`, `basins.grid`), since their
+/// flags are set one by one.
 fn keys_set(spec: &RunSpec) -> Vec<String> {
     let value = serde_json::to_value(spec).unwrap_or_default();
-    value
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| !(v.is_null() || v.as_object().is_some_and(|o| o.is_empty())))
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut keys = Vec::new();
+    for (k, v) in value.as_object().into_iter().flatten() {
+        if !is_set(v) {
+            continue;
+        }
+        match v.as_object() {
+            Some(table) if ANALYSIS.contains(&k.as_str()) => keys.extend(
+                table
+                    .iter()
+                    .filter(|(_, x)| is_set(x))
+                    .map(|(sub, _)| format!("{k}.{sub}")),
+            ),
+            _ => keys.push(k.clone()),
+        }
+    }
+    keys
+}
+
+/// The key whose flag sets `key`: its top-level key, or for an analysis table the key one
+/// level down (`basins.grid.x` → `basins.grid`).
+fn flag_key(key: &str) -> &str {
+    let mut parts = key.split(['.', '[']);
+    let head = parts.next().unwrap_or(key);
+    match parts.next() {
+        Some(sub) if ANALYSIS.contains(&head) => &key[..head.len() + 1 + sub.len()],
+        _ => head,
+    }
 }
 
 /// A run-spec error as `simulate` says it. `flags` is the part of the run's spec that the
@@ -73,7 +126,7 @@ fn run_field_message(field: &FieldError, flags: &RunSpec, config: Option<&Path>)
     };
     let by_flag = keys_set(flags);
     let is_flag = |key: &str| {
-        let head = key.split(['.', '[']).next().unwrap_or(key);
+        let head = flag_key(key);
         by_flag.iter().any(|k| k == head)
     };
     let fault_by_flag = is_flag(&field.field);
@@ -125,6 +178,17 @@ mod tests {
             ("u0.perturb", "--u0-perturb"),
             ("u0.file", "--u0"),
             ("max_steps", "--max-steps"),
+            ("lyapunov.k", "-k"),
+            ("lyapunov.time", "--time"),
+            ("lyapunov.renorm", "--renorm"),
+            ("orbit.maxima", "--maxima"),
+            ("orbit.tol", "--tol"),
+            ("basins.grid", "--grid"),
+            ("basins.grid.x", "--grid x"),
+            ("basins.match_atol", "--match-atol"),
+            ("basins.max_attractors", "--max-attractors"),
+            ("basins.entropy_box", "--entropy-box"),
+            ("orbit", "[orbit]"),
         ];
         for (key, flag) in cases {
             assert_eq!(run_flag(key), flag, "{key}");
@@ -152,5 +216,32 @@ mod tests {
         let e = FieldError::new("dt", "must be ").form("lo:hi", "[lo, hi]");
         let message = run_spec_error(e.into(), &flags, Some(Path::new("run.toml")));
         assert_eq!(message.to_string(), "--dt must be lo:hi");
+    }
+
+    /// A key of an analysis table is a flag only if its own flag was given: `-k` on the
+    /// command line does not make the file's `[lyapunov] time` a flag.
+    #[test]
+    fn analysis_keys_are_flags_one_by_one() {
+        let flags = RunSpec {
+            lyapunov: Some(crate::spec::LyapunovSpec {
+                k: Some(2),
+                ..Default::default()
+            }),
+            ..RunSpec::default()
+        };
+        let config = Some(Path::new("run.toml"));
+        let e = FieldError::new("lyapunov.time", "must be above zero");
+        assert_eq!(
+            run_spec_error(e.into(), &flags, config).to_string(),
+            "run.toml: lyapunov.time must be above zero"
+        );
+        let e = FieldError::new("lyapunov.k", "must be at most 3");
+        assert_eq!(
+            run_spec_error(e.into(), &flags, config).to_string(),
+            "-k must be at most 3"
+        );
+        assert_eq!(flag_key("basins.grid.x"), "basins.grid");
+        assert_eq!(flag_key("sweep.rho"), "sweep");
+        assert_eq!(flag_key("saveat[2]"), "saveat");
     }
 }

@@ -5,15 +5,18 @@
 //! Nothing here knows about command-line flags.
 
 pub mod analysis;
+pub mod basins;
 mod config_file;
 mod error;
 pub mod fit;
 pub mod fit_data;
 pub mod generate;
+pub mod lyapunov;
 mod ode_errors;
 pub mod run;
 mod schedule;
 pub mod train;
+mod unread;
 pub mod validate;
 
 pub use analysis::{BasinsSpec, LyapunovSpec, OrbitSpec};

@@ -8,7 +8,8 @@
 //! representatives within an absolute plus relative tolerance; or a user expression of the
 //! final state, rounded. Trajectories that stop early or turn non-finite get −1. Attractors
 //! are numbered by their own features (or value), ascending, so labels do not depend on
-//! chunking or on how the grid is scanned. `entropy` gives the basin entropy of the map.
+//! chunking or on how the grid is scanned. `entropy` gives the basin entropy of the map, and
+//! `summary` what a run found, as JSON.
 //!
 //! ```no_run
 //! use phaseflow::{gpu, model, ode};
@@ -46,6 +47,7 @@ pub mod classify;
 pub mod entropy;
 pub mod problem;
 pub mod sink;
+pub mod summary;
 
 pub use classify::{ClassifyError, DIVERGED, Match};
 pub use entropy::{BasinEntropy, basin_entropy};

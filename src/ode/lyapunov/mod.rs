@@ -4,8 +4,8 @@
 //! modified Gram–Schmidt at a fixed interval after a transient; the exponents are the mean
 //! growth rates ln R_mm / T, each with the standard error of its block means. `problem`
 //! says what is computed and refuses what the kernel cannot do, `kernel` generates
-//! `shaders/ode/lyapunov/`, `cpu` is the f64 twin the kernel is tested against, and `run`
-//! plugs the family into `ode::runner`.
+//! `shaders/ode/lyapunov/`, `cpu` is the f64 twin the kernel is tested against, `run`
+//! plugs the family into `ode::runner`, and `summary` says what a run found, as JSON.
 //!
 //! Why modified Gram–Schmidt and not Householder: the vectors are few and short (dim·k ≤
 //! `MAX_AUGMENTED`), MGS gives R's diagonal directly as the norms it divides by, unrolls to
@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod kernel;
 pub mod problem;
 pub mod run;
+pub mod summary;
 
 pub use problem::{DEFAULT_BLOCKS, LyapunovError, LyapunovProblem, MAX_AUGMENTED, Steps};
 pub use run::{LyapunovResult, SpectraSink, lyapunov_spectra, run_lyapunov_into};
