@@ -13,6 +13,7 @@ pub mod fit_data;
 pub mod generate;
 pub mod lyapunov;
 mod ode_errors;
+pub mod orbit;
 pub mod run;
 mod schedule;
 pub mod train;
@@ -23,6 +24,7 @@ pub use analysis::{BasinsSpec, LyapunovSpec, OrbitSpec};
 pub use config_file::{read_toml, relative_to_config};
 pub use error::{FieldError, SpecError};
 pub use ode_errors::{control_error, grid_error};
+pub use orbit::orbit_problem;
 pub use run::{
     MAX_SAVE_TIMES, MAX_STATES, Output, RunSpec, U0Spec, build_problem, load_system, lookup,
     problem_for_system,

@@ -1,9 +1,6 @@
-//! Orbit (bifurcation) diagrams: for each value of a swept parameter, the values one
-//! state takes where the orbit pierces a section, or at its local maxima, after a
-//! transient. They come from an events run (`ode::events`): a section is a continuous
-//! record event, a maximum of `x` the down-crossing of `dx/dt`. Here the recorded points
-//! become the diagram: per-trajectory point sets, the distinct values that tell a period,
-//! and the classic density picture.
+//! The diagram itself: per trajectory, the parameter value it ran at and the observed
+//! values at its records; the distinct values that tell a period, and the point counts the
+//! classic density picture is drawn from.
 
 /// Recorded points per trajectory, with the parameter value each trajectory ran at.
 #[derive(Debug, Clone, PartialEq)]
