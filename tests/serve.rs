@@ -502,6 +502,8 @@ fn event_logs_over_http_equal_the_library() {
 fn analyses_over_http_equal_the_library() {
     use phaseflow::ode::basins::run_basins;
     use phaseflow::ode::lyapunov::lyapunov_spectra;
+    use phaseflow::ode::orbit::run_orbit_diagram;
+    use phaseflow::spec::orbit::orbit_problem;
     use phaseflow::spec::{basins::basins_problem, load_system, lyapunov::lyapunov_problem};
     let dir = results_dir("analyses");
     let server = Server::start(config(&dir, None)).unwrap();
@@ -581,6 +583,30 @@ fn analyses_over_http_equal_the_library() {
         "{done}"
     );
 
+    let orbit = json!({"system": "rossler", "n": 8, "sweep": {"c": [2, 6]}, "transient": 50,
+        "points": 16, "orbit": {"maxima": "x", "time": 100}});
+    let id = post("/v1/orbit-diagram", orbit.clone());
+    let done = c.wait(id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let spec: RunSpec = serde_json::from_value(orbit).unwrap();
+    let problem = orbit_problem(load_system("rossler").unwrap(), &spec).unwrap();
+    let want = run_orbit_diagram(common::gpu(), &problem, &RunOptions::default()).unwrap();
+    let (_, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+    let arrays = npz_arrays(&npz, &dir.join("orbit"));
+    let got = states_of(&arrays["orbit"]);
+    assert_eq!(got.len(), 8 * 16);
+    for (j, points) in want.diagram.points.iter().enumerate() {
+        assert!(!points.is_empty());
+        assert_eq!(&got[j * 16..j * 16 + points.len()], &points[..]);
+        assert!(
+            got[j * 16 + points.len()..(j + 1) * 16]
+                .iter()
+                .all(|v| v.is_nan())
+        );
+    }
+    let counts: Vec<f64> = want.counts.iter().map(|&c| c as f64).collect();
+    assert_eq!(states_of(&arrays["counts"]), counts);
+
     // Mistakes, at their keys.
     for (path, body, field) in [
         (
@@ -609,9 +635,24 @@ fn analyses_over_http_equal_the_library() {
             "lyapunov",
         ),
         (
+            "/v1/orbit-diagram",
+            json!({"system": "rossler", "sweep": {"c": [2, 6]}, "orbit": {"maxima": "w"}}),
+            "orbit.maxima",
+        ),
+        (
+            "/v1/orbit-diagram",
+            json!({"system": "rossler", "n": 4, "sweep": {"c": [2, 6]}, "orbit": {"maxima": "x"}, "rtol": "x"}),
+            "rtol",
+        ),
+        (
             "/v1/basins",
-            json!({"system": "lorenz", "basins": {"grid": {"q": [0, 1, 4]}}}),
+            json!({"system": "lorenz", "basins": {"grid": {"q": [0, 1, 4], "x": [0, 1, 4]}}}),
             "basins.grid.q",
+        ),
+        (
+            "/v1/basins",
+            json!({"system": "lorenz", "basins": {"grid": {"x": [0, 1, 4]}}}),
+            "basins.grid",
         ),
     ] {
         let (status, v) = c.json("POST", path, Some(body.clone()));

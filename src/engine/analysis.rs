@@ -1,4 +1,4 @@
-//! Lyapunov spectra and basins of attraction as engine jobs: the ensemble runs chunk by
+//! Lyapunov spectra, orbit diagrams and basins of attraction as engine jobs: the ensemble runs chunk by
 //! chunk on the engine's device into the analysis' own in-memory result, with the same
 //! progress (the run's work ticks) and cancellation (between submissions) as a simulation.
 //! A job that was cancelled part-way ends as `Cancelled`, never as a partial result.
@@ -11,6 +11,7 @@ use crate::gpu::GpuContext;
 use crate::ode::RunOptions;
 use crate::ode::basins::{BasinsError, BasinsProblem, BasinsResult, run_basins};
 use crate::ode::lyapunov::{LyapunovProblem, LyapunovResult, lyapunov_spectra};
+use crate::ode::orbit::{OrbitProblem, OrbitResult, run_orbit_diagram};
 use std::sync::{Arc, Weak};
 
 pub(super) fn lyapunov(
@@ -23,6 +24,24 @@ pub(super) fn lyapunov(
     let n = problem.ensemble.n;
     let options = job_options(options, shared, n);
     let result = lyapunov_spectra(ctx, problem, &options)
+        .map_err(EngineError::from)
+        .and_then(|r| finished(&r.stats, n, inner).map(|()| r));
+    if let Some(inner) = inner.upgrade() {
+        inner.finish(shared, &result);
+    }
+    result
+}
+
+pub(super) fn orbit(
+    ctx: &GpuContext,
+    problem: &OrbitProblem,
+    options: RunOptions,
+    shared: &Arc<JobShared>,
+    inner: &Weak<Inner>,
+) -> Result<OrbitResult, EngineError> {
+    let n = problem.n();
+    let options = job_options(options, shared, n);
+    let result = run_orbit_diagram(ctx, problem, &options)
         .map_err(EngineError::from)
         .and_then(|r| finished(&r.stats, n, inner).map(|()| r));
     if let Some(inner) = inner.upgrade() {

@@ -31,6 +31,7 @@ pub use train::{TrainOutcome, TrainRequest};
 use crate::gpu::GpuContext;
 use crate::ode::basins::{BasinsProblem, BasinsResult};
 use crate::ode::lyapunov::{LyapunovProblem, LyapunovResult};
+use crate::ode::orbit::{OrbitProblem, OrbitResult};
 use crate::ode::{Problem, RunOptions, SimError, Solution};
 use crate::schedule::PlanCaps;
 use error::panic_message;
@@ -270,6 +271,44 @@ impl Engine {
         opts: JobOptions,
     ) -> Result<LyapunovResult, EngineError> {
         self.submit_lyapunov(problem, opts)?.wait_blocking()
+    }
+
+    /// Bytes of host memory an orbit diagram's result takes: K points per trajectory, its
+    /// parameters, counts and status.
+    pub fn orbit_result_bytes(problem: &OrbitProblem) -> u64 {
+        let n_params = problem.problem.system().n_params() as u64;
+        (problem.n() as u64).saturating_mul(8 * (problem.k as u64 + n_params) + 13)
+    }
+
+    /// Queues an orbit diagram; returns at once, refusing up front what `submit_lyapunov`
+    /// refuses.
+    pub fn submit_orbit_diagram(
+        &self,
+        problem: OrbitProblem,
+        opts: JobOptions,
+    ) -> Result<Job<OrbitResult>, EngineError> {
+        problem.problem.check()?;
+        let memory = self.inner.job_budget(&opts)?;
+        self.check_result_bytes(Engine::orbit_result_bytes(&problem))?;
+        let options = Engine::job_run_options(memory);
+        problem.problem.plan(&self.inner.ctx, &options)?;
+        let n = problem.n() as u64;
+        self.submit(
+            JobKind::OrbitDiagram,
+            n,
+            memory,
+            &opts,
+            move |ctx, shared, inner| analysis::orbit(ctx, &problem, options, shared, inner),
+        )
+    }
+
+    /// `submit_orbit_diagram`, waited for on the calling thread.
+    pub fn orbit_diagram_blocking(
+        &self,
+        problem: OrbitProblem,
+        opts: JobOptions,
+    ) -> Result<OrbitResult, EngineError> {
+        self.submit_orbit_diagram(problem, opts)?.wait_blocking()
     }
 
     /// Queues a basins-of-attraction run; returns at once, refusing up front what

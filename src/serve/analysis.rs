@@ -12,6 +12,7 @@ use crate::engine::{Engine, EngineError, Job, JobOptions};
 use crate::io::Dtype;
 use crate::ode::basins::{BasinsProblem, BasinsResult, Method};
 use crate::ode::lyapunov::{LyapunovProblem, LyapunovResult};
+use crate::ode::orbit::{OrbitProblem, OrbitResult};
 use serde_json::{Value, json};
 
 /// Which analysis a request asks for (by its route).
@@ -23,15 +24,6 @@ pub enum AnalysisKind {
 }
 
 impl AnalysisKind {
-    /// The job kind and route name.
-    pub fn name(self) -> &'static str {
-        match self {
-            AnalysisKind::Lyapunov => "lyapunov",
-            AnalysisKind::OrbitDiagram => "orbit-diagram",
-            AnalysisKind::Basins => "basins",
-        }
-    }
-
     /// The body's key holding the analysis' own settings.
     pub fn table(self) -> &'static str {
         match self {
@@ -113,6 +105,66 @@ pub fn lyapunov_finished(p: &LyapunovProblem, r: LyapunovResult, before: &Value)
                 npy(Dtype::F64, &[n, p.system.n_params() as u64], &params),
             ),
             ("final".into(), npy(Dtype::F64, &[n, dim], &r.final_states)),
+        ],
+    }
+}
+
+/// A checked orbit-diagram request.
+pub fn orbit_problem(body: Value) -> Result<OrbitProblem, ApiError> {
+    let (system, spec) = spec_with_table(AnalysisKind::OrbitDiagram, body)?;
+    crate::spec::orbit::orbit_problem(system, &spec).map_err(spec_api_error)
+}
+
+pub fn orbit_size(p: &OrbitProblem) -> Size {
+    Size {
+        n: p.n(),
+        bytes: Engine::orbit_result_bytes(p),
+        key: "points",
+        hint: "keep fewer points per trajectory or run fewer trajectories",
+    }
+}
+
+pub fn orbit_summary(p: &OrbitProblem) -> Value {
+    let system = p.problem.system();
+    json!({
+        "system": system.name(),
+        "states": system.states.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+        "parameters": system.params.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+        "n": p.n(),
+        "k": p.k,
+        "points": p.describe(),
+        "solver": p.problem.solver(),
+        "precision": p.problem.precision(),
+    })
+}
+
+pub fn submit_orbit(engine: &Engine, p: &OrbitProblem) -> Result<Job<OrbitResult>, EngineError> {
+    engine.submit_orbit_diagram(p.clone(), JobOptions::default())
+}
+
+/// A finished orbit diagram: the CLI's `orbit.npy` [N, K] (NaN past each count),
+/// `counts.npy`, `distinct.npy`, `params.npy` and `status.npy`, and its `--json` summary.
+pub fn orbit_finished(p: &OrbitProblem, r: OrbitResult, before: &Value) -> Finished {
+    let (n, k) = (p.n(), p.k);
+    let mut points = vec![f64::NAN; n * k];
+    for (row, got) in points.chunks_mut(k.max(1)).zip(&r.diagram.points) {
+        row[..got.len()].copy_from_slice(got);
+    }
+    let n_params = p.problem.system().n_params() as u64;
+    Finished {
+        summary: merged(before, r.summary_json(p)),
+        arrays: vec![
+            (
+                "orbit".into(),
+                npy(Dtype::F64, &[n as u64, k as u64], &points),
+            ),
+            ("counts".into(), npy(Dtype::U32, &[n as u64], &r.counts)),
+            ("distinct".into(), npy(Dtype::U32, &[n as u64], &r.distinct)),
+            (
+                "params".into(),
+                npy(Dtype::F64, &[n as u64, n_params], &r.params),
+            ),
+            ("status".into(), status_npy(&r.status)),
         ],
     }
 }

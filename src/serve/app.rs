@@ -269,6 +269,24 @@ pub async fn lyapunov(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
     .await
 }
 
+pub async fn orbit_diagram(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    start(app, body, |app, request| {
+        let problem = analysis::orbit_problem(request.clone())?;
+        check_size(app, analysis::orbit_size(&problem))?;
+        let summary = analysis::orbit_summary(&problem);
+        let job = queue(app, "orbit-diagram", request, summary, |engine| {
+            analysis::submit_orbit(engine, &problem)
+        })?;
+        let finish: Finish<_> =
+            Box::new(move |r, before| analysis::orbit_finished(&problem, r, before));
+        Ok((job, finish))
+    })
+    .await
+}
+
 pub async fn basins(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
     start(app, body, |app, request| {
         let (problem, entropy_box) = analysis::basins_problem(request.clone())?;

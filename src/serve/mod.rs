@@ -179,6 +179,7 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/simulate", post(app::simulate))
         .route("/v1/lyapunov", post(app::lyapunov))
+        .route("/v1/orbit-diagram", post(app::orbit_diagram))
         .route("/v1/basins", post(app::basins))
         .route("/v1/jobs", get(app::list_jobs))
         .route(
