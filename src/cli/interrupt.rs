@@ -21,6 +21,9 @@ pub fn install_handler() {
             let mut err = std::io::stderr();
             if CANCEL.swap(true, Ordering::SeqCst) {
                 let _ = writeln!(err, "\ninterrupted twice: quitting now");
+                // Exiting skips the output directories' clean-up; an empty one a run made
+                // would stay behind.
+                crate::io::output::remove_made_if_empty();
                 std::process::exit(130);
             }
             let _ = writeln!(

@@ -42,6 +42,19 @@ pub struct OutputDir {
     made: bool,
 }
 
+/// Directories `create` made in this process, for `remove_made_if_empty`.
+static MADE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every directory an `OutputDir` of this process made that is still empty: for an
+/// exit that skips `Drop` (a second Ctrl-C quits at once). A directory with anything in it
+/// stays (an interrupted stream's files are what `--resume` continues from).
+pub fn remove_made_if_empty() {
+    let made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    for dir in made.iter() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 impl OutputDir {
     /// Creates the directory if needed and proves it writable, before any work is done.
     pub fn create(dir: &Path) -> Result<OutputDir, OutputError> {
@@ -54,6 +67,11 @@ impl OutputDir {
         let probe = dir.join(format!(".phaseflow-probe-{}", std::process::id()));
         std::fs::write(&probe, b"probe").map_err(unwritable)?;
         std::fs::remove_file(&probe).map_err(unwritable)?;
+        if made {
+            MADE.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(dir.to_path_buf());
+        }
         Ok(OutputDir {
             dir: dir.to_path_buf(),
             pending: Vec::new(),
@@ -245,6 +263,20 @@ mod tests {
             std::env::temp_dir().join(format!("phaseflow-outdir-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    /// A hard exit's clean-up removes a made directory only while it is empty.
+    #[test]
+    fn made_directories_go_on_a_hard_exit_only_when_empty() {
+        let empty = scratch("hard-empty");
+        let full = scratch("hard-full");
+        let _a = OutputDir::create(&empty).unwrap();
+        let _b = OutputDir::create(&full).unwrap();
+        std::fs::write(full.join("states.npy.partial"), b"x").unwrap();
+        remove_made_if_empty();
+        assert!(!empty.exists());
+        assert!(full.join("states.npy.partial").exists());
+        std::fs::remove_dir_all(&full).unwrap();
     }
 
     /// An interrupted or failed run leaves neither temporaries nor a directory it made;
