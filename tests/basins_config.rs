@@ -174,5 +174,18 @@ fn mistakes_in_the_file_get_one_message() {
     let o = phaseflow(&["basins", "--config", &path, "--classify", "sign(z)"]);
     assert_input_error(&o, "unknown name 'z'");
     assert!(stderr(&o).contains("--classify:1:"), "{}", stderr(&o));
+    // From the file, the expression is named by its key after the file's path.
+    let path = write(
+        &dir,
+        "classify.toml",
+        &format!("{head}{grid}[basins]\nclassify = \"sign(z)\"\n"),
+    );
+    let o = phaseflow(&["basins", "--config", &path]);
+    assert_input_error(&o, "unknown name 'z'");
+    assert!(
+        stderr(&o).contains(&format!("{path}: basins.classify:1:6")),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -276,11 +276,15 @@ impl BasinsArgs {
             None => flags.clone(),
         };
         let name = spec.system.as_deref().ok_or_else(|| no_system(config))?;
-        let classify_by_flag = self.classify.is_some();
+        // The expression's own diagnostics point into its text: name it as --classify, or
+        // as the file's key after the file's path.
+        let classify_name = match (self.classify.is_some(), config) {
+            (false, Some(path)) => format!("{}: basins.classify", path.display()),
+            _ => "--classify".to_string(),
+        };
         let error = |e: SpecError| match e {
-            // The expression's own diagnostics point into the text of --classify.
-            SpecError::Diagnostics(d) if classify_by_flag => {
-                CliError::Diagnostics(renamed(d, "basins.classify", "--classify"))
+            SpecError::Diagnostics(d) => {
+                CliError::Diagnostics(renamed(d, "basins.classify", &classify_name))
             }
             e => run_spec_error(e, &flags, config),
         };

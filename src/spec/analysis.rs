@@ -5,8 +5,11 @@
 //! with the name of the command's flag. A spec holding one of these tables is that analysis
 //! (`phaseflow lyapunov --config`, `POST /v1/lyapunov`), never a simulation.
 
-use super::run::OrderedMap;
 use serde::{Deserialize, Serialize};
+
+/// `run::OrderedMap` (insertion-ordered), named here so that this file need not import
+/// run.rs, which imports it (tests/architecture.rs).
+type OrderedMap = toml::map::Map<String, toml::Value>;
 
 /// Fields set in `over` replace those in `base`.
 macro_rules! merge_fields {
