@@ -544,6 +544,12 @@ fn analyses_over_http_equal_the_library() {
     assert_eq!(js["shapes"]["lyapunov"], json!([16, 2]));
     assert_eq!(js["lyapunov"][3][0].as_f64(), Some(want.exponents[6]));
     assert_eq!(js["status"][0], json!(1));
+    // The summary is the CLI's --json, with the ensemble's keys.
+    assert_eq!(
+        done["summary"]["ensemble"]["sweep"]["rho"],
+        json!([20, 30]),
+        "{done}"
+    );
     let (status, v) = c.json(
         "GET",
         &format!("/v1/jobs/{id}/result?format=npy&array=states"),

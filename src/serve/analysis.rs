@@ -54,10 +54,11 @@ pub struct Size {
     pub hint: &'static str,
 }
 
-/// A checked Lyapunov request.
-pub fn lyapunov_problem(body: Value) -> Result<LyapunovProblem, ApiError> {
+/// A checked Lyapunov request, and its ensemble's keys as the CLI's summary records them.
+pub fn lyapunov_problem(body: Value) -> Result<(LyapunovProblem, Value), ApiError> {
     let (system, spec) = spec_with_table(AnalysisKind::Lyapunov, body)?;
-    crate::spec::lyapunov::lyapunov_problem(system, &spec).map_err(spec_api_error)
+    let problem = crate::spec::lyapunov::lyapunov_problem(system, &spec).map_err(spec_api_error)?;
+    Ok((problem, crate::spec::lyapunov::ensemble_json(&spec)))
 }
 
 pub fn lyapunov_size(p: &LyapunovProblem) -> Size {
@@ -90,12 +91,21 @@ pub fn submit_lyapunov(
 
 /// A finished Lyapunov job: the CLI's `lyapunov.npy`, `lyapunov_error.npy`, `status.npy`,
 /// `params.npy` and `final.npy`, and its `--json` summary.
-pub fn lyapunov_finished(p: &LyapunovProblem, r: LyapunovResult, before: &Value) -> Finished {
+pub fn lyapunov_finished(
+    p: &LyapunovProblem,
+    ensemble: &Value,
+    r: LyapunovResult,
+    before: &Value,
+) -> Finished {
     let (n, k) = (r.n as u64, r.k as u64);
     let dim = p.system.dim() as u64;
     let params = p.ensemble.params(0..r.n);
     Finished {
-        summary: merged(before, r.summary_json(p)),
+        summary: merged(before, {
+            let mut s = r.summary_json(p);
+            s["ensemble"] = ensemble.clone();
+            s
+        }),
         arrays: vec![
             ("lyapunov".into(), npy(Dtype::F64, &[n, k], &r.exponents)),
             ("lyapunov_error".into(), npy(Dtype::F64, &[n, k], &r.errors)),
@@ -207,6 +217,7 @@ pub fn submit_basins(engine: &Engine, p: &BasinsProblem) -> Result<Job<BasinsRes
 pub fn basins_finished(
     p: &BasinsProblem,
     entropy_box: usize,
+    adapter: &str,
     r: BasinsResult,
     before: &Value,
 ) -> Finished {
@@ -227,7 +238,11 @@ pub fn basins_finished(
         Method::Expression(_) => vec![k],
     };
     Finished {
-        summary: merged(before, r.summary_json(p, entropy_box)),
+        summary: merged(before, {
+            let mut s = r.summary_json(p, entropy_box);
+            s["run"]["adapter"] = json!(adapter);
+            s
+        }),
         arrays: vec![
             (
                 "basins".into(),

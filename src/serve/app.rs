@@ -256,14 +256,14 @@ pub async fn simulate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
 
 pub async fn lyapunov(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
     start(app, body, |app, request| {
-        let problem = analysis::lyapunov_problem(request.clone())?;
+        let (problem, ensemble) = analysis::lyapunov_problem(request.clone())?;
         check_size(app, analysis::lyapunov_size(&problem))?;
         let summary = analysis::lyapunov_summary(&problem);
         let job = queue(app, "lyapunov", request, summary, |engine| {
             analysis::submit_lyapunov(engine, &problem)
         })?;
         let finish: Finish<_> =
-            Box::new(move |r, before| analysis::lyapunov_finished(&problem, r, before));
+            Box::new(move |r, before| analysis::lyapunov_finished(&problem, &ensemble, r, before));
         Ok((job, finish))
     })
     .await
@@ -295,8 +295,10 @@ pub async fn basins(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
         let job = queue(app, "basins", request, summary, |engine| {
             analysis::submit_basins(engine, &problem)
         })?;
-        let finish: Finish<_> =
-            Box::new(move |r, before| analysis::basins_finished(&problem, entropy_box, r, before));
+        let adapter = app.engine.context().summary.name.clone();
+        let finish: Finish<_> = Box::new(move |r, before| {
+            analysis::basins_finished(&problem, entropy_box, &adapter, r, before)
+        });
         Ok((job, finish))
     })
     .await
