@@ -441,6 +441,12 @@ mod tests {
         "nn/mlp/fused_step.wgsl",
         "nn/deeponet/rows.wgsl",
         "nn/deeponet/combine_head.wgsl",
+        "ode/fixed/window.wgsl",
+        "ode/fixed/saves.wgsl",
+        "ode/adaptive/window.wgsl",
+        "ode/adaptive/early_stop.wgsl",
+        "ode/sde/fixed_window.wgsl",
+        "ode/sde/adaptive_window.wgsl",
     ];
 
     /// A new template file must be listed by `phaseflow kernel --list` (or marked as one

@@ -19,27 +19,7 @@
 {{SYSTEM}}
 {{NOISE}}
 {{METHOD}}
-struct Window {
-    n_traj: u32,       // trajectories in this chunk
-    stride: u32,       // row length of the struct-of-arrays buffers (chunk capacity)
-    save_first: u32,   // run-wide slot number of saved[] slot 0
-    save_end: u32,     // one past the last run-wide slot saved[] holds
-    n_slots: u32,      // save slots of the whole run
-    max_attempts: u32, // step attempts per trajectory in this dispatch
-    window: u32,       // this dispatch's counter in unfinished[]
-    max_steps: u32,    // step attempts per trajectory in the whole run
-    traj_base: u32,    // run-wide index of this chunk's first trajectory
-    seed_lo: u32,      // the noise key
-    seed_hi: u32,
-    antithetic: u32,   // 1: trajectory 2j+1 takes path j negated
-    depth: u32,        // levels of the Brownian tree
-    t0: real,
-    t1: real,
-    dt_initial: real,
-    dt_min: real,
-    dt_max: real,
-    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
-}
+#include "ode/sde/adaptive_window.wgsl"
 
 // Each storage binding's comment gives its layout, outermost index first, and may name
 // the rows after a colon; `ode::layout_check` holds them to the code that writes them.
@@ -59,16 +39,7 @@ const FLAG_STARTED: u32 = 1u;
 const EVALS_PER_ATTEMPT: u32 = 2u;
 
 {{ACCESS}}
-fn underflow(h: real, t: real) -> bool {
-    return h < max(win.dt_min, real(4.0) * REAL_EPS * abs(t));
-}
-
-// Slots of this batch from `first` (run-wide) on become NaN: the trajectory stopped early.
-fn save_nan_from(first: u32, i: u32) {
-    for (var s = max(first, win.save_first); s < win.save_end; s++) {
-        save_nan(s - win.save_first, i);
-    }
-}
+#include "ode/adaptive/early_stop.wgsl"
 
 @compute @workgroup_size({{WORKGROUP_SIZE}})
 fn main(
