@@ -156,7 +156,7 @@ fn dump_kernels() {
                     64,
                     precision,
                 )
-                .map_or_else(|e| format!("ERROR: {e}"), |w| w);
+                .unwrap_or_else(|e| format!("ERROR: {e}"));
                 let file = format!(
                     "{dir}/lyapunov_{name}_{k}_{}_{}.wgsl",
                     solver.name(),
