@@ -447,6 +447,12 @@ mod tests {
         "ode/adaptive/early_stop.wgsl",
         "ode/sde/fixed_window.wgsl",
         "ode/sde/adaptive_window.wgsl",
+        "ode/adaptive/resume.wgsl",
+        "ode/adaptive/write_back.wgsl",
+        "ode/stiff/resume.wgsl",
+        "ode/stiff/write_back.wgsl",
+        "ode/sde/adaptive_resume.wgsl",
+        "ode/sde/adaptive_write_back.wgsl",
     ];
 
     /// A new template file must be listed by `phaseflow kernel --list` (or marked as one

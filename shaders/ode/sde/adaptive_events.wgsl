@@ -91,29 +91,7 @@ fn main(
     var y = load_state(i);
     var p = load_params(i);
     var n_rec = event_count_load(i);
-    var t: real;
-    var h: real;
-    var w: Wiener;
-
-    if (flags & FLAG_STARTED) == 0u {
-        t = win.t0;
-        h = min(win.dt_initial, win.dt_max);
-        w = wiener_zero();
-        flags = FLAG_STARTED;
-        if !state_finite(y) {
-            status = STATUS_NON_FINITE;
-        } else {
-            // Save times increase, so only slot 0 can be at t0, and batch 0 holds it.
-            while slot < win.n_slots && save_times[slot] <= t {
-                save_state(slot - win.save_first, i, y);
-                slot += 1u;
-            }
-        }
-    } else {
-        t = control[i];
-        h = control[i + stride];
-        w = load_w(i);
-    }
+    #include "ode/sde/adaptive_resume.wgsl"
 
     // The conditions at the dispatch's start, from the stored state: the same bits as the
     // previous dispatch's last accepted step computed.
@@ -218,20 +196,5 @@ fn main(
     store_state(i, y);
     event_store_params(i, p);
     event_count_store(i, n_rec);
-    control[i] = t;
-    control[i + stride] = h;
-    store_w(i, w);
-    counts[i] = status;
-    counts[i + stride] = accepted;
-    counts[i + 2u * stride] = rejected;
-    counts[i + 3u * stride] = evals;
-    counts[i + 4u * stride] = slot;
-    counts[i + 5u * stride] = flags;
-    if status == STATUS_RUNNING {
-        if slot < win.save_end || slot >= win.n_slots {
-            atomicAdd(&unfinished[win.window], 1u);
-        }
-    } else if status != STATUS_SUCCESS {
-        save_nan_from(slot, i);
-    }
+    #include "ode/sde/adaptive_write_back.wgsl"
 }

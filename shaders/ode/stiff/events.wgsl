@@ -106,45 +106,7 @@ fn main(
     var y = load_state(i);
     var p = load_params(i);
     var n_rec = event_count_load(i);
-    var c: Carry;
-    var t: real;
-    var h: real;
-    var err_prev: real;
-    var mode: u32;
-    var count: u32;
-
-    if (flags & FLAG_STARTED) == 0u {
-        t = win.t0;
-        c.f0 = rhs(t, y, p);
-        evals = 1u;
-        err_prev = real(1.0);
-        flags = FLAG_STARTED;
-        mode = INITIAL_MODE;
-        count = 0u;
-        if !state_finite(y) || !state_finite(c.f0) {
-            status = STATUS_NON_FINITE;
-        } else {
-            if win.dt_initial > real(0.0) {
-                h = win.dt_initial;
-            } else {
-                h = initial_step(t, y, p, c.f0);
-                evals += 1u;
-            }
-            h = min(h, win.dt_max);
-            // Save times increase, so only slot 0 can be at t0, and batch 0 holds it.
-            while slot < win.n_slots && save_times[slot] <= t {
-                save_state(slot - win.save_first, i, y);
-                slot += 1u;
-            }
-        }
-    } else {
-        t = control[i];
-        h = control[i + stride];
-        err_prev = control[i + 2u * stride];
-        c.f0 = load_f0(i);
-        mode = select(0u, 1u, (flags & FLAG_STIFF) != 0u);
-        count = (flags >> COUNT_SHIFT) & COUNT_MASK;
-    }
+    #include "ode/stiff/resume.wgsl"
 
     // The conditions at the dispatch's start, from the stored state: the same bits as the
     // previous dispatch's last committed step computed.
@@ -292,24 +254,5 @@ fn main(
     store_state(i, y);
     event_store_params(i, p);
     event_count_store(i, n_rec);
-    control[i] = t;
-    control[i + stride] = h;
-    control[i + 2u * stride] = err_prev;
-    store_f0(i, c.f0);
-    counts[i] = status;
-    counts[i + stride] = accepted;
-    counts[i + 2u * stride] = rejected;
-    counts[i + 3u * stride] = evals;
-    counts[i + 4u * stride] = jacobians;
-    counts[i + 5u * stride] = switches;
-    counts[i + 6u * stride] = slot;
-    counts[i + 7u * stride] = flags;
-    if status == STATUS_RUNNING {
-        let waiting = (flags >> WAIT_SHIFT) == win.save_end;
-        if !waiting && (slot < win.save_end || final_batch) {
-            atomicAdd(&unfinished[win.window], 1u);
-        }
-    } else if status != STATUS_SUCCESS {
-        save_nan_from(slot, i);
-    }
+    #include "ode/stiff/write_back.wgsl"
 }
