@@ -441,6 +441,18 @@ mod tests {
         "nn/mlp/fused_step.wgsl",
         "nn/deeponet/rows.wgsl",
         "nn/deeponet/combine_head.wgsl",
+        "ode/fixed/window.wgsl",
+        "ode/fixed/saves.wgsl",
+        "ode/adaptive/window.wgsl",
+        "ode/adaptive/early_stop.wgsl",
+        "ode/sde/fixed_window.wgsl",
+        "ode/sde/adaptive_window.wgsl",
+        "ode/adaptive/resume.wgsl",
+        "ode/adaptive/write_back.wgsl",
+        "ode/stiff/resume.wgsl",
+        "ode/stiff/write_back.wgsl",
+        "ode/sde/adaptive_resume.wgsl",
+        "ode/sde/adaptive_write_back.wgsl",
     ];
 
     /// A new template file must be listed by `phaseflow kernel --list` (or marked as one

@@ -54,6 +54,15 @@ pub fn shader_files() -> impl Iterator<Item = (&'static str, &'static str)> {
     embedded::SHADERS.iter().copied()
 }
 
+/// The template at `path` with its includes expanded and its placeholders as written: what
+/// tests that read a template's declarations (its `struct Window`, its bindings) look at,
+/// wherever an include put them.
+pub fn expand(path: &str) -> Result<String, ShaderError> {
+    let mut text = String::new();
+    expand_includes(path, &mut BTreeSet::new(), &mut text)?;
+    Ok(text)
+}
+
 /// Expands includes and placeholders of the template at `path`.
 pub fn compose(path: &str, values: &[(&str, &str)]) -> Result<String, ShaderError> {
     let mut included = BTreeSet::new();

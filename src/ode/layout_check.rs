@@ -5,7 +5,7 @@
 //! (`SaveBatch`) and the adaptive family's row constants and outcome decoding. A layout
 //! changed on one side only fails here.
 
-use crate::gpu::shader::shader_file;
+use crate::gpu::shader::expand;
 use crate::ode::adaptive::kernel::TEMPLATE as ADAPTIVE;
 use crate::ode::adaptive::run::{self as adaptive, CONTROL_ROWS, COUNT_ROWS, COUNT_ROWS_ALL};
 use crate::ode::codegen::accessors;
@@ -24,7 +24,7 @@ use crate::precision::Precision;
 
 /// The fields of the template's `struct Window`, (name, type) in order.
 fn window_fields(template: &str) -> Vec<(String, String)> {
-    let text = shader_file(template).expect("template");
+    let text = expand(template).expect("template");
     let body = text
         .split("struct Window {")
         .nth(1)
@@ -270,7 +270,7 @@ fn sde_adaptive_window_struct_matches_its_packing() {
 /// The layout comment of storage binding `name`: its dimensions, outermost first, and the
 /// row names after a colon (if any). The comment trails the binding or is the line above.
 fn layout(template: &str, name: &str) -> (Vec<String>, Vec<String>) {
-    let text = shader_file(template).expect("template");
+    let text = expand(template).expect("template");
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
         .iter()

@@ -25,22 +25,7 @@
 
 {{SYSTEM}}
 {{METHOD}}
-struct Window {
-    n_traj: u32,       // trajectories in this chunk
-    stride: u32,       // row length of the struct-of-arrays buffers (chunk capacity)
-    save_first: u32,   // run-wide slot number of saved[] slot 0
-    save_end: u32,     // one past the last run-wide slot saved[] holds
-    n_slots: u32,      // save slots of the whole run
-    max_attempts: u32, // step attempts per trajectory in this dispatch
-    window: u32,       // this dispatch's counter in unfinished[]
-    max_steps: u32,    // step attempts per trajectory in the whole run
-    t0: real,
-    t1: real,
-    dt_initial: real,  // 0: Hairer's heuristic
-    dt_min: real,
-    dt_max: real,
-    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
-}
+#include "ode/adaptive/window.wgsl"
 
 // Each storage binding's comment gives its layout, outermost index first, and may name
 // the rows after a colon; `ode::layout_check` holds them to the code that writes them.
@@ -66,16 +51,7 @@ const WAIT_SHIFT: u32 = 2u;
 
 {{ACCESS}}
 {{EVENTS}}
-fn underflow(h: real, t: real) -> bool {
-    return h < max(win.dt_min, real(4.0) * REAL_EPS * abs(t));
-}
-
-// Slots of this batch from `first` (run-wide) on become NaN: the trajectory stopped early.
-fn save_nan_from(first: u32, i: u32) {
-    for (var s = max(first, win.save_first); s < win.save_end; s++) {
-        save_nan(s - win.save_first, i);
-    }
-}
+#include "ode/adaptive/early_stop.wgsl"
 
 @compute @workgroup_size({{WORKGROUP_SIZE}})
 fn main(
@@ -111,39 +87,7 @@ fn main(
     var y = load_state(i);
     var p = load_params(i);
     var n_rec = event_count_load(i);
-    var st: Stages;
-    var t: real;
-    var h: real;
-    var err_prev: real;
-
-    if (flags & FLAG_STARTED) == 0u {
-        t = win.t0;
-        st.k0 = rhs(t, y, p);
-        evals = 1u;
-        err_prev = real(1.0);
-        flags = FLAG_STARTED;
-        if !state_finite(y) || !state_finite(st.k0) {
-            status = STATUS_NON_FINITE;
-        } else {
-            if win.dt_initial > real(0.0) {
-                h = win.dt_initial;
-            } else {
-                h = initial_step(t, y, p, st.k0);
-                evals += 1u;
-            }
-            h = min(h, win.dt_max);
-            // Save times increase, so only slot 0 can be at t0, and batch 0 holds it.
-            while slot < win.n_slots && save_times[slot] <= t {
-                save_state(slot - win.save_first, i, y);
-                slot += 1u;
-            }
-        }
-    } else {
-        t = control[i];
-        h = control[i + stride];
-        err_prev = control[i + 2u * stride];
-        st.k0 = load_k0(i);
-    }
+    #include "ode/adaptive/resume.wgsl"
 
     // The conditions at the dispatch's start, from the stored state: the same bits as the
     // previous dispatch's last committed step computed.
@@ -274,22 +218,5 @@ fn main(
     store_state(i, y);
     event_store_params(i, p);
     event_count_store(i, n_rec);
-    control[i] = t;
-    control[i + stride] = h;
-    control[i + 2u * stride] = err_prev;
-    store_k0(i, st.k0);
-    counts[i] = status;
-    counts[i + stride] = accepted;
-    counts[i + 2u * stride] = rejected;
-    counts[i + 3u * stride] = evals;
-    counts[i + 4u * stride] = slot;
-    counts[i + 5u * stride] = flags;
-    if status == STATUS_RUNNING {
-        let waiting = (flags >> WAIT_SHIFT) == win.save_end;
-        if !waiting && (slot < win.save_end || final_batch) {
-            atomicAdd(&unfinished[win.window], 1u);
-        }
-    } else if status != STATUS_SUCCESS {
-        save_nan_from(slot, i);
-    }
+    #include "ode/adaptive/write_back.wgsl"
 }

@@ -19,27 +19,7 @@
 {{SYSTEM}}
 {{NOISE}}
 {{METHOD}}
-struct Window {
-    n_traj: u32,       // trajectories in this chunk
-    stride: u32,       // row length of the struct-of-arrays buffers (chunk capacity)
-    save_first: u32,   // run-wide slot number of saved[] slot 0
-    save_end: u32,     // one past the last run-wide slot saved[] holds
-    n_slots: u32,      // save slots of the whole run
-    max_attempts: u32, // step attempts per trajectory in this dispatch
-    window: u32,       // this dispatch's counter in unfinished[]
-    max_steps: u32,    // step attempts per trajectory in the whole run
-    traj_base: u32,    // run-wide index of this chunk's first trajectory
-    seed_lo: u32,      // the noise key
-    seed_hi: u32,
-    antithetic: u32,   // 1: trajectory 2j+1 takes path j negated
-    depth: u32,        // levels of the Brownian tree
-    t0: real,
-    t1: real,
-    dt_initial: real,
-    dt_min: real,
-    dt_max: real,
-    one: real,         // 1.0, for math_init (the f64 library's compiler barrier)
-}
+#include "ode/sde/adaptive_window.wgsl"
 
 // Each storage binding's comment gives its layout, outermost index first, and may name
 // the rows after a colon; `ode::layout_check` holds them to the code that writes them.
@@ -59,16 +39,7 @@ const FLAG_STARTED: u32 = 1u;
 const EVALS_PER_ATTEMPT: u32 = 2u;
 
 {{ACCESS}}
-fn underflow(h: real, t: real) -> bool {
-    return h < max(win.dt_min, real(4.0) * REAL_EPS * abs(t));
-}
-
-// Slots of this batch from `first` (run-wide) on become NaN: the trajectory stopped early.
-fn save_nan_from(first: u32, i: u32) {
-    for (var s = max(first, win.save_first); s < win.save_end; s++) {
-        save_nan(s - win.save_first, i);
-    }
-}
+#include "ode/adaptive/early_stop.wgsl"
 
 @compute @workgroup_size({{WORKGROUP_SIZE}})
 fn main(
@@ -102,29 +73,7 @@ fn main(
     tree_setup(win.t0, win.t1, win.depth);
     var y = load_state(i);
     let p = load_params(i);
-    var t: real;
-    var h: real;
-    var w: Wiener;
-
-    if (flags & FLAG_STARTED) == 0u {
-        t = win.t0;
-        h = min(win.dt_initial, win.dt_max);
-        w = wiener_zero();
-        flags = FLAG_STARTED;
-        if !state_finite(y) {
-            status = STATUS_NON_FINITE;
-        } else {
-            // Save times increase, so only slot 0 can be at t0, and batch 0 holds it.
-            while slot < win.n_slots && save_times[slot] <= t {
-                save_state(slot - win.save_first, i, y);
-                slot += 1u;
-            }
-        }
-    } else {
-        t = control[i];
-        h = control[i + stride];
-        w = load_w(i);
-    }
+    #include "ode/sde/adaptive_resume.wgsl"
 
     var budget = win.max_attempts;
     while status == STATUS_RUNNING {
@@ -187,20 +136,5 @@ fn main(
     }
 
     store_state(i, y);
-    control[i] = t;
-    control[i + stride] = h;
-    store_w(i, w);
-    counts[i] = status;
-    counts[i + stride] = accepted;
-    counts[i + 2u * stride] = rejected;
-    counts[i + 3u * stride] = evals;
-    counts[i + 4u * stride] = slot;
-    counts[i + 5u * stride] = flags;
-    if status == STATUS_RUNNING {
-        if slot < win.save_end || slot >= win.n_slots {
-            atomicAdd(&unfinished[win.window], 1u);
-        }
-    } else if status != STATUS_SUCCESS {
-        save_nan_from(slot, i);
-    }
+    #include "ode/sde/adaptive_write_back.wgsl"
 }

@@ -288,14 +288,14 @@ pub fn run_stiff_into(
 
 #[cfg(test)]
 mod tests {
-    use crate::gpu::shader::shader_file;
+    use crate::gpu::shader::expand;
 
     /// The stiff kernels read the adaptive kernel's window uniform (`window_uniform` packs
     /// it), so the templates must declare the same `struct Window`.
     #[test]
     fn the_window_struct_is_the_adaptive_ones() {
         let window = |path: &str| -> String {
-            let text = shader_file(path).unwrap();
+            let text = expand(path).unwrap();
             let body = text.split("struct Window {").nth(1).unwrap();
             body.split('}').next().unwrap().to_string()
         };
