@@ -588,6 +588,12 @@ fn analyses_over_http_equal_the_library() {
         Some(2),
         "{done}"
     );
+    // The grid's first state is drawn across, in the order the body gives it: labels are
+    // [NY, NX] = [v's count, x's count].
+    match &arrays["basins"] {
+        phaseflow::io::NpzValue::Array { shape, .. } => assert_eq!(shape, &[10, 12]),
+        other => panic!("{other:?}"),
+    }
 
     let orbit = json!({"system": "rossler", "n": 8, "sweep": {"c": [2, 6]}, "transient": 50,
         "points": 16, "orbit": {"maxima": "x", "time": 100}});
@@ -659,6 +665,11 @@ fn analyses_over_http_equal_the_library() {
             "/v1/basins",
             json!({"system": "lorenz", "basins": {"grid": {"x": [0, 1, 4]}}}),
             "basins.grid",
+        ),
+        (
+            "/v1/basins",
+            json!({"system": "duffing", "tspan": [0, 10], "basins": {"grid": {"x": [-2, 2, 3], "v": [-2, 2, 3]}, "classify": "sign(q)"}}),
+            "basins.classify",
         ),
     ] {
         let (status, v) = c.json("POST", path, Some(body.clone()));

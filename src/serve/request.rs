@@ -71,13 +71,15 @@ pub fn spec_api_error(e: SpecError) -> ApiError {
             }
         }
         // A section's mistakes point into its own text (`with_section` names it so).
+        // A section's and a classifying expression's mistakes point into their own text,
+        // which `with_section` and `basins::expression` name after their key.
         SpecError::Diagnostics(d) => {
-            let section = d
-                .first()
-                .source
-                .as_ref()
-                .is_some_and(|s| s.name == "--section");
-            ApiError::from_diagnostics(if section { "section" } else { "system" }, &d)
+            let field = match d.first().source.as_ref().map(|s| s.name.as_str()) {
+                Some("--section") => "section",
+                Some("basins.classify") => "basins.classify",
+                _ => "system",
+            };
+            ApiError::from_diagnostics(field, &d)
         }
     }
 }

@@ -6,7 +6,8 @@
 use super::error::FieldError;
 use super::run::RunSpec;
 
-/// The top-level keys `spec` sets (a table counts when it is not empty), alphabetically.
+/// The top-level keys `spec` sets (a table counts when it is not empty), in `RunSpec`'s
+/// field order.
 pub fn keys_set(spec: &RunSpec) -> Vec<String> {
     let value = serde_json::to_value(spec).unwrap_or_default();
     value
@@ -49,7 +50,7 @@ mod tests {
     #[test]
     fn the_first_unread_key_is_refused_at_its_name() {
         let spec: RunSpec = toml::from_str("n = 3\nsaveat = '0:1:2'\nevents = 4").unwrap();
-        assert_eq!(keys_set(&spec), ["events", "n", "saveat"]);
+        assert_eq!(keys_set(&spec), ["n", "saveat", "events"]);
         let e = refuse_unread(&spec, "lyapunov", &["n", "events"], |_, e| e).unwrap_err();
         assert_eq!(e.field, "saveat");
         assert_eq!(
