@@ -203,6 +203,7 @@ impl RunSpec {
 
     /// Fields set in `over` replace those here; tables are merged key by key.
     pub fn merge(mut self, over: RunSpec) -> RunSpec {
+        self.drop_what_over_replaces(&over);
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
@@ -246,6 +247,48 @@ impl RunSpec {
         self.orbit = merge_table(self.orbit, over.orbit, OrbitSpec::merge);
         self.basins = merge_table(self.basins, over.basins, BasinsSpec::merge);
         self
+    }
+
+    /// Clears the keys that a key set in `over` stands in for, so that a flag replaces a
+    /// file's key it excludes as it replaces the same key: the span given as `tspan` or as
+    /// an analysis' `time`, the points as a `section` or as `orbit.maxima`, and the count
+    /// as `n` or as counted axes (a sweep or u0 grid `[lo, hi, count]`).
+    fn drop_what_over_replaces(&mut self, over: &RunSpec) {
+        let over_time = over.lyapunov.as_ref().is_some_and(|l| l.time.is_some())
+            || over.orbit.as_ref().is_some_and(|o| o.time.is_some());
+        if over_time {
+            self.tspan = None;
+        }
+        if over.tspan.is_some() {
+            if let Some(l) = self.lyapunov.as_mut() {
+                l.time = None;
+            }
+            if let Some(o) = self.orbit.as_mut() {
+                o.time = None;
+            }
+        }
+        if over.orbit.as_ref().is_some_and(|o| o.maxima.is_some()) {
+            self.section = None;
+            self.direction = None;
+        }
+        if over.section.is_some()
+            && let Some(o) = self.orbit.as_mut()
+        {
+            o.maxima = None;
+        }
+        let counted = |m: &OrderedMap| {
+            m.values()
+                .any(|v| v.as_array().is_some_and(|a| a.len() == 3))
+        };
+        let over_counts = counted(&over.sweep)
+            || over
+                .u0
+                .as_ref()
+                .and_then(|u| u.grid.as_ref())
+                .is_some_and(|g| !g.is_empty());
+        if over_counts && over.n.is_none() {
+            self.n = None;
+        }
     }
 
     /// The analysis table this spec holds (`lyapunov`, `orbit` or `basins`), if any.
@@ -1361,6 +1404,35 @@ mod tests {
         assert_eq!(p.control.atol, Tolerance::All(1e-9));
         assert_eq!(p.saveat, SaveAt::Times(vec![0.0, 0.25, 0.5, 0.75, 1.0]));
         assert_eq!(p.precision, Precision::F64);
+    }
+
+    /// A key given over a file replaces the file's keys it excludes.
+    #[test]
+    fn merged_keys_replace_what_they_exclude() {
+        let file: RunSpec = toml::from_str(
+            "n = 40\nsection = 'z = 1'\ndirection = 'up'\n[lyapunov]\ntime = 5\n[orbit]\ntime = 3",
+        )
+        .unwrap();
+        let over: RunSpec =
+            toml::from_str("tspan = [0, 9]\n[sweep]\nc = [2, 6, 10]\n[orbit]\nmaxima = 'x'")
+                .unwrap();
+        let m = file.clone().merge(over);
+        assert_eq!(m.n, None);
+        assert_eq!(m.tspan, Some([0.0, 9.0]));
+        assert_eq!(m.lyapunov.unwrap().time, None);
+        let orbit = m.orbit.unwrap();
+        assert_eq!((orbit.time, orbit.maxima.as_deref()), (None, Some("x")));
+        assert_eq!((m.section, m.direction), (None, None));
+        // And the other way round: a time over a file's tspan, a section over maxima.
+        let file: RunSpec = toml::from_str("tspan = [0, 9]\n[orbit]\nmaxima = 'x'").unwrap();
+        let over: RunSpec = toml::from_str("section = 'z = 1'\n[orbit]\ntime = 4").unwrap();
+        let m = file.merge(over);
+        assert_eq!(m.tspan, None);
+        assert_eq!(m.orbit.unwrap().maxima, None);
+        // An uncounted sweep keeps the file's n.
+        let file: RunSpec = toml::from_str("n = 40").unwrap();
+        let over: RunSpec = toml::from_str("[sweep]\nc = [2, 6]").unwrap();
+        assert_eq!(file.merge(over).n, Some(40));
     }
 
     #[test]
