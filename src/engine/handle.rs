@@ -31,6 +31,11 @@ impl JobHandle {
         self.0.memory
     }
 
+    /// Whether `cancel` was called (the job may still be finishing its work in flight).
+    pub fn cancel_requested(&self) -> bool {
+        self.0.cancel.load(Ordering::SeqCst)
+    }
+
     /// Asks the job to stop. A queued job never starts; a running one stops after the work
     /// already on the device, releases its buffers and finishes as `Cancelled`.
     pub fn cancel(&self) {

@@ -110,6 +110,8 @@ impl App {
             // is concerned (its result cannot be fetched yet).
             let state = match &p.state {
                 JobState::Succeeded => "running",
+                // Asked to stop, finishing the work in flight.
+                JobState::Running | JobState::Queued if h.cancel_requested() => "cancelling",
                 s => s.name(),
             };
             v["state"] = json!(state);
@@ -154,8 +156,13 @@ impl App {
                 finished.arrays
             }
             Err(EngineError::Cancelled { done, total }) => {
+                // The progress estimate runs ahead of the trajectories whose chunks finished.
+                let reached = record["progress"]["done"].as_u64().unwrap_or(0).max(done);
                 record["state"] = json!("cancelled");
-                record["error"] = json!(format!("cancelled after {done} of {total} trajectories"));
+                record["error"] = json!(format!(
+                    "cancelled after about {reached} of {total} trajectories; a cancelled job \
+                     keeps no result"
+                ));
                 Vec::new()
             }
             Err(e) => {
