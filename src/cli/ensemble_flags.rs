@@ -53,11 +53,6 @@ pub struct EnsembleFlags {
 }
 
 impl EnsembleFlags {
-    /// The ensemble flags as `simulate`'s spec of a run of `system`.
-    pub fn spec(&self, system: &str) -> Result<RunSpec, CliError> {
-        self.spec_of(Some(system))
-    }
-
     /// The ensemble flags as `simulate`'s spec, with `system` if the command line named
     /// one (a config file may name it instead).
     pub fn spec_of(&self, system: Option<&str>) -> Result<RunSpec, CliError> {
