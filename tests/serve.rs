@@ -101,7 +101,7 @@ impl Client {
         loop {
             let (status, v) = self.json("GET", &format!("/v1/jobs/{id}"), None);
             assert_eq!(status, 200, "{v}");
-            if !["queued", "running"].contains(&v["state"].as_str().unwrap()) {
+            if !["queued", "running", "cancelling"].contains(&v["state"].as_str().unwrap()) {
                 return v;
             }
             assert!(
@@ -555,7 +555,7 @@ fn analyses_over_http_equal_the_library() {
         &format!("/v1/jobs/{id}/result?format=npy&array=states"),
         None,
     );
-    assert_eq!(status, 422, "{v}");
+    assert_eq!(status, 404, "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

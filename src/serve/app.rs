@@ -628,11 +628,10 @@ pub async fn job_result(
                 .array
                 .unwrap_or_else(|| names.first().cloned().unwrap_or_default());
             if !names.contains(&array) {
-                return Err(ApiError::invalid(format!(
+                return Err(ApiError::not_found(format!(
                     "job {id} has no array '{array}'; its arrays are {}",
                     names.join(", ")
-                ))
-                .field("array"));
+                )));
             }
             let bytes = app.store.npy(id, &array).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
