@@ -7,7 +7,7 @@ use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
 use crate::ode::events::EventSink;
 use crate::ode::{
-    EnsembleStats, InitialStates, Inputs, MonteCarlo, NpySink, Parameters, Problem, Sink,
+    EnsembleStats, InitialStates, Inputs, MonteCarlo, NpySink, Parameters, Problem, SavesNpy, Sink,
     SinkError, Status, StepCounts, Tally, TrajectoryStats,
 };
 use serde_json::{Value, json};
@@ -26,6 +26,9 @@ pub struct Outputs {
     ensemble: Option<EnsembleStats>,
     montecarlo: Option<MonteCarlo>,
     events: Option<EventSink>,
+    /// `sensitivities.npy` [n_save, N, dim, n_sens], fed apart from the other sinks (see
+    /// `sinks`), with its values per row.
+    sensitivities: Option<(SavesNpy, usize)>,
     checkpoint: Checkpoint,
     files: Vec<Value>,
 }
@@ -71,6 +74,9 @@ impl Outputs {
     /// Resuming (`done` trajectories already written), the files are opened where they are.
     /// `run`: the run.json of the run in progress (state "running"), written by `begin` and
     /// kept up to date as chunks finish. `levels`: the quantile levels of `montecarlo`.
+    /// `n_sens`: the run's sensitivities per state, if it has any (`sensitivities.npy`,
+    /// written with the states).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         mut dir: OutputDir,
         problem: &Problem,
@@ -79,6 +85,7 @@ impl Outputs {
         levels: &[f64],
         done: Option<usize>,
         run: Value,
+        n_sens: Option<usize>,
     ) -> Result<Outputs, CliError> {
         let input = |e: crate::io::OutputError| CliError::Input(e.to_string());
         let (n, dim) = (problem.ensemble().n, problem.system().dim());
@@ -109,6 +116,18 @@ impl Outputs {
             )?)
         } else {
             None
+        };
+        let sensitivities = match n_sens {
+            Some(k) if which.contains(&Output::States) => Some((
+                SavesNpy(stream(
+                    &mut dir,
+                    "sensitivities.npy",
+                    real,
+                    &[n_save as u64, n64, dim64, k as u64],
+                )?),
+                dim * k,
+            )),
+            _ => None,
         };
         let status = stream(&mut dir, "status.npy", Dtype::U8, &[n64])?;
         let system = problem.system();
@@ -183,6 +202,7 @@ impl Outputs {
             ensemble,
             montecarlo,
             events,
+            sensitivities,
             checkpoint,
             files,
         })
@@ -291,8 +311,10 @@ impl Outputs {
         Ok(tally)
     }
 
-    /// The sinks the run feeds.
-    pub fn sinks(&mut self) -> Vec<&mut dyn Sink> {
+    /// The sinks of the states and, apart, the sink of the sensitivities (a `SplitSink`
+    /// feeds both: see `ode::sensitivity`).
+    pub fn sinks(&mut self) -> (Vec<&mut dyn Sink>, Option<&mut dyn Sink>) {
+        let sens = self.sensitivities.as_mut().map(|(s, _)| s as &mut dyn Sink);
         let mut sinks: Vec<&mut dyn Sink> = vec![&mut self.npy];
         if let Some(t) = self.trajectory.as_mut() {
             sinks.push(t);
@@ -308,7 +330,7 @@ impl Outputs {
         }
         // Last: a chunk is recorded as done only once every file holds it.
         sinks.push(&mut self.checkpoint);
-        sinks
+        (sinks, sens)
     }
 
     /// Writes what is known only at the end (times, ensemble statistics, run.json), flushes
@@ -367,6 +389,9 @@ impl Outputs {
         if let Some(e) = self.events {
             e.finish().map_err(write_error)?;
         }
+        if let Some((s, _)) = self.sensitivities {
+            s.finish().map_err(write_error)?;
+        }
         summary["files"] = json!(self.files);
         dir.write_json("run.json", &summary).map_err(write_error)?;
         self.dir.commit().map_err(write_error)?;
@@ -402,6 +427,14 @@ impl Outputs {
                 for s in 0..n_save {
                     states
                         .write_at(((s * n + start) * dim) as u64, &block)
+                        .map_err(write_error)?;
+                }
+            }
+            if let Some((SavesNpy(sens), width)) = self.sensitivities.as_mut() {
+                let rows = (end - start) * *width / dim.max(1);
+                let block = nan_block(sens.dtype(), rows);
+                for s in 0..n_save {
+                    sens.write_at(((s * n + start) * *width) as u64, &block)
                         .map_err(write_error)?;
                 }
             }

@@ -11,6 +11,7 @@ use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::io::OutputDir;
 use crate::ode::FixedStepProblem;
 use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
+use crate::ode::sensitivity::SplitSink;
 use crate::ode::{
     self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Status,
     Tally, Tolerance, run_on_devices,
@@ -228,6 +229,18 @@ pub struct SimulateArgs {
     /// Section points kept per trajectory (the same as --events K) [default: 64]
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     points: Option<usize>,
+
+    /// Forward sensitivities, comma-separated: parameters and initial values (a state's name
+    /// and 0, e.g. rho,beta,x0) to differentiate every trajectory with respect to; written to
+    /// sensitivities.npy [n_save, N, dim, n_sens] (ODE solvers; not with events)
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    sensitivities: Vec<String>,
+
+    /// Adaptive solvers with --sensitivities: include (default) measures the sensitivities
+    /// in the step's error norm; exclude measures the states only, so the steps are those of
+    /// the run without sensitivities
+    #[arg(long, value_name = "HOW")]
+    sensitivity_error: Option<String>,
 
     /// Write results as .npy files into this directory (refused if it holds a run already,
     /// unless --overwrite)
@@ -465,6 +478,8 @@ impl SimulateArgs {
             direction: self.direction.clone(),
             transient: self.transient,
             points: self.points,
+            sensitivities: (!self.sensitivities.is_empty()).then(|| self.sensitivities.clone()),
+            sensitivity_error: self.sensitivity_error.clone(),
             lyapunov: None,
             orbit: None,
             basins: None,
@@ -584,13 +599,18 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let done = resume.as_ref().map(|r| r.done);
     let problem = build_problem(&spec)
         .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
+    // With sensitivities the run integrates the augmented system; `problem` stays what the
+    // outputs describe (the system's own states).
+    let sens = crate::spec::sensitivity_run(&spec, &problem)
+        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
+    let run_problem = sens.as_ref().map_or(&problem, |s| &s.problem);
     let times = problem.save_times()?;
     let n = problem.ensemble().n;
     let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
     check_output_memory(&problem, times.len(), &outputs_wanted)?;
     let quantile_levels = crate::spec::run::quantile_levels(&spec)
         .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
-    let fingerprint = run_dir::fingerprint(&problem, &outputs_wanted);
+    let fingerprint = run_dir::fingerprint(run_problem, &outputs_wanted);
     if let Some(r) = &resume {
         r.check(&fingerprint, n)?;
     }
@@ -625,6 +645,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
                 &quantile_levels,
                 done,
                 running,
+                sens.as_ref().map(|s| s.n_sens()),
             )?;
             match done {
                 None => o.write_inputs(&problem, system_text.as_deref())?,
@@ -644,7 +665,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
         caps: PlanCaps {
-            max_chunk: Some(chunk_cap(args, &problem)),
+            max_chunk: Some(chunk_cap(args, run_problem)),
             memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(ctx)),
             ..PlanCaps::default()
         },
@@ -658,10 +679,20 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let mut progress = progress_display;
     let stats = {
         let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];
+        let mut sens_sink = None;
         if let Some(o) = outputs.as_mut() {
-            sinks.extend(o.sinks());
+            let (states, sensitivities) = o.sinks();
+            sinks.extend(states);
+            sens_sink = sensitivities;
         }
-        run_on_devices(&devices, &problem, &options, &mut FanOut(sinks))
+        let mut states = FanOut(sinks);
+        match &sens {
+            None => run_on_devices(&devices, &problem, &options, &mut states),
+            Some(run) => {
+                let mut split = SplitSink::new(run.dim, &mut states, sens_sink);
+                run_on_devices(&devices, &run.problem, &options, &mut split)
+            }
+        }
     };
     progress.finish();
     let stats = stats?;
@@ -681,6 +712,13 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             "transient": log.transient,
             "fired": tally.events_fired,
             "recorded": tally.events_recorded,
+        });
+    }
+    if let Some(run) = &sens {
+        summary["sensitivities"] = json!({
+            "names": run.names,
+            "error_control": spec.sensitivity_error.as_deref().unwrap_or("include"),
+            "equations": run.problem.system().dim(),
         });
     }
     summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
@@ -710,6 +748,26 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             times.len(),
             spec.out.as_deref(),
         );
+        if let Some(run) = &sens {
+            println!(
+                "sensitivities: d({})/d({}) · {} equations per trajectory · error control: {}{}",
+                problem
+                    .system()
+                    .states
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                run.names.join(", "),
+                run.problem.system().dim(),
+                spec.sensitivity_error.as_deref().unwrap_or("include"),
+                if spec.out.is_some() {
+                    " · sensitivities.npy [n_save, N, dim, n_sens]"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     if failed {
         return Err(CliError::Runtime(format!(

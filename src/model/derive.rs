@@ -15,6 +15,7 @@ mod simplify;
 mod types;
 
 pub use simplify::simplify;
+pub(crate) use simplify::{add, is_leaf as is_leaf_node, mul};
 
 use super::expr::{Env, Node};
 use super::system::System;

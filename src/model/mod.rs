@@ -14,6 +14,7 @@ pub mod noise;
 pub mod parser;
 pub mod print;
 mod resolve;
+pub mod sensitivity;
 pub mod signal;
 pub mod system;
 pub mod system_file;

@@ -71,18 +71,23 @@ impl NpySink {
     }
 }
 
+/// Writes a batch into a stream of shape [n_save, N, batch.dim]: one write per slot.
+fn write_saves(stream: &mut NpyStream, batch: &SaveBatch) -> Result<(), SinkError> {
+    for (s_local, s) in batch.slots.clone().enumerate() {
+        let at = ((s * batch.n + batch.chunk.start) * batch.dim) as u64;
+        stream
+            .write_at(at, batch.slot(s_local))
+            .map_err(io_error(stream))?;
+    }
+    Ok(())
+}
+
 impl Sink for NpySink {
     fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
-        let Some(states) = self.states.as_mut() else {
-            return Ok(());
-        };
-        for (s_local, s) in batch.slots.clone().enumerate() {
-            let at = ((s * batch.n + batch.chunk.start) * batch.dim) as u64;
-            states
-                .write_at(at, batch.slot(s_local))
-                .map_err(io_error(states))?;
+        match self.states.as_mut() {
+            Some(states) => write_saves(states, batch),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn chunk_done(
@@ -102,6 +107,34 @@ impl Sink for NpySink {
                 .write_at((columns * chunk.start) as u64, bytemuck::cast_slice(&table))
                 .map_err(io_error(stats))?;
         }
+        Ok(())
+    }
+}
+
+/// Streams one more array of saves, [n_save, N, width] in the run's precision (the
+/// sensitivities of `ode::sensitivity`, fed by a `SplitSink`), straight from the batches.
+pub struct SavesNpy(pub NpyStream);
+
+impl SavesNpy {
+    pub fn finish(self) -> Result<(), SinkError> {
+        let path = self.0.path().display().to_string();
+        self.0
+            .finish()
+            .map_err(|source| SinkError::Io { path, source })
+    }
+}
+
+impl Sink for SavesNpy {
+    fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
+        write_saves(&mut self.0, batch)
+    }
+
+    fn chunk_done(
+        &mut self,
+        _: Range<usize>,
+        _: &[Status],
+        _: Option<&[StepCounts]>,
+    ) -> Result<(), SinkError> {
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ mod ode_errors;
 pub mod orbit;
 pub mod run;
 mod schedule;
+pub mod sensitivity;
 pub mod train;
 mod unread;
 pub mod validate;
@@ -30,3 +31,4 @@ pub use run::{
     problem_for_system,
 };
 pub use schedule::parse_schedule;
+pub use sensitivity::sensitivity_run;

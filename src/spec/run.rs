@@ -106,6 +106,12 @@ pub struct RunSpec {
     pub transient: Option<f64>,
     /// Section points kept per trajectory (the same as `events` for a section).
     pub points: Option<usize>,
+    /// Forward sensitivities: the parameters and initial values (a state's name and 0,
+    /// `x0`) to differentiate the solution with respect to (`sensitivities.npy`).
+    pub sensitivities: Option<Vec<String>>,
+    /// "include" (default) or "exclude": whether an adaptive run's error control measures
+    /// the sensitivities as well as the states.
+    pub sensitivity_error: Option<String>,
     /// `phaseflow lyapunov`'s own keys; a run with this table is a Lyapunov run, not a
     /// simulation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,7 +244,9 @@ impl RunSpec {
             section,
             direction,
             transient,
-            points
+            points,
+            sensitivities,
+            sensitivity_error
         );
         self.set.extend(over.set);
         self.param.extend(over.param);
@@ -692,6 +700,7 @@ fn adaptive_control(spec: &RunSpec, system: &System) -> Result<(Control, SaveAt)
         safety: spec.safety.unwrap_or(defaults.safety),
         max_growth: spec.max_growth.unwrap_or(defaults.max_growth),
         max_shrink: spec.max_shrink.unwrap_or(defaults.max_shrink),
+        error_states: None,
     };
     if let Some(max) = control.dt_max
         && control.dt_min > max

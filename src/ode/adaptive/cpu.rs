@@ -148,7 +148,16 @@ pub fn integrate_events(setup: &Setup, u0: &[f64], p0: &[f64]) -> (Outcome, Even
             system.rhs_f64(ti, &stage, &p, &mut aux, &mut k[i]);
         }
         out.counts.rhs_evals += pair.evals_per_attempt();
-        let err = error_norm(pair, &rtol, &atol, hu, &y, &y1, &k);
+        let err = error_norm(
+            pair,
+            control.norm_states(y.len()),
+            &rtol,
+            &atol,
+            hu,
+            &y,
+            &y1,
+            &k,
+        );
 
         let accept = err <= 1.0; // false for NaN too
         if !accept {
@@ -284,8 +293,11 @@ pub fn integrate_events(setup: &Setup, u0: &[f64], p0: &[f64]) -> (Outcome, Even
 }
 
 /// The scaled error of a step attempt (1 = exactly at tolerance).
+/// Over the leading `m` states (see `Control::error_states`).
+#[allow(clippy::too_many_arguments)]
 fn error_norm(
     pair: &Pair,
+    m: usize,
     rtol: &[f64],
     atol: &[f64],
     h: f64,
@@ -293,7 +305,7 @@ fn error_norm(
     y1: &[f64],
     k: &[Vec<f64>],
 ) -> f64 {
-    let dim = y.len();
+    let dim = m;
     match pair.error {
         ErrorEstimate::Single(e) => {
             let mut acc = 0.0;
@@ -400,9 +412,11 @@ fn initial_step(
     k: &mut [Vec<f64>],
 ) -> f64 {
     let dim = y0.len();
-    let sc: Vec<f64> = (0..dim).map(|c| atol[c] + rtol[c] * y0[c].abs()).collect();
+    // The sizes measured: the leading `m` states (see `Control::error_states`).
+    let m = setup.control.norm_states(dim);
+    let sc: Vec<f64> = (0..m).map(|c| atol[c] + rtol[c] * y0[c].abs()).collect();
     let rms =
-        |f: &dyn Fn(usize) -> f64| ((0..dim).map(|c| f(c) * f(c)).sum::<f64>() / dim as f64).sqrt();
+        |f: &dyn Fn(usize) -> f64| ((0..m).map(|c| f(c) * f(c)).sum::<f64>() / m as f64).sqrt();
     let d0 = rms(&|c| y0[c] / sc[c]);
     let d1 = rms(&|c| k[0][c] / sc[c]);
     let mut h0 = if d0 < 1e-5 || d1 < 1e-5 {

@@ -102,6 +102,8 @@ fn or_zero(sum: Option<String>) -> String {
 
 /// Everything that depends on the pair and the control.
 pub fn method(pair: &Pair, control: &Control, dim: usize) -> String {
+    // The error norm's states (all of them, or the leading ones: see `error_states`).
+    let m = control.norm_states(dim);
     let n_all = pair.all_stages();
     let fsal = pair.stages() - 1;
     let exps = Exponents::of(pair);
@@ -187,7 +189,7 @@ fn reject_factor(err: real) -> real {{
     match pair.error {
         ErrorEstimate::Single(e) => {
             s.push_str("    var acc = real(0.0);\n");
-            for c in 0..dim {
+            for c in 0..m {
                 let _ = writeln!(
                     s,
                     "    let q{c} = (dt * {}) / {};\n    acc += q{c} * q{c};",
@@ -195,11 +197,11 @@ fn reject_factor(err: real) -> real {{
                     scale_of(control, dim, c)
                 );
             }
-            let _ = writeln!(s, "    return Trial(y1, sqrt(acc / real({dim}.0)));\n}}\n");
+            let _ = writeln!(s, "    return Trial(y1, sqrt(acc / real({m}.0)));\n}}\n");
         }
         ErrorEstimate::Dop853 { e5, e3 } => {
             s.push_str("    var s5 = real(0.0);\n    var s3 = real(0.0);\n");
-            for c in 0..dim {
+            for c in 0..m {
                 let _ = writeln!(
                     s,
                     "    let sc{c} = {};\n    let q5_{c} = {} / sc{c};\n    let q3_{c} = {} / sc{c};\n    s5 += q5_{c} * q5_{c};\n    s3 += q3_{c} * q3_{c};",
@@ -214,7 +216,7 @@ fn reject_factor(err: real) -> real {{
     if deno <= real(0.0) {{
         deno = real(1.0);
     }}
-    return Trial(y1, abs(dt) * s5 / sqrt(real({dim}.0) * deno));
+    return Trial(y1, abs(dt) * s5 / sqrt(real({m}.0) * deno));
 }}
 "
             );
@@ -274,9 +276,11 @@ fn reject_factor(err: real) -> real {{
 /// `fn {name}(t, y, p, k0) -> real`: Hairer's starting step size (Solving ODEs I, §II.4),
 /// with the exponent constant `exp` (1/order); shared with the stiff kernels.
 pub fn initial_step(control: &Control, dim: usize, name: &str, exp: &str) -> String {
+    // The sizes measured: the leading `m` states (see `Control::error_states`).
+    let m = control.norm_states(dim);
     let sums = |name: &str, value: &dyn Fn(usize) -> String| -> String {
         let mut out = format!("    var {name} = real(0.0);\n");
-        for c in 0..dim {
+        for c in 0..m {
             let _ = writeln!(
                 out,
                 "    {{\n        let v = {};\n        {name} += v * v;\n    }}",
@@ -290,7 +294,7 @@ pub fn initial_step(control: &Control, dim: usize, name: &str, exp: &str) -> Str
         s,
         "fn {name}(t: real, y: State, p: Params, k0: State) -> real {{"
     );
-    for c in 0..dim {
+    for c in 0..m {
         let _ = writeln!(s, "    let sc{c} = {};", scale(control, dim, c, "y", None));
     }
     s.push_str(&sums("a0", &|c| format!("y.x{c} / sc{c}")));
@@ -298,8 +302,8 @@ pub fn initial_step(control: &Control, dim: usize, name: &str, exp: &str) -> Str
     let euler: Vec<String> = (0..dim).map(|c| format!("y.x{c} + h0 * k0.x{c}")).collect();
     let _ = writeln!(
         s,
-        "    let d0 = sqrt(a0 / real({dim}.0));
-    let d1 = sqrt(a1 / real({dim}.0));
+        "    let d0 = sqrt(a0 / real({m}.0));
+    let d1 = sqrt(a1 / real({m}.0));
     var h0 = real(0.01) * d0 / d1;
     if d0 < real(1e-5) || d1 < real(1e-5) {{
         h0 = real(1e-6);
@@ -311,7 +315,7 @@ pub fn initial_step(control: &Control, dim: usize, name: &str, exp: &str) -> Str
     s.push_str(&sums("a2", &|c| format!("(f1.x{c} - k0.x{c}) / sc{c}")));
     let _ = writeln!(
         s,
-        "    let d2 = sqrt(a2 / real({dim}.0)) / h0;
+        "    let d2 = sqrt(a2 / real({m}.0)) / h0;
     let d = max(d1, d2);
     var h1 = max(h0 * real(1e-3), real(1e-6));
     if d > real(1e-15) {{

@@ -108,6 +108,11 @@ pub struct Control {
     pub max_growth: f64,
     /// Smallest factor a step size may shrink by.
     pub max_shrink: f64,
+    /// How many leading states the error norm and the initial-step heuristic measure;
+    /// `None` measures them all. A run with forward sensitivities sets it to the system's
+    /// own states to leave the sensitivities out of the error control (CVODES' `errconS`
+    /// false), so the steps are those of the plain run.
+    pub error_states: Option<usize>,
 }
 
 impl Default for Control {
@@ -122,11 +127,17 @@ impl Default for Control {
             safety: 0.9,
             max_growth: 10.0,
             max_shrink: 0.2,
+            error_states: None,
         }
     }
 }
 
 impl Control {
+    /// The number of leading states the error norm measures (see `error_states`).
+    pub fn norm_states(&self, dim: usize) -> usize {
+        self.error_states.map_or(dim, |m| m.clamp(1, dim.max(1)))
+    }
+
     pub fn validate(&self, dim: usize) -> Result<(), ControlError> {
         self.rtol.check("rtol", dim, false)?;
         self.atol.check("atol", dim, true)?;
