@@ -13,6 +13,7 @@ pub mod cost;
 pub mod device;
 pub mod ensemble;
 pub mod error;
+pub mod estimate;
 pub mod events;
 pub mod fixed;
 #[cfg(test)]
