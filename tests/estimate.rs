@@ -105,13 +105,25 @@ fn lorenz_parameters_are_recovered_within_their_standard_errors() {
     }
     let n = 200;
     let (base, truth, times, values) = lorenz_fits(n, "f64");
-    let fits = estimate(gpu(), &lorenz_problem(base, times, values), &RunOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(fits.status.iter().all(|s| *s == FitStatus::Converged), "{:?}", fits.status);
+    let fits = estimate(
+        gpu(),
+        &lorenz_problem(base, times, values),
+        &RunOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        fits.status.iter().all(|s| *s == FitStatus::Converged),
+        "{:?}",
+        fits.status
+    );
     let mut inside = 0;
     for j in 0..n {
         // 300 values less one in seven missing.
-        assert!((250..=260).contains(&fits.observed[j]), "{}", fits.observed[j]);
+        assert!(
+            (250..=260).contains(&fits.observed[j]),
+            "{}",
+            fits.observed[j]
+        );
         for k in 0..3 {
             let (got, want, se) = (fits.values[j * 3 + k], truth[j * 3 + k], fits.stderr(j, k));
             assert!(se > 0.0 && se < 0.1 * want, "#{j} {k}: se {se}");
@@ -139,8 +151,15 @@ fn initial_values_and_a_frequency_are_recovered_from_exact_data() {
         if precision == Precision::F64 && !gpu().has_f64() {
             continue;
         }
-        let p = if precision == Precision::F64 { "f64" } else { "f32" };
-        for solver in ["solver = 'tsit5'\nrtol = 1e-10\natol = 1e-10", "solver = 'rk4'\ndt = 0.01\nsave_every = 20"] {
+        let p = if precision == Precision::F64 {
+            "f64"
+        } else {
+            "f32"
+        };
+        for solver in [
+            "solver = 'tsit5'\nrtol = 1e-10\natol = 1e-10",
+            "solver = 'rk4'\ndt = 0.01\nsave_every = 20",
+        ] {
             let base = problem(&format!(
                 "system = 'harmonic'\nn = 6\ntspan = [0.0, 4.0]\nprecision = '{p}'\n{solver}"
             ));
@@ -167,7 +186,9 @@ fn initial_values_and_a_frequency_are_recovered_from_exact_data() {
                 origin: "truth".into(),
             });
             e.initial = phaseflow::ode::InitialStates::Table(Table {
-                data: (0..n).flat_map(|j| [truth[j * 3 + 1], truth[j * 3 + 2]]).collect(),
+                data: (0..n)
+                    .flat_map(|j| [truth[j * 3 + 1], truth[j * 3 + 2]])
+                    .collect(),
                 rows: n,
                 cols: 2,
                 origin: "truth".into(),
@@ -201,7 +222,11 @@ fn initial_values_and_a_frequency_are_recovered_from_exact_data() {
                 problem: base,
             };
             let fits = estimate(gpu(), &ep, &RunOptions::default()).unwrap();
-            let bound = if precision == Precision::F64 { 1e-7 } else { 2e-4 };
+            let bound = if precision == Precision::F64 {
+                1e-7
+            } else {
+                2e-4
+            };
             for j in 0..n {
                 assert_eq!(fits.status[j], FitStatus::Converged, "{p} {solver} #{j}");
                 for k in 0..3 {
@@ -255,15 +280,29 @@ fn fits_are_chunking_invariant_and_report_their_statuses() {
     let fits = estimate(gpu(), &bad, &RunOptions::default()).unwrap();
     assert_eq!(fits.status[3], FitStatus::IntegrationFailed);
     assert!(fits.cost[3].is_nan() && fits.stderr(3, 0).is_nan());
-    assert!(fits.status.iter().enumerate().all(|(j, s)| j == 3 || *s == FitStatus::MaxIterations));
-    assert!(fits.iterations.iter().enumerate().all(|(j, &i)| i == u32::from(j != 3)));
+    assert!(
+        fits.status
+            .iter()
+            .enumerate()
+            .all(|(j, s)| j == 3 || *s == FitStatus::MaxIterations)
+    );
+    assert!(
+        fits.iterations
+            .iter()
+            .enumerate()
+            .all(|(j, &i)| i == u32::from(j != 3))
+    );
 }
 
 #[test]
 fn bad_shapes_are_refused_before_any_work() {
     let (base, _, times, values) = lorenz_fits(2, "f32");
     let ep = lorenz_problem(base, times, values);
-    let msg = |ep: EstimationProblem| estimate(gpu(), &ep, &RunOptions::default()).unwrap_err().to_string();
+    let msg = |ep: EstimationProblem| {
+        estimate(gpu(), &ep, &RunOptions::default())
+            .unwrap_err()
+            .to_string()
+    };
     let mut short = ep.clone();
     short.observations.values.pop();
     assert!(msg(short).contains("N × n_obs × dim = 2 × 100 × 3"));

@@ -11,6 +11,7 @@ mod basins;
 mod bench;
 mod ensemble_flags;
 mod error;
+mod estimate;
 mod fit;
 mod format;
 mod generate;
@@ -83,6 +84,10 @@ enum Command {
     /// Basins of attraction: label a grid of initial states by the attractor each reaches
     #[command(long_about = basins::LONG_ABOUT)]
     Basins(Box<basins::BasinsArgs>),
+    /// Fit parameters and initial values to observations, one fit per trajectory
+    /// (Levenberg-Marquardt through forward sensitivities)
+    #[command(long_about = estimate::LONG_ABOUT)]
+    Estimate(Box<estimate::EstimateArgs>),
     /// Lyapunov exponents of every trajectory of an ensemble (Benettin's method)
     #[command(long_about = lyapunov::LONG_ABOUT)]
     Lyapunov(Box<lyapunov::LyapunovArgs>),
@@ -147,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args, &choice),
         Command::Basins(args) => basins::run(&args, &choice),
         Command::Lyapunov(args) => lyapunov::run(&args, &choice),
+        Command::Estimate(args) => estimate::run(&args, &choice),
         Command::OrbitDiagram(args) => orbit_diagram::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]

@@ -59,9 +59,16 @@ pub enum SensitivityError {
     Empty,
     #[error("{0}")]
     Derive(#[from] DeriveError),
-    /// A run the sensitivities cannot be added to (a stochastic system, events, ...).
-    #[error("{0}")]
+    /// A run the sensitivities cannot be added to (a stochastic system, events, ...); the
+    /// text reads after the word "sensitivities".
+    #[error("sensitivities {0}")]
     Unsupported(String),
+    /// Error control of the states alone asked of a stiff solver, which controls all.
+    #[error(
+        "sensitivity error control \"exclude\" is for the explicit adaptive solvers: the stiff \
+         solvers control the error of every component"
+    )]
+    ExcludeWithStiff,
 }
 
 /// Resolves names to targets: a parameter's name, or a state's name followed by `0`

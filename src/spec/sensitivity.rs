@@ -55,11 +55,13 @@ pub fn sensitivity_run(
     };
     match augment(problem, &sens) {
         Ok(run) => Ok(Some(run)),
-        Err(e @ SensitivityError::Unsupported(_))
-            if problem.is_stiff() && error_control == ErrorControl::Exclude =>
-        {
-            Err(FieldError::new("sensitivity_error", e).into())
-        }
+        Err(SensitivityError::ExcludeWithStiff) => Err(FieldError::new(
+            "sensitivity_error",
+            "is \"exclude\", which is for the explicit adaptive solvers: the stiff solvers \
+             control the error of every component (use \"include\")",
+        )
+        .into()),
+        Err(SensitivityError::Unsupported(m)) => Err(FieldError::new("sensitivities", m).into()),
         Err(e) => Err(FieldError::new("sensitivities", e).into()),
     }
 }

@@ -161,7 +161,10 @@ mod tests {
         // Damping shortens the step; bounds clip it.
         let damped = damped_step(&normal, 10.0).unwrap();
         assert!(damped[1].abs() < step[1].abs());
-        assert_eq!(clip(&[0.0, 0.0], &step, &[(0.0, 0.5), (-1.0, 1.0)]), [0.5, 1.0]);
+        assert_eq!(
+            clip(&[0.0, 0.0], &step, &[(0.0, 0.5), (-1.0, 1.0)]),
+            [0.5, 1.0]
+        );
         // A singular system has no covariance.
         let mut flat = Normal::zero(2);
         for y in y {

@@ -19,7 +19,7 @@ use super::any::Problem;
 use super::ensemble::{Ensemble, InitialStates, Inputs, Parameters, Table};
 use super::error::SimError;
 use super::options::RunOptions;
-use super::sensitivity::{ErrorControl, SensitivityError, Sensitivities, Target, augment};
+use super::sensitivity::{ErrorControl, Sensitivities, SensitivityError, Target, augment};
 use crate::gpu::GpuContext;
 use lm::Normal;
 use sink::ObservationSink;
@@ -173,7 +173,10 @@ impl EstimationProblem {
             return bad("name at least one parameter or initial value to fit".into());
         }
         if self.bounds.len() != n_fit {
-            return bad(format!("{} bounds for {n_fit} fitted values", self.bounds.len()));
+            return bad(format!(
+                "{} bounds for {n_fit} fitted values",
+                self.bounds.len()
+            ));
         }
         for (k, &(lo, hi)) in self.bounds.iter().enumerate() {
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -188,7 +191,10 @@ impl EstimationProblem {
             Start::PerTrajectory(v) => (v.len(), n * n_fit),
         };
         if starts.0 != starts.1 {
-            return bad(format!("{} starting values where {} are needed", starts.0, starts.1));
+            return bad(format!(
+                "{} starting values where {} are needed",
+                starts.0, starts.1
+            ));
         }
         if obs.times.is_empty() {
             return bad("no observation times".into());
@@ -214,11 +220,14 @@ impl EstimationProblem {
             ));
         }
         if let Some(v) = obs.values.iter().find(|v| v.is_infinite()) {
-            return bad(format!("an observed value is infinite ({v}); NaN marks a missing one"));
+            return bad(format!(
+                "an observed value is infinite ({v}); NaN marks a missing one"
+            ));
         }
-        if obs.weights.len() != dim || obs.weights.iter().any(|w| !(*w >= 0.0 && w.is_finite()))
-        {
-            return bad(format!("the weights need one finite value >= 0 per state ({dim})"));
+        if obs.weights.len() != dim || obs.weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
+            return bad(format!(
+                "the weights need one finite value >= 0 per state ({dim})"
+            ));
         }
         Ok(())
     }

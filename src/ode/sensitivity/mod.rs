@@ -122,22 +122,19 @@ pub fn augment(
     let unsupported = |what: &str| Err(SensitivityError::Unsupported(what.to_string()));
     if problem.is_sde() {
         return unsupported(
-            "sensitivities are for ordinary differential equations: pathwise derivatives of a \
+            "are for ordinary differential equations: the pathwise derivatives of a \
              stochastic system are not computed",
         );
     }
     if !system.events.is_empty() {
         return unsupported(
-            "sensitivities are not computed for systems with events or a section: where an \
+            "are not computed for systems with events or a section: where an \
              event's time depends on the parameters the sensitivities jump (a saltation \
              matrix), and phaseflow does not apply that jump",
         );
     }
     if problem.is_stiff() && sens.error_control == ErrorControl::Exclude {
-        return unsupported(
-            "the stiff solvers control the error of every component: use sensitivity_error = \
-             \"include\" with them",
-        );
+        return Err(SensitivityError::ExcludeWithStiff);
     }
     let dim = system.dim();
     let n_sens = sens.targets.len();

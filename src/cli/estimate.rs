@@ -1,0 +1,453 @@
+//! `phaseflow estimate`: observations of N trajectories (`.npy` [N, n_obs, dim]) → one
+//! Levenberg–Marquardt fit per trajectory of the chosen parameters and initial values, on
+//! the GPU through forward sensitivities → fitted values, standard errors, covariances,
+//! costs and statuses.
+
+use super::ensemble_flags::EnsembleFlags;
+use super::error::CliError;
+use super::format::seconds;
+use super::interrupt;
+use super::simulate::{parse_assign, parse_span, positive};
+use super::spec_flags::run_spec_error;
+use crate::gpu::{AdapterChoice, GpuContext};
+use crate::io::OutputDir;
+use crate::io::npy::read_npy;
+use crate::ode::estimate::{
+    Estimate, EstimateError, EstimationProblem, FitStatus, Observations, Start, Stopping, estimate,
+};
+use crate::ode::sensitivity::{ErrorControl, resolve};
+use crate::ode::{Precision, RunOptions, Solver};
+use crate::spec::build_problem;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub const LONG_ABOUT: &str = "\
+Fits parameters and initial values of a system to observations of N trajectories, one fit
+per trajectory, on the GPU.
+
+Each trajectory j has its own observations (--observations FILE.npy [N, n_obs, dim], at the
+times of --times FILE.npy [n_obs]; NaN, or 0 in --mask FILE.npy of the same shape, marks a
+value not observed) and fits the quantities named by --fit NAME=LO:HI[:START] (a parameter,
+or a state's initial value as STATE0; repeat the flag) within their bounds, by
+Levenberg-Marquardt on the weighted least-squares cost 1/2 sum w_i (u_i(t) - y_i(t))^2
+(--weights STATE=W, default 1). Every iteration of every fit still going is one GPU run of
+the system with its forward sensitivities, whose saves at the observation times give each
+fit's residuals and Jacobian. Fits converge, stall or reach --max-iterations on their own.
+Starting values: START in --fit, else the middle of the bounds, or --start FILE.npy
+[N, n_fit]. Quantities not fitted come from the ensemble flags (--set, --param, --params,
+--u0 FILE.npy, ...), as in `simulate`.
+
+The run: --solver (tsit5 by default; any ODE solver, stiff ones included), --rtol/--atol,
+--dt (fixed-step solvers: every observation time must be on the grid), --tspan (default: 0
+to the last observation time), --precision.
+
+Examples:
+  phaseflow estimate lorenz --observations obs.npy --times t.npy \\
+      --fit sigma=1:30 --fit rho=1:60 --fit beta=0.5:6 -o fits
+  phaseflow estimate harmonic --observations obs.npy --times t.npy --fit w=0.1:3:1 \\
+      --fit x0=-5:5 --precision f64
+
+Output (with -o DIR): estimates.npy [N, n_fit] float64 (the fitted values), stderr.npy
+[N, n_fit] float64 (standard errors: the square roots of the covariance's diagonal),
+covariance.npy [N, n_fit, n_fit] float64 (sigma^2 (J^T W J)^-1 with sigma^2 = 2 cost /
+(m - n_fit), m the values observed; NaN where it does not exist), cost.npy [N] float64,
+iterations.npy [N] uint32, fit_status.npy [N] u8 (1 converged, 2 max iterations, 3 the model
+could not be integrated at the start, 4 stalled) and run.json describing the run.";
+
+#[derive(Debug, clap::Args)]
+pub struct EstimateArgs {
+    /// A built-in system's name or the path of a system file (.toml)
+    system: String,
+
+    /// Observations, an .npy of shape [N, n_obs, dim] (NaN: not observed)
+    #[arg(long, value_name = "FILE.npy")]
+    observations: PathBuf,
+
+    /// The observation times, an .npy of shape [n_obs], increasing
+    #[arg(long, value_name = "FILE.npy")]
+    times: PathBuf,
+
+    /// Which observed values count, an .npy of the observations' shape (0: not observed)
+    #[arg(long, value_name = "FILE.npy")]
+    mask: Option<PathBuf>,
+
+    /// A quantity to fit, its bounds and optionally its start: a parameter, or a state's
+    /// initial value as STATE0 (repeat the flag)
+    #[arg(long, value_name = "NAME=LO:HI[:START]", value_parser = parse_assign, required = true)]
+    fit: Vec<(String, Vec<f64>)>,
+
+    /// Starting values per trajectory, an .npy of shape [N, n_fit] (columns in --fit order)
+    #[arg(long, value_name = "FILE.npy")]
+    start: Option<PathBuf>,
+
+    /// A state's weight in the cost (repeat per state) [default: 1]
+    #[arg(long, value_name = "STATE=W", value_parser = parse_assign)]
+    weights: Vec<(String, Vec<f64>)>,
+
+    #[command(flatten)]
+    ensemble: EnsembleFlags,
+
+    /// ODE solver [default: tsit5]
+    #[arg(long, value_enum)]
+    solver: Option<Solver>,
+
+    /// Fixed-step size (fixed-step solvers), or the first step (adaptive ones)
+    #[arg(long, value_parser = positive("--dt"))]
+    dt: Option<f64>,
+
+    /// Relative tolerance (adaptive and stiff solvers) [default: 1e-8]
+    #[arg(long, value_parser = positive("--rtol"))]
+    rtol: Option<f64>,
+
+    /// Absolute tolerance (adaptive and stiff solvers) [default: 1e-8]
+    #[arg(long, value_parser = positive("--atol"))]
+    atol: Option<f64>,
+
+    /// Time span T0:T1 [default: 0 to the last observation time]
+    #[arg(long, value_name = "T0:T1", value_parser = parse_span, allow_hyphen_values = true)]
+    tspan: Option<[f64; 2]>,
+
+    /// f32 or f64
+    #[arg(long, value_enum, default_value = "f64")]
+    precision: Precision,
+
+    /// Most Levenberg-Marquardt iterations per fit
+    #[arg(long, default_value_t = 50)]
+    max_iterations: u32,
+
+    /// Whether the step's error control measures the sensitivities (include) or the states
+    /// only (exclude)
+    #[arg(long, value_name = "HOW", default_value = "include")]
+    sensitivity_error: String,
+
+    /// Write the results as .npy files into this directory
+    #[arg(short, long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// With -o: replace the results already in DIR
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Print a JSON summary instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+const FILES: [&str; 6] = [
+    "estimates.npy",
+    "stderr.npy",
+    "covariance.npy",
+    "cost.npy",
+    "iterations.npy",
+    "fit_status.npy",
+];
+
+fn input(e: impl std::fmt::Display) -> CliError {
+    CliError::Input(e.to_string())
+}
+
+fn read(path: &Path, what: &str) -> Result<(Vec<usize>, Vec<f64>), CliError> {
+    read_npy(path).map_err(|e| input(format!("{what} '{}': {e}", path.display())))
+}
+
+/// The fits the flags describe.
+fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
+    let (shape, mut values) = read(&args.observations, "--observations")?;
+    let [n, n_obs, dim] = shape[..] else {
+        return Err(input(format!(
+            "--observations '{}' has shape {shape:?}; it needs [N, n_obs, dim]",
+            args.observations.display()
+        )));
+    };
+    let (t_shape, times) = read(&args.times, "--times")?;
+    if t_shape != [n_obs] {
+        return Err(input(format!(
+            "--times has shape {t_shape:?}, but the observations have {n_obs} times: it needs \
+             [{n_obs}]"
+        )));
+    }
+    if let Some(mask) = &args.mask {
+        let (m_shape, m) = read(mask, "--mask")?;
+        if m_shape != shape {
+            return Err(input(format!(
+                "--mask has shape {m_shape:?}; it needs the observations' {shape:?}"
+            )));
+        }
+        for (v, keep) in values.iter_mut().zip(m) {
+            if keep == 0.0 {
+                *v = f64::NAN;
+            }
+        }
+    }
+    let mut spec = args.ensemble.spec_of(Some(&args.system))?;
+    if spec.n.is_some_and(|given| given != n) {
+        return Err(input(format!(
+            "-n is {}, but the observations hold {n} trajectories",
+            spec.n.unwrap_or(0)
+        )));
+    }
+    spec.n = Some(n);
+    spec.solver = Some(args.solver.unwrap_or(Solver::Tsit5));
+    spec.dt = args.dt;
+    spec.precision = Some(args.precision);
+    let last = times.last().copied().unwrap_or(0.0);
+    spec.tspan = Some(args.tspan.unwrap_or([0.0, last]));
+    let adaptive = spec
+        .solver
+        .is_some_and(|s| s.pair().is_some() || s.stiff_method().is_some());
+    if adaptive {
+        let tol = |v: Option<f64>| Some(toml::Value::Float(v.unwrap_or(1e-8)));
+        spec.rtol = tol(args.rtol);
+        spec.atol = tol(args.atol);
+    } else {
+        spec.save_every = Some(1);
+    }
+    let base = build_problem(&spec).map_err(|e| run_spec_error(e, &spec, None))?;
+    let system = base.system();
+    if system.dim() != dim {
+        return Err(input(format!(
+            "--observations has {dim} values per time, but {} has {} states",
+            system.name(),
+            system.dim()
+        )));
+    }
+    let names: Vec<String> = args.fit.iter().map(|(k, _)| k.clone()).collect();
+    let targets = resolve(system, &names).map_err(|e| input(format!("--fit: {e}")))?;
+    let mut bounds = Vec::new();
+    let mut same = Vec::new();
+    for (name, v) in &args.fit {
+        let (lo, hi, start) = match v[..] {
+            [lo, hi] => (lo, hi, 0.5 * (lo + hi)),
+            [lo, hi, s] => (lo, hi, s),
+            _ => {
+                return Err(input(format!(
+                    "--fit {name}: give LO:HI or LO:HI:START, not {} numbers",
+                    v.len()
+                )));
+            }
+        };
+        if !(lo < hi) || !(lo..=hi).contains(&start) {
+            return Err(input(format!(
+                "--fit {name}: the bounds need LO < HI and the start within them (got {lo}:{hi}:{start})"
+            )));
+        }
+        bounds.push((lo, hi));
+        same.push(start);
+    }
+    let start = match &args.start {
+        None => Start::Same(same),
+        Some(path) => {
+            let (s_shape, s) = read(path, "--start")?;
+            if s_shape != [n, targets.len()] {
+                return Err(input(format!(
+                    "--start has shape {s_shape:?}; it needs [N, n_fit] = [{n}, {}]",
+                    targets.len()
+                )));
+            }
+            Start::PerTrajectory(s)
+        }
+    };
+    let mut weights = vec![1.0; dim];
+    for (name, v) in &args.weights {
+        let i = system.state_index(name).ok_or_else(|| {
+            input(format!(
+                "--weights: '{name}' is not a state of {}",
+                system.name()
+            ))
+        })?;
+        match v[..] {
+            [w] if w >= 0.0 && w.is_finite() => weights[i] = w,
+            _ => {
+                return Err(input(format!(
+                    "--weights {name}: give one finite value >= 0"
+                )));
+            }
+        }
+    }
+    let error_control = ErrorControl::from_name(&args.sensitivity_error).ok_or_else(|| {
+        input(format!(
+            "--sensitivity-error is '{}'; it is include or exclude",
+            args.sensitivity_error
+        ))
+    })?;
+    let mut stopping = Stopping::for_precision(args.precision);
+    stopping.max_iterations = args.max_iterations;
+    Ok(EstimationProblem {
+        targets,
+        bounds,
+        start,
+        observations: Observations {
+            times,
+            values,
+            weights,
+        },
+        error_control,
+        stopping,
+        problem: base,
+    })
+}
+
+pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    let ep = problem(args)?;
+    ep.check().map_err(input)?;
+    let out = match &args.out {
+        Some(dir) => {
+            if !args.overwrite
+                && let Some(f) = FILES.iter().find(|f| dir.join(f).exists())
+            {
+                return Err(input(format!(
+                    "'{}' holds results already ({f}); give --overwrite to replace them",
+                    dir.display()
+                )));
+            }
+            Some(OutputDir::create(dir).map_err(input)?)
+        }
+        None if args.overwrite => {
+            return Err(input(
+                "--overwrite replaces the results in -o DIR; give -o DIR",
+            ));
+        }
+        None => None,
+    };
+    let ctx = GpuContext::new(choice)?;
+    let options = RunOptions {
+        cancel: Some(interrupt::token()),
+        ..RunOptions::default()
+    };
+    interrupt::install_handler();
+    let fits = match estimate(&ctx, &ep, &options) {
+        Ok(f) => f,
+        Err(EstimateError::Cancelled) => {
+            return Err(CliError::Interrupted(
+                "interrupted; nothing was written".into(),
+            ));
+        }
+        Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
+        Err(e) => return Err(CliError::Runtime(e.to_string())),
+    };
+    let summary = summary_json(args, &ep, &fits);
+    if let Some(mut dir) = out {
+        write(&mut dir, &fits)?;
+        dir.write_json("run.json", &summary)
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        dir.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
+    } else {
+        print_text(&ep, &fits, args.out.as_deref());
+    }
+    Ok(())
+}
+
+fn status_counts(fits: &Estimate) -> serde_json::Map<String, serde_json::Value> {
+    let mut counts = serde_json::Map::new();
+    for s in [
+        FitStatus::Converged,
+        FitStatus::MaxIterations,
+        FitStatus::IntegrationFailed,
+        FitStatus::Stalled,
+    ] {
+        let c = fits.status.iter().filter(|x| **x == s).count();
+        if c > 0 {
+            counts.insert(s.name().into(), c.into());
+        }
+    }
+    counts
+}
+
+fn summary_json(args: &EstimateArgs, ep: &EstimationProblem, fits: &Estimate) -> serde_json::Value {
+    let n = fits.status.len();
+    let (t0, t1) = ep.problem.span();
+    json!({
+        "command": "estimate",
+        "system": ep.problem.system().name(),
+        "solver": ep.problem.solver().name(),
+        "precision": ep.problem.precision().name(),
+        "tspan": [t0, t1],
+        "trajectories": n,
+        "observation_times": ep.observations.times.len(),
+        "fitted": fits.names,
+        "bounds": ep.bounds,
+        "weights": ep.observations.weights,
+        "sensitivity_error": args.sensitivity_error,
+        "max_iterations": ep.stopping.max_iterations,
+        "ftol": ep.stopping.ftol,
+        "xtol": ep.stopping.xtol,
+        "status": status_counts(fits),
+        "gpu_runs": fits.runs,
+        "trajectory_runs": fits.trajectory_runs,
+        "seconds": fits.solve.as_secs_f64(),
+        "fits_per_second": n as f64 / fits.solve.as_secs_f64().max(1e-12),
+        "observations": args.observations,
+        "times": args.times,
+    })
+}
+
+fn write(dir: &mut OutputDir, fits: &Estimate) -> Result<(), CliError> {
+    let io = |e: crate::io::output::OutputError| CliError::Runtime(e.to_string());
+    let (n, k) = (fits.status.len(), fits.n_fit());
+    let (n64, k64) = (n as u64, k as u64);
+    let stderr: Vec<f64> = (0..n)
+        .flat_map(|j| (0..k).map(move |c| (j, c)))
+        .map(|(j, c)| fits.stderr(j, c))
+        .collect();
+    dir.write_npy("estimates.npy", &[n64, k64], &fits.values)
+        .map_err(io)?;
+    dir.write_npy("stderr.npy", &[n64, k64], &stderr)
+        .map_err(io)?;
+    dir.write_npy("covariance.npy", &[n64, k64, k64], &fits.covariance)
+        .map_err(io)?;
+    dir.write_npy("cost.npy", &[n64], &fits.cost).map_err(io)?;
+    dir.write_npy("iterations.npy", &[n64], &fits.iterations)
+        .map_err(io)?;
+    let codes: Vec<u8> = fits.status.iter().map(|&s| s as u8).collect();
+    dir.write_npy("fit_status.npy", &[n64], &codes)
+        .map_err(io)?;
+    Ok(())
+}
+
+fn print_text(ep: &EstimationProblem, fits: &Estimate, out: Option<&Path>) {
+    let n = fits.status.len();
+    println!(
+        "{} · {} · {} · {n} fits of {} over {} observation times",
+        ep.problem.system().name(),
+        ep.problem.solver().name(),
+        ep.problem.precision().name(),
+        fits.names.join(", "),
+        ep.observations.times.len()
+    );
+    let counts: Vec<String> = status_counts(fits)
+        .into_iter()
+        .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+        .collect();
+    println!("status   {}", counts.join(", "));
+    println!(
+        "solve    {} · {} GPU runs ({} trajectory-runs) · {:.1} fits/s",
+        seconds(fits.solve.as_secs_f64()),
+        fits.runs,
+        fits.trajectory_runs,
+        n as f64 / fits.solve.as_secs_f64().max(1e-12)
+    );
+    for j in 0..n.min(4) {
+        let values: Vec<String> = (0..fits.n_fit())
+            .map(|k| {
+                format!(
+                    "{} = {:.6} ± {:.2e}",
+                    fits.names[k],
+                    fits.values[j * fits.n_fit() + k],
+                    fits.stderr(j, k)
+                )
+            })
+            .collect();
+        println!(
+            "#{j}       {} · cost {:.4e} · {} iterations",
+            values.join(", "),
+            fits.cost[j],
+            fits.iterations[j]
+        );
+    }
+    if let Some(dir) = out {
+        println!("wrote    {}/ (files listed in the README)", dir.display());
+    }
+}
