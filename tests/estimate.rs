@@ -46,12 +46,12 @@ fn observe(
     for j in 0..n {
         for o in 0..times.len() {
             let u = sol.state(o, j);
-            for i in 0..dim {
+            for (i, &ui) in u.iter().enumerate().take(dim) {
                 let k = ((j * times.len() + o) * dim + i) as u64;
                 out.push(if missing(j, o, i) {
                     f64::NAN
                 } else {
-                    u[i] + sigma * normal_f64(17, k, 3)
+                    ui + sigma * normal_f64(17, k, 3)
                 });
             }
         }

@@ -226,7 +226,7 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
                 )));
             }
         };
-        if !(lo < hi) || !(lo..=hi).contains(&start) {
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) || !(lo..=hi).contains(&start) {
             return Err(input(format!(
                 "--fit {name}: the bounds need LO < HI and the start within them (got {lo}:{hi}:{start})"
             )));

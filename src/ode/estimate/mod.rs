@@ -199,7 +199,11 @@ impl EstimationProblem {
         if obs.times.is_empty() {
             return bad("no observation times".into());
         }
-        if let Some(w) = obs.times.windows(2).find(|w| !(w[0] < w[1])) {
+        if let Some(w) = obs
+            .times
+            .windows(2)
+            .find(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+        {
             return bad(format!(
                 "observation times must increase: {} is followed by {}",
                 w[0], w[1]
