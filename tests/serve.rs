@@ -203,6 +203,7 @@ fn results_over_http_equal_the_library_and_bad_inputs_get_4xx() {
         (json!({"system": "lorenz", "n": 1000, "save_every": 1, "tspan": [0, 100], "dt": 0.001}).to_string().into_bytes(), 422, "bytes", json!({"field": "save_every"})),
         (json!({"system": "lorenz", "nn": 10}).to_string().into_bytes(), 422, "unknown field", json!({"field": "nn"})),
         (json!({"system": "lorenz", "params_file": "/etc/passwd"}).to_string().into_bytes(), 422, "files on the server", json!({"field": "params_file"})),
+        (json!({"system": "lorenz", "n": 4, "sensitivities": ["rho"]}).to_string().into_bytes(), 422, "does not compute sensitivities", json!({"field": "sensitivities"})),
         (vec![b' '; 100 << 10], 413, "limit of 65536 bytes", Value::Null),
     ];
     for (body, status, words, at) in bad {

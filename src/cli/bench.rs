@@ -12,6 +12,7 @@
 
 mod basins;
 mod deeponet;
+mod estimate;
 mod events;
 mod harness;
 mod lyapunov;
@@ -111,6 +112,9 @@ fn host_bytes(scenario: Scenario, n: usize) -> f64 {
         Scenario::Lyapunov => 128.0,
         // 64 records of 4 reals (f64 and f32 copies), the final states and parameters.
         Scenario::Events => 64.0 * 4.0 * 12.0 + 64.0,
+        // 300 observations, the truth, estimates, covariance and one run's saved states and
+        // sensitivities (100 × 12 values), in f64.
+        Scenario::Estimate => 16_000.0,
         Scenario::OdeSweep | Scenario::OdeStream => 101.0 * 3.0 * 8.0,
         Scenario::DeeponetTrain | Scenario::Peak | Scenario::All => 0.0,
     };
@@ -155,6 +159,7 @@ fn run_scenario(
         Scenario::Basins => basins::run(bench, size),
         Scenario::Lyapunov => lyapunov::run(bench, scenario, size),
         Scenario::Events => events::run(bench, size),
+        Scenario::Estimate => estimate::run(bench, size),
         Scenario::Peak | Scenario::All => unreachable!("not a sized scenario"),
     }
 }

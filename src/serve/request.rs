@@ -22,6 +22,20 @@ pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
 /// `{"system": "lorenz" | {"definition": "<system file TOML>"}, "n": ..., ...}` → problem.
 pub fn simulate_problem(body: Value) -> Result<Problem, ApiError> {
     let (system, spec) = run_spec(body)?;
+    // Jobs hold states only: a run that asked for sensitivities must not come back without
+    // them as if it had none.
+    for (key, set) in [
+        ("sensitivities", spec.sensitivities.is_some()),
+        ("sensitivity_error", spec.sensitivity_error.is_some()),
+    ] {
+        if set {
+            return Err(ApiError::invalid(format!(
+                "'{key}': the server does not compute sensitivities yet; use `phaseflow \
+                 simulate --sensitivities` or the library (phaseflow::ode::sensitivity)"
+            ))
+            .field(key));
+        }
+    }
     spec.only_analysis(None)
         .and_then(|()| problem_for_system(system, &spec))
         .map_err(spec_api_error)

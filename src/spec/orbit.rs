@@ -261,7 +261,7 @@ pub fn orbit_problem(mut system: System, spec: &RunSpec) -> Result<OrbitProblem,
 
 /// Run-config keys a simulation reads and an orbit diagram does not, with why: a key that
 /// would be ignored is a mistake, not a default.
-const UNREAD: [(&str, &str); 9] = [
+const UNREAD: [(&str, &str); 11] = [
     ("saveat", "chooses a simulation's save times"),
     ("save_every", "chooses a simulation's save times"),
     ("outputs", "chooses a simulation's output files"),
@@ -283,6 +283,14 @@ const UNREAD: [(&str, &str); 9] = [
         "fixed_step",
         "takes an adaptive pair's steps without error control",
     ),
+    (
+        "sensitivities",
+        "asks a simulation for its forward sensitivities",
+    ),
+    (
+        "sensitivity_error",
+        "sets the error control of a simulation's sensitivities",
+    ),
 ];
 
 fn refuse_unread(spec: &RunSpec) -> Result<(), SpecError> {
@@ -296,6 +304,8 @@ fn refuse_unread(spec: &RunSpec) -> Result<(), SpecError> {
         spec.antithetic.is_some(),
         spec.brownian_depth.is_some(),
         spec.fixed_step.is_some(),
+        spec.sensitivities.is_some(),
+        spec.sensitivity_error.is_some(),
     ];
     match UNREAD.iter().zip(set).find(|(_, set)| *set) {
         Some(((key, what), _)) => Err(FieldError::new(
