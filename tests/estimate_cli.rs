@@ -14,14 +14,17 @@ const W: [f64; 3] = [0.6, 1.0, 1.4];
 /// t = 0.25, 0.5, ..., 5, made by `simulate --saveat` in f64 at tolerance 1e-11 and
 /// rearranged from [n_save, N, dim] to [N, n_obs, dim]. Returns (observations, times).
 fn harmonic_observations(dir: &Path) -> (PathBuf, PathBuf) {
+    observations_of(dir, &["--sweep", "w=0.6:1.4"])
+}
+
+/// As `harmonic_observations`, with the ensemble flags `ensemble` instead of the sweep.
+fn observations_of(dir: &Path, ensemble: &[&str]) -> (PathBuf, PathBuf) {
     let sim = dir.join("sim");
-    let o = phaseflow(&[
+    let mut args = vec![
         "simulate",
         "harmonic",
         "-n",
         "3",
-        "--sweep",
-        "w=0.6:1.4",
         "--tspan",
         "0:5",
         "--solver",
@@ -37,7 +40,9 @@ fn harmonic_observations(dir: &Path) -> (PathBuf, PathBuf) {
         "-q",
         "-o",
         sim.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(ensemble);
+    let o = phaseflow(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let (shape, states) = read_npy(&sim.join("states.npy")).unwrap();
     assert_eq!(shape, vec![20, 3, 2]);
@@ -122,6 +127,63 @@ fn estimate_recovers_what_simulate_made() {
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(json["trajectories"], 3);
+}
+
+/// `--shared`: one frequency behind three oscillators that started at x0 = 1, 1.5, 2 is
+/// found from all of them at once (the data carry simulate's 1e-11 error); the files are
+/// the shared fit's, and --overwrite over a per-trajectory run leaves none of its files.
+#[test]
+fn a_shared_fit_finds_one_frequency_behind_all_trajectories() {
+    let dir = temp_dir("shared");
+    let (obs, times) = observations_of(&dir, &["--param", "w=1.2", "--u0-perturb", "x=0.5"]);
+    let fits = dir.join("fits");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "estimate",
+            "harmonic",
+            "--observations",
+            s(&obs),
+            "--times",
+            s(&times),
+            "--fit",
+            "w=0.1:3:0.9",
+            "--u0-perturb",
+            "x=0.5",
+            "-o",
+            s(&fits),
+        ];
+        a.extend_from_slice(extra);
+        phaseflow(&a)
+    };
+    let o = args(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fits.join("fit_status.npy").exists());
+    let o = args(&["--shared", "--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("one fit of w to 3 trajectories"), "{text}");
+    assert!(text.contains("status   converged"), "{text}");
+    let (shape, est) = read_npy(&fits.join("estimates.npy")).unwrap();
+    assert_eq!(shape, vec![1]);
+    assert!((est[0] - 1.2).abs() < 1e-7, "w {}", est[0]);
+    let (shape, cov) = read_npy(&fits.join("covariance.npy")).unwrap();
+    assert_eq!((shape, cov.len()), (vec![1, 1], 1));
+    let (shape, costs) = read_npy(&fits.join("trajectory_cost.npy")).unwrap();
+    assert_eq!(shape, vec![3]);
+    assert!(costs.iter().all(|c| *c < 1e-14), "{costs:?}");
+    for stale in ["cost.npy", "iterations.npy", "fit_status.npy"] {
+        assert!(!fits.join(stale).exists(), "{stale} left over");
+    }
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fits.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["shared"], true);
+    assert_eq!(run["status"], "converged");
+    assert_eq!(run["observed_values"], 3 * 20 * 2);
+
+    let start = dir.join("start.npy");
+    write_npy(&start, &[3, 1], &[1.0f64; 3]).unwrap();
+    let o = args(&["--shared", "--overwrite", "--start", s(&start)]);
+    assert_input_error(&o, "a --shared fit has one");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::io::npy::read_npy;
+use crate::ode::estimate::shared::estimate_shared;
 use crate::ode::estimate::{
     Estimate, EstimateError, EstimationProblem, FitStatus, Observations, Start, Stopping, estimate,
 };
@@ -52,7 +53,14 @@ Output (with -o DIR): estimates.npy [N, n_fit] float64 (the fitted values), stde
 covariance.npy [N, n_fit, n_fit] float64 (sigma^2 (J^T W J)^-1 with sigma^2 = 2 cost /
 (m - n_fit), m the values observed; NaN where it does not exist), cost.npy [N] float64,
 iterations.npy [N] uint32, fit_status.npy [N] u8 (1 converged, 2 max iterations, 3 the model
-could not be integrated at the start, 4 stalled) and run.json describing the run.";
+could not be integrated at the start, 4 stalled) and run.json describing the run.
+
+With --shared, one set of the --fit quantities is fitted to all N trajectories at once
+(calibrating one model to many experiments that started differently): the cost is the sum
+of every trajectory's, each iteration one GPU run of the whole ensemble. Output:
+estimates.npy [n_fit], stderr.npy [n_fit], covariance.npy [n_fit, n_fit], trajectory_cost.npy
+[N] (each trajectory's share of the cost at the fit: where an outlier shows) and run.json
+(with the status, iterations and cost).";
 
 #[derive(Debug, clap::Args)]
 pub struct EstimateArgs {
@@ -79,6 +87,11 @@ pub struct EstimateArgs {
     /// Starting values per trajectory, an .npy of shape [N, n_fit] (columns in --fit order)
     #[arg(long, value_name = "FILE.npy")]
     start: Option<PathBuf>,
+
+    /// Fit one set of the --fit quantities to every trajectory at once (their costs summed)
+    /// instead of one set per trajectory
+    #[arg(long)]
+    shared: bool,
 
     /// A state's weight in the cost (repeat per state) [default: 1]
     #[arg(long, value_name = "STATE=W", value_parser = parse_assign)]
@@ -133,13 +146,22 @@ pub struct EstimateArgs {
     json: bool,
 }
 
-const FILES: [&str; 6] = [
+/// Every file either kind of fit writes: one of them in DIR means results are there.
+const FILES: [&str; 7] = [
     "estimates.npy",
     "stderr.npy",
     "covariance.npy",
     "cost.npy",
     "iterations.npy",
     "fit_status.npy",
+    "trajectory_cost.npy",
+];
+/// The files a shared fit writes (the others in `FILES` are per-trajectory fits').
+const SHARED_FILES: [&str; 4] = [
+    "estimates.npy",
+    "stderr.npy",
+    "covariance.npy",
+    "trajectory_cost.npy",
 ];
 
 fn input(e: impl std::fmt::Display) -> CliError {
@@ -288,6 +310,11 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
 }
 
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    if args.shared && args.start.is_some() {
+        return Err(input(
+            "--start gives each trajectory its own start; a --shared fit has one (START in --fit)",
+        ));
+    }
     let ep = problem(args)?;
     ep.check().map_err(input)?;
     let out = match &args.out {
@@ -315,6 +342,9 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         ..RunOptions::default()
     };
     interrupt::install_handler();
+    if args.shared {
+        return run_shared(args, &ctx, &ep, &options, out);
+    }
     let fits = match estimate(&ctx, &ep, &options) {
         Ok(f) => f,
         Err(EstimateError::Cancelled) => {
@@ -328,9 +358,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let summary = summary_json(args, &ep, &fits);
     if let Some(mut dir) = out {
         write(&mut dir, &fits)?;
-        dir.write_json("run.json", &summary)
-            .map_err(|e| CliError::Runtime(e.to_string()))?;
-        dir.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
+        commit(dir, &summary, &FILES[..6])?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
@@ -450,4 +478,121 @@ fn print_text(ep: &EstimationProblem, fits: &Estimate, out: Option<&Path>) {
     if let Some(dir) = out {
         println!("wrote    {}/ (files listed in the README)", dir.display());
     }
+}
+
+/// Writes run.json, moves the results into place and removes the files of the other kind
+/// of fit that an earlier run left (`--overwrite`), so DIR never mixes two runs.
+fn commit(
+    mut dir: OutputDir,
+    summary: &serde_json::Value,
+    written: &[&str],
+) -> Result<(), CliError> {
+    let runtime = |e: crate::io::output::OutputError| CliError::Runtime(e.to_string());
+    dir.write_json("run.json", summary).map_err(runtime)?;
+    let path = dir.path().to_path_buf();
+    dir.commit().map_err(runtime)?;
+    for stale in FILES.iter().filter(|f| !written.contains(f)) {
+        let file = path.join(stale);
+        if file.exists() {
+            std::fs::remove_file(&file).map_err(|e| {
+                CliError::Runtime(format!("could not remove '{}': {e}", file.display()))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `--shared`: one set of values fitted to every trajectory.
+fn run_shared(
+    args: &EstimateArgs,
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    options: &RunOptions,
+    out: Option<OutputDir>,
+) -> Result<(), CliError> {
+    let fit = match estimate_shared(ctx, ep, options) {
+        Ok(f) => f,
+        Err(EstimateError::Cancelled) => {
+            return Err(CliError::Interrupted(
+                "interrupted; nothing was written".into(),
+            ));
+        }
+        Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
+        Err(e) => return Err(CliError::Runtime(e.to_string())),
+    };
+    let k = fit.values.len();
+    let stderr: Vec<f64> = (0..k).map(|i| fit.stderr(i)).collect();
+    let (t0, t1) = ep.problem.span();
+    let summary = json!({
+        "command": "estimate",
+        "shared": true,
+        "system": ep.problem.system().name(),
+        "solver": ep.problem.solver().name(),
+        "precision": ep.problem.precision().name(),
+        "tspan": [t0, t1],
+        "trajectories": fit.trajectory_cost.len(),
+        "observation_times": ep.observations.times.len(),
+        "observed_values": fit.observed,
+        "fitted": fit.names,
+        "estimates": fit.values,
+        "stderr": stderr,
+        "bounds": ep.bounds,
+        "weights": ep.observations.weights,
+        "sensitivity_error": args.sensitivity_error,
+        "max_iterations": ep.stopping.max_iterations,
+        "ftol": ep.stopping.ftol,
+        "xtol": ep.stopping.xtol,
+        "status": fit.status.name(),
+        "iterations": fit.iterations,
+        "cost": fit.cost,
+        "gpu_runs": fit.runs,
+        "trajectory_runs": fit.trajectory_runs,
+        "seconds": fit.solve.as_secs_f64(),
+        "observations": args.observations,
+        "times": args.times,
+    });
+    if let Some(mut dir) = out {
+        let io = |e: crate::io::output::OutputError| CliError::Runtime(e.to_string());
+        let (k64, n64) = (k as u64, fit.trajectory_cost.len() as u64);
+        dir.write_npy("estimates.npy", &[k64], &fit.values)
+            .map_err(io)?;
+        dir.write_npy("stderr.npy", &[k64], &stderr).map_err(io)?;
+        dir.write_npy("covariance.npy", &[k64, k64], &fit.covariance)
+            .map_err(io)?;
+        dir.write_npy("trajectory_cost.npy", &[n64], &fit.trajectory_cost)
+            .map_err(io)?;
+        commit(dir, &summary, &SHARED_FILES)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
+        return Ok(());
+    }
+    println!(
+        "{} · {} · {} · one fit of {} to {} trajectories ({} values observed)",
+        ep.problem.system().name(),
+        ep.problem.solver().name(),
+        ep.problem.precision().name(),
+        fit.names.join(", "),
+        fit.trajectory_cost.len(),
+        fit.observed
+    );
+    println!(
+        "status   {} after {} iterations · cost {:.6e}",
+        fit.status.name().replace('_', " "),
+        fit.iterations,
+        fit.cost
+    );
+    println!(
+        "solve    {} · {} GPU runs ({} trajectory-runs)",
+        seconds(fit.solve.as_secs_f64()),
+        fit.runs,
+        fit.trajectory_runs
+    );
+    for (i, name) in fit.names.iter().enumerate() {
+        println!("{name:<8} {:.8} ± {:.2e}", fit.values[i], stderr[i]);
+    }
+    if let Some(dir) = &args.out {
+        println!("wrote    {}/ (files listed in the README)", dir.display());
+    }
+    Ok(())
 }

@@ -88,7 +88,9 @@ fn observe(bench: &Bench, n: usize, truth: &[f64], times: &[f64]) -> Result<Vec<
         origin: "truth".into(),
     });
     a.saveat = SaveAt::Times(times.to_vec());
-    let sol = p.simulate(bench.ctx, &RunOptions::default()).map_err(failed)?;
+    let sol = p
+        .simulate(bench.ctx, &RunOptions::default())
+        .map_err(failed)?;
     let mut out = Vec::with_capacity(n * times.len() * 3);
     for j in 0..n {
         for o in 0..times.len() {

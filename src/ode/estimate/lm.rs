@@ -35,6 +35,19 @@ impl Normal {
         self.cost += 0.5 * r * r;
         self.count += 1;
     }
+
+    /// Adds another set of observations' equations (the cost of a shared fit is the sum
+    /// over trajectories, and so are its gradient and Gauss–Newton matrix).
+    pub fn merge(&mut self, other: &Normal) {
+        for (a, b) in self.jtj.iter_mut().zip(&other.jtj) {
+            *a += b;
+        }
+        for (a, b) in self.jtr.iter_mut().zip(&other.jtr) {
+            *a += b;
+        }
+        self.cost += other.cost;
+        self.count += other.count;
+    }
 }
 
 /// Cholesky factor L (row-major, lower) of a symmetric positive definite matrix, or

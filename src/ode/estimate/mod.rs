@@ -9,9 +9,10 @@
 //! Each fit converges, stalls or runs out of iterations on its own; fits that are done
 //! leave the ensemble, so later runs are smaller. Results do not depend on chunking: each
 //! run's saves are the same bits however it is cut, and the host's arithmetic is f64 in a
-//! fixed order.
+//! fixed order. `shared` fits one set of values to every trajectory at once.
 
 pub mod lm;
+pub mod shared;
 mod sink;
 
 use super::adaptive::SaveAt;
