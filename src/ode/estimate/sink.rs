@@ -1,8 +1,8 @@
 //! Folds an augmented run's saves (states and sensitivities) at the observation times into
 //! each fit's normal equations as chunks arrive.
 
-use super::EstimationProblem;
 use super::lm::Normal;
+use super::problem::EstimationProblem;
 use crate::ode::device::SaveBatch;
 use crate::ode::error::SinkError;
 use crate::ode::sink::Sink;
