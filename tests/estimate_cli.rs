@@ -262,6 +262,77 @@ fn estimate_refuses_bad_input_with_one_message() {
     ]);
     assert_input_error(&o, "--observations");
     assert!(!dir.join("fits").exists());
+
+    // Ensemble files of the wrong width, a start outside its bounds, f32 asked for what it
+    // cannot resolve, another command's run directory.
+    let narrow = dir.join("u0.npy");
+    write_npy(&narrow, &[3, 1], &[1.0f64; 3]).unwrap();
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "--u0", s(&narrow)]),
+        "has 1 columns but the system has 2 states",
+    );
+    let far = dir.join("far.npy");
+    write_npy(&far, &[3, 1], &[1.0f64, 100.0, 1.0]).unwrap();
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "--start", s(&far)]),
+        "--start row 1, column 0 (w) is 100, outside its bounds",
+    );
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "--precision", "f32", "--rtol", "1e-12"]),
+        "below what f32 resolves",
+    );
+    let sim = dir.join("sim");
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "-o", s(&sim), "--overwrite"]),
+        "holds another run",
+    );
+    assert!(!sim.join("estimates.npy").exists());
+}
+
+/// A trajectory with nothing observed is not "converged": it is underdetermined, with NaN
+/// cost and covariance, and the others fit as before.
+#[test]
+fn a_trajectory_with_too_few_observations_is_underdetermined() {
+    let dir = temp_dir("underdetermined");
+    let (obs, times) = harmonic_observations(&dir);
+    let (shape, mut values) = read_npy(&obs).unwrap();
+    // Trajectory 1 observed once: fewer values than the two fitted quantities.
+    for v in &mut values[40..80] {
+        *v = f64::NAN;
+    }
+    values[41] = 0.5;
+    write_npy(
+        &obs,
+        &shape.iter().map(|&d| d as u64).collect::<Vec<_>>(),
+        &values,
+    )
+    .unwrap();
+    let fits = dir.join("fits");
+    let o = phaseflow(&[
+        "estimate",
+        "harmonic",
+        "--observations",
+        s(&obs),
+        "--times",
+        s(&times),
+        "--fit",
+        "w=0.1:3:0.9",
+        "--fit",
+        "x0=-5:5:0.5",
+        "-o",
+        s(&fits),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 underdetermined"), "{}", stdout(&o));
+    let (_, status) = read_npy(&fits.join("fit_status.npy")).unwrap();
+    assert_eq!(status, vec![1.0, 5.0, 1.0]);
+    let (_, cost) = read_npy(&fits.join("cost.npy")).unwrap();
+    assert!(
+        cost[1].is_nan() && cost[0] < 1e-14 && cost[2] < 1e-14,
+        "{cost:?}"
+    );
+    let (_, est) = read_npy(&fits.join("estimates.npy")).unwrap();
+    assert_eq!(&est[2..4], &[0.9, 0.5]);
 }
 
 #[test]
@@ -330,6 +401,18 @@ fn sensitivities_refuse_what_they_cannot_do() {
     exclude.extend(["--sensitivity-error", "exclude"]);
     assert_input_error(&sim(&exclude), "the stiff solvers control the error");
     assert!(sim(&stiff).status.success());
+    assert_input_error(
+        &sim(&[
+            "harmonic",
+            "--sensitivities",
+            "w",
+            "--outputs",
+            "montecarlo",
+            "-o",
+            s(&temp_dir("sens-mc").join("out")),
+        ]),
+        "written beside the states (sensitivities.npy): add states to",
+    );
     assert_input_error(
         &sim(&["harmonic", "--sensitivity-error", "exclude"]),
         "--sensitivities",

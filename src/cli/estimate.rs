@@ -53,7 +53,8 @@ Output (with -o DIR): estimates.npy [N, n_fit] float64 (the fitted values), stde
 covariance.npy [N, n_fit, n_fit] float64 (sigma^2 (J^T W J)^-1 with sigma^2 = 2 cost /
 (m - n_fit), m the values observed; NaN where it does not exist), cost.npy [N] float64,
 iterations.npy [N] uint32, fit_status.npy [N] u8 (1 converged, 2 max iterations, 3 the model
-could not be integrated at the start, 4 stalled) and run.json describing the run.
+could not be integrated at the start, 4 stalled, 5 underdetermined: fewer values observed
+than quantities fitted) and run.json describing the run.
 
 With --shared, one set of the --fit quantities is fitted to all N trajectories at once
 (calibrating one model to many experiments that started differently): the cost is the sum
@@ -266,6 +267,18 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
                     targets.len()
                 )));
             }
+            let k = targets.len();
+            for (at, v) in s.iter().enumerate() {
+                let (lo, hi) = bounds[at % k];
+                if !(lo..=hi).contains(v) {
+                    return Err(input(format!(
+                        "--start row {}, column {} ({}) is {v}, outside its bounds [{lo}, {hi}]",
+                        at / k,
+                        at % k,
+                        args.fit[at % k].0
+                    )));
+                }
+            }
             Start::PerTrajectory(s)
         }
     };
@@ -310,6 +323,16 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
 }
 
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    if args.precision == Precision::F32 {
+        for (flag, v) in [("--rtol", args.rtol), ("--atol", args.atol)] {
+            if let Some(v) = v.filter(|v| *v < 1e-7) {
+                return Err(input(format!(
+                    "{flag} {v:e} is below what f32 resolves (6e-8 relative): the runs would \
+                     fail or stop short; use 1e-7 or more, or --precision f64"
+                )));
+            }
+        }
+    }
     if args.shared && args.start.is_some() {
         return Err(input(
             "--start gives each trajectory its own start; a --shared fit has one (START in --fit)",
@@ -319,6 +342,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     ep.check().map_err(input)?;
     let out = match &args.out {
         Some(dir) => {
+            refuse_other_run(dir)?;
             if !args.overwrite
                 && let Some(f) = FILES.iter().find(|f| dir.join(f).exists())
             {
@@ -353,6 +377,8 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             ));
         }
         Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
+        // What sensitivities cannot do (events, stiff with exclude) is the user's choice.
+        Err(EstimateError::Sensitivity(e)) => return Err(CliError::Input(e.to_string())),
         Err(e) => return Err(CliError::Runtime(e.to_string())),
     };
     let summary = summary_json(args, &ep, &fits);
@@ -375,6 +401,7 @@ fn status_counts(fits: &Estimate) -> serde_json::Map<String, serde_json::Value> 
         FitStatus::MaxIterations,
         FitStatus::IntegrationFailed,
         FitStatus::Stalled,
+        FitStatus::Underdetermined,
     ] {
         let c = fits.status.iter().filter(|x| **x == s).count();
         if c > 0 {
@@ -518,6 +545,8 @@ fn run_shared(
             ));
         }
         Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
+        // What sensitivities cannot do (events, stiff with exclude) is the user's choice.
+        Err(EstimateError::Sensitivity(e)) => return Err(CliError::Input(e.to_string())),
         Err(e) => return Err(CliError::Runtime(e.to_string())),
     };
     let k = fit.values.len();
@@ -543,6 +572,7 @@ fn run_shared(
         "ftol": ep.stopping.ftol,
         "xtol": ep.stopping.xtol,
         "status": fit.status.name(),
+        "failed_trajectory": fit.failed_trajectory,
         "iterations": fit.iterations,
         "cost": fit.cost,
         "gpu_runs": fit.runs,
@@ -582,6 +612,9 @@ fn run_shared(
         fit.iterations,
         fit.cost
     );
+    if let Some(j) = fit.failed_trajectory {
+        println!("failed   trajectory {j} could not be integrated at the start");
+    }
     println!(
         "solve    {} · {} GPU runs ({} trajectory-runs)",
         seconds(fit.solve.as_secs_f64()),
@@ -595,4 +628,22 @@ fn run_shared(
         println!("wrote    {}/ (files listed in the README)", dir.display());
     }
     Ok(())
+}
+
+/// A directory holding another command's run (a `run.json` that is not an estimate's) is
+/// refused even with --overwrite: its files would stay beside the estimates.
+fn refuse_other_run(dir: &Path) -> Result<(), CliError> {
+    let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
+        return Ok(());
+    };
+    let command = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["command"].as_str().map(str::to_string));
+    if command.as_deref() == Some("estimate") {
+        return Ok(());
+    }
+    Err(input(format!(
+        "'{}' holds another run (its run.json is not an estimate's); choose another directory",
+        dir.display()
+    )))
 }

@@ -34,6 +34,18 @@ pub fn sensitivity_run(
             )
         })?,
     };
+    if let Some(outputs) = &spec.outputs
+        && !outputs.contains(&super::run::Output::States)
+    {
+        // sensitivities.npy is written beside states.npy; without it they would be
+        // computed and dropped.
+        return Err(FieldError::new(
+            "sensitivities",
+            "are written beside the states (sensitivities.npy): add states to ",
+        )
+        .key("outputs")
+        .into());
+    }
     let system = problem.system();
     let targets = resolve(system, names).map_err(|e| FieldError::new("sensitivities", e))?;
     let dim = system.dim();

@@ -107,6 +107,37 @@ pub fn damped_step(normal: &Normal, lambda: f64) -> Option<Vec<f64>> {
     Some(cholesky_solve(&l, n, &neg))
 }
 
+/// How a fit ends whose next (damped) step moves it less than xtol. At a minimum the
+/// Gauss–Newton step itself, projected onto the bounds, is tiny too (the cost is flat to
+/// the integration's error there, so damping grows through rejections until the step
+/// vanishes): converged. Where the Gauss–Newton step is still large, only the damping made
+/// the step small and the fit never got anywhere: stalled. "Tiny" is √xtol relative, far
+/// above the few-ulp steps a minimum leaves and far below a fit that has not moved.
+pub fn small_step_status(
+    normal: &Normal,
+    x: &[f64],
+    bounds: &[(f64, f64)],
+    xtol: f64,
+) -> super::problem::FitStatus {
+    use super::problem::FitStatus;
+    let Some(step) = damped_step(normal, 0.0) else {
+        return FitStatus::Stalled;
+    };
+    let moved: f64 = clip(x, &step, bounds)
+        .iter()
+        .zip(x)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        .sqrt();
+    let size = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let tol = xtol.sqrt();
+    if moved <= tol * (size + tol) {
+        FitStatus::Converged
+    } else {
+        FitStatus::Stalled
+    }
+}
+
 /// `x` moved by `step` and clipped into the bounds (a projected step).
 pub fn clip(x: &[f64], step: &[f64], bounds: &[(f64, f64)]) -> Vec<f64> {
     x.iter()

@@ -175,18 +175,29 @@ pub fn estimate(
                 .collect()
         })
         .collect();
-    let all: Vec<usize> = (0..n).collect();
-    let mut runs = 1;
-    let mut trajectory_runs = n;
-    let first = evaluate(ctx, ep, &all, &x, options)?;
     let mut status = vec![FitStatus::Running; n];
-    let mut normal: Vec<Normal> = Vec::with_capacity(n);
-    for (j, f) in first.into_iter().enumerate() {
-        match f {
-            Some(f) if f.cost.is_finite() => normal.push(f),
-            _ => {
-                status[j] = FitStatus::IntegrationFailed;
-                normal.push(Normal::zero(n_fit));
+    let mut normal: Vec<Normal> = vec![Normal::zero(n_fit); n];
+    // A fit with fewer observed values than quantities has nothing to fit from.
+    let all: Vec<usize> = (0..n)
+        .filter(|&j| {
+            let enough = ep.observed(j) >= n_fit;
+            if !enough {
+                status[j] = FitStatus::Underdetermined;
+            }
+            enough
+        })
+        .collect();
+    let mut runs = 0;
+    let mut trajectory_runs = 0;
+    if !all.is_empty() {
+        runs = 1;
+        trajectory_runs = all.len();
+        let starts: Vec<Vec<f64>> = all.iter().map(|&j| x[j].clone()).collect();
+        let first = evaluate(ctx, ep, &all, &starts, options)?;
+        for (&j, f) in all.iter().zip(first) {
+            match f {
+                Some(f) if f.cost.is_finite() => normal[j] = f,
+                _ => status[j] = FitStatus::IntegrationFailed,
             }
         }
     }
@@ -214,8 +225,9 @@ pub fn estimate(
                     let trial = lm::clip(&x[j], &step, &ep.bounds);
                     let moved: Vec<f64> = trial.iter().zip(&x[j]).map(|(a, b)| a - b).collect();
                     if norm(&moved) <= stop.xtol * (norm(&x[j]) + stop.xtol) {
-                        // No move the bounds allow is larger than the tolerance.
-                        status[j] = FitStatus::Converged;
+                        // No move the bounds allow is larger than the tolerance: converged,
+                        // unless the damping, grown by rejections, shrank the step to nothing.
+                        status[j] = lm::small_step_status(&normal[j], &x[j], &ep.bounds, stop.xtol);
                         continue;
                     }
                     active.push(j);
@@ -270,7 +282,10 @@ pub fn estimate(
         .collect();
     let mut covariance = Vec::with_capacity(n * n_fit * n_fit);
     for (j, f) in normal.iter().enumerate() {
-        if status[j] == FitStatus::IntegrationFailed {
+        if matches!(
+            status[j],
+            FitStatus::IntegrationFailed | FitStatus::Underdetermined
+        ) {
             covariance.extend(std::iter::repeat_n(f64::NAN, n_fit * n_fit));
         } else {
             covariance.extend(lm::covariance(f));
@@ -284,7 +299,7 @@ pub fn estimate(
             .iter()
             .zip(&status)
             .map(|(f, s)| {
-                if *s == FitStatus::IntegrationFailed {
+                if matches!(s, FitStatus::IntegrationFailed | FitStatus::Underdetermined) {
                     f64::NAN
                 } else {
                     f.cost

@@ -82,8 +82,12 @@ pub enum FitStatus {
     /// The model could not be integrated at the starting values (its status was not a
     /// success), so there is nothing to fit from.
     IntegrationFailed = 3,
-    /// No step lowers the cost even with the largest damping.
+    /// No step lowers the cost even with the largest damping, or the damping grew so
+    /// large that the steps shrank to nothing without an accepted one.
     Stalled = 4,
+    /// Fewer observed values (non-missing, with a weight above 0) than fitted quantities:
+    /// nothing to fit; the values stay at the start.
+    Underdetermined = 5,
 }
 
 impl FitStatus {
@@ -94,6 +98,7 @@ impl FitStatus {
             FitStatus::MaxIterations => "max_iterations",
             FitStatus::IntegrationFailed => "integration_failed",
             FitStatus::Stalled => "stalled",
+            FitStatus::Underdetermined => "underdetermined",
         }
     }
 }
@@ -144,6 +149,18 @@ pub enum EstimateError {
 }
 
 impl EstimationProblem {
+    /// Values trajectory `j` has observed (not missing, weight above 0).
+    pub fn observed(&self, j: usize) -> usize {
+        let obs = &self.observations;
+        let dim = obs.weights.len();
+        let row = obs.times.len() * dim;
+        obs.values[j * row..(j + 1) * row]
+            .iter()
+            .enumerate()
+            .filter(|(k, y)| !y.is_nan() && obs.weights[k % dim] > 0.0)
+            .count()
+    }
+
     /// Shapes, bounds and times, before any work.
     pub fn check(&self) -> Result<(), EstimateError> {
         let bad = |m: String| Err(EstimateError::Input(m));
@@ -177,8 +194,22 @@ impl EstimationProblem {
                 starts.0, starts.1
             ));
         }
+        // The ensemble's files (--u0, --params) must have the system's columns before any
+        // trajectory is read from them.
+        self.problem
+            .ensemble()
+            .validate(system)
+            .map_err(|e| EstimateError::Input(e.to_string()))?;
+        self.problem
+            .check()
+            .map_err(|e| EstimateError::Input(e.to_string()))?;
         if obs.times.is_empty() {
             return bad("no observation times".into());
+        }
+        if let Some(t) = obs.times.iter().find(|t| !t.is_finite()) {
+            return bad(format!(
+                "an observation time is {t}; every one must be finite"
+            ));
         }
         if let Some(w) = obs
             .times
@@ -208,6 +239,9 @@ impl EstimationProblem {
             return bad(format!(
                 "an observed value is infinite ({v}); NaN marks a missing one"
             ));
+        }
+        if obs.weights.iter().all(|w| *w == 0.0) {
+            return bad("every state's weight is 0: nothing would be fitted".into());
         }
         if obs.weights.len() != dim || obs.weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
             return bad(format!(

@@ -33,6 +33,9 @@ pub struct SharedEstimate {
     pub status: FitStatus,
     /// Observed values over all trajectories.
     pub observed: usize,
+    /// The first trajectory that could not be integrated at the point the fit stopped on
+    /// (status `IntegrationFailed`).
+    pub failed_trajectory: Option<usize>,
     pub runs: usize,
     pub trajectory_runs: usize,
     pub solve: std::time::Duration,
@@ -45,30 +48,44 @@ impl SharedEstimate {
     }
 }
 
-/// The ensemble's summed normal equations at `x` and each trajectory's cost, or `None`
-/// when some trajectory could not be integrated there.
+/// The ensemble at one point: the summed normal equations, each trajectory's cost (NaN
+/// where it could not be integrated) and the first trajectory that could not be.
+struct Evaluation {
+    total: Normal,
+    costs: Vec<f64>,
+    failed: Option<usize>,
+}
+
 fn evaluate_all(
     ctx: &GpuContext,
     ep: &EstimationProblem,
     x: &[f64],
     options: &RunOptions,
-) -> Result<Option<(Normal, Vec<f64>)>, EstimateError> {
+) -> Result<Evaluation, EstimateError> {
     let n = ep.problem.ensemble().n;
     let all: Vec<usize> = (0..n).collect();
     let points = vec![x.to_vec(); n];
     let normals = evaluate(ctx, ep, &all, &points, options)?;
     let mut total = Normal::zero(x.len());
     let mut costs = Vec::with_capacity(n);
-    for f in normals {
+    let mut failed = None;
+    for (j, f) in normals.into_iter().enumerate() {
         match f {
             Some(f) if f.cost.is_finite() => {
                 total.merge(&f);
                 costs.push(f.cost);
             }
-            _ => return Ok(None),
+            _ => {
+                failed.get_or_insert(j);
+                costs.push(f64::NAN);
+            }
         }
     }
-    Ok(Some((total, costs)))
+    Ok(Evaluation {
+        total,
+        costs,
+        failed,
+    })
 }
 
 /// Fits one set of the targets' values to every trajectory's observations.
@@ -86,7 +103,7 @@ pub fn estimate_shared(
     let n = ep.problem.ensemble().n;
     let n_fit = ep.targets.len();
     let started = std::time::Instant::now();
-    let names = ep
+    let names: Vec<String> = ep
         .targets
         .iter()
         .map(|t| t.name(ep.problem.system()))
@@ -96,22 +113,40 @@ pub fn estimate_shared(
         .zip(&ep.bounds)
         .map(|(v, &(lo, hi))| v.clamp(lo, hi))
         .collect();
-    let (mut runs, mut trajectory_runs) = (1, n);
-    let Some((mut normal, mut costs)) = evaluate_all(ctx, ep, &x, options)? else {
-        return Ok(SharedEstimate {
-            names,
-            values: x,
-            covariance: vec![f64::NAN; n_fit * n_fit],
-            cost: f64::NAN,
-            trajectory_cost: vec![f64::NAN; n],
-            iterations: 0,
-            status: FitStatus::IntegrationFailed,
-            observed: 0,
-            runs,
-            trajectory_runs,
-            solve: started.elapsed(),
-        });
+    let observed: usize = (0..n).map(|j| ep.observed(j)).sum();
+    let unfitted = |status, costs, failed_trajectory, runs| SharedEstimate {
+        names: names.clone(),
+        values: x.clone(),
+        covariance: vec![f64::NAN; n_fit * n_fit],
+        cost: f64::NAN,
+        trajectory_cost: costs,
+        iterations: 0,
+        status,
+        observed,
+        failed_trajectory,
+        runs,
+        trajectory_runs: runs * n,
+        solve: started.elapsed(),
     };
+    if observed < n_fit {
+        return Ok(unfitted(
+            FitStatus::Underdetermined,
+            vec![f64::NAN; n],
+            None,
+            0,
+        ));
+    }
+    let (mut runs, mut trajectory_runs) = (1, n);
+    let first = evaluate_all(ctx, ep, &x, options)?;
+    if first.failed.is_some() {
+        return Ok(unfitted(
+            FitStatus::IntegrationFailed,
+            first.costs,
+            first.failed,
+            1,
+        ));
+    }
+    let (mut normal, mut costs) = (first.total, first.costs);
     let stop = ep.stopping;
     let (mut lambda, mut iterations) = (1e-3, 0u32);
     let status = loop {
@@ -133,17 +168,19 @@ pub fn estimate_shared(
         let moved: Vec<f64> = trial.iter().zip(&x).map(|(a, b)| a - b).collect();
         let small_step = norm(&moved) <= stop.xtol * (norm(&x) + stop.xtol);
         if small_step {
-            // No move the bounds allow is larger than the tolerance.
-            break FitStatus::Converged;
+            // No move the bounds allow is larger than the tolerance (converged), or the
+            // damping grown by rejections shrank the step to nothing (stalled).
+            break lm::small_step_status(&normal, &x, &ep.bounds, stop.xtol);
         }
         runs += 1;
         trajectory_runs += n;
-        match evaluate_all(ctx, ep, &trial, options)? {
-            Some((new, new_costs)) if new.cost < normal.cost => {
-                let decrease = (normal.cost - new.cost) / normal.cost;
+        let new = evaluate_all(ctx, ep, &trial, options)?;
+        match new.failed {
+            None if new.total.cost < normal.cost => {
+                let decrease = (normal.cost - new.total.cost) / normal.cost;
                 x = trial;
-                normal = new;
-                costs = new_costs;
+                normal = new.total;
+                costs = new.costs;
                 lambda = (lambda / 10.0).max(1e-12);
                 if decrease <= stop.ftol {
                     break FitStatus::Converged;
@@ -165,7 +202,8 @@ pub fn estimate_shared(
         trajectory_cost: costs,
         iterations,
         status,
-        observed: normal.count,
+        observed,
+        failed_trajectory: None,
         runs,
         trajectory_runs,
         solve: started.elapsed(),
