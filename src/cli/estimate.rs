@@ -369,18 +369,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     if args.shared {
         return run_shared(args, &ctx, &ep, &options, out);
     }
-    let fits = match estimate(&ctx, &ep, &options) {
-        Ok(f) => f,
-        Err(EstimateError::Cancelled) => {
-            return Err(CliError::Interrupted(
-                "interrupted; nothing was written".into(),
-            ));
-        }
-        Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
-        // What sensitivities cannot do (events, stiff with exclude) is the user's choice.
-        Err(EstimateError::Sensitivity(e)) => return Err(CliError::Input(e.to_string())),
-        Err(e) => return Err(CliError::Runtime(e.to_string())),
-    };
+    let fits = estimate(&ctx, &ep, &options).map_err(cli_error)?;
     let summary = summary_json(args, &ep, &fits);
     if let Some(mut dir) = out {
         write(&mut dir, &fits)?;
@@ -529,6 +518,20 @@ fn commit(
     Ok(())
 }
 
+/// A failed estimation as the CLI reports it: Ctrl-C, or the user's input (what
+/// sensitivities cannot do, events or stiff with exclude, is the user's choice too), or a
+/// runtime failure.
+fn cli_error(e: EstimateError) -> CliError {
+    match e {
+        EstimateError::Cancelled => {
+            CliError::Interrupted("interrupted; nothing was written".into())
+        }
+        EstimateError::Input(m) => CliError::Input(m),
+        EstimateError::Sensitivity(e) => CliError::Input(e.to_string()),
+        e => CliError::Runtime(e.to_string()),
+    }
+}
+
 /// `--shared`: one set of values fitted to every trajectory.
 fn run_shared(
     args: &EstimateArgs,
@@ -537,18 +540,7 @@ fn run_shared(
     options: &RunOptions,
     out: Option<OutputDir>,
 ) -> Result<(), CliError> {
-    let fit = match estimate_shared(ctx, ep, options) {
-        Ok(f) => f,
-        Err(EstimateError::Cancelled) => {
-            return Err(CliError::Interrupted(
-                "interrupted; nothing was written".into(),
-            ));
-        }
-        Err(EstimateError::Input(m)) => return Err(CliError::Input(m)),
-        // What sensitivities cannot do (events, stiff with exclude) is the user's choice.
-        Err(EstimateError::Sensitivity(e)) => return Err(CliError::Input(e.to_string())),
-        Err(e) => return Err(CliError::Runtime(e.to_string())),
-    };
+    let fit = estimate_shared(ctx, ep, options).map_err(cli_error)?;
     let k = fit.values.len();
     let stderr: Vec<f64> = (0..k).map(|i| fit.stderr(i)).collect();
     let (t0, t1) = ep.problem.span();
