@@ -46,6 +46,7 @@ pub mod ode;
 pub mod precision;
 pub mod rng;
 pub mod schedule;
+pub mod selftest;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod spec;

@@ -24,6 +24,7 @@ mod outputs;
 mod predict;
 mod progress;
 mod run_dir;
+mod selftest;
 #[cfg(feature = "serve")]
 mod serve;
 mod simulate;
@@ -94,6 +95,10 @@ enum Command {
     /// Orbit (bifurcation) diagram: section points or maxima against a swept parameter
     #[command(long_about = orbit_diagram::LONG_ABOUT)]
     OrbitDiagram(Box<orbit_diagram::OrbitArgs>),
+    /// Check every kernel family against its CPU twin on this adapter (run it first on new
+    /// hardware)
+    #[command(long_about = selftest::LONG_ABOUT)]
+    Selftest(selftest::SelftestArgs),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -154,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Lyapunov(args) => lyapunov::run(&args, &choice),
         Command::Estimate(args) => estimate::run(&args, &choice),
         Command::OrbitDiagram(args) => orbit_diagram::run(&args, &choice),
+        Command::Selftest(args) => selftest::run(&args, &choice),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),
