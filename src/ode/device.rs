@@ -124,12 +124,18 @@ pub struct DeviceRows<'a> {
 /// Host-side upload buffers, reused by every chunk of a run.
 #[derive(Default)]
 pub struct HostUpload {
-    rows: Vec<f64>,
-    soa: Vec<u8>,
+    f32s: Vec<f32>,
+    f64s: Vec<f64>,
 }
 
+/// Rows below which one thread fills a chunk's columns: spawning costs more than it saves.
+const ROWS_PER_THREAD: usize = 1 << 15;
+
 impl HostUpload {
-    /// Writes the chunk's initial states and parameters, transposed to struct-of-arrays.
+    /// Writes the chunk's initial states and parameters, struct-of-arrays in the run's
+    /// precision. On a fast GPU this preparation is most of a large single-chunk run's wall
+    /// time, so each trajectory's row goes straight into its columns (no row-major copy,
+    /// no per-value byte vectors), and large chunks are split across the host's cores.
     pub fn upload(
         &mut self,
         ctx: &GpuContext,
@@ -137,31 +143,98 @@ impl HostUpload {
         to: &DeviceRows,
         chunk: Range<usize>,
     ) {
-        ensemble.fill_states(chunk.clone(), &mut self.rows);
-        self.transpose(to.dim, to.stride, to.precision);
-        ctx.queue.write_buffer(to.state, 0, &self.soa);
+        let state = |j: usize, row: &mut [f64]| ensemble.state_row(j, row);
+        self.write(
+            ctx,
+            to.state,
+            (to.dim, to.stride, to.precision),
+            &chunk,
+            &state,
+        );
         if to.n_params > 0 {
-            ensemble.fill_param_slots(chunk, &mut self.rows);
-            self.transpose(to.n_params, to.stride, to.precision);
-            ctx.queue.write_buffer(to.params, 0, &self.soa);
+            let params = |j: usize, row: &mut [f64]| ensemble.param_row(j, row);
+            self.write(
+                ctx,
+                to.params,
+                (to.n_params, to.stride, to.precision),
+                &chunk,
+                &params,
+            );
         }
     }
 
-    /// `rows` ([j][cols] f64) into `soa` ([cols][stride] in `precision`).
-    fn transpose(&mut self, cols: usize, stride: usize, precision: Precision) {
-        let width = precision.bytes() as usize;
-        self.soa.clear();
-        self.soa.resize(cols * stride * width, 0);
-        let mut one = Vec::with_capacity(8);
-        for (j, row) in self.rows.chunks(cols).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                one.clear();
-                precision.push_bytes(v, &mut one);
-                let at = (c * stride + j) * width;
-                self.soa[at..at + width].copy_from_slice(&one);
+    fn write(
+        &mut self,
+        ctx: &GpuContext,
+        buffer: &wgpu::Buffer,
+        (cols, stride, precision): (usize, usize, Precision),
+        chunk: &Range<usize>,
+        row: &(dyn Fn(usize, &mut [f64]) + Sync),
+    ) {
+        let bytes: &[u8] = match precision {
+            Precision::F32 => {
+                fill_columns(&mut self.f32s, (cols, stride), chunk, row, |v| v as f32);
+                bytemuck::cast_slice(&self.f32s)
             }
+            Precision::F64 => {
+                fill_columns(&mut self.f64s, (cols, stride), chunk, row, |v| v);
+                bytemuck::cast_slice(&self.f64s)
+            }
+        };
+        ctx.queue.write_buffer(buffer, 0, bytes);
+    }
+}
+
+/// `out` as [cols][stride] with row `j - chunk.start` of every column from `row(j)`,
+/// converted by `conv`; the columns' tails past the chunk are zero.
+fn fill_columns<T: Copy + Default + Send>(
+    out: &mut Vec<T>,
+    (cols, stride): (usize, usize),
+    chunk: &Range<usize>,
+    row: &(dyn Fn(usize, &mut [f64]) + Sync),
+    conv: fn(f64) -> T,
+) {
+    out.clear();
+    out.resize(cols * stride, T::default());
+    let len = chunk.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(len / ROWS_PER_THREAD)
+        .max(1);
+    // Each thread gets the same contiguous block of rows in every column.
+    let bounds: Vec<usize> = (0..=threads).map(|t| t * len / threads).collect();
+    let mut blocks: Vec<Vec<&mut [T]>> = (0..threads).map(|_| Vec::with_capacity(cols)).collect();
+    for column in out.chunks_mut(stride.max(1)).take(cols) {
+        let mut rest = &mut column[..len];
+        for (t, block) in blocks.iter_mut().enumerate() {
+            let (mine, after) = std::mem::take(&mut rest).split_at_mut(bounds[t + 1] - bounds[t]);
+            block.push(mine);
+            rest = after;
         }
     }
+    let fill = |first: usize, mut segments: Vec<&mut [T]>| {
+        let mut values = vec![0.0; cols];
+        let rows = segments.first().map_or(0, |s| s.len());
+        for k in 0..rows {
+            row(first + k, &mut values);
+            for (segment, &v) in segments.iter_mut().zip(&values) {
+                segment[k] = conv(v);
+            }
+        }
+    };
+    if threads == 1 {
+        if let Some(block) = blocks.pop() {
+            fill(chunk.start, block);
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        for (t, block) in blocks.into_iter().enumerate() {
+            let first = chunk.start + bounds[t];
+            let fill = &fill;
+            scope.spawn(move || fill(first, block));
+        }
+    });
 }
 
 /// What one readback slot holds: one batch of save slots of one chunk, with the chunk's

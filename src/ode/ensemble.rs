@@ -321,22 +321,26 @@ impl Ensemble {
     pub fn fill_states(&self, range: Range<usize>, out: &mut Vec<f64>) {
         let dim = self.base_state.len();
         out.clear();
-        out.reserve(range.len() * dim);
-        for j in range {
-            let row_start = out.len();
-            out.extend_from_slice(&self.base_state);
-            let row = &mut out[row_start..];
-            match &self.initial {
-                InitialStates::Default => {}
-                InitialStates::Perturb { state, step } => row[*state] += j as f64 * step,
-                InitialStates::Uniform { seed, ranges } => {
-                    for &(i, lo, hi) in ranges {
-                        row[i] = lo + (hi - lo) * uniform_f64(*seed, j as u64, i as u32);
-                    }
+        out.resize(range.len() * dim, 0.0);
+        for (row, j) in out.chunks_exact_mut(dim.max(1)).zip(range) {
+            self.state_row(j, row);
+        }
+    }
+
+    /// Trajectory `j`'s initial state into `row` (`dim` long).
+    pub fn state_row(&self, j: usize, row: &mut [f64]) {
+        let dim = self.base_state.len();
+        row.copy_from_slice(&self.base_state);
+        match &self.initial {
+            InitialStates::Default => {}
+            InitialStates::Perturb { state, step } => row[*state] += j as f64 * step,
+            InitialStates::Uniform { seed, ranges } => {
+                for &(i, lo, hi) in ranges {
+                    row[i] = lo + (hi - lo) * uniform_f64(*seed, j as u64, i as u32);
                 }
-                InitialStates::Grid(axes) => apply_grid(axes, j, self.n, row),
-                InitialStates::Table(t) => row.copy_from_slice(&t.data[j * dim..(j + 1) * dim]),
             }
+            InitialStates::Grid(axes) => apply_grid(axes, j, self.n, row),
+            InitialStates::Table(t) => row.copy_from_slice(&t.data[j * dim..(j + 1) * dim]),
         }
     }
 
@@ -359,28 +363,38 @@ impl Ensemble {
     }
 
     fn fill_rows(&self, range: Range<usize>, with_inputs: bool, out: &mut Vec<f64>) {
-        let np = self.base_params.len();
-        let ni = if with_inputs {
-            self.base_inputs.len()
-        } else {
-            0
-        };
+        let width = self.base_params.len()
+            + if with_inputs {
+                self.base_inputs.len()
+            } else {
+                0
+            };
         out.clear();
-        out.reserve(range.len() * (np + ni));
-        for j in range {
-            let row_start = out.len();
-            out.extend_from_slice(&self.base_params);
-            let row = &mut out[row_start..];
-            match &self.params {
-                Parameters::Default => {}
-                Parameters::Sweep(axes) => apply_grid(axes, j, self.n, row),
-                Parameters::Table(t) => row.copy_from_slice(&t.data[j * np..(j + 1) * np]),
-            }
-            if ni > 0 {
-                match &self.inputs {
-                    Inputs::Default => out.extend_from_slice(&self.base_inputs),
-                    Inputs::Table(t) => out.extend_from_slice(&t.data[j * ni..(j + 1) * ni]),
-                }
+        out.resize(range.len() * width, 0.0);
+        if width == 0 {
+            return;
+        }
+        for (row, j) in out.chunks_exact_mut(width).zip(range) {
+            self.param_row(j, row);
+        }
+    }
+
+    /// Trajectory `j`'s parameters into `row`, followed by its input values when `row` is
+    /// long enough for them (`param_slots`' row).
+    pub fn param_row(&self, j: usize, row: &mut [f64]) {
+        let np = self.base_params.len();
+        let (params, inputs) = row.split_at_mut(np);
+        params.copy_from_slice(&self.base_params);
+        match &self.params {
+            Parameters::Default => {}
+            Parameters::Sweep(axes) => apply_grid(axes, j, self.n, params),
+            Parameters::Table(t) => params.copy_from_slice(&t.data[j * np..(j + 1) * np]),
+        }
+        let ni = inputs.len();
+        if ni > 0 {
+            match &self.inputs {
+                Inputs::Default => inputs.copy_from_slice(&self.base_inputs),
+                Inputs::Table(t) => inputs.copy_from_slice(&t.data[j * ni..(j + 1) * ni]),
             }
         }
     }
