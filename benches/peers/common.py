@@ -119,10 +119,18 @@ def row(scenario, variant, size, seconds, items, unit, err=None):
 
 
 def sizes(default_max):
-    """N = 8, 32, ... up to the first argument (default `default_max`)."""
+    """N = 8, 32, ... up to the first argument (default `default_max`), from `--from N` on
+    when given (removed from sys.argv): on a GPU the small sizes cost a compile each and
+    say little, so a short session measures only the large ones."""
+    smallest = 8
+    if "--from" in sys.argv:
+        at = sys.argv.index("--from")
+        smallest = int(float(sys.argv[at + 1]))
+        del sys.argv[at : at + 2]
     largest = int(float(sys.argv[1])) if len(sys.argv) > 1 else default_max
     out, n = [], 8
     while n <= largest:
-        out.append(n)
+        if n >= smallest:
+            out.append(n)
         n *= 4
     return out
