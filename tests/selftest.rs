@@ -26,7 +26,7 @@ fn every_family_passes_against_its_twin_on_this_adapter() {
     let count = |f: &str| report.checks.iter().filter(|c| c.family == f).count();
     assert_eq!(count("fixed"), 16);
     assert_eq!(count("adaptive"), 8);
-    assert_eq!(count("stiff"), 8);
+    assert_eq!(count("stiff"), 16);
     assert_eq!(count("math-f64"), 15);
     assert!(report.passed());
     assert_eq!(

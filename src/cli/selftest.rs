@@ -43,7 +43,7 @@ fn row(c: &Check) -> String {
         format!("  ({})", c.note)
     };
     format!(
-        "{verdict:<5} {:<9} {:<4} {:<40} {numbers}{note}",
+        "{verdict:<5} {:<9} {:<4} {:<42} {numbers}{note}",
         c.family,
         c.precision.name(),
         c.case

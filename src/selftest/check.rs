@@ -90,10 +90,23 @@ impl Check {
     }
 }
 
-/// The largest |got − want| / scale over a block of values, where the scale is the largest
-/// magnitude of `want` (at least 1): a component passing through zero is held to the size of
-/// its state, not to zero. NaN where `want` is finite counts as infinitely far.
+/// |got − want| / scale, where NaN matches only NaN (a NaN on one side only is infinitely
+/// far: a trajectory that failed on one side and not on the other).
+pub fn deviation(got: f64, want: f64, scale: f64) -> f64 {
+    match (got.is_nan(), want.is_nan()) {
+        (true, true) => 0.0,
+        (false, false) => (got - want).abs() / scale,
+        _ => f64::INFINITY,
+    }
+}
+
+/// The largest deviation over a block of values, relative to the largest finite magnitude of
+/// `want` (at least 1): a component passing through zero is held to the size of its state,
+/// not to zero. Blocks of different lengths are infinitely far apart.
 pub fn worst_relative(got: &[f64], want: &[f64]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
     let scale = want
         .iter()
         .filter(|v| v.is_finite())
@@ -101,15 +114,11 @@ pub fn worst_relative(got: &[f64], want: &[f64]) -> f64 {
         .fold(1.0, f64::max);
     got.iter()
         .zip(want)
-        .map(|(g, w)| match (g.is_nan(), w.is_nan()) {
-            (true, true) => 0.0,
-            (false, false) => (g - w).abs() / scale,
-            _ => f64::INFINITY,
-        })
+        .map(|(&g, &w)| deviation(g, w, scale))
         .fold(0.0, f64::max)
 }
 
-/// The largest |got − want| over a tensor, relative to the tensor's largest |want|.
+/// The largest deviation over a tensor, relative to the tensor's largest |want|.
 pub fn worst_tensor(got: &[f64], want: &[f64]) -> f64 {
     if got.len() != want.len() {
         return f64::INFINITY;
@@ -117,11 +126,8 @@ pub fn worst_tensor(got: &[f64], want: &[f64]) -> f64 {
     let scale = want.iter().map(|v| v.abs()).fold(1e-30, f64::max);
     got.iter()
         .zip(want)
-        .map(|(g, w)| (g - w).abs() / scale)
-        .fold(
-            0.0,
-            |a, b| if b.is_nan() { f64::INFINITY } else { a.max(b) },
-        )
+        .map(|(&g, &w)| deviation(g, w, scale))
+        .fold(0.0, f64::max)
 }
 
 /// Precision as the device sees its inputs: f32 rounds them.
@@ -166,5 +172,6 @@ mod tests {
         assert_eq!(worst_tensor(&[1.0, 2.0], &[1.0, 4.0]), 0.5);
         assert_eq!(worst_tensor(&[f64::NAN], &[1.0]), f64::INFINITY);
         assert_eq!(worst_tensor(&[1.0], &[1.0, 2.0]), f64::INFINITY);
+        assert_eq!(worst_relative(&[1.0], &[1.0, 2.0]), f64::INFINITY);
     }
 }

@@ -4,7 +4,7 @@
 //! Each comparison uses the bounds the test suite states and justifies for the same family
 //! (tests/adaptive.rs, stiff_gpu.rs, sde.rs, lyapunov.rs, integrators.rs).
 
-use super::check::{Check, round, worst_relative};
+use super::check::{Check, deviation, round, worst_relative};
 use crate::gpu::GpuContext;
 use crate::model::{System, builtin};
 use crate::ode::adaptive::cpu as adaptive_cpu;
@@ -19,7 +19,8 @@ use crate::ode::stiff::problem::Jacobians;
 use crate::ode::stiff::{StiffMethod, StiffProblem, simulate_stiff};
 use crate::ode::{
     AdaptiveProblem, Axis, Control, Ensemble, FixedStepProblem, InitialStates, Parameters,
-    Precision, RunOptions, Save, SaveAt, SavePlan, Solver, Table, TimeGrid, Tolerance,
+    Precision, RunOptions, Save, SaveAt, SavePlan, Solution, Solver, Status, Table, TimeGrid,
+    Tolerance,
 };
 use crate::rng::uniform_f64;
 
@@ -71,6 +72,68 @@ fn control(rtol: f64, atol: f64) -> Control {
     }
 }
 
+/// The worst deviation from the twin over a run's trajectories, and the first mismatch that
+/// is not a number (a status, a save count).
+#[derive(Default)]
+struct Tally {
+    worst: f64,
+    note: String,
+}
+
+impl Tally {
+    fn mismatch(&mut self, why: String) {
+        if self.note.is_empty() {
+            self.note = why;
+        }
+    }
+
+    fn status(&mut self, j: usize, got: Status, twin: Status) {
+        if got != twin {
+            self.mismatch(format!("trajectory {j}: status {got:?}, twin {twin:?}"));
+        }
+    }
+
+    /// Trajectory `j`'s saves against the twin's ([slot][dim]), one save at a time.
+    fn saves(
+        &mut self,
+        sol: &Solution,
+        j: usize,
+        twin: &[f64],
+        measure: impl Fn(&[f64], &[f64]) -> f64,
+    ) {
+        let dim = sol.dim;
+        if twin.len() != sol.n_save() * dim {
+            self.worst = f64::INFINITY;
+            let saves = twin.len() / dim.max(1);
+            self.mismatch(format!(
+                "trajectory {j}: {} saves, twin {saves}",
+                sol.n_save()
+            ));
+            return;
+        }
+        for slot in 0..sol.n_save() {
+            let want = &twin[slot * dim..(slot + 1) * dim];
+            self.worst = self.worst.max(measure(&sol.state(slot, j), want));
+        }
+    }
+
+    fn check(
+        self,
+        family: &'static str,
+        case: String,
+        precision: Precision,
+        bound: (f64, &'static str),
+    ) -> Check {
+        Check::measured(
+            family,
+            case,
+            precision,
+            (self.worst, bound.0, bound.1),
+            self.note,
+        )
+    }
+}
+
 /// Every solver's fixed-step form (the three fixed tableaus and each adaptive pair's
 /// propagating method) on Lorenz, and RK4 on the pendulum (sin through the f64 math
 /// library), 200 steps saved every 50.
@@ -108,7 +171,7 @@ pub fn fixed(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Ch
         };
         let plan = SavePlan::new(p.save, p.grid.n_steps).map_err(|e| e.to_string())?;
         let tableau = solver.step_tableau();
-        let (mut worst, mut note) = (0.0f64, String::new());
+        let mut tally = Tally::default();
         for j in 0..N {
             let (saves, status) = crate::ode::fixed::cpu::integrate(
                 &p.system,
@@ -118,24 +181,10 @@ pub fn fixed(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Ch
                 &p.grid,
                 &plan,
             );
-            if sol.status[j] != status && note.is_empty() {
-                note = format!(
-                    "trajectory {j}: status {:?}, twin {status:?}",
-                    sol.status[j]
-                );
-            }
-            for slot in 0..sol.n_save() {
-                let want = &saves[slot * sol.dim..(slot + 1) * sol.dim];
-                worst = worst.max(worst_relative(&sol.state(slot, j), want));
-            }
+            tally.status(j, sol.status[j], status);
+            tally.saves(&sol, j, &saves, worst_relative);
         }
-        checks.push(Check::measured(
-            "fixed",
-            case,
-            precision,
-            (worst, bound, "rel. to state"),
-            note,
-        ));
+        checks.push(tally.check("fixed", case, precision, (bound, "rel. to state")));
     }
     Ok(checks)
 }
@@ -181,45 +230,34 @@ pub fn adaptive(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec
             t1: p.t1,
             save_times: &times,
         };
-        let (mut worst, mut note) = (0.0f64, String::new());
+        let mut tally = Tally::default();
         for j in 0..N {
             let twin = adaptive_cpu::integrate(
                 &setup,
                 &round(precision, p.ensemble.states(j..j + 1)),
                 &round(precision, p.ensemble.param_slots(j..j + 1)),
             );
-            if sol.status[j] != twin.status && note.is_empty() {
-                note = format!(
-                    "trajectory {j}: status {:?}, twin {:?}",
-                    sol.status[j], twin.status
-                );
-            }
-            for slot in 0..sol.n_save() {
-                let want = &twin.saves[slot * sol.dim..(slot + 1) * sol.dim];
-                worst = worst.max(worst_relative(&sol.state(slot, j), want));
-            }
+            tally.status(j, sol.status[j], twin.status);
+            tally.saves(&sol, j, &twin.saves, worst_relative);
         }
-        checks.push(Check::measured(
-            "adaptive",
-            case,
-            precision,
-            (worst, bound, "rel. to state"),
-            note,
-        ));
+        checks.push(tally.check("adaptive", case, precision, (bound, "rel. to state")));
     }
     Ok(checks)
 }
 
 /// Every stiff method on ROBER (rates scaled per trajectory) over t ∈ [0, 1000], saved on a
-/// grid through the dense output, deviations in units of the tolerance at the save's size.
-/// Bounds as in tests/stiff_gpu.rs: f64 (rtol 1e-7) runs the same algorithm, measured
-/// ≤ 3e-3 tolerances, bound 0.5, accepted steps within 2%; f32 (rtol 1e-4): the dense
-/// output's cancellation amplifies rounding by h|λ|, measured ≤ 113 tolerances, bound 300;
-/// different roundings may move accept decisions, so step counts are not compared.
+/// grid through the dense output, deviations in units of the tolerance at the save's size,
+/// and the final state per component in tolerances at the component's own size.
+/// Saves: f64 (rtol 1e-7) runs the same algorithm, but a near-tie of the accept test may
+/// flip (accepted counts within 2%), after which the two solutions differ by about the
+/// local error the controller allows: over seeds 1–12, ≤ 0.53 tolerances (auto), bound 5;
+/// f32 (rtol 1e-4): the dense output's cancellation amplifies rounding by h|λ|, measured
+/// ≤ 113 tolerances in tests/stiff_gpu.rs, bound 300, step counts not compared. Final
+/// states carry no such cancellation: ≤ 0.3 tolerances over seeds 1–12, bound 3.
 pub fn stiff(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Check>, String> {
     let (c, steps, bound) = match precision {
-        Precision::F64 => (control(1e-7, 1e-10), Some(0.02), 0.5),
-        Precision::F32 => (control(1e-4, 1e-7), None, 300.0),
+        Precision::F64 => (control(1e-7, 1e-10), Some(0.02), (5.0, 3.0)),
+        Precision::F32 => (control(1e-4, 1e-7), None, (300.0, 3.0)),
     };
     let mut checks = Vec::new();
     for method in StiffMethod::ALL {
@@ -258,49 +296,48 @@ pub fn stiff(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Ch
         };
         let rtol = p.control.rtol.values(p.system.dim());
         let atol = p.control.atol.values(p.system.dim());
-        let (mut worst, mut note) = (0.0f64, String::new());
+        // Saves in tolerances at the save's size; final states per component in
+        // tolerances at the component's own size, so that a small species (ROBER's y2 stays
+        // below 4e-5) is held to its own digits.
+        let (mut saves, mut last) = (Tally::default(), Tally::default());
         for j in 0..N {
             let twin = stiff_cpu::integrate(
                 &setup,
                 &round(precision, p.ensemble.states(j..j + 1)),
                 &round(precision, p.ensemble.param_slots(j..j + 1)),
             );
-            if sol.status[j] != twin.status && note.is_empty() {
-                note = format!(
-                    "trajectory {j}: status {:?}, twin {:?}",
-                    sol.status[j], twin.status
-                );
-            }
+            saves.status(j, sol.status[j], twin.status);
             if let (Some(limit), Some(counts)) = (steps, sol.steps.as_ref()) {
                 let (g, w) = (
                     counts[j].accepted as f64,
                     twin.counts.accepted.max(1) as f64,
                 );
-                if (g - w).abs() / w > limit && note.is_empty() {
-                    note = format!("trajectory {j}: {g} accepted steps, twin {w}");
+                if (g - w).abs() / w > limit {
+                    saves.mismatch(format!("trajectory {j}: {g} accepted steps, twin {w}"));
                 }
             }
-            for slot in 0..sol.n_save() {
-                let want = &twin.saves[slot * sol.dim..(slot + 1) * sol.dim];
-                let got = sol.state(slot, j);
+            saves.saves(&sol, j, &twin.saves, |got, want| {
                 let size = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
-                for k in 0..sol.dim {
-                    let e = match (got[k].is_nan(), want[k].is_nan()) {
-                        (true, true) => 0.0,
-                        (false, false) => (got[k] - want[k]).abs() / (atol[k] + rtol[k] * size),
-                        _ => f64::INFINITY,
-                    };
-                    worst = worst.max(e);
+                (0..got.len())
+                    .map(|k| deviation(got[k], want[k], atol[k] + rtol[k] * size))
+                    .fold(0.0, f64::max)
+            });
+            let n_save = sol.n_save();
+            let want = twin
+                .saves
+                .get((n_save - 1) * sol.dim..n_save * sol.dim)
+                .unwrap_or(&[]);
+            let got = sol.state(n_save - 1, j);
+            if want.len() == got.len() {
+                for k in 0..got.len() {
+                    let scale = atol[k] + rtol[k] * want[k].abs();
+                    last.worst = last.worst.max(deviation(got[k], want[k], scale));
                 }
             }
         }
-        checks.push(Check::measured(
-            "stiff",
-            case,
-            precision,
-            (worst, bound, "tolerances"),
-            note,
-        ));
+        checks.push(saves.check("stiff", case.clone(), precision, (bound.0, "tolerances")));
+        let case = format!("{case}, final state per component");
+        checks.push(last.check("stiff", case, precision, (bound.1, "tolerances")));
     }
     Ok(checks)
 }
@@ -345,7 +382,7 @@ pub fn sde(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Chec
             }
         };
         let plan = SavePlan::new(save, grid.n_steps).map_err(|e| e.to_string())?;
-        let (mut worst, mut note) = (0.0f64, String::new());
+        let mut tally = Tally::default();
         for j in 0..N {
             let (saves, status) = integrate_fixed(
                 &p.system,
@@ -360,35 +397,15 @@ pub fn sde(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec<Chec
                 &grid,
                 &plan,
             );
-            if sol.status[j] != status && note.is_empty() {
-                note = format!(
-                    "trajectory {j}: status {:?}, twin {status:?}",
-                    sol.status[j]
-                );
-            }
-            for slot in 0..plan.n_slots() {
-                for (k, g) in sol.state(slot, j).iter().enumerate() {
-                    let w = saves[slot * sol.dim + k];
-                    let e = if g.is_nan() || w.is_nan() {
-                        if g.is_nan() && w.is_nan() {
-                            0.0
-                        } else {
-                            f64::INFINITY
-                        }
-                    } else {
-                        (g - w).abs() / w.abs().max(1.0)
-                    };
-                    worst = worst.max(e);
-                }
-            }
+            tally.status(j, sol.status[j], status);
+            tally.saves(&sol, j, &saves, |got, want| {
+                got.iter()
+                    .zip(want)
+                    .map(|(&g, &w)| deviation(g, w, w.abs().max(1.0)))
+                    .fold(0.0, f64::max)
+            });
         }
-        checks.push(Check::measured(
-            "sde",
-            case,
-            precision,
-            (worst, bound, "rel. to max(1,|x|)"),
-            note,
-        ));
+        checks.push(tally.check("sde", case, precision, (bound, "rel. to max(1,|x|)")));
     }
     Ok(checks)
 }
@@ -422,7 +439,7 @@ pub fn lyapunov(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec
         }
     };
     let (steps, jacobian) = p.check().map_err(|e| e.to_string())?;
-    let (mut worst, mut note) = (0.0f64, String::new());
+    let mut tally = Tally::default();
     for j in 0..N {
         let e = &p.ensemble;
         let want = spectrum(
@@ -434,27 +451,17 @@ pub fn lyapunov(ctx: &GpuContext, precision: Precision, seed: u64) -> Result<Vec
             &e.states(j..j + 1),
             &e.param_slots(j..j + 1),
         );
-        if got.status[j] != want.status && note.is_empty() {
-            note = format!(
-                "trajectory {j}: status {:?}, twin {:?}",
-                got.status[j], want.status
-            );
-        }
+        tally.status(j, got.status[j], want.status);
         for m in 0..p.k {
-            let d = (got.exponents(j)[m] - want.exponents[m]).abs();
-            let de = (got.errors(j)[m] - want.errors[m]).abs();
-            worst = worst.max(if d.is_nan() || de.is_nan() {
-                f64::INFINITY
-            } else {
-                d.max(de)
-            });
+            let d = deviation(got.exponents(j)[m], want.exponents[m], 1.0);
+            let de = deviation(got.errors(j)[m], want.errors[m], 1.0);
+            tally.worst = tally.worst.max(d).max(de);
         }
     }
-    Ok(vec![Check::measured(
+    Ok(vec![tally.check(
         "lyapunov",
         case,
         precision,
-        (worst, bound, "absolute"),
-        note,
+        (bound, "absolute"),
     )])
 }
