@@ -9,7 +9,7 @@
 //! 2e-5 for outputs and losses, 2e-4 for gradients (they pass through several such sums),
 //! and for Adam a hundredth of the learning rate (each step moves a parameter by about lr).
 
-use super::check::{Check, worst_tensor};
+use super::check::{Check, deviation, worst_tensor};
 use crate::gpu::GpuContext;
 use crate::nn::deeponet::{backward_aligned, forward_aligned};
 use crate::nn::mlp::cpu;
@@ -89,6 +89,54 @@ fn networks() -> Vec<(&'static str, Architecture, usize, Loss)> {
     ]
 }
 
+/// One named tensor as `Params::named` lists it: name, shape, values.
+type Named<'a> = (String, Vec<usize>, &'a [f64]);
+
+/// The loss and every named gradient tensor against the twin's, as one check: the loss is
+/// held to the outputs' bound (in units of the gradients' one), each tensor to `GRADIENTS`
+/// of its largest value, a tensor `fixed` names must have a zero gradient, and lists that
+/// differ in names or length are infinitely far apart.
+fn gradients_check(
+    family: &'static str,
+    case: String,
+    (got_loss, want_loss): (f64, f64),
+    (got, want): (&[Named], &[Named]),
+    fixed: impl Fn(&str) -> bool,
+) -> Check {
+    let mut worst = deviation(got_loss, want_loss, want_loss) * (GRADIENTS / OUTPUTS);
+    let mut note = String::new();
+    if got.len() != want.len() {
+        worst = f64::INFINITY;
+        note = format!("{} tensors, twin {}", got.len(), want.len());
+    }
+    for ((tensor, _, g), (twin_tensor, _, w)) in got.iter().zip(want) {
+        let e = if tensor != twin_tensor {
+            f64::INFINITY
+        } else if fixed(tensor) {
+            if g.iter().all(|v| *v == 0.0) {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            worst_tensor(g, w)
+        };
+        if e > worst {
+            worst = e;
+            if e > GRADIENTS {
+                note = format!("worst in {tensor}");
+            }
+        }
+    }
+    Check::measured(
+        family,
+        case,
+        Precision::F32,
+        (worst, GRADIENTS, "rel. to tensor"),
+        note,
+    )
+}
+
 /// Predictions of the fused forward kernel and, per network, the loss and every gradient of
 /// the backward and weight-gradient kernels.
 pub fn mlp(ctx: &GpuContext, seed: u64) -> Result<Vec<Check>, String> {
@@ -131,33 +179,13 @@ pub fn mlp(ctx: &GpuContext, seed: u64) -> Result<Vec<Check>, String> {
             Loss::RelativeL2 => cpu::relative_l2(&want.y, &t),
         };
         let grads = cpu::backward(&a, &p, &want, &x, &dy);
-        // The loss is held to the outputs' bound, in units of the gradients' one.
-        let mut worst = (got_loss - want_loss).abs() / want_loss * (GRADIENTS / OUTPUTS);
-        let mut note = String::new();
-        for ((tensor, _, g), (_, _, w)) in got.named().iter().zip(grads.named()) {
-            let fixed = tensor == "encoding.B" && a.encoding.as_ref().is_some_and(|e| !e.trainable);
-            let e = if fixed {
-                if g.iter().all(|v| *v == 0.0) {
-                    0.0
-                } else {
-                    f64::INFINITY
-                }
-            } else {
-                worst_tensor(g, w)
-            };
-            if e > worst {
-                worst = e;
-                if e > GRADIENTS {
-                    note = format!("worst in {tensor}");
-                }
-            }
-        }
-        checks.push(Check::measured(
+        let fixed_b = a.encoding.as_ref().is_some_and(|e| !e.trainable);
+        checks.push(gradients_check(
             "mlp",
             case,
-            Precision::F32,
-            (worst, GRADIENTS, "rel. to tensor"),
-            note,
+            (got_loss, want_loss),
+            (&got.named(), &grads.named()),
+            |tensor| fixed_b && tensor == "encoding.B",
         ));
     }
     Ok(checks)
@@ -237,9 +265,11 @@ pub fn adam(ctx: &GpuContext, seed: u64) -> Result<Vec<Check>, String> {
                 )]);
             }
         };
-        for (g, w) in got.iter().zip(&flat) {
-            let d = (g - w).abs();
-            worst = worst.max(if d.is_nan() { f64::INFINITY } else { d });
+        if got.len() != flat.len() {
+            worst = f64::INFINITY;
+        }
+        for (&g, &w) in got.iter().zip(&flat) {
+            worst = worst.max(deviation(g, w, 1.0));
         }
     }
     Ok(vec![Check::measured(
@@ -317,20 +347,14 @@ pub fn deeponet(ctx: &GpuContext, seed: u64) -> Result<Vec<Check>, String> {
                 e.to_string(),
             )),
         }
-        let n = d.g.len() as f64;
-        let want_loss = fwd
-            .g
-            .iter()
-            .zip(&d.g)
-            .map(|(g, t)| (g - t).powi(2))
-            .sum::<f64>()
-            / n;
-        let dg: Vec<f64> = fwd
-            .g
-            .iter()
-            .zip(&d.g)
-            .map(|(g, t)| 2.0 * (g - t) / n)
-            .collect();
+        // The twin's MSE over every (function, point, output), as the trainer's loss.
+        let flat = |v: &[f64]| Matrix {
+            rows: 1,
+            cols: v.len(),
+            data: v.to_vec(),
+        };
+        let (want_loss, dg) = cpu::mse(&flat(&fwd.g), &flat(&d.g));
+        let dg = dg.data;
         let want = backward_aligned(&a, &p, &fwd, &d.u, &d.y, &dg);
         let case = format!("gradients {name}");
         let got = DeepONetTrainer::new(ctx, &a, &p, &d, DeepONetTrainConfig::default())
@@ -347,23 +371,18 @@ pub fn deeponet(ctx: &GpuContext, seed: u64) -> Result<Vec<Check>, String> {
                 continue;
             }
         };
-        let mut worst = (got_loss - want_loss).abs() / want_loss * (GRADIENTS / OUTPUTS);
-        let mut note = String::new();
-        for ((tensor, _, g), (_, _, w)) in got.named().iter().zip(want.named()) {
-            let e = worst_tensor(g, w);
-            if e > worst {
-                worst = e;
-                if e > GRADIENTS {
-                    note = format!("worst in {tensor}");
-                }
-            }
-        }
-        checks.push(Check::measured(
+        let fixed = |net: &str| {
+            let spec = if net == "branch" { &a.branch } else { &a.trunk };
+            spec.encoding.as_ref().is_some_and(|e| !e.trainable)
+        };
+        checks.push(gradients_check(
             "deeponet",
             case,
-            Precision::F32,
-            (worst, GRADIENTS, "rel. to tensor"),
-            note,
+            (got_loss, want_loss),
+            (&got.named(), &want.named()),
+            |tensor| {
+                tensor.ends_with("encoding.B") && fixed(tensor.split('.').next().unwrap_or(""))
+            },
         ));
     }
     Ok(checks)
