@@ -62,6 +62,17 @@ impl Problem {
         }
     }
 
+    /// The ensemble, to give it initial states or parameters the spec cannot carry (arrays
+    /// handed over by a program rather than read from files).
+    pub fn ensemble_mut(&mut self) -> &mut Ensemble {
+        match self {
+            Problem::Fixed(p) => &mut p.ensemble,
+            Problem::Adaptive(p) => &mut p.ensemble,
+            Problem::Sde(p) => &mut p.ensemble,
+            Problem::Stiff(p) => &mut p.ensemble,
+        }
+    }
+
     pub fn solver(&self) -> Solver {
         match self {
             Problem::Fixed(p) => p.solver,

@@ -67,7 +67,14 @@ pub fn run_spec(mut body: Value) -> Result<(System, RunSpec), ApiError> {
         .field("u0.file"));
     }
     let system = system(map.remove("system"))?;
-    let spec: RunSpec = serde_path_to_error::deserialize(body).map_err(spec_error)?;
+    let spec = RunSpec::from_json(body).map_err(|f| {
+        let err = ApiError::invalid(f.to_string());
+        if f.field.is_empty() {
+            err
+        } else {
+            err.field(&f.field)
+        }
+    })?;
     Ok((system, spec))
 }
 
@@ -95,29 +102,6 @@ pub fn spec_api_error(e: SpecError) -> ApiError {
             };
             ApiError::from_diagnostics(field, &d)
         }
-    }
-}
-
-/// A run spec that does not deserialize: 422 whose `where.field` is the JSON path of the
-/// bad key (`sweep.rho`, `tspan[1]`), never the bad value.
-fn spec_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = e.path().to_string();
-    let inner = e.into_inner().to_string();
-    // An unknown key is reported at its parent; the key's name is in the message.
-    let unknown = inner
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next());
-    let field = match (path.as_str(), unknown) {
-        (".", Some(key)) => key.to_string(),
-        (parent, Some(key)) if !parent.ends_with(key) => format!("{parent}.{key}"),
-        (".", None) => String::new(),
-        (p, _) => p.to_string(),
-    };
-    let err = ApiError::invalid(format!("bad run spec: {inner}"));
-    if field.is_empty() {
-        err
-    } else {
-        err.field(&field)
     }
 }
 
