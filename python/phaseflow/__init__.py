@@ -1,0 +1,274 @@
+"""phaseflow: GPU ensembles of differential equations, with NumPy arrays in and out.
+
+The native module (``phaseflow._phaseflow``, Rust through PyO3) does the work: systems,
+engines and jobs. This file adds what is easier in Python: ``simulate`` with a progress
+bar, the ``Result`` wrapper and its ``to_xarray``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+from typing import Any
+
+import numpy as np
+
+
+def _quiet_wsi_warning() -> None:
+    """Mesa's Vulkan window-system code prints "XDG_RUNTIME_DIR is invalid" on headless
+    machines where the variable is unset; phaseflow never opens a window, so give it a
+    private directory (as the CLI does)."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"phaseflow-runtime-{os.environ.get('USER', '')}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError:
+        return
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
+_quiet_wsi_warning()
+
+from ._phaseflow import (  # noqa: E402  (after the environment is set)
+    CancelledError,
+    Engine,
+    Job,
+    NoAdapterError,
+    PhaseflowError,
+    RunError,
+    SpecError,
+    System,
+    SystemError,
+    __version__,
+    info,
+    systems,
+)
+
+__all__ = [
+    "CancelledError",
+    "Engine",
+    "Job",
+    "NoAdapterError",
+    "PhaseflowError",
+    "Result",
+    "STATUS",
+    "RunError",
+    "SpecError",
+    "System",
+    "SystemError",
+    "__version__",
+    "default_engine",
+    "info",
+    "simulate",
+    "systems",
+]
+
+#: What each value of ``Result.status`` means (the CLI's ``status.npy`` codes).
+STATUS = {
+    0: "not_run",
+    1: "success",
+    2: "max_steps",
+    3: "step_underflow",
+    4: "non_finite",
+    5: "singular",
+    6: "terminated",
+}
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine ``simulate`` uses when given none: the best adapter, made on first use."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = Engine()
+        return _default_engine
+
+
+def _table(value: Any, key: str) -> np.ndarray | None:
+    """An array of initial states or parameters as the native side takes it: 2-D f64, C order."""
+    if value is None:
+        return None
+    try:
+        array = np.ascontiguousarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{key}: not an array of numbers ({e})") from None
+    if array.ndim == 1:
+        # One row: the same initial state (or parameters) for a single trajectory.
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        err = SpecError(f"{key}: expected a 2-D array [trajectories, values], got shape {array.shape}")
+        err.key = key
+        raise err
+    return array
+
+
+def simulate(
+    system: System | str,
+    *,
+    engine: Engine | None = None,
+    progress: bool | str = "auto",
+    u0: Any = None,
+    params: Any = None,
+    **options: Any,
+) -> Result:
+    """Integrates an ensemble and returns its ``Result``.
+
+    ``system`` is a ``System``, a built-in's name or a system file's path. The keywords are
+    the run config file's keys (``n``, ``solver``, ``tspan``, ``dt``, ``saveat``, ``rtol``,
+    ``atol``, ``sweep``, ``precision``, ``seed``, ...); ``u0`` and ``params`` may be arrays
+    [N, dim] and [N, n_params]. ``progress``: a tqdm bar ("auto": when tqdm is installed and
+    stderr is a terminal). Ctrl-C cancels the run and raises ``KeyboardInterrupt``.
+    """
+    engine = engine or default_engine()
+    job = engine.submit(system, u0=_table(u0, "u0"), params=_table(params, "params"), **options)
+    try:
+        _wait(job, progress)
+    except BaseException:
+        job.cancel()
+        raise
+    return Result(job)
+
+
+def _wait(job: Job, progress: bool | str) -> None:
+    bar = None
+    if progress is True or (progress == "auto" and sys.stderr is not None and sys.stderr.isatty()):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=job.progress()["total"], unit="traj", leave=False)
+    try:
+        while not job.wait(0.2 if bar is not None else None):
+            if bar is not None:
+                bar.n = job.progress()["done"]
+                bar.refresh()
+        if bar is not None:
+            bar.n = job.progress()["done"]
+            bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class Result:
+    """A finished simulation: NumPy arrays that own the engine's buffers (moved, not copied).
+
+    ``states`` [n_save, N, dim] in the run's precision, ``times`` [n_save], ``status`` [N]
+    (``STATUS`` names the codes: 1 = success, 6 = ended by a terminating event), ``steps`` [N, 5] (accepted, rejected, rhs_evals, jacobians, switches;
+    None for fixed-step runs), ``stats`` (timings, throughput), ``settings`` (the run's
+    keys, as given and as resolved).
+    """
+
+    def __init__(self, job: Job) -> None:
+        raw = job.result()
+        self._job = job
+        self.states: np.ndarray = raw["states"]
+        self.times: np.ndarray = raw["times"]
+        self.status: np.ndarray = raw["status"]
+        self.steps: np.ndarray | None = raw.get("steps")
+        self.state_names: list[str] = raw["state_names"]
+        self.stats: dict[str, Any] = raw["stats"]
+        self.settings: dict[str, Any] = raw["settings"]
+        self._tables: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _load_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._tables is None:
+            self._tables = self._job.tables()
+        return self._tables
+
+    @property
+    def u0(self) -> np.ndarray:
+        """Every trajectory's initial state, [N, dim]."""
+        return self._load_tables()[0]
+
+    @property
+    def params(self) -> np.ndarray:
+        """Every trajectory's parameters, [N, n_params], in the system's parameter order."""
+        return self._load_tables()[1]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Per trajectory: whether it reached the end (success, or a terminating event)."""
+        return (self.status == 1) | (self.status == 6)
+
+    @property
+    def n(self) -> int:
+        """Trajectories in the ensemble."""
+        return int(self.states.shape[1])
+
+    def __repr__(self) -> str:
+        s = self.settings
+        failed = int(np.count_nonzero((self.status != 1) & (self.status != 6)))
+        return (
+            f"Result(system={s.get('system')!r}, solver={s.get('solver')!r}, n={self.n}, "
+            f"n_save={self.times.size}, precision={s.get('precision')!r}, failed={failed})"
+        )
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``states`` with dims (time, trajectory, state), ``status``
+        and ``steps`` per trajectory, the swept parameters as coordinates along
+        ``trajectory``, and the run's settings as attributes (netCDF-safe: nested values as
+        JSON text)."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install xarray") from None
+        coords: dict[str, Any] = {
+            "time": ("time", self.times),
+            "trajectory": ("trajectory", np.arange(self.n)),
+            "state": ("state", np.asarray(self.state_names, dtype=str)),
+        }
+        sweep = self.settings.get("sweep") or {}
+        if sweep:
+            names = _parameter_names(self.settings)
+            params = self.params
+            for name in sweep:
+                if name in names:
+                    coords[name] = ("trajectory", params[:, names.index(name)])
+        data_vars: dict[str, Any] = {
+            "states": (("time", "trajectory", "state"), self.states),
+            "status": (
+                "trajectory",
+                self.status,
+                {
+                    # CF conventions: what each code means, readable by netCDF tools.
+                    "flag_values": np.asarray(list(STATUS), dtype=np.uint8),
+                    "flag_meanings": " ".join(STATUS.values()),
+                },
+            ),
+        }
+        if self.steps is not None:
+            coords["step_kind"] = (
+                "step_kind",
+                np.asarray(["accepted", "rejected", "rhs_evals", "jacobians", "switches"], dtype=str),
+            )
+            data_vars["steps"] = (("trajectory", "step_kind"), self.steps)
+        attrs = {k: _attr(v) for k, v in self.settings.items()}
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _parameter_names(settings: dict[str, Any]) -> list[str]:
+    names = settings.get("parameter_names")
+    if names:
+        return list(names)
+    return []
+
+
+def _attr(value: Any) -> Any:
+    """A setting as a netCDF attribute: numbers and strings as they are, lists of numbers as
+    arrays, anything else as JSON text."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, list) and value and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        return np.asarray(value, dtype=np.float64)
+    return json.dumps(value)

@@ -1,0 +1,127 @@
+"""Type stubs of phaseflow's native module (Rust, PyO3). `phaseflow` re-exports every name."""
+
+from os import PathLike
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class PhaseflowError(Exception):
+    """Base of every error phaseflow raises."""
+
+class SystemError(PhaseflowError):
+    """A mistake in a system definition, with its position: `file` (a path, or
+    `<equations>` for `System.from_equations`' string), `line` and `column` (1-based)."""
+
+    file: str | None
+    line: int | None
+    column: int | None
+
+class SpecError(PhaseflowError):
+    """A run option that cannot be used; `key` names it (e.g. "solver", "sweep.rho")."""
+
+    key: str | None
+
+class NoAdapterError(PhaseflowError):
+    """No GPU adapter: no Vulkan, Metal or DX12 driver (on Linux without a GPU, install
+    Mesa's software Vulkan driver, `mesa-vulkan-drivers`)."""
+
+class CancelledError(PhaseflowError):
+    """The job was cancelled (`Job.cancel()`, or Ctrl-C while waiting)."""
+
+class RunError(PhaseflowError):
+    """The device failed during a run (lost device, out of memory, a driver error)."""
+
+class System:
+    """A system of equations: states, parameters and right-hand sides."""
+
+    @staticmethod
+    def builtin(name: str) -> System:
+        """A built-in system by name (`systems()` lists them)."""
+    @staticmethod
+    def from_file(path: str | PathLike[str]) -> System:
+        """A system file (TOML: name, states, parameters, equations, ...)."""
+    @staticmethod
+    def from_equations(
+        states: dict[str, float],
+        parameters: dict[str, float],
+        equations: str,
+        name: str = "system",
+        **extra: Any,
+    ) -> System:
+        """A system from its parts: `states` and `parameters` map names to default values,
+        `equations` holds one line `dx = ...` per state. Other system-file keys (`noise`,
+        `events`, `jacobian`, `tspan`, `dt`, `inputs`, ...) may be given as keywords.
+        Mistakes raise `SystemError` pointing into `equations` (file `<equations>`)."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def states(self) -> list[str]:
+        """State names, in the order of a result's state axis."""
+    @property
+    def parameters(self) -> list[str]:
+        """Parameter names, in the order of the columns of `params`."""
+    @property
+    def state_defaults(self) -> dict[str, float]: ...
+    @property
+    def parameter_defaults(self) -> dict[str, float]: ...
+    @property
+    def equations(self) -> str: ...
+    @property
+    def stochastic(self) -> bool:
+        """Whether the system has a noise term (an SDE)."""
+    def jacobian(self) -> dict[str, Any] | None:
+        """∂f/∂u as text: `{"entries": {(equation_state, state): expression},
+        "temporaries": [(name, expression)]}` over the structurally non-zero entries;
+        None where it cannot be derived."""
+
+class Job:
+    """A submitted simulation."""
+
+    @property
+    def state(self) -> Literal["queued", "running", "succeeded", "failed", "cancelled"]: ...
+    def progress(self) -> dict[str, Any]:
+        """`{"state", "done", "total", "elapsed_s", "running_s"}`; `done` counts trajectories."""
+    def done(self) -> bool: ...
+    def cancel(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits without holding the GIL; True once finished. Ctrl-C cancels the job."""
+    def result(self) -> dict[str, Any]:
+        """The raw result (arrays moved from Rust, stats, settings); `phaseflow.Result`
+        wraps it. Raises the job's error or `CancelledError`; can be taken once."""
+    def tables(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Every trajectory's initial state [N, dim] and parameters [N, n_params]."""
+
+class Engine:
+    """One device with its compiled-kernel cache and runner threads."""
+
+    def __init__(
+        self,
+        adapter: str = "auto",
+        runners: int = 2,
+        memory: int | None = None,
+        max_result_bytes: int | None = None,
+    ) -> None:
+        """`adapter`: "auto", an index into `info()["adapters"]` or part of a name;
+        `runners`: jobs run at once; `memory`: device bytes the jobs may plan for;
+        `max_result_bytes`: the largest result a job may hand back."""
+    @property
+    def adapter(self) -> dict[str, Any]: ...
+    def submit(
+        self,
+        system: System | str | PathLike[str],
+        u0: npt.NDArray[np.float64] | None = None,
+        params: npt.NDArray[np.float64] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Starts a simulation (the keywords of `phaseflow.simulate`) and returns its job."""
+
+def systems() -> list[str]:
+    """Names of the built-in systems."""
+
+def info() -> dict[str, Any]:
+    """`{"version", "adapters": [...], "best": index}`; raises `NoAdapterError` with none."""

@@ -1,0 +1,110 @@
+//! Python values to JSON, so that keyword arguments become a run spec through the same
+//! serde types as a config file or an HTTP body (and are refused with the same messages).
+
+use crate::errors::spec_error_at;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+/// Deepest nesting accepted: run specs nest three levels (`u0.uniform.x`); a deeper or
+/// self-referencing value is refused, never a stack overflow.
+const MAX_DEPTH: usize = 16;
+
+/// `value` as JSON; `key` is its path in the spec, for messages.
+pub fn to_json(value: &Bound<'_, PyAny>, key: &str) -> PyResult<Value> {
+    convert(value, key, 0)
+}
+
+fn convert(value: &Bound<'_, PyAny>, key: &str, depth: usize) -> PyResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(spec_error_at(
+            format!("{key} is nested more than {MAX_DEPTH} levels deep"),
+            Some(key.to_string()),
+        ));
+    }
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    // bool before int: Python's bool is an int.
+    if value.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(value.extract()?));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return match value.extract::<i64>() {
+            Ok(i) => Ok(Value::from(i)),
+            Err(_) => match value.extract::<u64>() {
+                Ok(u) => Ok(Value::from(u)),
+                Err(_) => Err(spec_error_at(
+                    format!("{key} is an integer too large for any setting"),
+                    Some(key.to_string()),
+                )),
+            },
+        };
+    }
+    if value.is_instance_of::<PyFloat>() {
+        return float(value.extract()?, key);
+    }
+    if value.is_instance_of::<PyString>() {
+        return Ok(Value::String(value.extract()?));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (k, v) in dict.iter() {
+            let name: String = k.extract().map_err(|_| {
+                spec_error_at(
+                    format!("{key} has a key that is not a string: {}", repr(&k)),
+                    Some(key.to_string()),
+                )
+            })?;
+            let path = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            map.insert(name, convert(&v, &path, depth + 1)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for (i, v) in value.try_iter()?.enumerate() {
+            items.push(convert(&v?, &format!("{key}[{i}]"), depth + 1)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    // NumPy scalars and arrays (a sweep's bounds as np.float32, saveat as np.linspace).
+    if value.hasattr("tolist")? {
+        let plain = value.call_method0("tolist")?;
+        if !plain.is(value) {
+            return convert(&plain, key, depth + 1);
+        }
+    }
+    if value.hasattr("__index__")? {
+        return convert(&value.call_method0("__index__")?, key, depth + 1);
+    }
+    if value.hasattr("__float__")? {
+        return float(value.call_method0("__float__")?.extract()?, key);
+    }
+    Err(spec_error_at(
+        format!(
+            "{key} cannot be {} (give numbers, strings, lists or dicts)",
+            repr(&value.get_type().into_any())
+        ),
+        Some(key.to_string()),
+    ))
+}
+
+fn float(x: f64, key: &str) -> PyResult<Value> {
+    Number::from_f64(x).map(Value::Number).ok_or_else(|| {
+        spec_error_at(
+            format!("{key} must be a finite number, not {x}"),
+            Some(key.to_string()),
+        )
+    })
+}
+
+fn repr(v: &Bound<'_, PyAny>) -> String {
+    v.repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable>".into())
+}

@@ -1,0 +1,22 @@
+//! The native half of the `phaseflow` Python package (PyO3): systems, engines and jobs,
+//! with results as NumPy arrays that own the engine's buffers. The pure-Python half
+//! (`phaseflow/__init__.py`) adds `simulate`, `Result` and `Result.to_xarray`.
+
+mod convert;
+mod errors;
+mod run;
+mod system;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<system::PySystem>()?;
+    m.add_class::<run::PyEngine>()?;
+    m.add_class::<run::PyJob>()?;
+    m.add_function(wrap_pyfunction!(system::systems, m)?)?;
+    m.add_function(wrap_pyfunction!(run::info, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! Simulations from Python: keywords → run spec (the config file's keys) → problem, run as a
+//! job of an engine, results handed over as NumPy arrays that own the Rust buffers (moved,
+//! never copied). Every wait releases the GIL.
+
+use crate::convert::to_json;
+use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
+use crate::system::PySystem;
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use phaseflow::engine::{Engine, EngineConfig, Job, JobOptions, JobState};
+use phaseflow::gpu::AdapterChoice;
+use phaseflow::ode::{Ensemble, InitialStates, Parameters, Problem, Solution, StateValues, Table};
+use phaseflow::spec::{RunSpec, load_system, problem_for_system};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Keys of a run config the Python package does not take (yet), and what to use instead.
+const REFUSED: [(&str, &str); 7] = [
+    (
+        "out",
+        "streaming to a directory is not in the Python package yet; use `phaseflow simulate -o`",
+    ),
+    (
+        "outputs",
+        "optional outputs go with `out`, which the Python package does not take yet",
+    ),
+    (
+        "sensitivities",
+        "sensitivities are not in the Python package yet; use `phaseflow simulate --sensitivities`",
+    ),
+    (
+        "sensitivity_error",
+        "sensitivities are not in the Python package yet",
+    ),
+    (
+        "lyapunov",
+        "Lyapunov spectra are not in the Python package yet; use `phaseflow lyapunov`",
+    ),
+    (
+        "orbit",
+        "orbit diagrams are not in the Python package yet; use `phaseflow orbit-diagram`",
+    ),
+    (
+        "basins",
+        "basins of attraction are not in the Python package yet; use `phaseflow basins`",
+    ),
+];
+
+/// An engine: one device, its compiled-kernel cache and runner threads. Jobs submitted to
+/// it run in order, each within a device-memory budget.
+#[pyclass(name = "Engine", module = "phaseflow", frozen)]
+pub struct PyEngine {
+    engine: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    /// `adapter`: "auto" (the best), an index in `phaseflow.info()["adapters"]` or part of
+    /// a name; `runners`: jobs run at once; `memory`: device bytes all jobs may plan for.
+    #[new]
+    #[pyo3(signature = (adapter = "auto", runners = 2, memory = None, max_result_bytes = None))]
+    fn new(
+        py: Python<'_>,
+        adapter: &str,
+        runners: usize,
+        memory: Option<u64>,
+        max_result_bytes: Option<u64>,
+    ) -> PyResult<PyEngine> {
+        if runners == 0 {
+            return Err(spec_error_at(
+                "runners must be at least 1".into(),
+                Some("runners".into()),
+            ));
+        }
+        let mut config = EngineConfig {
+            adapter: AdapterChoice::parse(adapter),
+            runners,
+            memory,
+            ..EngineConfig::default()
+        };
+        if let Some(m) = max_result_bytes {
+            config.max_result_bytes = m;
+        }
+        let engine = py.detach(|| Engine::new(config)).map_err(engine_error)?;
+        Ok(PyEngine { engine })
+    }
+
+    /// The adapter this engine runs on (the fields of `phaseflow.info()`'s adapters).
+    #[getter]
+    fn adapter<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(
+            py,
+            &serde_json::to_value(&self.engine.context().summary).unwrap_or_default(),
+        )
+    }
+
+    /// Submits a simulation and returns at once with its `Job`. Takes the keywords of
+    /// `phaseflow.simulate`.
+    #[pyo3(signature = (system, u0 = None, params = None, **options))]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PyAny>,
+        u0: Option<PyReadonlyArray2<'_, f64>>,
+        params: Option<PyReadonlyArray2<'_, f64>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyJob> {
+        let (problem, spec) = build(system, u0, params, options)?;
+        let settings = settings(&problem, &spec);
+        let ensemble = problem.ensemble().clone();
+        let dims = (problem.system().dim(), problem.system().n_params());
+        let engine = self.engine.clone();
+        let job = py
+            .detach(move || engine.submit_simulate(problem, JobOptions::default()))
+            .map_err(engine_error)?;
+        Ok(PyJob {
+            handle: job.handle(),
+            job: Mutex::new(Some(job)),
+            settings,
+            ensemble,
+            dims,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.engine.context().summary;
+        format!("Engine(adapter='{}', backend={})", s.name, s.backend)
+    }
+}
+
+/// A submitted simulation: its progress, a way to cancel it, and its result.
+#[pyclass(name = "Job", module = "phaseflow", frozen)]
+pub struct PyJob {
+    handle: phaseflow::engine::JobHandle,
+    job: Mutex<Option<Job<Solution>>>,
+    settings: serde_json::Value,
+    /// Kept to give every trajectory's initial state and parameters on request.
+    ensemble: Ensemble,
+    /// (states, parameters) of the system.
+    dims: (usize, usize),
+}
+
+#[pymethods]
+impl PyJob {
+    /// `{"state", "done", "total", "elapsed_s", "running_s"}`: `done` counts trajectories.
+    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(
+            py,
+            &serde_json::to_value(self.handle.progress()).unwrap_or_default(),
+        )
+    }
+
+    /// Whether the job has finished (succeeded, failed or been cancelled).
+    fn done(&self) -> bool {
+        self.handle.progress().state.is_finished()
+    }
+
+    /// Asks the job to stop; `result()` then raises `CancelledError`.
+    fn cancel(&self) {
+        self.handle.cancel()
+    }
+
+    /// Waits up to `timeout` seconds (None: until it finishes) without holding the GIL;
+    /// returns whether it has finished. Ctrl-C while waiting cancels the job.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let until = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+        loop {
+            // Short slices without the GIL, so that Ctrl-C is seen within a tenth of a second.
+            let finished = py.detach(|| {
+                let slice = Instant::now() + Duration::from_millis(100);
+                loop {
+                    if self.handle.progress().state.is_finished() {
+                        return true;
+                    }
+                    let now = Instant::now();
+                    if now >= slice || until.is_some_and(|u| now >= u) {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+            if finished {
+                return Ok(true);
+            }
+            if let Err(e) = py.check_signals() {
+                self.handle.cancel();
+                return Err(e);
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The result as a dict of arrays and settings (`phaseflow.Result` wraps it); waits for
+    /// the job first. Raises the job's error, or `CancelledError`.
+    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.wait(py, None)?;
+        let job = self
+            .job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| spec_error_at("this job's result was already taken".into(), None))?;
+        let solution = py.detach(|| job.wait_blocking()).map_err(engine_error)?;
+        solution_dict(py, solution, &self.settings)
+    }
+
+    /// The initial states and parameters of every trajectory, [N, dim] and [N, n_params]:
+    /// a result's coordinates (a sweep's values), computed when asked for.
+    fn tables<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let (n, (dim, np)) = (self.ensemble.n, self.dims);
+        let (states, params) =
+            py.detach(|| (self.ensemble.states(0..n), self.ensemble.params(0..n)));
+        // The table's own width: parameters, and any input sensor values after them.
+        let np = params.len().checked_div(n).unwrap_or(np);
+        Ok((
+            states.into_pyarray(py).reshape([n, dim])?.into_any(),
+            params.into_pyarray(py).reshape([n, np])?.into_any(),
+        ))
+    }
+
+    /// The job's state name: queued, running, succeeded, failed or cancelled.
+    #[getter]
+    fn state(&self) -> &'static str {
+        match self.handle.progress().state {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed(_) => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The problem a call asks for: its system (a `System`, a built-in's name or a file) and
+/// its keywords read as a run spec, with arrays of initial states or parameters on top.
+fn build(
+    system: &Bound<'_, PyAny>,
+    u0: Option<PyReadonlyArray2<'_, f64>>,
+    params: Option<PyReadonlyArray2<'_, f64>>,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(Problem, RunSpec)> {
+    let (system, name) = if let Ok(s) = system.cast::<PySystem>() {
+        let inner = s.get().inner.clone();
+        let name = inner.name().to_string();
+        (inner, name)
+    } else if let Ok(name) = system.cast::<PyString>() {
+        let name = name.to_string();
+        (load_system(&name).map_err(spec_error)?, name)
+    } else if system.hasattr("__fspath__")? {
+        let path: std::path::PathBuf = system.extract()?;
+        let name = path.display().to_string();
+        (load_system(&name).map_err(spec_error)?, name)
+    } else {
+        return Err(spec_error_at(
+            "system must be a phaseflow.System, a built-in's name or a system file's path".into(),
+            Some("system".into()),
+        ));
+    };
+    let mut json = match options {
+        Some(o) => to_json(o.as_any(), "")?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let map = json.as_object_mut().expect("keywords are a dict");
+    for (key, why) in REFUSED {
+        if map.contains_key(key) {
+            return Err(spec_error_at(format!("{key}: {why}"), Some(key.into())));
+        }
+    }
+    for (key, array) in [("u0", &u0), ("params", &params)] {
+        let file = if key == "u0" {
+            "u0.file"
+        } else {
+            "params_file"
+        };
+        let clash = if key == "u0" {
+            map.contains_key("u0")
+        } else {
+            map.contains_key("params_file") || map.contains_key("sweep")
+        };
+        if array.is_some() && clash {
+            return Err(spec_error_at(
+                format!(
+                    "give {key} as an array or as the spec's own keys ({file}, sweep, ...), not both"
+                ),
+                Some(key.into()),
+            ));
+        }
+    }
+    // Arrays give the ensemble's size; `n`, when given too, must agree with their rows.
+    let mut rows: Option<(usize, &str)> = None;
+    for (key, array) in [("u0", &u0), ("params", &params)] {
+        let Some(array) = array else { continue };
+        let r = array.shape()[0];
+        match rows {
+            Some((m, other)) if m != r => {
+                return Err(spec_error_at(
+                    format!("{key} has {r} rows but {other} has {m}: one row per trajectory"),
+                    Some(key.into()),
+                ));
+            }
+            _ => rows = Some((r, key)),
+        }
+    }
+    if let Some((r, key)) = rows {
+        match map.get("n").and_then(serde_json::Value::as_u64) {
+            Some(n) if n != r as u64 => {
+                return Err(spec_error_at(
+                    format!("n = {n} disagrees with the {r} rows of {key}"),
+                    Some("n".into()),
+                ));
+            }
+            _ => {
+                map.insert("n".into(), r.into());
+            }
+        }
+    }
+    map.insert("system".into(), serde_json::Value::String(name));
+    let spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
+    spec.only_analysis(None).map_err(spec_error)?;
+    let mut problem = problem_for_system(system, &spec).map_err(spec_error)?;
+    let ensemble = problem.ensemble_mut();
+    if let Some(u0) = u0 {
+        let table = table(&u0, "u0")?;
+        ensemble.initial = InitialStates::Table(table);
+    }
+    if let Some(params) = params {
+        ensemble.params = Parameters::Table(table(&params, "params")?);
+    }
+    problem.check().map_err(crate::errors::sim_error)?;
+    Ok((problem, spec))
+}
+
+fn table(array: &PyReadonlyArray2<'_, f64>, key: &str) -> PyResult<Table> {
+    let shape = array.shape();
+    let data = array
+        .as_slice()
+        .map(<[f64]>::to_vec)
+        .unwrap_or_else(|_| array.as_array().iter().copied().collect());
+    if let Some(bad) = data.iter().position(|x| !x.is_finite()) {
+        return Err(spec_error_at(
+            format!(
+                "{key}[{}, {}] is {}; every value must be finite",
+                bad / shape[1].max(1),
+                bad % shape[1].max(1),
+                data[bad]
+            ),
+            Some(key.into()),
+        ));
+    }
+    Ok(Table {
+        data,
+        rows: shape[0],
+        cols: shape[1],
+        origin: format!("the {key} array"),
+    })
+}
+
+/// The run's settings, for a result's attributes (and xarray's `attrs`).
+fn settings(problem: &Problem, spec: &RunSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|_, v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));
+        map.insert("system".into(), problem.system().name().into());
+        map.insert("solver".into(), problem.solver().name().into());
+        map.insert(
+            "precision".into(),
+            serde_json::to_value(problem.precision()).unwrap_or_default(),
+        );
+        map.insert("n".into(), problem.ensemble().n.into());
+        let names = |vars: &[phaseflow::model::var::Var]| -> Vec<String> {
+            vars.iter().map(|v| v.name.clone()).collect()
+        };
+        map.insert("state_names".into(), names(&problem.system().states).into());
+        map.insert(
+            "parameter_names".into(),
+            names(&problem.system().params).into(),
+        );
+        map.insert("phaseflow_version".into(), env!("CARGO_PKG_VERSION").into());
+    }
+    v
+}
+
+/// A solution as a dict: arrays moved into NumPy (states [n_save, N, dim] in the run's
+/// precision, times, status as uint8, steps [N, 5] for adaptive and stiff runs), stats and
+/// settings.
+fn solution_dict<'py>(
+    py: Python<'py>,
+    solution: Solution,
+    settings: &serde_json::Value,
+) -> PyResult<Bound<'py, PyDict>> {
+    let Solution {
+        n,
+        dim,
+        state_names,
+        times,
+        states,
+        status,
+        steps,
+        stats,
+        events: _,
+    } = solution;
+    let n_save = times.len();
+    let out = PyDict::new(py);
+    let shape = [n_save, n, dim];
+    match states {
+        StateValues::F32(v) => out.set_item("states", v.into_pyarray(py).reshape(shape)?)?,
+        StateValues::F64(v) => out.set_item("states", v.into_pyarray(py).reshape(shape)?)?,
+    }
+    out.set_item("times", times.into_pyarray(py))?;
+    let status: Vec<u8> = status.into_iter().map(|s| s as u8).collect();
+    out.set_item("status", status.into_pyarray(py))?;
+    if let Some(steps) = steps {
+        let flat: Vec<u32> = steps
+            .iter()
+            .flat_map(|s| [s.accepted, s.rejected, s.rhs_evals, s.jacobians, s.switches])
+            .collect();
+        let array: Bound<'py, PyArray1<u32>> = flat.into_pyarray(py);
+        out.set_item("steps", array.reshape([n, 5])?)?;
+    }
+    out.set_item("state_names", state_names)?;
+    let stats_dict = PyDict::new(py);
+    stats_dict.set_item("trajectory_steps", stats.trajectory_steps)?;
+    stats_dict.set_item("setup_s", stats.setup.as_secs_f64())?;
+    stats_dict.set_item("compile_s", stats.compile.as_secs_f64())?;
+    stats_dict.set_item("solve_s", stats.solve.as_secs_f64())?;
+    stats_dict.set_item("gpu_s", stats.gpu.map(|g| g.as_secs_f64()))?;
+    stats_dict.set_item("host_s", stats.host.as_secs_f64())?;
+    stats_dict.set_item("chunks", stats.chunks)?;
+    stats_dict.set_item("dispatches", stats.dispatches)?;
+    stats_dict.set_item("throughput", stats.throughput())?;
+    out.set_item("stats", stats_dict)?;
+    out.set_item("settings", json_to_py(py, settings)?)?;
+    Ok(out)
+}
+
+/// Adapters on this machine, and the one `Engine()` would choose.
+#[pyfunction]
+pub fn info(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let adapters = py.detach(phaseflow::gpu::list_adapters);
+    let chosen = phaseflow::gpu::chosen_index(&AdapterChoice::Best).ok();
+    let v = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "adapters": adapters,
+        "best": chosen,
+    });
+    if adapters.is_empty() {
+        return Err(gpu_error(phaseflow::gpu::GpuError::NoAdapter));
+    }
+    json_to_py(py, &v)
+}
+
+pub fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => py.None().into_bound(py),
+        J::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        J::String(s) => s.into_pyobject(py)?.into_any(),
+        J::Array(a) => {
+            let list = pyo3::types::PyList::empty(py);
+            for x in a {
+                list.append(json_to_py(py, x)?)?;
+            }
+            list.into_any()
+        }
+        J::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, x) in o {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}

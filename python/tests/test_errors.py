@@ -1,0 +1,84 @@
+"""Mistakes raise phaseflow's exceptions, with the CLI's messages and their positions."""
+
+import numpy as np
+import pytest
+
+import phaseflow as pf
+
+
+def test_equation_mistakes_point_into_the_string():
+    with pytest.raises(pf.SystemError) as e:
+        pf.System.from_equations(
+            states={"x": 1.0, "v": 0.0},
+            parameters={"k": 2.0},
+            equations="dx = v\ndv = -k * x +* v\n",
+        )
+    err = e.value
+    assert err.file == "<equations>"
+    assert (err.line, err.column) == (2, 14)  # the "*" after "+"
+    assert "<equations>:2:14" in str(err)
+    assert isinstance(err, pf.PhaseflowError)
+
+
+def test_unknown_names_in_equations():
+    with pytest.raises(pf.SystemError) as e:
+        pf.System.from_equations(states={"x": 1.0}, parameters={}, equations="dx = -q * x")
+    assert e.value.line == 1 and e.value.column == 7
+    assert "q" in str(e.value)
+
+
+def test_bad_keys_are_named(engine):
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, solvr="rk4")
+    assert e.value.key == "solvr"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, solver="rk5")
+    assert e.value.key == "solver"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, tspan=[0, 1], dt=-0.1)
+    assert "dt" in str(e.value)
+
+
+def test_same_message_as_the_cli(engine, cli, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('n = 4\nsolver = "rk4"\ntspan = [0.0, 1.0]\ndt = 0.1\nsweep = { nope = [0.0, 1.0] }\n')
+    shell = cli("simulate", "lorenz", "--config", config, "-o", tmp_path / "o", check=False)
+    assert shell.returncode != 0
+    with pytest.raises(pf.PhaseflowError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, solver="rk4", tspan=[0.0, 1.0], dt=0.1,
+                    sweep={"nope": [0.0, 1.0]})
+    # The CLI adds its "error: " prefix and the config file's name; the sentence is the same.
+    assert str(e.value).splitlines()[0].split(": ", 1)[-1] in shell.stderr
+
+
+def test_bad_arrays(engine):
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, u0=np.zeros((2, 2, 3)))
+    assert e.value.key == "u0"
+    bad = np.ones((3, 3))
+    bad[1, 2] = np.nan
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, params=bad)
+    assert e.value.key == "params" and "params[1, 2]" in str(e.value)
+    with pytest.raises(pf.PhaseflowError):
+        pf.simulate("lorenz", engine=engine, progress=False, u0=np.zeros((4, 2)))  # lorenz has 3 states
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, out="somewhere")
+    assert e.value.key == "out"
+
+
+def test_unknown_systems():
+    with pytest.raises(pf.PhaseflowError, match="lorentz"):
+        pf.System.builtin("lorentz")
+    with pytest.raises(pf.PhaseflowError):
+        pf.System.from_file("/nonexistent/system.toml")
+
+
+def test_non_finite_and_deep_keywords(engine):
+    with pytest.raises(pf.SpecError):
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, dt=float("nan"))
+    deep = [0.0]
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(pf.SpecError):
+        pf.simulate("lorenz", engine=engine, progress=False, n=4, tspan=deep)
