@@ -20,9 +20,11 @@ demo: build
 	$(BIN) simulate lorenz -n 100000 --sweep rho=0:50 --tspan 0:10 --dt 0.001 --solver rk4
 	$(BIN) simulate lorenz -n 100000 --sweep rho=0:50 --tspan 0:10 --solver tsit5 --rtol 1e-6 --atol 1e-6
 
-# Release profile: the tests drive real GPU work, and it shares the demo's build.
+# Release profile: the tests drive real GPU work, and it shares the demo's build. Then the
+# Python package: built into .venv and its pytest suite run against the CLI just built.
 test: setup
 	$(CARGO) test --release
+	./scripts/python-test.sh
 
 # The long fuzz run: each fuzz target with PHASEFLOW_FUZZ_CASES generated inputs per property
 # (make test runs a few thousand). FUZZ_CASES=... overrides.
@@ -32,11 +34,13 @@ fuzz: setup
 	PHASEFLOW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release $(FUZZ_TARGETS) -- --nocapture
 
 # The second clippy checks the engine library alone (no clap, axum, indicatif, plotters):
-# it type-checks only the library, so it adds little time.
+# it type-checks only the library, so it adds little time. The third checks the Python
+# bindings (python/).
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release --no-default-features -- -D warnings
+	$(CARGO) clippy --release -p phaseflow-python -- -D warnings
 
 fmt:
 	$(CARGO) fmt
