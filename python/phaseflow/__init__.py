@@ -35,6 +35,7 @@ _quiet_wsi_warning()
 
 from ._phaseflow import (  # noqa: E402  (after the environment is set)
     CancelledError,
+    DeepONet,
     Engine,
     Job,
     NoAdapterError,
@@ -50,6 +51,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
 
 __all__ = [
     "CancelledError",
+    "DeepONet",
     "Engine",
     "Job",
     "NoAdapterError",

@@ -125,3 +125,29 @@ def systems() -> list[str]:
 
 def info() -> dict[str, Any]:
     """`{"version", "adapters": [...], "best": index}`; raises `NoAdapterError` with none."""
+
+class DeepONet:
+    """A trained DeepONet on a device: G(u)(y) for input functions u at locations y."""
+
+    @staticmethod
+    def load(path: str | PathLike[str], engine: Engine | None = None) -> DeepONet:
+        """A checkpoint written by `phaseflow train deeponet` (model.safetensors) or by
+        `DeepONet.save`, placed on `engine`'s device (None: the default engine)."""
+    def predict(self, functions: npt.ArrayLike, points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """G for every function (rows of `functions`, [F, sensors]) at every point (rows
+        of `points`, [P, dims]): [F, P, outputs] in the data's units."""
+    @property
+    def sensors(self) -> int: ...
+    @property
+    def dims(self) -> int: ...
+    @property
+    def outputs(self) -> int: ...
+    @property
+    def parameters(self) -> int: ...
+    @property
+    def architecture(self) -> dict[str, Any]: ...
+    def weights(self) -> dict[str, npt.NDArray[np.float64]]:
+        """The weights under their PyTorch state_dict names, in PyTorch's shapes."""
+    def save(self, path: str | PathLike[str]) -> None:
+        """Writes a safetensors checkpoint (f32 weights, PyTorch names, architecture in the
+        metadata), written whole or not at all."""

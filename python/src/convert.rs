@@ -2,6 +2,7 @@
 //! serde types as a config file or an HTTP body (and are refused with the same messages).
 
 use crate::errors::spec_error_at;
+use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
@@ -107,4 +108,34 @@ fn repr(v: &Bound<'_, PyAny>) -> String {
     v.repr()
         .map(|r| r.to_string())
         .unwrap_or_else(|_| "<unprintable>".into())
+}
+
+/// Any array-like (a NumPy array of any numeric dtype, nested lists) as a C-ordered f64
+/// matrix, converted by NumPy itself; anything else, or another number of dimensions, is
+/// a `SpecError` naming `key`.
+pub fn matrix_f64<'py>(
+    value: &Bound<'py, PyAny>,
+    key: &str,
+) -> PyResult<numpy::PyReadonlyArray2<'py, f64>> {
+    let py = value.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float64")?;
+    let array = py
+        .import("numpy")?
+        .call_method("ascontiguousarray", (value,), Some(&kwargs))
+        .map_err(|e| {
+            spec_error_at(
+                format!("{key}: not an array of numbers ({e})"),
+                Some(key.into()),
+            )
+        })?;
+    let ndim: usize = array.getattr("ndim")?.extract()?;
+    if ndim != 2 {
+        let shape = array.getattr("shape")?.str()?.to_string();
+        return Err(spec_error_at(
+            format!("{key}: expected a 2-D array [rows, columns], got shape {shape}"),
+            Some(key.into()),
+        ));
+    }
+    Ok(array.cast_into::<numpy::PyArray2<f64>>()?.readonly())
 }

@@ -3,6 +3,7 @@
 //! (`phaseflow/__init__.py`) adds `simulate`, `Result` and `Result.to_xarray`.
 
 mod convert;
+mod deeponet;
 mod errors;
 mod run;
 mod system;
@@ -15,6 +16,7 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<system::PySystem>()?;
     m.add_class::<run::PyEngine>()?;
     m.add_class::<run::PyJob>()?;
+    m.add_class::<deeponet::PyDeepONet>()?;
     m.add_function(wrap_pyfunction!(system::systems, m)?)?;
     m.add_function(wrap_pyfunction!(run::info, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

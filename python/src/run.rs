@@ -2,7 +2,7 @@
 //! job of an engine, results handed over as NumPy arrays that own the Rust buffers (moved,
 //! never copied). Every wait releases the GIL.
 
-use crate::convert::to_json;
+use crate::convert::{matrix_f64, to_json};
 use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -54,6 +54,12 @@ pub struct PyEngine {
     engine: Engine,
 }
 
+impl PyEngine {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// `adapter`: "auto" (the best), an index in `phaseflow.info()["adapters"]` or part of
@@ -102,10 +108,12 @@ impl PyEngine {
         &self,
         py: Python<'_>,
         system: &Bound<'_, PyAny>,
-        u0: Option<PyReadonlyArray2<'_, f64>>,
-        params: Option<PyReadonlyArray2<'_, f64>>,
+        u0: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyJob> {
+        let u0 = u0.map(|a| matrix_f64(a, "u0")).transpose()?;
+        let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
         let (problem, spec) = build(system, u0, params, options)?;
         let settings = settings(&problem, &spec);
         let ensemble = problem.ensemble().clone();

@@ -25,6 +25,9 @@ def cli():
         pytest.fail(f"{binary} is missing: run `cargo build --release` first (make test does)")
 
     def run(*args, check=True):
-        return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, check=check)
+        done = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True)
+        if check and done.returncode != 0:
+            pytest.fail(f"phaseflow {' '.join(map(str, args))} failed:\n{done.stderr}")
+        return done
 
     return run

@@ -1,0 +1,97 @@
+"""DeepONet checkpoints from Python: predictions equal the CLI's, and a checkpoint saved
+from Python reads back with safetensors' NumPy API under PyTorch's names."""
+
+import numpy as np
+import pytest
+
+import phaseflow as pf
+from conftest import ROOT
+
+DATA = ROOT / "tests" / "data" / "antiderivative_aligned_train.npz"
+
+
+def branch_and_trunk_inputs():
+    """DeepXDE's aligned layout: X = (functions [150, 100], points [100, 1]) as objects."""
+    x = np.load(DATA, allow_pickle=True)["X"]
+    return np.asarray(x[0], dtype=np.float64), np.asarray(x[1], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def trained(cli, tmp_path_factory):
+    """A small DeepONet trained by the CLI on DeepXDE's antiderivative data (200 steps)."""
+    d = tmp_path_factory.mktemp("deeponet")
+    config = d / "train.toml"
+    config.write_text(
+        f'out = "{d / "run"}"\n[data]\ntrain = "{DATA}"\nvalidation = 0.2\n'
+        "[model]\nbranch = [16]\ntrunk = [16]\nlatent = 16\nactivation = \"tanh\"\nseed = 3\n"
+        "[train]\niterations = 200\nlr = 1e-3\nevaluate_every = 100\n"
+    )
+    cli("train", "deeponet", "--config", config)
+    return d / "run" / "model.safetensors"
+
+
+def test_predictions_equal_the_cli(trained, cli, engine, tmp_path):
+    functions, points = branch_and_trunk_inputs()
+    functions = functions[:20]
+    np.save(tmp_path / "u.npy", functions)
+    np.save(tmp_path / "y.npy", points)
+    cli("predict", trained, "--functions", tmp_path / "u.npy", "--points", tmp_path / "y.npy",
+        "-o", tmp_path / "g.npy")
+    want = np.load(tmp_path / "g.npy")
+
+    net = pf.DeepONet.load(trained, engine=engine)
+    assert (net.sensors, net.dims, net.outputs) == (functions.shape[1], 1, 1)
+    g = net.predict(functions, points)
+    assert g.shape == (20, points.shape[0], 1) and g.dtype == np.float64
+    # The CLI stores f32; the same device pass rounded once more.
+    np.testing.assert_array_equal(g.astype(np.float32), want)
+    # Not a constant: the network learned something of the antiderivative's shape.
+    assert np.std(g) > 1e-3
+
+
+def test_checkpoint_round_trip_under_pytorch_names(trained, engine, tmp_path):
+    from safetensors.numpy import load_file
+
+    net = pf.DeepONet.load(trained, engine=engine)
+    weights = net.weights()
+    path = tmp_path / "copy.safetensors"
+    net.save(path)
+    assert not (tmp_path / "copy.safetensors.partial").exists()
+    tensors = load_file(str(path))
+    # PyTorch's state_dict names and shapes: Linear weights are [out, in].
+    assert set(tensors) == set(weights)
+    assert "b" in tensors and any(k.startswith("branch.") for k in tensors)
+    first = sorted(k for k in tensors if k.startswith("branch.") and k.endswith("weight"))[0]
+    assert tensors[first].shape == (16, net.sensors)
+    for name, w in weights.items():
+        assert tensors[name].dtype == np.float32
+        np.testing.assert_array_equal(tensors[name], w.astype(np.float32))
+    # And phaseflow reads its own copy back to the same predictions.
+    u = branch_and_trunk_inputs()[0][:3]
+    y = np.linspace(0, 1, 7).reshape(-1, 1)
+    again = pf.DeepONet.load(path, engine=engine)
+    np.testing.assert_array_equal(again.predict(u, y), net.predict(u, y))
+
+
+def test_bad_prediction_inputs(trained, engine):
+    net = pf.DeepONet.load(trained, engine=engine)
+    with pytest.raises(pf.SpecError, match="sensor"):
+        net.predict(np.zeros((2, net.sensors + 1)), np.zeros((3, 1)))
+    bad = np.zeros((2, net.sensors))
+    bad[1, 4] = np.inf
+    with pytest.raises(pf.SpecError) as e:
+        net.predict(bad, np.zeros((3, 1)))
+    assert e.value.key == "functions"
+    with pytest.raises(pf.PhaseflowError):
+        pf.DeepONet.load(DATA, engine=engine)  # an .npz, not a checkpoint
+
+
+def test_array_likes_are_accepted(trained, engine):
+    net = pf.DeepONet.load(trained, engine=engine)
+    u = np.arange(2 * net.sensors, dtype=np.int32).reshape(2, -1) / 100  # f64 after /
+    y = [[0.0], [0.5], [1.0]]  # a list
+    g = net.predict(u.astype(np.float32), y)
+    np.testing.assert_array_equal(g, net.predict(u, np.asarray(y)))
+    with pytest.raises(pf.SpecError) as e:
+        net.predict(u, [0.0, 0.5])
+    assert e.value.key == "points" and "2-D" in str(e.value)
