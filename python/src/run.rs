@@ -6,13 +6,13 @@ use crate::convert::{matrix_f64, to_json};
 use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
-use phaseflow::engine::{Engine, EngineConfig, Job, JobOptions, JobState};
+use phaseflow::engine::{Engine, EngineConfig, EngineError, Job, JobOptions, JobState};
 use phaseflow::gpu::AdapterChoice;
 use phaseflow::ode::{Ensemble, InitialStates, Parameters, Problem, Solution, StateValues, Table};
 use phaseflow::spec::{RunSpec, load_system, problem_for_system};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Keys of a run config the Python package does not take (yet), and what to use instead.
@@ -124,7 +124,7 @@ impl PyEngine {
             .map_err(engine_error)?;
         Ok(PyJob {
             handle: job.handle(),
-            job: Mutex::new(Some(job)),
+            outcome: Mutex::new(Outcome::waiting_on(job)),
             settings,
             ensemble,
             dims,
@@ -141,7 +141,7 @@ impl PyEngine {
 #[pyclass(name = "Job", module = "phaseflow", frozen)]
 pub struct PyJob {
     handle: phaseflow::engine::JobHandle,
-    job: Mutex<Option<Job<Solution>>>,
+    outcome: Mutex<Outcome>,
     settings: serde_json::Value,
     /// Kept to give every trajectory's initial state and parameters on request.
     ensemble: Ensemble,
@@ -175,21 +175,13 @@ impl PyJob {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let until = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
         loop {
-            // Short slices without the GIL, so that Ctrl-C is seen within a tenth of a second.
-            let finished = py.detach(|| {
-                let slice = Instant::now() + Duration::from_millis(100);
-                loop {
-                    if self.handle.progress().state.is_finished() {
-                        return true;
-                    }
-                    let now = Instant::now();
-                    if now >= slice || until.is_some_and(|u| now >= u) {
-                        return false;
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+            // Slices of at most a tenth of a second without the GIL, so that Ctrl-C is seen
+            // soon; the result itself wakes the wait at once.
+            let slice = until.map_or(SIGNAL_SLICE, |u| {
+                u.saturating_duration_since(Instant::now())
+                    .min(SIGNAL_SLICE)
             });
-            if finished {
+            if py.detach(|| self.lock().receive(slice)) {
                 return Ok(true);
             }
             if let Err(e) = py.check_signals() {
@@ -206,14 +198,15 @@ impl PyJob {
     /// the job first. Raises the job's error, or `CancelledError`.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.wait(py, None)?;
-        let job = self
-            .job
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| spec_error_at("this job's result was already taken".into(), None))?;
-        let solution = py.detach(|| job.wait_blocking()).map_err(engine_error)?;
-        solution_dict(py, solution, &self.settings)
+        let outcome = std::mem::replace(&mut *self.lock(), Outcome::Taken);
+        match outcome {
+            Outcome::Ready(Ok(solution)) => solution_dict(py, solution, &self.settings),
+            Outcome::Ready(Err(e)) => Err(engine_error(e)),
+            Outcome::Taken | Outcome::Waiting(_) => Err(spec_error_at(
+                "this job's result was already taken".into(),
+                None,
+            )),
+        }
     }
 
     /// The initial states and parameters of every trajectory, [N, dim] and [N, n_params]:
@@ -240,6 +233,59 @@ impl PyJob {
             JobState::Failed(_) => "failed",
             JobState::Cancelled => "cancelled",
         }
+    }
+}
+
+/// Longest wait without looking for Ctrl-C.
+const SIGNAL_SLICE: Duration = Duration::from_millis(100);
+
+/// A job's result: on its way (a waiter thread forwards it from the engine), arrived, or
+/// handed to Python.
+enum Outcome {
+    Waiting(mpsc::Receiver<Result<Solution, EngineError>>),
+    Ready(Result<Solution, EngineError>),
+    Taken,
+}
+
+impl Outcome {
+    /// A thread waits on the engine's one-shot result and forwards it to a channel, which a
+    /// wait with a timeout can sleep on (and be woken by the moment the result arrives).
+    fn waiting_on(job: Job<Solution>) -> Outcome {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("phaseflow-py-job".into())
+            .spawn(move || {
+                let _ = tx.send(job.wait_blocking());
+            })
+            .map_or_else(
+                |e| {
+                    Outcome::Ready(Err(EngineError::Internal(format!(
+                        "no thread to wait on the job: {e}"
+                    ))))
+                },
+                |_| Outcome::Waiting(rx),
+            )
+    }
+
+    /// Waits up to `slice` for the result; true once it is here (or taken).
+    fn receive(&mut self, slice: Duration) -> bool {
+        let Outcome::Waiting(rx) = self else {
+            return true;
+        };
+        match rx.recv_timeout(slice) {
+            Ok(result) => *self = Outcome::Ready(result),
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                *self = Outcome::Ready(Err(EngineError::ShutDown))
+            }
+        }
+        true
+    }
+}
+
+impl PyJob {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
