@@ -48,6 +48,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
     info,
     systems,
 )
+from ._phaseflow import train_deeponet as _train_deeponet
 
 __all__ = [
     "CancelledError",
@@ -67,6 +68,8 @@ __all__ = [
     "info",
     "simulate",
     "systems",
+    "train_deeponet",
+    "Training",
 ]
 
 #: What each value of ``Result.status`` means (the CLI's ``status.npy`` codes).
@@ -274,3 +277,76 @@ def _attr(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
         return np.asarray(value, dtype=np.float64)
     return json.dumps(value)
+
+
+class Training:
+    """A finished DeepONet training run: ``model`` (the best network, a ``DeepONet`` on the
+    engine's device), ``history`` (one array per column of history.csv: ``step``,
+    ``batch_mse``, the selection set's ``*_mse`` and ``*_mean_rel_l2``, and ``test_*`` with a
+    test set), ``summary`` (summary.json's fields) and ``written`` (the files, with ``out``).
+    """
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.model: DeepONet = raw["model"]
+        self.history: dict[str, np.ndarray] = raw["history"]
+        self.summary: dict[str, Any] = raw["summary"]
+        self.written: list[str] = raw["written"]
+
+    def __repr__(self) -> str:
+        s = self.summary
+        sel = s.get("selected_on")
+        return (
+            f"Training(iterations={s.get('iterations')}, best_step={s.get('best_step')}, "
+            f"{sel}_mean_relative_l2={s.get(f'{sel}_mean_relative_l2'):.4g})"
+        )
+
+
+def train_deeponet(
+    config: dict[str, Any] | str | os.PathLike[str],
+    *,
+    engine: Engine | None = None,
+    train: tuple[Any, Any, Any] | None = None,
+    test: tuple[Any, Any, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    iterations: int | None = None,
+    callback: Any = None,
+    progress: bool | str = "auto",
+) -> Training:
+    """Trains a DeepONet as ``phaseflow train deeponet`` does and returns a ``Training``.
+
+    ``config``: a dict with the training config file's keys (``data``, ``model``, ``train``,
+    ``out``) or the file's path. ``train``/``test``: aligned data as arrays ``(functions [F,
+    sensors], points [P, dims], values [F, P] or [F, P, outputs])`` instead of the config's
+    files (``data.validation`` still holds a share out). ``out``: write model.safetensors,
+    state.safetensors, history.csv and summary.json there (the CLI's files; a checkpoint
+    ``DeepONet.load`` and ``phaseflow predict`` read). ``callback(record)`` is called after
+    every evaluation with a dict of that row. Ctrl-C stops at the next evaluation, writes
+    the best network so far to ``out`` and raises ``KeyboardInterrupt``.
+    """
+    engine = engine or default_engine()
+    bar = None
+    if progress is True or (progress == "auto" and sys.stderr is not None and sys.stderr.isatty()):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(unit="step", leave=False)
+
+    def on_evaluation(record: dict[str, Any]) -> None:
+        if bar is not None:
+            bar.n = record["step"]
+            bar.set_postfix(batch_mse=f"{record['batch_mse']:.3e}")
+            bar.refresh()
+        if callback is not None:
+            callback(record)
+
+    try:
+        raw = _train_deeponet(config, engine=engine, train=train, test=test, out=out,
+                              overwrite=overwrite, iterations=iterations,
+                              callback=on_evaluation if (bar is not None or callback is not None) else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Training(raw)

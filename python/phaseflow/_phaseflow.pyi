@@ -151,3 +151,17 @@ class DeepONet:
     def save(self, path: str | PathLike[str]) -> None:
         """Writes a safetensors checkpoint (f32 weights, PyTorch names, architecture in the
         metadata), written whole or not at all."""
+
+def train_deeponet(
+    config: dict[str, Any] | str | PathLike[str],
+    *,
+    engine: Engine,
+    train: tuple[Any, Any, Any] | None = None,
+    test: tuple[Any, Any, Any] | None = None,
+    out: str | PathLike[str] | None = None,
+    overwrite: bool = False,
+    iterations: int | None = None,
+    callback: Any = None,
+) -> dict[str, Any]:
+    """The native half of `phaseflow.train_deeponet` (which see): a dict with `model`,
+    `history`, `summary` and `written`."""

@@ -139,3 +139,18 @@ pub fn matrix_f64<'py>(
     }
     Ok(array.cast_into::<numpy::PyArray2<f64>>()?.readonly())
 }
+
+/// A read-only f64 matrix as the library's `Matrix` (copied: the library keeps its own).
+pub fn matrix_of(array: &numpy::PyReadonlyArray2<'_, f64>) -> phaseflow::nn::Matrix {
+    use numpy::PyUntypedArrayMethods;
+    let shape = array.shape();
+    let data = array
+        .as_slice()
+        .map(<[f64]>::to_vec)
+        .unwrap_or_else(|_| array.as_array().iter().copied().collect());
+    phaseflow::nn::Matrix {
+        rows: shape[0],
+        cols: shape[1],
+        data,
+    }
+}

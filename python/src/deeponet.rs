@@ -2,12 +2,12 @@
 //! deeponet` writes it) placed on an engine's device, answering predictions for NumPy
 //! arrays. Requests from several Python threads share device passes (the engine batches).
 
-use crate::convert::matrix_f64;
+use crate::convert::{matrix_f64, matrix_of as matrix};
 use crate::errors::{engine_error, spec_error_at};
 use crate::run::{PyEngine, json_to_py};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use phaseflow::engine::{Model, check_prediction_values};
-use phaseflow::nn::{DeepONetArch, DeepONetParams, Matrix, load_deeponet, save_deeponet_bytes};
+use phaseflow::nn::{DeepONetArch, DeepONetParams, load_deeponet, save_deeponet_bytes};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -20,6 +20,25 @@ pub struct PyDeepONet {
     arch: DeepONetArch,
     /// Kept for `save` and `weights`: the device copy is f32 and not read back.
     params: DeepONetParams,
+}
+
+impl PyDeepONet {
+    /// A network in hand (a training run's best) placed on `engine`'s device.
+    pub fn from_parts(
+        py: Python<'_>,
+        engine: &PyEngine,
+        arch: DeepONetArch,
+        params: DeepONetParams,
+    ) -> PyResult<PyDeepONet> {
+        let model = py
+            .detach(|| engine.engine().load_model(&arch, &params))
+            .map_err(engine_error)?;
+        Ok(PyDeepONet {
+            model,
+            arch,
+            params,
+        })
+    }
 }
 
 #[pymethods]
@@ -41,18 +60,10 @@ impl PyDeepONet {
                 .call0()?
                 .cast_into::<PyEngine>()?,
         };
-        let engine = engine.get();
         let (arch, params) = py
             .detach(|| load_deeponet(&path))
             .map_err(|e| spec_error_at(e.to_string(), None))?;
-        let model = py
-            .detach(|| engine.engine().load_model(&arch, &params))
-            .map_err(engine_error)?;
-        Ok(PyDeepONet {
-            model,
-            arch,
-            params,
-        })
+        PyDeepONet::from_parts(py, engine.get(), arch, params)
     }
 
     /// G for every function (rows of `functions`, [F, sensors]) at every point (rows of
@@ -151,18 +162,5 @@ impl PyDeepONet {
             self.arch.outputs,
             self.model.parameters()
         )
-    }
-}
-
-fn matrix(array: &PyReadonlyArray2<'_, f64>) -> Matrix {
-    let shape = array.shape();
-    let data = array
-        .as_slice()
-        .map(<[f64]>::to_vec)
-        .unwrap_or_else(|_| array.as_array().iter().copied().collect());
-    Matrix {
-        rows: shape[0],
-        cols: shape[1],
-        data,
     }
 }

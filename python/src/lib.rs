@@ -7,6 +7,7 @@ mod deeponet;
 mod errors;
 mod run;
 mod system;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,7 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<deeponet::PyDeepONet>()?;
     m.add_function(wrap_pyfunction!(system::systems, m)?)?;
     m.add_function(wrap_pyfunction!(run::info, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train_deeponet, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -200,8 +200,10 @@ impl PyJob {
         self.wait(py, None)?;
         let outcome = std::mem::replace(&mut *self.lock(), Outcome::Taken);
         match outcome {
-            Outcome::Ready(Ok(solution)) => solution_dict(py, solution, &self.settings),
-            Outcome::Ready(Err(e)) => Err(engine_error(e)),
+            Outcome::Ready(result) => match *result {
+                Ok(solution) => solution_dict(py, solution, &self.settings),
+                Err(e) => Err(engine_error(e)),
+            },
             Outcome::Taken | Outcome::Waiting(_) => Err(spec_error_at(
                 "this job's result was already taken".into(),
                 None,
@@ -243,7 +245,7 @@ const SIGNAL_SLICE: Duration = Duration::from_millis(100);
 /// handed to Python.
 enum Outcome {
     Waiting(mpsc::Receiver<Result<Solution, EngineError>>),
-    Ready(Result<Solution, EngineError>),
+    Ready(Box<Result<Solution, EngineError>>),
     Taken,
 }
 
@@ -259,9 +261,9 @@ impl Outcome {
             })
             .map_or_else(
                 |e| {
-                    Outcome::Ready(Err(EngineError::Internal(format!(
+                    Outcome::Ready(Box::new(Err(EngineError::Internal(format!(
                         "no thread to wait on the job: {e}"
-                    ))))
+                    )))))
                 },
                 |_| Outcome::Waiting(rx),
             )
@@ -273,10 +275,10 @@ impl Outcome {
             return true;
         };
         match rx.recv_timeout(slice) {
-            Ok(result) => *self = Outcome::Ready(result),
+            Ok(result) => *self = Outcome::Ready(Box::new(result)),
             Err(mpsc::RecvTimeoutError::Timeout) => return false,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                *self = Outcome::Ready(Err(EngineError::ShutDown))
+                *self = Outcome::Ready(Box::new(Err(EngineError::ShutDown)))
             }
         }
         true

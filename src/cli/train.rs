@@ -13,17 +13,16 @@ use super::spec_flags::config_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;
-use crate::nn::deeponet::data::read_data;
-use crate::nn::deeponet::scaling::Scaling;
-use crate::nn::{
-    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainConfig,
-    DeepONetTrainState, DeepONetTrainer, Init, Matrix, NetSpec, Optimizer, OptimizerError,
-    load_deeponet, load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
+use crate::nn::deeponet::session::{
+    self, Ending, Progress, Record, RunRecord, Selection, size, size_json,
 };
-use crate::spec::parse_schedule;
-use crate::spec::train::{TrainDataSpec, TrainSpec};
-use serde::Deserialize;
+use crate::nn::{
+    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainState, DeepONetTrainer,
+    Matrix, load_deeponet, load_deeponet_state,
+};
+use crate::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use serde_json::json;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -88,107 +87,6 @@ const FILES: [&str; 6] = [
     "loss.png",
     "prediction.png",
 ];
-
-/// The data file at config key `key`; a failure names the config file, the key and the
-/// path the key resolved to.
-fn load(path: &Path, key: &str, config: &Path) -> Result<DeepONetData, CliError> {
-    read_data(path).map_err(|e| CliError::Input(format!("{}: {key}: {e}", config.display())))
-}
-
-/// The first functions (samples, when unaligned) of `d` as training data and the rest as
-/// validation data.
-fn split(d: DeepONetData, share: f64) -> Result<(DeepONetData, DeepONetData), CliError> {
-    if !(share > 0.0 && share < 1.0) {
-        return Err(CliError::Input(format!(
-            "[data] validation must be a share of the functions between 0 and 1, got {share}"
-        )));
-    }
-    let (n, what) = match &d {
-        DeepONetData::Aligned(a) => (a.functions(), "function"),
-        DeepONetData::Unaligned(u) => (u.samples(), "sample"),
-    };
-    if n < 2 {
-        return Err(CliError::Input(format!(
-            "{n} {what} is too few to hold some out for validation"
-        )));
-    }
-    let keep = n - ((n as f64 * share).round() as usize).clamp(1, n - 1);
-    Ok(match d {
-        DeepONetData::Aligned(d) => {
-            let per = d.points() * d.outputs;
-            let part = |lo: usize, hi: usize| {
-                DeepONetData::Aligned(AlignedData {
-                    u: d.u.row_range(lo, hi),
-                    y: d.y.clone(),
-                    g: d.g[lo * per..hi * per].to_vec(),
-                    outputs: d.outputs,
-                })
-            };
-            (part(0, keep), part(keep, n))
-        }
-        DeepONetData::Unaligned(d) => (
-            DeepONetData::Unaligned(d.rows(0, keep)),
-            DeepONetData::Unaligned(d.rows(keep, n)),
-        ),
-    })
-}
-
-/// "150 functions × 100 points" or "10000 samples".
-fn size(d: &DeepONetData) -> String {
-    match d {
-        DeepONetData::Aligned(a) => format!("{} functions × {} points", a.functions(), a.points()),
-        DeepONetData::Unaligned(u) => format!("{} unaligned samples", u.samples()),
-    }
-}
-
-fn size_json(d: &DeepONetData) -> serde_json::Value {
-    match d {
-        DeepONetData::Aligned(a) => json!({"functions": a.functions(), "points": a.points()}),
-        DeepONetData::Unaligned(u) => json!({"samples": u.samples()}),
-    }
-}
-
-/// The set the best step is chosen on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Selection {
-    /// The held-out share of the training functions.
-    Validation,
-    /// The whole training set (nothing held out): the best fit of it.
-    Training,
-}
-
-impl Selection {
-    fn name(self) -> &'static str {
-        match self {
-            Selection::Validation => "validation",
-            Selection::Training => "training",
-        }
-    }
-}
-
-/// One evaluation.
-#[derive(Debug, Clone, Copy, serde::Serialize, Deserialize)]
-struct Record {
-    step: u32,
-    /// The loss of the last step's batch (in the network's units when normalised).
-    batch_mse: f64,
-    /// On the selection set (`RunRecord::selection`).
-    mse: f64,
-    mean_rel_l2: f64,
-    /// On the test file, when there is one: reported, never chosen on.
-    test: Option<(f64, f64)>,
-}
-
-/// The run's own record beside the trainer's state in state.safetensors (`run`).
-#[derive(serde::Serialize, Deserialize)]
-struct RunRecord {
-    selection: Selection,
-    history: Vec<Record>,
-    best_step: u32,
-    best_error: f64,
-    since_best: u32,
-}
 
 /// Where a run left off, read from its output directory for `--resume`.
 struct Resumed {
@@ -280,77 +178,6 @@ fn output_estimate(parameters: usize, evaluations: u32) -> u64 {
     checkpoint + state + history + 2 * super::space::CHART_BYTES + (16 << 10)
 }
 
-/// The data sets of a run: what it trains on, what it chooses its best step on (the
-/// held-out validation share; the training set when there is none) and what it reports.
-struct Sets {
-    train: DeepONetData,
-    validation: Option<DeepONetData>,
-    test: Option<DeepONetData>,
-}
-
-impl Sets {
-    fn read(data: &TrainDataSpec, config: &Path) -> Result<Sets, CliError> {
-        let all = load(&data.train, "data.train", config)?;
-        let test = data
-            .test
-            .as_deref()
-            .map(|p| load(p, "data.test", config))
-            .transpose()?;
-        if test.is_none() && data.validation == 0.0 {
-            return Err(CliError::Input(
-                "the config needs [data] test = \"file.npz\" or [data] validation = 0.1 (a share \
-                 of the training functions held out)"
-                    .into(),
-            ));
-        }
-        let (train, validation) = if data.validation > 0.0 {
-            let (t, v) = split(all, data.validation)?;
-            (t, Some(v))
-        } else {
-            (all, None)
-        };
-        Ok(Sets {
-            train,
-            validation,
-            test,
-        })
-    }
-
-    fn selection(&self) -> Selection {
-        match self.validation {
-            Some(_) => Selection::Validation,
-            None => Selection::Training,
-        }
-    }
-
-    /// The set the best step is chosen on.
-    fn selecting(&self) -> &DeepONetData {
-        self.validation.as_ref().unwrap_or(&self.train)
-    }
-
-    /// The set the final figures and the picture are of: the test file, else the
-    /// validation share.
-    fn reported(&self) -> (&'static str, &DeepONetData) {
-        match (&self.test, &self.validation) {
-            (Some(t), _) => ("test", t),
-            (None, Some(v)) => ("validation", v),
-            (None, None) => ("training", &self.train),
-        }
-    }
-}
-
-/// The training config key an optimiser check is about.
-fn optimizer_key(e: &OptimizerError) -> &'static str {
-    match e {
-        OptimizerError::LearningRate(_) => "train.lr",
-        OptimizerError::WeightDecay(_) | OptimizerError::DecayTooLarge { .. } => {
-            "train.weight_decay"
-        }
-        OptimizerError::Moments(..) => "train",
-        _ => "train.schedule",
-    }
-}
-
 pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let TrainModel::Deeponet(args) = &args.model;
     let mut config = TrainSpec::from_file(&args.config)?;
@@ -360,80 +187,23 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     config
         .check()
         .map_err(|e| config_error(e.into(), &args.config))?;
-    let sets = Sets::read(&config.data, &args.config)?;
+    let file = args.config.display();
+    let setup_error = |e: TrainSetupError| match e {
+        TrainSetupError::Field(f) => config_error(f.into(), &args.config),
+        TrainSetupError::InConfig(m) => CliError::Input(format!("{file}: {m}")),
+        TrainSetupError::Data(m) => CliError::Input(m),
+    };
+    let sets = config.read_sets().map_err(setup_error)?;
     let selection = sets.selection();
     let train = &sets.train;
     let m = &config.model;
     let t = &config.train;
-    let (u, y, _) = train.as_ref().parts();
-    let mut arch = DeepONetArch::new(
-        NetSpec {
-            inputs: u.cols,
-            hidden: m.branch.clone(),
-            encoding: None,
-        },
-        NetSpec {
-            inputs: y.cols,
-            hidden: m.trunk.clone(),
-            encoding: None,
-        },
-        m.latent,
-        train.as_ref().outputs(),
-        m.strategy,
-        m.activation,
-    );
-    if m.normalize {
-        arch.scaling = Some(Scaling::fit(train));
-    }
-    for (name, set) in [("test", &sets.test), ("validation", &sets.validation)] {
-        if let Some(set) = set {
-            set.as_ref().check(&arch).map_err(|e| {
-                CliError::Input(format!(
-                    "the {name} data does not fit the training data: {e}"
-                ))
-            })?;
-        }
-    }
-    let init = match m.init.as_str() {
-        "glorot" => Init::Glorot,
-        "he" => Init::He,
-        other => {
-            return Err(CliError::Input(format!(
-                "{}: model.init must be \"glorot\" or \"he\", not \"{other}\"",
-                args.config.display()
-            )));
-        }
-    };
-    let schedule = parse_schedule(&t.schedule, t.iterations, "train.schedule")
-        .map_err(|e| config_error(e.into(), &args.config))?;
-    let train_config = DeepONetTrainConfig {
-        optimizer: Optimizer {
-            lr: t.lr,
-            weight_decay: t.weight_decay,
-            schedule,
-            ..Optimizer::default()
-        },
-        functions_per_batch: t.functions_per_batch,
-        points_per_batch: t.points_per_batch,
-        samples_per_batch: t.samples_per_batch,
-        seed: t.seed,
-    };
-    let file = args.config.display();
-    train_config
-        .optimizer
-        .check()
-        .map_err(|e| CliError::Input(format!("{file}: {}: {e}", optimizer_key(&e))))?;
-    // Empty batches are refused where the file says them; what is left is the layout.
-    train_config.check(train.as_ref().layout()).map_err(|e| {
-        CliError::Input(format!(
-            "{file}: train.functions_per_batch and train.points_per_batch are for aligned \
-             data, train.samples_per_batch for unaligned data: {e}"
-        ))
-    })?;
-    // Its messages open with the batch key's name.
-    train_config
-        .check_sizes(train)
-        .map_err(|e| CliError::Input(format!("{file}: train.{e}")))?;
+    let TrainSetup {
+        arch,
+        init,
+        config: train_config,
+        plan,
+    } = config.setup(&sets).map_err(setup_error)?;
     let resumed = match &args.resume {
         Some(dir) => Some(read_resumed(dir, &arch, t.iterations, selection)?),
         None => None,
@@ -484,7 +254,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     }
     interrupt::install_handler();
     let clock = Instant::now();
-    let (mut history, mut best, mut since_best, mut done) = match resumed {
+    let mut progress = match resumed {
         Some(r) => {
             if text {
                 println!(
@@ -496,70 +266,42 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                     r.record.best_step
                 );
             }
-            let best = (r.record.best_error, r.record.best_step, r.best);
-            (
-                r.record.history,
-                Some(best),
-                r.record.since_best,
-                r.state.step,
-            )
+            Progress::resumed(r.record, r.best, r.state.step)
         }
-        None => (Vec::new(), None, 0, 0),
+        None => Progress::fresh(),
     };
-    let mut stopped_early = false;
     // Steps taken by this process (a resumed run's earlier ones took other seconds).
-    let first_step = done;
-    while done < t.iterations {
-        let n = t.evaluate_every.min(t.iterations - done);
-        trainer.run(&ctx, n as usize);
-        done += n;
-        let batch_mse = trainer.loss(&ctx)?;
-        let chosen_on = trainer.net.evaluate(&ctx, sets.selecting())?;
-        let test = match &sets.test {
-            Some(test) => {
-                let e = trainer.net.evaluate(&ctx, test)?;
-                Some((e.mse, e.mean_relative_l2))
-            }
-            None => None,
-        };
-        history.push(Record {
-            step: done,
-            batch_mse,
-            mse: chosen_on.mse,
-            mean_rel_l2: chosen_on.mean_relative_l2,
-            test,
-        });
+    let first_step = progress.done;
+    let ending = session::run(&ctx, &mut trainer, &sets, plan, &mut progress, |h| {
         if text {
-            let test = test.map_or(String::new(), |(mse, rel)| {
+            let test = h.test.map_or(String::new(), |(mse, rel)| {
                 format!("  test MSE {mse:.4e}  mean rel. L2 {rel:.4}")
             });
             println!(
-                "  step {done:>8}  batch MSE{} {batch_mse:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{test}",
+                "  step {:>8}  batch MSE{} {:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{test}",
+                h.step,
                 if m.normalize { " (scaled)" } else { "" },
+                h.batch_mse,
                 selection.name(),
-                chosen_on.mse,
-                chosen_on.mean_relative_l2
+                h.mse,
+                h.mean_rel_l2
             );
         }
-        if best
-            .as_ref()
-            .is_none_or(|b| chosen_on.mean_relative_l2 < b.0)
-        {
-            best = Some((chosen_on.mean_relative_l2, done, trainer.params(&ctx)?));
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        if t.patience > 0 && since_best >= t.patience {
-            stopped_early = true;
-            break;
-        }
         if interrupt::requested() {
-            break;
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-    }
+    })?;
     let train_seconds = clock.elapsed().as_secs_f64();
+    let Progress {
+        history,
+        best,
+        since_best,
+        done,
+    } = progress;
     let (best_err, best_step, params) = best.expect("at least one evaluation");
+    let stopped_early = ending == Ending::StoppedEarly;
     let interrupted = done < t.iterations && !stopped_early;
     let best_net = DeepONetNet::new(&ctx, &arch, &params)?;
     let (reported_name, reported) = sets.reported();
@@ -605,7 +347,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         since_best,
     };
     // The checkpoint and state first: a picture that fails later costs only itself.
-    write_checkpoints(&mut out, &ctx, &arch, &params, &trainer, &record, &summary)?;
+    session::write_checkpoints(&mut out, &ctx, &arch, &params, &trainer, &record, &summary)
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     write_pictures(&mut out, &ctx, &arch, &params, reported, &record);
     let written = out.commit().map_err(|e| CliError::Runtime(e.to_string()))?;
     if args.json {
@@ -640,45 +383,6 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             t.iterations
         )));
     }
-    Ok(())
-}
-
-/// model.safetensors, state.safetensors, history.csv and summary.json: a failure here
-/// fails the run (and nothing of it appears).
-fn write_checkpoints(
-    dir: &mut OutputDir,
-    ctx: &GpuContext,
-    arch: &DeepONetArch,
-    params: &DeepONetParams,
-    trainer: &DeepONetTrainer,
-    record: &RunRecord,
-    summary: &serde_json::Value,
-) -> Result<(), CliError> {
-    let io = |e: crate::io::OutputError| CliError::Runtime(e.to_string());
-    let checkpoint = save_deeponet_bytes(arch, params, &[("train", summary.to_string())])
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    dir.write_bytes("model.safetensors", &checkpoint)
-        .map_err(io)?;
-    let state = save_deeponet_state_bytes(
-        arch,
-        &trainer.state(ctx)?,
-        &[("run", serde_json::to_string(record).expect("JSON"))],
-    )
-    .map_err(|e| CliError::Runtime(e.to_string()))?;
-    dir.write_bytes("state.safetensors", &state).map_err(io)?;
-    let sel = record.selection.name();
-    let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2\n");
-    for h in &record.history {
-        let (test_mse, test_rel) = h.test.map_or((String::new(), String::new()), |(a, b)| {
-            (format!("{a:e}"), format!("{b:e}"))
-        });
-        csv += &format!(
-            "{},{:e},{:e},{:e},{test_mse},{test_rel}\n",
-            h.step, h.batch_mse, h.mse, h.mean_rel_l2
-        );
-    }
-    dir.write_bytes("history.csv", csv.as_bytes()).map_err(io)?;
-    dir.write_json("summary.json", summary).map_err(io)?;
     Ok(())
 }
 

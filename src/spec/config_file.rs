@@ -1,7 +1,7 @@
-//! Specs read from TOML config files: problems point into the file, and relative paths are
-//! relative to it.
+//! Specs read from TOML config files (problems point into the file, and relative paths are
+//! relative to it) and from JSON values (problems name the key).
 
-use super::error::SpecError;
+use super::error::{FieldError, SpecError};
 use crate::model::diagnostic::{Diagnostic, Source};
 use std::path::{Path, PathBuf};
 
@@ -48,4 +48,28 @@ pub fn relative_to_config<'a>(
     {
         *sys = base.join(&*sys).display().to_string();
     }
+}
+
+/// A config from JSON (an HTTP body, a Python call's keywords). A refusal names the JSON
+/// path of the bad key (`sweep.rho`, `tspan[1]`), never the bad value; an unknown key is
+/// named at its place (`u0.unifrom`), the message saying what was expected. `what` names
+/// the config in the message ("bad run spec: ...").
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    what: &str,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let unknown = inner
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), unknown) {
+            (".", Some(key)) => key.to_string(),
+            (parent, Some(key)) if !parent.ends_with(key) => format!("{parent}.{key}"),
+            (".", None) => String::new(),
+            (p, _) => p.to_string(),
+        };
+        FieldError::at(field).text(format!("bad {what}: {inner}"))
+    })
 }

@@ -170,20 +170,7 @@ impl RunSpec {
     /// path of the bad key (`sweep.rho`, `tspan[1]`), never the bad value; an unknown key
     /// is named at its place (`u0.unifrom`), the message saying what was expected.
     pub fn from_json(value: serde_json::Value) -> Result<RunSpec, FieldError> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let unknown = inner
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next());
-            let field = match (path.as_str(), unknown) {
-                (".", Some(key)) => key.to_string(),
-                (parent, Some(key)) if !parent.ends_with(key) => format!("{parent}.{key}"),
-                (".", None) => String::new(),
-                (p, _) => p.to_string(),
-            };
-            FieldError::at(field).text(format!("bad run spec: {inner}"))
-        })
+        super::config_file::from_json(value, "run spec")
     }
 
     /// The spec with every path absolute, as stored in run.json for `--resume`.

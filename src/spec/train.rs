@@ -4,8 +4,16 @@
 
 use super::config_file::{read_toml, relative_to_config};
 use super::error::{FieldError, SpecError};
+use super::schedule::parse_schedule;
 use super::validate;
-use crate::nn::{Activation, Strategy};
+use crate::nn::deeponet::DeepONetData;
+use crate::nn::deeponet::data::read_data;
+use crate::nn::deeponet::scaling::Scaling;
+use crate::nn::deeponet::session::{Plan, Sets};
+use crate::nn::{
+    Activation, DeepONetArch, DeepONetTrainConfig, Init, NetSpec, Optimizer, OptimizerError,
+    Strategy,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -151,6 +159,12 @@ impl TrainSpec {
         Ok(())
     }
 
+    /// A training config from JSON (a Python call's dict): paths as given (relative to the
+    /// working directory).
+    pub fn from_json(value: serde_json::Value) -> Result<TrainSpec, FieldError> {
+        super::config_file::from_json(value, "training config")
+    }
+
     /// Reads a training config; problems point into the file, paths are relative to it.
     pub fn from_file(path: &Path) -> Result<TrainSpec, SpecError> {
         let mut config: TrainSpec = read_toml(path)?;
@@ -166,5 +180,149 @@ impl TrainSpec {
             None,
         );
         Ok(config)
+    }
+}
+
+/// What a training config gives once its data are read: the network (its input widths
+/// and normalisation from the training data), the initialisation, the optimiser and the
+/// loop's plan.
+pub struct TrainSetup {
+    pub arch: DeepONetArch,
+    pub init: Init,
+    pub config: DeepONetTrainConfig,
+    pub plan: Plan,
+}
+
+/// Why a training config cannot run.
+#[derive(Debug)]
+pub enum TrainSetupError {
+    /// A value at a key of the config.
+    Field(FieldError),
+    /// A problem the config file should be named with ("train.lr: ...").
+    InConfig(String),
+    /// A problem of the data themselves.
+    Data(String),
+}
+
+impl TrainSpec {
+    /// The data sets `[data]` names: the training file, split when `validation` holds a
+    /// share out, and the test file.
+    pub fn read_sets(&self) -> Result<Sets, TrainSetupError> {
+        let load = |path: &Path, key: &str| {
+            read_data(path).map_err(|e| TrainSetupError::InConfig(format!("{key}: {e}")))
+        };
+        let all = load(&self.data.train, "data.train")?;
+        self.sets_from(all, None)
+    }
+
+    /// The data sets from a training set in hand (and a test set in hand, else the
+    /// config's test file).
+    pub fn sets_from(
+        &self,
+        train: DeepONetData,
+        test: Option<DeepONetData>,
+    ) -> Result<Sets, TrainSetupError> {
+        let test = match test {
+            Some(t) => Some(t),
+            None => self
+                .data
+                .test
+                .as_deref()
+                .map(|p| {
+                    read_data(p).map_err(|e| TrainSetupError::InConfig(format!("data.test: {e}")))
+                })
+                .transpose()?,
+        };
+        Sets::new(train, self.data.validation, test).map_err(TrainSetupError::Data)
+    }
+
+    /// The network, initialisation, optimiser and plan for these data sets, every setting
+    /// checked against them.
+    pub fn setup(&self, sets: &Sets) -> Result<TrainSetup, TrainSetupError> {
+        self.check().map_err(TrainSetupError::Field)?;
+        let train = &sets.train;
+        let m = &self.model;
+        let t = &self.train;
+        let (u, y, _) = train.as_ref().parts();
+        let mut arch = DeepONetArch::new(
+            NetSpec {
+                inputs: u.cols,
+                hidden: m.branch.clone(),
+                encoding: None,
+            },
+            NetSpec {
+                inputs: y.cols,
+                hidden: m.trunk.clone(),
+                encoding: None,
+            },
+            m.latent,
+            train.as_ref().outputs(),
+            m.strategy,
+            m.activation,
+        );
+        if m.normalize {
+            arch.scaling = Some(Scaling::fit(train));
+        }
+        sets.check(&arch).map_err(TrainSetupError::Data)?;
+        let init = match m.init.as_str() {
+            "glorot" => Init::Glorot,
+            "he" => Init::He,
+            other => {
+                return Err(TrainSetupError::InConfig(format!(
+                    "model.init must be \"glorot\" or \"he\", not \"{other}\""
+                )));
+            }
+        };
+        let schedule = parse_schedule(&t.schedule, t.iterations, "train.schedule")
+            .map_err(TrainSetupError::Field)?;
+        let config = DeepONetTrainConfig {
+            optimizer: Optimizer {
+                lr: t.lr,
+                weight_decay: t.weight_decay,
+                schedule,
+                ..Optimizer::default()
+            },
+            functions_per_batch: t.functions_per_batch,
+            points_per_batch: t.points_per_batch,
+            samples_per_batch: t.samples_per_batch,
+            seed: t.seed,
+        };
+        config
+            .optimizer
+            .check()
+            .map_err(|e| TrainSetupError::InConfig(format!("{}: {e}", optimizer_key(&e))))?;
+        // Empty batches are refused where the file says them; what is left is the layout.
+        config.check(train.as_ref().layout()).map_err(|e| {
+            TrainSetupError::InConfig(format!(
+                "train.functions_per_batch and train.points_per_batch are for aligned data, \
+                 train.samples_per_batch for unaligned data: {e}"
+            ))
+        })?;
+        // Its messages open with the batch key's name.
+        config
+            .check_sizes(train)
+            .map_err(|e| TrainSetupError::InConfig(format!("train.{e}")))?;
+        Ok(TrainSetup {
+            arch,
+            init,
+            config,
+            plan: Plan {
+                iterations: t.iterations,
+                evaluate_every: t.evaluate_every,
+                patience: t.patience,
+            },
+        })
+    }
+}
+
+/// The training config key an optimiser check is about.
+fn optimizer_key(e: &OptimizerError) -> &'static str {
+    match e {
+        OptimizerError::LearningRate(_) => "train.lr",
+        OptimizerError::WeightDecay(_) | OptimizerError::DecayTooLarge { .. } => {
+            "train.weight_decay"
+        }
+        OptimizerError::Moments(..) => "train",
+        _ => "train.schedule",
     }
 }

@@ -164,8 +164,22 @@ fn from_members(m: &BTreeMap<String, NpzValue>) -> Result<AlignedData, String> {
         ));
     };
     let (g, outputs) = values(g, what, u.rows, y.rows)?;
+    aligned(u, y, g, outputs)
+}
+
+/// An aligned data set from its parts (`g` [functions, points, outputs], row-major), held
+/// to what a file must hold: not empty, every value finite.
+pub fn aligned(u: Matrix, y: Matrix, g: Vec<f64>, outputs: usize) -> Result<AlignedData, String> {
+    if g.len() != u.rows * y.rows * outputs {
+        return Err(format!(
+            "{} values for {} functions × {} points × {outputs} outputs",
+            g.len(),
+            u.rows,
+            y.rows
+        ));
+    }
     let data = AlignedData { u, y, g, outputs };
-    if data.functions() == 0 || data.points() == 0 {
+    if data.functions() == 0 || data.points() == 0 || outputs == 0 {
         return Err("the data set is empty".into());
     }
     finite(data.u.data.iter().chain(&data.y.data).chain(&data.g))?;

@@ -3,7 +3,8 @@
 //! antiderivative set-up (`data`), Gaussian random fields for input functions (`grf`),
 //! operator data from ensembles (`generate`), and training on the device: the parameter
 //! layout (`layout`), the combine kernels (`kernels`), the branch and trunk nets' fused
-//! kernels side by side (`pair`) and the trainer (`trainer`), built on `nn::train` and the
+//! kernels side by side (`pair`), the trainer (`trainer`) and a training run around it
+//! (`session`), built on `nn::train` and the
 //! fused MLP kernels of `nn::mlp`. Kernels: `shaders/nn/deeponet/`.
 
 pub mod data;
@@ -14,6 +15,7 @@ pub mod layout;
 pub mod model;
 pub mod pair;
 pub mod scaling;
+pub mod session;
 pub mod trainer;
 
 pub use layout::{DeepONetLayout, REGION_ALIGN};

@@ -1,0 +1,359 @@
+//! DeepONet training from Python: a training config (a dict with the TOML file's keys, or
+//! the file's path), data from its files or from NumPy arrays, the loop of
+//! `phaseflow train deeponet` (`nn::deeponet::session`: held-out validation, best step,
+//! early stopping) on an engine's device, and the run's files when `out` is given.
+
+use crate::convert::{matrix_f64, matrix_of as matrix, to_json};
+use crate::deeponet::PyDeepONet;
+use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
+use crate::run::{PyEngine, json_to_py};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use phaseflow::engine::EngineError;
+use phaseflow::io::OutputDir;
+use phaseflow::nn::deeponet::data::aligned;
+use phaseflow::nn::deeponet::session::{self, Ending, Progress, RunRecord, size_json};
+use phaseflow::nn::deeponet::{DeepONetData, DeepONetNet};
+use phaseflow::nn::{DeepONetParams, DeepONetTrainer};
+use phaseflow::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The files a run writes (what `overwrite` lets it replace).
+const FILES: [&str; 4] = [
+    "model.safetensors",
+    "state.safetensors",
+    "history.csv",
+    "summary.json",
+];
+
+/// Trains a DeepONet; see `phaseflow.train_deeponet` for the arguments. Returns a dict:
+/// `model` (a `DeepONet` on the engine's device), `history` (arrays per evaluation),
+/// `summary`, `written` (paths), `interrupted`.
+#[pyfunction]
+#[pyo3(signature = (config, *, engine, train = None, test = None, out = None, overwrite = false, iterations = None, callback = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn train_deeponet<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    engine: Bound<'py, PyEngine>,
+    train: Option<&Bound<'py, PyAny>>,
+    test: Option<&Bound<'py, PyAny>>,
+    out: Option<PathBuf>,
+    overwrite: bool,
+    iterations: Option<u32>,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut spec = read_spec(config, train.is_some())?;
+    if let Some(n) = iterations {
+        if n == 0 {
+            return Err(spec_error_at(
+                "iterations must be at least 1".into(),
+                Some("iterations".into()),
+            ));
+        }
+        spec.train.iterations = n;
+    }
+    let out = out.or_else(|| spec.out.clone());
+    let setup_error = |e: TrainSetupError| match e {
+        TrainSetupError::Field(f) => spec_error(f.into()),
+        TrainSetupError::InConfig(m) | TrainSetupError::Data(m) => {
+            let key = m
+                .split(':')
+                .next()
+                .filter(|k| k.contains('.'))
+                .map(str::to_string);
+            spec_error_at(m, key)
+        }
+    };
+    let arrays = |value: Option<&Bound<'py, PyAny>>, key: &str| {
+        value.map(|v| data_from_arrays(v, key)).transpose()
+    };
+    let (train, test) = (arrays(train, "train")?, arrays(test, "test")?);
+    let sets = py
+        .detach(|| match train {
+            Some(t) => spec.sets_from(t, test),
+            None => match test {
+                Some(_) => Err(TrainSetupError::Data(
+                    "give test data as arrays only with training data as arrays".into(),
+                )),
+                None => spec.read_sets(),
+            },
+        })
+        .map_err(setup_error)?;
+    let TrainSetup {
+        arch,
+        init,
+        config: train_config,
+        plan,
+    } = spec.setup(&sets).map_err(setup_error)?;
+    let start = DeepONetParams::init(&arch, init, spec.model.seed)
+        .map_err(|e| spec_error_at(e.to_string(), Some("model".into())))?;
+    if let Some(dir) = &out
+        && !overwrite
+        && let Some(f) = FILES.iter().find(|f| dir.join(f).exists())
+    {
+        return Err(spec_error_at(
+            format!(
+                "'{}' holds the results of an earlier run ({f}); pass overwrite=True to replace \
+                 them, or another out",
+                dir.display()
+            ),
+            Some("out".into()),
+        ));
+    }
+
+    let engine_ref = engine.get();
+    let ctx = engine_ref.engine().context();
+    if !ctx.has_subgroups() {
+        return Err(engine_error(EngineError::BadInput(
+            "DeepONet training runs on the fused network kernels, which need subgroups of at \
+             least 8 invocations; this adapter has none (see phaseflow.info())"
+                .into(),
+        )));
+    }
+    let selection = sets.selection();
+    // The loop runs without the GIL; each evaluation takes it briefly for the callback and
+    // to see Ctrl-C, which stops the run with the best network so far.
+    let mut interrupt: Option<PyErr> = None;
+    let (ending, progress, trainer, seconds) = py
+        .detach(|| -> Result<_, EngineError> {
+            let mut trainer = DeepONetTrainer::new(ctx, &arch, &start, &sets.train, train_config)?;
+            let mut progress = Progress::fresh();
+            // Training time as the CLI counts it: from the first step, compilation excluded.
+            let clock = Instant::now();
+            let ending = session::run(ctx, &mut trainer, &sets, plan, &mut progress, |h| {
+                Python::attach(|py| {
+                    let stop = |e: PyErr, interrupt: &mut Option<PyErr>| {
+                        *interrupt = Some(e);
+                        ControlFlow::Break(())
+                    };
+                    if let Some(cb) = &callback {
+                        let record = PyDict::new(py);
+                        let filled = (|| -> PyResult<()> {
+                            record.set_item("step", h.step)?;
+                            record.set_item("batch_mse", h.batch_mse)?;
+                            record.set_item(format!("{}_mse", selection.name()), h.mse)?;
+                            record.set_item(
+                                format!("{}_mean_rel_l2", selection.name()),
+                                h.mean_rel_l2,
+                            )?;
+                            if let Some((mse, rel)) = h.test {
+                                record.set_item("test_mse", mse)?;
+                                record.set_item("test_mean_rel_l2", rel)?;
+                            }
+                            cb.call1(py, (record,))?;
+                            Ok(())
+                        })();
+                        if let Err(e) = filled {
+                            return stop(e, &mut interrupt);
+                        }
+                    }
+                    match py.check_signals() {
+                        Err(e) => stop(e, &mut interrupt),
+                        Ok(()) => ControlFlow::Continue(()),
+                    }
+                })
+            })?;
+            Ok((ending, progress, trainer, clock.elapsed().as_secs_f64()))
+        })
+        .map_err(engine_error)?;
+    let Progress {
+        history,
+        best,
+        since_best,
+        done,
+    } = progress;
+    let Some((best_error, best_step, params)) = best else {
+        return Err(interrupt.unwrap_or_else(|| {
+            engine_error(EngineError::Internal("a run without an evaluation".into()))
+        }));
+    };
+
+    // The best network's figures on the reported set, as the CLI's summary has them.
+    let (reported_name, reported) = sets.reported();
+    let (summary, test_metrics) = py
+        .detach(|| -> Result<_, phaseflow::gpu::GpuError> {
+            let net = DeepONetNet::new(ctx, &arch, &params)?;
+            let g = net.predict_data(ctx, reported)?;
+            let per_output = reported.as_ref().mean_relative_l2_per_output(&g);
+            let test = match &sets.test {
+                Some(t) => Some(net.evaluate(ctx, t)?),
+                None => None,
+            };
+            Ok((per_output, test))
+        })
+        .map_err(gpu_error)?;
+    let mut summary_json = serde_json::json!({
+        "architecture": arch,
+        "adapter": ctx.summary,
+        "data": {
+            "train_size": size_json(&sets.train),
+            "validation": sets.validation.as_ref().map(|_| spec.data.validation),
+            "validation_size": sets.validation.as_ref().map(size_json),
+            "test_size": sets.test.as_ref().map(size_json),
+        },
+        "selected_on": selection.name(),
+        "iterations": done,
+        "iterations_asked": plan.iterations,
+        "stopped_early": ending == Ending::StoppedEarly,
+        "interrupted": interrupt.is_some(),
+        "seconds": seconds,
+        "seconds_per_1000_iterations": 1e3 * seconds / done.max(1) as f64,
+        "best_step": best_step,
+        "final_batch_mse": history.last().map(|h| h.batch_mse),
+    });
+    summary_json[format!("{}_mean_relative_l2", selection.name())] = best_error.into();
+    if let Some(m) = test_metrics {
+        summary_json["test_mean_relative_l2"] = m.mean_relative_l2.into();
+        summary_json["test_mse"] = m.mse.into();
+    }
+    summary_json[format!("{reported_name}_mean_relative_l2_per_output")] = summary.into();
+
+    let result = PyDict::new(py);
+    let columns = PyDict::new(py);
+    let column =
+        |pick: &dyn Fn(&session::Record) -> f64| -> Vec<f64> { history.iter().map(pick).collect() };
+    let steps: Vec<u32> = history.iter().map(|h| h.step).collect();
+    columns.set_item("step", steps.into_pyarray(py))?;
+    columns.set_item("batch_mse", column(&|h| h.batch_mse).into_pyarray(py))?;
+    columns.set_item(
+        format!("{}_mse", selection.name()),
+        column(&|h| h.mse).into_pyarray(py),
+    )?;
+    columns.set_item(
+        format!("{}_mean_rel_l2", selection.name()),
+        column(&|h| h.mean_rel_l2).into_pyarray(py),
+    )?;
+    if sets.test.is_some() {
+        let nan = f64::NAN;
+        columns.set_item(
+            "test_mse",
+            column(&|h| h.test.map_or(nan, |t| t.0)).into_pyarray(py),
+        )?;
+        columns.set_item(
+            "test_mean_rel_l2",
+            column(&|h| h.test.map_or(nan, |t| t.1)).into_pyarray(py),
+        )?;
+    }
+    result.set_item("history", columns)?;
+
+    let mut written: Vec<String> = Vec::new();
+    if let Some(dir) = &out {
+        let record = RunRecord {
+            selection,
+            history,
+            best_step,
+            best_error,
+            since_best,
+        };
+        written = py
+            .detach(|| -> Result<Vec<PathBuf>, String> {
+                let mut files = OutputDir::create(dir).map_err(|e| e.to_string())?;
+                session::write_checkpoints(
+                    &mut files,
+                    ctx,
+                    &arch,
+                    &params,
+                    &trainer,
+                    &record,
+                    &summary_json,
+                )
+                .map_err(|e| e.to_string())?;
+                files.commit().map_err(|e| e.to_string())
+            })
+            .map_err(pyo3::exceptions::PyOSError::new_err)?
+            .into_iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    }
+    result.set_item("summary", json_to_py(py, &summary_json)?)?;
+    result.set_item("written", written)?;
+    let model = PyDeepONet::from_parts(py, engine_ref, arch, params)?;
+    result.set_item("model", Bound::new(py, model)?)?;
+    // Ctrl-C (or a callback's exception) is raised after the best network so far is
+    // written: the run is kept, as with the CLI.
+    if let Some(e) = interrupt {
+        return Err(e);
+    }
+    Ok(result)
+}
+
+/// The config: a dict with the TOML file's keys, or a path to the file. With arrays for
+/// the training data, `[data] train` may be left out.
+fn read_spec(config: &Bound<'_, PyAny>, arrays: bool) -> PyResult<TrainSpec> {
+    if config.is_instance_of::<PyString>() || config.hasattr("__fspath__")? {
+        let path: PathBuf = config.extract()?;
+        return TrainSpec::from_file(&path).map_err(spec_error);
+    }
+    if !config.is_instance_of::<PyDict>() {
+        return Err(spec_error_at(
+            "config must be a dict (the training config's keys) or a config file's path".into(),
+            Some("config".into()),
+        ));
+    }
+    let mut json = to_json(config, "")?;
+    if arrays && let Some(map) = json.as_object_mut() {
+        let data = map
+            .entry("data")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let Some(data) = data.as_object_mut() {
+            if data.contains_key("train") {
+                return Err(spec_error_at(
+                    "give the training data as arrays (train=...) or as data.train in the \
+                     config, not both"
+                        .into(),
+                    Some("data.train".into()),
+                ));
+            }
+            data.insert("train".into(), "<arrays>".into());
+        }
+    }
+    TrainSpec::from_json(json).map_err(|f| spec_error(f.into()))
+}
+
+/// Aligned data from `(functions [F, sensors], points [P, dims], values [F, P] or
+/// [F, P, outputs])`.
+fn data_from_arrays(value: &Bound<'_, PyAny>, key: &str) -> PyResult<DeepONetData> {
+    let parts = value.cast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
+        spec_error_at(
+            format!("{key} must be a tuple (functions [F, sensors], points [P, dims], values [F, P] or [F, P, outputs])"),
+            Some(key.into()),
+        )
+    })?;
+    let u = matrix(&matrix_f64(&parts.get_item(0)?, &format!("{key}[0]"))?);
+    let y = matrix(&matrix_f64(&parts.get_item(1)?, &format!("{key}[1]"))?);
+    let py = value.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float64")?;
+    let g = py
+        .import("numpy")?
+        .call_method("ascontiguousarray", (parts.get_item(2)?,), Some(&kwargs))
+        .map_err(|e| spec_error_at(format!("{key}[2]: {e}"), Some(key.into())))?;
+    let shape: Vec<usize> = g.getattr("shape")?.extract()?;
+    let outputs = match shape[..] {
+        [f, p] if f == u.rows && p == y.rows => 1,
+        [f, p, k] if f == u.rows && p == y.rows => k,
+        _ => {
+            return Err(spec_error_at(
+                format!(
+                    "{key}[2] (values) has shape {shape:?}; with {} functions and {} points it \
+                     must be [{}, {}] or [{}, {}, outputs]",
+                    u.rows, y.rows, u.rows, y.rows, u.rows, y.rows
+                ),
+                Some(key.into()),
+            ));
+        }
+    };
+    let flat = g
+        .call_method0("ravel")?
+        .cast_into::<PyArray1<f64>>()?
+        .readonly()
+        .as_slice()?
+        .to_vec();
+    aligned(u, y, flat, outputs)
+        .map(DeepONetData::Aligned)
+        .map_err(|e| spec_error_at(format!("{key}: {e}"), Some(key.into())))
+}

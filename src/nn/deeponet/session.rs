@@ -1,0 +1,340 @@
+//! A DeepONet training run around the trainer: the data sets (a held-out validation share,
+//! an optional test set), the loop that evaluates every so many steps, keeps the best
+//! network on the selection set and stops early, and the files a run leaves (checkpoint,
+//! trainer state, history, summary). `phaseflow train deeponet` and the Python package
+//! drive it; what they print, plot or ask of the user stays theirs.
+
+use super::model::{AlignedData, DeepONetArch, DeepONetData, DeepONetParams};
+use super::trainer::DeepONetTrainer;
+use crate::gpu::{GpuContext, GpuError};
+use crate::io::{OutputDir, OutputError};
+use crate::nn::{save_deeponet_bytes, save_deeponet_state_bytes};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::ops::ControlFlow;
+
+/// The data sets of a run: what it trains on, what it chooses its best step on (the
+/// held-out validation share; the training set when there is none) and what it reports.
+pub struct Sets {
+    pub train: DeepONetData,
+    pub validation: Option<DeepONetData>,
+    pub test: Option<DeepONetData>,
+}
+
+impl Sets {
+    /// `all` split into training and a held-out `validation` share (none when 0), beside
+    /// an optional test set. A run needs one of the two to report on.
+    pub fn new(
+        all: DeepONetData,
+        validation: f64,
+        test: Option<DeepONetData>,
+    ) -> Result<Sets, String> {
+        if test.is_none() && validation == 0.0 {
+            return Err(
+                "the config needs [data] test = \"file.npz\" or [data] validation = 0.1 (a share \
+                 of the training functions held out)"
+                    .into(),
+            );
+        }
+        let (train, validation) = if validation > 0.0 {
+            let (t, v) = split(all, validation)?;
+            (t, Some(v))
+        } else {
+            (all, None)
+        };
+        Ok(Sets {
+            train,
+            validation,
+            test,
+        })
+    }
+
+    pub fn selection(&self) -> Selection {
+        match self.validation {
+            Some(_) => Selection::Validation,
+            None => Selection::Training,
+        }
+    }
+
+    /// The set the best step is chosen on.
+    pub fn selecting(&self) -> &DeepONetData {
+        self.validation.as_ref().unwrap_or(&self.train)
+    }
+
+    /// The set the final figures and the picture are of: the test file, else the
+    /// validation share.
+    pub fn reported(&self) -> (&'static str, &DeepONetData) {
+        match (&self.test, &self.validation) {
+            (Some(t), _) => ("test", t),
+            (None, Some(v)) => ("validation", v),
+            (None, None) => ("training", &self.train),
+        }
+    }
+
+    /// The validation and test sets fit the network the training set gives.
+    pub fn check(&self, arch: &DeepONetArch) -> Result<(), String> {
+        for (name, set) in [("test", &self.test), ("validation", &self.validation)] {
+            if let Some(set) = set {
+                set.as_ref()
+                    .check(arch)
+                    .map_err(|e| format!("the {name} data does not fit the training data: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first functions (samples, when unaligned) of `d` as training data and the rest as
+/// validation data.
+pub fn split(d: DeepONetData, share: f64) -> Result<(DeepONetData, DeepONetData), String> {
+    if !(share > 0.0 && share < 1.0) {
+        return Err(format!(
+            "[data] validation must be a share of the functions between 0 and 1, got {share}"
+        ));
+    }
+    let (n, what) = match &d {
+        DeepONetData::Aligned(a) => (a.functions(), "function"),
+        DeepONetData::Unaligned(u) => (u.samples(), "sample"),
+    };
+    if n < 2 {
+        return Err(format!(
+            "{n} {what} is too few to hold some out for validation"
+        ));
+    }
+    let keep = n - ((n as f64 * share).round() as usize).clamp(1, n - 1);
+    Ok(match d {
+        DeepONetData::Aligned(d) => {
+            let per = d.points() * d.outputs;
+            let part = |lo: usize, hi: usize| {
+                DeepONetData::Aligned(AlignedData {
+                    u: d.u.row_range(lo, hi),
+                    y: d.y.clone(),
+                    g: d.g[lo * per..hi * per].to_vec(),
+                    outputs: d.outputs,
+                })
+            };
+            (part(0, keep), part(keep, n))
+        }
+        DeepONetData::Unaligned(d) => (
+            DeepONetData::Unaligned(d.rows(0, keep)),
+            DeepONetData::Unaligned(d.rows(keep, n)),
+        ),
+    })
+}
+
+/// "150 functions × 100 points" or "10000 unaligned samples".
+pub fn size(d: &DeepONetData) -> String {
+    match d {
+        DeepONetData::Aligned(a) => format!("{} functions × {} points", a.functions(), a.points()),
+        DeepONetData::Unaligned(u) => format!("{} unaligned samples", u.samples()),
+    }
+}
+
+pub fn size_json(d: &DeepONetData) -> serde_json::Value {
+    match d {
+        DeepONetData::Aligned(a) => json!({"functions": a.functions(), "points": a.points()}),
+        DeepONetData::Unaligned(u) => json!({"samples": u.samples()}),
+    }
+}
+
+/// The set the best step is chosen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// The held-out share of the training functions.
+    Validation,
+    /// The whole training set (nothing held out): the best fit of it.
+    Training,
+}
+
+impl Selection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::Validation => "validation",
+            Selection::Training => "training",
+        }
+    }
+}
+
+/// One evaluation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Record {
+    pub step: u32,
+    /// The loss of the last step's batch (in the network's units when normalised).
+    pub batch_mse: f64,
+    /// On the selection set (`RunRecord::selection`).
+    pub mse: f64,
+    pub mean_rel_l2: f64,
+    /// On the test file, when there is one: reported, never chosen on.
+    pub test: Option<(f64, f64)>,
+}
+
+/// The run's own record beside the trainer's state in state.safetensors (`run`).
+#[derive(Serialize, Deserialize)]
+pub struct RunRecord {
+    pub selection: Selection,
+    pub history: Vec<Record>,
+    pub best_step: u32,
+    pub best_error: f64,
+    pub since_best: u32,
+}
+
+/// How long to train and how to choose.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Steps in all (a resumed run counts its earlier ones).
+    pub iterations: u32,
+    pub evaluate_every: u32,
+    /// Evaluations without a better selection error before stopping (0: never).
+    pub patience: u32,
+}
+
+/// Where the loop stands: its history, the best network so far and the steps taken.
+pub struct Progress {
+    pub history: Vec<Record>,
+    /// (selection error, step, parameters) of the best evaluation.
+    pub best: Option<(f64, u32, DeepONetParams)>,
+    pub since_best: u32,
+    pub done: u32,
+}
+
+impl Progress {
+    pub fn fresh() -> Progress {
+        Progress {
+            history: Vec::new(),
+            best: None,
+            since_best: 0,
+            done: 0,
+        }
+    }
+
+    /// Where a run written by `write_checkpoints` left off.
+    pub fn resumed(record: RunRecord, best: DeepONetParams, done: u32) -> Progress {
+        Progress {
+            best: Some((record.best_error, record.best_step, best)),
+            history: record.history,
+            since_best: record.since_best,
+            done,
+        }
+    }
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Finished,
+    StoppedEarly,
+    /// `after_evaluation` asked to stop (Ctrl-C, a cancelled job).
+    Interrupted,
+}
+
+/// Trains from `progress` up to `plan.iterations`, evaluating on `sets` every
+/// `plan.evaluate_every` steps; `after_evaluation` sees each record (to print it) and may
+/// stop the run. The steps between evaluations run on the device without a round trip.
+pub fn run(
+    ctx: &GpuContext,
+    trainer: &mut DeepONetTrainer,
+    sets: &Sets,
+    plan: Plan,
+    progress: &mut Progress,
+    mut after_evaluation: impl FnMut(&Record) -> ControlFlow<()>,
+) -> Result<Ending, GpuError> {
+    while progress.done < plan.iterations {
+        let n = plan.evaluate_every.min(plan.iterations - progress.done);
+        trainer.run(ctx, n as usize);
+        progress.done += n;
+        let batch_mse = trainer.loss(ctx)?;
+        let chosen_on = trainer.net.evaluate(ctx, sets.selecting())?;
+        let test = match &sets.test {
+            Some(test) => {
+                let e = trainer.net.evaluate(ctx, test)?;
+                Some((e.mse, e.mean_relative_l2))
+            }
+            None => None,
+        };
+        let record = Record {
+            step: progress.done,
+            batch_mse,
+            mse: chosen_on.mse,
+            mean_rel_l2: chosen_on.mean_relative_l2,
+            test,
+        };
+        progress.history.push(record);
+        let flow = after_evaluation(&record);
+        if progress
+            .best
+            .as_ref()
+            .is_none_or(|b| chosen_on.mean_relative_l2 < b.0)
+        {
+            progress.best = Some((
+                chosen_on.mean_relative_l2,
+                progress.done,
+                trainer.params(ctx)?,
+            ));
+            progress.since_best = 0;
+        } else {
+            progress.since_best += 1;
+        }
+        if plan.patience > 0 && progress.since_best >= plan.patience {
+            return Ok(Ending::StoppedEarly);
+        }
+        if flow.is_break() {
+            return Ok(Ending::Interrupted);
+        }
+    }
+    Ok(Ending::Finished)
+}
+
+/// A run's files that must all be there or none: model.safetensors (the best network,
+/// `summary` in its metadata), state.safetensors (the trainer's state and `record`, for
+/// resuming), history.csv and summary.json.
+pub fn write_checkpoints(
+    dir: &mut OutputDir,
+    ctx: &GpuContext,
+    arch: &DeepONetArch,
+    params: &DeepONetParams,
+    trainer: &DeepONetTrainer,
+    record: &RunRecord,
+    summary: &serde_json::Value,
+) -> Result<(), CheckpointWriteError> {
+    let checkpoint = save_deeponet_bytes(arch, params, &[("train", summary.to_string())])
+        .map_err(|e| CheckpointWriteError::Encode(e.to_string()))?;
+    dir.write_bytes("model.safetensors", &checkpoint)?;
+    let state = save_deeponet_state_bytes(
+        arch,
+        &trainer.state(ctx)?,
+        &[("run", serde_json::to_string(record).expect("JSON"))],
+    )
+    .map_err(|e| CheckpointWriteError::Encode(e.to_string()))?;
+    dir.write_bytes("state.safetensors", &state)?;
+    dir.write_bytes("history.csv", history_csv(record).as_bytes())?;
+    dir.write_json("summary.json", summary)?;
+    Ok(())
+}
+
+/// history.csv: one row per evaluation.
+pub fn history_csv(record: &RunRecord) -> String {
+    let sel = record.selection.name();
+    let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2\n");
+    for h in &record.history {
+        let (test_mse, test_rel) = h.test.map_or((String::new(), String::new()), |(a, b)| {
+            (format!("{a:e}"), format!("{b:e}"))
+        });
+        csv += &format!(
+            "{},{:e},{:e},{:e},{test_mse},{test_rel}\n",
+            h.step, h.batch_mse, h.mse, h.mean_rel_l2
+        );
+    }
+    csv
+}
+
+/// Why a run's files could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointWriteError {
+    #[error("{0}")]
+    Encode(String),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
