@@ -4,8 +4,8 @@
 //! operator data from ensembles (`generate`), and training on the device: the parameter
 //! layout (`layout`), the combine kernels (`kernels`), the branch and trunk nets' fused
 //! kernels side by side (`pair`), the trainer (`trainer`) and a training run around it
-//! (`session`), built on `nn::train` and the
-//! fused MLP kernels of `nn::mlp`. Kernels: `shaders/nn/deeponet/`.
+//! (`session`), built on `nn::train` and the fused MLP kernels of `nn::mlp`. Kernels:
+//! `shaders/nn/deeponet/`.
 
 pub mod data;
 pub mod generate;
