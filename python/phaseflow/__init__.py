@@ -50,6 +50,8 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
 )
 from ._phaseflow import train_deeponet as _train_deeponet
 
+# SystemError is left out of __all__: `from phaseflow import *` would hide Python's own
+# SystemError; use it as pf.SystemError.
 __all__ = [
     "CancelledError",
     "DeepONet",
@@ -62,7 +64,6 @@ __all__ = [
     "RunError",
     "SpecError",
     "System",
-    "SystemError",
     "__version__",
     "default_engine",
     "info",
@@ -96,14 +97,16 @@ def default_engine() -> Engine:
         return _default_engine
 
 
-def _table(value: Any, key: str) -> np.ndarray | None:
+def _table(value: Any, key: str) -> np.ndarray | dict | None:
     """An array of initial states or parameters as the native side takes it: 2-D f64, C order."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, dict):
+        return value  # a dict is the run config's table (u0 = {uniform = ...}): the spec's
     try:
         array = np.ascontiguousarray(value, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise SpecError(f"{key}: not an array of numbers ({e})") from None
+        err = SpecError(f"{key}: not an array of numbers ({e})")
+        err.key = key
+        raise err from None
     if array.ndim == 1:
         # One row: the same initial state (or parameters) for a single trajectory.
         array = array.reshape(1, -1)

@@ -4,7 +4,7 @@
 use crate::errors::spec_error_at;
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting accepted: run specs nest three levels (`u0.uniform.x`); a deeper or
@@ -74,17 +74,23 @@ fn convert(value: &Bound<'_, PyAny>, key: &str, depth: usize) -> PyResult<Value>
         return Ok(Value::Array(items));
     }
     // NumPy scalars and arrays (a sweep's bounds as np.float32, saveat as np.linspace).
-    if value.hasattr("tolist")? {
-        let plain = value.call_method0("tolist")?;
-        if !plain.is(value) {
+    // A class (np.float64 itself) has these methods unbound: calling them fails, and the
+    // value is refused below like any other that is not a number.
+    if !value.is_instance_of::<PyType>() {
+        if let Ok(plain) = value.call_method0("tolist")
+            && !plain.is(value)
+        {
             return convert(&plain, key, depth + 1);
         }
-    }
-    if value.hasattr("__index__")? {
-        return convert(&value.call_method0("__index__")?, key, depth + 1);
-    }
-    if value.hasattr("__float__")? {
-        return float(value.call_method0("__float__")?.extract()?, key);
+        if let Ok(i) = value.call_method0("__index__") {
+            return convert(&i, key, depth + 1);
+        }
+        if let Ok(x) = value
+            .call_method0("__float__")
+            .and_then(|f| f.extract::<f64>())
+        {
+            return float(x, key);
+        }
     }
     Err(spec_error_at(
         format!(

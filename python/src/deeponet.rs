@@ -124,7 +124,7 @@ impl PyDeepONet {
         json_to_py(py, &serde_json::to_value(&self.arch).unwrap_or_default())
     }
 
-    /// The weights by their PyTorch state_dict names ("branch.linears.0.weight", ..., "b"),
+    /// The weights by their PyTorch state_dict names ("branch.layers.0.weight", ..., "b"),
     /// as f64 arrays of their PyTorch shapes.
     fn weights<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);

@@ -116,6 +116,9 @@ pub fn gpu_error(e: GpuError) -> PyErr {
         GpuError::NoAdapter | GpuError::NoSuchAdapter { .. } => {
             NoAdapterError::new_err(e.to_string())
         }
+        // A request this device cannot take (too large for its buffers, a missing feature):
+        // the caller's to change.
+        GpuError::Unsupported(m) => spec_error_at(m, None),
         other => RunError::new_err(other.to_string()),
     }
 }

@@ -7,13 +7,21 @@ use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use phaseflow::engine::{Engine, EngineConfig, EngineError, Job, JobOptions, JobState};
-use phaseflow::gpu::AdapterChoice;
+use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::ode::adaptive::problem::Tolerance;
 use phaseflow::ode::{Ensemble, InitialStates, Parameters, Problem, Solution, StateValues, Table};
 use phaseflow::spec::{RunSpec, load_system, problem_for_system};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
+
+/// The process's first device, never dropped (see `PyEngine::new`).
+static KEEP_DRIVER_LOADED: OnceLock<Arc<GpuContext>> = OnceLock::new();
+
+/// Most jobs an engine runs at once: each runner is a thread with its own share of the
+/// device's memory, and a few are enough to keep any device busy.
+const MAX_RUNNERS: usize = 64;
 
 /// Keys of a run config the Python package does not take (yet), and what to use instead.
 const REFUSED: [(&str, &str); 7] = [
@@ -65,22 +73,35 @@ impl PyEngine {
     /// `adapter`: "auto" (the best), an index in `phaseflow.info()["adapters"]` or part of
     /// a name; `runners`: jobs run at once; `memory`: device bytes all jobs may plan for.
     #[new]
-    #[pyo3(signature = (adapter = "auto", runners = 2, memory = None, max_result_bytes = None))]
+    #[pyo3(signature = (adapter = None, runners = 2, memory = None, max_result_bytes = None))]
     fn new(
         py: Python<'_>,
-        adapter: &str,
+        adapter: Option<&Bound<'_, PyAny>>,
         runners: usize,
         memory: Option<u64>,
         max_result_bytes: Option<u64>,
     ) -> PyResult<PyEngine> {
-        if runners == 0 {
+        if !(1..=MAX_RUNNERS).contains(&runners) {
             return Err(spec_error_at(
-                "runners must be at least 1".into(),
+                format!("runners must be from 1 to {MAX_RUNNERS}, not {runners}"),
                 Some("runners".into()),
             ));
         }
+        // "auto", an index (as phaseflow.info() numbers the adapters) or part of a name.
+        let adapter: String = match adapter {
+            None => "auto".into(),
+            Some(a) => match a.extract::<usize>() {
+                Ok(i) => i.to_string(),
+                Err(_) => a.extract().map_err(|_| {
+                    spec_error_at(
+                        "adapter must be \"auto\", an adapter's index or part of its name".into(),
+                        Some("adapter".into()),
+                    )
+                })?,
+            },
+        };
         let mut config = EngineConfig {
-            adapter: AdapterChoice::parse(adapter),
+            adapter: AdapterChoice::parse(&adapter),
             runners,
             memory,
             ..EngineConfig::default()
@@ -88,7 +109,17 @@ impl PyEngine {
         if let Some(m) = max_result_bytes {
             config.max_result_bytes = m;
         }
-        let engine = py.detach(|| Engine::new(config)).map_err(engine_error)?;
+        let engine = py
+            .detach(|| -> Result<Engine, phaseflow::gpu::GpuError> {
+                let ctx = Arc::new(GpuContext::new(&config.adapter)?);
+                // The first device stays open until the process ends. Dropping the last
+                // one unloads the Vulkan driver (lavapipe) while exit handlers it registered
+                // are still to run: Python's shutdown, which drops engines late, then
+                // crashed now and then inside libc's exit.
+                KEEP_DRIVER_LOADED.get_or_init(|| ctx.clone());
+                Ok(Engine::with_context(ctx, config))
+            })
+            .map_err(gpu_error)?;
         Ok(PyEngine { engine })
     }
 
@@ -112,9 +143,21 @@ impl PyEngine {
         params: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyJob> {
-        let u0 = u0.map(|a| matrix_f64(a, "u0")).transpose()?;
+        // `u0` as the run config has it (a table: `uniform`, `grid`, `perturb`, `file`) goes
+        // to the spec; anything else is an array of initial states.
+        let options = match options {
+            Some(o) => o.copy()?,
+            None => PyDict::new(py),
+        };
+        let u0 = match u0 {
+            Some(table) if table.is_instance_of::<PyDict>() => {
+                options.set_item("u0", table)?;
+                None
+            }
+            other => other.map(|a| matrix_f64(a, "u0")).transpose()?,
+        };
         let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
-        let (problem, spec) = build(system, u0, params, options)?;
+        let (problem, spec) = build(system, u0, params, Some(&options))?;
         let settings = settings(&problem, &spec);
         let ensemble = problem.ensemble().clone();
         let dims = (problem.system().dim(), problem.system().n_params());
@@ -124,7 +167,7 @@ impl PyEngine {
             .map_err(engine_error)?;
         Ok(PyJob {
             handle: job.handle(),
-            outcome: Mutex::new(Outcome::waiting_on(job)),
+            outcome: Mutex::new(Outcome::waiting_on(job, self.engine.clone())),
             settings,
             ensemble,
             dims,
@@ -173,6 +216,11 @@ impl PyJob {
     /// returns whether it has finished. Ctrl-C while waiting cancels the job.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if timeout.is_some_and(f64::is_nan) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "timeout is NaN; give seconds, or None to wait until the job finishes",
+            ));
+        }
         let until = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e9)));
         loop {
             // Slices of at most a tenth of a second without the GIL, so that Ctrl-C is seen
@@ -252,12 +300,15 @@ enum Outcome {
 impl Outcome {
     /// A thread waits on the engine's one-shot result and forwards it to a channel, which a
     /// wait with a timeout can sleep on (and be woken by the moment the result arrives).
-    fn waiting_on(job: Job<Solution>) -> Outcome {
+    /// The thread holds `engine` until the result is in: an engine whose last Python
+    /// reference is gone would otherwise cancel the job it still owes.
+    fn waiting_on(job: Job<Solution>, engine: Engine) -> Outcome {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("phaseflow-py-job".into())
             .spawn(move || {
                 let _ = tx.send(job.wait_blocking());
+                drop(engine);
             })
             .map_or_else(
                 |e| {
@@ -362,16 +413,18 @@ fn build(
         }
     }
     if let Some((r, key)) = rows {
-        match map.get("n").and_then(serde_json::Value::as_u64) {
-            Some(n) if n != r as u64 => {
+        match map.get("n").map(serde_json::Value::as_u64) {
+            None => {
+                map.insert("n".into(), r.into());
+            }
+            Some(Some(n)) if n != r as u64 => {
                 return Err(spec_error_at(
                     format!("n = {n} disagrees with the {r} rows of {key}"),
                     Some("n".into()),
                 ));
             }
-            _ => {
-                map.insert("n".into(), r.into());
-            }
+            // Equal, or not a count at all: the spec's own check says what n must be.
+            Some(_) => {}
         }
     }
     map.insert("system".into(), serde_json::Value::String(name));
@@ -427,6 +480,28 @@ fn settings(problem: &Problem, spec: &RunSpec) -> serde_json::Value {
             serde_json::to_value(problem.precision()).unwrap_or_default(),
         );
         map.insert("n".into(), problem.ensemble().n.into());
+        // What the run resolved where the call left it to defaults: its span, its step (a
+        // fixed-step run) or its tolerances (adaptive and stiff runs).
+        let (t0, t1) = problem.span();
+        map.insert("tspan".into(), serde_json::json!([t0, t1]));
+        let tolerance = |t: &Tolerance| match t {
+            Tolerance::All(v) => serde_json::json!(v),
+            Tolerance::PerState(v) => serde_json::json!(v),
+        };
+        let control = match problem {
+            Problem::Fixed(p) => {
+                map.insert("dt".into(), p.grid.dt.into());
+                None
+            }
+            Problem::Adaptive(p) => Some(&p.control),
+            Problem::Stiff(p) => Some(&p.control),
+            Problem::Sde(_) => None,
+        };
+        if let Some(c) = control {
+            map.insert("rtol".into(), tolerance(&c.rtol));
+            map.insert("atol".into(), tolerance(&c.atol));
+            map.insert("max_steps".into(), c.max_steps.into());
+        }
         let names = |vars: &[phaseflow::model::var::Var]| -> Vec<String> {
             vars.iter().map(|v| v.name.clone()).collect()
         };

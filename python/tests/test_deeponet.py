@@ -159,3 +159,12 @@ def test_training_config_mistakes(engine):
     assert e.value.key == "train" and "shape" in str(e.value)
     with pytest.raises(pf.SpecError):
         pf.train_deeponet({"data": {"train": "/nonexistent.npz", "validation": 0.2}}, engine=engine, progress=False)
+
+
+def test_a_prediction_too_large_for_the_device_is_refused_up_front(trained, engine):
+    net = pf.DeepONet.load(trained, engine=engine)
+    u, y = np.zeros((30_000, net.sensors)), np.zeros((30_000, 1))  # 3.6 GB of f32 results
+    with pytest.raises(pf.SpecError, match="predict fewer"):
+        net.predict(u, y)
+    # Nothing is left behind for the next call.
+    assert net.predict(u[:2], y[:3]).shape == (2, 3, 1)

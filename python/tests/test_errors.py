@@ -82,3 +82,46 @@ def test_non_finite_and_deep_keywords(engine):
         deep = [deep]
     with pytest.raises(pf.SpecError):
         pf.simulate("lorenz", engine=engine, progress=False, n=4, tspan=deep)
+
+
+def test_found_by_review(engine):
+    """Each of these once crashed, panicked or said something wrong."""
+    with pytest.raises(ValueError, match="NaN"):
+        engine.submit("lorenz", n=10, solver="rk4", tspan=[0, 0.1], dt=0.01).wait(float("nan"))
+    with pytest.raises(pf.SpecError) as e:
+        pf.Engine(runners=10**6)
+    assert e.value.key == "runners"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=5, solver="tsit5", saveat=[])
+    assert e.value.key == "saveat"
+    for n in (-5, "junk", 2.5):
+        with pytest.raises(pf.SpecError) as e:
+            pf.simulate("lorenz", engine=engine, progress=False, u0=np.zeros((4, 3)), n=n, solver="rk4", dt=0.1)
+        assert e.value.key == "n"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, n=5, precision=np.float64)
+    assert e.value.key == "precision"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, progress=False, u0="abc")
+    assert e.value.key == "u0"
+
+
+def test_u0_as_the_run_configs_table(engine):
+    r = pf.simulate("lorenz", engine=engine, progress=False, n=64, seed=3, solver="rk4", tspan=[0, 0.1], dt=0.01,
+                    u0={"uniform": {"x": [-1.0, 1.0]}})
+    assert r.u0[:, 0].min() >= -1 and r.u0[:, 0].max() <= 1 and np.unique(r.u0[:, 0]).size > 32
+    np.testing.assert_array_equal(r.u0[:, 1:], np.tile(r.u0[0, 1:], (64, 1)))  # y, z at defaults
+
+
+def test_settings_say_what_was_resolved(engine):
+    r = pf.simulate("lorenz", engine=engine, progress=False, n=2, solver="rk4")
+    lorenz = pf.System.builtin("lorenz")
+    assert len(r.settings["tspan"]) == 2 and r.settings["dt"] > 0
+    a = pf.simulate("lorenz", engine=engine, progress=False, n=2, solver="tsit5", tspan=[0, 0.1])
+    assert a.settings["rtol"] > 0 and a.settings["atol"] > 0 and a.settings["max_steps"] > 0
+    assert lorenz.name == r.settings["system"]
+
+
+def test_a_job_outlives_its_engines_last_reference():
+    job = pf.Engine().submit("lorenz", n=1000, solver="rk4", tspan=[0, 0.5], dt=0.01)
+    assert pf.Result(job).ok.all()

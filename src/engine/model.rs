@@ -6,6 +6,7 @@
 
 use super::error::{EngineError, panic_message};
 use super::queue::{Inner, WORKER_STACK};
+use crate::gpu::GpuError;
 use crate::nn::deeponet::check_inputs;
 use crate::nn::{DeepONetArch, DeepONetNet, DeepONetParams, Matrix};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -180,9 +181,15 @@ fn run_batch(engine: &Inner, net: &DeepONetNet, mut batch: Vec<Request>) -> u64 
         let per_function = y.rows * net.layout.arch.outputs;
         // A panic in a pass fails its requests, not the model's batcher.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            net.predict(&engine.ctx, &u, &y).map_err(|e| e.to_string())
+            net.predict(&engine.ctx, &u, &y).map_err(|e| match e {
+                // A request too large for the device stays the caller's to change.
+                GpuError::Unsupported(m) => (m, true),
+                other => (other.to_string(), false),
+            })
         }))
-        .unwrap_or_else(|panic| Err(format!("internal error: {}", panic_message(&*panic))));
+        .unwrap_or_else(|panic| {
+            Err((format!("internal error: {}", panic_message(&*panic)), false))
+        });
         match result {
             Ok(g) => {
                 let mut at = 0;
@@ -192,13 +199,14 @@ fn run_batch(engine: &Inner, net: &DeepONetNet, mut batch: Vec<Request>) -> u64 
                     at += len;
                 }
             }
-            Err(message) => {
+            Err((message, unsupported)) => {
                 for r in group {
-                    let _ = r
-                        .reply
-                        .send(Err(EngineError::Gpu(crate::gpu::GpuError::Driver(
-                            message.clone(),
-                        ))));
+                    let error = if unsupported {
+                        GpuError::Unsupported(message.clone())
+                    } else {
+                        GpuError::Driver(message.clone())
+                    };
+                    let _ = r.reply.send(Err(EngineError::Gpu(error)));
                 }
             }
         }

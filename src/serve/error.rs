@@ -104,6 +104,10 @@ impl From<EngineError> for ApiError {
         let status = match &e {
             EngineError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             EngineError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+            // A request larger than the device takes: the client's to split.
+            EngineError::Gpu(crate::gpu::GpuError::Unsupported(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             EngineError::Gpu(_) | EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };

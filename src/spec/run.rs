@@ -604,6 +604,16 @@ fn save_times(v: &toml::Value) -> Result<SaveAt, SpecError> {
         }
         other => {
             let times = numbers(other, "saveat")?;
+            // No save time would save nothing and integrate nothing; the final state alone
+            // is what leaving saveat out gives.
+            if times.is_empty() {
+                return Err(FieldError::new(
+                    "saveat",
+                    "lists no times; give at least one, or leave saveat out to save the final \
+                     state",
+                )
+                .into());
+            }
             if times.len() > MAX_SAVE_TIMES {
                 return Err(FieldError::new(
                     "saveat",
@@ -1470,6 +1480,10 @@ mod tests {
             ("system = 'lorenzz'\nn = 1", "did you mean 'lorenz'?"),
             ("system = 'lorenz'\nn = 0", "at least 1"),
             ("system = 'lorenz'", "give the number of trajectories"),
+            (
+                "system = 'lorenz'\nn = 2\nsolver = 'tsit5'\nsaveat = []",
+                "lists no times",
+            ),
             (
                 "system = 'lorenz'\nn = 5\n[sweep]\nrh = [0, 1]",
                 "'rh' is not a parameter of lorenz; did you mean 'rho'?",

@@ -310,6 +310,15 @@ fn predict_in_chunks(
     mut record: impl FnMut(usize, usize, &mut wgpu::ComputePass),
 ) -> Result<Vec<f64>, GpuError> {
     let total = per_row * rows as u64;
+    // One read-back buffer holds them all: past the device's largest buffer the request is
+    // refused here, before wgpu would fail (and leave its error to the next call).
+    if total > ctx.limits.max_buffer_size {
+        return Err(GpuError::Unsupported(format!(
+            "the predictions would take {total} bytes on the device; at most {} fit one call: \
+             predict fewer functions or points at a time",
+            ctx.limits.max_buffer_size
+        )));
+    }
     let readback = buffer(ctx, "predictions read", total, U::MAP_READ | U::COPY_DST);
     for base in (0..rows).step_by(chunk) {
         let batch = chunk.min(rows - base);
