@@ -48,6 +48,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
     info,
     systems,
 )
+from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
 
 # SystemError is left out of __all__: `from phaseflow import *` would hide Python's own
@@ -66,6 +67,7 @@ __all__ = [
     "System",
     "__version__",
     "default_engine",
+    "generate_deeponet_data",
     "info",
     "simulate",
     "systems",
@@ -353,3 +355,20 @@ def train_deeponet(
         if bar is not None:
             bar.close()
     return Training(raw)
+
+
+def generate_deeponet_data(
+    config: dict[str, Any] | str | os.PathLike[str], *, engine: Engine | None = None
+) -> dict[str, Any]:
+    """Operator-learning data as ``phaseflow generate`` makes it: input functions (Gaussian
+    random fields or tables) drive a system with inputs, all integrated together on the
+    device, and the chosen states at ``points`` times are the labels.
+
+    ``config``: a dict with the generation config's keys (``system`` may be a ``System``)
+    or the file's path. Returns ``{"train": (functions [F, sensors], points [P, 1], values
+    [F, P, outputs]), "test": the same or None, "layout": "aligned", "summary": {...}}``;
+    with ``points_per_function`` the training set is unaligned ``(sample_functions,
+    sample_points, sample_values)`` and ``layout`` says so. The aligned tuples go straight
+    into ``train_deeponet(train=..., test=...)``.
+    """
+    return _generate_deeponet_data(config, engine=engine or default_engine())

@@ -165,3 +165,8 @@ def train_deeponet(
 ) -> dict[str, Any]:
     """The native half of `phaseflow.train_deeponet` (which see): a dict with `model`,
     `history`, `summary` and `written`."""
+
+def generate_deeponet_data(
+    config: dict[str, Any] | str | PathLike[str], *, engine: Engine
+) -> dict[str, Any]:
+    """The native half of `phaseflow.generate_deeponet_data` (which see)."""

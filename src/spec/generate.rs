@@ -81,6 +81,12 @@ fn ten() -> u32 {
 pub const TEST_SEED_OFFSET: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl GenerateSpec {
+    /// A generation config from JSON (a Python call's dict): paths as given (relative to the
+    /// working directory).
+    pub fn from_json(value: serde_json::Value) -> Result<GenerateSpec, FieldError> {
+        super::config_file::from_json(value, "generation config")
+    }
+
     /// Reads a generation config; problems point into the file, paths are relative to it.
     pub fn from_file(path: &Path) -> Result<GenerateSpec, SpecError> {
         let mut config: GenerateSpec = read_toml(path)?;
