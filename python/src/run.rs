@@ -24,7 +24,27 @@ static KEEP_DRIVER_LOADED: OnceLock<Arc<GpuContext>> = OnceLock::new();
 const MAX_RUNNERS: usize = 64;
 
 /// Keys of a run config the Python package does not take (yet), and what to use instead.
-const REFUSED: [(&str, &str); 7] = [
+const REFUSED: [(&str, &str); 12] = [
+    (
+        "events",
+        "event records are not in the Python package yet; use `phaseflow simulate -o` (events.npy)",
+    ),
+    (
+        "section",
+        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
+    ),
+    (
+        "direction",
+        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
+    ),
+    (
+        "points",
+        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
+    ),
+    (
+        "quantiles",
+        "the montecarlo output is not in the Python package yet; use `phaseflow simulate --outputs montecarlo`",
+    ),
     (
         "out",
         "streaming to a directory is not in the Python package yet; use `phaseflow simulate -o`",
