@@ -188,6 +188,7 @@ class Result:
         self.stats: dict[str, Any] = raw["stats"]
         self.settings: dict[str, Any] = raw["settings"]
         self._tables: tuple[np.ndarray, np.ndarray] | None = None
+        _warn_f32_stiff(self)
 
     def _load_tables(self) -> tuple[np.ndarray, np.ndarray]:
         if self._tables is None:
@@ -263,6 +264,29 @@ class Result:
             data_vars["steps"] = (("trajectory", "step_kind"), self.steps)
         attrs = {k: _attr(v) for k, v in self.settings.items()}
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+_STIFF_SOLVERS = {"rosenbrock23", "rodas4", "rodas5p", "auto"}
+
+
+def _warn_f32_stiff(r: Result) -> None:
+    """The CLI's note on a failed stiff f32 run: f32 resolves about 6e-8, so a Rosenbrock
+    step at rtol <= 1e-6 asks for a few units in the last place and shrinks until it
+    underflows."""
+    s = r.settings
+    if s.get("solver") not in _STIFF_SOLVERS or s.get("precision") != "f32" or r.ok.all():
+        return
+    rtol = np.min(np.atleast_1d(s.get("rtol", 1.0)))
+    if rtol <= 1e-6:
+        import warnings
+
+        warnings.warn(
+            f"{np.count_nonzero(~r.ok)} of {r.n} trajectories failed; rtol {rtol:g} is within a "
+            "few f32 roundings (f32 resolves about 6e-8) and stiff steps at such tolerances can "
+            "shrink until they underflow: try precision='f64', or rtol 1e-5 or looser in f32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _parameter_names(settings: dict[str, Any]) -> list[str]:

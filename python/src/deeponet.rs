@@ -77,6 +77,24 @@ impl PyDeepONet {
     ) -> PyResult<Bound<'py, PyAny>> {
         let u = matrix(&matrix_f64(functions, "functions")?);
         let y = matrix(&matrix_f64(points, "points")?);
+        // Widths first, each named by its argument: the sensors are the functions' columns,
+        // the coordinates the points'.
+        for (key, given, want) in [
+            ("functions", u.cols, self.arch.sensors()),
+            ("points", y.cols, self.arch.dims()),
+        ] {
+            if given != want {
+                let what = if key == "functions" {
+                    "sensor values"
+                } else {
+                    "coordinates"
+                };
+                return Err(spec_error_at(
+                    format!("{key} has {given} columns; this network takes {want} {what}"),
+                    Some(key.into()),
+                ));
+            }
+        }
         check_prediction_values(&u, &y).map_err(|e| {
             let key = if e.starts_with('u') {
                 "functions"

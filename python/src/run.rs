@@ -459,7 +459,17 @@ fn build(
     if let Some(params) = params {
         ensemble.params = Parameters::Table(table(&params, "params")?);
     }
-    problem.check().map_err(crate::errors::sim_error)?;
+    problem.check().map_err(|e| {
+        // An array of the wrong width is named by the key it came in.
+        let message = e.to_string();
+        match ["u0", "params"]
+            .into_iter()
+            .find(|k| message.contains(&format!("the {k} array")))
+        {
+            Some(key) => spec_error_at(message, Some(key.into())),
+            None => crate::errors::sim_error(e),
+        }
+    })?;
     Ok((problem, spec))
 }
 

@@ -77,8 +77,12 @@ def test_checkpoint_round_trip_under_pytorch_names(trained, engine, tmp_path):
 
 def test_bad_prediction_inputs(trained, engine):
     net = pf.DeepONet.load(trained, engine=engine)
-    with pytest.raises(pf.SpecError, match="sensor"):
+    with pytest.raises(pf.SpecError, match="sensor") as e:
         net.predict(np.zeros((2, net.sensors + 1)), np.zeros((3, 1)))
+    assert e.value.key == "functions"
+    with pytest.raises(pf.SpecError) as e:
+        net.predict(np.zeros((2, net.sensors)), np.zeros((3, 2)))
+    assert e.value.key == "points"
     bad = np.zeros((2, net.sensors))
     bad[1, 4] = np.inf
     with pytest.raises(pf.SpecError) as e:

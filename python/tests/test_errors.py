@@ -60,8 +60,9 @@ def test_bad_arrays(engine):
     with pytest.raises(pf.SpecError) as e:
         pf.simulate("lorenz", engine=engine, progress=False, params=bad)
     assert e.value.key == "params" and "params[1, 2]" in str(e.value)
-    with pytest.raises(pf.PhaseflowError):
+    with pytest.raises(pf.SpecError) as e:
         pf.simulate("lorenz", engine=engine, progress=False, u0=np.zeros((4, 2)))  # lorenz has 3 states
+    assert e.value.key == "u0"
     with pytest.raises(pf.SpecError) as e:
         pf.simulate("lorenz", engine=engine, progress=False, n=4, out="somewhere")
     assert e.value.key == "out"
@@ -130,3 +131,9 @@ def test_settings_say_what_was_resolved(engine):
 def test_a_job_outlives_its_engines_last_reference():
     job = pf.Engine().submit("lorenz", n=1000, solver="rk4", tspan=[0, 0.5], dt=0.01)
     assert pf.Result(job).ok.all()
+
+
+def test_a_failed_stiff_f32_run_says_why(engine):
+    with pytest.warns(RuntimeWarning, match="precision='f64'"):
+        r = pf.simulate("van_der_pol_stiff", engine=engine, progress=False, n=4, solver="rodas5p")
+    assert not r.ok.any()
