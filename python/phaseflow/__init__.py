@@ -146,15 +146,21 @@ def simulate(
     return Result(job)
 
 
+def _progress_bar(progress: bool | str, **kwargs: Any) -> Any:
+    """A tqdm bar when asked for (True) or when "auto" and stderr is a terminal, and tqdm is
+    installed; else None."""
+    wanted = progress is True or (progress == "auto" and sys.stderr is not None and sys.stderr.isatty())
+    if not wanted:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(leave=False, **kwargs)
+
+
 def _wait(job: Job, progress: bool | str) -> None:
-    bar = None
-    if progress is True or (progress == "auto" and sys.stderr is not None and sys.stderr.isatty()):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            tqdm = None
-        if tqdm is not None:
-            bar = tqdm(total=job.progress()["total"], unit="traj", leave=False)
+    bar = _progress_bar(progress, total=job.progress()["total"], unit="traj")
     try:
         while not job.wait(0.2 if bar is not None else None):
             if bar is not None:
@@ -354,14 +360,7 @@ def train_deeponet(
     the best network so far to ``out`` and raises ``KeyboardInterrupt``.
     """
     engine = engine or default_engine()
-    bar = None
-    if progress is True or (progress == "auto" and sys.stderr is not None and sys.stderr.isatty()):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            tqdm = None
-        if tqdm is not None:
-            bar = tqdm(unit="step", leave=False)
+    bar = _progress_bar(progress, unit="step")
 
     def on_evaluation(record: dict[str, Any]) -> None:
         if bar is not None:

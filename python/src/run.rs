@@ -2,7 +2,7 @@
 //! job of an engine, results handed over as NumPy arrays that own the Rust buffers (moved,
 //! never copied). Every wait releases the GIL.
 
-use crate::convert::{matrix_f64, to_json};
+use crate::convert::{matrix_f64, matrix_of, to_json};
 use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -474,26 +474,22 @@ fn build(
 }
 
 fn table(array: &PyReadonlyArray2<'_, f64>, key: &str) -> PyResult<Table> {
-    let shape = array.shape();
-    let data = array
-        .as_slice()
-        .map(<[f64]>::to_vec)
-        .unwrap_or_else(|_| array.as_array().iter().copied().collect());
-    if let Some(bad) = data.iter().position(|x| !x.is_finite()) {
+    let m = matrix_of(array);
+    if let Some(bad) = m.data.iter().position(|x| !x.is_finite()) {
         return Err(spec_error_at(
             format!(
                 "{key}[{}, {}] is {}; every value must be finite",
-                bad / shape[1].max(1),
-                bad % shape[1].max(1),
-                data[bad]
+                bad / m.cols.max(1),
+                bad % m.cols.max(1),
+                m.data[bad]
             ),
             Some(key.into()),
         ));
     }
     Ok(Table {
-        data,
-        rows: shape[0],
-        cols: shape[1],
+        data: m.data,
+        rows: m.rows,
+        cols: m.cols,
         origin: format!("the {key} array"),
     })
 }

@@ -10,9 +10,9 @@ use crate::run::{PyEngine, json_to_py};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use phaseflow::engine::EngineError;
 use phaseflow::io::OutputDir;
+use phaseflow::nn::deeponet::DeepONetData;
 use phaseflow::nn::deeponet::data::aligned;
-use phaseflow::nn::deeponet::session::{self, Ending, Progress, RunRecord, size_json};
-use phaseflow::nn::deeponet::{DeepONetData, DeepONetNet};
+use phaseflow::nn::deeponet::session::{self, Progress, RunFacts, RunRecord};
 use phaseflow::nn::{DeepONetParams, DeepONetTrainer};
 use phaseflow::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use pyo3::prelude::*;
@@ -160,57 +160,30 @@ pub fn train_deeponet<'py>(
             Ok((ending, progress, trainer, clock.elapsed().as_secs_f64()))
         })
         .map_err(engine_error)?;
+    if progress.best.is_none() {
+        return Err(interrupt.unwrap_or_else(|| {
+            engine_error(EngineError::Internal("a run without an evaluation".into()))
+        }));
+    }
+    // summary.json as the CLI writes it (the same function), with how the run ended.
+    let facts = RunFacts {
+        iterations_asked: plan.iterations,
+        ending,
+        seconds,
+        steps_timed: progress.done,
+        validation_share: spec.data.validation,
+    };
+    let mut summary_json = py
+        .detach(|| session::summary(ctx, &arch, &sets, &progress, &facts))
+        .map_err(gpu_error)?;
+    summary_json["interrupted"] = interrupt.is_some().into();
     let Progress {
         history,
         best,
         since_best,
-        done,
+        ..
     } = progress;
-    let Some((best_error, best_step, params)) = best else {
-        return Err(interrupt.unwrap_or_else(|| {
-            engine_error(EngineError::Internal("a run without an evaluation".into()))
-        }));
-    };
-
-    // The best network's figures on the reported set, as the CLI's summary has them.
-    let (reported_name, reported) = sets.reported();
-    let (summary, test_metrics) = py
-        .detach(|| -> Result<_, phaseflow::gpu::GpuError> {
-            let net = DeepONetNet::new(ctx, &arch, &params)?;
-            let g = net.predict_data(ctx, reported)?;
-            let per_output = reported.as_ref().mean_relative_l2_per_output(&g);
-            let test = match &sets.test {
-                Some(t) => Some(net.evaluate(ctx, t)?),
-                None => None,
-            };
-            Ok((per_output, test))
-        })
-        .map_err(gpu_error)?;
-    let mut summary_json = serde_json::json!({
-        "architecture": arch,
-        "adapter": ctx.summary,
-        "data": {
-            "train_size": size_json(&sets.train),
-            "validation": sets.validation.as_ref().map(|_| spec.data.validation),
-            "validation_size": sets.validation.as_ref().map(size_json),
-            "test_size": sets.test.as_ref().map(size_json),
-        },
-        "selected_on": selection.name(),
-        "iterations": done,
-        "iterations_asked": plan.iterations,
-        "stopped_early": ending == Ending::StoppedEarly,
-        "interrupted": interrupt.is_some(),
-        "seconds": seconds,
-        "seconds_per_1000_iterations": 1e3 * seconds / done.max(1) as f64,
-        "best_step": best_step,
-        "final_batch_mse": history.last().map(|h| h.batch_mse),
-    });
-    summary_json[format!("{}_mean_relative_l2", selection.name())] = best_error.into();
-    if let Some(m) = test_metrics {
-        summary_json["test_mean_relative_l2"] = m.mean_relative_l2.into();
-        summary_json["test_mse"] = m.mse.into();
-    }
-    summary_json[format!("{reported_name}_mean_relative_l2_per_output")] = summary.into();
+    let (best_error, best_step, params) = best.expect("checked above");
 
     let result = PyDict::new(py);
     let columns = PyDict::new(py);

@@ -14,7 +14,7 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;
 use crate::nn::deeponet::session::{
-    self, Ending, Progress, Record, RunRecord, Selection, size, size_json,
+    self, Ending, Progress, Record, RunFacts, RunRecord, Selection, size,
 };
 use crate::nn::{
     AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainState, DeepONetTrainer,
@@ -294,6 +294,24 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     })?;
     let train_seconds = clock.elapsed().as_secs_f64();
+    let stopped_early = ending == Ending::StoppedEarly;
+    let interrupted = progress.done < t.iterations && !stopped_early;
+    let mut summary = session::summary(
+        &ctx,
+        &arch,
+        &sets,
+        &progress,
+        &RunFacts {
+            iterations_asked: t.iterations,
+            ending,
+            seconds: train_seconds,
+            steps_timed: progress.done - first_step,
+            validation_share: config.data.validation,
+        },
+    )?;
+    summary["data"]["train"] = json!(config.data.train);
+    summary["data"]["test"] = json!(config.data.test);
+    summary["resumed_from"] = json!(args.resume);
     let Progress {
         history,
         best,
@@ -301,44 +319,11 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         done,
     } = progress;
     let (best_err, best_step, params) = best.expect("at least one evaluation");
-    let stopped_early = ending == Ending::StoppedEarly;
-    let interrupted = done < t.iterations && !stopped_early;
-    let best_net = DeepONetNet::new(&ctx, &arch, &params)?;
     let (reported_name, reported) = sets.reported();
-    let best_g = best_net.predict_data(&ctx, reported)?;
-    let per_output = reported.as_ref().mean_relative_l2_per_output(&best_g);
-    let at_best = history.iter().find(|h| h.step == best_step).copied();
-    let mut summary = json!({
-        "architecture": arch,
-        "adapter": ctx.summary,
-        "data": {
-            "train": config.data.train,
-            "train_size": size_json(train),
-            "validation": (selection == Selection::Validation).then_some(config.data.validation),
-            "validation_size": sets.validation.as_ref().map(size_json),
-            "test": config.data.test,
-            "test_size": sets.test.as_ref().map(size_json),
-        },
-        "selected_on": selection.name(),
-        "iterations": done,
-        "iterations_asked": t.iterations,
-        "stopped_early": stopped_early,
-        "resumed_from": args.resume,
-        "seconds": train_seconds,
-        "seconds_per_1000_iterations": 1e3 * train_seconds / (done - first_step).max(1) as f64,
-        "best_step": best_step,
-        "final_batch_mse": history.last().map(|h| h.batch_mse),
-    });
-    // The best network's errors on each set: the one it was chosen on (from the history)
-    // and the test file (measured again on the network written).
-    summary[format!("{}_mean_relative_l2", selection.name())] = json!(best_err);
-    summary[format!("{}_mse", selection.name())] = json!(at_best.map(|h| h.mse));
-    if let Some(test) = &sets.test {
-        let metrics = best_net.evaluate(&ctx, test)?;
-        summary["test_mean_relative_l2"] = json!(metrics.mean_relative_l2);
-        summary["test_mse"] = json!(metrics.mse);
-    }
-    summary[format!("{reported_name}_mean_relative_l2_per_output")] = json!(per_output);
+    let per_output: Vec<f64> = serde_json::from_value(
+        summary[format!("{reported_name}_mean_relative_l2_per_output")].clone(),
+    )
+    .unwrap_or_default();
     let record = RunRecord {
         selection,
         history,

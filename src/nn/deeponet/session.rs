@@ -5,7 +5,7 @@
 //! drive it; what they print, plot or ask of the user stays theirs.
 
 use super::model::{AlignedData, DeepONetArch, DeepONetData, DeepONetParams};
-use super::trainer::DeepONetTrainer;
+use super::trainer::{DeepONetNet, DeepONetTrainer};
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::{OutputDir, OutputError};
 use crate::nn::{save_deeponet_bytes, save_deeponet_state_bytes};
@@ -283,6 +283,70 @@ pub fn run(
         }
     }
     Ok(Ending::Finished)
+}
+
+/// What summary.json says of a finished run beside its numbers: how it ran.
+pub struct RunFacts {
+    /// `Plan::iterations`.
+    pub iterations_asked: u32,
+    pub ending: Ending,
+    /// Seconds this process trained (compilation excluded) and the steps it took in them
+    /// (a resumed run's earlier steps took other seconds).
+    pub seconds: f64,
+    pub steps_timed: u32,
+    /// `[data] validation`, reported when the best step was chosen on that share.
+    pub validation_share: f64,
+}
+
+/// summary.json of a run whose `progress` has its best network: the architecture, the
+/// adapter, the data sets' sizes, how the run went, and the best network's errors on the
+/// set it was chosen on (from the history), on the test set and per output on the reported
+/// set (both measured again on that network). Callers add where their data came from.
+pub fn summary(
+    ctx: &GpuContext,
+    arch: &DeepONetArch,
+    sets: &Sets,
+    progress: &Progress,
+    facts: &RunFacts,
+) -> Result<serde_json::Value, GpuError> {
+    let selection = sets.selection();
+    let sel = selection.name();
+    let (best_error, best_step, params) = progress
+        .best
+        .as_ref()
+        .ok_or_else(|| GpuError::Unsupported("a run without an evaluation".into()))?;
+    let net = DeepONetNet::new(ctx, arch, params)?;
+    let (reported_name, reported) = sets.reported();
+    let g = net.predict_data(ctx, reported)?;
+    let per_output = reported.as_ref().mean_relative_l2_per_output(&g);
+    let at_best = progress.history.iter().find(|h| h.step == *best_step);
+    let mut summary = json!({
+        "architecture": arch,
+        "adapter": ctx.summary,
+        "data": {
+            "train_size": size_json(&sets.train),
+            "validation": (selection == Selection::Validation).then_some(facts.validation_share),
+            "validation_size": sets.validation.as_ref().map(size_json),
+            "test_size": sets.test.as_ref().map(size_json),
+        },
+        "selected_on": sel,
+        "iterations": progress.done,
+        "iterations_asked": facts.iterations_asked,
+        "stopped_early": facts.ending == Ending::StoppedEarly,
+        "seconds": facts.seconds,
+        "seconds_per_1000_iterations": 1e3 * facts.seconds / facts.steps_timed.max(1) as f64,
+        "best_step": best_step,
+        "final_batch_mse": progress.history.last().map(|h| h.batch_mse),
+    });
+    summary[format!("{sel}_mean_relative_l2")] = json!(best_error);
+    summary[format!("{sel}_mse")] = json!(at_best.map(|h| h.mse));
+    if let Some(test) = &sets.test {
+        let metrics = net.evaluate(ctx, test)?;
+        summary["test_mean_relative_l2"] = json!(metrics.mean_relative_l2);
+        summary["test_mse"] = json!(metrics.mse);
+    }
+    summary[format!("{reported_name}_mean_relative_l2_per_output")] = json!(per_output);
+    Ok(summary)
 }
 
 /// A run's files that must all be there or none: model.safetensors (the best network,
