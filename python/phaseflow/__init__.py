@@ -133,7 +133,9 @@ def simulate(
     ``system`` is a ``System``, a built-in's name or a system file's path. The keywords are
     the run config file's keys (``n``, ``solver``, ``tspan``, ``dt``, ``saveat``, ``rtol``,
     ``atol``, ``sweep``, ``precision``, ``seed``, ...); ``u0`` and ``params`` may be arrays
-    [N, dim] and [N, n_params]. ``progress``: a tqdm bar ("auto": when tqdm is installed and
+    [N, dim] and [N, n_params]. ``sensitivities=["rho", "x0"]`` integrates the forward
+    sensitivities beside the states (``Result.sensitivities``); a system with events, or
+    ``section="z = 27"``, gives ``Result.events``. ``progress``: a tqdm bar ("auto": when tqdm is installed and
     stderr is a terminal). Ctrl-C cancels the run and raises ``KeyboardInterrupt``.
     """
     engine = engine or default_engine()
@@ -181,6 +183,13 @@ class Result:
     (``STATUS`` names the codes: 1 = success, 6 = ended by a terminating event), ``steps`` [N, 5] (accepted, rejected, rhs_evals, jacobians, switches;
     None for fixed-step runs), ``stats`` (timings, throughput), ``settings`` (the run's
     keys, as given and as resolved).
+
+    With ``sensitivities=[...]``: ``sensitivities`` [n_save, N, dim, n_sens], the
+    derivatives of each saved state with respect to each target, named by
+    ``sensitivity_names``. For a system with events (or a ``section``): ``events``
+    [N, k, 2 + dim] float64, each record (t, event id, state) with NaN rows past the
+    trajectory's count, and ``event_counts`` [N] (events that fired after the transient; it
+    may exceed k, the records kept). ``settings["event_names"]`` names the ids.
     """
 
     def __init__(self, job: Job) -> None:
@@ -191,6 +200,10 @@ class Result:
         self.status: np.ndarray = raw["status"]
         self.steps: np.ndarray | None = raw.get("steps")
         self.state_names: list[str] = raw["state_names"]
+        self.sensitivities: np.ndarray | None = raw.get("sensitivities")
+        self.sensitivity_names: list[str] = raw.get("sensitivity_names", [])
+        self.events: np.ndarray | None = raw.get("events")
+        self.event_counts: np.ndarray | None = raw.get("event_counts")
         self.stats: dict[str, Any] = raw["stats"]
         self.settings: dict[str, Any] = raw["settings"]
         self._tables: tuple[np.ndarray, np.ndarray] | None = None
@@ -268,6 +281,14 @@ class Result:
                 np.asarray(["accepted", "rejected", "rhs_evals", "jacobians", "switches"], dtype=str),
             )
             data_vars["steps"] = (("trajectory", "step_kind"), self.steps)
+        if self.sensitivities is not None:
+            coords["target"] = ("target", np.asarray(self.sensitivity_names, dtype=str))
+            data_vars["sensitivities"] = (("time", "trajectory", "state", "target"), self.sensitivities)
+        if self.events is not None:
+            width = self.events.shape[2]
+            coords["field"] = ("field", np.asarray(["t", "event", *self.state_names][:width], dtype=str))
+            data_vars["events"] = (("trajectory", "record", "field"), self.events)
+            data_vars["event_counts"] = ("trajectory", self.event_counts)
         attrs = {k: _attr(v) for k, v in self.settings.items()}
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 

@@ -9,8 +9,10 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedAr
 use phaseflow::engine::{Engine, EngineConfig, EngineError, Job, JobOptions, JobState};
 use phaseflow::gpu::{AdapterChoice, GpuContext};
 use phaseflow::ode::adaptive::problem::Tolerance;
+use phaseflow::ode::events::log::record_width;
+use phaseflow::ode::sensitivity::split_solution;
 use phaseflow::ode::{Ensemble, InitialStates, Parameters, Problem, Solution, StateValues, Table};
-use phaseflow::spec::{RunSpec, load_system, problem_for_system};
+use phaseflow::spec::{RunSpec, load_system, problem_for_system, sensitivity_run};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -24,23 +26,7 @@ static KEEP_DRIVER_LOADED: OnceLock<Arc<GpuContext>> = OnceLock::new();
 const MAX_RUNNERS: usize = 64;
 
 /// Keys of a run config the Python package does not take (yet), and what to use instead.
-const REFUSED: [(&str, &str); 12] = [
-    (
-        "events",
-        "event records are not in the Python package yet; use `phaseflow simulate -o` (events.npy)",
-    ),
-    (
-        "section",
-        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
-    ),
-    (
-        "direction",
-        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
-    ),
-    (
-        "points",
-        "Poincaré sections are not in the Python package yet; use `phaseflow simulate --section`",
-    ),
+const REFUSED: [(&str, &str); 6] = [
     (
         "quantiles",
         "the montecarlo output is not in the Python package yet; use `phaseflow simulate --outputs montecarlo`",
@@ -52,14 +38,6 @@ const REFUSED: [(&str, &str); 12] = [
     (
         "outputs",
         "optional outputs go with `out`, which the Python package does not take yet",
-    ),
-    (
-        "sensitivities",
-        "sensitivities are not in the Python package yet; use `phaseflow simulate --sensitivities`",
-    ),
-    (
-        "sensitivity_error",
-        "sensitivities are not in the Python package yet",
     ),
     (
         "lyapunov",
@@ -181,6 +159,25 @@ impl PyEngine {
         let settings = settings(&problem, &spec);
         let ensemble = problem.ensemble().clone();
         let dims = (problem.system().dim(), problem.system().n_params());
+        // With sensitivities the job integrates the augmented system, whose saves the
+        // result splits into the states and S.
+        let (problem, sensitivities) = match sensitivity_run(&spec, &problem).map_err(spec_error)? {
+            Some(run) => {
+                let names = problem
+                    .system()
+                    .states
+                    .iter()
+                    .map(|v| v.name.clone())
+                    .collect();
+                let split = Split {
+                    dim: run.dim,
+                    state_names: names,
+                    targets: run.names.clone(),
+                };
+                (run.problem, Some(split))
+            }
+            None => (problem, None),
+        };
         let engine = self.engine.clone();
         let job = py
             .detach(move || engine.submit_simulate(problem, JobOptions::default()))
@@ -191,6 +188,7 @@ impl PyEngine {
             settings,
             ensemble,
             dims,
+            sensitivities,
         })
     }
 
@@ -210,6 +208,16 @@ pub struct PyJob {
     ensemble: Ensemble,
     /// (states, parameters) of the system.
     dims: (usize, usize),
+    /// How to split an augmented run's saves, when the run has sensitivities.
+    sensitivities: Option<Split>,
+}
+
+/// An augmented run's layout: the system's own states, then S row-major.
+struct Split {
+    dim: usize,
+    state_names: Vec<String>,
+    /// The targets' names (`rho`, `x0`), S's last axis.
+    targets: Vec<String>,
 }
 
 #[pymethods]
@@ -269,7 +277,31 @@ impl PyJob {
         let outcome = std::mem::replace(&mut *self.lock(), Outcome::Taken);
         match outcome {
             Outcome::Ready(result) => match *result {
-                Ok(solution) => solution_dict(py, solution, &self.settings),
+                Ok(solution) => match &self.sensitivities {
+                    None => solution_dict(py, solution, &self.settings),
+                    Some(split) => {
+                        let (solution, sens) = py.detach(|| {
+                            split_solution(solution, split.dim, split.state_names.clone())
+                        });
+                        let shape = [
+                            solution.times.len(),
+                            solution.n,
+                            split.dim,
+                            split.targets.len(),
+                        ];
+                        let out = solution_dict(py, solution, &self.settings)?;
+                        match sens {
+                            StateValues::F32(v) => {
+                                out.set_item("sensitivities", v.into_pyarray(py).reshape(shape)?)?
+                            }
+                            StateValues::F64(v) => {
+                                out.set_item("sensitivities", v.into_pyarray(py).reshape(shape)?)?
+                            }
+                        }
+                        out.set_item("sensitivity_names", split.targets.clone())?;
+                        Ok(out)
+                    }
+                },
                 Err(e) => Err(engine_error(e)),
             },
             Outcome::Taken | Outcome::Waiting(_) => Err(spec_error_at(
@@ -536,6 +568,14 @@ fn settings(problem: &Problem, spec: &RunSpec) -> serde_json::Value {
             "parameter_names".into(),
             names(&problem.system().params).into(),
         );
+        let system = problem.system();
+        if !system.events.is_empty() {
+            // Event ids in `events` index these names.
+            let names: Vec<&str> = system.events.iter().map(|e| e.name.as_str()).collect();
+            map.insert("event_names".into(), names.into());
+            map.insert("events".into(), system.event_log.k.into());
+            map.insert("transient".into(), system.event_log.transient.into());
+        }
         map.insert("phaseflow_version".into(), env!("CARGO_PKG_VERSION").into());
     }
     v
@@ -558,7 +598,7 @@ fn solution_dict<'py>(
         status,
         steps,
         stats,
-        events: _,
+        events,
     } = solution;
     let n_save = times.len();
     let out = PyDict::new(py);
@@ -577,6 +617,15 @@ fn solution_dict<'py>(
             .collect();
         let array: Bound<'py, PyArray1<u32>> = flat.into_pyarray(py);
         out.set_item("steps", array.reshape([n, 5])?)?;
+    }
+    if let Some(log) = events {
+        // [N, k, 2 + dim]: t, event id, state; NaN rows past each trajectory's count.
+        let width = record_width(log.dim);
+        out.set_item(
+            "events",
+            log.records.into_pyarray(py).reshape([n, log.k, width])?,
+        )?;
+        out.set_item("event_counts", log.counts.into_pyarray(py))?;
     }
     out.set_item("state_names", state_names)?;
     let stats_dict = PyDict::new(py);
