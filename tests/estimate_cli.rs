@@ -183,7 +183,7 @@ fn a_shared_fit_finds_one_frequency_behind_all_trajectories() {
     let start = dir.join("start.npy");
     write_npy(&start, &[3, 1], &[1.0f64; 3]).unwrap();
     let o = args(&["--shared", "--overwrite", "--start", s(&start)]);
-    assert_input_error(&o, "a --shared fit has one");
+    assert_input_error(&o, "a shared fit has one");
 }
 
 #[test]

@@ -13,12 +13,12 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::io::npy::read_npy;
 use crate::ode::estimate::shared::estimate_shared;
-use crate::ode::estimate::{
-    Estimate, EstimateError, EstimationProblem, FitStatus, Observations, Start, Stopping, estimate,
-};
-use crate::ode::sensitivity::{ErrorControl, resolve};
+use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem, FitStatus, estimate};
 use crate::ode::{Precision, RunOptions, Solver};
 use crate::spec::build_problem;
+use crate::spec::estimate::{
+    Array, FitData, FitInputError, FitRequest, estimation_problem, prepare_run,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -169,129 +169,55 @@ fn input(e: impl std::fmt::Display) -> CliError {
     CliError::Input(e.to_string())
 }
 
-fn read(path: &Path, what: &str) -> Result<(Vec<usize>, Vec<f64>), CliError> {
-    read_npy(path).map_err(|e| input(format!("{what} '{}': {e}", path.display())))
+fn read(path: &Path, what: &str) -> Result<Array, CliError> {
+    read_npy(path)
+        .map(|(shape, data)| Array { shape, data })
+        .map_err(|e| input(format!("{what} '{}': {e}", path.display())))
+}
+
+/// A mistake in an input, named by its flag.
+fn flag_error(e: FitInputError) -> CliError {
+    let flag = match e.key {
+        "n" => "-n".to_string(),
+        key => format!("--{}", key.replace('_', "-")),
+    };
+    input(format!("{flag} {}", e.message))
 }
 
 /// The fits the flags describe.
 fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
-    let (shape, mut values) = read(&args.observations, "--observations")?;
-    let [n, n_obs, dim] = shape[..] else {
-        return Err(input(format!(
-            "--observations '{}' has shape {shape:?}; it needs [N, n_obs, dim]",
-            args.observations.display()
-        )));
+    let data = FitData {
+        observations: read(&args.observations, "--observations")?,
+        times: read(&args.times, "--times")?,
+        mask: args
+            .mask
+            .as_deref()
+            .map(|m| read(m, "--mask"))
+            .transpose()?,
+        start: args
+            .start
+            .as_deref()
+            .map(|s| read(s, "--start"))
+            .transpose()?,
     };
-    let (t_shape, times) = read(&args.times, "--times")?;
-    if t_shape != [n_obs] {
-        return Err(input(format!(
-            "--times has shape {t_shape:?}, but the observations have {n_obs} times: it needs \
-             [{n_obs}]"
-        )));
-    }
-    if let Some(mask) = &args.mask {
-        let (m_shape, m) = read(mask, "--mask")?;
-        if m_shape != shape {
-            return Err(input(format!(
-                "--mask has shape {m_shape:?}; it needs the observations' {shape:?}"
-            )));
-        }
-        for (v, keep) in values.iter_mut().zip(m) {
-            if keep == 0.0 {
-                *v = f64::NAN;
-            }
-        }
-    }
     let mut spec = args.ensemble.spec_of(Some(&args.system))?;
-    if spec.n.is_some_and(|given| given != n) {
-        return Err(input(format!(
-            "-n is {}, but the observations hold {n} trajectories",
-            spec.n.unwrap_or(0)
-        )));
-    }
-    spec.n = Some(n);
-    spec.solver = Some(args.solver.unwrap_or(Solver::Tsit5));
-    spec.dt = args.dt;
+    spec.solver = args.solver.or(spec.solver);
+    spec.dt = args.dt.or(spec.dt);
     spec.precision = Some(args.precision);
-    let last = times.last().copied().unwrap_or(0.0);
-    spec.tspan = Some(args.tspan.unwrap_or([0.0, last]));
-    let adaptive = spec
-        .solver
-        .is_some_and(|s| s.pair().is_some() || s.stiff_method().is_some());
-    if adaptive {
-        let tol = |v: Option<f64>| Some(toml::Value::Float(v.unwrap_or(1e-8)));
-        spec.rtol = tol(args.rtol);
-        spec.atol = tol(args.atol);
-    } else {
-        spec.save_every = Some(1);
+    if let Some(span) = args.tspan {
+        spec.tspan = Some(span);
     }
+    for (tol, given) in [(&mut spec.rtol, args.rtol), (&mut spec.atol, args.atol)] {
+        if let Some(v) = given {
+            *tol = Some(toml::Value::Float(v));
+        }
+    }
+    prepare_run(&mut spec, &data).map_err(flag_error)?;
     let base = build_problem(&spec).map_err(|e| run_spec_error(e, &spec, None))?;
-    let system = base.system();
-    if system.dim() != dim {
-        return Err(input(format!(
-            "--observations has {dim} values per time, but {} has {} states",
-            system.name(),
-            system.dim()
-        )));
-    }
-    let names: Vec<String> = args.fit.iter().map(|(k, _)| k.clone()).collect();
-    let targets = resolve(system, &names).map_err(|e| input(format!("--fit: {e}")))?;
-    let mut bounds = Vec::new();
-    let mut same = Vec::new();
-    for (name, v) in &args.fit {
-        let (lo, hi, start) = match v[..] {
-            [lo, hi] => (lo, hi, 0.5 * (lo + hi)),
-            [lo, hi, s] => (lo, hi, s),
-            _ => {
-                return Err(input(format!(
-                    "--fit {name}: give LO:HI or LO:HI:START, not {} numbers",
-                    v.len()
-                )));
-            }
-        };
-        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) || !(lo..=hi).contains(&start) {
-            return Err(input(format!(
-                "--fit {name}: the bounds need LO < HI and the start within them (got {lo}:{hi}:{start})"
-            )));
-        }
-        bounds.push((lo, hi));
-        same.push(start);
-    }
-    let start = match &args.start {
-        None => Start::Same(same),
-        Some(path) => {
-            let (s_shape, s) = read(path, "--start")?;
-            if s_shape != [n, targets.len()] {
-                return Err(input(format!(
-                    "--start has shape {s_shape:?}; it needs [N, n_fit] = [{n}, {}]",
-                    targets.len()
-                )));
-            }
-            let k = targets.len();
-            for (at, v) in s.iter().enumerate() {
-                let (lo, hi) = bounds[at % k];
-                if !(lo..=hi).contains(v) {
-                    return Err(input(format!(
-                        "--start row {}, column {} ({}) is {v}, outside its bounds [{lo}, {hi}]",
-                        at / k,
-                        at % k,
-                        args.fit[at % k].0
-                    )));
-                }
-            }
-            Start::PerTrajectory(s)
-        }
-    };
-    let mut weights = vec![1.0; dim];
+    let mut weights = Vec::new();
     for (name, v) in &args.weights {
-        let i = system.state_index(name).ok_or_else(|| {
-            input(format!(
-                "--weights: '{name}' is not a state of {}",
-                system.name()
-            ))
-        })?;
         match v[..] {
-            [w] if w >= 0.0 && w.is_finite() => weights[i] = w,
+            [w] => weights.push((name.clone(), w)),
             _ => {
                 return Err(input(format!(
                     "--weights {name}: give one finite value >= 0"
@@ -299,45 +225,17 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
             }
         }
     }
-    let error_control = ErrorControl::from_name(&args.sensitivity_error).ok_or_else(|| {
-        input(format!(
-            "--sensitivity-error is '{}'; it is include or exclude",
-            args.sensitivity_error
-        ))
-    })?;
-    let mut stopping = Stopping::for_precision(args.precision);
-    stopping.max_iterations = args.max_iterations;
-    Ok(EstimationProblem {
-        targets,
-        bounds,
-        start,
-        observations: Observations {
-            times,
-            values,
-            weights,
-        },
-        error_control,
-        stopping,
-        problem: base,
-    })
+    let request = FitRequest {
+        fit: args.fit.clone(),
+        weights,
+        sensitivity_error: Some(args.sensitivity_error.clone()),
+        max_iterations: Some(args.max_iterations),
+        shared: args.shared,
+    };
+    estimation_problem(base, &request, data).map_err(flag_error)
 }
 
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
-    if args.precision == Precision::F32 {
-        for (flag, v) in [("--rtol", args.rtol), ("--atol", args.atol)] {
-            if let Some(v) = v.filter(|v| *v < 1e-7) {
-                return Err(input(format!(
-                    "{flag} {v:e} is below what f32 resolves (6e-8 relative): the runs would \
-                     fail or stop short; use 1e-7 or more, or --precision f64"
-                )));
-            }
-        }
-    }
-    if args.shared && args.start.is_some() {
-        return Err(input(
-            "--start gives each trajectory its own start; a --shared fit has one (START in --fit)",
-        ));
-    }
     let ep = problem(args)?;
     ep.check().map_err(input)?;
     let out = match &args.out {

@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod basins;
 mod config_file;
 mod error;
+pub mod estimate;
 pub mod fit;
 pub mod fit_data;
 pub mod generate;

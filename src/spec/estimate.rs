@@ -1,0 +1,275 @@
+//! The fits of `phaseflow estimate` from what a front-end was given (the CLI's flags and
+//! files, Python's keywords and arrays): the model run's defaults, then observations,
+//! fitted quantities with bounds and starts, weights and stopping rule, checked with one
+//! message per mistake that names the input it is about.
+
+use super::run::RunSpec;
+use crate::ode::estimate::{EstimationProblem, Observations, Start, Stopping};
+use crate::ode::sensitivity::{ErrorControl, resolve};
+use crate::ode::{Precision, Problem, Solver};
+
+/// Tolerance of an adaptive or stiff fit's runs when none is given: tighter than the
+/// noise of any real observation, so the fit sees the model, not the integrator.
+pub const DEFAULT_TOLERANCE: f64 = 1e-8;
+
+/// A mistake in the input called `key` (`fit`, `times`, `n`, ...): `message` follows the
+/// key's name, which each front-end writes its own way (`--fit`, `fit`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key} {message}")]
+pub struct FitInputError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn bad<T>(key: &'static str, message: String) -> Result<T, FitInputError> {
+    Err(FitInputError { key, message })
+}
+
+/// What to fit and how.
+#[derive(Debug, Clone, Default)]
+pub struct FitRequest {
+    /// In fitting order: a parameter's name or a state's initial value (`x0`), and
+    /// [lo, hi] or [lo, hi, start] (the start defaults to the middle of the bounds).
+    pub fit: Vec<(String, Vec<f64>)>,
+    /// A state's weight in the cost (default 1).
+    pub weights: Vec<(String, f64)>,
+    /// "include" (default) or "exclude": whether the runs' error control measures the
+    /// sensitivities.
+    pub sensitivity_error: Option<String>,
+    pub max_iterations: Option<u32>,
+    /// One set of values for every trajectory (their costs summed) instead of one each.
+    pub shared: bool,
+}
+
+/// An array and its shape, as read from a file or handed over by a caller.
+#[derive(Debug, Clone, Default)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+/// The data the fits are made to.
+#[derive(Debug, Clone, Default)]
+pub struct FitData {
+    /// [N, n_obs, dim]; NaN marks a value not observed.
+    pub observations: Array,
+    /// [n_obs], increasing.
+    pub times: Array,
+    /// The observations' shape; 0 marks a value not observed.
+    pub mask: Option<Array>,
+    /// [N, n_fit]: each trajectory's start, columns in `fit`'s order.
+    pub start: Option<Array>,
+}
+
+impl FitData {
+    /// (N, n_obs, dim), checked against the times.
+    fn shape(&self) -> Result<(usize, usize, usize), FitInputError> {
+        let shape = &self.observations.shape;
+        let [n, n_obs, dim] = shape[..] else {
+            return bad(
+                "observations",
+                format!("has shape {shape:?}; it needs [N, n_obs, dim]"),
+            );
+        };
+        if self.times.shape != [n_obs] {
+            return bad(
+                "times",
+                format!(
+                    "has shape {:?}, but the observations have {n_obs} times: it needs [{n_obs}]",
+                    self.times.shape
+                ),
+            );
+        }
+        if let Some(mask) = &self.mask
+            && mask.shape != shape[..]
+        {
+            return bad(
+                "mask",
+                format!(
+                    "has shape {:?}; it needs the observations' {shape:?}",
+                    mask.shape
+                ),
+            );
+        }
+        Ok((n, n_obs, dim))
+    }
+}
+
+/// Sets what the fits' run needs on `spec` where it was left open: N (from the
+/// observations; a given N must agree), the solver (tsit5), f64, the span (0 to the last
+/// observation time), tolerances (`DEFAULT_TOLERANCE`) and, for fixed-step solvers, a save
+/// at every step (the observation times must be on the grid).
+pub fn prepare_run(spec: &mut RunSpec, data: &FitData) -> Result<(), FitInputError> {
+    let (n, _, _) = data.shape()?;
+    if let Some(given) = spec.n
+        && given != n
+    {
+        return bad(
+            "n",
+            format!("is {given}, but the observations hold {n} trajectories"),
+        );
+    }
+    spec.n = Some(n);
+    let solver = *spec.solver.get_or_insert(Solver::Tsit5);
+    let precision = *spec.precision.get_or_insert(Precision::F64);
+    if spec.tspan.is_none() {
+        let last = data.times.data.last().copied().unwrap_or(0.0);
+        spec.tspan = Some([0.0, last]);
+    }
+    if solver.pair().is_some() || solver.stiff_method().is_some() {
+        for (key, tol) in [("rtol", &mut spec.rtol), ("atol", &mut spec.atol)] {
+            let value = tol.get_or_insert(toml::Value::Float(DEFAULT_TOLERANCE));
+            if precision == Precision::F32
+                && let Some(v) = value.as_float().filter(|v| *v < 1e-7)
+            {
+                return bad(
+                    key,
+                    format!(
+                        "{v:e} is below what f32 resolves (6e-8 relative): the runs would fail \
+                         or stop short; use 1e-7 or more, or f64"
+                    ),
+                );
+            }
+        }
+    } else if spec.save_every.is_none() && spec.saveat.is_none() {
+        spec.save_every = Some(1);
+    }
+    Ok(())
+}
+
+/// The fits `request` asks for of `problem` (built from the spec `prepare_run` completed)
+/// to `data`. `EstimationProblem::check` still runs before any work.
+pub fn estimation_problem(
+    problem: Problem,
+    request: &FitRequest,
+    data: FitData,
+) -> Result<EstimationProblem, FitInputError> {
+    let (n, _, dim) = data.shape()?;
+    let system = problem.system();
+    if system.dim() != dim {
+        return bad(
+            "observations",
+            format!(
+                "has {dim} values per time, but {} has {} states",
+                system.name(),
+                system.dim()
+            ),
+        );
+    }
+    if request.fit.is_empty() {
+        return bad(
+            "fit",
+            "names nothing: give at least one parameter or initial value to fit".into(),
+        );
+    }
+    let names: Vec<String> = request.fit.iter().map(|(k, _)| k.clone()).collect();
+    let targets = resolve(system, &names).map_err(|e| FitInputError {
+        key: "fit",
+        message: e.to_string(),
+    })?;
+    let mut bounds = Vec::new();
+    let mut same = Vec::new();
+    for (name, v) in &request.fit {
+        let (lo, hi, start) = match v[..] {
+            [lo, hi] => (lo, hi, 0.5 * (lo + hi)),
+            [lo, hi, s] => (lo, hi, s),
+            _ => {
+                return bad(
+                    "fit",
+                    format!("{name}: give LO:HI or LO:HI:START, not {} numbers", v.len()),
+                );
+            }
+        };
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) || !(lo..=hi).contains(&start) {
+            return bad(
+                "fit",
+                format!(
+                    "{name}: the bounds need LO < HI and the start within them (got {lo}:{hi}:{start})"
+                ),
+            );
+        }
+        bounds.push((lo, hi));
+        same.push(start);
+    }
+    let k = targets.len();
+    let start = match data.start {
+        None => Start::Same(same),
+        Some(_) if request.shared => {
+            return bad(
+                "start",
+                "gives each trajectory its own start; a shared fit has one (START in fit)".into(),
+            );
+        }
+        Some(s) => {
+            if s.shape != [n, k] {
+                return bad(
+                    "start",
+                    format!("has shape {:?}; it needs [N, n_fit] = [{n}, {k}]", s.shape),
+                );
+            }
+            for (at, v) in s.data.iter().enumerate() {
+                let (lo, hi) = bounds[at % k];
+                if !(lo..=hi).contains(v) {
+                    return bad(
+                        "start",
+                        format!(
+                            "row {}, column {} ({}) is {v}, outside its bounds [{lo}, {hi}]",
+                            at / k,
+                            at % k,
+                            names[at % k]
+                        ),
+                    );
+                }
+            }
+            Start::PerTrajectory(s.data)
+        }
+    };
+    let mut weights = vec![1.0; dim];
+    for (name, w) in &request.weights {
+        let Some(i) = system.state_index(name) else {
+            return bad(
+                "weights",
+                format!("'{name}' is not a state of {}", system.name()),
+            );
+        };
+        if !(w.is_finite() && *w >= 0.0) {
+            return bad(
+                "weights",
+                format!("{name}: give one finite value >= 0, not {w}"),
+            );
+        }
+        weights[i] = *w;
+    }
+    let error_control = match request.sensitivity_error.as_deref() {
+        None => ErrorControl::Include,
+        Some(name) => ErrorControl::from_name(name).ok_or_else(|| FitInputError {
+            key: "sensitivity_error",
+            message: format!("is '{name}'; it is include or exclude"),
+        })?,
+    };
+    let mut stopping = Stopping::for_precision(problem.precision());
+    if let Some(m) = request.max_iterations {
+        stopping.max_iterations = m;
+    }
+    let mut values = data.observations.data;
+    if let Some(mask) = data.mask {
+        for (v, keep) in values.iter_mut().zip(mask.data) {
+            if keep == 0.0 {
+                *v = f64::NAN;
+            }
+        }
+    }
+    Ok(EstimationProblem {
+        targets,
+        bounds,
+        start,
+        observations: Observations {
+            times: data.times.data,
+            values,
+            weights,
+        },
+        error_control,
+        stopping,
+        problem,
+    })
+}
