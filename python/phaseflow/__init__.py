@@ -48,6 +48,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
     info,
     systems,
 )
+from ._phaseflow import estimate_fits as _estimate_fits
 from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
 
@@ -67,6 +68,9 @@ __all__ = [
     "System",
     "__version__",
     "default_engine",
+    "estimate",
+    "Estimates",
+    "FIT_STATUS",
     "generate_deeponet_data",
     "info",
     "simulate",
@@ -84,6 +88,16 @@ STATUS = {
     4: "non_finite",
     5: "singular",
     6: "terminated",
+}
+
+#: What each value of ``Estimates.status`` means (the CLI's ``fit_status.npy`` codes).
+FIT_STATUS = {
+    0: "not_finished",
+    1: "converged",
+    2: "max_iterations",
+    3: "integration_failed",
+    4: "stalled",
+    5: "underdetermined",
 }
 
 _default_engine: Engine | None = None
@@ -416,3 +430,127 @@ def generate_deeponet_data(
     into ``train_deeponet(train=..., test=...)``.
     """
     return _generate_deeponet_data(config, engine=engine or default_engine())
+
+
+def estimate(
+    system: System | str,
+    observations: Any,
+    times: Any,
+    fit: dict[str, Any],
+    *,
+    engine: Engine | None = None,
+    mask: Any = None,
+    start: Any = None,
+    weights: dict[str, float] | None = None,
+    shared: bool = False,
+    max_iterations: int | None = None,
+    sensitivity_error: str | None = None,
+    u0: Any = None,
+    params: Any = None,
+    **options: Any,
+) -> Estimates:
+    """Fits parameters and initial values to observed trajectories, as ``phaseflow
+    estimate`` does: Levenberg-Marquardt on the weighted least-squares cost, with residuals
+    and Jacobians from the engine's forward-sensitivity kernels.
+
+    ``observations`` [N, n_obs, dim] (NaN: not observed) at ``times`` [n_obs]; ``fit`` maps
+    each quantity to fit (a parameter's name, or a state's initial value as ``"x0"``) to
+    ``(low, high)`` or ``(low, high, start)``; ``mask`` (the observations' shape, 0: not
+    observed); ``start`` [N, n_fit] per-trajectory starts; ``weights`` a state's weight in
+    the cost (default 1); ``shared=True`` fits one set of values to all trajectories. The
+    other keywords are ``simulate``'s (``solver`` (tsit5), ``rtol``/``atol`` (1e-8),
+    ``dt``, ``tspan`` (0 to the last time), ``precision`` (f64), ``u0``/``params`` arrays
+    for what is not fitted, ...). Ctrl-C cancels the fits and raises ``KeyboardInterrupt``.
+    """
+    engine = engine or default_engine()
+    raw = _estimate_fits(
+        system, observations, times, fit, engine=engine, mask=mask, start=start, weights=weights,
+        shared=shared, max_iterations=max_iterations, sensitivity_error=sensitivity_error,
+        u0=_table(u0, "u0"), params=_table(params, "params"), **options,
+    )
+    return Estimates(raw)
+
+
+class Estimates:
+    """Fitted values with their uncertainty.
+
+    One fit per trajectory: ``values`` and ``stderr`` [N, n_fit], ``covariance``
+    [N, n_fit, n_fit] (σ²(JᵀWJ)⁻¹, σ² = 2 cost / (m - n_fit); NaN where it does not exist),
+    ``cost`` [N], ``iterations`` [N], ``status`` [N] uint8 (``FIT_STATUS``), ``observed``
+    [N]. A shared fit (``shared=True``): ``values``, ``stderr`` [n_fit], ``covariance``
+    [n_fit, n_fit], ``cost``, ``iterations`` and ``status`` as numbers, ``trajectory_cost``
+    [N] (each trajectory's share: where an outlier shows), ``failed_trajectory``. Both:
+    ``names`` (the fitted quantities, the last axis), ``runs``, ``trajectory_runs``,
+    ``solve_s`` and ``settings``.
+    """
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.names: list[str] = raw["names"]
+        self.values: np.ndarray = raw["values"]
+        self.stderr: np.ndarray = raw["stderr"]
+        self.covariance: np.ndarray = raw["covariance"]
+        self.cost = raw["cost"]
+        self.iterations = raw["iterations"]
+        self.status = raw["status"]
+        self.observed = raw["observed"]
+        self.trajectory_cost: np.ndarray | None = raw.get("trajectory_cost")
+        self.failed_trajectory: int | None = raw.get("failed_trajectory")
+        self.runs: int = raw["runs"]
+        self.trajectory_runs: int = raw["trajectory_runs"]
+        self.solve_s: float = raw["solve_s"]
+        self.settings: dict[str, Any] = raw["settings"]
+
+    @property
+    def shared(self) -> bool:
+        """Whether this is one fit to all trajectories."""
+        return bool(self.settings.get("shared"))
+
+    @property
+    def converged(self) -> np.ndarray | bool:
+        """Per fit (or for the shared fit): whether it converged."""
+        return self.status == 1
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The fitted values of one quantity: [N] per trajectory, or a 0-d array shared."""
+        if name not in self.names:
+            raise KeyError(f"{name!r} was not fitted; fitted: {', '.join(self.names)}")
+        return self.values[..., self.names.index(name)]
+
+    def __repr__(self) -> str:
+        if self.shared:
+            return (
+                f"Estimates(shared, {dict(zip(self.names, self.values.tolist()))}, "
+                f"status={FIT_STATUS.get(int(self.status))!r}, iterations={self.iterations})"
+            )
+        counts = {FIT_STATUS[int(c)]: int(k) for c, k in zip(*np.unique(self.status, return_counts=True))}
+        return f"Estimates(n={self.values.shape[0]}, names={self.names}, status={counts})"
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``values``, ``stderr``, ``covariance`` and the per-fit
+        numbers, with dims ``trajectory`` (per-trajectory fits) and ``quantity``; the
+        settings as attributes."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install xarray") from None
+        q = np.asarray(self.names, dtype=str)
+        lead: tuple[str, ...] = () if self.shared else ("trajectory",)
+        data_vars: dict[str, Any] = {
+            "values": ((*lead, "quantity"), self.values),
+            "stderr": ((*lead, "quantity"), self.stderr),
+            "covariance": ((*lead, "quantity", "quantity_2"), self.covariance),
+            "cost": (lead, np.asarray(self.cost)),
+            "iterations": (lead, np.asarray(self.iterations)),
+            "status": (
+                lead,
+                np.asarray(self.status, dtype=np.uint8),
+                {
+                    "flag_values": np.asarray(list(FIT_STATUS), dtype=np.uint8),
+                    "flag_meanings": " ".join(FIT_STATUS.values()),
+                },
+            ),
+        }
+        if self.trajectory_cost is not None:
+            data_vars["trajectory_cost"] = ("trajectory", self.trajectory_cost)
+        attrs = {k: _attr(v) for k, v in self.settings.items()}
+        return xr.Dataset(data_vars, coords={"quantity": q, "quantity_2": q}, attrs=attrs)

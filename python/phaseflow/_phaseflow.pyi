@@ -170,3 +170,22 @@ def generate_deeponet_data(
     config: dict[str, Any] | str | PathLike[str], *, engine: Engine
 ) -> dict[str, Any]:
     """The native half of `phaseflow.generate_deeponet_data` (which see)."""
+
+def estimate_fits(
+    system: System | str | PathLike[str],
+    observations: Any,
+    times: Any,
+    fit: dict[str, Any],
+    *,
+    engine: Engine,
+    mask: Any = None,
+    start: Any = None,
+    weights: dict[str, float] | None = None,
+    shared: bool = False,
+    max_iterations: int | None = None,
+    sensitivity_error: str | None = None,
+    u0: Any = None,
+    params: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """The native half of `phaseflow.estimate` (which see): a dict of arrays and settings."""

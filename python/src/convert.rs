@@ -123,6 +123,18 @@ pub fn matrix_f64<'py>(
     value: &Bound<'py, PyAny>,
     key: &str,
 ) -> PyResult<numpy::PyReadonlyArray2<'py, f64>> {
+    let array = contiguous_f64(value, key, 2, "[rows, columns]")?;
+    Ok(array.cast_into::<numpy::PyArray2<f64>>()?.readonly())
+}
+
+/// `value` as a C-ordered f64 NumPy array of `ndim` dimensions (`layout` names them, for
+/// the message), or a `SpecError` naming `key`.
+fn contiguous_f64<'py>(
+    value: &Bound<'py, PyAny>,
+    key: &str,
+    ndim: usize,
+    layout: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = value.py();
     let kwargs = PyDict::new(py);
     kwargs.set_item("dtype", "float64")?;
@@ -135,15 +147,32 @@ pub fn matrix_f64<'py>(
                 Some(key.into()),
             )
         })?;
-    let ndim: usize = array.getattr("ndim")?.extract()?;
-    if ndim != 2 {
+    let got: usize = array.getattr("ndim")?.extract()?;
+    if got != ndim {
         let shape = array.getattr("shape")?.str()?.to_string();
         return Err(spec_error_at(
-            format!("{key}: expected a 2-D array [rows, columns], got shape {shape}"),
+            format!("{key}: expected a {ndim}-D array {layout}, got shape {shape}"),
             Some(key.into()),
         ));
     }
-    Ok(array.cast_into::<numpy::PyArray2<f64>>()?.readonly())
+    Ok(array)
+}
+
+/// `value` as the library's shaped array (copied out of NumPy), `ndim` dimensions.
+pub fn array_f64(
+    value: &Bound<'_, PyAny>,
+    key: &str,
+    ndim: usize,
+    layout: &str,
+) -> PyResult<phaseflow::spec::estimate::Array> {
+    use numpy::PyUntypedArrayMethods;
+    let array = contiguous_f64(value, key, ndim, layout)?
+        .cast_into::<numpy::PyArrayDyn<f64>>()?
+        .readonly();
+    Ok(phaseflow::spec::estimate::Array {
+        shape: array.shape().to_vec(),
+        data: array.as_array().iter().copied().collect(),
+    })
 }
 
 /// A read-only f64 matrix as the library's `Matrix` (copied: the library keeps its own).

@@ -155,3 +155,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RunError", py.get_type::<RunError>())?;
     Ok(())
 }
+
+pub fn cancelled(message: &str) -> PyErr {
+    CancelledError::new_err(message.to_string())
+}
+
+pub fn run_error(message: String) -> PyErr {
+    RunError::new_err(message)
+}

@@ -5,6 +5,7 @@
 mod convert;
 mod deeponet;
 mod errors;
+mod estimate;
 mod generate;
 mod run;
 mod system;
@@ -22,6 +23,7 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(system::systems, m)?)?;
     m.add_function(wrap_pyfunction!(run::info, m)?)?;
     m.add_function(wrap_pyfunction!(train::train_deeponet, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate::estimate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(generate::generate_deeponet_data, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

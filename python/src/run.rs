@@ -155,7 +155,7 @@ impl PyEngine {
             other => other.map(|a| matrix_f64(a, "u0")).transpose()?,
         };
         let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
-        let (problem, spec) = build(system, u0, params, Some(&options))?;
+        let (problem, spec) = build(system, u0, params, Some(&options), &|_| Ok(()))?;
         let settings = settings(&problem, &spec);
         let ensemble = problem.ensemble().clone();
         let dims = (problem.system().dim(), problem.system().n_params());
@@ -396,11 +396,13 @@ impl PyJob {
 
 /// The problem a call asks for: its system (a `System`, a built-in's name or a file) and
 /// its keywords read as a run spec, with arrays of initial states or parameters on top.
-fn build(
+/// `prepare` completes the spec before the problem is built (what a fit's run needs).
+pub fn build(
     system: &Bound<'_, PyAny>,
     u0: Option<PyReadonlyArray2<'_, f64>>,
     params: Option<PyReadonlyArray2<'_, f64>>,
     options: Option<&Bound<'_, PyDict>>,
+    prepare: &dyn Fn(&mut RunSpec) -> PyResult<()>,
 ) -> PyResult<(Problem, RunSpec)> {
     let (system, name) = if let Ok(s) = system.cast::<PySystem>() {
         let inner = s.get().inner.clone();
@@ -480,8 +482,9 @@ fn build(
         }
     }
     map.insert("system".into(), serde_json::Value::String(name));
-    let spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
+    let mut spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
     spec.only_analysis(None).map_err(spec_error)?;
+    prepare(&mut spec)?;
     let mut problem = problem_for_system(system, &spec).map_err(spec_error)?;
     let ensemble = problem.ensemble_mut();
     if let Some(u0) = u0 {

@@ -106,7 +106,7 @@ def test_found_by_review(engine):
         pf.simulate("lorenz", engine=engine, progress=False, u0="abc")
     assert e.value.key == "u0"
     # Keys whose output the package does not hand back are refused, never silently dropped.
-    for key, value in (("quantiles", [0.5]), ("outputs", ["states"])):
+    for key, value in (("quantiles", [0.5]), ("out", "somewhere")):
         with pytest.raises(pf.SpecError) as e:
             pf.simulate("lorenz", engine=engine, progress=False, n=4, **{key: value})
         assert e.value.key == key and "phaseflow simulate" in str(e.value)
