@@ -61,6 +61,9 @@ __all__ = [
     "Job",
     "NoAdapterError",
     "PhaseflowError",
+    "Basins",
+    "Lyapunov",
+    "OrbitDiagram",
     "Result",
     "STATUS",
     "RunError",
@@ -72,7 +75,10 @@ __all__ = [
     "Estimates",
     "FIT_STATUS",
     "generate_deeponet_data",
+    "basins",
     "info",
+    "lyapunov",
+    "orbit_diagram",
     "simulate",
     "systems",
     "train_deeponet",
@@ -554,3 +560,107 @@ class Estimates:
             data_vars["trajectory_cost"] = ("trajectory", self.trajectory_cost)
         attrs = {k: _attr(v) for k, v in self.settings.items()}
         return xr.Dataset(data_vars, coords={"quantity": q, "quantity_2": q}, attrs=attrs)
+
+
+def _run_analysis(submit: Any, system: Any, progress: bool | str, **kwargs: Any) -> tuple[Job, dict[str, Any]]:
+    job = submit(system, **kwargs)
+    try:
+        _wait(job, progress)
+    except BaseException:
+        job.cancel()
+        raise
+    return job, job.result()
+
+
+def lyapunov(
+    system: System | str,
+    *,
+    engine: Engine | None = None,
+    progress: bool | str = "auto",
+    u0: Any = None,
+    params: Any = None,
+    **options: Any,
+) -> Lyapunov:
+    """Lyapunov spectra of an ensemble, as ``phaseflow lyapunov`` computes them: the
+    keywords are its config file's keys, the run's (``n``, ``sweep``, ``solver``, ``dt``,
+    ``tspan``, ``precision``, ...) and its own table as ``lyapunov={"k": 3, "transient":
+    100, ...}``; ``u0``/``params`` arrays as in ``simulate``."""
+    engine = engine or default_engine()
+    job, raw = _run_analysis(engine.submit_lyapunov, system, progress,
+                             u0=_table(u0, "u0"), params=_table(params, "params"), **options)
+    return Lyapunov(raw)
+
+
+def orbit_diagram(
+    system: System | str,
+    *,
+    engine: Engine | None = None,
+    progress: bool | str = "auto",
+    u0: Any = None,
+    params: Any = None,
+    **options: Any,
+) -> OrbitDiagram:
+    """An orbit (bifurcation) diagram, as ``phaseflow orbit-diagram`` computes it: the run's
+    keys (a ``sweep`` of the bifurcation parameter) and its own table as ``orbit={...}``
+    (``points``, ``section``/``maxima``, ``transient``, ...)."""
+    engine = engine or default_engine()
+    job, raw = _run_analysis(engine.submit_orbit_diagram, system, progress,
+                             u0=_table(u0, "u0"), params=_table(params, "params"), **options)
+    return OrbitDiagram(raw)
+
+
+def basins(
+    system: System | str,
+    *,
+    engine: Engine | None = None,
+    progress: bool | str = "auto",
+    **options: Any,
+) -> Basins:
+    """Basins of attraction on a grid of initial states, as ``phaseflow basins`` computes
+    them: the run's keys and its own table as ``basins={"grid": {...}, ...}``."""
+    engine = engine or default_engine()
+    job, raw = _run_analysis(engine.submit_basins, system, progress, **options)
+    return Basins(raw)
+
+
+class _Analysis:
+    """The arrays of a finished analysis, under the names of the CLI's files, and its
+    ``summary`` (the CLI's ``--json``)."""
+
+    _arrays: tuple[str, ...] = ()
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.summary: dict[str, Any] = raw["summary"]
+        for name in self._arrays:
+            setattr(self, name, raw[name])
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{a}={tuple(getattr(self, a).shape)}" for a in self._arrays)
+        return f"{type(self).__name__}({shapes})"
+
+
+class Lyapunov(_Analysis):
+    """``exponents`` [N, k] (NaN where a trajectory failed), ``errors`` [N, k] (standard
+    errors), ``status`` [N], ``params`` [N, n_params], ``final`` [N, dim], ``summary``."""
+
+    _arrays = ("exponents", "errors", "status", "params", "final")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        raw = dict(raw, exponents=raw["lyapunov"], errors=raw["lyapunov_error"])
+        super().__init__(raw)
+
+
+class OrbitDiagram(_Analysis):
+    """``orbit`` [N, K] (the observed values at each trajectory's records; NaN past its
+    count), ``counts`` [N], ``distinct`` [N] (distinct values: the period), ``params``
+    [N, n_params], ``status`` [N], ``summary``."""
+
+    _arrays = ("orbit", "counts", "distinct", "params", "status")
+
+
+class Basins(_Analysis):
+    """``basins`` [ny, nx] int32 labels (-1: diverged), ``attractors`` [K, dim] (a final
+    state of each), ``features`` [K, 2 dim] (or [K] for a classifying expression),
+    ``summary`` (fractions, basin entropy, ...)."""
+
+    _arrays = ("basins", "attractors", "features")

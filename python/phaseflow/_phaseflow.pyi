@@ -119,6 +119,25 @@ class Engine:
         **options: Any,
     ) -> Job:
         """Starts a simulation (the keywords of `phaseflow.simulate`) and returns its job."""
+    def submit_lyapunov(
+        self,
+        system: System | str | PathLike[str],
+        u0: npt.NDArray[np.float64] | None = None,
+        params: npt.NDArray[np.float64] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Starts a Lyapunov-spectrum run (`phaseflow.lyapunov`'s keywords); its result is
+        the dict `phaseflow.Lyapunov` wraps."""
+    def submit_orbit_diagram(
+        self,
+        system: System | str | PathLike[str],
+        u0: npt.NDArray[np.float64] | None = None,
+        params: npt.NDArray[np.float64] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Starts an orbit diagram (`phaseflow.orbit_diagram`'s keywords)."""
+    def submit_basins(self, system: System | str | PathLike[str], **options: Any) -> Job:
+        """Starts a basins-of-attraction run (`phaseflow.basins`' keywords)."""
 
 def systems() -> list[str]:
     """Names of the built-in systems."""

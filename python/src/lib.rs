@@ -2,6 +2,7 @@
 //! with results as NumPy arrays that own the engine's buffers. The pure-Python half
 //! (`phaseflow/__init__.py`) adds `simulate`, `Result` and `Result.to_xarray`.
 
+mod analysis;
 mod convert;
 mod deeponet;
 mod errors;

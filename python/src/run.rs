@@ -8,6 +8,7 @@ use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use phaseflow::engine::{Engine, EngineConfig, EngineError, Job, JobOptions, JobState};
 use phaseflow::gpu::{AdapterChoice, GpuContext};
+use phaseflow::model::System;
 use phaseflow::ode::adaptive::problem::Tolerance;
 use phaseflow::ode::events::log::record_width;
 use phaseflow::ode::sensitivity::split_solution;
@@ -41,15 +42,15 @@ const REFUSED: [(&str, &str); 6] = [
     ),
     (
         "lyapunov",
-        "Lyapunov spectra are not in the Python package yet; use `phaseflow lyapunov`",
+        "a Lyapunov run's table: use phaseflow.lyapunov(system, lyapunov={...})",
     ),
     (
         "orbit",
-        "orbit diagrams are not in the Python package yet; use `phaseflow orbit-diagram`",
+        "an orbit diagram's table: use phaseflow.orbit_diagram(system, orbit={...})",
     ),
     (
         "basins",
-        "basins of attraction are not in the Python package yet; use `phaseflow basins`",
+        "a basins run's table: use phaseflow.basins(system, basins={...})",
     ),
 ];
 
@@ -184,12 +185,59 @@ impl PyEngine {
             .map_err(engine_error)?;
         Ok(PyJob {
             handle: job.handle(),
-            outcome: Mutex::new(Outcome::waiting_on(job, self.engine.clone())),
+            outcome: Mutex::new(Outcome::waiting_on(
+                job,
+                self.engine.clone(),
+                Done::Solution,
+            )),
             settings,
             ensemble,
             dims,
             sensitivities,
         })
+    }
+
+    /// Submits a Lyapunov-spectrum run (`phaseflow lyapunov`'s keys, its own as
+    /// `lyapunov={...}`) and returns its `Job` at once.
+    #[pyo3(signature = (system, u0 = None, params = None, **options))]
+    fn submit_lyapunov(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PyAny>,
+        u0: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyJob> {
+        let kind = crate::analysis::Kind::Lyapunov;
+        crate::analysis::submit(py, &self.engine, kind, system, u0, params, options)
+    }
+
+    /// Submits an orbit diagram (`phaseflow orbit-diagram`'s keys, its own as
+    /// `orbit={...}`) and returns its `Job` at once.
+    #[pyo3(signature = (system, u0 = None, params = None, **options))]
+    fn submit_orbit_diagram(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PyAny>,
+        u0: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyJob> {
+        let kind = crate::analysis::Kind::Orbit;
+        crate::analysis::submit(py, &self.engine, kind, system, u0, params, options)
+    }
+
+    /// Submits a basins-of-attraction run (`phaseflow basins`' keys, its own as
+    /// `basins={...}`) and returns its `Job` at once.
+    #[pyo3(signature = (system, **options))]
+    fn submit_basins(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyJob> {
+        let kind = crate::analysis::Kind::Basins;
+        crate::analysis::submit(py, &self.engine, kind, system, None, None, options)
     }
 
     fn __repr__(&self) -> String {
@@ -198,7 +246,7 @@ impl PyEngine {
     }
 }
 
-/// A submitted simulation: its progress, a way to cancel it, and its result.
+/// A submitted simulation or analysis: its progress, a way to cancel it, and its result.
 #[pyclass(name = "Job", module = "phaseflow", frozen)]
 pub struct PyJob {
     handle: phaseflow::engine::JobHandle,
@@ -277,7 +325,8 @@ impl PyJob {
         let outcome = std::mem::replace(&mut *self.lock(), Outcome::Taken);
         match outcome {
             Outcome::Ready(result) => match *result {
-                Ok(solution) => match &self.sensitivities {
+                Ok(Done::Analysis(finished)) => finished.into_dict(py),
+                Ok(Done::Solution(solution)) => match &self.sensitivities {
                     None => solution_dict(py, solution, &self.settings),
                     Some(split) => {
                         let (solution, sens) = py.detach(|| {
@@ -343,10 +392,16 @@ const SIGNAL_SLICE: Duration = Duration::from_millis(100);
 
 /// A job's result: on its way (a waiter thread forwards it from the engine), arrived, or
 /// handed to Python.
-enum Outcome {
-    Waiting(mpsc::Receiver<Result<Solution, EngineError>>),
-    Ready(Box<Result<Solution, EngineError>>),
+pub enum Outcome {
+    Waiting(mpsc::Receiver<Result<Done, EngineError>>),
+    Ready(Box<Result<Done, EngineError>>),
     Taken,
+}
+
+/// What a finished job gives: a simulation's solution, or an analysis' result.
+pub enum Done {
+    Solution(Solution),
+    Analysis(crate::analysis::Finished),
 }
 
 impl Outcome {
@@ -354,12 +409,16 @@ impl Outcome {
     /// wait with a timeout can sleep on (and be woken by the moment the result arrives).
     /// The thread holds `engine` until the result is in: an engine whose last Python
     /// reference is gone would otherwise cancel the job it still owes.
-    fn waiting_on(job: Job<Solution>, engine: Engine) -> Outcome {
+    pub fn waiting_on<T: Send + 'static>(
+        job: Job<T>,
+        engine: Engine,
+        done: impl FnOnce(T) -> Done + Send + 'static,
+    ) -> Outcome {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("phaseflow-py-job".into())
             .spawn(move || {
-                let _ = tx.send(job.wait_blocking());
+                let _ = tx.send(job.wait_blocking().map(done));
                 drop(engine);
             })
             .map_or_else(
@@ -389,6 +448,24 @@ impl Outcome {
 }
 
 impl PyJob {
+    /// The job of an analysis, whose result `done` turns into its arrays.
+    pub fn analysis<T: Send + 'static>(
+        job: Job<T>,
+        engine: Engine,
+        ensemble: Ensemble,
+        dims: (usize, usize),
+        done: impl FnOnce(T) -> Done + Send + 'static,
+    ) -> PyJob {
+        PyJob {
+            handle: job.handle(),
+            outcome: Mutex::new(Outcome::waiting_on(job, engine, done)),
+            settings: serde_json::Value::Null,
+            ensemble,
+            dims,
+            sensitivities: None,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -404,6 +481,80 @@ pub fn build(
     options: Option<&Bound<'_, PyDict>>,
     prepare: &dyn Fn(&mut RunSpec) -> PyResult<()>,
 ) -> PyResult<(Problem, RunSpec)> {
+    let (system, mut spec) = spec_of(
+        system,
+        u0.is_some(),
+        params.is_some(),
+        rows(&u0, &params)?,
+        options,
+        None,
+    )?;
+    prepare(&mut spec)?;
+    let mut problem = problem_for_system(system, &spec).map_err(spec_error)?;
+    with_arrays(problem.ensemble_mut(), u0, params)?;
+    problem.check().map_err(array_error)?;
+    Ok((problem, spec))
+}
+
+/// Trajectories the arrays give (their rows, which must agree), and the first one's key.
+pub fn rows(
+    u0: &Option<PyReadonlyArray2<'_, f64>>,
+    params: &Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<Option<(usize, &'static str)>> {
+    let mut rows: Option<(usize, &'static str)> = None;
+    for (key, array) in [("u0", u0), ("params", params)] {
+        let Some(array) = array else { continue };
+        let r = array.shape()[0];
+        match rows {
+            Some((m, other)) if m != r => {
+                return Err(spec_error_at(
+                    format!("{key} has {r} rows but {other} has {m}: one row per trajectory"),
+                    Some(key.into()),
+                ));
+            }
+            _ => rows = Some((r, key)),
+        }
+    }
+    Ok(rows)
+}
+
+/// The ensemble with the arrays' initial states and parameters.
+pub fn with_arrays(
+    ensemble: &mut Ensemble,
+    u0: Option<PyReadonlyArray2<'_, f64>>,
+    params: Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<()> {
+    if let Some(u0) = u0 {
+        ensemble.initial = InitialStates::Table(table(&u0, "u0")?);
+    }
+    if let Some(params) = params {
+        ensemble.params = Parameters::Table(table(&params, "params")?);
+    }
+    Ok(())
+}
+
+/// A problem's own check failing: an array of the wrong width is named by its key.
+pub fn array_error(e: phaseflow::ode::SimError) -> PyErr {
+    let message = e.to_string();
+    match ["u0", "params"]
+        .into_iter()
+        .find(|k| message.contains(&format!("the {k} array")))
+    {
+        Some(key) => spec_error_at(message, Some(key.into())),
+        None => crate::errors::sim_error(e),
+    }
+}
+
+/// The system and run spec of a call: `options` read as the config file's keys, with `n`
+/// from the arrays' `rows`; `analysis` names the one analysis table the call may hold.
+pub fn spec_of(
+    system: &Bound<'_, PyAny>,
+    has_u0: bool,
+    has_params: bool,
+    rows: Option<(usize, &'static str)>,
+    options: Option<&Bound<'_, PyDict>>,
+    analysis: Option<&str>,
+) -> PyResult<(System, RunSpec)> {
     let (system, name) = if let Ok(s) = system.cast::<PySystem>() {
         let inner = s.get().inner.clone();
         let name = inner.name().to_string();
@@ -427,11 +578,11 @@ pub fn build(
     };
     let map = json.as_object_mut().expect("keywords are a dict");
     for (key, why) in REFUSED {
-        if map.contains_key(key) {
+        if map.contains_key(key) && Some(key) != analysis {
             return Err(spec_error_at(format!("{key}: {why}"), Some(key.into())));
         }
     }
-    for (key, array) in [("u0", &u0), ("params", &params)] {
+    for (key, given) in [("u0", has_u0), ("params", has_params)] {
         let file = if key == "u0" {
             "u0.file"
         } else {
@@ -442,7 +593,7 @@ pub fn build(
         } else {
             map.contains_key("params_file") || map.contains_key("sweep")
         };
-        if array.is_some() && clash {
+        if given && clash {
             return Err(spec_error_at(
                 format!(
                     "give {key} as an array or as the spec's own keys ({file}, sweep, ...), not both"
@@ -452,20 +603,6 @@ pub fn build(
         }
     }
     // Arrays give the ensemble's size; `n`, when given too, must agree with their rows.
-    let mut rows: Option<(usize, &str)> = None;
-    for (key, array) in [("u0", &u0), ("params", &params)] {
-        let Some(array) = array else { continue };
-        let r = array.shape()[0];
-        match rows {
-            Some((m, other)) if m != r => {
-                return Err(spec_error_at(
-                    format!("{key} has {r} rows but {other} has {m}: one row per trajectory"),
-                    Some(key.into()),
-                ));
-            }
-            _ => rows = Some((r, key)),
-        }
-    }
     if let Some((r, key)) = rows {
         match map.get("n").map(serde_json::Value::as_u64) {
             None => {
@@ -482,30 +619,13 @@ pub fn build(
         }
     }
     map.insert("system".into(), serde_json::Value::String(name));
-    let mut spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
-    spec.only_analysis(None).map_err(spec_error)?;
-    prepare(&mut spec)?;
-    let mut problem = problem_for_system(system, &spec).map_err(spec_error)?;
-    let ensemble = problem.ensemble_mut();
-    if let Some(u0) = u0 {
-        let table = table(&u0, "u0")?;
-        ensemble.initial = InitialStates::Table(table);
+    if let Some(table) = analysis {
+        // The analysis' own table, empty for its defaults.
+        map.entry(table).or_insert_with(|| serde_json::json!({}));
     }
-    if let Some(params) = params {
-        ensemble.params = Parameters::Table(table(&params, "params")?);
-    }
-    problem.check().map_err(|e| {
-        // An array of the wrong width is named by the key it came in.
-        let message = e.to_string();
-        match ["u0", "params"]
-            .into_iter()
-            .find(|k| message.contains(&format!("the {k} array")))
-        {
-            Some(key) => spec_error_at(message, Some(key.into())),
-            None => crate::errors::sim_error(e),
-        }
-    })?;
-    Ok((problem, spec))
+    let spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
+    spec.only_analysis(analysis).map_err(spec_error)?;
+    Ok((system, spec))
 }
 
 fn table(array: &PyReadonlyArray2<'_, f64>, key: &str) -> PyResult<Table> {
