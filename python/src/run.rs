@@ -185,11 +185,9 @@ impl PyEngine {
             .map_err(engine_error)?;
         Ok(PyJob {
             handle: job.handle(),
-            outcome: Mutex::new(Outcome::waiting_on(
-                job,
-                self.engine.clone(),
-                Done::Solution,
-            )),
+            outcome: Mutex::new(Outcome::waiting_on(job, self.engine.clone(), |s| {
+                Done::Solution(Box::new(s))
+            })),
             settings,
             ensemble,
             dims,
@@ -327,10 +325,10 @@ impl PyJob {
             Outcome::Ready(result) => match *result {
                 Ok(Done::Analysis(finished)) => finished.into_dict(py),
                 Ok(Done::Solution(solution)) => match &self.sensitivities {
-                    None => solution_dict(py, solution, &self.settings),
+                    None => solution_dict(py, *solution, &self.settings),
                     Some(split) => {
                         let (solution, sens) = py.detach(|| {
-                            split_solution(solution, split.dim, split.state_names.clone())
+                            split_solution(*solution, split.dim, split.state_names.clone())
                         });
                         let shape = [
                             solution.times.len(),
@@ -400,7 +398,7 @@ pub enum Outcome {
 
 /// What a finished job gives: a simulation's solution, or an analysis' result.
 pub enum Done {
-    Solution(Solution),
+    Solution(Box<Solution>),
     Analysis(crate::analysis::Finished),
 }
 
