@@ -36,6 +36,21 @@ impl Normal {
         self.count += 1;
     }
 
+    /// Adds one observed value whose gradient row is zero except at `index` (the unknowns
+    /// it depends on, each once), where it is `value`: `add` for rows that touch a few of
+    /// many unknowns (a multiple-shooting segment's).
+    pub fn add_sparse(&mut self, r: f64, index: &[usize], value: &[f64]) {
+        let n = self.jtr.len();
+        for (&a, &va) in index.iter().zip(value) {
+            self.jtr[a] += va * r;
+            for (&b, &vb) in index.iter().zip(value) {
+                self.jtj[a * n + b] += va * vb;
+            }
+        }
+        self.cost += 0.5 * r * r;
+        self.count += 1;
+    }
+
     /// Adds another set of observations' equations (the cost of a shared fit is the sum
     /// over trajectories, and so are its gradient and Gauss–Newton matrix).
     pub fn merge(&mut self, other: &Normal) {

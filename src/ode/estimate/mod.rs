@@ -11,9 +11,11 @@
 //! run's saves are the same bits however it is cut, and the host's arithmetic is f64 in a
 //! fixed order. `shared` fits one set of values to every trajectory at once.
 
+mod driver;
 pub mod lm;
 mod problem;
 pub mod shared;
+pub mod shooting;
 mod sink;
 
 pub use problem::{
@@ -23,19 +25,21 @@ pub use problem::{
 use super::adaptive::SaveAt;
 use super::any::Problem;
 use super::ensemble::{Ensemble, InitialStates, Inputs, Parameters, Table};
+use super::fixed::problem::TimeGrid;
 use super::options::RunOptions;
 use super::sensitivity::{Sensitivities, Target, augment};
 use crate::gpu::GpuContext;
+use driver::{Fits, norm};
 use lm::Normal;
 use sink::ObservationSink;
 
-/// The problem run for the fits still going: `points[a]` holds the fitted values of
-/// trajectory `active[a]`.
-fn evaluation_problem(
+/// Each fit's initial state and parameters at its point: the ensemble's, with the fitted
+/// quantities in `points[a]` (trajectory `active[a]`) put in.
+fn states_and_params(
     ep: &EstimationProblem,
     active: &[usize],
     points: &[Vec<f64>],
-) -> Result<Problem, EstimateError> {
+) -> (Vec<f64>, Vec<f64>) {
     let base = ep.problem.ensemble();
     let system = ep.problem.system();
     let (dim, n_params) = (system.dim(), system.n_params());
@@ -53,6 +57,23 @@ fn evaluation_problem(
         states.extend(u);
         params.extend(p);
     }
+    (states, params)
+}
+
+/// The model run for the fits `active` from `states` and `params` (row-major, one row
+/// each), saving at `saves` (adaptive and stiff runs; a fixed-step run saves on its grid),
+/// over `window` instead of the problem's span where one is given (a shooting segment).
+fn run_problem(
+    ep: &EstimationProblem,
+    active: &[usize],
+    states: Vec<f64>,
+    params: Vec<f64>,
+    window: Option<(f64, f64)>,
+    saves: Vec<f64>,
+) -> Result<Problem, EstimateError> {
+    let base = ep.problem.ensemble();
+    let system = ep.problem.system();
+    let (dim, n_params) = (system.dim(), system.n_params());
     let table = |data: Vec<f64>, cols: usize, origin: &str| Table {
         data,
         rows: active.len(),
@@ -82,20 +103,35 @@ fn evaluation_problem(
         inputs,
         ..base.clone()
     };
-    let saveat = SaveAt::Times(ep.observations.times.clone());
+    let saveat = SaveAt::Times(saves);
     Ok(match ep.problem.clone() {
         Problem::Fixed(mut p) => {
             p.ensemble = ensemble;
+            if let Some((t0, t1)) = window {
+                p.grid = TimeGrid::from_span(t0, t1, p.grid.dt).map_err(|e| {
+                    EstimateError::Input(format!(
+                        "the shooting segment from t = {t0} to {t1} is not whole steps of \
+                         dt = {}: {e}",
+                        p.grid.dt
+                    ))
+                })?;
+            }
             Problem::Fixed(p)
         }
         Problem::Adaptive(mut p) => {
             p.ensemble = ensemble;
             p.saveat = saveat;
+            if let Some((t0, t1)) = window {
+                (p.t0, p.t1) = (t0, t1);
+            }
             Problem::Adaptive(p)
         }
         Problem::Stiff(mut p) => {
             p.ensemble = ensemble;
             p.saveat = saveat;
+            if let Some((t0, t1)) = window {
+                (p.t0, p.t1) = (t0, t1);
+            }
             Problem::Stiff(p)
         }
         Problem::Sde(_) => {
@@ -104,6 +140,24 @@ fn evaluation_problem(
             ));
         }
     })
+}
+
+/// The problem run for the fits still going: `points[a]` holds the fitted values of
+/// trajectory `active[a]`.
+fn evaluation_problem(
+    ep: &EstimationProblem,
+    active: &[usize],
+    points: &[Vec<f64>],
+) -> Result<Problem, EstimateError> {
+    let (states, params) = states_and_params(ep, active, points);
+    run_problem(
+        ep,
+        active,
+        states,
+        params,
+        None,
+        ep.observations.times.clone(),
+    )
 }
 
 /// The save slot of each observation time (`None` for save times not observed).
@@ -149,10 +203,6 @@ fn evaluate(
     Ok(sink.into_normals())
 }
 
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
 /// Runs every fit (see the module comment).
 pub fn estimate(
     ctx: &GpuContext,
@@ -160,10 +210,21 @@ pub fn estimate(
     options: &RunOptions,
 ) -> Result<Estimate, EstimateError> {
     ep.check()?;
-    let n = ep.problem.ensemble().n;
-    let n_fit = ep.targets.len();
     let started = std::time::Instant::now();
-    let mut x: Vec<Vec<f64>> = (0..n)
+    let fits = driver::levenberg_marquardt(
+        starts(ep),
+        &enough(ep),
+        &ep.bounds,
+        ep.stopping,
+        |active, points| evaluate(ctx, ep, active, points, options),
+    )?;
+    Ok(into_estimate(ep, fits, started))
+}
+
+/// Each fit's start, clamped into the bounds.
+fn starts(ep: &EstimationProblem) -> Vec<Vec<f64>> {
+    let n_fit = ep.targets.len();
+    (0..ep.problem.ensemble().n)
         .map(|j| {
             let s = match &ep.start {
                 Start::Same(v) => v.clone(),
@@ -174,113 +235,34 @@ pub fn estimate(
                 .map(|(v, &(lo, hi))| v.clamp(lo, hi))
                 .collect()
         })
-        .collect();
-    let mut status = vec![FitStatus::Running; n];
-    let mut normal: Vec<Normal> = vec![Normal::zero(n_fit); n];
-    // A fit with fewer observed values than quantities has nothing to fit from.
-    let all: Vec<usize> = (0..n)
-        .filter(|&j| {
-            let enough = ep.observed(j) >= n_fit;
-            if !enough {
-                status[j] = FitStatus::Underdetermined;
-            }
-            enough
-        })
-        .collect();
-    let mut runs = 0;
-    let mut trajectory_runs = 0;
-    if !all.is_empty() {
-        runs = 1;
-        trajectory_runs = all.len();
-        let starts: Vec<Vec<f64>> = all.iter().map(|&j| x[j].clone()).collect();
-        let first = evaluate(ctx, ep, &all, &starts, options)?;
-        for (&j, f) in all.iter().zip(first) {
-            match f {
-                Some(f) if f.cost.is_finite() => normal[j] = f,
-                _ => status[j] = FitStatus::IntegrationFailed,
-            }
-        }
-    }
-    let mut lambda = vec![1e-3; n];
-    let mut iterations = vec![0u32; n];
-    let stop = ep.stopping;
-    loop {
-        // Each fit still going proposes a step; the proposals are evaluated together.
-        let mut active = Vec::new();
-        let mut trials = Vec::new();
-        for j in 0..n {
-            if status[j] != FitStatus::Running {
-                continue;
-            }
-            if iterations[j] >= stop.max_iterations {
-                status[j] = FitStatus::MaxIterations;
-                continue;
-            }
-            if normal[j].cost == 0.0 {
-                status[j] = FitStatus::Converged;
-                continue;
-            }
-            match lm::damped_step(&normal[j], lambda[j]) {
-                Some(step) => {
-                    let trial = lm::clip(&x[j], &step, &ep.bounds);
-                    let moved: Vec<f64> = trial.iter().zip(&x[j]).map(|(a, b)| a - b).collect();
-                    if norm(&moved) <= stop.xtol * (norm(&x[j]) + stop.xtol) {
-                        // No move the bounds allow is larger than the tolerance: converged,
-                        // unless the damping, grown by rejections, shrank the step to nothing.
-                        status[j] = lm::small_step_status(&normal[j], &x[j], &ep.bounds, stop.xtol);
-                        continue;
-                    }
-                    active.push(j);
-                    trials.push(trial);
-                }
-                None => {
-                    lambda[j] *= 10.0;
-                    iterations[j] += 1;
-                    if lambda[j] > 1e16 {
-                        status[j] = FitStatus::Stalled;
-                    }
-                }
-            }
-        }
-        if active.is_empty() {
-            if status.iter().all(|s| *s != FitStatus::Running) {
-                break;
-            }
-            continue;
-        }
-        runs += 1;
-        trajectory_runs += active.len();
-        let results = evaluate(ctx, ep, &active, &trials, options)?;
-        for ((j, trial), result) in active.into_iter().zip(trials).zip(results) {
-            iterations[j] += 1;
-            let old = normal[j].cost;
-            match result {
-                Some(new) if new.cost.is_finite() && new.cost < old => {
-                    let decrease = (old - new.cost) / old;
-                    let moved: Vec<f64> = trial.iter().zip(&x[j]).map(|(a, b)| a - b).collect();
-                    let small_step = norm(&moved) <= stop.xtol * (norm(&x[j]) + stop.xtol);
-                    x[j] = trial;
-                    normal[j] = new;
-                    lambda[j] = (lambda[j] / 10.0).max(1e-12);
-                    if decrease <= stop.ftol || small_step {
-                        status[j] = FitStatus::Converged;
-                    }
-                }
-                _ => {
-                    lambda[j] *= 10.0;
-                    if lambda[j] > 1e16 {
-                        status[j] = FitStatus::Stalled;
-                    }
-                }
-            }
-        }
-    }
+        .collect()
+}
+
+/// Whether each fit has as many observed values as quantities to fit (with fewer there is
+/// nothing to fit from).
+fn enough(ep: &EstimationProblem) -> Vec<bool> {
+    (0..ep.problem.ensemble().n)
+        .map(|j| ep.observed(j) >= ep.targets.len())
+        .collect()
+}
+
+/// The result of fits that ended at `fits`, begun at `started`.
+fn into_estimate(ep: &EstimationProblem, fits: Fits, started: std::time::Instant) -> Estimate {
+    let n_fit = ep.targets.len();
+    let Fits {
+        x,
+        normal,
+        status,
+        iterations,
+        runs,
+        trajectory_runs,
+    } = fits;
     let names = ep
         .targets
         .iter()
         .map(|t| t.name(ep.problem.system()))
         .collect();
-    let mut covariance = Vec::with_capacity(n * n_fit * n_fit);
+    let mut covariance = Vec::with_capacity(x.len() * n_fit * n_fit);
     for (j, f) in normal.iter().enumerate() {
         if matches!(
             status[j],
@@ -291,7 +273,7 @@ pub fn estimate(
             covariance.extend(lm::covariance(f));
         }
     }
-    Ok(Estimate {
+    Estimate {
         names,
         values: x.concat(),
         covariance,
@@ -312,5 +294,5 @@ pub fn estimate(
         runs,
         trajectory_runs,
         solve: started.elapsed(),
-    })
+    }
 }
