@@ -127,6 +127,24 @@ fn estimate_recovers_what_simulate_made() {
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(json["trajectories"], 3);
+    assert_eq!(json["segments"], 1);
+
+    // Multiple shooting lands on the same fit (the single-shooting finish polishes it).
+    with.extend(["--segments", "4"]);
+    let o = phaseflow(&with);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (
+            json["segments"].clone(),
+            json["status"]["converged"].clone()
+        ),
+        (4.into(), 3.into())
+    );
+    let (_, shot) = read_npy(&fits.join("estimates.npy")).unwrap();
+    for (a, b) in shot.iter().zip(&est) {
+        assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+    }
 }
 
 /// `--shared`: one frequency behind three oscillators that started at x0 = 1, 1.5, 2 is
@@ -203,6 +221,16 @@ fn estimate_refuses_bad_input_with_one_message() {
         phaseflow(&a)
     };
     assert_input_error(&base(&["--fit", "omega=0:1"]), "omega");
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "--segments", "0"]),
+        "--segments 0",
+    );
+    let too_many = base(&["--fit", "w=0.1:3", "--segments", "100000"]);
+    assert_input_error(&too_many, "two of the");
+    assert_input_error(
+        &base(&["--fit", "w=0.1:3", "--segments", "2", "--shared"]),
+        "does not combine with --shared",
+    );
     assert_input_error(&base(&["--fit", "w=2:1"]), "LO < HI");
     assert_input_error(&base(&["--fit", "w=0:1:5"]), "start within");
     assert_input_error(&base(&["--fit", "w=0:1:0.5:3"]), "LO:HI or LO:HI:START");

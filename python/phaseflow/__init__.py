@@ -449,6 +449,7 @@ def estimate(
     start: Any = None,
     weights: dict[str, float] | None = None,
     shared: bool = False,
+    segments: int = 1,
     max_iterations: int | None = None,
     sensitivity_error: str | None = None,
     u0: Any = None,
@@ -463,7 +464,9 @@ def estimate(
     each quantity to fit (a parameter's name, or a state's initial value as ``"x0"``) to
     ``(low, high)`` or ``(low, high, start)``; ``mask`` (the observations' shape, 0: not
     observed); ``start`` [N, n_fit] per-trajectory starts; ``weights`` a state's weight in
-    the cost (default 1); ``shared=True`` fits one set of values to all trajectories. The
+    the cost (default 1); ``shared=True`` fits one set of values to all trajectories;
+    ``segments=K`` fits each by multiple shooting over K segments (chaotic systems, long
+    windows: ``phaseflow estimate --segments``). The
     other keywords are ``simulate``'s (``solver`` (tsit5), ``rtol``/``atol`` (1e-8),
     ``dt``, ``tspan`` (0 to the last time), ``precision`` (f64), ``u0``/``params`` arrays
     for what is not fitted, ...). Ctrl-C cancels the fits and raises ``KeyboardInterrupt``.
@@ -471,7 +474,8 @@ def estimate(
     engine = engine or default_engine()
     raw = _estimate_fits(
         system, observations, times, fit, engine=engine, mask=mask, start=start, weights=weights,
-        shared=shared, max_iterations=max_iterations, sensitivity_error=sensitivity_error,
+        shared=shared, segments=segments, max_iterations=max_iterations,
+        sensitivity_error=sensitivity_error,
         u0=_table(u0, "u0"), params=_table(params, "params"), **options,
     )
     return Estimates(raw)

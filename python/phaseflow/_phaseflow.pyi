@@ -201,6 +201,7 @@ def estimate_fits(
     start: Any = None,
     weights: dict[str, float] | None = None,
     shared: bool = False,
+    segments: int = 1,
     max_iterations: int | None = None,
     sensitivity_error: str | None = None,
     u0: Any = None,

@@ -9,7 +9,8 @@ use crate::run::{PyEngine, build, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
 use phaseflow::ode::RunOptions;
 use phaseflow::ode::estimate::shared::{SharedEstimate, estimate_shared};
-use phaseflow::ode::estimate::{Estimate, EstimateError, EstimationProblem, estimate};
+use phaseflow::ode::estimate::shooting::estimate_shooting;
+use phaseflow::ode::estimate::{Estimate, EstimateError, EstimationProblem};
 use phaseflow::spec::estimate::{
     FitData, FitInputError, FitRequest, estimation_problem, prepare_run,
 };
@@ -52,8 +53,8 @@ fn estimate_error(e: EstimateError) -> PyErr {
 #[pyfunction]
 #[pyo3(signature = (
     system, observations, times, fit, *, engine, mask = None, start = None, weights = None,
-    shared = false, max_iterations = None, sensitivity_error = None, u0 = None, params = None,
-    **options
+    shared = false, segments = 1, max_iterations = None, sensitivity_error = None, u0 = None,
+    params = None, **options
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn estimate_fits<'py>(
@@ -67,6 +68,7 @@ pub fn estimate_fits<'py>(
     start: Option<&Bound<'py, PyAny>>,
     weights: Option<&Bound<'py, PyDict>>,
     shared: bool,
+    segments: usize,
     max_iterations: Option<u32>,
     sensitivity_error: Option<String>,
     u0: Option<&Bound<'py, PyAny>>,
@@ -119,8 +121,28 @@ pub fn estimate_fits<'py>(
     })?;
     let ep = estimation_problem(problem, &request, data).map_err(input_error)?;
     ep.check().map_err(estimate_error)?;
-    let settings = settings(&ep, &request);
-    let outcome = run(py, engine, ep, shared)?;
+    let n_obs = ep.observations.times.len();
+    if segments == 0 || 2 * segments > n_obs {
+        return Err(spec_error_at(
+            format!(
+                "segments is {segments}: give at least 1, and at most {} so that each segment \
+                 holds at least two of the {n_obs} observation times",
+                n_obs / 2
+            ),
+            Some("segments".into()),
+        ));
+    }
+    if shared && segments > 1 {
+        return Err(spec_error_at(
+            "segments fits each trajectory on its own (multiple shooting); it does not \
+             combine with shared=True"
+                .into(),
+            Some("segments".into()),
+        ));
+    }
+    let mut settings = settings(&ep, &request);
+    settings["segments"] = segments.into();
+    let outcome = run(py, engine, ep, shared, segments)?;
     let out = match outcome {
         Fits::Each(fits) => each_dict(py, fits)?,
         Fits::Shared(fit) => shared_dict(py, fit)?,
@@ -160,7 +182,13 @@ enum Fits {
 
 /// Runs the fits on the engine's device in a thread of their own; the caller waits
 /// without the GIL, and Ctrl-C cancels them (between GPU submissions) and is re-raised.
-fn run(py: Python<'_>, engine: &PyEngine, ep: EstimationProblem, shared: bool) -> PyResult<Fits> {
+fn run(
+    py: Python<'_>,
+    engine: &PyEngine,
+    ep: EstimationProblem,
+    shared: bool,
+    segments: usize,
+) -> PyResult<Fits> {
     let cancel = Arc::new(AtomicBool::new(false));
     let options = RunOptions {
         cancel: Some(cancel.clone()),
@@ -175,7 +203,7 @@ fn run(py: Python<'_>, engine: &PyEngine, ep: EstimationProblem, shared: bool) -
             let result = if shared {
                 estimate_shared(ctx, &ep, &options).map(Fits::Shared)
             } else {
-                estimate(ctx, &ep, &options).map(Fits::Each)
+                estimate_shooting(ctx, &ep, segments, &options).map(Fits::Each)
             };
             let _ = tx.send(result);
         })

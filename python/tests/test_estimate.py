@@ -58,6 +58,22 @@ def test_fits_equal_the_cli_bit_for_bit(engine, cli, tmp_path):
     assert e.observed[2] == 300 - 30
 
 
+def test_multiple_shooting_equals_the_cli_bit_for_bit(engine, cli, tmp_path):
+    """segments=4 runs the CLI's --segments 4 fits: the same values, costs, iterations."""
+    params, times, obs = lorenz_observations(engine, 6, 0.1, seed=5)
+    np.save(tmp_path / "obs.npy", obs)
+    np.save(tmp_path / "times.npy", times)
+    cli("estimate", "lorenz", "--observations", tmp_path / "obs.npy", "--times", tmp_path / "times.npy",
+        *[a for k, (lo, hi, s) in FIT.items() for a in ("--fit", f"{k}={lo}:{hi}:{s}")],
+        "--segments", "4", "-o", tmp_path / "fits")
+    e = pf.estimate("lorenz", obs, times, FIT, engine=engine, segments=4)
+    assert e.settings["segments"] == 4
+    for name, got in [("estimates", e.values), ("cost", e.cost), ("iterations", e.iterations),
+                      ("fit_status", e.status)]:
+        assert np.array_equal(got, np.load(tmp_path / "fits" / f"{name}.npy")), name
+    np.testing.assert_allclose(e.values, params, rtol=2e-2)
+
+
 def test_a_shared_fit_equals_the_cli_and_finds_the_common_value(engine, cli, tmp_path):
     """Twenty trajectories with their own sigma and rho and one beta = 8/3: beta fitted to
     all at once, the others known (params)."""
@@ -125,6 +141,9 @@ def test_estimate_errors_name_their_key(engine):
         (dict(saveat=[1.0]), "saveat", "observation times"),
         (dict(sensitivity_error="some"), "sensitivity_error", "include or exclude"),
         (dict(mask=np.ones((4, 10))), "mask", "3-D"),
+        (dict(segments=6), "segments", "at most 5"),
+        (dict(segments=0), "segments", "at least 1"),
+        (dict(segments=2, shared=True), "segments", "shared"),
     ]
     for change, key, text in cases:
         args = dict(observations=obs, times=times, fit={"rho": (0.0, 50.0)}) | change

@@ -13,7 +13,8 @@ use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::io::npy::read_npy;
 use crate::ode::estimate::shared::estimate_shared;
-use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem, FitStatus, estimate};
+use crate::ode::estimate::shooting::estimate_shooting;
+use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem, FitStatus};
 use crate::ode::{Precision, RunOptions, Solver};
 use crate::spec::build_problem;
 use crate::spec::estimate::{
@@ -61,7 +62,14 @@ With --shared, one set of the --fit quantities is fitted to all N trajectories a
 of every trajectory's, each iteration one GPU run of the whole ensemble. Output:
 estimates.npy [n_fit], stderr.npy [n_fit], covariance.npy [n_fit, n_fit], trajectory_cost.npy
 [N] (each trajectory's share of the cost at the fit: where an outlier shows) and run.json
-(with the status, iterations and cost).";
+(with the status, iterations and cost).
+
+With --segments K (multiple shooting), the window is cut at observation times into K
+segments; each segment after the first starts from a state of its own, fitted beside the
+--fit quantities and joined to the previous segment's end by a penalty, so that no error in
+the parameters grows for longer than one segment. Then the usual fit finishes from there,
+so the outputs are the same kind as without it. For chaotic systems over windows of
+several Lyapunov times, where a single trajectory's fit ends in a local minimum.";
 
 #[derive(Debug, clap::Args)]
 pub struct EstimateArgs {
@@ -93,6 +101,12 @@ pub struct EstimateArgs {
     /// instead of one set per trajectory
     #[arg(long)]
     shared: bool,
+
+    /// Multiple shooting: cut the window at observation times into K segments, each
+    /// started from a state fitted with the parameters (for chaotic systems and long
+    /// windows, where one trajectory through all the data has many local minima)
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    segments: usize,
 
     /// A state's weight in the cost (repeat per state) [default: 1]
     #[arg(long, value_name = "STATE=W", value_parser = parse_assign)]
@@ -238,6 +252,21 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ep = problem(args)?;
     ep.check().map_err(input)?;
+    let n_obs = ep.observations.times.len();
+    if args.segments == 0 || 2 * args.segments > n_obs {
+        return Err(input(format!(
+            "--segments {}: give at least 1, and at most {} so that each segment holds at \
+             least two of the {n_obs} observation times",
+            args.segments,
+            n_obs / 2
+        )));
+    }
+    if args.shared && args.segments > 1 {
+        return Err(input(
+            "--segments fits each trajectory on its own (multiple shooting); it does not \
+             combine with --shared",
+        ));
+    }
     let out = match &args.out {
         Some(dir) => {
             refuse_other_run(dir)?;
@@ -267,7 +296,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     if args.shared {
         return run_shared(args, &ctx, &ep, &options, out);
     }
-    let fits = estimate(&ctx, &ep, &options).map_err(cli_error)?;
+    let fits = estimate_shooting(&ctx, &ep, args.segments, &options).map_err(cli_error)?;
     let summary = summary_json(args, &ep, &fits);
     if let Some(mut dir) = out {
         write(&mut dir, &fits)?;
@@ -316,6 +345,7 @@ fn summary_json(args: &EstimateArgs, ep: &EstimationProblem, fits: &Estimate) ->
         "max_iterations": ep.stopping.max_iterations,
         "ftol": ep.stopping.ftol,
         "xtol": ep.stopping.xtol,
+        "segments": args.segments,
         "status": status_counts(fits),
         "gpu_runs": fits.runs,
         "trajectory_runs": fits.trajectory_runs,
