@@ -1,8 +1,8 @@
 //! The Levenberg–Marquardt loop over many independent fits: each fit still going proposes
 //! a damped step from its normal equations, every proposal is evaluated in one call (one
 //! GPU run, or one per segment), and each fit accepts, rejects, converges or gives up on
-//! its own. What a point's normal equations are is the caller's: single shooting
-//! (`super::evaluate`) or multiple shooting (`super::shooting`).
+//! its own. What a point's normal equations are is the caller's: single shooting (the
+//! parent module's evaluation) or multiple shooting (the shooting module's).
 
 use super::lm::{self, Normal};
 use super::problem::{EstimateError, FitStatus, Stopping};
