@@ -227,6 +227,8 @@ fn estimate_refuses_bad_input_with_one_message() {
     );
     let too_many = base(&["--fit", "w=0.1:3", "--segments", "100000"]);
     assert_input_error(&too_many, "two of the");
+    let huge = base(&["--fit", "w=0.1:3", "--segments", "18446744073709551615"]);
+    assert_input_error(&huge, "two of the");
     assert_input_error(
         &base(&["--fit", "w=0.1:3", "--segments", "2", "--shared"]),
         "does not combine with --shared",

@@ -122,7 +122,7 @@ pub fn estimate_fits<'py>(
     let ep = estimation_problem(problem, &request, data).map_err(input_error)?;
     ep.check().map_err(estimate_error)?;
     let n_obs = ep.observations.times.len();
-    if segments == 0 || 2 * segments > n_obs {
+    if segments == 0 || (segments > 1 && segments > n_obs / 2) {
         return Err(spec_error_at(
             format!(
                 "segments is {segments}: give at least 1, and at most {} so that each segment \

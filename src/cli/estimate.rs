@@ -253,7 +253,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let ep = problem(args)?;
     ep.check().map_err(input)?;
     let n_obs = ep.observations.times.len();
-    if args.segments == 0 || 2 * args.segments > n_obs {
+    if args.segments == 0 || (args.segments > 1 && args.segments > n_obs / 2) {
         return Err(input(format!(
             "--segments {}: give at least 1, and at most {} so that each segment holds at \
              least two of the {n_obs} observation times",

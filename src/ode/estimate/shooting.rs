@@ -17,7 +17,7 @@
 //! equations (n_fit + (K−1)·dim unknowns, sparse rows) as they arrive.
 //!
 //! Levenberg–Marquardt runs on that enlarged problem (`driver`); then the single-shooting
-//! fit starts from its parameters and finishes (usually in one or two iterations), so that
+//! fit starts from its parameters and finishes, so that
 //! the values, costs, statuses and covariances reported are those of the original least-
 //! squares problem, with no trace of the penalty. Segments each window separately, so a
 //! non-autonomous system (one whose right-hand side reads t) is integrated at its own times.
@@ -58,7 +58,8 @@ struct Segment {
 fn segments(ep: &EstimationProblem, k: usize) -> Result<Vec<Segment>, EstimateError> {
     let times = &ep.observations.times;
     let n_obs = times.len();
-    if k == 0 || 2 * k > n_obs {
+    // One segment is single shooting, whatever the number of observations.
+    if k == 0 || (k > 1 && k > n_obs / 2) {
         return Err(EstimateError::Input(format!(
             "{k} shooting segments: give at least 1, and at most {} so that each holds at \
              least two of the {n_obs} observation times",
@@ -88,11 +89,11 @@ pub fn estimate_shooting(
     segments: usize,
     options: &RunOptions,
 ) -> Result<Estimate, EstimateError> {
-    ep.check()?;
-    let segs = self::segments(ep, segments)?;
     if segments == 1 {
         return super::estimate(ctx, ep, options);
     }
+    ep.check()?;
+    let segs = self::segments(ep, segments)?;
     let started = std::time::Instant::now();
     let layout = Layout::new(ep, segs);
     let enough = enough(ep);
@@ -261,6 +262,10 @@ impl Layout {
         let mut normals = vec![Normal::zero(self.n_unknowns()); active.len()];
         let mut ok = vec![true; active.len()];
         let times = &ep.observations.times;
+        let sens = Sensitivities {
+            targets: self.targets.clone(),
+            error_control: ep.error_control,
+        };
         for (k, seg) in self.segs.iter().enumerate() {
             let states = if k == 0 {
                 first_states.clone()
@@ -281,12 +286,8 @@ impl Layout {
                 states,
                 params.clone(),
                 Some((seg.t0, seg.t1)),
-                saves.clone(),
+                saves,
             )?;
-            let sens = Sensitivities {
-                targets: self.targets.clone(),
-                error_control: ep.error_control,
-            };
             let run = augment(&problem, &sens)?;
             let save_times = run.problem.save_times()?;
             let observed = observed_slots(&save_times, &times[seg.obs.clone()])?;
@@ -483,5 +484,8 @@ mod tests {
         let err = segments(&ep, 4).unwrap_err().to_string();
         assert!(err.contains("at most 3"), "{err}");
         assert!(segments(&ep, 0).is_err());
+        assert!(segments(&ep, usize::MAX).is_err());
+        // One segment needs no second observation.
+        assert_eq!(segments(&problem(vec![1.0]), 1).unwrap().len(), 1);
     }
 }
