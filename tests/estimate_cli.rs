@@ -231,7 +231,7 @@ fn estimate_refuses_bad_input_with_one_message() {
     assert_input_error(&huge, "two of the");
     assert_input_error(
         &base(&["--fit", "w=0.1:3", "--segments", "2", "--shared"]),
-        "does not combine with --shared",
+        "does not combine with a shared fit",
     );
     assert_input_error(&base(&["--fit", "w=2:1"]), "LO < HI");
     assert_input_error(&base(&["--fit", "w=0:1:5"]), "start within");

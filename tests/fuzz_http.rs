@@ -9,6 +9,7 @@ mod common;
 
 use phaseflow::engine::Engine;
 use phaseflow::nn::deeponet::data::antiderivative_arch;
+use phaseflow::serve::estimate::estimate_request;
 use phaseflow::serve::request::{json_body, prediction_inputs, simulate_problem};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -54,6 +55,17 @@ const KEYS: &[&str] = &[
     "beta",
     "mu",
     "colour",
+    "sensitivities",
+    "sensitivity_error",
+    "observations",
+    "times",
+    "fit",
+    "mask",
+    "start",
+    "weights",
+    "shared",
+    "segments",
+    "max_iterations",
 ];
 
 /// Valid requests the mutations start from.
@@ -64,6 +76,16 @@ fn seeds() -> Vec<Value> {
         json!({"system": "lorenz", "n": 9, "u0": {"grid": {"x": [0, 1, 3], "y": [0, 1, 3]}}, "param": {"sigma": 9}, "set": {"z": 1}}),
         json!({"system": {"definition": "name = \"decay\"\nstates = { x = 1.0 }\nparameters = { k = 1.0 }\nequations = \"\"\"\ndx = -k * x\n\"\"\"\n"}, "n": 4, "tspan": [0, 1], "dt": 0.1}),
         json!({"system": "rossler", "n": 3, "solver": "dp5", "saveat": [0, 0.5, 1], "tspan": [0, 1], "rtol": {"x": 1e-6, "*": 1e-5}, "precision": "f64"}),
+        json!({"system": "lorenz", "n": 8, "solver": "tsit5", "tspan": [0, 1], "saveat": "0:0.25:1", "sensitivities": ["rho", "x0"], "sensitivity_error": "exclude"}),
+    ]
+}
+
+/// Valid estimate requests the mutations start from.
+fn estimate_seeds() -> Vec<Value> {
+    vec![
+        json!({"system": "lorenz", "observations": [[[1, 2, 3], [null, 2.5, 3.5]], [[1.1, 2, 3], [1, 2, 3]]], "times": [0.1, 0.2], "fit": {"rho": [1, 60], "x0": [-5, 5, 1]}, "weights": {"z": 0.5}, "max_iterations": 5}),
+        json!({"system": "harmonic", "observations": [[[1, 0], [0.5, -0.8], [0, -1], [-0.5, -0.8]]], "times": [0.5, 1, 1.5, 2], "fit": {"w": [0.1, 3]}, "segments": 2, "mask": [[[1, 1], [1, 0], [1, 1], [0, 1]]], "start": [[1.0]]}),
+        json!({"system": "van_der_pol", "n": 2, "observations": [[[1, 1]], [[2, 1]]], "times": [1], "fit": {"mu": [0, 3]}, "shared": true, "solver": "rk4", "dt": 0.01}),
     ]
 }
 
@@ -128,6 +150,10 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// A valid request with one to three changes: a key replaced, removed or added.
 fn mutated_spec() -> impl Strategy<Value = Value> {
+    mutated(seeds())
+}
+
+fn mutated(seeds: Vec<Value>) -> impl Strategy<Value = Value> {
     let change = (
         proptest::sample::select(KEYS),
         0..3u8,
@@ -135,7 +161,7 @@ fn mutated_spec() -> impl Strategy<Value = Value> {
         proptest::option::of(proptest::sample::select(KEYS)),
     );
     (
-        proptest::sample::select(seeds()),
+        proptest::sample::select(seeds),
         proptest::collection::vec(change, 1..4),
     )
         .prop_map(|(mut spec, changes)| {
@@ -164,11 +190,28 @@ fn check_simulate(body: &[u8]) {
     let Ok(request) = json_body(body) else {
         return;
     };
-    match simulate_problem(request.clone()) {
-        Ok(problem) => {
-            // The size check the server makes before accepting must not blow up either.
-            let _ = Engine::result_bytes(&problem);
-        }
+    let checked = simulate_problem(request.clone()).map(|problem| {
+        // The size check the server makes before accepting must not blow up either.
+        let _ = Engine::result_bytes(problem.run_problem());
+    });
+    check_refusal(&request, checked);
+}
+
+/// What the server does with an estimate body before queueing it.
+fn check_estimate(body: &[u8]) {
+    let Ok(request) = json_body(body) else {
+        return;
+    };
+    let checked = estimate_request(request.clone()).map(|fits| {
+        let _ = fits.result_bytes();
+    });
+    check_refusal(&request, checked);
+}
+
+/// A refusal is a 4xx with a message, and the field it names is a key of the request.
+fn check_refusal(request: &Value, checked: Result<(), phaseflow::serve::error::ApiError>) {
+    match checked {
+        Ok(()) => {}
         Err(e) => {
             assert!(
                 (400..500).contains(&e.status.as_u16()),
@@ -203,6 +246,16 @@ proptest! {
     #[test]
     fn mutated_run_specs_are_accepted_or_refused_cleanly(v in mutated_spec()) {
         check_simulate(v.to_string().as_bytes());
+    }
+
+    #[test]
+    fn mutated_estimate_bodies_are_accepted_or_refused_cleanly(v in mutated(estimate_seeds())) {
+        check_estimate(v.to_string().as_bytes());
+    }
+
+    #[test]
+    fn any_json_estimate_body_is_accepted_or_refused_cleanly(v in json_value()) {
+        check_estimate(v.to_string().as_bytes());
     }
 
     #[test]
@@ -252,5 +305,18 @@ fn huge_save_grids_are_refused_before_allocating() {
         json!({"system": "lorenz", "n": 1, "tspan": [0, 1], "dt": 1e-12, "save_every": 1}),
     ] {
         check_simulate(spec.to_string().as_bytes());
+    }
+}
+
+/// The seeds are valid requests, so the mutations start from bodies that get through.
+#[test]
+fn the_seeds_are_accepted() {
+    for seed in seeds() {
+        assert!(simulate_problem(seed.clone()).is_ok(), "{seed}");
+    }
+    for seed in estimate_seeds() {
+        if let Err(e) = estimate_request(seed.clone()) {
+            panic!("{seed}: {}", e.message);
+        }
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::random_matrix;
-use common::server::results_dir;
+use common::server::{Client, npz_arrays, results_dir, states_of};
 use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::nn::{DeepONetNet, DeepONetParams, Init, save_deeponet_bytes};
 use phaseflow::ode::{Problem, RunOptions};
@@ -25,118 +25,12 @@ fn config(results: &Path, token: Option<&str>) -> ServeConfig {
     common::server::config(results, token, limits)
 }
 
-struct Client {
-    base: String,
-    agent: ureq::Agent,
-    token: Option<String>,
-}
-
-impl Client {
-    fn new(server: &Server, token: Option<&str>) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Client {
-            base: format!("http://{}", server.addr()),
-            agent,
-            token: token.map(str::to_string),
-        }
-    }
-
-    fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
-        let url = format!("{}{path}", self.base);
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut response = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            ("DELETE", _) => {
-                let mut r = self.agent.delete(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            (_, body) => {
-                let mut r = self.agent.post(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send(body.unwrap_or_default())
-            }
-        }
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap();
-        (status, bytes)
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, bytes) = self.send(method, path, body.map(|b| b.to_string().into_bytes()));
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    fn submit(&self, spec: Value) -> u64 {
-        let (status, v) = self.json("POST", "/v1/simulate", Some(spec));
-        assert_eq!(status, 202, "{v}");
-        v["id"].as_u64().unwrap()
-    }
-
-    /// Polls until the job has finished; returns its final state.
-    fn wait(&self, id: u64) -> Value {
-        let started = Instant::now();
-        loop {
-            let (status, v) = self.json("GET", &format!("/v1/jobs/{id}"), None);
-            assert_eq!(status, 200, "{v}");
-            if !["queued", "running", "cancelling"].contains(&v["state"].as_str().unwrap()) {
-                return v;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "job {id}: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 fn library_run(spec: &Value) -> phaseflow::ode::Solution {
     let spec: RunSpec = serde_json::from_value(spec.clone()).unwrap();
     let problem: Problem = build_problem(&spec).unwrap();
     problem
         .simulate(common::gpu(), &RunOptions::default())
         .unwrap()
-}
-
-/// The arrays of an `.npz` from the server.
-fn npz_arrays(
-    bytes: &[u8],
-    dir: &Path,
-) -> std::collections::BTreeMap<String, phaseflow::io::NpzValue> {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("result.npz");
-    std::fs::write(&path, bytes).unwrap();
-    phaseflow::io::read_npz(&path).unwrap()
-}
-
-fn states_of(v: &phaseflow::io::NpzValue) -> Vec<f64> {
-    match v {
-        phaseflow::io::NpzValue::Array { data, .. } => data.clone(),
-        other => panic!("not an array: {other:?}"),
-    }
 }
 
 #[test]
@@ -203,7 +97,8 @@ fn results_over_http_equal_the_library_and_bad_inputs_get_4xx() {
         (json!({"system": "lorenz", "n": 1000, "save_every": 1, "tspan": [0, 100], "dt": 0.001}).to_string().into_bytes(), 422, "bytes", json!({"field": "save_every"})),
         (json!({"system": "lorenz", "nn": 10}).to_string().into_bytes(), 422, "unknown field", json!({"field": "nn"})),
         (json!({"system": "lorenz", "params_file": "/etc/passwd"}).to_string().into_bytes(), 422, "files on the server", json!({"field": "params_file"})),
-        (json!({"system": "lorenz", "n": 4, "sensitivities": ["rho"]}).to_string().into_bytes(), 422, "does not compute sensitivities", json!({"field": "sensitivities"})),
+        (json!({"system": "lorenz", "n": 4, "sensitivities": ["rhoo"]}).to_string().into_bytes(), 422, "rhoo", json!({"field": "sensitivities"})),
+        (json!({"system": "lorenz", "n": 4, "sensitivities": ["rho"], "sensitivity_error": "sideways"}).to_string().into_bytes(), 422, "include or exclude", json!({"field": "sensitivity_error"})),
         (vec![b' '; 100 << 10], 413, "limit of 65536 bytes", Value::Null),
     ];
     for (body, status, words, at) in bad {
@@ -494,6 +389,81 @@ fn event_logs_over_http_equal_the_library() {
     );
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("no array 'events'"));
+}
+
+/// Sensitivities over HTTP: an adaptive f64 and a fixed-step f32 job give the library's
+/// states and S bit for bit (`sensitivities` [n_save, N, dim, n_sens] beside `states`), the
+/// record names the targets, JSON nests S by save, trajectory, state and target, and a run
+/// whose S would pass the output limit is refused at the key.
+#[test]
+fn sensitivities_over_http_equal_the_library() {
+    let dir = results_dir("sensitivities");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+    let adaptive = json!({"system": "lorenz", "n": 16, "solver": "tsit5", "precision": "f64", "tspan": [0, 1], "saveat": 0.25, "sweep": {"rho": [20, 30]}, "sensitivities": ["rho", "x0"]});
+    let fixed = json!({"system": "harmonic", "n": 8, "solver": "rk4", "tspan": [0, 2], "dt": 0.01, "save_every": 50, "sweep": {"w": [0.5, 2]}, "sensitivities": ["w"], "precision": "f32"});
+    for (k, spec) in [adaptive, fixed].iter().enumerate() {
+        let id = c.submit(spec.clone());
+        let done = c.wait(id);
+        assert_eq!(done["state"], "succeeded", "{done}");
+        let names: Vec<String> = serde_json::from_value(spec["sensitivities"].clone()).unwrap();
+        assert_eq!(done["summary"]["sensitivities"]["names"], json!(names));
+        assert_eq!(
+            done["summary"]["states"].as_array().unwrap().len(),
+            if k == 0 { 3 } else { 2 }
+        );
+
+        let run_spec: RunSpec = serde_json::from_value(spec.clone()).unwrap();
+        let problem = build_problem(&run_spec).unwrap();
+        let want = phaseflow::spec::sensitivity_run(&run_spec, &problem)
+            .unwrap()
+            .unwrap()
+            .simulate(common::gpu(), &RunOptions::default())
+            .unwrap();
+        let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+        assert_eq!(status, 200);
+        let arrays = npz_arrays(&npz, &dir.join(format!("check-{k}")));
+        let names_in_order: Vec<&String> = arrays.keys().collect();
+        assert!(names_in_order.contains(&&"sensitivities".to_string()));
+        let (dim, n_sens) = (problem.system().dim(), names.len());
+        let n_save = want.solution.times.len();
+        match &arrays["sensitivities"] {
+            phaseflow::io::NpzValue::Array { shape, .. } => {
+                assert_eq!(
+                    shape,
+                    &[n_save, spec["n"].as_u64().unwrap() as usize, dim, n_sens]
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let as_f64 = |v: &phaseflow::ode::StateValues| -> Vec<f64> {
+            match v {
+                phaseflow::ode::StateValues::F32(v) => v.iter().map(|&x| x as f64).collect(),
+                phaseflow::ode::StateValues::F64(v) => v.clone(),
+            }
+        };
+        assert_eq!(states_of(&arrays["states"]), as_f64(&want.solution.states));
+        let s = states_of(&arrays["sensitivities"]);
+        assert_eq!(s, as_f64(&want.sensitivities));
+        assert!(s.iter().all(|x| x.is_finite()) && s.iter().any(|x| *x != 0.0));
+
+        let (status, js) = c.json("GET", &format!("/v1/jobs/{id}/result?format=json"), None);
+        assert_eq!(status, 200, "{js}");
+        assert_eq!(js["sensitivity_names"], json!(names));
+        let last = &js["sensitivities"][n_save - 1][1];
+        assert_eq!(last.as_array().unwrap().len(), dim);
+        let at = |save: usize, j: usize, i: usize, p: usize| {
+            s[((save * spec["n"].as_u64().unwrap() as usize + j) * dim + i) * n_sens + p]
+        };
+        assert_eq!(
+            last[dim - 1][n_sens - 1].as_f64(),
+            Some(at(n_save - 1, 1, dim - 1, n_sens - 1))
+        );
+    }
+    // S multiplies what a run returns; the refusal names the key that added it.
+    let (status, v) = c.json("POST", "/v1/simulate", Some(json!({"system": "lorenz", "n": 200000, "tspan": [0, 1], "dt": 0.01, "save_every": 1, "sensitivities": ["rho", "sigma", "beta", "x0", "y0", "z0"]})));
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["where"]["field"], "sensitivities", "{v}");
 }
 
 /// The analyses over HTTP: a Lyapunov and a basins job give the library's arrays (the

@@ -12,28 +12,14 @@ use phaseflow::ode::estimate::shared::{SharedEstimate, estimate_shared};
 use phaseflow::ode::estimate::shooting::estimate_shooting;
 use phaseflow::ode::estimate::{Estimate, EstimateError, EstimationProblem};
 use phaseflow::spec::estimate::{
-    FitData, FitInputError, FitRequest, estimation_problem, prepare_run,
+    FitData, FitInputError, FitRequest, NOT_FOR_FITS, check_segments, estimation_problem,
+    prepare_run, settings_json,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
-
-/// Run keys a fit sets itself, or whose output a fit does not have.
-const NOT_FOR_FITS: [(&str, &str); 5] = [
-    ("saveat", "the fits' runs save at the observation times"),
-    (
-        "sensitivities",
-        "the fits' runs differentiate with respect to what `fit` names",
-    ),
-    (
-        "sensitivity_error",
-        "give it as estimate's own keyword `sensitivity_error`",
-    ),
-    ("events", "fits are of systems without events"),
-    ("section", "fits are of systems without events"),
-];
 
 fn input_error(e: FitInputError) -> PyErr {
     spec_error_at(e.to_string(), Some(e.key.into()))
@@ -121,27 +107,8 @@ pub fn estimate_fits<'py>(
     })?;
     let ep = estimation_problem(problem, &request, data).map_err(input_error)?;
     ep.check().map_err(estimate_error)?;
-    let n_obs = ep.observations.times.len();
-    if segments == 0 || (segments > 1 && segments > n_obs / 2) {
-        return Err(spec_error_at(
-            format!(
-                "segments is {segments}: give at least 1, and at most {} so that each segment \
-                 holds at least two of the {n_obs} observation times",
-                n_obs / 2
-            ),
-            Some("segments".into()),
-        ));
-    }
-    if shared && segments > 1 {
-        return Err(spec_error_at(
-            "segments fits each trajectory on its own (multiple shooting); it does not \
-             combine with shared=True"
-                .into(),
-            Some("segments".into()),
-        ));
-    }
-    let mut settings = settings(&ep, &request);
-    settings["segments"] = segments.into();
+    check_segments(segments, ep.observations.times.len(), shared).map_err(input_error)?;
+    let settings = settings_json(&ep, shared, segments);
     let outcome = run(py, engine, ep, shared, segments)?;
     let out = match outcome {
         Fits::Each(fits) => each_dict(py, fits)?,
@@ -231,36 +198,9 @@ fn run(
     }
 }
 
-/// The fits' set-up as resolved, for the result's `settings`.
-fn settings(ep: &EstimationProblem, request: &FitRequest) -> serde_json::Value {
-    let (t0, t1) = ep.problem.span();
-    let system = ep.problem.system();
-    serde_json::json!({
-        "system": system.name(),
-        "solver": ep.problem.solver().name(),
-        "precision": ep.problem.precision().name(),
-        "tspan": [t0, t1],
-        "n": ep.problem.ensemble().n,
-        "observation_times": ep.observations.times.len(),
-        "fitted": ep.targets.iter().map(|t| t.name(system)).collect::<Vec<_>>(),
-        "bounds": ep.bounds,
-        "weights": ep.observations.weights,
-        "state_names": system.states.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
-        "sensitivity_error": ep.error_control.name(),
-        "max_iterations": ep.stopping.max_iterations,
-        "ftol": ep.stopping.ftol,
-        "xtol": ep.stopping.xtol,
-        "shared": request.shared,
-        "phaseflow_version": env!("CARGO_PKG_VERSION"),
-    })
-}
-
 fn each_dict(py: Python<'_>, fits: Estimate) -> PyResult<Bound<'_, PyDict>> {
     let (n, k) = (fits.status.len(), fits.n_fit());
-    let stderr: Vec<f64> = (0..n)
-        .flat_map(|j| (0..k).map(move |c| (j, c)))
-        .map(|(j, c)| fits.stderr(j, c))
-        .collect();
+    let stderr = fits.stderrs();
     let out = PyDict::new(py);
     out.set_item("names", fits.names)?;
     out.set_item("values", fits.values.into_pyarray(py).reshape([n, k])?)?;

@@ -14,11 +14,11 @@ use crate::io::OutputDir;
 use crate::io::npy::read_npy;
 use crate::ode::estimate::shared::estimate_shared;
 use crate::ode::estimate::shooting::estimate_shooting;
-use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem, FitStatus};
+use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem};
 use crate::ode::{Precision, RunOptions, Solver};
 use crate::spec::build_problem;
 use crate::spec::estimate::{
-    Array, FitData, FitInputError, FitRequest, estimation_problem, prepare_run,
+    Array, FitData, FitInputError, FitRequest, check_segments, estimation_problem, prepare_run,
 };
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -252,21 +252,7 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ep = problem(args)?;
     ep.check().map_err(input)?;
-    let n_obs = ep.observations.times.len();
-    if args.segments == 0 || (args.segments > 1 && args.segments > n_obs / 2) {
-        return Err(input(format!(
-            "--segments {}: give at least 1, and at most {} so that each segment holds at \
-             least two of the {n_obs} observation times",
-            args.segments,
-            n_obs / 2
-        )));
-    }
-    if args.shared && args.segments > 1 {
-        return Err(input(
-            "--segments fits each trajectory on its own (multiple shooting); it does not \
-             combine with --shared",
-        ));
-    }
+    check_segments(args.segments, ep.observations.times.len(), args.shared).map_err(flag_error)?;
     let out = match &args.out {
         Some(dir) => {
             refuse_other_run(dir)?;
@@ -310,23 +296,6 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     Ok(())
 }
 
-fn status_counts(fits: &Estimate) -> serde_json::Map<String, serde_json::Value> {
-    let mut counts = serde_json::Map::new();
-    for s in [
-        FitStatus::Converged,
-        FitStatus::MaxIterations,
-        FitStatus::IntegrationFailed,
-        FitStatus::Stalled,
-        FitStatus::Underdetermined,
-    ] {
-        let c = fits.status.iter().filter(|x| **x == s).count();
-        if c > 0 {
-            counts.insert(s.name().into(), c.into());
-        }
-    }
-    counts
-}
-
 fn summary_json(args: &EstimateArgs, ep: &EstimationProblem, fits: &Estimate) -> serde_json::Value {
     let n = fits.status.len();
     let (t0, t1) = ep.problem.span();
@@ -346,7 +315,7 @@ fn summary_json(args: &EstimateArgs, ep: &EstimationProblem, fits: &Estimate) ->
         "ftol": ep.stopping.ftol,
         "xtol": ep.stopping.xtol,
         "segments": args.segments,
-        "status": status_counts(fits),
+        "status": fits.status_counts_json(),
         "gpu_runs": fits.runs,
         "trajectory_runs": fits.trajectory_runs,
         "seconds": fits.solve.as_secs_f64(),
@@ -360,10 +329,7 @@ fn write(dir: &mut OutputDir, fits: &Estimate) -> Result<(), CliError> {
     let io = |e: crate::io::output::OutputError| CliError::Runtime(e.to_string());
     let (n, k) = (fits.status.len(), fits.n_fit());
     let (n64, k64) = (n as u64, k as u64);
-    let stderr: Vec<f64> = (0..n)
-        .flat_map(|j| (0..k).map(move |c| (j, c)))
-        .map(|(j, c)| fits.stderr(j, c))
-        .collect();
+    let stderr = fits.stderrs();
     dir.write_npy("estimates.npy", &[n64, k64], &fits.values)
         .map_err(io)?;
     dir.write_npy("stderr.npy", &[n64, k64], &stderr)
@@ -389,7 +355,8 @@ fn print_text(ep: &EstimationProblem, fits: &Estimate, out: Option<&Path>) {
         fits.names.join(", "),
         ep.observations.times.len()
     );
-    let counts: Vec<String> = status_counts(fits)
+    let counts: Vec<String> = fits
+        .status_counts_json()
         .into_iter()
         .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
         .collect();

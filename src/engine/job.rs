@@ -17,6 +17,8 @@ pub enum JobKind {
     Lyapunov,
     OrbitDiagram,
     Basins,
+    /// Parameter estimation: `done` and `total` count GPU runs, not trajectories.
+    Estimate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,6 +12,7 @@
 mod analysis;
 mod config;
 mod error;
+mod estimate;
 mod handle;
 mod job;
 mod model;
@@ -22,6 +23,7 @@ mod train;
 
 pub use config::EngineConfig;
 pub use error::EngineError;
+pub use estimate::{FitMode, Fitted, estimate_result_bytes};
 pub use handle::{Job, JobHandle};
 pub use job::{JobId, JobKind, JobOptions, JobState, Progress, ProgressCallback};
 pub use model::{MAX_INPUT, Model, check_input_value, check_prediction_values};
@@ -342,6 +344,42 @@ impl Engine {
         opts: JobOptions,
     ) -> Result<BasinsResult, EngineError> {
         self.submit_basins(problem, opts)?.wait_blocking()
+    }
+
+    /// Queues parameter estimation (`mode`: one fit per trajectory, by single or multiple
+    /// shooting, or one shared fit); returns at once. Inputs the fits cannot take, a budget
+    /// the fits' runs cannot plan in, or a result over the host limit are refused here.
+    pub fn submit_estimate(
+        &self,
+        problem: crate::ode::estimate::EstimationProblem,
+        mode: FitMode,
+        opts: JobOptions,
+    ) -> Result<Job<Fitted>, EngineError> {
+        problem
+            .check()
+            .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let memory = self.inner.job_budget(&opts)?;
+        self.check_result_bytes(estimate_result_bytes(&problem))?;
+        let options = Engine::job_run_options(memory);
+        problem.problem.plan(&self.inner.ctx, &options)?;
+        let total = estimate::run_bound(&problem, mode);
+        self.submit(
+            JobKind::Estimate,
+            total,
+            memory,
+            &opts,
+            move |ctx, shared, inner| estimate::run(ctx, &problem, mode, options, shared, inner),
+        )
+    }
+
+    /// `submit_estimate`, waited for on the calling thread.
+    pub fn estimate_blocking(
+        &self,
+        problem: crate::ode::estimate::EstimationProblem,
+        mode: FitMode,
+        opts: JobOptions,
+    ) -> Result<Fitted, EngineError> {
+        self.submit_estimate(problem, mode, opts)?.wait_blocking()
     }
 
     /// Queues a DeepONet training run; returns at once.

@@ -3,15 +3,18 @@
 use super::analysis::{self, Size};
 use super::conn::{CONNECTION, ConnActivity, working};
 use super::error::ApiError;
+use super::estimate;
 use super::limits::Limits;
 use super::metrics;
 use super::request::{json_body, prediction_inputs, simulate_problem};
-use super::results::{Finished, ResultStore, solution_arrays};
+use super::results::{Finished, ResultStore, npy, solution_arrays};
 use crate::engine::{
     Engine, EngineError, Job, JobHandle, JobId, JobOptions, JobState, Model, Progress,
 };
+use crate::io::Dtype;
+use crate::ode::sensitivity::split_solution;
 use crate::ode::solution::status_counts_json;
-use crate::ode::{Problem, Solution, Solver};
+use crate::ode::{Problem, Solution, Solver, StateValues};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -186,14 +189,42 @@ impl App {
     }
 }
 
-/// A finished simulation as stored.
-fn finished_simulation(s: Solution, before: &Value) -> Finished {
+/// A finished simulation as stored; `split` (states, sensitivities, state names) turns an
+/// augmented run's saves back into the states and `sensitivities` [n_save, N, dim, n_sens].
+fn finished_simulation(
+    s: Solution,
+    split: Option<(usize, usize, Value)>,
+    before: &Value,
+) -> Finished {
     let stiff = before["solver"]
         .as_str()
         .and_then(Solver::from_name)
         .is_some_and(Solver::is_stiff);
+    let Some((dim, n_sens, names)) = split else {
+        return Finished {
+            arrays: solution_arrays(&s, stiff),
+            summary: summary(before, &s),
+        };
+    };
+    let names = names
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (s, sens) = split_solution(s, dim, names);
+    let mut arrays = solution_arrays(&s, stiff);
+    let shape = [s.times.len() as u64, s.n as u64, dim as u64, n_sens as u64];
+    let bytes = match &sens {
+        StateValues::F32(v) => npy(Dtype::F32, &shape, v),
+        StateValues::F64(v) => npy(Dtype::F64, &shape, v),
+    };
+    // Beside the states, as the CLI writes sensitivities.npy beside states.npy.
+    arrays.insert(1, ("sensitivities".to_string(), bytes));
     Finished {
-        arrays: solution_arrays(&s, stiff),
+        arrays,
         summary: summary(before, &s),
     }
 }
@@ -311,6 +342,27 @@ pub async fn basins(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
     .await
 }
 
+pub async fn estimate(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Reply {
+    start(app, body, |app, request| {
+        let fits = estimate::estimate_request(request.clone())?;
+        check_size(
+            app,
+            Size {
+                n: fits.problem.problem.ensemble().n,
+                bytes: fits.result_bytes(),
+                key: "observations",
+                hint: "send fewer trajectories per request",
+            },
+        )?;
+        let (problem, mode) = (fits.problem, fits.mode);
+        let job = queue(app, "estimate", request, fits.settings, |engine| {
+            engine.submit_estimate(problem, mode, JobOptions::default())
+        })?;
+        Ok((job, Box::new(estimate::estimate_finished) as Finish<_>))
+    })
+    .await
+}
+
 /// Stores a finished job's result, given the summary its record had so far.
 type Finish<T> = Box<dyn FnOnce(T, &Value) -> Finished + Send>;
 
@@ -409,7 +461,8 @@ fn accept_simulation(
     app: &App,
     request: Value,
 ) -> Result<(Job<Solution>, Finish<Solution>), ApiError> {
-    let problem = simulate_problem(request.clone())?;
+    let checked = simulate_problem(request.clone())?;
+    let problem = checked.run_problem();
     let n = problem.ensemble().n;
     if n > app.limits.max_n {
         return Err(ApiError::invalid(format!(
@@ -418,7 +471,7 @@ fn accept_simulation(
         ))
         .field("n"));
     }
-    let bytes = Engine::result_bytes(&problem).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let bytes = Engine::result_bytes(problem).map_err(|e| ApiError::invalid(e.to_string()))?;
     if bytes > app.limits.max_output_bytes {
         // Which key to change: the event records' if they are most of it, else the saves'.
         let system = problem.system();
@@ -436,6 +489,11 @@ fn accept_simulation(
                 key,
                 "keep fewer event records per trajectory or run fewer trajectories",
             )
+        } else if checked.sensitivities.is_some() {
+            (
+                "sensitivities",
+                "ask for fewer sensitivities, save less often or run fewer trajectories",
+            )
         } else if problem.is_adaptive() {
             ("saveat", "save less often or run fewer trajectories")
         } else {
@@ -447,11 +505,25 @@ fn accept_simulation(
         ))
         .field(field));
     }
-    let summary = problem_summary(&problem);
+    let mut summary = problem_summary(&checked.problem);
+    // The job integrates the augmented system; its saves are split back into the states
+    // and S when it finishes.
+    let split = checked.sensitivities.as_ref().map(|run| {
+        summary["sensitivities"] = json!({
+            "names": run.names,
+            "error_control": checked.sensitivity_error,
+            "equations": run.problem.system().dim(),
+        });
+        (run.dim, run.n_sens(), summary["states"].clone())
+    });
+    let problem = problem.clone();
     let job = queue(app, "simulate", request, summary, |engine| {
         engine.submit_simulate(problem, JobOptions::default())
     })?;
-    Ok((job, Box::new(finished_simulation)))
+    Ok((
+        job,
+        Box::new(move |s, before| finished_simulation(s, split, before)),
+    ))
 }
 
 /// Refuses an analysis whose trajectories or results exceed the server's limits.

@@ -7,6 +7,7 @@ mod analysis;
 mod app;
 mod conn;
 pub mod error;
+pub mod estimate;
 mod limits;
 mod metrics;
 pub mod request;
@@ -181,6 +182,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/lyapunov", post(app::lyapunov))
         .route("/v1/orbit-diagram", post(app::orbit_diagram))
         .route("/v1/basins", post(app::basins))
+        .route("/v1/estimate", post(app::estimate))
         .route("/v1/jobs", get(app::list_jobs))
         .route(
             "/v1/jobs/{id}",

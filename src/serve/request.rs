@@ -8,7 +8,8 @@ use crate::model::diagnostic::{Source, did_you_mean};
 use crate::model::{System, builtin, builtin_names, parse_system};
 use crate::nn::{DeepONetArch, Matrix};
 use crate::ode::Problem;
-use crate::spec::{RunSpec, SpecError, problem_for_system};
+use crate::ode::sensitivity::SensitivityRun;
+use crate::spec::{RunSpec, SpecError, problem_for_system, sensitivity_run};
 use serde_json::Value;
 
 /// Keys of a run config that read or write server files.
@@ -19,26 +20,40 @@ pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::malformed(&e))
 }
 
-/// `{"system": "lorenz" | {"definition": "<system file TOML>"}, "n": ..., ...}` → problem.
-pub fn simulate_problem(body: Value) -> Result<Problem, ApiError> {
-    let (system, spec) = run_spec(body)?;
-    // Jobs hold states only: a run that asked for sensitivities must not come back without
-    // them as if it had none.
-    for (key, set) in [
-        ("sensitivities", spec.sensitivities.is_some()),
-        ("sensitivity_error", spec.sensitivity_error.is_some()),
-    ] {
-        if set {
-            return Err(ApiError::invalid(format!(
-                "'{key}': the server does not compute sensitivities yet; use `phaseflow \
-                 simulate --sensitivities` or the library (phaseflow::ode::sensitivity)"
-            ))
-            .field(key));
-        }
+/// A checked simulate request: the problem as asked (what the record describes) and, when
+/// it asks for `sensitivities`, the run on the augmented system that the job integrates.
+pub struct SimulateRequest {
+    pub problem: Problem,
+    pub sensitivities: Option<SensitivityRun>,
+    /// `include` or `exclude`, as the run's summary records it.
+    pub sensitivity_error: &'static str,
+}
+
+impl SimulateRequest {
+    /// What the job runs: the augmented problem when there are sensitivities.
+    pub fn run_problem(&self) -> &Problem {
+        self.sensitivities
+            .as_ref()
+            .map_or(&self.problem, |run| &run.problem)
     }
-    spec.only_analysis(None)
-        .and_then(|()| problem_for_system(system, &spec))
-        .map_err(spec_api_error)
+}
+
+/// `{"system": "lorenz" | {"definition": "<system file TOML>"}, "n": ..., ...}` → problem,
+/// with the checks and messages of `simulate --config` (sensitivities included).
+pub fn simulate_problem(body: Value) -> Result<SimulateRequest, ApiError> {
+    let (system, spec) = run_spec(body)?;
+    spec.only_analysis(None).map_err(spec_api_error)?;
+    let problem = problem_for_system(system, &spec).map_err(spec_api_error)?;
+    let sensitivities = sensitivity_run(&spec, &problem).map_err(spec_api_error)?;
+    let sensitivity_error = match spec.sensitivity_error.as_deref() {
+        Some("exclude") => "exclude",
+        _ => "include",
+    };
+    Ok(SimulateRequest {
+        problem,
+        sensitivities,
+        sensitivity_error,
+    })
 }
 
 /// A body with a run config's keys: its system (a built-in's name or a definition

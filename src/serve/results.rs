@@ -268,7 +268,9 @@ impl ResultStore {
     /// event records, every array of an analysis.
     pub fn json_bytes(&self, id: JobId, record: &Value) -> u64 {
         let names = if record["kind"] == "simulate" {
-            vec!["states".to_string(), "events".to_string()]
+            ["states", "sensitivities", "events"]
+                .map(str::to_string)
+                .to_vec()
         } else {
             self.array_names(id, record)
         };
@@ -294,8 +296,10 @@ impl ResultStore {
     }
 
     /// The arrays as JSON: times, states as [save][trajectory][state], status codes,
-    /// for adaptive runs step counts, and for systems with events the counts and, per
-    /// trajectory, its recorded rows [t, event id, state...] (no NaN padding).
+    /// for adaptive runs step counts, with sensitivities S as
+    /// [save][trajectory][state][target] (`sensitivity_names` the targets), and for systems
+    /// with events the counts and, per trajectory, its recorded rows [t, event id, state...]
+    /// (no NaN padding).
     pub fn json(&self, id: JobId, record: &Value) -> Result<Value, String> {
         let read = |name: &str| read_npy(&self.dir(id).join(format!("{name}.npy")));
         let (shape, states) = read("states").map_err(|e| e.to_string())?;
@@ -304,7 +308,7 @@ impl ResultStore {
         let [slots, n, dim] = shape[..] else {
             return Err("states.npy is not 3-dimensional".into());
         };
-        let nested: Vec<Vec<&[f64]>> = (0..slots)
+        let by_save: Vec<Vec<&[f64]>> = (0..slots)
             .map(|s| {
                 (0..n)
                     .map(|j| &states[(s * n + j) * dim..(s * n + j + 1) * dim])
@@ -316,7 +320,7 @@ impl ResultStore {
             "state_names": record["summary"]["states"],
             "shape": [slots, n, dim],
             "times": times,
-            "states": nested,
+            "states": by_save,
             "status": status.iter().map(|&c| c as u8).collect::<Vec<_>>(),
         });
         if let Ok((shape, steps)) = read("steps") {
@@ -327,6 +331,10 @@ impl ResultStore {
                     .map(|c| c.iter().map(|&v| v as u32).collect::<Vec<_>>())
                     .collect::<Vec<_>>()
             );
+        }
+        if let Ok((shape, sens)) = read("sensitivities") {
+            out["sensitivities"] = nested(&shape, &sens, false);
+            out["sensitivity_names"] = record["summary"]["sensitivities"]["names"].clone();
         }
         if let (Ok((shape, records)), Ok((_, counts))) = (read("events"), read("event_counts")) {
             let [n, k, width] = shape[..] else {

@@ -273,3 +273,67 @@ pub fn estimation_problem(
         problem,
     })
 }
+
+/// Run keys a fit sets itself or has no use for, with the reason a refusal gives.
+pub const NOT_FOR_FITS: [(&str, &str); 4] = [
+    ("saveat", "the fits' runs save at the observation times"),
+    (
+        "sensitivities",
+        "the fits' runs differentiate with respect to what `fit` names",
+    ),
+    ("events", "fits are of systems without events"),
+    ("section", "fits are of systems without events"),
+];
+
+/// Refuses a number of shooting segments the observations cannot carry (each segment
+/// after the first starts at an observation time and needs a second one), or segments with
+/// a shared fit (multiple shooting fits each trajectory on its own).
+pub fn check_segments(segments: usize, n_obs: usize, shared: bool) -> Result<(), FitInputError> {
+    // Compared as K > n_obs / 2, never 2·K > n_obs: K may be any usize.
+    if segments == 0 || (segments > 1 && segments > n_obs / 2) {
+        return bad(
+            "segments",
+            format!(
+                "{segments}: give at least 1, and at most {} so that each segment holds at \
+                 least two of the {n_obs} observation times",
+                n_obs / 2
+            ),
+        );
+    }
+    if shared && segments > 1 {
+        return bad(
+            "segments",
+            "fits each trajectory on its own (multiple shooting); it does not combine with a \
+             shared fit"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The fits' set-up as resolved (defaults filled in), as front-ends record it beside the
+/// results: system, solver, precision, span, counts, what is fitted within which bounds,
+/// weights, error control, stopping rule, shared or not, segments.
+pub fn settings_json(ep: &EstimationProblem, shared: bool, segments: usize) -> serde_json::Value {
+    let (t0, t1) = ep.problem.span();
+    let system = ep.problem.system();
+    serde_json::json!({
+        "system": system.name(),
+        "solver": ep.problem.solver().name(),
+        "precision": ep.problem.precision().name(),
+        "tspan": [t0, t1],
+        "n": ep.problem.ensemble().n,
+        "observation_times": ep.observations.times.len(),
+        "fitted": ep.targets.iter().map(|t| t.name(system)).collect::<Vec<_>>(),
+        "bounds": ep.bounds,
+        "weights": ep.observations.weights,
+        "state_names": system.states.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+        "sensitivity_error": ep.error_control.name(),
+        "max_iterations": ep.stopping.max_iterations,
+        "ftol": ep.stopping.ftol,
+        "xtol": ep.stopping.xtol,
+        "shared": shared,
+        "segments": segments,
+        "phaseflow_version": env!("CARGO_PKG_VERSION"),
+    })
+}

@@ -134,6 +134,33 @@ impl Estimate {
         let n = self.n_fit();
         self.covariance[(j * n + k) * n + k].sqrt()
     }
+
+    /// Every standard error, row-major [N][n_fit].
+    pub fn stderrs(&self) -> Vec<f64> {
+        let (n, k) = (self.status.len(), self.n_fit());
+        (0..n)
+            .flat_map(|j| (0..k).map(move |c| (j, c)))
+            .map(|(j, c)| self.stderr(j, c))
+            .collect()
+    }
+
+    /// How many fits ended in each status, by name (statuses no fit ended in left out).
+    pub fn status_counts_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut counts = serde_json::Map::new();
+        for s in [
+            FitStatus::Converged,
+            FitStatus::MaxIterations,
+            FitStatus::IntegrationFailed,
+            FitStatus::Stalled,
+            FitStatus::Underdetermined,
+        ] {
+            let c = self.status.iter().filter(|x| **x == s).count();
+            if c > 0 {
+                counts.insert(s.name().into(), c.into());
+            }
+        }
+        counts
+    }
 }
 
 #[derive(Debug, Error)]
