@@ -116,6 +116,13 @@ fn estimate_recovers_what_simulate_made() {
         serde_json::from_str(&std::fs::read_to_string(fits.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["fitted"], serde_json::json!(["w", "x0"]));
     assert_eq!(run["status"]["converged"], 3);
+    // fit.png: three panels (the three trajectories; the worst is among them) in two rows,
+    // each state's fitted curve drawn in its colour (x blue, v red).
+    let png = image::open(fits.join("fit.png")).unwrap().to_rgb8();
+    assert_eq!(png.dimensions(), (1200, 2 * 420 + 60));
+    let count = |c: [u8; 3]| png.pixels().filter(|p| p.0 == c).count();
+    let (blue, red) = (count([31, 119, 180]), count([214, 39, 40]));
+    assert!(blue > 2000 && red > 2000, "{blue} blue, {red} red pixels");
 
     // The results are not replaced without --overwrite.
     let again = phaseflow(&args);

@@ -50,7 +50,7 @@ impl PlotError {
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
-const COLORS: [RGBColor; 6] = [
+pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),

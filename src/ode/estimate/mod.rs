@@ -160,6 +160,27 @@ fn evaluation_problem(
     )
 }
 
+/// The model at fitted values, for drawing it against the data: trajectories `samples`
+/// run from `values[a]` (the fitted quantities of `samples[a]`, in `ep.targets` order),
+/// saved at `times` (an adaptive or stiff run; a fixed-step run saves on its own grid).
+/// One GPU run of `samples.len()` trajectories, without sensitivities.
+pub fn fitted_trajectories(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    samples: &[usize],
+    values: &[Vec<f64>],
+    times: Vec<f64>,
+    options: &RunOptions,
+) -> Result<super::Solution, EstimateError> {
+    let (states, params) = states_and_params(ep, samples, values);
+    let problem = run_problem(ep, samples, states, params, None, times)?;
+    let solution = problem.simulate(ctx, options)?;
+    if solution.stats.completed < samples.len() {
+        return Err(EstimateError::Cancelled);
+    }
+    Ok(solution)
+}
+
 /// The save slot of each observation time (`None` for save times not observed).
 fn observed_slots(save_times: &[f64], obs: &[f64]) -> Result<Vec<Option<usize>>, EstimateError> {
     let mut of_slot = vec![None; save_times.len()];

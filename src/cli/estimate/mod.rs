@@ -9,12 +9,14 @@ use super::format::seconds;
 use super::interrupt;
 use super::simulate::{parse_assign, parse_span, positive};
 use super::spec_flags::run_spec_error;
+
+mod plot;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::OutputDir;
 use crate::io::npy::read_npy;
 use crate::ode::estimate::shared::estimate_shared;
 use crate::ode::estimate::shooting::estimate_shooting;
-use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem};
+use crate::ode::estimate::{Estimate, EstimateError, EstimationProblem, fitted_trajectories};
 use crate::ode::{Precision, RunOptions, Solver};
 use crate::spec::build_problem;
 use crate::spec::estimate::{
@@ -55,14 +57,15 @@ covariance.npy [N, n_fit, n_fit] float64 (sigma^2 (J^T W J)^-1 with sigma^2 = 2 
 (m - n_fit), m the values observed; NaN where it does not exist), cost.npy [N] float64,
 iterations.npy [N] uint32, fit_status.npy [N] u8 (1 converged, 2 max iterations, 3 the model
 could not be integrated at the start, 4 stalled, 5 underdetermined: fewer values observed
-than quantities fitted) and run.json describing the run.
+than quantities fitted), fit.png (the model at the fitted values against the observations
+for trajectories 0-2 and the worst fit) and run.json describing the run.
 
 With --shared, one set of the --fit quantities is fitted to all N trajectories at once
 (calibrating one model to many experiments that started differently): the cost is the sum
 of every trajectory's, each iteration one GPU run of the whole ensemble. Output:
 estimates.npy [n_fit], stderr.npy [n_fit], covariance.npy [n_fit, n_fit], trajectory_cost.npy
-[N] (each trajectory's share of the cost at the fit: where an outlier shows) and run.json
-(with the status, iterations and cost).
+[N] (each trajectory's share of the cost at the fit: where an outlier shows), fit.png and
+run.json (with the status, iterations and cost).
 
 With --segments K (multiple shooting), the window is cut at observation times into K
 segments; each segment after the first starts from a state of its own, fitted beside the
@@ -162,7 +165,7 @@ pub struct EstimateArgs {
 }
 
 /// Every file either kind of fit writes: one of them in DIR means results are there.
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "estimates.npy",
     "stderr.npy",
     "covariance.npy",
@@ -170,13 +173,25 @@ const FILES: [&str; 7] = [
     "iterations.npy",
     "fit_status.npy",
     "trajectory_cost.npy",
+    "fit.png",
 ];
-/// The files a shared fit writes (the others in `FILES` are per-trajectory fits').
-const SHARED_FILES: [&str; 4] = [
+/// The files per-trajectory fits write.
+const EACH_FILES: [&str; 7] = [
+    "estimates.npy",
+    "stderr.npy",
+    "covariance.npy",
+    "cost.npy",
+    "iterations.npy",
+    "fit_status.npy",
+    "fit.png",
+];
+/// The files a shared fit writes.
+const SHARED_FILES: [&str; 5] = [
     "estimates.npy",
     "stderr.npy",
     "covariance.npy",
     "trajectory_cost.npy",
+    "fit.png",
 ];
 
 fn input(e: impl std::fmt::Display) -> CliError {
@@ -286,7 +301,29 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let summary = summary_json(args, &ep, &fits);
     if let Some(mut dir) = out {
         write(&mut dir, &fits)?;
-        commit(dir, &summary, &FILES[..6])?;
+        let k = fits.n_fit();
+        let values = |j: usize| fits.values[j * k..(j + 1) * k].to_vec();
+        let caption = |j: usize| {
+            let fitted: Vec<String> = (0..k)
+                .map(|c| {
+                    let se = fits.stderr(j, c);
+                    let value = significant(fits.values[j * k + c]);
+                    match se.is_finite() {
+                        true => format!("{} = {value} ± {se:.2e}", fits.names[c]),
+                        false => format!("{} = {value}", fits.names[c]),
+                    }
+                })
+                .collect();
+            format!(
+                "#{j} · {} · {}",
+                fitted.join(", "),
+                fits.status[j].name().replace('_', " ")
+            )
+        };
+        let png = picture(&ctx, &ep, &fits.cost, values, caption, &options)?;
+        dir.write_bytes("fit.png", &png)
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        commit(dir, &summary, &EACH_FILES)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
@@ -391,6 +428,49 @@ fn print_text(ep: &EstimationProblem, fits: &Estimate, out: Option<&Path>) {
     }
 }
 
+/// `fit.png`: the model at the fitted values (`values(j)`) against trajectory j's
+/// observations, for a few trajectories chosen by `plot::samples` from their costs.
+fn picture(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    costs: &[f64],
+    values: impl Fn(usize) -> Vec<f64>,
+    caption: impl Fn(usize) -> String,
+    options: &RunOptions,
+) -> Result<Vec<u8>, CliError> {
+    let chosen = plot::samples(costs);
+    let points: Vec<Vec<f64>> = chosen.iter().map(|&j| values(j)).collect();
+    let fitted = fitted_trajectories(ctx, ep, &chosen, &points, plot::curve_times(ep), options)
+        .map_err(cli_error)?;
+    let panels: Vec<plot::Panel> = chosen
+        .iter()
+        .map(|&j| plot::Panel {
+            trajectory: j,
+            caption: caption(j),
+        })
+        .collect();
+    plot::picture(ep, &panels, &fitted).map_err(|e| CliError::Runtime(format!("fit.png: {e}")))
+}
+
+/// Five significant digits, as a caption shows a fitted value (plain, or in e-notation far
+/// from 1).
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        return format!("{v:.4e}");
+    }
+    let decimals = (4 - magnitude).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// Writes run.json, moves the results into place and removes the files of the other kind
 /// of fit that an earlier run left (`--overwrite`), so DIR never mixes two runs.
 fn commit(
@@ -478,6 +558,10 @@ fn run_shared(
             .map_err(io)?;
         dir.write_npy("trajectory_cost.npy", &[n64], &fit.trajectory_cost)
             .map_err(io)?;
+        let caption = |j: usize| format!("#{j} · its cost {:.4e}", fit.trajectory_cost[j]);
+        let values = |_| fit.values.clone();
+        let png = picture(ctx, ep, &fit.trajectory_cost, values, caption, options)?;
+        dir.write_bytes("fit.png", &png).map_err(io)?;
         commit(dir, &summary, &SHARED_FILES)?;
     }
     if args.json {
