@@ -441,3 +441,58 @@ fn basins_jobs_match_the_library() {
     assert_eq!(got.labels, want.labels);
     assert_eq!(got.attractors.len(), 2, "{:?}", got.attractors);
 }
+
+/// A Monte Carlo job gives the reducer's statistics bit for bit, whatever chunks its
+/// memory budget cuts the run into, counts every trajectory, and cancels.
+#[test]
+fn monte_carlo_jobs_match_the_reducer_across_chunking() {
+    use phaseflow::ode::{FanOut, MonteCarlo, Tally};
+    let p = lorenz(20_000, 400, Save::Every(100), 40.0);
+    let levels = vec![0.1, 0.5, 0.9];
+    let mut direct = MonteCarlo::new(5, 3, &levels);
+    let mut tally = Tally::default();
+    p.run_into(
+        common::gpu(),
+        &RunOptions::default(),
+        &mut FanOut(vec![&mut direct, &mut tally]),
+    )
+    .unwrap();
+    // 1 MiB of device memory: the job runs in many small chunks.
+    let small = JobOptions {
+        memory: Some(1 << 20),
+        ..JobOptions::default()
+    };
+    let job = engine()
+        .submit_monte_carlo(p.clone(), levels.clone(), small)
+        .unwrap();
+    let handle = job.handle();
+    let got = job.wait_blocking().unwrap();
+    assert!(got.stats.chunks > 1, "{} chunk(s)", got.stats.chunks);
+    assert_eq!(got.statistics, direct.result());
+    assert_eq!(got.tally.trajectories, 20_000);
+    assert_eq!(got.tally.status, tally.status);
+    assert_eq!(got.times.len(), 5);
+    assert!(got.statistics.count.iter().all(|&c| c == 20_000));
+    assert_eq!(handle.progress().done, 20_000);
+
+    let e = engine()
+        .submit_monte_carlo(p.clone(), vec![1.5], JobOptions::default())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().contains("quantiles"), "{e}");
+
+    let long = lorenz(2_000_000, 20_000, Save::Every(1000), 40.0);
+    let job = engine()
+        .submit_monte_carlo(long, levels, JobOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    while job.progress().state != JobState::Running {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    job.cancel();
+    match job.wait_blocking() {
+        Err(EngineError::Cancelled { done, total }) => assert!(done < total, "{done}"),
+        other => panic!("expected a cancellation, got {:?}", other.map(|_| ())),
+    }
+}

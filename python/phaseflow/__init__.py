@@ -78,6 +78,8 @@ __all__ = [
     "basins",
     "info",
     "lyapunov",
+    "monte_carlo",
+    "MonteCarlo",
     "orbit_diagram",
     "simulate",
     "systems",
@@ -627,6 +629,29 @@ def basins(
     return Basins(raw)
 
 
+def monte_carlo(
+    system: System | str,
+    *,
+    engine: Engine | None = None,
+    progress: bool | str = "auto",
+    u0: Any = None,
+    params: Any = None,
+    quantiles: Any = None,
+    **options: Any,
+) -> MonteCarlo:
+    """Statistics of an ensemble at every save time, its paths never kept: the keywords
+    are ``simulate``'s (``n``, ``solver``, ``tspan``, ``saveat``, ``sweep``, ``u0``, ...),
+    and ``quantiles`` the levels to estimate (default 0.01, 0.05, 0.25, 0.5, 0.75, 0.95,
+    0.99). The same numbers as ``phaseflow simulate --outputs montecarlo`` writes, bit for
+    bit, for any N: memory holds statistics, not trajectories. Means and variances are
+    exact sums; quantiles come from a histogram, within 2^-8 (0.4%) relative."""
+    engine = engine or default_engine()
+    levels = None if quantiles is None else [float(q) for q in np.atleast_1d(quantiles)]
+    job, raw = _run_analysis(engine.submit_monte_carlo, system, progress, u0=_table(u0, "u0"),
+                             params=_table(params, "params"), quantiles=levels, **options)
+    return MonteCarlo(raw)
+
+
 class _Analysis:
     """The arrays of a finished analysis, under the names of the CLI's files, and its
     ``summary`` (the CLI's ``--json``)."""
@@ -660,6 +685,28 @@ class OrbitDiagram(_Analysis):
     [N, n_params], ``status`` [N], ``summary``."""
 
     _arrays = ("orbit", "counts", "distinct", "params", "status")
+
+
+class MonteCarlo(_Analysis):
+    """Per save time and state: ``mean``, ``var`` (sample variance), ``stderr`` (of the
+    mean), ``min``, ``max`` and ``count`` (finite values counted, int64) [n_save, dim];
+    ``quantiles`` [n_save, n_levels, dim] at ``levels``; ``times`` [n_save]; ``summary``
+    (the run's settings, status counts, ``nonfinite`` values left out, timings)."""
+
+    _arrays = ("times", "mean", "var", "stderr", "min", "max", "quantiles", "count", "levels")
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims ``time``, ``state`` and ``quantile`` (the levels
+        as its coordinate); the summary as attributes (nested values as JSON text)."""
+        import xarray as xr
+
+        states = self.summary.get("state_names") or [f"u{i}" for i in range(self.mean.shape[1])]
+        two = ("time", "state")
+        data_vars = {name: (two, getattr(self, name)) for name in ("mean", "var", "stderr", "min", "max", "count")}
+        data_vars["quantiles"] = (("time", "quantile", "state"), self.quantiles)
+        coords = {"time": self.times, "state": states, "quantile": self.levels}
+        attrs = {k: _attr(v) for k, v in self.summary.items()}
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 class Basins(_Analysis):

@@ -119,6 +119,16 @@ class Engine:
         **options: Any,
     ) -> Job:
         """Starts a simulation (the keywords of `phaseflow.simulate`) and returns its job."""
+    def submit_monte_carlo(
+        self,
+        system: System | str | PathLike[str],
+        u0: npt.NDArray[np.float64] | None = None,
+        params: npt.NDArray[np.float64] | None = None,
+        quantiles: list[float] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Starts a Monte Carlo run (`phaseflow.monte_carlo`'s keywords); its result is the
+        dict `phaseflow.MonteCarlo` wraps."""
     def submit_lyapunov(
         self,
         system: System | str | PathLike[str],

@@ -17,11 +17,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// One of the arrays of a finished analysis, in the type the CLI writes it.
-enum Values {
+pub enum Values {
     F64(Vec<f64>),
     U32(Vec<u32>),
     U8(Vec<u8>),
     I32(Vec<i32>),
+    I64(Vec<i64>),
 }
 
 /// A finished analysis: its arrays (name, shape, values) and summary.
@@ -32,6 +33,18 @@ pub struct Finished {
 }
 
 impl Finished {
+    pub fn new(
+        kind: &'static str,
+        arrays: Vec<(&'static str, Vec<usize>, Values)>,
+        summary: serde_json::Value,
+    ) -> Finished {
+        Finished {
+            kind,
+            arrays,
+            summary,
+        }
+    }
+
     /// A dict of arrays moved into NumPy, with `kind` and `summary`.
     pub fn into_dict(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         let out = PyDict::new(py);
@@ -42,6 +55,7 @@ impl Finished {
                 Values::U32(v) => out.set_item(name, v.into_pyarray(py).reshape(shape)?)?,
                 Values::U8(v) => out.set_item(name, v.into_pyarray(py).reshape(shape)?)?,
                 Values::I32(v) => out.set_item(name, v.into_pyarray(py).reshape(shape)?)?,
+                Values::I64(v) => out.set_item(name, v.into_pyarray(py).reshape(shape)?)?,
             }
         }
         out.set_item("summary", json_to_py(py, &self.summary)?)?;

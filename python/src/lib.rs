@@ -8,6 +8,7 @@ mod deeponet;
 mod errors;
 mod estimate;
 mod generate;
+mod montecarlo;
 mod run;
 mod system;
 mod train;

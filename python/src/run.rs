@@ -30,7 +30,7 @@ const MAX_RUNNERS: usize = 64;
 const REFUSED: [(&str, &str); 6] = [
     (
         "quantiles",
-        "the montecarlo output is not in the Python package yet; use `phaseflow simulate --outputs montecarlo`",
+        "the levels of Monte Carlo statistics: use phaseflow.monte_carlo(system, quantiles=[...], ...)",
     ),
     (
         "out",
@@ -38,7 +38,8 @@ const REFUSED: [(&str, &str); 6] = [
     ),
     (
         "outputs",
-        "optional outputs go with `out`, which the Python package does not take yet",
+        "optional outputs go with `out`, which the Python package does not take yet; for the \
+         montecarlo output use phaseflow.monte_carlo(...)",
     ),
     (
         "lyapunov",
@@ -193,6 +194,21 @@ impl PyEngine {
             dims,
             sensitivities,
         })
+    }
+
+    /// Submits a Monte Carlo run (`phaseflow.simulate`'s keywords, and the quantile
+    /// `levels`): statistics per save time and state, no paths kept. Returns its `Job`.
+    #[pyo3(signature = (system, u0 = None, params = None, quantiles = None, **options))]
+    fn submit_monte_carlo(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PyAny>,
+        u0: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
+        quantiles: Option<Vec<f64>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyJob> {
+        crate::montecarlo::submit(py, &self.engine, system, u0, params, quantiles, options)
     }
 
     /// Submits a Lyapunov-spectrum run (`phaseflow lyapunov`'s keys, its own as
@@ -648,7 +664,7 @@ fn table(array: &PyReadonlyArray2<'_, f64>, key: &str) -> PyResult<Table> {
 }
 
 /// The run's settings, for a result's attributes (and xarray's `attrs`).
-fn settings(problem: &Problem, spec: &RunSpec) -> serde_json::Value {
+pub fn settings(problem: &Problem, spec: &RunSpec) -> serde_json::Value {
     let mut v = serde_json::to_value(spec).unwrap_or_default();
     if let Some(map) = v.as_object_mut() {
         map.retain(|_, v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));

@@ -19,6 +19,8 @@ pub enum JobKind {
     Basins,
     /// Parameter estimation: `done` and `total` count GPU runs, not trajectories.
     Estimate,
+    /// Statistics of an ensemble, its paths not kept.
+    MonteCarlo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

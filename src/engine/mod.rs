@@ -16,6 +16,7 @@ mod estimate;
 mod handle;
 mod job;
 mod model;
+mod montecarlo;
 mod queue;
 mod simulate;
 mod stats;
@@ -27,6 +28,7 @@ pub use estimate::{FitMode, Fitted, estimate_result_bytes};
 pub use handle::{Job, JobHandle};
 pub use job::{JobId, JobKind, JobOptions, JobState, Progress, ProgressCallback};
 pub use model::{MAX_INPUT, Model, check_input_value, check_prediction_values};
+pub use montecarlo::{MonteCarloRun, monte_carlo_bytes};
 pub use stats::EngineStats;
 pub use train::{TrainOutcome, TrainRequest};
 
@@ -195,6 +197,47 @@ impl Engine {
             &opts,
             move |ctx, shared, inner| simulate::run(ctx, &problem, options, shared, inner),
         )
+    }
+
+    /// Queues a Monte Carlo run: the ensemble's statistics per save time and state, with
+    /// quantiles at `levels` (see `ode::montecarlo::quantile_levels_error`), and no paths
+    /// kept. Refused up front as `submit_simulate` refuses, and when the reducer's typical
+    /// size passes the host limit.
+    pub fn submit_monte_carlo(
+        &self,
+        problem: Problem,
+        levels: Vec<f64>,
+        opts: JobOptions,
+    ) -> Result<Job<MonteCarloRun>, EngineError> {
+        if let Some(why) = crate::ode::montecarlo::quantile_levels_error(&levels) {
+            return Err(EngineError::BadInput(format!("quantiles {why}")));
+        }
+        problem.check()?;
+        let memory = self.inner.job_budget(&opts)?;
+        self.check_result_bytes(monte_carlo_bytes(&problem)?)?;
+        let options = Engine::job_run_options(memory);
+        problem.plan(&self.inner.ctx, &options)?;
+        let n = problem.ensemble().n as u64;
+        self.submit(
+            JobKind::MonteCarlo,
+            n,
+            memory,
+            &opts,
+            move |ctx, shared, inner| {
+                montecarlo::run(ctx, &problem, &levels, options, shared, inner)
+            },
+        )
+    }
+
+    /// `submit_monte_carlo`, waited for on the calling thread.
+    pub fn monte_carlo_blocking(
+        &self,
+        problem: Problem,
+        levels: Vec<f64>,
+        opts: JobOptions,
+    ) -> Result<MonteCarloRun, EngineError> {
+        self.submit_monte_carlo(problem, levels, opts)?
+            .wait_blocking()
     }
 
     /// Runs a simulation to its end without blocking the caller's executor.

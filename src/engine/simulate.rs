@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 
 /// Reports finished chunks as the job's progress (cancellation reaches the run through
 /// `RunOptions::cancel`).
-struct ProgressSink<'a>(&'a JobShared);
+pub(super) struct ProgressSink<'a>(pub(super) &'a JobShared);
 
 impl Sink for ProgressSink<'_> {
     fn chunk_done(
