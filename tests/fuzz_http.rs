@@ -10,6 +10,7 @@ mod common;
 use phaseflow::engine::Engine;
 use phaseflow::nn::deeponet::data::antiderivative_arch;
 use phaseflow::serve::estimate::estimate_request;
+use phaseflow::serve::montecarlo::monte_carlo_request;
 use phaseflow::serve::request::{json_body, prediction_inputs, simulate_problem};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -66,6 +67,7 @@ const KEYS: &[&str] = &[
     "shared",
     "segments",
     "max_iterations",
+    "quantiles",
 ];
 
 /// Valid requests the mutations start from.
@@ -208,6 +210,15 @@ fn check_estimate(body: &[u8]) {
     check_refusal(&request, checked);
 }
 
+/// What the server does with a Monte Carlo body before queueing it.
+fn check_monte_carlo(body: &[u8]) {
+    let Ok(request) = json_body(body) else {
+        return;
+    };
+    let checked = monte_carlo_request(request.clone()).and_then(|mc| mc.result_bytes().map(|_| ()));
+    check_refusal(&request, checked);
+}
+
 /// A refusal is a 4xx with a message, and the field it names is a key of the request.
 fn check_refusal(request: &Value, checked: Result<(), phaseflow::serve::error::ApiError>) {
     match checked {
@@ -251,6 +262,11 @@ proptest! {
     #[test]
     fn mutated_estimate_bodies_are_accepted_or_refused_cleanly(v in mutated(estimate_seeds())) {
         check_estimate(v.to_string().as_bytes());
+    }
+
+    #[test]
+    fn mutated_monte_carlo_bodies_are_accepted_or_refused_cleanly(v in mutated(seeds())) {
+        check_monte_carlo(v.to_string().as_bytes());
     }
 
     #[test]

@@ -466,6 +466,85 @@ fn sensitivities_over_http_equal_the_library() {
     assert_eq!(v["error"]["where"]["field"], "sensitivities", "{v}");
 }
 
+/// Monte Carlo statistics over HTTP: the reducer's bits (the library's `MonteCarlo` sink
+/// over the same run), the CLI's array names without `mc_`, JSON nested by shape, and
+/// refusals at their key.
+#[test]
+fn monte_carlo_over_http_equals_the_reducer() {
+    use phaseflow::ode::MonteCarlo;
+    let dir = results_dir("monte-carlo");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let c = Client::new(&server, None);
+    let spec = json!({"system": "gbm", "n": 4000, "tspan": [0, 1], "dt": 0.01, "save_every": 25, "quantiles": [0.1, 0.5, 0.9]});
+    let (status, v) = c.json("POST", "/v1/monte-carlo", Some(spec.clone()));
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    let done = c.wait(id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["kind"], "monte-carlo");
+    assert_eq!(done["summary"]["status"]["success"], 4000, "{done}");
+
+    let mut run_spec: RunSpec = serde_json::from_value(spec.clone()).unwrap();
+    run_spec.quantiles = None;
+    let problem = build_problem(&run_spec).unwrap();
+    let mut want = MonteCarlo::new(5, 1, &[0.1, 0.5, 0.9]);
+    problem
+        .run_into(common::gpu(), &RunOptions::default(), &mut want)
+        .unwrap();
+    let want = want.result();
+    let (status, npz) = c.send("GET", &format!("/v1/jobs/{id}/result"), None);
+    assert_eq!(status, 200);
+    let got = npz_arrays(&npz, &dir.join("check"));
+    assert_eq!(states_of(&got["mean"]), want.mean);
+    assert_eq!(states_of(&got["var"]), want.var);
+    assert_eq!(states_of(&got["quantiles"]), want.quantiles);
+    let count: Vec<f64> = want.count.iter().map(|&c| c as f64).collect();
+    assert_eq!(states_of(&got["count"]), count);
+    assert_eq!(states_of(&got["levels"]), [0.1, 0.5, 0.9]);
+    // E[S(1)] = e^0.05 for this geometric Brownian motion: within 4 standard errors.
+    let (mean, se) = (want.mean[4], want.stderr[4]);
+    assert!((mean - 0.05f64.exp()).abs() < 4.0 * se, "{mean} ± {se}");
+
+    let (status, js) = c.json("GET", &format!("/v1/jobs/{id}/result?format=json"), None);
+    assert_eq!(status, 200, "{js}");
+    assert_eq!(js["shapes"]["quantiles"], json!([5, 3, 1]));
+    assert_eq!(js["count"][4][0], json!(4000));
+
+    for (body, field, words) in [
+        (
+            json!({"system": "gbm", "quantiles": [0.5, 2]}),
+            "quantiles",
+            "between 0 and 1",
+        ),
+        (
+            json!({"system": "lorenz", "sensitivities": ["rho"]}),
+            "sensitivities",
+            "/v1/simulate",
+        ),
+        (
+            json!({"system": "gbm", "outputs": ["montecarlo"]}),
+            "outputs",
+            "files on the server",
+        ),
+        (
+            json!({"system": "lorenz", "lyapunov": {}}),
+            "lyapunov",
+            "lyapunov",
+        ),
+        (
+            json!({"system": "lorenz", "n": 1_000_000, "dt": 0.001, "save_every": 1, "tspan": [0, 100]}),
+            "save_every",
+            "save less often",
+        ),
+    ] {
+        let (status, v) = c.json("POST", "/v1/monte-carlo", Some(body));
+        assert_eq!(status, 422, "{field}: {v}");
+        assert_eq!(v["error"]["where"]["field"], field, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{field}: {message}");
+    }
+}
+
 /// The analyses over HTTP: a Lyapunov and a basins job give the library's arrays (the
 /// CLI's files, same names and shapes) and summaries; their tables' mistakes, a table sent
 /// to the wrong endpoint, and an array a job does not have get 422 at the key.

@@ -96,6 +96,7 @@ impl Outputs {
             Dtype::F64 => "float64",
             Dtype::U32 => "uint32",
             Dtype::I32 => "int32",
+            Dtype::I64 => "int64",
             Dtype::U8 => "uint8",
         };
         let mut stream = |dir: &mut OutputDir, name: &str, dtype: Dtype, shape: &[u64]| {

@@ -14,6 +14,7 @@ pub enum Dtype {
     U8,
     U32,
     I32,
+    I64,
     F32,
     F64,
 }
@@ -23,7 +24,7 @@ impl Dtype {
         match self {
             Dtype::U8 => 1,
             Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
-            Dtype::F64 => 8,
+            Dtype::I64 | Dtype::F64 => 8,
         }
     }
 
@@ -33,6 +34,7 @@ impl Dtype {
             Dtype::U8 => "|u1",
             Dtype::U32 => "<u4",
             Dtype::I32 => "<i4",
+            Dtype::I64 => "<i8",
             Dtype::F32 => "<f4",
             Dtype::F64 => "<f8",
         }

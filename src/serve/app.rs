@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::estimate;
 use super::limits::Limits;
 use super::metrics;
+use super::montecarlo;
 use super::request::{json_body, prediction_inputs, simulate_problem};
 use super::results::{Finished, ResultStore, npy, solution_arrays};
 use crate::engine::{
@@ -359,6 +360,34 @@ pub async fn estimate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
             engine.submit_estimate(problem, mode, JobOptions::default())
         })?;
         Ok((job, Box::new(estimate::estimate_finished) as Finish<_>))
+    })
+    .await
+}
+
+pub async fn monte_carlo(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    start(app, body, |app, request| {
+        let mc = montecarlo::monte_carlo_request(request.clone())?;
+        check_size(
+            app,
+            Size {
+                n: mc.problem.ensemble().n,
+                bytes: mc.result_bytes()?,
+                key: if mc.problem.is_adaptive() {
+                    "saveat"
+                } else {
+                    "save_every"
+                },
+                hint: "save less often (each save time keeps its own statistics)",
+            },
+        )?;
+        let summary = montecarlo::monte_carlo_summary(&mc);
+        let job = queue(app, "monte-carlo", request, summary, |engine| {
+            engine.submit_monte_carlo(mc.problem, mc.levels, JobOptions::default())
+        })?;
+        Ok((job, Box::new(montecarlo::monte_carlo_finished) as Finish<_>))
     })
     .await
 }

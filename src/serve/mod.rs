@@ -10,6 +10,7 @@ pub mod error;
 pub mod estimate;
 mod limits;
 mod metrics;
+pub mod montecarlo;
 pub mod request;
 pub mod results;
 
@@ -183,6 +184,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/orbit-diagram", post(app::orbit_diagram))
         .route("/v1/basins", post(app::basins))
         .route("/v1/estimate", post(app::estimate))
+        .route("/v1/monte-carlo", post(app::monte_carlo))
         .route("/v1/jobs", get(app::list_jobs))
         .route(
             "/v1/jobs/{id}",
