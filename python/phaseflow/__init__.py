@@ -36,6 +36,7 @@ _quiet_wsi_warning()
 from ._phaseflow import (  # noqa: E402  (after the environment is set)
     CancelledError,
     DeepONet,
+    MLP,
     Engine,
     Job,
     NoAdapterError,
@@ -49,6 +50,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
     systems,
 )
 from ._phaseflow import estimate_fits as _estimate_fits
+from ._phaseflow import fit_mlp as _fit_mlp
 from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
 
@@ -77,6 +79,9 @@ __all__ = [
     "generate_deeponet_data",
     "basins",
     "info",
+    "fit",
+    "Fit",
+    "MLP",
     "lyapunov",
     "monte_carlo",
     "MonteCarlo",
@@ -627,6 +632,57 @@ def basins(
     engine = engine or default_engine()
     job, raw = _run_analysis(engine.submit_basins, system, progress, **options)
     return Basins(raw)
+
+
+def fit(
+    x: Any,
+    y: Any,
+    *,
+    test: tuple[Any, Any] | None = None,
+    network: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    seed: int = 1,
+    engine: Engine | None = None,
+) -> Fit:
+    """Fits an MLP, behind a Fourier-feature encoding by default, to ``y`` [m, outputs] as a
+    function of ``x`` [m, inputs] on the GPU, as ``phaseflow fit --data`` does (the same
+    set-up, loop and bits). ``network`` and ``train`` take the keys of its config file's
+    ``[network]`` (``hidden``, ``activation``, ``encoding``, ``features``, ``sigma``,
+    ``train_encoding``, ``init``) and ``[train]`` (``steps``, ``lr``, ``schedule``,
+    ``weight_decay``, ``sgd``, ``loss``, ``batch``, ``clip``, ``log_every``) tables;
+    ``test=(x_test, y_test)`` is scored after training. Ctrl-C stops at the next loss
+    read-back and keeps the network so far (``Fit.interrupted``)."""
+    engine = engine or default_engine()
+
+    def columns(a: Any) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float64)
+        return a.reshape(-1, 1) if a.ndim == 1 else a
+
+    pair = None if test is None else (columns(test[0]), columns(test[1]))
+    return Fit(_fit_mlp(columns(x), columns(y), engine=engine, test=pair, network=network,
+                        train=train, seed=seed))
+
+
+class Fit:
+    """A finished fit: ``model`` (an ``MLP``: ``predict(x)``, ``save(path)``), the loss curve
+    ``steps`` and ``loss``, ``summary`` (what ``phaseflow fit --json`` prints, with the test
+    set's ``mse`` and ``relative_l2``) and ``interrupted``."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.model: MLP = raw["model"]
+        self.steps: np.ndarray = raw["steps"]
+        self.loss: np.ndarray = raw["loss"]
+        self.summary: dict[str, Any] = raw["summary"]
+        self.interrupted: bool = raw["interrupted"]
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The network at inputs ``x`` [rows, inputs] (1-D: one input per row)."""
+        x = np.asarray(x, dtype=np.float64)
+        return self.model.predict(x.reshape(-1, 1) if x.ndim == 1 else x)
+
+    def __repr__(self) -> str:
+        final = self.summary.get("final_loss")
+        return f"Fit({self.model!r}, steps={self.summary.get('steps')}, final_loss={final:.4g})"
 
 
 def monte_carlo(

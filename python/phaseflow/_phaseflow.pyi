@@ -149,6 +149,33 @@ class Engine:
     def submit_basins(self, system: System | str | PathLike[str], **options: Any) -> Job:
         """Starts a basins-of-attraction run (`phaseflow.basins`' keywords)."""
 
+class MLP:
+    """A trained multilayer perceptron (behind its Fourier-feature encoding) on a device."""
+
+    @staticmethod
+    def load(path: str | PathLike[str], engine: Engine | None = None) -> MLP:
+        """A checkpoint written by `phaseflow fit -o` (model.safetensors) or `MLP.save`."""
+    def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The outputs [rows, outputs] at inputs `x` [rows, inputs]."""
+    def save(self, path: str | PathLike[str]) -> None:
+        """Writes the checkpoint as `phaseflow fit -o` writes model.safetensors."""
+    @property
+    def architecture(self) -> dict[str, Any]: ...
+    @property
+    def parameters(self) -> int: ...
+
+def fit_mlp(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    *,
+    engine: Engine,
+    test: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    network: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """The fit `phaseflow.fit` wraps."""
+
 def systems() -> list[str]:
     """Names of the built-in systems."""
 

@@ -8,6 +8,7 @@ mod deeponet;
 mod errors;
 mod estimate;
 mod generate;
+mod mlp;
 mod montecarlo;
 mod run;
 mod system;
@@ -22,10 +23,12 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<run::PyEngine>()?;
     m.add_class::<run::PyJob>()?;
     m.add_class::<deeponet::PyDeepONet>()?;
+    m.add_class::<mlp::PyMLP>()?;
     m.add_function(wrap_pyfunction!(system::systems, m)?)?;
     m.add_function(wrap_pyfunction!(run::info, m)?)?;
     m.add_function(wrap_pyfunction!(train::train_deeponet, m)?)?;
     m.add_function(wrap_pyfunction!(estimate::estimate_fits, m)?)?;
+    m.add_function(wrap_pyfunction!(mlp::fit_mlp, m)?)?;
     m.add_function(wrap_pyfunction!(generate::generate_deeponet_data, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

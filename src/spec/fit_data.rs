@@ -250,6 +250,74 @@ pub fn from_samples(
         }
         None => None,
     };
+    let what = format!(
+        "{} rows of '{}' ({} inputs → {} outputs)",
+        train_x.rows,
+        path.display(),
+        train_x.cols,
+        train_y.cols
+    );
+    from_matrices(what, train_x, train_y, test)
+}
+
+/// Samples handed over as matrices (a front-end with arrays: Python's `fit(x, y)`): inputs
+/// `x` [m, d] and outputs `y` [m, k], and an optional test pair with the same columns.
+/// Every value must be finite and the rows must agree; a mistake is a `FieldError` at `x`,
+/// `y` or `test`.
+pub fn from_matrices(
+    what: String,
+    train_x: Matrix,
+    train_y: Matrix,
+    test: Option<(Matrix, Matrix)>,
+) -> Result<FitData, SpecError> {
+    let field = |key: &str, m: String| -> SpecError { FieldError::new(key, m).into() };
+    for (key, m) in [("x", &train_x), ("y", &train_y)] {
+        if m.rows == 0 || m.cols == 0 {
+            return Err(field(
+                key,
+                format!(
+                    "is {} × {}: it needs at least one row and column",
+                    m.rows, m.cols
+                ),
+            ));
+        }
+    }
+    if train_x.rows != train_y.rows {
+        return Err(field(
+            "y",
+            format!(
+                "has {} rows but x has {}: one row per sample",
+                train_y.rows, train_x.rows
+            ),
+        ));
+    }
+    if let Some((x, y)) = &test
+        && (x.cols != train_x.cols || y.cols != train_y.cols || x.rows != y.rows || x.rows == 0)
+    {
+        return Err(field(
+            "test",
+            format!(
+                "holds {} × {} inputs and {} × {} outputs; it needs rows of {} inputs and {} \
+                 outputs, as many of each",
+                x.rows, x.cols, y.rows, y.cols, train_x.cols, train_y.cols
+            ),
+        ));
+    }
+    let pairs = [("x", &train_x), ("y", &train_y)]
+        .into_iter()
+        .chain(test.iter().flat_map(|(x, y)| [("test", x), ("test", y)]));
+    for (key, m) in pairs {
+        if let Some(k) = m.data.iter().position(|v| !v.is_finite()) {
+            return Err(field(
+                key,
+                format!(
+                    "has a value that is not finite at row {}, column {}",
+                    k / m.cols,
+                    k % m.cols
+                ),
+            ));
+        }
+    }
     let widths = (0..train_x.cols)
         .map(|c| {
             let col = train_x.data.iter().skip(c).step_by(train_x.cols);
@@ -258,13 +326,7 @@ pub fn from_samples(
         })
         .collect();
     Ok(FitData {
-        what: format!(
-            "{} rows of '{}' ({} inputs → {} outputs)",
-            train_x.rows,
-            path.display(),
-            train_x.cols,
-            train_y.cols
-        ),
+        what,
         train_x,
         train_y,
         test,
