@@ -60,3 +60,15 @@ impl From<GpuError> for CliError {
         }
     }
 }
+
+impl From<crate::ode::run_dir::RunDirError> for CliError {
+    fn from(e: crate::ode::run_dir::RunDirError) -> Self {
+        use crate::ode::run_dir::RunDirError;
+        match e {
+            RunDirError::Input(m) => CliError::Input(m),
+            RunDirError::Runtime(m) => CliError::Runtime(m),
+            RunDirError::Spec(e) => e.into(),
+            RunDirError::Sim(e) => e.into(),
+        }
+    }
+}

@@ -20,10 +20,8 @@ mod interrupt;
 mod kernel;
 mod lyapunov;
 mod orbit_diagram;
-mod outputs;
 mod predict;
 mod progress;
-mod run_dir;
 mod selftest;
 #[cfg(feature = "serve")]
 mod serve;

@@ -3,23 +3,19 @@
 use super::error::CliError;
 use super::format::{grouped, seconds};
 use super::interrupt;
-use super::outputs::{Output, Outputs};
 use super::progress::Progress;
-use super::run_dir::{self, FreshRunGuard, ResumePoint};
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
-use crate::io::OutputDir;
 use crate::ode::FixedStepProblem;
+use crate::ode::run_dir::{DirRun, ResumePoint, RunDirError, prepare_run};
 use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
-use crate::ode::sensitivity::SplitSink;
 use crate::ode::{
-    self, FanOut, Precision, Problem, RunOptions, RunStats, Save, SimError, Sink, Solver, Status,
-    Tally, Tolerance, run_on_devices,
+    self, Precision, Problem, RunOptions, RunStats, Save, SimError, Solver, Status, Tally,
+    Tolerance,
 };
 use crate::schedule::PlanCaps;
 use crate::schedule::plan::interruptible_chunk;
-use crate::spec::{FieldError, RunSpec, U0Spec, build_problem};
-use serde_json::json;
+use crate::spec::{Output, RunSpec, U0Spec};
 use std::path::PathBuf;
 
 pub const LONG_ABOUT: &str = "\
@@ -496,14 +492,6 @@ impl From<SimError> for CliError {
     }
 }
 
-/// Ensemble statistics keep 3 accumulators per save time and state in host memory; runs
-/// that would need more than this are refused before any work.
-const MAX_ENSEMBLE_STATS_BYTES: u64 = 2 << 30;
-
-/// The Monte Carlo accumulators' typical size above which a run is refused: they hold
-/// quantile sketches, kilobytes per save time and state, so the bound is wider.
-const MAX_MONTECARLO_BYTES: u64 = 8 << 30;
-
 /// The run's spec, from run.json (--resume) or from the config and flags, checked for
 /// contradictions between options.
 fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec, CliError> {
@@ -522,57 +510,12 @@ fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec
         Some(path) => RunSpec::from_file(path)?.merge(flags),
         None => flags,
     };
-    if spec.outputs.is_some() && spec.out.is_none() {
-        let e = FieldError::at("outputs")
-            .key("outputs")
-            .text(" chooses the files written to the output directory; give ")
-            .key("out")
-            .text(" too, or leave ")
-            .key("outputs")
-            .text(" out");
-        return Err(run_spec_error(
-            e.into(),
-            &args.spec(),
-            args.config.as_deref(),
-        ));
-    }
     if args.overwrite && spec.out.is_none() {
         return Err(CliError::Input(
             "--overwrite replaces the run in -o DIR; give -o DIR".into(),
         ));
     }
     Ok(spec)
-}
-
-/// Host memory the chosen outputs need beyond the fixed buffers, checked before any work.
-fn check_output_memory(problem: &Problem, n_save: usize, which: &[Output]) -> Result<(), CliError> {
-    if which.contains(&Output::EnsembleStats) {
-        let bytes = 3 * 8 * n_save as u64 * problem.system().dim() as u64;
-        if bytes > MAX_ENSEMBLE_STATS_BYTES {
-            return Err(CliError::Input(format!(
-                "--outputs ensemble-stats would keep 3 × {n_save} save times × {} states in \
-                 memory ({:.1} GiB, at most {} GiB); save less often",
-                problem.system().dim(),
-                bytes as f64 / (1u64 << 30) as f64,
-                MAX_ENSEMBLE_STATS_BYTES >> 30
-            )));
-        }
-    }
-    if which.contains(&Output::Montecarlo) {
-        // The accumulators' typical size: their sums and quantile sketches grow with the
-        // spread of the data (ode::montecarlo), up to some 25 KB per save time and state.
-        let dim = problem.system().dim();
-        let bytes = ode::MonteCarlo::typical_bytes(n_save, dim, problem.ensemble().n);
-        if bytes > MAX_MONTECARLO_BYTES {
-            return Err(CliError::Input(format!(
-                "--outputs montecarlo would keep accumulators for {n_save} save times × {dim} \
-                 states in memory (about {:.1} GiB, at most {} GiB); save less often",
-                bytes as f64 / (1u64 << 30) as f64,
-                MAX_MONTECARLO_BYTES >> 30
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The most trajectories per chunk: --chunk, or as many as keep the work an interruption
@@ -596,159 +539,52 @@ fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
 pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let resume = args.resume.as_deref().map(ResumePoint::read).transpose()?;
     let spec = run_spec(args, resume.as_ref())?;
-    let done = resume.as_ref().map(|r| r.done);
-    let problem = build_problem(&spec)
-        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
-    // With sensitivities the run integrates the augmented system; `problem` stays what the
-    // outputs describe (the system's own states).
-    let sens = crate::spec::sensitivity_run(&spec, &problem)
-        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
-    let run_problem = sens.as_ref().map_or(&problem, |s| &s.problem);
-    let times = problem.save_times()?;
-    let n = problem.ensemble().n;
-    let outputs_wanted = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
-    check_output_memory(&problem, times.len(), &outputs_wanted)?;
-    let quantile_levels = crate::spec::run::quantile_levels(&spec)
-        .map_err(|e| run_spec_error(e, &args.spec(), args.config.as_deref()))?;
-    let fingerprint = run_dir::fingerprint(run_problem, &outputs_wanted);
-    if let Some(r) = &resume {
-        r.check(&fingerprint, n)?;
-    }
-    let system_text = match resume {
-        Some(_) => None,
-        None => run_dir::system_text(&spec)?,
+    let spec_error = |e: RunDirError| match e {
+        RunDirError::Spec(e) => run_spec_error(e, &args.spec(), args.config.as_deref()),
+        other => other.into(),
     };
+    let prepared = prepare_run(spec, resume.as_ref(), args.overwrite).map_err(spec_error)?;
     let devices = open_devices(args.devices.as_deref(), choice)?;
     let ctx = &devices[0];
+    let (problem, spec) = (&prepared.problem, &prepared.spec);
+    let n = problem.ensemble().n;
 
-    // Declared before the outputs, so that on failure the staged files go first and then
-    // what the run wrote early, and the directory if it made it.
-    let mut fresh_guard = None;
-    // Every output file is created, and its space claimed, before any computing; run.json
-    // (state "running") follows the inputs it names.
-    let mut outputs = match spec.out.as_deref() {
-        Some(dir) => {
-            let dir_out = match done {
-                Some(_) => OutputDir::reopen(dir).map_err(|e| CliError::Input(e.to_string()))?,
-                None => {
-                    let (out, created) = run_dir::prepare(dir, args.overwrite)?;
-                    fresh_guard = Some(FreshRunGuard::new(dir, created));
-                    out
-                }
-            };
-            let running = run_dir::running_json(&spec, &fingerprint, n, done.unwrap_or(0));
-            let mut o = Outputs::open(
-                dir_out,
-                &problem,
-                times.len(),
-                &outputs_wanted,
-                &quantile_levels,
-                done,
-                running,
-                sens.as_ref().map(|s| s.n_sens()),
-            )?;
-            match done {
-                None => o.write_inputs(&problem, system_text.as_deref())?,
-                Some(_) => o.list_inputs(&problem),
-            }
-            o.begin()?;
-            Some(o)
-        }
-        None => None,
-    };
-    let mut tally = match (outputs.as_mut(), done) {
-        (Some(o), Some(d)) => o.tally_prefix(d)?,
-        _ => Tally::default(),
-    };
-
-    let progress_display = Progress::new(n - done.unwrap_or(0), args.quiet || args.json);
+    let progress_display = Progress::new(prepared.remaining(), args.quiet || args.json);
     let options = RunOptions {
         workgroup_size: args.workgroup_size,
         caps: PlanCaps {
-            max_chunk: Some(chunk_cap(args, run_problem)),
+            max_chunk: Some(chunk_cap(args, prepared.run_problem())),
             memory_budget: args.gpu_memory.unwrap_or_else(|| default_gpu_memory(ctx)),
             ..PlanCaps::default()
         },
         ring: args.ring as usize,
-        start: done.unwrap_or(0),
         cancel: Some(interrupt::token()),
         progress: Some(progress_display.hook()),
         ..RunOptions::default()
     };
     interrupt::install_handler();
     let mut progress = progress_display;
-    let stats = {
-        let mut sinks: Vec<&mut dyn Sink> = vec![&mut tally, &mut progress];
-        let mut sens_sink = None;
-        if let Some(o) = outputs.as_mut() {
-            let (states, sensitivities) = o.sinks();
-            sinks.extend(states);
-            sens_sink = sensitivities;
-        }
-        let mut states = FanOut(sinks);
-        match &sens {
-            None => run_on_devices(&devices, &problem, &options, &mut states),
-            Some(run) => {
-                let mut split = SplitSink::new(run.dim, &mut states, sens_sink);
-                run_on_devices(&devices, &run.problem, &options, &mut split)
-            }
-        }
-    };
+    let outcome = prepared.run(&devices, options, &mut progress);
     progress.finish();
-    let stats = stats?;
-    // A run counts as complete only when every trajectory it ran came back with a final
-    // status: one still "not run" after its chunk was done is a failure of the run (a driver
-    // that cut a dispatch short, an edited resume), never a result to label complete.
-    let unfinished = tally.status[Status::Running as usize];
-    let failed = stats.completed == n && unfinished > 0;
-    let complete = stats.completed == n && !failed;
-
-    let mut summary = summary_json(ctx, &problem, &tally, &stats, times.len());
-    if !problem.system().events.is_empty() {
-        let log = problem.system().event_log;
-        summary["events"] = json!({
-            "names": problem.system().events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
-            "records_per_trajectory": log.k,
-            "transient": log.transient,
-            "fired": tally.events_fired,
-            "recorded": tally.events_recorded,
-        });
-    }
-    if let Some(run) = &sens {
-        summary["sensitivities"] = json!({
-            "names": run.names,
-            "error_control": spec.sensitivity_error.as_deref().unwrap_or("include"),
-            "equations": run.problem.system().dim(),
-        });
-    }
-    summary["devices"] = json!(devices.iter().map(|d| &d.summary.name).collect::<Vec<_>>());
-    summary["state"] = json!(match (complete, failed) {
-        (true, _) => "complete",
-        (false, true) => "failed",
-        (false, false) => "interrupted",
-    });
-    summary["complete"] = json!(complete);
-    summary["trajectories_done"] = json!(stats.completed);
-    summary["fingerprint"] = json!(fingerprint);
-    summary["spec"] = serde_json::to_value(run_dir::stored_spec(&spec)).expect("JSON");
-    if let Some(o) = outputs {
-        o.finish(&problem, &times, summary.clone(), stats.completed)?;
-    }
-    if let Some(g) = fresh_guard.as_mut() {
-        g.disarm();
-    }
+    let DirRun {
+        summary,
+        tally,
+        stats,
+        complete,
+        unfinished,
+    } = outcome.map_err(spec_error)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         print_summary(
             &devices,
-            &problem,
+            problem,
             &tally,
             &stats,
-            times.len(),
+            prepared.times.len(),
             spec.out.as_deref(),
         );
-        if let Some(run) = &sens {
+        if let Some(run) = &prepared.sensitivities {
             println!(
                 "sensitivities: d({})/d({}) · {} equations per trajectory · error control: {}{}",
                 problem
@@ -769,7 +605,7 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
             );
         }
     }
-    if failed {
+    if unfinished > 0 {
         return Err(CliError::Runtime(format!(
             "{unfinished} of {n} trajectories came back unfinished (status \"not run\") although \
              their chunks were done, so the run is marked \"failed\", not complete; this is a \
@@ -843,154 +679,6 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("'{s}' is not a positive size"));
     }
     Ok(bytes as u64)
-}
-
-/// The fixed-grid part of `method_json`.
-fn grid_json(grid: &ode::TimeGrid, save: Save) -> serde_json::Value {
-    json!({
-        "t0": grid.t0,
-        "t1": grid.t1(),
-        "dt": grid.dt,
-        "steps": grid.n_steps,
-        "save_every": match save { Save::Final => None, Save::Every(k) => Some(k) },
-    })
-}
-
-/// The adaptive part of `method_json`.
-fn control_json(
-    (t0, t1): (f64, f64),
-    c: &ode::Control,
-    saveat: &ode::SaveAt,
-    tally: &Tally,
-) -> serde_json::Value {
-    let tol = |t: &Tolerance| match t {
-        Tolerance::All(v) => json!(v),
-        Tolerance::PerState(v) => json!(v),
-    };
-    json!({
-        "t0": t0,
-        "t1": t1,
-        "rtol": tol(&c.rtol),
-        "atol": tol(&c.atol),
-        "dt_initial": c.dt_initial,
-        "dtmin": c.dt_min,
-        "dtmax": c.dt_max.unwrap_or(t1 - t0),
-        "max_steps": c.max_steps,
-        "safety": c.safety,
-        "max_growth": c.max_growth,
-        "max_shrink": c.max_shrink,
-        "saveat": match saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
-        "steps": {
-            "accepted": tally.accepted,
-            "rejected": tally.rejected,
-            "rhs_evals": tally.rhs_evals,
-            "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
-            "attempts_max": tally.max_attempts,
-        },
-    })
-}
-
-/// What the run integrated and how, by kind of solver.
-fn method_json(p: &Problem, tally: &Tally) -> serde_json::Value {
-    match p {
-        Problem::Fixed(f) => grid_json(&f.grid, f.save),
-        Problem::Sde(sde) => {
-            let mut m = match &sde.steps {
-                SdeSteps::Fixed { grid, save } => grid_json(grid, *save),
-                SdeSteps::Adaptive {
-                    t0,
-                    t1,
-                    saveat,
-                    control,
-                    depth,
-                } => {
-                    let mut m = control_json((*t0, *t1), control, saveat, tally);
-                    m["brownian_depth"] = json!(depth);
-                    m
-                }
-            };
-            let noise = sde.system.noise.as_ref();
-            m["seed"] = json!(sde.noise.seed);
-            m["antithetic"] = json!(sde.noise.antithetic);
-            m["noise"] = json!({
-                "kind": noise.map(|n| n.kind),
-                "calculus": noise.map(|n| n.calculus),
-                "wiener": sde.system.n_wiener(),
-            });
-            m
-        }
-        Problem::Adaptive(_) | Problem::Stiff(_) => {
-            let (t0, t1, saveat, c) = p.ode_control().expect("a controlled ODE run");
-            let tol = |t: &Tolerance| match t {
-                Tolerance::All(v) => json!(v),
-                Tolerance::PerState(v) => json!(v),
-            };
-            let mut steps = json!({
-                "accepted": tally.accepted,
-                "rejected": tally.rejected,
-                "rhs_evals": tally.rhs_evals,
-                "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
-                "attempts_max": tally.max_attempts,
-            });
-            if p.is_stiff() {
-                steps["jacobians"] = json!(tally.jacobians);
-                steps["switches"] = json!(tally.switches);
-                steps["trajectories_switched"] = json!(tally.switched);
-            }
-            json!({
-                "t0": t0,
-                "t1": t1,
-                "rtol": tol(&c.rtol),
-                "atol": tol(&c.atol),
-                "dt_initial": c.dt_initial,
-                "dtmin": c.dt_min,
-                "dtmax": c.dt_max.unwrap_or(t1 - t0),
-                "max_steps": c.max_steps,
-                "safety": c.safety,
-                "max_growth": c.max_growth,
-                "max_shrink": c.max_shrink,
-                "saveat": match saveat { ode::SaveAt::Final => None, ode::SaveAt::Times(t) => Some(t.len()) },
-                "steps": steps,
-            })
-        }
-    }
-}
-
-fn summary_json(
-    ctx: &GpuContext,
-    p: &Problem,
-    tally: &Tally,
-    stats: &RunStats,
-    n_save: usize,
-) -> serde_json::Value {
-    let system = p.system();
-    let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
-    json!({
-        "phaseflow": env!("CARGO_PKG_VERSION"),
-        "system": system.name(),
-        "equations": system.equations,
-        "states": names(&system.states),
-        "parameters": names(&system.params),
-        "solver": p.solver(),
-        "adaptive": p.is_adaptive(),
-        "precision": p.precision(),
-        "n": p.ensemble().n,
-        "method": method_json(p, tally),
-        "n_save": n_save,
-        "status": ode::solution::status_counts_json(tally.status_counts()),
-        "adapter": { "name": ctx.summary.name, "backend": ctx.summary.backend, "type": ctx.summary.device_type, "driver": ctx.summary.driver_info },
-        "timing": {
-            "setup_s": stats.setup.as_secs_f64(),
-            "compile_s": stats.compile.as_secs_f64(),
-            "solve_s": stats.solve.as_secs_f64(),
-            "gpu_s": stats.gpu.map(|d| d.as_secs_f64()),
-            "host_s": stats.host.as_secs_f64(),
-            "trajectory_steps": stats.trajectory_steps,
-            "trajectory_steps_per_s": stats.throughput(),
-            "chunks": stats.chunks,
-            "dispatches": stats.dispatches,
-        },
-    })
 }
 
 /// Why a stiff f32 run with tight tolerances may have failed: f32 resolves about 6e-8
@@ -1168,6 +856,7 @@ fn print_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::build_problem;
 
     fn problem(toml: &str) -> Problem {
         let spec: RunSpec = toml::from_str(toml).unwrap();

@@ -24,6 +24,7 @@ pub mod multi;
 pub mod options;
 pub mod orbit;
 pub mod results;
+pub mod run_dir;
 pub mod runner;
 pub mod sde;
 pub mod sensitivity;

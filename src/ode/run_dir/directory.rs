@@ -1,11 +1,7 @@
-//! The run directory of `simulate -o DIR`: self-contained and relocatable. Its run.json
-//! exists from before the first chunk (state "running", kept up to date as chunks finish)
-//! and holds the run's spec with every path relative to the directory (the system file,
-//! parameter, initial-state and input tables are copied into it), and a fingerprint of
-//! the settings that produced its files. `--resume DIR` rebuilds the run from DIR alone,
-//! checks the fingerprint, and writes into DIR wherever it now is.
+//! The directory itself: preparing it (refusing one that holds something else), the
+//! fingerprint of a run's settings, the spec stored for `--resume`, and reading it back.
 
-use super::error::CliError;
+use super::error::RunDirError;
 use crate::io::OutputDir;
 use crate::model::builtin;
 use crate::ode::{Ensemble, InitialStates, Inputs, Parameters, Problem, Table};
@@ -177,11 +173,11 @@ pub fn stored_spec(spec: &RunSpec) -> RunSpec {
 
 /// The text of the system file a spec names, to copy into the run directory (`None` for a
 /// built-in).
-pub fn system_text(spec: &RunSpec) -> Result<Option<String>, CliError> {
+pub fn system_text(spec: &RunSpec) -> Result<Option<String>, RunDirError> {
     match spec.system.as_deref() {
         Some(name) if builtin(name).is_none() => std::fs::read_to_string(name)
             .map(Some)
-            .map_err(|e| CliError::Input(format!("cannot read system file '{name}': {e}"))),
+            .map_err(|e| RunDirError::Input(format!("cannot read system file '{name}': {e}"))),
         _ => Ok(None),
     }
 }
@@ -210,11 +206,11 @@ pub struct ResumePoint {
 }
 
 impl ResumePoint {
-    pub fn read(dir: &Path) -> Result<ResumePoint, CliError> {
+    pub fn read(dir: &Path) -> Result<ResumePoint, RunDirError> {
         let path = dir.join("run.json");
-        let bad = |why: String| CliError::Input(format!("--resume: '{}' {why}", path.display()));
+        let bad = |why: String| RunDirError::Input(format!("--resume: '{}' {why}", path.display()));
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            CliError::Input(format!(
+            RunDirError::Input(format!(
                 "--resume: cannot read '{}': {e}; give the output directory of an interrupted run",
                 path.display()
             ))
@@ -222,7 +218,7 @@ impl ResumePoint {
         let run: Value =
             serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON: {e}")))?;
         if run["complete"] == json!(true) || run["state"] == json!("complete") {
-            return Err(CliError::Input(format!(
+            return Err(RunDirError::Input(format!(
                 "--resume: the run in '{}' is already complete",
                 dir.display()
             )));
@@ -265,9 +261,9 @@ impl ResumePoint {
 
     /// Refuses a run whose settings are not those that wrote its files (an edited
     /// run.json, an edited system file or input table).
-    pub fn check(&self, fingerprint: &str, n: usize) -> Result<(), CliError> {
+    pub fn check(&self, fingerprint: &str, n: usize) -> Result<(), RunDirError> {
         if fingerprint != self.fingerprint || self.done > n {
-            return Err(CliError::Input(format!(
+            return Err(RunDirError::Input(format!(
                 "--resume: the settings in '{}' are not those that wrote the run's files \
                  (fingerprint {} expected, {fingerprint} found): run.json or an input in the \
                  directory was edited; start a new run with -o instead",
@@ -325,10 +321,10 @@ fn is_run_file(name: &str) -> bool {
 /// beside the new run. `--overwrite` removes only files a run writes: a directory holding
 /// anything else (the user's own files, a folder) is refused whole, and nothing is removed.
 /// Returns the directory and whether it was created here.
-pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), CliError> {
+pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), RunDirError> {
     if dir.join("run.json").exists() {
         if !overwrite {
-            return Err(CliError::Input(format!(
+            return Err(RunDirError::Input(format!(
                 "'{}' holds a run already (it has a run.json); continue it with \
                  `phaseflow simulate --resume {}`, replace it with --overwrite, or give \
                  another -o",
@@ -339,14 +335,14 @@ pub fn prepare(dir: &Path, overwrite: bool) -> Result<(OutputDir, bool), CliErro
         remove_old_run(dir)?;
     }
     let created = !dir.exists();
-    let out = OutputDir::create(dir).map_err(|e| CliError::Input(e.to_string()))?;
+    let out = OutputDir::create(dir).map_err(|e| RunDirError::Input(e.to_string()))?;
     Ok((out, created))
 }
 
 /// Removes the run files of `dir` after checking that it holds nothing else.
-fn remove_old_run(dir: &Path) -> Result<(), CliError> {
+fn remove_old_run(dir: &Path) -> Result<(), RunDirError> {
     let failed = |e: std::io::Error| {
-        CliError::Input(format!(
+        RunDirError::Input(format!(
             "--overwrite: cannot remove the old run in '{}': {e}",
             dir.display()
         ))
@@ -357,7 +353,7 @@ fn remove_old_run(dir: &Path) -> Result<(), CliError> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_file = entry.file_type().map_err(failed)?.is_file();
         if !is_file || !is_run_file(&name) {
-            return Err(CliError::Input(format!(
+            return Err(RunDirError::Input(format!(
                 "--overwrite: '{}' holds '{name}', which is not a file of a phaseflow run, so \
                  nothing was removed; move your own files out or give another -o",
                 dir.display()

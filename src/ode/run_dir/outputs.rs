@@ -2,7 +2,7 @@
 //! their space claimed) before any work, filled as chunks arrive, and moved into place
 //! together when the run has finished.
 
-use super::error::CliError;
+use super::error::RunDirError;
 use crate::io::{Dtype, NpyStream, OutputDir};
 use crate::ode::device::SaveBatch;
 use crate::ode::events::EventSink;
@@ -65,8 +65,8 @@ impl Sink for Checkpoint {
     }
 }
 
-fn write_error(e: impl std::fmt::Display) -> CliError {
-    CliError::Runtime(e.to_string())
+fn write_error(e: impl std::fmt::Display) -> RunDirError {
+    RunDirError::Runtime(e.to_string())
 }
 
 impl Outputs {
@@ -86,8 +86,8 @@ impl Outputs {
         done: Option<usize>,
         run: Value,
         n_sens: Option<usize>,
-    ) -> Result<Outputs, CliError> {
-        let input = |e: crate::io::OutputError| CliError::Input(e.to_string());
+    ) -> Result<Outputs, RunDirError> {
+        let input = |e: crate::io::OutputError| RunDirError::Input(e.to_string());
         let (n, dim) = (problem.ensemble().n, problem.system().dim());
         let mut files = vec![json!({"file": "times.npy", "shape": [n_save], "dtype": "float64"})];
         let real = NpySink::states_dtype(problem.precision());
@@ -185,7 +185,7 @@ impl Outputs {
             }
             for (sink, what) in replayed {
                 let states = states.as_mut().ok_or_else(|| {
-                    CliError::Input(format!(
+                    RunDirError::Input(format!(
                         "this run's {what} cannot be resumed: it did not keep states"
                     ))
                 })?;
@@ -211,9 +211,9 @@ impl Outputs {
 
     /// Writes run.json with state "running", after the inputs and before the first chunk:
     /// from now on the directory can be resumed whatever happens to the process.
-    pub fn begin(&self) -> Result<(), CliError> {
+    pub fn begin(&self) -> Result<(), RunDirError> {
         self.checkpoint.write().map_err(|e| {
-            CliError::Input(format!(
+            RunDirError::Input(format!(
                 "cannot write '{}': {e}",
                 self.checkpoint.dir.join("run.json").display()
             ))
@@ -227,7 +227,7 @@ impl Outputs {
         &mut self,
         problem: &Problem,
         system_text: Option<&str>,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), RunDirError> {
         let (system, ensemble) = (problem.system(), problem.ensemble());
         let n = ensemble.n;
         let dir = &self.dir;
@@ -278,7 +278,7 @@ impl Outputs {
     }
 
     /// Statuses and step counts of the first `done` trajectories, read back (resuming).
-    pub fn tally_prefix(&mut self, done: usize) -> Result<Tally, CliError> {
+    pub fn tally_prefix(&mut self, done: usize) -> Result<Tally, RunDirError> {
         let mut tally = Tally::default();
         for start in (0..done).step_by(ROWS_PER_BLOCK) {
             let end = (start + ROWS_PER_BLOCK).min(done);
@@ -346,7 +346,7 @@ impl Outputs {
         times: &[f64],
         mut summary: Value,
         done: usize,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), RunDirError> {
         let dir = &mut self.dir;
         dir.write_npy("times.npy", &[times.len() as u64], times)
             .map_err(write_error)?;
@@ -409,7 +409,7 @@ impl Outputs {
         n: usize,
         n_save: usize,
         dim: usize,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), RunDirError> {
         let nan_block = |real: Dtype, rows: usize| -> Vec<u8> {
             match real {
                 Dtype::F64 => bytemuck::cast_slice(&vec![f64::NAN; rows * dim]).to_vec(),
@@ -461,7 +461,7 @@ fn replay(
     problem: &Problem,
     n_save: usize,
     done: usize,
-) -> Result<(), CliError> {
+) -> Result<(), RunDirError> {
     let (n, dim, precision) = (
         problem.ensemble().n,
         problem.system().dim(),
@@ -490,7 +490,7 @@ fn replay(
 
 /// Writes the `montecarlo` output's files; returns their run.json entries (the quantiles'
 /// with its levels) and the number of non-finite values left out.
-fn write_montecarlo(dir: &mut OutputDir, m: &MonteCarlo) -> Result<(Vec<Value>, u64), CliError> {
+fn write_montecarlo(dir: &mut OutputDir, m: &MonteCarlo) -> Result<(Vec<Value>, u64), RunDirError> {
     let r = m.result();
     let shape = [r.n_save as u64, r.dim as u64];
     let mut entries = Vec::new();
@@ -530,7 +530,7 @@ fn write_table_now(
     n: usize,
     cols: usize,
     rows: impl Fn(Range<usize>) -> Vec<f64>,
-) -> Result<(), CliError> {
+) -> Result<(), RunDirError> {
     let tmp = dir.path().join(format!(".{name}.writing"));
     let fill = || -> std::io::Result<()> {
         let mut s = NpyStream::create(&tmp, Dtype::F64, &[n as u64, cols as u64])?;
@@ -543,7 +543,7 @@ fn write_table_now(
     };
     fill().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        CliError::Input(format!(
+        RunDirError::Input(format!(
             "cannot write '{}': {e}",
             dir.path().join(name).display()
         ))
