@@ -51,6 +51,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
 )
 from ._phaseflow import estimate_fits as _estimate_fits
 from ._phaseflow import fit_mlp as _fit_mlp
+from ._phaseflow import simulate_to_dir as _simulate_to_dir
 from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
 
@@ -67,6 +68,7 @@ __all__ = [
     "Lyapunov",
     "OrbitDiagram",
     "Result",
+    "RunDir",
     "STATUS",
     "RunError",
     "SpecError",
@@ -153,8 +155,9 @@ def simulate(
     progress: bool | str = "auto",
     u0: Any = None,
     params: Any = None,
+    overwrite: bool = False,
     **options: Any,
-) -> Result:
+) -> Result | RunDir:
     """Integrates an ensemble and returns its ``Result``.
 
     ``system`` is a ``System``, a built-in's name or a system file's path. The keywords are
@@ -164,8 +167,31 @@ def simulate(
     sensitivities beside the states (``Result.sensitivities``); a system with events, or
     ``section="z = 27"``, gives ``Result.events``. ``progress``: a tqdm bar ("auto": when tqdm is installed and
     stderr is a terminal). Ctrl-C cancels the run and raises ``KeyboardInterrupt``.
+
+    With ``out=DIR`` the run streams into a run directory as ``phaseflow simulate -o DIR``
+    writes it (the same files and run.json, bounded memory, ``outputs=[...]`` and
+    ``quantiles`` as there) and returns a ``RunDir``; ``overwrite=True`` replaces an earlier
+    run there. Ctrl-C then stops between chunks and leaves a directory that ``phaseflow
+    simulate --resume DIR`` continues. The system is a built-in's name or a file's path
+    (the directory keeps it), initial states and parameters come from the spec's keys
+    (``u0={"uniform": ...}``, ``params_file``, ``sweep``), not arrays.
     """
     engine = engine or default_engine()
+    if options.get("out") is not None:
+        for key, given in (("u0", u0 is not None and not isinstance(u0, dict)), ("params", params is not None)):
+            if given:
+                err = SpecError(f"{key}: with out, give initial states and parameters as the spec's keys "
+                                "(u0={...}, u0={'file': ...}, params_file, sweep), not arrays")
+                err.key = key
+                raise err
+        if isinstance(u0, dict):
+            options["u0"] = u0
+        options["out"] = os.fspath(options["out"])
+        return RunDir(_simulate_to_dir(system, engine=engine, overwrite=overwrite, **options))
+    if overwrite:
+        err = SpecError("overwrite replaces the run in out=DIR; give out too")
+        err.key = "overwrite"
+        raise err
     job = engine.submit(system, u0=_table(u0, "u0"), params=_table(params, "params"), **options)
     try:
         _wait(job, progress)
@@ -173,6 +199,44 @@ def simulate(
         job.cancel()
         raise
     return Result(job)
+
+
+class RunDir:
+    """A run directory written by ``simulate(..., out=DIR)`` (or ``phaseflow simulate -o``):
+    ``path``, ``summary`` (run.json), ``complete``, ``files`` (the ``.npy`` names), and each
+    array by name, memory-mapped: ``run["states"]``, ``run.states``, ``run["mc_mean"]``."""
+
+    def __init__(self, raw: dict[str, Any] | str | os.PathLike[str]) -> None:
+        import pathlib
+
+        if not isinstance(raw, dict):
+            path = pathlib.Path(raw)
+            raw = {"path": path, "summary": json.loads((path / "run.json").read_text())}
+            raw["complete"] = bool(raw["summary"].get("complete"))
+        self.path = pathlib.Path(raw["path"])
+        self.summary: dict[str, Any] = raw["summary"]
+        self.complete: bool = raw["complete"]
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(p.stem for p in self.path.glob("*.npy"))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        file = self.path / f"{name}.npy"
+        if not file.is_file():
+            raise KeyError(f"{name}: the run directory holds {', '.join(self.files)}")
+        return np.load(file, mmap_mode="r")
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_") or name in ("path", "summary", "complete"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(str(e)) from None
+
+    def __repr__(self) -> str:
+        return f"RunDir('{self.path}', complete={self.complete}, files={self.files})"
 
 
 def _progress_bar(progress: bool | str, **kwargs: Any) -> Any:

@@ -176,6 +176,11 @@ def fit_mlp(
 ) -> dict[str, Any]:
     """The fit `phaseflow.fit` wraps."""
 
+def simulate_to_dir(
+    system: System | str | PathLike[str], *, engine: Engine, overwrite: bool = False, **options: Any
+) -> dict[str, Any]:
+    """The run `phaseflow.simulate(..., out=DIR)` streams into DIR."""
+
 def systems() -> list[str]:
     """Names of the built-in systems."""
 

@@ -11,6 +11,7 @@ mod generate;
 mod mlp;
 mod montecarlo;
 mod run;
+mod rundir;
 mod system;
 mod train;
 
@@ -29,6 +30,7 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::train_deeponet, m)?)?;
     m.add_function(wrap_pyfunction!(estimate::estimate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(mlp::fit_mlp, m)?)?;
+    m.add_function(wrap_pyfunction!(rundir::simulate_to_dir, m)?)?;
     m.add_function(wrap_pyfunction!(generate::generate_deeponet_data, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -34,12 +34,12 @@ const REFUSED: [(&str, &str); 6] = [
     ),
     (
         "out",
-        "streaming to a directory is not in the Python package yet; use `phaseflow simulate -o`",
+        "streaming to a directory is phaseflow.simulate(..., out=DIR), not a job",
     ),
     (
         "outputs",
-        "optional outputs go with `out`, which the Python package does not take yet; for the \
-         montecarlo output use phaseflow.monte_carlo(...)",
+        "the files of a run directory: give them with out, as phaseflow.simulate(..., out=DIR, \
+         outputs=[...]); for Monte Carlo statistics in memory use phaseflow.monte_carlo(...)",
     ),
     (
         "lyapunov",

@@ -64,8 +64,8 @@ def test_bad_arrays(engine):
         pf.simulate("lorenz", engine=engine, progress=False, u0=np.zeros((4, 2)))  # lorenz has 3 states
     assert e.value.key == "u0"
     with pytest.raises(pf.SpecError) as e:
-        pf.simulate("lorenz", engine=engine, progress=False, n=4, out="somewhere")
-    assert e.value.key == "out"
+        engine.submit("lorenz", n=4, out="somewhere")  # a job returns arrays; out= is simulate's
+    assert e.value.key == "out" and "phaseflow.simulate(..., out=DIR)" in str(e.value)
 
 
 def test_unknown_systems():
@@ -106,7 +106,7 @@ def test_found_by_review(engine):
         pf.simulate("lorenz", engine=engine, progress=False, u0="abc")
     assert e.value.key == "u0"
     # Keys whose output the package does not hand back are refused, never silently dropped.
-    for key, value, use in (("quantiles", [0.5], "phaseflow.monte_carlo"), ("out", "somewhere", "phaseflow simulate")):
+    for key, value, use in (("quantiles", [0.5], "phaseflow.monte_carlo"), ("outputs", ["montecarlo"], "out=DIR")):
         with pytest.raises(pf.SpecError) as e:
             pf.simulate("lorenz", engine=engine, progress=False, n=4, **{key: value})
         assert e.value.key == key and use in str(e.value)

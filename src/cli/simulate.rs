@@ -14,7 +14,6 @@ use crate::ode::{
     Tolerance,
 };
 use crate::schedule::PlanCaps;
-use crate::schedule::plan::interruptible_chunk;
 use crate::spec::{Output, RunSpec, U0Spec};
 use std::path::PathBuf;
 
@@ -519,21 +518,10 @@ fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec
 }
 
 /// The most trajectories per chunk: --chunk, or as many as keep the work an interruption
-/// can lose bounded (a chunk is the unit Ctrl-C keeps).
+/// can lose bounded (`ode::run_dir::interruptible_chunk_of`).
 fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
-    if let Some(c) = args.chunk {
-        return c;
-    }
-    let steps = match problem {
-        Problem::Fixed(f) => f.grid.n_steps as u64,
-        Problem::Sde(SdeProblem {
-            steps: SdeSteps::Fixed { grid, .. },
-            ..
-        }) => grid.n_steps as u64,
-        // Unknown before the run: assume a thousand attempts, a long adaptive run.
-        Problem::Adaptive(_) | Problem::Sde(_) | Problem::Stiff(_) => 1000,
-    };
-    interruptible_chunk(steps)
+    args.chunk
+        .unwrap_or_else(|| crate::ode::run_dir::interruptible_chunk_of(problem))
 }
 
 pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> {

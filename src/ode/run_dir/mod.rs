@@ -21,5 +21,5 @@ pub use directory::{
 };
 pub use error::RunDirError;
 pub use outputs::{Output, Outputs};
-pub use run::{DirRun, Prepared, prepare_run};
+pub use run::{DirRun, Prepared, interruptible_chunk_of, prepare_run};
 pub use summary::{method_json, summary_json};

@@ -9,10 +9,12 @@ use super::outputs::{Output, Outputs};
 use super::summary::summary_json;
 use crate::gpu::GpuContext;
 use crate::io::OutputDir;
+use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
 use crate::ode::sensitivity::{SensitivityRun, SplitSink};
 use crate::ode::{
     FanOut, MonteCarlo, Problem, RunOptions, RunStats, Sink, Status, Tally, run_on_devices,
 };
+use crate::schedule::plan::interruptible_chunk;
 use crate::spec::{FieldError, RunSpec, build_problem};
 use serde_json::{Value, json};
 
@@ -50,6 +52,21 @@ pub struct DirRun {
     /// Trajectories still "not run" although their chunks were done (a driver or
     /// phaseflow bug); the run is then marked failed.
     pub unfinished: usize,
+}
+
+/// The most trajectories per chunk that keep the work an interruption can lose bounded (a
+/// chunk is the unit Ctrl-C keeps), by the run's steps.
+pub fn interruptible_chunk_of(problem: &Problem) -> usize {
+    let steps = match problem {
+        Problem::Fixed(f) => f.grid.n_steps as u64,
+        Problem::Sde(SdeProblem {
+            steps: SdeSteps::Fixed { grid, .. },
+            ..
+        }) => grid.n_steps as u64,
+        // Unknown before the run: assume a thousand attempts, a long adaptive run.
+        Problem::Adaptive(_) | Problem::Sde(_) | Problem::Stiff(_) => 1000,
+    };
+    interruptible_chunk(steps)
 }
 
 /// Checks a run: its spec (`outputs` only with `out`), the problem and its sensitivities,

@@ -1,0 +1,155 @@
+//! `simulate(..., out=DIR)` from Python: the run streamed into a run directory as
+//! `phaseflow simulate -o DIR` writes it (the library's `ode::run_dir`: the same files,
+//! run.json, fingerprint and resumability), on the engine's device, outside its queue,
+//! without the GIL; Ctrl-C stops it between chunks, leaving a directory that
+//! `phaseflow simulate --resume DIR` continues.
+
+use crate::convert::to_json;
+use crate::errors::{spec_error, spec_error_at};
+use crate::run::{PyEngine, json_to_py};
+use crate::system::PySystem;
+use phaseflow::model::builtin;
+use phaseflow::ode::RunOptions;
+use phaseflow::ode::run_dir::{DirRun, RunDirError, interruptible_chunk_of, prepare_run};
+use phaseflow::schedule::PlanCaps;
+use phaseflow::spec::RunSpec;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+fn dir_error(e: RunDirError) -> PyErr {
+    match e {
+        RunDirError::Spec(e) => spec_error(e),
+        RunDirError::Input(m) => spec_error_at(m, Some("out".into())),
+        RunDirError::Runtime(m) => crate::errors::run_error(m),
+        RunDirError::Sim(e) => crate::errors::sim_error(e),
+    }
+}
+
+/// The system as a run directory records it: a built-in's name or a file's path (its text
+/// is copied into the directory for `--resume`).
+fn system_name(system: &Bound<'_, PyAny>) -> PyResult<String> {
+    let refuse = || {
+        spec_error_at(
+            "out: a run directory records its system for --resume; give the system as a \
+             built-in's name or a system file's path, not a System built in Python"
+                .into(),
+            Some("out".into()),
+        )
+    };
+    if let Ok(s) = system.cast::<PySystem>() {
+        let name = s.get().inner.name().to_string();
+        return match builtin(&name) {
+            Some(_) => Ok(name),
+            None => Err(refuse()),
+        };
+    }
+    if let Ok(name) = system.cast::<PyString>() {
+        return Ok(name.to_string());
+    }
+    if system.hasattr("__fspath__")? {
+        let path: std::path::PathBuf = system.extract()?;
+        return Ok(path.display().to_string());
+    }
+    Err(spec_error_at(
+        "system: give a built-in's name or a system file's path".into(),
+        Some("system".into()),
+    ))
+}
+
+/// Runs into `options["out"]`; returns a dict: `path`, `summary` (run.json), `complete`,
+/// `interrupted`.
+#[pyfunction]
+#[pyo3(signature = (system, *, engine, overwrite = false, **options))]
+pub fn simulate_to_dir<'py>(
+    py: Python<'py>,
+    system: &Bound<'py, PyAny>,
+    engine: &PyEngine,
+    overwrite: bool,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let name = system_name(system)?;
+    let mut json = match options {
+        Some(o) => to_json(o.as_any(), "")?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let map = json.as_object_mut().expect("keywords are a dict");
+    for key in ["lyapunov", "orbit", "basins"] {
+        if map.contains_key(key) {
+            return Err(spec_error_at(
+                format!("{key}: an analysis' table does not go to simulate"),
+                Some(key.into()),
+            ));
+        }
+    }
+    map.insert("system".into(), name.into());
+    let spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
+    let out = spec
+        .out
+        .clone()
+        .ok_or_else(|| spec_error_at("out: give the directory".into(), Some("out".into())))?;
+    let prepared = py
+        .detach(|| prepare_run(spec, None, overwrite))
+        .map_err(dir_error)?;
+    let engine = engine.engine().clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = RunOptions {
+        caps: PlanCaps {
+            max_chunk: Some(interruptible_chunk_of(prepared.run_problem())),
+            memory_budget: engine.budgets().1,
+            ..PlanCaps::default()
+        },
+        cancel: Some(cancel.clone()),
+        ..RunOptions::default()
+    };
+    let (tx, rx) = mpsc::channel::<Result<DirRun, RunDirError>>();
+    std::thread::Builder::new()
+        .name("phaseflow-py-rundir".into())
+        .spawn(move || {
+            let ctx = engine.context();
+            let mut nothing = phaseflow::ode::Tally::default();
+            let _ = tx.send(prepared.run(std::slice::from_ref(ctx), options, &mut nothing));
+        })
+        .map_err(|e| crate::errors::run_error(format!("no thread to run on: {e}")))?;
+    let mut rx = rx;
+    let mut interrupt = None;
+    let outcome = loop {
+        let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
+        rx = back;
+        match received {
+            Ok(result) => break result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if interrupt.is_none()
+                    && let Err(e) = py.check_signals()
+                {
+                    // Stop after the chunks in flight; the directory stays resumable.
+                    cancel.store(true, Ordering::Relaxed);
+                    interrupt = Some(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(crate::errors::run_error(
+                    "the run's thread ended without a result".into(),
+                ));
+            }
+        }
+    };
+    let run = outcome.map_err(dir_error)?;
+    if let Some(e) = interrupt {
+        return Err(e);
+    }
+    if run.unfinished > 0 {
+        return Err(crate::errors::run_error(format!(
+            "{} trajectories came back unfinished although their chunks were done; run.json \
+             says failed (a phaseflow or driver bug: please report it)",
+            run.unfinished
+        )));
+    }
+    let result = PyDict::new(py);
+    result.set_item("path", out)?;
+    result.set_item("summary", json_to_py(py, &run.summary)?)?;
+    result.set_item("complete", run.complete)?;
+    Ok(result)
+}

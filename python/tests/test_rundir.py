@@ -1,0 +1,68 @@
+"""simulate(..., out=DIR) from Python: the CLI's run directory, file for file, streamed with
+the optional outputs; overwrite, refusals, and a run directory the CLI resumes."""
+
+import json
+
+import numpy as np
+import pytest
+
+import phaseflow as pf
+
+SPEC = dict(n=500, tspan=(0, 1), dt=0.01, save_every=25, sweep={"rho": [10, 40]})
+
+
+def test_run_directory_equals_the_cli(engine, cli, tmp_path):
+    cli("simulate", "lorenz", "-n", "500", "--tspan", "0:1", "--dt", "0.01", "--save-every", "25",
+        "--sweep", "rho=10:40", "--outputs", "states,montecarlo,trajectory-stats", "--quantiles", "0.5",
+        "-q", "-o", tmp_path / "cli")
+    r = pf.simulate("lorenz", engine=engine, out=tmp_path / "py", outputs=["states", "montecarlo", "trajectory-stats"],
+                    quantiles=[0.5], **SPEC)
+    assert isinstance(r, pf.RunDir) and r.complete
+    cli_files = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert sorted(p.name for p in r.path.iterdir()) == cli_files
+    for name in r.files:
+        want = np.load(tmp_path / "cli" / f"{name}.npy")
+        assert np.array_equal(r[name], want, equal_nan=True), name
+    assert r.states.shape == (5, 500, 3) and r["mc_mean"].shape == (5, 3)
+    run = json.loads((tmp_path / "cli" / "run.json").read_text())
+    assert r.summary["state"] == run["state"] == "complete"
+    assert r.summary["fingerprint"] == run["fingerprint"]
+    assert pf.RunDir(r.path).summary["n"] == 500
+
+
+def test_overwrite_and_refusals(engine, tmp_path):
+    out = tmp_path / "run"
+    pf.simulate("lorenz", engine=engine, out=out, **SPEC)
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, out=out, **SPEC)
+    assert e.value.key == "out" and "overwrite" in str(e.value)
+    again = pf.simulate("lorenz", engine=engine, out=out, overwrite=True, **dict(SPEC, n=20))
+    assert again.states.shape[1] == 20
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, out=tmp_path / "x", params=np.ones((4, 3)), n=4)
+    assert e.value.key == "params"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, overwrite=True, n=4)
+    assert e.value.key == "overwrite"
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, outputs=["montecarlo"], n=4)
+    assert e.value.key == "outputs"
+    decay = pf.System.from_equations(states={"x": 1.0}, parameters={"k": 1.0}, equations="dx = -k*x")
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate(decay, engine=engine, out=tmp_path / "y", n=4)
+    assert e.value.key == "out"
+    with pytest.raises(KeyError):
+        again["mc_mean"]
+
+
+def test_the_cli_resumes_a_python_run(engine, cli, tmp_path):
+    """A run directory written from Python is the CLI's: marked interrupted by hand (as a
+    killed run leaves it), `phaseflow simulate --resume` finishes it to the same states."""
+    out = tmp_path / "run"
+    full = pf.simulate("lorenz", engine=engine, out=out, **SPEC)
+    states = np.array(full.states)
+    run = json.loads((out / "run.json").read_text())
+    run.update(state="interrupted", complete=False, trajectories_done=0)
+    (out / "run.json").write_text(json.dumps(run))
+    cli("simulate", "--resume", out, "-q")
+    np.testing.assert_array_equal(np.load(out / "states.npy"), states)
