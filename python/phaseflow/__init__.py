@@ -51,6 +51,7 @@ from ._phaseflow import (  # noqa: E402  (after the environment is set)
 )
 from ._phaseflow import estimate_fits as _estimate_fits
 from ._phaseflow import fit_mlp as _fit_mlp
+from ._phaseflow import resume_dir as _resume_dir
 from ._phaseflow import simulate_to_dir as _simulate_to_dir
 from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
@@ -68,6 +69,7 @@ __all__ = [
     "Lyapunov",
     "OrbitDiagram",
     "Result",
+    "resume",
     "RunDir",
     "STATUS",
     "RunError",
@@ -199,6 +201,14 @@ def simulate(
         job.cancel()
         raise
     return Result(job)
+
+
+def resume(path: str | os.PathLike[str], *, engine: Engine | None = None) -> RunDir:
+    """Continues an interrupted run directory, as ``phaseflow simulate --resume DIR`` does:
+    the run from the directory alone (its run.json and copied inputs, their fingerprint
+    checked), from the first trajectory not done. Returns its ``RunDir``."""
+    engine = engine or default_engine()
+    return RunDir(_resume_dir(os.fspath(path), engine=engine))
 
 
 class RunDir:

@@ -181,6 +181,9 @@ def simulate_to_dir(
 ) -> dict[str, Any]:
     """The run `phaseflow.simulate(..., out=DIR)` streams into DIR."""
 
+def resume_dir(path: str | PathLike[str], *, engine: Engine) -> dict[str, Any]:
+    """The run `phaseflow.resume` continues."""
+
 def systems() -> list[str]:
     """Names of the built-in systems."""
 

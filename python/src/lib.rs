@@ -31,6 +31,7 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(estimate::estimate_fits, m)?)?;
     m.add_function(wrap_pyfunction!(mlp::fit_mlp, m)?)?;
     m.add_function(wrap_pyfunction!(rundir::simulate_to_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(rundir::resume_dir, m)?)?;
     m.add_function(wrap_pyfunction!(generate::generate_deeponet_data, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -10,7 +10,9 @@ use crate::run::{PyEngine, json_to_py};
 use crate::system::PySystem;
 use phaseflow::model::builtin;
 use phaseflow::ode::RunOptions;
-use phaseflow::ode::run_dir::{DirRun, RunDirError, interruptible_chunk_of, prepare_run};
+use phaseflow::ode::run_dir::{
+    DirRun, Prepared, ResumePoint, RunDirError, interruptible_chunk_of, prepare_run,
+};
 use phaseflow::schedule::PlanCaps;
 use phaseflow::spec::RunSpec;
 use pyo3::prelude::*;
@@ -93,6 +95,41 @@ pub fn simulate_to_dir<'py>(
     let prepared = py
         .detach(|| prepare_run(spec, None, overwrite))
         .map_err(dir_error)?;
+    run_prepared(py, engine, prepared, out)
+}
+
+/// Continues an interrupted run directory (as `phaseflow simulate --resume DIR`): its spec
+/// and inputs from the directory alone, its fingerprint checked, trajectories from the
+/// first not done.
+#[pyfunction]
+#[pyo3(signature = (path, *, engine))]
+pub fn resume_dir<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    engine: &PyEngine,
+) -> PyResult<Bound<'py, PyDict>> {
+    let resume_error = |e: RunDirError| match e {
+        RunDirError::Input(m) => spec_error_at(
+            m.trim_start_matches("--resume: ").to_string(),
+            Some("path".into()),
+        ),
+        other => dir_error(other),
+    };
+    let point = ResumePoint::read(&path).map_err(resume_error)?;
+    let prepared = py
+        .detach(|| prepare_run(point.spec.clone(), Some(&point), false))
+        .map_err(resume_error)?;
+    run_prepared(py, engine, prepared, path)
+}
+
+/// Runs a prepared run on the engine's device on a thread of its own, waiting without the
+/// GIL; Ctrl-C stops it after the chunks in flight and is re-raised.
+fn run_prepared<'py>(
+    py: Python<'py>,
+    engine: &PyEngine,
+    prepared: Prepared,
+    out: std::path::PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
     let engine = engine.engine().clone();
     let cancel = Arc::new(AtomicBool::new(false));
     let options = RunOptions {

@@ -66,3 +66,20 @@ def test_the_cli_resumes_a_python_run(engine, cli, tmp_path):
     (out / "run.json").write_text(json.dumps(run))
     cli("simulate", "--resume", out, "-q")
     np.testing.assert_array_equal(np.load(out / "states.npy"), states)
+
+
+def test_resume_from_python(engine, tmp_path):
+    """A run marked interrupted after 200 of 500 trajectories (as a killed run leaves it)
+    is continued by pf.resume to the states of the whole run; a complete one is refused."""
+    out = tmp_path / "run"
+    full = pf.simulate("lorenz", engine=engine, out=out, **SPEC)
+    states = np.array(full.states)
+    with pytest.raises(pf.SpecError) as e:
+        pf.resume(out, engine=engine)
+    assert e.value.key == "path" and "already complete" in str(e.value)
+    run = json.loads((out / "run.json").read_text())
+    run.update(state="interrupted", complete=False, trajectories_done=200)
+    (out / "run.json").write_text(json.dumps(run))
+    r = pf.resume(out, engine=engine)
+    assert r.complete and r.summary["trajectories_done"] == 500
+    np.testing.assert_array_equal(np.array(r.states), states)
