@@ -462,8 +462,8 @@ def train_deeponet(
     config: dict[str, Any] | str | os.PathLike[str],
     *,
     engine: Engine | None = None,
-    train: tuple[Any, Any, Any] | None = None,
-    test: tuple[Any, Any, Any] | None = None,
+    train: tuple[Any, Any, Any] | dict[str, Any] | None = None,
+    test: tuple[Any, Any, Any] | dict[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     iterations: int | None = None,
@@ -474,8 +474,10 @@ def train_deeponet(
 
     ``config``: a dict with the training config file's keys (``data``, ``model``, ``train``,
     ``out``) or the file's path. ``train``/``test``: aligned data as arrays ``(functions [F,
-    sensors], points [P, dims], values [F, P] or [F, P, outputs])`` instead of the config's
-    files (``data.validation`` still holds a share out). ``out``: write model.safetensors,
+    sensors], points [P, dims], values [F, P] or [F, P, outputs])``, or unaligned samples as
+    a dict ``{"u": [S, sensors], "y": [S, dims], "g": [S] or [S, outputs]}`` (DeepXDE's
+    ``Triple``), instead of the config's files (``data.validation`` still holds a share
+    out). ``out``: write model.safetensors,
     state.safetensors, history.csv and summary.json there (the CLI's files; a checkpoint
     ``DeepONet.load`` and ``phaseflow predict`` read). ``callback(record)`` is called after
     every evaluation with a dict of that row. Ctrl-C stops at the next evaluation, writes

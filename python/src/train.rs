@@ -10,9 +10,9 @@ use crate::run::{PyEngine, json_to_py};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use phaseflow::engine::EngineError;
 use phaseflow::io::OutputDir;
-use phaseflow::nn::deeponet::DeepONetData;
 use phaseflow::nn::deeponet::data::aligned;
 use phaseflow::nn::deeponet::session::{self, Progress, RunFacts, RunRecord};
+use phaseflow::nn::deeponet::{DeepONetData, UnalignedData};
 use phaseflow::nn::{DeepONetParams, DeepONetTrainer};
 use phaseflow::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use pyo3::prelude::*;
@@ -289,10 +289,76 @@ fn read_spec(config: &Bound<'_, PyAny>, arrays: bool) -> PyResult<TrainSpec> {
 
 /// Aligned data from `(functions [F, sensors], points [P, dims], values [F, P] or
 /// [F, P, outputs])`.
+/// Unaligned samples (DeepXDE's `Triple`): sample r pairs function `u[r]` with location
+/// `y[r]` and value `g[r]`, as `{"u": [S, sensors], "y": [S, dims], "g": [S] or [S, k]}`.
+fn unaligned_from_dict(d: &Bound<'_, PyDict>, key: &str) -> PyResult<DeepONetData> {
+    if let Some(other) = d
+        .keys()
+        .iter()
+        .filter_map(|k| k.extract::<String>().ok())
+        .find(|k| !["u", "y", "g"].contains(&k.as_str()))
+    {
+        return Err(spec_error_at(
+            format!("{key}: unknown key '{other}'; unaligned samples are {{\"u\", \"y\", \"g\"}}"),
+            Some(key.into()),
+        ));
+    }
+    let part = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(name)?.ok_or_else(|| {
+            spec_error_at(
+                format!("{key}: no '{name}'; unaligned samples need u [S, sensors], y [S, dims] and g [S, outputs]"),
+                Some(key.into()),
+            )
+        })
+    };
+    let u = matrix(&matrix_f64(&part("u")?, &format!("{key}.u"))?);
+    let y = matrix(&matrix_f64(&part("y")?, &format!("{key}.y"))?);
+    let g_any = part("g")?;
+    let g_shaped = match g_any
+        .getattr("ndim")
+        .ok()
+        .and_then(|n| n.extract::<usize>().ok())
+    {
+        Some(1) => g_any.call_method1("reshape", ((-1i64, 1i64),))?,
+        _ => g_any,
+    };
+    let g = matrix(&matrix_f64(&g_shaped, &format!("{key}.g"))?);
+    if u.rows != y.rows || u.rows != g.rows || u.rows == 0 {
+        return Err(spec_error_at(
+            format!(
+                "{key}: u, y and g hold {}, {} and {} samples; one row each per sample, at \
+                 least one",
+                u.rows, y.rows, g.rows
+            ),
+            Some(key.into()),
+        ));
+    }
+    for (name, m) in [("u", &u), ("y", &y), ("g", &g)] {
+        if let Some(k) = m.data.iter().position(|v| !v.is_finite()) {
+            return Err(spec_error_at(
+                format!(
+                    "{key}.{name} has a value that is not finite at row {}, column {}",
+                    k / m.cols.max(1),
+                    k % m.cols.max(1)
+                ),
+                Some(key.into()),
+            ));
+        }
+    }
+    Ok(DeepONetData::Unaligned(UnalignedData { u, y, g }))
+}
+
 fn data_from_arrays(value: &Bound<'_, PyAny>, key: &str) -> PyResult<DeepONetData> {
+    if let Ok(d) = value.cast::<PyDict>() {
+        return unaligned_from_dict(d, key);
+    }
     let parts = value.cast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
         spec_error_at(
-            format!("{key} must be a tuple (functions [F, sensors], points [P, dims], values [F, P] or [F, P, outputs])"),
+            format!(
+                "{key} must be a tuple (functions [F, sensors], points [P, dims], values [F, P] \
+                 or [F, P, outputs]) for aligned data, or a dict {{\"u\": [S, sensors], \"y\": \
+                 [S, dims], \"g\": [S] or [S, outputs]}} for unaligned samples"
+            ),
             Some(key.into()),
         )
     })?;

@@ -225,3 +225,35 @@ def test_unaligned_generation_and_an_all_python_round_trip(engine, tmp_path):
     net = pf.DeepONet.load(tmp_path / "m" / "model.safetensors", engine=engine)
     u, y, _ = aligned["test"]
     np.testing.assert_array_equal(net.predict(u, y), t.model.predict(u, y))
+
+
+def test_unaligned_arrays_train_as_the_cli_trains_their_file(cli, engine, tmp_path):
+    """Unaligned samples as a dict {"u", "y", "g"} train to the same weights as the CLI
+    trains the .npz they came from (the same loop, split and seeds); shape and key mistakes
+    name the argument."""
+    from safetensors.numpy import load_file
+
+    gen = tmp_path / "gen.toml"
+    gen.write_text('system = "antiderivative"\nfunctions = 64\ntest_functions = 8\nseed = 3\npoints = 20\n'
+                   'points_per_function = 4\nsteps_per_point = 10\n[inputs.u]\nlength_scale = 0.2\n')
+    cli("generate", "--config", gen, "-o", tmp_path / "data")
+    config = tmp_path / "train.toml"
+    config.write_text(f'out = "{tmp_path / "cli"}"\n[data]\ntrain = "{tmp_path / "data" / "train.npz"}"\n'
+                      "validation = 0.25\n[model]\nbranch = [16]\ntrunk = [16]\nlatent = 16\nseed = 3\n"
+                      "[train]\niterations = 100\nevaluate_every = 50\nsamples_per_batch = 64\n")
+    cli("train", "deeponet", "--config", config)
+    d = np.load(tmp_path / "data" / "train.npz")
+    samples = {"u": d["sample_functions"], "y": d["sample_points"], "g": d["sample_values"][:, 0]}
+    settings = {"data": {"validation": 0.25}, "model": {"branch": [16], "trunk": [16], "latent": 16, "seed": 3},
+                "train": {"iterations": 100, "evaluate_every": 50, "samples_per_batch": 64}}
+    t = pf.train_deeponet(settings, engine=engine, train=samples, out=tmp_path / "py", progress=False)
+    mine, theirs = load_file(str(tmp_path / "py" / "model.safetensors")), load_file(str(tmp_path / "cli" / "model.safetensors"))
+    assert set(mine) == set(theirs)
+    for name in mine:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+    assert t.history["step"].tolist() == [50, 100]
+    for bad, words in [(dict(samples, g=samples["g"][:10]), "samples"), (dict(samples, v=1), "unknown key 'v'"),
+                       ({"u": samples["u"], "y": samples["y"]}, "no 'g'")]:
+        with pytest.raises(pf.SpecError) as e:
+            pf.train_deeponet(settings, engine=engine, train=bad, progress=False)
+        assert e.value.key == "train" and words in str(e.value)
