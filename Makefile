@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BIN := target/release/phaseflow
 
-.PHONY: setup build demo test fuzz lint fmt clean
+.PHONY: setup build demo test fuzz lint fmt clean wheel
 
 setup:
 	@./scripts/ensure-vulkan.sh
@@ -41,6 +41,11 @@ lint:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release --no-default-features -- -D warnings
 	$(CARGO) clippy --release -p phaseflow-python -- -D warnings
+
+# The manylinux2014 wheel of the Python package (zig as the linker, no container), checked
+# in a fresh venv; about 4 minutes on two cores.
+wheel: setup
+	./scripts/build-wheel.sh
 
 fmt:
 	$(CARGO) fmt
