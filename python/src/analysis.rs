@@ -95,10 +95,20 @@ pub fn submit(
     params: Option<&Bound<'_, PyAny>>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyJob> {
+    // Arrays of initial states or parameters, as arguments or keywords (a basins run's
+    // keywords all go to `options`; a `u0` table is the spec's and is refused by it).
+    let array_in_options = |key: &str| -> bool {
+        options
+            .and_then(|o| o.get_item(key).ok().flatten())
+            .is_some_and(|v| !v.is_instance_of::<PyDict>())
+    };
     if matches!(kind, Kind::Basins)
-        && let Some(key) = [("u0", u0.is_some()), ("params", params.is_some())]
-            .into_iter()
-            .find_map(|(k, given)| given.then_some(k))
+        && let Some(key) = [
+            ("u0", u0.is_some() || array_in_options("u0")),
+            ("params", params.is_some() || array_in_options("params")),
+        ]
+        .into_iter()
+        .find_map(|(k, given)| given.then_some(k))
     {
         return Err(spec_error_at(
             format!(

@@ -75,8 +75,12 @@ impl PyDeepONet {
         functions: &Bound<'py, PyAny>,
         points: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let u = matrix(&matrix_f64(functions, "functions")?);
-        let y = matrix(&matrix_f64(points, "points")?);
+        // A 1-D array is one function, and points of a one-dimensional domain (or one
+        // point of a wider one).
+        let functions = as_rows(functions, "functions", true)?;
+        let points = as_rows(points, "points", self.arch.dims() != 1)?;
+        let u = matrix(&matrix_f64(&functions, "functions")?);
+        let y = matrix(&matrix_f64(&points, "points")?);
         // Widths first, each named by its argument: the sensors are the functions' columns,
         // the coordinates the points'.
         for (key, given, want) in [
@@ -181,4 +185,27 @@ impl PyDeepONet {
             self.model.parameters()
         )
     }
+}
+
+/// `value` as NumPy has it, a 1-D array made 2-D: one row (`one_row`) or one column.
+fn as_rows<'py>(
+    value: &Bound<'py, PyAny>,
+    key: &str,
+    one_row: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let array = value
+        .py()
+        .import("numpy")?
+        .call_method1("asarray", (value,))
+        .map_err(|e| {
+            spec_error_at(
+                format!("{key}: not an array of numbers ({e})"),
+                Some(key.into()),
+            )
+        })?;
+    if array.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Ok(array);
+    }
+    let shape: (i64, i64) = if one_row { (1, -1) } else { (-1, 1) };
+    array.call_method1("reshape", (shape,))
 }

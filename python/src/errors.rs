@@ -65,9 +65,19 @@ fn with_attrs(err: PyErr, attrs: &[(&str, Option<Py<PyAny>>)]) -> PyErr {
 /// A system definition's diagnostics: the message shows file:line:column, the line and a
 /// caret, exactly as the CLI prints it; the first mistake's position is on the exception.
 pub fn system_error(d: &Diagnostics) -> PyErr {
+    system_error_in(d, None)
+}
+
+/// `system_error` for a system read from `path`: a mistake about the file as a whole (it
+/// cannot be read, it is not UTF-8) has no source text, and `.file` is then the path.
+pub fn system_error_in(d: &Diagnostics, path: Option<&std::path::Path>) -> PyErr {
     let first = d.first();
     let (file, pos) = (
-        first.source.as_ref().map(|s| s.name.clone()),
+        first
+            .source
+            .as_ref()
+            .map(|s| s.name.clone())
+            .or_else(|| path.map(|p| p.display().to_string())),
         first.position(),
     );
     Python::attach(|py| {

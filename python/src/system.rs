@@ -2,7 +2,7 @@
 //! checked on construction with the CLI's messages.
 
 use crate::convert::to_json;
-use crate::errors::{spec_error_at, system_error};
+use crate::errors::{spec_error_at, system_error, system_error_in};
 use phaseflow::model::diagnostic::{Diagnostic, Diagnostics, Source};
 use phaseflow::model::print::print_program;
 use phaseflow::model::{System, builtin, builtin_names, load_system_file, parse_system};
@@ -47,7 +47,7 @@ impl PySystem {
     fn from_file(path: PathBuf) -> PyResult<PySystem> {
         load_system_file(&path)
             .map(|inner| PySystem { inner })
-            .map_err(|d| system_error(&d))
+            .map_err(|d| system_error_in(&d, Some(&path)))
     }
 
     /// A system from its parts: `states` and `parameters` map names to default values,

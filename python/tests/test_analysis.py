@@ -89,3 +89,9 @@ def test_analysis_jobs_cancel_and_errors_name_their_key(engine):
     with pytest.raises(pf.SpecError) as e:
         engine.submit_basins("lorenz", n=4, basins={"grid": {"x": [-1, 1, 4], "y": [-1, 1, 4]}})
     assert e.value.key == "n"
+    # Arrays of initial states or parameters are refused by name: the grid gives the states.
+    for key in ("u0", "params"):
+        with pytest.raises(pf.SpecError) as e:
+            pf.basins("lorenz", engine=engine, progress=False, basins={"grid": {"x": [-1, 1, 4], "y": [-1, 1, 4]}},
+                      **{key: np.ones((16, 3))})
+        assert e.value.key == key and "basins.grid" in str(e.value)

@@ -98,8 +98,11 @@ def test_array_likes_are_accepted(trained, engine):
     y = [[0.0], [0.5], [1.0]]  # a list
     g = net.predict(u.astype(np.float32), y)
     np.testing.assert_array_equal(g, net.predict(u, np.asarray(y)))
+    # 1-D: one function; points of the network's one-dimensional domain.
+    np.testing.assert_array_equal(net.predict(u, [0.0, 0.5, 1.0]), g)
+    np.testing.assert_array_equal(net.predict(u[1], y), g[1:])
     with pytest.raises(pf.SpecError) as e:
-        net.predict(u, [0.0, 0.5])
+        net.predict(u, np.zeros((3, 1, 1)))
     assert e.value.key == "points" and "2-D" in str(e.value)
 
 

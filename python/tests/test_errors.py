@@ -71,8 +71,10 @@ def test_bad_arrays(engine):
 def test_unknown_systems():
     with pytest.raises(pf.PhaseflowError, match="lorentz"):
         pf.System.builtin("lorentz")
-    with pytest.raises(pf.PhaseflowError):
+    with pytest.raises(pf.SystemError) as e:
         pf.System.from_file("/nonexistent/system.toml")
+    # A file that cannot be read is still named by .file (no line: no text to point into).
+    assert e.value.file == "/nonexistent/system.toml" and e.value.line is None
 
 
 def test_non_finite_and_deep_keywords(engine):
