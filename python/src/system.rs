@@ -66,6 +66,7 @@ impl PySystem {
         let mut doc = toml::Table::new();
         doc.insert("name".into(), toml::Value::String(name.into()));
         for (key, value) in [("states", states), ("parameters", parameters)] {
+            check_defaults(value, key)?;
             doc.insert(key.into(), toml_value(&value.clone().into_any(), key)?);
         }
         doc.insert("equations".into(), toml::Value::String(equations.into()));
@@ -274,4 +275,43 @@ fn find_value(text: &str, key: &str, value: &str) -> Option<usize> {
         .map(|i| i + 1)
         .or_else(|| text.starts_with(&format!("{key} = ")).then_some(0))?;
     text[at_key..].find(value).map(|i| at_key + i)
+}
+
+/// The names and default values of `states` or `parameters`, checked here so that a mistake
+/// names the argument (`states.x`), not a line of the system text assembled from them.
+fn check_defaults(values: &Bound<'_, PyDict>, key: &str) -> PyResult<()> {
+    for (name, value) in values.iter() {
+        let name: String = name.extract().map_err(|_| {
+            spec_error_at(
+                format!("{key}: its keys are names (strings)"),
+                Some(key.into()),
+            )
+        })?;
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(spec_error_at(
+                format!(
+                    "{key}: '{name}' is not a valid name: names start with a letter or '_' and \
+                     contain only letters, digits and '_'"
+                ),
+                Some(key.into()),
+            ));
+        }
+        let number = (!value.is_instance_of::<pyo3::types::PyBool>())
+            .then(|| value.extract::<f64>().ok())
+            .flatten()
+            .filter(|v| v.is_finite());
+        if number.is_none() {
+            let shown = value.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(spec_error_at(
+                format!("{key}.{name} is {shown}; its default must be a finite number"),
+                Some(format!("{key}.{name}")),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 """Systems from Python: built-ins, files and equations, and their Jacobians."""
 
 import numpy as np
+import pytest
 
 import phaseflow as pf
 
@@ -50,3 +51,15 @@ def test_jacobian_entries():
     assert "beta" in entries[("z", "z")]
     assert ("x", "z") not in entries
     assert len(entries) == 8  # x: x,y; y: x,y,z; z: x,y,z
+
+
+def test_from_equations_names_the_bad_default():
+    """A bad name or default in states/parameters is named by its argument, not by a line
+    of the system text assembled from them."""
+    for states, key in [({"x": "abc"}, "states.x"), ({"x": True}, "states.x"), ({"1x": 1.0}, "states")]:
+        with pytest.raises(pf.SpecError) as e:
+            pf.System.from_equations(states=states, parameters={"k": 1.0}, equations="dx = -k*x")
+        assert e.value.key == key and "<from_equations>" not in str(e.value)
+    with pytest.raises(pf.SpecError) as e:
+        pf.System.from_equations(states={"x": 1.0}, parameters={"k": float("inf")}, equations="dx = -k*x")
+    assert e.value.key == "parameters.k"
