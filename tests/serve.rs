@@ -536,6 +536,11 @@ fn monte_carlo_over_http_equals_the_reducer() {
             "save_every",
             "save less often",
         ),
+        (
+            json!({"system": "gbm", "n": 1_000_000_000_000u64}),
+            "n",
+            "limit of",
+        ),
     ] {
         let (status, v) = c.json("POST", "/v1/monte-carlo", Some(body));
         assert_eq!(status, 422, "{field}: {v}");

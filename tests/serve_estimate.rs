@@ -255,6 +255,11 @@ fn fits_over_http_equal_the_library() {
             "not a key of a fit",
         ),
         (
+            with("quantiles", json!([0.5])),
+            "quantiles",
+            "not a key of a fit",
+        ),
+        (
             with("sensitivity_error", json!("sideways")),
             "sensitivity_error",
             "include or exclude",
@@ -275,6 +280,24 @@ fn fits_over_http_equal_the_library() {
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.contains(words), "{field}: {message}");
     }
+    // Many segments: each fit's unknowns (and their dense normal equations) are bounded
+    // before any work, however few the trajectories.
+    let long = json!({"system": "lorenz", "observations": [vec![[0.0, 0.0, 0.0]; 600]],
+        "times": (1..=600).map(|k| k as f64 * 1e-3).collect::<Vec<_>>(),
+        "fit": {"rho": [1, 2]}, "segments": 200});
+    let (status, v) = c.json("POST", "/v1/estimate", Some(long));
+    assert_eq!(
+        (status, &v["error"]["where"]["field"]),
+        (422, &json!("segments")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("598 unknowns"),
+        "{v}"
+    );
     let mut both = base.clone();
     both["shared"] = json!(true);
     both["segments"] = json!(2);

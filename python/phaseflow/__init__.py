@@ -221,7 +221,13 @@ class RunDir:
 
         if not isinstance(raw, dict):
             path = pathlib.Path(raw)
-            raw = {"path": path, "summary": json.loads((path / "run.json").read_text())}
+            try:
+                summary = json.loads((path / "run.json").read_text())
+            except (OSError, ValueError) as e:
+                err = SpecError(f"path: '{path}' is not a run directory (no readable run.json: {e})")
+                err.key = "path"
+                raise err from None
+            raw = {"path": path, "summary": summary}
             raw["complete"] = bool(raw["summary"].get("complete"))
         self.path = pathlib.Path(raw["path"])
         self.summary: dict[str, Any] = raw["summary"]
@@ -734,6 +740,10 @@ def fit(
         a = np.asarray(a, dtype=np.float64)
         return a.reshape(-1, 1) if a.ndim == 1 else a
 
+    if test is not None and (not isinstance(test, (tuple, list)) or len(test) != 2):
+        err = SpecError("test must be a pair (x_test, y_test)")
+        err.key = "test"
+        raise err
     pair = None if test is None else (columns(test[0]), columns(test[1]))
     return Fit(_fit_mlp(columns(x), columns(y), engine=engine, test=pair, network=network,
                         train=train, seed=seed))
@@ -752,9 +762,9 @@ class Fit:
         self.interrupted: bool = raw["interrupted"]
 
     def predict(self, x: Any) -> np.ndarray:
-        """The network at inputs ``x`` [rows, inputs] (1-D: one input per row)."""
-        x = np.asarray(x, dtype=np.float64)
-        return self.model.predict(x.reshape(-1, 1) if x.ndim == 1 else x)
+        """The network at inputs ``x`` [rows, inputs] (1-D: one input per row for a
+        one-input network, else one row)."""
+        return self.model.predict(x)
 
     def __repr__(self) -> str:
         final = self.summary.get("final_loss")

@@ -189,3 +189,26 @@ pub fn matrix_of(array: &numpy::PyReadonlyArray2<'_, f64>) -> phaseflow::nn::Mat
         data,
     }
 }
+
+/// `value` as NumPy has it, a 1-D array made 2-D: one row (`one_row`) or one column.
+pub fn as_rows<'py>(
+    value: &Bound<'py, PyAny>,
+    key: &str,
+    one_row: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let array = value
+        .py()
+        .import("numpy")?
+        .call_method1("asarray", (value,))
+        .map_err(|e| {
+            spec_error_at(
+                format!("{key}: not an array of numbers ({e})"),
+                Some(key.into()),
+            )
+        })?;
+    if array.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Ok(array);
+    }
+    let shape: (i64, i64) = if one_row { (1, -1) } else { (-1, 1) };
+    array.call_method1("reshape", (shape,))
+}

@@ -2,7 +2,7 @@
 //! deeponet` writes it) placed on an engine's device, answering predictions for NumPy
 //! arrays. Requests from several Python threads share device passes (the engine batches).
 
-use crate::convert::{matrix_f64, matrix_of as matrix};
+use crate::convert::{as_rows, matrix_f64, matrix_of as matrix};
 use crate::errors::{engine_error, spec_error_at};
 use crate::run::{PyEngine, json_to_py};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
@@ -185,27 +185,4 @@ impl PyDeepONet {
             self.model.parameters()
         )
     }
-}
-
-/// `value` as NumPy has it, a 1-D array made 2-D: one row (`one_row`) or one column.
-fn as_rows<'py>(
-    value: &Bound<'py, PyAny>,
-    key: &str,
-    one_row: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let array = value
-        .py()
-        .import("numpy")?
-        .call_method1("asarray", (value,))
-        .map_err(|e| {
-            spec_error_at(
-                format!("{key}: not an array of numbers ({e})"),
-                Some(key.into()),
-            )
-        })?;
-    if array.getattr("ndim")?.extract::<usize>()? != 1 {
-        return Ok(array);
-    }
-    let shape: (i64, i64) = if one_row { (1, -1) } else { (-1, 1) };
-    array.call_method1("reshape", (shape,))
 }

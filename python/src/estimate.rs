@@ -107,7 +107,7 @@ pub fn estimate_fits<'py>(
     })?;
     let ep = estimation_problem(problem, &request, data).map_err(input_error)?;
     ep.check().map_err(estimate_error)?;
-    check_segments(segments, ep.observations.times.len(), shared).map_err(input_error)?;
+    check_segments(segments, &ep, shared).map_err(input_error)?;
     let settings = settings_json(&ep, shared, segments);
     let outcome = run(py, engine, ep, shared, segments)?;
     let out = match outcome {

@@ -4,7 +4,7 @@
 //! without the GIL; Ctrl-C stops at the next loss read-back and keeps the network so far.
 //! The network is a `phaseflow.MLP`: predict, save as the CLI's checkpoint, load.
 
-use crate::convert::{matrix_f64, matrix_of, to_json};
+use crate::convert::{as_rows, matrix_f64, matrix_of, to_json};
 use crate::errors::{gpu_error, spec_error, spec_error_at};
 use crate::run::{PyEngine, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
@@ -53,7 +53,9 @@ impl PyMLP {
 
     /// The network's outputs [rows, outputs] for inputs `x` [rows, inputs], on the device.
     fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let x = matrix_of(&matrix_f64(x, "x")?);
+        // A 1-D array: one input per row for a one-input network, else one row.
+        let x = as_rows(x, "x", self.arch.inputs() != 1)?;
+        let x = matrix_of(&matrix_f64(&x, "x")?);
         if x.cols != self.arch.inputs() {
             return Err(spec_error_at(
                 format!(

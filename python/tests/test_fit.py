@@ -68,7 +68,13 @@ def test_refusals_name_their_key(engine):
         with pytest.raises(pf.SpecError) as e:
             pf.fit(engine=engine, **kwargs)
         assert e.value.key == key, (key, str(e.value))
+    with pytest.raises(pf.SpecError) as e:
+        pf.fit(x, y, engine=engine, test=(x,))
+    assert e.value.key == "test"
     r = pf.fit(x, y, engine=engine, train={"steps": 5})
     with pytest.raises(pf.SpecError) as e:
         r.model.predict(np.ones((3, 2)))
     assert e.value.key == "x"
+    # No rows: no outputs (no device work); 1-D: one input per row of this one-input network.
+    assert r.model.predict(np.zeros((0, 1))).shape == (0, 1)
+    np.testing.assert_array_equal(r.predict([0.25, 0.5]), r.model.predict([[0.25], [0.5]]))

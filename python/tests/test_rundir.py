@@ -53,6 +53,9 @@ def test_overwrite_and_refusals(engine, tmp_path):
     assert e.value.key == "out"
     with pytest.raises(KeyError):
         again["mc_mean"]
+    with pytest.raises(pf.SpecError) as e:
+        pf.RunDir(tmp_path)  # holds no run.json
+    assert e.value.key == "path"
 
 
 def test_the_cli_resumes_a_python_run(engine, cli, tmp_path):

@@ -99,6 +99,14 @@ pub fn predict(
     params: &Params,
     x: &Matrix,
 ) -> Result<Matrix, GpuError> {
+    if x.rows == 0 {
+        // Nothing to run: the kernels would bind empty buffers.
+        return Ok(Matrix {
+            rows: 0,
+            cols: arch.outputs(),
+            data: Vec::new(),
+        });
+    }
     if fused_supported(ctx, arch) {
         return FusedNet::new(ctx, arch, params)?.predict(ctx, x);
     }

@@ -50,7 +50,9 @@ fn spec_with_table(
 pub struct Size {
     pub n: usize,
     pub bytes: u64,
+    /// The key that sets the result's size, and the one that sets N (`n` for most).
     pub key: &'static str,
+    pub n_key: &'static str,
     pub hint: &'static str,
 }
 
@@ -66,6 +68,7 @@ pub fn lyapunov_size(p: &LyapunovProblem) -> Size {
         n: p.ensemble.n,
         bytes: Engine::lyapunov_result_bytes(p),
         key: "n",
+        n_key: "n",
         hint: "run fewer trajectories",
     }
 }
@@ -130,6 +133,7 @@ pub fn orbit_size(p: &OrbitProblem) -> Size {
         n: p.n(),
         bytes: Engine::orbit_result_bytes(p),
         key: "points",
+        n_key: "n",
         hint: "keep fewer points per trajectory or run fewer trajectories",
     }
 }
@@ -192,6 +196,7 @@ pub fn basins_size(p: &BasinsProblem) -> Size {
         n: p.run.ensemble().n,
         bytes: 4 * p.run.ensemble().n as u64,
         key: "basins.grid",
+        n_key: "basins.grid",
         hint: "use a coarser grid",
     }
 }

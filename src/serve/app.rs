@@ -352,6 +352,7 @@ pub async fn estimate(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
                 n: fits.problem.problem.ensemble().n,
                 bytes: fits.result_bytes(),
                 key: "observations",
+                n_key: "observations",
                 hint: "send fewer trajectories per request",
             },
         )?;
@@ -380,6 +381,7 @@ pub async fn monte_carlo(
                 } else {
                     "save_every"
                 },
+                n_key: "n",
                 hint: "save less often (each save time keeps its own statistics)",
             },
         )?;
@@ -563,7 +565,7 @@ fn check_size(app: &App, size: Size) -> Result<(), ApiError> {
             "n = {n} trajectories is more than this server's limit of {}",
             app.limits.max_n
         ))
-        .field(size.key));
+        .field(size.n_key));
     }
     if size.bytes > app.limits.max_output_bytes {
         return Err(ApiError::invalid(format!(

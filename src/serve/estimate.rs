@@ -240,7 +240,7 @@ pub fn estimate_request(mut body: Value) -> Result<EstimateRequest, ApiError> {
     problem
         .check()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    check_segments(segments, problem.observations.times.len(), shared).map_err(input_error)?;
+    check_segments(segments, &problem, shared).map_err(input_error)?;
     let mode = if shared {
         FitMode::Shared
     } else {

@@ -275,8 +275,9 @@ pub fn estimation_problem(
 }
 
 /// Run keys a fit sets itself or has no use for, with the reason a refusal gives.
-pub const NOT_FOR_FITS: [(&str, &str); 4] = [
+pub const NOT_FOR_FITS: [(&str, &str); 5] = [
     ("saveat", "the fits' runs save at the observation times"),
+    ("quantiles", "fits have no Monte Carlo statistics"),
     (
         "sensitivities",
         "the fits' runs differentiate with respect to what `fit` names",
@@ -285,10 +286,25 @@ pub const NOT_FOR_FITS: [(&str, &str); 4] = [
     ("section", "fits are of systems without events"),
 ];
 
+/// Most unknowns of one multiple-shooting fit (the fitted quantities and every segment's
+/// start): its normal equations are dense, so time grows as the cube and memory as the
+/// square of this (256: a 0.5 MB matrix, a millisecond per factorisation).
+pub const MAX_SHOOTING_UNKNOWNS: usize = 256;
+
+/// Host memory all fits' normal equations may take together under multiple shooting.
+pub const MAX_SHOOTING_BYTES: u64 = 2 << 30;
+
 /// Refuses a number of shooting segments the observations cannot carry (each segment
-/// after the first starts at an observation time and needs a second one), or segments with
-/// a shared fit (multiple shooting fits each trajectory on its own).
-pub fn check_segments(segments: usize, n_obs: usize, shared: bool) -> Result<(), FitInputError> {
+/// after the first starts at an observation time and needs a second one), segments with a
+/// shared fit (multiple shooting fits each trajectory on its own), and more segments than
+/// `ep`'s fits can hold as dense normal equations (`MAX_SHOOTING_UNKNOWNS` per fit,
+/// `MAX_SHOOTING_BYTES` in all).
+pub fn check_segments(
+    segments: usize,
+    ep: &EstimationProblem,
+    shared: bool,
+) -> Result<(), FitInputError> {
+    let n_obs = ep.observations.times.len();
     // Compared as K > n_obs / 2, never 2·K > n_obs: K may be any usize.
     if segments == 0 || (segments > 1 && segments > n_obs / 2) {
         return bad(
@@ -306,6 +322,30 @@ pub fn check_segments(segments: usize, n_obs: usize, shared: bool) -> Result<(),
             "fits each trajectory on its own (multiple shooting); it does not combine with a \
              shared fit"
                 .into(),
+        );
+    }
+    let (n_fit, dim, n) = (
+        ep.targets.len(),
+        ep.problem.system().dim(),
+        ep.problem.ensemble().n,
+    );
+    let unknowns = (segments - 1).saturating_mul(dim).saturating_add(n_fit);
+    let bytes = (unknowns as u64)
+        .saturating_mul(unknowns as u64)
+        .saturating_mul(8)
+        .saturating_mul(n as u64);
+    if segments > 1 && (unknowns > MAX_SHOOTING_UNKNOWNS || bytes > MAX_SHOOTING_BYTES) {
+        let most = (MAX_SHOOTING_UNKNOWNS.saturating_sub(n_fit) / dim.max(1)).max(1) + 1;
+        return bad(
+            "segments",
+            format!(
+                "{segments}: each fit would have {unknowns} unknowns ({n_fit} fitted, {dim} per \
+                 segment start), {:.1} GiB of normal equations for {n} trajectories; at most \
+                 {MAX_SHOOTING_UNKNOWNS} unknowns and {} GiB are allowed, so use at most \
+                 {most} segments (fewer with many trajectories)",
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_SHOOTING_BYTES >> 30
+            ),
         );
     }
     Ok(())

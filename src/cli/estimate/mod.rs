@@ -267,7 +267,7 @@ fn problem(args: &EstimateArgs) -> Result<EstimationProblem, CliError> {
 pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ep = problem(args)?;
     ep.check().map_err(input)?;
-    check_segments(args.segments, ep.observations.times.len(), args.shared).map_err(flag_error)?;
+    check_segments(args.segments, &ep, args.shared).map_err(flag_error)?;
     let out = match &args.out {
         Some(dir) => {
             refuse_other_run(dir)?;
