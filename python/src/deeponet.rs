@@ -4,7 +4,7 @@
 
 use crate::convert::{as_rows, matrix_f64, matrix_of as matrix};
 use crate::errors::{engine_error, spec_error_at};
-use crate::run::{PyEngine, json_to_py};
+use crate::run::{PyEngine, engine_or_default, json_to_py};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use phaseflow::engine::{Model, check_prediction_values};
 use phaseflow::nn::{DeepONetArch, DeepONetParams, load_deeponet, save_deeponet_bytes};
@@ -52,14 +52,7 @@ impl PyDeepONet {
         path: PathBuf,
         engine: Option<Bound<'_, PyEngine>>,
     ) -> PyResult<PyDeepONet> {
-        let engine = match engine {
-            Some(e) => e,
-            None => py
-                .import("phaseflow")?
-                .getattr("default_engine")?
-                .call0()?
-                .cast_into::<PyEngine>()?,
-        };
+        let engine = engine_or_default(py, engine)?;
         let (arch, params) = py
             .detach(|| load_deeponet(&path))
             .map_err(|e| spec_error_at(e.to_string(), None))?;

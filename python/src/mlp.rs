@@ -6,7 +6,7 @@
 
 use crate::convert::{as_rows, matrix_f64, matrix_of, to_json};
 use crate::errors::{gpu_error, spec_error, spec_error_at};
-use crate::run::{PyEngine, json_to_py};
+use crate::run::{PyEngine, engine_or_default, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
 use phaseflow::engine::Engine;
 use phaseflow::nn::{AnyTrainer, Architecture, Params, fit, load, predict, save_bytes};
@@ -32,14 +32,7 @@ impl PyMLP {
     #[staticmethod]
     #[pyo3(signature = (path, engine = None))]
     fn load(py: Python<'_>, path: PathBuf, engine: Option<Bound<'_, PyEngine>>) -> PyResult<PyMLP> {
-        let engine = match engine {
-            Some(e) => e,
-            None => py
-                .import("phaseflow")?
-                .getattr("default_engine")?
-                .call0()?
-                .cast_into::<PyEngine>()?,
-        };
+        let engine = engine_or_default(py, engine)?;
         let engine = engine.get();
         let (arch, params) = py
             .detach(|| load(&path))

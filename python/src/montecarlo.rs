@@ -4,9 +4,8 @@
 //! output (`mc_mean.npy`, ... without the prefix), the same bits.
 
 use crate::analysis::{Finished, Values};
-use crate::convert::matrix_f64;
 use crate::errors::{engine_error, spec_error_at};
-use crate::run::{Done, PyJob, build, settings};
+use crate::run::{Done, PyJob, build_with_tables, settings};
 use phaseflow::engine::{Engine, JobOptions, MonteCarloRun};
 use phaseflow::ode::montecarlo::{DEFAULT_QUANTILES, quantile_levels_error};
 use phaseflow::ode::solution::status_counts_json;
@@ -30,21 +29,7 @@ pub fn submit(
             Some("quantiles".into()),
         ));
     }
-    // `u0` as the run config has it (a table: `uniform`, `grid`, `perturb`) goes to the
-    // spec, as `simulate`'s does; anything else is an array of initial states.
-    let options = match options {
-        Some(o) => o.copy()?,
-        None => PyDict::new(py),
-    };
-    let u0 = match u0 {
-        Some(table) if table.is_instance_of::<PyDict>() => {
-            options.set_item("u0", table)?;
-            None
-        }
-        other => other.map(|a| matrix_f64(a, "u0")).transpose()?,
-    };
-    let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
-    let (problem, spec) = build(system, u0, params, Some(&options), &|_| Ok(()))?;
+    let (problem, spec) = build_with_tables(py, system, u0, params, options)?;
     if spec.sensitivities.is_some() {
         return Err(spec_error_at(
             "sensitivities: Monte Carlo statistics are of the states; use \

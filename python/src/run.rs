@@ -143,21 +143,7 @@ impl PyEngine {
         params: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyJob> {
-        // `u0` as the run config has it (a table: `uniform`, `grid`, `perturb`, `file`) goes
-        // to the spec; anything else is an array of initial states.
-        let options = match options {
-            Some(o) => o.copy()?,
-            None => PyDict::new(py),
-        };
-        let u0 = match u0 {
-            Some(table) if table.is_instance_of::<PyDict>() => {
-                options.set_item("u0", table)?;
-                None
-            }
-            other => other.map(|a| matrix_f64(a, "u0")).transpose()?,
-        };
-        let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
-        let (problem, spec) = build(system, u0, params, Some(&options), &|_| Ok(()))?;
+        let (problem, spec) = build_with_tables(py, system, u0, params, options)?;
         let settings = settings(&problem, &spec);
         let ensemble = problem.ensemble().clone();
         let dims = (problem.system().dim(), problem.system().n_params());
@@ -508,6 +494,45 @@ pub fn build(
     with_arrays(problem.ensemble_mut(), u0, params)?;
     problem.check().map_err(array_error)?;
     Ok((problem, spec))
+}
+
+/// `build` for a call whose `u0` may be the run config's table (`uniform`, `grid`,
+/// `perturb`, `file`), which goes to the spec, or an array of initial states.
+pub fn build_with_tables(
+    py: Python<'_>,
+    system: &Bound<'_, PyAny>,
+    u0: Option<&Bound<'_, PyAny>>,
+    params: Option<&Bound<'_, PyAny>>,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(Problem, RunSpec)> {
+    let options = match options {
+        Some(o) => o.copy()?,
+        None => PyDict::new(py),
+    };
+    let u0 = match u0 {
+        Some(table) if table.is_instance_of::<PyDict>() => {
+            options.set_item("u0", table)?;
+            None
+        }
+        other => other.map(|a| matrix_f64(a, "u0")).transpose()?,
+    };
+    let params = params.map(|a| matrix_f64(a, "params")).transpose()?;
+    build(system, u0, params, Some(&options), &|_| Ok(()))
+}
+
+/// The engine a call names, or `phaseflow.default_engine()`.
+pub fn engine_or_default<'py>(
+    py: Python<'py>,
+    engine: Option<Bound<'py, PyEngine>>,
+) -> PyResult<Bound<'py, PyEngine>> {
+    match engine {
+        Some(e) => Ok(e),
+        None => Ok(py
+            .import("phaseflow")?
+            .getattr("default_engine")?
+            .call0()?
+            .cast_into::<PyEngine>()?),
+    }
 }
 
 /// Trajectories the arrays give (their rows, which must agree), and the first one's key.

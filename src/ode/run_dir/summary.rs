@@ -83,37 +83,13 @@ pub fn method_json(p: &Problem, tally: &Tally) -> serde_json::Value {
         }
         Problem::Adaptive(_) | Problem::Stiff(_) => {
             let (t0, t1, saveat, c) = p.ode_control().expect("a controlled ODE run");
-            let tol = |t: &Tolerance| match t {
-                Tolerance::All(v) => json!(v),
-                Tolerance::PerState(v) => json!(v),
-            };
-            let mut steps = json!({
-                "accepted": tally.accepted,
-                "rejected": tally.rejected,
-                "rhs_evals": tally.rhs_evals,
-                "attempts_mean": (tally.accepted + tally.rejected) as f64 / tally.trajectories.max(1) as f64,
-                "attempts_max": tally.max_attempts,
-            });
+            let mut m = control_json((t0, t1), c, saveat, tally);
             if p.is_stiff() {
-                steps["jacobians"] = json!(tally.jacobians);
-                steps["switches"] = json!(tally.switches);
-                steps["trajectories_switched"] = json!(tally.switched);
+                m["steps"]["jacobians"] = json!(tally.jacobians);
+                m["steps"]["switches"] = json!(tally.switches);
+                m["steps"]["trajectories_switched"] = json!(tally.switched);
             }
-            json!({
-                "t0": t0,
-                "t1": t1,
-                "rtol": tol(&c.rtol),
-                "atol": tol(&c.atol),
-                "dt_initial": c.dt_initial,
-                "dtmin": c.dt_min,
-                "dtmax": c.dt_max.unwrap_or(t1 - t0),
-                "max_steps": c.max_steps,
-                "safety": c.safety,
-                "max_growth": c.max_growth,
-                "max_shrink": c.max_shrink,
-                "saveat": match saveat { crate::ode::SaveAt::Final => None, crate::ode::SaveAt::Times(t) => Some(t.len()) },
-                "steps": steps,
-            })
+            m
         }
     }
 }
