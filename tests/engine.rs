@@ -372,16 +372,7 @@ fn lyapunov_jobs_match_the_library_and_cancel() {
     let job = engine()
         .submit_lyapunov(long, JobOptions::default())
         .unwrap();
-    let started = Instant::now();
-    while job.progress().state != JobState::Running {
-        assert!(started.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    job.cancel();
-    match job.wait_blocking() {
-        Err(EngineError::Cancelled { done, total }) => assert!(done < total, "{done}"),
-        other => panic!("expected a cancellation, got {:?}", other.map(|_| ())),
-    }
+    cancel_once_running(job);
 
     let mut bad = p.clone();
     bad.renorm = 0.015; // not a whole number of steps
@@ -485,6 +476,11 @@ fn monte_carlo_jobs_match_the_reducer_across_chunking() {
     let job = engine()
         .submit_monte_carlo(long, levels, JobOptions::default())
         .unwrap();
+    cancel_once_running(job);
+}
+
+/// Cancels `job` once it runs; it must end cancelled part-way.
+fn cancel_once_running<T: Send + 'static>(job: phaseflow::engine::Job<T>) {
     let started = Instant::now();
     while job.progress().state != JobState::Running {
         assert!(started.elapsed() < Duration::from_secs(60));

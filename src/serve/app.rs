@@ -385,7 +385,8 @@ pub async fn monte_carlo(
                 hint: "save less often (each save time keeps its own statistics)",
             },
         )?;
-        let summary = montecarlo::monte_carlo_summary(&mc);
+        let mut summary = problem_summary(&mc.problem);
+        summary["quantiles"] = json!(mc.levels);
         let job = queue(app, "monte-carlo", request, summary, |engine| {
             engine.submit_monte_carlo(mc.problem, mc.levels, JobOptions::default())
         })?;

@@ -54,21 +54,6 @@ pub fn monte_carlo_request(body: Value) -> Result<MonteCarloRequest, ApiError> {
     Ok(MonteCarloRequest { problem, levels })
 }
 
-/// What the record says of the job on acceptance.
-pub fn monte_carlo_summary(r: &MonteCarloRequest) -> Value {
-    let p = &r.problem;
-    let system = p.system();
-    json!({
-        "system": system.name(),
-        "states": system.states.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
-        "parameters": system.params.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
-        "solver": p.solver(),
-        "precision": p.precision(),
-        "n": p.ensemble().n,
-        "quantiles": r.levels,
-    })
-}
-
 /// A finished job: `times`, `mean`, `var`, `stderr`, `min`, `max` [n_save, dim] (float64),
 /// `quantiles` [n_save, n_levels, dim], `count` [n_save, dim] int64 and `levels`; the
 /// summary adds the status counts, the values left out as non-finite and the timing.

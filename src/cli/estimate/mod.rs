@@ -164,17 +164,6 @@ pub struct EstimateArgs {
     json: bool,
 }
 
-/// Every file either kind of fit writes: one of them in DIR means results are there.
-const FILES: [&str; 8] = [
-    "estimates.npy",
-    "stderr.npy",
-    "covariance.npy",
-    "cost.npy",
-    "iterations.npy",
-    "fit_status.npy",
-    "trajectory_cost.npy",
-    "fit.png",
-];
 /// The files per-trajectory fits write.
 const EACH_FILES: [&str; 7] = [
     "estimates.npy",
@@ -193,6 +182,12 @@ const SHARED_FILES: [&str; 5] = [
     "trajectory_cost.npy",
     "fit.png",
 ];
+
+/// Every file either kind of fit writes: one of them in DIR means results are there.
+fn all_files() -> impl Iterator<Item = &'static str> {
+    let shared_only = SHARED_FILES.into_iter().filter(|f| !EACH_FILES.contains(f));
+    EACH_FILES.into_iter().chain(shared_only)
+}
 
 fn input(e: impl std::fmt::Display) -> CliError {
     CliError::Input(e.to_string())
@@ -272,7 +267,7 @@ pub fn run(args: &EstimateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         Some(dir) => {
             refuse_other_run(dir)?;
             if !args.overwrite
-                && let Some(f) = FILES.iter().find(|f| dir.join(f).exists())
+                && let Some(f) = all_files().find(|f| dir.join(f).exists())
             {
                 return Err(input(format!(
                     "'{}' holds results already ({f}); give --overwrite to replace them",
@@ -482,7 +477,7 @@ fn commit(
     dir.write_json("run.json", summary).map_err(runtime)?;
     let path = dir.path().to_path_buf();
     dir.commit().map_err(runtime)?;
-    for stale in FILES.iter().filter(|f| !written.contains(f)) {
+    for stale in all_files().filter(|f| !written.contains(f)) {
         let file = path.join(stale);
         if file.exists() {
             std::fs::remove_file(&file).map_err(|e| {
