@@ -28,6 +28,7 @@ mod serve;
 mod simulate;
 mod space;
 mod spec_flags;
+mod store;
 mod systems;
 mod train;
 
@@ -97,6 +98,9 @@ enum Command {
     /// hardware)
     #[command(long_about = selftest::LONG_ABOUT)]
     Selftest(selftest::SelftestArgs),
+    /// Status of a Zarr store written by shards, and its finalization
+    #[command(long_about = store::LONG_ABOUT)]
+    Store(store::StoreArgs),
     /// Measure a scenario's throughput (after checking its result against the CPU twin)
     Bench(bench::BenchArgs),
     /// Serve simulations and predictions over HTTP (jobs, results, models, metrics)
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Estimate(args) => estimate::run(&args, &choice),
         Command::OrbitDiagram(args) => orbit_diagram::run(&args, &choice),
         Command::Selftest(args) => selftest::run(&args, &choice),
+        Command::Store(args) => store::run(&args),
         Command::Bench(args) => bench::run(&args, &choice),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args, &choice),

@@ -7,7 +7,7 @@ use super::progress::Progress;
 use super::spec_flags::run_spec_error;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError, list_adapters};
 use crate::ode::FixedStepProblem;
-use crate::ode::run_dir::{DirRun, ResumePoint, RunDirError, prepare_run};
+use crate::ode::run_dir::{DirRun, Prepared, ResumePoint, RunDirError, prepare_run};
 use crate::ode::sde::{SdeProblem, Steps as SdeSteps};
 use crate::ode::{
     self, Precision, Problem, RunOptions, RunStats, Save, SimError, Solver, Status, Tally,
@@ -66,6 +66,10 @@ they vary across trajectories, and run.json describing the run. run.json exists 
 start (state running), so a run stopped any way (Ctrl-C, a kill) continues with
 --resume DIR; result files appear together when the run has finished or was interrupted; a
 failed run leaves none. -o onto a directory that holds a run needs --overwrite.
+
+With -o STORE.zarr: a Zarr v3 store (states, time, status, stats, params, u0; xarray opens it)
+instead, which M processes can fill at once with --shard I/M (or auto/M in a Slurm array or
+Kubernetes Indexed Job); a shard run again continues where it stopped; see `phaseflow store`.
 
 Progress: a bar on a terminal; PHASEFLOW_PROGRESS=lines prints plain lines to stderr.";
 
@@ -302,6 +306,35 @@ pub struct SimulateArgs {
     /// (its run.json holds the run); the result is the same bytes as an uninterrupted run
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+
+    /// With -o STORE.zarr: compute only shard I of M (from 0) and write only its chunks,
+    /// so that M processes fill one store at once; auto/M takes I from
+    /// SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX (Kubernetes)
+    #[arg(long, value_name = "I/M")]
+    shard: Option<String>,
+
+    /// With -o STORE.zarr: trajectories per chunk [default: a power of two giving about
+    /// 4 MiB of states per chunk]; shards are made of whole chunks
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=(1u64 << 40)))]
+    zarr_chunk: Option<u64>,
+
+    /// With -o STORE.zarr: chunk compression, zstd (level 3), zstd:LEVEL (1-22) or none
+    #[arg(long, value_name = "HOW", value_parser = parse_compression)]
+    compression: Option<Compression>,
+}
+
+/// A Zarr store's chunk compression: a zstd level, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Compression(Option<i32>);
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    crate::ode::store::parse_compression(s).map(Compression)
+}
+
+/// Whether -o names a Zarr store (a path ending in .zarr) rather than a run directory.
+fn is_zarr(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zarr"))
 }
 
 /// A flag's value parser: a positive, finite number.
@@ -514,6 +547,18 @@ fn run_spec(args: &SimulateArgs, resume: Option<&ResumePoint>) -> Result<RunSpec
             "--overwrite replaces the run in -o DIR; give -o DIR".into(),
         ));
     }
+    let zarr = spec.out.as_deref().is_some_and(is_zarr);
+    for (given, flag) in [
+        (args.shard.is_some(), "--shard"),
+        (args.zarr_chunk.is_some(), "--zarr-chunk"),
+        (args.compression.is_some(), "--compression"),
+    ] {
+        if given && !zarr {
+            return Err(CliError::Input(format!(
+                "{flag} is for Zarr stores: give -o with a path ending in .zarr"
+            )));
+        }
+    }
     Ok(spec)
 }
 
@@ -552,6 +597,9 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     };
     interrupt::install_handler();
     let mut progress = progress_display;
+    if let Some(store) = spec.out.as_deref().filter(|p| is_zarr(p)) {
+        return run_zarr(args, &prepared, store, &devices, options, progress);
+    }
     let outcome = prepared.run(&devices, options, &mut progress);
     progress.finish();
     let DirRun {
@@ -615,6 +663,91 @@ pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
         return Err(CliError::Interrupted(format!(
             "interrupted after {} of {} trajectories; {how}",
             stats.completed, n
+        )));
+    }
+    Ok(())
+}
+
+/// One shard of the run (the whole run without --shard) into a Zarr store.
+fn run_zarr(
+    args: &SimulateArgs,
+    prepared: &Prepared,
+    store: &std::path::Path,
+    devices: &[GpuContext],
+    options: RunOptions,
+    mut progress: Progress,
+) -> Result<(), CliError> {
+    use crate::ode::store::{Shard, StoreOptions, run_store};
+    let shard = match args.shard.as_deref() {
+        Some(s) => Shard::parse(s).map_err(|e| CliError::Input(format!("--shard {e}")))?,
+        None => Shard::WHOLE,
+    };
+    let store_options = StoreOptions {
+        shard,
+        chunk_trajectories: args.zarr_chunk.map(|c| c as usize),
+        zstd: args.compression.map_or(Some(3), |c| c.0),
+        overwrite: args.overwrite,
+    };
+    let outcome = run_store(
+        prepared,
+        store,
+        &store_options,
+        devices,
+        options,
+        &mut progress,
+    );
+    progress.finish();
+    let run = outcome.map_err(CliError::from)?;
+    let (range, of) = (&run.shard.trajectories, shard.count);
+    if args.json {
+        let mut summary = run.summary.clone();
+        if let Some(f) = &run.finalized {
+            summary["finalized"] = f.clone();
+        }
+        println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
+    } else if run.already_complete {
+        println!(
+            "shard {shard} of {} (trajectories {}..{}) was already complete; nothing to do",
+            store.display(),
+            range.start,
+            range.end
+        );
+    } else {
+        print_summary(
+            devices,
+            &prepared.problem,
+            &run.tally,
+            &run.stats,
+            prepared.times.len(),
+            None,
+        );
+        println!(
+            "shard {shard}: trajectories {}..{} into {}",
+            range.start,
+            range.end,
+            store.display()
+        );
+    }
+    if !args.json {
+        match &run.finalized {
+            Some(_) => println!(
+                "{}: all {of} shard(s) complete; summary and consolidated metadata written",
+                store.display()
+            ),
+            None if run.shard.is_complete() => println!(
+                "{}: other shards still running; the last to finish finalizes the store \
+                 (`phaseflow store status {}`)",
+                store.display(),
+                store.display()
+            ),
+            None => {}
+        }
+    }
+    if !run.shard.is_complete() {
+        return Err(CliError::Interrupted(format!(
+            "shard {shard} interrupted: the store holds its trajectories {}..{} of {}..{}; run \
+             the same command again to continue",
+            range.start, run.shard.done, range.start, range.end
         )));
     }
     Ok(())

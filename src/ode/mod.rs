@@ -32,6 +32,8 @@ pub mod sink;
 pub mod solution;
 pub mod solver;
 pub mod stiff;
+#[cfg(feature = "zarr")]
+pub mod store;
 pub mod stream;
 pub mod twin;
 

@@ -126,7 +126,7 @@ pub fn run_on_devices(
             };
             workers.push(scope.spawn(move || problem.run_into(ctx, &opts, &mut Forward(tx))));
         }
-        let merged = merge(&receivers, sink, options.start, chunk, n);
+        let merged = merge(&receivers, sink, options.start, chunk, options.stop(n));
         // Unblock workers still sending (after an error or a stop), then collect them.
         drop(receivers);
         let results: Vec<Result<RunStats, SimError>> = workers
@@ -157,17 +157,18 @@ pub fn run_on_devices(
     Ok(stats)
 }
 
-/// Feeds the sink chunk by chunk from the worker that ran each; returns how far it got.
+/// Feeds the sink chunk by chunk from the worker that ran each, up to `stop`; returns how
+/// far it got.
 fn merge(
     receivers: &[mpsc::Receiver<Message>],
     sink: &mut dyn Sink,
     start: usize,
     chunk: usize,
-    n: usize,
+    stop: usize,
 ) -> Result<usize, SimError> {
     let mut completed = start;
     let mut index = 0;
-    while completed < n {
+    while completed < stop {
         let rx = &receivers[index % receivers.len()];
         loop {
             match rx.recv() {
@@ -206,7 +207,7 @@ fn merge(
             }
         }
         index += 1;
-        debug_assert!(completed == n || completed == start + index * chunk);
+        debug_assert!(completed == stop || completed == start + index * chunk);
     }
     Ok(completed)
 }

@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub ring: usize,
     /// First trajectory to integrate; those before it are already done (a resumed run).
     pub start: usize,
+    /// Trajectory at which to stop (exclusive): those from it on are left to another
+    /// process (a shard of a run, see `ode::store`). `None`: the ensemble's end.
+    pub end: Option<usize>,
     /// Set to stop the run: no new work is submitted, the work in flight is finished and
     /// consumed, and `RunStats::completed` says how far it got.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -84,6 +87,11 @@ impl RunOptions {
         took
     }
 
+    /// Where this run stops for an ensemble of `n`: `end`, at most `n`.
+    pub fn stop(&self, n: usize) -> usize {
+        self.end.map_or(n, |e| e.min(n))
+    }
+
     pub(crate) fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
@@ -100,6 +108,7 @@ impl Default for RunOptions {
             min_window_steps: 256,
             ring: 3,
             start: 0,
+            end: None,
             cancel: None,
             part: (0, 1),
             progress: None,

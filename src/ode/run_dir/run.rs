@@ -162,6 +162,16 @@ impl Prepared {
             .map_or(&self.problem, |s| &s.problem)
     }
 
+    /// The fingerprint of the settings that produce the run's files.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The system file's text, for a run from a file (kept with the results).
+    pub fn system_text(&self) -> Option<&str> {
+        self.system_text.as_deref()
+    }
+
     /// Trajectories this run still has to do.
     pub fn remaining(&self) -> usize {
         self.problem.ensemble().n - self.done.unwrap_or(0)

@@ -385,9 +385,10 @@ pub fn run<F: Family>(
         gpu: res.timer.as_ref().map(|_| Duration::ZERO),
         ..RunStats::default()
     };
-    options.tick(Tick::Total(
-        family.total_work((n - options.start.min(n)) as u64, batches.len()),
-    ));
+    options.tick(Tick::Total(family.total_work(
+        (options.stop(n) - options.start.min(options.stop(n))) as u64,
+        batches.len(),
+    )));
     // Work of each unit's submissions that were not waited for one by one: told when the
     // unit is consumed (units are consumed in the order they were submitted).
     let unacknowledged = RefCell::new(VecDeque::new());
@@ -449,7 +450,7 @@ pub fn run<F: Family>(
         .rows(dim, system.n_param_slots(), precision, plan.chunk);
     let (part, parts) = options.part;
     let mine = plan
-        .chunks_from(options.start, n)
+        .chunks_from(options.start, options.stop(n))
         .skip(part)
         .step_by(parts.max(1));
     'chunks: for chunk in mine {

@@ -1,0 +1,186 @@
+//! `store status` and `store finalize`: which shards of a store are complete, and, once all
+//! are, the run's summary (status counts over every trajectory, the shards' work summed)
+//! and consolidated metadata written into the root, which then says "complete".
+
+use super::progress::{ShardState, write_json_atomically};
+use super::root::{read_root, run_record};
+use super::shard::Shard;
+use crate::ode::Status;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use zarrs::array::Array;
+use zarrs::filesystem::FilesystemStore;
+
+/// Where a store stands.
+#[derive(Debug, Clone)]
+pub struct StoreStatus {
+    pub n: usize,
+    pub shards: usize,
+    /// Each shard's progress, `None` for shards not started.
+    pub progress: Vec<(Shard, Option<ShardState>)>,
+    /// The root says complete (finalized).
+    pub finalized: bool,
+    pub fingerprint: String,
+}
+
+impl StoreStatus {
+    pub fn read(path: &Path) -> Result<StoreStatus, String> {
+        let root = read_root(path)?.ok_or_else(|| {
+            format!(
+                "'{}' is not a Zarr store (no zarr.json in it)",
+                path.display()
+            )
+        })?;
+        let record = run_record(path, &root)?;
+        let bad = || format!("'{}': its zarr.json lacks the run's record", path.display());
+        let shards = record["shards"].as_u64().ok_or_else(bad)? as usize;
+        let n = root["attributes"]["n"].as_u64().ok_or_else(bad)? as usize;
+        let fingerprint = record["fingerprint"].as_str().ok_or_else(bad)?.to_string();
+        let progress = (0..shards)
+            .map(|index| {
+                let shard = Shard {
+                    index,
+                    count: shards,
+                };
+                ShardState::read(path, shard)
+                    .map(|p| (shard, p.filter(|p| p.fingerprint == fingerprint)))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(StoreStatus {
+            n,
+            shards,
+            progress,
+            finalized: record["complete"] == json!(true),
+            fingerprint,
+        })
+    }
+
+    /// The shards that have started.
+    pub fn started(&self) -> impl Iterator<Item = &ShardState> {
+        self.progress.iter().filter_map(|(_, p)| p.as_ref())
+    }
+
+    /// Shards not complete, with what they are doing.
+    pub fn missing(&self) -> Vec<String> {
+        self.progress
+            .iter()
+            .filter(|(_, p)| !p.as_ref().is_some_and(ShardState::is_complete))
+            .map(|(s, p)| match p {
+                None => format!("{s} (not started)"),
+                Some(p) => format!(
+                    "{s} ({}, {} of {} trajectories)",
+                    p.state,
+                    p.done - p.trajectories.start,
+                    p.trajectories.len()
+                ),
+            })
+            .collect()
+    }
+
+    pub fn json(&self) -> Value {
+        let shards: Vec<Value> = self
+            .progress
+            .iter()
+            .map(|(s, p)| match p {
+                Some(p) => p.json(),
+                None => json!({"shard": s.index, "of": s.count, "state": "not started"}),
+            })
+            .collect();
+        let done: usize = self.started().map(|p| p.done - p.trajectories.start).sum();
+        json!({
+            "n": self.n,
+            "trajectories_done": done,
+            "shards": shards,
+            "complete_shards": self.progress.iter().filter(|(_, p)| p.as_ref().is_some_and(ShardState::is_complete)).count(),
+            "finalized": self.finalized,
+        })
+    }
+}
+
+/// Status counts of the trajectories in `range`, read from the store's `status` array.
+pub fn status_counts(path: &Path, range: std::ops::Range<usize>) -> Result<[usize; 7], String> {
+    let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
+    let array = Array::open(store, "/status").map_err(|e| e.to_string())?;
+    let t = array
+        .chunk_shape(&[0])
+        .map_err(|e| e.to_string())?
+        .first()
+        .map_or(1, |c| c.get() as usize);
+    let mut counts = [0usize; 7];
+    for b in range.start / t..range.end.div_ceil(t) {
+        let codes: Vec<u8> = array
+            .retrieve_chunk(&[b as u64])
+            .map_err(|e| e.to_string())?;
+        let lo = range.start.max(b * t);
+        let hi = range.end.min((b + 1) * t);
+        for &c in &codes[lo - b * t..hi - b * t] {
+            counts[Status::from_code(c as u32) as usize] += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Writes the run's summary and consolidated metadata into the root of a store whose
+/// shards are all complete; refuses, naming the shards missing, when they are not.
+/// Finalizing twice writes the same root.
+pub fn finalize(path: &Path) -> Result<Value, String> {
+    let status = StoreStatus::read(path)?;
+    let missing = status.missing();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        return Err(format!(
+            "'{}' is not complete: {} of {} shard(s) have not finished: {}{}; run them (the same \
+             command with --shard I/{}) and finalize again",
+            path.display(),
+            missing.len(),
+            status.shards,
+            shown.join(", "),
+            if missing.len() > 10 { ", …" } else { "" },
+            status.shards,
+        ));
+    }
+    let counts = status_counts(path, 0..status.n)?;
+    let mut root = read_root(path)?.expect("read above");
+    let mut steps = 0u64;
+    let mut gpu_s = 0.0;
+    let mut solve_s: f64 = 0.0;
+    for p in status.started() {
+        let t = p.summary.as_ref().map(|s| &s["timing"]);
+        steps += t.and_then(|t| t["trajectory_steps"].as_u64()).unwrap_or(0);
+        gpu_s += t.and_then(|t| t["gpu_s"].as_f64()).unwrap_or(0.0);
+        solve_s = solve_s.max(t.and_then(|t| t["solve_s"].as_f64()).unwrap_or(0.0));
+    }
+    let record = &mut root["attributes"]["phaseflow"];
+    record["state"] = json!("complete");
+    record["complete"] = json!(true);
+    record["status"] = crate::ode::solution::status_counts_json(Status::nonzero(counts));
+    record["work"] = json!({
+        "trajectory_steps": steps,
+        "gpu_s_summed_over_shards": gpu_s,
+        "slowest_shard_solve_s": solve_s,
+    });
+    root["consolidated_metadata"] = consolidated(path)?;
+    write_json_atomically(&path.join("zarr.json"), &root)
+        .map_err(|e| format!("cannot write '{}': {e}", path.join("zarr.json").display()))?;
+    Ok(root["attributes"]["phaseflow"].clone())
+}
+
+/// Every array's metadata in one place (zarr-python's inline consolidated metadata), so
+/// that opening the store reads one file.
+fn consolidated(path: &Path) -> Result<Value, String> {
+    let mut metadata = Map::new();
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))?
+        .flatten()
+        .filter(|e| e.path().join("zarr.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        if let Some(v) = super::progress::read_json(&path.join(&name).join("zarr.json"))? {
+            metadata.insert(name, v);
+        }
+    }
+    Ok(json!({"kind": "inline", "must_understand": false, "metadata": metadata}))
+}

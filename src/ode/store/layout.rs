@@ -1,0 +1,289 @@
+//! The store's arrays: names, shapes, chunks, dimension names and attributes, fixed by the
+//! run alone (never by the device or the process), so that every shard of a run makes the
+//! same metadata and writes chunks that fit together.
+
+use crate::ode::{Problem, StepCounts};
+use crate::precision::Precision;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use zarrs::array::builder::ArrayBuilderFillValue;
+use zarrs::array::codec::ZstdCodec;
+use zarrs::array::{Array, ArrayBuilder, DataType, data_type};
+use zarrs::filesystem::FilesystemStore;
+
+/// Uncompressed bytes a chunk of `states` aims at: a few MiB, the size Zarr and Dask
+/// guides recommend (small enough to stream, large enough to compress well).
+const CHUNK_TARGET_BYTES: usize = 4 << 20;
+
+/// Save times per chunk of `states` at most: long saves are cut along time too, so that a
+/// chunk stays small and a shard's host buffers stay bounded.
+const MAX_TIME_CHUNK: usize = 256;
+
+/// A chunk compression by name: `zstd` (level 3), `zstd:LEVEL` (1-22) or `none`; the zstd
+/// level, or `None` for uncompressed chunks.
+pub fn parse_compression(s: &str) -> Result<Option<i32>, String> {
+    match s.trim() {
+        "none" => Ok(None),
+        "zstd" => Ok(Some(3)),
+        other => other
+            .strip_prefix("zstd:")
+            .and_then(|l| l.trim().parse::<i32>().ok())
+            .filter(|l| (1..=22).contains(l))
+            .map(Some)
+            .ok_or_else(|| {
+                format!("'{s}' is not a compression: give zstd, zstd:LEVEL (1-22) or none")
+            }),
+    }
+}
+
+/// How the run's arrays are cut and compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub n: usize,
+    pub n_save: usize,
+    pub dim: usize,
+    pub n_params: usize,
+    pub precision: Precision,
+    /// Columns of `stats` (adaptive runs), else `None`.
+    pub stats_columns: Option<usize>,
+    /// Trajectories per chunk: the unit a shard is made of.
+    pub traj_chunk: usize,
+    /// Save times per chunk of `states`.
+    pub time_chunk: usize,
+    /// zstd level, or `None` for uncompressed chunks.
+    pub zstd: Option<i32>,
+}
+
+impl Layout {
+    /// The layout of `problem`'s run with `n_save` save times; `traj_chunk` overrides the
+    /// trajectories per chunk (else about `CHUNK_TARGET_BYTES` per chunk of `states`).
+    pub fn new(
+        problem: &Problem,
+        n_save: usize,
+        traj_chunk: Option<usize>,
+        zstd: Option<i32>,
+    ) -> Layout {
+        let (n, dim) = (problem.ensemble().n, problem.system().dim());
+        let precision = problem.precision();
+        let time_chunk = n_save.clamp(1, MAX_TIME_CHUNK);
+        let row = time_chunk * dim.max(1) * precision.bytes() as usize;
+        // A power of two, so that chunk boundaries of runs of different sizes line up.
+        let by_size = (CHUNK_TARGET_BYTES / row).max(1);
+        let pow2 = 1usize << (usize::BITS - 1 - by_size.leading_zeros());
+        let traj_chunk = traj_chunk.unwrap_or(pow2).clamp(1, n.max(1));
+        let stats_columns = problem.is_adaptive().then(|| {
+            if problem.is_stiff() {
+                StepCounts::STIFF_COLUMNS
+            } else {
+                StepCounts::COLUMNS
+            }
+        });
+        Layout {
+            n,
+            n_save,
+            dim,
+            n_params: problem.system().n_params(),
+            precision,
+            stats_columns,
+            traj_chunk,
+            time_chunk,
+            zstd,
+        }
+    }
+
+    /// Blocks of `traj_chunk` trajectories.
+    pub fn blocks(&self) -> usize {
+        self.n.div_ceil(self.traj_chunk)
+    }
+
+    /// Time blocks of `states`.
+    pub fn time_blocks(&self) -> usize {
+        self.n_save.div_ceil(self.time_chunk)
+    }
+
+    /// How the layout is recorded in the root attributes (and checked by later shards).
+    pub fn json(&self) -> Value {
+        json!({
+            "chunk_trajectories": self.traj_chunk,
+            "chunk_times": self.time_chunk,
+            "compression": match self.zstd { Some(l) => format!("zstd:{l}"), None => "none".into() },
+        })
+    }
+}
+
+/// The columns of `stats` (the first 3, or all 5 for the stiff family).
+const STATS_COLUMNS: [&str; 5] = ["accepted", "rejected", "rhs_evals", "jacobians", "switches"];
+
+/// One array of the store: its name, and its zarrs handle for chunk writes and reads.
+pub struct StoreArray {
+    pub name: &'static str,
+    pub array: Array<FilesystemStore>,
+}
+
+/// The arrays of a run, with the attributes xarray shows.
+pub struct Arrays {
+    pub states: StoreArray,
+    /// The save times, named as their dimension so that xarray makes them its coordinate.
+    pub time: StoreArray,
+    /// The state names (coordinate of `state`).
+    pub state: StoreArray,
+    /// The parameter names (coordinate of `parameter`).
+    pub parameter: Option<StoreArray>,
+    pub status: StoreArray,
+    pub stats: Option<StoreArray>,
+    pub params: Option<StoreArray>,
+    pub u0: StoreArray,
+}
+
+impl Arrays {
+    /// The handles of the arrays of `layout` in the store at `path` (nothing is written).
+    pub fn new(path: &Path, layout: &Layout, problem: &Problem) -> Result<Arrays, String> {
+        let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
+        let system = problem.system();
+        let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+        let (n, t) = (layout.n as u64, layout.traj_chunk as u64);
+        let real = || match layout.precision {
+            Precision::F32 => (data_type::float32(), ArrayBuilderFillValue::from(f32::NAN)),
+            Precision::F64 => (data_type::float64(), ArrayBuilderFillValue::from(f64::NAN)),
+        };
+        let f64_nan = || (data_type::float64(), ArrayBuilderFillValue::from(f64::NAN));
+        let make = |name: &'static str,
+                    shape: Vec<u64>,
+                    chunks: Vec<u64>,
+                    (dtype, fill): (DataType, ArrayBuilderFillValue),
+                    dims: &[&str],
+                    attrs: Value|
+         -> Result<StoreArray, String> {
+            let mut b = ArrayBuilder::new(shape, chunks, dtype, fill);
+            if let Some(level) = layout.zstd {
+                b.bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(level, false))]);
+            }
+            b.dimension_names(Some(dims.to_vec()));
+            if let Value::Object(map) = attrs {
+                b.attributes(map);
+            }
+            Ok(StoreArray {
+                name,
+                array: b
+                    .build(store.clone(), &format!("/{name}"))
+                    .map_err(|e| e.to_string())?,
+            })
+        };
+        let states = make(
+            "states",
+            vec![layout.n_save as u64, n, layout.dim as u64],
+            vec![layout.time_chunk as u64, t, layout.dim as u64],
+            real(),
+            &["time", "trajectory", "state"],
+            json!({"long_name": "state at the save times", "state_names": names(&system.states)}),
+        )?;
+        let time = make(
+            "time",
+            vec![layout.n_save as u64],
+            vec![layout.n_save.max(1) as u64],
+            f64_nan(),
+            &["time"],
+            json!({"long_name": "save times"}),
+        )?;
+        let label = || (data_type::string(), ArrayBuilderFillValue::from(""));
+        let state = make(
+            "state",
+            vec![layout.dim as u64],
+            vec![layout.dim.max(1) as u64],
+            label(),
+            &["state"],
+            json!({"long_name": "state names"}),
+        )?;
+        let parameter = match layout.n_params {
+            0 => None,
+            p => Some(make(
+                "parameter",
+                vec![p as u64],
+                vec![p as u64],
+                label(),
+                &["parameter"],
+                json!({"long_name": "parameter names"}),
+            )?),
+        };
+        let status = make(
+            "status",
+            vec![n],
+            vec![t],
+            (data_type::uint8(), 0u8.into()),
+            &["trajectory"],
+            status_attributes(),
+        )?;
+        let stats = match layout.stats_columns {
+            Some(c) => Some(make(
+                "stats",
+                vec![n, c as u64],
+                vec![t, c as u64],
+                (data_type::uint32(), 0u32.into()),
+                &["trajectory", "step_count"],
+                json!({
+                    "long_name": "steps per trajectory",
+                    "columns": STATS_COLUMNS[..c],
+                }),
+            )?),
+            None => None,
+        };
+        let params = match layout.n_params {
+            0 => None,
+            p => Some(make(
+                "params",
+                vec![n, p as u64],
+                vec![t, p as u64],
+                f64_nan(),
+                &["trajectory", "parameter"],
+                json!({"long_name": "parameters of each trajectory", "parameter_names": names(&system.params)}),
+            )?),
+        };
+        let u0 = make(
+            "u0",
+            vec![n, layout.dim as u64],
+            vec![t, layout.dim as u64],
+            f64_nan(),
+            &["trajectory", "state"],
+            json!({"long_name": "initial state of each trajectory", "state_names": names(&system.states)}),
+        )?;
+        Ok(Arrays {
+            states,
+            time,
+            state,
+            parameter,
+            status,
+            stats,
+            params,
+            u0,
+        })
+    }
+
+    pub fn all(&self) -> Vec<&StoreArray> {
+        let mut v = vec![&self.states, &self.time, &self.state, &self.status];
+        v.extend(self.parameter.as_ref());
+        v.extend(self.stats.as_ref());
+        v.extend(self.params.as_ref());
+        v.push(&self.u0);
+        v
+    }
+}
+
+/// CF-style flags: what each status code means.
+fn status_attributes() -> Value {
+    let codes: Vec<u8> = crate::ode::Status::ALL.iter().map(|s| *s as u8).collect();
+    let names: Vec<String> = crate::ode::Status::ALL
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert("long_name".into(), json!("how each trajectory ended"));
+    m.insert("flag_values".into(), json!(codes));
+    m.insert("flag_meanings".into(), json!(names.join(" ")));
+    Value::Object(m)
+}

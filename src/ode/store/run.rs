@@ -1,0 +1,235 @@
+//! One shard of a run (the whole run when unsharded) into a Zarr store: the store made
+//! ready (or found holding this run), the shard continued from its progress file, its
+//! trajectories integrated and streamed into their chunks, and the store finalized when
+//! this was the last shard to finish.
+
+use super::finalize::{finalize, status_counts};
+use super::layout::{Arrays, Layout};
+use super::progress::{ShardProgress, ShardState};
+use super::root::{open_or_create, root_json, write_coordinates, write_inputs};
+use super::shard::Shard;
+use super::sink::StoreSink;
+use crate::gpu::GpuContext;
+use crate::ode::run_dir::{Output, Prepared, RunDirError, summary_json};
+use crate::ode::{FanOut, RunOptions, RunStats, Sink, Status, Tally, run_on_devices};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// How a store is written.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub shard: Shard,
+    /// Trajectories per chunk (default: about 4 MiB of states per chunk).
+    pub chunk_trajectories: Option<usize>,
+    /// zstd level (default 3), or `None` for uncompressed chunks.
+    pub zstd: Option<i32>,
+    /// Replace a store holding another run (unsharded runs only).
+    pub overwrite: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            shard: Shard::WHOLE,
+            chunk_trajectories: None,
+            zstd: Some(3),
+            overwrite: false,
+        }
+    }
+}
+
+/// How this process's shard ended.
+pub struct StoreRun {
+    /// The shard's summary (what its progress file holds once complete).
+    pub summary: Value,
+    pub tally: Tally,
+    pub stats: RunStats,
+    pub shard: ShardState,
+    /// The shard had finished before this process started: nothing was run.
+    pub already_complete: bool,
+    /// This process finalized the store (every shard is complete): the root's record.
+    pub finalized: Option<Value>,
+}
+
+/// What a store holds so far: states, statuses, step counts, parameters and initial
+/// states. Other outputs are refused before any work rather than silently left out.
+fn check(prepared: &Prepared, options: &StoreOptions) -> Result<(), RunDirError> {
+    let refuse = |what: &str| {
+        Err(RunDirError::Input(format!(
+            "a Zarr store (-o *.zarr) does not hold {what} yet; write a run directory (-o DIR) \
+             for them"
+        )))
+    };
+    if prepared.outputs != [Output::States] {
+        return refuse("outputs other than states");
+    }
+    if prepared.sensitivities.is_some() {
+        return refuse("sensitivities");
+    }
+    if !prepared.problem.system().events.is_empty() {
+        return refuse("event logs (the system has events)");
+    }
+    if prepared.done.is_some() {
+        return Err(RunDirError::Input(
+            "a Zarr store is continued by running the same command again, not with --resume".into(),
+        ));
+    }
+    if options.overwrite && options.shard.count > 1 {
+        return Err(RunDirError::Input(
+            "--overwrite would let one shard remove the others' work; remove the store by hand \
+             before a sharded run"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the store at `path` ready for `prepared` cut into `options.shard.count` shards
+/// (or finds it so): its root, every array's metadata and the coordinates, nothing
+/// computed and no device needed. What a front-end that hands the shards out elsewhere
+/// (Dask) calls first; `run_store` does it too. Returns how the arrays are chunked.
+pub fn create_store(
+    prepared: &Prepared,
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<Layout, RunDirError> {
+    open(prepared, path, options).map(|(layout, _)| layout)
+}
+
+fn open(
+    prepared: &Prepared,
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<(Layout, Arrays), RunDirError> {
+    check(prepared, options)?;
+    let problem = &prepared.problem;
+    let layout = Layout::new(
+        problem,
+        prepared.times.len(),
+        options.chunk_trajectories,
+        options.zstd,
+    );
+    let arrays = Arrays::new(path, &layout, problem).map_err(RunDirError::Input)?;
+    let root = root_json(prepared, &layout, options.shard.count);
+    open_or_create(path, &root, &arrays, options.overwrite)?;
+    write_coordinates(&arrays, problem, &prepared.times)
+        .map_err(|e| RunDirError::Runtime(format!("writing '{}': {e}", path.display())))?;
+    Ok((layout, arrays))
+}
+
+/// Runs `options.shard` of `prepared` into the store at `path` on `devices` (`run`'s
+/// `start`, `end` and chunk cap are set here), feeding `extra` (a progress display) too.
+pub fn run_store(
+    prepared: &Prepared,
+    path: &Path,
+    options: &StoreOptions,
+    devices: &[GpuContext],
+    mut run: RunOptions,
+    extra: &mut dyn Sink,
+) -> Result<StoreRun, RunDirError> {
+    let (layout, arrays) = open(prepared, path, options)?;
+    let problem = &prepared.problem;
+    let input = RunDirError::Input;
+    let shard = options.shard;
+    let range = shard.trajectories(layout.n, layout.traj_chunk);
+    let found = ShardState::read(path, shard)
+        .map_err(input)?
+        .filter(|s| s.fingerprint == prepared.fingerprint() && s.trajectories == range);
+    if let Some(state) = found.as_ref().filter(|s| s.is_complete()) {
+        return Ok(StoreRun {
+            summary: state.summary.clone().unwrap_or(Value::Null),
+            tally: Tally::default(),
+            stats: RunStats::default(),
+            shard: state.clone(),
+            already_complete: true,
+            finalized: finalize_if_last(path)?,
+        });
+    }
+    let start = found.map_or(range.start, |s| s.done.max(range.start));
+    let runtime = |e: String| RunDirError::Runtime(format!("writing '{}': {e}", path.display()));
+    write_inputs(&arrays, &layout, problem, start..range.end).map_err(runtime)?;
+    let mut progress = ShardProgress::new(
+        path,
+        ShardState {
+            shard,
+            trajectories: range.clone(),
+            done: start,
+            state: "running".into(),
+            fingerprint: prepared.fingerprint().to_string(),
+            summary: None,
+        },
+    )
+    .map_err(|e| runtime(e.to_string()))?;
+
+    run.start = start;
+    run.end = Some(range.end);
+    run.caps.max_chunk = Some(aligned_chunk(devices, prepared, &run, layout.traj_chunk)?);
+    let mut tally = Tally::default();
+    let stats = {
+        let mut sink = StoreSink::new(layout, &arrays, &mut progress);
+        let mut sinks = FanOut(vec![&mut tally, extra, &mut sink]);
+        if start < range.end {
+            run_on_devices(devices, problem, &run, &mut sinks)?
+        } else {
+            RunStats {
+                completed: start,
+                ..RunStats::default()
+            }
+        }
+    };
+    let complete = stats.completed >= range.end
+        && tally.status[Status::Running as usize] == 0
+        && progress.state.done >= range.end;
+    let mut summary = summary_json(&devices[0], problem, &tally, &stats, prepared.times.len());
+    let counts = status_counts(path, range.clone()).map_err(runtime)?;
+    summary["status"] = crate::ode::solution::status_counts_json(Status::nonzero(counts));
+    summary["shard"] =
+        json!({"index": shard.index, "of": shard.count, "trajectories": [range.start, range.end]});
+    summary["state"] = json!(if complete { "complete" } else { "interrupted" });
+    summary["store"] = json!(path.display().to_string());
+    progress
+        .end(complete, summary.clone())
+        .map_err(|e| runtime(e.to_string()))?;
+    let finalized = if complete {
+        finalize_if_last(path)?
+    } else {
+        None
+    };
+    Ok(StoreRun {
+        summary,
+        tally,
+        stats,
+        shard: progress.state,
+        already_complete: false,
+        finalized,
+    })
+}
+
+/// Finalizes the store when every shard is complete (this one finished last), else `None`.
+fn finalize_if_last(path: &Path) -> Result<Option<Value>, RunDirError> {
+    let status = super::finalize::StoreStatus::read(path).map_err(RunDirError::Input)?;
+    if !status.missing().is_empty() {
+        return Ok(None);
+    }
+    finalize(path).map(Some).map_err(RunDirError::Runtime)
+}
+
+/// The scheduler's chunk cap, a multiple of the store's chunk along trajectories where the
+/// devices allow one, so that a scheduler chunk fills whole store chunks and nothing waits
+/// in host memory for the next.
+fn aligned_chunk(
+    devices: &[GpuContext],
+    prepared: &Prepared,
+    run: &RunOptions,
+    block: usize,
+) -> Result<usize, RunDirError> {
+    let mut chunk = usize::MAX;
+    for ctx in devices {
+        chunk = chunk.min(prepared.problem.plan(ctx, run)?.chunk);
+    }
+    Ok(if chunk >= block {
+        chunk / block * block
+    } else {
+        chunk
+    })
+}

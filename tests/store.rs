@@ -1,0 +1,377 @@
+//! `simulate -o run.zarr`, whole and in shards: M shard processes running at once fill one
+//! Zarr store with the same bytes, array by array, as one process; a killed shard continues
+//! when run again; `store status` names what is missing and `store finalize` refuses an
+//! incomplete store; `--shard auto/M` reads Slurm's and Kubernetes' task indices; what a
+//! store cannot hold is refused before any work.
+
+mod common;
+use common::cli::{assert_input_error, phaseflow, stderr, stdout, temp_dir};
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+/// A fixed-step run of 16,384 Lorenz trajectories in chunks of 2,048 (store chunks of
+/// 1,024), 5 saves, writing into `out`.
+fn args(out: &Path) -> Vec<String> {
+    [
+        "simulate",
+        "lorenz",
+        "-n",
+        "16384",
+        "--sweep",
+        "rho=0:50",
+        "--tspan",
+        "0:40",
+        "--dt",
+        "0.001",
+        "--save-every",
+        "10000",
+        "--chunk",
+        "2048",
+        "--zarr-chunk",
+        "1024",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    phaseflow(&a)
+}
+
+fn with_shard(mut a: Vec<String>, shard: &str) -> Vec<String> {
+    a.extend(["--shard".to_string(), shard.to_string()]);
+    a
+}
+
+/// Every file of the store's arrays (chunks and metadata), by path relative to the store:
+/// the root (which records the shard count) and the shards' progress files left out.
+fn array_files(store: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push((
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(store).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() && !p.ends_with("shards") {
+            walk(&p, store, &mut out);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_same_arrays(a: &Path, b: &Path) {
+    let (fa, fb) = (array_files(a), array_files(b));
+    let names = |f: &[(PathBuf, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&fa), names(&fb));
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x == y, "{} differs", name.display());
+    }
+}
+
+fn root(store: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap()
+}
+
+fn spawn(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The whole run, by one process, into `name`.zarr under `dir`.
+fn whole(dir: &Path) -> PathBuf {
+    let store = dir.join("whole.zarr");
+    let o = run(&args(&store));
+    assert!(o.status.success(), "{}", stderr(&o));
+    store
+}
+
+/// Three shard processes at once give the single process's arrays byte for byte; the
+/// states equal the run directory's states.npy; the last shard finalizes the store.
+#[test]
+fn shards_at_once_write_what_one_process_writes() {
+    let dir = temp_dir("shards");
+    let one = whole(&dir);
+    let store = dir.join("three.zarr");
+    let children: Vec<Child> = (0..3)
+        .map(|i| spawn(&with_shard(args(&store), &format!("{i}/3"))))
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_same_arrays(&one, &store);
+    let r = root(&store);
+    let record = &r["attributes"]["phaseflow"];
+    assert_eq!(record["complete"], true);
+    assert_eq!(record["shards"], 3);
+    assert_eq!(record["status"]["success"], 16384);
+    assert_eq!(r["attributes"]["system"], "lorenz");
+    let consolidated = &r["consolidated_metadata"]["metadata"];
+    assert_eq!(
+        consolidated["states"]["shape"],
+        serde_json::json!([5, 16384, 3])
+    );
+    assert_eq!(
+        consolidated["states"]["dimension_names"],
+        serde_json::json!(["time", "trajectory", "state"])
+    );
+
+    // The same run as .npy files: the store's states are its bytes.
+    let npy = dir.join("dir");
+    let mut a = args(&npy);
+    a.retain(|x| x != "--zarr-chunk" && x != "1024");
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(npy.join("states.npy")).unwrap();
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(&store).unwrap());
+    let states = zarrs::array::Array::open(fs, "/states").unwrap();
+    let subset = zarrs::array::ArraySubset::new_with_shape(vec![5, 16384, 3]);
+    let values: Vec<f32> = states.retrieve_array_subset(&subset).unwrap();
+    assert!(bytemuck::cast_slice::<f32, u8>(&values) == &bytes[10 + header..]);
+
+    let o = phaseflow(&["store", "status", store.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["complete_shards"], 3);
+    assert_eq!(s["trajectories_done"], 16384);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A shard killed mid-run leaves its progress behind: `store status` names it and the one
+/// never started (exit 1), `finalize` refuses (exit 2); run again, the shard continues,
+/// and once the other has run the store equals the uninterrupted one.
+#[test]
+fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
+    let dir = temp_dir("killed");
+    let one = whole(&dir);
+    let store = dir.join("cut.zarr");
+    let shard1 = with_shard(args(&store), "1/2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(shard1.iter().filter(|a| *a != "-q"))
+        .env("PHASEFLOW_PROGRESS", "lines")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let (mut seen, mut line) = (0, String::new());
+    while seen < 2 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the shard ended early"
+        );
+        seen += usize::from(line.contains("chunk finished"));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    child.wait().unwrap();
+    let progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("shards/1-of-2.json")).unwrap()).unwrap();
+    assert_eq!(progress["state"], "running");
+    assert_eq!(progress["trajectories"], serde_json::json!([8192, 16384]));
+    let done = progress["done"].as_u64().unwrap();
+    assert!((8192 + 2048..16384).contains(&done), "{done}");
+
+    let o = phaseflow(&["store", "status", store.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("0/2 (not started)"), "{text}");
+    assert!(text.contains("1/2 (running"), "{text}");
+    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
+    assert_input_error(&o, "2 of 2 shard(s) have not finished");
+    assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], false);
+
+    let o = run(&shard1);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&shard1);
+    assert!(stdout(&o).contains("already complete"), "{}", stdout(&o));
+    let o = run(&with_shard(args(&store), "0/2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_arrays(&one, &store);
+    assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--shard auto/M` takes its index from SLURM_ARRAY_TASK_ID (less SLURM_ARRAY_TASK_MIN)
+/// or JOB_COMPLETION_INDEX, and refuses to guess when neither is set.
+#[test]
+fn auto_shards_read_slurm_and_kubernetes_indices() {
+    let dir = temp_dir("auto");
+    let store = dir.join("auto.zarr");
+    let small = |out: &Path| {
+        [
+            "simulate",
+            "lorenz",
+            "-n",
+            "300",
+            "--tspan",
+            "0:1",
+            "--dt",
+            "0.01",
+            "--zarr-chunk",
+            "100",
+            "--shard",
+            "auto/3",
+            "-q",
+            "-o",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect::<Vec<_>>()
+    };
+    let cmd = |vars: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_phaseflow"));
+        c.args(small(&store));
+        for v in phaseflow::ode::store::INDEX_VARIABLES {
+            c.env_remove(v);
+        }
+        c.env_remove("SLURM_ARRAY_TASK_MIN");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let o = cmd(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_MIN", "1")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(store.join("shards/1-of-3.json").is_file());
+    let o = cmd(&[("JOB_COMPLETION_INDEX", "2")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(store.join("shards/2-of-3.json").is_file());
+    let o = cmd(&[]);
+    assert_input_error(&o, "SLURM_ARRAY_TASK_ID");
+    assert!(stderr(&o).contains("JOB_COMPLETION_INDEX"));
+    let o = cmd(&[("SLURM_ARRAY_TASK_ID", "0")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("all 3 shard(s) complete"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What a store cannot hold, and stores that are not this run's, are refused before any
+/// work, each with one clear message.
+#[test]
+fn stores_refuse_what_they_cannot_hold() {
+    let dir = temp_dir("refuse");
+    let store = dir.join("r.zarr");
+    let s = store.to_str().unwrap();
+    let base = [
+        "simulate", "lorenz", "-n", "64", "--tspan", "0:1", "--dt", "0.01", "-q",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        phaseflow(&a)
+    };
+    let d = dir.join("plain");
+    assert_input_error(
+        &with(&["-o", d.to_str().unwrap(), "--shard", "0/2"]),
+        "--shard is for Zarr stores",
+    );
+    assert_input_error(
+        &with(&["--compression", "zstd"]),
+        "--compression is for Zarr stores",
+    );
+    assert_input_error(&with(&["-o", s, "--shard", "2/2"]), "does not exist");
+    assert_input_error(
+        &with(&["-o", s, "--compression", "lz4"]),
+        "not a compression",
+    );
+    assert_input_error(
+        &with(&["-o", s, "--sensitivities", "rho"]),
+        "does not hold sensitivities",
+    );
+    assert_input_error(
+        &with(&["-o", s, "--outputs", "states,montecarlo"]),
+        "outputs other than states",
+    );
+    assert!(!store.exists(), "nothing is created for a refused run");
+
+    let o = with(&["-o", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = phaseflow(&[
+        "simulate", "lorenz", "-n", "65", "--tspan", "0:1", "--dt", "0.01", "-q", "-o", s,
+    ]);
+    assert_input_error(&o, "holds another run");
+    assert_input_error(
+        &with(&["-o", s, "--shard", "0/2"]),
+        "cut into 1 shard(s), not 2",
+    );
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "65",
+        "--tspan",
+        "0:1",
+        "--dt",
+        "0.01",
+        "-q",
+        "-o",
+        s,
+        "--shard",
+        "0/2",
+        "--overwrite",
+    ]);
+    assert_input_error(&o, "remove the store by hand");
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "-n",
+        "65",
+        "--tspan",
+        "0:1",
+        "--dt",
+        "0.01",
+        "-q",
+        "-o",
+        s,
+        "--overwrite",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(root(&store)["attributes"]["n"], 65);
+
+    let file = dir.join("file.zarr");
+    std::fs::write(&file, "x").unwrap();
+    assert_input_error(&with(&["-o", file.to_str().unwrap()]), "is a file");
+    let other = dir.join("other.zarr");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    assert_input_error(&with(&["-o", other.to_str().unwrap()]), "not a Zarr store");
+    assert_input_error(
+        &phaseflow(&["store", "status", other.to_str().unwrap()]),
+        "not a Zarr store",
+    );
+    assert_input_error(
+        &phaseflow(&["store", "finalize", dir.join("none.zarr").to_str().unwrap()]),
+        "not a Zarr store",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
