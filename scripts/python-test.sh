@@ -29,6 +29,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
     'maturin>=1.9,<2' numpy pytest xarray scipy safetensors
+# Zarr stores and Dask (tests/test_store.py): zarr-python 3 needs Python >= 3.11; on older
+# Pythons those tests are skipped.
+if .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check zarr dask distributed
+fi
 # The build shares target/ with the workspace, so a rebuild only compiles what changed.
 .venv/bin/maturin develop --release -q -m python/Cargo.toml
 .venv/bin/python -m pytest -q python/tests "$@"

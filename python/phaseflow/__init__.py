@@ -53,6 +53,9 @@ from ._phaseflow import estimate_fits as _estimate_fits
 from ._phaseflow import fit_mlp as _fit_mlp
 from ._phaseflow import resume_dir as _resume_dir
 from ._phaseflow import simulate_to_dir as _simulate_to_dir
+from ._phaseflow import simulate_to_store as _simulate_to_store
+from ._phaseflow import finalize_store as _finalize_store
+from ._phaseflow import store_status as _store_status
 from ._phaseflow import generate_deeponet_data as _generate_deeponet_data
 from ._phaseflow import train_deeponet as _train_deeponet
 
@@ -71,6 +74,7 @@ __all__ = [
     "Result",
     "resume",
     "RunDir",
+    "Store",
     "STATUS",
     "RunError",
     "SpecError",
@@ -158,8 +162,11 @@ def simulate(
     u0: Any = None,
     params: Any = None,
     overwrite: bool = False,
+    shard: str | tuple[int, int] | None = None,
+    zarr_chunk: int | None = None,
+    compression: str | None = None,
     **options: Any,
-) -> Result | RunDir:
+) -> Result | RunDir | Store:
     """Integrates an ensemble and returns its ``Result``.
 
     ``system`` is a ``System``, a built-in's name or a system file's path. The keywords are
@@ -177,8 +184,21 @@ def simulate(
     simulate --resume DIR`` continues. The system is a built-in's name or a file's path
     (the directory keeps it), initial states and parameters come from the spec's keys
     (``u0={"uniform": ...}``, ``params_file``, ``sweep``), not arrays.
+
+    With ``out="run.zarr"`` (a path ending in .zarr) the run goes into a Zarr v3 store as
+    ``phaseflow simulate -o run.zarr`` writes it and returns a ``Store``; ``shard="I/M"``,
+    ``"auto/M"`` or ``(I, M)`` computes only that shard (a store is filled by M processes at
+    once, each continuing where it stopped when run again), ``zarr_chunk`` (trajectories per
+    chunk) and ``compression`` (``"zstd"``, ``"zstd:LEVEL"``, ``"none"``) as the CLI's flags.
     """
     engine = engine or default_engine()
+    out = options.get("out")
+    zarr = out is not None and os.fspath(out).lower().endswith(".zarr")
+    for key, given in (("shard", shard), ("zarr_chunk", zarr_chunk), ("compression", compression)):
+        if given is not None and not zarr:
+            err = SpecError(f"{key}: for Zarr stores; give out with a path ending in .zarr")
+            err.key = key
+            raise err
     if options.get("out") is not None:
         for key, given in (("u0", u0 is not None and not isinstance(u0, dict)), ("params", params is not None)):
             if given:
@@ -189,6 +209,18 @@ def simulate(
         if isinstance(u0, dict):
             options["u0"] = u0
         options["out"] = os.fspath(options["out"])
+        if zarr:
+            return Store(
+                _simulate_to_store(
+                    system,
+                    engine=engine,
+                    shard=shard,
+                    zarr_chunk=zarr_chunk,
+                    compression=compression,
+                    overwrite=overwrite,
+                    **options,
+                )
+            )
         return RunDir(_simulate_to_dir(system, engine=engine, overwrite=overwrite, **options))
     if overwrite:
         err = SpecError("overwrite replaces the run in out=DIR; give out too")
@@ -253,6 +285,49 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir('{self.path}', complete={self.complete}, files={self.files})"
+
+
+class Store:
+    """A Zarr store written by ``simulate(..., out="run.zarr")`` (or ``phaseflow simulate -o
+    run.zarr``), whole or by shards: ``path``; ``summary`` (this call's shard); ``shard``
+    (its progress: range, ``done``, ``state``); ``complete`` (the shard); ``finalized``
+    (every shard is complete and the root holds the run's summary); ``status()`` (every
+    shard's, as ``phaseflow store status --json``); ``to_xarray()`` (``xarray.open_zarr``)."""
+
+    def __init__(self, raw: dict[str, Any] | str | os.PathLike[str]) -> None:
+        import pathlib
+
+        if not isinstance(raw, dict):
+            raw = {"path": raw, "summary": None, "shard": None, "complete": None, "finalized": None}
+        self.path = pathlib.Path(raw["path"])
+        self.summary: dict[str, Any] | None = raw["summary"]
+        self.shard: dict[str, Any] | None = raw["shard"]
+        self.complete: bool | None = raw["complete"]
+        self.already_complete: bool = bool(raw.get("already_complete"))
+
+    @property
+    def finalized(self) -> bool:
+        """Whether every shard is complete and the store's root says so."""
+        return bool(self.status()["finalized"])
+
+    def status(self) -> dict[str, Any]:
+        """Every shard's progress (``phaseflow store status --json``)."""
+        return _store_status(os.fspath(self.path))
+
+    def finalize(self) -> dict[str, Any]:
+        """Writes the run's summary once every shard is complete (``phaseflow store
+        finalize``); raises ``SpecError`` naming the shards missing otherwise."""
+        return _finalize_store(os.fspath(self.path))
+
+    def to_xarray(self, **kwargs: Any) -> Any:
+        """The store as an ``xarray.Dataset`` backed by Dask arrays (``xarray.open_zarr``;
+        needs xarray, zarr and dask)."""
+        import xarray as xr
+
+        return xr.open_zarr(self.path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Store('{self.path}', shard={self.shard and self.shard.get('state')})"
 
 
 def _progress_bar(progress: bool | str, **kwargs: Any) -> Any:

@@ -184,6 +184,37 @@ def simulate_to_dir(
 def resume_dir(path: str | PathLike[str], *, engine: Engine) -> dict[str, Any]:
     """The run `phaseflow.resume` continues."""
 
+def simulate_to_store(
+    system: System | str | PathLike[str],
+    *,
+    engine: Engine,
+    shard: str | tuple[int, int] | None = None,
+    zarr_chunk: int | None = None,
+    compression: str | None = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """The shard `phaseflow.simulate(..., out="run.zarr", shard=...)` runs into the store."""
+
+def create_store(
+    system: System | str | PathLike[str],
+    *,
+    shards: int | None = None,
+    max_shards: int = 64,
+    zarr_chunk: int | None = None,
+    compression: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Creates (or finds) the store of a run cut into `shards` shards (default: one per
+    chunk, at most `max_shards`), nothing computed: `path`, `n`, `n_save`, `dim`, `n_params`,
+    `precision`, `chunk_trajectories`, `adaptive`, `shards`, `ranges`."""
+
+def store_status(path: str | PathLike[str]) -> dict[str, Any]:
+    """Every shard's progress (`phaseflow store status --json`)."""
+
+def finalize_store(path: str | PathLike[str]) -> dict[str, Any]:
+    """`phaseflow store finalize`: the root's record once every shard is complete."""
+
 def systems() -> list[str]:
     """Names of the built-in systems."""
 

@@ -12,6 +12,7 @@ mod mlp;
 mod montecarlo;
 mod run;
 mod rundir;
+mod store;
 mod system;
 mod train;
 
@@ -32,6 +33,10 @@ fn _phaseflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mlp::fit_mlp, m)?)?;
     m.add_function(wrap_pyfunction!(rundir::simulate_to_dir, m)?)?;
     m.add_function(wrap_pyfunction!(rundir::resume_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(store::simulate_to_store, m)?)?;
+    m.add_function(wrap_pyfunction!(store::create_store, m)?)?;
+    m.add_function(wrap_pyfunction!(store::store_status, m)?)?;
+    m.add_function(wrap_pyfunction!(store::finalize_store, m)?)?;
     m.add_function(wrap_pyfunction!(generate::generate_deeponet_data, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -11,7 +11,7 @@ use crate::system::PySystem;
 use phaseflow::model::builtin;
 use phaseflow::ode::RunOptions;
 use phaseflow::ode::run_dir::{
-    DirRun, Prepared, ResumePoint, RunDirError, interruptible_chunk_of, prepare_run,
+    Prepared, ResumePoint, RunDirError, interruptible_chunk_of, prepare_run,
 };
 use phaseflow::schedule::PlanCaps;
 use phaseflow::spec::RunSpec;
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-fn dir_error(e: RunDirError) -> PyErr {
+pub fn dir_error(e: RunDirError) -> PyErr {
     match e {
         RunDirError::Spec(e) => spec_error(e),
         RunDirError::Input(m) => spec_error_at(m, Some("out".into())),
@@ -32,7 +32,7 @@ fn dir_error(e: RunDirError) -> PyErr {
 
 /// The system as a run directory records it: a built-in's name or a file's path (its text
 /// is copied into the directory for `--resume`).
-fn system_name(system: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn system_name(system: &Bound<'_, PyAny>) -> PyResult<String> {
     let refuse = || {
         spec_error_at(
             "out: a run directory records its system for --resume; give the system as a \
@@ -72,6 +72,22 @@ pub fn simulate_to_dir<'py>(
     overwrite: bool,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let spec = out_spec(system, options)?;
+    let out = spec
+        .out
+        .clone()
+        .ok_or_else(|| spec_error_at("out: give the directory".into(), Some("out".into())))?;
+    let prepared = py
+        .detach(|| prepare_run(spec, None, overwrite))
+        .map_err(dir_error)?;
+    run_prepared(py, engine, prepared, out)
+}
+
+/// The spec of a run written to `out`: the system by name or path, and the keywords.
+pub fn out_spec(
+    system: &Bound<'_, PyAny>,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<RunSpec> {
     let name = system_name(system)?;
     let mut json = match options {
         Some(o) => to_json(o.as_any(), "")?,
@@ -87,15 +103,7 @@ pub fn simulate_to_dir<'py>(
         }
     }
     map.insert("system".into(), name.into());
-    let spec = RunSpec::from_json(json).map_err(|f| spec_error(f.into()))?;
-    let out = spec
-        .out
-        .clone()
-        .ok_or_else(|| spec_error_at("out: give the directory".into(), Some("out".into())))?;
-    let prepared = py
-        .detach(|| prepare_run(spec, None, overwrite))
-        .map_err(dir_error)?;
-    run_prepared(py, engine, prepared, out)
+    RunSpec::from_json(json).map_err(|f| spec_error(f.into()))
 }
 
 /// Continues an interrupted run directory (as `phaseflow simulate --resume DIR`): its spec
@@ -130,49 +138,11 @@ fn run_prepared<'py>(
     prepared: Prepared,
     out: std::path::PathBuf,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let engine = engine.engine().clone();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let options = RunOptions {
-        caps: PlanCaps {
-            max_chunk: Some(interruptible_chunk_of(prepared.run_problem())),
-            memory_budget: engine.budgets().1,
-            ..PlanCaps::default()
-        },
-        cancel: Some(cancel.clone()),
-        ..RunOptions::default()
-    };
-    let (tx, rx) = mpsc::channel::<Result<DirRun, RunDirError>>();
-    std::thread::Builder::new()
-        .name("phaseflow-py-rundir".into())
-        .spawn(move || {
-            let ctx = engine.context();
-            let mut nothing = phaseflow::ode::Tally::default();
-            let _ = tx.send(prepared.run(std::slice::from_ref(ctx), options, &mut nothing));
-        })
-        .map_err(|e| crate::errors::run_error(format!("no thread to run on: {e}")))?;
-    let mut rx = rx;
-    let mut interrupt = None;
-    let outcome = loop {
-        let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
-        rx = back;
-        match received {
-            Ok(result) => break result,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if interrupt.is_none()
-                    && let Err(e) = py.check_signals()
-                {
-                    // Stop after the chunks in flight; the directory stays resumable.
-                    cancel.store(true, Ordering::Relaxed);
-                    interrupt = Some(e);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(crate::errors::run_error(
-                    "the run's thread ended without a result".into(),
-                ));
-            }
-        }
-    };
+    let max_chunk = interruptible_chunk_of(prepared.run_problem());
+    let (outcome, interrupt) = in_background(py, engine, max_chunk, move |ctx, options| {
+        let mut nothing = phaseflow::ode::Tally::default();
+        prepared.run(std::slice::from_ref(ctx), options, &mut nothing)
+    })?;
     let run = outcome.map_err(dir_error)?;
     if let Some(e) = interrupt {
         return Err(e);
@@ -189,4 +159,59 @@ fn run_prepared<'py>(
     result.set_item("summary", json_to_py(py, &run.summary)?)?;
     result.set_item("complete", run.complete)?;
     Ok(result)
+}
+
+/// Runs `work` on the engine's device (with run options of at most `max_chunk`
+/// trajectories per chunk and the engine's memory budget) on a thread of its own, waiting
+/// without the GIL. Ctrl-C sets the run's cancel flag, so that it stops after the chunks in
+/// flight; the work's outcome comes back with the interruption to re-raise.
+pub fn in_background<T: Send + 'static>(
+    py: Python<'_>,
+    engine: &PyEngine,
+    max_chunk: usize,
+    work: impl FnOnce(&phaseflow::gpu::GpuContext, RunOptions) -> Result<T, RunDirError>
+    + Send
+    + 'static,
+) -> PyResult<(Result<T, RunDirError>, Option<PyErr>)> {
+    let engine = engine.engine().clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = RunOptions {
+        caps: PlanCaps {
+            max_chunk: Some(max_chunk),
+            memory_budget: engine.budgets().1,
+            ..PlanCaps::default()
+        },
+        cancel: Some(cancel.clone()),
+        ..RunOptions::default()
+    };
+    let (tx, rx) = mpsc::channel::<Result<T, RunDirError>>();
+    std::thread::Builder::new()
+        .name("phaseflow-py-rundir".into())
+        .spawn(move || {
+            let _ = tx.send(work(engine.context(), options));
+        })
+        .map_err(|e| crate::errors::run_error(format!("no thread to run on: {e}")))?;
+    let mut rx = rx;
+    let mut interrupt = None;
+    let outcome = loop {
+        let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
+        rx = back;
+        match received {
+            Ok(result) => break result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if interrupt.is_none()
+                    && let Err(e) = py.check_signals()
+                {
+                    cancel.store(true, Ordering::Relaxed);
+                    interrupt = Some(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(crate::errors::run_error(
+                    "the run's thread ended without a result".into(),
+                ));
+            }
+        }
+    };
+    Ok((outcome, interrupt))
 }
