@@ -213,6 +213,50 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_arrays(&one, &store);
     assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
+
+    // Chunks lost after the shards finished: finalize refuses to call the run complete.
+    std::fs::remove_dir_all(store.join("status/c/3")).ok();
+    std::fs::remove_file(store.join("status/c/3")).ok();
+    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
+    assert_input_error(&o, "1024 of 16384 trajectories have no status");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// SIGTERM (a scheduler's stop) stops a shard as Ctrl-C does: after the chunks in
+/// flight, recorded as interrupted, exit 130; run again, it completes.
+#[test]
+fn sigterm_interrupts_a_shard_cleanly() {
+    let dir = temp_dir("sigterm");
+    let store = dir.join("term.zarr");
+    let a = args(&store);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(a.iter().filter(|x| *x != "-q"))
+        .env("PHASEFLOW_PROGRESS", "lines")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("chunk finished") {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the run ended early"
+        );
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    assert!(rest.contains("run the same command again"), "{rest}");
+    let progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("shards/0-of-1.json")).unwrap()).unwrap();
+    assert_eq!(progress["state"], "interrupted");
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -316,12 +360,20 @@ fn stores_refuse_what_they_cannot_hold() {
 
     let o = with(&["-o", s]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_input_error(
+        &phaseflow(&["simulate", "--resume", s]),
+        "continues when the command that wrote it",
+    );
     let o = phaseflow(&[
         "simulate", "lorenz", "-n", "65", "--tspan", "0:1", "--dt", "0.01", "-q", "-o", s,
     ]);
     assert_input_error(&o, "holds another run");
     assert_input_error(
         &with(&["-o", s, "--shard", "0/2"]),
+        "cut the run into at most 1 shards",
+    );
+    assert_input_error(
+        &with(&["-o", s, "--shard", "0/2", "--zarr-chunk", "32"]),
         "cut into 1 shard(s), not 2",
     );
     let o = phaseflow(&[

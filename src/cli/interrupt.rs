@@ -1,5 +1,5 @@
-//! Ctrl-C: the first one asks the command to stop after the work in flight and save what
-//! is done; the second quits at once.
+//! Ctrl-C (and SIGTERM, SIGHUP: a batch scheduler's stop): the first one asks the command
+//! to stop after the work in flight and save what is done; the second quits at once.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -570,6 +570,14 @@ fn chunk_cap(args: &SimulateArgs, problem: &Problem) -> usize {
 }
 
 pub fn run(args: &SimulateArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    if let Some(store) = args.resume.as_deref().filter(|p| is_zarr(p)) {
+        return Err(CliError::Input(format!(
+            "--resume continues a run directory; a Zarr store continues when the command that \
+             wrote it (with its --shard) runs again: each shard starts from its last whole \
+             chunk (`phaseflow store status {}` says where each stands)",
+            store.display()
+        )));
+    }
     let resume = args.resume.as_deref().map(ResumePoint::read).transpose()?;
     let spec = run_spec(args, resume.as_ref())?;
     let spec_error = |e: RunDirError| match e {
@@ -707,7 +715,7 @@ fn run_zarr(
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else if run.already_complete {
         println!(
-            "shard {shard} of {} (trajectories {}..{}) was already complete; nothing to do",
+            "{}: shard {shard} (trajectories {}..{}) was already complete; nothing to do",
             store.display(),
             range.start,
             range.end
@@ -734,12 +742,21 @@ fn run_zarr(
                 "{}: all {of} shard(s) complete; summary and consolidated metadata written",
                 store.display()
             ),
-            None if run.shard.is_complete() => println!(
-                "{}: other shards still running; the last to finish finalizes the store \
-                 (`phaseflow store status {}`)",
-                store.display(),
-                store.display()
-            ),
+            None if run.shard.is_complete() => {
+                let finalized = crate::ode::store::StoreStatus::read(store)
+                    .map(|s| s.finalized)
+                    .unwrap_or(false);
+                if finalized {
+                    println!("{}: complete (finalized earlier)", store.display());
+                } else {
+                    println!(
+                        "{}: other shards still running; the last to finish finalizes the \
+                         store (`phaseflow store status {}`)",
+                        store.display(),
+                        store.display()
+                    );
+                }
+            }
             None => {}
         }
     }

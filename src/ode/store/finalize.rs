@@ -34,7 +34,10 @@ impl StoreStatus {
         })?;
         let record = run_record(path, &root)?;
         let bad = || format!("'{}': its zarr.json lacks the run's record", path.display());
-        let shards = record["shards"].as_u64().ok_or_else(bad)? as usize;
+        let shards = record["shards"]
+            .as_u64()
+            .filter(|&m| (1..=super::shard::MAX_SHARDS as u64).contains(&m))
+            .ok_or_else(bad)? as usize;
         let n = root["attributes"]["n"].as_u64().ok_or_else(bad)? as usize;
         let fingerprint = record["fingerprint"].as_str().ok_or_else(bad)?.to_string();
         let progress = (0..shards)
@@ -71,7 +74,7 @@ impl StoreStatus {
                 Some(p) => format!(
                     "{s} ({}, {} of {} trajectories)",
                     p.state,
-                    p.done - p.trajectories.start,
+                    p.done.saturating_sub(p.trajectories.start),
                     p.trajectories.len()
                 ),
             })
@@ -141,6 +144,18 @@ pub fn finalize(path: &Path) -> Result<Value, String> {
         ));
     }
     let counts = status_counts(path, 0..status.n)?;
+    // Every shard says complete, yet trajectories without a final status: chunks missing
+    // from the store (deleted, or progress files edited). Never a run to call complete.
+    let not_run = counts[Status::Running as usize];
+    if not_run > 0 {
+        return Err(format!(
+            "'{}': every shard says complete, but {not_run} of {} trajectories have no \
+             status (their chunks are missing); remove the progress files of the shards \
+             that hold them (shards/I-of-M.json) and run those shards again",
+            path.display(),
+            status.n
+        ));
+    }
     let mut root = read_root(path)?.expect("read above");
     let mut steps = 0u64;
     let mut gpu_s = 0.0;

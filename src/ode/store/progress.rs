@@ -91,7 +91,11 @@ impl ShardState {
         };
         let trajectories = bound(0)?..bound(1)?;
         let done = num("done")?;
-        if num("shard")? != shard.index || num("of")? != shard.count || done > trajectories.end {
+        if num("shard")? != shard.index
+            || num("of")? != shard.count
+            || trajectories.start > trajectories.end
+            || !(trajectories.start..=trajectories.end).contains(&done)
+        {
             return Err(bad());
         }
         Ok(Some(ShardState {

@@ -109,7 +109,17 @@ pub fn open_or_create(
     let create = |e: std::io::Error| input(format!("cannot write '{}': {e}", path.display()));
     std::fs::create_dir_all(path).map_err(create)?;
     if read_root(path).map_err(input)?.is_none() {
-        write_json_atomically(&path.join("zarr.json"), root).map_err(create)?;
+        create_exclusively(&path.join("zarr.json"), root).map_err(create)?;
+    }
+    // Another process may have created the root first, for another run: the store is
+    // whichever root won, and a process whose run it is not writes nothing.
+    let found = read_root(path).map_err(input)?.unwrap_or(Value::Null);
+    let record = run_record(path, &found).map_err(input)?;
+    if ["fingerprint", "shards", "layout"]
+        .iter()
+        .any(|k| record[k] != ours[k])
+    {
+        return Err(input(differs(path, record, ours)));
     }
     for a in arrays.all() {
         let dir = path.join(a.name);
@@ -118,6 +128,20 @@ pub fn open_or_create(
         write_json_atomically(&dir.join("zarr.json"), &meta).map_err(create)?;
     }
     Ok(())
+}
+
+/// Writes `value` as `path` only if no file is there: whole under a temporary name, then
+/// linked into place, which fails rather than replaces when another process was first.
+fn create_exclusively(path: &Path, value: &Value) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(".zarr.json.{}.writing", std::process::id()));
+    let text = serde_json::to_string_pretty(value).expect("JSON") + "\n";
+    std::fs::write(&tmp, text)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
 }
 
 /// Why a store is not this run's, naming what differs.

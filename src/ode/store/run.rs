@@ -67,7 +67,7 @@ fn check(prepared: &Prepared, options: &StoreOptions) -> Result<(), RunDirError>
         return refuse("sensitivities");
     }
     if !prepared.problem.system().events.is_empty() {
-        return refuse("event logs (the system has events)");
+        return refuse("event logs (of the system's events or a --section)");
     }
     if prepared.done.is_some() {
         return Err(RunDirError::Input(
@@ -96,19 +96,58 @@ pub fn create_store(
     open(prepared, path, options).map(|(layout, _)| layout)
 }
 
+/// The store's layout for a checked run, refusing more shards than chunks along
+/// trajectories (a shard with nothing to do would still have to be launched).
+fn layout_of(prepared: &Prepared, options: &StoreOptions) -> Result<Layout, RunDirError> {
+    check(prepared, options)?;
+    let layout = Layout::new(
+        &prepared.problem,
+        prepared.times.len(),
+        options.chunk_trajectories,
+        options.zstd,
+    );
+    let blocks = layout.blocks().max(1);
+    if options.shard.count > blocks {
+        return Err(RunDirError::Input(format!(
+            "--shard {}: the store has {blocks} chunk(s) of {} trajectories, and a shard is \
+             whole chunks: cut the run into at most {blocks} shards, or give a smaller \
+             --zarr-chunk (at most {} for {} shards)",
+            options.shard,
+            layout.traj_chunk,
+            layout.n.div_ceil(options.shard.count).max(1),
+            options.shard.count
+        )));
+    }
+    Ok(layout)
+}
+
+/// Whether this shard of this run is complete in the store already (nothing to write).
+fn complete_already(
+    prepared: &Prepared,
+    path: &Path,
+    options: &StoreOptions,
+    layout: &Layout,
+) -> Option<ShardState> {
+    let ours = root_json(prepared, layout, options.shard.count);
+    let found = super::root::read_root(path).ok()??;
+    let record = super::root::run_record(path, &found).ok()?;
+    let theirs = &ours["attributes"]["phaseflow"];
+    let same = ["fingerprint", "shards", "layout"]
+        .iter()
+        .all(|k| record[k] == theirs[k]);
+    let range = options.shard.trajectories(layout.n, layout.traj_chunk);
+    ShardState::read(path, options.shard)
+        .ok()?
+        .filter(|s| same && s.is_complete() && s.trajectories == range)
+}
+
 fn open(
     prepared: &Prepared,
     path: &Path,
     options: &StoreOptions,
 ) -> Result<(Layout, Arrays), RunDirError> {
-    check(prepared, options)?;
+    let layout = layout_of(prepared, options)?;
     let problem = &prepared.problem;
-    let layout = Layout::new(
-        problem,
-        prepared.times.len(),
-        options.chunk_trajectories,
-        options.zstd,
-    );
     let arrays = Arrays::new(path, &layout, problem).map_err(RunDirError::Input)?;
     let root = root_json(prepared, &layout, options.shard.count);
     open_or_create(path, &root, &arrays, options.overwrite)?;
@@ -127,15 +166,10 @@ pub fn run_store(
     mut run: RunOptions,
     extra: &mut dyn Sink,
 ) -> Result<StoreRun, RunDirError> {
-    let (layout, arrays) = open(prepared, path, options)?;
-    let problem = &prepared.problem;
-    let input = RunDirError::Input;
-    let shard = options.shard;
-    let range = shard.trajectories(layout.n, layout.traj_chunk);
-    let found = ShardState::read(path, shard)
-        .map_err(input)?
-        .filter(|s| s.fingerprint == prepared.fingerprint() && s.trajectories == range);
-    if let Some(state) = found.as_ref().filter(|s| s.is_complete()) {
+    // A complete shard run again (a requeued task) reads and writes nothing but the
+    // root, and that only if the store is not finalized yet.
+    let layout = layout_of(prepared, options)?;
+    if let Some(state) = complete_already(prepared, path, options, &layout) {
         return Ok(StoreRun {
             summary: state.summary.clone().unwrap_or(Value::Null),
             tally: Tally::default(),
@@ -145,6 +179,14 @@ pub fn run_store(
             finalized: finalize_if_last(path)?,
         });
     }
+    let (layout, arrays) = open(prepared, path, options)?;
+    let problem = &prepared.problem;
+    let input = RunDirError::Input;
+    let shard = options.shard;
+    let range = shard.trajectories(layout.n, layout.traj_chunk);
+    let found = ShardState::read(path, shard)
+        .map_err(input)?
+        .filter(|s| s.fingerprint == prepared.fingerprint() && s.trajectories == range);
     let start = found.map_or(range.start, |s| s.done.max(range.start));
     let runtime = |e: String| RunDirError::Runtime(format!("writing '{}': {e}", path.display()));
     write_inputs(&arrays, &layout, problem, start..range.end).map_err(runtime)?;
@@ -206,9 +248,17 @@ pub fn run_store(
 }
 
 /// Finalizes the store when every shard is complete (this one finished last), else `None`.
+/// A store already finalized is left alone. Another shard's unreadable progress file
+/// does not fail this one, whose work is done: it is said, and `store status` names it.
 fn finalize_if_last(path: &Path) -> Result<Option<Value>, RunDirError> {
-    let status = super::finalize::StoreStatus::read(path).map_err(RunDirError::Input)?;
-    if !status.missing().is_empty() {
+    let status = match super::finalize::StoreStatus::read(path) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("this shard is complete, but the store cannot be finalized: {e}");
+            return Ok(None);
+        }
+    };
+    if !status.missing().is_empty() || status.finalized {
         return Ok(None);
     }
     finalize(path).map(Some).map_err(RunDirError::Runtime)

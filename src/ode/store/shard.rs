@@ -77,8 +77,9 @@ impl std::fmt::Display for Shard {
     }
 }
 
-/// The task index from the environment. A Slurm array may start anywhere (`--array=1-8`):
-/// its index counts from `SLURM_ARRAY_TASK_MIN` when that is set.
+/// The task index from the environment. A Slurm array may start anywhere and step
+/// (`--array=1-8`, `--array=0-30:10`): its index counts from `SLURM_ARRAY_TASK_MIN` in steps
+/// of `SLURM_ARRAY_TASK_STEP` when those are set.
 fn auto_index(env: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
     for var in INDEX_VARIABLES {
         let Some(value) = env(var) else { continue };
@@ -89,19 +90,36 @@ fn auto_index(env: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
         let min = match var {
             "SLURM_ARRAY_TASK_ID" => match env("SLURM_ARRAY_TASK_MIN") {
                 Some(m) => m.trim().parse::<usize>().map_err(|_| {
-                    format!("--shard auto: SLURM_ARRAY_TASK_MIN='{m}' is not a whole number")
+                    format!("auto: SLURM_ARRAY_TASK_MIN='{m}' is not a whole number")
                 })?,
                 None => 0,
             },
             _ => 0,
         };
-        return index.checked_sub(min).ok_or_else(|| {
-            format!("--shard auto: SLURM_ARRAY_TASK_ID={index} is below SLURM_ARRAY_TASK_MIN={min}")
-        });
+        let step = match (var, env("SLURM_ARRAY_TASK_STEP")) {
+            ("SLURM_ARRAY_TASK_ID", Some(s)) => s
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&s| s > 0)
+                .ok_or_else(|| {
+                format!("auto: SLURM_ARRAY_TASK_STEP='{s}' is not a whole number from 1")
+            })?,
+            _ => 1,
+        };
+        let offset = index.checked_sub(min).ok_or_else(|| {
+            format!("auto: SLURM_ARRAY_TASK_ID={index} is below SLURM_ARRAY_TASK_MIN={min}")
+        })?;
+        if offset % step != 0 {
+            return Err(format!(
+                "auto: SLURM_ARRAY_TASK_ID={index} is not on the array's steps of {step} from {min}"
+            ));
+        }
+        return Ok(offset / step);
     }
     Err(format!(
-        "--shard auto/M takes the shard's index from {} (Slurm job arrays) or {} (Kubernetes \
-         Indexed Jobs), and neither is set; give the index instead (--shard I/M)",
+        "auto/M takes the shard's index from {} (Slurm job arrays) or {} (Kubernetes \
+         Indexed Jobs), and neither is set; give the index instead (I/M)",
         INDEX_VARIABLES[0], INDEX_VARIABLES[1]
     ))
 }
@@ -133,6 +151,17 @@ mod tests {
             Shard::parse_with(
                 "auto/4",
                 env(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_MIN", "1")])
+            ),
+            Ok(Shard { index: 3, count: 4 })
+        );
+        assert_eq!(
+            Shard::parse_with(
+                "auto/4",
+                env(&[
+                    ("SLURM_ARRAY_TASK_ID", "30"),
+                    ("SLURM_ARRAY_TASK_MIN", "0"),
+                    ("SLURM_ARRAY_TASK_STEP", "10")
+                ])
             ),
             Ok(Shard { index: 3, count: 4 })
         );
