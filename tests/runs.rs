@@ -5,11 +5,13 @@
 //! before any work.
 
 mod common;
-use common::cli::{assert_input_error, phaseflow, stderr, temp_dir};
+use common::cli::{
+    assert_input_error, phaseflow, signal_and_wait, start_and_wait_for, start_and_wait_for_chunks,
+    stderr, temp_dir,
+};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 fn run_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
@@ -70,58 +72,6 @@ fn assert_same_results(whole: &Path, dir: &Path) {
             dir.display()
         );
     }
-}
-
-/// Starts `args` with progress printed as lines, and returns once `chunks` chunks have
-/// finished (their lines read), with the child still running and its stderr reader.
-fn start_and_wait_for_chunks(
-    args: &[String],
-    chunks: usize,
-) -> (Child, BufReader<std::process::ChildStderr>) {
-    let finished = |line: &str, seen: usize| seen + usize::from(line.contains("chunk finished"));
-    start_and_wait_for(args, finished, chunks)
-}
-
-/// Starts `args` with progress printed as lines and reads them until `count` (fed each
-/// line and the count so far) reaches `target`.
-fn start_and_wait_for(
-    args: &[String],
-    count: impl Fn(&str, usize) -> usize,
-    target: usize,
-) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args.iter().filter(|a| *a != "-q"))
-        .env("PHASEFLOW_PROGRESS", "lines")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = 0;
-    let mut line = String::new();
-    while seen < target {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the run ended early"
-        );
-        seen = count(&line, seen);
-    }
-    (child, reader)
-}
-
-/// Sends `sig` to the child, reads the rest of its stderr and waits for it: its exit code
-/// and the rest of its messages.
-fn signal_and_wait(
-    mut child: Child,
-    mut reader: BufReader<std::process::ChildStderr>,
-    sig: libc::c_int,
-) -> (Option<i32>, String) {
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-    (child.wait().unwrap().code(), rest)
 }
 
 /// The reference: the same run, never interrupted.

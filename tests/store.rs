@@ -5,9 +5,11 @@
 //! store cannot hold is refused before any work.
 
 mod common;
-use common::cli::{assert_input_error, phaseflow, stderr, stdout, temp_dir};
+use common::cli::{
+    assert_input_error, phaseflow, signal_and_wait, start_and_wait_for_chunks, stderr, stdout,
+    temp_dir,
+};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -169,26 +171,8 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     let one = whole(&dir);
     let store = dir.join("cut.zarr");
     let shard1 = with_shard(args(&store), "1/2");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(shard1.iter().filter(|a| *a != "-q"))
-        .env("PHASEFLOW_PROGRESS", "lines")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let (mut seen, mut line) = (0, String::new());
-    while seen < 2 {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the shard ended early"
-        );
-        seen += usize::from(line.contains("chunk finished"));
-    }
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    child.wait().unwrap();
+    let (child, reader) = start_and_wait_for_chunks(&shard1, 2);
+    signal_and_wait(child, reader, libc::SIGKILL);
     let progress: serde_json::Value =
         serde_json::from_slice(&std::fs::read(store.join("shards/1-of-2.json")).unwrap()).unwrap();
     assert_eq!(progress["state"], "running");
@@ -229,27 +213,9 @@ fn sigterm_interrupts_a_shard_cleanly() {
     let dir = temp_dir("sigterm");
     let store = dir.join("term.zarr");
     let a = args(&store);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(a.iter().filter(|x| *x != "-q"))
-        .env("PHASEFLOW_PROGRESS", "lines")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("chunk finished") {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the run ended early"
-        );
-    }
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    let (child, reader) = start_and_wait_for_chunks(&a, 1);
+    let (code, rest) = signal_and_wait(child, reader, libc::SIGTERM);
+    assert_eq!(code, Some(130), "{rest}");
     assert!(rest.contains("run the same command again"), "{rest}");
     let progress: serde_json::Value =
         serde_json::from_slice(&std::fs::read(store.join("shards/0-of-1.json")).unwrap()).unwrap();

@@ -2,8 +2,9 @@
 //! reading what it printed, fresh scratch directories, and the shape of a refusal.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Runs the release binary with `args` and waits for it.
 pub fn phaseflow(args: &[&str]) -> Output {
@@ -43,4 +44,56 @@ pub fn assert_input_error(o: &Output, expected: &str) {
         !err.contains("panicked") && !err.contains("backtrace"),
         "{err}"
     );
+}
+
+/// Starts `args` with progress printed as lines, and returns once `chunks` chunks have
+/// finished (their lines read), with the child still running and its stderr reader.
+pub fn start_and_wait_for_chunks(
+    args: &[String],
+    chunks: usize,
+) -> (Child, BufReader<std::process::ChildStderr>) {
+    let finished = |line: &str, seen: usize| seen + usize::from(line.contains("chunk finished"));
+    start_and_wait_for(args, finished, chunks)
+}
+
+/// Starts `args` with progress printed as lines and reads them until `count` (fed each
+/// line and the count so far) reaches `target`.
+pub fn start_and_wait_for(
+    args: &[String],
+    count: impl Fn(&str, usize) -> usize,
+    target: usize,
+) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args.iter().filter(|a| *a != "-q"))
+        .env("PHASEFLOW_PROGRESS", "lines")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = 0;
+    let mut line = String::new();
+    while seen < target {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the run ended early"
+        );
+        seen = count(&line, seen);
+    }
+    (child, reader)
+}
+
+/// Sends `sig` to the child, reads the rest of its stderr and waits for it: its exit code
+/// and the rest of its messages.
+pub fn signal_and_wait(
+    mut child: Child,
+    mut reader: BufReader<std::process::ChildStderr>,
+    sig: libc::c_int,
+) -> (Option<i32>, String) {
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    (child.wait().unwrap().code(), rest)
 }
