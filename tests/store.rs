@@ -322,6 +322,26 @@ fn stores_refuse_what_they_cannot_hold() {
         &with(&["-o", s, "--outputs", "states,montecarlo"]),
         "outputs other than states",
     );
+    assert_input_error(
+        &phaseflow(&[
+            "simulate",
+            "lorenz",
+            "-n",
+            "2000000",
+            "--tspan",
+            "0:1",
+            "--dt",
+            "0.001",
+            "--save-every",
+            "4",
+            "--zarr-chunk",
+            "2000000",
+            "-q",
+            "-o",
+            s,
+        ]),
+        "a chunk of states would be 5.6 GiB",
+    );
     assert!(!store.exists(), "nothing is created for a refused run");
 
     let o = with(&["-o", s]);
@@ -330,9 +350,15 @@ fn stores_refuse_what_they_cannot_hold() {
         &phaseflow(&["simulate", "--resume", s]),
         "continues when the command that wrote it",
     );
-    let o = phaseflow(&[
-        "simulate", "lorenz", "-n", "65", "--tspan", "0:1", "--dt", "0.01", "-q", "-o", s,
-    ]);
+    // The same command with one more trajectory: another run.
+    let other = |extra: &[&str]| {
+        let mut a = vec![
+            "simulate", "lorenz", "-n", "65", "--tspan", "0:1", "--dt", "0.01", "-q", "-o", s,
+        ];
+        a.extend_from_slice(extra);
+        phaseflow(&a)
+    };
+    let o = other(&[]);
     assert_input_error(&o, "holds another run");
     assert_input_error(
         &with(&["-o", s, "--shard", "0/2"]),
@@ -342,37 +368,9 @@ fn stores_refuse_what_they_cannot_hold() {
         &with(&["-o", s, "--shard", "0/2", "--zarr-chunk", "32"]),
         "cut into 1 shard(s), not 2",
     );
-    let o = phaseflow(&[
-        "simulate",
-        "lorenz",
-        "-n",
-        "65",
-        "--tspan",
-        "0:1",
-        "--dt",
-        "0.01",
-        "-q",
-        "-o",
-        s,
-        "--shard",
-        "0/2",
-        "--overwrite",
-    ]);
+    let o = other(&["--shard", "0/2", "--overwrite"]);
     assert_input_error(&o, "remove the store by hand");
-    let o = phaseflow(&[
-        "simulate",
-        "lorenz",
-        "-n",
-        "65",
-        "--tspan",
-        "0:1",
-        "--dt",
-        "0.01",
-        "-q",
-        "-o",
-        s,
-        "--overwrite",
-    ]);
+    let o = other(&["--overwrite"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(root(&store)["attributes"]["n"], 65);
 

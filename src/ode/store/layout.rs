@@ -92,6 +92,29 @@ impl Layout {
         }
     }
 
+    /// Bytes of one uncompressed chunk of `states`.
+    pub fn chunk_bytes(&self) -> u64 {
+        (self.time_chunk * self.traj_chunk * self.dim.max(1)) as u64 * self.precision.bytes()
+    }
+
+    /// Refuses chunks too large to hold in memory and encode (a huge --zarr-chunk).
+    pub fn check(&self) -> Result<(), String> {
+        if self.chunk_bytes() > MAX_CHUNK_BYTES {
+            return Err(format!(
+                "--zarr-chunk {}: a chunk of states would be {:.1} GiB ({} save times × {} \
+                 trajectories × {} states), held in memory while it fills; at most {} GiB: \
+                 give fewer trajectories per chunk",
+                self.traj_chunk,
+                self.chunk_bytes() as f64 / (1u64 << 30) as f64,
+                self.time_chunk,
+                self.traj_chunk,
+                self.dim,
+                MAX_CHUNK_BYTES >> 30
+            ));
+        }
+        Ok(())
+    }
+
     /// Blocks of `traj_chunk` trajectories.
     pub fn blocks(&self) -> usize {
         self.n.div_ceil(self.traj_chunk)
@@ -111,6 +134,15 @@ impl Layout {
         })
     }
 }
+
+/// The names of states or parameters, in their order.
+pub fn names(vars: &[crate::model::Var]) -> Vec<String> {
+    vars.iter().map(|v| v.name.clone()).collect()
+}
+
+/// The uncompressed bytes of one chunk of `states` at most: every shard holds the chunks it
+/// is filling in host memory, and zarrs encodes a chunk whole.
+const MAX_CHUNK_BYTES: u64 = 1 << 30;
 
 /// The columns of `stats` (the first 3, or all 5 for the stiff family).
 const STATS_COLUMNS: [&str; 5] = ["accepted", "rejected", "rhs_evals", "jacobians", "switches"];
@@ -141,7 +173,6 @@ impl Arrays {
     pub fn new(path: &Path, layout: &Layout, problem: &Problem) -> Result<Arrays, String> {
         let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
         let system = problem.system();
-        let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
         let (n, t) = (layout.n as u64, layout.traj_chunk as u64);
         let real = || match layout.precision {
             Precision::F32 => (data_type::float32(), ArrayBuilderFillValue::from(f32::NAN)),

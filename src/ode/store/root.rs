@@ -2,7 +2,7 @@
 //! whether it is complete. Every shard of a run writes the same root and the same array
 //! metadata, so whichever starts first creates the store and the others find it as theirs.
 
-use super::layout::{Arrays, Layout};
+use super::layout::{Arrays, Layout, names};
 use super::progress::{read_json, write_json_atomically};
 use crate::ode::Problem;
 use crate::ode::run_dir::{Prepared, RunDirError, stored_spec};
@@ -13,7 +13,6 @@ use std::path::Path;
 pub fn root_json(prepared: &Prepared, layout: &Layout, shards: usize) -> Value {
     let problem = &prepared.problem;
     let system = problem.system();
-    let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
     let spec = serde_json::to_value(stored_spec(&prepared.spec)).expect("JSON");
     let mut attrs = Map::new();
     attrs.insert(
@@ -179,7 +178,6 @@ fn has_foreign_files(path: &Path) -> bool {
 
 /// The coordinates (save times, state and parameter names): the same for every shard.
 pub fn write_coordinates(arrays: &Arrays, problem: &Problem, times: &[f64]) -> Result<(), String> {
-    let names = |v: &[crate::model::Var]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
     let system = problem.system();
     if !times.is_empty() {
         arrays

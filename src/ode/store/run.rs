@@ -106,6 +106,7 @@ fn layout_of(prepared: &Prepared, options: &StoreOptions) -> Result<Layout, RunD
         options.chunk_trajectories,
         options.zstd,
     );
+    layout.check().map_err(RunDirError::Input)?;
     let blocks = layout.blocks().max(1);
     if options.shard.count > blocks {
         return Err(RunDirError::Input(format!(
