@@ -15,8 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 /// A fixed-step run of 16,384 Lorenz trajectories in chunks of 2,048 (store chunks of
-/// 1,024), 5 saves, writing into `out`.
+/// 1,024), 5 saves, keeping states and Monte Carlo statistics, writing into `out`.
 fn args(out: &Path) -> Vec<String> {
+    with_outputs(out, "states,montecarlo")
+}
+
+fn with_outputs(out: &Path, outputs: &str) -> Vec<String> {
     [
         "simulate",
         "lorenz",
@@ -34,6 +38,8 @@ fn args(out: &Path) -> Vec<String> {
         "2048",
         "--zarr-chunk",
         "1024",
+        "--outputs",
+        outputs,
         "-q",
         "-o",
         out.to_str().unwrap(),
@@ -88,6 +94,27 @@ fn assert_same_arrays(a: &Path, b: &Path) {
     }
 }
 
+/// The whole of a store's f64 or i64 array, as little-endian bytes.
+fn array_bytes(store: &Path, name: &str) -> Vec<u8> {
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(store).unwrap());
+    let a = zarrs::array::Array::open(fs, &format!("/{name}")).unwrap();
+    let subset = zarrs::array::ArraySubset::new_with_shape(a.shape().to_vec());
+    if name == "mc_count" {
+        let v: Vec<i64> = a.retrieve_array_subset(&subset).unwrap();
+        bytemuck::cast_slice(&v).to_vec()
+    } else {
+        let v: Vec<f64> = a.retrieve_array_subset(&subset).unwrap();
+        bytemuck::cast_slice(&v).to_vec()
+    }
+}
+
+/// The data of a .npy file (after its header).
+fn npy_data(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header..].to_vec()
+}
+
 fn root(store: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap()
 }
@@ -110,7 +137,8 @@ fn whole(dir: &Path) -> PathBuf {
 }
 
 /// Three shard processes at once give the single process's arrays byte for byte; the
-/// states equal the run directory's states.npy; the last shard finalizes the store.
+/// states and the Monte Carlo statistics merged from the shards equal the run directory's
+/// .npy files; the last shard finalizes the store.
 #[test]
 fn shards_at_once_write_what_one_process_writes() {
     let dir = temp_dir("shards");
@@ -153,6 +181,21 @@ fn shards_at_once_write_what_one_process_writes() {
     let subset = zarrs::array::ArraySubset::new_with_shape(vec![5, 16384, 3]);
     let values: Vec<f32> = states.retrieve_array_subset(&subset).unwrap();
     assert!(bytemuck::cast_slice::<f32, u8>(&values) == &bytes[10 + header..]);
+    for name in ["mc_mean", "mc_var", "mc_quantiles", "mc_count"] {
+        assert_eq!(
+            array_bytes(&store, name),
+            npy_data(&npy.join(format!("{name}.npy"))),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        record["montecarlo"]["quantiles"],
+        serde_json::json!([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
+    );
+    assert_eq!(
+        consolidated["mc_quantiles"]["dimension_names"],
+        serde_json::json!(["time", "quantile", "state"])
+    );
 
     let o = phaseflow(&["store", "status", store.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -198,11 +241,51 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert_same_arrays(&one, &store);
     assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
 
+    // A shard's accumulators lost: finalize names the shard to run again.
+    let acc = store.join("shards/0-of-2.montecarlo");
+    let kept = std::fs::read(&acc).unwrap();
+    std::fs::remove_file(&acc).unwrap();
+    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
+    assert_input_error(
+        &o,
+        "shard 0/2 says complete, but its Monte Carlo accumulators",
+    );
+    std::fs::write(&acc, &kept[..kept.len() / 2]).unwrap();
+    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
+    assert_input_error(&o, "not Monte Carlo statistics");
+    std::fs::write(&acc, &kept).unwrap();
+
     // Chunks lost after the shards finished: finalize refuses to call the run complete.
     std::fs::remove_dir_all(store.join("status/c/3")).ok();
     std::fs::remove_file(store.join("status/c/3")).ok();
     let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
     assert_input_error(&o, "1024 of 16384 trajectories have no status");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Monte Carlo statistics without states: a killed shard has no states to feed its
+/// accumulators again from, so it starts over, and the merged statistics are still the
+/// single process's bits.
+#[test]
+fn montecarlo_alone_survives_a_killed_shard() {
+    let dir = temp_dir("mc-alone");
+    let one = dir.join("one.zarr");
+    let o = run(&with_outputs(&one, "montecarlo"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!one.join("states").exists());
+    let store = dir.join("two.zarr");
+    let shard1 = with_shard(with_outputs(&store, "montecarlo"), "1/2");
+    let (child, reader) = start_and_wait_for_chunks(&shard1, 2);
+    signal_and_wait(child, reader, libc::SIGKILL);
+    for shard in [
+        shard1,
+        with_shard(with_outputs(&store, "montecarlo"), "0/2"),
+    ] {
+        let o = run(&shard);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_same_arrays(&one, &store);
+    assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -319,8 +402,8 @@ fn stores_refuse_what_they_cannot_hold() {
         "does not hold sensitivities",
     );
     assert_input_error(
-        &with(&["-o", s, "--outputs", "states,montecarlo"]),
-        "outputs other than states",
+        &with(&["-o", s, "--outputs", "states,ensemble-stats"]),
+        "not ensemble-stats",
     );
     assert_input_error(
         &phaseflow(&[
@@ -373,6 +456,36 @@ fn stores_refuse_what_they_cannot_hold() {
     let o = other(&["--overwrite"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(root(&store)["attributes"]["n"], 65);
+
+    // The same run asking for other quantiles cannot merge its accumulators with these.
+    let q = dir.join("q.zarr");
+    let q = q.to_str().unwrap();
+    let o = with(&[
+        "-o",
+        q,
+        "--outputs",
+        "montecarlo",
+        "--shard",
+        "0/2",
+        "--zarr-chunk",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_input_error(
+        &with(&[
+            "-o",
+            q,
+            "--outputs",
+            "montecarlo",
+            "--shard",
+            "1/2",
+            "--zarr-chunk",
+            "32",
+            "--quantiles",
+            "0.5",
+        ]),
+        "with Monte Carlo quantiles",
+    );
 
     let file = dir.join("file.zarr");
     std::fs::write(&file, "x").unwrap();

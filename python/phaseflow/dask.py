@@ -43,6 +43,21 @@ def _run_shard(system: Any, out: str, index: int, count: int, options: dict[str,
     return raw["shard"]
 
 
+def _finalize(out: str, *_shards: Any) -> dict[str, Any]:
+    """Finalizes the store once every shard has run (the last shard to finish did already,
+    unless shards ran more than once): merges the shards' Monte Carlo accumulators."""
+    from ._phaseflow import finalize_store
+
+    return finalize_store(out)
+
+
+def _read_whole(out: str, name: str, _final: Any) -> np.ndarray:
+    """Array ``name`` whole (written by ``store finalize``)."""
+    import zarr
+
+    return np.asarray(zarr.open_array(os.path.join(out, name), mode="r")[...])
+
+
 def _read_block(out: str, name: str, start: int, end: int, axis: int, _shard: Any) -> np.ndarray:
     """The block of array ``name`` for trajectories ``start..end`` (after its shard ran)."""
     import zarr
@@ -75,7 +90,11 @@ def simulate(
     Dims ``time``, ``trajectory``, ``state`` (and ``parameter``, ``step_count``); the save
     times and the state and parameter names as coordinates; the run's settings as attrs,
     with ``attrs["store"]`` the store's path. ``.compute()`` runs the shards;
-    ``xarray.open_zarr(ds.attrs["store"])`` opens the finished store.
+    ``xarray.open_zarr(ds.attrs["store"])`` opens the finished store. With
+    ``outputs=["montecarlo"]`` (or ``["states", "montecarlo"]``) the Dataset has the
+    statistics across trajectories (``mc_mean``, ``mc_var``, ``mc_stderr``, ``mc_min``,
+    ``mc_max``, ``mc_count`` [time, state], ``mc_quantiles`` [time, quantile, state]), each
+    one block computed once every shard has run, from the shards' merged accumulators.
     """
     try:
         import dask
@@ -128,11 +147,13 @@ def simulate(
             return dict(json.load(f).get("attributes", {}))
 
     root_attrs = attrs("")
-    data = {
-        "states": (("time", "trajectory", "state"), lazy("states", lambda m: (n_save, m, dim), real, 1)),
+    data = {}
+    if "states" in layout["outputs"]:
+        data["states"] = (("time", "trajectory", "state"), lazy("states", lambda m: (n_save, m, dim), real, 1))
+    data.update({
         "status": (("trajectory",), lazy("status", lambda m: (m,), np.uint8, 0)),
         "u0": (("trajectory", "state"), lazy("u0", lambda m: (m, dim), np.float64, 0)),
-    }
+    })
     if n_params > 0:
         data["params"] = (("trajectory", "parameter"), lazy("params", lambda m: (m, n_params), np.float64, 0))
     if layout["adaptive"]:
@@ -140,8 +161,18 @@ def simulate(
         data["stats"] = (("trajectory", "step_count"), lazy("stats", lambda m: (m, columns), np.uint32, 0))
     names = ("time", "state", "parameter") if n_params > 0 else ("time", "state")
     coords = {name: (name, np.asarray(zarr.open_array(os.path.join(out, name), mode="r")[...]), attrs(name)) for name in names}
+    levels = layout["quantiles"]
+    if levels is not None:
+        final = dask.delayed(_finalize, pure=True)(out, *tasks, dask_key_name=f"phaseflow-finalize-{dask.base.tokenize(out, shards)}")
+        whole = {name: ((n_save, dim), ("time", "state"), np.float64) for name in ("mc_mean", "mc_var", "mc_stderr", "mc_min", "mc_max")}
+        whole["mc_count"] = ((n_save, dim), ("time", "state"), np.int64)
+        whole["mc_quantiles"] = ((n_save, len(levels), dim), ("time", "quantile", "state"), np.float64)
+        for name, (shape, dims, dtype) in whole.items():
+            block = da.from_delayed(dask.delayed(_read_whole, pure=True)(out, name, final), shape=shape, dtype=dtype)
+            data[name] = (dims, block)
+        coords["quantile"] = ("quantile", np.asarray(levels, dtype=np.float64), {"long_name": "quantile levels"})
     ds = xr.Dataset(
-        {k: (dims, arr, attrs(k)) for k, (dims, arr) in data.items()},
+        {k: (dims, arr, attrs(k) if os.path.exists(os.path.join(out, k, "zarr.json")) else {}) for k, (dims, arr) in data.items()},
         coords=coords,
         attrs=dict(root_attrs, store=out),
     )

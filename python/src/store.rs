@@ -168,6 +168,17 @@ pub fn create_store<'py>(
     result.set_item("adaptive", layout.stats_columns.is_some())?;
     result.set_item("shards", count)?;
     result.set_item("ranges", ranges)?;
+    let outputs: Vec<String> = prepared
+        .outputs
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok()?.as_str().map(str::to_string))
+        .collect();
+    let montecarlo = outputs.iter().any(|o| o == "montecarlo");
+    result.set_item("outputs", outputs)?;
+    result.set_item(
+        "quantiles",
+        montecarlo.then(|| prepared.quantile_levels().to_vec()),
+    )?;
     Ok(result)
 }
 

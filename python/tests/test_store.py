@@ -83,20 +83,30 @@ def test_shards_from_python_fill_the_store_and_say_what_is_missing(engine, tmp_p
 
 def test_dask_local_cluster_computes_the_single_process_result(engine, tmp_path):
     distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask")
+    dask = pytest.importorskip("dask")
     import phaseflow.dask as pfd
 
     spec = dict(n=100_000, tspan=(0, 1), dt=0.01, save_every=25, sweep={"rho": [0, 50]})
     want = pf.simulate("lorenz", engine=engine, **spec)
+    # The Monte Carlo statistics of the same run, from one process into a run directory.
+    one = pf.simulate("lorenz", engine=engine, out=tmp_path / "one", outputs=["montecarlo"], **spec)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
-        ds = pfd.simulate("lorenz", store=tmp_path / "dask.zarr", shards=4, zarr_chunk=8192, **spec)
+        ds = pfd.simulate("lorenz", store=tmp_path / "dask.zarr", shards=4, zarr_chunk=8192,
+                          outputs=["states", "montecarlo"], **spec)
         assert ds.states.dims == ("time", "trajectory", "state")
         assert len(ds.states.chunks[1]) == 4 and sum(ds.states.chunks[1]) == 100_000
         assert ds.attrs["store"] == str(tmp_path / "dask.zarr")
-        states, status = ds.states.values, ds.status.values
+        assert ds.mc_quantiles.dims == ("time", "quantile", "state")
+        assert list(ds["quantile"].values) == [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+        states, status, mean, quantiles, count = dask.compute(
+            ds.states.data, ds.status.data, ds.mc_mean.data, ds.mc_quantiles.data, ds.mc_count.data)
     assert np.array_equal(states, want.states)
     assert np.array_equal(status, want.status)
+    # Merged from four shards computed on two workers: the single process's bits.
+    assert np.array_equal(mean, np.load(one.path / "mc_mean.npy"))
+    assert np.array_equal(quantiles, np.load(one.path / "mc_quantiles.npy"))
+    assert (count == 100_000).all()
     done = xr.open_zarr(tmp_path / "dask.zarr")
     assert done.attrs["phaseflow"]["complete"] is True and done.attrs["phaseflow"]["shards"] == 4
     with pytest.raises(pf.SpecError, match="system file's path") as e:

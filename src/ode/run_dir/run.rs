@@ -167,6 +167,11 @@ impl Prepared {
         &self.fingerprint
     }
 
+    /// The quantile levels of the `montecarlo` output.
+    pub fn quantile_levels(&self) -> &[f64] {
+        &self.quantile_levels
+    }
+
     /// The system file's text, for a run from a file (kept with the results).
     pub fn system_text(&self) -> Option<&str> {
         self.system_text.as_deref()

@@ -166,7 +166,11 @@ pub fn finalize(path: &Path) -> Result<Value, String> {
         gpu_s += t.and_then(|t| t["gpu_s"].as_f64()).unwrap_or(0.0);
         solve_s = solve_s.max(t.and_then(|t| t["solve_s"].as_f64()).unwrap_or(0.0));
     }
+    let montecarlo = montecarlo_of(path, &root, &status)?;
     let record = &mut root["attributes"]["phaseflow"];
+    if let Some(m) = montecarlo {
+        record["montecarlo"] = m;
+    }
     record["state"] = json!("complete");
     record["complete"] = json!(true);
     record["status"] = crate::ode::solution::status_counts_json(Status::nonzero(counts));
@@ -179,6 +183,40 @@ pub fn finalize(path: &Path) -> Result<Value, String> {
     write_json_atomically(&path.join("zarr.json"), &root)
         .map_err(|e| format!("cannot write '{}': {e}", path.join("zarr.json").display()))?;
     Ok(root["attributes"]["phaseflow"].clone())
+}
+
+/// With `--outputs montecarlo`, merges the shards' accumulators and writes the statistics
+/// arrays; returns what the record says of them.
+fn montecarlo_of(path: &Path, root: &Value, status: &StoreStatus) -> Result<Option<Value>, String> {
+    let record = &root["attributes"]["phaseflow"];
+    let wanted = record["outputs"]
+        .as_array()
+        .is_some_and(|o| o.contains(&json!("montecarlo")));
+    if !wanted {
+        return Ok(None);
+    }
+    let bad = || format!("'{}': its zarr.json lacks the run's record", path.display());
+    let levels: Vec<f64> = record["quantiles"]
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|q| q.as_f64().ok_or_else(bad))
+        .collect::<Result<_, _>>()?;
+    let dim = record["states"].as_array().ok_or_else(bad)?.len();
+    let layout = &record["layout"];
+    let time_chunk = layout["chunk_times"].as_u64().ok_or_else(bad)? as usize;
+    let compression = layout["compression"].as_str().ok_or_else(bad)?;
+    let zstd = super::layout::parse_compression(compression).map_err(|_| bad())?;
+    let n_save = n_save_of(path)?;
+    let mc = super::montecarlo::merge_shards(path, status.shards, (n_save, dim), &levels)?;
+    super::montecarlo::write_arrays(path, &mc, time_chunk, zstd).map(Some)
+}
+
+/// The run's save times, from the shape of the store's `time` array.
+fn n_save_of(path: &Path) -> Result<usize, String> {
+    let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
+    let time = Array::open(store, "/time").map_err(|e| e.to_string())?;
+    Ok(time.shape().first().copied().unwrap_or(0) as usize)
 }
 
 /// Every array's metadata in one place (zarr-python's inline consolidated metadata), so

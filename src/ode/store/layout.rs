@@ -155,7 +155,8 @@ pub struct StoreArray {
 
 /// The arrays of a run, with the attributes xarray shows.
 pub struct Arrays {
-    pub states: StoreArray,
+    /// `None` when the run keeps no states (`--outputs montecarlo` alone).
+    pub states: Option<StoreArray>,
     /// The save times, named as their dimension so that xarray makes them its coordinate.
     pub time: StoreArray,
     /// The state names (coordinate of `state`).
@@ -169,9 +170,18 @@ pub struct Arrays {
 }
 
 impl Arrays {
-    /// The handles of the arrays of `layout` in the store at `path` (nothing is written).
-    pub fn new(path: &Path, layout: &Layout, problem: &Problem) -> Result<Arrays, String> {
-        let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
+    /// The handles of the arrays of `layout` in the store at `path` (nothing is written);
+    /// `states`: whether the run keeps its states.
+    pub fn new(
+        path: &Path,
+        layout: &Layout,
+        problem: &Problem,
+        states: bool,
+    ) -> Result<Arrays, String> {
+        let maker = Maker::new(path, layout.zstd)?;
+        let make = |name, shape, chunks, dtype_fill, dims: &[&str], attrs| {
+            maker.make(name, shape, chunks, dtype_fill, dims, attrs)
+        };
         let system = problem.system();
         let (n, t) = (layout.n as u64, layout.traj_chunk as u64);
         let real = || match layout.precision {
@@ -179,36 +189,17 @@ impl Arrays {
             Precision::F64 => (data_type::float64(), ArrayBuilderFillValue::from(f64::NAN)),
         };
         let f64_nan = || (data_type::float64(), ArrayBuilderFillValue::from(f64::NAN));
-        let make = |name: &'static str,
-                    shape: Vec<u64>,
-                    chunks: Vec<u64>,
-                    (dtype, fill): (DataType, ArrayBuilderFillValue),
-                    dims: &[&str],
-                    attrs: Value|
-         -> Result<StoreArray, String> {
-            let mut b = ArrayBuilder::new(shape, chunks, dtype, fill);
-            if let Some(level) = layout.zstd {
-                b.bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(level, false))]);
-            }
-            b.dimension_names(Some(dims.to_vec()));
-            if let Value::Object(map) = attrs {
-                b.attributes(map);
-            }
-            Ok(StoreArray {
-                name,
-                array: b
-                    .build(store.clone(), &format!("/{name}"))
-                    .map_err(|e| e.to_string())?,
-            })
+        let states = match states {
+            true => Some(make(
+                "states",
+                vec![layout.n_save as u64, n, layout.dim as u64],
+                vec![layout.time_chunk as u64, t, layout.dim as u64],
+                real(),
+                &["time", "trajectory", "state"],
+                json!({"long_name": "state at the save times", "state_names": names(&system.states)}),
+            )?),
+            false => None,
         };
-        let states = make(
-            "states",
-            vec![layout.n_save as u64, n, layout.dim as u64],
-            vec![layout.time_chunk as u64, t, layout.dim as u64],
-            real(),
-            &["time", "trajectory", "state"],
-            json!({"long_name": "state at the save times", "state_names": names(&system.states)}),
-        )?;
         let time = make(
             "time",
             vec![layout.n_save as u64],
@@ -291,12 +282,138 @@ impl Arrays {
     }
 
     pub fn all(&self) -> Vec<&StoreArray> {
-        let mut v = vec![&self.states, &self.time, &self.state, &self.status];
+        let mut v: Vec<&StoreArray> = self.states.iter().collect();
+        v.extend([&self.time, &self.state, &self.status]);
         v.extend(self.parameter.as_ref());
         v.extend(self.stats.as_ref());
         v.extend(self.params.as_ref());
         v.push(&self.u0);
         v
+    }
+}
+
+/// Makes the arrays of one store: the layout's compression, dimension names, attributes.
+struct Maker {
+    store: Arc<FilesystemStore>,
+    zstd: Option<i32>,
+}
+
+impl Maker {
+    fn new(path: &Path, zstd: Option<i32>) -> Result<Maker, String> {
+        Ok(Maker {
+            store: Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?),
+            zstd,
+        })
+    }
+
+    fn make(
+        &self,
+        name: &'static str,
+        shape: Vec<u64>,
+        chunks: Vec<u64>,
+        (dtype, fill): (DataType, ArrayBuilderFillValue),
+        dims: &[&str],
+        attrs: Value,
+    ) -> Result<StoreArray, String> {
+        let mut b = ArrayBuilder::new(shape, chunks, dtype, fill);
+        if let Some(level) = self.zstd {
+            b.bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(level, false))]);
+        }
+        b.dimension_names(Some(dims.to_vec()));
+        if let Value::Object(map) = attrs {
+            b.attributes(map);
+        }
+        Ok(StoreArray {
+            name,
+            array: b
+                .build(self.store.clone(), &format!("/{name}"))
+                .map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// The Monte Carlo statistics across every trajectory of the run (`--outputs montecarlo`),
+/// written once, whole, by `store finalize` from the shards' merged accumulators: per save
+/// time and state `mc_mean`, `mc_var`, `mc_stderr`, `mc_min`, `mc_max` (float64) and
+/// `mc_count` (int64), `mc_quantiles` [time, quantile, state], and the levels as the
+/// `quantile` coordinate. Chunked along time as `states` is.
+pub struct MonteCarloArrays {
+    pub moments: Vec<StoreArray>,
+    pub count: StoreArray,
+    pub quantiles: StoreArray,
+    pub quantile: StoreArray,
+}
+
+/// The names and descriptions of the `[time, state]` statistics, in `MonteCarloArrays`
+/// order.
+pub const MONTECARLO_MOMENTS: [(&str, &str); 5] = [
+    ("mc_mean", "mean across trajectories"),
+    ("mc_var", "variance across trajectories (unbiased)"),
+    (
+        "mc_stderr",
+        "standard error of the mean across trajectories",
+    ),
+    ("mc_min", "minimum across trajectories"),
+    ("mc_max", "maximum across trajectories"),
+];
+
+impl MonteCarloArrays {
+    /// The arrays for `n_save` save times × `dim` states with `levels` quantile levels,
+    /// chunked by `time_chunk` save times, compressed as the store's other arrays.
+    pub fn new(
+        path: &Path,
+        (n_save, dim, levels): (usize, usize, usize),
+        time_chunk: usize,
+        zstd: Option<i32>,
+    ) -> Result<Self, String> {
+        let maker = Maker::new(path, zstd)?;
+        let (n_save, dim, c) = (n_save as u64, dim as u64, time_chunk.max(1) as u64);
+        let f64_nan = || (data_type::float64(), ArrayBuilderFillValue::from(f64::NAN));
+        let dims = ["time", "state"];
+        let moments = MONTECARLO_MOMENTS
+            .iter()
+            .map(|(name, what)| {
+                maker.make(
+                    name,
+                    vec![n_save, dim],
+                    vec![c, dim],
+                    f64_nan(),
+                    &dims,
+                    json!({"long_name": what, "of": "states"}),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = maker.make(
+            "mc_count",
+            vec![n_save, dim],
+            vec![c, dim],
+            (data_type::int64(), 0i64.into()),
+            &dims,
+            json!({"long_name": "finite values counted across trajectories"}),
+        )?;
+        let nq = levels as u64;
+        let quantiles = maker.make(
+            "mc_quantiles",
+            vec![n_save, nq, dim],
+            vec![c, nq, dim],
+            f64_nan(),
+            &["time", "quantile", "state"],
+            json!({"long_name": "quantiles across trajectories (histogram sketch)"}),
+        )?;
+        let quantile = maker.make(
+            "quantile",
+            vec![nq],
+            vec![nq.max(1)],
+            f64_nan(),
+            &["quantile"],
+            json!({"long_name": "quantile levels"}),
+        )?;
+        Ok(MonteCarloArrays {
+            moments,
+            count,
+            quantiles,
+            quantile,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs written into Zarr v3 stores (`simulate -o run.zarr`), whole or by shards: `states`
-//! [n_save, N, dim], `times`, `status`, `stats`, `params` and `u0`, chunked along
+//! [n_save, N, dim], `times`, `status`, `stats`, `params` and `u0` (and, with `--outputs
+//! montecarlo`, the statistics across trajectories, merged from the shards), chunked along
 //! trajectories (and time for long saves), zstd-compressed, with dimension names and
 //! attributes that xarray and Dask read. A run cut into M shards (`--shard I/M`) is
 //! computed by M processes at once into one store, each writing only its own chunks, with
@@ -9,6 +10,7 @@
 
 mod finalize;
 mod layout;
+mod montecarlo;
 mod progress;
 mod root;
 mod run;

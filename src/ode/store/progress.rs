@@ -13,10 +13,15 @@ pub const SHARDS_DIR: &str = "shards";
 
 /// Writes `value` as `path` atomically: under a name no other process uses, then renamed.
 pub fn write_json_atomically(path: &Path, value: &Value) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON") + "\n";
+    write_atomically(path, text.as_bytes())
+}
+
+/// Writes `bytes` as `path` atomically: under a name no other process uses, then renamed.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.{}.writing", std::process::id()));
-    let text = serde_json::to_string_pretty(value).expect("JSON") + "\n";
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path))
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path))
 }
 
 /// Reads a JSON file, `None` when it does not exist.

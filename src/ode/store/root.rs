@@ -9,6 +9,11 @@ use crate::ode::run_dir::{Prepared, RunDirError, stored_spec};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
+/// The keys of the root's run record that two processes must agree on to write one store:
+/// the run itself, how it is cut into shards and chunks, and the quantile levels whose
+/// accumulators the shards merge.
+pub const SAME_RUN: [&str; 4] = ["fingerprint", "shards", "layout", "quantiles"];
+
 /// The root group's metadata for a run cut into `shards` shards (state "running").
 pub fn root_json(prepared: &Prepared, layout: &Layout, shards: usize) -> Value {
     let problem = &prepared.problem;
@@ -39,6 +44,11 @@ pub fn root_json(prepared: &Prepared, layout: &Layout, shards: usize) -> Value {
             "fingerprint": prepared.fingerprint(),
             "shards": shards,
             "layout": layout.json(),
+            "outputs": prepared.outputs,
+            "quantiles": prepared
+                .outputs
+                .contains(&crate::spec::Output::Montecarlo)
+                .then(|| prepared.quantile_levels()),
             "states": names(&system.states),
             "parameters": names(&system.params),
             "spec": spec,
@@ -86,9 +96,7 @@ pub fn open_or_create(
     match read_root(path).map_err(input)? {
         Some(found) => {
             let record = run_record(path, &found).map_err(input)?;
-            let same = ["fingerprint", "shards", "layout"]
-                .iter()
-                .all(|k| record[k] == ours[k]);
+            let same = SAME_RUN.iter().all(|k| record[k] == ours[k]);
             if !same {
                 if !overwrite {
                     return Err(input(differs(path, record, ours)));
@@ -114,10 +122,7 @@ pub fn open_or_create(
     // whichever root won, and a process whose run it is not writes nothing.
     let found = read_root(path).map_err(input)?.unwrap_or(Value::Null);
     let record = run_record(path, &found).map_err(input)?;
-    if ["fingerprint", "shards", "layout"]
-        .iter()
-        .any(|k| record[k] != ours[k])
-    {
+    if SAME_RUN.iter().any(|k| record[k] != ours[k]) {
         return Err(input(differs(path, record, ours)));
     }
     for a in arrays.all() {
@@ -152,10 +157,15 @@ fn differs(path: &Path, found: &Value, ours: &Value) -> String {
             "this run cut into {} shard(s), not {}",
             found["shards"], ours["shards"]
         )
-    } else {
+    } else if found["layout"] != ours["layout"] {
         format!(
             "this run chunked as {}, not {}",
             found["layout"], ours["layout"]
+        )
+    } else {
+        format!(
+            "this run with Monte Carlo quantiles {}, not {}",
+            found["quantiles"], ours["quantiles"]
         )
     };
     format!(

@@ -5,13 +5,14 @@
 
 use super::finalize::{finalize, status_counts};
 use super::layout::{Arrays, Layout};
+use super::montecarlo;
 use super::progress::{ShardProgress, ShardState};
 use super::root::{open_or_create, root_json, write_coordinates, write_inputs};
 use super::shard::Shard;
 use super::sink::StoreSink;
 use crate::gpu::GpuContext;
 use crate::ode::run_dir::{Output, Prepared, RunDirError, summary_json};
-use crate::ode::{FanOut, RunOptions, RunStats, Sink, Status, Tally, run_on_devices};
+use crate::ode::{FanOut, MonteCarlo, RunOptions, RunStats, Sink, Status, Tally, run_on_devices};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -51,8 +52,9 @@ pub struct StoreRun {
     pub finalized: Option<Value>,
 }
 
-/// What a store holds so far: states, statuses, step counts, parameters and initial
-/// states. Other outputs are refused before any work rather than silently left out.
+/// What a store holds: states and the Monte Carlo statistics across trajectories (either
+/// or both), statuses, step counts, parameters and initial states. Other outputs are
+/// refused before any work rather than silently left out.
 fn check(prepared: &Prepared, options: &StoreOptions) -> Result<(), RunDirError> {
     let refuse = |what: &str| {
         Err(RunDirError::Input(format!(
@@ -60,8 +62,21 @@ fn check(prepared: &Prepared, options: &StoreOptions) -> Result<(), RunDirError>
              for them"
         )))
     };
-    if prepared.outputs != [Output::States] {
-        return refuse("outputs other than states");
+    if let Some(o) = prepared
+        .outputs
+        .iter()
+        .find(|o| !matches!(o, Output::States | Output::Montecarlo))
+    {
+        let name = serde_json::to_value(o).ok();
+        let name = name
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or("that output");
+        return Err(RunDirError::Input(format!(
+            "a Zarr store (-o *.zarr) holds the outputs states and montecarlo, not {name}; \
+             montecarlo gives the statistics across trajectories (merged exactly across \
+             shards), or write a run directory (-o DIR) for {name}"
+        )));
     }
     if prepared.sensitivities.is_some() {
         return refuse("sensitivities");
@@ -133,9 +148,7 @@ fn complete_already(
     let found = super::root::read_root(path).ok()??;
     let record = super::root::run_record(path, &found).ok()?;
     let theirs = &ours["attributes"]["phaseflow"];
-    let same = ["fingerprint", "shards", "layout"]
-        .iter()
-        .all(|k| record[k] == theirs[k]);
+    let same = super::root::SAME_RUN.iter().all(|k| record[k] == theirs[k]);
     let range = options.shard.trajectories(layout.n, layout.traj_chunk);
     ShardState::read(path, options.shard)
         .ok()?
@@ -149,7 +162,8 @@ fn open(
 ) -> Result<(Layout, Arrays), RunDirError> {
     let layout = layout_of(prepared, options)?;
     let problem = &prepared.problem;
-    let arrays = Arrays::new(path, &layout, problem).map_err(RunDirError::Input)?;
+    let keeps_states = prepared.outputs.contains(&Output::States);
+    let arrays = Arrays::new(path, &layout, problem, keeps_states).map_err(RunDirError::Input)?;
     let root = root_json(prepared, &layout, options.shard.count);
     open_or_create(path, &root, &arrays, options.overwrite)?;
     write_coordinates(&arrays, problem, &prepared.times)
@@ -188,8 +202,23 @@ pub fn run_store(
     let found = ShardState::read(path, shard)
         .map_err(input)?
         .filter(|s| s.fingerprint == prepared.fingerprint() && s.trajectories == range);
-    let start = found.map_or(range.start, |s| s.done.max(range.start));
+    let mut start = found.map_or(range.start, |s| s.done.max(range.start));
     let runtime = |e: String| RunDirError::Runtime(format!("writing '{}': {e}", path.display()));
+    // The shard's Monte Carlo accumulators, fed again what an earlier process of this shard
+    // left in the store, or, with no states kept to feed them from, the shard started over.
+    let mut reducer = prepared
+        .outputs
+        .contains(&Output::Montecarlo)
+        .then(|| MonteCarlo::new(layout.n_save, layout.dim, prepared.quantile_levels()));
+    if let Some(mc) = reducer.as_mut() {
+        if arrays.states.is_none() {
+            start = range.start;
+        } else if start > range.start {
+            montecarlo::replay(&arrays, &layout, mc, range.start..start).map_err(|e| {
+                RunDirError::Runtime(format!("reading '{}' to continue: {e}", path.display()))
+            })?;
+        }
+    }
     write_inputs(&arrays, &layout, problem, start..range.end).map_err(runtime)?;
     let mut progress = ShardProgress::new(
         path,
@@ -210,7 +239,12 @@ pub fn run_store(
     let mut tally = Tally::default();
     let stats = {
         let mut sink = StoreSink::new(layout, &arrays, &mut progress);
-        let mut sinks = FanOut(vec![&mut tally, extra, &mut sink]);
+        let mut sinks = FanOut(vec![&mut tally, extra]);
+        if let Some(mc) = reducer.as_mut() {
+            sinks.0.push(mc);
+        }
+        // Last: a chunk is recorded as done only once every other sink has it.
+        sinks.0.push(&mut sink);
         if start < range.end {
             run_on_devices(devices, problem, &run, &mut sinks)?
         } else {
@@ -230,6 +264,9 @@ pub fn run_store(
         json!({"index": shard.index, "of": shard.count, "trajectories": [range.start, range.end]});
     summary["state"] = json!(if complete { "complete" } else { "interrupted" });
     summary["store"] = json!(path.display().to_string());
+    if let (Some(mc), true) = (reducer.as_ref(), complete) {
+        montecarlo::save(path, shard, mc).map_err(|e| runtime(e.to_string()))?;
+    }
     progress
         .end(complete, summary.clone())
         .map_err(|e| runtime(e.to_string()))?;

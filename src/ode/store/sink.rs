@@ -96,6 +96,9 @@ impl<'a> StoreSink<'a> {
 
 impl Sink for StoreSink<'_> {
     fn saves(&mut self, batch: &SaveBatch) -> Result<(), SinkError> {
+        let Some(states) = self.arrays.states.as_ref() else {
+            return Ok(());
+        };
         let (t, c, dim) = (
             self.layout.traj_chunk,
             self.layout.time_chunk,
@@ -121,8 +124,7 @@ impl Sink for StoreSink<'_> {
                 f.rows += hi - lo;
                 if f.rows == whole {
                     let f = self.states.remove(&key).expect("present");
-                    self.arrays
-                        .states
+                    states
                         .array
                         .store_chunk(&[key.1 as u64, b as u64, 0], ArrayBytes::new_flen(f.values))
                         .map_err(|e| store_error("states", e))?;
