@@ -289,6 +289,71 @@ fn montecarlo_alone_survives_a_killed_shard() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Event logs (here a Poincaré section) go into `events` [trajectory, event, field] and
+/// `event_counts`: two shards give one process's bytes, which are the run directory's
+/// events.npy and event_counts.npy.
+#[test]
+fn event_logs_fill_the_store_as_the_run_directory() {
+    let dir = temp_dir("events");
+    let args = |out: &Path, extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "simulate",
+            "lorenz",
+            "-n",
+            "3000",
+            "--sweep",
+            "rho=20:50",
+            "--tspan",
+            "0:10",
+            "--dt",
+            "0.01",
+            "--section",
+            "z=27",
+            "--chunk",
+            "1024",
+            "-q",
+            "-o",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.push(out.to_str().unwrap().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let one = dir.join("one.zarr");
+    let o = run(&args(&one, &["--zarr-chunk", "512"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let two = dir.join("two.zarr");
+    let children: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(&args(
+                &two,
+                &["--zarr-chunk", "512", "--shard", &format!("{i}/2")],
+            ))
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_same_arrays(&one, &two);
+    let npy = dir.join("dir");
+    let o = run(&args(&npy, &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(&two).unwrap());
+    let events = zarrs::array::Array::open(fs.clone(), "/events").unwrap();
+    assert_eq!(events.shape(), &[3000, 64, 5]);
+    let all = zarrs::array::ArraySubset::new_with_shape(events.shape().to_vec());
+    let records: Vec<f32> = events.retrieve_array_subset(&all).unwrap();
+    assert!(bytemuck::cast_slice::<f32, u8>(&records) == npy_data(&npy.join("events.npy")));
+    let counts = zarrs::array::Array::open(fs, "/event_counts").unwrap();
+    let all = zarrs::array::ArraySubset::new_with_shape(vec![3000]);
+    let counts: Vec<u32> = counts.retrieve_array_subset(&all).unwrap();
+    assert!(bytemuck::cast_slice::<u32, u8>(&counts) == npy_data(&npy.join("event_counts.npy")));
+    assert!(counts.iter().any(|&c| c > 0), "the section is crossed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// SIGTERM (a scheduler's stop) stops a shard as Ctrl-C does: after the chunks in
 /// flight, recorded as interrupted, exit 130; run again, it completes.
 #[test]

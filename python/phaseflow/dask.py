@@ -87,7 +87,9 @@ def simulate(
     this machine sees); ``shards``: blocks along ``trajectory``, each one task (default: one
     per store chunk, at most 64); ``zarr_chunk``, ``compression``: as ``simulate``'s.
 
-    Dims ``time``, ``trajectory``, ``state`` (and ``parameter``, ``step_count``); the save
+    Dims ``time``, ``trajectory``, ``state`` (and ``parameter``, ``step_count``, and for a
+    system with events or a ``section`` ``record``, ``field``: ``events`` and
+    ``event_counts``, as the store's); the save
     times and the state and parameter names as coordinates; the run's settings as attrs,
     with ``attrs["store"]`` the store's path. ``.compute()`` runs the shards;
     ``xarray.open_zarr(ds.attrs["store"])`` opens the finished store. With
@@ -159,7 +161,12 @@ def simulate(
     if layout["adaptive"]:
         columns = zarr.open_array(os.path.join(out, "stats"), mode="r").shape[1]
         data["stats"] = (("trajectory", "step_count"), lazy("stats", lambda m: (m, columns), np.uint32, 0))
+    k = layout["event_records"]
+    if k is not None:
+        data["events"] = (("trajectory", "record", "field"), lazy("events", lambda m: (m, k, 2 + dim), real, 0))
+        data["event_counts"] = (("trajectory",), lazy("event_counts", lambda m: (m,), np.uint32, 0))
     names = ("time", "state", "parameter") if n_params > 0 else ("time", "state")
+    names += ("field",) if k is not None else ()
     coords = {name: (name, np.asarray(zarr.open_array(os.path.join(out, name), mode="r")[...]), attrs(name)) for name in names}
     levels = layout["quantiles"]
     if levels is not None:

@@ -168,6 +168,7 @@ pub fn create_store<'py>(
     result.set_item("adaptive", layout.stats_columns.is_some())?;
     result.set_item("shards", count)?;
     result.set_item("ranges", ranges)?;
+    result.set_item("event_records", layout.event_records)?;
     let outputs: Vec<String> = prepared
         .outputs
         .iter()

@@ -112,3 +112,20 @@ def test_dask_local_cluster_computes_the_single_process_result(engine, tmp_path)
     with pytest.raises(pf.SpecError, match="system file's path") as e:
         pfd.simulate(pf.System.builtin("lorenz"), store=tmp_path / "x.zarr", **spec)
     assert e.value.key == "system"
+
+
+def test_dask_event_logs_equal_the_in_memory_run(engine, tmp_path):
+    pytest.importorskip("dask")
+    import phaseflow.dask as pfd
+
+    spec = dict(n=2000, tspan=(0, 10), dt=0.01, sweep={"rho": [20, 50]}, section="z = 27")
+    want = pf.simulate("lorenz", engine=engine, **spec)
+    ds = pfd.simulate("lorenz", store=tmp_path / "ev.zarr", shards=2, zarr_chunk=500, **spec)
+    assert ds.events.dims == ("trajectory", "record", "field")
+    assert list(ds.field.values) == ["t", "event", "x", "y", "z"]
+    events, counts = ds.events.values, ds.event_counts.values
+    assert np.array_equal(events, want.events, equal_nan=True)
+    assert np.array_equal(counts, want.event_counts) and counts.max() > 0
+    # The finished store opens with the same arrays and the in-memory result's dims.
+    done = xr.open_zarr(tmp_path / "ev.zarr")
+    assert done.events.dims == want.to_xarray().events.dims

@@ -53,6 +53,8 @@ pub struct Layout {
     pub time_chunk: usize,
     /// zstd level, or `None` for uncompressed chunks.
     pub zstd: Option<i32>,
+    /// Event records kept per trajectory, for a system with events (or a section).
+    pub event_records: Option<usize>,
 }
 
 impl Layout {
@@ -67,7 +69,11 @@ impl Layout {
         let (n, dim) = (problem.ensemble().n, problem.system().dim());
         let precision = problem.precision();
         let time_chunk = n_save.clamp(1, MAX_TIME_CHUNK);
-        let row = time_chunk * dim.max(1) * precision.bytes() as usize;
+        let system = problem.system();
+        let event_records = (!system.events.is_empty()).then_some(system.event_log.k);
+        // A trajectory's bytes in its chunk of `states` or of `events`, whichever is larger.
+        let events_row = event_records.map_or(0, |k| k * (2 + dim));
+        let row = (time_chunk * dim.max(1)).max(events_row) * precision.bytes() as usize;
         // A power of two, so that chunk boundaries of runs of different sizes line up.
         let by_size = (CHUNK_TARGET_BYTES / row).max(1);
         let pow2 = 1usize << (usize::BITS - 1 - by_size.leading_zeros());
@@ -89,6 +95,7 @@ impl Layout {
             traj_chunk,
             time_chunk,
             zstd,
+            event_records,
         }
     }
 
@@ -97,8 +104,26 @@ impl Layout {
         (self.time_chunk * self.traj_chunk * self.dim.max(1)) as u64 * self.precision.bytes()
     }
 
+    /// Values per trajectory in `events`: every record's time, event id and state.
+    pub fn event_width(&self) -> usize {
+        self.event_records.unwrap_or(0) * (2 + self.dim)
+    }
+
     /// Refuses chunks too large to hold in memory and encode (a huge --zarr-chunk).
     pub fn check(&self) -> Result<(), String> {
+        let events = (self.traj_chunk * self.event_width()) as u64 * self.precision.bytes();
+        if events > MAX_CHUNK_BYTES {
+            return Err(format!(
+                "a chunk of event records would be {:.1} GiB ({} trajectories × {} records × \
+                 {} values), held in memory while it fills; at most {} GiB: give fewer \
+                 trajectories per chunk (--zarr-chunk) or fewer records",
+                events as f64 / (1u64 << 30) as f64,
+                self.traj_chunk,
+                self.event_records.unwrap_or(0),
+                2 + self.dim,
+                MAX_CHUNK_BYTES >> 30
+            ));
+        }
         if self.chunk_bytes() > MAX_CHUNK_BYTES {
             return Err(format!(
                 "--zarr-chunk {}: a chunk of states would be {:.1} GiB ({} save times × {} \
@@ -127,11 +152,15 @@ impl Layout {
 
     /// How the layout is recorded in the root attributes (and checked by later shards).
     pub fn json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "chunk_trajectories": self.traj_chunk,
             "chunk_times": self.time_chunk,
             "compression": match self.zstd { Some(l) => format!("zstd:{l}"), None => "none".into() },
-        })
+        });
+        if let Some(k) = self.event_records {
+            v["event_records"] = json!(k);
+        }
+        v
     }
 }
 
@@ -167,6 +196,12 @@ pub struct Arrays {
     pub stats: Option<StoreArray>,
     pub params: Option<StoreArray>,
     pub u0: StoreArray,
+    /// Event records [trajectory, event, field] and how many fired per trajectory, for a
+    /// system with events.
+    pub events: Option<(StoreArray, StoreArray)>,
+    /// The names of an event record's values: `t`, `event` and the states (coordinate of
+    /// `field`), for a system with events.
+    pub field: Option<StoreArray>,
 }
 
 impl Arrays {
@@ -269,6 +304,45 @@ impl Arrays {
             &["trajectory", "state"],
             json!({"long_name": "initial state of each trajectory", "state_names": names(&system.states)}),
         )?;
+        let events = match layout.event_records {
+            Some(k) => {
+                let event_names: Vec<&str> =
+                    system.events.iter().map(|e| e.name.as_str()).collect();
+                let width = 2 + layout.dim as u64;
+                let records = make(
+                    "events",
+                    vec![n, k as u64, width],
+                    vec![t, k as u64, width],
+                    real(),
+                    &["trajectory", "record", "field"],
+                    json!({
+                        "long_name": "event records of each trajectory (NaN past its count)",
+                        "event_names": event_names,
+                    }),
+                )?;
+                let counts = make(
+                    "event_counts",
+                    vec![n],
+                    vec![t],
+                    (data_type::uint32(), 0u32.into()),
+                    &["trajectory"],
+                    json!({"long_name": "events fired per trajectory (may exceed the records kept)"}),
+                )?;
+                Some((records, counts))
+            }
+            None => None,
+        };
+        let field = match layout.event_records {
+            Some(_) => Some(make(
+                "field",
+                vec![2 + layout.dim as u64],
+                vec![2 + layout.dim as u64],
+                label(),
+                &["field"],
+                json!({"long_name": "values of an event record"}),
+            )?),
+            None => None,
+        };
         Ok(Arrays {
             states,
             time,
@@ -278,6 +352,8 @@ impl Arrays {
             stats,
             params,
             u0,
+            events,
+            field,
         })
     }
 
@@ -288,6 +364,10 @@ impl Arrays {
         v.extend(self.stats.as_ref());
         v.extend(self.params.as_ref());
         v.push(&self.u0);
+        if let Some((records, counts)) = &self.events {
+            v.extend([records, counts]);
+        }
+        v.extend(self.field.as_ref());
         v
     }
 }

@@ -206,6 +206,13 @@ pub fn write_coordinates(arrays: &Arrays, problem: &Problem, times: &[f64]) -> R
             .store_chunk(&[0], names(&system.params))
             .map_err(|e| e.to_string())?;
     }
+    if let Some(f) = &arrays.field {
+        let mut fields = vec!["t".to_string(), "event".to_string()];
+        fields.extend(names(&system.states));
+        f.array
+            .store_chunk(&[0], fields)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

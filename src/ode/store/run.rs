@@ -81,9 +81,6 @@ fn check(prepared: &Prepared, options: &StoreOptions) -> Result<(), RunDirError>
     if prepared.sensitivities.is_some() {
         return refuse("sensitivities");
     }
-    if !prepared.problem.system().events.is_empty() {
-        return refuse("event logs (of the system's events or a --section)");
-    }
     if prepared.done.is_some() {
         return Err(RunDirError::Input(
             "a Zarr store is continued by running the same command again, not with --resume".into(),

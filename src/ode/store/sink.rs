@@ -8,6 +8,7 @@
 use super::layout::{Arrays, Layout};
 use super::progress::ShardProgress;
 use crate::ode::device::SaveBatch;
+use crate::ode::results::ChunkResults;
 use crate::ode::{Sink, SinkError, Status, StepCounts};
 use crate::precision::Precision;
 use std::collections::BTreeMap;
@@ -29,6 +30,9 @@ pub struct StoreSink<'a> {
     /// `status` and `stats` chunks by trajectory block.
     status: BTreeMap<usize, Filling<u8>>,
     stats: BTreeMap<usize, Filling<u32>>,
+    /// `events` chunks (records as f64, cast to the run's precision when written) and
+    /// their `event_counts`, by trajectory block.
+    events: BTreeMap<usize, (Filling<f64>, Vec<u32>)>,
     progress: &'a mut ShardProgress,
 }
 
@@ -47,6 +51,7 @@ impl<'a> StoreSink<'a> {
             states: BTreeMap::new(),
             status: BTreeMap::new(),
             stats: BTreeMap::new(),
+            events: BTreeMap::new(),
             progress,
         }
     }
@@ -77,6 +82,7 @@ impl<'a> StoreSink<'a> {
             self.states.keys().next().map(|k| k.0),
             self.status.keys().next().copied(),
             self.stats.keys().next().copied(),
+            self.events.keys().next().copied(),
         ];
         first
             .into_iter()
@@ -129,6 +135,46 @@ impl Sink for StoreSink<'_> {
                         .store_chunk(&[key.1 as u64, b as u64, 0], ArrayBytes::new_flen(f.values))
                         .map_err(|e| store_error("states", e))?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn results(&mut self, chunk: Range<usize>, results: &ChunkResults) -> Result<(), SinkError> {
+        let (ChunkResults::Events(log), Some((records, counts))) =
+            (results, self.arrays.events.as_ref())
+        else {
+            return Ok(());
+        };
+        let (t, width) = (self.layout.traj_chunk, self.layout.event_width());
+        for b in self.blocks_of(&chunk) {
+            let block = self.block(b);
+            let (lo, hi) = (block.start.max(chunk.start), block.end.min(chunk.end));
+            let (f, n) = self.events.entry(b).or_insert_with(|| {
+                let values = vec![f64::NAN; t * width];
+                (Filling { values, rows: 0 }, vec![0; t])
+            });
+            let from = (lo - chunk.start) * width..(hi - chunk.start) * width;
+            let at = (lo - block.start) * width;
+            f.values[at..at + from.len()].copy_from_slice(&log.records[from]);
+            n[lo - block.start..hi - block.start]
+                .copy_from_slice(&log.counts[lo - chunk.start..hi - chunk.start]);
+            f.rows += hi - lo;
+            if f.rows == block.len() {
+                let (f, n) = self.events.remove(&b).expect("present");
+                let at = [b as u64, 0, 0];
+                match self.layout.precision {
+                    Precision::F32 => {
+                        let v: Vec<f32> = f.values.iter().map(|&x| x as f32).collect();
+                        records.array.store_chunk(&at, &v)
+                    }
+                    Precision::F64 => records.array.store_chunk(&at, &f.values),
+                }
+                .map_err(|e| store_error("events", e))?;
+                counts
+                    .array
+                    .store_chunk(&[b as u64], &n)
+                    .map_err(|e| store_error("event_counts", e))?;
             }
         }
         Ok(())
