@@ -354,6 +354,56 @@ fn event_logs_fill_the_store_as_the_run_directory() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A chunk that cannot be written (here a file where its folder must go) fails the shard
+/// with the store's path in the message, recorded as interrupted rather than left
+/// "running"; once the obstacle is gone the same command completes the store.
+#[test]
+fn a_failed_write_interrupts_the_shard() {
+    let dir = temp_dir("failed-write");
+    let store = dir.join("w.zarr");
+    let a = |shard: &str| {
+        let mut a: Vec<String> = [
+            "simulate",
+            "lorenz",
+            "-n",
+            "4096",
+            "--tspan",
+            "0:1",
+            "--dt",
+            "0.01",
+            "--zarr-chunk",
+            "512",
+            "-q",
+            "--shard",
+            shard,
+            "-o",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.push(store.to_str().unwrap().to_string());
+        a
+    };
+    let o = run(&a("1/2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::create_dir_all(store.join("states/c/0")).unwrap();
+    std::fs::write(store.join("states/c/0/2"), "in the way").unwrap();
+    let o = run(&a("0/2"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("w.zarr/states' failed"),
+        "{}",
+        stderr(&o)
+    );
+    let progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("shards/0-of-2.json")).unwrap()).unwrap();
+    assert_eq!(progress["state"], "interrupted");
+    std::fs::remove_file(store.join("states/c/0/2")).unwrap();
+    let o = run(&a("0/2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// SIGTERM (a scheduler's stop) stops a shard as Ctrl-C does: after the chunks in
 /// flight, recorded as interrupted, exit 130; run again, it completes.
 #[test]

@@ -235,7 +235,7 @@ pub fn run_store(
     run.caps.max_chunk = Some(aligned_chunk(devices, prepared, &run, layout.traj_chunk)?);
     let mut tally = Tally::default();
     let stats = {
-        let mut sink = StoreSink::new(layout, &arrays, &mut progress);
+        let mut sink = StoreSink::new(layout, &arrays, &mut progress, path);
         let mut sinks = FanOut(vec![&mut tally, extra]);
         if let Some(mc) = reducer.as_mut() {
             sinks.0.push(mc);
@@ -243,12 +243,21 @@ pub fn run_store(
         // Last: a chunk is recorded as done only once every other sink has it.
         sinks.0.push(&mut sink);
         if start < range.end {
-            run_on_devices(devices, problem, &run, &mut sinks)?
+            run_on_devices(devices, problem, &run, &mut sinks)
         } else {
-            RunStats {
+            Ok(RunStats {
                 completed: start,
                 ..RunStats::default()
-            }
+            })
+        }
+    };
+    // A failed run (a full disk, a lost device) is recorded as interrupted, not left
+    // "running" for `store status` to report as alive.
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = progress.end(false, Value::Null);
+            return Err(e.into());
         }
     };
     let complete = stats.completed >= range.end

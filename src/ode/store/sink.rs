@@ -34,17 +34,25 @@ pub struct StoreSink<'a> {
     /// their `event_counts`, by trajectory block.
     events: BTreeMap<usize, (Filling<f64>, Vec<u32>)>,
     progress: &'a mut ShardProgress,
+    /// The store's path, for messages.
+    root: String,
 }
 
-fn store_error(what: &str, e: impl std::fmt::Display) -> SinkError {
+/// A failed write of array `what` (a chunk) in the store at `root`.
+fn store_error(root: &str, what: &str, e: impl std::fmt::Display) -> SinkError {
     SinkError::Io {
-        path: what.to_string(),
+        path: format!("{root}/{what}"),
         source: std::io::Error::other(e.to_string()),
     }
 }
 
 impl<'a> StoreSink<'a> {
-    pub fn new(layout: Layout, arrays: &'a Arrays, progress: &'a mut ShardProgress) -> Self {
+    pub fn new(
+        layout: Layout,
+        arrays: &'a Arrays,
+        progress: &'a mut ShardProgress,
+        root: &std::path::Path,
+    ) -> Self {
         StoreSink {
             layout,
             arrays,
@@ -53,6 +61,7 @@ impl<'a> StoreSink<'a> {
             stats: BTreeMap::new(),
             events: BTreeMap::new(),
             progress,
+            root: root.display().to_string(),
         }
     }
 
@@ -133,7 +142,7 @@ impl Sink for StoreSink<'_> {
                     states
                         .array
                         .store_chunk(&[key.1 as u64, b as u64, 0], ArrayBytes::new_flen(f.values))
-                        .map_err(|e| store_error("states", e))?;
+                        .map_err(|e| store_error(&self.root, "states", e))?;
                 }
             }
         }
@@ -170,11 +179,11 @@ impl Sink for StoreSink<'_> {
                     }
                     Precision::F64 => records.array.store_chunk(&at, &f.values),
                 }
-                .map_err(|e| store_error("events", e))?;
+                .map_err(|e| store_error(&self.root, "events", e))?;
                 counts
                     .array
                     .store_chunk(&[b as u64], &n)
-                    .map_err(|e| store_error("event_counts", e))?;
+                    .map_err(|e| store_error(&self.root, "event_counts", e))?;
             }
         }
         Ok(())
@@ -204,7 +213,7 @@ impl Sink for StoreSink<'_> {
                     .status
                     .array
                     .store_chunk(&[b as u64], &f.values)
-                    .map_err(|e| store_error("status", e))?;
+                    .map_err(|e| store_error(&self.root, "status", e))?;
             }
             if let (Some(cols), Some(steps), Some(array)) =
                 (self.layout.stats_columns, steps, self.arrays.stats.as_ref())
@@ -225,13 +234,13 @@ impl Sink for StoreSink<'_> {
                     array
                         .array
                         .store_chunk(&[b as u64, 0], &f.values)
-                        .map_err(|e| store_error("stats", e))?;
+                        .map_err(|e| store_error(&self.root, "stats", e))?;
                 }
             }
         }
         let durable = self.durable(chunk.end);
         self.progress
             .advance(durable)
-            .map_err(|e| store_error("the shard's progress file", e))
+            .map_err(|e| store_error(&self.root, "the shard's progress file", e))
     }
 }
