@@ -232,8 +232,19 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert_input_error(&o, "2 of 2 shard(s) have not finished");
     assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], false);
 
+    // A chunk of states the progress file counts as written, lost before the shard goes
+    // on: the shard starts over rather than leave a hole (and replay NaN into its
+    // statistics).
+    let lost = store.join("states/c/0/8/0");
+    assert!(lost.is_file(), "the shard's first chunk was written");
+    std::fs::remove_file(&lost).unwrap();
     let o = run(&shard1);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("starting the shard over"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&shard1);
     assert!(stdout(&o).contains("already complete"), "{}", stdout(&o));
     let o = run(&with_shard(args(&store), "0/2"));
@@ -241,19 +252,33 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert_same_arrays(&one, &store);
     assert_eq!(root(&store)["attributes"]["phaseflow"]["complete"], true);
 
-    // A shard's accumulators lost: finalize names the shard to run again.
+    // A shard's accumulators lost, cut short, or another shard's copied over: the shard
+    // reads as damaged (status and finalize name it), and running it again mends it with
+    // the same bytes, replayed from the states the store holds.
     let acc = store.join("shards/0-of-2.montecarlo");
     let kept = std::fs::read(&acc).unwrap();
-    std::fs::remove_file(&acc).unwrap();
-    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
-    assert_input_error(
-        &o,
-        "shard 0/2 says complete, but its Monte Carlo accumulators",
-    );
-    std::fs::write(&acc, &kept[..kept.len() / 2]).unwrap();
-    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
-    assert_input_error(&o, "not Monte Carlo statistics");
-    std::fs::write(&acc, &kept).unwrap();
+    let other = std::fs::read(store.join("shards/1-of-2.montecarlo")).unwrap();
+    let s = store.to_str().unwrap();
+    for damage in [None, Some(&kept[..kept.len() / 2]), Some(&other[..])] {
+        match damage {
+            None => std::fs::remove_file(&acc).unwrap(),
+            Some(bytes) => std::fs::write(&acc, bytes).unwrap(),
+        }
+        let o = phaseflow(&["store", "status", s]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stdout(&o).contains("0/2 (damaged"), "{}", stdout(&o));
+        let o = phaseflow(&["store", "finalize", s]);
+        assert_input_error(&o, "0/2 (damaged: its Monte Carlo accumulators");
+        let o = run(&with_shard(args(&store), "0/2"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            std::fs::read(&acc).unwrap() == kept,
+            "mended with the same bytes"
+        );
+    }
+    let o = phaseflow(&["store", "finalize", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_arrays(&one, &store);
 
     // Chunks lost after the shards finished: finalize refuses to call the run complete.
     std::fs::remove_dir_all(store.join("status/c/3")).ok();
@@ -351,6 +376,32 @@ fn event_logs_fill_the_store_as_the_run_directory() {
     let counts: Vec<u32> = counts.retrieve_array_subset(&all).unwrap();
     assert!(bytemuck::cast_slice::<u32, u8>(&counts) == npy_data(&npy.join("event_counts.npy")));
     assert!(counts.iter().any(|&c| c > 0), "the section is crossed");
+
+    // No records kept, only the counts: an events array with no chunks.
+    let none = dir.join("none.zarr");
+    let o = run(&args(&none, &["--points", "0"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(&none).unwrap());
+    let events = zarrs::array::Array::open(fs.clone(), "/events").unwrap();
+    assert_eq!(events.shape(), &[3000, 0, 5]);
+    let kept = zarrs::array::Array::open(fs, "/event_counts").unwrap();
+    let kept: Vec<u32> = kept.retrieve_array_subset(&all).unwrap();
+    assert_eq!(kept, counts);
+
+    // Shards of runs with different sections are different runs: never one store.
+    let mixed = dir.join("mixed.zarr");
+    let shard = |section: &str, i: usize| {
+        let mut a = args(
+            &mixed,
+            &["--zarr-chunk", "512", "--shard", &format!("{i}/2")],
+        );
+        let at = a.iter().position(|x| x == "z=27").unwrap();
+        a[at] = section.to_string();
+        run(&a)
+    };
+    let o = shard("z=27", 0);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_input_error(&shard("z=30", 1), "holds another run");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -571,6 +622,14 @@ fn stores_refuse_what_they_cannot_hold() {
     let o = other(&["--overwrite"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(root(&store)["attributes"]["n"], 65);
+    // --overwrite on a store of this very run computes it again from nothing.
+    std::fs::write(store.join("status/c/0"), b"damaged").unwrap();
+    let o = other(&["--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fs = Arc::new(zarrs::filesystem::FilesystemStore::new(&store).unwrap());
+    let status = zarrs::array::Array::open(fs, "/status").unwrap();
+    let codes: Vec<u8> = status.retrieve_chunk(&[0]).unwrap();
+    assert!(codes.iter().all(|&c| c == 1), "every trajectory succeeded");
 
     // The same run asking for other quantiles cannot merge its accumulators with these.
     let q = dir.join("q.zarr");

@@ -761,9 +761,15 @@ fn run_zarr(
         }
     }
     if !run.shard.is_complete() {
+        // Monte Carlo statistics without states cannot be fed again from the store: such a
+        // shard starts over (see `ode::store`), and saying "continue" would mislead.
+        let again = match prepared.outputs.contains(&Output::States) {
+            true => "continue",
+            false => "start it over (its statistics are not kept until it completes)",
+        };
         return Err(CliError::Interrupted(format!(
             "shard {shard} interrupted: the store holds its trajectories {}..{} of {}..{}; run \
-             the same command again to continue",
+             the same command again to {again}",
             range.start, run.shard.done, range.start, range.end
         )));
     }

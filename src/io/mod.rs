@@ -1,6 +1,7 @@
 //! Files in and out: `.npy` arrays and `.npz` archives that numpy opens, PNG images and charts, and output
 //! directories whose files appear all together or not at all.
 
+pub mod fnv;
 pub mod image;
 #[cfg(feature = "plot")]
 pub mod label_map;

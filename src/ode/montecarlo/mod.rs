@@ -53,10 +53,16 @@ pub fn quantile_levels_error(levels: &[f64]) -> Option<String> {
             levels.len()
         ));
     }
-    levels
-        .iter()
-        .find(|q| !(0.0..=1.0).contains(*q))
-        .map(|q| format!("must hold levels between 0 and 1 (got {q})"))
+    if let Some(q) = levels.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+        return Some(format!("must hold levels between 0 and 1 (got {q})"));
+    }
+    // Increasing, so that the `quantile` coordinate is an index xarray can select on.
+    levels.windows(2).find(|w| w[1] <= w[0]).map(|w| {
+        format!(
+            "must list levels in increasing order, each once (got {} then {})",
+            w[0], w[1]
+        )
+    })
 }
 
 /// The accumulators of one save time and component.
@@ -275,6 +281,15 @@ impl MonteCarlo {
             keys.sort_unstable();
             cell.sketch.add_sorted_keys(keys);
         }
+    }
+
+    /// How many values (finite or not) every save time and component has counted, when
+    /// they all agree: the number of trajectories fed. `None` when cells disagree, which no
+    /// reducer fed whole rows produces.
+    pub fn values_per_cell(&self) -> Option<u64> {
+        let mut seen = self.cells.iter().map(|c| c.count + c.nonfinite);
+        let first = seen.next().unwrap_or(0);
+        seen.all(|n| n == first).then_some(first)
     }
 
     /// Adds everything `other` counted: afterwards `self` is what one reducer fed both sets

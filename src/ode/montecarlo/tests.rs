@@ -456,6 +456,13 @@ fn quantile_levels_are_checked() {
             .unwrap()
             .contains("at most 100")
     );
+    for unordered in [[0.9, 0.1], [0.5, 0.5]] {
+        assert!(
+            quantile_levels_error(&unordered)
+                .unwrap()
+                .contains("increasing order, each once")
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use super::error::RunDirError;
 use crate::io::OutputDir;
+use crate::io::fnv::Fnv;
 use crate::model::builtin;
 use crate::ode::{Ensemble, InitialStates, Inputs, Parameters, Problem, Table};
 use crate::spec::{Output, RunSpec, relative_to_config};
@@ -19,43 +20,20 @@ const INPUTS_FILE: &str = "inputs.npy";
 /// Files a fresh run writes before its first chunk (besides the staged streams).
 const EARLY_FILES: [&str; 5] = ["run.json", SYSTEM_FILE, PARAMS_FILE, U0_FILE, INPUTS_FILE];
 
-/// 64-bit FNV-1a over everything formatted into it: stable across runs, platforms and
-/// builds (unlike std's hasher), which is all a fingerprint of settings needs.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn table(&mut self, t: &Table) {
-        // The data, not where it came from: a relocated run reads the same values from
-        // its own copy.
-        let _ = write!(self, "table {}x{}:", t.rows, t.cols);
-        for v in &t.data {
-            self.bytes(&v.to_bits().to_le_bytes());
-        }
-    }
-}
-
-impl Write for Fnv {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.bytes(s.as_bytes());
-        Ok(())
+/// Hashes a table's data, not where it came from: a relocated run reads the same values
+/// from its own copy.
+fn hash_table(h: &mut Fnv, t: &Table) {
+    let _ = write!(h, "table {}x{}:", t.rows, t.cols);
+    for v in &t.data {
+        h.bytes(&v.to_bits().to_le_bytes());
     }
 }
 
 /// A fingerprint of everything that decides a run's results: the system (names, defaults,
-/// inputs, equations), the solver and its settings, the time grid or save times, the
-/// precision, the ensemble (sizes, overrides, generators with their seeds, tables' values)
-/// and the outputs. Two runs with the same fingerprint write the same bytes.
+/// inputs, equations, events and the event log's size), the solver and its settings, the
+/// time grid or save times, the precision, the ensemble (sizes, overrides, generators with
+/// their seeds, tables' values) and the outputs. Two runs with the same fingerprint write
+/// the same bytes.
 pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
     let mut h = Fnv::new();
     let system = problem.system();
@@ -82,6 +60,21 @@ pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
         vars(&system.params),
         inputs,
         system.equations
+    );
+    // Events decide what a run records (and, through their actions, its states); the
+    // log's size and transient decide the shape of its event arrays.
+    for e in &system.events {
+        let _ = write!(
+            h,
+            "event {} {:?} {:?} {:?} {:?} {:?};",
+            e.name, e.kind, e.direction, e.action, e.condition_text, e.assign_text
+        );
+    }
+    let _ = write!(
+        h,
+        "event log {} {:?};",
+        system.event_log.k,
+        system.event_log.transient.to_bits()
     );
     let _ = write!(
         h,
@@ -120,7 +113,7 @@ pub fn fingerprint(problem: &Problem, outputs: &[Output]) -> String {
         }
     }
     ensemble_fingerprint(&mut h, problem.ensemble());
-    format!("{:016x}", h.0)
+    format!("{:016x}", h.value())
 }
 
 fn ensemble_fingerprint(h: &mut Fnv, e: &Ensemble) {
@@ -130,19 +123,19 @@ fn ensemble_fingerprint(h: &mut Fnv, e: &Ensemble) {
         e.n, e.base_state, e.base_params, e.base_inputs
     );
     match &e.initial {
-        InitialStates::Table(t) => h.table(t),
+        InitialStates::Table(t) => hash_table(h, t),
         other => {
             let _ = write!(h, "initial {other:?};");
         }
     }
     match &e.params {
-        Parameters::Table(t) => h.table(t),
+        Parameters::Table(t) => hash_table(h, t),
         other => {
             let _ = write!(h, "params {other:?};");
         }
     }
     match &e.inputs {
-        Inputs::Table(t) => h.table(t),
+        Inputs::Table(t) => hash_table(h, t),
         Inputs::Default => {
             let _ = write!(h, "inputs default;");
         }

@@ -22,6 +22,10 @@ pub struct StoreStatus {
     /// The root says complete (finalized).
     pub finalized: bool,
     pub fingerprint: String,
+    /// Shards that say complete but whose Monte Carlo accumulators are missing or not the
+    /// ones they saved, with what is wrong: their state reads "damaged", and running them
+    /// again mends them.
+    pub damaged: Vec<(Shard, String)>,
 }
 
 impl StoreStatus {
@@ -50,13 +54,26 @@ impl StoreStatus {
                     .map(|p| (shard, p.filter(|p| p.fingerprint == fingerprint)))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(StoreStatus {
+        let mut status = StoreStatus {
             n,
             shards,
             progress,
             finalized: record["complete"] == json!(true),
             fingerprint,
-        })
+            damaged: Vec::new(),
+        };
+        if wants_montecarlo(record) {
+            for (shard, p) in &mut status.progress {
+                let Some(p) = p.as_mut().filter(|p| p.is_complete()) else {
+                    continue;
+                };
+                if let Err(e) = super::montecarlo::check_saved(path, p) {
+                    p.state = "damaged".into();
+                    status.damaged.push((*shard, e));
+                }
+            }
+        }
+        Ok(status)
     }
 
     /// The shards that have started.
@@ -71,6 +88,10 @@ impl StoreStatus {
             .filter(|(_, p)| !p.as_ref().is_some_and(ShardState::is_complete))
             .map(|(s, p)| match p {
                 None => format!("{s} (not started)"),
+                Some(_) if self.problem(*s).is_some() => format!(
+                    "{s} (damaged: {}; run it again)",
+                    self.problem(*s).unwrap_or_default()
+                ),
                 Some(p) => format!(
                     "{s} ({}, {} of {} trajectories)",
                     p.state,
@@ -81,12 +102,26 @@ impl StoreStatus {
             .collect()
     }
 
+    /// What is wrong with a damaged shard.
+    fn problem(&self, shard: Shard) -> Option<&str> {
+        self.damaged
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map(|(_, e)| e.as_str())
+    }
+
     pub fn json(&self) -> Value {
         let shards: Vec<Value> = self
             .progress
             .iter()
             .map(|(s, p)| match p {
-                Some(p) => p.json(),
+                Some(p) => {
+                    let mut v = p.json();
+                    if let Some(e) = self.problem(*s) {
+                        v["problem"] = json!(e);
+                    }
+                    v
+                }
                 None => json!({"shard": s.index, "of": s.count, "state": "not started"}),
             })
             .collect();
@@ -132,15 +167,18 @@ pub fn finalize(path: &Path) -> Result<Value, String> {
     let missing = status.missing();
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        let how = match status.shards {
+            1 => "run it again (the same command)".to_string(),
+            m => format!("run them (the same command with --shard I/{m})"),
+        };
         return Err(format!(
-            "'{}' is not complete: {} of {} shard(s) have not finished: {}{}; run them (the same \
-             command with --shard I/{}) and finalize again",
+            "'{}' is not complete: {} of {} shard(s) have not finished: {}{}; {how} and \
+             finalize again",
             path.display(),
             missing.len(),
             status.shards,
             shown.join(", "),
             if missing.len() > 10 { ", …" } else { "" },
-            status.shards,
         ));
     }
     let counts = status_counts(path, 0..status.n)?;
@@ -189,10 +227,7 @@ pub fn finalize(path: &Path) -> Result<Value, String> {
 /// arrays; returns what the record says of them.
 fn montecarlo_of(path: &Path, root: &Value, status: &StoreStatus) -> Result<Option<Value>, String> {
     let record = &root["attributes"]["phaseflow"];
-    let wanted = record["outputs"]
-        .as_array()
-        .is_some_and(|o| o.contains(&json!("montecarlo")));
-    if !wanted {
+    if !wants_montecarlo(record) {
         return Ok(None);
     }
     let bad = || format!("'{}': its zarr.json lacks the run's record", path.display());
@@ -210,6 +245,14 @@ fn montecarlo_of(path: &Path, root: &Value, status: &StoreStatus) -> Result<Opti
     let n_save = n_save_of(path)?;
     let mc = super::montecarlo::merge_shards(path, status.shards, (n_save, dim), &levels)?;
     super::montecarlo::write_arrays(path, &mc, time_chunk, zstd).map(Some)
+}
+
+/// Whether the run's record (the root's `phaseflow` attribute) asks for Monte Carlo
+/// statistics.
+fn wants_montecarlo(record: &Value) -> bool {
+    record["outputs"]
+        .as_array()
+        .is_some_and(|o| o.contains(&json!("montecarlo")))
 }
 
 /// The run's save times, from the shape of the store's `time` array.

@@ -312,7 +312,9 @@ impl Arrays {
                 let records = make(
                     "events",
                     vec![n, k as u64, width],
-                    vec![t, k as u64, width],
+                    // A chunk is never empty: with no records kept (`--events 0`, only
+                    // the counts), the array has no chunks at all.
+                    vec![t, k.max(1) as u64, width],
                     real(),
                     &["trajectory", "record", "field"],
                     json!({

@@ -12,6 +12,7 @@ mod finalize;
 mod layout;
 mod montecarlo;
 mod progress;
+mod resume;
 mod root;
 mod run;
 mod shard;

@@ -10,9 +10,11 @@
 //! arrays are rewritten with the same bytes).
 
 use super::layout::{Arrays, Layout, MONTECARLO_MOMENTS, MonteCarloArrays};
-use super::progress::{SHARDS_DIR, write_atomically};
+use super::progress::{SHARDS_DIR, ShardState, write_atomically};
+use super::resume::block_status;
 use super::shard::Shard;
-use crate::ode::MonteCarlo;
+use crate::io::fnv::Fnv;
+use crate::ode::{MonteCarlo, Status};
 use crate::precision::Precision;
 use serde_json::{Value, json};
 use std::ops::Range;
@@ -26,20 +28,46 @@ pub fn accumulators_path(store: &Path, shard: Shard) -> PathBuf {
 }
 
 /// Keeps a complete shard's accumulators (before its progress file says complete, so that
-/// a complete shard always has them).
-pub fn save(store: &Path, shard: Shard, mc: &MonteCarlo) -> std::io::Result<()> {
-    write_atomically(&accumulators_path(store, shard), &mc.to_bytes())
+/// a complete shard always has them). Returns what its summary records of them: the hash
+/// that `merge_shards` checks, so that a damaged file or another shard's copied over is
+/// refused rather than merged.
+pub fn save(store: &Path, shard: Shard, mc: &MonteCarlo) -> std::io::Result<Value> {
+    let bytes = mc.to_bytes();
+    write_atomically(&accumulators_path(store, shard), &bytes)?;
+    Ok(json!({"bytes": bytes.len(), "fnv1a64": Fnv::hex_of(&bytes)}))
+}
+
+/// Whether a complete shard's accumulators are where its summary says, with the bytes it
+/// recorded: `Err` says what is wrong.
+pub fn check_saved(store: &Path, state: &ShardState) -> Result<Vec<u8>, String> {
+    let path = accumulators_path(store, state.shard);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("its Monte Carlo accumulators ('{}'): {e}", path.display()))?;
+    let recorded = state
+        .summary
+        .as_ref()
+        .and_then(|s| s["montecarlo"]["fnv1a64"].as_str());
+    if recorded != Some(Fnv::hex_of(&bytes).as_str()) {
+        return Err(format!(
+            "its Monte Carlo accumulators ('{}') are not the ones it saved (damaged, or \
+             another shard's)",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Feeds `mc` the states of trajectories `range` (whole store chunks, all written), read
 /// back from the store: the values the device produced, so the same bits as feeding them
-/// while running.
+/// while running. `Ok(false)`: the store lacks a chunk it should hold (one the run wrote is
+/// absent only when every value was NaN, which only trajectories that all went non-finite
+/// give), and `mc` is partly fed: start the shard over.
 pub fn replay(
     arrays: &Arrays,
     layout: &Layout,
     mc: &mut MonteCarlo,
     range: Range<usize>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let Some(states) = arrays.states.as_ref() else {
         return Err("the run keeps no states to replay".into());
     };
@@ -47,20 +75,28 @@ pub fn replay(
     let mut rows = Vec::new();
     for b in range.start / t..range.end.div_ceil(t) {
         let (lo, hi) = (range.start.max(b * t), range.end.min((b + 1) * t));
+        let Some(status) = block_status(arrays, b, ((b + 1) * t).min(layout.n) - b * t)? else {
+            return Ok(false);
+        };
+        let all_nonfinite = status.iter().all(|&s| s == Status::NonFinite as u8);
         for tb in 0..layout.time_blocks() {
             let chunk = [tb as u64, b as u64, 0];
-            let values: Vec<f64> = match layout.precision {
+            let err = |e: zarrs::array::ArrayError| format!("states: {e}");
+            let values: Option<Vec<f64>> = match layout.precision {
                 Precision::F32 => states
                     .array
-                    .retrieve_chunk::<Vec<f32>>(&chunk)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
+                    .retrieve_chunk_if_exists::<Vec<f32>>(&chunk)
+                    .map_err(err)?
+                    .map(|v| v.into_iter().map(f64::from).collect()),
                 Precision::F64 => states
                     .array
-                    .retrieve_chunk::<Vec<f64>>(&chunk)
-                    .map_err(|e| e.to_string())?,
+                    .retrieve_chunk_if_exists::<Vec<f64>>(&chunk)
+                    .map_err(err)?,
+            };
+            let values = match values {
+                Some(v) => v,
+                None if all_nonfinite => vec![f64::NAN; c * t * dim],
+                None => return Ok(false),
             };
             for s in tb * c..((tb + 1) * c).min(layout.n_save) {
                 let at = ((s - tb * c) * t + (lo - b * t)) * dim;
@@ -70,11 +106,12 @@ pub fn replay(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The run's statistics: every shard's accumulators merged. `levels`, `n_save` and `dim`:
-/// what the store's record says the run has, checked against each shard's.
+/// what the store's record says the run has, checked against each shard's; each shard's
+/// file must be the one it recorded and count every one of its trajectories.
 pub fn merge_shards(
     store: &Path,
     shards: usize,
@@ -87,20 +124,22 @@ pub fn merge_shards(
             index,
             count: shards,
         };
+        let redo = format!("run shard {shard} again (the same command)");
+        let state = ShardState::read(store, shard)?
+            .filter(ShardState::is_complete)
+            .ok_or_else(|| format!("shard {shard} is not complete"))?;
+        let bytes =
+            check_saved(store, &state).map_err(|e| format!("shard {shard}: {e}: {redo}"))?;
         let path = accumulators_path(store, shard);
-        let redo = format!(
-            "remove its progress file ({}) and run shard {shard} again",
-            super::progress::ShardState::path(store, shard).display()
-        );
-        let bytes = std::fs::read(&path).map_err(|e| {
-            format!(
-                "shard {shard} says complete, but its Monte Carlo accumulators ('{}') cannot \
-                 be read ({e}): {redo}",
-                path.display()
-            )
-        })?;
         let part = MonteCarlo::from_bytes(&bytes)
             .map_err(|e| format!("'{}': {e}: {redo}", path.display()))?;
+        let expected = state.trajectories.len() as u64;
+        if n_save * dim > 0 && part.values_per_cell() != Some(expected) {
+            return Err(format!(
+                "'{}' does not count the {expected} trajectories of shard {shard}: {redo}",
+                path.display()
+            ));
+        }
         all.merge(&part)
             .map_err(|e| format!("'{}': {e}: {redo}", path.display()))?;
     }

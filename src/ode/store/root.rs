@@ -96,11 +96,13 @@ pub fn open_or_create(
     match read_root(path).map_err(input)? {
         Some(found) => {
             let record = run_record(path, &found).map_err(input)?;
+            // --overwrite replaces even a store of this very run: the way to compute it
+            // again from scratch (a store only continues otherwise).
             let same = SAME_RUN.iter().all(|k| record[k] == ours[k]);
-            if !same {
-                if !overwrite {
-                    return Err(input(differs(path, record, ours)));
-                }
+            if !same && !overwrite {
+                return Err(input(differs(path, record, ours)));
+            }
+            if overwrite {
                 std::fs::remove_dir_all(path)
                     .map_err(|e| input(format!("cannot remove '{}': {e}", path.display())))?;
             }
@@ -150,7 +152,12 @@ fn create_exclusively(path: &Path, value: &Value) -> std::io::Result<()> {
 
 /// Why a store is not this run's, naming what differs.
 fn differs(path: &Path, found: &Value, ours: &Value) -> String {
-    let what = if found["fingerprint"] != ours["fingerprint"] {
+    let what = if found["outputs"] != ours["outputs"] {
+        format!(
+            "a run with the outputs {}, not {}",
+            found["outputs"], ours["outputs"]
+        )
+    } else if found["fingerprint"] != ours["fingerprint"] {
         "another run (its system, ensemble or settings differ)".to_string()
     } else if found["shards"] != ours["shards"] {
         format!(

@@ -7,6 +7,7 @@ use super::finalize::{finalize, status_counts};
 use super::layout::{Arrays, Layout};
 use super::montecarlo;
 use super::progress::{ShardProgress, ShardState};
+use super::resume;
 use super::root::{open_or_create, root_json, write_coordinates, write_inputs};
 use super::shard::Shard;
 use super::sink::StoreSink;
@@ -147,9 +148,14 @@ fn complete_already(
     let theirs = &ours["attributes"]["phaseflow"];
     let same = super::root::SAME_RUN.iter().all(|k| record[k] == theirs[k]);
     let range = options.shard.trajectories(layout.n, layout.traj_chunk);
+    // A complete shard whose Monte Carlo accumulators are lost or damaged is run again
+    // (it replays its states, or recomputes them when none are kept).
+    let accumulators_ok = |s: &ShardState| {
+        !prepared.outputs.contains(&Output::Montecarlo) || montecarlo::check_saved(path, s).is_ok()
+    };
     ShardState::read(path, options.shard)
         .ok()?
-        .filter(|s| same && s.is_complete() && s.trajectories == range)
+        .filter(|s| same && s.is_complete() && s.trajectories == range && accumulators_ok(s))
 }
 
 fn open(
@@ -181,7 +187,11 @@ pub fn run_store(
     // A complete shard run again (a requeued task) reads and writes nothing but the
     // root, and that only if the store is not finalized yet.
     let layout = layout_of(prepared, options)?;
-    if let Some(state) = complete_already(prepared, path, options, &layout) {
+    let done_before = match options.overwrite {
+        true => None,
+        false => complete_already(prepared, path, options, &layout),
+    };
+    if let Some(state) = done_before {
         return Ok(StoreRun {
             summary: state.summary.clone().unwrap_or(Value::Null),
             tally: Tally::default(),
@@ -199,8 +209,22 @@ pub fn run_store(
     let found = ShardState::read(path, shard)
         .map_err(input)?
         .filter(|s| s.fingerprint == prepared.fingerprint() && s.trajectories == range);
-    let mut start = found.map_or(range.start, |s| s.done.max(range.start));
+    let mut start = found.map_or(range.start, |s| s.done.min(range.end).max(range.start));
     let runtime = |e: String| RunDirError::Runtime(format!("writing '{}': {e}", path.display()));
+    let reading =
+        |e: String| RunDirError::Runtime(format!("reading '{}' to continue: {e}", path.display()));
+    let lost = || {
+        log::warn!(
+            "shard {shard}: the store lacks chunks its progress file says were written; \
+             starting the shard over"
+        )
+    };
+    if start > range.start
+        && !resume::holds(&arrays, &layout, range.start..start).map_err(reading)?
+    {
+        lost();
+        start = range.start;
+    }
     // The shard's Monte Carlo accumulators, fed again what an earlier process of this shard
     // left in the store, or, with no states kept to feed them from, the shard started over.
     let mut reducer = prepared
@@ -210,10 +234,12 @@ pub fn run_store(
     if let Some(mc) = reducer.as_mut() {
         if arrays.states.is_none() {
             start = range.start;
-        } else if start > range.start {
-            montecarlo::replay(&arrays, &layout, mc, range.start..start).map_err(|e| {
-                RunDirError::Runtime(format!("reading '{}' to continue: {e}", path.display()))
-            })?;
+        } else if start > range.start
+            && !montecarlo::replay(&arrays, &layout, mc, range.start..start).map_err(reading)?
+        {
+            lost();
+            *mc = MonteCarlo::new(layout.n_save, layout.dim, prepared.quantile_levels());
+            start = range.start;
         }
     }
     write_inputs(&arrays, &layout, problem, start..range.end).map_err(runtime)?;
@@ -271,7 +297,8 @@ pub fn run_store(
     summary["state"] = json!(if complete { "complete" } else { "interrupted" });
     summary["store"] = json!(path.display().to_string());
     if let (Some(mc), true) = (reducer.as_ref(), complete) {
-        montecarlo::save(path, shard, mc).map_err(|e| runtime(e.to_string()))?;
+        summary["montecarlo"] =
+            montecarlo::save(path, shard, mc).map_err(|e| runtime(e.to_string()))?;
     }
     progress
         .end(complete, summary.clone())

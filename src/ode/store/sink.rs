@@ -172,14 +172,16 @@ impl Sink for StoreSink<'_> {
             if f.rows == block.len() {
                 let (f, n) = self.events.remove(&b).expect("present");
                 let at = [b as u64, 0, 0];
-                match self.layout.precision {
+                let stored = match self.layout.precision {
+                    // No records kept: the array has no chunks, only its shape.
+                    _ if width == 0 => Ok(()),
                     Precision::F32 => {
                         let v: Vec<f32> = f.values.iter().map(|&x| x as f32).collect();
                         records.array.store_chunk(&at, &v)
                     }
                     Precision::F64 => records.array.store_chunk(&at, &f.values),
-                }
-                .map_err(|e| store_error(&self.root, "events", e))?;
+                };
+                stored.map_err(|e| store_error(&self.root, "events", e))?;
                 counts
                     .array
                     .store_chunk(&[b as u64], &n)
