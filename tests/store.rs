@@ -280,11 +280,52 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_arrays(&one, &store);
 
-    // Chunks lost after the shards finished: finalize refuses to call the run complete.
-    std::fs::remove_dir_all(store.join("status/c/3")).ok();
-    std::fs::remove_file(store.join("status/c/3")).ok();
-    let o = phaseflow(&["store", "finalize", store.to_str().unwrap()]);
-    assert_input_error(&o, "1024 of 16384 trajectories have no status");
+    // Chunks lost after the shards finished: the shard reads as damaged, finalize refuses
+    // to call the run complete, and running the shard again mends the store.
+    std::fs::remove_file(store.join("status/c/3")).unwrap();
+    let o = phaseflow(&["store", "status", s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = phaseflow(&["store", "finalize", s]);
+    assert_input_error(
+        &o,
+        "0/2 (damaged: 1024 of its 8192 trajectories have no status",
+    );
+    // (The outputs are a set: their order does not make another run.)
+    let o = run(&with_shard(
+        with_outputs(&store, "montecarlo,states"),
+        "0/2",
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("starting the shard over"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_arrays(&one, &store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A run keeping states only: a chunk of any array lost between a kill and the next start
+/// (here `u0`) makes the shard start over, and the store ends as one process's.
+#[test]
+fn a_lost_chunk_of_any_array_restarts_the_shard() {
+    let dir = temp_dir("lost");
+    let one = dir.join("one.zarr");
+    let o = run(&with_outputs(&one, "states"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = dir.join("cut.zarr");
+    let again = with_outputs(&store, "states");
+    let (child, reader) = start_and_wait_for_chunks(&again, 2);
+    signal_and_wait(child, reader, libc::SIGKILL);
+    std::fs::remove_file(store.join("u0/c/0/0")).unwrap();
+    let o = run(&again);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("starting the shard over"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_arrays(&one, &store);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -622,6 +663,14 @@ fn stores_refuse_what_they_cannot_hold() {
     let o = other(&["--overwrite"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(root(&store)["attributes"]["n"], 65);
+    // --overwrite leaves a store that holds anything a run does not write untouched.
+    std::fs::write(store.join("NOTES.txt"), b"mine").unwrap();
+    assert_input_error(
+        &other(&["--overwrite"]),
+        "also holds what no run writes (NOTES.txt)",
+    );
+    assert!(store.join("NOTES.txt").is_file() && store.join("status").is_dir());
+    std::fs::remove_file(store.join("NOTES.txt")).unwrap();
     // --overwrite on a store of this very run computes it again from nothing.
     std::fs::write(store.join("status/c/0"), b"damaged").unwrap();
     let o = other(&["--overwrite"]);

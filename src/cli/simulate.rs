@@ -743,14 +743,23 @@ fn run_zarr(
                 store.display()
             ),
             None if run.shard.is_complete() => {
-                let finalized = crate::ode::store::StoreStatus::read(store)
-                    .map(|s| s.finalized)
-                    .unwrap_or(false);
-                if finalized {
+                let status = crate::ode::store::StoreStatus::read(store).ok();
+                let damaged: Vec<String> = status
+                    .iter()
+                    .flat_map(|s| &s.damaged)
+                    .map(|(shard, e)| format!("{shard} ({e})"))
+                    .collect();
+                if !damaged.is_empty() {
+                    println!(
+                        "{}: not finalized: damaged shard(s) {}; run them again",
+                        store.display(),
+                        damaged.join(", ")
+                    );
+                } else if status.is_some_and(|s| s.finalized) {
                     println!("{}: complete (finalized earlier)", store.display());
                 } else {
                     println!(
-                        "{}: other shards still running; the last to finish finalizes the \
+                        "{}: other shards not complete yet; the last to finish finalizes the \
                          store (`phaseflow store status {}`)",
                         store.display(),
                         store.display()

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 /// Optional outputs of a run written to a directory; times.npy, status.npy and run.json are
 /// always written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Output {

@@ -94,7 +94,10 @@ pub fn prepare_run(
     let run_problem = sensitivities.as_ref().map_or(&problem, |s| &s.problem);
     let times = problem.save_times()?;
     let n = problem.ensemble().n;
-    let outputs = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
+    let mut outputs = spec.outputs.clone().unwrap_or_else(|| vec![Output::States]);
+    // A set: `montecarlo,states` is the run `states,montecarlo` is (one fingerprint).
+    outputs.sort();
+    outputs.dedup();
     check_output_memory(&problem, times.len(), &outputs)?;
     let quantile_levels = crate::spec::run::quantile_levels(&spec)?;
     let fingerprint = fingerprint(run_problem, &outputs);

@@ -22,9 +22,9 @@ pub struct StoreStatus {
     /// The root says complete (finalized).
     pub finalized: bool,
     pub fingerprint: String,
-    /// Shards that say complete but whose Monte Carlo accumulators are missing or not the
-    /// ones they saved, with what is wrong: their state reads "damaged", and running them
-    /// again mends them.
+    /// Shards that say complete but whose status chunks are missing from the store, or
+    /// whose Monte Carlo accumulators are missing or not the ones they saved, with what is
+    /// wrong: their state reads "damaged", and running them again mends them.
     pub damaged: Vec<(Shard, String)>,
 }
 
@@ -62,15 +62,14 @@ impl StoreStatus {
             fingerprint,
             damaged: Vec::new(),
         };
-        if wants_montecarlo(record) {
-            for (shard, p) in &mut status.progress {
-                let Some(p) = p.as_mut().filter(|p| p.is_complete()) else {
-                    continue;
-                };
-                if let Err(e) = super::montecarlo::check_saved(path, p) {
-                    p.state = "damaged".into();
-                    status.damaged.push((*shard, e));
-                }
+        let montecarlo = wants_montecarlo(record);
+        for (shard, p) in &mut status.progress {
+            let Some(p) = p.as_mut().filter(|p| p.is_complete()) else {
+                continue;
+            };
+            if let Err(e) = intact(path, p, montecarlo) {
+                p.state = "damaged".into();
+                status.damaged.push((*shard, e));
             }
         }
         Ok(status)
@@ -134,6 +133,40 @@ impl StoreStatus {
             "finalized": self.finalized,
         })
     }
+}
+
+/// Whether a shard that says complete still has what it wrote: a status chunk for each of
+/// its trajectories' blocks, and (`montecarlo`) the accumulators it saved. `Err` says
+/// what is missing. Stats only (no chunk is read), so `store status` stays quick.
+pub fn intact(path: &Path, state: &ShardState, montecarlo: bool) -> Result<(), String> {
+    use zarrs::storage::ReadableStorageTraits;
+    let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
+    let array = Array::open(store.clone(), "/status").map_err(|e| format!("status: {e}"))?;
+    let t = array
+        .chunk_shape(&[0])
+        .map_err(|e| e.to_string())?
+        .first()
+        .map_or(1, |c| c.get() as usize);
+    let range = &state.trajectories;
+    let mut lost = 0;
+    for b in range.start / t..range.end.div_ceil(t) {
+        let found = store
+            .size_key(&array.chunk_key(&[b as u64]))
+            .map_err(|e| format!("status: {e}"))?;
+        if found.is_none() {
+            lost += range.end.min((b + 1) * t) - range.start.max(b * t);
+        }
+    }
+    if lost > 0 {
+        return Err(format!(
+            "{lost} of its {} trajectories have no status in the store (chunks lost)",
+            range.len()
+        ));
+    }
+    if montecarlo {
+        super::montecarlo::check_saved(path, state)?;
+    }
+    Ok(())
 }
 
 /// Status counts of the trajectories in `range`, read from the store's `status` array.
@@ -249,7 +282,7 @@ fn montecarlo_of(path: &Path, root: &Value, status: &StoreStatus) -> Result<Opti
 
 /// Whether the run's record (the root's `phaseflow` attribute) asks for Monte Carlo
 /// statistics.
-fn wants_montecarlo(record: &Value) -> bool {
+pub fn wants_montecarlo(record: &Value) -> bool {
     record["outputs"]
         .as_array()
         .is_some_and(|o| o.contains(&json!("montecarlo")))

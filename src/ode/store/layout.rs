@@ -182,6 +182,30 @@ pub struct StoreArray {
     pub array: Array<FilesystemStore>,
 }
 
+impl StoreArray {
+    /// Writes a chunk, even one of fill values only (which zarrs would otherwise leave
+    /// out): a chunk's file then says it was written, and a continued shard can tell a
+    /// chunk lost from one never filled.
+    pub fn put<'a>(
+        &self,
+        chunk: &[u64],
+        data: impl zarrs::array::IntoArrayBytes<'a>,
+    ) -> Result<(), zarrs::array::ArrayError> {
+        let options = zarrs::array::CodecOptions::default().with_store_empty_chunks(true);
+        self.array.store_chunk_opt(chunk, data, &options)
+    }
+
+    /// Whether chunk `chunk` is in the store.
+    pub fn has_chunk(&self, chunk: &[u64]) -> Result<bool, String> {
+        use zarrs::storage::ReadableStorageTraits;
+        self.array
+            .storage()
+            .size_key(&self.array.chunk_key(chunk))
+            .map(|size| size.is_some())
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+}
+
 /// The arrays of a run, with the attributes xarray shows.
 pub struct Arrays {
     /// `None` when the run keeps no states (`--outputs montecarlo` alone).
@@ -428,6 +452,30 @@ pub struct MonteCarloArrays {
 
 /// The names and descriptions of the `[time, state]` statistics, in `MonteCarloArrays`
 /// order.
+/// Every array any run may write into a store (its folder's name): what `--overwrite`
+/// may remove.
+pub const ARRAY_NAMES: [&str; 19] = [
+    "states",
+    "time",
+    "state",
+    "parameter",
+    "status",
+    "stats",
+    "params",
+    "u0",
+    "events",
+    "event_counts",
+    "field",
+    "mc_mean",
+    "mc_var",
+    "mc_stderr",
+    "mc_min",
+    "mc_max",
+    "mc_count",
+    "mc_quantiles",
+    "quantile",
+];
+
 pub const MONTECARLO_MOMENTS: [(&str, &str); 5] = [
     ("mc_mean", "mean across trajectories"),
     ("mc_var", "variance across trajectories (unbiased)"),

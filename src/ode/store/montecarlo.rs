@@ -11,10 +11,9 @@
 
 use super::layout::{Arrays, Layout, MONTECARLO_MOMENTS, MonteCarloArrays};
 use super::progress::{SHARDS_DIR, ShardState, write_atomically};
-use super::resume::block_status;
 use super::shard::Shard;
 use crate::io::fnv::Fnv;
-use crate::ode::{MonteCarlo, Status};
+use crate::ode::MonteCarlo;
 use crate::precision::Precision;
 use serde_json::{Value, json};
 use std::ops::Range;
@@ -59,9 +58,9 @@ pub fn check_saved(store: &Path, state: &ShardState) -> Result<Vec<u8>, String> 
 
 /// Feeds `mc` the states of trajectories `range` (whole store chunks, all written), read
 /// back from the store: the values the device produced, so the same bits as feeding them
-/// while running. `Ok(false)`: the store lacks a chunk it should hold (one the run wrote is
-/// absent only when every value was NaN, which only trajectories that all went non-finite
-/// give), and `mc` is partly fed: start the shard over.
+/// while running. `Ok(false)`: the store lacks a chunk it should hold (`resume::holds`
+/// checks first; this is for a chunk lost in between), and `mc` is partly fed: start the
+/// shard over.
 pub fn replay(
     arrays: &Arrays,
     layout: &Layout,
@@ -75,10 +74,6 @@ pub fn replay(
     let mut rows = Vec::new();
     for b in range.start / t..range.end.div_ceil(t) {
         let (lo, hi) = (range.start.max(b * t), range.end.min((b + 1) * t));
-        let Some(status) = block_status(arrays, b, ((b + 1) * t).min(layout.n) - b * t)? else {
-            return Ok(false);
-        };
-        let all_nonfinite = status.iter().all(|&s| s == Status::NonFinite as u8);
         for tb in 0..layout.time_blocks() {
             let chunk = [tb as u64, b as u64, 0];
             let err = |e: zarrs::array::ArrayError| format!("states: {e}");
@@ -93,10 +88,8 @@ pub fn replay(
                     .retrieve_chunk_if_exists::<Vec<f64>>(&chunk)
                     .map_err(err)?,
             };
-            let values = match values {
-                Some(v) => v,
-                None if all_nonfinite => vec![f64::NAN; c * t * dim],
-                None => return Ok(false),
+            let Some(values) = values else {
+                return Ok(false);
             };
             for s in tb * c..((tb + 1) * c).min(layout.n_save) {
                 let at = ((s - tb * c) * t + (lo - b * t)) * dim;
@@ -178,8 +171,7 @@ pub fn write_arrays(
         };
         let moments = [&r.mean, &r.var, &r.stderr, &r.min, &r.max];
         for (a, values) in arrays.moments.iter().zip(moments) {
-            a.array
-                .store_chunk(&[tb as u64, 0], pad(values, per_time, f64::NAN))
+            a.put(&[tb as u64, 0], pad(values, per_time, f64::NAN))
                 .map_err(|e| format!("{}: {e}", a.name))?;
         }
         let mut count: Vec<i64> = r.count[slots.start * per_time..slots.end * per_time]
@@ -189,13 +181,11 @@ pub fn write_arrays(
         count.resize(c * per_time, 0);
         arrays
             .count
-            .array
-            .store_chunk(&[tb as u64, 0], &count)
+            .put(&[tb as u64, 0], &count)
             .map_err(|e| format!("mc_count: {e}"))?;
         arrays
             .quantiles
-            .array
-            .store_chunk(
+            .put(
                 &[tb as u64, 0, 0],
                 pad(&r.quantiles, nq * per_time, f64::NAN),
             )
@@ -204,8 +194,7 @@ pub fn write_arrays(
     if nq > 0 {
         arrays
             .quantile
-            .array
-            .store_chunk(&[0], &r.levels)
+            .put(&[0], &r.levels)
             .map_err(|e| format!("quantile: {e}"))?;
     }
     Ok(json!({

@@ -103,8 +103,7 @@ pub fn open_or_create(
                 return Err(input(differs(path, record, ours)));
             }
             if overwrite {
-                std::fs::remove_dir_all(path)
-                    .map_err(|e| input(format!("cannot remove '{}': {e}", path.display())))?;
+                remove_run(path).map_err(input)?;
             }
         }
         None if has_foreign_files(path) => {
@@ -132,6 +131,44 @@ pub fn open_or_create(
         std::fs::create_dir_all(&dir).map_err(create)?;
         let meta = serde_json::to_value(a.array.metadata()).expect("JSON");
         write_json_atomically(&dir.join("zarr.json"), &meta).map_err(create)?;
+    }
+    Ok(())
+}
+
+/// Removes what a run wrote into the store at `path` (`--overwrite`): its arrays, shard
+/// files and root. A store that also holds anything else (a user's notes, plots) is
+/// refused and left untouched, as a run directory is.
+fn remove_run(path: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    let ours = |name: &str| {
+        name == "zarr.json"
+            || name == super::progress::SHARDS_DIR
+            || super::layout::ARRAY_NAMES.contains(&name)
+            || (name.starts_with(".zarr.json.") && name.ends_with(".writing"))
+    };
+    let foreign: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !ours(name))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(format!(
+            "'{}' also holds what no run writes ({}); --overwrite leaves it untouched: move \
+             those out, or write to another path",
+            path.display(),
+            foreign.join(", ")
+        ));
+    }
+    for e in entries {
+        let p = e.path();
+        let removed = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+            _ => std::fs::remove_file(&p),
+        };
+        removed.map_err(|err| format!("cannot remove '{}': {err}", p.display()))?;
     }
     Ok(())
 }
@@ -197,28 +234,20 @@ fn has_foreign_files(path: &Path) -> bool {
 pub fn write_coordinates(arrays: &Arrays, problem: &Problem, times: &[f64]) -> Result<(), String> {
     let system = problem.system();
     if !times.is_empty() {
-        arrays
-            .time
-            .array
-            .store_chunk(&[0], times)
-            .map_err(|e| e.to_string())?;
+        arrays.time.put(&[0], times).map_err(|e| e.to_string())?;
     }
     arrays
         .state
-        .array
-        .store_chunk(&[0], names(&system.states))
+        .put(&[0], names(&system.states))
         .map_err(|e| e.to_string())?;
     if let Some(p) = &arrays.parameter {
-        p.array
-            .store_chunk(&[0], names(&system.params))
+        p.put(&[0], names(&system.params))
             .map_err(|e| e.to_string())?;
     }
     if let Some(f) = &arrays.field {
         let mut fields = vec!["t".to_string(), "event".to_string()];
         fields.extend(names(&system.states));
-        f.array
-            .store_chunk(&[0], fields)
-            .map_err(|e| e.to_string())?;
+        f.put(&[0], fields).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -240,15 +269,12 @@ pub fn write_inputs(
         let rows = b * t..((b + 1) * t).min(layout.n);
         if let Some(p) = &arrays.params {
             let v = pad(ensemble.params(rows.clone()), layout.n_params);
-            p.array
-                .store_chunk(&[b as u64, 0], &v)
-                .map_err(|e| e.to_string())?;
+            p.put(&[b as u64, 0], &v).map_err(|e| e.to_string())?;
         }
         let v = pad(ensemble.states(rows), layout.dim);
         arrays
             .u0
-            .array
-            .store_chunk(&[b as u64, 0], &v)
+            .put(&[b as u64, 0], &v)
             .map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! trajectories integrated and streamed into their chunks, and the store finalized when
 //! this was the last shard to finish.
 
-use super::finalize::{finalize, status_counts};
+use super::finalize::{finalize, intact, status_counts};
 use super::layout::{Arrays, Layout};
 use super::montecarlo;
 use super::progress::{ShardProgress, ShardState};
@@ -148,14 +148,12 @@ fn complete_already(
     let theirs = &ours["attributes"]["phaseflow"];
     let same = super::root::SAME_RUN.iter().all(|k| record[k] == theirs[k]);
     let range = options.shard.trajectories(layout.n, layout.traj_chunk);
-    // A complete shard whose Monte Carlo accumulators are lost or damaged is run again
-    // (it replays its states, or recomputes them when none are kept).
-    let accumulators_ok = |s: &ShardState| {
-        !prepared.outputs.contains(&Output::Montecarlo) || montecarlo::check_saved(path, s).is_ok()
-    };
-    ShardState::read(path, options.shard)
-        .ok()?
-        .filter(|s| same && s.is_complete() && s.trajectories == range && accumulators_ok(s))
+    // A complete shard whose chunks or Monte Carlo accumulators were lost since is run
+    // again (it finds what the store still holds, replays or recomputes the rest).
+    let montecarlo = prepared.outputs.contains(&Output::Montecarlo);
+    ShardState::read(path, options.shard).ok()?.filter(|s| {
+        same && s.is_complete() && s.trajectories == range && intact(path, s, montecarlo).is_ok()
+    })
 }
 
 fn open(

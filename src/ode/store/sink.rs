@@ -140,8 +140,7 @@ impl Sink for StoreSink<'_> {
                 if f.rows == whole {
                     let f = self.states.remove(&key).expect("present");
                     states
-                        .array
-                        .store_chunk(&[key.1 as u64, b as u64, 0], ArrayBytes::new_flen(f.values))
+                        .put(&[key.1 as u64, b as u64, 0], ArrayBytes::new_flen(f.values))
                         .map_err(|e| store_error(&self.root, "states", e))?;
                 }
             }
@@ -177,14 +176,13 @@ impl Sink for StoreSink<'_> {
                     _ if width == 0 => Ok(()),
                     Precision::F32 => {
                         let v: Vec<f32> = f.values.iter().map(|&x| x as f32).collect();
-                        records.array.store_chunk(&at, &v)
+                        records.put(&at, &v)
                     }
-                    Precision::F64 => records.array.store_chunk(&at, &f.values),
+                    Precision::F64 => records.put(&at, &f.values),
                 };
                 stored.map_err(|e| store_error(&self.root, "events", e))?;
                 counts
-                    .array
-                    .store_chunk(&[b as u64], &n)
+                    .put(&[b as u64], &n)
                     .map_err(|e| store_error(&self.root, "event_counts", e))?;
             }
         }
@@ -213,8 +211,7 @@ impl Sink for StoreSink<'_> {
                 let f = self.status.remove(&b).expect("present");
                 self.arrays
                     .status
-                    .array
-                    .store_chunk(&[b as u64], &f.values)
+                    .put(&[b as u64], &f.values)
                     .map_err(|e| store_error(&self.root, "status", e))?;
             }
             if let (Some(cols), Some(steps), Some(array)) =
@@ -234,8 +231,7 @@ impl Sink for StoreSink<'_> {
                 if f.rows == block.len() {
                     let f = self.stats.remove(&b).expect("present");
                     array
-                        .array
-                        .store_chunk(&[b as u64, 0], &f.values)
+                        .put(&[b as u64, 0], &f.values)
                         .map_err(|e| store_error(&self.root, "stats", e))?;
                 }
             }
