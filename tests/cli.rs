@@ -878,6 +878,37 @@ fn generate_train_predict_two_inputs() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     let rel = v["mean_relative_l2"].as_f64().unwrap();
     assert!((rel - best).abs() < 1e-6, "{rel} vs {best}");
+    // Each output's error, as the summary gave it, and in history.csv at every evaluation.
+    for (k, e) in each.iter().enumerate() {
+        let p = v["mean_relative_l2_per_output"][k].as_f64().unwrap();
+        assert!((p - e.as_f64().unwrap()).abs() < 1e-6, "{v}");
+    }
+    let history = std::fs::read_to_string(dir.join("run/history.csv")).unwrap();
+    let header: Vec<&str> = history.lines().next().unwrap().split(',').collect();
+    assert_eq!(
+        header[6..],
+        [
+            "training_mean_rel_l2_output0",
+            "training_mean_rel_l2_output1",
+            "test_mean_rel_l2_output0",
+            "test_mean_rel_l2_output1"
+        ]
+    );
+    let best_step = summary["best_step"].as_f64().unwrap();
+    let row: Vec<f64> = history
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|x| x.parse().unwrap())
+                .collect::<Vec<f64>>()
+        })
+        .find(|r| r[0] == best_step)
+        .unwrap();
+    assert!(
+        (row[8] - each[0].as_f64().unwrap()).abs() < 1e-6,
+        "{history}"
+    );
     assert_eq!(npy_shape(&out), "16, 11, 2");
 
     for (text, expected) in [

@@ -521,7 +521,9 @@ class Training:
     """A finished DeepONet training run: ``model`` (the best network, a ``DeepONet`` on the
     engine's device), ``history`` (one array per column of history.csv: ``step``,
     ``batch_mse``, the selection set's ``*_mse`` and ``*_mean_rel_l2``, and ``test_*`` with a
-    test set), ``summary`` (summary.json's fields) and ``written`` (the files, with ``out``).
+    test set; with several outputs also ``*_mean_rel_l2_per_output`` [evaluations, outputs],
+    each output's error on its own), ``summary`` (summary.json's fields) and ``written``
+    (the files, with ``out``).
     """
 
     def __init__(self, raw: dict[str, Any]) -> None:

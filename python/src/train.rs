@@ -144,6 +144,19 @@ pub fn train_deeponet<'py>(
                                 record.set_item("test_mse", mse)?;
                                 record.set_item("test_mean_rel_l2", rel)?;
                             }
+                            // Several outputs: each one's error as well (a list).
+                            if !h.per_output.is_empty() {
+                                record.set_item(
+                                    format!("{}_mean_rel_l2_per_output", selection.name()),
+                                    h.per_output.clone(),
+                                )?;
+                            }
+                            if !h.test_per_output.is_empty() {
+                                record.set_item(
+                                    "test_mean_rel_l2_per_output",
+                                    h.test_per_output.clone(),
+                                )?;
+                            }
                             cb.call1(py, (record,))?;
                             Ok(())
                         })();
@@ -210,6 +223,28 @@ pub fn train_deeponet<'py>(
             "test_mean_rel_l2",
             column(&|h| h.test.map_or(nan, |t| t.1)).into_pyarray(py),
         )?;
+    }
+    // Several outputs: [evaluations, outputs] arrays of each output's error.
+    let per_output = |pick: &dyn Fn(&session::Record) -> &Vec<f64>| -> Option<Vec<Vec<f64>>> {
+        let width = history.iter().map(|h| pick(h).len()).max().unwrap_or(0);
+        (width > 1).then(|| {
+            history
+                .iter()
+                .map(|h| {
+                    let mut row = pick(h).clone();
+                    row.resize(width, f64::NAN);
+                    row
+                })
+                .collect()
+        })
+    };
+    if let Some(rows) = per_output(&|h| &h.per_output) {
+        let rows = numpy::PyArray2::from_vec2(py, &rows)?;
+        columns.set_item(format!("{}_mean_rel_l2_per_output", selection.name()), rows)?;
+    }
+    if let Some(rows) = per_output(&|h| &h.test_per_output) {
+        let rows = numpy::PyArray2::from_vec2(py, &rows)?;
+        columns.set_item("test_mean_rel_l2_per_output", rows)?;
     }
     result.set_item("history", columns)?;
 

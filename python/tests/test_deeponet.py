@@ -149,6 +149,28 @@ def test_training_from_arrays(engine):
     np.testing.assert_allclose(mean_rel, rel.min(), rtol=1e-3)
 
 
+def test_several_outputs_report_each_ones_error(engine):
+    """With two outputs, each output's error is reported beside the joint one (history and
+    callback), and it is what the model's predictions give."""
+    functions, points = branch_and_trunk_inputs()
+    y = np.load(DATA, allow_pickle=True)["y"]
+    values = np.stack([y, 300.0 + 0.1 * y], axis=-1)  # a small output beside a large one
+    config = {"data": {"validation": 0.2}, "model": {"branch": [16], "trunk": [16], "latent": 16, "seed": 5},
+              "train": {"iterations": 200, "evaluate_every": 100}}
+    seen = []
+    t = pf.train_deeponet(config, engine=engine, train=(functions, points, values), callback=seen.append,
+                          progress=False)
+    each = t.history["validation_mean_rel_l2_per_output"]
+    assert each.shape == (2, 2) and len(seen[-1]["validation_mean_rel_l2_per_output"]) == 2
+    np.testing.assert_array_equal(each[-1], seen[-1]["validation_mean_rel_l2_per_output"])
+    g = t.model.predict(functions[120:], points)
+    best = int(np.argmin(t.history["validation_mean_rel_l2"]))
+    for k in range(2):
+        truth = values[120:, :, k]
+        rel = np.mean(np.linalg.norm(g[:, :, k] - truth, axis=1) / np.linalg.norm(truth, axis=1))
+        np.testing.assert_allclose(rel, each[best, k], rtol=1e-3)
+
+
 def test_training_config_mistakes(engine):
     functions, points = branch_and_trunk_inputs()
     values = np.load(DATA, allow_pickle=True)["y"]

@@ -104,7 +104,11 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let errors = truth.map(|d| {
         let (_, _, t) = d.as_ref().parts();
         let mse = g.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / g.len() as f64;
-        (mse, d.as_ref().mean_relative_l2(&g))
+        let per_output = match arch.outputs {
+            0 | 1 => Vec::new(),
+            _ => d.as_ref().mean_relative_l2_per_output(&g),
+        };
+        (mse, d.as_ref().mean_relative_l2(&g), per_output)
     });
     let summary = json!({
         "layout": if unaligned { "unaligned" } else { "aligned" },
@@ -113,8 +117,9 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         "outputs": arch.outputs,
         "seconds": seconds,
         "functions_per_s": u.rows as f64 / seconds,
-        "mse": errors.map(|e| e.0),
-        "mean_relative_l2": errors.map(|e| e.1),
+        "mse": errors.as_ref().map(|e| e.0),
+        "mean_relative_l2": errors.as_ref().map(|e| e.1),
+        "mean_relative_l2_per_output": errors.as_ref().map(|e| &e.2),
         "written": written,
     });
     if args.json {
@@ -130,8 +135,12 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             seconds,
             u.rows as f64 / seconds
         );
-        if let Some((mse, rel)) = errors {
+        if let Some((mse, rel, per_output)) = &errors {
             println!("against the file's values: MSE {mse:.4e}, mean relative L2 {rel:.4}");
+            if per_output.len() > 1 {
+                let each: Vec<String> = per_output.iter().map(|e| format!("{e:.4}")).collect();
+                println!("  mean relative L2 per output: {}", each.join(", "));
+            }
         }
         for p in &written {
             println!("wrote {}", p.display());

@@ -275,16 +275,20 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let ending = session::run(&ctx, &mut trainer, &sets, plan, &mut progress, |h| {
         if text {
             let test = h.test.map_or(String::new(), |(mse, rel)| {
-                format!("  test MSE {mse:.4e}  mean rel. L2 {rel:.4}")
+                format!(
+                    "  test MSE {mse:.4e}  mean rel. L2 {rel:.4}{}",
+                    each_output(&h.test_per_output)
+                )
             });
             println!(
-                "  step {:>8}  batch MSE{} {:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{test}",
+                "  step {:>8}  batch MSE{} {:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{}{test}",
                 h.step,
                 if m.normalize { " (scaled)" } else { "" },
                 h.batch_mse,
                 selection.name(),
                 h.mse,
-                h.mean_rel_l2
+                h.mean_rel_l2,
+                each_output(&h.per_output)
             );
         }
         if interrupt::requested() {
@@ -356,7 +360,11 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
         if per_output.len() > 1 {
             let each: Vec<String> = per_output.iter().map(|e| format!("{e:.4}")).collect();
-            println!("  per output ({reported_name}): {}", each.join(", "));
+            let worst = per_output.iter().copied().fold(0.0, f64::max);
+            println!(
+                "  mean relative L2 per output ({reported_name}): {} (worst {worst:.4})",
+                each.join(", ")
+            );
         }
         for p in &written {
             println!("wrote {}", p.display());
@@ -369,6 +377,18 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// Each output's error after the joint one, which the largest output rules: ` [a, b]`,
+/// nothing for one output.
+fn each_output(errors: &[f64]) -> String {
+    match errors.len() {
+        0 | 1 => String::new(),
+        _ => {
+            let each: Vec<String> = errors.iter().map(|e| format!("{e:.4}")).collect();
+            format!(" [{}]", each.join(", "))
+        }
+    }
 }
 
 /// loss.png and prediction.png: one that cannot be drawn or written is a warning.

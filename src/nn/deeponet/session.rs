@@ -157,7 +157,7 @@ impl Selection {
 }
 
 /// One evaluation.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub step: u32,
     /// The loss of the last step's batch (in the network's units when normalised).
@@ -167,6 +167,12 @@ pub struct Record {
     pub mean_rel_l2: f64,
     /// On the test file, when there is one: reported, never chosen on.
     pub test: Option<(f64, f64)>,
+    /// `mean_rel_l2` of each output on its own, on the selection set and on the test file
+    /// (empty for one output, and in records of runs saved before they were kept).
+    #[serde(default)]
+    pub per_output: Vec<f64>,
+    #[serde(default)]
+    pub test_per_output: Vec<f64>,
 }
 
 /// The run's own record beside the trainer's state in state.safetensors (`run`).
@@ -246,10 +252,7 @@ pub fn run(
         let batch_mse = trainer.loss(ctx)?;
         let chosen_on = trainer.net.evaluate(ctx, sets.selecting())?;
         let test = match &sets.test {
-            Some(test) => {
-                let e = trainer.net.evaluate(ctx, test)?;
-                Some((e.mse, e.mean_relative_l2))
-            }
+            Some(test) => Some(trainer.net.evaluate(ctx, test)?),
             None => None,
         };
         let record = Record {
@@ -257,10 +260,12 @@ pub fn run(
             batch_mse,
             mse: chosen_on.mse,
             mean_rel_l2: chosen_on.mean_relative_l2,
-            test,
+            test: test.as_ref().map(|e| (e.mse, e.mean_relative_l2)),
+            per_output: chosen_on.per_output.clone(),
+            test_per_output: test.map(|e| e.per_output).unwrap_or_default(),
         };
-        progress.history.push(record);
         let flow = after_evaluation(&record);
+        progress.history.push(record);
         if progress
             .best
             .as_ref()
@@ -379,15 +384,37 @@ pub fn write_checkpoints(
 /// history.csv: one row per evaluation.
 pub fn history_csv(record: &RunRecord) -> String {
     let sel = record.selection.name();
-    let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2\n");
+    let mut csv = format!("step,batch_mse,{sel}_mse,{sel}_mean_rel_l2,test_mse,test_mean_rel_l2");
+    // Several outputs: each one's error too, on both sets (`..._rel_l2_output{k}`).
+    let outputs = record
+        .history
+        .iter()
+        .map(|h| h.per_output.len())
+        .max()
+        .unwrap_or(0);
+    for set in [sel, "test"] {
+        for k in 0..outputs {
+            csv += &format!(",{set}_mean_rel_l2_output{k}");
+        }
+    }
+    csv.push('\n');
     for h in &record.history {
         let (test_mse, test_rel) = h.test.map_or((String::new(), String::new()), |(a, b)| {
             (format!("{a:e}"), format!("{b:e}"))
         });
         csv += &format!(
-            "{},{:e},{:e},{:e},{test_mse},{test_rel}\n",
+            "{},{:e},{:e},{:e},{test_mse},{test_rel}",
             h.step, h.batch_mse, h.mse, h.mean_rel_l2
         );
+        for values in [&h.per_output, &h.test_per_output] {
+            for k in 0..outputs {
+                csv.push(',');
+                if let Some(v) = values.get(k) {
+                    csv += &format!("{v:e}");
+                }
+            }
+        }
+        csv.push('\n');
     }
     csv
 }

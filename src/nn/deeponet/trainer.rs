@@ -567,17 +567,26 @@ impl DeepONetNet {
             .map(|(a, b)| (a - b) * (a - b))
             .sum::<f64>()
             / g.len().max(1) as f64;
+        // With several outputs the joint error is ruled by the largest (a temperature in
+        // kelvin beside a concentration near 0.1): each output's is kept beside it.
+        let per_output = match data.outputs() {
+            0 | 1 => Vec::new(),
+            _ => data.mean_relative_l2_per_output(&g),
+        };
         Ok(Metrics {
             mse,
             mean_relative_l2: data.mean_relative_l2(&g),
+            per_output,
         })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
     pub mse: f64,
     pub mean_relative_l2: f64,
+    /// The mean relative L2 of each output on its own (empty for one output).
+    pub per_output: Vec<f64>,
 }
 
 /// How a `DeepONetTrainer` trains. The loss is the MSE over the batch's functions, points
