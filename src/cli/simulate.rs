@@ -333,8 +333,10 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
 
 /// Whether -o names a Zarr store (a path ending in .zarr) rather than a run directory.
 fn is_zarr(path: &std::path::Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zarr"))
+    // By the name's ending, not `extension()`, which sees none in a name like `.zarr`.
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.to_ascii_lowercase().ends_with(".zarr"))
 }
 
 /// A flag's value parser: a positive, finite number.

@@ -93,7 +93,11 @@ impl StoreStatus {
                 ),
                 Some(p) => format!(
                     "{s} ({}, {} of {} trajectories)",
-                    p.state,
+                    // A killed process leaves "running" behind: it cannot say otherwise.
+                    match p.state.as_str() {
+                        "running" => "running, or killed",
+                        other => other,
+                    },
                     p.done.saturating_sub(p.trajectories.start),
                     p.trajectories.len()
                 ),

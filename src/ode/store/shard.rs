@@ -86,7 +86,7 @@ fn auto_index(env: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
         let index: usize = value
             .trim()
             .parse()
-            .map_err(|_| format!("--shard auto: {var}='{value}' is not a whole number from 0"))?;
+            .map_err(|_| format!("auto: {var}='{value}' is not a whole number from 0"))?;
         let min = match var {
             "SLURM_ARRAY_TASK_ID" => match env("SLURM_ARRAY_TASK_MIN") {
                 Some(m) => m.trim().parse::<usize>().map_err(|_| {
