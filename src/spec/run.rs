@@ -1469,9 +1469,12 @@ mod tests {
             DEFAULT_QUANTILES.to_vec()
         );
         assert_eq!(
-            levels("outputs = ['states', 'montecarlo']\nquantiles = [0.9, 0.1]"),
-            vec![0.9, 0.1]
+            levels("outputs = ['states', 'montecarlo']\nquantiles = [0.1, 0.9]"),
+            vec![0.1, 0.9]
         );
+        // Increasing, each once: they index the `quantile` coordinate.
+        let e = quantile_levels(&spec("outputs = ['montecarlo']\nquantiles = [0.9, 0.1]"));
+        assert!(e.unwrap_err().to_string().contains("increasing order"));
     }
 
     #[test]
