@@ -128,6 +128,17 @@ fn spawn(args: &[String]) -> Child {
         .unwrap()
 }
 
+/// A shard that found chunks lost since its progress file was written: it succeeded by
+/// starting over, and said so.
+fn assert_started_over(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", stderr(o));
+    assert!(
+        stderr(o).contains("starting the shard over"),
+        "{}",
+        stderr(o)
+    );
+}
+
 /// The whole run, by one process, into `name`.zarr under `dir`.
 fn whole(dir: &Path) -> PathBuf {
     let store = dir.join("whole.zarr");
@@ -239,12 +250,7 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     assert!(lost.is_file(), "the shard's first chunk was written");
     std::fs::remove_file(&lost).unwrap();
     let o = run(&shard1);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("starting the shard over"),
-        "{}",
-        stderr(&o)
-    );
+    assert_started_over(&o);
     let o = run(&shard1);
     assert!(stdout(&o).contains("already complete"), "{}", stdout(&o));
     let o = run(&with_shard(args(&store), "0/2"));
@@ -295,12 +301,7 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
         with_outputs(&store, "montecarlo,states"),
         "0/2",
     ));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("starting the shard over"),
-        "{}",
-        stderr(&o)
-    );
+    assert_started_over(&o);
     assert_same_arrays(&one, &store);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -319,12 +320,7 @@ fn a_lost_chunk_of_any_array_restarts_the_shard() {
     signal_and_wait(child, reader, libc::SIGKILL);
     std::fs::remove_file(store.join("u0/c/0/0")).unwrap();
     let o = run(&again);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("starting the shard over"),
-        "{}",
-        stderr(&o)
-    );
+    assert_started_over(&o);
     assert_same_arrays(&one, &store);
     std::fs::remove_dir_all(dir).unwrap();
 }
