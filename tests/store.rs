@@ -128,6 +128,12 @@ fn spawn(args: &[String]) -> Child {
         .unwrap()
 }
 
+/// Starts `args` and kills it (SIGKILL) once it has written two chunks.
+fn kill_after_two_chunks(args: &[String]) {
+    let (child, reader) = start_and_wait_for_chunks(args, 2);
+    signal_and_wait(child, reader, libc::SIGKILL);
+}
+
 /// A shard that found chunks lost since its progress file was written: it succeeded by
 /// starting over, and said so.
 fn assert_started_over(o: &std::process::Output) {
@@ -225,8 +231,7 @@ fn a_killed_shard_continues_and_the_store_names_what_is_missing() {
     let one = whole(&dir);
     let store = dir.join("cut.zarr");
     let shard1 = with_shard(args(&store), "1/2");
-    let (child, reader) = start_and_wait_for_chunks(&shard1, 2);
-    signal_and_wait(child, reader, libc::SIGKILL);
+    kill_after_two_chunks(&shard1);
     let progress: serde_json::Value =
         serde_json::from_slice(&std::fs::read(store.join("shards/1-of-2.json")).unwrap()).unwrap();
     assert_eq!(progress["state"], "running");
@@ -316,8 +321,7 @@ fn a_lost_chunk_of_any_array_restarts_the_shard() {
     assert!(o.status.success(), "{}", stderr(&o));
     let store = dir.join("cut.zarr");
     let again = with_outputs(&store, "states");
-    let (child, reader) = start_and_wait_for_chunks(&again, 2);
-    signal_and_wait(child, reader, libc::SIGKILL);
+    kill_after_two_chunks(&again);
     std::fs::remove_file(store.join("u0/c/0/0")).unwrap();
     let o = run(&again);
     assert_started_over(&o);
@@ -337,8 +341,7 @@ fn montecarlo_alone_survives_a_killed_shard() {
     assert!(!one.join("states").exists());
     let store = dir.join("two.zarr");
     let shard1 = with_shard(with_outputs(&store, "montecarlo"), "1/2");
-    let (child, reader) = start_and_wait_for_chunks(&shard1, 2);
-    signal_and_wait(child, reader, libc::SIGKILL);
+    kill_after_two_chunks(&shard1);
     for shard in [
         shard1,
         with_shard(with_outputs(&store, "montecarlo"), "0/2"),

@@ -560,10 +560,14 @@ fn parts_sent_as_bytes_merge_to_the_same_bits() {
         .map(|r| block(&all, n, dim, n_save, r).to_bytes())
         .collect();
     let mut merged = MonteCarlo::from_bytes(&sent[2]).unwrap();
+    assert_eq!(merged.values_per_cell(), Some(300));
     for b in [&sent[0], &sent[1]] {
         merged.merge(&MonteCarlo::from_bytes(b).unwrap()).unwrap();
     }
     assert_eq!(result_bits(&merged.result()), reference);
+    // Every cell counts every trajectory fed, NaN values included (what a store's merge
+    // checks against each shard's range).
+    assert_eq!(merged.values_per_cell(), Some(n as u64));
     // A round trip keeps everything, the empty reducer included.
     let whole = block(&all, n, dim, n_save, 0..n);
     let again = MonteCarlo::from_bytes(&whole.to_bytes()).unwrap();

@@ -85,13 +85,10 @@ impl StoreStatus {
         self.progress
             .iter()
             .filter(|(_, p)| !p.as_ref().is_some_and(ShardState::is_complete))
-            .map(|(s, p)| match p {
-                None => format!("{s} (not started)"),
-                Some(_) if self.problem(*s).is_some() => format!(
-                    "{s} (damaged: {}; run it again)",
-                    self.problem(*s).unwrap_or_default()
-                ),
-                Some(p) => format!(
+            .map(|(s, p)| match (p, self.problem(*s)) {
+                (None, _) => format!("{s} (not started)"),
+                (Some(_), Some(e)) => format!("{s} (damaged: {e}; run it again)"),
+                (Some(p), None) => format!(
                     "{s} ({}, {} of {} trajectories)",
                     // A killed process leaves "running" behind: it cannot say otherwise.
                     match p.state.as_str() {
@@ -144,13 +141,8 @@ impl StoreStatus {
 /// what is missing. Stats only (no chunk is read), so `store status` stays quick.
 pub fn intact(path: &Path, state: &ShardState, montecarlo: bool) -> Result<(), String> {
     use zarrs::storage::ReadableStorageTraits;
-    let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
-    let array = Array::open(store.clone(), "/status").map_err(|e| format!("status: {e}"))?;
-    let t = array
-        .chunk_shape(&[0])
-        .map_err(|e| e.to_string())?
-        .first()
-        .map_or(1, |c| c.get() as usize);
+    let (array, t) = status_array(path)?;
+    let store = array.storage();
     let range = &state.trajectories;
     let mut lost = 0;
     for b in range.start / t..range.end.div_ceil(t) {
@@ -173,15 +165,21 @@ pub fn intact(path: &Path, state: &ShardState, montecarlo: bool) -> Result<(), S
     Ok(())
 }
 
-/// Status counts of the trajectories in `range`, read from the store's `status` array.
-pub fn status_counts(path: &Path, range: std::ops::Range<usize>) -> Result<[usize; 7], String> {
+/// The store's `status` array and its chunk length along trajectories.
+fn status_array(path: &Path) -> Result<(Array<FilesystemStore>, usize), String> {
     let store = Arc::new(FilesystemStore::new(path).map_err(|e| e.to_string())?);
-    let array = Array::open(store, "/status").map_err(|e| e.to_string())?;
+    let array = Array::open(store, "/status").map_err(|e| format!("status: {e}"))?;
     let t = array
         .chunk_shape(&[0])
-        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("status: {e}"))?
         .first()
         .map_or(1, |c| c.get() as usize);
+    Ok((array, t))
+}
+
+/// Status counts of the trajectories in `range`, read from the store's `status` array.
+pub fn status_counts(path: &Path, range: std::ops::Range<usize>) -> Result<[usize; 7], String> {
+    let (array, t) = status_array(path)?;
     let mut counts = [0usize; 7];
     for b in range.start / t..range.end.div_ceil(t) {
         let codes: Vec<u8> = array
@@ -286,7 +284,7 @@ fn montecarlo_of(path: &Path, root: &Value, status: &StoreStatus) -> Result<Opti
 
 /// Whether the run's record (the root's `phaseflow` attribute) asks for Monte Carlo
 /// statistics.
-pub fn wants_montecarlo(record: &Value) -> bool {
+fn wants_montecarlo(record: &Value) -> bool {
     record["outputs"]
         .as_array()
         .is_some_and(|o| o.contains(&json!("montecarlo")))
