@@ -621,3 +621,53 @@ fn batch_options_must_fit_the_layout() {
         "{e}"
     );
 }
+
+/// Without subgroups (every lane loading the weights and the other net's outputs itself)
+/// DeepONet's kernels give the same bits as with them: the loss and gradients on aligned
+/// and unaligned data, predictions, and Adam steps on minibatches.
+#[test]
+fn kernels_without_subgroups_give_the_same_bits() {
+    let (with, without) = (gpu(), common::gpu_without_subgroups());
+    assert!(!without.has_subgroups());
+    for (i, case) in cases().iter().enumerate().take(3) {
+        let a = &case.arch;
+        let p = params(a, 130 + i as u64);
+        let d = data(case, 140 + i as u64);
+        let u = unaligned(case, 150 + i as u64);
+        let aligned = |ctx| {
+            let t = DeepONetTrainer::new(ctx, a, &p, &d, DeepONetTrainConfig::default()).unwrap();
+            let (loss, g) = t.gradients(ctx).unwrap();
+            (loss.to_bits(), g.flat())
+        };
+        assert_eq!(aligned(with), aligned(without), "case {i}: aligned");
+        let unaligned = |ctx| {
+            let t = DeepONetTrainer::new(ctx, a, &p, &u, DeepONetTrainConfig::default()).unwrap();
+            let (loss, g) = t.gradients(ctx).unwrap();
+            (loss.to_bits(), g.flat())
+        };
+        assert_eq!(unaligned(with), unaligned(without), "case {i}: unaligned");
+        let predict = |ctx| {
+            DeepONetNet::new(ctx, a, &p)
+                .unwrap()
+                .predict(ctx, &d.u, &d.y)
+                .unwrap()
+        };
+        assert_eq!(predict(with), predict(without), "case {i}: predictions");
+        let steps = |ctx| {
+            let config = DeepONetTrainConfig {
+                functions_per_batch: Some(case.functions / 2),
+                points_per_batch: Some(case.points / 2),
+                seed: 4,
+                ..DeepONetTrainConfig::default()
+            };
+            let mut t = DeepONetTrainer::new(ctx, a, &p, &d, config).unwrap();
+            for _ in 0..3 {
+                t.step(ctx);
+            }
+            t.params(ctx).unwrap().flat()
+        };
+        let after = steps(with);
+        assert_eq!(after, steps(without), "case {i}: Adam steps");
+        assert_ne!(after, p.flat(), "case {i}: the steps moved the parameters");
+    }
+}

@@ -121,10 +121,6 @@ fn gradient_case(k: usize) -> (Architecture, usize) {
 /// Case `k` of `gradient_case` with `loss` (seed k for the MSE, 10 + k for relative L2).
 fn fused_gradients_match_the_cpu_twin(k: usize, loss: Loss) {
     let ctx = ctx();
-    if !ctx.has_subgroups() {
-        eprintln!("adapter without subgroups: the fused kernels are not used here");
-        return;
-    }
     let (a, m) = gradient_case(k);
     let seed = match loss {
         Loss::Mse => k as u64,
@@ -168,9 +164,6 @@ gradient_tests! {
 #[test]
 fn fused_inference_matches_the_cpu_twin_across_chunks() {
     let ctx = ctx();
-    if !ctx.has_subgroups() {
-        return;
-    }
     let a = arch(2, Some((32, false)), &[64, 48], 3, Activation::Tanh);
     let p = params(&a, 3);
     let x = random_matrix(5000, 2, 3, 4);
@@ -185,9 +178,6 @@ fn fused_inference_matches_the_cpu_twin_across_chunks() {
 #[test]
 fn fused_adam_steps_on_minibatches_follow_the_twin() {
     let ctx = ctx();
-    if !ctx.has_subgroups() {
-        return;
-    }
     let a = arch(2, Some((16, true)), &[32, 32], 1, Activation::Tanh);
     let p0 = params(&a, 5);
     let m = 256;
@@ -272,4 +262,60 @@ fn fused_adam_steps_on_minibatches_follow_the_twin() {
     assert!(clipped > 0, "the test should exercise clipping");
     // Ten batches of 64 from 256 rows: two and a half epochs, every row drawn.
     assert_eq!(seen.len(), m);
+}
+
+/// Without subgroups (`PHASEFLOW_SUBGROUPS=off`, or an adapter that has none) every lane
+/// loads the weights, biases and δ it needs instead of taking them from the lane that
+/// loaded them: the same values reach the same sums in the same order, so the outputs,
+/// the loss, every gradient and a few Adam steps with clipping on minibatches are the same
+/// bits as with subgroups.
+#[test]
+fn fused_kernels_without_subgroups_give_the_same_bits() {
+    let (with, without) = (ctx(), common::gpu_without_subgroups());
+    assert!(!without.has_subgroups());
+    for k in [1, 5, 6] {
+        let (a, m) = gradient_case(k);
+        let p = params(&a, 40 + k as u64);
+        let x = random_matrix(m, a.inputs(), 40 + k as u64, 1);
+        let t = random_matrix(m, a.outputs(), 40 + k as u64, 2);
+        let y = |ctx| {
+            FusedNet::new(ctx, &a, &p)
+                .unwrap()
+                .predict(ctx, &x)
+                .unwrap()
+        };
+        assert_eq!(y(with).data, y(without).data, "case {k}: outputs");
+        for loss in [Loss::Mse, Loss::RelativeL2] {
+            let gradients = |ctx| {
+                let config = TrainConfig {
+                    loss,
+                    ..TrainConfig::default()
+                };
+                let trainer = FusedTrainer::new(ctx, &a, &p, &x, &t, config).unwrap();
+                let (loss, g) = trainer.gradients(ctx).unwrap();
+                (loss, g.flat())
+            };
+            let (l1, g1) = gradients(with);
+            let (l2, g2) = gradients(without);
+            assert_eq!(l1.to_bits(), l2.to_bits(), "case {k} {loss:?}: loss");
+            assert_eq!(g1, g2, "case {k} {loss:?}: gradients");
+            assert!(g1.iter().any(|v| *v != 0.0));
+        }
+        let steps = |ctx| {
+            let config = TrainConfig {
+                batch: Some(m / 3),
+                clip: Some(0.05),
+                seed: 3,
+                ..TrainConfig::default()
+            };
+            let mut trainer = FusedTrainer::new(ctx, &a, &p, &x, &t, config).unwrap();
+            for _ in 0..4 {
+                trainer.step(ctx);
+            }
+            trainer.params(ctx).unwrap().flat()
+        };
+        let after = steps(with);
+        assert_eq!(after, steps(without), "case {k}: Adam steps");
+        assert_ne!(after, p.flat(), "case {k}: the steps moved the parameters");
+    }
 }

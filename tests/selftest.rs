@@ -33,7 +33,7 @@ fn every_family_passes_against_its_twin_on_this_adapter() {
         report.subgroup_min_size,
         gpu().adapter.get_info().subgroup_min_size
     );
-    assert!(report.fused_kernels);
+    assert_eq!(report.lane_sharing, "subgroup");
 }
 
 #[test]
@@ -97,4 +97,39 @@ fn fused_kernels_pass_with_sixteen_lane_subgroups() {
         assert_eq!(c["verdict"], "pass", "{c}");
     }
     assert!(o.status.success());
+}
+
+/// The no-subgroup fallback: with `PHASEFLOW_SUBGROUPS=off` the device opens without
+/// subgroup operations, the report says the fused kernels share no loads, and they still
+/// pass against their twins. A value that is neither on nor off is refused, not ignored.
+#[test]
+fn fused_kernels_pass_without_subgroups() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(["selftest", "--only", "mlp,adam,deeponet", "--json"])
+        .env("PHASEFLOW_SUBGROUPS", "off")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&o));
+    });
+    assert_eq!(json["lane_sharing"], "loads", "{json}");
+    let checks = json["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 11);
+    for c in checks {
+        assert_eq!(c["verdict"], "pass", "{c}");
+    }
+    assert!(o.status.success());
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(["selftest", "--only", "adam"])
+        .env("PHASEFLOW_SUBGROUPS", "of")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("PHASEFLOW_SUBGROUPS is 'of'; use 'off'"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -16,7 +16,7 @@ use phaseflow::model::expr::Func;
 use phaseflow::nn::deeponet::DataLayout;
 use phaseflow::nn::deeponet::kernels::{DeepONetLayout, combine_unaligned_wgsl, combine_wgsl};
 use phaseflow::nn::deeponet::pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
-use phaseflow::nn::mlp::fused::{self, FusedLayout, Loss};
+use phaseflow::nn::mlp::fused::{self, FusedLayout, LaneSharing, Loss, Scratch};
 use phaseflow::nn::mlp::gpu::{Kernels, act_backward_wgsl, linear_forward_wgsl, matmul_wgsl};
 use phaseflow::nn::{
     Activation, Architecture, DeepONetArch, Encoding, EncodingKind, NetSpec, Strategy,
@@ -132,6 +132,25 @@ fn layer_by_layer_nn_kernels_validate() {
     }
 }
 
+/// A kernel generated for adapters without subgroups names no subgroup operation or
+/// builtin (a device opened without the feature refuses them); one that shares through
+/// subgroups does use them.
+fn assert_no_subgroup_ops(label: &str, wgsl: &str, sharing: LaneSharing) {
+    let uses = wgsl
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .any(|code| code.contains("subgroup"));
+    match sharing {
+        LaneSharing::Loads => assert!(!uses, "{label}: subgroups in the fallback"),
+        LaneSharing::Subgroup => {
+            // The loss kernel shares nothing; the others do.
+            if wgsl.contains("lane_id") {
+                assert!(uses, "{label}: no subgroup operation")
+            }
+        }
+    }
+}
+
 #[test]
 fn fused_nn_kernels_validate() {
     // The fused network kernels, generated per architecture: every activation, with and
@@ -139,17 +158,25 @@ fn fused_nn_kernels_validate() {
     for act in Activation::ALL {
         for (encoding, trainable) in [(false, false), (true, false), (true, true)] {
             let arch = fused_arch(act, encoding, trainable);
-            let layout = FusedLayout::new(&arch);
-            let label = format!("fused {act:?} {encoding} {trainable}");
-            for wgsl in [
-                fused::forward_wgsl(&layout).unwrap(),
-                fused::backward_wgsl(&layout, fused::OutputDelta::FromLoss).unwrap(),
-                fused::backward_wgsl(&layout, fused::OutputDelta::Given).unwrap(),
-                fused::weight_grad_wgsl(&layout).unwrap().0,
-                fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
-                fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
-            ] {
-                validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+            // Both scratch layouts (the MLP's blocked one, DeepONet's feature-major one),
+            // with loads shared through subgroups and without subgroups.
+            for scratch in [Scratch::BLOCKED, Scratch::FEATURE_MAJOR] {
+                for sharing in [LaneSharing::Subgroup, LaneSharing::Loads] {
+                    let layout = FusedLayout::with_scratch(&arch, scratch).with_sharing(sharing);
+                    let label =
+                        format!("fused {act:?} {encoding} {trainable} {scratch:?} {sharing:?}");
+                    for wgsl in [
+                        fused::forward_wgsl(&layout).unwrap(),
+                        fused::backward_wgsl(&layout, fused::OutputDelta::FromLoss).unwrap(),
+                        fused::backward_wgsl(&layout, fused::OutputDelta::Given).unwrap(),
+                        fused::weight_grad_wgsl(&layout).unwrap().0,
+                        fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
+                        fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
+                    ] {
+                        validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+                        assert_no_subgroup_ops(&label, &wgsl, sharing);
+                    }
+                }
             }
         }
     }
@@ -179,9 +206,13 @@ fn deeponet_kernels_validate() {
                     .map(|e| Encoding { inputs: 2, ..e });
             }
             let arch = DeepONetArch::new(net(7), trunk, latent, 2, strategy, Activation::Tanh);
-            let layout = DeepONetLayout::new(&arch);
-            let label = format!("deeponet {strategy:?} {latent} {encoded}");
-            for wg in [8, 64] {
+            for (sharing, wg) in [
+                (LaneSharing::Subgroup, 8),
+                (LaneSharing::Subgroup, 64),
+                (LaneSharing::Loads, 8),
+            ] {
+                let layout = DeepONetLayout::new(&arch).with_sharing(sharing);
+                let label = format!("deeponet {strategy:?} {latent} {encoded} {sharing:?} {wg}");
                 for wgsl in [
                     forward_pair_wgsl(&layout, wg).unwrap(),
                     weight_grad_pair_wgsl(&layout, DataLayout::Aligned, wg)
@@ -196,6 +227,7 @@ fn deeponet_kernels_validate() {
                     combine_unaligned_wgsl(&layout, false, wg).unwrap(),
                 ] {
                     validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
+                    assert_no_subgroup_ops(&label, &wgsl, sharing);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::error::CliError;
 use crate::gpu::{AdapterChoice, GpuContext};
+use crate::nn::mlp::fused::LaneSharing;
 use crate::selftest::{self, Check, Options, Report, Verdict};
 
 pub const LONG_ABOUT: &str = "Check every kernel family on this adapter against its CPU twin \
@@ -62,7 +63,10 @@ fn header(ctx: &GpuContext) -> String {
         a.driver_info,
         info.subgroup_min_size,
         info.subgroup_max_size,
-        if ctx.has_subgroups() { "yes" } else { "no" },
+        match LaneSharing::for_context(ctx) {
+            LaneSharing::Subgroup => "loads shared through subgroups",
+            LaneSharing::Loads => "every lane loads its own, no subgroups",
+        },
         if ctx.has_f64() { "yes" } else { "no" },
         a.max_storage_buffer_binding_size >> 20,
         a.max_compute_invocations_per_workgroup,

@@ -219,13 +219,6 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let mut out = super::space::output_dir(&out_path, estimate, "the checkpoint and state")?;
 
     let ctx = GpuContext::new(choice)?;
-    if !ctx.has_subgroups() {
-        return Err(CliError::Input(
-            "DeepONet training runs on the fused network kernels, which need subgroups of at \
-             least 8 invocations; this adapter has none (see `phaseflow info`)"
-                .into(),
-        ));
-    }
     let mut trainer = match &resumed {
         Some(r) => DeepONetTrainer::resume(&ctx, &arch, &r.state, train, train_config)?,
         None => DeepONetTrainer::new(&ctx, &arch, &start, train, train_config)?,

@@ -186,16 +186,47 @@ pub struct GpuContext {
     pipelines: Mutex<Lru<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
+/// Whether to use the adapter's subgroup operations: `PHASEFLOW_SUBGROUPS=off` opens the
+/// device without them, and the fused network kernels then share no loads between lanes
+/// (`nn::mlp::fused::LaneSharing::Loads`): for a driver whose subgroups misbehave, and to
+/// run the no-subgroup path on an adapter that has them.
+fn subgroups_wanted() -> Result<bool, GpuError> {
+    let Ok(value) = std::env::var("PHASEFLOW_SUBGROUPS") else {
+        return Ok(true);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "on" | "auto" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" => Ok(false),
+        _ => Err(GpuError::Unsupported(format!(
+            "PHASEFLOW_SUBGROUPS is '{value}'; use 'off' (no subgroup operations) or 'on'"
+        ))),
+    }
+}
+
 impl GpuContext {
+    /// Opens the chosen adapter with every feature phaseflow uses that it offers
+    /// (subgroups unless `PHASEFLOW_SUBGROUPS=off`).
     pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        GpuContext::open(choice, subgroups_wanted()?)
+    }
+
+    /// As `new`, but without subgroup operations whatever the adapter offers.
+    pub fn new_without_subgroups(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        GpuContext::open(choice, false)
+    }
+
+    fn open(choice: &AdapterChoice, subgroups: bool) -> Result<GpuContext, GpuError> {
         let adapters = enumerate();
         let index = choose(&adapters, choice)?;
         let adapter = adapters.into_iter().nth(index).expect("index from choose");
         let summary = summarize(index, &adapter);
 
         let offered = adapter.features();
-        let features =
-            offered & (F64_FEATURES | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let mut wanted = F64_FEATURES | wgpu::Features::TIMESTAMP_QUERY;
+        if subgroups {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        let features = offered & wanted;
         // Ask for everything the adapter offers: bigger bindings and buffers mean fewer chunks.
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -246,7 +277,8 @@ impl GpuContext {
     }
 
     /// Subgroup operations with subgroups of at least 8 invocations, which the fused
-    /// network kernels use to share weight loads between invocations.
+    /// network kernels use to share weight loads between invocations (without them each
+    /// invocation loads what it needs: `nn::mlp::fused::LaneSharing`).
     pub fn has_subgroups(&self) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP)
             && self.adapter.get_info().subgroup_min_size >= 8

@@ -1,5 +1,5 @@
-//! Fitting a network to samples: the fused kernels where the adapter and the network
-//! allow them, the layer-by-layer kernels otherwise, behind one face; and the loop that
+//! Fitting a network to samples: the fused kernels where the network allows them (hidden
+//! widths up to 128), the layer-by-layer kernels otherwise, behind one face; and the loop that
 //! reads the loss back only every few steps.
 
 use super::mlp::fused::Loss;
@@ -27,7 +27,7 @@ impl AnyTrainer {
         target: &Matrix,
         config: TrainConfig,
     ) -> Result<AnyTrainer, GpuError> {
-        if fused_supported(ctx, arch) {
+        if fused_supported(arch) {
             return Ok(AnyTrainer::Fused(FusedTrainer::new(
                 ctx, arch, params, x, target, config,
             )?));
@@ -43,8 +43,8 @@ impl AnyTrainer {
         };
         if let Some(what) = why {
             return Err(GpuError::Unsupported(format!(
-                "{what} needs the fused kernels, which need subgroups of at least 8 and hidden \
-                 widths up to 128; this adapter or network has not"
+                "{what} needs the fused kernels, which take hidden widths up to 128; this \
+                 network has wider ones"
             )));
         }
         let net = GpuNet::new(ctx, arch, params)?;
@@ -107,7 +107,7 @@ pub fn predict(
             data: Vec::new(),
         });
     }
-    if fused_supported(ctx, arch) {
+    if fused_supported(arch) {
         return FusedNet::new(ctx, arch, params)?.predict(ctx, x);
     }
     let net = GpuNet::new(ctx, arch, params)?;

@@ -15,6 +15,7 @@ mod ode;
 pub use check::{Check, Verdict};
 
 use crate::gpu::{AdapterSummary, GpuContext};
+use crate::nn::mlp::fused::LaneSharing;
 use crate::precision::Precision;
 use serde::Serialize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -49,8 +50,10 @@ pub struct Report {
     pub adapter: AdapterSummary,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
-    /// Whether the fused network kernels run here (subgroups of at least 8 lanes).
-    pub fused_kernels: bool,
+    /// How the fused network kernels share loads between lanes here: "subgroup"
+    /// (subgroups of at least 8 lanes) or "loads" (none shared; `PHASEFLOW_SUBGROUPS=off`
+    /// or an adapter without subgroups).
+    pub lane_sharing: &'static str,
     pub seed: u64,
     pub checks: Vec<Check>,
     pub seconds: f64,
@@ -126,9 +129,6 @@ pub fn run(
                     precision,
                     "the adapter has no f64",
                 )]
-            } else if matches!(name, "mlp" | "adam" | "deeponet") && !ctx.has_subgroups() {
-                let why = "the fused kernels need subgroups of at least 8 lanes";
-                vec![Check::skipped(name, "all".into(), precision, why)]
             } else {
                 guarded(name, &label, precision, || {
                     run_family(ctx, precision, options.seed)
@@ -146,7 +146,7 @@ pub fn run(
         adapter: ctx.summary.clone(),
         subgroup_min_size: info.subgroup_min_size,
         subgroup_max_size: info.subgroup_max_size,
-        fused_kernels: ctx.has_subgroups(),
+        lane_sharing: LaneSharing::for_context(ctx).name(),
         seed: options.seed,
         checks,
         seconds: start.elapsed().as_secs_f64(),

@@ -30,6 +30,18 @@ pub fn gpu() -> &'static GpuContext {
     }
 }
 
+/// A second context on the same adapter, opened without subgroup operations: the fused
+/// network kernels then share no loads between lanes (`nn::mlp::fused::LaneSharing::Loads`),
+/// as on an adapter that has no subgroups.
+pub fn gpu_without_subgroups() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        gpu();
+        GpuContext::new_without_subgroups(&AdapterChoice::Best)
+            .expect("the adapter opened once already")
+    })
+}
+
 pub fn system(name: &str) -> System {
     builtin(name)
         .expect("built-in exists")

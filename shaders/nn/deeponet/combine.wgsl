@@ -17,14 +17,16 @@
 // The other net's output, the same for every invocation of a subgroup at each step of the
 // loop, is loaded a quad per lane and handed round with subgroupBroadcast (as in
 // fused_forward.wgsl): on CPU adapters every load is a loop over the lanes, and this
-// makes ceil(quads / 8) loads of what would be `quads`.
+// makes ceil(quads / 8) loads of what would be `quads`. Without subgroups each invocation
+// loads them all (nn::mlp::fused::LaneSharing::Loads).
 //
 // Filled in by nn::deeponet::kernels: ACT (fn branch_out4 / trunk_out4 and their
 // derivatives), TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB and
 // ZT / DT (first scratch rows of z of each net's output layer, and of δ of the trunk's),
 // BIASES (b0 from pt),
 // DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
-// products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
+// products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup),
+// LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/deeponet/combine_head.wgsl"
 
@@ -74,7 +76,7 @@ fn column_task(y: u32, lane: u32) {
 @compute @workgroup_size({{WG}})
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_ID}}
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
     // Both branches are uniform per subgroup: sb.n and st.n are multiples of WG.

@@ -15,7 +15,8 @@
 // Filled in by nn::deeponet::kernels: ACT, TRAIN, K (outputs), BQ / TQ (quads of the
 // branch and trunk outputs), ZB / ZT (first scratch rows of z of each net's output layer),
 // BIASES (b0 from pt), BODY (the unrolled products and δ sums), END (the writes),
-// BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup).
+// BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup), LANE_ID
+// (nn::mlp::fused::LaneSharing).
 
 #include "nn/deeponet/combine_head.wgsl"
 
@@ -44,7 +45,7 @@ fn sample_task(s: u32) {
 @compute @workgroup_size({{WG}})
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_ID}}
 ) {
     let s = gid.x;
     let lane = lane_id & 7u;

@@ -7,7 +7,8 @@
 // Prediction dispatches only the branch's workgroups when the trunk has already run.
 //
 // Filled in by nn::deeponet::pair: ACT (each net's activations, prefixed), BRANCH and
-// TRUNK (the bodies), WG (invocations per workgroup: sb.n and st.n are multiples of it).
+// TRUNK (the bodies), WG (invocations per workgroup: sb.n and st.n are multiples of it),
+// LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -39,7 +40,7 @@ fn trunk_forward(s: u32, lane: u32) {
 @compute @workgroup_size({{WG}})
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_ID}}
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
     // Both branches are uniform per subgroup; no early return, every invocation takes part

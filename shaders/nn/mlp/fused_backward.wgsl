@@ -5,7 +5,8 @@
 // are made by fused_weight_grad.wgsl. Weights are shared through the subgroup as in
 // fused_forward.wgsl, here read along columns (Wᵀ δ).
 //
-// Filled in by nn::mlp::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY.
+// Filled in by nn::mlp::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY,
+// LANE_ID (as in fused_forward.wgsl).
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -24,7 +25,7 @@
 @compute @workgroup_size(64)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_ID}}
 ) {
     let s = gid.x;
     let n = step.n;

@@ -5,12 +5,14 @@
 // between layers. Weights are shared through the subgroup: in each step lane k loads the
 // weight quad of output o0 + k and subgroupBroadcast hands it to every lane, which uses it
 // for each of its samples. On CPU adapters (lavapipe) that turns eight identical loads into
-// one; on GPUs it reads weights once per subgroup.
+// one; on GPUs it reads weights once per subgroup. Without subgroups each invocation loads
+// the eight itself (nn::mlp::fused::LaneSharing::Loads, same results).
 //
 // The pass stores what the backward pass needs: the encoded input and every layer's
 // pre-activation z (the activation is recomputed from z when it is read).
 //
-// Filled in by nn::mlp::fused: ACT (fn act / act4), BODY (the layers, with their offsets).
+// Filled in by nn::mlp::fused: ACT (fn act / act4), BODY (the layers, with their offsets),
+// LANE_ID (the lane numbering the sharing uses).
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -27,7 +29,7 @@
 @compute @workgroup_size(64)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_ID}}
 ) {
     // No early return: every invocation takes part in the broadcasts. The dispatch covers
     // exactly n / per_lane invocations (nn::mlp::fused::Scratch).

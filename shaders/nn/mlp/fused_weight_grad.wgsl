@@ -6,7 +6,8 @@
 // split · LEN), which train/gradient_sum.wgsl adds up; with one split `g` is the gradient itself.
 //
 // Filled in by nn::mlp::fused: ACT (fn act4), LEN (floats per gradient vector), BODY (one
-// function per layer), DISPATCH (the task → layer chain).
+// function per layer), DISPATCH (the task → layer chain), LANE_IDS and TASK (subgroup
+// numbering, or the workgroup's without subgroups: nn::mlp::fused::LaneSharing).
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -21,15 +22,13 @@
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(subgroup_id) subgroup: u32,
-    @builtin(subgroup_size) size: u32,
-    @builtin(subgroup_invocation_id) lane_id: u32,
+    {{LANE_IDS}}
 ) {
     // Tasks are numbered along the subgroups, so that each cluster of eight lanes holds
-    // eight consecutive tasks (those of one output block) whatever the subgroup size. No
-    // early return: the lanes of a cluster share their loads. Each layer has a multiple
-    // of 8 tasks.
-    let t = wg.x * 64u + subgroup * size + lane_id;
+    // eight consecutive tasks (those of one output block) whatever the subgroup size
+    // (nn::mlp::fused::task). No early return: the lanes of a cluster share their loads.
+    // Each layer has a multiple of 8 tasks.
+    let t = {{TASK}};
     let lane = lane_id & 7u;
     let cl = lane_id & ~7u;
     let s0 = wg.y * step.per_split;

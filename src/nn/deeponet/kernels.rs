@@ -9,7 +9,7 @@ pub use super::layout::DeepONetLayout;
 use super::model::{DeepONetArch, Strategy};
 use super::pair::{activations as pair_activations, backward_bodies};
 use crate::gpu::shader::{ShaderError, compose};
-use crate::nn::mlp::fused::{COMPONENTS, activation_fns};
+use crate::nn::mlp::fused::{COMPONENTS, LaneSharing, activation_fns};
 use std::fmt::Write;
 
 /// One piece of the sum for an output: four terms when both columns start a quad, one
@@ -91,29 +91,29 @@ fn accumulate(arch: &DeepONetArch, c: usize, branch: bool, acc: &str) -> String 
     s
 }
 
-/// `array` [quads] = `act`(row `index` of the scratch `h` from row `z`), loaded a quad per
-/// lane (of groups of eight) and shared with subgroupBroadcast.
+/// `array` [quads] = `act`(quad q of a net's output), where `at(q)` is the scratch element
+/// of quad q (the same in every lane): loaded a quad per lane (of groups of eight) and
+/// shared with subgroupBroadcast, or loaded by every lane.
 fn shared_loads(
+    sharing: LaneSharing,
     array: &str,
     quads: usize,
     act: &str,
-    h: &str,
-    z: usize,
-    stride: &str,
-    index: &str,
+    at: &dyn Fn(&str) -> String,
 ) -> String {
     let mut s = format!(
         "        var {array}: array<vec4<f32>, {quads}>;
 "
     );
+    if sharing == LaneSharing::Loads {
+        for q in 0..quads {
+            writeln!(s, "        {array}[{q}] = {act}({});", at(&format!("{q}u"))).unwrap();
+        }
+        return s;
+    }
     for r in 0..quads.div_ceil(8) {
-        writeln!(
-            s,
-            "        let v{r} = {act}({h}[({z}u + min(lane + {}u, {}u)) * {stride} + {index}]);",
-            8 * r,
-            quads - 1
-        )
-        .unwrap();
+        let lane_quad = format!("min(lane + {}u, {}u)", 8 * r, quads - 1);
+        writeln!(s, "        let v{r} = {act}({});", at(&lane_quad)).unwrap();
         for q in 8 * r..quads.min(8 * r + 8) {
             writeln!(
                 s,
@@ -241,6 +241,7 @@ pub fn combine_unaligned_wgsl(
             ("BRANCH_BACKWARD", &branch_backward),
             ("TRUNK_BACKWARD", &trunk_backward),
             ("WG", &wg.to_string()),
+            ("LANE_ID", layout.sharing().lane_builtin()),
         ],
     )
 }
@@ -311,8 +312,14 @@ pub fn combine_wgsl(
             .unwrap();
         }
     }
-    let load_t = shared_loads("t", tq, "trunk_out4", "ht", tl.z_row[t_last], "st.n", "y");
-    let load_b = shared_loads("b", bq, "branch_out4", "hb", bl.z_row[b_last], "sb.n", "f");
+    let sharing = layout.sharing();
+    let (zt, zb) = (tl.z_row[t_last], bl.z_row[b_last]);
+    let load_t = shared_loads(sharing, "t", tq, "trunk_out4", &|q| {
+        format!("ht[({zt}u + {q}) * st.n + y]")
+    });
+    let load_b = shared_loads(sharing, "b", bq, "branch_out4", &|q| {
+        format!("hb[({zb}u + {q}) * sb.n + f]")
+    });
     let act = combine_activations(layout);
     let [branch_backward, trunk_backward] = if train {
         backward_bodies(layout)
@@ -340,6 +347,7 @@ pub fn combine_wgsl(
             ("BRANCH_BACKWARD", &branch_backward),
             ("TRUNK_BACKWARD", &trunk_backward),
             ("WG", &wg.to_string()),
+            ("LANE_ID", layout.sharing().lane_builtin()),
         ],
     )
 }

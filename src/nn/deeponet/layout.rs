@@ -4,7 +4,7 @@
 //! region as if it were the whole vector and one Adam dispatch updates everything.
 
 use super::model::{DeepONetArch, DeepONetParams};
-use crate::nn::mlp::fused::FusedLayout;
+use crate::nn::mlp::fused::{FusedLayout, LaneSharing};
 
 /// Floats between region starts: 256 bytes.
 pub const REGION_ALIGN: usize = 64;
@@ -35,6 +35,19 @@ impl DeepONetLayout {
             bias_off,
             len: bias_off + arch.outputs.next_multiple_of(4),
         }
+    }
+
+    /// This layout with both nets' kernels (and the combine kernels) sharing loads as
+    /// `sharing` says.
+    pub fn with_sharing(mut self, sharing: LaneSharing) -> DeepONetLayout {
+        self.branch.sharing = sharing;
+        self.trunk.sharing = sharing;
+        self
+    }
+
+    /// How the kernels share loads between lanes (the same for both nets).
+    pub fn sharing(&self) -> LaneSharing {
+        self.branch.sharing
     }
 
     /// Bytes of the branch's, the trunk's and b0's regions: (offset, size).

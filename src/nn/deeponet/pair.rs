@@ -128,6 +128,7 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
             ("BRANCH", &b),
             ("TRUNK", &t),
             ("WG", &wg.to_string()),
+            ("LANE_ID", layout.sharing().lane_builtin()),
         ],
     )
 }

@@ -19,6 +19,7 @@ use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
 use crate::nn::mlp::fused::FusedLayout;
+use crate::nn::mlp::fused::LaneSharing;
 use crate::nn::mlp::fused_net::{fused_supported, max_batch, step_words};
 use crate::nn::mlp::model::Matrix;
 use crate::nn::train::Optimizer;
@@ -358,14 +359,14 @@ impl DeepONetNet {
     ) -> Result<DeepONetNet, GpuError> {
         arch.check()
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        if !(fused_supported(ctx, &arch.branch) && fused_supported(ctx, &arch.trunk)) {
+        if !(fused_supported(&arch.branch) && fused_supported(&arch.trunk)) {
             return Err(GpuError::Unsupported(
-                "DeepONet runs on the fused network kernels, which need subgroups of at least \
-                 8 invocations and hidden widths of at most 128"
+                "DeepONet runs on the fused network kernels, which take hidden widths of at \
+                 most 128"
                     .into(),
             ));
         }
-        let layout = DeepONetLayout::new(arch);
+        let layout = DeepONetLayout::new(arch).with_sharing(LaneSharing::for_context(ctx));
         let params = storage(ctx, "deeponet parameters", &layout.pack(params));
         Ok(DeepONetNet { layout, params })
     }

@@ -68,11 +68,56 @@ impl Scratch {
     }
 }
 
+/// How the invocations of a cluster of eight get the values they all read (weights,
+/// biases, the δ of a block of samples, DeepONet's other net's outputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneSharing {
+    /// Lane j loads the j-th of eight values and `subgroupBroadcast` / `subgroupShuffle`
+    /// hand it to the others: one load where there would be eight. Needs subgroups of at
+    /// least 8 lanes, of any size from there (lanes are numbered within clusters of 8).
+    Subgroup,
+    /// Every invocation loads every value itself, for adapters without subgroups (or with
+    /// subgroups under 8 lanes, or with `PHASEFLOW_SUBGROUPS=off`). The same values reach
+    /// the same arithmetic in the same order, so the results are the same bits; on a GPU
+    /// the repeated loads hit the cache, on lavapipe they cost more.
+    Loads,
+}
+
+impl LaneSharing {
+    /// What `ctx` can run.
+    pub fn for_context(ctx: &crate::gpu::GpuContext) -> LaneSharing {
+        if ctx.has_subgroups() {
+            LaneSharing::Subgroup
+        } else {
+            LaneSharing::Loads
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LaneSharing::Subgroup => "subgroup",
+            LaneSharing::Loads => "loads",
+        }
+    }
+
+    /// The entry point's parameter that numbers the lanes (`lane_id`): within the
+    /// subgroup, or (unused for sharing) within the workgroup.
+    pub(crate) fn lane_builtin(self) -> &'static str {
+        match self {
+            LaneSharing::Subgroup => "@builtin(subgroup_invocation_id) lane_id: u32,",
+            LaneSharing::Loads => "@builtin(local_invocation_index) lane_id: u32,",
+        }
+    }
+}
+
 /// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedLayout {
     pub arch: Architecture,
     pub scratch: Scratch,
+    /// How the kernels share loads between lanes; `Subgroup` unless set (`with_sharing`).
+    pub sharing: LaneSharing,
     /// Padded encoding features F' (0 without an encoding).
     pub f_pad: usize,
     pub in_pad: Vec<usize>,
@@ -164,6 +209,7 @@ impl FusedLayout {
         FusedLayout {
             arch: arch.clone(),
             scratch,
+            sharing: LaneSharing::Subgroup,
             f_pad,
             in_pad,
             out_pad,
@@ -179,6 +225,12 @@ impl FusedLayout {
             e_row,
             rows,
         }
+    }
+
+    /// This layout with its kernels sharing loads as `sharing` says.
+    pub fn with_sharing(mut self, sharing: LaneSharing) -> FusedLayout {
+        self.sharing = sharing;
+        self
     }
 
     /// Rows of the output layer's z: the first rows, feature-major in both layouts.
@@ -360,6 +412,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
         &[
             ("ACT", &activations(&layout.arch)),
             ("BODY", &forward_body(layout, "data_row")),
+            ("LANE_ID", layout.sharing.lane_builtin()),
         ],
     )
 }
@@ -372,6 +425,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
 pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
+    let shared = layout.sharing == LaneSharing::Subgroup;
     let mut b = layout.samples_prelude(Some(row_fn));
     let d = arch.inputs();
     for k in 0..per {
@@ -456,20 +510,21 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
         )
         .unwrap();
         writeln!(b, "    for (var o0 = 0u; o0 < {out}u; o0 += {block}u) {{").unwrap();
-        writeln!(
-            b,
-            "        let bq = p[{}u + (o0 >> 2u) + (lane & 3u)];",
-            layout.bias_off[l] / 4
-        )
-        .unwrap();
-        for j in 0..block {
+        let bias_q = layout.bias_off[l] / 4;
+        if shared {
             writeln!(
                 b,
-                "        let b{j} = subgroupBroadcast(bq, {}u).{};",
-                j / 4,
-                COMPONENTS[j % 4]
+                "        let bq = p[{bias_q}u + (o0 >> 2u) + (lane & 3u)];"
             )
             .unwrap();
+        }
+        for j in 0..block {
+            let quad = if shared {
+                format!("subgroupBroadcast(bq, {}u)", j / 4)
+            } else {
+                format!("p[{bias_q}u + (o0 >> 2u) + {}u]", j / 4)
+            };
+            writeln!(b, "        let b{j} = {quad}.{};", COMPONENTS[j % 4]).unwrap();
         }
         for k in 0..per {
             for j in 0..block {
@@ -482,10 +537,12 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
             )
             .unwrap();
         }
+        // Lane j's index, or (each lane loading all eight) the first lane's.
+        let own = if shared { " + lane" } else { "" };
         for w in 0..block / 8 {
             writeln!(
                 b,
-                "        var w{w} = {}u + (o0 + {}u + lane) * {in_q}u;",
+                "        var w{w} = {}u + (o0 + {}u{own}) * {in_q}u;",
                 layout.w_off[l] / 4,
                 8 * w
             )
@@ -505,14 +562,24 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
             .unwrap();
         }
         for w in 0..block / 8 {
+            let load = if shared {
+                format!("p[w{w}]")
+            } else {
+                format!("w{w}")
+            };
             writeln!(
                 b,
-                "            let wl{w} = p[w{w}];\n            w{w} += 1u;"
+                "            let wl{w} = {load};\n            w{w} += 1u;"
             )
             .unwrap();
             for j in 0..8 {
                 let c = 8 * w + j;
-                let mut line = format!("            {{ let u = subgroupBroadcast(wl{w}, {j}u);");
+                let u = if shared {
+                    format!("subgroupBroadcast(wl{w}, {j}u)")
+                } else {
+                    format!("p[wl{w} + {}u]", j * in_q)
+                };
+                let mut line = format!("            {{ let u = {u};");
                 for k in 0..per {
                     write!(
                         line,
@@ -565,6 +632,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
         &[
             ("ACT", &activations(&layout.arch)),
             ("BODY", &backward_body(layout, delta)),
+            ("LANE_ID", layout.sharing.lane_builtin()),
         ],
     )
 }
@@ -574,6 +642,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
 pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
+    let shared = layout.sharing == LaneSharing::Subgroup;
     let n_lin = arch.n_linear();
     let last = n_lin - 1;
     let outputs = arch.outputs();
@@ -648,9 +717,15 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             )
             .unwrap();
         }
+        // Lane 4r + q's index, or (each lane loading all eight) lane 0's.
+        let own = if shared {
+            format!(" + (lane >> 2u) * {in_q}u + (lane & 3u)")
+        } else {
+            String::new()
+        };
         writeln!(
             b,
-            "        var w0 = {w}u + (lane >> 2u) * {in_q}u + (i0 >> 2u) + (lane & 3u);\n        var w1 = w0 + {}u;",
+            "        var w0 = {w}u + (i0 >> 2u){own};\n        var w1 = w0 + {}u;",
             2 * in_q
         )
         .unwrap();
@@ -663,9 +738,14 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             )
             .unwrap();
         }
+        let (wa, wb) = if shared {
+            ("p[w0]", "p[w1]")
+        } else {
+            ("w0", "w1")
+        };
         writeln!(
             b,
-            "            let wa = p[w0];\n            let wb = p[w1];\n            w0 += {s}u;\n            w1 += {s}u;",
+            "            let wa = {wa};\n            let wb = {wb};\n            w0 += {s}u;\n            w1 += {s}u;",
             s = 4 * in_q
         )
         .unwrap();
@@ -674,10 +754,12 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             for (r, &row) in rows.iter().enumerate() {
                 for q in 0..4 {
                     let dr = COMPONENTS[row];
-                    let mut line = format!(
-                        "            {{ let u = subgroupBroadcast({src}, {}u);",
-                        4 * r + q
-                    );
+                    let u = if shared {
+                        format!("subgroupBroadcast({src}, {}u)", 4 * r + q)
+                    } else {
+                        format!("p[{src} + {}u]", r * in_q + q)
+                    };
+                    let mut line = format!("            {{ let u = {u};");
                     for k in 0..per {
                         for (e, comp) in COMPONENTS.iter().enumerate() {
                             let c = 4 * q + e;
@@ -827,9 +909,31 @@ pub fn weight_grad_wgsl(layout: &FusedLayout) -> Result<(String, usize), ShaderE
             ("LEN", &layout.len.to_string()),
             ("BODY", &parts.body),
             ("DISPATCH", &parts.dispatch),
+            ("LANE_IDS", lane_ids(layout.sharing)),
+            ("TASK", task(layout.sharing)),
         ],
     )?;
     Ok((wgsl, parts.tasks))
+}
+
+/// The weight-gradient kernel's entry parameters that number its lanes.
+fn lane_ids(sharing: LaneSharing) -> &'static str {
+    match sharing {
+        LaneSharing::Subgroup => {
+            "@builtin(subgroup_id) subgroup: u32,\n    @builtin(subgroup_size) size: u32,\n    @builtin(subgroup_invocation_id) lane_id: u32,"
+        }
+        LaneSharing::Loads => "@builtin(local_invocation_index) lane_id: u32,",
+    }
+}
+
+/// The weight-gradient kernel's task: numbered along the subgroups, so that each
+/// cluster of eight lanes holds eight consecutive tasks whatever the subgroup size, or
+/// (nothing shared) along the workgroup.
+fn task(sharing: LaneSharing) -> &'static str {
+    match sharing {
+        LaneSharing::Subgroup => "wg.x * 64u + subgroup * size + lane_id",
+        LaneSharing::Loads => "wg.x * 64u + lane_id",
+    }
 }
 
 /// The pieces of a weight-gradient kernel: one function `group{k}` per layer (reading
@@ -902,9 +1006,16 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
         } else {
             (format!("h[ad + {e}u]"), format!("h[ae + {e}u]"))
         };
+        let (d, f) = match layout.sharing {
+            LaneSharing::Subgroup => (
+                format!("subgroupShuffle(dl, cl + {e}u)"),
+                format!("subgroupShuffle(fl, cl + {e}u)"),
+            ),
+            LaneSharing::Loads => (format!("h[dd + {e}u]"), format!("h[dd + {}u]", 8 + e)),
+        };
         writeln!(
             loads,
-            "        let a{e} = {a};\n        let b{e} = {b};\n        let d{e} = subgroupShuffle(dl, cl + {e}u);\n        let f{e} = subgroupShuffle(fl, cl + {e}u);"
+            "        let a{e} = {a};\n        let b{e} = {b};\n        let d{e} = {d};\n        let f{e} = {f};"
         )
         .unwrap();
     }
@@ -957,9 +1068,7 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
     var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * 8u + col;
     var dd = ({d_row}u + 2u * ob) * 8u + col;
     for (var s = s0; s < s1; s += 8u) {{
-        let dl = h[dd + lane];
-        let fl = h[dd + 8u + lane];
-{loads}{sums}        ad += {block}u;
+{lane_loads}{loads}{sums}        ad += {block}u;
         ae += {block}u;
         dd += {block}u;
     }}
@@ -970,6 +1079,11 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
 
 ",
         col = layout.column("s0"),
+        lane_loads = match layout.sharing {
+            LaneSharing::Subgroup =>
+                "        let dl = h[dd + lane];\n        let fl = h[dd + 8u + lane];\n",
+            LaneSharing::Loads => "",
+        },
         a_row = g.a_row,
         last_q = g.in_q - 1,
         d_row = g.d_row,

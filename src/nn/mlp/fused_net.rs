@@ -7,7 +7,7 @@
 //! `Optimizer::apply`.
 
 use super::fused::{
-    FusedLayout, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl, loss_wgsl,
+    FusedLayout, LaneSharing, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl, loss_wgsl,
     weight_grad_wgsl,
 };
 use super::model::{Architecture, Matrix, Params};
@@ -121,10 +121,11 @@ pub(crate) fn weight_grad_passes(
 /// kernels (`GpuNet`, `Trainer`). Checked here and by `spec::train` before any work.
 pub const MAX_FUSED_WIDTH: usize = 128;
 
-/// Whether the fused kernels can run this network on this adapter: subgroups of at
-/// least 8, hidden widths up to `MAX_FUSED_WIDTH`.
-pub fn fused_supported(ctx: &GpuContext, arch: &Architecture) -> bool {
-    ctx.has_subgroups() && arch.layers[1..].iter().all(|&w| w <= MAX_FUSED_WIDTH)
+/// Whether the fused kernels can run this network: hidden widths up to
+/// `MAX_FUSED_WIDTH`. Any adapter runs them; with subgroups they share loads between
+/// lanes (`LaneSharing`).
+pub fn fused_supported(arch: &Architecture) -> bool {
+    arch.layers[1..].iter().all(|&w| w <= MAX_FUSED_WIDTH)
 }
 
 /// A network for inference with the fused forward kernel.
@@ -141,13 +142,14 @@ impl FusedNet {
         arch: &Architecture,
         params: &Params,
     ) -> Result<FusedNet, GpuError> {
-        if !fused_supported(ctx, arch) {
+        if !fused_supported(arch) {
             return Err(GpuError::Unsupported(format!(
-                "the fused network kernels need subgroups of at least 8 invocations and \
-                     hidden widths of at most {MAX_FUSED_WIDTH}; use nn::GpuNet and nn::Trainer"
+                "the fused network kernels need hidden widths of at most {MAX_FUSED_WIDTH}; \
+                     use nn::GpuNet and nn::Trainer"
             )));
         }
-        let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED);
+        let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED)
+            .with_sharing(LaneSharing::for_context(ctx));
         let forward_layout = bind_group_layout(
             ctx,
             "fused forward",
