@@ -552,6 +552,7 @@ def train_deeponet(
     iterations: int | None = None,
     callback: Any = None,
     progress: bool | str = "auto",
+    resume: str | os.PathLike[str] | None = None,
 ) -> Training:
     """Trains a DeepONet as ``phaseflow train deeponet`` does and returns a ``Training``.
 
@@ -564,7 +565,14 @@ def train_deeponet(
     state.safetensors, history.csv and summary.json there (the CLI's files; a checkpoint
     ``DeepONet.load`` and ``phaseflow predict`` read). ``callback(record)`` is called after
     every evaluation with a dict of that row. Ctrl-C stops at the next evaluation, writes
-    the best network so far to ``out`` and raises ``KeyboardInterrupt``.
+    the best network so far to ``out`` and raises ``KeyboardInterrupt``. ``iterations``:
+    steps in all, instead of the config's ``train.iterations``.
+
+    ``resume``: the directory of an earlier run (its state.safetensors and
+    model.safetensors), to go on with it up to ``iterations`` steps in all, taking exactly
+    the steps the uninterrupted run would have taken, and writing back there (as ``phaseflow
+    train deeponet --resume``). Give the same config and data; ``out`` may only name the
+    same directory. The history then holds the earlier evaluations too.
     """
     engine = engine or default_engine()
     bar = _progress_bar(progress, unit="step")
@@ -580,7 +588,8 @@ def train_deeponet(
     try:
         raw = _train_deeponet(config, engine=engine, train=train, test=test, out=out,
                               overwrite=overwrite, iterations=iterations,
-                              callback=on_evaluation if (bar is not None or callback is not None) else None)
+                              callback=on_evaluation if (bar is not None or callback is not None) else None,
+                              resume=resume)
     finally:
         if bar is not None:
             bar.close()

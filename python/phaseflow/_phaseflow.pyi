@@ -257,6 +257,7 @@ def train_deeponet(
     overwrite: bool = False,
     iterations: int | None = None,
     callback: Any = None,
+    resume: str | PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """The native half of `phaseflow.train_deeponet` (which see): a dict with `model`,
     `history`, `summary` and `written`."""

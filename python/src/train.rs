@@ -33,7 +33,7 @@ const FILES: [&str; 4] = [
 /// `model` (a `DeepONet` on the engine's device), `history` (arrays per evaluation),
 /// `summary`, `written` (paths), `interrupted`.
 #[pyfunction]
-#[pyo3(signature = (config, *, engine, train = None, test = None, out = None, overwrite = false, iterations = None, callback = None))]
+#[pyo3(signature = (config, *, engine, train = None, test = None, out = None, overwrite = false, iterations = None, callback = None, resume = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn train_deeponet<'py>(
     py: Python<'py>,
@@ -45,6 +45,7 @@ pub fn train_deeponet<'py>(
     overwrite: bool,
     iterations: Option<u32>,
     callback: Option<Py<PyAny>>,
+    resume: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut spec = read_spec(config, train.is_some())?;
     if let Some(n) = iterations {
@@ -56,7 +57,27 @@ pub fn train_deeponet<'py>(
         }
         spec.train.iterations = n;
     }
-    let out = out.or_else(|| spec.out.clone());
+    // A resumed run goes on in its own directory, as `phaseflow train deeponet --resume`.
+    let out = match &resume {
+        Some(dir) => {
+            let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            if let Some(o) = &out
+                && (same(o).is_none() || same(o) != same(dir))
+            {
+                return Err(spec_error_at(
+                    format!(
+                        "resume continues the run in '{}' and writes there; out '{}' names \
+                         another directory (leave out unset)",
+                        dir.display(),
+                        o.display()
+                    ),
+                    Some("out".into()),
+                ));
+            }
+            Some(dir.clone())
+        }
+        None => out.or_else(|| spec.out.clone()),
+    };
     let setup_error = |e: TrainSetupError| match e {
         TrainSetupError::Field(f) => spec_error(f.into()),
         TrainSetupError::InConfig(m) | TrainSetupError::Data(m) => {
@@ -92,6 +113,7 @@ pub fn train_deeponet<'py>(
     let start = DeepONetParams::init(&arch, init, spec.model.seed)
         .map_err(|e| spec_error_at(e.to_string(), Some("model".into())))?;
     if let Some(dir) = &out
+        && resume.is_none()
         && !overwrite
         && let Some(f) = FILES.iter().find(|f| dir.join(f).exists())
     {
@@ -105,23 +127,35 @@ pub fn train_deeponet<'py>(
         ));
     }
 
+    let selection = sets.selection();
+    let resumed = match &resume {
+        Some(dir) => Some(
+            py.detach(|| {
+                session::read_resumed(dir, &arch, plan.iterations, selection, "iterations")
+            })
+            .map_err(|m| spec_error_at(m, Some("resume".into())))?,
+        ),
+        None => None,
+    };
     let engine_ref = engine.get();
     let ctx = engine_ref.engine().context();
-    if !ctx.has_subgroups() {
-        return Err(engine_error(EngineError::BadInput(
-            "DeepONet training runs on the fused network kernels, which need subgroups of at \
-             least 8 invocations; this adapter has none (see phaseflow.info())"
-                .into(),
-        )));
-    }
-    let selection = sets.selection();
     // The loop runs without the GIL; each evaluation takes it briefly for the callback and
     // to see Ctrl-C, which stops the run with the best network so far.
     let mut interrupt: Option<PyErr> = None;
-    let (ending, progress, trainer, seconds) = py
+    let (ending, progress, trainer, seconds, first_step) = py
         .detach(|| -> Result<_, EngineError> {
-            let mut trainer = DeepONetTrainer::new(ctx, &arch, &start, &sets.train, train_config)?;
-            let mut progress = Progress::fresh();
+            let (mut trainer, mut progress) = match resumed {
+                Some(r) => (
+                    DeepONetTrainer::resume(ctx, &arch, &r.state, &sets.train, train_config)?,
+                    Progress::resumed(r.record, r.best, r.state.step),
+                ),
+                None => (
+                    DeepONetTrainer::new(ctx, &arch, &start, &sets.train, train_config)?,
+                    Progress::fresh(),
+                ),
+            };
+            // Steps taken by this call (a resumed run's earlier ones took other seconds).
+            let first_step = progress.done;
             // Training time as the CLI counts it: from the first step, compilation excluded.
             let clock = Instant::now();
             let ending = session::run(ctx, &mut trainer, &sets, plan, &mut progress, |h| {
@@ -170,7 +204,8 @@ pub fn train_deeponet<'py>(
                     }
                 })
             })?;
-            Ok((ending, progress, trainer, clock.elapsed().as_secs_f64()))
+            let seconds = clock.elapsed().as_secs_f64();
+            Ok((ending, progress, trainer, seconds, first_step))
         })
         .map_err(engine_error)?;
     if progress.best.is_none() {
@@ -183,13 +218,14 @@ pub fn train_deeponet<'py>(
         iterations_asked: plan.iterations,
         ending,
         seconds,
-        steps_timed: progress.done,
+        steps_timed: progress.done - first_step,
         validation_share: spec.data.validation,
     };
     let mut summary_json = py
         .detach(|| session::summary(ctx, &arch, &sets, &progress, &facts))
         .map_err(gpu_error)?;
     summary_json["interrupted"] = interrupt.is_some().into();
+    summary_json["resumed_from"] = resume.as_ref().map(|d| d.display().to_string()).into();
     let Progress {
         history,
         best,

@@ -133,6 +133,37 @@ def test_training_from_python_equals_the_cli(trained, engine, tmp_path):
     assert e.value.key == "out"
 
 
+def test_a_resumed_run_takes_the_steps_of_the_uninterrupted_one(trained, engine, tmp_path):
+    """100 steps, then resume=... up to 200: the same weights as the CLI's straight run of
+    200 steps, written back into the first run's directory, with the whole history. Resuming
+    a finished run, with out naming another directory, or from nothing is refused."""
+    from safetensors.numpy import load_file
+
+    config = trained.parent.parent / "train.toml"
+    run = tmp_path / "run"
+    first = pf.train_deeponet(config, engine=engine, out=run, iterations=100, progress=False)
+    assert first.history["step"].tolist() == [100]
+    t = pf.train_deeponet(config, engine=engine, resume=run, progress=False)
+    assert t.history["step"].tolist() == [100, 200]
+    assert t.summary["resumed_from"] == str(run) and t.summary["iterations"] == 200
+    assert sorted(pathlib.Path(p).parent for p in t.written) == [run] * 4
+    mine, straight = load_file(str(run / "model.safetensors")), load_file(str(trained))
+    for name in straight:
+        np.testing.assert_array_equal(mine[name], straight[name])
+    rows = np.genfromtxt(trained.parent / "history.csv", delimiter=",", names=True)
+    np.testing.assert_array_equal(rows["validation_mean_rel_l2"], t.history["validation_mean_rel_l2"])
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet(config, engine=engine, resume=run, progress=False)
+    assert e.value.key == "resume" and "already taken 200 steps" in str(e.value)
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet(config, engine=engine, resume=run, out=tmp_path / "elsewhere", iterations=300,
+                          progress=False)
+    assert e.value.key == "out"
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet(config, engine=engine, resume=tmp_path / "nothing", progress=False)
+    assert e.value.key == "resume" and "state.safetensors" in str(e.value)
+
+
 def test_training_from_arrays(engine):
     functions, points = branch_and_trunk_inputs()
     values = np.load(DATA, allow_pickle=True)["y"]

@@ -13,13 +13,8 @@ use super::spec_flags::config_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;
-use crate::nn::deeponet::session::{
-    self, Ending, Progress, Record, RunFacts, RunRecord, Selection, size,
-};
-use crate::nn::{
-    AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainState, DeepONetTrainer,
-    Matrix, load_deeponet, load_deeponet_state,
-};
+use crate::nn::deeponet::session::{self, Ending, Progress, Record, RunFacts, RunRecord, size};
+use crate::nn::{AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainer, Matrix};
 use crate::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use serde_json::json;
 use std::ops::ControlFlow;
@@ -88,63 +83,6 @@ const FILES: [&str; 6] = [
     "prediction.png",
 ];
 
-/// Where a run left off, read from its output directory for `--resume`.
-struct Resumed {
-    state: DeepONetTrainState,
-    record: RunRecord,
-    best: DeepONetParams,
-}
-
-fn read_resumed(
-    dir: &Path,
-    arch: &DeepONetArch,
-    iterations: u32,
-    selection: Selection,
-) -> Result<Resumed, CliError> {
-    let input = |e: crate::nn::CheckpointError| CliError::Input(e.to_string());
-    let path = dir.join("state.safetensors");
-    let (saved_arch, state, meta) = load_deeponet_state(&path).map_err(input)?;
-    if &saved_arch != arch {
-        return Err(CliError::Input(format!(
-            "'{}' was trained with another architecture or normalisation than this config \
-             and data give; resume with the config and data of that run",
-            path.display()
-        )));
-    }
-    let record: RunRecord = meta
-        .get("run")
-        .and_then(|text| serde_json::from_str(text).ok())
-        .ok_or_else(|| {
-            CliError::Input(format!(
-                "'{}' has no readable run record (metadata 'run')",
-                path.display()
-            ))
-        })?;
-    if record.selection != selection {
-        return Err(CliError::Input(format!(
-            "the run in '{}' chose its best step on the {} set and this config on the {} set \
-             ([data] validation); resume with the config of that run",
-            dir.display(),
-            record.selection.name(),
-            selection.name()
-        )));
-    }
-    if state.step >= iterations {
-        return Err(CliError::Input(format!(
-            "the run in '{}' has already taken {} steps and [train] iterations = {iterations}; \
-             raise iterations (or --iterations) to go on",
-            dir.display(),
-            state.step
-        )));
-    }
-    let (_, best) = load_deeponet(&dir.join("model.safetensors")).map_err(input)?;
-    Ok(Resumed {
-        state,
-        record,
-        best,
-    })
-}
-
 /// Where the results go: a resumed run's own directory (given with -o only if it is the
 /// same one), else -o, else the config's `out`.
 fn output_path(args: &DeepONetArgs, config: &TrainSpec) -> Result<PathBuf, CliError> {
@@ -205,7 +143,16 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         plan,
     } = config.setup(&sets).map_err(setup_error)?;
     let resumed = match &args.resume {
-        Some(dir) => Some(read_resumed(dir, &arch, t.iterations, selection)?),
+        Some(dir) => Some(
+            session::read_resumed(
+                dir,
+                &arch,
+                t.iterations,
+                selection,
+                "iterations (or --iterations)",
+            )
+            .map_err(CliError::Input)?,
+        ),
         None => None,
     };
     let out_path = output_path(args, &config)?;

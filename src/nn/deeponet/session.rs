@@ -5,13 +5,16 @@
 //! drive it; what they print, plot or ask of the user stays theirs.
 
 use super::model::{AlignedData, DeepONetArch, DeepONetData, DeepONetParams};
-use super::trainer::{DeepONetNet, DeepONetTrainer};
+use super::trainer::{DeepONetNet, DeepONetTrainState, DeepONetTrainer};
 use crate::gpu::{GpuContext, GpuError};
 use crate::io::{OutputDir, OutputError};
-use crate::nn::{save_deeponet_bytes, save_deeponet_state_bytes};
+use crate::nn::{
+    load_deeponet, load_deeponet_state, save_deeponet_bytes, save_deeponet_state_bytes,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::ops::ControlFlow;
+use std::path::Path;
 
 /// The data sets of a run: what it trains on, what it chooses its best step on (the
 /// held-out validation share; the training set when there is none) and what it reports.
@@ -183,6 +186,69 @@ pub struct RunRecord {
     pub best_step: u32,
     pub best_error: f64,
     pub since_best: u32,
+}
+
+/// Where a run written by `write_checkpoints` left off, read back to go on with it.
+pub struct Resumed {
+    pub state: DeepONetTrainState,
+    pub record: RunRecord,
+    /// The best network so far (model.safetensors).
+    pub best: DeepONetParams,
+}
+
+/// Reads the run in `dir` (state.safetensors, model.safetensors) to go on with it up to
+/// `iterations` steps in all, with `arch` and choosing on `selection`. Refused, one
+/// sentence each, when it was trained with another architecture or normalisation or chose
+/// on another set, or has already taken `iterations` steps (`setting` names how to raise
+/// them).
+pub fn read_resumed(
+    dir: &Path,
+    arch: &DeepONetArch,
+    iterations: u32,
+    selection: Selection,
+    setting: &str,
+) -> Result<Resumed, String> {
+    let path = dir.join("state.safetensors");
+    let (saved_arch, state, meta) = load_deeponet_state(&path).map_err(|e| e.to_string())?;
+    if &saved_arch != arch {
+        return Err(format!(
+            "'{}' was trained with another architecture or normalisation than this config \
+             and data give; resume with the config and data of that run",
+            path.display()
+        ));
+    }
+    let record: RunRecord = meta
+        .get("run")
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| {
+            format!(
+                "'{}' has no readable run record (metadata 'run')",
+                path.display()
+            )
+        })?;
+    if record.selection != selection {
+        return Err(format!(
+            "the run in '{}' chose its best step on the {} set and this config on the {} set \
+             ([data] validation); resume with the config of that run",
+            dir.display(),
+            record.selection.name(),
+            selection.name()
+        ));
+    }
+    if state.step >= iterations {
+        return Err(format!(
+            "the run in '{}' has already taken {} steps and [train] iterations = {iterations}; \
+             raise {setting} to go on",
+            dir.display(),
+            state.step
+        ));
+    }
+    let (_, best) = load_deeponet(&dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+    Ok(Resumed {
+        state,
+        record,
+        best,
+    })
 }
 
 /// How long to train and how to choose.
