@@ -7,12 +7,13 @@ bar, the ``Result`` wrapper and its ``to_xarray``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -181,9 +182,10 @@ def simulate(
     writes it (the same files and run.json, bounded memory, ``outputs=[...]`` and
     ``quantiles`` as there) and returns a ``RunDir``; ``overwrite=True`` replaces an earlier
     run there. Ctrl-C then stops between chunks and leaves a directory that ``phaseflow
-    simulate --resume DIR`` continues. The system is a built-in's name or a file's path
-    (the directory keeps it), initial states and parameters come from the spec's keys
-    (``u0={"uniform": ...}``, ``params_file``, ``sweep``), not arrays.
+    simulate --resume DIR`` continues. The system is a ``System``, a built-in's name or a
+    file's path (the directory keeps its text); ``u0`` and ``params`` may be arrays (the directory keeps a
+    copy, as of the spec's files) or the spec's keys (``u0={"uniform": ...}``,
+    ``params_file``, ``sweep``).
 
     With ``out="run.zarr"`` (a path ending in .zarr) the run goes into a Zarr v3 store as
     ``phaseflow simulate -o run.zarr`` writes it and returns a ``Store``; ``shard="I/M"``,
@@ -200,28 +202,21 @@ def simulate(
             err.key = key
             raise err
     if options.get("out") is not None:
-        for key, given in (("u0", u0 is not None and not isinstance(u0, dict)), ("params", params is not None)):
-            if given:
-                err = SpecError(f"{key}: with out, give initial states and parameters as the spec's keys "
-                                "(u0={...}, u0={'file': ...}, params_file, sweep), not arrays")
-                err.key = key
-                raise err
-        if isinstance(u0, dict):
-            options["u0"] = u0
         options["out"] = os.fspath(options["out"])
-        if zarr:
-            return Store(
-                _simulate_to_store(
-                    system,
-                    engine=engine,
-                    shard=shard,
-                    zarr_chunk=zarr_chunk,
-                    compression=compression,
-                    overwrite=overwrite,
-                    **options,
+        with _arrays_as_files(u0, params, options) as options:
+            if zarr:
+                return Store(
+                    _simulate_to_store(
+                        system,
+                        engine=engine,
+                        shard=shard,
+                        zarr_chunk=zarr_chunk,
+                        compression=compression,
+                        overwrite=overwrite,
+                        **options,
+                    )
                 )
-            )
-        return RunDir(_simulate_to_dir(system, engine=engine, overwrite=overwrite, **options))
+            return RunDir(_simulate_to_dir(system, engine=engine, overwrite=overwrite, **options))
     if overwrite:
         err = SpecError("overwrite replaces the run in out=DIR; give out too")
         err.key = "overwrite"
@@ -233,6 +228,47 @@ def simulate(
         job.cancel()
         raise
     return Result(job)
+
+
+@contextlib.contextmanager
+def _arrays_as_files(u0: Any, params: Any, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The options of a run into ``out`` with array ``u0``/``params`` handed over as the
+    spec's files (``u0={"file": ...}``, ``params_file``), which the run directory or store
+    copies in (so ``resume`` needs nothing else); a mistake the files show is reported at
+    ``u0``/``params``, naming the array, not the temporary file."""
+    arrays = {"u0": _table(u0, "u0"), "params": _table(params, "params")}
+    if arrays["params"] is not None and options.get("params_file") is not None:
+        err = SpecError("params: give params (an array) or params_file, not both")
+        err.key = "params"
+        raise err
+    if isinstance(arrays["u0"], dict):
+        options["u0"] = arrays.pop("u0")
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    if not arrays:
+        yield options
+        return
+    with tempfile.TemporaryDirectory(prefix="phaseflow-arrays-") as tmp:
+        spelled = {}
+        for key, array in arrays.items():
+            path = os.path.join(tmp, f"{key}.npy")
+            np.save(path, array)
+            spelled[path] = f"the {key} array"
+            if key == "u0":
+                options["u0"] = {"file": path}
+            else:
+                options["params_file"] = path
+        try:
+            yield options
+        except SpecError as e:
+            message = str(e)
+            for path, name in spelled.items():
+                message = message.replace(f"'{path}'", name).replace(path, name)
+            key = {"u0.file": "u0", "params_file": "params"}.get(e.key, e.key)
+            if key is None:
+                key = next((k for k in arrays if f"the {k} array" in message), None)
+            err = SpecError(message)
+            err.key = key
+            raise err from None
 
 
 def resume(path: str | os.PathLike[str], *, engine: Engine | None = None) -> RunDir:

@@ -45,14 +45,14 @@ class System:
         """A system file (TOML: name, states, parameters, equations, ...)."""
     @staticmethod
     def from_equations(
-        states: dict[str, float],
-        parameters: dict[str, float],
+        states: dict[str, float] | list[str] | tuple[str, ...],
+        parameters: dict[str, float] | list[str] | tuple[str, ...],
         equations: str,
         name: str = "system",
         **extra: Any,
     ) -> System:
-        """A system from its parts: `states` and `parameters` map names to default values,
-        `equations` holds one line `dx = ...` per state. Other system-file keys (`noise`,
+        """A system from its parts: `states` and `parameters` map names to default values
+        (or list the names, each 0 by default), `equations` holds one line `dx = ...` per state. Other system-file keys (`noise`,
         `events`, `jacobian`, `tspan`, `dt`, `inputs`, ...) may be given as keywords.
         Mistakes raise `SystemError` pointing into `equations` (file `<equations>`)."""
     @property

@@ -14,6 +14,17 @@ use std::path::PathBuf;
 #[pyclass(name = "System", module = "phaseflow", frozen)]
 pub struct PySystem {
     pub inner: System,
+    pub origin: Origin,
+}
+
+/// Where a system came from: what a run directory or store is told, so that it records
+/// this system and not another of the same name.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Builtin,
+    File(PathBuf),
+    /// The system-file text `from_equations` assembled.
+    Text(String),
 }
 
 /// What a source is called when `from_equations` assembles a system definition.
@@ -25,7 +36,10 @@ impl PySystem {
     #[staticmethod]
     fn builtin(name: &str) -> PyResult<PySystem> {
         match builtin(name) {
-            Some(Ok(inner)) => Ok(PySystem { inner }),
+            Some(Ok(inner)) => Ok(PySystem {
+                inner,
+                origin: Origin::Builtin,
+            }),
             Some(Err(d)) => Err(system_error(&d)),
             None => {
                 let names = builtin_names();
@@ -46,19 +60,22 @@ impl PySystem {
     #[staticmethod]
     fn from_file(path: PathBuf) -> PyResult<PySystem> {
         load_system_file(&path)
-            .map(|inner| PySystem { inner })
+            .map(|inner| PySystem {
+                inner,
+                origin: Origin::File(path.clone()),
+            })
             .map_err(|d| system_error_in(&d, Some(&path)))
     }
 
-    /// A system from its parts: `states` and `parameters` map names to default values,
-    /// `equations` is one line `dx = ...` per state. Other system-file keys (`noise`,
+    /// A system from its parts: `states` and `parameters` map names to default values (or
+    /// list the names, each defaulting to 0), `equations` is one line `dx = ...` per state. Other system-file keys (`noise`,
     /// `events`, `jacobian`, `tspan`, `dt`, `inputs`, ...) may be given as keywords.
     /// Mistakes in a string point into that string (`.file` is `<equations>`).
     #[staticmethod]
     #[pyo3(signature = (states, parameters, equations, name = "system", **extra))]
     fn from_equations(
-        states: &Bound<'_, PyDict>,
-        parameters: &Bound<'_, PyDict>,
+        states: &Bound<'_, PyAny>,
+        parameters: &Bound<'_, PyAny>,
         equations: &str,
         name: &str,
         extra: Option<&Bound<'_, PyDict>>,
@@ -66,8 +83,9 @@ impl PySystem {
         let mut doc = toml::Table::new();
         doc.insert("name".into(), toml::Value::String(name.into()));
         for (key, value) in [("states", states), ("parameters", parameters)] {
-            check_defaults(value, key)?;
-            doc.insert(key.into(), toml_value(&value.clone().into_any(), key)?);
+            let value = defaults(value, key)?;
+            check_defaults(&value, key)?;
+            doc.insert(key.into(), toml_value(&value.into_any(), key)?);
         }
         doc.insert("equations".into(), toml::Value::String(equations.into()));
         let mut strings = vec![("equations".to_string(), equations.to_string())];
@@ -84,7 +102,10 @@ impl PySystem {
             .map_err(|e| spec_error_at(format!("cannot assemble the system: {e}"), None))?;
         let source = Source::new(ASSEMBLED, text);
         parse_system(&source)
-            .map(|inner| PySystem { inner })
+            .map(|inner| PySystem {
+                inner,
+                origin: Origin::Text(source.text.clone()),
+            })
             .map_err(|d| system_error(&point_into_strings(d, &source, &strings)))
     }
 
@@ -279,6 +300,38 @@ fn find_value(text: &str, key: &str, value: &str) -> Option<usize> {
 
 /// The names and default values of `states` or `parameters`, checked here so that a mistake
 /// names the argument (`states.x`), not a line of the system text assembled from them.
+/// `value` as a dict of name → default: a dict as it is, a list or tuple of names with
+/// defaults of 0.
+fn defaults<'py>(value: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyDict>> {
+    if let Ok(d) = value.cast::<PyDict>() {
+        return Ok(d.clone());
+    }
+    let names = (value.is_instance_of::<pyo3::types::PyList>()
+        || value.is_instance_of::<pyo3::types::PyTuple>())
+    .then(|| value.extract::<Vec<String>>().ok())
+    .flatten()
+    .ok_or_else(|| {
+        spec_error_at(
+            format!(
+                "{key} must map names to default values ({{\"x\": 1.0}}) or list the names \
+                 ([\"x\", \"y\"], each 0 by default)"
+            ),
+            Some(key.into()),
+        )
+    })?;
+    let d = PyDict::new(value.py());
+    for name in names {
+        if d.contains(&name)? {
+            return Err(spec_error_at(
+                format!("{key}: '{name}' is listed twice"),
+                Some(key.into()),
+            ));
+        }
+        d.set_item(name, 0.0)?;
+    }
+    Ok(d)
+}
+
 fn check_defaults(values: &Bound<'_, PyDict>, key: &str) -> PyResult<()> {
     for (name, value) in values.iter() {
         let name: String = name.extract().map_err(|_| {

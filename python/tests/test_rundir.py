@@ -39,7 +39,11 @@ def test_overwrite_and_refusals(engine, tmp_path):
     again = pf.simulate("lorenz", engine=engine, out=out, overwrite=True, **dict(SPEC, n=20))
     assert again.states.shape[1] == 20
     with pytest.raises(pf.SpecError) as e:
-        pf.simulate("lorenz", engine=engine, out=tmp_path / "x", params=np.ones((4, 3)), n=4)
+        pf.simulate("lorenz", engine=engine, out=tmp_path / "x", params=np.ones((4, 2)), n=4)
+    assert e.value.key == "params" and "the params array" in str(e.value) and "/tmp" not in str(e.value)
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, out=tmp_path / "x", params=np.ones((4, 3)),
+                    params_file=tmp_path / "p.npy", n=4)
     assert e.value.key == "params"
     with pytest.raises(pf.SpecError) as e:
         pf.simulate("lorenz", engine=engine, overwrite=True, n=4)
@@ -47,10 +51,6 @@ def test_overwrite_and_refusals(engine, tmp_path):
     with pytest.raises(pf.SpecError) as e:
         pf.simulate("lorenz", engine=engine, outputs=["montecarlo"], n=4)
     assert e.value.key == "outputs"
-    decay = pf.System.from_equations(states={"x": 1.0}, parameters={"k": 1.0}, equations="dx = -k*x")
-    with pytest.raises(pf.SpecError) as e:
-        pf.simulate(decay, engine=engine, out=tmp_path / "y", n=4)
-    assert e.value.key == "out"
     with pytest.raises(KeyError):
         again["mc_mean"]
     with pytest.raises(pf.SpecError) as e:
@@ -86,3 +86,29 @@ def test_resume_from_python(engine, tmp_path):
     r = pf.resume(out, engine=engine)
     assert r.complete and r.summary["trajectories_done"] == 500
     np.testing.assert_array_equal(np.array(r.states), states)
+
+
+def test_arrays_and_systems_built_in_python_go_to_a_run_directory(engine, tmp_path):
+    """u0 and params as arrays, and a System built from equations (even one named like a
+    built-in), run into out=DIR as they run in memory; the directory keeps copies of them
+    (run.json names its own files), so pf.resume needs nothing else."""
+    rng = np.random.default_rng(7)
+    u0 = rng.normal(size=(60, 3))
+    params = np.column_stack([np.full(60, 10.0), rng.uniform(0, 30, 60), np.full(60, 8 / 3)])
+    spec = dict(n=60, tspan=(0, 1), dt=0.01, save_every=10)
+    memory = pf.simulate("lorenz", engine=engine, u0=u0, params=params, progress=False, **spec)
+    r = pf.simulate("lorenz", engine=engine, u0=u0, params=params, out=tmp_path / "arrays", **spec)
+    np.testing.assert_array_equal(np.array(r.states), memory.states)
+    np.testing.assert_array_equal(np.load(tmp_path / "arrays" / "u0.npy"), u0)
+    run = json.loads((tmp_path / "arrays" / "run.json").read_text())
+    assert run["spec"]["params_file"] == "params.npy" and run["spec"]["u0"]["file"] == "u0.npy"
+    # Not the built-in Lorenz, though it is called that.
+    decay = pf.System.from_equations(states=["x"], parameters={"k": 2.0}, equations="dx = -k*x", name="lorenz")
+    d = pf.simulate(decay, engine=engine, out=tmp_path / "decay", u0=np.ones((5, 1)), **dict(spec, n=5))
+    np.testing.assert_allclose(np.array(d.states)[-1, :, 0], np.exp(-2.0), rtol=1e-4)
+    assert "dx = -k*x" in (tmp_path / "decay" / "system.toml").read_text()
+    run = json.loads((tmp_path / "decay" / "run.json").read_text())
+    run.update(state="interrupted", complete=False, trajectories_done=2)
+    (tmp_path / "decay" / "run.json").write_text(json.dumps(run))
+    resumed = pf.resume(tmp_path / "decay", engine=engine)
+    np.testing.assert_array_equal(np.array(resumed.states), np.array(d.states))
