@@ -7,6 +7,35 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
+/// A whole-number keyword from 0 to `max`, taken from any Python integer (NumPy's too), so
+/// that a negative, fractional or too large one is a `SpecError` at `key` that says what the
+/// keyword takes, not a bare `OverflowError` or `TypeError`.
+pub fn whole(value: &Bound<'_, PyAny>, key: &str, max: u64) -> PyResult<u64> {
+    let refuse = |shown: String| {
+        spec_error_at(
+            format!("{key} must be a whole number from 0 to {max}, not {shown}"),
+            Some(key.into()),
+        )
+    };
+    let shown = || {
+        value
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "that".into())
+    };
+    if value.is_instance_of::<PyBool>() {
+        return Err(refuse(shown()));
+    }
+    match value.extract::<i64>() {
+        Ok(v) if v >= 0 && v as u64 <= max => Ok(v as u64),
+        Ok(v) => Err(refuse(v.to_string())),
+        Err(_) => match value.extract::<u64>() {
+            Ok(v) if v <= max => Ok(v),
+            _ => Err(refuse(shown())),
+        },
+    }
+}
+
 /// Deepest nesting accepted: run specs nest three levels (`u0.uniform.x`); a deeper or
 /// self-referencing value is refused, never a stack overflow.
 const MAX_DEPTH: usize = 16;

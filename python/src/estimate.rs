@@ -3,7 +3,7 @@
 //! `spec::estimate` (the CLI's checks and messages) and run by `ode::estimate` on the
 //! engine's device, without the GIL, Ctrl-C cancelling between runs.
 
-use crate::convert::{array_f64, matrix_f64};
+use crate::convert::{array_f64, matrix_f64, whole};
 use crate::errors::{sim_error, spec_error_at};
 use crate::run::{PyEngine, build, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
@@ -39,7 +39,7 @@ fn estimate_error(e: EstimateError) -> PyErr {
 #[pyfunction]
 #[pyo3(signature = (
     system, observations, times, fit, *, engine, mask = None, start = None, weights = None,
-    shared = false, segments = 1, max_iterations = None, sensitivity_error = None, u0 = None,
+    shared = false, segments = None, max_iterations = None, sensitivity_error = None, u0 = None,
     params = None, **options
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -54,13 +54,20 @@ pub fn estimate_fits<'py>(
     start: Option<&Bound<'py, PyAny>>,
     weights: Option<&Bound<'py, PyDict>>,
     shared: bool,
-    segments: usize,
-    max_iterations: Option<u32>,
+    segments: Option<&Bound<'py, PyAny>>,
+    max_iterations: Option<&Bound<'py, PyAny>>,
     sensitivity_error: Option<String>,
     u0: Option<&Bound<'py, PyAny>>,
     params: Option<&Bound<'py, PyAny>>,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let segments = match segments {
+        Some(v) => whole(v, "segments", u32::MAX.into())? as usize,
+        None => 1,
+    };
+    let max_iterations = max_iterations
+        .map(|v| whole(v, "max_iterations", u32::MAX.into()).map(|n| n as u32))
+        .transpose()?;
     if let Some(o) = options {
         for (key, why) in NOT_FOR_FITS {
             if o.contains(key)? {

@@ -4,7 +4,7 @@
 //! without the GIL; Ctrl-C stops at the next loss read-back and keeps the network so far.
 //! The network is a `phaseflow.MLP`: predict, save as the CLI's checkpoint, load.
 
-use crate::convert::{as_rows, matrix_f64, matrix_of, to_json};
+use crate::convert::{as_rows, matrix_f64, matrix_of, to_json, whole};
 use crate::errors::{gpu_error, spec_error, spec_error_at};
 use crate::run::{PyEngine, engine_or_default, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
@@ -125,7 +125,7 @@ fn table_error(key: &str) -> impl Fn(serde_json::Error) -> PyErr + '_ {
 /// Returns a dict: `model` (an `MLP`), `steps` and `loss` (the loss curve), `summary`,
 /// `interrupted`.
 #[pyfunction]
-#[pyo3(signature = (x, y, *, engine, test = None, network = None, train = None, seed = 1))]
+#[pyo3(signature = (x, y, *, engine, test = None, network = None, train = None, seed = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit_mlp<'py>(
     py: Python<'py>,
@@ -135,8 +135,12 @@ pub fn fit_mlp<'py>(
     test: Option<&Bound<'py, PyTuple>>,
     network: Option<&Bound<'py, PyDict>>,
     train: Option<&Bound<'py, PyDict>>,
-    seed: u64,
+    seed: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let seed = match seed {
+        Some(v) => whole(v, "seed", u64::MAX)?,
+        None => 1,
+    };
     let network: NetworkSpec = match table(network, "network")? {
         Some(v) => serde_json::from_value(v).map_err(table_error("network"))?,
         None => NetworkSpec::default(),

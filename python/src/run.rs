@@ -2,7 +2,7 @@
 //! job of an engine, results handed over as NumPy arrays that own the Rust buffers (moved,
 //! never copied). Every wait releases the GIL.
 
-use crate::convert::{matrix_f64, matrix_of, to_json};
+use crate::convert::{matrix_f64, matrix_of, to_json, whole};
 use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::system::PySystem;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -73,14 +73,25 @@ impl PyEngine {
     /// `adapter`: "auto" (the best), an index in `phaseflow.info()["adapters"]` or part of
     /// a name; `runners`: jobs run at once; `memory`: device bytes all jobs may plan for.
     #[new]
-    #[pyo3(signature = (adapter = None, runners = 2, memory = None, max_result_bytes = None))]
+    #[pyo3(signature = (adapter = None, runners = None, memory = None, max_result_bytes = None))]
     fn new(
         py: Python<'_>,
         adapter: Option<&Bound<'_, PyAny>>,
-        runners: usize,
-        memory: Option<u64>,
-        max_result_bytes: Option<u64>,
+        runners: Option<&Bound<'_, PyAny>>,
+        memory: Option<&Bound<'_, PyAny>>,
+        max_result_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyEngine> {
+        let runners = match runners {
+            Some(v) => whole(v, "runners", MAX_RUNNERS as u64)? as usize,
+            None => 2,
+        };
+        let bytes = |v: Option<&Bound<'_, PyAny>>, key: &str| {
+            v.map(|v| whole(v, key, u64::MAX)).transpose()
+        };
+        let (memory, max_result_bytes) = (
+            bytes(memory, "memory")?,
+            bytes(max_result_bytes, "max_result_bytes")?,
+        );
         if !(1..=MAX_RUNNERS).contains(&runners) {
             return Err(spec_error_at(
                 format!("runners must be from 1 to {MAX_RUNNERS}, not {runners}"),

@@ -3,7 +3,7 @@
 //! `phaseflow train deeponet` (`nn::deeponet::session`: held-out validation, best step,
 //! early stopping) on an engine's device, and the run's files when `out` is given.
 
-use crate::convert::{matrix_f64, matrix_of as matrix, to_json};
+use crate::convert::{matrix_f64, matrix_of as matrix, to_json, whole};
 use crate::deeponet::PyDeepONet;
 use crate::errors::{engine_error, gpu_error, spec_error, spec_error_at};
 use crate::run::{PyEngine, json_to_py};
@@ -43,11 +43,14 @@ pub fn train_deeponet<'py>(
     test: Option<&Bound<'py, PyAny>>,
     out: Option<PathBuf>,
     overwrite: bool,
-    iterations: Option<u32>,
+    iterations: Option<&Bound<'py, PyAny>>,
     callback: Option<Py<PyAny>>,
     resume: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut spec = read_spec(config, train.is_some())?;
+    let iterations = iterations
+        .map(|v| whole(v, "iterations", u32::MAX.into()).map(|n| n as u32))
+        .transpose()?;
     if let Some(n) = iterations {
         if n == 0 {
             return Err(spec_error_at(
@@ -112,6 +115,18 @@ pub fn train_deeponet<'py>(
     } = spec.setup(&sets).map_err(setup_error)?;
     let start = DeepONetParams::init(&arch, init, spec.model.seed)
         .map_err(|e| spec_error_at(e.to_string(), Some("model".into())))?;
+    if let Some(dir) = &out
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(spec_error_at(
+            format!(
+                "out: '{}' is a file; give a directory for the run's files",
+                dir.display()
+            ),
+            Some("out".into()),
+        ));
+    }
     if let Some(dir) = &out
         && resume.is_none()
         && !overwrite

@@ -139,3 +139,36 @@ def test_a_failed_stiff_f32_run_says_why(engine):
     with pytest.warns(RuntimeWarning, match="precision='f64'"):
         r = pf.simulate("van_der_pol_stiff", engine=engine, progress=False, n=4, solver="rodas5p")
     assert not r.ok.any()
+
+
+def test_whole_numbers_and_names_are_refused_at_their_keys(engine, tmp_path):
+    """A negative or fractional count is a SpecError naming its keyword and what it takes
+    (not an OverflowError); names given twice, or as a state and a parameter, are refused at
+    their key (not at a line of the TOML assembled from the dicts)."""
+    cases = [
+        (lambda: pf.simulate("lorenz", engine=engine, n=10, tspan=(0, 1), dt=0.01, seed=-1), "seed",
+         "must be a whole number, 0 or more (got -1)"),
+        (lambda: pf.Engine(runners=-1), "runners", "from 0 to 64, not -1"),
+        (lambda: pf.fit(np.ones((8, 1)), np.ones((8, 1)), engine=engine, seed=1.5), "seed", "not 1.5"),
+        (lambda: pf.train_deeponet({"data": {}}, engine=engine, iterations=-3,
+                                   train=(np.ones((4, 3)), np.ones((2, 1)), np.ones((4, 2)))),
+         "iterations", "not -3"),
+        (lambda: pf.System.from_equations(states={"x": 1.0}, parameters={"x": 2.0}, equations="dx = -x"),
+         "parameters.x", "'x' is a state already"),
+        (lambda: pf.System.from_equations(states=["x", "x"], parameters=[], equations="dx = -x"),
+         "states", "listed twice"),
+        (lambda: pf.System.from_equations(states="x", parameters=[], equations="dx = -x"),
+         "states", "list the names"),
+    ]
+    for call, key, words in cases:
+        with pytest.raises(pf.SpecError) as e:
+            call()
+        assert e.value.key == key and words in str(e.value), (key, str(e.value))
+    listed = pf.System.from_equations(states=["x", "y"], parameters=("k",), equations="dx = -k*y\ndy = k*x")
+    assert listed.state_defaults == {"x": 0.0, "y": 0.0} and listed.parameters == ["k"]
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("not a directory")
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet({"data": {"validation": 0.5}}, engine=engine, out=a_file, progress=False,
+                          train=(np.ones((4, 3)), np.ones((2, 1)), np.ones((4, 2))))
+    assert e.value.key == "out" and "is a file" in str(e.value)

@@ -70,6 +70,63 @@ pub fn from_json<T: serde::de::DeserializeOwned>(
             (".", None) => String::new(),
             (p, _) => p.to_string(),
         };
-        FieldError::at(field).text(format!("bad {what}: {inner}"))
+        FieldError::at(field).text(format!("bad {what}: {}", plain_words(&inner)))
     })
+}
+
+/// serde's words for a number out of an unsigned field's range ("invalid value: integer
+/// `-1`, expected u64", "invalid type: floating point `1.5`, expected usize") said as a
+/// user of a config would: what the field takes. Other messages pass unchanged.
+fn plain_words(inner: &str) -> String {
+    let whole = |ty: &str| match ty {
+        "u8" => Some(u8::MAX as u64),
+        "u16" => Some(u16::MAX as u64),
+        "u32" => Some(u32::MAX as u64),
+        "u64" | "usize" => Some(u64::MAX),
+        _ => None,
+    };
+    let Some((got, ty)) = inner
+        .split_once(", expected ")
+        .map(|(head, ty)| (head, ty.trim()))
+    else {
+        return inner.to_string();
+    };
+    let Some(max) = whole(ty) else {
+        return inner.to_string();
+    };
+    let value = got.split('`').nth(1).unwrap_or("?");
+    let range = if max == u64::MAX {
+        "a whole number, 0 or more".to_string()
+    } else {
+        format!("a whole number from 0 to {max}")
+    };
+    if got.starts_with("invalid value: integer") || got.starts_with("invalid type: floating point")
+    {
+        format!("must be {range} (got {value})")
+    } else {
+        inner.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_words;
+
+    #[test]
+    fn unsigned_fields_say_what_they_take() {
+        assert_eq!(
+            plain_words("invalid value: integer `-1`, expected u64"),
+            "must be a whole number, 0 or more (got -1)"
+        );
+        assert_eq!(
+            plain_words("invalid value: integer `5000000000`, expected u32"),
+            "must be a whole number from 0 to 4294967295 (got 5000000000)"
+        );
+        assert_eq!(
+            plain_words("invalid type: floating point `1.5`, expected usize"),
+            "must be a whole number, 0 or more (got 1.5)"
+        );
+        let other = "invalid type: string \"a\", expected f64";
+        assert_eq!(plain_words(other), other);
+    }
 }
