@@ -206,6 +206,29 @@ fn info_and_systems() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let chosen = v["chosen"].as_u64().unwrap() as usize;
     assert!(v["adapters"][chosen]["name"].is_string());
+    // Subgroup sizes: [min, max] lanes (lavapipe: 8 by default), or null without them.
+    let sizes = &v["adapters"][chosen]["subgroup_sizes"];
+    assert!(sizes.is_null() || sizes[0].as_u64().unwrap() <= sizes[1].as_u64().unwrap());
+    let o = phaseflow(&["info"]);
+    assert!(stdout(&o).contains("subgroups: "), "{}", stdout(&o));
+    // PHASEFLOW_SUBGROUPS is read (and a bad value refused) by info as by every command.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .arg("info")
+        .env("PHASEFLOW_SUBGROUPS", "off")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(
+        sizes.is_null() || text.contains("not used: PHASEFLOW_SUBGROUPS=off"),
+        "{text}"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .arg("info")
+        .env("PHASEFLOW_SUBGROUPS", "2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PHASEFLOW_SUBGROUPS is '2'"));
 
     let o = phaseflow(&["info", "--adapter", "no-such-gpu"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -514,6 +514,40 @@ fn train_resume_continues_in_its_own_directory() {
         &["--resume", first.to_str().unwrap(), "--iterations", "60"],
     );
     assert_input_error(&o, "chose its best step on the validation set");
+    // Settings that change the steps (the sampler's seed, the validation share, the
+    // learning rate, the model's seed) are refused; iterations and patience are not.
+    for (from, to) in [
+        ("evaluate_every = 10", "evaluate_every = 10\nseed = 5"),
+        ("validation = 0.25", "validation = 0.3"),
+        ("evaluate_every = 10", "evaluate_every = 10\nlr = 0.01"),
+        ("latent = 8", "latent = 8\nseed = 9"),
+    ] {
+        let c = write(&config, &text("other").replace(from, to));
+        let o = train(
+            &c,
+            &["--resume", first.to_str().unwrap(), "--iterations", "60"],
+        );
+        assert_input_error(&o, "other settings or data");
+    }
+    let c = write(
+        &config,
+        &text("other").replace("evaluate_every = 10", "evaluate_every = 10\npatience = 3"),
+    );
+    let o = train(
+        &c,
+        &["--resume", first.to_str().unwrap(), "--iterations", "60"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Other training data (the same shape) is refused too.
+    data(&dir, "train.npz", 20, 2);
+    let o = train(
+        &c,
+        &["--resume", first.to_str().unwrap(), "--iterations", "80"],
+    );
+    assert_input_error(&o, "other settings or data");
+    let o = train(&c, &["--resume", first.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

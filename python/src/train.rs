@@ -29,6 +29,10 @@ const FILES: [&str; 4] = [
     "summary.json",
 ];
 
+/// The pictures `phaseflow train deeponet` draws beside these files, which a run from
+/// Python (drawing none) removes when it writes into the same directory.
+const STALE_PICTURES: [&str; 2] = ["loss.png", "prediction.png"];
+
 /// Trains a DeepONet; see `phaseflow.train_deeponet` for the arguments. Returns a dict:
 /// `model` (a `DeepONet` on the engine's device), `history` (arrays per evaluation),
 /// `summary`, `written` (paths), `interrupted`.
@@ -59,6 +63,13 @@ pub fn train_deeponet<'py>(
             ));
         }
         spec.train.iterations = n;
+    }
+    if resume.is_some() && overwrite {
+        return Err(spec_error_at(
+            "overwrite replaces an earlier run; resume goes on with one (leave overwrite out)"
+                .into(),
+            Some("overwrite".into()),
+        ));
     }
     // A resumed run goes on in its own directory, as `phaseflow train deeponet --resume`.
     let out = match &resume {
@@ -143,10 +154,18 @@ pub fn train_deeponet<'py>(
     }
 
     let selection = sets.selection();
+    let settings = py.detach(|| spec.fingerprint(&sets));
     let resumed = match &resume {
         Some(dir) => Some(
             py.detach(|| {
-                session::read_resumed(dir, &arch, plan.iterations, selection, "iterations")
+                session::read_resumed(
+                    dir,
+                    &arch,
+                    plan.iterations,
+                    selection,
+                    &settings,
+                    "iterations",
+                )
             })
             .map_err(|m| spec_error_at(m, Some("resume".into())))?,
         ),
@@ -307,6 +326,7 @@ pub fn train_deeponet<'py>(
             best_step,
             best_error,
             since_best,
+            settings: Some(settings),
         };
         written = py
             .detach(|| -> Result<Vec<PathBuf>, String> {
@@ -321,7 +341,12 @@ pub fn train_deeponet<'py>(
                     &summary_json,
                 )
                 .map_err(|e| e.to_string())?;
-                files.commit().map_err(|e| e.to_string())
+                let written = files.commit().map_err(|e| e.to_string())?;
+                // The CLI's pictures of an earlier run there would show another network.
+                for stale in STALE_PICTURES {
+                    let _ = std::fs::remove_file(dir.join(stale));
+                }
+                Ok(written)
             })
             .map_err(pyo3::exceptions::PyOSError::new_err)?
             .into_iter()

@@ -2,6 +2,7 @@
 from Python reads back with safetensors' NumPy API under PyTorch's names."""
 
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -162,6 +163,22 @@ def test_a_resumed_run_takes_the_steps_of_the_uninterrupted_one(trained, engine,
     with pytest.raises(pf.SpecError) as e:
         pf.train_deeponet(config, engine=engine, resume=tmp_path / "nothing", progress=False)
     assert e.value.key == "resume" and "state.safetensors" in str(e.value)
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet(config, engine=engine, resume=run, iterations=300, overwrite=True, progress=False)
+    assert e.value.key == "overwrite"
+    # Settings that change the steps are refused (here the sampler's seed).
+    changed = tmp_path / "changed.toml"
+    changed.write_text(config.read_text().replace("evaluate_every = 100", "evaluate_every = 100\nseed = 4"))
+    with pytest.raises(pf.SpecError) as e:
+        pf.train_deeponet(changed, engine=engine, resume=run, iterations=300, progress=False)
+    assert e.value.key == "resume" and "other settings or data" in str(e.value)
+    # Going on from Python in a directory the CLI wrote removes the CLI's pictures of the
+    # earlier network (Python draws none).
+    cli_run = tmp_path / "cli-run"
+    shutil.copytree(trained.parent, cli_run)
+    assert (cli_run / "loss.png").exists()
+    pf.train_deeponet(config, engine=engine, resume=cli_run, iterations=300, progress=False)
+    assert not (cli_run / "loss.png").exists() and not (cli_run / "prediction.png").exists()
 
 
 def test_training_from_arrays(engine):

@@ -1,6 +1,7 @@
 //! `phaseflow info`: the adapters on this machine and which one a run would use.
 
 use super::error::CliError;
+use crate::gpu::context::subgroups_wanted;
 use crate::gpu::{AdapterChoice, chosen_index, list_adapters};
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +16,8 @@ fn mib(bytes: u64) -> String {
 }
 
 pub fn run(args: &InfoArgs, choice: &AdapterChoice) -> Result<(), CliError> {
+    // Refused here as by every command that opens a device.
+    let wanted = subgroups_wanted()?;
     let adapters = list_adapters();
     let chosen = chosen_index(choice);
     if args.json {
@@ -40,6 +43,21 @@ pub fn run(args: &InfoArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             a.index, a.name, a.backend, a.device_type
         );
         println!("      driver: {} {}", a.driver, a.driver_info);
+        // What the fused network kernels do with them (nn::mlp::fused::LaneSharing).
+        let subgroups = match a.subgroup_sizes {
+            None => "none (fused network kernels: every lane loads its own)".to_string(),
+            Some([lo, hi]) => {
+                let use_ = if !wanted {
+                    "not used: PHASEFLOW_SUBGROUPS=off"
+                } else if lo >= 8 {
+                    "fused network kernels share loads through them"
+                } else {
+                    "narrower than 8: fused network kernels load in every lane"
+                };
+                format!("{lo}–{hi} lanes ({use_})")
+            }
+        };
+        println!("      subgroups: {subgroups}");
         println!(
             "      f64: {} · timestamps: {} · storage binding: {} · buffer: {} · workgroups/dim: {} · invocations/workgroup: {}",
             if a.shader_f64 { "yes" } else { "no" },

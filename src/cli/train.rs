@@ -57,7 +57,7 @@ pub struct DeepONetArgs {
     #[arg(long, short)]
     out: Option<PathBuf>,
     /// With -o (or the config's `out`): replace the results of an earlier run there
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
     /// Training iterations in all (overrides [train] iterations in the config)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -142,6 +142,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         config: train_config,
         plan,
     } = config.setup(&sets).map_err(setup_error)?;
+    let settings = config.fingerprint(&sets);
     let resumed = match &args.resume {
         Some(dir) => Some(
             session::read_resumed(
@@ -149,6 +150,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 &arch,
                 t.iterations,
                 selection,
+                &settings,
                 "iterations (or --iterations)",
             )
             .map_err(CliError::Input)?,
@@ -274,6 +276,7 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         best_step,
         best_error: best_err,
         since_best,
+        settings: Some(settings),
     };
     // The checkpoint and state first: a picture that fails later costs only itself.
     session::write_checkpoints(&mut out, &ctx, &arch, &params, &trainer, &record, &summary)

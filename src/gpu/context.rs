@@ -72,6 +72,8 @@ pub struct AdapterSummary {
     pub driver_info: String,
     pub shader_f64: bool,
     pub timestamps: bool,
+    /// The smallest and largest subgroup, in lanes; `None` without subgroup operations.
+    pub subgroup_sizes: Option<[u32; 2]>,
     pub max_storage_buffer_binding_size: u64,
     pub max_buffer_size: u64,
     pub max_compute_workgroups_per_dimension: u32,
@@ -91,6 +93,9 @@ fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         driver_info: info.driver_info,
         shader_f64: features.contains(F64_FEATURES),
         timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        subgroup_sizes: features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some([info.subgroup_min_size, info.subgroup_max_size]),
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
@@ -190,7 +195,7 @@ pub struct GpuContext {
 /// device without them, and the fused network kernels then share no loads between lanes
 /// (`nn::mlp::fused::LaneSharing::Loads`): for a driver whose subgroups misbehave, and to
 /// run the no-subgroup path on an adapter that has them.
-fn subgroups_wanted() -> Result<bool, GpuError> {
+pub fn subgroups_wanted() -> Result<bool, GpuError> {
     let Ok(value) = std::env::var("PHASEFLOW_SUBGROUPS") else {
         return Ok(true);
     };
@@ -198,7 +203,8 @@ fn subgroups_wanted() -> Result<bool, GpuError> {
         "" | "on" | "auto" | "1" | "true" => Ok(true),
         "off" | "0" | "false" => Ok(false),
         _ => Err(GpuError::Unsupported(format!(
-            "PHASEFLOW_SUBGROUPS is '{value}'; use 'off' (no subgroup operations) or 'on'"
+            "PHASEFLOW_SUBGROUPS is '{value}'; use 'off' (or 0, false: no subgroup \
+             operations) or 'on' (or 1, true, auto, empty: the adapter's)"
         ))),
     }
 }

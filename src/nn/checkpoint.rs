@@ -327,13 +327,20 @@ pub fn load_deeponet_state(
                 message: format!("train_state: {e}"),
             })
         })?;
+    let second = deeponet_params(path, &tensors, &arch, "exp_avg_sq.")?;
+    // Adam divides by the square root of the second moment: a negative one (a damaged or
+    // edited file) would turn the run to NaN some steps later.
+    if second.flat().iter().any(|v| *v < 0.0) {
+        return Err(CheckpointError::Format {
+            path: p,
+            message: "exp_avg_sq (Adam's second moment) holds negative values; it is damaged"
+                .into(),
+        });
+    }
     let state = DeepONetTrainState {
         step: position.step,
         params: deeponet_params(path, &tensors, &arch, "")?,
-        moments: [
-            deeponet_params(path, &tensors, &arch, "exp_avg.")?,
-            deeponet_params(path, &tensors, &arch, "exp_avg_sq.")?,
-        ],
+        moments: [deeponet_params(path, &tensors, &arch, "exp_avg.")?, second],
         samplers: position.samplers,
     };
     Ok((arch, state, meta))
@@ -453,21 +460,41 @@ mod tests {
         std::fs::write(&path, patch(good, "b", 0, f32::NAN)).unwrap();
         let e = load_deeponet(&path).unwrap_err().to_string();
         assert!(e.contains("weight 'b' holds NaN at index 0"), "{e}");
+        let mut squares = params.clone();
+        squares.set_flat(&params.flat().iter().map(|v| v * v).collect::<Vec<_>>());
         let state = DeepONetTrainState {
             step: 5,
             params: params.clone(),
-            moments: [params.clone(), params.clone()],
+            moments: [params.clone(), squares],
             samplers: [(1, 0), (2, 0)],
         };
         let bytes = save_deeponet_state_bytes(&arch, &state, &[]).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(load_deeponet_state(&path).unwrap().1.step, 5);
         std::fs::write(
             &path,
-            patch(bytes, "exp_avg_sq.branch.layers.0.bias", 1, f32::NAN),
+            patch(
+                bytes.clone(),
+                "exp_avg_sq.branch.layers.0.bias",
+                1,
+                f32::NAN,
+            ),
         )
         .unwrap();
         let e = load_deeponet_state(&path).err().unwrap().to_string();
         assert!(
             e.contains("'exp_avg_sq.branch.layers.0.bias' holds NaN at index 1"),
+            "{e}"
+        );
+        // A negative second moment (Adam divides by its square root) is damage too.
+        std::fs::write(
+            &path,
+            patch(bytes, "exp_avg_sq.trunk.layers.0.weight", 0, -1e-3),
+        )
+        .unwrap();
+        let e = load_deeponet_state(&path).err().unwrap().to_string();
+        assert!(
+            e.contains("exp_avg_sq (Adam's second moment) holds negative"),
             "{e}"
         );
         std::fs::remove_file(&path).unwrap();

@@ -6,6 +6,7 @@ use super::config_file::{read_toml, relative_to_config};
 use super::error::{FieldError, SpecError};
 use super::schedule::parse_schedule;
 use super::validate;
+use crate::io::fnv::Fnv;
 use crate::nn::deeponet::DeepONetData;
 use crate::nn::deeponet::data::read_data;
 use crate::nn::deeponet::scaling::Scaling;
@@ -111,6 +112,35 @@ impl Default for TrainingSpec {
             patience: 0,
             seed: 0,
         }
+    }
+}
+
+impl TrainSpec {
+    /// What decides a run's steps besides its architecture, hashed: the validation share,
+    /// `[model]`, `[train]` but for `iterations` and `patience` (how far to go), and the
+    /// training and validation data, whether read from files or handed over as arrays. A
+    /// resumed run must give the same (`session::read_resumed`).
+    pub fn fingerprint(&self, sets: &Sets) -> String {
+        let mut h = Fnv::new();
+        let t = TrainingSpec {
+            iterations: 0,
+            patience: 0,
+            ..self.train.clone()
+        };
+        h.bytes(format!("{:?}|{:?}|{:?};", self.data.validation, self.model, t).as_bytes());
+        for d in std::iter::once(&sets.train).chain(&sets.validation) {
+            let parts: Vec<&[f64]> = match d {
+                DeepONetData::Aligned(a) => vec![&a.u.data, &a.y.data, &a.g],
+                DeepONetData::Unaligned(u) => vec![&u.u.data, &u.y.data, &u.g.data],
+            };
+            for p in parts {
+                h.bytes(format!("{};", p.len()).as_bytes());
+                for v in p {
+                    h.bytes(&v.to_le_bytes());
+                }
+            }
+        }
+        format!("{:016x}", h.value())
     }
 }
 

@@ -186,6 +186,10 @@ pub struct RunRecord {
     pub best_step: u32,
     pub best_error: f64,
     pub since_best: u32,
+    /// What decides the run's steps besides its architecture (`TrainSpec::fingerprint`):
+    /// a resumed run must give the same. Absent in records written before it existed.
+    #[serde(default)]
+    pub settings: Option<String>,
 }
 
 /// Where a run written by `write_checkpoints` left off, read back to go on with it.
@@ -197,15 +201,16 @@ pub struct Resumed {
 }
 
 /// Reads the run in `dir` (state.safetensors, model.safetensors) to go on with it up to
-/// `iterations` steps in all, with `arch` and choosing on `selection`. Refused, one
-/// sentence each, when it was trained with another architecture or normalisation or chose
-/// on another set, or has already taken `iterations` steps (`setting` names how to raise
-/// them).
+/// `iterations` steps in all, with `arch`, choosing on `selection`, with the settings and
+/// data of fingerprint `settings`. Refused, one sentence each, when it was trained with
+/// another architecture or normalisation, other settings or data, or chose on another
+/// set, or has already taken `iterations` steps (`setting` names how to raise them).
 pub fn read_resumed(
     dir: &Path,
     arch: &DeepONetArch,
     iterations: u32,
     selection: Selection,
+    settings: &str,
     setting: &str,
 ) -> Result<Resumed, String> {
     let path = dir.join("state.safetensors");
@@ -233,6 +238,14 @@ pub fn read_resumed(
             dir.display(),
             record.selection.name(),
             selection.name()
+        ));
+    }
+    if record.settings.as_deref().is_some_and(|s| s != settings) {
+        return Err(format!(
+            "the run in '{}' was trained with other settings or data than this config and \
+             data give (the validation share, [model], [train] but for iterations and \
+             patience, or the training data); resume with the config and data of that run",
+            dir.display()
         ));
     }
     if state.step >= iterations {
