@@ -234,6 +234,24 @@ fn fits_over_http_equal_the_library() {
             "not a number",
         ),
         (with("times", json!([0.5])), "times", "[40]"),
+        (
+            with(
+                "times",
+                json!((0..40).map(|i| 1.0 - i as f64 / 40.0).collect::<Vec<_>>()),
+            ),
+            "times",
+            "must increase",
+        ),
+        (
+            with("weights", json!({"x": 0, "y": 0, "z": 0})),
+            "weights",
+            "0 for every state",
+        ),
+        (
+            with("fit", json!({"rho": [0.0, 1e300, 2e300]})),
+            "fit",
+            "(got 0:1e300:2e300)",
+        ),
         (with("fit", json!({"rhoo": [1, 2]})), "fit", "rhoo"),
         (with("fit", json!({"rho": [40, 10]})), "fit", "LO < HI"),
         (with("fit", json!({"rho": "wide"})), "fit.rho", "number"),

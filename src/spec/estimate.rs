@@ -25,6 +25,16 @@ fn bad<T>(key: &'static str, message: String) -> Result<T, FitInputError> {
     Err(FitInputError { key, message })
 }
 
+/// A number as a message shows it: in exponent form when plain digits would run long
+/// (`1e308`, not 309 digits).
+pub fn shown(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// What to fit and how.
 #[derive(Debug, Clone, Default)]
 pub struct FitRequest {
@@ -80,14 +90,41 @@ impl FitData {
                 ),
             );
         }
-        if let Some(mask) = &self.mask
-            && mask.shape != shape[..]
-        {
+        if let Some(mask) = &self.mask {
+            if mask.shape != shape[..] {
+                return bad(
+                    "mask",
+                    format!(
+                        "has shape {:?}; it needs the observations' {shape:?}",
+                        mask.shape
+                    ),
+                );
+            }
+            if let Some(at) = mask.data.iter().position(|&m| m != 0.0 && m != 1.0) {
+                let (i, j, k) = (at / (n_obs * dim), at / dim % n_obs, at % dim);
+                return bad(
+                    "mask",
+                    format!(
+                        "holds {} at [{i}, {j}, {k}]; it takes 1 (observed) or 0 (not)",
+                        shown(mask.data[at])
+                    ),
+                );
+            }
+        }
+        let t = &self.times.data;
+        if let Some(i) = t.iter().position(|v| !v.is_finite()) {
             return bad(
-                "mask",
+                "times",
+                format!("holds {} at index {i}; every time must be finite", t[i]),
+            );
+        }
+        if let Some(i) = t.windows(2).position(|w| w[0] >= w[1]) {
+            return bad(
+                "times",
                 format!(
-                    "has shape {:?}; it needs the observations' {shape:?}",
-                    mask.shape
+                    "must increase: {} (index {i}) is followed by {}",
+                    shown(t[i]),
+                    shown(t[i + 1])
                 ),
             );
         }
@@ -163,6 +200,14 @@ pub fn estimation_problem(
         );
     }
     let names: Vec<String> = request.fit.iter().map(|(k, _)| k.clone()).collect();
+    if let Some(name) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+        .map(|(_, n)| n)
+    {
+        return bad("fit", format!("'{name}' is named twice"));
+    }
     let targets = resolve(system, &names).map_err(|e| FitInputError {
         key: "fit",
         message: e.to_string(),
@@ -180,11 +225,25 @@ pub fn estimation_problem(
                 );
             }
         };
+        if !(lo.is_finite() && hi.is_finite() && start.is_finite()) {
+            return bad(
+                "fit",
+                format!(
+                    "{name}: the bounds and start must be finite (got {}:{}:{})",
+                    shown(lo),
+                    shown(hi),
+                    shown(start)
+                ),
+            );
+        }
         if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) || !(lo..=hi).contains(&start) {
             return bad(
                 "fit",
                 format!(
-                    "{name}: the bounds need LO < HI and the start within them (got {lo}:{hi}:{start})"
+                    "{name}: the bounds need LO < HI and the start within them (got {}:{}:{})",
+                    shown(lo),
+                    shown(hi),
+                    shown(start)
                 ),
             );
         }
@@ -213,10 +272,13 @@ pub fn estimation_problem(
                     return bad(
                         "start",
                         format!(
-                            "row {}, column {} ({}) is {v}, outside its bounds [{lo}, {hi}]",
+                            "row {}, column {} ({}) is {}, outside its bounds [{}, {}]",
                             at / k,
                             at % k,
-                            names[at % k]
+                            names[at % k],
+                            shown(*v),
+                            shown(lo),
+                            shown(hi)
                         ),
                     );
                 }
@@ -239,6 +301,12 @@ pub fn estimation_problem(
             );
         }
         weights[i] = *w;
+    }
+    if weights.iter().all(|w| *w == 0.0) {
+        return bad(
+            "weights",
+            "are 0 for every state: no observation would count".into(),
+        );
     }
     let error_control = match request.sensitivity_error.as_deref() {
         None => ErrorControl::Include,
