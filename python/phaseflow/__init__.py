@@ -839,26 +839,44 @@ def basins(
 
 
 def fit(
-    x: Any,
-    y: Any,
+    x: Any = None,
+    y: Any = None,
     *,
     test: tuple[Any, Any] | None = None,
     network: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
     seed: int = 1,
     engine: Engine | None = None,
+    expr: str | None = None,
+    inputs: int | None = None,
+    domain: tuple[float, float] | None = None,
+    points: int | None = None,
+    image: str | os.PathLike[str] | None = None,
+    holdout: bool = False,
 ) -> Fit:
-    """Fits an MLP, behind a Fourier-feature encoding by default, to ``y`` [m, outputs] as a
-    function of ``x`` [m, inputs] on the GPU, as ``phaseflow fit --data`` does (the same
-    set-up, loop and bits). ``network`` and ``train`` take the keys of its config file's
-    ``[network]`` (``hidden``, ``activation``, ``encoding``, ``features``, ``sigma``,
-    ``train_encoding``, ``init``) and ``[train]`` (``steps``, ``lr``, ``schedule``,
-    ``weight_decay``, ``sgd``, ``loss``, ``batch``, ``clip``, ``log_every``) tables;
-    ``test=(x_test, y_test)`` is scored after training. Ctrl-C stops at the next loss
-    read-back and keeps the network so far (``Fit.interrupted``)."""
+    """Fits an MLP, behind a Fourier-feature encoding by default, on the GPU, as ``phaseflow
+    fit`` does (the same set-up, loop and bits), to one of:
+
+    - ``y`` [m, outputs] as a function of ``x`` [m, inputs] (``fit --data``), with
+      ``test=(x_test, y_test)`` scored after training;
+    - ``expr``, an expression of x (and y, z with ``inputs`` 2 or 3) in the system language,
+      sampled on a grid of ``points`` per input over ``domain`` (default (0, 1)) and tested
+      on the cell midpoints (``fit --expr``); a mistake in it raises ``SystemError`` with
+      its position in the string (file ``<expr>``);
+    - ``image``, a PNG's path (grey or RGB) as a function of the pixel position (``fit
+      --image``); ``holdout=True`` trains on every other pixel in each direction and scores
+      the rest (with its PSNR).
+
+    ``network`` and ``train`` take the keys of the config file's ``[network]`` (``hidden``,
+    ``activation``, ``encoding``, ``features``, ``sigma``, ``train_encoding``, ``init``)
+    and ``[train]`` (``steps``, ``lr``, ``schedule``, ``weight_decay``, ``sgd``, ``loss``,
+    ``batch``, ``clip``, ``log_every``) tables. Ctrl-C stops at the next loss read-back and
+    keeps the network so far (``Fit.interrupted``)."""
     engine = engine or default_engine()
 
-    def columns(a: Any) -> np.ndarray:
+    def columns(a: Any) -> np.ndarray | None:
+        if a is None:
+            return None
         a = np.asarray(a, dtype=np.float64)
         return a.reshape(-1, 1) if a.ndim == 1 else a
 
@@ -868,7 +886,9 @@ def fit(
         raise err
     pair = None if test is None else (columns(test[0]), columns(test[1]))
     return Fit(_fit_mlp(columns(x), columns(y), engine=engine, test=pair, network=network,
-                        train=train, seed=seed))
+                        train=train, seed=seed, expr=expr, inputs=inputs, domain=domain,
+                        points=points, image=None if image is None else os.fspath(image),
+                        holdout=holdout))
 
 
 class Fit:

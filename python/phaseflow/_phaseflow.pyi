@@ -165,14 +165,20 @@ class MLP:
     def parameters(self) -> int: ...
 
 def fit_mlp(
-    x: npt.ArrayLike,
-    y: npt.ArrayLike,
+    x: npt.ArrayLike | None = None,
+    y: npt.ArrayLike | None = None,
     *,
     engine: Engine,
     test: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     network: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
     seed: int = 1,
+    expr: str | None = None,
+    inputs: int | None = None,
+    domain: tuple[float, float] | None = None,
+    points: int | None = None,
+    image: str | None = None,
+    holdout: bool = False,
 ) -> dict[str, Any]:
     """The fit `phaseflow.fit` wraps."""
 

@@ -10,8 +10,8 @@ use crate::run::{PyEngine, engine_or_default, json_to_py};
 use numpy::{IntoPyArray, PyArrayMethods};
 use phaseflow::engine::Engine;
 use phaseflow::nn::{AnyTrainer, Architecture, Params, fit, load, predict, save_bytes};
-use phaseflow::spec::fit::{FitSettings, NetworkSpec};
-use phaseflow::spec::fit_data::from_matrices;
+use phaseflow::spec::fit::{ExprTarget, FitSettings, NetworkSpec};
+use phaseflow::spec::fit_data::{FitData, Kind, from_expression, from_image, from_matrices};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::path::PathBuf;
@@ -121,41 +121,103 @@ fn table_error(key: &str) -> impl Fn(serde_json::Error) -> PyErr + '_ {
     move |e| spec_error_at(format!("{key}: {e}"), Some(key.into()))
 }
 
-/// Fits an MLP to `y` [m, outputs] as a function of `x` [m, inputs]; see `phaseflow.fit`.
-/// Returns a dict: `model` (an `MLP`), `steps` and `loss` (the loss curve), `summary`,
-/// `interrupted`.
-#[pyfunction]
-#[pyo3(signature = (x, y, *, engine, test = None, network = None, train = None, seed = None))]
-#[allow(clippy::too_many_arguments)]
-pub fn fit_mlp<'py>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    y: &Bound<'py, PyAny>,
-    engine: &PyEngine,
-    test: Option<&Bound<'py, PyTuple>>,
-    network: Option<&Bound<'py, PyDict>>,
-    train: Option<&Bound<'py, PyDict>>,
-    seed: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let seed = match seed {
-        Some(v) => whole(v, "seed", u64::MAX)?,
-        None => 1,
+/// What is fitted, as `phaseflow.fit` takes it: arrays, an expression or an image.
+pub struct Target<'a, 'py> {
+    pub x: Option<&'a Bound<'py, PyAny>>,
+    pub y: Option<&'a Bound<'py, PyAny>>,
+    pub test: Option<&'a Bound<'py, PyTuple>>,
+    pub expr: Option<String>,
+    pub inputs: Option<&'a Bound<'py, PyAny>>,
+    pub domain: Option<(f64, f64)>,
+    pub points: Option<&'a Bound<'py, PyAny>>,
+    pub image: Option<PathBuf>,
+    pub holdout: bool,
+}
+
+/// What diagnostics call the text of `expr` (`SystemError.file`).
+const EXPR_NAME: &str = "<expr>";
+
+/// The samples `target` stands for, as `fit --data`, `--expr` and `--image` make them;
+/// refusals are named at `phaseflow.fit`'s keywords.
+fn fit_data(py: Python<'_>, t: Target<'_, '_>) -> PyResult<FitData> {
+    let arrays = t.x.is_some() || t.y.is_some();
+    let given = [arrays, t.expr.is_some(), t.image.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(spec_error_at(
+            "give what to fit: x and y (arrays), expr (an expression of x, y, z) or image \
+             (a PNG's path), one of them"
+                .into(),
+            Some("x".into()),
+        ));
+    }
+    let only = |key: &str, set: bool, for_what: &str| {
+        if set {
+            Err(spec_error_at(
+                format!("{key} is for {for_what}"),
+                Some(key.into()),
+            ))
+        } else {
+            Ok(())
+        }
     };
-    let network: NetworkSpec = match table(network, "network")? {
-        Some(v) => serde_json::from_value(v).map_err(table_error("network"))?,
-        None => NetworkSpec::default(),
+    if t.expr.is_none() {
+        only("inputs", t.inputs.is_some(), "expr")?;
+        only("domain", t.domain.is_some(), "expr")?;
+        only("points", t.points.is_some(), "expr")?;
+    }
+    only("holdout", t.holdout && t.image.is_none(), "image")?;
+    only(
+        "test",
+        t.test.is_some() && !arrays,
+        "x and y (an expression or image makes its own)",
+    )?;
+    // Keys of the config's [target.expr] / [target.image] become the keywords.
+    let keyword = |e: phaseflow::spec::SpecError| match e {
+        phaseflow::spec::SpecError::Field(f) => {
+            let key = f.field.rsplit('.').next().unwrap_or("expr").to_string();
+            spec_error_at(f.to_string().replace(&f.field, &key), Some(key))
+        }
+        other => spec_error(other),
     };
-    let settings: FitSettings = match table(train, "train")? {
-        Some(v) => serde_json::from_value(v).map_err(table_error("train"))?,
-        None => FitSettings::default(),
+    if let Some(text) = t.expr {
+        let inputs = match t.inputs {
+            Some(v) => whole(v, "inputs", 3)? as usize,
+            None => 1,
+        };
+        let points = t
+            .points
+            .map(|v| whole(v, "points", u32::MAX.into()).map(|p| p as usize))
+            .transpose()?;
+        let target = ExprTarget {
+            text,
+            inputs,
+            domain: t.domain.unwrap_or((0.0, 1.0)),
+            points,
+        };
+        return py
+            .detach(|| {
+                from_expression(
+                    &target.text,
+                    EXPR_NAME,
+                    target.inputs,
+                    target.domain,
+                    target.points(),
+                )
+            })
+            .map_err(keyword);
+    }
+    if let Some(path) = t.image {
+        return py.detach(|| from_image(&path, t.holdout)).map_err(keyword);
+    }
+    let (x, y) = match (t.x, t.y) {
+        (Some(x), Some(y)) => (
+            matrix_of(&matrix_f64(x, "x")?),
+            matrix_of(&matrix_f64(y, "y")?),
+        ),
+        (_, None) => return Err(spec_error_at("give y with x".into(), Some("y".into()))),
+        (None, _) => return Err(spec_error_at("give x with y".into(), Some("x".into()))),
     };
-    network.check().map_err(|e| spec_error(e.into()))?;
-    settings.check().map_err(|e| spec_error(e.into()))?;
-    let (x, y) = (
-        matrix_of(&matrix_f64(x, "x")?),
-        matrix_of(&matrix_f64(y, "y")?),
-    );
-    let test = match test {
+    let test = match t.test {
         None => None,
         Some(t) if t.len() == 2 => Some((
             matrix_of(&matrix_f64(&t.get_item(0)?, "test")?),
@@ -172,7 +234,60 @@ pub fn fit_mlp<'py>(
         "{} samples ({} inputs → {} outputs)",
         x.rows, x.cols, y.cols
     );
-    let data = from_matrices(what, x, y, test).map_err(spec_error)?;
+    from_matrices(what, x, y, test).map_err(spec_error)
+}
+
+/// Fits an MLP to `y` [m, outputs] as a function of `x` [m, inputs], to an expression or
+/// to an image; see `phaseflow.fit`. Returns a dict: `model` (an `MLP`), `steps` and
+/// `loss` (the loss curve), `summary`, `interrupted`.
+#[pyfunction]
+#[pyo3(signature = (
+    x = None, y = None, *, engine, test = None, network = None, train = None, seed = None,
+    expr = None, inputs = None, domain = None, points = None, image = None, holdout = false
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn fit_mlp<'py>(
+    py: Python<'py>,
+    x: Option<&Bound<'py, PyAny>>,
+    y: Option<&Bound<'py, PyAny>>,
+    engine: &PyEngine,
+    test: Option<&Bound<'py, PyTuple>>,
+    network: Option<&Bound<'py, PyDict>>,
+    train: Option<&Bound<'py, PyDict>>,
+    seed: Option<&Bound<'py, PyAny>>,
+    expr: Option<String>,
+    inputs: Option<&Bound<'py, PyAny>>,
+    domain: Option<(f64, f64)>,
+    points: Option<&Bound<'py, PyAny>>,
+    image: Option<PathBuf>,
+    holdout: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let seed = match seed {
+        Some(v) => whole(v, "seed", u64::MAX)?,
+        None => 1,
+    };
+    let network: NetworkSpec = match table(network, "network")? {
+        Some(v) => serde_json::from_value(v).map_err(table_error("network"))?,
+        None => NetworkSpec::default(),
+    };
+    let settings: FitSettings = match table(train, "train")? {
+        Some(v) => serde_json::from_value(v).map_err(table_error("train"))?,
+        None => FitSettings::default(),
+    };
+    network.check().map_err(|e| spec_error(e.into()))?;
+    settings.check().map_err(|e| spec_error(e.into()))?;
+    let target = Target {
+        x,
+        y,
+        test,
+        expr,
+        inputs,
+        domain,
+        points,
+        image,
+        holdout,
+    };
+    let data = fit_data(py, target)?;
     let arch = network
         .architecture(&data)
         .map_err(|e| spec_error(e.into()))?;
@@ -222,7 +337,12 @@ pub fn fit_mlp<'py>(
                 norm += b * b;
             }
             let mse = err / ty.data.len().max(1) as f64;
-            Some(serde_json::json!({"mse": mse, "relative_l2": (err / norm).sqrt()}))
+            let mut score = serde_json::json!({"mse": mse, "relative_l2": (err / norm).sqrt()});
+            // An image's held-out pixels are scored as `fit --image --holdout` scores them.
+            if matches!(data.kind, Kind::Image(_)) {
+                score["psnr_db"] = phaseflow::io::image::psnr(&p.data, &ty.data).into();
+            }
+            Some(score)
         }
         None => None,
     };

@@ -1,6 +1,8 @@
 """Fitting an MLP from NumPy arrays: the CLI's `fit --data` bit for bit (weights and loss
 curve), a 1-D function learned, save/load round trip, and refusals at their key."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,66 @@ def test_refusals_name_their_key(engine):
     # No rows: no outputs (no device work); 1-D: one input per row of this one-input network.
     assert r.model.predict(np.zeros((0, 1))).shape == (0, 1)
     np.testing.assert_array_equal(r.predict([0.25, 0.5]), r.model.predict([[0.25], [0.5]]))
+
+
+def png(path, pixels):
+    """A grey 8-bit PNG of `pixels` [h, w] (uint8), written with zlib alone."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    h, w = pixels.shape
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels.astype(np.uint8))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_expressions_and_images_fit_as_the_cli_fits_them(engine, cli, tmp_path):
+    """expr= and image= make the CLI's samples (fit --expr, --image): the same weights to
+    the bit and the same test scores; mistakes in the expression point into it."""
+    safetensors = pytest.importorskip("safetensors.numpy")
+    train = {"steps": 100, "log_every": 50}
+    cli("fit", "--expr", "sin(2*pi*x)*y", "--inputs", "2", "--domain", "-1:1", "--points", "24",
+        "--steps", "100", "--log-every", "50", "-q", "-o", tmp_path / "expr")
+    r = pf.fit(expr="sin(2*pi*x)*y", inputs=2, domain=(-1, 1), points=24, train=train, engine=engine)
+    r.model.save(tmp_path / "expr.safetensors")
+    want = safetensors.load_file(str(tmp_path / "expr" / "model.safetensors"))
+    got = safetensors.load_file(str(tmp_path / "expr.safetensors"))
+    for name in want:
+        assert np.array_equal(want[name], got[name]), name
+    assert "576 samples" in r.summary["what"] and r.summary["test"]["mse"] < 1.0
+
+    yy, xx = np.mgrid[0:24, 0:32]
+    png(tmp_path / "img.png", 127.5 + 127.5 * np.sin(xx / 5.0) * np.cos(yy / 7.0))
+    cli("fit", "--image", tmp_path / "img.png", "--holdout", "--hidden", "32,32", "--steps", "100",
+        "--log-every", "50", "-q", "--json", "-o", tmp_path / "img")
+    r = pf.fit(image=tmp_path / "img.png", holdout=True, network={"hidden": [32, 32]}, train=train,
+               engine=engine)
+    r.model.save(tmp_path / "img.safetensors")
+    want = safetensors.load_file(str(tmp_path / "img" / "model.safetensors"))
+    got = safetensors.load_file(str(tmp_path / "img.safetensors"))
+    for name in want:
+        assert np.array_equal(want[name], got[name]), name
+    assert r.model.predict(np.array([[0.5, 0.5]])).shape == (1, 1)
+    cli_summary = json.loads((tmp_path / "img" / "summary.json").read_text())
+    np.testing.assert_allclose(r.summary["test"]["psnr_db"], cli_summary["test"]["psnr_db"], rtol=1e-9)
+
+    with pytest.raises(pf.SystemError) as e:
+        pf.fit(expr="sin(2*pi*x", engine=engine)
+    assert e.value.file == "<expr>" and e.value.line == 1
+    for kwargs, key in [
+        (dict(expr="x", inputs=4), "inputs"),
+        (dict(expr="x", domain=(1, 0)), "domain"),
+        (dict(expr="x", points=1), "points"),
+        (dict(expr="x", image=tmp_path / "img.png"), "x"),
+        (dict(), "x"),
+        (dict(image=tmp_path / "img.png", points=10), "points"),
+        (dict(expr="x", holdout=True), "holdout"),
+        (dict(image=tmp_path / "missing.png"), None),
+    ]:
+        with pytest.raises(pf.SpecError) as e:
+            pf.fit(engine=engine, train=train, **kwargs)
+        assert e.value.key == key, (kwargs, e.value.key, str(e.value))
