@@ -203,7 +203,11 @@ def simulate(
             raise err
     if options.get("out") is not None:
         options["out"] = os.fspath(options["out"])
-        with _arrays_as_files(u0, params, options) as options:
+        if not options["out"].strip():
+            err = SpecError("out is empty; give a directory (or a path ending in .zarr)")
+            err.key = "out"
+            raise err
+        with _handed_over(system, u0, params, options) as (system, options):
             if zarr:
                 return Store(
                     _simulate_to_store(
@@ -231,11 +235,14 @@ def simulate(
 
 
 @contextlib.contextmanager
-def _arrays_as_files(u0: Any, params: Any, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The options of a run into ``out`` with array ``u0``/``params`` handed over as the
-    spec's files (``u0={"file": ...}``, ``params_file``), which the run directory or store
-    copies in (so ``resume`` needs nothing else); a mistake the files show is reported at
-    ``u0``/``params``, naming the array, not the temporary file."""
+def _handed_over(system: Any, u0: Any, params: Any,
+                 options: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The system and options of a run into ``out``, with what has no file of its own
+    handed over as the spec's files, in a private temporary directory removed afterwards:
+    a ``System`` built from equations as its text, array ``u0``/``params`` as ``.npy``
+    (``u0={"file": ...}``, ``params_file``). The run directory or store copies them, so
+    ``resume`` needs nothing else. A mistake those files show is reported at ``u0`` /
+    ``params``, naming the array, not the temporary file."""
     arrays = {"u0": _table(u0, "u0"), "params": _table(params, "params")}
     if arrays["params"] is not None and options.get("params_file") is not None:
         err = SpecError("params: give params (an array) or params_file, not both")
@@ -244,10 +251,15 @@ def _arrays_as_files(u0: Any, params: Any, options: dict[str, Any]) -> Iterator[
     if isinstance(arrays["u0"], dict):
         options["u0"] = arrays.pop("u0")
     arrays = {k: v for k, v in arrays.items() if v is not None}
-    if not arrays:
-        yield options
+    text = system.assembled_text if isinstance(system, System) else None
+    if not arrays and text is None:
+        yield system, options
         return
-    with tempfile.TemporaryDirectory(prefix="phaseflow-arrays-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="phaseflow-inputs-") as tmp:
+        if text is not None:
+            system = os.path.join(tmp, "system.toml")
+            with open(system, "w", encoding="utf-8") as f:
+                f.write(text)
         spelled = {}
         for key, array in arrays.items():
             path = os.path.join(tmp, f"{key}.npy")
@@ -258,12 +270,16 @@ def _arrays_as_files(u0: Any, params: Any, options: dict[str, Any]) -> Iterator[
             else:
                 options["params_file"] = path
         try:
-            yield options
+            yield system, options
         except SpecError as e:
             message = str(e)
+            if not any(path in message for path in spelled):
+                raise
             for path, name in spelled.items():
                 message = message.replace(f"'{path}'", name).replace(path, name)
-            key = {"u0.file": "u0", "params_file": "params"}.get(e.key, e.key)
+            created = {"u0.file": "u0" if "u0" in arrays else None,
+                       "params_file": "params" if "params" in arrays else None}
+            key = created.get(e.key) or e.key
             if key is None:
                 key = next((k for k in arrays if f"the {k} array" in message), None)
             err = SpecError(message)

@@ -58,6 +58,10 @@ class System:
     @property
     def name(self) -> str: ...
     @property
+    def assembled_text(self) -> str | None:
+        """The system-file text `from_equations` assembled (what a run directory copies
+        as system.toml); None for a built-in or a file."""
+    @property
     def description(self) -> str: ...
     @property
     def states(self) -> list[str]:

@@ -7,13 +7,18 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
-/// A whole-number keyword from 0 to `max`, taken from any Python integer (NumPy's too), so
-/// that a negative, fractional or too large one is a `SpecError` at `key` that says what the
-/// keyword takes, not a bare `OverflowError` or `TypeError`.
-pub fn whole(value: &Bound<'_, PyAny>, key: &str, max: u64) -> PyResult<u64> {
+/// A whole-number keyword within `range`, taken from any Python integer (NumPy's too), so
+/// that a negative, fractional or out-of-range one is a `SpecError` at `key` that says what
+/// the keyword takes, not a bare `OverflowError` or `TypeError`.
+pub fn whole(
+    value: &Bound<'_, PyAny>,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> PyResult<u64> {
+    let (min, max) = (*range.start(), *range.end());
     let refuse = |shown: String| {
         spec_error_at(
-            format!("{key} must be a whole number from 0 to {max}, not {shown}"),
+            format!("{key} must be a whole number from {min} to {max}, not {shown}"),
             Some(key.into()),
         )
     };
@@ -27,10 +32,10 @@ pub fn whole(value: &Bound<'_, PyAny>, key: &str, max: u64) -> PyResult<u64> {
         return Err(refuse(shown()));
     }
     match value.extract::<i64>() {
-        Ok(v) if v >= 0 && v as u64 <= max => Ok(v as u64),
+        Ok(v) if v >= 0 && range.contains(&(v as u64)) => Ok(v as u64),
         Ok(v) => Err(refuse(v.to_string())),
         Err(_) => match value.extract::<u64>() {
-            Ok(v) if v <= max => Ok(v),
+            Ok(v) if range.contains(&v) => Ok(v),
             _ => Err(refuse(shown())),
         },
     }
@@ -106,6 +111,12 @@ fn convert(value: &Bound<'_, PyAny>, key: &str, depth: usize) -> PyResult<Value>
     // A class (np.float64 itself) has these methods unbound: calling them fails, and the
     // value is refused below like any other that is not a number.
     if !value.is_instance_of::<PyType>() {
+        // A path (pathlib.Path, os.PathLike): its text, as a config file would hold it.
+        if let Ok(path) = value.call_method0("__fspath__")
+            && path.is_instance_of::<PyString>()
+        {
+            return Ok(Value::String(path.extract()?));
+        }
         if let Ok(plain) = value.call_method0("tolist")
             && !plain.is(value)
         {

@@ -62,11 +62,11 @@ pub fn estimate_fits<'py>(
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let segments = match segments {
-        Some(v) => whole(v, "segments", u32::MAX.into())? as usize,
+        Some(v) => whole(v, "segments", 0..=u32::MAX.into())? as usize,
         None => 1,
     };
     let max_iterations = max_iterations
-        .map(|v| whole(v, "max_iterations", u32::MAX.into()).map(|n| n as u32))
+        .map(|v| whole(v, "max_iterations", 0..=u32::MAX.into()).map(|n| n as u32))
         .transpose()?;
     if let Some(o) = options {
         for (key, why) in NOT_FOR_FITS {

@@ -181,12 +181,12 @@ fn fit_data(py: Python<'_>, t: Target<'_, '_>) -> PyResult<FitData> {
     };
     if let Some(text) = t.expr {
         let inputs = match t.inputs {
-            Some(v) => whole(v, "inputs", 3)? as usize,
+            Some(v) => whole(v, "inputs", 1..=3)? as usize,
             None => 1,
         };
         let points = t
             .points
-            .map(|v| whole(v, "points", u32::MAX.into()).map(|p| p as usize))
+            .map(|v| whole(v, "points", 2..=u32::MAX.into()).map(|p| p as usize))
             .transpose()?;
         let target = ExprTarget {
             text,
@@ -207,7 +207,13 @@ fn fit_data(py: Python<'_>, t: Target<'_, '_>) -> PyResult<FitData> {
             .map_err(keyword);
     }
     if let Some(path) = t.image {
-        return py.detach(|| from_image(&path, t.holdout)).map_err(keyword);
+        // Every refusal of the file (not a PNG, too large, missing) is about `image`.
+        return py
+            .detach(|| from_image(&path, t.holdout))
+            .map_err(|e| match e {
+                phaseflow::spec::SpecError::Input(m) => spec_error_at(m, Some("image".into())),
+                other => keyword(other),
+            });
     }
     let (x, y) = match (t.x, t.y) {
         (Some(x), Some(y)) => (
@@ -263,7 +269,7 @@ pub fn fit_mlp<'py>(
     holdout: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let seed = match seed {
-        Some(v) => whole(v, "seed", u64::MAX)?,
+        Some(v) => whole(v, "seed", 0..=u64::MAX)?,
         None => 1,
     };
     let network: NetworkSpec = match table(network, "network")? {

@@ -82,11 +82,11 @@ impl PyEngine {
         max_result_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyEngine> {
         let runners = match runners {
-            Some(v) => whole(v, "runners", MAX_RUNNERS as u64)? as usize,
+            Some(v) => whole(v, "runners", 1..=MAX_RUNNERS as u64)? as usize,
             None => 2,
         };
         let bytes = |v: Option<&Bound<'_, PyAny>>, key: &str| {
-            v.map(|v| whole(v, key, u64::MAX)).transpose()
+            v.map(|v| whole(v, key, 1..=u64::MAX)).transpose()
         };
         let (memory, max_result_bytes) = (
             bytes(memory, "memory")?,

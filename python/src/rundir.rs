@@ -8,7 +8,6 @@ use crate::convert::to_json;
 use crate::errors::{spec_error, spec_error_at};
 use crate::run::{PyEngine, json_to_py};
 use crate::system::{Origin, PySystem};
-use phaseflow::io::fnv::Fnv;
 use phaseflow::ode::RunOptions;
 use phaseflow::ode::run_dir::{
     Prepared, ResumePoint, RunDirError, interruptible_chunk_of, prepare_run,
@@ -17,7 +16,6 @@ use phaseflow::schedule::PlanCaps;
 use phaseflow::spec::RunSpec;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -32,23 +30,21 @@ pub fn dir_error(e: RunDirError) -> PyErr {
 }
 
 /// The system as a run directory records it: a built-in's name or a file's path (its text
-/// is copied into the directory for `--resume`). A system built from equations is written
-/// to a file named by its text's hash under the temporary directory, so that every process
-/// that runs it (a store's shards, Dask workers) names the same file with the same text.
+/// is copied into the directory for `--resume`). A `System` built from equations has no
+/// file: `phaseflow.simulate` writes its text (`System.assembled_text`) to a private
+/// temporary file and passes that path.
 pub fn system_name(system: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = system.cast::<PySystem>() {
         let s = s.get();
         return match &s.origin {
             Origin::Builtin => Ok(s.inner.name().to_string()),
             Origin::File(path) => Ok(path.display().to_string()),
-            Origin::Text(text) => system_file(s.inner.name(), text)
-                .map(|p| p.display().to_string())
-                .map_err(|e| {
-                    pyo3::exceptions::PyOSError::new_err(format!(
-                        "cannot write the system '{}' to a temporary file for the run: {e}",
-                        s.inner.name()
-                    ))
-                }),
+            Origin::Text(_) => Err(spec_error_at(
+                "system: a System built from equations goes to a run directory or store \
+                 through phaseflow.simulate, which writes its text to a file"
+                    .into(),
+                Some("system".into()),
+            )),
         };
     }
     if let Ok(name) = system.cast::<PyString>() {
@@ -62,39 +58,6 @@ pub fn system_name(system: &Bound<'_, PyAny>) -> PyResult<String> {
         "system: give a System, a built-in's name or a system file's path".into(),
         Some("system".into()),
     ))
-}
-
-/// `text` in `<temp>/phaseflow-systems/<hash>/<name>.toml`, written once (through a
-/// temporary name and a rename, so a concurrent reader never sees half of it).
-fn system_file(name: &str, text: &str) -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir()
-        .join("phaseflow-systems")
-        .join(Fnv::hex_of(text.as_bytes()));
-    let stem: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    let stem = if stem.is_empty() {
-        "system".into()
-    } else {
-        stem
-    };
-    let path = dir.join(format!("{stem}.toml"));
-    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(&dir)?;
-    let staged = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
-    std::fs::write(&staged, text)?;
-    std::fs::rename(&staged, &path)?;
-    Ok(path)
 }
 
 /// Runs into `options["out"]`; returns a dict: `path`, `summary` (run.json), `complete`,

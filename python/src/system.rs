@@ -116,12 +116,27 @@ impl PySystem {
                 inner,
                 origin: Origin::Text(source.text.clone()),
             })
-            .map_err(|d| system_error(&point_into_strings(d, &source, &strings)))
+            .map_err(|d| {
+                if let Some(e) = at_declared_name(&d, &source) {
+                    return e;
+                }
+                system_error(&point_into_strings(d, &source, &strings))
+            })
     }
 
     #[getter]
     fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    /// The system-file text `from_equations` assembled (what a run directory copies as
+    /// system.toml); `None` for a built-in or a file.
+    #[getter]
+    fn assembled_text(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Text(text) => Some(text),
+            _ => None,
+        }
     }
 
     #[getter]
@@ -245,6 +260,44 @@ fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
 /// Diagnostics that point into the assembled definition, moved into the caller's own
 /// strings where they fall inside one (an equation's mistake is reported at its line and
 /// column in `equations`, not in a TOML text the caller never wrote).
+/// A diagnostic on a `name = value` line of the `[states]` or `[parameters]` table the
+/// dicts were assembled into (a reserved name, say) as a `SpecError` at `states.NAME`: the
+/// caller wrote no such text to point into.
+fn at_declared_name(d: &Diagnostics, source: &std::sync::Arc<Source>) -> Option<PyErr> {
+    let diag = d.first();
+    if !diag
+        .source
+        .as_ref()
+        .is_some_and(|s| std::sync::Arc::ptr_eq(s, source))
+    {
+        return None;
+    }
+    let text = &source.text;
+    let start = text
+        .get(..diag.span.start)?
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let name = line.split('=').next()?.trim().trim_matches('"');
+    let section = text[..start]
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))?
+        .trim_matches(|c| c == '[' || c == ']');
+    if !matches!(section, "states" | "parameters") || name.is_empty() {
+        return None;
+    }
+    let key = format!("{section}.{name}");
+    let hint = diag
+        .hint
+        .as_ref()
+        .map_or(String::new(), |h| format!(" ({h})"));
+    Some(spec_error_at(
+        format!("{key}: {}{hint}", diag.message),
+        Some(key),
+    ))
+}
+
 fn point_into_strings(
     d: Diagnostics,
     source: &std::sync::Arc<Source>,

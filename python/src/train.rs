@@ -53,7 +53,7 @@ pub fn train_deeponet<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut spec = read_spec(config, train.is_some())?;
     let iterations = iterations
-        .map(|v| whole(v, "iterations", u32::MAX.into()).map(|n| n as u32))
+        .map(|v| whole(v, "iterations", 1..=u32::MAX.into()).map(|n| n as u32))
         .transpose()?;
     if let Some(n) = iterations {
         if n == 0 {

@@ -148,7 +148,9 @@ def test_whole_numbers_and_names_are_refused_at_their_keys(engine, tmp_path):
     cases = [
         (lambda: pf.simulate("lorenz", engine=engine, n=10, tspan=(0, 1), dt=0.01, seed=-1), "seed",
          "must be a whole number, 0 or more (got -1)"),
-        (lambda: pf.Engine(runners=-1), "runners", "from 0 to 64, not -1"),
+        (lambda: pf.Engine(runners=-1), "runners", "from 1 to 64, not -1"),
+        (lambda: pf.Engine(memory=0), "memory", "from 1 to"),
+        (lambda: pf.simulate("lorenz", engine=engine, n=4, out=""), "out", "empty"),
         (lambda: pf.fit(np.ones((8, 1)), np.ones((8, 1)), engine=engine, seed=1.5), "seed", "not 1.5"),
         (lambda: pf.train_deeponet({"data": {}}, engine=engine, iterations=-3,
                                    train=(np.ones((4, 3)), np.ones((2, 1)), np.ones((4, 2)))),
@@ -159,6 +161,10 @@ def test_whole_numbers_and_names_are_refused_at_their_keys(engine, tmp_path):
          "states", "listed twice"),
         (lambda: pf.System.from_equations(states="x", parameters=[], equations="dx = -x"),
          "states", "list the names"),
+        (lambda: pf.System.from_equations(states=["pi"], parameters=[], equations="dpi = 1"),
+         "states.pi", "'pi' is reserved"),
+        (lambda: pf.System.from_equations(states=["x"], parameters={"sin": 1.0}, equations="dx = -x"),
+         "parameters.sin", "built-in function"),
     ]
     for call, key, words in cases:
         with pytest.raises(pf.SpecError) as e:

@@ -138,7 +138,8 @@ def test_expressions_and_images_fit_as_the_cli_fits_them(engine, cli, tmp_path):
         (dict(), "x"),
         (dict(image=tmp_path / "img.png", points=10), "points"),
         (dict(expr="x", holdout=True), "holdout"),
-        (dict(image=tmp_path / "missing.png"), None),
+        (dict(image=tmp_path / "missing.png"), "image"),
+        (dict(expr="x*y*z", inputs=3, points=240), None),  # past one storage binding
     ]:
         with pytest.raises(pf.SpecError) as e:
             pf.fit(engine=engine, train=train, **kwargs)

@@ -112,3 +112,8 @@ def test_arrays_and_systems_built_in_python_go_to_a_run_directory(engine, tmp_pa
     (tmp_path / "decay" / "run.json").write_text(json.dumps(run))
     resumed = pf.resume(tmp_path / "decay", engine=engine)
     np.testing.assert_array_equal(np.array(resumed.states), np.array(d.states))
+    # A file the caller named keeps its own key: only handed-over arrays are renamed.
+    with pytest.raises(pf.SpecError) as e:
+        pf.simulate("lorenz", engine=engine, out=tmp_path / "p", params_file=tmp_path / "nope.npy",
+                    u0=u0, **spec)
+    assert e.value.key == "params_file" and "nope.npy" in str(e.value)

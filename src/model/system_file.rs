@@ -135,6 +135,17 @@ pub fn parse_system(source: &Arc<Source>) -> Result<System, Diagnostics> {
     };
 
     let name = string("name", true, &mut err);
+    // The name is shown in messages, file names and kernels' comments: one line of
+    // printable text.
+    if let Some((text, span)) = &name
+        && (text.chars().any(char::is_control) || text.chars().count() > 200)
+    {
+        err(Diagnostic::new(
+            "the system's name must be one line of printable text, at most 200 characters",
+            source,
+            span.clone(),
+        ));
+    }
     let description = string("description", false, &mut err);
     let reference = string("reference", false, &mut err);
     let equations = string("equations", true, &mut err);
@@ -796,6 +807,21 @@ dx = -k*x
         assert_eq!(s.name(), "decay");
         assert_eq!(s.states[0].name, "x");
         assert_eq!(s.params[0].default, 0.5);
+    }
+
+    /// A name goes into kernels' comments and file names: a line break in it would end
+    /// the comment and put the rest into the kernel.
+    #[test]
+    fn a_name_is_one_line_of_printable_text() {
+        let text = FILE.replace("\"decay\"", "\"a\\nconst zz: f32 = 1.0; //\"");
+        let e = parse_system(&Source::new("decay.toml", text)).unwrap_err();
+        assert!(
+            e.first().message.contains("one line of printable text"),
+            "{e}"
+        );
+        assert_eq!(e.first().position(), Some((1, 8)));
+        let long = FILE.replace("decay", &"d".repeat(201));
+        assert!(parse_system(&Source::new("decay.toml", long)).is_err());
     }
 
     #[test]

@@ -37,7 +37,14 @@ pub struct ProgramFn<'a> {
 /// With no ProgramFn it is byte-identical to emit_system.
 pub fn emit_system_with(system: &System, extra: &[ProgramFn], precision: Precision) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "// system '{}'", system.name());
+    // A comment holds one line: a name is checked when a file is read, and a System built
+    // in code may hold anything.
+    let shown: String = system
+        .name()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let _ = writeln!(out, "// system '{shown}'");
     let fields = |prefix: &str, n: usize| -> String {
         (0..n)
             .map(|i| format!("    {prefix}{i}: real,\n"))

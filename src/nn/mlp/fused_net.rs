@@ -117,6 +117,24 @@ pub(crate) fn weight_grad_passes(
     Ok((passes, per_split))
 }
 
+/// Refuses data `m` [rows, cols] that one storage binding of this adapter cannot hold (the
+/// fused kernels bind the whole of it), before any buffer is made: a clear sentence where
+/// the driver would report a binding range past its limit.
+fn fits_one_binding(ctx: &GpuContext, what: &str, m: &Matrix) -> Result<(), GpuError> {
+    let bytes = 4 * m.rows as u64 * m.cols as u64;
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    if bytes > limit {
+        return Err(GpuError::Unsupported(format!(
+            "the {what} of {} samples take {} MiB in f32, more than one storage binding of \
+             this adapter holds ({} MiB); use fewer samples (points, pixels or rows)",
+            m.rows,
+            bytes.div_ceil(1 << 20),
+            limit >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// The widest hidden layer the fused kernels take; wider networks use the layer-by-layer
 /// kernels (`GpuNet`, `Trainer`). Checked here and by `spec::train` before any work.
 pub const MAX_FUSED_WIDTH: usize = 128;
@@ -187,6 +205,7 @@ impl FusedNet {
         let chunks = rows.div_ceil(chunk);
         let last = arch.n_linear() - 1;
         let out_q = self.layout.out_pad[last] / 4;
+        fits_one_binding(ctx, "inputs", x)?;
         let data = storage(ctx, "inputs", &FusedLayout::feature_major(x));
         let order = buffer(ctx, "order", 4, U::STORAGE);
         let scratch = buffer(
@@ -366,6 +385,8 @@ impl FusedTrainer {
         let w = storage_rw;
         let pipe = |label: &str, wgsl: &str, bindings: &[Binding]| pipe(ctx, label, wgsl, bindings);
 
+        fits_one_binding(ctx, "inputs", x)?;
+        fits_one_binding(ctx, "targets", target)?;
         let xs = storage(ctx, "inputs", &FusedLayout::feature_major(x));
         let ts = storage(ctx, "targets", &FusedLayout::feature_major(target));
         let identity: Vec<u32> = (0..m as u32).collect();
