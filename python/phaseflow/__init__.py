@@ -277,9 +277,8 @@ def _handed_over(system: Any, u0: Any, params: Any,
                 raise
             for path, name in spelled.items():
                 message = message.replace(f"'{path}'", name).replace(path, name)
-            created = {"u0.file": "u0" if "u0" in arrays else None,
-                       "params_file": "params" if "params" in arrays else None}
-            key = created.get(e.key) or e.key
+            # The message names a file made here: say it at the keyword that gave it.
+            key = {"u0.file": "u0", "params_file": "params"}.get(e.key, e.key)
             if key is None:
                 key = next((k for k in arrays if f"the {k} array" in message), None)
             err = SpecError(message)

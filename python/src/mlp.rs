@@ -122,16 +122,16 @@ fn table_error(key: &str) -> impl Fn(serde_json::Error) -> PyErr + '_ {
 }
 
 /// What is fitted, as `phaseflow.fit` takes it: arrays, an expression or an image.
-pub struct Target<'a, 'py> {
-    pub x: Option<&'a Bound<'py, PyAny>>,
-    pub y: Option<&'a Bound<'py, PyAny>>,
-    pub test: Option<&'a Bound<'py, PyTuple>>,
-    pub expr: Option<String>,
-    pub inputs: Option<&'a Bound<'py, PyAny>>,
-    pub domain: Option<(f64, f64)>,
-    pub points: Option<&'a Bound<'py, PyAny>>,
-    pub image: Option<PathBuf>,
-    pub holdout: bool,
+struct Target<'a, 'py> {
+    x: Option<&'a Bound<'py, PyAny>>,
+    y: Option<&'a Bound<'py, PyAny>>,
+    test: Option<&'a Bound<'py, PyTuple>>,
+    expr: Option<String>,
+    inputs: Option<&'a Bound<'py, PyAny>>,
+    domain: Option<(f64, f64)>,
+    points: Option<&'a Bound<'py, PyAny>>,
+    image: Option<PathBuf>,
+    holdout: bool,
 }
 
 /// What diagnostics call the text of `expr` (`SystemError.file`).

@@ -84,15 +84,6 @@ impl PySystem {
         doc.insert("name".into(), toml::Value::String(name.into()));
         let states = defaults(states, "states")?;
         let parameters = defaults(parameters, "parameters")?;
-        // Said at the key, not at a line of the TOML text assembled from the dicts.
-        for name in parameters.keys() {
-            if states.contains(&name)? {
-                return Err(spec_error_at(
-                    format!("parameters: '{name}' is a state already; each name is declared once"),
-                    Some(format!("parameters.{name}")),
-                ));
-            }
-        }
         for (key, value) in [("states", states), ("parameters", parameters)] {
             check_defaults(&value, key)?;
             doc.insert(key.into(), toml_value(&value.into_any(), key)?);

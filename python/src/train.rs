@@ -74,9 +74,8 @@ pub fn train_deeponet<'py>(
     // A resumed run goes on in its own directory, as `phaseflow train deeponet --resume`.
     let out = match &resume {
         Some(dir) => {
-            let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
             if let Some(o) = &out
-                && (same(o).is_none() || same(o) != same(dir))
+                && !session::same_directory(dir, o)
             {
                 return Err(spec_error_at(
                     format!(
@@ -154,7 +153,9 @@ pub fn train_deeponet<'py>(
     }
 
     let selection = sets.selection();
-    let settings = py.detach(|| spec.fingerprint(&sets));
+    // What a written run records and a resumed one must match (it hashes the data: only
+    // when there is a run to write).
+    let settings = out.as_ref().map(|_| py.detach(|| spec.fingerprint(&sets)));
     let resumed = match &resume {
         Some(dir) => Some(
             py.detach(|| {
@@ -163,7 +164,7 @@ pub fn train_deeponet<'py>(
                     &arch,
                     plan.iterations,
                     selection,
-                    &settings,
+                    settings.as_deref().unwrap_or_default(),
                     "iterations",
                 )
             })
@@ -326,7 +327,7 @@ pub fn train_deeponet<'py>(
             best_step,
             best_error,
             since_best,
-            settings: Some(settings),
+            settings,
         };
         written = py
             .detach(|| -> Result<Vec<PathBuf>, String> {

@@ -156,7 +156,7 @@ def test_whole_numbers_and_names_are_refused_at_their_keys(engine, tmp_path):
                                    train=(np.ones((4, 3)), np.ones((2, 1)), np.ones((4, 2)))),
          "iterations", "not -3"),
         (lambda: pf.System.from_equations(states={"x": 1.0}, parameters={"x": 2.0}, equations="dx = -x"),
-         "parameters.x", "'x' is a state already"),
+         "parameters.x", "'x' is declared twice (as a state and as a parameter)"),
         (lambda: pf.System.from_equations(states=["x", "x"], parameters=[], equations="dx = -x"),
          "states", "listed twice"),
         (lambda: pf.System.from_equations(states="x", parameters=[], equations="dx = -x"),

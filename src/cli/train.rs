@@ -18,7 +18,7 @@ use crate::nn::{AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONet
 use crate::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use serde_json::json;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub const LONG_ABOUT: &str = "Train a DeepONet (branch net over the input function's sensor \
@@ -88,8 +88,7 @@ const FILES: [&str; 6] = [
 fn output_path(args: &DeepONetArgs, config: &TrainSpec) -> Result<PathBuf, CliError> {
     if let Some(dir) = &args.resume {
         if let Some(o) = &args.out {
-            let same = |p: &Path| std::fs::canonicalize(p).ok();
-            if same(o).is_none() || same(o) != same(dir) {
+            if !session::same_directory(dir, o) {
                 return Err(CliError::Input(format!(
                     "--resume continues the run in '{}' and writes there; -o '{}' names \
                      another directory (leave -o out)",

@@ -196,8 +196,10 @@ pub struct GpuContext {
 /// (`nn::mlp::fused::LaneSharing::Loads`): for a driver whose subgroups misbehave, and to
 /// run the no-subgroup path on an adapter that has them.
 pub fn subgroups_wanted() -> Result<bool, GpuError> {
-    let Ok(value) = std::env::var("PHASEFLOW_SUBGROUPS") else {
-        return Ok(true);
+    let value = match std::env::var("PHASEFLOW_SUBGROUPS") {
+        Ok(v) => v,
+        Err(std::env::VarError::NotPresent) => return Ok(true),
+        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
     };
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "on" | "auto" | "1" | "true" => Ok(true),

@@ -192,6 +192,13 @@ pub struct RunRecord {
     pub settings: Option<String>,
 }
 
+/// Whether `out` names the directory `resume` does (however spelled: relative, with a
+/// trailing slash, through a link): a resumed run writes into its own directory only.
+pub fn same_directory(resume: &Path, out: &Path) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    real(out).is_some() && real(out) == real(resume)
+}
+
 /// Where a run written by `write_checkpoints` left off, read back to go on with it.
 pub struct Resumed {
     pub state: DeepONetTrainState,

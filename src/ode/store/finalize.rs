@@ -140,16 +140,13 @@ impl StoreStatus {
 /// its trajectories' blocks, and (`montecarlo`) the accumulators it saved. `Err` says
 /// what is missing. Stats only (no chunk is read), so `store status` stays quick.
 pub fn intact(path: &Path, state: &ShardState, montecarlo: bool) -> Result<(), String> {
-    use zarrs::storage::ReadableStorageTraits;
     let (array, t) = status_array(path)?;
-    let store = array.storage();
     let range = &state.trajectories;
     let mut lost = 0;
     for b in range.start / t..range.end.div_ceil(t) {
-        let found = store
-            .size_key(&array.chunk_key(&[b as u64]))
-            .map_err(|e| format!("status: {e}"))?;
-        if found.is_none() {
+        let found =
+            super::layout::has_chunk(&array, &[b as u64]).map_err(|e| format!("status: {e}"))?;
+        if !found {
             lost += range.end.min((b + 1) * t) - range.start.max(b * t);
         }
     }

@@ -197,13 +197,18 @@ impl StoreArray {
 
     /// Whether chunk `chunk` is in the store.
     pub fn has_chunk(&self, chunk: &[u64]) -> Result<bool, String> {
-        use zarrs::storage::ReadableStorageTraits;
-        self.array
-            .storage()
-            .size_key(&self.array.chunk_key(chunk))
-            .map(|size| size.is_some())
-            .map_err(|e| format!("{}: {e}", self.name))
+        has_chunk(&self.array, chunk).map_err(|e| format!("{}: {e}", self.name))
     }
+}
+
+/// Whether chunk `chunk` of `array` is in the store: a stat, no chunk read.
+pub fn has_chunk(array: &Array<FilesystemStore>, chunk: &[u64]) -> Result<bool, String> {
+    use zarrs::storage::ReadableStorageTraits;
+    array
+        .storage()
+        .size_key(&array.chunk_key(chunk))
+        .map(|size| size.is_some())
+        .map_err(|e| e.to_string())
 }
 
 /// The arrays of a run, with the attributes xarray shows.
@@ -450,8 +455,6 @@ pub struct MonteCarloArrays {
     pub quantile: StoreArray,
 }
 
-/// The names and descriptions of the `[time, state]` statistics, in `MonteCarloArrays`
-/// order.
 /// Every array any run may write into a store (its folder's name): what `--overwrite`
 /// may remove.
 pub const ARRAY_NAMES: [&str; 19] = [
@@ -476,6 +479,8 @@ pub const ARRAY_NAMES: [&str; 19] = [
     "quantile",
 ];
 
+/// The names and descriptions of the `[time, state]` statistics, in `MonteCarloArrays`
+/// order.
 pub const MONTECARLO_MOMENTS: [(&str, &str); 5] = [
     ("mc_mean", "mean across trajectories"),
     ("mc_var", "variance across trajectories (unbiased)"),
