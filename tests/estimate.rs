@@ -294,6 +294,85 @@ fn fits_are_chunking_invariant_and_report_their_statuses() {
     );
 }
 
+/// The device's fold of the saves into normal equations (`Folding::Device`, the default
+/// where the device has f64) and the host's give the same fits: the same statuses and
+/// iterations, and values, costs and standard errors that differ only by the rounding of
+/// sums taken in another order (relative 1e-9, where the fits' own spread is 1e-3), for
+/// 24 Lorenz fits and for a shared fit to 200 Lotka–Volterra runs (three whole groups of
+/// 64 and a partial one) cut into chunks of 64.
+#[test]
+fn device_and_host_folds_give_the_same_fits() {
+    use phaseflow::ode::estimate::estimate_folding;
+    use phaseflow::ode::estimate::fold::Folding;
+    use phaseflow::ode::estimate::shared::estimate_shared_folding;
+    if !gpu().has_f64() {
+        return;
+    }
+    let close = |what: &str, a: f64, b: f64| {
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+            "{what}: {a} vs {b}"
+        );
+    };
+    let (base, _, times, values) = lorenz_fits(24, "f64");
+    let ep = lorenz_problem(base, times, values);
+    let options = RunOptions::default();
+    let device = estimate_folding(gpu(), &ep, &options, Folding::Device).unwrap();
+    let host = estimate_folding(gpu(), &ep, &options, Folding::Host).unwrap();
+    assert_eq!(device.status, host.status);
+    assert_eq!(device.iterations, host.iterations);
+    assert_eq!(device.observed, host.observed);
+    for (k, (a, b)) in device.values.iter().zip(&host.values).enumerate() {
+        close(&format!("value {k}"), *a, *b);
+    }
+    for j in 0..24 {
+        close(&format!("cost {j}"), device.cost[j], host.cost[j]);
+        close(&format!("se {j}"), device.stderr(j, 1), host.stderr(j, 1));
+    }
+
+    let n = 200;
+    let (base, times, values) = lotka_volterra_runs(n);
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let ep = EstimationProblem {
+        targets: resolve(base.system(), &names).unwrap(),
+        bounds: vec![(0.1, 10.0); 4],
+        start: Start::Same(vec![1.2, 0.8, 0.8, 2.5]),
+        observations: Observations {
+            times,
+            values,
+            weights: vec![1.0; 2],
+        },
+        error_control: ErrorControl::Include,
+        stopping: Stopping::for_precision(Precision::F64),
+        problem: base,
+    };
+    let cut = RunOptions {
+        caps: phaseflow::schedule::PlanCaps {
+            max_chunk: Some(64),
+            ..Default::default()
+        },
+        ..RunOptions::default()
+    };
+    let device = estimate_shared_folding(gpu(), &ep, &cut, Folding::Device).unwrap();
+    let host = estimate_shared_folding(gpu(), &ep, &cut, Folding::Host).unwrap();
+    assert_eq!(device.status, FitStatus::Converged);
+    assert_eq!(device.status, host.status);
+    assert_eq!(device.iterations, host.iterations);
+    assert_eq!(device.observed, host.observed);
+    close("cost", device.cost, host.cost);
+    for k in 0..4 {
+        close(&format!("value {k}"), device.values[k], host.values[k]);
+        close(&format!("se {k}"), device.stderr(k), host.stderr(k));
+    }
+    for j in 0..n {
+        close(
+            &format!("trajectory cost {j}"),
+            device.trajectory_cost[j],
+            host.trajectory_cost[j],
+        );
+    }
+}
+
 #[test]
 fn bad_shapes_are_refused_before_any_work() {
     let (base, _, times, values) = lorenz_fits(2, "f32");

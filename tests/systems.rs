@@ -234,6 +234,26 @@ fn deeponet_kernels_validate() {
     }
 }
 
+/// The estimation fold in every output form, for saves in both precisions and one to
+/// seven fitted quantities over one and three states.
+#[test]
+fn estimation_fold_kernels_validate() {
+    use phaseflow::ode::estimate::fold::{FoldOutput, fold_wgsl};
+    for output in [FoldOutput::PerTrajectory, FoldOutput::Groups] {
+        for precision in [Precision::F32, Precision::F64] {
+            for (dim, n_fit) in [(1, 1), (3, 3), (2, 7)] {
+                let wgsl = fold_wgsl(dim, n_fit, precision, output).unwrap();
+                validate(
+                    &format!("fold {output:?} {precision:?} {dim}x{n_fit}"),
+                    &wgsl,
+                    true,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+}
+
 #[test]
 fn f64_math_probes_validate() {
     for f in Func::ALL.into_iter().filter(|f| f.needs_f64_library()) {

@@ -190,6 +190,13 @@ pub const FAMILIES: &[KernelFamily] = &[
                the combine (dot product) kernels for aligned and unaligned data",
     },
     KernelFamily {
+        name: "ode estimate fold",
+        templates: &["ode/estimate/fold_normals.wgsl"],
+        what: "folds a fit's states and sensitivities at the observation times into each \
+               trajectory's normal equations in f64, and sums them over groups of 64 \
+               trajectories for a shared fit (`phaseflow estimate`)",
+    },
+    KernelFamily {
         name: "gpu peak",
         templates: &["gpu/peak_fma.wgsl", "gpu/peak_copy.wgsl"],
         what: "microkernels `phaseflow bench` uses to measure the adapter's FMA rate and \

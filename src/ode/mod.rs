@@ -31,6 +31,7 @@ pub mod sensitivity;
 pub mod sink;
 pub mod solution;
 pub mod solver;
+pub mod stage;
 pub mod stiff;
 #[cfg(feature = "zarr")]
 pub mod store;

@@ -8,6 +8,7 @@ use super::error::{SimError, SinkError};
 use super::events::EventLog;
 use super::results::ChunkResults;
 use super::solution::{RunStats, Solution, StateValues, Status, StepCounts};
+use super::stage::DeviceStage;
 use crate::model::System;
 use std::ops::Range;
 
@@ -32,6 +33,24 @@ pub trait Sink {
     /// exponents), for families that have them. Comes after the chunk's batches and
     /// before its `chunk_done`. Sinks that do not use them keep this default.
     fn results(&mut self, _chunk: Range<usize>, _results: &ChunkResults) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// A reduction of the saves for the device to do instead of reading them back (see
+    /// `stage`), asked for once when a run starts. With one, the runner never calls
+    /// `saves`: it hands each chunk's stage output to `staged` instead.
+    fn device_stage(&mut self) -> Option<Box<dyn DeviceStage>> {
+        None
+    }
+
+    /// A chunk's stage output, as `DeviceStage::output_bytes` read back for rows `stride`
+    /// long. Comes after the chunk's batches and before its `chunk_done`.
+    fn staged(
+        &mut self,
+        _chunk: Range<usize>,
+        _stride: usize,
+        _bytes: &[u8],
+    ) -> Result<(), SinkError> {
         Ok(())
     }
 }

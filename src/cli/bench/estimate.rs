@@ -11,13 +11,21 @@
 //! Before anything is reported: at least 99% of the fits converge, and (from 200 fits up)
 //! the truth lies within two reported standard errors in 90% to 99% of the cases, the band
 //! around the 95.4% a correct covariance gives (binomial sd 0.9% at 600 cases).
+//!
+//! The f64 fits run twice, with the saves folded into normal equations on the device (the
+//! default) and on the host from the saves read back, and so does a shared fit: one
+//! (σ, ρ, β) = `SHARED_TRUTH` behind N replicate runs, each observed as above, whose
+//! normal equations are reduced on the device in groups of 64 or summed on the host. The
+//! shared fit must converge with the truth within four standard errors of every value.
 
 use super::harness::Bench;
 use super::row::Row;
 use super::scenario::Scenario;
 use crate::cli::error::CliError;
+use crate::ode::estimate::fold::{Folding, GROUP, twin};
+use crate::ode::estimate::shared::estimate_shared_folding;
 use crate::ode::estimate::{
-    Estimate, EstimationProblem, FitStatus, Observations, Start, Stopping, estimate,
+    Estimate, EstimationProblem, FitStatus, Observations, Start, Stopping, estimate_folding,
 };
 use crate::ode::sensitivity::{ErrorControl, resolve};
 use crate::ode::{Parameters, Problem, RunOptions, SaveAt, Table};
@@ -35,6 +43,8 @@ const START: [f64; 3] = [10.0, 28.0, 8.0 / 3.0];
 const BOUNDS: [(f64, f64); 3] = [(1.0, 30.0), (1.0, 60.0), (0.5, 6.0)];
 /// Fits from which the coverage is checked (below, its band is too wide to tell).
 const COVERAGE_FROM: usize = 200;
+/// The one (σ, ρ, β) behind every run of the shared fit.
+const SHARED_TRUTH: [f64; 3] = [11.0, 25.2, 2.8];
 
 /// The peer on the machine the issue's figure is set for (2 vCPUs shared with other
 /// work, lavapipe): name, fits per second, measured with `benches/peers/estimate_scipy.py
@@ -172,13 +182,13 @@ fn peers_line(bench: &Bench, fits_per_s: f64) -> String {
     format!("; {ratios}")
 }
 
-fn estimate_row(
-    bench: &Bench,
+/// The Lorenz fit of (σ, ρ, β) to `values` in `precision`.
+fn problem(
     n: usize,
     precision: Precision,
-    data: &(Vec<f64>, Vec<f64>, Vec<f64>),
-) -> Result<Row, CliError> {
-    let (truth, times, values) = data;
+    times: &[f64],
+    values: &[f64],
+) -> Result<EstimationProblem, CliError> {
     // f32 resolves 6e-8 relative: 1e-8 would be asked of it in vain, so 1e-6 there.
     let tol = match precision {
         Precision::F64 => 1e-8,
@@ -186,27 +196,57 @@ fn estimate_row(
     };
     let base = spec(n, "tsit5", tol, precision)?;
     let names: Vec<String> = ["sigma", "rho", "beta"].map(String::from).to_vec();
-    let ep = EstimationProblem {
+    Ok(EstimationProblem {
         targets: resolve(base.system(), &names).map_err(failed)?,
         bounds: BOUNDS.to_vec(),
         start: Start::Same(START.to_vec()),
         observations: Observations {
-            times: times.clone(),
-            values: values.clone(),
+            times: times.to_vec(),
+            values: values.to_vec(),
             weights: vec![1.0; 3],
         },
         error_control: ErrorControl::Include,
         stopping: Stopping::for_precision(precision),
         problem: base,
-    };
+    })
+}
+
+/// Bytes read back per trajectory and iteration: the saves at every observation
+/// (states and their sensitivities, in `precision`) when the host folds; with the device
+/// folding, the n_fit² + 3 n_fit + 2 halves of one trajectory's equations, or (shared)
+/// its cost and a 64th of a group's.
+fn readback_per_trajectory(folding: Folding, shared: bool, precision: Precision) -> f64 {
+    let terms = twin::terms(3) as f64;
+    match (folding, shared) {
+        (Folding::Host, _) => (TIMES * 3 * 4) as f64 * precision.bytes() as f64,
+        (Folding::Device, false) => 8.0 * terms,
+        (Folding::Device, true) => 8.0 + 8.0 * terms / GROUP as f64,
+    }
+}
+
+fn fold_name(folding: Folding) -> &'static str {
+    match folding {
+        Folding::Device => "device fold",
+        Folding::Host => "host fold",
+    }
+}
+
+fn estimate_row(
+    bench: &Bench,
+    n: usize,
+    (precision, folding): (Precision, Folding),
+    data: &(Vec<f64>, Vec<f64>, Vec<f64>),
+) -> Result<Row, CliError> {
+    let (truth, times, values) = data;
+    let ep = problem(n, precision, times, values)?;
     let started = std::time::Instant::now();
-    let fits = estimate(bench.ctx, &ep, &RunOptions::default()).map_err(failed)?;
+    let fits = estimate_folding(bench.ctx, &ep, &RunOptions::default(), folding).map_err(failed)?;
     let wall = started.elapsed().as_secs_f64();
     let check = check(&fits, truth)?;
     let iterations: f64 = fits.iterations.iter().map(|&i| f64::from(i)).sum::<f64>() / n as f64;
     let mut row = Row::new(
         Scenario::Estimate,
-        &format!("lm tsit5 {}", precision.name()),
+        &format!("lm tsit5 {} {}", precision.name(), fold_name(folding)),
         n,
         wall,
         (n as f64, "fits"),
@@ -215,10 +255,90 @@ fn estimate_row(
     row.precision = precision;
     row.note = Some(format!(
         "{} GPU runs of {} trajectories in all (each fit's Jacobian from one sensitivity run \
-         an iteration), {iterations:.1} iterations a fit{}",
+         an iteration), {iterations:.1} iterations a fit, {:.0} bytes read back per \
+         trajectory-run{}",
         fits.runs,
         fits.trajectory_runs,
+        readback_per_trajectory(folding, false, precision),
         peers_line(bench, n as f64 / wall)
+    ));
+    Ok(row)
+}
+
+/// Compiles every kernel the rows use (sensitivity runs in both precisions, the fold in
+/// both forms) with small untimed fits, so that no row pays for the compiler and the rows
+/// compare.
+fn warm_up(bench: &Bench, times: &[f64], values: &[f64]) -> Result<(), CliError> {
+    let n = GROUP.min(values.len() / (3 * TIMES));
+    let values = &values[..n * 3 * TIMES];
+    for precision in [Precision::F64, Precision::F32] {
+        let ep = problem(n, precision, times, values)?;
+        let stop = Stopping {
+            max_iterations: 1,
+            ..ep.stopping
+        };
+        let ep = EstimationProblem {
+            stopping: stop,
+            ..ep
+        };
+        for folding in [Folding::Device, Folding::Host] {
+            estimate_folding(bench.ctx, &ep, &RunOptions::default(), folding).map_err(failed)?;
+            if precision == Precision::F64 {
+                estimate_shared_folding(bench.ctx, &ep, &RunOptions::default(), folding)
+                    .map_err(failed)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One (σ, ρ, β) fitted to N replicate runs at once.
+fn shared_row(
+    bench: &Bench,
+    n: usize,
+    folding: Folding,
+    (times, values): (&[f64], &[f64]),
+) -> Result<Row, CliError> {
+    let ep = problem(n, Precision::F64, times, values)?;
+    let started = std::time::Instant::now();
+    let fit =
+        estimate_shared_folding(bench.ctx, &ep, &RunOptions::default(), folding).map_err(failed)?;
+    let wall = started.elapsed().as_secs_f64();
+    if fit.status != FitStatus::Converged {
+        return Err(CliError::Runtime(format!(
+            "self-check failed: the shared fit ended {:?}",
+            fit.status
+        )));
+    }
+    let off: Vec<f64> = SHARED_TRUTH
+        .iter()
+        .enumerate()
+        .map(|(k, want)| (fit.values[k] - want).abs() / fit.stderr(k))
+        .collect();
+    // A NaN standard error fails too.
+    if off.iter().any(|r| r.is_nan() || *r > 4.0) {
+        return Err(CliError::Runtime(format!(
+            "self-check failed: the shared fit lies {off:.1?} standard errors from the truth"
+        )));
+    }
+    let worst = off.iter().copied().fold(0.0, f64::max);
+    let mut row = Row::new(
+        Scenario::Estimate,
+        &format!("shared lm tsit5 f64 {}", fold_name(folding)),
+        n,
+        wall,
+        (n as f64, "runs"),
+        format!(
+            "converged in {} iterations · truth within {worst:.1} s.e.",
+            fit.iterations
+        ),
+    );
+    row.precision = Precision::F64;
+    row.note = Some(format!(
+        "one (σ, ρ, β) behind all runs; {} GPU runs of {n} trajectories, {:.1} bytes read \
+         back per trajectory-run",
+        fit.runs,
+        readback_per_trajectory(folding, true, Precision::F64),
     ));
     Ok(row)
 }
@@ -234,10 +354,17 @@ pub fn run(bench: &Bench, size: Option<usize>) -> Result<Vec<Row>, CliError> {
     let truth = truth(n);
     let times: Vec<f64> = (1..=TIMES).map(|k| k as f64 / TIMES as f64).collect();
     let values = observe(bench, n, &truth, &times)?;
+    let shared_truth: Vec<f64> = (0..n).flat_map(|_| SHARED_TRUTH).collect();
+    let shared_values = observe(bench, n, &shared_truth, &times)?;
     let data = (truth, times, values);
+    let shared = (data.1.as_slice(), shared_values.as_slice());
+    warm_up(bench, &data.1, &data.2)?;
     Ok(vec![
-        estimate_row(bench, n, Precision::F64, &data)?,
-        estimate_row(bench, n, Precision::F32, &data)?,
+        estimate_row(bench, n, (Precision::F64, Folding::Device), &data)?,
+        estimate_row(bench, n, (Precision::F64, Folding::Host), &data)?,
+        estimate_row(bench, n, (Precision::F32, Folding::Device), &data)?,
+        shared_row(bench, n, Folding::Device, shared)?,
+        shared_row(bench, n, Folding::Host, shared)?,
     ])
 }
 

@@ -4,7 +4,8 @@
 //! Jacobians come from one GPU run per iteration of every fit still going, with the
 //! forward sensitivities (`ode::sensitivity`) of the fitted quantities: the run's saves,
 //! at the observation times, are folded into each trajectory's normal equations as chunks
-//! arrive (`ObservationSink`), so memory holds N small matrices, never the saves.
+//! arrive (`ObservationSink`), so memory holds N small matrices, never the saves. Where
+//! the device has f64 it does the folding itself (`fold`) and only the matrices come back.
 //!
 //! Each fit converges, stalls or runs out of iterations on its own; fits that are done
 //! leave the ensemble, so later runs are smaller. Results do not depend on chunking: each
@@ -12,6 +13,7 @@
 //! fixed order. `shared` fits one set of values to every trajectory at once.
 
 mod driver;
+pub mod fold;
 pub mod lm;
 mod problem;
 pub mod shared;
@@ -30,8 +32,9 @@ use super::options::RunOptions;
 use super::sensitivity::{Sensitivities, Target, augment};
 use crate::gpu::GpuContext;
 use driver::{Fits, norm};
+use fold::{FoldOutput, Folding};
 use lm::Normal;
-use sink::ObservationSink;
+use sink::{Grouped, ObservationSink};
 
 /// Each fit's initial state and parameters at its point: the ensemble's, with the fitted
 /// quantities in `points[a]` (trajectory `active[a]`) put in.
@@ -200,15 +203,16 @@ fn observed_slots(save_times: &[f64], obs: &[f64]) -> Result<Vec<Option<usize>>,
     Ok(of_slot)
 }
 
-/// One GPU run at `points` for the fits `active`: each one's normal equations, `None`
-/// where its integration did not succeed.
-fn evaluate(
+/// One GPU run at `points` for the fits `active`, its saves folded into an
+/// `ObservationSink` (on the device as `device` says, or on the host).
+fn fold_run<T>(
     ctx: &GpuContext,
     ep: &EstimationProblem,
-    active: &[usize],
-    points: &[Vec<f64>],
+    (active, points): (&[usize], &[Vec<f64>]),
     options: &RunOptions,
-) -> Result<Vec<Option<Normal>>, EstimateError> {
+    device: Option<FoldOutput>,
+    finish: impl for<'a> FnOnce(ObservationSink<'a>) -> T,
+) -> Result<T, EstimateError> {
     let problem = evaluation_problem(ep, active, points)?;
     let sens = Sensitivities {
         targets: ep.targets.clone(),
@@ -216,19 +220,64 @@ fn evaluate(
     };
     let run = augment(&problem, &sens)?;
     let slots = observed_slots(&run.problem.save_times()?, &ep.observations.times)?;
-    let mut sink = ObservationSink::new(ep, active, slots);
+    let mut sink = ObservationSink::new(ep, active, slots, device);
     let stats = run.problem.run_into(ctx, options, &mut sink)?;
     if stats.completed < active.len() {
         return Err(EstimateError::Cancelled);
     }
-    Ok(sink.into_normals())
+    Ok(finish(sink))
 }
 
-/// Runs every fit (see the module comment).
+/// One GPU run at `points` for the fits `active`: each one's normal equations, `None`
+/// where its integration did not succeed.
+fn evaluate(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    (active, points): (&[usize], &[Vec<f64>]),
+    options: &RunOptions,
+    folding: Folding,
+) -> Result<Vec<Option<Normal>>, EstimateError> {
+    let device = (folding == Folding::Device).then_some(FoldOutput::PerTrajectory);
+    fold_run(ctx, ep, (active, points), options, device, |sink| {
+        sink.into_normals()
+    })
+}
+
+/// One GPU run of every trajectory at `x` (a shared fit), folded on the device into
+/// groups of trajectories.
+fn evaluate_grouped(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    x: &[f64],
+    options: &RunOptions,
+) -> Result<Grouped, EstimateError> {
+    let all: Vec<usize> = (0..ep.problem.ensemble().n).collect();
+    let points = vec![x.to_vec(); all.len()];
+    fold_run(
+        ctx,
+        ep,
+        (&all, &points),
+        options,
+        Some(FoldOutput::Groups),
+        |sink| sink.into_grouped(),
+    )
+}
+
+/// Runs every fit (see the module comment), folding where `Folding::for_device` says.
 pub fn estimate(
     ctx: &GpuContext,
     ep: &EstimationProblem,
     options: &RunOptions,
+) -> Result<Estimate, EstimateError> {
+    estimate_folding(ctx, ep, options, Folding::for_device(ctx))
+}
+
+/// `estimate`, folding the saves where `folding` says.
+pub fn estimate_folding(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    options: &RunOptions,
+    folding: Folding,
 ) -> Result<Estimate, EstimateError> {
     ep.check()?;
     let started = std::time::Instant::now();
@@ -237,7 +286,7 @@ pub fn estimate(
         &enough(ep),
         &ep.bounds,
         ep.stopping,
-        |active, points| evaluate(ctx, ep, active, points, options),
+        |active, points| evaluate(ctx, ep, (active, points), options, folding),
     )?;
     Ok(into_estimate(ep, fits, started))
 }

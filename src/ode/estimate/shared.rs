@@ -7,11 +7,15 @@
 //! per-trajectory fits) and then summed in trajectory order, so the result is the same bits
 //! for any chunking. Levenberg–Marquardt with bounds on the sum, as in `lm`.
 //!
-//! The sum is taken on the host from the per-trajectory normal equations (n_fit² + n_fit
-//! numbers a trajectory); the saves themselves never accumulate in memory.
+//! Where the device has f64 the sum is reduced there (`fold`, `Folding::Device`): the
+//! device folds each trajectory's saves into its normal equations and adds them up in
+//! groups of 64, and the host reads back each trajectory's cost and the groups' sums,
+//! which it adds in trajectory order. Otherwise the host folds the saves it reads back and
+//! adds every trajectory's equations. Either way the saves never accumulate in memory.
 
+use super::fold::Folding;
 use super::lm::{self, Normal};
-use super::{EstimateError, EstimationProblem, FitStatus, Start, evaluate, norm};
+use super::{EstimateError, EstimationProblem, FitStatus, Start, evaluate, evaluate_grouped, norm};
 use crate::gpu::GpuContext;
 use crate::ode::options::RunOptions;
 
@@ -61,11 +65,31 @@ fn evaluate_all(
     ep: &EstimationProblem,
     x: &[f64],
     options: &RunOptions,
+    folding: Folding,
 ) -> Result<Evaluation, EstimateError> {
+    if folding == Folding::Device {
+        let grouped = evaluate_grouped(ctx, ep, x, options)?;
+        let mut total = Normal::zero(x.len());
+        for g in &grouped.groups {
+            total.merge(g);
+        }
+        let costs: Vec<f64> = grouped
+            .costs
+            .iter()
+            .zip(&grouped.ok)
+            .map(|(&c, &ok)| if ok && c.is_finite() { c } else { f64::NAN })
+            .collect();
+        let failed = costs.iter().position(|c| c.is_nan());
+        return Ok(Evaluation {
+            total,
+            costs,
+            failed,
+        });
+    }
     let n = ep.problem.ensemble().n;
     let all: Vec<usize> = (0..n).collect();
     let points = vec![x.to_vec(); n];
-    let normals = evaluate(ctx, ep, &all, &points, options)?;
+    let normals = evaluate(ctx, ep, (&all, &points), options, folding)?;
     let mut total = Normal::zero(x.len());
     let mut costs = Vec::with_capacity(n);
     let mut failed = None;
@@ -88,11 +112,22 @@ fn evaluate_all(
     })
 }
 
-/// Fits one set of the targets' values to every trajectory's observations.
+/// Fits one set of the targets' values to every trajectory's observations, reducing on
+/// the device where `Folding::for_device` says.
 pub fn estimate_shared(
     ctx: &GpuContext,
     ep: &EstimationProblem,
     options: &RunOptions,
+) -> Result<SharedEstimate, EstimateError> {
+    estimate_shared_folding(ctx, ep, options, Folding::for_device(ctx))
+}
+
+/// `estimate_shared`, folding and reducing where `folding` says.
+pub fn estimate_shared_folding(
+    ctx: &GpuContext,
+    ep: &EstimationProblem,
+    options: &RunOptions,
+    folding: Folding,
 ) -> Result<SharedEstimate, EstimateError> {
     ep.check()?;
     let Start::Same(start) = &ep.start else {
@@ -137,7 +172,7 @@ pub fn estimate_shared(
         ));
     }
     let (mut runs, mut trajectory_runs) = (1, n);
-    let first = evaluate_all(ctx, ep, &x, options)?;
+    let first = evaluate_all(ctx, ep, &x, options, folding)?;
     if first.failed.is_some() {
         return Ok(unfitted(
             FitStatus::IntegrationFailed,
@@ -174,7 +209,7 @@ pub fn estimate_shared(
         }
         runs += 1;
         trajectory_runs += n;
-        let new = evaluate_all(ctx, ep, &trial, options)?;
+        let new = evaluate_all(ctx, ep, &trial, options, folding)?;
         match new.failed {
             None if new.total.cost < normal.cost => {
                 let decrease = (normal.cost - new.total.cost) / normal.cost;

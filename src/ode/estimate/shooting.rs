@@ -23,6 +23,7 @@
 //! non-autonomous system (one whose right-hand side reads t) is integrated at its own times.
 
 use super::driver::{self, Fits};
+use super::fold::Folding;
 use super::lm::Normal;
 use super::{
     Estimate, EstimateError, EstimationProblem, enough, evaluate, into_estimate, observed_slots,
@@ -109,7 +110,7 @@ pub fn estimate_shooting(
     let theta: Vec<Vec<f64>> = shooting.x.iter().map(|x| x[..n_fit].to_vec()).collect();
     let finish =
         driver::levenberg_marquardt(theta, &enough, &ep.bounds, ep.stopping, |active, points| {
-            evaluate(ctx, ep, active, points, options)
+            evaluate(ctx, ep, (active, points), options, Folding::for_device(ctx))
         })?;
     let k = layout.segs.len();
     let fits = Fits {

@@ -8,6 +8,7 @@ use crate::gpu::timing::PassTimer;
 use crate::ode::device::{UNIFORM_STRIDE, Unit};
 use crate::ode::error::SimError;
 use crate::ode::options::{RunOptions, Tick};
+use crate::ode::stage::DeviceStage;
 use crate::schedule::ring::ReadbackRing;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -37,6 +38,8 @@ pub(super) struct Kernel<'a> {
     pub unfinished: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer)>,
     pub timer: Option<&'a PassTimer>,
     pub options: &'a RunOptions,
+    /// The sink's device stage, recorded behind every batch.
+    pub stage: Option<&'a dyn DeviceStage>,
 }
 
 /// One batch of save slots of one chunk.
@@ -48,11 +51,14 @@ pub(super) struct Batch {
     /// The chunk's last batch: it also reads back the outcome.
     pub last: bool,
     pub grid: (u32, u32),
+    /// Saves to read back (0 when a device stage reduces them instead).
     pub saved_bytes: u64,
     /// Outcome bytes to read back (0 unless `last`).
     pub outcome_bytes: u64,
     /// Results bytes to read back (0 unless `last`, or the family has none).
     pub results_bytes: u64,
+    /// Stage output bytes to read back (0 unless `last` and there is a stage).
+    pub stage_bytes: u64,
 }
 
 impl Kernel<'_> {
@@ -87,19 +93,35 @@ impl Kernel<'_> {
         }
     }
 
-    /// Records the copy of the batch's saves (and, after the chunk's last batch, its
-    /// outcome) into a ring slot's staging buffers.
+    /// Records the device stage's work on the batch, if there is one, and the copy of the
+    /// batch's saves (and, after the chunk's last batch, its outcome and stage output) into
+    /// a ring slot's staging buffers.
     fn copy_results(
         &self,
         enc: &mut wgpu::CommandEncoder,
         batch: &Batch,
         staging: &[wgpu::Buffer],
     ) {
-        enc.copy_buffer_to_buffer(self.saved, 0, &staging[0], 0, batch.saved_bytes);
+        if let Some(stage) = self.stage {
+            stage.record(
+                self.ctx,
+                enc,
+                &batch.chunk,
+                &batch.slots,
+                batch.first,
+                batch.last,
+            );
+        }
+        if batch.saved_bytes > 0 {
+            enc.copy_buffer_to_buffer(self.saved, 0, &staging[0], 0, batch.saved_bytes);
+        }
         if batch.last {
             enc.copy_buffer_to_buffer(self.outcome, 0, &staging[1], 0, batch.outcome_bytes);
             if let (Some(results), true) = (self.results, batch.results_bytes > 0) {
                 enc.copy_buffer_to_buffer(results, 0, &staging[3], 0, batch.results_bytes);
+            }
+            if let (Some(stage), true) = (self.stage, batch.stage_bytes > 0) {
+                enc.copy_buffer_to_buffer(stage.output(), 0, &staging[4], 0, batch.stage_bytes);
             }
         }
     }
@@ -184,6 +206,7 @@ pub(super) fn planned<W: Copy, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>
             batch.outcome_bytes,
             timestamp_bytes,
             batch.results_bytes,
+            batch.stage_bytes,
         ],
         Kernel::unit(batch, groups.len() as u32),
     );
@@ -258,6 +281,7 @@ pub(super) fn until_done<W, C: FnMut(Unit, &[&[u8]]) -> Result<(), SimError>>(
             batch.outcome_bytes,
             0,
             batch.results_bytes,
+            batch.stage_bytes,
         ],
         Kernel::unit(batch, 0),
     );

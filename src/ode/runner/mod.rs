@@ -230,6 +230,21 @@ pub fn plan_run<F: Family>(
     Ok(plan(&shape, &limits, &options.caps)?)
 }
 
+/// The chunk of a run with a device stage: within the stage's own limit `most`, and whole
+/// groups of `group` trajectories unless the run is one chunk, so that every chunking of
+/// the run reduces the same groups. (A plan below one group, which only a tiny memory cap
+/// gives, is raised to one group.)
+fn staged_chunk(chunk: usize, n: usize, group: usize, most: usize) -> usize {
+    let chunk = chunk.min(most).max(1);
+    if chunk >= n {
+        chunk
+    } else if chunk >= group {
+        chunk - chunk % group
+    } else {
+        group.min(n)
+    }
+}
+
 /// Integrates every trajectory of a family's problem on the GPU into memory.
 pub fn simulate<F: Family>(
     ctx: &GpuContext,
@@ -344,7 +359,12 @@ pub fn run<F: Family>(
     precision_available(ctx, precision)?;
     let system = family.system();
     let (n, dim, n_slots) = (family.ensemble().n, system.dim(), family.n_slots());
-    let plan = plan_run(ctx, family, options)?;
+    let mut stage = sink.device_stage();
+    let mut plan = plan_run(ctx, family, options)?;
+    if let Some(stage) = &stage {
+        let most = stage.max_chunk(&DeviceLimits::of(&ctx.limits));
+        plan.chunk = staged_chunk(plan.chunk, n, stage.group(), most);
+    }
     log::info!("plan: {}", plan.describe(n, n_slots, options.ring));
     let batches: Vec<Range<usize>> = plan.batches(n_slots).collect();
 
@@ -365,7 +385,21 @@ pub fn run<F: Family>(
     let passes_per_batch = most_windows.div_ceil(windows_per_submit).max(1) as u32;
 
     let res = Resources::new(ctx, family, &plan, options, passes_per_batch)?;
-    let row_bytes = plan.chunk as u64 * precision.bytes();
+    if let Some(stage) = stage.as_mut() {
+        stage.prepare(
+            ctx,
+            &res.buffers.saved,
+            precision,
+            plan.chunk,
+            plan.slots_per_batch,
+        )?;
+    }
+    let stage = stage.as_deref();
+    // With a device stage the saves stay on the device.
+    let row_bytes = match stage {
+        Some(_) => 0,
+        None => plan.chunk as u64 * precision.bytes(),
+    };
     let mut ring: ReadbackRing<Unit> = ReadbackRing::new(
         ctx,
         options.ring,
@@ -377,6 +411,10 @@ pub fn run<F: Family>(
             ("outcome", family.outcome_bytes(plan.chunk, plan.chunk)),
             ("timestamps", 16 * passes_per_batch as u64),
             ("results", family.results_bytes(plan.chunk, plan.chunk)),
+            (
+                "stage",
+                stage.map_or(0, |s| s.output_bytes(plan.chunk, plan.chunk)),
+            ),
         ],
     );
     let mut stats = RunStats {
@@ -403,13 +441,18 @@ pub fn run<F: Family>(
         if let Some(work) = unacknowledged.borrow_mut().pop_front() {
             options.tick(Tick::Done(work));
         }
-        sink.saves(&unit.saves((n, dim, plan.chunk), precision, bytes[0]))?;
+        if stage.is_none() {
+            sink.saves(&unit.saves((n, dim, plan.chunk), precision, bytes[0]))?;
+        }
         if unit.last_batch {
             completed = unit.chunk.end;
             let len = unit.chunk.len();
             let outcome = family.decode(plan.chunk, len, bytes[1]);
             if let Some(results) = family.decode_results(plan.chunk, len, bytes[3]) {
                 sink.results(unit.chunk.clone(), &results)?;
+            }
+            if stage.is_some() {
+                sink.staged(unit.chunk.clone(), plan.chunk, bytes[4])?;
             }
             trajectory_steps += family.trajectory_steps(len, &outcome);
             sink.chunk_done(
@@ -443,6 +486,7 @@ pub fn run<F: Family>(
         unfinished: unfinished.zip(unfinished_staging.as_ref()),
         timer: res.timer.as_ref(),
         options,
+        stage,
     };
     let mut host = HostUpload::default();
     let rows = res
@@ -460,6 +504,9 @@ pub fn run<F: Family>(
         // Queue writes land after the work already submitted and before the next
         // submission, so the next chunk's upload may be queued while this one runs.
         host.upload(ctx, family.ensemble(), &rows, chunk.clone());
+        if let Some(stage) = stage {
+            stage.upload(ctx, &chunk);
+        }
         let grid = dispatch_grid(
             chunk.len(),
             options.workgroup_size,
@@ -486,6 +533,10 @@ pub fn run<F: Family>(
                     family.results_bytes(plan.chunk, chunk.len())
                 } else {
                     0
+                },
+                stage_bytes: match (stage, last) {
+                    (Some(stage), true) => stage.output_bytes(plan.chunk, chunk.len()),
+                    _ => 0,
                 },
             };
             let pack = |w: &F::Window| family.pack(w);
@@ -527,4 +578,21 @@ pub fn run<F: Family>(
     stats.completed = completed;
     stats.trajectory_steps = trajectory_steps;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staged_chunk;
+
+    /// A staged run's chunks are whole groups (or the whole run), within the stage's
+    /// limit; a chunk below one group is raised to one.
+    #[test]
+    fn staged_chunks_are_whole_groups() {
+        assert_eq!(staged_chunk(1000, 1000, 64, usize::MAX), 1000);
+        assert_eq!(staged_chunk(97, 1000, 64, usize::MAX), 64);
+        assert_eq!(staged_chunk(500, 1000, 64, 200), 192);
+        assert_eq!(staged_chunk(5, 1000, 64, usize::MAX), 64);
+        assert_eq!(staged_chunk(5, 24, 64, usize::MAX), 24);
+        assert_eq!(staged_chunk(5, 24, 1, usize::MAX), 5);
+    }
 }
