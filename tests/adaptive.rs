@@ -493,3 +493,34 @@ fn results_do_not_depend_on_chunks_batches_or_windows() {
         assert_eq!(whole.steps, sol.steps, "ring {ring}");
     }
 }
+
+/// One trajectory saved at 65,560 times: more loop iterations than lavapipe lets one
+/// invocation make (65,535), which used to leave the last 119 saves at zero; each save is
+/// the logistic curve's exact value within the tolerance's reach, the last one included.
+#[test]
+fn a_lone_trajectory_saves_every_one_of_65560_times() {
+    let s = system("logistic");
+    let (n_save, t1) = (65_560, 12.0);
+    let grid = SaveAt::grid(0.0, t1 / (n_save - 1) as f64, t1).unwrap();
+    let p = problem(
+        s.clone(),
+        Solver::Tsit5,
+        t1,
+        grid,
+        1e-8,
+        Ensemble::new(&s, 1),
+        Precision::F64,
+    );
+    let sol = run(&p);
+    assert_eq!(sol.n_save(), n_save);
+    // r = 1, K = 1, x0 = 0.1.
+    let exact = |t: f64| 0.1 * t.exp() / (1.0 + 0.1 * (t.exp() - 1.0));
+    for k in 0..n_save {
+        let err = (sol.state(k, 0)[0] - exact(sol.times[k])).abs();
+        assert!(
+            err < 1e-6,
+            "save {k} at t = {}: error {err:e}",
+            sol.times[k]
+        );
+    }
+}

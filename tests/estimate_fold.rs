@@ -4,180 +4,15 @@
 
 mod common;
 use common::*;
-use phaseflow::gpu::readback::read_bytes;
 use phaseflow::ode::Precision;
-use phaseflow::ode::estimate::fold::{FoldData, FoldOutput, GROUP, NormalFold, twin};
-use phaseflow::ode::stage::DeviceStage;
-use phaseflow::rng::uniform_f64;
+use phaseflow::ode::estimate::fold::direct::{fold_saves, random_case, worst_deviation};
+use phaseflow::ode::estimate::fold::{FoldOutput, GROUP, twin};
 
-/// A random fold problem: `n` trajectories, `n_slots` save slots of which about three in
-/// four hold an observation, a fifth of the observed values missing, random weights with
-/// the last state's 0 where there are several states, and random saves in [-2, 2].
-struct Case {
-    data: FoldData,
-    n: usize,
-    n_slots: usize,
-    /// [slot][trajectory][component], rounded to the run's precision.
-    saves: Vec<f64>,
-}
-
-fn case(n: usize, n_slots: usize, dim: usize, n_fit: usize, precision: Precision) -> Case {
-    let seed = (n * 31 + dim * 7 + n_fit) as u64;
-    let u = |k: usize, stream: u32| uniform_f64(seed, k as u64, stream);
-    let mut slot_observation = Vec::new();
-    let mut n_obs = 0;
-    for s in 0..n_slots {
-        if s % 4 == 1 {
-            slot_observation.push(None);
-        } else {
-            slot_observation.push(Some(n_obs));
-            n_obs += 1;
-        }
-    }
-    let values = (0..n * n_obs * dim)
-        .map(|k| {
-            if u(k, 1) < 0.2 {
-                f64::NAN
-            } else {
-                4.0 * u(k, 2) - 2.0
-            }
-        })
-        .collect();
-    let weights = (0..dim)
-        .map(|i| {
-            if dim > 1 && i + 1 == dim {
-                0.0
-            } else {
-                0.5 + 1.5 * u(i, 3)
-            }
-        })
-        .collect();
-    let width = dim * (1 + n_fit);
-    let saves = (0..n_slots * n * width)
-        .map(|k| {
-            let v = 4.0 * u(k, 4) - 2.0;
-            match precision {
-                Precision::F32 => v as f32 as f64,
-                Precision::F64 => v,
-            }
-        })
-        .collect();
-    Case {
-        data: FoldData {
-            dim,
-            n_fit,
-            values,
-            n_obs,
-            weights,
-            slot_observation,
-        },
-        n,
-        n_slots,
-        saves,
-    }
-}
-
-/// Folds the case's saves on the device in batches of `per_batch` slots, as one chunk of
-/// every trajectory in rows `stride` long; returns the output and the stride.
-fn device_fold(
-    c: &Case,
-    output: FoldOutput,
-    precision: Precision,
-    per_batch: usize,
-) -> (Vec<f64>, usize) {
-    use wgpu::BufferUsages as U;
-    let ctx = gpu();
-    let (n, width) = (c.n, c.data.dim * (1 + c.data.n_fit));
-    // A stride wider than the chunk, as the runner's rows are for a last, short chunk.
-    let stride = n + 5;
-    let saved = phaseflow::gpu::layout::buffer(
-        ctx,
-        "test saved",
-        (per_batch * stride * width) as u64 * precision.bytes(),
-        U::STORAGE | U::COPY_DST,
-    );
-    let data = FoldData {
-        values: c.data.values.clone(),
-        weights: c.data.weights.clone(),
-        slot_observation: c.data.slot_observation.clone(),
-        ..c.data
-    };
-    let mut fold = NormalFold::new(data, output);
-    fold.prepare(ctx, &saved, precision, stride, per_batch)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let chunk = 0..n;
-    fold.upload(ctx, &chunk);
-    let batches: Vec<_> = (0..c.n_slots)
-        .step_by(per_batch)
-        .map(|s| s..(s + per_batch).min(c.n_slots))
-        .collect();
-    for (b, slots) in batches.iter().enumerate() {
-        let mut rows = vec![0.0; slots.len() * stride * width];
-        for (s_local, s) in slots.clone().enumerate() {
-            for j in 0..n {
-                let from = (s * n + j) * width;
-                let to = (s_local * stride + j) * width;
-                rows[to..to + width].copy_from_slice(&c.saves[from..from + width]);
-            }
-        }
-        let bytes: Vec<u8> = match precision {
-            Precision::F32 => rows
-                .iter()
-                .flat_map(|&v| (v as f32).to_le_bytes())
-                .collect(),
-            Precision::F64 => rows.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
-        ctx.queue.write_buffer(&saved, 0, &bytes);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        fold.record(ctx, &mut enc, &chunk, slots, b == 0, b + 1 == batches.len());
-        ctx.queue.submit([enc.finish()]);
-    }
-    let bytes = read_bytes(ctx, fold.output(), fold.output_bytes(stride, n)).unwrap();
-    let out = bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (out, stride)
-}
-
-/// Every trajectory's terms from the twin, and a bound on each term's magnitude: the same
-/// fold of |u| and −|y|, which sums the absolute values of every product (the cost's
-/// terms are positive either way).
-fn twin_terms(c: &Case) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
-    let width = c.data.dim * (1 + c.data.n_fit);
-    let sqrt_w: Vec<f64> = c.data.weights.iter().map(|w| w.sqrt()).collect();
-    let fold = |j: usize, magnitude: bool| {
-        twin::trajectory(
-            c.data.n_fit,
-            &sqrt_w,
-            &c.data.slot_observation,
-            |s, comp| {
-                let v = c.saves[(s * c.n + j) * width + comp];
-                if magnitude { v.abs() } else { v }
-            },
-            |o, i| {
-                c.data
-                    .value(j, o, i)
-                    .map(|y| if magnitude { -y.abs() } else { y })
-            },
-        )
-    };
-    (
-        (0..c.n).map(|j| fold(j, false)).collect(),
-        (0..c.n).map(|j| fold(j, true)).collect(),
-    )
-}
-
-/// Within 1e-13 of the term's magnitude: each term is a sum of at most 60 f64 products
-/// (and a tree of six additions), each rounded once on either side, or not at all where
-/// the device fuses a multiply-add, so the two differ by at most about 70 · 2⁻⁵³ ≈ 8e-15
-/// of the sum of the absolute values.
-fn assert_term(what: &str, got: f64, want: f64, magnitude: f64) {
-    assert!(
-        (got - want).abs() <= 1e-13 * magnitude + 1e-300,
-        "{what}: device {got} vs twin {want} (magnitude {magnitude})"
-    );
-}
+/// Within 1e-13 of each term's magnitude (the sum of the absolute values of what it adds):
+/// each term is a sum of at most 60 f64 products (and a tree of six additions), each
+/// rounded once on either side, or not at all where the device fuses a multiply-add, so
+/// the two differ by at most about 70 · 2⁻⁵³ ≈ 8e-15 of that magnitude.
+const BOUND: f64 = 1e-13;
 
 /// Each trajectory's JᵀWJ, JᵀWr and cost, and the groups' sums, against the twin: f32
 /// and f64 saves, one batch and several (the sums carried between batches), a partial
@@ -192,48 +27,112 @@ fn the_device_fold_matches_its_twin() {
         for (n, n_slots, dim, n_fit, per_batch) in
             [(150, 12, 3, 3, 5), (64, 9, 1, 1, 9), (70, 7, 2, 5, 3)]
         {
-            let c = case(n, n_slots, dim, n_fit, precision);
-            let terms = twin::terms(n_fit);
-            let (want, magnitude) = twin_terms(&c);
-            let what =
-                |j: usize, t: usize| format!("{precision:?} {dim}x{n_fit} trajectory {j} term {t}");
-
-            let (out, stride) = device_fold(&c, FoldOutput::PerTrajectory, precision, per_batch);
-            for j in 0..n {
-                for t in 0..terms {
-                    assert_term(
-                        &what(j, t),
-                        out[t * stride + j],
-                        want[j][t],
-                        magnitude[j][t],
-                    );
+            let seed = (n * 31 + dim * 7 + n_fit) as u64;
+            let (data, saves) = random_case(seed, (n, n_slots), (dim, n_fit), precision);
+            let what = format!("{precision:?} {dim} states x {n_fit}, {n} trajectories");
+            // Not a fold of nothing: every trajectory has observed values.
+            let costs = twin::all_terms(&data, &saves, n, false);
+            assert!(
+                costs.iter().all(|t| t[twin::terms(n_fit) - 1] > 0.0),
+                "{what}"
+            );
+            for output in [FoldOutput::PerTrajectory, FoldOutput::Groups] {
+                let (out, stride) =
+                    fold_saves(ctx, data.clone(), output, precision, &saves, (n, per_batch))
+                        .unwrap();
+                if output == FoldOutput::Groups {
+                    let reals = stride + n.div_ceil(GROUP) * twin::terms(n_fit);
+                    assert_eq!(out.len(), reals, "{what}");
                 }
-                // Not a fold of nothing: every trajectory has observed values.
-                assert!(want[j][terms - 1] > 0.0, "{}", what(j, terms - 1));
-            }
-
-            let (out, stride) = device_fold(&c, FoldOutput::Groups, precision, per_batch);
-            for j in 0..n {
-                assert_term(
-                    &what(j, terms - 1),
-                    out[j],
-                    want[j][terms - 1],
-                    magnitude[j][terms - 1],
-                );
-            }
-            let groups = twin::group_sums(&want, terms);
-            let group_magnitude = twin::group_sums(&magnitude, terms);
-            assert_eq!(groups.len(), n.div_ceil(GROUP));
-            for (g, sums) in groups.iter().enumerate() {
-                for t in 0..terms {
-                    assert_term(
-                        &format!("{precision:?} {dim}x{n_fit} group {g} term {t}"),
-                        out[stride + g * terms + t],
-                        sums[t],
-                        group_magnitude[g][t],
-                    );
-                }
+                let worst = worst_deviation(&data, &saves, n, output, (&out, stride));
+                assert!(worst <= BOUND, "{what} {output:?}: {worst:e}");
             }
         }
+    }
+}
+
+/// The deviation measure bites: a twin off by one part in 10⁷ in its cost is caught.
+#[test]
+fn a_wrong_fold_is_caught() {
+    let ctx = gpu();
+    if !ctx.has_f64() {
+        return;
+    }
+    let (data, saves) = random_case(3, (80, 8), (2, 2), Precision::F64);
+    let (mut out, stride) = fold_saves(
+        ctx,
+        data.clone(),
+        FoldOutput::Groups,
+        Precision::F64,
+        &saves,
+        (80, 3),
+    )
+    .unwrap();
+    assert!(worst_deviation(&data, &saves, 80, FoldOutput::Groups, (&out, stride)) <= BOUND);
+    out[stride + 5] *= 1.0 + 1e-7;
+    assert!(worst_deviation(&data, &saves, 80, FoldOutput::Groups, (&out, stride)) > 1e-9);
+}
+
+/// A fit to 65,560 observation times, more than lavapipe lets one invocation loop over
+/// (65,535): only the values at three of them are observed, the last at t = 12, and the
+/// cost at the start (r = 1, K = 2; nothing fitted yet) is the closed form's, folded on
+/// the device and on the host. The device's fold used to lose the last observation.
+#[test]
+fn a_fit_to_more_slots_than_one_invocation_may_loop_over_counts_every_one() {
+    use phaseflow::ode::RunOptions;
+    use phaseflow::ode::estimate::fold::Folding;
+    use phaseflow::ode::estimate::{
+        EstimationProblem, Observations, Start, Stopping, estimate_folding,
+    };
+    use phaseflow::ode::sensitivity::{ErrorControl, resolve};
+    if !gpu().has_f64() {
+        return;
+    }
+    let spec: phaseflow::spec::RunSpec = toml::from_str(
+        "system = 'logistic'\nn = 1\ntspan = [0.0, 12.0]\nsolver = 'tsit5'\nrtol = 1e-10\n\
+         atol = 1e-10\nprecision = 'f64'",
+    )
+    .unwrap();
+    let problem = phaseflow::spec::build_problem(&spec).unwrap();
+    let n_obs = 65_560;
+    let times: Vec<f64> = (1..=n_obs)
+        .map(|k| 12.0 * k as f64 / n_obs as f64)
+        .collect();
+    let mut values = vec![f64::NAN; n_obs];
+    let observed = [(99, 0.5), (199, 0.5), (n_obs - 1, 1.7)];
+    for (o, y) in observed {
+        values[o] = y;
+    }
+    let names: Vec<String> = ["r", "K"].map(String::from).to_vec();
+    let ep = EstimationProblem {
+        targets: resolve(problem.system(), &names).unwrap(),
+        bounds: vec![(0.1, 5.0), (0.5, 5.0)],
+        start: Start::Same(vec![1.0, 2.0]),
+        observations: Observations {
+            times: times.clone(),
+            values,
+            weights: vec![1.0],
+        },
+        error_control: ErrorControl::Include,
+        stopping: Stopping {
+            max_iterations: 0,
+            ..Stopping::for_precision(Precision::F64)
+        },
+        problem,
+    };
+    // x(t) = K x0 e^t / (K + x0 (e^t − 1)) with x0 = 0.1, K = 2.
+    let exact = |t: f64| 0.2 * t.exp() / (2.0 + 0.1 * (t.exp() - 1.0));
+    let want: f64 = observed
+        .iter()
+        .map(|&(o, y)| 0.5 * (exact(times[o]) - y).powi(2))
+        .sum();
+    for folding in [Folding::Device, Folding::Host] {
+        let fit = estimate_folding(gpu(), &ep, &RunOptions::default(), folding).unwrap();
+        assert_eq!(fit.observed[0], 3, "{folding:?}");
+        let cost = fit.cost[0];
+        assert!(
+            (cost - want).abs() < 1e-7,
+            "{folding:?}: cost {cost} vs {want}"
+        );
     }
 }

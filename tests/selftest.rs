@@ -28,6 +28,8 @@ fn every_family_passes_against_its_twin_on_this_adapter() {
     assert_eq!(count("adaptive"), 8);
     assert_eq!(count("stiff"), 16);
     assert_eq!(count("math-f64"), 15);
+    // The estimation fold: two outputs of f32 and f64 saves.
+    assert_eq!(count("estimate-fold"), 4);
     assert!(report.passed());
     assert_eq!(
         report.subgroup_min_size,

@@ -19,7 +19,7 @@ pub struct SelftestArgs {
     #[arg(long)]
     json: bool,
     /// Run only these families (comma-separated): fixed, adaptive, stiff, sde, lyapunov,
-    /// math-f64, mlp, adam, deeponet
+    /// estimate-fold, math-f64, mlp, adam, deeponet
     #[arg(long, value_delimiter = ',', value_name = "FAMILY,...")]
     only: Vec<String>,
     /// Seed of the random problems
@@ -44,7 +44,7 @@ fn row(c: &Check) -> String {
         format!("  ({})", c.note)
     };
     format!(
-        "{verdict:<5} {:<9} {:<4} {:<42} {numbers}{note}",
+        "{verdict:<5} {:<13} {:<4} {:<42} {numbers}{note}",
         c.family,
         c.precision.name(),
         c.case
@@ -94,7 +94,7 @@ pub fn run(args: &SelftestArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     if !args.json {
         println!("{}\n", header(&ctx));
         println!(
-            "{:<5} {:<9} {:<4} {:<40} {:>9}   bound",
+            "{:<5} {:<13} {:<4} {:<40} {:>9}   bound",
             "", "family", "", "case", "worst"
         );
     }

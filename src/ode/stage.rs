@@ -11,17 +11,18 @@
 use super::device::Precision;
 use super::error::SimError;
 use crate::gpu::GpuContext;
-use crate::schedule::plan::DeviceLimits;
 use std::ops::Range;
 
 pub trait DeviceStage {
     /// Trajectories the stage reduces together. Chunks are cut in whole groups (the
-    /// runner rounds the plan's chunk to a multiple), so that the groups, and the results,
-    /// do not depend on chunking.
+    /// runner rounds the plan's chunk down to a multiple, and refuses a plan below one
+    /// group), so that the groups, and the results, do not depend on chunking.
     fn group(&self) -> usize;
 
-    /// The most trajectories per chunk the stage's own buffers allow on this device.
-    fn max_chunk(&self, limits: &DeviceLimits) -> usize;
+    /// Device bytes per trajectory of the stage's own buffers, counting `ring` staging
+    /// copies of its output, and the widest of its per-trajectory rows in bytes (one
+    /// storage binding holds a chunk of them): for the planner.
+    fn per_trajectory(&self, ring: usize) -> (u64, u64);
 
     /// Makes the stage's kernel, buffers and bind group, once per run, over the runner's
     /// buffer of saved states (`saved`: batches of `slots_per_batch` slots of rows `stride`
@@ -40,7 +41,9 @@ pub trait DeviceStage {
 
     /// Records the stage's work on the batch of save slots `slots` of `chunk`, after the
     /// batch's integration in the same encoder; `first` and `last` say whether it is the
-    /// chunk's first and last batch (the last writes the output).
+    /// chunk's first and last batch (the last writes the output). The runner submits each
+    /// batch's encoder before it records the next batch, so a stage may write its window
+    /// with `queue.write_buffer` here.
     fn record(
         &self,
         ctx: &GpuContext,

@@ -13,6 +13,11 @@ pub enum PlanError {
          or the memory budget; save less often"
     )]
     TooLarge { need: u64, limit: u64 },
+    #[error(
+        "the device adds this run's trajectories in groups of {group}, and the memory \
+         budget (or chunk cap) holds only {chunk} at once; give the run more device memory"
+    )]
+    GroupTooLarge { group: usize, chunk: usize },
 }
 
 /// What the device allows.
@@ -81,6 +86,13 @@ pub struct Plan {
 /// A batch should hold at least this many slots (or all of them) before chunks shrink.
 const MIN_SLOTS_PER_BATCH: usize = 16;
 
+/// Save slots per batch at most, whatever memory allows: kernels that walk a batch's slots
+/// in one invocation (the adaptive kernels' save loop, estimation's fold of the saves)
+/// must stay within lavapipe's budget of 65,535 loop iterations per invocation (see
+/// `ode::fixed::run::MAX_WINDOW_STEPS`); beyond it lavapipe silently stops the loops. On a
+/// GPU it only means another readback unit per 16,384 slots.
+pub const MAX_SLOTS_PER_BATCH: usize = 16_384;
+
 pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<Plan, PlanError> {
     let bytes = shape.bytes_per_real;
     let elems = (limits.max_binding.min(limits.max_buffer) / bytes) as usize;
@@ -91,7 +103,7 @@ pub fn plan(shape: &RunShape, limits: &DeviceLimits, caps: &PlanCaps) -> Result<
     let slot_cap = shape
         .n_slots
         .min(caps.max_slots_per_batch.unwrap_or(usize::MAX))
-        .max(1);
+        .clamp(1, MAX_SLOTS_PER_BATCH);
     let s_min = slot_cap.min(MIN_SLOTS_PER_BATCH);
 
     // Device bytes per trajectory with `s` slots per batch: state, params, saved and one

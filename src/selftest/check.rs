@@ -17,8 +17,8 @@ pub enum Verdict {
 /// One kernel family on one small random problem in one precision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// The kernel family: `fixed`, `adaptive`, `stiff`, `sde`, `lyapunov`, `math-f64`,
-    /// `mlp`, `adam`, `deeponet`.
+    /// The kernel family: `fixed`, `adaptive`, `stiff`, `sde`, `lyapunov`,
+    /// `estimate-fold`, `math-f64`, `mlp`, `adam`, `deeponet`.
     pub family: &'static str,
     /// What ran: the solver or function and the system or network.
     pub case: String,

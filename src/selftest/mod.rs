@@ -8,6 +8,7 @@
 //! differs from the twin's, or when the device or the host refuses the run.
 
 pub mod check;
+mod estimate;
 mod math;
 mod nn;
 mod ode;
@@ -22,8 +23,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 /// The families in the order they run, as `--only` names them.
-pub const FAMILIES: [&str; 9] = [
-    "fixed", "adaptive", "stiff", "sde", "lyapunov", "math-f64", "mlp", "adam", "deeponet",
+pub const FAMILIES: [&str; 10] = [
+    "fixed",
+    "adaptive",
+    "stiff",
+    "sde",
+    "lyapunov",
+    "estimate-fold",
+    "math-f64",
+    "mlp",
+    "adam",
+    "deeponet",
 ];
 
 #[derive(Debug, Clone)]
@@ -87,6 +97,7 @@ fn family(name: &str) -> (Family, &'static [Precision]) {
         "stiff" => (ode::stiff, BOTH),
         "sde" => (ode::sde, BOTH),
         "lyapunov" => (ode::lyapunov, BOTH),
+        "estimate-fold" => (estimate::fold, BOTH),
         "math-f64" => (|ctx, _, seed| math::math_f64(ctx, seed), F64),
         "mlp" => (|ctx, _, seed| nn::mlp(ctx, seed), F32),
         "adam" => (|ctx, _, seed| nn::adam(ctx, seed), F32),

@@ -211,16 +211,28 @@ fn problem(
     })
 }
 
-/// Bytes read back per trajectory and iteration: the saves at every observation
-/// (states and their sensitivities, in `precision`) when the host folds; with the device
-/// folding, the n_fit² + 3 n_fit + 2 halves of one trajectory's equations, or (shared)
-/// its cost and a 64th of a group's.
+/// Bytes read back per trajectory-run: Tsit5's outcome (status and three step counts,
+/// 16 bytes) and the saves at every observation (states and their sensitivities, in
+/// `precision`) when the host folds; with the device folding, the outcome and the
+/// (n_fit² + 3 n_fit + 2)/2 terms of one trajectory's equations in f64, or (shared) its
+/// cost and a 64th of a group's.
 fn readback_per_trajectory(folding: Folding, shared: bool, precision: Precision) -> f64 {
     let terms = twin::terms(3) as f64;
-    match (folding, shared) {
-        (Folding::Host, _) => (TIMES * 3 * 4) as f64 * precision.bytes() as f64,
-        (Folding::Device, false) => 8.0 * terms,
-        (Folding::Device, true) => 8.0 + 8.0 * terms / GROUP as f64,
+    let outcome = 16.0;
+    outcome
+        + match (folding, shared) {
+            (Folding::Host, _) => (TIMES * 3 * 4) as f64 * precision.bytes() as f64,
+            (Folding::Device, false) => 8.0 * terms,
+            (Folding::Device, true) => 8.0 + 8.0 * terms / GROUP as f64,
+        }
+}
+
+/// Bytes uploaded per trajectory-run for the fold: the device's fold reads each
+/// observation (f64) and whether it counts (u32); the host's needs nothing uploaded.
+fn upload_per_trajectory(folding: Folding) -> f64 {
+    match folding {
+        Folding::Host => 0.0,
+        Folding::Device => (TIMES * 3 * 12) as f64,
     }
 }
 
@@ -255,11 +267,12 @@ fn estimate_row(
     row.precision = precision;
     row.note = Some(format!(
         "{} GPU runs of {} trajectories in all (each fit's Jacobian from one sensitivity run \
-         an iteration), {iterations:.1} iterations a fit, {:.0} bytes read back per \
-         trajectory-run{}",
+         an iteration), {iterations:.1} iterations a fit, {:.0} bytes read back and {:.0} \
+         uploaded for the fold per trajectory-run{}",
         fits.runs,
         fits.trajectory_runs,
         readback_per_trajectory(folding, false, precision),
+        upload_per_trajectory(folding),
         peers_line(bench, n as f64 / wall)
     ));
     Ok(row)
@@ -336,9 +349,10 @@ fn shared_row(
     row.precision = Precision::F64;
     row.note = Some(format!(
         "one (σ, ρ, β) behind all runs; {} GPU runs of {n} trajectories, {:.1} bytes read \
-         back per trajectory-run",
+         back and {:.0} uploaded for the fold per trajectory-run",
         fit.runs,
         readback_per_trajectory(folding, true, Precision::F64),
+        upload_per_trajectory(folding),
     ));
     Ok(row)
 }

@@ -15,6 +15,7 @@ use crate::ode::ensemble::Ensemble;
 use crate::ode::error::SimError;
 use crate::ode::events::EventLog;
 use crate::ode::events::log as events_log;
+use crate::ode::fixed::run::MAX_WINDOW_STEPS;
 use crate::ode::options::RunOptions;
 use crate::ode::results::ChunkResults;
 use crate::ode::runner::{self, Family, Outcome, Windows};
@@ -382,8 +383,10 @@ impl Family for Adaptive<'_> {
             self.times.len(),
             (p.t0, p.t1, p.dt_max()),
             &p.control,
+            // Within lavapipe's loop budget: a small ensemble would otherwise loop through
+            // all its attempts in one dispatch (see `MAX_WINDOW_STEPS`).
             if p.system.events.is_empty() {
-                u32::MAX as u64
+                MAX_WINDOW_STEPS as u64
             } else {
                 MAX_EVENT_ATTEMPTS
             },

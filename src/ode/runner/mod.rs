@@ -20,11 +20,12 @@ use super::options::{RunOptions, Tick};
 use super::results::ChunkResults;
 use super::sink::{Sink, gather};
 use super::solution::{RunStats, Solution, Status, StepCounts};
+use super::stage::DeviceStage;
 use crate::gpu::shader::ShaderError;
 use crate::gpu::timing::PassTimer;
 use crate::gpu::{GpuContext, GpuError};
 use crate::model::System;
-use crate::schedule::plan::{DeviceLimits, Plan, RunShape, dispatch_grid, plan};
+use crate::schedule::plan::{DeviceLimits, Plan, PlanError, RunShape, dispatch_grid, plan};
 use crate::schedule::ring::ReadbackRing;
 use dispatch::{Batch, Kernel, WINDOWS_PER_SUBMIT};
 use std::cell::{Cell, RefCell};
@@ -212,10 +213,25 @@ pub fn plan_run<F: Family>(
     family: &F,
     options: &RunOptions,
 ) -> Result<Plan, SimError> {
+    plan_with_stage(ctx, family, options, None)
+}
+
+/// `plan_run` for a run with a device stage, whose buffers count too.
+fn plan_with_stage<F: Family>(
+    ctx: &GpuContext,
+    family: &F,
+    options: &RunOptions,
+    stage: Option<&dyn DeviceStage>,
+) -> Result<Plan, SimError> {
     let limits = DeviceLimits::of(&ctx.limits);
     family.fits(&limits)?;
     let system = family.system();
-    let (extra_bytes, extra_width) = family.extra_per_trajectory(options);
+    let (mut extra_bytes, mut extra_width) = family.extra_per_trajectory(options);
+    if let Some(stage) = stage {
+        let (bytes, row) = stage.per_trajectory(options.ring);
+        extra_bytes += bytes;
+        extra_width = extra_width.max(row.div_ceil(family.precision().bytes()) as usize);
+    }
     let shape = RunShape {
         n: family.ensemble().n,
         dim: system.dim(),
@@ -230,18 +246,16 @@ pub fn plan_run<F: Family>(
     Ok(plan(&shape, &limits, &options.caps)?)
 }
 
-/// The chunk of a run with a device stage: within the stage's own limit `most`, and whole
-/// groups of `group` trajectories unless the run is one chunk, so that every chunking of
-/// the run reduces the same groups. (A plan below one group, which only a tiny memory cap
-/// gives, is raised to one group.)
-fn staged_chunk(chunk: usize, n: usize, group: usize, most: usize) -> usize {
-    let chunk = chunk.min(most).max(1);
+/// The chunk of a run with a device stage: whole groups of `group` trajectories unless the
+/// run is one chunk, so that every chunking of the run reduces the same groups. A plan
+/// below one group (only a tiny memory budget or chunk cap gives one) is refused.
+fn staged_chunk(chunk: usize, n: usize, group: usize) -> Result<usize, PlanError> {
     if chunk >= n {
-        chunk
+        Ok(chunk)
     } else if chunk >= group {
-        chunk - chunk % group
+        Ok(chunk - chunk % group)
     } else {
-        group.min(n)
+        Err(PlanError::GroupTooLarge { group, chunk })
     }
 }
 
@@ -360,10 +374,9 @@ pub fn run<F: Family>(
     let system = family.system();
     let (n, dim, n_slots) = (family.ensemble().n, system.dim(), family.n_slots());
     let mut stage = sink.device_stage();
-    let mut plan = plan_run(ctx, family, options)?;
+    let mut plan = plan_with_stage(ctx, family, options, stage.as_deref())?;
     if let Some(stage) = &stage {
-        let most = stage.max_chunk(&DeviceLimits::of(&ctx.limits));
-        plan.chunk = staged_chunk(plan.chunk, n, stage.group(), most);
+        plan.chunk = staged_chunk(plan.chunk, n, stage.group())?;
     }
     log::info!("plan: {}", plan.describe(n, n_slots, options.ring));
     let batches: Vec<Range<usize>> = plan.batches(n_slots).collect();
@@ -584,15 +597,16 @@ pub fn run<F: Family>(
 mod tests {
     use super::staged_chunk;
 
-    /// A staged run's chunks are whole groups (or the whole run), within the stage's
-    /// limit; a chunk below one group is raised to one.
+    /// A staged run's chunks are whole groups (or the whole run); a chunk below one group
+    /// is refused.
     #[test]
     fn staged_chunks_are_whole_groups() {
-        assert_eq!(staged_chunk(1000, 1000, 64, usize::MAX), 1000);
-        assert_eq!(staged_chunk(97, 1000, 64, usize::MAX), 64);
-        assert_eq!(staged_chunk(500, 1000, 64, 200), 192);
-        assert_eq!(staged_chunk(5, 1000, 64, usize::MAX), 64);
-        assert_eq!(staged_chunk(5, 24, 64, usize::MAX), 24);
-        assert_eq!(staged_chunk(5, 24, 1, usize::MAX), 5);
+        assert_eq!(staged_chunk(1000, 1000, 64).unwrap(), 1000);
+        assert_eq!(staged_chunk(97, 1000, 64).unwrap(), 64);
+        assert_eq!(staged_chunk(200, 1000, 64).unwrap(), 192);
+        assert_eq!(staged_chunk(24, 24, 64).unwrap(), 24);
+        assert_eq!(staged_chunk(5, 24, 1).unwrap(), 5);
+        let e = staged_chunk(5, 1000, 64).unwrap_err().to_string();
+        assert!(e.contains("groups of 64") && e.contains("only 5"), "{e}");
     }
 }

@@ -11,7 +11,11 @@
 //! tree, so a run gives the same bits however it is chunked. The fold needs f64 on the
 //! device (`Folding::for_device`); without it the host folds the saves it reads back.
 
+mod data;
+pub mod direct;
 pub mod twin;
+
+pub use data::FoldData;
 
 use super::lm::Normal;
 use crate::gpu::layout::{Binding, bind_group, bind_group_layout, buffer, pipeline_layout};
@@ -20,7 +24,7 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::ode::device::Precision;
 use crate::ode::error::SimError;
 use crate::ode::stage::DeviceStage;
-use crate::schedule::plan::{DeviceLimits, dispatch_grid};
+use crate::schedule::plan::dispatch_grid;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -71,28 +75,6 @@ pub fn normal_from_terms(terms: &[f64], n_fit: usize, count: usize) -> Normal {
     normal.cost = terms[t + n_fit];
     normal.count = count;
     normal
-}
-
-/// The observations a fold reads, for the run's trajectories in run order.
-pub struct FoldData {
-    /// States of the system (the run's rows hold these and their sensitivities).
-    pub dim: usize,
-    pub n_fit: usize,
-    /// Row-major [run trajectory][observation][state]; NaN where not observed.
-    pub values: Vec<f64>,
-    pub n_obs: usize,
-    /// Each state's weight (0: not counted).
-    pub weights: Vec<f64>,
-    /// The observation each run-wide save slot holds, if any.
-    pub slot_observation: Vec<Option<usize>>,
-}
-
-impl FoldData {
-    /// Whether value `i` of observation `o` of run trajectory `j` counts, and its value.
-    pub fn value(&self, j: usize, o: usize, i: usize) -> Option<f64> {
-        let y = self.values[(j * self.n_obs + o) * self.dim + i];
-        (!y.is_nan() && self.weights[i] > 0.0).then_some(y)
-    }
 }
 
 /// The device half: kernel, buffers and bind group, made by `prepare`.
@@ -251,9 +233,17 @@ impl DeviceStage for NormalFold {
         }
     }
 
-    fn max_chunk(&self, limits: &DeviceLimits) -> usize {
-        let widest = (self.data.n_obs * self.data.dim).max(self.terms()) as u64 * 8;
-        (limits.max_binding / widest).max(1) as usize
+    fn per_trajectory(&self, ring: usize) -> (u64, u64) {
+        let values = (self.data.n_obs * self.data.dim) as u64;
+        let terms = self.terms() as u64;
+        let out = match self.output {
+            FoldOutput::PerTrajectory => 8 * terms,
+            FoldOutput::Groups => 8 + (8 * terms).div_ceil(GROUP as u64),
+        };
+        // Observed values (f64) and their mask (u32), the sums, the output and its
+        // staging copies.
+        let bytes = 12 * values + 8 * terms + out * (1 + ring as u64);
+        (bytes, (8 * values).max(8 * terms))
     }
 
     fn prepare(

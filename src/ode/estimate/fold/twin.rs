@@ -2,6 +2,8 @@
 //! trajectory's terms summed over the observed values in slot and state order, and each
 //! group's terms added as the kernel's binary tree of 64 lanes.
 
+use super::data::FoldData;
+
 /// Trajectories per group of a shared fit's device sums (the kernel's workgroup).
 pub const GROUP: usize = 64;
 
@@ -80,6 +82,31 @@ pub fn group_sums(per_trajectory: &[Vec<f64>], terms: usize) -> Vec<Vec<f64>> {
             (0..terms)
                 .map(|t| tree_sum(&group.iter().map(|acc| acc[t]).collect::<Vec<_>>()))
                 .collect()
+        })
+        .collect()
+}
+
+/// Every trajectory's terms for saves [slot][trajectory][component] of `n` trajectories
+/// over the observations of `data`; with `magnitude`, the same fold of |u| and −|y|,
+/// which sums the absolute values of every product (a bound on each term's rounding).
+pub fn all_terms(data: &FoldData, saves: &[f64], n: usize, magnitude: bool) -> Vec<Vec<f64>> {
+    let width = data.dim * (1 + data.n_fit);
+    let sqrt_w: Vec<f64> = data.weights.iter().map(|w| w.max(0.0).sqrt()).collect();
+    (0..n)
+        .map(|j| {
+            trajectory(
+                data.n_fit,
+                &sqrt_w,
+                &data.slot_observation,
+                |s, c| {
+                    let v = saves[(s * n + j) * width + c];
+                    if magnitude { v.abs() } else { v }
+                },
+                |o, i| {
+                    data.value(j, o, i)
+                        .map(|y| if magnitude { -y.abs() } else { y })
+                },
+            )
         })
         .collect()
 }
