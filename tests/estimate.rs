@@ -331,21 +331,7 @@ fn device_and_host_folds_give_the_same_fits() {
     }
 
     let n = 200;
-    let (base, times, values) = lotka_volterra_runs(n);
-    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-    let ep = EstimationProblem {
-        targets: resolve(base.system(), &names).unwrap(),
-        bounds: vec![(0.1, 10.0); 4],
-        start: Start::Same(vec![1.2, 0.8, 0.8, 2.5]),
-        observations: Observations {
-            times,
-            values,
-            weights: vec![1.0; 2],
-        },
-        error_control: ErrorControl::Include,
-        stopping: Stopping::for_precision(Precision::F64),
-        problem: base,
-    };
+    let ep = lotka_volterra_fit(n);
     let cut = RunOptions {
         caps: phaseflow::schedule::PlanCaps {
             max_chunk: Some(64),
@@ -420,6 +406,26 @@ fn lotka_volterra_runs(n: usize) -> (Problem, Vec<f64>, Vec<f64>) {
     (run(1e-9), times, values)
 }
 
+/// The shared fit of (a, b, c, d) to `n` Lotka–Volterra runs, from (1.2, 0.8, 0.8, 2.5)
+/// within [0.1, 10] each.
+fn lotka_volterra_fit(n: usize) -> EstimationProblem {
+    let (base, times, values) = lotka_volterra_runs(n);
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    EstimationProblem {
+        targets: resolve(base.system(), &names).unwrap(),
+        bounds: vec![(0.1, 10.0); 4],
+        start: Start::Same(vec![1.2, 0.8, 0.8, 2.5]),
+        observations: Observations {
+            times,
+            values,
+            weights: vec![1.0; 2],
+        },
+        error_control: ErrorControl::Include,
+        stopping: Stopping::for_precision(Precision::F64),
+        problem: base,
+    }
+}
+
 /// One set of rates fitted to all 1,000 runs at once: it converges, lies within 4 of its
 /// standard errors of the truth in every rate (each fails with probability 6e-5 if the
 /// covariance is right; a wrong sum or Jacobian is off by far more), the standard errors
@@ -434,21 +440,7 @@ fn one_rate_set_fitted_to_many_runs_recovers_the_rates() {
         return;
     }
     let n = 1000;
-    let (base, times, values) = lotka_volterra_runs(n);
-    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-    let ep = EstimationProblem {
-        targets: resolve(base.system(), &names).unwrap(),
-        bounds: vec![(0.1, 10.0); 4],
-        start: Start::Same(vec![1.2, 0.8, 0.8, 2.5]),
-        observations: Observations {
-            times,
-            values,
-            weights: vec![1.0; 2],
-        },
-        error_control: ErrorControl::Include,
-        stopping: Stopping::for_precision(Precision::F64),
-        problem: base,
-    };
+    let ep = lotka_volterra_fit(n);
     let fit = estimate_shared(gpu(), &ep, &RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fit.status, FitStatus::Converged, "{fit:?}");
     assert!(fit.iterations < 20, "{}", fit.iterations);
