@@ -87,8 +87,21 @@ def test_ctrl_c_cancels_the_run(engine):
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
+    try:
         job.wait()
+    except KeyboardInterrupt:
+        pass
+    else:
+        # Once seen in a loaded full run (2026-12-07), not reproduced alone: say what the
+        # job had become, so that the next occurrence explains itself.
+        fired = timer.finished.is_set()
+        timer.cancel()  # a late SIGINT would stop the whole session
+        state, progress = job.state, job.progress()
+        job.cancel()
+        pytest.fail(
+            f"wait() returned without KeyboardInterrupt after {time.perf_counter() - start:.2f} s: "
+            f"job {state!r}, progress {progress}, timer fired: {fired}"
+        )
     waited = time.perf_counter() - start
     timer.join()
     assert waited < 5.0  # the run itself takes minutes on a CPU
