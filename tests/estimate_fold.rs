@@ -136,3 +136,20 @@ fn a_fit_to_more_slots_than_one_invocation_may_loop_over_counts_every_one() {
         );
     }
 }
+
+/// The device folds small fits where it has f64; more than `MAX_DEVICE_FIT` quantities go
+/// to the host, and asking the device without f64 is refused by name.
+#[test]
+fn the_fold_goes_where_it_fits() {
+    use phaseflow::ode::estimate::fold::{Folding, MAX_DEVICE_FIT};
+    let ctx = gpu();
+    let small = if ctx.has_f64() {
+        Folding::Device
+    } else {
+        Folding::Host
+    };
+    assert_eq!(Folding::for_device(ctx, 3), small);
+    assert_eq!(Folding::for_device(ctx, MAX_DEVICE_FIT + 1), Folding::Host);
+    assert!(Folding::Host.check(ctx).is_ok());
+    assert_eq!(Folding::Device.check(ctx).is_ok(), ctx.has_f64());
+}

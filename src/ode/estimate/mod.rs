@@ -269,7 +269,7 @@ pub fn estimate(
     ep: &EstimationProblem,
     options: &RunOptions,
 ) -> Result<Estimate, EstimateError> {
-    estimate_folding(ctx, ep, options, Folding::for_device(ctx))
+    estimate_folding(ctx, ep, options, Folding::for_device(ctx, ep.targets.len()))
 }
 
 /// `estimate`, folding the saves where `folding` says.
@@ -280,6 +280,7 @@ pub fn estimate_folding(
     folding: Folding,
 ) -> Result<Estimate, EstimateError> {
     ep.check()?;
+    folding.check(ctx).map_err(EstimateError::Input)?;
     let started = std::time::Instant::now();
     let fits = driver::levenberg_marquardt(
         starts(ep),

@@ -119,7 +119,7 @@ pub fn estimate_shared(
     ep: &EstimationProblem,
     options: &RunOptions,
 ) -> Result<SharedEstimate, EstimateError> {
-    estimate_shared_folding(ctx, ep, options, Folding::for_device(ctx))
+    estimate_shared_folding(ctx, ep, options, Folding::for_device(ctx, ep.targets.len()))
 }
 
 /// `estimate_shared`, folding and reducing where `folding` says.
@@ -130,6 +130,7 @@ pub fn estimate_shared_folding(
     folding: Folding,
 ) -> Result<SharedEstimate, EstimateError> {
     ep.check()?;
+    folding.check(ctx).map_err(EstimateError::Input)?;
     let Start::Same(start) = &ep.start else {
         return Err(EstimateError::Input(
             "a shared fit has one starting point, not one per trajectory".into(),

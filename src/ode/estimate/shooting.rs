@@ -110,7 +110,13 @@ pub fn estimate_shooting(
     let theta: Vec<Vec<f64>> = shooting.x.iter().map(|x| x[..n_fit].to_vec()).collect();
     let finish =
         driver::levenberg_marquardt(theta, &enough, &ep.bounds, ep.stopping, |active, points| {
-            evaluate(ctx, ep, (active, points), options, Folding::for_device(ctx))
+            evaluate(
+                ctx,
+                ep,
+                (active, points),
+                options,
+                Folding::for_device(ctx, ep.targets.len()),
+            )
         })?;
     let k = layout.segs.len();
     let fits = Fits {

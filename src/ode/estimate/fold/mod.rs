@@ -39,14 +39,32 @@ pub enum Folding {
     Host,
 }
 
+/// Fitted quantities the device folds at most. The kernel keeps (n² + 3n + 2)/2 f64 sums
+/// per trajectory in registers and writes the fold of every state out: 91 sums at 12,
+/// already more than a GPU keeps without spilling, while the generated kernel grows with
+/// n² × the states. Beyond it the host folds, whose cost does not depend on the kernel.
+pub const MAX_DEVICE_FIT: usize = 12;
+
 impl Folding {
-    /// `Device` where the device has f64, `Host` otherwise.
-    pub fn for_device(ctx: &GpuContext) -> Folding {
-        if ctx.has_f64() {
+    /// `Device` where the device has f64 and the fit has at most `MAX_DEVICE_FIT`
+    /// quantities, `Host` otherwise.
+    pub fn for_device(ctx: &GpuContext, n_fit: usize) -> Folding {
+        if ctx.has_f64() && n_fit <= MAX_DEVICE_FIT {
             Folding::Device
         } else {
             Folding::Host
         }
+    }
+
+    /// Refuses `Device` on a device without f64 (the fold adds in f64).
+    pub fn check(self, ctx: &GpuContext) -> Result<(), String> {
+        if self == Folding::Device && !ctx.has_f64() {
+            return Err(format!(
+                "folding on the device needs f64 shaders, which '{}' lacks; fold on the host",
+                ctx.summary.name
+            ));
+        }
+        Ok(())
     }
 }
 
