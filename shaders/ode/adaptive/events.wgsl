@@ -33,7 +33,7 @@
 @group(0) @binding(1) var<storage, read_write> state: array<real>;      // [dim][stride]
 @group(0) @binding(2) var<storage, read_write> params: array<real>;     // [n_params][stride]
 @group(0) @binding(3) var<storage, read_write> saved: array<real>;      // [slot][stride][dim]
-// [3 + dim][stride]: t, h, previous error, then the first stage of the next step (FSAL)
+// [3 + dim][stride]: t, h, log2 of the previous error, then the first stage of the next step (FSAL)
 @group(0) @binding(4) var<storage, read_write> control: array<real>;
 // [6][stride]: status, accepted, rejected, rhs evaluations, next save slot, flags
 @group(0) @binding(5) var<storage, read_write> counts: array<u32>;
@@ -112,11 +112,14 @@ fn main(
         let hu = select(h, stop - t, last);
         let trial = attempt(t, hu, y, p, &st);
         budget -= 1u;
+        let ok = trial.err <= real(1.0);
+        let log_err = log2(f32(trial.err));
+        let fac = step_factor(trial.err, log_err, log_prev, ok, (flags & FLAG_REJECTED) != 0u);
 
-        if !(trial.err <= real(1.0)) {
+        if !ok {
             rejected += 1u;
             evals += EVALS_PER_ATTEMPT;
-            h = hu * reject_factor(trial.err);
+            h = hu * fac;
             flags |= FLAG_REJECTED;
             if underflow(h, t) {
                 status = STATUS_STEP_UNDERFLOW;
@@ -176,8 +179,8 @@ fn main(
 
         accepted += 1u;
         evals += EVALS_PER_ATTEMPT + select(0u, EXTRA_EVALS, dense_ready);
-        h = min(hu * accept_factor(trial.err, err_prev, (flags & FLAG_REJECTED) != 0u), win.dt_max);
-        err_prev = max(trial.err, real(1e-4));
+        h = min(hu * fac, win.dt_max);
+        log_prev = max(log_err, LOG2_MIN_ERR);
         flags &= ~FLAG_REJECTED;
         if fired {
             n_rec = event_record_all(i, n_rec, scan, t, hu, t_end, y, trial.y1, p, &st);
@@ -202,7 +205,7 @@ fn main(
                     evals += 1u;
                 }
                 h = min(h, win.dt_max);
-                err_prev = real(1.0);
+                log_prev = 0.0;
                 g0 = event_g(t, y, p);
             }
         }

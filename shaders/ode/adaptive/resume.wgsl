@@ -1,18 +1,20 @@
 // Statements of main() in the adaptive kernels, after the trajectory's counters, state and
 // parameters are loaded (i, stride, status, evals, slot, flags, y, p): declares the stages
-// `st`, t, h and err_prev, and either starts the trajectory at t0 (first stage, initial
-// step, a save at t0) or resumes it from `control`. Included by ode/adaptive/step.wgsl and
+// `st`, t, h and log_prev (log2 of the last accepted step's error, at least 1e-4: kept as
+// a log so that the controller needs one log2 and one exp2 an attempt), and either starts
+// the trajectory at t0 (first stage, initial step, a save at t0) or resumes it from
+// `control`. Included by ode/adaptive/step.wgsl and
 // ode/adaptive/events.wgsl.
     var st: Stages;
     var t: real;
     var h: real;
-    var err_prev: real;
+    var log_prev: f32;
 
     if (flags & FLAG_STARTED) == 0u {
         t = win.t0;
         st.k0 = rhs(t, y, p);
         evals = 1u;
-        err_prev = real(1.0);
+        log_prev = 0.0;
         flags = FLAG_STARTED;
         if !state_finite(y) || !state_finite(st.k0) {
             status = STATUS_NON_FINITE;
@@ -33,6 +35,6 @@
     } else {
         t = control[i];
         h = control[i + stride];
-        err_prev = control[i + 2u * stride];
+        log_prev = f32(control[i + 2u * stride]);
         st.k0 = load_k0(i);
     }

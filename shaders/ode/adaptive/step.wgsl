@@ -25,7 +25,7 @@
 @group(0) @binding(1) var<storage, read_write> state: array<real>;      // [dim][stride]
 @group(0) @binding(2) var<storage, read> params: array<real>;           // [n_params][stride]
 @group(0) @binding(3) var<storage, read_write> saved: array<real>;      // [slot][stride][dim]
-// [3 + dim][stride]: t, h, previous error, then the first stage of the next step (FSAL)
+// [3 + dim][stride]: t, h, log2 of the previous error, then the first stage of the next step (FSAL)
 @group(0) @binding(4) var<storage, read_write> control: array<real>;
 // [6][stride]: status, accepted, rejected, rhs evaluations, next save slot, flags
 @group(0) @binding(5) var<storage, read_write> counts: array<u32>;
@@ -93,11 +93,14 @@ fn main(
         let hu = select(h, stop - t, last);
         let trial = attempt(t, hu, y, p, &st);
         budget -= 1u;
+        let ok = trial.err <= real(1.0);
+        let log_err = log2(f32(trial.err));
+        let fac = step_factor(trial.err, log_err, log_prev, ok, (flags & FLAG_REJECTED) != 0u);
 
-        if !(trial.err <= real(1.0)) {
+        if !ok {
             rejected += 1u;
             evals += EVALS_PER_ATTEMPT;
-            h = hu * reject_factor(trial.err);
+            h = hu * fac;
             flags |= FLAG_REJECTED;
             if underflow(h, t) {
                 status = STATUS_STEP_UNDERFLOW;
@@ -109,27 +112,32 @@ fn main(
         var next = slot;
         var dense_ready = false;
         var crosses = false;
-        while next < win.n_slots {
-            let ts = save_times[next];
-            if ts > t_new {
-                break;
-            }
-            if next >= win.save_end {
-                crosses = true;
-                break;
-            }
-            if next >= win.save_first {
-                if ts == t_new {
-                    save_state(next - win.save_first, i, trial.y1);
-                } else if DENSE_OUTPUT {
-                    if !dense_ready {
-                        dense_stages(t, hu, y, p, &st);
-                        dense_ready = true;
-                    }
-                    save_state(next - win.save_first, i, interpolate(y, hu, (ts - t) / hu, &st));
+        // Without dense output the one save slot is t1's, written after the loop: the
+        // steps then touch no memory (SIMD CPUs run a loop body's stores on every
+        // attempt, masked or not).
+        if DENSE_OUTPUT {
+            while next < win.n_slots {
+                let ts = save_times[next];
+                if ts > t_new {
+                    break;
                 }
+                if next >= win.save_end {
+                    crosses = true;
+                    break;
+                }
+                if next >= win.save_first {
+                    if ts == t_new {
+                        save_state(next - win.save_first, i, trial.y1);
+                    } else {
+                        if !dense_ready {
+                            dense_stages(t, hu, y, p, &st);
+                            dense_ready = true;
+                        }
+                        save_state(next - win.save_first, i, interpolate(y, hu, (ts - t) / hu, &st));
+                    }
+                }
+                next += 1u;
             }
-            next += 1u;
         }
         if crosses {
             flags = (flags & ((1u << WAIT_SHIFT) - 1u)) | (win.save_end << WAIT_SHIFT);
@@ -138,8 +146,8 @@ fn main(
 
         accepted += 1u;
         evals += EVALS_PER_ATTEMPT + select(0u, EXTRA_EVALS, dense_ready);
-        h = min(hu * accept_factor(trial.err, err_prev, (flags & FLAG_REJECTED) != 0u), win.dt_max);
-        err_prev = max(trial.err, real(1e-4));
+        h = min(hu * fac, win.dt_max);
+        log_prev = max(log_err, LOG2_MIN_ERR);
         flags &= ~FLAG_REJECTED;
         y = trial.y1;
         take_fsal(&st);
@@ -152,6 +160,10 @@ fn main(
         }
     }
 
+    if !DENSE_OUTPUT && status == STATUS_SUCCESS && slot < win.n_slots {
+        save_state(slot - win.save_first, i, y); // the final state, at t1
+        slot += 1u;
+    }
     store_state(i, y);
     #include "ode/adaptive/write_back.wgsl"
 }

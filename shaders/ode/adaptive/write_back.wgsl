@@ -5,7 +5,7 @@
 // ode/adaptive/events.wgsl.
     control[i] = t;
     control[i + stride] = h;
-    control[i + 2u * stride] = err_prev;
+    control[i + 2u * stride] = real(log_prev);
     store_k0(i, st.k0);
     counts[i] = status;
     counts[i + stride] = accepted;

@@ -129,23 +129,28 @@ fn main(
         let t_new = select(t + hu, stop, last);
         var next = slot;
         var crosses = false;
-        while next < win.n_slots {
-            let ts = save_times[next];
-            if ts > t_new {
-                break;
-            }
-            if next >= win.save_end {
-                crosses = true;
-                break;
-            }
-            if next >= win.save_first {
-                if ts == t_new {
-                    save_state(next - win.save_first, i, tr.y1);
-                } else if DENSE_OUTPUT {
-                    save_state(next - win.save_first, i, dense_at(y, tr.y1, hu, (ts - t) / hu, &c, mode));
+        // Without dense output the one save slot is t1's, written after the loop: the
+        // steps then touch no memory (SIMD CPUs run a loop body's stores on every
+        // attempt, masked or not).
+        if DENSE_OUTPUT {
+            while next < win.n_slots {
+                let ts = save_times[next];
+                if ts > t_new {
+                    break;
                 }
+                if next >= win.save_end {
+                    crosses = true;
+                    break;
+                }
+                if next >= win.save_first {
+                    if ts == t_new {
+                        save_state(next - win.save_first, i, tr.y1);
+                    } else {
+                        save_state(next - win.save_first, i, dense_at(y, tr.y1, hu, (ts - t) / hu, &c, mode));
+                    }
+                }
+                next += 1u;
             }
-            next += 1u;
         }
         if crosses {
             flags = (flags & LOW_FLAGS) | (win.save_end << WAIT_SHIFT);
@@ -183,6 +188,10 @@ fn main(
 
     flags = (flags & ~(FLAG_STIFF | (COUNT_MASK << COUNT_SHIFT)))
         | select(0u, FLAG_STIFF, mode == 1u) | (count << COUNT_SHIFT);
+    if !DENSE_OUTPUT && status == STATUS_SUCCESS && slot < win.n_slots {
+        save_state(slot - win.save_first, i, y); // the final state, at t1
+        slot += 1u;
+    }
     store_state(i, y);
     #include "ode/stiff/write_back.wgsl"
 }

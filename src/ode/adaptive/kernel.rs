@@ -129,6 +129,8 @@ pub fn method(pair: &Pair, control: &Control, dim: usize) -> String {
         ("BETA", exps.beta),
         ("REJECT_EXP", exps.reject),
         ("INIT_EXP", 1.0 / pair.order as f64),
+        // log2 of the least err_prev the controller remembers (see step_factor)
+        ("LOG2_MIN_ERR", 1e-4f64.log2()),
     ] {
         let _ = writeln!(s, "const {name}: f32 = {};", f32_lit(v));
     }
@@ -161,6 +163,24 @@ fn reject_factor(err: real) -> real {{
         return real(max(SAFETY * pow(f32(err), -REJECT_EXP), MAX_SHRINK));
     }}
     return real(MAX_SHRINK);
+}}
+
+// accept_factor or reject_factor as `accepted` says, from log2 of err and of the previous
+// accepted step's err (err^-ALPHA * err_prev^BETA = exp2(BETA log_prev - ALPHA log_err)):
+// one exp2, computed before the branch so that lanes that accept and lanes that reject
+// share it. Two pows per attempt were a quarter of an attempt's time on lavapipe.
+fn step_factor(err: real, log_err: f32, log_prev: f32, accepted: bool, rejected_last: bool) -> real {{
+    let e = f32(err);
+    let exponent = select(-REJECT_EXP * log_err, BETA * log_prev - ALPHA * log_err, accepted);
+    let raw = SAFETY * exp2(exponent);
+    if accepted {{
+        var fac = select(clamp(raw, MAX_SHRINK, MAX_GROWTH), MAX_GROWTH, e == 0.0);
+        if rejected_last {{
+            fac = min(fac, 1.0);
+        }}
+        return real(fac);
+    }}
+    return real(select(MAX_SHRINK, max(raw, MAX_SHRINK), finite_f32(e)));
 }}
 "
     );

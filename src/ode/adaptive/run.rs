@@ -33,7 +33,7 @@ pub const COUNT_ROWS: u64 = 4;
 pub const COUNT_ROWS_ALL: u64 = 6;
 
 /// Rows of the `control` buffer before the `dim` rows of the last accepted step's
-/// derivative: t, dt and the previous error norm.
+/// derivative: t, dt and log2 of the previous error norm.
 pub const CONTROL_ROWS: u64 = 3;
 
 /// Counters of the `unfinished` buffer: one per window of a submission.
