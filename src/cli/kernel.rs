@@ -448,6 +448,7 @@ mod tests {
         "nn/mlp/fused_step.wgsl",
         "nn/deeponet/rows.wgsl",
         "nn/deeponet/combine_head.wgsl",
+        "ode/window_binding.wgsl",
         "ode/fixed/window.wgsl",
         "ode/fixed/saves.wgsl",
         "ode/adaptive/window.wgsl",

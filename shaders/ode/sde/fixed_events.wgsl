@@ -22,7 +22,7 @@
 
 // Each storage binding's comment gives its layout, outermost index first; `ode::layout_check`
 // holds them to the code that writes them.
-@group(0) @binding(0) var<uniform> win: Window;
+#include "ode/window_binding.wgsl"
 @group(0) @binding(1) var<storage, read_write> state: array<real>;  // [dim][stride]
 @group(0) @binding(2) var<storage, read_write> params: array<real>; // [n_params][stride]
 @group(0) @binding(3) var<storage, read_write> saved: array<real>;  // [slot][stride][dim]
@@ -127,6 +127,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
+    win = window_uniform;
     math_init(win.one);
     let i = (wg.y * groups.x + wg.x) * {{WORKGROUP_SIZE}}u + lane;
     if i >= win.n_traj {
