@@ -110,6 +110,39 @@ fn pair_matches_its_cpu_twin(name: &str, t1: f64, solver: Solver, precision: Pre
     }
     println!("{name} {} {precision:?}: worst {worst:e}", solver.name());
     assert!(worst <= bound, "{name} {solver:?} {precision:?}: {worst:e}");
+
+    // The final-state kernel (no dense output; its one slot is written after the step
+    // loop) takes the same steps as the dense one: the same bits at t1 and the same
+    // counts of accepted and rejected steps. In f64 those counts are the twin's too.
+    let mut last = p.clone();
+    last.saveat = SaveAt::Final;
+    let fin = run(&last);
+    let (dense_steps, fin_steps) = (sol.steps.as_ref().unwrap(), fin.steps.as_ref().unwrap());
+    for j in 0..8 {
+        assert_eq!(fin.status[j], Status::Success, "{name}/{solver:?} {j}");
+        assert!(
+            fin.final_state(j)
+                .iter()
+                .zip(sol.final_state(j))
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}/{solver:?} {precision:?} {j}: final-state kernel {:?} against {:?}",
+            fin.final_state(j),
+            sol.final_state(j)
+        );
+        assert_eq!(
+            (fin_steps[j].accepted, fin_steps[j].rejected),
+            (dense_steps[j].accepted, dense_steps[j].rejected),
+            "{name}/{solver:?} {precision:?} {j}"
+        );
+        if precision == Precision::F64 {
+            let cpu = twin(&last, j).counts;
+            assert_eq!(
+                (fin_steps[j].accepted, fin_steps[j].rejected),
+                (cpu.accepted, cpu.rejected),
+                "{name}/{solver:?} {j}: steps against the twin's"
+            );
+        }
+    }
 }
 
 /// One `#[test]` per case, named after what it runs (`twin::lorenz::dp5::f64`), so that a
@@ -386,6 +419,20 @@ fn statuses_come_from_trajectories_built_for_them(precision: Precision) {
         sol.state(0, 3).iter().all(|v| v.is_nan()),
         "NaN from the start"
     );
+    // The final-state kernel, whose one slot is written after the step loop: the same
+    // statuses and counts, the same bits where a trajectory succeeds, NaN where it stopped.
+    let mut last = p.clone();
+    last.saveat = SaveAt::Final;
+    let fin = run(&last);
+    assert_eq!(fin.status, expected, "final state only, {precision:?}");
+    assert_eq!(fin.steps, sol.steps, "final state only, {precision:?}");
+    for (j, &want) in expected.iter().enumerate() {
+        if want == Status::Success {
+            assert_eq!(fin.final_state(j), sol.final_state(j), "{j}");
+        } else {
+            assert!(fin.final_state(j).iter().all(|v| v.is_nan()), "{j}");
+        }
+    }
     // The good trajectories alone give the same bits.
     let good: Vec<[f64; 3]> = [0, 2, 5].iter().map(|&j| rows[j]).collect();
     let mut alone = p.clone();
