@@ -206,11 +206,15 @@ pub fn windows(steps: Range<u32>, max_len: u32) -> impl Iterator<Item = Range<u3
     })
 }
 
-/// Workgroup counts (x, y) covering `n` invocations with at most `max_per_dim` per side.
+/// Workgroup counts (x, y) covering `n` invocations with at most `max_per_dim` per side,
+/// and fewer than `y` workgroups beyond the last invocation: the rows are made as even
+/// as they can be. (A full first row would have cost a third of a 2²³-trajectory chunk:
+/// 131,072 workgroups took a grid of 65,535 × 3, and lavapipe runs a workgroup whose
+/// invocations have all returned through the whole step loop, masked.)
 pub fn dispatch_grid(n: usize, workgroup_size: u32, max_per_dim: u32) -> (u32, u32) {
     let groups = n.div_ceil(workgroup_size as usize).max(1);
-    let x = groups.min(max_per_dim as usize);
-    (x as u32, groups.div_ceil(x) as u32)
+    let y = groups.div_ceil(max_per_dim.max(1) as usize);
+    (groups.div_ceil(y) as u32, y as u32)
 }
 
 #[cfg(test)]
@@ -293,7 +297,37 @@ mod tests {
             windows(5..12, 3).collect::<Vec<_>>(),
             vec![5..8, 8..11, 11..12]
         );
-        assert_eq!(dispatch_grid(65535 * 64 + 1, 64, 65535), (65535, 2));
+        assert_eq!(dispatch_grid(65535 * 64, 64, 65535), (65535, 1));
+        assert_eq!(dispatch_grid(65535 * 64 + 1, 64, 65535), (32768, 2));
         assert_eq!(dispatch_grid(10, 64, 65535), (1, 1));
+    }
+
+    /// Every grid covers its workgroups with fewer than one per row left over, within
+    /// the side limit (2²³ trajectories: 43,691 × 3, not 65,535 × 3).
+    #[test]
+    fn grids_waste_less_than_a_workgroup_per_row() {
+        assert_eq!(dispatch_grid(1 << 23, 64, 65535), (43691, 3));
+        for n in [
+            1usize,
+            63,
+            64,
+            65,
+            1 << 20,
+            65535 * 64 * 2 + 7,
+            1 << 23,
+            123_456_789,
+            1 << 31,
+        ] {
+            for max in [1u32, 7, 65535] {
+                let groups = n.div_ceil(64);
+                let (x, y) = dispatch_grid(n, 64, max);
+                assert!(x <= max && y <= groups as u32, "{n} {max}: {x} x {y}");
+                let cover = x as usize * y as usize;
+                assert!(
+                    cover >= groups && cover - groups < y as usize,
+                    "{n} {max}: {x} x {y}"
+                );
+            }
+        }
     }
 }
