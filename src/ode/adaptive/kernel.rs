@@ -144,7 +144,9 @@ pub fn method(pair: &Pair, control: &Control, dim: usize) -> String {
         "fn take_fsal(st: ptr<function, Stages>) {{\n    (*st).k0 = (*st).k{fsal};\n}}\n"
     );
 
-    // The step factor is computed in f32 in every precision: it needs no more.
+    // The step factor is computed in f32 in every precision: it needs no more. The adaptive
+    // kernels use step_factor; accept_factor and reject_factor (the twin's form, two pows)
+    // serve the stiff kernels' `auto` mode (ode::stiff::kernel).
     let _ = writeln!(
         s,
         "fn accept_factor(err: real, err_prev: real, rejected_last: bool) -> real {{
