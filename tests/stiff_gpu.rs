@@ -653,3 +653,61 @@ fn a_dense_system_of_the_largest_size_validates() {
     println!("{precision:?}: {} bytes of WGSL", wgsl.len());
     println!("generated and validated in {:?}", started.elapsed());
 }
+
+/// y' = y·log|0.1 − t| is NaN at t = 0.1 exactly and nowhere else the steps go: one step
+/// from −1 to t1 = 0.1 (its last stage at −1 + 1.1, just past 0.1) is accepted, and the
+/// derivative at t1 is not. The trajectory ends `non-finite` at t1 and keeps its t1 state,
+/// in the final-state kernel (which writes its slot after the step loop) as with a save at
+/// t1 and in the f64 twin. Found by review: the final-state kernel once saved only on success.
+#[test]
+fn a_derivative_that_fails_at_t1_keeps_the_t1_state() {
+    let s = System::from_equations(
+        "sing",
+        &[("x", 0.0), ("y", 0.0)],
+        &[("a", 1.0)],
+        "dx = a\ndy = y*log(abs(0.1 - t))",
+    )
+    .unwrap();
+    for precision in [Precision::F32, Precision::F64] {
+        if !has(precision) {
+            continue;
+        }
+        for method in [StiffMethod::Rodas4, StiffMethod::Rodas5P] {
+            let mut p = problem(
+                s.clone(),
+                method,
+                0.1,
+                SaveAt::Final,
+                control(1e-6, 1e-6),
+                Ensemble::new(&s, 3),
+                precision,
+            );
+            p.t0 = -1.0;
+            p.control.dt_initial = Some(10.0);
+            let last = run(&p);
+            let mut at_t1 = p.clone();
+            at_t1.saveat = SaveAt::Times(vec![0.1]);
+            let cpu = twin(&p, 0);
+            let saved = run(&at_t1);
+            for j in 0..3 {
+                let label = format!("{method:?} {precision:?} {j}");
+                assert_eq!(last.status[j], Status::NonFinite, "{label}");
+                let x = last.final_state(j);
+                // x = a (t − t0) = 1.1 is exact for the method; f32 leaves the stage sums'
+                // roundings over one step of 1.1 (measured 5.7e-6 for Rodas5P).
+                let tol = if precision == Precision::F32 {
+                    1e-4
+                } else {
+                    1e-12
+                };
+                assert!((x[0] - 1.1).abs() < tol && x[1] == 0.0, "{label}: {x:?}");
+                assert_eq!(x, saved.final_state(j), "{label}");
+                // The twin in f64 (in f32 its span is not rounded as the device's is).
+                if precision == Precision::F64 {
+                    assert_eq!(cpu.status, Status::NonFinite, "{label}");
+                    assert_eq!(x, cpu.saves, "{label}");
+                }
+            }
+        }
+    }
+}

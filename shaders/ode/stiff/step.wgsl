@@ -189,8 +189,10 @@ fn main(
 
     flags = (flags & ~(FLAG_STIFF | (COUNT_MASK << COUNT_SHIFT)))
         | select(0u, FLAG_STIFF, mode == 1u) | (count << COUNT_SHIFT);
-    if !DENSE_OUTPUT && status == STATUS_SUCCESS && slot < win.n_slots {
-        save_state(slot - win.save_first, i, y); // the final state, at t1
+    // Reaching t1 saves the state there, as the dense kernels' save loop does before it checks
+    // the state: a trajectory whose derivative at t1 is not finite still has its t1 state.
+    if !DENSE_OUTPUT && t >= win.t1 && slot < win.n_slots {
+        save_state(slot - win.save_first, i, y);
         slot += 1u;
     }
     store_state(i, y);
