@@ -11,6 +11,7 @@ use phaseflow::ode::{
     Save, SaveAt, SavePlan, Solution, Solver, Status, Table, TimeGrid, Tolerance,
 };
 use phaseflow::schedule::PlanCaps;
+use phaseflow::schedule::plan::DeviceLimits;
 
 fn control(tol: f64) -> Control {
     Control {
@@ -569,5 +570,46 @@ fn a_lone_trajectory_saves_every_one_of_65560_times() {
             "save {k} at t = {}: error {err:e}",
             sol.times[k]
         );
+    }
+}
+
+/// A chunk as large as the caps allow still fits every binding: in f32 a one-state
+/// system's widest per-trajectory binding is its six u32 counters (24 bytes), not its
+/// control rows (16), and 6,000,000 trajectories of counters (144 MB) exceed lavapipe's
+/// 128 MiB binding. The plan once sized the chunk by the control rows and wgpu refused
+/// the bind group (found by review). Each trajectory still ends on the logistic curve.
+#[test]
+fn the_counts_binding_bounds_the_chunk() {
+    let s = system("logistic");
+    let n = 6_000_000;
+    let p = problem(
+        s.clone(),
+        Solver::Tsit5,
+        1.0,
+        SaveAt::Final,
+        1e-5,
+        Ensemble::new(&s, n),
+        Precision::F32,
+    );
+    let options = RunOptions {
+        caps: PlanCaps {
+            max_chunk: Some(n),
+            ..PlanCaps::default()
+        },
+        ..RunOptions::default()
+    };
+    let sol = ode::simulate_adaptive(gpu(), &p, &options).unwrap_or_else(|e| panic!("{e}"));
+    let limit = DeviceLimits::of(&gpu().limits).max_binding;
+    assert!(
+        (sol.stats.chunks as u64) >= (24 * n as u64).div_ceil(limit),
+        "{:?}",
+        sol.stats
+    );
+    // r = 1, K = 1, x0 = 0.1 at t = 1.
+    let exact = 0.1 * 1f64.exp() / (1.0 + 0.1 * (1f64.exp() - 1.0));
+    for j in [0, 1, n / 2, n - 1] {
+        assert_eq!(sol.status[j], Status::Success, "{j}");
+        let x = sol.final_state(j)[0];
+        assert!((x - exact).abs() < 1e-4, "{j}: {x} against {exact}");
     }
 }

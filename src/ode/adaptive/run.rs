@@ -270,8 +270,11 @@ impl Family for Adaptive<'_> {
             (CONTROL_ROWS + dim as u64) * real
                 + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4
                 + log * real * (1 + options.ring as u64),
-            // the control rows are the widest (the counts are COUNT_ROWS u32s), or the log
-            (CONTROL_ROWS as usize + dim).max(log as usize),
+            // the widest binding: the control rows, the log, or (in f32, for fewer than
+            // three states) the COUNT_ROWS_ALL u32 counters, counted here in reals
+            (CONTROL_ROWS as usize + dim)
+                .max(log as usize)
+                .max((COUNT_ROWS_ALL * 4).div_ceil(real) as usize),
         )
     }
     fn params_writable(&self) -> bool {

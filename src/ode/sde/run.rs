@@ -462,7 +462,10 @@ impl Family for SdeAdaptive<'_> {
             (2 + m) * real
                 + (COUNT_ROWS_ALL + COUNT_ROWS * options.ring as u64) * 4
                 + self.0.result_bytes(options),
-            (2 + m as usize).max(self.0.result_rows()),
+            // the widest binding in reals: control, results or the u32 counters
+            (2 + m as usize)
+                .max(self.0.result_rows())
+                .max((COUNT_ROWS_ALL * 4).div_ceil(real) as usize),
         )
     }
     fn params_writable(&self) -> bool {
