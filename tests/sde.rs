@@ -600,3 +600,54 @@ fn adaptive_steps_sample_one_brownian_path() {
         "{gpu_err:?} {cpu_err:?}"
     );
 }
+
+/// A chunk as large as the caps allow still fits every binding: in f32 one-noise GBM's
+/// widest per-path binding is its six u32 counters (24 bytes), not its control rows (12),
+/// and 6,000,000 paths of counters (144 MB) exceed lavapipe's 128 MiB binding. The plan
+/// once sized the chunk by the control rows and wgpu refused the bind group.
+#[test]
+fn the_counts_binding_bounds_the_adaptive_chunk() {
+    let s = gbm(1.0, 0.5, Calculus::Ito);
+    let n = 6_000_000;
+    let p = SdeProblem {
+        ensemble: Ensemble::new(&s, n),
+        system: s.clone(),
+        method: SdeMethod::MilsteinAdaptive,
+        steps: Steps::Adaptive {
+            t0: 0.0,
+            t1: 0.1,
+            saveat: SaveAt::Final,
+            control: Control {
+                rtol: Tolerance::All(1e-2),
+                atol: Tolerance::All(1e-2),
+                ..Control::default()
+            },
+            depth: 8,
+        },
+        noise: NoiseKey {
+            seed: 5,
+            antithetic: false,
+        },
+        precision: Precision::F32,
+    };
+    let options = RunOptions {
+        caps: PlanCaps {
+            max_chunk: Some(n),
+            ..PlanCaps::default()
+        },
+        ..RunOptions::default()
+    };
+    let sol = simulate_sde(gpu(), &p, &options).unwrap_or_else(|e| panic!("{e}"));
+    let limit = phaseflow::schedule::plan::DeviceLimits::of(&gpu().limits).max_binding;
+    assert!(
+        (sol.stats.chunks as u64) >= (24 * n as u64).div_ceil(limit),
+        "{:?}",
+        sol.stats
+    );
+    // Every path succeeded and stayed near S0 = 1 over t = 0.1 (σ√t ≈ 0.16).
+    for j in [0, 1, n / 2, n - 1] {
+        assert_eq!(sol.status[j], Status::Success, "{j}");
+        let x = sol.final_state(j)[0];
+        assert!(x > 0.2 && x < 5.0, "{j}: {x}");
+    }
+}
