@@ -1,8 +1,8 @@
 //! DeepONet's branch and trunk nets in one dispatch per stage of a training step: forward,
 //! backward (inside the combine kernel) and weight gradients (with the loss and b0's
 //! gradient), so that a step is four dispatches (these three and Adam's) instead of
-//! nine. On CPU adapters every dispatch costs about 0.1 ms, as much as one
-//! small net's pass.
+//! nine. On lavapipe a dispatch has a fixed cost of 0.03 – 0.05 ms, a fifth of one small
+//! net's pass (docs/performance.md, "where a DeepONet step goes").
 //!
 //! The kernels reuse the single-net bodies of `nn::mlp::fused` unchanged: those name their
 //! bindings `p`, `x`, `h`, `g`, `step` and their activations `act…`; here each net's body
