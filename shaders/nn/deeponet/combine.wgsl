@@ -79,16 +79,20 @@ fn main(
     {{LANE_ID}}
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
-    // Both branches are uniform per subgroup: sb.n and st.n are multiples of WG.
+    // Row tasks run to the branch's batch rounded up to WG, column tasks to the trunk's:
+    // both branches are uniform per subgroup. Past them (the padding of the forward
+    // kernel's PER_LANE samples per invocation) nothing reads δ or the partial sums.
     let task = gid.x;
     let lane = lane_id & 7u;
-    if wg.x * {{WG}}u < sb.n {
+    let rows = (sb.batch + {{WG}}u - 1u) / {{WG}}u * {{WG}}u;
+    let columns = (st.batch + {{WG}}u - 1u) / {{WG}}u * {{WG}}u;
+    if wg.x * {{WG}}u < rows {
         row_task(task, lane);
         if {{TRAIN}} {
             branch_backward(task, lane);
         }
-    } else if {{TRAIN}} && wg.x * {{WG}}u < sb.n + st.n {
-        column_task(task - sb.n, lane);
-        trunk_backward(task - sb.n, lane);
+    } else if {{TRAIN}} && wg.x * {{WG}}u < rows + columns {
+        column_task(task - rows, lane);
+        trunk_backward(task - rows, lane);
     }
 }

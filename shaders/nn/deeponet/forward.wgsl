@@ -1,13 +1,15 @@
-// The forward passes of DeepONet's branch net (one invocation per function of the batch)
-// and trunk net (one per point) in one dispatch: the first sb.n invocations run the
-// branch, the next st.n the trunk. Each body is fused_forward.wgsl's for that net
-// (nn::mlp::fused::forward_body) with its bindings renamed (p → pb, x → xb, h → hb, step → sb,
-// and t for the trunk; nn::deeponet::pair). One dispatch instead of two saves lavapipe a
+// The forward passes of DeepONet's branch net (one invocation per PER_LANE functions of
+// the batch) and trunk net (per PER_LANE points) in one dispatch: the first
+// sb.n / PER_LANE invocations run the branch, the next st.n / PER_LANE the trunk. Each
+// body is fused_forward.wgsl's for that net (nn::mlp::fused::forward_body) with its
+// bindings renamed (p → pb, x → xb, h → hb, step → sb, and t for the trunk;
+// nn::deeponet::pair). One dispatch instead of two saves lavapipe a
 // dispatch's fixed cost, 0.03 – 0.05 ms, a fifth of a small net's pass.
 // Prediction dispatches only the branch's workgroups when the trunk has already run.
 //
 // Filled in by nn::deeponet::pair: ACT (each net's activations, prefixed), BRANCH and
-// TRUNK (the bodies), WG (invocations per workgroup: sb.n and st.n are multiples of it),
+// TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
+// nn::deeponet::pair::FORWARD_PER_LANE; sb.n and st.n are multiples of WG · PER_LANE),
 // LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/mlp/fused_step.wgsl"
@@ -44,12 +46,12 @@ fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
     // Both branches are uniform per subgroup; no early return, every invocation takes part
-    // in the broadcasts.
+    // in the broadcasts. Invocation s of a net runs its samples s + k · n / PER_LANE.
     let task = gid.x;
     let lane = lane_id & 7u;
-    if wg.x * {{WG}}u < sb.n {
+    if wg.x * {{WG}}u < sb.n / {{PER_LANE}}u {
         branch_forward(task, lane);
     } else {
-        trunk_forward(task - sb.n, lane);
+        trunk_forward(task - sb.n / {{PER_LANE}}u, lane);
     }
 }

@@ -15,7 +15,8 @@ use super::layout::DeepONetLayout;
 use super::model::DataLayout;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::nn::mlp::fused::{
-    FusedLayout, OutputDelta, activation_fns, backward_body, forward_body, weight_grad_parts,
+    FusedLayout, OutputDelta, Scratch, activation_fns, backward_body, forward_body,
+    weight_grad_parts,
 };
 
 /// One net's side of a paired kernel.
@@ -117,10 +118,26 @@ fn sides(layout: &DeepONetLayout) -> [(Side, &FusedLayout); 2] {
     [(Side::Branch, &layout.branch), (Side::Trunk, &layout.trunk)]
 }
 
-/// The paired forward kernel with `wg` invocations per workgroup.
+/// Functions (points) per invocation of the paired forward kernel. Each weight a lane
+/// loads and broadcasts then serves four samples: on lavapipe every load from a storage
+/// buffer is a loop over the lanes, and with one sample per invocation the branch's pass
+/// made about 1,600 such loads per lane for 5,600 FMAs (docs/performance.md, "where a
+/// DeepONet step goes"). Both nets' batches are padded to `wg · FORWARD_PER_LANE`. The
+/// scratch stays feature-major, so the backward bodies (one sample per invocation, in
+/// the combine kernel) and the weight gradients read it as before.
+pub const FORWARD_PER_LANE: usize = 4;
+
+/// The paired forward kernel with `wg` invocations per workgroup, each running
+/// `FORWARD_PER_LANE` samples of one net.
 pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, ShaderError> {
-    let [b, t] = sides(layout)
-        .map(|(side, l)| rename(&forward_body(l, side.row_fn()), |id| side.rename(id)));
+    let [b, t] = sides(layout).map(|(side, l)| {
+        let mut l = l.clone();
+        l.scratch = Scratch {
+            blocked: false,
+            per_lane: FORWARD_PER_LANE,
+        };
+        rename(&forward_body(&l, side.row_fn()), |id| side.rename(id))
+    });
     compose(
         "nn/deeponet/forward.wgsl",
         &[
@@ -128,6 +145,7 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
             ("BRANCH", &b),
             ("TRUNK", &t),
             ("WG", &wg.to_string()),
+            ("PER_LANE", &FORWARD_PER_LANE.to_string()),
             ("LANE_ID", layout.sharing().lane_builtin()),
         ],
     )

@@ -14,7 +14,7 @@
 use super::kernels::{combine_unaligned_wgsl, combine_wgsl};
 use super::layout::DeepONetLayout;
 use super::model::{DataLayout, DataRef, DeepONetArch, DeepONetParams, check_inputs};
-use super::pair::{forward_pair_wgsl, weight_grad_pair_wgsl};
+use super::pair::{FORWARD_PER_LANE, forward_pair_wgsl, weight_grad_pair_wgsl};
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
@@ -30,8 +30,8 @@ use crate::nn::train::pass::{Pass, pipe, profile_passes, storage_ro, storage_rw,
 use crate::nn::train::sampler::Sampler;
 use wgpu::BufferUsages as U;
 
-/// Invocations per workgroup of DeepONet's kernels, and so the unit each net's batch is
-/// padded to. On CPU adapters one subgroup: a dispatch's workgroups are shared among a few
+/// Invocations per workgroup of DeepONet's kernels (times `FORWARD_PER_LANE`, the unit
+/// each net's batch is padded to: `batch_unit`). On CPU adapters one subgroup: a dispatch's workgroups are shared among a few
 /// threads, and with 64 a batch of 150 functions is three workgroups on two cores, the
 /// last mostly padding (eight made a training step 20% faster on lavapipe). On GPUs 64,
 /// a few subgroups.
@@ -42,6 +42,12 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
     } else {
         subgroup.max(64)
     }
+}
+
+/// The unit each net's batch is padded to: the forward kernel's workgroup runs
+/// `FORWARD_PER_LANE` samples per invocation.
+fn batch_unit(ctx: &GpuContext) -> usize {
+    workgroup_size(ctx) * FORWARD_PER_LANE
 }
 
 /// One net's data and scratch on the device.
@@ -66,7 +72,7 @@ impl NetData {
         batch: usize,
         what: &str,
     ) -> Result<NetData, GpuError> {
-        let n = batch.next_multiple_of(workgroup_size(ctx));
+        let n = batch.next_multiple_of(batch_unit(ctx));
         let most = max_batch(ctx, layout);
         if n > most {
             return Err(GpuError::Unsupported(format!(
@@ -144,7 +150,7 @@ fn forward_pass(
         label: "forward",
         pipeline,
         group,
-        size: (((branch.n + trunk.n) / wg) as u32, 1, 1),
+        size: (((branch.n + trunk.n) / batch_unit(ctx)) as u32, 1, 1),
     })
 }
 
@@ -237,11 +243,17 @@ fn combine_pass(
     out: &wgpu::Buffer,
 ) -> Result<Pass, GpuError> {
     let wg = workgroup_size(ctx);
+    // Aligned: the row tasks run to the branch's batch rounded up to a workgroup, the
+    // column tasks to the trunk's (combine.wgsl; prediction: the largest chunk's rows).
     let (name, wgsl, tasks) = match data {
         DataLayout::Aligned => (
             "nn/deeponet/combine",
             combine_wgsl(layout, train, wg)?,
-            branch.n + if train { trunk.n } else { 0 },
+            if train {
+                branch.batch.next_multiple_of(wg) + trunk.batch.next_multiple_of(wg)
+            } else {
+                branch.n
+            },
         ),
         // Batch entry s of both nets is sample s.
         DataLayout::Unaligned => (
@@ -425,8 +437,8 @@ impl DeepONetNet {
         let bl = &self.layout.branch;
         let per_function = 4 * (ny * k) as u64;
         let by_out = (ctx.limits.max_storage_buffer_binding_size / per_function) as usize;
-        let wg = workgroup_size(ctx);
-        let chunk = (max_batch(ctx, bl).min(by_out) / wg * wg).min(nf.next_multiple_of(wg));
+        let (wg, unit) = (workgroup_size(ctx), batch_unit(ctx));
+        let chunk = (max_batch(ctx, bl).min(by_out) / unit * unit).min(nf.next_multiple_of(wg));
         if chunk == 0 {
             return Err(GpuError::Unsupported(format!(
                 "{ny} points × {k} outputs of one function do not fit one storage binding"
@@ -459,7 +471,7 @@ impl DeepONetNet {
             if base == 0 {
                 forward.record(pass);
             } else {
-                forward.record_first(pass, (branch.n / wg) as u32);
+                forward.record_first(pass, (branch.n / batch_unit(ctx)) as u32);
             }
             combine.record(pass);
         })
@@ -498,9 +510,9 @@ impl DeepONetNet {
         }
         let per_sample = 4 * k as u64;
         let by_out = (ctx.limits.max_storage_buffer_binding_size / per_sample) as usize;
-        let wg = workgroup_size(ctx);
+        let (wg, unit) = (workgroup_size(ctx), batch_unit(ctx));
         let most = max_batch(ctx, &self.layout.branch).min(max_batch(ctx, &self.layout.trunk));
-        let chunk = (most.min(by_out) / wg * wg).min(n.next_multiple_of(wg));
+        let chunk = (most.min(by_out) / unit * unit).min(n.next_multiple_of(wg));
         if chunk == 0 {
             return Err(GpuError::Unsupported(
                 "one workgroup of samples does not fit one storage binding".into(),
