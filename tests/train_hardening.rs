@@ -634,6 +634,33 @@ fn train_with_a_test_file_never_chooses_on_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A run that diverged at every evaluation (lr = 1e30: NaN errors and weights) writes
+/// nothing and says why, exit 1, as `fit` does: every loader refuses NaN weights, so its
+/// checkpoint would be of no use.
+#[test]
+fn a_run_that_diverged_writes_nothing() {
+    let dir = temp_dir("diverged");
+    data(&dir, "train.npz", 24, 1);
+    let c = write(
+        &dir.join("train.toml"),
+        "out = \"run\"\n[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n[model]\nbranch = [8]\ntrunk = [8]\n\
+         latent = 8\n[train]\niterations = 30\nevaluate_every = 10\nlr = 1e30\n",
+    );
+    let o = train(&c, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("training diverged") && err.contains("it was 1e30"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let written: Vec<_> = std::fs::read_dir(dir.join("run"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "{written:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A picture that cannot be written (its temporary path is taken by a directory) is a
 /// warning: the checkpoint, curve and summary are still written, exit 0.
 #[test]

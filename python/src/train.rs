@@ -11,7 +11,7 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use phaseflow::engine::EngineError;
 use phaseflow::io::OutputDir;
 use phaseflow::nn::deeponet::data::aligned;
-use phaseflow::nn::deeponet::session::{self, Progress, RunFacts, RunRecord};
+use phaseflow::nn::deeponet::session::{self, Progress, RunFacts, RunRecord, StepClock};
 use phaseflow::nn::deeponet::{DeepONetData, UnalignedData};
 use phaseflow::nn::{DeepONetParams, DeepONetTrainer};
 use phaseflow::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
@@ -19,7 +19,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// The files a run writes (what `overwrite` lets it replace).
 const FILES: [&str; 4] = [
@@ -177,7 +176,7 @@ pub fn train_deeponet<'py>(
     // The loop runs without the GIL; each evaluation takes it briefly for the callback and
     // to see Ctrl-C, which stops the run with the best network so far.
     let mut interrupt: Option<PyErr> = None;
-    let (ending, progress, trainer, seconds, first_step) = py
+    let (ending, progress, trainer, (seconds, steps_timed)) = py
         .detach(|| -> Result<_, EngineError> {
             let (mut trainer, mut progress) = match resumed {
                 Some(r) => (
@@ -189,11 +188,11 @@ pub fn train_deeponet<'py>(
                     Progress::fresh(),
                 ),
             };
-            // Steps taken by this call (a resumed run's earlier ones took other seconds).
-            let first_step = progress.done;
-            // Training time as the CLI counts it: from the first step, compilation excluded.
-            let clock = Instant::now();
+            // The rate as the CLI counts it (`StepClock`: after the first evaluation, whose
+            // block paid for compiling the kernels).
+            let mut clock = StepClock::start(progress.done);
             let ending = session::run(ctx, &mut trainer, &sets, plan, &mut progress, |h| {
+                clock.evaluated(h.step);
                 Python::attach(|py| {
                     let stop = |e: PyErr, interrupt: &mut Option<PyErr>| {
                         *interrupt = Some(e);
@@ -239,8 +238,8 @@ pub fn train_deeponet<'py>(
                     }
                 })
             })?;
-            let seconds = clock.elapsed().as_secs_f64();
-            Ok((ending, progress, trainer, seconds, first_step))
+            let timed = clock.timed(progress.done);
+            Ok((ending, progress, trainer, timed))
         })
         .map_err(engine_error)?;
     if progress.best.is_none() {
@@ -248,12 +247,16 @@ pub fn train_deeponet<'py>(
             engine_error(EngineError::Internal("a run without an evaluation".into()))
         }));
     }
+    // Nothing is written or returned for a network that diverged at every evaluation.
+    progress
+        .check_best(spec.train.lr)
+        .map_err(crate::errors::run_error)?;
     // summary.json as the CLI writes it (the same function), with how the run ended.
     let facts = RunFacts {
         iterations_asked: plan.iterations,
         ending,
         seconds,
-        steps_timed: progress.done - first_step,
+        steps_timed,
         validation_share: spec.data.validation,
     };
     let mut summary_json = py

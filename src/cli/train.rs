@@ -13,13 +13,14 @@ use super::spec_flags::config_error;
 use crate::gpu::{AdapterChoice, GpuContext};
 use crate::io::{Chart, OutputDir, Scale, Series};
 use crate::nn::deeponet::DeepONetData;
-use crate::nn::deeponet::session::{self, Ending, Progress, Record, RunFacts, RunRecord, size};
+use crate::nn::deeponet::session::{
+    self, Ending, Progress, Record, RunFacts, RunRecord, StepClock, size,
+};
 use crate::nn::{AlignedData, DeepONetArch, DeepONetNet, DeepONetParams, DeepONetTrainer, Matrix};
 use crate::spec::train::{TrainSetup, TrainSetupError, TrainSpec};
 use serde_json::json;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::time::Instant;
 
 pub const LONG_ABOUT: &str = "Train a DeepONet (branch net over the input function's sensor \
 values, trunk net over the output location) on an aligned data set (every function observed at \
@@ -194,7 +195,6 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         println!("{line}; best step chosen on the {} set", selection.name());
     }
     interrupt::install_handler();
-    let clock = Instant::now();
     let mut progress = match resumed {
         Some(r) => {
             if text {
@@ -213,7 +213,9 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     };
     // Steps taken by this process (a resumed run's earlier ones took other seconds).
     let first_step = progress.done;
+    let mut clock = StepClock::start(first_step);
     let ending = session::run(&ctx, &mut trainer, &sets, plan, &mut progress, |h| {
+        clock.evaluated(h.step);
         if text {
             let test = h.test.map_or(String::new(), |(mse, rel)| {
                 format!(
@@ -238,7 +240,9 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
             ControlFlow::Continue(())
         }
     })?;
-    let train_seconds = clock.elapsed().as_secs_f64();
+    let train_seconds = clock.total();
+    let (rate_seconds, rate_steps) = clock.timed(progress.done);
+    progress.check_best(t.lr).map_err(CliError::Runtime)?;
     let stopped_early = ending == Ending::StoppedEarly;
     let interrupted = progress.done < t.iterations && !stopped_early;
     let mut summary = session::summary(
@@ -249,8 +253,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         &RunFacts {
             iterations_asked: t.iterations,
             ending,
-            seconds: train_seconds,
-            steps_timed: progress.done - first_step,
+            seconds: rate_seconds,
+            steps_timed: rate_steps,
             validation_share: config.data.validation,
         },
     )?;
@@ -286,10 +290,11 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         println!(
-            "trained to iteration {done} in {} ({:.3} s per 1,000, evaluations included); best \
-             {} mean relative L2 {best_err:.4} at step {best_step}{}",
+            "trained to iteration {done} in {} ({:.3} s per 1,000 after the first evaluation, \
+             evaluations included); best {} mean relative L2 {best_err:.4} at step \
+             {best_step}{}",
             seconds(train_seconds),
-            1e3 * train_seconds / (done - first_step).max(1) as f64,
+            1e3 * rate_seconds / rate_steps.max(1) as f64,
             selection.name(),
             if stopped_early {
                 " (stopped early)"

@@ -311,6 +311,67 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Refuses a best network that is not one: its selection error NaN or infinite (every
+    /// evaluation diverged) or a weight not finite. Every loader refuses NaN weights, so
+    /// writing it would hand the user a checkpoint nothing accepts. `lr` goes in the advice.
+    pub fn check_best(&self, lr: f64) -> Result<(), String> {
+        let Some((error, step, params)) = &self.best else {
+            return Ok(());
+        };
+        if error.is_finite() && params.flat().iter().all(|v| v.is_finite()) {
+            return Ok(());
+        }
+        Err(format!(
+            "training diverged: the error or the weights are not finite at every evaluation \
+             (the last at step {}; best step {step}), so nothing was written; try a smaller \
+             lr (it was {lr:e}) or scaled data (normalize = true)",
+            self.done
+        ))
+    }
+}
+
+/// The clock of a run's rate (summary.json's `seconds_per_1000_iterations`, the CLI's
+/// "s per 1,000"): from the first evaluation on, because the first block also paid for
+/// compiling every kernel (llvmpipe compiles a pipeline at its first dispatch, which took
+/// a 25-layer run 60 s); a run of one block is timed whole.
+pub struct StepClock {
+    start: std::time::Instant,
+    first_step: u32,
+    warm: Option<(std::time::Instant, u32)>,
+}
+
+impl StepClock {
+    /// Started before the first step of this process (`first_step` steps were taken before).
+    pub fn start(first_step: u32) -> StepClock {
+        StepClock {
+            start: std::time::Instant::now(),
+            first_step,
+            warm: None,
+        }
+    }
+
+    /// Called after each evaluation at `step`.
+    pub fn evaluated(&mut self, step: u32) {
+        if self.warm.is_none() {
+            self.warm = Some((std::time::Instant::now(), step));
+        }
+    }
+
+    /// Seconds since the start.
+    pub fn total(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// (seconds, steps) of the rate, with `done` steps taken in all.
+    pub fn timed(&self, done: u32) -> (f64, u32) {
+        match self.warm {
+            Some((at, step)) if done > step => (at.elapsed().as_secs_f64(), done - step),
+            _ => (self.total(), done.saturating_sub(self.first_step)),
+        }
+    }
+}
+
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -352,10 +413,12 @@ pub fn run(
         };
         let flow = after_evaluation(&record);
         progress.history.push(record);
+        // A NaN error (a diverged evaluation) is never the best while a number is there.
+        let error = chosen_on.mean_relative_l2;
         if progress
             .best
             .as_ref()
-            .is_none_or(|b| chosen_on.mean_relative_l2 < b.0)
+            .is_none_or(|b| error < b.0 || (b.0.is_nan() && !error.is_nan()))
         {
             progress.best = Some((
                 chosen_on.mean_relative_l2,
@@ -381,8 +444,9 @@ pub struct RunFacts {
     /// `Plan::iterations`.
     pub iterations_asked: u32,
     pub ending: Ending,
-    /// Seconds this process trained (compilation excluded) and the steps it took in them
-    /// (a resumed run's earlier steps took other seconds).
+    /// Seconds and steps of the run's rate (`StepClock::timed`: after the first
+    /// evaluation, whose block paid for compilation; a resumed run's earlier steps took
+    /// other seconds).
     pub seconds: f64,
     pub steps_timed: u32,
     /// `[data] validation`, reported when the best step was chosen on that share.
