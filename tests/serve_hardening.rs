@@ -3,7 +3,8 @@
 //! slow clients dropped, a promised huge body refused at once, every framework error as
 //! the documented JSON, `where.field` as a JSON path, a case-insensitive auth scheme, no
 //! server paths in messages, deep nesting that leaves the server alive, a panicking job
-//! failing alone, and non-finite prediction inputs refused by server, library and CLI.
+//! failing alone, non-finite prediction inputs refused by server, library and CLI, and
+//! concurrent uploads under one name that all land.
 
 mod common;
 
@@ -761,4 +762,77 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     assert!(stderr.contains("u.npy"), "{stderr}");
     assert!(!dir.join("g.npy").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Concurrent uploads under one name (helper-51's ten parallel curls): every one is
+/// stored (201; they shared a partial file, and some got 500 or a valid file refused as
+/// "not a DeepONet checkpoint"), and the model served is the one whose file is kept, so a
+/// restart serves what was served.
+#[test]
+fn concurrent_uploads_under_one_name_all_land_and_agree() {
+    let dir = results_dir("uploads");
+    let server = Server::start(config(&dir, None)).unwrap();
+    let addr = server.addr();
+    let arch = antiderivative_arch(4);
+    let uploads: Vec<Vec<u8>> = (0..8)
+        .map(|seed| {
+            let params = DeepONetParams::init(&arch, Init::Glorot, seed).unwrap();
+            save_deeponet_bytes(&arch, &params, &[]).unwrap()
+        })
+        .collect();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = uploads
+            .iter()
+            .map(|bytes| {
+                s.spawn(move || {
+                    exchange(addr, &request("POST", "/v1/models?name=race", &[], bytes)).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, vec![201; 8]);
+    let (status, v) = call(addr, "GET", "/v1/models", None);
+    assert_eq!(status, 200);
+    assert_eq!(v["models"].as_array().unwrap().len(), 1, "{v}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("models"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, vec!["race.safetensors".to_string()]);
+    let (kept_arch, kept) =
+        phaseflow::nn::load_deeponet(&dir.join("models").join("race.safetensors")).unwrap();
+    let u = [0.0, 0.1, 0.2, 0.3];
+    let y = [0.25, 0.75];
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/race/predict",
+        Some(json!({"u": u, "y": y})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let want = phaseflow::nn::deeponet::forward_aligned(
+        &kept_arch,
+        &kept,
+        &Matrix {
+            rows: 1,
+            cols: 4,
+            data: u.to_vec(),
+        },
+        &Matrix {
+            rows: 2,
+            cols: 1,
+            data: y.to_vec(),
+        },
+    )
+    .g;
+    let got: Vec<f64> = serde_json::from_value(v["values"].clone()).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
+    }
 }

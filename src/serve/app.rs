@@ -869,6 +869,12 @@ pub async fn upload_model(
     let app2 = app.clone();
     let n2 = name.clone();
     let model = tokio::task::spawn_blocking(move || -> Result<Model, ApiError> {
+        // One upload at a time: concurrent uploads under one name shared the partial file
+        // (one renamed it away under another: 500s, and a valid file refused as "not a
+        // checkpoint"), and the model served and the file kept could come from different
+        // uploads. Uploads are rare and their time is the file's write and load.
+        static UPLOADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = UPLOADS.lock().unwrap_or_else(|p| p.into_inner());
         let dir = app2.store.models();
         let partial = dir.join(format!(".partial-{n2}.safetensors"));
         let write_err = |e: std::io::Error| {
