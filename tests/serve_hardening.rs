@@ -4,7 +4,7 @@
 //! the documented JSON, `where.field` as a JSON path, a case-insensitive auth scheme, no
 //! server paths in messages, deep nesting that leaves the server alive, a panicking job
 //! failing alone, non-finite prediction inputs refused by server, library and CLI, and
-//! concurrent uploads under one name that all land.
+//! concurrent uploads under one name that all land, and a busy port refused first.
 
 mod common;
 
@@ -835,4 +835,24 @@ fn concurrent_uploads_under_one_name_all_land_and_agree() {
             "{got:?} vs {want:?}"
         );
     }
+}
+
+/// A busy port is refused before anything else is done (exit 1, the address named): no
+/// results directory is made and no device opened, so nothing is left to tear down (a
+/// server that failed after opening lavapipe once crashed at exit).
+#[test]
+fn a_busy_port_is_refused_before_any_other_work() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let results = std::env::temp_dir().join(format!("pf-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&results);
+    let o = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(["serve", "--addr", &addr, "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!results.exists(), "the results directory was made first");
 }

@@ -81,6 +81,13 @@ impl Server {
         if !config.addr.ip().is_loopback() && config.token.is_none() {
             return Err(ServeError::InsecureBind(config.addr));
         }
+        // The port first: a busy one is refused before the device is opened (helper-51 saw
+        // a process that failed here after opening lavapipe crash at exit, 1 in 19).
+        let listener =
+            std::net::TcpListener::bind(config.addr).map_err(|source| ServeError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         let results_err = |source| ServeError::Results {
             path: config.results.display().to_string(),
             source,
@@ -118,11 +125,6 @@ impl Server {
             })?;
         }
 
-        let listener =
-            std::net::TcpListener::bind(config.addr).map_err(|source| ServeError::Bind {
-                addr: config.addr,
-                source,
-            })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: config.addr,
             source,
