@@ -119,13 +119,16 @@ fn sides(layout: &DeepONetLayout) -> [(Side, &FusedLayout); 2] {
 }
 
 /// Functions (points) per invocation of the paired forward kernel. Each weight a lane
-/// loads and broadcasts then serves four samples: on lavapipe every load from a storage
+/// loads and broadcasts then serves two samples: on lavapipe every load from a storage
 /// buffer is a loop over the lanes, and with one sample per invocation the branch's pass
 /// made about 1,600 such loads per lane for 5,600 FMAs (docs/performance.md, "where a
-/// DeepONet step goes"). Both nets' batches are padded to `wg · FORWARD_PER_LANE`. The
-/// scratch stays feature-major, so the backward bodies (one sample per invocation, in
-/// the combine kernel) and the weight gradients read it as before.
-pub const FORWARD_PER_LANE: usize = 4;
+/// DeepONet step goes"). Two took the antiderivative set-up's forward pass from 0.26 to
+/// 0.21 ms for 0.5 s more compilation on lavapipe; four to 0.19 ms for 3 s more, which
+/// a run earns back only after about 100,000 iterations. Both nets' batches are padded
+/// to `wg · FORWARD_PER_LANE`. The scratch stays feature-major, so the backward bodies
+/// (one sample per invocation, in the combine kernel) and the weight gradients read it as
+/// before.
+pub const FORWARD_PER_LANE: usize = 2;
 
 /// The paired forward kernel with `wg` invocations per workgroup, each running
 /// `FORWARD_PER_LANE` samples of one net.
