@@ -183,6 +183,10 @@ fn train_and_generate_config_errors_name_the_file_and_the_key() {
         stderr(&train(&config.display().to_string(), &[]))
             .contains(&dir.join("nope.npz").display().to_string())
     );
+    // Problems of the data sets the config names carry the config's name too.
+    let c = write(&config, "[data]\ntrain = \"train.npz\"\n");
+    let o = train(&c, &["-o", out.to_str().unwrap()]);
+    assert_input_error(&o, &format!("{c}: the config needs [data] test"));
     let generate = dir.join("generate.toml");
     let cases = [
         (

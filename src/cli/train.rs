@@ -129,7 +129,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let setup_error = |e: TrainSetupError| match e {
         TrainSetupError::Field(f) => config_error(f.into(), &args.config),
         TrainSetupError::InConfig(m) => CliError::Input(format!("{file}: {m}")),
-        TrainSetupError::Data(m) => CliError::Input(m),
+        // The data come from the files the config names: it is named too.
+        TrainSetupError::Data(m) => CliError::Input(format!("{file}: {m}")),
     };
     let sets = config.read_sets().map_err(setup_error)?;
     let selection = sets.selection();

@@ -123,12 +123,37 @@ fn data_from_members(m: &BTreeMap<String, NpzValue>) -> Result<DeepONetData, Str
     let Some(d) = unaligned else {
         return from_members(m).map(DeepONetData::Aligned);
     };
+    // A file with both layouts would otherwise be read as one of them in silence.
+    let aligned_too = ["functions", "points", "values"]
+        .iter()
+        .all(|n| m.contains_key(*n))
+        || (m.contains_key("X") && m.contains_key("y"));
+    if aligned_too {
+        return Err(
+            "the file holds both an aligned data set (functions, points, values or X, y) and \
+             an unaligned one (samples): keep one of them per file"
+                .into(),
+        );
+    }
     let d = d?;
     if d.samples() == 0 {
         return Err("the data set is empty".into());
     }
+    inputs_present(&d.u, &d.y)?;
     finite(d.u.data.iter().chain(&d.y.data).chain(&d.g.data))?;
     Ok(DeepONetData::Unaligned(d))
+}
+
+/// Functions need at least one sensor value and points at least one coordinate (a
+/// network with no inputs would otherwise be refused later, without the file's name).
+fn inputs_present(u: &Matrix, y: &Matrix) -> Result<(), String> {
+    if u.cols == 0 {
+        return Err("the functions have no sensor values (0 columns)".into());
+    }
+    if y.cols == 0 {
+        return Err("the points have no coordinates (0 columns)".into());
+    }
+    Ok(())
 }
 
 fn finite<'a>(mut values: impl Iterator<Item = &'a f64>) -> Result<(), String> {
@@ -182,6 +207,7 @@ pub fn aligned(u: Matrix, y: Matrix, g: Vec<f64>, outputs: usize) -> Result<Alig
     if data.functions() == 0 || data.points() == 0 || outputs == 0 {
         return Err("the data set is empty".into());
     }
+    inputs_present(&data.u, &data.y)?;
     finite(data.u.data.iter().chain(&data.y.data).chain(&data.g))?;
     Ok(data)
 }
@@ -321,6 +347,44 @@ mod tests {
         .unwrap();
         let e = read_aligned(&path).unwrap_err().to_string();
         assert!(e.contains("must be [3, 20] or [3, 20, outputs]"), "{e}");
+        // No sensors, no coordinates: refused with the file, not later by the network.
+        write_npz(
+            &path,
+            &[
+                ("functions", &[3, 0], &[]),
+                ("points", &[20, 1], &data.y.data),
+                ("values", &[3, 20], &data.g),
+            ],
+        )
+        .unwrap();
+        let e = read_data(&path).unwrap_err().to_string();
+        assert!(e.contains("no sensor values") && e.contains("a.npz"), "{e}");
+        write_npz(
+            &path,
+            &[
+                ("functions", &[3, 20], &data.u.data),
+                ("points", &[20, 0], &[]),
+                ("values", &[3, 20], &data.g),
+            ],
+        )
+        .unwrap();
+        let e = read_data(&path).unwrap_err().to_string();
+        assert!(e.contains("no coordinates"), "{e}");
+        // Both layouts in one file: refused, not read as one of them in silence.
+        write_npz(
+            &path,
+            &[
+                ("functions", &[3, 20], &data.u.data),
+                ("points", &[20, 1], &data.y.data),
+                ("values", &[3, 20], &data.g),
+                ("sample_functions", &[3, 20], &data.u.data),
+                ("sample_points", &[3, 1], &data.y.data[..3]),
+                ("sample_values", &[3], &data.g[..3]),
+            ],
+        )
+        .unwrap();
+        let e = read_data(&path).unwrap_err().to_string();
+        assert!(e.contains("holds both an aligned data set"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
