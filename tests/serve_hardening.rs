@@ -4,7 +4,8 @@
 //! the documented JSON, `where.field` as a JSON path, a case-insensitive auth scheme, no
 //! server paths in messages, deep nesting that leaves the server alive, a panicking job
 //! failing alone, non-finite prediction inputs refused by server, library and CLI, and
-//! concurrent uploads under one name that all land, and a busy port refused first.
+//! concurrent uploads under one name that all land, a busy port refused first, and model
+//! names at start held to the upload rules.
 
 mod common;
 
@@ -855,4 +856,31 @@ fn a_busy_port_is_refused_before_any_other_work() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     assert!(!results.exists(), "the results directory was made first");
+}
+
+/// `serve --model NAME=FILE` takes the names uploads take (a name with '/' was served at a
+/// path that answered 404), once each (a repeated name kept the last file in silence):
+/// exit 2 before anything is opened.
+#[test]
+fn model_names_at_start_follow_the_upload_rules() {
+    for (args, message) in [
+        (
+            &["--model", "a/b=m.safetensors"][..],
+            "a model name is 1 to 64 letters",
+        ),
+        (
+            &["--model", "m=a.safetensors", "--model", "m=b.safetensors"][..],
+            "--model 'm' is given twice",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+            .arg("serve")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(message), "{err}");
+    }
 }

@@ -119,7 +119,21 @@ pub fn run(args: &ServeArgs, choice: &AdapterChoice) -> Result<(), CliError> {
                 .map(|(n, p)| (n.trim().to_string(), PathBuf::from(p.trim())))
                 .ok_or_else(|| CliError::Input(format!("--model '{m}': expected NAME=FILE")))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<(String, PathBuf)>, _>>()?;
+    // The names uploads may take (each one is a segment of /v1/models/NAME/predict), and
+    // one file per name.
+    for (i, (name, _)) in models.iter().enumerate() {
+        if !crate::serve::valid_model_name(name) {
+            return Err(CliError::Input(format!(
+                "--model '{name}=...': a model name is 1 to 64 letters, digits, '-' or '_'"
+            )));
+        }
+        if models[..i].iter().any(|(n, _)| n == name) {
+            return Err(CliError::Input(format!(
+                "--model '{name}' is given twice: one file per name"
+            )));
+        }
+    }
     let config = ServeConfig {
         addr: args.addr,
         token: args.token.clone().filter(|t| !t.is_empty()),

@@ -832,7 +832,8 @@ pub struct ModelQuery {
     name: Option<String>,
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` can name a model (uploads and `serve --model`): it is a URL path segment.
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .chars()

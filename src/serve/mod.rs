@@ -5,6 +5,7 @@
 
 mod analysis;
 mod app;
+pub use app::valid_name as valid_model_name;
 mod conn;
 pub mod error;
 pub mod estimate;
