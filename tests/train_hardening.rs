@@ -164,8 +164,11 @@ fn train_and_generate_config_errors_name_the_file_and_the_key() {
             "[train]\nfunctions_per_batch = 100000",
             "train.functions_per_batch = 100000 is more",
         ),
+        ("[data]\ntrain = \"folder\"", "data.train: cannot read"),
+        ("[model]\nlatent = 4294967295", "the network would have"),
         ("[data]\ntrain = \"nope.npz\"", "data.train: cannot read"),
     ];
+    std::fs::create_dir_all(dir.join("folder")).unwrap();
     for (text, message) in cases {
         let mut body = format!("{text}\n");
         if !text.starts_with("[data]") {
@@ -183,6 +186,8 @@ fn train_and_generate_config_errors_name_the_file_and_the_key() {
         stderr(&train(&config.display().to_string(), &[]))
             .contains(&dir.join("nope.npz").display().to_string())
     );
+    let c = write(&config, "[data]\ntrain = \"folder\"\nvalidation = 0.25\n");
+    assert!(stderr(&train(&c, &["-o", out.to_str().unwrap()])).contains("it is a directory"));
     // Problems of the data sets the config names carry the config's name too.
     let c = write(&config, "[data]\ntrain = \"train.npz\"\n");
     let o = train(&c, &["-o", out.to_str().unwrap()]);

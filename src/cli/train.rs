@@ -162,8 +162,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     if args.resume.is_none() {
         super::space::refuse_earlier_results(&out_path, args.overwrite, &FILES)?;
     }
-    let start =
-        DeepONetParams::init(&arch, init, m.seed).map_err(|e| CliError::Input(e.to_string()))?;
+    let start = DeepONetParams::init(&arch, init, m.seed)
+        .map_err(|e| CliError::Input(format!("{file}: {e}")))?;
     // Proven writable, with room for the results, before any work.
     let estimate = output_estimate(start.flat().len(), t.iterations.div_ceil(t.evaluate_every));
     let mut out = super::space::output_dir(&out_path, estimate, "the checkpoint and state")?;

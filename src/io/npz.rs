@@ -131,6 +131,13 @@ pub fn read_npz_limited(
         path: p.clone(),
         source,
     })?;
+    // A directory opens on Linux and fails later as "Invalid argument".
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(NpzError::Io {
+            path: p,
+            source: std::io::Error::other("it is a directory, not an .npz file"),
+        });
+    }
     let zip_err = |e: zip::result::ZipError| NpzError::Zip {
         path: p.clone(),
         message: e.to_string(),
