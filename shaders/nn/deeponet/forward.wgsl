@@ -9,7 +9,7 @@
 //
 // Filled in by nn::deeponet::pair: ACT (each net's activations, prefixed), BRANCH and
 // TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
-// nn::deeponet::pair::FORWARD_PER_LANE; sb.n and st.n are multiples of WG · PER_LANE),
+// nn::deeponet::pair's constant; sb.n and st.n are multiples of WG · PER_LANE),
 // LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/mlp/fused_step.wgsl"
