@@ -645,7 +645,8 @@ fn train_with_a_test_file_never_chooses_on_it() {
 
 /// A run that diverged at every evaluation (lr = 1e30: NaN errors and weights) writes
 /// nothing and says why, exit 1, as `fit` does: every loader refuses NaN weights, so its
-/// checkpoint would be of no use.
+/// checkpoint would be of no use. Over an earlier run (--overwrite) it leaves that run's
+/// files as they were.
 #[test]
 fn a_run_that_diverged_writes_nothing() {
     let dir = temp_dir("diverged");
@@ -667,6 +668,28 @@ fn a_run_that_diverged_writes_nothing() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(written.is_empty(), "{written:?}");
+    // Over an earlier run with --overwrite, a diverged run leaves the earlier results
+    // whole (they were removed before the work).
+    let good = write(
+        &dir.join("good.toml"),
+        "out = \"run\"\n[data]\ntrain = \"train.npz\"\nvalidation = 0.25\n[model]\n\
+         branch = [8]\ntrunk = [8]\nlatent = 8\n[train]\niterations = 20\nevaluate_every = 10\n",
+    );
+    let o = train(&good, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = std::fs::read_to_string(dir.join("run/summary.json")).unwrap();
+    let model = std::fs::read(dir.join("run/model.safetensors")).unwrap();
+    let o = train(&c, &["--overwrite"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("run/summary.json")).unwrap(),
+        summary
+    );
+    assert_eq!(
+        std::fs::read(dir.join("run/model.safetensors")).unwrap(),
+        model
+    );
+    assert!(dir.join("run/state.safetensors").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

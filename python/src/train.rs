@@ -176,7 +176,7 @@ pub fn train_deeponet<'py>(
     // The loop runs without the GIL; each evaluation takes it briefly for the callback and
     // to see Ctrl-C, which stops the run with the best network so far.
     let mut interrupt: Option<PyErr> = None;
-    let (ending, progress, trainer, (seconds, steps_timed)) = py
+    let (ending, progress, trainer, seconds, timed) = py
         .detach(|| -> Result<_, EngineError> {
             let (mut trainer, mut progress) = match resumed {
                 Some(r) => (
@@ -239,7 +239,7 @@ pub fn train_deeponet<'py>(
                 })
             })?;
             let timed = clock.timed(progress.done);
-            Ok((ending, progress, trainer, timed))
+            Ok((ending, progress, trainer, clock.total(), timed))
         })
         .map_err(engine_error)?;
     if progress.best.is_none() {
@@ -256,7 +256,7 @@ pub fn train_deeponet<'py>(
         iterations_asked: plan.iterations,
         ending,
         seconds,
-        steps_timed,
+        timed,
         validation_share: spec.data.validation,
     };
     let mut summary_json = py

@@ -481,8 +481,10 @@ pub fn run(args: &FitArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     let estimate = output_estimate(steps, &data, &start, log_every);
     let mut out = match &spec.out {
         Some(dir) => Some({
-            super::space::refuse_earlier_results(dir, args.overwrite, &FILES)?;
-            super::space::output_dir(dir, estimate, "the checkpoint and pictures")?
+            let earlier = super::space::refuse_earlier_results(dir, args.overwrite, &FILES)?;
+            let mut out = super::space::output_dir(dir, estimate, "the checkpoint and pictures")?;
+            out.replace_at_commit(earlier);
+            out
         }),
         None => None,
     };

@@ -104,12 +104,13 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let estimate = disk_estimate(&train_spec, config.points_per_function)
         + test_spec.as_ref().map_or(0, |t| disk_estimate(t, None))
         + (16 << 10);
-    super::space::refuse_earlier_results(
+    let earlier = super::space::refuse_earlier_results(
         &out_path,
         args.overwrite,
         &["train.npz", "test.npz", "summary.json"],
     )?;
     let mut out = super::space::output_dir(&out_path, estimate, "the data sets")?;
+    out.replace_at_commit(earlier);
     let ctx = GpuContext::new(choice)?;
     interrupt::install_handler();
 

@@ -6,7 +6,7 @@
 
 use super::error::CliError;
 use crate::io::OutputDir;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Bytes as "1.5 MiB".
 pub fn bytes(n: u64) -> String {
@@ -89,14 +89,18 @@ pub fn output_dir(dir: &Path, estimate: u64, what: &str) -> Result<OutputDir, Cl
 
 /// Refuses `-o DIR` onto an earlier result: a DIR holding a `summary.json` or a `run.json`
 /// (what every phaseflow command leaves) would otherwise be overwritten in part, old files
-/// beside new. With `overwrite`, the files this command writes (`own`) are removed first and
-/// nothing else is touched.
-pub fn refuse_earlier_results(dir: &Path, overwrite: bool, own: &[&str]) -> Result<(), CliError> {
+/// beside new. With `overwrite`, the paths of the files this command writes (`own`), for
+/// the output directory to remove when it commits; nothing else is touched.
+pub fn refuse_earlier_results(
+    dir: &Path,
+    overwrite: bool,
+    own: &[&str],
+) -> Result<Vec<PathBuf>, CliError> {
     let earlier = ["summary.json", "run.json"]
         .iter()
         .any(|name| dir.join(name).is_file());
     if !earlier {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if !overwrite {
         return Err(CliError::Input(format!(
@@ -105,18 +109,9 @@ pub fn refuse_earlier_results(dir: &Path, overwrite: bool, own: &[&str]) -> Resu
             dir.display()
         )));
     }
-    for name in own {
-        match std::fs::remove_file(dir.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(CliError::Input(format!(
-                    "--overwrite: cannot remove '{}': {e}",
-                    dir.join(name).display()
-                )));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    // Removed when the new results are committed (`OutputDir::replace_at_commit`), not
+    // now: a run that fails or diverges leaves the earlier results whole.
+    Ok(own.iter().map(|name| dir.join(name)).collect())
 }
 
 /// Physical memory of this machine, where the system says.

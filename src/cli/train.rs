@@ -159,14 +159,16 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         None => None,
     };
     let out_path = output_path(args, &config)?;
-    if args.resume.is_none() {
-        super::space::refuse_earlier_results(&out_path, args.overwrite, &FILES)?;
-    }
+    let earlier = match args.resume {
+        None => super::space::refuse_earlier_results(&out_path, args.overwrite, &FILES)?,
+        Some(_) => Vec::new(),
+    };
     let start = DeepONetParams::init(&arch, init, m.seed)
         .map_err(|e| CliError::Input(format!("{file}: {e}")))?;
     // Proven writable, with room for the results, before any work.
     let estimate = output_estimate(start.flat().len(), t.iterations.div_ceil(t.evaluate_every));
     let mut out = super::space::output_dir(&out_path, estimate, "the checkpoint and state")?;
+    out.replace_at_commit(earlier);
 
     let ctx = GpuContext::new(choice)?;
     let mut trainer = match &resumed {
@@ -243,6 +245,11 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     })?;
     let train_seconds = clock.total();
     let (rate_seconds, rate_steps) = clock.timed(progress.done);
+    let rate_from = if clock.warm(progress.done) {
+        " after the first evaluation"
+    } else {
+        ""
+    };
     progress.check_best(t.lr).map_err(CliError::Runtime)?;
     let stopped_early = ending == Ending::StoppedEarly;
     let interrupted = progress.done < t.iterations && !stopped_early;
@@ -254,8 +261,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         &RunFacts {
             iterations_asked: t.iterations,
             ending,
-            seconds: rate_seconds,
-            steps_timed: rate_steps,
+            seconds: train_seconds,
+            timed: (rate_seconds, rate_steps),
             validation_share: config.data.validation,
         },
     )?;
@@ -291,9 +298,8 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         println!("{}", serde_json::to_string_pretty(&summary).expect("JSON"));
     } else {
         println!(
-            "trained to iteration {done} in {} ({:.3} s per 1,000 after the first evaluation, \
-             evaluations included); best {} mean relative L2 {best_err:.4} at step \
-             {best_step}{}",
+            "trained to iteration {done} in {} ({:.3} s per 1,000{rate_from}, evaluations \
+             included); best {} mean relative L2 {best_err:.4} at step {best_step}{}",
             seconds(train_seconds),
             1e3 * rate_seconds / rate_steps.max(1) as f64,
             selection.name(),

@@ -40,6 +40,9 @@ pub struct OutputDir {
     /// `create` made the directory (it did not exist): removed if dropped uncommitted and
     /// still empty, so an interrupted or failed run leaves no empty result directory.
     made: bool,
+    /// An earlier run's files that `--overwrite` replaces: removed by `commit` (those the
+    /// new run does not write again), so a run that fails leaves the earlier results whole.
+    replaced: Vec<PathBuf>,
 }
 
 /// Directories `create` made in this process, for `remove_made_if_empty`.
@@ -77,6 +80,7 @@ impl OutputDir {
             pending: Vec::new(),
             adopted: Vec::new(),
             made,
+            replaced: Vec::new(),
         })
     }
 
@@ -93,6 +97,7 @@ impl OutputDir {
             pending: Vec::new(),
             adopted: Vec::new(),
             made: false,
+            replaced: Vec::new(),
         })
     }
 
@@ -226,11 +231,33 @@ impl OutputDir {
     }
 
     /// Moves every staged file into place.
+    /// Files of an earlier run (`cli::space::refuse_earlier_results`) that `commit`
+    /// removes, when the new results are in place of them, and not before.
+    pub fn replace_at_commit(&mut self, earlier: Vec<PathBuf>) {
+        self.replaced = earlier;
+    }
+
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let mut done = Vec::new();
         self.made = false;
         let mut all = std::mem::take(&mut self.adopted);
         all.append(&mut self.pending);
+        // The earlier run's files the new one does not write again (a picture it could not
+        // draw): gone, so that no file of the directory is the earlier run's.
+        for old in &self.replaced {
+            if all.iter().any(|(_, f)| f == old) {
+                continue;
+            }
+            match std::fs::remove_file(old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(OutputError::Write {
+                        path: old.display().to_string(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
         for (tmp, final_path) in all {
             std::fs::rename(&tmp, &final_path).map_err(|source| OutputError::Write {
                 path: final_path.display().to_string(),

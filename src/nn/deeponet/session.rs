@@ -311,21 +311,26 @@ impl Progress {
     }
 }
 
+/// Whether a network with selection error `error` can be written and loaded again.
+fn usable(error: f64, params: &DeepONetParams) -> bool {
+    error.is_finite() && params.flat().iter().all(|v| v.is_finite())
+}
+
 impl Progress {
     /// Refuses a best network that is not one: its selection error NaN or infinite (every
     /// evaluation diverged) or a weight not finite. Every loader refuses NaN weights, so
     /// writing it would hand the user a checkpoint nothing accepts. `lr` goes in the advice.
     pub fn check_best(&self, lr: f64) -> Result<(), String> {
-        let Some((error, step, params)) = &self.best else {
+        let Some((error, _, params)) = &self.best else {
             return Ok(());
         };
-        if error.is_finite() && params.flat().iter().all(|v| v.is_finite()) {
+        if usable(*error, params) {
             return Ok(());
         }
         Err(format!(
-            "training diverged: the error or the weights are not finite at every evaluation \
-             (the last at step {}; best step {step}), so nothing was written; try a smaller \
-             lr (it was {lr:e}) or scaled data (normalize = true)",
+            "training diverged: at every evaluation up to step {} the error or a weight was \
+             not finite, so nothing was written; try a smaller lr (it was {lr:e}) or scaled \
+             data (normalize = true)",
             self.done
         ))
     }
@@ -361,6 +366,11 @@ impl StepClock {
     /// Seconds since the start.
     pub fn total(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// Whether the rate leaves the first block out (there was a later one).
+    pub fn warm(&self, done: u32) -> bool {
+        self.warm.is_some_and(|(_, step)| done > step)
     }
 
     /// (seconds, steps) of the rate, with `done` steps taken in all.
@@ -413,18 +423,29 @@ pub fn run(
         };
         let flow = after_evaluation(&record);
         progress.history.push(record);
-        // A NaN error (a diverged evaluation) is never the best while a number is there.
+        // Only a usable network (its error and every weight finite: every loader refuses
+        // others) is the best while there is one; a weight can overflow to infinity in a
+        // unit that ReLU holds at zero while the error stays finite.
         let error = chosen_on.mean_relative_l2;
-        if progress
-            .best
-            .as_ref()
-            .is_none_or(|b| error < b.0 || (b.0.is_nan() && !error.is_nan()))
-        {
-            progress.best = Some((
-                chosen_on.mean_relative_l2,
-                progress.done,
-                trainer.params(ctx)?,
-            ));
+        let candidate = match &progress.best {
+            None => true,
+            Some(b) if !usable(b.0, &b.2) => true,
+            Some(b) => error < b.0,
+        };
+        let mut taken = false;
+        if candidate {
+            let params = trainer.params(ctx)?;
+            let keep_old = progress
+                .best
+                .as_ref()
+                .is_some_and(|b| usable(b.0, &b.2) || b.0 <= error)
+                && !usable(error, &params);
+            if !keep_old {
+                progress.best = Some((error, progress.done, params));
+                taken = true;
+            }
+        }
+        if taken {
             progress.since_best = 0;
         } else {
             progress.since_best += 1;
@@ -444,11 +465,12 @@ pub struct RunFacts {
     /// `Plan::iterations`.
     pub iterations_asked: u32,
     pub ending: Ending,
+    /// Seconds this process trained (`StepClock::total`, compilation included).
+    pub seconds: f64,
     /// Seconds and steps of the run's rate (`StepClock::timed`: after the first
     /// evaluation, whose block paid for compilation; a resumed run's earlier steps took
     /// other seconds).
-    pub seconds: f64,
-    pub steps_timed: u32,
+    pub timed: (f64, u32),
     /// `[data] validation`, reported when the best step was chosen on that share.
     pub validation_share: f64,
 }
@@ -489,7 +511,7 @@ pub fn summary(
         "iterations_asked": facts.iterations_asked,
         "stopped_early": facts.ending == Ending::StoppedEarly,
         "seconds": facts.seconds,
-        "seconds_per_1000_iterations": 1e3 * facts.seconds / facts.steps_timed.max(1) as f64,
+        "seconds_per_1000_iterations": 1e3 * facts.timed.0 / facts.timed.1.max(1) as f64,
         "best_step": best_step,
         "final_batch_mse": progress.history.last().map(|h| h.batch_mse),
     });
