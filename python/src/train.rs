@@ -191,53 +191,60 @@ pub fn train_deeponet<'py>(
             // The rate as the CLI counts it (`StepClock`: after the first evaluation, whose
             // block paid for compiling the kernels).
             let mut clock = StepClock::start(progress.done);
-            let ending = session::run(ctx, &mut trainer, &sets, plan, &mut progress, |h| {
-                clock.evaluated(h.step);
-                Python::attach(|py| {
-                    let stop = |e: PyErr, interrupt: &mut Option<PyErr>| {
-                        *interrupt = Some(e);
-                        ControlFlow::Break(())
-                    };
-                    if let Some(cb) = &callback {
-                        let record = PyDict::new(py);
-                        let filled = (|| -> PyResult<()> {
-                            record.set_item("step", h.step)?;
-                            record.set_item("batch_mse", h.batch_mse)?;
-                            record.set_item(format!("{}_mse", selection.name()), h.mse)?;
-                            record.set_item(
-                                format!("{}_mean_rel_l2", selection.name()),
-                                h.mean_rel_l2,
-                            )?;
-                            if let Some((mse, rel)) = h.test {
-                                record.set_item("test_mse", mse)?;
-                                record.set_item("test_mean_rel_l2", rel)?;
-                            }
-                            // Several outputs: each one's error as well (a list).
-                            if !h.per_output.is_empty() {
+            let ending = session::run(
+                ctx,
+                &mut trainer,
+                &sets,
+                plan,
+                &mut progress,
+                &mut clock,
+                |h| {
+                    Python::attach(|py| {
+                        let stop = |e: PyErr, interrupt: &mut Option<PyErr>| {
+                            *interrupt = Some(e);
+                            ControlFlow::Break(())
+                        };
+                        if let Some(cb) = &callback {
+                            let record = PyDict::new(py);
+                            let filled = (|| -> PyResult<()> {
+                                record.set_item("step", h.step)?;
+                                record.set_item("batch_mse", h.batch_mse)?;
+                                record.set_item(format!("{}_mse", selection.name()), h.mse)?;
                                 record.set_item(
-                                    format!("{}_mean_rel_l2_per_output", selection.name()),
-                                    h.per_output.clone(),
+                                    format!("{}_mean_rel_l2", selection.name()),
+                                    h.mean_rel_l2,
                                 )?;
+                                if let Some((mse, rel)) = h.test {
+                                    record.set_item("test_mse", mse)?;
+                                    record.set_item("test_mean_rel_l2", rel)?;
+                                }
+                                // Several outputs: each one's error as well (a list).
+                                if !h.per_output.is_empty() {
+                                    record.set_item(
+                                        format!("{}_mean_rel_l2_per_output", selection.name()),
+                                        h.per_output.clone(),
+                                    )?;
+                                }
+                                if !h.test_per_output.is_empty() {
+                                    record.set_item(
+                                        "test_mean_rel_l2_per_output",
+                                        h.test_per_output.clone(),
+                                    )?;
+                                }
+                                cb.call1(py, (record,))?;
+                                Ok(())
+                            })();
+                            if let Err(e) = filled {
+                                return stop(e, &mut interrupt);
                             }
-                            if !h.test_per_output.is_empty() {
-                                record.set_item(
-                                    "test_mean_rel_l2_per_output",
-                                    h.test_per_output.clone(),
-                                )?;
-                            }
-                            cb.call1(py, (record,))?;
-                            Ok(())
-                        })();
-                        if let Err(e) = filled {
-                            return stop(e, &mut interrupt);
                         }
-                    }
-                    match py.check_signals() {
-                        Err(e) => stop(e, &mut interrupt),
-                        Ok(()) => ControlFlow::Continue(()),
-                    }
-                })
-            })?;
+                        match py.check_signals() {
+                            Err(e) => stop(e, &mut interrupt),
+                            Ok(()) => ControlFlow::Continue(()),
+                        }
+                    })
+                },
+            )?;
             let timed = clock.timed(progress.done);
             Ok((ending, progress, trainer, clock.total(), timed))
         })

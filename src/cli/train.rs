@@ -217,32 +217,39 @@ pub fn run(args: &TrainArgs, choice: &AdapterChoice) -> Result<(), CliError> {
     // Steps taken by this process (a resumed run's earlier ones took other seconds).
     let first_step = progress.done;
     let mut clock = StepClock::start(first_step);
-    let ending = session::run(&ctx, &mut trainer, &sets, plan, &mut progress, |h| {
-        clock.evaluated(h.step);
-        if text {
-            let test = h.test.map_or(String::new(), |(mse, rel)| {
-                format!(
-                    "  test MSE {mse:.4e}  mean rel. L2 {rel:.4}{}",
-                    each_output(&h.test_per_output)
-                )
-            });
-            println!(
-                "  step {:>8}  batch MSE{} {:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{}{test}",
-                h.step,
-                if m.normalize { " (scaled)" } else { "" },
-                h.batch_mse,
-                selection.name(),
-                h.mse,
-                h.mean_rel_l2,
-                each_output(&h.per_output)
-            );
-        }
-        if interrupt::requested() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
+    let ending = session::run(
+        &ctx,
+        &mut trainer,
+        &sets,
+        plan,
+        &mut progress,
+        &mut clock,
+        |h| {
+            if text {
+                let test = h.test.map_or(String::new(), |(mse, rel)| {
+                    format!(
+                        "  test MSE {mse:.4e}  mean rel. L2 {rel:.4}{}",
+                        each_output(&h.test_per_output)
+                    )
+                });
+                println!(
+                    "  step {:>8}  batch MSE{} {:.4e}  {} MSE {:.4e}  mean rel. L2 {:.4}{}{test}",
+                    h.step,
+                    if m.normalize { " (scaled)" } else { "" },
+                    h.batch_mse,
+                    selection.name(),
+                    h.mse,
+                    h.mean_rel_l2,
+                    each_output(&h.per_output)
+                );
+            }
+            if interrupt::requested() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )?;
     let train_seconds = clock.total();
     let (rate_seconds, rate_steps) = clock.timed(progress.done);
     let rate_from = if clock.warm(progress.done) {

@@ -230,13 +230,13 @@ impl OutputDir {
         self.stage(name, |p| std::fs::write(p, bytes))
     }
 
-    /// Moves every staged file into place.
     /// Files of an earlier run (`cli::space::refuse_earlier_results`) that `commit`
     /// removes, when the new results are in place of them, and not before.
     pub fn replace_at_commit(&mut self, earlier: Vec<PathBuf>) {
         self.replaced = earlier;
     }
 
+    /// Moves every staged file into place (removing the earlier run's it replaces).
     pub fn commit(mut self) -> Result<Vec<PathBuf>, OutputError> {
         let mut done = Vec::new();
         self.made = false;

@@ -309,14 +309,7 @@ impl Progress {
             done,
         }
     }
-}
 
-/// Whether a network with selection error `error` can be written and loaded again.
-fn usable(error: f64, params: &DeepONetParams) -> bool {
-    error.is_finite() && params.flat().iter().all(|v| v.is_finite())
-}
-
-impl Progress {
     /// Refuses a best network that is not one: its selection error NaN or infinite (every
     /// evaluation diverged) or a weight not finite. Every loader refuses NaN weights, so
     /// writing it would hand the user a checkpoint nothing accepts. `lr` goes in the advice.
@@ -333,6 +326,25 @@ impl Progress {
              data (normalize = true)",
             self.done
         ))
+    }
+}
+
+/// Whether a network with selection error `error` can be written and loaded again.
+fn usable(error: f64, params: &DeepONetParams) -> bool {
+    error.is_finite() && params.flat().iter().all(|v| v.is_finite())
+}
+
+/// Whether an evaluation with selection error `error` and a network that is `usable` (or
+/// not) replaces the best so far (`current`: its error and whether it is usable). A usable
+/// network is the best while there is one; a weight can overflow in a unit that ReLU holds
+/// at zero while the error stays finite. Replacing needs no more of the new network than
+/// of any other (`replaces(current, error, true)` is false whenever it is false for
+/// `usable = false`), so its weights are read back only when that is true.
+fn replaces(current: Option<(f64, bool)>, error: f64, usable: bool) -> bool {
+    match current {
+        None => true,
+        Some((best, true)) => usable && error < best,
+        Some((best, false)) => usable || error < best || best.is_nan() || error.is_nan(),
     }
 }
 
@@ -393,13 +405,15 @@ pub enum Ending {
 
 /// Trains from `progress` up to `plan.iterations`, evaluating on `sets` every
 /// `plan.evaluate_every` steps; `after_evaluation` sees each record (to print it) and may
-/// stop the run. The steps between evaluations run on the device without a round trip.
+/// stop the run; `clock` learns when the first evaluation ended. The steps between
+/// evaluations run on the device without a round trip.
 pub fn run(
     ctx: &GpuContext,
     trainer: &mut DeepONetTrainer,
     sets: &Sets,
     plan: Plan,
     progress: &mut Progress,
+    clock: &mut StepClock,
     mut after_evaluation: impl FnMut(&Record) -> ControlFlow<()>,
 ) -> Result<Ending, GpuError> {
     while progress.done < plan.iterations {
@@ -421,26 +435,15 @@ pub fn run(
             per_output: chosen_on.per_output.clone(),
             test_per_output: test.map(|e| e.per_output).unwrap_or_default(),
         };
+        clock.evaluated(progress.done);
         let flow = after_evaluation(&record);
         progress.history.push(record);
-        // Only a usable network (its error and every weight finite: every loader refuses
-        // others) is the best while there is one; a weight can overflow to infinity in a
-        // unit that ReLU holds at zero while the error stays finite.
         let error = chosen_on.mean_relative_l2;
-        let candidate = match &progress.best {
-            None => true,
-            Some(b) if !usable(b.0, &b.2) => true,
-            Some(b) => error < b.0,
-        };
+        let current = progress.best.as_ref().map(|b| (b.0, usable(b.0, &b.2)));
         let mut taken = false;
-        if candidate {
+        if replaces(current, error, true) {
             let params = trainer.params(ctx)?;
-            let keep_old = progress
-                .best
-                .as_ref()
-                .is_some_and(|b| usable(b.0, &b.2) || b.0 <= error)
-                && !usable(error, &params);
-            if !keep_old {
+            if replaces(current, error, usable(error, &params)) {
                 progress.best = Some((error, progress.done, params));
                 taken = true;
             }
@@ -600,4 +603,37 @@ pub enum CheckpointWriteError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replaces;
+
+    #[test]
+    fn the_best_is_a_usable_network_while_there_is_one() {
+        // The first evaluation is the best whatever it is.
+        assert!(replaces(None, f64::NAN, false));
+        // Against a usable best: only a usable network with a lower error.
+        assert!(replaces(Some((0.5, true)), 0.4, true));
+        assert!(!replaces(Some((0.5, true)), 0.4, false));
+        assert!(!replaces(Some((0.5, true)), 0.6, true));
+        assert!(!replaces(Some((0.5, true)), f64::NAN, false));
+        // Against an unusable best: any usable network, or a lower (or first finite) error.
+        assert!(replaces(Some((0.5, false)), 0.9, true));
+        assert!(replaces(Some((f64::NAN, false)), 0.9, false));
+        assert!(replaces(Some((0.5, false)), 0.4, false));
+        assert!(!replaces(Some((0.5, false)), 0.6, false));
+        // Weights are read back only when `replaces(.., true)` holds: it holds wherever
+        // `replaces(.., false)` does.
+        for current in [
+            None,
+            Some((0.5, true)),
+            Some((0.5, false)),
+            Some((f64::NAN, false)),
+        ] {
+            for error in [0.4, 0.5, 0.6, f64::NAN, f64::INFINITY] {
+                assert!(!replaces(current, error, false) || replaces(current, error, true));
+            }
+        }
+    }
 }
