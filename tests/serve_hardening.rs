@@ -696,6 +696,22 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     );
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["error"]["where"]["field"], "z", "{v}");
+    // Rows nested one level too deep are named as such (they read "u[0] has 1 values").
+    let (status, v) = call(
+        addr,
+        "POST",
+        "/v1/models/m/predict",
+        Some(json!({"u": [[[0.0, 0.1, 0.2, 0.3]]], "y": [0.5]})),
+    );
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["where"]["field"], "u[0][0]", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested two deep at most"),
+        "{v}"
+    );
     // An answer larger than the limit is refused before any device work; one at the
     // limit is answered.
     let points: Vec<f64> = (0..500).map(|k| k as f64 / 500.0).collect();
@@ -761,6 +777,34 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
         "{stderr}"
     );
     assert!(stderr.contains("u.npy"), "{stderr}");
+    assert!(!dir.join("g.npy").exists());
+    // No points at all: refused, naming the file (it printed a rate of nothing).
+    let functions = write("u.npy", &random_matrix(3, 4, 1, 0));
+    let no_points = write(
+        "y0.npy",
+        &Matrix {
+            rows: 0,
+            cols: 1,
+            data: Vec::new(),
+        },
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .arg("predict")
+        .arg(&checkpoint)
+        .arg("--functions")
+        .arg(&functions)
+        .arg("--points")
+        .arg(&no_points)
+        .arg("-o")
+        .arg(dir.join("g.npy"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("y0.npy") && stderr.contains("no points"),
+        "{stderr}"
+    );
     assert!(!dir.join("g.npy").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -883,4 +927,26 @@ fn model_names_at_start_follow_the_upload_rules() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(message), "{err}");
     }
+}
+
+/// A `--model` file that cannot be read is refused before the results directory is made
+/// (it was left behind, empty, with a `models/` folder in it) and the device opened.
+#[test]
+fn an_unreadable_model_is_refused_before_the_results_directory_is_made() {
+    let results = std::env::temp_dir().join(format!("pf-badmodel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&results);
+    let o = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--model"])
+        .arg("m=/nonexistent/m.safetensors")
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model 'm'") && err.contains("/nonexistent/m.safetensors"),
+        "{err}"
+    );
+    assert!(!results.exists(), "the results directory was made first");
 }

@@ -380,6 +380,15 @@ fn generate_config_values_are_refused_where_they_are_written() {
         );
         assert!(!out.exists());
     }
+    // A value refused only once the run is sized names the config too.
+    let c = write(
+        &config,
+        "system = \"antiderivative\"\nfunctions = 10\nsteps_per_point = 4000000000\n[inputs.u]\nlength_scale = 0.2\n",
+    );
+    let o = phaseflow(&["generate", "--config", &c, "-o", out.to_str().unwrap()]);
+    assert_input_error(&o, "steps one run can take");
+    assert!(stderr(&o).contains("generate.toml: "), "{}", stderr(&o));
+    assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

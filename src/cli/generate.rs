@@ -67,10 +67,20 @@ fn stop_if_interrupted() -> Result<(), CliError> {
     Ok(())
 }
 
-fn run_one(ctx: &GpuContext, spec: &OperatorDataSpec) -> Result<Generated, CliError> {
-    generate(ctx, spec).map_err(|e| match e {
+/// Generates one data set; a refusal names the config it came from (a device failure
+/// is not the config's).
+fn run_one(
+    ctx: &GpuContext,
+    spec: &OperatorDataSpec,
+    config: &std::path::Path,
+) -> Result<Generated, CliError> {
+    let error = |e| match e {
         GenerateError::Sim(s) => CliError::from(s),
         other => CliError::Input(other.to_string()),
+    };
+    generate(ctx, spec).map_err(|e| match error(e) {
+        CliError::Input(m) => CliError::Input(format!("{}: {m}", config.display())),
+        other => other,
     })
 }
 
@@ -114,10 +124,10 @@ pub fn run(args: &GenerateArgs, choice: &AdapterChoice) -> Result<(), CliError> 
     let ctx = GpuContext::new(choice)?;
     interrupt::install_handler();
 
-    let mut sets = vec![("train.npz", run_one(&ctx, &train_spec)?)];
+    let mut sets = vec![("train.npz", run_one(&ctx, &train_spec, &args.config)?)];
     if let Some(t) = &test_spec {
         stop_if_interrupted()?;
-        sets.push(("test.npz", run_one(&ctx, t)?));
+        sets.push(("test.npz", run_one(&ctx, t, &args.config)?));
     }
     stop_if_interrupted()?;
     let mut files = Vec::new();

@@ -58,6 +58,21 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         }
     };
     check_inputs(&arch, &u, &y).map_err(CliError::Input)?;
+    // Nothing to predict is a mistake in the files (it printed a rate of nothing).
+    let file = |given: &Option<PathBuf>| given.as_ref().or(args.data.as_ref()).cloned();
+    for (rows, what, source) in [
+        (u.rows, "functions", file(&args.functions)),
+        (y.rows, "points", file(&args.points)),
+    ] {
+        if rows == 0 {
+            let source = source
+                .map(|p| format!("{}: ", p.display()))
+                .unwrap_or_default();
+            return Err(CliError::Input(format!(
+                "{source}no {what} (0 rows): nothing to predict"
+            )));
+        }
+    }
     // NaN or a value beyond f32 would pass the device and give a finite wrong answer.
     check_prediction_values(&u, &y).map_err(|e| {
         let file = |given: &Option<PathBuf>| given.as_ref().map(|p| p.display().to_string());
@@ -130,8 +145,9 @@ pub fn run(args: &PredictArgs, choice: &AdapterChoice) -> Result<(), CliError> {
         } else {
             format!("{} functions × {} points", u.rows, y.rows)
         };
+        let unit = if unaligned { "samples" } else { "functions" };
         println!(
-            "predicted {what} in {:.3} s ({:.3e} functions/s, transfers included)",
+            "predicted {what} in {:.3} s ({:.3e} {unit}/s, transfers included)",
             seconds,
             u.rows as f64 / seconds
         );

@@ -245,10 +245,21 @@ fn deeponet_params(
         source,
     };
     arch.check().map_err(model)?;
+    // A missing or misshapen tensor is named as stored (`branch.layers.4.weight`), not
+    // as the net alone calls it.
     let net = |net: &str, a: &Architecture| {
-        Params::from_named(a, &|name| {
-            tensors.get(&format!("{prefix}{net}.{name}")).cloned()
-        })
+        let stored = |name: String| format!("{prefix}{net}.{name}");
+        Params::from_named(a, &|name| tensors.get(&stored(name.to_string())).cloned()).map_err(
+            |e| match e {
+                ModelError::Missing(name) => ModelError::Missing(stored(name)),
+                ModelError::Shape { name, got, want } => ModelError::Shape {
+                    name: stored(name),
+                    got,
+                    want,
+                },
+                other => other,
+            },
+        )
     };
     let branch = net("branch", &arch.branch).map_err(model)?;
     let trunk = net("trunk", &arch.trunk).map_err(model)?;
@@ -455,6 +466,22 @@ mod tests {
         let e = load_deeponet(&path).unwrap_err().to_string();
         assert!(
             e.contains("weight 'trunk.layers.0.weight' holds inf at index 2"),
+            "{e}"
+        );
+        // A tensor missing (renamed in the header, the same length) is named with its net.
+        let header_len = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let header = String::from_utf8(good[8..header_len].to_vec()).unwrap();
+        let mut renamed = good[..8].to_vec();
+        renamed.extend_from_slice(
+            header
+                .replace("\"branch.layers.0.weight\"", "\"branch.layers.0.weighx\"")
+                .as_bytes(),
+        );
+        renamed.extend_from_slice(&good[header_len..]);
+        std::fs::write(&path, &renamed).unwrap();
+        let e = load_deeponet(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("parameter 'branch.layers.0.weight' is missing"),
             "{e}"
         );
         std::fs::write(&path, patch(good, "b", 0, f32::NAN)).unwrap();

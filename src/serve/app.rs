@@ -844,7 +844,17 @@ pub fn valid_name(name: &str) -> bool {
 pub fn load_model(app: &App, name: &str, path: &std::path::Path) -> Result<Model, ApiError> {
     let (arch, params) = crate::nn::load_deeponet(path)
         .map_err(|e| ApiError::invalid(format!("not a DeepONet checkpoint: {e}")))?;
-    let model = app.engine.load_model(&arch, &params)?;
+    install_model(app, name, &arch, &params)
+}
+
+/// Places a checkpoint already read on the device and serves it under `name`.
+pub fn install_model(
+    app: &App,
+    name: &str,
+    arch: &crate::nn::DeepONetArch,
+    params: &crate::nn::DeepONetParams,
+) -> Result<Model, ApiError> {
+    let model = app.engine.load_model(arch, params)?;
     app.models
         .write()
         .unwrap_or_else(|p| p.into_inner())

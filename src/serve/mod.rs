@@ -89,6 +89,20 @@ impl Server {
                 addr: config.addr,
                 source,
             })?;
+        // The checkpoints named on the command line next, so that a bad one is refused
+        // before the results directory is created or the device opened.
+        let named = config
+            .models
+            .iter()
+            .map(|(name, path)| {
+                crate::nn::load_deeponet(path)
+                    .map(|(arch, params)| (name.clone(), arch, params))
+                    .map_err(|e| ServeError::Model {
+                        name: name.clone(),
+                        message: format!("not a DeepONet checkpoint: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let results_err = |source| ServeError::Results {
             path: config.results.display().to_string(),
             source,
@@ -108,7 +122,7 @@ impl Server {
             config.limits.clone(),
             config.token.clone(),
         ));
-        let mut models: Vec<(String, PathBuf)> = std::fs::read_dir(app.store.models())
+        let models: Vec<(String, PathBuf)> = std::fs::read_dir(app.store.models())
             .map_err(results_err)?
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -118,9 +132,14 @@ impl Server {
                 (!name.starts_with('.')).then_some((name, p))
             })
             .collect();
-        models.extend(config.models.iter().cloned());
         for (name, path) in &models {
             app::load_model(&app, name, path).map_err(|e| ServeError::Model {
+                name: name.clone(),
+                message: e.message,
+            })?;
+        }
+        for (name, arch, params) in &named {
+            app::install_model(&app, name, arch, params).map_err(|e| ServeError::Model {
                 name: name.clone(),
                 message: e.message,
             })?;

@@ -209,6 +209,14 @@ fn matrix(value: Option<&Value>, field: &str, width: usize) -> Result<Matrix, Ap
             let row = row
                 .as_array()
                 .ok_or_else(|| ApiError::invalid(format!("{at} is not a list")).field(&at))?;
+            if let Some(j) = row.iter().position(Value::is_array) {
+                let at = format!("{at}[{j}]");
+                return Err(ApiError::invalid(format!(
+                    "{at} is a list; '{field}' is a list of numbers or a list of rows of \
+                     numbers, nested two deep at most"
+                ))
+                .field(&at));
+            }
             if row.len() != width {
                 return Err(ApiError::invalid(format!(
                     "{at} has {} values; the model needs {width}",
