@@ -3,74 +3,74 @@
 // batch and every point y, read from the fused forward passes' scratch (feature-major
 // rows of vec4; the branch output's and trunk output's activations are applied here).
 //
-// Training (TRAIN = true): one invocation per function ("row task") and one per point
-// ("column task"), each going on with its net's backward pass; both recompute G instead of sharing it, which costs one extra product
-// of the two small outputs and saves a dispatch and a [functions, points] buffer. With the
-// MSE loss, dL/dG = 2 (G − target) / count. A row task writes the branch's output δ,
-// dL/dB[f] = Σ_y dG[f, y] T[y], and its partial sums (Σ (G − target)², Σ dG per output) for
-// weight_grad.wgsl; a column task writes the trunk's output δ,
-// dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The nets' backward passes take it from there
-// (one dispatch fewer than a separate backward kernel: on lavapipe 0.03 – 0.05 ms a step).
+// Training (TRAIN = true): "row tasks" over functions and "column tasks" over points, each
+// going on with its net's backward pass; both recompute G instead of sharing it, which
+// costs one extra product of the two small outputs and saves a dispatch and a
+// [functions, points] buffer. With the MSE loss, dL/dG = 2 (G − target) / count. A row
+// task writes the branch's output δ, dL/dB[f] = Σ_y dG[f, y] T[y], and its partial sums
+// (Σ (G − target)², Σ dG per output) for weight_grad.wgsl; a column task writes the
+// trunk's output δ, dL/dT[y] = (Σ_f dG[f, y] B[f]) · act'(z). The nets' backward passes
+// take it from there (one dispatch fewer than a separate backward kernel: on lavapipe
+// 0.03 – 0.05 ms a step).
 //
 // Prediction (TRAIN = false): row tasks only; each writes G[f, ·, ·] to `out`.
 //
-// The other net's output, the same for every invocation of a subgroup at each step of the
-// loop, is loaded a quad per lane and handed round with subgroupBroadcast (as in
-// fused_forward.wgsl): on CPU adapters every load is a loop over the lanes, and this
-// makes ceil(quads / 8) loads of what would be `quads`. Without subgroups each invocation
-// loads them all (nn::mlp::fused::LaneSharing::Loads).
+// Each invocation runs PER_LANE functions (points) as the forward kernel does: invocation
+// i of the row tasks the functions i + s · sb.n / PER_LANE (s < PER_LANE), so that each
+// quad of the other net's output it loads serves PER_LANE products. That quad, the same
+// for every invocation of a subgroup at each step of the loop, is loaded a quad per lane
+// and handed round with subgroupBroadcast (as in fused_forward.wgsl), and the data row of
+// each step (`point_row` / `function_row`, a load from the sampler's order) is loaded
+// eight steps at a time, one per lane, and handed round with subgroupShuffle: on CPU
+// adapters every load is a loop over the lanes (docs/performance.md, "where a DeepONet
+// step goes"). Without subgroups each invocation loads them all
+// (nn::mlp::fused::LaneSharing::Loads).
 //
 // Filled in by nn::deeponet::kernels: ACT (fn branch_out4 / trunk_out4 and their
-// derivatives), TRAIN, K (outputs), BQ / TQ (quads of the branch and trunk outputs), ZB and
-// ZT / DT (first scratch rows of z of each net's output layer, and of δ of the trunk's),
-// BIASES (b0 from pt),
-// DECLARE, LOAD_T / LOAD_B (the shared loads), ROW_BODY, COLUMN_BODY (the unrolled
-// products), ROW_END, BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup),
-// LANE_ID (nn::mlp::fused::LaneSharing).
+// derivatives), TRAIN, K (outputs), PER_LANE (nn::deeponet::pair's constant), BIASES
+// (b0 from pt), ROW_START / COLUMN_START (each slot's sample, data row, the other
+// output's activations and accumulators), ROWS_T / ROWS_B (the shared data rows of eight
+// steps) and ROW_T / ROW_B (this step's), LOAD_T / LOAD_B (the shared output loads),
+// ROW_BODY, COLUMN_BODY (the unrolled products, a block per slot), ROW_END and
+// COLUMN_END (each slot's δ and partial sums), BRANCH_BACKWARD and TRUNK_BACKWARD, WG
+// (invocations per workgroup), LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/deeponet/combine_head.wgsl"
 
-fn row_task(f: u32, lane: u32) {
-    let live = f < sb.batch;
-    let rf = function_row(f);
+fn row_task(i: u32, lane: u32) {
+    let half = sb.n / {{PER_LANE}}u;
     let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
-    var b: array<vec4<f32>, {{BQ}}>;
-    var acc: array<vec4<f32>, {{BQ}}>;
-    for (var q = 0u; q < {{BQ}}u; q++) {
-        b[q] = branch_out4(hb[({{ZB}}u + q) * sb.n + f]);
-        acc[q] = vec4<f32>(0.0);
-    }
-    var sse = 0.0;
+{{ROW_START}}
 {{BIASES}}
-{{DECLARE}}
-    for (var y = 0u; y < st.batch; y++) {
+    for (var first = 0u; first < st.batch; first += 8u) {
+{{ROWS_T}}
+        let count = min(8u, st.batch - first);
+        for (var j = 0u; j < count; j++) {
+            let y = first + j;
+{{ROW_T}}
 {{LOAD_T}}
-        let at = (rf * st.m + point_row(y)) * {{K}}u;
 {{ROW_BODY}}
+        }
     }
 {{ROW_END}}
 }
 
-fn column_task(y: u32, lane: u32) {
-    let live = y < st.batch;
-    let ry = point_row(y);
+fn column_task(i: u32, lane: u32) {
+    let half = st.n / {{PER_LANE}}u;
     let factor = 2.0 / f32(sb.batch * st.batch * {{K}}u);
-    var t: array<vec4<f32>, {{TQ}}>;
-    var acc: array<vec4<f32>, {{TQ}}>;
-    for (var q = 0u; q < {{TQ}}u; q++) {
-        t[q] = trunk_out4(ht[({{ZT}}u + q) * st.n + y]);
-        acc[q] = vec4<f32>(0.0);
-    }
+{{COLUMN_START}}
 {{BIASES}}
-    for (var f = 0u; f < sb.batch; f++) {
+    for (var first = 0u; first < sb.batch; first += 8u) {
+{{ROWS_B}}
+        let count = min(8u, sb.batch - first);
+        for (var j = 0u; j < count; j++) {
+            let f = first + j;
+{{ROW_B}}
 {{LOAD_B}}
-        let at = (function_row(f) * st.m + ry) * {{K}}u;
 {{COLUMN_BODY}}
+        }
     }
-    for (var q = 0u; q < {{TQ}}u; q++) {
-        let z = ht[({{ZT}}u + q) * st.n + y];
-        ht[({{DT}}u + q) * st.n + y] = select(vec4<f32>(0.0), acc[q] * dtrunk_out4(z), live);
-    }
+{{COLUMN_END}}
 }
 
 @compute @workgroup_size({{WG}})
@@ -79,20 +79,24 @@ fn main(
     {{LANE_ID}}
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
-    // Row tasks run to the branch's batch rounded up to WG, column tasks to the trunk's:
-    // both branches are uniform per subgroup. Past them (the padding of the forward
-    // kernel's PER_LANE samples per invocation) nothing reads δ or the partial sums.
+    // sb.n and st.n are multiples of WG · PER_LANE, so both branches are uniform per
+    // subgroup. Samples past a batch (the padding) write zero δ and partial sums, which
+    // nothing reads.
     let task = gid.x;
     let lane = lane_id & 7u;
-    let rows = (sb.batch + {{WG}}u - 1u) / {{WG}}u * {{WG}}u;
-    let columns = (st.batch + {{WG}}u - 1u) / {{WG}}u * {{WG}}u;
+    let rows = sb.n / {{PER_LANE}}u;
+    let columns = st.n / {{PER_LANE}}u;
     if wg.x * {{WG}}u < rows {
         row_task(task, lane);
         if {{TRAIN}} {
-            branch_backward(task, lane);
+            for (var s = 0u; s < {{PER_LANE}}u; s++) {
+                branch_backward(task + s * rows, lane);
+            }
         }
     } else if {{TRAIN}} && wg.x * {{WG}}u < rows + columns {
         column_task(task - rows, lane);
-        trunk_backward(task - rows, lane);
+        for (var s = 0u; s < {{PER_LANE}}u; s++) {
+            trunk_backward(task - rows + s * columns, lane);
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 pub use super::layout::DeepONetLayout;
 use super::model::{DeepONetArch, Strategy};
-use super::pair::{activations as pair_activations, backward_bodies};
+use super::pair::{PER_LANE, activations as pair_activations, backward_bodies, rename};
 use crate::gpu::shader::{ShaderError, compose};
 use crate::nn::mlp::fused::{COMPONENTS, LaneSharing, activation_fns};
 use std::fmt::Write;
@@ -246,7 +246,46 @@ pub fn combine_unaligned_wgsl(
     )
 }
 
-/// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G).
+/// `text` (a row or column task's code for one sample) for slot `s` of the combine
+/// kernel's `PER_LANE` samples: each identifier in `names`, and each `ds{c}`, gets the
+/// suffix `_s`.
+fn for_slot(text: &str, s: usize, names: &[&str]) -> String {
+    rename(text, |id| {
+        let sum =
+            id.len() > 2 && id.starts_with("ds") && id[2..].bytes().all(|b| b.is_ascii_digit());
+        (sum || names.contains(&id)).then(|| format!("{id}_{s}"))
+    })
+}
+
+/// The names of a row task that differ between its slots (functions).
+const ROW_SLOT: &[&str] = &["f", "live", "rf", "b", "acc", "sse"];
+/// The names of a column task that differ between its slots (points).
+const COLUMN_SLOT: &[&str] = &["y", "live", "ry", "t", "acc"];
+
+/// The data row of each step of a task's loop (`row_fn` of the step's batch entry
+/// `entry`): with subgroups, lane j loads the row of step `first + j` and subgroupShuffle
+/// hands it round (one load for eight steps); without, each invocation loads it.
+fn shared_rows(
+    sharing: LaneSharing,
+    row_fn: &str,
+    rows: &str,
+    entry: &str,
+    row: &str,
+) -> [String; 2] {
+    match sharing {
+        LaneSharing::Subgroup => [
+            format!("        let {rows} = {row_fn}(first + lane);"),
+            format!("            let {row} = subgroupShuffle({rows}, j);"),
+        ],
+        LaneSharing::Loads => [
+            String::new(),
+            format!("            let {row} = {row_fn}({entry});"),
+        ],
+    }
+}
+
+/// The combine kernel: training (row and column tasks, the MSE loss) or prediction (G),
+/// `PER_LANE` functions (points) per invocation.
 pub fn combine_wgsl(
     layout: &DeepONetLayout,
     train: bool,
@@ -258,29 +297,56 @@ pub fn combine_wgsl(
     let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
     let bq = arch.branch.outputs().div_ceil(4);
     let tq = arch.trunk.outputs().div_ceil(4);
-    let biases = bias_loads(layout);
-    let mut declare = String::new();
-    let mut row = String::new();
-    let mut column = String::new();
+    let (zb, db) = (bl.z_row[b_last], bl.d_row[b_last]);
+    let (zt, dt) = (tl.z_row[t_last], tl.d_row[t_last]);
+
+    // One sample's code, written with the names of slot 0 before renaming.
+    let mut row_start = format!(
+        "    let f = i + SLOTu * half;
+    let live = f < sb.batch;
+    let rf = function_row(f);
+    var b: array<vec4<f32>, {bq}>;
+    var acc: array<vec4<f32>, {bq}>;
+    for (var q = 0u; q < {bq}u; q++) {{
+        b[q] = branch_out4(hb[({zb}u + q) * sb.n + f]);
+        acc[q] = vec4<f32>(0.0);
+    }}
+    var sse = 0.0;
+"
+    );
+    let column_start = format!(
+        "    let y = i + SLOTu * half;
+    let live = y < st.batch;
+    let ry = point_row(y);
+    var t: array<vec4<f32>, {tq}>;
+    var acc: array<vec4<f32>, {tq}>;
+    for (var q = 0u; q < {tq}u; q++) {{
+        t[q] = trunk_out4(ht[({zt}u + q) * st.n + y]);
+        acc[q] = vec4<f32>(0.0);
+    }}
+"
+    );
+    let mut row = format!("            {{\n            let at = (rf * st.m + ry) * {k}u;\n");
+    let mut column = format!("            {{\n            let at = (rf * st.m + ry) * {k}u;\n");
     let mut row_end = String::new();
     for c in 0..k {
         writeln!(
             row,
-            "        let g{c} = {};",
+            "            let g{c} = {};",
             sum(arch, c, &format!("b0_{c}"))
         )
         .unwrap();
         if train {
-            writeln!(declare, "    var ds{c} = 0.0;").unwrap();
+            writeln!(row_start, "    var ds{c} = 0.0;").unwrap();
             writeln!(
                 row,
-                "        let e{c} = g{c} - targets[at + {c}u];\n        sse += e{c} * e{c};\n        let d{c} = factor * e{c};\n        ds{c} += d{c};"
+                "            let e{c} = g{c} - targets[at + {c}u];\n            sse += e{c} * e{c};\n            let d{c} = factor * e{c};\n            ds{c} += d{c};"
             )
             .unwrap();
             row.push_str(&accumulate(arch, c, true, "acc"));
             writeln!(
                 column,
-                "        let d{c} = factor * ({} - targets[at + {c}u]);",
+                "            let d{c} = factor * ({} - targets[at + {c}u]);",
                 sum(arch, c, &format!("b0_{c}"))
             )
             .unwrap();
@@ -288,17 +354,17 @@ pub fn combine_wgsl(
         } else {
             writeln!(
                 row,
-                "        if live {{\n            out[(f * st.batch + y) * {k}u + {c}u] = g{c};\n        }}"
+                "            if live {{\n                out[(f * st.batch + y) * {k}u + {c}u] = g{c};\n            }}"
             )
             .unwrap();
         }
     }
+    row.push_str("            }\n");
+    column.push_str("            }\n");
     if train {
         writeln!(
             row_end,
-            "    for (var q = 0u; q < {bq}u; q++) {{\n        let z = hb[({z}u + q) * sb.n + f];\n        hb[({d}u + q) * sb.n + f] = select(vec4<f32>(0.0), acc[q] * dbranch_out4(z), live);\n    }}\n    out[f * {w}u] = select(0.0, sse, live);",
-            z = bl.z_row[b_last],
-            d = bl.d_row[b_last],
+            "    for (var q = 0u; q < {bq}u; q++) {{\n        let z = hb[({zb}u + q) * sb.n + f];\n        hb[({db}u + q) * sb.n + f] = select(vec4<f32>(0.0), acc[q] * dbranch_out4(z), live);\n    }}\n    out[f * {w}u] = select(0.0, sse, live);",
             w = k + 1
         )
         .unwrap();
@@ -312,14 +378,23 @@ pub fn combine_wgsl(
             .unwrap();
         }
     }
+    let column_end = format!(
+        "    for (var q = 0u; q < {tq}u; q++) {{\n        let z = ht[({zt}u + q) * st.n + y];\n        ht[({dt}u + q) * st.n + y] = select(vec4<f32>(0.0), acc[q] * dtrunk_out4(z), live);\n    }}\n"
+    );
+    let slots = |text: &str, names: &[&str]| -> String {
+        (0..PER_LANE)
+            .map(|s| for_slot(&text.replace("SLOTu", &format!("{s}u")), s, names))
+            .collect()
+    };
     let sharing = layout.sharing();
-    let (zt, zb) = (tl.z_row[t_last], bl.z_row[b_last]);
     let load_t = shared_loads(sharing, "t", tq, "trunk_out4", &|q| {
         format!("ht[({zt}u + {q}) * st.n + y]")
     });
     let load_b = shared_loads(sharing, "b", bq, "branch_out4", &|q| {
         format!("hb[({zb}u + {q}) * sb.n + f]")
     });
+    let [rows_t, row_t] = shared_rows(sharing, "point_row", "rows_t", "y", "ry");
+    let [rows_b, row_b] = shared_rows(sharing, "function_row", "rows_b", "f", "rf");
     let act = combine_activations(layout);
     let [branch_backward, trunk_backward] = if train {
         backward_bodies(layout)
@@ -332,18 +407,20 @@ pub fn combine_wgsl(
             ("ACT", &act),
             ("TRAIN", if train { "true" } else { "false" }),
             ("K", &k.to_string()),
-            ("BQ", &bq.to_string()),
-            ("TQ", &tq.to_string()),
-            ("ZB", &bl.z_row[b_last].to_string()),
-            ("ZT", &tl.z_row[t_last].to_string()),
-            ("DT", &tl.d_row[t_last].to_string()),
-            ("DECLARE", &declare),
+            ("PER_LANE", &PER_LANE.to_string()),
+            ("ROW_START", &slots(&row_start, ROW_SLOT)),
+            ("COLUMN_START", &slots(&column_start, COLUMN_SLOT)),
+            ("ROWS_T", &rows_t),
+            ("ROW_T", &row_t),
+            ("ROWS_B", &rows_b),
+            ("ROW_B", &row_b),
             ("LOAD_T", &load_t),
             ("LOAD_B", &load_b),
-            ("ROW_BODY", &row),
-            ("COLUMN_BODY", &column),
-            ("ROW_END", &row_end),
-            ("BIASES", &biases),
+            ("ROW_BODY", &slots(&row, ROW_SLOT)),
+            ("COLUMN_BODY", &slots(&column, COLUMN_SLOT)),
+            ("ROW_END", &slots(&row_end, ROW_SLOT)),
+            ("COLUMN_END", &slots(&column_end, COLUMN_SLOT)),
+            ("BIASES", &bias_loads(layout)),
             ("BRANCH_BACKWARD", &branch_backward),
             ("TRUNK_BACKWARD", &trunk_backward),
             ("WG", &wg.to_string()),

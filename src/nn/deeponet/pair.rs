@@ -67,7 +67,7 @@ impl Side {
 
 /// `text` with every identifier that `name` maps replaced; identifiers after a `.` are
 /// members (`v.x`) and are left alone.
-fn rename(text: &str, name: impl Fn(&str) -> Option<String>) -> String {
+pub(crate) fn rename(text: &str, name: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -118,26 +118,30 @@ fn sides(layout: &DeepONetLayout) -> [(Side, &FusedLayout); 2] {
     [(Side::Branch, &layout.branch), (Side::Trunk, &layout.trunk)]
 }
 
-/// Functions (points) per invocation of the paired forward kernel. Each weight a lane
-/// loads and broadcasts then serves two samples: on lavapipe every load from a storage
+/// Functions (points) per invocation of the paired forward kernel and of the aligned
+/// combine kernel. Each weight a lane loads and broadcasts in the forward pass, and each
+/// quad of the other net's output in the combine kernel's products, then serves two
+/// samples: on lavapipe every load from a storage
 /// buffer is a loop over the lanes, and with one sample per invocation the branch's pass
 /// made about 1,600 such loads per lane for 5,600 FMAs (docs/performance.md, "where a
 /// DeepONet step goes"). Two took the antiderivative set-up's forward pass from 0.26 to
 /// 0.21 ms for 0.5 s more compilation on lavapipe; four to 0.19 ms for 3 s more, which
 /// a run earns back only after about 100,000 iterations. Both nets' batches are padded
-/// to `wg · FORWARD_PER_LANE`. The scratch stays feature-major, so the backward bodies
-/// (one sample per invocation, in the combine kernel) and the weight gradients read it as
-/// before.
-pub const FORWARD_PER_LANE: usize = 2;
+/// to `wg · PER_LANE`. In the combine kernel two took the products from 1.64 to 1.14 ms
+/// (lavapipe on an AVX2 machine; docs/performance.md, "the combine kernel with two samples
+/// per invocation"). The scratch stays feature-major, so the backward bodies (run for each
+/// sample in turn after the combine kernel's products) and the weight gradients read it
+/// as before.
+pub const PER_LANE: usize = 2;
 
 /// The paired forward kernel with `wg` invocations per workgroup, each running
-/// `FORWARD_PER_LANE` samples of one net.
+/// `PER_LANE` samples of one net.
 pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, ShaderError> {
     let [b, t] = sides(layout).map(|(side, l)| {
         let mut l = l.clone();
         l.scratch = Scratch {
             blocked: false,
-            per_lane: FORWARD_PER_LANE,
+            per_lane: PER_LANE,
         };
         rename(&forward_body(&l, side.row_fn()), |id| side.rename(id))
     });
@@ -148,7 +152,7 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
             ("BRANCH", &b),
             ("TRUNK", &t),
             ("WG", &wg.to_string()),
-            ("PER_LANE", &FORWARD_PER_LANE.to_string()),
+            ("PER_LANE", &PER_LANE.to_string()),
             ("LANE_ID", layout.sharing().lane_builtin()),
         ],
     )

@@ -14,7 +14,7 @@
 use super::kernels::{combine_unaligned_wgsl, combine_wgsl};
 use super::layout::DeepONetLayout;
 use super::model::{DataLayout, DataRef, DeepONetArch, DeepONetParams, check_inputs};
-use super::pair::{FORWARD_PER_LANE, forward_pair_wgsl, weight_grad_pair_wgsl};
+use super::pair::{PER_LANE, forward_pair_wgsl, weight_grad_pair_wgsl};
 use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
@@ -30,7 +30,7 @@ use crate::nn::train::pass::{Pass, pipe, profile_passes, storage_ro, storage_rw,
 use crate::nn::train::sampler::Sampler;
 use wgpu::BufferUsages as U;
 
-/// Invocations per workgroup of DeepONet's kernels (times `FORWARD_PER_LANE`, the unit
+/// Invocations per workgroup of DeepONet's kernels (times `PER_LANE`, the unit
 /// each net's batch is padded to: `batch_unit`). On CPU adapters one subgroup: a dispatch's workgroups are shared among a few
 /// threads, and with 64 a batch of 150 functions is three workgroups on two cores, the
 /// last mostly padding (eight made a training step 20% faster on lavapipe). On GPUs 64,
@@ -44,10 +44,10 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
     }
 }
 
-/// The unit each net's batch is padded to: the forward kernel's workgroup runs
-/// `FORWARD_PER_LANE` samples per invocation.
+/// The unit each net's batch is padded to: the forward and combine kernels run `PER_LANE`
+/// samples per invocation.
 fn batch_unit(ctx: &GpuContext) -> usize {
-    workgroup_size(ctx) * FORWARD_PER_LANE
+    workgroup_size(ctx) * PER_LANE
 }
 
 /// One net's data and scratch on the device.
@@ -243,16 +243,16 @@ fn combine_pass(
     out: &wgpu::Buffer,
 ) -> Result<Pass, GpuError> {
     let wg = workgroup_size(ctx);
-    // Aligned: the row tasks run to the branch's batch rounded up to a workgroup, the
-    // column tasks to the trunk's (combine.wgsl; prediction: the largest chunk's rows).
+    // Aligned: PER_LANE functions (points) per row (column) task over each net's padded
+    // batch, a multiple of PER_LANE workgroups (combine.wgsl; prediction: row tasks only).
     let (name, wgsl, tasks) = match data {
         DataLayout::Aligned => (
             "nn/deeponet/combine",
             combine_wgsl(layout, train, wg)?,
             if train {
-                branch.batch.next_multiple_of(wg) + trunk.batch.next_multiple_of(wg)
+                (branch.n + trunk.n) / PER_LANE
             } else {
-                branch.n
+                branch.n / PER_LANE
             },
         ),
         // Batch entry s of both nets is sample s.
