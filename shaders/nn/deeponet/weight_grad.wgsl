@@ -13,7 +13,12 @@
 // (floats per gradient copy), TRUNK_OFF (float offset of the trunk's region), TB and TT
 // (the branch's and the trunk's tasks), BRANCH and TRUNK (their group functions),
 // BRANCH_DISPATCH and TRUNK_DISPATCH (task → group chains; the trunk's reads its task as
-// `u` and its gradient copy at `trunk_base`), WG.
+// `u` and its gradient copy at `trunk_base`), WG, LANE_IDS, TASK, LANE and CLUSTER (the
+// task's numbering and its lane and cluster within the subgroup, or the workgroup's
+// numbering without subgroups: nn::mlp::fused::LaneSharing).
+//
+// The samples of a split start at a multiple of 8 (each net's per_split is one): the
+// group functions run blocks of eight samples, and samples past the batch have δ = 0.
 
 #include "nn/mlp/fused_step.wgsl"
 
@@ -64,17 +69,23 @@ fn add_partial_sums(lane: u32) {
 
 @compute @workgroup_size({{WG}})
 fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
+    @builtin(local_invocation_index) local: u32,
     @builtin(workgroup_id) wg: vec3<u32>,
+    {{LANE_IDS}}
 ) {
     if wg.x == 0u {
         if wg.y == 0u {
-            add_partial_sums(lane);
+            add_partial_sums(local);
         }
         return;
     }
-    let t = gid.x - {{WG}}u;
+    // Tasks are numbered along the subgroups, so that each cluster of eight lanes holds
+    // eight consecutive tasks (of one output block: every group has a multiple of 8
+    // tasks) whatever the subgroup size, as in fused_weight_grad.wgsl. No early return:
+    // the lanes of a cluster share their δ loads.
+    let t = {{TASK}};
+    let lane = {{LANE}};
+    let cl = {{CLUSTER}};
     let base = wg.y * {{LEN}}u;
     if t < {{TB}}u {
         let s0 = wg.y * sb.per_split;

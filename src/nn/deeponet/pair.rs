@@ -15,7 +15,7 @@ use super::layout::DeepONetLayout;
 use super::model::DataLayout;
 use crate::gpu::shader::{ShaderError, compose};
 use crate::nn::mlp::fused::{
-    FusedLayout, OutputDelta, Scratch, activation_fns, backward_body, forward_body,
+    FusedLayout, LaneSharing, OutputDelta, Scratch, activation_fns, backward_body, forward_body,
     weight_grad_parts,
 };
 
@@ -188,6 +188,22 @@ pub fn weight_grad_pair_wgsl(
         "base" => Some("trunk_base".into()),
         _ => Side::Trunk.rename(id),
     });
+    // After the loss workgroup: numbered along the subgroups (clusters of eight lanes hold
+    // eight consecutive tasks), or along the workgroup without subgroups.
+    let (lane_ids, task, lane, cluster) = match layout.sharing() {
+        LaneSharing::Subgroup => (
+            "@builtin(subgroup_id) subgroup: u32,\n    @builtin(subgroup_size) size: u32,\n    @builtin(subgroup_invocation_id) lane_id: u32,",
+            format!("(wg.x - 1u) * {wg}u + subgroup * size + lane_id"),
+            "lane_id & 7u",
+            "lane_id & ~7u",
+        ),
+        LaneSharing::Loads => (
+            "",
+            format!("(wg.x - 1u) * {wg}u + local"),
+            "local & 7u",
+            "0u",
+        ),
+    };
     let wgsl = compose(
         "nn/deeponet/weight_grad.wgsl",
         &[
@@ -207,6 +223,10 @@ pub fn weight_grad_pair_wgsl(
             ),
             ("TRUNK_DISPATCH", &trunk_dispatch),
             ("WG", &wg.to_string()),
+            ("LANE_IDS", lane_ids),
+            ("TASK", &task),
+            ("LANE", lane),
+            ("CLUSTER", cluster),
         ],
     )?;
     Ok((wgsl, 1 + (b.1.tasks + t.1.tasks).div_ceil(wg)))

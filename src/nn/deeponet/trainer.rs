@@ -169,7 +169,8 @@ fn weight_grad_passes(
     let (wgsl, groups) = weight_grad_pair_wgsl(layout, data, workgroup_size(ctx))?;
     let splits = gradient_splits(ctx, groups, branch.batch.max(trunk.batch));
     for net in [&mut *branch, &mut *trunk] {
-        net.per_split = net.batch.div_ceil(splits);
+        // A multiple of 8: the weight-gradient tasks run blocks of eight samples.
+        net.per_split = net.batch.div_ceil(splits).next_multiple_of(8);
         net.write_step(ctx, 0, false);
     }
     let (pipeline, l) = pipe(

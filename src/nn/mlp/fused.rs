@@ -846,10 +846,6 @@ impl GradGroup {
     fn pairs(&self) -> usize {
         self.in_q.div_ceil(2)
     }
-
-    fn tasks(&self) -> usize {
-        self.blocks * (self.pairs() + usize::from(self.bias.is_some()))
-    }
 }
 
 fn grad_groups(layout: &FusedLayout) -> Vec<GradGroup> {
@@ -945,44 +941,7 @@ pub(crate) struct WeightGradParts {
     pub tasks: usize,
 }
 
-/// The loop of a weight-gradient task over its samples s0..s1, feature-major scratch: one
-/// sample per iteration, into the sums c0..c7 (first input quad) and e0..e7 (second).
-fn feature_major_sums(g: &GradGroup) -> String {
-    let (a, b) = if g.act {
-        ("act4(h[ad])", "act4(h[ae])")
-    } else {
-        ("h[ad]", "h[ae]")
-    };
-    format!(
-        "    // The second quad of the last pair may lie past the inputs: its sums are not written.
-    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * n + s0;
-    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * n + s0;
-    var dd = ({d_row}u + 2u * ob) * n + s0;
-    for (var s = s0; s < s1; s++) {{
-        let a = select({a}, vec4<f32>(1.0, 0.0, 0.0, 0.0), is_bias);
-        let b = select({b}, vec4<f32>(0.0), is_bias);
-        let d0 = h[dd];
-        let d1 = h[dd + n];
-        ad += 1u;
-        ae += 1u;
-        dd += 1u;
-        c0 = fma(vec4<f32>(d0.x), a, c0); c1 = fma(vec4<f32>(d0.y), a, c1);
-        c2 = fma(vec4<f32>(d0.z), a, c2); c3 = fma(vec4<f32>(d0.w), a, c3);
-        c4 = fma(vec4<f32>(d1.x), a, c4); c5 = fma(vec4<f32>(d1.y), a, c5);
-        c6 = fma(vec4<f32>(d1.z), a, c6); c7 = fma(vec4<f32>(d1.w), a, c7);
-        e0 = fma(vec4<f32>(d0.x), b, e0); e1 = fma(vec4<f32>(d0.y), b, e1);
-        e2 = fma(vec4<f32>(d0.z), b, e2); e3 = fma(vec4<f32>(d0.w), b, e3);
-        e4 = fma(vec4<f32>(d1.x), b, e4); e5 = fma(vec4<f32>(d1.y), b, e5);
-        e6 = fma(vec4<f32>(d1.z), b, e6); e7 = fma(vec4<f32>(d1.w), b, e7);
-    }}
-",
-        a_row = g.a_row,
-        last_q = g.in_q - 1,
-        d_row = g.d_row,
-    )
-}
-
-/// A weight-gradient group function over a blocked scratch, and its number of tasks.
+/// A weight-gradient group function, and its number of tasks.
 ///
 /// Task t is output block ob = t / per and input pair ip = t % per, where per is the pairs
 /// rounded up to 8, so that the eight tasks of a cluster of eight lanes (lane `lane` of
@@ -991,12 +950,21 @@ fn feature_major_sums(g: &GradGroup) -> String {
 /// the batch up to the next multiple of 8 have δ = 0): lane j loads the block's sample j
 /// of the two δ rows and shuffles it to the others, so each lane makes two loads of its
 /// own and a quarter of one shared load per sample, where it made four. On lavapipe every
-/// load is a loop over the lanes, and the pass took 35 ms at batch 2^14 with the four loads. Each
-/// sum is assigned once per block, its eight products nested (lavapipe stores a variable
-/// assigned in a loop at every assignment). The bias sums (Σ δ) ride along in every task
-/// and the task with ip = 0 writes them.
-fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usize) {
-    let block = layout.block_len();
+/// load is a loop over the lanes, and the pass took 35 ms at batch 2^14 with the four
+/// loads (blocked scratch); DeepONet's feature-major scratch took the same way (issue 30,
+/// docs/performance.md). Each sum is assigned once per block, its eight products nested
+/// (lavapipe stores a variable assigned in a loop at every assignment). The bias sums
+/// (Σ δ) ride along in every task and the task with ip = 0 writes them.
+///
+/// The scratch's geometry: blocked, row r of sample s at r · 8 + `column(s)`, the next
+/// block of eight samples `block_len` further on; feature-major, row r of sample s at
+/// r · n + s.
+fn shared_delta_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usize) {
+    let (row, col, advance) = if layout.scratch.blocked {
+        ("8u", layout.column("s0"), layout.block_len())
+    } else {
+        ("n", "s0".to_string(), 8)
+    };
     let pairs = g.pairs();
     let per = pairs.div_ceil(8) * 8;
     let mut loads = String::new();
@@ -1011,7 +979,7 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
                 format!("subgroupShuffle(dl, cl + {e}u)"),
                 format!("subgroupShuffle(fl, cl + {e}u)"),
             ),
-            LaneSharing::Loads => (format!("h[dd + {e}u]"), format!("h[dd + {}u]", 8 + e)),
+            LaneSharing::Loads => (format!("h[dd + {e}u]"), format!("h[dd + {row} + {e}u]")),
         };
         writeln!(
             loads,
@@ -1064,13 +1032,13 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
     // Lanes past the pairs load the last pair and write nothing; the second quad of the
     // last pair may lie past the inputs: its sums are not written.
     let col = {col};
-    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * 8u + col;
-    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * 8u + col;
-    var dd = ({d_row}u + 2u * ob) * 8u + col;
+    var ad = ({a_row}u + min(2u * ip, {last_q}u)) * {row} + col;
+    var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * {row} + col;
+    var dd = ({d_row}u + 2u * ob) * {row} + col;
     for (var s = s0; s < s1; s += 8u) {{
-{lane_loads}{loads}{sums}        ad += {block}u;
-        ae += {block}u;
-        dd += {block}u;
+{lane_loads}{loads}{sums}        ad += {advance}u;
+        ae += {advance}u;
+        dd += {advance}u;
     }}
 {arrays}{bias_write}    if ip >= {pairs}u {{
         return;
@@ -1078,11 +1046,10 @@ fn blocked_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String, usiz
 {writes}}}
 
 ",
-        col = layout.column("s0"),
         lane_loads = match layout.sharing {
             LaneSharing::Subgroup =>
-                "        let dl = h[dd + lane];\n        let fl = h[dd + 8u + lane];\n",
-            LaneSharing::Loads => "",
+                format!("        let dl = h[dd + lane];\n        let fl = h[dd + {row} + lane];\n"),
+            LaneSharing::Loads => String::new(),
         },
         a_row = g.a_row,
         last_q = g.in_q - 1,
@@ -1157,51 +1124,12 @@ pub(crate) fn weight_grad_parts(layout: &FusedLayout) -> WeightGradParts {
     let mut dispatch = String::new();
     let mut first = 0;
     for (k, g) in groups.iter().enumerate() {
-        let per = g.pairs() + usize::from(g.bias.is_some());
-        if layout.scratch.blocked {
-            let (f, tasks) = blocked_group(k, layout, g);
-            body.push_str(&f);
-            let end = first + tasks;
-            writeln!(
-                dispatch,
-                "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base, lane, cl);\n    }}"
-            )
-            .unwrap();
-            first = end;
-            continue;
-        }
-        let sums = feature_major_sums(g);
-        let bias_write = match g.bias {
-            Some(off) => format!(
-                "    if is_bias {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = acc[k].x;\n            }}\n        }}\n        return;\n    }}\n",
-                outs = g.outputs
-            ),
-            None => String::new(),
-        };
-        let is_bias = if g.bias.is_some() {
-            format!("ip == {}u", g.pairs())
-        } else {
-            "false".into()
-        };
-        write!(
-            body,
-            "fn group{k}(t: u32, s0: u32, s1: u32, base: u32) {{
-    let ob = t / {per}u;
-    let ip = t % {per}u;
-    let is_bias = {is_bias};
-    let n = step.n;
-{sums_decl}{sums}{arrays}{bias_write}{writes}}}
-
-",
-            writes = weight_writes(g),
-            sums_decl = SUMS,
-            arrays = SUM_ARRAYS,
-        )
-        .unwrap();
-        let end = first + g.tasks();
+        let (f, tasks) = shared_delta_group(k, layout, g);
+        body.push_str(&f);
+        let end = first + tasks;
         writeln!(
             dispatch,
-            "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base);\n    }}"
+            "    if t >= {first}u && t < {end}u {{\n        group{k}(t - {first}u, s0, s1, base, lane, cl);\n    }}"
         )
         .unwrap();
         first = end;
