@@ -194,9 +194,10 @@ fn deeponet_kernels_validate() {
         Strategy::SplitTrunk,
     ] {
         for (latent, encoded) in [(8, false), (5, false), (8, true)] {
+            // 40 hidden units: 48 padded, three blocks of 16 or one whole layer.
             let net = |inputs| NetSpec {
                 inputs,
-                hidden: vec![16],
+                hidden: vec![40],
                 encoding: None,
             };
             let mut trunk = net(2);
@@ -213,8 +214,11 @@ fn deeponet_kernels_validate() {
             ] {
                 let layout = DeepONetLayout::new(&arch).with_sharing(sharing);
                 let label = format!("deeponet {strategy:?} {latent} {encoded} {sharing:?} {wg}");
+                // The forward pass in blocks (GPUs) and in whole layers (CPU adapters).
+                let whole = layout.clone().with_whole_layer(48);
                 for wgsl in [
                     forward_pair_wgsl(&layout, wg).unwrap(),
+                    forward_pair_wgsl(&whole, wg).unwrap(),
                     weight_grad_pair_wgsl(&layout, DataLayout::Aligned, wg)
                         .unwrap()
                         .0,

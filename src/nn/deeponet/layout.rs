@@ -45,6 +45,14 @@ impl DeepONetLayout {
         self
     }
 
+    /// This layout with both nets' layers of at most `outputs` (padded) outputs computed in
+    /// one block in the forward pass (`FusedLayout::whole_layer`).
+    pub fn with_whole_layer(mut self, outputs: usize) -> DeepONetLayout {
+        self.branch.whole_layer = outputs;
+        self.trunk.whole_layer = outputs;
+        self
+    }
+
     /// How the kernels share loads between lanes (the same for both nets).
     pub fn sharing(&self) -> LaneSharing {
         self.branch.sharing

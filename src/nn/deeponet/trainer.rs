@@ -44,6 +44,17 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
     }
 }
 
+/// The widest layer DeepONet's forward kernel computes in one block of sums
+/// (`FusedLayout::whole_layer`). On CPU adapters 48 outputs, 96 sums with two samples per
+/// invocation: each input quad is then loaded once per sample instead of once per 16
+/// outputs, and every load from a storage buffer is a loop over the lanes there (the
+/// antiderivative set-up's forward pass went from 1.02 to 0.71 ms on lavapipe for about
+/// 1.3 s more compilation; docs/performance.md, "whole layers"). On GPUs 0: the loads
+/// hit the cache, and 96 live sums would cost occupancy for nothing measured.
+fn whole_layer(ctx: &GpuContext) -> usize {
+    if ctx.is_cpu() { 48 } else { 0 }
+}
+
 /// The unit each net's batch is padded to: the forward and combine kernels run `PER_LANE`
 /// samples per invocation.
 fn batch_unit(ctx: &GpuContext) -> usize {
@@ -379,7 +390,9 @@ impl DeepONetNet {
                     .into(),
             ));
         }
-        let layout = DeepONetLayout::new(arch).with_sharing(LaneSharing::for_context(ctx));
+        let layout = DeepONetLayout::new(arch)
+            .with_sharing(LaneSharing::for_context(ctx))
+            .with_whole_layer(whole_layer(ctx));
         let params = storage(ctx, "deeponet parameters", &layout.pack(params));
         Ok(DeepONetNet { layout, params })
     }

@@ -118,6 +118,10 @@ pub struct FusedLayout {
     pub scratch: Scratch,
     /// How the kernels share loads between lanes; `Subgroup` unless set (`with_sharing`).
     pub sharing: LaneSharing,
+    /// The widest layer (padded outputs) whose forward pass keeps all its sums at once, so
+    /// that each input quad is loaded once per sample rather than once per block of 16
+    /// (or 8) outputs; 0 unless set (`with_whole_layer`): always blocks.
+    pub whole_layer: usize,
     /// Padded encoding features F' (0 without an encoding).
     pub f_pad: usize,
     pub in_pad: Vec<usize>,
@@ -210,6 +214,7 @@ impl FusedLayout {
             arch: arch.clone(),
             scratch,
             sharing: LaneSharing::Subgroup,
+            whole_layer: 0,
             f_pad,
             in_pad,
             out_pad,
@@ -230,6 +235,13 @@ impl FusedLayout {
     /// This layout with its kernels sharing loads as `sharing` says.
     pub fn with_sharing(mut self, sharing: LaneSharing) -> FusedLayout {
         self.sharing = sharing;
+        self
+    }
+
+    /// This layout with layers of at most `outputs` (padded) outputs computed in one block
+    /// in the forward pass (`whole_layer`).
+    pub fn with_whole_layer(mut self, outputs: usize) -> FusedLayout {
+        self.whole_layer = outputs;
         self
     }
 
@@ -489,7 +501,13 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
         let in_q = layout.in_pad[l] / 4;
         let out = layout.out_pad[l];
         // The last layer is padded to 8 only: blocks of 16 would run past it.
-        let block = if out.is_multiple_of(BLOCK) { BLOCK } else { 8 };
+        let block = if out <= layout.whole_layer {
+            out
+        } else if out.is_multiple_of(BLOCK) {
+            BLOCK
+        } else {
+            8
+        };
         let input_row = if l == 0 {
             layout.h0_row
         } else {
@@ -511,16 +529,22 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
         .unwrap();
         writeln!(b, "    for (var o0 = 0u; o0 < {out}u; o0 += {block}u) {{").unwrap();
         let bias_q = layout.bias_off[l] / 4;
+        // Lane j loads bias quad j of the block (of each eight), or the last one.
+        let bias_quads = block / 4;
         if shared {
-            writeln!(
-                b,
-                "        let bq = p[{bias_q}u + (o0 >> 2u) + (lane & 3u)];"
-            )
-            .unwrap();
+            for r in 0..bias_quads.div_ceil(8) {
+                writeln!(
+                    b,
+                    "        let bq{r} = p[{bias_q}u + (o0 >> 2u) + min(lane + {}u, {}u)];",
+                    8 * r,
+                    bias_quads - 1
+                )
+                .unwrap();
+            }
         }
         for j in 0..block {
             let quad = if shared {
-                format!("subgroupBroadcast(bq, {}u)", j / 4)
+                format!("subgroupBroadcast(bq{}, {}u)", j / 32, (j / 4) % 8)
             } else {
                 format!("p[{bias_q}u + (o0 >> 2u) + {}u]", j / 4)
             };
