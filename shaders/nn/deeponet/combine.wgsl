@@ -89,14 +89,10 @@ fn main(
     if wg.x * {{WG}}u < rows {
         row_task(task, lane);
         if {{TRAIN}} {
-            for (var s = 0u; s < {{PER_LANE}}u; s++) {
-                branch_backward(task + s * rows, lane);
-            }
+            branch_backward(task, lane);
         }
     } else if {{TRAIN}} && wg.x * {{WG}}u < rows + columns {
         column_task(task - rows, lane);
-        for (var s = 0u; s < {{PER_LANE}}u; s++) {
-            trunk_backward(task - rows + s * columns, lane);
-        }
+        trunk_backward(task - rows, lane);
     }
 }

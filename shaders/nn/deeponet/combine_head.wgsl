@@ -22,8 +22,9 @@
 
 #include "nn/deeponet/rows.wgsl"
 
-// Training: the backward passes of the branch (sample s: a function, or an unaligned
-// sample) and the trunk (a point, or the same sample) from the output δ the combine task
+// Training: the backward passes of the branch (aligned: the functions s + k · sb.n /
+// PER_LANE of the row task, sharing each weight load; unaligned: sample s) and the trunk
+// (the points of the column task, or the same sample) from the output δ the combine task
 // has just written, in the same invocation: fused_backward.wgsl's bodies with their
 // bindings renamed (nn::deeponet::pair). Prediction: empty.
 fn branch_backward(s: u32, lane: u32) {

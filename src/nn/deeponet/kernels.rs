@@ -221,7 +221,7 @@ pub fn combine_unaligned_wgsl(
         }
     }
     let [branch_backward, trunk_backward] = if train {
-        backward_bodies(layout)
+        backward_bodies(layout, 1)
     } else {
         [String::new(), String::new()]
     };
@@ -397,7 +397,7 @@ pub fn combine_wgsl(
     let [rows_b, row_b] = shared_rows(sharing, "function_row", "rows_b", "f", "rf");
     let act = combine_activations(layout);
     let [branch_backward, trunk_backward] = if train {
-        backward_bodies(layout)
+        backward_bodies(layout, PER_LANE)
     } else {
         [String::new(), String::new()]
     };

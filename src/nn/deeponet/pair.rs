@@ -159,10 +159,18 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
 }
 
 /// Both nets' backward bodies (the output δ given by the combine kernel, which runs them
-/// after its row and column tasks), under their own names.
-pub fn backward_bodies(layout: &DeepONetLayout) -> [String; 2] {
-    sides(layout)
-        .map(|(side, l)| rename(&backward_body(l, OutputDelta::Given), |id| side.rename(id)))
+/// after its row and column tasks), under their own names, each running `per_lane`
+/// samples per invocation (s + k · n / per_lane), so that each weight a lane loads and
+/// broadcasts serves them all.
+pub fn backward_bodies(layout: &DeepONetLayout, per_lane: usize) -> [String; 2] {
+    sides(layout).map(|(side, l)| {
+        let mut l = l.clone();
+        l.scratch = Scratch {
+            blocked: false,
+            per_lane,
+        };
+        rename(&backward_body(&l, OutputDelta::Given), |id| side.rename(id))
+    })
 }
 
 /// The paired weight-gradient kernel and its workgroups along x (the loss workgroup, then
