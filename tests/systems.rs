@@ -170,6 +170,10 @@ fn fused_nn_kernels_validate() {
                         fused::backward_wgsl(&layout, fused::OutputDelta::FromLoss).unwrap(),
                         fused::backward_wgsl(&layout, fused::OutputDelta::Given).unwrap(),
                         fused::weight_grad_wgsl(&layout).unwrap().0,
+                        // Weight-gradient tasks of 16 outputs (CPU adapters).
+                        fused::weight_grad_wgsl(&layout.clone().with_grad_outputs(16))
+                            .unwrap()
+                            .0,
                         fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
                         fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
                     ] {
@@ -215,10 +219,13 @@ fn deeponet_kernels_validate() {
                 let layout = DeepONetLayout::new(&arch).with_sharing(sharing);
                 let label = format!("deeponet {strategy:?} {latent} {encoded} {sharing:?} {wg}");
                 // The forward pass in blocks (GPUs) and in whole layers (CPU adapters).
-                let whole = layout.clone().with_whole_layer(48);
+                let whole = layout.clone().with_whole_layer(48).with_grad_outputs(16);
                 for wgsl in [
                     forward_pair_wgsl(&layout, wg).unwrap(),
                     forward_pair_wgsl(&whole, wg).unwrap(),
+                    weight_grad_pair_wgsl(&whole, DataLayout::Aligned, wg)
+                        .unwrap()
+                        .0,
                     weight_grad_pair_wgsl(&layout, DataLayout::Aligned, wg)
                         .unwrap()
                         .0,

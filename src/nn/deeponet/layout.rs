@@ -53,6 +53,14 @@ impl DeepONetLayout {
         self
     }
 
+    /// This layout with both nets' weight-gradient tasks of `outputs` outputs where their
+    /// layers allow (`FusedLayout::grad_outputs`).
+    pub fn with_grad_outputs(mut self, outputs: usize) -> DeepONetLayout {
+        self.branch.grad_outputs = outputs;
+        self.trunk.grad_outputs = outputs;
+        self
+    }
+
     /// How the kernels share loads between lanes (the same for both nets).
     pub fn sharing(&self) -> LaneSharing {
         self.branch.sharing

@@ -19,7 +19,7 @@ use crate::gpu::layout::{Binding, bind_group_of, buffer, window};
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
 use crate::nn::mlp::fused::FusedLayout;
-use crate::nn::mlp::fused::LaneSharing;
+use crate::nn::mlp::fused::{LaneSharing, grad_outputs_for};
 use crate::nn::mlp::fused_net::{fused_supported, max_batch, step_words};
 use crate::nn::mlp::model::Matrix;
 use crate::nn::train::Optimizer;
@@ -392,7 +392,8 @@ impl DeepONetNet {
         }
         let layout = DeepONetLayout::new(arch)
             .with_sharing(LaneSharing::for_context(ctx))
-            .with_whole_layer(whole_layer(ctx));
+            .with_whole_layer(whole_layer(ctx))
+            .with_grad_outputs(grad_outputs_for(ctx));
         let params = storage(ctx, "deeponet parameters", &layout.pack(params));
         Ok(DeepONetNet { layout, params })
     }

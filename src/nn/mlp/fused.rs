@@ -111,6 +111,16 @@ impl LaneSharing {
     }
 }
 
+/// Outputs per weight-gradient task on `ctx` (`FusedLayout::grad_outputs`): 16 on CPU
+/// adapters, where every load from a storage buffer is a loop over the lanes and a task
+/// of 16 outputs loads each input quad once for twice the sums (lavapipe, AVX2: the MLP's
+/// weight-gradient pass at batch 2^14 153 -> 101 ms, DeepONet's 1.2 -> 1.0 ms, for 3 - 5 s
+/// more compilation on a first run; docs/performance.md, "sixteen outputs per task"); 8
+/// on GPUs, where 32 live vec4 sums would cost registers and the loads hit the cache.
+pub fn grad_outputs_for(ctx: &crate::gpu::GpuContext) -> usize {
+    if ctx.is_cpu() { 16 } else { 8 }
+}
+
 /// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusedLayout {
@@ -122,6 +132,10 @@ pub struct FusedLayout {
     /// that each input quad is loaded once per sample rather than once per block of 16
     /// (or 8) outputs; 0 unless set (`with_whole_layer`): always blocks.
     pub whole_layer: usize,
+    /// Outputs per weight-gradient task: 8, or 16 where a layer's padded outputs allow
+    /// (`with_grad_outputs`), so that each input quad a task loads serves twice as many
+    /// sums.
+    pub grad_outputs: usize,
     /// Padded encoding features F' (0 without an encoding).
     pub f_pad: usize,
     pub in_pad: Vec<usize>,
@@ -215,6 +229,7 @@ impl FusedLayout {
             scratch,
             sharing: LaneSharing::Subgroup,
             whole_layer: 0,
+            grad_outputs: 8,
             f_pad,
             in_pad,
             out_pad,
@@ -242,6 +257,13 @@ impl FusedLayout {
     /// in the forward pass (`whole_layer`).
     pub fn with_whole_layer(mut self, outputs: usize) -> FusedLayout {
         self.whole_layer = outputs;
+        self
+    }
+
+    /// This layout with weight-gradient tasks of `outputs` (8 or 16) outputs where the
+    /// layers allow (`grad_outputs`).
+    pub fn with_grad_outputs(mut self, outputs: usize) -> FusedLayout {
+        self.grad_outputs = outputs;
         self
     }
 
@@ -989,6 +1011,15 @@ fn shared_delta_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String,
     } else {
         ("n", "s0".to_string(), 8)
     };
+    // δ quads (four outputs each) per task: 4 where the layout asks for 16 outputs and
+    // the layer's padded outputs are a multiple of 16, else 2.
+    let quads = if layout.grad_outputs == 16 && (8 * g.blocks).is_multiple_of(16) {
+        4
+    } else {
+        2
+    };
+    let outs = 4 * quads;
+    let blocks = 8 * g.blocks / outs;
     let pairs = g.pairs();
     let per = pairs.div_ceil(8) * 8;
     let mut loads = String::new();
@@ -998,52 +1029,63 @@ fn shared_delta_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String,
         } else {
             (format!("h[ad + {e}u]"), format!("h[ae + {e}u]"))
         };
-        let (d, f) = match layout.sharing {
-            LaneSharing::Subgroup => (
-                format!("subgroupShuffle(dl, cl + {e}u)"),
-                format!("subgroupShuffle(fl, cl + {e}u)"),
-            ),
-            LaneSharing::Loads => (format!("h[dd + {e}u]"), format!("h[dd + {row} + {e}u]")),
-        };
+        writeln!(loads, "        let a{e} = {a};\n        let b{e} = {b};").unwrap();
+        for r in 0..quads {
+            let d = match layout.sharing {
+                LaneSharing::Subgroup => format!("subgroupShuffle(dl{r}, cl + {e}u)"),
+                LaneSharing::Loads => format!("h[dd + {r}u * {row} + {e}u]"),
+            };
+            writeln!(loads, "        let d{r}_{e} = {d};").unwrap();
+        }
+    }
+    // Sum j (output 4r + component) of input quad a (c) and b (e).
+    let mut sums = String::new();
+    for (acc, src) in [("c", "a"), ("e", "b")] {
+        for r in 0..quads {
+            for (m, comp) in COMPONENTS.iter().enumerate() {
+                let j = 4 * r + m;
+                let mut expr = format!("{acc}{j}");
+                for e in 0..8 {
+                    expr = format!("fma(vec4<f32>(d{r}_{e}.{comp}), {src}{e}, {expr})");
+                }
+                writeln!(sums, "        {acc}{j} = {expr};").unwrap();
+            }
+        }
+    }
+    for r in 0..quads {
+        let terms: Vec<String> = (0..8).map(|e| format!("d{r}_{e}")).collect();
+        writeln!(sums, "        u{r} += {};", terms.join(" + ")).unwrap();
+    }
+    let mut decl = String::new();
+    for j in 0..outs {
         writeln!(
-            loads,
-            "        let a{e} = {a};\n        let b{e} = {b};\n        let d{e} = {d};\n        let f{e} = {f};"
+            decl,
+            "    var c{j} = vec4<f32>(0.0);\n    var e{j} = vec4<f32>(0.0);"
         )
         .unwrap();
     }
-    let mut sums = String::new();
-    for (acc, src) in [("c", "a"), ("e", "b")] {
-        for (j, (d, comp)) in ["d", "f"]
-            .iter()
-            .flat_map(|d| COMPONENTS.iter().map(move |c| (d, c)))
-            .enumerate()
-        {
-            let mut expr = format!("{acc}{j}");
-            for e in 0..8 {
-                expr = format!("fma(vec4<f32>({d}{e}.{comp}), {src}{e}, {expr})");
-            }
-            writeln!(sums, "        {acc}{j} = {expr};").unwrap();
-        }
+    let mut arrays = format!(
+        "    var acc: array<vec4<f32>, {outs}>;\n    var bcc: array<vec4<f32>, {outs}>;\n    var bias: array<vec4<f32>, {quads}>;\n"
+    );
+    for j in 0..outs {
+        writeln!(arrays, "    acc[{j}] = c{j};\n    bcc[{j}] = e{j};").unwrap();
     }
-    let sum8 = |v: &str| {
-        (0..8)
-            .map(|e| format!("{v}{e}"))
-            .collect::<Vec<_>>()
-            .join(" + ")
-    };
-    writeln!(
-        sums,
-        "        u0 += {};\n        u1 += {};",
-        sum8("d"),
-        sum8("f")
-    )
-    .unwrap();
+    for r in 0..quads {
+        writeln!(decl, "    var u{r} = vec4<f32>(0.0);").unwrap();
+        writeln!(arrays, "    bias[{r}] = u{r};").unwrap();
+    }
     let bias_write = match g.bias {
         Some(off) => format!(
-            "    if ip == 0u {{\n        for (var k = 0u; k < 8u; k++) {{\n            let o = ob * 8u + k;\n            if o < {outs}u {{\n                g[base + {off}u + o] = select(u1[k & 3u], u0[k & 3u], k < 4u);\n            }}\n        }}\n    }}\n",
-            outs = g.outputs
+            "    if ip == 0u {{\n        for (var k = 0u; k < {outs}u; k++) {{\n            let o = ob * {outs}u + k;\n            if o < {o}u {{\n                g[base + {off}u + o] = bias[k >> 2u][k & 3u];\n            }}\n        }}\n    }}\n",
+            o = g.outputs
         ),
         None => String::new(),
+    };
+    let lane_loads: String = match layout.sharing {
+        LaneSharing::Subgroup => (0..quads)
+            .map(|r| format!("        let dl{r} = h[dd + {r}u * {row} + lane];\n"))
+            .collect(),
+        LaneSharing::Loads => String::new(),
     };
     let mut f = String::new();
     write!(
@@ -1052,13 +1094,12 @@ fn shared_delta_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String,
     let ob = t / {per}u;
     let ip = t % {per}u;
     let n = step.n;
-{sums_decl}    var u0 = vec4<f32>(0.0); var u1 = vec4<f32>(0.0);
-    // Lanes past the pairs load the last pair and write nothing; the second quad of the
+{decl}    // Lanes past the pairs load the last pair and write nothing; the second quad of the
     // last pair may lie past the inputs: its sums are not written.
     let col = {col};
     var ad = ({a_row}u + min(2u * ip, {last_q}u)) * {row} + col;
     var ae = ({a_row}u + min(2u * ip + 1u, {last_q}u)) * {row} + col;
-    var dd = ({d_row}u + 2u * ob) * {row} + col;
+    var dd = ({d_row}u + {quads}u * ob) * {row} + col;
     for (var s = s0; s < s1; s += 8u) {{
 {lane_loads}{loads}{sums}        ad += {advance}u;
         ae += {advance}u;
@@ -1070,55 +1111,31 @@ fn shared_delta_group(k: usize, layout: &FusedLayout, g: &GradGroup) -> (String,
 {writes}}}
 
 ",
-        lane_loads = match layout.sharing {
-            LaneSharing::Subgroup =>
-                format!("        let dl = h[dd + lane];\n        let fl = h[dd + {row} + lane];\n"),
-            LaneSharing::Loads => String::new(),
-        },
         a_row = g.a_row,
         last_q = g.in_q - 1,
         d_row = g.d_row,
-        writes = weight_writes(g),
-        sums_decl = SUMS,
-        arrays = SUM_ARRAYS,
+        writes = weight_writes(g, outs),
     )
     .unwrap();
-    (f, g.blocks * per)
+    (f, blocks * per)
 }
 
-/// A weight-gradient task's sums: c0..c7 for its first input quad (one per output of the
-/// block), e0..e7 for its second.
-const SUMS: &str = "    var c0 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0);
-    var e0 = vec4<f32>(0.0); var e1 = vec4<f32>(0.0); var e2 = vec4<f32>(0.0); var e3 = vec4<f32>(0.0);
-    var e4 = vec4<f32>(0.0); var e5 = vec4<f32>(0.0); var e6 = vec4<f32>(0.0); var e7 = vec4<f32>(0.0);
-";
-
-/// The sums copied into arrays `acc` and `bcc`, for the writes' dynamic indexing.
-const SUM_ARRAYS: &str = "    var acc: array<vec4<f32>, 8>;
-    var bcc: array<vec4<f32>, 8>;
-    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
-    acc[4] = c4; acc[5] = c5; acc[6] = c6; acc[7] = c7;
-    bcc[0] = e0; bcc[1] = e1; bcc[2] = e2; bcc[3] = e3;
-    bcc[4] = e4; bcc[5] = e5; bcc[6] = e6; bcc[7] = e7;
-";
-
-/// WGSL writing a task's 8 × 8 weight gradients (output block `ob`, input pair `ip`) into
-/// `g` at `base`, skipping padding.
-fn weight_writes(g: &GradGroup) -> String {
+/// WGSL writing a task's `outs` × 8 weight gradients (output block `ob`, input pair `ip`)
+/// into `g` at `base`, skipping padding.
+fn weight_writes(g: &GradGroup, outs: usize) -> String {
     format!(
-        "    for (var k = 0u; k < 8u; k++) {{
-        let o = ob * 8u + k;
+        "    for (var k = 0u; k < {outs}u; k++) {{
+        let o = ob * {outs}u + k;
         for (var e = 0u; e < 8u; e++) {{
             let i = ip * 8u + e;
-            if o < {outs}u && i < {in_end}u && {real} {{
+            if o < {o}u && i < {in_end}u && {real} {{
                 let v = select(bcc[k][e & 3u], acc[k][e & 3u], e < 4u);
                 g[base + {off}u + o * {os}u + i * {is}u] = v;
             }}
         }}
     }}
 ",
-        outs = g.outputs,
+        o = g.outputs,
         in_end = 4 * g.in_q,
         real = real_inputs(g),
         off = g.off,

@@ -7,8 +7,8 @@
 //! `Optimizer::apply`.
 
 use super::fused::{
-    FusedLayout, LaneSharing, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl, loss_wgsl,
-    weight_grad_wgsl,
+    FusedLayout, LaneSharing, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl,
+    grad_outputs_for, loss_wgsl, weight_grad_wgsl,
 };
 use super::model::{Architecture, Matrix, Params};
 use crate::gpu::layout::{
@@ -167,7 +167,8 @@ impl FusedNet {
             )));
         }
         let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED)
-            .with_sharing(LaneSharing::for_context(ctx));
+            .with_sharing(LaneSharing::for_context(ctx))
+            .with_grad_outputs(grad_outputs_for(ctx));
         let forward_layout = bind_group_layout(
             ctx,
             "fused forward",
