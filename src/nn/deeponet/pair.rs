@@ -119,19 +119,17 @@ fn sides(layout: &DeepONetLayout) -> [(Side, &FusedLayout); 2] {
 }
 
 /// Functions (points) per invocation of the paired forward kernel and of the aligned
-/// combine kernel. Each weight a lane loads and broadcasts in the forward pass, and each
-/// quad of the other net's output in the combine kernel's products, then serves two
-/// samples: on lavapipe every load from a storage
-/// buffer is a loop over the lanes, and with one sample per invocation the branch's pass
-/// made about 1,600 such loads per lane for 5,600 FMAs (docs/performance.md, "where a
-/// DeepONet step goes"). Two took the antiderivative set-up's forward pass from 0.26 to
-/// 0.21 ms for 0.5 s more compilation on lavapipe; four to 0.19 ms for 3 s more, which
-/// a run earns back only after about 100,000 iterations. Both nets' batches are padded
-/// to `wg · PER_LANE`. In the combine kernel two took the products from 1.64 to 1.14 ms
-/// (lavapipe on an AVX2 machine; docs/performance.md, "the combine kernel with two samples
-/// per invocation"). The scratch stays feature-major, so the backward bodies (run for each
-/// sample in turn after the combine kernel's products) and the weight gradients read it
-/// as before.
+/// combine kernel (its products and both backward bodies). Each weight a lane loads and
+/// broadcasts, and each quad of the other net's output in the combine kernel's products,
+/// then serves two samples: on lavapipe every load from a storage buffer is a loop over
+/// the lanes, and with one sample per invocation the branch's pass made about 1,600 such
+/// loads per lane for 5,600 FMAs (docs/performance.md, "where a DeepONet step goes").
+/// Two took the antiderivative set-up's forward pass from 0.26 to 0.21 ms for 0.5 s more
+/// compilation on lavapipe; four to 0.19 ms for 3 s more, which a run earns back only
+/// after about 100,000 iterations. In the combine kernel two took 1.64 to 1.14 ms
+/// (docs/performance.md, "fewer storage loads"). Both nets' batches are padded to
+/// `wg · PER_LANE`. The scratch stays feature-major, so the weight gradients read it as
+/// before.
 pub const PER_LANE: usize = 2;
 
 /// The paired forward kernel with `wg` invocations per workgroup, each running

@@ -49,7 +49,7 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
 /// invocation: each input quad is then loaded once per sample instead of once per 16
 /// outputs, and every load from a storage buffer is a loop over the lanes there (the
 /// antiderivative set-up's forward pass went from 1.02 to 0.71 ms on lavapipe for about
-/// 1.3 s more compilation; docs/performance.md, "whole layers"). On GPUs 0: the loads
+/// 1.3 s more compilation; docs/performance.md, "fewer storage loads"). On GPUs 0: the loads
 /// hit the cache, and 96 live sums would cost occupancy for nothing measured.
 fn whole_layer(ctx: &GpuContext) -> usize {
     if ctx.is_cpu() { 48 } else { 0 }

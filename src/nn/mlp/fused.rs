@@ -115,7 +115,7 @@ impl LaneSharing {
 /// adapters, where every load from a storage buffer is a loop over the lanes and a task
 /// of 16 outputs loads each input quad once for twice the sums (lavapipe, AVX2: the MLP's
 /// weight-gradient pass at batch 2^14 153 -> 101 ms, DeepONet's 1.2 -> 1.0 ms, for 3 - 5 s
-/// more compilation on a first run; docs/performance.md, "sixteen outputs per task"); 8
+/// more compilation on a first run; docs/performance.md, "fewer storage loads"); 8
 /// on GPUs, where 32 live vec4 sums would cost registers and the loads hit the cache.
 pub fn grad_outputs_for(ctx: &crate::gpu::GpuContext) -> usize {
     if ctx.is_cpu() { 16 } else { 8 }
