@@ -199,7 +199,9 @@ impl FusedLayout {
             bias_off.push(at);
             at += out_pad[l];
         }
-        // Slack: the bias broadcast of an 8-wide last layer reads one quad past its end.
+        // Slack past the last bias. The forward pass's bias broadcast read one quad past an
+        // 8-wide last layer; its loads are clamped to the layer's own quads now, and the
+        // slack is kept rather than move the offsets that follow.
         let len = round(at, 4) + 16;
 
         let mut rows = 0;

@@ -71,11 +71,11 @@ pub(crate) fn weight_grad_passes(
 ) -> Result<(Vec<Pass>, usize), GpuError> {
     let (grad_src, tasks) = weight_grad_wgsl(layout)?;
     let task_groups = tasks.div_ceil(64);
-    let mut per_split = batch.div_ceil(gradient_splits(ctx, task_groups, batch));
-    if layout.scratch.blocked {
-        // Splits start at blocks of eight samples.
-        per_split = per_split.div_ceil(8) * 8;
-    }
+    // Splits start at blocks of eight samples: the weight-gradient tasks run blocks of
+    // eight in both scratch layouts.
+    let per_split = batch
+        .div_ceil(gradient_splits(ctx, task_groups, batch))
+        .next_multiple_of(8);
     let splits = batch.div_ceil(per_split);
     let len = layout.len;
     let (p, l) = pipe(
