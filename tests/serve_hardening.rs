@@ -757,21 +757,28 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
     };
     let mut u = random_matrix(3, 4, 1, 0);
     u.data[2 * 4 + 1] = f64::NAN;
+    // `phaseflow predict` on two .npy files: its exit code and stderr.
+    let predict = |functions: &Path, points: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+            .arg("predict")
+            .arg(&checkpoint)
+            .arg("--functions")
+            .arg(functions)
+            .arg("--points")
+            .arg(points)
+            .arg("-o")
+            .arg(dir.join("g.npy"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
     let functions = write("u.npy", &u);
     let points = write("y.npy", &y);
-    let out = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .arg("predict")
-        .arg(&checkpoint)
-        .arg("--functions")
-        .arg(&functions)
-        .arg("--points")
-        .arg(&points)
-        .arg("-o")
-        .arg(dir.join("g.npy"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = predict(&functions, &points);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("u row 2, column 1") && stderr.contains("NaN"),
         "{stderr}"
@@ -788,19 +795,8 @@ fn non_finite_prediction_inputs_are_refused_by_library_server_and_cli() {
             data: Vec::new(),
         },
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .arg("predict")
-        .arg(&checkpoint)
-        .arg("--functions")
-        .arg(&functions)
-        .arg("--points")
-        .arg(&no_points)
-        .arg("-o")
-        .arg(dir.join("g.npy"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = predict(&functions, &no_points);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("y0.npy") && stderr.contains("no points"),
         "{stderr}"
