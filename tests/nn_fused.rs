@@ -11,6 +11,7 @@ mod common;
 
 use common::{assert_close, random_matrix};
 use phaseflow::gpu::GpuContext;
+use phaseflow::nn::mlp::fused::WIDE_TASKS_FROM_SAMPLES;
 use phaseflow::nn::{
     Activation, Architecture, Encoding, EncodingKind, FusedNet, FusedTrainer, Init, Loss, Matrix,
     Optimizer, Params, TrainConfig, mlp::cpu,
@@ -68,6 +69,9 @@ fn check_gradients(ctx: &GpuContext, a: &Architecture, loss: Loss, m: usize, see
         },
     )
     .unwrap();
+    // The cases cover both weight-gradient forms on CPU adapters (`grad_outputs_for`).
+    let wide = ctx.is_cpu() && m >= WIDE_TASKS_FROM_SAMPLES;
+    assert_eq!(trainer.net.layout.grad_outputs, if wide { 16 } else { 8 });
     let (gpu_loss, gpu_grads) = trainer.gradients(ctx).unwrap();
     let fwd = cpu::forward(a, &p, &x);
     let (want_loss, dy) = match loss {
@@ -102,7 +106,9 @@ fn gradient_case(k: usize) -> (Architecture, usize) {
             vec![64, 64, 64],
             1,
             Activation::Relu,
-            300,
+            // Past `WIDE_TASKS_FROM_SAMPLES`: weight-gradient tasks of 16 outputs on CPU
+            // adapters, through layers of 64 and the encoding's 128 inputs.
+            1030,
         ),
         1 => (3, Some((10, true)), vec![24, 17], 5, Activation::Tanh, 130),
         2 => (1, None, vec![32, 32], 2, Activation::Gelu, 64),

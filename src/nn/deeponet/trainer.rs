@@ -44,15 +44,35 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
     }
 }
 
+/// Rows (functions plus points, or twice the samples) a training step or a prediction
+/// puts through the two nets from which CPU adapters take the wide kernel forms
+/// (`sized_for`). Together they cost about 5 s more compilation on a first run and save
+/// about 2 µs per row and step (lavapipe, AVX2: the antiderivative set-up's 250 rows a
+/// step went from 4.5 to 3.1 ms over four passes): DeepXDE's 10,000 iterations of that
+/// set-up earn them back, while the few functions of tests, the self-test and single
+/// predictions compile the narrow forms only.
+pub const WIDE_FROM_ROWS: usize = 200;
+
 /// The widest layer DeepONet's forward kernel computes in one block of sums
-/// (`FusedLayout::whole_layer`). On CPU adapters 48 outputs, 96 sums with two samples per
-/// invocation: each input quad is then loaded once per sample instead of once per 16
-/// outputs, and every load from a storage buffer is a loop over the lanes there (the
+/// (`FusedLayout::whole_layer`) when `wide`. On CPU adapters 48 outputs, 96 sums with two
+/// samples per invocation: each input quad is then loaded once per sample instead of once
+/// per 16 outputs, and every load from a storage buffer is a loop over the lanes there (the
 /// antiderivative set-up's forward pass went from 1.02 to 0.71 ms on lavapipe for about
 /// 1.3 s more compilation; docs/performance.md, "fewer storage loads"). On GPUs 0: the loads
 /// hit the cache, and 96 live sums would cost occupancy for nothing measured.
-fn whole_layer(ctx: &GpuContext) -> usize {
-    if ctx.is_cpu() { 48 } else { 0 }
+fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
+    if ctx.is_cpu() && wide { 48 } else { 0 }
+}
+
+/// `layout` with the kernel forms for `rows` rows a step (or prediction) on `ctx`: the
+/// wide ones from `WIDE_FROM_ROWS` on CPU adapters, the narrow ones otherwise. The forms
+/// sum in the same order, so they give the same bits; only the time differs.
+pub fn sized_for(ctx: &GpuContext, layout: &DeepONetLayout, rows: usize) -> DeepONetLayout {
+    let wide = rows >= WIDE_FROM_ROWS;
+    layout
+        .clone()
+        .with_whole_layer(whole_layer(ctx, wide))
+        .with_grad_outputs(grad_outputs_for(ctx, wide))
 }
 
 /// The unit each net's batch is padded to: the forward and combine kernels run `PER_LANE`
@@ -390,10 +410,7 @@ impl DeepONetNet {
                     .into(),
             ));
         }
-        let layout = DeepONetLayout::new(arch)
-            .with_sharing(LaneSharing::for_context(ctx))
-            .with_whole_layer(whole_layer(ctx))
-            .with_grad_outputs(grad_outputs_for(ctx));
+        let layout = DeepONetLayout::new(arch).with_sharing(LaneSharing::for_context(ctx));
         let params = storage(ctx, "deeponet parameters", &layout.pack(params));
         Ok(DeepONetNet { layout, params })
     }
@@ -467,10 +484,11 @@ impl DeepONetNet {
             per_function * chunk as u64,
             U::STORAGE | U::COPY_SRC,
         );
-        let forward = forward_pass(ctx, &self.layout, &self.params, [&branch, &trunk])?;
+        let layout = sized_for(ctx, &self.layout, branch.n + trunk.n);
+        let forward = forward_pass(ctx, &layout, &self.params, [&branch, &trunk])?;
         let combine = combine_pass(
             ctx,
-            &self.layout,
+            &layout,
             DataLayout::Aligned,
             false,
             &self.params,
@@ -543,10 +561,11 @@ impl DeepONetNet {
             per_sample * chunk as u64,
             U::STORAGE | U::COPY_SRC,
         );
-        let forward = forward_pass(ctx, &self.layout, &self.params, [&nets[0], &nets[1]])?;
+        let layout = sized_for(ctx, &self.layout, nets[0].n + nets[1].n);
+        let forward = forward_pass(ctx, &layout, &self.params, [&nets[0], &nets[1]])?;
         let combine = combine_pass(
             ctx,
-            &self.layout,
+            &layout,
             DataLayout::Unaligned,
             false,
             &self.params,
@@ -737,7 +756,7 @@ impl DeepONetTrainer {
         let data = data.into();
         data.check(arch).map_err(GpuError::Unsupported)?;
         // Checks the architecture, scaling included, before the data is scaled with it.
-        let net = DeepONetNet::new(ctx, arch, params)?;
+        let mut net = DeepONetNet::new(ctx, arch, params)?;
         // The network learns the data in its own units (see `predict`).
         let scaled;
         let data = match &arch.scaling {
@@ -769,6 +788,8 @@ impl DeepONetTrainer {
         };
         let mut branch = NetData::new(ctx, &layout.branch, u, fb, what[0])?;
         let mut trunk = NetData::new(ctx, &layout.trunk, y, pb, what[1])?;
+        let layout = sized_for(ctx, &layout, branch.n + trunk.n);
+        net.layout = layout.clone();
         let targets = storage(
             ctx,
             "targets",

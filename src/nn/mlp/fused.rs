@@ -111,14 +111,22 @@ impl LaneSharing {
     }
 }
 
-/// Outputs per weight-gradient task on `ctx` (`FusedLayout::grad_outputs`): 16 on CPU
+/// Samples per step from which a trainer on a CPU adapter takes weight-gradient tasks of
+/// 16 outputs (`grad_outputs_for`). Each costs 3 - 5 s more compilation on a first run
+/// and saves about 3 µs per sample and step (lavapipe, AVX2: the weight-gradient pass of
+/// `bench mlp-train` at batch 2^14 went from 153 to 101 ms): from 1,024 samples a run
+/// earns the compilation back within about 1,500 steps, while the small batches of
+/// tests, the self-test and quick fits compile the narrow form only.
+pub const WIDE_TASKS_FROM_SAMPLES: usize = 1024;
+
+/// Outputs per weight-gradient task (`FusedLayout::grad_outputs`) for a run on `ctx`
+/// whose `wide` says it is long enough to repay the wider form's compilation: 16 on CPU
 /// adapters, where every load from a storage buffer is a loop over the lanes and a task
-/// of 16 outputs loads each input quad once for twice the sums (lavapipe, AVX2: the MLP's
-/// weight-gradient pass at batch 2^14 153 -> 101 ms, DeepONet's 1.2 -> 1.0 ms, for 3 - 5 s
-/// more compilation on a first run; docs/performance.md, "fewer storage loads"); 8
-/// on GPUs, where 32 live vec4 sums would cost registers and the loads hit the cache.
-pub fn grad_outputs_for(ctx: &crate::gpu::GpuContext) -> usize {
-    if ctx.is_cpu() { 16 } else { 8 }
+/// of 16 outputs loads each input quad once for twice the sums (docs/performance.md,
+/// "fewer storage loads"); 8 otherwise, and always on GPUs, where 32 live vec4 sums would
+/// cost registers and the loads hit the cache.
+pub fn grad_outputs_for(ctx: &crate::gpu::GpuContext, wide: bool) -> usize {
+    if ctx.is_cpu() && wide { 16 } else { 8 }
 }
 
 /// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.

@@ -7,8 +7,8 @@
 //! `Optimizer::apply`.
 
 use super::fused::{
-    FusedLayout, LaneSharing, Loss, OutputDelta, Scratch, backward_wgsl, forward_wgsl,
-    grad_outputs_for, loss_wgsl, weight_grad_wgsl,
+    FusedLayout, LaneSharing, Loss, OutputDelta, Scratch, WIDE_TASKS_FROM_SAMPLES, backward_wgsl,
+    forward_wgsl, grad_outputs_for, loss_wgsl, weight_grad_wgsl,
 };
 use super::model::{Architecture, Matrix, Params};
 use crate::gpu::layout::{
@@ -167,8 +167,7 @@ impl FusedNet {
             )));
         }
         let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED)
-            .with_sharing(LaneSharing::for_context(ctx))
-            .with_grad_outputs(grad_outputs_for(ctx));
+            .with_sharing(LaneSharing::for_context(ctx));
         let forward_layout = bind_group_layout(
             ctx,
             "fused forward",
@@ -370,10 +369,12 @@ impl FusedTrainer {
         config
             .check()
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        let net = FusedNet::new(ctx, arch, params)?;
-        let layout = net.layout.clone();
+        let mut net = FusedNet::new(ctx, arch, params)?;
         let m = x.rows;
         let batch = config.batch.unwrap_or(m).min(m).max(1);
+        let wide = batch >= WIDE_TASKS_FROM_SAMPLES;
+        net.layout.grad_outputs = grad_outputs_for(ctx, wide);
+        let layout = net.layout.clone();
         let per_group = layout.scratch.samples_per_group();
         let n = batch.div_ceil(per_group) * per_group;
         let most = max_batch(ctx, &layout);
