@@ -218,11 +218,19 @@ fn deeponet_kernels_validate() {
             ] {
                 let layout = DeepONetLayout::new(&arch).with_sharing(sharing);
                 let label = format!("deeponet {strategy:?} {latent} {encoded} {sharing:?} {wg}");
-                // The forward pass in blocks (GPUs) and in whole layers (CPU adapters).
-                let whole = layout.clone().with_whole_layer(48).with_grad_outputs(16);
+                // The forward pass in blocks (GPUs) and in whole layers (CPU adapters),
+                // which also read the parameters from uniform bindings.
+                let whole = layout
+                    .clone()
+                    .with_whole_layer(48)
+                    .with_grad_outputs(16)
+                    .with_uniform_params(true);
                 for wgsl in [
                     forward_pair_wgsl(&layout, wg).unwrap(),
                     forward_pair_wgsl(&whole, wg).unwrap(),
+                    combine_wgsl(&whole, true, wg).unwrap(),
+                    combine_wgsl(&whole, false, wg).unwrap(),
+                    combine_unaligned_wgsl(&whole, true, wg).unwrap(),
                     weight_grad_pair_wgsl(&whole, DataLayout::Aligned, wg)
                         .unwrap()
                         .0,

@@ -26,7 +26,8 @@
 // step goes"). Without subgroups each invocation loads them all
 // (nn::mlp::fused::LaneSharing::Loads).
 //
-// Filled in by nn::deeponet::kernels: ACT (fn branch_out4 / trunk_out4 and their
+// Filled in by nn::deeponet::kernels: PARAMS (the parameters' bindings pb and pt, storage
+// or uniform: DeepONetLayout::params_bindings), ACT (fn branch_out4 / trunk_out4 and their
 // derivatives), TRAIN, K (outputs), PER_LANE (nn::deeponet::pair's constant), BIASES
 // (b0 from pt), ROW_START / COLUMN_START (each slot's sample, data row, the other
 // output's activations and accumulators), ROWS_T / ROWS_B (the shared data rows of eight

@@ -7,8 +7,7 @@
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;
 // The branch's parameters, and the trunk's followed by b0.
-@group(0) @binding(2) var<storage, read> pb: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> pt: array<vec4<f32>>;
+{{PARAMS}}
 @group(0) @binding(4) var<storage, read> targets: array<f32>;
 @group(0) @binding(5) var<storage, read> order_b: array<u32>;
 @group(0) @binding(6) var<storage, read> order_t: array<u32>;

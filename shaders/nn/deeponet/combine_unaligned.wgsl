@@ -12,7 +12,8 @@
 //
 // Prediction (TRAIN = false): each invocation writes G[s, ·] to `out`.
 //
-// Filled in by nn::deeponet::kernels: ACT, TRAIN, K (outputs), BQ / TQ (quads of the
+// Filled in by nn::deeponet::kernels: PARAMS (the parameters' bindings pb and pt,
+// DeepONetLayout::params_bindings), ACT, TRAIN, K (outputs), BQ / TQ (quads of the
 // branch and trunk outputs), ZB / ZT (first scratch rows of z of each net's output layer),
 // BIASES (b0 from pt), BODY (the unrolled products and δ sums), END (the writes),
 // BRANCH_BACKWARD and TRUNK_BACKWARD, WG (invocations per workgroup), LANE_ID

@@ -7,7 +7,8 @@
 // dispatch's fixed cost, 0.03 – 0.05 ms, a fifth of a small net's pass.
 // Prediction dispatches only the branch's workgroups when the trunk has already run.
 //
-// Filled in by nn::deeponet::pair: ACT (each net's activations, prefixed), BRANCH and
+// Filled in by nn::deeponet::pair: PARAMS (the parameters' bindings pb and pt, storage or
+// uniform: DeepONetLayout::params_bindings), ACT (each net's activations, prefixed), BRANCH and
 // TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
 // nn::deeponet::pair's constant; sb.n and st.n are multiples of WG · PER_LANE),
 // LANE_ID (nn::mlp::fused::LaneSharing).
@@ -16,8 +17,7 @@
 
 @group(0) @binding(0) var<uniform> sb: Step;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read> pb: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> pt: array<vec4<f32>>;
+{{PARAMS}}
 @group(0) @binding(4) var<storage, read> xb: array<f32>;
 @group(0) @binding(5) var<storage, read> xt: array<f32>;
 @group(0) @binding(6) var<storage, read> order_b: array<u32>;

@@ -230,6 +230,7 @@ pub fn combine_unaligned_wgsl(
         &[
             ("ACT", &combine_activations(layout)),
             ("TRAIN", if train { "true" } else { "false" }),
+            ("PARAMS", &layout.params_bindings(true)),
             ("K", &k.to_string()),
             ("BQ", &arch.branch.outputs().div_ceil(4).to_string()),
             ("TQ", &arch.trunk.outputs().div_ceil(4).to_string()),
@@ -406,6 +407,7 @@ pub fn combine_wgsl(
         &[
             ("ACT", &act),
             ("TRAIN", if train { "true" } else { "false" }),
+            ("PARAMS", &layout.params_bindings(true)),
             ("K", &k.to_string()),
             ("PER_LANE", &PER_LANE.to_string()),
             ("ROW_START", &slots(&row_start, ROW_SLOT)),

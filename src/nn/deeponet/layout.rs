@@ -61,6 +61,31 @@ impl DeepONetLayout {
         self
     }
 
+    /// This layout with both nets' parameters read from uniform bindings
+    /// (`FusedLayout::uniform_params`).
+    pub fn with_uniform_params(mut self, uniform: bool) -> DeepONetLayout {
+        self.branch.uniform_params = uniform;
+        self.trunk.uniform_params = uniform;
+        self
+    }
+
+    /// The declarations of the parameters' bindings 2 (`pb`, the branch's region) and 3
+    /// (`pt`, the trunk's, to the end of the vector when `with_bias`), as the forward and
+    /// combine kernels bind them.
+    pub fn params_bindings(&self, with_bias: bool) -> String {
+        let regions = if with_bias {
+            self.regions_with_bias()
+        } else {
+            self.regions()
+        };
+        let quads = |r: (u64, u64)| (r.1 / 16) as usize;
+        format!(
+            "{}\n{}",
+            self.branch.params_binding(2, "pb", quads(regions[0])),
+            self.trunk.params_binding(3, "pt", quads(regions[1]))
+        )
+    }
+
     /// How the kernels share loads between lanes (the same for both nets).
     pub fn sharing(&self) -> LaneSharing {
         self.branch.sharing

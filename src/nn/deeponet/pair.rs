@@ -147,6 +147,7 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
         "nn/deeponet/forward.wgsl",
         &[
             ("ACT", &activations(layout)),
+            ("PARAMS", &layout.params_bindings(false)),
             ("BRANCH", &b),
             ("TRUNK", &t),
             ("WG", &wg.to_string()),

@@ -64,6 +64,26 @@ fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
     if ctx.is_cpu() && wide { 48 } else { 0 }
 }
 
+/// Whether DeepONet's kernels on `ctx` read `layout`'s parameters from uniform bindings
+/// (`FusedLayout::uniform_params`): on CPU adapters, where a uniform load at a uniform
+/// index is a scalar load and a splat and a storage load a loop over the lanes, when each
+/// net's region fits one uniform binding. GPUs keep storage bindings: their loads of one
+/// quad per lane and subgroup broadcasts hit the cache, and a uniform array read at
+/// per-lane indices would serialise.
+fn uniform_params(ctx: &GpuContext, layout: &DeepONetLayout) -> bool {
+    let most = u64::from(ctx.limits.max_uniform_buffer_binding_size);
+    ctx.is_cpu() && layout.regions_with_bias().iter().all(|r| r.1 <= most)
+}
+
+/// The parameters' binding type in the forward and combine kernels.
+fn params_binding(layout: &DeepONetLayout) -> Binding {
+    if layout.branch.uniform_params {
+        Binding::Uniform
+    } else {
+        storage_ro()
+    }
+}
+
 /// `layout` with the kernel forms for `rows` rows a step (or prediction) on `ctx`: the
 /// wide ones from `WIDE_FROM_ROWS` on CPU adapters, the narrow ones otherwise. The forms
 /// sum in the same order, so they give the same bits; only the time differs.
@@ -151,7 +171,8 @@ fn forward_pass(
 ) -> Result<Pass, GpuError> {
     let wg = workgroup_size(ctx);
     let mut bindings = vec![Binding::Uniform, Binding::Uniform];
-    bindings.extend([storage_ro(); 6]);
+    bindings.extend([params_binding(layout); 2]);
+    bindings.extend([storage_ro(); 4]);
     bindings.extend([storage_rw(); 2]);
     let (pipeline, l) = pipe(
         ctx,
@@ -301,8 +322,8 @@ fn combine_pass(
         &[
             Binding::Uniform,
             Binding::Uniform,
-            storage_ro(),
-            storage_ro(),
+            params_binding(layout),
+            params_binding(layout),
             storage_ro(),
             storage_ro(),
             storage_ro(),
@@ -411,7 +432,18 @@ impl DeepONetNet {
             ));
         }
         let layout = DeepONetLayout::new(arch).with_sharing(LaneSharing::for_context(ctx));
-        let params = storage(ctx, "deeponet parameters", &layout.pack(params));
+        let layout = layout
+            .clone()
+            .with_uniform_params(uniform_params(ctx, &layout));
+        // Bound as uniforms too where the kernels read them so (`uniform_params`).
+        use wgpu::util::DeviceExt;
+        let params = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("deeponet parameters"),
+                contents: bytemuck::cast_slice(&layout.pack(params)),
+                usage: U::STORAGE | U::UNIFORM | U::COPY_DST | U::COPY_SRC,
+            });
         Ok(DeepONetNet { layout, params })
     }
 

@@ -140,6 +140,12 @@ pub struct FusedLayout {
     /// that each input quad is loaded once per sample rather than once per block of 16
     /// (or 8) outputs; 0 unless set (`with_whole_layer`): always blocks.
     pub whole_layer: usize,
+    /// Whether the kernels read the parameters from a uniform binding (`with_uniform_params`),
+    /// every lane at the same index: on lavapipe a load from a uniform buffer at a uniform
+    /// index is one scalar load and a splat, while every storage load is a loop over the
+    /// lanes with a branch and a bounds check per lane and component. The weights' loads
+    /// and broadcasts then give way to uniform loads. False unless set.
+    pub uniform_params: bool,
     /// Outputs per weight-gradient task: 8, or 16 where a layer's padded outputs allow
     /// (`with_grad_outputs`), so that each input quad a task loads serves twice as many
     /// sums.
@@ -239,6 +245,7 @@ impl FusedLayout {
             scratch,
             sharing: LaneSharing::Subgroup,
             whole_layer: 0,
+            uniform_params: false,
             grad_outputs: 8,
             f_pad,
             in_pad,
@@ -268,6 +275,29 @@ impl FusedLayout {
     pub fn with_whole_layer(mut self, outputs: usize) -> FusedLayout {
         self.whole_layer = outputs;
         self
+    }
+
+    /// This layout with the parameters read from a uniform binding (`uniform_params`).
+    pub fn with_uniform_params(mut self, uniform: bool) -> FusedLayout {
+        self.uniform_params = uniform;
+        self
+    }
+
+    /// Whether the forward and backward bodies share weight and bias loads between lanes
+    /// (each lane loads one quad and broadcasts it), rather than each lane loading every
+    /// quad itself at the same index as the others.
+    fn shares_weights(&self) -> bool {
+        self.sharing == LaneSharing::Subgroup && !self.uniform_params
+    }
+
+    /// The declaration of the parameters' binding `name` (`binding`), `quads` vec4 long when
+    /// uniform: a storage array, or a sized uniform one (`uniform_params`).
+    pub(crate) fn params_binding(&self, binding: u32, name: &str, quads: usize) -> String {
+        if self.uniform_params {
+            format!("@group(0) @binding({binding}) var<uniform> {name}: array<vec4<f32>, {quads}>;")
+        } else {
+            format!("@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f32>>;")
+        }
     }
 
     /// This layout with weight-gradient tasks of `outputs` (8 or 16) outputs where the
@@ -469,7 +499,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
 pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
-    let shared = layout.sharing == LaneSharing::Subgroup;
+    let shared = layout.shares_weights();
     let mut b = layout.samples_prelude(Some(row_fn));
     let d = arch.inputs();
     for k in 0..per {
@@ -698,7 +728,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
 pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
-    let shared = layout.sharing == LaneSharing::Subgroup;
+    let shared = layout.shares_weights();
     let n_lin = arch.n_linear();
     let last = n_lin - 1;
     let outputs = arch.outputs();
