@@ -12,6 +12,7 @@
 mod common;
 
 use common::{assert_close, gpu, random_matrix};
+use phaseflow::gpu::GpuContext;
 use phaseflow::nn::deeponet::data::{antiderivative, antiderivative_arch, read_aligned};
 use phaseflow::nn::deeponet::trainer::WIDE_FROM_ROWS;
 use phaseflow::nn::deeponet::{
@@ -264,7 +265,29 @@ fn assert_gradients(name: &str, a: &DeepONetArch, got: &DeepONetParams, want: &D
 }
 
 fn loss_and_gradients_match_the_twin(i: usize) {
-    let ctx = gpu();
+    loss_and_gradients_match_the_twin_on(gpu(), i)
+}
+
+/// The kernels GPUs run (storage parameters shared through subgroup broadcasts, forward
+/// passes in blocks, tasks of eight outputs, workgroups of 64) against the twin on this
+/// adapter: on a CPU adapter the other tests run the forms made for it.
+#[test]
+fn gpu_kernel_forms_match_the_twin() {
+    let ctx = common::gpu_with_gpu_forms();
+    for i in [0, 1, 4] {
+        loss_and_gradients_match_the_twin_on(ctx, i);
+        let case = &cases()[i];
+        let p = params(&case.arch, 50 + i as u64);
+        let d = data(case, 60 + i as u64);
+        let net = DeepONetNet::new(ctx, &case.arch, &p).unwrap();
+        assert!(!net.layout.branch.uniform_params);
+        let got = net.predict(ctx, &d.u, &d.y).unwrap();
+        let want = forward_aligned(&case.arch, &p, &d.u, &d.y).g;
+        assert_close(&format!("gpu forms, case {i}"), &got, &want, 2e-5);
+    }
+}
+
+fn loss_and_gradients_match_the_twin_on(ctx: &GpuContext, i: usize) {
     {
         let case = &cases()[i];
         let a = &case.arch;

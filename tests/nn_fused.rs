@@ -70,7 +70,8 @@ fn check_gradients(ctx: &GpuContext, a: &Architecture, loss: Loss, m: usize, see
     )
     .unwrap();
     // The cases cover both weight-gradient forms on CPU adapters (`grad_outputs_for`).
-    let wide = ctx.is_cpu() && m >= WIDE_TASKS_FROM_SAMPLES;
+    let wide = ctx.cpu_forms() && m >= WIDE_TASKS_FROM_SAMPLES;
+    assert_eq!(trainer.net.layout.uniform_params, ctx.cpu_forms());
     assert_eq!(trainer.net.layout.grad_outputs, if wide { 16 } else { 8 });
     let (gpu_loss, gpu_grads) = trainer.gradients(ctx).unwrap();
     let fwd = cpu::forward(a, &p, &x);
@@ -122,6 +123,30 @@ fn gradient_case(k: usize) -> (Architecture, usize) {
         _ => unreachable!("no gradient case {k}"),
     };
     (arch(inputs, enc, &hidden, outputs, act), m)
+}
+
+/// The kernels GPUs run (storage parameters shared through subgroup broadcasts, tasks of
+/// eight outputs) against the twin on this adapter: on a CPU adapter the other tests run
+/// the forms made for it (uniform parameter windows, tasks of 16 outputs).
+#[test]
+fn gpu_kernel_forms_match_the_cpu_twin() {
+    let ctx = common::gpu_with_gpu_forms();
+    for k in [0, 1, 6] {
+        let (a, m) = gradient_case(k);
+        check_gradients(ctx, &a, Loss::Mse, m, 60 + k as u64);
+        let p = params(&a, 70 + k as u64);
+        let x = random_matrix(m, a.inputs(), 70 + k as u64, 1);
+        let got = FusedNet::new(ctx, &a, &p)
+            .unwrap()
+            .predict(ctx, &x)
+            .unwrap();
+        assert_close(
+            &format!("case {k} outputs"),
+            &got.data,
+            &cpu::forward(&a, &p, &x).y.data,
+            2e-5,
+        );
+    }
 }
 
 /// Case `k` of `gradient_case` with `loss` (seed k for the MSE, 10 + k for relative L2).

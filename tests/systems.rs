@@ -165,6 +165,17 @@ fn fused_nn_kernels_validate() {
                     let layout = FusedLayout::with_scratch(&arch, scratch).with_sharing(sharing);
                     let label =
                         format!("fused {act:?} {encoding} {trainable} {scratch:?} {sharing:?}");
+                    // Windows as large as the largest layer: one per layer or so.
+                    let mut bounds = vec![0];
+                    bounds.extend(layout.w_off.iter().copied());
+                    bounds.push(layout.len);
+                    let most = bounds.windows(2).map(|b| b[1] - b[0]).max().unwrap();
+                    let windowed = layout.clone().with_uniform_windows(4 * most as u64, 16);
+                    assert!(
+                        windowed.windows.len() >= 2,
+                        "{label}: {:?}",
+                        windowed.windows
+                    );
                     for wgsl in [
                         fused::forward_wgsl(&layout).unwrap(),
                         fused::backward_wgsl(&layout, fused::OutputDelta::FromLoss).unwrap(),
@@ -176,6 +187,10 @@ fn fused_nn_kernels_validate() {
                             .0,
                         fused::loss_wgsl(&layout, Loss::Mse).unwrap(),
                         fused::loss_wgsl(&layout, Loss::RelativeL2).unwrap(),
+                        // Parameters in uniform windows (CPU adapters), several of them.
+                        fused::forward_wgsl(&windowed).unwrap(),
+                        fused::backward_wgsl(&windowed, fused::OutputDelta::FromLoss).unwrap(),
+                        fused::backward_wgsl(&windowed, fused::OutputDelta::Given).unwrap(),
                     ] {
                         validate(&label, &wgsl, false).unwrap_or_else(|e| panic!("{e}"));
                         assert_no_subgroup_ops(&label, &wgsl, sharing);

@@ -189,6 +189,8 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     errors: Arc<Mutex<Vec<String>>>,
     pipelines: Mutex<Lru<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// Opened with `new_with_gpu_forms`: the kernels take the forms GPUs run.
+    gpu_forms: bool,
 }
 
 /// Whether to use the adapter's subgroup operations: `PHASEFLOW_SUBGROUPS=off` opens the
@@ -221,6 +223,14 @@ impl GpuContext {
     /// As `new`, but without subgroup operations whatever the adapter offers.
     pub fn new_without_subgroups(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
         GpuContext::open(choice, false)
+    }
+
+    /// As `new`, but the kernels take the forms they take on GPUs whatever the adapter
+    /// (`cpu_forms` is false): for tests that run on a CPU adapter the code GPUs run.
+    pub fn new_with_gpu_forms(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        let mut ctx = GpuContext::open(choice, subgroups_wanted()?)?;
+        ctx.gpu_forms = true;
+        Ok(ctx)
     }
 
     fn open(choice: &AdapterChoice, subgroups: bool) -> Result<GpuContext, GpuError> {
@@ -269,6 +279,7 @@ impl GpuContext {
             features,
             errors,
             pipelines: Mutex::new(Lru::new(DEFAULT_PIPELINE_CACHE)),
+            gpu_forms: false,
         })
     }
 
@@ -282,6 +293,13 @@ impl GpuContext {
     /// barriers and per-lane memory accesses are costly.
     pub fn is_cpu(&self) -> bool {
         self.summary.device_type.eq_ignore_ascii_case("cpu")
+    }
+
+    /// Whether kernels take the forms made for CPU adapters (workgroups of one subgroup,
+    /// parameters in uniform windows, wide weight-gradient tasks, few gradient splits): a
+    /// CPU adapter not opened with `new_with_gpu_forms`. Memory budgets follow `is_cpu`.
+    pub fn cpu_forms(&self) -> bool {
+        self.is_cpu() && !self.gpu_forms
     }
 
     /// Subgroup operations with subgroups of at least 8 invocations, which the fused

@@ -30,6 +30,19 @@ pub fn gpu() -> &'static GpuContext {
     }
 }
 
+/// A second context on the same adapter whose kernels take the forms GPUs run
+/// (`GpuContext::cpu_forms` false): storage parameter bindings shared through subgroup
+/// broadcasts, narrow weight-gradient tasks, workgroups of 64.
+#[allow(dead_code)]
+pub fn gpu_with_gpu_forms() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        gpu();
+        GpuContext::new_with_gpu_forms(&AdapterChoice::Best)
+            .expect("the adapter opened once already")
+    })
+}
+
 /// A second context on the same adapter, opened without subgroup operations: the fused
 /// network kernels then share no loads between lanes (`nn::mlp::fused::LaneSharing::Loads`),
 /// as on an adapter that has no subgroups.

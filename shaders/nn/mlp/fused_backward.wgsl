@@ -5,13 +5,14 @@
 // are made by fused_weight_grad.wgsl. Weights are shared through the subgroup as in
 // fused_forward.wgsl, here read along columns (Wᵀ δ).
 //
-// Filled in by nn::mlp::fused: ACT (fn act / act4 / dact4 and the output layer's), BODY,
-// LANE_ID (as in fused_forward.wgsl).
+// Filled in by nn::mlp::fused: PARAMS (as in fused_forward.wgsl, further windows from
+// binding 6), ACT (fn act / act4 / dact4 and the output layer's), BODY, LANE_ID (as in
+// fused_forward.wgsl).
 
 #include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
+{{PARAMS}}
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
 @group(0) @binding(4) var<storage, read_write> h: array<vec4<f32>>;

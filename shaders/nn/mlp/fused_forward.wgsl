@@ -11,13 +11,14 @@
 // The pass stores what the backward pass needs: the encoded input and every layer's
 // pre-activation z (the activation is recomputed from z when it is read).
 //
-// Filled in by nn::mlp::fused: ACT (fn act / act4), BODY (the layers, with their offsets),
-// LANE_ID (the lane numbering the sharing uses).
+// Filled in by nn::mlp::fused: PARAMS (the parameters: storage binding p, or uniform
+// windows p, p1, ... from binding 5: FusedLayout::params_bindings), ACT (fn act / act4),
+// BODY (the layers, with their offsets), LANE_ID (the lane numbering the sharing uses).
 
 #include "nn/mlp/fused_step.wgsl"
 
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> p: array<vec4<f32>>;
+{{PARAMS}}
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
 @group(0) @binding(4) var<storage, read_write> h: array<vec4<f32>>;

@@ -23,7 +23,7 @@ use crate::nn::mlp::fused::{LaneSharing, grad_outputs_for};
 use crate::nn::mlp::fused_net::{fused_supported, max_batch, step_words};
 use crate::nn::mlp::model::Matrix;
 use crate::nn::train::Optimizer;
-use crate::nn::train::buffers::{read_f32, storage, zeros};
+use crate::nn::train::buffers::{params_buffer, read_f32, storage, zeros};
 use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
 use crate::nn::train::optimizer::{adam_pass, state};
 use crate::nn::train::pass::{Pass, pipe, profile_passes, storage_ro, storage_rw, submit};
@@ -37,7 +37,7 @@ use wgpu::BufferUsages as U;
 /// a few subgroups.
 fn workgroup_size(ctx: &GpuContext) -> usize {
     let subgroup = ctx.adapter.get_info().subgroup_max_size.max(8) as usize;
-    if ctx.is_cpu() {
+    if ctx.cpu_forms() {
         subgroup
     } else {
         subgroup.max(64)
@@ -61,7 +61,7 @@ pub const WIDE_FROM_ROWS: usize = 200;
 /// 1.3 s more compilation; docs/performance.md, "fewer storage loads"). On GPUs 0: the loads
 /// hit the cache, and 96 live sums would cost occupancy for nothing measured.
 fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
-    if ctx.is_cpu() && wide { 48 } else { 0 }
+    if ctx.cpu_forms() && wide { 48 } else { 0 }
 }
 
 /// Whether DeepONet's kernels on `ctx` read `layout`'s parameters from uniform bindings
@@ -71,8 +71,8 @@ fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
 /// quad per lane and subgroup broadcasts hit the cache, and a uniform array read at
 /// per-lane indices would serialise.
 fn uniform_params(ctx: &GpuContext, layout: &DeepONetLayout) -> bool {
-    let most = u64::from(ctx.limits.max_uniform_buffer_binding_size);
-    ctx.is_cpu() && layout.regions_with_bias().iter().all(|r| r.1 <= most)
+    let most = ctx.limits.max_uniform_buffer_binding_size;
+    ctx.cpu_forms() && layout.regions_with_bias().iter().all(|r| r.1 <= most)
 }
 
 /// The parameters' binding type in the forward and combine kernels.
@@ -435,15 +435,8 @@ impl DeepONetNet {
         let layout = layout
             .clone()
             .with_uniform_params(uniform_params(ctx, &layout));
-        // Bound as uniforms too where the kernels read them so (`uniform_params`).
-        use wgpu::util::DeviceExt;
-        let params = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("deeponet parameters"),
-                contents: bytemuck::cast_slice(&layout.pack(params)),
-                usage: U::STORAGE | U::UNIFORM | U::COPY_DST | U::COPY_SRC,
-            });
+        let uniform = layout.branch.uniform_params;
+        let params = params_buffer(ctx, "deeponet parameters", &layout.pack(params), uniform);
         Ok(DeepONetNet { layout, params })
     }
 

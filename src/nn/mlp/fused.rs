@@ -126,8 +126,12 @@ pub const WIDE_TASKS_FROM_SAMPLES: usize = 1024;
 /// "fewer storage loads"); 8 otherwise, and always on GPUs, where 32 live vec4 sums would
 /// cost registers and the loads hit the cache.
 pub fn grad_outputs_for(ctx: &crate::gpu::GpuContext, wide: bool) -> usize {
-    if ctx.is_cpu() && wide { 16 } else { 8 }
+    if ctx.cpu_forms() && wide { 16 } else { 8 }
 }
+
+/// The most uniform windows a fused network's parameters are split into
+/// (`FusedLayout::with_uniform_windows`); more take storage bindings.
+pub const MAX_PARAM_WINDOWS: usize = 4;
 
 /// Offsets (floats for parameters, vec4 rows for the scratch) of one network on the device.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +150,10 @@ pub struct FusedLayout {
     /// lanes with a branch and a bounds check per lane and component. The weights' loads
     /// and broadcasts then give way to uniform loads. False unless set.
     pub uniform_params: bool,
+    /// Where each uniform window of the parameters starts (floats) when `uniform_params`:
+    /// window 0 is the binding `p`, window i `p{i}` (`with_uniform_windows`). `[0]`
+    /// otherwise.
+    pub windows: Vec<usize>,
     /// Outputs per weight-gradient task: 8, or 16 where a layer's padded outputs allow
     /// (`with_grad_outputs`), so that each input quad a task loads serves twice as many
     /// sums.
@@ -246,6 +254,7 @@ impl FusedLayout {
             sharing: LaneSharing::Subgroup,
             whole_layer: 0,
             uniform_params: false,
+            windows: vec![0],
             grad_outputs: 8,
             f_pad,
             in_pad,
@@ -281,6 +290,78 @@ impl FusedLayout {
     pub fn with_uniform_params(mut self, uniform: bool) -> FusedLayout {
         self.uniform_params = uniform;
         self
+    }
+
+    /// This layout with its parameters read from uniform windows (`uniform_params`) of at
+    /// most `max_bytes` each, starting at multiples of `align_bytes`: the vector split
+    /// where the encoding's B and each layer's weights and bias meet, into at most
+    /// `MAX_PARAM_WINDOWS` windows. Unchanged (storage) when a part is larger than a window
+    /// or a boundary is not aligned.
+    pub fn with_uniform_windows(mut self, max_bytes: u64, align_bytes: u64) -> FusedLayout {
+        let most = (max_bytes / 4) as usize;
+        let align = (align_bytes / 4).max(1) as usize;
+        let mut bounds = vec![0];
+        bounds.extend(self.w_off.iter().copied());
+        bounds.push(self.len);
+        let mut starts = vec![0];
+        for part in bounds.windows(2) {
+            let (from, to) = (part[0], part[1]);
+            if to - from > most {
+                return self;
+            }
+            if to - starts[starts.len() - 1] > most {
+                if !from.is_multiple_of(align) {
+                    return self;
+                }
+                starts.push(from);
+            }
+        }
+        if starts.len() > MAX_PARAM_WINDOWS {
+            return self;
+        }
+        self.uniform_params = true;
+        self.windows = starts;
+        self
+    }
+
+    /// The binding holding the parameter at `float` and its window's first quad: `p` and 0
+    /// for storage.
+    fn param_window(&self, float: usize) -> (String, usize) {
+        let i = self.windows.iter().rposition(|&w| w <= float).unwrap_or(0);
+        let name = if i == 0 {
+            "p".to_string()
+        } else {
+            format!("p{i}")
+        };
+        (name, self.windows[i] / 4)
+    }
+
+    /// Each parameter window's (offset, size) in bytes, as the host binds them.
+    pub fn window_ranges(&self) -> Vec<(u64, u64)> {
+        let mut ends = self.windows[1..].to_vec();
+        ends.push(self.len);
+        self.windows
+            .iter()
+            .zip(ends)
+            .map(|(&from, to)| (4 * from as u64, 4 * (to - from) as u64))
+            .collect()
+    }
+
+    /// The declarations of the parameters' bindings: `p` at `first`, and the further
+    /// uniform windows from `more`.
+    pub(crate) fn params_bindings(&self, first: u32, more: u32) -> String {
+        self.window_ranges()
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, size))| {
+                let (binding, name) = match i {
+                    0 => (first, "p".to_string()),
+                    _ => (more + i as u32 - 1, format!("p{i}")),
+                };
+                self.params_binding(binding, &name, (size / 16) as usize)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Whether the forward and backward bodies share weight and bias loads between lanes
@@ -485,6 +566,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
         "nn/mlp/fused_forward.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
+            ("PARAMS", &layout.params_bindings(1, 5)),
             ("BODY", &forward_body(layout, "data_row")),
             ("LANE_ID", layout.sharing.lane_builtin()),
         ],
@@ -525,8 +607,9 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
             let fq = layout.f_pad / 4;
             let bq = layout.b_off / 4;
             writeln!(b, "    for (var fq = 0u; fq < {fq}u; fq++) {{").unwrap();
+            let (pb, base) = layout.param_window(layout.b_off);
             for j in 0..d {
-                writeln!(b, "        let b{j} = p[{}u + fq];", bq + j * fq).unwrap();
+                writeln!(b, "        let b{j} = {pb}[{}u + fq];", bq + j * fq - base).unwrap();
             }
             for k in 0..per {
                 let terms: Vec<String> = (0..d).map(|j| format!("b{j} * x{k}_{j}")).collect();
@@ -590,14 +673,15 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
         )
         .unwrap();
         writeln!(b, "    for (var o0 = 0u; o0 < {out}u; o0 += {block}u) {{").unwrap();
-        let bias_q = layout.bias_off[l] / 4;
+        let (p, base) = layout.param_window(layout.w_off[l]);
+        let bias_q = layout.bias_off[l] / 4 - base;
         // Lane j loads bias quad j of the block (of each eight), or the last one.
         let bias_quads = block / 4;
         if shared {
             for r in 0..bias_quads.div_ceil(8) {
                 writeln!(
                     b,
-                    "        let bq{r} = p[{bias_q}u + (o0 >> 2u) + min(lane + {}u, {}u)];",
+                    "        let bq{r} = {p}[{bias_q}u + (o0 >> 2u) + min(lane + {}u, {}u)];",
                     8 * r,
                     bias_quads - 1
                 )
@@ -608,7 +692,7 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
             let quad = if shared {
                 format!("subgroupBroadcast(bq{}, {}u)", j / 32, (j / 4) % 8)
             } else {
-                format!("p[{bias_q}u + (o0 >> 2u) + {}u]", j / 4)
+                format!("{p}[{bias_q}u + (o0 >> 2u) + {}u]", j / 4)
             };
             writeln!(b, "        let b{j} = {quad}.{};", COMPONENTS[j % 4]).unwrap();
         }
@@ -629,7 +713,7 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
             writeln!(
                 b,
                 "        var w{w} = {}u + (o0 + {}u{own}) * {in_q}u;",
-                layout.w_off[l] / 4,
+                layout.w_off[l] / 4 - base,
                 8 * w
             )
             .unwrap();
@@ -649,7 +733,7 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
         }
         for w in 0..block / 8 {
             let load = if shared {
-                format!("p[w{w}]")
+                format!("{p}[w{w}]")
             } else {
                 format!("w{w}")
             };
@@ -663,7 +747,7 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
                 let u = if shared {
                     format!("subgroupBroadcast(wl{w}, {j}u)")
                 } else {
-                    format!("p[wl{w} + {}u]", j * in_q)
+                    format!("{p}[wl{w} + {}u]", j * in_q)
                 };
                 let mut line = format!("            {{ let u = {u};");
                 for k in 0..per {
@@ -717,6 +801,7 @@ pub fn backward_wgsl(layout: &FusedLayout, delta: OutputDelta) -> Result<String,
         "nn/mlp/fused_backward.wgsl",
         &[
             ("ACT", &activations(&layout.arch)),
+            ("PARAMS", &layout.params_bindings(1, 6)),
             ("BODY", &backward_body(layout, delta)),
             ("LANE_ID", layout.sharing.lane_builtin()),
         ],
@@ -783,7 +868,8 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
     for l in (first..n_lin).rev() {
         let in_q = layout.in_pad[l] / 4;
         let out_q = layout.out_pad[l] / 4;
-        let w = layout.w_off[l] / 4;
+        let (p, base) = layout.param_window(layout.w_off[l]);
+        let w = layout.w_off[l] / 4 - base;
         let d_row = layout.d_row[l];
         writeln!(b, "    // δ into layer {l}'s input").unwrap();
         writeln!(
@@ -825,9 +911,9 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
             .unwrap();
         }
         let (wa, wb) = if shared {
-            ("p[w0]", "p[w1]")
+            (format!("{p}[w0]"), format!("{p}[w1]"))
         } else {
-            ("w0", "w1")
+            ("w0".into(), "w1".into())
         };
         writeln!(
             b,
@@ -843,7 +929,7 @@ pub(crate) fn backward_body(layout: &FusedLayout, delta: OutputDelta) -> String 
                     let u = if shared {
                         format!("subgroupBroadcast({src}, {}u)", 4 * r + q)
                     } else {
-                        format!("p[{src} + {}u]", r * in_q + q)
+                        format!("{p}[{src} + {}u]", r * in_q + q)
                     };
                     let mut line = format!("            {{ let u = {u};");
                     for k in 0..per {
@@ -1247,6 +1333,37 @@ pub fn loss_wgsl(layout: &FusedLayout, loss: Loss) -> Result<String, ShaderError
 mod tests {
     use super::*;
     use crate::nn::mlp::model::{Encoding, EncodingKind, Init};
+
+    #[test]
+    fn uniform_windows_split_where_layers_meet() {
+        // The benchmark network: B 2 x 64, then 128 -> 64 -> 64 -> 64 -> 1 (8 padded),
+        // about 69 KB: two windows of at most 64 KiB, the second from layer 2's weights.
+        let layout =
+            FusedLayout::with_scratch(&Architecture::benchmark_fourier_mlp(), Scratch::BLOCKED);
+        let windowed = layout.clone().with_uniform_windows(65536, 32);
+        assert!(windowed.uniform_params);
+        assert_eq!(windowed.windows, vec![0, layout.w_off[2]]);
+        let ranges = windowed.window_ranges();
+        assert_eq!(ranges[0], (0, 4 * layout.w_off[2] as u64));
+        assert_eq!(ranges[1].0 + ranges[1].1, 4 * layout.len as u64);
+        assert!(ranges.iter().all(|r| r.1 <= 65536));
+        // Layer 2 and its bias lie in window 1: p1, from its first quad.
+        assert_eq!(
+            windowed.param_window(layout.bias_off[2]),
+            ("p1".into(), layout.w_off[2] / 4)
+        );
+        assert_eq!(windowed.param_window(layout.bias_off[1]), ("p".into(), 0));
+        // Layer 0's weights (128 x 64 floats) do not fit 16 KiB; a 4 KiB alignment does not
+        // meet layer 2's offset; one window would not hold them all: storage.
+        for (most, align) in [(16384, 32), (65536, 4096)] {
+            let kept = layout.clone().with_uniform_windows(most, align);
+            assert!(
+                !kept.uniform_params && kept.windows == vec![0],
+                "{most} {align}"
+            );
+        }
+        assert_eq!(layout.window_ranges(), vec![(0, 4 * layout.len as u64)]);
+    }
 
     fn arch(encoding: bool, trainable: bool) -> Architecture {
         Architecture {

@@ -12,12 +12,12 @@ use super::fused::{
 };
 use super::model::{Architecture, Matrix, Params};
 use crate::gpu::layout::{
-    Binding, bind_group, bind_group_layout, bind_group_of, buffer, pipeline_layout,
+    Binding, bind_group, bind_group_layout, bind_group_of, buffer, pipeline_layout, window,
 };
 use crate::gpu::readback::with_mapped;
 use crate::gpu::{GpuContext, GpuError};
 use crate::nn::train::Optimizer;
-use crate::nn::train::buffers::{read_f32, storage};
+use crate::nn::train::buffers::{params_buffer, read_f32, storage};
 use crate::nn::train::gradients::{gradient_splits, gradient_sum_pass};
 use crate::nn::train::optimizer::{adam_pass, clip_pass, state};
 use crate::nn::train::pass::{
@@ -146,6 +146,34 @@ pub fn fused_supported(arch: &Architecture) -> bool {
     arch.layers[1..].iter().all(|&w| w <= MAX_FUSED_WIDTH)
 }
 
+/// `bindings` (a forward or backward kernel's, the parameters second) with the parameters'
+/// binding uniform and one more uniform binding per further window where the layout reads
+/// them so (`FusedLayout::params_bindings`).
+fn with_param_bindings(layout: &FusedLayout, mut bindings: Vec<Binding>) -> Vec<Binding> {
+    if layout.uniform_params {
+        bindings[1] = Binding::Uniform;
+        bindings.extend(vec![Binding::Uniform; layout.windows.len() - 1]);
+    }
+    bindings
+}
+
+/// The resources for `buffers` (the parameters second): whole buffers, the parameters as
+/// their first window and the further windows appended where the layout reads uniform
+/// windows.
+fn with_param_windows<'a, const N: usize>(
+    layout: &FusedLayout,
+    params: &'a wgpu::Buffer,
+    buffers: [&'a wgpu::Buffer; N],
+) -> Vec<wgpu::BindingResource<'a>> {
+    let mut resources: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
+    if layout.uniform_params {
+        let ranges = layout.window_ranges();
+        resources[1] = window(params, ranges[0]);
+        resources.extend(ranges[1..].iter().map(|&r| window(params, r)));
+    }
+    resources
+}
+
 /// A network for inference with the fused forward kernel.
 pub struct FusedNet {
     pub layout: FusedLayout,
@@ -166,18 +194,20 @@ impl FusedNet {
                      use nn::GpuNet and nn::Trainer"
             )));
         }
-        let layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED)
+        let mut layout = FusedLayout::with_scratch(arch, Scratch::BLOCKED)
             .with_sharing(LaneSharing::for_context(ctx));
+        if ctx.cpu_forms() {
+            layout = layout.with_uniform_windows(
+                ctx.limits.max_uniform_buffer_binding_size,
+                u64::from(ctx.limits.min_uniform_buffer_offset_alignment),
+            );
+        }
+        let mut bindings = vec![Binding::Uniform, storage_ro(), storage_ro(), storage_ro()];
+        bindings.push(storage_rw());
         let forward_layout = bind_group_layout(
             ctx,
             "fused forward",
-            &[
-                Binding::Uniform,
-                storage_ro(),
-                storage_ro(),
-                storage_ro(),
-                storage_rw(),
-            ],
+            &with_param_bindings(&layout, bindings),
         );
         let forward = ctx.pipeline(
             "nn/mlp/fused_forward",
@@ -185,7 +215,12 @@ impl FusedNet {
             &pipeline_layout(ctx, &forward_layout),
             false,
         )?;
-        let params = storage(ctx, "parameters", &layout.pack(params));
+        let params = params_buffer(
+            ctx,
+            "parameters",
+            &layout.pack(params),
+            layout.uniform_params,
+        );
         Ok(FusedNet {
             layout,
             params,
@@ -215,12 +250,15 @@ impl FusedNet {
             U::STORAGE | U::COPY_SRC,
         );
         let step = buffer(ctx, "step", 32, U::UNIFORM | U::COPY_DST);
-        let group = bind_group(
+        let group = bind_group_of(
             ctx,
             "fused forward",
             &self.forward_layout,
-            0,
-            &[&step, &self.params, &data, &order, &scratch],
+            with_param_windows(
+                &self.layout,
+                &self.params,
+                [&step, &self.params, &data, &order, &scratch],
+            ),
         );
         let chunk_bytes = 16 * (out_q * chunk) as u64;
         let readback = buffer(
@@ -415,16 +453,19 @@ impl FusedTrainer {
         let (p, l) = pipe(
             "nn/mlp/fused_forward",
             &forward_wgsl(&layout)?,
-            &[Binding::Uniform, s(), s(), s(), w()],
+            &with_param_bindings(&layout, vec![Binding::Uniform, s(), s(), s(), w()]),
         )?;
         gradient_passes.push(Pass {
             label: "forward",
-            group: bind_group(
+            group: bind_group_of(
                 ctx,
                 "forward",
                 &l,
-                0,
-                &[&step_uniform, &net.params, &xs, &order, &scratch],
+                with_param_windows(
+                    &layout,
+                    &net.params,
+                    [&step_uniform, &net.params, &xs, &order, &scratch],
+                ),
             ),
             pipeline: p,
             size: ((n / per_group) as u32, 1, 1),
@@ -449,16 +490,19 @@ impl FusedTrainer {
         let (p, l) = pipe(
             "nn/mlp/fused_backward",
             &backward_wgsl(&layout, OutputDelta::FromLoss)?,
-            &[Binding::Uniform, s(), s(), s(), w(), s()],
+            &with_param_bindings(&layout, vec![Binding::Uniform, s(), s(), s(), w(), s()]),
         )?;
         gradient_passes.push(Pass {
             label: "backward",
-            group: bind_group(
+            group: bind_group_of(
                 ctx,
                 "backward",
                 &l,
-                0,
-                &[&step_uniform, &net.params, &ts, &order, &scratch, &state],
+                with_param_windows(
+                    &layout,
+                    &net.params,
+                    [&step_uniform, &net.params, &ts, &order, &scratch, &state],
+                ),
             ),
             pipeline: p,
             size: ((n / per_group) as u32, 1, 1),

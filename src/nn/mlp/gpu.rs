@@ -54,7 +54,7 @@ pub enum Kernels {
 impl Kernels {
     /// The faster form for an adapter.
     pub fn for_adapter(ctx: &GpuContext) -> Kernels {
-        if ctx.is_cpu() {
+        if ctx.cpu_forms() {
             Kernels::Direct
         } else {
             Kernels::Tiled

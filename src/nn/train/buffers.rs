@@ -24,6 +24,19 @@ pub fn storage(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Buffer {
         })
 }
 
+/// A parameter vector: storage, and uniform as well where kernels read it from uniform
+/// windows (`FusedLayout::uniform_params`).
+pub fn params_buffer(ctx: &GpuContext, label: &str, values: &[f32], uniform: bool) -> wgpu::Buffer {
+    use wgpu::BufferUsages as U;
+    let extra = if uniform { U::UNIFORM } else { U::empty() };
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(values),
+            usage: U::STORAGE | U::COPY_DST | U::COPY_SRC | extra,
+        })
+}
+
 pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
     use wgpu::BufferUsages as U;
     buffer(

@@ -11,7 +11,7 @@ use crate::gpu::{GpuContext, GpuError};
 /// over `batch` samples should have: enough workgroups to fill the adapter, each summing
 /// at least 256 samples.
 pub fn gradient_splits(ctx: &GpuContext, task_groups: usize, batch: usize) -> usize {
-    let want: usize = if ctx.is_cpu() { 16 } else { 1024 };
+    let want: usize = if ctx.cpu_forms() { 16 } else { 1024 };
     // Below 256 samples per split the extra dispatch that adds the splits costs more than
     // the parallelism gains (DeepONet's branch batches of ~150 functions).
     want.div_ceil(task_groups).clamp(1, (batch / 256).max(1))
