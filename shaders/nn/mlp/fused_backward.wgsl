@@ -2,8 +2,9 @@
 // invocation runs the samples it ran forward, from the loss back to the first layer (and
 // into the Fourier encoding when B is trained). δ_l = dL/dz_l is stored in `h` beside the
 // forward pass's values; the weight gradients are sums over samples of δ_l ⊗ a_(l-1) and
-// are made by fused_weight_grad.wgsl. Weights are shared through the subgroup as in
-// fused_forward.wgsl, here read along columns (Wᵀ δ).
+// are made by fused_weight_grad.wgsl. Weights are shared through the subgroup (GPUs) or
+// read from uniform windows (CPU adapters) as in fused_forward.wgsl, here along columns
+// (Wᵀ δ).
 //
 // Filled in by nn::mlp::fused: PARAMS (as in fused_forward.wgsl, further windows from
 // binding 6), ACT (fn act / act4 / dact4 and the output layer's), BODY, LANE_ID (as in

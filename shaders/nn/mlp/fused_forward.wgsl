@@ -2,11 +2,14 @@
 // invocation runs a few samples (nn::mlp::fused::Scratch::per_lane) layer after layer.
 // Activations live in `h` as rows of vec4, blocked by eight samples (nn::mlp::fused::Scratch),
 // so each invocation reads and writes only its own samples and no barrier is needed
-// between layers. Weights are shared through the subgroup: in each step lane k loads the
-// weight quad of output o0 + k and subgroupBroadcast hands it to every lane, which uses it
-// for each of its samples. On CPU adapters (lavapipe) that turns eight identical loads into
-// one; on GPUs it reads weights once per subgroup. Without subgroups each invocation loads
-// the eight itself (nn::mlp::fused::LaneSharing::Loads, same results).
+// between layers. On GPUs weights are shared through the subgroup: in each step lane k
+// loads the weight quad of output o0 + k and subgroupBroadcast hands it to every lane,
+// which uses it for each of its samples, so weights are read once per subgroup. On CPU
+// adapters (lavapipe) the parameters are uniform windows instead and every lane loads each
+// quad at the same index: there a uniform load at a uniform index is a scalar load and a
+// splat, a storage load a loop over the lanes (nn::mlp::fused::FusedLayout::uniform_params).
+// Without subgroups each invocation loads the eight itself (LaneSharing::Loads, same
+// results).
 //
 // The pass stores what the backward pass needs: the encoded input and every layer's
 // pre-activation z (the activation is recomputed from z when it is read).

@@ -47,10 +47,12 @@ fn workgroup_size(ctx: &GpuContext) -> usize {
 /// Rows (functions plus points, or twice the samples) a training step or a prediction
 /// puts through the two nets from which CPU adapters take the wide kernel forms
 /// (`sized_for`). Together they cost about 5 s more compilation on a first run and save
-/// about 2 µs per row and step (lavapipe, AVX2: the antiderivative set-up's 250 rows a
-/// step went from 4.5 to 3.1 ms over four passes): DeepXDE's 10,000 iterations of that
-/// set-up earn them back, while the few functions of tests, the self-test and single
-/// predictions compile the narrow forms only.
+/// about 2 µs per row and step (lavapipe, AVX2: at the antiderivative set-up's 250 rows a
+/// step, the forward pass 1.02 -> 0.71 ms and the weight gradients 1.2 -> 1.0 ms), so a
+/// run of 250 rows a step earns them back after about 10,000 steps (DeepXDE's length for
+/// that set-up), one of 200 after about 12,500. The few functions of tests, the self-test
+/// and predictions of one function at fewer than about 184 points compile the narrow
+/// forms only.
 pub const WIDE_FROM_ROWS: usize = 200;
 
 /// The widest layer DeepONet's forward kernel computes in one block of sums

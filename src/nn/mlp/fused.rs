@@ -286,7 +286,9 @@ impl FusedLayout {
         self
     }
 
-    /// This layout with the parameters read from a uniform binding (`uniform_params`).
+    /// This layout with the parameters read from one uniform binding (`uniform_params`):
+    /// the caller checks that the whole vector fits one (DeepONet's nets, each bound as a
+    /// window of their own); a network that may not fit takes `with_uniform_windows`.
     pub fn with_uniform_params(mut self, uniform: bool) -> FusedLayout {
         self.uniform_params = uniform;
         self
