@@ -36,10 +36,17 @@ pub fn gpu() -> &'static GpuContext {
 #[allow(dead_code)]
 pub fn gpu_with_gpu_forms() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
+    second_context(&CTX, GpuContext::new_with_gpu_forms)
+}
+
+/// `cell`'s context, opened on the adapter `gpu()` chose with `open` at the first call.
+fn second_context(
+    cell: &'static OnceLock<GpuContext>,
+    open: fn(&AdapterChoice) -> Result<GpuContext, phaseflow::gpu::GpuError>,
+) -> &'static GpuContext {
+    cell.get_or_init(|| {
         gpu();
-        GpuContext::new_with_gpu_forms(&AdapterChoice::Best)
-            .expect("the adapter opened once already")
+        open(&AdapterChoice::Best).expect("the adapter opened once already")
     })
 }
 
@@ -48,11 +55,7 @@ pub fn gpu_with_gpu_forms() -> &'static GpuContext {
 /// as on an adapter that has no subgroups.
 pub fn gpu_without_subgroups() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        gpu();
-        GpuContext::new_without_subgroups(&AdapterChoice::Best)
-            .expect("the adapter opened once already")
-    })
+    second_context(&CTX, GpuContext::new_without_subgroups)
 }
 
 pub fn system(name: &str) -> System {

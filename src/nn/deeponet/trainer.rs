@@ -434,10 +434,8 @@ impl DeepONetNet {
             ));
         }
         let layout = DeepONetLayout::new(arch).with_sharing(LaneSharing::for_context(ctx));
-        let layout = layout
-            .clone()
-            .with_uniform_params(uniform_params(ctx, &layout));
-        let uniform = layout.branch.uniform_params;
+        let uniform = uniform_params(ctx, &layout);
+        let layout = layout.with_uniform_params(uniform);
         let params = params_buffer(ctx, "deeponet parameters", &layout.pack(params), uniform);
         Ok(DeepONetNet { layout, params })
     }

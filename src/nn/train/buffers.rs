@@ -14,14 +14,7 @@ pub fn line_grid(len: usize) -> (u32, u32) {
 
 pub fn storage(ctx: &GpuContext, label: &str, values: &[f32]) -> wgpu::Buffer {
     let data: &[f32] = if values.is_empty() { &[0.0] } else { values };
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-        })
+    params_buffer(ctx, label, data, false)
 }
 
 /// A parameter vector: storage, and uniform as well where kernels read it from uniform
