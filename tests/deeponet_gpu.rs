@@ -287,6 +287,32 @@ fn gpu_kernel_forms_match_the_twin() {
     }
 }
 
+/// Past one uniform binding (the antiderivative network's 10 output quads for 432 padded
+/// functions: 69 KB) the combine kernel reads the branch's outputs from the scratch again,
+/// and the loss, gradients and predictions still match the twin.
+#[test]
+fn output_copies_fall_back_past_one_uniform_binding() {
+    let ctx = gpu();
+    let case = Case {
+        functions: 420,
+        points: 9,
+        ..cases().swap_remove(0)
+    };
+    let (a, p, d) = (&case.arch, params(&case.arch, 70), data(&case, 71));
+    let trainer = DeepONetTrainer::new(ctx, a, &p, &d, DeepONetTrainConfig::default()).unwrap();
+    assert_eq!(trainer.net.layout.output_copies, 0);
+    let (loss, grad) = trainer.gradients(ctx).unwrap();
+    let (want_loss, want) = twin(a, &p, &d);
+    assert!(
+        (loss - want_loss).abs() <= 2e-5 * want_loss,
+        "loss {loss} vs {want_loss}"
+    );
+    assert_gradients("420 functions", a, &grad, &want);
+    let got = trainer.net.predict(ctx, &d.u, &d.y).unwrap();
+    let want = forward_aligned(a, &p, &d.u, &d.y).g;
+    assert_close("420 functions", &got, &want, 2e-5);
+}
+
 fn loss_and_gradients_match_the_twin_on(ctx: &GpuContext, i: usize) {
     {
         let case = &cases()[i];
@@ -294,9 +320,13 @@ fn loss_and_gradients_match_the_twin_on(ctx: &GpuContext, i: usize) {
         let p = params(a, 10 + i as u64);
         let d = data(case, 20 + i as u64);
         let trainer = DeepONetTrainer::new(ctx, a, &p, &d, DeepONetTrainConfig::default()).unwrap();
+        let name = format!("case {i}");
+        // Every case's outputs fit the uniform copies CPU adapters take
+        // (DeepONetLayout::output_copies); the GPU forms read them from the scratch.
+        let copies = trainer.net.layout.output_copies > 0;
+        assert_eq!(copies, ctx.cpu_forms(), "{name}: output copies");
         let (loss, grad) = trainer.gradients(ctx).unwrap();
         let (want_loss, want) = twin(a, &p, &d);
-        let name = format!("case {i}");
         assert!(
             (loss - want_loss).abs() <= 2e-5 * want_loss,
             "{name}: loss {loss} vs {want_loss}"

@@ -234,13 +234,27 @@ fn deeponet_kernels_validate() {
                 let layout = DeepONetLayout::new(&arch).with_sharing(sharing);
                 let label = format!("deeponet {strategy:?} {latent} {encoded} {sharing:?} {wg}");
                 // The forward pass in blocks (GPUs) and in whole layers (CPU adapters),
-                // which also read the parameters from uniform bindings.
+                // which also read the parameters from uniform bindings and pass the nets'
+                // outputs to the combine kernel in uniform copies.
                 let whole = layout
                     .clone()
                     .with_whole_layer(48)
                     .with_grad_outputs(16)
                     .with_uniform_params(true);
+                let copied = whole.clone().with_output_copies(4096);
+                let forward = forward_pair_wgsl(&copied, wg).unwrap();
+                assert!(forward.contains("ot[") && forward.contains("var<storage, read_write> ob"));
+                let combine = combine_wgsl(&copied, true, wg).unwrap();
+                assert!(combine.contains("var<uniform> ot: array<vec4<f32>, 4096>"));
+                // Neither net's output rows are read from the scratch.
+                let (b_last, t_last) = (arch.branch.n_linear() - 1, arch.trunk.n_linear() - 1);
+                let zb = format!("hb[({}u + ", whole.branch.z_row[b_last]);
+                let zt = format!("ht[({}u + ", whole.trunk.z_row[t_last]);
+                assert!(!combine.contains(&zb) && !combine.contains(&zt), "{label}");
                 for wgsl in [
+                    forward,
+                    combine,
+                    combine_wgsl(&copied, false, wg).unwrap(),
                     forward_pair_wgsl(&layout, wg).unwrap(),
                     forward_pair_wgsl(&whole, wg).unwrap(),
                     combine_wgsl(&whole, true, wg).unwrap(),

@@ -1,7 +1,8 @@
 // DeepONet's product of the two nets on the aligned (Cartesian-product) layout:
 // G[f, y, c] = b0[c] + Σ_i B[f, bc(c, i)] · T[y, tc(c, i)] for every function f of the
-// batch and every point y, read from the fused forward passes' scratch (feature-major
-// rows of vec4; the branch output's and trunk output's activations are applied here).
+// batch and every point y, read from the fused forward passes' scratch or output copies
+// (feature-major rows of vec4; the branch output's and trunk output's activations are
+// applied here).
 //
 // Training (TRAIN = true): "row tasks" over functions and "column tasks" over points, each
 // going on with its net's backward pass; both recompute G instead of sharing it, which
@@ -26,8 +27,15 @@
 // step goes"). Without subgroups each invocation loads them all
 // (nn::mlp::fused::LaneSharing::Loads).
 //
+// With output copies (CPU adapters: DeepONetLayout::output_copies), each net's output rows
+// come from a uniform array the forward kernel has filled (ob, ot) instead of the scratch,
+// and every lane loads the other net's quads itself: on lavapipe a uniform load is a gather
+// within registers, where a storage load is a loop over the lanes with a store-to-load stall
+// per lane and component (docs/performance.md, "where the CPU time goes").
+//
 // Filled in by nn::deeponet::kernels: PARAMS (the parameters' bindings pb and pt, storage
-// or uniform: DeepONetLayout::params_bindings), ACT (fn branch_out4 / trunk_out4 and their
+// or uniform: DeepONetLayout::params_bindings), OUTPUTS (the output copies' bindings ob
+// and ot, or nothing: DeepONetLayout::output_bindings), ACT (fn branch_out4 / trunk_out4 and their
 // derivatives), TRAIN, K (outputs), PER_LANE (nn::deeponet::pair's constant), BIASES
 // (b0 from pt), ROW_START / COLUMN_START (each slot's sample, data row, the other
 // output's activations and accumulators), ROWS_T / ROWS_B (the shared data rows of eight
@@ -37,6 +45,8 @@
 // (invocations per workgroup), LANE_ID (nn::mlp::fused::LaneSharing).
 
 #include "nn/deeponet/combine_head.wgsl"
+
+{{OUTPUTS}}
 
 fn row_task(i: u32, lane: u32) {
     let half = sb.n / {{PER_LANE}}u;

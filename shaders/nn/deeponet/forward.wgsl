@@ -8,7 +8,9 @@
 // Prediction dispatches only the branch's workgroups when the trunk has already run.
 //
 // Filled in by nn::deeponet::pair: PARAMS (the parameters' bindings pb and pt, storage or
-// uniform: DeepONetLayout::params_bindings), ACT (each net's activations, prefixed), BRANCH and
+// uniform: DeepONetLayout::params_bindings), OUTPUTS (the buffers the nets' output rows go
+// to instead of the scratch, ob and ot, for the combine kernel to read as uniforms, or
+// nothing: DeepONetLayout::output_bindings), ACT (each net's activations, prefixed), BRANCH and
 // TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
 // nn::deeponet::pair's constant; sb.n and st.n are multiples of WG · PER_LANE),
 // LANE_ID (nn::mlp::fused::LaneSharing).
@@ -24,6 +26,7 @@
 @group(0) @binding(7) var<storage, read> order_t: array<u32>;
 @group(0) @binding(8) var<storage, read_write> hb: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read_write> ht: array<vec4<f32>>;
+{{OUTPUTS}}
 
 {{ACT}}
 

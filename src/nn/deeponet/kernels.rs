@@ -91,8 +91,8 @@ fn accumulate(arch: &DeepONetArch, c: usize, branch: bool, acc: &str) -> String 
     s
 }
 
-/// `array` [quads] = `act`(quad q of a net's output), where `at(q)` is the scratch element
-/// of quad q (the same in every lane): loaded a quad per lane (of groups of eight) and
+/// `array` [quads] = `act`(quad q of a net's output), where `at(q)` is the element of quad
+/// q in the scratch or in the output copy (the same in every lane): loaded a quad per lane (of groups of eight) and
 /// shared with subgroupBroadcast, or loaded by every lane.
 fn shared_loads(
     sharing: LaneSharing,
@@ -160,6 +160,12 @@ pub fn combine_unaligned_wgsl(
     train: bool,
     wg: usize,
 ) -> Result<String, ShaderError> {
+    // It reads the nets' outputs from the scratch, where a forward pass with output
+    // copies does not write them (the trainer makes copies for aligned data only).
+    assert_eq!(
+        layout.output_copies, 0,
+        "unaligned data takes no output copies"
+    );
     let arch = &layout.arch;
     let k = arch.outputs;
     let (bl, tl) = (&layout.branch, &layout.trunk);
@@ -301,6 +307,24 @@ pub fn combine_wgsl(
     let (zb, db) = (bl.z_row[b_last], bl.d_row[b_last]);
     let (zt, dt) = (tl.z_row[t_last], tl.d_row[t_last]);
 
+    // Where each net's output rows are read: its uniform copy (`ob`, `ot`), or the
+    // scratch.
+    let copies = layout.output_copies > 0;
+    let zb_at = |q: &str, s: &str| {
+        if copies {
+            format!("ob[{q} * sb.n + {s}]")
+        } else {
+            format!("hb[({zb}u + {q}) * sb.n + {s}]")
+        }
+    };
+    let zt_at = |q: &str, s: &str| {
+        if copies {
+            format!("ot[{q} * st.n + {s}]")
+        } else {
+            format!("ht[({zt}u + {q}) * st.n + {s}]")
+        }
+    };
+
     // One sample's code, written with the names of slot 0 before renaming.
     let mut row_start = format!(
         "    let f = i + SLOTu * half;
@@ -309,11 +333,12 @@ pub fn combine_wgsl(
     var b: array<vec4<f32>, {bq}>;
     var acc: array<vec4<f32>, {bq}>;
     for (var q = 0u; q < {bq}u; q++) {{
-        b[q] = branch_out4(hb[({zb}u + q) * sb.n + f]);
+        b[q] = branch_out4({});
         acc[q] = vec4<f32>(0.0);
     }}
     var sse = 0.0;
-"
+",
+        zb_at("q", "f")
     );
     let column_start = format!(
         "    let y = i + SLOTu * half;
@@ -322,10 +347,11 @@ pub fn combine_wgsl(
     var t: array<vec4<f32>, {tq}>;
     var acc: array<vec4<f32>, {tq}>;
     for (var q = 0u; q < {tq}u; q++) {{
-        t[q] = trunk_out4(ht[({zt}u + q) * st.n + y]);
+        t[q] = trunk_out4({});
         acc[q] = vec4<f32>(0.0);
     }}
-"
+",
+        zt_at("q", "y")
     );
     let mut row = format!("            {{\n            let at = (rf * st.m + ry) * {k}u;\n");
     let mut column = format!("            {{\n            let at = (rf * st.m + ry) * {k}u;\n");
@@ -365,7 +391,8 @@ pub fn combine_wgsl(
     if train {
         writeln!(
             row_end,
-            "    for (var q = 0u; q < {bq}u; q++) {{\n        let z = hb[({zb}u + q) * sb.n + f];\n        hb[({db}u + q) * sb.n + f] = select(vec4<f32>(0.0), acc[q] * dbranch_out4(z), live);\n    }}\n    out[f * {w}u] = select(0.0, sse, live);",
+            "    for (var q = 0u; q < {bq}u; q++) {{\n        let z = {};\n        hb[({db}u + q) * sb.n + f] = select(vec4<f32>(0.0), acc[q] * dbranch_out4(z), live);\n    }}\n    out[f * {w}u] = select(0.0, sse, live);",
+            zb_at("q", "f"),
             w = k + 1
         )
         .unwrap();
@@ -380,7 +407,8 @@ pub fn combine_wgsl(
         }
     }
     let column_end = format!(
-        "    for (var q = 0u; q < {tq}u; q++) {{\n        let z = ht[({zt}u + q) * st.n + y];\n        ht[({dt}u + q) * st.n + y] = select(vec4<f32>(0.0), acc[q] * dtrunk_out4(z), live);\n    }}\n"
+        "    for (var q = 0u; q < {tq}u; q++) {{\n        let z = {};\n        ht[({dt}u + q) * st.n + y] = select(vec4<f32>(0.0), acc[q] * dtrunk_out4(z), live);\n    }}\n",
+        zt_at("q", "y")
     );
     let slots = |text: &str, names: &[&str]| -> String {
         (0..PER_LANE)
@@ -388,12 +416,11 @@ pub fn combine_wgsl(
             .collect()
     };
     let sharing = layout.sharing();
-    let load_t = shared_loads(sharing, "t", tq, "trunk_out4", &|q| {
-        format!("ht[({zt}u + {q}) * st.n + y]")
-    });
-    let load_b = shared_loads(sharing, "b", bq, "branch_out4", &|q| {
-        format!("hb[({zb}u + {q}) * sb.n + f]")
-    });
+    // From the uniform copies every lane loads the quads itself: on lavapipe a uniform
+    // load is a gather within registers, where a storage load is a loop over the lanes.
+    let other = if copies { LaneSharing::Loads } else { sharing };
+    let load_t = shared_loads(other, "t", tq, "trunk_out4", &|q| zt_at(q, "y"));
+    let load_b = shared_loads(other, "b", bq, "branch_out4", &|q| zb_at(q, "f"));
     let [rows_t, row_t] = shared_rows(sharing, "point_row", "rows_t", "y", "ry");
     let [rows_b, row_b] = shared_rows(sharing, "function_row", "rows_b", "f", "rf");
     let act = combine_activations(layout);
@@ -408,6 +435,7 @@ pub fn combine_wgsl(
             ("ACT", &act),
             ("TRAIN", if train { "true" } else { "false" }),
             ("PARAMS", &layout.params_bindings(true)),
+            ("OUTPUTS", &layout.output_bindings(false)),
             ("K", &k.to_string()),
             ("PER_LANE", &PER_LANE.to_string()),
             ("ROW_START", &slots(&row_start, ROW_SLOT)),

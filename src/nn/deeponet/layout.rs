@@ -19,6 +19,12 @@ pub struct DeepONetLayout {
     pub bias_off: usize,
     /// Floats in the whole vector.
     pub len: usize,
+    /// Quads of each net's output copy, or 0 for none: with aligned data on CPU adapters
+    /// the forward kernel writes each net's output-layer z rows (feature-major, row q of
+    /// sample s at q · n + s) to a buffer of their own instead of the scratch, which the
+    /// combine kernel binds as a uniform array of this many quads
+    /// (`trainer::with_output_copies`).
+    pub output_copies: usize,
 }
 
 impl DeepONetLayout {
@@ -34,6 +40,7 @@ impl DeepONetLayout {
             trunk_off,
             bias_off,
             len: bias_off + arch.outputs.next_multiple_of(4),
+            output_copies: 0,
         }
     }
 
@@ -67,6 +74,35 @@ impl DeepONetLayout {
         self.branch.uniform_params = uniform;
         self.trunk.uniform_params = uniform;
         self
+    }
+
+    /// This layout with the nets' outputs copied to uniform arrays of `quads` quads
+    /// (`output_copies`; 0: none).
+    pub fn with_output_copies(mut self, quads: usize) -> DeepONetLayout {
+        self.output_copies = quads;
+        self
+    }
+
+    /// The declarations of the output copies' bindings 10 (`ob`, the branch's) and 11
+    /// (`ot`), as the forward kernel writes them (`writable`) or the combine kernel reads
+    /// them; empty without copies.
+    pub fn output_bindings(&self, writable: bool) -> String {
+        if self.output_copies == 0 {
+            return String::new();
+        }
+        let decl = |binding: u32, name: &str| {
+            if writable {
+                format!(
+                    "@group(0) @binding({binding}) var<storage, read_write> {name}: array<vec4<f32>>;"
+                )
+            } else {
+                format!(
+                    "@group(0) @binding({binding}) var<uniform> {name}: array<vec4<f32>, {}>;",
+                    self.output_copies
+                )
+            }
+        };
+        format!("{}\n{}", decl(10, "ob"), decl(11, "ot"))
     }
 
     /// The declarations of the parameters' bindings 2 (`pb`, the branch's region) and 3

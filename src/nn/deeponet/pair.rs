@@ -141,13 +141,17 @@ pub fn forward_pair_wgsl(layout: &DeepONetLayout, wg: usize) -> Result<String, S
             blocked: false,
             per_lane: PER_LANE,
         };
-        rename(&forward_body(&l, side.row_fn()), |id| side.rename(id))
+        // The copy's name (`ob`, `ot`) is final: the renaming leaves it alone.
+        let copy = format!("o{}", side.letter());
+        let copy = (layout.output_copies > 0).then_some(copy.as_str());
+        rename(&forward_body(&l, side.row_fn(), copy), |id| side.rename(id))
     });
     compose(
         "nn/deeponet/forward.wgsl",
         &[
             ("ACT", &activations(layout)),
             ("PARAMS", &layout.params_bindings(false)),
+            ("OUTPUTS", &layout.output_bindings(true)),
             ("BRANCH", &b),
             ("TRUNK", &t),
             ("WG", &wg.to_string()),

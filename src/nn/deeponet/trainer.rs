@@ -67,9 +67,11 @@ fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
 }
 
 /// Whether DeepONet's kernels on `ctx` read `layout`'s parameters from uniform bindings
-/// (`FusedLayout::uniform_params`): on CPU adapters, where a uniform load at a uniform
-/// index is a scalar load and a splat and a storage load a loop over the lanes, when each
-/// net's region fits one uniform binding. GPUs keep storage bindings: their loads of one
+/// (`FusedLayout::uniform_params`): on CPU adapters, where a uniform load is a gather
+/// within registers (a scalar load and a splat at a constant index) and a storage load a
+/// loop over the lanes with a store-to-load stall per lane and component
+/// (docs/performance.md, "where the CPU time goes"), when each net's region fits one
+/// uniform binding. GPUs keep storage bindings: their loads of one
 /// quad per lane and subgroup broadcasts hit the cache, and a uniform array read at
 /// per-lane indices would serialise.
 fn uniform_params(ctx: &GpuContext, layout: &DeepONetLayout) -> bool {
@@ -115,6 +117,8 @@ struct NetData {
     n: usize,
     /// Samples per partial sum of the weight gradients.
     per_split: usize,
+    /// The copy of the output layer's z rows (`with_output_copies`).
+    outputs: Option<wgpu::Buffer>,
 }
 
 impl NetData {
@@ -151,6 +155,7 @@ impl NetData {
             batch,
             n,
             per_split: batch,
+            outputs: None,
         };
         data.write_step(ctx, 0, false);
         Ok(data)
@@ -161,6 +166,43 @@ impl NetData {
         ctx.queue
             .write_buffer(&self.step, 0, bytemuck::cast_slice(&words));
     }
+}
+
+/// `layout` with output copies (`DeepONetLayout::output_copies`) where they pay and fit,
+/// and their buffers in `nets`: on CPU adapters, for aligned data (the combine kernel's
+/// products read the other net's output at an index shared by all lanes), when each net's
+/// output rows fit one uniform binding (64 KiB at most: the antiderivative set-up's
+/// batches take 26 and 18 KB) and the forward kernel's storage bindings stay within the
+/// adapter's limit. On lavapipe (AVX2) the combine pass of `bench deeponet-train` went
+/// from a median of 1.04 to 0.81 ms (docs/performance.md, "where the CPU time goes").
+fn with_output_copies(
+    ctx: &GpuContext,
+    layout: DeepONetLayout,
+    data: DataLayout,
+    nets: [&mut NetData; 2],
+) -> DeepONetLayout {
+    let quads = (ctx.limits.max_uniform_buffer_binding_size.min(1 << 16) / 16) as usize;
+    let rows = [&layout.branch, &layout.trunk].map(|l| l.out_pad[l.out_pad.len() - 1] / 4);
+    let fits = nets
+        .iter()
+        .zip(rows)
+        .all(|(net, rows)| rows * net.n <= quads);
+    // The forward kernel's storage bindings with the copies: inputs, orders, scratches,
+    // copies, and the parameters where they are not uniform.
+    let storage = 8 + if layout.branch.uniform_params { 0 } else { 2 };
+    let bindable = storage <= ctx.limits.max_storage_buffers_per_shader_stage as usize;
+    if !(ctx.cpu_forms() && data == DataLayout::Aligned && fits && bindable) {
+        return layout.with_output_copies(0);
+    }
+    for net in nets {
+        net.outputs = Some(buffer(
+            ctx,
+            "output copy",
+            16 * quads as u64,
+            U::STORAGE | U::UNIFORM,
+        ));
+    }
+    layout.with_output_copies(quads)
 }
 
 /// Both nets' forward passes in one dispatch: the branch's workgroups first, then the
@@ -176,6 +218,8 @@ fn forward_pass(
     bindings.extend([params_binding(layout); 2]);
     bindings.extend([storage_ro(); 4]);
     bindings.extend([storage_rw(); 2]);
+    let copies = output_copies(layout, [branch, trunk]);
+    bindings.extend(vec![storage_rw(); copies.len()]);
     let (pipeline, l) = pipe(
         ctx,
         "nn/deeponet/forward",
@@ -198,7 +242,10 @@ fn forward_pass(
             trunk.order.as_entire_binding(),
             branch.scratch.as_entire_binding(),
             trunk.scratch.as_entire_binding(),
-        ],
+        ]
+        .into_iter()
+        .chain(copies.iter().map(|b| b.as_entire_binding()))
+        .collect(),
     );
     Ok(Pass {
         label: "forward",
@@ -284,6 +331,14 @@ fn weight_grad_passes(
     Ok(passes)
 }
 
+/// The nets' output copies, when `layout` has them (`with_output_copies` made both).
+fn output_copies<'a>(layout: &DeepONetLayout, nets: [&'a NetData; 2]) -> Vec<&'a wgpu::Buffer> {
+    if layout.output_copies == 0 {
+        return Vec::new();
+    }
+    nets.iter().filter_map(|net| net.outputs.as_ref()).collect()
+}
+
 /// The combine pass (training: `out` gets the partial sums and the pass goes on with both
 /// nets' backward passes; prediction: G).
 #[allow(clippy::too_many_arguments)]
@@ -317,23 +372,13 @@ fn combine_pass(
             branch.n,
         ),
     };
-    let (pipeline, l) = pipe(
-        ctx,
-        name,
-        &wgsl,
-        &[
-            Binding::Uniform,
-            Binding::Uniform,
-            params_binding(layout),
-            params_binding(layout),
-            storage_ro(),
-            storage_ro(),
-            storage_ro(),
-            storage_rw(),
-            storage_rw(),
-            storage_rw(),
-        ],
-    )?;
+    let copies = output_copies(layout, [branch, trunk]);
+    let mut bindings = vec![Binding::Uniform, Binding::Uniform];
+    bindings.extend([params_binding(layout); 2]);
+    bindings.extend([storage_ro(); 3]);
+    bindings.extend([storage_rw(); 3]);
+    bindings.extend(vec![Binding::Uniform; copies.len()]);
+    let (pipeline, l) = pipe(ctx, name, &wgsl, &bindings)?;
     let [branch_region, trunk_and_bias, _] = layout.regions_with_bias();
     let mut entries = vec![
         branch.step.as_entire_binding(),
@@ -350,7 +395,8 @@ fn combine_pass(
             &trunk.scratch,
             out,
         ]
-        .iter()
+        .into_iter()
+        .chain(copies)
         .map(|b| b.as_entire_binding()),
     );
     let group = bind_group_of(ctx, "combine", &l, entries);
@@ -501,8 +547,8 @@ impl DeepONetNet {
                 "{ny} points × {k} outputs of one function do not fit one storage binding"
             )));
         }
-        let trunk = NetData::new(ctx, &self.layout.trunk, y, ny, "points")?;
-        let branch = NetData::new(ctx, bl, u, chunk.min(nf), "functions")?;
+        let mut trunk = NetData::new(ctx, &self.layout.trunk, y, ny, "points")?;
+        let mut branch = NetData::new(ctx, bl, u, chunk.min(nf), "functions")?;
         let out = buffer(
             ctx,
             "predictions",
@@ -510,6 +556,8 @@ impl DeepONetNet {
             U::STORAGE | U::COPY_SRC,
         );
         let layout = sized_for(ctx, &self.layout, branch.n + trunk.n);
+        let layout =
+            with_output_copies(ctx, layout, DataLayout::Aligned, [&mut branch, &mut trunk]);
         let forward = forward_pass(ctx, &layout, &self.params, [&branch, &trunk])?;
         let combine = combine_pass(
             ctx,
@@ -586,7 +634,7 @@ impl DeepONetNet {
             per_sample * chunk as u64,
             U::STORAGE | U::COPY_SRC,
         );
-        let layout = sized_for(ctx, &self.layout, nets[0].n + nets[1].n);
+        let layout = sized_for(ctx, &self.layout, nets[0].n + nets[1].n).with_output_copies(0);
         let forward = forward_pass(ctx, &layout, &self.params, [&nets[0], &nets[1]])?;
         let combine = combine_pass(
             ctx,
@@ -814,6 +862,7 @@ impl DeepONetTrainer {
         let mut branch = NetData::new(ctx, &layout.branch, u, fb, what[0])?;
         let mut trunk = NetData::new(ctx, &layout.trunk, y, pb, what[1])?;
         let layout = sized_for(ctx, &layout, branch.n + trunk.n);
+        let layout = with_output_copies(ctx, layout, data.layout(), [&mut branch, &mut trunk]);
         net.layout = layout.clone();
         let targets = storage(
             ctx,

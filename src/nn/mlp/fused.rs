@@ -569,7 +569,7 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
         &[
             ("ACT", &activations(&layout.arch)),
             ("PARAMS", &layout.params_bindings(1, 5)),
-            ("BODY", &forward_body(layout, "data_row")),
+            ("BODY", &forward_body(layout, "data_row", None)),
             ("LANE_ID", layout.sharing.lane_builtin()),
         ],
     )
@@ -580,7 +580,11 @@ pub fn forward_wgsl(layout: &FusedLayout) -> Result<String, ShaderError> {
 /// `p`, `x`, `h` and `step`, calling `act4` and `row_fn` (sample → data row): the body of
 /// fused_forward.wgsl, and of DeepONet's paired kernel under other names
 /// (`nn::deeponet::pair`).
-pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
+///
+/// `copy_to`: a buffer the output layer's z rows go to instead of the scratch,
+/// feature-major (row q of sample s at q · n + s), for DeepONet's combine kernel to bind
+/// as a uniform array (`DeepONetLayout::output_copies`); nothing else reads them there.
+pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str, copy_to: Option<&str>) -> String {
     let arch = &layout.arch;
     let per = layout.scratch.per_lane;
     let shared = layout.shares_weights();
@@ -771,14 +775,20 @@ pub(crate) fn forward_body(layout: &FusedLayout, row_fn: &str) -> String {
                     &format!("{}u + (o0 >> 2u) + {q}u", layout.z_row[l]),
                     k,
                 );
-                writeln!(
-                    b,
-                    "        h[{at}] = vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{});",
+                let sums = format!(
+                    "vec4<f32>(c{k}_{}, c{k}_{}, c{k}_{}, c{k}_{})",
                     4 * q,
                     4 * q + 1,
                     4 * q + 2,
                     4 * q + 3
-                )
+                );
+                match copy_to.filter(|_| l + 1 == arch.n_linear()) {
+                    Some(copy) => writeln!(
+                        b,
+                        "        {copy}[((o0 >> 2u) + {q}u) * n + s{k}] = {sums};"
+                    ),
+                    None => writeln!(b, "        h[{at}] = {sums};"),
+                }
                 .unwrap();
             }
         }
