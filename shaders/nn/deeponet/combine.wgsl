@@ -35,8 +35,8 @@
 //
 // Filled in by nn::deeponet::kernels: PARAMS (the parameters' bindings pb and pt, storage
 // or uniform: DeepONetLayout::params_bindings), OUTPUTS (the output copies' bindings ob
-// and ot, or nothing: DeepONetLayout::output_bindings), ACT (fn branch_out4 / trunk_out4 and their
-// derivatives), TRAIN, K (outputs), PER_LANE (nn::deeponet::pair's constant), BIASES
+// and ot, or nothing: DeepONetLayout::output_bindings), ACT (fn branch_out4 /
+// trunk_out4 and their derivatives), TRAIN, K (outputs), PER_LANE (nn::deeponet::pair's constant), BIASES
 // (b0 from pt), ROW_START / COLUMN_START (each slot's sample, data row, the other
 // output's activations and accumulators), ROWS_T / ROWS_B (the shared data rows of eight
 // steps) and ROW_T / ROW_B (this step's), LOAD_T / LOAD_B (the shared output loads),

@@ -10,8 +10,8 @@
 // Filled in by nn::deeponet::pair: PARAMS (the parameters' bindings pb and pt, storage or
 // uniform: DeepONetLayout::params_bindings), OUTPUTS (the buffers the nets' output rows go
 // to instead of the scratch, ob and ot, for the combine kernel to read as uniforms, or
-// nothing: DeepONetLayout::output_bindings), ACT (each net's activations, prefixed), BRANCH and
-// TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
+// nothing: DeepONetLayout::output_bindings), ACT (each net's activations, prefixed),
+// BRANCH and TRUNK (the bodies), WG (invocations per workgroup), PER_LANE (samples per invocation,
 // nn::deeponet::pair's constant; sb.n and st.n are multiples of WG · PER_LANE),
 // LANE_ID (nn::mlp::fused::LaneSharing).
 

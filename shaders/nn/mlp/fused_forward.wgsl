@@ -6,8 +6,10 @@
 // loads the weight quad of output o0 + k and subgroupBroadcast hands it to every lane,
 // which uses it for each of its samples, so weights are read once per subgroup. On CPU
 // adapters (lavapipe) the parameters are uniform windows instead and every lane loads each
-// quad at the same index: there a uniform load at a uniform index is a scalar load and a
-// splat, a storage load a loop over the lanes (nn::mlp::fused::FusedLayout::uniform_params).
+// quad at the same index: there a uniform load is a gather within registers, a storage load
+// a loop over the lanes with a store-to-load stall per lane and component
+// (nn::mlp::fused::FusedLayout::uniform_params; docs/performance.md, "where the CPU time
+// goes").
 // Without subgroups each invocation loads the eight itself (LaneSharing::Loads, same
 // results).
 //

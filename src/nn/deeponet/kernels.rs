@@ -92,8 +92,8 @@ fn accumulate(arch: &DeepONetArch, c: usize, branch: bool, acc: &str) -> String 
 }
 
 /// `array` [quads] = `act`(quad q of a net's output), where `at(q)` is the element of quad
-/// q in the scratch or in the output copy (the same in every lane): loaded a quad per lane (of groups of eight) and
-/// shared with subgroupBroadcast, or loaded by every lane.
+/// q in the scratch or in the output copy (the same in every lane): loaded a quad per
+/// lane (of groups of eight) and shared with subgroupBroadcast, or loaded by every lane.
 fn shared_loads(
     sharing: LaneSharing,
     array: &str,

@@ -71,9 +71,9 @@ fn whole_layer(ctx: &GpuContext, wide: bool) -> usize {
 /// within registers (a scalar load and a splat at a constant index) and a storage load a
 /// loop over the lanes with a store-to-load stall per lane and component
 /// (docs/performance.md, "where the CPU time goes"), when each net's region fits one
-/// uniform binding. GPUs keep storage bindings: their loads of one
-/// quad per lane and subgroup broadcasts hit the cache, and a uniform array read at
-/// per-lane indices would serialise.
+/// uniform binding. GPUs keep storage bindings: their loads of one quad per lane and
+/// subgroup broadcasts hit the cache, and a uniform array read at per-lane indices would
+/// serialise.
 fn uniform_params(ctx: &GpuContext, layout: &DeepONetLayout) -> bool {
     let most = ctx.limits.max_uniform_buffer_binding_size;
     ctx.cpu_forms() && layout.regions_with_bias().iter().all(|r| r.1 <= most)
@@ -182,7 +182,7 @@ fn with_output_copies(
     nets: [&mut NetData; 2],
 ) -> DeepONetLayout {
     let quads = (ctx.limits.max_uniform_buffer_binding_size.min(1 << 16) / 16) as usize;
-    let rows = [&layout.branch, &layout.trunk].map(|l| l.out_pad[l.out_pad.len() - 1] / 4);
+    let rows = [&layout.branch, &layout.trunk].map(FusedLayout::out_rows);
     let fits = nets
         .iter()
         .zip(rows)

@@ -391,7 +391,7 @@ impl FusedLayout {
     }
 
     /// Rows of the output layer's z: the first rows, feature-major in both layouts.
-    fn out_rows(&self) -> usize {
+    pub(crate) fn out_rows(&self) -> usize {
         self.out_pad[self.out_pad.len() - 1] / 4
     }
 
